@@ -1,0 +1,1 @@
+"""Dreamwire backend: the GPU process (engine, model library, server)."""

@@ -1,0 +1,5 @@
+import sys
+
+from dreamwire.backend.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The model catalog: configs that let single-file checkpoints load offline."""

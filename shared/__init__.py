@@ -1,0 +1,1 @@
+"""Dreamwire shared: protocol, codec, job description and client. stdlib + numpy + pyzmq only."""

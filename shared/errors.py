@@ -1,0 +1,65 @@
+"""Stable error codes shared by the backend, the wire and the hosts.
+
+A code never changes meaning once released: hosts match on it to decide what to tell the
+artist, so new situations get new codes rather than reusing old ones.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    # Job description problems (caught by Job.validate on both sides of the wire).
+    INVALID_JOB = "invalid_job"
+    INVALID_SIZE = "invalid_size"
+    INVALID_IMAGE = "invalid_image"
+    INVALID_MASK = "invalid_mask"
+    INVALID_STRENGTH = "invalid_strength"
+    UNKNOWN_SAMPLER = "unknown_sampler"
+    INVALID_PROMPT = "invalid_prompt"
+    # Model library.
+    MODEL_NOT_FOUND = "model_not_found"
+    MODEL_UNSAFE = "model_unsafe"
+    MODEL_UNSUPPORTED = "model_unsupported"
+    MODEL_CORRUPT = "model_corrupt"
+    MODEL_MISMATCH = "model_mismatch"
+    LORA_NOT_FOUND = "lora_not_found"
+    CONTROLNET_NOT_FOUND = "controlnet_not_found"
+    PREPROCESSOR_UNAVAILABLE = "preprocessor_unavailable"
+    # Wire and server.
+    PROTOCOL_VERSION = "protocol_version"
+    MALFORMED_MESSAGE = "malformed_message"
+    UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    QUEUE_FULL = "queue_full"
+    JOB_NOT_FOUND = "job_not_found"
+    CANCELLED = "cancelled"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+    BACKEND_LOST = "backend_lost"
+    UNAUTHORIZED = "unauthorized"
+    # Anything unexpected inside the engine: the message carries the detail.
+    INTERNAL = "internal"
+    OUT_OF_MEMORY = "out_of_memory"
+
+
+class DreamwireError(Exception):
+    """An error with a stable code, safe to show to an artist and to send over the wire."""
+
+    def __init__(self, code: ErrorCode | str, message: str, job_id: str = ""):
+        self.code = ErrorCode(code)
+        self.message = message
+        self.job_id = job_id
+        super().__init__(f"[{self.code.value}] {message}")
+
+    def to_dict(self) -> dict:
+        return {"code": self.code.value, "message": self.message, "job_id": self.job_id}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DreamwireError:
+        try:
+            code = ErrorCode(data.get("code", "internal"))
+        except ValueError:
+            code = ErrorCode.INTERNAL
+        return cls(code, str(data.get("message", "")), str(data.get("job_id", "")))

@@ -1,0 +1,281 @@
+"""The one job description every entry point builds: CLI, Blender, Krita, tests.
+
+Images travel as numpy arrays (H x W x C uint8, or H x W float32 for depth), never as
+files or base64, so the wire can send them as raw frames. `Job.validate()` runs on the
+client before sending and again on the backend on arrival; it only checks what can be
+checked without models (names of models and samplers are checked by the backend).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import DreamwireError, ErrorCode
+
+MODES = ("txt2img", "img2img", "inpaint")
+SEAMLESS_AXES = ("none", "both", "x", "y")
+PRIORITIES = {"interactive": 0, "normal": 1, "batch": 2}
+CONTROL_MODES = ("balanced", "prompt", "controlnet")
+CONTROL_TYPES = (
+    "depth",
+    "normalbae",
+    "openpose",
+    "seg",
+    "canny",
+    "mlsd",
+    "softedge",
+    "scribble",
+    "lineart",
+    "lineart_anime",
+    "shuffle",
+    "tile",
+    "inpaint",
+    "ip2p",
+)
+RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
+HIRES_UPSCALERS = ("Latent", "Lanczos", "Nearest")
+
+MAX_SIDE = 8192
+MAX_BATCH = 16
+MAX_STEPS = 500
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class ControlUnit:
+    """One ControlNet in a job, as the A1111 ControlNet extension describes a unit."""
+
+    type: str
+    image: np.ndarray
+    model: str = ""  # ControlNet file in the library; "" picks one by type and base model
+    weight: float = 1.0
+    start: float = 0.0  # guidance start, fraction of the steps
+    end: float = 1.0  # guidance end, fraction of the steps
+    control_mode: str = "balanced"
+    preprocessor: str = "none"  # "none": the host already made the control image
+    resize_mode: str = "crop_and_resize"
+
+
+@dataclass
+class LoraRef:
+    name: str
+    weight: float = 1.0
+    weight_te: float | None = None  # None: same as weight (A1111's single-number form)
+
+
+@dataclass
+class HiresFix:
+    scale: float = 2.0
+    denoise: float = 0.5
+    steps: int = 0  # 0: same as the first pass, as in A1111
+    upscaler: str = "Latent"
+
+
+@dataclass
+class Outpaint:
+    """Canvas growth in pixels on each side; the grown area is inpainted."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+
+    def any(self) -> bool:
+        return any((self.left, self.right, self.top, self.bottom))
+
+
+@dataclass
+class Job:
+    prompt: str = ""
+    negative: str = ""
+    model: str = ""  # "" = the backend's default model
+    vae: str = ""  # "" = the checkpoint's own VAE
+    sampler: str = "DPM++ 2M Karras"
+    steps: int = 20
+    cfg: float = 7.0
+    seed: int = -1  # -1: random, resolved by the backend and reported in the result
+    subseed: int = -1
+    subseed_strength: float = 0.0
+    width: int = 512
+    height: int = 512
+    batch: int = 1
+    clip_skip: int = 1
+    init_image: np.ndarray | None = None  # H x W x 3|4 uint8
+    strength: float = 0.75  # denoising strength for img2img / inpaint
+    mask: np.ndarray | None = None  # H x W uint8, 255 = repaint
+    mask_blur: int = 4
+    inpaint_full_res: bool = False  # A1111 "Only masked"
+    inpaint_padding: int = 32
+    outpaint: Outpaint = field(default_factory=Outpaint)
+    hires: HiresFix | None = None
+    seamless: str = "none"
+    tiled_vae: bool | None = None  # None: decided from the size and free memory
+    controls: list[ControlUnit] = field(default_factory=list)
+    loras: list[LoraRef] = field(default_factory=list)
+    priority: str = "normal"
+    preview_every: int = 0  # 0: no previews; n: a preview every n steps
+    job_id: str = field(default_factory=new_job_id)
+    tag: str = ""  # free text for the client's own bookkeeping (e.g. "frame 12")
+
+    @property
+    def mode(self) -> str:
+        if self.mask is not None or self.outpaint.any():
+            return "inpaint"
+        if self.init_image is not None:
+            return "img2img"
+        return "txt2img"
+
+    def validate(self) -> Job:
+        """Raise DreamwireError for anything wrong that needs no models to see."""
+
+        def bad(code: ErrorCode, msg: str) -> DreamwireError:
+            return DreamwireError(code, msg, self.job_id)
+
+        if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
+            raise bad(ErrorCode.INVALID_PROMPT, "prompt and negative prompt must be text")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0 or v % 8:
+                raise bad(ErrorCode.INVALID_SIZE, f"{name} must be a positive multiple of 8, got {v!r}")
+            if v > MAX_SIDE:
+                raise bad(ErrorCode.INVALID_SIZE, f"{name} {v} is larger than {MAX_SIDE}")
+        if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise bad(ErrorCode.INVALID_JOB, f"steps must be 1..{MAX_STEPS}, got {self.steps!r}")
+        if not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_BATCH:
+            raise bad(ErrorCode.INVALID_JOB, f"batch must be 1..{MAX_BATCH}, got {self.batch!r}")
+        if not 0.0 <= float(self.cfg) <= 100.0:
+            raise bad(ErrorCode.INVALID_JOB, f"CFG scale must be 0..100, got {self.cfg!r}")
+        if not isinstance(self.clip_skip, int) or not 1 <= self.clip_skip <= 12:
+            raise bad(ErrorCode.INVALID_JOB, f"clip skip must be 1..12, got {self.clip_skip!r}")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise bad(ErrorCode.INVALID_STRENGTH, f"strength must be within 0..1, got {self.strength!r}")
+        if not 0.0 <= float(self.subseed_strength) <= 1.0:
+            raise bad(ErrorCode.INVALID_JOB, "subseed strength must be within 0..1")
+        if self.seamless not in SEAMLESS_AXES:
+            raise bad(ErrorCode.INVALID_JOB, f"seamless must be one of {SEAMLESS_AXES}")
+        if self.priority not in PRIORITIES:
+            raise bad(ErrorCode.INVALID_JOB, f"priority must be one of {tuple(PRIORITIES)}")
+        if self.init_image is not None:
+            _check_image(self.init_image, "init image", self.job_id)
+        if self.mask is not None:
+            if self.init_image is None:
+                raise bad(ErrorCode.INVALID_MASK, "a mask needs an init image to inpaint")
+            m = self.mask
+            if not isinstance(m, np.ndarray) or m.ndim != 2 or m.dtype != np.uint8:
+                raise bad(ErrorCode.INVALID_MASK, "mask must be an H x W uint8 array")
+            if m.shape != self.init_image.shape[:2]:
+                raise bad(
+                    ErrorCode.INVALID_MASK,
+                    f"mask is {m.shape[1]}x{m.shape[0]} but the init image is "
+                    f"{self.init_image.shape[1]}x{self.init_image.shape[0]}",
+                )
+        if self.outpaint.any():
+            if self.init_image is None:
+                raise bad(ErrorCode.INVALID_JOB, "outpainting needs an init image to grow")
+            if min(self.outpaint.left, self.outpaint.right, self.outpaint.top, self.outpaint.bottom) < 0:
+                raise bad(ErrorCode.INVALID_JOB, "outpaint growth must not be negative")
+        if self.hires is not None:
+            h = self.hires
+            if not 1.0 <= float(h.scale) <= 4.0:
+                raise bad(ErrorCode.INVALID_JOB, f"Hires.fix scale must be 1..4, got {h.scale!r}")
+            if not 0.0 <= float(h.denoise) <= 1.0:
+                raise bad(ErrorCode.INVALID_STRENGTH, "Hires.fix denoising strength must be within 0..1")
+            if h.upscaler not in HIRES_UPSCALERS:
+                raise bad(ErrorCode.INVALID_JOB, f"Hires.fix upscaler must be one of {HIRES_UPSCALERS}")
+        for i, c in enumerate(self.controls):
+            where = f"control unit {i} ({c.type})"
+            if c.type not in CONTROL_TYPES:
+                raise bad(ErrorCode.INVALID_JOB, f"{where}: unknown type; known: {', '.join(CONTROL_TYPES)}")
+            _check_image(c.image, where, self.job_id, allow_float=True)
+            if not 0.0 <= c.start <= c.end <= 1.0:
+                raise bad(ErrorCode.INVALID_JOB, f"{where}: need 0 <= start <= end <= 1")
+            if not 0.0 <= float(c.weight) <= 2.0:
+                raise bad(ErrorCode.INVALID_JOB, f"{where}: weight must be within 0..2")
+            if c.control_mode not in CONTROL_MODES:
+                raise bad(ErrorCode.INVALID_JOB, f"{where}: control mode must be one of {CONTROL_MODES}")
+            if c.resize_mode not in RESIZE_MODES:
+                raise bad(ErrorCode.INVALID_JOB, f"{where}: resize mode must be one of {RESIZE_MODES}")
+        for lora in self.loras:
+            if not lora.name or "/" in lora.name or "\\" in lora.name or ".." in lora.name:
+                raise bad(ErrorCode.INVALID_JOB, f"bad LoRA name {lora.name!r}")
+        return self
+
+    # -- wire form -------------------------------------------------------------------
+    def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        """A JSON-able dict plus the arrays it refers to as {"$array": index}."""
+        arrays: list[np.ndarray] = []
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                arrays.append(v)
+                return {"$array": len(arrays) - 1}
+            if dataclasses.is_dataclass(v):
+                return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            if isinstance(v, list):
+                return [conv(x) for x in v]
+            return v
+
+        return conv(self), arrays
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any], arrays: list[np.ndarray]) -> Job:
+        """Inverse of to_wire; unknown fields are an error, not silently dropped."""
+
+        def arr(v: Any) -> Any:
+            if isinstance(v, dict) and set(v) == {"$array"}:
+                idx = v["$array"]
+                if not isinstance(idx, int) or not 0 <= idx < len(arrays):
+                    raise DreamwireError(ErrorCode.INVALID_JOB, f"array reference {idx!r} out of range")
+                return arrays[idx]
+            return v
+
+        def build(kind: type, data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise DreamwireError(ErrorCode.INVALID_JOB, f"{kind.__name__} must be an object")
+            names = {f.name for f in dataclasses.fields(kind)}
+            extra = set(data) - names
+            if extra:
+                raise DreamwireError(
+                    ErrorCode.INVALID_JOB, f"unknown {kind.__name__} fields: {sorted(extra)}"
+                )
+            return data
+
+        try:
+            data = dict(build(cls, body))
+            data["init_image"] = arr(data.get("init_image"))
+            data["mask"] = arr(data.get("mask"))
+            if "outpaint" in data:
+                data["outpaint"] = Outpaint(**build(Outpaint, data["outpaint"]))
+            if data.get("hires") is not None:
+                data["hires"] = HiresFix(**build(HiresFix, data["hires"]))
+            data["controls"] = [
+                ControlUnit(**{**build(ControlUnit, c), "image": arr(c.get("image"))})
+                for c in data.get("controls", [])
+            ]
+            data["loras"] = [LoraRef(**build(LoraRef, x)) for x in data.get("loras", [])]
+            return cls(**data)
+        except TypeError as exc:
+            raise DreamwireError(ErrorCode.INVALID_JOB, f"malformed job: {exc}") from None
+
+
+def _check_image(img: Any, what: str, job_id: str, allow_float: bool = False) -> None:
+    if not isinstance(img, np.ndarray):
+        raise DreamwireError(ErrorCode.INVALID_IMAGE, f"{what} must be an array", job_id)
+    if allow_float and img.dtype == np.float32 and img.ndim == 2:
+        return
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+        raise DreamwireError(
+            ErrorCode.INVALID_IMAGE,
+            f"{what} must be H x W x 1|3|4 uint8, got {img.dtype} with shape {img.shape}",
+            job_id,
+        )
+    if img.shape[0] < 8 or img.shape[1] < 8 or max(img.shape[:2]) > MAX_SIDE:
+        raise DreamwireError(ErrorCode.INVALID_SIZE, f"{what} size {img.shape[1]}x{img.shape[0]} out of range", job_id)

@@ -1,0 +1,37 @@
+"""What comes back from a job: images with their seeds and infotext, and progress events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Progress states, in the order a job usually passes through them.
+STATES = ("queued", "loading_model", "compiling", "generating", "decoding", "saving")
+
+
+@dataclass
+class GeneratedImage:
+    image: np.ndarray  # H x W x 3 uint8 (RGB) or H x W x 4 (RGBA, inpaint layers)
+    seed: int
+    infotext: str  # A1111 "parameters" text, as stored in the PNG
+    path: str = ""  # where the backend saved it; "" if not saved
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    images: list[GeneratedImage]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    model: str = ""
+    tag: str = ""
+
+
+@dataclass
+class Progress:
+    job_id: str
+    state: str  # one of STATES
+    step: int = 0
+    total: int = 0
+    preview: np.ndarray | None = None  # small H x W x 3 uint8
+    message: str = ""  # human text, e.g. "loading sd15.safetensors"
