@@ -6,7 +6,11 @@ computed here; everything else lives in pyproject.toml.
 
 from setuptools import find_packages, setup
 
-ROOTS = {"dreamwire.backend": "backend", "dreamwire.shared": "shared", "dreamwire.catalog": "models"}
+ROOTS = {
+    "dreamwire.backend": "backend",
+    "dreamwire.shared": "shared",
+    "dreamwire.catalog": "models",
+}
 
 packages = []
 for name, folder in ROOTS.items():

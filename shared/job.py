@@ -144,7 +144,9 @@ class Job:
         for name in ("width", "height"):
             v = getattr(self, name)
             if not isinstance(v, int) or v <= 0 or v % 8:
-                raise bad(ErrorCode.INVALID_SIZE, f"{name} must be a positive multiple of 8, got {v!r}")
+                raise bad(
+                    ErrorCode.INVALID_SIZE, f"{name} must be a positive multiple of 8, got {v!r}"
+                )
             if v > MAX_SIDE:
                 raise bad(ErrorCode.INVALID_SIZE, f"{name} {v} is larger than {MAX_SIDE}")
         if not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
@@ -156,7 +158,9 @@ class Job:
         if not isinstance(self.clip_skip, int) or not 1 <= self.clip_skip <= 12:
             raise bad(ErrorCode.INVALID_JOB, f"clip skip must be 1..12, got {self.clip_skip!r}")
         if not 0.0 <= float(self.strength) <= 1.0:
-            raise bad(ErrorCode.INVALID_STRENGTH, f"strength must be within 0..1, got {self.strength!r}")
+            raise bad(
+                ErrorCode.INVALID_STRENGTH, f"strength must be within 0..1, got {self.strength!r}"
+            )
         if not 0.0 <= float(self.subseed_strength) <= 1.0:
             raise bad(ErrorCode.INVALID_JOB, "subseed strength must be within 0..1")
         if self.seamless not in SEAMLESS_AXES:
@@ -180,29 +184,41 @@ class Job:
         if self.outpaint.any():
             if self.init_image is None:
                 raise bad(ErrorCode.INVALID_JOB, "outpainting needs an init image to grow")
-            if min(self.outpaint.left, self.outpaint.right, self.outpaint.top, self.outpaint.bottom) < 0:
+            o = self.outpaint
+            if min(o.left, o.right, o.top, o.bottom) < 0:
                 raise bad(ErrorCode.INVALID_JOB, "outpaint growth must not be negative")
         if self.hires is not None:
             h = self.hires
             if not 1.0 <= float(h.scale) <= 4.0:
                 raise bad(ErrorCode.INVALID_JOB, f"Hires.fix scale must be 1..4, got {h.scale!r}")
             if not 0.0 <= float(h.denoise) <= 1.0:
-                raise bad(ErrorCode.INVALID_STRENGTH, "Hires.fix denoising strength must be within 0..1")
+                raise bad(
+                    ErrorCode.INVALID_STRENGTH, "Hires.fix denoising strength must be within 0..1"
+                )
             if h.upscaler not in HIRES_UPSCALERS:
-                raise bad(ErrorCode.INVALID_JOB, f"Hires.fix upscaler must be one of {HIRES_UPSCALERS}")
+                raise bad(
+                    ErrorCode.INVALID_JOB, f"Hires.fix upscaler must be one of {HIRES_UPSCALERS}"
+                )
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
             if c.type not in CONTROL_TYPES:
-                raise bad(ErrorCode.INVALID_JOB, f"{where}: unknown type; known: {', '.join(CONTROL_TYPES)}")
+                raise bad(
+                    ErrorCode.INVALID_JOB,
+                    f"{where}: unknown type; known: {', '.join(CONTROL_TYPES)}",
+                )
             _check_image(c.image, where, self.job_id, allow_float=True)
             if not 0.0 <= c.start <= c.end <= 1.0:
                 raise bad(ErrorCode.INVALID_JOB, f"{where}: need 0 <= start <= end <= 1")
             if not 0.0 <= float(c.weight) <= 2.0:
                 raise bad(ErrorCode.INVALID_JOB, f"{where}: weight must be within 0..2")
             if c.control_mode not in CONTROL_MODES:
-                raise bad(ErrorCode.INVALID_JOB, f"{where}: control mode must be one of {CONTROL_MODES}")
+                raise bad(
+                    ErrorCode.INVALID_JOB, f"{where}: control mode must be one of {CONTROL_MODES}"
+                )
             if c.resize_mode not in RESIZE_MODES:
-                raise bad(ErrorCode.INVALID_JOB, f"{where}: resize mode must be one of {RESIZE_MODES}")
+                raise bad(
+                    ErrorCode.INVALID_JOB, f"{where}: resize mode must be one of {RESIZE_MODES}"
+                )
         for lora in self.loras:
             if not lora.name or "/" in lora.name or "\\" in lora.name or ".." in lora.name:
                 raise bad(ErrorCode.INVALID_JOB, f"bad LoRA name {lora.name!r}")
@@ -233,7 +249,9 @@ class Job:
             if isinstance(v, dict) and set(v) == {"$array"}:
                 idx = v["$array"]
                 if not isinstance(idx, int) or not 0 <= idx < len(arrays):
-                    raise DreamwireError(ErrorCode.INVALID_JOB, f"array reference {idx!r} out of range")
+                    raise DreamwireError(
+                        ErrorCode.INVALID_JOB, f"array reference {idx!r} out of range"
+                    )
                 return arrays[idx]
             return v
 
@@ -278,4 +296,8 @@ def _check_image(img: Any, what: str, job_id: str, allow_float: bool = False) ->
             job_id,
         )
     if img.shape[0] < 8 or img.shape[1] < 8 or max(img.shape[:2]) > MAX_SIDE:
-        raise DreamwireError(ErrorCode.INVALID_SIZE, f"{what} size {img.shape[1]}x{img.shape[0]} out of range", job_id)
+        raise DreamwireError(
+            ErrorCode.INVALID_SIZE,
+            f"{what} size {img.shape[1]}x{img.shape[0]} out of range",
+            job_id,
+        )
