@@ -1,0 +1,49 @@
+"""Typed description of one model file or folder found in a models root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class Kind(str, Enum):
+    CHECKPOINT = "checkpoint"
+    VAE = "vae"
+    LORA = "lora"
+    EMBEDDING = "embedding"
+    CONTROLNET = "controlnet"
+    UPSCALER = "upscaler"
+
+
+class Format(str, Enum):
+    SAFETENSORS = "safetensors"
+    DIFFUSERS = "diffusers"
+    PICKLE = "pickle"  # .ckpt / .pt / .pth / .bin: untrusted code, never unpickled freely
+
+
+@dataclass
+class ModelEntry:
+    kind: Kind
+    # As A1111 shows it: the path relative to the kind folder, without extension, "/"-separated.
+    name: str
+    path: Path
+    format: Format
+    # Architecture from the catalog ("sd1", "sd2-v", "sdxl-base", "tiny-sd1", ...) or a
+    # family guess for add-ons ("sd1", "sdxl"); None when it cannot be told from the header.
+    arch: str | None = None
+    root: Path | None = None
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind.value,
+            "name": self.name,
+            "path": str(self.path),
+            "format": self.format.value,
+            "arch": self.arch,
+        }

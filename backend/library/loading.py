@@ -1,0 +1,153 @@
+"""Loading library entries into diffusers objects, offline and without unpickling code.
+
+Single-file `.safetensors` checkpoints go through diffusers' `from_single_file` with the
+catalog's config folder for their architecture and `local_files_only=True`, so nothing is
+fetched from a hub. Diffusers folders load with `from_pretrained(local_files_only=True)`.
+Pickled files are refused (see `dreamwire.backend.library.pickles`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from dreamwire import catalog
+from dreamwire.backend.library.catalog import pipeline_config_dir
+from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.pickles import refuse_pickle
+from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+
+def pipeline_class(arch: str):
+    import diffusers
+
+    try:
+        name = catalog.arch_info(arch)["pipeline"]
+    except KeyError:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"architecture {arch!r} is not supported; known: {', '.join(catalog.archs())}",
+        ) from None
+    return getattr(diffusers, name)
+
+
+def _require_arch(entry: ModelEntry) -> str:
+    if not entry.arch or entry.arch not in catalog.archs():
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{entry.name}: architecture {entry.arch or 'unknown'!r} cannot be loaded; "
+            f"supported: {', '.join(a for a in catalog.archs() if not a.startswith('tiny'))}",
+        )
+    return entry.arch
+
+
+@contextlib.contextmanager
+def _load_errors(entry: ModelEntry):
+    """Turn library exceptions from a damaged file into MODEL_CORRUPT with the file's name."""
+    try:
+        yield
+    except DreamwireError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT, f"{entry.name} ({entry.path.name}) could not be loaded: {exc}"
+        ) from exc
+
+
+def load_pipeline(entry: ModelEntry, torch_dtype=None):
+    """A StableDiffusionPipeline / StableDiffusionXLPipeline for a checkpoint entry."""
+    if entry.kind != Kind.CHECKPOINT:
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH, f"{entry.name} is a {entry.kind.value}, not a checkpoint"
+        )
+    if entry.format == Format.PICKLE:
+        refuse_pickle(entry.path)
+    arch = _require_arch(entry)
+    cls = pipeline_class(arch)
+    kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+    if entry.format == Format.DIFFUSERS:
+        with _load_errors(entry), _quiet():
+            return cls.from_pretrained(str(entry.path), local_files_only=True, **kwargs)
+    read_header(entry.path)  # a damaged file fails here with MODEL_CORRUPT, cheaply
+    config = pipeline_config_dir(arch)
+    with _load_errors(entry), _quiet():
+        pipe = cls.from_single_file(
+            str(entry.path), config=str(config), local_files_only=True, **kwargs
+        )
+    _check_no_meta(entry, pipe)
+    return pipe
+
+
+def vae_config_arch(entry: ModelEntry, for_arch: str | None = None) -> str:
+    """Which catalog VAE config a VAE file loads with: the pipeline's own architecture when
+    the sizes agree (its scaling factor is the right one), else the generic one."""
+    tiny = entry.arch == "tiny-vae"
+    if for_arch and for_arch in catalog.archs() and for_arch.startswith("tiny") == tiny:
+        return for_arch
+    return "tiny-sd1" if tiny else "sd1"
+
+
+def load_vae(entry: ModelEntry, for_arch: str | None = None, torch_dtype=None):
+    """An AutoencoderKL from an A1111 VAE file (or a diffusers VAE folder)."""
+    from diffusers import AutoencoderKL
+
+    if entry.kind != Kind.VAE:
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH, f"{entry.name} is a {entry.kind.value}, not a VAE"
+        )
+    if entry.format == Format.PICKLE:
+        refuse_pickle(entry.path)
+    kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+    if entry.format == Format.DIFFUSERS:
+        with _load_errors(entry), _quiet():
+            return AutoencoderKL.from_pretrained(str(entry.path), local_files_only=True, **kwargs)
+    read_header(entry.path)
+    if entry.arch is None:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED, f"{entry.name} does not look like a VAE file"
+        )
+    config = pipeline_config_dir(vae_config_arch(entry, for_arch))
+    with _load_errors(entry), _quiet():
+        vae = AutoencoderKL.from_single_file(
+            str(entry.path), config=str(config), subfolder="vae", local_files_only=True, **kwargs
+        )
+    _check_no_meta(entry, vae)
+    return vae
+
+
+def _check_no_meta(entry: ModelEntry, obj) -> None:
+    """from_single_file leaves weights a file lacks on the meta device instead of failing;
+    a checkpoint missing tensors is damaged, so say so now rather than at the first step."""
+    import torch
+
+    modules = obj.components.values() if hasattr(obj, "components") else [obj]
+    for module in modules:
+        if isinstance(module, torch.nn.Module):
+            for name, tensor in module.state_dict().items():
+                if tensor.is_meta:
+                    raise DreamwireError(
+                        ErrorCode.MODEL_CORRUPT,
+                        f"{entry.name} ({entry.path.name}) lacks weights, e.g. {name}",
+                    )
+
+
+@contextlib.contextmanager
+def _quiet():
+    """diffusers logs a progress bar and warnings per component; the engine reports progress."""
+    from diffusers.utils import logging as dlogging
+
+    level = dlogging.get_verbosity()
+    dlogging.set_verbosity_error()
+    dlogging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlogging.set_verbosity(level)
+        dlogging.enable_progress_bar()
+        logging.getLogger("diffusers").setLevel(level)
+
+
+def model_path(entry: ModelEntry) -> Path:
+    return entry.path
