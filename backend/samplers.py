@@ -18,7 +18,7 @@ with a few A1111-faithful choices the table does not spell out:
 Every flag a sampler is defined by is set explicitly, because the base config comes from the
 checkpoint and may carry e.g. ``use_karras_sigmas=True`` that a plain "DPM++ 2M" must undo.
 
-A1111 1.6+ writes "Sampler: DPM++ 2M, Schedule type: Karras"; older versions wrote
+A1111 1.9+ writes "Sampler: DPM++ 2M, Schedule type: Karras"; older versions wrote
 "Sampler: DPM++ 2M Karras". Both spellings resolve to the same scheduler here.
 """
 
@@ -204,27 +204,24 @@ _SCHEDULES_NOT_AVAILABLE = ("Polyexponential", "KL Optimal", "Align Your Steps",
 class SamplerInfo:
     """What one A1111 sampler name resolves to."""
 
-    name: str  # A1111's pre-1.6 display name, e.g. "DPM++ 2M Karras"
-    sampler: str  # A1111 1.6+ sampler field, e.g. "DPM++ 2M"
-    schedule_type: str  # A1111 1.6+ "Schedule type", "Automatic" when not written
+    name: str  # A1111's pre-1.9 display name, e.g. "DPM++ 2M Karras"
+    sampler: str  # A1111 1.9+ sampler field, e.g. "DPM++ 2M"
+    schedule_type: str  # A1111 1.9+ "Schedule type", "Automatic" when not written
     scheduler_class: str  # diffusers class name
     options: dict[str, Any]  # keyword overrides applied on top of the checkpoint's config
     approximate: bool = False  # diffusers has only a near equivalent
     note: str = ""
 
     def infotext_fields(self) -> dict[str, str]:
-        """The fields A1111 1.6+ writes: Schedule type only when not Automatic."""
-        out = {"Sampler": self.sampler}
-        if self.schedule_type != "Automatic":
-            out["Schedule type"] = self.schedule_type
-        return out
+        """The fields A1111 1.9+ writes (it writes "Schedule type: Automatic" too)."""
+        return {"Sampler": self.sampler, "Schedule type": self.schedule_type}
 
 
 def _display(base: str, schedule: str) -> str:
     return base if schedule == "Automatic" else f"{base} {schedule}"
 
 
-# The names an artist sees in A1111's sampler menu before 1.6 (plus the schedule-type
+# The names an artist sees in A1111's sampler menu before 1.9 (plus the schedule-type
 # combinations that diffusers supports for the common k-diffusion samplers).
 SAMPLERS: list[str] = [
     "Euler",

@@ -216,7 +216,7 @@ def test_both_a1111_spellings_agree(legacy, split):
 
 
 def test_schedule_type_fields():
-    assert infotext_sampler("Euler a") == {"Sampler": "Euler a"}
+    assert infotext_sampler("Euler a") == {"Sampler": "Euler a", "Schedule type": "Automatic"}
     assert sampler_info("Euler", "Automatic").name == "Euler"
     assert sampler_info("DPM++ 2M", "SGM Uniform").options["timestep_spacing"] == "trailing"
     assert sampler_info("Euler", "Simple").options["timestep_spacing"] == "trailing"
