@@ -1,0 +1,71 @@
+"""Where the engine runs: CUDA, then Apple MPS, then CPU; fp16 where that is safe.
+
+The low-VRAM decision is made here too, from free memory against what the model family
+needs, so the runner only asks "is this a small GPU?" and never reads device internals.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+# Rough free-memory needs (bytes) for comfortable full-GPU generation at the family's
+# native size; below this the engine offloads, slices attention and tiles the VAE.
+LOW_VRAM_BELOW = {"sd1": 5 * 2**30, "sd2": 6 * 2**30, "sdxl": 10 * 2**30}
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def kind(self) -> str:
+        return self.device.type
+
+    def describe(self) -> str:
+        if self.device.type == "cuda":
+            return f"cuda:{torch.cuda.get_device_name(self.device)}"
+        return self.device.type
+
+
+def pick_device(name: str | None = None) -> DeviceInfo:
+    """`name` None or "auto" chooses; DREAMWIRE_DEVICE overrides the automatic choice."""
+    name = name or os.environ.get("DREAMWIRE_DEVICE") or "auto"
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    device = torch.device(name)
+    # CPU kernels for fp16 convs are slow or missing; both GPU backends run SD in fp16.
+    dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    return DeviceInfo(device, dtype)
+
+
+def free_memory(info: DeviceInfo) -> int | None:
+    """Free accelerator memory in bytes; None where it cannot be known (CPU, MPS)."""
+    if info.device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(info.device)
+        return int(free)
+    return None
+
+
+def want_low_vram(info: DeviceInfo, family: str, forced: bool | None) -> bool:
+    if forced is not None:
+        return forced
+    free = free_memory(info)
+    if free is None:
+        return False
+    return free < LOW_VRAM_BELOW.get(family, LOW_VRAM_BELOW["sd1"])
+
+
+def empty_cache(info: DeviceInfo) -> None:
+    if info.device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif info.device.type == "mps":
+        torch.mps.empty_cache()

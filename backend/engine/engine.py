@@ -1,0 +1,166 @@
+"""The Engine: models, device and the job runner behind one object.
+
+    engine = Engine(ModelLibrary([root]), device=None, low_vram=None)
+    result = engine.run(job, on_progress=..., should_cancel=...)
+
+One job runs at a time (the server's queue serialises them); models stay cached between
+jobs so an artist's second image does not pay for loading again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from dreamwire.backend import samplers
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import Job
+from dreamwire.shared.result import JobResult, Progress
+
+from . import device as dev
+from . import library_adapter as libs
+from . import runner
+from .hooks import EngineExtension, JobContext, default_extensions
+from .loader import LoadedModel, ModelCache, to_device
+from .progress import Reporter
+
+ProgressFn = Callable[[Progress], None]
+
+
+class Engine:
+    def __init__(
+        self,
+        library,
+        device: str | None = None,
+        low_vram: bool | None = None,
+        cache_size: int | None = None,
+        extensions: list[EngineExtension] | None = None,
+        vae_tile_px: int | None = None,
+    ):
+        self.library = library
+        self.info = dev.pick_device(device)
+        self.low_vram_flag = low_vram
+        if cache_size is None:
+            cache_size = 1 if low_vram else 2
+        self.models = ModelCache(cache_size, self.info)
+        self.vaes = ModelCache(cache_size, self.info)
+        self.extensions = default_extensions() if extensions is None else list(extensions)
+        self.vae_tile_px = vae_tile_px  # tile side in pixels; None: the VAE's native size
+
+    # -- what this backend offers ----------------------------------------------------------
+    def capabilities(self) -> dict:
+        return {
+            "device": self.info.describe(),
+            "dtype": str(self.info.dtype).replace("torch.", ""),
+            "vram_free": dev.free_memory(self.info),
+            "models": libs.names(self.library, "checkpoint"),
+            "vaes": libs.names(self.library, "vae"),
+            "loras": libs.names(self.library, "lora"),
+            "embeddings": libs.names(self.library, "embedding"),
+            "controlnets": libs.names(self.library, "controlnet"),
+            "samplers": samplers.available_samplers(),
+        }
+
+    def default_model(self) -> str:
+        return libs.default_checkpoint(self.library)
+
+    # -- models ----------------------------------------------------------------------------
+    def load(self, name: str, vae: str = "", reporter: Reporter | None = None) -> LoadedModel:
+        name = name or self.default_model()
+        entry = libs.checkpoint(self.library, name)
+
+        def load_model() -> LoadedModel:
+            if reporter is not None:
+                reporter.state("loading_model", f"loading {entry.path.name}")
+            pipe = libs.load_pipeline(entry, self.info.dtype)
+            comps = to_device(dict(pipe.components), self.info)
+            return LoadedModel(
+                name=entry.name,
+                family=libs.family(entry.arch),
+                components=comps,
+                short_hash=libs.short_hash(self.library, entry),
+                arch=entry.arch or "",
+            )
+
+        model, _ = self.models.get(("model", entry.name), load_model)
+        if not vae:
+            return model
+        vae_entry = libs.vae(self.library, vae)
+
+        def load_vae():
+            if reporter is not None:
+                reporter.state("loading_model", f"loading VAE {vae_entry.path.name}")
+            module = libs.load_vae(vae_entry, entry.arch, self.info.dtype)
+            return to_device({"vae": module}, self.info)["vae"]
+
+        module, _ = self.vaes.get(("vae", vae_entry.name, entry.arch), load_vae)
+        return model.with_vae(module, vae_entry.name, libs.short_hash(self.library, vae_entry))
+
+    # -- jobs ------------------------------------------------------------------------------
+    def run(
+        self,
+        job: Job,
+        on_progress: ProgressFn | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> JobResult:
+        try:
+            return self._run(job, on_progress, should_cancel)
+        except DreamwireError as exc:
+            if not exc.job_id:
+                exc.job_id = job.job_id
+            raise
+        except torch.cuda.OutOfMemoryError as exc:
+            dev.empty_cache(self.info)
+            raise DreamwireError(
+                ErrorCode.OUT_OF_MEMORY,
+                f"out of GPU memory: {exc}. Try a smaller size, tiled VAE or low-VRAM mode",
+                job.job_id,
+            ) from exc
+        except Exception as exc:  # anything else is a bug; report it, never a traceback
+            raise DreamwireError(
+                ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", job.job_id
+            ) from exc
+
+    def _run(self, job, on_progress, should_cancel) -> JobResult:
+        runner.check_job(job)
+        samplers.sampler_info(job.sampler)  # unknown names fail before any loading
+        reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
+        reporter.check_cancel()
+        t0 = time.perf_counter()
+        model = self.load(job.model, job.vae, reporter)
+        t_load = time.perf_counter() - t0
+        reporter.family = "sdxl" if model.family == "sdxl" else "sd1"
+        low_vram = dev.want_low_vram(self.info, model.family, self.low_vram_flag)
+        ctx = JobContext(job=job, model=model, device=self.info, mode=job.mode)
+        reporter.state("generating")
+        done: list[EngineExtension] = []
+        try:
+            for ext in self.extensions:
+                ext.before_job(ctx)
+                done.append(ext)
+            _check_handled(ctx)
+            result = runner.run(ctx, reporter, self.extensions, low_vram, self.vae_tile_px)
+        finally:
+            for ext in reversed(done):
+                ext.after_job(ctx)
+        result.timings["load"] = t_load
+        result.timings["total"] = time.perf_counter() - t0
+        return result
+
+
+def _check_handled(ctx: JobContext) -> None:
+    """A job asking for ControlNet or LoRA that no extension applied must not silently run
+    without them."""
+    job = ctx.job
+    if job.controls and "controls" not in ctx.handled:
+        raise DreamwireError(
+            ErrorCode.CONTROLNET_NOT_FOUND,
+            "this backend has no ControlNet support loaded",
+            job.job_id,
+        )
+    if job.loras and "loras" not in ctx.handled:
+        raise DreamwireError(
+            ErrorCode.LORA_NOT_FOUND, "this backend has no LoRA support loaded", job.job_id
+        )

@@ -1,0 +1,71 @@
+"""Loaded models as the engine sees them, and an LRU cache of them.
+
+The model library finds and loads files; this module keeps the result in memory (one or
+two checkpoints: a GPU rarely holds more), moves it to the engine's device and dtype, and
+swaps in a separate VAE file without touching the cached checkpoint's own VAE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .device import DeviceInfo, empty_cache
+
+
+@dataclass
+class LoadedModel:
+    name: str  # the library's name for the checkpoint (what infotext calls "Model")
+    family: str  # "sd1" | "sd2" | "sdxl"
+    components: dict[
+        str, Any
+    ]  # diffusers modules: unet, vae, text_encoder(s), tokenizer(s), scheduler
+    short_hash: str = ""  # A1111's 10-hex-digit hash for "Model hash"
+    vae_name: str = ""  # "" = the checkpoint's own VAE
+    vae_hash: str = ""
+    arch: str = ""  # the catalog's architecture name, e.g. "sd1", "sdxl-base", "tiny-sd1"
+
+    def with_vae(self, vae, name: str, short_hash: str = "") -> LoadedModel:
+        return dataclasses.replace(
+            self, components={**self.components, "vae": vae}, vae_name=name, vae_hash=short_hash
+        )
+
+
+def to_device(components: dict[str, Any], info: DeviceInfo) -> dict[str, Any]:
+    for value in components.values():
+        if hasattr(value, "to") and hasattr(value, "parameters"):
+            value.to(device=info.device, dtype=info.dtype)
+            value.eval()
+            value.requires_grad_(False)
+    return components
+
+
+class ModelCache:
+    """Least-recently-used cache; evicting frees the accelerator memory at once."""
+
+    def __init__(self, size: int, info: DeviceInfo):
+        self.size = max(1, size)
+        self.info = info
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any, load: Callable[[], Any]) -> tuple[Any, bool]:
+        """(value, was_cached)."""
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key], True
+        while len(self._items) >= self.size:
+            self._items.popitem(last=False)
+            empty_cache(self.info)
+        value = load()
+        self._items[key] = value
+        return value, False
+
+    def clear(self) -> None:
+        self._items.clear()
+        empty_cache(self.info)
+
+    def keys(self) -> list[Any]:
+        return list(self._items)

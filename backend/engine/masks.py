@@ -1,0 +1,80 @@
+"""Inpainting masks the A1111 way: blur, "only masked" crop with padding, paste-back.
+
+Masks are H x W uint8 with 255 = repaint. The blurred mask is also the alpha used to
+paste the generated pixels over the original, so untouched areas stay bit-exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS))
+
+
+def blur(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0:
+        return mask
+    return np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(radius)))
+
+
+def crop_region(
+    mask: np.ndarray, pad: int, width: int, height: int
+) -> tuple[int, int, int, int] | None:
+    """Box (x1, y1, x2, y2) around the masked pixels, padded by `pad`, grown to the
+    width:height aspect of the generation so the crop is not distorted when resized.
+    None when nothing is masked.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    h, w = mask.shape
+    x1, y1 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
+    x2, y2 = min(int(xs.max()) + 1 + pad, w), min(int(ys.max()) + 1 + pad, h)
+    target = width / height
+    cw, ch = x2 - x1, y2 - y1
+    if cw / ch < target:  # too tall: widen
+        grow = round(ch * target) - cw
+        x1, x2 = _expand(x1, x2, grow, w)
+    elif cw / ch > target:  # too wide: heighten
+        grow = round(cw / target) - ch
+        y1, y2 = _expand(y1, y2, grow, h)
+    return x1, y1, x2, y2
+
+
+def _expand(a: int, b: int, grow: int, limit: int) -> tuple[int, int]:
+    a -= grow // 2
+    b += grow - grow // 2
+    if a < 0:
+        b -= a
+        a = 0
+    if b > limit:
+        a -= b - limit
+        b = limit
+    return max(a, 0), b
+
+
+def composite(original: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Generated pixels where the (soft) mask is set, the original elsewhere."""
+    alpha = (mask.astype(np.float32) / 255.0)[:, :, None]
+    out = original.astype(np.float32) * (1.0 - alpha) + generated.astype(np.float32) * alpha
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def paste(canvas: np.ndarray, patch: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    out = canvas.copy()
+    out[y1:y2, x1:x2] = resize(patch, x2 - x1, y2 - y1)
+    return out

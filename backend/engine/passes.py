@@ -1,0 +1,150 @@
+"""One denoising pass through a diffusers pipeline, with the engine's per-step logic.
+
+The runner describes a pass (mode, size, steps, strength, image, mask); this module
+builds the pipeline for it, feeds it the job's embeddings, seeds and scheduler, and hooks
+its step callback for progress, previews, cancellation and prompt-editing schedules.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from dreamwire.backend import samplers
+
+from . import noise, pipelines, prompting
+from .hooks import JobContext, PassPlan
+from .progress import Reporter
+
+
+@dataclass
+class PassSpec:
+    mode: str  # txt2img | img2img | inpaint
+    width: int
+    height: int
+    steps: int
+    strength: float = 1.0
+    image: Any = None  # PIL image, or B x 4 x h x w latents for img2img
+    mask: Any = None  # PIL "L" image, white = repaint
+    output_type: str = "np"  # "np" (B x H x W x 3 floats in 0..1) or "latent"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def executed_steps(spec: PassSpec) -> int:
+    """Sampling steps diffusers runs: img2img/inpaint start part-way, as A1111 does."""
+    if spec.mode == "txt2img":
+        return spec.steps
+    return min(int(spec.steps * spec.strength), spec.steps)
+
+
+def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:
+    for ext in extensions:
+        plan = ext.pipeline_for(ctx, mode)
+        if plan is not None:
+            return plan
+    return PassPlan(pipelines.pipeline_class(ctx.model.family, mode))
+
+
+def _variation_add_noise(scheduler, subseeds: list[int], strength: float) -> None:
+    """Make this job's scheduler blend subseed noise into every noise it adds to an image
+    (img2img start, inpaint re-noising), since diffusers draws that noise internally."""
+    original = scheduler.add_noise
+
+    def add_noise(self, samples, noise_in, timesteps):
+        return original(samples, noise.variation_noise(noise_in, subseeds, strength), timesteps)
+
+    scheduler.add_noise = types.MethodType(add_noise, scheduler)
+
+
+def run_pass(
+    ctx: JobContext,
+    spec: PassSpec,
+    seeds: list[int],
+    subseeds: list[int],
+    reporter: Reporter,
+    extensions=(),
+):
+    job, model = ctx.job, ctx.model
+    ctx.width, ctx.height = spec.width, spec.height
+    plan = plan_for(ctx, spec.mode, extensions)
+    scheduler = samplers.make_scheduler(job.sampler, model.components["scheduler"].config)
+    pipe = pipelines.build(
+        plan.pipe_cls, model.family, model.components, scheduler, plan.components
+    )
+    n_exec = executed_steps(spec)
+    prompts = ctx.state.get(("prompts", n_exec))
+    if prompts is None:
+        prompts = ctx.state[("prompts", n_exec)] = prompting.encode(pipe, model, job, n_exec)
+    sdxl = pipelines.kind(model.family) == "sdxl"
+    batch = len(seeds)
+    first = prompts.at(0)
+
+    kwargs: dict[str, Any] = {
+        "prompt_embeds": first.cond,
+        "negative_prompt_embeds": first.uncond,
+        "guidance_scale": job.cfg,
+        "num_inference_steps": spec.steps,
+        "num_images_per_prompt": batch,
+        "generator": noise.generators(seeds),
+        "output_type": spec.output_type,
+    }
+    if sdxl:
+        kwargs["pooled_prompt_embeds"] = first.pooled
+        kwargs["negative_pooled_prompt_embeds"] = first.uncond_pooled
+    if spec.mode in ("txt2img", "inpaint"):
+        kwargs["width"], kwargs["height"] = spec.width, spec.height
+    if spec.mode != "txt2img":
+        kwargs["image"] = spec.image
+        kwargs["strength"] = spec.strength
+    if spec.mode == "inpaint":
+        kwargs["mask_image"] = spec.mask
+
+    if subseeds and job.subseed_strength > 0:
+        full_noise = spec.mode == "txt2img" or (spec.mode == "inpaint" and spec.strength >= 1.0)
+        if full_noise:
+            shape = (
+                pipe.vae.config.latent_channels,
+                spec.height // pipe.vae_scale_factor,
+                spec.width // pipe.vae_scale_factor,
+            )
+            latents = noise.variation_noise(
+                noise.initial_noise(seeds, shape), subseeds, job.subseed_strength
+            )
+            kwargs["latents"] = latents.to(dtype=ctx.device.dtype)
+        else:
+            _variation_add_noise(scheduler, subseeds, job.subseed_strength)
+
+    tensor_inputs = ["latents"]
+    if prompts.changes:
+        tensor_inputs += ["prompt_embeds"] + (["add_text_embeds"] if sdxl else [])
+
+    def on_step(pipe_, i: int, t, tensors: dict) -> dict:
+        reporter.check_cancel()
+        total = max(getattr(pipe_, "num_timesteps", n_exec) or n_exec, 1)
+        # Second-order samplers call back once per model evaluation; report sampler steps.
+        step = max(1, round((i + 1) * n_exec / total))
+        out: dict = {}
+        if prompts.changes and i + 1 < total:
+            nxt = ((i + 1) * n_exec) // total
+            out.update(prompts.loop_tensors(nxt, batch, pipe_.do_classifier_free_guidance, sdxl))
+        for hook in ctx.step_hooks:
+            extra = hook(ctx, pipe_, step, n_exec, tensors)
+            if extra:
+                out.update(extra)
+        reporter.step(step, tensors.get("latents"))
+        if i + 1 == total and spec.output_type != "latent":
+            reporter.state("decoding")
+        return out
+
+    kwargs["callback_on_step_end"] = on_step
+    kwargs["callback_on_step_end_tensor_inputs"] = tensor_inputs
+    kwargs.update(plan.call_kwargs)
+    kwargs.update(spec.extra)
+    reporter.check_cancel()
+    with torch.inference_mode():
+        out = pipe(**kwargs)
+    reporter.finish_pass(n_exec)
+    return out.images

@@ -1,0 +1,188 @@
+"""One job from start to end: modes, seeds, seamless/tiled VAE, Hires.fix, results.
+
+The Engine owns models and devices; this module owns the order of things in a job.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+import numpy as np
+from PIL import Image
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import Job
+from dreamwire.shared.result import GeneratedImage, JobResult
+
+from . import hires, masks, noise, outpaint
+from .hooks import JobContext
+from .infotext_fields import infotext_for
+from .passes import PassSpec, executed_steps, run_pass
+from .progress import Reporter
+from .seamless import seamless
+from .tiled_vae import should_tile, tiled
+
+
+def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
+    # Same rounding as diffusers' numpy_to_pil, so results equal the reference pipelines.
+    return [(img * 255).round().astype(np.uint8) for img in images]
+
+
+def check_job(job: Job) -> None:
+    job.validate()
+    if job.hires is not None and job.mode != "txt2img":
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB, "Hires.fix applies to txt2img only (no init image)", job.job_id
+        )
+
+
+def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_tile_px: int | None):
+    job, model = ctx.job, ctx.model
+    t0 = time.perf_counter()
+    seed = noise.resolve_seed(job.seed)
+    seeds = noise.batch_seeds(seed, job.batch)
+    subseeds: list[int] = []
+    if job.subseed_strength > 0:
+        subseeds = noise.batch_seeds(noise.resolve_seed(job.subseed), job.batch)
+    ctx.state["seed"], ctx.state["subseeds"] = seed, subseeds
+
+    comps = model.components
+    with ExitStack() as stack:
+        stack.enter_context(seamless([comps["unet"], comps["vae"]], job.seamless))
+        out_w, out_h = _final_size(job)
+        stack.enter_context(
+            tiled(
+                comps["vae"],
+                should_tile(job.tiled_vae, out_w, out_h, low_vram, job.seamless),
+                vae_tile_px,
+            )
+        )
+        if job.mode == "txt2img":
+            images = _txt2img(ctx, reporter, seeds, subseeds, extensions)
+        elif job.mode == "img2img":
+            images = _img2img(ctx, reporter, seeds, subseeds, extensions)
+        else:
+            images = _inpaint(ctx, reporter, seeds, subseeds, extensions)
+    t1 = time.perf_counter()
+
+    results = [
+        GeneratedImage(
+            image=img, seed=s, infotext=infotext_for(ctx, s, i, img.shape[1], img.shape[0])
+        )
+        for i, (img, s) in enumerate(zip(images, seeds, strict=True))
+    ]
+    return JobResult(
+        job_id=job.job_id,
+        images=results,
+        timings={"generate": t1 - t0},
+        model=model.name,
+        tag=job.tag,
+    )
+
+
+def _final_size(job: Job) -> tuple[int, int]:
+    if job.hires is not None:
+        return hires.target_size(job.width, job.height, job.hires)
+    if job.outpaint.any():
+        return outpaint.generation_size(job.width, job.height, job.outpaint)
+    return job.width, job.height
+
+
+def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
+    job = ctx.job
+    first = PassSpec("txt2img", job.width, job.height, job.steps)
+    if job.hires is None:
+        reporter.total = executed_steps(first)
+        return _to_uint8(run_pass(ctx, first, seeds, subseeds, reporter, extensions))
+
+    hw, hh = hires.target_size(job.width, job.height, job.hires)
+    steps2 = hires.second_pass_steps(job.steps, job.hires)
+    second = PassSpec("img2img", hw, hh, steps2, strength=job.hires.denoise)
+    reporter.total = executed_steps(first) + executed_steps(second)
+    latent = job.hires.upscaler == "Latent"
+    first.output_type = "latent" if latent else "np"
+    out = run_pass(ctx, first, seeds, subseeds, reporter, extensions)
+    if latent:
+        scale = 2 ** (len(ctx.model.components["vae"].config.block_out_channels) - 1)
+        second.image = hires.upscale_latents(out, hw, hh, scale)
+    else:
+        second.image = hires.upscale_pixels(out, hw, hh, job.hires.upscaler)
+    ctx.state["hires_ran"] = executed_steps(second) > 0
+    if executed_steps(second) < 1:
+        if latent:
+            raise DreamwireError(
+                ErrorCode.INVALID_STRENGTH,
+                "Hires.fix denoising strength is too low to run a single step",
+                job.job_id,
+            )
+        return [np.asarray(img) for img in second.image]
+    return _to_uint8(run_pass(ctx, second, seeds, subseeds, reporter, extensions))
+
+
+def _img2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
+    job = ctx.job
+    init = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
+    spec = PassSpec(
+        "img2img", job.width, job.height, job.steps, job.strength, Image.fromarray(init)
+    )
+    reporter.total = executed_steps(spec)
+    if reporter.total < 1:  # strength ~0: nothing to denoise, the image is the answer
+        return [init.copy() for _ in seeds]
+    return _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
+
+
+def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
+    job = ctx.job
+    init = masks.to_rgb(job.init_image)
+    mask = job.mask if job.mask is not None else np.zeros(init.shape[:2], np.uint8)
+    gen_w, gen_h = job.width, job.height
+    if not job.inpaint_full_res:
+        init, mask = masks.resize(init, gen_w, gen_h), masks.resize(mask, gen_w, gen_h)
+    if job.outpaint.any():
+        init, mask = outpaint.grow(init, mask, job.outpaint)
+        if not job.inpaint_full_res:
+            gen_w, gen_h = outpaint.generation_size(gen_w, gen_h, job.outpaint)
+    soft = masks.blur(mask, job.mask_blur)
+    canvas_h, canvas_w = init.shape[:2]
+
+    box = None
+    if job.inpaint_full_res:
+        box = masks.crop_region(soft, job.inpaint_padding, gen_w, gen_h)
+        if box is None:
+            raise DreamwireError(
+                ErrorCode.INVALID_MASK, "the mask is empty: nothing to repaint", job.job_id
+            )
+        x1, y1, x2, y2 = box
+        src, src_mask = init[y1:y2, x1:x2], soft[y1:y2, x1:x2]
+    else:
+        src, src_mask = init, soft
+    if not soft.any():
+        raise DreamwireError(
+            ErrorCode.INVALID_MASK, "the mask is empty: nothing to repaint", job.job_id
+        )
+
+    gen_src = masks.resize(src, gen_w, gen_h)
+    gen_mask = masks.resize(src_mask, gen_w, gen_h)
+    spec = PassSpec(
+        "inpaint",
+        gen_w,
+        gen_h,
+        job.steps,
+        job.strength,
+        Image.fromarray(gen_src),
+        Image.fromarray(gen_mask),
+    )
+    reporter.total = executed_steps(spec)
+    if reporter.total < 1:
+        return [init.copy() for _ in seeds]
+    generated = _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
+
+    out = []
+    for img in generated:
+        if box is not None:
+            full = masks.paste(init, img, box)
+        else:
+            full = masks.resize(img, canvas_w, canvas_h)
+        out.append(masks.composite(init, full, soft))
+    return out

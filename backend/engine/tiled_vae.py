@@ -1,0 +1,44 @@
+"""Tiled VAE decode/encode so large textures (4096 x 4096) fit in a small GPU.
+
+The VAE's memory grows with the image area while the UNet works on an 8x smaller latent,
+so at texture sizes the VAE is what runs out. diffusers' AutoencoderKL already decodes
+and encodes in overlapping, blended tiles; this module decides when to use it and with
+which tile size, and turns it back off after the job (the model is cached and shared).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+# Above this many output pixels tiling is on by default (about 1536 x 1536).
+AUTO_TILE_PIXELS = 1536 * 1536
+
+
+def should_tile(
+    requested: bool | None, width: int, height: int, low_vram: bool, seamless: str
+) -> bool:
+    if requested is not None:
+        return requested
+    if seamless != "none":
+        # Circular padding would wrap inside each tile instead of around the image.
+        return False
+    return low_vram or width * height > AUTO_TILE_PIXELS
+
+
+@contextlib.contextmanager
+def tiled(vae, enabled: bool, tile_px: int | None = None) -> Iterator[bool]:
+    """Tile `vae` inside the block; `tile_px` is the tile side in image pixels."""
+    if not enabled or vae is None:
+        yield False
+        return
+    saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
+    if tile_px:
+        scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        vae.tile_sample_min_size = int(tile_px)
+        vae.tile_latent_min_size = int(tile_px) // scale
+    vae.use_tiling = True
+    try:
+        yield True
+    finally:
+        vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = saved
