@@ -1,0 +1,125 @@
+"""`dreamwire serve`: run the backend server.
+
+Prints one line `dreamwire: listening on tcp://HOST:PORT` on stdout once it accepts
+connections (with port 0 the system picks a free port and this line says which); logs go to
+the console (stderr) and to a log file in the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.protocol import Limits
+
+READY_PREFIX = "dreamwire: listening on "
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("serve", help="run the backend server (ZeroMQ)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        type=Path,
+        required=True,
+        metavar="ROOT",
+        help="model folders (A1111 or ComfyUI layout)",
+    )
+    p.add_argument(
+        "--bind",
+        default="tcp://127.0.0.1:5790",
+        help="address to listen on; port 0 picks a free port (default %(default)s)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder for results")
+    p.add_argument(
+        "--keys",
+        type=Path,
+        metavar="DIR",
+        help="folder with server.key_secret (from `dreamwire keys DIR`): turns on CurveZMQ",
+    )
+    p.add_argument(
+        "--allow-client-key",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a client's public key file (or a folder of *.key files); repeatable",
+    )
+    p.add_argument("--device", default=None, help="torch device (default: best available)")
+    p.add_argument("--low-vram", action="store_true", default=None)
+    p.add_argument("--log", type=Path, help="log file (default OUT/dreamwire-server.log)")
+    d = Limits()
+    p.add_argument("--max-message-mb", type=float, default=d.max_message_bytes / 2**20)
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels)
+    p.add_argument("--max-images", type=int, default=d.max_images)
+    p.add_argument("--max-queue", type=int, default=d.max_queue)
+    p.set_defaults(func=run)
+
+
+def setup_logging(log_file: Path) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger("dreamwire")
+    root.setLevel(logging.INFO)
+    for handler in (
+        logging.StreamHandler(sys.stderr),
+        logging.FileHandler(log_file, encoding="utf-8"),
+    ):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dreamwire.backend.server import Server, ServerConfig
+    from dreamwire.backend.server.auth import is_loopback_bind
+
+    if not is_loopback_bind(args.bind) and args.keys is None:
+        raise DreamwireError(
+            ErrorCode.UNAUTHORIZED,
+            f"{args.bind} is reachable from other machines: give --keys DIR and --allow-client-key "
+            "FILE (create keys with `dreamwire keys DIR`), or bind to tcp://127.0.0.1",
+        )
+    if args.keys is not None and not args.allow_client_key:
+        raise DreamwireError(ErrorCode.UNAUTHORIZED, "--keys needs at least one --allow-client-key")
+    setup_logging(args.log or args.out / "dreamwire-server.log")
+    log = logging.getLogger("dreamwire.server")
+
+    limits = Limits(
+        max_message_bytes=int(args.max_message_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_images=args.max_images,
+        max_queue=args.max_queue,
+    )
+    engine, save, load = build_backend(args.models, args.out, args.device, args.low_vram)
+    config = ServerConfig(
+        bind=args.bind, limits=limits, keys_dir=args.keys, client_keys=list(args.allow_client_key)
+    )
+    server = Server(engine, save, load, config)
+    address = server.bind()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: server.stop())
+    log.info(
+        "serving models from %s, results to %s, device %s",
+        ", ".join(map(str, args.models)),
+        args.out,
+        server.capabilities.get("device"),
+    )
+    print(READY_PREFIX + address, flush=True)
+    server.serve_forever()
+    log.info("stopped")
+    return 0
+
+
+def build_backend(models: list[Path], out: Path, device: str | None, low_vram: bool | None):
+    """The engine and the result store's save/load, as the server needs them."""
+    from dreamwire.backend.engine import Engine
+    from dreamwire.backend.library import ModelLibrary
+    from dreamwire.backend.store import ResultStore
+
+    engine = Engine(ModelLibrary(list(models)), device=device, low_vram=low_vram)
+    store = ResultStore(out)
+    return engine, store.save, store.load

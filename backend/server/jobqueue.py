@@ -1,0 +1,90 @@
+"""The job queue: priority first (interactive, normal, batch), then arrival order."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from dataclasses import dataclass, field
+
+from dreamwire.shared.job import PRIORITIES, Job
+
+
+@dataclass
+class Entry:
+    job: Job
+    rank: int
+    seq: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+
+class JobQueue:
+    """Thread-safe: the server thread puts and cancels, the worker thread takes."""
+
+    def __init__(self, max_len: int):
+        self.max_len = max_len
+        self._heap: list[tuple[int, int, Entry]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self.running: Entry | None = None
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def full(self) -> bool:
+        return len(self) >= self.max_len
+
+    def put(self, job: Job) -> Entry:
+        entry = Entry(job, PRIORITIES[job.priority], next(self._seq))
+        with self._cond:
+            heapq.heappush(self._heap, (entry.rank, entry.seq, entry))
+            self._cond.notify()
+        return entry
+
+    def take(self, timeout: float) -> Entry | None:
+        """The next job, now marked running; None if none came within `timeout`."""
+        with self._cond:
+            if not self._heap:
+                self._cond.wait(timeout)
+            if not self._heap:
+                return None
+            entry = heapq.heappop(self._heap)[2]
+            self.running = entry
+            return entry
+
+    def done(self, entry: Entry) -> None:
+        with self._cond:
+            if self.running is entry:
+                self.running = None
+
+    def remove(self, job_id: str) -> Entry | None:
+        """Take a queued (not running) job out; None if it is not waiting."""
+        with self._cond:
+            for i, (_, _, e) in enumerate(self._heap):
+                if e.job_id == job_id:
+                    self._heap.pop(i)
+                    heapq.heapify(self._heap)
+                    return e
+        return None
+
+    def find(self, job_id: str) -> Entry | None:
+        with self._cond:
+            if self.running is not None and self.running.job_id == job_id:
+                return self.running
+            return next((e for _, _, e in self._heap if e.job_id == job_id), None)
+
+    def position(self, job_id: str) -> int:
+        """Jobs ahead of `job_id`, the running one included (0: it is running)."""
+        with self._cond:
+            if self.running is not None and self.running.job_id == job_id:
+                return 0
+            mine = next(((r, s) for r, s, e in self._heap if e.job_id == job_id), None)
+            if mine is None:
+                return -1
+            ahead = sum(1 for r, s, _ in self._heap if (r, s) < mine)
+            return ahead + (1 if self.running is not None else 0)

@@ -1,0 +1,376 @@
+"""The server thread: owns the ROUTER socket, answers every peer, feeds the GPU worker.
+
+Rules it keeps (PROTOCOL.md, "Backend"):
+- every inbound message is size-checked before it is decoded, and anything wrong gets an
+  error reply with a stable code; nothing a peer sends can end this loop;
+- progress and results go only to the client that owns the job (the submitter, or whoever
+  fetched it after a reconnect); a client that has gone away costs nothing, because a
+  ROUTER drops messages for peers it no longer has;
+- results are saved by the worker before they are sent, so fetch-result can always read
+  them back from the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from dreamwire.shared import protocol as P
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import Job
+from dreamwire.shared.result import JobResult
+
+from .jobqueue import JobQueue
+from .worker import Worker
+
+log = logging.getLogger("dreamwire.server")
+
+SERVER_VERSION = "0.1.0"
+CAPABILITY_KEYS = (
+    "device",
+    "vram_free",
+    "models",
+    "vaes",
+    "loras",
+    "embeddings",
+    "controlnets",
+    "samplers",
+)
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # job ids name files in the output folder
+
+
+@dataclass
+class ServerConfig:
+    bind: str = "tcp://127.0.0.1:5790"
+    limits: P.Limits = field(default_factory=P.Limits)
+    keys_dir: Path | None = None
+    client_keys: list[Path] = field(default_factory=list)
+
+
+class Server:
+    def __init__(
+        self,
+        engine: Any,
+        save: Callable[[Job, JobResult], JobResult],
+        load: Callable[[str], JobResult | None],
+        config: ServerConfig,
+        context: zmq.Context | None = None,
+    ):
+        self.engine = engine
+        self.load = load
+        self.config = config
+        self.limits = config.limits
+        self.server_id = uuid.uuid4().hex
+        self.ctx = context or zmq.Context.instance()
+        self.jobs = JobQueue(self.limits.max_queue)
+        self.owners: dict[str, bytes] = {}  # job id -> routing id of the client to tell
+        self.formats: dict[bytes, str] = {}  # routing id -> image format it asked for
+        self._wake_address = f"inproc://dreamwire-wake-{self.server_id}"
+        self._stop = threading.Event()
+        self._auth = None
+        self.address = ""
+        self.capabilities = self._capabilities()
+        self.worker = Worker(engine, save, self.jobs, self.ctx, self._wake_address)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def bind(self) -> str:
+        """Bind the ROUTER; return the address actually bound (port 0 resolved)."""
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.router.router_handover = 1  # a reconnecting client takes its routing id back
+        # libzmq drops (disconnects) any peer whose frame exceeds this, before we see it.
+        self.router.maxmsgsize = self.limits.max_message_bytes
+        if self.config.keys_dir is not None:
+            from .auth import load_client_keys, secure_socket
+
+            keys = load_client_keys(self.config.client_keys)
+            self._auth = secure_socket(self.ctx, self.router, self.config.keys_dir, keys, log)
+            log.info("CurveZMQ on; %d client key(s) allowed", len(keys))
+        bind = self.config.bind
+        if bind.startswith("tcp://") and bind.endswith(":0"):
+            bind = bind[:-2] + ":*"
+        self.router.bind(bind)
+        self.address = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.wake = self.ctx.socket(zmq.PULL)
+        self.wake.linger = 0
+        self.wake.bind(self._wake_address)
+        return self.address
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def serve_forever(self) -> None:
+        self.worker.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.wake, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(250))
+                if self.wake in ready:
+                    while self.wake.poll(0):
+                        self.wake.recv(zmq.NOBLOCK)
+                    self._flush_outbox()
+                if self.router in ready:
+                    # Bounded so a flood from one peer cannot starve the outbox.
+                    for _ in range(64):
+                        if not self.router.poll(0):
+                            break
+                        self._receive(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
+        finally:
+            self.worker.stopping.set()
+            self.worker.join(timeout=5)
+            self.router.close(0)
+            self.wake.close(0)
+            if self._auth is not None:
+                self._auth.stop()
+
+    # -- outbound ------------------------------------------------------------------------
+    def _send(self, identity: bytes, msg: P.Message) -> None:
+        fmt = self.formats.get(identity, "raw")
+        try:
+            frames = P.encode(msg, fmt)
+            self.router.send_multipart([identity, *frames], copy=False)
+        except zmq.ZMQError as exc:  # e.g. the peer's queue is full: drop, keep serving
+            log.warning("could not send %s to a client: %s", msg.type, exc)
+
+    def _error(self, identity: bytes, err: DreamwireError, reply_to: str = "") -> None:
+        self._send(
+            identity, P.Message(P.ERROR, err.to_dict(), job_id=err.job_id, reply_to=reply_to)
+        )
+
+    def _flush_outbox(self) -> None:
+        while True:
+            try:
+                job_id, msg = self.worker.outbox.get_nowait()
+            except Exception:
+                return
+            owner = self.owners.get(job_id)
+            if msg.type in (P.RESULT, P.ERROR, P.CANCELLED):
+                self.owners.pop(job_id, None)
+            if owner is not None:
+                self._send(owner, msg)
+
+    # -- inbound -------------------------------------------------------------------------
+    def _receive(self, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        body = frames[1:]
+        try:
+            msg = P.decode(body, self.limits, writable=True)
+        except P.ProtocolError as exc:
+            head = P.peek_header(body, self.limits)
+            job_id = head.get("job_id", "") if isinstance(head.get("job_id"), str) else ""
+            reply_to = head.get("msg_id", "") if isinstance(head.get("msg_id"), str) else ""
+            log.warning("bad message from a peer: %s", exc)
+            exc.job_id = job_id[:64]
+            self._error(identity, exc, reply_to[:64])
+            return
+        try:
+            self._dispatch(identity, msg)
+        except DreamwireError as exc:
+            exc.job_id = exc.job_id or msg.job_id
+            self._error(identity, exc, msg.msg_id)
+        except Exception as exc:  # a bug here must cost one reply, not the server
+            log.exception("handling %s failed", msg.type)
+            self._error(
+                identity,
+                DreamwireError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", msg.job_id),
+                msg.msg_id,
+            )
+
+    def _dispatch(self, identity: bytes, msg: P.Message) -> None:
+        t = msg.type
+        if t == P.HEARTBEAT:
+            running = self.jobs.running
+            self._send(
+                identity,
+                P.reply(
+                    msg,
+                    P.HEARTBEAT,
+                    {
+                        "server_id": self.server_id,
+                        "queued": len(self.jobs),
+                        "running": running.job_id if running is not None else "",
+                    },
+                ),
+            )
+        elif t == P.HELLO:
+            self._hello(identity, msg)
+        elif t == P.SUBMIT:
+            self._submit(identity, msg)
+        elif t == P.CANCEL:
+            self._cancel(identity, msg)
+        elif t == P.FETCH_RESULT:
+            self._fetch(identity, msg)
+        elif t == P.LIST_MODELS:
+            self.capabilities = self._capabilities()
+            self._send(identity, P.reply(msg, P.MODELS, self.capabilities))
+        else:
+            raise DreamwireError(ErrorCode.UNKNOWN_MESSAGE_TYPE, f"a backend does not accept {t!r}")
+
+    def _hello(self, identity: bytes, msg: P.Message) -> None:
+        theirs = msg.body.get("protocol", P.PROTOCOL_VERSION)
+        if theirs != P.PROTOCOL_VERSION:
+            raise DreamwireError(
+                ErrorCode.PROTOCOL_VERSION,
+                f"this backend speaks protocol {P.PROTOCOL_VERSION}, the client {theirs!r}",
+            )
+        fmt = msg.body.get("image_format", "raw")
+        self.formats[identity] = fmt if fmt in P.FORMATS else "raw"
+        log.info(
+            "hello from %s %s",
+            str(msg.body.get("client", "?"))[:64],
+            str(msg.body.get("client_version", ""))[:32],
+        )
+        body = {
+            "protocol": P.PROTOCOL_VERSION,
+            "server_version": SERVER_VERSION,
+            "server_id": self.server_id,
+            **self.capabilities,
+            "limits": self.limits.to_dict(),
+        }
+        self._send(identity, P.reply(msg, P.WELCOME, body))
+
+    def _submit(self, identity: bytes, msg: P.Message) -> None:
+        _check_job_id(msg.job_id)
+        if self.jobs.find(msg.job_id) is not None or self._stored(msg.job_id):
+            # Submit is idempotent by job id: a client resending after a reconnect gets
+            # what a fetch would give, not a second run.
+            self._fetch(identity, msg)
+            return
+        job = P.parse_submit(msg)
+        self._check_limits(job)
+        self._check_model(job)
+        if self.jobs.full():
+            raise DreamwireError(
+                ErrorCode.QUEUE_FULL,
+                f"the queue holds {self.limits.max_queue} jobs; try later",
+                job.job_id,
+            )
+        self.owners[job.job_id] = identity
+        self.jobs.put(job)
+        pos = self.jobs.position(job.job_id)
+        log.info("job %s: queued (%s priority, position %d)", job.job_id, job.priority, pos)
+        self._send(
+            identity, P.reply(msg, P.ACCEPTED, {"job_id": job.job_id, "position": max(pos, 0)})
+        )
+
+    def _cancel(self, identity: bytes, msg: P.Message) -> None:
+        job_id = msg.job_id
+        entry = self.jobs.remove(job_id)
+        if entry is not None:  # still waiting: gone at once
+            owner = self.owners.pop(job_id, identity)
+            cancelled = P.reply(msg, P.CANCELLED, {"job_id": job_id})
+            self._send(owner, cancelled)
+            if owner != identity:
+                self._send(identity, cancelled)
+            log.info("job %s: cancelled while queued", job_id)
+            return
+        entry = self.jobs.find(job_id)
+        if entry is None:
+            raise DreamwireError(
+                ErrorCode.JOB_NOT_FOUND, "no such job is queued or running", job_id
+            )
+        entry.cancel.set()  # the engine stops at its next step; the worker replies
+
+    def _fetch(self, identity: bytes, msg: P.Message) -> None:
+        job_id = msg.job_id
+        _check_job_id(job_id)
+        if self.jobs.find(job_id) is not None:
+            self.owners[job_id] = identity  # progress and result now go to this client
+            pos = self.jobs.position(job_id)
+            self._send(
+                identity,
+                P.reply(
+                    msg, P.ACCEPTED, {"job_id": job_id, "position": max(pos, 0), "reattached": True}
+                ),
+            )
+            return
+        result = self.load(job_id)
+        if result is None:
+            raise DreamwireError(
+                ErrorCode.JOB_NOT_FOUND, "no job with this id is queued, running or saved", job_id
+            )
+        out = P.result_message(result, reply_to=msg.msg_id)
+        self._send(identity, out)
+
+    def _stored(self, job_id: str) -> bool:
+        try:
+            return self.load(job_id) is not None
+        except DreamwireError:
+            return False
+
+    # -- checks --------------------------------------------------------------------------
+    def _check_limits(self, job: Job) -> None:
+        scale = float(job.hires.scale) if job.hires is not None else 1.0
+        w = (job.width + job.outpaint.left + job.outpaint.right) * scale
+        h = (job.height + job.outpaint.top + job.outpaint.bottom) * scale
+        if w * h > self.limits.max_pixels:
+            raise DreamwireError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"output of {int(w)}x{int(h)} exceeds this backend's limit of {self.limits.max_pixels} pixels",
+                job.job_id,
+            )
+        if job.batch > self.limits.max_images:
+            raise DreamwireError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"batch of {job.batch} exceeds {self.limits.max_images}",
+                job.job_id,
+            )
+
+    def _check_model(self, job: Job) -> None:
+        """Refuse names the library does not have now, instead of after queueing."""
+        for kind, name, code in (
+            ("models", job.model, ErrorCode.MODEL_NOT_FOUND),
+            ("vaes", job.vae, ErrorCode.MODEL_NOT_FOUND),
+        ):
+            known = _names(self.capabilities.get(kind))
+            if name and known and _stem(name) not in known:
+                self.capabilities = self._capabilities()  # a file may have been added since
+                known = _names(self.capabilities.get(kind))
+                if _stem(name) not in known:
+                    listed = ", ".join(sorted(known)[:20])
+                    raise DreamwireError(
+                        code,
+                        f"{kind[:-1]} {name!r} is not in the library; known: {listed}",
+                        job.job_id,
+                    )
+
+    def _capabilities(self) -> dict[str, Any]:
+        caps = self.engine.capabilities()
+        clean = {k: caps.get(k) for k in CAPABILITY_KEYS}
+        clean.update({k: v for k, v in caps.items() if k not in clean})
+        # Paths or other objects the engine may list become text; the wire is JSON only.
+        return json.loads(json.dumps(clean, default=str))
+
+
+def _names(items: Any) -> set[str]:
+    """Every name a library entry can be called by (title, file name, stem ...)."""
+    out: set[str] = set()
+    for item in items or ():
+        values = (
+            [item] if isinstance(item, str) else (item.values() if isinstance(item, dict) else [])
+        )
+        for v in values:
+            if isinstance(v, str) and v:
+                out.add(_stem(v))
+    return out
+
+
+def _stem(name: str) -> str:
+    """ "sub/Model.safetensors [a1b2c3d4]" -> "model": the part every spelling shares."""
+    return Path(name.split(" [")[0].replace("\\", "/")).stem.lower()
+
+
+def _check_job_id(job_id: str) -> None:
+    if not _JOB_ID.match(job_id or ""):
+        raise DreamwireError(ErrorCode.INVALID_JOB, f"bad job id {job_id[:80]!r}")

@@ -1,0 +1,125 @@
+"""The GPU worker: one thread, one job at a time, taken from the priority queue.
+
+It never touches the ROUTER socket (ZeroMQ sockets belong to one thread); everything it has
+to say goes into `outbox` as (job_id, Message) and a wake-up frame tells the server thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from dreamwire.shared import protocol as P
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.result import JobResult, Progress
+
+from .jobqueue import Entry, JobQueue
+
+log = logging.getLogger("dreamwire.server")
+
+
+class Worker(threading.Thread):
+    def __init__(
+        self,
+        engine: Any,
+        save: Callable[[Any, JobResult], JobResult],
+        jobs: JobQueue,
+        ctx: zmq.Context,
+        wake_address: str,
+    ):
+        super().__init__(name="dreamwire-gpu", daemon=True)
+        self.engine = engine
+        self.save = save
+        self.jobs = jobs
+        self.ctx = ctx
+        self.wake_address = wake_address
+        self.outbox: queue.Queue[tuple[str, P.Message]] = queue.Queue()
+        self.stopping = threading.Event()
+        self._wake: zmq.Socket | None = None
+
+    def post(self, job_id: str, msg: P.Message) -> None:
+        self.outbox.put((job_id, msg))
+        assert self._wake is not None
+        self._wake.send(b"", zmq.NOBLOCK)
+
+    def run(self) -> None:
+        self._wake = self.ctx.socket(zmq.PUSH)
+        self._wake.linger = 0
+        self._wake.connect(self.wake_address)
+        try:
+            while not self.stopping.is_set():
+                entry = self.jobs.take(timeout=0.2)
+                if entry is None:
+                    continue
+                try:
+                    self._run_one(entry)
+                finally:
+                    self.jobs.done(entry)
+        finally:
+            self._wake.close(0)
+
+    def _run_one(self, entry: Entry) -> None:
+        job = entry.job
+        job_id = job.job_id
+        if entry.cancel.is_set():
+            self.post(job_id, P.Message(P.CANCELLED, {"job_id": job_id}, job_id=job_id))
+            return
+        log.info(
+            "job %s: start (%s, %dx%d, %d steps, %s)",
+            job_id,
+            job.mode,
+            job.width,
+            job.height,
+            job.steps,
+            job.priority,
+        )
+        started = time.monotonic()
+
+        def on_progress(p: Progress) -> None:
+            self.post(job_id, P.progress_message(p))
+
+        try:
+            result = self.engine.run(
+                job, on_progress=on_progress, should_cancel=entry.cancel.is_set
+            )
+            result.tag = result.tag or job.tag
+            self.post(job_id, P.progress_message(Progress(job_id, "saving", job.steps, job.steps)))
+            # Saved before it is sent: a client that vanishes now loses nothing.
+            result = self.save(job, result)
+        except DreamwireError as exc:
+            exc.job_id = exc.job_id or job_id
+            if exc.code == ErrorCode.CANCELLED:
+                log.info("job %s: cancelled", job_id)
+                self.post(job_id, P.Message(P.CANCELLED, {"job_id": job_id}, job_id=job_id))
+            else:
+                log.warning("job %s: %s", job_id, exc)
+                self.post(job_id, P.Message(P.ERROR, exc.to_dict(), job_id=job_id))
+            return
+        except MemoryError:
+            self._internal(job_id, ErrorCode.OUT_OF_MEMORY, "out of memory")
+            return
+        except Exception as exc:  # the engine must not take the server down with it
+            code = (
+                ErrorCode.OUT_OF_MEMORY
+                if "out of memory" in str(exc).lower()
+                else ErrorCode.INTERNAL
+            )
+            log.exception("job %s failed", job_id)
+            self._internal(job_id, code, f"{type(exc).__name__}: {exc}")
+            return
+        log.info(
+            "job %s: done in %.2f s, %d image(s) saved",
+            job_id,
+            time.monotonic() - started,
+            len(result.images),
+        )
+        self.post(job_id, P.result_message(result))
+
+    def _internal(self, job_id: str, code: ErrorCode, text: str) -> None:
+        self.post(job_id, P.error_message(code, text, job_id))

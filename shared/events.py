@@ -1,0 +1,101 @@
+"""What `Client.poll()` returns: one small dataclass per thing that happened.
+
+Hosts dispatch on the event type from a timer on their UI thread; none of these hold a
+socket or a lock, so they can be kept or passed around freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import DreamwireError
+from .result import JobResult, Progress
+
+# Connection states, as Client.state and ConnectionChanged.state report them.
+CONNECTING = "connecting"
+CONNECTED = "connected"
+LOST = "lost"
+INCOMPATIBLE = "incompatible"
+UNAUTHORIZED = "unauthorized"
+CLOSED = "closed"
+
+
+@dataclass
+class Welcome:
+    """The backend's self-description, sent in answer to hello (and after a reconnect)."""
+
+    protocol: int
+    server_version: str
+    server_id: str  # changes when the backend process restarts
+    device: str = ""
+    vram_free: int | None = None  # bytes; None when not known (CPU)
+    models: list[Any] = field(default_factory=list)
+    vaes: list[Any] = field(default_factory=list)
+    loras: list[Any] = field(default_factory=list)
+    embeddings: list[Any] = field(default_factory=list)
+    controlnets: list[Any] = field(default_factory=list)
+    samplers: list[Any] = field(default_factory=list)
+    limits: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # capability keys this client does not know
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Welcome:
+        known = set(cls.__dataclass_fields__) - {"extra"}
+        kw = {k: body[k] for k in known if k in body}
+        kw.setdefault("protocol", 0)
+        kw.setdefault("server_version", "")
+        kw.setdefault("server_id", "")
+        return cls(**kw, extra={k: v for k, v in body.items() if k not in known})
+
+
+@dataclass
+class Accepted:
+    job_id: str
+    position: int  # jobs ahead of this one, the running job included
+    reattached: bool = False  # True when this answers a fetch after a reconnect
+
+
+@dataclass
+class ProgressEvent:
+    progress: Progress
+
+    @property
+    def job_id(self) -> str:
+        return self.progress.job_id
+
+
+@dataclass
+class ResultEvent:
+    result: JobResult
+
+    @property
+    def job_id(self) -> str:
+        return self.result.job_id
+
+
+@dataclass
+class ErrorEvent:
+    error: DreamwireError
+
+    @property
+    def job_id(self) -> str:
+        return self.error.job_id
+
+
+@dataclass
+class Cancelled:
+    job_id: str
+
+
+@dataclass
+class ModelsEvent:
+    """Answer to Client.list_models(): the same capability lists as in Welcome."""
+
+    capabilities: dict[str, Any]
+
+
+@dataclass
+class ConnectionChanged:
+    state: str  # one of the states above
+    detail: str = ""
