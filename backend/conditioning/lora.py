@@ -1,0 +1,341 @@
+"""LoRA (kohya and diffusers/PEFT), LoCon and LoHa applied the way A1111 applies them.
+
+A1111's built-in Lora extension adds, to every targeted weight W,
+
+    W' = W + (up @ down) * multiplier * alpha / rank
+
+(LoHa: ((w1a @ w1b) * (w2a @ w2b)) in place of up @ down), with the text-encoder multiplier
+for text-encoder modules and the UNet multiplier for UNet modules. Here that delta is added
+to the loaded model's weights in place, and the exact original tensors are kept so that
+`LoraPatch.restore()` puts every weight back bit for bit: the next job without the LoRA gives
+exactly the base model's output.
+
+Keys understood:
+  kohya      lora_unet_<module>, lora_te_<module> (SD1/SD2), lora_te1_/lora_te2_ (SDXL), with
+             .lora_down.weight / .lora_up.weight / .alpha; UNet modules named the diffusers way
+             (down_blocks_0_attentions_0_...) or the original way (input_blocks_4_1_...)
+  LoCon      the same keys on conv layers (3x3 down, 1x1 up)
+  LoHa       .hada_w1_a/.hada_w1_b/.hada_w2_a/.hada_w2_b (+ .alpha)
+  diffusers  unet.<module>.lora_A.weight / lora_B.weight (PEFT), text_encoder[_2].<module>...,
+             and the older .lora.down.weight / .lora.up.weight and processor.to_q_lora.* forms
+Refused with a clear message: LoKr, (IA)^3, OFT, GLoRA, Tucker (lora_mid/hada_t), full-diff
+LyCORIS files, and legacy hypernetworks (use a LoRA instead).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+from . import files
+from .ldm_names import ldm_aliases
+
+# part name -> pipeline component
+PARTS = {"unet": "unet", "te": "text_encoder", "te1": "text_encoder", "te2": "text_encoder_2"}
+_REFUSED = {
+    "lokr_w1": "LyCORIS LoKr",
+    "lokr_w1_a": "LyCORIS LoKr",
+    "lokr_w2": "LyCORIS LoKr",
+    "hada_t1": "LyCORIS LoHa with Tucker decomposition",
+    "lora_mid.weight": "LyCORIS LoCon with Tucker decomposition (lora_mid)",
+    "on_input": "LyCORIS (IA)^3",
+    "oft_diag": "LyCORIS OFT",
+    "oft_blocks": "LyCORIS OFT",
+    "a1.weight": "LyCORIS GLoRA",
+    "diff": "LyCORIS full-weight diff",
+}
+
+
+@dataclass
+class LoraModule:
+    part: str  # "unet" | "te" | "te1" | "te2"
+    name: str  # module name as the file spells it, "_"-joined, without the part prefix
+    kind: str  # "lora" | "loha"
+    tensors: dict[str, torch.Tensor]
+    alpha: float | None = None
+
+    @property
+    def rank(self) -> int:
+        t = self.tensors["down"] if self.kind == "lora" else self.tensors["w1b"]
+        return int(t.shape[0])
+
+    @property
+    def scale(self) -> float:
+        # A1111 (network.py calc_scale): alpha / dim when both are known, else 1.
+        return self.alpha / self.rank if self.alpha is not None else 1.0
+
+    def updown(self) -> torch.Tensor:
+        """up @ down (or the LoHa product) in float32, shaped like the target weight's matrix."""
+        t = {k: v.float() for k, v in self.tensors.items()}
+        if self.kind == "loha":
+            return (t["w1a"] @ t["w1b"]) * (t["w2a"] @ t["w2b"])
+        up, down = t["up"], t["down"]
+        out = up.reshape(up.shape[0], -1) @ down.reshape(down.shape[0], -1)
+        if down.ndim == 4:
+            return out.reshape(up.shape[0], down.shape[1], *down.shape[2:])
+        return out
+
+
+@dataclass
+class LoraFile:
+    name: str
+    path: Path
+    modules: list[LoraModule] = field(default_factory=list)
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def _refuse_kind(path: Path, keys: list[str]) -> None:
+    for key in keys:
+        for marker, label in _REFUSED.items():
+            if key.endswith("." + marker):
+                raise DreamwireError(
+                    ErrorCode.MODEL_UNSUPPORTED,
+                    f"{path.name} is a {label} file, which Dreamwire does not apply; "
+                    "LoRA, LoCon and LoHa files are supported",
+                )
+
+
+def _is_hypernetwork(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and "layer_structure" in data
+        and any(isinstance(k, int) for k in data)
+    )
+
+
+def _refuse_hypernetwork(path: Path) -> DreamwireError:
+    return DreamwireError(
+        ErrorCode.MODEL_UNSUPPORTED,
+        f"{path.name} is a legacy A1111 hypernetwork; Dreamwire does not run hypernetworks. "
+        "Use a LoRA instead (most hypernetwork styles have LoRA versions, and LoRA does the "
+        "same job better)",
+    )
+
+
+_PEFT = re.compile(
+    r"^(unet|text_encoder|text_encoder_2)\.(.+?)"
+    r"(?:\.processor\.(to_q|to_k|to_v|to_out)_lora|\.lora_linear_layer|\.lora)?"
+    r"\.(lora_A|lora_B|down|up)(?:\.default)?\.weight$"
+)
+_KOHYA = re.compile(
+    r"^lora_(unet|te1|te2|te)_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab])$"
+)
+
+
+def read(path: Path, name: str | None = None) -> LoraFile:
+    """Parse a LoRA file into modules; raises DreamwireError for anything it cannot apply."""
+    data = files.load_tensors(path, "LoRA")
+    if _is_hypernetwork(data):
+        raise _refuse_hypernetwork(path)
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED, f"{path.name} does not hold a LoRA's tensors"
+        )
+    keys = list(data)
+    _refuse_kind(path, keys)
+    grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    alphas: dict[tuple[str, str], float] = {}
+    for key, value in data.items():
+        if m := _KOHYA.match(key):
+            part, module, what = m[1], m[2], m[3]
+            slot = {
+                "lora_down.weight": "down",
+                "lora_up.weight": "up",
+                "hada_w1_a": "w1a",
+                "hada_w1_b": "w1b",
+                "hada_w2_a": "w2a",
+                "hada_w2_b": "w2b",
+            }.get(what)
+            if what == "alpha":
+                alphas[(part, module)] = float(value)
+            else:
+                grouped.setdefault((part, module), {})[slot] = value
+        elif m := _PEFT.match(key):
+            part = {"unet": "unet", "text_encoder": "te1", "text_encoder_2": "te2"}[m[1]]
+            module = m[2] + (f".{m[3]}" if m[3] else "")
+            module = module.replace(".", "_")
+            slot = "down" if m[4] in ("lora_A", "down") else "up"
+            grouped.setdefault((part, module), {})[slot] = value
+        elif key.endswith(".alpha") and (
+            m := _PEFT.match(key[: -len(".alpha")] + ".lora_A.weight")
+        ):
+            part = {"unet": "unet", "text_encoder": "te1", "text_encoder_2": "te2"}[m[1]]
+            alphas[(part, m[2].replace(".", "_"))] = float(value)
+    if not grouped:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{path.name} has no LoRA weights Dreamwire recognises (first keys: {keys[:3]})",
+        )
+    modules = []
+    for (part, module), tensors in grouped.items():
+        if {"down", "up"} <= set(tensors):
+            kind = "lora"
+        elif {"w1a", "w1b", "w2a", "w2b"} <= set(tensors):
+            kind = "loha"
+        else:
+            raise DreamwireError(
+                ErrorCode.MODEL_CORRUPT, f"{path.name}: {part} module {module} is incomplete"
+            )
+        modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module))))
+    return LoraFile(name or path.stem, path, modules)
+
+
+# --- targets ------------------------------------------------------------------------
+
+
+def _underscored(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def module_table(component: torch.nn.Module, part: str, unet_config: dict | None = None) -> dict:
+    """Every name a LoRA file may use for a Linear/Conv module of this component."""
+    table: dict[str, torch.nn.Module] = {}
+    names = []
+    for name, module in component.named_modules():
+        if not isinstance(module, torch.nn.Linear | torch.nn.Conv2d):
+            continue
+        names.append(name)
+        table[_underscored(name)] = module
+        if part != "unet":
+            # transformers 5 dropped the `text_model.` level of CLIPTextModel; files keep it.
+            if name.startswith("text_model."):
+                table[_underscored(name.removeprefix("text_model."))] = module
+            else:
+                table["text_model_" + _underscored(name)] = module
+    if part == "unet" and unet_config is not None:
+        by_name = dict(component.named_modules())
+        for ldm, diffusers in ldm_aliases(names, unet_config).items():
+            table.setdefault(_underscored(ldm), by_name[diffusers])
+    return table
+
+
+@dataclass
+class LoraPatch:
+    """Weights changed in place; restore() puts back the exact originals."""
+
+    originals: dict[int, tuple[torch.nn.Parameter, torch.Tensor]] = field(default_factory=dict)
+    applied: list[str] = field(default_factory=list)
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            for param, original in self.originals.values():
+                param.copy_(original)
+        self.originals.clear()
+        self.applied.clear()
+
+
+def _component_for(part: str, components: dict[str, Any]) -> str:
+    if part == "te" and "text_encoder_2" in components:
+        # A plain lora_te_ key on SDXL would be ambiguous; kohya never writes it.
+        return "text_encoder"
+    return PARTS[part]
+
+
+def apply(
+    loras: list[tuple[LoraFile, float, float]],
+    components: dict[str, Any],
+    model_name: str = "the model",
+) -> LoraPatch:
+    """Add each (file, unet multiplier, te multiplier) to the components' weights.
+
+    On any error nothing stays patched.
+    """
+    patch = LoraPatch()
+    tables: dict[str, dict] = {}
+    unet = components.get("unet")
+    unet_config = dict(unet.config) if unet is not None and hasattr(unet, "config") else None
+    try:
+        for lora, w_unet, w_te in loras:
+            matched = 0
+            misses = []
+            for mod in lora.modules:
+                comp_name = _component_for(mod.part, components)
+                comp = components.get(comp_name)
+                if comp is None:
+                    misses.append(f"{mod.part}:{mod.name}")
+                    continue
+                if comp_name not in tables:
+                    tables[comp_name] = module_table(
+                        comp, "unet" if comp_name == "unet" else "te", unet_config
+                    )
+                target = tables[comp_name].get(mod.name)
+                if target is None:
+                    misses.append(f"{mod.part}:{mod.name}")
+                    continue
+                multiplier = w_unet if mod.part == "unet" else w_te
+                _add(patch, target, mod, multiplier, lora, model_name)
+                matched += 1
+            if matched == 0:
+                raise DreamwireError(
+                    ErrorCode.MODEL_MISMATCH,
+                    f"LoRA {lora.name} matches no layer of {model_name}: it was made for another "
+                    f"model family (e.g. {misses[0] if misses else '?'})",
+                )
+            patch.applied.append(lora.name)
+    except BaseException:
+        patch.restore()
+        raise
+    return patch
+
+
+def _add(
+    patch: LoraPatch, target: torch.nn.Module, mod: LoraModule, multiplier: float, lora, model
+) -> None:
+    weight = target.weight
+    updown = mod.updown()
+    if updown.numel() != weight.numel():
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH,
+            f"LoRA {lora.name}: layer {mod.name} has shape {tuple(updown.shape)} but "
+            f"{model} has {tuple(weight.shape)}; the LoRA is for another model family",
+        )
+    updown = updown.reshape(weight.shape)
+    with torch.no_grad():
+        if id(weight) not in patch.originals:
+            patch.originals[id(weight)] = (weight, weight.detach().to("cpu", copy=True))
+        delta = updown * multiplier * mod.scale
+        weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
+
+
+# --- refs from prompts and jobs -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoraRequest:
+    name: str
+    unet: float
+    te: float
+
+
+def resolve(name: str, available: dict[str, Path]) -> Path:
+    """Find a LoRA by name the way A1111 does: the file name without extension."""
+    if name in available:
+        return available[name]
+    lowered = {k.lower(): v for k, v in available.items()}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    known = ", ".join(sorted(available)[:20]) or "none"
+    raise DreamwireError(ErrorCode.LORA_NOT_FOUND, f"LoRA {name!r} not found; available: {known}")
+
+
+_CACHE: dict[tuple[str, float, int], LoraFile] = {}
+
+
+def read_cached(path: Path, name: str) -> LoraFile:
+    stat = path.stat()
+    key = (str(path), stat.st_mtime, stat.st_size)
+    if key not in _CACHE:
+        if len(_CACHE) > 16:
+            _CACHE.clear()
+        _CACHE[key] = read(path, name)
+    return _CACHE[key]
