@@ -50,6 +50,7 @@ class JobContext:
     handled: set[str] = field(default_factory=set)  # "controls", "loras" once applied
     step_hooks: list[StepHook] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)  # free space for extensions
+    infotext_extra: dict[str, str] = field(default_factory=dict)  # e.g. "Lora hashes"
 
 
 class EngineExtension:

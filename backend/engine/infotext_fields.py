@@ -1,61 +1,66 @@
-"""The A1111 generation parameters of one image, in A1111's field order.
+"""The A1111 generation parameters of one image.
 
-shared/infotext.py formats and parses the text; this module only decides which fields a
-job produces, with A1111's names and value spellings, so other tools read them back.
+shared/infotext.py formats and parses the text (and knows A1111's key order); this module
+decides which fields a job produces, with A1111's names and spellings, so other tools
+read them back. Extensions add their own fields (Lora hashes, ControlNet units) through
+`ctx.infotext_extra`.
 """
 
 from __future__ import annotations
 
 from dreamwire.backend import samplers
+from dreamwire.shared.infotext import Infotext, format_infotext
 
 from .hooks import JobContext
 
 
-def _num(v: float) -> str:
-    return f"{v:g}"
-
-
-def fields_for(ctx: JobContext, seed: int, index: int) -> dict[str, str]:
+def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     job, model = ctx.job, ctx.model
-    f: dict[str, str] = {"Steps": str(job.steps)}
-    f.update(samplers.infotext_sampler(job.sampler))
-    f["CFG scale"] = _num(job.cfg)
-    f["Seed"] = str(seed)
-    f["Size"] = f"{job.width}x{job.height}"
-    if model.short_hash:
-        f["Model hash"] = model.short_hash
-    f["Model"] = model.name
+    sampler = samplers.sampler_info(job.sampler)
+    info = Infotext(
+        prompt=job.prompt,
+        negative_prompt=job.negative,
+        steps=job.steps,
+        sampler=sampler.sampler,
+        schedule_type=None if sampler.schedule_type == "Automatic" else sampler.schedule_type,
+        cfg_scale=float(job.cfg),
+        seed=seed,
+        width=job.width,
+        height=job.height,
+        model_hash=model.short_hash or None,
+        model=model.name,
+        clip_skip=job.clip_skip if job.clip_skip > 1 else None,
+    )
     if model.vae_name:
-        if model.vae_hash:
-            f["VAE hash"] = model.vae_hash
-        f["VAE"] = model.vae_name
+        info.vae = model.vae_name
+        info.vae_hash = model.vae_hash or None
     subseeds = ctx.state.get("subseeds") or []
     if subseeds:
-        f["Variation seed"] = str(subseeds[index])
-        f["Variation seed strength"] = _num(job.subseed_strength)
+        info.variation_seed = subseeds[index]
+        info.variation_seed_strength = float(job.subseed_strength)
     if job.mode != "txt2img":
-        f["Denoising strength"] = _num(job.strength)
+        info.denoising_strength = float(job.strength)
     elif job.hires is not None:
-        f["Denoising strength"] = _num(job.hires.denoise)
-    if job.clip_skip > 1:
-        f["Clip skip"] = str(job.clip_skip)
-    if job.seamless != "none":
-        # A1111 writes "Tiling: True"; the one-axis form is the asymmetric-tiling extension's.
-        f["Tiling"] = "True" if job.seamless == "both" else job.seamless
+        info.denoising_strength = float(job.hires.denoise)
+    if job.seamless == "both":
+        info.tiling = True
+    elif job.seamless in ("x", "y"):
+        # One-axis tiling as the asymmetric-tiling extension writes it.
+        info.extras["Tile X"] = str(job.seamless == "x")
+        info.extras["Tile Y"] = str(job.seamless == "y")
     if job.mode == "inpaint":
-        f["Mask blur"] = str(job.mask_blur)
+        info.mask_blur = job.mask_blur
         if job.inpaint_full_res:
-            f["Inpaint area"] = "Only masked"
-            f["Masked area padding"] = str(job.inpaint_padding)
+            info.extras["Inpaint area"] = "Only masked"
+            info.extras["Masked area padding"] = str(job.inpaint_padding)
     if job.hires is not None:
-        f["Hires upscale"] = _num(job.hires.scale)
-        if job.hires.steps:
-            f["Hires steps"] = str(job.hires.steps)
-        f["Hires upscaler"] = job.hires.upscaler
-    return f
+        info.hires_upscale = float(job.hires.scale)
+        info.hires_steps = job.hires.steps or None
+        info.hires_upscaler = job.hires.upscaler
+    for key, value in ctx.infotext_extra.items():
+        info.extras[key] = value
+    return info
 
 
-def infotext_for(ctx: JobContext, seed: int, index: int, width: int, height: int) -> str:
-    from dreamwire.shared import infotext
-
-    return infotext.format_infotext(ctx.job.prompt, ctx.job.negative, fields_for(ctx, seed, index))
+def infotext_for(ctx: JobContext, seed: int, index: int) -> str:
+    return format_infotext(infotext_object(ctx, seed, index))

@@ -67,9 +67,7 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
     t1 = time.perf_counter()
 
     results = [
-        GeneratedImage(
-            image=img, seed=s, infotext=infotext_for(ctx, s, i, img.shape[1], img.shape[0])
-        )
+        GeneratedImage(image=img, seed=s, infotext=infotext_for(ctx, s, i))
         for i, (img, s) in enumerate(zip(images, seeds, strict=True))
     ]
     return JobResult(

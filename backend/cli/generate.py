@@ -1,0 +1,244 @@
+"""`dreamwire generate`: run one job in-process (or on a backend with --server) and save
+the PNGs (with A1111 infotext) and a JSON record to the output folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import HiresFix, Job, Outpaint
+
+DEFAULT_MODEL = "tiny-sd1"
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="generate images (txt2img, img2img, inpaint)")
+    p.add_argument(
+        "--model", default="", help=f"checkpoint name (default: {DEFAULT_MODEL} or the first found)"
+    )
+    p.add_argument("--prompt", default="")
+    p.add_argument("--negative", default="")
+    p.add_argument(
+        "--sampler", default="Euler a", help='A1111 sampler name, e.g. "DPM++ 2M Karras"'
+    )
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", type=float, default=7.0)
+    p.add_argument("--seed", type=int, default=-1, help="-1: random (the chosen seed is printed)")
+    p.add_argument("--subseed", type=int, default=-1)
+    p.add_argument("--subseed-strength", type=float, default=0.0)
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--init-image", type=Path, help="image file for img2img / inpaint")
+    p.add_argument("--strength", type=float, default=0.75, help="denoising strength 0..1")
+    p.add_argument("--mask", type=Path, help="mask image (white = repaint) for inpainting")
+    p.add_argument("--mask-blur", type=int, default=4)
+    p.add_argument("--only-masked", action="store_true", help='A1111 "Inpaint area: Only masked"')
+    p.add_argument("--padding", type=int, default=32, help="only-masked padding in pixels")
+    p.add_argument(
+        "--outpaint",
+        type=int,
+        nargs=4,
+        metavar=("LEFT", "RIGHT", "TOP", "BOTTOM"),
+        help="grow the canvas",
+    )
+    p.add_argument("--hires-scale", type=float, help="Hires.fix upscale (e.g. 2)")
+    p.add_argument("--hires-denoise", type=float, default=0.5)
+    p.add_argument("--hires-steps", type=int, default=0)
+    p.add_argument("--hires-upscaler", default="Latent", choices=("Latent", "Lanczos", "Nearest"))
+    p.add_argument("--vae", default="", help="VAE name (default: the checkpoint's own)")
+    p.add_argument("--clip-skip", type=int, default=1)
+    p.add_argument(
+        "--seamless", nargs="?", const="both", default="none", choices=("none", "both", "x", "y")
+    )
+    p.add_argument("--tiled-vae", action="store_true", default=None)
+    p.add_argument("--out", type=Path, default=Path("outputs"), help="output folder")
+    p.add_argument(
+        "--json", action="store_true", help="print the result (paths, seeds, timings) as JSON"
+    )
+    p.add_argument(
+        "--models", type=Path, nargs="+", default=None, metavar="ROOT", help="model roots"
+    )
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--low-vram", action="store_true", default=None)
+    p.add_argument("--server", default=None, help="run on a backend, e.g. tcp://127.0.0.1:5555")
+    p.add_argument("--server-key", default=None, help="the backend's public CurveZMQ key")
+    p.add_argument("--client-key", default=None, help="this client's secret CurveZMQ key")
+    p.set_defaults(func=main)
+
+
+# -- inputs --------------------------------------------------------------------------------
+def read_image(path: Path, what: str, mode: str = "RGB") -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(img.convert(mode))
+    except (OSError, ValueError) as exc:
+        raise DreamwireError(ErrorCode.INVALID_IMAGE, f"cannot read {what} {path}: {exc}") from None
+    return arr.copy() if mode == "L" else np.ascontiguousarray(arr)
+
+
+def build_job(args: argparse.Namespace) -> Job:
+    job = Job(
+        prompt=args.prompt,
+        negative=args.negative,
+        model=args.model,
+        vae=args.vae,
+        sampler=args.sampler,
+        steps=args.steps,
+        cfg=args.cfg,
+        seed=args.seed,
+        subseed=args.subseed,
+        subseed_strength=args.subseed_strength,
+        width=args.width,
+        height=args.height,
+        batch=args.batch,
+        clip_skip=args.clip_skip,
+        strength=args.strength,
+        mask_blur=args.mask_blur,
+        inpaint_full_res=args.only_masked,
+        inpaint_padding=args.padding,
+        seamless=args.seamless,
+        tiled_vae=args.tiled_vae,
+    )
+    if args.init_image is not None:
+        job.init_image = read_image(args.init_image, "init image")
+    if args.mask is not None:
+        job.mask = read_image(args.mask, "mask", "L")
+    if args.outpaint:
+        job.outpaint = Outpaint(*args.outpaint)
+    if args.hires_scale:
+        job.hires = HiresFix(
+            scale=args.hires_scale,
+            denoise=args.hires_denoise,
+            steps=args.hires_steps,
+            upscaler=args.hires_upscaler,
+        )
+    return job.validate()
+
+
+# -- models --------------------------------------------------------------------------------
+def dreamwire_home() -> Path:
+    return Path(os.environ.get("DREAMWIRE_HOME") or Path.home() / ".cache" / "dreamwire")
+
+
+def tiny_root() -> Path:
+    """The built-in tiny models, built once (a few seconds) on first use."""
+    root = dreamwire_home() / "tiny"
+    if (root / "models" / "Stable-diffusion" / f"{DEFAULT_MODEL}.safetensors").is_file():
+        return root
+    from dreamwire.backend.tiny import build_all
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building the tiny default models in {root} ...", file=sys.stderr)
+    tmp = Path(tempfile.mkdtemp(prefix="tiny-", dir=root.parent))
+    build_all(tmp)
+    if root.exists():  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.rename(root)
+    return root
+
+
+def configured_roots() -> list[Path]:
+    try:
+        from dreamwire.backend import config
+    except ImportError:
+        return []
+    fn = getattr(config, "model_roots", None)
+    return [Path(p) for p in fn()] if fn else []
+
+
+def model_roots(args: argparse.Namespace) -> list[Path]:
+    roots = list(args.models or []) or configured_roots()
+    return roots or [tiny_root()]
+
+
+# -- running -------------------------------------------------------------------------------
+class Bar:
+    """A tqdm bar fed by Progress events."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, progress) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if progress.state != "generating" or not progress.total:
+            if progress.state in ("loading_model", "decoding"):
+                print(f"{progress.state}: {progress.message}".rstrip(": "), file=sys.stderr)
+            return
+        if self.bar is None or self.bar.total != progress.total:
+            self.close()
+            self.bar = tqdm(total=progress.total, unit="step", file=sys.stderr)
+        self.bar.update(progress.step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_local(args: argparse.Namespace, job: Job, on_progress):
+    from dreamwire.backend.engine import Engine
+    from dreamwire.backend.library import ModelLibrary
+
+    engine = Engine(ModelLibrary(model_roots(args)), device=args.device, low_vram=args.low_vram)
+    return engine.run(job, on_progress=on_progress)
+
+
+def run_remote(args: argparse.Namespace, job: Job, on_progress):
+    """Run `job` on the backend at args.server through the wire client."""
+    from dreamwire.shared.client import Client
+
+    client = Client(
+        args.server, server_public_key=args.server_key, client_secret_key=args.client_key
+    )
+    try:
+        return client.run(job, timeout=3600.0, on_progress=on_progress)
+    finally:
+        client.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    from dreamwire.backend.store import ResultStore
+
+    job = build_job(args)
+    bar = Bar(quiet=args.json)
+    try:
+        result = (run_remote if args.server else run_local)(args, job, bar)
+    finally:
+        bar.close()
+    saved = ResultStore(args.out).save(job, result)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "job_id": saved.job_id,
+                    "model": saved.model,
+                    "images": [
+                        {"path": g.path, "seed": g.seed, "infotext": g.infotext}
+                        for g in saved.images
+                    ],
+                    "timings": saved.timings,
+                },
+                indent=2,
+            )
+        )
+    else:
+        for g in saved.images:
+            print(f"seed {g.seed}: {g.path}")
+        print(f"{len(saved.images)} image(s) written to {Path(saved.images[0].path).parent}")
+    return 0
