@@ -1,0 +1,271 @@
+"""Runs an action (a generator that yields Jobs) against a Client, one poll at a time.
+
+An action such as "project from three cameras" is a sequence of generations with host
+work in between. Written as a generator it reads top to bottom:
+
+    result = yield job          # the driver submits it and resumes us with the JobResult
+
+while the driver, called from a timer (or a loop when Blender runs in the background),
+never blocks: each `tick()` polls the client once and moves the action on when its job
+is done. Errors reach the action as exceptions at its `yield`, so its `try/finally`
+blocks undo half-made work; cancelling closes the generator the same way.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dreamwire.shared import events as ev
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import Job
+from dreamwire.shared.result import JobResult
+
+RUNNING = "running"
+FINISHED = "finished"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+Action = Generator[Job, JobResult, Any]
+
+
+class ActionError(Exception):
+    """A problem with the artist's input, said plainly (no traceback is shown)."""
+
+
+@dataclass
+class Status:
+    state: str = RUNNING
+    text: str = "Starting"
+    fraction: float = 0.0  # 0..1 over the whole action
+    message: str = ""  # final message (error or summary)
+
+
+class Driver:
+    def __init__(
+        self,
+        client: Any,
+        action: Action,
+        jobs_expected: int = 1,
+        connect_timeout: float = 10.0,
+        lost_timeout: float = 15.0,
+        on_preview: Callable[[np.ndarray], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.client = client
+        self.action = action
+        self.jobs_expected = max(1, jobs_expected)
+        self.connect_timeout = connect_timeout
+        self.lost_timeout = lost_timeout
+        self.on_preview = on_preview
+        self.clock = clock
+        self.status = Status()
+        self.job: Job | None = None
+        self.job_id: str | None = None
+        self.jobs_done = 0
+        self.result_value: Any = None
+        self._waiting_since = clock()
+        self._lost_since: float | None = None
+        self._started = False
+        self._cancel_requested = False
+
+    @property
+    def done(self) -> bool:
+        return self.status.state != RUNNING
+
+    # -- control ---------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop the action: cancel its job on the backend and undo its half-made work."""
+        if self.done:
+            return
+        self._cancel_requested = True
+        if self.job_id is not None:
+            try:
+                self.client.cancel(self.job_id)
+            except DreamwireError:
+                pass
+        self._close(CANCELLED, "Cancelled")
+
+    def tick(self) -> str:
+        if self.done:
+            return self.status.state
+        try:
+            self._tick()
+        except Exception as exc:  # noqa: BLE001 - anything else is shown, not raised
+            self._fail_unexpected(exc)
+        return self.status.state
+
+    def run_blocking(self, poll_interval: float = 0.02, timeout: float | None = None) -> Status:
+        """Drive to the end in a loop (scripts, background mode, tests)."""
+        deadline = None if timeout is None else self.clock() + timeout
+        while not self.done:
+            self.tick()
+            if deadline is not None and self.clock() > deadline:
+                self.cancel()
+                self.status.message = f"Gave up after {timeout:g} s"
+                break
+            time.sleep(poll_interval)
+        return self.status
+
+    # -- internals ---------------------------------------------------------------------
+    def _tick(self) -> None:
+        if not self._started:
+            self._started = True
+            self._advance(None)
+            return
+        events = self.client.poll()
+        for e in events:
+            if self.done:
+                return
+            self._on_event(e)
+        if self.done:
+            return
+        now = self.clock()
+        state = getattr(self.client, "state", ev.CONNECTED)
+        if self.job is not None and self.job_id is None:
+            # Waiting to submit: the backend must have welcomed us first.
+            if state == ev.CONNECTED:
+                self._submit()
+            elif state in (ev.INCOMPATIBLE, ev.UNAUTHORIZED):
+                self._throw(DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, _state_text(self.client)))
+            elif now - self._waiting_since > self.connect_timeout:
+                self._throw(
+                    DreamwireError(
+                        ErrorCode.BACKEND_UNAVAILABLE,
+                        f"No Dreamwire backend answers at {self.client.address}. Start it "
+                        "(Preferences > Add-ons > Dreamwire > Start local backend) or check the address.",
+                    )
+                )
+            return
+        if self.job_id is not None:
+            if state == ev.LOST:
+                self._lost_since = self._lost_since or now
+                self.status.text = "Backend not answering, waiting for it"
+                if now - self._lost_since > self.lost_timeout:
+                    self._throw(
+                        DreamwireError(
+                            ErrorCode.BACKEND_LOST,
+                            f"The backend at {self.client.address} stopped answering before the "
+                            "job finished. Restart it and run the action again.",
+                            self.job_id,
+                        )
+                    )
+            else:
+                self._lost_since = None
+
+    def _on_event(self, e: Any) -> None:
+        jid = getattr(e, "job_id", None)
+        if (
+            isinstance(e, ev.ErrorEvent)
+            and (jid is None or jid == "")
+            and self.client.state
+            in (
+                ev.INCOMPATIBLE,
+                ev.UNAUTHORIZED,
+            )
+        ):
+            self._throw(DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, e.error.message))
+            return
+        if self.job_id is None or jid != self.job_id:
+            return
+        if isinstance(e, ev.Accepted):
+            self.status.text = "Queued" if e.position > 0 else "Starting"
+        elif isinstance(e, ev.ProgressEvent):
+            p = e.progress
+            frac = (p.step / p.total) if p.total else 0.0
+            self.status.fraction = (self.jobs_done + frac) / self.jobs_expected
+            label = p.message or p.state.replace("_", " ")
+            self.status.text = f"{label} {p.step}/{p.total}" if p.total else label
+            if p.preview is not None and self.on_preview is not None:
+                self.on_preview(p.preview)
+        elif isinstance(e, ev.ResultEvent):
+            self.jobs_done += 1
+            self.status.fraction = self.jobs_done / self.jobs_expected
+            self.job = self.job_id = None
+            self._advance(e.result)
+        elif isinstance(e, ev.ErrorEvent):
+            self._throw(e.error)
+        elif isinstance(e, ev.Cancelled):
+            self._close(CANCELLED, "Cancelled on the backend")
+
+    def _submit(self) -> None:
+        assert self.job is not None
+        self.job_id = self.client.submit(self.job)
+        self.status.text = "Submitted"
+        self._lost_since = None
+
+    def _advance(self, value: Any) -> None:
+        # send(None) also starts a fresh generator.
+        self._step(lambda: self.action.send(value))
+
+    def _throw(self, err: BaseException) -> None:
+        self.job = self.job_id = None
+        self._step(lambda: self.action.throw(err))
+
+    def _step(self, fn: Callable[[], Any]) -> None:
+        try:
+            job = fn()
+        except StopIteration as stop:
+            self.result_value = stop.value
+            msg = stop.value if isinstance(stop.value, str) else "Done"
+            self._set(FINISHED, msg)
+            return
+        except ActionError as exc:
+            self._set(FAILED, str(exc))
+            return
+        except DreamwireError as exc:
+            self._set(FAILED, _error_text(exc))
+            return
+        if not isinstance(job, Job):
+            self._throw(TypeError(f"an action yielded {type(job).__name__}, not a Job"))
+            return
+        self.job = job
+        self.job_id = None
+        self._waiting_since = self.clock()
+        if getattr(self.client, "state", ev.CONNECTED) == ev.CONNECTED:
+            self._submit()
+        else:
+            self.status.text = "Connecting to the backend"
+
+    def _close(self, state: str, text: str) -> None:
+        try:
+            self.action.close()
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exception(exc)
+        self._set(state, text)
+
+    def _set(self, state: str, message: str) -> None:
+        self.status.state = state
+        self.status.message = message
+        self.status.text = message
+        if state == FINISHED:
+            self.status.fraction = 1.0
+
+    def _fail_unexpected(self, exc: BaseException) -> None:
+        # The console keeps the traceback for bug reports; the artist gets one sentence.
+        traceback.print_exception(exc)
+        try:
+            self.action.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self._set(FAILED, f"Internal error: {type(exc).__name__}: {exc}")
+
+
+def _error_text(err: DreamwireError) -> str:
+    if err.code == ErrorCode.CANCELLED:
+        return "Cancelled"
+    return err.message or err.code.value
+
+
+def _state_text(client: Any) -> str:
+    state = getattr(client, "state", "")
+    if state == ev.INCOMPATIBLE:
+        return "The backend speaks another protocol version; update the add-on or the backend."
+    if state == ev.UNAUTHORIZED:
+        return "The backend refused this client's key; check the CurveZMQ keys in the preferences."
+    return f"Backend state: {state}"
