@@ -1,0 +1,288 @@
+"""Actions of the docker, independent of its widgets: one per button, plus the session.
+
+The docker owns a QTimer that calls `tick()`; tests call `tick()` in a loop instead.
+Nothing here blocks: submitting returns at once and results are applied when they arrive.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+from krita import Krita
+
+from . import krita_host as host
+from .logic import controls as ctl
+from .logic import jobs, naming, regions
+from .logic import settings as settings_mod
+from .logic.history import Entry, History, params_from_infotext
+from .logic.params import Params
+from .logic.regions import PlanError
+from .logic.session import Pending, Session, SessionError
+
+
+@dataclass
+class Status:
+    state: str = "disconnected"
+    message: str = ""
+    level: str = "info"  # "info" | "warning" | "error"
+    step: int = 0
+    total: int = 0
+    preview: np.ndarray | None = None
+
+
+class NullUi:
+    def refresh(self, controller: Controller) -> None:
+        pass
+
+
+class Controller:
+    def __init__(self, ui=None, settings: settings_mod.Settings | None = None):
+        self.ui = ui or NullUi()
+        self.settings = settings or settings_mod.load(Krita.instance().readSetting)
+        self.status = Status()
+        self.history = History()
+        self.session: Session | None = None
+        self.welcome = None
+        self.backend_process: subprocess.Popen | None = None
+        self.applied: list[dict] = []  # what landed on the canvas, newest last
+
+    # -- connection ---------------------------------------------------------------
+    def save_settings(self, s: settings_mod.Settings) -> None:
+        problems = s.problems()
+        if problems:
+            raise SessionError("; ".join(problems))
+        settings_mod.save(s, Krita.instance().writeSetting)
+        self.settings = s
+
+    def connect(self) -> None:
+        from dreamwire.shared.client import Client
+
+        self.disconnect()
+        s = self.settings
+        if s.backend_command and s.is_local():
+            self.start_local_backend()
+        self.session = Session(
+            Client(
+                s.address,
+                server_public_key=s.server_key or None,
+                client_secret_key=s.client_key or None,
+            ),
+            self,
+        )
+        self._set(state=self.session.state, message=f"Connecting to {s.address}…")
+
+    def disconnect(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        self.status.state = "disconnected"
+
+    def start_local_backend(self) -> None:
+        if self.backend_process is not None and self.backend_process.poll() is None:
+            return
+        try:
+            self.backend_process = subprocess.Popen(
+                shlex.split(self.settings.backend_command),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            self._set(message=f"Could not start the local backend: {exc}", level="error")
+
+    def shutdown(self) -> None:
+        self.disconnect()
+        if self.backend_process is not None and self.backend_process.poll() is None:
+            self.backend_process.terminate()
+
+    def tick(self) -> None:
+        if self.session is not None and self.session.tick():
+            self.ui.refresh(self)
+
+    @property
+    def busy(self) -> bool:
+        return self.session is not None and self.session.busy
+
+    # -- actions ------------------------------------------------------------------
+    def generate(self, params: Params) -> str | None:
+        return self._act("generate", params)
+
+    def refine(self, params: Params) -> str | None:
+        return self._act("refine", params)
+
+    def inpaint(self, params: Params) -> str | None:
+        return self._act("inpaint", params)
+
+    def cancel(self) -> None:
+        if self.session is not None:
+            self.session.cancel()
+            self._set(message="Cancelling…")
+
+    def _act(self, action: str, params: Params) -> str | None:
+        """Submit one action; any problem becomes a message, never an exception."""
+        try:
+            if self.session is None:
+                raise SessionError("Not connected: set the backend address and connect.")
+            job, pending = self._build(action, params)
+            job_id = self.session.submit(job, pending)
+        except (PlanError, SessionError) as exc:
+            self._set(message=str(exc), level="error")
+            return None
+        except Exception as exc:  # a DreamwireError from validate(), or a Krita surprise
+            self._set(message=getattr(exc, "message", None) or str(exc), level="error")
+            return None
+        note = host.doc_info(pending.doc_key).plan.note
+        self._set(
+            message=f"{action.capitalize()}: queued. {note}".strip(), level="info", step=0, total=0
+        )
+        return job_id
+
+    def _build(self, action: str, params: Params):
+        doc = host.active_document()
+        host.doc_info(doc)  # refuses colour spaces it cannot convert
+        canvas, sel = host.canvas_rect(doc), host.selection_rect(doc)
+        if action == "generate":
+            plan = regions.plan_generate(canvas, sel)
+        elif action == "refine":
+            plan = regions.plan_refine(canvas, sel)
+        else:
+            plan = regions.plan_inpaint(canvas, sel)
+        mask = host.read_selection(doc, plan.target) if plan.masked else None
+        if mask is not None and not mask.any():
+            raise PlanError("The selection is empty: select some pixels, or deselect all.")
+        units = self._control_units(doc, plan)
+        if action == "generate":
+            job = jobs.generate_job(params, plan, units)
+        elif action == "refine":
+            job = jobs.refine_job(params, plan, host.read_visible(doc, plan.region), units)
+        else:
+            region_mask = host.read_selection(doc, plan.region)
+            inputs = regions.inpaint_inputs(host.read_visible(doc, plan.region), region_mask)
+            job = jobs.inpaint_job(params, plan, inputs, units)
+        pending = Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)
+        return job, pending
+
+    # -- control layers -----------------------------------------------------------
+    def marks(self, doc=None) -> dict[str, ctl.ControlMark]:
+        doc = doc or host.active_document()
+        return ctl.load_marks(host.annotation(doc, ctl.ANNOTATION_TYPE))
+
+    def set_mark(self, node_id: str, mark: ctl.ControlMark | None, doc=None) -> None:
+        doc = doc or host.active_document()
+        marks = self.marks(doc)
+        if mark is None:
+            marks.pop(node_id, None)
+        else:
+            marks[node_id] = mark
+        host.set_annotation(
+            doc, ctl.ANNOTATION_TYPE, "Dreamwire control layers", ctl.dump_marks(marks)
+        )
+
+    def _control_units(self, doc, plan: regions.Plan):
+        marks = self.marks(doc)
+        live = {i: m for i, m in marks.items() if host.find_node(doc, i) is not None}
+        layers = host.read_layers(doc, list(live), plan.region)
+        units = []
+        for node_id, mark in live.items():
+            svg = host.layer_svg(doc, node_id) if mark.type == "openpose" else None
+            if svg is not None:
+                from .logic.pose import pose_image_from_svg
+
+                image = pose_image_from_svg(svg, plan.region)
+                if image is not None:
+                    units.append(
+                        ctl.ControlUnit(
+                            type="openpose",
+                            image=image,
+                            weight=mark.weight,
+                            start=mark.start,
+                            end=mark.end,
+                        )
+                    )
+                    continue
+            units.append(ctl.control_unit(mark, layers[node_id]))
+        return units
+
+    # -- session listener ---------------------------------------------------------
+    def on_state(self, state: str) -> None:
+        text = {
+            "connected": "Connected.",
+            "connecting": "Connecting…",
+            "lost": "The backend stopped answering.",
+            "incompatible": "The backend speaks another protocol version.",
+        }.get(state, state)
+        self._set(
+            state=state,
+            message=text,
+            level="error" if state in ("lost", "incompatible") else "info",
+        )
+
+    def on_welcome(self, welcome) -> None:
+        self.welcome = welcome
+        self.ui.refresh(self)
+
+    def on_progress(self, pending, progress) -> None:
+        self.status.step, self.status.total = progress.step, progress.total
+        if progress.preview is not None:
+            self.status.preview = progress.preview
+        self.status.message = progress.message or progress.state
+        self.ui.refresh(self)
+
+    def on_result(self, pending: Pending, result) -> None:
+        doc = pending.doc_key
+        try:
+            placed = self._apply(doc, pending, result)
+        except Exception as exc:  # the document was closed meanwhile, or similar
+            self._set(message=f"Could not place the result: {exc}", level="error")
+            return
+        self.status.preview = None
+        self._set(message=f"Added {len(placed)} layer(s).", level="info")
+
+    def on_error(self, pending, message: str) -> None:
+        self.status.preview = None
+        self._set(message=message, level="error")
+
+    def on_cancelled(self, pending) -> None:
+        self.status.preview = None
+        self._set(message="Cancelled; the document was not changed.", level="info")
+
+    # -- results ------------------------------------------------------------------
+    def _apply(self, doc, pending: Pending, result) -> list[str]:
+        plan, params = pending.plan, pending.params
+        group = host.add_group(
+            doc, naming.group_name(params.prompt, len(result.images), plan.action)
+        )
+        names = []
+        for gen in result.images:
+            rgba = jobs.crop_result(np.asarray(gen.image), plan)
+            name = naming.layer_name(params.prompt, gen.seed, plan.action)
+            _, kind = host.add_result_layer(doc, group, name, rgba, plan.target, pending.mask)
+            names.append(name)
+            self.history.add(Entry(rgba, gen.seed, gen.infotext, params, plan, pending.mask, name))
+            self.applied.append(
+                {"name": name, "seed": gen.seed, "masked": kind, "job_id": result.job_id}
+            )
+        host.refresh(doc)
+        return names
+
+    def reinsert(self, index: int) -> None:
+        try:
+            entry = self.history[index]
+            doc = host.active_document()
+            host.add_result_layer(
+                doc, doc.rootNode(), entry.layer_name, entry.image, entry.plan.target, entry.mask
+            )
+            host.refresh(doc)
+        except (IndexError, PlanError) as exc:
+            self._set(message=str(exc), level="error")
+
+    def copy_params(self, index: int, base: Params) -> Params:
+        return params_from_infotext(self.history[index].infotext, base)
+
+    def _set(self, **kw) -> None:
+        for k, v in kw.items():
+            setattr(self.status, k, v)
+        self.ui.refresh(self)

@@ -1,0 +1,391 @@
+"""The Dreamwire docker: widgets only. Actions live in Controller, decisions in logic/."""
+
+from __future__ import annotations
+
+import numpy as np
+from krita import DockWidget, Krita
+from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtGui import QIcon, QImage, QPixmap
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import krita_host as host
+from .controller import Controller
+from .logic import controls as ctl
+from .logic import settings as settings_mod
+from .logic.params import Params
+from .logic.regions import PlanError
+from .logic.session import SessionError
+
+POLL_MS = 50
+SEED_MAX = 2**31 - 1
+
+
+def to_qimage(img: np.ndarray) -> QImage:
+    img = np.ascontiguousarray(img)
+    h, w = img.shape[:2]
+    if img.shape[2] == 4:
+        q = QImage(img.data, w, h, 4 * w, QImage.Format_RGBA8888)
+    else:
+        q = QImage(img.data, w, h, 3 * w, QImage.Format_RGB888)
+    return q.copy()  # own the pixels: the array may go away
+
+
+def _names(items) -> list[str]:
+    """Welcome lists hold names or dicts with a name."""
+    out = []
+    for it in items or []:
+        out.append(str(it.get("name", it)) if isinstance(it, dict) else str(it))
+    return out
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: settings_mod.Settings, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Dreamwire settings")
+        form = QFormLayout(self)
+        self.address = QLineEdit(settings.address)
+        self.server_key = QLineEdit(settings.server_key)
+        self.client_key = QLineEdit(settings.client_key)
+        self.client_key.setEchoMode(QLineEdit.Password)
+        self.command = QLineEdit(settings.backend_command)
+        self.command.setPlaceholderText(
+            "e.g. dreamwire serve --models ~/sd --bind tcp://127.0.0.1:5555"
+        )
+        form.addRow("Backend address", self.address)
+        form.addRow("Backend public key", self.server_key)
+        form.addRow("Your secret key", self.client_key)
+        form.addRow("Start local backend", self.command)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.base = settings
+
+    def value(self) -> settings_mod.Settings:
+        s = settings_mod.Settings(**vars(self.base))
+        s.address = self.address.text().strip()
+        s.server_key = self.server_key.text().strip()
+        s.client_key = self.client_key.text().strip()
+        s.backend_command = self.command.text().strip()
+        return s
+
+
+class DreamwireDocker(DockWidget):
+    def __init__(self):
+        super().__init__()
+        self.setWindowTitle("Dreamwire")
+        self.controller = Controller(ui=self)
+        self._shown_history = 0
+        self._welcome_seen = None
+        self._build()
+        self._load_params()
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.controller.tick)
+        self.timer.start(POLL_MS)
+        self.controller.connect()
+
+    # -- layout ---------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QWidget(self)
+        lay = QVBoxLayout(root)
+
+        row = QHBoxLayout()
+        self.state_label = QLabel("Disconnected")
+        self.connect_button = QPushButton("Connect")
+        self.connect_button.clicked.connect(self.controller.connect)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.clicked.connect(self.edit_settings)
+        row.addWidget(self.state_label, 1)
+        row.addWidget(self.connect_button)
+        row.addWidget(self.settings_button)
+        lay.addLayout(row)
+
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("Prompt")
+        self.prompt.setMaximumHeight(70)
+        self.negative = QPlainTextEdit()
+        self.negative.setPlaceholderText("Negative prompt")
+        self.negative.setMaximumHeight(50)
+        lay.addWidget(self.prompt)
+        lay.addWidget(self.negative)
+
+        form = QFormLayout()
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.sampler = QComboBox()
+        self.sampler.setEditable(True)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 150)
+        self.cfg = QDoubleSpinBox()
+        self.cfg.setRange(0.0, 30.0)
+        self.cfg.setSingleStep(0.5)
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, SEED_MAX)
+        self.seed.setSpecialValueText("random")
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.0, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 16)
+        for label, w in (
+            ("Model", self.model),
+            ("Sampler", self.sampler),
+            ("Steps", self.steps),
+            ("CFG", self.cfg),
+            ("Seed", self.seed),
+            ("Strength", self.strength),
+            ("Batch", self.batch),
+        ):
+            form.addRow(label, w)
+        lay.addLayout(form)
+
+        row = QHBoxLayout()
+        self.generate_button = QPushButton("Generate")
+        self.refine_button = QPushButton("Refine")
+        self.inpaint_button = QPushButton("Inpaint")
+        self.cancel_button = QPushButton("Cancel")
+        self.generate_button.clicked.connect(lambda: self.controller.generate(self.params()))
+        self.refine_button.clicked.connect(lambda: self.controller.refine(self.params()))
+        self.inpaint_button.clicked.connect(lambda: self.controller.inpaint(self.params()))
+        self.cancel_button.clicked.connect(self.controller.cancel)
+        for b in (
+            self.generate_button,
+            self.refine_button,
+            self.inpaint_button,
+            self.cancel_button,
+        ):
+            row.addWidget(b)
+        lay.addLayout(row)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setMinimumHeight(64)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.preview)
+        lay.addWidget(self.message)
+
+        lay.addWidget(self._build_controls())
+
+        hist = QGroupBox("History")
+        hl = QVBoxLayout(hist)
+        self.history = QListWidget()
+        self.history.setIconSize(self.history.iconSize() * 3)
+        hl.addWidget(self.history)
+        row = QHBoxLayout()
+        self.insert_button = QPushButton("Insert again")
+        self.insert_button.clicked.connect(self._reinsert)
+        self.copy_button = QPushButton("Copy parameters")
+        self.copy_button.clicked.connect(self._copy_params)
+        row.addWidget(self.insert_button)
+        row.addWidget(self.copy_button)
+        hl.addLayout(row)
+        lay.addWidget(hist)
+        lay.addStretch(1)
+        self.setWidget(root)
+
+    def _build_controls(self) -> QGroupBox:
+        box = QGroupBox("Control layers")
+        lay = QVBoxLayout(box)
+        form = QFormLayout()
+        self.control_type = QComboBox()
+        self.control_type.addItems(list(ctl.TYPES))
+        self.control_weight = QDoubleSpinBox()
+        self.control_weight.setRange(0.0, 2.0)
+        self.control_weight.setValue(1.0)
+        self.control_weight.setSingleStep(0.05)
+        self.control_start = QDoubleSpinBox()
+        self.control_start.setRange(0.0, 1.0)
+        self.control_end = QDoubleSpinBox()
+        self.control_end.setRange(0.0, 1.0)
+        self.control_end.setValue(1.0)
+        form.addRow("Type", self.control_type)
+        form.addRow("Weight", self.control_weight)
+        form.addRow("Start", self.control_start)
+        form.addRow("End", self.control_end)
+        lay.addLayout(form)
+        row = QHBoxLayout()
+        mark = QPushButton("Use active layer")
+        mark.clicked.connect(self._mark_active)
+        unmark = QPushButton("Stop using it")
+        unmark.clicked.connect(lambda: self._mark_active(remove=True))
+        row.addWidget(mark)
+        row.addWidget(unmark)
+        lay.addLayout(row)
+        self.control_list = QListWidget()
+        self.control_list.setMaximumHeight(80)
+        lay.addWidget(self.control_list)
+        return box
+
+    # -- parameters -----------------------------------------------------------------
+    def params(self) -> Params:
+        p = Params(
+            prompt=self.prompt.toPlainText(),
+            negative=self.negative.toPlainText(),
+            model=self.model.currentText(),
+            sampler=self.sampler.currentText(),
+            steps=self.steps.value(),
+            cfg=self.cfg.value(),
+            seed=self.seed.value(),
+            strength=self.strength.value(),
+            batch=self.batch.value(),
+        )
+        self._save_params(p)
+        return p
+
+    def set_params(self, p: Params) -> None:
+        self.prompt.setPlainText(p.prompt)
+        self.negative.setPlainText(p.negative)
+        self.model.setCurrentText(p.model)
+        self.sampler.setCurrentText(p.sampler)
+        self.steps.setValue(p.steps)
+        self.cfg.setValue(p.cfg)
+        self.seed.setValue(max(-1, min(SEED_MAX, p.seed)))
+        self.strength.setValue(p.strength)
+        self.batch.setValue(p.batch)
+
+    def _load_params(self) -> None:
+        import json
+
+        try:
+            data = json.loads(self.controller.settings.params or "{}")
+        except ValueError:
+            data = {}
+        self.set_params(Params.from_dict(data if isinstance(data, dict) else {}))
+
+    def _save_params(self, p: Params) -> None:
+        import json
+
+        text = json.dumps(p.to_dict())
+        if text != self.controller.settings.params:
+            self.controller.settings.params = text
+            Krita.instance().writeSetting(settings_mod.GROUP, "params", text)
+
+    # -- actions ----------------------------------------------------------------------
+    def edit_settings(self) -> None:
+        dlg = SettingsDialog(self.controller.settings, self)
+        if dlg.exec_() != QDialog.Accepted:
+            return
+        try:
+            self.controller.save_settings(dlg.value())
+        except SessionError as exc:
+            self.show_message(str(exc), "error")
+            return
+        self.controller.connect()
+
+    def _mark_active(self, remove: bool = False) -> None:
+        try:
+            doc = host.active_document()
+            node = doc.activeNode()
+            if node is None:
+                raise PlanError("Select a layer first.")
+            mark = None
+            if not remove:
+                mark = ctl.ControlMark(
+                    type=ctl.TYPES[self.control_type.currentText()],
+                    weight=self.control_weight.value(),
+                    start=self.control_start.value(),
+                    end=self.control_end.value(),
+                )
+            self.controller.set_mark(host.node_id(node), mark, doc)
+        except (PlanError, ValueError) as exc:
+            self.show_message(str(exc), "error")
+        self.refresh(self.controller)
+
+    def _reinsert(self) -> None:
+        row = self.history.currentRow()
+        if row >= 0:
+            self.controller.reinsert(row)
+
+    def _copy_params(self) -> None:
+        row = self.history.currentRow()
+        if row >= 0:
+            self.set_params(self.controller.copy_params(row, self.params()))
+
+    # -- view updates -------------------------------------------------------------------
+    def show_message(self, text: str, level: str = "info") -> None:
+        colour = {"error": "#d04040", "warning": "#c08020"}.get(level, "")
+        self.message.setStyleSheet(f"color: {colour}" if colour else "")
+        self.message.setText(text)
+
+    def refresh(self, controller: Controller) -> None:
+        st = controller.status
+        self.state_label.setText(st.state.capitalize())
+        self.show_message(st.message, st.level)
+        busy = controller.busy
+        self.cancel_button.setEnabled(busy)
+        self.progress.setRange(0, max(1, st.total))
+        self.progress.setValue(min(st.step, max(1, st.total)) if busy else 0)
+        if st.preview is not None:
+            pm = QPixmap.fromImage(to_qimage(st.preview))
+            self.preview.setPixmap(pm.scaled(192, 192, Qt.KeepAspectRatio))
+        elif not busy:
+            self.preview.clear()
+        if controller.welcome is not None and controller.welcome is not self._welcome_seen:
+            self._welcome_seen = controller.welcome
+            self._fill_lists(controller.welcome)
+        if len(controller.history) != self._shown_history:
+            self._fill_history(controller)
+        self._fill_controls()
+
+    def _fill_lists(self, welcome) -> None:
+        for combo, items in ((self.model, welcome.models), (self.sampler, welcome.samplers)):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(_names(items))
+            combo.setCurrentText(current)
+            combo.blockSignals(False)
+
+    def _fill_history(self, controller: Controller) -> None:
+        self.history.clear()
+        for entry in controller.history.entries:
+            item = QListWidgetItem(
+                QIcon(QPixmap.fromImage(to_qimage(entry.image))), entry.layer_name
+            )
+            item.setToolTip(entry.infotext)
+            self.history.addItem(item)
+        self._shown_history = len(controller.history)
+
+    def _fill_controls(self) -> None:
+        doc = Krita.instance().activeDocument()
+        self.control_list.clear()
+        if doc is None:
+            return
+        labels = {v: k for k, v in ctl.TYPES.items()}
+        for node_id, mark in self.controller.marks(doc).items():
+            node = host.find_node(doc, node_id)
+            if node is not None:
+                self.control_list.addItem(
+                    f"{node.name()}: {labels[mark.type]} {mark.weight:g} ({mark.start:g}–{mark.end:g})"
+                )
+
+    # -- Krita hooks -------------------------------------------------------------------
+    def canvasChanged(self, canvas) -> None:
+        self._fill_controls()
+
+    def closeEvent(self, event) -> None:
+        self.timer.stop()
+        self.controller.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,1 @@
+"""Plain-Python logic of the Krita plugin: no `krita` or Qt imports, tested with the venv."""

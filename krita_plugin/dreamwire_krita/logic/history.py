@@ -1,0 +1,71 @@
+"""Results kept in the docker: re-insert them, or copy their parameters back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .params import Params
+from .regions import Plan
+
+MAX_ENTRIES = 64
+
+
+@dataclass
+class Entry:
+    image: np.ndarray  # RGBA as it was placed (cropped to plan.target)
+    seed: int
+    infotext: str
+    params: Params
+    plan: Plan
+    mask: np.ndarray | None = None
+    layer_name: str = ""
+
+
+@dataclass
+class History:
+    entries: list[Entry] = field(default_factory=list)
+
+    def add(self, entry: Entry) -> None:
+        self.entries.insert(0, entry)
+        del self.entries[MAX_ENTRIES:]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int) -> Entry:
+        return self.entries[i]
+
+
+def params_from_infotext(text: str, base: Params | None = None) -> Params:
+    """The docker's parameters as stored in a result's PNG infotext.
+
+    Fields the infotext does not carry keep their value from `base` (the panel as it is),
+    so copying back never blanks what the artist set.
+    """
+    from dreamwire.shared.infotext import parse_infotext
+
+    info = parse_infotext(text)
+    out = Params.from_dict((base or Params()).to_dict())
+    out.prompt = info.prompt
+    out.negative = info.negative_prompt
+    if info.steps is not None:
+        out.steps = int(info.steps)
+    if info.sampler:
+        sched = info.schedule_type
+        # Newer A1111 writes "Sampler: DPM++ 2M, Schedule type: Karras"; the docker's
+        # list holds the combined name.
+        if sched and sched != "Automatic" and not info.sampler.endswith(sched):
+            out.sampler = f"{info.sampler} {sched}"
+        else:
+            out.sampler = info.sampler
+    if info.cfg_scale is not None:
+        out.cfg = float(info.cfg_scale)
+    if info.seed is not None:
+        out.seed = int(info.seed)
+    if info.model:
+        out.model = info.model
+    if info.denoising_strength is not None:
+        out.strength = float(info.denoising_strength)
+    return out

@@ -1,0 +1,79 @@
+"""Build the one typed Job from the docker's parameters and the pixels a plan read."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dreamwire.shared.job import ControlUnit, Job, Outpaint
+
+from .params import Params
+from .pixels import flatten_rgb
+from .regions import InpaintInputs, Plan, PlanError
+
+PREVIEW_EVERY = 2
+
+
+def _base(p: Params, plan: Plan, controls: list[ControlUnit]) -> Job:
+    return Job(
+        prompt=p.prompt,
+        negative=p.negative,
+        model=p.model,
+        sampler=p.sampler,
+        steps=int(p.steps),
+        cfg=float(p.cfg),
+        seed=int(p.seed),
+        width=plan.region.w,
+        height=plan.region.h,
+        batch=int(p.batch),
+        controls=list(controls),
+        priority="interactive",
+        preview_every=PREVIEW_EVERY,
+        tag=f"krita:{plan.action}",
+    )
+
+
+def generate_job(p: Params, plan: Plan, controls: list[ControlUnit] = ()) -> Job:
+    return _base(p, plan, list(controls)).validate()
+
+
+def refine_job(
+    p: Params, plan: Plan, region_rgba: np.ndarray, controls: list[ControlUnit] = ()
+) -> Job:
+    job = _base(p, plan, list(controls))
+    job.init_image = flatten_rgb(region_rgba)
+    job.strength = float(p.strength)
+    return job.validate()
+
+
+def inpaint_job(
+    p: Params, plan: Plan, inputs: InpaintInputs, controls: list[ControlUnit] = ()
+) -> Job:
+    if inputs.mask is None and not inputs.outpaint:
+        raise PlanError("The selection is empty: select some pixels, or deselect all.")
+    job = _base(p, plan, list(controls))
+    job.init_image = inputs.init_image
+    # The engine takes width/height as the init image's size and grows it by the outpaint
+    # margins, so the result covers the whole plan region.
+    job.height, job.width = inputs.init_image.shape[:2]
+    job.mask = inputs.mask
+    # The selection already carries the artist's feathering: blurring again would widen it.
+    job.mask_blur = 0
+    job.strength = float(p.strength)
+    left, right, top, bottom = inputs.grow
+    job.outpaint = Outpaint(left=left, right=right, top=top, bottom=bottom)
+    return job.validate()
+
+
+def crop_result(image: np.ndarray, plan: Plan) -> np.ndarray:
+    """The part of a generated image that lands on the canvas, always RGBA."""
+    ox, oy = plan.crop_offset
+    t = plan.target
+    if image.shape[0] < oy + t.h or image.shape[1] < ox + t.w:
+        raise ValueError(
+            f"result is {image.shape[1]}x{image.shape[0]}, smaller than the planned "
+            f"{plan.region.w}x{plan.region.h}"
+        )
+    part = image[oy : oy + t.h, ox : ox + t.w]
+    if part.shape[2] == 3:
+        part = np.concatenate([part, np.full(part.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(part)

@@ -1,0 +1,35 @@
+"""Names of the layers and groups results land in."""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "DW"
+MAX_PROMPT_CHARS = 40
+
+
+def short_prompt(prompt: str, limit: int = MAX_PROMPT_CHARS) -> str:
+    # Weights, LoRA tags and line breaks make layer names unreadable; keep only words.
+    text = re.sub(r"<[^>]*>", " ", prompt)
+    text = re.sub(r"[()\[\]{}]|:\s*[\d.]+", " ", text)
+    text = " ".join(text.split())
+    if not text:
+        return "(no prompt)"
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut + "…"
+
+
+def layer_name(prompt: str, seed: int, action: str = "generate") -> str:
+    tag = {"generate": "", "refine": " refine", "inpaint": " inpaint"}.get(action, f" {action}")
+    return f"{PREFIX}{tag} {seed} · {short_prompt(prompt)}"
+
+
+def group_name(prompt: str, count: int, action: str = "generate") -> str:
+    return f"{PREFIX} {action} ×{count} · {short_prompt(prompt)}"
+
+
+def seed_from_layer_name(name: str) -> int | None:
+    m = re.match(rf"{PREFIX}(?: \w+)? (\d+) · ", name)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,33 @@
+"""What the docker's widgets hold, as one typed value (also what history copies back)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Params:
+    prompt: str = ""
+    negative: str = ""
+    model: str = ""  # "" = the backend's default
+    sampler: str = "DPM++ 2M Karras"
+    steps: int = 20
+    cfg: float = 7.0
+    seed: int = -1
+    strength: float = 0.6
+    batch: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Params:
+        """Tolerant of missing and unknown keys: stored settings outlive plugin versions."""
+        out = cls()
+        for f in fields(cls):
+            if f.name in data:
+                with contextlib.suppress(TypeError, ValueError):
+                    setattr(out, f.name, type(getattr(out, f.name))(data[f.name]))
+        return out

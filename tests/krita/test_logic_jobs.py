@@ -1,0 +1,184 @@
+"""Jobs built from docker parameters, result cropping, control layers, names, history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dreamwire_krita.logic import controls, naming
+from dreamwire_krita.logic.geometry import Rect
+from dreamwire_krita.logic.history import History, params_from_infotext
+from dreamwire_krita.logic.jobs import crop_result, generate_job, inpaint_job, refine_job
+from dreamwire_krita.logic.params import Params
+from dreamwire_krita.logic.regions import (
+    PlanError,
+    inpaint_inputs,
+    plan_generate,
+    plan_inpaint,
+    plan_refine,
+)
+from dreamwire_krita.logic.settings import Settings, load, save
+
+from dreamwire.shared.infotext import format_infotext
+from dreamwire.shared.job import Job
+
+CANVAS = Rect(0, 0, 100, 80)
+P = Params(
+    prompt="a red fox",
+    negative="blurry",
+    model="tiny-sd1",
+    steps=3,
+    cfg=5.0,
+    seed=42,
+    strength=0.5,
+    batch=2,
+)
+
+
+def test_generate_job_carries_the_panel_and_plan():
+    job = generate_job(P, plan_generate(CANVAS, None))
+    assert (job.width, job.height) == (104, 80)
+    assert (job.prompt, job.negative, job.model, job.seed, job.batch, job.steps) == (
+        "a red fox",
+        "blurry",
+        "tiny-sd1",
+        42,
+        2,
+        3,
+    )
+    assert job.mode == "txt2img" and job.preview_every > 0
+
+
+def test_refine_job_flattens_the_region_over_white():
+    plan = plan_refine(CANVAS, None)
+    region = np.zeros((plan.region.h, plan.region.w, 4), np.uint8)
+    job = refine_job(P, plan, region)
+    assert job.mode == "img2img" and job.strength == 0.5
+    assert job.init_image.shape == (80, 104, 3) and (job.init_image == 255).all()
+
+
+def test_inpaint_job_keeps_the_selection_feather_and_sizes_to_init():
+    plan = plan_inpaint(CANVAS, Rect(60, 10, 40, 40))
+    h, w = plan.region.h, plan.region.w
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[:, : w - 20] = (10, 20, 30, 255)
+    mask = np.zeros((h, w), np.uint8)
+    mask[5:30, w - 30 :] = np.linspace(0, 255, 30).astype(np.uint8)  # a feathered edge
+    job = inpaint_job(P, plan, inpaint_inputs(rgba, mask))
+    assert job.mode == "inpaint" and job.mask_blur == 0
+    assert (job.width, job.height) == (job.init_image.shape[1], job.init_image.shape[0])
+    assert job.width + job.outpaint.right == w
+    assert set(np.unique(job.mask)) - {0} and 0 < job.mask.max() <= 255
+    # The graded values survive: the feather is the artist's, not re-blurred.
+    assert len(np.unique(job.mask)) > 3
+    Job.from_wire(*job.to_wire()).validate()
+
+
+def test_inpaint_without_any_selected_pixel_is_refused():
+    plan = plan_inpaint(CANVAS, Rect(0, 0, 20, 20))
+    rgba = np.full((plan.region.h, plan.region.w, 4), 255, np.uint8)
+    inputs = inpaint_inputs(rgba, np.zeros((plan.region.h, plan.region.w), np.uint8))
+    with pytest.raises(PlanError, match="empty"):
+        inpaint_job(P, plan, inputs)
+
+
+def test_crop_result_cuts_the_target_and_adds_alpha():
+    plan = plan_generate(CANVAS, Rect(3, 4, 50, 60))
+    img = np.arange(64 * 64 * 3, dtype=np.uint32).astype(np.uint8).reshape(64, 64, 3)
+    out = crop_result(img, plan)
+    assert out.shape == (60, 50, 4) and (out[..., 3] == 255).all()
+    assert np.array_equal(out[..., :3], img[:60, :50])
+    with pytest.raises(ValueError):
+        crop_result(img[:10], plan)
+
+
+def test_control_marks_round_trip_and_survive_damage():
+    marks = {
+        "{a}": controls.ControlMark("openpose", 0.8, 0.1, 0.9),
+        "{b}": controls.ControlMark("depth"),
+    }
+    assert controls.load_marks(controls.dump_marks(marks)) == marks
+    assert controls.load_marks(b"not json") == {}
+    damaged = b'{"{a}": {"type": "bogus"}, "{b}": {"type": "depth", "weight": 1.0}}'
+    assert list(controls.load_marks(damaged)) == ["{b}"]
+    with pytest.raises(ValueError):
+        controls.ControlMark("depth", start=0.8, end=0.2)
+
+
+def test_line_controls_are_white_strokes_on_black():
+    layer = np.zeros((16, 16, 4), np.uint8)
+    layer[8, :, 3] = 255  # one black stroke on a transparent layer
+    img = controls.control_image(layer, "scribble")
+    assert img.shape == (16, 16, 3) and (img[8] == 255).all() and (img[0] == 0).all()
+    paper = np.full((16, 16, 4), 255, np.uint8)
+    paper[4, :, :3] = 0  # dark line on white paper
+    img = controls.control_image(paper, "lineart")
+    assert (img[4] == 255).all() and (img[0] == 0).all()
+
+
+def test_pose_and_depth_controls_are_used_as_painted_over_black():
+    layer = np.zeros((8, 8, 4), np.uint8)
+    layer[2, 2] = (255, 0, 85, 255)
+    unit = controls.control_unit(controls.ControlMark("openpose", 0.7), layer)
+    assert unit.type == "openpose" and unit.weight == 0.7
+    assert unit.image[2, 2].tolist() == [255, 0, 85] and unit.image[0, 0].tolist() == [0, 0, 0]
+
+
+def test_layer_names_carry_prompt_and_seed():
+    name = naming.layer_name("(masterpiece:1.2), a fox <lora:x:1> in snow", 1234)
+    assert "1234" in name and "masterpiece" in name and "lora" not in name and "1.2" not in name
+    assert naming.seed_from_layer_name(name) == 1234
+    assert naming.seed_from_layer_name(naming.layer_name("x", 7, "inpaint")) == 7
+    assert len(naming.short_prompt("word " * 50)) <= naming.MAX_PROMPT_CHARS + 1
+    assert "×3" in naming.group_name("fox", 3)
+
+
+def test_parameters_copy_back_from_infotext():
+    text = format_infotext(
+        prompt="a fox",
+        negative_prompt="ugly",
+        steps=12,
+        sampler="DPM++ 2M",
+        schedule_type="Karras",
+        cfg_scale=6.5,
+        seed=99,
+        model="tiny-sd1",
+        denoising_strength=0.4,
+    )
+    base = Params(batch=3)
+    p = params_from_infotext(text, base)
+    assert (p.prompt, p.negative, p.steps, p.cfg, p.seed, p.model, p.strength) == (
+        "a fox",
+        "ugly",
+        12,
+        6.5,
+        99,
+        "tiny-sd1",
+        0.4,
+    )
+    assert p.sampler == "DPM++ 2M Karras"
+    assert p.batch == 3  # not in the infotext: kept from the panel
+
+
+def test_history_is_newest_first_and_bounded():
+    h = History()
+    from dreamwire_krita.logic.history import MAX_ENTRIES, Entry
+
+    for i in range(MAX_ENTRIES + 5):
+        h.add(Entry(np.zeros((1, 1, 4), np.uint8), i, "", P, plan_generate(CANVAS, None)))
+    assert len(h) == MAX_ENTRIES and h[0].seed == MAX_ENTRIES + 4
+
+
+def test_settings_persist_through_reader_and_writer():
+    store: dict = {}
+    s = Settings(address="tcp://10.0.0.2:5790", server_key="k" * 40, client_key="s" * 40)
+    save(s, lambda g, n, v: store.__setitem__((g, n), v))
+    back = load(lambda g, n, d: store.get((g, n), d))
+    assert back == s and not back.problems() and not back.is_local()
+    assert Settings(address="http://x").problems()
+    assert Settings(server_key="k" * 40).problems()
+    assert Settings().is_local()
+
+
+def test_params_from_dict_tolerates_junk():
+    p = Params.from_dict({"steps": "12", "cfg": "x", "unknown": 1})
+    assert p.steps == 12 and p.cfg == Params().cfg
