@@ -1,0 +1,148 @@
+"""Finding model files in the folder layouts artists already have.
+
+A1111 keeps models under `models/<Kind>` (with `embeddings/` beside `models/` in the webui
+folder); ComfyUI under `models/<kind>`. A root may be the webui/ComfyUI folder, its
+`models` folder, or any folder holding such subfolders; folder names match regardless of
+case. A checkpoint's name is its path relative to the kind folder, without extension, as
+A1111 shows it ("sd15/dreamshaper_8").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.identify import (
+    addon_family,
+    checkpoint_arch,
+    diffusers_arch,
+    vae_arch,
+)
+from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
+from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.shared.errors import DreamwireError
+
+# Folder names per kind: A1111 first, then ComfyUI, then common extras.
+KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
+    Kind.CHECKPOINT: ("Stable-diffusion", "checkpoints"),
+    Kind.VAE: ("VAE", "vae"),
+    Kind.LORA: ("Lora", "loras", "LyCORIS"),
+    Kind.EMBEDDING: ("embeddings",),
+    Kind.CONTROLNET: ("ControlNet", "controlnet"),
+    Kind.UPSCALER: ("ESRGAN", "upscale_models", "RealESRGAN"),
+}
+
+SUFFIXES: dict[Kind, tuple[str, ...]] = {
+    Kind.CHECKPOINT: (".safetensors", ".ckpt"),
+    Kind.VAE: (".safetensors", ".pt", ".ckpt", ".bin"),
+    Kind.LORA: (".safetensors", ".pt", ".ckpt"),
+    Kind.EMBEDDING: (".safetensors", ".pt", ".bin"),
+    Kind.CONTROLNET: (".safetensors", ".pth", ".ckpt", ".pt", ".bin"),
+    Kind.UPSCALER: (".pth", ".pt", ".safetensors"),
+}
+
+
+def _child(folder: Path, name: str) -> Path | None:
+    exact = folder / name
+    if exact.is_dir():
+        return exact
+    try:
+        for child in folder.iterdir():
+            if child.name.lower() == name.lower() and child.is_dir():
+                return child
+    except OSError:
+        return None
+    return None
+
+
+def kind_folders(root: Path) -> dict[Kind, list[Path]]:
+    """The kind folders a root provides, checking the root and its `models` subfolder."""
+    root = Path(root).expanduser()
+    bases = [root]
+    models = _child(root, "models")
+    if models is not None:
+        bases.insert(0, models)
+    found: dict[Kind, list[Path]] = {}
+    for kind, names in KIND_FOLDERS.items():
+        for base in bases:
+            for name in names:
+                folder = _child(base, name)
+                if folder is not None and folder not in found.get(kind, []):
+                    found.setdefault(kind, []).append(folder)
+    return found
+
+
+def _strip_suffix(name: str, kind: Kind) -> str:
+    for suffix in sorted(SUFFIXES[kind], key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _is_diffusers_folder(path: Path, kind: Kind) -> bool:
+    if kind == Kind.CHECKPOINT:
+        return (path / "model_index.json").is_file()
+    if kind in (Kind.VAE, Kind.CONTROLNET):
+        return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+    return False
+
+
+def _walk(folder: Path, kind: Kind) -> Iterator[tuple[Path, Format]]:
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        here = Path(dirpath)
+        keep = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            if _is_diffusers_folder(here / name, kind):
+                yield here / name, Format.DIFFUSERS
+            else:
+                keep.append(name)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            suffix = Path(name).suffix.lower()
+            if suffix not in SUFFIXES[kind]:
+                continue
+            fmt = Format.PICKLE if suffix in PICKLE_SUFFIXES else Format.SAFETENSORS
+            yield here / name, fmt
+
+
+def identify(entry: ModelEntry) -> None:
+    """Fill entry.arch from the header (safetensors) or config (diffusers folder)."""
+    try:
+        if entry.format == Format.DIFFUSERS:
+            if entry.kind == Kind.CHECKPOINT:
+                entry.arch = diffusers_arch(entry.path)
+            elif entry.kind == Kind.VAE:
+                entry.arch = "diffusers-vae"
+            return
+        if entry.format != Format.SAFETENSORS:
+            return
+        header = read_header(entry.path)
+        if entry.kind == Kind.CHECKPOINT:
+            entry.arch = checkpoint_arch(header, entry.path)
+        elif entry.kind == Kind.VAE:
+            entry.arch = vae_arch(header)
+        else:
+            entry.arch = addon_family(entry.kind, header)
+        entry.detail["tensors"] = len(header.tensors)
+    except DreamwireError as exc:
+        # A damaged file stays listed (the artist sees it) but fails clearly when used.
+        entry.detail["error"] = exc.message
+
+
+def scan_root(root: Path) -> list[ModelEntry]:
+    entries = []
+    for kind, folders in kind_folders(root).items():
+        for folder in folders:
+            for path, fmt in _walk(folder, kind):
+                rel = path.relative_to(folder).as_posix()
+                name = rel if fmt == Format.DIFFUSERS else _strip_suffix(rel, kind)
+                entry = ModelEntry(kind=kind, name=name, path=path, format=fmt, root=folder)
+                identify(entry)
+                entries.append(entry)
+    return entries
