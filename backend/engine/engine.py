@@ -74,7 +74,7 @@ class Engine:
         def load_model() -> LoadedModel:
             if reporter is not None:
                 reporter.state("loading_model", f"loading {entry.path.name}")
-            pipe = libs.load_pipeline(entry, self.info.dtype)
+            pipe = libs.load_pipeline(self.library, entry, self.info.dtype)
             comps = to_device(dict(pipe.components), self.info)
             return LoadedModel(
                 name=entry.name,
@@ -92,7 +92,7 @@ class Engine:
         def load_vae():
             if reporter is not None:
                 reporter.state("loading_model", f"loading VAE {vae_entry.path.name}")
-            module = libs.load_vae(vae_entry, entry.arch, self.info.dtype)
+            module = libs.load_vae(self.library, vae_entry, entry.arch, self.info.dtype)
             return to_device({"vae": module}, self.info)["vae"]
 
         module, _ = self.vaes.get(("vae", vae_entry.name, entry.arch), load_vae)
@@ -134,6 +134,7 @@ class Engine:
         reporter.family = "sdxl" if model.family == "sdxl" else "sd1"
         low_vram = dev.want_low_vram(self.info, model.family, self.low_vram_flag)
         ctx = JobContext(job=job, model=model, device=self.info, mode=job.mode)
+        ctx.state["library"] = self.library  # extensions resolve LoRA/ControlNet names
         reporter.state("generating")
         done: list[EngineExtension] = []
         try:
