@@ -37,7 +37,15 @@ from . import files
 from .ldm_names import ldm_aliases
 
 # part name -> pipeline component
-PARTS = {"unet": "unet", "te": "text_encoder", "te1": "text_encoder", "te2": "text_encoder_2"}
+# part name -> pipeline component ("pte": diffusers/PEFT files, which name the component)
+PARTS = {
+    "unet": "unet",
+    "te": "text_encoder",
+    "te1": "text_encoder",
+    "te2": "text_encoder_2",
+    "pte1": "text_encoder",
+    "pte2": "text_encoder_2",
+}
 _REFUSED = {
     "lokr_w1": "LyCORIS LoKr",
     "lokr_w1_a": "LyCORIS LoKr",
@@ -54,7 +62,7 @@ _REFUSED = {
 
 @dataclass
 class LoraModule:
-    part: str  # "unet" | "te" | "te1" | "te2"
+    part: str  # "unet" | "te" | "te1" | "te2" (kohya) | "pte1" | "pte2" (diffusers/PEFT)
     name: str  # module name as the file spells it, "_"-joined, without the part prefix
     kind: str  # "lora" | "loha"
     tensors: dict[str, torch.Tensor]
@@ -87,6 +95,16 @@ class LoraFile:
     name: str
     path: Path
     modules: list[LoraModule] = field(default_factory=list)
+
+    @property
+    def family(self) -> str | None:
+        """ "sdxl" or "sd" where the key names tell (kohya writes te1/te2 only for SDXL)."""
+        parts = {m.part for m in self.modules}
+        if parts & {"te1", "te2"}:
+            return "sdxl"
+        if "te" in parts:
+            return "sd"
+        return None
 
 
 # --- reading ------------------------------------------------------------------------
@@ -161,7 +179,7 @@ def read(path: Path, name: str | None = None) -> LoraFile:
             else:
                 grouped.setdefault((part, module), {})[slot] = value
         elif m := _PEFT.match(key):
-            part = {"unet": "unet", "text_encoder": "te1", "text_encoder_2": "te2"}[m[1]]
+            part = {"unet": "unet", "text_encoder": "pte1", "text_encoder_2": "pte2"}[m[1]]
             module = m[2] + (f".{m[3]}" if m[3] else "")
             module = module.replace(".", "_")
             slot = "down" if m[4] in ("lora_A", "down") else "up"
@@ -169,7 +187,7 @@ def read(path: Path, name: str | None = None) -> LoraFile:
         elif key.endswith(".alpha") and (
             m := _PEFT.match(key[: -len(".alpha")] + ".lora_A.weight")
         ):
-            part = {"unet": "unet", "text_encoder": "te1", "text_encoder_2": "te2"}[m[1]]
+            part = {"unet": "unet", "text_encoder": "pte1", "text_encoder_2": "pte2"}[m[1]]
             alphas[(part, m[2].replace(".", "_"))] = float(value)
     if not grouped:
         raise DreamwireError(
@@ -234,11 +252,15 @@ class LoraPatch:
         self.applied.clear()
 
 
-def _component_for(part: str, components: dict[str, Any]) -> str:
-    if part == "te" and "text_encoder_2" in components:
-        # A plain lora_te_ key on SDXL would be ambiguous; kohya never writes it.
-        return "text_encoder"
-    return PARTS[part]
+def _check_family(lora: LoraFile, components: dict[str, Any], model_name: str) -> None:
+    model_is_xl = "text_encoder_2" in components
+    family = lora.family
+    if family is not None and (family == "sdxl") != model_is_xl:
+        made_for = "SDXL" if family == "sdxl" else "SD1.x/SD2.x"
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH,
+            f"LoRA {lora.name} was made for {made_for} models and cannot be used with {model_name}",
+        )
 
 
 def apply(
@@ -256,10 +278,11 @@ def apply(
     unet_config = dict(unet.config) if unet is not None and hasattr(unet, "config") else None
     try:
         for lora, w_unet, w_te in loras:
+            _check_family(lora, components, model_name)
             matched = 0
             misses = []
             for mod in lora.modules:
-                comp_name = _component_for(mod.part, components)
+                comp_name = PARTS[mod.part]
                 comp = components.get(comp_name)
                 if comp is None:
                     misses.append(f"{mod.part}:{mod.name}")

@@ -1,0 +1,336 @@
+"""ControlNet files: what a file is (type, layout, architecture) and loading it offline.
+
+Type comes from the file name, the way artists and the A1111 extension name them
+(control_v11p_sd15_canny, control_v11f1p_sd15_depth, control_sd15_hed, t2iadapter_depth_sd15v2,
+diffusers_xl_canny_full, controlnet-openpose-sdxl-1.0, ...). Architecture comes from the
+weights: the width of the cross-attention context (768 SD1.x, 1024 SD2.x, 2048 SDXL) and the
+presence of SDXL's added-condition embedding. It is compared with the base model's UNet
+before anything is loaded, so a mismatch is a clear MODEL_MISMATCH, never a shape error
+deep inside a step.
+
+Loading needs no network: the ControlNet's diffusers config is the base UNet's config (a
+ControlNet is a copy of the UNet's encoder, exactly as ControlNetModel.from_unet builds it)
+plus the hint-encoder channels read from the file, written to a config folder in the cache
+for `ControlNetModel.from_single_file(config=..., local_files_only=True)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+from . import files
+
+# Most specific first: "lineart_anime" before "lineart", "softedge" aliases before "seg"...
+_TYPE_PATTERNS = (
+    ("lineart_anime", r"lineart_?anime|anime_?lineart"),
+    ("lineart", r"lineart|line_?art"),
+    ("softedge", r"softedge|soft_edge|\bhed\b|_hed|hed_|pidi|pidinet|teed"),
+    ("normalbae", r"normalbae|normal_bae|normal"),
+    ("openpose", r"openpose|dwpose|\bpose\b|_pose"),
+    ("depth", r"depth|midas|zoe"),
+    ("canny", r"canny"),
+    ("mlsd", r"mlsd"),
+    ("scribble", r"scribble|sketch"),
+    ("shuffle", r"shuffle"),
+    ("tile", r"tile"),
+    ("inpaint", r"inpaint"),
+    ("ip2p", r"ip2p|instruct_?p2p|pix2pix"),
+    ("seg", r"seg|ade20k|coco"),
+)
+
+FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
+
+
+def type_from_name(name: str) -> str | None:
+    stem = Path(name).name.lower().replace("-", "_").replace(" ", "_")
+    for kind, pattern in _TYPE_PATTERNS:
+        if re.search(pattern, stem):
+            return kind
+    return None
+
+
+def family_from_name(name: str) -> str | None:
+    stem = Path(name).name.lower()
+    if re.search(r"sdxl|_xl|xl_|\bxl\b", stem):
+        return "SDXL"
+    if re.search(r"sd21|sd2\b|sd_21|v2_1", stem):
+        return "SD2.x"
+    if re.search(r"sd15|sd_15|sd1\b|control_sd", stem):
+        return "SD1.x"
+    return None
+
+
+@dataclass
+class ControlNetInfo:
+    name: str
+    path: Path
+    type: str | None
+    layout: str  # "original" | "diffusers" | "diffusers_folder" | unsupported kinds below
+    context_dim: int | None = None
+    sdxl: bool = False
+    base_channels: int | None = None
+    hint_channels: tuple[int, ...] = ()
+    conditioning_channels: int = 3
+    pickled: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def family(self) -> str:
+        if self.context_dim in FAMILY_BY_WIDTH:
+            return FAMILY_BY_WIDTH[self.context_dim]
+        by_name = family_from_name(self.name)
+        if by_name:
+            return by_name
+        return f"a model with {self.context_dim}-wide text conditioning"
+
+
+UNSUPPORTED = {
+    "t2iadapter": "a T2I-Adapter",
+    "control_lora": "a Control-LoRA (Stability's ControlNet LoRA)",
+    "lllite": "a kohya ControlNet-LLLite model",
+    "union": "a ControlNet Union (ProMax) model",
+    "unknown": "not a ControlNet Dreamwire recognises",
+}
+
+
+def _layout(keys: set[str]) -> str:
+    if any(k.startswith("lllite_") for k in keys):
+        return "lllite"
+    if any("lora_controlnet" in k for k in keys) or any(".up" in k and "lora" in k for k in keys):
+        return "control_lora"
+    if any(k.startswith("task_embedding") or "control_add_embedding" in k for k in keys):
+        return "union"
+    if "control_model.input_hint_block.0.weight" in keys or "input_hint_block.0.weight" in keys:
+        return "original"
+    if "controlnet_cond_embedding.conv_in.weight" in keys:
+        return "diffusers"
+    if any(k.startswith(("adapter.", "body.")) for k in keys):
+        return "t2iadapter"
+    return "unknown"
+
+
+def _fill_from_shapes(info: ControlNetInfo, shapes: dict[str, tuple[int, ...]]) -> None:
+    prefix = "control_model." if any(k.startswith("control_model.") for k in shapes) else ""
+    s = {k.removeprefix(prefix): v for k, v in shapes.items()}
+    for key, shape in s.items():
+        if key.endswith("attn2.to_k.weight") and len(shape) == 2:
+            info.context_dim = int(shape[1])
+            break
+    if info.layout == "original":
+        info.sdxl = "label_emb.0.0.weight" in s
+        if "input_blocks.0.0.weight" in s:
+            info.base_channels = int(s["input_blocks.0.0.weight"][0])
+        hint = [int(s["input_hint_block.0.weight"][0])]
+        info.conditioning_channels = int(s["input_hint_block.0.weight"][1])
+        # conv, SiLU pairs: blocks 2, 4, ..., 12 then the zero conv at 14
+        for i in range(2, 13, 4):
+            if f"input_hint_block.{i + 2}.weight" in s:
+                hint.append(int(s[f"input_hint_block.{i + 2}.weight"][0]))
+        info.hint_channels = tuple(hint)
+    elif info.layout == "diffusers":
+        info.sdxl = "add_embedding.linear_1.weight" in s
+        if "conv_in.weight" in s:
+            info.base_channels = int(s["conv_in.weight"][0])
+        hint = [int(s["controlnet_cond_embedding.conv_in.weight"][0])]
+        info.conditioning_channels = int(s["controlnet_cond_embedding.conv_in.weight"][1])
+        i = 1
+        while f"controlnet_cond_embedding.blocks.{i}.weight" in s:
+            hint.append(int(s[f"controlnet_cond_embedding.blocks.{i}.weight"][0]))
+            i += 2
+        info.hint_channels = tuple(hint)
+
+
+def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
+    """Identify a ControlNet file or diffusers folder without loading its weights
+    (pickled files have no header and are read through the restricted unpickler)."""
+    name = name or (path.name if path.is_dir() else path.stem)
+    kind = type_from_name(name)
+    if path.is_dir():
+        cfg_path = path / "config.json"
+        if not cfg_path.is_file():
+            raise DreamwireError(
+                ErrorCode.MODEL_CORRUPT, f"ControlNet folder {path.name} has no config.json"
+            )
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DreamwireError(
+                ErrorCode.MODEL_CORRUPT, f"ControlNet {path.name}: unreadable config.json ({exc})"
+            ) from None
+        boc = cfg.get("block_out_channels") or [None]
+        return ControlNetInfo(
+            name=name,
+            path=path,
+            type=kind,
+            layout="diffusers_folder",
+            context_dim=cfg.get("cross_attention_dim"),
+            sdxl=cfg.get("addition_embed_type") == "text_time",
+            base_channels=boc[0],
+            hint_channels=tuple(cfg.get("conditioning_embedding_out_channels") or ()),
+            conditioning_channels=int(cfg.get("conditioning_channels", 3)),
+            detail={"config": cfg},
+        )
+    if path.suffix.lower() == ".safetensors":
+        shapes = files.shapes(path)
+        pickled = False
+    else:
+        state = _pickled_state(path)
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        pickled = True
+    info = ControlNetInfo(name, path, kind, _layout(set(shapes)), pickled=pickled)
+    _fill_from_shapes(info, shapes)
+    if kind is None and info.layout in ("original", "diffusers"):
+        info.detail["note"] = "type not recognised from the file name"
+    return info
+
+
+def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
+    data = files.load_pickled(path, "ControlNet")
+    if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED, f"ControlNet {path.name} does not hold a state dict"
+        )
+    return data
+
+
+def check_supported(info: ControlNetInfo) -> None:
+    if info.layout in UNSUPPORTED:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
+            "files (original layout) and diffusers ControlNets",
+        )
+
+
+def check_compatible(
+    info: ControlNetInfo, unet_config: dict, model_name: str, model_family: str
+) -> None:
+    """MODEL_MISMATCH unless the ControlNet was made for the base model's architecture."""
+    base_dim = unet_config.get("cross_attention_dim")
+    base_dim = base_dim[0] if isinstance(base_dim, list | tuple) else base_dim
+    base_xl = unet_config.get("addition_embed_type") == "text_time"
+    base_ch = (unet_config.get("block_out_channels") or [None])[0]
+    problems = []
+    if info.context_dim is not None and info.context_dim != base_dim:
+        problems.append(f"text width {info.context_dim} vs {base_dim}")
+    if info.sdxl != base_xl:
+        problems.append(
+            "SDXL"
+            + (
+                " ControlNet on a non-SDXL model"
+                if info.sdxl
+                else " model with a non-SDXL ControlNet"
+            )
+        )
+    if info.base_channels is not None and base_ch is not None and info.base_channels != base_ch:
+        problems.append(f"{info.base_channels} vs {base_ch} base channels")
+    if problems:
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH,
+            f"ControlNet {info.name} is for {info.family} but {model_name} is a "
+            f"{_family_label(model_family)} model ({'; '.join(problems)}); pick a ControlNet "
+            f"made for {_family_label(model_family)}",
+        )
+
+
+def _family_label(family: str) -> str:
+    return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}.get(family, family)
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def controlnet_config(unet_config: dict, info: ControlNetInfo) -> dict:
+    """The ControlNet mirroring this UNet, as diffusers' ControlNetModel.from_unet builds it."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    clean = {k: v for k, v in unet_config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(clean)
+        net = ControlNetModel.from_unet(
+            unet,
+            load_weights_from_unet=False,
+            conditioning_embedding_out_channels=info.hint_channels or (16, 32, 96, 256),
+            conditioning_channels=info.conditioning_channels,
+        )
+    config = {k: v for k, v in dict(net.config).items() if not k.startswith("_")}
+    # Global pooling (shuffle) is applied by the stack per unit, never by the model, so
+    # that one pooled unit cannot switch the whole pipeline into guess mode.
+    config["global_pool_conditions"] = False
+    return config
+
+
+def _config_dir(config: dict) -> Path:
+    from dreamwire.backend.library.catalog import cache_root
+
+    body = json.dumps({"_class_name": "ControlNetModel", **config}, sort_keys=True, default=list)
+    folder = cache_root() / "controlnet-configs" / hashlib.sha256(body.encode()).hexdigest()[:16]
+    if not (folder / "config.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".config.{id(config)}.json"
+        tmp.write_text(body)
+        tmp.replace(folder / "config.json")
+    return folder
+
+
+def load(info: ControlNetInfo, unet_config: dict, dtype: torch.dtype, device) -> Any:
+    """A diffusers ControlNetModel on `device`, loaded without any network access."""
+    from diffusers import ControlNetModel
+
+    check_supported(info)
+    try:
+        if info.layout == "diffusers_folder":
+            net = ControlNetModel.from_pretrained(
+                info.path, local_files_only=True, torch_dtype=dtype
+            )
+            if net.config.global_pool_conditions:
+                net.register_to_config(global_pool_conditions=False)
+        else:
+            config = controlnet_config(unet_config, info)
+            if info.pickled:
+                net = _load_pickled(info, config, dtype)
+            else:
+                net = ControlNetModel.from_single_file(
+                    str(info.path),
+                    config=str(_config_dir(config)),
+                    local_files_only=True,
+                    torch_dtype=dtype,
+                )
+    except DreamwireError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT, f"ControlNet {info.name} could not be loaded: {exc}"
+        ) from None
+    if net.dtype != dtype:
+        net = net.to(dtype=dtype)
+    net.to(device=device).eval().requires_grad_(False)
+    return net
+
+
+def _load_pickled(info: ControlNetInfo, config: dict, dtype: torch.dtype):
+    from diffusers import ControlNetModel
+    from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
+
+    state = _pickled_state(info.path)
+    converted = convert_controlnet_checkpoint(state, config)
+    net = ControlNetModel.from_config(config).to(dtype)
+    missing, unexpected = net.load_state_dict(converted, strict=False)
+    if missing or unexpected:
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT,
+            f"ControlNet {info.name}: {len(missing)} missing and {len(unexpected)} unexpected "
+            "weights after conversion",
+        )
+    return net

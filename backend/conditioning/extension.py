@@ -1,0 +1,221 @@
+"""The engine extension: LoRA patches around a job, ControlNet pipelines for its passes.
+
+before_job resolves and checks everything a job asks for (LoRA names and files, ControlNet
+files against the base model's architecture, control-image channels) so that bad input
+fails before any denoising; pipeline_for builds the ControlNet stack for each pass at that
+pass's size (Hires.fix passes get the control images at the larger size); after_job puts
+back the exact original weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import diffusers
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import ControlUnit, LoraRef
+
+from . import controlnet_files, lora, units
+from .controlnet import ControlNetStack
+
+CLASSES = {
+    ("sd", "txt2img"): "StableDiffusionControlNetPipeline",
+    ("sd", "img2img"): "StableDiffusionControlNetImg2ImgPipeline",
+    ("sd", "inpaint"): "StableDiffusionControlNetInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLControlNetPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLControlNetImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLControlNetInpaintPipeline",
+}
+
+
+def _kind(family: str) -> str:
+    return "sdxl" if family == "sdxl" else "sd"
+
+
+def library_entries(library, kind: str) -> dict[str, Path]:
+    """name -> path for one kind of the model library (LoRA, ControlNet, embedding)."""
+    if library is None:
+        return {}
+    from dreamwire.backend.library import Kind
+
+    return {e.name: Path(e.path) for e in library.entries(Kind(kind))}
+
+
+@dataclass
+class ResolvedUnit:
+    unit: ControlUnit
+    info: controlnet_files.ControlNetInfo
+
+
+class ConditioningExtension:
+    """Registered through dreamwire.backend.conditioning.engine_extensions()."""
+
+    def __init__(self, cache_size: int = 4):
+        self._nets: dict[tuple, Any] = {}
+        self._cache_size = cache_size
+
+    # -- LoRA --------------------------------------------------------------------------
+    def _lora_requests(self, ctx) -> list[tuple[str, float, float]]:
+        job = ctx.job
+        refs: list[LoraRef] = list(job.loras)
+        for text in (job.prompt, job.negative):
+            refs += _prompt_loras(text)
+        return [(r.name, r.weight, r.weight if r.weight_te is None else r.weight_te) for r in refs]
+
+    def _apply_loras(self, ctx) -> None:
+        requests = self._lora_requests(ctx)
+        if not requests:
+            return
+        available = library_entries(ctx.state.get("library"), "lora")
+        parsed = []
+        for name, w_unet, w_te in requests:
+            path = lora.resolve(name, available)
+            parsed.append((lora.read_cached(path, name), w_unet, w_te))
+        ctx.state["lora_patch"] = lora.apply(parsed, ctx.model.components, ctx.model.name)
+        ctx.handled.add("loras")
+
+    # -- ControlNet --------------------------------------------------------------------
+    def _resolve_controls(self, ctx) -> list[ResolvedUnit]:
+        model = ctx.model
+        unet_config = dict(model.components["unet"].config)
+        available = library_entries(ctx.state.get("library"), "controlnet")
+        resolved = []
+        for i, unit in enumerate(ctx.job.controls):
+            where = f"control unit {i} ({unit.type})"
+            units.check_image(unit, where)
+            if unit.model:
+                path = available.get(unit.model)
+                if path is None:
+                    raise DreamwireError(
+                        ErrorCode.CONTROLNET_NOT_FOUND,
+                        f"{where}: ControlNet {unit.model!r} not found; available: "
+                        f"{', '.join(sorted(available)) or 'none'}",
+                    )
+                info = _inspect_cached(path, unit.model)
+            else:
+                info = self._pick(unit.type, available, unet_config, model, where)
+            controlnet_files.check_supported(info)
+            controlnet_files.check_compatible(info, unet_config, model.name, model.family)
+            if info.type is not None and info.type != unit.type:
+                # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
+                ctx.state.setdefault("control_notes", []).append(
+                    f"{where}: using {info.name}, a {info.type} ControlNet"
+                )
+            resolved.append(ResolvedUnit(unit, info))
+        return resolved
+
+    def _pick(self, kind, available, unet_config, model, where) -> controlnet_files.ControlNetInfo:
+        candidates = []
+        for name, path in sorted(available.items()):
+            if controlnet_files.type_from_name(name) != kind:
+                continue
+            info = _inspect_cached(path, name)
+            try:
+                controlnet_files.check_supported(info)
+                controlnet_files.check_compatible(info, unet_config, model.name, model.family)
+            except DreamwireError:
+                continue
+            candidates.append(info)
+        if not candidates:
+            raise DreamwireError(
+                ErrorCode.CONTROLNET_NOT_FOUND,
+                f"{where}: no {kind} ControlNet for {model.name} in the ControlNet folders "
+                f"(have: {', '.join(sorted(available)) or 'none'})",
+            )
+        # Prefer ControlNet 1.1 files (control_v11...) when several fit.
+        candidates.sort(key=lambda c: (not c.name.startswith("control_v11"), c.name))
+        return candidates[0]
+
+    def _net(self, info, model, device):
+        key = (str(info.path), _mtime(info.path), str(device.device), str(device.dtype), model.arch)
+        if key not in self._nets:
+            while len(self._nets) >= self._cache_size:
+                self._nets.pop(next(iter(self._nets)))
+            unet_config = dict(model.components["unet"].config)
+            self._nets[key] = controlnet_files.load(info, unet_config, device.dtype, device.device)
+        return self._nets[key]
+
+    # -- EngineExtension ---------------------------------------------------------------
+    def before_job(self, ctx) -> None:
+        if ctx.job.controls:
+            ctx.state["controls"] = self._resolve_controls(ctx)
+            ctx.handled.add("controls")
+        self._apply_loras(ctx)
+
+    def pipeline_for(self, ctx, mode: str):
+        from dreamwire.backend.engine.hooks import PassPlan
+
+        resolved: list[ResolvedUnit] = ctx.state.get("controls") or []
+        if not resolved:
+            return None
+        job, model = ctx.job, ctx.model
+        hires_pass = job.hires is not None and job.mode == "txt2img" and mode == "img2img"
+        nets, stack_units, images = [], [], []
+        for r in resolved:
+            nets.append(self._net(r.info, model, ctx.device))
+            stack_units.append(units.stack_unit(r.unit, r.info, hires_pass))
+            images.append(
+                units.control_tensor(r.unit, job, ctx.width, ctx.height, r.info).to(
+                    device=ctx.device.device, dtype=ctx.device.dtype
+                )
+            )
+        stack = ControlNetStack(nets, stack_units, cfg=job.cfg > 1.0)
+        ctx.state["control_stack"] = stack
+
+        def step_hook(ctx_, pipe, step, total, tensors):
+            stack.set_step(step, total)
+            return None
+
+        ctx.step_hooks[:] = [h for h in ctx.step_hooks if getattr(h, "_control", False) is False]
+        step_hook._control = True  # type: ignore[attr-defined]
+        ctx.step_hooks.append(step_hook)
+        n = len(nets)
+        key = "image" if mode == "txt2img" else "control_image"
+        call = {
+            key: images,
+            "controlnet_conditioning_scale": [1.0] * n,
+            "control_guidance_start": [0.0] * n,
+            "control_guidance_end": [1.0] * n,
+        }
+        cls = getattr(diffusers, CLASSES[(_kind(model.family), mode)])
+        return PassPlan(cls, components={"controlnet": stack}, call_kwargs=call)
+
+    def after_job(self, ctx) -> None:
+        patch = ctx.state.pop("lora_patch", None)
+        if patch is not None:
+            patch.restore()
+        ctx.state.pop("control_stack", None)
+
+
+def _prompt_loras(text: str) -> list[LoraRef]:
+    from dreamwire.backend import prompts
+
+    _, nets = prompts.extract_extra_networks(text)
+    for net in nets:
+        if net.kind == "hypernet":
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"<hypernet:{net.name}>: hypernetworks are a legacy A1111 feature Dreamwire does "
+                "not run; use a LoRA instead (<lora:name:weight>)",
+            )
+    return prompts.lora_refs(nets)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+_INFO: dict[tuple[str, float], controlnet_files.ControlNetInfo] = {}
+
+
+def _inspect_cached(path: Path, name: str) -> controlnet_files.ControlNetInfo:
+    key = (str(path), _mtime(path))
+    if key not in _INFO:
+        _INFO[key] = controlnet_files.inspect(path, name)
+    return _INFO[key]

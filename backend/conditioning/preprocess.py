@@ -1,0 +1,205 @@
+"""Control-image preprocessors (annotators) for images that come from a canvas.
+
+Model-free ones are implemented here with OpenCV and numpy, following the algorithms of
+controlnet-aux and the A1111 extension's annotators:
+  canny         cv2.Canny(low=100, high=200) on the RGB image (controlnet-aux CannyDetector)
+  shuffle       content shuffle: the image remapped through two smooth random flow fields
+                (controlnet-aux ContentShuffleDetector, make_noise_disk with f=256); seeded
+  scribble      scribble_xdog: difference of Gaussians (sigma 0.5 and 5), lines where
+                2 * (255 - dog) > threshold (default 32), white on black
+  invert        255 - image (A1111 "invert (from white bg & black line)")
+  binary        grey < threshold -> white (A1111 "binary"; threshold 0 or 255 = Otsu)
+  threshold     alias of binary with threshold 127
+  tile_resample the image shrunk by a factor (default 1: unchanged), A1111's tile preprocessor
+Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
+depth, OpenPose, NormalBAE, segmentation) load them from the annotator folder
+($DREAMWIRE_ANNOTATORS, else <cache>/dreamwire/annotators) through controlnet-aux, imported
+only when one of them is asked for; a missing file or package is PREPROCESSOR_UNAVAILABLE
+naming the file and where to put it. controlnet-aux itself imports torchvision, so on
+machines without a matching torchvision these preprocessors report that clearly too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+ANNOTATORS_URL = "https://huggingface.co/lllyasviel/Annotators"
+
+
+def annotator_dir() -> Path:
+    if env := os.environ.get("DREAMWIRE_ANNOTATORS"):
+        return Path(env)
+    from dreamwire.backend.library.catalog import cache_root
+
+    return cache_root() / "annotators"
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """HWC3, as the annotators do: any 1/3/4-channel uint8 image to RGB (alpha over white)."""
+    if image.dtype != np.uint8:
+        raise DreamwireError(
+            ErrorCode.INVALID_IMAGE, f"preprocessors take uint8 images, not {image.dtype}"
+        )
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise DreamwireError(
+            ErrorCode.INVALID_IMAGE, f"cannot preprocess an image of shape {image.shape}"
+        )
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 4:
+        colour = image[:, :, :3].astype(np.float32)
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        return (colour * alpha + 255.0 * (1.0 - alpha)).clip(0, 255).astype(np.uint8)
+    return image
+
+
+def canny(image: np.ndarray, low: int = 100, high: int = 200, **_) -> np.ndarray:
+    edges = cv2.Canny(_rgb(image), int(low), int(high))
+    return np.repeat(edges[:, :, None], 3, axis=2)
+
+
+def _noise_disk(h: int, w: int, f: int, rng: np.random.RandomState) -> np.ndarray:
+    noise = rng.uniform(low=0, high=1, size=((h // f) + 2, (w // f) + 2))
+    noise = cv2.resize(noise, (w + 2 * f, h + 2 * f), interpolation=cv2.INTER_CUBIC)
+    noise = noise[f : f + h, f : f + w]
+    noise -= np.min(noise)
+    noise /= max(float(np.max(noise)), 1e-12)
+    return noise[:, :, None]
+
+
+def shuffle(image: np.ndarray, seed: int = 0, f: int = 256, **_) -> np.ndarray:
+    img = _rgb(image)
+    h, w = img.shape[:2]
+    rng = np.random.RandomState(seed % 2**32)
+    x = _noise_disk(h, w, f, rng) * float(w - 1)
+    y = _noise_disk(h, w, f, rng) * float(h - 1)
+    flow = np.concatenate([x, y], axis=2).astype(np.float32)
+    return cv2.remap(img, flow, None, cv2.INTER_LINEAR)
+
+
+def scribble(image: np.ndarray, threshold: int = 32, **_) -> np.ndarray:
+    img = _rgb(image).astype(np.float32)
+    g1 = cv2.GaussianBlur(img, (0, 0), 0.5)
+    g2 = cv2.GaussianBlur(img, (0, 0), 5.0)
+    dog = (255 - np.min(g2 - g1, axis=2)).clip(0, 255).astype(np.uint8)
+    out = np.zeros(img.shape, np.uint8)
+    out[2 * (255 - dog.astype(np.int32)) > threshold] = 255
+    return out
+
+
+def invert(image: np.ndarray, **_) -> np.ndarray:
+    return 255 - _rgb(image)
+
+
+def binary(image: np.ndarray, threshold: int = 0, **_) -> np.ndarray:
+    grey = cv2.cvtColor(_rgb(image), cv2.COLOR_RGB2GRAY)
+    if threshold in (0, 255):
+        _, out = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    else:
+        _, out = cv2.threshold(grey, int(threshold), 255, cv2.THRESH_BINARY_INV)
+    return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
+
+
+def tile_resample(image: np.ndarray, factor: float = 1.0, **_) -> np.ndarray:
+    img = _rgb(image)
+    if factor <= 1.0:
+        return img
+    h, w = img.shape[:2]
+    return cv2.resize(
+        img, (max(1, int(w / factor)), max(1, int(h / factor))), interpolation=cv2.INTER_AREA
+    )
+
+
+@dataclass(frozen=True)
+class Annotator:
+    """A preprocessor backed by controlnet-aux and annotator weights."""
+
+    cls: str  # controlnet_aux class name
+    files: tuple[str, ...]  # files from lllyasviel/Annotators it needs
+    call: dict = None  # extra keyword arguments for the detector call
+
+    def __call__(self, image: np.ndarray, **_) -> np.ndarray:
+        folder = annotator_dir()
+        missing = [f for f in self.files if not (folder / f).is_file()]
+        if missing:
+            raise DreamwireError(
+                ErrorCode.PREPROCESSOR_UNAVAILABLE,
+                f"this preprocessor needs the annotator weights {', '.join(missing)} (from "
+                f"{ANNOTATORS_URL}); put them in {folder} or set DREAMWIRE_ANNOTATORS to the "
+                "folder that holds them. Or send a ready-made control image with preprocessor "
+                "'none'",
+            )
+        try:
+            import controlnet_aux
+        except Exception as exc:  # ImportError, or torchvision failing inside it
+            raise DreamwireError(
+                ErrorCode.PREPROCESSOR_UNAVAILABLE,
+                f"this preprocessor runs through the controlnet-aux package, which could not be "
+                f"imported here ({type(exc).__name__}: {exc}); install controlnet-aux with a "
+                "torchvision that matches this torch, or send a ready-made control image",
+            ) from None
+        detector_cls = getattr(controlnet_aux, self.cls, None)
+        if detector_cls is None:
+            raise DreamwireError(
+                ErrorCode.PREPROCESSOR_UNAVAILABLE,
+                f"the installed controlnet-aux has no {self.cls}",
+            )
+        detector = detector_cls.from_pretrained(str(folder))
+        h, w = image.shape[:2]
+        out = detector(_rgb(image), output_type="np", **(self.call or {}))
+        out = np.asarray(out)
+        if out.ndim == 2:
+            out = np.repeat(out[:, :, None], 3, axis=2)
+        if out.shape[:2] != (h, w):
+            out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+        return out.astype(np.uint8)
+
+
+PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
+    "canny": canny,
+    "shuffle": shuffle,
+    "scribble": scribble,
+    "scribble_xdog": scribble,
+    "invert": invert,
+    "binary": binary,
+    "threshold": lambda image, threshold=127, **kw: binary(image, threshold=threshold),
+    "tile_resample": tile_resample,
+    "softedge": Annotator("HEDdetector", ("ControlNetHED.pth",)),
+    "softedge_hed": Annotator("HEDdetector", ("ControlNetHED.pth",)),
+    "softedge_pidinet": Annotator("PidiNetDetector", ("table5_pidinet.pth",)),
+    "lineart": Annotator("LineartDetector", ("sk_model.pth", "sk_model2.pth")),
+    "lineart_anime": Annotator("LineartAnimeDetector", ("netG.pth",)),
+    "depth": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",)),
+    "depth_midas": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",)),
+    "openpose": Annotator(
+        "OpenposeDetector", ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth")
+    ),
+    "normalbae": Annotator("NormalBaeDetector", ("scannet.pt",)),
+    "seg": Annotator("OneformerSegmentor", ("250_16_swin_l_oneformer_ade20k_160k.pth",)),
+    "mlsd": Annotator("MLSDdetector", ("mlsd_large_512_fp32.pth",)),
+}
+
+
+def names() -> list[str]:
+    return sorted(PREPROCESSORS)
+
+
+def run(name: str, image: np.ndarray, **params) -> np.ndarray:
+    """Run preprocessor `name` on an RGB(A) uint8 image; returns H x W x 3 uint8."""
+    fn = PREPROCESSORS.get(name)
+    if fn is None:
+        raise DreamwireError(
+            ErrorCode.PREPROCESSOR_UNAVAILABLE,
+            f"unknown preprocessor {name!r}; known: {', '.join(names())}",
+        )
+    return fn(image, **params)
