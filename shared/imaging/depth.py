@@ -24,6 +24,7 @@ def normalize_depth(
     *,
     mode: str = "linear",
     gamma: float = 1.0,
+    floor: float = 0.0,
     far_limit: float = BACKGROUND_Z,
 ) -> np.ndarray:
     """H x W float32 in [0, 1]: 1 at the nearest visible surface, 0 at the farthest and on
@@ -31,11 +32,15 @@ def normalize_depth(
 
     mode "linear" spreads Z evenly; "inverse" spreads 1/Z (disparity, as MiDaS does), which
     gives near objects more of the range. gamma != 1 bends the curve (values ** gamma).
+    floor > 0 lifts the farthest geometry to that value so it stays apart from the
+    background (MiDaS, and so the default, puts it at 0 like the background).
     """
     if mode not in ("linear", "inverse"):
         raise ValueError(f"mode must be 'linear' or 'inverse', not {mode!r}")
     if gamma <= 0:
         raise ValueError("gamma must be positive")
+    if not 0.0 <= floor < 1.0:
+        raise ValueError("floor must be in [0, 1)")
     z = np.asarray(z, dtype=np.float64)
     if z.ndim == 3:
         z = z[..., 0]
@@ -53,6 +58,8 @@ def normalize_depth(
         t = (hi - zv) / (hi - lo) if hi > lo else np.ones_like(zv)
     if gamma != 1.0:
         t = t**gamma
+    if floor:
+        t = floor + (1.0 - floor) * t
     out[valid] = t.astype(np.float32)
     return out
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 FACING = (127, 127, 255)
+_NUDGE = 0.01
 
 
 def world_to_camera_normals(normals: np.ndarray, camera_matrix_world: np.ndarray) -> np.ndarray:
@@ -38,7 +39,10 @@ def normals_to_image(
     length = np.linalg.norm(n, axis=-1, keepdims=True)
     n = np.where(length > 1e-8, n / np.maximum(length, 1e-8), np.array([0.0, 0.0, 1.0]))
     conv = np.stack([-n[..., 0], n[..., 1], n[..., 2]], axis=-1)
-    img = (np.clip((conv + 1.0) * 0.5, 0.0, 1.0) * 255.0).astype(np.uint8)
+    # The annotator truncates; a rendered unit normal is 1 - 1e-7 rather than 1, which
+    # would truncate 255 to 254, so nudge by far less than one step before truncating
+    # (0 still maps to 127, as in the annotator).
+    img = (np.clip((conv + 1.0) * 0.5, 0.0, 1.0) * 255.0 + _NUDGE).astype(np.uint8)
     if mask is not None and background is not None:
         img[~np.asarray(mask, dtype=bool)] = np.asarray(background, dtype=np.uint8)
     return img

@@ -1,0 +1,477 @@
+"""The bpy capture adapter (see __init__ for the API). Reads scene data, renders once with
+Cycles on the CPU, reads the passes back from a multilayer EXR, and leaves the scene as
+it found it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from dreamwire.shared.imaging import depth as depth_conv
+from dreamwire.shared.imaging import normals as normal_conv
+from dreamwire.shared.imaging.openpose import PoseFrame, draw_bodypose, to_openpose_json
+
+from ..core import pose as pose_core
+from ..core import segmentation as seg_core
+from ..core.camera import CameraModel
+from ..core.exr import layer_pass, read_exr
+
+# Pass names changed in Blender 5.0 ("IndexOB" -> "Object Index").
+_PASS_NAMES = {
+    "depth": ("Depth", "Z"),
+    "normal": ("Normal",),
+    "object_index": ("Object Index", "IndexOB"),
+    "material_index": ("Material Index", "IndexMA"),
+    "combined": ("Combined", "Image"),
+}
+_BACKGROUND_Z = 1e9
+
+
+class CaptureError(Exception):
+    """Something in the scene stops the capture; the message says what, for the artist."""
+
+
+@dataclass
+class RenderPasses:
+    camera: CameraModel
+    z: np.ndarray  # H x W float32, view depth; inf where nothing was hit
+    normal_world: np.ndarray  # H x W x 3 float32
+    object_index: np.ndarray  # H x W int32, 0 = background
+    material_index: np.ndarray  # H x W int32, 0 = none
+    objects: dict[int, str]  # object pass index -> object name
+    materials: dict[int, str]  # material pass index -> material name
+    color: np.ndarray | None = None  # H x W x 3 uint8, with the scene's view transform
+
+    @property
+    def geometry(self) -> np.ndarray:
+        return np.isfinite(self.z)
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+class _Temp:
+    """Set attributes for the duration of a capture and put them all back afterwards."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[object, str, object]] = []
+
+    def set(self, owner, attr: str, value) -> None:
+        if not hasattr(owner, attr):
+            return
+        old = getattr(owner, attr)
+        if old != value:
+            self._undo.append((owner, attr, old))
+            setattr(owner, attr, value)
+
+    def restore(self) -> None:
+        for owner, attr, old in reversed(self._undo):
+            with contextlib.suppress(AttributeError, TypeError, ValueError, ReferenceError):
+                setattr(owner, attr, old)
+        self._undo.clear()
+
+
+def _camera(scene, camera):
+    cam = camera if camera is not None else scene.camera
+    if cam is None:
+        raise CaptureError("The scene has no camera: add one or make one the active camera.")
+    if cam.type != "CAMERA":
+        raise CaptureError(f"'{cam.name}' is not a camera.")
+    if cam.data.type == "PANO":
+        raise CaptureError(f"Camera '{cam.name}' is panoramic; use a perspective or ortho camera.")
+    return cam
+
+
+def _size(scene, width, height) -> tuple[int, int]:
+    r = scene.render
+    pct = r.resolution_percentage / 100.0
+    w = int(width) if width else max(1, int(r.resolution_x * pct))
+    h = int(height) if height else max(1, int(r.resolution_y * pct))
+    if w <= 0 or h <= 0:
+        raise CaptureError("Capture size must be positive.")
+    return w, h
+
+
+def camera_model(scene, camera=None, width=None, height=None) -> CameraModel:
+    """The camera's projection as plain data (width/height default to the render size)."""
+    cam = _camera(scene, camera)
+    w, h = _size(scene, width, height)
+    d = cam.data
+    return CameraModel(
+        matrix_world=np.array(cam.matrix_world, dtype=np.float64),
+        width=w,
+        height=h,
+        ortho=d.type == "ORTHO",
+        lens=d.lens,
+        sensor_width=d.sensor_width,
+        sensor_height=d.sensor_height,
+        sensor_fit=d.sensor_fit,
+        ortho_scale=d.ortho_scale,
+        shift_x=d.shift_x,
+        shift_y=d.shift_y,
+        pixel_aspect_x=scene.render.pixel_aspect_x,
+        pixel_aspect_y=scene.render.pixel_aspect_y,
+        clip_start=d.clip_start,
+        clip_end=d.clip_end,
+    )
+
+
+def _view_layer(scene):
+    vl = getattr(bpy.context, "view_layer", None)
+    if vl is not None and scene.view_layers.get(vl.name) == vl:
+        return vl
+    return scene.view_layers[0]
+
+
+def _find_pass(channels, key: str, layer: str):
+    for name in _PASS_NAMES[key]:
+        arr = layer_pass(channels, name, layer)
+        if arr is not None:
+            return arr
+    return None
+
+
+def _set_exr(settings) -> None:
+    if hasattr(settings, "media_type"):  # Blender 5.0+
+        settings.media_type = "MULTI_LAYER_IMAGE"
+    else:
+        settings.file_format = "OPEN_EXR_MULTILAYER"
+    settings.exr_codec = "NONE"
+    settings.color_depth = "32"
+
+
+def _set_png(settings) -> None:
+    if hasattr(settings, "media_type"):
+        settings.media_type = "IMAGE"
+    settings.file_format = "PNG"
+    settings.color_mode = "RGB"
+    settings.color_depth = "8"
+
+
+def _image_settings_state(settings) -> dict:
+    keys = ("media_type", "file_format", "color_mode", "color_depth", "exr_codec", "compression")
+    return {k: getattr(settings, k) for k in keys if hasattr(settings, k)}
+
+
+def _restore_image_settings(settings, state: dict) -> None:
+    for k in ("media_type", "file_format", "color_mode", "color_depth", "exr_codec", "compression"):
+        if k in state:
+            with contextlib.suppress(TypeError, ValueError):
+                setattr(settings, k, state[k])
+
+
+def _read_png(path: str) -> np.ndarray:
+    img = bpy.data.images.load(path, check_existing=False)
+    try:
+        w, h = img.size
+        px = np.empty(w * h * 4, dtype=np.float32)
+        img.pixels.foreach_get(px)
+    finally:
+        bpy.data.images.remove(img)
+    rgb = px.reshape(h, w, 4)[::-1, :, :3]
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _renderable(obj) -> bool:
+    return obj.type in {
+        "MESH",
+        "CURVE",
+        "SURFACE",
+        "META",
+        "FONT",
+        "CURVES",
+        "POINTCLOUD",
+        "VOLUME",
+    }
+
+
+# --- the render ----------------------------------------------------------------------
+
+
+def render_passes(
+    scene,
+    camera=None,
+    width: int | None = None,
+    height: int | None = None,
+    *,
+    color: bool = False,
+    samples: int = 1,
+) -> RenderPasses:
+    """One Cycles CPU render of the camera's view: depth, normal and index passes (and the
+    shaded colour when `color`). Every setting it touches is restored afterwards."""
+    cam = _camera(scene, camera)
+    w, h = _size(scene, width, height)
+    model = camera_model(scene, cam, w, h)
+    t = _Temp()
+    img_state = _image_settings_state(scene.render.image_settings)
+    pass_index_state: list[tuple[object, int]] = []
+    objects: dict[int, str] = {}
+    materials: dict[int, str] = {}
+    try:
+        r = scene.render
+        t.set(scene, "camera", cam)
+        t.set(r, "resolution_x", w)
+        t.set(r, "resolution_y", h)
+        t.set(r, "resolution_percentage", 100)
+        t.set(r, "use_border", False)
+        t.set(r, "engine", "CYCLES")
+        t.set(r, "use_compositing", False)
+        t.set(r, "use_sequencer", False)
+        t.set(r, "use_persistent_data", False)
+        c = scene.cycles
+        t.set(c, "device", "CPU")
+        t.set(c, "samples", max(1, int(samples)))
+        t.set(c, "use_adaptive_sampling", False)
+        t.set(c, "use_denoising", False)
+        # A near-zero filter puts every sample at the pixel centre: depth and ids are then
+        # exact per pixel instead of mixing neighbours at edges.
+        if not color:
+            t.set(c, "filter_width", 0.01)
+            t.set(c, "max_bounces", 0)
+            t.set(c, "use_light_tree", False)
+        vl = _view_layer(scene)
+        for other in scene.view_layers:
+            t.set(other, "use", other == vl)
+        for attr in ("use_pass_z", "use_pass_normal", "use_pass_object_index"):
+            t.set(vl, attr, True)
+        t.set(vl, "use_pass_material_index", True)
+
+        # Unique pass indices so every object and material can be told apart.
+        seen_mats: dict[str, int] = {}
+        for obj in scene.objects:
+            if not _renderable(obj):
+                continue
+            pass_index_state.append((obj, obj.pass_index))
+            obj.pass_index = len(objects) + 1
+            objects[obj.pass_index] = obj.name
+            for slot in getattr(obj, "material_slots", []):
+                mat = slot.material
+                if mat is None or mat.name in seen_mats:
+                    continue
+                pass_index_state.append((mat, mat.pass_index))
+                mat.pass_index = len(seen_mats) + 1
+                seen_mats[mat.name] = mat.pass_index
+                materials[mat.pass_index] = mat.name
+
+        with tempfile.TemporaryDirectory(prefix="dreamwire-capture-") as tmp:
+            bpy.ops.render.render(write_still=False, scene=scene.name, layer=vl.name)
+            result = bpy.data.images.get("Render Result")
+            if result is None:
+                raise CaptureError("Blender produced no render result.")
+            exr_path = os.path.join(tmp, "passes.exr")
+            _set_exr(r.image_settings)
+            result.save_render(exr_path, scene=scene)
+            color_img = None
+            if color:
+                png_path = os.path.join(tmp, "color.png")
+                _set_png(r.image_settings)
+                result.save_render(png_path, scene=scene)
+                color_img = _read_png(png_path)
+            channels = read_exr(exr_path)
+    finally:
+        _restore_image_settings(scene.render.image_settings, img_state)
+        for owner, old in reversed(pass_index_state):
+            owner.pass_index = old
+        t.restore()
+
+    z = _find_pass(channels, "depth", vl.name)
+    n = _find_pass(channels, "normal", vl.name)
+    oi = _find_pass(channels, "object_index", vl.name)
+    mi = _find_pass(channels, "material_index", vl.name)
+    if z is None or n is None or oi is None:
+        raise CaptureError("The render did not contain the depth, normal and index passes.")
+    z = z[..., 0].astype(np.float32)
+    z[~(np.isfinite(z) & (z > 0) & (z < _BACKGROUND_Z))] = np.inf
+    oi = np.rint(oi[..., 0]).astype(np.int32)
+    mi = np.rint(mi[..., 0]).astype(np.int32) if mi is not None else np.zeros_like(oi)
+    return RenderPasses(
+        camera=model,
+        z=z,
+        normal_world=n[..., :3].astype(np.float32),
+        object_index=oi,
+        material_index=mi,
+        objects=objects,
+        materials=materials,
+        color=color_img,
+    )
+
+
+# --- captures ------------------------------------------------------------------------
+
+
+def capture_depth(
+    scene, camera=None, width=None, height=None, *, mode="linear", gamma=1.0, passes=None
+) -> np.ndarray:
+    p = passes or render_passes(scene, camera, width, height)
+    return depth_conv.depth_image(p.z, mode=mode, gamma=gamma)
+
+
+def capture_normals(
+    scene, camera=None, width=None, height=None, *, background=normal_conv.FACING, passes=None
+) -> np.ndarray:
+    p = passes or render_passes(scene, camera, width, height)
+    cam_n = normal_conv.world_to_camera_normals(p.normal_world, p.camera.matrix_world)
+    return normal_conv.normals_to_image(cam_n, mask=p.geometry, background=background)
+
+
+def segmentation_classes(scene, passes: RenderPasses, guess_names: bool = True):
+    """(object index -> class, explicit material index -> class, guessed material -> class)."""
+    prop = seg_core.CLASS_PROPERTY
+    obj_classes = {}
+    for idx, name in passes.objects.items():
+        obj = scene.objects.get(name)
+        explicit = obj.get(prop) if obj is not None else None
+        obj_classes[idx] = seg_core.class_for(explicit, name, guess_names)
+    mat_explicit, mat_guess = {}, {}
+    for idx, name in passes.materials.items():
+        mat = bpy.data.materials.get(name)
+        explicit = seg_core.resolve(mat.get(prop)) if mat is not None else None
+        if explicit is not None:
+            mat_explicit[idx] = explicit
+        elif guess_names:
+            mat_guess[idx] = seg_core.guess_from_name(name)
+    return obj_classes, mat_explicit, mat_guess
+
+
+def capture_segmentation(
+    scene,
+    camera=None,
+    width=None,
+    height=None,
+    *,
+    default: int | str | None = None,
+    guess_names: bool = True,
+    passes=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """ADE20K-coloured segmentation and its label map (class ids, -1 = nothing).
+
+    Precedence per pixel: the material's class property, then the object's class (property
+    or name), then the material's name, then `default`.
+    """
+    p = passes or render_passes(scene, camera, width, height)
+    default_id = seg_core.resolve(default)
+    obj_classes, mat_explicit, mat_guess = segmentation_classes(scene, p, guess_names)
+    labels = seg_core.label_map(p.object_index, p.material_index, obj_classes, mat_explicit)
+    if mat_guess:
+        guessed = seg_core.label_map(p.object_index, p.material_index, {}, mat_guess)
+        labels = np.where((labels < 0) & (guessed >= 0), guessed, labels)
+    if default_id is not None:
+        labels = np.where((labels < 0) & (p.object_index > 0), default_id, labels)
+    return seg_core.segmentation_image(labels), labels.astype(np.int32)
+
+
+def capture_color(scene, camera=None, width=None, height=None, *, samples=None) -> np.ndarray:
+    """A shaded render of the camera's view (Cycles, CPU) with the scene's colour management.
+    samples=None uses the scene's Cycles samples, capped at 32 to stay interactive."""
+    if samples is None:
+        samples = min(int(getattr(scene.cycles, "samples", 16)), 32)
+    return render_passes(scene, camera, width, height, color=True, samples=samples).color
+
+
+def _armature_bones(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    mw = np.array(obj.matrix_world, dtype=np.float64)
+    out = {}
+    for pb in obj.pose.bones:
+        hd = mw @ np.array([*pb.head, 1.0])
+        tl = mw @ np.array([*pb.tail, 1.0])
+        out[pb.name] = (hd[:3], tl[:3])
+    return out
+
+
+def capture_pose(
+    scene,
+    camera=None,
+    width=None,
+    height=None,
+    *,
+    armatures: Iterable | None = None,
+    overrides: Mapping[str, object] | None = None,
+    skeleton: str | None = None,
+) -> tuple[PoseFrame, np.ndarray]:
+    """OpenPose keypoints of every armature (or the given ones) and the pose image."""
+    model = camera_model(scene, camera, width, height)
+    if armatures is None:
+        armatures = [o for o in scene.objects if o.type == "ARMATURE" and o.visible_get()]
+    armatures = list(armatures)
+    if not armatures:
+        raise CaptureError("No armature to take a pose from: add one or select one.")
+    bpy.context.view_layer.update()
+    people = []
+    for arm in armatures:
+        if arm.type != "ARMATURE":
+            raise CaptureError(f"'{arm.name}' is not an armature.")
+        bones = _armature_bones(arm)
+        sk = skeleton or pose_core.detect_skeleton(bones)
+        if sk is None and not overrides:
+            raise CaptureError(pose_core.unknown_skeleton_message(list(bones), arm.name))
+        try:
+            joints = pose_core.world_keypoints(bones, sk, overrides)
+        except ValueError as e:
+            raise CaptureError(f"{arm.name}: {e}") from None
+        people.append(pose_core.project_keypoints(joints, model))
+    frame = PoseFrame(model.width, model.height, people)
+    return frame, draw_bodypose(frame)
+
+
+def capture_all(
+    scene,
+    camera=None,
+    width=None,
+    height=None,
+    *,
+    kinds: Iterable[str] = ("depth", "normals", "segmentation", "pose", "color"),
+    color_samples: int | None = None,
+) -> dict:
+    """Several captures from one render: {kind: image}, plus 'labels' and 'pose_json'."""
+    kinds = set(kinds)
+    unknown = kinds - {"depth", "normals", "segmentation", "pose", "color"}
+    if unknown:
+        raise CaptureError(f"Unknown capture kinds: {sorted(unknown)}")
+    out: dict = {}
+    if kinds & {"depth", "normals", "segmentation", "color"}:
+        want_color = "color" in kinds
+        samples = 1
+        if want_color:
+            samples = color_samples or min(int(getattr(scene.cycles, "samples", 16)), 32)
+        p = render_passes(scene, camera, width, height, color=want_color, samples=samples)
+        if "depth" in kinds:
+            out["depth"] = capture_depth(scene, passes=p)
+        if "normals" in kinds:
+            out["normals"] = capture_normals(scene, passes=p)
+        if "segmentation" in kinds:
+            out["segmentation"], out["labels"] = capture_segmentation(scene, passes=p)
+        if want_color:
+            out["color"] = p.color
+    if "pose" in kinds:
+        frame, img = capture_pose(scene, camera, width, height)
+        out["pose"] = img
+        out["pose_json"] = to_openpose_json(frame)
+    return out
+
+
+def store_image(name: str, array: np.ndarray, *, non_color: bool = True):
+    """Put an H x W x 3|4 uint8 (or float 0..1) array into a bpy image named `name`,
+    creating or resizing it, so the artist can see what is sent."""
+    a = np.asarray(array)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    h, w = a.shape[:2]
+    f = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    if f.shape[2] == 3:
+        f = np.concatenate([f, np.ones((h, w, 1), np.float32)], axis=2)
+    img = bpy.data.images.get(name)
+    if img is None:
+        img = bpy.data.images.new(name, w, h, alpha=True)
+    elif tuple(img.size) != (w, h):
+        img.scale(w, h)
+    if non_color:
+        img.colorspace_settings.name = "Non-Color"
+    img.pixels.foreach_set(np.ascontiguousarray(f[::-1]).ravel())
+    img.update()
+    return img

@@ -1,0 +1,92 @@
+"""Objects and materials -> ADE20K classes, and ID-pass images -> segmentation maps.
+
+The artist picks a class per object or per material (a custom property, see
+CLASS_PROPERTY); a material's class wins over its object's, so one mesh can carry
+several classes. Without a choice, the object's or material's name is tried as a class
+name ("Floor", "tree.003", "Sky_dome" all resolve), then the default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+
+from dreamwire.shared.imaging import ade20k
+
+# Custom property on bpy objects and materials holding a class name or id.
+CLASS_PROPERTY = "dreamwire_seg_class"
+
+
+def resolve(value) -> int | None:
+    """A class id from a property value (name, id, or '' / None for no choice)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return ade20k.class_id(value)
+
+
+def guess_from_name(name: str) -> int | None:
+    """Try the name itself, then its words (suffixes such as '.001' dropped)."""
+    base = re.sub(r"\.\d+$", "", name or "")
+    cid = ade20k.class_id(base)
+    if cid is not None:
+        return cid
+    words = [w for w in re.split(r"[^A-Za-z]+", base) if w]
+    words_lower = [w.lower() for w in words]
+    # Two-word classes first ("coffee table"), then single words.
+    for a, b in zip(words_lower, words_lower[1:], strict=False):
+        cid = ade20k.class_id(f"{a} {b}")
+        if cid is not None:
+            return cid
+    for w in words_lower:
+        cid = ade20k.class_id(w)
+        if cid is not None:
+            return cid
+    return None
+
+
+def class_for(explicit, name: str, guess_names: bool = True) -> int | None:
+    cid = resolve(explicit)
+    if cid is None and guess_names:
+        cid = guess_from_name(name)
+    return cid
+
+
+def label_map(
+    object_index: np.ndarray,
+    material_index: np.ndarray | None,
+    object_classes: Mapping[int, int | None],
+    material_classes: Mapping[int, int | None] | None = None,
+    default: int | None = None,
+) -> np.ndarray:
+    """Class ids per pixel (-1: nothing) from object and material index passes.
+
+    object_index / material_index hold the pass indices the capture assigned (0 =
+    background); the mappings give each index its class (None: no class).
+    """
+    oi = np.rint(np.asarray(object_index, dtype=np.float64)).astype(np.int64)
+    labels = np.full(oi.shape, -1, dtype=np.int32)
+    lut_size = int(oi.max()) + 1 if oi.size else 1
+    lut = np.full(max(lut_size, 1), -1, dtype=np.int32)
+    for idx, cid in object_classes.items():
+        if 0 < idx < len(lut):
+            lut[idx] = (
+                default if cid is None and default is not None else (-1 if cid is None else cid)
+            )
+    labels = lut[np.clip(oi, 0, len(lut) - 1)]
+    labels[oi <= 0] = -1
+    if material_index is not None and material_classes:
+        mi = np.rint(np.asarray(material_index, dtype=np.float64)).astype(np.int64)
+        mlut = np.full(max(int(mi.max()) + 1, 1), -1, dtype=np.int32)
+        for idx, cid in material_classes.items():
+            if 0 < idx < len(mlut) and cid is not None:
+                mlut[idx] = cid
+        mat = mlut[np.clip(mi, 0, len(mlut) - 1)]
+        use = (mat >= 0) & (oi > 0)
+        labels = np.where(use, mat, labels)
+    return labels
+
+
+def segmentation_image(labels: np.ndarray) -> np.ndarray:
+    return ade20k.colorize(labels)
