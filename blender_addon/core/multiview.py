@@ -120,7 +120,7 @@ def plan_view(
     cov = np.zeros((h, w), np.float32)
     on_target = np.zeros((h, w), bool)
     uv_all = np.concatenate([t.uv_tris for t in targets]) if targets else np.zeros((0, 3, 2))
-    for i, (tex, covimg) in enumerate(zip(textures, coverages)):
+    for i, (tex, covimg) in enumerate(zip(textures, coverages, strict=False)):
         sel = r.mask & (np.where(r.mask, owner[np.maximum(r.tri, 0)], -2) == i)
         if not sel.any():
             continue

@@ -111,9 +111,27 @@ def intrinsics(
         fy = (span_px / ortho_scale) if ortho_scale else span_px * lens / sensor
         fx = fy / pixel_aspect
         shift_span = height
-    cx = width / 2.0 + shift_x * shift_span
-    cy = height / 2.0 - shift_y * shift_span
+    # Shifting the view plane right/up moves what it sees left/down in the image.
+    cx = width / 2.0 - shift_x * shift_span
+    cy = height / 2.0 + shift_y * shift_span
     return fx, fy, cx, cy
+
+
+def camera_from_model(model) -> Camera:
+    """A Camera from core.camera.CameraModel (the exact Blender view-plane model)."""
+    pixsize, ycor, dx, dy, _ = model._plane()
+    return Camera(
+        world_to_cam=model.world_to_camera,
+        width=int(model.width),
+        height=int(model.height),
+        fx=1.0 / pixsize,
+        fy=1.0 / (pixsize * ycor),
+        cx=model.width / 2.0 - dx,
+        cy=model.height / 2.0 + dy / ycor,
+        ortho=bool(model.ortho),
+        clip_start=float(model.clip_start),
+        clip_end=float(model.clip_end),
+    )
 
 
 def view_depth_buffer(cam: Camera, triangles: np.ndarray) -> Raster:
@@ -242,10 +260,7 @@ def sample_view(
 def _slope_allowance(cam: Camera, depth: np.ndarray, facing: np.ndarray) -> np.ndarray:
     """Depth change across one pixel on a tilted surface: a texel and the z-buffer sample
     at its pixel centre may differ by this much without either being hidden."""
-    if cam.ortho:
-        pix = 1.0 / cam.fx
-    else:
-        pix = np.maximum(depth, 1e-6) / cam.fx
+    pix = 1.0 / cam.fx if cam.ortho else np.maximum(depth, 1e-06) / cam.fx
     tan = np.sqrt(np.clip(1 - facing**2, 0, 1)) / np.maximum(facing, 0.05)
     return 1.5 * pix * tan
 

@@ -87,7 +87,7 @@ def rasterize(
     bw = 1 << np.ceil(np.log2(spans[:, 0])).astype(np.int64)
     bh = 1 << np.ceil(np.log2(spans[:, 1])).astype(np.int64)
     frag_pix, frag_tri, frag_bary, frag_z = [], [], [], []
-    for gw, gh in {(int(a), int(b)) for a, b in zip(bw, bh)}:
+    for gw, gh in {(int(a), int(b)) for a, b in zip(bw, bh, strict=False)}:
         group = idx[(bw == gw) & (bh == gh)]
         per = gw * gh
         step = max(1, _BATCH_FRAGMENTS // per)

@@ -13,6 +13,7 @@ blocks undo half-made work; cancelling closes the generator the same way.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable, Generator
@@ -85,10 +86,8 @@ class Driver:
             return
         self._cancel_requested = True
         if self.job_id is not None:
-            try:
+            with contextlib.suppress(DreamwireError):
                 self.client.cancel(self.job_id)
-            except DreamwireError:
-                pass
         self._close(CANCELLED, "Cancelled")
 
     def tick(self) -> str:

@@ -90,7 +90,7 @@ def test_perspective_correct_depth_matches_ray_plane_intersection():
     assert len(xs) > 200
     # Independent: intersect each pixel ray with the plane.
     inv = np.linalg.inv(cam.world_to_cam)
-    for x, y in list(zip(xs, ys))[::37]:
+    for x, y in list(zip(xs, ys, strict=False))[::37]:
         d_cam = np.array([(x + 0.5 - cam.cx) / cam.fx, -(y + 0.5 - cam.cy) / cam.fy, -1.0])
         d = inv[:3, :3] @ d_cam
         o = inv[:3, 3]
@@ -119,7 +119,7 @@ def test_intrinsics_follow_sensor_fit_and_shift():
     fx, fy, cx, cy = intrinsics(200, 100, 50, 36, 24, "VERTICAL")
     assert fy == pytest.approx(100 * 50 / 24)
     fx, fy, cx, cy = intrinsics(200, 100, 50, 36, 24, "AUTO", shift_x=0.1, shift_y=0.2)
-    assert cx == pytest.approx(100 + 20) and cy == pytest.approx(50 - 40)
+    assert cx == pytest.approx(100 - 20) and cy == pytest.approx(50 + 40)
     fx, fy, cx, cy = intrinsics(200, 100, 50, 36, 24, "AUTO", ortho_scale=4.0)
     assert fx == pytest.approx(50)
 
@@ -195,7 +195,7 @@ def test_weights_fall_with_the_viewing_angle():
         cam = make_cam((4 * math.sin(a), -4 * math.cos(a), 0), (0, 0, 0))
         weights.append(float(sample_view(cam, image, pts, nrm, None).weights[0]))
     assert weights[0] == pytest.approx(1.0, abs=1e-6)
-    assert all(a > b for a, b in zip(weights, weights[1:-1]))
+    assert all(a > b for a, b in zip(weights, weights[1:-1], strict=False))
     assert weights[-1] == 0.0
 
 

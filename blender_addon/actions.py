@@ -1,0 +1,325 @@
+"""The four actions as generators driven by core.tasks.Driver: each `yield job` hands a
+Job to the backend and resumes with its JobResult. Scene data is looked up by name after
+every yield, since the artist may have changed things while the backend worked."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from dreamwire.shared.codec import decode_png, encode_png
+
+from . import bpy_data
+from .core import animation as anim
+from .core.job_builder import GenerationSettings, build_job
+from .core.multiview import SurfaceMesh, TextureAccumulator, plan_view
+from .core.projection import (
+    BakeSettings,
+    camera_from_model,
+    sample_view,
+    texel_surface,
+    view_depth_buffer,
+)
+from .core.tasks import ActionError
+
+CAPTURE_KINDS = {
+    "depth": "depth",
+    "normals": "normals",
+    "pose": "pose",
+    "segmentation": "segmentation",
+    "colour": "color",
+}
+
+
+def _settings(scene) -> GenerationSettings:
+    return scene.dreamwire.to_settings()
+
+
+def _get_object(name: str):
+    obj = bpy.data.objects.get(name)
+    if obj is None:
+        raise ActionError(f"'{name}' was deleted while the backend was working")
+    return obj
+
+
+def _image(result) -> np.ndarray:
+    if not result.images:
+        raise ActionError("The backend returned no image")
+    img = result.images[0].image
+    return img[..., :3] if img.shape[2] >= 3 else np.repeat(img, 3, axis=2)
+
+
+def capture_controls(scene, camera, settings: GenerationSettings, width: int, height: int) -> dict:
+    """The enabled controls as images, captured from `camera` and shown in Blender."""
+    from .capture import CaptureError, capture_all, store_image
+
+    wanted = [c.name for c in settings.enabled_controls()]
+    if not wanted:
+        return {}
+    try:
+        caps = capture_all(scene, camera, width, height, kinds=[CAPTURE_KINDS[n] for n in wanted])
+    except CaptureError as exc:
+        raise ActionError(str(exc)) from None
+    out = {}
+    for name in wanted:
+        img = caps.get(CAPTURE_KINDS[name])
+        if img is not None:
+            out[name] = img
+            store_image(f"Dreamwire {name}", img, non_color=name != "colour")
+    return out
+
+
+def _camera(scene, camera=None):
+    cam = camera if camera is not None else scene.camera
+    if cam is None:
+        raise ActionError("The scene has no camera: add one and make it the scene camera.")
+    if cam.type != "CAMERA":
+        raise ActionError(f"'{cam.name}' is not a camera.")
+    return cam
+
+
+def _targets(context) -> list[str]:
+    names = [o.name for o in context.selected_objects if o.type == "MESH"]
+    if not names:
+        raise ActionError("Select the mesh objects to project onto.")
+    return names
+
+
+def _job_size(settings: GenerationSettings, scene) -> tuple[int, int]:
+    from .core.job_builder import round_size
+
+    return round_size(settings.width), round_size(settings.height)
+
+
+# -- Generate texture ----------------------------------------------------------------
+def generate_texture(context):
+    scene = context.scene
+    obj = context.active_object
+    if obj is None or obj.type != "MESH":
+        raise ActionError("Make a mesh object active to give it a texture.")
+    if not len(obj.data.uv_layers):
+        raise ActionError(
+            f"'{obj.name}' has no UV map: unwrap it first (or use Project, which creates one)."
+        )
+    name = obj.name
+    s = _settings(scene)
+    if not s.prompt.strip():
+        raise ActionError("Write a prompt first.")
+    out_dir_prop = scene.dreamwire.output_dir
+
+    def run():
+        job = build_job(s, {}, tag=f"texture {name}")
+        result = yield job
+        target = _get_object(name)
+        rb = bpy_data.Rollback()
+        try:
+            img = bpy_data.image_from_array(f"Dreamwire {name}", _image(result), rb)
+            folder = bpy_data.output_dir(out_dir_prop)
+            bpy_data.save_png(img, folder, f"{bpy.path.clean_name(name)}_texture.png")
+            uv = bpy_data.active_render_uv(target.data).name
+            bpy_data.apply_texture(target, img, uv, rb)
+            rb.commit()
+        finally:
+            rb.rollback()
+        return f"Texture applied to {name}"
+
+    return run(), 1
+
+
+# -- Project (one camera) and Multi-view projection --------------------------------------
+def _bake_settings(scene) -> BakeSettings:
+    g = scene.dreamwire.grazing_angle
+    return BakeSettings(grazing_deg=g, full_deg=max(0.0, g - 30.0))
+
+
+def project(context, cameras=None):
+    """Generate from each camera in turn and bake into the selected meshes' UV textures.
+    With several cameras, each later view inpaints what the earlier ones did not cover."""
+    from .capture import camera_model
+
+    scene = context.scene
+    cams = [c.name for c in (cameras or [_camera(scene)])]
+    for c in cams:
+        _camera(scene, bpy.data.objects[c])
+    targets = _targets(context)
+    s = _settings(scene)
+    if not s.prompt.strip():
+        raise ActionError("Write a prompt first.")
+    props = scene.dreamwire
+    create_uvs = props.create_uvs
+    if not create_uvs:
+        for n in targets:
+            if not len(bpy.data.objects[n].data.uv_layers):
+                raise ActionError(
+                    f"'{n}' has no UV map: unwrap it, or turn on 'Create missing UVs'."
+                )
+    tex_size = (props.texture_size, props.texture_size)
+    bake = _bake_settings(scene)
+    threshold = props.coverage_threshold
+    mv_strength = props.multiview_strength
+    out_dir_prop = props.output_dir
+    width, height = _job_size(s, scene)
+
+    def run():
+        rb = bpy_data.Rollback()
+        try:
+            depsgraph = context.evaluated_depsgraph_get()
+            uv_names = {
+                n: bpy_data.ensure_uvs(bpy.data.objects[n], rb, create_uvs) for n in targets
+            }
+            depsgraph.update()
+            meshes, surfaces, accs = {}, {}, {}
+            for n in targets:
+                m = bpy_data.mesh_triangles(bpy.data.objects[n], depsgraph, uv_names[n])
+                if m.uvs is None or len(m.world) == 0:
+                    raise ActionError(f"'{n}' has no faces to project onto.")
+                meshes[n] = m
+                surfaces[n] = texel_surface(m.uvs, m.world, m.normals, tex_size)
+                accs[n] = TextureAccumulator(surfaces[n].mask)
+            used = 0
+            for _i, cam_name in enumerate(cams):
+                cam_obj = _get_object(cam_name)
+                model = camera_model(scene, cam_obj, width, height)
+                cam = camera_from_model(model)
+                occluders = bpy_data.scene_triangles(scene, depsgraph, exclude=set(targets))
+                all_tris = np.concatenate([occluders] + [meshes[n].world for n in targets])
+                zbuf = view_depth_buffer(cam, all_tris).depth
+                controls = capture_controls(scene, cam_obj, s, width, height)
+                if used == 0:
+                    job = build_job(s, controls, size=(width, height), tag=f"project {cam_name}")
+                else:
+                    plan = plan_view(
+                        cam,
+                        [SurfaceMesh(meshes[n].world, meshes[n].uvs) for n in targets],
+                        [accs[n].texture() for n in targets],
+                        [accs[n].coverage_image() for n in targets],
+                        occluders=occluders,
+                        threshold=threshold,
+                    )
+                    if plan.covered_fraction > 0.98:
+                        continue  # this view adds nothing the others did not cover
+                    bpy_data.image_from_array("Dreamwire inpaint source", plan.init_image)
+                    bpy_data.image_from_array("Dreamwire inpaint mask", plan.mask, non_color=True)
+                    job = build_job(
+                        s,
+                        controls,
+                        init_image=plan.init_image,
+                        mask=plan.mask,
+                        strength=mv_strength,
+                        size=(width, height),
+                        tag=f"project {cam_name}",
+                    )
+                result = yield job
+                image = _image(result)
+                bpy_data.image_from_array("Dreamwire view", image)
+                used += 1
+                for n in targets:
+                    surf = surfaces[n]
+                    accs[n].add(sample_view(cam, image, surf.positions, surf.normals, zbuf, bake))
+            folder = bpy_data.output_dir(out_dir_prop)
+            seen_any = False
+            for n in targets:
+                obj = _get_object(n)
+                if accs[n].weight_sum.max(initial=0) > 0:
+                    seen_any = True
+                tex = accs[n].texture()
+                img = bpy_data.image_from_array(f"Dreamwire {n}", tex, rb)
+                bpy_data.save_png(img, folder, f"{bpy.path.clean_name(n)}_projected.png")
+                bpy_data.apply_texture(obj, img, uv_names[n], rb)
+            if not seen_any:
+                raise ActionError("No camera sees the selected meshes (check the camera's view).")
+            rb.commit()
+        finally:
+            rb.rollback()
+        views = "view" if used == 1 else "views"
+        return f"Projected {used} {views} onto {', '.join(targets)}"
+
+    return run(), len(cams)
+
+
+def multiview_cameras(context) -> list:
+    props = context.scene.dreamwire
+    cams = [item.camera for item in props.cameras if item.camera is not None]
+    if not cams:
+        cams = sorted(
+            (o for o in context.scene.objects if o.type == "CAMERA"), key=lambda o: o.name
+        )
+    if not cams:
+        raise ActionError(
+            "Multi-view projection needs cameras: add some to the list or to the scene."
+        )
+    return cams
+
+
+# -- Render animation ----------------------------------------------------------------
+def render_animation(context):
+    scene = context.scene
+    props = scene.dreamwire
+    _camera(scene)
+    s = _settings(scene)
+    if not s.prompt.strip():
+        raise ActionError("Write a prompt first.")
+    width, height = _job_size(s, scene)
+    folder = bpy_data.output_dir(props.output_dir)
+    fingerprint = {
+        "prompt": s.prompt,
+        "negative": s.negative,
+        "model": s.model,
+        "sampler": s.sampler,
+        "steps": s.steps,
+        "cfg": s.cfg,
+        "size": [width, height],
+        "from_previous": props.from_previous,
+        "strength": props.previous_strength,
+        "controls": [(c.name, c.weight, c.start, c.end) for c in s.enabled_controls()],
+    }
+    try:
+        plan = anim.plan(
+            folder,
+            scene.frame_start,
+            scene.frame_end,
+            props.frame_step,
+            s.seed,
+            fingerprint,
+            overwrite=props.overwrite,
+        )
+    except anim.AnimationError as exc:
+        raise ActionError(str(exc)) from None
+    from_previous = props.from_previous
+    strength = props.previous_strength
+
+    def run():
+        original = scene.frame_current
+        written = 0
+        try:
+            for f in plan.todo:
+                scene.frame_set(f)
+                cam = _camera(scene)
+                controls = capture_controls(scene, cam, s, width, height)
+                init = None
+                prev = plan.previous(f)
+                if from_previous and prev is not None:
+                    path = anim.frame_path(folder, prev)
+                    if anim.is_complete_png(path):
+                        init = decode_png(path.read_bytes())[..., :3]
+                        if init.shape[:2] != (height, width):
+                            init = None
+                job = build_job(
+                    s,
+                    controls,
+                    init_image=init,
+                    strength=strength if init is not None else None,
+                    seed=plan.seed,
+                    size=(width, height),
+                    tag=f"frame {f}",
+                )
+                result = yield job
+                anim.write_atomic(anim.frame_path(folder, f), encode_png(_image(result)))
+                written += 1
+        finally:
+            scene.frame_set(original)
+        skipped = len(plan.done)
+        extra = f", {skipped} already on disk" if skipped else ""
+        return f"Rendered {written} frames to {folder}{extra}"
+
+    return run(), max(1, len(plan.todo))

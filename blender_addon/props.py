@@ -1,0 +1,180 @@
+"""Scene settings (saved with the .blend) and the window manager's run-time status."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from .core.job_builder import CONTROL_LABELS, ControlSetting, GenerationSettings
+
+
+def _welcome_names(kind: str) -> list[str]:
+    from . import connection
+    from .core.job_builder import names
+
+    w = connection.welcome()
+    return names(getattr(w, kind, [])) if w is not None else []
+
+
+def _search_models(self, context, edit_text):
+    return [n for n in _welcome_names("models") if edit_text.lower() in n.lower()]
+
+
+def _search_samplers(self, context, edit_text):
+    return [n for n in _welcome_names("samplers") if edit_text.lower() in n.lower()]
+
+
+class DREAMWIRE_PG_control(bpy.types.PropertyGroup):
+    enabled: BoolProperty(name="Use", default=False)
+    weight: FloatProperty(name="Weight", default=1.0, min=0.0, max=2.0)
+    start: FloatProperty(name="Start", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    end: FloatProperty(name="End", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
+
+
+class DREAMWIRE_PG_control_on(DREAMWIRE_PG_control):
+    """Depth is on by default: it is what makes projection line up with the geometry."""
+
+    enabled: BoolProperty(name="Use", default=True)
+
+
+class DREAMWIRE_PG_camera(bpy.types.PropertyGroup):
+    camera: PointerProperty(
+        name="Camera", type=bpy.types.Object, poll=lambda self, obj: obj.type == "CAMERA"
+    )
+
+
+CONTROL_NAMES = tuple(CONTROL_LABELS)
+
+
+class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", default="")
+    negative: StringProperty(name="Negative", default="")
+    model: StringProperty(
+        name="Model",
+        default="",
+        search=_search_models,
+        description="Checkpoint on the backend; empty = its default model",
+    )
+    sampler: StringProperty(name="Sampler", default="DPM++ 2M Karras", search=_search_samplers)
+    steps: IntProperty(name="Steps", default=20, min=1, max=500)
+    cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=30.0)
+    seed: IntProperty(name="Seed", default=-1, min=-1, description="-1: random")
+    width: IntProperty(name="Width", default=512, min=64, max=4096, step=8)
+    height: IntProperty(name="Height", default=512, min=64, max=4096, step=8)
+    seamless: BoolProperty(name="Seamless", default=False, description="Tileable texture")
+    strength: FloatProperty(
+        name="Strength",
+        default=0.75,
+        min=0.0,
+        max=1.0,
+        description="Denoising strength for img2img and inpainting",
+    )
+    colour_as_init: BoolProperty(
+        name="Colour as init image",
+        default=False,
+        description="Send the colour render as img2img source instead of a tile ControlNet",
+    )
+    depth: PointerProperty(type=DREAMWIRE_PG_control_on)
+    normals: PointerProperty(type=DREAMWIRE_PG_control)
+    pose: PointerProperty(type=DREAMWIRE_PG_control)
+    segmentation: PointerProperty(type=DREAMWIRE_PG_control)
+    colour: PointerProperty(type=DREAMWIRE_PG_control)
+    # Texture and projection
+    texture_size: IntProperty(name="Texture size", default=1024, min=64, max=8192)
+    create_uvs: BoolProperty(
+        name="Create missing UVs",
+        default=True,
+        description="Smart UV Project meshes that have no UV map",
+    )
+    grazing_angle: FloatProperty(
+        name="Grazing angle",
+        default=80.0,
+        min=10.0,
+        max=89.0,
+        description="Faces seen flatter than this get no colour",
+    )
+    output_dir: StringProperty(name="Output", default="//dreamwire/", subtype="DIR_PATH")
+    # Multi-view
+    cameras: CollectionProperty(type=DREAMWIRE_PG_camera)
+    camera_index: IntProperty(default=0)
+    coverage_threshold: FloatProperty(
+        name="Covered",
+        default=0.6,
+        min=0.05,
+        max=1.0,
+        description="Coverage above which later views keep the texture",
+    )
+    multiview_strength: FloatProperty(name="Inpaint strength", default=1.0, min=0.0, max=1.0)
+    # Animation
+    frame_step: IntProperty(name="Step", default=1, min=1)
+    from_previous: BoolProperty(name="img2img from previous frame", default=False)
+    previous_strength: FloatProperty(name="Frame strength", default=0.6, min=0.0, max=1.0)
+    overwrite: BoolProperty(
+        name="Overwrite", default=False, description="Render every frame again instead of resuming"
+    )
+
+    def controls(self):
+        return [(name, getattr(self, name)) for name in CONTROL_NAMES]
+
+    def to_settings(self) -> GenerationSettings:
+        return GenerationSettings(
+            prompt=self.prompt,
+            negative=self.negative,
+            model=self.model,
+            sampler=self.sampler,
+            steps=self.steps,
+            cfg=self.cfg,
+            seed=self.seed,
+            width=self.width,
+            height=self.height,
+            seamless=self.seamless,
+            strength=self.strength,
+            colour_as_init=self.colour_as_init,
+            controls=[
+                ControlSetting(name, c.enabled, c.weight, min(c.start, c.end), max(c.start, c.end))
+                for name, c in self.controls()
+            ],
+        )
+
+
+STATES = [(s, s.title(), "") for s in ("idle", "running", "finished", "failed", "cancelled")]
+
+
+class DREAMWIRE_PG_status(bpy.types.PropertyGroup):
+    """Run-time state shown in the panel; lives on the window manager (not saved)."""
+
+    state: EnumProperty(items=STATES, default="idle")
+    text: StringProperty(default="")
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    action: StringProperty(default="")
+
+
+_classes = (
+    DREAMWIRE_PG_control,
+    DREAMWIRE_PG_control_on,
+    DREAMWIRE_PG_camera,
+    DREAMWIRE_PG_settings,
+    DREAMWIRE_PG_status,
+)
+
+
+def register() -> None:
+    for c in _classes:
+        bpy.utils.register_class(c)
+    bpy.types.Scene.dreamwire = PointerProperty(type=DREAMWIRE_PG_settings)
+    bpy.types.WindowManager.dreamwire_status = PointerProperty(type=DREAMWIRE_PG_status)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.dreamwire_status
+    del bpy.types.Scene.dreamwire
+    for c in reversed(_classes):
+        bpy.utils.unregister_class(c)

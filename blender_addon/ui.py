@@ -1,0 +1,165 @@
+"""The Dreamwire N-panel, in the 3D viewport and the image editor."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import connection
+from .core.job_builder import CONTROL_LABELS, missing_on_backend, names
+
+
+class DREAMWIRE_UL_cameras(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        layout.prop(item, "camera", text="", emboss=False, icon="CAMERA_DATA")
+
+
+def _draw_connection(layout, context) -> None:
+    box = layout.box()
+    conn = connection.CONN
+    state = conn.state
+    icon = {"connected": "CHECKMARK", "connecting": "SORTTIME", "lost": "ERROR"}.get(
+        state, "UNLINKED"
+    )
+    row = box.row()
+    row.label(text=f"Backend: {state}", icon=icon)
+    row.operator("dreamwire.connect", text="", icon="FILE_REFRESH")
+    if conn.address:
+        box.label(text=conn.address)
+    if conn.error:
+        box.label(text=conn.error, icon="ERROR")
+    w = conn.welcome
+    if w is not None:
+        if w.device:
+            box.label(text=f"Device: {w.device}")
+        problems = missing_on_backend(context.scene.dreamwire.to_settings(), w)
+        for p in problems:
+            box.label(text=p, icon="ERROR")
+    if connection.local_backend_alive():
+        box.operator("dreamwire.stop_backend", icon="CANCEL")
+    elif state != "connected":
+        box.operator("dreamwire.start_backend", icon="PLAY")
+
+
+def _draw_status(layout, context) -> bool:
+    st = context.window_manager.dreamwire_status
+    if st.state == "idle":
+        return False
+    box = layout.box()
+    if st.state == "running":
+        box.label(text=f"{st.action}: {st.text}", icon="RENDER_STILL")
+        if hasattr(box, "progress"):
+            box.progress(factor=st.progress, type="BAR", text=f"{int(st.progress * 100)}%")
+        else:
+            box.prop(st, "progress", text="Progress", slider=True)
+        box.operator("dreamwire.cancel", icon="CANCEL")
+        img = bpy.data.images.get("Dreamwire Preview")
+        if img is not None:
+            img.preview_ensure()
+            box.template_icon(icon_value=img.preview.icon_id, scale=6.0)
+    else:
+        icon = {"finished": "CHECKMARK", "failed": "ERROR", "cancelled": "CANCEL"}.get(
+            st.state, "INFO"
+        )
+        box.label(text=st.text, icon=icon)
+    return st.state == "running"
+
+
+def draw_panel(layout, context) -> None:
+    props = context.scene.dreamwire
+    _draw_connection(layout, context)
+    running = _draw_status(layout, context)
+    col = layout.column()
+    col.enabled = not running
+    col.prop(props, "prompt")
+    col.prop(props, "negative")
+    w = connection.CONN.welcome
+    col.prop(props, "model")
+    if w is not None and not names(w.models):
+        col.label(text="The backend found no models", icon="ERROR")
+    col.prop(props, "sampler")
+    row = col.row(align=True)
+    row.prop(props, "steps")
+    row.prop(props, "cfg")
+    col.prop(props, "seed")
+    row = col.row(align=True)
+    row.prop(props, "width")
+    row.prop(props, "height")
+    col.prop(props, "seamless")
+
+    box = col.box()
+    box.label(text="Controls")
+    for name, label in CONTROL_LABELS.items():
+        c = getattr(props, name)
+        row = box.row(align=True)
+        row.prop(c, "enabled", text=label)
+        sub = row.row(align=True)
+        sub.active = c.enabled
+        sub.prop(c, "weight", text="")
+    if props.colour.enabled:
+        box.prop(props, "colour_as_init")
+
+    box = col.box()
+    box.label(text="Actions")
+    box.operator("dreamwire.generate_texture", icon="TEXTURE")
+    row = box.row(align=True)
+    row.prop(props, "texture_size")
+    row.prop(props, "grazing_angle")
+    box.prop(props, "create_uvs")
+    box.operator("dreamwire.project", icon="MOD_UVPROJECT")
+    box.label(text="Multi-view cameras (empty: all scene cameras)")
+    row = box.row()
+    row.template_list("DREAMWIRE_UL_cameras", "", props, "cameras", props, "camera_index", rows=2)
+    sub = row.column(align=True)
+    sub.operator("dreamwire.camera_add", text="", icon="ADD")
+    sub.operator("dreamwire.camera_remove", text="", icon="REMOVE")
+    row = box.row(align=True)
+    row.prop(props, "coverage_threshold")
+    row.prop(props, "multiview_strength")
+    box.operator("dreamwire.project_multiview", icon="CAMERA_DATA")
+    box.separator()
+    row = box.row(align=True)
+    row.prop(context.scene, "frame_start")
+    row.prop(context.scene, "frame_end")
+    row.prop(props, "frame_step")
+    box.prop(props, "from_previous")
+    if props.from_previous:
+        box.prop(props, "previous_strength")
+    box.prop(props, "overwrite")
+    box.operator("dreamwire.render_animation", icon="RENDER_ANIMATION")
+    col.prop(props, "output_dir")
+
+
+class DREAMWIRE_PT_view3d(bpy.types.Panel):
+    bl_label = "Dreamwire"
+    bl_idname = "DREAMWIRE_PT_view3d"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Dreamwire"
+
+    def draw(self, context):
+        draw_panel(self.layout, context)
+
+
+class DREAMWIRE_PT_image(bpy.types.Panel):
+    bl_label = "Dreamwire"
+    bl_idname = "DREAMWIRE_PT_image"
+    bl_space_type = "IMAGE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Dreamwire"
+
+    def draw(self, context):
+        self.layout.operator("dreamwire.show_preview", icon="IMAGE")
+        draw_panel(self.layout, context)
+
+
+_classes = (DREAMWIRE_UL_cameras, DREAMWIRE_PT_view3d, DREAMWIRE_PT_image)
+
+
+def register() -> None:
+    for c in _classes:
+        bpy.utils.register_class(c)
+
+
+def unregister() -> None:
+    for c in reversed(_classes):
+        bpy.utils.unregister_class(c)
