@@ -29,10 +29,22 @@ def version() -> str:
     return m.group(1) if m else "0"
 
 
+def _add_dir(zf: zipfile.ZipFile, name: str) -> None:
+    # Krita's importer finds the plugin by its folder entry ("dreamwire_krita/"), so
+    # folders get entries of their own, as zip tools write them.
+    if name not in zf.namelist():
+        zf.writestr(zipfile.ZipInfo(name), b"")
+
+
 def _add_tree(zf: zipfile.ZipFile, src: Path, dest: str) -> None:
+    _add_dir(zf, f"{dest}/")
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src).as_posix()
-        if path.is_file() and not SKIP.search(rel):
+        if SKIP.search(rel):
+            continue
+        if path.is_dir():
+            _add_dir(zf, f"{dest}/{rel}/")
+        elif path.is_file():
             zf.write(path, f"{dest}/{rel}")
 
 
@@ -43,6 +55,8 @@ def build(out_dir: Path, wheels: list[Path] = ()) -> Path:
         zf.write(HERE / f"{PLUGIN}.desktop", f"{PLUGIN}.desktop")
         _add_tree(zf, HERE / PLUGIN, PLUGIN)
         vendor = f"{PLUGIN}/vendor/dreamwire"
+        _add_dir(zf, f"{PLUGIN}/vendor/")
+        _add_dir(zf, f"{vendor}/")
         zf.writestr(f"{vendor}/__init__.py", '"""Vendored by the Krita plugin build."""\n')
         _add_tree(zf, REPO / "shared", f"{vendor}/shared")
         for wheel in wheels:

@@ -48,6 +48,7 @@ class Controller:
         self.welcome = None
         self.backend_process: subprocess.Popen | None = None
         self.applied: list[dict] = []  # what landed on the canvas, newest last
+        self.last_job = None  # the last job built, for scripts and tests to inspect
 
     # -- connection ---------------------------------------------------------------
     def save_settings(self, s: settings_mod.Settings) -> None:
@@ -107,26 +108,28 @@ class Controller:
         return self.session is not None and self.session.busy
 
     # -- actions ------------------------------------------------------------------
-    def generate(self, params: Params) -> str | None:
-        return self._act("generate", params)
+    # `doc` defaults to the active document; scripts without a view pass one.
+    def generate(self, params: Params, doc=None) -> str | None:
+        return self._act("generate", params, doc)
 
-    def refine(self, params: Params) -> str | None:
-        return self._act("refine", params)
+    def refine(self, params: Params, doc=None) -> str | None:
+        return self._act("refine", params, doc)
 
-    def inpaint(self, params: Params) -> str | None:
-        return self._act("inpaint", params)
+    def inpaint(self, params: Params, doc=None) -> str | None:
+        return self._act("inpaint", params, doc)
 
     def cancel(self) -> None:
         if self.session is not None:
             self.session.cancel()
             self._set(message="Cancelling…")
 
-    def _act(self, action: str, params: Params) -> str | None:
+    def _act(self, action: str, params: Params, doc=None) -> str | None:
         """Submit one action; any problem becomes a message, never an exception."""
         try:
+            # The document is checked first: its problems are the ones the artist can fix now.
+            job, pending = self._build(action, params, doc)
             if self.session is None:
                 raise SessionError("Not connected: set the backend address and connect.")
-            job, pending = self._build(action, params)
             job_id = self.session.submit(job, pending)
         except (PlanError, SessionError) as exc:
             self._set(message=str(exc), level="error")
@@ -140,8 +143,8 @@ class Controller:
         )
         return job_id
 
-    def _build(self, action: str, params: Params):
-        doc = host.active_document()
+    def _build(self, action: str, params: Params, doc=None):
+        doc = doc or host.active_document()
         host.doc_info(doc)  # refuses colour spaces it cannot convert
         canvas, sel = host.canvas_rect(doc), host.selection_rect(doc)
         if action == "generate":
@@ -163,6 +166,7 @@ class Controller:
             inputs = regions.inpaint_inputs(host.read_visible(doc, plan.region), region_mask)
             job = jobs.inpaint_job(params, plan, inputs, units)
         pending = Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)
+        self.last_job = job
         return job, pending
 
     # -- control layers -----------------------------------------------------------
@@ -268,10 +272,10 @@ class Controller:
         host.refresh(doc)
         return names
 
-    def reinsert(self, index: int) -> None:
+    def reinsert(self, index: int, doc=None) -> None:
         try:
             entry = self.history[index]
-            doc = host.active_document()
+            doc = doc or host.active_document()
             host.add_result_layer(
                 doc, doc.rootNode(), entry.layer_name, entry.image, entry.plan.target, entry.mask
             )
