@@ -7,7 +7,7 @@ but its SDXL LoRAs and A1111-converted files use the original layout
 
 from __future__ import annotations
 
-from dreamwire.backend.tiny.ldm_layout import UNET_PREFIX, unet_to_ldm
+from dreamwire.backend.library.ldm_layout import UNET_PREFIX, unet_to_ldm
 
 
 def diffusers_to_ldm_module(name: str, unet_config: dict) -> str:

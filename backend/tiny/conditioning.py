@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import save_file
 
 from dreamwire import catalog
-from dreamwire.backend.tiny.ldm_layout import unet_to_ldm
+from dreamwire.backend.library.ldm_layout import unet_to_ldm
 
 SEED = 20240777
 CONTROLNET_PREFIX = "control_model."
