@@ -145,3 +145,20 @@ def test_tile_grid_covers_with_overlap_and_merges_seamlessly():
     assert tiling.tile_grid(300, 200, 512) == [tiling.Tile(0, 0, 300, 200)]
     with pytest.raises(ValueError):
         tiling.tile_grid(1000, 1000, 64, 64)
+
+
+def test_depth_floor_keeps_far_geometry_apart_from_background():
+    z = np.array([[2.0, 6.0, np.inf]])
+    d = depth.normalize_depth(z, floor=0.2)
+    assert d.tolist() == pytest.approx([[1.0, 0.2, 0.0]])
+    with pytest.raises(ValueError):
+        depth.normalize_depth(z, floor=1.0)
+    with pytest.raises(ValueError):
+        depth.normalize_depth(z, mode="log")
+
+
+def test_rendered_unit_normals_do_not_lose_the_top_value():
+    # A renderer's unit normal is 1 - 1e-7, not 1; the facing colour must still be 255.
+    n = np.array([[[0.0, 0.0, np.float32(0.99999994)], [0.0, np.float32(0.9999999), 0.0]]])
+    img = normals.normals_to_image(n)
+    assert tuple(img[0, 0]) == (127, 127, 255) and tuple(img[0, 1]) == (127, 255, 127)
