@@ -150,7 +150,7 @@ def test_tile_grid_covers_with_overlap_and_merges_seamlessly():
 def test_depth_floor_keeps_far_geometry_apart_from_background():
     z = np.array([[2.0, 6.0, np.inf]])
     d = depth.normalize_depth(z, floor=0.2)
-    assert d.tolist() == pytest.approx([[1.0, 0.2, 0.0]])
+    assert d[0].tolist() == pytest.approx([1.0, 0.2, 0.0])
     with pytest.raises(ValueError):
         depth.normalize_depth(z, floor=1.0)
     with pytest.raises(ValueError):
