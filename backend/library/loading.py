@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from pathlib import Path
 
 from dreamwire import catalog
 from dreamwire.backend.library.catalog import pipeline_config_dir
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.expected import missing_checkpoint_keys
 from dreamwire.backend.library.pickles import refuse_pickle
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -50,7 +50,7 @@ def _load_errors(entry: ModelEntry):
         yield
     except DreamwireError:
         raise
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except Exception as exc:  # diffusers raises many types for a bad file; the file is the cause
         raise DreamwireError(
             ErrorCode.MODEL_CORRUPT, f"{entry.name} ({entry.path.name}) could not be loaded: {exc}"
         ) from exc
@@ -70,7 +70,8 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None):
     if entry.format == Format.DIFFUSERS:
         with _load_errors(entry), _quiet():
             return cls.from_pretrained(str(entry.path), local_files_only=True, **kwargs)
-    read_header(entry.path)  # a damaged file fails here with MODEL_CORRUPT, cheaply
+    header = read_header(entry.path)  # a damaged file fails here with MODEL_CORRUPT, cheaply
+    _require_keys(entry, missing_checkpoint_keys(arch, header.tensors))
     config = pipeline_config_dir(arch)
     with _load_errors(entry), _quiet():
         pipe = cls.from_single_file(
@@ -117,6 +118,15 @@ def load_vae(entry: ModelEntry, for_arch: str | None = None, torch_dtype=None):
     return vae
 
 
+def _require_keys(entry: ModelEntry, missing: list[str]) -> None:
+    if missing:
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT,
+            f"{entry.name} ({entry.path.name}) lacks {len(missing)} tensors its architecture "
+            f"({entry.arch}) needs, e.g. {', '.join(missing[:3])}",
+        )
+
+
 def _check_no_meta(entry: ModelEntry, obj) -> None:
     """from_single_file leaves weights a file lacks on the meta device instead of failing;
     a checkpoint missing tensors is damaged, so say so now rather than at the first step."""
@@ -147,7 +157,3 @@ def _quiet():
         dlogging.set_verbosity(level)
         dlogging.enable_progress_bar()
         logging.getLogger("diffusers").setLevel(level)
-
-
-def model_path(entry: ModelEntry) -> Path:
-    return entry.path

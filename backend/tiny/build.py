@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from dreamwire import catalog
 from dreamwire.backend.library.catalog import write_pipeline_config
-from dreamwire.backend.tiny.ldm_layout import (
+from dreamwire.backend.library.ldm_layout import (
     clip_to_ldm,
     open_clip_to_ldm,
     unet_to_ldm,

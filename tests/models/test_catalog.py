@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-from conftest import ldm_state, meta_components, write_sparse_safetensors
 from diffusers.loaders import single_file_utils as sfu
+from models_support import ldm_state, meta_components, write_sparse_safetensors
 
 from dreamwire import catalog
 from dreamwire.backend.library.catalog import pipeline_config_dir

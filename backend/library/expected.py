@@ -1,0 +1,73 @@
+"""Which tensors a single-file checkpoint of a catalog architecture must contain.
+
+diffusers' `from_single_file` (without accelerate) leaves any weight the file lacks at its
+random initial value and says nothing, so a damaged or partial checkpoint would silently
+generate garbage. The expected names come from the catalog configs: the components are
+built on the meta device (no memory) and their keys mapped to the LDM layout.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from dreamwire import catalog
+from dreamwire.backend.library import ldm_layout
+
+
+@cache
+def expected_checkpoint_keys(arch: str) -> frozenset[str]:
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    folder = catalog.config_dir(arch)
+
+    def cfg(name: str) -> dict:
+        return json.loads((folder / name / "config.json").read_text())
+
+    family = catalog.arch_info(arch)["family"]
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(cfg("unet"))
+        vae = AutoencoderKL.from_config(cfg("vae"))
+        text = CLIPTextModel(CLIPTextConfig(**cfg("text_encoder")))
+        keys = set(ldm_layout.unet_to_ldm(unet.state_dict(), cfg("unet")))
+        keys |= set(ldm_layout.vae_to_ldm(vae.state_dict(), cfg("vae")))
+        if family == "sdxl":
+            text2 = CLIPTextModelWithProjection(CLIPTextConfig(**cfg("text_encoder_2")))
+            keys |= set(
+                ldm_layout.clip_to_ldm(text.state_dict(), "conditioner.embedders.0.transformer.")
+            )
+            keys |= set(
+                ldm_layout.open_clip_to_ldm(text2.state_dict(), "conditioner.embedders.1.model.")
+            )
+        elif family == "sd2":
+            keys |= set(ldm_layout.open_clip_to_ldm(text.state_dict(), "cond_stage_model.model."))
+        else:
+            keys |= set(ldm_layout.clip_to_ldm(text.state_dict(), "cond_stage_model.transformer."))
+    return frozenset(keys)
+
+
+def missing_checkpoint_keys(arch: str, present) -> list[str]:
+    return sorted(expected_checkpoint_keys(arch) - set(present))
+
+
+@cache
+def expected_vae_keys(arch: str) -> frozenset[str]:
+    """VAE tensor names without prefix, as an A1111 VAE file stores them."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    config = json.loads((catalog.config_dir(arch) / "vae" / "config.json").read_text())
+    with torch.device("meta"):
+        vae = AutoencoderKL.from_config(config)
+    return frozenset(ldm_layout.vae_to_ldm(vae.state_dict(), config, prefix=""))
+
+
+def missing_vae_keys(arch: str, present) -> list[str]:
+    present = set(present)
+    for prefix in ("first_stage_model.", "vae."):
+        if any(k.startswith(prefix) for k in present):
+            present = {k.removeprefix(prefix) for k in present}
+            break
+    return sorted(expected_vae_keys(arch) - present)
