@@ -60,7 +60,7 @@ def add_parser(subparsers) -> None:
         "--seamless", nargs="?", const="both", default="none", choices=("none", "both", "x", "y")
     )
     p.add_argument("--tiled-vae", action="store_true", default=None)
-    p.add_argument("--out", type=Path, default=Path("outputs"), help="output folder")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: the config's, else ./out)")
     p.add_argument(
         "--json", action="store_true", help="print the result (paths, seeds, timings) as JSON"
     )
@@ -149,18 +149,11 @@ def tiny_root() -> Path:
     return root
 
 
-def configured_roots() -> list[Path]:
-    try:
-        from dreamwire.backend import config
-    except ImportError:
-        return []
-    fn = getattr(config, "model_roots", None)
-    return [Path(p) for p in fn()] if fn else []
-
-
 def model_roots(args: argparse.Namespace) -> list[Path]:
-    roots = list(args.models or []) or configured_roots()
-    return roots or [tiny_root()]
+    """--models, then the config file's roots; the built-in tiny models when neither has any."""
+    from dreamwire.backend import config
+
+    return config.model_roots(args.models) or [tiny_root()]
 
 
 # -- running -------------------------------------------------------------------------------
@@ -178,6 +171,7 @@ class Bar:
 
         if progress.state != "generating" or not progress.total:
             if progress.state in ("loading_model", "decoding"):
+                self.close()
                 print(f"{progress.state}: {progress.message}".rstrip(": "), file=sys.stderr)
             return
         if self.bar is None or self.bar.total != progress.total:
@@ -221,7 +215,9 @@ def main(args: argparse.Namespace) -> int:
         result = (run_remote if args.server else run_local)(args, job, bar)
     finally:
         bar.close()
-    saved = ResultStore(args.out).save(job, result)
+    from dreamwire.backend import config
+
+    saved = ResultStore(config.output_dir(args.out)).save(job, result)
     if args.json:
         print(
             json.dumps(

@@ -37,7 +37,10 @@ class LoadedModel:
 def to_device(components: dict[str, Any], info: DeviceInfo) -> dict[str, Any]:
     for value in components.values():
         if hasattr(value, "to") and hasattr(value, "parameters"):
-            value.to(device=info.device, dtype=info.dtype)
+            first = next(value.parameters(), None)
+            if first is not None and first.dtype != info.dtype:
+                value.to(dtype=info.dtype)  # the library loads in the dtype already; rarely needed
+            value.to(device=info.device)
             value.eval()
             value.requires_grad_(False)
     return components
