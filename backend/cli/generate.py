@@ -60,7 +60,9 @@ def add_parser(subparsers) -> None:
         "--seamless", nargs="?", const="both", default="none", choices=("none", "both", "x", "y")
     )
     p.add_argument("--tiled-vae", action="store_true", default=None)
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: the config's, else ./out)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: the config's, else ./out)"
+    )
     p.add_argument(
         "--json", action="store_true", help="print the result (paths, seeds, timings) as JSON"
     )

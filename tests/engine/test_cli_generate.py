@@ -17,7 +17,11 @@ def dreamwire(*args: str, env_extra: dict | None = None, cwd=None) -> subprocess
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "dreamwire.backend", *args],
-        capture_output=True, text=True, env=env, timeout=300, cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=cwd,
     )
 
 
@@ -25,9 +29,29 @@ def test_generate_default_tiny_model_writes_pngs(tmp_path):
     home = tmp_path / "home"
     out = tmp_path / "out"
     proc = dreamwire(
-        "generate", "--prompt", "a (red:1.2) barn", "--negative", "fog", "--sampler", "DPM++ 2M Karras",
-        "--steps", "3", "--width", "64", "--height", "64", "--seed", "11", "--batch", "2",
-        "--clip-skip", "2", "--seamless", "--out", str(out), "--json",
+        "generate",
+        "--prompt",
+        "a (red:1.2) barn",
+        "--negative",
+        "fog",
+        "--sampler",
+        "DPM++ 2M Karras",
+        "--steps",
+        "3",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--seed",
+        "11",
+        "--batch",
+        "2",
+        "--clip-skip",
+        "2",
+        "--seamless",
+        "--out",
+        str(out),
+        "--json",
         env_extra={"DREAMWIRE_HOME": str(home), "DREAMWIRE_CONFIG": str(tmp_path / "none.toml")},
     )
     assert proc.returncode == 0, proc.stderr
@@ -54,10 +78,31 @@ def test_generate_inpaint_from_files(tmp_path, tiny_models):
     mask[8:40, 8:40] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     proc = dreamwire(
-        "generate", "--models", str(tiny_models), "--prompt", "moss", "--sampler", "Euler",
-        "--steps", "4", "--width", "64", "--height", "64", "--seed", "5",
-        "--init-image", str(tmp_path / "init.png"), "--mask", str(tmp_path / "mask.png"),
-        "--strength", "0.8", "--vae", "tiny-vae", "--out", str(tmp_path / "out"),
+        "generate",
+        "--models",
+        str(tiny_models),
+        "--prompt",
+        "moss",
+        "--sampler",
+        "Euler",
+        "--steps",
+        "4",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--seed",
+        "5",
+        "--init-image",
+        str(tmp_path / "init.png"),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--strength",
+        "0.8",
+        "--vae",
+        "tiny-vae",
+        "--out",
+        str(tmp_path / "out"),
     )
     assert proc.returncode == 0, proc.stderr
     assert "1 image(s) written to" in proc.stdout
@@ -69,12 +114,32 @@ def test_generate_inpaint_from_files(tmp_path, tiny_models):
 
 def test_generate_bad_input_is_a_clear_error(tmp_path, tiny_models):
     proc = dreamwire(
-        "generate", "--models", str(tiny_models), "--width", "65", "--steps", "2",
-        "--out", str(tmp_path / "out"),
+        "generate",
+        "--models",
+        str(tiny_models),
+        "--width",
+        "65",
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
     )
     assert proc.returncode == 2
     assert "invalid_size" in proc.stderr and "multiple of 8" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = dreamwire("generate", "--models", str(tiny_models), "--sampler", "Nope", "--steps", "2",
-                     "--width", "64", "--height", "64", "--out", str(tmp_path / "out"))
+    proc = dreamwire(
+        "generate",
+        "--models",
+        str(tiny_models),
+        "--sampler",
+        "Nope",
+        "--steps",
+        "2",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert proc.returncode == 2 and "unknown_sampler" in proc.stderr

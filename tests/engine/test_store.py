@@ -15,7 +15,9 @@ from dreamwire.shared.result import GeneratedImage, JobResult
 
 def _result(job: Job) -> JobResult:
     rng = np.random.default_rng(0)
-    text = "a cat\nNegative prompt: dog\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 16x8"
+    text = (
+        "a cat\nNegative prompt: dog\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 16x8"
+    )
     images = [
         GeneratedImage(rng.integers(0, 255, (8, 16, 3), dtype=np.uint8), 5, text),
         GeneratedImage(rng.integers(0, 255, (8, 16, 4), dtype=np.uint8), 6, text.replace("5", "6")),
