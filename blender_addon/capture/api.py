@@ -224,6 +224,9 @@ def render_passes(
         t.set(r, "use_compositing", False)
         t.set(r, "use_sequencer", False)
         t.set(r, "use_persistent_data", False)
+        # Blur of any kind would mix depths and ids across pixels.
+        t.set(r, "use_motion_blur", False)
+        t.set(cam.data.dof, "use_dof", False)
         c = scene.cycles
         t.set(c, "device", "CPU")
         t.set(c, "samples", max(1, int(samples)))
@@ -242,9 +245,10 @@ def render_passes(
             t.set(vl, attr, True)
         t.set(vl, "use_pass_material_index", True)
 
-        # Unique pass indices so every object and material can be told apart.
+        # Unique pass indices so every object and material can be told apart. All objects,
+        # not just the scene's: collection instances render objects from elsewhere.
         seen_mats: dict[str, int] = {}
-        for obj in scene.objects:
+        for obj in bpy.data.objects:
             if not _renderable(obj):
                 continue
             pass_index_state.append((obj, obj.pass_index))
@@ -325,7 +329,7 @@ def segmentation_classes(scene, passes: RenderPasses, guess_names: bool = True):
     prop = seg_core.CLASS_PROPERTY
     obj_classes = {}
     for idx, name in passes.objects.items():
-        obj = scene.objects.get(name)
+        obj = scene.objects.get(name) or bpy.data.objects.get(name)
         explicit = obj.get(prop) if obj is not None else None
         obj_classes[idx] = seg_core.class_for(explicit, name, guess_names)
     mat_explicit, mat_guess = {}, {}

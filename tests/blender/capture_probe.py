@@ -176,6 +176,18 @@ def build_scene():
     wall = plane("Backdrop", (0, 5, 1), 6, (math.pi / 2, 0, 0))  # faces -Y, the camera
     mat = material("Brick", wall)
     mat["dreamwire_seg_class"] = "building"
+    # A collection instance: its object lives outside the scene's object list.
+    props = bpy.data.collections.new("Props")
+    crate = cube("Crate", (0, 0, 0), size=0.5)
+    crate["dreamwire_seg_class"] = "box"
+    for coll in list(crate.users_collection):
+        coll.objects.unlink(crate)
+    props.objects.link(crate)
+    inst = bpy.data.objects.new("PropsInstance", None)
+    inst.instance_type = "COLLECTION"
+    inst.instance_collection = props
+    inst.location = (0, -3, -1)
+    scene.collection.objects.link(inst)
     bpy.ops.object.light_add(type="SUN", location=(0, -5, 5))
     return scene, cam
 
@@ -195,6 +207,7 @@ def main():
         "res": [scene.render.resolution_x, scene.render.resolution_y],
         "pass_index": {o.name: o.pass_index for o in scene.objects},
         "use_pass_z": bpy.context.view_layer.use_pass_z,
+        "crate_pass_index": bpy.data.objects["Crate"].pass_index,
     }
 
     # Reference pixels of known surface points (world_to_camera_view needs the capture size).
@@ -207,6 +220,7 @@ def main():
         "near_right_side": (-1.0, -5.0, 0.0),
         "far_front": (1.5, -0.5, 0.0),
         "wall": (0.0, 5.0, 2.5),
+        "instance_front": (0.0, -3.25, -1.0),
     }
     results["probes"] = {}
     for key, co in probes.items():

@@ -91,6 +91,8 @@ def test_segmentation_colours_of_objects(probe):
     assert tuple(seg[_px(results, "far_front")]) == ade20k.color_of("tree")
     assert tuple(seg[_px(results, "wall")]) == ade20k.color_of("building")
     assert labels[_px(results, "wall")] == ade20k.class_id("building")
+    # An object seen only through a collection instance keeps its class.
+    assert tuple(seg[_px(results, "instance_front")]) == ade20k.color_of("box")
     assert tuple(seg[0, 0]) == (0, 0, 0) and labels[0, 0] == -1
     colours = {tuple(c) for c in seg.reshape(-1, 3)}
     assert colours == {
@@ -98,6 +100,7 @@ def test_segmentation_colours_of_objects(probe):
         ade20k.color_of("person"),
         ade20k.color_of("tree"),
         ade20k.color_of("building"),
+        ade20k.color_of("box"),
     }
 
 
@@ -106,6 +109,7 @@ def test_capture_leaves_scene_settings_alone(probe):
     r = results["restored"]
     assert r["engine"] == "BLENDER_WORKBENCH" and r["res"] == [320, 240]
     assert set(r["pass_index"].values()) == {0} and r["use_pass_z"] is False
+    assert "Crate" not in r["pass_index"] and r["crate_pass_index"] == 0
     assert results["stored"] == ["Dreamwire Depth", [512, 512]]
 
 
