@@ -171,27 +171,43 @@ class Client:
         job: Job,
         timeout: float = 600.0,
         on_progress: Callable[[Any], None] | None = None,
+        connect_timeout: float = 30.0,
     ) -> JobResult:
-        """Submit `job` and block until its result; raise DreamwireError on error/cancel."""
+        """Submit `job` and block until its result; raise DreamwireError on error/cancel,
+        or when no backend has answered within `connect_timeout` seconds."""
         job_id = self.submit(job)
-        return self.wait_result(job_id, timeout, on_progress)
+        return self.wait_result(job_id, timeout, on_progress, connect_timeout)
 
     def wait_result(
-        self, job_id: str, timeout: float = 600.0, on_progress: Callable[[Any], None] | None = None
+        self,
+        job_id: str,
+        timeout: float = 600.0,
+        on_progress: Callable[[Any], None] | None = None,
+        connect_timeout: float = 30.0,
     ) -> JobResult:
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         kept: list[Any] = []
         try:
             while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                if now >= deadline:
                     raise DreamwireError(
                         ErrorCode.BACKEND_UNAVAILABLE, f"no result within {timeout:g} s", job_id
                     )
-                for e in self.wait(left):
+                if self.welcome is None and now - start > connect_timeout:
+                    raise DreamwireError(
+                        ErrorCode.BACKEND_UNAVAILABLE,
+                        f"no dreamwire backend answered at {self.address}",
+                        job_id,
+                    )
+                for e in self.wait(min(deadline - now, 1.0)):
                     if getattr(e, "job_id", None) != job_id:
                         kept.append(e)
-                        if isinstance(e, ev.ErrorEvent) and self.state == ev.INCOMPATIBLE:
+                        if isinstance(e, ev.ErrorEvent) and self.state in (
+                            ev.INCOMPATIBLE,
+                            ev.UNAUTHORIZED,
+                        ):
                             raise e.error
                     elif isinstance(e, ev.ResultEvent):
                         return e.result
@@ -318,6 +334,8 @@ class Client:
         if t == P.PROGRESS:
             return [ev.ProgressEvent(P.parse_progress(msg))]
         if t == P.RESULT:
+            if msg.job_id not in self._pending:
+                return []  # a second copy (pushed and fetched across a reconnect): once is enough
             self._forget(msg.job_id)
             return [ev.ResultEvent(P.parse_result(msg))]
         if t == P.CANCELLED:

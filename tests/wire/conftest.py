@@ -1,0 +1,43 @@
+"""Fixtures for the wire tests: real backend processes over real sockets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+# `tests.support` needs the repository root on sys.path (pytest puts only test folders there
+# unless pyproject sets `pythonpath = ["."]`).
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.support.backend import BackendProcess  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_models, tmp_path_factory):
+    """One backend shared by a test module (tiny models, small limits so the oversize and
+    queue tests stay cheap)."""
+    out = tmp_path_factory.mktemp("backend-out")
+    proc = BackendProcess([tiny_models], out, extra_args=["--max-message-mb", "16"])
+    with proc:
+        yield proc
+
+
+@pytest.fixture
+def backend_factory(tiny_models, tmp_path):
+    """Call with keyword arguments of BackendProcess (out_dir defaults to a fresh folder) to
+    get a private backend, started; all are stopped at the end of the test."""
+    started: list[BackendProcess] = []
+
+    def make(**kw) -> BackendProcess:
+        kw.setdefault("out_dir", tmp_path / f"out{len(started)}")
+        proc = BackendProcess(kw.pop("models", [tiny_models]), **kw)
+        started.append(proc)
+        return proc.start()
+
+    yield make
+    for proc in started:
+        proc.stop()

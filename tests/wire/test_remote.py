@@ -1,0 +1,83 @@
+"""Remote mode: CurveZMQ keys, a non-loopback bind, PNG frames on the wire."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dreamwire.shared import events as ev
+from dreamwire.shared.client import Client
+
+from .test_backend import collect, small_job
+
+
+def dreamwire(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dreamwire.backend", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    root = tmp_path_factory.mktemp("keys")
+    for name in ("server", "alice", "mallory"):
+        done = dreamwire("keys", str(root / name), "--name", name)
+        assert done.returncode == 0, done.stderr
+    assert (root / "server" / "server.key_secret").stat().st_mode & 0o077 == 0
+    return root
+
+
+def test_non_loopback_bind_without_keys_refuses_to_start(tiny_models, tmp_path):
+    done = dreamwire(
+        "serve", "--models", str(tiny_models), "--bind", "tcp://0.0.0.0:0", "--out", str(tmp_path)
+    )
+    assert done.returncode == 2
+    assert "--keys" in done.stderr and "listening" not in done.stdout
+
+
+def test_only_listed_keys_get_in_and_the_same_job_works(keys, backend_factory):
+    backend = backend_factory(
+        bind="tcp://0.0.0.0:0", keys_dir=keys / "server", client_keys=[keys / "alice" / "alice.key"]
+    )
+    server_key = keys / "server" / "server.key"
+
+    # An unlisted key fails the handshake and is told so; it never hears the backend.
+    mallory = Client(backend.address, server_key, keys / "mallory" / "mallory.key_secret")
+    seen = collect(mallory, lambda es: mallory.state == ev.UNAUTHORIZED, timeout=30)
+    assert not any(isinstance(e, ev.Welcome) for e in seen)
+    mallory.close()
+
+    # A client that does not even speak CURVE gets nothing at all.
+    plain = Client(backend.address, heartbeat_timeout=2.0)
+    plain.list_models()
+    deadline = time.monotonic() + 4
+    got = []
+    while time.monotonic() < deadline:
+        got += plain.wait(0.5)
+    assert not any(isinstance(e, ev.Welcome | ev.ModelsEvent) for e in got)
+    assert plain.state == ev.LOST and plain.welcome is None
+    plain.close()
+
+    # The listed key works, and the remote link carries PNG frames losslessly.
+    alice = Client(backend.address, server_key, keys / "alice" / "alice.key_secret")
+    assert alice.image_format == "png"
+    raw = Client(
+        backend.address, server_key, keys / "alice" / "alice.key_secret", image_format="raw"
+    )
+    try:
+        init = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        a = alice.run(small_job(init_image=init, strength=0.5, seed=9), timeout=120)
+        b = raw.run(small_job(init_image=init, strength=0.5, seed=9), timeout=120)
+        assert alice.state == ev.CONNECTED
+        np.testing.assert_array_equal(a.images[0].image, b.images[0].image)
+    finally:
+        alice.close()
+        raw.close()
+    assert "refused a client with an unlisted key" in backend.log_text()
