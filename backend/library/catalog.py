@@ -19,10 +19,19 @@ from dreamwire.backend.library.tokenizer import write_clip_tokenizer
 
 
 def cache_root() -> Path:
+    """$DREAMWIRE_CACHE, else the user's cache folder; a temp folder if that is read-only
+    (a locked-down render node must still be able to load models)."""
     if env := os.environ.get("DREAMWIRE_CACHE"):
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dreamwire"
+    preferred = Path(base) / "dreamwire"
+    try:
+        preferred.mkdir(parents=True, exist_ok=True)
+        if os.access(preferred, os.W_OK):
+            return preferred
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"dreamwire-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
 def _fingerprint(folder: Path) -> str:

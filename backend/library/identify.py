@@ -12,8 +12,10 @@ cannot be read from weights, so a sidecar `.yaml` (A1111 convention), the
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
+from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
 from dreamwire.backend.library.safetensors_header import Header
 
@@ -94,32 +96,50 @@ def vae_arch(header: Header) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _width_families() -> dict[int, str]:
+    """Cross-attention width -> family, from the catalog ("sd1": 768, "tiny-sdxl": 96, ...)."""
+    widths: dict[int, str] = {}
+    for arch in catalog.archs():
+        config = json.loads((catalog.config_dir(arch) / "unet" / "config.json").read_text())
+        family = arch if arch.startswith("tiny") else catalog.arch_info(arch)["family"]
+        widths.setdefault(int(config["cross_attention_dim"]), family)
+    return widths
+
+
+def family_for_width(width: int) -> str | None:
+    return _width_families().get(int(width))
+
+
 def addon_family(kind: Kind, header: Header) -> str | None:
     """A best-effort family ("sd1", "sd2", "sdxl", "tiny-sd1", ...) for LoRA, embeddings and
     ControlNets, used to warn about mismatches; None when unsure."""
     keys = header.tensors
     if kind == Kind.EMBEDDING:
-        if "clip_g" in keys or "clip_l" in keys:
-            return "sdxl" if (header.shape("clip_g") or (0, 1280))[-1] >= 1280 else "tiny-sdxl"
+        if "clip_g" in keys:  # SDXL embeddings carry one vector set per text encoder
+            width = (header.shape("clip_g") or (0,))[-1]
+            return "sdxl" if width == 1280 else "tiny-sdxl"
         for key in ("emb_params", "string_to_param.*"):
             shape = header.shape(key)
             if shape:
-                return {768: "sd1", 1024: "sd2"}.get(
-                    shape[-1], "tiny-sd1" if shape[-1] <= 64 else None
-                )
+                return {768: "sd1", 1024: "sd2", 32: "tiny-sd1"}.get(shape[-1])
         return None
-    if kind == Kind.LORA:
-        if any(k.startswith("lora_te2_") or k.startswith("lora_te1_") for k in keys):
-            return "sdxl"
-        for key, info in keys.items():
-            if "attn2_to_k.lora_down" in key and key.startswith("lora_unet_"):
-                width = info["shape"][-1]
-                return {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width)
-        return None
-    if kind == Kind.CONTROLNET:
-        for key, info in keys.items():
-            if key.endswith("attn2.to_k.weight"):
-                width = info["shape"][-1]
-                return {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width, "tiny")
-        return None
+    for key, info in keys.items():
+        # The key (text) projection of a cross-attention layer reads the text width.
+        if "attn2" not in key or "to_k" not in key:
+            continue
+        shape = info["shape"]
+        if kind == Kind.CONTROLNET and key.endswith("to_k.weight") and len(shape) == 2:
+            return family_for_width(shape[-1])
+        if kind == Kind.LORA and ("lora_down" in key or "lora_A" in key) and len(shape) == 2:
+            return family_for_width(shape[-1])
     return None
+
+
+def diffusers_addon_family(folder: Path) -> str | None:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    width = config.get("cross_attention_dim")
+    return family_for_width(width) if isinstance(width, int) else None

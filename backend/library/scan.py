@@ -17,6 +17,7 @@ from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.identify import (
     addon_family,
     checkpoint_arch,
+    diffusers_addon_family,
     diffusers_arch,
     vae_arch,
 )
@@ -119,6 +120,8 @@ def identify(entry: ModelEntry) -> None:
                 entry.arch = diffusers_arch(entry.path)
             elif entry.kind == Kind.VAE:
                 entry.arch = "diffusers-vae"
+            else:
+                entry.arch = diffusers_addon_family(entry.path)
             return
         if entry.format != Format.SAFETENSORS:
             return

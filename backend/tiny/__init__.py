@@ -15,7 +15,9 @@ import importlib
 from pathlib import Path
 
 
-def build_all(root: Path | str) -> dict[str, Path]:
+def build_all(root: Path | str, *, conditioning: bool = True) -> dict[str, Path]:
+    """Write every tiny model under root; returns name -> path. Deterministic: the same
+    bytes on every build. conditioning=False skips the ControlNet/LoRA/embedding files."""
     from dreamwire.backend.tiny import build
 
     root = Path(root)
@@ -31,6 +33,8 @@ def build_all(root: Path | str) -> dict[str, Path]:
     }
     for sub in ("ControlNet", "Lora", "embeddings"):
         (models / sub).mkdir(parents=True, exist_ok=True)
+    if not conditioning:
+        return written
     try:
         conditioning = importlib.import_module("dreamwire.backend.tiny.conditioning")
     except ModuleNotFoundError as exc:

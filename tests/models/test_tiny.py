@@ -59,7 +59,7 @@ def test_layout_uses_original_ldm_keys(tiny_models):
 
 
 def test_build_is_deterministic(tiny_models, tmp_path):
-    build_all(tmp_path)
+    build_all(tmp_path, conditioning=False)
     ours = _digests(tmp_path / "models" / "Stable-diffusion")
     assert ours == _digests(tiny_models / "models" / "Stable-diffusion")
     assert _digests(tmp_path / "models" / "VAE") == _digests(tiny_models / "models" / "VAE")
@@ -101,6 +101,9 @@ def test_vae_file_loads_into_autoencoder(tiny_models):
     from dreamwire.backend.tiny import _reseeded_vae
 
     _assert_same_weights(vae, _reseeded_vae(), "vae")
+    assert vae.config.scaling_factor == 0.18215
+    entry = ModelEntry(Kind.VAE, "tiny-vae", path, Format.SAFETENSORS, "tiny-vae")
+    assert load_vae(entry, for_arch="tiny-sdxl").config.scaling_factor == 0.13025
     image = torch.zeros(1, 3, 64, 64)
     with torch.no_grad():
         latent = vae.encode(image).latent_dist.mean
