@@ -75,7 +75,7 @@ class Engine:
             if reporter is not None:
                 reporter.state("loading_model", f"loading {entry.path.name}")
             pipe = libs.load_pipeline(self.library, entry, self.info.dtype)
-            comps = to_device(dict(pipe.components), self.info)
+            comps = to_device(dict(pipe.components), self._placement(entry.arch))
             return LoadedModel(
                 name=entry.name,
                 family=libs.family(entry.arch),
@@ -93,10 +93,20 @@ class Engine:
             if reporter is not None:
                 reporter.state("loading_model", f"loading VAE {vae_entry.path.name}")
             module = libs.load_vae(self.library, vae_entry, entry.arch, self.info.dtype)
-            return to_device({"vae": module}, self.info)["vae"]
+            return to_device({"vae": module}, self._placement(entry.arch))["vae"]
 
         module, _ = self.vaes.get(("vae", vae_entry.name, entry.arch), load_vae)
         return model.with_vae(module, vae_entry.name, libs.short_hash(self.library, vae_entry))
+
+    def low_vram(self, arch: str | None) -> bool:
+        return dev.want_low_vram(self.info, libs.family(arch), self.low_vram_flag)
+
+    def _placement(self, arch: str | None) -> dev.DeviceInfo:
+        """Where a model's weights live between steps: on the GPU, or in CPU memory when
+        low-VRAM mode offloads them (they move to the GPU one module at a time)."""
+        if self.info.device.type == "cuda" and self.low_vram(arch):
+            return dev.DeviceInfo(torch.device("cpu"), self.info.dtype)
+        return self.info
 
     # -- jobs ------------------------------------------------------------------------------
     def run(
@@ -132,8 +142,10 @@ class Engine:
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
         reporter.family = "sdxl" if model.family == "sdxl" else "sd1"
-        low_vram = dev.want_low_vram(self.info, model.family, self.low_vram_flag)
+        low_vram = self.low_vram(model.arch)
+        to_device(model.components, self._placement(model.arch))  # a no-op unless it changed
         ctx = JobContext(job=job, model=model, device=self.info, mode=job.mode)
+        ctx.state["low_vram"] = low_vram
         ctx.state["library"] = self.library  # extensions resolve LoRA/ControlNet names
         reporter.state("generating")
         done: list[EngineExtension] = []

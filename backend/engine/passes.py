@@ -17,6 +17,7 @@ from dreamwire.backend import samplers
 
 from . import noise, pipelines, prompting
 from .hooks import JobContext, PassPlan
+from .lowvram import low_vram
 from .progress import Reporter
 
 
@@ -75,6 +76,12 @@ def run_pass(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components
     )
     n_exec = executed_steps(spec)
+    with low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)):
+        return _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter)
+
+
+def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
+    job, model = ctx.job, ctx.model
     prompts = ctx.state.get(("prompts", n_exec))
     if prompts is None:
         prompts = ctx.state[("prompts", n_exec)] = prompting.encode(pipe, model, job, n_exec)

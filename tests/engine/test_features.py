@@ -270,3 +270,26 @@ def test_cancel_mid_job(engine):
     unet = engine.load("tiny-sd1").components["unet"]
     assert all("_conv_forward" not in vars(m) for m in unet.modules())
     assert engine.run(job()).images  # the engine is still usable
+
+
+def test_low_vram_mode_slices_attention_and_restores(library, engine):
+    from diffusers.models.attention_processor import SlicedAttnProcessor
+
+    from dreamwire.backend.engine import Engine
+
+    seen = []
+
+    class Spy(EngineExtension):
+        def before_job(self, ctx):
+            def hook(ctx_, pipe, step, total, tensors):
+                seen.append({type(p) for p in pipe.unet.attn_processors.values()})
+
+            ctx.step_hooks.append(hook)
+
+    small = Engine(library, device="cpu", low_vram=True, extensions=[Spy()])
+    out = small.run(job(tiled_vae=False)).images[0].image
+    assert seen and all(s == {SlicedAttnProcessor} for s in seen)
+    unet = small.load("tiny-sd1").components["unet"]
+    assert not any(isinstance(p, SlicedAttnProcessor) for p in unet.attn_processors.values())
+    # Slicing changes memory, not maths.
+    assert maxdiff(out, engine.run(job(tiled_vae=False)).images[0].image) <= 1
