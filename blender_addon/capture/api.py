@@ -31,6 +31,7 @@ _PASS_NAMES = {
     "combined": ("Combined", "Image"),
 }
 _BACKGROUND_Z = 1e9
+CAPTURE_SLOT = "Dreamwire capture"
 
 
 class CaptureError(Exception):
@@ -178,6 +179,10 @@ def _read_png(path: str) -> np.ndarray:
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _render_result():
+    return next((i for i in bpy.data.images if i.type == "RENDER_RESULT"), None)
+
+
 def _renderable(obj) -> bool:
     return obj.type in {
         "MESH",
@@ -213,6 +218,8 @@ def render_passes(
     pass_index_state: list[tuple[object, int]] = []
     objects: dict[int, str] = {}
     materials: dict[int, str] = {}
+    slot_state = None
+    created_result = None
     try:
         r = scene.render
         t.set(scene, "camera", cam)
@@ -263,11 +270,22 @@ def render_passes(
                 seen_mats[mat.name] = mat.pass_index
                 materials[mat.pass_index] = mat.name
 
+        # Keep the artist's own render: capture into a render slot of our own, and leave
+        # no Render Result behind where there was none.
+        existing = _render_result()
+        if existing is not None:
+            slot_state = (existing, existing.render_slots.active_index)
+            slot = next((sl for sl in existing.render_slots if sl.name == CAPTURE_SLOT), None)
+            if slot is None:
+                slot = existing.render_slots.new()
+                slot.name = CAPTURE_SLOT
+            existing.render_slots.active = slot
         with tempfile.TemporaryDirectory(prefix="dreamwire-capture-") as tmp:
             bpy.ops.render.render(write_still=False, scene=scene.name, layer=vl.name)
-            result = bpy.data.images.get("Render Result")
+            result = _render_result()
             if result is None:
                 raise CaptureError("Blender produced no render result.")
+            created_result = None if existing is not None else result
             exr_path = os.path.join(tmp, "passes.exr")
             _set_exr(r.image_settings)
             result.save_render(exr_path, scene=scene)
@@ -279,6 +297,10 @@ def render_passes(
                 color_img = _read_png(png_path)
             channels = read_exr(exr_path)
     finally:
+        if slot_state is not None:
+            slot_state[0].render_slots.active_index = slot_state[1]
+        if created_result is not None:
+            bpy.data.images.remove(created_result)
         _restore_image_settings(scene.render.image_settings, img_state)
         for owner, old in reversed(pass_index_state):
             owner.pass_index = old

@@ -197,6 +197,7 @@ def main():
     t0 = time.perf_counter()
     passes = capture.render_passes(scene, cam, W, H)
     results["render_seconds"] = time.perf_counter() - t0
+    results["images_after_capture"] = [i.name for i in bpy.data.images]
     arrays["z"] = passes.z
     arrays["depth"] = capture.capture_depth(scene, passes=passes)
     arrays["normals"] = capture.capture_normals(scene, passes=passes)
@@ -229,6 +230,21 @@ def main():
             "blender": [v.x * W, (1 - v.y) * H, v.z],
             "model": model.project(np.array([co]))[0][0].tolist(),
         }
+
+    # The artist's own render survives a capture: it stays in the active slot.
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 1
+    scene.render.resolution_x, scene.render.resolution_y = 32, 32
+    bpy.ops.render.render()
+    rr = bpy.data.images["Render Result"]
+    rr.render_slots.active_index = 2
+    capture.render_passes(scene, cam, 16, 16)
+    results["render_slots"] = {
+        "active": rr.render_slots.active_index,
+        "names": [sl.name for sl in rr.render_slots],
+        "images": [i.name for i in bpy.data.images],
+    }
+    scene.render.resolution_x, scene.render.resolution_y = W, H
 
     # Colour render, small.
     color = capture.capture_color(scene, cam, 64, 48, samples=2)

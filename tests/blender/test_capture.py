@@ -111,6 +111,10 @@ def test_capture_leaves_scene_settings_alone(probe):
     assert set(r["pass_index"].values()) == {0} and r["use_pass_z"] is False
     assert "Crate" not in r["pass_index"] and r["crate_pass_index"] == 0
     assert results["stored"] == ["Dreamwire Depth", [512, 512]]
+    assert results["images_after_capture"] == []  # no Render Result left behind
+    slots = results["render_slots"]  # an existing render keeps its slot
+    assert slots["active"] == 2 and slots["names"].count("Dreamwire capture") == 1
+    assert slots["images"] == ["Render Result"]
 
 
 def test_color_render(probe):
