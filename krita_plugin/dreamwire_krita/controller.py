@@ -121,7 +121,8 @@ class Controller:
     def cancel(self) -> None:
         if self.session is not None:
             self.session.cancel()
-            self._set(message="Cancelling…")
+            if self.session.busy:  # otherwise on_cancelled has already said so
+                self._set(message="Cancelling…", level="info")
 
     def _act(self, action: str, params: Params, doc=None) -> str | None:
         """Submit one action; any problem becomes a message, never an exception."""

@@ -1,0 +1,243 @@
+"""Krita against a real backend: generate, refine, inpaint, outpaint, controls, cancel, loss."""
+
+import os
+import signal
+import time
+
+import dwtest
+import numpy as np
+
+
+def main(*_):
+    dwtest.run(check)
+
+
+def _names(doc):
+    from dreamwire_krita import krita_host as host
+
+    return [
+        (n.name(), n.type()) for n in host.iter_nodes(doc.rootNode()) if n.type() != "selectionmask"
+    ]
+
+
+def _bounds(node):
+    b = node.bounds()
+    return [b.x(), b.y(), b.width(), b.height()]
+
+
+def _wait_applied(c, n_before, timeout=120):
+    ok = dwtest.pump(c, lambda: len(c.applied) > n_before or c.status.level == "error", timeout)
+    return ok and len(c.applied) > n_before
+
+
+def check(cfg):
+    import dreamwire_krita  # noqa: F401
+    from dreamwire_krita import krita_host as host
+    from dreamwire_krita.controller import Controller
+    from dreamwire_krita.logic import controls as ctl
+    from dreamwire_krita.logic.geometry import Rect
+    from dreamwire_krita.logic.params import Params
+    from dreamwire_krita.logic.settings import Settings
+    from krita import Krita, Selection
+
+    k = Krita.instance()
+    out = {}
+    c = Controller(settings=Settings(address=cfg["address"]))
+    c.connect()
+    out["connected"] = dwtest.pump(c, lambda: c.session.state == "connected", 60)
+    out["welcome_models"] = list(c.welcome.models) if c.welcome else None
+    base = dict(prompt="a red fox, (snow:1.2)", steps=2, cfg=5.0, model="tiny-sd1")
+
+    def paint(doc, rgba, name="paint"):
+        layer, _ = host.add_result_layer(
+            doc, doc.rootNode(), name, rgba, Rect(0, 0, rgba.shape[1], rgba.shape[0]), None
+        )
+        host.refresh(doc)
+        return layer
+
+    rng = np.random.default_rng(5)
+    canvas = rng.integers(0, 256, (80, 100, 4), dtype=np.uint8)
+    canvas[..., 3] = 255
+
+    # -- generate at the selection's bounds, batch of 2 ----------------------------------------
+    doc = k.createDocument(100, 80, "gen", "RGBA", "U8", "", 72.0)
+    sel = Selection()
+    sel.select(10, 12, 50, 40, 255)
+    doc.setSelection(sel)
+    n = len(c.applied)
+    jid = c.generate(Params(**base, seed=1234, batch=2), doc)
+    ok = _wait_applied(c, n)
+    top = doc.rootNode().childNodes()[-1]
+    out["generate_sel"] = {
+        "job_id": jid,
+        "ok": ok,
+        "message": c.status.message,
+        "group": [top.name(), top.type()],
+        "layers": [(ch.name(), ch.type(), _bounds(ch)) for ch in top.childNodes()],
+        "seeds": [a["seed"] for a in c.applied[n:]],
+        "pixels_match_result": [
+            bool(
+                np.array_equal(
+                    host.pixels.bgra_to_rgba(ch.pixelData(10, 12, 50, 40), 50, 40),
+                    e.image,
+                )
+            )
+            for ch, e in zip(top.childNodes(), reversed(c.history.entries[:2]))
+        ],
+        "job_size": [c.last_job.width, c.last_job.height],
+    }
+
+    # -- generate at document size ---------------------------------------------------------------
+    doc.setSelection(Selection())
+    doc2 = k.createDocument(100, 80, "gen2", "RGBA", "U8", "", 72.0)
+    n = len(c.applied)
+    c.generate(Params(**base, seed=7), doc2)
+    ok = _wait_applied(c, n)
+    layer = doc2.rootNode().childNodes()[-1].childNodes()[0]
+    out["generate_doc"] = {
+        "ok": ok,
+        "bounds": _bounds(layer),
+        "job_size": [c.last_job.width, c.last_job.height],
+    }
+
+    # -- refine the visible canvas -----------------------------------------------------------------
+    doc3 = k.createDocument(100, 80, "refine", "RGBA", "U8", "", 72.0)
+    paint(doc3, canvas)
+    before = _names(doc3)
+    n = len(c.applied)
+    jid = c.refine(Params(**base, seed=3, strength=0.5), doc3)
+    ok = _wait_applied(c, n)
+    layer = doc3.rootNode().childNodes()[-1].childNodes()[0]
+    out["refine"] = {
+        "job_id": jid,
+        "ok": ok,
+        "message": c.status.message,
+        "bounds": _bounds(layer),
+        "kept_layers": _names(doc3)[: len(before)] == before,
+        "name": layer.name(),
+    }
+
+    # -- inpaint a feathered selection -------------------------------------------------------------
+    doc4 = k.createDocument(100, 80, "inpaint", "RGBA", "U8", "", 72.0)
+    paint(doc4, canvas)
+    vis_before = host.read_visible(doc4, Rect(0, 0, 100, 80))
+    sel = Selection()
+    sel.select(30, 20, 30, 30, 255)
+    sel.feather(3)
+    doc4.setSelection(sel)
+    sel_full = host.read_selection(doc4, Rect(0, 0, 100, 80))
+    n = len(c.applied)
+    jid = c.inpaint(Params(**base, seed=11, strength=1.0), doc4)
+    plan = c.last_job
+    ok = _wait_applied(c, n)
+    vis_after = host.read_visible(doc4, Rect(0, 0, 100, 80))
+    out["inpaint"] = {
+        "job_id": jid,
+        "ok": ok,
+        "message": c.status.message,
+        "masked": c.applied[-1]["masked"] if ok else None,
+        "outside_unchanged": bool(
+            np.array_equal(vis_after[sel_full == 0], vis_before[sel_full == 0])
+        ),
+        "inside_changed": bool((vis_after[sel_full == 255] != vis_before[sel_full == 255]).any()),
+        "job_outpaint": str(plan.outpaint),
+        "selection_pixels": int((sel_full > 0).sum()),
+    }
+    np.save(cfg["dump"] + "/inpaint-selection.npy", sel_full)
+    np.save(cfg["dump"] + "/inpaint-visible.npy", vis_before)
+
+    # -- outpaint: the selection reaches past the painted content ----------------------------------
+    doc5 = k.createDocument(128, 64, "outpaint", "RGBA", "U8", "", 72.0)
+    bg = doc5.rootNode().childNodes()[0]
+    bg.remove()  # a transparent canvas: only the painted part is content
+    part = canvas[:64, :80].copy()
+    layer_p, _ = host.add_result_layer(
+        doc5, doc5.rootNode(), "paint", part, Rect(0, 0, 80, 64), None
+    )
+    host.refresh(doc5)
+    vis_before = host.read_visible(doc5, Rect(0, 0, 128, 64))
+    sel = Selection()
+    sel.select(64, 0, 64, 64, 255)
+    doc5.setSelection(sel)
+    sel_full = host.read_selection(doc5, Rect(0, 0, 128, 64))
+    n = len(c.applied)
+    jid = c.inpaint(Params(**base, seed=12, strength=1.0), doc5)
+    job = c.last_job
+    ok = _wait_applied(c, n)
+    vis_after = host.read_visible(doc5, Rect(0, 0, 128, 64))
+    res_layer = doc5.rootNode().childNodes()[-1].childNodes()[0]
+    out["outpaint"] = {
+        "job_id": jid,
+        "ok": ok,
+        "message": c.status.message,
+        "grow": [job.outpaint.left, job.outpaint.right, job.outpaint.top, job.outpaint.bottom],
+        "init": list(job.init_image.shape),
+        "bounds": _bounds(res_layer),
+        "outside_unchanged": bool(
+            np.array_equal(vis_after[sel_full == 0], vis_before[sel_full == 0])
+        ),
+        "filled": bool((vis_after[:, 80:, 3] == 255).all()),
+    }
+
+    # -- a control layer -------------------------------------------------------------------------
+    doc6 = k.createDocument(64, 64, "control", "RGBA", "U8", "", 72.0)
+    sketch = np.zeros((64, 64, 4), np.uint8)
+    sketch[20:24, 8:56, 3] = 255
+    sketch[8:56, 40:43, 3] = 255
+    node = paint(doc6, sketch, "sketch")
+    c.set_mark(host.node_id(node), ctl.ControlMark("scribble", 0.7, 0.0, 0.9), doc6)
+    n = len(c.applied)
+    jid = c.generate(Params(**base, seed=5), doc6)
+    ok = _wait_applied(c, n)
+    out["control"] = {"job_id": jid, "ok": ok, "message": c.status.message}
+    np.save(cfg["dump"] + "/control-sketch.npy", sketch)
+
+    # -- history: insert again, copy parameters back -----------------------------------------------
+    count = len(doc6.rootNode().childNodes())
+    c.reinsert(0, doc6)
+    copied = c.copy_params(0, Params(batch=4))
+    out["history"] = {
+        "entries": len(c.history),
+        "reinserted": len(doc6.rootNode().childNodes()) == count + 1,
+        "copied": copied.to_dict(),
+    }
+
+    # -- cancel a long job -------------------------------------------------------------------------
+    doc7 = k.createDocument(64, 64, "cancel", "RGBA", "U8", "", 72.0)
+    before = _names(doc7)
+    jid = c.generate(Params(**base | {"steps": 400}, seed=9), doc7)
+    progressed = dwtest.pump(c, lambda: c.status.step > 0, 60)
+    c.cancel()
+    cancelled = dwtest.pump(c, lambda: not c.busy, 60)
+    out["cancel"] = {
+        "job_id": jid,
+        "progressed": progressed,
+        "cancelled": cancelled,
+        "message": c.status.message,
+        "unchanged": _names(doc7) == before,
+    }
+
+    # -- the backend dies mid-job ---------------------------------------------------------------------
+    doc8 = k.createDocument(64, 64, "dies", "RGBA", "U8", "", 72.0)
+    paint(doc8, canvas[:64, :64].copy())
+    before = _names(doc8)
+    pix_before = host.read_visible(doc8, Rect(0, 0, 64, 64))
+    jid = c.refine(Params(**base | {"steps": 400}, seed=9, strength=1.0), doc8)
+    progressed = dwtest.pump(c, lambda: c.status.step > 0, 60)
+    os.kill(cfg["backend_pid"], signal.SIGKILL)
+    t0 = time.monotonic()
+    noticed = dwtest.pump(c, lambda: c.status.state == "lost", 30)
+    out["dies"] = {
+        "job_id": jid,
+        "progressed": progressed,
+        "noticed": noticed,
+        "seconds": time.monotonic() - t0,
+        "message": c.status.message,
+        "level": c.status.level,
+        "unchanged": _names(doc8) == before
+        and bool(np.array_equal(host.read_visible(doc8, Rect(0, 0, 64, 64)), pix_before)),
+    }
+    c.cancel()  # give up on it: no backend to confirm
+    out["dies"]["after_cancel"] = [c.busy, c.status.message]
+    c.shutdown()
+    return out

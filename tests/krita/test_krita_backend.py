@@ -1,0 +1,161 @@
+"""Real Krita (kritarunner, offscreen) against a real backend process with the tiny models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from krita_harness import KRITARUNNER, build_zip, make_profile, run_script
+
+from tests.support.backend import BackendProcess
+
+pytestmark = [
+    pytest.mark.krita,
+    pytest.mark.skipif(KRITARUNNER is None, reason="Krita (kritarunner) is not installed"),
+]
+
+HERE = Path(__file__).resolve().parent
+
+
+class RecordingBackend(BackendProcess):
+    """The real server and engine, saving the arrays each job arrived with."""
+
+    def __init__(self, record: Path, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.record = record
+
+    def command(self) -> list[str]:
+        bind = self.address or self.bind
+        return [
+            sys.executable,
+            str(HERE / "recording_backend.py"),
+            str(self.record),
+            "--models",
+            *map(str, self.models),
+            "--bind",
+            bind,
+            "--out",
+            str(self.out_dir),
+        ]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_models):
+    root = tmp_path_factory.mktemp("krita-backend")
+    record, dump = root / "record", root / "dump"
+    dump.mkdir()
+    prof = make_profile(root / "profile", build_zip(root / "dist"))
+    backend = RecordingBackend(record, [tiny_models], root / "out")
+    with backend:
+        out = run_script(
+            prof,
+            "dw_backend",
+            {"address": backend.address, "backend_pid": backend.pid, "dump": str(dump)},
+            timeout=400,
+        )
+    print({k: v for k, v in out.items() if k in ("outpaint", "cancel", "dies")})
+    return out, record, dump
+
+
+def _arrived(record: Path, job_id: str, name: str) -> np.ndarray:
+    files = sorted((record / job_id).glob(name))
+    assert files, f"the backend got no {name} for job {job_id}: {list((record / job_id).iterdir())}"
+    return np.load(files[0])
+
+
+def test_connects_and_lists_models(run):
+    out, _, _ = run
+    assert out["connected"] and "tiny-sd1" in out["welcome_models"]
+
+
+def test_generate_at_selection_lands_as_a_group_of_layers(run):
+    g = run[0]["generate_sel"]
+    assert g["ok"], g["message"]
+    assert g["group"][1] == "grouplayer" and "a red fox" in g["group"][0]
+    assert [t for _, t, _ in g["layers"]] == ["paintlayer", "paintlayer"]
+    for (name, _, bounds), seed in zip(g["layers"], g["seeds"]):
+        assert bounds == [10, 12, 50, 40]  # exactly the selection's bounds
+        assert str(seed) in name and "a red fox" in name and "1.2" not in name
+    assert sorted(g["seeds"]) == [1234, 1235]  # batch seeds follow A1111: seed, seed+1
+    assert g["job_size"] == [64, 64] and all(g["pixels_match_result"])
+
+
+def test_generate_without_selection_covers_the_document(run):
+    g = run[0]["generate_doc"]
+    assert g["ok"] and g["bounds"] == [0, 0, 100, 80] and g["job_size"] == [104, 80]
+
+
+def test_refine_sends_the_visible_canvas_and_adds_a_layer(run):
+    out, record, _ = run
+    r = out["refine"]
+    assert r["ok"], r["message"]
+    assert r["bounds"] == [0, 0, 100, 80] and r["kept_layers"] and "refine" in r["name"]
+    init = _arrived(record, r["job_id"], "init.npy")
+    assert init.shape == (80, 104, 3)
+
+
+def test_inpaint_changes_only_the_selection(run):
+    out, record, dump = run
+    r = out["inpaint"]
+    assert r["ok"], r["message"]
+    assert r["masked"] in ("transparency mask", "alpha")
+    assert r["outside_unchanged"] and r["inside_changed"]
+    # The mask that arrived is the selection, feather and all, over the sent region.
+    mask = _arrived(record, r["job_id"], "mask.npy")
+    sel = np.load(dump / "inpaint-selection.npy")
+    assert mask.sum() == sel.astype(np.int64).sum() and len(np.unique(mask)) > 4
+    init = _arrived(record, r["job_id"], "init.npy")
+    visible = np.load(dump / "inpaint-visible.npy")
+    assert init.shape[:2] == mask.shape
+    # The init image is a window of the canvas as the artist sees it.
+    h, w = init.shape[:2]
+    hits = [
+        (y, x)
+        for y in range(0, 80 - h + 1)
+        for x in range(0, 100 - w + 1)
+        if np.array_equal(visible[y : y + h, x : x + w, :3], init)
+    ]
+    assert hits
+
+
+def test_selection_past_the_content_outpaints(run):
+    o = run[0]["outpaint"]
+    assert o["ok"], o["message"]
+    assert o["grow"][1] > 0 and o["grow"][1] % 8 == 0 and o["grow"][0] == 0
+    # Region: the selection plus 32 px of context, (32, 0, 96, 64); content ends at x=80.
+    assert o["init"][1] + o["grow"][1] == 96 and o["init"][1] == 48
+    assert o["bounds"] == [64, 0, 64, 64]
+    assert o["outside_unchanged"] and o["filled"]
+
+
+def test_control_layer_arrives_as_the_right_image(run):
+    out, record, dump = run
+    r = out["control"]
+    assert r["ok"], r["message"]
+    image = _arrived(record, r["job_id"], "control-0-scribble.npy")
+    sketch = np.load(dump / "control-sketch.npy")
+    want = np.repeat(sketch[:, :, 3:4], 3, axis=2)  # strokes white on black
+    assert image.shape == (64, 64, 3) and np.array_equal(image, want)
+
+
+def test_history_reinserts_and_copies_parameters(run):
+    h = run[0]["history"]
+    assert h["entries"] >= 6 and h["reinserted"]
+    assert h["copied"]["seed"] == 5 and h["copied"]["steps"] == 2 and h["copied"]["batch"] == 4
+    assert h["copied"]["prompt"] == "a red fox, (snow:1.2)"
+
+
+def test_cancel_stops_the_job_and_changes_nothing(run):
+    r = run[0]["cancel"]
+    assert r["progressed"] and r["cancelled"] and r["unchanged"]
+    assert "Cancelled" in r["message"]
+
+
+def test_backend_dying_mid_job_is_reported_and_the_document_is_unharmed(run):
+    r = run[0]["dies"]
+    assert r["progressed"] and r["noticed"], r
+    assert r["level"] == "error" and "stopped answering" in r["message"]
+    assert r["unchanged"]
+    assert r["after_cancel"] == [False, "Cancelled; the document was not changed."]
