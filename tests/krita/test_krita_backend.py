@@ -75,7 +75,7 @@ def test_generate_at_selection_lands_as_a_group_of_layers(run):
     assert g["ok"], g["message"]
     assert g["group"][1] == "grouplayer" and "a red fox" in g["group"][0]
     assert [t for _, t, _ in g["layers"]] == ["paintlayer", "paintlayer"]
-    for (name, _, bounds), seed in zip(g["layers"], g["seeds"]):
+    for (name, _, bounds), seed in zip(g["layers"], g["seeds"], strict=True):
         assert bounds == [10, 12, 50, 40]  # exactly the selection's bounds
         assert str(seed) in name and "a red fox" in name and "1.2" not in name
     assert sorted(g["seeds"]) == [1234, 1235]  # batch seeds follow A1111: seed, seed+1

@@ -82,7 +82,7 @@ def check(cfg):
                     e.image,
                 )
             )
-            for ch, e in zip(top.childNodes(), reversed(c.history.entries[:2]))
+            for ch, e in zip(top.childNodes(), reversed(c.history.entries[:2]), strict=True)
         ],
         "job_size": [c.last_job.width, c.last_job.height],
     }
