@@ -48,8 +48,20 @@ def expected_checkpoint_keys(arch: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+_CLIP_PREFIXES = ("cond_stage_model.transformer.", "conditioner.embedders.0.transformer.")
+
+
+def _normalise(key: str) -> str:
+    # Checkpoints saved with older transformers lack the `text_model.` level; diffusers
+    # reads both spellings, so both count as present.
+    for prefix in _CLIP_PREFIXES:
+        if key.startswith(prefix) and not key.startswith(prefix + "text_model."):
+            return prefix + "text_model." + key[len(prefix) :]
+    return key
+
+
 def missing_checkpoint_keys(arch: str, present) -> list[str]:
-    return sorted(expected_checkpoint_keys(arch) - set(present))
+    return sorted(expected_checkpoint_keys(arch) - {_normalise(k) for k in present})
 
 
 @cache

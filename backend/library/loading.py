@@ -9,7 +9,7 @@ Pickled files are refused (see `dreamwire.backend.library.pickles`).
 from __future__ import annotations
 
 import contextlib
-import logging
+from pathlib import Path
 
 from dreamwire import catalog
 from dreamwire.backend.library.catalog import pipeline_config_dir
@@ -68,17 +68,74 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None):
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
     if entry.format == Format.DIFFUSERS:
+        kwargs |= _folder_kwargs(cls, entry.path)
         with _load_errors(entry), _quiet():
-            return cls.from_pretrained(str(entry.path), local_files_only=True, **kwargs)
+            pipe = cls.from_pretrained(str(entry.path), local_files_only=True, **kwargs)
+        _check_no_meta(entry, pipe)
+        return pipe
     header = read_header(entry.path)  # a damaged file fails here with MODEL_CORRUPT, cheaply
     _require_keys(entry, missing_checkpoint_keys(arch, header.tensors))
     config = pipeline_config_dir(arch)
     with _load_errors(entry), _quiet():
+        kwargs |= _old_spelling_text_encoders(entry, header, config, torch_dtype)
         pipe = cls.from_single_file(
             str(entry.path), config=str(config), local_files_only=True, **kwargs
         )
     _check_no_meta(entry, pipe)
     return pipe
+
+
+_OLD_CLIP_PREFIXES = {
+    "cond_stage_model.transformer.": "text_encoder",
+    "conditioner.embedders.0.transformer.": "text_encoder",
+}
+
+
+def _old_spelling_text_encoders(entry: ModelEntry, header, config: Path, torch_dtype) -> dict:
+    """Checkpoints saved with older transformers store the CLIP text model one level up
+    (`cond_stage_model.transformer.embeddings.*`, no `text_model.`). A1111 renames those
+    keys on load; diffusers does not recognise them, so that encoder is built here."""
+    from safetensors import safe_open
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    found = {}
+    for prefix, component in _OLD_CLIP_PREFIXES.items():
+        marker = prefix + "embeddings.position_embedding.weight"
+        if marker not in header.tensors:
+            continue
+        model = CLIPTextModel(CLIPTextConfig.from_pretrained(str(config / component)))
+        wrapped = any(k.startswith("text_model.") for k in model.state_dict())
+        state = {}
+        with safe_open(str(entry.path), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                if key.startswith(prefix) and not key.endswith("position_ids"):
+                    name = key[len(prefix) :]
+                    state[("text_model." if wrapped else "") + name] = f.get_tensor(key)
+        model.load_state_dict(state, strict=True)
+        if torch_dtype is not None:
+            model.to(torch_dtype)
+        found[component] = model.eval()
+    return found
+
+
+def _folder_kwargs(cls, folder) -> dict:
+    """Options a diffusers folder needs: no safety checker (A1111 has none, and it would be a
+    second download-sized model), and the fp16 variant when only that one was saved."""
+    import inspect
+
+    kwargs: dict = {}
+    if "safety_checker" in inspect.signature(cls.__init__).parameters:
+        kwargs |= {
+            "safety_checker": None,
+            "feature_extractor": None,
+            "requires_safety_checker": False,
+        }
+    unet = folder / "unet"
+    names = {p.name for p in unet.iterdir()} if unet.is_dir() else set()
+    plain = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"}
+    if not names & plain and any(n.startswith("diffusion_pytorch_model.fp16.") for n in names):
+        kwargs["variant"] = "fp16"
+    return kwargs
 
 
 def vae_config_arch(entry: ModelEntry, for_arch: str | None = None) -> str:
@@ -147,13 +204,17 @@ def _check_no_meta(entry: ModelEntry, obj) -> None:
 def _quiet():
     """diffusers logs a progress bar and warnings per component; the engine reports progress."""
     from diffusers.utils import logging as dlogging
+    from transformers.utils import logging as tlogging
 
-    level = dlogging.get_verbosity()
+    levels = dlogging.get_verbosity(), tlogging.get_verbosity()
     dlogging.set_verbosity_error()
+    tlogging.set_verbosity_error()
     dlogging.disable_progress_bar()
+    tlogging.disable_progress_bar()
     try:
         yield
     finally:
-        dlogging.set_verbosity(level)
+        dlogging.set_verbosity(levels[0])
+        tlogging.set_verbosity(levels[1])
         dlogging.enable_progress_bar()
-        logging.getLogger("diffusers").setLevel(level)
+        tlogging.enable_progress_bar()

@@ -117,3 +117,35 @@ def test_tiny_pipelines_generate(tiny_models, arch):
     pipe.set_progress_bar_config(disable=True)
     out = pipe(prompt="a cat", num_inference_steps=1, height=64, width=64, output_type="np")
     assert out.images.shape == (1, 64, 64, 3)
+
+
+def test_old_text_encoder_key_spelling_still_loads(tiny_models, tmp_path):
+    """Checkpoints saved with older transformers lack the `text_model.` level."""
+    from safetensors.torch import load_file, save_file
+
+    src = tiny_models / "models/Stable-diffusion/tiny-sd1.safetensors"
+    tensors = {
+        k.replace("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer."): v
+        for k, v in load_file(str(src)).items()
+    }
+    path = tmp_path / "old.safetensors"
+    save_file(tensors, str(path))
+    pipe = load_pipeline(ModelEntry(Kind.CHECKPOINT, "old", path, Format.SAFETENSORS, "tiny-sd1"))
+    reference = load_pipeline(_checkpoint(tiny_models, "tiny-sd1.safetensors", "tiny-sd1"))
+    _assert_same_weights(pipe.text_encoder, reference.text_encoder, "text_encoder")
+
+
+def test_fp16_variant_folder_and_half_loading(tiny_models, tmp_path):
+    import shutil
+
+    folder = tmp_path / "fp16-only"
+    shutil.copytree(tiny_models / "models/Stable-diffusion/tiny-sd1-diffusers", folder)
+    for weights in list(folder.rglob("*.safetensors")):
+        weights.rename(weights.with_name(weights.stem + ".fp16.safetensors"))
+    pipe = load_pipeline(ModelEntry(Kind.CHECKPOINT, "f", folder, Format.DIFFUSERS, "tiny-sd1"))
+    reference = load_pipeline(_checkpoint(tiny_models, "tiny-sd1.safetensors", "tiny-sd1"))
+    _assert_same_weights(pipe.unet, reference.unet, "unet")
+    half = load_pipeline(
+        _checkpoint(tiny_models, "tiny-sd1.safetensors", "tiny-sd1"), torch_dtype=torch.float16
+    )
+    assert {half.unet.dtype, half.vae.dtype, half.text_encoder.dtype} == {torch.float16}
