@@ -251,6 +251,8 @@ def render_passes(
         for attr in ("use_pass_z", "use_pass_normal", "use_pass_object_index"):
             t.set(vl, attr, True)
         t.set(vl, "use_pass_material_index", True)
+        if not color:
+            t.set(vl, "use_pass_combined", False)  # less to render, write and read back
 
         # Unique pass indices so every object and material can be told apart. All objects,
         # not just the scene's: collection instances render objects from elsewhere.
