@@ -14,7 +14,7 @@ from pathlib import Path
 from dreamwire import catalog
 from dreamwire.backend.library.catalog import pipeline_config_dir
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
-from dreamwire.backend.library.expected import missing_checkpoint_keys
+from dreamwire.backend.library.expected import missing_checkpoint_keys, missing_vae_keys
 from dreamwire.backend.library.pickles import refuse_pickle
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -161,12 +161,14 @@ def load_vae(entry: ModelEntry, for_arch: str | None = None, torch_dtype=None):
     if entry.format == Format.DIFFUSERS:
         with _load_errors(entry), _quiet():
             return AutoencoderKL.from_pretrained(str(entry.path), local_files_only=True, **kwargs)
-    read_header(entry.path)
+    header = read_header(entry.path)
     if entry.arch is None:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED, f"{entry.name} does not look like a VAE file"
         )
-    config = pipeline_config_dir(vae_config_arch(entry, for_arch))
+    config_arch = vae_config_arch(entry, for_arch)
+    _require_keys(entry, missing_vae_keys(config_arch, header.tensors))
+    config = pipeline_config_dir(config_arch)
     with _load_errors(entry), _quiet():
         vae = AutoencoderKL.from_single_file(
             str(entry.path), config=str(config), subfolder="vae", local_files_only=True, **kwargs

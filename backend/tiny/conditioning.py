@@ -18,8 +18,9 @@
     models/embeddings/negativeXL_D.safetensors  SDXL (clip_l / clip_g)
 
 Weights are random but seeded, so every build writes the same bytes. The ControlNets' zero
-convolutions are given small random values: a zero-initialised ControlNet would leave the
-image unchanged and every ControlNet test would pass vacuously.
+convolutions (and the hint encoder's zero-initialised last conv) are given small random
+values: left at zero, the control image would change nothing and every ControlNet test would
+pass vacuously.
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def random_controlnet(arch: str, seed: int, **extra):
     torch.manual_seed(seed)
     net = ControlNetModel.from_config(controlnet_config(_unet_config(arch), **extra)).eval()
     with torch.no_grad():
-        for block in [*net.controlnet_down_blocks, net.controlnet_mid_block]:
+        # diffusers zero-initialises these (the "zero convolutions"), including the hint
+        # encoder's last conv: left at zero, the control image would have no effect at all.
+        zeroed = [*net.controlnet_down_blocks, net.controlnet_mid_block]
+        for block in [*zeroed, net.controlnet_cond_embedding.conv_out]:
             block.weight.normal_(0.0, 0.05)
             block.bias.normal_(0.0, 0.05)
     return net

@@ -275,3 +275,16 @@ def test_cli_tiny_and_list(tmp_path, capsys):
     assert names[("checkpoint", "tiny-sd1")]["arch"] == "tiny-sd1"
     assert names[("checkpoint", "tiny-sdxl")]["arch"] == "tiny-sdxl"
     assert len(names[("vae", "tiny-vae")]["hash"]) == 10
+
+
+def test_vae_file_missing_tensors_is_corrupt(tiny_models, tmp_path):
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(tiny_models / "models/VAE/tiny-vae.safetensors"))
+    del tensors["decoder.conv_out.weight"]
+    _small(tmp_path / "root/models/VAE/partial.safetensors", tensors)
+    lib = ModelLibrary([tmp_path / "root"])
+    with pytest.raises(DreamwireError) as err:
+        lib.load_vae("partial")
+    assert err.value.code == ErrorCode.MODEL_CORRUPT
+    assert "decoder.conv_out.weight" in err.value.message
