@@ -307,6 +307,22 @@ def main():
         pose_core.detect_skeleton(capture.api._armature_bones(a)) for a in (rig, mix)
     ]
 
+    # Everything from one call, as the add-on uses it.
+    allcap = capture.capture_all(scene, cam, 96, 64, kinds=("depth", "segmentation", "pose"))
+    results["capture_all"] = {
+        k: list(np.asarray(v).shape) for k, v in allcap.items() if k != "pose_json"
+    }
+    results["pose_json"] = allcap["pose_json"]
+
+    # An orthographic camera: Z is the distance from the camera plane.
+    cam.data.type = "ORTHO"
+    cam.data.ortho_scale = 8.0
+    ortho = capture.render_passes(scene, cam, 64, 64)
+    om = capture.camera_model(scene, cam, 64, 64)
+    ox, oy = om.project(np.array([[-1.5, -5.5, 0.0]]))[0][0]
+    results["ortho_near_z"] = float(ortho.z[int(oy), int(ox)])
+    cam.data.type = "PERSP"
+
     # Turned away from the camera: no nose, no eyes.
     mix.rotation_euler = (0, 0, math.pi)
     bpy.context.view_layer.update()

@@ -177,3 +177,18 @@ def test_unknown_bones_give_a_clear_error_and_overrides_work(probe):
 def test_no_camera_gives_a_clear_error(probe):
     results, _ = probe
     assert "no camera" in results["no_camera_error"]
+
+
+def test_capture_all_and_pose_json(probe):
+    results, _ = probe
+    shapes = results["capture_all"]
+    assert shapes["depth"] == shapes["segmentation"] == shapes["pose"] == [64, 96, 3]
+    assert shapes["labels"] == [64, 96]
+    js = results["pose_json"]
+    assert js["canvas_width"] == 96 and js["canvas_height"] == 64
+    assert len(js["people"]) == 2 and len(js["people"][0]["pose_keypoints_2d"]) == 54
+
+
+def test_orthographic_depth_is_distance_from_the_camera_plane(probe):
+    results, _ = probe
+    assert results["ortho_near_z"] == pytest.approx(4.5, abs=1e-3)
