@@ -29,7 +29,7 @@ def build_models(arch: str, root: Path) -> str:
     if arch == "tiny":
         from dreamwire.backend.tiny import build_all
 
-        build_all(root)
+        build_all(root, conditioning=False)
         return "tiny-sd1"
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel

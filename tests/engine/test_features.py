@@ -293,3 +293,17 @@ def test_low_vram_mode_slices_attention_and_restores(library, engine):
     assert not any(isinstance(p, SlicedAttnProcessor) for p in unet.attn_processors.values())
     # Slicing changes memory, not maths.
     assert maxdiff(out, engine.run(job(tiled_vae=False)).images[0].image) <= 1
+
+
+def test_loading_is_reported_once_and_capabilities(library):
+    from dreamwire.backend.engine import Engine
+
+    fresh = Engine(library, device="cpu", extensions=[])
+    caps = fresh.capabilities()
+    assert caps["device"] == "cpu" and "tiny-sd1" in caps["models"] and "tiny-vae" in caps["vaes"]
+    assert "DPM++ 2M Karras" in caps["samplers"] and "Euler a" in caps["samplers"]
+    first, second = [], []
+    fresh.run(job(), on_progress=first.append)
+    fresh.run(job(), on_progress=second.append)
+    assert first[0].state == "loading_model" and "tiny-sd1" in first[0].message
+    assert "loading_model" not in [e.state for e in second]

@@ -119,3 +119,29 @@ def test_sdxl_txt2img_equals_diffusers(engine):
         height=64,
     )
     assert maxdiff(result.images[0].image, ref[0]) <= 1
+
+
+def test_sdxl_img2img_and_inpaint_equal_diffusers(engine, init_image, mask):
+    common = dict(
+        prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=4, guidance_scale=6.0
+    )
+    got = engine.run(job(model="tiny-sdxl", sampler="Euler", init_image=init_image, strength=0.7))
+    pipe = reference_pipe(engine, "StableDiffusionXLImg2ImgPipeline", "Euler", model="tiny-sdxl")
+    ref = run(pipe, 1234, image=pil(init_image), strength=0.7, **common)
+    assert maxdiff(got.images[0].image, ref[0]) <= 1
+
+    got = engine.run(
+        job(model="tiny-sdxl", sampler="Euler", init_image=init_image, mask=mask, mask_blur=0)
+    )
+    pipe = reference_pipe(engine, "StableDiffusionXLInpaintPipeline", "Euler", model="tiny-sdxl")
+    ref = run(
+        pipe,
+        1234,
+        image=pil(init_image),
+        mask_image=pil(mask),
+        strength=0.75,
+        width=64,
+        height=64,
+        **common,
+    )
+    assert maxdiff(got.images[0].image, composite(init_image, ref[0], mask)) <= 1
