@@ -24,26 +24,26 @@ CONV_IN = UNET + "input_blocks.0.0.weight"
 TINY_WIDTH = 32
 
 
+# UNet input channels other than 4 mark special-purpose models; the suffix names them so
+# that loading one fails with "architecture 'sd1-inpaint' ..." rather than a shape error.
+_INPUT_VARIANTS = {4: "", 9: "-inpaint", 5: "-depth", 8: "-ip2p"}
+
+
 def checkpoint_arch(header: Header, path: Path) -> str | None:
     keys = header.tensors
     conv_in = header.shape(CONV_IN)
-    if conv_in is None:
+    if conv_in is None or len(conv_in) != 4:
         return None
     tiny = conv_in[0] <= TINY_WIDTH
-    inpaint = conv_in[1] == 9
     if any(k.startswith("conditioner.embedders.1.model.") for k in keys):
         arch = "tiny-sdxl" if tiny else "sdxl-base"
     elif any(k.startswith("conditioner.embedders.0.model.") for k in keys):
         return "sdxl-refiner"
     elif any(k.startswith("cond_stage_model.model.") for k in keys) or _cross_width(header) == 1024:
         arch = "sd2-v" if _sd2_is_v(header, path) else "sd2-base"
-    elif any(k.startswith("cond_stage_model.transformer.") for k in keys) or not tiny:
-        arch = "tiny-sd1" if tiny else "sd1"
     else:
-        arch = "tiny-sd1"
-    if inpaint:
-        return arch + "-inpaint"
-    return arch
+        arch = "tiny-sd1" if tiny else "sd1"
+    return arch + _INPUT_VARIANTS.get(conv_in[1], f"-in{conv_in[1]}")
 
 
 def _cross_width(header: Header) -> int | None:

@@ -91,11 +91,19 @@ def _is_diffusers_folder(path: Path, kind: Kind) -> bool:
 
 
 def _walk(folder: Path, kind: Kind) -> Iterator[tuple[Path, Format]]:
+    # Artists symlink model folders between installs; following links is needed, but a link
+    # back up the tree must not loop forever.
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         here = Path(dirpath)
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         keep = []
         for name in sorted(dirnames):
-            if name.startswith("."):
+            if name.startswith(".") or os.path.realpath(here / name) in seen:
                 continue
             if _is_diffusers_folder(here / name, kind):
                 yield here / name, Format.DIFFUSERS

@@ -93,9 +93,12 @@ def random_controlnet(arch: str, seed: int, **extra):
         # diffusers zero-initialises these (the "zero convolutions"), including the hint
         # encoder's last conv: left at zero, the control image would have no effect at all.
         zeroed = [*net.controlnet_down_blocks, net.controlnet_mid_block]
-        for block in [*zeroed, net.controlnet_cond_embedding.conv_out]:
+        for block in zeroed:
             block.weight.normal_(0.0, 0.05)
             block.bias.normal_(0.0, 0.05)
+        # Strong enough that different control images give visibly different tiny images.
+        net.controlnet_cond_embedding.conv_out.weight.normal_(0.0, 0.5)
+        net.controlnet_cond_embedding.conv_out.bias.zero_()
     return net
 
 

@@ -136,3 +136,20 @@ def test_config_folder_loads_offline_with_tokenizers(arch, tmp_path, monkeypatch
     if arch.startswith("sdxl"):
         tok2 = CLIPTokenizer.from_pretrained(str(folder), subfolder="tokenizer_2")
         assert tok2.pad_token_id == 0
+
+
+def test_special_unets_are_named_not_misloaded(tmp_path):
+    from dreamwire.backend.library import Format, Kind, ModelEntry
+    from dreamwire.backend.library.loading import load_pipeline
+    from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+    shapes = {k: tuple(v.shape) for k, v in ldm_state("sd2-v").items()}
+    conv = "model.diffusion_model.input_blocks.0.0.weight"
+    shapes[conv] = (320, 5, 3, 3)  # SD2 depth2img takes 4 latent + 1 depth channel
+    path = write_sparse_safetensors(tmp_path / "512-depth-ema.safetensors", shapes)
+    arch = checkpoint_arch(read_header(path), path)
+    assert arch == "sd2-base-depth"
+    with pytest.raises(DreamwireError) as err:
+        load_pipeline(ModelEntry(Kind.CHECKPOINT, "512-depth-ema", path, Format.SAFETENSORS, arch))
+    assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
+    assert "sd2-base-depth" in err.value.message

@@ -288,3 +288,9 @@ def test_vae_file_missing_tensors_is_corrupt(tiny_models, tmp_path):
         lib.load_vae("partial")
     assert err.value.code == ErrorCode.MODEL_CORRUPT
     assert "decoder.conv_out.weight" in err.value.message
+
+
+def test_symlink_loop_does_not_hang(webui):
+    os.symlink(webui / CKPT, webui / CKPT / "loop")
+    lib = ModelLibrary([webui])
+    assert sorted(lib.names("checkpoint")) == ["tiny-sd1", "tiny-sd1-diffusers", "xl/tiny-sdxl"]
