@@ -2,9 +2,9 @@
 
 An armature is given as posed bone positions in world space, {bone name: (head, tail)}.
 A skeleton map says which bone end stands for which keypoint; maps are built in for
-Rigify (generated rigs: DEF-/ORG- bones), Blender's human metarig, and Mixamo skeletons
-(`mixamorig:` with any numbered prefix), and a per-bone override dict can add or replace
-entries. Eyes, ears and nose are estimated from the head bone when the rig has no face
+Rigify (generated rigs: DEF-/ORG- bones), Blender's human metarig, Mixamo skeletons
+(`mixamorig:` with any numbered prefix, or none) and the Unreal mannequin, and a per-bone
+override dict can add or replace entries. Eyes, ears and nose are estimated from the head bone when the rig has no face
 bones. Keypoints are then projected through a CameraModel; a keypoint is visible when
 it is in front of the camera and inside the frame, and face points are also dropped
 when they are on the far side of the head (as OpenPose would not see them).
@@ -66,6 +66,24 @@ _MIXAMO: dict[str, list[JointRef]] = {
 }
 
 
+# Unreal Engine mannequin (UE4/UE5) names, common in game rigs imported into Blender.
+_UNREAL: dict[str, list[JointRef]] = {
+    "neck": [("neck_01", "head")],
+    "right_shoulder": [("upperarm_r", "head")],
+    "right_elbow": [("lowerarm_r", "head")],
+    "right_wrist": [("hand_r", "head")],
+    "left_shoulder": [("upperarm_l", "head")],
+    "left_elbow": [("lowerarm_l", "head")],
+    "left_wrist": [("hand_l", "head")],
+    "right_hip": [("thigh_r", "head")],
+    "right_knee": [("calf_r", "head")],
+    "right_ankle": [("foot_r", "head")],
+    "left_hip": [("thigh_l", "head")],
+    "left_knee": [("calf_l", "head")],
+    "left_ankle": [("foot_l", "head")],
+}
+
+
 def _prefixed(base: dict[str, list[JointRef]], prefixes: list[str]) -> dict[str, list[JointRef]]:
     return {k: [(p + b, end) for p in prefixes for b, end in refs] for k, refs in base.items()}
 
@@ -85,7 +103,11 @@ SKELETON_MAPS: dict[str, SkeletonMap] = {
         [p + b for p in ("DEF-", "ORG-") for b in _HEAD_METARIG],
     ),
     "metarig": SkeletonMap("metarig", _prefixed(_LIMBS_METARIG, [""]), list(_HEAD_METARIG)),
-    "mixamo": SkeletonMap("mixamo", _prefixed(_MIXAMO, ["mixamorig:"]), ["mixamorig:Head"]),
+    # Mixamo rigs keep the "mixamorig:" prefix unless an importer stripped it.
+    "mixamo": SkeletonMap(
+        "mixamo", _prefixed(_MIXAMO, ["mixamorig:", ""]), ["mixamorig:Head", "Head"]
+    ),
+    "unreal": SkeletonMap("unreal", _prefixed(_UNREAL, [""]), ["head"]),
 }
 
 _MIXAMO_PREFIX = re.compile(r"^mixamorig\d*:")
@@ -265,6 +287,7 @@ def armature_pose(
 def unknown_skeleton_message(bone_names: list[str], armature: str = "armature") -> str:
     sample = ", ".join(sorted(bone_names)[:8])
     return (
-        f"{armature}: bone names not recognised as Rigify, Blender's human metarig or Mixamo "
+        f"{armature}: bone names not recognised as Rigify, Blender's human metarig, Mixamo "
+        "or the Unreal mannequin "
         f"(found e.g. {sample}); map the bones to OpenPose keypoints with a per-bone override"
     )

@@ -118,6 +118,24 @@ MIXAMO_NAMES = {
     "foot.R": "RightFoot",
 }
 
+UNREAL_NAMES = {
+    "spine": "spine_01",
+    "spine.004": "neck_01",
+    "spine.006": "head",
+    "upper_arm.L": "upperarm_l",
+    "forearm.L": "lowerarm_l",
+    "hand.L": "hand_l",
+    "upper_arm.R": "upperarm_r",
+    "forearm.R": "lowerarm_r",
+    "hand.R": "hand_r",
+    "thigh.L": "thigh_l",
+    "shin.L": "calf_l",
+    "foot.L": "foot_l",
+    "thigh.R": "thigh_r",
+    "shin.R": "calf_r",
+    "foot.R": "foot_r",
+}
+
 
 def bones(prefix="", names=None):
     names = names or {k: k for k in FIGURE}
@@ -134,6 +152,8 @@ def bones(prefix="", names=None):
         (bones("ORG-"), "rigify"),
         (bones("mixamorig:", MIXAMO_NAMES), "mixamo"),
         (bones("mixamorig12:", MIXAMO_NAMES), "mixamo"),
+        (bones("", MIXAMO_NAMES), "mixamo"),
+        (bones("", UNREAL_NAMES), "unreal"),
     ],
 )
 def test_skeletons_are_detected_and_mapped(rig, expected):
