@@ -33,7 +33,9 @@ class Rollback:
     def rollback(self) -> None:
         for fn in reversed(self._undo):
             # Something may already be gone (the artist deleted it meanwhile).
-            with contextlib.suppress(ReferenceError, RuntimeError, KeyError, AttributeError, ValueError):
+            with contextlib.suppress(
+                ReferenceError, RuntimeError, KeyError, AttributeError, ValueError
+            ):
                 fn()
         self._undo.clear()
 

@@ -114,8 +114,22 @@ class Driver:
     # -- internals ---------------------------------------------------------------------
     def _tick(self) -> None:
         if not self._started:
-            self._started = True
-            self._advance(None)
+            # The action starts only once the backend has welcomed us, so nothing is
+            # captured or changed in the scene for a backend that is not there.
+            for e in self.client.poll():
+                self._on_event(e)
+            if self.done:
+                return
+            state = getattr(self.client, "state", ev.CONNECTED)
+            if state == ev.CONNECTED:
+                self._started = True
+                self._advance(None)
+            elif state in (ev.INCOMPATIBLE, ev.UNAUTHORIZED):
+                self._abort(_state_text(self.client))
+            elif self.clock() - self._waiting_since > self.connect_timeout:
+                self._abort(self._unreachable())
+            else:
+                self.status.text = "Connecting to the backend"
             return
         events = self.client.poll()
         for e in events:
@@ -133,13 +147,7 @@ class Driver:
             elif state in (ev.INCOMPATIBLE, ev.UNAUTHORIZED):
                 self._throw(DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, _state_text(self.client)))
             elif now - self._waiting_since > self.connect_timeout:
-                self._throw(
-                    DreamwireError(
-                        ErrorCode.BACKEND_UNAVAILABLE,
-                        f"No Dreamwire backend answers at {self.client.address}. Start it "
-                        "(Preferences > Add-ons > Dreamwire > Start local backend) or check the address.",
-                    )
-                )
+                self._throw(DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, self._unreachable()))
             return
         if self.job_id is not None:
             if state == ev.LOST:
@@ -156,6 +164,16 @@ class Driver:
                     )
             else:
                 self._lost_since = None
+
+    def _unreachable(self) -> str:
+        return (
+            f"No Dreamwire backend answers at {self.client.address}. Start it (Preferences > "
+            "Add-ons > Dreamwire > Start local backend) or check the address."
+        )
+
+    def _abort(self, message: str) -> None:
+        """Fail before the action ran: close it unstarted (its finally blocks never ran)."""
+        self._close(FAILED, message)
 
     def _on_event(self, e: Any) -> None:
         jid = getattr(e, "job_id", None)
@@ -248,10 +266,8 @@ class Driver:
     def _fail_unexpected(self, exc: BaseException) -> None:
         # The console keeps the traceback for bug reports; the artist gets one sentence.
         traceback.print_exception(exc)
-        try:
+        with contextlib.suppress(Exception):
             self.action.close()
-        except Exception:  # noqa: BLE001
-            pass
         self._set(FAILED, f"Internal error: {type(exc).__name__}: {exc}")
 
 

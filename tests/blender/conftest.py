@@ -9,3 +9,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def blender_backend(tiny_models, tmp_path_factory):
+    """One real backend process (tiny models) shared by the Blender tests."""
+    from tests.support.backend import BackendProcess
+
+    with BackendProcess([tiny_models], tmp_path_factory.mktemp("blender-backend")) as proc:
+        yield proc

@@ -1,0 +1,549 @@
+"""One Blender scenario in a fresh process: install the built extension zip into a private
+user folder, enable it, build a scene, run operators, and write what happened as JSON.
+
+    python -S scenario.py CONFIG.json
+
+`-S` keeps the venv's .pth files (and with them the editable `dreamwire` install) out of
+sys.path: the add-on must run on what the zip brought (its dreamwire_shared wheel). The
+venv's site-packages is appended by hand for `bpy` itself. bpy can be imported once per
+process, hence one process per scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+CONFIG = json.loads(Path(sys.argv[1]).read_text())
+sys.path.append(CONFIG["site_packages"])
+os.environ["BLENDER_USER_RESOURCES"] = CONFIG["user_dir"]
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+
+OUT: dict = {"ok": False, "checks": {}}
+
+
+def record(key, value):
+    OUT["checks"][key] = value
+
+
+def install():
+    r = bpy.ops.extensions.package_install_files(
+        filepath=CONFIG["zip"], repo="user_default", enable_on_install=True
+    )
+    record("install", sorted(r))
+    mods = [a.module for a in bpy.context.preferences.addons]
+    record("enabled", "bl_ext.user_default.dreamwire" in mods)
+    prefs = bpy.context.preferences.addons["bl_ext.user_default.dreamwire"].preferences
+    prefs.address = CONFIG.get("address", "tcp://127.0.0.1:9")
+    prefs.timeout = int(CONFIG.get("connect_timeout", 5))
+    import zmq
+
+    import dreamwire.shared.client as client_mod
+
+    record("shared_from", client_mod.__file__)
+    local = os.path.join(CONFIG["user_dir"], "extensions", ".local")
+    record(
+        "zmq_wheel_installed",
+        any(name.startswith("zmq") for _, dirs, _ in os.walk(local) for name in dirs),
+    )
+    record("zmq_from", zmq.__file__)
+
+
+def addon():
+    return sys.modules["bl_ext.user_default.dreamwire"]
+
+
+def clear_scene():
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    for coll in (
+        bpy.data.meshes,
+        bpy.data.materials,
+        bpy.data.cameras,
+        bpy.data.armatures,
+        bpy.data.images,
+    ):
+        for block in list(coll):
+            if block.users == 0:
+                coll.remove(block)
+
+
+def mesh_object(name, verts, faces, location=(0, 0, 0), uv=False):
+    me = bpy.data.meshes.new(name)
+    me.from_pydata(verts, [], faces)
+    me.update()
+    obj = bpy.data.objects.new(name, me)
+    obj.location = location
+    bpy.context.scene.collection.objects.link(obj)
+    if uv:
+        layer = me.uv_layers.new(name="UVMap")
+        # Planar UVs from x/z (good enough for flat test faces).
+        co = np.array([v.co for v in me.vertices])
+        lo, hi = co.min(axis=0), co.max(axis=0)
+        span = np.where(hi - lo > 1e-9, hi - lo, 1)
+        for loop in me.loops:
+            p = (co[loop.vertex_index] - lo) / span
+            layer.data[loop.index].uv = (p[0], p[2] if span[2] != 1 or hi[2] != lo[2] else p[1])
+    return obj
+
+
+def cube(name, size=1.0, location=(0, 0, 0)):
+    s = size
+    v = [
+        (-s, -s, -s),
+        (s, -s, -s),
+        (s, s, -s),
+        (-s, s, -s),
+        (-s, -s, s),
+        (s, -s, s),
+        (s, s, s),
+        (-s, s, s),
+    ]
+    f = [(0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7), (4, 5, 6, 7), (3, 2, 1, 0)]
+    return mesh_object(name, v, f, location)
+
+
+def camera(name, location, target=(0, 0, 0), lens=35.0):
+    cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
+    cam.data.lens = lens
+    cam.location = location
+    bpy.context.scene.collection.objects.link(cam)
+    direction = np.array(target, float) - np.array(location, float)
+    from mathutils import Vector
+
+    cam.rotation_euler = Vector(direction).to_track_quat("-Z", "Y").to_euler()
+    return cam
+
+
+def settings(steps=2, size=64):
+    s = bpy.context.scene.dreamwire
+    s.prompt = "weathered stone"
+    s.negative = "blurry"
+    s.steps = steps
+    s.sampler = CONFIG.get("sampler", "Euler a")
+    s.cfg = 5.0
+    s.seed = 1234
+    s.width = size
+    s.height = size
+    s.texture_size = 64
+    s.output_dir = CONFIG["out"]
+    r = bpy.context.scene.render
+    r.resolution_x = size
+    r.resolution_y = size
+    r.resolution_percentage = 100
+    return s
+
+
+def select(*objs):
+    for o in bpy.context.scene.objects:
+        o.select_set(False)
+    for o in objs:
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = objs[0] if objs else None
+
+
+def run_op(op):
+    """Call an operator; return (result, error message or None)."""
+    try:
+        return sorted(op()), None
+    except RuntimeError as exc:
+        return None, str(exc)
+
+
+def pixels(img) -> np.ndarray:
+    w, h = img.size
+    f = np.empty(w * h * 4, np.float32)
+    img.pixels.foreach_get(f)
+    return np.rint(f.reshape(h, w, 4)[::-1] * 255).astype(np.int32)
+
+
+def backend_images():
+    """Generated images the backend saved, oldest first, as arrays."""
+    from dreamwire.shared.codec import decode_png
+
+    root = CONFIG["backend_out"]
+    found = []
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".png"):
+                p = os.path.join(dirpath, f)
+                found.append((os.path.getmtime(p), p))
+    return [
+        (p, decode_png(Path(p).read_bytes())[..., :3].astype(np.int32)) for _, p in sorted(found)
+    ]
+
+
+def material_state():
+    return {
+        "materials": sorted(m.name for m in bpy.data.materials),
+        "images": sorted(i.name for i in bpy.data.images),
+    }
+
+
+def tex_image(obj):
+    mat = obj.active_material
+    if mat is None:
+        return None
+    for n in mat.node_tree.nodes:
+        if n.type == "TEX_IMAGE" and n.label == "Dreamwire":
+            return n.image
+    return None
+
+
+def base_color_linked_to_texture(obj) -> bool:
+    mat = obj.active_material
+    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    links = bsdf.inputs["Base Color"].links
+    return bool(links) and links[0].from_node.type == "TEX_IMAGE"
+
+
+def bilinear(img, x, y):
+    h, w = img.shape[:2]
+    x = min(max(x - 0.5, 0), w - 1)
+    y = min(max(y - 0.5, 0), h - 1)
+    x0, y0 = int(math.floor(x)), int(math.floor(y))
+    x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
+    fx, fy = x - x0, y - y0
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bot = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+# --- scenarios -----------------------------------------------------------------------
+
+
+def sc_install():
+    s = bpy.context.scene.dreamwire
+    record("operators", sorted(n for n in dir(bpy.ops.dreamwire) if not n.startswith("_")))
+    record("panels", [hasattr(bpy.types, n) for n in ("DREAMWIRE_PT_view3d", "DREAMWIRE_PT_image")])
+    s.prompt = "saved prompt"
+    s.steps = 7
+    s.normals.enabled = True
+    s.normals.weight = 0.4
+    path = os.path.join(CONFIG["out"], "settings.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    record("after_reset", bpy.context.scene.dreamwire.prompt)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    s = bpy.context.scene.dreamwire
+    record(
+        "reloaded",
+        [s.prompt, s.steps, s.normals.enabled, round(s.normals.weight, 3), s.depth.enabled],
+    )
+
+
+def sc_generate_texture():
+    clear_scene()
+    settings()
+    obj = mesh_object(
+        "Wall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
+    )
+    select(obj)
+    res, err = run_op(lambda: bpy.ops.dreamwire.generate_texture())
+    record("result", res)
+    record("error", err)
+    img = tex_image(obj)
+    record("has_texture", img is not None)
+    record("linked", base_color_linked_to_texture(obj))
+    gen = backend_images()
+    record("backend_images", len(gen))
+    px = pixels(img)[..., :3]
+    record(
+        "texture_equals_generated",
+        bool(gen) and px.shape == gen[-1][1].shape and int(np.abs(px - gen[-1][1]).max()),
+    )
+    record("png_written", os.path.exists(os.path.join(CONFIG["out"], "Wall_texture.png")))
+    record("status", bpy.context.window_manager.dreamwire_status.text)
+
+
+def _project_scene():
+    clear_scene()
+    settings()
+    target = cube("Target", 1.0)
+    # An occluder in front of the lower-left part of the front face (not selected).
+    blocker = mesh_object(
+        "Blocker",
+        [(-1.6, -2.0, -1.6), (0.0, -2.0, -1.6), (0.0, -2.0, 0.0), (-1.6, -2.0, 0.0)],
+        [(0, 1, 2, 3)],
+    )
+    cam = camera("Cam", (0.0, -6.0, 0.0))
+    bpy.context.scene.camera = cam
+    return target, blocker, cam
+
+
+def _texel_of(obj, face_index, bary=(1 / 3, 1 / 3, 1 / 3)):
+    """(texture pixel xy, world point) of a point inside one face, from Blender's own data."""
+    me = obj.data
+    poly = me.polygons[face_index]
+    loops = list(poly.loop_indices)[:3]
+    uv_layer = me.uv_layers.active
+    uv = sum(np.array(uv_layer.data[li].uv) * b for li, b in zip(loops, bary, strict=False))
+    co = sum(
+        np.array(obj.matrix_world @ me.vertices[me.loops[li].vertex_index].co) * b
+        for li, b in zip(loops, bary, strict=False)
+    )
+    return uv, co
+
+
+def sc_project():
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    target, blocker, cam = _project_scene()
+    record("uv_before", len(target.data.uv_layers))
+    select(target)
+    res, err = run_op(lambda: bpy.ops.dreamwire.project())
+    record("result", res)
+    record("error", err)
+    record("uv_after", len(target.data.uv_layers))
+    img = tex_image(target)
+    record("has_texture", img is not None)
+    if img is None:
+        return
+    record("blocker_untouched", blocker.active_material is None)
+    tex = pixels(img)
+    gen = backend_images()[-1][1]
+    view = pixels(bpy.data.images["Dreamwire view"])[..., :3]
+    record("view_is_generated", int(np.abs(view - gen).max()))
+    size = img.size[0]
+    scene = bpy.context.scene
+
+    def check(face, bary, mirror=False):
+        uv, co = _texel_of(target, face, bary)
+        tx, ty = int(uv[0] * size), int((1 - uv[1]) * size)
+        ndc = world_to_camera_view(scene, cam, Vector(co))
+        px, py = ndc.x * 64, (1 - ndc.y) * 64
+        if mirror:  # a deliberately wrong mapping, to show the comparison can fail
+            px = 64 - px
+        return tex[ty, tx], bilinear(gen.astype(float), px, py)
+
+    rng = np.random.default_rng(0)
+    right, wrong = [], []
+    for _ in range(40):
+        b = rng.dirichlet((1, 1, 1))
+        _, co = _texel_of(target, 0, b)
+        if co[0] < 0.1 and co[2] < 0.1:
+            continue  # behind the blocker
+        got, expect = check(0, b)
+        right.append(float(np.abs(got[:3] - expect).mean()))
+        got, expect = check(0, b, mirror=True)
+        wrong.append(float(np.abs(got[:3] - expect).mean()))
+    record("front_mean_diff", float(np.mean(right)))
+    record("mirrored_mean_diff", float(np.mean(wrong)))
+
+    # Front face (index 0 faces -y, toward the camera), upper right: seen, colour from the image.
+    diffs = []
+    for bary in ((0.1, 0.2, 0.7), (0.05, 0.15, 0.8), (0.2, 0.2, 0.6)):
+        got, expect = check(0, bary)
+        diffs.append(float(np.abs(got[:3] - expect).max()))
+        record("front_alpha", int(got[3]))
+    record("front_diffs", diffs)
+    # Back face (index 2, +y): never seen -> alpha 0 (nothing baked there).
+    got, _ = check(2, (1 / 3, 1 / 3, 1 / 3))
+    record("back_alpha", int(got[3]))
+    # Lower-left of the front face sits behind the blocker -> not baked.
+    got, _ = check(0, (0.8, 0.1, 0.1))
+    record("occluded_alpha", int(got[3]))
+    # Top face (index 4) is seen edge-on by a camera at z=0: grazing -> not baked.
+    got, _ = check(4, (1 / 3, 1 / 3, 1 / 3))
+    record("grazing_alpha", int(got[3]))
+    record("coverage", float((tex[..., 3] > 0).mean()))
+    record("png_written", os.path.exists(os.path.join(CONFIG["out"], "Target_projected.png")))
+
+
+def sc_multiview():
+    clear_scene()
+    settings()
+    target = cube("Target", 1.0)
+    cams = [
+        camera(f"View{i}", (6 * math.sin(a), -6 * math.cos(a), 1.5))
+        for i, a in enumerate((0.0, math.radians(65), math.radians(-65)))
+    ]
+    bpy.context.scene.camera = cams[0]
+    select(target)
+    res, err = run_op(lambda: bpy.ops.dreamwire.project())
+    record("single_error", err)
+    single_cov = float((pixels(tex_image(target))[..., 3] > 0).mean())
+    jobs_before = len(backend_images())
+    res, err = run_op(lambda: bpy.ops.dreamwire.project_multiview())
+    record("result", res)
+    record("error", err)
+    record("jobs", len(backend_images()) - jobs_before)
+    tex = pixels(tex_image(target))
+    record("single_coverage", single_cov)
+    record("multi_coverage", float((tex[..., 3] > 0).mean()))
+    # Front (0), right (1, +x) and left (3, -x) faces all baked; back (2) not.
+    alphas = {}
+    for face in range(6):
+        uv, _ = _texel_of(target, face)
+        s = tex_image(target).size[0]
+        alphas[face] = int(tex[int((1 - uv[1]) * s), int(uv[0] * s), 3])
+    record("face_alpha", alphas)
+    mask = pixels(bpy.data.images["Dreamwire inpaint mask"])[..., 0]
+    record("mask_values", sorted({int(v) for v in np.unique(mask)}))
+    record("status", bpy.context.window_manager.dreamwire_status.text)
+
+
+def _anim_scene():
+    clear_scene()
+    s = settings()
+    s.depth.enabled = True
+    s.pose.enabled = CONFIG.get("pose", False)
+    target = cube("Mover", 0.8)
+    target.location = (-1, 0, 0)
+    target.keyframe_insert("location", frame=1)
+    target.location = (1, 0, 0)
+    target.keyframe_insert("location", frame=4)
+    cam = camera("Cam", (0, -7, 0.5))
+    bpy.context.scene.camera = cam
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 3
+    s.output_dir = os.path.join(CONFIG["out"], "frames")
+    return s
+
+
+def sc_animation():
+    s = _anim_scene()
+    s.from_previous = True
+    folder = s.output_dir
+    # First run: stop after the first frame is on disk (as an artist pressing Esc).
+    a = addon()
+    gen, n = a.actions.render_animation(bpy.context)
+    drv = a.core.tasks.Driver(a.connection.CONN.ensure(bpy.context) and a.connection.CONN, gen, n)
+    t0 = time.monotonic()
+    while not drv.done and not os.path.exists(os.path.join(folder, "frame_0001.png")):
+        drv.tick()
+        time.sleep(0.02)
+        if time.monotonic() - t0 > 300:
+            break
+    drv.cancel()
+    record("stopped_state", drv.status.state)
+    record("after_stop", sorted(f for f in os.listdir(folder) if f.endswith(".png")))
+    first_bytes = Path(os.path.join(folder, "frame_0001.png")).read_bytes()
+    record("frame_after_stop", bpy.context.scene.frame_current)
+    res, err = run_op(lambda: bpy.ops.dreamwire.render_animation())
+    record("result", res)
+    record("error", err)
+    record("status", bpy.context.window_manager.dreamwire_status.text)
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".png"))
+    record("files", files)
+    record(
+        "first_unchanged", Path(os.path.join(folder, "frame_0001.png")).read_bytes() == first_bytes
+    )
+    from dreamwire.shared.codec import decode_png
+
+    frames = [
+        decode_png(Path(os.path.join(folder, f)).read_bytes()).astype(np.int32) for f in files
+    ]
+    gens = [g for _, g in backend_images()]
+    record(
+        "frames_match_generated",
+        [
+            any(g.shape == fr[..., :3].shape and not np.abs(g - fr[..., :3]).any() for g in gens)
+            for fr in frames
+        ],
+    )
+    manifest = json.loads(Path(os.path.join(folder, "dreamwire_animation.json")).read_text())
+    record("seed", manifest["seed"])
+    record("depth_images", "Dreamwire depth" in bpy.data.images)
+
+
+def sc_bad_inputs():
+    clear_scene()
+    settings()
+    # No camera.
+    obj = cube("Lonely", 1.0)
+    select(obj)
+    before = material_state()
+    record("no_camera", run_op(lambda: bpy.ops.dreamwire.project())[1])
+    # Nothing selected.
+    cam = camera("Cam", (0, -6, 0))
+    bpy.context.scene.camera = cam
+    select()
+    record("nothing_selected", run_op(lambda: bpy.ops.dreamwire.project())[1])
+    # Mesh with no UVs for Generate texture; Project with UV creation off.
+    select(obj)
+    record("no_uvs_texture", run_op(lambda: bpy.ops.dreamwire.generate_texture())[1])
+    bpy.context.scene.dreamwire.create_uvs = False
+    record("no_uvs_project", run_op(lambda: bpy.ops.dreamwire.project())[1])
+    bpy.context.scene.dreamwire.create_uvs = True
+    # Unknown bone names with the pose control on.
+    arm = bpy.data.objects.new("Rig", bpy.data.armatures.new("Rig"))
+    bpy.context.scene.collection.objects.link(arm)
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for i, name in enumerate(("foo", "bar")):
+        b = arm.data.edit_bones.new(name)
+        b.head, b.tail = (0, 0, i), (0, 0, i + 1)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.context.scene.dreamwire.pose.enabled = True
+    select(obj)
+    record("unknown_bones", run_op(lambda: bpy.ops.dreamwire.project())[1])
+    bpy.context.scene.dreamwire.pose.enabled = False
+    record("uv_layers_after_failures", len(obj.data.uv_layers))
+    # Backend down: the address points at nothing.
+    prefs = bpy.context.preferences.addons["bl_ext.user_default.dreamwire"].preferences
+    prefs.address = CONFIG["dead_address"]
+    t0 = time.monotonic()
+    record("backend_down", run_op(lambda: bpy.ops.dreamwire.project())[1])
+    record("backend_down_seconds", round(time.monotonic() - t0, 1))
+    record("state_unchanged", material_state() == before)
+    record("uv_layers_after_down", len(obj.data.uv_layers))
+
+
+def sc_backend_dies():
+    clear_scene()
+    s = settings(steps=int(CONFIG.get("steps", 40)), size=64)
+    s.depth.enabled = True
+    obj = cube("Victim", 1.0)
+    cam = camera("Cam", (0, -6, 0))
+    bpy.context.scene.camera = cam
+    select(obj)
+    before = material_state()
+    a = addon()
+    gen, n = a.actions.project(bpy.context)
+    conn = a.connection.CONN
+    conn.ensure(bpy.context)
+    drv = a.core.tasks.Driver(conn, gen, n, lost_timeout=float(CONFIG.get("lost_timeout", 6)))
+    killed = False
+    t0 = time.monotonic()
+    while not drv.done and time.monotonic() - t0 < 300:
+        drv.tick()
+        if (
+            not killed
+            and drv.job_id is not None
+            and drv.status.text not in ("Submitted", "Connecting to the backend")
+        ):
+            os.kill(int(CONFIG["backend_pid"]), 9)
+            killed = True
+            record("killed_during", drv.status.text)
+        time.sleep(0.02)
+    record("killed", killed)
+    record("state", drv.status.state)
+    record("message", drv.status.message)
+    after = material_state()
+    # Captured control images may be added; nothing else.
+    record("materials_unchanged", after["materials"] == before["materials"])
+    record("uv_layers", len(obj.data.uv_layers))
+    record("texture", tex_image(obj) is not None)
+
+
+def main():
+    try:
+        install()
+        globals()["sc_" + CONFIG["scenario"]]()
+        OUT["ok"] = True
+    except Exception:
+        OUT["traceback"] = traceback.format_exc()
+    with open(CONFIG["result"], "w") as f:
+        json.dump(OUT, f, indent=1, default=str)
+
+
+main()

@@ -1,0 +1,186 @@
+"""The add-on in real Blender (the `bpy` module, headless) against a real backend process.
+
+Each scenario runs in its own process (bpy loads once per process): tests/blender/scenario.py
+installs the built zip into a private Blender user folder, enables it, builds a scene,
+runs operators and writes a JSON report that the tests here judge.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.support.backend import BackendProcess
+
+pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+@pytest.fixture(scope="session")
+def addon_zip(tmp_path_factory) -> Path:
+    """Built once with the real build command (pyzmq wheels cached under build/)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, str(ROOT / "blender_addon" / "build.py"), "--out", str(out)],
+        check=True,
+        cwd=ROOT,
+    )
+    return out / "dreamwire-0.1.0.zip"
+
+
+@pytest.fixture
+def backend(blender_backend):
+    return blender_backend
+
+
+def run_scenario(
+    name: str, addon_zip: Path, tmp_path: Path, backend=None, timeout=600, **extra
+) -> dict:
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    cfg = {
+        "scenario": name,
+        "zip": str(addon_zip),
+        "user_dir": str(tmp_path / "blender-user"),
+        "site_packages": sysconfig.get_paths()["purelib"],
+        "out": str(out),
+        "result": str(tmp_path / "result.json"),
+        "address": backend.address if backend else "tcp://127.0.0.1:9",
+        "backend_out": str(backend.out_dir) if backend else str(tmp_path),
+        **extra,
+    }
+    cfg_path = tmp_path / "scenario.json"
+    cfg_path.write_text(json.dumps(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-S", str(HERE / "scenario.py"), str(cfg_path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+    )
+    result_path = tmp_path / "result.json"
+    assert result_path.exists(), (
+        f"scenario wrote no result:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    result = json.loads(result_path.read_text())
+    assert result["ok"], result.get("traceback", "") + proc.stdout[-3000:] + proc.stderr[-3000:]
+    checks = result["checks"]
+    # What every scenario installed: the zip's own dreamwire.shared and pyzmq wheels.
+    assert checks["install"] == ["FINISHED"] and checks["enabled"]
+    assert "/extensions/.local/" in checks["shared_from"], checks["shared_from"]
+    assert checks["zmq_wheel_installed"]
+    return checks
+
+
+def free_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
+    c = run_scenario("install", addon_zip, tmp_path)
+    for op in (
+        "generate_texture",
+        "project",
+        "project_multiview",
+        "render_animation",
+        "cancel",
+        "start_backend",
+        "show_backend_log",
+    ):
+        assert op in c["operators"]
+    assert c["panels"] == [True, True]
+    assert c["after_reset"] == ""
+    assert c["reloaded"] == ["saved prompt", 7, True, 0.4, True]
+
+
+def test_generate_texture_puts_the_generated_image_on_a_new_material(addon_zip, tmp_path, backend):
+    c = run_scenario("generate_texture", addon_zip, tmp_path, backend)
+    assert c["error"] is None and c["result"] == ["FINISHED"]
+    assert c["has_texture"] and c["linked"]
+    assert c["backend_images"] >= 1
+    assert c["texture_equals_generated"] == 0  # max abs difference to the backend's PNG
+    assert c["png_written"]
+
+
+def test_project_bakes_visible_faces_and_masks_occluded_and_grazing(addon_zip, tmp_path, backend):
+    c = run_scenario("project", addon_zip, tmp_path, backend)
+    assert c["error"] is None and c["result"] == ["FINISHED"]
+    assert c["uv_before"] == 0 and c["uv_after"] == 1  # UVs created by Smart UV Project
+    assert c["has_texture"] and c["blocker_untouched"]
+    assert c["view_is_generated"] == 0
+    # Texels of the front face carry the generated image's colour at the pixel Blender's own
+    # world_to_camera_view projects them to (bilinear; a few levels for texel quantisation).
+    assert c["front_alpha"] == 255
+    assert max(c["front_diffs"]) < 40, c["front_diffs"]
+    assert c["front_mean_diff"] < 12 and c["mirrored_mean_diff"] > 2 * c["front_mean_diff"], c
+    assert c["back_alpha"] == 0
+    assert c["occluded_alpha"] == 0
+    assert c["grazing_alpha"] == 0
+    assert 0.02 < c["coverage"] < 0.6
+    assert c["png_written"]
+
+
+def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, backend):
+    c = run_scenario("multiview", addon_zip, tmp_path, backend)
+    assert c["single_error"] is None
+    assert c["error"] is None and c["result"] == ["FINISHED"], c
+    assert c["jobs"] == 3
+    assert c["multi_coverage"] > c["single_coverage"] * 1.8
+    fa = {int(k): v for k, v in c["face_alpha"].items()}
+    assert fa[0] == 255 and fa[1] == 255 and fa[3] == 255
+    assert fa[2] == 0  # the back face: no camera sees it
+    assert c["mask_values"] == [0, 255]  # later views keep what is covered, inpaint the rest
+
+
+def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_path, backend):
+    c = run_scenario("animation", addon_zip, tmp_path, backend)
+    assert c["stopped_state"] == "cancelled"
+    assert c["after_stop"] == ["frame_0001.png"]
+    assert c["frame_after_stop"] == 1
+    assert c["error"] is None and c["result"] == ["FINISHED"]
+    assert "Rendered 2 frames" in c["status"] and "1 already on disk" in c["status"]
+    assert c["files"] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
+    assert c["first_unchanged"]
+    assert c["frames_match_generated"] == [True, True, True]
+    assert c["depth_images"]
+
+
+def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):
+    c = run_scenario("bad_inputs", addon_zip, tmp_path, backend, dead_address=free_address())
+    for key in (
+        "no_camera",
+        "nothing_selected",
+        "no_uvs_texture",
+        "no_uvs_project",
+        "unknown_bones",
+        "backend_down",
+    ):
+        assert c[key] and "Traceback" not in c[key], (key, c[key])
+    assert "no camera" in c["no_camera"]
+    assert "Select the mesh" in c["nothing_selected"]
+    assert "has no UV map" in c["no_uvs_texture"] and "has no UV map" in c["no_uvs_project"]
+    assert "Rig" in c["unknown_bones"]
+    assert "No Dreamwire backend answers" in c["backend_down"]
+    assert c["state_unchanged"]
+    assert c["uv_layers_after_failures"] == 0 and c["uv_layers_after_down"] == 0
+
+
+def test_backend_dying_mid_job_fails_cleanly(addon_zip, tmp_path, tiny_models):
+    with BackendProcess([tiny_models], tmp_path / "dying") as proc:
+        c = run_scenario("backend_dies", addon_zip, tmp_path, proc, backend_pid=proc.pid, steps=60)
+    assert c["killed"]
+    assert c["state"] == "failed"
+    assert "stopped answering" in c["message"]
+    assert c["materials_unchanged"] and not c["texture"]
+    assert c["uv_layers"] == 0  # the UV map made for the bake was taken back

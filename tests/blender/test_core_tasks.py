@@ -1,0 +1,148 @@
+"""The action driver (core.tasks) against a real backend process and a real Client."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from blender_addon.core.tasks import CANCELLED, FAILED, FINISHED, ActionError, Driver
+from dreamwire.shared.client import Client
+from dreamwire.shared.job import Job
+from tests.support.backend import BackendProcess
+
+
+def small_job(**kw) -> Job:
+    base = dict(
+        prompt="brick", width=64, height=64, steps=2, sampler="Euler a", seed=7, preview_every=1
+    )
+    base.update(kw)
+    return Job(**base)
+
+
+@pytest.fixture
+def backend(blender_backend):
+    return blender_backend
+
+
+@pytest.fixture
+def client(backend):
+    c = Client(backend.address)
+    yield c
+    c.close()
+
+
+def drive(driver: Driver, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not driver.done and time.monotonic() < deadline:
+        driver.tick()
+        time.sleep(0.01)
+    assert driver.done
+
+
+def test_an_action_gets_each_result_back_in_order(client):
+    log = []
+
+    def action():
+        first = yield small_job(seed=1, tag="one")
+        log.append((first.tag, first.images[0].seed, first.images[0].image.shape))
+        second = yield small_job(seed=2, tag="two")
+        log.append((second.tag, second.images[0].seed))
+        return "two images"
+
+    previews = []
+    d = Driver(client, action(), jobs_expected=2, on_preview=previews.append)
+    drive(d)
+    assert d.status.state == FINISHED and d.status.message == "two images"
+    assert log == [("one", 1, (64, 64, 3)), ("two", 2)]
+    assert d.status.fraction == 1.0 and d.jobs_done == 2
+    assert previews and previews[0].ndim == 3
+
+
+def test_cancel_closes_the_action_so_its_cleanup_runs(client):
+    cleaned = []
+
+    def action():
+        try:
+            yield small_job(steps=200, width=128, height=128)
+        finally:
+            cleaned.append(True)
+
+    d = Driver(client, action())
+    while d.job_id is None:
+        d.tick()
+        time.sleep(0.01)
+    d.cancel()
+    assert d.status.state == CANCELLED and cleaned == [True]
+
+
+def test_backend_errors_reach_the_action_and_end_as_a_message(client):
+    seen = []
+
+    def action():
+        try:
+            yield small_job(model="no-such-model")
+        except Exception as exc:
+            seen.append(type(exc).__name__)
+            raise
+
+    d = Driver(client, action())
+    drive(d)
+    assert d.status.state == FAILED and "no-such-model" in d.status.message
+    assert seen == ["DreamwireError"]
+
+
+def test_action_errors_are_reported_without_traceback(client):
+    def action():
+        yield small_job()
+        raise ActionError("Select the mesh objects to project onto.")
+
+    d = Driver(client, action())
+    drive(d)
+    assert d.status.state == FAILED
+    assert d.status.message == "Select the mesh objects to project onto."
+
+
+def test_a_missing_backend_fails_before_the_action_starts():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    started = []
+
+    def action():
+        started.append(True)
+        yield small_job()
+
+    c = Client(address)
+    try:
+        d = Driver(c, action(), connect_timeout=1.0)
+        drive(d, timeout=30)
+    finally:
+        c.close()
+    assert d.status.state == FAILED and "No Dreamwire backend answers" in d.status.message
+    assert started == []
+
+
+def test_a_backend_killed_mid_job_fails_the_action(tiny_models, tmp_path):
+    cleaned = []
+
+    def action():
+        try:
+            yield small_job(steps=300, width=128, height=128)
+        finally:
+            cleaned.append(True)
+
+    with BackendProcess([tiny_models], tmp_path / "dies") as proc:
+        c = Client(proc.address)
+        try:
+            d = Driver(c, action(), lost_timeout=2.0)
+            while d.job_id is None or d.status.text in ("Submitted",):
+                d.tick()
+                time.sleep(0.01)
+            proc.kill()
+            drive(d, timeout=60)
+        finally:
+            c.close()
+    assert d.status.state == FAILED and "stopped answering" in d.status.message
+    assert cleaned == [True]
