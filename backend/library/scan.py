@@ -1,7 +1,7 @@
 """Finding model files in the folder layouts artists already have.
 
 A1111 keeps models under `models/<Kind>` (with `embeddings/` beside `models/` in the webui
-folder); ComfyUI under `models/<kind>`. A root may be the webui/ComfyUI folder, its
+folder); ComfyUI under `models/<kind>`. A Hugging Face hub cache folder is also accepted. A root may be the webui/ComfyUI folder, its
 `models` folder, or any folder holding such subfolders; folder names match regardless of
 case. A checkpoint's name is its path relative to the kind folder, without extension, as
 A1111 shows it ("sd15/dreamshaper_8").
@@ -9,6 +9,7 @@ A1111 shows it ("sd15/dreamshaper_8").
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,7 +147,59 @@ def identify(entry: ModelEntry) -> None:
         entry.detail["error"] = exc.message
 
 
+def _hub_snapshot(repo: Path) -> Path | None:
+    """The snapshot `refs/main` points at, else the newest one."""
+    snapshots = repo / "snapshots"
+    try:
+        ref = (repo / "refs" / "main").read_text().strip()
+    except OSError:
+        ref = ""
+    if ref and (snapshots / ref).is_dir():
+        return snapshots / ref
+    try:
+        candidates = [p for p in snapshots.iterdir() if p.is_dir()]
+    except OSError:
+        return None
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+_HUB_CLASSES = {"AutoencoderKL": Kind.VAE, "ControlNetModel": Kind.CONTROLNET}
+
+
+def scan_hub_cache(root: Path) -> list[ModelEntry]:
+    """A Hugging Face hub cache (`models--org--name/snapshots/<rev>/`): models downloaded
+    earlier with diffusers are listed under their hub id ("org/name") and load offline."""
+    entries = []
+    try:
+        repos = sorted(p for p in Path(root).iterdir() if p.name.startswith("models--"))
+    except OSError:
+        return entries
+    for repo in repos:
+        parts = repo.name.split("--")
+        snapshot = _hub_snapshot(repo)
+        if len(parts) < 3 or snapshot is None:
+            continue
+        name = f"{parts[1]}/{'--'.join(parts[2:])}"
+        if (snapshot / "model_index.json").is_file():
+            kind = Kind.CHECKPOINT
+        else:
+            try:
+                cls = json.loads((snapshot / "config.json").read_text()).get("_class_name")
+            except (OSError, ValueError):
+                continue
+            if cls not in _HUB_CLASSES:
+                continue
+            kind = _HUB_CLASSES[cls]
+        entry = ModelEntry(kind=kind, name=name, path=snapshot, format=Format.DIFFUSERS, root=root)
+        identify(entry)
+        entry.detail["hub_id"] = name
+        entries.append(entry)
+    return entries
+
+
 def scan_root(root: Path) -> list[ModelEntry]:
+    if any(Path(root).glob("models--*--*/snapshots")):
+        return scan_hub_cache(root)
     entries = []
     for kind, folders in kind_folders(root).items():
         for folder in folders:

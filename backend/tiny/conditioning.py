@@ -96,9 +96,15 @@ def random_controlnet(arch: str, seed: int, **extra):
         for block in zeroed:
             block.weight.normal_(0.0, 0.05)
             block.bias.normal_(0.0, 0.05)
-        # Strong enough that different control images give visibly different tiny images.
-        net.controlnet_cond_embedding.conv_out.weight.normal_(0.0, 0.5)
-        net.controlnet_cond_embedding.conv_out.bias.zero_()
+        # The hint encoder gets a variance-preserving init: with the default init its random
+        # biases drown the image after eight layers, and every control image looks alike.
+        emb = net.controlnet_cond_embedding
+        for conv in [emb.conv_in, *emb.blocks, emb.conv_out]:
+            fan_in = conv.weight[0].numel()
+            conv.weight.normal_(
+                0.0, (2.0 / fan_in) ** 0.5 if conv is not emb.conv_out else fan_in**-0.5
+            )
+            conv.bias.zero_()
     return net
 
 

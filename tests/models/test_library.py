@@ -294,3 +294,30 @@ def test_symlink_loop_does_not_hang(webui):
     os.symlink(webui / CKPT, webui / CKPT / "loop")
     lib = ModelLibrary([webui])
     assert sorted(lib.names("checkpoint")) == ["tiny-sd1", "tiny-sd1-diffusers", "xl/tiny-sdxl"]
+
+
+def test_hub_cache_models_load_by_hub_id(tiny_models, tmp_path):
+    import shutil
+
+    hub = tmp_path / "hub"
+    repo = hub / "models--dreamwire--tiny-sd1"
+    shutil.copytree(tiny_models / CKPT / "tiny-sd1-diffusers", repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    shutil.copytree(
+        tiny_models / CKPT / "tiny-sd1-diffusers" / "vae", hub / "models--x--vae/snapshots/1"
+    )
+    lib = ModelLibrary([hub])
+    entry = lib.find("checkpoint", "dreamwire/tiny-sd1")
+    assert (entry.format, entry.arch) == (Format.DIFFUSERS, "tiny-sd1")
+    assert lib.names("vae") == ["x/vae"]
+    pipe = lib.load_pipeline(entry)
+    reference = lib.load_pipeline(
+        ModelLibrary([tiny_models]).find("checkpoint", "tiny-sd1-diffusers")
+    )
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            pipe.unet.state_dict().values(), reference.unet.state_dict().values(), strict=True
+        )
+    )
