@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+import zmq.auth
 
 from . import events as ev
 from . import protocol as P

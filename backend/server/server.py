@@ -128,6 +128,9 @@ class Server:
                         self._receive(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
         finally:
             self.worker.stopping.set()
+            running = self.jobs.running
+            if running is not None:  # stop at the next step instead of finishing the job
+                running.cancel.set()
             self.worker.join(timeout=5)
             self.router.close(0)
             self.wake.close(0)

@@ -16,10 +16,10 @@ if _ROOT not in sys.path:
 from tests.support.backend import BackendProcess  # noqa: E402
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def backend(tiny_models, tmp_path_factory):
-    """One backend shared by a test module (tiny models, small limits so the oversize and
-    queue tests stay cheap)."""
+    """One backend shared by the wire tests that leave it healthy (tiny models; a 16 MB
+    message limit so the oversize test stays cheap). Starting one costs ~15 s on 2 cores."""
     out = tmp_path_factory.mktemp("backend-out")
     proc = BackendProcess([tiny_models], out, extra_args=["--max-message-mb", "16"])
     with proc:

@@ -11,8 +11,7 @@ import pytest
 
 from dreamwire.shared import events as ev
 from dreamwire.shared.client import Client
-
-from .test_backend import collect, small_job
+from tests.support.wire import collect, small_job
 
 
 def dreamwire(*args: str) -> subprocess.CompletedProcess:

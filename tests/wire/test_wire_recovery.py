@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dreamwire.shared import events as ev
 from dreamwire.shared.client import Client
 from dreamwire.shared.errors import ErrorCode
-
-from .test_backend import LONG_STEPS, collect, ended, first_step, small_job
+from tests.support.backend import BackendProcess
+from tests.support.wire import LONG_STEPS, collect, ended, first_step, small_job
 
 
 def _state(state: str):
     return lambda es: any(isinstance(e, ev.ConnectionChanged) and e.state == state for e in es)
 
 
-def test_backend_killed_mid_job_restarted_client_reconnects_and_fetches(backend_factory):
-    backend = backend_factory()
+@pytest.fixture(scope="module")
+def backend(tiny_models, tmp_path_factory):
+    """One backend for this module; the tests freeze it, kill it and restart it."""
+    with BackendProcess([tiny_models], tmp_path_factory.mktemp("recovery-out")) as proc:
+        yield proc
+
+
+def test_frozen_backend_is_reported_lost_and_the_result_arrives_after_it_thaws(backend):
+    c = Client(backend.address, heartbeat_timeout=2.0)
+    try:
+        c.connect_wait(60)
+        job_id = c.submit(small_job(steps=60, seed=21))
+        collect(c, first_step(job_id))
+        backend.pause()
+        try:
+            collect(c, _state(ev.LOST), timeout=30)
+        finally:
+            backend.resume()
+        events = collect(c, ended(job_id), timeout=120)
+        assert _state(ev.CONNECTED)(events)
+        results = [e for e in events if isinstance(e, ev.ResultEvent)]
+        assert len(results) == 1 and results[0].result.images[0].seed == 21
+        assert (backend.out_dir / "jobs" / job_id / "result.json").is_file()
+    finally:
+        c.close()
+
+
+def test_backend_killed_mid_job_restarted_client_reconnects_and_fetches(backend):
     c = Client(backend.address, heartbeat_timeout=3.0)
     try:
         c.connect_wait(60)
@@ -43,26 +70,5 @@ def test_backend_killed_mid_job_restarted_client_reconnects_and_fetches(backend_
         np.testing.assert_array_equal(got[0].result.images[0].image, finished.images[0].image)
         # And the restarted backend works.
         assert c.run(small_job(), timeout=120).images
-    finally:
-        c.close()
-
-
-def test_frozen_backend_is_reported_lost_and_the_result_arrives_after_it_thaws(backend_factory):
-    backend = backend_factory()
-    c = Client(backend.address, heartbeat_timeout=2.0)
-    try:
-        c.connect_wait(60)
-        job_id = c.submit(small_job(steps=60, seed=21))
-        collect(c, first_step(job_id))
-        backend.pause()
-        try:
-            collect(c, _state(ev.LOST), timeout=30)
-        finally:
-            backend.resume()
-        events = collect(c, ended(job_id), timeout=120)
-        assert _state(ev.CONNECTED)(events)
-        results = [e for e in events if isinstance(e, ev.ResultEvent)]
-        assert len(results) == 1 and results[0].result.images[0].seed == 21
-        assert (backend.out_dir / "jobs" / job_id / "result.json").is_file()
     finally:
         c.close()
