@@ -12,6 +12,7 @@ cannot be read from weights, so a sidecar `.yaml` (A1111 convention), the
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def _sd2_is_v(header: Header, path: Path) -> bool:
     sidecar = path.with_suffix(".yaml")
     if sidecar.is_file():
         text = sidecar.read_text(errors="replace")
-        return "parameterization" in text and '"v"' in text.replace("'", '"')
+        return re.search(r"^\s*parameterization\s*:\s*[\"']?v[\"']?\s*$", text, re.M) is not None
     prediction = header.metadata.get("modelspec.prediction_type", "")
     if prediction:
         return prediction.startswith("v")
@@ -72,7 +73,7 @@ def diffusers_arch(folder: Path) -> str | None:
     except (OSError, ValueError):
         return None
     tiny = unet.get("block_out_channels", [320])[0] <= TINY_WIDTH
-    inpaint = unet.get("in_channels") == 9
+    channels = int(unet.get("in_channels", 4))
     cls = index.get("_class_name", "")
     if "XL" in cls:
         arch = "tiny-sdxl" if tiny else "sdxl-base"
@@ -84,7 +85,7 @@ def diffusers_arch(folder: Path) -> str | None:
         arch = "sd2-v" if sched.get("prediction_type") == "v_prediction" else "sd2-base"
     else:
         arch = "tiny-sd1" if tiny else "sd1"
-    return arch + "-inpaint" if inpaint else arch
+    return arch + _INPUT_VARIANTS.get(channels, f"-in{channels}")
 
 
 def vae_arch(header: Header) -> str | None:

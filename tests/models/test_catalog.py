@@ -115,7 +115,7 @@ def test_sd2_prediction_from_sidecar_yaml(tmp_path):
     shapes = {k: tuple(v.shape) for k, v in ldm_state("sd2-v").items()}
     path = write_sparse_safetensors(tmp_path / "my_base_model.safetensors", shapes)
     assert checkpoint_arch(read_header(path), path) == "sd2-base"
-    (tmp_path / "my_base_model.yaml").write_text('model:\n  params:\n    parameterization: "v"\n')
+    (tmp_path / "my_base_model.yaml").write_text("model:\n  params:\n    parameterization: v\n")
     assert checkpoint_arch(read_header(path), path) == "sd2-v"
 
 
