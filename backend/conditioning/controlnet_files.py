@@ -152,6 +152,7 @@ def _fill_from_shapes(info: ControlNetInfo, shapes: dict[str, tuple[int, ...]]) 
 def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
     """Identify a ControlNet file or diffusers folder without loading its weights
     (pickled files have no header and are read through the restricted unpickler)."""
+    path = Path(path)
     name = name or (path.name if path.is_dir() else path.stem)
     kind = type_from_name(name)
     if path.is_dir():

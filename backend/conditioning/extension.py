@@ -56,6 +56,7 @@ class ConditioningExtension:
     def __init__(self, cache_size: int = 4):
         self._nets: dict[tuple, Any] = {}
         self._cache_size = cache_size
+        self.last_stack: ControlNetStack | None = None  # the last pass's stack, for inspection
 
     # -- LoRA --------------------------------------------------------------------------
     def _lora_requests(self, ctx) -> list[tuple[str, float, float]]:
@@ -163,7 +164,7 @@ class ConditioningExtension:
                 )
             )
         stack = ControlNetStack(nets, stack_units, cfg=job.cfg > 1.0)
-        ctx.state["control_stack"] = stack
+        ctx.state["control_stack"] = self.last_stack = stack
 
         def step_hook(ctx_, pipe, step, total, tensors):
             stack.set_step(step, total)

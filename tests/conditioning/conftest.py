@@ -1,0 +1,42 @@
+"""Conditioning fixtures: the tiny models' library and an engine with the conditioning
+extension (the default extensions)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def library(tiny_models):
+    from dreamwire.backend.library import ModelLibrary
+
+    return ModelLibrary([tiny_models])
+
+
+@pytest.fixture(scope="session")
+def engine(library):
+    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.engine import Engine
+
+    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=2)
+
+
+@pytest.fixture(scope="session")
+def extension(engine):
+    return engine.extensions[0]
+
+
+@pytest.fixture(scope="session")
+def cn_dir(tiny_models):
+    return tiny_models / "models" / "ControlNet"
+
+
+@pytest.fixture(scope="session")
+def lora_dir(tiny_models):
+    return tiny_models / "models" / "Lora"
