@@ -28,7 +28,7 @@ from dreamwire.shared.errors import DreamwireError
 
 # Folder names per kind: A1111 first, then ComfyUI, then common extras.
 KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
-    Kind.CHECKPOINT: ("Stable-diffusion", "checkpoints"),
+    Kind.CHECKPOINT: ("Stable-diffusion", "checkpoints", "diffusers"),
     Kind.VAE: ("VAE", "vae"),
     Kind.LORA: ("Lora", "loras", "LyCORIS"),
     Kind.EMBEDDING: ("embeddings",),
