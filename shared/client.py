@@ -310,6 +310,22 @@ class Client:
             if exc.code == ErrorCode.PROTOCOL_VERSION:
                 return self._incompatible(exc.message)
             return [ev.ErrorEvent(exc)]
+        try:
+            return self._dispatch(msg)
+        except (P.ProtocolError, KeyError, TypeError, ValueError) as exc:
+            # A backend bug or a foreign peer: report it, never raise out of poll().
+            err = (
+                exc
+                if isinstance(exc, DreamwireError)
+                else DreamwireError(
+                    ErrorCode.MALFORMED_MESSAGE,
+                    f"bad {msg.type} from the backend: {exc}",
+                    msg.job_id,
+                )
+            )
+            return [ev.ErrorEvent(err)]
+
+    def _dispatch(self, msg: P.Message) -> list[Any]:
         t = msg.type
         if t == P.WELCOME:
             return self._on_welcome(msg)

@@ -145,6 +145,13 @@ class Server:
             self.router.send_multipart([identity, *frames], copy=False)
         except zmq.ZMQError as exc:  # e.g. the peer's queue is full: drop, keep serving
             log.warning("could not send %s to a client: %s", msg.type, exc)
+        except Exception:  # an unencodable result must cost that reply, not the server
+            log.exception("could not encode %s for job %s", msg.type, msg.job_id)
+            if msg.type != P.ERROR:
+                err = DreamwireError(
+                    ErrorCode.INTERNAL, f"the backend could not send its {msg.type}", msg.job_id
+                )
+                self._send(identity, P.Message(P.ERROR, err.to_dict(), job_id=msg.job_id))
 
     def _error(self, identity: bytes, err: DreamwireError, reply_to: str = "") -> None:
         self._send(

@@ -35,7 +35,7 @@ def test_welcome_describes_the_backend(client):
     assert w.protocol == P.PROTOCOL_VERSION and w.server_id
     assert "tiny-sd1" in w.models
     assert "Euler" in w.samplers and "DPM++ 2M Karras" in w.samplers
-    assert w.limits["max_message_bytes"] == 16 * 2**20
+    assert w.limits["max_message_bytes"] == 16 * 2**20 and w.limits["max_queue"] == 8
     assert w.device
 
 
@@ -128,6 +128,37 @@ def test_priorities_interactive_before_normal_before_batch(client):
     events = collect(client, lambda es: len([e for e in es if isinstance(e, ev.ResultEvent)]) == 4)
     done = [e.job_id for e in events if isinstance(e, ev.ResultEvent)]
     assert done == [ids[2], ids[1], ids[0], ids[3]]
+
+
+def test_full_queue_refuses_and_recovers(client):
+    blocker = client.submit(small_job(steps=LONG_STEPS))
+    collect(client, first_step(blocker))
+    queued = [client.submit(small_job(priority="batch")) for _ in range(8)]
+    extra = client.submit(small_job())
+    events = collect(client, ended(extra))
+    (err,) = [e for e in events if isinstance(e, ev.ErrorEvent)]
+    assert err.error.code == ErrorCode.QUEUE_FULL
+    assert sum(isinstance(e, ev.Accepted) and e.job_id in queued for e in events) == 8
+    for job_id in [*queued, blocker]:
+        client.cancel(job_id)
+    cancelled = collect(client, lambda es: sum(isinstance(e, ev.Cancelled) for e in es) == 9)
+    assert {e.job_id for e in cancelled if isinstance(e, ev.Cancelled)} == {*queued, blocker}
+    assert client.run(small_job(), timeout=120).images
+
+
+def test_model_switch_is_a_progress_state_and_stays_cached(client):
+    def states(model: str) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        client.run(
+            small_job(model=model),
+            timeout=120,
+            on_progress=lambda p: seen.append((p.state, p.message)),
+        )
+        return seen
+
+    first = states("tiny-sd1-diffusers")
+    assert any(s == "loading_model" and "tiny-sd1-diffusers" in m for s, m in first), first
+    assert not any(s == "loading_model" for s, _ in states("tiny-sd1-diffusers"))
 
 
 def test_unknown_model_and_sampler_are_error_replies(client):
