@@ -120,8 +120,18 @@ class Client:
         if self.state == ev.CLOSED:
             return out
         now = time.monotonic()
+        if now - self._last_poll > self.heartbeat_timeout and self.state == ev.CONNECTED:
+            # The host was busy (a render, a modal dialog) and did not poll: nobody pinged,
+            # so silence proves nothing. Ping now and judge from here.
+            self._last_recv = now
+            self._last_ping = now
+            self._send(P.Message(P.HEARTBEAT))
+        self._last_poll = now
         out += self._drain_monitor()
-        while self._sock is not None and self._sock.poll(0, zmq.POLLIN):
+        # Bounded, so a burst of progress messages cannot hold the host's UI thread.
+        for _ in range(256):
+            if self._sock is None or not self._sock.poll(0, zmq.POLLIN):
+                break
             frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
             self._last_recv = time.monotonic()
             out += self._handle(frames)
@@ -253,6 +263,7 @@ class Client:
         now = time.monotonic()
         self._last_recv = now
         self._last_ping = now
+        self._last_poll = now
         self._send(self._hello())
 
     def _hello(self) -> P.Message:

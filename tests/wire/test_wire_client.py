@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import zmq
@@ -74,5 +75,35 @@ def test_invalid_job_is_refused_before_sending(router):
             c.submit(Job(width=65))
         assert info.value.code == ErrorCode.INVALID_SIZE
         assert not sock.poll(200)
+    finally:
+        c.close()
+
+
+def test_a_host_that_stopped_polling_is_not_told_the_backend_is_lost(router):
+    sock, address = router
+    c = Client(address, heartbeat_interval=0.1, heartbeat_timeout=0.5)
+    try:
+        identity, *frames = sock.recv_multipart()
+        hello = P.decode(frames, P.Limits())
+        welcome = P.Message(
+            P.WELCOME, {"protocol": P.PROTOCOL_VERSION, "server_id": "s1"}, reply_to=hello.msg_id
+        )
+        sock.send_multipart([identity, *P.encode(welcome)])
+        c.connect_wait(5)
+        time.sleep(1.0)  # the host is busy for twice the timeout, nobody polls
+        assert not [e for e in c.poll() if isinstance(e, ev.ConnectionChanged)]
+        # It pinged on waking; answering keeps it connected.
+        while sock.poll(500):
+            identity, *frames = sock.recv_multipart()
+            msg = P.decode(frames, P.Limits())
+            if msg.type == P.HEARTBEAT:
+                sock.send_multipart(
+                    [identity, *P.encode(P.Message(P.HEARTBEAT, {"server_id": "s1"}))]
+                )
+                break
+        else:
+            raise AssertionError("no heartbeat after the host woke")
+        assert not [e for e in c.wait(0.3) if isinstance(e, ev.ConnectionChanged)]
+        assert c.state == ev.CONNECTED
     finally:
         c.close()
