@@ -46,7 +46,13 @@ def read_key(key: str | bytes | Path, secret: bool = False) -> bytes:
         return key
     if isinstance(key, str) and len(key) == 40 and not Path(key).exists():
         return key.encode("ascii")
-    public, secret_key = zmq.auth.load_certificate(str(key))
+    try:
+        public, secret_key = zmq.auth.load_certificate(str(key))
+    except (OSError, ValueError) as exc:
+        raise DreamwireError(
+            ErrorCode.UNAUTHORIZED,
+            f"{str(key)[:200]!r} is neither a 40-character Z85 key nor a key file: {exc}",
+        ) from None
     chosen = secret_key if secret else public
     if chosen is None:
         raise DreamwireError(ErrorCode.UNAUTHORIZED, f"{key} holds no secret key")

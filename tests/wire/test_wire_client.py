@@ -107,3 +107,21 @@ def test_a_host_that_stopped_polling_is_not_told_the_backend_is_lost(router):
         assert c.state == ev.CONNECTED
     finally:
         c.close()
+
+
+def test_keys_as_text_or_files_and_bad_keys_say_so(tmp_path):
+    from dreamwire.backend.server.auth import write_key_pair
+    from dreamwire.shared.client import read_key
+
+    pub, sec = write_key_pair(tmp_path, "alice")
+    text = read_key(pub)
+    assert len(text) == 40 and read_key(text.decode()) == text
+    assert zmq.curve_public(read_key(sec, secret=True)) == text
+    with pytest.raises(DreamwireError) as info:
+        read_key(pub, secret=True)
+    assert info.value.code == ErrorCode.UNAUTHORIZED
+    with pytest.raises(DreamwireError) as info:
+        read_key("not a key")
+    assert "Z85" in info.value.message
+    with pytest.raises(DreamwireError):
+        write_key_pair(tmp_path, "alice")  # never overwrites a key
