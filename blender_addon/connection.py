@@ -46,7 +46,7 @@ class Connection:
         from dreamwire.shared.errors import DreamwireError
 
         p = prefs.get(context)
-        address = p.address.strip() if p else "tcp://127.0.0.1:5557"
+        address = p.address.strip() if p else "tcp://127.0.0.1:5790"
         server_key = (p.server_public_key.strip() or None) if p else None
         client_key = (
             (bpy.path.abspath(p.client_key_file).strip() or None)
@@ -116,7 +116,7 @@ def start_local_backend(context=None) -> str | None:
     p = prefs.get(context)
     if p is None:
         raise ValueError("The add-on preferences are not available")
-    address = p.address.strip() or "tcp://127.0.0.1:5557"
+    address = p.address.strip() or "tcp://127.0.0.1:5790"
     cfg = LocalBackendConfig(
         command=bpy.path.abspath(p.backend_command) if p.backend_command else "",
         models=[bpy.path.abspath(m.strip()) for m in p.backend_models.split(";") if m.strip()],

@@ -13,7 +13,7 @@ class DREAMWIRE_AP_preferences(bpy.types.AddonPreferences):
 
     address: StringProperty(
         name="Backend address",
-        default="tcp://127.0.0.1:5557",
+        default="tcp://127.0.0.1:5790",
         description="ZeroMQ address of the Dreamwire backend (dreamwire serve --bind ...)",
     )
     server_public_key: StringProperty(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ READY_PREFIX = "dreamwire: listening on "
 class LocalBackendConfig:
     command: str  # path of `dreamwire` (or "python -m dreamwire.backend")
     models: list[str]
-    bind: str = "tcp://127.0.0.1:5557"
+    bind: str = "tcp://127.0.0.1:5790"
     out_dir: str = ""
     extra_args: str = ""
 
@@ -29,13 +30,12 @@ class LocalBackendConfig:
 def build_command(cfg: LocalBackendConfig) -> list[str]:
     if not cfg.command.strip():
         raise ValueError("Set the path of the backend's 'dreamwire' command in the preferences")
-    cmd = shlex.split(cfg.command)
-    cmd += ["serve", "--bind", cfg.bind]
     models = [m for m in cfg.models if m.strip()]
-    if models:
-        cmd += ["--models", *models]
-    if cfg.out_dir:
-        cmd += ["--out", cfg.out_dir]
+    if not models:
+        raise ValueError("Set the model folders for the local backend in the preferences")
+    cmd = shlex.split(cfg.command)
+    out = cfg.out_dir or os.path.join(tempfile.gettempdir(), "dreamwire-backend-out")
+    cmd += ["serve", "--bind", cfg.bind, "--models", *models, "--out", out]
     if cfg.extra_args.strip():
         cmd += shlex.split(cfg.extra_args)
     return cmd
