@@ -1,0 +1,85 @@
+"""Preprocessors: the model-free ones follow controlnet-aux / A1111, the ones that need
+annotator weights say which file is missing and where it goes; the command line runs them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from dreamwire.backend.cli import main
+from dreamwire.backend.conditioning import preprocess
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+
+@pytest.fixture
+def picture() -> np.ndarray:
+    img = np.full((64, 96, 3), 230, np.uint8)
+    cv2.rectangle(img, (10, 10), (50, 40), (20, 40, 200), -1)
+    cv2.circle(img, (70, 40), 15, (10, 10, 10), 2)
+    return img
+
+
+def test_canny_is_opencv_canny_100_200(picture):
+    out = preprocess.run("canny", picture)
+    expected = cv2.Canny(picture, 100, 200)
+    assert out.shape == (64, 96, 3) and (out[..., 0] == expected).all()
+    assert set(np.unique(out)) == {0, 255}
+    assert (preprocess.run("canny", picture, low=1, high=2) > 0).sum() >= (out > 0).sum()
+
+
+def test_shuffle_moves_content_and_is_seeded(picture):
+    a = preprocess.run("shuffle", picture, seed=1)
+    b = preprocess.run("shuffle", picture, seed=1)
+    c = preprocess.run("shuffle", picture, seed=2)
+    assert a.shape == picture.shape and np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.array_equal(a, picture)
+    # a remap only moves (and blends) existing colours: nothing brighter than the source
+    assert a.max() <= picture.max() and a.min() >= picture.min()
+
+
+def test_scribble_invert_binary(picture):
+    lines = preprocess.run("scribble", picture)
+    assert set(np.unique(lines)) <= {0, 255} and lines.any() and not lines.all()
+    assert np.array_equal(preprocess.run("invert", picture), 255 - picture)
+    binary = preprocess.run("binary", picture, threshold=100)
+    grey = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY)
+    assert ((binary[..., 0] == 255) == (grey <= 100)).all()
+    otsu = preprocess.run("binary", picture)  # threshold 0: Otsu
+    assert set(np.unique(otsu)) == {0, 255}
+    rgba = np.dstack([picture, np.full(picture.shape[:2], 255, np.uint8)])
+    assert np.array_equal(preprocess.run("invert", rgba), 255 - picture)
+
+
+def test_annotator_weights_missing_names_file_and_folder(picture, tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path))
+    for name, file in [
+        ("softedge", "ControlNetHED.pth"),
+        ("depth", "dpt_hybrid-midas-501f0c75.pt"),
+        ("openpose", "body_pose_model.pth"),
+        ("normalbae", "scannet.pt"),
+        ("lineart", "sk_model.pth"),
+        ("lineart_anime", "netG.pth"),
+    ]:
+        with pytest.raises(DreamwireError) as err:
+            preprocess.run(name, picture)
+        assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
+        assert file in err.value.message and str(tmp_path) in err.value.message
+
+
+def test_unknown_preprocessor(picture):
+    with pytest.raises(DreamwireError) as err:
+        preprocess.run("magic", picture)
+    assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE and "canny" in err.value.message
+
+
+def test_command_line(picture, tmp_path, capsys, monkeypatch):
+    src = tmp_path / "in.png"
+    Image.fromarray(picture).save(src)
+    out = tmp_path / "edges.png"
+    assert main(["preprocess", "canny", str(src), "--out", str(out)]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), preprocess.run("canny", picture))
+    monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path / "none"))
+    assert main(["preprocess", "depth", str(src), "--out", str(tmp_path / "d.png")]) == 2
+    assert "dpt_hybrid-midas-501f0c75.pt" in capsys.readouterr().err
