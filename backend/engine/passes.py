@@ -84,7 +84,9 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     job, model = ctx.job, ctx.model
     prompts = ctx.state.get(("prompts", n_exec))
     if prompts is None:
-        prompts = ctx.state[("prompts", n_exec)] = prompting.encode(pipe, model, job, n_exec)
+        with torch.inference_mode():
+            prompts = prompting.encode(pipe, model, job, n_exec)
+        ctx.state[("prompts", n_exec)] = prompts
     sdxl = pipelines.kind(model.family) == "sdxl"
     batch = len(seeds)
     first = prompts.at(0)
