@@ -42,13 +42,19 @@ def test_welcome_describes_the_backend(client):
 def test_submit_progress_result_saved_before_sent(client, backend):
     steps: list[int] = []
     states: list[str] = []
+    previews: list[np.ndarray] = []
 
     def on_progress(p):
         states.append(p.state)
         steps.append(p.step)
+        if p.preview is not None:
+            previews.append(p.preview)
 
-    job = small_job(steps=3, tag="frame 1")
+    job = small_job(steps=3, tag="frame 1", preview_every=1)
     result = client.run(job, timeout=120, on_progress=on_progress)
+    assert previews and all(
+        p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in previews
+    )
     assert result.job_id == job.job_id and result.tag == "frame 1"
     (img,) = result.images
     assert img.image.shape == (64, 64, 3) and img.image.dtype == np.uint8
