@@ -53,13 +53,7 @@ class _ActionOperator:
         except (tasks.ActionError, DreamwireError, ValueError) as exc:
             self.report({"ERROR"}, exc.message if isinstance(exc, DreamwireError) else str(exc))
             return False
-        welcome = connection.CONN.welcome
-        if welcome is not None:
-            problems = missing_on_backend(context.scene.dreamwire.to_settings(), welcome)
-            if problems:
-                action.close()
-                self.report({"ERROR"}, " ".join(problems))
-                return False
+        settings = context.scene.dreamwire.to_settings()
         timeout = prefs_.timeout if prefs_ else 10
         self._driver = tasks.Driver(
             connection.CONN,
@@ -68,6 +62,7 @@ class _ActionOperator:
             connect_timeout=timeout,
             lost_timeout=max(5.0, client.heartbeat_timeout * 3),
             on_preview=_set_preview,
+            precheck=lambda welcome: missing_on_backend(settings, welcome),
         )
         connection.ACTIVE["driver"] = self._driver
         st = _status(context)

@@ -27,17 +27,32 @@ READY = "dreamwire: listening on "
 
 
 def start_backend(models: Path, out: Path) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "dreamwire.backend", "serve", "--models", str(models),
-           "--bind", "tcp://127.0.0.1:0", "--out", str(out / "backend")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dreamwire.backend",
+        "serve",
+        "--models",
+        str(models),
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--out",
+        str(out / "backend"),
+    ]
     log = open(out / "backend-console.log", "wb")  # noqa: SIM115 - the child holds it
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"},
+    )
     found: list[str] = []
 
     def read() -> None:
         for line in proc.stdout:
             if line.startswith(READY) and not found:
-                found.append(line[len(READY):].strip())
+                found.append(line[len(READY) :].strip())
 
     threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + 300
@@ -56,7 +71,9 @@ def build_scene(bpy):
         bpy.data.objects.remove(obj)
     bpy.ops.mesh.primitive_cube_add(size=1.6, location=(0, 0, 0.8))
     bpy.context.object.name = "Crate"
-    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.6, location=(1.7, 0.3, 0.6), segments=24, ring_count=12)
+    bpy.ops.mesh.primitive_uv_sphere_add(
+        radius=0.6, location=(1.7, 0.3, 0.6), segments=24, ring_count=12
+    )
     bpy.context.object.name = "Ball"
     bpy.ops.object.shade_smooth()
     bpy.ops.mesh.primitive_plane_add(size=8, location=(0, 0, 0))
@@ -69,7 +86,9 @@ def build_scene(bpy):
         a = math.radians(angle)
         cam = bpy.data.objects.new(name, bpy.data.cameras.new(name))
         cam.location = (7 * math.sin(a), -7 * math.cos(a), 4.0)
-        cam.rotation_euler = (Vector((0.5, 0, 0.7)) - cam.location).to_track_quat("-Z", "Y").to_euler()
+        cam.rotation_euler = (
+            (Vector((0.5, 0, 0.7)) - cam.location).to_track_quat("-Z", "Y").to_euler()
+        )
         bpy.context.scene.collection.objects.link(cam)
         cams.append(cam)
     bpy.context.scene.camera = cams[0]
@@ -82,7 +101,9 @@ def main() -> int:
     ap.add_argument("--models", type=Path, help="models root (default: build the tiny models)")
     ap.add_argument("--size", type=int, default=128, help="generation size in pixels")
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--from-source", action="store_true", help="register the checkout, skip the zip")
+    ap.add_argument(
+        "--from-source", action="store_true", help="register the checkout, skip the zip"
+    )
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -102,8 +123,15 @@ def main() -> int:
         os.environ["BLENDER_USER_RESOURCES"] = str(out / "blender-user")
         if not args.from_source:
             print("== building the add-on zip")
-            subprocess.run([sys.executable, str(ROOT / "blender_addon" / "build.py"), "--out", str(out / "dist")],
-                           check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "blender_addon" / "build.py"),
+                    "--out",
+                    str(out / "dist"),
+                ],
+                check=True,
+            )
         import bpy
 
         if args.from_source:
@@ -114,14 +142,21 @@ def main() -> int:
             module = "blender_addon"
         else:
             zip_path = next((out / "dist").glob("dreamwire-*.zip"))
-            bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
-                                                     enable_on_install=True)
+            bpy.ops.extensions.package_install_files(
+                filepath=str(zip_path), repo="user_default", enable_on_install=True
+            )
             module = "bl_ext.user_default.dreamwire"
-        prefs = bpy.context.preferences.addons[module].preferences if module in bpy.context.preferences.addons else None
+        prefs = (
+            bpy.context.preferences.addons[module].preferences
+            if module in bpy.context.preferences.addons
+            else None
+        )
         if prefs is not None:
             prefs.address = address
         else:  # registered from source without an add-on entry: point the connection directly
-            sys.modules[module].connection.CONN.ensure = _direct(sys.modules[module].connection.CONN, address)
+            sys.modules[module].connection.CONN.ensure = _direct(
+                sys.modules[module].connection.CONN, address
+            )
 
         cams = build_scene(bpy)
         scene = bpy.context.scene
@@ -140,12 +175,14 @@ def main() -> int:
         scene.render.resolution_x = scene.render.resolution_y = args.size
 
         print("== capturing depth, normals and segmentation from", cams[0].name)
-        from dreamwire.shared.codec import encode_png
-
         import importlib
 
+        from dreamwire.shared.codec import encode_png
+
         capture = importlib.import_module(module + ".capture")
-        caps = capture.capture_all(scene, cams[0], args.size, args.size, kinds=("depth", "normals", "segmentation"))
+        caps = capture.capture_all(
+            scene, cams[0], args.size, args.size, kinds=("depth", "normals", "segmentation")
+        )
         (out / "captures").mkdir(exist_ok=True)
         for kind in ("depth", "normals", "segmentation"):
             (out / "captures" / f"{kind}.png").write_bytes(encode_png(caps[kind]))

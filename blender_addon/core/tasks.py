@@ -56,6 +56,7 @@ class Driver:
         connect_timeout: float = 10.0,
         lost_timeout: float = 15.0,
         on_preview: Callable[[np.ndarray], None] | None = None,
+        precheck: Callable[[Any], list[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.client = client
@@ -64,6 +65,9 @@ class Driver:
         self.connect_timeout = connect_timeout
         self.lost_timeout = lost_timeout
         self.on_preview = on_preview
+        # Given the backend's Welcome, sentences about what it lacks for this action
+        # (a model, a ControlNet type); any sentence stops the action before it starts.
+        self.precheck = precheck
         self.clock = clock
         self.status = Status()
         self.job: Job | None = None
@@ -122,6 +126,12 @@ class Driver:
                 return
             state = getattr(self.client, "state", ev.CONNECTED)
             if state == ev.CONNECTED:
+                problems = (
+                    self.precheck(getattr(self.client, "welcome", None)) if self.precheck else []
+                )
+                if problems:
+                    self._abort(" ".join(problems))
+                    return
                 self._started = True
                 self._advance(None)
             elif state in (ev.INCOMPATIBLE, ev.UNAUTHORIZED):

@@ -261,6 +261,8 @@ def sc_generate_texture():
     )
     record("png_written", os.path.exists(os.path.join(CONFIG["out"], "Wall_texture.png")))
     record("status", bpy.context.window_manager.dreamwire_status.text)
+    preview = bpy.data.images.get("Dreamwire Preview")
+    record("preview", list(preview.size) if preview is not None else None)
 
 
 def _project_scene():
@@ -487,6 +489,12 @@ def sc_bad_inputs():
     select(obj)
     record("unknown_bones", run_op(lambda: bpy.ops.dreamwire.project())[1])
     bpy.context.scene.dreamwire.pose.enabled = False
+    # Settings the backend cannot serve: said plainly before anything runs.
+    bpy.context.scene.dreamwire.model = "no-such-model"
+    bpy.context.scene.dreamwire.segmentation.enabled = True
+    record("missing_on_backend", run_op(lambda: bpy.ops.dreamwire.project())[1])
+    bpy.context.scene.dreamwire.model = ""
+    bpy.context.scene.dreamwire.segmentation.enabled = False
     record("uv_layers_after_failures", len(obj.data.uv_layers))
     # Backend down: the address points at nothing.
     prefs = bpy.context.preferences.addons["bl_ext.user_default.dreamwire"].preferences

@@ -111,6 +111,7 @@ def test_generate_texture_puts_the_generated_image_on_a_new_material(addon_zip, 
     assert c["backend_images"] >= 1
     assert c["texture_equals_generated"] == 0  # max abs difference to the backend's PNG
     assert c["png_written"]
+    assert c["preview"] and c["preview"][0] > 0  # live previews arrived while it ran
 
 
 def test_project_bakes_visible_faces_and_masks_occluded_and_grazing(addon_zip, tmp_path, backend):
@@ -171,6 +172,7 @@ def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_pa
     assert "Select the mesh" in c["nothing_selected"]
     assert "has no UV map" in c["no_uvs_texture"] and "has no UV map" in c["no_uvs_project"]
     assert "Rig" in c["unknown_bones"]
+    assert "no model named 'no-such-model'" in c["missing_on_backend"]
     assert "No Dreamwire backend answers" in c["backend_down"]
     assert c["state_unchanged"]
     assert c["uv_layers_after_failures"] == 0 and c["uv_layers_after_down"] == 0

@@ -11,10 +11,25 @@ from dreamwire.shared.client import Client
 
 
 def test_command_line_and_missing_settings():
-    cfg = LocalBackendConfig(command="/opt/dw/bin/dreamwire --verbose", models=["/m1", " "],
-                             bind="tcp://127.0.0.1:7000", out_dir="/o", extra_args="--low-vram")
-    assert build_command(cfg) == ["/opt/dw/bin/dreamwire", "--verbose", "serve", "--bind", "tcp://127.0.0.1:7000",
-                                  "--models", "/m1", "--out", "/o", "--low-vram"]
+    cfg = LocalBackendConfig(
+        command="/opt/dw/bin/dreamwire --verbose",
+        models=["/m1", " "],
+        bind="tcp://127.0.0.1:7000",
+        out_dir="/o",
+        extra_args="--low-vram",
+    )
+    assert build_command(cfg) == [
+        "/opt/dw/bin/dreamwire",
+        "--verbose",
+        "serve",
+        "--bind",
+        "tcp://127.0.0.1:7000",
+        "--models",
+        "/m1",
+        "--out",
+        "/o",
+        "--low-vram",
+    ]
     with pytest.raises(ValueError, match="command"):
         build_command(LocalBackendConfig(command=" ", models=["/m"]))
     with pytest.raises(ValueError, match="model folders"):
@@ -30,8 +45,12 @@ def test_a_bad_command_is_a_clear_error(tmp_path):
 
 def test_starts_a_real_backend_logs_and_stops(tiny_models, tmp_path):
     lb = LocalBackend(tmp_path / "backend.log")
-    cfg = LocalBackendConfig(command=f"{sys.executable} -m dreamwire.backend", models=[str(tiny_models)],
-                             bind="tcp://127.0.0.1:0", out_dir=str(tmp_path / "out"))
+    cfg = LocalBackendConfig(
+        command=f"{sys.executable} -m dreamwire.backend",
+        models=[str(tiny_models)],
+        bind="tcp://127.0.0.1:0",
+        out_dir=str(tmp_path / "out"),
+    )
     lb.start(cfg)
     try:
         address = lb.wait_ready(timeout=180)

@@ -207,3 +207,25 @@ def test_dilate_grows_colours_into_empty_texels():
     out, m = dilate(vals, mask, 1)
     assert m[1:4, 1:4].all() and not m[0].any()
     assert np.allclose(out[1, 1], (10, 20, 30))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(width=96, height=64, lens=35.0, shift_x=0.1, shift_y=-0.2),
+        dict(width=64, height=96, lens=50.0, sensor_fit="VERTICAL"),
+        dict(width=80, height=64, ortho=True, ortho_scale=5.0, shift_x=0.05),
+        dict(width=64, height=64, pixel_aspect_x=1.0, pixel_aspect_y=1.5),
+    ],
+)
+def test_camera_from_model_projects_like_the_blender_camera_model(kw):
+    from blender_addon.core.camera import CameraModel
+    from blender_addon.core.projection import camera_from_model
+
+    m = np.linalg.inv(look_at((1.0, -5.0, 2.0), (0.2, 0.0, 0.3)))
+    model = CameraModel(matrix_world=m, **kw)
+    cam = camera_from_model(model)
+    pts = np.random.default_rng(1).uniform(-1.5, 1.5, (50, 3))
+    a, da = cam.project(pts)
+    b, db = model.project(pts)
+    assert np.allclose(a, b, atol=1e-6) and np.allclose(da, db)

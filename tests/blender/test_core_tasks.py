@@ -146,3 +146,28 @@ def test_a_backend_killed_mid_job_fails_the_action(tiny_models, tmp_path):
             c.close()
     assert d.status.state == FAILED and "stopped answering" in d.status.message
     assert cleaned == [True]
+
+
+def test_precheck_stops_an_action_the_backend_cannot_serve(client):
+    from blender_addon.core.job_builder import (
+        ControlSetting,
+        GenerationSettings,
+        missing_on_backend,
+    )
+
+    started = []
+
+    def action():
+        started.append(True)
+        yield small_job()
+
+    s = GenerationSettings(model="tiny-sd1", controls=[ControlSetting("depth", True)])
+    d = Driver(client, action(), precheck=lambda w: missing_on_backend(s, w))
+    drive(d)
+    assert d.status.state == FINISHED and started == [True]  # the real backend has both
+    s = GenerationSettings(model="sd-nope", controls=[ControlSetting("depth", True)])
+    started.clear()
+    d = Driver(client, action(), precheck=lambda w: missing_on_backend(s, w))
+    drive(d)
+    assert d.status.state == FAILED and "no model named 'sd-nope'" in d.status.message
+    assert started == []
