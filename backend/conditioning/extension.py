@@ -20,6 +20,7 @@ from dreamwire.shared.job import ControlUnit, LoraRef
 
 from . import controlnet_files, lora, units
 from .controlnet import ControlNetStack
+from .embeddings import EmbeddingSet
 
 CLASSES = {
     ("sd", "txt2img"): "StableDiffusionControlNetPipeline",
@@ -141,6 +142,11 @@ class ConditioningExtension:
 
     # -- EngineExtension ---------------------------------------------------------------
     def before_job(self, ctx) -> None:
+        # Textual-inversion names are looked up by backend/text_encoding.py through this set
+        # (loaded lazily: only embeddings a prompt names are read).
+        ctx.state["embeddings"] = EmbeddingSet(
+            library_entries(ctx.state.get("library"), "embedding")
+        )
         if ctx.job.controls:
             ctx.state["controls"] = self._resolve_controls(ctx)
             ctx.handled.add("controls")

@@ -4,9 +4,9 @@ pass size and its StackUnit (weight, window, mode).
 Special inputs, as the ControlNet 1.1 models were trained:
   * inpaint: the source image with the pixels to repaint set to -1. The mask is the job's
     mask (255 = repaint) when it has one, else the unit image's alpha channel;
-  * tile: the (low-resolution) source image itself; preprocessor "tile_resample" first
-    shrinks it by the factor in ControlUnit-independent default 1 (no shrink), and every pass
-    resizes it to its own size, so a Hires.fix pass sees the low-resolution source enlarged;
+  * tile: the source image itself (preprocessor "none"), or shrunk first by
+    preprocessor "tile_resample"; every pass resizes it to its own size, so a Hires.fix pass
+    sees the low-resolution source enlarged, as the tile model expects;
   * ip2p: the source image, unprocessed;
   * shuffle: preprocessor "shuffle" content-shuffles the reference (seeded by the job's seed,
     so a seed reproduces the image); with preprocessor "none" the image is used as given.

@@ -1,0 +1,101 @@
+"""Special control inputs: inpaint masks, tile, shuffle, and per-unit flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from cn_helpers import BASE, noise_image
+
+from dreamwire.backend.conditioning import preprocess, units
+from dreamwire.backend.conditioning.controlnet_files import ControlNetInfo
+from dreamwire.shared.job import ControlUnit, Job
+
+
+def info(name: str, kind: str) -> ControlNetInfo:
+    return ControlNetInfo(name=name, path=None, type=kind, layout="original")  # type: ignore[arg-type]
+
+
+def test_inpaint_uses_the_job_mask():
+    src = noise_image(1)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:24, 8:40] = 255
+    job = Job(**BASE, init_image=src, mask=mask)
+    t = units.control_tensor(
+        ControlUnit(type="inpaint", image=src),
+        job,
+        64,
+        64,
+        info("control_v11p_sd15_inpaint", "inpaint"),
+    )
+    assert (t[0, :, 8:24, 8:40] == -1).all()
+    outside = torch.from_numpy(src).permute(2, 0, 1).float() / 255
+    keep = torch.from_numpy(mask == 0)
+    assert torch.equal(t[0][:, keep], outside[:, keep])
+
+
+def test_inpaint_takes_the_alpha_channel_when_the_job_has_no_mask():
+    rgba = np.dstack([noise_image(2), np.zeros((64, 64), np.uint8)])
+    rgba[40:, :, 3] = 255  # bottom strip: repaint
+    t = units.control_tensor(
+        ControlUnit(type="inpaint", image=rgba),
+        Job(**BASE),
+        32,
+        32,
+        info("control_v11p_sd15_inpaint", "inpaint"),
+    )
+    assert t.shape == (1, 3, 32, 32)
+    assert (t[0, :, 20:] == -1).all() and (t[0, :, :20] >= 0).all()
+
+
+def test_other_types_drop_alpha():
+    rgba = np.dstack([noise_image(3), np.full((64, 64), 255, np.uint8)])
+    t = units.control_tensor(
+        ControlUnit(type="depth", image=rgba),
+        Job(**BASE),
+        64,
+        64,
+        info("control_v11f1p_sd15_depth", "depth"),
+    )
+    assert (t >= 0).all()
+
+
+def test_shuffle_preprocessor_is_seeded_by_the_job():
+    ref = noise_image(4)
+    unit = ControlUnit(type="shuffle", image=ref, preprocessor="shuffle")
+    i = info("control_v11e_sd15_shuffle", "shuffle")
+    a = units.control_tensor(unit, Job(**{**BASE, "seed": 5}), 64, 64, i)
+    b = units.control_tensor(unit, Job(**{**BASE, "seed": 5}), 64, 64, i)
+    c = units.control_tensor(unit, Job(**{**BASE, "seed": 6}), 64, 64, i)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    expected = (
+        torch.from_numpy(preprocess.run("shuffle", ref, seed=5)).permute(2, 0, 1)[None].float()
+        / 255
+    )
+    assert torch.equal(a, expected)
+    assert units.stack_unit(unit, i, hires_pass=False).pool  # v11e shuffle pools globally
+
+
+def test_tile_gets_the_low_resolution_source_enlarged():
+    small = noise_image(5, h=32, w=32)
+    t = units.control_tensor(
+        ControlUnit(type="tile", image=small),
+        Job(**BASE),
+        64,
+        64,
+        info("control_v11f1e_sd15_tile", "tile"),
+    )
+    assert t.shape == (1, 3, 64, 64)
+    # blocky 4x4 source (8 px blocks at 32 px) enlarged x2: still blocks of one colour
+    assert torch.equal(t[0, :, 0, 0], t[0, :, 15, 15])
+
+
+def test_hires_forces_soft_injection_for_canny_and_mlsd_only():
+    unit = ControlUnit(type="canny", image=noise_image(6))
+    assert units.stack_unit(unit, info("control_v11p_sd15_canny", "canny"), hires_pass=True).soft
+    assert not units.stack_unit(
+        unit, info("control_v11p_sd15_canny", "canny"), hires_pass=False
+    ).soft
+    depth = ControlUnit(type="depth", image=noise_image(6))
+    assert not units.stack_unit(
+        depth, info("control_v11f1p_sd15_depth", "depth"), hires_pass=True
+    ).soft
