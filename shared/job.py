@@ -135,7 +135,15 @@ class Job:
 
     def validate(self) -> Job:
         """Raise DreamwireError for anything wrong that needs no models to see."""
+        try:
+            return self._validate()
+        except (TypeError, ValueError, AttributeError) as exc:
+            # A field of the wrong JSON type (a list where a number belongs, say).
+            raise DreamwireError(
+                ErrorCode.INVALID_JOB, f"malformed job field: {exc}", str(self.job_id)
+            ) from None
 
+    def _validate(self) -> Job:
         def bad(code: ErrorCode, msg: str) -> DreamwireError:
             return DreamwireError(code, msg, self.job_id)
 

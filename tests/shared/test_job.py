@@ -94,3 +94,10 @@ def test_from_wire_rejects_malformed(body):
     with pytest.raises(DreamwireError) as info:
         Job.from_wire(body, [])
     assert info.value.code is ErrorCode.INVALID_JOB
+
+
+@pytest.mark.parametrize("changes", [{"cfg": [1]}, {"strength": "lots"}, {"outpaint": 3}])
+def test_wrong_json_types_are_invalid_job_not_a_crash(changes):
+    with pytest.raises(DreamwireError) as info:
+        Job(**changes).validate()
+    assert info.value.code is ErrorCode.INVALID_JOB
