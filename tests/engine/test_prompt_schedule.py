@@ -1,0 +1,59 @@
+"""Prompt editing: the engine swaps the embeddings inside diffusers' loop at the scheduled
+step, exactly as a diffusers callback doing the same swap by hand."""
+
+from __future__ import annotations
+
+import torch
+from reference import maxdiff, reference_pipe, to_uint8
+
+from dreamwire.backend.engine import prompting
+from dreamwire.shared.job import Job
+
+
+def _embeds(pipe, text: str, negative: str):
+    with torch.inference_mode():
+        cond, uncond = pipe.encode_prompt(text, pipe.device, 1, True, negative)
+    return cond, uncond
+
+
+def test_embeddings_swap_at_the_scheduled_step(engine, monkeypatch):
+    pipe = reference_pipe(engine, "StableDiffusionPipeline", "Euler")
+    cat, neg = _embeds(pipe, "a cat", "blur")
+    # Far from "a cat", so that the swap shows even through a random-weight UNet.
+    dog = torch.randn(cat.shape, generator=torch.Generator().manual_seed(0)) * cat.std() * 10
+    plan = prompting.PromptPlan(
+        [prompting.StepEmbeds(cat, neg)] + [prompting.StepEmbeds(dog, neg)] * 3
+    )
+    monkeypatch.setattr(prompting, "encode", lambda *a, **k: plan)
+    got = engine.run(
+        Job(prompt="[a cat:a dog:1]", steps=4, sampler="Euler", width=64, height=64, seed=8)
+    )
+
+    def swap(p, i, t, tensors):
+        return {"prompt_embeds": torch.cat([neg, dog])} if i == 0 else {}
+
+    with torch.inference_mode():
+        ref = pipe(
+            prompt_embeds=cat,
+            negative_prompt_embeds=neg,
+            num_inference_steps=4,
+            guidance_scale=7.0,
+            width=64,
+            height=64,
+            output_type="np",
+            generator=torch.Generator().manual_seed(8),
+            callback_on_step_end=swap,
+            callback_on_step_end_tensor_inputs=["prompt_embeds"],
+        ).images
+        only_cat = pipe(
+            prompt_embeds=cat,
+            negative_prompt_embeds=neg,
+            num_inference_steps=4,
+            guidance_scale=7.0,
+            width=64,
+            height=64,
+            output_type="np",
+            generator=torch.Generator().manual_seed(8),
+        ).images
+    assert maxdiff(got.images[0].image, to_uint8(ref)[0]) <= 1
+    assert maxdiff(got.images[0].image, to_uint8(only_cat)[0]) > 3  # the swap mattered
