@@ -180,7 +180,8 @@ def read(path: Path, name: str | None = None) -> LoraFile:
                 grouped.setdefault((part, module), {})[slot] = value
         elif m := _PEFT.match(key):
             part = {"unet": "unet", "text_encoder": "pte1", "text_encoder_2": "pte2"}[m[1]]
-            module = m[2] + (f".{m[3]}" if m[3] else "")
+            # processor.to_out_lora targets the attention's to_out.0 Linear
+            module = m[2] + ({"to_out": ".to_out.0"}.get(m[3], f".{m[3]}") if m[3] else "")
             module = module.replace(".", "_")
             slot = "down" if m[4] in ("lora_A", "down") else "up"
             grouped.setdefault((part, module), {})[slot] = value

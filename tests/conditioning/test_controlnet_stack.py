@@ -193,3 +193,37 @@ def test_inpaint_tensor_marks_masked_pixels_minus_one():
     t = control_image.to_tensor(rgb, mask)
     assert (t[0, :, 2:4, 2:4] == -1).all() and (t[0, :, 5:, 5:] == 1).all()
     assert int((t == -1).sum()) == 4 * 3
+
+
+def test_pickled_controlnet_pth_loads_through_the_restricted_unpickler(
+    engine, cn_dir, canny, tmp_path
+):
+    from safetensors.torch import load_file
+
+    pth = tmp_path / "control_v11p_sd15_canny.pth"
+    torch.save(load_file(str(cn_dir / "control_v11p_sd15_canny.safetensors")), pth)
+    info = controlnet_files.inspect(pth)
+    assert info.pickled and info.layout == "original" and info.type == "canny"
+    net = load_net(engine, pth)
+    ref = canny.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in net.state_dict().items())
+
+
+def test_old_diffusers_lora_names(tmp_path, engine):
+    from safetensors.torch import save_file
+
+    from dreamwire.backend.conditioning import lora
+
+    comps = engine.load("tiny-sd1").components
+    attn = comps["unet"].down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    before = attn.to_out[0].weight.detach().clone()
+    key = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora"
+    path = tmp_path / "old.safetensors"
+    save_file(
+        {f"{key}.down.weight": torch.ones(1, 32), f"{key}.up.weight": torch.ones(32, 1)}, str(path)
+    )
+    patch = lora.apply([(lora.read(path), 0.5, 0.5)], comps)
+    try:
+        torch.testing.assert_close(attn.to_out[0].weight.detach(), before + 0.5)
+    finally:
+        patch.restore()
