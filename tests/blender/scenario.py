@@ -388,6 +388,7 @@ def sc_multiview():
         s = tex_image(target).size[0]
         alphas[face] = int(tex[int((1 - uv[1]) * s), int(uv[0] * s), 3])
     record("face_alpha", alphas)
+    record("job_records", job_records())
     mask = pixels(bpy.data.images["Dreamwire inpaint mask"])[..., 0]
     record("mask_values", sorted({int(v) for v in np.unique(mask)}))
     record("status", bpy.context.window_manager.dreamwire_status.text)
@@ -426,6 +427,7 @@ def sc_animation():
         if time.monotonic() - t0 > 300:
             break
     drv.cancel()
+    depth_frame1 = pixels(bpy.data.images["Dreamwire depth"])
     record("stopped_state", drv.status.state)
     record("after_stop", sorted(f for f in os.listdir(folder) if f.endswith(".png")))
     first_bytes = Path(os.path.join(folder, "frame_0001.png")).read_bytes()
@@ -455,6 +457,24 @@ def sc_animation():
     manifest = json.loads(Path(os.path.join(folder, "dreamwire_animation.json")).read_text())
     record("seed", manifest["seed"])
     record("depth_images", "Dreamwire depth" in bpy.data.images)
+    # The depth sent for frame 3 is not frame 1's: the capture follows the animation.
+    depth_last = pixels(bpy.data.images["Dreamwire depth"])
+    record("depth_moved", int(np.abs(depth_last - depth_frame1).max()))
+    record("jobs", job_records())
+
+
+def job_records():
+    """(tag, mode, seed, control types) of every job the backend recorded, by tag."""
+    out = {}
+    for dirpath, _, files in os.walk(CONFIG["backend_out"]):
+        if "result.json" in files:
+            rec = json.loads(Path(dirpath, "result.json").read_text())
+            j = rec["job"]
+            mode = "inpaint" if j.get("mask") else "img2img" if j.get("init_image") else "txt2img"
+            out.setdefault(rec["tag"], []).append(
+                [mode, j["seed"], [c["type"] for c in j["controls"]]]
+            )
+    return out
 
 
 def sc_bad_inputs():

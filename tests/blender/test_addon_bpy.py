@@ -141,7 +141,12 @@ def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, bac
     fa = {int(k): v for k, v in c["face_alpha"].items()}
     assert fa[0] == 255 and fa[1] == 255 and fa[3] == 255
     assert fa[2] == 0  # the back face: no camera sees it
-    assert c["mask_values"] == [0, 255]  # later views keep what is covered, inpaint the rest
+    assert c["mask_values"] == [0, 255]
+    modes = {tag: [j[0] for j in v] for tag, v in c["job_records"].items()}
+    assert modes["project View1"] == ["inpaint"] and modes["project View2"] == ["inpaint"]
+    assert (
+        modes["project View0"].count("txt2img") == 2
+    )  # single projection + first multi-view  # later views keep what is covered, inpaint the rest
 
 
 def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_path, backend):
@@ -154,7 +159,13 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
     assert c["files"] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
     assert c["first_unchanged"]
     assert c["frames_match_generated"] == [True, True, True]
-    assert c["depth_images"]
+    assert c["depth_images"] and c["depth_moved"] > 50
+    # One job per frame (the resumed run did not redo frame 1), all with the same seed;
+    # frame 1 from scratch, the others img2img from the frame before.
+    jobs = c["jobs"]
+    assert jobs["frame 1"] == [["txt2img", c["seed"], ["depth"]]]
+    assert jobs["frame 2"] == [["img2img", c["seed"], ["depth"]]]
+    assert jobs["frame 3"] == [["img2img", c["seed"], ["depth"]]]
 
 
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):
