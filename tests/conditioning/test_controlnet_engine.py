@@ -296,3 +296,54 @@ def test_wrong_channel_count_is_a_clear_error(engine):
         engine.run(job(controls=[ControlUnit(type="canny", image=bad)]))
     assert err.value.code == ErrorCode.INVALID_IMAGE
     assert "1|3|4" in err.value.message or "1, 3 or 4" in err.value.message
+
+
+def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
+    from dreamwire.backend.engine.masks import composite
+
+    init = noise_image(20)
+    ctl = noise_image(21)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 20:44] = 255
+    result = engine.run(
+        job(
+            init_image=init,
+            mask=mask,
+            mask_blur=0,
+            strength=0.8,
+            controls=[ControlUnit(type="canny", image=ctl, weight=0.9)],
+        )
+    )
+    pipe = reference_pipe(
+        engine,
+        "StableDiffusionControlNetInpaintPipeline",
+        [load_net(engine, cn_dir / f"{CANNY}.safetensors")],
+    )
+    ref = run(
+        pipe,
+        1234,
+        prompt=PROMPT,
+        negative_prompt=NEGATIVE,
+        num_inference_steps=4,
+        guidance_scale=6.0,
+        image=Image.fromarray(init),
+        mask_image=Image.fromarray(mask),
+        control_image=[Image.fromarray(ctl)],
+        strength=0.8,
+        width=64,
+        height=64,
+        controlnet_conditioning_scale=[0.9],
+    )
+    assert maxdiff(result.images[0].image, composite(init, ref, mask)) <= 1
+
+
+def test_sdxl_img2img_and_inpaint_with_controlnet(engine):
+    init = noise_image(22)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:40, 8:40] = 255
+    unit = ControlUnit(type="depth", image=noise_image(23))
+    a = engine.run(job(model="tiny-sdxl", init_image=init, strength=0.7, controls=[unit]))
+    b = engine.run(
+        job(model="tiny-sdxl", init_image=init, mask=mask, strength=0.9, controls=[unit])
+    )
+    assert a.images[0].image.shape == b.images[0].image.shape == (64, 64, 3)
