@@ -4,6 +4,8 @@ Either way errors reach the artist as one report line, never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
+
 import bpy
 from bpy.props import StringProperty
 
@@ -21,7 +23,12 @@ def _status(context):
 
 
 def _set_preview(array) -> None:
-    bpy_data.image_from_array(PREVIEW_IMAGE, array)
+    img = bpy_data.image_from_array(PREVIEW_IMAGE, array)
+    # The panel shows the image's preview icon; it is (re)made here, not while drawing,
+    # where Blender forbids changing data.
+    with contextlib.suppress(AttributeError, RuntimeError):
+        img.preview_ensure()
+        img.preview.reload()
 
 
 def _redraw(context) -> None:

@@ -53,8 +53,7 @@ def _draw_status(layout, context) -> bool:
             box.prop(st, "progress", text="Progress", slider=True)
         box.operator("dreamwire.cancel", icon="CANCEL")
         img = bpy.data.images.get("Dreamwire Preview")
-        if img is not None:
-            img.preview_ensure()
+        if img is not None and img.preview is not None:
             box.template_icon(icon_value=img.preview.icon_id, scale=6.0)
     else:
         icon = {"finished": "CHECKMARK", "failed": "ERROR", "cancelled": "CANCEL"}.get(

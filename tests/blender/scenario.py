@@ -219,10 +219,77 @@ def bilinear(img, x, y):
 # --- scenarios -----------------------------------------------------------------------
 
 
+class FakeLayout:
+    """Stands in for a panel's UILayout (headless Blender has no window to draw in): every
+    property and operator the panel names must exist."""
+
+    def __init__(self, log):
+        self.log = log
+        self.enabled = self.active = True
+
+    def _child(self, *a, **k):
+        return FakeLayout(self.log)
+
+    row = column = box = split = _child
+
+    def prop(self, data, name, **kw):
+        assert name in data.bl_rna.properties, f"no property {name!r} on {data!r}"
+        self.log.append(("prop", name))
+
+    def operator(self, idname, **kw):
+        mod, op = idname.split(".")
+        assert hasattr(getattr(bpy.ops, mod), op), f"no operator {idname}"
+        self.log.append(("operator", idname))
+
+    def label(self, text="", **kw):
+        self.log.append(("label", text))
+
+    def template_list(self, listtype, *a, **kw):
+        assert hasattr(bpy.types, listtype), listtype
+        self.log.append(("list", listtype))
+
+    def progress(self, **kw):
+        self.log.append(("progress", kw.get("factor")))
+
+    def separator(self, **kw):
+        pass
+
+    def template_icon(self, **kw):
+        self.log.append(("icon", kw.get("icon_value")))
+
+
+def draw_ui():
+    """Draw the N-panel and the preferences into FakeLayouts in several states."""
+    a = addon()
+    drawn = {}
+    st = bpy.context.window_manager.dreamwire_status
+    for state in ("idle", "running", "failed"):
+        st.state, st.text, st.progress = state, f"{state} text", 0.5
+        log = []
+        a.ui.draw_panel(FakeLayout(log), bpy.context)
+        drawn[state] = log
+    st.state = "idle"
+    prefs = bpy.context.preferences.addons["bl_ext.user_default.dreamwire"].preferences
+    log = []
+    type(prefs).draw(_PrefsProxy(prefs, log), bpy.context)
+    drawn["prefs"] = log
+    return drawn
+
+
+class _PrefsProxy:
+    def __init__(self, prefs, log):
+        self._p = prefs
+        self.layout = FakeLayout(log)
+
+    def __getattr__(self, name):
+        return getattr(self._p, name)
+
+
 def sc_install():
     s = bpy.context.scene.dreamwire
     record("operators", sorted(n for n in dir(bpy.ops.dreamwire) if not n.startswith("_")))
     record("panels", [hasattr(bpy.types, n) for n in ("DREAMWIRE_PT_view3d", "DREAMWIRE_PT_image")])
+    record("drawn", draw_ui())
     s.prompt = "saved prompt"
     s.steps = 7
     s.normals.enabled = True
@@ -241,7 +308,7 @@ def sc_install():
 
 def sc_generate_texture():
     clear_scene()
-    settings()
+    settings().seamless = True
     obj = mesh_object(
         "Wall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
     )
@@ -261,6 +328,13 @@ def sc_generate_texture():
     )
     record("png_written", os.path.exists(os.path.join(CONFIG["out"], "Wall_texture.png")))
     record("status", bpy.context.window_manager.dreamwire_status.text)
+    record("jobs", job_records())
+    record("seamless", job_field("texture Wall", "seamless"))
+    props_mod = sys.modules["bl_ext.user_default.dreamwire.props"]
+    record("model_search", props_mod._search_models(None, bpy.context, "tiny"))
+    record("sampler_search", props_mod._search_samplers(None, bpy.context, "euler"))
+    drawn = draw_ui()
+    record("panel_labels_connected", [t for k, t in drawn["idle"] if k == "label"])
     preview = bpy.data.images.get("Dreamwire Preview")
     record("preview", list(preview.size) if preview is not None else None)
 
@@ -461,6 +535,15 @@ def sc_animation():
     depth_last = pixels(bpy.data.images["Dreamwire depth"])
     record("depth_moved", int(np.abs(depth_last - depth_frame1).max()))
     record("jobs", job_records())
+
+
+def job_field(tag, name):
+    for dirpath, _, files in os.walk(CONFIG["backend_out"]):
+        if "result.json" in files:
+            rec = json.loads(Path(dirpath, "result.json").read_text())
+            if rec["tag"] == tag:
+                return rec["job"][name]
+    return None
 
 
 def job_records():

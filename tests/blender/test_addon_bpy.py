@@ -100,6 +100,36 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
     ):
         assert op in c["operators"]
     assert c["panels"] == [True, True]
+    drawn = c["drawn"]
+    props_drawn = {name for kind, name in drawn["idle"] if kind == "prop"}
+    assert {
+        "prompt",
+        "negative",
+        "model",
+        "sampler",
+        "steps",
+        "cfg",
+        "seed",
+        "width",
+        "height",
+    } <= props_drawn
+    assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
+    ops_drawn = {name for kind, name in drawn["idle"] if kind == "operator"}
+    assert {
+        "dreamwire.generate_texture",
+        "dreamwire.project",
+        "dreamwire.project_multiview",
+        "dreamwire.render_animation",
+    } <= ops_drawn
+    assert ["label", "Backend: disconnected"] in drawn["idle"]
+    assert ["operator", "dreamwire.cancel"] in drawn["running"] and ["progress", 0.5] in drawn[
+        "running"
+    ]
+    assert ["label", "failed text"] in drawn["failed"]
+    assert {"address", "server_public_key", "client_key_file", "backend_command"} <= {
+        n for k, n in drawn["prefs"] if k == "prop"
+    }
+    assert ["operator", "dreamwire.show_backend_log"] in drawn["prefs"]
     assert c["after_reset"] == ""
     assert c["reloaded"] == ["saved prompt", 7, True, 0.4, True]
 
@@ -112,6 +142,9 @@ def test_generate_texture_puts_the_generated_image_on_a_new_material(addon_zip, 
     assert c["texture_equals_generated"] == 0  # max abs difference to the backend's PNG
     assert c["png_written"]
     assert c["preview"] and c["preview"][0] > 0  # live previews arrived while it ran
+    assert [j[0] for j in c["jobs"]["texture Wall"]] == ["txt2img"] and c["seamless"] == "both"
+    assert "tiny-sd1" in c["model_search"] and "Euler a" in c["sampler_search"]
+    assert "Backend: connected" in c["panel_labels_connected"]
 
 
 def test_project_bakes_visible_faces_and_masks_occluded_and_grazing(addon_zip, tmp_path, backend):
