@@ -8,9 +8,12 @@ Semantics follow the A1111 sd-webui-controlnet extension (scripts/hook.py, contr
   * control modes:
       balanced                       every residual times w, on the conditional and the
                                      unconditional halves of the CFG batch;
-      "My prompt is more important"  (prompt) soft injection: residual k of the n residuals
-                                     (the 12 down-block ones then the middle one, for SD)
-                                     is scaled by w * 0.825 ** (n - 1 - k); both halves;
+      "My prompt is more important"  (prompt) soft injection: residual k (0-based; the
+                                     down-block residuals, then the middle one) is scaled by
+                                     w * 0.825 ** (12 - k); both halves. For SD1/SD2 (13
+                                     residuals) the middle block gets w; for SDXL (10) the
+                                     extension cuts the same list to 10, so the middle gets
+                                     w * 0.825 ** 3, and so does this stack;
       "ControlNet is more important" (controlnet) soft injection as above, and the residuals
                                      are applied to the conditional half only (cfg injection);
   * shuffle-type models with global average pooling apply to the conditional half only and
@@ -132,11 +135,8 @@ class ControlNetStack(MultiControlNetModel):
             )
             residuals = [*d, m]
             if unit.soft:
-                n = len(residuals)
                 w = unit.weight * scale
-                residuals = [
-                    r * (w * SOFT_BASE ** float(n - 1 - k)) for k, r in enumerate(residuals)
-                ]
+                residuals = [r * (w * SOFT_BASE ** float(12 - k)) for k, r in enumerate(residuals)]
             if unit.pool:
                 residuals = [torch.mean(r, dim=(2, 3), keepdim=True) for r in residuals]
             if unit.cond_only and self.cfg and sample.shape[0] % 2 == 0:

@@ -62,9 +62,8 @@ class ConditioningExtension:
     # -- LoRA --------------------------------------------------------------------------
     def _lora_requests(self, ctx) -> list[tuple[str, float, float]]:
         job = ctx.job
-        refs: list[LoraRef] = list(job.loras)
-        for text in (job.prompt, job.negative):
-            refs += _prompt_loras(text)
+        # As in A1111, only the positive prompt's tags activate networks.
+        refs: list[LoraRef] = list(job.loras) + _prompt_loras(job.prompt)
         return [(r.name, r.weight, r.weight if r.weight_te is None else r.weight_te) for r in refs]
 
     def _apply_loras(self, ctx) -> None:
