@@ -164,9 +164,9 @@ class ConditioningExtension:
             nets.append(self._net(r.info, model, ctx.device))
             stack_units.append(units.stack_unit(r.unit, r.info, hires_pass))
             images.append(
-                units.control_tensor(r.unit, job, ctx.width, ctx.height, r.info).to(
-                    device=ctx.device.device, dtype=ctx.device.dtype
-                )
+                units.control_tensor(
+                    r.unit, job, ctx.width, ctx.height, r.info, ctx.state.get("inpaint_region")
+                ).to(device=ctx.device.device, dtype=ctx.device.dtype)
             )
         stack = ControlNetStack(nets, stack_units, cfg=job.cfg > 1.0)
         ctx.state["control_stack"] = self.last_stack = stack

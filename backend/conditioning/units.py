@@ -51,8 +51,16 @@ def _pools(info: ControlNetInfo) -> bool:
 
 
 def control_tensor(
-    unit: ControlUnit, job: Job, width: int, height: int, info: ControlNetInfo
+    unit: ControlUnit,
+    job: Job,
+    width: int,
+    height: int,
+    info: ControlNetInfo,
+    region: tuple[tuple[int, int, int, int], tuple[int, int]] | None = None,
 ) -> torch.Tensor:
+    """The unit's control image as the pass sees it. `region` ((x1, y1, x2, y2), (canvas
+    width, canvas height)) is set for "only masked" inpainting: like the A1111 extension, the
+    control image is fitted to the whole canvas, then cut to the region being generated."""
     rgb, alpha = control_image.split_channels(unit.image, f"control unit ({unit.type}) image")
     kind = info.type or unit.type
     if unit.preprocessor not in ("none", ""):
@@ -69,9 +77,16 @@ def control_tensor(
                 )
         elif alpha is not None:
             mask = alpha
-    rgb = control_image.resize(rgb, width, height, unit.resize_mode)
+    mode = unit.resize_mode
+    if region is not None:
+        (x1, y1, x2, y2), (canvas_w, canvas_h) = region
+        rgb = control_image.resize(rgb, canvas_w, canvas_h, mode)[y1:y2, x1:x2]
+        if mask is not None:
+            mask = control_image.resize(mask, canvas_w, canvas_h, mode, nearest=True)[y1:y2, x1:x2]
+        mode = "just_resize"  # the region already has the pass's aspect ratio
+    rgb = control_image.resize(rgb, width, height, mode)
     if mask is not None:
-        mask = control_image.resize(mask, width, height, unit.resize_mode, nearest=True)
+        mask = control_image.resize(mask, width, height, mode, nearest=True)
     if rgb.shape[:2] != (height, width):
         raise DreamwireError(
             ErrorCode.INTERNAL, f"control image resized to {rgb.shape}, not {height}x{width}"

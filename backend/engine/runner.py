@@ -153,6 +153,8 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
             )
         x1, y1, x2, y2 = box
         src, src_mask = init[y1:y2, x1:x2], soft[y1:y2, x1:x2]
+        # ControlNet crops its control images to the same region ("only masked").
+        ctx.state["inpaint_region"] = (box, (canvas_w, canvas_h))
     else:
         src, src_mask = init, soft
     if not soft.any():

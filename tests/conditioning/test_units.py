@@ -99,3 +99,37 @@ def test_hires_forces_soft_injection_for_canny_and_mlsd_only():
     assert not units.stack_unit(
         depth, info("control_v11f1p_sd15_depth", "depth"), hires_pass=True
     ).soft
+
+
+def test_only_masked_inpaint_crops_the_control_image_to_the_region():
+    ctl = noise_image(7, h=64, w=64)
+    box = (16, 8, 48, 40)  # a 32 x 32 region of the 64 x 64 canvas
+    t = units.control_tensor(
+        ControlUnit(type="depth", image=ctl),
+        Job(**BASE),
+        64,
+        64,
+        info("control_v11f1p_sd15_depth", "depth"),
+        region=(box, (64, 64)),
+    )
+    crop = ctl[8:40, 16:48].repeat(2, axis=0).repeat(2, axis=1)  # blocky: x2 is exact
+    expected = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    assert torch.equal(t, expected)
+
+
+def test_only_masked_inpaint_with_controlnet_runs(engine):
+    init = noise_image(8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:36, 20:36] = 255
+    job = Job(
+        **{**BASE, "sampler": "Euler"},
+        init_image=init,
+        mask=mask,
+        inpaint_full_res=True,
+        inpaint_padding=8,
+        controls=[ControlUnit(type="depth", image=noise_image(9))],
+    )
+    out = engine.run(job).images[0].image
+    assert out.shape == (64, 64, 3)
+    assert np.array_equal(out[:8, :8], init[:8, :8])  # far from the mask: untouched
+    assert np.abs(out[22:34, 22:34].astype(int) - init[22:34, 22:34]).max() > 0
