@@ -646,6 +646,26 @@ def sc_backend_dies():
     record("texture", tex_image(obj) is not None)
 
 
+def sc_remote():
+    """CurveZMQ keys from the preferences: the listed key works, an unlisted one is refused."""
+    clear_scene()
+    settings()
+    obj = mesh_object(
+        "Wall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
+    )
+    select(obj)
+    prefs = bpy.context.preferences.addons["bl_ext.user_default.dreamwire"].preferences
+    prefs.server_public_key = CONFIG["server_key"]
+    prefs.client_key_file = CONFIG["bad_client_key"]
+    record("refused", run_op(lambda: bpy.ops.dreamwire.generate_texture())[1])
+    record("refused_material", obj.active_material is not None)
+    prefs.client_key_file = CONFIG["client_key"]
+    res, err = run_op(lambda: bpy.ops.dreamwire.generate_texture())
+    record("result", res)
+    record("error", err)
+    record("has_texture", tex_image(obj) is not None)
+
+
 def main():
     try:
         install()

@@ -230,3 +230,29 @@ def test_backend_dying_mid_job_fails_cleanly(addon_zip, tmp_path, tiny_models):
     assert "stopped answering" in c["message"]
     assert c["materials_unchanged"] and not c["texture"]
     assert c["uv_layers"] == 0  # the UV map made for the bake was taken back
+
+
+def test_curve_keys_from_the_preferences(addon_zip, tmp_path, tiny_models):
+    from dreamwire.backend.server.auth import write_key_pair
+
+    keys = tmp_path / "keys"
+    write_key_pair(keys / "server", "server")
+    write_key_pair(keys / "artist", "artist")
+    write_key_pair(keys / "stranger", "stranger")
+    with BackendProcess(
+        [tiny_models],
+        tmp_path / "keyed",
+        keys_dir=keys / "server",
+        client_keys=[keys / "artist" / "artist.key"],
+    ) as proc:
+        c = run_scenario(
+            "remote",
+            addon_zip,
+            tmp_path,
+            proc,
+            server_key=str(keys / "server" / "server.key"),
+            client_key=str(keys / "artist" / "artist.key_secret"),
+            bad_client_key=str(keys / "stranger" / "stranger.key_secret"),
+        )
+    assert "refused this client's key" in c["refused"] and not c["refused_material"]
+    assert c["error"] is None and c["result"] == ["FINISHED"] and c["has_texture"]
