@@ -176,13 +176,14 @@ def project(context, cameras=None):
                 meshes[n] = m
                 surfaces[n] = texel_surface(m.uvs, m.world, m.normals, tex_size)
                 accs[n] = TextureAccumulator(surfaces[n].mask)
+            # Everything else visible can hide the targets from a camera.
+            occluders = bpy_data.scene_triangles(scene, depsgraph, exclude=set(targets))
+            all_tris = np.concatenate([occluders] + [meshes[n].world for n in targets])
             used = 0
-            for _i, cam_name in enumerate(cams):
+            for cam_name in cams:
                 cam_obj = _get_object(cam_name)
                 model = camera_model(scene, cam_obj, width, height)
                 cam = camera_from_model(model)
-                occluders = bpy_data.scene_triangles(scene, depsgraph, exclude=set(targets))
-                all_tris = np.concatenate([occluders] + [meshes[n].world for n in targets])
                 zbuf = view_depth_buffer(cam, all_tris).depth
                 controls = capture_controls(scene, cam_obj, s, width, height)
                 if used == 0:
