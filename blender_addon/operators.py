@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from dreamwire.shared.errors import DreamwireError
 
@@ -286,6 +286,54 @@ class DREAMWIRE_OT_camera_add(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class DREAMWIRE_OT_add_orbit_cameras(bpy.types.Operator):
+    """Add cameras in a circle around the selected objects and put them in the multi-view list"""
+
+    bl_idname = "dreamwire.add_orbit_cameras"
+    bl_label = "Add Orbit Cameras"
+    bl_options = {"REGISTER", "UNDO"}
+
+    count: IntProperty(name="Cameras", default=4, min=1, max=16)
+    elevation: FloatProperty(name="Elevation", default=20.0, min=-89.0, max=89.0)
+    distance: FloatProperty(
+        name="Distance factor",
+        default=2.5,
+        min=0.5,
+        max=20.0,
+        description="Distance as a multiple of the selection's radius",
+    )
+
+    def execute(self, context):
+        import numpy as np
+        from mathutils import Vector
+
+        from .core.multiview import orbit_positions
+
+        objs = [o for o in context.selected_objects if o.type == "MESH"]
+        if not objs:
+            self.report({"ERROR"}, "Select the mesh objects to put cameras around.")
+            return {"CANCELLED"}
+        corners = np.array([o.matrix_world @ Vector(c) for o in objs for c in o.bound_box])
+        center = (corners.min(axis=0) + corners.max(axis=0)) / 2
+        radius = max(float(np.linalg.norm(corners - center, axis=1).max()), 1e-3)
+        props = context.scene.dreamwire
+        coll = bpy.data.collections.get("Dreamwire Cameras")
+        if coll is None:
+            coll = bpy.data.collections.new("Dreamwire Cameras")
+            context.scene.collection.children.link(coll)
+        for i, pos in enumerate(
+            orbit_positions(center, radius * self.distance, self.count, self.elevation)
+        ):
+            cam = bpy.data.objects.new(
+                f"DW Orbit {i + 1}", bpy.data.cameras.new(f"DW Orbit {i + 1}")
+            )
+            cam.location = Vector(pos)
+            cam.rotation_euler = (Vector(center) - cam.location).to_track_quat("-Z", "Y").to_euler()
+            coll.objects.link(cam)
+            props.cameras.add().camera = cam
+        return {"FINISHED"}
+
+
 class DREAMWIRE_OT_camera_remove(bpy.types.Operator):
     """Remove the highlighted camera from the multi-view list"""
 
@@ -327,6 +375,7 @@ _classes = (
     DREAMWIRE_OT_show_backend_log,
     DREAMWIRE_OT_camera_add,
     DREAMWIRE_OT_camera_remove,
+    DREAMWIRE_OT_add_orbit_cameras,
     DREAMWIRE_OT_show_preview,
 )
 

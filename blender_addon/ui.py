@@ -111,6 +111,7 @@ def draw_panel(layout, context) -> None:
     sub = row.column(align=True)
     sub.operator("dreamwire.camera_add", text="", icon="ADD")
     sub.operator("dreamwire.camera_remove", text="", icon="REMOVE")
+    sub.operator("dreamwire.add_orbit_cameras", text="", icon="CON_CAMERASOLVER")
     row = box.row(align=True)
     row.prop(props, "coverage_threshold")
     row.prop(props, "multiview_strength")

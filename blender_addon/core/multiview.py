@@ -151,3 +151,22 @@ def _grow(mask: np.ndarray, px: int) -> np.ndarray:
         p = np.pad(out, 1)
         out = out | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
     return out
+
+
+def orbit_positions(
+    center: np.ndarray,
+    radius: float,
+    count: int,
+    elevation_deg: float = 20.0,
+    start_deg: float = 0.0,
+) -> list[np.ndarray]:
+    """Camera positions evenly spaced on a circle around `center` (z up), starting in front
+    (-y, Blender's front view) and turning counter-clockwise seen from above."""
+    c = np.asarray(center, np.float64)
+    el = np.radians(elevation_deg)
+    out = []
+    for i in range(max(1, count)):
+        a = np.radians(start_deg + 360.0 * i / max(1, count))
+        d = np.array([np.sin(a) * np.cos(el), -np.cos(a) * np.cos(el), np.sin(el)])
+        out.append(c + radius * d)
+    return out

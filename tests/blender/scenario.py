@@ -290,6 +290,18 @@ def sc_install():
     record("operators", sorted(n for n in dir(bpy.ops.dreamwire) if not n.startswith("_")))
     record("panels", [hasattr(bpy.types, n) for n in ("DREAMWIRE_PT_view3d", "DREAMWIRE_PT_image")])
     record("drawn", draw_ui())
+    # Orbit cameras around a selected cube: all in the multi-view list, all aimed at it.
+    clear_scene()
+    cube("Box", 1.0, location=(2, 1, 0.5))
+    select(bpy.data.objects["Box"])
+    record("orbit", sorted(bpy.ops.dreamwire.add_orbit_cameras(count=3, elevation=30)))
+    aims = []
+    for item in bpy.context.scene.dreamwire.cameras:
+        cam = item.camera
+        forward = -np.array(cam.matrix_world.to_3x3().col[2])
+        to_center = np.array((2, 1, 0.5)) - np.array(cam.matrix_world.translation)
+        aims.append(float(forward @ to_center / np.linalg.norm(to_center)))
+    record("orbit_aims", aims)
     s.prompt = "saved prompt"
     s.steps = 7
     s.normals.enabled = True

@@ -130,6 +130,8 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         n for k, n in drawn["prefs"] if k == "prop"
     }
     assert ["operator", "dreamwire.show_backend_log"] in drawn["prefs"]
+    assert c["orbit"] == ["FINISHED"] and len(c["orbit_aims"]) == 3
+    assert min(c["orbit_aims"]) > 0.9999  # every orbit camera looks at the selection's centre
     assert c["after_reset"] == ""
     assert c["reloaded"] == ["saved prompt", 7, True, 0.4, True]
 

@@ -140,3 +140,15 @@ def test_unseen_texels_get_the_fill_colour_and_zero_alpha_outside_islands():
     assert (tex[surf.mask, :3] == (1, 2, 3)).all()
     assert (tex[~surf.mask, 3] == 0).all()
     assert acc.coverage_image().max() == pytest.approx(0.0)
+
+
+def test_orbit_positions_circle_the_centre_at_the_elevation():
+    from blender_addon.core.multiview import orbit_positions
+
+    c = np.array([1.0, 2.0, 0.5])
+    pos = orbit_positions(c, 4.0, 4, elevation_deg=30.0)
+    d = np.array(pos) - c
+    assert np.allclose(np.linalg.norm(d, axis=1), 4.0)
+    assert np.allclose(d[:, 2], 4.0 * math.sin(math.radians(30)))
+    assert d[0, 1] < 0 and abs(d[0, 0]) < 1e-9  # the first one in front (-y)
+    assert np.allclose(d[2, :2], -d[0, :2])  # opposite after half a turn
