@@ -126,12 +126,12 @@ class _ActionOperator:
             return self.execute(context)
         if not self._start(context):
             return {"CANCELLED"}
+        self._driver.tick()  # a backend that is already there starts the action at once
+        if self._driver.done:
+            return self._finish(context)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        self._driver.tick()  # surfaces input errors at once
-        if self._driver.done:
-            return self._finish(context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
