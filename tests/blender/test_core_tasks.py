@@ -70,7 +70,7 @@ def test_cancel_closes_the_action_so_its_cleanup_runs(client):
             cleaned.append(True)
 
     d = Driver(client, action())
-    while d.job_id is None:
+    while d.job_id is None and not d.done:
         d.tick()
         time.sleep(0.01)
     d.cancel()
@@ -137,7 +137,7 @@ def test_a_backend_killed_mid_job_fails_the_action(tiny_models, tmp_path):
         c = Client(proc.address)
         try:
             d = Driver(c, action(), lost_timeout=2.0)
-            while d.job_id is None or d.status.text in ("Submitted",):
+            while (d.job_id is None or d.status.text == "Submitted") and not d.done:
                 d.tick()
                 time.sleep(0.01)
             proc.kill()
