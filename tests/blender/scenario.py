@@ -484,12 +484,23 @@ def _anim_scene():
     clear_scene()
     s = settings()
     s.depth.enabled = True
-    s.pose.enabled = CONFIG.get("pose", False)
     target = cube("Mover", 0.8)
     target.location = (-1, 0, 0)
     target.keyframe_insert("location", frame=1)
     target.location = (1, 0, 0)
     target.keyframe_insert("location", frame=4)
+    # A human metarig that walks the other way: the pose control follows it.
+    import addon_utils
+
+    addon_utils.enable("rigify")
+    bpy.ops.object.armature_human_metarig_add()
+    rig = bpy.context.object
+    rig.scale = (0.5, 0.5, 0.5)
+    rig.location = (1.5, 1.0, -1.0)
+    rig.keyframe_insert("location", frame=1)
+    rig.location = (-1.5, 1.0, -1.0)
+    rig.keyframe_insert("location", frame=4)
+    s.pose.enabled = True
     cam = camera("Cam", (0, -7, 0.5))
     bpy.context.scene.camera = cam
     scene = bpy.context.scene
@@ -514,6 +525,7 @@ def sc_animation():
             break
     drv.cancel()
     depth_frame1 = pixels(bpy.data.images["Dreamwire depth"])
+    pose_frame1 = pixels(bpy.data.images["Dreamwire pose"])
     record("stopped_state", drv.status.state)
     record("after_stop", sorted(f for f in os.listdir(folder) if f.endswith(".png")))
     first_bytes = Path(os.path.join(folder, "frame_0001.png")).read_bytes()
@@ -546,6 +558,9 @@ def sc_animation():
     # The depth sent for frame 3 is not frame 1's: the capture follows the animation.
     depth_last = pixels(bpy.data.images["Dreamwire depth"])
     record("depth_moved", int(np.abs(depth_last - depth_frame1).max()))
+    pose_last = pixels(bpy.data.images["Dreamwire pose"])
+    record("pose_pixels", int((pose_frame1[..., :3].max(axis=2) > 0).sum()))
+    record("pose_moved", int((np.abs(pose_last - pose_frame1).max(axis=2) > 0).sum()))
     record("jobs", job_records())
 
 

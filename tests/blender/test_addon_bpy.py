@@ -199,12 +199,13 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
     assert c["first_unchanged"]
     assert c["frames_match_generated"] == [True, True, True]
     assert c["depth_images"] and c["depth_moved"] > 50
+    assert c["pose_pixels"] > 30 and c["pose_moved"] > 30  # the skeleton was drawn, and it moved
     # One job per frame (the resumed run did not redo frame 1), all with the same seed;
     # frame 1 from scratch, the others img2img from the frame before.
     jobs = c["jobs"]
-    assert jobs["frame 1"] == [["txt2img", c["seed"], ["depth"]]]
-    assert jobs["frame 2"] == [["img2img", c["seed"], ["depth"]]]
-    assert jobs["frame 3"] == [["img2img", c["seed"], ["depth"]]]
+    assert jobs["frame 1"] == [["txt2img", c["seed"], ["depth", "openpose"]]]
+    assert jobs["frame 2"] == [["img2img", c["seed"], ["depth", "openpose"]]]
+    assert jobs["frame 3"] == [["img2img", c["seed"], ["depth", "openpose"]]]
 
 
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):
