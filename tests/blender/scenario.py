@@ -385,6 +385,11 @@ def sc_project():
     from mathutils import Vector
 
     target, blocker, cam = _project_scene()
+    s = bpy.context.scene.dreamwire
+    s.normals.enabled = True
+    s.normals.weight = 0.5
+    s.colour.enabled = True
+    s.colour.weight = 0.3
     record("uv_before", len(target.data.uv_layers))
     select(target)
     res, err = run_op(lambda: bpy.ops.dreamwire.project())
@@ -444,6 +449,10 @@ def sc_project():
     record("grazing_alpha", int(got[3]))
     record("coverage", float((tex[..., 3] > 0).mean()))
     record("png_written", os.path.exists(os.path.join(CONFIG["out"], "Target_projected.png")))
+    record("jobs", job_records())
+    record(
+        "capture_images", sorted(i.name for i in bpy.data.images if i.name.startswith("Dreamwire "))
+    )
 
 
 def sc_multiview():

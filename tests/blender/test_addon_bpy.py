@@ -169,6 +169,9 @@ def test_project_bakes_visible_faces_and_masks_occluded_and_grazing(addon_zip, t
     assert c["grazing_alpha"] == 0
     assert 0.02 < c["coverage"] < 0.6
     assert c["png_written"]
+    assert c["jobs"]["project Cam"] == [["txt2img", 1234, ["depth", "normalbae", "tile"]]]
+    for name in ("Dreamwire depth", "Dreamwire normals", "Dreamwire colour", "Dreamwire view"):
+        assert name in c["capture_images"]  # what was sent is visible in Blender
 
 
 def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, backend):
