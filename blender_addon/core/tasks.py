@@ -103,18 +103,6 @@ class Driver:
             self._fail_unexpected(exc)
         return self.status.state
 
-    def run_blocking(self, poll_interval: float = 0.02, timeout: float | None = None) -> Status:
-        """Drive to the end in a loop (scripts, background mode, tests)."""
-        deadline = None if timeout is None else self.clock() + timeout
-        while not self.done:
-            self.tick()
-            if deadline is not None and self.clock() > deadline:
-                self.cancel()
-                self.status.message = f"Gave up after {timeout:g} s"
-                break
-            time.sleep(poll_interval)
-        return self.status
-
     # -- internals ---------------------------------------------------------------------
     def _tick(self) -> None:
         if not self._started:
