@@ -345,8 +345,9 @@ def prompt_schedule(
 
 
 def prompt_at_step(schedule: list[list], step: int) -> str:
-    """The text in force at a (1-based) sampling step, as A1111's reconstruct_cond_batch picks
-    it: the first entry whose end step is not before `step`, else the first entry."""
+    """The text in force at sampler step `step`, counted from 0 as A1111's CFG denoiser
+    counts (reconstruct_cond_batch): the first entry whose end step is not before `step`.
+    So with 10 steps ``[a:b:5]`` gives "a" for steps 0..5 and "b" for 6..9, as in A1111."""
     for end, text in schedule:
         if step <= end:
             return text

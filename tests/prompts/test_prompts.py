@@ -160,13 +160,10 @@ def test_alternation_nests_with_editing():
 
 def test_prompt_at_step_follows_reconstruct_cond_batch():
     sched = g("a [b:c:0.5]")
-    assert [prompt_at_step(sched, s) for s in (1, 5, 6, 10, 11)] == [
-        "a b",
-        "a b",
-        "a c",
-        "a c",
-        "a b",
-    ]
+    picked = [prompt_at_step(sched, s) for s in range(10)]
+    assert picked == ["a b"] * 6 + ["a c"] * 4  # A1111's 0-based step counter
+    alternating = [prompt_at_step(g("[x|y]"), s) for s in range(6)]
+    assert alternating == ["x", "x", "y", "x", "y", "x"]
 
 
 @pytest.mark.parametrize("case", GOLDEN["schedules"], ids=lambda c: c["prompt"][:40])
