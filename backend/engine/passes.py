@@ -15,7 +15,7 @@ import torch
 
 from dreamwire.backend import samplers
 
-from . import noise, pipelines, prompting
+from . import fastpath, noise, pipelines, prompting
 from .hooks import JobContext, PassPlan
 from .lowvram import low_vram
 from .progress import Reporter
@@ -76,7 +76,10 @@ def run_pass(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components
     )
     n_exec = executed_steps(spec)
-    with low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)):
+    with (
+        low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)),
+        fastpath.applied(pipe, ctx, spec.width, spec.height, len(seeds), reporter),
+    ):
         return _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter)
 
 
@@ -85,7 +88,7 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     prompts = ctx.state.get(("prompts", n_exec))
     if prompts is None:
         with torch.inference_mode():
-            prompts = prompting.encode(pipe, model, job, n_exec)
+            prompts = prompting.encode(pipe, model, job, n_exec, ctx.state.get("embeddings"))
         ctx.state[("prompts", n_exec)] = prompts
     sdxl = pipelines.kind(model.family) == "sdxl"
     batch = len(seeds)

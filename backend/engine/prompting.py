@@ -43,14 +43,18 @@ class PromptPlan:
         return out
 
 
-def encode(pipe, model, job, steps: int) -> PromptPlan:
-    """Embeddings for every one of `steps` sampling steps of `job`."""
-    # DEV: plain diffusers encoding until backend/text_encoding.py lands.
-    kw = {"clip_skip": job.clip_skip - 1 or None}
-    if model.family == "sdxl":
-        c, u, p, up = pipe.encode_prompt(job.prompt, None, pipe.device, 1, True, job.negative, **kw)
-        e = StepEmbeds(c, u, p, up)
-    else:
-        c, u = pipe.encode_prompt(job.prompt, pipe.device, 1, True, job.negative, **kw)
-        e = StepEmbeds(c, u)
-    return PromptPlan([e] * steps)
+def encode(pipe, model, job, steps: int, embeddings=None) -> PromptPlan:
+    """Embeddings for every one of `steps` sampling steps of `job` (A1111's prompt language,
+    textual-inversion names looked up in `embeddings`)."""
+    from dreamwire.backend.text_encoding import PromptEncoder, encode_conditioning
+
+    encoder = PromptEncoder.for_pipeline(pipe, clip_skip=job.clip_skip, embeddings=embeddings)
+    schedule = encode_conditioning(encoder, job.prompt, job.negative, steps)
+    converted: dict[int, StepEmbeds] = {}
+    per_step = []
+    for s in schedule.per_step(steps):
+        # Keep "same embeddings" as the same object: PromptPlan.changes relies on it.
+        if id(s) not in converted:
+            converted[id(s)] = StepEmbeds(s.cond, s.uncond, s.pooled, s.uncond_pooled)
+        per_step.append(converted[id(s)])
+    return PromptPlan(per_step)
