@@ -51,13 +51,19 @@ def _image(result) -> np.ndarray:
 
 def capture_controls(scene, camera, settings: GenerationSettings, width: int, height: int) -> dict:
     """The enabled controls as images, captured from `camera` and shown in Blender."""
-    from .capture import CaptureError, capture_all, store_image
+    from .capture import CaptureError, capture_all, capture_pose, store_image
 
     wanted = [c.name for c in settings.enabled_controls()]
     if not wanted:
         return {}
+    overrides = scene.dreamwire.bone_overrides()
+    # Per-bone overrides go to the pose capture itself; the rest render together.
+    separate_pose = "pose" in wanted and bool(overrides)
+    kinds = [CAPTURE_KINDS[n] for n in wanted if not (separate_pose and n == "pose")]
     try:
-        caps = capture_all(scene, camera, width, height, kinds=[CAPTURE_KINDS[n] for n in wanted])
+        caps = capture_all(scene, camera, width, height, kinds=kinds) if kinds else {}
+        if separate_pose:
+            caps["pose"] = capture_pose(scene, camera, width, height, overrides=overrides)[1]
     except CaptureError as exc:
         raise ActionError(str(exc)) from None
     out = {}

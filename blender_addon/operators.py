@@ -348,6 +348,33 @@ class DREAMWIRE_OT_camera_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class DREAMWIRE_OT_bone_override_add(bpy.types.Operator):
+    """Take an OpenPose keypoint from a bone of your choice"""
+
+    bl_idname = "dreamwire.bone_override_add"
+    bl_label = "Add Bone Override"
+
+    def execute(self, context):
+        props = context.scene.dreamwire
+        props.pose_overrides.add()
+        props.pose_override_index = len(props.pose_overrides) - 1
+        return {"FINISHED"}
+
+
+class DREAMWIRE_OT_bone_override_remove(bpy.types.Operator):
+    """Remove the highlighted bone override"""
+
+    bl_idname = "dreamwire.bone_override_remove"
+    bl_label = "Remove Bone Override"
+
+    def execute(self, context):
+        props = context.scene.dreamwire
+        if 0 <= props.pose_override_index < len(props.pose_overrides):
+            props.pose_overrides.remove(props.pose_override_index)
+            props.pose_override_index = max(0, props.pose_override_index - 1)
+        return {"FINISHED"}
+
+
 class DREAMWIRE_OT_show_preview(bpy.types.Operator):
     """Show the live preview image in this image editor"""
 
@@ -376,6 +403,8 @@ _classes = (
     DREAMWIRE_OT_camera_add,
     DREAMWIRE_OT_camera_remove,
     DREAMWIRE_OT_add_orbit_cameras,
+    DREAMWIRE_OT_bone_override_add,
+    DREAMWIRE_OT_bone_override_remove,
     DREAMWIRE_OT_show_preview,
 )
 

@@ -13,6 +13,8 @@ from bpy.props import (
     StringProperty,
 )
 
+from dreamwire.shared.imaging.openpose import KEYPOINT_NAMES
+
 from .core.job_builder import CONTROL_LABELS, ControlSetting, GenerationSettings
 
 
@@ -43,6 +45,20 @@ class DREAMWIRE_PG_control_on(DREAMWIRE_PG_control):
     """Depth is on by default: it is what makes projection line up with the geometry."""
 
     enabled: BoolProperty(name="Use", default=True)
+
+
+# Static items: Blender keeps no reference to strings returned by an items callback.
+_KEYPOINT_ITEMS = [(k, k.replace("_", " ").title(), "") for k in KEYPOINT_NAMES]
+
+
+class DREAMWIRE_PG_bone_override(bpy.types.PropertyGroup):
+    """One OpenPose keypoint taken from a named bone (for rigs with other bone names)."""
+
+    keypoint: EnumProperty(name="Keypoint", items=_KEYPOINT_ITEMS)
+    bone: StringProperty(name="Bone", description="Bone name; empty drops the keypoint")
+    end: EnumProperty(
+        name="End", items=[("head", "Head", ""), ("tail", "Tail", "")], default="head"
+    )
 
 
 class DREAMWIRE_PG_camera(bpy.types.PropertyGroup):
@@ -87,6 +103,8 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     pose: PointerProperty(type=DREAMWIRE_PG_control)
     segmentation: PointerProperty(type=DREAMWIRE_PG_control)
     colour: PointerProperty(type=DREAMWIRE_PG_control)
+    pose_overrides: CollectionProperty(type=DREAMWIRE_PG_bone_override)
+    pose_override_index: IntProperty(default=0)
     # Texture and projection
     texture_size: IntProperty(name="Texture size", default=1024, min=64, max=8192)
     create_uvs: BoolProperty(
@@ -120,6 +138,12 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     overwrite: BoolProperty(
         name="Overwrite", default=False, description="Render every frame again instead of resuming"
     )
+
+    def bone_overrides(self) -> dict:
+        """{keypoint: (bone, end) | None} for the pose capture."""
+        return {
+            o.keypoint: ((o.bone, o.end) if o.bone.strip() else None) for o in self.pose_overrides
+        }
 
     def controls(self):
         return [(name, getattr(self, name)) for name in CONTROL_NAMES]
@@ -160,6 +184,7 @@ class DREAMWIRE_PG_status(bpy.types.PropertyGroup):
 _classes = (
     DREAMWIRE_PG_control,
     DREAMWIRE_PG_control_on,
+    DREAMWIRE_PG_bone_override,
     DREAMWIRE_PG_camera,
     DREAMWIRE_PG_settings,
     DREAMWIRE_PG_status,

@@ -13,6 +13,14 @@ class DREAMWIRE_UL_cameras(bpy.types.UIList):
         layout.prop(item, "camera", text="", emboss=False, icon="CAMERA_DATA")
 
 
+class DREAMWIRE_UL_bone_overrides(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.prop(item, "keypoint", text="")
+        row.prop(item, "bone", text="", icon="BONE_DATA")
+        row.prop(item, "end", text="")
+
+
 def _draw_connection(layout, context) -> None:
     box = layout.box()
     conn = connection.CONN
@@ -96,6 +104,21 @@ def draw_panel(layout, context) -> None:
         sub.prop(c, "weight", text="")
     if props.colour.enabled:
         box.prop(props, "colour_as_init")
+    if props.pose.enabled:
+        box.label(text="Pose bone overrides (for other rigs)")
+        row = box.row()
+        row.template_list(
+            "DREAMWIRE_UL_bone_overrides",
+            "",
+            props,
+            "pose_overrides",
+            props,
+            "pose_override_index",
+            rows=2,
+        )
+        sub = row.column(align=True)
+        sub.operator("dreamwire.bone_override_add", text="", icon="ADD")
+        sub.operator("dreamwire.bone_override_remove", text="", icon="REMOVE")
 
     box = col.box()
     box.label(text="Actions")
@@ -152,7 +175,12 @@ class DREAMWIRE_PT_image(bpy.types.Panel):
         draw_panel(self.layout, context)
 
 
-_classes = (DREAMWIRE_UL_cameras, DREAMWIRE_PT_view3d, DREAMWIRE_PT_image)
+_classes = (
+    DREAMWIRE_UL_cameras,
+    DREAMWIRE_UL_bone_overrides,
+    DREAMWIRE_PT_view3d,
+    DREAMWIRE_PT_image,
+)
 
 
 def register() -> None:

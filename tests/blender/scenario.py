@@ -643,6 +643,28 @@ def sc_bad_inputs():
     record("backend_down_seconds", round(time.monotonic() - t0, 1))
     record("state_unchanged", material_state() == before)
     record("uv_layers_after_down", len(obj.data.uv_layers))
+    # The same rig with per-bone overrides: its bones now stand for keypoints.
+    s = bpy.context.scene.dreamwire
+    prefs.address = CONFIG["address"]
+    s.pose.enabled = True
+    select(obj)
+    for key, bone, end in (
+        ("neck", "foo", "head"),
+        ("nose", "bar", "tail"),
+        ("right_shoulder", "bar", "head"),
+    ):
+        bpy.ops.dreamwire.bone_override_add()
+        o = s.pose_overrides[-1]
+        o.keypoint, o.bone, o.end = key, bone, end
+    res, err = run_op(lambda: bpy.ops.dreamwire.project())
+    record("override_result", [res, err])
+    pose_img = bpy.data.images.get("Dreamwire pose")
+    record(
+        "override_pose_pixels",
+        int((pixels(pose_img)[..., :3].max(axis=2) > 0).sum()) if pose_img else 0,
+    )
+    record("override_jobs", job_records().get("project Cam"))
+    s.pose_overrides.clear()
 
 
 def sc_backend_dies():

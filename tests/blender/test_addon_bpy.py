@@ -226,6 +226,9 @@ def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_pa
     assert "Select the mesh" in c["nothing_selected"]
     assert "has no UV map" in c["no_uvs_texture"] and "has no UV map" in c["no_uvs_project"]
     assert "Rig" in c["unknown_bones"]
+    assert c["override_result"] == [["FINISHED"], None]  # per-bone overrides make the rig usable
+    assert c["override_pose_pixels"] > 20
+    assert c["override_jobs"] == [["txt2img", 1234, ["depth", "openpose"]]]
     assert "no model named 'no-such-model'" in c["missing_on_backend"]
     assert "No Dreamwire backend answers" in c["backend_down"]
     assert c["state_unchanged"]
