@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -130,3 +131,87 @@ def test_pickled_and_corrupt_embeddings(tmp_path):
     with pytest.raises(DreamwireError) as err:
         embeddings.load(odd)
     assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
+
+
+def test_embedding_set_is_text_encodings_store(engine, embset):
+    """The A1111 prompt encoder (backend/text_encoding.py) takes this set as its embedding
+    store: the vectors are written where the name stood, and the result matches this
+    package's own one-chunk encoding."""
+    text_encoding = pytest.importorskip("dreamwire.backend.text_encoding")
+    comps = engine.load("tiny-sd1").components
+    tok, te = comps["tokenizer"], comps["text_encoder"]
+    encoder = text_encoding.PromptEncoder.from_components(tok, te, embeddings=embset)
+    seen: list[torch.Tensor] = []
+
+    def spy(_m, _i, out):
+        seen.append(out.detach().clone())
+
+    with_name, plain = "moss, EasyNegative, bricks", "moss, bricks"
+    handle = te.get_input_embeddings().register_forward_hook(spy)  # before the encoder's hook
+    try:
+        encoded = encoder.encode([with_name])[0]
+    finally:
+        handle.remove()
+    assert encoded.embeddings_used == ("EasyNegative",)
+    ours, ids, fixes = embeddings.encode_simple(with_name, tok, te, embset)
+    torch.testing.assert_close(encoded.embeds, ours, rtol=0, atol=1e-6)
+    offset = fixes[0].offset
+    assert seen[0].shape[1] == 77 and ids[offset : offset + 3] == [embeddings.PLACEHOLDER] * 3
+    assert not torch.allclose(encoded.embeds, encoder.encode([plain])[0].embeds)
+
+
+def test_engine_uses_embeddings_named_in_the_negative_prompt(engine, embset):
+    from cn_helpers import BASE
+
+    from dreamwire.shared.job import Job
+
+    base = dict(BASE, sampler="Euler")
+    plain = engine.run(Job(**{**base, "negative": "blurry"})).images[0].image
+    named = engine.run(Job(**{**base, "negative": "blurry, EasyNegative"})).images[0].image
+    assert np.abs(named.astype(int) - plain).max() > 0
+
+    # The same image from diffusers' own pipeline fed the embeddings this package's set
+    # produces through the A1111 prompt encoder: the engine changes nothing else.
+    import diffusers
+
+    from dreamwire.backend.samplers import make_scheduler
+    from dreamwire.backend.text_encoding import PromptEncoder
+
+    comps = engine.load("tiny-sd1").components
+    encoder = PromptEncoder.from_components(
+        comps["tokenizer"], comps["text_encoder"], embeddings=embset
+    )
+    cond, uncond = encoder.encode([BASE["prompt"], "blurry, EasyNegative"])
+    assert uncond.embeddings_used == ("EasyNegative",)
+    pipe = diffusers.StableDiffusionPipeline(
+        **{k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")},
+        scheduler=make_scheduler("Euler", comps["scheduler"].config),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        ref = pipe(
+            prompt_embeds=cond.embeds,
+            negative_prompt_embeds=uncond.embeds,
+            num_inference_steps=4,
+            guidance_scale=6.0,
+            width=64,
+            height=64,
+            generator=torch.Generator("cpu").manual_seed(1234),
+            output_type="np",
+        ).images[0]
+    ref = (ref * 255).round().astype(np.uint8)
+    assert np.abs(named.astype(int) - ref).max() <= 1
+
+
+def test_sdxl_engine_with_sdxl_embedding(engine):
+    from cn_helpers import BASE
+
+    from dreamwire.shared.job import Job
+
+    base = dict(BASE, sampler="Euler", model="tiny-sdxl")
+    plain = engine.run(Job(**{**base, "negative": "blurry"})).images[0].image
+    named = engine.run(Job(**{**base, "negative": "blurry, negativeXL_D"})).images[0].image
+    assert np.abs(named.astype(int) - plain).max() > 0
