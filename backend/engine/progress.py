@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.result import Progress
@@ -20,6 +21,8 @@ class Reporter:
     family: str = "sd1"
     total: int = 0  # sampling steps of all passes together
     done: int = 0  # steps finished in earlier passes
+    # latents -> uint8 RGB preview (e.g. TAESD, set by the fast path); None: latent approx.
+    previewer: Callable[[Any], Any] | None = None
 
     def state(self, state: str, message: str = "") -> None:
         if self.on_progress is not None:
@@ -36,7 +39,10 @@ class Reporter:
         overall = self.done + step
         preview = None
         if self.preview_every and latents is not None and overall % self.preview_every == 0:
-            preview = latents_to_rgb(latents, self.family)
+            if self.previewer is not None:
+                preview = self.previewer(latents)
+            else:
+                preview = latents_to_rgb(latents, self.family)
         self.on_progress(Progress(self.job_id, "generating", overall, self.total, preview))
 
     def finish_pass(self, steps: int) -> None:
