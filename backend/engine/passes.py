@@ -31,6 +31,7 @@ class PassSpec:
     image: Any = None  # PIL image, or B x 4 x h x w latents for img2img
     mask: Any = None  # PIL "L" image, white = repaint
     output_type: str = "np"  # "np" (B x H x W x 3 floats in 0..1) or "latent"
+    hires: bool = False  # the second pass of Hires.fix (prompt schedules follow A1111's rule)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,11 +83,12 @@ def run_pass(
 
 def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     job, model = ctx.job, ctx.model
-    prompts = ctx.state.get(("prompts", n_exec))
+    key = ("prompts", n_exec, spec.steps, spec.hires)
+    prompts = ctx.state.get(key)
     if prompts is None:
         with torch.inference_mode():
-            prompts = prompting.encode(pipe, model, job, n_exec, ctx.state.get("embeddings"))
-        ctx.state[("prompts", n_exec)] = prompts
+            prompts = prompting.encode(pipe, ctx, n_exec, spec.steps, spec.hires)
+        ctx.state[key] = prompts
     sdxl = pipelines.kind(model.family) == "sdxl"
     batch = len(seeds)
     first = prompts.at(0)

@@ -1,24 +1,18 @@
 """Prompt embeddings per denoising step, from the A1111 prompt language.
 
-backend/text_encoding.py turns prompt text into embeddings; this module asks it for the
-schedule of a job (prompt editing and alternation change the text at given steps) and
-hands the runner the embeddings for each step, already shaped the way diffusers'
-pipelines carry them inside their loop.
+backend/text_encoding.py turns prompt text into embeddings the way A1111 does (weights,
+chunks, BREAK, clip skip, embeddings, prompt editing and alternation schedules); this
+module asks it for a pass's schedule and hands the runner the embeddings for each step,
+shaped the way diffusers' pipelines carry them inside their loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from dreamwire.backend.text_encoding import PromptEncoder, StepConditioning, encode_conditioning
 
-@dataclass
-class StepEmbeds:
-    cond: torch.Tensor  # 1 x T x D
-    uncond: torch.Tensor  # 1 x T x D
-    pooled: torch.Tensor | None = None  # SDXL: 1 x D2
-    uncond_pooled: torch.Tensor | None = None
+StepEmbeds = StepConditioning  # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P)
 
 
 class PromptPlan:
@@ -43,18 +37,19 @@ class PromptPlan:
         return out
 
 
-def encode(pipe, model, job, steps: int, embeddings=None) -> PromptPlan:
-    """Embeddings for every one of `steps` sampling steps of `job` (A1111's prompt language,
-    textual-inversion names looked up in `embeddings`)."""
-    from dreamwire.backend.text_encoding import PromptEncoder, encode_conditioning
+def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) -> PromptPlan:
+    """Embeddings for each of the `executed` sampling steps of a pass.
 
-    encoder = PromptEncoder.for_pipeline(pipe, clip_skip=job.clip_skip, embeddings=embeddings)
-    schedule = encode_conditioning(encoder, job.prompt, job.negative, steps)
-    converted: dict[int, StepEmbeds] = {}
-    per_step = []
-    for s in schedule.per_step(steps):
-        # Keep "same embeddings" as the same object: PromptPlan.changes relies on it.
-        if id(s) not in converted:
-            converted[id(s)] = StepEmbeds(s.cond, s.uncond, s.pooled, s.uncond_pooled)
-        per_step.append(converted[id(s)])
-    return PromptPlan(per_step)
+    As in A1111, schedules are laid out over the job's steps (a Hires.fix second pass uses
+    A1111's hires rule over its own steps) and indexed by the steps actually run, counted
+    from 0, so an img2img pass at strength 0.5 sees the first half of the schedule.
+    """
+    job = ctx.job
+    encoder = PromptEncoder.for_pipeline(
+        pipe, clip_skip=job.clip_skip, embeddings=ctx.state.get("embeddings")
+    )
+    schedule = encode_conditioning(
+        encoder, job.prompt, job.negative, job.steps, pass_steps if hires_pass else None
+    )
+    ctx.state.setdefault("embeddings_used", set()).update(schedule.embeddings_used)
+    return PromptPlan(schedule.per_step(max(executed, 1)))

@@ -96,7 +96,7 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
 
     hw, hh = hires.target_size(job.width, job.height, job.hires)
     steps2 = hires.second_pass_steps(job.steps, job.hires)
-    second = PassSpec("img2img", hw, hh, steps2, strength=job.hires.denoise)
+    second = PassSpec("img2img", hw, hh, steps2, strength=job.hires.denoise, hires=True)
     reporter.total = executed_steps(first) + executed_steps(second)
     latent = job.hires.upscaler == "Latent"
     first.output_type = "latent" if latent else "np"
