@@ -33,6 +33,9 @@ def extra_root(tmp_path_factory) -> Path:
     lora.mkdir(parents=True)
     (lora / "broken.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00garbage!")
     torch.save({"lora_unet_x.lora_down.weight": _Payload()}, lora / "evil.pt")
+    emb = root / "models" / "embeddings"
+    emb.mkdir(parents=True)
+    torch.save({"string_to_param": {"*": _Payload()}}, emb / "evilneg.pt")
     return root
 
 
@@ -44,20 +47,24 @@ def test_bad_conditioning_jobs_fail_clearly_and_the_server_goes_on(
     with BackendProcess([tiny_models, extra_root], tmp_path / "out") as backend:
         client = Client(backend.address)
         try:
-            bad = {
-                ErrorCode.LORA_NOT_FOUND: Job(**{**BASE, "prompt": "x <lora:nowhere:1>"}),
-                ErrorCode.MODEL_CORRUPT: Job(**{**BASE, "prompt": "x <lora:broken:1>"}),
-                ErrorCode.MODEL_UNSAFE: Job(**{**BASE, "prompt": "x <lora:evil:1>"}),
-                ErrorCode.MODEL_MISMATCH: Job(
-                    **BASE,
-                    controls=[
-                        ControlUnit(
-                            type="depth", image=noise_image(1), model="diffusers_xl_depth_full"
-                        )
-                    ],
+            bad = [
+                (ErrorCode.LORA_NOT_FOUND, Job(**{**BASE, "prompt": "x <lora:nowhere:1>"})),
+                (ErrorCode.MODEL_CORRUPT, Job(**{**BASE, "prompt": "x <lora:broken:1>"})),
+                (ErrorCode.MODEL_UNSAFE, Job(**{**BASE, "prompt": "x <lora:evil:1>"})),
+                (ErrorCode.MODEL_UNSAFE, Job(**{**BASE, "negative": "blurry, evilneg"})),
+                (
+                    ErrorCode.MODEL_MISMATCH,
+                    Job(
+                        **BASE,
+                        controls=[
+                            ControlUnit(
+                                type="depth", image=noise_image(1), model="diffusers_xl_depth_full"
+                            )
+                        ],
+                    ),
                 ),
-            }
-            for code, job in bad.items():
+            ]
+            for code, job in bad:
                 with pytest.raises(DreamwireError) as err:
                     client.run(job, timeout=300)
                 assert err.value.code == code, err.value.message
