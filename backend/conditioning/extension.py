@@ -54,7 +54,7 @@ class ResolvedUnit:
 class ConditioningExtension:
     """Registered through dreamwire.backend.conditioning.engine_extensions()."""
 
-    def __init__(self, cache_size: int = 4):
+    def __init__(self, cache_size: int = 2):
         self._nets: dict[tuple, Any] = {}
         self._cache_size = cache_size
         self.last_stack: ControlNetStack | None = None  # the last pass's stack, for inspection
