@@ -88,7 +88,7 @@ class ConditioningExtension:
             where = f"control unit {i} ({unit.type})"
             units.check_image(unit, where)
             if unit.model:
-                path = available.get(unit.model)
+                path = available.get(unit.model) or available.get(_strip_suffix(unit.model))
                 if path is None:
                     raise DreamwireError(
                         ErrorCode.CONTROLNET_NOT_FOUND,
@@ -113,8 +113,8 @@ class ConditioningExtension:
         for name, path in sorted(available.items()):
             if controlnet_files.type_from_name(name) != kind:
                 continue
-            info = _inspect_cached(path, name)
-            try:
+            try:  # a damaged or foreign file is skipped here, and reported if named
+                info = _inspect_cached(path, name)
                 controlnet_files.check_supported(info)
                 controlnet_files.check_compatible(info, unet_config, model.name, model.family)
             except DreamwireError:
@@ -208,6 +208,13 @@ def _prompt_loras(text: str) -> list[LoraRef]:
                 "not run; use a LoRA instead (<lora:name:weight>)",
             )
     return prompts.lora_refs(nets)
+
+
+def _strip_suffix(name: str) -> str:
+    for suffix in (".safetensors", ".pth", ".ckpt", ".pt", ".bin"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _mtime(path: Path) -> float:

@@ -347,3 +347,8 @@ def test_sdxl_img2img_and_inpaint_with_controlnet(engine):
         job(model="tiny-sdxl", init_image=init, mask=mask, strength=0.9, controls=[unit])
     )
     assert a.images[0].image.shape == b.images[0].image.shape == (64, 64, 3)
+
+
+def test_model_named_with_its_file_extension(engine, base_image):
+    unit = ControlUnit(type="canny", image=noise_image(30), model=f"{CANNY}.safetensors")
+    assert maxdiff(engine.run(job(controls=[unit])).images[0].image, base_image) > 0
