@@ -451,8 +451,9 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
     nets = _controlnets(pipe)
     modules = [unet, *nets]
     if decision.channels_last:
-        for m in [*modules, pipe.vae]:
-            set_channels_last(m)
+        for m in [*modules, getattr(pipe, "vae", None)]:
+            if m is not None:
+                set_channels_last(m)
     if decision.fuse_qkv:
         for m in modules:
             fuse_qkv(m)

@@ -15,7 +15,7 @@ import torch
 
 from dreamwire.backend import samplers
 
-from . import noise, pipelines, prompting
+from . import fastpath, noise, pipelines, prompting
 from .hooks import JobContext, PassPlan
 from .lowvram import low_vram
 from .progress import Reporter
@@ -77,7 +77,10 @@ def run_pass(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components
     )
     n_exec = executed_steps(spec)
-    with low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)):
+    with (
+        low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)),
+        fastpath.applied(pipe, ctx, spec.width, spec.height, len(seeds), reporter),
+    ):
         return _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter)
 
 
