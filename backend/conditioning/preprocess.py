@@ -11,6 +11,8 @@ controlnet-aux and the A1111 extension's annotators:
   binary        grey < threshold -> white (A1111 "binary"; threshold 0 or 255 = Otsu)
   threshold     alias of binary with threshold 127
   tile_resample the image shrunk by a factor (default 1: unchanged), A1111's tile preprocessor
+  lineart_standard  A1111's model-free line art: how much darker each pixel is than its
+                Gaussian (sigma 6) surround, normalised by the median of the clear lines
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
 depth, OpenPose, NormalBAE, segmentation) load them from the annotator folder
 ($DREAMWIRE_ANNOTATORS, else <cache>/dreamwire/annotators) through controlnet-aux, imported
@@ -120,6 +122,17 @@ def tile_resample(image: np.ndarray, factor: float = 1.0, **_) -> np.ndarray:
     )
 
 
+def lineart_standard(image: np.ndarray, **_) -> np.ndarray:
+    x = _rgb(image).astype(np.float32)
+    g = cv2.GaussianBlur(x, (0, 0), 6.0)
+    intensity = np.min(g - x, axis=2).clip(0, 255)
+    lines = intensity[intensity > 8]
+    intensity /= max(16.0, float(np.median(lines)) if lines.size else 0.0)
+    intensity *= 127
+    out = intensity.clip(0, 255).astype(np.uint8)
+    return np.repeat(out[:, :, None], 3, axis=2)
+
+
 @dataclass(frozen=True)
 class Annotator:
     """A preprocessor backed by controlnet-aux and annotator weights."""
@@ -174,6 +187,7 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "binary": binary,
     "threshold": lambda image, threshold=127, **kw: binary(image, threshold=threshold),
     "tile_resample": tile_resample,
+    "lineart_standard": lineart_standard,
     "softedge": Annotator("HEDdetector", ("ControlNetHED.pth",)),
     "softedge_hed": Annotator("HEDdetector", ("ControlNetHED.pth",)),
     "softedge_pidinet": Annotator("PidiNetDetector", ("table5_pidinet.pth",)),

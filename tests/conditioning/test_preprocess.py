@@ -52,6 +52,17 @@ def test_scribble_invert_binary(picture):
     assert np.array_equal(preprocess.run("invert", rgba), 255 - picture)
 
 
+def test_lineart_standard_marks_dark_strokes(picture):
+    out = preprocess.run("lineart_standard", picture)
+    assert out.shape == picture.shape
+    ring = out[40, 55:85, 0]  # across the thin dark circle
+    assert ring.max() > 100 and out[0:5, 0:5].max() == 0  # flat background: no line
+    assert np.array_equal(
+        preprocess.run("lineart_standard", np.full((16, 16, 3), 9, np.uint8)),
+        np.zeros((16, 16, 3), np.uint8),
+    )
+
+
 def test_annotator_weights_missing_names_file_and_folder(picture, tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path))
     for name, file in [
