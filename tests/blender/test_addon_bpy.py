@@ -228,7 +228,8 @@ def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_pa
     assert "Rig" in c["unknown_bones"]
     assert c["override_result"] == [["FINISHED"], None]  # per-bone overrides make the rig usable
     assert c["override_pose_pixels"] > 20
-    assert c["override_jobs"] == [["txt2img", 1234, ["depth", "openpose"]]]
+    # (the shared backend also holds the projection test's job with the same tag)
+    assert ["txt2img", 1234, ["depth", "openpose"]] in c["override_jobs"]
     assert "no model named 'no-such-model'" in c["missing_on_backend"]
     assert "No Dreamwire backend answers" in c["backend_down"]
     assert c["state_unchanged"]
@@ -267,5 +268,5 @@ def test_curve_keys_from_the_preferences(addon_zip, tmp_path, tiny_models):
             client_key=str(keys / "artist" / "artist.key_secret"),
             bad_client_key=str(keys / "stranger" / "stranger.key_secret"),
         )
-    assert "refused this client's key" in c["refused"] and not c["refused_material"]
-    assert c["error"] is None and c["result"] == ["FINISHED"] and c["has_texture"]
+    assert "refused this client's key" in c["refused"] and not c["refused_material"], c
+    assert c["error"] is None and c["result"] == ["FINISHED"] and c["has_texture"], c

@@ -52,7 +52,7 @@ def test_an_action_gets_each_result_back_in_order(client):
         return "two images"
 
     previews = []
-    d = Driver(client, action(), jobs_expected=2, on_preview=previews.append)
+    d = Driver(client, action(), connect_timeout=60, jobs_expected=2, on_preview=previews.append)
     drive(d)
     assert d.status.state == FINISHED and d.status.message == "two images"
     assert log == [("one", 1, (64, 64, 3)), ("two", 2)]
@@ -69,7 +69,7 @@ def test_cancel_closes_the_action_so_its_cleanup_runs(client):
         finally:
             cleaned.append(True)
 
-    d = Driver(client, action())
+    d = Driver(client, action(), connect_timeout=60)
     while d.job_id is None and not d.done:
         d.tick()
         time.sleep(0.01)
@@ -87,7 +87,7 @@ def test_backend_errors_reach_the_action_and_end_as_a_message(client):
             seen.append(type(exc).__name__)
             raise
 
-    d = Driver(client, action())
+    d = Driver(client, action(), connect_timeout=60)
     drive(d)
     assert d.status.state == FAILED and "no-such-model" in d.status.message
     assert seen == ["DreamwireError"]
@@ -98,7 +98,7 @@ def test_action_errors_are_reported_without_traceback(client):
         yield small_job()
         raise ActionError("Select the mesh objects to project onto.")
 
-    d = Driver(client, action())
+    d = Driver(client, action(), connect_timeout=60)
     drive(d)
     assert d.status.state == FAILED
     assert d.status.message == "Select the mesh objects to project onto."
@@ -136,7 +136,7 @@ def test_a_backend_killed_mid_job_fails_the_action(tiny_models, tmp_path):
     with BackendProcess([tiny_models], tmp_path / "dies") as proc:
         c = Client(proc.address)
         try:
-            d = Driver(c, action(), lost_timeout=2.0)
+            d = Driver(c, action(), connect_timeout=60, lost_timeout=2.0)
             while (d.job_id is None or d.status.text == "Submitted") and not d.done:
                 d.tick()
                 time.sleep(0.01)
@@ -162,12 +162,12 @@ def test_precheck_stops_an_action_the_backend_cannot_serve(client):
         yield small_job()
 
     s = GenerationSettings(model="tiny-sd1", controls=[ControlSetting("depth", True)])
-    d = Driver(client, action(), precheck=lambda w: missing_on_backend(s, w))
+    d = Driver(client, action(), connect_timeout=60, precheck=lambda w: missing_on_backend(s, w))
     drive(d)
     assert d.status.state == FINISHED and started == [True]  # the real backend has both
     s = GenerationSettings(model="sd-nope", controls=[ControlSetting("depth", True)])
     started.clear()
-    d = Driver(client, action(), precheck=lambda w: missing_on_backend(s, w))
+    d = Driver(client, action(), connect_timeout=60, precheck=lambda w: missing_on_backend(s, w))
     drive(d)
     assert d.status.state == FAILED and "no model named 'sd-nope'" in d.status.message
     assert started == []
