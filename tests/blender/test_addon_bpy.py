@@ -85,6 +85,18 @@ def run_scenario(
     return checks
 
 
+def test_blenders_own_validator_accepts_the_zip(addon_zip):
+    """The checks extensions.blender.org and `blender --command extension validate` run."""
+    spec = importlib.util.find_spec("bpy")
+    roots = list(spec.submodule_search_locations or [Path(spec.origin).parent])
+    cli = next(Path(roots[0]).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    proc = subprocess.run(
+        [sys.executable, str(cli), "validate", str(addon_zip)], capture_output=True, text=True
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "FATAL_ERROR" not in out, out
+
+
 def free_address() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
