@@ -295,6 +295,12 @@ class Server:
     def _fetch(self, identity: bytes, msg: P.Message) -> None:
         job_id = msg.job_id
         _check_job_id(job_id)
+        # The disk first: the worker saves a result before it posts it and only then leaves
+        # the queue, so a job found both ways has finished and its result is what counts.
+        result = self.load(job_id)
+        if result is not None:
+            self._send(identity, P.result_message(result, reply_to=msg.msg_id))
+            return
         if self.jobs.find(job_id) is not None:
             self.owners[job_id] = identity  # progress and result now go to this client
             pos = self.jobs.position(job_id)
@@ -305,13 +311,9 @@ class Server:
                 ),
             )
             return
-        result = self.load(job_id)
-        if result is None:
-            raise DreamwireError(
-                ErrorCode.JOB_NOT_FOUND, "no job with this id is queued, running or saved", job_id
-            )
-        out = P.result_message(result, reply_to=msg.msg_id)
-        self._send(identity, out)
+        raise DreamwireError(
+            ErrorCode.JOB_NOT_FOUND, "no job with this id is queued, running or saved", job_id
+        )
 
     def _stored(self, job_id: str) -> bool:
         try:
