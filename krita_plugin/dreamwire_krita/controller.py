@@ -264,12 +264,19 @@ class Controller:
         for gen in result.images:
             rgba = jobs.crop_result(np.asarray(gen.image), plan)
             name = naming.layer_name(params.prompt, gen.seed, plan.action)
-            _, kind = host.add_result_layer(doc, group, name, rgba, plan.target, pending.mask)
+            record = {"name": name, "seed": gen.seed, "masked": "", "job_id": result.job_id}
+
+            def masked(kind: str, record: dict = record) -> None:
+                record["masked"] = kind  # a mask made over later turns of the event loop
+
+            _, kind = host.add_result_layer(
+                doc, group, name, rgba, plan.target, pending.mask, masked
+            )
+            # "pending": the mask is still being made; masked() fills in the outcome.
+            record["masked"] = record["masked"] or kind
             names.append(name)
             self.history.add(Entry(rgba, gen.seed, gen.infotext, params, plan, pending.mask, name))
-            self.applied.append(
-                {"name": name, "seed": gen.seed, "masked": kind, "job_id": result.job_id}
-            )
+            self.applied.append(record)
         host.refresh(doc)
         return names
 

@@ -6,10 +6,12 @@ name) is made by the plain-Python modules in `logic/`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 from krita import Krita, Selection
+from PyQt5.QtCore import QTimer
 
 from .logic import pixels
 from .logic.geometry import Rect
@@ -148,31 +150,55 @@ def add_group(doc, name: str):
 
 
 def add_result_layer(
-    doc, parent, name: str, rgba: np.ndarray, target: Rect, mask: np.ndarray | None
+    doc, parent, name: str, rgba: np.ndarray, target: Rect, mask: np.ndarray | None, on_masked=None
 ):
-    """A new paint layer holding rgba at target; masked by a transparency mask if given.
+    """A new paint layer holding rgba at target, limited to `mask` when one is given.
 
     Pixels are written as 8-bit sRGB and the layer is then converted by Krita to the
     document's colour space, so 16-bit, float, greyscale and CMYK documents get results
     in their own space.
+
+    The mask becomes a transparency mask where Krita lets a script make one: directly on
+    Krita 5.2+, through Krita's own action when the document is open in a view (that
+    takes a few turns of the event loop: `on_masked(kind)` reports the outcome, and the
+    layer stays hidden until then). Otherwise (5.1 without a view) the mask is cut into
+    the layer's alpha. Either way the pixels under the layer are never touched.
+    Returns (layer, kind) with kind "transparency mask", "alpha", "pending" or "".
     """
-    info = doc_info(doc)
     layer = doc.createNode(name, "paintlayer")
     parent.addChildNode(layer, None)
+    if mask is None:
+        _write(doc, layer, rgba, target)
+        return layer, ""
+    make = getattr(doc, "createTransparencyMask", None)
+    if make is not None:  # Krita 5.2+
+        _write(doc, layer, rgba, target)
+        tmask = make("Selection")
+        tmask.setSelection(_mask_selection(mask, target))
+        layer.addChildNode(tmask, None)
+        return layer, "transparency mask"
+    if Krita.instance().action("add_new_transparency_mask") is not None and _shows(doc):
+        # Fully transparent until the mask is there, so nothing unmasked ever shows.
+        _write(doc, layer, _cut_alpha(rgba, np.zeros_like(mask)), target)
+        _MaskByAction(doc, layer, rgba, mask, target, on_masked).start()
+        return layer, "pending"
+    _write(doc, layer, _cut_alpha(rgba, mask), target)
+    return layer, "alpha"
+
+
+def _write(doc, layer, rgba: np.ndarray, target: Rect) -> None:
+    info = doc_info(doc)
     if info.plan.convert:
         layer.setColorSpace(pixels.WIRE_MODEL, pixels.WIRE_DEPTH, pixels.WIRE_PROFILE)
-    masked_kind = ""
-    if mask is not None:
-        masked_kind = _add_transparency_mask(doc, layer, mask, target)
-        if not masked_kind:
-            # No way to make a mask headless on Krita < 5.2: cut the layer's own alpha.
-            rgba = rgba.copy()
-            rgba[:, :, 3] = (rgba[:, :, 3].astype(np.uint16) * mask // 255).astype(np.uint8)
-            masked_kind = "alpha"
     layer.setPixelData(pixels.rgba_to_bgra(rgba), target.x, target.y, target.w, target.h)
     if info.plan.convert:
         layer.setColorSpace(info.model, info.depth, info.profile)
-    return layer, masked_kind
+
+
+def _cut_alpha(rgba: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = rgba.copy()
+    out[:, :, 3] = (rgba[:, :, 3].astype(np.uint16) * mask // 255).astype(np.uint8)
+    return out
 
 
 def _mask_selection(mask: np.ndarray, target: Rect):
@@ -182,35 +208,102 @@ def _mask_selection(mask: np.ndarray, target: Rect):
     return sel
 
 
-def _add_transparency_mask(doc, layer, mask: np.ndarray, target: Rect) -> str:
-    sel = _mask_selection(mask, target)
-    make = getattr(doc, "createTransparencyMask", None)
-    if make is not None:  # Krita 5.2+
-        tmask = make("Selection")
-        tmask.setSelection(sel)
-        layer.addChildNode(tmask, None)
-        return "transparency mask"
-    action = Krita.instance().action("add_new_transparency_mask")
-    if action is None or not _shows(doc):
-        return ""
-    # Krita 5.1 only builds a mask from the current selection, through its own action.
-    old_sel, old_node = doc.selection(), doc.activeNode()
-    doc.setActiveNode(layer)
-    doc.setSelection(sel)
-    action.trigger()
-    doc.waitForDone()
-    made = any(c.type() == "transparencymask" for c in layer.childNodes())
-    if old_sel is not None:
-        doc.setSelection(old_sel)
-    else:
-        Krita.instance().action("deselect").trigger()
-    if old_node is not None:
-        doc.setActiveNode(old_node)
-    return "transparency mask" if made else ""
+# Why the last transparency masks could not be made (for logs and tests).
+mask_notes: list[str] = []
+
+
+_mask_makers: set = set()
+
+
+class _MaskByAction:
+    """Krita 5.1 makes a transparency mask only from the current selection, for the
+    active layer, through its own action. The view activates new layers through queued
+    signals, so each stage waits for a turn of the event loop instead of forcing one."""
+
+    TRIES = 20
+    SETTLE_MS = 500
+    pending = 0  # masks still being made, across documents
+
+    def __init__(self, doc, layer, rgba, mask, target, on_done):
+        self.doc, self.layer, self.rgba, self.mask, self.target = doc, layer, rgba, mask, target
+        self.on_done = on_done
+        self.tries = 0
+        self.old_sel = None
+        self.old_node = None
+
+    def start(self) -> None:
+        # PyQt holds timer callbacks weakly: keep this object alive until it is done.
+        _mask_makers.add(self)
+        _MaskByAction.pending += 1
+        # Activating a layer before the view has made its own record of it blocks Krita.
+        QTimer.singleShot(self.SETTLE_MS, self._activate)
+
+    def _activate(self) -> None:
+        try:
+            self.doc.setActiveNode(self.layer)
+            QTimer.singleShot(20, self._trigger)
+        except Exception as exc:  # the document was closed meanwhile
+            self._finish("", f"activate failed: {exc}")
+
+    def _trigger(self) -> None:
+        try:
+            active = self.doc.activeNode()
+            if active is None or active.uniqueId() != self.layer.uniqueId():
+                self.tries += 1
+                if self.tries > self.TRIES:
+                    self._fallback("the result layer never became active")
+                    return
+                QTimer.singleShot(20, self._activate)
+                return
+            self.old_sel = self.doc.selection()
+            self.doc.setSelection(_mask_selection(self.mask, self.target))
+            Krita.instance().action("add_new_transparency_mask").trigger()
+            QTimer.singleShot(20, self._check)
+        except Exception as exc:
+            self._fallback(f"trigger failed: {exc}")
+
+    def _check(self) -> None:
+        self.doc.waitForDone()
+        made = any(c.type() == "transparencymask" for c in self.layer.childNodes())
+        if made:
+            _write(self.doc, self.layer, self.rgba, self.target)
+        if self.old_sel is not None:
+            self.doc.setSelection(self.old_sel)
+        else:
+            Krita.instance().action("deselect").trigger()
+        if made:
+            self._finish("transparency mask")
+        else:
+            self._fallback(
+                f"no mask after the action; children {[c.type() for c in self.layer.childNodes()]}"
+            )
+
+    def _fallback(self, why: str) -> None:
+        try:
+            _write(self.doc, self.layer, _cut_alpha(self.rgba, self.mask), self.target)
+        except Exception as exc:
+            why += f"; alpha cut failed: {exc}"
+        self._finish("alpha", why)
+
+    def _finish(self, kind: str, why: str = "") -> None:
+        if why:
+            mask_notes.append(why)
+        # Report before counting down: refresh() turns the event loop, and whoever watches
+        # masks_pending() must find the outcome already recorded.
+        if self.on_done is not None:
+            self.on_done(kind)
+        _MaskByAction.pending -= 1
+        _mask_makers.discard(self)
+        with contextlib.suppress(Exception):  # the document may be gone by now
+            refresh(self.doc)
+
+
+def masks_pending() -> int:
+    return _MaskByAction.pending
 
 
 def _shows(doc) -> bool:
-    """Whether the document is open in a view (Krita's actions act on the active view)."""
+    """Whether the document is open in the active view (Krita's actions act on it)."""
     win = Krita.instance().activeWindow()
     view = win.activeView() if win is not None else None
     if view is None or view.document() is None:

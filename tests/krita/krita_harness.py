@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -22,7 +23,7 @@ SCRIPTS = Path(__file__).resolve().parent / "scripts"
 IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 KRITARUNNER = shutil.which("kritarunner")
 KRITA = shutil.which("krita")
-XVFB_RUN = shutil.which("xvfb-run")
+XVFB = shutil.which("Xvfb")
 
 
 def build_zip(out: Path) -> Path:
@@ -98,10 +99,37 @@ class KritaRunFailed(AssertionError):
     pass
 
 
+def _run(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float) -> str:
+    """Run in a process group of its own and kill the whole group on timeout: Krita under
+    xvfb-run is a grandchild, and must not outlive a hung test."""
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return f"TIMEOUT after {timeout}s\n{out}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _result(out: Path, proc_out: str) -> dict:
     if not out.exists():
+        stacks = Path(str(out) + ".stacks")
+        where = stacks.read_text()[-6000:] if stacks.exists() else ""
         raise KritaRunFailed(
-            f"Krita wrote no result file; its output ended with:\n{proc_out[-4000:]}"
+            f"Krita wrote no result file; its output ended with:\n{proc_out[-4000:]}\n{where}"
         )
     data = json.loads(out.read_text())
     if "error" in data:
@@ -116,18 +144,7 @@ def run_script(prof: Profile, script: str, config: dict, timeout: float = 180) -
     cfg = prof.root / f"{script}-config.json"
     cfg.write_text(json.dumps(config))
     env = prof.env(QT_QPA_PLATFORM="offscreen", DW_TEST_CONFIG=str(cfg), DW_TEST_RESULT=str(out))
-    try:
-        proc = subprocess.run(
-            [KRITARUNNER, "-s", script, "-f", "main"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=prof.root,
-        )
-        text = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        text = f"TIMEOUT after {timeout}s\n{exc.stdout or ''}{exc.stderr or ''}"
+    text = _run([KRITARUNNER, "-s", script, "-f", "main"], env, prof.root, timeout)
     return _result(out, text)
 
 
@@ -142,17 +159,40 @@ def run_gui(prof: Profile, config: dict, timeout: float = 240) -> dict:
     cfg = prof.root / "gui-config.json"
     cfg.write_text(json.dumps(config))
     env = prof.env(DW_TEST_CONFIG=str(cfg), DW_TEST_RESULT=str(out))
-    try:
-        proc = subprocess.run(
-            [XVFB_RUN, "-a", "-s", "-screen 0 1600x1000x24", KRITA, "--nosplash"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=prof.root,
-            start_new_session=True,
-        )
-        text = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        text = f"TIMEOUT after {timeout}s\n{exc.stdout or ''}{exc.stderr or ''}"
+    for _attempt in range(3):
+        with _xvfb() as display:
+            env["DISPLAY"] = display
+            text = _run([KRITA, "--nosplash"], env, prof.root, timeout)
+        # Another X server can take the display between Xvfb and Krita: try a fresh one.
+        if "could not connect to display" not in text:
+            break
     return _result(out, text)
+
+
+class _xvfb:
+    """A private X server on a display number the server picks itself (-displayfd), so
+    parallel test runs never race for the same display as `xvfb-run -a` can."""
+
+    def __enter__(self) -> str:
+        r, w = os.pipe()
+        self.proc = subprocess.Popen(
+            [XVFB, "-displayfd", str(w), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            pass_fds=(w,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(w)
+        with os.fdopen(r) as f:
+            number = f.readline().strip()
+        if not number:
+            self.proc.kill()
+            raise KritaRunFailed("Xvfb did not start")
+        return f":{number}"
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

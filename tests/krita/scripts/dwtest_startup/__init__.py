@@ -1,0 +1,228 @@
+"""A startup plugin for the tests: drives the Dreamwire docker in full Krita under Xvfb.
+
+It waits for the main window, then runs a list of steps on QTimers (Krita's event loop
+keeps running between them, as it would for an artist), writes the JSON result file and
+quits Krita.
+"""
+
+import os
+import time
+import traceback
+
+import numpy as np
+from krita import Extension, Krita
+from PyQt5.QtCore import QTimer
+from PyQt5.QtWidgets import QApplication
+
+from . import dwtest
+
+SRGB = "sRGB-elle-V2-srgbtrc.icc"
+
+
+class Driver:
+    def __init__(self):
+        self.out = {"steps": []}
+        self.cfg = dwtest.config()
+        self.docker = None
+        self.doc = None
+        self.steps = [
+            self.find_docker,
+            self.wait_connected,
+            self.no_document,
+            self.open_document,
+            self.generate,
+            self.wait_generated,
+            self.inpaint,
+            self.wait_inpainted,
+            self.finish,
+        ]
+        self.deadline = time.monotonic() + self.cfg.get("timeout", 150)
+
+    # -- machinery ---------------------------------------------------------------------------
+    def start(self):
+        import faulthandler
+
+        # If Krita's event loop ever blocks, leave the Python stacks next to the result.
+        self._stacks = open(os.environ["DW_TEST_RESULT"] + ".stacks", "w")  # noqa: SIM115
+        faulthandler.dump_traceback_later(self.cfg.get("timeout", 150) + 30, file=self._stacks)
+        QTimer.singleShot(500, self.next)
+
+    def next(self):
+        """Run the current step; it returns True when done, False to be retried shortly."""
+        if not self.steps:
+            return
+        step = self.steps[0]
+        try:
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"step {step.__name__} did not finish in time")
+            done = step()
+        except Exception:
+            self.out["error"] = traceback.format_exc()
+            self.steps = [self.finish]
+            done = False
+        if done:
+            with open(os.environ["DW_TEST_RESULT"] + ".stacks", "a") as f:
+                f.write(f"done {step.__name__}\n")
+            self.out["steps"].append(step.__name__)
+            self.steps.pop(0)
+        if self.steps:
+            QTimer.singleShot(100, self.next)
+
+    def last_group(self):
+        # The global selection is a node too, so the newest group is not always last.
+        return [n for n in self.doc.rootNode().childNodes() if n.type() == "grouplayer"][-1]
+
+    # -- steps ---------------------------------------------------------------------------------
+    def find_docker(self):
+        from dreamwire_krita.docker import DreamwireDocker
+
+        found = [d for d in Krita.instance().dockers() if isinstance(d, DreamwireDocker)]
+        if not found:
+            return False
+        self.docker = found[0]
+        self.docker.show()
+        self.out["docker_title"] = self.docker.windowTitle()
+        return True
+
+    def wait_connected(self):
+        d = self.docker
+        if d.controller.status.state != "connected" or d.model.count() == 0:
+            return False
+        self.out["state_label"] = d.state_label.text()
+        self.out["models"] = [d.model.itemText(i) for i in range(d.model.count())]
+        self.out["samplers"] = d.sampler.count()
+        return True
+
+    def no_document(self):
+        for doc in Krita.instance().documents():
+            doc.close()
+        self.docker.generate_button.click()
+        self.out["no_document"] = self.docker.message.text()
+        return True
+
+    def open_document(self):
+        k = Krita.instance()
+        doc = k.createDocument(96, 64, "dw-gui", "RGBA", "U8", "", 72.0)
+        win = k.activeWindow()
+        win.addView(doc)
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.geometry import Rect
+
+        rng = np.random.default_rng(3)
+        img = rng.integers(0, 256, (64, 96, 4), dtype=np.uint8)
+        img[..., 3] = 255
+        host.add_result_layer(doc, doc.rootNode(), "paint", img, Rect(0, 0, 96, 64), None)
+        host.refresh(doc)
+        self.doc = doc
+        self.out["active_is_doc"] = k.activeDocument() is not None
+        return True
+
+    def generate(self):
+        d = self.docker
+        d.prompt.setPlainText("a lighthouse at dusk")
+        d.model.setCurrentText("tiny-sd1")
+        d.steps.setValue(2)
+        d.seed.setValue(21)
+        d.batch.setValue(1)
+        self.applied = len(d.controller.applied)
+        self.previews = 0
+        d.generate_button.click()
+        self.out["after_click"] = d.message.text()
+        return True
+
+    def wait_generated(self):
+        d = self.docker
+        if d.preview.pixmap() is not None and not d.preview.pixmap().isNull():
+            self.previews += 1
+        if len(d.controller.applied) == self.applied:
+            if d.controller.status.level == "error":
+                raise RuntimeError(d.controller.status.message)
+            return False
+        top = self.last_group()
+        layer = top.childNodes()[0]
+        b = layer.bounds()
+        self.out["generated"] = {
+            "group": top.name(),
+            "layer": layer.name(),
+            "bounds": [b.x(), b.y(), b.width(), b.height()],
+            "history_items": d.history.count(),
+            "message": d.message.text(),
+            "saw_preview": self.previews > 0,
+        }
+        return True
+
+    def inpaint(self):
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.geometry import Rect
+        from krita import Selection
+
+        d = self.docker
+        # Hide the generated group so the inpaint works on the painted layer.
+        self.last_group().setVisible(False)
+        host.refresh(self.doc)
+        self.before = host.read_visible(self.doc, Rect(0, 0, 96, 64))
+        sel = Selection()
+        sel.select(20, 16, 40, 30, 255)
+        sel.feather(2)
+        self.doc.setSelection(sel)
+        self.sel = host.read_selection(self.doc, Rect(0, 0, 96, 64))
+        d.strength.setValue(1.0)
+        self.applied = len(d.controller.applied)
+        d.inpaint_button.click()
+        self.out["inpaint_click"] = d.message.text()
+        return True
+
+    def wait_inpainted(self):
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.geometry import Rect
+
+        d = self.docker
+        if len(d.controller.applied) == self.applied or host.masks_pending():
+            if d.controller.status.level == "error":
+                raise RuntimeError(d.controller.status.message)
+            return False
+        host.refresh(self.doc)
+        after = host.read_visible(self.doc, Rect(0, 0, 96, 64))
+        layer = self.last_group().childNodes()[0]
+        self.out["mask_notes"] = list(host.mask_notes)
+        self.out["inpainted"] = {
+            "masked": d.controller.applied[-1]["masked"],
+            "children": [c.type() for c in layer.childNodes()],
+            "outside_unchanged": bool(
+                np.array_equal(after[self.sel == 0], self.before[self.sel == 0])
+            ),
+            "inside_changed": bool((after[self.sel == 255] != self.before[self.sel == 255]).any()),
+            "selection_kept": self.doc.selection() is not None and self.doc.selection().width() > 0,
+        }
+        return True
+
+    def finish(self):
+        self.out["settings_params"] = Krita.instance().readSetting("dreamwire", "params", "")
+        dwtest.write(self.out)
+        for doc in Krita.instance().documents():
+            doc.setModified(False)
+        # Quit as the File menu would; if anything hangs, the result is written already.
+        QTimer.singleShot(20000, lambda: os._exit(0))
+        QApplication.instance().closeAllWindows()
+        Krita.instance().action("file_quit").trigger()
+        return True
+
+
+class DwTestExtension(Extension):
+    def __init__(self, parent):
+        super().__init__(parent)
+        self.driver = None
+
+    def setup(self):
+        Krita.instance().notifier().windowCreated.connect(self.on_window)
+
+    def on_window(self):
+        if self.driver is None:
+            self.driver = Driver()
+            self.driver.start()
+
+    def createActions(self, window):
+        pass
+
+
+Krita.instance().addExtension(DwTestExtension(Krita.instance()))

@@ -1,0 +1,63 @@
+"""The docker itself, in full Krita under Xvfb, driven by a startup plugin."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from krita_harness import KRITA, XVFB, build_zip, make_profile, run_gui
+
+from tests.support.backend import BackendProcess
+
+pytestmark = [
+    pytest.mark.krita,
+    pytest.mark.skipif(KRITA is None or XVFB is None, reason="needs krita and Xvfb"),
+]
+
+
+@pytest.fixture(scope="module")
+def gui(tmp_path_factory, tiny_models):
+    root = tmp_path_factory.mktemp("krita-gui")
+    with BackendProcess([tiny_models], root / "out") as backend:
+        prof = make_profile(
+            root / "profile", build_zip(root / "dist"), settings={"address": backend.address}
+        )
+        out = run_gui(prof, {"timeout": 100}, timeout=200)
+    return out, prof
+
+
+def test_docker_connects_and_fills_lists_from_welcome(gui):
+    out, _ = gui
+    assert "error" not in out, out.get("error")
+    assert out["docker_title"] == "Dreamwire"
+    assert out["state_label"] == "Connected"
+    assert "tiny-sd1" in out["models"] and out["samplers"] > 3
+
+
+def test_docker_without_a_document_says_so(gui):
+    assert gui[0]["no_document"] == "Open or create a document first."
+
+
+def test_docker_generate_adds_a_layer_with_history(gui):
+    g = gui[0]["generated"]
+    assert g["bounds"] == [0, 0, 96, 64]
+    assert "21" in g["layer"] and "lighthouse" in g["layer"] and "lighthouse" in g["group"]
+    assert g["history_items"] == 1 and g["message"].startswith("Added 1 layer")
+
+
+def test_docker_inpaint_uses_a_real_transparency_mask(gui):
+    r = gui[0]["inpainted"]
+    assert r["masked"] == "transparency mask", gui[0]["mask_notes"]
+    assert r["masked"] == "transparency mask" and r["children"] == ["transparencymask"]
+    assert r["outside_unchanged"] and r["inside_changed"]
+    assert r["selection_kept"]  # the artist's selection is restored after making the mask
+
+
+def test_panel_parameters_persist_in_krita_settings(gui):
+    out, prof = gui
+    params = json.loads(out["settings_params"])
+    assert params["prompt"] == "a lighthouse at dusk" and params["seed"] == 21
+    # Krita rewrote its kritarc on the way out (KConfig format: keys may precede groups).
+    text = (prof.config / "kritarc").read_text()
+    section = text.split("[dreamwire]", 1)[1].split("\n[", 1)[0]
+    assert "address=tcp://127.0.0.1:" in section
