@@ -71,6 +71,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--low-vram", action="store_true", default=None)
+    p.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="run eager diffusers: no compile, channels_last or fused QKV (DREAMWIRE_FAST_PATH=0)",
+    )
     p.add_argument("--server", default=None, help="run on a backend, e.g. tcp://127.0.0.1:5555")
     p.add_argument("--server-key", default=None, help="the backend's public CurveZMQ key")
     p.add_argument("--client-key", default=None, help="this client's secret CurveZMQ key")
@@ -191,6 +196,10 @@ def run_local(args: argparse.Namespace, job: Job, on_progress):
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
+    if getattr(args, "no_fast_path", False):
+        from dreamwire.backend.engine import fastpath
+
+        fastpath.set_enabled(False)
     engine = Engine(ModelLibrary(model_roots(args)), device=args.device, low_vram=args.low_vram)
     return engine.run(job, on_progress=on_progress)
 

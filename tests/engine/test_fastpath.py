@@ -398,3 +398,20 @@ def test_memory_estimate_near_the_measured_reference():
     assert 2.0 * GiB <= mp.estimate("sd1", 512, 512) <= 3.2 * GiB
     dec = mp.weight_bytes("sd1", "vae") + mp.decode_bytes("sd1", 2048, 2048, None)
     assert 8 * GiB <= dec <= 12 * GiB
+
+
+def test_no_fast_path_flag_on_serve_and_generate(tiny_models, tmp_path, monkeypatch):
+    from dreamwire.backend.cli import build_parser
+    from dreamwire.backend.cli import main as cli_main
+
+    parser = build_parser()
+    assert parser.parse_args(
+        ["serve", "--models", "m", "--out", "o", "--no-fast-path"]
+    ).no_fast_path
+    assert not parser.parse_args(["serve", "--models", "m", "--out", "o"]).no_fast_path
+    monkeypatch.delenv(fp.ENV, raising=False)
+    monkeypatch.setattr(fp, "_override", None)
+    argv = ["generate", "--prompt", "stone", "--models", str(tiny_models), "--out", str(tmp_path)]
+    argv += ["--steps", "1", "--width", "64", "--height", "64", "--device", "cpu"]
+    assert cli_main([*argv, "--no-fast-path"]) == 0
+    assert not fp.is_enabled()
