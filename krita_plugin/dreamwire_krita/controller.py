@@ -196,7 +196,7 @@ class Controller:
             if svg is not None:
                 from .logic.pose import pose_image_from_svg
 
-                image = pose_image_from_svg(svg, plan.region)
+                image = pose_image_from_svg(svg, plan.region, doc.width(), doc.height())
                 if image is not None:
                     units.append(
                         ctl.ControlUnit(

@@ -61,3 +61,13 @@ def test_panel_parameters_persist_in_krita_settings(gui):
     text = (prof.config / "kritarc").read_text()
     section = text.split("[dreamwire]", 1)[1].split("\n[", 1)[0]
     assert "address=tcp://127.0.0.1:" in section
+
+
+def test_vector_layer_drawn_as_a_skeleton_is_read_as_a_pose(gui):
+    v = gui[0]["vector_pose"]
+    assert v["units"] == [["openpose", 0.9, [64, 96, 3]]], v
+    got = sorted((i, round(x), round(y)) for i, x, y in v["joints"])
+    assert got == [(0, 48, 12), (1, 48, 24), (2, 38, 24), (5, 58, 24), (8, 42, 50), (11, 54, 50)], (
+        v["svg_head"]
+    )
+    assert v["exact"], v["max_diff"]

@@ -34,6 +34,7 @@ class Driver:
             self.wait_generated,
             self.inpaint,
             self.wait_inpainted,
+            self.vector_pose,
             self.finish,
         ]
         self.deadline = time.monotonic() + self.cfg.get("timeout", 150)
@@ -193,6 +194,49 @@ class Driver:
             ),
             "inside_changed": bool((after[self.sel == 255] != self.before[self.sel == 255]).any()),
             "selection_kept": self.doc.selection() is not None and self.doc.selection().width() > 0,
+        }
+        return True
+
+    def vector_pose(self):
+        """A vector layer with joint-coloured circles, marked as a pose control."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic import controls as ctl
+        from dreamwire_krita.logic.regions import plan_generate
+
+        from dreamwire.shared.imaging.openpose import COLORS, PoseFrame, PosePerson, draw_bodypose
+
+        pts = [(0, 48, 12), (1, 48, 24), (2, 38, 24), (5, 58, 24), (8, 42, 50), (11, 54, 50)]
+        circles = "".join(
+            f'<circle cx="{x}" cy="{y}" r="2" fill="#%02x%02x%02x"/>' % COLORS[i] for i, x, y in pts
+        )
+        # The document is 72 dpi, so SVG points and document pixels coincide.
+        svg = (
+            '<svg xmlns="http://www.w3.org/2000/svg" width="96pt" height="64pt" '
+            f'viewBox="0 0 96 64">{circles}</svg>'
+        )
+        layer = self.doc.createVectorLayer("pose")
+        self.doc.rootNode().addChildNode(layer, None)
+        layer.addShapesFromSvg(svg)
+        c = self.docker.controller
+        c.set_mark(host.node_id(layer), ctl.ControlMark("openpose", 0.9), self.doc)
+        for node_id in list(c.marks(self.doc)):
+            if node_id != host.node_id(layer):
+                c.set_mark(node_id, None, self.doc)
+        plan = plan_generate(host.canvas_rect(self.doc), None)
+        units = c._control_units(self.doc, plan)
+        kp = np.zeros((18, 3))
+        for i, x, y in pts:
+            kp[i] = (x, y, 1)
+        want = draw_bodypose(PoseFrame(plan.region.w, plan.region.h, [PosePerson(kp)]))
+        from dreamwire_krita.logic.pose import joints_from_svg
+
+        exported = layer.toSvg()
+        self.out["vector_pose"] = {
+            "svg_head": exported[:600],
+            "joints": joints_from_svg(exported, self.doc.width(), self.doc.height()),
+            "units": [(u.type, u.weight, list(u.image.shape)) for u in units],
+            "exact": bool(units and np.array_equal(units[0].image, want)),
+            "max_diff": int(np.abs(units[0].image.astype(int) - want).max()) if units else None,
         }
         return True
 
