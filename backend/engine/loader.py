@@ -29,6 +29,9 @@ class LoadedModel:
     vae_name: str = ""  # "" = the checkpoint's own VAE
     vae_hash: str = ""
     arch: str = ""  # the catalog's architecture name, e.g. "sd1", "sdxl-base", "tiny-sd1"
+    # Things derived from the model that jobs can share (e.g. prompt-encoder set-up); shared
+    # with VAE-swapped copies, dropped with the model.
+    cache: dict[Any, Any] = dataclasses.field(default_factory=dict)
 
     def with_vae(self, vae, name: str, short_hash: str = "") -> LoadedModel:
         return dataclasses.replace(

@@ -45,11 +45,32 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) 
     from 0, so an img2img pass at strength 0.5 sees the first half of the schedule.
     """
     job = ctx.job
-    encoder = PromptEncoder.for_pipeline(
-        pipe, clip_skip=job.clip_skip, embeddings=ctx.state.get("embeddings")
-    )
+    encoder = _encoder(pipe, ctx)
     schedule = encode_conditioning(
         encoder, job.prompt, job.negative, job.steps, pass_steps if hires_pass else None
     )
     ctx.state.setdefault("embeddings_used", set()).update(schedule.embeddings_used)
     return PromptPlan(schedule.per_step(max(executed, 1)))
+
+
+def _encoder(pipe, ctx) -> PromptEncoder:
+    """A prompt encoder for this job. Setting one up reads the whole tokenizer vocabulary
+    (tens of ms), so the per-model part is kept with the model; the job's own part (its
+    textual-inversion set) is fresh, and nothing computed from weights is reused, since a
+    job's LoRA may patch the text encoder."""
+    key = (
+        "prompt_units",
+        ctx.job.clip_skip,
+        id(pipe.text_encoder),
+        id(getattr(pipe, "text_encoder_2", None)),
+    )
+    shared = ctx.model.cache.get(key)
+    if shared is None:
+        base = PromptEncoder.for_pipeline(pipe, clip_skip=ctx.job.clip_skip)
+        shared = ctx.model.cache[key] = (tuple(base.units), base.zero_empty_negative)
+    units, zero_empty_negative = shared
+    return PromptEncoder(
+        list(units),
+        embeddings=ctx.state.get("embeddings"),
+        zero_empty_negative=zero_empty_negative,
+    )

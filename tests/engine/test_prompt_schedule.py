@@ -61,51 +61,61 @@ def test_embeddings_swap_at_the_scheduled_step(engine, monkeypatch):
 
 def test_prompt_editing_end_to_end_follows_a1111_steps(engine):
     """ "[a cat:an old dog:0.25]" over 8 steps switches at step int(0.25 * 8) = 2: A1111 uses
-    the first text for steps 0, 1 and 2 (each step index <= 2), the second from step 3.    A high CFG scale makes the random-weight model follow its text enough to tell.
-    """
+    the first text for steps 0, 1 and 2 (each step index <= 2), the second from step 3.
+    The UNet's own inputs are recorded, so the test sees which text each step got."""
     from dreamwire.backend.text_encoding import PromptEncoder
 
     pipe = reference_pipe(engine, "StableDiffusionPipeline", "Euler")
     enc = PromptEncoder.for_pipeline(pipe)
     with torch.inference_mode():
         cat, dog, neg = (e.embeds for e in enc.encode(["a cat", "an old dog", "blur"]))
-    got = (
-        engine.run(
-            Job(
-                prompt="[a cat:an old dog:0.25]",
-                negative="blur",
-                steps=8,
-                sampler="Euler",
-                cfg=30.0,
-                width=64,
-                height=64,
-                seed=8,
-            )
+
+    seen: list[str] = []
+
+    def spy(module, args, kwargs):
+        hidden = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+        cond = hidden[-1:]  # CFG batch: negative first, then the prompt
+        seen.append(
+            "cat" if torch.allclose(cond, cat) else "dog" if torch.allclose(cond, dog) else "?"
         )
-        .images[0]
-        .image
+
+    handle = (
+        engine.load("tiny-sd1").components["unet"].register_forward_pre_hook(spy, with_kwargs=True)
     )
+    try:
+        got = (
+            engine.run(
+                Job(
+                    prompt="[a cat:an old dog:0.25]",
+                    negative="blur",
+                    steps=8,
+                    sampler="Euler",
+                    width=64,
+                    height=64,
+                    seed=8,
+                )
+            )
+            .images[0]
+            .image
+        )
+    finally:
+        handle.remove()
+    assert seen == ["cat"] * 3 + ["dog"] * 5
 
-    def reference(switch_after: int | None):
-        def swap(p, i, t, tensors):
-            return {"prompt_embeds": torch.cat([neg, dog])} if i == switch_after else {}
+    def swap(p, i, t, tensors):
+        return {"prompt_embeds": torch.cat([neg, dog])} if i == 2 else {}
 
-        with torch.inference_mode():
-            images = pipe(
-                prompt_embeds=cat,
-                negative_prompt_embeds=neg,
-                num_inference_steps=8,
-                guidance_scale=30.0,
-                width=64,
-                height=64,
-                output_type="np",
-                generator=torch.Generator().manual_seed(8),
-                callback_on_step_end=swap,
-                callback_on_step_end_tensor_inputs=["prompt_embeds"],
-            ).images
-        return to_uint8(images)[0]
-
-    # Same modules and operations in the same process: the images are identical, which is
-    # what tells a switch one step early or late (or none) apart with a weak tiny model.
-    assert maxdiff(got, reference(2)) == 0
-    assert all(maxdiff(got, reference(k)) > 0 for k in (None, 1, 3))
+    with torch.inference_mode():
+        ref = pipe(
+            prompt_embeds=cat,
+            negative_prompt_embeds=neg,
+            num_inference_steps=8,
+            guidance_scale=7.0,
+            width=64,
+            height=64,
+            output_type="np",
+            generator=torch.Generator().manual_seed(8),
+            callback_on_step_end=swap,
+            callback_on_step_end_tensor_inputs=["prompt_embeds"],
+        ).images
+    assert maxdiff(got, to_uint8(ref)[0]) <= 1
