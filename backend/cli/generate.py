@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--prompt", default="")
     p.add_argument("--negative", default="")
     p.add_argument(
-        "--sampler", default="Euler a", help='A1111 sampler name, e.g. "DPM++ 2M Karras"'
+        "--sampler", default=Job.sampler, help=f"A1111 sampler name (default {Job.sampler!r})"
     )
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--cfg", type=float, default=7.0)

@@ -1,9 +1,11 @@
 """The generation engine: diffusers pipelines driven by Dreamwire jobs.
 
-Modules, one job each: device (where and in which dtype), loader (model cache), noise
-(seeds and variation), seamless, tiled_vae, masks, outpaint, hires, preview, prompting
-(per-step embeddings), passes (one diffusers pass), runner (one job), hooks (extension
-points for ControlNet/LoRA), engine (the public object).
+Modules, one job each: device (where and in which dtype, low-VRAM decision), lowvram
+(sliced attention, CPU offload), loader (model cache), library_adapter (the model library
+as the engine uses it), noise (seeds and variation), seamless, tiled_vae, masks, outpaint,
+hires, preview, prompting (per-step embeddings), progress (events, cancel), passes (one
+diffusers pass), runner (one job), infotext_fields (A1111 parameters of an image), hooks
+(extension points for ControlNet/LoRA/embeddings), engine (the public object).
 """
 
 from __future__ import annotations
