@@ -86,7 +86,18 @@ def _camera(scene, camera):
         raise CaptureError(f"'{cam.name}' is not a camera.")
     if cam.data.type == "PANO":
         raise CaptureError(f"Camera '{cam.name}' is panoramic; use a perspective or ortho camera.")
+    # matrix_world is only recomputed when the depsgraph is evaluated: a camera moved by a
+    # script a moment ago would otherwise be read at its old place (the render itself sees
+    # the new one, so normals and poses would silently disagree with depth).
+    _evaluate(scene)
     return cam
+
+
+def _evaluate(scene) -> None:
+    layer = bpy.context.view_layer
+    if layer is None or layer not in list(scene.view_layers):
+        layer = scene.view_layers[0]
+    layer.update()
 
 
 def _size(scene, width, height) -> tuple[int, int]:

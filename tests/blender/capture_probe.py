@@ -351,6 +351,21 @@ def main():
     v = world_to_camera_view(scene, cam, odd.matrix_world @ odd.pose.bones["Bone"].head)
     results["ref_odd_neck"] = [v.x * W, (1 - v.y) * H]
 
+    # A camera a script has just moved, with no depsgraph update since: the capture must
+    # see it where the render does (its matrix_world is stale until something evaluates).
+    floor = plane("Floor", (40, 8, -3), 30, (0, 0, 0))
+    tilt = bpy.data.objects.new("TiltCam", bpy.data.cameras.new("TiltCam"))
+    scene.collection.objects.link(tilt)
+    bpy.context.view_layer.update()
+    tilt.location = (40, 0, 5)
+    tilt.rotation_euler = (Vector((40, 8, -3)) - tilt.location).to_track_quat("-Z", "Y").to_euler()
+    arrays["tilted_normals"] = capture.capture_normals(scene, tilt, 32, 32)
+    bpy.context.view_layer.update()
+    up_in_camera = tilt.matrix_world.to_3x3().transposed() @ Vector((0, 0, 1))
+    results["tilted_floor_normal_cam"] = list(up_in_camera)
+    bpy.data.objects.remove(tilt)
+    bpy.data.objects.remove(floor)
+
     # No camera: a clear error.
     scene.camera = None
     try:

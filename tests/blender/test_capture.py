@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dreamwire.shared.imaging import ade20k
+from dreamwire.shared.imaging import ade20k, normals
 from dreamwire.shared.imaging.openpose import KEYPOINT_INDEX
 
 pytestmark = [
@@ -192,3 +192,14 @@ def test_capture_all_and_pose_json(probe):
 def test_orthographic_depth_is_distance_from_the_camera_plane(probe):
     results, _ = probe
     assert results["ortho_near_z"] == pytest.approx(4.5, abs=1e-3)
+
+
+def test_normals_follow_a_camera_moved_without_a_depsgraph_update(probe):
+    results, a = probe
+    n = np.array(results["tilted_floor_normal_cam"])
+    # The floor seen from above at a slant: green (up) dominates, blue (toward the camera)
+    # is partial; world-space normals would read flat (127,127,255) instead.
+    assert n[1] > 0.5 and 0.2 < n[2] < 0.9
+    expected = normals.normals_to_image(n.reshape(1, 1, 3))[0, 0].astype(int)
+    centre = a["tilted_normals"][16, 16].astype(int)
+    assert np.abs(centre - expected).max() <= 2, (centre, expected)
