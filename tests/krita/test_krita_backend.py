@@ -150,6 +150,8 @@ def test_history_reinserts_and_copies_parameters(run):
 def test_cancel_stops_the_job_and_changes_nothing(run):
     r = run[0]["cancel"]
     assert r["progressed"] and r["cancelled"] and r["unchanged"]
+    # The live preview reached the docker's status while the job ran.
+    assert r["preview_shape"] and r["preview_shape"][2] == 3
     assert "Cancelled" in r["message"]
 
 
@@ -159,3 +161,33 @@ def test_backend_dying_mid_job_is_reported_and_the_document_is_unharmed(run):
     assert r["level"] == "error" and "stopped answering" in r["message"]
     assert r["unchanged"]
     assert r["after_cancel"] == [False, "Cancelled; the document was not changed."]
+
+
+def test_local_backend_command_is_started_used_and_stopped(tmp_path, tiny_models):
+    import shlex
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    command = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "dreamwire.backend",
+            "serve",
+            "--models",
+            str(tiny_models),
+            "--bind",
+            address,
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    prof = make_profile(tmp_path / "profile", build_zip(tmp_path / "dist"))
+    out = run_script(prof, "dw_local", {"address": address, "command": command}, timeout=400)
+    assert out["stored"] == command
+    assert out["started"] and out["connected"] and out["generated"], out["message"]
+    assert isinstance(out["exit"], int)  # stopped with the plugin, not left running
+    assert list((tmp_path / "out").rglob("*.png"))  # the backend it started saved the result

@@ -206,13 +206,15 @@ def check(cfg):
     doc7 = k.createDocument(64, 64, "cancel", "RGBA", "U8", "", 72.0)
     before = _names(doc7)
     jid = c.generate(Params(**base | {"steps": 400}, seed=9), doc7)
-    progressed = dwtest.pump(c, lambda: c.status.step > 0, 60)
+    progressed = dwtest.pump(c, lambda: c.status.step > 0 and c.status.preview is not None, 60)
+    preview_shape = list(c.status.preview.shape) if c.status.preview is not None else None
     c.cancel()
     cancelled = dwtest.pump(c, lambda: not c.busy, 60)
     out["cancel"] = {
         "job_id": jid,
         "progressed": progressed,
         "cancelled": cancelled,
+        "preview_shape": preview_shape,
         "message": c.status.message,
         "unchanged": _names(doc7) == before,
     }
