@@ -176,6 +176,16 @@ def test_settings_persist_through_reader_and_writer():
     assert back == s and not back.problems() and not back.is_local()
     assert Settings(address="http://x").problems()
     assert Settings(server_key="k" * 40).problems()
+    assert Settings(server_key="short", client_key="s" * 40).problems()
+
+
+def test_settings_accept_key_files(tmp_path):
+    (tmp_path / "server.key").write_text("public-key = x")
+    (tmp_path / "me.key_secret").write_text("secret-key = y")
+    s = Settings(
+        server_key=str(tmp_path / "server.key"), client_key=str(tmp_path / "me.key_secret")
+    )
+    assert not s.problems()
     assert Settings().is_local()
 
 

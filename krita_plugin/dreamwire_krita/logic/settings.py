@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -12,8 +13,10 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 @dataclass
 class Settings:
     address: str = DEFAULT_ADDRESS
-    server_key: str = ""  # the remote backend's CurveZMQ public key (Z85); "" = plain TCP
-    client_key: str = ""  # this client's CurveZMQ secret key (Z85) for that backend
+    server_key: str = (
+        ""  # the remote backend's CurveZMQ public key (Z85 or key file); "" = plain TCP
+    )
+    client_key: str = ""  # this client's CurveZMQ secret key (Z85 or key file) for that backend
     backend_command: str = ""  # starts a local backend when the address is not answering
     params: str = ""  # last docker parameters, JSON
 
@@ -25,8 +28,8 @@ class Settings:
             out.append("A remote backend needs both its public key and your secret key")
         for name in ("server_key", "client_key"):
             key = getattr(self, name)
-            if key and len(key) != 40:
-                out.append(f"{name.replace('_', ' ')} must be a 40-character Z85 key")
+            if key and len(key) != 40 and not os.path.isfile(os.path.expanduser(key)):
+                out.append(f"{name.replace('_', ' ')} must be a 40-character Z85 key or a key file")
         return out
 
     def is_local(self) -> bool:

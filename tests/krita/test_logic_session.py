@@ -1,0 +1,94 @@
+"""The docker's session logic with the real client against a real backend process."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from dreamwire_krita.logic.geometry import Rect
+from dreamwire_krita.logic.params import Params
+from dreamwire_krita.logic.regions import plan_generate
+from dreamwire_krita.logic.session import LOST_MESSAGE, Pending, Session, SessionError
+
+from dreamwire.shared.client import Client
+from dreamwire.shared.job import Job
+from tests.support.backend import BackendProcess
+
+
+class Recorder:
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def __getattr__(self, name):
+        if not name.startswith("on_"):
+            raise AttributeError(name)
+        return lambda *a: self.calls.append((name, *a))
+
+    def kinds(self):
+        return [c[0] for c in self.calls]
+
+
+def _pump(session, until, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        session.tick()
+        if until():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _pending():
+    return Pending("generate", plan_generate(Rect(0, 0, 64, 64), None), Params(), doc_key="doc")
+
+
+@pytest.fixture
+def backend(tmp_path, tiny_models):
+    with BackendProcess([tiny_models], tmp_path / "out") as b:
+        yield b
+
+
+def test_submit_is_refused_until_connected(tmp_path):
+    session = Session(Client("tcp://127.0.0.1:9"), Recorder())
+    with pytest.raises(SessionError, match="not answering"):
+        session.submit(Job(width=64, height=64), _pending())
+    session.close()
+
+
+def test_result_reaches_the_listener_with_its_pending(backend):
+    rec = Recorder()
+    session = Session(Client(backend.address), rec)
+    assert _pump(session, lambda: session.state == "connected")
+    assert "on_welcome" in rec.kinds()
+    pending = _pending()
+    job_id = session.submit(
+        Job(prompt="x", width=64, height=64, steps=2, seed=8, preview_every=1), pending
+    )
+    assert pending.job_id == job_id and session.busy
+    assert _pump(session, lambda: "on_result" in rec.kinds())
+    name, got, result = next(c for c in rec.calls if c[0] == "on_result")
+    assert got is pending and result.job_id == job_id and result.images[0].seed == 8
+    assert "on_progress" in rec.kinds() and not session.busy
+    session.close()
+
+
+def test_cancel_and_backend_loss(backend):
+    rec = Recorder()
+    session = Session(Client(backend.address), rec)
+    assert _pump(session, lambda: session.state == "connected")
+    slow = dict(prompt="x", width=64, height=64, steps=400)
+    session.submit(Job(**slow), _pending())
+    assert _pump(session, lambda: any(c[0] == "on_progress" and c[2].step > 0 for c in rec.calls))
+    session.cancel()
+    assert _pump(session, lambda: "on_cancelled" in rec.kinds()) and not session.busy
+
+    pending = _pending()
+    session.submit(Job(**slow), pending)
+    assert _pump(session, lambda: sum(1 for c in rec.calls if c[0] == "on_progress") > 3)
+    backend.kill()
+    assert _pump(session, lambda: session.state == "lost", 30)
+    assert ("on_error", None, LOST_MESSAGE) in rec.calls
+    assert session.busy  # kept: a backend that comes back may still deliver it
+    session.cancel()  # nobody to confirm: given up locally
+    assert rec.calls[-1] == ("on_cancelled", pending) and not session.busy
+    session.close()
