@@ -45,6 +45,10 @@ def test_docker_generate_adds_a_layer_with_history(gui):
     assert g["history_items"] == 1 and g["message"].startswith("Added 1 layer")
 
 
+def test_docker_history_copies_parameters_back_into_the_panel(gui):
+    assert gui[0]["copied_back"] == ["a lighthouse at dusk", 21, 2]
+
+
 def test_docker_inpaint_uses_a_real_transparency_mask(gui):
     r = gui[0]["inpainted"]
     assert r["masked"] == "transparency mask", gui[0]["mask_notes"]

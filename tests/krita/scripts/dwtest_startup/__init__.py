@@ -150,6 +150,13 @@ class Driver:
             "message": d.message.text(),
             "saw_preview": self.previews > 0,
         }
+        # History: change the panel, then copy the result's parameters back into it.
+        d.prompt.setPlainText("something else")
+        d.seed.setValue(-1)
+        d.steps.setValue(9)
+        d.history.setCurrentRow(0)
+        d.copy_button.click()
+        self.out["copied_back"] = [d.prompt.toPlainText(), d.seed.value(), d.steps.value()]
         return True
 
     def inpaint(self):
