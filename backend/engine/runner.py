@@ -106,7 +106,6 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
         second.image = hires.upscale_latents(out, hw, hh, scale)
     else:
         second.image = hires.upscale_pixels(out, hw, hh, job.hires.upscaler)
-    ctx.state["hires_ran"] = executed_steps(second) > 0
     if executed_steps(second) < 1:
         if latent:
             raise DreamwireError(
