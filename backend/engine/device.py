@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
 # Rough free-memory needs (bytes) for comfortable full-GPU generation at the family's
 # native size; below this the engine offloads, slices attention and tiles the VAE.
 LOW_VRAM_BELOW = {"sd1": 5 * 2**30, "sd2": 6 * 2**30, "sdxl": 10 * 2**30}
@@ -41,7 +43,27 @@ def pick_device(name: str | None = None) -> DeviceInfo:
             name = "mps"
         else:
             name = "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DreamwireError(
+            ErrorCode.BACKEND_UNAVAILABLE, f"unknown device {name!r}; use cuda, mps or cpu"
+        ) from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+    }
+    if (
+        device.type == "cuda"
+        and available["cuda"]
+        and (device.index or 0) >= torch.cuda.device_count()
+    ):
+        available["cuda"] = False
+    if not available.get(device.type, False):
+        raise DreamwireError(
+            ErrorCode.BACKEND_UNAVAILABLE, f"device {name!r} is not available on this machine"
+        )
     # CPU kernels for fp16 convs are slow or missing; both GPU backends run SD in fp16.
     dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
     return DeviceInfo(device, dtype)

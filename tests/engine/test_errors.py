@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, HiresFix, Job, LoraRef
@@ -80,3 +81,14 @@ def test_cancel_before_start(engine):
     with pytest.raises(DreamwireError) as err:
         engine.run(job(), should_cancel=lambda: True)
     assert err.value.code == ErrorCode.CANCELLED
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda:99" if torch.cuda.is_available() else "cuda"])
+def test_unavailable_device_is_a_clear_error(library, name):
+    from dreamwire.backend.engine import Engine
+
+    with pytest.raises(DreamwireError) as err:
+        Engine(library, device=name, extensions=[])
+    assert (
+        err.value.code == ErrorCode.BACKEND_UNAVAILABLE and name.split(":")[0] in err.value.message
+    )
