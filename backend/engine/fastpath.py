@@ -184,6 +184,7 @@ def cache_dir() -> Path:
     return Path(base) / "dreamwire"
 
 
+_USER_ENV = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
 _cache_lock = threading.Lock()
 _cache_ready: Path | None = None
 
@@ -197,10 +198,14 @@ def setup_compile_cache(folder: Path | None = None) -> Path:
             return _cache_ready
         folder = Path(folder) if folder is not None else cache_dir() / "inductor"
         folder.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder))
+        # inductor writes its default into the environment on first use, so the user's own
+        # setting is the one seen when this module was imported.
+        if _USER_ENV.get("TORCHINDUCTOR_CACHE_DIR") is None:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+        if _USER_ENV.get("TRITON_CACHE_DIR") is None:
+            os.environ["TRITON_CACHE_DIR"] = str(folder / "triton")
         os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
         os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
-        os.environ.setdefault("TRITON_CACHE_DIR", str(folder / "triton"))
         import torch._inductor.config as inductor_config
 
         inductor_config.fx_graph_cache = True
@@ -365,14 +370,24 @@ class CompiledForward:
         self.compiled = torch.compile(self.eager, mode=mode, backend=backend, dynamic=False)
         self.active = True
         self.shapes: set[tuple] = set()
+        self.failed = ""  # why compiling broke; the module then stays eager for good
 
     def __call__(self, *args, **kwargs):
-        if not self.active:
+        if not self.active or self.failed:
             return self.eager(*args, **kwargs)
-        if self.cudagraphs:
-            torch.compiler.cudagraph_mark_step_begin()
-            return _clone_out(self.compiled(*args, **kwargs))
-        return self.compiled(*args, **kwargs)
+        try:
+            if self.cudagraphs:
+                torch.compiler.cudagraph_mark_step_begin()
+                return _clone_out(self.compiled(*args, **kwargs))
+            return self.compiled(*args, **kwargs)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:
+            # A compiler bug must not cost the artist the image: forward is pure, so the
+            # same call runs eagerly and this module never tries to compile again.
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.warning("torch.compile failed, running eager from now on: %s", self.failed)
+            return self.eager(*args, **kwargs)
 
 
 def compile_module(module: nn.Module, mode: str | None = None, backend: str | None = None):
@@ -438,7 +453,10 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
         seamless=getattr(ctx.job, "seamless", "none") != "none",
         shapes_compiled=len(wrapper.shapes) if wrapper else 0,
         new_shape=wrapper is None or key not in wrapper.shapes,
-        compile_available=info.device.type == "cuda" and dtype_ok and compile_available(),
+        compile_available=info.device.type == "cuda"
+        and dtype_ok
+        and compile_available()
+        and not (wrapper is not None and wrapper.failed),
         capability=capability,
         sdpa_env=os.environ.get(SDPA_ENV),
     )
@@ -511,6 +529,9 @@ def _decode_fits(pipe, ctx, width: int, height: int) -> Iterator[None]:
     ):
         yield
         return
+    # Memory torch's allocator holds but does not use is free for this process too.
+    free += torch.cuda.memory_reserved(ctx.device.device)
+    free -= torch.cuda.memory_allocated(ctx.device.device)
     tile = memory_plan.decode_tile(ctx.model.family, width, height, free)
     if tile is None or (vae.use_tiling and tile >= vae.tile_sample_min_size):
         yield

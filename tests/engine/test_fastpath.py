@@ -109,11 +109,18 @@ def test_compile_cache_goes_to_the_dreamwire_cache(monkeypatch, tmp_path):
     for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCHINDUCTOR_FX_GRAPH_CACHE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(fp, "_cache_ready", None)
+    monkeypatch.setattr(fp, "_USER_ENV", {})
     folder = fp.setup_compile_cache()
     assert folder == tmp_path / "inductor" and folder.is_dir()
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(folder)
     assert os.environ["TORCHINDUCTOR_FX_GRAPH_CACHE"] == "1"
     assert os.environ["TRITON_CACHE_DIR"].startswith(str(folder))
+    # A cache folder the user chose wins.
+    monkeypatch.setattr(fp, "_cache_ready", None)
+    monkeypatch.setattr(fp, "_USER_ENV", {"TORCHINDUCTOR_CACHE_DIR": "/theirs"})
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/theirs")
+    fp.setup_compile_cache(tmp_path / "again")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/theirs"
 
 
 # -- module transforms on the tiny UNet -------------------------------------------------------
@@ -208,6 +215,19 @@ def test_compiled_forward_reads_weights_patched_in_place(unet):
     assert dynamo_utils.counters["stats"]["unique_graphs"] == compiled_once  # no recompile
     # Named modules are untouched (LoRA module tables, ControlNet config reads).
     assert "_orig_mod" not in "".join(n for n, _ in unet.named_modules())
+
+
+@torch.no_grad()
+def test_a_failing_compile_falls_back_to_eager(unet):
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("no kernel for you")
+
+    args = _unet_inputs(unet)
+    eager = unet(*args).sample
+    wrapper = fp.compile_module(unet, backend=broken_backend)
+    torch.testing.assert_close(unet(*args).sample, eager, rtol=0, atol=0)
+    assert "no kernel for you" in wrapper.failed
+    assert fp.decide("cuda", compile_available=not wrapper.failed).compile is False
 
 
 # -- through the engine ------------------------------------------------------------------
