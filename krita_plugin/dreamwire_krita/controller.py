@@ -238,12 +238,22 @@ class Controller:
 
     def on_result(self, pending: Pending, result) -> None:
         doc = pending.doc_key
+        self.status.preview = None
+        if not host.is_open(doc):
+            # Kept for the artist: the history can insert it into another document.
+            for gen in result.images:
+                self._remember(pending, gen, jobs.crop_result(np.asarray(gen.image), pending.plan))
+            self._set(
+                message="The document was closed before the result arrived; "
+                "it is in the history (Insert again) and the backend's output folder.",
+                level="warning",
+            )
+            return
         try:
             placed = self._apply(doc, pending, result)
-        except Exception as exc:  # the document was closed meanwhile, or similar
+        except Exception as exc:  # a Krita surprise: say so, keep the docker alive
             self._set(message=f"Could not place the result: {exc}", level="error")
             return
-        self.status.preview = None
         self._set(message=f"Added {len(placed)} layer(s).", level="info")
 
     def on_error(self, pending, message: str) -> None:
@@ -275,10 +285,16 @@ class Controller:
             # "pending": the mask is still being made; masked() fills in the outcome.
             record["masked"] = record["masked"] or kind
             names.append(name)
-            self.history.add(Entry(rgba, gen.seed, gen.infotext, params, plan, pending.mask, name))
+            self._remember(pending, gen, rgba)
             self.applied.append(record)
         host.refresh(doc)
         return names
+
+    def _remember(self, pending: Pending, gen, rgba: np.ndarray) -> None:
+        name = naming.layer_name(pending.params.prompt, gen.seed, pending.plan.action)
+        self.history.add(
+            Entry(rgba, gen.seed, gen.infotext, pending.params, pending.plan, pending.mask, name)
+        )
 
     def reinsert(self, index: int, doc=None) -> None:
         try:

@@ -35,6 +35,18 @@ def active_document():
     return doc
 
 
+def is_open(doc) -> bool:
+    """False once the artist closed the document (its wrapper then holds nothing)."""
+    try:
+        root = doc.rootNode()
+    except RuntimeError:  # the wrapped C++ object is gone
+        return False
+    return root is not None and any(
+        d.rootNode() is not None and d.rootNode().uniqueId() == root.uniqueId()
+        for d in Krita.instance().documents()
+    )
+
+
 def doc_info(doc) -> DocInfo:
     model, depth, profile = doc.colorModel(), doc.colorDepth(), doc.colorProfile()
     plan = pixels.colour_plan(model, depth, profile)

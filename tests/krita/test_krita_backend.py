@@ -191,3 +191,7 @@ def test_local_backend_command_is_started_used_and_stopped(tmp_path, tiny_models
     assert out["started"] and out["connected"] and out["generated"], out["message"]
     assert isinstance(out["exit"], int)  # stopped with the plugin, not left running
     assert list((tmp_path / "out").rglob("*.png"))  # the backend it started saved the result
+    # A result for a document closed meanwhile is reported, not placed, and Krita lives on.
+    assert out["closed"]["applied"] == 0 and out["closed"]["level"] == "warning", out["closed"]
+    assert "document was closed" in out["closed"]["message"]
+    assert out["closed"]["history"] == 2  # the first result and the orphaned one

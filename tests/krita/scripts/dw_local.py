@@ -24,6 +24,18 @@ def check(cfg):
     doc = Krita.instance().createDocument(64, 64, "local", "RGBA", "U8", "", 72.0)
     c.generate(Params(prompt="a boat", steps=2, seed=4, model="tiny-sd1"), doc)
     generated = dwtest.pump(c, lambda: bool(c.applied) or c.status.level == "error", 120)
+    # The artist closes the document while its job runs: a message, no crash.
+    doc2 = Krita.instance().createDocument(64, 64, "closed", "RGBA", "U8", "", 72.0)
+    n = len(c.applied)
+    c.generate(Params(prompt="a boat", steps=2, seed=5, model="tiny-sd1"), doc2)
+    doc2.close()
+    dwtest.pump(c, lambda: not c.busy, 60)
+    closed = {
+        "applied": len(c.applied) - n,
+        "message": c.status.message,
+        "level": c.status.level,
+        "history": len(c.history),
+    }
     proc = c.backend_process
     c.shutdown()
     try:
@@ -37,4 +49,5 @@ def check(cfg):
         "generated": generated and bool(c.applied),
         "message": c.status.message,
         "exit": code,
+        "closed": closed,
     }
