@@ -26,14 +26,20 @@ KRITA = shutil.which("krita")
 XVFB = shutil.which("Xvfb")
 
 
-def build_zip(out: Path) -> Path:
-    sys.path.insert(0, str(REPO / "krita_plugin"))
-    try:
-        import build  # krita_plugin/build.py
+def build_module():
+    """krita_plugin/build.py, loaded by path (a PyPI package is also called `build`)."""
+    import importlib.util
 
-        return build.build(out)
-    finally:
-        sys.path.remove(str(REPO / "krita_plugin"))
+    spec = importlib.util.spec_from_file_location(
+        "dreamwire_krita_build", REPO / "krita_plugin" / "build.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def build_zip(out: Path) -> Path:
+    return build_module().build(out)
 
 
 @dataclass

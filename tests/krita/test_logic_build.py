@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 from dreamwire_krita import vendor_path
-from krita_harness import IMPORTER, REPO, build_zip
+from krita_harness import IMPORTER, build_module, build_zip
 
-sys.path.insert(0, str(REPO / "krita_plugin"))
-import build  # noqa: E402  (krita_plugin/build.py)
-
-sys.path.remove(str(REPO / "krita_plugin"))
+build = build_module()
 
 
 @pytest.fixture(scope="module")
