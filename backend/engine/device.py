@@ -13,9 +13,9 @@ import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-# Rough free-memory needs (bytes) for comfortable full-GPU generation at the family's
-# native size; below this the engine offloads, slices attention and tiles the VAE.
-LOW_VRAM_BELOW = {"sd1": 5 * 2**30, "sd2": 6 * 2**30, "sdxl": 10 * 2**30}
+# The size low-VRAM mode is decided for (memory_plan.choose estimates the peak there);
+# larger outputs get a tiled VAE decode per pass from the fast path's memory check.
+NATIVE_SIZE = {"sd1": 512, "sd2": 768, "sdxl": 1024}
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,10 @@ def want_low_vram(info: DeviceInfo, family: str, forced: bool | None) -> bool:
     free = free_memory(info)
     if free is None:
         return False
-    return free < LOW_VRAM_BELOW.get(family, LOW_VRAM_BELOW["sd1"])
+    from .memory_plan import choose
+
+    side = NATIVE_SIZE.get(family, NATIVE_SIZE["sd1"])
+    return choose(family, side, side, free).low_vram
 
 
 def empty_cache(info: DeviceInfo) -> None:

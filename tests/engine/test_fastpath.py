@@ -435,3 +435,21 @@ def test_no_fast_path_flag_on_serve_and_generate(tiny_models, tmp_path, monkeypa
     argv += ["--steps", "1", "--width", "64", "--height", "64", "--device", "cpu"]
     assert cli_main([*argv, "--no-fast-path"]) == 0
     assert not fp.is_enabled()
+
+
+def test_engine_low_vram_choice_follows_the_memory_plan(monkeypatch):
+    from dreamwire.backend.engine import device as dev
+
+    info = dev.DeviceInfo(torch.device("cpu"), torch.float16)
+    free = {"bytes": 4 * GiB}
+    monkeypatch.setattr(dev, "free_memory", lambda _info: free["bytes"])
+    assert not dev.want_low_vram(info, "sd1", None)  # SD1.5 at 512 fits 4 GiB as it is
+    free["bytes"] = 2 * GiB
+    assert dev.want_low_vram(info, "sd1", None)
+    free["bytes"] = 8 * GiB
+    assert dev.want_low_vram(info, "sdxl", None)
+    assert not dev.want_low_vram(info, "sdxl", False)  # the flag wins
+    free["bytes"] = 24 * GiB
+    assert not dev.want_low_vram(info, "sdxl", None)
+    free["bytes"] = None
+    assert not dev.want_low_vram(info, "sdxl", None)
