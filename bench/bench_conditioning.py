@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # cn_helpers imports tests.engine.reference
 sys.path.insert(0, str(ROOT / "tests" / "conditioning"))
 
 

@@ -21,3 +21,11 @@ def tiny_models(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny-models")
     build_all(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def library(tiny_models):
+    """A model library over the tiny models root."""
+    from dreamwire.backend.library import ModelLibrary
+
+    return ModelLibrary([tiny_models])

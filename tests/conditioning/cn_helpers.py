@@ -1,17 +1,19 @@
-"""diffusers' own ControlNet pipelines around the engine's loaded components."""
+"""diffusers' own ControlNet pipelines around the engine's loaded components (the engine
+tests' reference helpers with ControlNets attached)."""
 
 from __future__ import annotations
 
-import diffusers
 import numpy as np
 import torch
-from diffusers import MultiControlNetModel
 
 from dreamwire.backend.conditioning import controlnet_files
-from dreamwire.backend.samplers import make_scheduler
+from tests.engine import reference
+from tests.engine.reference import NEGATIVE, PIPE_ARGS, PROMPT, SIZE, maxdiff
 
-PROMPT, NEGATIVE = "a red brick wall, moss", "blurry"
-BASE = dict(prompt=PROMPT, negative=NEGATIVE, steps=4, cfg=6.0, width=64, height=64, seed=1234)
+__all__ = ["BASE", "NEGATIVE", "PIPE_ARGS", "PROMPT", "SIZE", "maxdiff", "load_net"]
+__all__ += ["reference_pipe", "run", "run_job_settings", "noise_image"]
+
+BASE = reference.JOB_BASE
 
 
 def load_net(engine, path, model="tiny-sd1"):
@@ -21,30 +23,16 @@ def load_net(engine, path, model="tiny-sd1"):
 
 
 def reference_pipe(engine, cls_name: str, nets, sampler="Euler", model="tiny-sd1"):
-    comps = engine.load(model).components
-    parts = {k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")}
-    parts["scheduler"] = make_scheduler(sampler, comps["scheduler"].config)
-    cls = getattr(diffusers, cls_name)
-    pipe = cls(
-        **parts,
-        controlnet=MultiControlNetModel(list(nets)),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return reference.reference_pipe(engine, cls_name, sampler, model=model, controlnets=nets)
 
 
 def run(pipe, seed: int, **kwargs) -> np.ndarray:
-    gen = torch.Generator("cpu").manual_seed(seed)
-    with torch.inference_mode():
-        out = pipe(generator=gen, output_type="np", **kwargs)
-    return (out.images[0] * 255).round().astype(np.uint8)
+    return reference.run(pipe, seed, **kwargs)[0]
 
 
-def maxdiff(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+def run_job_settings(pipe, **kwargs) -> np.ndarray:
+    """The first image of `reference.run_job_settings`: BASE's prompt, steps and guidance."""
+    return reference.run_job_settings(pipe, **kwargs)[0]
 
 
 def noise_image(seed: int, h: int = 64, w: int = 64, c: int = 3) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Conditioning fixtures: the tiny models' library and an engine with the conditioning
-extension (the default extensions)."""
+"""Conditioning fixtures: an engine with the conditioning extension (the default
+extensions) over the shared tiny-model library."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ import torch
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session")
-def library(tiny_models):
-    from dreamwire.backend.library import ModelLibrary
-
-    return ModelLibrary([tiny_models])
 
 
 @pytest.fixture(scope="session")

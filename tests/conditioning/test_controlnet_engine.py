@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cn_helpers import BASE, NEGATIVE, PROMPT, load_net, maxdiff, noise_image, reference_pipe, run
+from cn_helpers import BASE, SIZE, load_net, maxdiff, noise_image, reference_pipe, run_job_settings
 from PIL import Image
 
 from dreamwire.backend.conditioning import control_image
@@ -21,6 +21,12 @@ def job(**kw) -> Job:
     return Job(**{**BASE, "sampler": "Euler", **kw})
 
 
+def canny_reference(engine, cn_dir, cls_name="StableDiffusionControlNetPipeline", **kwargs):
+    """diffusers' `cls_name` with the canny ControlNet, run with the job's settings."""
+    pipe = reference_pipe(engine, cls_name, [load_net(engine, cn_dir / f"{CANNY}.safetensors")])
+    return run_job_settings(pipe, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def base_image(engine):
     return engine.run(job()).images[0].image
@@ -29,22 +35,12 @@ def base_image(engine):
 def test_single_controlnet_equals_diffusers(engine, cn_dir, base_image):
     ctl = noise_image(1)
     result = engine.run(job(controls=[ControlUnit(type="canny", image=ctl, weight=0.8)]))
-    pipe = reference_pipe(
+    ref = canny_reference(
         engine,
-        "StableDiffusionControlNetPipeline",
-        [load_net(engine, cn_dir / f"{CANNY}.safetensors")],
-    )
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        width=64,
-        height=64,
+        cn_dir,
         image=[Image.fromarray(ctl)],
         controlnet_conditioning_scale=[0.8],
+        **SIZE,
     )
     out = result.images[0].image
     assert maxdiff(out, ref) <= 1
@@ -73,17 +69,8 @@ def test_multi_controlnet_equals_diffusers(engine, cn_dir, base_image):
         Image.fromarray(np.repeat(lineart, 3, axis=2)),
     ]
     pipe = reference_pipe(engine, "StableDiffusionControlNetPipeline", nets)
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        width=64,
-        height=64,
-        image=images,
-        controlnet_conditioning_scale=[0.7, 1.2, 0.5],
+    ref = run_job_settings(
+        pipe, image=images, controlnet_conditioning_scale=[0.7, 1.2, 0.5], **SIZE
     )
     assert maxdiff(result.images[0].image, ref) <= 1
     assert maxdiff(result.images[0].image, base_image) > 10
@@ -94,56 +81,30 @@ def test_weight_zero_equals_no_controlnet(engine, base_image):
     assert np.array_equal(result.images[0].image, base_image)
 
 
-def test_start_window_equals_diffusers_where_the_rules_agree(engine, cn_dir, extension):
-    # A1111 keeps a unit at step i of n when start <= i/n <= end. With 4 steps and
-    # start 0.5 that is steps 2 and 3, which is also diffusers' rule for start=0.5.
-    ctl = noise_image(5)
-    result = engine.run(job(controls=[ControlUnit(type="canny", image=ctl, start=0.5)]))
-    assert extension.last_stack.active_log == [[False], [False], [True], [True]]
-    pipe = reference_pipe(
+@pytest.mark.parametrize(
+    ("seed", "window", "active", "diffusers_window"),
+    [
+        # A1111 keeps a unit at step i of n when start <= i/n <= end. With 4 steps and
+        # start 0.5 that is steps 2 and 3, which is also diffusers' rule for start=0.5.
+        pytest.param(5, dict(start=0.5), [False, False, True, True], (0.5, 1.0), id="start"),
+        # end=0.5 with 4 steps: A1111 runs steps 0, 1 and 2 (2/4 is not past 0.5); diffusers'
+        # own rule would stop after step 1, so the equal reference is diffusers' end=0.75.
+        pytest.param(6, dict(end=0.5), [True, True, True, False], (0.0, 0.75), id="end"),
+    ],
+)
+def test_window_follows_a1111_and_equals_diffusers(
+    engine, cn_dir, extension, seed, window, active, diffusers_window
+):
+    ctl = noise_image(seed)
+    result = engine.run(job(controls=[ControlUnit(type="canny", image=ctl, **window)]))
+    assert extension.last_stack.active_log == [[a] for a in active]
+    ref = canny_reference(
         engine,
-        "StableDiffusionControlNetPipeline",
-        [load_net(engine, cn_dir / f"{CANNY}.safetensors")],
-    )
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        width=64,
-        height=64,
+        cn_dir,
         image=[Image.fromarray(ctl)],
-        control_guidance_start=[0.5],
-        control_guidance_end=[1.0],
-    )
-    assert maxdiff(result.images[0].image, ref) <= 1
-
-
-def test_end_window_follows_a1111(engine, cn_dir, extension):
-    # end=0.5 with 4 steps: A1111 runs steps 0, 1 and 2 (2/4 is not past 0.5); diffusers'
-    # own rule would stop after step 1, so the equal reference is diffusers' end=0.75.
-    ctl = noise_image(6)
-    result = engine.run(job(controls=[ControlUnit(type="canny", image=ctl, end=0.5)]))
-    assert extension.last_stack.active_log == [[True], [True], [True], [False]]
-    pipe = reference_pipe(
-        engine,
-        "StableDiffusionControlNetPipeline",
-        [load_net(engine, cn_dir / f"{CANNY}.safetensors")],
-    )
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        width=64,
-        height=64,
-        image=[Image.fromarray(ctl)],
-        control_guidance_start=[0.0],
-        control_guidance_end=[0.75],
+        control_guidance_start=[diffusers_window[0]],
+        control_guidance_end=[diffusers_window[1]],
+        **SIZE,
     )
     assert maxdiff(result.images[0].image, ref) <= 1
 
@@ -181,18 +142,10 @@ def test_img2img_with_controlnet_equals_diffusers(engine, cn_dir):
     result = engine.run(
         job(init_image=init, strength=0.75, controls=[ControlUnit(type="canny", image=ctl)])
     )
-    pipe = reference_pipe(
+    ref = canny_reference(
         engine,
-        "StableDiffusionControlNetImg2ImgPipeline",
-        [load_net(engine, cn_dir / f"{CANNY}.safetensors")],
-    )
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
+        cn_dir,
+        cls_name="StableDiffusionControlNetImg2ImgPipeline",
         image=Image.fromarray(init),
         strength=0.75,
         control_image=[Image.fromarray(ctl)],
@@ -314,25 +267,16 @@ def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
             controls=[ControlUnit(type="canny", image=ctl, weight=0.9)],
         )
     )
-    pipe = reference_pipe(
+    ref = canny_reference(
         engine,
-        "StableDiffusionControlNetInpaintPipeline",
-        [load_net(engine, cn_dir / f"{CANNY}.safetensors")],
-    )
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
+        cn_dir,
+        cls_name="StableDiffusionControlNetInpaintPipeline",
         image=Image.fromarray(init),
         mask_image=Image.fromarray(mask),
         control_image=[Image.fromarray(ctl)],
         strength=0.8,
-        width=64,
-        height=64,
         controlnet_conditioning_scale=[0.9],
+        **SIZE,
     )
     assert maxdiff(result.images[0].image, composite(init, ref, mask)) <= 1
 

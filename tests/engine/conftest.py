@@ -14,13 +14,6 @@ def _one_thread():
 
 
 @pytest.fixture(scope="session")
-def library(tiny_models):
-    from dreamwire.backend.library import ModelLibrary
-
-    return ModelLibrary([tiny_models])
-
-
-@pytest.fixture(scope="session")
 def engine(library):
     from dreamwire.backend.engine import Engine
 

@@ -9,12 +9,28 @@ from PIL import Image
 
 from dreamwire.backend.samplers import make_scheduler
 
+PROMPT, NEGATIVE = "a red brick wall, moss", "blurry"
+SEED = 1234
+# The job the reference tests run, and the same settings in diffusers' words.
+JOB_BASE = dict(prompt=PROMPT, negative=NEGATIVE, steps=4, cfg=6.0, width=64, height=64, seed=SEED)
+PIPE_ARGS = dict(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=4, guidance_scale=6.0)
+SIZE = dict(width=64, height=64)
 
-def reference_pipe(engine, cls_name: str, sampler: str, model: str = "tiny-sd1", vae: str = ""):
+
+def reference_pipe(
+    engine,
+    cls_name: str,
+    sampler: str,
+    model: str = "tiny-sd1",
+    vae: str = "",
+    controlnets=None,
+):
     comps = engine.load(model, vae).components
     cls = getattr(diffusers, cls_name)
     parts = {k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")}
     parts["scheduler"] = make_scheduler(sampler, comps["scheduler"].config)
+    if controlnets is not None:
+        parts["controlnet"] = diffusers.MultiControlNetModel(list(controlnets))
     if "XL" in cls_name:
         parts.update(text_encoder_2=comps["text_encoder_2"], tokenizer_2=comps["tokenizer_2"])
         pipe = cls(**parts)
@@ -36,6 +52,11 @@ def run(pipe, seed: int | list[int], **kwargs) -> list[np.ndarray]:
     with torch.inference_mode():
         out = pipe(generator=gens if len(gens) > 1 else gens[0], output_type="np", **kwargs)
     return to_uint8(out.images)
+
+
+def run_job_settings(pipe, seed: int | list[int] = SEED, **kwargs) -> list[np.ndarray]:
+    """`run` with JOB_BASE's prompt, steps and guidance; kwargs add to or override them."""
+    return run(pipe, seed, **{**PIPE_ARGS, **kwargs})
 
 
 def pil(a: np.ndarray) -> Image.Image:

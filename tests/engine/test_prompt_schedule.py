@@ -3,6 +3,7 @@ step, exactly as a diffusers callback doing the same swap by hand."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from reference import maxdiff, reference_pipe, to_uint8
 
@@ -14,6 +15,29 @@ def _embeds(pipe, text: str, negative: str):
     with torch.inference_mode():
         cond, uncond = pipe.encode_prompt(text, pipe.device, 1, True, negative)
     return cond, uncond
+
+
+def _reference(pipe, cat, neg, steps: int, swap=None) -> np.ndarray:
+    """diffusers from the `cat` embeddings, seed 8; `swap`, where given, is the step-end
+    callback that changes the prompt embeddings by hand."""
+    callback = {}
+    if swap is not None:
+        callback = dict(
+            callback_on_step_end=swap, callback_on_step_end_tensor_inputs=["prompt_embeds"]
+        )
+    with torch.inference_mode():
+        images = pipe(
+            prompt_embeds=cat,
+            negative_prompt_embeds=neg,
+            num_inference_steps=steps,
+            guidance_scale=7.0,
+            width=64,
+            height=64,
+            output_type="np",
+            generator=torch.Generator().manual_seed(8),
+            **callback,
+        ).images
+    return to_uint8(images)[0]
 
 
 def test_embeddings_swap_at_the_scheduled_step(engine, monkeypatch):
@@ -32,31 +56,10 @@ def test_embeddings_swap_at_the_scheduled_step(engine, monkeypatch):
     def swap(p, i, t, tensors):
         return {"prompt_embeds": torch.cat([neg, dog])} if i == 0 else {}
 
-    with torch.inference_mode():
-        ref = pipe(
-            prompt_embeds=cat,
-            negative_prompt_embeds=neg,
-            num_inference_steps=4,
-            guidance_scale=7.0,
-            width=64,
-            height=64,
-            output_type="np",
-            generator=torch.Generator().manual_seed(8),
-            callback_on_step_end=swap,
-            callback_on_step_end_tensor_inputs=["prompt_embeds"],
-        ).images
-        only_cat = pipe(
-            prompt_embeds=cat,
-            negative_prompt_embeds=neg,
-            num_inference_steps=4,
-            guidance_scale=7.0,
-            width=64,
-            height=64,
-            output_type="np",
-            generator=torch.Generator().manual_seed(8),
-        ).images
-    assert maxdiff(got.images[0].image, to_uint8(ref)[0]) <= 1
-    assert maxdiff(got.images[0].image, to_uint8(only_cat)[0]) > 3  # the swap mattered
+    ref = _reference(pipe, cat, neg, 4, swap)
+    only_cat = _reference(pipe, cat, neg, 4)
+    assert maxdiff(got.images[0].image, ref) <= 1
+    assert maxdiff(got.images[0].image, only_cat) > 3  # the swap mattered
 
 
 def test_prompt_editing_end_to_end_follows_a1111_steps(engine):
@@ -105,17 +108,4 @@ def test_prompt_editing_end_to_end_follows_a1111_steps(engine):
     def swap(p, i, t, tensors):
         return {"prompt_embeds": torch.cat([neg, dog])} if i == 2 else {}
 
-    with torch.inference_mode():
-        ref = pipe(
-            prompt_embeds=cat,
-            negative_prompt_embeds=neg,
-            num_inference_steps=8,
-            guidance_scale=7.0,
-            width=64,
-            height=64,
-            output_type="np",
-            generator=torch.Generator().manual_seed(8),
-            callback_on_step_end=swap,
-            callback_on_step_end_tensor_inputs=["prompt_embeds"],
-        ).images
-    assert maxdiff(got, to_uint8(ref)[0]) <= 1
+    assert maxdiff(got, _reference(pipe, cat, neg, 8, swap)) <= 1

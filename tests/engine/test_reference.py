@@ -5,34 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import maxdiff, pil, reference_pipe, run
+from reference import JOB_BASE, SIZE, maxdiff, pil, reference_pipe, run_job_settings
 
 from dreamwire.backend.engine.masks import composite
 from dreamwire.shared.job import Job
 
-PROMPT, NEGATIVE = "a red brick wall, moss", "blurry"
-
 
 def job(**kw) -> Job:
-    base = dict(prompt=PROMPT, negative=NEGATIVE, steps=4, cfg=6.0, width=64, height=64, seed=1234)
-    base.update(kw)
-    return Job(**base)
+    return Job(**{**JOB_BASE, **kw})
 
 
 @pytest.mark.parametrize("sampler", ["Euler", "DPM++ 2M Karras", "DDIM"])
 def test_txt2img_equals_diffusers(engine, sampler):
     result = engine.run(job(sampler=sampler))
     pipe = reference_pipe(engine, "StableDiffusionPipeline", sampler)
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        width=64,
-        height=64,
-    )
+    ref = run_job_settings(pipe, **SIZE)
     assert result.images[0].seed == 1234
     assert result.images[0].image.shape == (64, 64, 3)
     assert maxdiff(result.images[0].image, ref[0]) <= 1
@@ -42,16 +29,7 @@ def test_txt2img_equals_diffusers(engine, sampler):
 def test_img2img_equals_diffusers(engine, init_image):
     result = engine.run(job(sampler="Euler a", init_image=init_image, strength=0.6, steps=5))
     pipe = reference_pipe(engine, "StableDiffusionImg2ImgPipeline", "Euler a")
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=5,
-        guidance_scale=6.0,
-        image=pil(init_image),
-        strength=0.6,
-    )
+    ref = run_job_settings(pipe, num_inference_steps=5, image=pil(init_image), strength=0.6)
     assert maxdiff(result.images[0].image, ref[0]) <= 1
     assert maxdiff(ref[0], init_image) > 10  # it did change the image
 
@@ -61,19 +39,7 @@ def test_inpaint_equals_diffusers_then_overlay(engine, init_image, mask):
         job(sampler="Euler", init_image=init_image, mask=mask, mask_blur=0, strength=0.8)
     )
     pipe = reference_pipe(engine, "StableDiffusionInpaintPipeline", "Euler")
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        image=pil(init_image),
-        mask_image=pil(mask),
-        strength=0.8,
-        width=64,
-        height=64,
-    )
+    ref = run_job_settings(pipe, image=pil(init_image), mask_image=pil(mask), strength=0.8, **SIZE)
     # A1111 pastes the generated pixels over the original through the mask.
     expected = composite(init_image, ref[0], mask)
     out = result.images[0].image
@@ -86,17 +52,7 @@ def test_batch_equals_per_image_seeds(engine):
     result = engine.run(job(sampler="Euler", batch=2))
     assert [g.seed for g in result.images] == [1234, 1235]
     pipe = reference_pipe(engine, "StableDiffusionPipeline", "Euler")
-    ref = run(
-        pipe,
-        [1234, 1235],
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        width=64,
-        height=64,
-        num_images_per_prompt=2,
-    )
+    ref = run_job_settings(pipe, [1234, 1235], num_images_per_prompt=2, **SIZE)
     for got, want in zip(result.images, ref, strict=True):
         assert maxdiff(got.image, want) <= 1
     # image 1 of the batch is what a single job with seed+1 gives (A1111's batch seeds)
@@ -108,40 +64,19 @@ def test_batch_equals_per_image_seeds(engine):
 def test_sdxl_txt2img_equals_diffusers(engine):
     result = engine.run(job(model="tiny-sdxl", sampler="Euler"))
     pipe = reference_pipe(engine, "StableDiffusionXLPipeline", "Euler", model="tiny-sdxl")
-    ref = run(
-        pipe,
-        1234,
-        prompt=PROMPT,
-        negative_prompt=NEGATIVE,
-        num_inference_steps=4,
-        guidance_scale=6.0,
-        width=64,
-        height=64,
-    )
+    ref = run_job_settings(pipe, **SIZE)
     assert maxdiff(result.images[0].image, ref[0]) <= 1
 
 
 def test_sdxl_img2img_and_inpaint_equal_diffusers(engine, init_image, mask):
-    common = dict(
-        prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=4, guidance_scale=6.0
-    )
     got = engine.run(job(model="tiny-sdxl", sampler="Euler", init_image=init_image, strength=0.7))
     pipe = reference_pipe(engine, "StableDiffusionXLImg2ImgPipeline", "Euler", model="tiny-sdxl")
-    ref = run(pipe, 1234, image=pil(init_image), strength=0.7, **common)
+    ref = run_job_settings(pipe, image=pil(init_image), strength=0.7)
     assert maxdiff(got.images[0].image, ref[0]) <= 1
 
     got = engine.run(
         job(model="tiny-sdxl", sampler="Euler", init_image=init_image, mask=mask, mask_blur=0)
     )
     pipe = reference_pipe(engine, "StableDiffusionXLInpaintPipeline", "Euler", model="tiny-sdxl")
-    ref = run(
-        pipe,
-        1234,
-        image=pil(init_image),
-        mask_image=pil(mask),
-        strength=0.75,
-        width=64,
-        height=64,
-        **common,
-    )
+    ref = run_job_settings(pipe, image=pil(init_image), mask_image=pil(mask), strength=0.75, **SIZE)
     assert maxdiff(got.images[0].image, composite(init_image, ref[0], mask)) <= 1
