@@ -217,20 +217,20 @@ def apply_texture(obj, img, uv_name: str, rb: Rollback):
             "ShaderNodeOutputMaterial"
         )
         nt.links.new(bsdf.outputs[0], out.inputs[0])
-    tex = next((n for n in nt.nodes if n.type == "TEX_IMAGE" and n.label == NODE_LABEL), None)
-    if tex is None:
-        tex = nt.nodes.new("ShaderNodeTexImage")
-        tex.label = NODE_LABEL
-        tex.location = (bsdf.location.x - 400, bsdf.location.y)
-        if not created_mat:
-            rb.add(lambda n=tex: nt.nodes.remove(n))
-    uvn = next((n for n in nt.nodes if n.type == "UVMAP" and n.label == NODE_LABEL), None)
-    if uvn is None:
-        uvn = nt.nodes.new("ShaderNodeUVMap")
-        uvn.label = NODE_LABEL
-        uvn.location = (tex.location.x - 250, tex.location.y)
-        if not created_mat:
-            rb.add(lambda n=uvn: nt.nodes.remove(n))
+
+    def our_node(node_type: str, bl_idname: str, anchor, dx: float):
+        """The node we labelled before, or a new one `dx` to the left of `anchor`."""
+        node = next((n for n in nt.nodes if n.type == node_type and n.label == NODE_LABEL), None)
+        if node is None:
+            node = nt.nodes.new(bl_idname)
+            node.label = NODE_LABEL
+            node.location = (anchor.location.x - dx, anchor.location.y)
+            if not created_mat:
+                rb.add(lambda n=node: nt.nodes.remove(n))
+        return node
+
+    tex = our_node("TEX_IMAGE", "ShaderNodeTexImage", bsdf, 400)
+    uvn = our_node("UVMAP", "ShaderNodeUVMap", tex, 250)
     uvn.uv_map = uv_name
     nt.links.new(uvn.outputs[0], tex.inputs[0])
     old_image = tex.image

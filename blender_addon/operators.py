@@ -334,6 +334,15 @@ class DREAMWIRE_OT_add_orbit_cameras(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _remove_highlighted(props, items: str, index: str) -> None:
+    """Remove the highlighted row of a UI list and highlight the row above it."""
+    at = getattr(props, index)
+    rows = getattr(props, items)
+    if 0 <= at < len(rows):
+        rows.remove(at)
+        setattr(props, index, max(0, at - 1))
+
+
 class DREAMWIRE_OT_camera_remove(bpy.types.Operator):
     """Remove the highlighted camera from the multi-view list"""
 
@@ -341,10 +350,7 @@ class DREAMWIRE_OT_camera_remove(bpy.types.Operator):
     bl_label = "Remove Camera"
 
     def execute(self, context):
-        props = context.scene.dreamwire
-        if 0 <= props.camera_index < len(props.cameras):
-            props.cameras.remove(props.camera_index)
-            props.camera_index = max(0, props.camera_index - 1)
+        _remove_highlighted(context.scene.dreamwire, "cameras", "camera_index")
         return {"FINISHED"}
 
 
@@ -368,10 +374,7 @@ class DREAMWIRE_OT_bone_override_remove(bpy.types.Operator):
     bl_label = "Remove Bone Override"
 
     def execute(self, context):
-        props = context.scene.dreamwire
-        if 0 <= props.pose_override_index < len(props.pose_overrides):
-            props.pose_overrides.remove(props.pose_override_index)
-            props.pose_override_index = max(0, props.pose_override_index - 1)
+        _remove_highlighted(context.scene.dreamwire, "pose_overrides", "pose_override_index")
         return {"FINISHED"}
 
 
@@ -408,12 +411,4 @@ _classes = (
     DREAMWIRE_OT_show_preview,
 )
 
-
-def register() -> None:
-    for c in _classes:
-        bpy.utils.register_class(c)
-
-
-def unregister() -> None:
-    for c in reversed(_classes):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(_classes)

@@ -191,9 +191,11 @@ _classes = (
 )
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
+
+
 def register() -> None:
-    for c in _classes:
-        bpy.utils.register_class(c)
+    _register_classes()
     bpy.types.Scene.dreamwire = PointerProperty(type=DREAMWIRE_PG_settings)
     bpy.types.WindowManager.dreamwire_status = PointerProperty(type=DREAMWIRE_PG_status)
 
@@ -201,5 +203,4 @@ def register() -> None:
 def unregister() -> None:
     del bpy.types.WindowManager.dreamwire_status
     del bpy.types.Scene.dreamwire
-    for c in reversed(_classes):
-        bpy.utils.unregister_class(c)
+    _unregister_classes()

@@ -182,12 +182,4 @@ _classes = (
     DREAMWIRE_PT_image,
 )
 
-
-def register() -> None:
-    for c in _classes:
-        bpy.utils.register_class(c)
-
-
-def unregister() -> None:
-    for c in reversed(_classes):
-        bpy.utils.unregister_class(c)
+register, unregister = bpy.utils.register_classes_factory(_classes)
