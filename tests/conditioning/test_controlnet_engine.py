@@ -27,6 +27,13 @@ def canny_reference(engine, cn_dir, cls_name="StableDiffusionControlNetPipeline"
     return run_job_settings(pipe, **kwargs)
 
 
+def box_mask(top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    """A 64 x 64 inpaint mask that repaints one rectangle."""
+    mask = np.zeros((64, 64), np.uint8)
+    mask[top:bottom, left:right] = 255
+    return mask
+
+
 @pytest.fixture(scope="module")
 def base_image(engine):
     return engine.run(job()).images[0].image
@@ -156,8 +163,7 @@ def test_img2img_with_controlnet_equals_diffusers(engine, cn_dir):
 
 def test_inpaint_controlnet_gets_masked_pixels_minus_one(engine, extension):
     init = noise_image(12)
-    mask = np.zeros((64, 64), np.uint8)
-    mask[16:48, 16:48] = 255
+    mask = box_mask(16, 48, 16, 48)
     result = engine.run(
         job(
             init_image=init,
@@ -256,8 +262,7 @@ def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
 
     init = noise_image(20)
     ctl = noise_image(21)
-    mask = np.zeros((64, 64), np.uint8)
-    mask[16:48, 20:44] = 255
+    mask = box_mask(16, 48, 20, 44)
     result = engine.run(
         job(
             init_image=init,
@@ -283,8 +288,7 @@ def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
 
 def test_sdxl_img2img_and_inpaint_with_controlnet(engine):
     init = noise_image(22)
-    mask = np.zeros((64, 64), np.uint8)
-    mask[8:40, 8:40] = 255
+    mask = box_mask(8, 40, 8, 40)
     unit = ControlUnit(type="depth", image=noise_image(23))
     a = engine.run(job(model="tiny-sdxl", init_image=init, strength=0.7, controls=[unit]))
     b = engine.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -38,15 +37,22 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@contextmanager
-def _applied(sd1, path, weight: float):
-    """The LoRA file at `path` patched into the tiny SD1 at `weight` (UNet and text encoder);
-    restored on the way out."""
+def _patched_weight(sd1, path, name: str, weight: float):
+    """One attention weight of the first UNet transformer block (`name` such as
+    "attn1.to_q") before and while the LoRA file at `path` is applied at `weight`; checks that
+    restoring the patch brings the weight back."""
+    module = _first_block(sd1)
+    for part in name.split("."):
+        module = getattr(module, part)
+    param = module.weight
+    before = param.detach().clone()
     patch = lora.apply([(lora.read(path), weight, weight)], sd1, "tiny-sd1")
     try:
-        yield
+        during = param.detach().clone()
     finally:
         patch.restore()
+    assert torch.equal(param.detach(), before)
+    return before, during
 
 
 def _first_block(sd1):
@@ -92,27 +98,20 @@ def test_peft_file_has_scale_one(sd1, lora_dir):
     path = lora_dir / "tiny_peft.safetensors"
     raw = load_file(str(path))
     key = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
-    param = _first_block(sd1).attn1.to_q.weight
-    before = param.detach().clone()
-    with _applied(sd1, path, 1.5):
-        expected = before + (raw[key + ".lora_B.weight"] @ raw[key + ".lora_A.weight"]) * 1.5
-        torch.testing.assert_close(param.detach(), expected, rtol=0, atol=1e-6)
-    assert torch.equal(param.detach(), before)
+    before, during = _patched_weight(sd1, path, "attn1.to_q", 1.5)
+    expected = before + (raw[key + ".lora_B.weight"] @ raw[key + ".lora_A.weight"]) * 1.5
+    torch.testing.assert_close(during, expected, rtol=0, atol=1e-6)
 
 
 def test_loha_is_applied_with_the_hadamard_product(sd1, lora_dir):
     path = lora_dir / "tiny_loha.safetensors"
     raw = load_file(str(path))
     key = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k"
-    param = _first_block(sd1).attn2.to_k.weight
-    before = param.detach().clone()
-    with _applied(sd1, path, 0.5):
-        w1 = raw[key + ".hada_w1_a"] @ raw[key + ".hada_w1_b"]
-        w2 = raw[key + ".hada_w2_a"] @ raw[key + ".hada_w2_b"]
-        scale = float(raw[key + ".alpha"]) / raw[key + ".hada_w1_b"].shape[0]
-        torch.testing.assert_close(
-            param.detach(), before + w1 * w2 * 0.5 * scale, rtol=0, atol=1e-6
-        )
+    before, during = _patched_weight(sd1, path, "attn2.to_k", 0.5)
+    w1 = raw[key + ".hada_w1_a"] @ raw[key + ".hada_w1_b"]
+    w2 = raw[key + ".hada_w2_a"] @ raw[key + ".hada_w2_b"]
+    scale = float(raw[key + ".alpha"]) / raw[key + ".hada_w1_b"].shape[0]
+    torch.testing.assert_close(during, before + w1 * w2 * 0.5 * scale, rtol=0, atol=1e-6)
 
 
 def test_lora_tag_changes_the_image_and_the_next_job_is_the_base_again(engine, sd1, base_image):

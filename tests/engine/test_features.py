@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from reference import maxdiff, reference_pipe
+from reference import maxdiff, reference_pipe, run, to_uint8
 
 from dreamwire.backend.engine import EngineExtension
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -27,6 +27,10 @@ def job(**kw) -> Job:
     )
     base.update(kw)
     return Job(**base)
+
+
+# job()'s settings in diffusers' words (its negative prompt is empty).
+PIPE_ARGS = dict(prompt="weathered stone", num_inference_steps=4, guidance_scale=7.0)
 
 
 class RollLatents(EngineExtension):
@@ -126,9 +130,7 @@ def test_hires_fix_latent_equals_two_diffusers_passes(engine):
     i2i = reference_pipe(engine, "StableDiffusionImg2ImgPipeline", "Euler")
     with torch.inference_mode():
         lat = t2i(
-            prompt="weathered stone",
-            num_inference_steps=4,
-            guidance_scale=7.0,
+            **PIPE_ARGS,
             width=64,
             height=64,
             generator=torch.Generator().manual_seed(99),
@@ -136,15 +138,13 @@ def test_hires_fix_latent_equals_two_diffusers_passes(engine):
         ).images
         up = F.interpolate(lat, size=(16, 16), mode="bilinear", antialias=False)
         ref = i2i(
-            prompt="weathered stone",
+            **PIPE_ARGS,
             image=up,
             strength=0.5,
-            num_inference_steps=4,
-            guidance_scale=7.0,
             generator=torch.Generator().manual_seed(99),
             output_type="np",
-        ).images[0]
-    assert maxdiff(out, (ref * 255).round().astype(np.uint8)) <= 1
+        ).images
+    assert maxdiff(out, to_uint8(ref)[0]) <= 1
     info = parse_infotext(result.images[0].infotext)
     assert (info.width, info.height) == (64, 64)  # A1111 writes the first-pass size
     assert info.hires_upscale == 2.0 and info.hires_upscaler == "Latent"
@@ -196,17 +196,8 @@ def test_vae_swap_uses_the_other_vae(engine):
     assert maxdiff(own, swapped.images[0].image) > 5
     ref_pipe = reference_pipe(engine, "StableDiffusionPipeline", "Euler", vae="tiny-vae")
     assert ref_pipe.vae is not engine.load("tiny-sd1").components["vae"]
-    with torch.inference_mode():
-        ref = ref_pipe(
-            prompt="weathered stone",
-            num_inference_steps=4,
-            guidance_scale=7.0,
-            width=64,
-            height=64,
-            generator=torch.Generator().manual_seed(99),
-            output_type="np",
-        ).images[0]
-    assert maxdiff(swapped.images[0].image, (ref * 255).round().astype(np.uint8)) <= 1
+    ref = run(ref_pipe, 99, **PIPE_ARGS, width=64, height=64)[0]
+    assert maxdiff(swapped.images[0].image, ref) <= 1
     assert parse_infotext(swapped.images[0].infotext).vae == "tiny-vae"
     # The checkpoint's own VAE is still in place for the next job.
     assert maxdiff(engine.run(job()).images[0].image, own) == 0
