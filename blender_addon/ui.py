@@ -152,23 +152,25 @@ def draw_panel(layout, context) -> None:
     col.prop(props, "output_dir")
 
 
-class DREAMWIRE_PT_view3d(bpy.types.Panel):
+class _SidebarTab:
+    """The Dreamwire tab in an editor's sidebar (N panel)."""
+
     bl_label = "Dreamwire"
-    bl_idname = "DREAMWIRE_PT_view3d"
-    bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Dreamwire"
+
+
+class DREAMWIRE_PT_view3d(_SidebarTab, bpy.types.Panel):
+    bl_idname = "DREAMWIRE_PT_view3d"
+    bl_space_type = "VIEW_3D"
 
     def draw(self, context):
         draw_panel(self.layout, context)
 
 
-class DREAMWIRE_PT_image(bpy.types.Panel):
-    bl_label = "Dreamwire"
+class DREAMWIRE_PT_image(_SidebarTab, bpy.types.Panel):
     bl_idname = "DREAMWIRE_PT_image"
     bl_space_type = "IMAGE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Dreamwire"
 
     def draw(self, context):
         self.layout.operator("dreamwire.show_preview", icon="IMAGE")
