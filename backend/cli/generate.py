@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamwire.backend.cli.engine_options import add_engine_arguments, apply_fast_path_choice
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import HiresFix, Job, Outpaint
 
@@ -69,13 +70,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--models", type=Path, nargs="+", default=None, metavar="ROOT", help="model roots"
     )
-    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    p.add_argument("--low-vram", action="store_true", default=None)
-    p.add_argument(
-        "--no-fast-path",
-        action="store_true",
-        help="run eager diffusers: no compile, channels_last or fused QKV (DREAMWIRE_FAST_PATH=0)",
-    )
+    add_engine_arguments(p)
     p.add_argument("--server", default=None, help="run on a backend, e.g. tcp://127.0.0.1:5555")
     p.add_argument("--server-key", default=None, help="the backend's public CurveZMQ key")
     p.add_argument("--client-key", default=None, help="this client's secret CurveZMQ key")
@@ -196,10 +191,7 @@ def run_local(args: argparse.Namespace, job: Job, on_progress):
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
-    if getattr(args, "no_fast_path", False):
-        from dreamwire.backend.engine import fastpath
-
-        fastpath.set_enabled(False)
+    apply_fast_path_choice(args)
     engine = Engine(ModelLibrary(model_roots(args)), device=args.device, low_vram=args.low_vram)
     return engine.run(job, on_progress=on_progress)
 

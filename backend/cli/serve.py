@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+from dreamwire.backend.cli.engine_options import add_engine_arguments, apply_fast_path_choice
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.protocol import Limits
 
@@ -49,13 +50,7 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="a client's public key file (or a folder of *.key files); repeatable",
     )
-    p.add_argument("--device", default=None, help="torch device (default: best available)")
-    p.add_argument("--low-vram", action="store_true", default=None)
-    p.add_argument(
-        "--no-fast-path",
-        action="store_true",
-        help="run eager diffusers: no compile, channels_last or fused QKV (DREAMWIRE_FAST_PATH=0)",
-    )
+    add_engine_arguments(p)
     p.add_argument("--log", type=Path, help="log file (default OUT/dreamwire-server.log)")
     d = Limits()
     p.add_argument("--max-message-mb", type=float, default=d.max_message_bytes / 2**20)
@@ -99,10 +94,7 @@ def run(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         max_queue=args.max_queue,
     )
-    if getattr(args, "no_fast_path", False):
-        from dreamwire.backend.engine import fastpath
-
-        fastpath.set_enabled(False)
+    apply_fast_path_choice(args)
     engine, save, load = build_backend(args.models, args.out, args.device, args.low_vram)
     config = ServerConfig(
         bind=args.bind, limits=limits, keys_dir=args.keys, client_keys=list(args.allow_client_key)

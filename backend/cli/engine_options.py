@@ -1,0 +1,23 @@
+"""Engine options that `dreamwire generate` and `dreamwire serve` share."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--low-vram", action="store_true", default=None)
+    p.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="run eager diffusers: no compile, channels_last or fused QKV (DREAMWIRE_FAST_PATH=0)",
+    )
+
+
+def apply_fast_path_choice(args: argparse.Namespace) -> None:
+    """--no-fast-path turns the fast path off for the whole process, before any model loads."""
+    if getattr(args, "no_fast_path", False):
+        from dreamwire.backend.engine import fastpath
+
+        fastpath.set_enabled(False)
