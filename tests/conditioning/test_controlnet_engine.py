@@ -34,6 +34,11 @@ def box_mask(top: int, bottom: int, left: int, right: int) -> np.ndarray:
     return mask
 
 
+def inpaint_job(init: np.ndarray, mask: np.ndarray, strength: float, unit: ControlUnit) -> Job:
+    """An unblurred-mask inpaint job with one ControlNet unit."""
+    return job(init_image=init, mask=mask, mask_blur=0, strength=strength, controls=[unit])
+
+
 @pytest.fixture(scope="module")
 def base_image(engine):
     return engine.run(job()).images[0].image
@@ -164,15 +169,7 @@ def test_img2img_with_controlnet_equals_diffusers(engine, cn_dir):
 def test_inpaint_controlnet_gets_masked_pixels_minus_one(engine, extension):
     init = noise_image(12)
     mask = box_mask(16, 48, 16, 48)
-    result = engine.run(
-        job(
-            init_image=init,
-            mask=mask,
-            mask_blur=0,
-            strength=1.0,
-            controls=[ControlUnit(type="inpaint", image=init)],
-        )
-    )
+    result = engine.run(inpaint_job(init, mask, 1.0, ControlUnit(type="inpaint", image=init)))
     assert result.images[0].image.shape == (64, 64, 3)
     assert extension.last_stack.active_log and all(
         a == [True] for a in extension.last_stack.active_log
@@ -264,13 +261,7 @@ def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
     ctl = noise_image(21)
     mask = box_mask(16, 48, 20, 44)
     result = engine.run(
-        job(
-            init_image=init,
-            mask=mask,
-            mask_blur=0,
-            strength=0.8,
-            controls=[ControlUnit(type="canny", image=ctl, weight=0.9)],
-        )
+        inpaint_job(init, mask, 0.8, ControlUnit(type="canny", image=ctl, weight=0.9))
     )
     ref = canny_reference(
         engine,
