@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests" / "conditioning"))
 
 def main() -> None:
     torch.set_num_threads(1)
-    from cn_helpers import BASE, NEGATIVE, PROMPT, load_net, noise_image, reference_pipe, run
+    from cn_helpers import BASE, SIZE, load_net, noise_image, reference_pipe, run_job_settings
     from PIL import Image
 
     from dreamwire.backend.conditioning import lora
@@ -50,17 +50,12 @@ def main() -> None:
     pipe = reference_pipe(engine, "StableDiffusionControlNetPipeline", [net])
 
     def ref():
-        return run(
+        return run_job_settings(
             pipe,
-            1234,
-            prompt=PROMPT,
-            negative_prompt=NEGATIVE,
             num_inference_steps=steps,
-            guidance_scale=6.0,
-            width=64,
-            height=64,
             image=[Image.fromarray(ctl)],
             controlnet_conditioning_scale=[1.0],
+            **SIZE,
         )
 
     def timed(fn) -> float:
