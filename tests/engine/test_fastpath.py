@@ -453,3 +453,35 @@ def test_engine_low_vram_choice_follows_the_memory_plan(monkeypatch):
     assert not dev.want_low_vram(info, "sdxl", None)
     free["bytes"] = None
     assert not dev.want_low_vram(info, "sdxl", None)
+
+
+def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
+    from types import SimpleNamespace
+
+    from dreamwire.backend.engine import device as dev
+
+    monkeypatch.setattr(dev, "free_memory", lambda _info: 4 * GiB)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *_: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *_: 0)
+    vae = copy.deepcopy(tiny_pipe.vae)
+    pipe = SimpleNamespace(vae=vae)
+    saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
+
+    c = SimpleNamespace(
+        device=dev.DeviceInfo(torch.device("cpu"), torch.float16),
+        job=SimpleNamespace(seamless="none", tiled_vae=None),
+        model=SimpleNamespace(family="sd1"),
+    )
+    with fp._decode_fits(pipe, c, 4096, 4096):
+        tile = mp.decode_tile("sd1", 4096, 4096, 4 * GiB)
+        assert vae.use_tiling and vae.tile_sample_min_size == tile
+        assert vae.tile_latent_min_size == tile // 8
+    assert (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size) == saved
+    with fp._decode_fits(pipe, c, 512, 512):  # fits whole
+        assert vae.use_tiling == saved[0]
+    c.job = SimpleNamespace(seamless="none", tiled_vae=False)  # the job said no tiling
+    with fp._decode_fits(pipe, c, 4096, 4096):
+        assert vae.use_tiling == saved[0]
+    c.job = SimpleNamespace(seamless="both", tiled_vae=None)
+    with fp._decode_fits(pipe, c, 4096, 4096):
+        assert vae.use_tiling == saved[0]
