@@ -64,8 +64,12 @@ def pick_device(name: str | None = None) -> DeviceInfo:
         raise DreamwireError(
             ErrorCode.BACKEND_UNAVAILABLE, f"device {name!r} is not available on this machine"
         )
-    # CPU kernels for fp16 convs are slow or missing; both GPU backends run SD in fp16.
-    dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    # CPU kernels for fp16 convs are slow or missing; both GPU backends run SD in fp16
+    # (DREAMWIRE_DTYPE=bf16 opts into bfloat16 where the card has it).
+    from .fastpath import choose_dtype
+
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    dtype = choose_dtype(device.type, bf16, os.environ.get("DREAMWIRE_DTYPE"))
     return DeviceInfo(device, dtype)
 
 

@@ -164,7 +164,7 @@ def choose_dtype(device_type: str, bf16_supported: bool, prefer: str | None = No
     """fp16 on GPUs: as fast as bf16 on every card that has both, with three more mantissa
     bits (SDXL's VAE overflow is handled by diffusers' force_upcast). bf16 on request
     (DREAMWIRE_DTYPE=bf16) where the card has it; fp32 on CPU."""
-    if device_type == "cpu":
+    if device_type not in ("cuda", "mps"):
         return torch.float32
     if prefer == "bf16" and (bf16_supported or device_type == "mps"):
         return torch.bfloat16

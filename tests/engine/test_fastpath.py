@@ -98,6 +98,9 @@ def test_off_switch_env_and_flag(monkeypatch):
 
 def test_dtype_choice():
     assert fp.choose_dtype("cpu", True) == torch.float32
+    assert fp.choose_dtype("cpu", True, "bf16") == torch.float32
+    assert fp.choose_dtype("xpu", True) == torch.float32
+    assert fp.choose_dtype("mps", False) == torch.float16
     assert fp.choose_dtype("cuda", True) == torch.float16
     assert fp.choose_dtype("cuda", True, "bf16") == torch.bfloat16
     assert fp.choose_dtype("cuda", False, "bf16") == torch.float16  # pre-Ampere
