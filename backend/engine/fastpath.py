@@ -10,17 +10,25 @@ Per device the policy (`decide`, a pure function) picks:
     graph per (model, resolution, batch) shape, with inductor's caches on disk in the
     Dreamwire cache folder so a machine pays each shape's compile once.
 
-Off with DREAMWIRE_FAST_PATH=0 or `set_enabled(False)` (the `--no-fast-path` flags). CPU
-and MPS never compile (the compile takes longer than the jobs it would speed up, and MPS
-lacks inductor's CUDA graphs); low-VRAM and seamless passes, odd sizes and a model that
-has already compiled many shapes run eager, each with a logged reason.
+Environment: DREAMWIRE_FAST_PATH=0 turns it off (as do `--no-fast-path` on `dreamwire serve`
+and `generate`), DREAMWIRE_SDPA=flash,efficient,math overrides the attention backend order,
+DREAMWIRE_CACHE moves the cache folder (default ~/.cache/dreamwire), DREAMWIRE_DTYPE=bf16
+asks for bfloat16 (`choose_dtype`, used by device.pick_device).
+
+CPU and MPS never compile (the compile takes longer than the jobs it would speed up, and
+MPS lacks inductor's CUDA graphs); low-VRAM and seamless passes, odd sizes, a model that has
+already compiled many shapes and a module whose compile failed run eager, with a logged
+reason. The first pass on a new shape reports the Progress state "compiling".
+
+Also per pass: TAESD previews when its weights are in the models folder (taesd.py), and on
+a GPU a VAE decode tiled small enough for the free memory (memory_plan.decode_tile).
 
 LoRA without recompiling: compiled graphs read parameters as inputs (inline_inbuilt_nn_modules),
 and LoRA adds its deltas to `.weight` in place, so patched weights flow into the same graph.
 Fusing would normally break that (diffusers copies q, k and v into a new to_qkv weight), so
 here to_q/to_k/to_v's weights are re-made as views into the fused weight: an in-place patch
 of to_q lands in to_qkv. Anything that moves modules (offload, .to()) can untie the views;
-`prepare` re-ties them from q/k/v, which stay the source of truth, before every pass.
+`applied` re-ties them from q/k/v, which stay the source of truth, before every pass.
 """
 
 from __future__ import annotations
