@@ -502,7 +502,9 @@ def _anim_scene():
     # A human metarig that walks the other way: the pose control follows it.
     import addon_utils
 
-    addon_utils.enable("rigify")
+    # default_set: Blender 4.2's Rigify reads its own preferences in register(), which
+    # exist only once the add-on is in the user preferences.
+    addon_utils.enable("rigify", default_set=True)
     bpy.ops.object.armature_human_metarig_add()
     rig = bpy.context.object
     rig.scale = (0.5, 0.5, 0.5)
