@@ -40,14 +40,19 @@ class PromptPlan:
 def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) -> PromptPlan:
     """Embeddings for each of the `executed` sampling steps of a pass.
 
-    As in A1111, schedules are laid out over the job's steps (a Hires.fix second pass uses
-    A1111's hires rule over its own steps) and indexed by the steps actually run, counted
-    from 0, so an img2img pass at strength 0.5 sees the first half of the schedule.
+    As in A1111, schedules are laid out over the job's steps and indexed by the steps
+    actually run, counted from 0, so an img2img pass at strength 0.5 sees the first half of
+    the schedule. A Hires.fix second pass uses A1111's hires rule (prompt_parser's
+    `hires_steps`): its schedule spans the steps the pass runs, a fraction above 1 is a
+    point in that pass (`1.5`: half-way) and a whole number counts on from the first pass's
+    steps (`12` after 10 steps: its step 2). A1111 runs every hires step it schedules
+    (its img2img stretches the sigmas), diffusers runs `executed` of `pass_steps`, so the
+    hires schedule is laid out over `executed`, the steps this pass really takes.
     """
     job = ctx.job
     encoder = _encoder(pipe, ctx)
     schedule = encode_conditioning(
-        encoder, job.prompt, job.negative, job.steps, pass_steps if hires_pass else None
+        encoder, job.prompt, job.negative, job.steps, max(executed, 1) if hires_pass else None
     )
     ctx.state.setdefault("embeddings_used", set()).update(schedule.embeddings_used)
     return PromptPlan(schedule.per_step(max(executed, 1)))

@@ -109,3 +109,56 @@ def test_prompt_editing_end_to_end_follows_a1111_steps(engine):
         return {"prompt_embeds": torch.cat([neg, dog])} if i == 2 else {}
 
     assert maxdiff(got, _reference(pipe, cat, neg, 8, swap)) <= 1
+
+
+def _seen_texts(engine, job: Job, texts: dict[str, str]) -> list[str]:
+    """Which of `texts` (label -> prompt) the UNet's positive half got at each call."""
+    from dreamwire.backend.text_encoding import PromptEncoder
+
+    pipe = reference_pipe(engine, "StableDiffusionPipeline", "Euler")
+    enc = PromptEncoder.for_pipeline(pipe)
+    with torch.inference_mode():
+        embeds = dict(zip(texts, (e.embeds for e in enc.encode(list(texts.values()))), strict=True))
+    seen: list[str] = []
+
+    def spy(module, args, kwargs):
+        hidden = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+        cond = hidden[-1:]
+        seen.append(next((k for k, e in embeds.items() if torch.allclose(cond, e)), "?"))
+
+    unet = engine.load("tiny-sd1").components["unet"]
+    handle = unet.register_forward_pre_hook(spy, with_kwargs=True)
+    try:
+        engine.run(job)
+    finally:
+        handle.remove()
+    return seen
+
+
+def test_hires_pass_schedules_with_a1111_hires_rule(engine):
+    """A1111 (prompt_parser, hires_steps) lays the hires pass's schedule over that pass's
+    own steps: a fraction above 1 is a point in the hires pass, a whole number counts on
+    from the first pass's steps, and a fraction below 1 is over by the hires pass. First
+    pass 4 steps; the hires pass runs int(8 * 0.5) = 4 steps."""
+    from dreamwire.shared.job import HiresFix
+
+    texts = {"cat": "a cat", "dog": "an old dog"}
+
+    def seen(prompt: str) -> list[str]:
+        job = Job(
+            prompt=prompt,
+            steps=4,
+            sampler="Euler",
+            width=64,
+            height=64,
+            seed=8,
+            hires=HiresFix(scale=2.0, denoise=0.5, steps=8, upscaler="Latent"),
+        )
+        return _seen_texts(engine, job, texts)
+
+    # 1.5: first pass int(1.5 * 4) -> clamped to 4, all "cat"; hires int(0.5 * 4) = 2.
+    assert seen("[a cat:an old dog:1.5]") == ["cat"] * 4 + ["cat"] * 3 + ["dog"]
+    # 6: first pass min(4, 6) = 4, all "cat"; hires 6 - 4 = 2.
+    assert seen("[a cat:an old dog:6]") == ["cat"] * 4 + ["cat"] * 3 + ["dog"]
+    # 0.5: halfway through the first pass; in the hires pass it switched before it began.
+    assert seen("[a cat:an old dog:0.5]") == ["cat"] * 3 + ["dog"] + ["dog"] * 4
