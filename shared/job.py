@@ -39,6 +39,8 @@ CONTROL_TYPES = (
 )
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
 HIRES_UPSCALERS = ("Latent", "Lanczos", "Nearest")
+# A1111's inpaint "Masked content" choices, by their UI names (0..3 in its API).
+INPAINT_FILLS = ("fill", "original", "latent noise", "latent nothing")
 
 MAX_SIDE = 8192
 MAX_BATCH = 16
@@ -114,6 +116,7 @@ class Job:
     mask_blur: int = 4
     inpaint_full_res: bool = False  # A1111 "Only masked"
     inpaint_padding: int = 32
+    inpaint_fill: str = "original"  # A1111 "Masked content": one of INPAINT_FILLS
     outpaint: Outpaint = field(default_factory=Outpaint)
     hires: HiresFix | None = None
     seamless: str = "none"
@@ -189,6 +192,11 @@ class Job:
                     f"mask is {m.shape[1]}x{m.shape[0]} but the init image is "
                     f"{self.init_image.shape[1]}x{self.init_image.shape[0]}",
                 )
+        if self.inpaint_fill not in INPAINT_FILLS:
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                f"unknown masked content {self.inpaint_fill!r}; known: {', '.join(INPAINT_FILLS)}",
+            )
         if self.outpaint.any():
             if self.init_image is None:
                 raise bad(ErrorCode.INVALID_JOB, "outpainting needs an init image to grow")

@@ -15,7 +15,7 @@ import numpy as np
 
 from dreamwire.backend.cli.engine_options import add_engine_arguments, apply_fast_path_choice
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import HiresFix, Job, Outpaint
+from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint
 
 DEFAULT_MODEL = "tiny-sd1"
 
@@ -44,6 +44,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--mask-blur", type=int, default=4)
     p.add_argument("--only-masked", action="store_true", help='A1111 "Inpaint area: Only masked"')
     p.add_argument("--padding", type=int, default=32, help="only-masked padding in pixels")
+    p.add_argument(
+        "--inpaint-fill",
+        choices=INPAINT_FILLS,
+        default="original",
+        help='A1111 "Masked content": what the masked area starts from',
+    )
     p.add_argument(
         "--outpaint",
         type=int,
@@ -109,6 +115,7 @@ def build_job(args: argparse.Namespace) -> Job:
         mask_blur=args.mask_blur,
         inpaint_full_res=args.only_masked,
         inpaint_padding=args.padding,
+        inpaint_fill=args.inpaint_fill,
         seamless=args.seamless,
         tiled_vae=args.tiled_vae,
     )

@@ -7,7 +7,7 @@ paste the generated pixels over the original, so untouched areas stay bit-exact.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -28,6 +28,31 @@ def blur(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0:
         return mask
     return np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(radius)))
+
+
+# A1111's fill: Gaussian blurs from wide to narrow, each composited over the last, so a
+# masked pixel takes the colours of the nearest unmasked ones and far from any edge the
+# average colour of the whole picture. (radius, times composited)
+_FILL_LAYERS = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))
+
+
+def fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A1111's "fill" masked content: the masked area (255) painted with blurred colours
+    of its surroundings, the unmasked area (0) unchanged; a soft mask mixes the two.
+
+    Premultiplied alpha keeps masked pixels out of the blur: they carry no colour, only
+    their unmasked neighbours spread into them.
+    """
+    h, w = mask.shape
+    keep = ImageOps.invert(Image.fromarray(mask, "L"))
+    visible = Image.new("RGBa", (w, h))
+    visible.paste(Image.fromarray(to_rgb(image)).convert("RGBA").convert("RGBa"), mask=keep)
+    out = Image.new("RGBA", (w, h))
+    for radius, times in _FILL_LAYERS:
+        layer = visible.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+        for _ in range(times):
+            out.alpha_composite(layer)
+    return np.asarray(out.convert("RGB"))
 
 
 def crop_region(

@@ -15,7 +15,7 @@ import torch
 
 from dreamwire.backend import samplers
 
-from . import fastpath, noise, pipelines, prompting
+from . import fastpath, masked_content, noise, pipelines, prompting
 from .hooks import JobContext, PassPlan
 from .lowvram import low_vram
 from .progress import Reporter
@@ -32,6 +32,7 @@ class PassSpec:
     mask: Any = None  # PIL "L" image, white = repaint
     output_type: str = "np"  # "np" (B x H x W x 3 floats in 0..1) or "latent"
     hires: bool = False  # the second pass of Hires.fix (prompt schedules follow A1111's rule)
+    masked_content: str = "original"  # inpaint: A1111 "Masked content" (masked_content.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,6 +77,8 @@ def run_pass(
     pipe = pipelines.build(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components
     )
+    if spec.mode == "inpaint":
+        masked_content.apply(pipe, spec.masked_content, spec.mask, seeds)
     n_exec = executed_steps(spec)
     with (
         low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)),

@@ -15,7 +15,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import GeneratedImage, JobResult
 
-from . import hires, masks, noise, outpaint
+from . import hires, masked_content, masks, noise, outpaint
 from .hooks import JobContext
 from .infotext_fields import infotext_for
 from .passes import PassSpec, executed_steps, run_pass
@@ -161,8 +161,13 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
             ErrorCode.INVALID_MASK, "the mask is empty: nothing to repaint", job.job_id
         )
 
-    gen_src = masks.resize(src, gen_w, gen_h)
     gen_mask = masks.resize(src_mask, gen_w, gen_h)
+    # A1111 fills at generation size, after the "only masked" crop, under the soft mask.
+    gen_src = masked_content.prepare_pixels(
+        job.inpaint_fill, masks.resize(src, gen_w, gen_h), gen_mask
+    )
+    if job.inpaint_fill != masked_content.ORIGINAL:
+        ctx.infotext_extra["Masked content"] = job.inpaint_fill  # A1111 omits "original"
     spec = PassSpec(
         "inpaint",
         gen_w,
@@ -171,6 +176,7 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
         job.strength,
         Image.fromarray(gen_src),
         Image.fromarray(gen_mask),
+        masked_content=job.inpaint_fill,
     )
     reporter.total = executed_steps(spec)
     if reporter.total < 1:
