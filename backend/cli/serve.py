@@ -3,6 +3,10 @@
 Prints one line `dreamwire: listening on tcp://HOST:PORT` on stdout once it accepts
 connections (with port 0 the system picks a free port and this line says which); logs go to
 the console (stderr) and to a log file in the output folder.
+
+Accepted jobs are kept in OUT/queue/<job_id>/ until their end is final; on start, jobs found
+there (left by a backend that was killed or stopped) are validated and queued again before
+the listening line is printed, and unreadable entries are moved to OUT/queue-rejected/.
 """
 
 from __future__ import annotations
@@ -97,10 +101,18 @@ def run(args: argparse.Namespace) -> int:
     apply_fast_path_choice(args)
     engine, save, load = build_backend(args.models, args.out, args.device, args.low_vram)
     config = ServerConfig(
-        bind=args.bind, limits=limits, keys_dir=args.keys, client_keys=list(args.allow_client_key)
+        bind=args.bind,
+        limits=limits,
+        keys_dir=args.keys,
+        client_keys=list(args.allow_client_key),
+        queue_dir=args.out / "queue",
+        rejected_dir=args.out / "queue-rejected",
     )
     server = Server(engine, save, load, config)
     address = server.bind()
+    restored = server.restore_queue()
+    if restored:
+        log.info("%d job(s) restored from %s", len(restored), args.out / "queue")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.stop())
     log.info(

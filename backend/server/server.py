@@ -7,7 +7,11 @@ Rules it keeps (PROTOCOL.md, "Backend"):
   fetched it after a reconnect); a client that has gone away costs nothing, because a
   ROUTER drops messages for peers it no longer has;
 - results are saved by the worker before they are sent, so fetch-result can always read
-  them back from the output folder.
+  them back from the output folder;
+- with a queue folder (`ServerConfig.queue_dir`, OUT/queue for `dreamwire serve`), every
+  accepted job is written there before `accepted` is sent and removed once its result or
+  error is final or a client cancels it; `restore_queue()` puts the jobs a killed backend
+  left there back in the queue, so a reconnecting client reattaches to them (durable.py).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult
 
+from .durable import DurableQueue
 from .jobqueue import JobQueue
 from .worker import Worker
 
@@ -54,6 +59,9 @@ class ServerConfig:
     limits: P.Limits = field(default_factory=P.Limits)
     keys_dir: Path | None = None
     client_keys: list[Path] = field(default_factory=list)
+    # Accepted jobs are kept here until final (None: in memory only).
+    queue_dir: Path | None = None
+    rejected_dir: Path | None = None
 
 
 class Server:
@@ -79,7 +87,15 @@ class Server:
         self._auth = None
         self.address = ""
         self.capabilities = self._capabilities()
-        self.worker = Worker(engine, save, self.jobs, self.ctx, self._wake_address)
+        self.durable: DurableQueue | None = None
+        if config.queue_dir is not None:
+            rejected = config.rejected_dir or config.queue_dir.with_name(
+                config.queue_dir.name + "-rejected"
+            )
+            self.durable = DurableQueue(config.queue_dir, rejected)
+        self.worker = Worker(
+            engine, save, self.jobs, self.ctx, self._wake_address, forget=self._forget_durable
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     def bind(self) -> str:
@@ -107,6 +123,27 @@ class Server:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def restore_queue(self) -> list[str]:
+        """Queue again the jobs the queue folder holds (call before serving); their ids."""
+        if self.durable is None:
+            return []
+        restored: list[str] = []
+        for job in self.durable.load_all():
+            if self._stored(job.job_id):
+                # Killed after saving its result, before forgetting the entry: it is done.
+                self.durable.remove(job.job_id)
+                continue
+            self.jobs.put(job)
+            restored.append(job.job_id)
+            log.info(
+                "job %s: restored from the queue folder (%s priority)", job.job_id, job.priority
+            )
+        return restored
+
+    def _forget_durable(self, job_id: str) -> None:
+        if self.durable is not None:
+            self.durable.remove(job_id)
 
     def serve_forever(self) -> None:
         self.worker.start()
@@ -266,6 +303,15 @@ class Server:
                 f"the queue holds {self.limits.max_queue} jobs; try later",
                 job.job_id,
             )
+        if self.durable is not None:
+            try:
+                self.durable.save(job)
+            except OSError as exc:
+                # Accepting a job that a crash would lose breaks the promise; refuse instead.
+                log.error("job %s: could not write it to the queue folder: %s", job.job_id, exc)
+                raise DreamwireError(
+                    ErrorCode.INTERNAL, f"the backend could not store the job: {exc}", job.job_id
+                ) from None
         self.owners[job.job_id] = identity
         self.jobs.put(job)
         pos = self.jobs.position(job.job_id)
@@ -277,6 +323,10 @@ class Server:
     def _cancel(self, identity: bytes, msg: P.Message) -> None:
         job_id = msg.job_id
         entry = self.jobs.remove(job_id)
+        if entry is not None or self.jobs.find(job_id) is not None:
+            # Forgotten now, not when the engine reaches its next step: a backend killed in
+            # between must not bring a cancelled job back.
+            self._forget_durable(job_id)
         if entry is not None:  # still waiting: gone at once
             owner = self.owners.pop(job_id, identity)
             cancelled = P.reply(msg, P.CANCELLED, {"job_id": job_id})

@@ -2,6 +2,11 @@
 
 It never touches the ROUTER socket (ZeroMQ sockets belong to one thread); everything it has
 to say goes into `outbox` as (job_id, Message) and a wake-up frame tells the server thread.
+
+`forget(job_id)` is called when a job's end is final (result saved, or an error) and before
+that end is posted, so the durable queue entry goes away (durable.py). A cancel is not
+forgotten here: the server forgets a job when a client asks to cancel it, and a job stopped
+because the server is shutting down stays queued on disk for the next start.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Worker(threading.Thread):
         jobs: JobQueue,
         ctx: zmq.Context,
         wake_address: str,
+        forget: Callable[[str], None] | None = None,
     ):
         super().__init__(name="dreamwire-gpu", daemon=True)
         self.engine = engine
@@ -39,6 +45,7 @@ class Worker(threading.Thread):
         self.jobs = jobs
         self.ctx = ctx
         self.wake_address = wake_address
+        self.forget = forget or (lambda job_id: None)
         self.outbox: queue.Queue[tuple[str, P.Message]] = queue.Queue()
         self.stopping = threading.Event()
         self._wake: zmq.Socket | None = None
@@ -99,9 +106,11 @@ class Worker(threading.Thread):
                 self.post(job_id, P.Message(P.CANCELLED, {"job_id": job_id}, job_id=job_id))
             else:
                 log.warning("job %s: %s", job_id, exc)
+                self.forget(job_id)
                 self.post(job_id, P.Message(P.ERROR, exc.to_dict(), job_id=job_id))
             return
         except MemoryError:
+            self.forget(job_id)
             self._internal(job_id, ErrorCode.OUT_OF_MEMORY, "out of memory")
             return
         except Exception as exc:  # the engine must not take the server down with it
@@ -111,8 +120,10 @@ class Worker(threading.Thread):
                 else ErrorCode.INTERNAL
             )
             log.exception("job %s failed", job_id)
+            self.forget(job_id)
             self._internal(job_id, code, f"{type(exc).__name__}: {exc}")
             return
+        self.forget(job_id)
         log.info(
             "job %s: done in %.2f s, %d image(s) saved",
             job_id,

@@ -1,0 +1,156 @@
+"""The durable queue: every accepted job on disk until its end is final.
+
+Layout (PROTOCOL.md, "Durability")::
+
+    OUT/queue/<job_id>/job.json     {"format": 1, "seq": N, "job": Job.to_wire() body}
+    OUT/queue/<job_id>/arrays.npz   the job's arrays, arr_0 .. arr_K (numpy, no pickle)
+    OUT/queue-rejected/<job_id>-<stamp>/   entries that failed to load, set aside
+
+An entry is written to a hidden temp folder and renamed into place, so a crash leaves either
+a whole entry or none (temp folders left over are swept on the next start). `seq` is the
+submission order; it survives restarts so a restored queue keeps its order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import PRIORITIES, Job
+
+log = logging.getLogger("dreamwire.server")
+
+FORMAT = 1
+_JOB = "job.json"
+_ARRAYS = "arrays.npz"
+_TMP = ".tmp-"
+
+
+@dataclass
+class Stored:
+    job: Job
+    seq: int
+
+
+class DurableQueue:
+    def __init__(self, root: Path, rejected: Path):
+        self.root = root
+        self.rejected = rejected
+        self.next_seq = 0
+        root.mkdir(parents=True, exist_ok=True)
+
+    def save(self, job: Job) -> None:
+        """Write `job` atomically; raises OSError if the disk refuses."""
+        body, arrays = job.to_wire()
+        final = self.root / job.job_id
+        tmp = self.root / f"{_TMP}{job.job_id}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            meta = {"format": FORMAT, "seq": self.next_seq, "job": body}
+            _write(tmp / _JOB, json.dumps(meta, allow_nan=False).encode())
+            with open(tmp / _ARRAYS, "wb") as f:
+                np.savez(f, *arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            if final.exists():  # a leftover of an earlier run with this id: the new one wins
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            _fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.next_seq += 1
+
+    def remove(self, job_id: str) -> None:
+        shutil.rmtree(self.root / job_id, ignore_errors=True)
+
+    def load_all(self) -> list[Job]:
+        """Every stored job, validated, in queue order (priority, then submission).
+
+        A corrupt entry is moved to the rejected folder and logged; it never raises."""
+        found: list[Stored] = []
+        for path in sorted(self.root.iterdir()):
+            if path.name.startswith(_TMP):  # a write cut short by a crash: never accepted
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            try:
+                found.append(self._load(path))
+            except Exception as exc:
+                self._reject(path, exc)
+        found.sort(key=lambda s: (PRIORITIES[s.job.priority], s.seq))
+        self.next_seq = max((s.seq for s in found), default=-1) + 1
+        return [s.job for s in found]
+
+    def _load(self, path: Path) -> Stored:
+        if not path.is_dir():
+            raise ValueError("not a folder")
+        meta = json.loads((path / _JOB).read_bytes(), parse_constant=_no_constant)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(
+                f"unknown entry format {meta.get('format') if isinstance(meta, dict) else meta!r}"
+            )
+        seq = meta.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValueError(f"bad seq {seq!r}")
+        with np.load(path / _ARRAYS, allow_pickle=False) as npz:
+            arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+        job = Job.from_wire(meta["job"], arrays).validate()
+        if job.job_id != path.name:
+            raise DreamwireError(
+                ErrorCode.INVALID_JOB, f"entry holds job {job.job_id!r}", path.name
+            )
+        return Stored(job, seq)
+
+    def _reject(self, path: Path, exc: Exception) -> None:
+        self.rejected.mkdir(parents=True, exist_ok=True)
+        dest = (
+            self.rejected / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        )
+        log.error(
+            "queue entry %s is unreadable (%s: %s); moved to %s",
+            path.name,
+            type(exc).__name__,
+            exc,
+            dest,
+        )
+        try:
+            shutil.move(str(path), dest)
+        except OSError:
+            log.exception("could not move %s aside; removing it", path)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} in job.json")
