@@ -15,7 +15,9 @@ from typing import Any
 
 import diffusers
 
+from dreamwire.backend.library import hashing
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.infotext import format_hashes
 from dreamwire.shared.job import ControlUnit, LoraRef
 
 from . import controlnet_files, lora, units
@@ -72,11 +74,15 @@ class ConditioningExtension:
             return
         available = library_entries(ctx.state.get("library"), "lora")
         parsed = []
+        hashes: dict[str, str] = {}
         for name, w_unet, w_te in requests:
             path = lora.resolve(name, available)
             parsed.append((lora.read_cached(path, name), w_unet, w_te))
+            hashes[name] = _lora_hash(path)
         ctx.state["lora_patch"] = lora.apply(parsed, ctx.model.components, ctx.model.name)
         ctx.handled.add("loras")
+        # A1111's Lora extension writes each network by the name the prompt gave it.
+        ctx.infotext_extra["Lora hashes"] = format_hashes(hashes)
 
     # -- ControlNet --------------------------------------------------------------------
     def _resolve_controls(self, ctx) -> list[ResolvedUnit]:
@@ -194,6 +200,14 @@ class ConditioningExtension:
         if patch is not None:
             patch.restore()
         ctx.state.pop("control_stack", None)
+
+
+def _lora_hash(path: Path) -> str:
+    """A1111's LoRA short hash: the addnet hash (tensor data only) of a .safetensors
+    file, the file's sha256 otherwise; 12 hex digits."""
+    if path.suffix.lower() == ".safetensors":
+        return hashing.addnet_hash(path)
+    return hashing.sha256(path)[:12]
 
 
 def _prompt_loras(text: str) -> list[LoraRef]:

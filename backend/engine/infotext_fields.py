@@ -9,7 +9,8 @@ read them back. Extensions add their own fields (Lora hashes, ControlNet units) 
 from __future__ import annotations
 
 from dreamwire.backend import samplers
-from dreamwire.shared.infotext import Infotext, format_infotext
+from dreamwire.backend.library import hashing
+from dreamwire.shared.infotext import Infotext, format_infotext, parse_hashes
 
 from .hooks import JobContext
 
@@ -22,7 +23,8 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         negative_prompt=job.negative,
         steps=job.steps,
         sampler=sampler.sampler,
-        schedule_type=None if sampler.schedule_type == "Automatic" else sampler.schedule_type,
+        # A1111 1.9+ writes the schedule type always, "Automatic" included.
+        schedule_type=sampler.schedule_type,
         cfg_scale=float(job.cfg),
         seed=seed,
         width=job.width,
@@ -57,9 +59,26 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         info.hires_upscale = float(job.hires.scale)
         info.hires_steps = job.hires.steps or None
         info.hires_upscaler = job.hires.upscaler
+    info.ti_hashes = ti_hashes(ctx)
     for key, value in ctx.infotext_extra.items():
-        info.extras[key] = value
+        if key == "Lora hashes":
+            info.lora_hashes = parse_hashes(value)
+        else:
+            info.extras[key] = value
     return info
+
+
+def ti_hashes(ctx: JobContext) -> dict[str, str]:
+    """A1111's "TI hashes": each textual-inversion embedding the prompts used, with the
+    first 12 hex digits of its file's sha256 (A1111's Embedding.shorthash)."""
+    store = ctx.state.get("embeddings")
+    paths = getattr(store, "paths", None) or {}
+    out = {}
+    for name in sorted(ctx.state.get("embeddings_used") or ()):
+        path = paths.get(name)
+        if path is not None:
+            out[name] = hashing.sha256(path)[:12]
+    return out
 
 
 def infotext_for(ctx: JobContext, seed: int, index: int) -> str:
