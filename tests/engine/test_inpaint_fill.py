@@ -63,9 +63,12 @@ def first_unet_input(engine, model: str = "tiny-sd1"):
 
 
 def unet_start(engine, model: str = "tiny-sd1", **kw) -> tuple[torch.Tensor, int]:
+    """The first UNet input of image 0 (or of all images, for a batch) and its timestep."""
     with first_unet_input(engine, model) as seen:
         engine.run(job(model=model, mask_blur=0, **kw))
-    return seen["sample"][0], seen["t"]  # row 0: the first image (CFG repeats it)
+    batch = kw.get("batch", 1)
+    rows = seen["sample"][:batch]  # CFG repeats the batch after these rows
+    return (rows if batch > 1 else rows[0]), seen["t"]
 
 
 def other_inside(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -131,16 +134,39 @@ def test_latent_nothing_zeroes_the_masked_init_latents(engine, init_image, hole,
 def test_latent_noise_replaces_masked_latents_with_seed_noise(
     engine, init_image, hole, latent_hole
 ):
-    nothing, t = unet_start(engine, init_image=init_image, mask=hole, inpaint_fill="latent nothing")
-    noisy, _ = unet_start(engine, init_image=init_image, mask=hole, inpaint_fill="latent noise")
+    kw = dict(init_image=init_image, mask=hole, batch=2)
+    nothing, t = unet_start(engine, inpaint_fill="latent nothing", **kw)
+    noisy, _ = unet_start(engine, inpaint_fill="latent noise", **kw)
     inside = torch.from_numpy(latent_hole)
-    assert torch.allclose(noisy[:, ~inside], nothing[:, ~inside], atol=1e-6)
-    # DDIM: start = sqrt(abar) * init + sqrt(1 - abar) * noise, and init is the seed's
-    # own fresh draw under the mask (A1111's create_random_tensors(seeds)).
+    assert torch.allclose(noisy[:, :, ~inside], nothing[:, :, ~inside], atol=1e-6)
+    # DDIM: start = sqrt(abar) * init + sqrt(1 - abar) * noise, and init under the mask is
+    # a fresh draw from each image's own seed (A1111's create_random_tensors(seeds)).
     sched = make_scheduler("DDIM", engine.load("tiny-sd1").components["scheduler"].config)
-    fresh = initial_noise([SEED], (4, 8, 8))[0]
+    fresh = initial_noise([SEED, SEED + 1], (4, 8, 8))
     expected = sched.alphas_cumprod[t].sqrt() * fresh
-    assert torch.allclose((noisy - nothing)[:, inside], expected[:, inside], atol=1e-5)
+    assert torch.allclose((noisy - nothing)[:, :, inside], expected[:, :, inside], atol=1e-5)
+
+
+def test_only_masked_fill_keeps_the_rest(engine):
+    rng = np.random.default_rng(5)
+    big = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    mask = np.zeros((96, 128), np.uint8)
+    mask[40:56, 60:76] = 255
+    for mode in ("fill", "latent noise"):
+        result = engine.run(
+            job(
+                init_image=big,
+                mask=mask,
+                inpaint_full_res=True,
+                inpaint_padding=8,
+                inpaint_fill=mode,
+            )
+        )
+        out = result.images[0].image
+        soft = masks.blur(mask, 4)
+        assert out.shape == big.shape
+        assert np.array_equal(out[soft == 0], big[soft == 0]), mode
+        assert maxdiff(out[mask > 0], big[mask > 0]) > 10, mode
 
 
 def test_latent_modes_work_on_sdxl(engine, init_image, hole, latent_hole):
