@@ -164,3 +164,25 @@ def test_a_running_job_leaves_the_queue_folder_when_cancelled(backend):
         assert done.job_id not in {p.name for p in queue_dir.iterdir()}
     finally:
         c.close()
+
+
+def test_a_job_interrupted_by_a_clean_stop_runs_after_the_restart(backend_factory):
+    """SIGTERM stops the running job at its next step, but that is no cancel: it stays."""
+    backend = backend_factory()
+    queue_dir = backend.out_dir / "queue"
+    c = Client(backend.address, heartbeat_timeout=1.0)
+    try:
+        c.connect_wait(60)
+        job_id = c.submit(small_job(steps=LONG_STEPS, seed=31))
+        collect(c, first_step(job_id))
+        backend.stop()
+        assert [p.name for p in queue_dir.iterdir()] == [job_id]
+        assert not (backend.out_dir / "jobs" / job_id).exists()
+        backend.start()
+        events = collect(c, _ended_all([job_id]), timeout=240)
+        (result,) = [e.result for e in events if isinstance(e, ev.ResultEvent)]
+        assert result.images[0].seed == 31
+        assert (backend.out_dir / "jobs" / job_id / "result.json").is_file()
+        assert list(queue_dir.iterdir()) == []
+    finally:
+        c.close()
