@@ -64,6 +64,8 @@ _EXTRA_ORDER = (
     "Mask blur",
     "Inpaint area",
     "Masked area padding",
+    "Hires prompt",
+    "Hires negative prompt",
     "Hires upscale",
     "Hires resize",
     "Hires steps",

@@ -79,6 +79,8 @@ class HiresFix:
     denoise: float = 0.5
     steps: int = 0  # 0: same as the first pass, as in A1111
     upscaler: str = "Latent"
+    prompt: str = ""  # A1111's "Hires prompt" for the second pass; "": the job's prompt
+    negative: str = ""  # A1111's "Hires negative prompt"; "": the job's negative prompt
 
 
 @dataclass
@@ -205,6 +207,8 @@ class Job:
                 raise bad(ErrorCode.INVALID_JOB, "outpaint growth must not be negative")
         if self.hires is not None:
             h = self.hires
+            if not isinstance(h.prompt, str) or not isinstance(h.negative, str):
+                raise bad(ErrorCode.INVALID_JOB, "Hires.fix prompts must be text")
             if not 1.0 <= float(h.scale) <= 4.0:
                 raise bad(ErrorCode.INVALID_JOB, f"Hires.fix scale must be 1..4, got {h.scale!r}")
             if not 0.0 <= float(h.denoise) <= 1.0:

@@ -13,6 +13,7 @@ from dreamwire.backend.library import hashing
 from dreamwire.shared.infotext import Infotext, format_infotext, parse_hashes
 
 from .hooks import JobContext
+from .prompting import hires_prompts
 
 
 def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
@@ -56,6 +57,12 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
             info.extras["Inpaint area"] = "Only masked"
             info.extras["Masked area padding"] = str(job.inpaint_padding)
     if job.hires is not None:
+        # A1111 writes the hires prompts only where they differ from the first pass's.
+        hr_prompt, hr_negative = hires_prompts(job)
+        if hr_prompt != job.prompt:
+            info.extras["Hires prompt"] = hr_prompt
+        if hr_negative != job.negative:
+            info.extras["Hires negative prompt"] = hr_negative
         info.hires_upscale = float(job.hires.scale)
         info.hires_steps = job.hires.steps or None
         info.hires_upscaler = job.hires.upscaler

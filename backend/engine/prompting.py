@@ -50,12 +50,20 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) 
     hires schedule is laid out over `executed`, the steps this pass really takes.
     """
     job = ctx.job
+    prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
     encoder = _encoder(pipe, ctx)
     schedule = encode_conditioning(
-        encoder, job.prompt, job.negative, job.steps, max(executed, 1) if hires_pass else None
+        encoder, prompt, negative, job.steps, max(executed, 1) if hires_pass else None
     )
     ctx.state.setdefault("embeddings_used", set()).update(schedule.embeddings_used)
     return PromptPlan(schedule.per_step(max(executed, 1)))
+
+
+def hires_prompts(job) -> tuple[str, str]:
+    """The Hires.fix pass's prompt and negative prompt: A1111's "Hires prompt" fields, each
+    falling back to the job's own when left empty."""
+    hires = job.hires
+    return (hires.prompt or job.prompt, hires.negative or job.negative)
 
 
 def _encoder(pipe, ctx) -> PromptEncoder:

@@ -162,3 +162,27 @@ def test_hires_pass_schedules_with_a1111_hires_rule(engine):
     assert seen("[a cat:an old dog:6]") == ["cat"] * 4 + ["cat"] * 3 + ["dog"]
     # 0.5: halfway through the first pass; in the hires pass it switched before it began.
     assert seen("[a cat:an old dog:0.5]") == ["cat"] * 3 + ["dog"] + ["dog"] * 4
+
+
+def test_hires_prompt_drives_the_second_pass_and_its_infotext(engine):
+    from dreamwire.shared.infotext import parse_infotext
+    from dreamwire.shared.job import HiresFix
+
+    texts = {"cat": "a cat", "dog": "an old dog"}
+    hires = HiresFix(scale=2.0, denoise=0.5, steps=4, upscaler="Latent", prompt="an old dog")
+    base = dict(prompt="a cat", negative="blur", steps=3, sampler="Euler", width=64, height=64)
+    job = Job(**base, seed=8, hires=hires)
+    assert Job.from_wire(*job.to_wire()).hires == hires  # the fields travel
+    assert _seen_texts(engine, job, texts) == ["cat"] * 3 + ["dog"] * 2
+
+    text = engine.run(Job(**base, seed=8, hires=hires)).images[0].infotext
+    info = parse_infotext(text)
+    assert info.extras["Hires prompt"] == "an old dog"
+    assert "Hires negative prompt" not in info.order  # the same as the first pass's
+    # A1111's place: among txt2img's Hires fields, before Hires upscale.
+    assert info.order.index("Hires prompt") + 1 == info.order.index("Hires upscale")
+
+    same = HiresFix(scale=2.0, denoise=0.5, steps=4, prompt="a cat", negative="lowres, blur")
+    info = parse_infotext(engine.run(Job(**base, seed=8, hires=same)).images[0].infotext)
+    assert "Hires prompt" not in info.order
+    assert info.extras["Hires negative prompt"] == "lowres, blur"
