@@ -64,6 +64,7 @@ _EXTRA_ORDER = (
     "Mask blur",
     "Inpaint area",
     "Masked area padding",
+    "Masked content",
     "Hires prompt",
     "Hires negative prompt",
     "Hires upscale",
