@@ -15,8 +15,8 @@ APT_PACKAGES=(
   # Blender (the PyPI bpy module) headless, Workbench/EEVEE on Mesa
   libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libice6 libgl1 libxext6
   libegl1 libegl-mesa0 libgl1-mesa-dri
-  # Krita headless with its embedded Python
-  krita xvfb xauth python3-numpy python3-zmq
+  # Krita headless with its embedded Python (PyQt5 is only a Recommends of krita)
+  krita xvfb xauth python3-numpy python3-zmq python3-pyqt5 python3-sip
 )
 
 if [ "$light" = 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -27,7 +27,7 @@ if [ "$light" = 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing system packages: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
 
