@@ -61,6 +61,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--hires-denoise", type=float, default=0.5)
     p.add_argument("--hires-steps", type=int, default=0)
     p.add_argument("--hires-upscaler", default="Latent", choices=("Latent", "Lanczos", "Nearest"))
+    p.add_argument("--hires-prompt", default="", help="second-pass prompt (default: --prompt)")
+    p.add_argument("--hires-negative", default="", help="second-pass negative prompt")
     p.add_argument("--vae", default="", help="VAE name (default: the checkpoint's own)")
     p.add_argument("--clip-skip", type=int, default=1)
     p.add_argument(
@@ -131,6 +133,8 @@ def build_job(args: argparse.Namespace) -> Job:
             denoise=args.hires_denoise,
             steps=args.hires_steps,
             upscaler=args.hires_upscaler,
+            prompt=args.hires_prompt,
+            negative=args.hires_negative,
         )
     return job.validate()
 

@@ -143,3 +143,17 @@ def test_generate_bad_input_is_a_clear_error(tmp_path, tiny_models):
         str(tmp_path / "out"),
     )
     assert proc.returncode == 2 and "unknown_sampler" in proc.stderr
+
+
+def test_hires_options_reach_the_job():
+    from dreamwire.backend.cli import build_parser
+    from dreamwire.backend.cli.generate import build_job
+
+    argv = ["generate", "--prompt", "a barn", "--width", "64", "--height", "64"]
+    hires = ["--hires-scale", "1.5", "--hires-denoise", "0.4", "--hires-steps", "3"]
+    second = ["--hires-prompt", "a barn, detailed", "--hires-negative", "blur"]
+    job = build_job(build_parser().parse_args(argv + hires + second))
+    assert job.hires is not None
+    assert (job.hires.scale, job.hires.denoise, job.hires.steps) == (1.5, 0.4, 3)
+    assert (job.hires.prompt, job.hires.negative) == ("a barn, detailed", "blur")
+    assert build_job(build_parser().parse_args(argv)).hires is None
