@@ -30,7 +30,7 @@ from . import krita_host as host
 from .controller import Controller
 from .logic import controls as ctl
 from .logic import settings as settings_mod
-from .logic.params import Params
+from .logic.params import MASKED_CONTENT, Params
 from .logic.regions import PlanError
 from .logic.session import SessionError
 
@@ -143,6 +143,13 @@ class DreamwireDocker(DockWidget):
         self.strength = QDoubleSpinBox()
         self.strength.setRange(0.0, 1.0)
         self.strength.setSingleStep(0.05)
+        self.inpaint_fill = QComboBox()
+        self.inpaint_fill.addItems(list(MASKED_CONTENT))
+        self.inpaint_fill.setToolTip(
+            "What Inpaint starts from under the selection (A1111's Masked content): "
+            "fill = blurred surrounding colours, original = the canvas, "
+            "latent noise / latent nothing = noise or zeros in latent space"
+        )
         self.batch = QSpinBox()
         self.batch.setRange(1, 16)
         for label, w in (
@@ -152,6 +159,7 @@ class DreamwireDocker(DockWidget):
             ("CFG", self.cfg),
             ("Seed", self.seed),
             ("Strength", self.strength),
+            ("Masked content", self.inpaint_fill),
             ("Batch", self.batch),
         ):
             form.addRow(label, w)
@@ -250,6 +258,7 @@ class DreamwireDocker(DockWidget):
             seed=self.seed.value(),
             strength=self.strength.value(),
             batch=self.batch.value(),
+            inpaint_fill=self.inpaint_fill.currentText(),
         )
         self._save_params(p)
         return p
@@ -264,6 +273,7 @@ class DreamwireDocker(DockWidget):
         self.seed.setValue(max(-1, min(SEED_MAX, p.seed)))
         self.strength.setValue(p.strength)
         self.batch.setValue(p.batch)
+        self.inpaint_fill.setCurrentText(p.inpaint_fill)
 
     def _load_params(self) -> None:
         import json

@@ -2,7 +2,7 @@
 
 The real server and engine run unchanged in their own process; the engine is wrapped so
 that before each job runs, its init image, mask and control images are saved as .npy under
-RECORD/<job_id>/. That is what arrived at the backend after the wire, which is what the
+RECORD/<job_id>/, and its other fields as job.json. That is what arrived at the backend after the wire, which is what the
 tests compare with the layers Krita sent.
 
     python recording_backend.py RECORD --models ROOT --bind tcp://127.0.0.1:0 --out OUT
@@ -11,6 +11,7 @@ tests compare with the layers Krita sent.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ class RecordingEngine:
         for i, unit in enumerate(job.controls):
             np.save(d / f"control-{i}-{unit.type}.npy", unit.image)
         (d / "size.txt").write_text(f"{job.width} {job.height} {job.outpaint}")
+        (d / "job.json").write_text(json.dumps(job.to_wire()[0]))  # arrays as {"$array": i}
         return self.engine.run(job, *args, **kwargs)
 
 

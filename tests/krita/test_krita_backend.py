@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def _arrived(record: Path, job_id: str, name: str) -> np.ndarray:
     return np.load(files[0])
 
 
+def _fields(record: Path, job_id: str) -> dict:
+    return json.loads((record / job_id / "job.json").read_text())
+
+
 def test_connects_and_lists_models(run):
     out, _, _ = run
     assert out["connected"] and "tiny-sd1" in out["welcome_models"]
@@ -118,16 +123,20 @@ def test_inpaint_changes_only_the_selection(run):
         if np.array_equal(visible[y : y + h, x : x + w, :3], init)
     ]
     assert hits
+    # The panel's Masked content arrived with the job.
+    assert _fields(record, r["job_id"])["inpaint_fill"] == "fill"
 
 
 def test_selection_past_the_content_outpaints(run):
-    o = run[0]["outpaint"]
+    out, record, _ = run
+    o = out["outpaint"]
     assert o["ok"], o["message"]
     assert o["grow"][1] > 0 and o["grow"][1] % 8 == 0 and o["grow"][0] == 0
     # Region: the selection plus 32 px of context, (32, 0, 96, 64); content ends at x=80.
     assert o["init"][1] + o["grow"][1] == 96 and o["init"][1] == 48
     assert o["bounds"] == [64, 0, 64, 64]
     assert o["outside_unchanged"] and o["filled"]
+    assert _fields(record, o["job_id"])["inpaint_fill"] == "latent noise"
 
 
 def test_control_layer_arrives_as_the_right_image(run):

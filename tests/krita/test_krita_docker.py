@@ -57,10 +57,18 @@ def test_docker_inpaint_uses_a_real_transparency_mask(gui):
     assert r["selection_kept"]  # the artist's selection is restored after making the mask
 
 
+def test_docker_masked_content_choice_goes_into_the_inpaint_job(gui):
+    out = gui[0]
+    assert out["masked_content_items"] == ["fill", "original", "latent noise", "latent nothing"]
+    assert out["masked_content_default"] == "original"  # A1111's default, and the Job's
+    assert out["inpaint_job_fill"] == "latent nothing"
+
+
 def test_panel_parameters_persist_in_krita_settings(gui):
     out, prof = gui
     params = json.loads(out["settings_params"])
     assert params["prompt"] == "a lighthouse at dusk" and params["seed"] == 21
+    assert params["inpaint_fill"] == "latent nothing"
     # Krita rewrote its kritarc on the way out (KConfig format: keys may precede groups).
     text = (prof.config / "kritarc").read_text()
     section = text.split("[dreamwire]", 1)[1].split("\n[", 1)[0]

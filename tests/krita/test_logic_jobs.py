@@ -192,3 +192,64 @@ def test_settings_accept_key_files(tmp_path):
 def test_params_from_dict_tolerates_junk():
     p = Params.from_dict({"steps": "12", "cfg": "x", "unknown": 1})
     assert p.steps == 12 and p.cfg == Params().cfg
+
+
+def _inpaint_inputs_for(plan):
+    h, w = plan.region.h, plan.region.w
+    rgba = np.full((h, w, 4), 200, np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    mask[8:24, 8:24] = 255
+    return inpaint_inputs(rgba, mask)
+
+
+def test_masked_content_defaults_to_a1111s_original_like_the_job():
+    assert Params().inpaint_fill == Job().inpaint_fill == "original"
+    plan = plan_inpaint(CANVAS, Rect(20, 10, 30, 30))
+    assert inpaint_job(P, plan, _inpaint_inputs_for(plan)).inpaint_fill == "original"
+
+
+def test_masked_content_goes_into_inpaint_and_outpaint_jobs_only():
+    plan = plan_inpaint(CANVAS, Rect(20, 10, 30, 30))
+    for mode in ("fill", "original", "latent noise", "latent nothing"):
+        p = Params(**{**P.to_dict(), "inpaint_fill": mode})
+        job = inpaint_job(p, plan, _inpaint_inputs_for(plan))
+        assert Job.from_wire(*job.to_wire()).validate().inpaint_fill == mode
+    # A selection past the painted content: the outpainted margin is inpainted with it too.
+    plan = plan_inpaint(CANVAS, Rect(80, 10, 40, 40))
+    h, w = plan.region.h, plan.region.w
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[:, : w - 24] = (10, 20, 30, 255)
+    mask = np.zeros((h, w), np.uint8)
+    mask[10:40, w - 36 :] = 255
+    p = Params(**{**P.to_dict(), "inpaint_fill": "latent nothing"})
+    job = inpaint_job(p, plan, inpaint_inputs(rgba, mask))
+    assert job.outpaint.right > 0 and job.inpaint_fill == "latent nothing"
+    # Generate and refine have no mask for it to act on: their jobs keep the default.
+    p = Params(**{**P.to_dict(), "inpaint_fill": "fill"})
+    assert generate_job(p, plan_generate(CANVAS, None)).inpaint_fill == "original"
+    plan = plan_refine(CANVAS, None)
+    region = np.zeros((plan.region.h, plan.region.w, 4), np.uint8)
+    assert refine_job(p, plan, region).inpaint_fill == "original"
+
+
+def test_masked_content_persists_with_the_panel_and_drops_unknown_names():
+    import json
+
+    p = Params(**{**P.to_dict(), "inpaint_fill": "latent noise"})
+    assert Params.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    assert Params.from_dict({"inpaint_fill": "latent something"}).inpaint_fill == "original"
+
+
+def test_masked_content_copies_back_from_a1111_infotext():
+    text = (
+        "a fox\nNegative prompt: ugly\nSteps: 20, Sampler: Euler a, Schedule type: Automatic, "
+        "CFG scale: 7, Seed: 1, Size: 512x512, Denoising strength: 0.75, Mask blur: 4, "
+        "Masked content: latent noise, Version: v1.10.1"
+    )
+    assert params_from_infotext(text, Params()).inpaint_fill == "latent noise"
+    # A1111 leaves "original" out; pasting text without it keeps the panel's choice.
+    base = Params(inpaint_fill="fill")
+    assert (
+        params_from_infotext(text.replace("Masked content: latent noise, ", ""), base).inpaint_fill
+        == "fill"
+    )

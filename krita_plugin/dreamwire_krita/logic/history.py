@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .params import Params
+from .params import MASKED_CONTENT, Params
 from .regions import Plan
 
 MAX_ENTRIES = 64
@@ -68,4 +68,9 @@ def params_from_infotext(text: str, base: Params | None = None) -> Params:
         out.model = info.model
     if info.denoising_strength is not None:
         out.strength = float(info.denoising_strength)
+    # A1111 writes "Masked content" only where it is not "original", and its paste leaves
+    # the choice alone when the key is absent; so does this.
+    fill = info.extras.get("Masked content")
+    if fill in MASKED_CONTENT:
+        out.inpaint_fill = fill
     return out

@@ -59,6 +59,8 @@ def inpaint_job(
     # The selection already carries the artist's feathering: blurring again would widen it.
     job.mask_blur = 0
     job.strength = float(p.strength)
+    # Only inpaint jobs carry it: generate and refine have no mask for it to act on.
+    job.inpaint_fill = p.inpaint_fill
     left, right, top, bottom = inputs.grow
     job.outpaint = Outpaint(left=left, right=right, top=top, bottom=bottom)
     return job.validate()

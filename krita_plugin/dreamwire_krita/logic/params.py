@@ -6,6 +6,11 @@ import contextlib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from dreamwire.shared.job import INPAINT_FILLS
+
+# A1111's "Masked content" choices, in its order; its default (and the Job's) is "original".
+MASKED_CONTENT = INPAINT_FILLS
+
 
 @dataclass
 class Params:
@@ -18,6 +23,7 @@ class Params:
     seed: int = -1
     strength: float = 0.6
     batch: int = 1
+    inpaint_fill: str = "original"  # A1111 "Masked content", for Inpaint (and its outpainting)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -30,4 +36,6 @@ class Params:
             if f.name in data:
                 with contextlib.suppress(TypeError, ValueError):
                     setattr(out, f.name, type(getattr(out, f.name))(data[f.name]))
+        if out.inpaint_fill not in MASKED_CONTENT:
+            out.inpaint_fill = cls.inpaint_fill  # a name this version does not know
         return out

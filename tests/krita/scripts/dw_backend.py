@@ -127,7 +127,7 @@ def check(cfg):
     doc4.setSelection(sel)
     sel_full = host.read_selection(doc4, Rect(0, 0, 100, 80))
     n = len(c.applied)
-    jid = c.inpaint(Params(**base, seed=11, strength=1.0), doc4)
+    jid = c.inpaint(Params(**base, seed=11, strength=1.0, inpaint_fill="fill"), doc4)
     plan = c.last_job
     ok = _wait_applied(c, n)
     vis_after = host.read_visible(doc4, Rect(0, 0, 100, 80))
@@ -161,7 +161,7 @@ def check(cfg):
     doc5.setSelection(sel)
     sel_full = host.read_selection(doc5, Rect(0, 0, 128, 64))
     n = len(c.applied)
-    jid = c.inpaint(Params(**base, seed=12, strength=1.0), doc5)
+    jid = c.inpaint(Params(**base, seed=12, strength=1.0, inpaint_fill="latent noise"), doc5)
     job = c.last_job
     ok = _wait_applied(c, n)
     vis_after = host.read_visible(doc5, Rect(0, 0, 128, 64))

@@ -175,8 +175,14 @@ class Driver:
         self.doc.setSelection(sel)
         self.sel = host.read_selection(self.doc, Rect(0, 0, 96, 64))
         d.strength.setValue(1.0)
+        self.out["masked_content_items"] = [
+            d.inpaint_fill.itemText(i) for i in range(d.inpaint_fill.count())
+        ]
+        self.out["masked_content_default"] = d.inpaint_fill.currentText()
+        d.inpaint_fill.setCurrentText("latent nothing")
         self.applied = len(d.controller.applied)
         d.inpaint_button.click()
+        self.out["inpaint_job_fill"] = d.controller.last_job.inpaint_fill
         self.out["inpaint_click"] = d.message.text()
         return True
 
