@@ -14,6 +14,7 @@ from bpy.props import (
 )
 
 from dreamwire.shared.imaging.openpose import KEYPOINT_NAMES
+from dreamwire.shared.job import INPAINT_FILLS
 
 from .core.job_builder import CONTROL_LABELS, ControlSetting, GenerationSettings
 
@@ -49,6 +50,15 @@ class DREAMWIRE_PG_control_on(DREAMWIRE_PG_control):
 
 # Static items: Blender keeps no reference to strings returned by an items callback.
 _KEYPOINT_ITEMS = [(k, k.replace("_", " ").title(), "") for k in KEYPOINT_NAMES]
+
+# A1111's "Masked content" choices; the identifiers are the Job's names for them.
+_FILL_HELP = {
+    "fill": "Start from the surrounding colours, blurred into the masked area",
+    "original": "Start from what is there (A1111's default)",
+    "latent noise": "Start from random noise in latent space",
+    "latent nothing": "Start from zeros in latent space",
+}
+_FILL_ITEMS = [(f, f.capitalize(), _FILL_HELP[f]) for f in INPAINT_FILLS]
 
 
 class DREAMWIRE_PG_bone_override(bpy.types.PropertyGroup):
@@ -131,6 +141,12 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Coverage above which later views keep the texture",
     )
     multiview_strength: FloatProperty(name="Inpaint strength", default=1.0, min=0.0, max=1.0)
+    inpaint_fill: EnumProperty(
+        name="Masked content",
+        items=_FILL_ITEMS,
+        default="original",
+        description="What later views start from where they inpaint (A1111's Masked content)",
+    )
     # Animation
     frame_step: IntProperty(name="Step", default=1, min=1)
     from_previous: BoolProperty(name="img2img from previous frame", default=False)
@@ -161,6 +177,7 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
             height=self.height,
             seamless=self.seamless,
             strength=self.strength,
+            inpaint_fill=self.inpaint_fill,
             colour_as_init=self.colour_as_init,
             controls=[
                 ControlSetting(name, c.enabled, c.weight, min(c.start, c.end), max(c.start, c.end))

@@ -138,6 +138,7 @@ def draw_panel(layout, context) -> None:
     row = box.row(align=True)
     row.prop(props, "coverage_threshold")
     row.prop(props, "multiview_strength")
+    box.prop(props, "inpaint_fill")
     box.operator("dreamwire.project_multiview", icon="CAMERA_DATA")
     box.separator()
     row = box.row(align=True)

@@ -54,6 +54,7 @@ class GenerationSettings:
     height: int = 512
     seamless: bool = False
     strength: float = 0.75  # img2img / inpaint denoising
+    inpaint_fill: str = "original"  # A1111 "Masked content" for inpainted (multi-view) jobs
     colour_as_init: bool = False  # colour goes as img2img init image instead of a ControlNet
     preview_every: int = 1
     controls: list[ControlSetting] = field(default_factory=list)
@@ -114,6 +115,8 @@ def build_job(
         height=h,
         init_image=init_image,
         mask=mask,
+        # Only a job with a mask has masked content; the others keep the Job's default.
+        inpaint_fill=s.inpaint_fill if mask is not None else Job.inpaint_fill,
         strength=float(s.strength if strength is None else strength),
         seamless="both" if use_seamless else "none",
         controls=units,

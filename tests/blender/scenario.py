@@ -307,6 +307,7 @@ def sc_install():
     s.steps = 7
     s.normals.enabled = True
     s.normals.weight = 0.4
+    s.inpaint_fill = "latent noise"
     path = os.path.join(CONFIG["out"], "settings.blend")
     bpy.ops.wm.save_as_mainfile(filepath=path)
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -315,7 +316,14 @@ def sc_install():
     s = bpy.context.scene.dreamwire
     record(
         "reloaded",
-        [s.prompt, s.steps, s.normals.enabled, round(s.normals.weight, 3), s.depth.enabled],
+        [
+            s.prompt,
+            s.steps,
+            s.normals.enabled,
+            round(s.normals.weight, 3),
+            s.depth.enabled,
+            s.inpaint_fill,
+        ],
     )
 
 
@@ -458,7 +466,7 @@ def sc_project():
 
 def sc_multiview():
     clear_scene()
-    settings()
+    settings().inpaint_fill = "latent noise"
     target = cube("Target", 1.0)
     cams = [
         camera(f"View{i}", (6 * math.sin(a), -6 * math.cos(a), 1.5))
@@ -485,6 +493,10 @@ def sc_multiview():
         alphas[face] = int(tex[int((1 - uv[1]) * s), int(uv[0] * s), 3])
     record("face_alpha", alphas)
     record("job_records", job_records())
+    record(
+        "masked_content",
+        {v: job_field(f"project {v}", "inpaint_fill") for v in ("View0", "View1", "View2")},
+    )
     mask = pixels(bpy.data.images["Dreamwire inpaint mask"])[..., 0]
     record("mask_values", sorted({int(v) for v in np.unique(mask)}))
     record("status", bpy.context.window_manager.dreamwire_status.text)

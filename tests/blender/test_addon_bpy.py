@@ -128,6 +128,8 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "seed",
         "width",
         "height",
+        "multiview_strength",
+        "inpaint_fill",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
     ops_drawn = {name for kind, name in drawn["idle"] if kind == "operator"}
@@ -149,7 +151,7 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
     assert c["orbit"] == ["FINISHED"] and len(c["orbit_aims"]) == 3
     assert min(c["orbit_aims"]) > 0.9999  # every orbit camera looks at the selection's centre
     assert c["after_reset"] == ""
-    assert c["reloaded"] == ["saved prompt", 7, True, 0.4, True]
+    assert c["reloaded"] == ["saved prompt", 7, True, 0.4, True, "latent noise"]
 
 
 def test_generate_texture_puts_the_generated_image_on_a_new_material(addon_zip, tmp_path, backend):
@@ -196,6 +198,12 @@ def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, bac
     assert fa[0] == 255 and fa[1] == 255 and fa[3] == 255
     assert fa[2] == 0  # the back face: no camera sees it
     assert c["mask_values"] == [0, 255]
+    # The panel's Masked content reached the backend with the inpainting views only.
+    assert c["masked_content"] == {
+        "View0": "original",
+        "View1": "latent noise",
+        "View2": "latent noise",
+    }
     modes = {tag: [j[0] for j in v] for tag, v in c["job_records"].items()}
     assert modes["project View1"] == ["inpaint"] and modes["project View2"] == ["inpaint"]
     assert (

@@ -14,6 +14,7 @@ from blender_addon.core.job_builder import (
 )
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.events import Welcome
+from dreamwire.shared.job import Job
 
 
 def settings(**kw):
@@ -66,6 +67,24 @@ def test_seamless_inpaint_and_colour_as_init():
     mask = np.zeros((64, 64), np.uint8)
     job = build_job(settings(), {}, init_image=col, mask=mask, strength=0.6)
     assert job.mode == "inpaint" and job.strength == 0.6
+
+
+def test_masked_content_goes_into_inpaint_jobs_only():
+    init = np.full((64, 64, 3), 50, np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    # A1111's default, and the Job's: the panel starts where the backend does.
+    assert GenerationSettings().inpaint_fill == Job().inpaint_fill == "original"
+    assert build_job(settings(), {}, init_image=init, mask=mask).inpaint_fill == "original"
+    for mode in ("fill", "original", "latent noise", "latent nothing"):
+        job = build_job(settings(inpaint_fill=mode), {}, init_image=init, mask=mask)
+        assert Job.from_wire(*job.to_wire()).validate().inpaint_fill == mode
+    # No mask, nothing for it to act on: txt2img and img2img jobs keep the default.
+    s = settings(inpaint_fill="latent noise")
+    assert build_job(s).inpaint_fill == "original"
+    assert build_job(s, {}, init_image=init).inpaint_fill == "original"
+    with pytest.raises(DreamwireError, match="masked content"):
+        build_job(settings(inpaint_fill="latent something"), {}, init_image=init, mask=mask)
 
 
 def test_sizes_round_to_multiples_of_eight_and_bad_values_are_refused():
