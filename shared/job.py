@@ -56,7 +56,9 @@ class ControlUnit:
     """One ControlNet in a job, as the A1111 ControlNet extension describes a unit."""
 
     type: str
-    image: np.ndarray
+    # None: the job's init image, as laid out for generation (grown when outpainting), as
+    # A1111's ControlNet uses the img2img input for a unit without an image.
+    image: np.ndarray | None
     model: str = ""  # ControlNet file in the library; "" picks one by type and base model
     weight: float = 1.0
     start: float = 0.0  # guidance start, fraction of the steps
@@ -226,7 +228,13 @@ class Job:
                     ErrorCode.INVALID_JOB,
                     f"{where}: unknown type; known: {', '.join(CONTROL_TYPES)}",
                 )
-            _check_image(c.image, where, self.job_id, allow_float=True)
+            if c.image is not None:
+                _check_image(c.image, where, self.job_id, allow_float=True)
+            elif self.init_image is None:
+                raise bad(
+                    ErrorCode.INVALID_IMAGE,
+                    f"{where}: needs an image, or an init image to take it from",
+                )
             if not 0.0 <= c.start <= c.end <= 1.0:
                 raise bad(ErrorCode.INVALID_JOB, f"{where}: need 0 <= start <= end <= 1")
             if not 0.0 <= float(c.weight) <= 2.0:

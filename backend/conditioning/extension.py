@@ -171,7 +171,13 @@ class ConditioningExtension:
             stack_units.append(units.stack_unit(r.unit, r.info, hires_pass))
             images.append(
                 units.control_tensor(
-                    r.unit, job, ctx.width, ctx.height, r.info, ctx.state.get("inpaint_region")
+                    r.unit,
+                    job,
+                    ctx.width,
+                    ctx.height,
+                    r.info,
+                    ctx.state.get("inpaint_region"),
+                    ctx.state.get("canvas"),
                 ).to(device=ctx.device.device, dtype=ctx.device.dtype)
             )
         stack = ControlNetStack(nets, stack_units, cfg=job.cfg > 1.0)

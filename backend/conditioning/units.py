@@ -12,6 +12,10 @@ Special inputs, as the ControlNet 1.1 models were trained:
     so a seed reproduces the image); with preprocessor "none" the image is used as given.
 Other preprocessors (canny, scribble, ...) run through backend/conditioning/preprocess.py;
 host-made control images (depth, normals, poses, segmentation) use preprocessor "none".
+
+A unit with no image (img2img and inpaint jobs) takes the job's picture as the runner laid
+it out, grown when outpainting; when outpainting, unit images of the init image's size are
+laid out on the grown canvas with the picture (on_canvas.py).
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dreamwire.backend.engine.outpaint import Canvas
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
 
-from . import control_image, preprocess
+from . import control_image, on_canvas, preprocess
 from .controlnet import StackUnit
 from .controlnet_files import ControlNetInfo
 
@@ -30,7 +35,8 @@ HIRES_SOFT_TYPES = ("canny", "mlsd")  # the extension forces soft injection for 
 
 
 def check_image(unit: ControlUnit, where: str) -> None:
-    control_image.split_channels(unit.image, f"{where} image")
+    if unit.image is not None:  # None: the job's picture (on_canvas.picture)
+        control_image.split_channels(unit.image, f"{where} image")
 
 
 def stack_unit(unit: ControlUnit, info: ControlNetInfo, hires_pass: bool) -> StackUnit:
@@ -57,27 +63,32 @@ def control_tensor(
     height: int,
     info: ControlNetInfo,
     region: tuple[tuple[int, int, int, int], tuple[int, int]] | None = None,
+    canvas: Canvas | None = None,
 ) -> torch.Tensor:
     """The unit's control image as the pass sees it. `region` ((x1, y1, x2, y2), (canvas
     width, canvas height)) is set for "only masked" inpainting: like the A1111 extension, the
-    control image is fitted to the whole canvas, then cut to the region being generated."""
-    rgb, alpha = control_image.split_channels(unit.image, f"control unit ({unit.type}) image")
+    control image is fitted to the whole canvas, then cut to the region being generated.
+    `canvas` is how the runner laid out the job's picture (img2img and inpaint): a unit with
+    no image uses that picture, and outpainting keeps init-image-sized unit images aligned
+    with it (on_canvas.py)."""
     kind = info.type or unit.type
-    if unit.preprocessor not in ("none", ""):
-        seed = job.seed if job.seed >= 0 else 0
-        rgb = preprocess.run(unit.preprocessor, rgb, seed=seed)
-    mask = None
-    if kind == "inpaint":
-        if job.mask is not None:
-            mask = job.mask
-            if mask.shape[:2] != rgb.shape[:2]:
-                # The job's mask is in init-image pixels; bring it onto the unit image.
-                mask = control_image.resize(
-                    mask, rgb.shape[1], rgb.shape[0], "just_resize", nearest=True
-                )
-        elif alpha is not None:
-            mask = alpha
+    where = f"control unit ({unit.type})"
     mode = unit.resize_mode
+    if unit.image is None:
+        rgb, mask = on_canvas.picture(canvas, kind, where)
+        rgb = _preprocess(unit, job, rgb)
+        mode = "just_resize"  # canvas-sized, resized exactly as the picture is
+    else:
+        rgb, alpha = control_image.split_channels(unit.image, f"{where} image")
+        aligned = on_canvas.aligned(canvas, rgb)
+        if aligned and kind in on_canvas.PICTURE_TYPES:
+            rgb = canvas.grow_like_picture(rgb)
+        rgb = _preprocess(unit, job, rgb)
+        mask = _inpaint_mask(kind, job, rgb, alpha)
+        if aligned:
+            if kind not in on_canvas.PICTURE_TYPES:
+                rgb, mask = on_canvas.pad_map(canvas, kind, rgb, mask)
+            mode = "just_resize"
     if region is not None:
         (x1, y1, x2, y2), (canvas_w, canvas_h) = region
         rgb = control_image.resize(rgb, canvas_w, canvas_h, mode)[y1:y2, x1:x2]
@@ -91,4 +102,27 @@ def control_tensor(
         raise DreamwireError(
             ErrorCode.INTERNAL, f"control image resized to {rgb.shape}, not {height}x{width}"
         )
-    return control_image.to_tensor(np.ascontiguousarray(rgb), mask)
+    # Writable: the grown canvas comes from PIL read-only, and torch warns on those.
+    return control_image.to_tensor(np.require(rgb, requirements=("C", "W")), mask)
+
+
+def _preprocess(unit: ControlUnit, job: Job, rgb: np.ndarray) -> np.ndarray:
+    if unit.preprocessor in ("none", ""):
+        return rgb
+    return preprocess.run(unit.preprocessor, rgb, seed=job.seed if job.seed >= 0 else 0)
+
+
+def _inpaint_mask(
+    kind: str, job: Job, rgb: np.ndarray, alpha: np.ndarray | None
+) -> np.ndarray | None:
+    """The inpaint ControlNet's mask on the unit image: the job's mask, else the image's
+    alpha. (On an outpainted canvas, on_canvas.pad_map then grows it with the border.)"""
+    if kind != "inpaint":
+        return None
+    if job.mask is None:
+        return alpha
+    mask = job.mask
+    if mask.shape[:2] != rgb.shape[:2]:
+        # The job's mask is in init-image pixels; bring it onto the unit image.
+        mask = control_image.resize(mask, rgb.shape[1], rgb.shape[0], "just_resize", nearest=True)
+    return mask

@@ -87,6 +87,11 @@ def _final_size(job: Job) -> tuple[int, int]:
     return job.width, job.height
 
 
+def _canvas(job: Job, image, mask, picture: tuple[int, int]) -> outpaint.Canvas:
+    h, w = job.init_image.shape[:2]
+    return outpaint.Canvas(image, mask, (w, h), picture, job.outpaint)
+
+
 def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
     first = PassSpec("txt2img", job.width, job.height, job.steps)
@@ -120,6 +125,7 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
 def _img2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
     init = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
+    ctx.state["canvas"] = _canvas(job, init, None, (job.width, job.height))
     spec = PassSpec(
         "img2img", job.width, job.height, job.steps, job.strength, Image.fromarray(init)
     )
@@ -136,10 +142,13 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     gen_w, gen_h = job.width, job.height
     if not job.inpaint_full_res:
         init, mask = masks.resize(init, gen_w, gen_h), masks.resize(mask, gen_w, gen_h)
+    picture = (init.shape[1], init.shape[0])
     if job.outpaint.any():
         init, mask = outpaint.grow(init, mask, job.outpaint)
         if not job.inpaint_full_res:
             gen_w, gen_h = outpaint.generation_size(gen_w, gen_h, job.outpaint)
+    # ControlNet units lay their images out on this canvas (backend/conditioning/units.py).
+    ctx.state["canvas"] = _canvas(job, init, mask, picture)
     soft = masks.blur(mask, job.mask_blur)
     canvas_h, canvas_w = init.shape[:2]
 
