@@ -19,9 +19,10 @@ added); this module lays control images out the same way:
         bright), no edge or line (the models read white lines on black), no skeleton, and
         ADE20K's unlabelled colour (shared/imaging/ade20k.colorize's background). It is also
         what an unpainted area of a Krita control layer sends (flattened over black);
-      - normalbae: (127, 127, 255), a flat surface facing the camera, the background the
-        Blender capture draws (shared/imaging/normals.FACING) and the ControlNet normal
-        annotators' background; black would be the invalid normal (-1, -1, -1);
+      - normalbae: (127, 127, 255), a flat surface facing the camera: the background the
+        Blender capture draws (shared/imaging/normals.FACING) and the one ControlNet 1.0's
+        normal annotator (normal_midas) gives areas without geometry; black would be the
+        invalid normal (-1, -1, -1);
       - inpaint: the border is masked (-1 after to_tensor), as A1111's inpaint preprocessors
         mark the area to outpaint; its colour is never read;
       - tile, ip2p, shuffle read the picture itself rather than a map of it, so their image
