@@ -11,6 +11,8 @@ modules/extra_networks.py, v1.10), re-implemented here without lark:
   written with a decimal point is a fraction of the steps, otherwise a step number.
 * ``extract_extra_networks`` strips ``<lora:...>``, ``<lyco:...>``, ``<hypernet:...>`` (any
   ``<kind:args>`` tag) from a prompt and returns them as records.
+* ``split_subprompts`` splits a prompt on ``AND`` into weighted subprompts for composable
+  diffusion (``get_multicond_prompt_list``); ``a cat :1.2 AND a dog`` is two subprompts.
 
 One deliberate difference: A1111 parses editing syntax with lark's Earley parser, whose
 choice between readings of an *ambiguous* prompt (stray, unbalanced brackets such as
@@ -461,13 +463,55 @@ def lora_refs(networks: list[ExtraNetwork]) -> list:
     return [n.to_lora_ref() for n in networks if n.kind in LORA_KINDS]
 
 
+# -- composable diffusion (AND) -----------------------------------------------------------
+
+# The word AND in capitals, alone (not inside "ANDROID" or "_AND_"): A1111's re_AND.
+_AND = re.compile(r"\bAND\b")
+# A subprompt's text, then an optional ":number" weight at its very end, trailing
+# whitespace dropped; leading whitespace stays in the text. (A1111's re_weight, whose
+# "(?:\s|.)" is "." under DOTALL.) It matches any string.
+_SUBPROMPT_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class SubPrompt:
+    """One part of a composable prompt: its text (still in the prompt language, with its
+    own attention weights and editing schedule) and its weight in the guidance sum."""
+
+    text: str
+    weight: float = 1.0
+
+
+def split_subprompts(prompt: str) -> list[SubPrompt]:
+    """A1111's get_multicond_prompt_list for one prompt: split on ``AND`` and read each
+    part's trailing ``:weight`` (default 1). Empty parts stay, as empty prompts: ``a AND``
+    is "a" and "". A1111 reads the weight of a prompt without ``AND`` too, so ``a cat:0.5``
+    is the one subprompt "a cat" at weight 0.5; editing brackets are not protected, since
+    the split happens before anything else is parsed."""
+    out = []
+    for part in _AND.split(prompt):
+        m = _SUBPROMPT_WEIGHT.match(part)
+        text, weight = m.group(1), m.group(2)
+        out.append(SubPrompt(text, float(weight) if weight is not None else 1.0))
+    return out
+
+
+def is_composable(parts: list[SubPrompt]) -> bool:
+    """Whether the subprompts need composable guidance: more than one, or a weight that is
+    not 1. (One subprompt at weight 1 is an ordinary prompt.)"""
+    return len(parts) > 1 or parts[0].weight != 1.0
+
+
 __all__ = [
     "ExtraNetwork",
     "LORA_KINDS",
     "MAX_NESTING",
+    "SubPrompt",
     "extract_extra_networks",
+    "is_composable",
     "lora_refs",
     "parse_prompt_attention",
     "prompt_at_step",
     "prompt_schedule",
+    "split_subprompts",
 ]

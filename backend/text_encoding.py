@@ -22,6 +22,11 @@ What A1111 does, and this module does the same:
   as A1111's get_learned_conditioning does, giving ``[(end_step, embeddings), ...]``.
 * Negative and positive are padded to the same length with the empty prompt's encoding
   (A1111's pad_cond_uncond); an empty SDXL negative prompt is all zeros (A1111 and diffusers).
+* Composable diffusion (``a cat AND a dog :0.5``): the positive prompt splits into weighted
+  subprompts (``prompts.split_subprompts``), each scheduled and encoded on its own (SDXL:
+  each with its own pooled vector). At each step, subprompts of different lengths are
+  brought to the longest by repeating their last vector (A1111's stack_conds), then padded
+  with the empty prompt like any prompt. The negative prompt is never split.
 
 With every weight 1 and at most 75 tokens the result equals diffusers'
 ``pipeline.encode_prompt`` bit for bit (tests/prompts/test_text_encoding.py).
@@ -42,9 +47,11 @@ import torch
 
 from dreamwire.backend.prompts import (
     extract_extra_networks,
+    is_composable,
     parse_prompt_attention,
     prompt_at_step,
     prompt_schedule,
+    split_subprompts,
 )
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
@@ -397,41 +404,102 @@ class PromptEncoder:
 
 @dataclass
 class StepConditioning:
-    cond: torch.Tensor  # 1 x T x D
+    cond: torch.Tensor  # 1 x T x D (a composable prompt: its first subprompt)
     uncond: torch.Tensor  # 1 x T x D (same T)
     pooled: torch.Tensor | None = None  # SDXL 1 x P
     uncond_pooled: torch.Tensor | None = None
+    # Composable prompts only (empty otherwise): every subprompt's 1 x T x D embeddings
+    # (SDXL: and pooled vector), in prompt order, with their weights.
+    conds: tuple[torch.Tensor, ...] = ()
+    pooleds: tuple[torch.Tensor | None, ...] = ()
+    weights: tuple[float, ...] = ()
+
+
+@dataclass
+class Subprompt:
+    """A composable prompt's part: its schedule (not padded) and its weight."""
+
+    schedule: list[tuple[int, Encoded]]
+    weight: float
 
 
 @dataclass
 class ConditioningSchedule:
-    """Positive and negative embeddings for each sampling step, padded to one length."""
+    """Positive and negative embeddings for each sampling step, padded to one length.
+
+    A composable prompt also has `subprompts`; `cond` is then its first subprompt's schedule,
+    and each step's subprompts are padded to one length where they are picked (`at_step`),
+    since A1111 pads them among themselves per step."""
 
     cond: list[tuple[int, Encoded]]
     uncond: list[tuple[int, Encoded]]
     embeddings_used: tuple[str, ...] = ()
+    subprompts: list[Subprompt] = field(default_factory=list)
+    chunks: int = 0  # composable: the length every step is padded to, in chunks
+    filler: Encoded | None = None  # composable: the empty prompt, where padding needs it
+
+    @property
+    def composable(self) -> bool:
+        return bool(self.subprompts)
 
     @property
     def changes(self) -> bool:
-        return len(self.cond) > 1 or len(self.uncond) > 1
+        scheds = [s.schedule for s in self.subprompts] or [self.cond]
+        return any(len(s) > 1 for s in scheds) or len(self.uncond) > 1
 
     def at_step(self, step: int) -> StepConditioning:
         """Embeddings for sampler step `step`, counted from 0 as A1111's CFG denoiser does:
         the first schedule entry whose end step is not before `step`."""
-        c = _pick(self.cond, step)
         u = _pick(self.uncond, step)
+        if self.composable:
+            return self._composed_at(step, u)
+        c = _pick(self.cond, step)
         return StepConditioning(c.embeds, u.embeds, c.pooled, u.pooled)
+
+    def _composed_at(self, step: int, u: Encoded) -> StepConditioning:
+        picked = [_pick(s.schedule, step) for s in self.subprompts]
+        tokens = max(e.embeds.shape[1] for e in picked)
+        conds = []
+        for e in picked:
+            embeds = _repeat_last(e.embeds, tokens)
+            missing = self.chunks - tokens // _CHUNK_TOKENS
+            if missing > 0 and self.filler is not None:
+                extra = self.filler.embeds.repeat(1, missing, 1).to(embeds)
+                embeds = torch.cat([embeds, extra], dim=1)
+            conds.append(embeds)
+        return StepConditioning(
+            conds[0],
+            u.embeds,
+            picked[0].pooled,
+            u.pooled,
+            conds=tuple(conds),
+            pooleds=tuple(e.pooled for e in picked),
+            weights=tuple(s.weight for s in self.subprompts),
+        )
 
     def per_step(self, steps: int) -> list[StepConditioning]:
         """One entry per step 0..steps-1; equal entries are the same object."""
-        cache: dict[tuple[int, int], StepConditioning] = {}
+        scheds = [s.schedule for s in self.subprompts] or [self.cond]
+        cache: dict[tuple[int, ...], StepConditioning] = {}
         out = []
         for step in range(steps):
-            key = (id(_pick(self.cond, step)), id(_pick(self.uncond, step)))
+            key = tuple(id(_pick(s, step)) for s in [*scheds, self.uncond])
             if key not in cache:
                 cache[key] = self.at_step(step)
             out.append(cache[key])
         return out
+
+
+_CHUNK_TOKENS = CHUNK_LENGTH + 2
+
+
+def _repeat_last(embeds: torch.Tensor, tokens: int) -> torch.Tensor:
+    """Lengthen 1 x T x D embeddings to `tokens` positions by repeating the last one
+    (A1111's stack_conds, for subprompts of different lengths)."""
+    missing = tokens - embeds.shape[1]
+    if missing <= 0:
+        return embeds
+    return torch.cat([embeds, embeds[:, -1:].repeat(1, missing, 1)], dim=1)
 
 
 def _pick(entries: list[tuple[int, Encoded]], step: int) -> Encoded:
@@ -459,10 +527,13 @@ def encode_conditioning(
     """A job's conditioning: both prompts scheduled over `steps`, padded to one length.
 
     Extra-network tags (``<lora:...>``) are removed from the positive prompt, as A1111 does
-    (it leaves the negative prompt's text alone).
+    (it leaves the negative prompt's text alone), before it is split on ``AND``.
     """
     prompt, _ = extract_extra_networks(prompt)
-    cond = encoder.encode_schedule(prompt, steps, hires_steps)
+    parts = split_subprompts(prompt)
+    if is_composable(parts):
+        return _composable(encoder, parts, negative, steps, hires_steps)
+    cond = encoder.encode_schedule(parts[0].text, steps, hires_steps)
     if encoder.zero_empty_negative and negative == "":
         uncond = [(cond[-1][0], encoder.zeros_like(cond[0][1]))]
         zero_pad = True
@@ -476,6 +547,37 @@ def encode_conditioning(
     return ConditioningSchedule(cond, uncond, tuple(used))
 
 
+def _composable(
+    encoder: PromptEncoder,
+    parts: list,
+    negative: str,
+    steps: int,
+    hires_steps: int | None,
+) -> ConditioningSchedule:
+    """A prompt with ``AND`` (or a weight): each distinct subprompt text is scheduled and
+    encoded on its own, as A1111's get_learned_conditioning does for its flat list."""
+    by_text: dict[str, list[tuple[int, Encoded]]] = {}
+    for part in parts:
+        if part.text not in by_text:
+            by_text[part.text] = encoder.encode_schedule(part.text, steps, hires_steps)
+    subprompts = [Subprompt(by_text[p.text], p.weight) for p in parts]
+    entries = [e for s in subprompts for _, e in s.schedule]
+    if encoder.zero_empty_negative and negative == "":
+        last = subprompts[0].schedule
+        uncond = [(last[-1][0], encoder.zeros_like(last[0][1]))]
+        zero_pad = True
+    else:
+        uncond = encoder.encode_schedule(negative, steps, hires_steps)
+        zero_pad = False
+    chunks = max(e.chunks for e in entries + [e for _, e in uncond])
+    uncond = [(end, _pad(encoder, e, chunks, zero_pad)) for end, e in uncond]
+    filler = encoder.empty() if any(e.chunks < chunks for e in entries) else None
+    used = sorted({n for e in entries + [e for _, e in uncond] for n in e.embeddings_used})
+    return ConditioningSchedule(
+        subprompts[0].schedule, uncond, tuple(used), subprompts, chunks, filler
+    )
+
+
 __all__ = [
     "CHUNK_LENGTH",
     "COMMA_BACKTRACK",
@@ -486,6 +588,7 @@ __all__ = [
     "PromptChunk",
     "PromptEncoder",
     "StepConditioning",
+    "Subprompt",
     "encode_conditioning",
     "prompt_at_step",
     "tokenize_line",

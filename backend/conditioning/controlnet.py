@@ -74,6 +74,9 @@ class ControlNetStack(MultiControlNetModel):
             raise ValueError("one StackUnit per ControlNet")
         self.units = list(units)
         self.cfg = cfg
+        # Set while a composable (AND) prompt widens the batch: its first rows are the
+        # unconditional ones (engine/composable.py); None = diffusers' CFG halves.
+        self.uncond_rows: int | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -139,12 +142,14 @@ class ControlNetStack(MultiControlNetModel):
                 residuals = [r * (w * SOFT_BASE ** float(12 - k)) for k, r in enumerate(residuals)]
             if unit.pool:
                 residuals = [torch.mean(r, dim=(2, 3), keepdim=True) for r in residuals]
-            if unit.cond_only and self.cfg and sample.shape[0] % 2 == 0:
-                half = sample.shape[0] // 2
+            uncond = self.uncond_rows
+            if uncond is None and self.cfg and sample.shape[0] % 2 == 0:
+                uncond = sample.shape[0] // 2
+            if unit.cond_only and uncond:
                 mark = torch.ones(
                     sample.shape[0], 1, 1, 1, dtype=sample.dtype, device=sample.device
                 )
-                mark[:half] = 0
+                mark[:uncond] = 0
                 residuals = [r * mark for r in residuals]
             if unit.pool:
                 # Broadcast pooled residuals back to the UNet's feature sizes.

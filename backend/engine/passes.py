@@ -15,7 +15,7 @@ import torch
 
 from dreamwire.backend import samplers
 
-from . import fastpath, masked_content, noise, pipelines, prompting
+from . import composable, fastpath, masked_content, noise, pipelines, prompting
 from .hooks import JobContext, PassPlan
 from .lowvram import low_vram
 from .progress import Reporter
@@ -80,9 +80,11 @@ def run_pass(
     if spec.mode == "inpaint":
         masked_content.apply(pipe, spec.masked_content, spec.mask, seeds)
     n_exec = executed_steps(spec)
+    prompt = prompting.hires_prompts(job)[0] if spec.hires else job.prompt
+    batch = composable.unet_batch(len(seeds), composable.subprompt_count(prompt))
     with (
         low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)),
-        fastpath.applied(pipe, ctx, spec.width, spec.height, len(seeds), reporter),
+        fastpath.applied(pipe, ctx, spec.width, spec.height, batch, reporter),
     ):
         return _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter)
 
@@ -98,6 +100,7 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     sdxl = pipelines.kind(model.family) == "sdxl"
     batch = len(seeds)
     first = prompts.at(0)
+    composer = composable.Composer(pipe, batch, job.cfg, first) if prompts.composable else None
 
     kwargs: dict[str, Any] = {
         "prompt_embeds": first.cond,
@@ -147,6 +150,8 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         if prompts.changes and i + 1 < total:
             nxt = ((i + 1) * n_exec) // total
             out.update(prompts.loop_tensors(nxt, batch, pipe_.do_classifier_free_guidance, sdxl))
+            if composer is not None:
+                composer.current = prompts.at(nxt)
         for hook in ctx.step_hooks:
             extra = hook(ctx, pipe_, step, n_exec, tensors)
             if extra:
@@ -161,7 +166,7 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     kwargs.update(plan.call_kwargs)
     kwargs.update(spec.extra)
     reporter.check_cancel()
-    with torch.inference_mode():
+    with torch.inference_mode(), composable.hooked(pipe, composer):
         out = pipe(**kwargs)
     reporter.finish_pass(n_exec)
     return out.images

@@ -12,13 +12,17 @@ import torch
 
 from dreamwire.backend.text_encoding import PromptEncoder, StepConditioning, encode_conditioning
 
-StepEmbeds = StepConditioning  # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P)
+# cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P); for a composable (AND)
+# prompt also every subprompt's embeddings and weight (conds, pooleds, weights).
+StepEmbeds = StepConditioning
 
 
 class PromptPlan:
     def __init__(self, per_step: list[StepEmbeds]):
         self.per_step = per_step
         self.changes = any(e is not per_step[0] for e in per_step)
+        # AND / a weighted prompt: the pass runs through composable.Composer.
+        self.composable = bool(per_step[0].weights)
 
     def at(self, step: int) -> StepEmbeds:
         return self.per_step[min(max(step, 0), len(self.per_step) - 1)]
