@@ -271,3 +271,30 @@ def test_infotext_keeps_the_prompt_verbatim(engine):
     prompt = "a cat :1.2 AND (a dog:0.8) AND [bird:fish:2]:0.5"
     info = parse_infotext(engine.run(Job(**{**BASE, "prompt": prompt})).images[0].infotext)
     assert info.prompt == prompt
+
+
+def test_subprompt_schedules_switch_inside_the_loop(engine):
+    """'[a cat:a dog:1] AND a bird' over 3 steps: the first subprompt is "a cat" for steps
+    0 and 1 and "a dog" at step 2, while "a bird" stays; the UNet's cross-attention sees
+    [negative, first subprompt, second subprompt] on every step."""
+    comps = engine.load("tiny-sd1").components
+    enc = PromptEncoder.from_components(comps["tokenizer"], comps["text_encoder"])
+    with torch.inference_mode():
+        cat, dog = (e.embeds for e in enc.encode(["a cat", "a dog"]))
+        bird, neg = (enc.encode([t])[0].embeds for t in [" a bird", "blurry"])
+    labels = {"cat": cat, "dog": dog, "bird": bird, "neg": neg}
+    attn = next(m for m in comps["unet"].modules() if getattr(m, "is_cross_attention", False))
+    seen = []
+
+    def spy(module, args, kwargs):
+        rows = kwargs["encoder_hidden_states"]
+        seen.append(
+            [next((k for k, e in labels.items() if torch.allclose(r, e[0])), "?") for r in rows]
+        )
+
+    handle = attn.register_forward_pre_hook(spy, with_kwargs=True)
+    try:
+        _images(engine, "[a cat:a dog:1] AND a bird :0.5", steps=3)
+    finally:
+        handle.remove()
+    assert seen == [["neg", "cat", "bird"]] * 2 + [["neg", "dog", "bird"]]
