@@ -416,7 +416,7 @@ class StepConditioning:
 
 
 @dataclass
-class Subprompt:
+class WeightedSchedule:
     """A composable prompt's part: its schedule (not padded) and its weight."""
 
     schedule: list[tuple[int, Encoded]]
@@ -434,7 +434,7 @@ class ConditioningSchedule:
     cond: list[tuple[int, Encoded]]
     uncond: list[tuple[int, Encoded]]
     embeddings_used: tuple[str, ...] = ()
-    subprompts: list[Subprompt] = field(default_factory=list)
+    subprompts: list[WeightedSchedule] = field(default_factory=list)
     chunks: int = 0  # composable: the length every step is padded to, in chunks
     filler: Encoded | None = None  # composable: the empty prompt, where padding needs it
 
@@ -560,7 +560,7 @@ def _composable(
     for part in parts:
         if part.text not in by_text:
             by_text[part.text] = encoder.encode_schedule(part.text, steps, hires_steps)
-    subprompts = [Subprompt(by_text[p.text], p.weight) for p in parts]
+    subprompts = [WeightedSchedule(by_text[p.text], p.weight) for p in parts]
     entries = [e for s in subprompts for _, e in s.schedule]
     if encoder.zero_empty_negative and negative == "":
         last = subprompts[0].schedule
@@ -588,7 +588,7 @@ __all__ = [
     "PromptChunk",
     "PromptEncoder",
     "StepConditioning",
-    "Subprompt",
+    "WeightedSchedule",
     "encode_conditioning",
     "prompt_at_step",
     "tokenize_line",
