@@ -68,6 +68,7 @@ class Composer:
         self.cfg_scale = cfg_scale
         self.current = current
         self.calls = 0  # UNet evaluations (tests, logs)
+        self._pending = True  # the layout the UNet's current call came in (CFG or not)
 
     @property
     def k(self) -> int:
