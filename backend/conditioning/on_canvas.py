@@ -34,8 +34,23 @@ added); this module lays control images out the same way:
 
 The result is canvas-sized; the pass then resizes it to its generation size with
 just_resize, as the picture itself is resized, whatever the unit's resize mode (a resize
-mode that crops or letterboxes would shift it off the picture). Unit images of any other
-size (e.g. already canvas-sized) are not touched here and keep their resize mode.
+mode that crops or letterboxes would shift it off the picture).
+
+A unit image the size of the grown canvas (what the Krita plugin sends: its control layers
+are read over the whole region the job covers, border included) is already laid out with
+the picture. When outpainting it too goes to the generation size with just_resize, the
+picture's own operation: the grown canvas is rounded up to a multiple of 8, and the
+default crop_and_resize would then crop a row or column off the rounded side and scale the
+other way, shifting the map a pixel or two off the picture. For the inpaint ControlNet its
+mask is the sampler's: the job's mask grown with the border (canvas.mask), so the border is
+repainted; the job's own mask (init-image pixels) stretched over the canvas would leave
+the border unmarked. An image that matches both sizes (the init image shrunk to the job
+size, then grown back to its own size) is taken as init-image-sized, as before.
+
+Unit images of any other size, and all unit images of jobs that do not outpaint, keep
+their own resize mode: A1111's ControlNet extension resizes a unit's own image with the
+unit's resize mode even in img2img (only a unit without an image takes the img2img resize
+mode, with the init image: here just_resize, the picture's).
 """
 
 from __future__ import annotations
@@ -77,6 +92,29 @@ def picture(canvas: Canvas | None, kind: str, where: str) -> tuple[np.ndarray, n
 def aligned(canvas: Canvas | None, image: np.ndarray) -> bool:
     """Whether a unit image is laid out on the grown canvas rather than resized to it."""
     return canvas is not None and canvas.grown and canvas.matches_original(image)
+
+
+def canvas_sized(canvas: Canvas | None, image: np.ndarray) -> bool:
+    """Whether a unit image already covers the grown canvas (and is not init-image-sized):
+    it is resized to the generation size exactly as the picture is."""
+    return (
+        canvas is not None
+        and canvas.grown
+        and canvas.matches_canvas(image)
+        and not canvas.matches_original(image)
+    )
+
+
+def canvas_mask(canvas: Canvas, job_mask: bool, alpha: np.ndarray | None) -> np.ndarray:
+    """The inpaint ControlNet's mask for a canvas-sized image: the mask the sampler uses
+    (the job's mask resized like the picture, border marked). Without a job mask the image's
+    alpha marks the inside too, as pad_map grows an init-image-sized alpha with the border."""
+    mask = canvas.mask
+    if mask is None:  # not reached: a grown canvas belongs to an inpaint job
+        mask = pad(np.zeros(canvas.picture[::-1], np.uint8), canvas.border, MASKED)
+    if not job_mask and alpha is not None:
+        mask = np.maximum(mask, alpha)
+    return mask
 
 
 def pad_map(

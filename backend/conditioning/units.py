@@ -15,7 +15,9 @@ host-made control images (depth, normals, poses, segmentation) use preprocessor 
 
 A unit with no image (img2img and inpaint jobs) takes the job's picture as the runner laid
 it out, grown when outpainting; when outpainting, unit images of the init image's size are
-laid out on the grown canvas with the picture (on_canvas.py).
+laid out on the grown canvas with the picture, and unit images of the grown canvas's size
+are resized as the picture is, the inpaint one masked with the sampler's mask
+(on_canvas.py).
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ def control_tensor(
     width, canvas height)) is set for "only masked" inpainting: like the A1111 extension, the
     control image is fitted to the whole canvas, then cut to the region being generated.
     `canvas` is how the runner laid out the job's picture (img2img and inpaint): a unit with
-    no image uses that picture, and outpainting keeps init-image-sized unit images aligned
-    with it (on_canvas.py)."""
+    no image uses that picture, and outpainting keeps unit images of the init image's or
+    the grown canvas's size aligned with it (on_canvas.py)."""
     kind = info.type or unit.type
     where = f"control unit ({unit.type})"
     mode = unit.resize_mode
@@ -81,10 +83,18 @@ def control_tensor(
     else:
         rgb, alpha = control_image.split_channels(unit.image, f"{where} image")
         aligned = on_canvas.aligned(canvas, rgb)
+        # Already on the grown canvas: the picture's resize and, for inpaint, the sampler's
+        # mask. (Judged before preprocessing: tile_resample shrinks the image.)
+        on_grown = on_canvas.canvas_sized(canvas, rgb)
         if aligned and kind in on_canvas.PICTURE_TYPES:
             rgb = canvas.grow_like_picture(rgb)
         rgb = _preprocess(unit, job, rgb)
-        mask = _inpaint_mask(kind, job, rgb, alpha)
+        if on_grown and kind == "inpaint":
+            mask = on_canvas.canvas_mask(canvas, job.mask is not None, alpha)
+        else:
+            mask = _inpaint_mask(kind, job, rgb, alpha)
+        if on_grown:
+            mode = "just_resize"
         if aligned:
             if kind not in on_canvas.PICTURE_TYPES:
                 rgb, mask = on_canvas.pad_map(canvas, kind, rgb, mask)

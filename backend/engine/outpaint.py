@@ -77,9 +77,19 @@ class Canvas:
     def grown(self) -> bool:
         return self.border.any()
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the grown canvas, before the pass resizes it."""
+        return self.image.shape[1], self.image.shape[0]
+
     def matches_original(self, image: np.ndarray) -> bool:
         """An image the size of the job's init image: made for the artist's picture."""
         return (image.shape[1], image.shape[0]) == self.original
+
+    def matches_canvas(self, image: np.ndarray) -> bool:
+        """An image the size of the grown canvas: already laid out on it (a Krita control
+        layer is read over the whole region the job covers, border included)."""
+        return (image.shape[1], image.shape[0]) == self.size
 
     def grow_like_picture(self, rgb: np.ndarray) -> np.ndarray:
         """An init-image-sized RGB image through the picture's own steps (resize, grow with

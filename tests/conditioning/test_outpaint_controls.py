@@ -125,19 +125,96 @@ def test_marker_follows_the_picture_through_resize_and_rounding(engine, seen):
     assert not in_control[:, 66:].any()  # the grown strip (x >= 64 * 88/84) holds no lines
 
 
+def test_canvas_sized_marker_follows_the_picture_through_rounding(engine, seen):
+    """A unit image the size of the grown canvas (a Krita control layer) goes to the pass
+    size exactly as the picture does, whatever its resize mode: the 68 x 64 canvas is
+    stretched to 72 x 64, where crop_and_resize would scale both ways and crop 2 rows."""
+    border = Outpaint(left=4)
+    init = marked(64, 64, BOX, bg=GREY)
+    t, b, left, r = BOX
+    depth = marked(64, 68, (t, b, left + 4, r + 4))  # the marker where the picture has it
+    unit = ControlUnit(type="depth", image=depth)  # default resize mode: crop_and_resize
+    engine.run(job(init_image=init, outpaint=border, controls=[unit]))
+    picture, (ctl,) = seen["picture"], seen["controls"]
+    assert picture.shape == (64, 72, 3) and ctl.shape == (3, 64, 72)
+    assert torch.equal(ctl, tensor(control_image.resize(depth, 72, 64, "just_resize")))
+    in_picture = picture.mean(axis=2) > 160
+    in_control = ctl.mean(0).numpy() > 0.5
+    assert np.abs(centroid(in_picture) - centroid(in_control)).max() <= 0.25
+    assert abs(int(in_picture.sum()) - int(in_control.sum())) <= 8
+
+
+def test_canvas_sized_inpaint_unit_takes_the_grown_mask(engine, seen):
+    """The inpaint ControlNet given a canvas-sized image masks what the sampler repaints:
+    the job's mask in its place on the canvas and the whole grown border (-1)."""
+    init = noise_image(15)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 20:40] = 255
+    image = noise_image(16, h=72, w=80)  # canvas-sized: 64 x 64 grown by BORDER
+    unit = ControlUnit(type="inpaint", image=image)
+    engine.run(job(init_image=init, mask=mask, outpaint=BORDER, controls=[unit]))
+    (inp,) = seen["controls"]
+    grown = outpaint.pad(mask, BORDER, 255)
+    assert torch.equal(inp[None], control_image.to_tensor(image, grown))
+    inside = np.zeros((72, 80), bool)
+    inside[8:, 16:] = True
+    assert (inp[:, ~torch.from_numpy(inside)] == -1).all()
+    assert (inp[:, 8 + 20 : 8 + 40, 16 + 20 : 16 + 40] == -1).all()
+    assert torch.equal(inp[:, 8:28, 16:36], tensor(image[8:28, 16:36]))
+
+
+def _grown_canvas(img: np.ndarray, mask: np.ndarray | None, border: Outpaint) -> outpaint.Canvas:
+    grown, grown_mask = outpaint.grow(img, mask, border)
+    h, w = img.shape[:2]
+    return outpaint.Canvas(grown, grown_mask, (w, h), (w, h), border)
+
+
+def test_canvas_sized_inpaint_alpha_marks_the_inside_without_a_job_mask():
+    """No job mask (a Krita selection over the empty margin only): the border, plus what
+    the image's alpha marks, as an init-image-sized image's alpha is grown."""
+    img = noise_image(17, h=32, w=32)
+    border = Outpaint(right=8, bottom=8)
+    canvas = _grown_canvas(img, None, border)
+    rgba = np.concatenate([noise_image(18, h=40, w=40), np.zeros((40, 40, 1), np.uint8)], axis=2)
+    rgba[0:8, 0:8, 3] = 255
+    j = Job(**BASE, init_image=img, outpaint=border)
+    unit = ControlUnit(type="inpaint", image=rgba)
+    t = units.control_tensor(unit, j, 40, 40, _info("inpaint"), None, canvas)
+    expected = np.maximum(outpaint.pad(np.zeros((32, 32), np.uint8), border, 255), rgba[:, :, 3])
+    assert torch.equal(t, control_image.to_tensor(rgba[:, :, :3], expected))
+
+
+def test_an_image_of_both_sizes_counts_as_init_image_sized():
+    """Init 40 x 40 shrunk to the 32 x 32 job and grown by 8: the canvas is 40 x 40 too. The
+    image is taken as made for the init image (resized and padded), as before."""
+    img = noise_image(19, h=40, w=40)
+    border = Outpaint(right=8, bottom=8)
+    grown, grown_mask = outpaint.grow(masks.resize(img, 32, 32), None, border)
+    canvas = outpaint.Canvas(grown, grown_mask, (40, 40), (32, 32), border)
+    j = Job(**BASE, init_image=img, outpaint=border)
+    t = units.control_tensor(
+        ControlUnit(type="depth", image=img), j, 40, 40, _info("depth"), None, canvas
+    )
+    expected = outpaint.pad(control_image.resize(img, 32, 32, "just_resize"), border, 0)
+    assert torch.equal(t[0], tensor(expected))
+
+
 def test_only_masked_outpaint_crops_the_aligned_control_with_the_picture(engine, seen):
     init = marked(64, 64, (24, 32, 0, 8), bg=GREY)  # marker at the left edge
-    unit = ControlUnit(type="depth", image=marked(64, 64, (24, 32, 0, 8)))
+    depth = marked(64, 64, (24, 32, 0, 8))
+    on_canvas = outpaint.pad(depth, Outpaint(left=16), 0)  # the same map, canvas-sized
+    controls = [ControlUnit(type="depth", image=depth), ControlUnit(type="depth", image=on_canvas)]
     engine.run(
         job(
             init_image=init,
             outpaint=Outpaint(left=16),
             inpaint_full_res=True,
             inpaint_padding=8,
-            controls=[unit],
+            controls=controls,
         )
     )
-    picture, (ctl,) = seen["picture"], seen["controls"]
+    picture, (ctl, ctl_canvas) = seen["picture"], seen["controls"]
+    assert torch.equal(ctl, ctl_canvas)
     assert picture.shape[:2] == ctl.shape[1:]
     in_picture = (picture == WHITE).all(axis=2)
     in_control = (ctl > 0.5).all(0).numpy()
@@ -146,7 +223,9 @@ def test_only_masked_outpaint_crops_the_aligned_control_with_the_picture(engine,
 
 
 def test_jobs_without_outpaint_are_unchanged(engine, seen):
-    """A unit image of the init image's size is resized by its resize mode as before."""
+    """A unit image of the init image's size is resized by its resize mode as before, even
+    where the picture is stretched to another aspect: A1111's ControlNet extension resizes a
+    unit's own image with the unit's resize mode (only the img2img input takes the picture's)."""
     init = marked(48, 64, (8, 16, 8, 16), bg=GREY)
     depth = marked(48, 64, (8, 16, 8, 16))
     mask = np.zeros((48, 64), np.uint8)
