@@ -73,6 +73,34 @@ def test_inpaint_job_keeps_the_selection_feather_and_sizes_to_init():
     Job.from_wire(*job.to_wire()).validate()
 
 
+def test_outpaint_control_layers_arrive_canvas_sized_and_aligned():
+    """The controller reads control layers over plan.region; when the selection reaches past
+    the painted content, that region is the job's grown canvas (init image + outpaint), so
+    each layer arrives canvas-sized (the backend then resizes it as the picture), with a
+    mark painted on the layer on the same pixel as the mark in the grown picture."""
+    plan = plan_inpaint(CANVAS, Rect(80, 10, 40, 40))  # past the canvas's right edge
+    r = plan.region
+    rgba = np.zeros((r.h, r.w, 4), np.uint8)
+    rgba[:, : CANVAS.right - r.x] = (10, 20, 30, 255)  # painted up to the canvas edge
+    mark = (slice(20 - r.y, 24 - r.y), slice(90 - r.x, 94 - r.x))  # document (90..94, 20..24)
+    rgba[mark] = 255
+    layer = np.zeros((r.h, r.w, 4), np.uint8)  # a depth layer, read over the same region
+    layer[mark] = 255
+    mask = np.zeros((r.h, r.w), np.uint8)
+    mask[10 - r.y : 50 - r.y, 80 - r.x :] = 255
+    unit = controls.control_unit(controls.ControlMark("depth"), layer)
+    job = inpaint_job(P, plan, inpaint_inputs(rgba, mask), [unit])
+    o = job.outpaint
+    assert o.right > 0
+    grown = (job.height + o.top + o.bottom, job.width + o.left + o.right)
+    sent = Job.from_wire(*job.to_wire()).controls[0].image
+    assert sent.shape == (*grown, 3) == (r.h, r.w, 3)
+    assert sent.shape[:2] != job.init_image.shape[:2]
+    picture = np.pad(job.init_image, ((o.top, o.bottom), (o.left, o.right), (0, 0)))
+    assert (picture == 255).all(axis=2).sum() == 16
+    assert np.array_equal((picture == 255).all(axis=2), (sent == 255).all(axis=2))
+
+
 def test_inpaint_without_any_selected_pixel_is_refused():
     plan = plan_inpaint(CANVAS, Rect(0, 0, 20, 20))
     rgba = np.full((plan.region.h, plan.region.w, 4), 255, np.uint8)
