@@ -39,9 +39,10 @@ mode that crops or letterboxes would shift it off the picture).
 A unit image the size of the grown canvas (what the Krita plugin sends: its control layers
 are read over the whole region the job covers, border included) is already laid out with
 the picture. When outpainting it too goes to the generation size with just_resize, the
-picture's own operation: the grown canvas is rounded up to a multiple of 8, and the
-default crop_and_resize would then crop a row or column off the rounded side and scale the
-other way, shifting the map a pixel or two off the picture. For the inpaint ControlNet its
+picture's own operation: the grown canvas is rounded up to a multiple of 8, which the
+picture takes by stretching, while the default crop_and_resize would scale both sides by
+the larger factor and crop the excess off the other, shifting the map a pixel or two off
+the picture. For the inpaint ControlNet its
 mask is the sampler's: the job's mask grown with the border (canvas.mask), so the border is
 repainted; the job's own mask (init-image pixels) stretched over the canvas would leave
 the border unmarked. An image that matches both sizes (the init image shrunk to the job
