@@ -152,6 +152,9 @@ class Infotext:
     tiling: bool | None = None
     mask_blur: int | None = None
     hires_upscale: float | None = None
+    # A1111's "Hires resize: WxH" (hr_resize_x, hr_resize_y; 0 = follows the aspect ratio),
+    # written instead of "Hires upscale" when the second pass resizes to a size.
+    hires_resize: tuple[int, int] | None = None
     hires_steps: int | None = None
     hires_upscaler: str | None = None
     lora_hashes: dict[str, str] = field(default_factory=dict)
@@ -179,6 +182,18 @@ class Infotext:
         return _params(self)
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    # A1111 reads any "WxH" value into "<key>-1" and "<key>-2" (re_imagesize).
+    m = _RE_SIZE.match(text)
+    if m is None:
+        raise ValueError(f"not a WxH size: {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _format_size(size: tuple[int, int]) -> str:
+    return f"{int(size[0])}x{int(size[1])}"
+
+
 # Typed attribute <-> infotext key, value converters (text -> value, value -> text).
 _TYPED: dict[str, tuple[str, Any, Any]] = {
     "Steps": ("steps", int, str),
@@ -197,6 +212,7 @@ _TYPED: dict[str, tuple[str, Any, Any]] = {
     "Tiling": ("tiling", lambda s: {"true": True, "false": False}[s.lower()], str),
     "Mask blur": ("mask_blur", int, str),
     "Hires upscale": ("hires_upscale", float, format_number),
+    "Hires resize": ("hires_resize", _parse_size, _format_size),
     "Hires steps": ("hires_steps", int, str),
     "Hires upscaler": ("hires_upscaler", str, str),
     "Lora hashes": ("lora_hashes", parse_hashes, format_hashes),

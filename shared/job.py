@@ -83,6 +83,68 @@ class HiresFix:
     upscaler: str = "Latent"
     prompt: str = ""  # A1111's "Hires prompt" for the second pass; "": the job's prompt
     negative: str = ""  # A1111's "Hires negative prompt"; "": the job's negative prompt
+    # A1111's "Resize width to" / "Resize height to" (hr_resize_x/y); both 0: use `scale`.
+    # One set: the other follows the first pass's aspect ratio. Both set: the first pass is
+    # upscaled to cover that size and centre-cropped to it (in latent cells, as A1111 does).
+    width: int = 0
+    height: int = 0
+
+    @property
+    def resizes(self) -> bool:
+        return bool(self.width or self.height)
+
+    def plan(self, width: int, height: int) -> HiresPlan:
+        """The second pass's size for a first pass of width x height (A1111's
+        StableDiffusionProcessingTxt2Img.calculate_target_resolution)."""
+        if not self.resizes:
+            # A1111: int(size * scale); floored to what the VAE accepts.
+            up_w, up_h = int(width * self.scale), int(height * self.scale)
+            return HiresPlan(_floor8(up_w), _floor8(up_h), 0, 0)
+        rx, ry = self.width, self.height
+        trunc_x = trunc_y = 0
+        if ry == 0:
+            up_w, up_h = rx, rx * height // width
+        elif rx == 0:
+            up_w, up_h = ry * width // height, ry
+        else:
+            # Cover the requested box with the first pass's aspect ratio, then crop.
+            if width / height < rx / ry:
+                up_w, up_h = rx, rx * height // width
+            else:
+                up_w, up_h = ry * width // height, ry
+            trunc_x, trunc_y = (up_w - rx) // 8, (up_h - ry) // 8
+        return HiresPlan(_floor8(up_w), _floor8(up_h), trunc_x, trunc_y)
+
+
+def _floor8(v: int) -> int:
+    return v // 8 * 8
+
+
+@dataclass(frozen=True)
+class HiresPlan:
+    """Where Hires.fix upscales to and how many latent cells (8 px) it crops off.
+
+    A1111 crops `truncate // 2` cells from the left/top and `(truncate + 1) // 2` from the
+    right/bottom of the upscaled latents (sample_hr_pass)."""
+
+    upscale_width: int
+    upscale_height: int
+    truncate_x: int = 0
+    truncate_y: int = 0
+
+    @property
+    def crop_box(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) in pixels of the upscaled image that the pass keeps."""
+        left, top = self.truncate_x // 2 * 8, self.truncate_y // 2 * 8
+        right = self.upscale_width - (self.truncate_x + 1) // 2 * 8
+        bottom = self.upscale_height - (self.truncate_y + 1) // 2 * 8
+        return left, top, right, bottom
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The second pass's (and the result's) width and height."""
+        left, top, right, bottom = self.crop_box
+        return right - left, bottom - top
 
 
 @dataclass
@@ -213,6 +275,28 @@ class Job:
                 raise bad(ErrorCode.INVALID_JOB, "Hires.fix prompts must be text")
             if not 1.0 <= float(h.scale) <= 4.0:
                 raise bad(ErrorCode.INVALID_JOB, f"Hires.fix scale must be 1..4, got {h.scale!r}")
+            for name in ("width", "height"):
+                v = getattr(h, name)
+                # A1111's sliders: 0 (off) or 64..2048 in steps of 8; the cap here is ours.
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v % 8:
+                    raise bad(
+                        ErrorCode.INVALID_SIZE,
+                        f"Hires.fix {name} must be 0 or a positive multiple of 8, got {v!r}",
+                    )
+                if v > MAX_SIDE:
+                    raise bad(
+                        ErrorCode.INVALID_SIZE, f"Hires.fix {name} {v} is larger than {MAX_SIDE}"
+                    )
+            if h.resizes:
+                plan = h.plan(self.width, self.height)
+                sides = (plan.upscale_width, plan.upscale_height, *plan.size)
+                if min(sides) < 8 or max(sides) > MAX_SIDE:
+                    raise bad(
+                        ErrorCode.INVALID_SIZE,
+                        f"Hires.fix resize of {self.width}x{self.height} to "
+                        f"{h.width}x{h.height} upscales to "
+                        f"{plan.upscale_width}x{plan.upscale_height}, outside 8..{MAX_SIDE}",
+                    )
             if not 0.0 <= float(h.denoise) <= 1.0:
                 raise bad(
                     ErrorCode.INVALID_STRENGTH, "Hires.fix denoising strength must be within 0..1"

@@ -58,6 +58,18 @@ def add_parser(subparsers) -> None:
         help="grow the canvas",
     )
     p.add_argument("--hires-scale", type=float, help="Hires.fix upscale (e.g. 2)")
+    p.add_argument(
+        "--hires-width",
+        type=int,
+        default=0,
+        help="Hires.fix: resize width to (A1111 'Resize width to'; 0: from the height or scale)",
+    )
+    p.add_argument(
+        "--hires-height",
+        type=int,
+        default=0,
+        help="Hires.fix: resize height to (0: from the width's aspect ratio, or the scale)",
+    )
     p.add_argument("--hires-denoise", type=float, default=0.5)
     p.add_argument("--hires-steps", type=int, default=0)
     p.add_argument("--hires-upscaler", default="Latent", choices=("Latent", "Lanczos", "Nearest"))
@@ -127,9 +139,11 @@ def build_job(args: argparse.Namespace) -> Job:
         job.mask = read_image(args.mask, "mask", "L")
     if args.outpaint:
         job.outpaint = Outpaint(*args.outpaint)
-    if args.hires_scale:
+    if args.hires_scale or args.hires_width or args.hires_height:
         job.hires = HiresFix(
-            scale=args.hires_scale,
+            scale=args.hires_scale or HiresFix.scale,
+            width=args.hires_width,
+            height=args.hires_height,
             denoise=args.hires_denoise,
             steps=args.hires_steps,
             upscaler=args.hires_upscaler,

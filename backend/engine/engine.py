@@ -61,7 +61,15 @@ class Engine:
             "embeddings": libs.names(self.library, "embedding"),
             "controlnets": libs.names(self.library, "controlnet"),
             "samplers": samplers.available_samplers(),
+            "model_families": libs.families(self.library),
+            "default_model": self._default_model_or_none(),
         }
+
+    def _default_model_or_none(self) -> str | None:
+        try:
+            return self.default_model()
+        except DreamwireError:
+            return None  # no checkpoints: the welcome still goes out and says so
 
     def default_model(self) -> str:
         return libs.default_checkpoint(self.library)

@@ -14,15 +14,33 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dreamwire.shared.job import HiresFix
+from dreamwire.shared.job import HiresFix, HiresPlan
 
 
-def target_size(width: int, height: int, hires: HiresFix, multiple: int = 8) -> tuple[int, int]:
-    """Upscaled size, floored to what the VAE accepts (A1111: int(size * scale))."""
-    return (
-        int(width * hires.scale) // multiple * multiple,
-        int(height * hires.scale) // multiple * multiple,
-    )
+def target_size(width: int, height: int, hires: HiresFix) -> tuple[int, int]:
+    """The result's size: the upscale (A1111: int(size * scale), or "Resize width/height
+    to"), floored to what the VAE accepts, less what a resize to both sides crops."""
+    return hires.plan(width, height).size
+
+
+def crop_latents(latents: torch.Tensor, plan: HiresPlan, scale_factor: int) -> torch.Tensor:
+    """A1111's crop of the upscaled latents to the requested box (sample_hr_pass):
+    truncate // 2 cells off the left/top, (truncate + 1) // 2 off the right/bottom."""
+    if not (plan.truncate_x or plan.truncate_y):
+        return latents
+    left, top, right, bottom = (v // scale_factor for v in plan.crop_box)
+    return latents[:, :, top:bottom, left:right]
+
+
+def crop_pixels(images: list[Image.Image], plan: HiresPlan) -> list[Image.Image]:
+    """The same crop on the upscaled pixels, on the latent cells' 8-pixel grid.
+
+    A1111 encodes the whole upscaled image and crops the latents; cropping before encoding
+    keeps the same cells (only the VAE encoder's view past the cut edge differs), and lets
+    the img2img pipeline encode as it does for every other job."""
+    if not (plan.truncate_x or plan.truncate_y):
+        return images
+    return [img.crop(plan.crop_box) for img in images]
 
 
 def second_pass_steps(first_steps: int, hires: HiresFix) -> int:

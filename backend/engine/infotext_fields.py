@@ -63,7 +63,11 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
             info.extras["Hires prompt"] = hr_prompt
         if hr_negative != job.negative:
             info.extras["Hires negative prompt"] = hr_negative
-        info.hires_upscale = float(job.hires.scale)
+        if job.hires.resizes:
+            # A1111 writes the requested size (0 included) instead of the scale.
+            info.hires_resize = (job.hires.width, job.hires.height)
+        else:
+            info.hires_upscale = float(job.hires.scale)
         info.hires_steps = job.hires.steps or None
         info.hires_upscaler = job.hires.upscaler
     info.ti_hashes = ti_hashes(ctx)

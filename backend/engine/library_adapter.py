@@ -29,6 +29,15 @@ def names(library, kind: str) -> list[str]:
     return library.names(kind)
 
 
+def families(library) -> dict[str, str]:
+    """{checkpoint name: "sd1" | "sd2" | "sdxl"}, from the architectures the scan read from
+    each file's header, so hosts can size jobs for the model's native resolution."""
+    out: dict[str, str] = {}
+    for entry in library.entries("checkpoint"):
+        out.setdefault(entry.name, family(entry.arch))
+    return out
+
+
 def short_hash(library, entry: ModelEntry) -> str:
     return library.short_hash(entry)
 

@@ -99,18 +99,22 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
         reporter.total = executed_steps(first)
         return _to_uint8(run_pass(ctx, first, seeds, subseeds, reporter, extensions))
 
-    hw, hh = hires.target_size(job.width, job.height, job.hires)
+    plan = job.hires.plan(job.width, job.height)
+    hw, hh = plan.size
     steps2 = hires.second_pass_steps(job.steps, job.hires)
     second = PassSpec("img2img", hw, hh, steps2, strength=job.hires.denoise, hires=True)
     reporter.total = executed_steps(first) + executed_steps(second)
     latent = job.hires.upscaler == "Latent"
     first.output_type = "latent" if latent else "np"
     out = run_pass(ctx, first, seeds, subseeds, reporter, extensions)
+    uw, uh = plan.upscale_width, plan.upscale_height
     if latent:
         scale = 2 ** (len(ctx.model.components["vae"].config.block_out_channels) - 1)
-        second.image = hires.upscale_latents(out, hw, hh, scale)
+        second.image = hires.crop_latents(hires.upscale_latents(out, uw, uh, scale), plan, scale)
     else:
-        second.image = hires.upscale_pixels(out, hw, hh, job.hires.upscaler)
+        second.image = hires.crop_pixels(
+            hires.upscale_pixels(out, uw, uh, job.hires.upscaler), plan
+        )
     if executed_steps(second) < 1:
         if latent:
             raise DreamwireError(

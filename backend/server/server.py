@@ -373,9 +373,12 @@ class Server:
 
     # -- checks --------------------------------------------------------------------------
     def _check_limits(self, job: Job) -> None:
-        scale = float(job.hires.scale) if job.hires is not None else 1.0
-        w = (job.width + job.outpaint.left + job.outpaint.right) * scale
-        h = (job.height + job.outpaint.top + job.outpaint.bottom) * scale
+        w = job.width + job.outpaint.left + job.outpaint.right
+        h = job.height + job.outpaint.top + job.outpaint.bottom
+        if job.hires is not None:
+            # The upscale before any crop: that is what the second pass holds in memory.
+            plan = job.hires.plan(w, h)
+            w, h = plan.upscale_width, plan.upscale_height
         if w * h > self.limits.max_pixels:
             raise DreamwireError(
                 ErrorCode.LIMIT_EXCEEDED,

@@ -157,3 +157,22 @@ def test_hires_options_reach_the_job():
     assert (job.hires.scale, job.hires.denoise, job.hires.steps) == (1.5, 0.4, 3)
     assert (job.hires.prompt, job.hires.negative) == ("a barn, detailed", "blur")
     assert build_job(build_parser().parse_args(argv)).hires is None
+
+
+def test_hires_resize_options_reach_the_job():
+    import pytest
+
+    from dreamwire.backend.cli import build_parser
+    from dreamwire.backend.cli.generate import build_job
+    from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+    argv = ["generate", "--prompt", "a barn", "--width", "64", "--height", "48"]
+    job = build_job(build_parser().parse_args([*argv, "--hires-width", "128"]))
+    assert job.hires is not None and (job.hires.width, job.hires.height) == (128, 0)
+    assert job.hires.plan(job.width, job.height).size == (128, 96)
+    both = ["--hires-width", "128", "--hires-height", "128", "--hires-scale", "3"]
+    job = build_job(build_parser().parse_args(argv + both))
+    assert job.hires.scale == 3 and job.hires.plan(64, 48).size == (128, 128)
+    with pytest.raises(DreamwireError) as err:
+        build_job(build_parser().parse_args([*argv, "--hires-height", "100"]))
+    assert err.value.code == ErrorCode.INVALID_SIZE
