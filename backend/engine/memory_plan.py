@@ -1,17 +1,19 @@
 """How a pass fits in the accelerator's free memory: a pure function of (family, size, free).
 
 The estimates are peak *allocated* bytes (what torch.cuda.max_memory_allocated reports)
-for fp16 weights with PyTorch's SDPA attention, from reference measurements of plain
-diffusers on an H200 (shared/bench: SD1.5 512x512 whole pipeline 2.4 GiB; VAE decode
-peaks 2.4 / 4.2 / 11.3 GiB at 512 / 1024 / 2048, i.e. about 2.3 GiB per output megapixel
-over the weights) and the parameter counts of the real architectures. They carry a margin:
-the plan only needs to be right about which side of the free memory a pass lands.
+for fp16 weights with PyTorch's SDPA attention. They come from bench/bench_lowvram.py, which
+runs the real architectures on fake tensors, counts every allocation, and scales the
+activations by the worst ratio between that count and plain diffusers' measured peaks on an
+H200 (shared/bench: SD1.5 512x512 pipeline 2.4 GiB; VAE decode 2.4 / 4.2 / 11.3 GiB at
+512 / 1024 / 2048, about 2.4 GiB per output megapixel over the weights). Each constant
+sits a little above those calibrated figures: the plan only needs to be right about which
+side of the free memory a pass lands, and tests/engine/test_memory_sim.py checks that every
+estimate covers the calibrated measurement without being wasteful.
 
 Three levels, cheapest first:
   full      every module on the GPU; tiled VAE only for large outputs;
   tiled     as full, with the VAE decoding in tiles small enough to fit;
-  offload   low-VRAM mode: one module on the GPU at a time (model CPU offload), attention
-            sliced, VAE tiled.
+  offload   low-VRAM mode: one module on the GPU at a time (model CPU offload), VAE tiled.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ PARAMS_M = {
     "sd2": {"unet": 865.9, "vae": 83.7, "text": 340.4},
     "sdxl": {"unet": 2567.5, "vae": 83.7, "text": 123.1 + 694.7},
 }
-# UNet activations per latent pixel per UNet sample (bytes, fp16, SDPA attention). SD1.5 at
-# 64x64 with CFG (batch 2): ~0.4 GiB over the weights in the reference run.
-UNET_ACT_PER_LATENT_PX = {"sd1": 52 * 1024, "sd2": 56 * 1024, "sdxl": 48 * 1024}
-# VAE decode activations per output pixel at fp16 (~2.3 GiB per megapixel measured).
-VAE_ACT_PER_PX = 2.3 * GiB / 2**20
+# A full ControlNet's weights as a share of its UNet's (ControlNetModel.from_unet).
+CONTROLNET_SHARE = {"sd1": 0.42, "sd2": 0.42, "sdxl": 0.49}
+# UNet activations per latent pixel per UNet sample (bytes, fp16, SDPA attention); calibrated
+# measurements: SD1.5 25 KiB (512 and 1024), SDXL 15 KiB (1024).
+UNET_ACT_PER_LATENT_PX = {"sd1": 32 * 1024, "sd2": 34 * 1024, "sdxl": 20 * 1024}
+# VAE decode activations per output pixel at fp16 (2.38 GiB per megapixel measured).
+VAE_ACT_PER_PX = 2.4 * GiB / 2**20
+# diffusers' tiled decode keeps every decoded (overlapping) tile, then the blended rows and
+# the result: about 2.7 images in the VAE's dtype; 4.2 covers it calibrated.
+TILED_RESULT_COPIES = 4.2
 # SDXL's VAE overflows in fp16; diffusers upcasts it to fp32 (force_upcast), doubling both.
 VAE_UPCAST = {"sdxl": 2.0}
 TILE_CHOICES = (1024, 768, 512, 256)  # tile sides (px) to try, largest (fastest) first
@@ -64,12 +71,13 @@ def unet_activations(family: str, width: int, height: int, batch: int, cfg: bool
 
 def decode_bytes(family: str, width: int, height: int, tile_px: int | None) -> int:
     """Peak of a VAE decode of one image: activations of the whole image or of one tile,
-    plus the decoded result (fp32 RGB kept while tiles are blended, and its copy)."""
+    plus the decoded tiles kept until they are blended (tiled) or the result (whole)."""
     upcast = VAE_UPCAST.get(_family(family), 1.0)
     side_w = min(width, tile_px) if tile_px else width
     side_h = min(height, tile_px) if tile_px else height
     act = side_w * side_h * VAE_ACT_PER_PX * upcast
-    result = width * height * 3 * 4 * 2
+    image = width * height * 3 * 2 * upcast
+    result = image * (TILED_RESULT_COPIES if tile_px else 1)
     return int(act + result)
 
 
@@ -84,7 +92,7 @@ def estimate(
     controlnets: int = 0,
 ) -> int:
     f = _family(family)
-    unet_w = weight_bytes(f, "unet") * (1 + 0.42 * controlnets)  # a ControlNet ~ 42 % of a UNet
+    unet_w = weight_bytes(f, "unet") * (1 + CONTROLNET_SHARE[f] * controlnets)
     vae_w = weight_bytes(f, "vae") * VAE_UPCAST.get(f, 1.0)
     text_w = weight_bytes(f, "text")
     unet_stage = unet_w + unet_activations(f, width, height, batch) * (1 + 0.3 * controlnets)
