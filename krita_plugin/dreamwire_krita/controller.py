@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from krita import Krita
 
+from dreamwire.shared.native_size import model_family
+
 from . import krita_host as host
 from .logic import controls as ctl
 from .logic import jobs, naming, regions
@@ -139,6 +141,11 @@ class Controller:
             self._set(message=getattr(exc, "message", None) or str(exc), level="error")
             return None
         note = host.doc_info(pending.doc_key).plan.note
+        if job.hires is not None:
+            note = (
+                f"In two passes: {job.width}x{job.height}, then Hires.fix to "
+                f"{job.hires.width}x{job.hires.height}. {note}"
+            )
         self._set(
             message=f"{action.capitalize()}: queued. {note}".strip(), level="info", step=0, total=0
         )
@@ -159,7 +166,8 @@ class Controller:
             raise PlanError("The selection is empty: select some pixels, or deselect all.")
         units = self._control_units(doc, plan)
         if action == "generate":
-            job = jobs.generate_job(params, plan, units)
+            family = model_family(params.model, self.welcome)
+            job = jobs.generate_job(params, plan, units, family)
         elif action == "refine":
             job = jobs.refine_job(params, plan, host.read_visible(doc, plan.region), units)
         else:

@@ -7,6 +7,7 @@ from krita import DockWidget, Krita
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QIcon, QImage, QPixmap
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -152,6 +153,12 @@ class DreamwireDocker(DockWidget):
         )
         self.batch = QSpinBox()
         self.batch.setRange(1, 16)
+        self.two_pass = QCheckBox("Large images in two passes")
+        self.two_pass.setToolTip(
+            "Generate areas larger than the model's native size (SD1 512, SD2 768, SDXL 1024) "
+            "at that size first, then upscale and refine them to the full size (Hires.fix), "
+            "instead of sampling the full size at once and getting repeated compositions"
+        )
         for label, w in (
             ("Model", self.model),
             ("Sampler", self.sampler),
@@ -163,6 +170,7 @@ class DreamwireDocker(DockWidget):
             ("Batch", self.batch),
         ):
             form.addRow(label, w)
+        form.addRow("", self.two_pass)
         lay.addLayout(form)
 
         row = QHBoxLayout()
@@ -259,6 +267,7 @@ class DreamwireDocker(DockWidget):
             strength=self.strength.value(),
             batch=self.batch.value(),
             inpaint_fill=self.inpaint_fill.currentText(),
+            two_pass=self.two_pass.isChecked(),
         )
         self._save_params(p)
         return p
@@ -274,6 +283,7 @@ class DreamwireDocker(DockWidget):
         self.strength.setValue(p.strength)
         self.batch.setValue(p.batch)
         self.inpaint_fill.setCurrentText(p.inpaint_fill)
+        self.two_pass.setChecked(p.two_pass)
 
     def _load_params(self) -> None:
         import json

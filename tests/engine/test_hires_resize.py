@@ -59,3 +59,11 @@ def test_resize_one_side_follows_aspect_and_pixels_crop(engine):
     assert parse_infotext(wide.images[0].infotext).hires_resize == (96, 0)
     cropped = engine.run(job(hires=HiresFix(width=80, height=80, upscaler="Nearest")))
     assert cropped.images[0].image.shape == (80, 80, 3)
+
+
+def test_capabilities_tell_hosts_each_models_family(engine):
+    caps = engine.capabilities()
+    families = caps["model_families"]
+    assert families["tiny-sd1"] == "sd1" and families["tiny-sdxl"] == "sdxl"
+    assert set(families) == set(caps["models"])
+    assert caps["default_model"] in caps["models"]

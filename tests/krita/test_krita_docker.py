@@ -69,6 +69,9 @@ def test_panel_parameters_persist_in_krita_settings(gui):
     params = json.loads(out["settings_params"])
     assert params["prompt"] == "a lighthouse at dusk" and params["seed"] == 21
     assert params["inpaint_fill"] == "latent nothing"
+    # "Large images in two passes": on by default, unticked before Inpaint, saved so.
+    assert out["two_pass_default"] is True and params["two_pass"] is False
+    assert out["generate_hires"] == "None"
     # Krita rewrote its kritarc on the way out (KConfig format: keys may precede groups).
     text = (prof.config / "kritarc").read_text()
     section = text.split("[dreamwire]", 1)[1].split("\n[", 1)[0]

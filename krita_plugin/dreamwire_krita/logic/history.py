@@ -66,7 +66,10 @@ def params_from_infotext(text: str, base: Params | None = None) -> Params:
         out.seed = int(info.seed)
     if info.model:
         out.model = info.model
-    if info.denoising_strength is not None:
+    # With Hires.fix A1111's "Denoising strength" is the second pass's (so is a two-pass
+    # Generate's), not the strength Refine and Inpaint use.
+    hires = info.hires_upscale is not None or info.hires_resize is not None
+    if info.denoising_strength is not None and not hires:
         out.strength = float(info.denoising_strength)
     # A1111 writes "Masked content" only where it is not "original", and its paste leaves
     # the choice alone when the key is absent; so does this.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dreamwire.shared.job import ControlUnit, Job, Outpaint
+from dreamwire.shared.native_size import two_pass
 
 from .params import Params
 from .pixels import flatten_rgb
@@ -32,8 +33,16 @@ def _base(p: Params, plan: Plan, controls: list[ControlUnit]) -> Job:
     )
 
 
-def generate_job(p: Params, plan: Plan, controls: list[ControlUnit] = ()) -> Job:
-    return _base(p, plan, list(controls)).validate()
+def generate_job(
+    p: Params, plan: Plan, controls: list[ControlUnit] = (), family: str = "sd1"
+) -> Job:
+    """txt2img over the plan's region; a region too large for the model `family` to
+    compose at is sampled smaller and Hires.fix'ed to exactly the region's size, so the
+    result still covers the region pixel for pixel."""
+    job = _base(p, plan, list(controls))
+    if p.two_pass:
+        job.width, job.height, job.hires = two_pass(plan.region.w, plan.region.h, family)
+    return job.validate()
 
 
 def refine_job(

@@ -24,6 +24,9 @@ class Params:
     strength: float = 0.6
     batch: int = 1
     inpaint_fill: str = "original"  # A1111 "Masked content", for Inpaint (and its outpainting)
+    # Generate regions larger than the model samples well at its native size, then Hires.fix
+    # them to the full size (shared.native_size, Krita AI Diffusion's rule).
+    two_pass: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

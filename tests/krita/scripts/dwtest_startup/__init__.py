@@ -127,8 +127,11 @@ class Driver:
         d.batch.setValue(1)
         self.applied = len(d.controller.applied)
         self.previews = 0
+        self.out["two_pass_default"] = d.two_pass.isChecked()
         d.generate_button.click()
         self.out["after_click"] = d.message.text()
+        # 96x64 is far below SD1's native size: one pass, no Hires.fix.
+        self.out["generate_hires"] = repr(d.controller.last_job.hires)
         return True
 
     def wait_generated(self):
@@ -180,6 +183,7 @@ class Driver:
         ]
         self.out["masked_content_default"] = d.inpaint_fill.currentText()
         d.inpaint_fill.setCurrentText("latent nothing")
+        d.two_pass.setChecked(False)  # saved with the panel on the next click
         self.applied = len(d.controller.applied)
         d.inpaint_button.click()
         self.out["inpaint_job_fill"] = d.controller.last_job.inpaint_fill

@@ -1,0 +1,120 @@
+"""Large outputs in two passes: sample at the model's native resolution, then Hires.fix.
+
+SD1.5 and SDXL make their compositions at the size they were trained on; asked for
+2048x2048 directly they repeat and break the subject (two heads, tiled landscapes). Krita
+AI Diffusion therefore generates a large region at the checkpoint's preferred resolution
+and upscales and refines it to the full size (ai_diffusion/resolution.py,
+`prepare_diffusion_input` and `CheckpointResolution`). The hosts use the same rule here,
+and express the second pass as A1111's Hires.fix resized to the exact region size.
+
+Stdlib only: this module ships inside the Blender and Krita plugins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .job import HiresFix
+
+FAMILIES = ("sd1", "sd2", "sdxl")
+
+# Krita AI Diffusion's refine pass after its upscale uses strength 0.4
+# (workflow.scale_refine_and_decode): enough to add detail at the new size, too little to
+# change the composition the first pass made.
+REFINE_DENOISE = 0.4
+# Its upscale is a model upscale of the decoded image; of A1111's built-in upscalers a
+# pixel upscale suits a 0.4 refine (latent upscales blur below ~0.5 denoise).
+REFINE_UPSCALER = "Lanczos"
+
+
+@dataclass(frozen=True)
+class NativeResolution:
+    """The sizes a checkpoint family samples well at (Krita AI Diffusion's
+    CheckpointResolution: min/max side and the largest pixel count)."""
+
+    native: int  # the training resolution's side
+    max_side: int
+    max_pixels: int
+
+
+NATIVE = {
+    # Krita AI Diffusion's figures for SD1.5 and SDXL.
+    "sd1": NativeResolution(512, 768, 512 * 768),
+    # Krita AI Diffusion has no SD2; SD2-768 is trained at 768x768, given SD1's side range
+    # (+50%) and SDXL's pixel cap (the training size's area).
+    "sd2": NativeResolution(768, 1152, 768 * 768),
+    "sdxl": NativeResolution(1024, 1280, 1024 * 1024),
+}
+
+
+def _multiple_of(v: float, multiple: int = 8) -> int:
+    # Krita AI Diffusion's Extent * scale rounds, then multiple_of rounds up.
+    return max(multiple, -(-round(v) // multiple) * multiple)
+
+
+def first_pass_size(width: int, height: int, family: str) -> tuple[int, int] | None:
+    """The size to sample at before upscaling to width x height, or None when the size is
+    fine for one pass.
+
+    Two passes when the region has more pixels than the family samples well at *and* a
+    side longer than its largest side (both, as in Krita AI Diffusion, so a long thin
+    strip within the pixel budget stays one pass). The first pass keeps the aspect ratio
+    at the family's pixel budget, in multiples of 8.
+    """
+    res = NATIVE.get(family, NATIVE["sd1"])
+    pixels = width * height
+    if pixels <= res.max_pixels or max(width, height) <= res.max_side:
+        return None
+    scale = math.sqrt(res.max_pixels / pixels)
+    first = (_multiple_of(width * scale), _multiple_of(height * scale))
+    if first[0] >= width and first[1] >= height:
+        return None  # rounding ate the difference: nothing to gain from a second pass
+    return first
+
+
+def two_pass(
+    width: int, height: int, family: str, denoise: float = REFINE_DENOISE
+) -> tuple[int, int, HiresFix | None]:
+    """(job width, job height, hires): the job sized for the family, with a Hires.fix that
+    resizes to exactly width x height when a second pass is needed."""
+    first = first_pass_size(width, height, family)
+    if first is None:
+        return width, height, None
+    hires = HiresFix(denoise=denoise, upscaler=REFINE_UPSCALER, width=width, height=height)
+    return first[0], first[1], hires
+
+
+def family_from_name(name: str) -> str:
+    """A guess from a checkpoint's name, for a backend that does not report families."""
+    low = (name or "").lower()
+    if "xl" in low or "pony" in low:
+        return "sdxl"
+    if any(t in low for t in ("v2-", "v2.", "sd2", "sd_2", "768-v", "v2_")):
+        return "sd2"
+    return "sd1"
+
+
+def model_family(model: str, welcome: Any) -> str:
+    """The family of `model` ("" = the backend's default) from the backend's welcome
+    (`model_families`, `default_model`), else guessed from the name."""
+    extra = getattr(welcome, "extra", None) or {}
+    families = extra.get("model_families") or {}
+    name = model or extra.get("default_model") or ""
+    if isinstance(families, dict):
+        if name in families and families[name] in FAMILIES:
+            return families[name]
+        # The artist may have typed a file name or a path's stem.
+        for known, fam in families.items():
+            if fam in FAMILIES and _same_model(name, known):
+                return fam
+    return family_from_name(name)
+
+
+def _same_model(a: str, b: str) -> bool:
+    def stem(s: str) -> str:
+        s = s.replace("\\", "/").rsplit("/", 1)[-1].lower()
+        return s.rsplit(".", 1)[0] if s.endswith((".safetensors", ".ckpt")) else s
+
+    return bool(a) and stem(a) == stem(b)
