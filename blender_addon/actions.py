@@ -8,8 +8,9 @@ import bpy
 import numpy as np
 
 from dreamwire.shared.codec import decode_png, encode_png
+from dreamwire.shared.native_size import model_family
 
-from . import bpy_data
+from . import bpy_data, connection
 from .core import animation as anim
 from .core.job_builder import GenerationSettings, build_job
 from .core.multiview import SurfaceMesh, TextureAccumulator, plan_view
@@ -32,7 +33,9 @@ CAPTURE_KINDS = {
 
 
 def _settings(scene) -> GenerationSettings:
-    return scene.dreamwire.to_settings()
+    s = scene.dreamwire.to_settings()
+    s.family = model_family(s.model, connection.welcome())
+    return s
 
 
 def _get_object(name: str):

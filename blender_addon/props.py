@@ -96,6 +96,13 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     width: IntProperty(name="Width", default=512, min=64, max=4096, step=8)
     height: IntProperty(name="Height", default=512, min=64, max=4096, step=8)
     seamless: BoolProperty(name="Seamless", default=False, description="Tileable texture")
+    two_pass: BoolProperty(
+        name="Large images in two passes",
+        default=True,
+        description="Generate sizes beyond the model's native one (SD1 512, SD2 768, SDXL 1024) "
+        "at that size first, then upscale and refine to the full size (Hires.fix), instead of "
+        "sampling the full size at once and getting repeated compositions",
+    )
     strength: FloatProperty(
         name="Strength",
         default=0.75,
@@ -176,6 +183,7 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
             width=self.width,
             height=self.height,
             seamless=self.seamless,
+            two_pass=self.two_pass,
             strength=self.strength,
             inpaint_fill=self.inpaint_fill,
             colour_as_init=self.colour_as_init,

@@ -92,6 +92,7 @@ def draw_panel(layout, context) -> None:
     row.prop(props, "width")
     row.prop(props, "height")
     col.prop(props, "seamless")
+    col.prop(props, "two_pass")
 
     box = col.box()
     box.label(text="Controls")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from dreamwire.shared.job import ControlUnit, Job
+from dreamwire.shared.native_size import two_pass
 
 # The panel's control names and the ControlNet types they feed.
 CONTROL_TYPES = {
@@ -58,6 +59,11 @@ class GenerationSettings:
     colour_as_init: bool = False  # colour goes as img2img init image instead of a ControlNet
     preview_every: int = 1
     controls: list[ControlSetting] = field(default_factory=list)
+    # Textures larger than the model composes well at its native size are generated at
+    # that size and Hires.fix'ed to the full size (shared.native_size); `family` is the
+    # model's ("sd1" | "sd2" | "sdxl"), filled in from the backend's welcome.
+    two_pass: bool = True
+    family: str = "sd1"
 
     def enabled_controls(self) -> list[ControlSetting]:
         return [c for c in self.controls if c.enabled and c.weight > 0]
@@ -103,6 +109,10 @@ def build_job(
             )
         )
     use_seamless = s.seamless if seamless is None else seamless
+    hires = None
+    # Hires.fix is a txt2img pass pair; img2img and inpainting jobs keep their size.
+    if s.two_pass and init_image is None and mask is None:
+        w, h, hires = two_pass(w, h, s.family)
     job = Job(
         prompt=s.prompt,
         negative=s.negative,
@@ -120,6 +130,7 @@ def build_job(
         strength=float(s.strength if strength is None else strength),
         seamless="both" if use_seamless else "none",
         controls=units,
+        hires=hires,
         preview_every=int(s.preview_every),
         priority="interactive",
         tag=tag,

@@ -130,6 +130,7 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "height",
         "multiview_strength",
         "inpaint_fill",
+        "two_pass",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
     ops_drawn = {name for kind, name in drawn["idle"] if kind == "operator"}
