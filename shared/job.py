@@ -113,7 +113,7 @@ class HiresFix:
             else:
                 up_w, up_h = ry * width // height, ry
             trunc_x, trunc_y = (up_w - rx) // 8, (up_h - ry) // 8
-        return HiresPlan(_floor8(up_w), _floor8(up_h), trunc_x, trunc_y)
+        return HiresPlan(_floor8(up_w), _floor8(up_h), trunc_x, trunc_y, up_w, up_h)
 
 
 def _floor8(v: int) -> int:
@@ -127,10 +127,14 @@ class HiresPlan:
     A1111 crops `truncate // 2` cells from the left/top and `(truncate + 1) // 2` from the
     right/bottom of the upscaled latents (sample_hr_pass)."""
 
-    upscale_width: int
+    upscale_width: int  # A1111's hr_upscale_to_x, floored to whole latent cells
     upscale_height: int
     truncate_x: int = 0
     truncate_y: int = 0
+    # A1111's hr_upscale_to_x/y as computed (not floored): a resize to a size upscales the
+    # pixels to exactly this; 0: the floored size.
+    exact_width: int = 0
+    exact_height: int = 0
 
     @property
     def crop_box(self) -> tuple[int, int, int, int]:

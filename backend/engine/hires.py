@@ -35,12 +35,14 @@ def crop_latents(latents: torch.Tensor, plan: HiresPlan, scale_factor: int) -> t
 def crop_pixels(images: list[Image.Image], plan: HiresPlan) -> list[Image.Image]:
     """The same crop on the upscaled pixels, on the latent cells' 8-pixel grid.
 
-    A1111 encodes the whole upscaled image and crops the latents; cropping before encoding
-    keeps the same cells (only the VAE encoder's view past the cut edge differs), and lets
-    the img2img pipeline encode as it does for every other job."""
-    if not (plan.truncate_x or plan.truncate_y):
+    A1111 resizes the pixels to exactly hr_upscale_to_x/y, and the VAE encoder's latents
+    cover the top-left whole cells of that; then it crops the latents. Cropping the pixels
+    to those cells before encoding keeps the same cells (only the encoder's view past the
+    cut edge differs), and lets the img2img pipeline encode as it does for every job."""
+    box = plan.crop_box
+    if all(img.size == (box[2] - box[0], box[3] - box[1]) for img in images):
         return images
-    return [img.crop(plan.crop_box) for img in images]
+    return [img.crop(box) for img in images]
 
 
 def second_pass_steps(first_steps: int, hires: HiresFix) -> int:

@@ -111,10 +111,14 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     if latent:
         scale = 2 ** (len(ctx.model.components["vae"].config.block_out_channels) - 1)
         second.image = hires.crop_latents(hires.upscale_latents(out, uw, uh, scale), plan, scale)
-    else:
+    elif job.hires.resizes:
+        # A1111 resizes to the exact size it computed; the crop keeps whole latent cells.
+        ew, eh = plan.exact_width or uw, plan.exact_height or uh
         second.image = hires.crop_pixels(
-            hires.upscale_pixels(out, uw, uh, job.hires.upscaler), plan
+            hires.upscale_pixels(out, ew, eh, job.hires.upscaler), plan
         )
+    else:
+        second.image = hires.upscale_pixels(out, uw, uh, job.hires.upscaler)
     if executed_steps(second) < 1:
         if latent:
             raise DreamwireError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from reference import maxdiff, reference_pipe, to_uint8
 
 from dreamwire.shared.infotext import parse_infotext
@@ -67,3 +68,31 @@ def test_capabilities_tell_hosts_each_models_family(engine):
     assert families["tiny-sd1"] == "sd1" and families["tiny-sdxl"] == "sdxl"
     assert set(families) == set(caps["models"])
     assert caps["default_model"] in caps["models"]
+
+
+def test_pixel_upscale_resizes_exactly_then_keeps_whole_latent_cells(engine):
+    # 64x48 to width 104: A1111's hr_upscale_to_y is 104 * 48 // 64 = 78; it resizes the
+    # pixels to 104x78 and its VAE encodes the top 9 whole cells (72 rows).
+    hires = HiresFix(width=104, denoise=0.5, upscaler="Lanczos")
+    out = engine.run(job(hires=hires)).images[0].image
+    assert out.shape == (72, 104, 3)
+
+    t2i = reference_pipe(engine, "StableDiffusionPipeline", "Euler")
+    i2i = reference_pipe(engine, "StableDiffusionImg2ImgPipeline", "Euler")
+    with torch.inference_mode():
+        first = t2i(
+            **PIPE_ARGS,
+            width=64,
+            height=48,
+            generator=torch.Generator().manual_seed(99),
+            output_type="np",
+        ).images
+        pil = Image.fromarray(to_uint8(first)[0]).resize((104, 78), Image.LANCZOS)
+        ref = i2i(
+            **PIPE_ARGS,
+            image=pil.crop((0, 0, 104, 72)),
+            strength=0.5,
+            generator=torch.Generator().manual_seed(99),
+            output_type="np",
+        ).images
+    assert maxdiff(out, to_uint8(ref)[0]) <= 1

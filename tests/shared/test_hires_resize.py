@@ -64,6 +64,7 @@ def test_both_sides_crop_centred_in_latent_cells():
     plan = HiresFix(width=1280, height=960).plan(640, 448)
     # 640x448 covers 1280x960 at 1371x960; 11 cells too wide: 5 off the left, 6 off the right.
     assert (plan.upscale_width, plan.upscale_height) == (1368, 960)
+    assert (plan.exact_width, plan.exact_height) == (1371, 960)  # A1111's hr_upscale_to_x/y
     assert plan.truncate_x == 11 and plan.truncate_y == 0
     assert plan.crop_box == (40, 0, 1368 - 48, 960)
 
