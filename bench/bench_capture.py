@@ -1,11 +1,14 @@
 """Scene capture cost at 1024x1024 against a bare Cycles render of the same view, in one
 process (real Blender through the bpy module).
 
-    .venv/bin/python bench/bench_capture.py [--size 1024] [--repeats 5]
+    .venv/bin/python bench/bench_capture.py [--size 1024] [--repeats 5] [--lights 2]
+                                            [--stages]
 
-The bare render is the floor (1 sample, no passes, nothing read back); the capture adds
-the data passes, the EXR round trip and the conversions to control images. Runs
-alternate so drift hits both alike. Prints median seconds and the ratio capture / bare.
+The bare render is the floor (1 sample, the scene's lights, no passes, nothing read
+back); the capture adds the data passes, the EXR round trip and the conversions to
+control images. Runs alternate so drift hits both alike. Prints median seconds and the
+ratio capture / bare; --stages also times the parts of a capture one by one (render and
+read back, each conversion, showing the three images in Blender).
 """
 
 from __future__ import annotations
@@ -23,18 +26,26 @@ import bpy  # noqa: E402
 
 from blender_addon import capture  # noqa: E402
 
+KINDS = ("depth", "normals", "segmentation")
 
-def scene_setup():
+
+def scene_setup(lights: int = 2):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     bpy.ops.object.camera_add(location=(0, -12, 2), rotation=(math.radians(80), 0, 0))
     scene.camera = bpy.context.object
-    # A modest scene: a floor and a dozen 4k-face spheres.
+    # A modest scene: a floor, a dozen 4k-face spheres, a sun and point lights.
     bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 0, -1))
     for i in range(12):
         bpy.ops.mesh.primitive_uv_sphere_add(
             segments=64, ring_count=32, location=((i % 4) * 2.5 - 4, (i // 4) * 3, 0)
         )
+    for i in range(lights):
+        if i == 0:
+            bpy.ops.object.light_add(type="SUN", rotation=(0.6, 0.2, 0.4))
+        else:
+            bpy.ops.object.light_add(type="POINT", location=(3 * i - 4, -4, 4))
+            bpy.context.object.data.energy = 500
     return scene
 
 
@@ -49,12 +60,34 @@ def bare_render(scene, size):
     bpy.ops.render.render()
 
 
+def stages(scene, size: int, repeats: int) -> dict[str, float]:
+    """Median seconds of each part of a capture, timed one by one."""
+    times: dict[str, list[float]] = {}
+
+    def timed(name, fn, *args, **kwargs):
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        times.setdefault(name, []).append(time.perf_counter() - t)
+        return out
+
+    for _ in range(repeats):
+        p = timed("render + read passes", capture.render_passes, scene, None, size, size)
+        timed("depth image", capture.capture_depth, scene, passes=p)
+        n = timed("normal image", capture.capture_normals, scene, passes=p)
+        seg, _ = timed("segmentation image", capture.capture_segmentation, scene, passes=p)
+        timed("store_image (one 1024x1024 image)", capture.store_image, "bench", n)
+        timed("store_image (one 1024x1024 image)", capture.store_image, "bench", seg)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--lights", type=int, default=2, help="a sun, then point lights")
+    ap.add_argument("--stages", action="store_true")
     args = ap.parse_args()
-    scene = scene_setup()
+    scene = scene_setup(args.lights)
     bare, cap = [], []
     bare_render(scene, args.size)  # warm-up: kernels and BVH caches
     for _ in range(args.repeats):
@@ -62,15 +95,16 @@ def main() -> None:
         bare_render(scene, args.size)
         bare.append(time.perf_counter() - t)
         t = time.perf_counter()
-        capture.capture_all(
-            scene, None, args.size, args.size, kinds=("depth", "normals", "segmentation")
-        )
+        capture.capture_all(scene, None, args.size, args.size, kinds=KINDS)
         cap.append(time.perf_counter() - t)
     b, c = statistics.median(bare), statistics.median(cap)
-    print(f"size {args.size}x{args.size}, {args.repeats} runs each")
+    print(f"size {args.size}x{args.size}, {args.lights} lights, {args.repeats} runs each")
     print(f"bare Cycles render (1 sample): {b:.3f} s")
     print(f"capture depth+normals+segmentation: {c:.3f} s")
     print(f"ratio capture / bare: {c / b:.2f}")
+    if args.stages:
+        for name, sec in stages(scene, args.size, args.repeats).items():
+            print(f"  {name}: {sec * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

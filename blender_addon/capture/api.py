@@ -1,6 +1,12 @@
 """The bpy capture adapter (see __init__ for the API). Reads scene data, renders once with
-Cycles on the CPU, reads the passes back from a multilayer EXR, and leaves the scene as
-it found it."""
+Cycles on the CPU (only the passes the requested controls need), reads the passes back
+from a multilayer EXR, and leaves the scene as it found it.
+
+Speed (issue 5: under a second at 1024x1024 on a laptop CPU): the render is most of it;
+around it the EXR goes to RAM where the OS offers it (/dev/shm) and is read as strided
+views of a memory map (core.exr), and the conversions to control images are table
+lookups and cache-sized blocks (core.segmentation.label_table, core.normals).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,12 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from dreamwire.shared.imaging import ade20k
 from dreamwire.shared.imaging import depth as depth_conv
 from dreamwire.shared.imaging import normals as normal_conv
 from dreamwire.shared.imaging.openpose import PoseFrame, draw_bodypose, to_openpose_json
 
+from ..core import normals as normals_core
 from ..core import pose as pose_core
 from ..core import segmentation as seg_core
 from ..core.camera import CameraModel
@@ -32,6 +40,7 @@ _PASS_NAMES = {
 }
 _BACKGROUND_Z = 1e9
 CAPTURE_SLOT = "Dreamwire capture"
+DATA_KINDS = ("depth", "normals", "segmentation")
 
 
 class CaptureError(Exception):
@@ -40,11 +49,14 @@ class CaptureError(Exception):
 
 @dataclass
 class RenderPasses:
+    """One render's passes. The normal and index passes are None when the render was
+    asked only for kinds that do not need them (render_passes' `kinds`)."""
+
     camera: CameraModel
     z: np.ndarray  # H x W float32, view depth; inf where nothing was hit
-    normal_world: np.ndarray  # H x W x 3 float32
-    object_index: np.ndarray  # H x W int32, 0 = background
-    material_index: np.ndarray  # H x W int32, 0 = none
+    normal_world: np.ndarray | None  # H x W x 3 float32
+    object_index: np.ndarray | None  # H x W int32, 0 = background
+    material_index: np.ndarray | None  # H x W int32, 0 = none
     objects: dict[int, str]  # object pass index -> object name
     materials: dict[int, str]  # material pass index -> material name
     color: np.ndarray | None = None  # H x W x 3 uint8, with the scene's view transform
@@ -190,6 +202,27 @@ def _read_png(path: str) -> np.ndarray:
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _temp_parent() -> str | None:
+    """A RAM-backed folder for the pass file where there is one (Linux): the EXR is
+    written and read straight away, so it need never reach a disk."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return None
+
+
+def _wanted_channels(layer: str, keys: Iterable[str]):
+    """Predicate on multilayer channel names ('Layer.Pass.Channel') for the passes the
+    capture reads, so the reader skips the rest (Combined is always in the file)."""
+    prefix = layer + "."
+    passes = {name for key in keys for name in _PASS_NAMES[key]}
+
+    def wanted(name: str) -> bool:
+        return name.startswith(prefix) and name[len(prefix) :].rpartition(".")[0] in passes
+
+    return wanted
+
+
 def _render_result():
     return next((i for i in bpy.data.images if i.type == "RENDER_RESULT"), None)
 
@@ -218,9 +251,21 @@ def render_passes(
     *,
     color: bool = False,
     samples: int = 1,
+    kinds: Iterable[str] | None = None,
 ) -> RenderPasses:
     """One Cycles CPU render of the camera's view: depth, normal and index passes (and the
-    shaded colour when `color`). Every setting it touches is restored afterwards."""
+    shaded colour when `color`). Every setting it touches is restored afterwards.
+
+    `kinds` (of "depth", "normals", "segmentation"; None: all) limits the render to the
+    passes those captures need: depth is always there, normals need the normal pass,
+    segmentation the object and material index passes.
+    """
+    kinds = set(DATA_KINDS if kinds is None else kinds)
+    unknown = kinds - set(DATA_KINDS)
+    if unknown:
+        raise CaptureError(f"Unknown capture kinds: {sorted(unknown)}")
+    want_normal = "normals" in kinds
+    want_index = "segmentation" in kinds
     cam = _camera(scene, camera)
     w, h = _size(scene, width, height)
     model = camera_model(scene, cam, w, h)
@@ -256,19 +301,29 @@ def render_passes(
             t.set(c, "filter_width", 0.01)
             t.set(c, "max_bounces", 0)
             t.set(c, "use_light_tree", False)
+            # The data passes do not depend on lighting, yet Cycles samples the lights at
+            # every first hit: with a sun and a point light that was a third of the
+            # render. Camera rays pass through lights, so no pass changes. (Linked lights
+            # cannot be changed and are left on.)
+            for obj in bpy.data.objects:
+                if obj.type == "LIGHT" and obj.library is None:
+                    t.set(obj, "hide_render", True)
         vl = _view_layer(scene)
         for other in scene.view_layers:
             t.set(other, "use", other == vl)
-        for attr in ("use_pass_z", "use_pass_normal", "use_pass_object_index"):
-            t.set(vl, attr, True)
-        t.set(vl, "use_pass_material_index", True)
+        t.set(vl, "use_pass_z", True)
+        # Off when not needed, not just left alone: each pass costs render time and
+        # another 4 to 12 MiB to write and read back at 1024x1024.
+        t.set(vl, "use_pass_normal", want_normal)
+        t.set(vl, "use_pass_object_index", want_index)
+        t.set(vl, "use_pass_material_index", want_index)
         if not color:
             t.set(vl, "use_pass_combined", False)  # less to render, write and read back
 
         # Unique pass indices so every object and material can be told apart. All objects,
         # not just the scene's: collection instances render objects from elsewhere.
         seen_mats: dict[str, int] = {}
-        for obj in bpy.data.objects:
+        for obj in bpy.data.objects if want_index else ():
             if not _renderable(obj):
                 continue
             pass_index_state.append((obj, obj.pass_index))
@@ -293,7 +348,9 @@ def render_passes(
                 slot = existing.render_slots.new()
                 slot.name = CAPTURE_SLOT
             existing.render_slots.active = slot
-        with tempfile.TemporaryDirectory(prefix="dreamwire-capture-") as tmp:
+        keys = ["depth"] + ["normal"] * want_normal
+        keys += ["object_index", "material_index"] * want_index
+        with tempfile.TemporaryDirectory(prefix="dreamwire-capture-", dir=_temp_parent()) as tmp:
             bpy.ops.render.render(write_still=False, scene=scene.name, layer=vl.name)
             result = _render_result()
             if result is None:
@@ -308,7 +365,7 @@ def render_passes(
                 _set_png(r.image_settings)
                 result.save_render(png_path, scene=scene)
                 color_img = _read_png(png_path)
-            channels = read_exr(exr_path)
+            channels = read_exr(exr_path, _wanted_channels(vl.name, keys))
     finally:
         if slot_state is not None:
             slot_state[0].render_slots.active_index = slot_state[1]
@@ -320,19 +377,21 @@ def render_passes(
         t.restore()
 
     z = _find_pass(channels, "depth", vl.name)
-    n = _find_pass(channels, "normal", vl.name)
-    oi = _find_pass(channels, "object_index", vl.name)
-    mi = _find_pass(channels, "material_index", vl.name)
-    if z is None or n is None or oi is None:
-        raise CaptureError("The render did not contain the depth, normal and index passes.")
+    n = _find_pass(channels, "normal", vl.name) if want_normal else None
+    oi = _find_pass(channels, "object_index", vl.name) if want_index else None
+    mi = _find_pass(channels, "material_index", vl.name) if want_index else None
+    if z is None or (want_normal and n is None) or (want_index and oi is None):
+        missing = [k for k, a in (("depth", z), ("normal", n), ("index", oi)) if a is None]
+        raise CaptureError(f"The render did not contain the {', '.join(missing)} passes.")
     z = z[..., 0].astype(np.float32)
     z[~(np.isfinite(z) & (z > 0) & (z < _BACKGROUND_Z))] = np.inf
-    oi = np.rint(oi[..., 0]).astype(np.int32)
-    mi = np.rint(mi[..., 0]).astype(np.int32) if mi is not None else np.zeros_like(oi)
+    if oi is not None:
+        oi = np.rint(oi[..., 0]).astype(np.int32)
+        mi = np.rint(mi[..., 0]).astype(np.int32) if mi is not None else np.zeros_like(oi)
     return RenderPasses(
         camera=model,
         z=z,
-        normal_world=n[..., :3].astype(np.float32),
+        normal_world=n[..., :3].astype(np.float32) if n is not None else None,
         object_index=oi,
         material_index=mi,
         objects=objects,
@@ -347,16 +406,20 @@ def render_passes(
 def capture_depth(
     scene, camera=None, width=None, height=None, *, mode="linear", gamma=1.0, passes=None
 ) -> np.ndarray:
-    p = passes or render_passes(scene, camera, width, height)
+    p = passes or render_passes(scene, camera, width, height, kinds=("depth",))
     return depth_conv.depth_image(p.z, mode=mode, gamma=gamma)
 
 
 def capture_normals(
     scene, camera=None, width=None, height=None, *, background=normal_conv.FACING, passes=None
 ) -> np.ndarray:
-    p = passes or render_passes(scene, camera, width, height)
-    cam_n = normal_conv.world_to_camera_normals(p.normal_world, p.camera.matrix_world)
-    return normal_conv.normals_to_image(cam_n, mask=p.geometry, background=background)
+    p = passes or render_passes(scene, camera, width, height, kinds=("normals",))
+    if p.normal_world is None:
+        raise CaptureError("These passes were rendered without normals (kinds).")
+    # dreamwire.shared.imaging.normals' convention, computed in cache-sized blocks.
+    return normals_core.normal_image(
+        p.normal_world, p.camera.matrix_world, mask=p.geometry, background=background
+    )
 
 
 def segmentation_classes(scene, passes: RenderPasses, guess_names: bool = True):
@@ -393,16 +456,19 @@ def capture_segmentation(
     Precedence per pixel: the material's class property, then the object's class (property
     or name), then the material's name, then `default`.
     """
-    p = passes or render_passes(scene, camera, width, height)
+    p = passes or render_passes(scene, camera, width, height, kinds=("segmentation",))
+    if p.object_index is None:
+        raise CaptureError("These passes were rendered without the index passes (kinds).")
     default_id = seg_core.resolve(default)
     obj_classes, mat_explicit, mat_guess = segmentation_classes(scene, p, guess_names)
-    labels = seg_core.label_map(p.object_index, p.material_index, obj_classes, mat_explicit)
-    if mat_guess:
-        guessed = seg_core.label_map(p.object_index, p.material_index, {}, mat_guess)
-        labels = np.where((labels < 0) & (guessed >= 0), guessed, labels)
-    if default_id is not None:
-        labels = np.where((labels < 0) & (p.object_index > 0), default_id, labels)
-    return seg_core.segmentation_image(labels), labels.astype(np.int32)
+    # The class and colour of each (object, material) pair, then one lookup per pixel.
+    oi, mi = p.object_index, p.material_index
+    n_obj = max(max(p.objects, default=0), int(oi.max(initial=0)))
+    n_mat = max(max(p.materials, default=0), int(mi.max(initial=0)))
+    table = seg_core.label_table(n_obj, n_mat, obj_classes, mat_explicit, mat_guess, default_id)
+    labels = seg_core.lookup(table, oi, mi)
+    image = seg_core.lookup(ade20k.colorize(table), oi, mi)
+    return image, labels
 
 
 def capture_color(scene, camera=None, width=None, height=None, *, samples=None) -> np.ndarray:
@@ -410,7 +476,9 @@ def capture_color(scene, camera=None, width=None, height=None, *, samples=None) 
     samples=None uses the scene's Cycles samples, capped at 32 to stay interactive."""
     if samples is None:
         samples = min(int(getattr(scene.cycles, "samples", 16)), 32)
-    return render_passes(scene, camera, width, height, color=True, samples=samples).color
+    return render_passes(
+        scene, camera, width, height, color=True, samples=samples, kinds=("depth",)
+    ).color
 
 
 def _armature_bones(obj) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -478,7 +546,15 @@ def capture_all(
         samples = 1
         if want_color:
             samples = color_samples or min(int(getattr(scene.cycles, "samples", 16)), 32)
-        p = render_passes(scene, camera, width, height, color=want_color, samples=samples)
+        p = render_passes(
+            scene,
+            camera,
+            width,
+            height,
+            color=want_color,
+            samples=samples,
+            kinds=kinds & set(DATA_KINDS),
+        )
         if "depth" in kinds:
             out["depth"] = capture_depth(scene, passes=p)
         if "normals" in kinds:
@@ -494,16 +570,27 @@ def capture_all(
     return out
 
 
+# uint8 -> float as `a.astype(np.float32) / 255.0` gives it, as one table lookup.
+_BYTE_TO_FLOAT = np.arange(256, dtype=np.float32) / 255.0
+
+
 def store_image(name: str, array: np.ndarray, *, non_color: bool = True):
     """Put an H x W x 3|4 uint8 (or float 0..1) array into a bpy image named `name`,
     creating or resizing it, so the artist can see what is sent."""
     a = np.asarray(array)
     if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    h, w = a.shape[:2]
-    f = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
-    if f.shape[2] == 3:
-        f = np.concatenate([f, np.ones((h, w, 1), np.float32)], axis=2)
+        a = a[..., None]
+    h, w, channels = a.shape
+    # Straight into the RGBA buffer Blender takes, flipped to bottom row first: one pass
+    # over the pixels rather than a conversion, an alpha concatenation and a flipped copy.
+    src = a[::-1]
+    f = _BYTE_TO_FLOAT[src] if a.dtype == np.uint8 else src
+    rgba = np.empty((h, w, 4), dtype=np.float32)
+    if channels >= 4:
+        rgba[...] = f[..., :4]
+    else:
+        rgba[..., :3] = f[..., :3]
+        rgba[..., 3] = 1.0
     img = bpy.data.images.get(name)
     if img is None:
         img = bpy.data.images.new(name, w, h, alpha=True)
@@ -511,6 +598,6 @@ def store_image(name: str, array: np.ndarray, *, non_color: bool = True):
         img.scale(w, h)
     if non_color:
         img.colorspace_settings.name = "Non-Color"
-    img.pixels.foreach_set(np.ascontiguousarray(f[::-1]).ravel())
+    img.pixels.foreach_set(rgba.ravel())
     img.update()
     return img

@@ -90,3 +90,43 @@ def label_map(
 
 def segmentation_image(labels: np.ndarray) -> np.ndarray:
     return ade20k.colorize(labels)
+
+
+def label_table(
+    n_objects: int,
+    n_materials: int,
+    object_classes: Mapping[int, int | None],
+    material_explicit: Mapping[int, int | None] | None = None,
+    material_guess: Mapping[int, int | None] | None = None,
+    default: int | None = None,
+) -> np.ndarray:
+    """Class id for every (object index, material index) pair, as an (n_objects + 1) x
+    (n_materials + 1) int32 table (-1: nothing): the precedence a capture applies per
+    pixel, worked out once per pair instead of per pixel. Per pair: the material's
+    explicit class, then the object's class, then the class guessed from the material's
+    name, then `default`; object index 0 (background) is always -1."""
+    obj = np.full(n_objects + 1, -1, dtype=np.int32)
+    for idx, cid in object_classes.items():
+        if 0 < idx <= n_objects and cid is not None:
+            obj[idx] = cid
+    table = np.repeat(obj[:, None], n_materials + 1, axis=1)
+    for classes, fill_only in ((material_explicit, False), (material_guess, True)):
+        for idx, cid in (classes or {}).items():
+            if 0 < idx <= n_materials and cid is not None:
+                col = table[:, idx]
+                col[col < 0 if fill_only else slice(None)] = cid
+    if default is not None:
+        table[table < 0] = default
+    table[0] = -1
+    return table
+
+
+def lookup(table: np.ndarray, object_index: np.ndarray, material_index: np.ndarray):
+    """Per-pixel values of a per-(object, material) table (see label_table), e.g. the
+    labels or their colours. Indices below 0 count as 0 (background / no material); size
+    the table to the largest index present."""
+    n_obj, n_mat = table.shape[:2]
+    key = np.clip(object_index, 0, n_obj - 1).astype(np.intp)
+    key *= n_mat
+    key += np.clip(material_index, 0, n_mat - 1)
+    return table.reshape(n_obj * n_mat, *table.shape[2:])[key]

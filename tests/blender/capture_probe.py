@@ -209,7 +209,22 @@ def main():
         "pass_index": {o.name: o.pass_index for o in scene.objects},
         "use_pass_z": bpy.context.view_layer.use_pass_z,
         "crate_pass_index": bpy.data.objects["Crate"].pass_index,
+        # The data render hides the lights; they must come back.
+        "lights_hide_render": [o.hide_render for o in bpy.data.objects if o.type == "LIGHT"],
     }
+    # Only the passes asked for: depth alone leaves out normals and indices, and its Z is
+    # the full render's.
+    depth_only = capture.render_passes(scene, cam, W, H, kinds=("depth",))
+    results["depth_only"] = {
+        "normal": depth_only.normal_world is None,
+        "index": depth_only.object_index is None and depth_only.material_index is None,
+        "z_equal": bool(np.array_equal(depth_only.z, passes.z)),
+    }
+    try:
+        capture.capture_normals(scene, passes=depth_only)
+        results["depth_only"]["normals_error"] = None
+    except capture.CaptureError as e:
+        results["depth_only"]["normals_error"] = str(e)
 
     # Reference pixels of known surface points (world_to_camera_view needs the capture size).
     scene.render.resolution_x, scene.render.resolution_y = W, H
@@ -251,6 +266,13 @@ def main():
     arrays["color"] = color
     img = capture.store_image("Dreamwire Depth", arrays["depth"])
     results["stored"] = [img.name, list(img.size)]
+    px = np.empty(W * H * 4, np.float32)
+    img.pixels.foreach_get(px)
+    arrays["stored_depth_pixels"] = px.reshape(H, W, 4)
+    seg_img = capture.store_image("Dreamwire Segmentation", arrays["segmentation"])
+    px = np.empty(W * H * 4, np.float32)
+    seg_img.pixels.foreach_get(px)
+    arrays["stored_segmentation_pixels"] = px.reshape(H, W, 4)
 
     # Camera model against Blender for many settings (no rendering needed).
     rng = np.random.default_rng(0)

@@ -111,10 +111,27 @@ def test_capture_leaves_scene_settings_alone(probe):
     assert set(r["pass_index"].values()) == {0} and r["use_pass_z"] is False
     assert "Crate" not in r["pass_index"] and r["crate_pass_index"] == 0
     assert results["stored"] == ["Dreamwire Depth", [512, 512]]
+    assert r["lights_hide_render"] == [False]
     assert results["images_after_capture"] == []  # no Render Result left behind
     slots = results["render_slots"]  # an existing render keeps its slot
     assert slots["active"] == 2 and slots["names"].count("Dreamwire capture") == 1
     assert slots["images"] == ["Render Result"]
+
+
+def test_render_only_the_passes_asked_for(probe):
+    results, _ = probe
+    d = results["depth_only"]
+    assert d["normal"] and d["index"] and d["z_equal"]
+    assert "without normals" in d["normals_error"]
+
+
+def test_stored_images_hold_the_captures(probe):
+    """store_image: bottom row first as Blender keeps pixels, bytes / 255, opaque."""
+    _, a = probe
+    for kind in ("depth", "segmentation"):
+        px = a[f"stored_{kind}_pixels"]
+        np.testing.assert_allclose(px[::-1, :, :3] * 255.0, a[kind], atol=1e-3)
+        assert (px[..., 3] == 1.0).all()
 
 
 def test_color_render(probe):

@@ -9,11 +9,13 @@ import zlib
 import numpy as np
 import pytest
 
+from blender_addon.core import exr
 from blender_addon.core import pose as pose_core
 from blender_addon.core import segmentation as seg
 from blender_addon.core.camera import CameraModel
 from blender_addon.core.exr import ExrError, layer_pass, read_exr
-from dreamwire.shared.imaging import ade20k
+from blender_addon.core.normals import normal_image
+from dreamwire.shared.imaging import ade20k, normals
 from dreamwire.shared.imaging.openpose import KEYPOINT_INDEX
 
 # --- camera ---------------------------------------------------------------------------
@@ -232,6 +234,89 @@ def test_label_map_material_class_wins():
     assert with_default.tolist() == [[-1, 4, 4], [0, 0, 12]]
 
 
+def _labels_per_pixel(oi, mi, obj_classes, mat_explicit, mat_guess, default):
+    """The capture's precedence applied pixel by pixel with label_map, as the capture
+    did before it used a per-(object, material) table."""
+    explicit = {k: v for k, v in mat_explicit.items() if v is not None}
+    labels = seg.label_map(oi, mi, obj_classes, explicit)
+    if mat_guess:
+        guessed = seg.label_map(oi, mi, {}, mat_guess)
+        labels = np.where((labels < 0) & (guessed >= 0), guessed, labels)
+    if default is not None:
+        labels = np.where((labels < 0) & (oi > 0), default, labels)
+    return labels
+
+
+def test_label_table_precedence():
+    # Objects 1 (class 4), 2 (none), 3 (class 12); materials 1 (explicit 2), 2 (guessed
+    # 7), 3 (nothing).
+    table = seg.label_table(3, 3, {1: 4, 2: None, 3: 12}, {1: 2}, {2: 7, 3: None}, None)
+    assert table.dtype == np.int32 and table.shape == (4, 4)
+    assert table[0].tolist() == [-1, -1, -1, -1]  # background, whatever the material
+    assert table[:, 1].tolist() == [-1, 2, 2, 2]  # explicit material class wins
+    assert table[1].tolist() == [4, 2, 4, 4]  # then the object's class
+    assert table[2].tolist() == [-1, 2, 7, -1]  # then the material's guessed class
+    with_default = seg.label_table(3, 3, {1: 4, 2: None, 3: 12}, {1: 2}, {2: 7}, 0)
+    assert with_default[2].tolist() == [0, 2, 7, 0] and with_default[0].tolist() == [-1] * 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_label_table_lookup_matches_per_pixel_label_maps(seed):
+    rng = np.random.default_rng(seed)
+    oi = rng.integers(-1, 9, (40, 50)).astype(np.int32)
+    mi = rng.integers(-1, 6, (40, 50)).astype(np.int32)
+    classes = [None, *range(0, 150, 7)]
+
+    def pick(keys):
+        return {int(k): classes[rng.integers(len(classes))] for k in keys}
+
+    obj = pick(rng.choice(np.arange(1, 9), 6, replace=False))
+    explicit = pick(rng.choice(np.arange(1, 6), 2, replace=False))
+    guess = pick(k for k in range(1, 6) if k not in explicit)
+    default = [None, 0, 5][seed % 3]
+    want = _labels_per_pixel(oi, mi, obj, explicit, guess, default)
+    n_obj = max(max(obj), int(oi.max()))
+    n_mat = max(max(explicit), max(guess), int(mi.max()))
+    table = seg.label_table(n_obj, n_mat, obj, explicit, guess, default)
+    labels = seg.lookup(table, oi, mi)
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, want)
+    colours = seg.lookup(ade20k.colorize(table), oi, mi)
+    np.testing.assert_array_equal(colours, seg.segmentation_image(want))
+
+
+# --- normals --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("background", [normals.FACING, (0, 0, 0), None])
+def test_normal_image_is_the_shared_convention_exactly(background):
+    """The blocked conversion gives the bytes world_to_camera_normals + normals_to_image
+    give, including unnormalised, zero and NaN normals and a scaled camera."""
+    rng = np.random.default_rng(1)
+    h, w = 300, 301  # more pixels than one block, not a multiple of it
+    n = rng.normal(size=(h, w, 3)).astype(np.float32) * rng.uniform(0.5, 2, (h, w, 1))
+    n = n.astype(np.float32)
+    n[0, :5] = 0.0
+    n[1, :5] = np.nan
+    n[2, :6] = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0], [0, -1, 0], [0, 0, -1]]
+    cam = np.eye(4)
+    a, b = 1.1, -0.4
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    rz = np.array([[np.cos(b), -np.sin(b), 0], [np.sin(b), np.cos(b), 0], [0, 0, 1]])
+    cam[:3, :3] = rz @ rx * 3.0
+    cam[:3, 3] = (1, -7, 2)
+    mask = rng.uniform(size=(h, w)) > 0.3
+    want = normals.normals_to_image(
+        normals.world_to_camera_normals(n, cam), mask=mask, background=background
+    )
+    got = normal_image(n, cam, mask=mask, background=background)
+    assert got.dtype == np.uint8 and got.shape == (h, w, 3)
+    np.testing.assert_array_equal(got, want)
+    # Axis-aligned camera: a normal towards the camera is (127, 127, 255).
+    facing = normal_image(np.array([[[0.0, -1.0, 0.0]]], np.float32), look_down_y())
+    assert facing[0, 0].tolist() == [127, 127, 255]
+
+
 # --- EXR ------------------------------------------------------------------------------
 
 
@@ -247,12 +332,17 @@ def _zip(raw: bytes) -> bytes:
     return zlib.compress(d.astype(np.uint8).tobytes())
 
 
-def write_exr(path, channels: dict[str, np.ndarray], compression: int):
-    """A minimal single-part scanline EXR writer (float32 channels) for the reader test."""
+_EXR_TYPES = {np.dtype("<f4"): 2, np.dtype("<f2"): 1, np.dtype("<u4"): 0}
+
+
+def _exr_header(channels: dict[str, np.ndarray], compression: int, extra: bytes = b"") -> bytes:
     names = sorted(channels)
     h, w = channels[names[0]].shape
-    chl = b"".join(n.encode() + b"\0" + struct.pack("<iB3xii", 2, 0, 1, 1) for n in names)
-    header = (
+    chl = b"".join(
+        n.encode() + b"\0" + struct.pack("<iB3xii", _EXR_TYPES[channels[n].dtype], 0, 1, 1)
+        for n in names
+    )
+    return (
         _attr("channels", "chlist", chl + b"\0")
         + _attr("compression", "compression", bytes([compression]))
         + _attr("dataWindow", "box2i", struct.pack("<iiii", 0, 0, w - 1, h - 1))
@@ -261,20 +351,30 @@ def write_exr(path, channels: dict[str, np.ndarray], compression: int):
         + _attr("pixelAspectRatio", "float", struct.pack("<f", 1))
         + _attr("screenWindowCenter", "v2f", struct.pack("<ff", 0, 0))
         + _attr("screenWindowWidth", "float", struct.pack("<f", 1))
+        + extra
         + b"\0"
     )
+
+
+def _exr_blocks(channels: dict[str, np.ndarray], compression: int, prefix: bytes = b""):
+    names = sorted(channels)
+    h = channels[names[0]].shape[0]
     lpb = 16 if compression == 3 else 1
     blocks = []
     for y0 in range(0, h, lpb):
-        raw = b"".join(
-            channels[n][y].astype("<f4").tobytes()
-            for y in range(y0, min(h, y0 + lpb))
-            for n in names
-        )
+        raw = b"".join(channels[n][y].tobytes() for y in range(y0, min(h, y0 + lpb)) for n in names)
         data = _zip(raw) if compression in (2, 3) else raw
         if len(data) >= len(raw):
             data = raw
-        blocks.append(struct.pack("<ii", y0, len(data)) + data)
+        blocks.append(prefix + struct.pack("<ii", y0, len(data)) + data)
+    return blocks
+
+
+def write_exr(path, channels: dict[str, np.ndarray], compression: int):
+    """A minimal single-part scanline EXR writer for the reader test (channels keep their
+    dtype: float32, float16 or uint32)."""
+    header = _exr_header(channels, compression)
+    blocks = _exr_blocks(channels, compression)
     start = 8 + len(header) + 8 * len(blocks)
     offsets, pos = [], start
     for b in blocks:
@@ -282,6 +382,31 @@ def write_exr(path, channels: dict[str, np.ndarray], compression: int):
         pos += len(b)
     body = b"\x76\x2f\x31\x01" + struct.pack("<I", 2) + header
     body += struct.pack(f"<{len(offsets)}Q", *offsets) + b"".join(blocks)
+    path.write_bytes(body)
+
+
+def write_multipart_exr(path, parts: dict[str, dict[str, np.ndarray]], compression: int):
+    """A multi-part scanline EXR as Blender writes multilayer files: one part per pass,
+    named 'Layer.Pass', each block led by its part number."""
+    headers, tables = [], []
+    for index, (name, chans) in enumerate(parts.items()):
+        blocks = _exr_blocks(chans, compression, struct.pack("<i", index))
+        extra = (
+            _attr("name", "string", name.encode())
+            + _attr("type", "string", b"scanlineimage")
+            + _attr("chunkCount", "int", struct.pack("<i", len(blocks)))
+        )
+        headers.append(_exr_header(chans, compression, extra))
+        tables.append(blocks)
+    pos = 8 + sum(map(len, headers)) + 1 + 8 * sum(map(len, tables))
+    offsets = []
+    for blocks in tables:
+        for b in blocks:
+            offsets.append(pos)
+            pos += len(b)
+    body = b"\x76\x2f\x31\x01" + struct.pack("<I", 2 | 0x1000) + b"".join(headers) + b"\0"
+    body += struct.pack(f"<{len(offsets)}Q", *offsets)
+    body += b"".join(b for blocks in tables for b in blocks)
     path.write_bytes(body)
 
 
@@ -303,6 +428,84 @@ def test_exr_reader_round_trip(tmp_path, compression):
     n = layer_pass(back, "Normal")
     assert n.shape == (h, w, 3) and (n[..., 2] == 1).all()
     assert layer_pass(back, "Missing") is None
+    z = layer_pass(back, "Depth")
+    assert z.shape == (h, w, 1) and (z[..., 0] == chans["Layer.Depth.Z"]).all()
+
+
+@pytest.fixture
+def fast_path(monkeypatch):
+    """Records, per part read, whether the vectorised path took it."""
+    taken: list[bool] = []
+    read_uncompressed = exr._Part.read_uncompressed
+
+    def spy(self, *args):
+        taken.append(read_uncompressed(self, *args))
+        return taken[-1]
+
+    monkeypatch.setattr(exr._Part, "read_uncompressed", spy)
+    return taken
+
+
+@pytest.mark.parametrize("compression", [0, 3])
+def test_exr_reader_multipart_and_channel_choice(tmp_path, compression, fast_path):
+    """Blender's multilayer layout (one part per pass); uncompressed files take the
+    vectorised path, which must agree with the scanline loop, for every pixel type."""
+    rng = np.random.default_rng(7)
+    h, w = 29, 17
+    parts = {
+        "View.Layer.Combined": {
+            f"View.Layer.Combined.{c}": rng.uniform(size=(h, w)).astype(np.float32) for c in "RGBA"
+        },
+        "View.Layer.Depth": {"Z": rng.uniform(1, 50, (h, w)).astype(np.float32)},
+        "View.Layer.Normal": {
+            f"View.Layer.Normal.{c}": rng.normal(size=(h, w)).astype(np.float16) for c in "XYZ"
+        },
+        "View.Layer.Object Index": {
+            "View.Layer.Object Index.X": rng.integers(0, 9, (h, w)).astype(np.uint32)
+        },
+    }
+    p = tmp_path / "m.exr"
+    write_multipart_exr(p, parts, compression)
+    back = read_exr(p)
+    expected = {
+        (name if name.startswith(part + ".") else f"{part}.{name}"): arr
+        for part, chans in parts.items()
+        for name, arr in chans.items()
+    }
+    assert set(back) == set(expected)
+    for k, v in expected.items():
+        assert back[k].dtype == np.float32 and back[k].flags.c_contiguous
+        np.testing.assert_array_equal(back[k], v.astype(np.float32))
+    assert layer_pass(back, "Depth", "View.Layer").shape == (h, w, 1)
+    assert layer_pass(back, "Normal", "View.Layer").shape == (h, w, 3)
+    assert fast_path == [compression == 0] * len(parts)
+    some = read_exr(p, lambda name: ".Combined." not in name)
+    assert set(some) == set(expected) - {f"View.Layer.Combined.{c}" for c in "RGBA"}
+    for k, v in some.items():
+        np.testing.assert_array_equal(v, expected[k].astype(np.float32))
+
+
+def test_exr_reader_falls_back_when_blocks_are_out_of_order(tmp_path, fast_path):
+    """An uncompressed file whose blocks are not back to back in line order is read by
+    the scanline loop, with the same result."""
+    rng = np.random.default_rng(3)
+    chans = {"L.Depth.Z": rng.uniform(size=(6, 5)).astype(np.float32)}
+    p = tmp_path / "t.exr"
+    write_exr(p, chans, 0)
+    raw = bytearray(p.read_bytes())
+    header_end = len(raw) - 6 * (8 + 20) - 8 * 6
+    offsets = list(struct.unpack_from("<6Q", raw, header_end))
+    blocks = [bytes(raw[o : o + 28]) for o in offsets]
+    order = [5, 4, 3, 2, 1, 0]  # blocks stored bottom line first
+    pos = header_end + 8 * 6
+    for i in order:
+        raw[pos : pos + 28] = blocks[i]
+        offsets[i] = pos
+        pos += 28
+    struct.pack_into("<6Q", raw, header_end, *offsets)
+    p.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(read_exr(p)["L.Depth.Z"], chans["L.Depth.Z"])
+    assert fast_path == [False]
 
 
 def test_exr_reader_rejects_other_files(tmp_path):
