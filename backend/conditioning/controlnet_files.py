@@ -97,7 +97,6 @@ UNSUPPORTED = {
     "t2iadapter": "a T2I-Adapter",
     "control_lora": "a Control-LoRA (Stability's ControlNet LoRA)",
     "lllite": "a kohya ControlNet-LLLite model",
-    "union": "a ControlNet Union (ProMax) model",
     "unknown": "not a ControlNet Dreamwire recognises",
 }
 
@@ -136,7 +135,7 @@ def _fill_from_shapes(info: ControlNetInfo, shapes: dict[str, tuple[int, ...]]) 
             if f"input_hint_block.{i + 2}.weight" in s:
                 hint.append(int(s[f"input_hint_block.{i + 2}.weight"][0]))
         info.hint_channels = tuple(hint)
-    elif info.layout == "diffusers":
+    elif info.layout in ("diffusers", "union"):  # union files have diffusers keys
         info.sdxl = "add_embedding.linear_1.weight" in s
         if "conv_in.weight" in s:
             info.base_channels = int(s["conv_in.weight"][0])
@@ -168,7 +167,7 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
                 ErrorCode.MODEL_CORRUPT, f"ControlNet {path.name}: unreadable config.json ({exc})"
             ) from None
         boc = cfg.get("block_out_channels") or [None]
-        return ControlNetInfo(
+        info = ControlNetInfo(
             name=name,
             path=path,
             type=kind,
@@ -180,6 +179,9 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
             conditioning_channels=int(cfg.get("conditioning_channels", 3)),
             detail={"config": cfg},
         )
+        if _union().is_union_config(cfg):
+            _union().describe_folder(info, cfg)
+        return info
     if path.suffix.lower() == ".safetensors":
         shapes = files.shapes(path)
         pickled = False
@@ -189,6 +191,8 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
         pickled = True
     info = ControlNetInfo(name, path, kind, _layout(set(shapes)), pickled=pickled)
     _fill_from_shapes(info, shapes)
+    if info.layout == "union":
+        _union().describe(info, shapes)
     if kind is None and info.layout in ("original", "diffusers"):
         info.detail["note"] = "type not recognised from the file name"
     return info
@@ -203,6 +207,12 @@ def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
             ErrorCode.MODEL_UNSUPPORTED, f"ControlNet {path.name} does not hold a state dict"
         )
     return data
+
+
+def _union():
+    from . import union  # ControlNet Union models (imports diffusers; only when needed)
+
+    return union
 
 
 def check_supported(info: ControlNetInfo) -> None:
@@ -290,6 +300,8 @@ def load(info: ControlNetInfo, unet_config: dict, dtype: torch.dtype, device) ->
     from diffusers import ControlNetModel
 
     check_supported(info)
+    if info.layout in _union().LAYOUTS:
+        return _union().load(info, unet_config, dtype, device)
     try:
         if info.layout == "diffusers_folder":
             net = ControlNetModel.from_pretrained(

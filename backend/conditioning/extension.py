@@ -20,7 +20,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_hashes
 from dreamwire.shared.job import ControlUnit, LoraRef
 
-from . import controlnet_files, lora, units
+from . import controlnet_files, lora, union, units
 from .controlnet import ControlNetStack
 from .embeddings import EmbeddingSet
 
@@ -106,6 +106,8 @@ class ConditioningExtension:
                 info = self._pick(unit.type, available, unet_config, model, where)
             controlnet_files.check_supported(info)
             controlnet_files.check_compatible(info, unet_config, model.name, model.family)
+            if union.is_union(info):
+                union.control_mode(unit.type, info, where)  # a mode the model has, or fail now
             if info.type is not None and info.type != unit.type:
                 # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
                 ctx.state.setdefault("control_notes", []).append(
@@ -180,7 +182,11 @@ class ConditioningExtension:
                     ctx.state.get("canvas"),
                 ).to(device=ctx.device.device, dtype=ctx.device.dtype)
             )
-        stack = ControlNetStack(nets, stack_units, cfg=job.cfg > 1.0)
+        # Units on one ControlNet Union model run as one union call (union.py).
+        nets, stack_units, images = union.fold(
+            [r.info for r in resolved], [r.unit.type for r in resolved], nets, stack_units, images
+        )
+        stack = union.ControlStack(nets, stack_units, cfg=job.cfg > 1.0)
         ctx.state["control_stack"] = self.last_stack = stack
 
         def step_hook(ctx_, pipe, step, total, tensors):

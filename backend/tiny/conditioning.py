@@ -380,6 +380,9 @@ def build_embeddings(folder: Path) -> dict[str, Path]:
 def build(root: Path | str) -> dict[str, Path]:
     models = Path(root) / "models"
     written = build_controlnets(models / "ControlNet")
+    from dreamwire.backend.tiny import union  # ControlNet Union (xinsir layout) for tiny SDXL
+
+    written.update(union.build(models / "ControlNet"))
     lora = models / "Lora"
     written["tiny_style"] = build_kohya_sd1(lora / "tiny_style.safetensors")
     written["tiny_peft"] = build_peft_sd1(lora / "tiny_peft.safetensors")
