@@ -88,20 +88,25 @@ def main() -> None:
     ap.add_argument("--stages", action="store_true")
     args = ap.parse_args()
     scene = scene_setup(args.lights)
-    bare, cap = [], []
+    # Wall time, and the CPU time of the process (all threads): on a shared machine the
+    # latter barely moves with other jobs' load.
+    bare, cap, bare_cpu, cap_cpu = [], [], [], []
     bare_render(scene, args.size)  # warm-up: kernels and BVH caches
     for _ in range(args.repeats):
-        t = time.perf_counter()
+        t, u = time.perf_counter(), time.process_time()
         bare_render(scene, args.size)
         bare.append(time.perf_counter() - t)
-        t = time.perf_counter()
+        bare_cpu.append(time.process_time() - u)
+        t, u = time.perf_counter(), time.process_time()
         capture.capture_all(scene, None, args.size, args.size, kinds=KINDS)
         cap.append(time.perf_counter() - t)
+        cap_cpu.append(time.process_time() - u)
     b, c = statistics.median(bare), statistics.median(cap)
+    bc, cc = statistics.median(bare_cpu), statistics.median(cap_cpu)
     print(f"size {args.size}x{args.size}, {args.lights} lights, {args.repeats} runs each")
-    print(f"bare Cycles render (1 sample): {b:.3f} s")
-    print(f"capture depth+normals+segmentation: {c:.3f} s")
-    print(f"ratio capture / bare: {c / b:.2f}")
+    print(f"bare Cycles render (1 sample): {b:.3f} s (CPU {bc:.3f} s)")
+    print(f"capture depth+normals+segmentation: {c:.3f} s (CPU {cc:.3f} s)")
+    print(f"ratio capture / bare: {c / b:.2f} (CPU {cc / bc:.2f})")
     if args.stages:
         for name, sec in stages(scene, args.size, args.repeats).items():
             print(f"  {name}: {sec * 1000:.0f} ms")

@@ -14,7 +14,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import bpy
 import numpy as np
@@ -60,6 +60,10 @@ class RenderPasses:
     objects: dict[int, str]  # object pass index -> object name
     materials: dict[int, str]  # material pass index -> material name
     color: np.ndarray | None = None  # H x W x 3 uint8, with the scene's view transform
+    # The objects and materials themselves, by pass index: looking thousands of them up
+    # by name again would take seconds (name lookups in bpy are linear).
+    object_ids: dict[int, object] = field(default_factory=dict, repr=False)
+    material_ids: dict[int, object] = field(default_factory=dict, repr=False)
 
     @property
     def geometry(self) -> np.ndarray:
@@ -176,6 +180,7 @@ def _set_png(settings) -> None:
     settings.file_format = "PNG"
     settings.color_mode = "RGB"
     settings.color_depth = "8"
+    settings.compression = 0  # lossless either way; written only to be read straight back
 
 
 def _image_settings_state(settings) -> dict:
@@ -274,6 +279,8 @@ def render_passes(
     pass_index_state: list[tuple[object, int]] = []
     objects: dict[int, str] = {}
     materials: dict[int, str] = {}
+    object_ids: dict[int, object] = {}
+    material_ids: dict[int, object] = {}
     slot_state = None
     created_result = None
     try:
@@ -329,6 +336,7 @@ def render_passes(
             pass_index_state.append((obj, obj.pass_index))
             obj.pass_index = len(objects) + 1
             objects[obj.pass_index] = obj.name
+            object_ids[obj.pass_index] = obj
             for slot in getattr(obj, "material_slots", []):
                 mat = slot.material
                 if mat is None or mat.name in seen_mats:
@@ -337,6 +345,7 @@ def render_passes(
                 mat.pass_index = len(seen_mats) + 1
                 seen_mats[mat.name] = mat.pass_index
                 materials[mat.pass_index] = mat.name
+                material_ids[mat.pass_index] = mat
 
         # Keep the artist's own render: capture into a render slot of our own, and leave
         # no Render Result behind where there was none.
@@ -396,6 +405,8 @@ def render_passes(
         material_index=mi,
         objects=objects,
         materials=materials,
+        object_ids=object_ids,
+        material_ids=material_ids,
         color=color_img,
     )
 
@@ -422,17 +433,27 @@ def capture_normals(
     )
 
 
+def _id(ids: dict, idx: int, name: str, collection):
+    """The object or material a pass index was given to; by name if it has gone."""
+    ref = ids.get(idx)
+    if ref is not None:
+        with contextlib.suppress(ReferenceError):
+            if ref.name == name:
+                return ref
+    return collection.get(name)
+
+
 def segmentation_classes(scene, passes: RenderPasses, guess_names: bool = True):
     """(object index -> class, explicit material index -> class, guessed material -> class)."""
     prop = seg_core.CLASS_PROPERTY
     obj_classes = {}
     for idx, name in passes.objects.items():
-        obj = scene.objects.get(name) or bpy.data.objects.get(name)
+        obj = _id(passes.object_ids, idx, name, scene.objects) or bpy.data.objects.get(name)
         explicit = obj.get(prop) if obj is not None else None
         obj_classes[idx] = seg_core.class_for(explicit, name, guess_names)
     mat_explicit, mat_guess = {}, {}
     for idx, name in passes.materials.items():
-        mat = bpy.data.materials.get(name)
+        mat = _id(passes.material_ids, idx, name, bpy.data.materials)
         explicit = seg_core.resolve(mat.get(prop)) if mat is not None else None
         if explicit is not None:
             mat_explicit[idx] = explicit
