@@ -207,12 +207,18 @@ def _read_png(path: str) -> np.ndarray:
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _temp_parent() -> str | None:
-    """A RAM-backed folder for the pass file where there is one (Linux): the EXR is
-    written and read straight away, so it need never reach a disk."""
+def _temp_parent(nbytes: int) -> str | None:
+    """A RAM-backed folder for the pass file where there is one (Linux) with room for it
+    twice over (containers often get a 64 MiB /dev/shm): the EXR is written and read
+    straight away, so it need never reach a disk. None: the system's temp folder."""
     shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
+    try:
+        if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+            st = os.statvfs(shm)
+            if st.f_bavail * st.f_frsize > 2 * nbytes:
+                return shm
+    except (OSError, AttributeError):  # no statvfs on Windows
+        pass
     return None
 
 
@@ -226,6 +232,23 @@ def _wanted_channels(layer: str, keys: Iterable[str]):
         return name.startswith(prefix) and name[len(prefix) :].rpartition(".")[0] in passes
 
     return wanted
+
+
+# Cycles' own pass switches on a view layer that do not start with "use_pass_".
+_OTHER_PASS_SWITCHES = {"pass_debug_sample_count", "pass_render_time", "denoising_store_passes"}
+
+
+def _pass_switches(owner) -> list[str]:
+    """The boolean pass switches of a view layer (or its Cycles settings)."""
+    if owner is None:
+        return []
+    return [
+        p.identifier
+        for p in owner.bl_rna.properties
+        if p.type == "BOOLEAN"
+        and not p.is_readonly
+        and (p.identifier.startswith("use_pass_") or p.identifier in _OTHER_PASS_SWITCHES)
+    ]
 
 
 def _render_result():
@@ -318,14 +341,19 @@ def render_passes(
         vl = _view_layer(scene)
         for other in scene.view_layers:
             t.set(other, "use", other == vl)
-        t.set(vl, "use_pass_z", True)
-        # Off when not needed, not just left alone: each pass costs render time and
-        # another 4 to 12 MiB to write and read back at 1024x1024.
-        t.set(vl, "use_pass_normal", want_normal)
-        t.set(vl, "use_pass_object_index", want_index)
-        t.set(vl, "use_pass_material_index", want_index)
-        if not color:
-            t.set(vl, "use_pass_combined", False)  # less to render, write and read back
+        # Exactly the passes needed, every other one off (the artist's diffuse, AO,
+        # cryptomatte...): each costs render time and another 4 to 16 MiB to write and
+        # read back at 1024x1024.
+        wanted = {
+            "use_pass_z": True,
+            "use_pass_normal": want_normal,
+            "use_pass_object_index": want_index,
+            "use_pass_material_index": want_index,
+            "use_pass_combined": color,
+        }
+        for owner in (vl, getattr(vl, "cycles", None)):
+            for switch in _pass_switches(owner):
+                t.set(owner, switch, wanted.get(switch, False))
 
         # Unique pass indices so every object and material can be told apart. All objects,
         # not just the scene's: collection instances render objects from elsewhere.
@@ -359,7 +387,10 @@ def render_passes(
             existing.render_slots.active = slot
         keys = ["depth"] + ["normal"] * want_normal
         keys += ["object_index", "material_index"] * want_index
-        with tempfile.TemporaryDirectory(prefix="dreamwire-capture-", dir=_temp_parent()) as tmp:
+        # Combined (RGBA) is always in the file, float32, plus the passes asked for.
+        nbytes = w * h * 4 * (4 + 1 + 3 * want_normal + 2 * want_index) + (w * h * 3) * color
+        parent = _temp_parent(nbytes)
+        with tempfile.TemporaryDirectory(prefix="dreamwire-capture-", dir=parent) as tmp:
             bpy.ops.render.render(write_still=False, scene=scene.name, layer=vl.name)
             result = _render_result()
             if result is None:

@@ -192,8 +192,26 @@ def build_scene():
     return scene, cam
 
 
+def record_exr_passes() -> list:
+    """Wraps the adapter's EXR reader to note the passes in every file it reads."""
+    seen: list = []
+    real = capture.api.read_exr
+
+    def spy(path, names=None):
+        seen.append(sorted({k.split(".")[-2] for k in real(path)}))
+        return real(path, names)
+
+    capture.api.read_exr = spy
+    return seen
+
+
 def main():
     scene, cam = build_scene()
+    # The artist's own passes: the capture renders none of them, and leaves them on.
+    layer = bpy.context.view_layer
+    layer.use_pass_diffuse_color = layer.use_pass_mist = True
+    layer.use_pass_cryptomatte_object = layer.cycles.denoising_store_passes = True
+    exr_passes = record_exr_passes()
     t0 = time.perf_counter()
     passes = capture.render_passes(scene, cam, W, H)
     results["render_seconds"] = time.perf_counter() - t0
@@ -209,6 +227,12 @@ def main():
         "pass_index": {o.name: o.pass_index for o in scene.objects},
         "use_pass_z": bpy.context.view_layer.use_pass_z,
         "crate_pass_index": bpy.data.objects["Crate"].pass_index,
+        "artist_passes": [
+            layer.use_pass_diffuse_color,
+            layer.use_pass_mist,
+            layer.use_pass_cryptomatte_object,
+            layer.cycles.denoising_store_passes,
+        ],
         # The data render hides the lights; they must come back.
         "lights_hide_render": [o.hide_render for o in bpy.data.objects if o.type == "LIGHT"],
     }
@@ -220,6 +244,7 @@ def main():
         "index": depth_only.object_index is None and depth_only.material_index is None,
         "z_equal": bool(np.array_equal(depth_only.z, passes.z)),
     }
+    results["exr_passes"] = exr_passes[:2]
     try:
         capture.capture_normals(scene, passes=depth_only)
         results["depth_only"]["normals_error"] = None

@@ -112,6 +112,7 @@ def test_capture_leaves_scene_settings_alone(probe):
     assert "Crate" not in r["pass_index"] and r["crate_pass_index"] == 0
     assert results["stored"] == ["Dreamwire Depth", [512, 512]]
     assert r["lights_hide_render"] == [False]
+    assert r["artist_passes"] == [True] * 4
     assert results["images_after_capture"] == []  # no Render Result left behind
     slots = results["render_slots"]  # an existing render keeps its slot
     assert slots["active"] == 2 and slots["names"].count("Dreamwire capture") == 1
@@ -122,6 +123,11 @@ def test_render_only_the_passes_asked_for(probe):
     results, _ = probe
     d = results["depth_only"]
     assert d["normal"] and d["index"] and d["z_equal"]
+    # Nothing else is rendered or written: not the artist's own passes either. (Combined
+    # is always in a render result.)
+    everything, depth = results["exr_passes"]
+    assert everything == sorted(["Combined", "Depth", "Normal", "Object Index", "Material Index"])
+    assert depth == ["Combined", "Depth"]
     assert "without normals" in d["normals_error"]
 
 
