@@ -26,12 +26,12 @@ def job(**kw) -> Job:
     return Job(**{**BASE, "sampler": "Euler", "model": "tiny-sdxl", **kw})
 
 
-def union_pipe(engine, net):
+def union_pipe(engine, net, kind: str = ""):
     comps = engine.load("tiny-sdxl").components
     parts = {k: comps[k] for k in ("vae", "text_encoder", "text_encoder_2", "tokenizer")}
     parts |= {"tokenizer_2": comps["tokenizer_2"], "unet": comps["unet"], "controlnet": net}
     parts["scheduler"] = make_scheduler("Euler", comps["scheduler"].config)
-    pipe = diffusers.StableDiffusionXLControlNetUnionPipeline(**parts)
+    pipe = getattr(diffusers, f"StableDiffusionXLControlNetUnion{kind}Pipeline")(**parts)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -213,3 +213,57 @@ def test_repaint_image_marks_pixels_black(cn_dir):
     member = nets[0].members[0]
     assert member.mode == 7 and member.image[..., :4, :].eq(0).all()
     assert member.image[..., 4:, :].eq(0.5).all() and np.isclose(units[0].weight, 1.0)
+
+
+def test_img2img_with_union_equals_diffusers(engine, cn_dir):
+    init, ctl = noise_image(47), noise_image(48)
+    unit = ControlUnit(type="lineart", image=ctl, weight=0.9, model=UNION)
+    out = engine.run(job(init_image=init, strength=0.75, controls=[unit])).images[0].image
+    pipe = union_pipe(engine, load(engine, cn_dir, UNION), "Img2Img")
+    ref = run_job_settings(
+        pipe,
+        image=Image.fromarray(init),
+        strength=0.75,
+        control_image=[Image.fromarray(ctl)],
+        control_mode=[3],
+        controlnet_conditioning_scale=[0.9],
+        **SIZE,
+    )
+    assert maxdiff(out, ref) <= 1
+
+
+def test_inpaint_with_promax_repaint_mode(engine, extension):
+    init = noise_image(49)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    unit = ControlUnit(type="inpaint", image=init, model=PROMAX)
+    out = engine.run(job(init_image=init, mask=mask, mask_blur=0, strength=1.0, controls=[unit]))
+    member = extension.last_stack.nets[0].members[0]
+    assert member.mode == 7
+    # The pixels to repaint reach the model black (xinsir's convention), the rest as given.
+    image = member.image[0]
+    assert image[:, 24:40, 24:40].eq(0).all() and image[:, :8, :8].gt(0).any()
+    assert out.images[0].image.shape == (64, 64, 3)
+
+
+def test_units_differing_in_control_mode_or_hires_softness_split_the_call(engine, extension):
+    from dreamwire.shared.job import HiresFix
+
+    units = [
+        ControlUnit(type="canny", image=noise_image(50), model=PROMAX),
+        ControlUnit(type="depth", image=noise_image(51), model=PROMAX),
+        ControlUnit(type="seg", image=noise_image(52), model=PROMAX, control_mode="controlnet"),
+    ]
+    hires = HiresFix(scale=1.5, denoise=0.5, upscaler="Latent")
+    out = engine.run(job(controls=units, hires=hires)).images[0].image
+    assert out.shape == (96, 96, 3)
+    # The last stack is the Hires.fix pass's, where A1111 forces soft injection for canny:
+    # canny, depth and seg each need their own rule, so three calls of the one model.
+    stack = extension.last_stack
+    assert [n.modes for n in stack.nets] == [[3], [1], [5]]
+    assert [(u.mode, u.force_soft) for u in stack.units] == [
+        ("balanced", True),
+        ("balanced", False),
+        ("controlnet", False),
+    ]
+    assert len({id(n.net) for n in stack.nets}) == 1  # loaded once
