@@ -36,6 +36,7 @@ CONTROL_TYPES = (
     "tile",
     "inpaint",
     "ip2p",
+    "color",  # T2I-Adapter color (A1111 preprocessor t2ia_color_grid)
 )
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
 HIRES_UPSCALERS = ("Latent", "Lanczos", "Nearest")

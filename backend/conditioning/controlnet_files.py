@@ -27,7 +27,7 @@ import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files
+from . import files, t2i_adapter
 
 # Most specific first: "lineart_anime" before "lineart", "softedge" aliases before "seg"...
 _TYPE_PATTERNS = (
@@ -35,7 +35,7 @@ _TYPE_PATTERNS = (
     ("lineart", r"lineart|line_?art"),
     ("softedge", r"softedge|soft_edge|\bhed\b|_hed|hed_|pidi|pidinet|teed"),
     ("normalbae", r"normalbae|normal_bae|normal"),
-    ("openpose", r"openpose|dwpose|\bpose\b|_pose"),
+    ("openpose", r"openpose|dwpose|keypose|\bpose\b|_pose"),
     ("depth", r"depth|midas|zoe"),
     ("canny", r"canny"),
     ("mlsd", r"mlsd"),
@@ -45,6 +45,8 @@ _TYPE_PATTERNS = (
     ("inpaint", r"inpaint"),
     ("ip2p", r"ip2p|instruct_?p2p|pix2pix"),
     ("seg", r"seg|ade20k|coco"),
+    ("color", r"(?<!re)colou?r"),  # the T2I-Adapter color model (not "recolor")
+    ("style", r"style"),  # the T2I-Adapter style model (CLIP-vision input, refused)
 )
 
 FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
@@ -64,7 +66,7 @@ def family_from_name(name: str) -> str | None:
         return "SDXL"
     if re.search(r"sd21|sd2\b|sd_21|v2_1", stem):
         return "SD2.x"
-    if re.search(r"sd15|sd_15|sd1\b|control_sd", stem):
+    if re.search(r"sd15|sd_15|sd14|sd1\b|control_sd", stem):
         return "SD1.x"
     return None
 
@@ -82,11 +84,18 @@ class ControlNetInfo:
     conditioning_channels: int = 3
     pickled: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    adapter: t2i_adapter.AdapterFile | None = None  # set for T2I-Adapters
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.layout == "t2iadapter"
 
     @property
     def family(self) -> str:
         if self.context_dim in FAMILY_BY_WIDTH:
             return FAMILY_BY_WIDTH[self.context_dim]
+        if self.adapter is not None:
+            return "SDXL" if self.adapter.config.sdxl else "SD1.x/SD2.x"
         by_name = family_from_name(self.name)
         if by_name:
             return by_name
@@ -94,7 +103,8 @@ class ControlNetInfo:
 
 
 UNSUPPORTED = {
-    "t2iadapter": "a T2I-Adapter",
+    "t2iadapter_style": "a T2I-Adapter style model (it reads CLIP-vision image embeddings "
+    "through t2ia_style_clipvision, not a control image)",
     "control_lora": "a Control-LoRA (Stability's ControlNet LoRA)",
     "lllite": "a kohya ControlNet-LLLite model",
     "unknown": "not a ControlNet Dreamwire recognises",
@@ -112,6 +122,8 @@ def _layout(keys: set[str]) -> str:
         return "original"
     if "controlnet_cond_embedding.conv_in.weight" in keys:
         return "diffusers"
+    if t2i_adapter.is_style(keys):
+        return "t2iadapter_style"
     if any(k.startswith(("adapter.", "body.")) for k in keys):
         return "t2iadapter"
     return "unknown"
@@ -166,6 +178,15 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
             raise DreamwireError(
                 ErrorCode.MODEL_CORRUPT, f"ControlNet {path.name}: unreadable config.json ({exc})"
             ) from None
+        if t2i_adapter.is_adapter_folder(cfg):
+            return ControlNetInfo(
+                name=name,
+                path=path,
+                type=kind,
+                layout="t2iadapter",
+                detail={"config": cfg},
+                adapter=t2i_adapter.inspect_folder(cfg),
+            )
         boc = cfg.get("block_out_channels") or [None]
         info = ControlNetInfo(
             name=name,
@@ -190,6 +211,9 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         pickled = True
     info = ControlNetInfo(name, path, kind, _layout(set(shapes)), pickled=pickled)
+    if info.is_adapter:
+        info.adapter = t2i_adapter.inspect_shapes(shapes)
+        return info
     _fill_from_shapes(info, shapes)
     if info.layout == "union":
         _union().describe(info, shapes)
@@ -220,14 +244,31 @@ def check_supported(info: ControlNetInfo) -> None:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
-            "files (original layout) and diffusers ControlNets",
+            "files (original layout), diffusers ControlNets and T2I-Adapters (full, light and "
+            "SDXL; .safetensors or diffusers folders)",
         )
+    if info.is_adapter and info.pickled:
+        # Unlike ControlNet 1.1's .pth files, adapters come as .safetensors (A1111's
+        # t2iadapter_*.safetensors, TencentARC's diffusers folders): pickles stay refused.
+        from dreamwire.backend.library.pickles import refuse_pickle
+
+        refuse_pickle(info.path)
 
 
 def check_compatible(
     info: ControlNetInfo, unet_config: dict, model_name: str, model_family: str
 ) -> None:
     """MODEL_MISMATCH unless the ControlNet was made for the base model's architecture."""
+    if info.adapter is not None:
+        problems = t2i_adapter.mismatch(info.adapter.config, unet_config)
+        if problems:
+            raise DreamwireError(
+                ErrorCode.MODEL_MISMATCH,
+                f"T2I-Adapter {info.name} is for {info.family} but {model_name} is a "
+                f"{_family_label(model_family)} model ({'; '.join(problems)}); pick an adapter "
+                f"made for {_family_label(model_family)}",
+            )
+        return
     base_dim = unet_config.get("cross_attention_dim")
     base_dim = base_dim[0] if isinstance(base_dim, list | tuple) else base_dim
     base_xl = unet_config.get("addition_embed_type") == "text_time"
@@ -296,10 +337,13 @@ def _config_dir(config: dict) -> Path:
 
 
 def load(info: ControlNetInfo, unet_config: dict, dtype: torch.dtype, device) -> Any:
-    """A diffusers ControlNetModel on `device`, loaded without any network access."""
+    """A diffusers ControlNetModel (T2IAdapter for adapters) on `device`, loaded without any
+    network access."""
     from diffusers import ControlNetModel
 
     check_supported(info)
+    if info.adapter is not None:
+        return t2i_adapter.load(info.path, info.adapter, info.name, dtype, device)
     if info.layout in _union().LAYOUTS:
         return _union().load(info, unet_config, dtype, device)
     try:

@@ -21,6 +21,7 @@ from dreamwire.shared.infotext import format_hashes
 from dreamwire.shared.job import ControlUnit, LoraRef
 
 from . import controlnet_files, lora, union, units
+from .adapter_stack import AdapterStack
 from .controlnet import ControlNetStack
 from .embeddings import EmbeddingSet
 
@@ -60,6 +61,7 @@ class ConditioningExtension:
         self._nets: dict[tuple, Any] = {}
         self._cache_size = cache_size
         self.last_stack: ControlNetStack | None = None  # the last pass's stack, for inspection
+        self.last_adapters: AdapterStack | None = None  # the last pass's T2I-Adapters
 
     # -- LoRA --------------------------------------------------------------------------
     def _lora_requests(self, ctx) -> list[tuple[str, float, float]]:
@@ -134,8 +136,9 @@ class ConditioningExtension:
                 f"{where}: no {kind} ControlNet for {model.name} in the ControlNet folders "
                 f"(have: {', '.join(sorted(available)) or 'none'})",
             )
-        # Prefer ControlNet 1.1 files (control_v11...) when several fit.
-        candidates.sort(key=lambda c: (not c.name.startswith("control_v11"), c.name))
+        # Prefer ControlNets to T2I-Adapters, and ControlNet 1.1 files (control_v11...),
+        # when several fit.
+        candidates.sort(key=lambda c: (c.is_adapter, not c.name.startswith("control_v11"), c.name))
         return candidates[0]
 
     def _net(self, info, model, device):
@@ -163,8 +166,10 @@ class ConditioningExtension:
         from dreamwire.backend.engine.hooks import PassPlan
 
         resolved: list[ResolvedUnit] = ctx.state.get("controls") or []
+        self._attach_adapters(ctx, [r for r in resolved if r.info.is_adapter], mode)
+        resolved = [r for r in resolved if not r.info.is_adapter]
         if not resolved:
-            return None
+            return None  # adapters alone run in the plain pipeline, through the UNet hook
         job, model = ctx.job, ctx.model
         hires_pass = job.hires is not None and job.mode == "txt2img" and mode == "img2img"
         nets, stack_units, images = [], [], []
@@ -207,7 +212,46 @@ class ConditioningExtension:
         cls = getattr(diffusers, CLASSES[(_kind(model.family), mode)])
         return PassPlan(cls, components={"controlnet": stack}, call_kwargs=call)
 
+    def _attach_adapters(self, ctx, resolved: list[ResolvedUnit], mode: str) -> None:
+        """T2I-Adapter units for this pass: features from the control images at the pass
+        size, added inside the UNet's down blocks by a hook (adapter_stack.py)."""
+        old = ctx.state.pop("adapter_stack", None)
+        if old is not None:
+            old.detach()
+        ctx.step_hooks[:] = [h for h in ctx.step_hooks if not getattr(h, "_adapter", False)]
+        if not resolved:
+            return
+        job, model = ctx.job, ctx.model
+        hires_pass = job.hires is not None and job.mode == "txt2img" and mode == "img2img"
+        adapters = [self._net(r.info, model, ctx.device) for r in resolved]
+        stack_units = [units.stack_unit(r.unit, r.info, hires_pass) for r in resolved]
+        images = [
+            units.control_tensor(
+                r.unit,
+                job,
+                ctx.width,
+                ctx.height,
+                r.info,
+                ctx.state.get("inpaint_region"),
+                ctx.state.get("canvas"),
+            ).to(device=ctx.device.device, dtype=ctx.device.dtype)
+            for r in resolved
+        ]
+        stack = AdapterStack(adapters, stack_units, images, cfg=job.cfg > 1.0)
+        stack.attach(model.components["unet"])
+        ctx.state["adapter_stack"] = self.last_adapters = stack
+
+        def step_hook(ctx_, pipe, step, total, tensors):
+            stack.set_step(step, total)
+            return None
+
+        step_hook._adapter = True  # type: ignore[attr-defined]
+        ctx.step_hooks.append(step_hook)
+
     def after_job(self, ctx) -> None:
+        stack = ctx.state.pop("adapter_stack", None)
+        if stack is not None:
+            stack.detach()  # the cached UNet must never keep a job's hook
         patch = ctx.state.pop("lora_patch", None)
         if patch is not None:
             patch.restore()

@@ -13,6 +13,11 @@ controlnet-aux and the A1111 extension's annotators:
   tile_resample the image shrunk by a factor (default 1: unchanged), A1111's tile preprocessor
   lineart_standard  A1111's model-free line art: how much darker each pixel is than its
                 Gaussian (sigma 6) surround, normalised by the median of the clear lines
+  t2ia_color_grid   the T2I-Adapter color model's input (A1111 annotator/color): the image
+                with its shortest side resized to 512 (INTER_AREA), shrunk 64x (INTER_CUBIC)
+                and blown back up (INTER_NEAREST) into a grid of flat colour cells
+  t2ia_style_clipvision  refused: it makes CLIP-vision embeddings for the style adapter,
+                which Dreamwire does not run
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
 depth, OpenPose, NormalBAE, segmentation) load them from the annotator folder
 ($DREAMWIRE_ANNOTATORS, else <cache>/dreamwire/annotators) through controlnet-aux, imported
@@ -133,6 +138,26 @@ def lineart_standard(image: np.ndarray, **_) -> np.ndarray:
     return np.repeat(out[:, :, None], 3, axis=2)
 
 
+def color_grid(image: np.ndarray, res: int = 512, **_) -> np.ndarray:
+    img = _rgb(image)
+    h, w = img.shape[:2]
+    # Shortest side to `res` (annotator/color's cv2_resize_shortest_edge).
+    short = h if h < w else w
+    size = (int(round(w / short * res)), int(round(h / short * res)))
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    cells = cv2.resize(img, (max(1, w // 64), max(1, h // 64)), interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(cells, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def style_clipvision(image: np.ndarray, **_) -> np.ndarray:
+    raise DreamwireError(
+        ErrorCode.PREPROCESSOR_UNAVAILABLE,
+        "t2ia_style_clipvision makes CLIP-vision image embeddings for the T2I-Adapter style "
+        "model, which Dreamwire does not run (it takes control images only)",
+    )
+
+
 @dataclass(frozen=True)
 class Annotator:
     """A preprocessor backed by controlnet-aux and annotator weights."""
@@ -188,6 +213,12 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "threshold": lambda image, threshold=127, **kw: binary(image, threshold=threshold),
     "tile_resample": tile_resample,
     "lineart_standard": lineart_standard,
+    "t2ia_color_grid": color_grid,
+    "t2ia_style_clipvision": style_clipvision,
+    # PiDiNet with its thin-line filter, as A1111's t2ia_sketch_pidi (pidinet_ts) runs it.
+    "t2ia_sketch_pidi": Annotator(
+        "PidiNetDetector", ("table5_pidinet.pth",), call={"apply_filter": True}
+    ),
     "softedge": Annotator("HEDdetector", ("ControlNetHED.pth",)),
     "softedge_hed": Annotator("HEDdetector", ("ControlNetHED.pth",)),
     "softedge_pidinet": Annotator("PidiNetDetector", ("table5_pidinet.pth",)),

@@ -7,6 +7,7 @@
     models/ControlNet/control_v11p_sd15_lineart/            a diffusers ControlNet folder
     models/ControlNet/diffusers_xl_depth_full.safetensors   SDXL ControlNet (diffusers keys, as
                                                             lllyasviel/sd_control_collection)
+    models/ControlNet/t2iadapter_*, t2i-adapter*            T2I-Adapters (tiny/t2i_adapter.py)
     models/Lora/tiny_style.safetensors      kohya LoRA: lora_unet_*/lora_te_*, conv LoRA, alpha
     models/Lora/tiny_peft.safetensors       diffusers/PEFT LoRA (lora_A / lora_B)
     models/Lora/tiny_loha.safetensors       LyCORIS LoHa
@@ -383,6 +384,9 @@ def build(root: Path | str) -> dict[str, Path]:
     from dreamwire.backend.tiny import union  # ControlNet Union (xinsir layout) for tiny SDXL
 
     written.update(union.build(models / "ControlNet"))
+    from dreamwire.backend.tiny import t2i_adapter  # T2I-Adapters for tiny SD1 and SDXL
+
+    written.update(t2i_adapter.build(models / "ControlNet"))
     lora = models / "Lora"
     written["tiny_style"] = build_kohya_sd1(lora / "tiny_style.safetensors")
     written["tiny_peft"] = build_peft_sd1(lora / "tiny_peft.safetensors")
