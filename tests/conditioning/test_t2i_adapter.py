@@ -16,7 +16,7 @@ from dreamwire.backend.conditioning.adapter_stack import SOFT_SCALES, AdapterSta
 from dreamwire.backend.conditioning.controlnet import StackUnit
 from dreamwire.backend.samplers import make_scheduler
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import ControlUnit, Job
+from dreamwire.shared.job import ControlUnit, HiresFix, Job
 
 DEPTH = "t2iadapter_depth_sd15v2"  # SD1 diffusers folder
 DEPTH_FILE = "t2iadapter_depth_sd14v1"  # the same weights, TencentARC's original layout
@@ -214,3 +214,27 @@ def test_style_adapter_refused(engine):
     with pytest.raises(DreamwireError) as err:
         preprocess.run("t2ia_style_clipvision", noise_image(29))
     assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
+
+
+def test_hires_pass_runs_the_adapter_at_its_size(engine, extension):
+    # The second pass reads the control image at its own size; canny units get soft
+    # injection there, as the extension forces for canny and mlsd in Hires.fix.
+    unit = ControlUnit(type="canny", image=noise_image(31), model="t2iadapter_canny_sd14v1")
+    out = engine.run(job(controls=[unit], hires=HiresFix(scale=2.0, denoise=0.5)))
+    assert out.images[0].image.shape == (128, 128, 3)
+    stack = extension.last_adapters
+    assert stack.images[0].shape[-2:] == (128, 128) and stack.units[0].soft
+    assert stack.active_log == [[True]] * 2  # int(4 * 0.5) steps
+
+
+def test_pickled_adapter_refused(tmp_path, cn_dir):
+    from safetensors.torch import load_file
+
+    state = load_file(str(cn_dir / f"{DEPTH_FILE}.safetensors"))
+    path = tmp_path / "t2iadapter_depth_sd14v1.pth"
+    torch.save(state, path)
+    info = controlnet_files.inspect(path)
+    assert info.is_adapter and info.pickled
+    with pytest.raises(DreamwireError) as err:
+        controlnet_files.check_supported(info)
+    assert err.value.code == ErrorCode.MODEL_UNSAFE
