@@ -259,6 +259,10 @@ class UnionGroup(nn.Module):
     def scales(self) -> list[float]:
         return [m.unit.weight if m.unit.active(self.fraction) else 0.0 for m in self.members]
 
+    # The fast path compiles every net of the stack. A group is made afresh for each pass and
+    # holds Python-side state (members, windows), so compiling it would recompile every job;
+    # it runs eagerly instead (the UNet, the bulk of the work, stays compiled).
+    @torch.compiler.disable
     def forward(
         self,
         sample: torch.Tensor,
