@@ -38,17 +38,23 @@ def normal_image(
     out = np.empty(flat.shape, dtype=np.uint8)
     for start in range(0, flat.shape[0], _BLOCK):
         c = flat[start : start + _BLOCK].astype(np.float64) @ rot
-        length = np.sqrt(np.einsum("ij,ij->i", c, c))
-        np.divide(c, np.maximum(length, 1e-8)[:, None], out=c)
-        c[~(length > 1e-8)] = (0.0, 0.0, 1.0)  # no normal: facing the camera
+        sq = c * c
+        length = np.sqrt((sq[:, 0] + sq[:, 1]) + sq[:, 2])  # np.linalg.norm's order
+        divisor = np.maximum(length, 1e-8)
+        for k in range(3):  # column by column: faster than a broadcast, same quotients
+            np.divide(c[:, k], divisor, out=c[:, k])
+        missing = ~(length > 1e-8)
+        if missing.any():  # a masked assignment costs more than all the arithmetic
+            c[missing] = (0.0, 0.0, 1.0)  # no normal: facing the camera
         c[:, 0] *= -1.0  # red is left
         c += 1.0
         c *= 0.5
-        np.clip(c, 0.0, 1.0, out=c)
+        np.minimum(np.maximum(c, 0.0, out=c), 1.0, out=c)  # np.clip, at half the cost
         c *= 255.0
         c += _NUDGE
         out[start : start + _BLOCK] = c  # truncates, as the annotator does
     img = out.reshape(*shape, 3)
     if mask is not None and background is not None:
-        img[~np.asarray(mask, dtype=bool)] = np.asarray(background, dtype=np.uint8)
+        outside = ~np.asarray(mask, dtype=bool)[..., None]
+        np.copyto(img, np.asarray(background, dtype=np.uint8), where=outside)
     return img
