@@ -288,14 +288,17 @@ def test_label_table_lookup_matches_per_pixel_label_maps(seed):
 # --- normals --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("background", [normals.FACING, (0, 0, 0), None])
-def test_normal_image_is_the_shared_convention_exactly(background):
+@pytest.mark.parametrize(
+    "background, dtype",
+    [(normals.FACING, np.float32), ((0, 0, 0), np.float32), (None, np.float64)],
+)
+def test_normal_image_is_the_shared_convention_exactly(background, dtype):
     """The blocked conversion gives the bytes world_to_camera_normals + normals_to_image
     give, including unnormalised, zero and NaN normals and a scaled camera."""
     rng = np.random.default_rng(1)
     h, w = 300, 301  # more pixels than one block, not a multiple of it
     n = rng.normal(size=(h, w, 3)).astype(np.float32) * rng.uniform(0.5, 2, (h, w, 1))
-    n = n.astype(np.float32)
+    n = n.astype(dtype)
     n[0, :5] = 0.0
     n[1, :5] = np.nan
     n[2, :6] = [[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0], [0, -1, 0], [0, 0, -1]]
