@@ -20,7 +20,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_hashes
 from dreamwire.shared.job import ControlUnit, LoraRef
 
-from . import controlnet_files, lora, union, units
+from . import controlnet_files, lora, t2i_adapter, union, units
 from .adapter_stack import AdapterStack
 from .controlnet import ControlNetStack
 from .embeddings import EmbeddingSet
@@ -223,6 +223,8 @@ class ConditioningExtension:
             return
         job, model = ctx.job, ctx.model
         hires_pass = job.hires is not None and job.mode == "txt2img" and mode == "img2img"
+        for r in resolved:
+            t2i_adapter.check_size(r.info.adapter.config, ctx.width, ctx.height, r.info.name)
         adapters = [self._net(r.info, model, ctx.device) for r in resolved]
         stack_units = [units.stack_unit(r.unit, r.info, hires_pass) for r in resolved]
         images = [

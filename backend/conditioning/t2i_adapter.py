@@ -231,6 +231,19 @@ def mismatch(config: AdapterConfig, unet_config: dict) -> list[str]:
     return problems
 
 
+def check_size(config: AdapterConfig, width: int, height: int, name: str) -> None:
+    """The adapter pixel-unshuffles the image by its factor (8, SDXL 16): the pass size must
+    divide, or the features would not line up with the UNet's (INVALID_SIZE, not a shape
+    error inside a step)."""
+    f = config.downscale_factor
+    if width % f or height % f:
+        raise DreamwireError(
+            ErrorCode.INVALID_SIZE,
+            f"T2I-Adapter {name} needs a width and height in multiples of {f} px, not "
+            f"{width}x{height}",
+        )
+
+
 # --- loading ------------------------------------------------------------------------
 
 

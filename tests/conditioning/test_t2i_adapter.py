@@ -238,3 +238,11 @@ def test_pickled_adapter_refused(tmp_path, cn_dir):
     with pytest.raises(DreamwireError) as err:
         controlnet_files.check_supported(info)
     assert err.value.code == ErrorCode.MODEL_UNSAFE
+
+
+def test_size_the_adapter_cannot_unshuffle_is_refused(engine):
+    # SDXL adapters unshuffle by 16: 72 px (a multiple of 8) does not divide.
+    unit = ControlUnit(type="scribble", image=noise_image(32, h=72, w=72), model=SKETCH_XL)
+    with pytest.raises(DreamwireError) as err:
+        engine.run(job(model="tiny-sdxl", width=72, height=72, controls=[unit]))
+    assert err.value.code == ErrorCode.INVALID_SIZE and "16" in err.value.message
