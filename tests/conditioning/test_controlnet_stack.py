@@ -137,8 +137,9 @@ def test_type_and_family_from_name(name, kind, family):
 def test_unsupported_layouts_are_named(tmp_path):
     from safetensors.torch import save_file
 
-    adapter = tmp_path / "t2iadapter_canny_sd15v2.safetensors"
-    save_file({"adapter.body.0.block1.weight": torch.zeros(1)}, str(adapter))
+    # T2I-Adapters run (test_t2i_adapter.py); the style adapter (CLIP-vision input) does not.
+    adapter = tmp_path / "t2iadapter_style_sd14v1.safetensors"
+    save_file({"style_embedding": torch.zeros(1, 8, 4)}, str(adapter))
     info = controlnet_files.inspect(adapter)
     with pytest.raises(DreamwireError) as err:
         controlnet_files.check_supported(info)
