@@ -163,7 +163,11 @@ def _hub_snapshot(repo: Path) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
-_HUB_CLASSES = {"AutoencoderKL": Kind.VAE, "ControlNetModel": Kind.CONTROLNET}
+_HUB_CLASSES = {
+    "AutoencoderKL": Kind.VAE,
+    "ControlNetModel": Kind.CONTROLNET,
+    "ControlNetUnionModel": Kind.CONTROLNET,
+}
 
 
 def scan_hub_cache(root: Path) -> list[ModelEntry]:

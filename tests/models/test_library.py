@@ -307,7 +307,10 @@ def test_hub_cache_models_load_by_hub_id(tiny_models, tmp_path):
     shutil.copytree(
         tiny_models / CKPT / "tiny-sd1-diffusers" / "vae", hub / "models--x--vae/snapshots/1"
     )
+    union = tiny_models / "models" / "ControlNet" / "controlnet-union-sdxl-1.0"
+    shutil.copytree(union, hub / "models--xinsir--controlnet-union-sdxl-1.0/snapshots/2")
     lib = ModelLibrary([hub])
+    assert lib.names("controlnet") == ["xinsir/controlnet-union-sdxl-1.0"]
     entry = lib.find("checkpoint", "dreamwire/tiny-sd1")
     assert (entry.format, entry.arch) == (Format.DIFFUSERS, "tiny-sd1")
     assert lib.names("vae") == ["x/vae"]
