@@ -25,7 +25,8 @@ added); this module lays control images out the same way:
         invalid normal (-1, -1, -1);
       - inpaint: the border is masked (-1 after to_tensor), as A1111's inpaint preprocessors
         mark the area to outpaint; its colour is never read;
-      - tile, ip2p, shuffle read the picture itself rather than a map of it, so their image
+      - tile, ip2p, shuffle and the T2I colour adapter read the picture itself (colour: a
+        coarse grid of its colours) rather than a map of it, so their image
         gets the picture's own border (A1111's fill, outpaint.grow): given the init image
         they see exactly the grown canvas the sampler starts from. A preprocessor (e.g.
         tile_resample, shuffle) then runs on the grown image, as for a unit with no image.
@@ -64,7 +65,7 @@ from dreamwire.shared.imaging.normals import FACING
 
 from . import control_image
 
-PICTURE_TYPES = ("tile", "ip2p", "shuffle")
+PICTURE_TYPES = ("tile", "ip2p", "shuffle", "color")
 PAD_VALUES: dict[str, tuple[int, int, int]] = {
     "normalbae": FACING,
 }

@@ -12,7 +12,7 @@ import pytest
 import torch
 from cn_helpers import BASE, noise_image
 
-from dreamwire.backend.conditioning import control_image, preprocess, units
+from dreamwire.backend.conditioning import control_image, on_canvas, preprocess, units
 from dreamwire.backend.conditioning.controlnet import ControlNetStack
 from dreamwire.backend.conditioning.controlnet_files import ControlNetInfo
 from dreamwire.backend.engine import masked_content, masks, outpaint
@@ -239,7 +239,7 @@ def _info(kind: str) -> ControlNetInfo:
     return ControlNetInfo(name=f"control_v11p_sd15_{kind}", path=None, type=kind, layout="original")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", [k for k in CONTROL_TYPES if k not in ("tile", "ip2p", "shuffle")])
+@pytest.mark.parametrize("kind", [k for k in CONTROL_TYPES if k not in on_canvas.PICTURE_TYPES])
 def test_border_value_per_type(kind):
     """Map types get their empty value in the border; the inpaint border is masked."""
     img = noise_image(11, h=32, w=32)
@@ -256,8 +256,9 @@ def test_border_value_per_type(kind):
     assert torch.equal(t[0, :, :32, :32], tensor(img))
 
 
-@pytest.mark.parametrize("kind", ["ip2p", "shuffle"])
+@pytest.mark.parametrize("kind", ["ip2p", "shuffle", "color"])
 def test_picture_types_get_the_grown_picture(kind):
+    """A colour grid continues with the picture's colours, not black (T2I colour adapter)."""
     img = noise_image(12, h=32, w=32)
     border = Outpaint(left=8, top=8)
     grown, mask = outpaint.grow(img, None, border)
