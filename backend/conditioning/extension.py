@@ -131,6 +131,9 @@ class ConditioningExtension:
                 continue
             candidates.append(info)
         if not candidates:
+            unions = self._unions(kind, available, unet_config, model, where)
+            if unions:
+                return unions[0]
             raise DreamwireError(
                 ErrorCode.CONTROLNET_NOT_FOUND,
                 f"{where}: no {kind} ControlNet for {model.name} in the ControlNet folders "
@@ -140,6 +143,24 @@ class ConditioningExtension:
         # when several fit.
         candidates.sort(key=lambda c: (c.is_adapter, not c.name.startswith("control_v11"), c.name))
         return candidates[0]
+
+    def _unions(self, kind, available, unet_config, model, where) -> list:
+        """No ControlNet of this type: a Union model that has the type's mode will do, as
+        Krita AI Diffusion falls back to one for SDXL (ProMax first: it has every mode)."""
+        found = []
+        for name, path in sorted(available.items()):
+            try:  # headers only, cached
+                info = _inspect_cached(path, name)
+                if not union.is_union(info):
+                    continue
+                controlnet_files.check_supported(info)
+                controlnet_files.check_compatible(info, unet_config, model.name, model.family)
+                union.control_mode(kind, info, where)
+            except DreamwireError:
+                continue
+            found.append(info)
+        found.sort(key=lambda c: (not c.detail.get("promax", False), c.name))
+        return found
 
     def _net(self, info, model, device):
         key = (str(info.path), _mtime(info.path), str(device.device), str(device.dtype), model.arch)

@@ -224,9 +224,10 @@ def test_wrong_architecture_fails_before_generating(engine):
 
 
 def test_no_controlnet_of_that_type_for_the_model(engine):
+    # No SDXL shuffle ControlNet, and the Union models have no shuffle mode.
     with pytest.raises(DreamwireError) as err:
         engine.run(
-            job(model="tiny-sdxl", controls=[ControlUnit(type="canny", image=noise_image(16))])
+            job(model="tiny-sdxl", controls=[ControlUnit(type="shuffle", image=noise_image(16))])
         )
     assert err.value.code == ErrorCode.CONTROLNET_NOT_FOUND
     with pytest.raises(DreamwireError) as err:

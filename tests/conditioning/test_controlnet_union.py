@@ -181,6 +181,18 @@ def test_two_units_on_one_union_model_are_one_call(engine, cn_dir, extension):
     assert maxdiff(out, ref) <= 1
 
 
+def test_a_type_without_its_own_controlnet_falls_back_to_a_union_model(engine, extension):
+    """tiny-sdxl has no canny or tile ControlNet: an unnamed unit takes a Union model that
+    has the mode (ProMax first), as Krita AI Diffusion does for SDXL."""
+    ctl = noise_image(47)
+    for kind, mode in (("canny", 3), ("tile", 6)):  # tile: only ProMax has it
+        auto = engine.run(job(controls=[ControlUnit(type=kind, image=ctl)])).images[0].image
+        group = extension.last_stack.nets[0]
+        assert isinstance(group, union.UnionGroup) and group.modes == [mode]
+        named = ControlUnit(type=kind, image=ctl, model=PROMAX)
+        assert maxdiff(auto, engine.run(job(controls=[named])).images[0].image) == 0
+
+
 def test_union_mixes_with_an_ordinary_controlnet(engine, extension, sdxl_base):
     ctl = noise_image(44)
     only_union = engine.run(job(controls=[ControlUnit(type="canny", image=ctl, model=PROMAX)]))
