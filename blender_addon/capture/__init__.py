@@ -5,7 +5,8 @@ API (all images H x W x 3 uint8 RGB, top row first, ready for a ControlUnit):
 
     camera_model(scene, camera=None, width=None, height=None) -> core.camera.CameraModel
     render_passes(scene, camera=None, width=None, height=None, *, color=False,
-                  samples=1) -> RenderPasses        # one Cycles render, all data passes
+                  samples=1, kinds=None) -> RenderPasses  # one Cycles render: the data
+                  # passes the kinds ("depth", "normals", "segmentation") need; None: all
     capture_depth(scene, camera=None, width=None, height=None, *, mode="linear",
                   gamma=1.0, passes=None) -> np.ndarray        # near bright, bg black
     capture_normals(scene, camera=None, width=None, height=None, *,
@@ -20,7 +21,8 @@ API (all images H x W x 3 uint8 RGB, top row first, ready for a ControlUnit):
     store_image(name, array, *, non_color=True) -> bpy.types.Image  # show it in Blender
 
 `camera` defaults to scene.camera; width/height default to the scene's render size
-(resolution x percentage). Pass one RenderPasses to several captures to render once.
+(resolution x percentage). Pass one RenderPasses to several captures to render once;
+capture_all renders only the passes its kinds need.
 Failures the artist can fix (no camera, unknown bone names, ...) raise CaptureError with
 a plain message. The ADE20K class of an object or material is its custom property
 core.segmentation.CLASS_PROPERTY ("dreamwire_seg_class"), a class name or id.

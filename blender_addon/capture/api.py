@@ -622,10 +622,6 @@ def capture_all(
     return out
 
 
-# uint8 -> float as `a.astype(np.float32) / 255.0` gives it, as one table lookup.
-_BYTE_TO_FLOAT = np.arange(256, dtype=np.float32) / 255.0
-
-
 def store_image(name: str, array: np.ndarray, *, non_color: bool = True):
     """Put an H x W x 3|4 uint8 (or float 0..1) array into a bpy image named `name`,
     creating or resizing it, so the artist can see what is sent."""
@@ -633,22 +629,23 @@ def store_image(name: str, array: np.ndarray, *, non_color: bool = True):
     if a.ndim == 2:
         a = a[..., None]
     h, w, channels = a.shape
-    # Straight into the RGBA buffer Blender takes, flipped to bottom row first: one pass
-    # over the pixels rather than a conversion, an alpha concatenation and a flipped copy.
-    src = a[::-1]
-    f = _BYTE_TO_FLOAT[src] if a.dtype == np.uint8 else src
+    # Straight into the RGBA buffer Blender takes, flipped to bottom row first, then
+    # scaled in place: fewer passes over the pixels than converting, concatenating an
+    # alpha channel and copying flipped (the values are the same: uint8 / 255 in float32).
     rgba = np.empty((h, w, 4), dtype=np.float32)
     if channels >= 4:
-        rgba[...] = f[..., :4]
+        rgba[...] = a[::-1, :, :4]
     else:
-        rgba[..., :3] = f[..., :3]
-        rgba[..., 3] = 1.0
+        rgba[..., :3] = a[::-1, :, :3]
+        rgba[..., 3] = 255.0 if a.dtype == np.uint8 else 1.0
+    if a.dtype == np.uint8:
+        rgba /= np.float32(255.0)
     img = bpy.data.images.get(name)
     if img is None:
         img = bpy.data.images.new(name, w, h, alpha=True)
     elif tuple(img.size) != (w, h):
         img.scale(w, h)
-    if non_color:
+    if non_color and img.colorspace_settings.name != "Non-Color":
         img.colorspace_settings.name = "Non-Color"
     img.pixels.foreach_set(rgba.ravel())
     img.update()

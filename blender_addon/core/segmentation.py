@@ -129,4 +129,5 @@ def lookup(table: np.ndarray, object_index: np.ndarray, material_index: np.ndarr
     key = np.clip(object_index, 0, n_obj - 1).astype(np.intp)
     key *= n_mat
     key += np.clip(material_index, 0, n_mat - 1)
-    return table.reshape(n_obj * n_mat, *table.shape[2:])[key]
+    # np.take, not table[key]: fancy indexing of 3-byte colour rows is 5x slower.
+    return np.take(table.reshape(n_obj * n_mat, *table.shape[2:]), key, axis=0)
