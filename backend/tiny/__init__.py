@@ -7,6 +7,7 @@
     ROOT/models/Stable-diffusion/tiny-sd1-diffusers/    the same SD1 weights as a diffusers folder
     ROOT/models/VAE/tiny-vae.safetensors                A1111 VAE file
     ROOT/models/ControlNet, Lora, embeddings            (dreamwire.backend.tiny.conditioning)
+    ROOT/models/ESRGAN/tiny-*                           upscalers (dreamwire.backend.tiny.upscalers)
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def build_all(root: Path | str, *, conditioning: bool = True) -> dict[str, Path]
         "tiny-sd1-diffusers": build.write_diffusers_folder(sd1, checkpoints / "tiny-sd1-diffusers"),
         "tiny-vae": build.write_vae_file(_reseeded_vae(), models / "VAE" / "tiny-vae.safetensors"),
     }
+    from dreamwire.backend.tiny import upscalers
+
+    written.update(upscalers.build(root))
     for sub in ("ControlNet", "Lora", "embeddings"):
         (models / sub).mkdir(parents=True, exist_ok=True)
     if not conditioning:

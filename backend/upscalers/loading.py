@@ -1,0 +1,90 @@
+"""Upscaler files to ready modules: safetensors read directly, pickles (.pth/.pt) only
+through the library's weights-only unpickler (a pickle that asks to run code is refused,
+never run), and a small cache so a batch or a second Hires.fix reuses the module."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dreamwire.backend.upscalers.keys import NetSpec, spec_of, unwrap
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+CACHE_SIZE = 2  # upscalers are small (~65 MB for RRDBNet 23 blocks); keep the last two
+
+
+@dataclass
+class LoadedUpscaler:
+    name: str
+    spec: NetSpec
+    module: torch.nn.Module
+
+    @property
+    def scale(self) -> int:
+        return self.spec.scale
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            data = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise DreamwireError(
+                ErrorCode.MODEL_CORRUPT, f"{path.name} could not be read: {exc}"
+            ) from exc
+    else:
+        from dreamwire.backend.library.pickles import safe_torch_load
+
+        data = safe_torch_load(path)
+    return unwrap(data, path.name)
+
+
+def build(state: dict, name: str = "upscaler") -> tuple[NetSpec, torch.nn.Module]:
+    """The module for a state dict (either ESRGAN key layout), weights loaded strictly."""
+    spec, weights = spec_of(state, name)
+    module = spec.build()
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{name}: the {spec.arch} weights do not fit the network they describe: "
+            + str(exc).splitlines()[0],
+        ) from exc
+    return spec, module.eval().requires_grad_(False)
+
+
+_cache: OrderedDict[tuple, LoadedUpscaler] = OrderedDict()
+_lock = threading.Lock()
+
+
+def load(entry, device: torch.device, dtype: torch.dtype) -> LoadedUpscaler:
+    """The library entry's module on device in dtype, from the cache when the file has not
+    changed since."""
+    path = Path(entry.path)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, str(device), dtype)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    spec, module = build(read_state(path), path.name)
+    loaded = LoadedUpscaler(entry.name, spec, module.to(device=device, dtype=dtype))
+    with _lock:
+        _cache[key] = loaded
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return loaded
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
