@@ -46,6 +46,8 @@ INPAINT_FILLS = ("fill", "original", "latent noise", "latent nothing")
 MAX_SIDE = 8192
 MAX_BATCH = 16
 MAX_STEPS = 500
+MAX_UPSCALE = 8.0  # A1111 Extras' "Resize" slider goes to 8
+MIN_UPSCALE_TILE = 64
 
 
 def new_job_id() -> str:
@@ -117,6 +119,14 @@ class HiresFix:
         return HiresPlan(_floor8(up_w), _floor8(up_h), trunc_x, trunc_y, up_w, up_h)
 
 
+def _hires_upscaler_ok(name) -> bool:
+    """A built-in, or a model's name (the backend checks its library for it). A1111's other
+    latent modes ("Latent (bicubic)" ...) are not offered."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 256:
+        return False
+    return name in HIRES_UPSCALERS or not name.startswith("Latent")
+
+
 def _floor8(v: int) -> int:
     return v // 8 * 8
 
@@ -166,6 +176,29 @@ class Outpaint:
 
 
 @dataclass
+class Upscale:
+    """Upscale the init image, then optionally refine it tile by tile.
+
+    A1111's Extras upscale (refine off) and its img2img "SD upscale" script (refine on:
+    the upscaled image is cut into overlapping tiles, each tile is img2img'd with the job's
+    prompt, sampler, steps, strength and seed, and the tiles are blended back). As in Krita
+    AI Diffusion's upscale workspace, each tile can be guided by a tile ControlNet fed the
+    tile itself, so a low strength adds detail without drifting from the picture."""
+
+    scale: float = 2.0
+    upscaler: str = "Lanczos"  # "Lanczos", "Nearest" or an upscaler model (welcome's list)
+    refine: bool = True
+    tile: int = 0  # tile side in pixels (a multiple of 8); 0: the model family's native size
+    overlap: int = 64  # A1111 SD upscale's "Tile overlap" default
+    tile_control: bool = True  # a tile ControlNet per tile, when the library has one
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """The result's (width, height) for an init image of width x height (the
+        upscalers' round(side * scale))."""
+        return round(width * self.scale), round(height * self.scale)
+
+
+@dataclass
 class Job:
     prompt: str = ""
     negative: str = ""
@@ -190,6 +223,7 @@ class Job:
     inpaint_fill: str = "original"  # A1111 "Masked content": one of INPAINT_FILLS
     outpaint: Outpaint = field(default_factory=Outpaint)
     hires: HiresFix | None = None
+    upscale: Upscale | None = None
     seamless: str = "none"
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
@@ -306,10 +340,14 @@ class Job:
                 raise bad(
                     ErrorCode.INVALID_STRENGTH, "Hires.fix denoising strength must be within 0..1"
                 )
-            if h.upscaler not in HIRES_UPSCALERS:
+            if not _hires_upscaler_ok(h.upscaler):
                 raise bad(
-                    ErrorCode.INVALID_JOB, f"Hires.fix upscaler must be one of {HIRES_UPSCALERS}"
+                    ErrorCode.INVALID_JOB,
+                    f"Hires.fix upscaler must be one of {HIRES_UPSCALERS} or the name of an "
+                    f"upscaler model, got {h.upscaler!r}",
                 )
+        if self.upscale is not None:
+            self._validate_upscale()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
             if c.type not in CONTROL_TYPES:
@@ -340,6 +378,54 @@ class Job:
             if not lora.name or "/" in lora.name or "\\" in lora.name or ".." in lora.name:
                 raise bad(ErrorCode.INVALID_JOB, f"bad LoRA name {lora.name!r}")
         return self
+
+    def _validate_upscale(self) -> None:
+        u = self.upscale
+
+        def bad(code: ErrorCode, msg: str) -> DreamwireError:
+            return DreamwireError(code, f"upscale: {msg}", self.job_id)
+
+        if not isinstance(u, Upscale):
+            raise bad(ErrorCode.INVALID_JOB, "must be an Upscale object")
+        if self.init_image is None:
+            raise bad(ErrorCode.INVALID_IMAGE, "needs an init image to upscale")
+        if self.mask is not None or self.outpaint.any() or self.hires is not None:
+            raise bad(ErrorCode.INVALID_JOB, "does not combine with a mask, outpaint or Hires.fix")
+        if self.seamless != "none":
+            raise bad(ErrorCode.INVALID_JOB, "does not combine with seamless tiling")
+        if isinstance(u.scale, bool) or not 1.0 <= float(u.scale) <= MAX_UPSCALE:
+            raise bad(ErrorCode.INVALID_JOB, f"scale must be 1..{MAX_UPSCALE:g}, got {u.scale!r}")
+        if not isinstance(u.upscaler, str) or not u.upscaler:
+            raise bad(ErrorCode.INVALID_JOB, "upscaler must be a name")
+        for name in ("refine", "tile_control"):
+            if not isinstance(getattr(u, name), bool):
+                raise bad(ErrorCode.INVALID_JOB, f"{name} must be true or false")
+        h, w = self.init_image.shape[:2]
+        out_w, out_h = u.size(w, h)
+        if min(out_w, out_h) < 8 or max(out_w, out_h) > MAX_SIDE:
+            raise bad(
+                ErrorCode.INVALID_SIZE,
+                f"{w}x{h} upscaled by {u.scale:g} is {out_w}x{out_h}, outside 8..{MAX_SIDE}",
+            )
+        tile, overlap = u.tile, u.overlap
+        if not isinstance(tile, int) or isinstance(tile, bool) or tile < 0 or tile % 8:
+            raise bad(ErrorCode.INVALID_SIZE, f"tile must be 0 or a multiple of 8, got {tile!r}")
+        if tile and not MIN_UPSCALE_TILE <= tile <= MAX_SIDE:
+            raise bad(
+                ErrorCode.INVALID_SIZE, f"tile must be {MIN_UPSCALE_TILE}..{MAX_SIDE}, got {tile}"
+            )
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or overlap < 0:
+            raise bad(
+                ErrorCode.INVALID_JOB, f"overlap must be a whole number >= 0, got {overlap!r}"
+            )
+        if tile and overlap >= tile:
+            # A1111's split_grid divides by tile - overlap.
+            raise bad(ErrorCode.INVALID_JOB, f"overlap {overlap} must be smaller than tile {tile}")
+        if u.refine and any(c.image is not None for c in self.controls):
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                "control units of a refined upscale follow each tile: give them no image",
+            )
 
     # -- wire form -------------------------------------------------------------------
     def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
@@ -391,6 +477,8 @@ class Job:
                 data["outpaint"] = Outpaint(**build(Outpaint, data["outpaint"]))
             if data.get("hires") is not None:
                 data["hires"] = HiresFix(**build(HiresFix, data["hires"]))
+            if data.get("upscale") is not None:
+                data["upscale"] = Upscale(**build(Upscale, data["upscale"]))
             data["controls"] = [
                 ControlUnit(**{**build(ControlUnit, c), "image": arr(c.get("image"))})
                 for c in data.get("controls", [])

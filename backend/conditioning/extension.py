@@ -144,6 +144,17 @@ class ConditioningExtension:
         candidates.sort(key=lambda c: (c.is_adapter, not c.name.startswith("control_v11"), c.name))
         return candidates[0]
 
+    def offers_control(self, ctx, kind: str) -> bool:
+        """Whether a `kind` unit naming no model would find one for ctx's model (SD upscale
+        adds its tile unit only then)."""
+        available = library_entries(ctx.state.get("library"), "controlnet")
+        unet_config = dict(ctx.model.components["unet"].config)
+        try:
+            self._pick(kind, available, unet_config, ctx.model, f"{kind} unit")
+        except DreamwireError:
+            return False
+        return True
+
     def _unions(self, kind, available, unet_config, model, where) -> list:
         """No ControlNet of this type: a Union model that has the type's mode will do, as
         Krita AI Diffusion falls back to one for SDXL (ProMax first: it has every mode)."""

@@ -21,7 +21,7 @@ from dreamwire.shared.result import JobResult, Progress
 
 from . import device as dev
 from . import library_adapter as libs
-from . import runner
+from . import runner, sd_upscale
 from .hooks import EngineExtension, JobContext, default_extensions
 from .loader import LoadedModel, ModelCache, to_device
 from .progress import Reporter
@@ -61,6 +61,7 @@ class Engine:
             "embeddings": libs.names(self.library, "embedding"),
             "controlnets": libs.names(self.library, "controlnet"),
             "samplers": samplers.available_samplers(),
+            "upscalers": _upscaler_names(self.library),
             "model_families": libs.families(self.library),
             "default_model": self._default_model_or_none(),
         }
@@ -144,8 +145,13 @@ class Engine:
     def _run(self, job, on_progress, should_cancel) -> JobResult:
         runner.check_job(job)
         samplers.sampler_info(job.sampler)  # unknown names fail before any loading
+        hires.check_upscaler(job, self.library)  # as unknown Hires.fix upscalers do
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
+        if job.upscale is not None:
+            sd_upscale.check_upscaler(job, self.library)
+            if not job.upscale.refine:
+                return sd_upscale.plain(job, self.library, self.info, reporter)
         t0 = time.perf_counter()
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
@@ -155,6 +161,8 @@ class Engine:
         ctx = JobContext(job=job, model=model, device=self.info, mode=job.mode)
         ctx.state["low_vram"] = low_vram
         ctx.state["library"] = self.library  # extensions resolve LoRA/ControlNet names
+        if job.upscale is not None:
+            sd_upscale.prepare(ctx, self.extensions)  # the tile pass's job, tile ControlNet
         reporter.state("generating")
         done: list[EngineExtension] = []
         try:
@@ -169,6 +177,12 @@ class Engine:
         result.timings["load"] = t_load
         result.timings["total"] = time.perf_counter() - t0
         return result
+
+
+def _upscaler_names(library) -> list[str]:
+    from dreamwire.backend.upscalers import names
+
+    return names(library)
 
 
 def _check_handled(ctx: JobContext) -> None:

@@ -15,7 +15,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import GeneratedImage, JobResult
 
-from . import hires, masked_content, masks, noise, outpaint
+from . import hires, masked_content, masks, noise, outpaint, sd_upscale
 from .hooks import JobContext
 from .infotext_fields import infotext_for
 from .passes import PassSpec, executed_steps, run_pass
@@ -58,7 +58,9 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
                 vae_tile_px,
             )
         )
-        if job.mode == "txt2img":
+        if job.upscale is not None:  # refined; the plain upscale never gets here
+            images = sd_upscale.refine(ctx, reporter, seeds, subseeds, extensions)
+        elif job.mode == "txt2img":
             images = _txt2img(ctx, reporter, seeds, subseeds, extensions)
         elif job.mode == "img2img":
             images = _img2img(ctx, reporter, seeds, subseeds, extensions)
@@ -105,6 +107,7 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     second = PassSpec("img2img", hw, hh, steps2, strength=job.hires.denoise, hires=True)
     reporter.total = executed_steps(first) + executed_steps(second)
     latent = job.hires.upscaler == "Latent"
+    pixels = hires.pixel_upscaler(ctx, reporter)  # a resize or an upscaler model
     first.output_type = "latent" if latent else "np"
     out = run_pass(ctx, first, seeds, subseeds, reporter, extensions)
     uw, uh = plan.upscale_width, plan.upscale_height
@@ -115,10 +118,10 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
         # A1111 resizes to the exact size it computed; the crop keeps whole latent cells.
         ew, eh = plan.exact_width or uw, plan.exact_height or uh
         second.image = hires.crop_pixels(
-            hires.upscale_pixels(out, ew, eh, job.hires.upscaler), plan
+            pixels(out, ew, eh, job.hires.upscaler), plan
         )
     else:
-        second.image = hires.upscale_pixels(out, uw, uh, job.hires.upscaler)
+        second.image = pixels(out, uw, uh, job.hires.upscaler)
     if executed_steps(second) < 1:
         if latent:
             raise DreamwireError(

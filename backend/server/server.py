@@ -379,6 +379,8 @@ class Server:
             # The upscale before any crop: that is what the second pass holds in memory.
             plan = job.hires.plan(w, h)
             w, h = plan.upscale_width, plan.upscale_height
+        if job.upscale is not None and job.init_image is not None:
+            w, h = job.upscale.size(job.init_image.shape[1], job.init_image.shape[0])
         if w * h > self.limits.max_pixels:
             raise DreamwireError(
                 ErrorCode.LIMIT_EXCEEDED,

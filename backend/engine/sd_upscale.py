@@ -1,0 +1,279 @@
+"""Upscale jobs: A1111's Extras upscale and its img2img "SD upscale" script.
+
+The init image is upscaled with `dreamwire.backend.upscalers.upscale`. Without refine that
+is the result (Extras). With refine the upscaled image is cut into overlapping tiles and
+each tile is img2img'd with the job's settings, then the tiles are blended back, with the
+tiling and blending rules of A1111's modules/images.py (`split_grid`, `combine_grid`):
+
+* columns = ceil((W - overlap) / (tile - overlap)), spread evenly: x = int(col * dx) with
+  dx = (W - tile) / (columns - 1), and a tile reaching the right edge (x + tile >= W) is
+  moved to end exactly there; rows the same way;
+* a tile overwrites the row from x + overlap on and blends into the `overlap` pixels before
+  that with a ramp (mask = uint8(j * 255 / overlap), j = 0..overlap-1, PIL's rounded
+  paste); rows are combined into the image the same way, top to bottom.
+
+Seeds as in A1111's script (one tile per batch): tile i gets seed + i; image n of a batch
+count starts at seed + n. Krita AI Diffusion guides each tile with a tile ControlNet fed
+the tile itself; a job with `tile_control` gets a tile unit (no image: each pass's picture,
+i.e. the tile) when the library has one for the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import ControlUnit, Job, Outpaint
+from dreamwire.shared.native_size import NATIVE
+from dreamwire.shared.result import GeneratedImage, JobResult
+
+from . import masks, noise
+from .hooks import JobContext
+from .outpaint import Canvas
+from .passes import PassSpec, executed_steps, run_pass
+from .progress import Reporter
+
+# A1111's extra_generation_params keys, as the script writes them.
+OVERLAP_KEY = "SD upscale overlap"
+UPSCALER_KEY = "SD upscale upscaler"
+STATE_KEY = "sd_upscale"
+
+
+# -- tiling (A1111 split_grid / combine_grid) ---------------------------------------------
+@dataclass(frozen=True)
+class Grid:
+    width: int  # the upscaled image's size
+    height: int
+    tile_w: int
+    tile_h: int
+    overlap: int
+    ys: tuple[int, ...]  # top of each row
+    xs: tuple[int, ...]  # left of each column (the same for every row)
+
+    @property
+    def count(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def boxes(self) -> list[tuple[int, int, int, int]]:
+        """(left, top, right, bottom) of every tile, row by row."""
+        return [(x, y, x + self.tile_w, y + self.tile_h) for y in self.ys for x in self.xs]
+
+
+def _starts(size: int, tile: int, overlap: int) -> tuple[int, ...]:
+    count = math.ceil((size - overlap) / (tile - overlap))
+    step = (size - tile) / (count - 1) if count > 1 else 0
+    out = []
+    for i in range(count):
+        pos = int(i * step)
+        if pos + tile >= size:
+            pos = size - tile
+        out.append(pos)
+    return tuple(out)
+
+
+def split(width: int, height: int, tile_w: int, tile_h: int, overlap: int) -> Grid:
+    """Where A1111's split_grid puts the tiles of a width x height image."""
+    if not (0 < tile_w <= width and 0 < tile_h <= height):
+        raise DreamwireError(
+            ErrorCode.INVALID_SIZE, f"tile {tile_w}x{tile_h} does not fit in {width}x{height}"
+        )
+    if not 0 <= overlap < min(tile_w, tile_h):
+        raise DreamwireError(ErrorCode.INVALID_JOB, f"overlap {overlap} must be below the tile")
+    return Grid(
+        width,
+        height,
+        tile_w,
+        tile_h,
+        overlap,
+        _starts(height, tile_h, overlap),
+        _starts(width, tile_w, overlap),
+    )
+
+
+def crop(image: np.ndarray, grid: Grid) -> list[np.ndarray]:
+    return [image[t:b, left:r] for left, t, r, b in grid.boxes()]
+
+
+def _ramp(overlap: int) -> np.ndarray:
+    # combine_grid's mask: float32 j * 255 / overlap, truncated to uint8.
+    return (np.arange(overlap, dtype=np.float32) * 255 / overlap).astype(np.uint8)
+
+
+def _blend(under: np.ndarray, over: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """PIL's paste of `over` through an "L" mask: (under*(255-m) + over*m) / 255, rounded
+    as its DIV255 macro does."""
+    m = mask.astype(np.uint32)
+    t = under.astype(np.uint32) * (255 - m) + over.astype(np.uint32) * m + 128
+    return (((t >> 8) + t) >> 8).astype(np.uint8)
+
+
+def combine(grid: Grid, tiles: list[np.ndarray]) -> np.ndarray:
+    """A1111's combine_grid: tiles (row by row) back into one image."""
+    if len(tiles) != grid.count:
+        raise DreamwireError(ErrorCode.INTERNAL, f"{len(tiles)} tiles for {grid.count} places")
+    ov, tw, th = grid.overlap, grid.tile_w, grid.tile_h
+    ramp = _ramp(ov) if ov else None
+    out = np.zeros((grid.height, grid.width, 3), np.uint8)
+    it = iter(tiles)
+    for y in grid.ys:
+        row = np.zeros((th, grid.width, 3), np.uint8)
+        for x in grid.xs:
+            tile = next(it)
+            if x == 0 or ramp is None:
+                row[:, x : x + tw] = tile
+                continue
+            row[:, x : x + ov] = _blend(row[:, x : x + ov], tile[:, :ov], ramp[None, :, None])
+            row[:, x + ov : x + tw] = tile[:, ov:]
+        if y == 0 or ramp is None:
+            out[y : y + th] = row
+            continue
+        out[y : y + ov] = _blend(out[y : y + ov], row[:ov], ramp[:, None, None])
+        out[y + ov : y + th] = row[ov:]
+    return out
+
+
+# -- planning -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    width: int  # the upscaled size
+    height: int
+    grid: Grid
+
+
+def plan(job: Job, family: str) -> Plan:
+    """The upscaled size and its tiles. Tile 0 is the family's native side; a tile larger
+    than the image shrinks to it (whole latent cells), where A1111 would crop outside it;
+    the overlap then shrinks so a tile still moves by 8 pixels at least."""
+    up = job.upscale
+    h, w = job.init_image.shape[:2]
+    out_w, out_h = up.size(w, h)
+    side = up.tile or NATIVE.get(family, NATIVE["sd1"]).native
+    tile_w, tile_h = min(side, out_w // 8 * 8), min(side, out_h // 8 * 8)
+    overlap = max(0, min(up.overlap, tile_w - 8, tile_h - 8))
+    return Plan(out_w, out_h, split(out_w, out_h, tile_w, tile_h, overlap))
+
+
+# -- the upscaler --------------------------------------------------------------------------
+def check_upscaler(job: Job, library) -> None:
+    from dreamwire.backend.upscalers import names
+
+    known = names(library)
+    if job.upscale.upscaler not in known:
+        raise DreamwireError(
+            ErrorCode.MODEL_NOT_FOUND,
+            f"upscaler {job.upscale.upscaler!r} not found; available: {', '.join(known)}",
+            job.job_id,
+        )
+
+
+def upscaled(job: Job, library, device, reporter: Reporter) -> np.ndarray:
+    from dreamwire.backend.upscalers import upscale
+
+    up = job.upscale
+    reporter.state("generating", f"upscaling with {up.upscaler}")
+    return upscale(
+        masks.to_rgb(job.init_image),
+        up.upscaler,
+        float(up.scale),
+        library=library,
+        device=getattr(device, "device", None),
+        dtype=getattr(device, "dtype", None),
+        should_cancel=reporter.should_cancel,
+    )
+
+
+def plain(job: Job, library, device, reporter: Reporter) -> JobResult:
+    """refine off: A1111's Extras upscale; no checkpoint is loaded."""
+    t0 = time.perf_counter()
+    image = upscaled(job, library, device, reporter)
+    up = job.upscale
+    # Extras writes these keys (its "postprocessing" text); there is no generation to record.
+    info = f"Postprocess upscale by: {up.scale:g}, Postprocess upscaler: {up.upscaler}"
+    seed = max(int(job.seed), 0)
+    images = [GeneratedImage(image=image, seed=seed, infotext=info)]
+    return JobResult(
+        job_id=job.job_id,
+        images=images,
+        timings={"upscale": time.perf_counter() - t0},
+        tag=job.tag,
+    )
+
+
+# -- refine ----------------------------------------------------------------------------------
+def offers_tile_control(ctx: JobContext, extensions) -> bool:
+    for ext in extensions:
+        offers = getattr(ext, "offers_control", None)
+        if offers is not None and offers(ctx, "tile"):
+            return True
+    return False
+
+
+def prepare(ctx: JobContext, extensions) -> None:
+    """Before the extensions see the job: the job becomes the tile pass's job (A1111's
+    p.width/p.height are the tile size, and its infotext says so), with a tile ControlNet
+    unit when wanted and available, and the script's infotext keys first among the extras
+    (the script sets them before ControlNet adds its own)."""
+    job = ctx.job
+    the_plan = plan(job, ctx.model.family)
+    ctx.state[STATE_KEY] = the_plan
+    ctx.infotext_extra[OVERLAP_KEY] = str(the_plan.grid.overlap)
+    ctx.infotext_extra[UPSCALER_KEY] = job.upscale.upscaler
+    controls = list(job.controls)
+    has_tile = any(c.type == "tile" for c in controls)
+    if job.upscale.tile_control and not has_tile and offers_tile_control(ctx, extensions):
+        controls.append(ControlUnit(type="tile", image=None, preprocessor="none"))
+        ctx.state["sd_upscale_tile_control"] = True
+    ctx.job = dataclasses.replace(
+        job, width=the_plan.grid.tile_w, height=the_plan.grid.tile_h, controls=controls
+    )
+
+
+def refine(
+    ctx: JobContext, reporter: Reporter, seeds: list[int], subseeds: list[int], extensions
+) -> list[np.ndarray]:
+    """Every image of the batch: upscale, img2img each tile, combine."""
+    job = ctx.job
+    the_plan: Plan = ctx.state[STATE_KEY]
+    grid = the_plan.grid
+    library = ctx.state.get("library")
+    big = upscaled(job, library, ctx.device, reporter)
+    if big.shape[:2] != (the_plan.height, the_plan.width):
+        raise DreamwireError(
+            ErrorCode.INTERNAL,
+            f"upscaler gave {big.shape[1]}x{big.shape[0]}, not {the_plan.width}x{the_plan.height}",
+        )
+    tiles = crop(big, grid)
+    per_tile = PassSpec("img2img", grid.tile_w, grid.tile_h, job.steps, job.strength)
+    n_exec = executed_steps(per_tile)
+    reporter.total = n_exec * grid.count * len(seeds)
+    if n_exec < 1:  # strength ~0: nothing to denoise, the upscale is the answer
+        return [big.copy() for _ in seeds]
+    # A1111 keeps p.subseed for every tile; only the seed moves on.
+    tile_subseeds = subseeds[:1]
+    out = []
+    for start in seeds:
+        done = []
+        for i, tile in enumerate(tiles):
+            reporter.check_cancel()  # between tiles
+            reporter.state("generating", f"tile {i + 1}/{grid.count}")
+            seed = (start + i) & noise.MAX_SEED
+            done.append(_tile_pass(ctx, tile, seed, tile_subseeds, reporter, extensions))
+        out.append(combine(grid, done))
+    return out
+
+
+def _tile_pass(ctx, tile: np.ndarray, seed: int, subseeds, reporter, extensions) -> np.ndarray:
+    job = ctx.job
+    h, w = tile.shape[:2]
+    tile = np.ascontiguousarray(tile)
+    # A unit with no image (the tile ControlNet) takes the pass's picture: this tile.
+    ctx.state["canvas"] = Canvas(tile, None, (w, h), (w, h), Outpaint())
+    spec = PassSpec("img2img", w, h, job.steps, job.strength, Image.fromarray(tile))
+    images = run_pass(ctx, spec, [seed], subseeds, reporter, extensions)
+    return (images[0] * 255).round().astype(np.uint8)
