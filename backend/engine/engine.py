@@ -145,7 +145,6 @@ class Engine:
     def _run(self, job, on_progress, should_cancel) -> JobResult:
         runner.check_job(job)
         samplers.sampler_info(job.sampler)  # unknown names fail before any loading
-        hires.check_upscaler(job, self.library)  # as unknown Hires.fix upscalers do
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
         if job.upscale is not None:
