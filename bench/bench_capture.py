@@ -60,14 +60,14 @@ def bare_render(scene, size):
     bpy.ops.render.render()
 
 
-def stages(scene, size: int, repeats: int) -> dict[str, float]:
-    """Median seconds of each part of a capture, timed one by one."""
-    times: dict[str, list[float]] = {}
+def stages(scene, size: int, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of each part of a capture, timed one by one."""
+    times: dict[str, list[tuple[float, float]]] = {}
 
     def timed(name, fn, *args, **kwargs):
-        t = time.perf_counter()
+        t, u = time.perf_counter(), time.process_time()
         out = fn(*args, **kwargs)
-        times.setdefault(name, []).append(time.perf_counter() - t)
+        times.setdefault(name, []).append((time.perf_counter() - t, time.process_time() - u))
         return out
 
     for _ in range(repeats):
@@ -77,7 +77,10 @@ def stages(scene, size: int, repeats: int) -> dict[str, float]:
         seg, _ = timed("segmentation image", capture.capture_segmentation, scene, passes=p)
         timed("store_image (one 1024x1024 image)", capture.store_image, "bench", n)
         timed("store_image (one 1024x1024 image)", capture.store_image, "bench", seg)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+        for k, v in times.items()
+    }
 
 
 def main() -> None:
@@ -108,8 +111,8 @@ def main() -> None:
     print(f"capture depth+normals+segmentation: {c:.3f} s (CPU {cc:.3f} s)")
     print(f"ratio capture / bare: {c / b:.2f} (CPU {cc / bc:.2f})")
     if args.stages:
-        for name, sec in stages(scene, args.size, args.repeats).items():
-            print(f"  {name}: {sec * 1000:.0f} ms")
+        for name, (wall, cpu) in stages(scene, args.size, args.repeats).items():
+            print(f"  {name}: {wall * 1000:.0f} ms (CPU {cpu * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -333,11 +333,12 @@ def render_passes(
             t.set(c, "use_light_tree", False)
             # The data passes do not depend on lighting, yet Cycles samples the lights at
             # every first hit: with a sun and a point light that was a third of the
-            # render. Camera rays pass through lights, so no pass changes. (Linked lights
-            # cannot be changed and are left on.)
+            # render. Camera rays pass through lights, so no pass changes. (A light that
+            # cannot be changed, e.g. a linked one, is left on: slower, not wrong.)
             for obj in bpy.data.objects:
                 if obj.type == "LIGHT" and obj.library is None:
-                    t.set(obj, "hide_render", True)
+                    with contextlib.suppress(AttributeError, TypeError, RuntimeError):
+                        t.set(obj, "hide_render", True)
         vl = _view_layer(scene)
         for other in scene.view_layers:
             t.set(other, "use", other == vl)
