@@ -15,7 +15,7 @@ import numpy as np
 
 from dreamwire.backend.cli.engine_options import add_engine_arguments, apply_fast_path_choice
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint
+from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
 
 DEFAULT_MODEL = "tiny-sd1"
 
@@ -75,6 +75,28 @@ def add_parser(subparsers) -> None:
     p.add_argument("--hires-upscaler", default="Latent", choices=("Latent", "Lanczos", "Nearest"))
     p.add_argument("--hires-prompt", default="", help="second-pass prompt (default: --prompt)")
     p.add_argument("--hires-negative", default="", help="second-pass negative prompt")
+    p.add_argument(
+        "--upscale",
+        type=float,
+        help="upscale --init-image by this factor (A1111 SD upscale; Extras with --no-refine)",
+    )
+    p.add_argument("--upscaler", default="Lanczos", help="Lanczos, Nearest or an upscaler model")
+    p.add_argument(
+        "--no-refine",
+        dest="refine",
+        action="store_false",
+        help="upscale only, no img2img of the tiles (A1111 Extras)",
+    )
+    p.add_argument(
+        "--upscale-tile", type=int, default=0, help="tile side (0: the model's native size)"
+    )
+    p.add_argument("--upscale-overlap", type=int, default=64, help="tile overlap in pixels")
+    p.add_argument(
+        "--no-tile-control",
+        dest="tile_control",
+        action="store_false",
+        help="no tile ControlNet on the tiles",
+    )
     p.add_argument("--vae", default="", help="VAE name (default: the checkpoint's own)")
     p.add_argument("--clip-skip", type=int, default=1)
     p.add_argument(
@@ -149,6 +171,15 @@ def build_job(args: argparse.Namespace) -> Job:
             upscaler=args.hires_upscaler,
             prompt=args.hires_prompt,
             negative=args.hires_negative,
+        )
+    if args.upscale is not None:
+        job.upscale = Upscale(
+            scale=args.upscale,
+            upscaler=args.upscaler,
+            refine=args.refine,
+            tile=args.upscale_tile,
+            overlap=args.upscale_overlap,
+            tile_control=args.tile_control,
         )
     return job.validate()
 

@@ -315,3 +315,24 @@ def test_server_limits_the_upscaled_size(init_image):
     with pytest.raises(DreamwireError) as err:
         Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=2)))
     assert err.value.code == ErrorCode.LIMIT_EXCEEDED
+
+
+def test_cli_upscale(tmp_path, tiny_models, init_image, capsys, monkeypatch):
+    import json
+
+    from dreamwire.backend.cli import build_parser
+    from dreamwire.backend.cli.generate import build_job, main
+
+    Image.fromarray(init_image).save(tmp_path / "in.png")
+    monkeypatch.setenv("DREAMWIRE_CONFIG", str(tmp_path / "none.toml"))
+    argv = ["generate", "--init-image", str(tmp_path / "in.png"), "--upscale", "2"]
+    options = ["--upscaler", "Nearest", "--upscale-tile", "64", "--upscale-overlap", "32"]
+    job = build_job(build_parser().parse_args([*argv, *options, "--no-tile-control"]))
+    assert job.upscale == Upscale(2.0, "Nearest", True, 64, 32, False)
+    assert build_job(build_parser().parse_args(argv[:3])).upscale is None
+    run = [*argv, "--no-refine", "--models", str(tiny_models), "--out", str(tmp_path), "--json"]
+    assert main(build_parser().parse_args(run)) == 0
+    (item,) = json.loads(capsys.readouterr().out)["images"]
+    with Image.open(item["path"]) as img:
+        assert np.array_equal(np.asarray(img), upscale(init_image, "Lanczos", 2))
+        assert img.info["parameters"] == "Postprocess upscale by: 2, Postprocess upscaler: Lanczos"
