@@ -13,6 +13,9 @@ a colon or a newline is written as a JSON string (`Lora hashes: "a: 123, b: 456"
 last line only counts as parameters when at least three pairs can be read from it;
 otherwise it is part of the prompt. Lines of the prompt are stripped, as A1111 does.
 
+The ControlNet extension's units ("ControlNet 0: \"Module: canny, Model: ...\"") are typed
+by infotext_controlnet.py and kept in `Infotext.controlnets`.
+
 Stdlib only: this module ships inside the Blender and Krita plugins.
 """
 
@@ -22,6 +25,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from .infotext_controlnet import ControlNetEntry, parse_entry, unit_index, unit_key
 
 # A1111's own patterns (infotext_utils.re_param_code and re_imagesize).
 _RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -60,8 +65,13 @@ _FIXED_ORDER = (
     "NGMS",
     "Tiling",
 )
+# The ControlNet extension writes its units ("ControlNet 0", ...) from its process() hook:
+# after img2img's Mask blur, before what p.init() adds (Inpaint area, Hires ...) and the
+# networks' hashes.
+_CONTROLNET = "ControlNet N"
 _EXTRA_ORDER = (
     "Mask blur",
+    _CONTROLNET,
     "Inpaint area",
     "Masked area padding",
     "Masked content",
@@ -159,6 +169,9 @@ class Infotext:
     hires_upscaler: str | None = None
     lora_hashes: dict[str, str] = field(default_factory=dict)
     ti_hashes: dict[str, str] = field(default_factory=dict)
+    # The ControlNet extension's units by unit index ("ControlNet 0", ...), images aside
+    # (infotext_controlnet.py).
+    controlnets: dict[int, ControlNetEntry] = field(default_factory=dict)
     version: str | None = None
     # Every other key, value unquoted, in the order read or given.
     extras: dict[str, str] = field(default_factory=dict)
@@ -176,6 +189,12 @@ class Infotext:
 
     def to_text(self) -> str:
         return format_infotext(self)
+
+    def control_units(self) -> list:
+        """The ControlNet units as the job's ControlUnits (image None), in unit order; an
+        entry whose control type cannot be told (no model, no preprocessor) is left out."""
+        units = (self.controlnets[i].control_unit() for i in sorted(self.controlnets))
+        return [u for u in units if u is not None]
 
     def params(self) -> dict[str, str]:
         """The parameter line as an ordered {key: unquoted value} dict (what gets written)."""
@@ -242,12 +261,17 @@ def _params(info: Infotext) -> dict[str, str]:
         values[key] = text
     if info.width is not None and info.height is not None:
         values["Size"] = f"{info.width}x{info.height}"
+    for index, entry in info.controlnets.items():
+        values[_controlnet_key(info, index)] = entry.to_text()
     for key, v in info.extras.items():
         if key not in values and v is not None:
             values[key] = format_number(v) if isinstance(v, (int, float)) else str(v)
 
-    def rank(key: str, pos: int = 0) -> int:
+    def rank(key: str, pos: int = 0) -> float:
         # Where A1111 puts a key; unknown extras after the known ones, before Version.
+        index = unit_index(key)
+        if index is not None:  # units in index order, where the extension writes them
+            return 1000 + _EXTRA_ORDER.index(_CONTROLNET) + index / (index + 1)
         if key in _FIXED_ORDER:
             return _FIXED_ORDER.index(key)
         if key in _EXTRA_ORDER:
@@ -307,6 +331,10 @@ def parse_infotext(text: str) -> Infotext:
             value = unquote(value)
         info.order.append(key)
         info.raw[key] = value
+        index = unit_index(key)
+        if index is not None and index not in info.controlnets:
+            info.controlnets[index] = parse_entry(value)
+            continue
         if key == "Size":
             m = _RE_SIZE.match(value)
             if m:
@@ -322,6 +350,14 @@ def parse_infotext(text: str) -> Infotext:
                 pass  # keep the odd value as text below
         info.extras[key] = value
     return info
+
+
+def _controlnet_key(info: Infotext, index: int) -> str:
+    # A key read as "Controlnet N" (2023 builds) is written back as read.
+    for key in info.order:
+        if unit_index(key) == index:
+            return key
+    return unit_key(index)
 
 
 def infotext_field_names() -> list[str]:

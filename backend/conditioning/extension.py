@@ -20,7 +20,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_hashes
 from dreamwire.shared.job import ControlUnit, LoraRef
 
-from . import controlnet_files, lora, t2i_adapter, union, units
+from . import controlnet_files, lora, t2i_adapter, union, unit_infotext, units
 from .adapter_stack import AdapterStack
 from .controlnet import ControlNetStack
 from .embeddings import EmbeddingSet
@@ -192,6 +192,8 @@ class ConditioningExtension:
         if ctx.job.controls:
             ctx.state["controls"] = self._resolve_controls(ctx)
             ctx.handled.add("controls")
+            # The A1111 ControlNet extension's "ControlNet N" entries, with the models picked.
+            ctx.infotext_extra.update(unit_infotext.fields(ctx.state["controls"], ctx.job))
         self._apply_loras(ctx)
 
     def pipeline_for(self, ctx, mode: str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dreamwire.backend import samplers
 from dreamwire.backend.library import hashing
 from dreamwire.shared.infotext import Infotext, format_infotext, parse_hashes
+from dreamwire.shared.infotext_controlnet import parse_entry, unit_index
 
 from .hooks import JobContext
 from .prompting import hires_prompts
@@ -74,6 +75,8 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     for key, value in ctx.infotext_extra.items():
         if key == "Lora hashes":
             info.lora_hashes = parse_hashes(value)
+        elif unit_index(key) is not None:  # "ControlNet N", typed as a reader sees it
+            info.controlnets[unit_index(key)] = parse_entry(value)
         else:
             info.extras[key] = value
     return info
