@@ -72,7 +72,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--hires-denoise", type=float, default=0.5)
     p.add_argument("--hires-steps", type=int, default=0)
-    p.add_argument("--hires-upscaler", default="Latent", choices=("Latent", "Lanczos", "Nearest"))
+    p.add_argument(
+        "--hires-upscaler",
+        default="Latent",
+        help="Latent, Lanczos, Nearest or an upscaler model (models/ESRGAN)",
+    )
     p.add_argument("--hires-prompt", default="", help="second-pass prompt (default: --prompt)")
     p.add_argument("--hires-negative", default="", help="second-pass negative prompt")
     p.add_argument(

@@ -145,6 +145,7 @@ class Engine:
     def _run(self, job, on_progress, should_cancel) -> JobResult:
         runner.check_job(job)
         samplers.sampler_info(job.sampler)  # unknown names fail before any loading
+        _check_hires_upscaler(job, self.library)  # an upscaler model not in the library
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
         if job.upscale is not None:
@@ -182,6 +183,12 @@ def _upscaler_names(library) -> list[str]:
     from dreamwire.backend.upscalers import names
 
     return names(library)
+
+
+def _check_hires_upscaler(job: Job, library) -> None:
+    from .hires import check_upscaler
+
+    check_upscaler(job, library)
 
 
 def _check_handled(ctx: JobContext) -> None:

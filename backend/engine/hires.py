@@ -4,7 +4,9 @@ can only make at its native size.
 
 "Latent" upscales the first pass's latents (bilinear, no antialias: A1111's default
 "Latent" mode) and never decodes them; "Lanczos" and "Nearest" decode, resize the pixels
-and encode again, like A1111's non-latent upscalers.
+and encode again, like A1111's non-latent upscalers; any other name is an upscaler model
+from the library (ESRGAN / Real-ESRGAN, "4x-UltraSharp", "R-ESRGAN 4x+" ...), run on the
+decoded pixels the same way (dreamwire.backend.upscalers).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dreamwire.shared.job import HiresFix, HiresPlan
+from dreamwire.backend import upscalers
+from dreamwire.shared.job import HiresFix, HiresPlan, Job
 
 
 def target_size(width: int, height: int, hires: HiresFix) -> tuple[int, int]:
@@ -56,11 +59,75 @@ def upscale_latents(
     return F.interpolate(latents, size=size, mode="bilinear", antialias=False)
 
 
-def upscale_pixels(images: np.ndarray, width: int, height: int, upscaler: str) -> list[Image.Image]:
-    """B x H x W x 3 floats in 0..1 to resized PIL images."""
+def check_upscaler(job: Job, library) -> None:
+    """Refuse a Hires.fix upscaler the library does not have before anything runs
+    (MODEL_NOT_FOUND, naming the upscalers on offer)."""
+    if job.hires is not None and job.hires.upscaler != "Latent":
+        upscalers.check_name(job.hires.upscaler, library)
+
+
+def pixel_upscaler(ctx, reporter):
+    """upscale_pixels bound to the job's library, device and cancel button."""
+
+    def run(images: np.ndarray, width: int, height: int, upscaler: str) -> list[Image.Image]:
+        return upscale_pixels(
+            images,
+            width,
+            height,
+            upscaler,
+            library=ctx.state.get("library"),
+            device=ctx.device.device,
+            dtype=ctx.device.dtype,
+            should_cancel=reporter.should_cancel,
+        )
+
+    return run
+
+
+def upscale_pixels(
+    images: np.ndarray,
+    width: int,
+    height: int,
+    upscaler: str,
+    *,
+    library=None,
+    device=None,
+    dtype=None,
+    should_cancel=None,
+) -> list[Image.Image]:
+    """B x H x W x 3 floats in 0..1 to resized PIL images.
+
+    A model upscaler goes as A1111's images.resize_image does: Upscaler.upscale by
+    max(width / w, height / h) to that size floored to 8 px (its passes, then Lanczos),
+    then Lanczos to width x height if that differs."""
+    if upscaler not in upscalers.PIXEL_UPSCALERS:
+        return _model_upscale(
+            images, width, height, upscaler, library, device, dtype, should_cancel
+        )
     resample = Image.NEAREST if upscaler == "Nearest" else Image.LANCZOS
     out = []
     for img in images:
         pil = Image.fromarray((img * 255).round().astype(np.uint8))
         out.append(pil.resize((width, height), resample))
+    return out
+
+
+def _model_upscale(images, width, height, name, library, device, dtype, should_cancel):
+    from dreamwire.backend.upscalers import run
+
+    entry = upscalers.find(library, name)
+    out = []
+    for img in images:
+        pixels = (img * 255).round().astype(np.uint8)
+        h, w = pixels.shape[:2]
+        scale = max(width / w, height / h)
+        if scale > 1.0:
+            size = (int(h * scale) // 8 * 8, int(w * scale) // 8 * 8)
+            pixels = run.upscale_with_entry(
+                pixels, entry, size, device=device, dtype=dtype, should_cancel=should_cancel
+            )
+        pil = Image.fromarray(pixels)
+        out.append(
+            pil if pil.size == (width, height) else pil.resize((width, height), Image.LANCZOS)
+        )
     return out

@@ -107,6 +107,7 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     second = PassSpec("img2img", hw, hh, steps2, strength=job.hires.denoise, hires=True)
     reporter.total = executed_steps(first) + executed_steps(second)
     latent = job.hires.upscaler == "Latent"
+    pixels = hires.pixel_upscaler(ctx, reporter)  # a resize or an upscaler model
     first.output_type = "latent" if latent else "np"
     out = run_pass(ctx, first, seeds, subseeds, reporter, extensions)
     uw, uh = plan.upscale_width, plan.upscale_height
@@ -116,11 +117,9 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     elif job.hires.resizes:
         # A1111 resizes to the exact size it computed; the crop keeps whole latent cells.
         ew, eh = plan.exact_width or uw, plan.exact_height or uh
-        second.image = hires.crop_pixels(
-            hires.upscale_pixels(out, ew, eh, job.hires.upscaler), plan
-        )
+        second.image = hires.crop_pixels(pixels(out, ew, eh, job.hires.upscaler), plan)
     else:
-        second.image = hires.upscale_pixels(out, uw, uh, job.hires.upscaler)
+        second.image = pixels(out, uw, uh, job.hires.upscaler)
     if executed_steps(second) < 1:
         if latent:
             raise DreamwireError(
