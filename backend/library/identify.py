@@ -137,6 +137,13 @@ def addon_family(kind: Kind, header: Header) -> str | None:
     return None
 
 
+def upscaler_arch(header: Header) -> str:
+    """ "ESRGAN 4x", "Compact 4x" ... or the unsupported architecture's name (SwinIR ...)."""
+    from dreamwire.backend.upscalers.keys import describe
+
+    return describe({k: v["shape"] for k, v in header.tensors.items()})
+
+
 def diffusers_addon_family(folder: Path) -> str | None:
     try:
         config = json.loads((folder / "config.json").read_text())

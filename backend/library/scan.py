@@ -20,6 +20,7 @@ from dreamwire.backend.library.identify import (
     checkpoint_arch,
     diffusers_addon_family,
     diffusers_arch,
+    upscaler_arch,
     vae_arch,
 )
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
@@ -139,6 +140,8 @@ def identify(entry: ModelEntry) -> None:
             entry.arch = checkpoint_arch(header, entry.path)
         elif entry.kind == Kind.VAE:
             entry.arch = vae_arch(header)
+        elif entry.kind == Kind.UPSCALER:
+            entry.arch = upscaler_arch(header)
         else:
             entry.arch = addon_family(entry.kind, header)
         entry.detail["tensors"] = len(header.tensors)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+if TYPE_CHECKING:  # the library reads headers with this module without loading torch
+    import torch
 
 _OLD_RDB = re.compile(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$")
 _BSRGAN_RDB = re.compile(r"RRDB_trunk\.(\d+)\.RDB(\d)\.conv(\d)\.(weight|bias)$")
@@ -85,6 +87,8 @@ def unwrap(data, name: str = "upscaler") -> dict[str, torch.Tensor]:
         if not isinstance(inner, dict):
             break
         data = inner
+    import torch
+
     if not isinstance(data, dict) or not data:
         raise DreamwireError(ErrorCode.MODEL_CORRUPT, f"{name} holds no weights")
     state = {}
@@ -129,7 +133,7 @@ def to_new_layout(state: dict) -> dict[str, torch.Tensor]:
     """Old ESRGAN and BSRGAN keys renamed to BasicSR's (arch.RRDBNet's) names."""
     if "model.0.weight" not in state and "RRDB_trunk.0.RDB1.conv1.weight" not in state:
         return dict(state)
-    out: dict[str, torch.Tensor] = {}
+    out: dict = {}
     if "model.0.weight" in state:
         trunk = max(int(m.group(1)) for k in state if (m := _OLD_TRUNK.match(k)))
         tops = sorted({int(m.group(1)) for k in state if (m := _OLD_TOP.match(k))})
@@ -226,3 +230,22 @@ def _compact_spec(state: dict) -> NetSpec:
     out_ch = in_ch
     scale = math.isqrt(last.shape[0] // out_ch)
     return NetSpec("Compact", in_ch, out_ch, feat, len(convs) - 2, scale=scale)
+
+
+class _Shape:
+    """A tensor's shape without its data, for telling an architecture from a header."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+        self.ndim = len(self.shape)
+
+
+def describe(shapes: dict[str, list[int]]) -> str:
+    """A short label for a file from its tensors' shapes (a safetensors header): "ESRGAN
+    4x", "Compact 4x", or the name of an architecture Dreamwire does not run."""
+    state = {k: _Shape(v) for k, v in shapes.items()}
+    try:
+        spec, _ = spec_of(state)
+    except (DreamwireError, KeyError, ValueError, IndexError):
+        return guess_arch(state)
+    return f"{spec.arch} {spec.scale}x"

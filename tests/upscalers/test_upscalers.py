@@ -162,6 +162,10 @@ def test_every_tiny_upscaler_gives_the_exact_size(library):
     models = [n for n in found if n.startswith("tiny-")]
     assert {"tiny-esrgan-4x", "tiny-realesrgan-x4", "tiny-realesrgan-x2"} <= set(models)
     assert {"tiny-compact-x4", "tiny-realesrgan-x4-ema"} <= set(models)  # .pth, params_ema
+    # The scan labels them from their headers (`dreamwire models list`).
+    archs = {e.name: e.arch for e in library.entries("upscaler")}
+    assert archs["tiny-esrgan-4x"] == archs["tiny-realesrgan-x4"] == "ESRGAN 4x"
+    assert (archs["tiny-realesrgan-x2"], archs["tiny-compact-x4"]) == ("ESRGAN 2x", "Compact 4x")
     for name in models:
         out = upscale(img, name, 2.5, library=library)
         assert out.shape == (28, 22, 3) and out.dtype == np.uint8, name
@@ -294,6 +298,7 @@ def test_a1111_real_esrgan_names_alias_the_released_files(tmp_path, tiny_models)
 )
 def test_other_architectures_are_refused_by_name(tmp_path, arch, keys):
     lib = _root_with(tmp_path, {"4x-Other.safetensors": {k: torch.zeros(4, 4) for k in keys}})
+    assert lib.entries("upscaler")[0].arch == arch
     with pytest.raises(DreamwireError) as err:
         upscale(_image(8, 8), "4x-Other", 4, library=lib)
     assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
