@@ -70,6 +70,8 @@ def pixel_upscaler(ctx, reporter):
     """upscale_pixels bound to the job's library, device and cancel button."""
 
     def run(images: np.ndarray, width: int, height: int, upscaler: str) -> list[Image.Image]:
+        if upscaler not in upscalers.PIXEL_UPSCALERS:
+            reporter.state("generating", f"Hires.fix: upscaling with {upscaler}")
         return upscale_pixels(
             images,
             width,

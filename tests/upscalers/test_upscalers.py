@@ -5,6 +5,7 @@ loop, safe loading, refusals, and Hires.fix with a model upscaler."""
 from __future__ import annotations
 
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -56,7 +57,20 @@ def test_old_and_new_layouts_load_the_same_weights():
     assert {"model.0.weight", "model.1.sub.0.RDB3.conv5.0.bias", "model.1.sub.1.weight"} <= set(old)
     assert {"model.3.weight", "model.6.weight", "model.8.weight", "model.10.bias"} <= set(old)
     wrapped = {"params_ema": {"module." + k: v for k, v in new.items()}}
-    for state in (old, new, wrapped):
+    # BSRGAN / RealSR: RRDB_trunk.N.RDB1.conv1, trunk_conv, upconv1, HRconv.
+    renames = (
+        (r"^body\.(\d+)\.rdb", r"RRDB_trunk.\1.RDB"),
+        (r"^conv_body\.", "trunk_conv."),
+        (r"^conv_up", "upconv"),
+        (r"^conv_hr\.", "HRconv."),
+    )
+    bsrgan = {}
+    for k, v in new.items():
+        for pattern, repl in renames:
+            k = re.sub(pattern, repl, k)
+        bsrgan[k] = v
+    assert "RRDB_trunk.0.RDB2.conv3.weight" in bsrgan and "HRconv.bias" in bsrgan
+    for state in (old, new, wrapped, bsrgan):
         spec, module = loading.build(loading.unwrap(state) if state is wrapped else state)
         assert (spec.arch, spec.scale, spec.blocks, spec.feat, spec.grow) == (
             "ESRGAN",
