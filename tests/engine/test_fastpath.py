@@ -488,3 +488,35 @@ def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
     c.job = SimpleNamespace(seamless="both", tiled_vae=None)
     with fp._decode_fits(pipe, c, 4096, 4096):
         assert vae.use_tiling == saved[0]
+
+
+def test_engine_compiled_path_with_and_prompt_adapter_and_controlnet(
+    library, forced_gpu_policy, monkeypatch
+):
+    """Composable prompts widen the UNet batch and T2I-Adapters add an input the UNet did
+    not have: the compiled path must still give the eager image."""
+    from dreamwire.backend.conditioning import engine_extensions
+    from dreamwire.backend.engine import Engine
+
+    monkeypatch.delenv(fp.ENV, raising=False)
+    canny = np.zeros((64, 64, 3), np.uint8)
+    canny[16:48, 30:34] = 255
+    depth = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[:, None, None], (1, 64, 3))
+    work = job(
+        prompt="weathered stone AND green moss :0.6",
+        controls=[
+            ControlUnit(type="canny", image=canny, weight=0.8),
+            ControlUnit(type="depth", image=depth, model="t2iadapter_depth_sd15v2"),
+        ],
+    )
+    monkeypatch.setenv(fp.ENV, "0")
+    plain = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions())
+    want = plain.run(work).images[0].image
+    monkeypatch.delenv(fp.ENV)
+    fast = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions())
+    got = fast.run(work).images[0].image
+    assert fp.compiled(fast.load("tiny-sd1").components["unet"]) is not None
+    assert maxdiff(got, want) <= 2
+    # A plain prompt after it runs through the same compiled UNet, unhooked.
+    bare = job(controls=work.controls[:1])
+    assert maxdiff(fast.run(bare).images[0].image, plain.run(bare).images[0].image) <= 2
