@@ -19,6 +19,7 @@ from . import krita_host as host
 from .logic import controls as ctl
 from .logic import jobs, naming, regions
 from .logic import settings as settings_mod
+from .logic import upscale as upscaling
 from .logic.history import Entry, History, params_from_infotext
 from .logic.params import Params
 from .logic.regions import PlanError
@@ -120,17 +121,21 @@ class Controller:
     def inpaint(self, params: Params, doc=None) -> str | None:
         return self._act("inpaint", params, doc)
 
+    def upscale(self, params: Params, choice: upscaling.UpscaleChoice, doc=None) -> str | None:
+        """Upscale the whole canvas; the document is scaled when the result arrives."""
+        return self._act("upscale", params, doc, choice)
+
     def cancel(self) -> None:
         if self.session is not None:
             self.session.cancel()
             if self.session.busy:  # otherwise on_cancelled has already said so
                 self._set(message="Cancelling…", level="info")
 
-    def _act(self, action: str, params: Params, doc=None) -> str | None:
+    def _act(self, action: str, params: Params, doc=None, choice=None) -> str | None:
         """Submit one action; any problem becomes a message, never an exception."""
         try:
             # The document is checked first: its problems are the ones the artist can fix now.
-            job, pending = self._build(action, params, doc)
+            job, pending = self._build(action, params, doc, choice)
             if self.session is None:
                 raise SessionError("Not connected: set the backend address and connect.")
             job_id = self.session.submit(job, pending)
@@ -141,6 +146,9 @@ class Controller:
             self._set(message=getattr(exc, "message", None) or str(exc), level="error")
             return None
         note = host.doc_info(pending.doc_key).plan.note
+        if job.upscale is not None:
+            region = pending.plan.region
+            note = f"To {region.w}x{region.h} with {job.upscale.upscaler}. {note}"
         if job.hires is not None:
             note = (
                 f"In two passes: {job.width}x{job.height}, then Hires.fix to "
@@ -151,10 +159,15 @@ class Controller:
         )
         return job_id
 
-    def _build(self, action: str, params: Params, doc=None):
+    def _build(self, action: str, params: Params, doc=None, choice=None):
         doc = doc or host.active_document()
         host.doc_info(doc)  # refuses colour spaces it cannot convert
         canvas, sel = host.canvas_rect(doc), host.selection_rect(doc)
+        if action == "upscale":  # the whole canvas, whatever is selected
+            plan = upscaling.plan_upscale(canvas, choice.factor)
+            job = upscaling.upscale_job(params, host.read_visible(doc, canvas), choice)
+            self.last_job = job
+            return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
         if action == "generate":
             plan = regions.plan_generate(canvas, sel)
         elif action == "refine":
@@ -275,6 +288,9 @@ class Controller:
     # -- results ------------------------------------------------------------------
     def _apply(self, doc, pending: Pending, result) -> list[str]:
         plan, params = pending.plan, pending.params
+        if plan.action == "upscale":
+            # Krita AI Diffusion's upscale: the document takes the result's size.
+            host.scale_document(doc, plan.region.w, plan.region.h)
         group = host.add_group(
             doc, naming.group_name(params.prompt, len(result.images), plan.action)
         )

@@ -31,6 +31,7 @@ from . import krita_host as host
 from .controller import Controller
 from .logic import controls as ctl
 from .logic import settings as settings_mod
+from .logic import upscale as upscaling
 from .logic.params import MASKED_CONTENT, Params
 from .logic.regions import PlanError
 from .logic.session import SessionError
@@ -202,6 +203,7 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(self.preview)
         lay.addWidget(self.message)
 
+        lay.addWidget(self._build_upscale())
         lay.addWidget(self._build_controls())
 
         hist = QGroupBox("History")
@@ -220,6 +222,45 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(hist)
         lay.addStretch(1)
         self.setWidget(root)
+
+    def _build_upscale(self) -> QGroupBox:
+        box = QGroupBox("Upscale")
+        form = QFormLayout(box)
+        self.upscaler = QComboBox()
+        self.upscaler.setEditable(True)
+        self.upscaler.addItems(list(upscaling.PIXEL_UPSCALERS))
+        self.upscale_factor = QDoubleSpinBox()
+        self.upscale_factor.setRange(1.0, 8.0)
+        self.upscale_factor.setSingleStep(0.5)
+        self.upscale_factor.setValue(upscaling.UpscaleChoice.factor)
+        self.upscale_refine = QCheckBox("Refine (tiles, tile ControlNet)")
+        self.upscale_refine.setChecked(True)
+        self.upscale_strength = QDoubleSpinBox()
+        self.upscale_strength.setRange(0.0, 1.0)
+        self.upscale_strength.setSingleStep(0.05)
+        self.upscale_strength.setValue(upscaling.REFINE_STRENGTH)
+        self.upscale_refine.toggled.connect(self.upscale_strength.setEnabled)
+        form.addRow("Upscaler", self.upscaler)
+        form.addRow("Factor", self.upscale_factor)
+        form.addRow("", self.upscale_refine)
+        form.addRow("Refine strength", self.upscale_strength)
+        self.upscale_button = QPushButton("Upscale canvas")
+        self.upscale_button.setToolTip(
+            "Upscale the whole canvas into a new layer; the document is scaled to match"
+        )
+        self.upscale_button.clicked.connect(
+            lambda: self.controller.upscale(self.params(), self.upscale_choice())
+        )
+        form.addRow(self.upscale_button)
+        return box
+
+    def upscale_choice(self) -> upscaling.UpscaleChoice:
+        return upscaling.UpscaleChoice(
+            factor=self.upscale_factor.value(),
+            upscaler=self.upscaler.currentText().strip() or "Lanczos",
+            refine=self.upscale_refine.isChecked(),
+            strength=self.upscale_strength.value(),
+        )
 
     def _build_controls(self) -> QGroupBox:
         box = QGroupBox("Control layers")
@@ -377,6 +418,10 @@ class DreamwireDocker(DockWidget):
             combo.addItems(_names(items))
             combo.setCurrentText(current)
             combo.blockSignals(False)
+        current = self.upscaler.currentText()
+        self.upscaler.clear()
+        self.upscaler.addItems(upscaling.upscaler_names(welcome))
+        self.upscaler.setCurrentText(current)
 
     def _fill_history(self, controller: Controller) -> None:
         self.history.clear()

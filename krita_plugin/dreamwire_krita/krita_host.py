@@ -323,6 +323,14 @@ def _shows(doc) -> bool:
     return view.document().rootNode().uniqueId() == doc.rootNode().uniqueId()
 
 
+def scale_document(doc, width: int, height: int) -> None:
+    """Scale the image (every layer) to width x height, keeping its resolution."""
+    if (doc.width(), doc.height()) == (width, height):
+        return
+    doc.scaleImage(width, height, int(doc.xRes()), int(doc.yRes()), "Bicubic")
+    doc.waitForDone()
+
+
 def refresh(doc) -> None:
     doc.refreshProjection()
     doc.waitForDone()

@@ -164,6 +164,19 @@ def test_cancel_stops_the_job_and_changes_nothing(run):
     assert "Cancelled" in r["message"]
 
 
+def test_upscale_scales_the_document_and_adds_the_refined_canvas(run):
+    out, record, _ = run
+    u = out["upscale"]
+    assert u["ok"], u["message"]
+    assert u["doc_size"] == [75, 60] and u["bounds"] == [0, 0, 75, 60]
+    assert u["kept_layers"] and "upscale" in u["name"] and u["pixels_match_result"]
+    assert u["upscalers"][:2] == ["Lanczos", "Nearest"]
+    fields = _fields(record, u["job_id"])
+    assert fields["upscale"]["scale"] == 1.5 and fields["upscale"]["refine"] is True
+    assert fields["strength"] == 0.3
+    assert _arrived(record, u["job_id"], "init.npy").shape == (40, 50, 3)
+
+
 def test_backend_dying_mid_job_is_reported_and_the_document_is_unharmed(run):
     r = run[0]["dies"]
     assert r["progressed"] and r["noticed"], r

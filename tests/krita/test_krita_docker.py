@@ -32,6 +32,9 @@ def test_docker_connects_and_fills_lists_from_welcome(gui):
     assert out["docker_title"] == "Dreamwire"
     assert out["state_label"] == "Connected"
     assert "tiny-sd1" in out["models"] and out["samplers"] > 3
+    # The Upscale group lists the backend's upscalers; its defaults are Krita AI Diffusion's.
+    assert out["upscalers"][:2] == ["Lanczos", "Nearest"]
+    assert out["upscale_choice"] == [2.0, "Lanczos", True, 0.3]
 
 
 def test_docker_without_a_document_says_so(gui):

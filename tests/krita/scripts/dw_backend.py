@@ -219,6 +219,35 @@ def check(cfg):
         "unchanged": _names(doc7) == before,
     }
 
+    # -- upscale the canvas: the document is scaled, the result is a new layer over it -----------
+    from dreamwire_krita.logic.upscale import UpscaleChoice, upscaler_names
+
+    doc9 = k.createDocument(50, 40, "upscale", "RGBA", "U8", "", 72.0)
+    paint(doc9, canvas[:40, :50].copy())
+    before = _names(doc9)
+    n = len(c.applied)
+    choice = UpscaleChoice(factor=1.5, upscaler="Lanczos", refine=True, strength=0.3)
+    jid = c.upscale(Params(**base | {"steps": 4}, seed=21), choice, doc9)
+    ok = _wait_applied(c, n)
+    layer = doc9.rootNode().childNodes()[-1].childNodes()[0] if ok else None
+    out["upscale"] = {
+        "job_id": jid,
+        "ok": ok,
+        "message": c.status.message,
+        "doc_size": [doc9.width(), doc9.height()],
+        "bounds": _bounds(layer) if layer else None,
+        "name": layer.name() if layer else "",
+        "kept_layers": _names(doc9)[: len(before)] == before,
+        "pixels_match_result": bool(
+            layer is not None
+            and np.array_equal(
+                host.pixels.bgra_to_rgba(layer.pixelData(0, 0, 75, 60), 75, 60),
+                c.history.entries[0].image,
+            )
+        ),
+        "upscalers": upscaler_names(c.welcome),
+    }
+
     # -- the backend dies mid-job ---------------------------------------------------------------------
     doc8 = k.createDocument(64, 64, "dies", "RGBA", "U8", "", 72.0)
     paint(doc8, canvas[:64, :64].copy())

@@ -92,6 +92,9 @@ class Driver:
         self.out["state_label"] = d.state_label.text()
         self.out["models"] = [d.model.itemText(i) for i in range(d.model.count())]
         self.out["samplers"] = d.sampler.count()
+        self.out["upscalers"] = [d.upscaler.itemText(i) for i in range(d.upscaler.count())]
+        c = d.upscale_choice()
+        self.out["upscale_choice"] = [c.factor, c.upscaler, c.refine, c.strength]
         return True
 
     def no_document(self):
