@@ -99,7 +99,7 @@ def test_split_and_combine_match_a1111(size, tile, overlap):
     assert np.array_equal(sd_upscale.combine(grid, ours), image)
 
 
-def test_plan_native_tile_and_small_images(library):
+def test_plan_native_tile_and_small_images():
     job = Job(init_image=np.zeros((300, 400, 3), np.uint8), upscale=Upscale(scale=2.0))
     p = sd_upscale.plan(job, "sd1")
     assert (p.width, p.height) == (800, 600)
@@ -336,3 +336,15 @@ def test_cli_upscale(tmp_path, tiny_models, init_image, capsys, monkeypatch):
     with Image.open(item["path"]) as img:
         assert np.array_equal(np.asarray(img), upscale(init_image, "Lanczos", 2))
         assert img.info["parameters"] == "Postprocess upscale by: 2, Postprocess upscaler: Lanczos"
+
+
+def test_model_upscaler_feeds_the_tiles(engine, library, init_image):
+    name = "tiny-compact-x4"
+    plain = engine.run(ujob(init_image, upscale=Upscale(scale=1.5, upscaler=name, refine=False)))
+    big = upscale(init_image, name, 1.5, library=library)
+    assert np.array_equal(plain.images[0].image, big)
+    assert not np.array_equal(big, upscale(init_image, "Lanczos", 1.5))
+    up = Upscale(scale=1.5, upscaler=name, tile=64, overlap=16, tile_control=False)
+    refined = engine.run(ujob(init_image, upscale=up, strength=0.0)).images[0]
+    assert np.array_equal(refined.image, big)  # no step to run: the model's upscale
+    assert f"SD upscale upscaler: {name}" in refined.infotext
