@@ -393,7 +393,8 @@ class Job:
             raise bad(ErrorCode.INVALID_JOB, "does not combine with a mask, outpaint or Hires.fix")
         if self.seamless != "none":
             raise bad(ErrorCode.INVALID_JOB, "does not combine with seamless tiling")
-        if isinstance(u.scale, bool) or not 1.0 <= float(u.scale) <= MAX_UPSCALE:
+        scale_ok = isinstance(u.scale, int | float) and not isinstance(u.scale, bool)
+        if not scale_ok or not 1.0 <= u.scale <= MAX_UPSCALE:
             raise bad(ErrorCode.INVALID_JOB, f"scale must be 1..{MAX_UPSCALE:g}, got {u.scale!r}")
         if not isinstance(u.upscaler, str) or not u.upscaler:
             raise bad(ErrorCode.INVALID_JOB, "upscaler must be a name")
