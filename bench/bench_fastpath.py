@@ -134,8 +134,10 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_image(pipe, kwargs, steps, side, device, step_times: list | None = None):
-    """One whole image (decoded, float numpy); step wall times appended to step_times."""
+def run_image(pipe, kwargs, steps, side, device, step_times: list | None = None, reporter=None):
+    """One whole image (decoded, float numpy); step wall times appended to step_times.
+    With `reporter` (an engine Reporter) each step goes through it instead, previews
+    included, and nothing waits for the device: the image time shows what previews cost."""
     import torch
 
     marks: list[float] = []
@@ -144,6 +146,14 @@ def run_image(pipe, kwargs, steps, side, device, step_times: list | None = None)
         _sync(device)
         marks.append(time.perf_counter())
         return {}
+
+    def on_step_report(_pipe, i, t, tensors):
+        reporter.step(i + 1, tensors.get("latents"))
+        return {}
+
+    callback = on_step if step_times is not None else None
+    if reporter is not None:
+        callback = on_step_report
 
     _sync(device)
     marks.append(time.perf_counter())
@@ -156,7 +166,7 @@ def run_image(pipe, kwargs, steps, side, device, step_times: list | None = None)
             height=side,
             output_type="np",
             generator=torch.Generator("cpu").manual_seed(42),
-            callback_on_step_end=on_step if step_times is not None else None,
+            callback_on_step_end=callback,
         )
     _sync(device)
     if step_times is not None:
@@ -347,6 +357,9 @@ def case(name, n, args, info, plain_parts, fast_parts, side, steps, runs) -> dic
     steps_ms: dict[str, list[float]] = {"plain": [], "fast": []}
     peaks: dict[str, float] = {}
     images = {}
+    # Whole images through the engine's step reporting, with and without a preview every
+    # step (latent approximation), neither waiting for the device in the callback.
+    report: dict[str, list[float]] = {"quiet": [], "previews": []} if n == 0 else {}
     for _ in range(runs):  # alternate, so drift hits both alike
         for label, pipe in (("plain", plain), ("fast", fast)):
             ctx = (
@@ -360,17 +373,45 @@ def case(name, n, args, info, plain_parts, fast_parts, side, steps, runs) -> dic
                 images[label] = run_image(pipe, kw, steps, side, device, steps_ms[label])
                 times[label].append(time.perf_counter() - t0)
                 peaks[label] = max(peaks.get(label, 0.0), peak_gib(device))
+        for label in report:
+            with fp.applied(fast, fast_ctx(info, family), side, side, 1):
+                rep = reporter_for(family, 1 if label == "previews" else 0)
+                t0 = time.perf_counter()
+                run_image(fast, kw, steps, side, device, reporter=rep)
+                report[label].append(time.perf_counter() - t0)
+                if label == "previews":
+                    row["previews_received"] = rep.on_progress.previews
     for label in ("plain", "fast"):
         step = 1000 * statistics.median(steps_ms[label])
         row[f"{label}_step_ms"] = step
         row[f"{label}_it_s"] = 1000 / step
         row[f"{label}_image_s"] = statistics.median(times[label])
         row[f"{label}_peak_GiB"] = peaks[label]
+    if report:
+        row["quiet_image_s"] = statistics.median(report["quiet"])
+        row["previews_image_s"] = statistics.median(report["previews"])
+        row["preview_cost"] = row["previews_image_s"] / row["quiet_image_s"]  # 1.0: free
     row["step_ratio"] = row["plain_step_ms"] / row["fast_step_ms"]  # > 1: fast is faster
     row["image_ratio"] = row["plain_image_s"] / row["fast_image_s"]
     row["rel_diff"] = rel_diff(images["fast"], ref)
     row["plain_rel_diff"] = rel_diff(images["plain"], ref)  # run-to-run noise of plain
     return row
+
+
+class _Count:
+    """An on_progress that only counts the previews it is handed."""
+
+    def __init__(self):
+        self.previews = 0
+
+    def __call__(self, progress) -> None:
+        self.previews += progress.preview is not None
+
+
+def reporter_for(family: str, preview_every: int):
+    from dreamwire.backend.engine.progress import Reporter
+
+    return Reporter("bench", on_progress=_Count(), preview_every=preview_every, family=family)
 
 
 class _null:
@@ -513,6 +554,14 @@ def table(result: dict) -> str:
                 f"| {row['image_ratio']:.2f}x | {row['first_image_s']:.2f} "
                 f"| {'-' if w is None else f'{w:.2f}'} | {row['plain_peak_GiB']:.2f} "
                 f"| {row['fast_peak_GiB']:.2f} | {row['rel_diff']:.1e} |"
+            )
+    for name, arch in cold.items():
+        row = arch.get("cases", {}).get("0", {})
+        if "preview_cost" in row:
+            lines.append(
+                f"\npreviews every step, {name}: image {row['previews_image_s']:.3f} s vs "
+                f"{row['quiet_image_s']:.3f} s without ({row['preview_cost']:.3f}x; "
+                f"{row['previews_received']} previews received)"
             )
     for name, arch in cold.items():
         if "fast_unet_step_ms" in arch:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.result import Progress
 
-from .preview import latents_to_rgb
+from .preview import DeviceFetch, latents_to_rgb_tensor
 
 
 @dataclass
@@ -22,7 +22,9 @@ class Reporter:
     total: int = 0  # sampling steps of all passes together
     done: int = 0  # steps finished in earlier passes
     # latents -> uint8 RGB preview (e.g. TAESD, set by the fast path); None: latent approx.
+    # A previewer with a `tensor` method gives the preview on the device (see preview.py).
     previewer: Callable[[Any], Any] | None = None
+    fetch: DeviceFetch = field(default_factory=DeviceFetch)
 
     def state(self, state: str, message: str = "") -> None:
         if self.on_progress is not None:
@@ -37,13 +39,17 @@ class Reporter:
         if self.on_progress is None:
             return
         overall = self.done + step
-        preview = None
         if self.preview_every and latents is not None and overall % self.preview_every == 0:
-            if self.previewer is not None:
-                preview = self.previewer(latents)
-            else:
-                preview = latents_to_rgb(latents, self.family)
+            self.fetch.submit(self._render(latents))
+        # On a GPU the preview of an earlier step arrives when its copy is done.
+        preview = self.fetch.poll() if self.preview_every else None
         self.on_progress(Progress(self.job_id, "generating", overall, self.total, preview))
+
+    def _render(self, latents):
+        if self.previewer is None:
+            return latents_to_rgb_tensor(latents, self.family)
+        on_device = getattr(self.previewer, "tensor", None)
+        return on_device(latents) if on_device is not None else self.previewer(latents)
 
     def finish_pass(self, steps: int) -> None:
         self.done += steps

@@ -112,7 +112,8 @@ class TaesdPreview:
         self.max_side = max_side
 
     @torch.inference_mode()
-    def __call__(self, latents: torch.Tensor) -> np.ndarray:
+    def tensor(self, latents: torch.Tensor) -> torch.Tensor:
+        """The preview as an H x W x 3 uint8 tensor on the decoder's device (no waiting)."""
         param = next(self.model.decoder.parameters())
         lat = latents[:1].detach().to(device=param.device, dtype=param.dtype)
         # Decode at preview size: shrinking the latent first keeps the cost flat at any
@@ -125,7 +126,10 @@ class TaesdPreview:
             lat = F.interpolate(lat, size=size, mode="area")
         img = self.model.decoder(lat)[0]  # -1..1
         img = ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return np.ascontiguousarray(img.permute(1, 2, 0).cpu().numpy())
+        return img.permute(1, 2, 0)
+
+    def __call__(self, latents: torch.Tensor) -> np.ndarray:
+        return np.ascontiguousarray(self.tensor(latents).cpu().numpy())
 
 
 _cache: dict[tuple, TaesdPreview | None] = {}

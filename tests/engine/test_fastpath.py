@@ -520,3 +520,63 @@ def test_engine_compiled_path_with_and_prompt_adapter_and_controlnet(
     # A plain prompt after it runs through the same compiled UNet, unhooked.
     bare = job(controls=work.controls[:1])
     assert maxdiff(fast.run(bare).images[0].image, plain.run(bare).images[0].image) <= 2
+
+
+# -- previews that never wait for the GPU ----------------------------------------------------
+
+
+def test_device_fetch_hands_out_finished_copies_newest_first(monkeypatch):
+    """The copy/event logic of GPU previews. No GPU here, so the copy is stood in for: a
+    'cuda' image whose event reports done only when the test says so."""
+    from dreamwire.backend.engine.preview import DeviceFetch
+
+    class Event:
+        def __init__(self):
+            self.done = False
+
+        def query(self):
+            return self.done
+
+    class CudaImage:
+        device = torch.device("cuda")
+
+        def __init__(self, value):
+            self.value = value
+
+    events = []
+
+    def start_copy(image):
+        events.append(Event())
+        return torch.full((2, 2, 3), image.value, dtype=torch.uint8), events[-1]
+
+    fetch = DeviceFetch(depth=2)
+    monkeypatch.setattr(fetch, "_start_copy", start_copy)
+    fetch.submit(CudaImage(1))
+    assert fetch.poll() is None  # the copy has not finished: nothing waits for it
+    fetch.submit(CudaImage(2))
+    events[0].done = True
+    assert fetch.poll()[0, 0, 0] == 1 and fetch.poll() is None  # handed out once
+    events[1].done = True
+    fetch.submit(CudaImage(3))
+    fetch.submit(CudaImage(4))  # three in flight: the oldest (2) is dropped, not waited for
+    assert len(fetch._pending) == 2
+    events[2].done = events[3].done = True
+    assert fetch.poll()[0, 0, 0] == 4  # the newest finished one; 3 is superseded
+    cpu = torch.zeros((2, 2, 3), dtype=torch.uint8)
+    fetch.submit(cpu)
+    assert fetch.poll() is not None  # CPU previews are ready at once
+
+
+def test_previews_are_made_on_the_device_and_equal_the_cpu_map():
+    from dreamwire.backend.engine.preview import latents_to_rgb, latents_to_rgb_tensor
+
+    lat = torch.randn(2, 4, 96, 64, generator=torch.Generator().manual_seed(0))
+    t = latents_to_rgb_tensor(lat, "sd1", max_side=48)
+    assert t.dtype == torch.uint8 and t.shape == (48, 32, 3) and t.device == lat.device
+    # The map applied to every second latent pixel, first image only.
+    factors = torch.tensor(
+        [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721],
+         [-0.2120, -0.2616, -0.7177]]
+    )  # fmt: skip
+    ref = ((torch.einsum("chw,ck->hwk", lat[0, :, ::2, ::2], factors) + 1) * 127.5).clamp(0, 255)
+    assert np.array_equal(latents_to_rgb(lat, "sd1", 48), ref.to(torch.uint8).numpy())
