@@ -183,7 +183,8 @@ class Upscale:
     the upscaled image is cut into overlapping tiles, each tile is img2img'd with the job's
     prompt, sampler, steps, strength and seed, and the tiles are blended back). As in Krita
     AI Diffusion's upscale workspace, each tile can be guided by a tile ControlNet fed the
-    tile itself, so a low strength adds detail without drifting from the picture."""
+    tile itself, so a low strength adds detail without drifting from the picture. With
+    the job's `seamless` axes a tiling texture stays tiling (engine/seamless_upscale)."""
 
     scale: float = 2.0
     upscaler: str = "Lanczos"  # "Lanczos", "Nearest" or an upscaler model (welcome's list)
@@ -391,8 +392,6 @@ class Job:
             raise bad(ErrorCode.INVALID_IMAGE, "needs an init image to upscale")
         if self.mask is not None or self.outpaint.any() or self.hires is not None:
             raise bad(ErrorCode.INVALID_JOB, "does not combine with a mask, outpaint or Hires.fix")
-        if self.seamless != "none":
-            raise bad(ErrorCode.INVALID_JOB, "does not combine with seamless tiling")
         scale_ok = isinstance(u.scale, int | float) and not isinstance(u.scale, bool)
         if not scale_ok or not 1.0 <= u.scale <= MAX_UPSCALE:
             raise bad(ErrorCode.INVALID_JOB, f"scale must be 1..{MAX_UPSCALE:g}, got {u.scale!r}")

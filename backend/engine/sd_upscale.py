@@ -16,6 +16,10 @@ Seeds as in A1111's script (one tile per batch): tile i gets seed + i; image n o
 count starts at seed + n. Krita AI Diffusion guides each tile with a tile ControlNet fed
 the tile itself; a job with `tile_control` gets a tile unit (no image: each pass's picture,
 i.e. the tile) when the library has one for the model.
+
+A job with `seamless` ("x", "y", "both") keeps a tiling texture tiling: the rules (wrap
+padding for the upscaler, tiles on a torus, circular padding only for a tile spanning a
+whole axis) are in seamless_upscale; A1111 has no seamless upscale to follow.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dreamwire.shared.native_size import NATIVE
 from dreamwire.shared.result import GeneratedImage, JobResult
 
 from . import masks, noise
+from . import seamless_upscale as wrap
 from .hooks import JobContext
 from .outpaint import Canvas
 from .passes import PassSpec, executed_steps, run_pass
@@ -42,6 +47,9 @@ from .progress import Reporter
 # A1111's extra_generation_params keys, as the script writes them.
 OVERLAP_KEY = "SD upscale overlap"
 UPSCALER_KEY = "SD upscale upscaler"
+# Ours: A1111 has no seamless upscale, so neither Extras nor the script has a key for it.
+SEAMLESS_KEY = "SD upscale seamless"
+PLAIN_SEAMLESS_KEY = "Postprocess seamless"
 STATE_KEY = "sd_upscale"
 
 
@@ -55,13 +63,18 @@ class Grid:
     overlap: int
     ys: tuple[int, ...]  # top of each row
     xs: tuple[int, ...]  # left of each column (the same for every row)
+    # Seamless axes: the tiles go round a torus there (a tile may run over the edge and
+    # continue at the other side); see seamless_upscale.
+    wrap_x: bool = False
+    wrap_y: bool = False
 
     @property
     def count(self) -> int:
         return len(self.ys) * len(self.xs)
 
     def boxes(self) -> list[tuple[int, int, int, int]]:
-        """(left, top, right, bottom) of every tile, row by row."""
+        """(left, top, right, bottom) of every tile, row by row (past the right/bottom
+        edge for a tile that wraps round a seamless axis)."""
         return [(x, y, x + self.tile_w, y + self.tile_h) for y in self.ys for x in self.xs]
 
 
@@ -77,8 +90,17 @@ def _starts(size: int, tile: int, overlap: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def split(width: int, height: int, tile_w: int, tile_h: int, overlap: int) -> Grid:
-    """Where A1111's split_grid puts the tiles of a width x height image."""
+def split(
+    width: int,
+    height: int,
+    tile_w: int,
+    tile_h: int,
+    overlap: int,
+    wrap_x: bool = False,
+    wrap_y: bool = False,
+) -> Grid:
+    """Where A1111's split_grid puts the tiles of a width x height image; around the
+    torus (seamless_upscale.wrap_starts) along a wrapped axis."""
     if not (0 < tile_w <= width and 0 < tile_h <= height):
         raise DreamwireError(
             ErrorCode.INVALID_SIZE, f"tile {tile_w}x{tile_h} does not fit in {width}x{height}"
@@ -91,12 +113,16 @@ def split(width: int, height: int, tile_w: int, tile_h: int, overlap: int) -> Gr
         tile_w,
         tile_h,
         overlap,
-        _starts(height, tile_h, overlap),
-        _starts(width, tile_w, overlap),
+        (wrap.wrap_starts if wrap_y else _starts)(height, tile_h, overlap),
+        (wrap.wrap_starts if wrap_x else _starts)(width, tile_w, overlap),
+        wrap_x,
+        wrap_y,
     )
 
 
 def crop(image: np.ndarray, grid: Grid) -> list[np.ndarray]:
+    if grid.wrap_x or grid.wrap_y:
+        return wrap.crop(image, grid)
     return [image[t:b, left:r] for left, t, r, b in grid.boxes()]
 
 
@@ -117,6 +143,8 @@ def combine(grid: Grid, tiles: list[np.ndarray]) -> np.ndarray:
     """A1111's combine_grid: tiles (row by row) back into one image."""
     if len(tiles) != grid.count:
         raise DreamwireError(ErrorCode.INTERNAL, f"{len(tiles)} tiles for {grid.count} places")
+    if grid.wrap_x or grid.wrap_y:
+        return wrap.combine(grid, tiles)
     ov, tw, th = grid.overlap, grid.tile_w, grid.tile_h
     ramp = _ramp(ov) if ov else None
     out = np.zeros((grid.height, grid.width, 3), np.uint8)
@@ -144,6 +172,7 @@ class Plan:
     width: int  # the upscaled size
     height: int
     grid: Grid
+    seamless: str = "none"  # the job's request (the tile passes' own axes may differ)
 
 
 def plan(job: Job, family: str) -> Plan:
@@ -156,7 +185,9 @@ def plan(job: Job, family: str) -> Plan:
     side = up.tile or NATIVE.get(family, NATIVE["sd1"]).native
     tile_w, tile_h = min(side, out_w // 8 * 8), min(side, out_h // 8 * 8)
     overlap = max(0, min(up.overlap, tile_w - 8, tile_h - 8))
-    return Plan(out_w, out_h, split(out_w, out_h, tile_w, tile_h, overlap))
+    wrap_x, wrap_y = wrap.axes(job.seamless)
+    grid = split(out_w, out_h, tile_w, tile_h, overlap, wrap_x, wrap_y)
+    return Plan(out_w, out_h, grid, job.seamless)
 
 
 # -- the upscaler --------------------------------------------------------------------------
@@ -172,20 +203,33 @@ def check_upscaler(job: Job, library) -> None:
         )
 
 
-def upscaled(job: Job, library, device, reporter: Reporter) -> np.ndarray:
+def upscaled(
+    job: Job, library, device, reporter: Reporter, seamless: str | None = None
+) -> np.ndarray:
+    """The init image upscaled; along `seamless` axes (default: the job's) the upscaler
+    sees the wrap-around neighbourhood, so the result tiles as the input does."""
     from dreamwire.backend.upscalers import upscale
 
     up = job.upscale
     reporter.state("generating", f"upscaling with {up.upscaler}")
-    return upscale(
-        masks.to_rgb(job.init_image),
-        up.upscaler,
-        float(up.scale),
-        library=library,
-        device=getattr(device, "device", None),
-        dtype=getattr(device, "dtype", None),
-        should_cancel=reporter.should_cancel,
-    )
+
+    def run(image: np.ndarray) -> np.ndarray:
+        return upscale(
+            image,
+            up.upscaler,
+            float(up.scale),
+            library=library,
+            device=getattr(device, "device", None),
+            dtype=getattr(device, "dtype", None),
+            should_cancel=reporter.should_cancel,
+        )
+
+    image = masks.to_rgb(job.init_image)
+    wrap_x, wrap_y = wrap.axes(job.seamless if seamless is None else seamless)
+    if not (wrap_x or wrap_y):
+        return run(image)
+    out_w, out_h = up.size(image.shape[1], image.shape[0])
+    return wrap.upscale_wrapped(image, wrap_x, wrap_y, out_w, out_h, run)
 
 
 def plain(job: Job, library, device, reporter: Reporter) -> JobResult:
@@ -195,6 +239,8 @@ def plain(job: Job, library, device, reporter: Reporter) -> JobResult:
     up = job.upscale
     # Extras writes these keys (its "postprocessing" text); there is no generation to record.
     info = f"Postprocess upscale by: {up.scale:g}, Postprocess upscaler: {up.upscaler}"
+    if job.seamless != "none":
+        info += f", {PLAIN_SEAMLESS_KEY}: {job.seamless}"
     seed = max(int(job.seed), 0)
     images = [GeneratedImage(image=image, seed=seed, infotext=info)]
     return JobResult(
@@ -224,13 +270,21 @@ def prepare(ctx: JobContext, extensions) -> None:
     ctx.state[STATE_KEY] = the_plan
     ctx.infotext_extra[OVERLAP_KEY] = str(the_plan.grid.overlap)
     ctx.infotext_extra[UPSCALER_KEY] = job.upscale.upscaler
+    if job.seamless != "none":
+        ctx.infotext_extra[SEAMLESS_KEY] = job.seamless
     controls = list(job.controls)
     has_tile = any(c.type == "tile" for c in controls)
     if job.upscale.tile_control and not has_tile and offers_tile_control(ctx, extensions):
         controls.append(ControlUnit(type="tile", image=None, preprocessor="none"))
         ctx.state["sd_upscale_tile_control"] = True
+    # The tile passes pad their convs circularly only along an axis a tile spans whole;
+    # elsewhere a tile is a window and the torus tiling keeps the seam (seamless_upscale).
     ctx.job = dataclasses.replace(
-        job, width=the_plan.grid.tile_w, height=the_plan.grid.tile_h, controls=controls
+        job,
+        width=the_plan.grid.tile_w,
+        height=the_plan.grid.tile_h,
+        controls=controls,
+        seamless=wrap.tile_axes(the_plan.grid),
     )
 
 
@@ -242,7 +296,7 @@ def refine(
     the_plan: Plan = ctx.state[STATE_KEY]
     grid = the_plan.grid
     library = ctx.state.get("library")
-    big = upscaled(job, library, ctx.device, reporter)
+    big = upscaled(job, library, ctx.device, reporter, the_plan.seamless)
     if big.shape[:2] != (the_plan.height, the_plan.width):
         raise DreamwireError(
             ErrorCode.INTERNAL,

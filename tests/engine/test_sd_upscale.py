@@ -261,7 +261,7 @@ def test_tile_control_off_without_a_tile_controlnet(control_engine, init_image, 
         (dict(upscale=Upscale(overlap=-1)), ErrorCode.INVALID_JOB),
         (dict(upscale=Upscale(refine="yes")), ErrorCode.INVALID_JOB),
         (dict(mask=np.zeros((64, 64), np.uint8)), ErrorCode.INVALID_JOB),
-        (dict(seamless="both"), ErrorCode.INVALID_JOB),
+        (dict(seamless="diagonal"), ErrorCode.INVALID_JOB),  # "x", "y", "both" are fine
         (
             dict(controls=[ControlUnit("tile", np.zeros((8, 8, 3), np.uint8))]),
             ErrorCode.INVALID_JOB,
