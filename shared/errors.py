@@ -18,6 +18,7 @@ class ErrorCode(str, Enum):
     INVALID_STRENGTH = "invalid_strength"
     UNKNOWN_SAMPLER = "unknown_sampler"
     INVALID_PROMPT = "invalid_prompt"
+    INVALID_REGION = "invalid_region"  # a regional prompt (Job.regions)
     # Model library.
     MODEL_NOT_FOUND = "model_not_found"
     MODEL_UNSAFE = "model_unsafe"

@@ -9,6 +9,8 @@ checked without models (names of models and samplers are checked by the backend)
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,16 @@ MAX_BATCH = 16
 MAX_STEPS = 500
 MAX_UPSCALE = 8.0  # A1111 Extras' "Resize" slider goes to 8
 MIN_UPSCALE_TILE = 64
+# Regional prompts per job: the Latent Couple extension's sketch tab offers at most
+# MAX_COLORS - 1 = 11 region prompts besides its general prompt.
+MAX_REGIONS = 11
+# A region mask may have another size than the area it covers (it is stretched to each
+# pass's latent grid, as Latent Couple stretches its canvas), but not another shape.
+REGION_RATIO_TOLERANCE = 0.05
+# A1111's composable-prompt separator and extra-network tags (backend/prompts.py has the
+# parser; shared/ is stdlib + numpy only).
+_AND = re.compile(r"\bAND\b")
+_EXTRA_NET = re.compile(r"<(\w+):([^>]+)>")
 
 
 def new_job_id() -> str:
@@ -69,6 +81,23 @@ class ControlUnit:
     control_mode: str = "balanced"
     preprocessor: str = "none"  # "none": the host already made the control image
     resize_mode: str = "crop_and_resize"
+
+
+@dataclass
+class Region:
+    """A regional prompt (Latent Couple / Krita AI Diffusion regions): `prompt` guides the
+    pixels under `mask`, the job's own prompt is the background.
+
+    `mask` is H x W uint8, 255 = inside, over the job's whole result image (any size of the
+    same aspect ratio; every region's mask the same size). `weight` is Latent Couple's area
+    weight times (1 - its alpha blend), 0..1: inside the region the region's prompt guides
+    with `weight * mask` and the background with what is left (`1 - sum`), see
+    backend/engine/regions.py. The prompt may end in an A1111 subprompt weight
+    (``a red barn :1.2``) but holds no ``AND`` and no ``<lora:...>`` tags."""
+
+    prompt: str
+    mask: np.ndarray
+    weight: float = 1.0
 
 
 @dataclass
@@ -229,6 +258,7 @@ class Job:
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
     loras: list[LoraRef] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)  # regional prompts (Region)
     priority: str = "normal"
     preview_every: int = 0  # 0: no previews; n: a preview every n steps
     job_id: str = field(default_factory=new_job_id)
@@ -378,7 +408,74 @@ class Job:
         for lora in self.loras:
             if not lora.name or "/" in lora.name or "\\" in lora.name or ".." in lora.name:
                 raise bad(ErrorCode.INVALID_JOB, f"bad LoRA name {lora.name!r}")
+        if self.regions:
+            self._validate_regions()
         return self
+
+    def region_area(self) -> tuple[int, int]:
+        """(width, height) of the image a region mask covers: the job's result, before
+        Hires.fix (which keeps the shape); an inpaint job's init image grown by the
+        outpaint margins."""
+        w, h = self.width, self.height
+        if self.mode == "inpaint" and self.inpaint_full_res and self.init_image is not None:
+            h, w = self.init_image.shape[:2]
+        o = self.outpaint
+        return w + o.left + o.right, h + o.top + o.bottom
+
+    def _validate_regions(self) -> None:
+        def bad(msg: str) -> DreamwireError:
+            return DreamwireError(ErrorCode.INVALID_REGION, msg, self.job_id)
+
+        if not isinstance(self.regions, list):
+            raise bad("regions must be a list")
+        if len(self.regions) > MAX_REGIONS:
+            raise bad(f"at most {MAX_REGIONS} regions, got {len(self.regions)}")
+        if self.upscale is not None:
+            raise bad("regions do not combine with an upscale job")
+        prompts = [("the prompt", self.prompt)]
+        if self.hires is not None:
+            prompts.append(("the Hires.fix prompt", self.hires.prompt))
+        for what, text in prompts:
+            if _AND.search(text):
+                raise bad(
+                    f"{what} is the background of the regions and cannot hold AND: give each "
+                    "part its own region"
+                )
+        area_w, area_h = self.region_area()
+        shape = None
+        for i, r in enumerate(self.regions, 1):
+            where = f"region {i}"
+            if not isinstance(r, Region):
+                raise bad(f"{where} must be a Region")
+            if not isinstance(r.prompt, str) or not r.prompt.strip():
+                raise bad(f"{where} has no prompt")
+            if _AND.search(r.prompt):
+                raise bad(f"{where}: a region's prompt cannot hold AND; add another region")
+            if _EXTRA_NET.search(r.prompt):
+                raise bad(f"{where}: put <lora:...> and other network tags in the main prompt")
+            w = r.weight
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+                raise bad(f"{where}: weight must be a number, got {w!r}")
+            if not 0.0 <= w <= 1.0:
+                raise bad(f"{where}: weight must be within 0..1, got {w!r}")
+            m = r.mask
+            if not isinstance(m, np.ndarray) or m.ndim != 2 or m.dtype != np.uint8:
+                raise bad(f"{where}: mask must be an H x W uint8 array")
+            mh, mw = m.shape
+            if min(mh, mw) < 1 or max(mh, mw) > MAX_SIDE:
+                raise bad(f"{where}: mask size {mw}x{mh} out of range")
+            if shape is not None and m.shape != shape:
+                raise bad(
+                    f"{where}: mask is {mw}x{mh} but region 1's is {shape[1]}x{shape[0]}; "
+                    "every region's mask must have the same size"
+                )
+            shape = m.shape
+            ratio = (mw / mh) / (area_w / area_h)
+            if abs(ratio - 1.0) > REGION_RATIO_TOLERANCE:
+                raise bad(
+                    f"{where}: mask is {mw}x{mh}, not the shape of the {area_w}x{area_h} image "
+                    "it covers"
+                )
 
     def _validate_upscale(self) -> None:
         u = self.upscale
@@ -484,6 +581,10 @@ class Job:
                 for c in data.get("controls", [])
             ]
             data["loras"] = [LoraRef(**build(LoraRef, x)) for x in data.get("loras", [])]
+            data["regions"] = [
+                Region(**{**build(Region, r), "mask": arr(r.get("mask"))})
+                for r in data.get("regions", [])
+            ]
             return cls(**data)
         except TypeError as exc:
             raise DreamwireError(ErrorCode.INVALID_JOB, f"malformed job: {exc}") from None

@@ -19,6 +19,10 @@ A ControlNet is run on the widened batch as well, each subprompt's residuals com
 that subprompt's text, as sd-webui-controlnet does on A1111's batch; its "ControlNet is
 more important" mode leaves the unconditional rows alone (`uncond_rows`).
 
+Regional prompts (regions.py, Latent Couple) are composable prompts whose terms are each
+multiplied by a filter on the latent grid: the Composer gets them as `masks` and resizes
+them to the latent size of every call.
+
 Hooks are registered on the cached UNet for one pipeline call and always removed, so the
 model is left as it was.
 """
@@ -62,11 +66,21 @@ def unet_batch(images: int, subprompts: int) -> int:
 class Composer:
     """One pass's widening hooks and the embeddings of the step being run."""
 
-    def __init__(self, pipe, images: int, cfg_scale: float, current: StepEmbeds):
+    def __init__(
+        self,
+        pipe,
+        images: int,
+        cfg_scale: float,
+        current: StepEmbeds,
+        masks: torch.Tensor | None = None,
+    ):
         self.pipe = pipe
         self.images = images
         self.cfg_scale = cfg_scale
         self.current = current
+        # Regions: one filter per subprompt (k x H x W, any resolution), None = all ones.
+        self.masks = masks
+        self._latent_masks: tuple[tuple, torch.Tensor] | None = None
         self.calls = 0  # UNet evaluations (tests, logs)
         self._pending = True  # the layout the UNet's current call came in (CFG or not)
 
@@ -177,15 +191,31 @@ class Composer:
             module.uncond_rows = None
         return output
 
+    def _filters(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The region filters on `like`'s latent grid (k x h x w), kept while the size holds."""
+        if self.masks is None:
+            return None
+        from .regions import to_latent
+
+        key = (like.shape[-2], like.shape[-1], like.device, like.dtype)
+        if self._latent_masks is None or self._latent_masks[0] != key:
+            latent = to_latent(self.masks, like.shape[-2], like.shape[-1])
+            self._latent_masks = (key, latent.to(device=like.device, dtype=like.dtype))
+        return self._latent_masks[1]
+
     def combine(self, out: torch.Tensor, cfg: bool) -> torch.Tensor:
         """[uncond | cond_1 .. cond_k] model outputs -> what the pipeline expects."""
         b = self.images
         uncond = out[:b]
         guided = uncond.clone()
         scale = 1.0 if cfg else self.cfg_scale
+        filters = self._filters(out)
         for i, weight in enumerate(self.current.weights):
             cond = out[b * (i + 1) : b * (i + 2)]
-            guided += (cond - uncond) * (weight * scale)
+            if filters is None:
+                guided += (cond - uncond) * (weight * scale)
+            else:
+                guided += (cond - uncond) * (filters[i] * (weight * scale))
         return torch.cat([uncond, guided]) if cfg else guided
 
 

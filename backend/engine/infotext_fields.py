@@ -13,6 +13,7 @@ from dreamwire.backend.library import hashing
 from dreamwire.shared.infotext import Infotext, format_infotext, parse_hashes
 from dreamwire.shared.infotext_controlnet import parse_entry, unit_index
 
+from . import regions
 from .hooks import JobContext
 from .prompting import hires_prompts
 
@@ -71,6 +72,7 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
             info.hires_upscale = float(job.hires.scale)
         info.hires_steps = job.hires.steps or None
         info.hires_upscaler = job.hires.upscaler
+    info.extras.update(regions.infotext(job.regions))
     info.ti_hashes = ti_hashes(ctx)
     for key, value in ctx.infotext_extra.items():
         if key == "Lora hashes":

@@ -15,7 +15,7 @@ import torch
 
 from dreamwire.backend import samplers
 
-from . import composable, fastpath, masked_content, noise, pipelines, prompting
+from . import composable, fastpath, masked_content, noise, pipelines, prompting, regions
 from .hooks import JobContext, PassPlan
 from .lowvram import low_vram
 from .progress import Reporter
@@ -81,6 +81,7 @@ def run_pass(
         masked_content.apply(pipe, spec.masked_content, spec.mask, seeds)
     n_exec = executed_steps(spec)
     prompt = prompting.hires_prompts(job)[0] if spec.hires else job.prompt
+    prompt = regions.pass_prompt(prompt, job.regions)
     batch = composable.unet_batch(len(seeds), composable.subprompt_count(prompt))
     with (
         low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)),
@@ -100,7 +101,10 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     sdxl = pipelines.kind(model.family) == "sdxl"
     batch = len(seeds)
     first = prompts.at(0)
-    composer = composable.Composer(pipe, batch, job.cfg, first) if prompts.composable else None
+    composer = None
+    if prompts.composable:
+        filters = regions.pass_filters(ctx)  # regional prompts: one filter per subprompt
+        composer = composable.Composer(pipe, batch, job.cfg, first, filters)
 
     kwargs: dict[str, Any] = {
         "prompt_embeds": first.cond,

@@ -12,6 +12,8 @@ import torch
 
 from dreamwire.backend.text_encoding import PromptEncoder, StepConditioning, encode_conditioning
 
+from .regions import pass_prompt
+
 # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P); for a composable (AND)
 # prompt also every subprompt's embeddings and weight (conds, pooleds, weights).
 StepEmbeds = StepConditioning
@@ -55,6 +57,7 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) 
     """
     job = ctx.job
     prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
+    prompt = pass_prompt(prompt, job.regions)  # regional prompts: background AND regions
     encoder = _encoder(pipe, ctx)
     schedule = encode_conditioning(
         encoder, prompt, negative, job.steps, max(executed, 1) if hires_pass else None
