@@ -17,7 +17,7 @@ from dreamwire.shared.native_size import model_family
 
 from . import krita_host as host
 from .logic import controls as ctl
-from .logic import jobs, naming, regions
+from .logic import jobs, naming, prompt_regions, regions
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.history import Entry, History, params_from_infotext
@@ -187,9 +187,20 @@ class Controller:
             region_mask = host.read_selection(doc, plan.region)
             inputs = regions.inpaint_inputs(host.read_visible(doc, plan.region), region_mask)
             job = jobs.inpaint_job(params, plan, inputs, units)
+        job.regions = self._regions(doc, plan)
+        if job.regions:
+            job.validate()
         pending = Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)
         self.last_job = job
         return job, pending
+
+    def _regions(self, doc, plan: regions.Plan):
+        """Regional prompts from the layers named "region: ..." (logic/prompt_regions.py)."""
+        found = prompt_regions.region_layers(host.layer_infos(doc))
+        if not found:
+            return []
+        pixels = host.read_layers(doc, [r.node_id for r in found], plan.region)
+        return prompt_regions.build_regions(found, pixels)
 
     # -- control layers -----------------------------------------------------------
     def marks(self, doc=None) -> dict[str, ctl.ControlMark]:

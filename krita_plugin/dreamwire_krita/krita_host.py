@@ -15,6 +15,7 @@ from PyQt5.QtCore import QTimer
 
 from .logic import pixels
 from .logic.geometry import Rect
+from .logic.prompt_regions import LayerInfo
 from .logic.regions import PlanError
 
 
@@ -133,6 +134,20 @@ def find_node(doc, unique_id: str):
 
 def node_id(node) -> str:
     return node.uniqueId().toString()
+
+
+def layer_infos(doc) -> list[LayerInfo]:
+    """Every layer with its name and whether it shows (it and all groups above it)."""
+    out: list[LayerInfo] = []
+
+    def walk(node, shown: bool) -> None:
+        for child in node.childNodes():
+            visible = shown and bool(child.visible())
+            out.append(LayerInfo(node_id(child), child.name(), visible))
+            walk(child, visible)
+
+    walk(doc.rootNode(), True)
+    return out
 
 
 def layer_svg(doc, unique_id: str) -> str | None:

@@ -39,6 +39,8 @@ class RecordingEngine:
             np.save(d / "mask.npy", job.mask)
         for i, unit in enumerate(job.controls):
             np.save(d / f"control-{i}-{unit.type}.npy", unit.image)
+        for i, region in enumerate(job.regions):
+            np.save(d / f"region-{i}.npy", region.mask)
         (d / "size.txt").write_text(f"{job.width} {job.height} {job.outpaint}")
         (d / "job.json").write_text(json.dumps(job.to_wire()[0]))  # arrays as {"$array": i}
         return self.engine.run(job, *args, **kwargs)

@@ -149,6 +149,18 @@ def test_control_layer_arrives_as_the_right_image(run):
     assert image.shape == (64, 64, 3) and np.array_equal(image, want)
 
 
+def test_region_layers_arrive_as_regional_prompts(run):
+    """A "region: ..." layer at 0 % opacity arrives with its alpha as the mask; a hidden
+    one does not arrive."""
+    out, record, dump = run
+    r = out["regions"]
+    assert r["ok"], r["message"]
+    sent = _fields(record, r["job_id"])["regions"]
+    assert [(x["prompt"], x["weight"]) for x in sent] == [("a red barn", 1.0)]
+    mask = _arrived(record, r["job_id"], "region-0.npy")
+    assert np.array_equal(mask, np.load(dump / "region-barn.npy")[..., 3])
+
+
 def test_history_reinserts_and_copies_parameters(run):
     h = run[0]["history"]
     assert h["entries"] >= 6 and h["reinserted"]

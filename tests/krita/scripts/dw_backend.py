@@ -202,6 +202,20 @@ def check(cfg):
         "copied": copied.to_dict(),
     }
 
+    # -- region layers: "region: ..." named, hidden ones left out --------------------------------
+    doc_r = k.createDocument(64, 64, "regions", "RGBA", "U8", "", 72.0)
+    barn = np.zeros((64, 64, 4), np.uint8)
+    barn[8:40, 4:30] = (200, 20, 20, 255)
+    barn[8:40, 30:34] = (200, 20, 20, 100)  # a soft edge
+    paint(doc_r, barn, "region: a red barn").setOpacity(0)  # marks without showing
+    paint(doc_r, np.full((64, 64, 4), 255, np.uint8), "region: a cow").setVisible(False)
+    host.refresh(doc_r)
+    n = len(c.applied)
+    jid = c.generate(Params(**base, seed=6), doc_r)
+    ok = _wait_applied(c, n)
+    out["regions"] = {"job_id": jid, "ok": ok, "message": c.status.message}
+    np.save(cfg["dump"] + "/region-barn.npy", barn)
+
     # -- cancel a long job -------------------------------------------------------------------------
     doc7 = k.createDocument(64, 64, "cancel", "RGBA", "U8", "", 72.0)
     before = _names(doc7)
