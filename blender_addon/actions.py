@@ -1,4 +1,4 @@
-"""The four actions as generators driven by core.tasks.Driver: each `yield job` hands a
+"""The actions as generators driven by core.tasks.Driver: each `yield job` hands a
 Job to the backend and resumes with its JobResult. Scene data is looked up by name after
 every yield, since the artist may have changed things while the backend worked."""
 
@@ -22,6 +22,15 @@ from .core.projection import (
     view_depth_buffer,
 )
 from .core.tasks import ActionError
+from .core.upscale import (
+    SEAMLESS_PROP,
+    SUFFIX,
+    build_upscale_job,
+    result_pixels,
+    seamless_for,
+    seamless_record,
+    upscaled_name,
+)
 
 CAPTURE_KINDS = {
     "depth": "depth",
@@ -123,6 +132,7 @@ def generate_texture(context):
         rb = bpy_data.Rollback()
         try:
             img = bpy_data.image_from_array(f"Dreamwire {name}", _image(result), rb)
+            _record_seamless(img, job.seamless)  # Upscale keeps a tiling texture tiling
             folder = bpy_data.output_dir(out_dir_prop)
             bpy_data.save_png(img, folder, f"{bpy.path.clean_name(name)}_texture.png")
             uv = bpy_data.active_render_uv(target.data).name
@@ -133,6 +143,102 @@ def generate_texture(context):
         return f"Texture applied to {name}"
 
     return run(), 1
+
+
+def _record_seamless(img, axes: str) -> None:
+    record = seamless_record(axes)
+    if record is not None:
+        img[SEAMLESS_PROP] = record
+    elif SEAMLESS_PROP in img:
+        del img[SEAMLESS_PROP]
+
+
+# -- Upscale an image ----------------------------------------------------------------------
+def _node_image(obj):
+    """The image of the texture node Dreamwire made on the object's active material."""
+    mat = getattr(obj, "active_material", None)
+    if mat is None or mat.node_tree is None:
+        return None, None
+    for node in mat.node_tree.nodes:
+        if node.type == "TEX_IMAGE" and node.label == bpy_data.NODE_LABEL and node.image:
+            return node.image, mat
+    return None, None
+
+
+def _upscale_source(context, image_name: str):
+    """(image, material whose Dreamwire node shows it, or None): the named image, else
+    the Image Editor's, else the active object's Dreamwire texture."""
+    node_img, mat = _node_image(context.active_object)
+    space = getattr(context, "space_data", None)
+    if image_name:
+        img = bpy.data.images.get(image_name)
+        if img is None:
+            raise ActionError(f"There is no image named '{image_name}'.")
+    elif space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
+        img = space.image
+    elif node_img is not None:
+        img = node_img
+    else:
+        raise ActionError(
+            "Open an image in the Image Editor, or make active an object with a "
+            "Dreamwire texture (Generate Texture), to upscale it."
+        )
+    return img, (mat if node_img == img else None)
+
+
+def upscale_image(context, image_name: str = ""):
+    scene = context.scene
+    img, mat = _upscale_source(context, image_name)
+    if img.size[0] < 1 or img.size[1] < 1:
+        raise ActionError(f"'{img.name}' has no pixels to upscale (is its file missing?).")
+    u = scene.dreamwire.to_upscale_settings()
+    seamless = seamless_for(u.seamless, img.get(SEAMLESS_PROP))
+    source = bpy_data.image_to_array(img)
+    name, mat_name = img.name, mat.name if mat is not None else None
+    job = build_upscale_job(source, u, _settings(scene), seamless, tag=f"upscale {name}")
+    out_dir_prop = scene.dreamwire.output_dir
+
+    def run():
+        result = yield job
+        pixels = result_pixels(source, _image(result), seamless)
+        rb = bpy_data.Rollback()
+        try:
+            new = _put_image(upscaled_name(name), pixels, rb)
+            _record_seamless(new, seamless)
+            folder = bpy_data.output_dir(out_dir_prop)
+            stem = bpy.path.clean_name(upscaled_name(name)[: -len(SUFFIX)])
+            bpy_data.save_png(new, folder, f"{stem}_upscaled.png")
+            # Every image editor shows the result, except pinned ones (as Dream Textures).
+            for win in getattr(context.window_manager, "windows", []):
+                for area in win.screen.areas:
+                    space = area.spaces.active
+                    if area.type == "IMAGE_EDITOR" and not space.use_image_pin:
+                        space.image = new
+            material = bpy.data.materials.get(mat_name) if mat_name else None
+            for node in material.node_tree.nodes if material is not None else ():
+                if node.type == "TEX_IMAGE" and node.label == bpy_data.NODE_LABEL:
+                    node.image = new
+            rb.commit()
+        finally:
+            rb.rollback()
+        w, h = new.size
+        return f"Upscaled {name} to {w}x{h}: {new.name}"
+
+    return run(), 1
+
+
+def _put_image(name: str, pixels: np.ndarray, rb):
+    """A new image, or the one of that name resized in place (so what uses it follows)."""
+    img = bpy.data.images.get(name)
+    if img is None:
+        return bpy_data.image_from_array(name, pixels, rb)
+    h, w = pixels.shape[:2]
+    if tuple(img.size) != (w, h):
+        img.scale(w, h)
+    f = pixels.astype(np.float32) / 255.0
+    img.pixels.foreach_set(np.ascontiguousarray(f[::-1]).ravel())
+    img.update()
+    return img
 
 
 # -- Project (one camera) and Multi-view projection --------------------------------------

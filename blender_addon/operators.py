@@ -52,6 +52,11 @@ class _ActionOperator:
     def make_action(self, context):  # -> (generator, number of jobs)
         raise NotImplementedError
 
+    def missing(self, context):
+        """welcome -> sentences about what the backend lacks for this action."""
+        settings = context.scene.dreamwire.to_settings()
+        return lambda welcome: missing_on_backend(settings, welcome)
+
     def _start(self, context) -> bool:
         prefs_ = prefs.get(context)
         try:
@@ -60,7 +65,7 @@ class _ActionOperator:
         except (tasks.ActionError, DreamwireError, ValueError) as exc:
             self.report({"ERROR"}, exc.message if isinstance(exc, DreamwireError) else str(exc))
             return False
-        settings = context.scene.dreamwire.to_settings()
+        precheck = self.missing(context)
         timeout = prefs_.timeout if prefs_ else 10
         self._driver = tasks.Driver(
             connection.CONN,
@@ -69,7 +74,7 @@ class _ActionOperator:
             connect_timeout=timeout,
             lost_timeout=max(5.0, client.heartbeat_timeout * 3),
             on_preview=_set_preview,
-            precheck=lambda welcome: missing_on_backend(settings, welcome),
+            precheck=precheck,
         )
         connection.ACTIVE["driver"] = self._driver
         st = _status(context)
@@ -185,6 +190,24 @@ class DREAMWIRE_OT_render_animation(_ActionOperator, bpy.types.Operator):
 
     def make_action(self, context):
         return actions.render_animation(context)
+
+
+class DREAMWIRE_OT_upscale_image(_ActionOperator, bpy.types.Operator):
+    """Upscale the Image Editor's image (or the active object's Dreamwire texture) into a new image "<name> (Upscaled)", optionally refined with the prompt"""
+
+    bl_idname = "dreamwire.upscale_image"
+    bl_label = "Upscale Image"
+
+    image: StringProperty(name="Image", default="", description="Empty: the editor's image")
+
+    def make_action(self, context):
+        return actions.upscale_image(context, self.image)
+
+    def missing(self, context):
+        from .core.upscale import missing_for_upscale
+
+        u = context.scene.dreamwire.to_upscale_settings()
+        return lambda welcome: missing_for_upscale(u, welcome)
 
 
 class DREAMWIRE_OT_cancel(bpy.types.Operator):
@@ -398,6 +421,7 @@ _classes = (
     DREAMWIRE_OT_project,
     DREAMWIRE_OT_project_multiview,
     DREAMWIRE_OT_render_animation,
+    DREAMWIRE_OT_upscale_image,
     DREAMWIRE_OT_cancel,
     DREAMWIRE_OT_connect,
     DREAMWIRE_OT_start_backend,

@@ -17,6 +17,7 @@ from dreamwire.shared.imaging.openpose import KEYPOINT_NAMES
 from dreamwire.shared.job import INPAINT_FILLS
 
 from .core.job_builder import CONTROL_LABELS, ControlSetting, GenerationSettings
+from .core.upscale import FROM_IMAGE, REFINE_STRENGTH, UpscaleSettings
 
 
 def _welcome_names(kind: str) -> list[str]:
@@ -33,6 +34,23 @@ def _search_models(self, context, edit_text):
 
 def _search_samplers(self, context, edit_text):
     return [n for n in _welcome_names("samplers") if edit_text.lower() in n.lower()]
+
+
+def _search_upscalers(self, context, edit_text):
+    from . import connection
+    from .core.upscale import upscaler_names
+
+    names = upscaler_names(connection.welcome())
+    return [n for n in names if edit_text.lower() in n.lower()]
+
+
+_SEAMLESS_ITEMS = [
+    (FROM_IMAGE, "From image", "Tile as the image was generated (Seamless), else not"),
+    ("none", "Off", "The image does not tile"),
+    ("both", "Both", "Keep the image tiling both ways"),
+    ("x", "X", "Keep the image tiling left to right"),
+    ("y", "Y", "Keep the image tiling top to bottom"),
+]
 
 
 class DREAMWIRE_PG_control(bpy.types.PropertyGroup):
@@ -154,6 +172,28 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         default="original",
         description="What later views start from where they inpaint (A1111's Masked content)",
     )
+    # Upscale
+    upscale_upscaler: StringProperty(
+        name="Upscaler",
+        default="Lanczos",
+        search=_search_upscalers,
+        description="Lanczos, Nearest or an upscaler model on the backend (ESRGAN, Real-ESRGAN)",
+    )
+    upscale_factor: FloatProperty(name="Factor", default=2.0, min=1.0, max=8.0, step=50)
+    upscale_refine: BoolProperty(
+        name="Refine",
+        default=False,
+        description="Refine the upscaled image tile by tile with the prompt (SD upscale)",
+    )
+    upscale_strength: FloatProperty(
+        name="Refine strength", default=REFINE_STRENGTH, min=0.0, max=1.0, subtype="FACTOR"
+    )
+    upscale_seamless: EnumProperty(
+        name="Seamless",
+        items=_SEAMLESS_ITEMS,
+        default=FROM_IMAGE,
+        description="Keep a tiling texture tiling",
+    )
     # Animation
     frame_step: IntProperty(name="Step", default=1, min=1)
     from_previous: BoolProperty(name="img2img from previous frame", default=False)
@@ -170,6 +210,15 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
 
     def controls(self):
         return [(name, getattr(self, name)) for name in CONTROL_NAMES]
+
+    def to_upscale_settings(self) -> UpscaleSettings:
+        return UpscaleSettings(
+            upscaler=self.upscale_upscaler,
+            factor=self.upscale_factor,
+            refine=self.upscale_refine,
+            strength=self.upscale_strength,
+            seamless=self.upscale_seamless,
+        )
 
     def to_settings(self) -> GenerationSettings:
         return GenerationSettings(

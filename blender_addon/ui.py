@@ -124,6 +124,7 @@ def draw_panel(layout, context) -> None:
     box = col.box()
     box.label(text="Actions")
     box.operator("dreamwire.generate_texture", icon="TEXTURE")
+    _draw_upscale(box.box(), props)
     row = box.row(align=True)
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")
@@ -152,6 +153,26 @@ def draw_panel(layout, context) -> None:
     box.prop(props, "overwrite")
     box.operator("dreamwire.render_animation", icon="RENDER_ANIMATION")
     col.prop(props, "output_dir")
+
+
+def _draw_upscale(box, props) -> None:
+    """Upscale the Image Editor's image, or the texture Generate Texture made."""
+    box.label(text="Upscale image or texture")
+    box.prop(props, "upscale_upscaler")
+    row = box.row(align=True)
+    row.prop(props, "upscale_factor")
+    row.prop(props, "upscale_seamless", text="")
+    row = box.row(align=True)
+    row.prop(props, "upscale_refine")
+    sub = row.row(align=True)
+    sub.active = props.upscale_refine
+    sub.prop(props, "upscale_strength")
+    box.operator("dreamwire.upscale_image", icon="FULLSCREEN_ENTER")
+
+
+def _image_menu(self, context) -> None:
+    self.layout.separator()
+    self.layout.operator("dreamwire.upscale_image", text="Upscale (Dreamwire)")
 
 
 class _SidebarTab:
@@ -186,4 +207,15 @@ _classes = (
     DREAMWIRE_PT_image,
 )
 
-register, unregister = bpy.utils.register_classes_factory(_classes)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)
+
+
+def register() -> None:
+    _register_classes()
+    # Dream Textures offers Upscale from the Image Editor; so does its Image menu here.
+    bpy.types.IMAGE_MT_image.append(_image_menu)
+
+
+def unregister() -> None:
+    bpy.types.IMAGE_MT_image.remove(_image_menu)
+    _unregister_classes()

@@ -360,6 +360,66 @@ def sc_generate_texture():
     record("preview", list(preview.size) if preview is not None else None)
 
 
+def sc_upscale():
+    clear_scene()
+    s = settings()
+    s.seamless = True
+    obj = mesh_object(
+        "Wall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
+    )
+    select(obj)
+    record("generate", run_op(lambda: bpy.ops.dreamwire.generate_texture()))
+    src = tex_image(obj)
+    record("recorded_seamless", src.get("dreamwire_seamless"))
+    record("source_size", list(src.size))
+    source_px = pixels(src)
+    # From the N-panel: the active object's texture, Lanczos x2, Seamless "From image".
+    s.upscale_upscaler, s.upscale_factor, s.upscale_refine = "Lanczos", 2.0, False
+    record("texture_upscale", run_op(lambda: bpy.ops.dreamwire.upscale_image()))
+    new = tex_image(obj)
+    gen = backend_images()[-1][1]
+    px = pixels(new)
+    record("texture_name", new.name)
+    record("texture_size", list(new.size))
+    record(
+        "texture_vs_backend",
+        int(np.abs(px[..., :3] - gen).max()) if px.shape[:2] == gen.shape[:2] else -1,
+    )
+    record("texture_job_seamless", job_field("upscale Dreamwire Wall", "seamless"))
+    record("texture_job_upscale", job_field("upscale Dreamwire Wall", "upscale"))
+    record("new_recorded", new.get("dreamwire_seamless"))
+    record(
+        "source_unchanged",
+        bool(np.array_equal(pixels(bpy.data.images["Dreamwire Wall"]), source_px)),
+    )
+    record("pngs", sorted(os.listdir(CONFIG["out"])))
+    # Any image (the Image Editor's), refined, with an upscaler model from the welcome.
+    rng = np.random.default_rng(4)
+    photo = bpy.data.images.new("Photo", 48, 40, alpha=True)
+    rgba = np.concatenate([rng.random((40, 48, 3)), np.ones((40, 48, 1))], axis=2)
+    photo.pixels.foreach_set(rgba.astype(np.float32).ravel())
+    props_mod = sys.modules["bl_ext.user_default.dreamwire.props"]
+    record("upscaler_search", props_mod._search_upscalers(None, bpy.context, "compact"))
+    s.upscale_upscaler, s.upscale_factor = "tiny-compact-x4", 1.5
+    s.upscale_refine, s.upscale_strength = True, 0.5
+    record("photo_upscale", run_op(lambda: bpy.ops.dreamwire.upscale_image(image="Photo")))
+    up = bpy.data.images.get("Photo (Upscaled)")
+    gen = backend_images()[-1][1]
+    px = pixels(up)
+    record("photo_size", list(up.size))
+    record(
+        "photo_vs_backend",
+        int(np.abs(px[..., :3] - gen).max()) if px.shape[:2] == gen.shape[:2] else -1,
+    )
+    record("photo_vs_source_shape", list(pixels(photo).shape))
+    record("photo_job_seamless", job_field("upscale Photo", "seamless"))
+    record("photo_job_upscale", job_field("upscale Photo", "upscale"))
+    record("photo_job_strength", job_field("upscale Photo", "strength"))
+    s.upscale_upscaler = "4x-Missing"
+    record("missing", run_op(lambda: bpy.ops.dreamwire.upscale_image(image="Photo"))[1])
+    record("nothing", run_op(lambda: bpy.ops.dreamwire.upscale_image(image="No such"))[1])
+
+
 def _project_scene():
     clear_scene()
     settings()

@@ -110,6 +110,7 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "project",
         "project_multiview",
         "render_animation",
+        "upscale_image",
         "cancel",
         "start_backend",
         "show_backend_log",
@@ -166,6 +167,29 @@ def test_generate_texture_puts_the_generated_image_on_a_new_material(addon_zip, 
     assert [j[0] for j in c["jobs"]["texture Wall"]] == ["txt2img"] and c["seamless"] == "both"
     assert "tiny-sd1" in c["model_search"] and "Euler a" in c["sampler_search"]
     assert "Backend: connected" in c["panel_labels_connected"]
+
+
+def test_upscale_image_and_generated_texture(addon_zip, tmp_path, backend):
+    c = run_scenario("upscale", addon_zip, tmp_path, backend)
+    assert c["generate"] == [["FINISHED"], None] and c["recorded_seamless"] == "both"
+    # The N-panel path: the active object's texture, seamless as it was generated.
+    assert c["texture_upscale"] == [["FINISHED"], None]
+    assert c["texture_name"] == "Dreamwire Wall (Upscaled)"  # the node now shows the result
+    assert c["texture_size"] == [2 * c["source_size"][0], 2 * c["source_size"][1]]
+    assert c["texture_vs_backend"] == 0  # the backend's upscale, pixel for pixel
+    assert c["texture_job_seamless"] == "both" and c["new_recorded"] == "both"
+    assert c["texture_job_upscale"]["scale"] == 2.0 and not c["texture_job_upscale"]["refine"]
+    assert c["source_unchanged"]
+    assert "Dreamwire_Wall_upscaled.png" in c["pngs"], c["pngs"]
+    # Any image, refined, with a model upscaler named in the backend's welcome.
+    assert c["upscaler_search"] == ["tiny-compact-x4"]
+    assert c["photo_upscale"] == [["FINISHED"], None]
+    assert c["photo_size"] == [72, 60] and c["photo_vs_backend"] == 0
+    assert c["photo_job_seamless"] == "none" and c["photo_job_strength"] == 0.5
+    assert c["photo_job_upscale"]["upscaler"] == "tiny-compact-x4"
+    assert c["photo_job_upscale"]["refine"] is True
+    assert "no upscaler named '4x-Missing'" in c["missing"]
+    assert "no image named 'No such'" in c["nothing"]
 
 
 def test_project_bakes_visible_faces_and_masks_occluded_and_grazing(addon_zip, tmp_path, backend):
