@@ -25,14 +25,13 @@ LEFT[:, :32] = 255
 
 def test_regions_travel_as_frames_and_come_back():
     soft = np.linspace(0, 255, 32 * 32).astype(np.uint8).reshape(32, 32)
+    half = np.ascontiguousarray(LEFT[::2, ::2])  # 32 x 32 over a 64 x 64 job
     job = Job(
         prompt="a farm",
         width=64,
         height=64,
-        regions=[Region("a red barn", LEFT), Region("a cornfield :1.2", LEFT[::2, ::2], 0.8)],
+        regions=[Region("a red barn", half), Region("a cornfield :1.2", soft, 0.8)],
     )
-    job.regions[1].mask = soft
-    job.regions[0].mask = np.ascontiguousarray(LEFT[::2, ::2])
     limits = P.Limits(max_message_bytes=2**20, max_pixels=2**20, max_images=8)
     for fmt in ("raw", "png"):
         back = P.parse_submit(P.decode(P.encode(P.submit_message(job.validate()), fmt), limits))
