@@ -39,6 +39,7 @@ CONTROL_TYPES = (
     "inpaint",
     "ip2p",
     "color",  # T2I-Adapter color (A1111 preprocessor t2ia_color_grid)
+    "ip-adapter",  # reference image (A1111 preprocessors ip-adapter_clip_*)
 )
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
 HIRES_UPSCALERS = ("Latent", "Lanczos", "Nearest")

@@ -27,10 +27,11 @@ import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files, t2i_adapter
+from . import files, ip_adapter_files, t2i_adapter
 
 # Most specific first: "lineart_anime" before "lineart", "softedge" aliases before "seg"...
 _TYPE_PATTERNS = (
+    ("ip-adapter", r"ip_?adapter"),  # before "ip2p"; the file's layout confirms it
     ("lineart_anime", r"lineart_?anime|anime_?lineart"),
     ("lineart", r"lineart|line_?art"),
     ("softedge", r"softedge|soft_edge|\bhed\b|_hed|hed_|pidi|pidinet|teed"),
@@ -85,6 +86,11 @@ class ControlNetInfo:
     pickled: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
     adapter: t2i_adapter.AdapterFile | None = None  # set for T2I-Adapters
+    ip_adapter: ip_adapter_files.IPAdapterFile | None = None  # set for IP-Adapters
+
+    @property
+    def is_ip_adapter(self) -> bool:
+        return self.layout == "ip_adapter"
 
     @property
     def is_adapter(self) -> bool:
@@ -92,6 +98,8 @@ class ControlNetInfo:
 
     @property
     def family(self) -> str:
+        if self.ip_adapter is not None:
+            return self.ip_adapter.family
         if self.context_dim in FAMILY_BY_WIDTH:
             return FAMILY_BY_WIDTH[self.context_dim]
         if self.adapter is not None:
@@ -112,6 +120,8 @@ UNSUPPORTED = {
 
 
 def _layout(keys: set[str]) -> str:
+    if ip_adapter_files.is_ip_adapter(keys):
+        return "ip_adapter"
     if any(k.startswith("lllite_") for k in keys):
         return "lllite"
     if any("lora_controlnet" in k for k in keys) or any(".up" in k and "lora" in k for k in keys):
@@ -207,12 +217,22 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
         shapes = files.shapes(path)
         pickled = False
     else:
+        if kind == "ip-adapter":
+            # h94's ip-adapter_*.bin pickles: refused before anything is unpickled.
+            from dreamwire.backend.library.pickles import refuse_pickle
+
+            refuse_pickle(path)
         state = _pickled_state(path)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         pickled = True
     info = ControlNetInfo(name, path, kind, _layout(set(shapes)), pickled=pickled)
     if info.is_adapter:
         info.adapter = t2i_adapter.inspect_shapes(shapes)
+        return info
+    if info.is_ip_adapter:
+        info.type = "ip-adapter"
+        if not pickled:  # pickles are refused by check_supported, unread
+            info.ip_adapter = ip_adapter_files.inspect_shapes(shapes, name)
         return info
     _fill_from_shapes(info, shapes)
     if info.layout == "union":
@@ -244,10 +264,10 @@ def check_supported(info: ControlNetInfo) -> None:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
-            "files (original layout), diffusers ControlNets and T2I-Adapters (full, light and "
-            "SDXL; .safetensors or diffusers folders)",
+            "files (original layout), diffusers ControlNets, T2I-Adapters (full, light and "
+            "SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
         )
-    if info.is_adapter and info.pickled:
+    if (info.is_adapter or info.is_ip_adapter) and info.pickled:
         # Unlike ControlNet 1.1's .pth files, adapters come as .safetensors (A1111's
         # t2iadapter_*.safetensors, TencentARC's diffusers folders): pickles stay refused.
         from dreamwire.backend.library.pickles import refuse_pickle
@@ -259,6 +279,18 @@ def check_compatible(
     info: ControlNetInfo, unet_config: dict, model_name: str, model_family: str
 ) -> None:
     """MODEL_MISMATCH unless the ControlNet was made for the base model's architecture."""
+    if info.ip_adapter is not None:
+        base_dim = unet_config.get("cross_attention_dim")
+        base_dim = base_dim[0] if isinstance(base_dim, list | tuple) else base_dim
+        if info.ip_adapter.cross_dim != base_dim:
+            raise DreamwireError(
+                ErrorCode.MODEL_MISMATCH,
+                f"IP-Adapter {info.name} is for {info.family} but {model_name} is a "
+                f"{_family_label(model_family)} model (cross-attention width "
+                f"{info.ip_adapter.cross_dim} vs {base_dim}); pick an IP-Adapter made for "
+                f"{_family_label(model_family)}",
+            )
+        return
     if info.adapter is not None:
         problems = t2i_adapter.mismatch(info.adapter.config, unet_config)
         if problems:

@@ -20,7 +20,18 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_hashes
 from dreamwire.shared.job import ControlUnit, LoraRef
 
-from . import controlnet_files, lora, t2i_adapter, union, unit_infotext, units
+from . import (
+    control_image,
+    controlnet_files,
+    ip_adapter,
+    ip_adapter_files,
+    lora,
+    on_canvas,
+    t2i_adapter,
+    union,
+    unit_infotext,
+    units,
+)
 from .adapter_stack import AdapterStack
 from .controlnet import ControlNetStack
 from .embeddings import EmbeddingSet
@@ -52,6 +63,7 @@ def library_entries(library, kind: str) -> dict[str, Path]:
 class ResolvedUnit:
     unit: ControlUnit
     info: controlnet_files.ControlNetInfo
+    encoder: ip_adapter_files.EncoderFile | None = None  # the CLIP encoder of an IP-Adapter
 
 
 class ConditioningExtension:
@@ -62,6 +74,8 @@ class ConditioningExtension:
         self._cache_size = cache_size
         self.last_stack: ControlNetStack | None = None  # the last pass's stack, for inspection
         self.last_adapters: AdapterStack | None = None  # the last pass's T2I-Adapters
+        self.last_ip: ip_adapter.IPAdapterStack | None = None  # the last job's IP-Adapters
+        self._ip_cache: dict[tuple, Any] = {}  # IP-Adapter weights and CLIP encoders
 
     # -- LoRA --------------------------------------------------------------------------
     def _lora_requests(self, ctx) -> list[tuple[str, float, float]]:
@@ -110,13 +124,50 @@ class ConditioningExtension:
             controlnet_files.check_compatible(info, unet_config, model.name, model.family)
             if union.is_union(info):
                 union.control_mode(unit.type, info, where)  # a mode the model has, or fail now
+            encoder = self._ip_encoder(ctx, unit, info, where)
             if info.type is not None and info.type != unit.type:
                 # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
                 ctx.state.setdefault("control_notes", []).append(
                     f"{where}: using {info.name}, a {info.type} ControlNet"
                 )
-            resolved.append(ResolvedUnit(unit, info))
+            resolved.append(ResolvedUnit(unit, info, encoder))
         return resolved
+
+    def _ip_encoder(self, ctx, unit, info, where) -> ip_adapter_files.EncoderFile | None:
+        """IP-Adapter units: the adapter fits the UNet and its CLIP encoder is there."""
+        if (unit.type == "ip-adapter") != info.is_ip_adapter:
+            raise DreamwireError(
+                ErrorCode.MODEL_MISMATCH,
+                f"{where}: {info.name} is an IP-Adapter; use a unit of type ip-adapter"
+                if info.is_ip_adapter
+                else f"{where}: {info.name} is not an IP-Adapter (an ip-adapter unit needs an "
+                "ip-adapter_*.safetensors file)",
+            )
+        if not info.is_ip_adapter:
+            return None
+        if unit.preprocessor not in ip_adapter_files.PREPROCESSORS:
+            raise DreamwireError(
+                ErrorCode.PREPROCESSOR_UNAVAILABLE,
+                f"{where}: preprocessor {unit.preprocessor!r} is not an IP-Adapter one; known: "
+                f"{', '.join(p for p in ip_adapter_files.PREPROCESSORS if p)}",
+            )
+        unet = ctx.model.components["unet"]
+        problems = ip_adapter_files.mismatch(info.ip_adapter, unet)
+        if problems:
+            raise DreamwireError(
+                ErrorCode.MODEL_MISMATCH,
+                f"{where}: IP-Adapter {info.name} does not fit {ctx.model.name} "
+                f"({'; '.join(problems)})",
+            )
+        if unet.encoder_hid_proj is not None:
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"{where}: {ctx.model.name}'s UNet already projects its encoder states; "
+                "IP-Adapters are not supported on it",
+            )
+        library = ctx.state.get("library")
+        roots = getattr(library, "roots", []) if library is not None else []
+        return ip_adapter_files.pick_encoder(info.ip_adapter, info.name, roots, unit.preprocessor)
 
     def _pick(self, kind, available, unet_config, model, where) -> controlnet_files.ControlNetInfo:
         candidates = []
@@ -200,8 +251,9 @@ class ConditioningExtension:
         from dreamwire.backend.engine.hooks import PassPlan
 
         resolved: list[ResolvedUnit] = ctx.state.get("controls") or []
+        self._attach_ip_adapters(ctx, [r for r in resolved if r.info.is_ip_adapter])
         self._attach_adapters(ctx, [r for r in resolved if r.info.is_adapter], mode)
-        resolved = [r for r in resolved if not r.info.is_adapter]
+        resolved = [r for r in resolved if not (r.info.is_adapter or r.info.is_ip_adapter)]
         if not resolved:
             return None  # adapters alone run in the plain pipeline, through the UNet hook
         job, model = ctx.job, ctx.model
@@ -284,7 +336,58 @@ class ConditioningExtension:
         step_hook._adapter = True  # type: ignore[attr-defined]
         ctx.step_hooks.append(step_hook)
 
+    def _ip_cached(self, key: tuple, make):
+        if key not in self._ip_cache:
+            while len(self._ip_cache) >= 2 * self._cache_size:
+                self._ip_cache.pop(next(iter(self._ip_cache)))
+            self._ip_cache[key] = make()
+        return self._ip_cache[key]
+
+    def _attach_ip_adapters(self, ctx, resolved: list[ResolvedUnit]) -> None:
+        """IP-Adapter units: loaded into the UNet once for the whole job (every pass reads
+        the same reference), the window followed per pass through the step hook."""
+        ctx.step_hooks[:] = [h for h in ctx.step_hooks if not getattr(h, "_ip_adapter", False)]
+        if not resolved:
+            return
+        stack = ctx.state.get("ip_stack")
+        if stack is None:
+            dev = ctx.device
+            ip_units = []
+            for i, r in enumerate(resolved):
+                where = f"IP-Adapter unit {i} ({r.info.name})"
+                path, enc = r.info.path, r.encoder
+                state = self._ip_cached(
+                    ("ip", str(path), _mtime(path)),
+                    lambda p=path, n=r.info.name: ip_adapter_files.load_adapter(p, n),
+                )
+                encoder = self._ip_cached(
+                    ("clip", str(enc.path), _mtime(enc.path), str(dev.device), str(dev.dtype)),
+                    lambda e=enc: ip_adapter_files.load_encoder(e, dev.dtype, dev.device),
+                )
+                if r.unit.image is None:  # A1111: the img2img picture is the reference
+                    rgb, _ = on_canvas.picture(ctx.state.get("canvas"), "ip-adapter", where)
+                else:
+                    rgb, _ = control_image.split_channels(r.unit.image, f"{where} image")
+                stack_unit = units.stack_unit(r.unit, r.info, hires_pass=False)
+                ip_units.append(
+                    ip_adapter.IPUnit(state, r.info.ip_adapter.plus, encoder, rgb, stack_unit)
+                )
+            stack = ip_adapter.IPAdapterStack(ip_units, cfg=ctx.job.cfg > 1.0)
+            ctx.state["ip_stack"] = self.last_ip = stack
+            stack.attach(ctx.model.components["unet"])
+        stack.set_step(0, 0)  # a new pass starts at its step 0
+
+        def step_hook(ctx_, pipe, step, total, tensors):
+            stack.set_step(step, total)
+            return None
+
+        step_hook._ip_adapter = True  # type: ignore[attr-defined]
+        ctx.step_hooks.append(step_hook)
+
     def after_job(self, ctx) -> None:
+        ip_stack = ctx.state.pop("ip_stack", None)
+        if ip_stack is not None:
+            ip_stack.detach()  # processors, projection and config as they were
         stack = ctx.state.pop("adapter_stack", None)
         if stack is not None:
             stack.detach()  # the cached UNet must never keep a job's hook

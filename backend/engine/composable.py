@@ -129,6 +129,8 @@ class Composer:
         out = dict(added)  # the pipeline shares this dict between ControlNet and UNet
         if "time_ids" in out:
             out["time_ids"] = self._maybe_widen(out["time_ids"], rows, cfg)
+        if "image_embeds" in out:  # IP-Adapter tokens: one row per latent row
+            out["image_embeds"] = self._maybe_widen(out["image_embeds"], rows, cfg)
         if "text_embeds" in out:
             e, b, like = self.current, self.images, out["text_embeds"]
             pooled = [e.uncond_pooled.repeat(b, 1)] + [p.repeat(b, 1) for p in e.pooleds]

@@ -33,7 +33,7 @@ KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
     Kind.VAE: ("VAE", "vae"),
     Kind.LORA: ("Lora", "loras", "LyCORIS"),
     Kind.EMBEDDING: ("embeddings",),
-    Kind.CONTROLNET: ("ControlNet", "controlnet"),
+    Kind.CONTROLNET: ("ControlNet", "controlnet", "ipadapter"),
     Kind.UPSCALER: ("ESRGAN", "upscale_models", "RealESRGAN"),
 }
 

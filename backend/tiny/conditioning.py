@@ -387,6 +387,9 @@ def build(root: Path | str) -> dict[str, Path]:
     from dreamwire.backend.tiny import t2i_adapter  # T2I-Adapters for tiny SD1 and SDXL
 
     written.update(t2i_adapter.build(models / "ControlNet"))
+    from dreamwire.backend.tiny import ip_adapter  # IP-Adapters and CLIP vision encoders
+
+    written.update(ip_adapter.build(models))
     lora = models / "Lora"
     written["tiny_style"] = build_kohya_sd1(lora / "tiny_style.safetensors")
     written["tiny_peft"] = build_peft_sd1(lora / "tiny_peft.safetensors")

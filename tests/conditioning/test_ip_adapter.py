@@ -1,0 +1,180 @@
+"""IP-Adapter units: the engine's result equals diffusers' pipeline with load_ip_adapter and
+the same image encoder; weight 0 and the start/end window follow A1111; the cached UNet is
+left exactly as it was; missing encoders are named; SDXL, ControlNets alongside, batches
+and AND prompts run."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+
+import diffusers
+import numpy as np
+import pytest
+import torch
+from cn_helpers import BASE, SIZE, maxdiff, noise_image, run_job_settings
+from PIL import Image
+from transformers import CLIPImageProcessor
+
+from dreamwire.backend.conditioning import controlnet_files, ip_adapter_files
+from dreamwire.backend.library import ModelLibrary
+from dreamwire.backend.samplers import make_scheduler
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import ControlUnit, Job
+
+PLAIN, PLUS, XL = "ip-adapter_sd15", "ip-adapter-plus_sd15", "ip-adapter_sdxl"
+REF = noise_image(31, 32, 32)  # the tiny encoders read 32 x 32: no resize on either side
+
+
+def job(**kw) -> Job:
+    return Job(**{**BASE, "sampler": "Euler", **kw})
+
+
+def unit(model=PLAIN, **kw) -> ControlUnit:
+    return ControlUnit(type="ip-adapter", image=kw.pop("image", REF), model=model, **kw)
+
+
+def snapshot(unet):
+    return (
+        {k: type(v) for k, v in unet.attn_processors.items()},
+        set(unet.state_dict()),
+        unet.encoder_hid_proj,
+        unet.config.encoder_hid_dim_type,
+        dict(unet._forward_pre_hooks),
+    )
+
+
+def reference(engine, tiny_models, tmp_path, weight_file, encoder_name, model="tiny-sd1", **kw):
+    """diffusers' own pipeline: load_ip_adapter from a folder of the same file, the same
+    encoder weights, on a copy of the engine's UNet."""
+    comps = engine.load(model).components
+    folder = tmp_path / "ipa"
+    folder.mkdir(exist_ok=True)
+    src = next(tiny_models.rglob(f"{weight_file}.safetensors"))
+    shutil.copy(src, folder / src.name)
+    enc = ip_adapter_files.inspect_encoder(
+        tiny_models / "models" / "clip_vision" / f"{encoder_name}.safetensors"
+    )
+    encoder = ip_adapter_files.load_encoder(enc, torch.float32, "cpu")
+    size = enc.image_size
+    fe = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    parts = {k: comps[k] for k in ("vae", "text_encoder", "tokenizer")}
+    parts["unet"] = copy.deepcopy(comps["unet"])
+    parts["scheduler"] = make_scheduler("Euler", comps["scheduler"].config)
+    if model == "tiny-sdxl":
+        parts.update(text_encoder_2=comps["text_encoder_2"], tokenizer_2=comps["tokenizer_2"])
+        pipe = diffusers.StableDiffusionXLPipeline(
+            **parts, image_encoder=encoder, feature_extractor=fe
+        )
+    else:
+        pipe = diffusers.StableDiffusionPipeline(
+            **parts,
+            safety_checker=None,
+            feature_extractor=fe,
+            image_encoder=encoder,
+            requires_safety_checker=False,
+        )
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_ip_adapter(str(folder), subfolder="", weight_name=src.name, image_encoder_folder=None)
+    pipe.set_ip_adapter_scale(kw.pop("scale", 1.0))
+    return run_job_settings(pipe, ip_adapter_image=Image.fromarray(REF), **SIZE, **kw)
+
+
+@pytest.fixture(scope="module")
+def base_image(engine):
+    return engine.run(job()).images[0].image
+
+
+@pytest.mark.parametrize(("weight_file", "scale"), [(PLAIN, 0.8), (PLUS, 1.3)])
+def test_equals_diffusers_load_ip_adapter(
+    engine, extension, tiny_models, tmp_path, base_image, weight_file, scale
+):
+    unet = engine.load("tiny-sd1").components["unet"]
+    before = snapshot(unet)
+    out = engine.run(job(controls=[unit(weight_file, weight=scale)])).images[0].image
+    ref = reference(engine, tiny_models, tmp_path, weight_file, "tiny-clip-vit-h", scale=scale)
+    assert maxdiff(out, ref) <= 1
+    assert maxdiff(out, base_image) > 10  # the reference really steers the image
+    assert extension.last_ip.active_log == [[True]] * 4  # one CFG call per step
+    after = snapshot(unet)
+    assert after == before  # processors, weights, projection, config, hooks: as they were
+
+
+def test_weight_zero_and_window(engine, extension, base_image):
+    out = engine.run(job(controls=[unit(weight=0.0)])).images[0].image
+    assert np.array_equal(out, base_image)
+    full = engine.run(job(controls=[unit()])).images[0].image
+    late = engine.run(job(controls=[unit(start=0.5)])).images[0].image
+    # A1111's window: a unit runs at step i of n when start <= i/n <= end (steps 2 and 3).
+    assert extension.last_ip.active_log == [[False], [False], [True], [True]]
+    assert maxdiff(late, base_image) > 0 and maxdiff(late, full) > 0
+
+
+def test_missing_encoder_is_named(tiny_models, tmp_path):
+    root = tmp_path / "webui"
+    (root / "models" / "ControlNet").mkdir(parents=True)
+    (root / "models" / "Stable-diffusion").mkdir()
+    for name in ("tiny-sd1.safetensors",):
+        (root / "models" / "Stable-diffusion" / name).symlink_to(
+            tiny_models / "models" / "Stable-diffusion" / name
+        )
+    (root / "models" / "ControlNet" / f"{PLAIN}.safetensors").symlink_to(
+        tiny_models / "models" / "ControlNet" / f"{PLAIN}.safetensors"
+    )
+    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.engine import Engine
+
+    eng = Engine(ModelLibrary([root]), device="cpu", extensions=[ConditioningExtension()])
+    with pytest.raises(DreamwireError) as err:
+        eng.run(job(model="tiny-sd1", controls=[unit()]))
+    assert err.value.code == ErrorCode.MODEL_NOT_FOUND
+    assert "clip_vision" in str(err.value) and "projection 48" in str(err.value)
+
+
+def test_real_shapes_name_the_encoder(tiny_models):
+    info = controlnet_files.inspect(tiny_models / "models" / "ipadapter" / f"{XL}.safetensors")
+    assert info.type == "ip-adapter" and not info.ip_adapter.plus
+    real_h = ip_adapter_files.IPAdapterFile(False, 768, 4, 16, "image_embeds", 1024)
+    real_g = ip_adapter_files.IPAdapterFile(False, 2048, 4, 70, "image_embeds", 1280)
+    real_plus = ip_adapter_files.IPAdapterFile(True, 768, 16, 16, "hidden_states", 1280)
+    assert real_h.encoder_label == real_plus.encoder_label == "CLIP ViT-H/14"
+    assert real_g.encoder_label == "CLIP ViT-bigG/14" and real_g.family == "SDXL"
+    with pytest.raises(DreamwireError) as err:
+        ip_adapter_files.pick_encoder(real_g, "ip-adapter_sdxl", [])
+    assert err.value.code == ErrorCode.MODEL_NOT_FOUND
+    assert "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors" in str(err.value)
+    with pytest.raises(DreamwireError) as err:
+        ip_adapter_files.pick_encoder(real_h, "ip-adapter_sd15", [], "ip-adapter_clip_sdxl")
+    assert err.value.code == ErrorCode.MODEL_MISMATCH
+
+
+def test_pickle_refused(engine, tmp_path):
+    path = tmp_path / "ip-adapter_sd15.bin"
+    torch.save({"image_proj": {}, "ip_adapter": {}}, path)
+    with pytest.raises(DreamwireError) as err:
+        controlnet_files.inspect(path)
+    assert err.value.code == ErrorCode.MODEL_UNSAFE
+
+
+def test_sdxl_equals_diffusers(engine, tiny_models, tmp_path):
+    xl = dict(model="tiny-sdxl", cfg=5.0)
+    unet = engine.load("tiny-sdxl").components["unet"]
+    before = snapshot(unet)
+    out = engine.run(job(controls=[unit(XL, preprocessor="ip-adapter_clip_sdxl")], **xl))
+    ref = reference(
+        engine, tiny_models, tmp_path, XL, "tiny-clip-vit-bigg", "tiny-sdxl", guidance_scale=5.0
+    )
+    assert maxdiff(out.images[0].image, ref) <= 1
+    assert snapshot(unet) == before
+
+
+def test_with_controlnet_batch_and_and_prompt(engine, extension, base_image):
+    canny = ControlUnit(type="canny", image=noise_image(32), model="control_v11p_sd15_canny")
+    two = [unit(weight=0.7), unit(PLUS, image=noise_image(33, 32, 32), weight=0.6)]
+    out = engine.run(job(controls=[canny, *two], batch=2, prompt="a wall AND moss :0.5"))
+    assert len(out.images) == 2
+    assert all(maxdiff(i.image, base_image) > 5 for i in out.images)
+    assert extension.last_stack is not None  # the ControlNet ran beside the adapters
+    unet = engine.load("tiny-sd1").components["unet"]
+    assert not any("IPAdapter" in type(p).__name__ for p in unet.attn_processors.values())
+    assert unet.encoder_hid_proj is None
