@@ -20,7 +20,7 @@ from dreamwire.backend.conditioning import controlnet_files, ip_adapter_files
 from dreamwire.backend.library import ModelLibrary
 from dreamwire.backend.samplers import make_scheduler
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import ControlUnit, Job
+from dreamwire.shared.job import ControlUnit, HiresFix, Job
 
 PLAIN, PLUS, XL = "ip-adapter_sd15", "ip-adapter-plus_sd15", "ip-adapter_sdxl"
 REF = noise_image(31, 32, 32)  # the tiny encoders read 32 x 32: no resize on either side
@@ -178,3 +178,30 @@ def test_with_controlnet_batch_and_and_prompt(engine, extension, base_image):
     unet = engine.load("tiny-sd1").components["unet"]
     assert not any("IPAdapter" in type(p).__name__ for p in unet.attn_processors.values())
     assert unet.encoder_hid_proj is None
+
+
+def test_img2img_hires_and_cancel_restore(engine, extension):
+    """Without an image the unit takes the img2img picture, as A1111 does; a Hires.fix pass
+    keeps the adapters; a cancelled job still leaves the UNet as it was."""
+    init = noise_image(34)
+    i2i = dict(init_image=init, strength=0.6)
+    own = engine.run(job(controls=[unit(image=None)], **i2i)).images[0].image
+    given = engine.run(job(controls=[unit(image=init)], **i2i)).images[0].image
+    assert np.array_equal(own, given)
+    hires = engine.run(job(controls=[unit()], hires=HiresFix(scale=1.5, steps=2)))
+    assert hires.images[0].image.shape[:2] == (96, 96)
+    assert len(extension.last_ip.active_log) > 4  # the second pass ran the adapter too
+    unet = engine.load("tiny-sd1").components["unet"]
+    before = snapshot(unet)
+    calls = iter(range(100))
+    with pytest.raises(DreamwireError) as err:
+        engine.run(job(controls=[unit()]), should_cancel=lambda: next(calls) > 2)
+    assert err.value.code == ErrorCode.CANCELLED
+    assert snapshot(unet) == before
+
+
+def test_infotext_names_the_unit(engine):
+    out = engine.run(job(controls=[unit(preprocessor="ip-adapter_clip_sd15", weight=0.5)]))
+    text = out.images[0].infotext
+    assert '"Module: ip-adapter_clip_sd15, Model: ip-adapter_sd15 [' in text
+    assert "Weight: 0.5" in text
