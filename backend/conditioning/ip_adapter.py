@@ -17,7 +17,11 @@ sd-webui-controlnet (ipadapter_model.py):
     CFG batch gets zeros; plus adapters read the penultimate hidden states, and the
     unconditional half gets those of an all-zero (normalised) image;
   * the unit weight is the adapter scale; outside the unit's start/end window (A1111's rule,
-    active when start <= step/steps <= end) the scale is 0, which diffusers' processor skips.
+    active when start <= step/steps <= end) the scale is 0, which diffusers' processor skips;
+  * the control mode does not apply (A1111's IP-Adapter hook takes weight and window only).
+
+Known gap: a composable (AND) prompt with CFG <= 1 gives the unconditional rows A1111 adds
+the cond embedding (the Composer widens the cond rows it gets).
 """
 
 from __future__ import annotations

@@ -205,3 +205,20 @@ def test_infotext_names_the_unit(engine):
     text = out.images[0].infotext
     assert '"Module: ip-adapter_clip_sd15, Model: ip-adapter_sd15 [' in text
     assert "Weight: 0.5" in text
+
+
+def test_unit_and_file_must_agree(engine):
+    out = engine.run(job(controls=[unit(model="")]))  # picked by type for the SD1 model
+    assert "Model: ip-adapter" in out.images[0].infotext
+    wrong = [
+        ControlUnit(type="depth", image=REF, model=PLAIN),
+        unit(model="control_v11p_sd15_canny"),
+        unit(model=XL),  # an SDXL adapter on an SD1 model
+    ]
+    for bad in wrong:
+        with pytest.raises(DreamwireError) as err:
+            engine.run(job(controls=[bad]))
+        assert err.value.code == ErrorCode.MODEL_MISMATCH, str(err.value)
+    with pytest.raises(DreamwireError) as err:
+        engine.run(job(controls=[unit(preprocessor="canny")]))
+    assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
