@@ -323,13 +323,15 @@ def fuse_qkv(module: nn.Module) -> int:
 
     count = 0
     for attn in _attention_modules(module):
-        if _fused_parts(attn) is not None or not isinstance(attn.processor, AttnProcessor2_0):
+        if type(attn.processor) is not AttnProcessor2_0:
             continue
         if getattr(attn, "add_q_proj", None) is not None:
             continue  # added KV projections: no fused processor for those here
-        attn.fuse_projections(fuse=True)
-        fused_name, parts = _fused_parts(attn)
-        _tie(attn, fused_name, parts)
+        if _fused_parts(attn) is None:
+            attn.fuse_projections(fuse=True)
+            _tie(attn, *_fused_parts(attn))
+        # Already fused but given the plain processor back (an extension restoring the
+        # processors it saw before it ran, e.g. IP-Adapter's): use the fused weight again.
         attn.set_processor(FusedAttnProcessor2_0())
         count += 1
     return count

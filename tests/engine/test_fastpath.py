@@ -580,3 +580,23 @@ def test_previews_are_made_on_the_device_and_equal_the_cpu_map():
     )  # fmt: skip
     ref = ((torch.einsum("chw,ck->hwk", lat[0, :, ::2, ::2], factors) + 1) * 127.5).clamp(0, 255)
     assert np.array_equal(latents_to_rgb(lat, "sd1", 48), ref.to(torch.uint8).numpy())
+
+
+def test_fused_attention_comes_back_after_an_ip_adapter_job(
+    library, forced_gpu_policy, monkeypatch
+):
+    """IP-Adapter puts back the processors it found; if the fast path fused the UNet during
+    that job, the plain processors it restores must not stay (the fused weight would idle)."""
+    from diffusers.models.attention_processor import FusedAttnProcessor2_0
+
+    from dreamwire.backend.conditioning import engine_extensions
+    from dreamwire.backend.engine import Engine
+
+    monkeypatch.delenv(fp.ENV, raising=False)
+    eng = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions())
+    ref = np.full((64, 64, 3), 128, np.uint8)
+    eng.run(job(controls=[ControlUnit(type="ip-adapter", image=ref, model="ip-adapter_sd15")]))
+    eng.run(job())
+    unet = eng.load("tiny-sd1").components["unet"]
+    fused = [a for a in fp._attention_modules(unet) if fp._fused_parts(a) is not None]
+    assert fused and all(isinstance(a.processor, FusedAttnProcessor2_0) for a in fused)
