@@ -29,6 +29,26 @@ def _attention_modules(pipe) -> list:
     return found
 
 
+def _slice_plain_attention(modules) -> None:
+    """What pipe.enable_attention_slicing("auto") does (half the heads per slice), but only
+    where the plain processor runs: an extension's processors (IP-Adapter's carry its image
+    projections) are left in place instead of being silently replaced."""
+    from diffusers.models.attention_processor import (
+        Attention,
+        AttnProcessor,
+        AttnProcessor2_0,
+        SlicedAttnProcessor,
+    )
+
+    for module in modules:
+        for attn in module.modules():
+            if isinstance(attn, Attention) and type(attn.processor) in (
+                AttnProcessor,
+                AttnProcessor2_0,
+            ):
+                attn.set_processor(SlicedAttnProcessor(max(1, attn.heads // 2)))
+
+
 def wants_slicing(device_type: str) -> bool:
     return device_type == "mps"
 
@@ -41,7 +61,7 @@ def low_vram(pipe, info: DeviceInfo, enabled: bool) -> Iterator[bool]:
     # enable_attention_slicing reaches every component that has attention (ControlNets too).
     saved = [(m, m.attn_processors) for m in _attention_modules(pipe)]
     if wants_slicing(info.device.type):
-        pipe.enable_attention_slicing()
+        _slice_plain_attention([m for m, _ in saved])
     offload = info.device.type == "cuda"
     if offload:
         pipe.enable_model_cpu_offload(device=info.device)

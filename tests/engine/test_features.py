@@ -298,10 +298,18 @@ def test_low_vram_mode_keeps_sdpa_off_mps_and_slices_on_mps(library, engine):
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+    class Own(AttnProcessor2_0):  # an extension's processor (IP-Adapter's, say)
+        pass
+
+    own_name = next(iter(net.attn_processors))
+    net.set_attn_processor({**net.attn_processors, own_name: Own()})
     before = [dict(m.attn_processors) for m in (pipe.unet, net)]
     with low_vram(pipe, DeviceInfo(torch.device("mps"), torch.float32), True):
-        for m in (pipe.unet, net):
-            assert {type(p) for p in m.attn_processors.values()} == {SlicedAttnProcessor}
+        assert {type(p) for p in pipe.unet.attn_processors.values()} == {SlicedAttnProcessor}
+        procs = net.attn_processors
+        assert type(procs.pop(own_name)) is Own  # left in place, not silently replaced
+        assert {type(p) for p in procs.values()} == {SlicedAttnProcessor}
     assert [dict(m.attn_processors) for m in (pipe.unet, net)] == before
 
 
