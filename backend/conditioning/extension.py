@@ -206,6 +206,12 @@ class ConditioningExtension:
             return False
         return True
 
+    def capabilities(self, library) -> dict:
+        """The welcome's control_types / control_missing (capabilities.py)."""
+        from .capabilities import control_capabilities
+
+        return control_capabilities(library, self._pick)
+
     def _unions(self, kind, available, unet_config, model, where) -> list:
         """No ControlNet of this type: a Union model that has the type's mode will do, as
         Krita AI Diffusion falls back to one for SDXL (ProMax first: it has every mode)."""

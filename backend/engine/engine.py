@@ -64,7 +64,18 @@ class Engine:
             "upscalers": _upscaler_names(self.library),
             "model_families": libs.families(self.library),
             "default_model": self._default_model_or_none(),
+            **self._extension_capabilities(),
         }
+
+    def _extension_capabilities(self) -> dict:
+        """Keys extensions add to the welcome (conditioning: the control types it can serve
+        per model family)."""
+        out: dict = {}
+        for ext in self.extensions:
+            describe = getattr(ext, "capabilities", None)
+            if callable(describe):
+                out.update(describe(self.library))
+        return out
 
     def _default_model_or_none(self) -> str | None:
         try:

@@ -1,0 +1,206 @@
+"""Which control unit types this backend can run, per model family, for the welcome.
+
+Hosts offer only what the backend can serve for the chosen model (as Krita AI Diffusion
+greys out control layers whose model is missing). A type is served for a family when a
+unit of that type naming no model would find a file for that family's UNet: a ControlNet
+or T2I-Adapter of the type, a ControlNet Union model with the type's mode, or (ip-adapter)
+an IP-Adapter together with the CLIP vision encoder it reads. The answer comes from the
+same picking code the jobs use, over file headers only (cached by path and mtime), and is
+cached for the library's state, so a welcome costs a directory listing once computed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+from dreamwire.shared.errors import DreamwireError
+from dreamwire.shared.job import CONTROL_TYPES
+
+from . import controlnet_files, ip_adapter_files
+
+# Files an artist would add, as A1111's ControlNet extension / Krita AI Diffusion name them.
+_SD15 = {
+    "depth": "control_v11f1p_sd15_depth",
+    "normalbae": "control_v11p_sd15_normalbae",
+    "openpose": "control_v11p_sd15_openpose",
+    "seg": "control_v11p_sd15_seg",
+    "canny": "control_v11p_sd15_canny",
+    "mlsd": "control_v11p_sd15_mlsd",
+    "softedge": "control_v11p_sd15_softedge",
+    "scribble": "control_v11p_sd15_scribble",
+    "lineart": "control_v11p_sd15_lineart",
+    "lineart_anime": "control_v11p_sd15s2_lineart_anime",
+    "shuffle": "control_v11e_sd15_shuffle",
+    "tile": "control_v11f1e_sd15_tile",
+    "inpaint": "control_v11p_sd15_inpaint",
+    "ip2p": "control_v11e_sd15_ip2p",
+    "color": "t2iadapter_color_sd14v1",
+    "ip-adapter": "ip-adapter_sd15",
+}
+_SDXL_UNION = "controlnet-union-sdxl-1.0_promax"
+EXAMPLES = {
+    "sd1": _SD15,
+    "sdxl": {
+        **{
+            t: _SDXL_UNION
+            for t in ("depth", "normalbae", "openpose", "seg", "canny", "mlsd", "softedge")
+            + ("scribble", "lineart", "lineart_anime", "tile", "inpaint")
+        },
+        "ip-adapter": "ip-adapter_sdxl_vit-h",
+    },
+}
+FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
+
+Pick = Callable[..., controlnet_files.ControlNetInfo]
+
+_CACHE: dict[str, object] = {}
+
+
+def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, str]]]:
+    """{"control_types": {family: {type: file(s) serving it}},
+    "control_missing": {family: {type: why not, naming the file to add}}}
+    for the families of the library's checkpoints. `pick` is the extension's picker."""
+    from .extension import library_entries
+
+    available = library_entries(library, "controlnet")
+    roots = list(getattr(library, "roots", []) or [])
+    encoders = ip_adapter_files.encoder_files(roots)
+    configs = _family_configs(library)
+    key = json.dumps(
+        [
+            sorted((str(p), _mtime(p)) for p in available.values()),
+            sorted(available),
+            [(str(p), _mtime(p)) for p in encoders],
+            {f: [json.dumps(c, sort_keys=True) for c in cs] for f, cs in sorted(configs.items())},
+        ]
+    )
+    if _CACHE.get("key") == key:
+        return _CACHE["value"]  # type: ignore[return-value]
+    served: dict[str, dict[str, str]] = {}
+    missing: dict[str, dict[str, str]] = {}
+    for family, unet_configs in sorted(configs.items()):
+        served[family], missing[family] = {}, {}
+        for kind in CONTROL_TYPES:
+            found, why = None, ""
+            for unet_config in unet_configs:
+                found, why = _serve(kind, family, unet_config, available, roots, pick)
+                if found:
+                    break
+            if found:
+                served[family][kind] = found
+            else:
+                missing[family][kind] = why
+    value = {"control_types": served, "control_missing": missing}
+    _CACHE.update(key=key, value=value)
+    return value
+
+
+def _serve(kind, family, unet_config, available, roots, pick) -> tuple[str | None, str]:
+    label = FAMILY_LABELS.get(family, family)
+    model = SimpleNamespace(name=f"{label} models", family=family)
+    example = EXAMPLES.get(family, {}).get(kind)
+    hint = f" (e.g. {example}.safetensors)" if example else ""
+    if kind == "ip-adapter":
+        return _serve_ip_adapter(label, unet_config, available, roots, model, hint)
+    # Pickled ControlNets (.pth) have no header: reading one means unpickling the whole
+    # file, so they are judged by name here (type and family), as A1111's list does.
+    headers = {n: p for n, p in available.items() if not _pickled(p)}
+    for name, path in sorted(available.items()):
+        if (
+            _pickled(path)
+            and controlnet_files.type_from_name(name) == kind
+            and controlnet_files.family_from_name(name) == label
+        ):
+            return name, ""
+    try:
+        info = pick(kind, headers, unet_config, model, f"{kind} unit")
+    except DreamwireError:
+        return None, (
+            f"no {kind} ControlNet, T2I-Adapter or Union model for {label} in the ControlNet "
+            f"folders{hint}"
+        )
+    return info.name, ""
+
+
+def _serve_ip_adapter(label, unet_config, available, roots, model, hint):
+    adapters = []
+    for name, path in sorted(available.items()):
+        if controlnet_files.type_from_name(name) != "ip-adapter":
+            continue
+        try:
+            info = _inspect(path, name)
+            controlnet_files.check_supported(info)
+            controlnet_files.check_compatible(info, unet_config, model.name, model.family)
+        except DreamwireError:
+            continue
+        if info.ip_adapter is not None:
+            adapters.append(info)
+    if not adapters:
+        return None, f"no IP-Adapter for {label} in the ControlNet or ipadapter folders{hint}"
+    why = ""
+    for info in adapters:
+        try:
+            enc = ip_adapter_files.pick_encoder(info.ip_adapter, info.name, roots)
+        except DreamwireError as exc:
+            why = why or exc.message
+            continue
+        return f"{info.name} + {enc.name}", ""
+    return None, why
+
+
+def _family_configs(library) -> dict[str, list[dict]]:
+    """Each family's distinct UNet shapes (what ControlNet compatibility depends on), from
+    the catalog config of each checkpoint's architecture or a diffusers folder's own."""
+    from dreamwire import catalog
+    from dreamwire.backend.engine.library_adapter import family
+
+    out: dict[str, list[dict]] = {}
+    for entry in library.entries("checkpoint"):
+        cfg = _unet_config(entry, catalog)
+        if cfg is None:
+            continue
+        slim = {
+            k: cfg.get(k)
+            for k in ("cross_attention_dim", "addition_embed_type", "block_out_channels")
+        }
+        bucket = out.setdefault(family(entry.arch), [])
+        if slim not in bucket:
+            bucket.append(slim)
+    return out
+
+
+def _unet_config(entry, catalog) -> dict | None:
+    path = Path(entry.path)
+    candidates = [path / "unet" / "config.json"] if path.is_dir() else []
+    arch = entry.arch or ""
+    for name in (arch, arch.split("-in")[0], arch.removesuffix("-ip2p").removesuffix("-depth")):
+        try:
+            candidates.append(catalog.config_dir(name) / "unet" / "config.json")
+        except KeyError:
+            continue
+    for cfg_path in candidates:
+        try:
+            return json.loads(cfg_path.read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _inspect(path: Path, name: str):
+    from .extension import _inspect_cached
+
+    return _inspect_cached(path, name)
+
+
+def _pickled(path: Path) -> bool:
+    return not path.is_dir() and path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
