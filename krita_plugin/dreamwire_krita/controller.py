@@ -221,7 +221,11 @@ class Controller:
     def _control_units(self, doc, plan: regions.Plan):
         marks = self.marks(doc)
         live = {i: m for i, m in marks.items() if host.find_node(doc, i) is not None}
-        layers = host.read_layers(doc, list(live), plan.region)
+        refs = [i for i, m in live.items() if m.type in ctl.REFERENCE_TYPES]
+        # Maps line up with the generated area; a reference picture counts whole, wherever
+        # it lies on the canvas (Krita AI Diffusion reads it over the layer's bounds).
+        layers = host.read_layers(doc, [i for i in live if i not in refs], plan.region)
+        layers.update(host.read_layers(doc, refs, host.canvas_rect(doc)))
         units = []
         for node_id, mark in live.items():
             svg = host.layer_svg(doc, node_id) if mark.type == "openpose" else None
@@ -242,6 +246,28 @@ class Controller:
                     continue
             units.append(ctl.control_unit(mark, layers[node_id]))
         return units
+
+    def control_offers(self, model: str) -> list[ctl.Offer]:
+        """The docker's control types, marked by what the backend serves for `model`."""
+        return ctl.offers(self.welcome, model_family(model, self.welcome))
+
+    # -- regions ------------------------------------------------------------------
+    def add_region(self, prompt: str = "", doc=None) -> str | None:
+        """A new transparent paint layer named "region: <prompt>" above the active layer,
+        made active, ready to paint the region's area (Krita AI Diffusion's add region)."""
+        try:
+            doc = doc or host.active_document()
+            name = prompt_regions.region_layer_name(prompt)
+            host.add_paint_layer(doc, name)
+        except PlanError as exc:
+            self._set(message=str(exc), level="error")
+            return None
+        self._set(
+            message=f"Added the layer {name!r}: paint where it goes"
+            + ("." if prompt_regions.region_prompt(name) else ", then name what goes there."),
+            level="info",
+        )
+        return name
 
     # -- session listener ---------------------------------------------------------
     def on_state(self, state: str) -> None:

@@ -205,6 +205,7 @@ class DreamwireDocker(DockWidget):
 
         lay.addWidget(self._build_upscale())
         lay.addWidget(self._build_controls())
+        lay.addWidget(self._build_regions())
 
         hist = QGroupBox("History")
         hl = QVBoxLayout(hist)
@@ -270,13 +271,16 @@ class DreamwireDocker(DockWidget):
         self.control_type.addItems(list(ctl.TYPES))
         self.control_weight = QDoubleSpinBox()
         self.control_weight.setRange(0.0, 2.0)
-        self.control_weight.setValue(1.0)
         self.control_weight.setSingleStep(0.05)
         self.control_start = QDoubleSpinBox()
         self.control_start.setRange(0.0, 1.0)
         self.control_end = QDoubleSpinBox()
         self.control_end.setRange(0.0, 1.0)
-        self.control_end.setValue(1.0)
+        self._control_defaults()
+        # Each type starts from its own defaults (Reference differs from the ControlNets),
+        # as a Krita AI Diffusion control layer does when its mode changes.
+        self.control_type.currentIndexChanged.connect(self._control_defaults)
+        self.model.currentTextChanged.connect(lambda _text: self._fill_offers())
         form.addRow("Type", self.control_type)
         form.addRow("Weight", self.control_weight)
         form.addRow("Start", self.control_start)
@@ -294,6 +298,40 @@ class DreamwireDocker(DockWidget):
         self.control_list.setMaximumHeight(80)
         lay.addWidget(self.control_list)
         return box
+
+    def _build_regions(self) -> QGroupBox:
+        box = QGroupBox("Regions")
+        row = QHBoxLayout(box)
+        self.region_prompt = QLineEdit()
+        self.region_prompt.setPlaceholderText("Region prompt (or name the layer later)")
+        self.add_region_button = QPushButton("Add region")
+        self.add_region_button.setToolTip(
+            "A new transparent layer named 'region: <prompt>': paint where the region goes; "
+            "its prompt guides the pixels under the paint, the main prompt the rest"
+        )
+        self.add_region_button.clicked.connect(self._add_region)
+        row.addWidget(self.region_prompt, 1)
+        row.addWidget(self.add_region_button)
+        return box
+
+    def _add_region(self) -> None:
+        if self.controller.add_region(self.region_prompt.text()):
+            self.region_prompt.clear()
+
+    def _control_defaults(self, _index: int = 0) -> None:
+        d = ctl.defaults(ctl.TYPES[self.control_type.currentText()])
+        self.control_weight.setValue(d.weight)
+        self.control_start.setValue(d.start)
+        self.control_end.setValue(d.end)
+
+    def _fill_offers(self) -> None:
+        """Grey out the control types the backend cannot run for the chosen model; the
+        tooltip says which file is missing."""
+        items = self.control_type.model()
+        for i, offer in enumerate(self.controller.control_offers(self.model.currentText())):
+            item = items.item(i)
+            item.setEnabled(offer.available)
+            item.setToolTip(offer.why)
 
     # -- parameters -----------------------------------------------------------------
     def params(self) -> Params:
@@ -363,8 +401,13 @@ class DreamwireDocker(DockWidget):
                 raise PlanError("Select a layer first.")
             mark = None
             if not remove:
+                offer = self.controller.control_offers(self.model.currentText())[
+                    self.control_type.currentIndex()
+                ]
+                if not offer.available:
+                    raise PlanError(f"{offer.label}: {offer.why}")
                 mark = ctl.ControlMark(
-                    type=ctl.TYPES[self.control_type.currentText()],
+                    type=offer.type,
                     weight=self.control_weight.value(),
                     start=self.control_start.value(),
                     end=self.control_end.value(),
@@ -406,6 +449,7 @@ class DreamwireDocker(DockWidget):
         if controller.welcome is not None and controller.welcome is not self._welcome_seen:
             self._welcome_seen = controller.welcome
             self._fill_lists(controller.welcome)
+            self._fill_offers()
         if len(controller.history) != self._shown_history:
             self._fill_history(controller)
         self._fill_controls()

@@ -176,6 +176,21 @@ def add_group(doc, name: str):
     return group
 
 
+def add_paint_layer(doc, name: str):
+    """A new, fully transparent paint layer above the active layer (at the top when none
+    is active), made the active layer so the artist can paint on it at once."""
+    layer = doc.createNode(name, "paintlayer")
+    active = doc.activeNode()
+    parent = active.parentNode() if active is not None else None
+    if parent is None:
+        doc.rootNode().addChildNode(layer, None)
+    else:
+        parent.addChildNode(layer, active)
+    doc.setActiveNode(layer)
+    refresh(doc)
+    return layer
+
+
 def add_result_layer(
     doc, parent, name: str, rgba: np.ndarray, target: Rect, mask: np.ndarray | None, on_masked=None
 ):

@@ -13,24 +13,86 @@ import numpy as np
 
 from dreamwire.shared.job import ControlUnit
 
-from .pixels import flatten_rgb
+from .pixels import content_bounds, flatten_rgb
+from .regions import PlanError
 
 ANNOTATION_TYPE = "dreamwire/controls"
 
-# Docker label -> ControlNet type on the wire (A1111 ControlNet extension names).
+# Docker label -> control unit type on the wire (A1111 ControlNet extension names,
+# shared/job.py CONTROL_TYPES), in the order Krita AI Diffusion lists its control layers.
 TYPES = {
+    "Reference": "ip-adapter",
     "Scribble": "scribble",
     "Line art": "lineart",
+    "Line art (anime)": "lineart_anime",
+    "Soft edge": "softedge",
+    "Canny": "canny",
+    "MLSD": "mlsd",
     "Depth": "depth",
     "Normals": "normalbae",
     "Pose": "openpose",
     "Segmentation": "seg",
-    "Canny": "canny",
-    "Soft edge": "softedge",
-    "Shuffle / reference": "shuffle",
+    "Tile / blur": "tile",
+    "Colour": "color",
+    "Shuffle": "shuffle",
 }
 # Drawn as strokes: the model wants white lines on black.
-LINE_TYPES = {"scribble", "lineart", "softedge", "canny", "mlsd"}
+LINE_TYPES = {"scribble", "lineart", "lineart_anime", "softedge", "canny", "mlsd"}
+# Not a map: the layer's picture is the reference (IP-Adapter), taken whole from the layer.
+REFERENCE_TYPES = {"ip-adapter"}
+# The T2I colour adapter reads a coarse colour grid (A1111's t2ia_color_grid preprocessor).
+PREPROCESSORS = {"color": "t2ia_color_grid"}
+FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
+
+
+@dataclass(frozen=True)
+class Defaults:
+    weight: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+
+# A new mark's weight and range. Reference follows Krita AI Diffusion's middle preset
+# (presets/control.json "reference": strength 0.8 over 0.2-0.8: the picture's content
+# guides without fixing its layout); ControlNets keep A1111's unit defaults (1.0, 0-1).
+DEFAULTS = {"ip-adapter": Defaults(0.8, 0.2, 0.8)}
+
+
+def defaults(wire_type: str) -> Defaults:
+    return DEFAULTS.get(wire_type, Defaults())
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One docker type and whether the backend can run it for the chosen model."""
+
+    label: str
+    type: str
+    available: bool
+    why: str = ""  # for the tooltip when it is not
+
+
+def offers(welcome, family: str) -> list[Offer]:
+    """Every docker type, marked unavailable where the backend's welcome says it has no
+    file for the model's family (`control_types` / `control_missing`). A backend that does
+    not say (an older one), or a family it does not list, leaves everything offered: the
+    backend still refuses a job it cannot run, with a clear error."""
+    extra = getattr(welcome, "extra", None) or {}
+    served = extra.get("control_types")
+    if not isinstance(served, dict) or not isinstance(served.get(family), dict):
+        return [Offer(label, wire, True) for label, wire in TYPES.items()]
+    missing = extra.get("control_missing") or {}
+    missing = missing.get(family) if isinstance(missing, dict) else None
+    missing = missing if isinstance(missing, dict) else {}
+    name = FAMILY_LABELS.get(family, family)
+    out = []
+    for label, wire in TYPES.items():
+        if wire in served[family]:
+            out.append(Offer(label, wire, True))
+            continue
+        why = str(missing.get(wire) or f"the backend has no {wire} model")
+        out.append(Offer(label, wire, False, f"Not available for {name} models: {why}"))
+    return out
 
 
 @dataclass
@@ -75,9 +137,12 @@ def control_image(rgba: np.ndarray, wire_type: str) -> np.ndarray:
     """The RGB image a ControlNet of this type expects, from a layer's RGBA pixels.
 
     Line types: a sketch on a transparent layer is its opacity (white strokes on black);
-    an opaque light sketch (dark lines on paper) is inverted. Everything else (depth,
-    normals, pose, segmentation, reference) is used as painted, over black.
+    an opaque light sketch (dark lines on paper) is inverted. Reference: the layer's
+    picture (reference_image). Everything else (depth, normals, pose, segmentation, tile,
+    colour) is used as painted, over black.
     """
+    if wire_type in REFERENCE_TYPES:
+        return reference_image(rgba)
     if wire_type in LINE_TYPES:
         alpha = rgba[:, :, 3]
         if alpha.min() < 255:
@@ -91,6 +156,19 @@ def control_image(rgba: np.ndarray, wire_type: str) -> np.ndarray:
     return flatten_rgb(rgba, background=0)
 
 
+def reference_image(rgba: np.ndarray) -> np.ndarray:
+    """A reference picture: the layer's painted content, cropped to where it has pixels
+    and laid over white, in colour. As in Krita AI Diffusion the whole layer counts, not
+    the part under the generated area (the controller reads it over the canvas)."""
+    bounds = content_bounds(rgba[:, :, 3]) if rgba.shape[2] == 4 else None
+    if rgba.shape[2] == 4 and bounds is None:
+        raise PlanError("A Reference layer is empty: paint or paste the reference picture.")
+    if bounds is not None:
+        x, y, w, h = bounds
+        rgba = rgba[y : y + h, x : x + w]
+    return flatten_rgb(rgba, background=255)
+
+
 def control_unit(mark: ControlMark, rgba: np.ndarray) -> ControlUnit:
     return ControlUnit(
         type=mark.type,
@@ -98,4 +176,5 @@ def control_unit(mark: ControlMark, rgba: np.ndarray) -> ControlUnit:
         weight=mark.weight,
         start=mark.start,
         end=mark.end,
+        preprocessor=PREPROCESSORS.get(mark.type, "none"),
     )

@@ -49,6 +49,15 @@ def region_prompt(name: str) -> str | None:
     return stripped[len(PREFIX) :].strip()
 
 
+def region_layer_name(prompt: str = "") -> str:
+    """The name of a new region layer: ``region: <prompt>`` on one line, or the bare
+    prefix (``region: ``) for the artist to complete in the layer's name."""
+    text = " ".join(prompt.split())
+    if region_prompt(text) is not None:  # pasted with its prefix already
+        text = region_prompt(text) or ""
+    return f"{PREFIX} {text}" if text else f"{PREFIX} "
+
+
 def region_layers(layers: list[LayerInfo]) -> list[RegionLayer]:
     """The visible region layers, in the order given (Krita's: bottom to top)."""
     out = []
