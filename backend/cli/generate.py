@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamwire.backend.cli import unit_args
 from dreamwire.backend.cli.engine_options import add_engine_arguments, apply_fast_path_choice
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
@@ -101,6 +102,22 @@ def add_parser(subparsers) -> None:
         action="store_false",
         help="no tile ControlNet on the tiles",
     )
+    p.add_argument(
+        "--control",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("TYPE[:MODEL]", "IMAGE|KEY=VALUE"),
+        help=unit_args.CONTROL_HELP,
+    )
+    p.add_argument(
+        "--region",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("PROMPT", "MASK [WEIGHT]"),
+        help=unit_args.REGION_HELP,
+    )
     p.add_argument("--vae", default="", help="VAE name (default: the checkpoint's own)")
     p.add_argument("--clip-skip", type=int, default=1)
     p.add_argument(
@@ -185,6 +202,8 @@ def build_job(args: argparse.Namespace) -> Job:
             overlap=args.upscale_overlap,
             tile_control=args.tile_control,
         )
+    job.controls = [unit_args.parse_control(w, i) for i, w in enumerate(args.control)]
+    job.regions = [unit_args.parse_region(w, i) for i, w in enumerate(args.region, 1)]
     return job.validate()
 
 
@@ -282,20 +301,17 @@ def main(args: argparse.Namespace) -> int:
 
     saved = ResultStore(config.output_dir(args.out)).save(job, result)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "job_id": saved.job_id,
-                    "model": saved.model,
-                    "images": [
-                        {"path": g.path, "seed": g.seed, "infotext": g.infotext}
-                        for g in saved.images
-                    ],
-                    "timings": saved.timings,
-                },
-                indent=2,
-            )
-        )
+        record = {
+            "job_id": saved.job_id,
+            "model": saved.model,
+            "images": [
+                {"path": g.path, "seed": g.seed, "infotext": g.infotext} for g in saved.images
+            ],
+            "timings": saved.timings,
+        }
+        if job.controls:  # the units as run: the ControlNet the backend picked for each
+            record["controlnets"] = unit_args.resolved_units(saved.images[0].infotext)
+        print(json.dumps(record, indent=2))
     else:
         for g in saved.images:
             print(f"seed {g.seed}: {g.path}")
