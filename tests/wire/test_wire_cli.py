@@ -51,3 +51,43 @@ def test_generate_through_the_server_equals_in_process(backend, tiny_models, tmp
     )
     # The backend kept its own copy too.
     assert (backend.out_dir / "jobs" / remote["job_id"] / "result.json").is_file()
+
+
+def test_control_units_and_regions_travel_to_the_server(backend, tiny_models, tmp_path):
+    """The control image (a 16-bit depth file: a float32 array) and the region mask cross the
+    wire intact: the backend's image equals the same job run in this process."""
+    from dreamwire.backend.cli import build_parser
+    from dreamwire.backend.cli.generate import build_job
+    from dreamwire.backend.engine import Engine
+    from dreamwire.backend.library import ModelLibrary
+    from dreamwire.shared.infotext import parse_infotext
+
+    y, x = np.mgrid[0:64, 0:64]
+    Image.fromarray(((x + y) * 500).astype(np.uint16)).save(tmp_path / "depth16.png")
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, :40] = 200
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    flags = [
+        "--control",
+        "depth:control_v11f1p_sd15_depth",
+        str(tmp_path / "depth16.png"),
+        "weight=0.7",
+        "end=0.5",
+        "--region",
+        "a red barn",
+        str(tmp_path / "mask.png"),
+        "0.9",
+    ]
+    remote = generate("--server", backend.address, "--out", str(tmp_path / "remote"), *flags)
+    (r,) = remote["images"]
+    info = parse_infotext(r["infotext"])
+    assert info.controlnets[0].model_name == "control_v11f1p_sd15_depth"
+    assert info.extras["Regions"] == "1"
+    assert remote["controlnets"][0]["end"] == 0.5
+
+    argv = ["generate", "--prompt", "a red fox", "--width", "64", "--height", "64"]
+    argv += ["--steps", "2", "--sampler", "Euler", "--seed", "123", *flags]
+    job = build_job(build_parser().parse_args(argv))
+    local = Engine(ModelLibrary([tiny_models]), device="cpu").run(job)
+    assert local.images[0].infotext == r["infotext"]
+    np.testing.assert_array_equal(np.asarray(Image.open(r["path"])), local.images[0].image)
