@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.infotext_controlnet import ControlNetEntry
 from dreamwire.shared.job import CONTROL_TYPES, RESIZE_MODES, ControlUnit, Region
 
 # Key words of a --control flag (and their longer spellings) -> ControlUnit fields.
@@ -116,10 +117,9 @@ def _number(text: str, what: str, where: str) -> float:
 
 def parse_control(words: list[str], index: int) -> ControlUnit:
     """One --control flag's words -> a ControlUnit (its image read from the file)."""
-    where = f"--control {index}"
     head, *rest = words
     kind, _, model = head.partition(":")
-    where = f"{where} ({head})"
+    where = f"--control {index} ({head})"
     unit = ControlUnit(type=control_type(kind, where), image=None, model=model.strip())
     image: Path | None = None
     for word in rest:
@@ -145,8 +145,11 @@ def parse_control(words: list[str], index: int) -> ControlUnit:
             unit.resize_mode = _mode(
                 value, RESIZE_MODE_NAMES, "resize mode", where, ", ".join(RESIZE_MODES)
             )
+        elif field == "preprocessor":
+            # The extension's UI labels ("normal_bae", "seg_ofade20k", ...) name ours too.
+            unit.preprocessor = ControlNetEntry(module=value.strip() or "none").preprocessor
         else:
-            setattr(unit, field, value.strip() or ("none" if field == "preprocessor" else ""))
+            unit.model = value.strip()
     if image is not None:
         unit.image = read_control_image(image, f"{where} image")
     return unit

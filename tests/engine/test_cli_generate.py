@@ -228,6 +228,11 @@ def test_control_and_region_flags_reach_the_job(tmp_path):
         "IP_Adapter",
         "image=" + str(tmp_path / "depth16.png"),
         "mode=ControlNet is more important",
+        "--control",
+        "normalbae",
+        str(tmp_path / "depth.png"),
+        "pre=normal_bae",  # the A1111 extension's label for our normalbae
+        "model=control_v11p_sd15_normalbae",
         "--region",
         "a red barn",
         str(tmp_path / "left.png"),
@@ -236,7 +241,7 @@ def test_control_and_region_flags_reach_the_job(tmp_path):
         "a pond",
         str(tmp_path / "layer.png"),
     )
-    depth, tile, ip = job.controls
+    depth, tile, ip, normal = job.controls
     assert (depth.type, depth.model, depth.weight, depth.start, depth.end) == (
         "depth",
         "control_v11f1p_sd15_depth",
@@ -256,6 +261,7 @@ def test_control_and_region_flags_reach_the_job(tmp_path):
     assert ip.type == "ip-adapter" and ip.control_mode == "controlnet"
     assert ip.image.dtype == np.float32 and ip.image.shape == (64, 64)
     assert ip.image[63, 63] == np.float32(126 * 500 / 65535)
+    assert (normal.preprocessor, normal.model) == ("normalbae", "control_v11p_sd15_normalbae")
     barn, pond = job.regions
     assert (barn.prompt, barn.weight, pond.prompt, pond.weight) == (
         "a red barn",
