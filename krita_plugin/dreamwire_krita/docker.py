@@ -415,6 +415,7 @@ class DreamwireDocker(DockWidget):
             self.controller.set_mark(host.node_id(node), mark, doc)
         except (PlanError, ValueError) as exc:
             self.show_message(str(exc), "error")
+            return  # a refresh would put the last status message back over it
         self.refresh(self.controller)
 
     def _reinsert(self) -> None:

@@ -89,3 +89,25 @@ def test_vector_layer_drawn_as_a_skeleton_is_read_as_a_pose(gui):
         v["svg_head"]
     )
     assert v["exact"], v["max_diff"]
+
+
+def test_docker_offers_control_types_the_backend_serves_and_adds_regions(gui):
+    out = gui[0]
+    assert "error" not in out, out.get("error")
+    r = out["controls_regions"]
+    # tiny-sd1: the tiny library has a file for every type.
+    assert all(enabled for enabled, _ in r["sd1"].values()) and "Reference" in r["sd1"]
+    # tiny-sdxl: no SDXL colour adapter or shuffle ControlNet: greyed out, and why.
+    assert r["sdxl"]["Colour"][0] is False and r["sdxl"]["Shuffle"][0] is False
+    assert r["sdxl"]["Colour"][1].startswith("Not available for SDXL models: no color")
+    assert r["sdxl"]["Depth"] == [True, ""] and r["sdxl"]["Reference"][0] is True
+    assert r["refused"].startswith("Colour: Not available for SDXL")
+    # Reference takes Krita AI Diffusion's defaults; its unit is the layer's picture.
+    assert r["reference_defaults"] == [0.8, 0.2, 0.8]
+    assert r["reference_mark"] == [["ip-adapter", 0.8, 0.2, 0.8]]
+    assert r["reference_unit"] == [["ip-adapter", [16, 20, 3], [210, 0, 0]]]
+    reg = r["region"]
+    assert reg["name"] == "region: a red barn" and reg["type"] == "paintlayer"
+    assert reg["transparent"] and reg["above_reference"] and reg["prompt_cleared"]
+    # Transparent, so not yet a region a job would use; the reader takes its name.
+    assert reg["region_prompts"] == ["a red barn"]

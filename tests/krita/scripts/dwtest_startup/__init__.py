@@ -35,6 +35,8 @@ class Driver:
             self.inpaint,
             self.wait_inpainted,
             self.vector_pose,
+            self.controls_and_regions,
+            self.reference_and_region,
             self.finish,
         ]
         self.deadline = time.monotonic() + self.cfg.get("timeout", 150)
@@ -260,6 +262,82 @@ class Driver:
         }
         return True
 
+    def controls_and_regions(self):
+        """Control types offered per model, a Reference layer's unit, Add region."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.geometry import Rect
+
+        d, c = self.docker, self.docker.controller
+        combo = d.control_type
+        items = combo.model()
+
+        def state():
+            return {
+                combo.itemText(i): [items.item(i).isEnabled(), items.item(i).toolTip()]
+                for i in range(combo.count())
+            }
+
+        d.model.setCurrentText("tiny-sd1")
+        r = {"sd1": state()}
+        d.model.setCurrentText("tiny-sdxl")
+        r["sdxl"] = state()
+        combo.setCurrentText("Colour")  # greyed out, but a script can still pick it
+        d._mark_active()
+        r["refused"] = d.message.text()
+        combo.setCurrentText("Reference")
+        r["reference_defaults"] = [
+            d.control_weight.value(),
+            d.control_start.value(),
+            d.control_end.value(),
+        ]
+        d.model.setCurrentText("tiny-sd1")
+        # A reference picture in a corner: the whole of it is the unit's image.
+        pic = np.zeros((16, 20, 4), np.uint8)
+        pic[..., 0], pic[..., 3] = 210, 255
+        layer, _ = host.add_result_layer(
+            self.doc, self.doc.rootNode(), "reference", pic, Rect(70, 4, 20, 16), None
+        )
+        host.refresh(self.doc)
+        for node_id in list(c.marks(self.doc)):
+            c.set_mark(node_id, None, self.doc)
+        self.doc.setActiveNode(layer)  # takes effect once the event loop has run
+        self.out["controls_regions"] = r
+        return True
+
+    def reference_and_region(self):
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.regions import plan_generate
+
+        d, c = self.docker, self.docker.controller
+        r = self.out["controls_regions"]
+        if self.doc.activeNode() is None or self.doc.activeNode().name() != "reference":
+            return False
+        d._mark_active()
+        marks = c.marks(self.doc)
+        units = c._control_units(self.doc, plan_generate(host.canvas_rect(self.doc), None))
+        r["reference_mark"] = [[m.type, m.weight, m.start, m.end] for m in marks.values()]
+        r["reference_unit"] = [
+            [u.type, list(u.image.shape), [int(v) for v in u.image[0, 0]]] for u in units
+        ]
+        # Add region: a transparent layer above the active one, named from the prompt field.
+        d.region_prompt.setText("a red barn")
+        d.add_region_button.click()
+        new = [n for n in self.doc.rootNode().childNodes() if n.name() == "region: a red barn"][0]
+        host.refresh(self.doc)
+        data = host.read_layers(self.doc, [host.node_id(new)], host.canvas_rect(self.doc))
+        siblings = [n.name() for n in new.parentNode().childNodes()]
+        r["region"] = {
+            "name": new.name(),
+            "type": new.type(),
+            "transparent": int(data[host.node_id(new)][..., 3].max()) == 0,
+            "above_reference": siblings.index(new.name()) == siblings.index("reference") + 1,
+            "prompt_cleared": d.region_prompt.text() == "",
+            "message": d.message.text(),
+            "region_prompts": [x.prompt for x in ctl_regions(self.doc)],
+        }
+        self.out["controls_regions"] = r
+        return True
+
     def finish(self):
         self.out["settings_params"] = Krita.instance().readSetting("dreamwire", "params", "")
         dwtest.write(self.out)
@@ -270,6 +348,13 @@ class Driver:
         QApplication.instance().closeAllWindows()
         Krita.instance().action("file_quit").trigger()
         return True
+
+
+def ctl_regions(doc):
+    from dreamwire_krita import krita_host as host
+    from dreamwire_krita.logic import prompt_regions
+
+    return prompt_regions.region_layers(host.layer_infos(doc))
 
 
 class DwTestExtension(Extension):
