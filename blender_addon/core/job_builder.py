@@ -1,7 +1,10 @@
 """Scene settings -> dreamwire.shared.job.Job, and what the backend lacks for them.
 
 The bpy side copies its scene properties into `GenerationSettings` (plain data), so
-everything that decides the job's content is tested without Blender.
+everything that decides the job's content is tested without Blender. Which captured
+controls (and the reference image) go into the jobs follows the backend's welcome
+(`control_types` per model family): ones it cannot serve for the chosen model are left out
+with one note naming the file to add, as Krita AI Diffusion greys out such control layers.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from dreamwire.shared.job import ControlUnit, Job
-from dreamwire.shared.native_size import two_pass
+from dreamwire.shared.native_size import model_family, two_pass
 
 # The panel's control names and the ControlNet types they feed.
 CONTROL_TYPES = {
@@ -30,6 +33,16 @@ CONTROL_LABELS = {
     "segmentation": "Segmentation",
     "colour": "Colour",
 }
+# The reference image goes as an IP-Adapter unit (A1111 ControlNet extension's type name).
+REFERENCE = "reference"
+REFERENCE_TYPE = "ip-adapter"
+# Krita AI Diffusion's Reference preset (presets/control.json "reference": strength 0.8
+# over 0.2-0.8, as krita_plugin logic/controls.py DEFAULTS): the picture's style and
+# content guide without fixing the layout, which the captured controls decide.
+REFERENCE_WEIGHT, REFERENCE_START, REFERENCE_END = 0.8, 0.2, 0.8
+# The encoder reads 224 px (SDXL's bigG too); a larger picture only costs wire and memory.
+REFERENCE_MAX_SIDE = 1024
+FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
 
 
 @dataclass
@@ -40,6 +53,23 @@ class ControlSetting:
     start: float = 0.0
     end: float = 1.0
     model: str = ""  # "" = the backend picks one by type
+
+
+@dataclass
+class ReferenceSetting:
+    """The N-panel's reference image: the image datablock's name ("" = none) and the unit's
+    weight and range; `pixels` (H x W x 3 uint8, see reference_rgb) are read by the action,
+    not by the panel, which builds settings on every redraw."""
+
+    image_name: str = ""
+    weight: float = REFERENCE_WEIGHT
+    start: float = REFERENCE_START
+    end: float = REFERENCE_END
+    pixels: np.ndarray | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.image_name) and self.weight > 0
 
 
 @dataclass
@@ -64,9 +94,50 @@ class GenerationSettings:
     # model's ("sd1" | "sd2" | "sdxl"), filled in from the backend's welcome.
     two_pass: bool = True
     family: str = "sd1"
+    reference: ReferenceSetting = field(default_factory=ReferenceSetting)
+    # Panel control names (and REFERENCE) the backend cannot serve for the model: left out
+    # of captures and jobs (fit_to_backend fills it in from the welcome).
+    skip: set[str] = field(default_factory=set)
 
     def enabled_controls(self) -> list[ControlSetting]:
-        return [c for c in self.controls if c.enabled and c.weight > 0]
+        return [c for c in self.controls if c.enabled and c.weight > 0 and c.name not in self.skip]
+
+    def wanted(self) -> list[str]:
+        """Panel names of the controls the settings ask for (the colour render sent as init
+        image is no control), then REFERENCE when a reference image is set."""
+        out = [
+            c.name
+            for c in self.controls
+            if c.enabled and c.weight > 0 and not (c.name == "colour" and self.colour_as_init)
+        ]
+        return out + ([REFERENCE] if self.reference.enabled else [])
+
+
+def control_type(name: str) -> str:
+    """The unit type a panel name (or REFERENCE) is sent as."""
+    return REFERENCE_TYPE if name == REFERENCE else CONTROL_TYPES[name]
+
+
+def control_label(name: str) -> str:
+    return "Reference" if name == REFERENCE else CONTROL_LABELS[name]
+
+
+def reference_rgb(rgba: np.ndarray) -> np.ndarray:
+    """A reference picture as the backend reads it: H x W x 3 uint8 from an image's
+    H x W x 3|4 uint8 pixels (top row first), transparent parts laid over white as Krita AI
+    Diffusion flattens a Reference layer, and box-averaged down to REFERENCE_MAX_SIDE."""
+    if rgba.ndim != 3 or rgba.shape[2] not in (3, 4) or rgba.shape[0] < 1 or rgba.shape[1] < 1:
+        raise ValueError("The reference image has no pixels (is its file missing?).")
+    rgb = rgba[..., :3].astype(np.float32)
+    if rgba.shape[2] == 4:
+        a = rgba[..., 3:4].astype(np.float32) / 255.0
+        rgb = rgb * a + 255.0 * (1.0 - a)
+    h, w = rgb.shape[:2]
+    f = -(-max(h, w) // REFERENCE_MAX_SIDE)
+    if f > 1:
+        hh, ww = h // f * f, w // f * f
+        rgb = rgb[:hh, :ww].reshape(hh // f, f, ww // f, f, 3).mean(axis=(1, 3))
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def round_size(v: int) -> int:
@@ -86,7 +157,8 @@ def build_job(
     tag: str = "",
 ) -> Job:
     """A validated Job. `control_images` maps panel control names to captured images;
-    an enabled control without an image is skipped (the caller decides which it needs)."""
+    an enabled control without an image is skipped (the caller decides which it needs).
+    The reference image, when set and servable, rides along as an IP-Adapter unit."""
     images = control_images or {}
     w, h = size if size else (round_size(s.width), round_size(s.height))
     units = []
@@ -106,6 +178,17 @@ def build_job(
                 weight=float(c.weight),
                 start=float(c.start),
                 end=float(c.end),
+            )
+        )
+    ref = s.reference
+    if ref.enabled and REFERENCE not in s.skip and ref.pixels is not None:
+        units.append(
+            ControlUnit(
+                type=REFERENCE_TYPE,
+                image=ref.pixels,
+                weight=float(ref.weight),
+                start=float(min(ref.start, ref.end)),
+                end=float(max(ref.start, ref.end)),
             )
         )
     use_seamless = s.seamless if seamless is None else seamless
@@ -202,6 +285,8 @@ def missing_on_backend(s: GenerationSettings, welcome: Any) -> list[str]:
     samplers = _names(getattr(welcome, "samplers", []))
     if s.sampler and samplers and s.sampler not in samplers:
         problems.append(f"The backend does not know the sampler '{s.sampler}'.")
+    if plan_controls(s, welcome).known:
+        return problems  # unservable controls are left out with a note, not refused
     types = controlnet_types(getattr(welcome, "controlnets", []))
     for c in s.enabled_controls():
         if s.colour_as_init and c.name == "colour":
@@ -212,3 +297,57 @@ def missing_on_backend(s: GenerationSettings, welcome: Any) -> list[str]:
                 f"{CONTROL_LABELS[c.name]} control needs a '{t}' ControlNet; the backend has none."
             )
     return problems
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    """Which of the wanted controls the backend runs for the model (its welcome's
+    `control_types` / `control_missing` for the model's family)."""
+
+    family: str
+    used: list[str]  # panel names (and REFERENCE), in panel order
+    skipped: dict[str, str]  # panel name -> why not, naming the file to add
+    known: bool  # False: the backend does not say (an older one); everything is tried
+
+    def note(self) -> str:
+        """One sentence for the artist, or "" when nothing is left out."""
+        if not self.skipped:
+            return ""
+        fam = FAMILY_LABELS.get(self.family, self.family)
+        parts = "; ".join(f"{control_label(n)}: {why}" for n, why in self.skipped.items())
+        left = ", ".join(control_label(n) for n in self.skipped)
+        return f"Left out {left} (the backend cannot run them for {fam} models; {parts})."
+
+
+def plan_controls(s: GenerationSettings, welcome: Any) -> ControlPlan:
+    """The wanted controls split into used and skipped. A backend that does not list
+    `control_types`, or not for this family, leaves everything used: it still refuses a
+    job it cannot run, with a clear error."""
+    family = model_family(s.model, welcome) if welcome is not None else s.family
+    wanted = s.wanted()
+    extra = getattr(welcome, "extra", None) or {}
+    served = extra.get("control_types")
+    served = served.get(family) if isinstance(served, dict) else None
+    if not isinstance(served, dict):
+        return ControlPlan(family, wanted, {}, False)
+    missing = extra.get("control_missing")
+    missing = missing.get(family) if isinstance(missing, dict) else None
+    missing = missing if isinstance(missing, dict) else {}
+    used, skipped = [], {}
+    for name in wanted:
+        t = control_type(name)
+        if t in served:
+            used.append(name)
+        else:
+            skipped[name] = str(missing.get(t) or f"the backend has no {t} model")
+    return ControlPlan(family, used, skipped, True)
+
+
+def fit_to_backend(s: GenerationSettings, welcome: Any) -> str:
+    """Set the model's family and the controls to leave out from the backend's welcome;
+    returns the note about what was left out ("" when nothing)."""
+    if welcome is not None:
+        s.family = model_family(s.model, welcome)
+    plan = plan_controls(s, welcome)
+    s.skip = set(plan.skipped)
+    return plan.note()
