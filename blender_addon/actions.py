@@ -4,6 +4,8 @@ every yield, since the artist may have changed things while the backend worked."
 
 from __future__ import annotations
 
+import hashlib
+
 import bpy
 import numpy as np
 
@@ -12,7 +14,7 @@ from dreamwire.shared.native_size import model_family
 
 from . import bpy_data, connection
 from .core import animation as anim
-from .core.job_builder import GenerationSettings, build_job
+from .core.job_builder import GenerationSettings, build_job, fit_to_backend, reference_rgb
 from .core.multiview import SurfaceMesh, TextureAccumulator, plan_view
 from .core.projection import (
     BakeSettings,
@@ -41,10 +43,33 @@ CAPTURE_KINDS = {
 }
 
 
-def _settings(scene) -> GenerationSettings:
+def _settings(scene, reference: bool = True) -> GenerationSettings:
+    """The panel's settings; with `reference`, the reference image's pixels read now (the
+    artist may paint on it while the action runs; every job keeps the same picture)."""
     s = scene.dreamwire.to_settings()
     s.family = model_family(s.model, connection.welcome())
+    img = scene.dreamwire.reference_image
+    if reference and s.reference.enabled and img is not None:
+        try:
+            s.reference.pixels = reference_rgb(bpy_data.image_to_array(img))
+        except ValueError:
+            raise ActionError(
+                f"The reference image '{img.name}' has no pixels (is its file missing?)."
+            ) from None
     return s
+
+
+def _fit(s: GenerationSettings) -> str:
+    """Leave out what the backend cannot run for the model (it has welcomed us by the
+    time an action runs); the note, with a leading space, for the action's message."""
+    note = fit_to_backend(s, connection.welcome())
+    if note:
+        print(f"Dreamwire: {note}")
+    return f" {note}" if note else ""
+
+
+def _done(message: str, note: str) -> str:
+    return f"{message}.{note}" if note else message
 
 
 def _get_object(name: str):
@@ -126,6 +151,7 @@ def generate_texture(context):
     out_dir_prop = scene.dreamwire.output_dir
 
     def run():
+        note = _fit(s)
         job = build_job(s, {}, tag=f"texture {name}")
         result = yield job
         target = _get_object(name)
@@ -140,7 +166,7 @@ def generate_texture(context):
             rb.commit()
         finally:
             rb.rollback()
-        return f"Texture applied to {name}"
+        return _done(f"Texture applied to {name}", note)
 
     return run(), 1
 
@@ -195,7 +221,8 @@ def upscale_image(context, image_name: str = ""):
     seamless = seamless_for(u.seamless, img.get(SEAMLESS_PROP))
     source = bpy_data.image_to_array(img)
     name, mat_name = img.name, mat.name if mat is not None else None
-    job = build_upscale_job(source, u, _settings(scene), seamless, tag=f"upscale {name}")
+    s = _settings(scene, reference=False)
+    job = build_upscale_job(source, u, s, seamless, tag=f"upscale {name}")
     out_dir_prop = scene.dreamwire.output_dir
 
     def run():
@@ -276,6 +303,7 @@ def project(context, cameras=None):
     width, height = _job_size(s, scene)
 
     def run():
+        note = _fit(s)
         rb = bpy_data.Rollback()
         try:
             depsgraph = context.evaluated_depsgraph_get()
@@ -348,7 +376,7 @@ def project(context, cameras=None):
         finally:
             rb.rollback()
         views = "view" if used == 1 else "views"
-        return f"Projected {used} {views} onto {', '.join(targets)}"
+        return _done(f"Projected {used} {views} onto {', '.join(targets)}", note)
 
     return run(), len(cams)
 
@@ -389,6 +417,11 @@ def render_animation(context):
         "strength": props.previous_strength,
         "controls": [(c.name, c.weight, c.start, c.end) for c in s.enabled_controls()],
     }
+    ref = s.reference
+    if ref.enabled and ref.pixels is not None:
+        # Frames made with another reference picture are not this render's.
+        digest = hashlib.sha1(np.ascontiguousarray(ref.pixels).tobytes()).hexdigest()[:16]
+        fingerprint["reference"] = [digest, ref.weight, ref.start, ref.end]
     try:
         plan = anim.plan(
             folder,
@@ -405,6 +438,7 @@ def render_animation(context):
     strength = props.previous_strength
 
     def run():
+        note = _fit(s)
         original = scene.frame_current
         written = 0
         try:
@@ -436,6 +470,6 @@ def render_animation(context):
             scene.frame_set(original)
         skipped = len(plan.done)
         extra = f", {skipped} already on disk" if skipped else ""
-        return f"Rendered {written} frames to {folder}{extra}"
+        return _done(f"Rendered {written} frames to {folder}{extra}", note)
 
     return run(), max(1, len(plan.todo))

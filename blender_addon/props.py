@@ -16,7 +16,15 @@ from bpy.props import (
 from dreamwire.shared.imaging.openpose import KEYPOINT_NAMES
 from dreamwire.shared.job import INPAINT_FILLS
 
-from .core.job_builder import CONTROL_LABELS, ControlSetting, GenerationSettings
+from .core.job_builder import (
+    CONTROL_LABELS,
+    REFERENCE_END,
+    REFERENCE_START,
+    REFERENCE_WEIGHT,
+    ControlSetting,
+    GenerationSettings,
+    ReferenceSetting,
+)
 from .core.upscale import FROM_IMAGE, REFINE_STRENGTH, UpscaleSettings
 
 
@@ -139,6 +147,23 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     segmentation: PointerProperty(type=DREAMWIRE_PG_control)
     colour: PointerProperty(type=DREAMWIRE_PG_control)
     pose_overrides: CollectionProperty(type=DREAMWIRE_PG_bone_override)
+    # Reference image: an IP-Adapter unit in every generation (Krita AI Diffusion's
+    # Reference layer); one picture keeps a whole animation's style consistent.
+    reference_image: PointerProperty(
+        name="Reference",
+        type=bpy.types.Image,
+        description="A picture whose style and content guide every generation (IP-Adapter); "
+        "empty: none",
+    )
+    reference_weight: FloatProperty(
+        name="Weight", default=REFERENCE_WEIGHT, min=0.0, max=2.0, description="0: not used"
+    )
+    reference_start: FloatProperty(
+        name="Start", default=REFERENCE_START, min=0.0, max=1.0, subtype="FACTOR"
+    )
+    reference_end: FloatProperty(
+        name="End", default=REFERENCE_END, min=0.0, max=1.0, subtype="FACTOR"
+    )
     pose_override_index: IntProperty(default=0)
     # Texture and projection
     texture_size: IntProperty(name="Texture size", default=1024, min=64, max=8192)
@@ -240,6 +265,13 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
                 ControlSetting(name, c.enabled, c.weight, min(c.start, c.end), max(c.start, c.end))
                 for name, c in self.controls()
             ],
+            reference=ReferenceSetting(
+                image_name=self.reference_image.name if self.reference_image else "",
+                # Rounded: Blender keeps floats in single precision (0.8 -> 0.800000011).
+                weight=round(self.reference_weight, 4),
+                start=round(min(self.reference_start, self.reference_end), 4),
+                end=round(max(self.reference_start, self.reference_end), 4),
+            ),
         )
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import bpy
 
 from . import connection
-from .core.job_builder import CONTROL_LABELS, missing_on_backend, names
+from .core.job_builder import (
+    CONTROL_LABELS,
+    FAMILY_LABELS,
+    REFERENCE,
+    control_label,
+    missing_on_backend,
+    names,
+    plan_controls,
+)
 
 
 class DREAMWIRE_UL_cameras(bpy.types.UIList):
@@ -94,6 +102,9 @@ def draw_panel(layout, context) -> None:
     col.prop(props, "seamless")
     col.prop(props, "two_pass")
 
+    # What the backend can run for the chosen model (its welcome's control_types): the
+    # others stay settable but greyed out, and the actions leave them out with a note.
+    plan = plan_controls(props.to_settings(), w)
     box = col.box()
     box.label(text="Controls")
     for name, label in CONTROL_LABELS.items():
@@ -101,8 +112,16 @@ def draw_panel(layout, context) -> None:
         row = box.row(align=True)
         row.prop(c, "enabled", text=label)
         sub = row.row(align=True)
-        sub.active = c.enabled
+        sub.active = c.enabled and name not in plan.skipped
         sub.prop(c, "weight", text="")
+    row = box.row(align=True)
+    row.prop(props, "reference_image")
+    sub = box.row(align=True)
+    sub.active = props.reference_image is not None and REFERENCE not in plan.skipped
+    sub.prop(props, "reference_weight")
+    sub.prop(props, "reference_start")
+    sub.prop(props, "reference_end")
+    _draw_plan(box, plan)
     if props.colour.enabled:
         box.prop(props, "colour_as_init")
     if props.pose.enabled:
@@ -153,6 +172,16 @@ def draw_panel(layout, context) -> None:
     box.prop(props, "overwrite")
     box.operator("dreamwire.render_animation", icon="RENDER_ANIMATION")
     col.prop(props, "output_dir")
+
+
+def _draw_plan(box, plan) -> None:
+    """Which captured controls (and the reference) the generations will use."""
+    used = ", ".join(control_label(n) for n in plan.used) or "none"
+    box.label(text=f"Uses: {used}")
+    fam = FAMILY_LABELS.get(plan.family, plan.family)
+    for name, why in plan.skipped.items():
+        box.label(text=f"{control_label(name)}: not available for {fam} models", icon="INFO")
+        box.label(text=why)
 
 
 def _draw_upscale(box, props) -> None:

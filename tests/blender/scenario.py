@@ -334,9 +334,22 @@ def sc_generate_texture():
         "Wall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
     )
     select(obj)
+    # A reference picture (an image datablock, alpha half transparent): an IP-Adapter unit.
+    ref = bpy.data.images.new("Style", 40, 24, alpha=True)
+    ref_px = np.zeros((24, 40, 4), np.float32)
+    ref_px[..., 0], ref_px[..., 2], ref_px[..., 3] = 1.0, np.linspace(0, 1, 40), 1.0
+    ref_px[:12, :, 3] = 0.0  # the top half transparent: laid over white
+    ref.pixels.foreach_set(ref_px[::-1].ravel())
+    s = bpy.context.scene.dreamwire
+    s.reference_image = ref
+    record("reference_defaults", [round(v, 4) for v in (s.reference_weight, s.reference_start)])
     res, err = run_op(lambda: bpy.ops.dreamwire.generate_texture())
     record("result", res)
     record("error", err)
+    record("reference_job", job_field("texture Wall", "controls"))
+    record("reference_infotext", job_infotext("texture Wall"))
+    conn = sys.modules["bl_ext.user_default.dreamwire.connection"]
+    record("served_sd1", conn.welcome().extra["control_types"]["sd1"])
     img = tex_image(obj)
     record("has_texture", img is not None)
     record("linked", base_color_linked_to_texture(obj))
@@ -656,6 +669,15 @@ def job_field(tag, name):
             rec = json.loads(Path(dirpath, "result.json").read_text())
             if rec["tag"] == tag:
                 return rec["job"][name]
+    return None
+
+
+def job_infotext(tag):
+    for dirpath, _, files in os.walk(CONFIG["backend_out"]):
+        if "result.json" in files:
+            rec = json.loads(Path(dirpath, "result.json").read_text())
+            if rec["tag"] == tag:
+                return rec["images"][0]["infotext"]
     return None
 
 

@@ -132,6 +132,8 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "multiview_strength",
         "inpaint_fill",
         "two_pass",
+        "reference_image",
+        "reference_weight",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
     ops_drawn = {name for kind, name in drawn["idle"] if kind == "operator"}
@@ -167,6 +169,19 @@ def test_generate_texture_puts_the_generated_image_on_a_new_material(addon_zip, 
     assert [j[0] for j in c["jobs"]["texture Wall"]] == ["txt2img"] and c["seamless"] == "both"
     assert "tiny-sd1" in c["model_search"] and "Euler a" in c["sampler_search"]
     assert "Backend: connected" in c["panel_labels_connected"]
+    # The reference image went as an IP-Adapter unit with Krita AI Diffusion's Reference
+    # defaults, and the backend ran it: the infotext's ControlNet entry names the IP-Adapter
+    # file its welcome said serves the type for SD1 ("<adapter> + <CLIP vision encoder>").
+    assert c["reference_defaults"] == [0.8, 0.2]
+    assert [(u["type"], u["weight"], u["start"], u["end"]) for u in c["reference_job"]] == [
+        ("ip-adapter", 0.8, 0.2, 0.8)
+    ]
+    adapter = c["served_sd1"]["ip-adapter"].split(" + ")[0]
+    assert adapter.startswith("ip-adapter") and adapter.endswith("_sd15"), adapter
+    assert f'ControlNet 0: "Module: none, Model: {adapter} [' in c["reference_infotext"]
+    assert "Guidance Start: 0.2, Guidance End: 0.8" in c["reference_infotext"]
+    # The panel lists what the generations use (Depth is on by default).
+    assert "Uses: Depth, Reference" in c["panel_labels_connected"]
 
 
 def test_upscale_image_and_generated_texture(addon_zip, tmp_path, backend):
