@@ -40,6 +40,10 @@ CONTROL_TYPES = (
     "ip2p",
     "color",  # T2I-Adapter color (A1111 preprocessor t2ia_color_grid)
     "ip-adapter",  # reference image (A1111 preprocessors ip-adapter_clip_*)
+    # Dreamwire's own (A1111 has none): the same IP-Adapter files with IPAdapter_plus's
+    # "style transfer" / "composition" block maps (Krita AI Diffusion's Style/Composition).
+    "ip-adapter-style",
+    "ip-adapter-composition",
 )
 RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
 HIRES_UPSCALERS = ("Latent", "Lanczos", "Nearest")

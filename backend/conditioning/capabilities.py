@@ -3,8 +3,9 @@
 Hosts offer only what the backend can serve for the chosen model (as Krita AI Diffusion
 greys out control layers whose model is missing). A type is served for a family when a
 unit of that type naming no model would find a file for that family's UNet: a ControlNet
-or T2I-Adapter of the type, a ControlNet Union model with the type's mode, or (ip-adapter)
-an IP-Adapter together with the CLIP vision encoder it reads. The answer comes from the
+or T2I-Adapter of the type, a ControlNet Union model with the type's mode, or (ip-adapter,
+ip-adapter-style, ip-adapter-composition: the same files) an IP-Adapter together with the
+CLIP vision encoder it reads. The answer comes from the
 same picking code the jobs use, over file headers only (cached by path and mtime), and is
 cached for the library's state, so a welcome costs a directory listing once computed.
 """
@@ -19,7 +20,7 @@ from types import SimpleNamespace
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
 
-from . import controlnet_files, ip_adapter_files
+from . import controlnet_files, ip_adapter_blocks, ip_adapter_files
 
 # Files an artist would add, as A1111's ControlNet extension / Krita AI Diffusion name them.
 _SD15 = {
@@ -101,9 +102,9 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
 def _serve(kind, family, unet_config, available, roots, pick) -> tuple[str | None, str]:
     label = FAMILY_LABELS.get(family, family)
     model = SimpleNamespace(name=f"{label} models", family=family)
-    example = EXAMPLES.get(family, {}).get(kind)
+    example = EXAMPLES.get(family, {}).get(ip_adapter_blocks.file_type(kind))
     hint = f" (e.g. {example}.safetensors)" if example else ""
-    if kind == "ip-adapter":
+    if kind in ip_adapter_blocks.TYPES:
         return _serve_ip_adapter(label, unet_config, available, roots, model, hint)
     # Pickled ControlNets (.pth) have no header: reading one means unpickling the whole
     # file, so they are judged by name here (type and family), as A1111's list does.

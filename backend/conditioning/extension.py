@@ -24,6 +24,7 @@ from . import (
     control_image,
     controlnet_files,
     ip_adapter,
+    ip_adapter_blocks,
     ip_adapter_files,
     lora,
     on_canvas,
@@ -125,7 +126,7 @@ class ConditioningExtension:
             if union.is_union(info):
                 union.control_mode(unit.type, info, where)  # a mode the model has, or fail now
             encoder = self._ip_encoder(ctx, unit, info, where)
-            if info.type is not None and info.type != unit.type:
+            if info.type is not None and info.type != ip_adapter_blocks.file_type(unit.type):
                 # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
                 ctx.state.setdefault("control_notes", []).append(
                     f"{where}: using {info.name}, a {info.type} ControlNet"
@@ -135,10 +136,11 @@ class ConditioningExtension:
 
     def _ip_encoder(self, ctx, unit, info, where) -> ip_adapter_files.EncoderFile | None:
         """IP-Adapter units: the adapter fits the UNet and its CLIP encoder is there."""
-        if (unit.type == "ip-adapter") != info.is_ip_adapter:
+        if (unit.type in ip_adapter_blocks.TYPES) != info.is_ip_adapter:
             raise DreamwireError(
                 ErrorCode.MODEL_MISMATCH,
-                f"{where}: {info.name} is an IP-Adapter; use a unit of type ip-adapter"
+                f"{where}: {info.name} is an IP-Adapter; use a unit of type "
+                f"{', '.join(ip_adapter_blocks.TYPES)}"
                 if info.is_ip_adapter
                 else f"{where}: {info.name} is not an IP-Adapter (an ip-adapter unit needs an "
                 "ip-adapter_*.safetensors file)",
@@ -152,6 +154,8 @@ class ConditioningExtension:
                 f"{', '.join(p for p in ip_adapter_files.PREPROCESSORS if p)}",
             )
         unet = ctx.model.components["unet"]
+        # A Style/Composition map with no block in this UNet fails here, before any step.
+        ip_adapter_blocks.block_factors(unit.type, ctx.model.family, unet.config)
         problems = ip_adapter_files.mismatch(info.ip_adapter, unet)
         if problems:
             raise DreamwireError(
@@ -170,6 +174,7 @@ class ConditioningExtension:
         return ip_adapter_files.pick_encoder(info.ip_adapter, info.name, roots, unit.preprocessor)
 
     def _pick(self, kind, available, unet_config, model, where) -> controlnet_files.ControlNetInfo:
+        kind = ip_adapter_blocks.file_type(kind)  # Style/Composition run IP-Adapter files
         candidates = []
         for name, path in sorted(available.items()):
             if controlnet_files.type_from_name(name) != kind:
@@ -375,8 +380,12 @@ class ConditioningExtension:
                 else:
                     rgb, _ = control_image.split_channels(r.unit.image, f"{where} image")
                 stack_unit = units.stack_unit(r.unit, r.info, hires_pass=False)
+                unet_config = ctx.model.components["unet"].config
+                blocks = ip_adapter_blocks.block_factors(r.unit.type, ctx.model.family, unet_config)
                 ip_units.append(
-                    ip_adapter.IPUnit(state, r.info.ip_adapter.plus, encoder, rgb, stack_unit)
+                    ip_adapter.IPUnit(
+                        state, r.info.ip_adapter.plus, encoder, rgb, stack_unit, blocks
+                    )
                 )
             stack = ip_adapter.IPAdapterStack(ip_units, cfg=ctx.job.cfg > 1.0)
             ctx.state["ip_stack"] = self.last_ip = stack

@@ -18,7 +18,11 @@ sd-webui-controlnet (ipadapter_model.py):
     unconditional half gets those of an all-zero (normalised) image;
   * the unit weight is the adapter scale; outside the unit's start/end window (A1111's rule,
     active when start <= step/steps <= end) the scale is 0, which diffusers' processor skips;
-  * the control mode does not apply (A1111's IP-Adapter hook takes weight and window only).
+  * the control mode does not apply (A1111's IP-Adapter hook takes weight and window only);
+  * Style and Composition units (ip_adapter_blocks.py) give their weight, times the block's
+    factor, only to the attention blocks of IPAdapter_plus's map and 0 to the others, as
+    diffusers' set_ip_adapter_scale does with a per-block map; units of different modes
+    run together, each adapter with its own scales (diffusers' list of scale maps).
 
 Known gap: a composable (AND) prompt with CFG <= 1 gives the unconditional rows A1111 adds
 the cond embedding (the Composer widens the cond rows it gets).
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import ip_adapter_blocks
 from .controlnet import StackUnit
 
 IP_PROCESSORS = (
@@ -48,6 +53,8 @@ class IPUnit:
     encoder: Any  # CLIPVisionModelWithProjection
     image: np.ndarray  # H x W x 3 uint8 reference
     unit: StackUnit
+    # {attention module: factor} of a Style/Composition unit; None: every block, factor 1.
+    blocks: dict[str, float] | None = None
 
 
 def pixels(image: np.ndarray, size: int) -> torch.Tensor:
@@ -115,7 +122,9 @@ class IPAdapterStack:
             self.detach()
             raise
         self._processors = [
-            p for p in unet.attn_processors.values() if type(p).__name__ in IP_PROCESSORS
+            (p, [ip_adapter_blocks.factor(u.blocks, name) for u in self.units])
+            for name, p in unet.attn_processors.items()
+            if type(p).__name__ in IP_PROCESSORS
         ]
         self._handle = unet.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
 
@@ -149,9 +158,9 @@ class IPAdapterStack:
         fraction = self.fraction()
         ran = [u.unit.active(fraction) and u.unit.weight != 0 for u in self.units]
         self.active_log.append(ran)
-        scales = [u.unit.weight if on else 0.0 for u, on in zip(self.units, ran, strict=True)]
-        for proc in self._processors:
-            proc.scale = list(scales)
+        weights = [u.unit.weight if on else 0.0 for u, on in zip(self.units, ran, strict=True)]
+        for proc, factors in self._processors:
+            proc.scale = [w * f for w, f in zip(weights, factors, strict=True)]
         kwargs = dict(kwargs)
         added = dict(kwargs.get("added_cond_kwargs") or {})
         added["image_embeds"] = [self._rows(pair, rows, sample) for pair in self.embeds]

@@ -22,6 +22,10 @@ def test_capabilities_list_the_control_types_each_family_can_run(engine):
     assert served["sdxl"]["depth"] == "diffusers_xl_depth_full"
     assert served["sdxl"]["tile"] == served["sdxl"]["canny"] == "controlnet-union-sdxl-1.0_promax"
     assert served["sdxl"]["ip-adapter"] == "ip-adapter_sdxl + tiny-clip-vit-bigg"
+    # Style and Composition run the same IP-Adapter files: served wherever Reference is.
+    for family in ("sd1", "sdxl"):
+        for kind in ("ip-adapter-style", "ip-adapter-composition"):
+            assert served[family][kind] == served[family]["ip-adapter"]
     assert set(missing["sdxl"]) == {"shuffle", "ip2p", "color"}
     assert "ControlNet folders" in missing["sdxl"]["color"]
     assert set(served["sdxl"]) | set(missing["sdxl"]) == set(CONTROL_TYPES)
@@ -45,5 +49,6 @@ def test_capabilities_say_which_file_is_missing(tmp_path, tiny_models):
     assert caps["control_types"]["sd1"] == {"canny": "control_v11p_sd15_canny"}
     why = caps["control_missing"]["sd1"]
     assert "clip_vision" in why["ip-adapter"] and "image encoder" in why["ip-adapter"]
+    assert why["ip-adapter-style"] == why["ip-adapter-composition"] == why["ip-adapter"]
     assert "control_v11f1e_sd15_tile.safetensors" in why["tile"]
     assert "controlnet-union-sdxl-1.0_promax" in caps["control_missing"]["sdxl"]["depth"]
