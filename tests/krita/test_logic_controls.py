@@ -87,3 +87,37 @@ def test_types_the_backend_cannot_serve_for_the_model_are_marked_with_the_reason
 def test_a_backend_that_does_not_list_control_types_leaves_every_type_offered():
     for welcome, family in ((None, "sd1"), (_welcome(), "sdxl"), (WELCOME, "sd2")):
         assert all(o.available for o in controls.offers(welcome, family))
+
+
+def test_style_and_composition_layers_are_references_with_krita_ai_diffusions_presets():
+    labels = list(controls.TYPES)
+    assert labels[:3] == ["Reference", "Style", "Composition"]  # Krita AI Diffusion's order
+    assert controls.TYPES["Style"] == "ip-adapter-style"
+    assert controls.TYPES["Composition"] == "ip-adapter-composition"
+    # presets/control.json, the middle of the three: style 0.8 over 0.2-1.0,
+    # composition 0.8 over 0.0-0.8.
+    presets = {"ip-adapter-style": (0.8, 0.2, 1.0), "ip-adapter-composition": (0.8, 0.0, 0.8)}
+    layer = np.zeros((40, 60, 4), np.uint8)
+    layer[10:20, 5:35] = (20, 200, 40, 255)
+    for wire, expected in presets.items():
+        d = controls.defaults(wire)
+        assert (d.weight, d.start, d.end) == expected
+        unit = controls.control_unit(controls.ControlMark(wire, d.weight, d.start, d.end), layer)
+        assert (unit.type, unit.weight, unit.start, unit.end) == (wire, *expected)
+        assert unit.image.shape == (10, 30, 3) and tuple(unit.image[0, 0]) == (20, 200, 40)
+        Job(prompt="x", width=64, height=64, controls=[unit]).validate()
+    with pytest.raises(PlanError, match="A Composition layer is empty"):
+        controls.control_image(np.zeros((8, 8, 4), np.uint8), "ip-adapter-composition")
+    marks = {"a": controls.ControlMark("ip-adapter-style", 1.2, 0.0, 1.0)}
+    assert controls.load_marks(controls.dump_marks(marks)) == marks
+
+
+def test_style_and_composition_follow_the_welcome():
+    welcome = _welcome(
+        model_families={"m": "sdxl"},
+        control_types={"sdxl": {"ip-adapter-style": "ip-adapter_sdxl + enc"}},
+        control_missing={"sdxl": {"ip-adapter-composition": "no IP-Adapter for SDXL"}},
+    )
+    xl = {o.label: o for o in controls.offers(welcome, "sdxl")}
+    assert xl["Style"].available and not xl["Composition"].available
+    assert xl["Composition"].why == "Not available for SDXL models: no IP-Adapter for SDXL"

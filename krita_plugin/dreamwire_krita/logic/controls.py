@@ -19,9 +19,12 @@ from .regions import PlanError
 ANNOTATION_TYPE = "dreamwire/controls"
 
 # Docker label -> control unit type on the wire (A1111 ControlNet extension names,
-# shared/job.py CONTROL_TYPES), in the order Krita AI Diffusion lists its control layers.
+# shared/job.py CONTROL_TYPES; Style and Composition are Dreamwire's own, the IP-Adapter
+# with IPAdapter_plus's block maps), in the order Krita AI Diffusion lists its layers.
 TYPES = {
     "Reference": "ip-adapter",
+    "Style": "ip-adapter-style",
+    "Composition": "ip-adapter-composition",
     "Scribble": "scribble",
     "Line art": "lineart",
     "Line art (anime)": "lineart_anime",
@@ -39,7 +42,7 @@ TYPES = {
 # Drawn as strokes: the model wants white lines on black.
 LINE_TYPES = {"scribble", "lineart", "lineart_anime", "softedge", "canny", "mlsd"}
 # Not a map: the layer's picture is the reference (IP-Adapter), taken whole from the layer.
-REFERENCE_TYPES = {"ip-adapter"}
+REFERENCE_TYPES = {"ip-adapter", "ip-adapter-style", "ip-adapter-composition"}
 # The T2I colour adapter reads a coarse colour grid (A1111's t2ia_color_grid preprocessor).
 PREPROCESSORS = {"color": "t2ia_color_grid"}
 FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
@@ -52,10 +55,16 @@ class Defaults:
     end: float = 1.0
 
 
-# A new mark's weight and range. Reference follows Krita AI Diffusion's middle preset
-# (presets/control.json "reference": strength 0.8 over 0.2-0.8: the picture's content
-# guides without fixing its layout); ControlNets keep A1111's unit defaults (1.0, 0-1).
-DEFAULTS = {"ip-adapter": Defaults(0.8, 0.2, 0.8)}
+# A new mark's weight and range: Krita AI Diffusion's middle preset of its three
+# (presets/control.json, "all" architectures). Reference 0.8 over 0.2-0.8 (the picture's
+# content guides without fixing its layout), Style 0.8 over 0.2-1.0 (style blocks to the
+# end), Composition 0.8 over 0.0-0.8 (the layout is set early). ControlNets keep A1111's
+# unit defaults (1.0, 0-1).
+DEFAULTS = {
+    "ip-adapter": Defaults(0.8, 0.2, 0.8),
+    "ip-adapter-style": Defaults(0.8, 0.2, 1.0),
+    "ip-adapter-composition": Defaults(0.8, 0.0, 0.8),
+}
 
 
 def defaults(wire_type: str) -> Defaults:
@@ -142,7 +151,7 @@ def control_image(rgba: np.ndarray, wire_type: str) -> np.ndarray:
     colour) is used as painted, over black.
     """
     if wire_type in REFERENCE_TYPES:
-        return reference_image(rgba)
+        return reference_image(rgba, _label(wire_type))
     if wire_type in LINE_TYPES:
         alpha = rgba[:, :, 3]
         if alpha.min() < 255:
@@ -156,13 +165,17 @@ def control_image(rgba: np.ndarray, wire_type: str) -> np.ndarray:
     return flatten_rgb(rgba, background=0)
 
 
-def reference_image(rgba: np.ndarray) -> np.ndarray:
+def _label(wire_type: str) -> str:
+    return next(label for label, wire in TYPES.items() if wire == wire_type)
+
+
+def reference_image(rgba: np.ndarray, label: str = "Reference") -> np.ndarray:
     """A reference picture: the layer's painted content, cropped to where it has pixels
     and laid over white, in colour. As in Krita AI Diffusion the whole layer counts, not
     the part under the generated area (the controller reads it over the canvas)."""
     bounds = content_bounds(rgba[:, :, 3]) if rgba.shape[2] == 4 else None
     if rgba.shape[2] == 4 and bounds is None:
-        raise PlanError("A Reference layer is empty: paint or paste the reference picture.")
+        raise PlanError(f"A {label} layer is empty: paint or paste the reference picture.")
     if bounds is not None:
         x, y, w, h = bounds
         rgba = rgba[y : y + h, x : x + w]
