@@ -141,6 +141,7 @@ def _serve_ip_adapter(label, unet_config, available, roots, model, hint):
             adapters.append(info)
     if not adapters:
         return None, f"no IP-Adapter for {label} in the ControlNet or ipadapter folders{hint}"
+    adapters.sort(key=lambda i: (i.ip_adapter.plus, i.name))  # the order a job picks in
     why = ""
     for info in adapters:
         try:

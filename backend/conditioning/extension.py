@@ -195,9 +195,15 @@ class ConditioningExtension:
                 f"{where}: no {kind} ControlNet for {model.name} in the ControlNet folders "
                 f"(have: {', '.join(sorted(available)) or 'none'})",
             )
+
         # Prefer ControlNets to T2I-Adapters, and ControlNet 1.1 files (control_v11...),
-        # when several fit.
-        candidates.sort(key=lambda c: (c.is_adapter, not c.name.startswith("control_v11"), c.name))
+        # when several fit; of IP-Adapters the plain one (Krita AI Diffusion's Reference
+        # default) before plus.
+        def rank(c):
+            plus = bool(c.is_ip_adapter and getattr(c.ip_adapter, "plus", False))
+            return (c.is_adapter, plus, not c.name.startswith("control_v11"), c.name)
+
+        candidates.sort(key=rank)
         return candidates[0]
 
     def offers_control(self, ctx, kind: str) -> bool:

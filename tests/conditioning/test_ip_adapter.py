@@ -222,3 +222,10 @@ def test_unit_and_file_must_agree(engine):
     with pytest.raises(DreamwireError) as err:
         engine.run(job(controls=[unit(preprocessor="canny")]))
     assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
+
+
+def test_a_unit_naming_no_model_takes_the_plain_adapter(engine):
+    """Krita AI Diffusion's Reference default: ip-adapter_sd15, not the plus file beside it."""
+    out = engine.run(job(controls=[unit(model="")]))
+    text = out.images[0].infotext
+    assert "Model: ip-adapter_sd15 [" in text and "ip-adapter-plus" not in text
