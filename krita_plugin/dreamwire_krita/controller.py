@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from krita import Krita
@@ -17,7 +17,7 @@ from dreamwire.shared.native_size import model_family
 
 from . import krita_host as host
 from .logic import controls as ctl
-from .logic import jobs, naming, prompt_regions, regions
+from .logic import jobs, live, naming, prompt_regions, regions
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.history import Entry, History, params_from_infotext
@@ -52,6 +52,7 @@ class Controller:
         self.backend_process: subprocess.Popen | None = None
         self.applied: list[dict] = []  # what landed on the canvas, newest last
         self.last_job = None  # the last job built, for scripts and tests to inspect
+        self.live = LiveMode()
 
     # -- connection ---------------------------------------------------------------
     def save_settings(self, s: settings_mod.Settings) -> None:
@@ -105,6 +106,8 @@ class Controller:
     def tick(self) -> None:
         if self.session is not None and self.session.tick():
             self.ui.refresh(self)
+        if self.live.on:
+            self.live_tick()
 
     @property
     def busy(self) -> bool:
@@ -288,6 +291,8 @@ class Controller:
         self.ui.refresh(self)
 
     def on_progress(self, pending, progress) -> None:
+        if pending is not None and pending.action == "live":
+            return  # live jobs come and go quietly; the preview layer is their progress
         self.status.step, self.status.total = progress.step, progress.total
         if progress.preview is not None:
             self.status.preview = progress.preview
@@ -295,6 +300,9 @@ class Controller:
         self.ui.refresh(self)
 
     def on_result(self, pending: Pending, result) -> None:
+        if pending.action == "live":
+            self._live_result(pending, result)
+            return
         doc = pending.doc_key
         self.status.preview = None
         if not host.is_open(doc):
@@ -315,10 +323,17 @@ class Controller:
         self._set(message=f"Added {len(placed)} layer(s).", level="info")
 
     def on_error(self, pending, message: str) -> None:
+        if pending is not None and pending.action == "live":
+            if self.live.state.finished(pending.job_id):
+                self._set(message=f"Live: {message}", level="error")
+            return
         self.status.preview = None
         self._set(message=message, level="error")
 
     def on_cancelled(self, pending) -> None:
+        if pending.action == "live":
+            self.live.state.finished(pending.job_id)  # superseded, or Live switched off
+            return
         self.status.preview = None
         self._set(message="Cancelled; the document was not changed.", level="info")
 
@@ -371,7 +386,183 @@ class Controller:
     def copy_params(self, index: int, base: Params) -> Params:
         return params_from_infotext(self.history[index].infotext, base)
 
+    # -- live -----------------------------------------------------------------------
+    def set_live(self, on: bool, params_fn=None, doc=None) -> None:
+        """Switch Live on for `doc` (the active document), reading the panel through
+        `params_fn` on every tick; off cancels its job and removes the preview layer."""
+        lm = self.live
+        if on:
+            try:
+                doc = doc or host.active_document()
+                host.doc_info(doc)
+            except PlanError as exc:
+                self._set(message=str(exc), level="error")
+                return
+            lm.on, lm.doc, lm.params_fn = True, doc, params_fn or (lambda: Params())
+            lm.state.reset()
+            if lm.seed is None:
+                seed = int(lm.params_fn().seed)
+                lm.seed = seed if seed >= 0 else live.new_seed()
+            self._set(message="Live: paint, and the preview follows.", level="info")
+            return
+        if not lm.on:
+            return
+        lm.on = False
+        if lm.state.job_id and self.session is not None:
+            self.session.cancel(lm.state.job_id)
+        lm.state.reset()
+        if lm.doc is not None and host.is_open(lm.doc):
+            host.remove_node(lm.doc, lm.preview_id)
+        lm.preview_id = lm.result = lm.target = None
+        self._set(message="Live off.", level="info")
+
+    def live_new_seed(self) -> int:
+        self.live.seed = live.new_seed()
+        self.live.state.invalidate()
+        return self.live.seed
+
+    def live_tick(self) -> None:
+        lm = self.live
+        if lm.doc is None or not host.is_open(lm.doc):
+            lm.on = False
+            lm.state.reset()
+            self._set(message="Live off: its document was closed.", level="info")
+            return
+        if self.session is None or self.session.state != "connected":
+            return
+        if not lm.due():
+            return
+        try:
+            fp = self._live_fingerprint(lm.doc, lm.params_fn())
+        except Exception as exc:  # a Krita surprise mid-edit: try again next tick
+            self.status.message = f"Live: could not read the canvas: {exc}"
+            return
+        decision = lm.state.observe(fp)
+        if decision.submit:
+            self._live_submit(lm.doc, lm.params_fn(), fp, decision.cancel)
+
+    def _live_extra(self, doc, params: Params) -> dict:
+        lm = self.live
+        sel = host.selection_rect(doc)
+        marks = host.annotation(doc, ctl.ANNOTATION_TYPE) or b""
+        return {
+            "params": [params.prompt, params.negative, params.model, params.sampler, params.cfg],
+            "strength": lm.strength,
+            "seed": lm.seed,
+            "size": [doc.width(), doc.height()],
+            "selection": None if sel is None else [sel.x, sel.y, sel.w, sel.h],
+            "marks": marks.hex(),
+        }
+
+    def _live_fingerprint(self, doc, params: Params) -> str:
+        return live.fingerprint(
+            host.layer_samples(doc), self.live.preview_id, self._live_extra(doc, params)
+        )
+
+    def _live_submit(self, doc, params: Params, fp: str, cancel: str | None) -> None:
+        lm = self.live
+        if cancel and self.session is not None:
+            self.session.cancel(cancel)
+        # The preview layer is hidden while the canvas is read, so it never feeds back.
+        shown = host.set_visible(doc, lm.preview_id, False)
+        try:
+            job, pending = self._build("refine", params, doc)
+            family = model_family(params.model, self.welcome)
+            sampling = live.live_sampling(
+                params.sampler, params.cfg, params.model, self.welcome, family
+            )
+            job = live.live_job(job, sampling, lm.strength, lm.seed)
+            self.last_job = job
+            pending.action = "live"
+            job_id = self.session.submit(job, pending)
+        except Exception as exc:  # PlanError, SessionError, a DreamwireError, Krita
+            lm.state.failed(fp)
+            self._set(message=f"Live: {getattr(exc, 'message', None) or exc}", level="error")
+            return
+        finally:
+            if shown:
+                host.set_visible(doc, lm.preview_id, True)
+        lm.state.submitted(job_id, fp)
+        lm.sampling_note = sampling.note
+
+    def _live_result(self, pending: Pending, result) -> None:
+        lm = self.live
+        if not lm.state.finished(pending.job_id) or not lm.on or not result.images:
+            return  # superseded, or Live was switched off meanwhile
+        doc = pending.doc_key
+        if not host.is_open(doc):
+            return
+        rgba = jobs.crop_result(np.asarray(result.images[0].image), pending.plan)
+        try:
+            lm.preview_id = host.write_preview_layer(
+                doc,
+                lm.preview_id,
+                live.PREVIEW_LAYER,
+                rgba,
+                pending.plan.target,
+                pending.mask,
+                lm.target,
+            )
+        except Exception as exc:
+            self._set(message=f"Live: could not show the result: {exc}", level="error")
+            return
+        lm.result = (rgba, pending.plan.target, pending.mask, result.images[0].seed)
+        lm.target = pending.plan.target
+        lm.prompt = pending.params.prompt
+        lm.shown += 1
+        self._set(
+            message=f"Live: seed {lm.seed}, strength {lm.strength:g}; {lm.sampling_note}.",
+            level="info",
+        )
+
+    def live_apply(self) -> str | None:
+        """Copy the preview into a new paint layer right below it; Live stays on."""
+        lm = self.live
+        if lm.result is None or lm.doc is None or not host.is_open(lm.doc):
+            self._set(message="Live: no preview to apply yet.", level="warning")
+            return None
+        rgba, target, mask, seed = lm.result
+        name = naming.layer_name(lm.prompt, seed, "live")
+        host.add_layer_below(lm.doc, lm.preview_id, name, rgba, target, mask)
+        self.applied.append(
+            {
+                "name": name,
+                "seed": seed,
+                "masked": "alpha" if mask is not None else "",
+                "job_id": "",
+            }
+        )
+        self._set(message=f"Applied the preview as {name!r}.", level="info")
+        return name
+
     def _set(self, **kw) -> None:
         for k, v in kw.items():
             setattr(self.status, k, v)
         self.ui.refresh(self)
+
+
+@dataclass
+class LiveMode:
+    """What Live mode holds between ticks (decisions are logic/live.py's)."""
+
+    on: bool = False
+    doc: object = None
+    params_fn: object = None
+    strength: float = live.LIVE_STRENGTH
+    seed: int | None = None
+    state: live.LiveState = field(default_factory=live.LiveState)
+    preview_id: str | None = None
+    target: object = None  # where the last preview was written
+    result: tuple | None = None  # (rgba, target, mask, seed) of the preview shown
+    prompt: str = ""
+    sampling_note: str = ""
+    shown: int = 0  # previews shown so far, for tests
+    poll_s: float = 0.1  # Krita AI Diffusion polls at 0.1 s
+    _last_poll: float = -1.0
+
+    def due(self) -> bool:
+        now = self.state.clock()
+        if now - self._last_poll < self.poll_s:
+            return False
+        self._last_poll = now
+        return True

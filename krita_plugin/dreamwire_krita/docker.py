@@ -30,6 +30,7 @@ from PyQt5.QtWidgets import (
 from . import krita_host as host
 from .controller import Controller
 from .logic import controls as ctl
+from .logic import live
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.params import MASKED_CONTENT, Params
@@ -203,6 +204,7 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(self.preview)
         lay.addWidget(self.message)
 
+        lay.addWidget(self._build_live())
         lay.addWidget(self._build_upscale())
         lay.addWidget(self._build_controls())
         lay.addWidget(self._build_regions())
@@ -223,6 +225,49 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(hist)
         lay.addStretch(1)
         self.setWidget(root)
+
+    def _build_live(self) -> QGroupBox:
+        box = QGroupBox("Live")
+        lay = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.live_toggle = QPushButton("Live")
+        self.live_toggle.setCheckable(True)
+        self.live_toggle.setToolTip(
+            "While on, every pause in your painting sends a quick refine of the canvas (or "
+            "the selection) and shows it in the 'Live preview' layer on top"
+        )
+        self.live_toggle.toggled.connect(self._toggle_live)
+        self.live_strength = QDoubleSpinBox()
+        self.live_strength.setRange(0.05, 1.0)
+        self.live_strength.setSingleStep(0.05)
+        self.live_strength.setValue(live.LIVE_STRENGTH)
+        self.live_strength.setToolTip("How much live previews may change the canvas")
+        self.live_strength.valueChanged.connect(self._live_strength)
+        row.addWidget(self.live_toggle)
+        row.addWidget(QLabel("Strength"))
+        row.addWidget(self.live_strength)
+        lay.addLayout(row)
+        row = QHBoxLayout()
+        self.live_seed_button = QPushButton("New seed")
+        self.live_seed_button.setToolTip("Live keeps one seed, so only your painting changes it")
+        self.live_seed_button.clicked.connect(self.controller.live_new_seed)
+        self.live_apply_button = QPushButton("Apply")
+        self.live_apply_button.setToolTip("Copy the preview into a new layer below it")
+        self.live_apply_button.clicked.connect(self.controller.live_apply)
+        row.addWidget(self.live_seed_button)
+        row.addWidget(self.live_apply_button)
+        lay.addLayout(row)
+        return box
+
+    def _toggle_live(self, on: bool) -> None:
+        self.controller.set_live(on, self.params)
+        if on and not self.controller.live.on:  # refused (no document): say so, untick
+            self.live_toggle.blockSignals(True)
+            self.live_toggle.setChecked(False)
+            self.live_toggle.blockSignals(False)
+
+    def _live_strength(self, value: float) -> None:
+        self.controller.live.strength = value
 
     def _build_upscale(self) -> QGroupBox:
         box = QGroupBox("Upscale")
@@ -440,6 +485,7 @@ class DreamwireDocker(DockWidget):
         self.show_message(st.message, st.level)
         busy = controller.busy
         self.cancel_button.setEnabled(busy)
+        self.live_apply_button.setEnabled(controller.live.result is not None)
         self.progress.setRange(0, max(1, st.total))
         self.progress.setValue(min(st.step, max(1, st.total)) if busy else 0)
         if st.preview is not None:

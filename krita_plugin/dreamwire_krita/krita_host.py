@@ -364,3 +364,85 @@ def scale_document(doc, width: int, height: int) -> None:
 def refresh(doc) -> None:
     doc.refreshProjection()
     doc.waitForDone()
+
+
+# -- Live mode ---------------------------------------------------------------------------
+
+LIVE_THUMB = 256  # the longer side of the thumbnails live mode compares
+
+
+def layer_samples(doc, size: int = LIVE_THUMB) -> list:
+    """Each top-level layer as a small thumbnail with its blending (logic/live.py
+    fingerprint): cheap enough for every tick, and a group's shows its contents."""
+    from .logic.live import LayerSample
+
+    w, h = doc.width(), doc.height()
+    scale = min(1.0, size / max(w, h, 1))
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    out = []
+    for node in doc.rootNode().childNodes():
+        img = node.thumbnail(tw, th)
+        ptr = img.constBits()
+        ptr.setsize(img.byteCount())
+        out.append(
+            LayerSample(
+                node_id(node), bool(node.visible()), node.opacity(), node.blendingMode(), bytes(ptr)
+            )
+        )
+    return out
+
+
+def set_visible(doc, unique_id: str | None, visible: bool) -> bool:
+    """Show or hide a layer; True when it was visible before."""
+    node = find_node(doc, unique_id) if unique_id else None
+    if node is None:
+        return False
+    was = bool(node.visible())
+    if was != visible:
+        node.setVisible(visible)
+    return was
+
+
+def write_preview_layer(
+    doc, unique_id: str | None, name: str, rgba, target: Rect, mask, old_target: Rect | None
+) -> str:
+    """Put `rgba` at `target` in the one preview layer, made on top when missing; what an
+    earlier result left elsewhere is cleared. Returns the layer's id."""
+    layer = find_node(doc, unique_id) if unique_id else None
+    if layer is None:
+        layer = doc.createNode(name, "paintlayer")
+        doc.rootNode().addChildNode(layer, None)  # None: on top
+        old_target = None
+    if old_target is not None and old_target != target:
+        clear = np.zeros((old_target.h, old_target.w, 4), np.uint8)
+        o = old_target
+        layer.setPixelData(pixels.rgba_to_bgra(clear), o.x, o.y, o.w, o.h)
+    _write(doc, layer, rgba if mask is None else _cut_alpha(rgba, mask), target)
+    refresh(doc)
+    return node_id(layer)
+
+
+def remove_node(doc, unique_id: str | None) -> None:
+    node = find_node(doc, unique_id) if unique_id else None
+    if node is not None:
+        node.remove()
+        refresh(doc)
+
+
+def add_layer_below(doc, unique_id: str, name: str, rgba, target: Rect, mask) -> str:
+    """A new paint layer right below the layer `unique_id` (on top when it is gone)."""
+    layer = doc.createNode(name, "paintlayer")
+    node = find_node(doc, unique_id)
+    parent = node.parentNode() if node is not None else None
+    if parent is None:
+        doc.rootNode().addChildNode(layer, None)
+    else:
+        siblings = parent.childNodes()
+        ids = [node_id(n) for n in siblings]
+        at = ids.index(unique_id)
+        # addChildNode places the new node above the one given: the one below the preview.
+        # (With nothing below the preview, the new layer goes on top.)
+        parent.addChildNode(layer, siblings[at - 1] if at > 0 else None)
+    _write(doc, layer, rgba if mask is None else _cut_alpha(rgba, mask), target)
+    refresh(doc)
+    return node_id(layer)

@@ -111,3 +111,23 @@ def test_docker_offers_control_types_the_backend_serves_and_adds_regions(gui):
     assert reg["transparent"] and reg["above_reference"] and reg["prompt_cleared"]
     # Transparent, so not yet a region a job would use; the reader takes its name.
     assert reg["region_prompts"] == ["a red barn"]
+
+
+def test_live_mode_previews_strokes_in_one_layer_and_applies_below_it(gui):
+    out = gui[0]
+    assert "error" not in out, out.get("error")
+    lv = out["live"]
+    assert lv["strength_default"] == 0.3 and lv["checked"]  # Krita AI Diffusion's default
+    strength, priority, steps, sampler, batch, seed = lv["job"]
+    assert (strength, priority, batch, seed) == (0.3, "interactive", 1, lv["seed"])
+    # The tiny library has no LCM LoRA: the panel's sampler with the few plain steps.
+    assert steps == 10 and sampler == out["live_sampler_panel"]
+    # The control layer marked earlier (the reference) goes into live jobs too.
+    assert lv["units"] == ["ip-adapter"]
+    assert lv["top"] == "Live preview" and lv["preview_layers"] == 1 and lv["exact"]
+    assert lv["quiet"]  # unchanged canvas: no new job, though the preview layer changed
+    # A stroke: a new job with the same seed, its result in the same layer.
+    assert lv["second_job"] and lv["same_seed"] and lv["same_layer"]
+    assert lv["preview_layers_after"] == 1 and lv["exact_after"]
+    assert len(lv["applied"]) == 1 and lv["applied_below"] and lv["applied_exact"]
+    assert lv["off_layers"] == 0 and not lv["off_checked"]

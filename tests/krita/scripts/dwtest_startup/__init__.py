@@ -37,6 +37,10 @@ class Driver:
             self.vector_pose,
             self.controls_and_regions,
             self.reference_and_region,
+            self.live_on,
+            self.live_first,
+            self.live_second,
+            self.live_apply_off,
             self.finish,
         ]
         self.deadline = time.monotonic() + self.cfg.get("timeout", 150)
@@ -336,6 +340,103 @@ class Driver:
             "region_prompts": [x.prompt for x in ctl_regions(self.doc)],
         }
         self.out["controls_regions"] = r
+        return True
+
+    # -- Live ------------------------------------------------------------------------------
+    def live_on(self):
+        d = self.docker
+        Krita.instance().action("deselect").trigger()
+        self.doc.waitForDone()
+        if self.doc.selection() is not None and self.doc.selection().width() > 0:
+            return False
+        d.steps.setValue(2)
+        self.live = {"strength_default": d.live_strength.value()}
+        self.out["live_sampler_panel"] = d.sampler.currentText()
+        d.live_toggle.click()
+        self.live["checked"] = d.live_toggle.isChecked()
+        return True
+
+    def _preview_layers(self):
+        return [n for n in self.doc.rootNode().childNodes() if n.name() == "Live preview"]
+
+    def _preview_matches_result(self):
+        """The preview layer holds the backend's pixels, exactly."""
+        from dreamwire_krita.logic import pixels
+
+        lm = self.docker.controller.live
+        rgba, t = lm.result[0], lm.result[1]
+        node = self._preview_layers()[0]
+        got = pixels.bgra_to_rgba(node.pixelData(t.x, t.y, t.w, t.h), t.w, t.h)
+        return bool(np.array_equal(got, rgba)) and int(rgba[..., :3].std()) > 0
+
+    def live_first(self):
+        c = self.docker.controller
+        if c.status.level == "error":
+            raise RuntimeError(c.status.message)
+        if c.live.shown < 1:
+            return False
+        job = c.last_job
+        top = [n.name() for n in self.doc.rootNode().childNodes()][-1]
+        self.live.update(
+            job=[job.strength, job.priority, job.steps, job.sampler, job.batch, job.seed],
+            seed=c.live.seed,
+            units=sorted(u.type for u in job.controls),
+            top=top,
+            preview_layers=len(self._preview_layers()),
+            exact=self._preview_matches_result(),
+            preview_id=c.live.preview_id,
+            sent=c.live.state.sent,
+        )
+        # Nothing changes: no new job (the preview layer itself is not an input).
+        self.quiet_until = time.monotonic() + 1.5
+        self.jobs_before = c.last_job.job_id
+        return True
+
+    def live_second(self):
+        c = self.docker.controller
+        if time.monotonic() < self.quiet_until:
+            return False
+        if "quiet" not in self.live:
+            self.live["quiet"] = c.last_job.job_id == self.jobs_before and c.live.shown == 1
+            # A stroke on the paint layer, through the API.
+            paint = [n for n in self.doc.rootNode().childNodes() if n.name() == "paint"][0]
+            red = np.zeros((12, 40, 4), np.uint8)
+            red[..., 2] = red[..., 3] = 255  # BGRA
+            paint.setPixelData(red.tobytes(), 20, 20, 40, 12)
+            self.doc.refreshProjection()
+            return False
+        if c.status.level == "error":
+            raise RuntimeError(c.status.message)
+        if c.live.shown < 2:
+            return False
+        self.live.update(
+            second_job=c.last_job.job_id != self.jobs_before,
+            same_seed=c.last_job.seed == self.live["seed"],
+            same_layer=c.live.preview_id == self.live["preview_id"],
+            preview_layers_after=len(self._preview_layers()),
+            exact_after=self._preview_matches_result(),
+        )
+        return True
+
+    def live_apply_off(self):
+        d = self.docker
+        preview = self._preview_layers()[0]
+        d.live_apply_button.click()
+        names = [n.name() for n in self.doc.rootNode().childNodes()]
+        applied = [n for n in self.doc.rootNode().childNodes() if n.name().startswith("DW live")]
+        rgba, t = d.controller.live.result[0], d.controller.live.result[1]
+        from dreamwire_krita.logic import pixels
+
+        got = pixels.bgra_to_rgba(applied[0].pixelData(t.x, t.y, t.w, t.h), t.w, t.h)
+        self.live.update(
+            applied=[a.name() for a in applied],
+            applied_below=names.index(applied[0].name()) == names.index(preview.name()) - 1,
+            applied_exact=bool(np.array_equal(got, rgba)),
+        )
+        d.live_toggle.click()
+        self.live["off_layers"] = len(self._preview_layers())
+        self.live["off_checked"] = d.live_toggle.isChecked()
+        self.out["live"] = self.live
         return True
 
     def finish(self):
