@@ -6,6 +6,7 @@ Nothing here blocks: submitting returns at once and results are applied when the
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -99,6 +100,9 @@ class Controller:
             self._set(message=f"Could not start the local backend: {exc}", level="error")
 
     def shutdown(self) -> None:
+        # Live takes its preview layer away with it; Krita may be tearing documents down.
+        with contextlib.suppress(Exception):
+            self.set_live(False)
         self.disconnect()
         if self.backend_process is not None and self.backend_process.poll() is None:
             self.backend_process.terminate()

@@ -129,5 +129,6 @@ def test_live_mode_previews_strokes_in_one_layer_and_applies_below_it(gui):
     # A stroke: a new job with the same seed, its result in the same layer.
     assert lv["second_job"] and lv["same_seed"] and lv["same_layer"]
     assert lv["preview_layers_after"] == 1 and lv["exact_after"]
+    assert lv["read_bare"] and lv["preview_differs"]  # the preview never feeds back
     assert len(lv["applied"]) == 1 and lv["applied_below"] and lv["applied_exact"]
     assert lv["off_layers"] == 0 and not lv["off_checked"]

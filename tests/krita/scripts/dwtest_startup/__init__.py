@@ -409,7 +409,18 @@ class Driver:
             raise RuntimeError(c.status.message)
         if c.live.shown < 2:
             return False
+        # The job read the canvas without the preview layer on it: no feedback.
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.pixels import flatten_rgb
+
+        host.set_visible(self.doc, c.live.preview_id, False)
+        bare = flatten_rgb(host.read_visible(self.doc, host.canvas_rect(self.doc)))
+        host.set_visible(self.doc, c.live.preview_id, True)
+        host.refresh(self.doc)
+        with_preview = flatten_rgb(host.read_visible(self.doc, host.canvas_rect(self.doc)))
         self.live.update(
+            read_bare=bool(np.array_equal(c.last_job.init_image, bare)),
+            preview_differs=not np.array_equal(bare, with_preview),
             second_job=c.last_job.job_id != self.jobs_before,
             same_seed=c.last_job.seed == self.live["seed"],
             same_layer=c.live.preview_id == self.live["preview_id"],
