@@ -13,10 +13,12 @@ Stdlib only: this module ships inside the Blender and Krita plugins.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .job import HiresFix
+from .refine_upscaler import LANCZOS, refine_upscaler
 
 FAMILIES = ("sd1", "sd2", "sdxl")
 
@@ -24,9 +26,10 @@ FAMILIES = ("sd1", "sd2", "sdxl")
 # (workflow.scale_refine_and_decode): enough to add detail at the new size, too little to
 # change the composition the first pass made.
 REFINE_DENOISE = 0.4
-# Its upscale is a model upscale of the decoded image; of A1111's built-in upscalers a
-# pixel upscale suits a 0.4 refine (latent upscales blur below ~0.5 denoise).
-REFINE_UPSCALER = "Lanczos"
+# Its upscale is a model upscale of the decoded image (shared.refine_upscaler picks the
+# backend's model as it would); without a model a pixel upscale suits a 0.4 refine (latent
+# upscales blur below ~0.5 denoise).
+REFINE_UPSCALER = LANCZOS
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,21 @@ def first_pass_size(width: int, height: int, family: str) -> tuple[int, int] | N
 
 
 def two_pass(
-    width: int, height: int, family: str, denoise: float = REFINE_DENOISE
+    width: int,
+    height: int,
+    family: str,
+    denoise: float = REFINE_DENOISE,
+    upscalers: Iterable[str] | None = None,
 ) -> tuple[int, int, HiresFix | None]:
     """(job width, job height, hires): the job sized for the family, with a Hires.fix that
-    resizes to exactly width x height when a second pass is needed."""
+    resizes to exactly width x height when a second pass is needed. `upscalers`: the names
+    the backend's welcome lists; its upscale model enlarges the first pass when it has one
+    (shared.refine_upscaler), else Lanczos."""
     first = first_pass_size(width, height, family)
     if first is None:
         return width, height, None
-    hires = HiresFix(denoise=denoise, upscaler=REFINE_UPSCALER, width=width, height=height)
+    upscaler = refine_upscaler(upscalers, first, (width, height))
+    hires = HiresFix(denoise=denoise, upscaler=upscaler, width=width, height=height)
     return first[0], first[1], hires
 
 
