@@ -15,6 +15,7 @@ import numpy as np
 from krita import Krita
 
 from dreamwire.shared.native_size import model_family
+from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 from . import krita_host as host
 from .logic import controls as ctl
@@ -159,7 +160,7 @@ class Controller:
         if job.hires is not None:
             note = (
                 f"In two passes: {job.width}x{job.height}, then Hires.fix to "
-                f"{job.hires.width}x{job.hires.height}. {note}"
+                f"{job.hires.width}x{job.hires.height} with {job.hires.upscaler}. {note}"
             )
         self._set(
             message=f"{action.capitalize()}: queued. {note}".strip(), level="info", step=0, total=0
@@ -187,7 +188,8 @@ class Controller:
         units = self._control_units(doc, plan)
         if action == "generate":
             family = model_family(params.model, self.welcome)
-            job = jobs.generate_job(params, plan, units, family)
+            upscalers = welcome_upscalers(self.welcome)
+            job = jobs.generate_job(params, plan, units, family, upscalers)
         elif action == "refine":
             job = jobs.refine_job(params, plan, host.read_visible(doc, plan.region), units)
         else:

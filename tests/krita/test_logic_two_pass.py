@@ -29,6 +29,18 @@ def test_large_canvas_generates_small_then_hires_to_the_region():
     assert (xl.width, xl.height) == (1184, 888) and xl.hires.width == 2048
 
 
+def test_second_pass_enlarges_with_the_backends_upscale_model():
+    # The welcome's list: Krita AI Diffusion's quality model when there, else the first
+    # model, else Lanczos (shared.refine_upscaler).
+    plan = plan_generate(Rect(0, 0, 2048, 1536), None)
+    plain = ["Lanczos", "Nearest"]
+    assert generate_job(P, plan, upscalers=plain).hires.upscaler == "Lanczos"
+    models = plain + ["4x-UltraSharp", "R-ESRGAN 4x+"]
+    assert generate_job(P, plan, upscalers=models).hires.upscaler == "4x-UltraSharp"
+    kad = models + ["4x_NMKD-Superscale-SP_178000_G"]
+    assert generate_job(P, plan, upscalers=kad).hires.upscaler == kad[-1]
+
+
 def test_selection_and_small_canvases_stay_one_pass():
     assert generate_job(P, plan_generate(Rect(0, 0, 640, 512), None), family="sd1").hires is None
     sel = plan_generate(Rect(0, 0, 4000, 3000), Rect(100, 100, 512, 512))

@@ -34,14 +34,22 @@ def _base(p: Params, plan: Plan, controls: list[ControlUnit]) -> Job:
 
 
 def generate_job(
-    p: Params, plan: Plan, controls: list[ControlUnit] = (), family: str = "sd1"
+    p: Params,
+    plan: Plan,
+    controls: list[ControlUnit] = (),
+    family: str = "sd1",
+    upscalers: list[str] = (),
 ) -> Job:
     """txt2img over the plan's region; a region too large for the model `family` to
     compose at is sampled smaller and Hires.fix'ed to exactly the region's size, so the
-    result still covers the region pixel for pixel."""
+    result still covers the region pixel for pixel. `upscalers` (the welcome's list):
+    the second pass enlarges with an upscale model among them, as Krita AI Diffusion's
+    does, else Lanczos (shared.refine_upscaler)."""
     job = _base(p, plan, list(controls))
     if p.two_pass:
-        job.width, job.height, job.hires = two_pass(plan.region.w, plan.region.h, family)
+        job.width, job.height, job.hires = two_pass(
+            plan.region.w, plan.region.h, family, upscalers=list(upscalers)
+        )
     return job.validate()
 
 
