@@ -14,7 +14,13 @@ from dreamwire.shared.native_size import model_family
 
 from . import bpy_data, connection
 from .core import animation as anim
-from .core.job_builder import GenerationSettings, build_job, fit_to_backend, reference_rgb
+from .core.job_builder import (
+    GenerationSettings,
+    build_job,
+    fit_to_backend,
+    reference_rgb,
+    two_pass_note,
+)
 from .core.multiview import SurfaceMesh, TextureAccumulator, plan_view
 from .core.projection import (
     BakeSettings,
@@ -166,7 +172,7 @@ def generate_texture(context):
             rb.commit()
         finally:
             rb.rollback()
-        return _done(f"Texture applied to {name}", note)
+        return _done(f"Texture applied to {name}", note + two_pass_note(job))
 
     return run(), 1
 
@@ -422,6 +428,8 @@ def render_animation(context):
         # Frames made with another reference picture are not this render's.
         digest = hashlib.sha1(np.ascontiguousarray(ref.pixels).tobytes()).hexdigest()[:16]
         fingerprint["reference"] = [digest, ref.weight, ref.start, ref.end]
+        if ref.mode != "reference":  # renders made before modes existed keep theirs
+            fingerprint["reference"].append(ref.mode)
     try:
         plan = anim.plan(
             folder,

@@ -19,11 +19,13 @@ from dreamwire.shared.job import INPAINT_FILLS
 from .core.job_builder import (
     CONTROL_LABELS,
     REFERENCE_END,
+    REFERENCE_MODES,
     REFERENCE_START,
     REFERENCE_WEIGHT,
     ControlSetting,
     GenerationSettings,
     ReferenceSetting,
+    reference_defaults,
 )
 from .core.upscale import FROM_IMAGE, REFINE_STRENGTH, UpscaleSettings
 
@@ -85,6 +87,21 @@ _FILL_HELP = {
     "latent nothing": "Start from zeros in latent space",
 }
 _FILL_ITEMS = [(f, f.capitalize(), _FILL_HELP[f]) for f in INPAINT_FILLS]
+
+
+_REFERENCE_HELP = {
+    "reference": "The picture's content and style guide the generation (IP-Adapter)",
+    "style": "Only the picture's style: colours, texture, brushwork (IP-Adapter style blocks)",
+    "composition": "Only the picture's layout (IP-Adapter composition blocks)",
+}
+_REFERENCE_ITEMS = [(m, label, _REFERENCE_HELP[m]) for m, (label, _t) in REFERENCE_MODES.items()]
+
+
+def _reference_mode_changed(self, context) -> None:
+    # As Krita AI Diffusion does when a control layer's mode changes: the new mode's preset.
+    self.reference_weight, self.reference_start, self.reference_end = reference_defaults(
+        self.reference_mode
+    )
 
 
 class DREAMWIRE_PG_bone_override(bpy.types.PropertyGroup):
@@ -154,6 +171,14 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         type=bpy.types.Image,
         description="A picture whose style and content guide every generation (IP-Adapter); "
         "empty: none",
+    )
+    reference_mode: EnumProperty(
+        name="Mode",
+        items=_REFERENCE_ITEMS,
+        default="reference",
+        update=_reference_mode_changed,
+        description="What the reference picture guides; a change sets Krita AI Diffusion's "
+        "weight and range for the mode",
     )
     reference_weight: FloatProperty(
         name="Weight", default=REFERENCE_WEIGHT, min=0.0, max=2.0, description="0: not used"
@@ -271,6 +296,7 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
                 weight=round(self.reference_weight, 4),
                 start=round(min(self.reference_start, self.reference_end), 4),
                 end=round(max(self.reference_start, self.reference_end), 4),
+                mode=self.reference_mode,
             ),
         )
 

@@ -9,7 +9,6 @@ from .core.job_builder import (
     CONTROL_LABELS,
     FAMILY_LABELS,
     REFERENCE,
-    control_label,
     missing_on_backend,
     names,
     plan_controls,
@@ -116,6 +115,10 @@ def draw_panel(layout, context) -> None:
         sub.prop(c, "weight", text="")
     row = box.row(align=True)
     row.prop(props, "reference_image")
+    sub = row.row(align=True)
+    # Greyed out (still settable) when the backend cannot run the chosen mode's adapter.
+    sub.active = props.reference_image is not None and REFERENCE not in plan.skipped
+    sub.prop(props, "reference_mode", text="")
     sub = box.row(align=True)
     sub.active = props.reference_image is not None and REFERENCE not in plan.skipped
     sub.prop(props, "reference_weight")
@@ -176,11 +179,11 @@ def draw_panel(layout, context) -> None:
 
 def _draw_plan(box, plan) -> None:
     """Which captured controls (and the reference) the generations will use."""
-    used = ", ".join(control_label(n) for n in plan.used) or "none"
+    used = ", ".join(plan.label(n) for n in plan.used) or "none"
     box.label(text=f"Uses: {used}")
     fam = FAMILY_LABELS.get(plan.family, plan.family)
     for name, why in plan.skipped.items():
-        box.label(text=f"{control_label(name)}: not available for {fam} models", icon="INFO")
+        box.label(text=f"{plan.label(name)}: not available for {fam} models", icon="INFO")
         box.label(text=why)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from dreamwire.shared.job import ControlUnit, Job
 from dreamwire.shared.native_size import model_family, two_pass
+from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 # The panel's control names and the ControlNet types they feed.
 CONTROL_TYPES = {
@@ -36,10 +37,24 @@ CONTROL_LABELS = {
 # The reference image goes as an IP-Adapter unit (A1111 ControlNet extension's type name).
 REFERENCE = "reference"
 REFERENCE_TYPE = "ip-adapter"
-# Krita AI Diffusion's Reference preset (presets/control.json "reference": strength 0.8
-# over 0.2-0.8, as krita_plugin logic/controls.py DEFAULTS): the picture's style and
-# content guide without fixing the layout, which the captured controls decide.
-REFERENCE_WEIGHT, REFERENCE_START, REFERENCE_END = 0.8, 0.2, 0.8
+# Its mode, as Krita AI Diffusion's Reference / Style / Composition layers: the whole
+# adapter, or IPAdapter_plus's style or composition blocks only (the backend's
+# conditioning/ip_adapter_blocks.py). Panel mode -> (label, unit type).
+REFERENCE_MODES = {
+    "reference": ("Reference", "ip-adapter"),
+    "style": ("Style", "ip-adapter-style"),
+    "composition": ("Composition", "ip-adapter-composition"),
+}
+# Krita AI Diffusion's presets per mode (presets/control.json, as krita_plugin
+# logic/controls.py DEFAULTS): (weight, start, end). Reference 0.8 over 0.2-0.8: the
+# picture's style and content guide without fixing the layout, which the captured
+# controls decide; Style to the end; Composition from the start, where the layout forms.
+REFERENCE_DEFAULTS = {
+    "reference": (0.8, 0.2, 0.8),
+    "style": (0.8, 0.2, 1.0),
+    "composition": (0.8, 0.0, 0.8),
+}
+REFERENCE_WEIGHT, REFERENCE_START, REFERENCE_END = REFERENCE_DEFAULTS["reference"]
 # The encoder reads 224 px (SDXL's bigG too); a larger picture only costs wire and memory.
 REFERENCE_MAX_SIDE = 1024
 FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
@@ -66,10 +81,20 @@ class ReferenceSetting:
     start: float = REFERENCE_START
     end: float = REFERENCE_END
     pixels: np.ndarray | None = None
+    mode: str = "reference"  # a key of REFERENCE_MODES
 
     @property
     def enabled(self) -> bool:
         return bool(self.image_name) and self.weight > 0
+
+    @property
+    def type(self) -> str:
+        """The unit type the mode sends (an unknown mode: the plain Reference)."""
+        return REFERENCE_MODES.get(self.mode, REFERENCE_MODES["reference"])[1]
+
+    @property
+    def label(self) -> str:
+        return REFERENCE_MODES.get(self.mode, REFERENCE_MODES["reference"])[0]
 
 
 @dataclass
@@ -95,6 +120,9 @@ class GenerationSettings:
     two_pass: bool = True
     family: str = "sd1"
     reference: ReferenceSetting = field(default_factory=ReferenceSetting)
+    # The backend's upscalers (its welcome's list, filled in by fit_to_backend): the
+    # second pass enlarges with an upscale model among them, else Lanczos.
+    upscalers: list[str] = field(default_factory=list)
     # Panel control names (and REFERENCE) the backend cannot serve for the model: left out
     # of captures and jobs (fit_to_backend fills it in from the welcome).
     skip: set[str] = field(default_factory=set)
@@ -113,13 +141,22 @@ class GenerationSettings:
         return out + ([REFERENCE] if self.reference.enabled else [])
 
 
-def control_type(name: str) -> str:
-    """The unit type a panel name (or REFERENCE) is sent as."""
-    return REFERENCE_TYPE if name == REFERENCE else CONTROL_TYPES[name]
+def reference_defaults(mode: str) -> tuple[float, float, float]:
+    """(weight, start, end) Krita AI Diffusion gives a new layer of this mode."""
+    return REFERENCE_DEFAULTS.get(mode, REFERENCE_DEFAULTS["reference"])
 
 
-def control_label(name: str) -> str:
-    return "Reference" if name == REFERENCE else CONTROL_LABELS[name]
+def control_type(name: str, reference_mode: str = "reference") -> str:
+    """The unit type a panel name (or REFERENCE, in its mode) is sent as."""
+    if name == REFERENCE:
+        return ReferenceSetting(mode=reference_mode).type
+    return CONTROL_TYPES[name]
+
+
+def control_label(name: str, reference_mode: str = "reference") -> str:
+    if name == REFERENCE:
+        return ReferenceSetting(mode=reference_mode).label
+    return CONTROL_LABELS[name]
 
 
 def reference_rgb(rgba: np.ndarray) -> np.ndarray:
@@ -184,7 +221,7 @@ def build_job(
     if ref.enabled and REFERENCE not in s.skip and ref.pixels is not None:
         units.append(
             ControlUnit(
-                type=REFERENCE_TYPE,
+                type=ref.type,
                 image=ref.pixels,
                 weight=float(ref.weight),
                 start=float(min(ref.start, ref.end)),
@@ -195,7 +232,7 @@ def build_job(
     hires = None
     # Hires.fix is a txt2img pass pair; img2img and inpainting jobs keep their size.
     if s.two_pass and init_image is None and mask is None:
-        w, h, hires = two_pass(w, h, s.family)
+        w, h, hires = two_pass(w, h, s.family, upscalers=s.upscalers)
     job = Job(
         prompt=s.prompt,
         negative=s.negative,
@@ -219,6 +256,18 @@ def build_job(
         tag=tag,
     )
     return job.validate()
+
+
+def two_pass_note(job: Job) -> str:
+    """For the action's message: how a two-pass job reached its size and with which
+    upscaler (with a leading space), or "" for a one-pass job."""
+    h = job.hires
+    if h is None or not h.resizes:
+        return ""
+    return (
+        f" In two passes: {job.width}x{job.height}, then Hires.fix to {h.width}x{h.height} "
+        f"with {h.upscaler}."
+    )
 
 
 def _names(items: Iterable[Any]) -> list[str]:
@@ -308,14 +357,18 @@ class ControlPlan:
     used: list[str]  # panel names (and REFERENCE), in panel order
     skipped: dict[str, str]  # panel name -> why not, naming the file to add
     known: bool  # False: the backend does not say (an older one); everything is tried
+    reference_mode: str = "reference"  # names the reference by its mode
+
+    def label(self, name: str) -> str:
+        return control_label(name, self.reference_mode)
 
     def note(self) -> str:
         """One sentence for the artist, or "" when nothing is left out."""
         if not self.skipped:
             return ""
         fam = FAMILY_LABELS.get(self.family, self.family)
-        parts = "; ".join(f"{control_label(n)}: {why}" for n, why in self.skipped.items())
-        left = ", ".join(control_label(n) for n in self.skipped)
+        parts = "; ".join(f"{self.label(n)}: {why}" for n, why in self.skipped.items())
+        left = ", ".join(self.label(n) for n in self.skipped)
         return f"Left out {left} (the backend cannot run them for {fam} models; {parts})."
 
 
@@ -328,26 +381,28 @@ def plan_controls(s: GenerationSettings, welcome: Any) -> ControlPlan:
     extra = getattr(welcome, "extra", None) or {}
     served = extra.get("control_types")
     served = served.get(family) if isinstance(served, dict) else None
+    mode = s.reference.mode
     if not isinstance(served, dict):
-        return ControlPlan(family, wanted, {}, False)
+        return ControlPlan(family, wanted, {}, False, mode)
     missing = extra.get("control_missing")
     missing = missing.get(family) if isinstance(missing, dict) else None
     missing = missing if isinstance(missing, dict) else {}
     used, skipped = [], {}
     for name in wanted:
-        t = control_type(name)
+        t = control_type(name, mode)
         if t in served:
             used.append(name)
         else:
             skipped[name] = str(missing.get(t) or f"the backend has no {t} model")
-    return ControlPlan(family, used, skipped, True)
+    return ControlPlan(family, used, skipped, True, mode)
 
 
 def fit_to_backend(s: GenerationSettings, welcome: Any) -> str:
-    """Set the model's family and the controls to leave out from the backend's welcome;
-    returns the note about what was left out ("" when nothing)."""
+    """Set the model's family, the controls to leave out and the upscalers on offer from
+    the backend's welcome; returns the note about what was left out ("" when nothing)."""
     if welcome is not None:
         s.family = model_family(s.model, welcome)
+        s.upscalers = welcome_upscalers(welcome)
     plan = plan_controls(s, welcome)
     s.skip = set(plan.skipped)
     return plan.note()

@@ -133,6 +133,7 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "inpaint_fill",
         "two_pass",
         "reference_image",
+        "reference_mode",
         "reference_weight",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights

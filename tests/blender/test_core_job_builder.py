@@ -8,6 +8,7 @@ import pytest
 from blender_addon.core.job_builder import (
     REFERENCE,
     REFERENCE_MAX_SIDE,
+    REFERENCE_MODES,
     ControlSetting,
     GenerationSettings,
     ReferenceSetting,
@@ -15,6 +16,7 @@ from blender_addon.core.job_builder import (
     fit_to_backend,
     missing_on_backend,
     plan_controls,
+    reference_defaults,
     reference_rgb,
     round_size,
 )
@@ -177,6 +179,48 @@ def test_reference_goes_as_an_ip_adapter_unit_with_krita_reference_defaults():
     s = with_reference(ref)
     s.skip = {REFERENCE}
     assert build_job(s).controls == []
+
+
+def test_reference_modes_send_krita_ai_diffusions_types_and_defaults():
+    ref = np.full((8, 8, 3), 9, np.uint8)
+    # Krita AI Diffusion's presets per mode (as the Krita plugin's logic/controls.py).
+    assert reference_defaults("reference") == (0.8, 0.2, 0.8)
+    assert reference_defaults("style") == (0.8, 0.2, 1.0)
+    assert reference_defaults("composition") == (0.8, 0.0, 0.8)
+    sent = {}
+    for mode in REFERENCE_MODES:
+        s = with_reference(ref)
+        s.reference.mode = mode
+        s.reference.weight, s.reference.start, s.reference.end = reference_defaults(mode)
+        (unit,) = build_job(s).controls
+        Job.from_wire(*build_job(s).to_wire()).validate()  # the backend takes each type
+        sent[mode] = (unit.type, unit.weight, unit.start, unit.end)
+    assert sent == {
+        "reference": ("ip-adapter", 0.8, 0.2, 0.8),
+        "style": ("ip-adapter-style", 0.8, 0.2, 1.0),
+        "composition": ("ip-adapter-composition", 0.8, 0.0, 0.8),
+    }
+
+
+def test_a_reference_mode_the_backend_cannot_run_is_left_out_by_its_name():
+    ref = np.full((8, 8, 3), 9, np.uint8)
+    # SDXL here has the plain adapter but no style blocks (as control_types lists them).
+    served = {"sdxl": {"depth": "u", "ip-adapter": "a", "ip-adapter-composition": "a"}}
+    missing = {"sdxl": {"ip-adapter-style": "no style IP-Adapter for SDXL (add one)"}}
+    w = welcome_with(served, missing)
+    s = with_reference(ref, model="tiny-sdxl", controls=[ControlSetting("depth", True)])
+    assert fit_to_backend(s, w) == "" and plan_controls(s, w).used == ["depth", REFERENCE]
+    s.reference.mode = "style"
+    plan = plan_controls(s, w)
+    assert plan.used == ["depth"] and plan.skipped == {
+        REFERENCE: missing["sdxl"]["ip-adapter-style"]
+    }
+    note = fit_to_backend(s, w)
+    assert note.startswith("Left out Style (") and "no style IP-Adapter for SDXL" in note
+    job = build_job(s, {"depth": np.zeros((64, 64, 3), np.uint8)})
+    assert [c.type for c in job.controls] == ["depth"]
+    s.reference.mode = "composition"
+    assert fit_to_backend(s, w) == "" and build_job(s).controls[0].type == "ip-adapter-composition"
 
 
 def test_reference_pixels_from_an_image_array():

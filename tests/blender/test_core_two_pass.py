@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from blender_addon.core.job_builder import ControlSetting, GenerationSettings, build_job
+from blender_addon.core.job_builder import (
+    ControlSetting,
+    GenerationSettings,
+    build_job,
+    fit_to_backend,
+    two_pass_note,
+)
 from dreamwire.shared.events import Welcome
 from dreamwire.shared.native_size import REFINE_DENOISE, model_family
 
@@ -71,3 +77,30 @@ def test_family_comes_from_the_backend_welcome():
         ).extra["model_families"]
         == w.extra["model_families"]
     )
+
+
+def test_second_pass_enlarges_with_the_backends_upscale_model_and_says_so():
+    def welcome(upscalers):
+        return Welcome(
+            protocol=1,
+            server_version="x",
+            server_id="y",
+            models=["tiny-sd1"],
+            extra={"model_families": {"tiny-sd1": "sd1"}, "upscalers": upscalers},
+        )
+
+    s = settings()
+    fit_to_backend(s, welcome(["Lanczos", "Nearest"]))
+    job = build_job(s)
+    assert job.hires.upscaler == "Lanczos"
+    assert (
+        two_pass_note(job) == " In two passes: 632x632, then Hires.fix to 2048x2048 with Lanczos."
+    )
+    # The backend's first upscale model, or Krita AI Diffusion's when it has that one.
+    fit_to_backend(s, welcome(["Lanczos", "Nearest", "4x-UltraSharp", "R-ESRGAN 4x+"]))
+    assert build_job(s).hires.upscaler == "4x-UltraSharp"
+    fit_to_backend(s, welcome(["Lanczos", "4x-UltraSharp", "4x_NMKD-Superscale-SP_178000_G"]))
+    job = build_job(s)
+    assert job.hires.upscaler == "4x_NMKD-Superscale-SP_178000_G"
+    assert two_pass_note(job).endswith("with 4x_NMKD-Superscale-SP_178000_G.")
+    assert two_pass_note(build_job(settings(width=512, height=512))) == ""
