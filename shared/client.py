@@ -374,7 +374,7 @@ class Client:
             return [ev.ResultEvent(P.parse_result(msg))]
         if t == P.CANCELLED:
             self._forget(msg.job_id)
-            return [ev.Cancelled(msg.job_id)]
+            return [ev.Cancelled(msg.job_id, str(msg.body.get("message", "")))]
         if t == P.MODELS:
             if self.welcome is not None:
                 for k in ("models", "vaes", "loras", "embeddings", "controlnets", "samplers"):

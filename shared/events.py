@@ -86,6 +86,7 @@ class ErrorEvent:
 @dataclass
 class Cancelled:
     job_id: str
+    message: str = ""  # why, when the backend cancelled it itself (a superseded live job)
 
 
 @dataclass

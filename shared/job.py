@@ -21,7 +21,9 @@ from .errors import DreamwireError, ErrorCode
 
 MODES = ("txt2img", "img2img", "inpaint")
 SEAMLESS_AXES = ("none", "both", "x", "y")
-PRIORITIES = {"interactive": 0, "normal": 1, "batch": 2}
+# Queue classes, best first. "live" (Krita's live preview) jumps every other class, and a new
+# live job replaces the same client's previous one (backend/server/server.py, PROTOCOL.md).
+PRIORITIES = {"live": -1, "interactive": 0, "normal": 1, "batch": 2}
 CONTROL_MODES = ("balanced", "prompt", "controlnet")
 CONTROL_TYPES = (
     "depth",

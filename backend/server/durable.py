@@ -83,9 +83,17 @@ class DurableQueue:
                 shutil.rmtree(path, ignore_errors=True)
                 continue
             try:
-                found.append(self._load(path))
+                stored = self._load(path)
             except Exception as exc:
                 self._reject(path, exc)
+                continue
+            if stored.job.priority == "live":
+                # The server never stores live jobs (a stale live frame is worthless); one
+                # found here (a hand copy, an older backend) is dropped, not run.
+                log.info("queue entry %s is a live job; dropped", path.name)
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            found.append(stored)
         found.sort(key=lambda s: (PRIORITIES[s.job.priority], s.seq))
         self.next_seq = max((s.seq for s in found), default=-1) + 1
         return [s.job for s in found]

@@ -1,4 +1,4 @@
-"""The job queue: priority first (interactive, normal, batch), then arrival order."""
+"""The job queue: priority first (live, interactive, normal, batch), then arrival order."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ class Entry:
     rank: int
     seq: int
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Why it was cancelled, when the backend did it (a superseded live job); sent along.
+    reason: str = ""
 
     @property
     def job_id(self) -> str:

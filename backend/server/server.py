@@ -11,7 +11,11 @@ Rules it keeps (PROTOCOL.md, "Backend"):
 - with a queue folder (`ServerConfig.queue_dir`, OUT/queue for `dreamwire serve`), every
   accepted job is written there before `accepted` is sent and removed once its result or
   error is final or a client cancels it; `restore_queue()` puts the jobs a killed backend
-  left there back in the queue, so a reconnecting client reattaches to them (durable.py).
+  left there back in the queue, so a reconnecting client reattaches to them (durable.py);
+- a `live` job (Krita's live preview) goes ahead of every other class and replaces the
+  submitting client's previous live job: still queued, it is cancelled at once; running, it
+  is asked to stop at its next step; either way its owner gets `cancelled` with a message.
+  A stale live frame is worthless, so live jobs are never written to the queue folder.
 """
 
 from __future__ import annotations
@@ -30,16 +34,17 @@ import zmq
 
 from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import Job
+from dreamwire.shared.job import PRIORITIES, Job
 from dreamwire.shared.result import JobResult
 
 from .durable import DurableQueue
 from .jobqueue import JobQueue
-from .worker import Worker
+from .worker import Worker, cancelled_message
 
 log = logging.getLogger("dreamwire.server")
 
 SERVER_VERSION = "0.1.0"
+LIVE = "live"  # the priority class whose jobs supersede the same client's previous one
 CAPABILITY_KEYS = (
     "device",
     "vram_free",
@@ -82,6 +87,7 @@ class Server:
         self.jobs = JobQueue(self.limits.max_queue)
         self.owners: dict[str, bytes] = {}  # job id -> routing id of the client to tell
         self.formats: dict[bytes, str] = {}  # routing id -> image format it asked for
+        self.live: dict[bytes, str] = {}  # routing id -> the newest live job it submitted
         self._wake_address = f"inproc://dreamwire-wake-{self.server_id}"
         self._stop = threading.Event()
         self._auth = None
@@ -282,6 +288,8 @@ class Server:
             "protocol": P.PROTOCOL_VERSION,
             "server_version": SERVER_VERSION,
             "server_id": self.server_id,
+            # Queue classes, best first: a client sends "live" only to a backend listing it.
+            "priorities": list(PRIORITIES),
             **self.capabilities,
             "limits": self.limits.to_dict(),
         }
@@ -303,7 +311,8 @@ class Server:
                 f"the queue holds {self.limits.max_queue} jobs; try later",
                 job.job_id,
             )
-        if self.durable is not None:
+        if self.durable is not None and job.priority != LIVE:
+            # A live frame is stale by the time a restarted backend could run it: not kept.
             try:
                 self.durable.save(job)
             except OSError as exc:
@@ -312,6 +321,8 @@ class Server:
                 raise DreamwireError(
                     ErrorCode.INTERNAL, f"the backend could not store the job: {exc}", job.job_id
                 ) from None
+        if job.priority == LIVE:
+            self._supersede_live(identity, job.job_id)
         self.owners[job.job_id] = identity
         self.jobs.put(job)
         pos = self.jobs.position(job.job_id)
@@ -319,6 +330,26 @@ class Server:
         self._send(
             identity, P.reply(msg, P.ACCEPTED, {"job_id": job.job_id, "position": max(pos, 0)})
         )
+
+    def _supersede_live(self, identity: bytes, job_id: str) -> None:
+        """`job_id` is this client's newest live job: its previous one, if still queued or
+        running, is cancelled, so the worker never spends time on a stale frame. Another
+        client's live jobs are left alone."""
+        previous = self.live.get(identity)
+        self.live[identity] = job_id
+        if previous is None or previous == job_id:
+            return
+        reason = f"superseded by the newer live job {job_id} from the same client"
+        entry = self.jobs.remove(previous)
+        if entry is not None:
+            owner = self.owners.pop(previous, identity)
+            self._send(owner, cancelled_message(previous, reason))
+            log.info("job %s: cancelled while queued (%s)", previous, reason)
+            return
+        entry = self.jobs.find(previous)
+        if entry is not None:  # running: stops at its next step, then the worker replies
+            entry.reason = reason
+            entry.cancel.set()
 
     def _cancel(self, identity: bytes, msg: P.Message) -> None:
         job_id = msg.job_id

@@ -75,7 +75,7 @@ class Worker(threading.Thread):
         job = entry.job
         job_id = job.job_id
         if entry.cancel.is_set():
-            self.post(job_id, P.Message(P.CANCELLED, {"job_id": job_id}, job_id=job_id))
+            self.post(job_id, _cancelled(entry))
             return
         log.info(
             "job %s: start (%s, %dx%d, %d steps, %s)",
@@ -102,8 +102,10 @@ class Worker(threading.Thread):
         except DreamwireError as exc:
             exc.job_id = exc.job_id or job_id
             if exc.code == ErrorCode.CANCELLED:
-                log.info("job %s: cancelled", job_id)
-                self.post(job_id, P.Message(P.CANCELLED, {"job_id": job_id}, job_id=job_id))
+                log.info(
+                    "job %s: cancelled%s", job_id, f" ({entry.reason})" if entry.reason else ""
+                )
+                self.post(job_id, _cancelled(entry))
             else:
                 log.warning("job %s: %s", job_id, exc)
                 self.forget(job_id)
@@ -134,3 +136,16 @@ class Worker(threading.Thread):
 
     def _internal(self, job_id: str, code: ErrorCode, text: str) -> None:
         self.post(job_id, P.error_message(code, text, job_id))
+
+
+def _cancelled(entry: Entry) -> P.Message:
+    return cancelled_message(entry.job_id, entry.reason)
+
+
+def cancelled_message(job_id: str, reason: str = "", reply_to: str = "") -> P.Message:
+    """`cancelled`; a cancel the backend made itself (a superseded live job) also carries
+    `code` "cancelled" and a `message` saying why."""
+    body: dict[str, str] = {"job_id": job_id}
+    if reason:
+        body |= {"code": ErrorCode.CANCELLED.value, "message": reason}
+    return P.Message(P.CANCELLED, body, job_id=job_id, reply_to=reply_to)
