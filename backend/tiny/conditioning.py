@@ -14,6 +14,8 @@
     models/Lora/tiny_lokr.safetensors       LyCORIS LoKr (recognised, refused)
     models/Lora/tiny_xl_style.safetensors   kohya SDXL LoRA (lora_unet_input_blocks_*, lora_te1/te2)
     models/Lora/tiny_hypernet.pt            legacy A1111 hypernetwork (recognised, refused)
+    models/Lora/lcm-lora-sdv1-5.safetensors LCM-LoRA for tiny SD1, the real one's layout
+                                            (tiny/lcm_lora.py)
     models/embeddings/bad-hands-5.pt        A1111 .pt (string_to_param), loads weights_only
     models/embeddings/EasyNegative.safetensors  A1111 safetensors (emb_params)
     models/embeddings/negativeXL_D.safetensors  SDXL (clip_l / clip_g)
@@ -397,5 +399,8 @@ def build(root: Path | str) -> dict[str, Path]:
     written["tiny_lokr"] = build_lokr_sd1(lora / "tiny_lokr.safetensors")
     written["tiny_xl_style"] = build_kohya_sdxl(lora / "tiny_xl_style.safetensors")
     written["tiny_hypernet"] = build_hypernetwork(lora / "tiny_hypernet.pt")
+    from dreamwire.backend.tiny import lcm_lora  # so Live's LCM path runs for real
+
+    written.update(lcm_lora.build(lora))
     written.update(build_embeddings(models / "embeddings"))
     return written

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import struct
+
 import numpy as np
+import pytest
 from dreamwire_krita.logic import live
 from dreamwire_krita.logic.geometry import Rect
 from dreamwire_krita.logic.jobs import refine_job
@@ -11,6 +16,7 @@ from dreamwire_krita.logic.params import Params
 from dreamwire_krita.logic.regions import plan_refine
 
 from dreamwire.shared.events import Welcome
+from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import PRIORITIES, ControlUnit, LoraRef
 
 
@@ -132,9 +138,14 @@ def _refine():
     return refine_job(P, plan, canvas, [unit])
 
 
-def welcome(samplers=("Euler a", "LCM"), loras=()):
+def welcome(samplers=("Euler a", "LCM"), loras=(), priorities=None):
     return Welcome(
-        protocol=1, server_version="", server_id="", samplers=list(samplers), loras=list(loras)
+        protocol=1,
+        server_version="",
+        server_id="",
+        samplers=list(samplers),
+        loras=list(loras),
+        extra={} if priorities is None else {"priorities": list(priorities)},
     )
 
 
@@ -160,14 +171,13 @@ def test_live_sampling_without_lcm_keeps_the_panels_sampler_with_few_steps():
 
 
 def test_live_job_fields():
-    sampling = live.live_sampling(
-        "Euler a", 7.0, "tiny-sd1", welcome(loras=["lcm-lora-sdv1-5"]), "sd1"
-    )
+    w = welcome(loras=["lcm-lora-sdv1-5"], priorities=PRIORITIES)
+    sampling = live.live_sampling("Euler a", 7.0, "tiny-sd1", w, "sd1")
     job = live.live_job(_refine(), sampling, live.LIVE_STRENGTH, 1234)
     assert job.mode == "img2img" and job.strength == 0.3 == live.LIVE_STRENGTH
     assert (job.sampler, job.steps, job.cfg, job.seed, job.batch) == ("LCM", 6, 1.8, 1234, 1)
     assert job.loras == [LoraRef("lcm-lora-sdv1-5")]
-    assert job.priority == live.PRIORITY and PRIORITIES[job.priority] == min(PRIORITIES.values())
+    assert job.priority == "live" and PRIORITIES[job.priority] == min(PRIORITIES.values())
     assert job.preview_every == 0 and job.tag == "krita:live"
     # What the refine builder gathered stays: the control unit, the canvas, the size.
     assert [u.type for u in job.controls] == ["canny"]
@@ -183,3 +193,78 @@ def test_new_seed_is_a_fixed_non_negative_seed():
     rng = random.Random(5)
     seeds = {live.new_seed(rng) for _ in range(20)}
     assert len(seeds) > 1 and all(0 <= s <= live.SEED_MAX for s in seeds)
+
+
+def test_live_priority_only_where_the_backend_lists_it():
+    assert live.live_priority(welcome(priorities=PRIORITIES)) == "live"
+    # An older backend: no `priorities` in its welcome, or no "live" among them.
+    assert live.live_priority(welcome()) == "interactive"
+    assert live.live_priority(welcome(priorities=["interactive", "normal"])) == "interactive"
+    assert live.live_priority(None) == "interactive"
+    old = live.live_sampling("Euler a", 7.0, "tiny-sd1", welcome(loras=["lcm-lora-sdv1-5"]), "sd1")
+    assert live.live_job(_refine(), old, 0.3, 1).priority == "interactive"
+
+
+# -- the LCM path on the tiny backend ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(library):
+    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.engine import Engine
+
+    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=1)
+
+
+def _addnet(path) -> str:
+    """A1111's LoRA short hash: sha256 of a .safetensors file after its header."""
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    return hashlib.sha256(data[8 + length :]).hexdigest()[:12]
+
+
+def test_live_job_runs_lcm_with_the_tiny_lcm_lora(engine, tiny_models):
+    """The backend's own listing makes Live pick LCM and the SD1 LCM-LoRA; the engine runs
+    it and its infotext says so, with the LoRA's A1111 hash."""
+    from diffusers import UNet2DConditionModel
+
+    from dreamwire.backend.conditioning import lora
+    from dreamwire.backend.tiny.conditioning import _unet_config
+
+    caps = engine.capabilities()
+    w = Welcome.from_body(
+        {"protocol": 1, "server_version": "", "server_id": "", "priorities": list(PRIORITIES)}
+        | {k: caps[k] for k in ("samplers", "loras", "models")}
+    )
+    sampling = live.live_sampling("Euler a", 7.0, "tiny-sd1", w, "sd1")
+    assert (sampling.sampler, sampling.loras) == ("LCM", ("lcm-lora-sdv1-5",))
+    # The tiny file is laid out like the real one: every module it holds is a layer of SD1.
+    path = tiny_models / "models" / "Lora" / "lcm-lora-sdv1-5.safetensors"
+    unet = UNet2DConditionModel.from_config(_unet_config("tiny-sd1"))
+    table = lora.module_table(unet, "unet", dict(unet.config))
+    modules = lora.read(path).modules
+    assert len(modules) > 50 and all(table.get(m.name) is not None for m in modules)
+    refine = refine_job(P, plan_refine(Rect(0, 0, 64, 64), None), _canvas(), [])
+    job = live.live_job(refine, sampling, live.LIVE_STRENGTH, 77)
+    assert job.priority == "live"
+    image = engine.run(job).images[0]
+    info = parse_infotext(image.infotext)
+    assert "Sampler: LCM" in image.infotext and info.steps == 6
+    assert info.lora_hashes == {"lcm-lora-sdv1-5": _addnet(path)}
+    # The LoRA's weights took part: the same job without it gives other pixels.
+    plain = live.live_job(
+        refine_job(P, plan_refine(Rect(0, 0, 64, 64), None), _canvas(), []),
+        dataclasses.replace(sampling, loras=()),
+        live.LIVE_STRENGTH,
+        77,
+    )
+    other = engine.run(plain).images[0]
+    assert "Lora hashes" not in other.infotext
+    assert not np.array_equal(np.asarray(other.image), np.asarray(image.image))
+
+
+def _canvas():
+    rng = np.random.default_rng(5)
+    canvas = rng.integers(0, 255, (64, 64, 4), dtype=np.uint8)
+    canvas[..., 3] = 255
+    return canvas

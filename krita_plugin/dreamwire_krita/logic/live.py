@@ -35,7 +35,11 @@ LCM_CFG = 1.8
 # (img2img runs about steps x strength of them: 3 at the default strength).
 PLAIN_STEPS = 10
 DEBOUNCE_S = 0.4  # the canvas must hold still this long before a job goes out
-PRIORITY = "interactive"  # the backend queue's first class (shared/job.py PRIORITIES)
+# The backend's live class (PROTOCOL.md, "Live jobs"): ahead of every other job, and it
+# replaces this client's previous live job there. A backend whose welcome does not list it
+# in `priorities` gets "interactive", and the controller cancels superseded jobs itself.
+PRIORITY = "live"
+FALLBACK_PRIORITY = "interactive"
 PREVIEW_LAYER = "Live preview"
 SEED_MAX = 2**31 - 1
 
@@ -152,6 +156,15 @@ class LiveSampling:
     cfg: float
     loras: tuple[str, ...] = ()
     note: str = ""
+    priority: str = PRIORITY
+
+
+def live_priority(welcome) -> str:
+    """ "live" where the backend's welcome lists it among its `priorities`, else the best
+    class every backend knows."""
+    extra = getattr(welcome, "extra", None) or {}
+    listed = extra.get("priorities") if isinstance(extra, dict) else None
+    return PRIORITY if isinstance(listed, list) and PRIORITY in listed else FALLBACK_PRIORITY
 
 
 def _names(items) -> list[str]:
@@ -182,18 +195,21 @@ def live_sampling(sampler: str, cfg: float, model: str, welcome, family: str) ->
     the model's family), as Krita AI Diffusion's live sampler; else the panel's sampler
     with a few more steps and its CFG."""
     samplers = _names(getattr(welcome, "samplers", None))
+    priority = live_priority(welcome)
     if LCM_SAMPLER in samplers:
         if _is_lcm(model):
-            return LiveSampling(LCM_SAMPLER, LCM_STEPS, LCM_CFG, (), "LCM model")
+            return LiveSampling(LCM_SAMPLER, LCM_STEPS, LCM_CFG, (), "LCM model", priority)
         lora = lcm_lora(_names(getattr(welcome, "loras", None)), family)
         if lora is not None:
-            return LiveSampling(LCM_SAMPLER, LCM_STEPS, LCM_CFG, (lora,), f"LCM LoRA {lora}")
-    return LiveSampling(sampler, PLAIN_STEPS, cfg, (), "no LCM LoRA: slower previews")
+            note = f"LCM LoRA {lora}"
+            return LiveSampling(LCM_SAMPLER, LCM_STEPS, LCM_CFG, (lora,), note, priority)
+    return LiveSampling(sampler, PLAIN_STEPS, cfg, (), "no LCM LoRA: slower previews", priority)
 
 
 def live_job(job: Job, sampling: LiveSampling, strength: float, seed: int) -> Job:
     """The refine job the docker built (canvas, selection, control layers, regions), made
-    a live one: few steps, fixed seed, first in the backend's queue, one image."""
+    a live one: few steps, fixed seed, first in the backend's queue (`sampling.priority`),
+    one image."""
     job.sampler = sampling.sampler
     job.steps = int(sampling.steps)
     job.cfg = float(sampling.cfg)
@@ -204,7 +220,7 @@ def live_job(job: Job, sampling: LiveSampling, strength: float, seed: int) -> Jo
     job.loras = [lr for lr in job.loras if lr.name not in sampling.loras] + [
         LoraRef(name) for name in sampling.loras
     ]
-    job.priority = PRIORITY
+    job.priority = sampling.priority
     job.preview_every = 0  # the result itself is the preview
     job.tag = "krita:live"
     return job.validate()
