@@ -119,9 +119,11 @@ def test_live_mode_previews_strokes_in_one_layer_and_applies_below_it(gui):
     lv = out["live"]
     assert lv["strength_default"] == 0.3 and lv["checked"]  # Krita AI Diffusion's default
     strength, priority, steps, sampler, batch, seed = lv["job"]
-    assert (strength, priority, batch, seed) == (0.3, "interactive", 1, lv["seed"])
-    # The tiny library has no LCM LoRA: the panel's sampler with the few plain steps.
-    assert steps == 10 and sampler == out["live_sampler_panel"]
+    # The backend lists the "live" queue class in its welcome: the live job uses it.
+    assert (strength, priority, batch, seed) == (0.3, "live", 1, lv["seed"])
+    # The tiny library has an SD1 LCM-LoRA (tiny/lcm_lora.py): LCM with its few steps,
+    # whatever the panel's sampler.
+    assert (steps, sampler) == (6, "LCM") != (steps, out["live_sampler_panel"])
     # The control layer marked earlier (the reference) goes into live jobs too.
     assert lv["units"] == ["ip-adapter"]
     assert lv["top"] == "Live preview" and lv["preview_layers"] == 1 and lv["exact"]
