@@ -305,7 +305,9 @@ class Server:
         job = P.parse_submit(msg)
         self._check_limits(job)
         self._check_model(job)
-        if self.jobs.full():
+        # A live job that replaces this client's waiting one takes its place in a full queue.
+        replacing = job.priority == LIVE and self._waiting_live(identity)
+        if self.jobs.full() and not replacing:
             raise DreamwireError(
                 ErrorCode.QUEUE_FULL,
                 f"the queue holds {self.limits.max_queue} jobs; try later",
@@ -330,6 +332,11 @@ class Server:
         self._send(
             identity, P.reply(msg, P.ACCEPTED, {"job_id": job.job_id, "position": max(pos, 0)})
         )
+
+    def _waiting_live(self, identity: bytes) -> bool:
+        previous = self.live.get(identity)
+        entry = self.jobs.find(previous) if previous is not None else None
+        return entry is not None and entry is not self.jobs.running
 
     def _supersede_live(self, identity: bytes, job_id: str) -> None:
         """`job_id` is this client's newest live job: its previous one, if still queued or

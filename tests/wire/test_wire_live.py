@@ -8,6 +8,7 @@ import re
 from dreamwire.backend.server.durable import DurableQueue
 from dreamwire.shared import events as ev
 from dreamwire.shared.client import Client
+from dreamwire.shared.errors import ErrorCode
 from dreamwire.shared.job import PRIORITIES
 from tests.support.wire import LONG_STEPS, collect, ended, first_step, small_job
 
@@ -74,6 +75,35 @@ def test_queued_live_job_is_replaced_and_live_jumps_queued_work(backend):
         # The two clients' live jobs reach the backend over two sockets, in either order.
         assert started[0] == blocker and started[3:] == [normal], started
         assert sorted(started[1:3]) == sorted([fresh, theirs])  # the stale one never ran
+    finally:
+        me.close()
+        other.close()
+
+
+def test_a_live_job_replacing_a_waiting_one_fits_a_full_queue(backend):
+    """The shared backend queues 8 jobs: a new live frame still replaces the waiting one."""
+    me, other = Client(backend.address), Client(backend.address)
+    try:
+        me.connect_wait(60)
+        other.connect_wait(60)
+        blocker = other.submit(small_job(steps=LONG_STEPS, seed=60))
+        collect(other, first_step(blocker))
+        stale = me.submit(small_job(priority="live", seed=61))
+        fillers = [me.submit(small_job(seed=62 + i)) for i in range(7)]
+        collect(
+            me, lambda es: {e.job_id for e in es if isinstance(e, ev.Accepted)} >= {stale, *fillers}
+        )
+        fresh = me.submit(small_job(priority="live", seed=70))
+        refused = me.submit(small_job(seed=71))
+        events = collect(me, _all_ended(stale, refused))
+        assert isinstance(_end(events, stale), ev.Cancelled)
+        assert _end(events, refused).error.code == ErrorCode.QUEUE_FULL
+        for job_id in fillers:
+            me.cancel(job_id)
+        other.cancel(blocker)
+        events += collect(me, _all_ended(fresh, *fillers))
+        assert isinstance(_end(events, fresh), ev.ResultEvent)
+        collect(other, ended(blocker))
     finally:
         me.close()
         other.close()
