@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import control_names
+
 if TYPE_CHECKING:
     from .job import ControlUnit
 
@@ -93,26 +95,6 @@ _MODULE_ALIASES = {
     "pidinet": "softedge_pidinet",
 }
 
-# Control type from a model or preprocessor name, most specific first (the same patterns as
-# backend/conditioning/controlnet_files.type_from_name, which shared code cannot import).
-_TYPE_PATTERNS = (
-    ("lineart_anime", r"lineart_?anime|anime_?lineart"),
-    ("lineart", r"lineart|line_?art"),
-    ("softedge", r"softedge|soft_edge|\bhed\b|_hed|hed_|pidi|pidinet|teed"),
-    ("normalbae", r"normalbae|normal_bae|normal"),
-    ("openpose", r"openpose|dwpose|keypose|\bpose\b|_pose"),
-    ("depth", r"depth|midas|zoe"),
-    ("canny", r"canny"),
-    ("mlsd", r"mlsd"),
-    ("scribble", r"scribble|sketch"),
-    ("shuffle", r"shuffle"),
-    ("tile", r"tile"),
-    ("inpaint", r"inpaint"),
-    ("ip2p", r"ip2p|instruct_?p2p|pix2pix"),
-    ("seg", r"seg|ade20k|coco"),
-    ("color", r"(?<!re)colou?r"),
-)
-
 _RE_KEY = re.compile(r"^Control[Nn]et (\d+)$")
 _RE_MODEL = re.compile(r"^(.*?)\s*\[([0-9a-fA-F]+)\]$")
 # One inner "key: value"; a parenthesised value (the 2023 layout) may hold commas.
@@ -143,11 +125,12 @@ def thresholds(module: str) -> tuple[float, float]:
 
 
 def type_from_name(name: str) -> str | None:
-    stem = name.rsplit("/", 1)[-1].lower().replace("-", "_").replace(" ", "_")
-    for kind, pattern in _TYPE_PATTERNS:
-        if re.search(pattern, stem):
-            return kind
-    return None
+    """A runnable control type from a model or preprocessor name (the T2I style model's
+    "style" is not one)."""
+    from .job import CONTROL_TYPES  # here, not at the top: job.py imports numpy
+
+    kind = control_names.type_from_name(name)
+    return kind if kind in CONTROL_TYPES else None
 
 
 @dataclass

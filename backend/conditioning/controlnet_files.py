@@ -25,40 +25,12 @@ from typing import Any
 
 import torch
 
+from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files, ip_adapter_files, t2i_adapter
 
-# Most specific first: "lineart_anime" before "lineart", "softedge" aliases before "seg"...
-_TYPE_PATTERNS = (
-    ("ip-adapter", r"ip_?adapter"),  # before "ip2p"; the file's layout confirms it
-    ("lineart_anime", r"lineart_?anime|anime_?lineart"),
-    ("lineart", r"lineart|line_?art"),
-    ("softedge", r"softedge|soft_edge|\bhed\b|_hed|hed_|pidi|pidinet|teed"),
-    ("normalbae", r"normalbae|normal_bae|normal"),
-    ("openpose", r"openpose|dwpose|keypose|\bpose\b|_pose"),
-    ("depth", r"depth|midas|zoe"),
-    ("canny", r"canny"),
-    ("mlsd", r"mlsd"),
-    ("scribble", r"scribble|sketch"),
-    ("shuffle", r"shuffle"),
-    ("tile", r"tile"),
-    ("inpaint", r"inpaint"),
-    ("ip2p", r"ip2p|instruct_?p2p|pix2pix"),
-    ("seg", r"seg|ade20k|coco"),
-    ("color", r"(?<!re)colou?r"),  # the T2I-Adapter color model (not "recolor")
-    ("style", r"style"),  # the T2I-Adapter style model (CLIP-vision input, refused)
-)
-
 FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
-
-
-def type_from_name(name: str) -> str | None:
-    stem = Path(name).name.lower().replace("-", "_").replace(" ", "_")
-    for kind, pattern in _TYPE_PATTERNS:
-        if re.search(pattern, stem):
-            return kind
-    return None
 
 
 def family_from_name(name: str) -> str | None:
