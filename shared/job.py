@@ -283,8 +283,9 @@ class Job:
         """Raise DreamwireError for anything wrong that needs no models to see."""
         try:
             return self._validate()
-        except (TypeError, ValueError, AttributeError) as exc:
-            # A field of the wrong JSON type (a list where a number belongs, say).
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # A field of the wrong JSON type (a list where a number belongs, say), or an
+            # integer too large for a float (JSON has no size limit on integers).
             raise DreamwireError(
                 ErrorCode.INVALID_JOB, f"malformed job field: {exc}", str(self.job_id)
             ) from None
@@ -461,7 +462,9 @@ class Job:
             if _EXTRA_NET.search(r.prompt):
                 raise bad(f"{where}: put <lora:...> and other network tags in the main prompt")
             w = r.weight
-            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
+            # math.isfinite would overflow on a huge int; the range check below catches those.
+            finite = isinstance(w, int) or (isinstance(w, float) and math.isfinite(w))
+            if isinstance(w, bool) or not finite:
                 raise bad(f"{where}: weight must be a number, got {w!r}")
             if not 0.0 <= w <= 1.0:
                 raise bad(f"{where}: weight must be within 0..1, got {w!r}")
