@@ -7,10 +7,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.threads import TORCH_THREADS, pin_environment
+
+# Before anything imports torch: the same thread count here and in every child process, so
+# images compared bit for bit across processes are computed the same way.
+pin_environment()
+
 # Nothing in the suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DIFFUSERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads():
+    # torch may have been imported before this conftest (a plugin): pin it directly too.
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(TORCH_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,6 @@ extensions) over the shared tiny-model library."""
 from __future__ import annotations
 
 import pytest
-import torch
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    # The test machine has two cores shared by several suites.
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,10 +10,11 @@ import numpy as np
 from PIL import Image
 
 from dreamwire.shared.infotext import parse_infotext
+from tests.support.threads import thread_env
 
 
 def dreamwire(*args: str, env_extra: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    env = thread_env(env_extra)
     return subprocess.run(
         [sys.executable, "-m", "dreamwire.backend", *args],
         capture_output=True,

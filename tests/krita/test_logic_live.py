@@ -229,7 +229,7 @@ def test_live_job_runs_lcm_with_the_tiny_lcm_lora(engine, tiny_models):
     from diffusers import UNet2DConditionModel
 
     from dreamwire.backend.conditioning import lora
-    from dreamwire.backend.tiny.conditioning import _unet_config
+    from dreamwire.backend.tiny.files import unet_config
 
     caps = engine.capabilities()
     w = Welcome.from_body(
@@ -240,7 +240,7 @@ def test_live_job_runs_lcm_with_the_tiny_lcm_lora(engine, tiny_models):
     assert (sampling.sampler, sampling.loras) == ("LCM", ("lcm-lora-sdv1-5",))
     # The tiny file is laid out like the real one: every module it holds is a layer of SD1.
     path = tiny_models / "models" / "Lora" / "lcm-lora-sdv1-5.safetensors"
-    unet = UNet2DConditionModel.from_config(_unet_config("tiny-sd1"))
+    unet = UNet2DConditionModel.from_config(unet_config("tiny-sd1"))
     table = lora.module_table(unet, "unet", dict(unet.config))
     modules = lora.read(path).modules
     assert len(modules) > 50 and all(table.get(m.name) is not None for m in modules)

@@ -89,11 +89,9 @@ def test_copy_back_keeps_the_strength_hires_denoise_is_not_it():
 
 @pytest.fixture(scope="module")
 def engine(library):
-    import torch
 
     from dreamwire.backend.engine import Engine
 
-    torch.set_num_threads(1)
     return Engine(library, device="cpu", extensions=[], cache_size=1)
 
 

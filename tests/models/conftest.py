@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    # The machine's two cores are shared with other test runs.
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

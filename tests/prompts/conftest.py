@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 def _pipeline(arch: str, tmp_path_factory):
@@ -18,7 +17,6 @@ def _pipeline(arch: str, tmp_path_factory):
     from dreamwire.backend.library.catalog import write_pipeline_config
     from dreamwire.backend.tiny import build
 
-    torch.set_num_threads(1)
     folder = write_pipeline_config(arch, tmp_path_factory.mktemp(arch))
     scheduler = EulerDiscreteScheduler.from_pretrained(folder / "scheduler")
     if arch == "tiny-sd1":

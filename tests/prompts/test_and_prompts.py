@@ -136,7 +136,6 @@ def engine(tiny_models):
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
-    torch.set_num_threads(1)
     return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=[ConditioningExtension()])
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from dreamwire.shared.job import Job
 
@@ -18,7 +17,6 @@ def engine(tiny_models, tmp_path_factory):
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
-    torch.set_num_threads(1)
     extra = tmp_path_factory.mktemp("emb-root")
     (extra / "models" / "embeddings").mkdir(parents=True)
     probe = Engine(ModelLibrary([tiny_models]), device="cpu", extensions=[], cache_size=1)

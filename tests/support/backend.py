@@ -31,7 +31,6 @@ API:
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from tests.support.threads import thread_env
 
 READY_PREFIX = "dreamwire: listening on "
 
@@ -95,9 +96,8 @@ class BackendProcess:
         if self.alive:
             return self
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
+        env = thread_env()  # the suite's thread count, whatever the caller's environment
         env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("OMP_NUM_THREADS", "1")  # the test machines have few cores
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.env or {})
         stderr = open(self._stderr_path, "ab")  # noqa: SIM115 - the child holds it

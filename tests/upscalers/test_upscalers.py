@@ -18,15 +18,10 @@ from safetensors.torch import save_file
 from dreamwire.backend.library import ModelLibrary
 from dreamwire.backend.tiny import upscalers as tiny
 from dreamwire.backend.upscalers import loading, names, tiling, upscale
-from dreamwire.backend.upscalers.keys import spec_of
+from dreamwire.backend.library.upscaler_layout import spec_of
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import HiresFix, Job
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    torch.set_num_threads(1)
 
 
 def _state(net) -> dict[str, torch.Tensor]:
