@@ -192,9 +192,9 @@ def _unet_config(entry, catalog) -> dict | None:
 
 
 def _inspect(path: Path, name: str):
-    from .extension import _inspect_cached
+    from .extension import inspect_cached
 
-    return _inspect_cached(path, name)
+    return inspect_cached(path, name)
 
 
 def _pickled(path: Path) -> bool:

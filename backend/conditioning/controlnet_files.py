@@ -194,7 +194,7 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
             from dreamwire.backend.library.pickles import refuse_pickle
 
             refuse_pickle(path)
-        state = _pickled_state(path)
+        state = pickled_state_dict(path)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         pickled = True
     info = ControlNetInfo(name, path, kind, _layout(set(shapes)), pickled=pickled)
@@ -214,7 +214,7 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
     return info
 
 
-def _pickled_state(path: Path) -> dict[str, torch.Tensor]:
+def pickled_state_dict(path: Path) -> dict[str, torch.Tensor]:
     data = files.load_pickled(path, "ControlNet")
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
@@ -384,7 +384,7 @@ def _load_pickled(info: ControlNetInfo, config: dict, dtype: torch.dtype):
     from diffusers import ControlNetModel
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
-    state = _pickled_state(info.path)
+    state = pickled_state_dict(info.path)
     converted = convert_controlnet_checkpoint(state, config)
     net = ControlNetModel.from_config(config).to(dtype)
     missing, unexpected = net.load_state_dict(converted, strict=False)

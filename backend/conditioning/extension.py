@@ -111,14 +111,14 @@ class ConditioningExtension:
             where = f"control unit {i} ({unit.type})"
             units.check_image(unit, where)
             if unit.model:
-                path = available.get(unit.model) or available.get(_strip_suffix(unit.model))
+                path = available.get(unit.model) or available.get(strip_suffix(unit.model))
                 if path is None:
                     raise DreamwireError(
                         ErrorCode.CONTROLNET_NOT_FOUND,
                         f"{where}: ControlNet {unit.model!r} not found; available: "
                         f"{', '.join(sorted(available)) or 'none'}",
                     )
-                info = _inspect_cached(path, unit.model)
+                info = inspect_cached(path, unit.model)
             else:
                 info = self._pick(unit.type, available, unet_config, model, where)
             controlnet_files.check_supported(info)
@@ -180,7 +180,7 @@ class ConditioningExtension:
             if controlnet_files.type_from_name(name) != kind:
                 continue
             try:  # a damaged or foreign file is skipped here, and reported if named
-                info = _inspect_cached(path, name)
+                info = inspect_cached(path, name)
                 controlnet_files.check_supported(info)
                 controlnet_files.check_compatible(info, unet_config, model.name, model.family)
             except DreamwireError:
@@ -229,7 +229,7 @@ class ConditioningExtension:
         found = []
         for name, path in sorted(available.items()):
             try:  # headers only, cached
-                info = _inspect_cached(path, name)
+                info = inspect_cached(path, name)
                 if not union.is_union(info):
                     continue
                 controlnet_files.check_supported(info)
@@ -440,7 +440,7 @@ def _prompt_loras(text: str) -> list[LoraRef]:
     return prompts.lora_refs(nets)
 
 
-def _strip_suffix(name: str) -> str:
+def strip_suffix(name: str) -> str:
     for suffix in (".safetensors", ".pth", ".ckpt", ".pt", ".bin"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
@@ -457,7 +457,7 @@ def _mtime(path: Path) -> float:
 _INFO: dict[tuple[str, float], controlnet_files.ControlNetInfo] = {}
 
 
-def _inspect_cached(path: Path, name: str) -> controlnet_files.ControlNetInfo:
+def inspect_cached(path: Path, name: str) -> controlnet_files.ControlNetInfo:
     key = (str(path), _mtime(path))
     if key not in _INFO:
         _INFO[key] = controlnet_files.inspect(path, name)

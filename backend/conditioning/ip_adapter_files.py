@@ -253,16 +253,16 @@ def inspect_encoder(path: Path, name: str | None = None) -> EncoderFile:
 
 def encoder_folders(roots) -> list[Path]:
     """`clip_vision` folders of the library's roots (the root or its `models` folder)."""
-    from dreamwire.backend.library.scan import _child
+    from dreamwire.backend.library.scan import child_folder
 
     found = []
     for root in roots:
         root = Path(root).expanduser()
-        for base in (_child(root, "models"), root):
+        for base in (child_folder(root, "models"), root):
             if base is None:
                 continue
             for name in CLIP_VISION_FOLDERS:
-                folder = _child(base, name)
+                folder = child_folder(base, name)
                 if folder is not None and folder not in found:
                     found.append(folder)
     return found

@@ -198,10 +198,12 @@ def _load_single_file(info, config: dict):
     from diffusers import ControlNetUnionModel
 
     from . import files
-    from .controlnet_files import _pickled_state
+    from .controlnet_files import pickled_state_dict
 
     state = (
-        _pickled_state(info.path) if info.pickled else files.load_tensors(info.path, "ControlNet")
+        pickled_state_dict(info.path)
+        if info.pickled
+        else files.load_tensors(info.path, "ControlNet")
     )
     # Built on the meta device and given the file's tensors: no random init of a 2.5 GB model.
     with torch.device("meta"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
 from dreamwire.backend.library.safetensors_header import Header
+from dreamwire.backend.library.upscaler_layout import describe as describe_upscaler
 
 UNET = "model.diffusion_model."
 CONV_IN = UNET + "input_blocks.0.0.weight"
@@ -139,9 +140,7 @@ def addon_family(kind: Kind, header: Header) -> str | None:
 
 def upscaler_arch(header: Header) -> str:
     """ "ESRGAN 4x", "Compact 4x" ... or the unsupported architecture's name (SwinIR ...)."""
-    from dreamwire.backend.upscalers.keys import describe
-
-    return describe({k: v["shape"] for k, v in header.tensors.items()})
+    return describe_upscaler({k: v["shape"] for k, v in header.tensors.items()})
 
 
 def diffusers_addon_family(folder: Path) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from dreamwire.backend.library import hashing
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
-from dreamwire.backend.library.scan import KIND_FOLDERS, SUFFIXES, _strip_suffix, scan_root
+from dreamwire.backend.library.scan import KIND_FOLDERS, SUFFIXES, scan_root, strip_suffix
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 DEFAULT_CHECKPOINT = "tiny-sd1"
@@ -108,7 +108,7 @@ class ModelLibrary:
         kind = parse_kind(kind)
         wanted = check_name(_TITLE_HASH.sub("", name))
         candidates = self.entries(kind)
-        stem = _strip_suffix(wanted, kind)
+        stem = strip_suffix(wanted, kind)
         for test in (
             lambda e: e.path.name == PurePosixPath(wanted).name and _rel(e) == wanted,
             lambda e: e.name == wanted,

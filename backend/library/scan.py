@@ -47,7 +47,7 @@ SUFFIXES: dict[Kind, tuple[str, ...]] = {
 }
 
 
-def _child(folder: Path, name: str) -> Path | None:
+def child_folder(folder: Path, name: str) -> Path | None:
     exact = folder / name
     if exact.is_dir():
         return exact
@@ -64,20 +64,20 @@ def kind_folders(root: Path) -> dict[Kind, list[Path]]:
     """The kind folders a root provides, checking the root and its `models` subfolder."""
     root = Path(root).expanduser()
     bases = [root]
-    models = _child(root, "models")
+    models = child_folder(root, "models")
     if models is not None:
         bases.insert(0, models)
     found: dict[Kind, list[Path]] = {}
     for kind, names in KIND_FOLDERS.items():
         for base in bases:
             for name in names:
-                folder = _child(base, name)
+                folder = child_folder(base, name)
                 if folder is not None and folder not in found.get(kind, []):
                     found.setdefault(kind, []).append(folder)
     return found
 
 
-def _strip_suffix(name: str, kind: Kind) -> str:
+def strip_suffix(name: str, kind: Kind) -> str:
     for suffix in sorted(SUFFIXES[kind], key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
@@ -212,7 +212,7 @@ def scan_root(root: Path) -> list[ModelEntry]:
         for folder in folders:
             for path, fmt in _walk(folder, kind):
                 rel = path.relative_to(folder).as_posix()
-                name = rel if fmt == Format.DIFFUSERS else _strip_suffix(rel, kind)
+                name = rel if fmt == Format.DIFFUSERS else strip_suffix(rel, kind)
                 entry = ModelEntry(kind=kind, name=name, path=path, format=fmt, root=folder)
                 identify(entry)
                 entries.append(entry)

@@ -23,6 +23,7 @@ from dreamwire.backend.library.ldm_layout import (
     unet_to_ldm,
     vae_to_ldm,
 )
+from dreamwire.backend.tiny.files import save_tensors, state_of
 
 SEED = 20240601
 # Written into every tiny checkpoint so that tools (and the library) can tell them apart.
@@ -62,16 +63,6 @@ def _text_encoder(arch: str, component: str, offset: int):
     return cls(config).eval()
 
 
-def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-
-
-def _save(tensors: dict[str, torch.Tensor], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(dict(sorted(tensors.items())), str(path), metadata=METADATA)
-    return path
-
-
 def sd1_components(arch: str = "tiny-sd1") -> dict:
     return {
         "unet": _unet(arch),
@@ -90,23 +81,23 @@ def sdxl_components(arch: str = "tiny-sdxl") -> dict:
 
 
 def write_sd1_checkpoint(parts: dict, path: Path, arch: str = "tiny-sd1") -> Path:
-    tensors = unet_to_ldm(_state(parts["unet"]), _config(arch, "unet"))
-    tensors |= vae_to_ldm(_state(parts["vae"]), _config(arch, "vae"))
-    tensors |= clip_to_ldm(_state(parts["text_encoder"]), "cond_stage_model.transformer.")
-    return _save(tensors, path)
+    tensors = unet_to_ldm(state_of(parts["unet"]), _config(arch, "unet"))
+    tensors |= vae_to_ldm(state_of(parts["vae"]), _config(arch, "vae"))
+    tensors |= clip_to_ldm(state_of(parts["text_encoder"]), "cond_stage_model.transformer.")
+    return save_tensors(tensors, path, METADATA)
 
 
 def write_sdxl_checkpoint(parts: dict, path: Path, arch: str = "tiny-sdxl") -> Path:
-    tensors = unet_to_ldm(_state(parts["unet"]), _config(arch, "unet"))
-    tensors |= vae_to_ldm(_state(parts["vae"]), _config(arch, "vae"))
-    tensors |= clip_to_ldm(_state(parts["text_encoder"]), "conditioner.embedders.0.transformer.")
-    tensors |= open_clip_to_ldm(_state(parts["text_encoder_2"]), "conditioner.embedders.1.model.")
-    return _save(tensors, path)
+    tensors = unet_to_ldm(state_of(parts["unet"]), _config(arch, "unet"))
+    tensors |= vae_to_ldm(state_of(parts["vae"]), _config(arch, "vae"))
+    tensors |= clip_to_ldm(state_of(parts["text_encoder"]), "conditioner.embedders.0.transformer.")
+    tensors |= open_clip_to_ldm(state_of(parts["text_encoder_2"]), "conditioner.embedders.1.model.")
+    return save_tensors(tensors, path, METADATA)
 
 
 def write_vae_file(vae, path: Path, arch: str = "tiny-sd1") -> Path:
     """A1111 VAE files hold the LDM VAE keys with no prefix (`encoder.conv_in.weight`)."""
-    return _save(vae_to_ldm(_state(vae), _config(arch, "vae"), prefix=""), path)
+    return save_tensors(vae_to_ldm(state_of(vae), _config(arch, "vae"), prefix=""), path, METADATA)
 
 
 def write_diffusers_folder(parts: dict, folder: Path, arch: str = "tiny-sd1") -> Path:
@@ -118,9 +109,9 @@ def write_diffusers_folder(parts: dict, folder: Path, arch: str = "tiny-sd1") ->
         target = folder / name
         if name.startswith("text_encoder"):
             # Keep the catalog's config.json (the same one single-file loading uses).
-            _save_plain(_state(module), target / "model.safetensors")
+            _save_plain(state_of(module), target / "model.safetensors")
         else:
-            _save_plain(_state(module), target / "diffusion_pytorch_model.safetensors")
+            _save_plain(state_of(module), target / "diffusion_pytorch_model.safetensors")
     return folder
 
 

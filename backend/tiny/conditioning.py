@@ -34,10 +34,10 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from dreamwire import catalog
 from dreamwire.backend.library.ldm_layout import unet_to_ldm
+from dreamwire.backend.tiny.files import save_tensors, unet_config
 
 SEED = 20240777
 CONTROLNET_PREFIX = "control_model."
@@ -61,10 +61,6 @@ SD15_CONTROLNETS = {
 }
 SD15_DIFFUSERS_FOLDER = ("lineart", "control_v11p_sd15_lineart")
 SDXL_CONTROLNET = ("depth", "diffusers_xl_depth_full")
-
-
-def _unet_config(arch: str) -> dict:
-    return json.loads((catalog.config_dir(arch) / "unet" / "config.json").read_text())
 
 
 def _text_hidden(arch: str, component: str) -> int:
@@ -91,7 +87,7 @@ def random_controlnet(arch: str, seed: int, **extra):
     from diffusers import ControlNetModel
 
     torch.manual_seed(seed)
-    net = ControlNetModel.from_config(controlnet_config(_unet_config(arch), **extra)).eval()
+    net = ControlNetModel.from_config(controlnet_config(unet_config(arch), **extra)).eval()
     with torch.no_grad():
         # diffusers zero-initialises these (the "zero convolutions"), including the hint
         # encoder's last conv: left at zero, the control image would have no effect at all.
@@ -133,22 +129,15 @@ def controlnet_to_original(state: dict[str, torch.Tensor], unet_config: dict) ->
     return {CONTROLNET_PREFIX + k: v.contiguous() for k, v in out.items()}
 
 
-def _save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous() for k, v in sorted(tensors.items())}
-    save_file(tensors, str(path), metadata=metadata)
-    return path
-
-
 def build_controlnets(folder: Path) -> dict[str, Path]:
     written = {}
-    sd1 = _unet_config("tiny-sd1")
+    sd1 = unet_config("tiny-sd1")
     for i, (kind, name) in enumerate(SD15_CONTROLNETS.items()):
         # The shuffle model pools its residuals globally (control_v11e_sd15_shuffle.yaml).
         extra = {"global_pool_conditions": True} if kind == "shuffle" else {}
         net = random_controlnet("tiny-sd1", SEED + i, **extra)
         tensors = controlnet_to_original(net.state_dict(), sd1)
-        written[name] = _save(tensors, folder / f"{name}.safetensors")
+        written[name] = save_tensors(tensors, folder / f"{name}.safetensors")
     kind, name = SD15_DIFFUSERS_FOLDER
     target = folder / name
     if target.exists():
@@ -157,14 +146,14 @@ def build_controlnets(folder: Path) -> dict[str, Path]:
     written[name] = target
     kind, name = SDXL_CONTROLNET
     net = random_controlnet("tiny-sdxl", SEED + 60)
-    written[name] = _save(net.state_dict(), folder / f"{name}.safetensors")
+    written[name] = save_tensors(net.state_dict(), folder / f"{name}.safetensors")
     return written
 
 
 # --- LoRA ---------------------------------------------------------------------------
 
 
-def _lora_pair(gen: torch.Generator, out_f: int, in_f: int, rank: int, kernel=None):
+def lora_pair(gen: torch.Generator, out_f: int, in_f: int, rank: int, kernel=None):
     if kernel is None:
         down = torch.randn(rank, in_f, generator=gen) * 0.1
         up = torch.randn(out_f, rank, generator=gen) * 0.1
@@ -184,7 +173,7 @@ def _targets(arch: str) -> dict[str, dict[str, torch.nn.Module]]:
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    unet = UNet2DConditionModel.from_config(_unet_config(arch))
+    unet = UNet2DConditionModel.from_config(unet_config(arch))
     te_cfg = json.loads((catalog.config_dir(arch) / "text_encoder" / "config.json").read_text())
     te = CLIPTextModel(CLIPTextConfig(**te_cfg))
     attn_block = "down_blocks.0" if arch == "tiny-sd1" else "down_blocks.1"
@@ -217,7 +206,7 @@ def _targets(arch: str) -> dict[str, dict[str, torch.nn.Module]]:
     }
 
 
-def _shape(module: torch.nn.Module) -> tuple[int, int, tuple | None]:
+def layer_shape(module: torch.nn.Module) -> tuple[int, int, tuple | None]:
     w = module.weight
     if w.ndim == 4:
         return w.shape[0], w.shape[1], tuple(w.shape[2:]) if w.shape[2] > 1 else None
@@ -231,8 +220,8 @@ def build_kohya_sd1(path: Path, rank: int = 4, alpha: float = 2.0) -> Path:
     targets = _targets("tiny-sd1")
     for part, prefix in (("unet", "lora_unet_"), ("te", "lora_te_")):
         for name, module in targets[part].items():
-            out_f, in_f, kernel = _shape(module)
-            down, up = _lora_pair(gen, out_f, in_f, rank, kernel)
+            out_f, in_f, kernel = layer_shape(module)
+            down, up = lora_pair(gen, out_f, in_f, rank, kernel)
             if module.weight.ndim == 4 and kernel is None:  # 1x1 conv (proj_in in SD1)
                 down, up = down[:, :, None, None], up[:, :, None, None]
             key = prefix + name.replace(".", "_")
@@ -240,7 +229,7 @@ def build_kohya_sd1(path: Path, rank: int = 4, alpha: float = 2.0) -> Path:
             tensors[f"{key}.lora_up.weight"] = up
             tensors[f"{key}.alpha"] = torch.tensor(alpha)
     meta = {"ss_network_module": "networks.lora", "ss_network_dim": str(rank)}
-    return _save(tensors, path, {**meta, "ss_network_alpha": str(alpha)})
+    return save_tensors(tensors, path, {**meta, "ss_network_alpha": str(alpha)})
 
 
 def build_peft_sd1(path: Path, rank: int = 2) -> Path:
@@ -252,11 +241,11 @@ def build_peft_sd1(path: Path, rank: int = 2) -> Path:
         for name, module in targets[part].items():
             if module.weight.ndim != 2:
                 continue
-            out_f, in_f, _ = _shape(module)
-            down, up = _lora_pair(gen, out_f, in_f, rank)
+            out_f, in_f, _ = layer_shape(module)
+            down, up = lora_pair(gen, out_f, in_f, rank)
             tensors[f"{prefix}{name}.lora_A.weight"] = down
             tensors[f"{prefix}{name}.lora_B.weight"] = up
-    return _save(tensors, path, {"format": "pt"})
+    return save_tensors(tensors, path, {"format": "pt"})
 
 
 def build_loha_sd1(path: Path, rank: int = 2, alpha: float = 1.0) -> Path:
@@ -265,13 +254,13 @@ def build_loha_sd1(path: Path, rank: int = 2, alpha: float = 1.0) -> Path:
     for name, module in _targets("tiny-sd1")["unet"].items():
         if module.weight.ndim != 2:
             continue
-        out_f, in_f, _ = _shape(module)
+        out_f, in_f, _ = layer_shape(module)
         key = "lora_unet_" + name.replace(".", "_")
         for i in (1, 2):
             tensors[f"{key}.hada_w{i}_a"] = torch.randn(out_f, rank, generator=gen) * 0.1
             tensors[f"{key}.hada_w{i}_b"] = torch.randn(rank, in_f, generator=gen) * 0.1
         tensors[f"{key}.alpha"] = torch.tensor(alpha)
-    return _save(tensors, path, {"ss_network_module": "lycoris.kohya"})
+    return save_tensors(tensors, path, {"ss_network_module": "lycoris.kohya"})
 
 
 def build_lokr_sd1(path: Path) -> Path:
@@ -282,7 +271,7 @@ def build_lokr_sd1(path: Path) -> Path:
         f"lora_unet_{name}.lokr_w2": torch.randn(8, 8, generator=gen),
         f"lora_unet_{name}.alpha": torch.tensor(1.0),
     }
-    return _save(tensors, path, {"ss_network_module": "lycoris.kohya"})
+    return save_tensors(tensors, path, {"ss_network_module": "lycoris.kohya"})
 
 
 def build_kohya_sdxl(path: Path, rank: int = 4, alpha: float = 4.0) -> Path:
@@ -292,27 +281,27 @@ def build_kohya_sdxl(path: Path, rank: int = 4, alpha: float = 4.0) -> Path:
     gen = torch.Generator().manual_seed(SEED + 104)
     tensors: dict[str, torch.Tensor] = {}
     targets = _targets("tiny-sdxl")
-    config = _unet_config("tiny-sdxl")
+    config = unet_config("tiny-sdxl")
     for name, module in targets["unet"].items():
-        out_f, in_f, kernel = _shape(module)
-        down, up = _lora_pair(gen, out_f, in_f, rank, kernel)
+        out_f, in_f, kernel = layer_shape(module)
+        down, up = lora_pair(gen, out_f, in_f, rank, kernel)
         key = "lora_unet_" + diffusers_to_ldm_module(name, config).replace(".", "_")
         tensors[f"{key}.lora_down.weight"] = down
         tensors[f"{key}.lora_up.weight"] = up
         tensors[f"{key}.alpha"] = torch.tensor(alpha)
     for name, module in targets["te"].items():
-        out_f, in_f, _ = _shape(module)
-        down, up = _lora_pair(gen, out_f, in_f, rank)
+        out_f, in_f, _ = layer_shape(module)
+        down, up = lora_pair(gen, out_f, in_f, rank)
         key = "lora_te1_" + name.replace(".", "_")
         tensors[f"{key}.lora_down.weight"] = down
         tensors[f"{key}.lora_up.weight"] = up
         tensors[f"{key}.alpha"] = torch.tensor(alpha)
     te2 = _text_hidden("tiny-sdxl", "text_encoder_2")
-    down, up = _lora_pair(gen, te2, te2, rank)
+    down, up = lora_pair(gen, te2, te2, rank)
     key = "lora_te2_text_model_encoder_layers_0_self_attn_k_proj"
     tensors |= {f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up}
     tensors[f"{key}.alpha"] = torch.tensor(alpha)
-    return _save(
+    return save_tensors(
         tensors,
         path,
         {"ss_network_module": "networks.lora", "ss_base_model_version": "sdxl_base_v1-0"},
@@ -367,10 +356,10 @@ def build_embeddings(folder: Path) -> dict[str, Path]:
         pt,
     )
     written["bad-hands-5"] = pt
-    written["EasyNegative"] = _save(
+    written["EasyNegative"] = save_tensors(
         {"emb_params": torch.randn(3, dim, generator=gen)}, folder / "EasyNegative.safetensors"
     )
-    written["negativeXL_D"] = _save(
+    written["negativeXL_D"] = save_tensors(
         {
             "clip_l": torch.randn(2, _text_hidden("tiny-sdxl", "text_encoder"), generator=gen),
             "clip_g": torch.randn(2, _text_hidden("tiny-sdxl", "text_encoder_2"), generator=gen),

@@ -18,13 +18,11 @@ sdxl the bigG-like one, so pairing by shape is exercised. Weights are seeded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from dreamwire import catalog
+from dreamwire.backend.tiny.files import save_tensors, unet_config
 
 SEED = 20251126
 TOKENS = 4  # plain adapters: diffusers' loader assumes 4
@@ -32,10 +30,6 @@ ENCODERS = {  # name: (hidden, heads, projection)
     "tiny-clip-vit-h": (64, 1, 48),
     "tiny-clip-vit-bigg": (128, 2, 64),
 }
-
-
-def _unet_config(arch: str) -> dict:
-    return json.loads((catalog.config_dir(arch) / "unet" / "config.json").read_text())
 
 
 def encoder(name: str):
@@ -62,7 +56,7 @@ def _cross_layers(arch: str) -> list[int]:
     diffusers' loader numbers them)."""
     from diffusers import UNet2DConditionModel
 
-    config = _unet_config(arch)
+    config = unet_config(arch)
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(config)
     widths = []
@@ -78,7 +72,7 @@ def _randn(gen, *shape, std=1.0):
 
 
 def _ip_layers(gen, arch: str) -> dict[str, torch.Tensor]:
-    cross = _unet_config(arch)["cross_attention_dim"]
+    cross = unet_config(arch)["cross_attention_dim"]
     out = {}
     for i, width in enumerate(_cross_layers(arch)):
         for part in ("to_k_ip", "to_v_ip"):
@@ -89,7 +83,7 @@ def _ip_layers(gen, arch: str) -> dict[str, torch.Tensor]:
 
 def plain(arch: str, clip_dim: int, seed: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    cross = _unet_config(arch)["cross_attention_dim"]
+    cross = unet_config(arch)["cross_attention_dim"]
     state = {
         "image_proj.proj.weight": _randn(gen, TOKENS * cross, clip_dim, std=clip_dim**-0.5),
         "image_proj.proj.bias": _randn(gen, TOKENS * cross, std=0.1),
@@ -103,7 +97,7 @@ def plain(arch: str, clip_dim: int, seed: int) -> dict[str, torch.Tensor]:
 def plus(arch: str, embed_dims: int, seed: int, queries: int = 4) -> dict[str, torch.Tensor]:
     """h94's Resampler keys (depth 4, 64-wide heads, as diffusers' converter reads them)."""
     gen = torch.Generator().manual_seed(seed)
-    cross = _unet_config(arch)["cross_attention_dim"]
+    cross = unet_config(arch)["cross_attention_dim"]
     hidden, inner = 64, 64
     p = "image_proj."
     state = {
@@ -136,30 +130,24 @@ def plus(arch: str, embed_dims: int, seed: int, queries: int = 4) -> dict[str, t
     return state
 
 
-def _save(tensors: dict[str, torch.Tensor], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in sorted(tensors.items())}, str(path))
-    return path
-
-
 def build(models: Path) -> dict[str, Path]:
     """Write the tiny encoders and adapters under a models folder; returns name -> path."""
     models = Path(models)
     written: dict[str, Path] = {}
     for name in ENCODERS:
-        written[name] = _save(
+        written[name] = save_tensors(
             encoder(name).state_dict(), models / "clip_vision" / f"{name}.safetensors"
         )
     h_hidden, _, h_proj = ENCODERS["tiny-clip-vit-h"]
     g_proj = ENCODERS["tiny-clip-vit-bigg"][2]
     cn = models / "ControlNet"
-    written["ip-adapter_sd15"] = _save(
+    written["ip-adapter_sd15"] = save_tensors(
         plain("tiny-sd1", h_proj, SEED + 1), cn / "ip-adapter_sd15.safetensors"
     )
-    written["ip-adapter-plus_sd15"] = _save(
+    written["ip-adapter-plus_sd15"] = save_tensors(
         plus("tiny-sd1", h_hidden, SEED + 2), cn / "ip-adapter-plus_sd15.safetensors"
     )
-    written["ip-adapter_sdxl"] = _save(
+    written["ip-adapter_sdxl"] = save_tensors(
         plain("tiny-sdxl", g_proj, SEED + 3), models / "ipadapter" / "ip-adapter_sdxl.safetensors"
     )
     return written

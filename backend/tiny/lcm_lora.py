@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .conditioning import SEED, _lora_pair, _save, _shape, _unet_config
+from .conditioning import SEED, layer_shape, lora_pair
+from .files import save_tensors, unet_config
 
 NAME = "lcm-lora-sdv1-5"
 RANK = 4
@@ -49,7 +50,7 @@ _LEAVES = (
 def _targets() -> dict[str, torch.nn.Module]:
     from diffusers import UNet2DConditionModel
 
-    unet = UNet2DConditionModel.from_config(_unet_config("tiny-sd1"))
+    unet = UNet2DConditionModel.from_config(unet_config("tiny-sd1"))
     return {
         name: module
         for name, module in unet.named_modules()
@@ -63,15 +64,15 @@ def build_lcm_lora_sd1(path: Path) -> Path:
     gen = torch.Generator().manual_seed(SEED + 110)
     tensors: dict[str, torch.Tensor] = {}
     for name, module in sorted(_targets().items()):
-        out_f, in_f, kernel = _shape(module)
-        down, up = _lora_pair(gen, out_f, in_f, RANK, kernel)
+        out_f, in_f, kernel = layer_shape(module)
+        down, up = lora_pair(gen, out_f, in_f, RANK, kernel)
         if module.weight.ndim == 4 and kernel is None:  # 1x1 convolutions stay 4-D
             down, up = down[:, :, None, None], up[:, :, None, None]
         key = "lora_unet_" + name.replace(".", "_")
         tensors[f"{key}.lora_down.weight"] = down
         tensors[f"{key}.lora_up.weight"] = up
         tensors[f"{key}.alpha"] = torch.tensor(ALPHA)
-    return _save(tensors, path, {})
+    return save_tensors(tensors, path, {})
 
 
 def build(lora_folder: Path) -> dict[str, Path]:

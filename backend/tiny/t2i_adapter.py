@@ -24,7 +24,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+
+from dreamwire.backend.tiny.files import save_tensors
 
 SEED = 20241111
 CHANNELS = [32, 64]  # tiny-sd1 and tiny-sdxl both have block_out_channels (32, 64)
@@ -60,12 +61,6 @@ def diffusers_to_original(state: dict[str, torch.Tensor], num_res_blocks: int, l
     return out
 
 
-def _save(tensors: dict[str, torch.Tensor], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(dict(sorted(tensors.items())), str(path))
-    return path
-
-
 def _folder(adapter, target: Path) -> Path:
     if target.exists():
         shutil.rmtree(target)
@@ -92,12 +87,12 @@ def build(folder: Path) -> dict[str, Path]:
     depth = random_adapter(SEED, in_channels=3, adapter_type="full_adapter", **full)
     written["t2iadapter_depth_sd15v2"] = _folder(depth, folder / "t2iadapter_depth_sd15v2")
     name = "t2iadapter_depth_sd14v1"
-    written[name] = _save(
+    written[name] = save_tensors(
         diffusers_to_original(depth.state_dict(), 2, False), folder / f"{name}.safetensors"
     )
     canny = random_adapter(SEED + 1, in_channels=1, adapter_type="full_adapter", **full)
     name = "t2iadapter_canny_sd14v1"
-    written[name] = _save(
+    written[name] = save_tensors(
         diffusers_to_original(canny.state_dict(), 2, False), folder / f"{name}.safetensors"
     )
     color = random_adapter(
@@ -109,7 +104,7 @@ def build(folder: Path) -> dict[str, Path]:
         adapter_type="light_adapter",
     )
     name = "t2iadapter_color_sd14v1"
-    written[name] = _save(
+    written[name] = save_tensors(
         diffusers_to_original(color.state_dict(), 2, True), folder / f"{name}.safetensors"
     )
     xl = random_adapter(
@@ -122,11 +117,11 @@ def build(folder: Path) -> dict[str, Path]:
     )
     written["t2i-adapter-sketch-sdxl-1.0"] = _folder(xl, folder / "t2i-adapter-sketch-sdxl-1.0")
     name = "t2i-adapter_diffusers_xl_sketch"
-    written[name] = _save(dict(xl.state_dict()), folder / f"{name}.safetensors")
+    written[name] = save_tensors(dict(xl.state_dict()), folder / f"{name}.safetensors")
     name = "t2iadapter_xl_sketch_original"
-    written[name] = _save(
+    written[name] = save_tensors(
         diffusers_to_original(xl.state_dict(), 2, False), folder / f"{name}.safetensors"
     )
     name = "t2iadapter_style_sd14v1"
-    written[name] = _save(_style(SEED + 4), folder / f"{name}.safetensors")
+    written[name] = save_tensors(_style(SEED + 4), folder / f"{name}.safetensors")
     return written

@@ -26,10 +26,9 @@ import torch
 from dreamwire.backend.tiny.conditioning import (
     HINT_CHANNELS,
     SEED,
-    _save,
-    _unet_config,
     controlnet_config,
 )
+from dreamwire.backend.tiny.files import save_tensors, unet_config
 
 FOLDER = "controlnet-union-sdxl-1.0"
 PROMAX_FILE = "controlnet-union-sdxl-1.0_promax"
@@ -42,7 +41,7 @@ def union_config(arch: str = "tiny-sdxl", num_control_type: int = NUM_TYPES) -> 
 
     from dreamwire.backend.conditioning.union import union_init_args
 
-    base = controlnet_config(_unet_config(arch))
+    base = controlnet_config(unet_config(arch))
     width = base["block_out_channels"][0]
     config = union_init_args(base, ControlNetUnionModel)
     config.update(
@@ -85,5 +84,5 @@ def build(folder: Path) -> dict[str, Path]:
         shutil.rmtree(target)
     random_union(SEED + 70).save_pretrained(target, safe_serialization=True)
     promax = random_union(SEED + 71, PROMAX_TYPES)
-    path = _save(promax.state_dict(), folder / f"{PROMAX_FILE}.safetensors")
+    path = save_tensors(promax.state_dict(), folder / f"{PROMAX_FILE}.safetensors")
     return {FOLDER: target, PROMAX_FILE: path}

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from dreamwire.backend.tiny.build import SEED, _save, _state
+from dreamwire.backend.tiny.build import METADATA, SEED
+from dreamwire.backend.tiny.files import save_tensors, state_of
 
 FEAT, GROW, BLOCKS = 8, 4, 1
 
@@ -94,18 +95,22 @@ def build(root: Path | str) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     old = esrgan(offset=0)
     written = {
-        "tiny-esrgan-4x": _save(
-            to_old_layout(_state(old), 2), folder / "tiny-esrgan-4x.safetensors"
+        "tiny-esrgan-4x": save_tensors(
+            to_old_layout(state_of(old), 2), folder / "tiny-esrgan-4x.safetensors", METADATA
         ),
-        "tiny-realesrgan-x4": _save(
-            _state(esrgan(offset=1)), folder / "tiny-realesrgan-x4.safetensors"
+        "tiny-realesrgan-x4": save_tensors(
+            state_of(esrgan(offset=1)), folder / "tiny-realesrgan-x4.safetensors", METADATA
         ),
-        "tiny-realesrgan-x2": _save(
-            _state(esrgan(unshuffle=2, offset=2)), folder / "tiny-realesrgan-x2.safetensors"
+        "tiny-realesrgan-x2": save_tensors(
+            state_of(esrgan(unshuffle=2, offset=2)),
+            folder / "tiny-realesrgan-x2.safetensors",
+            METADATA,
         ),
-        "tiny-compact-x4": _save(_state(compact()), folder / "tiny-compact-x4.safetensors"),
+        "tiny-compact-x4": save_tensors(
+            state_of(compact()), folder / "tiny-compact-x4.safetensors", METADATA
+        ),
     }
     pth = folder / "tiny-realesrgan-x4-ema.pth"
-    torch.save({"params_ema": _state(esrgan(offset=3))}, pth)
+    torch.save({"params_ema": state_of(esrgan(offset=3))}, pth)
     written["tiny-realesrgan-x4-ema"] = pth
     return written

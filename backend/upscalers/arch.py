@@ -3,7 +3,7 @@ Generative Adversarial Networks") and Real-ESRGAN's SRVGGNetCompact.
 
 Parameter names follow BasicSR's RRDBNet (conv_first, body.N.rdb1.conv1, conv_body,
 conv_up1.., conv_hr, conv_last), the layout Real-ESRGAN ships; the original ESRGAN
-"model.N" files are renamed to it on load (keys.py)."""
+"model.N" files are renamed to it on load (library/upscaler_layout.py)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from dreamwire.backend.upscalers.keys import NetSpec, spec_of, unwrap
+from dreamwire.backend.library.upscaler_layout import NetSpec, spec_of, unwrap
+from dreamwire.backend.upscalers import arch
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 CACHE_SIZE = 2  # upscalers are small (~65 MB for RRDBNet 23 blocks); keep the last two
@@ -50,7 +51,7 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 def build(state: dict, name: str = "upscaler") -> tuple[NetSpec, torch.nn.Module]:
     """The module for a state dict (either ESRGAN key layout), weights loaded strictly."""
     spec, weights = spec_of(state, name)
-    module = spec.build()
+    module = build_net(spec)
     try:
         module.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
@@ -88,3 +89,12 @@ def load(entry, device: torch.device, dtype: torch.dtype) -> LoadedUpscaler:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+
+
+def build_net(spec: NetSpec) -> torch.nn.Module:
+    """The untrained network a file's layout describes."""
+    if spec.arch == "Compact":
+        return arch.SRVGGNetCompact(spec.in_ch, spec.out_ch, spec.feat, spec.blocks, spec.scale)
+    return arch.RRDBNet(
+        spec.in_ch, spec.out_ch, spec.feat, spec.blocks, spec.grow, spec.upsamples, spec.unshuffle
+    )

@@ -61,21 +61,6 @@ class NetSpec:
     unshuffle: int = 1
     scale: int = 4  # native factor
 
-    def build(self) -> torch.nn.Module:
-        from dreamwire.backend.upscalers import arch
-
-        if self.arch == "Compact":
-            return arch.SRVGGNetCompact(self.in_ch, self.out_ch, self.feat, self.blocks, self.scale)
-        return arch.RRDBNet(
-            self.in_ch,
-            self.out_ch,
-            self.feat,
-            self.blocks,
-            self.grow,
-            self.upsamples,
-            self.unshuffle,
-        )
-
 
 def unwrap(data, name: str = "upscaler") -> dict[str, torch.Tensor]:
     """The flat tensor dict: BasicSR's {"params_ema": ..} / {"params": ..} wrappers and
