@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,3 +23,19 @@ def apply_fast_path_choice(args: argparse.Namespace) -> None:
         from dreamwire.backend.engine import fastpath
 
         fastpath.set_enabled(False)
+
+
+def build_engine(models: Sequence[Path | str], device: str | None, low_vram: bool | None):
+    """The engine as an artist runs it: the library over `models` with every conditioning
+    extension (LoRA, embeddings, ControlNet, adapters). The engine itself never imports the
+    conditioning package; this is where the two are put together."""
+    from dreamwire.backend.conditioning import engine_extensions
+    from dreamwire.backend.engine import Engine
+    from dreamwire.backend.library import ModelLibrary
+
+    return Engine(
+        ModelLibrary([Path(m) for m in models]),
+        device=device,
+        low_vram=low_vram,
+        extensions=engine_extensions(),
+    )

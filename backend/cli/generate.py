@@ -14,7 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from dreamwire.backend.cli import unit_args
-from dreamwire.backend.cli.engine_options import add_engine_arguments, apply_fast_path_choice
+from dreamwire.backend.cli.engine_options import (
+    add_engine_arguments,
+    apply_fast_path_choice,
+    build_engine,
+)
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
 
@@ -267,11 +271,8 @@ class Bar:
 
 
 def run_local(args: argparse.Namespace, job: Job, on_progress):
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
     apply_fast_path_choice(args)
-    engine = Engine(ModelLibrary(model_roots(args)), device=args.device, low_vram=args.low_vram)
+    engine = build_engine(model_roots(args), args.device, args.low_vram)
     return engine.run(job, on_progress=on_progress)
 
 

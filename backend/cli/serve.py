@@ -17,7 +17,11 @@ import signal
 import sys
 from pathlib import Path
 
-from dreamwire.backend.cli.engine_options import add_engine_arguments, apply_fast_path_choice
+from dreamwire.backend.cli.engine_options import (
+    add_engine_arguments,
+    apply_fast_path_choice,
+    build_engine,
+)
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.protocol import Limits
 
@@ -129,10 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
 def build_backend(models: list[Path], out: Path, device: str | None, low_vram: bool | None):
     """The engine and the result store's save/load, as the server needs them."""
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
     from dreamwire.backend.store import ResultStore
 
-    engine = Engine(ModelLibrary(list(models)), device=device, low_vram=low_vram)
+    engine = build_engine(models, device, low_vram)
     store = ResultStore(out)
     return engine, store.save, store.load

@@ -4,7 +4,7 @@ kept pixel-aligned with the picture when outpainting grows the canvas.
 A ControlNet unit describes the artist's picture, so it must share the picture's
 coordinates, as Krita AI Diffusion's control layers always do and as A1111's ControlNet
 with inpaint_only / "Resize and Fill" outpainting arranges. The runner publishes how it laid
-the picture out (backend/engine/outpaint.Canvas: resized to the job size, then the border
+the picture out (backend/canvas/outpaint.Canvas: resized to the job size, then the border
 added); this module lays control images out the same way:
 
   * a unit with no image uses the picture: the grown, filled canvas (preprocessors run on
@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dreamwire.backend.engine.outpaint import Canvas, pad
+from dreamwire.backend.canvas.outpaint import Canvas, pad
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.imaging.normals import FACING
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dreamwire.backend.engine.outpaint import Canvas
+from dreamwire.backend.canvas.outpaint import Canvas
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
 

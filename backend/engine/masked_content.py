@@ -28,7 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import masks, noise
+from dreamwire.backend.canvas import masks
+
+from . import noise
 
 ORIGINAL = "original"
 LATENT_MODES = ("latent noise", "latent nothing")

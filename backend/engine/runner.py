@@ -11,11 +11,12 @@ from contextlib import ExitStack
 import numpy as np
 from PIL import Image
 
+from dreamwire.backend.canvas import masks, outpaint
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import GeneratedImage, JobResult
 
-from . import hires, masked_content, masks, noise, outpaint, sd_upscale
+from . import hires, masked_content, noise, sd_upscale
 from .hooks import JobContext
 from .infotext_fields import infotext_for
 from .passes import PassSpec, executed_steps, run_pass
@@ -45,7 +46,7 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
     subseeds: list[int] = []
     if job.subseed_strength > 0:
         subseeds = noise.batch_seeds(noise.resolve_seed(job.subseed), job.batch)
-    ctx.state["seed"], ctx.state["subseeds"] = seed, subseeds
+    ctx.seed, ctx.subseeds = seed, subseeds
 
     comps = model.components
     with ExitStack() as stack:
@@ -134,7 +135,7 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
 def _img2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
     init = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
-    ctx.state["canvas"] = _canvas(job, init, None, (job.width, job.height))
+    ctx.canvas = _canvas(job, init, None, (job.width, job.height))
     spec = PassSpec(
         "img2img", job.width, job.height, job.steps, job.strength, Image.fromarray(init)
     )
@@ -157,7 +158,7 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
         if not job.inpaint_full_res:
             gen_w, gen_h = outpaint.generation_size(gen_w, gen_h, job.outpaint)
     # ControlNet units lay their images out on this canvas (backend/conditioning/units.py).
-    ctx.state["canvas"] = _canvas(job, init, mask, picture)
+    ctx.canvas = _canvas(job, init, mask, picture)
     soft = masks.blur(mask, job.mask_blur)
     canvas_h, canvas_w = init.shape[:2]
 
@@ -171,7 +172,7 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
         x1, y1, x2, y2 = box
         src, src_mask = init[y1:y2, x1:x2], soft[y1:y2, x1:x2]
         # ControlNet crops its control images to the same region ("only masked").
-        ctx.state["inpaint_region"] = (box, (canvas_w, canvas_h))
+        ctx.inpaint_region = (box, (canvas_w, canvas_h))
     else:
         src, src_mask = init, soft
     if not soft.any():

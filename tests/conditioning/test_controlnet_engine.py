@@ -105,11 +105,11 @@ def test_weight_zero_equals_no_controlnet(engine, base_image):
     ],
 )
 def test_window_follows_a1111_and_equals_diffusers(
-    engine, cn_dir, extension, seed, window, active, diffusers_window
+    engine, cn_dir, seen, seed, window, active, diffusers_window
 ):
     ctl = noise_image(seed)
     result = engine.run(job(controls=[ControlUnit(type="canny", image=ctl, **window)]))
-    assert extension.last_stack.active_log == [[a] for a in active]
+    assert seen.calls["controlnet"] == [[a] for a in active]
     ref = canny_reference(
         engine,
         cn_dir,
@@ -121,13 +121,13 @@ def test_window_follows_a1111_and_equals_diffusers(
     assert maxdiff(result.images[0].image, ref) <= 1
 
 
-def test_per_unit_windows_in_one_job(engine, extension):
+def test_per_unit_windows_in_one_job(engine, seen):
     units = [
         ControlUnit(type="canny", image=noise_image(7), end=0.25),
         ControlUnit(type="depth", image=noise_image(8), start=0.75),
     ]
     engine.run(job(controls=units))
-    assert extension.last_stack.active_log == [
+    assert seen.calls["controlnet"] == [
         [True, False],
         [True, False],
         [False, False],
@@ -166,17 +166,15 @@ def test_img2img_with_controlnet_equals_diffusers(engine, cn_dir):
     assert maxdiff(result.images[0].image, ref) <= 1
 
 
-def test_inpaint_controlnet_gets_masked_pixels_minus_one(engine, extension):
+def test_inpaint_controlnet_gets_masked_pixels_minus_one(engine, seen):
     init = noise_image(12)
     mask = box_mask(16, 48, 16, 48)
     result = engine.run(inpaint_job(init, mask, 1.0, ControlUnit(type="inpaint", image=init)))
     assert result.images[0].image.shape == (64, 64, 3)
-    assert extension.last_stack.active_log and all(
-        a == [True] for a in extension.last_stack.active_log
-    )
+    assert seen.calls["controlnet"] and all(a == [True] for a in seen.calls["controlnet"])
 
 
-def test_hires_fix_gets_control_at_the_larger_size(engine, extension):
+def test_hires_fix_gets_control_at_the_larger_size(engine, seen):
     ctl = noise_image(13)
     result = engine.run(
         job(
@@ -185,7 +183,7 @@ def test_hires_fix_gets_control_at_the_larger_size(engine, extension):
         )
     )
     assert result.images[0].image.shape == (96, 96, 3)
-    stack = extension.last_stack
+    stack = seen.stacks["controlnet"]
     assert stack.units[0].force_soft  # A1111 forces soft injection for canny in the hires pass
 
 
@@ -256,7 +254,7 @@ def test_wrong_channel_count_is_a_clear_error(engine):
 
 
 def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
-    from dreamwire.backend.engine.masks import composite
+    from dreamwire.backend.canvas.masks import composite
 
     init = noise_image(20)
     ctl = noise_image(21)

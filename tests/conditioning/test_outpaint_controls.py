@@ -12,10 +12,11 @@ import pytest
 import torch
 from cn_helpers import BASE, noise_image
 
+from dreamwire.backend.canvas import masks, outpaint
 from dreamwire.backend.conditioning import control_image, on_canvas, preprocess, units
 from dreamwire.backend.conditioning.controlnet import ControlNetStack
 from dreamwire.backend.conditioning.controlnet_files import ControlNetInfo
-from dreamwire.backend.engine import masked_content, masks, outpaint
+from dreamwire.backend.engine import masked_content
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import CONTROL_TYPES, ControlUnit, Job, Outpaint
 

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from reference import maxdiff
 
+from dreamwire.backend.canvas import masks, outpaint
 from dreamwire.backend.cli import build_parser
 from dreamwire.backend.cli.generate import build_job
-from dreamwire.backend.engine import masks, outpaint
 from dreamwire.backend.engine.noise import initial_noise
 from dreamwire.backend.samplers import make_scheduler
 from dreamwire.shared.errors import DreamwireError, ErrorCode

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from reference import JOB_BASE, SIZE, maxdiff, pil, reference_pipe, run_job_settings
 
-from dreamwire.backend.engine.masks import composite
+from dreamwire.backend.canvas.masks import composite
 from dreamwire.shared.job import Job
 
 

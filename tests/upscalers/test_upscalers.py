@@ -16,9 +16,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from dreamwire.backend.library import ModelLibrary
+from dreamwire.backend.library.upscaler_layout import spec_of
 from dreamwire.backend.tiny import upscalers as tiny
 from dreamwire.backend.upscalers import loading, names, tiling, upscale
-from dreamwire.backend.library.upscaler_layout import spec_of
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import HiresFix, Job

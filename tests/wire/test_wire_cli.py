@@ -57,9 +57,8 @@ def test_control_units_and_regions_travel_to_the_server(backend, tiny_models, tm
     """The control image (a 16-bit depth file: a float32 array) and the region mask cross the
     wire intact: the backend's image equals the same job run in this process."""
     from dreamwire.backend.cli import build_parser
+    from dreamwire.backend.cli.engine_options import build_engine
     from dreamwire.backend.cli.generate import build_job
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
     from dreamwire.shared.infotext import parse_infotext
 
     y, x = np.mgrid[0:64, 0:64]
@@ -88,6 +87,6 @@ def test_control_units_and_regions_travel_to_the_server(backend, tiny_models, tm
     argv = ["generate", "--prompt", "a red fox", "--width", "64", "--height", "64"]
     argv += ["--steps", "2", "--sampler", "Euler", "--seed", "123", *flags]
     job = build_job(build_parser().parse_args(argv))
-    local = Engine(ModelLibrary([tiny_models]), device="cpu").run(job)
+    local = build_engine([tiny_models], "cpu", None).run(job)
     assert local.images[0].infotext == r["infotext"]
     np.testing.assert_array_equal(np.asarray(Image.open(r["path"])), local.images[0].image)
