@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import bpy
 
+from dreamwire.shared.families import label as family_label
+
 from . import connection
 from .core.job_builder import (
     CONTROL_LABELS,
-    FAMILY_LABELS,
     REFERENCE,
     missing_on_backend,
     names,
@@ -181,7 +182,7 @@ def _draw_plan(box, plan) -> None:
     """Which captured controls (and the reference) the generations will use."""
     used = ", ".join(plan.label(n) for n in plan.used) or "none"
     box.label(text=f"Uses: {used}")
-    fam = FAMILY_LABELS.get(plan.family, plan.family)
+    fam = family_label(plan.family)
     for name, why in plan.skipped.items():
         box.label(text=f"{plan.label(name)}: not available for {fam} models", icon="INFO")
         box.label(text=why)

@@ -34,6 +34,18 @@ def arch_info(arch: str) -> dict:
         raise KeyError(f"unknown architecture {arch!r}; known: {', '.join(archs())}") from None
 
 
+def family_of(arch: str | None) -> str:
+    """The family key ("sd1", "sd2", "sdxl": dreamwire.shared.families) of an architecture
+    the library identified. One the catalog has no entry for (an SDXL refiner, a LoRA's
+    "sdxl") takes the family its name starts with; anything else is "sd1", the most common."""
+    entries = index()["archs"]
+    if arch in entries:
+        return entries[arch]["family"]
+    name = (arch or "").lower().removeprefix("tiny-")
+    keys = sorted({a["family"] for a in entries.values()}, key=len, reverse=True)
+    return next((k for k in keys if name.startswith(k)), "sd1")
+
+
 def config_dir(arch: str) -> Path:
     """The weightless diffusers config folder for an architecture (no tokenizer files)."""
     arch_info(arch)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
+from .events import Welcome
+from .families import FAMILIES, guess_from_name
+from .families import family as family_spec
 from .job import HiresFix
+from .model_names import same_model
 from .refine_upscaler import LANCZOS, refine_upscaler
-
-FAMILIES = ("sd1", "sd2", "sdxl")
 
 # Krita AI Diffusion's refine pass after its upscale uses strength 0.4
 # (workflow.scale_refine_and_decode): enough to add detail at the new size, too little to
@@ -30,26 +30,6 @@ REFINE_DENOISE = 0.4
 # backend's model as it would); without a model a pixel upscale suits a 0.4 refine (latent
 # upscales blur below ~0.5 denoise).
 REFINE_UPSCALER = LANCZOS
-
-
-@dataclass(frozen=True)
-class NativeResolution:
-    """The sizes a checkpoint family samples well at (Krita AI Diffusion's
-    CheckpointResolution: min/max side and the largest pixel count)."""
-
-    native: int  # the training resolution's side
-    max_side: int
-    max_pixels: int
-
-
-NATIVE = {
-    # Krita AI Diffusion's figures for SD1.5 and SDXL.
-    "sd1": NativeResolution(512, 768, 512 * 768),
-    # Krita AI Diffusion has no SD2; SD2-768 is trained at 768x768, given SD1's side range
-    # (+50%) and SDXL's pixel cap (the training size's area).
-    "sd2": NativeResolution(768, 1152, 768 * 768),
-    "sdxl": NativeResolution(1024, 1280, 1024 * 1024),
-}
 
 
 def _multiple_of(v: float, multiple: int = 8) -> int:
@@ -66,7 +46,7 @@ def first_pass_size(width: int, height: int, family: str) -> tuple[int, int] | N
     strip within the pixel budget stays one pass). The first pass keeps the aspect ratio
     at the family's pixel budget, in multiples of 8.
     """
-    res = NATIVE.get(family, NATIVE["sd1"])
+    res = family_spec(family).resolution
     pixels = width * height
     if pixels <= res.max_pixels or max(width, height) <= res.max_side:
         return None
@@ -96,35 +76,15 @@ def two_pass(
     return first[0], first[1], hires
 
 
-def family_from_name(name: str) -> str:
-    """A guess from a checkpoint's name, for a backend that does not report families."""
-    low = (name or "").lower()
-    if "xl" in low or "pony" in low:
-        return "sdxl"
-    if any(t in low for t in ("v2-", "v2.", "sd2", "sd_2", "768-v", "v2_")):
-        return "sd2"
-    return "sd1"
-
-
-def model_family(model: str, welcome: Any) -> str:
+def model_family(model: str, welcome: Welcome | None) -> str:
     """The family of `model` ("" = the backend's default) from the backend's welcome
     (`model_families`, `default_model`), else guessed from the name."""
-    extra = getattr(welcome, "extra", None) or {}
-    families = extra.get("model_families") or {}
-    name = model or extra.get("default_model") or ""
-    if isinstance(families, dict):
-        if name in families and families[name] in FAMILIES:
-            return families[name]
-        # The artist may have typed a file name or a path's stem.
-        for known, fam in families.items():
-            if fam in FAMILIES and _same_model(name, known):
-                return fam
-    return family_from_name(name)
-
-
-def _same_model(a: str, b: str) -> bool:
-    def stem(s: str) -> str:
-        s = s.replace("\\", "/").rsplit("/", 1)[-1].lower()
-        return s.rsplit(".", 1)[0] if s.endswith((".safetensors", ".ckpt")) else s
-
-    return bool(a) and stem(a) == stem(b)
+    families = welcome.model_families if welcome is not None else {}
+    name = model or (welcome.default_model if welcome is not None else "")
+    if name in families and families[name] in FAMILIES:
+        return families[name]
+    # The artist may have typed a file name or a path's stem.
+    for known, fam in families.items():
+        if fam in FAMILIES and same_model(name, known):
+            return fam
+    return guess_from_name(name)

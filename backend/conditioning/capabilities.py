@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
 
@@ -53,7 +54,6 @@ EXAMPLES = {
         "ip-adapter": "ip-adapter_sdxl_vit-h",
     },
 }
-FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
 
 Pick = Callable[..., controlnet_files.ControlNetInfo]
 
@@ -100,7 +100,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
 
 
 def _serve(kind, family, unet_config, available, roots, pick) -> tuple[str | None, str]:
-    label = FAMILY_LABELS.get(family, family)
+    label = families.label(family)
     model = SimpleNamespace(name=f"{label} models", family=family)
     example = EXAMPLES.get(family, {}).get(ip_adapter_blocks.file_type(kind))
     hint = f" (e.g. {example}.safetensors)" if example else ""
@@ -157,7 +157,6 @@ def _family_configs(library) -> dict[str, list[dict]]:
     """Each family's distinct UNet shapes (what ControlNet compatibility depends on), from
     the catalog config of each checkpoint's architecture or a diffusers folder's own."""
     from dreamwire import catalog
-    from dreamwire.backend.engine.library_adapter import family
 
     out: dict[str, list[dict]] = {}
     for entry in library.entries("checkpoint"):
@@ -168,7 +167,7 @@ def _family_configs(library) -> dict[str, list[dict]]:
             k: cfg.get(k)
             for k in ("cross_attention_dim", "addition_embed_type", "block_out_channels")
         }
-        bucket = out.setdefault(family(entry.arch), [])
+        bucket = out.setdefault(catalog.family_of(entry.arch), [])
         if slim not in bucket:
             bucket.append(slim)
     return out

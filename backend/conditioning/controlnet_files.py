@@ -27,6 +27,7 @@ import torch
 
 from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.families import label as family_label
 
 from . import files, ip_adapter_files, t2i_adapter
 
@@ -258,9 +259,9 @@ def check_compatible(
             raise DreamwireError(
                 ErrorCode.MODEL_MISMATCH,
                 f"IP-Adapter {info.name} is for {info.family} but {model_name} is a "
-                f"{_family_label(model_family)} model (cross-attention width "
+                f"{family_label(model_family)} model (cross-attention width "
                 f"{info.ip_adapter.cross_dim} vs {base_dim}); pick an IP-Adapter made for "
-                f"{_family_label(model_family)}",
+                f"{family_label(model_family)}",
             )
         return
     if info.adapter is not None:
@@ -269,8 +270,8 @@ def check_compatible(
             raise DreamwireError(
                 ErrorCode.MODEL_MISMATCH,
                 f"T2I-Adapter {info.name} is for {info.family} but {model_name} is a "
-                f"{_family_label(model_family)} model ({'; '.join(problems)}); pick an adapter "
-                f"made for {_family_label(model_family)}",
+                f"{family_label(model_family)} model ({'; '.join(problems)}); pick an adapter "
+                f"made for {family_label(model_family)}",
             )
         return
     base_dim = unet_config.get("cross_attention_dim")
@@ -295,13 +296,9 @@ def check_compatible(
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH,
             f"ControlNet {info.name} is for {info.family} but {model_name} is a "
-            f"{_family_label(model_family)} model ({'; '.join(problems)}); pick a ControlNet "
-            f"made for {_family_label(model_family)}",
+            f"{family_label(model_family)} model ({'; '.join(problems)}); pick a ControlNet "
+            f"made for {family_label(model_family)}",
         )
-
-
-def _family_label(family: str) -> str:
-    return {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}.get(family, family)
 
 
 # --- loading ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ own expansion).
 
 from __future__ import annotations
 
+from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 REFERENCE = "ip-adapter"
@@ -70,14 +71,15 @@ def block_factors(unit_type: str, family: str, config) -> dict[str, float] | Non
     weight_type = WEIGHT_TYPES[unit_type]
     if weight_type == "linear":
         return None
-    table = TABLES[("sdxl" if family == "sdxl" else "sd", weight_type)]
+    spec = spec_for(family)
+    table = TABLES[(spec.unet_blocks, weight_type)]
     blocks = attention_blocks(config)
     factors = {blocks[i]: f for i, f in table.items() if i < len(blocks)}
     if not factors:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{unit_type}: IPAdapter_plus's {weight_type!r} blocks (attention blocks "
-            f"{', '.join(map(str, sorted(table)))} of the {'SDXL' if family == 'sdxl' else 'SD1.x'}"
+            f"{', '.join(map(str, sorted(table)))} of the {spec.label}"
             f" UNet) are not in this UNet, which has {len(blocks)}; use an ip-adapter unit",
         )
     return factors

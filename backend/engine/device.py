@@ -12,10 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-
-# The size low-VRAM mode is decided for (memory_plan.choose estimates the peak there);
-# larger outputs get a tiled VAE decode per pass from the fast path's memory check.
-NATIVE_SIZE = {"sd1": 512, "sd2": 768, "sdxl": 1024}
+from dreamwire.shared.families import family as family_spec
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,9 @@ def want_low_vram(info: DeviceInfo, family: str, forced: bool | None) -> bool:
         return False
     from .memory_plan import choose
 
-    side = NATIVE_SIZE.get(family, NATIVE_SIZE["sd1"])
+    # Decided for the family's native size (memory_plan.choose estimates the peak there);
+    # larger outputs get a tiled VAE decode per pass from the fast path's memory check.
+    side = family_spec(family).resolution.native
     return choose(family, side, side, free).low_vram
 
 

@@ -5,16 +5,12 @@ Kept in one place so that the library's API can move without touching the runner
 
 from __future__ import annotations
 
+from dreamwire import catalog
 from dreamwire.backend.library import Kind, ModelEntry
 
 
 def family(arch: str | None) -> str:
-    a = (arch or "").lower()
-    if "sdxl" in a:
-        return "sdxl"
-    if "sd2" in a:
-        return "sd2"
-    return "sd1"
+    return catalog.family_of(arch)
 
 
 def checkpoint(library, name: str) -> ModelEntry:

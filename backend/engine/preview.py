@@ -1,7 +1,7 @@
 """Cheap previews: latents to RGB by a fixed linear map, no VAE and no extra weights; and
 fetching any preview from the GPU without stalling it.
 
-The 4 x 3 factors are the well-known per-family approximations (A1111's "Approx cheap",
+The 4 x 3 factors (each family spec's `latent_rgb`) are the well-known approximations (A1111's "Approx cheap",
 also used by ComfyUI): good enough to see composition and colour while a job runs, at a
 cost of one small matmul per preview.
 
@@ -20,20 +20,7 @@ from collections import deque
 import numpy as np
 import torch
 
-LATENT_RGB = {
-    "sd1": [
-        [0.3512, 0.2297, 0.3227],
-        [0.3250, 0.4974, 0.2350],
-        [-0.2829, 0.1762, 0.2721],
-        [-0.2120, -0.2616, -0.7177],
-    ],
-    "sdxl": [
-        [0.3920, 0.4054, 0.4549],
-        [-0.2634, -0.0196, 0.0653],
-        [0.0568, 0.1687, -0.0755],
-        [-0.3112, -0.2359, -0.2076],
-    ],
-}
+from dreamwire.backend.families import spec_for
 
 
 def latents_to_rgb_tensor(
@@ -44,7 +31,7 @@ def latents_to_rgb_tensor(
     lat = latents[0].detach()
     step = max(1, -(-max(lat.shape[-2:]) // max_side))
     lat = lat[:, ::step, ::step].float()
-    factors = torch.tensor(LATENT_RGB.get(family, LATENT_RGB["sd1"]), device=lat.device)
+    factors = torch.tensor(spec_for(family).latent_rgb, device=lat.device)
     rgb = torch.einsum("chw,ck->hwk", lat[: factors.shape[0]], factors)
     return ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
 

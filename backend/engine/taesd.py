@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,20 +20,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dreamwire.backend.caching import BoundedCache
+from dreamwire.backend.families import spec_for
+
 log = logging.getLogger("dreamwire.taesd")
 
 FOLDERS = ("VAE-approx", "vae_approx")
 SUFFIXES = (".safetensors", ".pth", ".pt")
-# file stems per family, best first
-STEMS = {
-    "sd1": ("taesd_decoder", "taesd"),
-    "sdxl": ("taesdxl_decoder", "taesdxl"),
-}
 
 
 def find(roots: Iterable[Path], family: str) -> Path | None:
-    """The TAESD decoder file for `family` ("sd1" | "sdxl") under any root, or None."""
-    stems = STEMS.get("sdxl" if family == "sdxl" else "sd1")
+    """The TAESD decoder file for a family (its spec's stems, best first) under any root, or None."""
+    stems = spec_for(family).taesd_stems
     for root in roots:
         root = Path(root).expanduser()
         for base in (root / "models", root):
@@ -132,8 +129,8 @@ class TaesdPreview:
         return np.ascontiguousarray(self.tensor(latents).cpu().numpy())
 
 
-_cache: dict[tuple, TaesdPreview | None] = {}
-_lock = threading.Lock()
+# A few files on a few devices at most; a bad file is remembered as None (warned once).
+_cache: BoundedCache[TaesdPreview | None] = BoundedCache(4)
 
 
 def previewer_for(roots: Iterable[Path], family: str, device, dtype) -> TaesdPreview | None:
@@ -147,11 +144,19 @@ def previewer_for(roots: Iterable[Path], family: str, device, dtype) -> TaesdPre
     except OSError:
         return None
     key = (str(path), mtime, str(device), str(dtype))
-    with _lock:
-        if key not in _cache:
-            try:
-                _cache[key] = TaesdPreview(load(path, dtype, device))
-            except Exception as exc:
-                log.warning("TAESD preview off: %s: %s", path, exc)
-                _cache[key] = None
-        return _cache[key]
+
+    def make() -> TaesdPreview | None:
+        try:
+            return TaesdPreview(load(path, dtype, device))
+        except Exception as exc:
+            log.warning("TAESD preview off: %s: %s", path, exc)
+            return None
+
+    return _cache.get(key, make)[0]
+
+
+def previewer_for_job(ctx) -> TaesdPreview | None:
+    """The TAESD previewer for a job's model when the library's folders hold its decoder
+    (any device: a ~1 M-parameter decoder run on one small latent every few steps)."""
+    roots = getattr(ctx.library, "roots", None) or []
+    return previewer_for(roots, ctx.model.family, ctx.device.device, ctx.device.dtype)

@@ -4,13 +4,13 @@ its first pass (resolution.prepare_diffusion_input)."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 
+from dreamwire.shared.events import Welcome
+from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import Job
 from dreamwire.shared.native_size import (
-    NATIVE,
     REFINE_DENOISE,
     first_pass_size,
     model_family,
@@ -21,7 +21,7 @@ from dreamwire.shared.native_size import (
 def kad_initial(width: int, height: int, family: str):
     """Krita AI Diffusion's branch, written out: two passes when max_scale < 1 and a side
     exceeds max_size; initial = (extent * max_scale).multiple_of(8)."""
-    res = NATIVE[family]
+    res = family_spec(family).resolution
     max_scale = math.sqrt(res.max_pixels / (width * height))
     if not (max_scale < 1 and any(x > res.max_side for x in (width, height))):
         return None
@@ -65,8 +65,8 @@ def test_small_regions_stay_one_pass():
     assert two_pass(512, 512, "sd1") == (512, 512, None)
 
 
-def welcome(**extra):
-    return SimpleNamespace(extra=extra)
+def welcome(**body):
+    return Welcome.from_body({"protocol": 1, **body})
 
 
 def test_model_family_from_the_welcome_then_the_name():

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dreamwire.shared.families import label as family_label
 from dreamwire.shared.job import ControlUnit
 
 from .pixels import content_bounds, flatten_rgb
@@ -45,7 +46,6 @@ LINE_TYPES = {"scribble", "lineart", "lineart_anime", "softedge", "canny", "mlsd
 REFERENCE_TYPES = {"ip-adapter", "ip-adapter-style", "ip-adapter-composition"}
 # The T2I colour adapter reads a coarse colour grid (A1111's t2ia_color_grid preprocessor).
 PREPROCESSORS = {"color": "t2ia_color_grid"}
-FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
 
 
 @dataclass(frozen=True)
@@ -86,17 +86,14 @@ def offers(welcome, family: str) -> list[Offer]:
     file for the model's family (`control_types` / `control_missing`). A backend that does
     not say (an older one), or a family it does not list, leaves everything offered: the
     backend still refuses a job it cannot run, with a clear error."""
-    extra = getattr(welcome, "extra", None) or {}
-    served = extra.get("control_types")
-    if not isinstance(served, dict) or not isinstance(served.get(family), dict):
+    served = welcome.control_types.get(family) if welcome is not None else None
+    if served is None:
         return [Offer(label, wire, True) for label, wire in TYPES.items()]
-    missing = extra.get("control_missing") or {}
-    missing = missing.get(family) if isinstance(missing, dict) else None
-    missing = missing if isinstance(missing, dict) else {}
-    name = FAMILY_LABELS.get(family, family)
+    missing = welcome.control_missing.get(family, {})
+    name = family_label(family)
     out = []
     for label, wire in TYPES.items():
-        if wire in served[family]:
+        if wire in served:
             out.append(Offer(label, wire, True))
             continue
         why = str(missing.get(wire) or f"the backend has no {wire} model")

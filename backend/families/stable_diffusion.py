@@ -1,0 +1,80 @@
+"""The UNet-era families: SD1.x, SD2.x (epsilon and v-prediction) and SDXL.
+
+SD2.x shares SD1.x's pipelines, UNet block numbering and preview factors; what differs
+(the OpenCLIP text encoder, v-prediction, 768 px) comes from the checkpoint's catalog
+config, not from code.
+"""
+
+from __future__ import annotations
+
+from dreamwire.shared import families
+
+from .spec import FamilySpec, PipelineClasses
+
+_SD_PIPELINES = PipelineClasses(
+    "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"
+)
+_SD_CONTROLNET = PipelineClasses(
+    "StableDiffusionControlNetPipeline",
+    "StableDiffusionControlNetImg2ImgPipeline",
+    "StableDiffusionControlNetInpaintPipeline",
+)
+_SD_COMPONENTS = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
+_SD_LATENT_RGB = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
+_SD_TAESD = ("taesd_decoder", "taesd")
+
+SD1 = FamilySpec(
+    family=families.SD1,
+    pipelines=_SD_PIPELINES,
+    controlnet_pipelines=_SD_CONTROLNET,
+    components=_SD_COMPONENTS,
+    pooled_text=False,
+    safety_checker_slot=True,
+    unet_blocks="sd",
+    latent_rgb=_SD_LATENT_RGB,
+    taesd_stems=_SD_TAESD,
+)
+
+# v-prediction SD2.x checkpoints (768-v) are this same entry: the catalog's "sd2-v" config
+# sets the scheduler's prediction_type, which every sampler then follows.
+SD2 = FamilySpec(
+    family=families.SD2,
+    pipelines=_SD_PIPELINES,
+    controlnet_pipelines=_SD_CONTROLNET,
+    components=_SD_COMPONENTS,
+    pooled_text=False,
+    safety_checker_slot=True,
+    unet_blocks="sd",
+    latent_rgb=_SD_LATENT_RGB,
+    taesd_stems=_SD_TAESD,
+)
+
+SDXL = FamilySpec(
+    family=families.SDXL,
+    pipelines=PipelineClasses(
+        "StableDiffusionXLPipeline",
+        "StableDiffusionXLImg2ImgPipeline",
+        "StableDiffusionXLInpaintPipeline",
+    ),
+    controlnet_pipelines=PipelineClasses(
+        "StableDiffusionXLControlNetPipeline",
+        "StableDiffusionXLControlNetImg2ImgPipeline",
+        "StableDiffusionXLControlNetInpaintPipeline",
+    ),
+    components=_SD_COMPONENTS + ("text_encoder_2", "tokenizer_2"),
+    pooled_text=True,
+    safety_checker_slot=False,
+    unet_blocks="sdxl",
+    latent_rgb=(
+        (0.3920, 0.4054, 0.4549),
+        (-0.2634, -0.0196, 0.0653),
+        (0.0568, 0.1687, -0.0755),
+        (-0.3112, -0.2359, -0.2076),
+    ),
+    taesd_stems=("taesdxl_decoder", "taesdxl"),
+)

@@ -1,0 +1,83 @@
+"""Model families as data: what a host needs to know about a checkpoint's architecture.
+
+One `ModelFamily` per architecture, keyed by the name that travels on the wire ("sd1",
+"sd2", "sdxl": the backend's `model_families` in its welcome, the catalog's "family" of each
+architecture). Hosts read labels and sizes here instead of keeping tables of their own; the
+backend's per-family engine spec (pipelines, text encoders, latent factors) builds on the
+same keys. A new family is one entry here plus the backend's.
+
+Stdlib only: this module ships inside the Blender and Krita plugins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NativeResolution:
+    """The sizes a checkpoint family samples well at (Krita AI Diffusion's
+    CheckpointResolution: min/max side and the largest pixel count)."""
+
+    native: int  # the training resolution's side
+    max_side: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    key: str  # the wire name
+    label: str  # what an artist reads: "SD1.x"
+    resolution: NativeResolution
+    # Lower-case fragments of checkpoint names that mark the family, for a backend that does
+    # not report families (a guess; the backend's word wins).
+    name_hints: tuple[str, ...] = ()
+
+
+SD1 = ModelFamily(
+    "sd1",
+    "SD1.x",
+    # Krita AI Diffusion's figures for SD1.5.
+    NativeResolution(512, 768, 512 * 768),
+)
+SD2 = ModelFamily(
+    "sd2",
+    "SD2.x",
+    # Krita AI Diffusion has no SD2; SD2-768 is trained at 768x768, given SD1's side range
+    # (+50%) and SDXL's pixel cap (the training size's area).
+    NativeResolution(768, 1152, 768 * 768),
+    name_hints=("v2-", "v2.", "sd2", "sd_2", "768-v", "v2_"),
+)
+SDXL = ModelFamily(
+    "sdxl",
+    "SDXL",
+    # Krita AI Diffusion's figures for SDXL.
+    NativeResolution(1024, 1280, 1024 * 1024),
+    name_hints=("xl", "pony"),
+)
+
+FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL)}
+DEFAULT = SD1  # what an unknown key is treated as (the most common family)
+# Name hints are tried in this order: "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
+_GUESS_ORDER = (SDXL, SD2)
+
+
+def family(key: str | None) -> ModelFamily:
+    """The family a wire key names; DEFAULT for a key this side does not know."""
+    return FAMILIES.get(key or "", DEFAULT)
+
+
+def label(key: str) -> str:
+    """ "SD1.x" for "sd1"; a key this side does not know is shown as it is."""
+    known = FAMILIES.get(key)
+    return known.label if known is not None else key
+
+
+def guess_from_name(name: str) -> str:
+    """A family key guessed from a checkpoint's name, for a backend that does not report
+    families."""
+    low = (name or "").lower()
+    for fam in _GUESS_ORDER:
+        if any(hint in low for hint in fam.name_hints):
+            return fam.key
+    return DEFAULT.key

@@ -1,0 +1,58 @@
+"""The backend's family specs (backend/families): one per shared family, each naming real
+diffusers pipelines whose constructors take exactly the components the spec builds from."""
+
+from __future__ import annotations
+
+import inspect
+
+import diffusers
+import pytest
+
+from dreamwire import catalog
+from dreamwire.backend.families import SPECS, spec_for
+from dreamwire.backend.families.spec import MODES
+from dreamwire.shared import families
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+
+def test_every_shared_family_has_a_spec():
+    assert set(SPECS) == set(families.FAMILIES)
+    for key, spec in SPECS.items():
+        assert spec.family is families.FAMILIES[key]
+
+
+@pytest.mark.parametrize("key", sorted(SPECS))
+@pytest.mark.parametrize("controlnet", [False, True])
+def test_pipelines_take_the_spec_components(key, controlnet):
+    spec = SPECS[key]
+    for mode in MODES:
+        cls = spec.pipeline_class(mode, controlnet=controlnet)
+        params = inspect.signature(cls.__init__).parameters
+        assert set(spec.components) <= set(params), (cls.__name__, spec.components)
+        assert ("safety_checker" in params) == spec.safety_checker_slot, cls.__name__
+        assert ("text_encoder_2" in params) == spec.pooled_text, cls.__name__
+
+
+def test_catalog_pipelines_agree_with_the_specs():
+    # The catalog names the pipeline a single file loads as; it must be one its family's
+    # spec runs, or the engine would rebuild a checkpoint into a pipeline of another kind.
+    for arch in catalog.archs():
+        info = catalog.arch_info(arch)
+        spec = spec_for(catalog.family_of(arch))
+        names = {getattr(spec.pipelines, m) for m in MODES}
+        assert info["pipeline"] in names, (arch, info["pipeline"])
+        assert hasattr(diffusers, info["pipeline"])
+
+
+def test_family_of_architectures():
+    assert catalog.family_of("sd2-v") == "sd2"
+    assert catalog.family_of("tiny-sdxl") == "sdxl"
+    assert catalog.family_of("sdxl-refiner") == "sdxl"  # not in the catalog: by its prefix
+    assert catalog.family_of(None) == "sd1"
+    assert spec_for("not-a-family") is SPECS["sd1"]
+
+
+def test_unknown_mode_is_a_stable_error():
+    with pytest.raises(DreamwireError) as err:
+        SPECS["sdxl"].pipeline_class("outpaint")
+    assert err.value.code == ErrorCode.MODEL_UNSUPPORTED

@@ -1,0 +1,50 @@
+"""Model families as data (shared.families): one entry per architecture, the keys the
+backend and its catalog use, labels and name guesses the hosts rely on."""
+
+from __future__ import annotations
+
+import pytest
+
+from dreamwire import catalog
+from dreamwire.shared import families
+
+
+def test_every_catalog_family_has_an_entry():
+    # The backend reports a checkpoint's family from the catalog's architecture entry; a
+    # family the hosts have no entry for would fall back to SD1.x sizes and labels.
+    keys = {catalog.arch_info(arch)["family"] for arch in catalog.archs()}
+    assert keys <= set(families.FAMILIES), keys - set(families.FAMILIES)
+
+
+@pytest.mark.parametrize(("key", "label"), [("sd1", "SD1.x"), ("sd2", "SD2.x"), ("sdxl", "SDXL")])
+def test_labels(key, label):
+    assert families.label(key) == label
+    assert families.family(key).key == key
+
+
+def test_unknown_keys():
+    assert families.label("flux") == "flux"  # shown as the backend wrote it
+    assert families.family("flux") is families.DEFAULT
+    assert families.family(None) is families.DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("sd_xl_base_1.0", "sdxl"),
+        ("ponyDiffusionV6XL", "sdxl"),
+        ("sdxl-v2-test", "sdxl"),  # "xl" wins over SD2's "v2-"
+        ("v2-1_768-ema-pruned", "sd2"),
+        ("dreamshaper_8", "sd1"),
+        ("", "sd1"),
+    ],
+)
+def test_guess_from_name(name, key):
+    assert families.guess_from_name(name) == key
+
+
+def test_native_sizes_grow_with_the_family():
+    sizes = [families.family(k).resolution for k in ("sd1", "sd2", "sdxl")]
+    assert [r.native for r in sizes] == [512, 768, 1024]
+    for r in sizes:
+        assert r.native <= r.max_side and r.native**2 <= r.max_pixels * 1.5
