@@ -27,11 +27,13 @@ computes with adapter_conditioning_scale = w.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from .controlnet import StackUnit
+from .window import StepClock
 
 SOFT_SCALES = (0.25, 0.62, 0.825, 1.0)
 
@@ -40,7 +42,12 @@ class AdapterStack:
     """The T2I-Adapter units of one pass. `attach(unet)` hooks them in; `detach()` undoes it."""
 
     def __init__(
-        self, adapters: list, units: list[StackUnit], images: list[torch.Tensor], cfg: bool
+        self,
+        adapters: list,
+        units: list[StackUnit],
+        images: list[torch.Tensor],
+        cfg: bool,
+        on_ran: Callable[[list[bool]], None] | None = None,
     ):
         if not len(adapters) == len(units) == len(images):
             raise ValueError("one StackUnit and one image per adapter")
@@ -50,19 +57,12 @@ class AdapterStack:
         self.cfg = cfg
         self._features: list[list[torch.Tensor]] | None = None
         self._handle = None
-        self.step = 0
-        self.total = 0
-        self.calls = 0
-        self.external_steps = False
-        self.active_log: list[list[bool]] = []  # per UNet call: which units ran
+        self.clock = StepClock()
+        self.on_ran = on_ran  # told per UNet call which units ran (an observer)
 
     # -- steps -------------------------------------------------------------------------
     def set_step(self, step: int, total: int) -> None:
-        self.step, self.total, self.external_steps = step, total, True
-
-    def fraction(self) -> float:
-        step = self.step if self.external_steps else self.calls
-        return step / self.total if self.total > 0 else 0.0
+        self.clock.set_step(step, total)
 
     # -- features ----------------------------------------------------------------------
     def features(self) -> list[list[torch.Tensor]]:
@@ -81,10 +81,10 @@ class AdapterStack:
     def residuals(self, rows: int, like: torch.Tensor) -> list[torch.Tensor] | None:
         """The summed, scaled features for a UNet batch of `rows` ([uncond, cond] with CFG),
         or None when no unit is active at this step."""
-        fraction = self.fraction()
-        self.calls += 1
+        fraction = self.clock.tick()
         ran = [u.active(fraction) and u.weight != 0 for u in self.units]
-        self.active_log.append(ran)
+        if self.on_ran is not None:
+            self.on_ran(ran)
         if not any(ran):
             return None
         total: list[torch.Tensor] | None = None

@@ -29,11 +29,14 @@ rule above and is given a full window by the pipeline.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from diffusers import MultiControlNetModel
+
+from .window import StepClock
 
 SOFT_BASE = 0.825
 MODES = ("balanced", "prompt", "controlnet")
@@ -68,30 +71,32 @@ class ControlNetStack(MultiControlNetModel):
     `set_step` (from its step hook); used on its own, it counts its calls instead.
     """
 
-    def __init__(self, nets: list, units: list[StackUnit], cfg: bool):
+    def __init__(
+        self,
+        nets: list,
+        units: list[StackUnit],
+        cfg: bool,
+        on_ran: Callable[[list[bool]], None] | None = None,
+    ):
         super().__init__(nets)
         if len(nets) != len(units):
             raise ValueError("one StackUnit per ControlNet")
         self.units = list(units)
         self.cfg = cfg
+        self.on_ran = on_ran  # told per call which units ran (an observer)
         # Set while a composable (AND) prompt widens the batch: its first rows are the
         # unconditional ones (engine/composable.py); None = diffusers' CFG halves.
         self.uncond_rows: int | None = None
         self.reset()
 
     def reset(self) -> None:
-        self.step = 0
-        self.total = 0
-        self.calls = 0
-        self.external_steps = False
-        self.active_log: list[list[bool]] = []  # per call: which units ran (for tests, logs)
+        self.clock = StepClock()
 
     def set_step(self, step: int, total: int) -> None:
-        self.step, self.total, self.external_steps = step, total, True
+        self.clock.set_step(step, total)
 
     def fraction(self) -> float:
-        step = self.step if self.external_steps else self.calls
-        return step / self.total if self.total > 0 else 0.0
+        return self.clock.fraction()
 
     def forward(
         self,
@@ -108,8 +113,7 @@ class ControlNetStack(MultiControlNetModel):
         guess_mode: bool = False,
         return_dict: bool = True,
     ):
-        fraction = self.fraction()
-        self.calls += 1
+        fraction = self.clock.tick()
         down: list[torch.Tensor] | None = None
         mid: torch.Tensor | None = None
         ran = []
@@ -162,5 +166,6 @@ class ControlNetStack(MultiControlNetModel):
             else:
                 down = [a + b for a, b in zip(down, d, strict=True)]
                 mid = mid + m
-        self.active_log.append(ran)
+        if self.on_ran is not None:
+            self.on_ran(ran)
         return down, mid

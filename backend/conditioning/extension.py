@@ -9,16 +9,19 @@ back the exact original weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import diffusers
-
+from dreamwire.backend.caching import BoundedCache
+from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import hashing
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_hashes
 from dreamwire.shared.job import ControlUnit, LoraRef
+from dreamwire.shared.model_names import strip_suffix
 
 from . import (
     control_image,
@@ -34,21 +37,10 @@ from . import (
     units,
 )
 from .adapter_stack import AdapterStack
-from .controlnet import ControlNetStack
 from .embeddings import EmbeddingSet
+from .observer import CONTROLNET, IP_ADAPTER, T2I_ADAPTER, NoObserver, StackObserver
 
-CLASSES = {
-    ("sd", "txt2img"): "StableDiffusionControlNetPipeline",
-    ("sd", "img2img"): "StableDiffusionControlNetImg2ImgPipeline",
-    ("sd", "inpaint"): "StableDiffusionControlNetInpaintPipeline",
-    ("sdxl", "txt2img"): "StableDiffusionXLControlNetPipeline",
-    ("sdxl", "img2img"): "StableDiffusionXLControlNetImg2ImgPipeline",
-    ("sdxl", "inpaint"): "StableDiffusionXLControlNetInpaintPipeline",
-}
-
-
-def _kind(family: str) -> str:
-    return "sdxl" if family == "sdxl" else "sd"
+log = logging.getLogger("dreamwire.conditioning")
 
 
 def library_entries(library, kind: str) -> dict[str, Path]:
@@ -67,16 +59,32 @@ class ResolvedUnit:
     encoder: ip_adapter_files.EncoderFile | None = None  # the CLIP encoder of an IP-Adapter
 
 
+@dataclass
+class JobState:
+    """What the extension holds for one job (JobContext.state_of): the units it resolved and
+    everything it attached, so after_job can undo exactly that."""
+
+    controls: list[ResolvedUnit] = field(default_factory=list)
+    lora_patch: Any = None  # lora.apply's patch: restore() puts the weights back
+    control_stack: Any = None  # the current pass's ControlNet stack
+    adapter_stack: AdapterStack | None = None
+    ip_stack: ip_adapter.IPAdapterStack | None = None
+
+
+# Step hooks this extension registers, by name (JobContext.step_hooks).
+CONTROLNET_HOOK = "conditioning.controlnet"
+ADAPTER_HOOK = "conditioning.t2i_adapter"
+IP_ADAPTER_HOOK = "conditioning.ip_adapter"
+
+
 class ConditioningExtension:
     """Registered through dreamwire.backend.conditioning.engine_extensions()."""
 
-    def __init__(self, cache_size: int = 2):
-        self._nets: dict[tuple, Any] = {}
-        self._cache_size = cache_size
-        self.last_stack: ControlNetStack | None = None  # the last pass's stack, for inspection
-        self.last_adapters: AdapterStack | None = None  # the last pass's T2I-Adapters
-        self.last_ip: ip_adapter.IPAdapterStack | None = None  # the last job's IP-Adapters
-        self._ip_cache: dict[tuple, Any] = {}  # IP-Adapter weights and CLIP encoders
+    def __init__(self, cache_size: int = 2, observer: StackObserver | None = None):
+        self._nets: BoundedCache[Any] = BoundedCache(cache_size)
+        self.observer: StackObserver = observer or NoObserver()
+        # IP-Adapter weights and CLIP encoders (two per unit: twice the room).
+        self._ip_cache: BoundedCache[Any] = BoundedCache(2 * cache_size)
 
     # -- LoRA --------------------------------------------------------------------------
     def _lora_requests(self, ctx) -> list[tuple[str, float, float]]:
@@ -89,14 +97,14 @@ class ConditioningExtension:
         requests = self._lora_requests(ctx)
         if not requests:
             return
-        available = library_entries(ctx.state.get("library"), "lora")
+        available = library_entries(ctx.library, "lora")
         parsed = []
         hashes: dict[str, str] = {}
         for name, w_unet, w_te in requests:
             path = lora.resolve(name, available)
             parsed.append((lora.read_cached(path, name), w_unet, w_te))
             hashes[name] = _lora_hash(path)
-        ctx.state["lora_patch"] = lora.apply(parsed, ctx.model.components, ctx.model.name)
+        ctx.state_of(JobState).lora_patch = lora.apply(parsed, ctx.model.components, ctx.model.name)
         ctx.handled.add("loras")
         # A1111's Lora extension writes each network by the name the prompt gave it.
         ctx.infotext_extra["Lora hashes"] = format_hashes(hashes)
@@ -105,7 +113,7 @@ class ConditioningExtension:
     def _resolve_controls(self, ctx) -> list[ResolvedUnit]:
         model = ctx.model
         unet_config = dict(model.components["unet"].config)
-        available = library_entries(ctx.state.get("library"), "controlnet")
+        available = library_entries(ctx.library, "controlnet")
         resolved = []
         for i, unit in enumerate(ctx.job.controls):
             where = f"control unit {i} ({unit.type})"
@@ -128,9 +136,7 @@ class ConditioningExtension:
             encoder = self._ip_encoder(ctx, unit, info, where)
             if info.type is not None and info.type != ip_adapter_blocks.file_type(unit.type):
                 # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
-                ctx.state.setdefault("control_notes", []).append(
-                    f"{where}: using {info.name}, a {info.type} ControlNet"
-                )
+                log.info("%s: using %s, a %s ControlNet", where, info.name, info.type)
             resolved.append(ResolvedUnit(unit, info, encoder))
         return resolved
 
@@ -169,7 +175,7 @@ class ConditioningExtension:
                 f"{where}: {ctx.model.name}'s UNet already projects its encoder states; "
                 "IP-Adapters are not supported on it",
             )
-        library = ctx.state.get("library")
+        library = ctx.library
         roots = getattr(library, "roots", []) if library is not None else []
         return ip_adapter_files.pick_encoder(info.ip_adapter, info.name, roots, unit.preprocessor)
 
@@ -209,7 +215,7 @@ class ConditioningExtension:
     def offers_control(self, ctx, kind: str) -> bool:
         """Whether a `kind` unit naming no model would find one for ctx's model (SD upscale
         adds its tile unit only then)."""
-        available = library_entries(ctx.state.get("library"), "controlnet")
+        available = library_entries(ctx.library, "controlnet")
         unet_config = dict(ctx.model.components["unet"].config)
         try:
             self._pick(kind, available, unet_config, ctx.model, f"{kind} unit")
@@ -243,31 +249,28 @@ class ConditioningExtension:
 
     def _net(self, info, model, device):
         key = (str(info.path), _mtime(info.path), str(device.device), str(device.dtype), model.arch)
-        if key not in self._nets:
-            while len(self._nets) >= self._cache_size:
-                self._nets.pop(next(iter(self._nets)))
-            unet_config = dict(model.components["unet"].config)
-            self._nets[key] = controlnet_files.load(info, unet_config, device.dtype, device.device)
-        return self._nets[key]
+        unet_config = dict(model.components["unet"].config)
+        return self._nets.get(
+            key, lambda: controlnet_files.load(info, unet_config, device.dtype, device.device)
+        )[0]
 
     # -- EngineExtension ---------------------------------------------------------------
     def before_job(self, ctx) -> None:
         # Textual-inversion names are looked up by backend/text_encoding.py through this set
         # (loaded lazily: only embeddings a prompt names are read).
-        ctx.state["embeddings"] = EmbeddingSet(
-            library_entries(ctx.state.get("library"), "embedding")
-        )
+        ctx.embeddings = EmbeddingSet(library_entries(ctx.library, "embedding"))
         if ctx.job.controls:
-            ctx.state["controls"] = self._resolve_controls(ctx)
+            state = ctx.state_of(JobState)
+            state.controls = self._resolve_controls(ctx)
             ctx.handled.add("controls")
             # The A1111 ControlNet extension's "ControlNet N" entries, with the models picked.
-            ctx.infotext_extra.update(unit_infotext.fields(ctx.state["controls"], ctx.job))
+            ctx.infotext_extra.update(unit_infotext.fields(state.controls, ctx.job))
         self._apply_loras(ctx)
 
     def pipeline_for(self, ctx, mode: str):
         from dreamwire.backend.engine.hooks import PassPlan
 
-        resolved: list[ResolvedUnit] = ctx.state.get("controls") or []
+        resolved: list[ResolvedUnit] = ctx.state_of(JobState).controls
         self._attach_ip_adapters(ctx, [r for r in resolved if r.info.is_ip_adapter])
         self._attach_adapters(ctx, [r for r in resolved if r.info.is_adapter], mode)
         resolved = [r for r in resolved if not (r.info.is_adapter or r.info.is_ip_adapter)]
@@ -286,24 +289,25 @@ class ConditioningExtension:
                     ctx.width,
                     ctx.height,
                     r.info,
-                    ctx.state.get("inpaint_region"),
-                    ctx.state.get("canvas"),
+                    ctx.inpaint_region,
+                    ctx.canvas,
                 ).to(device=ctx.device.device, dtype=ctx.device.dtype)
             )
         # Units on one ControlNet Union model run as one union call (union.py).
         nets, stack_units, images = union.fold(
             [r.info for r in resolved], [r.unit.type for r in resolved], nets, stack_units, images
         )
-        stack = union.ControlStack(nets, stack_units, cfg=job.cfg > 1.0)
-        ctx.state["control_stack"] = self.last_stack = stack
+        stack = union.ControlStack(
+            nets, stack_units, cfg=job.cfg > 1.0, on_ran=partial(self.observer.ran, CONTROLNET)
+        )
+        ctx.state_of(JobState).control_stack = stack
+        self.observer.attached(CONTROLNET, stack)
 
         def step_hook(ctx_, pipe, step, total, tensors):
             stack.set_step(step, total)
             return None
 
-        ctx.step_hooks[:] = [h for h in ctx.step_hooks if getattr(h, "_control", False) is False]
-        step_hook._control = True  # type: ignore[attr-defined]
-        ctx.step_hooks.append(step_hook)
+        ctx.step_hooks.register(CONTROLNET_HOOK, step_hook)
         n = len(nets)
         key = "image" if mode == "txt2img" else "control_image"
         call = {
@@ -312,16 +316,17 @@ class ConditioningExtension:
             "control_guidance_start": [0.0] * n,
             "control_guidance_end": [1.0] * n,
         }
-        cls = getattr(diffusers, CLASSES[(_kind(model.family), mode)])
+        cls = spec_for(model.family).pipeline_class(mode, controlnet=True)
         return PassPlan(cls, components={"controlnet": stack}, call_kwargs=call)
 
     def _attach_adapters(self, ctx, resolved: list[ResolvedUnit], mode: str) -> None:
         """T2I-Adapter units for this pass: features from the control images at the pass
         size, added inside the UNet's down blocks by a hook (adapter_stack.py)."""
-        old = ctx.state.pop("adapter_stack", None)
-        if old is not None:
-            old.detach()
-        ctx.step_hooks[:] = [h for h in ctx.step_hooks if not getattr(h, "_adapter", False)]
+        state = ctx.state_of(JobState)
+        if state.adapter_stack is not None:
+            state.adapter_stack.detach()
+            state.adapter_stack = None
+        ctx.step_hooks.remove(ADAPTER_HOOK)
         if not resolved:
             return
         job, model = ctx.job, ctx.model
@@ -337,36 +342,39 @@ class ConditioningExtension:
                 ctx.width,
                 ctx.height,
                 r.info,
-                ctx.state.get("inpaint_region"),
-                ctx.state.get("canvas"),
+                ctx.inpaint_region,
+                ctx.canvas,
             ).to(device=ctx.device.device, dtype=ctx.device.dtype)
             for r in resolved
         ]
-        stack = AdapterStack(adapters, stack_units, images, cfg=job.cfg > 1.0)
+        stack = AdapterStack(
+            adapters,
+            stack_units,
+            images,
+            cfg=job.cfg > 1.0,
+            on_ran=partial(self.observer.ran, T2I_ADAPTER),
+        )
         stack.attach(model.components["unet"])
-        ctx.state["adapter_stack"] = self.last_adapters = stack
+        state.adapter_stack = stack
+        self.observer.attached(T2I_ADAPTER, stack)
 
         def step_hook(ctx_, pipe, step, total, tensors):
             stack.set_step(step, total)
             return None
 
-        step_hook._adapter = True  # type: ignore[attr-defined]
-        ctx.step_hooks.append(step_hook)
+        ctx.step_hooks.register(ADAPTER_HOOK, step_hook)
 
     def _ip_cached(self, key: tuple, make):
-        if key not in self._ip_cache:
-            while len(self._ip_cache) >= 2 * self._cache_size:
-                self._ip_cache.pop(next(iter(self._ip_cache)))
-            self._ip_cache[key] = make()
-        return self._ip_cache[key]
+        return self._ip_cache.get(key, make)[0]
 
     def _attach_ip_adapters(self, ctx, resolved: list[ResolvedUnit]) -> None:
         """IP-Adapter units: loaded into the UNet once for the whole job (every pass reads
         the same reference), the window followed per pass through the step hook."""
-        ctx.step_hooks[:] = [h for h in ctx.step_hooks if not getattr(h, "_ip_adapter", False)]
+        ctx.step_hooks.remove(IP_ADAPTER_HOOK)
         if not resolved:
             return
-        stack = ctx.state.get("ip_stack")
+        job_state = ctx.state_of(JobState)
+        stack = job_state.ip_stack
         if stack is None:
             dev = ctx.device
             ip_units = []
@@ -382,7 +390,7 @@ class ConditioningExtension:
                     lambda e=enc: ip_adapter_files.load_encoder(e, dev.dtype, dev.device),
                 )
                 if r.unit.image is None:  # A1111: the img2img picture is the reference
-                    rgb, _ = on_canvas.picture(ctx.state.get("canvas"), "ip-adapter", where)
+                    rgb, _ = on_canvas.picture(ctx.canvas, "ip-adapter", where)
                 else:
                     rgb, _ = control_image.split_channels(r.unit.image, f"{where} image")
                 stack_unit = units.stack_unit(r.unit, r.info, hires_pass=False)
@@ -393,8 +401,11 @@ class ConditioningExtension:
                         state, r.info.ip_adapter.plus, encoder, rgb, stack_unit, blocks
                     )
                 )
-            stack = ip_adapter.IPAdapterStack(ip_units, cfg=ctx.job.cfg > 1.0)
-            ctx.state["ip_stack"] = self.last_ip = stack
+            stack = ip_adapter.IPAdapterStack(
+                ip_units, cfg=ctx.job.cfg > 1.0, on_ran=partial(self.observer.ran, IP_ADAPTER)
+            )
+            job_state.ip_stack = stack
+            self.observer.attached(IP_ADAPTER, stack)
             stack.attach(ctx.model.components["unet"])
         stack.set_step(0, 0)  # a new pass starts at its step 0
 
@@ -402,20 +413,18 @@ class ConditioningExtension:
             stack.set_step(step, total)
             return None
 
-        step_hook._ip_adapter = True  # type: ignore[attr-defined]
-        ctx.step_hooks.append(step_hook)
+        ctx.step_hooks.register(IP_ADAPTER_HOOK, step_hook)
 
     def after_job(self, ctx) -> None:
-        ip_stack = ctx.state.pop("ip_stack", None)
-        if ip_stack is not None:
-            ip_stack.detach()  # processors, projection and config as they were
-        stack = ctx.state.pop("adapter_stack", None)
-        if stack is not None:
-            stack.detach()  # the cached UNet must never keep a job's hook
-        patch = ctx.state.pop("lora_patch", None)
-        if patch is not None:
-            patch.restore()
-        ctx.state.pop("control_stack", None)
+        state = ctx.extension_state.pop(JobState, None)
+        if state is None:
+            return
+        if state.ip_stack is not None:
+            state.ip_stack.detach()  # processors, projection and config as they were
+        if state.adapter_stack is not None:
+            state.adapter_stack.detach()  # the cached UNet must never keep a job's hook
+        if state.lora_patch is not None:
+            state.lora_patch.restore()
 
 
 def _lora_hash(path: Path) -> str:
@@ -440,13 +449,6 @@ def _prompt_loras(text: str) -> list[LoraRef]:
     return prompts.lora_refs(nets)
 
 
-def strip_suffix(name: str) -> str:
-    for suffix in (".safetensors", ".pth", ".ckpt", ".pt", ".bin"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -454,11 +456,9 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-_INFO: dict[tuple[str, float], controlnet_files.ControlNetInfo] = {}
+# What each ControlNet file is (read from its header): small, but one per file ever seen.
+_INFO: BoundedCache[controlnet_files.ControlNetInfo] = BoundedCache(512)
 
 
 def inspect_cached(path: Path, name: str) -> controlnet_files.ControlNetInfo:
-    key = (str(path), _mtime(path))
-    if key not in _INFO:
-        _INFO[key] = controlnet_files.inspect(path, name)
-    return _INFO[key]
+    return _INFO.get((str(path), _mtime(path)), lambda: controlnet_files.inspect(path, name))[0]

@@ -30,6 +30,7 @@ the cond embedding (the Composer widens the cond rows it gets).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ import torch
 
 from . import ip_adapter_blocks
 from .controlnet import StackUnit
+from .window import StepClock
 
 IP_PROCESSORS = (
     "IPAdapterAttnProcessor",
@@ -88,22 +90,23 @@ def embeddings(unit: IPUnit) -> tuple[torch.Tensor, torch.Tensor]:
 class IPAdapterStack:
     """The IP-Adapter units of a job. `attach(unet)` loads them; `detach()` restores it."""
 
-    def __init__(self, units: list[IPUnit], cfg: bool):
+    def __init__(
+        self,
+        units: list[IPUnit],
+        cfg: bool,
+        on_ran: Callable[[list[bool]], None] | None = None,
+    ):
         self.units = list(units)
         self.cfg = cfg
         self.embeds = [embeddings(u) for u in self.units]
-        self.step = 0
-        self.total = 0
-        self.active_log: list[list[bool]] = []  # per UNet call: which units ran
+        self.clock = StepClock()  # the engine reports every step (set_step)
+        self.on_ran = on_ran  # told per UNet call which units ran (an observer)
         self._unet = None
         self._saved: tuple | None = None
         self._handle = None
 
     def set_step(self, step: int, total: int) -> None:
-        self.step, self.total = step, total
-
-    def fraction(self) -> float:
-        return self.step / self.total if self.total > 0 else 0.0
+        self.clock.set_step(step, total)
 
     # -- the UNet ---------------------------------------------------------------------
     def attach(self, unet) -> None:
@@ -155,9 +158,10 @@ class IPAdapterStack:
     def _pre_hook(self, module, args: tuple, kwargs: dict[str, Any]):
         sample = args[0] if args else kwargs["sample"]
         rows = sample.shape[0]
-        fraction = self.fraction()
+        fraction = self.clock.fraction()
         ran = [u.unit.active(fraction) and u.unit.weight != 0 for u in self.units]
-        self.active_log.append(ran)
+        if self.on_ran is not None:
+            self.on_ran(ran)
         weights = [u.unit.weight if on else 0.0 for u, on in zip(self.units, ran, strict=True)]
         for proc, factors in self._processors:
             proc.scale = [w * f for w, f in zip(weights, factors, strict=True)]

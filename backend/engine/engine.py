@@ -1,6 +1,6 @@
 """The Engine: models, device and the job runner behind one object.
 
-    engine = Engine(ModelLibrary([root]), device=None, low_vram=None)
+    engine = Engine(ModelLibrary([root]), device=None, low_vram=None, extensions=[...])
     result = engine.run(job, on_progress=..., should_cancel=...)
 
 One job runs at a time (the server's queue serialises them); models stay cached between
@@ -22,8 +22,8 @@ from dreamwire.shared.result import JobResult, Progress
 from . import device as dev
 from . import library_adapter as libs
 from . import runner, sd_upscale
-from .hooks import EngineExtension, JobContext, default_extensions
-from .loader import LoadedModel, ModelCache, to_device
+from .hooks import EngineExtension, JobContext
+from .loader import LoadedModel, model_cache, to_device
 from .progress import Reporter
 
 ProgressFn = Callable[[Progress], None]
@@ -44,9 +44,11 @@ class Engine:
         self.low_vram_flag = low_vram
         if cache_size is None:
             cache_size = 1 if low_vram else 2
-        self.models = ModelCache(cache_size, self.info)
-        self.vaes = ModelCache(cache_size, self.info)
-        self.extensions = default_extensions() if extensions is None else list(extensions)
+        self.models = model_cache(cache_size, self.info)
+        self.vaes = model_cache(cache_size, self.info)
+        # Injected by whoever builds the engine (cli.engine_options.build_engine): the engine
+        # knows the extension interface, never the packages that implement it.
+        self.extensions = list(extensions or ())
         self.vae_tile_px = vae_tile_px  # tile side in pixels; None: the VAE's native size
 
     # -- what this backend offers ----------------------------------------------------------
@@ -166,12 +168,17 @@ class Engine:
         t0 = time.perf_counter()
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
-        reporter.family = "sdxl" if model.family == "sdxl" else "sd1"
+        reporter.family = model.family
         low_vram = self.low_vram(model.arch)
         to_device(model.components, self._placement(model.arch))  # a no-op unless it changed
-        ctx = JobContext(job=job, model=model, device=self.info, mode=job.mode)
-        ctx.state["low_vram"] = low_vram
-        ctx.state["library"] = self.library  # extensions resolve LoRA/ControlNet names
+        ctx = JobContext(
+            job=job,
+            model=model,
+            device=self.info,
+            mode=job.mode,
+            library=self.library,  # extensions resolve LoRA/ControlNet names in it
+            low_vram=low_vram,
+        )
         if job.upscale is not None:
             sd_upscale.prepare(ctx, self.extensions)  # the tile pass's job, tile ControlNet
         reporter.state("generating")

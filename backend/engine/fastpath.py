@@ -20,8 +20,8 @@ MPS lacks inductor's CUDA graphs); low-VRAM and seamless passes, odd sizes, a mo
 already compiled many shapes and a module whose compile failed run eager, with a logged
 reason. The first pass on a new shape reports the Progress state "compiling".
 
-Also per pass: TAESD previews when its weights are in the models folder (taesd.py), and on
-a GPU a VAE decode tiled small enough for the free memory (memory_plan.decode_tile).
+This module is the speed policy only: TAESD previews are taesd.py's and the VAE decode
+fitted to free memory is vae_fit.py's.
 
 LoRA without recompiling: compiled graphs read parameters as inputs (inline_inbuilt_nn_modules),
 and LoRA adds its deltas to `.weight` in place, so patched weights flow into the same graph.
@@ -459,7 +459,7 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
         width=width,
         height=height,
         batch=batch,
-        low_vram=bool(ctx.state.get("low_vram", False)),
+        low_vram=ctx.low_vram,
         seamless=getattr(ctx.job, "seamless", "none") != "none",
         shapes_compiled=len(wrapper.shapes) if wrapper else 0,
         new_shape=wrapper is None or key not in wrapper.shapes,
@@ -472,9 +472,6 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
     )
     if decision.reasons and info.device.type == "cuda":
         log.info("fast path: eager for this pass: %s", "; ".join(decision.reasons))
-
-    if reporter is not None and reporter.preview_every and reporter.previewer is None:
-        reporter.previewer = _taesd_previewer(ctx, info)
 
     nets = _controlnets(pipe)
     modules = [unet, *nets]
@@ -501,7 +498,6 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
             w.active = decision.compile
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_decode_fits(pipe, ctx, width, height))
         if decision.sdpa:
             stack.enter_context(_sdpa(decision.sdpa))
         try:
@@ -517,54 +513,6 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
                 w = compiled(m)
                 if w is not None and id(w) in saved:
                     w.active = saved[id(w)]
-
-
-@contextlib.contextmanager
-def _decode_fits(pipe, ctx, width: int, height: int) -> Iterator[None]:
-    """On a GPU, make the VAE decode in tiles small enough for the free memory (tiling on if
-    the whole image would not fit, or smaller tiles than the runner chose); put it back after.
-    Seamless jobs and jobs that turned tiling off explicitly are left as they are."""
-    from . import device as dev
-    from . import memory_plan
-
-    vae = getattr(pipe, "vae", None)
-    job = ctx.job
-    free = dev.free_memory(ctx.device)
-    if (
-        free is None
-        or vae is None
-        or not hasattr(vae, "use_tiling")
-        or getattr(job, "seamless", "none") != "none"
-        or getattr(job, "tiled_vae", None) is False
-    ):
-        yield
-        return
-    # Memory torch's allocator holds but does not use is free for this process too.
-    free += torch.cuda.memory_reserved(ctx.device.device)
-    free -= torch.cuda.memory_allocated(ctx.device.device)
-    tile = memory_plan.decode_tile(ctx.model.family, width, height, free)
-    if tile is None or (vae.use_tiling and tile >= vae.tile_sample_min_size):
-        yield
-        return
-    saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
-    scale = 2 ** (len(vae.config.block_out_channels) - 1)
-    vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = True, tile, tile // scale
-    log.info("VAE decodes in %d px tiles to fit %.1f GiB free", tile, free / 2**30)
-    try:
-        yield
-    finally:
-        vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = saved
-
-
-def _taesd_previewer(ctx, info):
-    """Previews through TAESD when the models folder has its weights (any device: it is a
-    ~1 M-parameter decoder run on one small latent every few steps)."""
-    from . import taesd
-
-    library = ctx.state.get("library")
-    roots = getattr(library, "roots", None) or []
-    family = "sdxl" if ctx.model.family == "sdxl" else "sd1"
-    return taesd.previewer_for(roots, family, info.device, info.dtype)
 
 
 _SDPA_NAMES = {

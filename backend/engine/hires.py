@@ -77,7 +77,7 @@ def pixel_upscaler(ctx, reporter):
             width,
             height,
             upscaler,
-            library=ctx.state.get("library"),
+            library=ctx.library,
             device=ctx.device.device,
             dtype=ctx.device.dtype,
             should_cancel=reporter.should_cancel,

@@ -39,7 +39,7 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     if model.vae_name:
         info.vae = model.vae_name
         info.vae_hash = model.vae_hash or None
-    subseeds = ctx.state.get("subseeds") or []
+    subseeds = ctx.subseeds
     if subseeds:
         info.variation_seed = subseeds[index]
         info.variation_seed_strength = float(job.subseed_strength)
@@ -87,10 +87,10 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
 def ti_hashes(ctx: JobContext) -> dict[str, str]:
     """A1111's "TI hashes": each textual-inversion embedding the prompts used, with the
     first 12 hex digits of its file's sha256 (A1111's Embedding.shorthash)."""
-    store = ctx.state.get("embeddings")
+    store = ctx.embeddings
     paths = getattr(store, "paths", None) or {}
     out = {}
-    for name in sorted(ctx.state.get("embeddings_used") or ()):
+    for name in sorted(ctx.embeddings_used):
         path = paths.get(name)
         if path is not None:
             out[name] = hashing.sha256(path)[:12]

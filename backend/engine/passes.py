@@ -14,8 +14,19 @@ from typing import Any
 import torch
 
 from dreamwire.backend import samplers
+from dreamwire.backend.families import spec_for
 
-from . import composable, fastpath, masked_content, noise, pipelines, prompting, regions
+from . import (
+    composable,
+    fastpath,
+    masked_content,
+    noise,
+    pipelines,
+    prompting,
+    regions,
+    taesd,
+    vae_fit,
+)
 from .hooks import JobContext, PassPlan
 from .lowvram import low_vram
 from .progress import Reporter
@@ -83,9 +94,12 @@ def run_pass(
     prompt = prompting.hires_prompts(job)[0] if spec.hires else job.prompt
     prompt = regions.pass_prompt(prompt, job.regions)
     batch = composable.unet_batch(len(seeds), composable.subprompt_count(prompt))
+    if reporter.preview_every and reporter.previewer is None:
+        reporter.previewer = taesd.previewer_for_job(ctx)  # else the latent approximation
     with (
-        low_vram(pipe, ctx.device, ctx.state.get("low_vram", False)),
+        low_vram(pipe, ctx.device, ctx.low_vram),
         fastpath.applied(pipe, ctx, spec.width, spec.height, batch, reporter),
+        vae_fit.decode_fits(pipe, ctx, spec.width, spec.height),
     ):
         return _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter)
 
@@ -93,12 +107,12 @@ def run_pass(
 def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     job, model = ctx.job, ctx.model
     key = ("prompts", n_exec, spec.steps, spec.hires)
-    prompts = ctx.state.get(key)
+    prompts = ctx.prompt_cache.get(key)
     if prompts is None:
         with torch.inference_mode():
             prompts = prompting.encode(pipe, ctx, n_exec, spec.steps, spec.hires)
-        ctx.state[key] = prompts
-    sdxl = pipelines.kind(model.family) == "sdxl"
+        ctx.prompt_cache[key] = prompts
+    sdxl = spec_for(model.family).pooled_text
     batch = len(seeds)
     first = prompts.at(0)
     composer = None

@@ -62,7 +62,7 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) 
     schedule = encode_conditioning(
         encoder, prompt, negative, job.steps, max(executed, 1) if hires_pass else None
     )
-    ctx.state.setdefault("embeddings_used", set()).update(schedule.embeddings_used)
+    ctx.embeddings_used.update(schedule.embeddings_used)
     return PromptPlan(schedule.per_step(max(executed, 1)))
 
 
@@ -91,6 +91,6 @@ def _encoder(pipe, ctx) -> PromptEncoder:
     units, zero_empty_negative = shared
     return PromptEncoder(
         list(units),
-        embeddings=ctx.state.get("embeddings"),
+        embeddings=ctx.embeddings,
         zero_empty_negative=zero_empty_negative,
     )

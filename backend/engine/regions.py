@@ -86,7 +86,7 @@ def pass_filters(ctx) -> torch.Tensor | None:
     if not regions:
         return None
     filters = area_filters(regions)
-    where = ctx.state.get("inpaint_region")  # "only masked": the pass is a crop
+    where = ctx.inpaint_region  # "only masked": the pass is a crop
     if where is not None:
         box, canvas = where
         filters = crop(filters, box, canvas)

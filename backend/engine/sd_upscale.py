@@ -32,15 +32,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from dreamwire.backend.canvas import masks
+from dreamwire.backend.canvas.outpaint import Canvas
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import ControlUnit, Job, Outpaint
-from dreamwire.shared.native_size import NATIVE
 from dreamwire.shared.result import GeneratedImage, JobResult
 
-from . import masks, noise
+from . import noise
 from . import seamless_upscale as wrap
 from .hooks import JobContext
-from .outpaint import Canvas
 from .passes import PassSpec, executed_steps, run_pass
 from .progress import Reporter
 
@@ -50,7 +51,6 @@ UPSCALER_KEY = "SD upscale upscaler"
 # Ours: A1111 has no seamless upscale, so neither Extras nor the script has a key for it.
 SEAMLESS_KEY = "SD upscale seamless"
 PLAIN_SEAMLESS_KEY = "Postprocess seamless"
-STATE_KEY = "sd_upscale"
 
 
 # -- tiling (A1111 split_grid / combine_grid) ---------------------------------------------
@@ -182,7 +182,7 @@ def plan(job: Job, family: str) -> Plan:
     up = job.upscale
     h, w = job.init_image.shape[:2]
     out_w, out_h = up.size(w, h)
-    side = up.tile or NATIVE.get(family, NATIVE["sd1"]).native
+    side = up.tile or family_spec(family).resolution.native
     tile_w, tile_h = min(side, out_w // 8 * 8), min(side, out_h // 8 * 8)
     overlap = max(0, min(up.overlap, tile_w - 8, tile_h - 8))
     wrap_x, wrap_y = wrap.axes(job.seamless)
@@ -267,7 +267,7 @@ def prepare(ctx: JobContext, extensions) -> None:
     (the script sets them before ControlNet adds its own)."""
     job = ctx.job
     the_plan = plan(job, ctx.model.family)
-    ctx.state[STATE_KEY] = the_plan
+    ctx.upscale_plan = the_plan
     ctx.infotext_extra[OVERLAP_KEY] = str(the_plan.grid.overlap)
     ctx.infotext_extra[UPSCALER_KEY] = job.upscale.upscaler
     if job.seamless != "none":
@@ -276,7 +276,6 @@ def prepare(ctx: JobContext, extensions) -> None:
     has_tile = any(c.type == "tile" for c in controls)
     if job.upscale.tile_control and not has_tile and offers_tile_control(ctx, extensions):
         controls.append(ControlUnit(type="tile", image=None, preprocessor="none"))
-        ctx.state["sd_upscale_tile_control"] = True
     # The tile passes pad their convs circularly only along an axis a tile spans whole;
     # elsewhere a tile is a window and the torus tiling keeps the seam (seamless_upscale).
     ctx.job = dataclasses.replace(
@@ -293,9 +292,10 @@ def refine(
 ) -> list[np.ndarray]:
     """Every image of the batch: upscale, img2img each tile, combine."""
     job = ctx.job
-    the_plan: Plan = ctx.state[STATE_KEY]
+    the_plan = ctx.upscale_plan
+    assert the_plan is not None, "prepare() lays the grid out before refine()"
     grid = the_plan.grid
-    library = ctx.state.get("library")
+    library = ctx.library
     big = upscaled(job, library, ctx.device, reporter, the_plan.seamless)
     if big.shape[:2] != (the_plan.height, the_plan.width):
         raise DreamwireError(
@@ -327,7 +327,7 @@ def _tile_pass(ctx, tile: np.ndarray, seed: int, subseeds, reporter, extensions)
     h, w = tile.shape[:2]
     tile = np.ascontiguousarray(tile)
     # A unit with no image (the tile ControlNet) takes the pass's picture: this tile.
-    ctx.state["canvas"] = Canvas(tile, None, (w, h), (w, h), Outpaint())
+    ctx.canvas = Canvas(tile, None, (w, h), (w, h), Outpaint())
     spec = PassSpec("img2img", w, h, job.steps, job.strength, Image.fromarray(tile))
     images = run_pass(ctx, spec, [seed], subseeds, reporter, extensions)
     return (images[0] * 255).round().astype(np.uint8)

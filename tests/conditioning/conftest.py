@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.stack_recorder import StackRecorder
+
 
 @pytest.fixture(scope="session")
-def engine(library):
+def recorder() -> StackRecorder:
+    return StackRecorder()
+
+
+@pytest.fixture
+def seen(recorder) -> StackRecorder:
+    """What the engine's conditioning attached and ran, from this test on."""
+    recorder.clear()
+    return recorder
+
+
+@pytest.fixture(scope="session")
+def engine(library, recorder):
     from dreamwire.backend.conditioning.extension import ConditioningExtension
     from dreamwire.backend.engine import Engine
 
-    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=2)
+    extension = ConditioningExtension(observer=recorder)
+    return Engine(library, device="cpu", extensions=[extension], cache_size=2)
 
 
 @pytest.fixture(scope="session")

@@ -78,10 +78,11 @@ def test_pooled_shuffle_unit(canny):
 
 def test_window_by_call_count_without_engine(canny):
     sample, context, hint = _inputs()
-    stack = _stack(canny, start=0.25, end=0.5)
-    stack.total = 4
+    ran: list[list[bool]] = []
+    stack = ControlNetStack([canny], [StackUnit(start=0.25, end=0.5)], cfg=True, on_ran=ran.append)
+    stack.clock.total = 4
     outs = [stack(sample, torch.tensor(500), context, [hint], [1.0]) for _ in range(4)]
-    assert stack.active_log == [[False], [True], [True], [False]]
+    assert ran == [[False], [True], [True], [False]]
     assert outs[0] == (None, None)
 
 

@@ -134,11 +134,11 @@ def test_types_without_a_union_mode_fail_before_generating(engine, unit_type):
 # --- running ------------------------------------------------------------------------
 
 
-def test_one_unit_equals_diffusers_union_pipeline(engine, cn_dir, extension, sdxl_base):
+def test_one_unit_equals_diffusers_union_pipeline(engine, cn_dir, seen, sdxl_base):
     ctl = noise_image(41)
     unit = ControlUnit(type="depth", image=ctl, weight=0.8, model=UNION)
     out = engine.run(job(controls=[unit])).images[0].image
-    group = extension.last_stack.nets[0]
+    group = seen.stacks["controlnet"].nets[0]
     assert isinstance(group, union.UnionGroup) and group.modes == [1]
     ref = run_job_settings(
         union_pipe(engine, load(engine, cn_dir, UNION)),
@@ -156,14 +156,14 @@ def test_one_unit_equals_diffusers_union_pipeline(engine, cn_dir, extension, sdx
     assert maxdiff(other.images[0].image, out) > 0
 
 
-def test_two_units_on_one_union_model_are_one_call(engine, cn_dir, extension):
+def test_two_units_on_one_union_model_are_one_call(engine, cn_dir, seen):
     canny, depth = noise_image(42), noise_image(43)
     units = [
         ControlUnit(type="canny", image=canny, weight=0.7, model=f"{PROMAX}.safetensors"),
         ControlUnit(type="depth", image=depth, weight=1.2, model=PROMAX, start=0.5),
     ]
     out = engine.run(job(controls=units)).images[0].image
-    stack = extension.last_stack
+    stack = seen.stacks["controlnet"]
     assert len(stack.nets) == 1 and stack.nets[0].modes == [3, 1]
     # A1111's window: start 0.5 of 4 steps skips steps 0 and 1 (diffusers' rule agrees);
     # the skipped unit keeps its place in the union call with scale 0, as in diffusers.
@@ -181,19 +181,19 @@ def test_two_units_on_one_union_model_are_one_call(engine, cn_dir, extension):
     assert maxdiff(out, ref) <= 1
 
 
-def test_a_type_without_its_own_controlnet_falls_back_to_a_union_model(engine, extension):
+def test_a_type_without_its_own_controlnet_falls_back_to_a_union_model(engine, seen):
     """tiny-sdxl has no canny or tile ControlNet: an unnamed unit takes a Union model that
     has the mode (ProMax first), as Krita AI Diffusion does for SDXL."""
     ctl = noise_image(47)
     for kind, mode in (("canny", 3), ("tile", 6)):  # tile: only ProMax has it
         auto = engine.run(job(controls=[ControlUnit(type=kind, image=ctl)])).images[0].image
-        group = extension.last_stack.nets[0]
+        group = seen.stacks["controlnet"].nets[0]
         assert isinstance(group, union.UnionGroup) and group.modes == [mode]
         named = ControlUnit(type=kind, image=ctl, model=PROMAX)
         assert maxdiff(auto, engine.run(job(controls=[named])).images[0].image) == 0
 
 
-def test_union_mixes_with_an_ordinary_controlnet(engine, extension, sdxl_base):
+def test_union_mixes_with_an_ordinary_controlnet(engine, seen, sdxl_base):
     ctl = noise_image(44)
     only_union = engine.run(job(controls=[ControlUnit(type="canny", image=ctl, model=PROMAX)]))
     units = [
@@ -201,7 +201,7 @@ def test_union_mixes_with_an_ordinary_controlnet(engine, extension, sdxl_base):
         ControlUnit(type="depth", image=noise_image(45), model="diffusers_xl_depth_full"),
     ]
     mixed = engine.run(job(controls=units)).images[0].image
-    nets = extension.last_stack.nets
+    nets = seen.stacks["controlnet"].nets
     assert isinstance(nets[0], union.UnionGroup) and isinstance(nets[1], diffusers.ControlNetModel)
     assert maxdiff(mixed, only_union.images[0].image) > 0
     assert maxdiff(mixed, sdxl_base) > 0
@@ -244,13 +244,13 @@ def test_img2img_with_union_equals_diffusers(engine, cn_dir):
     assert maxdiff(out, ref) <= 1
 
 
-def test_inpaint_with_promax_repaint_mode(engine, extension):
+def test_inpaint_with_promax_repaint_mode(engine, seen):
     init = noise_image(49)
     mask = np.zeros((64, 64), np.uint8)
     mask[16:48, 16:48] = 255
     unit = ControlUnit(type="inpaint", image=init, model=PROMAX)
     out = engine.run(job(init_image=init, mask=mask, mask_blur=0, strength=1.0, controls=[unit]))
-    member = extension.last_stack.nets[0].members[0]
+    member = seen.stacks["controlnet"].nets[0].members[0]
     assert member.mode == 7
     # The pixels to repaint reach the model black (xinsir's convention), the rest as given.
     image = member.image[0]
@@ -258,7 +258,7 @@ def test_inpaint_with_promax_repaint_mode(engine, extension):
     assert out.images[0].image.shape == (64, 64, 3)
 
 
-def test_units_differing_in_control_mode_or_hires_softness_split_the_call(engine, extension):
+def test_units_differing_in_control_mode_or_hires_softness_split_the_call(engine, seen):
     from dreamwire.shared.job import HiresFix
 
     units = [
@@ -271,7 +271,7 @@ def test_units_differing_in_control_mode_or_hires_softness_split_the_call(engine
     assert out.shape == (96, 96, 3)
     # The last stack is the Hires.fix pass's, where A1111 forces soft injection for canny:
     # canny, depth and seg each need their own rule, so three calls of the one model.
-    stack = extension.last_stack
+    stack = seen.stacks["controlnet"]
     assert [n.modes for n in stack.nets] == [[3], [1], [5]]
     assert [(u.mode, u.force_soft) for u in stack.units] == [
         ("balanced", True),

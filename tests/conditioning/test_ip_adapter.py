@@ -87,7 +87,7 @@ def base_image(engine):
 
 @pytest.mark.parametrize(("weight_file", "scale"), [(PLAIN, 0.8), (PLUS, 1.3)])
 def test_equals_diffusers_load_ip_adapter(
-    engine, extension, tiny_models, tmp_path, base_image, weight_file, scale
+    engine, seen, tiny_models, tmp_path, base_image, weight_file, scale
 ):
     unet = engine.load("tiny-sd1").components["unet"]
     before = snapshot(unet)
@@ -95,18 +95,18 @@ def test_equals_diffusers_load_ip_adapter(
     ref = reference(engine, tiny_models, tmp_path, weight_file, "tiny-clip-vit-h", scale=scale)
     assert maxdiff(out, ref) <= 1
     assert maxdiff(out, base_image) > 10  # the reference really steers the image
-    assert extension.last_ip.active_log == [[True]] * 4  # one CFG call per step
+    assert seen.calls["ip_adapter"] == [[True]] * 4  # one CFG call per step
     after = snapshot(unet)
     assert after == before  # processors, weights, projection, config, hooks: as they were
 
 
-def test_weight_zero_and_window(engine, extension, base_image):
+def test_weight_zero_and_window(engine, seen, base_image):
     out = engine.run(job(controls=[unit(weight=0.0)])).images[0].image
     assert np.array_equal(out, base_image)
     full = engine.run(job(controls=[unit()])).images[0].image
     late = engine.run(job(controls=[unit(start=0.5)])).images[0].image
     # A1111's window: a unit runs at step i of n when start <= i/n <= end (steps 2 and 3).
-    assert extension.last_ip.active_log == [[False], [False], [True], [True]]
+    assert seen.calls["ip_adapter"] == [[False], [False], [True], [True]]
     assert maxdiff(late, base_image) > 0 and maxdiff(late, full) > 0
 
 
@@ -168,19 +168,19 @@ def test_sdxl_equals_diffusers(engine, tiny_models, tmp_path):
     assert snapshot(unet) == before
 
 
-def test_with_controlnet_batch_and_and_prompt(engine, extension, base_image):
+def test_with_controlnet_batch_and_and_prompt(engine, seen, base_image):
     canny = ControlUnit(type="canny", image=noise_image(32), model="control_v11p_sd15_canny")
     two = [unit(weight=0.7), unit(PLUS, image=noise_image(33, 32, 32), weight=0.6)]
     out = engine.run(job(controls=[canny, *two], batch=2, prompt="a wall AND moss :0.5"))
     assert len(out.images) == 2
     assert all(maxdiff(i.image, base_image) > 5 for i in out.images)
-    assert extension.last_stack is not None  # the ControlNet ran beside the adapters
+    assert seen.stacks["controlnet"] is not None  # the ControlNet ran beside the adapters
     unet = engine.load("tiny-sd1").components["unet"]
     assert not any("IPAdapter" in type(p).__name__ for p in unet.attn_processors.values())
     assert unet.encoder_hid_proj is None
 
 
-def test_img2img_hires_and_cancel_restore(engine, extension):
+def test_img2img_hires_and_cancel_restore(engine, seen):
     """Without an image the unit takes the img2img picture, as A1111 does; a Hires.fix pass
     keeps the adapters; a cancelled job still leaves the UNet as it was."""
     init = noise_image(34)
@@ -190,7 +190,7 @@ def test_img2img_hires_and_cancel_restore(engine, extension):
     assert np.array_equal(own, given)
     hires = engine.run(job(controls=[unit()], hires=HiresFix(scale=1.5, steps=2)))
     assert hires.images[0].image.shape[:2] == (96, 96)
-    assert len(extension.last_ip.active_log) > 4  # the second pass ran the adapter too
+    assert len(seen.calls["ip_adapter"]) > 4  # the second pass ran the adapter too
     unet = engine.load("tiny-sd1").components["unet"]
     before = snapshot(unet)
     calls = iter(range(100))

@@ -165,11 +165,11 @@ def test_composition_equals_diffusers_and_zeroes_other_blocks(
     assert snapshot(unet) == before
 
 
-def test_weight_zero_window_and_refused_layout(engine, extension, xl_base):
+def test_weight_zero_window_and_refused_layout(engine, seen, xl_base):
     out = engine.run(job(controls=[unit("ip-adapter-composition", weight=0.0)]))
     assert np.array_equal(out.images[0].image, xl_base)
     engine.run(job(controls=[unit("ip-adapter-composition", start=0.5)]))
-    assert extension.last_ip.active_log == [[False], [False], [True], [True]]
+    assert seen.calls["ip_adapter"] == [[False], [False], [True], [True]]
     # SDXL's style block (transformer 6) is not in tiny-sdxl's 4: refused before any step,
     # naming the mode, rather than run as a silent no-op.
     unet = engine.load("tiny-sdxl").components["unet"]
@@ -197,7 +197,7 @@ def test_style_map_equals_diffusers(engine, tiny_models, tmp_path, monkeypatch):
     assert on == {"mid_block.attentions.0.transformer_blocks.0.attn2"}
 
 
-def test_reference_and_composition_together(engine, tiny_models, tmp_path, extension):
+def test_reference_and_composition_together(engine, tiny_models, tmp_path, seen):
     """Two adapters, each with its own map: diffusers' list of scale maps."""
     unet = engine.load("tiny-sdxl").components["unet"]
     before = snapshot(unet)
@@ -207,5 +207,5 @@ def test_reference_and_composition_together(engine, tiny_models, tmp_path, exten
         engine, tiny_models, tmp_path, [REF, REF2], [0.6, {"up": {"block_0": [0.0, 0.9]}}]
     )
     assert maxdiff(out, ref) <= 1
-    assert extension.last_ip.active_log == [[True, True]] * 4
+    assert seen.calls["ip_adapter"] == [[True, True]] * 4
     assert snapshot(unet) == before

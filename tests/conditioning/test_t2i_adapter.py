@@ -130,32 +130,32 @@ def test_light_adapter_original_layout_and_color_grid(engine, cn_dir, base_image
     assert maxdiff(out, base_image) > 5
 
 
-def test_weight_zero_equals_no_adapter(engine, extension, base_image):
+def test_weight_zero_equals_no_adapter(engine, seen, base_image):
     unit = ControlUnit(type="depth", image=noise_image(24), weight=0.0, model=DEPTH)
     out = engine.run(job(controls=[unit])).images[0].image
     assert np.array_equal(out, base_image)
-    assert extension.last_adapters.active_log == [[False]] * 4
+    assert seen.calls["t2i_adapter"] == [[False]] * 4
 
 
-def test_window_follows_a1111(engine, extension, base_image):
+def test_window_follows_a1111(engine, seen, base_image):
     ctl = noise_image(25)
     full = engine.run(job(controls=[ControlUnit(type="depth", image=ctl, model=DEPTH)]))
-    assert extension.last_adapters.active_log == [[True]] * 4
+    assert seen.calls["t2i_adapter"] == [[True]] * 4
     unit = ControlUnit(type="depth", image=ctl, model=DEPTH, start=0.5)
     late = engine.run(job(controls=[unit])).images[0].image
     # A1111 keeps a unit at step i of n when start <= i/n <= end: steps 2 and 3 here.
-    assert extension.last_adapters.active_log == [[False], [False], [True], [True]]
+    assert seen.calls["t2i_adapter"] == [[False], [False], [True], [True]]
     assert maxdiff(late, base_image) > 0 and maxdiff(late, full.images[0].image) > 0
 
 
-def test_window_end_equals_diffusers_sdxl(engine, extension, cn_dir):
+def test_window_end_equals_diffusers_sdxl(engine, seen, cn_dir):
     # end=0.5 of 4 steps: A1111 runs steps 0, 1 and 2 (2/4 is not past 0.5), which is
     # diffusers' adapter_conditioning_factor=0.75 (steps i < int(4 * 0.75)); only the SDXL
     # adapter pipeline has that argument.
     ctl = noise_image(30)
     unit = ControlUnit(type="scribble", image=ctl, model=SKETCH_XL, end=0.5)
     out = engine.run(job(model="tiny-sdxl", controls=[unit])).images[0].image
-    assert extension.last_adapters.active_log == [[True], [True], [True], [False]]
+    assert seen.calls["t2i_adapter"] == [[True], [True], [True], [False]]
     pipe = adapter_pipe(engine, load(engine, cn_dir / SKETCH_XL, "tiny-sdxl"), "tiny-sdxl")
     ref = run_job_settings(
         pipe, image=Image.fromarray(ctl[:, :, 0]), adapter_conditioning_factor=0.75, **SIZE
@@ -184,13 +184,13 @@ def test_control_modes_scale_and_mask_the_features(depth_adapter):
         assert torch.allclose(cn[k][1], prompt[k][1])
 
 
-def test_adapter_and_controlnet_in_one_pass(engine, extension, base_image):
+def test_adapter_and_controlnet_in_one_pass(engine, seen, base_image):
     canny, depth = noise_image(26), noise_image(27)
     cn_unit = ControlUnit(type="canny", image=canny, weight=0.9, model=CANNY_CN)
     ad_unit = ControlUnit(type="depth", image=depth, weight=0.9, model=DEPTH, end=0.5)
     both = engine.run(job(controls=[cn_unit, ad_unit])).images[0].image
-    assert extension.last_stack.active_log == [[True]] * 4
-    assert extension.last_adapters.active_log == [[True], [True], [True], [False]]
+    assert seen.calls["controlnet"] == [[True]] * 4
+    assert seen.calls["t2i_adapter"] == [[True], [True], [True], [False]]
     cn_only = engine.run(job(controls=[cn_unit])).images[0].image
     assert maxdiff(both, cn_only) > 0 and maxdiff(both, base_image) > 10
     assert not engine.load("tiny-sd1").components["unet"]._forward_pre_hooks
@@ -216,15 +216,15 @@ def test_style_adapter_refused(engine):
     assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
 
 
-def test_hires_pass_runs_the_adapter_at_its_size(engine, extension):
+def test_hires_pass_runs_the_adapter_at_its_size(engine, extension, seen):
     # The second pass reads the control image at its own size; canny units get soft
     # injection there, as the extension forces for canny and mlsd in Hires.fix.
     unit = ControlUnit(type="canny", image=noise_image(31), model="t2iadapter_canny_sd14v1")
     out = engine.run(job(controls=[unit], hires=HiresFix(scale=2.0, denoise=0.5)))
     assert out.images[0].image.shape == (128, 128, 3)
-    stack = extension.last_adapters
+    stack = seen.stacks["t2i_adapter"]
     assert stack.images[0].shape[-2:] == (128, 128) and stack.units[0].soft
-    assert stack.active_log == [[True]] * 2  # int(4 * 0.5) steps
+    assert seen.calls["t2i_adapter"] == [[True]] * 2  # int(4 * 0.5) steps
 
 
 def test_pickled_adapter_refused(tmp_path, cn_dir):

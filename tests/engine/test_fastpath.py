@@ -17,6 +17,7 @@ from dreamwire.backend.engine import fastpath as fp
 from dreamwire.backend.engine import memory_plan as mp
 from dreamwire.backend.engine import taesd
 from dreamwire.shared.job import ControlUnit, Job
+from tests.support.stack_recorder import StackRecorder
 
 GiB = 2**30
 
@@ -289,15 +290,16 @@ def test_engine_compiled_path_with_lora_and_controlnet(library, forced_gpu_polic
         prompt="weathered stone <lora:tiny_style:0.8>",
         controls=[ControlUnit(type="canny", image=canny, weight=0.8)],
     )
-    plain = Engine(library, device="cpu", cache_size=1)
+    plain = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions())
     monkeypatch.setenv(fp.ENV, "0")
     want = plain.run(work).images[0].image
     monkeypatch.delenv(fp.ENV)
 
-    fast = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions())
+    seen = StackRecorder()
+    fast = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions(seen))
     got = fast.run(work).images[0].image
     assert maxdiff(got, want) <= 2
-    nets = fast.extensions[0].last_stack.nets
+    nets = seen.stacks["controlnet"].nets
     assert all(fp.compiled(n) is not None for n in nets)
     # Without the LoRA the same compiled graphs give the plain image again (restored weights).
     bare = job(controls=work.controls)
@@ -462,6 +464,7 @@ def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
     from types import SimpleNamespace
 
     from dreamwire.backend.engine import device as dev
+    from dreamwire.backend.engine.vae_fit import decode_fits
 
     monkeypatch.setattr(dev, "free_memory", lambda _info: 4 * GiB)
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *_: 0)
@@ -475,18 +478,18 @@ def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
         job=SimpleNamespace(seamless="none", tiled_vae=None),
         model=SimpleNamespace(family="sd1"),
     )
-    with fp._decode_fits(pipe, c, 4096, 4096):
+    with decode_fits(pipe, c, 4096, 4096):
         tile = mp.decode_tile("sd1", 4096, 4096, 4 * GiB)
         assert vae.use_tiling and vae.tile_sample_min_size == tile
         assert vae.tile_latent_min_size == tile // 8
     assert (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size) == saved
-    with fp._decode_fits(pipe, c, 512, 512):  # fits whole
+    with decode_fits(pipe, c, 512, 512):  # fits whole
         assert vae.use_tiling == saved[0]
     c.job = SimpleNamespace(seamless="none", tiled_vae=False)  # the job said no tiling
-    with fp._decode_fits(pipe, c, 4096, 4096):
+    with decode_fits(pipe, c, 4096, 4096):
         assert vae.use_tiling == saved[0]
     c.job = SimpleNamespace(seamless="both", tiled_vae=None)
-    with fp._decode_fits(pipe, c, 4096, 4096):
+    with decode_fits(pipe, c, 4096, 4096):
         assert vae.use_tiling == saved[0]
 
 

@@ -47,7 +47,7 @@ class RollLatents(EngineExtension):
                 return {"latents": torch.roll(tensors["latents"], (self.dy, self.dx), dims=(2, 3))}
             return None
 
-        ctx.step_hooks.append(hook)
+        ctx.step_hooks.register("test.roll", hook)
 
 
 def _rolled_run(engine, axes: str, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +278,7 @@ def test_low_vram_mode_keeps_sdpa_off_mps_and_slices_on_mps(library, engine):
             def hook(ctx_, pipe, step, total, tensors):
                 seen.append({type(p) for p in pipe.unet.attn_processors.values()})
 
-            ctx.step_hooks.append(hook)
+            ctx.step_hooks.register("test.spy", hook)
 
     # SDPA's memory-efficient kernels hold less than slices do (bench/bench_lowvram.py).
     small = Engine(library, device="cpu", low_vram=True, extensions=[Spy()])

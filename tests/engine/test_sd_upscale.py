@@ -209,13 +209,15 @@ def control_engine(library):
 
 
 def test_tile_controlnet_per_tile(control_engine, init_image):
+    from dreamwire.backend.conditioning.extension import JobState
+
     ext = control_engine.extensions[0]
     plans = []
     original = ext.pipeline_for
 
     def recording(ctx, mode):
         plan = original(ctx, mode)
-        plans.append((ctx.state["controls"][0].info.name if plan else None, plan))
+        plans.append((ctx.state_of(JobState).controls[0].info.name if plan else None, plan))
         return plan
 
     ext.pipeline_for = recording

@@ -1,0 +1,30 @@
+"""Watching the conditioning at work without reaching into it: an observer the builder of
+the extension may pass in (a log, a debugger, a test), told when a pass attaches a stack of
+units and, at every model call, which units ran (their start/end windows, zero weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+# Stack kinds, as an observer is told them.
+CONTROLNET = "controlnet"
+T2I_ADAPTER = "t2i_adapter"
+IP_ADAPTER = "ip_adapter"
+
+
+class StackObserver(Protocol):
+    def attached(self, kind: str, stack: Any) -> None:
+        """A stack of `kind` was built (ControlNet and T2I-Adapter: per pass; IP-Adapter:
+        per job)."""
+
+    def ran(self, kind: str, active: list[bool]) -> None:
+        """One model call of the `kind` stack: per unit, whether it ran."""
+
+
+class NoObserver:
+    def attached(self, kind: str, stack: Any) -> None:
+        return None
+
+    def ran(self, kind: str, active: list[bool]) -> None:
+        return None
