@@ -8,12 +8,12 @@ swaps in a separate VAE file without touching the cached checkpoint's own VAE.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from dreamwire.backend.caching import BoundedCache
 
 from .device import DeviceInfo, empty_cache
 
@@ -62,29 +62,7 @@ def to_device(components: dict[str, Any], info: DeviceInfo) -> dict[str, Any]:
     return components
 
 
-class ModelCache:
-    """Least-recently-used cache; evicting frees the accelerator memory at once."""
-
-    def __init__(self, size: int, info: DeviceInfo):
-        self.size = max(1, size)
-        self.info = info
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-
-    def get(self, key: Any, load: Callable[[], Any]) -> tuple[Any, bool]:
-        """(value, was_cached)."""
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key], True
-        while len(self._items) >= self.size:
-            self._items.popitem(last=False)
-            empty_cache(self.info)
-        value = load()
-        self._items[key] = value
-        return value, False
-
-    def clear(self) -> None:
-        self._items.clear()
-        empty_cache(self.info)
-
-    def keys(self) -> list[Any]:
-        return list(self._items)
+def model_cache(size: int, info: DeviceInfo) -> BoundedCache:
+    """Models by key, least recently used first out; evicting frees the accelerator's
+    memory at once."""
+    return BoundedCache(size, on_evict=lambda: empty_cache(info))

@@ -4,13 +4,12 @@ never run), and a small cache so a batch or a second Hires.fix reuses the module
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.library.upscaler_layout import NetSpec, spec_of, unwrap
 from dreamwire.backend.upscalers import arch
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -63,8 +62,7 @@ def build(state: dict, name: str = "upscaler") -> tuple[NetSpec, torch.nn.Module
     return spec, module.eval().requires_grad_(False)
 
 
-_cache: OrderedDict[tuple, LoadedUpscaler] = OrderedDict()
-_lock = threading.Lock()
+_cache: BoundedCache[LoadedUpscaler] = BoundedCache(CACHE_SIZE)
 
 
 def load(entry, device: torch.device, dtype: torch.dtype) -> LoadedUpscaler:
@@ -73,22 +71,16 @@ def load(entry, device: torch.device, dtype: torch.dtype) -> LoadedUpscaler:
     path = Path(entry.path)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(device), dtype)
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    spec, module = build(read_state(path), path.name)
-    loaded = LoadedUpscaler(entry.name, spec, module.to(device=device, dtype=dtype))
-    with _lock:
-        _cache[key] = loaded
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return loaded
+
+    def make() -> LoadedUpscaler:
+        spec, module = build(read_state(path), path.name)
+        return LoadedUpscaler(entry.name, spec, module.to(device=device, dtype=dtype))
+
+    return _cache.get(key, make)[0]
 
 
 def clear_cache() -> None:
-    with _lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def build_net(spec: NetSpec) -> torch.nn.Module:
