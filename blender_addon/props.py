@@ -47,10 +47,11 @@ def _search_samplers(self, context, edit_text):
 
 
 def _search_upscalers(self, context, edit_text):
-    from . import connection
-    from .core.upscale import upscaler_names
+    from dreamwire.shared.refine_upscaler import upscaler_choices
 
-    names = upscaler_names(connection.welcome())
+    from . import connection
+
+    names = upscaler_choices(connection.welcome())
     return [n for n in names if edit_text.lower() in n.lower()]
 
 

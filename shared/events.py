@@ -23,7 +23,11 @@ CLOSED = "closed"
 
 @dataclass
 class Welcome:
-    """The backend's self-description, sent in answer to hello (and after a reconnect)."""
+    """The backend's self-description, sent in answer to hello (and after a reconnect).
+
+    Every key PROTOCOL.md documents has a typed field, read defensively: a value of the wrong
+    shape (an older or a hostile backend) becomes the field's empty default, never an
+    exception in a host's timer. Keys this client does not know stay in `extra`."""
 
     protocol: int
     server_version: str
@@ -37,6 +41,16 @@ class Welcome:
     controlnets: list[Any] = field(default_factory=list)
     samplers: list[Any] = field(default_factory=list)
     limits: dict[str, int] = field(default_factory=dict)
+    # Queue classes the backend knows, best first ("live" only where it has it).
+    priorities: list[str] = field(default_factory=list)
+    # "Lanczos", "Nearest", then upscaler models; [] from a backend that does not say.
+    upscalers: list[str] = field(default_factory=list)
+    model_families: dict[str, str] = field(default_factory=dict)  # checkpoint -> family key
+    default_model: str = ""  # what a job naming no model runs on ("" = none installed)
+    # {family: {control type: the file(s) a unit naming no model would use}}
+    control_types: dict[str, dict[str, str]] = field(default_factory=dict)
+    # {family: {control type: why it cannot be served, naming the file to add}}
+    control_missing: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # capability keys this client does not know
 
     @classmethod
@@ -46,7 +60,29 @@ class Welcome:
         kw.setdefault("protocol", 0)
         kw.setdefault("server_version", "")
         kw.setdefault("server_id", "")
+        for name in ("priorities", "upscalers"):
+            kw[name] = _strings(kw.get(name))
+        kw["model_families"] = _string_map(kw.get("model_families"))
+        kw["default_model"] = (
+            kw.get("default_model") if isinstance(kw.get("default_model"), str) else ""
+        )
+        for name in ("control_types", "control_missing"):
+            value = kw.get(name)
+            value = value if isinstance(value, dict) else {}
+            kw[name] = {str(k): _string_map(v) for k, v in value.items() if isinstance(v, dict)}
         return cls(**kw, extra={k: v for k, v in body.items() if k not in known})
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, str) and v.strip()]
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
 
 @dataclass

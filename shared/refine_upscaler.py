@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+
+from .events import Welcome
+from .model_names import stem
 
 LANCZOS = "Lanczos"
 # Resizes every backend has (and A1111's latent modes): not upscale models.
@@ -26,27 +28,20 @@ KAD_SMALL = "OmniSR_X2_DIV2K"  # UpscalerName.fast_2x
 QUALITY_STEP = 1.5  # side ratio above which Krita AI Diffusion takes its quality model
 
 
-def welcome_upscalers(welcome: Any) -> list[str]:
+def welcome_upscalers(welcome: Welcome | None) -> list[str]:
     """The upscaler names a backend's welcome lists (`upscalers`), [] when it says none."""
-    extra = getattr(welcome, "extra", None) or {}
-    names = extra.get("upscalers")
-    if not isinstance(names, list):
-        return []
-    return [str(n) for n in names if isinstance(n, str) and n.strip()]
+    return list(welcome.upscalers) if welcome is not None else []
+
+
+def upscaler_choices(welcome: Welcome | None) -> list[str]:
+    """What a host offers in its upscaler list: the backend's upscalers, else (an older
+    backend, or none connected) the plain resizes every backend has."""
+    return welcome_upscalers(welcome) or list(PIXEL_UPSCALERS)
 
 
 def upscale_models(upscalers: Iterable[str]) -> list[str]:
     """The model upscalers among names, in the backend's order."""
     return [n for n in upscalers or () if n not in PIXEL_UPSCALERS and not n.startswith("Latent")]
-
-
-def _stem(name: str) -> str:
-    # The backend names a model by its file stem or its path under the upscaler folder.
-    s = name.replace("\\", "/").rsplit("/", 1)[-1]
-    for ext in (".pth", ".safetensors", ".pt", ".ckpt", ".bin"):
-        if s.lower().endswith(ext):
-            s = s[: -len(ext)]
-    return s.lower()
 
 
 def refine_upscaler(
@@ -62,7 +57,7 @@ def refine_upscaler(
     prefer = (KAD_QUALITY, KAD_SMALL) if ratio > QUALITY_STEP else (KAD_SMALL, KAD_QUALITY)
     by_stem = {}
     for n in models:
-        by_stem.setdefault(_stem(n), n)
+        by_stem.setdefault(stem(n), n)
     for want in prefer:
         if want.lower() in by_stem:
             return by_stem[want.lower()]

@@ -35,6 +35,7 @@ import zmq
 from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import PRIORITIES, Job
+from dreamwire.shared.model_names import stem
 from dreamwire.shared.result import JobResult
 
 from .durable import DurableQueue
@@ -439,10 +440,10 @@ class Server:
             ("vaes", job.vae, ErrorCode.MODEL_NOT_FOUND),
         ):
             known = _names(self.capabilities.get(kind))
-            if name and known and _stem(name) not in known:
+            if name and known and stem(name) not in known:
                 self.capabilities = self._capabilities()  # a file may have been added since
                 known = _names(self.capabilities.get(kind))
-                if _stem(name) not in known:
+                if stem(name) not in known:
                     listed = ", ".join(sorted(known)[:20])
                     raise DreamwireError(
                         code,
@@ -467,13 +468,8 @@ def _names(items: Any) -> set[str]:
         )
         for v in values:
             if isinstance(v, str) and v:
-                out.add(_stem(v))
+                out.add(stem(v))
     return out
-
-
-def _stem(name: str) -> str:
-    """ "sub/Model.safetensors [a1b2c3d4]" -> "model": the part every spelling shares."""
-    return Path(name.split(" [")[0].replace("\\", "/")).stem.lower()
 
 
 def _check_job_id(job_id: str) -> None:

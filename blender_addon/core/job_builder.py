@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from dreamwire.shared.families import label as family_label
 from dreamwire.shared.job import ControlUnit, Job
+from dreamwire.shared.model_names import strip_suffix
 from dreamwire.shared.native_size import model_family, two_pass
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
@@ -57,7 +59,6 @@ REFERENCE_DEFAULTS = {
 REFERENCE_WEIGHT, REFERENCE_START, REFERENCE_END = REFERENCE_DEFAULTS["reference"]
 # The encoder reads 224 px (SDXL's bigG too); a larger picture only costs wire and memory.
 REFERENCE_MAX_SIDE = 1024
-FAMILY_LABELS = {"sd1": "SD1.x", "sd2": "SD2.x", "sdxl": "SDXL"}
 
 
 @dataclass
@@ -296,7 +297,7 @@ def _matches(wanted: str, available: list[str]) -> bool:
     w = wanted.lower()
     for a in available:
         al = a.lower()
-        stem = al.rsplit(".", 1)[0] if al.endswith((".safetensors", ".ckpt", ".pt")) else al
+        stem = strip_suffix(al)
         if w in (al, stem) or al.startswith(w + " ") or stem.endswith("/" + w):
             return True
     return False
@@ -366,7 +367,7 @@ class ControlPlan:
         """One sentence for the artist, or "" when nothing is left out."""
         if not self.skipped:
             return ""
-        fam = FAMILY_LABELS.get(self.family, self.family)
+        fam = family_label(self.family)
         parts = "; ".join(f"{self.label(n)}: {why}" for n, why in self.skipped.items())
         left = ", ".join(self.label(n) for n in self.skipped)
         return f"Left out {left} (the backend cannot run them for {fam} models; {parts})."
@@ -378,15 +379,11 @@ def plan_controls(s: GenerationSettings, welcome: Any) -> ControlPlan:
     job it cannot run, with a clear error."""
     family = model_family(s.model, welcome) if welcome is not None else s.family
     wanted = s.wanted()
-    extra = getattr(welcome, "extra", None) or {}
-    served = extra.get("control_types")
-    served = served.get(family) if isinstance(served, dict) else None
+    served = welcome.control_types.get(family) if welcome is not None else None
     mode = s.reference.mode
-    if not isinstance(served, dict):
+    if served is None:
         return ControlPlan(family, wanted, {}, False, mode)
-    missing = extra.get("control_missing")
-    missing = missing.get(family) if isinstance(missing, dict) else None
-    missing = missing if isinstance(missing, dict) else {}
+    missing = welcome.control_missing.get(family, {})
     used, skipped = [], {}
     for name in wanted:
         t = control_type(name, mode)

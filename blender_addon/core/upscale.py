@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from dreamwire.shared.job import SEAMLESS_AXES, Job, Upscale
+from dreamwire.shared.refine_upscaler import upscaler_choices
 
 from .job_builder import GenerationSettings
 
-PIXEL_UPSCALERS = ("Lanczos", "Nearest")  # what every backend has
 # Krita AI Diffusion's upscale refine strength: new detail at the larger size without
 # redrawing the picture (the backend's tile ControlNet holds it in place as well).
 REFINE_STRENGTH = 0.3
@@ -37,15 +37,6 @@ class UpscaleSettings:
     refine: bool = False
     strength: float = REFINE_STRENGTH
     seamless: str = FROM_IMAGE  # FROM_IMAGE or one of SEAMLESS_AXES
-
-
-def upscaler_names(welcome) -> list[str]:
-    """The backend's upscalers from its welcome ("upscalers"), else the plain resizes."""
-    extra = getattr(welcome, "extra", None) or {}
-    names = extra.get("upscalers")
-    if not isinstance(names, list) or not names:
-        return list(PIXEL_UPSCALERS)
-    return [str(n) for n in names]
 
 
 def seamless_for(choice: str, recorded) -> str:
@@ -127,7 +118,7 @@ def missing_for_upscale(u: UpscaleSettings, welcome) -> list[str]:
     if welcome is None:
         return []
     problems = []
-    names = upscaler_names(welcome)
+    names = upscaler_choices(welcome)
     if u.upscaler not in names:
         problems.append(
             f"The backend has no upscaler named '{u.upscaler}' (it has: {', '.join(names)})."

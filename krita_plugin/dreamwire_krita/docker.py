@@ -27,6 +27,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from dreamwire.shared.refine_upscaler import PIXEL_UPSCALERS, upscaler_choices
+
 from . import krita_host as host
 from .controller import Controller
 from .logic import controls as ctl
@@ -274,7 +276,7 @@ class DreamwireDocker(DockWidget):
         form = QFormLayout(box)
         self.upscaler = QComboBox()
         self.upscaler.setEditable(True)
-        self.upscaler.addItems(list(upscaling.PIXEL_UPSCALERS))
+        self.upscaler.addItems(list(PIXEL_UPSCALERS))
         self.upscale_factor = QDoubleSpinBox()
         self.upscale_factor.setRange(1.0, 8.0)
         self.upscale_factor.setSingleStep(0.5)
@@ -511,7 +513,7 @@ class DreamwireDocker(DockWidget):
             combo.blockSignals(False)
         current = self.upscaler.currentText()
         self.upscaler.clear()
-        self.upscaler.addItems(upscaling.upscaler_names(welcome))
+        self.upscaler.addItems(upscaler_choices(welcome))
         self.upscaler.setCurrentText(current)
 
     def _fill_history(self, controller: Controller) -> None:

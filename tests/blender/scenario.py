@@ -349,7 +349,7 @@ def sc_generate_texture():
     record("reference_job", job_field("texture Wall", "controls"))
     record("reference_infotext", job_infotext("texture Wall"))
     conn = sys.modules["bl_ext.user_default.dreamwire.connection"]
-    record("served_sd1", conn.welcome().extra["control_types"]["sd1"])
+    record("served_sd1", conn.welcome().control_types["sd1"])
     img = tex_image(obj)
     record("has_texture", img is not None)
     record("linked", base_color_linked_to_texture(obj))

@@ -59,24 +59,18 @@ def test_img2img_and_inpaint_jobs_are_never_split():
 
 
 def test_family_comes_from_the_backend_welcome():
-    w = Welcome(
-        protocol=1,
-        server_version="x",
-        server_id="y",
-        models=["tiny-sd1", "tiny-sdxl"],
-        extra={
-            "model_families": {"tiny-sd1": "sd1", "tiny-sdxl": "sdxl"},
-            "default_model": "tiny-sdxl",
-        },
-    )
+    body = {
+        "protocol": 1,
+        "server_version": "x",
+        "server_id": "y",
+        "models": ["tiny-sd1", "tiny-sdxl"],
+        "model_families": {"tiny-sd1": "sd1", "tiny-sdxl": "sdxl"},
+        "default_model": "tiny-sdxl",
+    }
+    w = Welcome.from_body(body)
     assert model_family("tiny-sdxl", w) == "sdxl" and model_family("", w) == "sdxl"
     assert model_family("tiny-sd1", w) == "sd1"
-    assert (
-        Welcome.from_body(
-            {"protocol": 1, "server_version": "x", "server_id": "y", **w.extra}
-        ).extra["model_families"]
-        == w.extra["model_families"]
-    )
+    assert w.model_families == body["model_families"] and w.default_model == "tiny-sdxl"
 
 
 def test_second_pass_enlarges_with_the_backends_upscale_model_and_says_so():
@@ -86,7 +80,8 @@ def test_second_pass_enlarges_with_the_backends_upscale_model_and_says_so():
             server_version="x",
             server_id="y",
             models=["tiny-sd1"],
-            extra={"model_families": {"tiny-sd1": "sd1"}, "upscalers": upscalers},
+            model_families={"tiny-sd1": "sd1"},
+            upscalers=list(upscalers),
         )
 
     s = settings()

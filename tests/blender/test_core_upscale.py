@@ -17,7 +17,6 @@ from blender_addon.core.upscale import (
     seamless_for,
     seamless_record,
     upscaled_name,
-    upscaler_names,
 )
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.events import Welcome
@@ -99,10 +98,13 @@ def test_result_keeps_the_sources_alpha():
 
 
 def test_upscalers_from_the_welcome_and_what_is_missing():
-    w = Welcome(protocol=1, server_version="", server_id="", models=["tiny-sd1"])
-    assert upscaler_names(w) == ["Lanczos", "Nearest"]  # an older backend: the resizes
-    w.extra["upscalers"] = ["Lanczos", "Nearest", "tiny-compact-x4"]
-    assert upscaler_names(w)[-1] == "tiny-compact-x4"
+    w = Welcome.from_body(
+        {
+            "protocol": 1,
+            "models": ["tiny-sd1"],
+            "upscalers": ["Lanczos", "Nearest", "tiny-compact-x4"],
+        }
+    )
     assert missing_for_upscale(UpscaleSettings(upscaler="tiny-compact-x4", refine=True), w) == []
     (problem,) = missing_for_upscale(UpscaleSettings(upscaler="4x-UltraSharp"), w)
     assert "no upscaler named '4x-UltraSharp'" in problem and "tiny-compact-x4" in problem

@@ -145,7 +145,7 @@ def welcome(samplers=("Euler a", "LCM"), loras=(), priorities=None):
         server_id="",
         samplers=list(samplers),
         loras=list(loras),
-        extra={} if priorities is None else {"priorities": list(priorities)},
+        priorities=[] if priorities is None else list(priorities),
     )
 
 

@@ -14,11 +14,9 @@ from dreamwire_krita.logic.upscale import (
     UpscaleChoice,
     plan_upscale,
     upscale_job,
-    upscaler_names,
 )
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.events import Welcome
 from dreamwire.shared.job import Job
 
 P = Params(prompt="a lighthouse", negative="blur", model="tiny-sd1", steps=3, seed=5, batch=4)
@@ -89,11 +87,3 @@ def test_bad_choices_are_job_errors():
     with pytest.raises(DreamwireError) as err:
         upscale_job(P, canvas(4000, 10), UpscaleChoice(factor=4))
     assert err.value.code == ErrorCode.INVALID_SIZE
-
-
-def test_upscaler_names_from_the_welcome():
-    assert upscaler_names(None) == ["Lanczos", "Nearest"]
-    old = Welcome.from_body({"protocol": 1, "models": ["a"]})
-    assert upscaler_names(old) == ["Lanczos", "Nearest"]
-    new = Welcome.from_body({"protocol": 1, "upscalers": ["Lanczos", "Nearest", "4x-UltraSharp"]})
-    assert upscaler_names(new) == ["Lanczos", "Nearest", "4x-UltraSharp"]

@@ -3,8 +3,7 @@ when the backend has it, else the backend's first model, else Lanczos."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
+from dreamwire.shared.events import Welcome
 from dreamwire.shared.job import Job
 from dreamwire.shared.native_size import two_pass
 from dreamwire.shared.refine_upscaler import (
@@ -12,6 +11,7 @@ from dreamwire.shared.refine_upscaler import (
     KAD_SMALL,
     refine_upscaler,
     upscale_models,
+    upscaler_choices,
     welcome_upscalers,
 )
 
@@ -22,8 +22,20 @@ def test_plain_resizes_only_or_no_welcome_keep_lanczos():
     assert refine_upscaler(None, (632, 632), (2048, 2048)) == "Lanczos"
     assert refine_upscaler(PLAIN, (632, 632), (2048, 2048)) == "Lanczos"
     assert refine_upscaler(["Latent"], (632, 632), (2048, 2048)) == "Lanczos"
-    assert welcome_upscalers(None) == [] and welcome_upscalers(SimpleNamespace(extra={})) == []
-    assert welcome_upscalers(SimpleNamespace(extra={"upscalers": "Lanczos"})) == []
+    assert welcome_upscalers(None) == [] and welcome_upscalers(welcome()) == []
+    assert welcome_upscalers(welcome(upscalers="Lanczos")) == []  # not a list: none
+
+
+def welcome(**body) -> Welcome:
+    return Welcome.from_body({"protocol": 1, **body})
+
+
+def test_what_a_host_offers():
+    # One rule for the Blender panel and the Krita docker.
+    assert upscaler_choices(None) == PLAIN  # no backend yet: the resizes every backend has
+    assert upscaler_choices(welcome(models=["a"])) == PLAIN  # an older backend
+    listed = PLAIN + ["4x-UltraSharp", 7, " "]  # junk entries are dropped, not shown
+    assert upscaler_choices(welcome(upscalers=listed)) == PLAIN + ["4x-UltraSharp"]
 
 
 def test_first_model_the_backend_lists_when_it_lacks_krita_ai_diffusions():
@@ -49,8 +61,9 @@ def test_krita_ai_diffusions_model_by_step_size():
 
 
 def test_two_pass_takes_the_welcomes_choice_and_the_job_validates():
-    welcome = SimpleNamespace(extra={"upscalers": PLAIN + ["4x-UltraSharp"]})
-    w, h, hires = two_pass(2048, 2048, "sd1", upscalers=welcome_upscalers(welcome))
+    w, h, hires = two_pass(
+        2048, 2048, "sd1", upscalers=welcome_upscalers(welcome(upscalers=PLAIN + ["4x-UltraSharp"]))
+    )
     assert hires.upscaler == "4x-UltraSharp" and (hires.width, hires.height) == (2048, 2048)
     Job(prompt="x", width=w, height=h, hires=hires).validate()
     assert two_pass(2048, 2048, "sd1")[2].upscaler == "Lanczos"

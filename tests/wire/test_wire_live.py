@@ -35,7 +35,7 @@ def test_live_is_the_first_class_and_listed_in_the_welcome(backend):
     c = Client(backend.address)
     try:
         welcome = c.connect_wait(60)
-        assert welcome.extra["priorities"] == ["live", "interactive", "normal", "batch"]
+        assert welcome.priorities == ["live", "interactive", "normal", "batch"]
     finally:
         c.close()
 

@@ -162,9 +162,8 @@ class LiveSampling:
 def live_priority(welcome) -> str:
     """ "live" where the backend's welcome lists it among its `priorities`, else the best
     class every backend knows."""
-    extra = getattr(welcome, "extra", None) or {}
-    listed = extra.get("priorities") if isinstance(extra, dict) else None
-    return PRIORITY if isinstance(listed, list) and PRIORITY in listed else FALLBACK_PRIORITY
+    listed = welcome.priorities if welcome is not None else []
+    return PRIORITY if PRIORITY in listed else FALLBACK_PRIORITY
 
 
 def _names(items) -> list[str]:

@@ -20,7 +20,6 @@ from .params import Params
 from .pixels import flatten_rgb
 from .regions import Plan, PlanError
 
-PIXEL_UPSCALERS = ("Lanczos", "Nearest")  # what every backend has
 FACTORS = (1.5, 2.0, 3.0, 4.0)
 # Krita AI Diffusion's upscale refine strength: enough for new detail at the larger size,
 # too little to redraw the picture (the tile ControlNet holds it in place as well).
@@ -36,15 +35,6 @@ class UpscaleChoice:
     upscaler: str = "Lanczos"
     refine: bool = True
     strength: float = REFINE_STRENGTH
-
-
-def upscaler_names(welcome) -> list[str]:
-    """The backend's upscalers from its welcome ("upscalers"), else the plain resizes."""
-    extra = getattr(welcome, "extra", None) or {}
-    names = extra.get("upscalers")
-    if not isinstance(names, list) or not names:
-        return list(PIXEL_UPSCALERS)
-    return [str(n) for n in names]
 
 
 def plan_upscale(canvas: Rect, factor: float) -> Plan:

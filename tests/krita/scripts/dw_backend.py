@@ -234,7 +234,9 @@ def check(cfg):
     }
 
     # -- upscale the canvas: the document is scaled, the result is a new layer over it -----------
-    from dreamwire_krita.logic.upscale import UpscaleChoice, upscaler_names
+    from dreamwire_krita.logic.upscale import UpscaleChoice
+
+    from dreamwire.shared.refine_upscaler import upscaler_choices
 
     doc9 = k.createDocument(50, 40, "upscale", "RGBA", "U8", "", 72.0)
     paint(doc9, canvas[:40, :50].copy())
@@ -259,7 +261,7 @@ def check(cfg):
                 c.history.entries[0].image,
             )
         ),
-        "upscalers": upscaler_names(c.welcome),
+        "upscalers": upscaler_choices(c.welcome),
     }
 
     # -- the backend dies mid-job ---------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""The welcome's typed fields (shared/events.py Welcome): every key PROTOCOL.md documents
+is a field, read defensively, so hosts never dig in `extra` or trip over a bad value."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dreamwire.shared.events import Welcome
+
+GOOD = {
+    "protocol": 1,
+    "server_version": "0.1.0",
+    "server_id": "abc",
+    "priorities": ["live", "interactive", "normal", "batch"],
+    "upscalers": ["Lanczos", "Nearest", "4x-UltraSharp"],
+    "model_families": {"juggernaut": "sdxl"},
+    "default_model": "juggernaut",
+    "control_types": {"sdxl": {"depth": "union"}},
+    "control_missing": {"sdxl": {"tile": "add a tile model"}},
+    "dtype": "float16",
+}
+
+
+def test_documented_keys_are_fields():
+    w = Welcome.from_body(GOOD)
+    assert w.priorities[0] == "live" and w.upscalers[-1] == "4x-UltraSharp"
+    assert w.model_families == {"juggernaut": "sdxl"} and w.default_model == "juggernaut"
+    assert w.control_types["sdxl"]["depth"] == "union"
+    assert w.control_missing["sdxl"]["tile"] == "add a tile model"
+    assert w.extra == {"dtype": "float16"}  # undocumented keys stay in extra
+
+
+def test_every_key_protocol_md_lists_is_a_field():
+    page = (Path(__file__).parents[2] / "shared" / "PROTOCOL.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| `welcome` |"))
+    documented = set(re.findall(r"`([a-z_]+)`", row.split("|")[4])) - {"live", "interactive"}
+    documented -= {"Lanczos", "Nearest", "sd1", "sd2", "sdxl"}
+    fields = set(Welcome.__dataclass_fields__) - {"extra"}
+    assert documented <= fields, documented - fields
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"priorities": "live"},
+        {"upscalers": [1, None, {"a": 1}]},
+        {"model_families": ["sdxl"]},
+        {"default_model": None},
+        {"control_types": {"sd1": "depth"}},
+        {"control_missing": 7},
+    ],
+)
+def test_bad_values_become_empty_defaults(bad):
+    w = Welcome.from_body({"protocol": 1, **bad})
+    key = next(iter(bad))
+    assert not getattr(w, key)
