@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from dreamwire.backend import samplers
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from dreamwire.shared.native_size import NATIVE
 from dreamwire.shared.result import JobResult, Progress
 
+from . import admission, host_memory, runner, sd_upscale
 from . import device as dev
 from . import library_adapter as libs
-from . import runner, sd_upscale
 from .hooks import EngineExtension, JobContext, default_extensions
 from .loader import LoadedModel, ModelCache, to_device
 from .progress import Reporter
+from .tiled_vae import should_tile
 
 ProgressFn = Callable[[Progress], None]
 
@@ -128,6 +131,42 @@ class Engine:
             return dev.DeviceInfo(torch.device("cpu"), self.info.dtype)
         return self.info
 
+    # -- admission -------------------------------------------------------------------------
+    def check_memory(self, job: Job) -> None:
+        """Raise `limit_exceeded` when the job's estimated peak (admission.py) does not fit
+        the memory free now. Loads no model; the server calls it before accepting a job,
+        run() again before starting one (free memory changes while a job waits)."""
+        sized = self._model_size(job)
+        if sized is None:
+            return  # an unknown model: the run reports model_not_found
+        tiled = should_tile(
+            job.tiled_vae, *runner.final_size(job), self.low_vram(sized.arch), job.seamless
+        )
+        native = NATIVE.get(libs.family(sized.arch), NATIVE["sd1"]).native
+        device = admission.Device(
+            kind=self.info.kind,
+            dtype_bytes=torch.finfo(self.info.dtype).bits // 8,
+            ram_free=host_memory.available(),
+            vram_free=dev.free_memory(self.info),
+            vae_tile_px=self.vae_tile_px,
+        )
+        shape = admission.shape(job, native, tiled)
+        needs = admission.need(sized.model, shape, device, sized.resident)
+        refused = admission.refusal(job.job_id, needs, device)
+        if refused is not None:
+            raise refused
+
+    def _model_size(self, job: Job) -> _Sized | None:
+        try:
+            entry = libs.checkpoint(self.library, job.model or self.default_model())
+        except DreamwireError:
+            if job.upscale is not None and not job.upscale.refine:
+                # A plain upscale loads no checkpoint: only its images count.
+                return _Sized(admission.model_size(None, None), None, True)
+            return None
+        model = admission.model_size(entry.arch, libs.params(entry))
+        return _Sized(model, entry.arch, ("model", entry.name) in self.models)
+
     # -- jobs ------------------------------------------------------------------------------
     def run(
         self,
@@ -155,6 +194,7 @@ class Engine:
 
     def _run(self, job, on_progress, should_cancel) -> JobResult:
         runner.check_job(job)
+        self.check_memory(job)
         samplers.sampler_info(job.sampler)  # unknown names fail before any loading
         _check_hires_upscaler(job, self.library)  # an upscaler model not in the library
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
@@ -188,6 +228,13 @@ class Engine:
         result.timings["load"] = t_load
         result.timings["total"] = time.perf_counter() - t0
         return result
+
+
+@dataclass(frozen=True)
+class _Sized:
+    model: admission.ModelSize
+    arch: str | None
+    resident: bool  # its weights are loaded already (they cost nothing more)
 
 
 def _upscaler_names(library) -> list[str]:

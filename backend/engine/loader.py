@@ -88,3 +88,6 @@ class ModelCache:
 
     def keys(self) -> list[Any]:
         return list(self._items)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._items
