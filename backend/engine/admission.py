@@ -226,6 +226,12 @@ def _decode(size: ModelSize, px: tuple[int, int], job: Shape, dtype: int, tile: 
     return int(job.batch * (act + kept))
 
 
+def released(needs: list[Need], where: str) -> int:
+    """What a running job's passes hold in `where` and give back when it ends (its model
+    stays loaded)."""
+    return sum(n.total - n.weights for n in needs if n.where == where)
+
+
 def free_of(device: Device, where: str) -> int | None:
     return device.vram_free if where == "VRAM" else device.ram_free
 

@@ -51,6 +51,9 @@ class Engine:
         self.vaes = ModelCache(cache_size, self.info)
         self.extensions = default_extensions() if extensions is None else list(extensions)
         self.vae_tile_px = vae_tile_px  # tile side in pixels; None: the VAE's native size
+        # The estimate of the job running now (admission): what it holds is free to a job
+        # being admitted while it runs. Replaced whole, so the server thread reads it safely.
+        self._running_needs: list[admission.Need] = []
 
     # -- what this backend offers ----------------------------------------------------------
     def capabilities(self) -> dict:
@@ -132,22 +135,26 @@ class Engine:
         return self.info
 
     # -- admission -------------------------------------------------------------------------
-    def check_memory(self, job: Job) -> None:
+    def check_memory(self, job: Job) -> list[admission.Need]:
         """Raise `limit_exceeded` when the job's estimated peak (admission.py) does not fit
-        the memory free now. Loads no model; the server calls it before accepting a job,
-        run() again before starting one (free memory changes while a job waits)."""
+        the memory free now; else return the estimate. Loads no model; the server calls it
+        before accepting a job, run() again before starting one (free memory changes while
+        a job waits). While another job runs, what that job's passes hold counts as free:
+        a job queued behind it starts only after it has ended."""
         sized = self._model_size(job)
         if sized is None:
-            return  # an unknown model: the run reports model_not_found
+            return []  # an unknown model: the run reports model_not_found
         tiled = should_tile(
             job.tiled_vae, *runner.final_size(job), self.low_vram(sized.arch), job.seamless
         )
         native = NATIVE.get(libs.family(sized.arch), NATIVE["sd1"]).native
+        running = self._running_needs
+        ram, vram = host_memory.available(), dev.free_memory(self.info)
         device = admission.Device(
             kind=self.info.kind,
             dtype_bytes=torch.finfo(self.info.dtype).bits // 8,
-            ram_free=host_memory.available(),
-            vram_free=dev.free_memory(self.info),
+            ram_free=None if ram is None else ram + admission.released(running, "RAM"),
+            vram_free=None if vram is None else vram + admission.released(running, "VRAM"),
             vae_tile_px=self.vae_tile_px,
         )
         shape = admission.shape(job, native, tiled)
@@ -155,6 +162,7 @@ class Engine:
         refused = admission.refusal(job.job_id, needs, device)
         if refused is not None:
             raise refused
+        return needs
 
     def _model_size(self, job: Job) -> _Sized | None:
         try:
@@ -191,10 +199,12 @@ class Engine:
             raise DreamwireError(
                 ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", job.job_id
             ) from exc
+        finally:
+            self._running_needs = []
 
     def _run(self, job, on_progress, should_cancel) -> JobResult:
         runner.check_job(job)
-        self.check_memory(job)
+        self._running_needs = self.check_memory(job)  # run() forgets it at the end
         samplers.sampler_info(job.sampler)  # unknown names fail before any loading
         _check_hires_upscaler(job, self.library)  # an upscaler model not in the library
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)

@@ -197,3 +197,39 @@ def test_engine_refuses_before_loading_when_memory_is_short(engine, monkeypatch)
     assert err.value.code == ErrorCode.LIMIT_EXCEEDED
     assert "0.0 GiB free" in err.value.message
     assert engine.models.keys() == keys  # nothing was loaded for it
+
+
+def test_memory_a_running_job_holds_counts_as_free_for_the_next(engine, monkeypatch):
+    from dreamwire.backend.engine import engine as engine_module
+
+    def job(**kw):
+        return Job(prompt="x", width=256, height=256, steps=1, sampler="Euler", seed=1, **kw)
+
+    first, second = job(), job()
+    engine.run(job())  # the model is loaded: both estimates count no weights
+    (need,) = engine.check_memory(first)
+    held = ad.released([need], "RAM")
+    assert held == need.total - need.weights > 0
+    # Free RAM such that the second job fits only once the first has given its memory back.
+    ram = int(need.total / ad.HEADROOM) - held // 2
+    monkeypatch.setattr(engine_module.host_memory, "available", lambda: ram)
+    with pytest.raises(DreamwireError) as idle:
+        engine.check_memory(second)
+    assert idle.value.code == ErrorCode.LIMIT_EXCEEDED
+    seen: list = []
+
+    def admit_second(progress) -> None:
+        if not seen:
+            seen.append(engine.check_memory(second))  # while the first one runs
+
+    monkeypatch.setattr(engine_module.host_memory, "available", lambda: 1 << 50)
+    original = engine.check_memory
+
+    def tight_after_start(j):
+        needs = original(j)
+        monkeypatch.setattr(engine_module.host_memory, "available", lambda: ram)
+        return needs
+
+    monkeypatch.setattr(engine, "check_memory", tight_after_start)
+    engine.run(first, on_progress=admit_second)
+    assert seen and seen[0][0].total == need.total
