@@ -12,8 +12,9 @@ at the engine's dtype (fp32 on the CPU); on a CUDA GPU the passes are in VRAM (f
 VAE upcast to fp32) and the decoded images in RAM. Parts, per denoising pass of w x h with a
 batch of b (cfg doubles the UNet's samples):
 
-  weights   parameters x dtype, unless the model is already loaded; loading also holds the
-            file's fp16 state dict for a moment (LOAD_STATE_BYTES a parameter)
+  weights   parameters x dtype, unless the model is already loaded
+  loading   the file's fp16 state dict, held while the model loads (LOAD_STATE_BYTES a
+            parameter), before any pass runs
   sampling  (w/8)(h/8) x 2b x UNET_ELEMS x the UNet's full-resolution width x dtype, more
             with ControlNets
   decode    b x the pixels decoded at once (the whole image, or one VAE tile) x VAE_ELEMS x
@@ -97,18 +98,20 @@ class Need:
     """Estimated peak bytes of a job, by part, in one memory ("RAM" or "VRAM")."""
 
     where: str
-    weights: int
+    weights: int  # held for the whole job (the model, the pipeline's runtime)
+    loading: int  # the stages below follow each other: only the largest counts
     sampling: int
     decode: int
 
     @property
     def total(self) -> int:
-        return self.weights + max(self.sampling, self.decode)
+        return self.weights + max(self.loading, self.sampling, self.decode)
 
     def describe(self) -> str:
+        loading = f"loading {_gib(self.loading)}, " if self.loading else ""
         return (
             f"about {_gib(self.total)} of {self.where} (model and pipeline {_gib(self.weights)}, "
-            f"sampling {_gib(self.sampling)}, decoding and images {_gib(self.decode)})"
+            f"{loading}sampling {_gib(self.sampling)}, decoding and images {_gib(self.decode)})"
         )
 
 
@@ -202,12 +205,12 @@ def need(size: ModelSize, job: Shape, device: Device, resident: bool) -> list[Ne
     decode = max((_decode(size, p, job, vae_dtype, tile) for p in job.passes), default=0)
     images = int(job.batch * job.output[0] * job.output[1] * 3 * 4 * OUTPUT_COPIES)
     if not gpu:
-        return [Need("RAM", int(weights + loading + RUNTIME_RAM), sampling, decode + images)]
+        return [Need("RAM", int(weights + RUNTIME_RAM), int(loading), sampling, decode + images)]
     # Low-VRAM offload keeps one module on the GPU at a time: the best the engine can do.
     on_gpu = int((params + params * CONTROLNET_PARAMS * job.controlnets) * dtype * OFFLOAD_SHARE)
     return [
-        Need("VRAM", on_gpu, sampling, decode),
-        Need("RAM", int(loading + RUNTIME_RAM), 0, images),
+        Need("VRAM", on_gpu, 0, sampling, decode),
+        Need("RAM", RUNTIME_RAM, int(loading), 0, images),
     ]
 
 
@@ -229,7 +232,7 @@ def _decode(size: ModelSize, px: tuple[int, int], job: Shape, dtype: int, tile: 
 def released(needs: list[Need], where: str) -> int:
     """What a running job's passes hold in `where` and give back when it ends (its model
     stays loaded)."""
-    return sum(n.total - n.weights for n in needs if n.where == where)
+    return sum(max(n.sampling, n.decode) for n in needs if n.where == where)
 
 
 def free_of(device: Device, where: str) -> int | None:

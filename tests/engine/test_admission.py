@@ -60,8 +60,8 @@ def test_activations_scale_with_area_and_batch():
 def test_weights_count_once_unless_loaded_and_fp32_costs_twice_fp16():
     job = Job(width=512, height=512)
     loaded, cold = ram(job), ram(job, resident=False)
-    # Weights in fp32 plus the fp16 state dict while loading: 6 bytes a parameter.
-    assert cold - loaded == SD1.params * 6
+    # Weights in fp32, and while loading the fp16 state dict too (before any pass runs).
+    assert SD1.params * 4 < cold - loaded <= SD1.params * 6
     mps16 = ad.Device("mps", 2, ram_free=None)
     assert ram(job, device=mps16) < ram(job) <= 2 * ram(job, device=mps16)
 
@@ -209,7 +209,7 @@ def test_memory_a_running_job_holds_counts_as_free_for_the_next(engine, monkeypa
     engine.run(job())  # the model is loaded: both estimates count no weights
     (need,) = engine.check_memory(first)
     held = ad.released([need], "RAM")
-    assert held == need.total - need.weights > 0
+    assert held == max(need.sampling, need.decode) > 0
     # Free RAM such that the second job fits only once the first has given its memory back.
     ram = int(need.total / ad.HEADROOM) - held // 2
     monkeypatch.setattr(engine_module.host_memory, "available", lambda: ram)
