@@ -247,10 +247,12 @@ def refusal(job_id: str, needs: list[Need], device: Device) -> DreamwireError | 
         if free is None or n.total <= free * HEADROOM:
             continue
         where = "the GPU" if n.where == "VRAM" else "this machine"
+        # Tiling only shrinks the decode; sampling grows with the size and batch alone.
+        advice = "a smaller size or batch" + (", or tiled VAE" if n.decode > n.sampling else "")
         return DreamwireError(
             ErrorCode.LIMIT_EXCEEDED,
             f"not enough memory: this job needs {n.describe()}, and {where} has "
-            f"{_gib(free)} free. Use a smaller size or batch, or tiled VAE",
+            f"{_gib(free)} free. Try {advice}",
             job_id,
         )
     return None
