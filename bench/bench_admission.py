@@ -27,7 +27,7 @@ def _rss(field: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    from dreamwire.backend.engine import Engine, admission
+    from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
     from dreamwire.shared.job import Job
 
@@ -38,10 +38,7 @@ def main(argv: list[str]) -> int:
     for spec in specs:
         w, h, b = map(int, spec.split("x"))
         job = Job(prompt="x", width=w, height=h, batch=b, steps=1, sampler="Euler", seed=1)
-        sized = engine._model_size(job)  # noqa: SLF001 - the bench reads what admission sees
-        device = admission.Device("cpu", 4, ram_free=None)
-        tiled = w * h > 1536 * 1536
-        (need,) = admission.need(sized.model, admission.shape(job, 512, tiled), device, True)
+        (need,) = engine.check_memory(job)  # the model is loaded: no weights in it
         Path("/proc/self/clear_refs").write_text("5")
         base, t0 = _rss("VmRSS"), time.perf_counter()
         engine.run(job)
