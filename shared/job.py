@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DreamwireError, ErrorCode
+from .job_fields import FieldCheck
 
 MODES = ("txt2img", "img2img", "inpaint")
 SEAMLESS_AXES = ("none", "both", "x", "y")
@@ -57,6 +58,9 @@ MAX_BATCH = 16
 MAX_STEPS = 500
 MAX_UPSCALE = 8.0  # A1111 Extras' "Resize" slider goes to 8
 MIN_UPSCALE_TILE = 64
+MAX_SEED = 2**64 - 1  # the backend uses seed & (2**32 - 1), as A1111; -1 (any negative): random
+MAX_MASK_BLUR = 256  # A1111's slider stops at 64
+MAX_LORA_WEIGHT = 100.0
 # Regional prompts per job: the Latent Couple extension's sketch tab offers at most
 # MAX_COLORS - 1 = 11 region prompts besides its general prompt.
 MAX_REGIONS = 11
@@ -294,11 +298,13 @@ class Job:
         def bad(code: ErrorCode, msg: str) -> DreamwireError:
             return DreamwireError(code, msg, self.job_id)
 
+        self._check_types()
+
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise bad(ErrorCode.INVALID_PROMPT, "prompt and negative prompt must be text")
         for name in ("width", "height"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0 or v % 8:
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v % 8:
                 raise bad(
                     ErrorCode.INVALID_SIZE, f"{name} must be a positive multiple of 8, got {v!r}"
                 )
@@ -308,15 +314,15 @@ class Job:
             raise bad(ErrorCode.INVALID_JOB, f"steps must be 1..{MAX_STEPS}, got {self.steps!r}")
         if not isinstance(self.batch, int) or not 1 <= self.batch <= MAX_BATCH:
             raise bad(ErrorCode.INVALID_JOB, f"batch must be 1..{MAX_BATCH}, got {self.batch!r}")
-        if not 0.0 <= float(self.cfg) <= 100.0:
+        if not 0.0 <= self.cfg <= 100.0:
             raise bad(ErrorCode.INVALID_JOB, f"CFG scale must be 0..100, got {self.cfg!r}")
         if not isinstance(self.clip_skip, int) or not 1 <= self.clip_skip <= 12:
             raise bad(ErrorCode.INVALID_JOB, f"clip skip must be 1..12, got {self.clip_skip!r}")
-        if not 0.0 <= float(self.strength) <= 1.0:
+        if not 0.0 <= self.strength <= 1.0:
             raise bad(
                 ErrorCode.INVALID_STRENGTH, f"strength must be within 0..1, got {self.strength!r}"
             )
-        if not 0.0 <= float(self.subseed_strength) <= 1.0:
+        if not 0.0 <= self.subseed_strength <= 1.0:
             raise bad(ErrorCode.INVALID_JOB, "subseed strength must be within 0..1")
         if self.seamless not in SEAMLESS_AXES:
             raise bad(ErrorCode.INVALID_JOB, f"seamless must be one of {SEAMLESS_AXES}")
@@ -351,7 +357,7 @@ class Job:
             h = self.hires
             if not isinstance(h.prompt, str) or not isinstance(h.negative, str):
                 raise bad(ErrorCode.INVALID_JOB, "Hires.fix prompts must be text")
-            if not 1.0 <= float(h.scale) <= 4.0:
+            if not 1.0 <= h.scale <= 4.0:
                 raise bad(ErrorCode.INVALID_JOB, f"Hires.fix scale must be 1..4, got {h.scale!r}")
             for name in ("width", "height"):
                 v = getattr(h, name)
@@ -375,7 +381,7 @@ class Job:
                         f"{h.width}x{h.height} upscales to "
                         f"{plan.upscale_width}x{plan.upscale_height}, outside 8..{MAX_SIDE}",
                     )
-            if not 0.0 <= float(h.denoise) <= 1.0:
+            if not 0.0 <= h.denoise <= 1.0:
                 raise bad(
                     ErrorCode.INVALID_STRENGTH, "Hires.fix denoising strength must be within 0..1"
                 )
@@ -395,7 +401,7 @@ class Job:
                     f"{where}: unknown type; known: {', '.join(CONTROL_TYPES)}",
                 )
             if c.image is not None:
-                _check_image(c.image, where, self.job_id, allow_float=True)
+                _check_image(c.image, f"{where} image", self.job_id, allow_float=True)
             elif self.init_image is None:
                 raise bad(
                     ErrorCode.INVALID_IMAGE,
@@ -403,7 +409,7 @@ class Job:
                 )
             if not 0.0 <= c.start <= c.end <= 1.0:
                 raise bad(ErrorCode.INVALID_JOB, f"{where}: need 0 <= start <= end <= 1")
-            if not 0.0 <= float(c.weight) <= 2.0:
+            if not 0.0 <= c.weight <= 2.0:
                 raise bad(ErrorCode.INVALID_JOB, f"{where}: weight must be within 0..2")
             if c.control_mode not in CONTROL_MODES:
                 raise bad(
@@ -419,6 +425,58 @@ class Job:
         if self.regions:
             self._validate_regions()
         return self
+
+    def _check_types(self) -> None:
+        """Every field's JSON type and range, naming the field (job_fields.py); what the
+        values mean together is checked after this. Sizes, regions and upscale have checks
+        of their own below."""
+        f = FieldCheck(self.job_id)
+        f.text("job_id", self.job_id)
+        for name in ("prompt", "negative"):
+            f.text(name, getattr(self, name), ErrorCode.INVALID_PROMPT)
+        for name in ("model", "vae", "sampler", "inpaint_fill", "seamless", "priority", "tag"):
+            f.text(name, getattr(self, name))
+        f.whole("steps", self.steps)
+        f.whole("batch", self.batch)
+        f.whole("clip_skip", self.clip_skip)
+        for name in ("seed", "subseed"):
+            f.whole(name, getattr(self, name), -MAX_SEED, MAX_SEED)
+        f.number("cfg", self.cfg)
+        f.number("subseed_strength", self.subseed_strength)
+        f.number("strength", self.strength)
+        f.whole("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR)
+        f.whole("inpaint_padding", self.inpaint_padding, 0, MAX_SIDE)
+        f.whole("preview_every", self.preview_every, 0, MAX_STEPS)
+        f.flag("inpaint_full_res", self.inpaint_full_res)
+        f.flag("tiled_vae", self.tiled_vae, optional=True)
+        f.kind("outpaint", self.outpaint, Outpaint)
+        for name in ("left", "right", "top", "bottom"):
+            f.nested("outpaint.").whole(name, getattr(self.outpaint, name), 0, MAX_SIDE)
+        if self.hires is not None:
+            f.kind("hires", self.hires, HiresFix)
+            h, fh = self.hires, f.nested("hires.")
+            fh.number("scale", h.scale)
+            fh.number("denoise", h.denoise)
+            fh.whole("steps", h.steps, 0, MAX_STEPS)
+            for name in ("upscaler", "prompt", "negative"):
+                fh.text(name, getattr(h, name))
+        f.listed("controls", self.controls)
+        for i, c in enumerate(self.controls):
+            f.kind(f"controls[{i}]", c, ControlUnit)
+            fc = f.nested(f"controls[{i}].")
+            for name in ("type", "model", "control_mode", "preprocessor", "resize_mode"):
+                fc.text(name, getattr(c, name))
+            fc.number("weight", c.weight)
+            fc.number("start", c.start)
+            fc.number("end", c.end)
+        f.listed("loras", self.loras)
+        for i, lora in enumerate(self.loras):
+            f.kind(f"loras[{i}]", lora, LoraRef)
+            fl = f.nested(f"loras[{i}].")
+            fl.text("name", lora.name)
+            fl.number("weight", lora.weight, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT)
+            if lora.weight_te is not None:
+                fl.number("weight_te", lora.weight_te, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT)
 
     def region_area(self) -> tuple[int, int]:
         """(width, height) of the image a region mask covers: the job's result, before
@@ -565,9 +623,11 @@ class Job:
                 return arrays[idx]
             return v
 
-        def build(kind: type, data: Any) -> Any:
+        def build(kind: type, data: Any, where: str) -> Any:
             if not isinstance(data, dict):
-                raise DreamwireError(ErrorCode.INVALID_JOB, f"{kind.__name__} must be an object")
+                raise DreamwireError(
+                    ErrorCode.INVALID_JOB, f"{where} must be an object ({kind.__name__})"
+                )
             names = {f.name for f in dataclasses.fields(kind)}
             extra = set(data) - names
             if extra:
@@ -576,24 +636,34 @@ class Job:
                 )
             return data
 
+        def items(name: str) -> list:
+            value = data.get(name, [])
+            if not isinstance(value, list):
+                raise DreamwireError(ErrorCode.INVALID_JOB, f"{name} must be a list")
+            return value
+
         try:
-            data = dict(build(cls, body))
+            data = dict(build(cls, body, "the job"))
             data["init_image"] = arr(data.get("init_image"))
             data["mask"] = arr(data.get("mask"))
             if "outpaint" in data:
-                data["outpaint"] = Outpaint(**build(Outpaint, data["outpaint"]))
+                data["outpaint"] = Outpaint(**build(Outpaint, data["outpaint"], "outpaint"))
             if data.get("hires") is not None:
-                data["hires"] = HiresFix(**build(HiresFix, data["hires"]))
+                data["hires"] = HiresFix(**build(HiresFix, data["hires"], "hires"))
             if data.get("upscale") is not None:
-                data["upscale"] = Upscale(**build(Upscale, data["upscale"]))
+                data["upscale"] = Upscale(**build(Upscale, data["upscale"], "upscale"))
             data["controls"] = [
-                ControlUnit(**{**build(ControlUnit, c), "image": arr(c.get("image"))})
-                for c in data.get("controls", [])
+                ControlUnit(
+                    **{**build(ControlUnit, c, f"controls[{i}]"), "image": arr(c.get("image"))}
+                )
+                for i, c in enumerate(items("controls"))
             ]
-            data["loras"] = [LoraRef(**build(LoraRef, x)) for x in data.get("loras", [])]
+            data["loras"] = [
+                LoraRef(**build(LoraRef, x, f"loras[{i}]")) for i, x in enumerate(items("loras"))
+            ]
             data["regions"] = [
-                Region(**{**build(Region, r), "mask": arr(r.get("mask"))})
-                for r in data.get("regions", [])
+                Region(**{**build(Region, r, f"regions[{i}]"), "mask": arr(r.get("mask"))})
+                for i, r in enumerate(items("regions"))
             ]
             return cls(**data)
         except TypeError as exc:

@@ -19,7 +19,7 @@ from dreamwire.backend.cli.engine_options import (
     apply_fast_path_choice,
     build_engine,
 )
-from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.backend.cli.image_files import open_image
 from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
 
 DEFAULT_MODEL = "tiny-sd1"
@@ -146,13 +146,8 @@ def add_parser(subparsers) -> None:
 
 # -- inputs --------------------------------------------------------------------------------
 def read_image(path: Path, what: str, mode: str = "RGB") -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            arr = np.asarray(img.convert(mode))
-    except (OSError, ValueError) as exc:
-        raise DreamwireError(ErrorCode.INVALID_IMAGE, f"cannot read {what} {path}: {exc}") from None
+    with open_image(path, what) as img:
+        arr = np.asarray(img.convert(mode))
     return arr.copy() if mode == "L" else np.ascontiguousarray(arr)
 
 

@@ -6,8 +6,6 @@ import argparse
 import os
 from pathlib import Path
 
-from dreamwire.shared.errors import DreamwireError, ErrorCode
-
 
 def add_parser(subparsers) -> None:
     try:
@@ -42,18 +40,16 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    from dreamwire.backend.cli.image_files import open_image
     from dreamwire.backend.conditioning import preprocess
 
     if args.annotators is not None:
         os.environ["DREAMWIRE_ANNOTATORS"] = str(args.annotators)
-    try:
-        with Image.open(args.image) as im:
-            mode = "RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB"
-            image = np.asarray(im.convert(mode))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DreamwireError(ErrorCode.INVALID_IMAGE, f"cannot read {args.image}: {exc}") from None
+    with open_image(args.image, "image") as im:
+        mode = "RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB"
+        image = np.asarray(im.convert(mode))
     params = {"low": args.low, "high": args.high, "seed": args.seed, "factor": args.factor}
     if args.threshold is not None:
         params["threshold"] = args.threshold

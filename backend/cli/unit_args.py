@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamwire.backend.cli.image_files import open_image
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext_controlnet import ControlNetEntry
 from dreamwire.shared.job import CONTROL_TYPES, RESIZE_MODES, ControlUnit, Region
@@ -177,17 +178,6 @@ def parse_region(words: list[str], index: int) -> Region:
 
 
 # -- images --------------------------------------------------------------------------------
-def _open(path: Path, what: str):
-    from PIL import Image
-
-    try:
-        img = Image.open(path)
-        img.load()
-    except (OSError, ValueError) as exc:
-        raise DreamwireError(ErrorCode.INVALID_IMAGE, f"cannot read {what} {path}: {exc}") from None
-    return img
-
-
 def _sixteen_bit(img) -> bool:
     return img.mode.startswith("I;16") or img.mode == "I"
 
@@ -199,7 +189,7 @@ def _has_alpha(img) -> bool:
 def read_control_image(path: Path, what: str) -> np.ndarray:
     """H x W x 3 uint8, H x W x 4 when the file has alpha (the inpaint unit's mask), or for
     a 16-bit greyscale file (depth maps) H x W float32 0..1, the job's depth form."""
-    with _open(path, what) as img:
+    with open_image(path, what) as img:
         if _sixteen_bit(img):
             return (np.asarray(img, dtype=np.float32) / np.float32(65535.0)).clip(0.0, 1.0)
         mode = "RGBA" if _has_alpha(img) else "RGB"
@@ -209,7 +199,7 @@ def read_control_image(path: Path, what: str) -> np.ndarray:
 def read_region_mask(path: Path, what: str) -> np.ndarray:
     """H x W uint8, 255 = inside (Region.mask): the file's grey, times its alpha where it has
     one, so a region painted on a transparent layer is the painted part."""
-    with _open(path, what) as img:
+    with open_image(path, what) as img:
         if _sixteen_bit(img):
             grey = np.asarray(img, dtype=np.float32) / np.float32(257.0)
             return np.round(grey.clip(0.0, 255.0)).astype(np.uint8)

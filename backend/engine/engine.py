@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from dreamwire.backend import samplers
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult, Progress
 
+from . import admission, host_memory, runner, sd_upscale
 from . import device as dev
 from . import library_adapter as libs
-from . import runner, sd_upscale
 from .hooks import EngineExtension, JobContext
 from .loader import LoadedModel, model_cache, to_device
 from .progress import Reporter
+from .tiled_vae import should_tile
 
 ProgressFn = Callable[[Progress], None]
 
@@ -50,6 +53,9 @@ class Engine:
         # knows the extension interface, never the packages that implement it.
         self.extensions = list(extensions or ())
         self.vae_tile_px = vae_tile_px  # tile side in pixels; None: the VAE's native size
+        # The estimate of the job running now (admission): what it holds is free to a job
+        # being admitted while it runs. Replaced whole, so the server thread reads it safely.
+        self._running_needs: list[admission.Need] = []
 
     # -- what this backend offers ----------------------------------------------------------
     def capabilities(self) -> dict:
@@ -130,6 +136,47 @@ class Engine:
             return dev.DeviceInfo(torch.device("cpu"), self.info.dtype)
         return self.info
 
+    # -- admission -------------------------------------------------------------------------
+    def check_memory(self, job: Job) -> list[admission.Need]:
+        """Raise `limit_exceeded` when the job's estimated peak (admission.py) does not fit
+        the memory free now; else return the estimate. Loads no model; the server calls it
+        before accepting a job, run() again before starting one (free memory changes while
+        a job waits). While another job runs, what that job's passes hold counts as free:
+        a job queued behind it starts only after it has ended."""
+        sized = self._model_size(job)
+        if sized is None:
+            return []  # an unknown model: the run reports model_not_found
+        tiled = should_tile(
+            job.tiled_vae, *runner.final_size(job), self.low_vram(sized.arch), job.seamless
+        )
+        native = family_spec(libs.family(sized.arch)).resolution.native
+        running = self._running_needs
+        ram, vram = host_memory.available(), dev.free_memory(self.info)
+        device = admission.Device(
+            kind=self.info.kind,
+            dtype_bytes=torch.finfo(self.info.dtype).bits // 8,
+            ram_free=None if ram is None else ram + admission.released(running, "RAM"),
+            vram_free=None if vram is None else vram + admission.released(running, "VRAM"),
+            vae_tile_px=self.vae_tile_px,
+        )
+        shape = admission.shape(job, native, tiled)
+        needs = admission.need(sized.model, shape, device, sized.resident)
+        refused = admission.refusal(job.job_id, needs, device)
+        if refused is not None:
+            raise refused
+        return needs
+
+    def _model_size(self, job: Job) -> _Sized | None:
+        try:
+            entry = libs.checkpoint(self.library, job.model or self.default_model())
+        except DreamwireError:
+            if job.upscale is not None and not job.upscale.refine:
+                # A plain upscale loads no checkpoint: only its images count.
+                return _Sized(admission.model_size(None, None), None, True)
+            return None
+        model = admission.model_size(entry.arch, libs.params(entry))
+        return _Sized(model, entry.arch, ("model", entry.name) in self.models)
+
     # -- jobs ------------------------------------------------------------------------------
     def run(
         self,
@@ -154,9 +201,12 @@ class Engine:
             raise DreamwireError(
                 ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", job.job_id
             ) from exc
+        finally:
+            self._running_needs = []
 
     def _run(self, job, on_progress, should_cancel) -> JobResult:
         runner.check_job(job)
+        self._running_needs = self.check_memory(job)  # run() forgets it at the end
         samplers.sampler_info(job.sampler)  # unknown names fail before any loading
         _check_hires_upscaler(job, self.library)  # an upscaler model not in the library
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
@@ -195,6 +245,13 @@ class Engine:
         result.timings["load"] = t_load
         result.timings["total"] = time.perf_counter() - t0
         return result
+
+
+@dataclass(frozen=True)
+class _Sized:
+    model: admission.ModelSize
+    arch: str | None
+    resident: bool  # its weights are loaded already (they cost nothing more)
 
 
 def _upscaler_names(library) -> list[str]:

@@ -34,6 +34,13 @@ def families(library) -> dict[str, str]:
     return out
 
 
+def params(entry: ModelEntry) -> int | None:
+    """Parameters loading `entry` puts in memory, from its headers (None: unknown)."""
+    from dreamwire.backend.library.sizes import checkpoint_params
+
+    return checkpoint_params(entry)
+
+
 def short_hash(library, entry: ModelEntry) -> str:
     return library.short_hash(entry)
 

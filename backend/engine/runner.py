@@ -51,7 +51,7 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
     comps = model.components
     with ExitStack() as stack:
         stack.enter_context(seamless([comps["unet"], comps["vae"]], job.seamless))
-        out_w, out_h = _final_size(job)
+        out_w, out_h = final_size(job)
         stack.enter_context(
             tiled(
                 comps["vae"],
@@ -82,7 +82,7 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
     )
 
 
-def _final_size(job: Job) -> tuple[int, int]:
+def final_size(job: Job) -> tuple[int, int]:
     if job.hires is not None:
         return hires.target_size(job.width, job.height, job.hires)
     if job.outpaint.any():

@@ -34,6 +34,10 @@ def pipeline_class(arch: str):
 
 
 def _require_arch(entry: ModelEntry) -> str:
+    if not entry.arch and "error" in entry.detail:
+        # Unidentified because the scan could not read it: say why, not "unsupported".
+        code = entry.detail.get("error_code", ErrorCode.MODEL_CORRUPT.value)
+        raise DreamwireError(code, entry.detail["error"])
     if not entry.arch or entry.arch not in catalog.archs():
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,

@@ -39,7 +39,14 @@ def read_header(path: Path) -> Header:
             if len(raw) != 8:
                 raise ValueError("file shorter than the 8-byte header length")
             (length,) = struct.unpack("<Q", raw)
-            if length == 0 or length > MAX_HEADER or 8 + length > size:
+            if length > MAX_HEADER:
+                # Checked before anything is read or allocated for it.
+                raise ValueError(
+                    f"its header length field says {length} bytes, more than the "
+                    f"{MAX_HEADER // 2**20} MiB any real header needs: the file is damaged or "
+                    "not a safetensors file"
+                )
+            if length == 0 or 8 + length > size:
                 raise ValueError(f"header length {length} does not fit a {size}-byte file")
             header = json.loads(f.read(length).decode("utf-8"))
         if not isinstance(header, dict):

@@ -148,6 +148,7 @@ def identify(entry: ModelEntry) -> None:
     except DreamwireError as exc:
         # A damaged file stays listed (the artist sees it) but fails clearly when used.
         entry.detail["error"] = exc.message
+        entry.detail["error_code"] = exc.code.value
 
 
 def _hub_snapshot(repo: Path) -> Path | None:

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
@@ -57,6 +57,13 @@ CAPABILITY_KEYS = (
     "samplers",
 )
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # job ids name files in the output folder
+
+
+class MemoryAdmission(Protocol):
+    """What the server asks of its engine before accepting a job (engine/admission.py)."""
+
+    def check_memory(self, job: Job) -> None:
+        """Raise DreamwireError(limit_exceeded) when the job cannot fit the memory free now."""
 
 
 @dataclass
@@ -306,6 +313,7 @@ class Server:
         job = P.parse_submit(msg)
         self._check_limits(job)
         self._check_model(job)
+        self._check_memory(job)
         # A live job that replaces this client's waiting one takes its place in a full queue.
         replacing = job.priority == LIVE and self._waiting_live(identity)
         if self.jobs.full() and not replacing:
@@ -432,6 +440,12 @@ class Server:
                 f"batch of {job.batch} exceeds {self.limits.max_images}",
                 job.job_id,
             )
+
+    def _check_memory(self, job: Job) -> None:
+        """The job's estimated peak against the memory free now (the worker's engine checks
+        again before it starts the job); refused with `limit_exceeded` naming both."""
+        admission: MemoryAdmission = self.engine
+        admission.check_memory(job)
 
     def _check_model(self, job: Job) -> None:
         """Refuse names the library does not have now, instead of after queueing."""

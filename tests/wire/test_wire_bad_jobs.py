@@ -20,7 +20,7 @@ from dreamwire.shared import protocol as P
 from dreamwire.shared.client import Client
 from dreamwire.shared.errors import ErrorCode
 from dreamwire.shared.job import ControlUnit, HiresFix, Job, Region, Upscale
-from tests.support.wire import small_job
+from tests.support.wire import small_job, submit_frames
 
 _IMG = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
 _MASK = np.zeros((64, 64), np.uint8)
@@ -28,20 +28,7 @@ _MASK[:, :32] = 255
 
 
 def _frames(job: Job, **patch) -> list[bytes]:
-    """A submit for `job` as sent, unvalidated; `patch` overrides body fields by dotted path
-    ("upscale.scale", "regions.0.weight") with any JSON, NaN included."""
-    body, arrays = job.to_wire()
-    for path, value in patch.items():
-        *head, last = path.split(".")
-        node = body
-        for key in head:
-            node = node[int(key)] if isinstance(node, list) else node[key]
-        node[int(last) if isinstance(node, list) else last] = value
-    frames = P.encode(P.Message(P.SUBMIT, {}, arrays, job_id=job.job_id))
-    return [bytes(memoryview(f)) for f in (frames[0], frames[1])] + [
-        json.dumps(body).encode(),
-        *(bytes(memoryview(f)) for f in frames[3:]),
-    ]
+    return submit_frames(job, patch)
 
 
 def _region_job(*regions: Region, **kw) -> Job:

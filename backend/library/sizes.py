@@ -1,0 +1,79 @@
+"""How many parameters loading a checkpoint puts in memory, read from headers only.
+
+The backend's admission check (engine/admission.py) needs a model's weight size before it
+accepts a job, and must not load the model to learn it. A single-file checkpoint's header
+lists every tensor's shape; only the parts a pipeline loads count (EMA copies and training
+leftovers in the same file are never loaded). A diffusers folder's components each have
+their own header; a component stored as a pickle counts by its file size, two bytes a
+parameter (fp16), which can only over-count a fp32 file.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+
+from dreamwire.backend.library.entries import Format, ModelEntry
+from dreamwire.backend.library.safetensors_header import read_header
+
+# Key prefixes of what a pipeline loads from a single-file SD1/SD2/SDXL checkpoint.
+LOADED_PREFIXES = (
+    "model.diffusion_model.",
+    "first_stage_model.",
+    "cond_stage_model.",
+    "conditioner.",
+)
+FOLDER_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")
+
+
+def checkpoint_params(entry: ModelEntry) -> int | None:
+    """Parameters the pipeline for `entry` loads; None when the files cannot tell (a pickle
+    checkpoint, an unreadable header)."""
+    try:
+        stat = entry.path.stat()
+    except OSError:
+        return None
+    # Cached per file version: a submit must not re-read a header every time.
+    return _params(entry.path, entry.format, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _params(path: Path, fmt: Format, _mtime_ns: int, _size: int) -> int | None:
+    from dreamwire.shared.errors import DreamwireError
+
+    try:
+        if fmt == Format.SAFETENSORS:
+            return _header_params(path, LOADED_PREFIXES)
+        if fmt == Format.DIFFUSERS:
+            return _folder_params(path)
+    except DreamwireError:
+        return None  # a damaged file fails clearly when it is loaded
+    return None
+
+
+def _header_params(path: Path, prefixes: tuple[str, ...] = ("",)) -> int:
+    header = read_header(path)
+    return sum(
+        math.prod(int(d) for d in info["shape"])
+        for key, info in header.tensors.items()
+        if key.startswith(prefixes)
+    )
+
+
+def _folder_params(folder: Path) -> int | None:
+    total = 0
+    for component in FOLDER_COMPONENTS:
+        part = folder / component
+        if not part.is_dir():
+            continue
+        files = sorted(f for f in part.iterdir() if f.name.endswith(WEIGHT_SUFFIXES))
+        safe = [f for f in files if f.suffix == ".safetensors"]
+        if safe:
+            # diffusers loads one variant: the fp32 file if both are there, else the only one.
+            plain = [f for f in safe if ".fp16." not in f.name] or safe
+            total += sum(_header_params(f) for f in plain)
+        elif files:
+            total += files[0].stat().st_size // 2
+    return total or None

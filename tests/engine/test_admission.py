@@ -1,0 +1,235 @@
+"""Admission by memory (engine/admission.py): the estimate's shape, what it reads from the
+model files, and the engine refusing before it loads anything."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dreamwire.backend.engine import admission as ad
+from dreamwire.backend.engine import host_memory
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import ControlUnit, HiresFix, Job, Outpaint, Upscale
+
+GiB = 2**30
+SD1 = ad.model_size("sd1", None)
+CPU = ad.Device("cpu", 4, ram_free=None)
+
+
+def total(job: Job, size: ad.ModelSize = SD1, device: ad.Device = CPU, resident=True, tiled=None):
+    if tiled is None:
+        tiled = job.width * job.height > 1536 * 1536
+    needs = ad.need(size, ad.shape(job, 512, tiled), device, resident)
+    return {n.where: n.total for n in needs}
+
+
+def ram(job: Job, **kw) -> int:
+    return total(job, **kw)["RAM"]
+
+
+def test_grows_with_every_dimension_of_the_work():
+    base = Job(width=512, height=512)
+    assert ram(Job(width=1024, height=512)) > ram(base)
+    assert ram(Job(width=512, height=1024)) > ram(base)
+    assert ram(Job(width=512, height=512, batch=2)) > ram(base)
+    assert ram(Job(width=512, height=512, hires=HiresFix(scale=2))) > ram(
+        Job(width=512, height=512, hires=HiresFix(scale=1.5))
+    )
+    assert ram(Job(width=512, height=512, hires=HiresFix(scale=1.5))) > ram(base)
+    img = np.zeros((512, 512, 3), np.uint8)
+    with_cn = Job(width=512, height=512, init_image=img, controls=[ControlUnit("canny", None)])
+    assert ram(with_cn) > ram(Job(width=512, height=512, init_image=img))
+    grown = Job(width=512, height=512, init_image=img, outpaint=Outpaint(left=256, right=256))
+    assert ram(grown) > ram(Job(width=512, height=512, init_image=img, mask=img[..., 0]))
+
+
+def test_activations_scale_with_area_and_batch():
+    def act(job, **kw):  # the model is resident: what is left is activations and images
+        return ram(job, **kw) - ad.RUNTIME_RAM
+
+    for tiled in (False, True):
+        small = act(Job(width=2048, height=2048), tiled=tiled)
+        large = act(Job(width=4096, height=4096), tiled=tiled)
+        assert 3.5 < large / small <= 4.0 + 1e-9, tiled
+    one = act(Job(width=512, height=512))
+    assert act(Job(width=512, height=512, batch=4)) == pytest.approx(4 * one, rel=0.01)
+
+
+def test_weights_count_once_unless_loaded_and_fp32_costs_twice_fp16():
+    job = Job(width=512, height=512)
+    loaded, cold = ram(job), ram(job, resident=False)
+    # Weights in fp32, and while loading the fp16 state dict too (before any pass runs).
+    assert SD1.params * 4 < cold - loaded <= SD1.params * 6
+    mps16 = ad.Device("mps", 2, ram_free=None)
+    assert ram(job, device=mps16) < ram(job) <= 2 * ram(job, device=mps16)
+
+
+def test_tiled_decode_costs_less_for_large_images_and_the_model_size_matters():
+    big = Job(width=4096, height=4096)
+    assert ram(big, tiled=True) < ram(big, tiled=False)
+    tiny = ad.model_size("tiny-sd1", None)
+    assert tiny.unet_channels == 32 and SD1.unet_channels == 320
+    assert ram(big, size=tiny) < ram(big) / 5
+
+
+def test_sd1_parts_cover_memory_plans_gpu_calibration():
+    # memory_plan.py's fp16 SD1 figures from a real card: the UNet 25 KiB per latent pixel
+    # per sample, the VAE decode 2.4 GiB per output megapixel.
+    fp16 = ad.Device("mps", 2, ram_free=None)
+    (n,) = ad.need(SD1, ad.shape(Job(width=2048, height=2048), 512, False), fp16, True)
+    unet = 256 * 256 * 2 * 25 * 1024
+    assert unet <= n.sampling <= 1.6 * unet
+    vae = 4 * 2.4 * GiB
+    assert vae <= n.decode <= 1.6 * vae
+
+
+def test_the_architectures_widths_come_from_the_catalog():
+    xl = ad.model_size("sdxl-base", None)
+    assert (xl.unet_channels, xl.vae_channels, xl.vae_tile_px, xl.vae_upcast) == (
+        320,
+        256,
+        1024,
+        True,
+    )
+    # A variant without its own config folder, and an unknown file, fall back sensibly.
+    assert ad.model_size("sd1-depth", 5).unet_channels == 320
+    assert ad.model_size(None, None).params == pytest.approx(1.066e9, rel=0.01)
+
+
+def test_plain_upscale_counts_only_its_images():
+    img = np.zeros((1024, 1024, 3), np.uint8)
+    job = Job(width=64, height=64, init_image=img, upscale=Upscale(scale=8.0, refine=False))
+    out = 8192 * 8192 * 3 * 4 * ad.OUTPUT_COPIES
+    assert ram(job, resident=False) == pytest.approx(out + ad.RUNTIME_RAM, rel=0.01)
+
+
+def test_refusal_names_the_estimate_and_what_is_free():
+    job = Job(width=8192, height=8192, batch=16)
+    device = ad.Device("cpu", 4, ram_free=16 * GiB)
+    needs = ad.need(SD1, ad.shape(job, 512, True), device, False)
+    err = ad.refusal(job.job_id, needs, device)
+    assert err is not None and err.code == ErrorCode.LIMIT_EXCEEDED
+    assert err.job_id == job.job_id
+    assert f"about {needs[0].total / GiB:.1f} GiB of RAM" in err.message
+    assert "16.0 GiB free" in err.message
+    small = Job(width=512, height=512)
+    fits = ad.need(SD1, ad.shape(small, 512, False), device, False)
+    assert ad.refusal(small.job_id, fits, device) is None
+    unknown = ad.Device("cpu", 4, ram_free=None)
+    assert ad.refusal(job.job_id, needs, unknown) is None
+
+
+def test_gpu_checks_vram_for_the_passes_and_ram_for_the_images():
+    job = Job(width=2048, height=2048, batch=4)
+    shp = ad.shape(job, 512, True)
+    tight_vram = ad.Device("cuda", 2, ram_free=64 * GiB, vram_free=1 * GiB)
+    err = ad.refusal(job.job_id, ad.need(SD1, shp, tight_vram, True), tight_vram)
+    assert err is not None and "of VRAM" in err.message and "the GPU has 1.0 GiB" in err.message
+    tight_ram = ad.Device("cuda", 2, ram_free=GiB // 4, vram_free=80 * GiB)
+    err = ad.refusal(job.job_id, ad.need(SD1, shp, tight_ram, True), tight_ram)
+    assert err is not None and "of RAM" in err.message
+    roomy = ad.Device("cuda", 2, ram_free=64 * GiB, vram_free=80 * GiB)
+    assert ad.refusal(job.job_id, ad.need(SD1, shp, roomy, True), roomy) is None
+
+
+def test_host_memory_reads_meminfo_and_a_cgroup_limit(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:  32000000 kB\nMemAvailable:   2000000 kB\n")
+    assert host_memory.available(meminfo, ()) == 2000000 * 1024
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text(str(GiB))
+    usage.write_text(str(GiB // 2))
+    (tmp_path / "memory.stat").write_text("anon 1\ninactive_file 1024\n")
+    assert host_memory.available(meminfo, ((limit, usage),)) == GiB // 2 + 1024
+    limit.write_text("max\n")
+    assert host_memory.available(meminfo, ((limit, usage),)) == 2000000 * 1024
+    assert host_memory.available(tmp_path / "absent", ()) is None
+    live = host_memory.available()
+    assert live is None or 0 < live < 2**50
+
+
+def test_parameter_count_from_headers_is_what_loading_holds(engine, library):
+    from dreamwire.backend.library.sizes import checkpoint_params
+
+    for name in ("tiny-sd1", "tiny-sd1-diffusers"):
+        model = engine.load(name)
+        loaded = sum(
+            p.numel()
+            for key in ("unet", "vae", "text_encoder")
+            for p in model.components[key].parameters()
+        )
+        counted = checkpoint_params(library.find("checkpoint", name))
+        # Buffers (position ids) aside, the header holds exactly the loaded parameters.
+        assert math.isclose(counted, loaded, rel_tol=0.01), name
+
+
+def test_ema_weights_in_a_checkpoint_do_not_count(tmp_path, library):
+    from safetensors.numpy import save_file
+
+    from dreamwire.backend.library import Format, Kind, ModelEntry
+    from dreamwire.backend.library.sizes import checkpoint_params
+
+    path = tmp_path / "m.safetensors"
+    save_file(
+        {
+            "model.diffusion_model.a": np.zeros((10, 10), np.float16),
+            "first_stage_model.b": np.zeros(7, np.float16),
+            "model_ema.a": np.zeros((10, 10), np.float16),
+        },
+        str(path),
+    )
+    entry = ModelEntry(Kind.CHECKPOINT, "m", path, Format.SAFETENSORS)
+    assert checkpoint_params(entry) == 107
+
+
+def test_engine_refuses_before_loading_when_memory_is_short(engine, monkeypatch):
+    from dreamwire.backend.engine import engine as engine_module
+
+    job = Job(prompt="x", width=512, height=512, steps=1, sampler="Euler", seed=1)
+    engine.check_memory(job)  # this machine has room for it
+    # Memory running short between accepting and starting: the only way to cause it here.
+    monkeypatch.setattr(engine_module.host_memory, "available", lambda: 8 * 2**20)
+    keys = engine.models.keys()
+    with pytest.raises(DreamwireError) as err:
+        engine.run(Job(**{**job.__dict__, "model": "tiny-sdxl"}))
+    assert err.value.code == ErrorCode.LIMIT_EXCEEDED
+    assert "0.0 GiB free" in err.value.message
+    assert engine.models.keys() == keys  # nothing was loaded for it
+
+
+def test_memory_a_running_job_holds_counts_as_free_for_the_next(engine, monkeypatch):
+    from dreamwire.backend.engine import engine as engine_module
+
+    def job(**kw):
+        return Job(prompt="x", width=256, height=256, steps=1, sampler="Euler", seed=1, **kw)
+
+    first, second = job(), job()
+    engine.run(job())  # the model is loaded: both estimates count no weights
+    (need,) = engine.check_memory(first)
+    held = ad.released([need], "RAM")
+    assert held == max(need.sampling, need.decode) > 0
+    # Free RAM such that the second job fits only once the first has given its memory back.
+    ram = int(need.total / ad.HEADROOM) - held // 2
+    monkeypatch.setattr(engine_module.host_memory, "available", lambda: ram)
+    with pytest.raises(DreamwireError) as idle:
+        engine.check_memory(second)
+    assert idle.value.code == ErrorCode.LIMIT_EXCEEDED
+    seen: list = []
+
+    def admit_second(progress) -> None:
+        if not seen:
+            seen.append(engine.check_memory(second))  # while the first one runs
+
+    monkeypatch.setattr(engine_module.host_memory, "available", lambda: 1 << 50)
+    original = engine.check_memory
+
+    def tight_after_start(j):
+        needs = original(j)
+        monkeypatch.setattr(engine_module.host_memory, "available", lambda: ram)
+        return needs
+
+    monkeypatch.setattr(engine, "check_memory", tight_after_start)
+    engine.run(first, on_progress=admit_second)
+    assert seen and seen[0][0].total == need.total

@@ -1,0 +1,74 @@
+"""The CLI's own input files, hostile ones included, through the real `dreamwire generate`
+subprocess: a decompression-bomb PNG (a few hundred bytes declaring 100000 x 100000 pixels)
+given as --init-image, --mask or a --control image, and a checkpoint whose safetensors
+header length field is absurd, each end with a clear error and exit status 2, no traceback
+and no gigabytes decoded."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def _png(width: int, height: int) -> bytes:
+    """A valid-looking PNG that declares width x height RGB pixels but holds a few bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _generate(tmp_path, models, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "dreamwire.backend", "generate", "--models", str(models)]
+    cmd += ["--prompt", "x", "--width", "64", "--height", "64", "--steps", "1"]
+    cmd += ["--out", str(tmp_path / "out"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_decompression_bomb_images_are_refused_clearly(tmp_path, tiny_models):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png(100_000, 100_000))
+    # Under Pillow's own bomb limit (89 M pixels), where it would decode 243 MB for nothing.
+    big = tmp_path / "big.png"
+    big.write_bytes(_png(9000, 9000))
+    assert bomb.stat().st_size < 1000
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(good)
+    runs = {
+        "init image": ["--init-image", str(bomb)],
+        "mask": ["--init-image", str(good), "--mask", str(big)],
+        "control": ["--init-image", str(good), "--control", "depth", str(bomb)],
+    }
+    for what, argv in runs.items():
+        proc = _generate(tmp_path, tiny_models, *argv)
+        assert proc.returncode == 2, (what, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, what
+        assert "[invalid_size]" in proc.stderr, (what, proc.stderr)
+        # Pillow itself refuses 100000 x 100000 on open, and names its pixel count.
+        size = "9000x9000" if what == "mask" else "10000000000 pixels"
+        assert size in proc.stderr and "8192x8192" in proc.stderr, (what, proc.stderr)
+
+
+def test_a_checkpoint_with_an_absurd_header_length_says_so(tmp_path, tiny_models):
+    root = tmp_path / "models"
+    folder = root / "models" / "Stable-diffusion"
+    folder.mkdir(parents=True)
+    (folder / "huge-header.safetensors").write_bytes(struct.pack("<Q", 2**63 + 5) + b"{}" * 64)
+    proc = _generate(tmp_path, root, "--model", "huge-header")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert "[model_corrupt]" in proc.stderr, proc.stderr
+    assert "huge-header.safetensors" in proc.stderr and "header length" in proc.stderr
+    assert str(2**63 + 5) in proc.stderr
