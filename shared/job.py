@@ -355,6 +355,12 @@ class Job:
                 raise bad(ErrorCode.INVALID_JOB, "outpaint growth must not be negative")
         if self.hires is not None:
             h = self.hires
+            if self.mode != "txt2img":
+                # A1111's Hires.fix is a txt2img script: with a picture there is no first
+                # pass to enlarge. Here, so that a host refuses it as the backend would.
+                raise bad(
+                    ErrorCode.INVALID_JOB, "Hires.fix applies to txt2img only (no init image)"
+                )
             if not isinstance(h.prompt, str) or not isinstance(h.negative, str):
                 raise bad(ErrorCode.INVALID_JOB, "Hires.fix prompts must be text")
             if not 1.0 <= h.scale <= 4.0:

@@ -32,10 +32,6 @@ def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
 
 def check_job(job: Job) -> None:
     job.validate()
-    if job.hires is not None and job.mode != "txt2img":
-        raise DreamwireError(
-            ErrorCode.INVALID_JOB, "Hires.fix applies to txt2img only (no init image)", job.job_id
-        )
 
 
 def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_tile_px: int | None):

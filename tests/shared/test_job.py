@@ -66,7 +66,6 @@ def test_wire_round_trip_keeps_arrays_and_nested_types():
         prompt="a (red:1.2) house",
         init_image=rgb(),
         mask=np.full((48, 64), 255, np.uint8),
-        hires=HiresFix(scale=1.5, denoise=0.4),
         outpaint=Outpaint(top=8),
         controls=[ControlUnit("depth", np.ones((48, 64), np.float32), weight=0.5, end=0.6)],
         loras=[LoraRef("detail", 0.7)],
@@ -75,10 +74,12 @@ def test_wire_round_trip_keeps_arrays_and_nested_types():
     assert len(arrays) == 3
     back = Job.from_wire(body, arrays).validate()
     assert back.job_id == job.job_id
-    assert back.hires == job.hires and back.outpaint == job.outpaint and back.loras == job.loras
+    assert back.outpaint == job.outpaint and back.loras == job.loras
     np.testing.assert_array_equal(back.init_image, job.init_image)
     np.testing.assert_array_equal(back.controls[0].image, job.controls[0].image)
     assert back.controls[0].end == 0.6
+    txt2img = Job(prompt="x", hires=HiresFix(scale=1.5, denoise=0.4)).validate()
+    assert Job.from_wire(*txt2img.to_wire()).validate().hires == txt2img.hires
 
 
 @pytest.mark.parametrize(
@@ -101,3 +102,13 @@ def test_wrong_json_types_are_invalid_job_not_a_crash(changes):
     with pytest.raises(DreamwireError) as info:
         Job(**changes).validate()
     assert info.value.code is ErrorCode.INVALID_JOB
+
+
+def test_hires_fix_is_txt2img_only_on_both_sides():
+    # Job.validate holds the rule, so a host refuses what the backend would refuse.
+    picture = np.zeros((64, 64, 3), np.uint8)
+    job = Job(prompt="x", width=64, height=64, init_image=picture, hires=HiresFix(scale=2.0))
+    with pytest.raises(DreamwireError) as err:
+        job.validate()
+    assert err.value.code == ErrorCode.INVALID_JOB and "txt2img" in err.value.message
+    Job(prompt="x", width=64, height=64, hires=HiresFix(scale=2.0)).validate()
