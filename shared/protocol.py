@@ -269,7 +269,9 @@ def peek_header(frames: list[Any], limits: Limits) -> dict[str, Any]:
         raw = _as_bytes(frames[1])
         if len(raw) > limits.max_header_bytes:
             return {}
-        header = _json_loads(raw)
+        # Lenient on purpose: a header refused for a number (1e999, 10**400) still names
+        # the msg id and job id its error reply should carry.
+        header = json.loads(bytes(raw))
         return header if isinstance(header, dict) else {}
     except Exception:  # noqa: BLE001 - only a courtesy for the error reply
         return {}
