@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 import zmq
 
+from dreamwire.backend.server.server import Server, ServerConfig
 from dreamwire.shared import codec
 from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import ErrorCode
@@ -232,3 +233,55 @@ def test_a_clients_messages_keep_their_order_behind_a_decode(backend):
 
 def _msg_id_of(header: bytes) -> str:
     return json.loads(header)["msg_id"]
+
+
+# -- the last line of defence --------------------------------------------------------------
+
+
+class _IdleEngine:
+    """The server asks an engine only for its capabilities until a job runs; none runs here."""
+
+    def capabilities(self) -> dict:
+        return {"models": ["tiny-sd1"], "device": "cpu"}
+
+
+def test_an_unexpected_failure_costs_one_internal_reply_not_the_server(monkeypatch, caplog):
+    # Faults no message can cause any more, injected: the output folder failing under a
+    # fetch, and the envelope check itself failing once.
+    def load(job_id: str):
+        if job_id == "boom":
+            raise RuntimeError("the output folder went away")
+        return None
+
+    server = Server(_IdleEngine(), lambda job, res: res, load, ServerConfig("tcp://127.0.0.1:0"))
+    address = server.bind()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    real_open = P.open_envelope
+
+    def open_broken_for_x1(frames, limits):
+        if len(frames) > 2 and bytes(memoryview(frames[2])) == b'{"break": 1}':
+            raise ZeroDivisionError("a bug in the envelope check")
+        return real_open(frames, limits)
+
+    peer = Peer(address)
+    try:
+        peer.send([P.TAG, _header("f1", "fetch_result", job_id="boom").encode(), b"{}"])
+        answer = peer.answer("f1")
+        assert answer is not None and answer.body["code"] == "internal", answer
+        assert answer.job_id == "boom" and "RuntimeError" in answer.body["message"]
+        monkeypatch.setattr(P, "open_envelope", open_broken_for_x1)
+        peer.send([P.TAG, _header("hb1", "heartbeat").encode(), b"{}"])
+        peer.send([P.TAG, _header("x1", "list_models", job_id="j9").encode(), b'{"break": 1}'])
+        answer = peer.answer("x1")
+        assert answer is not None and answer.body["code"] == "internal", answer
+        assert answer.job_id == "j9"
+        peer.send([P.TAG, _header("hb2", "heartbeat").encode(), b"{}"])
+        beat = peer.answer("hb2")
+        assert beat is not None and beat.type == P.HEARTBEAT
+    finally:
+        peer.close()
+        server.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)
