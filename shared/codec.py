@@ -35,7 +35,7 @@ _CHANNELS = {v: k for k, v in _COLOR_TYPES.items()}
 # PNG's own bound on a side, and ours on every dimension of any array frame.
 MAX_DIM = 2**31 - 1
 # Working memory of one band of rows decoded along anti-diagonals (two skewed copies).
-_BAND_BYTES = 64 * 2**20
+BAND_BYTES = 64 * 2**20
 # Steps of a slow decode between two looks at the clock.
 _CLOCK_EVERY = 256
 
@@ -320,10 +320,10 @@ def _sub_decode(line: np.ndarray, bpp: int) -> np.ndarray:
 
 
 def _band_rows(pixels: int, bpp: int, h: int) -> int:
-    """Rows per wavefront band: as many as fit `_BAND_BYTES`, since every band costs as
+    """Rows per wavefront band: as many as fit `BAND_BYTES`, since every band costs as
     many numpy steps as it has diagonals (its width plus its height)."""
     rows = 1
-    while rows < h and 2 * (pixels + 2 * rows + 1) * (2 * rows + 1) * bpp <= _BAND_BYTES:
+    while rows < h and 2 * (pixels + 2 * rows + 1) * (2 * rows + 1) * bpp <= BAND_BYTES:
         rows *= 2
     return min(rows, h)
 

@@ -113,14 +113,14 @@ def _reference_unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
 def _png_of_rows(rows: np.ndarray, w: int, h: int, channels: int, depth: int = 8) -> bytes:
     """A PNG whose IDAT holds exactly these filtered scanlines (type byte + row each)."""
     ihdr = struct.pack(">IIBBBBB", w, h, depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0)
-    return b"".join(
-        (
-            codec.PNG_SIGNATURE,
-            codec._chunk(b"IHDR", ihdr),
-            codec._chunk(b"IDAT", zlib.compress(rows.tobytes(), 9)),
-            codec._chunk(b"IEND", b""),
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
         )
-    )
+
+    idat = zlib.compress(rows.tobytes(), 9)
+    return codec.PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def _crafted_rows(rng, h: int, w: int, bpp: int, types) -> np.ndarray:
@@ -157,7 +157,7 @@ def test_crafted_rows_of_every_filter_type_decode_exactly(channels, depth, types
     want = want.view(dtype).reshape(h, w, channels).astype(dtype.newbyteorder("="))
     # Small bands too, so rows cross band boundaries and bands start on any filter type.
     for band_bytes in (64 * 2**20, 2000, 1):
-        monkeypatch.setattr(codec, "_BAND_BYTES", band_bytes)
+        monkeypatch.setattr(codec, "BAND_BYTES", band_bytes)
         np.testing.assert_array_equal(codec.decode_png(png), want)
     if depth == 8:
         got = np.asarray(Image.open(io.BytesIO(png))).reshape(h, w, channels)
