@@ -8,13 +8,21 @@ The PNG coder is pure numpy + zlib because this package ships inside Blender and
 where Pillow is not guaranteed. It writes 8-bit (and 16-bit grey/colour) non-interlaced PNG
 that any reader accepts, and reads those plus the filter types other encoders use. Decoding
 checks the declared size before inflating and never inflates more than that size, so a
-"zip bomb" frame costs the receiver nothing.
+"zip bomb" frame costs the receiver nothing. Every filter type is decoded with whole-array
+numpy steps (Average and Paeth rows along anti-diagonals, see `_wavefront`), so the cost of a
+PNG grows with its rows and columns, not with its bytes times the interpreter's speed.
+
+Shapes are checked before any arithmetic on them (`frame_size`): every dimension a positive
+integer no larger than PNG's 2**31 - 1, so a descriptor of absurd dimensions is a
+`CodecError`, never a numpy ValueError or an overflow.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,8 +32,42 @@ _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 _CHANNELS = {v: k for k, v in _COLOR_TYPES.items()}
 
 
+# PNG's own bound on a side, and ours on every dimension of any array frame.
+MAX_DIM = 2**31 - 1
+# Working memory of one band of rows decoded along anti-diagonals (two skewed copies).
+BAND_BYTES = 64 * 2**20
+# Steps of a slow decode between two looks at the clock.
+_CLOCK_EVERY = 256
+
+
 class CodecError(ValueError):
     pass
+
+
+class DecodeTimeout(CodecError):
+    """Decoding ran past its deadline (a time budget, not a fault in the data)."""
+
+
+def frame_size(shape: Sequence[int], dtype, max_bytes: int | None = None) -> int:
+    """Bytes of an array of `shape` and `dtype`, after checking every dimension is an int in
+    1..MAX_DIM (before any multiplication) and, with `max_bytes`, that the total fits it."""
+    dims = list(shape)
+    if not dims or not all(
+        isinstance(d, int | np.integer) and not isinstance(d, bool) and 0 < d <= MAX_DIM
+        for d in dims
+    ):
+        raise CodecError(f"bad shape {tuple(shape)!r}: dimensions must be integers 1..{MAX_DIM}")
+    total = np.dtype(dtype).itemsize
+    for d in dims:
+        total *= int(d)
+    if max_bytes is not None and total > max_bytes:
+        raise CodecError(f"an array of shape {tuple(dims)} needs {total} bytes, over {max_bytes}")
+    return total
+
+
+def check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DecodeTimeout("decoding took longer than its time budget")
 
 
 # -- raw ------------------------------------------------------------------------------------
@@ -41,7 +83,12 @@ def raw_frame(arr: np.ndarray) -> np.ndarray:
 
 def array_from_frame(data, shape, dtype, writable: bool = False) -> np.ndarray:
     """A view onto the frame's memory (read-only) or, with `writable`, a private copy."""
-    arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    nbytes = memoryview(data).nbytes
+    if frame_size(shape, dtype, nbytes) != nbytes:
+        raise CodecError(
+            f"{np.dtype(dtype)} {tuple(shape)} does not fill a frame of {nbytes} bytes"
+        )
+    arr = np.frombuffer(data, dtype=dtype).reshape(tuple(int(d) for d in shape))
     return arr.copy() if writable else arr
 
 
@@ -52,10 +99,10 @@ def encode_zlib(arr: np.ndarray, level: int = 6) -> bytes:
     return zlib.compress(raw_frame(arr).tobytes(), level)
 
 
-def decode_zlib(data, shape, dtype) -> np.ndarray:
-    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+def decode_zlib(data, shape, dtype, max_bytes: int | None = None) -> np.ndarray:
+    expected = frame_size(shape, dtype, max_bytes)
     raw = _inflate(data, expected)
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    return np.frombuffer(raw, dtype=dtype).reshape(tuple(int(d) for d in shape)).copy()
 
 
 def _inflate(data, expected: int) -> bytes:
@@ -138,6 +185,8 @@ def read_png_header(data) -> tuple[int, int, int, int]:
     if kind != b"IHDR" or length != 13:
         raise CodecError("PNG does not start with an IHDR chunk")
     w, h, depth, color, comp, filt, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if not (0 < w <= MAX_DIM and 0 < h <= MAX_DIM):
+        raise CodecError(f"PNG of {w}x{h}: sides must be 1..{MAX_DIM}")
     if color not in _CHANNELS:
         raise CodecError(f"unsupported PNG colour type {color} (palette PNGs are not used)")
     if depth not in (8, 16) or comp != 0 or filt != 0 or interlace != 0:
@@ -145,11 +194,11 @@ def read_png_header(data) -> tuple[int, int, int, int]:
     return w, h, _CHANNELS[color], depth
 
 
-def decode_png(
+def check_png(
     data, expect_shape=None, expect_dtype=None, max_pixels: int | None = None
-) -> np.ndarray:
-    """Decode a PNG. With `expect_shape`/`expect_dtype` (from a wire header) a PNG that
-    disagrees is refused before anything is inflated."""
+) -> tuple[int, int, int, int]:
+    """`read_png_header`, refusing a PNG larger than `max_pixels` or disagreeing with
+    `expect_shape`/`expect_dtype` (from a wire header); nothing is inflated."""
     w, h, c, depth = read_png_header(data)
     dtype = np.dtype(np.uint8) if depth == 8 else np.dtype(">u2")
     if max_pixels is not None and w * h > max_pixels:
@@ -161,12 +210,32 @@ def decode_png(
             raise CodecError(f"PNG is {h}x{w}x{c}, the header says {shape}")
     if expect_dtype is not None and np.dtype(expect_dtype).itemsize != dtype.itemsize:
         raise CodecError(f"PNG has {depth}-bit samples, the header says {np.dtype(expect_dtype)}")
+    return w, h, c, depth
+
+
+def png_idat(data) -> bytes:
+    """The PNG's image data, every chunk's CRC checked, up to IEND (which must be there)."""
+    return _collect_idat(memoryview(data))
+
+
+def decode_png(
+    data,
+    expect_shape=None,
+    expect_dtype=None,
+    max_pixels: int | None = None,
+    deadline: float | None = None,
+) -> np.ndarray:
+    """Decode a PNG. With `expect_shape`/`expect_dtype` (from a wire header) a PNG that
+    disagrees is refused before anything is inflated; past `deadline` (time.monotonic())
+    decoding stops with DecodeTimeout."""
+    w, h, c, depth = check_png(data, expect_shape, expect_dtype, max_pixels)
+    dtype = np.dtype(np.uint8) if depth == 8 else np.dtype(">u2")
     idat = _collect_idat(memoryview(data))
     bpp = c * dtype.itemsize
     stride = w * bpp
     raw = _inflate(idat, h * (stride + 1))
     rows = np.frombuffer(raw, np.uint8).reshape(h, stride + 1)
-    pixels = _unfilter(rows, bpp)
+    pixels = _unfilter(rows, bpp, deadline)
     arr = pixels.view(dtype).reshape(h, w, c)
     arr = arr.astype(dtype.newbyteorder("="), copy=False)
     if expect_shape is not None and len(expect_shape) == 2:
@@ -198,28 +267,49 @@ def _collect_idat(data: memoryview) -> bytes:
     return b"".join(parts)
 
 
-def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
+def _unfilter(rows: np.ndarray, bpp: int, deadline: float | None = None) -> np.ndarray:
+    """The pixel bytes of filtered scanlines (one filter-type byte, then the row).
+
+    None, Sub and Up rows depend on nothing to their left but the raw bytes (Sub is a running
+    sum), so each is one numpy step. Average and Paeth depend on the decoded left neighbour:
+    a stretch of rows holding them is decoded by `_wavefront`, whatever the other rows are.
+    """
     h, n1 = rows.shape
-    out = np.zeros((h, n1 - 1), np.uint8)
-    prev = np.zeros(n1 - 1, np.uint8)
-    for y in range(h):
-        ftype = rows[y, 0]
-        line = rows[y, 1:]
-        if ftype == 0:
-            cur = line.copy()
-        elif ftype == 1:  # Sub: a running sum per byte lane, modulo 256
-            cur = _sub_decode(line, bpp)
-        elif ftype == 2:  # Up
-            cur = line + prev
-        elif ftype == 3:  # Average: depends on the decoded left byte, so byte by byte
-            cur = _avg_decode(line, prev, bpp)
-        elif ftype == 4:
-            cur = _paeth_decode(line, prev, bpp)
-        else:
-            raise CodecError(f"unknown PNG filter type {ftype} in row {y}")
-        out[y] = cur
-        prev = cur
+    n = n1 - 1
+    types = rows[:, 0]
+    bad = np.flatnonzero(types > 4)
+    if bad.size:
+        raise CodecError(f"unknown PNG filter type {types[bad[0]]} in row {bad[0]}")
+    out = np.empty((h, n), np.uint8)
+    if h == 0 or n == 0:
+        return out
+    pixels = n // bpp
+    band = _band_rows(pixels, bpp, h)
+    slow = np.flatnonzero(types >= 3)
+    y = 0
+    while y < h:
+        check_deadline(deadline)
+        prev = out[y - 1] if y else np.zeros(n, np.uint8)
+        nxt = slow[np.searchsorted(slow, y)] if slow.size and slow[-1] >= y else h
+        if nxt > y:  # rows y..nxt-1 are None, Sub or Up
+            end = min(nxt, y + _CLOCK_EVERY)
+            for row in range(y, end):
+                out[row] = _simple_row(rows[row, 0], rows[row, 1:], prev, bpp)
+                prev = out[row]
+            y = end
+            continue
+        end = min(h, y + band)
+        out[y:end] = _wavefront(rows[y:end], prev, bpp, deadline)
+        y = end
     return out
+
+
+def _simple_row(ftype: int, line: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
+    if ftype == 0:
+        return line
+    if ftype == 1:  # Sub: a running sum per byte lane, modulo 256
+        return _sub_decode(line, bpp)
+    return line + prev  # Up
 
 
 def _sub_decode(line: np.ndarray, bpp: int) -> np.ndarray:
@@ -229,24 +319,67 @@ def _sub_decode(line: np.ndarray, bpp: int) -> np.ndarray:
     return np.cumsum(lanes, axis=0, dtype=np.uint8).reshape(-1)[:n]
 
 
-def _avg_decode(line: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
-    cur = line.astype(np.int32).tolist()
-    up = prev.astype(np.int32).tolist()
-    for i in range(len(cur)):
-        left = cur[i - bpp] if i >= bpp else 0
-        cur[i] = (cur[i] + ((left + up[i]) >> 1)) & 0xFF
-    return np.array(cur, np.uint8)
+def _band_rows(pixels: int, bpp: int, h: int) -> int:
+    """Rows per wavefront band: as many as fit `BAND_BYTES`, since every band costs as
+    many numpy steps as it has diagonals (its width plus its height)."""
+    rows = 1
+    while rows < h and 2 * (pixels + 2 * rows + 1) * (2 * rows + 1) * bpp <= BAND_BYTES:
+        rows *= 2
+    return min(rows, h)
 
 
-def _paeth_decode(line: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
-    cur = line.astype(np.int32).tolist()
-    up = prev.astype(np.int32).tolist()
-    for i in range(len(cur)):
-        a = cur[i - bpp] if i >= bpp else 0
-        b = up[i]
-        c = up[i - bpp] if i >= bpp else 0
-        p = a + b - c
-        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-        pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-        cur[i] = (cur[i] + pred) & 0xFF
-    return np.array(cur, np.uint8)
+def _wavefront(rows: np.ndarray, prev: np.ndarray, bpp: int, deadline: float | None) -> np.ndarray:
+    """Decode a band of filtered rows of any filter types, one anti-diagonal at a time.
+
+    Every filter predicts a byte from three decoded bytes of the same lane: left (a), up (b)
+    and up-left (c). The pixels of one anti-diagonal (x + y constant) depend only on the two
+    diagonals before it, so each diagonal is decoded for all rows at once. The band is kept
+    skewed, pixel (row j, x) at [x + j + 1, j], so that a diagonal is one contiguous slice;
+    row 0 is the row above the band, and the cells left of x = 0 stay 0 as PNG wants.
+    """
+    r = rows.shape[0]
+    n = rows.shape[1] - 1
+    w = n // bpp
+    types = rows[:, 0]
+    shape = (w + r + 1, r + 1, bpp)
+    dec = np.zeros(shape, np.uint8)
+    raw = np.zeros(shape, np.uint8)
+    sd, sj, sk = dec.strides
+    skew = dict(shape=(r + 1, w, bpp), strides=(sd + sj, sd, sk))
+    dec_view = np.lib.stride_tricks.as_strided(dec[1:], **skew)
+    raw_view = np.lib.stride_tricks.as_strided(raw[1:], **skew)
+    dec_view[0] = prev.reshape(w, bpp)
+    raw_view[1:] = rows[:, 1:].reshape(r, w, bpp)
+    kinds = set(np.unique(types).tolist())
+    for d in range(2, w + r + 1):
+        if d % _CLOCK_EVERY == 0:
+            check_deadline(deadline)
+        j0, j1 = max(1, d - w), min(r, d - 1) + 1  # rows of the band on this diagonal
+        a = dec[d - 1, j0:j1].astype(np.int16)
+        b = dec[d - 1, j0 - 1 : j1 - 1].astype(np.int16)
+        if kinds == {1}:
+            pred = a
+        elif kinds == {2}:
+            pred = b
+        elif kinds == {3}:
+            pred = (a + b) >> 1
+        else:
+            c = dec[d - 2, j0 - 1 : j1 - 1].astype(np.int16)
+            paeth = _paeth(a, b, c) if 4 in kinds else None
+            if kinds == {4}:
+                pred = paeth
+            else:
+                zero = np.zeros_like(a)
+                avg = (a + b) >> 1 if 3 in kinds else zero
+                choice = types[j0 - 1 : j1 - 1, None]
+                pred = np.choose(choice, (zero, a, b, avg, zero if paeth is None else paeth))
+        np.add(raw[d, j0:j1], pred.astype(np.uint8), out=dec[d, j0:j1])
+    return dec_view[1:].reshape(r, n)
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """PNG's Paeth predictor: of a, b, c the one nearest a + b - c, ties to a then b."""
+    pa = np.abs(b - c)
+    pb = np.abs(a - c)
+    pc = np.abs(a + b - 2 * c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))

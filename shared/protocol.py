@@ -7,6 +7,11 @@ Decoding is defensive because the backend accepts connections from hosts it does
 control: every size is checked against `Limits` from the header alone, before a JSON body is
 parsed or an array is built, and every failure is a `ProtocolError` with a stable code, never
 another exception type. Nothing here imports pickle or uses base64.
+
+It comes in two steps so that a server can look at a message before paying for it:
+`open_envelope` checks the frames' sizes, the header and the buffer descriptions (cheap, the
+header is at most 64 KiB); `open_content` parses the body and decodes the arrays, which a
+server may do on another thread, with a deadline. `decode` does both.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -62,6 +68,9 @@ FORMATS = ("raw", "png", "zlib")
 # and loses little on photographic images, which are most of what travels.
 WIRE_ZLIB_LEVEL = 1
 MAX_NDIM = 3
+# JSON integers longer than this are refused while parsing: no field needs more than a
+# 64-bit seed (20 digits), and int() of a long digit string is quadratic.
+MAX_INT_DIGITS = 20
 
 
 class ProtocolError(DreamwireError):
@@ -117,6 +126,34 @@ class Message:
     sent: float = 0.0  # sender's wall clock, informative only
 
 
+@dataclass
+class Envelope:
+    """A message whose frame sizes, header and buffer descriptions are checked and whose body
+    and binary frames are still undecoded (`open_envelope`; `open_content` decodes them)."""
+
+    type: str
+    msg_id: str
+    job_id: str
+    reply_to: str
+    sent: float
+    specs: list[BufferSpec]
+    body: Any  # the body frame
+    frames: list[Any]  # the binary frames, one per spec
+
+    @property
+    def body_bytes(self) -> int:
+        return frame_len(self.body)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What the arrays take once decoded (checked against the limits already)."""
+        return sum(codec.frame_size(s.shape, DTYPES[s.dtype]) for s in self.specs)
+
+    def error(self, code: ErrorCode, text: str) -> ProtocolError:
+        """An error about this message, carrying its job id."""
+        return ProtocolError(code, text, self.job_id[:64])
+
+
 def new_msg_id() -> str:
     return uuid.uuid4().hex
 
@@ -168,8 +205,8 @@ def _encode_array(arr: np.ndarray, image_format: str) -> tuple[BufferSpec, Any]:
     name = _dtype_name(arr.dtype)
     if name is None:
         raise ValueError(f"arrays of {arr.dtype} cannot go on the wire; use one of {list(DTYPES)}")
-    if not 0 < arr.ndim <= MAX_NDIM:
-        raise ValueError(f"arrays must have 1..{MAX_NDIM} dimensions, got {arr.shape}")
+    if not 0 < arr.ndim <= MAX_NDIM or arr.size == 0:
+        raise ValueError(f"arrays must have 1..{MAX_NDIM} non-empty dimensions, got {arr.shape}")
     # Little-endian C order is the wire layout; astype/ascontiguousarray copy only if needed.
     arr = codec.raw_frame(arr.astype(DTYPES[name], copy=False))
     shape = tuple(int(s) for s in arr.shape)
@@ -232,18 +269,39 @@ def peek_header(frames: list[Any], limits: Limits) -> dict[str, Any]:
         raw = _as_bytes(frames[1])
         if len(raw) > limits.max_header_bytes:
             return {}
+        # Lenient on purpose: a header refused for a number (1e999, 10**400) still names
+        # the msg id and job id its error reply should carry.
         header = json.loads(bytes(raw))
         return header if isinstance(header, dict) else {}
-    except (ValueError, RecursionError):
+    except Exception:  # noqa: BLE001 - only a courtesy for the error reply
         return {}
 
 
+def reply_address(frames: list[Any], limits: Limits) -> tuple[str, str]:
+    """(job_id, msg_id) of a message that failed to decode, as far as its header says, so
+    the error reply can name them; "" where the header does not (or not sanely)."""
+    head = peek_header(frames, limits)
+    job_id = head.get("job_id", "")
+    msg_id = head.get("msg_id", "")
+    return (
+        job_id[:64] if isinstance(job_id, str) else "",
+        msg_id[:64] if isinstance(msg_id, str) else "",
+    )
+
+
 def decode(frames: list[Any], limits: Limits, writable: bool = False) -> Message:
-    """Parse a frame list (without ROUTER identity frames) into a Message.
+    """Parse a frame list (without ROUTER identity frames) into a Message: `open_envelope`
+    and `open_content` in one go."""
+    return open_content(open_envelope(frames, limits), writable)
+
+
+def open_envelope(frames: list[Any], limits: Limits) -> Envelope:
+    """Check a frame list's sizes, header and buffer descriptions; decode nothing else.
 
     Order matters: tag, frame count, then every length against `limits`, then the header's
-    buffer descriptions against the actual frame lengths, and only then JSON bodies and
-    arrays. A hostile peer therefore cannot make the receiver allocate more than it sent.
+    buffer descriptions against the actual frame lengths and the limits (what the arrays
+    will take decoded included). A hostile peer therefore cannot make the receiver allocate
+    more than it sent, or more than a raw message of the largest size would hold.
     """
     if not frames:
         raise ProtocolError(ErrorCode.MALFORMED_MESSAGE, "empty message")
@@ -287,17 +345,63 @@ def decode(frames: list[Any], limits: Limits, writable: bool = False) -> Message
             f"header describes {len(raw_specs)} binary frames but {n_buffers} arrived",
         )
     specs = [_check_spec(s, sizes[3 + i], limits, i) for i, s in enumerate(raw_specs)]
+    env = Envelope(
+        msg_type, msg_id, job_id, reply_to, float(sent), specs, frames[2], list(frames[3:])
+    )
+    if env.decoded_bytes > limits.max_message_bytes:
+        # Compressed frames may not decode to more than a raw message could carry.
+        raise ProtocolError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"the arrays would take {env.decoded_bytes} bytes decoded, the limit is "
+            f"{limits.max_message_bytes}",
+        )
+    return env
 
-    body = _loads(_as_bytes(frames[2]), "body")
-    buffers = [
-        _decode_array(spec, _as_bytes(frames[3 + i]), writable, i) for i, spec in enumerate(specs)
-    ]
-    return Message(msg_type, body, buffers, job_id, reply_to, msg_id, float(sent))
+
+# A PNG decoder: (data, expect_shape, expect_dtype, deadline=...) -> array, as codec.decode_png.
+PngDecoder = Callable[..., np.ndarray]
+
+
+def open_content(
+    env: Envelope,
+    writable: bool = False,
+    png: PngDecoder | None = None,
+    deadline: float | None = None,
+) -> Message:
+    """The whole message: body JSON parsed, arrays decoded (with `png`, codec.decode_png by
+    default). Past `deadline` (time.monotonic()) it stops with `limit_exceeded`."""
+    body = _loads(_as_bytes(env.body), "body")
+    buffers = []
+    for i, (spec, frame) in enumerate(zip(env.specs, env.frames, strict=True)):
+        try:
+            codec.check_deadline(deadline)
+            buffers.append(
+                _decode_array(spec, _as_bytes(frame), writable, png or codec.decode_png, deadline)
+            )
+        except codec.DecodeTimeout:
+            raise ProtocolError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"binary frame {i}: decoding took longer than this backend allows",
+            ) from None
+        except codec.CodecError as exc:
+            raise ProtocolError(ErrorCode.MALFORMED_MESSAGE, f"binary frame {i}: {exc}") from None
+    return Message(env.type, body, buffers, env.job_id, env.reply_to, env.msg_id, env.sent)
+
+
+def _json_loads(raw: bytes | memoryview) -> Any:
+    """Strict JSON: no NaN/Infinity tokens, no number that overflows to infinity (1e999),
+    no integer of more than MAX_INT_DIGITS digits."""
+    return json.loads(
+        bytes(raw).decode("utf-8"),
+        parse_constant=_no_constants,
+        parse_float=_finite_float,
+        parse_int=_bounded_int,
+    )
 
 
 def _loads(raw: bytes | memoryview, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(bytes(raw).decode("utf-8"), parse_constant=_no_constants)
+        obj = _json_loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(
             ErrorCode.MALFORMED_MESSAGE, f"{what} is not valid JSON: {exc}"
@@ -309,6 +413,19 @@ def _loads(raw: bytes | memoryview, what: str) -> dict[str, Any]:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"integer of {len(text)} digits; at most {MAX_INT_DIGITS} are accepted")
+    return int(text)
 
 
 _MISSING = object()
@@ -324,6 +441,9 @@ def _field(d: dict[str, Any], name: str, kind: type, default: Any = _MISSING) ->
 
 
 def _check_spec(raw: Any, actual: int, limits: Limits, i: int) -> BufferSpec:
+    """A buffer description, checked before any arithmetic on its numbers: every dimension a
+    positive integer no larger than `max_pixels` (so no product can be absurd), the pixels
+    and channels within the limits, and for raw frames the exact byte count."""
     where = f"binary frame {i}"
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.MALFORMED_MESSAGE, f"{where}: description must be an object")
@@ -338,45 +458,53 @@ def _check_spec(raw: Any, actual: int, limits: Limits, i: int) -> BufferSpec:
     if (
         not isinstance(shape, list)
         or not 0 < len(shape) <= MAX_NDIM
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
     ):
-        raise ProtocolError(ErrorCode.MALFORMED_MESSAGE, f"{where}: bad shape {shape!r}")
+        raise ProtocolError(
+            ErrorCode.MALFORMED_MESSAGE,
+            f"{where}: bad shape {str(shape)[:80]}: 1..{MAX_NDIM} positive integers",
+        )
     if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes != actual:
         raise ProtocolError(
             ErrorCode.MALFORMED_MESSAGE,
-            f"{where}: header says {nbytes!r} bytes but the frame has {actual}",
+            f"{where}: header says {str(nbytes)[:40]} bytes but the frame has {actual}",
         )
-    # Pixels are H * W: the first two axes (a 1-D array counts its length).
-    pixels = shape[0] * (shape[1] if len(shape) > 1 else 1)
-    if pixels > limits.max_pixels or (len(shape) == 3 and shape[2] > 4):
+    if any(s > limits.max_pixels for s in shape) or (len(shape) == 3 and shape[2] > 4):
         raise ProtocolError(
             ErrorCode.LIMIT_EXCEEDED,
             f"{where}: array of shape {tuple(shape)} exceeds the limit of "
             f"{limits.max_pixels} pixels (or 4 channels)",
         )
-    expected = math.prod(shape) * DTYPES[dtype].itemsize
+    # Pixels are H * W: the first two axes (a 1-D array counts its length).
+    pixels = shape[0] * (shape[1] if len(shape) > 1 else 1)
+    if pixels > limits.max_pixels:
+        raise ProtocolError(
+            ErrorCode.LIMIT_EXCEEDED,
+            f"{where}: array of shape {tuple(shape)} exceeds the limit of "
+            f"{limits.max_pixels} pixels",
+        )
+    expected = codec.frame_size(shape, DTYPES[dtype])
     if fmt == "raw" and expected != actual:
         raise ProtocolError(
             ErrorCode.MALFORMED_MESSAGE,
             f"{where}: {dtype} {tuple(shape)} needs {expected} bytes but the frame has {actual}",
         )
-    if fmt != "raw" and expected > limits.max_message_bytes:
-        raise ProtocolError(ErrorCode.LIMIT_EXCEEDED, f"{where}: decoded size {expected} too large")
     return BufferSpec(dtype, tuple(shape), actual, fmt)
 
 
-def _decode_array(spec: BufferSpec, data: bytes | memoryview, writable: bool, i: int) -> np.ndarray:
+def _decode_array(
+    spec: BufferSpec,
+    data: bytes | memoryview,
+    writable: bool,
+    png: PngDecoder,
+    deadline: float | None,
+) -> np.ndarray:
     dtype = DTYPES[spec.dtype]
     if spec.format == "raw":
         return codec.array_from_frame(data, spec.shape, dtype, writable)
-    try:
-        if spec.format == "png":
-            arr = codec.decode_png(data, expect_shape=spec.shape, expect_dtype=dtype)
-        else:
-            arr = codec.decode_zlib(data, spec.shape, dtype)
-    except codec.CodecError as exc:
-        raise ProtocolError(ErrorCode.MALFORMED_MESSAGE, f"binary frame {i}: {exc}") from None
-    return arr
+    if spec.format == "png":
+        return png(data, spec.shape, dtype, deadline=deadline)
+    return codec.decode_zlib(data, spec.shape, dtype)
 
 
 # -- typed bodies --------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 Rules it keeps (PROTOCOL.md, "Backend"):
 - every inbound message is size-checked before it is decoded, and anything wrong gets an
-  error reply with a stable code; nothing a peer sends can end this loop;
+  error reply with a stable code; nothing a peer sends can end this loop: an unexpected
+  exception while handling one message is logged and answered `internal`;
+- nothing blocks this thread: a message with binary frames or a large body is decoded by
+  the decode pool (decoding.py), within a time budget, while this thread goes on answering
+  heartbeats; each client's messages are still handled in the order they were sent;
 - progress and results go only to the client that owns the job (the submitter, or whoever
   fetched it after a reconnect); a client that has gone away costs nothing, because a
   ROUTER drops messages for peers it no longer has;
@@ -25,6 +29,7 @@ import logging
 import re
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +43,7 @@ from dreamwire.shared.job import PRIORITIES, Job
 from dreamwire.shared.model_names import stem
 from dreamwire.shared.result import JobResult
 
+from .decoding import MAX_WAITING_PER_CLIENT, DecodePool, Inbound
 from .durable import DurableQueue
 from .jobqueue import JobQueue
 from .worker import Worker, cancelled_message
@@ -110,6 +116,9 @@ class Server:
         self.worker = Worker(
             engine, save, self.jobs, self.ctx, self._wake_address, forget=self._forget_durable
         )
+        self.decoder = DecodePool(self.ctx, self._wake_address)
+        # Per client, its messages not handled yet because one before them is decoding.
+        self._waiting: dict[bytes, deque[Inbound]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
     def bind(self) -> str:
@@ -161,6 +170,7 @@ class Server:
 
     def serve_forever(self) -> None:
         self.worker.start()
+        self.decoder.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake, zmq.POLLIN)
@@ -171,6 +181,8 @@ class Server:
                     while self.wake.poll(0):
                         self.wake.recv(zmq.NOBLOCK)
                     self._flush_outbox()
+                # Every turn, not only on a wake-up: a wake frame may have been dropped.
+                self._collect_decoded()
                 if self.router in ready:
                     # Bounded so a flood from one peer cannot starve the outbox.
                     for _ in range(64):
@@ -178,6 +190,7 @@ class Server:
                             break
                         self._receive(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
         finally:
+            self.decoder.close()
             self.worker.stopping.set()
             running = self.jobs.running
             if running is not None:  # stop at the next step instead of finishing the job
@@ -223,18 +236,78 @@ class Server:
 
     # -- inbound -------------------------------------------------------------------------
     def _receive(self, frames: list[zmq.Frame]) -> None:
+        """One inbound message. Whatever it holds, the peer gets an answer (in time, if it
+        is decoding) and this loop goes on."""
         identity = frames[0].bytes
         body = frames[1:]
         try:
-            msg = P.decode(body, self.limits, writable=True)
-        except P.ProtocolError as exc:
-            head = P.peek_header(body, self.limits)
-            job_id = head.get("job_id", "") if isinstance(head.get("job_id"), str) else ""
-            reply_to = head.get("msg_id", "") if isinstance(head.get("msg_id"), str) else ""
+            self._accept(identity, body)
+        except DreamwireError as exc:
+            job_id, msg_id = P.reply_address(body, self.limits)
             log.warning("bad message from a peer: %s", exc)
-            exc.job_id = job_id[:64]
-            self._error(identity, exc, reply_to[:64])
+            exc.job_id = exc.job_id or job_id
+            self._error(identity, exc, msg_id)
+        except Exception as exc:  # the last line of defence: one reply, not the server
+            log.exception("receiving a message failed")
+            job_id, msg_id = P.reply_address(body, self.limits)
+            self._error(
+                identity,
+                DreamwireError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"[:500], job_id),
+                msg_id,
+            )
+
+    def _accept(self, identity: bytes, frames: list[zmq.Frame]) -> None:
+        """Check the envelope here; decode a light message here and a heavy one in the
+        decode pool. A client's messages are handled in the order sent (a cancel must not
+        overtake its submit), except heartbeats, which hold no state and never wait."""
+        env = P.open_envelope(frames, self.limits)
+        if env.type not in P.CLIENT_TYPES:
+            raise env.error(
+                ErrorCode.UNKNOWN_MESSAGE_TYPE, f"a backend does not accept {env.type!r}"
+            )
+        if env.frames and env.type != P.SUBMIT:
+            raise env.error(
+                ErrorCode.MALFORMED_MESSAGE, f"a {env.type} message carries no binary frames"
+            )
+        item = Inbound(identity, env)
+        waiting = self._waiting.get(identity)
+        if waiting is not None and len(waiting) >= MAX_WAITING_PER_CLIENT:
+            raise env.error(
+                ErrorCode.QUEUE_FULL, f"{len(waiting)} messages from this client are waiting"
+            )
+        if item.light:
+            item.decode()
+            if not waiting or env.type == P.HEARTBEAT:
+                self._handle(item)
+                return
+            waiting.append(item)
             return
+        if not self.decoder.admits(item, self.limits.max_message_bytes):
+            raise env.error(
+                ErrorCode.QUEUE_FULL,
+                f"the backend is decoding {self.decoder.in_flight} messages "
+                f"({self.decoder.in_flight_bytes} bytes); send again later",
+            )
+        self._waiting.setdefault(identity, deque()).append(item)
+        self.decoder.submit(item)
+
+    def _collect_decoded(self) -> None:
+        for item in self.decoder.take_finished():
+            waiting = self._waiting.get(item.identity)
+            while waiting and waiting[0].ready:
+                self._handle(waiting.popleft())
+            if not waiting:
+                self._waiting.pop(item.identity, None)
+
+    def _handle(self, item: Inbound) -> None:
+        """Answer one decoded message (or its decoding error)."""
+        identity = item.identity
+        if item.error is not None or item.message is None:
+            err = item.error or DreamwireError(ErrorCode.INTERNAL, "message was not decoded")
+            log.warning("bad message from a peer: %s", err)
+            self._error(identity, err, item.envelope.msg_id[:64])
+            return
+        msg = item.message
         try:
             self._dispatch(identity, msg)
         except DreamwireError as exc:

@@ -232,3 +232,97 @@ def test_fuzz_buffer_descriptions(spec):
 )
 def test_fuzz_submit_bodies(body):
     _check_decoder([_valid[0], _valid[1], json.dumps(body).encode(), *_valid[3:]])
+
+
+# -- descriptor rules and numbers: the shapes that once stopped a backend ------------------
+
+
+def _raw_header(text: str) -> list[bytes]:
+    """A submit whose header is `text` verbatim (numbers json.dumps cannot write)."""
+    return [P.TAG, text.encode(), b"{}"]
+
+
+@pytest.mark.parametrize(
+    "shape,nbytes,code",
+    [
+        ([0, 10**12], 0, ErrorCode.MALFORMED_MESSAGE),  # numpy: "dimension too large"
+        ([10**30, 0, 3], 0, ErrorCode.MALFORMED_MESSAGE),
+        ([2**62, 0], 0, ErrorCode.MALFORMED_MESSAGE),
+        ([0], 0, ErrorCode.MALFORMED_MESSAGE),
+        ([-3, -5], 0, ErrorCode.MALFORMED_MESSAGE),
+        ([4, 4.0], 16, ErrorCode.MALFORMED_MESSAGE),
+        ([10**400, 1], 16, ErrorCode.MALFORMED_MESSAGE),  # refused by the JSON parser
+        ([1, 1, 1, 1], 1, ErrorCode.MALFORMED_MESSAGE),
+        ([2**40, 2**40], 16, ErrorCode.LIMIT_EXCEEDED),
+        ([1, 2**40], 16, ErrorCode.LIMIT_EXCEEDED),
+        ([4, 4, 5], 80, ErrorCode.LIMIT_EXCEEDED),
+    ],
+)
+def test_buffer_descriptors_are_checked_before_any_arithmetic(shape, nbytes, code):
+    spec = {"dtype": "uint8", "shape": shape, "nbytes": nbytes, "format": "raw"}
+    header = json.dumps({"msg_id": "m", "type": "submit", "job_id": "j", "buffers": [spec]})
+    with pytest.raises(P.ProtocolError) as info:
+        P.decode([*_raw_header(header), b"\0" * nbytes], LIMITS)
+    assert info.value.code == code, info.value
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '{"msg_id": "m", "type": "hello", "sent": 1' + "0" * 400 + "}",
+        '{"msg_id": "m", "type": "hello", "sent": 1e999}',
+        '{"msg_id": "m", "type": "hello", "sent": -1e999}',
+        '{"msg_id": "m", "type": "hello", "sent": NaN}',
+        '{"msg_id": "m", "type": "hello", "sent": 123456789012345678901}',
+        '{"msg_id": "m", "type": "hello", "buffers": [], "x": 1' + "0" * 5000 + "}",
+    ],
+)
+def test_header_numbers_out_of_range_are_malformed(header):
+    with pytest.raises(P.ProtocolError) as info:
+        P.decode(_raw_header(header), LIMITS)
+    assert info.value.code == ErrorCode.MALFORMED_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"protocol": 1e999}', b'{"x": [1, -1e400]}', b'{"seed": 1' + b"0" * 400 + b"}", b"[NaN]"],
+)
+def test_body_numbers_out_of_range_are_malformed_in_any_field(body):
+    frames = [P.TAG, b'{"msg_id": "m", "type": "hello"}', body]
+    with pytest.raises(P.ProtocolError) as info:
+        P.decode(frames, LIMITS)
+    assert info.value.code == ErrorCode.MALFORMED_MESSAGE
+
+
+def test_largest_seeds_and_numbers_still_decode():
+    body = b'{"seed": 18446744073709551615, "neg": -9223372036854775808, "f": 1.5e308}'
+    msg = P.decode([P.TAG, b'{"msg_id": "m", "type": "hello", "sent": 1e9}', body], LIMITS)
+    assert msg.body["seed"] == 2**64 - 1 and msg.body["neg"] == -(2**63)
+    assert msg.body["f"] == 1.5e308 and msg.sent == 1e9
+
+
+def test_compressed_frames_may_not_decode_past_the_message_limit():
+    # Five 1 MP x 2 zlib frames of zeros: tiny on the wire, 10 MiB decoded > LIMITS' 8 MiB.
+    arrs = [np.zeros((1024, 1024, 2), np.uint8)] * 5
+    frames = P.encode(P.Message(P.SUBMIT, {}, arrs, job_id="j"), "zlib")
+    assert sum(P.frame_len(f) for f in frames) < 100_000
+    assert _code(frames) == ErrorCode.LIMIT_EXCEEDED
+    four = P.encode(P.Message(P.SUBMIT, {}, arrs[:4], job_id="j"), "zlib")
+    assert len(P.decode(four, LIMITS).buffers) == 4
+
+
+def test_open_content_stops_at_its_deadline_with_limit_exceeded():
+    rows = np.zeros((256, 257), np.uint8)
+    rows[:, 0] = 4
+    frames = P.encode(P.Message(P.SUBMIT, {}, [rows[:, 1:].copy()], job_id="j"), "png")
+    env = P.open_envelope(frames, LIMITS)
+    assert env.type == P.SUBMIT and env.job_id == "j" and env.decoded_bytes == 256 * 256
+    with pytest.raises(P.ProtocolError) as info:
+        P.open_content(env, deadline=0.0)
+    assert info.value.code == ErrorCode.LIMIT_EXCEEDED
+    np.testing.assert_array_equal(P.open_content(env).buffers[0], rows[:, 1:])
+
+
+def test_empty_arrays_are_not_sent():
+    with pytest.raises(ValueError, match="non-empty"):
+        P.encode(P.Message(P.SUBMIT, {}, [np.zeros((0, 4), np.uint8)]))
