@@ -19,6 +19,7 @@ from dreamwire.shared.families import label as family_label
 from dreamwire.shared.job import ControlUnit, Job
 from dreamwire.shared.model_names import strip_suffix
 from dreamwire.shared.native_size import model_family, two_pass
+from dreamwire.shared.panel_job import panel_job
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 # The panel's control names and the ControlNet types they feed.
@@ -234,13 +235,8 @@ def build_job(
     # Hires.fix is a txt2img pass pair; img2img and inpainting jobs keep their size.
     if s.two_pass and init_image is None and mask is None:
         w, h, hires = two_pass(w, h, s.family, upscalers=s.upscalers)
-    job = Job(
-        prompt=s.prompt,
-        negative=s.negative,
-        model=s.model,
-        sampler=s.sampler,
-        steps=int(s.steps),
-        cfg=float(s.cfg),
+    job = panel_job(
+        s,
         seed=int(s.seed if seed is None else seed),
         width=w,
         height=h,
@@ -253,7 +249,6 @@ def build_job(
         controls=units,
         hires=hires,
         preview_every=int(s.preview_every),
-        priority="interactive",
         tag=tag,
     )
     return job.validate()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dreamwire.shared.job import SEAMLESS_AXES, Job, Upscale
+from dreamwire.shared.panel_job import panel_job
 from dreamwire.shared.refine_upscaler import upscaler_choices
 
 from .job_builder import GenerationSettings
@@ -63,19 +64,12 @@ def build_upscale_job(
 ) -> Job:
     """A validated upscale Job for an H x W x 3|4 uint8 image (top row first). A refine
     uses the panel's prompt, model, sampler, steps, CFG and seed at `u.strength`."""
-    return Job(
-        prompt=s.prompt,
-        negative=s.negative,
-        model=s.model,
-        sampler=s.sampler,
-        steps=int(s.steps),
-        cfg=float(s.cfg),
-        seed=int(s.seed),
+    return panel_job(
+        s,
         init_image=np.ascontiguousarray(pixels[..., :3]),
         strength=float(u.strength),
         upscale=Upscale(scale=float(u.factor), upscaler=u.upscaler, refine=bool(u.refine)),
         seamless=seamless,
-        priority="interactive",
         preview_every=int(s.preview_every),
         tag=tag,
     ).validate()

@@ -6,6 +6,7 @@ import numpy as np
 
 from dreamwire.shared.job import ControlUnit, Job, Outpaint
 from dreamwire.shared.native_size import two_pass
+from dreamwire.shared.panel_job import panel_job
 
 from .params import Params
 from .pixels import flatten_rgb
@@ -15,19 +16,12 @@ PREVIEW_EVERY = 2
 
 
 def _base(p: Params, plan: Plan, controls: list[ControlUnit]) -> Job:
-    return Job(
-        prompt=p.prompt,
-        negative=p.negative,
-        model=p.model,
-        sampler=p.sampler,
-        steps=int(p.steps),
-        cfg=float(p.cfg),
-        seed=int(p.seed),
+    return panel_job(
+        p,
         width=plan.region.w,
         height=plan.region.h,
         batch=int(p.batch),
         controls=list(controls),
-        priority="interactive",
         preview_every=PREVIEW_EVERY,
         tag=f"krita:{plan.action}",
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dreamwire.shared.job import Job, Upscale
+from dreamwire.shared.panel_job import panel_job
 
 from .geometry import Rect
 from .params import Params
@@ -49,20 +50,13 @@ def plan_upscale(canvas: Rect, factor: float) -> Plan:
 def upscale_job(p: Params, canvas_rgba: np.ndarray, choice: UpscaleChoice) -> Job:
     """One image (the canvas has one upscale), refined with the panel's prompt, model,
     sampler, steps, CFG and seed at the choice's strength."""
-    job = Job(
-        prompt=p.prompt,
-        negative=p.negative,
-        model=p.model,
-        sampler=p.sampler,
-        steps=int(p.steps),
-        cfg=float(p.cfg),
-        seed=int(p.seed),
+    job = panel_job(
+        p,
         init_image=flatten_rgb(canvas_rgba),
         strength=float(choice.strength),
         upscale=Upscale(
             scale=float(choice.factor), upscaler=choice.upscaler, refine=bool(choice.refine)
         ),
-        priority="interactive",
         preview_every=PREVIEW_EVERY,
         tag="krita:upscale",
     )
