@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from dreamwire.backend.caching import BoundedCache
+from dreamwire.backend.engine import planning
 from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import hashing
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_hashes
-from dreamwire.shared.job import ControlUnit, LoraRef
+from dreamwire.shared.job import ControlUnit
 from dreamwire.shared.model_names import strip_suffix
 
 from . import (
@@ -87,23 +88,17 @@ class ConditioningExtension:
         self._ip_cache: BoundedCache[Any] = BoundedCache(2 * cache_size)
 
     # -- LoRA --------------------------------------------------------------------------
-    def _lora_requests(self, ctx) -> list[tuple[str, float, float]]:
-        job = ctx.job
-        # As in A1111, only the positive prompt's tags activate networks.
-        refs: list[LoraRef] = list(job.loras) + _prompt_loras(job.prompt)
-        return [(r.name, r.weight, r.weight if r.weight_te is None else r.weight_te) for r in refs]
-
     def _apply_loras(self, ctx) -> None:
-        requests = self._lora_requests(ctx)
+        requests = ctx.plan.loras if ctx.plan is not None else planning.lora_requests(ctx.job)
         if not requests:
             return
         available = library_entries(ctx.library, "lora")
         parsed = []
         hashes: dict[str, str] = {}
-        for name, w_unet, w_te in requests:
-            path = lora.resolve(name, available)
-            parsed.append((lora.read_cached(path, name), w_unet, w_te))
-            hashes[name] = _lora_hash(path)
+        for r in requests:
+            path = lora.resolve(r.name, available)
+            parsed.append((lora.read_cached(path, r.name), r.unet, r.text))
+            hashes[r.name] = _lora_hash(path)
         ctx.state_of(JobState).lora_patch = lora.apply(parsed, ctx.model.components, ctx.model.name)
         ctx.handled.add("loras")
         # A1111's Lora extension writes each network by the name the prompt gave it.
@@ -433,20 +428,6 @@ def _lora_hash(path: Path) -> str:
     if path.suffix.lower() == ".safetensors":
         return hashing.addnet_hash(path)
     return hashing.sha256(path)[:12]
-
-
-def _prompt_loras(text: str) -> list[LoraRef]:
-    from dreamwire.backend import prompts
-
-    _, nets = prompts.extract_extra_networks(text)
-    for net in nets:
-        if net.kind == "hypernet":
-            raise DreamwireError(
-                ErrorCode.MODEL_UNSUPPORTED,
-                f"<hypernet:{net.name}>: hypernetworks are a legacy A1111 feature Dreamwire does "
-                "not run; use a LoRA instead (<lora:name:weight>)",
-            )
-    return prompts.lora_refs(nets)
 
 
 def _mtime(path: Path) -> float:

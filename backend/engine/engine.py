@@ -21,7 +21,7 @@ from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult, Progress
 
-from . import admission, host_memory, runner, sd_upscale
+from . import admission, host_memory, planning, runner, sd_upscale
 from . import device as dev
 from . import library_adapter as libs
 from .hooks import EngineExtension, JobContext
@@ -205,16 +205,13 @@ class Engine:
             self._running_needs = []
 
     def _run(self, job, on_progress, should_cancel) -> JobResult:
-        runner.check_job(job)
+        # Every refusal that needs no model, before anything loads (planning.py).
+        job_plan = planning.plan(job, self.library)
         self._running_needs = self.check_memory(job)  # run() forgets it at the end
-        samplers.sampler_info(job.sampler)  # unknown names fail before any loading
-        _check_hires_upscaler(job, self.library)  # an upscaler model not in the library
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
-        if job.upscale is not None:
-            sd_upscale.check_upscaler(job, self.library)
-            if not job.upscale.refine:
-                return sd_upscale.plain(job, self.library, self.info, reporter)
+        if job.upscale is not None and not job.upscale.refine:
+            return sd_upscale.plain(job, self.library, self.info, reporter)
         t0 = time.perf_counter()
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
@@ -228,6 +225,7 @@ class Engine:
             mode=job.mode,
             library=self.library,  # extensions resolve LoRA/ControlNet names in it
             low_vram=low_vram,
+            plan=job_plan,
         )
         if job.upscale is not None:
             sd_upscale.prepare(ctx, self.extensions)  # the tile pass's job, tile ControlNet
@@ -258,12 +256,6 @@ def _upscaler_names(library) -> list[str]:
     from dreamwire.backend.upscalers import names
 
     return names(library)
-
-
-def _check_hires_upscaler(job: Job, library) -> None:
-    from .hires import check_upscaler
-
-    check_upscaler(job, library)
 
 
 def _check_handled(ctx: JobContext) -> None:

@@ -26,6 +26,7 @@ from .device import DeviceInfo
 from .loader import LoadedModel
 
 if TYPE_CHECKING:
+    from .planning import JobPlan
     from .sd_upscale import Plan
 
 # Called after every denoising step as hook(ctx, pipe, step, total, tensors); a returned dict
@@ -96,6 +97,7 @@ class JobContext:
     embeddings_used: set[str] = field(default_factory=set)  # for the infotext's TI hashes
     # Encoded prompt schedules per (images, steps, hires pass): passes of one shape reuse them.
     prompt_cache: dict[tuple, Any] = field(default_factory=dict)
+    plan: JobPlan | None = None  # what planning.plan laid out before anything loaded
     upscale_plan: Plan | None = None  # an upscale job's tile grid (sd_upscale.py)
     handled: set[str] = field(default_factory=set)  # "controls", "loras" once applied
     step_hooks: StepHooks = field(default_factory=StepHooks)

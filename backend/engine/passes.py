@@ -22,6 +22,7 @@ from . import (
     masked_content,
     noise,
     pipelines,
+    planning,
     prompting,
     regions,
     taesd,
@@ -48,10 +49,7 @@ class PassSpec:
 
 
 def executed_steps(spec: PassSpec) -> int:
-    """Sampling steps diffusers runs: img2img/inpaint start part-way, as A1111 does."""
-    if spec.mode == "txt2img":
-        return spec.steps
-    return min(int(spec.steps * spec.strength), spec.steps)
+    return planning.executed_steps(spec.mode, spec.steps, spec.strength)
 
 
 def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:

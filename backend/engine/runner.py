@@ -20,6 +20,7 @@ from . import hires, masked_content, noise, sd_upscale
 from .hooks import JobContext
 from .infotext_fields import infotext_for
 from .passes import PassSpec, executed_steps, run_pass
+from .planning import PlannedPass
 from .progress import Reporter
 from .seamless import seamless
 from .tiled_vae import should_tile, tiled
@@ -28,10 +29,6 @@ from .tiled_vae import should_tile, tiled
 def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
     # Same rounding as diffusers' numpy_to_pil, so results equal the reference pipelines.
     return [(img * 255).round().astype(np.uint8) for img in images]
-
-
-def check_job(job: Job) -> None:
-    job.validate()
 
 
 def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_tile_px: int | None):
@@ -91,18 +88,30 @@ def _canvas(job: Job, image, mask, picture: tuple[int, int]) -> outpaint.Canvas:
     return outpaint.Canvas(image, mask, (w, h), picture, job.outpaint)
 
 
+def _spec(planned: PlannedPass, image=None, mask=None, **kw) -> PassSpec:
+    return PassSpec(
+        planned.mode,
+        planned.width,
+        planned.height,
+        planned.steps,
+        planned.strength,
+        image,
+        mask,
+        hires=planned.hires,
+        **kw,
+    )
+
+
 def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
-    first = PassSpec("txt2img", job.width, job.height, job.steps)
+    planned = ctx.plan.passes
+    reporter.total = ctx.plan.total_steps
+    first = _spec(planned[0])
     if job.hires is None:
-        reporter.total = executed_steps(first)
         return _to_uint8(run_pass(ctx, first, seeds, subseeds, reporter, extensions))
 
     plan = job.hires.plan(job.width, job.height)
-    hw, hh = plan.size
-    steps2 = hires.second_pass_steps(job.steps, job.hires)
-    second = PassSpec("img2img", hw, hh, steps2, strength=job.hires.denoise, hires=True)
-    reporter.total = executed_steps(first) + executed_steps(second)
+    second = _spec(planned[1])
     latent = job.hires.upscaler == "Latent"
     pixels = hires.pixel_upscaler(ctx, reporter)  # a resize or an upscaler model
     first.output_type = "latent" if latent else "np"
@@ -132,10 +141,8 @@ def _img2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
     init = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
     ctx.canvas = _canvas(job, init, None, (job.width, job.height))
-    spec = PassSpec(
-        "img2img", job.width, job.height, job.steps, job.strength, Image.fromarray(init)
-    )
-    reporter.total = executed_steps(spec)
+    spec = _spec(ctx.plan.passes[0], Image.fromarray(init))
+    reporter.total = ctx.plan.total_steps
     if reporter.total < 1:  # strength ~0: nothing to denoise, the image is the answer
         return [init.copy() for _ in seeds]
     return _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
@@ -145,14 +152,16 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
     init = masks.to_rgb(job.init_image)
     mask = job.mask if job.mask is not None else np.zeros(init.shape[:2], np.uint8)
-    gen_w, gen_h = job.width, job.height
+    planned = ctx.plan.passes[0]
+    gen_w, gen_h = planned.width, planned.height  # the job size, grown by an outpaint
     if not job.inpaint_full_res:
-        init, mask = masks.resize(init, gen_w, gen_h), masks.resize(mask, gen_w, gen_h)
+        init, mask = (
+            masks.resize(init, job.width, job.height),
+            masks.resize(mask, job.width, job.height),
+        )
     picture = (init.shape[1], init.shape[0])
     if job.outpaint.any():
         init, mask = outpaint.grow(init, mask, job.outpaint)
-        if not job.inpaint_full_res:
-            gen_w, gen_h = outpaint.generation_size(gen_w, gen_h, job.outpaint)
     # ControlNet units lay their images out on this canvas (backend/conditioning/units.py).
     ctx.canvas = _canvas(job, init, mask, picture)
     soft = masks.blur(mask, job.mask_blur)
@@ -183,17 +192,13 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     )
     if job.inpaint_fill != masked_content.ORIGINAL:
         ctx.infotext_extra["Masked content"] = job.inpaint_fill  # A1111 omits "original"
-    spec = PassSpec(
-        "inpaint",
-        gen_w,
-        gen_h,
-        job.steps,
-        job.strength,
+    spec = _spec(
+        planned,
         Image.fromarray(gen_src),
         Image.fromarray(gen_mask),
         masked_content=job.inpaint_fill,
     )
-    reporter.total = executed_steps(spec)
+    reporter.total = ctx.plan.total_steps
     if reporter.total < 1:
         return [init.copy() for _ in seeds]
     generated = _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))

@@ -1,0 +1,63 @@
+"""The job plan (engine/planning.py): laid out before anything loads, refusing early."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dreamwire.backend.engine import Engine
+from dreamwire.backend.engine.planning import LoraRequest, plan
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import HiresFix, Job, LoraRef, Outpaint, Upscale
+
+PICTURE = np.zeros((64, 64, 3), np.uint8)
+MASK = np.full((64, 64), 255, np.uint8)
+
+
+def test_txt2img_with_hires_fix(library):
+    job = Job(prompt="x", width=64, height=64, steps=10, hires=HiresFix(scale=1.5, denoise=0.5))
+    p = plan(job, library)
+    assert (p.mode, p.family) == ("txt2img", "sd1")
+    first, second = p.passes
+    assert (first.mode, first.width, first.height, first.executed_steps) == ("txt2img", 64, 64, 10)
+    assert (second.mode, second.width, second.height, second.hires) == ("img2img", 96, 96, True)
+    assert second.executed_steps == 5 and p.total_steps == 15
+
+
+def test_inpaint_outpaint_samples_the_grown_canvas(library):
+    job = Job(prompt="x", width=64, height=64, init_image=PICTURE, mask=MASK, strength=0.5)
+    job.outpaint = Outpaint(left=16)
+    (only,) = plan(job, library).passes
+    assert (only.mode, only.width, only.height, only.executed_steps) == ("inpaint", 80, 64, 10)
+
+
+def test_family_comes_from_the_library_without_loading(library):
+    assert plan(Job(prompt="x", model="tiny-sdxl"), library).family == "sdxl"
+    plain = Job(prompt="x", init_image=PICTURE, upscale=Upscale(refine=False))
+    assert plan(plain, library).passes == ()  # a plain upscale samples nothing
+
+
+def test_loras_from_the_job_then_the_prompt(library):
+    job = Job(prompt="a cat <lora:style:0.5:0.25>", loras=[LoraRef("detail", 0.7)])
+    assert plan(job, library).loras == (
+        LoraRequest("detail", 0.7, 0.7),
+        LoraRequest("style", 0.25, 0.5),  # A1111: <lora:name:te:unet>
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"sampler": "No Such Sampler"}, ErrorCode.UNKNOWN_SAMPLER),
+        ({"prompt": "a cat <hypernet:old:1>"}, ErrorCode.MODEL_UNSUPPORTED),
+        ({"hires": HiresFix(upscaler="not-installed")}, ErrorCode.MODEL_NOT_FOUND),
+        ({"model": "not-a-checkpoint"}, ErrorCode.MODEL_NOT_FOUND),
+        ({"init_image": PICTURE, "hires": HiresFix()}, ErrorCode.INVALID_JOB),
+    ],
+)
+def test_refused_before_any_model_loads(library, fields, code):
+    engine = Engine(library, device="cpu", extensions=[], cache_size=1)
+    with pytest.raises(DreamwireError) as err:
+        engine.run(Job(**{"prompt": "x", "width": 64, "height": 64, "steps": 2, **fields}))
+    assert err.value.code == code
+    assert engine.models.keys() == []  # nothing was loaded to find out
