@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
     )
     apply_fast_path_choice(args)
-    engine, save, load = build_backend(args.models, args.out, args.device, args.low_vram)
+    engine, store = build_backend(args.models, args.out, args.device, args.low_vram)
     config = ServerConfig(
         bind=args.bind,
         limits=limits,
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         queue_dir=args.out / "queue",
         rejected_dir=args.out / "queue-rejected",
     )
-    server = Server(engine, save, load, config)
+    server = Server(engine, store.save, store.load, config, save_failure=store.save_failure)
     address = server.bind()
     restored = server.restore_queue()
     if restored:
@@ -128,11 +128,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_backend(models: list[Path], out: Path, device: str | None, low_vram: bool | None):
-    """The engine and the result store's save/load, as the server needs them."""
+    """The engine and the result store the server saves to and loads from."""
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
     from dreamwire.backend.store import ResultStore
 
     engine = Engine(ModelLibrary(list(models)), device=device, low_vram=low_vram)
-    store = ResultStore(out)
-    return engine, store.save, store.load
+    return engine, ResultStore(out)
