@@ -17,7 +17,8 @@ Rules it keeps (PROTOCOL.md, "Backend"):
   that one is stored as failed (`poison_job`) and never started again;
 - a `live` job (Krita's live preview) goes ahead of every other class and replaces the
   submitting client's previous live job: still queued, it is cancelled at once; running, it
-  is asked to stop at its next step; either way its owner gets `cancelled` with a message.
+  is asked to stop at its next step; either way the client told gets `cancelled` with a
+  message.
   A stale live frame is worthless, so live jobs are never written to the queue folder.
 """
 
@@ -247,7 +248,7 @@ class Server:
     def _receive(self, frames: list[zmq.Frame]) -> None:
         identity = frames[0].bytes
         if self._auth is not None:  # the job owner with CurveZMQ is the key, not the socket
-            self.owners.note_key(identity, frames[0].get("User-Id"))
+            self._note_key(identity, frames[0])
         body = frames[1:]
         try:
             msg = P.decode(body, self.limits, writable=True)
@@ -271,6 +272,13 @@ class Server:
                 DreamwireError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", msg.job_id),
                 msg.msg_id,
             )
+
+    def _note_key(self, identity: bytes, frame: zmq.Frame) -> None:
+        try:
+            key = frame.get("User-Id")  # the Z85 key the ZAP handler let in
+        except zmq.ZMQError:  # no metadata: the peer is then owned by its routing id
+            return
+        self.owners.note_key(identity, key if isinstance(key, str) else "")
 
     def _dispatch(self, identity: bytes, msg: P.Message) -> None:
         t = msg.type

@@ -7,9 +7,12 @@ import json
 import re
 import time
 
+import pytest
+
+from dreamwire.backend.server.owners import Owners
 from dreamwire.shared import events as ev
 from dreamwire.shared.client import Client
-from dreamwire.shared.errors import ErrorCode
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from tests.support.wire import LONG_STEPS, collect, ended, first_step, small_job
 
 
@@ -159,3 +162,27 @@ def test_cancel_during_a_tiled_decode_of_a_large_image_stops_at_the_next_tile(ba
         assert not (backend.out_dir / "jobs" / job_id).exists()
     finally:
         c.close()
+
+
+def test_owners_key_beats_socket_and_restored_jobs_keep_their_owner():
+    owners = Owners()
+    owners.note_key(b"c1", "K" * 40)
+    owners.note_key(b"c2", "K" * 40)  # the same key from another client id (host restarted)
+    owners.submitted("j1", b"c1")
+    owners.check_cancel("j1", b"c2")
+    with pytest.raises(DreamwireError) as refused:
+        owners.check_cancel("j1", b"c3")  # no key: owned by its routing id, not the same
+    assert refused.value.code == ErrorCode.NOT_OWNER and refused.value.job_id == "j1"
+
+    owners.restored("j2", owners.principal(b"c3"))
+    owners.restored("j3", "")  # an entry from before owners were kept: anyone may cancel
+    owners.check_cancel("j2", b"c3")
+    owners.check_cancel("j3", b"c1")
+    with pytest.raises(DreamwireError):
+        owners.check_cancel("j2", b"c1")
+    # Restored, nobody told until a fetch; cancellers hear the end, once each.
+    assert owners.told("j2") is None
+    owners.wait_for_end("j2", b"c3")
+    owners.reattach("j2", b"c4")
+    owners.wait_for_end("j2", b"c4")
+    assert owners.end("j2") == [b"c4", b"c3"] and owners.end("j2") == []
