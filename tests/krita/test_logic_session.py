@@ -74,8 +74,7 @@ def test_result_reaches_the_listener_with_its_pending(backend):
 
 def test_cancel_and_backend_loss(backend):
     rec = Recorder()
-    # A short timeout: the client says hello again every second until the backend is back.
-    session = Session(Client(backend.address, heartbeat_timeout=1.0), rec)
+    session = Session(Client(backend.address), rec)
     assert _pump(session, lambda: session.state == "connected")
     slow = dict(prompt="x", width=64, height=64, steps=400)
     session.submit(Job(**slow), _pending())
@@ -84,8 +83,7 @@ def test_cancel_and_backend_loss(backend):
     assert _pump(session, lambda: "on_cancelled" in rec.kinds()) and not session.busy
 
     pending = _pending()
-    # Long enough that the restarted backend could not finish it before the client is back.
-    job_id = session.submit(Job(**{**slow, "width": 128, "height": 128, "steps": 500}), pending)
+    session.submit(Job(**slow), pending)
     assert _pump(
         session,
         lambda: any(c[0] == "on_progress" and c[1] is pending and c[2].step for c in rec.calls),
@@ -96,15 +94,4 @@ def test_cancel_and_backend_loss(backend):
     assert session.busy  # kept: a backend that comes back may still deliver it
     session.cancel()  # nobody to confirm: given up locally
     assert rec.calls[-1] == ("on_cancelled", pending) and not session.busy
-
-    # The backend comes back and takes the job back from its queue folder; the client sends
-    # the remembered cancel again, so the job is dropped instead of run to the end.
-    backend.start()
-    queue = backend.out_dir / "queue"
-    assert _pump(session, lambda: session.state == "connected" and not any(queue.iterdir()))
-    assert _pump(session, lambda: f"job {job_id}: cancelled" in backend.log_text(), 30)
-    seen = len(rec.calls)
-    _pump(session, lambda: False, 1.0)
-    assert not (backend.out_dir / "jobs" / job_id).exists()
-    assert all(c[0] in ("on_state", "on_welcome") for c in rec.calls[seen:])
     session.close()
