@@ -10,9 +10,12 @@ Layout of the output folder::
           result.json              the record: job id, tag, model, timings, time of
                                    writing, the job's settings (arrays left out) and per
                                    image: file, seed, size, infotext
+          failed.json              instead of the above, for a job stored as failed (a
+                                   poison job): code, message, time, the job's settings
 
 result.json is written last and atomically: a folder without it is an unfinished write and
-`load` does not report it. PNGs carry the infotext themselves, so A1111, ComfyUI and image
+`load` does not report it. failed.json is written atomically too; `load` raises the error it
+holds, so fetch-result and a repeated submit answer with that error and never run the job. PNGs carry the infotext themselves, so A1111, ComfyUI and image
 viewers read the parameters without the JSON.
 """
 
@@ -29,10 +32,12 @@ import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import GeneratedImage, JobResult
 
 RECORD = "result.json"
+FAILED = "failed.json"
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -109,9 +114,32 @@ class ResultStore:
         os.replace(tmp, folder / RECORD)
         return saved
 
+    def save_failure(self, job: Job, err: DreamwireError) -> None:
+        """Keep `err` as the final end of `job` (it will never run)."""
+        folder = self.folder(job.job_id)
+        if folder is None:
+            raise ValueError(f"bad job id {job.job_id!r}")
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {
+            **err.to_dict(),
+            "job_id": job.job_id,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "job": _job_settings(job),
+        }
+        tmp = folder / (FAILED + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, folder / FAILED)
+
     def load(self, job_id: str) -> JobResult | None:
+        """The saved result; None if there is none; raises the error of a failed job."""
         folder = self.folder(job_id)
-        if folder is None or not (folder / RECORD).is_file():
+        if folder is None:
+            return None
+        if not (folder / RECORD).is_file():
+            if (folder / FAILED).is_file():
+                raise DreamwireError.from_dict(
+                    {**json.loads((folder / FAILED).read_text(encoding="utf-8")), "job_id": job_id}
+                )
             return None
         record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
         images = []

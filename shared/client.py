@@ -9,6 +9,11 @@ backend answers. Silence for `heartbeat_timeout` seconds means the backend is go
 state becomes "lost", the socket is replaced (so nothing stale is delivered later), and when
 a backend answers again every job still open is looked up by id. Finished jobs come back
 from the backend's output folder; jobs a dead backend never finished are reported lost.
+
+A cancel is remembered until the backend answers it: one asked for while the backend is away
+(a host's Cancel button during an outage) is sent again on the next `welcome`, instead of the
+job being looked up, so a restarted backend that took the job back from its queue folder
+drops it rather than running it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,9 @@ from .result import JobResult
 
 CLIENT_VERSION = "0.1.0"
 _LOCAL_HOSTS = ("127.", "localhost", "[::1]", "::1")
+# Cancel requests whose answer may still come (msg id -> job id); old ones are dropped past
+# this many, so a backend that never answers cannot grow it without bound.
+_MAX_CANCELS = 256
 
 
 def is_local_address(address: str) -> bool:
@@ -96,6 +105,8 @@ class Client:
         self._server_id = ""
         self._pending: dict[str, Job | None] = {}  # open jobs; the Job until accepted
         self._lost_jobs: set[str] = set()  # open jobs looked up after a backend restart
+        self._cancelling: set[str] = set()  # open jobs cancelled, the backend not yet agreeing
+        self._cancel_msgs: OrderedDict[str, str] = OrderedDict()  # unanswered cancel msg ids
         self._backlog: list[Any] = []  # events seen by run() that belong to other jobs
         self._sock: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
@@ -109,7 +120,14 @@ class Client:
         return job.job_id
 
     def cancel(self, job_id: str) -> None:
-        self._send(P.Message(P.CANCEL, job_id=job_id))
+        """Ask the backend to drop `job_id`; answered by a Cancelled event (or an ErrorEvent
+        such as `not_owner`). Safe while the backend is away: the cancel is sent again when
+        it answers, before anything else is asked about the job."""
+        if job_id not in self._pending:  # not ours to follow: any answer is passed on as is
+            self._send(P.Message(P.CANCEL, job_id=job_id))
+            return
+        self._cancelling.add(job_id)
+        self._send_cancel(job_id)
 
     def fetch_result(self, job_id: str) -> None:
         """Ask for a job's result by id: it arrives as a ResultEvent (from the output folder
@@ -299,6 +317,14 @@ class Client:
             raise DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, "the client is closed")
         self._sock.send_multipart(P.encode(msg, self.image_format), copy=False)
 
+    def _send_cancel(self, job_id: str) -> None:
+        """A cancel of an open job, its answer watched for (`_cancel_refused`)."""
+        msg = P.Message(P.CANCEL, job_id=job_id)
+        self._cancel_msgs[msg.msg_id] = job_id
+        while len(self._cancel_msgs) > _MAX_CANCELS:
+            self._cancel_msgs.popitem(last=False)
+        self._send(msg)
+
     def _lose(self, detail: str) -> list[Any]:
         """Replace the socket; report the loss once per outage."""
         first = self.state != ev.LOST
@@ -373,6 +399,7 @@ class Client:
             self._forget(msg.job_id)
             return [ev.ResultEvent(P.parse_result(msg))]
         if t == P.CANCELLED:
+            self._cancel_msgs.pop(msg.reply_to, None)
             self._forget(msg.job_id)
             return [ev.Cancelled(msg.job_id, str(msg.body.get("message", "")))]
         if t == P.MODELS:
@@ -385,6 +412,8 @@ class Client:
             err = DreamwireError.from_dict(msg.body)
             if err.code == ErrorCode.PROTOCOL_VERSION:
                 return self._incompatible(err.message)
+            if msg.reply_to in self._cancel_msgs:
+                return self._cancel_refused(self._cancel_msgs.pop(msg.reply_to), err)
             if err.code == ErrorCode.JOB_NOT_FOUND and err.job_id in self._lost_jobs:
                 err = DreamwireError(
                     ErrorCode.BACKEND_LOST,
@@ -400,9 +429,22 @@ class Client:
             )
         ]
 
+    def _cancel_refused(self, job_id: str, err: DreamwireError) -> list[Any]:
+        """The backend answered a cancel with an error."""
+        if err.code != ErrorCode.JOB_NOT_FOUND:
+            self._cancelling.discard(job_id)  # e.g. not_owner: the job goes on; say so
+            return [ev.ErrorEvent(err)]
+        if job_id not in self._pending:
+            return []  # it ended (result or cancel) before this cancel arrived: nothing to say
+        # The backend does not have it (never accepted, or lost in a crash): it will not run,
+        # which is what the cancel asked for.
+        self._forget(job_id)
+        return [ev.Cancelled(job_id, "the backend no longer had this job")]
+
     def _forget(self, job_id: str) -> None:
         self._pending.pop(job_id, None)
         self._lost_jobs.discard(job_id)
+        self._cancelling.discard(job_id)
 
     def _incompatible(self, text: str) -> list[Any]:
         self.state = ev.INCOMPATIBLE
@@ -430,10 +472,13 @@ class Client:
         return out
 
     def _resume(self) -> None:
-        """After a reconnect: resend jobs never accepted (submit is idempotent by job id),
-        look up the others (their results may have finished meanwhile)."""
+        """After a reconnect: cancel again what was cancelled (the backend may have taken the
+        job back from its queue folder), resend jobs never accepted (submit is idempotent by
+        job id), look up the others (their results may have finished meanwhile)."""
         for job_id, job in list(self._pending.items()):
-            if job is not None:
+            if job_id in self._cancelling:
+                self._send_cancel(job_id)
+            elif job is not None:
                 self._send(P.submit_message(job))
             else:
                 self._lost_jobs.add(job_id)

@@ -36,6 +36,7 @@ class ErrorCode(str, Enum):
     LIMIT_EXCEEDED = "limit_exceeded"
     QUEUE_FULL = "queue_full"
     JOB_NOT_FOUND = "job_not_found"
+    NOT_OWNER = "not_owner"  # a cancel for another client's job
     CANCELLED = "cancelled"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_LOST = "backend_lost"
@@ -43,6 +44,8 @@ class ErrorCode(str, Enum):
     # Anything unexpected inside the engine: the message carries the detail.
     INTERNAL = "internal"
     OUT_OF_MEMORY = "out_of_memory"
+    # The backend died twice while running this job; it is stored as failed, never rerun.
+    POISON_JOB = "poison_job"
 
 
 class DreamwireError(Exception):

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
     )
     apply_fast_path_choice(args)
-    engine, save, load = build_backend(args.models, args.out, args.device, args.low_vram)
+    engine, store = build_backend(args.models, args.out, args.device, args.low_vram)
     config = ServerConfig(
         bind=args.bind,
         limits=limits,
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         queue_dir=args.out / "queue",
         rejected_dir=args.out / "queue-rejected",
     )
-    server = Server(engine, save, load, config)
+    server = Server(engine, store.save, store.load, config, save_failure=store.save_failure)
     address = server.bind()
     restored = server.restore_queue()
     if restored:
@@ -132,9 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_backend(models: list[Path], out: Path, device: str | None, low_vram: bool | None):
-    """The engine and the result store's save/load, as the server needs them."""
+    """The engine and the result store the server saves to and loads from."""
     from dreamwire.backend.store import ResultStore
 
-    engine = build_engine(models, device, low_vram)
-    store = ResultStore(out)
-    return engine, store.save, store.load
+    return build_engine(models, device, low_vram), ResultStore(out)

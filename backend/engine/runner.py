@@ -23,7 +23,7 @@ from .passes import PassSpec, executed_steps, run_pass
 from .planning import PlannedPass
 from .progress import Reporter
 from .seamless import seamless
-from .tiled_vae import should_tile, tiled
+from .tiled_vae import cancellable, should_tile, tiled
 
 
 def _to_uint8(images: np.ndarray) -> list[np.ndarray]:
@@ -44,6 +44,7 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
     comps = model.components
     with ExitStack() as stack:
         stack.enter_context(seamless([comps["unet"], comps["vae"]], job.seamless))
+        stack.enter_context(cancellable(comps["vae"], reporter.check_cancel))
         out_w, out_h = final_size(job)
         stack.enter_context(
             tiled(

@@ -4,12 +4,16 @@ The VAE's memory grows with the image area while the UNet works on an 8x smaller
 so at texture sizes the VAE is what runs out. diffusers' AutoencoderKL already decodes
 and encodes in overlapping, blended tiles; this module decides when to use it and with
 which tile size, and turns it back off after the job (the model is cached and shared).
+
+A cancel must not wait for a whole decode: a tiled decode of a large image is hundreds of
+tiles, minutes on a CPU, inside one diffusers call. `cancellable` asks before every tile
+(and, untiled, before every block of the decoder or encoder) and stops the job there.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 # Above this many output pixels tiling is on by default (about 1536 x 1536).
 AUTO_TILE_PIXELS = 1536 * 1536
@@ -42,3 +46,24 @@ def tiled(vae, enabled: bool, tile_px: int | None = None) -> Iterator[bool]:
         yield True
     finally:
         vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size = saved
+
+
+@contextlib.contextmanager
+def cancellable(vae, check: Callable[[], None]) -> Iterator[None]:
+    """Call `check` (which raises to cancel) before each forward of `vae`'s encoder and
+    decoder and of their blocks: diffusers runs every tile of a tiled decode or encode
+    through the whole decoder or encoder, so this is once per tile at least."""
+    if vae is None:
+        yield
+        return
+    parts = []
+    for name, blocks in (("encoder", "down_blocks"), ("decoder", "up_blocks")):
+        coder = getattr(vae, name, None)
+        if coder is not None:
+            parts += [coder, *getattr(coder, blocks, ())]
+    handles = [m.register_forward_pre_hook(lambda _module, _args: check()) for m in parts]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()

@@ -2,13 +2,22 @@
 
 Layout (PROTOCOL.md, "Durability")::
 
-    OUT/queue/<job_id>/job.json     {"format": 1, "seq": N, "job": Job.to_wire() body}
+    OUT/queue/<job_id>/job.json     {"format": 1, "seq": N, "owner": "...",
+                                     "job": Job.to_wire() body}
     OUT/queue/<job_id>/arrays.npz   the job's arrays, arr_0 .. arr_K (numpy, no pickle)
+    OUT/queue/<job_id>/started.json {"starts": N}: how often the worker took the job
     OUT/queue-rejected/<job_id>-<stamp>/   entries that failed to load, set aside
 
 An entry is written to a hidden temp folder and renamed into place, so a crash leaves either
 a whole entry or none (temp folders left over are swept on the next start). `seq` is the
-submission order; it survives restarts so a restored queue keeps its order.
+submission order; it survives restarts so a restored queue keeps its order. `owner` is who
+may cancel the job (owners.py). `started.json` is replaced atomically each time the worker
+takes the job, so a job that keeps killing the backend is recognised (a poison job) instead
+of being started on every restart. Removal renames the entry to a temp name first: a crash
+halfway through deleting it can never leave something that loads as a job again.
+
+The server thread saves and removes entries, the worker thread counts starts: every change
+holds one lock, so a start is never counted into an entry that a cancel is removing.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +42,7 @@ log = logging.getLogger("dreamwire.server")
 FORMAT = 1
 _JOB = "job.json"
 _ARRAYS = "arrays.npz"
+_STARTED = "started.json"
 _TMP = ".tmp-"
 
 
@@ -39,6 +50,8 @@ _TMP = ".tmp-"
 class Stored:
     job: Job
     seq: int
+    owner: str = ""  # who may cancel it ("" for entries written before owners were kept)
+    starts: int = 0  # how often a worker took it; a crash left it unfinished each time
 
 
 class DurableQueue:
@@ -46,16 +59,21 @@ class DurableQueue:
         self.root = root
         self.rejected = rejected
         self.next_seq = 0
+        self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
-    def save(self, job: Job) -> None:
+    def save(self, job: Job, owner: str = "") -> None:
         """Write `job` atomically; raises OSError if the disk refuses."""
+        with self._lock:
+            self._save(job, owner)
+
+    def _save(self, job: Job, owner: str) -> None:
         body, arrays = job.to_wire()
         final = self.root / job.job_id
-        tmp = self.root / f"{_TMP}{job.job_id}-{uuid.uuid4().hex[:8]}"
+        tmp = self._tmp_name(job.job_id)
         tmp.mkdir()
         try:
-            meta = {"format": FORMAT, "seq": self.next_seq, "job": body}
+            meta = {"format": FORMAT, "seq": self.next_seq, "owner": owner, "job": body}
             _write(tmp / _JOB, json.dumps(meta, allow_nan=False).encode())
             with open(tmp / _ARRAYS, "wb") as f:
                 np.savez(f, *arrays)
@@ -71,10 +89,45 @@ class DurableQueue:
         self.next_seq += 1
 
     def remove(self, job_id: str) -> None:
-        shutil.rmtree(self.root / job_id, ignore_errors=True)
+        """Forget `job_id`; once this returns, no restart can bring the job back."""
+        with self._lock:
+            entry = self.root / job_id
+            doomed = self._tmp_name(job_id)
+            try:
+                os.rename(entry, doomed)  # atomic: the entry is gone as a whole
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                log.error("could not move queue entry %s aside (%s); deleting it", job_id, exc)
+                doomed = entry
+            _fsync_dir(self.root)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def record_start(self, job_id: str) -> int:
+        """Count one more start of `job_id` (durably, before it runs); the count, or 0 when
+        the job has no entry (a live job, or one cancelled meanwhile)."""
+        with self._lock:
+            entry = self.root / job_id
+            if not entry.is_dir():
+                return 0
+            starts = _read_starts(entry) + 1
+            _write_starts(entry, starts)
+            return starts
+
+    def undo_start(self, job_id: str) -> None:
+        """The backend stopped the job itself (a clean shutdown): that start does not count
+        towards a poison job."""
+        with self._lock:
+            entry = self.root / job_id
+            if entry.is_dir() and (starts := _read_starts(entry)) > 0:
+                _write_starts(entry, starts - 1)
 
     def load_all(self) -> list[Job]:
-        """Every stored job, validated, in queue order (priority, then submission).
+        """Every stored job, validated, in queue order (priority, then submission)."""
+        return [s.job for s in self.load_entries()]
+
+    def load_entries(self) -> list[Stored]:
+        """Every stored entry, validated, in queue order (priority, then submission).
 
         A corrupt entry is moved to the rejected folder and logged; it never raises."""
         found: list[Stored] = []
@@ -96,7 +149,7 @@ class DurableQueue:
             found.append(stored)
         found.sort(key=lambda s: (PRIORITIES[s.job.priority], s.seq))
         self.next_seq = max((s.seq for s in found), default=-1) + 1
-        return [s.job for s in found]
+        return found
 
     def _load(self, path: Path) -> Stored:
         if not path.is_dir():
@@ -116,7 +169,13 @@ class DurableQueue:
             raise DreamwireError(
                 ErrorCode.INVALID_JOB, f"entry holds job {job.job_id!r}", path.name
             )
-        return Stored(job, seq)
+        owner = meta.get("owner", "")
+        if not isinstance(owner, str):
+            raise ValueError(f"bad owner {owner!r}")
+        return Stored(job, seq, owner, _read_starts(path))
+
+    def _tmp_name(self, job_id: str) -> Path:
+        return self.root / f"{_TMP}{job_id}-{uuid.uuid4().hex[:8]}"
 
     def _reject(self, path: Path, exc: Exception) -> None:
         self.rejected.mkdir(parents=True, exist_ok=True)
@@ -138,6 +197,25 @@ class DurableQueue:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def _read_starts(entry: Path) -> int:
+    """Starts recorded in `entry` (0 if never started); ValueError if the file is damaged."""
+    try:
+        data = json.loads((entry / _STARTED).read_bytes())
+    except FileNotFoundError:
+        return 0
+    starts = data.get("starts") if isinstance(data, dict) else None
+    if not isinstance(starts, int) or isinstance(starts, bool) or starts < 0:
+        raise ValueError(f"bad {_STARTED}: {data!r}")
+    return starts
+
+
+def _write_starts(entry: Path, starts: int) -> None:
+    tmp = entry / f"{_STARTED}.tmp"
+    _write(tmp, json.dumps({"starts": starts}).encode())
+    os.replace(tmp, entry / _STARTED)
+    _fsync_dir(entry)
 
 
 def _write(path: Path, data: bytes) -> None:

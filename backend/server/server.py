@@ -7,18 +7,22 @@ Rules it keeps (PROTOCOL.md, "Backend"):
 - nothing blocks this thread: a message with binary frames or a large body is decoded by
   the decode pool (decoding.py), within a time budget, while this thread goes on answering
   heartbeats; each client's messages are still handled in the order they were sent;
-- progress and results go only to the client that owns the job (the submitter, or whoever
-  fetched it after a reconnect); a client that has gone away costs nothing, because a
-  ROUTER drops messages for peers it no longer has;
+- progress and results go only to the client told about the job (the submitter, or
+  whoever fetched it after a reconnect); a client that has gone away costs nothing, because
+  a ROUTER drops messages for peers it no longer has. Only the job's owner (owners.py) may
+  cancel it; every cancel is answered;
 - results are saved by the worker before they are sent, so fetch-result can always read
   them back from the output folder;
 - with a queue folder (`ServerConfig.queue_dir`, OUT/queue for `dreamwire serve`), every
   accepted job is written there before `accepted` is sent and removed once its result or
-  error is final or a client cancels it; `restore_queue()` puts the jobs a killed backend
-  left there back in the queue, so a reconnecting client reattaches to them (durable.py);
+  error is final or a client cancels it (before `cancelled` is sent); `restore_queue()` puts
+  the jobs a killed backend left there back in the queue, so a reconnecting client
+  reattaches to them (durable.py), except a job the backend died running twice already:
+  that one is stored as failed (`poison_job`) and never started again;
 - a `live` job (Krita's live preview) goes ahead of every other class and replaces the
   submitting client's previous live job: still queued, it is cancelled at once; running, it
-  is asked to stop at its next step; either way its owner gets `cancelled` with a message.
+  is asked to stop at its next step; either way the client told gets `cancelled` with a
+  message.
   A stale live frame is worthless, so live jobs are never written to the queue folder.
 """
 
@@ -46,6 +50,7 @@ from dreamwire.shared.result import JobResult
 from .decoding import MAX_WAITING_PER_CLIENT, DecodePool, Inbound
 from .durable import DurableQueue
 from .jobqueue import JobQueue
+from .owners import Owners
 from .worker import Worker, cancelled_message
 
 log = logging.getLogger("dreamwire.server")
@@ -63,6 +68,9 @@ CAPABILITY_KEYS = (
     "samplers",
 )
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # job ids name files in the output folder
+# A job is started at most this often: the backend dying every time it runs it means the
+# job kills it (a poison job), so the next restart stores it as failed instead.
+MAX_STARTS = 2
 
 
 class MemoryAdmission(Protocol):
@@ -91,15 +99,18 @@ class Server:
         load: Callable[[str], JobResult | None],
         config: ServerConfig,
         context: zmq.Context | None = None,
+        save_failure: Callable[[Job, DreamwireError], None] | None = None,
     ):
         self.engine = engine
         self.load = load
+        # Keeps a final error where `load` finds it (store.py); None: nowhere to keep one.
+        self.save_failure = save_failure
         self.config = config
         self.limits = config.limits
         self.server_id = uuid.uuid4().hex
         self.ctx = context or zmq.Context.instance()
         self.jobs = JobQueue(self.limits.max_queue)
-        self.owners: dict[str, bytes] = {}  # job id -> routing id of the client to tell
+        self.owners = Owners()
         self.formats: dict[bytes, str] = {}  # routing id -> image format it asked for
         self.live: dict[bytes, str] = {}  # routing id -> the newest live job it submitted
         self._wake_address = f"inproc://dreamwire-wake-{self.server_id}"
@@ -113,9 +124,7 @@ class Server:
                 config.queue_dir.name + "-rejected"
             )
             self.durable = DurableQueue(config.queue_dir, rejected)
-        self.worker = Worker(
-            engine, save, self.jobs, self.ctx, self._wake_address, forget=self._forget_durable
-        )
+        self.worker = Worker(engine, save, self.jobs, self.ctx, self._wake_address, self.durable)
         self.decoder = DecodePool(self.ctx, self._wake_address)
         # Per client, its messages not handled yet because one before them is decoding.
         self._waiting: dict[bytes, deque[Inbound]] = {}
@@ -152,17 +161,37 @@ class Server:
         if self.durable is None:
             return []
         restored: list[str] = []
-        for job in self.durable.load_all():
+        for stored in self.durable.load_entries():
+            job = stored.job
             if self._stored(job.job_id):
                 # Killed after saving its result, before forgetting the entry: it is done.
                 self.durable.remove(job.job_id)
                 continue
+            if stored.starts >= MAX_STARTS:
+                self._fail_poison(job, stored.starts)
+                continue
             self.jobs.put(job)
+            self.owners.restored(job.job_id, stored.owner)
             restored.append(job.job_id)
             log.info(
                 "job %s: restored from the queue folder (%s priority)", job.job_id, job.priority
             )
         return restored
+
+    def _fail_poison(self, job: Job, starts: int) -> None:
+        err = DreamwireError(
+            ErrorCode.POISON_JOB,
+            f"the backend stopped {'twice' if starts == 2 else f'{starts} times'} while "
+            "running this job; it is not started again (try a smaller size or batch)",
+            job.job_id,
+        )
+        log.error("job %s: %s", job.job_id, err.message)
+        if self.save_failure is not None:
+            try:
+                self.save_failure(job, err)
+            except OSError as exc:  # still never started again: the entry goes regardless
+                log.error("job %s: could not store its failure: %s", job.job_id, exc)
+        self._forget_durable(job.job_id)
 
     def _forget_durable(self, job_id: str) -> None:
         if self.durable is not None:
@@ -228,17 +257,21 @@ class Server:
                 job_id, msg = self.worker.outbox.get_nowait()
             except Exception:
                 return
-            owner = self.owners.get(job_id)
             if msg.type in (P.RESULT, P.ERROR, P.CANCELLED):
-                self.owners.pop(job_id, None)
-            if owner is not None:
-                self._send(owner, msg)
+                targets = self.owners.end(job_id)
+            else:
+                told = self.owners.told(job_id)
+                targets = [told] if told is not None else []
+            for identity in targets:
+                self._send(identity, msg)
 
     # -- inbound -------------------------------------------------------------------------
     def _receive(self, frames: list[zmq.Frame]) -> None:
         """One inbound message. Whatever it holds, the peer gets an answer (in time, if it
         is decoding) and this loop goes on."""
         identity = frames[0].bytes
+        if self._auth is not None:  # the job owner with CurveZMQ is the key, not the socket
+            self._note_key(identity, frames[0])
         body = frames[1:]
         try:
             self._accept(identity, body)
@@ -321,6 +354,13 @@ class Server:
                 msg.msg_id,
             )
 
+    def _note_key(self, identity: bytes, frame: zmq.Frame) -> None:
+        try:
+            key = frame.get("User-Id")  # the Z85 key the ZAP handler let in
+        except zmq.ZMQError:  # no metadata: the peer is then owned by its routing id
+            return
+        self.owners.note_key(identity, key if isinstance(key, str) else "")
+
     def _dispatch(self, identity: bytes, msg: P.Message) -> None:
         t = msg.type
         if t == P.HEARTBEAT:
@@ -395,10 +435,11 @@ class Server:
                 f"the queue holds {self.limits.max_queue} jobs; try later",
                 job.job_id,
             )
+        principal = self.owners.principal(identity)
         if self.durable is not None and job.priority != LIVE:
             # A live frame is stale by the time a restarted backend could run it: not kept.
             try:
-                self.durable.save(job)
+                self.durable.save(job, principal)
             except OSError as exc:
                 # Accepting a job that a crash would lose breaks the promise; refuse instead.
                 log.error("job %s: could not write it to the queue folder: %s", job.job_id, exc)
@@ -407,7 +448,7 @@ class Server:
                 ) from None
         if job.priority == LIVE:
             self._supersede_live(identity, job.job_id)
-        self.owners[job.job_id] = identity
+        self.owners.submitted(job.job_id, identity)
         self.jobs.put(job)
         pos = self.jobs.position(job.job_id)
         log.info("job %s: queued (%s priority, position %d)", job.job_id, job.priority, pos)
@@ -431,8 +472,8 @@ class Server:
         reason = f"superseded by the newer live job {job_id} from the same client"
         entry = self.jobs.remove(previous)
         if entry is not None:
-            owner = self.owners.pop(previous, identity)
-            self._send(owner, cancelled_message(previous, reason))
+            for told in self.owners.end(previous):
+                self._send(told, cancelled_message(previous, reason))
             log.info("job %s: cancelled while queued (%s)", previous, reason)
             return
         entry = self.jobs.find(previous)
@@ -441,26 +482,29 @@ class Server:
             entry.cancel.set()
 
     def _cancel(self, identity: bytes, msg: P.Message) -> None:
+        """Every cancel is answered: `cancelled` (at once for a waiting job, from the worker
+        at the running job's next step or tile), or `error` `job_not_found` / `not_owner`."""
         job_id = msg.job_id
-        entry = self.jobs.remove(job_id)
-        if entry is not None or self.jobs.find(job_id) is not None:
-            # Forgotten now, not when the engine reaches its next step: a backend killed in
-            # between must not bring a cancelled job back.
-            self._forget_durable(job_id)
-        if entry is not None:  # still waiting: gone at once
-            owner = self.owners.pop(job_id, identity)
-            cancelled = P.reply(msg, P.CANCELLED, {"job_id": job_id})
-            self._send(owner, cancelled)
-            if owner != identity:
-                self._send(identity, cancelled)
-            log.info("job %s: cancelled while queued", job_id)
-            return
         entry = self.jobs.find(job_id)
         if entry is None:
             raise DreamwireError(
                 ErrorCode.JOB_NOT_FOUND, "no such job is queued or running", job_id
             )
-        entry.cancel.set()  # the engine stops at its next step; the worker replies
+        self.owners.check_cancel(job_id, identity)
+        # Off the disk first, before any reply and before the engine reaches its next step:
+        # a backend killed in between must not bring a cancelled job back.
+        self._forget_durable(job_id)
+        if self.jobs.remove(job_id) is not None:  # still waiting: gone at once
+            cancelled = P.reply(msg, P.CANCELLED, {"job_id": job_id})
+            told = self.owners.end(job_id)
+            for target in [*told, *([identity] if identity not in told else [])]:
+                self._send(target, cancelled)
+            log.info("job %s: cancelled while queued", job_id)
+            return
+        # Running (or taken by the worker just now): it stops at its next step or tile, then
+        # the worker's `cancelled` goes to the client told and to every canceller.
+        self.owners.wait_for_end(job_id, identity)
+        entry.cancel.set()
 
     def _fetch(self, identity: bytes, msg: P.Message) -> None:
         job_id = msg.job_id
@@ -472,7 +516,7 @@ class Server:
             self._send(identity, P.result_message(result, reply_to=msg.msg_id))
             return
         if self.jobs.find(job_id) is not None:
-            self.owners[job_id] = identity  # progress and result now go to this client
+            self.owners.reattach(job_id, identity)  # progress and result now go here
             pos = self.jobs.position(job_id)
             self._send(
                 identity,
@@ -486,10 +530,11 @@ class Server:
         )
 
     def _stored(self, job_id: str) -> bool:
+        """A result, or a final error (`load` raises it), is kept for `job_id`."""
         try:
             return self.load(job_id) is not None
         except DreamwireError:
-            return False
+            return True
 
     # -- checks --------------------------------------------------------------------------
     def _check_limits(self, job: Job) -> None:

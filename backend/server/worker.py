@@ -3,10 +3,12 @@
 It never touches the ROUTER socket (ZeroMQ sockets belong to one thread); everything it has
 to say goes into `outbox` as (job_id, Message) and a wake-up frame tells the server thread.
 
-`forget(job_id)` is called when a job's end is final (result saved, or an error) and before
-that end is posted, so the durable queue entry goes away (durable.py). A cancel is not
-forgotten here: the server forgets a job when a client asks to cancel it, and a job stopped
-because the server is shutting down stays queued on disk for the next start.
+With a queue folder (durable.py), the worker counts each start of a job there before the
+engine sees it (so a job that kills the backend is not restarted forever), and removes the
+entry when the job's end is final (result saved, or an error), before that end is posted. A
+cancel is not forgotten here: the server forgets a job when a client asks to cancel it, and
+a job stopped because the server is shutting down stays queued on disk for the next start,
+its start not counted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.result import JobResult, Progress
 
+from .durable import DurableQueue
 from .jobqueue import Entry, JobQueue
 
 log = logging.getLogger("dreamwire.server")
@@ -37,7 +40,7 @@ class Worker(threading.Thread):
         jobs: JobQueue,
         ctx: zmq.Context,
         wake_address: str,
-        forget: Callable[[str], None] | None = None,
+        durable: DurableQueue | None = None,
     ):
         super().__init__(name="dreamwire-gpu", daemon=True)
         self.engine = engine
@@ -45,7 +48,7 @@ class Worker(threading.Thread):
         self.jobs = jobs
         self.ctx = ctx
         self.wake_address = wake_address
-        self.forget = forget or (lambda job_id: None)
+        self.durable = durable
         self.outbox: queue.Queue[tuple[str, P.Message]] = queue.Queue()
         self.stopping = threading.Event()
         self._wake: zmq.Socket | None = None
@@ -87,6 +90,7 @@ class Worker(threading.Thread):
             job.priority,
         )
         started = time.monotonic()
+        self._record_start(job_id)
 
         def on_progress(p: Progress) -> None:
             self.post(job_id, P.progress_message(p))
@@ -105,14 +109,18 @@ class Worker(threading.Thread):
                 log.info(
                     "job %s: cancelled%s", job_id, f" ({entry.reason})" if entry.reason else ""
                 )
+                if self.stopping.is_set() and self.durable is not None:
+                    # Stopped by our own shutdown, not by a crash (nor by a client: then
+                    # the entry is gone already and this does nothing).
+                    self.durable.undo_start(job_id)
                 self.post(job_id, _cancelled(entry))
             else:
                 log.warning("job %s: %s", job_id, exc)
-                self.forget(job_id)
+                self._forget(job_id)
                 self.post(job_id, P.Message(P.ERROR, exc.to_dict(), job_id=job_id))
             return
         except MemoryError:
-            self.forget(job_id)
+            self._forget(job_id)
             self._internal(job_id, ErrorCode.OUT_OF_MEMORY, "out of memory")
             return
         except Exception as exc:  # the engine must not take the server down with it
@@ -122,10 +130,10 @@ class Worker(threading.Thread):
                 else ErrorCode.INTERNAL
             )
             log.exception("job %s failed", job_id)
-            self.forget(job_id)
+            self._forget(job_id)
             self._internal(job_id, code, f"{type(exc).__name__}: {exc}")
             return
-        self.forget(job_id)
+        self._forget(job_id)
         log.info(
             "job %s: done in %.2f s, %d image(s) saved",
             job_id,
@@ -133,6 +141,23 @@ class Worker(threading.Thread):
             len(result.images),
         )
         self.post(job_id, P.result_message(result))
+
+    def _record_start(self, job_id: str) -> None:
+        if self.durable is None:
+            return
+        try:
+            starts = self.durable.record_start(job_id)
+        except (OSError, ValueError) as exc:  # run it anyway; only the crash count is lost
+            log.warning("job %s: could not count its start in the queue folder: %s", job_id, exc)
+            return
+        if starts > 1:
+            log.warning(
+                "job %s: this is attempt %d (the backend stopped while running it)", job_id, starts
+            )
+
+    def _forget(self, job_id: str) -> None:
+        if self.durable is not None:
+            self.durable.remove(job_id)
 
     def _internal(self, job_id: str, code: ErrorCode, text: str) -> None:
         self.post(job_id, P.error_message(code, text, job_id))

@@ -152,6 +152,10 @@ class Driver:
                 self._lost_since = self._lost_since or now
                 self.status.text = "Backend not answering, waiting for it"
                 if now - self._lost_since > self.lost_timeout:
+                    # Given up on: a restarted backend that took the job back from its queue
+                    # folder must not run it for nobody (the client resends this cancel).
+                    with contextlib.suppress(DreamwireError):
+                        self.client.cancel(self.job_id)
                     self._throw(
                         DreamwireError(
                             ErrorCode.BACKEND_LOST,

@@ -53,8 +53,10 @@ def main() -> int:
     ap.add_argument("--bind", default="tcp://127.0.0.1:0")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    engine, save, load = build_backend(args.models, args.out, "cpu", None)
-    server = Server(RecordingEngine(engine, args.record), save, load, ServerConfig(bind=args.bind))
+    engine, store = build_backend(args.models, args.out, "cpu", None)
+    server = Server(
+        RecordingEngine(engine, args.record), store.save, store.load, ServerConfig(bind=args.bind)
+    )
     address = server.bind()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.stop())

@@ -84,7 +84,10 @@ def test_cancel_and_backend_loss(backend):
 
     pending = _pending()
     session.submit(Job(**slow), pending)
-    assert _pump(session, lambda: sum(1 for c in rec.calls if c[0] == "on_progress") > 3)
+    assert _pump(
+        session,
+        lambda: any(c[0] == "on_progress" and c[1] is pending and c[2].step for c in rec.calls),
+    )
     backend.kill()
     assert _pump(session, lambda: session.state == "lost", 30)
     assert ("on_error", None, LOST_MESSAGE) in rec.calls

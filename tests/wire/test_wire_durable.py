@@ -177,6 +177,8 @@ def test_a_job_interrupted_by_a_clean_stop_runs_after_the_restart(backend_factor
         collect(c, first_step(job_id))
         backend.stop()
         assert [p.name for p in queue_dir.iterdir()] == [job_id]
+        # A clean stop is no crash: that start does not count towards a poison job.
+        assert json.loads((queue_dir / job_id / "started.json").read_text()) == {"starts": 0}
         assert not (backend.out_dir / "jobs" / job_id).exists()
         backend.start()
         events = collect(c, _ended_all([job_id]), timeout=240)
@@ -186,3 +188,28 @@ def test_a_job_interrupted_by_a_clean_stop_runs_after_the_restart(backend_factor
         assert list(queue_dir.iterdir()) == []
     finally:
         c.close()
+
+
+def test_queue_entry_counts_starts_keeps_its_owner_and_goes_as_a_whole(tmp_path):
+    q = DurableQueue(tmp_path / "queue", tmp_path / "queue-rejected")
+    job, other = small_job(seed=41), small_job(seed=42)
+    q.save(job, "id:63616263")
+    q.save(other)
+    assert q.record_start(job.job_id) == 1
+    assert q.record_start(job.job_id) == 2
+    q.undo_start(job.job_id)  # a clean shutdown stopped it: that start does not count
+    assert q.record_start("no-such-job") == 0 and not (q.root / "no-such-job").exists()
+
+    entries = {s.job.job_id: s for s in DurableQueue(q.root, q.rejected).load_entries()}
+    assert (entries[job.job_id].starts, entries[job.job_id].owner) == (1, "id:63616263")
+    assert (entries[other.job_id].starts, entries[other.job_id].owner) == (0, "")
+
+    q.remove(job.job_id)
+    # Counting a start of a job removed meanwhile (a cancel racing the worker) recreates
+    # nothing, and nothing half-deleted is left that could load as a job.
+    assert q.record_start(job.job_id) == 0
+    q.undo_start(job.job_id)
+    assert sorted(p.name for p in q.root.iterdir()) == [other.job_id]
+    (q.root / other.job_id / "started.json").write_text('{"starts": -1}')
+    assert DurableQueue(q.root, q.rejected).load_entries() == []
+    assert [p.name.split("-")[0] for p in q.rejected.iterdir()] == [other.job_id]

@@ -11,7 +11,12 @@ import pytest
 
 from dreamwire.shared import events as ev
 from dreamwire.shared.client import Client
-from tests.support.wire import collect, small_job
+from dreamwire.shared.errors import ErrorCode
+from tests.support.wire import LONG_STEPS, collect, ended, first_step, small_job
+
+
+def _error(events) -> bool:
+    return any(isinstance(e, ev.ErrorEvent) for e in events)
 
 
 def dreamwire(*args: str) -> subprocess.CompletedProcess:
@@ -26,7 +31,7 @@ def dreamwire(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     root = tmp_path_factory.mktemp("keys")
-    for name in ("server", "alice", "mallory"):
+    for name in ("server", "alice", "bob", "mallory"):
         done = dreamwire("keys", str(root / name), "--name", name)
         assert done.returncode == 0, done.stderr
     assert (root / "server" / "server.key_secret").stat().st_mode & 0o077 == 0
@@ -43,7 +48,9 @@ def test_non_loopback_bind_without_keys_refuses_to_start(tiny_models, tmp_path):
 
 def test_only_listed_keys_get_in_and_the_same_job_works(keys, backend_factory):
     backend = backend_factory(
-        bind="tcp://0.0.0.0:0", keys_dir=keys / "server", client_keys=[keys / "alice" / "alice.key"]
+        bind="tcp://0.0.0.0:0",
+        keys_dir=keys / "server",
+        client_keys=[keys / "alice" / "alice.key", keys / "bob" / "bob.key"],
     )
     server_key = keys / "server" / "server.key"
 
@@ -76,6 +83,19 @@ def test_only_listed_keys_get_in_and_the_same_job_works(keys, backend_factory):
         b = raw.run(small_job(init_image=init, strength=0.5, seed=9), timeout=120)
         assert alice.state == ev.CONNECTED
         np.testing.assert_array_equal(a.images[0].image, b.images[0].image)
+
+        # With keys, a job belongs to the key: another client holding alice's key (a host
+        # restarted with a new client id) may cancel it; bob, though let in, may not.
+        bob = Client(backend.address, server_key, keys / "bob" / "bob.key_secret")
+        job_id = alice.submit(small_job(steps=LONG_STEPS, seed=10))
+        collect(alice, first_step(job_id))
+        bob.cancel(job_id)
+        (refused,) = [e for e in collect(bob, _error) if isinstance(e, ev.ErrorEvent)]
+        assert refused.error.code == ErrorCode.NOT_OWNER
+        bob.close()
+        raw.cancel(job_id)
+        assert any(isinstance(e, ev.Cancelled) for e in collect(raw, ended(job_id)))
+        assert any(isinstance(e, ev.Cancelled) for e in collect(alice, ended(job_id)))
     finally:
         alice.close()
         raw.close()

@@ -59,6 +59,7 @@ def error_text(err: DreamwireError) -> str:
         ErrorCode.MODEL_NOT_FOUND: "Pick a model the backend lists.",
         ErrorCode.CONTROLNET_NOT_FOUND: "The backend has no ControlNet for that control type.",
         ErrorCode.OUT_OF_MEMORY: "Try a smaller size or batch.",
+        ErrorCode.POISON_JOB: "It is not run again; check the backend's log.",
         ErrorCode.UNAUTHORIZED: "Check the keys in the Dreamwire settings.",
         ErrorCode.PROTOCOL_VERSION: "Update the plugin or the backend so they match.",
     }
