@@ -2,11 +2,11 @@
 in CI").
 
 Hypothesis builds valid requests (hello, heartbeat, list_models, submit with tiny real jobs,
-cancel, fetch_result) and then breaks them at one layer: a header field (wrong types, huge
-integers, 1e999 and NaN as raw JSON text, missing and extra keys, long strings), the body
-(wrong types per job field, nested junk), a buffer description (dims, dtype, format, nbytes)
-or the frames (cut, extended, swapped, replaced, bit-flipped, lying PNG chunks, zlib that
-inflates to the wrong size). Each goes out on a raw DEALER. After every example: the
+cancel, fetch_result), sends a third of them as built and breaks the rest once or twice: a
+header field (wrong types, huge integers, 1e999 and NaN as raw JSON text, missing and extra
+keys, long strings), the body (wrong types per job field, nested junk), a buffer
+description (dims, dtype, format, nbytes) or the frames (cut, extended, swapped, replaced,
+bit-flipped, lying PNG chunks, zlib that inflates to the wrong size). Each goes out on a raw DEALER. After every example: the
 message was answered (its normal reply, or an `error` with a stable code other than
 `internal`, naming its msg id), a heartbeat from a second, clean client was answered within
 1 s while it was handled, and the process lives. At the end every job it accepted has ended
