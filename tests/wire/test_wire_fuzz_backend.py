@@ -227,9 +227,10 @@ class Session:
 
 def one_example(fz: Session, backend: BackendProcess, data: st.DataObject) -> None:
     kind = data.draw(kinds, label="kind")
-    msg_id = fz.msg_id()
+    # Msg ids of any legal length (up to 256): every answer must name all of it.
+    msg_id = fz.msg_id() + "-" * data.draw(st.sampled_from([0, 0, 0, 0, 57, 150, 248]))
     # A known id (fetched, cancelled, resubmitted: idempotent) or a new one.
-    job_id = data.draw(st.sampled_from([*JOB_IDS, f"fuzzjob-{msg_id}"]), label="job_id")
+    job_id = data.draw(st.sampled_from([*JOB_IDS, f"fuzzjob-{msg_id[:8]}"]), label="job_id")
     fmt = data.draw(st.sampled_from(F.IMAGE_FORMATS), label="image_format")
     job = None
     if kind == P.SUBMIT:
@@ -255,7 +256,7 @@ def one_example(fz: Session, backend: BackendProcess, data: st.DataObject) -> No
     peer = fz.owner if own else F.Peer(fz.address)
     try:
         peer.send(frames)
-        beat = fz.bystander.heartbeat(f"hb-{msg_id}")
+        beat = fz.bystander.heartbeat(f"hb-{msg_id[:8]}")
         wanted = F.answers_request(sent) if own else (lambda m: True)
         answer = peer.answer(wanted, ANSWER_S)
     finally:
