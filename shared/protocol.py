@@ -71,6 +71,8 @@ MAX_NDIM = 3
 # JSON integers longer than this are refused while parsing: no field needs more than a
 # 64-bit seed (20 digits), and int() of a long digit string is quadratic.
 MAX_INT_DIGITS = 20
+# Longest string a header field (msg_id, type, job_id, reply_to) may hold.
+MAX_HEADER_TEXT = 256
 
 
 class ProtocolError(DreamwireError):
@@ -279,13 +281,14 @@ def peek_header(frames: list[Any], limits: Limits) -> dict[str, Any]:
 
 def reply_address(frames: list[Any], limits: Limits) -> tuple[str, str]:
     """(job_id, msg_id) of a message that failed to decode, as far as its header says, so
-    the error reply can name them; "" where the header does not (or not sanely)."""
+    the error reply can name them; "" where the header does not (or not sanely). A msg id a
+    header may carry comes back whole: a client matches its reply by all of it."""
     head = peek_header(frames, limits)
     job_id = head.get("job_id", "")
     msg_id = head.get("msg_id", "")
     return (
         job_id[:64] if isinstance(job_id, str) else "",
-        msg_id[:64] if isinstance(msg_id, str) else "",
+        msg_id if isinstance(msg_id, str) and len(msg_id) <= MAX_HEADER_TEXT else "",
     )
 
 
@@ -435,7 +438,9 @@ def _field(d: dict[str, Any], name: str, kind: type, default: Any = _MISSING) ->
     value = d.get(name, default)
     if value is _MISSING:
         raise ProtocolError(ErrorCode.MALFORMED_MESSAGE, f"header lacks {name!r}")
-    if not isinstance(value, kind) or (len(value) > 256 if isinstance(value, str) else False):
+    if not isinstance(value, kind) or (
+        len(value) > MAX_HEADER_TEXT if isinstance(value, str) else False
+    ):
         raise ProtocolError(ErrorCode.MALFORMED_MESSAGE, f"header field {name!r} has a bad value")
     return value
 

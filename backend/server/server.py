@@ -338,7 +338,7 @@ class Server:
         if item.error is not None or item.message is None:
             err = item.error or DreamwireError(ErrorCode.INTERNAL, "message was not decoded")
             log.warning("bad message from a peer: %s", err)
-            self._error(identity, err, item.envelope.msg_id[:64])
+            self._error(identity, err, item.envelope.msg_id)
             return
         msg = item.message
         try:

@@ -326,3 +326,17 @@ def test_open_content_stops_at_its_deadline_with_limit_exceeded():
 def test_empty_arrays_are_not_sent():
     with pytest.raises(ValueError, match="non-empty"):
         P.encode(P.Message(P.SUBMIT, {}, [np.zeros((0, 4), np.uint8)]))
+
+
+@pytest.mark.parametrize("length", [1, 65, 256])
+def test_an_error_reply_names_the_whole_msg_id(length):
+    """Found by the fuzzer against a real backend: error replies named only the first 64
+    characters of a msg id a header may carry (up to 256), so the client never matched them."""
+    msg_id = "m" * length
+    header = json.dumps({"msg_id": msg_id, "type": "hello", "job_id": "j", "sent": "late"})
+    assert P.reply_address([P.TAG, header.encode(), b"{}"], P.Limits()) == ("j", msg_id)
+
+
+def test_an_over_long_msg_id_is_not_named_at_all():
+    header = json.dumps({"msg_id": "m" * 257, "type": "hello"})
+    assert P.reply_address([P.TAG, header.encode(), b"{}"], P.Limits()) == ("", "")
