@@ -67,19 +67,24 @@ class Worker(threading.Thread):
                 entry = self.jobs.take(timeout=0.2)
                 if entry is None:
                     continue
+                end: P.Message | None = None
                 try:
-                    self._run_one(entry)
+                    end = self._run_one(entry)
                 finally:
+                    # Out of the queue before its end is posted: a cancel that follows the
+                    # end finds no job (job_not_found), never a job that will not answer.
                     self.jobs.done(entry)
+                    if end is not None:
+                        self.post(entry.job_id, end)
         finally:
             self._wake.close(0)
 
-    def _run_one(self, entry: Entry) -> None:
+    def _run_one(self, entry: Entry) -> P.Message:
+        """Run the job; its final message (result, error or cancelled), for run() to post."""
         job = entry.job
         job_id = job.job_id
         if entry.cancel.is_set():
-            self.post(job_id, _cancelled(entry))
-            return
+            return _cancelled(entry)
         log.info(
             "job %s: start (%s, %dx%d, %d steps, %s)",
             job_id,
@@ -113,16 +118,13 @@ class Worker(threading.Thread):
                     # Stopped by our own shutdown, not by a crash (nor by a client: then
                     # the entry is gone already and this does nothing).
                     self.durable.undo_start(job_id)
-                self.post(job_id, _cancelled(entry))
-            else:
-                log.warning("job %s: %s", job_id, exc)
-                self._forget(job_id)
-                self.post(job_id, P.Message(P.ERROR, exc.to_dict(), job_id=job_id))
-            return
+                return _cancelled(entry)
+            log.warning("job %s: %s", job_id, exc)
+            self._forget(job_id)
+            return P.Message(P.ERROR, exc.to_dict(), job_id=job_id)
         except MemoryError:
             self._forget(job_id)
-            self._internal(job_id, ErrorCode.OUT_OF_MEMORY, "out of memory")
-            return
+            return P.error_message(ErrorCode.OUT_OF_MEMORY, "out of memory", job_id)
         except Exception as exc:  # the engine must not take the server down with it
             code = (
                 ErrorCode.OUT_OF_MEMORY
@@ -131,8 +133,7 @@ class Worker(threading.Thread):
             )
             log.exception("job %s failed", job_id)
             self._forget(job_id)
-            self._internal(job_id, code, f"{type(exc).__name__}: {exc}")
-            return
+            return P.error_message(code, f"{type(exc).__name__}: {exc}", job_id)
         self._forget(job_id)
         log.info(
             "job %s: done in %.2f s, %d image(s) saved",
@@ -140,7 +141,7 @@ class Worker(threading.Thread):
             time.monotonic() - started,
             len(result.images),
         )
-        self.post(job_id, P.result_message(result))
+        return P.result_message(result)
 
     def _record_start(self, job_id: str) -> None:
         if self.durable is None:
@@ -158,9 +159,6 @@ class Worker(threading.Thread):
     def _forget(self, job_id: str) -> None:
         if self.durable is not None:
             self.durable.remove(job_id)
-
-    def _internal(self, job_id: str, code: ErrorCode, text: str) -> None:
-        self.post(job_id, P.error_message(code, text, job_id))
 
 
 def _cancelled(entry: Entry) -> P.Message:
