@@ -246,7 +246,7 @@ def plan_peak(
         if mode == "decode":
             tile = memory_plan.decode_tile(family, side, side, limit)
             stages = [sim.decode_stage(side, tile)]
-            vae = memory_plan.weight_bytes(family, "vae") * memory_plan.VAE_UPCAST.get(family, 1.0)
+            vae = memory_plan.weight_bytes(family, "vae") * memory_plan.vae_upcast(family)
             estimate = memory_plan.decode_bytes(family, side, side, tile) + vae
             plan_text = f"decode tiles {tile}" if tile else "decode whole"
         else:

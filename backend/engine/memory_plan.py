@@ -20,26 +20,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dreamwire.backend.families import spec_for
+
 GiB = 2**30
 
-# Parameters of the real architectures (millions).
-PARAMS_M = {
-    "sd1": {"unet": 859.5, "vae": 83.7, "text": 123.1},
-    "sd2": {"unet": 865.9, "vae": 83.7, "text": 340.4},
-    "sdxl": {"unet": 2567.5, "vae": 83.7, "text": 123.1 + 694.7},
-}
-# A full ControlNet's weights as a share of its UNet's (ControlNetModel.from_unet).
-CONTROLNET_SHARE = {"sd1": 0.42, "sd2": 0.42, "sdxl": 0.49}
-# UNet activations per latent pixel per UNet sample (bytes, fp16, SDPA attention); calibrated
-# measurements: SD1.5 25 KiB (512 and 1024), SDXL 15 KiB (1024).
-UNET_ACT_PER_LATENT_PX = {"sd1": 32 * 1024, "sd2": 34 * 1024, "sdxl": 20 * 1024}
+# Per family: parameters, ControlNet share, UNet activations per latent pixel, VAE upcast
+# live in its spec (backend/families, FamilySpec.memory). What holds for every family:
 # VAE decode activations per output pixel at fp16 (2.38 GiB per megapixel measured).
 VAE_ACT_PER_PX = 2.4 * GiB / 2**20
 # diffusers' tiled decode keeps every decoded (overlapping) tile, then the blended rows and
 # the result: about 2.7 images in the VAE's dtype; 4.2 covers it calibrated.
 TILED_RESULT_COPIES = 4.2
-# SDXL's VAE overflows in fp16; diffusers upcasts it to fp32 (force_upcast), doubling both.
-VAE_UPCAST = {"sdxl": 2.0}
 TILE_CHOICES = (1024, 768, 512, 256)  # tile sides (px) to try, largest (fastest) first
 HEADROOM = 0.9  # use at most this share of free memory (fragmentation, cuDNN workspaces)
 
@@ -56,23 +47,24 @@ class MemoryPlan:
         return self.level == "offload"
 
 
-def _family(family: str) -> str:
-    return family if family in PARAMS_M else "sd1"
-
-
 def weight_bytes(family: str, part: str, dtype_bytes: int = 2) -> int:
-    return int(PARAMS_M[_family(family)][part] * 1e6 * dtype_bytes)
+    return int(spec_for(family).memory.params_m(part) * 1e6 * dtype_bytes)
+
+
+def vae_upcast(family: str) -> float:
+    return spec_for(family).memory.vae_upcast
 
 
 def unet_activations(family: str, width: int, height: int, batch: int, cfg: bool = True) -> int:
     samples = batch * (2 if cfg else 1)
-    return int((width // 8) * (height // 8) * samples * UNET_ACT_PER_LATENT_PX[_family(family)])
+    per_px = spec_for(family).memory.unet_act_per_latent_px
+    return int((width // 8) * (height // 8) * samples * per_px)
 
 
 def decode_bytes(family: str, width: int, height: int, tile_px: int | None) -> int:
     """Peak of a VAE decode of one image: activations of the whole image or of one tile,
     plus the decoded tiles kept until they are blended (tiled) or the result (whole)."""
-    upcast = VAE_UPCAST.get(_family(family), 1.0)
+    upcast = vae_upcast(family)
     side_w = min(width, tile_px) if tile_px else width
     side_h = min(height, tile_px) if tile_px else height
     act = side_w * side_h * VAE_ACT_PER_PX * upcast
@@ -91,9 +83,9 @@ def estimate(
     tile_px: int | None = None,
     controlnets: int = 0,
 ) -> int:
-    f = _family(family)
-    unet_w = weight_bytes(f, "unet") * (1 + CONTROLNET_SHARE[f] * controlnets)
-    vae_w = weight_bytes(f, "vae") * VAE_UPCAST.get(f, 1.0)
+    f = family
+    unet_w = weight_bytes(f, "unet") * (1 + spec_for(f).memory.controlnet_share * controlnets)
+    vae_w = weight_bytes(f, "vae") * vae_upcast(f)
     text_w = weight_bytes(f, "text")
     unet_stage = unet_w + unet_activations(f, width, height, batch) * (1 + 0.3 * controlnets)
     # Images decode one at a time in the tiled path; diffusers decodes the batch at once.
@@ -150,8 +142,8 @@ def decode_tile(family: str, width: int, height: int, free_bytes: int | None) ->
     `free_bytes` next to the VAE's weights; None when the whole image fits (or no limit)."""
     if free_bytes is None:
         return None
-    f = _family(family)
-    budget = free_bytes * HEADROOM - weight_bytes(f, "vae") * VAE_UPCAST.get(f, 1.0)
+    f = family
+    budget = free_bytes * HEADROOM - weight_bytes(f, "vae") * vae_upcast(f)
     if decode_bytes(f, width, height, None) <= budget:
         return None
     for tile in TILE_CHOICES:

@@ -36,6 +36,25 @@ class PipelineClasses:
 
 
 @dataclass(frozen=True)
+class MemoryFigures:
+    """The real architecture's sizes for the memory plan (engine/memory_plan.py): weights
+    from the released checkpoints, activations calibrated by bench/bench_lowvram.py against
+    measured peaks (fp16, PyTorch SDPA attention)."""
+
+    unet_params_m: float  # millions of parameters
+    vae_params_m: float
+    text_params_m: float  # every text encoder together
+    controlnet_share: float  # a full ControlNet's weights as a share of its UNet's
+    unet_act_per_latent_px: int  # UNet activation bytes per latent pixel per UNet sample
+    vae_upcast: float = 1.0  # 2.0 where diffusers decodes in fp32 (force_upcast)
+
+    def params_m(self, part: str) -> float:
+        return {"unet": self.unet_params_m, "vae": self.vae_params_m, "text": self.text_params_m}[
+            part
+        ]
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     family: ModelFamily  # what the hosts see: key, label, native resolution
     pipelines: PipelineClasses
@@ -55,6 +74,7 @@ class FamilySpec:
     latent_rgb: tuple[tuple[float, float, float], ...]
     # TAESD decoder file stems, best first (models/VAE-approx).
     taesd_stems: tuple[str, ...]
+    memory: MemoryFigures
 
     @property
     def key(self) -> str:

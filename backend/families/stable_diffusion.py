@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, PipelineClasses
+from .spec import FamilySpec, MemoryFigures, PipelineClasses
 
 _SD_PIPELINES = PipelineClasses(
     "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"
@@ -38,6 +38,8 @@ SD1 = FamilySpec(
     unet_blocks="sd",
     latent_rgb=_SD_LATENT_RGB,
     taesd_stems=_SD_TAESD,
+    # Calibrated: SD1.5 UNet activations 25 KiB per latent pixel (512 and 1024).
+    memory=MemoryFigures(859.5, 83.7, 123.1, 0.42, 32 * 1024),
 )
 
 # v-prediction SD2.x checkpoints (768-v) are this same entry: the catalog's "sd2-v" config
@@ -52,6 +54,7 @@ SD2 = FamilySpec(
     unet_blocks="sd",
     latent_rgb=_SD_LATENT_RGB,
     taesd_stems=_SD_TAESD,
+    memory=MemoryFigures(865.9, 83.7, 340.4, 0.42, 34 * 1024),
 )
 
 SDXL = FamilySpec(
@@ -77,4 +80,7 @@ SDXL = FamilySpec(
         (-0.3112, -0.2359, -0.2076),
     ),
     taesd_stems=("taesdxl_decoder", "taesdxl"),
+    # Calibrated: SDXL UNet activations 15 KiB per latent pixel (1024); its VAE overflows in
+    # fp16, so diffusers upcasts it to fp32 (force_upcast), doubling weights and activations.
+    memory=MemoryFigures(2567.5, 83.7, 123.1 + 694.7, 0.49, 20 * 1024, vae_upcast=2.0),
 )

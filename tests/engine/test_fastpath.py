@@ -399,7 +399,7 @@ def test_memory_plan_fits_the_targets():
     for family in ("sd1", "sdxl"):
         tile = mp.decode_tile(family, 4096, 4096, 4 * GiB)
         assert tile is not None and tile <= 1024
-        need = mp.weight_bytes(family, "vae") * mp.VAE_UPCAST.get(family, 1.0)
+        need = mp.weight_bytes(family, "vae") * mp.vae_upcast(family)
         need += mp.decode_bytes(family, 4096, 4096, tile)
         assert need <= 4 * GiB * mp.HEADROOM
 
