@@ -7,6 +7,8 @@ Rules it keeps (PROTOCOL.md, "Backend"):
 - nothing blocks this thread: a message with binary frames or a large body is decoded by
   the decode pool (decoding.py), within a time budget, while this thread goes on answering
   heartbeats; each client's messages are still handled in the order they were sent;
+  a large accepted job is written to the queue folder by the writer thread
+  (queue_writer.py) and `accepted` goes out once it is there;
 - progress and results go only to the client told about the job (the submitter, or
   whoever fetched it after a reconnect); a client that has gone away costs nothing, because
   a ROUTER drops messages for peers it no longer has. Only the job's owner (owners.py) may
@@ -51,6 +53,7 @@ from .decoding import MAX_WAITING_PER_CLIENT, DecodePool, Inbound
 from .durable import DurableQueue
 from .jobqueue import JobQueue
 from .owners import Owners
+from .queue_writer import ASYNC_WRITE_BYTES, PendingSubmit, QueueWriter
 from .worker import Worker, cancelled_message
 
 log = logging.getLogger("dreamwire.server")
@@ -126,6 +129,11 @@ class Server:
             self.durable = DurableQueue(config.queue_dir, rejected)
         self.worker = Worker(engine, save, self.jobs, self.ctx, self._wake_address, self.durable)
         self.decoder = DecodePool(self.ctx, self._wake_address)
+        # Large accepted jobs go to disk on the writer's thread; until then they wait here.
+        self.writer = (
+            QueueWriter(self.durable, self.ctx, self._wake_address) if self.durable else None
+        )
+        self._pending: dict[str, PendingSubmit] = {}
         # Per client, its messages not handled yet because one before them is decoding.
         self._waiting: dict[bytes, deque[Inbound]] = {}
 
@@ -200,6 +208,8 @@ class Server:
     def serve_forever(self) -> None:
         self.worker.start()
         self.decoder.start()
+        if self.writer is not None:
+            self.writer.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake, zmq.POLLIN)
@@ -212,6 +222,7 @@ class Server:
                     self._flush_outbox()
                 # Every turn, not only on a wake-up: a wake frame may have been dropped.
                 self._collect_decoded()
+                self._collect_written()
                 if self.router in ready:
                     # Bounded so a flood from one peer cannot starve the outbox.
                     for _ in range(64):
@@ -220,6 +231,8 @@ class Server:
                         self._receive(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
         finally:
             self.decoder.close()
+            if self.writer is not None:
+                self.writer.close()
             self.worker.stopping.set()
             running = self.jobs.running
             if running is not None:  # stop at the next step instead of finishing the job
@@ -418,6 +431,10 @@ class Server:
 
     def _submit(self, identity: bytes, msg: P.Message) -> None:
         _check_job_id(msg.job_id)
+        pending = self._pending.get(msg.job_id)
+        if pending is not None:  # a resend while its entry is being written
+            pending.also_tell.append((identity, msg))
+            return
         if self.jobs.find(msg.job_id) is not None or self._stored(msg.job_id):
             # Submit is idempotent by job id: a client resending after a reconnect gets
             # what a fetch would give, not a second run.
@@ -429,7 +446,7 @@ class Server:
         self._check_memory(job)
         # A live job that replaces this client's waiting one takes its place in a full queue.
         replacing = job.priority == LIVE and self._waiting_live(identity)
-        if self.jobs.full() and not replacing:
+        if len(self.jobs) + len(self._pending) >= self.limits.max_queue and not replacing:
             raise DreamwireError(
                 ErrorCode.QUEUE_FULL,
                 f"the queue holds {self.limits.max_queue} jobs; try later",
@@ -438,6 +455,10 @@ class Server:
         principal = self.owners.principal(identity)
         if self.durable is not None and job.priority != LIVE:
             # A live frame is stale by the time a restarted backend could run it: not kept.
+            if self.writer is not None and _array_bytes(msg) > ASYNC_WRITE_BYTES:
+                self._pending[job.job_id] = PendingSubmit(identity, msg, job, principal)
+                self.writer.submit(self._pending[job.job_id])
+                return  # accepted (or refused) once written: _collect_written
             try:
                 self.durable.save(job, principal)
             except OSError as exc:
@@ -446,6 +467,10 @@ class Server:
                 raise DreamwireError(
                     ErrorCode.INTERNAL, f"the backend could not store the job: {exc}", job.job_id
                 ) from None
+        self._enqueue(identity, msg, job)
+
+    def _enqueue(self, identity: bytes, msg: P.Message, job: Job) -> None:
+        """Queue an accepted job (already on disk when kept there) and say so."""
         if job.priority == LIVE:
             self._supersede_live(identity, job.job_id)
         self.owners.submitted(job.job_id, identity)
@@ -455,6 +480,30 @@ class Server:
         self._send(
             identity, P.reply(msg, P.ACCEPTED, {"job_id": job.job_id, "position": max(pos, 0)})
         )
+
+    def _collect_written(self) -> None:
+        if self.writer is None:
+            return
+        for p in self.writer.take_finished():
+            self._pending.pop(p.job.job_id, None)
+            job_id = p.job.job_id
+            if p.error is not None:
+                err = DreamwireError(
+                    ErrorCode.INTERNAL, f"the backend could not store the job: {p.error}", job_id
+                )
+                for who, asked in [(p.identity, p.msg), *p.also_tell]:
+                    self._error(who, err, asked.msg_id)
+                continue
+            if p.cancels:  # cancelled while it was being written: never queued
+                self._forget_durable(job_id)
+                for who, asked in [(p.identity, p.msg), *p.cancels]:
+                    self._send(who, P.reply(asked, P.CANCELLED, {"job_id": job_id}))
+                log.info("job %s: cancelled while it was being stored", job_id)
+                continue
+            self._enqueue(p.identity, p.msg, p.job)
+            pos = max(self.jobs.position(job_id), 0)
+            for who, asked in p.also_tell:
+                self._send(who, P.reply(asked, P.ACCEPTED, {"job_id": job_id, "position": pos}))
 
     def _waiting_live(self, identity: bytes) -> bool:
         previous = self.live.get(identity)
@@ -485,6 +534,16 @@ class Server:
         """Every cancel is answered: `cancelled` (at once for a waiting job, from the worker
         at the running job's next step or tile), or `error` `job_not_found` / `not_owner`."""
         job_id = msg.job_id
+        pending = self._pending.get(job_id)
+        if pending is not None:  # still being written: answered when the write is back
+            if self.owners.principal(identity) != pending.principal:
+                raise DreamwireError(
+                    ErrorCode.NOT_OWNER,
+                    "only the client that submitted a job may cancel it",
+                    job_id,
+                )
+            pending.cancels.append((identity, msg))
+            return
         entry = self.jobs.find(job_id)
         if entry is None:
             raise DreamwireError(
@@ -511,6 +570,10 @@ class Server:
         _check_job_id(job_id)
         # The disk first: the worker saves a result before it posts it and only then leaves
         # the queue, so a job found both ways has finished and its result is what counts.
+        pending = self._pending.get(job_id)
+        if pending is not None:  # told `accepted` once it is stored
+            pending.also_tell.append((identity, msg))
+            return
         result = self.load(job_id)
         if result is not None:
             self._send(identity, P.result_message(result, reply_to=msg.msg_id))
@@ -602,6 +665,10 @@ def _names(items: Any) -> set[str]:
             if isinstance(v, str) and v:
                 out.add(stem(v))
     return out
+
+
+def _array_bytes(msg: P.Message) -> int:
+    return sum(int(getattr(b, "nbytes", 0)) for b in msg.buffers)
 
 
 def _check_job_id(job_id: str) -> None:
