@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 import zmq
 
@@ -80,6 +81,19 @@ class Inbound:
             )
 
 
+T = TypeVar("T")
+
+
+def drain(q: queue.Queue[T]) -> list[T]:
+    """Everything a queue holds now, without waiting."""
+    out: list[T] = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
+
+
 class DecodePool:
     """Threads that decode `Inbound` messages and post them to `finished`, waking the server
     thread through its inproc PULL socket (each thread has its own PUSH: ZeroMQ sockets
@@ -113,12 +127,7 @@ class DecodePool:
         self._tasks.put(item)
 
     def take_finished(self) -> list[Inbound]:
-        done: list[Inbound] = []
-        while True:
-            try:
-                done.append(self.finished.get_nowait())
-            except queue.Empty:
-                break
+        done = drain(self.finished)
         self.in_flight -= len(done)
         self.in_flight_bytes -= sum(item.nbytes for item in done)
         return done

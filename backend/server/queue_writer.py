@@ -21,6 +21,7 @@ import zmq
 from dreamwire.shared import protocol as P
 from dreamwire.shared.job import Job
 
+from .decoding import drain
 from .durable import DurableQueue
 
 log = logging.getLogger("dreamwire.server")
@@ -61,12 +62,7 @@ class QueueWriter:
         self._tasks.put(pending)
 
     def take_finished(self) -> list[PendingSubmit]:
-        done: list[PendingSubmit] = []
-        while True:
-            try:
-                done.append(self._finished.get_nowait())
-            except queue.Empty:
-                return done
+        return drain(self._finished)
 
     def close(self, timeout: float = 10.0) -> None:
         self._tasks.put(None)
