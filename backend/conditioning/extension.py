@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from dreamwire.backend.caching import BoundedCache
-from dreamwire.backend.engine import planning
 from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import hashing
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -89,7 +88,7 @@ class ConditioningExtension:
 
     # -- LoRA --------------------------------------------------------------------------
     def _apply_loras(self, ctx) -> None:
-        requests = ctx.plan.loras if ctx.plan is not None else planning.lora_requests(ctx.job)
+        requests = ctx.plan.loras
         if not requests:
             return
         available = library_entries(ctx.library, "lora")

@@ -7,6 +7,8 @@ config, not from code.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dreamwire.shared import families
 
 from .spec import FamilySpec, MemoryFigures, PipelineClasses
@@ -42,18 +44,12 @@ SD1 = FamilySpec(
     memory=MemoryFigures(859.5, 83.7, 123.1, 0.42, 32 * 1024),
 )
 
-# v-prediction SD2.x checkpoints (768-v) are this same entry: the catalog's "sd2-v" config
-# sets the scheduler's prediction_type, which every sampler then follows.
-SD2 = FamilySpec(
+# SD1.x's pipelines and layouts with its own sizes. v-prediction SD2.x checkpoints (768-v)
+# are this same entry: the catalog's "sd2-v" config sets the scheduler's prediction_type,
+# which every sampler then follows.
+SD2 = replace(
+    SD1,
     family=families.SD2,
-    pipelines=_SD_PIPELINES,
-    controlnet_pipelines=_SD_CONTROLNET,
-    components=_SD_COMPONENTS,
-    pooled_text=False,
-    safety_checker_slot=True,
-    unet_blocks="sd",
-    latent_rgb=_SD_LATENT_RGB,
-    taesd_stems=_SD_TAESD,
     memory=MemoryFigures(865.9, 83.7, 340.4, 0.42, 34 * 1024),
 )
 

@@ -11,13 +11,9 @@ order (see Server._accept), so a cancel never overtakes the submit it is about.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
-import threading
 import time
 from dataclasses import dataclass
-from typing import TypeVar
 
 import zmq
 
@@ -25,6 +21,7 @@ from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .pngread import decode_png
+from .task_threads import TaskThreads
 
 log = logging.getLogger("dreamwire.server")
 
@@ -81,40 +78,18 @@ class Inbound:
             )
 
 
-T = TypeVar("T")
-
-
-def drain(q: queue.Queue[T]) -> list[T]:
-    """Everything a queue holds now, without waiting."""
-    out: list[T] = []
-    while True:
-        try:
-            out.append(q.get_nowait())
-        except queue.Empty:
-            return out
-
-
 class DecodePool:
-    """Threads that decode `Inbound` messages and post them to `finished`, waking the server
-    thread through its inproc PULL socket (each thread has its own PUSH: ZeroMQ sockets
-    belong to one thread)."""
+    """Threads that decode `Inbound` messages for the server thread (task_threads.py), with
+    the backlog the server thread counts."""
 
     def __init__(self, ctx: zmq.Context, wake_address: str, threads: int = DECODE_THREADS):
-        self.ctx = ctx
-        self.wake_address = wake_address
-        self.finished: queue.Queue[Inbound] = queue.Queue()
+        self._threads = TaskThreads(ctx, wake_address, Inbound.decode, "dreamwire-decode", threads)
         # Submitted and not yet taken back (the server thread's own counts).
         self.in_flight = 0
         self.in_flight_bytes = 0
-        self._tasks: queue.Queue[Inbound | None] = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._run, name=f"dreamwire-decode-{i}", daemon=True)
-            for i in range(threads)
-        ]
 
     def start(self) -> None:
-        for t in self._threads:
-            t.start()
+        self._threads.start()
 
     def admits(self, item: Inbound, max_message_bytes: int) -> bool:
         """Whether the backlog has room for `item` (there is always room for one)."""
@@ -124,31 +99,13 @@ class DecodePool:
     def submit(self, item: Inbound) -> None:
         self.in_flight += 1
         self.in_flight_bytes += item.nbytes
-        self._tasks.put(item)
+        self._threads.put(item)
 
     def take_finished(self) -> list[Inbound]:
-        done = drain(self.finished)
+        done = self._threads.take_finished()
         self.in_flight -= len(done)
         self.in_flight_bytes -= sum(item.nbytes for item in done)
         return done
 
     def close(self, timeout: float = 5.0) -> None:
-        for _ in self._threads:
-            self._tasks.put(None)
-        for t in self._threads:
-            if t.is_alive():
-                t.join(timeout)
-
-    def _run(self) -> None:
-        wake = self.ctx.socket(zmq.PUSH)
-        wake.linger = 0
-        wake.connect(self.wake_address)
-        try:
-            while (item := self._tasks.get()) is not None:
-                item.decode()
-                self.finished.put(item)
-                # If the wake frame is dropped, the server finds `finished` at its next poll.
-                with contextlib.suppress(zmq.ZMQError):
-                    wake.send(b"", zmq.NOBLOCK)
-        finally:
-            wake.close(0)
+        self._threads.close(timeout)

@@ -27,8 +27,7 @@ class Entry:
 class JobQueue:
     """Thread-safe: the server thread puts and cancels, the worker thread takes."""
 
-    def __init__(self, max_len: int):
-        self.max_len = max_len
+    def __init__(self) -> None:
         self._heap: list[tuple[int, int, Entry]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
@@ -37,9 +36,6 @@ class JobQueue:
     def __len__(self) -> int:
         with self._cond:
             return len(self._heap)
-
-    def full(self) -> bool:
-        return len(self) >= self.max_len
 
     def put(self, job: Job) -> Entry:
         entry = Entry(job, PRIORITIES[job.priority], next(self._seq))

@@ -66,9 +66,12 @@ class Owners:
     def check_cancel(self, job_id: str, identity: bytes) -> None:
         """Raise `not_owner` unless `identity` may cancel `job_id`."""
         owner = self._jobs.get(job_id)
-        if owner is None or owner.principal == ANYONE:
-            return
-        if owner.principal != self.principal(identity):
+        if owner is not None:
+            self.check_principal(job_id, owner.principal, identity)
+
+    def check_principal(self, job_id: str, principal: str, identity: bytes) -> None:
+        """Raise `not_owner` unless `identity` is `principal`, the owner of `job_id`."""
+        if principal != ANYONE and principal != self.principal(identity):
             raise DreamwireError(
                 ErrorCode.NOT_OWNER,
                 "this job belongs to another client; only the client that submitted it "

@@ -10,10 +10,7 @@ the write comes back through the same wake socket the worker and the decode pool
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
-import threading
 from dataclasses import dataclass, field
 
 import zmq
@@ -21,8 +18,8 @@ import zmq
 from dreamwire.shared import protocol as P
 from dreamwire.shared.job import Job
 
-from .decoding import drain
 from .durable import DurableQueue
+from .task_threads import TaskThreads
 
 log = logging.getLogger("dreamwire.server")
 
@@ -47,46 +44,23 @@ class PendingSubmit:
 class QueueWriter:
     def __init__(self, durable: DurableQueue, ctx: zmq.Context, wake_address: str):
         self.durable = durable
-        self.ctx = ctx
-        self.wake_address = wake_address
-        self._tasks: queue.Queue[PendingSubmit | None] = queue.Queue()
-        self._finished: queue.Queue[PendingSubmit] = queue.Queue()
-        self._thread = threading.Thread(
-            target=self._run, name="dreamwire-queue-writer", daemon=True
-        )
+        self._thread = TaskThreads(ctx, wake_address, self._write, "dreamwire-queue-writer")
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, pending: PendingSubmit) -> None:
-        self._tasks.put(pending)
+        self._thread.put(pending)
 
     def take_finished(self) -> list[PendingSubmit]:
-        return drain(self._finished)
+        return self._thread.take_finished()
 
     def close(self, timeout: float = 10.0) -> None:
-        self._tasks.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        self._thread.close(timeout)
 
-    def _run(self) -> None:
-        wake = self.ctx.socket(zmq.PUSH)
-        wake.linger = 0
-        wake.connect(self.wake_address)
+    def _write(self, pending: PendingSubmit) -> None:
         try:
-            while (pending := self._tasks.get()) is not None:
-                try:
-                    self.durable.save(pending.job, pending.principal)
-                except OSError as exc:
-                    log.error(
-                        "job %s: could not write it to the queue folder: %s",
-                        pending.job.job_id,
-                        exc,
-                    )
-                    pending.error = exc
-                self._finished.put(pending)
-                # If the wake frame is dropped, the server finds it at its next poll turn.
-                with contextlib.suppress(zmq.ZMQError):
-                    wake.send(b"", zmq.NOBLOCK)
-        finally:
-            wake.close(0)
+            self.durable.save(pending.job, pending.principal)
+        except OSError as exc:
+            log.error("job %s: could not write it to the queue folder: %s", pending.job.job_id, exc)
+            pending.error = exc

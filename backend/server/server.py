@@ -112,7 +112,7 @@ class Server:
         self.limits = config.limits
         self.server_id = uuid.uuid4().hex
         self.ctx = context or zmq.Context.instance()
-        self.jobs = JobQueue(self.limits.max_queue)
+        self.jobs = JobQueue()  # its limit counts jobs being written too: _submit
         self.owners = Owners()
         self.formats: dict[bytes, str] = {}  # routing id -> image format it asked for
         self.live: dict[bytes, str] = {}  # routing id -> the newest live job it submitted
@@ -536,12 +536,7 @@ class Server:
         job_id = msg.job_id
         pending = self._pending.get(job_id)
         if pending is not None:  # still being written: answered when the write is back
-            if self.owners.principal(identity) != pending.principal:
-                raise DreamwireError(
-                    ErrorCode.NOT_OWNER,
-                    "only the client that submitted a job may cancel it",
-                    job_id,
-                )
+            self.owners.check_principal(job_id, pending.principal, identity)
             pending.cancels.append((identity, msg))
             return
         entry = self.jobs.find(job_id)
@@ -668,7 +663,7 @@ def _names(items: Any) -> set[str]:
 
 
 def _array_bytes(msg: P.Message) -> int:
-    return sum(int(getattr(b, "nbytes", 0)) for b in msg.buffers)
+    return sum(b.nbytes for b in msg.buffers)
 
 
 def _check_job_id(job_id: str) -> None:
