@@ -55,6 +55,16 @@ class MemoryFigures:
 
 
 @dataclass(frozen=True)
+class LoraLineage:
+    """Which LoRA files a family's models take: a file made for one lineage fits every
+    family of it and no other. SD1.x and SD2.x share one (kohya names both `lora_te_`; the
+    layers' shapes tell them apart)."""
+
+    key: str  # what a LoRA file's key names tell (conditioning/lora.py LoraFile.family)
+    label: str  # "LoRA x was made for <label> models"
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     family: ModelFamily  # what the hosts see: key, label, native resolution
     pipelines: PipelineClasses
@@ -75,6 +85,14 @@ class FamilySpec:
     # TAESD decoder file stems, best first (models/VAE-approx).
     taesd_stems: tuple[str, ...]
     memory: MemoryFigures
+    lora: LoraLineage
+
+    @property
+    def model_parts(self) -> tuple[str, ...]:
+        """The components that hold weights (not tokenizers or the scheduler)."""
+        return tuple(
+            c for c in self.components if not c.startswith("tokenizer") and c != "scheduler"
+        )
 
     @property
     def key(self) -> str:
