@@ -7,7 +7,7 @@
     kohya(components, path, comfy=True)   ComfyUI's spelling of the same: diffusion_model.
                                           double_blocks.0.img_attn.qkv.lora_down.weight ...
     peft(components, path)                ai-toolkit / diffusers: transformer.<module>
-                                          .lora_A.weight / lora_B.weight (no alpha)
+                                          .lora_A.weight / lora_B.weight (+ .alpha)
     xlabs(components, path)               XLabs: double_blocks.0.processor.qkv_lora1
                                           .down.weight ... (no alpha)
 
@@ -83,7 +83,7 @@ CLIP_LAYERS = ("encoder.layers.0.self_attn.q_proj", "encoder.layers.1.mlp.fc1")
 T5_LAYERS = ("encoder.block.0.layer.0.SelfAttention.q", "encoder.block.0.layer.1.DenseReluDense.wo")
 
 
-def _clip_file_name(name: str) -> str:
+def clip_file_name(name: str) -> str:
     # Files name CLIP's layers as transformers 4 did, under `text_model.`.
     return name if name.startswith("text_model.") else f"text_model.{name}"
 
@@ -111,7 +111,7 @@ def kohya(
         # those layers carry alpha = rank: scale 1 either way, and the files compare.
         add(key, out_f, in_f, float(rank) if name.startswith("final_layer") else alpha)
     for name in CLIP_LAYERS:
-        file_name = _clip_file_name(name)
+        file_name = clip_file_name(name)
         key = (
             f"text_encoders.clip_l.transformer.{file_name}"
             if comfy
@@ -149,14 +149,21 @@ PEFT_LAYERS = (
 )
 
 
-def peft(components: dict[str, Any], path: Path, rank: int = 2) -> Path:
-    """ai-toolkit's / diffusers' save_lora_weights layout: no alpha (scale 1)."""
+def peft(
+    components: dict[str, Any], path: Path, rank: int = 2, alpha: float | None = None
+) -> Path:
+    """ai-toolkit's / diffusers' save_lora_weights layout: no alpha (scale 1), or with
+    `transformer.<module>.alpha` on every layer as some diffusers-format files have (diffusers
+    gives a file's one alpha to its layers without one too, Forge scales those by 1: files
+    carry an alpha on all layers or none)."""
     gen = torch.Generator().manual_seed(SEED + 2)
     tensors: dict[str, torch.Tensor] = {}
     for name in PEFT_LAYERS:
         down, up = _pair(gen, *_linear_shape(components["transformer"], name), rank)
         tensors[f"transformer.{name}.lora_A.weight"] = down
         tensors[f"transformer.{name}.lora_B.weight"] = up
+        if alpha is not None:
+            tensors[f"transformer.{name}.alpha"] = torch.tensor(alpha)
     return save_tensors(tensors, path, {"format": "pt"})
 
 
