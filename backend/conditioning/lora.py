@@ -25,6 +25,7 @@ LyCORIS files, and legacy hypernetworks (use a LoRA instead).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from . import files, lora_flux_keys
 from .ldm_names import ldm_aliases
 from .lora_flux_keys import KeyRef
+
+log = logging.getLogger("dreamwire.conditioning")
 
 # part name -> pipeline component ("pte": diffusers/PEFT files, which name the component)
 PARTS = {
@@ -63,6 +66,8 @@ _REFUSED = {
     "oft_blocks": "LyCORIS OFT",
     "a1.weight": "LyCORIS GLoRA",
     "diff": "LyCORIS full-weight diff",
+    # Applied as plain LoRA a DoRA file gives other pictures: refused rather than wrong.
+    "dora_scale": "DoRA (weight-decomposed LoRA)",
 }
 
 
@@ -203,9 +208,11 @@ def read(path: Path, name: str | None = None) -> LoraFile:
     grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     alphas: dict[tuple[str, str], float] = {}
     refs: dict[tuple[str, str], KeyRef] = {}
+    ignored = []
     for key, value in data.items():
         ref = (flux and lora_flux_keys.parse(key)) or _parse_key(key)
         if ref is None:
+            ignored.append(key)
             continue
         refs[(ref.part, ref.module)] = ref
         if ref.slot == "alpha":
@@ -217,6 +224,9 @@ def read(path: Path, name: str | None = None) -> LoraFile:
             ErrorCode.MODEL_UNSUPPORTED,
             f"{path.name} has no LoRA weights Dreamwire recognises (first keys: {keys[:3]})",
         )
+    if ignored:
+        # As Forge ("lora key not loaded"): the rest of the file still applies.
+        log.warning("LoRA %s: %d keys not applied, e.g. %s", path.name, len(ignored), ignored[:3])
     modules = []
     for (part, module), tensors in grouped.items():
         if {"down", "up"} <= set(tensors):
