@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .spec import FamilySpec, LoraLineage, PipelineClasses
+from .flux import FLUX
+from .spec import FamilySpec, LoraLineage, PipelineClasses, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
-SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL)}
+SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
 
 
 def spec_for(key: str | None) -> FamilySpec:
@@ -41,6 +42,7 @@ __all__ = [
     "FamilySpec",
     "LoraLineage",
     "PipelineClasses",
+    "TextEncoding",
     "lora_lineage",
     "spec_for",
     "spec_of_components",

@@ -149,9 +149,7 @@ PEFT_LAYERS = (
 )
 
 
-def peft(
-    components: dict[str, Any], path: Path, rank: int = 2, alpha: float | None = None
-) -> Path:
+def peft(components: dict[str, Any], path: Path, rank: int = 2, alpha: float | None = None) -> Path:
     """ai-toolkit's / diffusers' save_lora_weights layout: no alpha (scale 1), or with
     `transformer.<module>.alpha` on every layer as some diffusers-format files have (diffusers
     gives a file's one alpha to its layers without one too, Forge scales those by 1: files
