@@ -15,7 +15,8 @@
 The kohya and XLabs layers are shaped from BFL's architecture (fused qkv: three times the
 width; a single block's linear1: qkv and the 4x MLP), written from the transformer's config,
 not from the loader's key table, so a wrong mapping in the loader shows in the tests.
-Weights are random but seeded: every build writes the same bytes.
+Weights are random but seeded: every build writes the same bytes. `build(folder,
+components)` writes them all as flux_kohya, flux_comfy, flux_peft, flux_peft_alpha, flux_xlabs.
 """
 
 from __future__ import annotations
@@ -184,3 +185,14 @@ def xlabs(components: dict[str, Any], path: Path, rank: int = 4) -> Path:
         tensors[f"{name}.down.weight"] = down
         tensors[f"{name}.up.weight"] = up
     return save_tensors(tensors, path)
+
+
+def build(folder: Path, components: dict[str, Any]) -> dict[str, Path]:
+    """Every format above for one Flux model, as models/Lora files named by format."""
+    return {
+        "flux_kohya": kohya(components, folder / "flux_kohya.safetensors"),
+        "flux_comfy": kohya(components, folder / "flux_comfy.safetensors", comfy=True),
+        "flux_peft": peft(components, folder / "flux_peft.safetensors"),
+        "flux_peft_alpha": peft(components, folder / "flux_peft_alpha.safetensors", alpha=3.0),
+        "flux_xlabs": xlabs(components, folder / "flux_xlabs.safetensors"),
+    }
