@@ -4,7 +4,7 @@ arithmetic, restore is bit for bit, and a LoRA for another family is refused by 
 
 Tolerance: float32 weights, deltas of ~1e-2; diffusers splits alpha/rank between the down and
 up matrices and sums in another order, so patched weights agree to 1e-6 absolute (measured
-~1e-8), not bit for bit. Restore is compared with torch.equal.
+at most 1.5e-8), not bit for bit. Restore is compared with torch.equal.
 """
 
 from __future__ import annotations
@@ -44,8 +44,15 @@ def flux():
 
 @pytest.fixture(scope="module")
 def files(flux, tmp_path_factory):
-    built = flux_lora.build(tmp_path_factory.mktemp("flux-loras"), flux)
-    return {name.removeprefix("flux_"): path for name, path in built.items()}
+    folder = tmp_path_factory.mktemp("flux-loras")
+    built = {
+        name.removeprefix("flux_"): path for name, path in flux_lora.build(folder, flux).items()
+    }
+    # sd-scripts files always carry alphas; one without must scale by 1 (diffusers: alpha = rank).
+    raw = load_file(str(built["kohya"]))
+    no_alpha = {k: v for k, v in raw.items() if not k.endswith(".alpha")}
+    built["kohya_no_alpha"] = save_tensors(no_alpha, folder / "flux_kohya_no_alpha.safetensors")
+    return built
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -90,11 +97,13 @@ def _diffusers_fused(flux, path, multiplier: float, drop=()) -> dict[str, torch.
     return _weights(transformer)
 
 
-@pytest.mark.parametrize("fmt", ["kohya", "comfy", "peft", "peft_alpha", "xlabs"])
+@pytest.mark.parametrize("fmt", ["kohya", "kohya_no_alpha", "comfy", "peft", "peft_alpha", "xlabs"])
 def test_transformer_patch_equals_diffusers_fuse_lora(flux, files, fmt):
     path = files[fmt]
     drop = (
-        ("single_blocks_0_linear1", "single_blocks.0.linear1") if fmt in ("kohya", "comfy") else ()
+        ("single_blocks_0_linear1", "single_blocks.0.linear1")
+        if fmt.startswith(("kohya", "comfy"))
+        else ()
     )
     expected = _diffusers_fused(flux, path, MULTIPLIER, drop)
     transformer = flux["transformer"]
@@ -384,3 +393,33 @@ def test_sdxl_lora_tag_on_flux_job_is_refused(flux_lora_engine):
     assert "tiny_xl_style was made for SDXL models and cannot be used with tiny-flux" in str(
         err.value
     )
+
+
+def test_loha_on_a_fused_layer_splits_the_hadamard_product(flux, tmp_path):
+    """LyCORIS LoHa on img_attn.qkv: ((w1a @ w1b) * (w2a @ w2b)) * alpha / rank, its rows over
+    to_q, to_k, to_v."""
+    transformer = flux["transformer"]
+    inner = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+    gen = torch.Generator().manual_seed(11)
+    key, rank, alpha = "lora_unet_double_blocks_0_img_attn_qkv", 2, 1.0
+    t = {
+        "w1a": torch.randn(3 * inner, rank, generator=gen) * 0.1,
+        "w1b": torch.randn(rank, inner, generator=gen) * 0.1,
+        "w2a": torch.randn(3 * inner, rank, generator=gen) * 0.1,
+        "w2b": torch.randn(rank, inner, generator=gen) * 0.1,
+    }
+    state = {f"{key}.hada_{s[:2]}_{s[2]}": v for s, v in t.items()}
+    path = save_tensors(
+        {**state, f"{key}.alpha": torch.tensor(alpha)}, tmp_path / "loha.safetensors"
+    )
+    delta = (t["w1a"] @ t["w1b"]) * (t["w2a"] @ t["w2b"]) * alpha / rank * MULTIPLIER
+    names = [f"transformer_blocks.0.attn.{n}" for n in ("to_q", "to_k", "to_v")]
+    before = {n: _module(transformer, n).weight.detach().clone() for n in names}
+    patch = lora.apply([(lora.read(path), MULTIPLIER, 1.0)], flux, "tiny-flux")
+    try:
+        for name, rows in zip(names, delta.split(inner), strict=True):
+            got = _module(transformer, name).weight
+            assert (got - before[name] - rows).abs().max().item() <= ATOL, name
+    finally:
+        patch.restore()
+    assert all(torch.equal(_module(transformer, n).weight, before[n]) for n in names)
