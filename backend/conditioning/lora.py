@@ -68,6 +68,9 @@ _REFUSED = {
     "diff": "LyCORIS full-weight diff",
     # Applied as plain LoRA a DoRA file gives other pictures: refused rather than wrong.
     "dora_scale": "DoRA (weight-decomposed LoRA)",
+    # BFL's depth/canny Control LoRAs also replace norms and widen img_in for the control
+    # image: a control model, not a style LoRA.
+    "query_norm.scale": "Flux Control LoRA (a depth/canny control model)",
 }
 
 

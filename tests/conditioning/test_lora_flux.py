@@ -274,12 +274,16 @@ def test_other_spellings_name_the_same_layers(key, targets):
     assert ref is not None and ref.part == "transformer" and ref.targets == targets
 
 
-def test_dora_is_refused_and_unknown_keys_are_named(files, tmp_path, caplog):
+def test_dora_and_control_loras_are_refused_and_unknown_keys_are_named(files, tmp_path, caplog):
     raw = load_file(str(files["kohya"]))
     dora = {**raw, "lora_unet_double_blocks_0_img_attn_qkv.dora_scale": torch.ones(1, 32)}
     with pytest.raises(DreamwireError) as err:
         lora.read(save_tensors(dora, tmp_path / "dora.safetensors"))
     assert err.value.code == ErrorCode.MODEL_UNSUPPORTED and "DoRA" in str(err.value)
+    control = {**raw, "double_blocks.0.img_attn.norm.query_norm.scale": torch.ones(16)}
+    with pytest.raises(DreamwireError) as err:
+        lora.read(save_tensors(control, tmp_path / "control.safetensors"))
+    assert err.value.code == ErrorCode.MODEL_UNSUPPORTED and "Control LoRA" in str(err.value)
     # A bias diff (ComfyUI's .diff_b) is not applied: the rest is, and the log says which.
     extra = {**raw, "lora_unet_double_blocks_0_img_attn_qkv.diff_b": torch.ones(96)}
     with caplog.at_level("WARNING", logger="dreamwire.conditioning"):
