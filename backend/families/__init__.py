@@ -8,11 +8,25 @@ tiny model builder (backend/tiny) and tests. Nothing else branches on a family n
 
 from __future__ import annotations
 
+from dreamwire.shared.families import FamilyInfo
+
 from .flux import FLUX
-from .spec import FamilySpec, PipelineClasses, TextEncoding
+from .spec import MODES, FamilySpec, PipelineClasses, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
 SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
+
+
+def family_infos() -> dict[str, dict]:
+    """The welcome's `families`: every family this backend runs, as the hosts read it."""
+    return {
+        key: FamilyInfo(
+            spec.family,
+            tuple(m for m in MODES if spec.pipelines.has(m)),
+            spec.supported(),
+        ).to_wire()
+        for key, spec in SPECS.items()
+    }
 
 
 def spec_for(key: str | None) -> FamilySpec:
@@ -21,4 +35,4 @@ def spec_for(key: str | None) -> FamilySpec:
     return SPECS.get(key or "", SD1)
 
 
-__all__ = ["SPECS", "FamilySpec", "PipelineClasses", "TextEncoding", "spec_for"]
+__all__ = ["SPECS", "FamilySpec", "PipelineClasses", "TextEncoding", "family_infos", "spec_for"]
