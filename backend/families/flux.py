@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, MemoryFigures, PipelineClasses, Sampling, Support, TextEncoding
+from .spec import (
+    FamilySpec,
+    MemoryFigures,
+    PipelineClasses,
+    Sampling,
+    Support,
+    TextEncoding,
+    Variant,
+)
 
 FLUX = FamilySpec(
     family=families.FLUX,
@@ -73,4 +81,11 @@ FLUX = FamilySpec(
         refine_upscale=False,
     ),
     distilled_guidance=True,
+    variants={
+        # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
+        # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.
+        "fill": Variant(
+            PipelineClasses(None, None, "FluxFillPipeline"), distilled_cfg=30.0, real_cfg=False
+        ),
+    },
 )

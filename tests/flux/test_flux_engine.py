@@ -27,8 +27,10 @@ def job(**kw) -> Job:
     return Job(**{**BASE, **kw})
 
 
-def reference(engine, cls_name: str, seed: int = 5, **kwargs) -> np.ndarray:
-    comps = engine.load("tiny-flux", "").components
+def reference(
+    engine, cls_name: str, seed: int = 5, model: str = "tiny-flux", **kwargs
+) -> np.ndarray:
+    comps = engine.load(model, "").components
     names = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
     pipe = getattr(diffusers, cls_name)(
         **{k: comps[k] for k in names},
@@ -106,6 +108,31 @@ def test_inpaint_equals_diffusers_then_overlay(flux_engine, init_image, mask):
     assert diff(result.images[0].image, composite(init_image, generated, mask)) == 0
     outside = mask == 0
     assert np.array_equal(result.images[0].image[outside], init_image[outside])
+
+
+def test_fill_model_inpaints_with_its_own_pipeline_and_guidance(flux_engine, init_image, mask):
+    fill = dict(model="tiny-flux-fill", init_image=init_image, mask=mask, mask_blur=0)
+    result = flux_engine.run(job(**fill, strength=1.0))
+    generated = reference(
+        flux_engine,
+        "FluxFillPipeline",
+        model="tiny-flux-fill",
+        image=Image.fromarray(init_image),
+        mask_image=Image.fromarray(mask),
+        guidance_scale=30.0,  # Fill's default Distilled CFG
+        height=64,
+        width=64,
+    )
+    assert diff(result.images[0].image, composite(init_image, generated, mask)) == 0
+    assert "Distilled CFG Scale: 30" in result.images[0].infotext
+    # What a Fill model cannot do is refused before sampling, naming why.
+    for bad, words in (
+        (dict(model="tiny-flux-fill"), "cannot run txt2img"),
+        (dict(**fill, cfg=4.0), "no negative prompt"),
+    ):
+        with pytest.raises(DreamwireError) as err:
+            flux_engine.run(job(**bad))
+        assert words in err.value.message and "Fill" in err.value.message
 
 
 def test_weights_act_on_t5_and_break_keeps_clips_first_chunk(flux_engine):
