@@ -15,7 +15,7 @@ from PIL import Image
 from dreamwire.backend.canvas.masks import composite
 from dreamwire.backend.engine import noise
 from dreamwire.shared.errors import DreamwireError
-from dreamwire.shared.job import Job, Region
+from dreamwire.shared.job import HiresFix, Job, Outpaint, Region
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -135,6 +135,27 @@ def test_fill_model_inpaints_with_its_own_pipeline_and_guidance(flux_engine, ini
         assert words in err.value.message and "Fill" in err.value.message
 
 
+def test_batch_images_follow_their_own_seeds(flux_engine):
+    # A1111's batch rule on Flux too: image i is what seed + i gives alone.
+    batch = flux_engine.run(job(batch=2, seed=11)).images
+    alone = flux_engine.run(job(seed=12)).images[0]
+    assert [im.seed for im in batch] == [11, 12]
+    assert diff(batch[1].image, alone.image) <= 1
+
+
+def test_hires_fix_with_a_pixel_upscaler_and_outpaint_run_on_flux(flux_engine, init_image):
+    hires = flux_engine.run(job(hires=HiresFix(scale=1.5, denoise=0.5, upscaler="Lanczos")))
+    image = hires.images[0]
+    assert image.image.shape == (96, 96, 3)
+    assert "Hires upscaler: Lanczos" in image.infotext
+    grown = flux_engine.run(
+        job(init_image=init_image, outpaint=Outpaint(right=16, top=8), strength=1.0)
+    ).images[0]
+    assert grown.image.shape == (72, 80, 3)
+    # The original picture is kept where nothing was repainted (soft mask edge aside).
+    assert diff(grown.image[40:, :40], init_image[32:, :40]) == 0
+
+
 def test_weights_act_on_t5_and_break_keeps_clips_first_chunk(flux_engine):
     from dreamwire.backend.clip_t5_encoding import encode
 
@@ -168,6 +189,7 @@ def test_previews_unpack_flux_latents(flux_engine):
     "changes, words",
     [
         (dict(sampler="DPM++ 2M Karras"), "sample with Euler"),
+        (dict(hires=HiresFix(upscaler="Latent")), "Latent upscaler"),
         (dict(seamless="both"), "seamless"),
         (dict(prompt="a cat AND a dog"), "AND prompts"),
         (dict(prompt="a [cat:dog:2]"), "prompt editing"),
