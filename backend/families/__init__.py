@@ -10,11 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from dreamwire.shared.families import FamilyInfo
+
 from .flux import FLUX
-from .spec import FamilySpec, LoraLineage, PipelineClasses, TextEncoding
+from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
 SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
+
+
+def family_infos() -> dict[str, dict]:
+    """The welcome's `families`: every family this backend runs, as the hosts read it."""
+    return {
+        key: FamilyInfo(
+            spec.family,
+            tuple(m for m in MODES if spec.pipelines.has(m)),
+            spec.supported(),
+        ).to_wire()
+        for key, spec in SPECS.items()
+    }
 
 
 def spec_for(key: str | None) -> FamilySpec:
@@ -43,6 +57,7 @@ __all__ = [
     "LoraLineage",
     "PipelineClasses",
     "TextEncoding",
+    "family_infos",
     "lora_lineage",
     "spec_for",
     "spec_of_components",

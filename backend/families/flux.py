@@ -18,6 +18,7 @@ from .spec import (
     Sampling,
     Support,
     TextEncoding,
+    Variant,
 )
 
 FLUX = FamilySpec(
@@ -82,4 +83,11 @@ FLUX = FamilySpec(
         refine_upscale=False,
     ),
     distilled_guidance=True,
+    variants={
+        # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
+        # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.
+        "fill": Variant(
+            PipelineClasses(None, None, "FluxFillPipeline"), distilled_cfg=30.0, real_cfg=False
+        ),
+    },
 )
