@@ -38,7 +38,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files, lora_flux_keys
 from .ldm_names import ldm_aliases
-from .lora_flux_keys import KeyRef
+from .lora_flux_keys import Fit, KeyRef
 
 log = logging.getLogger("dreamwire.conditioning")
 
@@ -81,10 +81,9 @@ class LoraModule:
     kind: str  # "lora" | "loha"
     tensors: dict[str, torch.Tensor]
     alpha: float | None = None
-    # The component's modules ("_"-joined) that the delta's rows are split over, in order;
-    # empty: `name` itself. Several for Flux's fused layers (lora_flux_keys.py).
-    targets: tuple[str, ...] = ()
-    swap_halves: bool = False  # Flux's final modulation: (shift, scale) rows -> (scale, shift)
+    # Where it lands: `name` itself unless the file's layer is fused or reordered in the
+    # loaded model (Flux, lora_flux_keys.py).
+    fit: Fit = Fit()
 
     @property
     def rank(self) -> int:
@@ -240,18 +239,8 @@ def read(path: Path, name: str | None = None) -> LoraFile:
             raise DreamwireError(
                 ErrorCode.MODEL_CORRUPT, f"{path.name}: {part} module {module} is incomplete"
             )
-        ref = refs[(part, module)]
-        modules.append(
-            LoraModule(
-                part,
-                module,
-                kind,
-                tensors,
-                alphas.get((part, module)),
-                ref.targets,
-                ref.swap_halves,
-            )
-        )
+        fit = refs[(part, module)].fit
+        modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module)), fit))
     return LoraFile(name or path.stem, path, modules, flux)
 
 
@@ -342,9 +331,17 @@ def apply(
                     continue
                 if comp_name not in tables:
                     tables[comp_name] = module_table(comp, _table_kind(comp_name), unet_config)
-                targets = [tables[comp_name].get(n) for n in mod.targets or (mod.name,)]
+                targets = [tables[comp_name].get(n) for n in mod.fit.targets or (mod.name,)]
                 if None in targets:
                     misses.append(f"{mod.part}:{mod.name}")
+                    continue
+                if mod.fit.model_input and _other_input_width(mod, targets[0]):
+                    log.warning(
+                        "LoRA %s: %s is for another input width than %s's; left out",
+                        lora.name,
+                        mod.name,
+                        model_name,
+                    )
                     continue
                 multiplier = w_unet if mod.part in DENOISER_PARTS else w_te
                 _add(patch, targets, mod, multiplier, lora, model_name)
@@ -362,11 +359,16 @@ def apply(
     return patch
 
 
+def _other_input_width(mod: LoraModule, target: torch.nn.Module) -> bool:
+    down = mod.tensors["down"] if mod.kind == "lora" else mod.tensors["w1b"]
+    return down.shape[1] != target.weight.shape[1]
+
+
 def _split_rows(
     updown: torch.Tensor, targets: list[torch.nn.Module], mod: LoraModule, lora, model
 ) -> list[torch.Tensor]:
     """A fused layer's delta, row blocks in the targets' order (one target: unchanged)."""
-    if mod.swap_halves:
+    if mod.fit.swap_halves:
         updown = torch.cat(updown.chunk(2, dim=0)[::-1])
     if len(targets) == 1:
         return [updown]

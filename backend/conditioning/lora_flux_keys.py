@@ -71,6 +71,9 @@ _OUTSIDE_BLOCKS = {
     "final_layer_adaLN_modulation_1": "norm_out.linear",
 }
 _SWAPPED = "final_layer_adaLN_modulation_1"
+# img_in's input width is the variant's latent channels (dev/schnell 64, Fill 384, the
+# depth/canny Control models 128): a LoRA trained on another variant cannot patch it.
+_MODEL_INPUT = "img_in"
 _BLOCK = re.compile(r"^(double_blocks|single_blocks)_(\d+)_(.+)$")
 
 _SLOTS = {
@@ -103,24 +106,34 @@ _TEXT_PREFIXES = {
 
 
 @dataclass(frozen=True)
+class Fit:
+    """How a file's layer lands on the loaded model's modules."""
+
+    # The modules ('_'-joined diffusers names) the delta's rows go to, in order: several for
+    # a fused BFL layer; none where the file's module name is itself the target.
+    targets: tuple[str, ...] = ()
+    swap_halves: bool = False  # BFL's (shift, scale) rows into diffusers' (scale, shift)
+    # The model's input layer (img_in): of another width on another variant of the family,
+    # where it is left out, as Forge does ("shape mismatch, weight not merged").
+    model_input: bool = False
+
+
+@dataclass(frozen=True)
 class KeyRef:
     """One tensor of a LoRA file: the slot it fills in one LoRA module."""
 
     part: str  # "transformer", or a text encoder's ("te1" CLIP-L, "te3" T5)
     module: str  # the file's name for the layer, '_'-joined (grouping, messages)
     slot: str  # "down" | "up" | "alpha" | "w1a" | "w1b" | "w2a" | "w2b"
-    # The loaded model's modules ('_'-joined diffusers names) the delta's rows go to, in
-    # order: several for a fused BFL layer, none where the module name itself is the target.
-    targets: tuple[str, ...] = ()
-    swap_halves: bool = False  # BFL's (shift, scale) rows into diffusers' (scale, shift)
+    fit: Fit = Fit()
 
 
 def _underscored(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _bfl_targets(stem: str) -> tuple[tuple[str, ...], bool] | None:
-    """diffusers modules of a '_'-joined BFL layer name, and whether its rows swap halves."""
+def _bfl_fit(stem: str) -> Fit | None:
+    """Where a '_'-joined BFL layer name lands in diffusers' Flux transformer."""
     if m := _BLOCK.match(stem):
         kind, index, layer = m[1], m[2], m[3]
         table, block = (
@@ -131,19 +144,24 @@ def _bfl_targets(stem: str) -> tuple[tuple[str, ...], bool] | None:
         names = table.get(layer)
         if names is None:
             return None
-        return tuple(_underscored(f"{block}.{index}.{n}") for n in names), False
+        return Fit(tuple(_underscored(f"{block}.{index}.{n}") for n in names))
     if stem in _OUTSIDE_BLOCKS:
-        return (_underscored(_OUTSIDE_BLOCKS[stem]),), stem == _SWAPPED
+        target = (_underscored(_OUTSIDE_BLOCKS[stem]),)
+        return Fit(target, swap_halves=stem == _SWAPPED, model_input=stem == _MODEL_INPUT)
     return None
+
+
+def _diffusers_fit(name: str) -> Fit:
+    return Fit((name,), model_input=name == _OUTSIDE_BLOCKS[_MODEL_INPUT])
 
 
 def _transformer_ref(stem: str, slot: str) -> KeyRef | None:
     if stem.startswith("transformer."):  # diffusers/PEFT: the module's own name
         name = _underscored(stem.removeprefix("transformer."))
-        return KeyRef("transformer", name, slot, (name,))
+        return KeyRef("transformer", name, slot, _diffusers_fit(name))
     if stem.startswith("lora_transformer_"):  # kohya-style names of diffusers modules
         name = stem.removeprefix("lora_transformer_")
-        return KeyRef("transformer", name, slot, (name,))
+        return KeyRef("transformer", name, slot, _diffusers_fit(name))
     if stem.startswith("lora_unet_"):
         candidates = [stem.removeprefix("lora_unet_")]
     else:
@@ -152,8 +170,8 @@ def _transformer_ref(stem: str, slot: str) -> KeyRef | None:
         ]
     for bfl in candidates:
         # The tables hold whole names, so a stem that is not a Flux layer finds nothing.
-        if (found := _bfl_targets(bfl)) is not None:
-            return KeyRef("transformer", bfl, slot, *found)
+        if (fit := _bfl_fit(bfl)) is not None:
+            return KeyRef("transformer", bfl, slot, fit)
     return None
 
 

@@ -271,7 +271,7 @@ def test_fused_layer_of_another_width_is_refused_and_nothing_stays_patched(flux,
 )
 def test_other_spellings_name_the_same_layers(key, targets):
     ref = lora_flux_keys.parse(key)
-    assert ref is not None and ref.part == "transformer" and ref.targets == targets
+    assert ref is not None and ref.part == "transformer" and ref.fit.targets == targets
 
 
 def test_dora_and_control_loras_are_refused_and_unknown_keys_are_named(files, tmp_path, caplog):
@@ -427,3 +427,24 @@ def test_loha_on_a_fused_layer_splits_the_hadamard_product(flux, tmp_path):
     finally:
         patch.restore()
     assert all(torch.equal(_module(transformer, n).weight, before[n]) for n in names)
+
+
+def test_a_dev_lora_on_flux_fill_leaves_out_only_the_input_layer(files, caplog):
+    """Fill's img_in takes 384 channels, dev's 64: a dev LoRA's img_in is left out (as Forge:
+    "weight not merged"), every other layer applies as on dev."""
+    from dreamwire.backend.tiny.flux import flux_components
+
+    fill = flux_components("tiny-flux-fill")
+    transformer = fill["transformer"]
+    before = _weights(transformer)
+    with caplog.at_level("WARNING", logger="dreamwire.conditioning"):
+        patch = lora.apply([(lora.read(files["kohya"]), 1.0, 1.0)], fill, "tiny-flux-fill")
+    try:
+        during = _weights(transformer)
+    finally:
+        patch.restore()
+    changed = {n for n in before if not torch.equal(during[n], before[n])}
+    assert "x_embedder" not in changed and "img_in is for another input width" in caplog.text
+    assert {"context_embedder", "proj_out", "transformer_blocks.0.attn.to_q"} <= changed
+    after = _weights(transformer)
+    assert all(torch.equal(after[n], before[n]) for n in before)
