@@ -22,7 +22,10 @@ works. BFL's final adaLN modulation outputs (shift, scale), diffusers' norm_out 
 shift): its rows are swapped (diffusers' swap_scale_shift).
 
 The mapping is diffusers' (lora_conversion_utils.py, 0.42); CLIP-L keys in kohya and PEFT form
-are the SD names and are read by lora.py's own parser.
+are the SD names and are read by lora.py's own parser. The arithmetic is Forge's where
+diffusers 0.42 differs: its kohya converter ignores the final layer's alpha and names the
+layers outside the blocks (img_in, time_in, final_layer ...) without the `transformer.` its
+loader keeps, so diffusers drops them; here they apply, scaled by alpha / rank.
 """
 
 from __future__ import annotations
