@@ -4,7 +4,7 @@ The conditioning package plugs in here without editing the runner:
 
     class MyExtension(EngineExtension):
         def before_job(self, ctx): ...            # e.g. patch LoRA weights into ctx.model
-        def pipeline_for(self, ctx, mode): ...    # e.g. a ControlNet pipeline for ctx.job.controls
+        def pipeline_for(self, ctx, mode): ...    # e.g. a ControlNet pipeline for ctx.controls
         def after_job(self, ctx): ...             # undo what before_job did (always called)
 
 Whoever builds an Engine passes its extensions in (the CLI and the server pass

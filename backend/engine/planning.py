@@ -47,9 +47,9 @@ class PlannedPass:
         return executed_steps(self.mode, self.steps, self.strength)
 
 
-def executed_steps(mode: str, steps: int, strength: float) -> int:
+def executed_steps(mode: JobMode, steps: int, strength: float) -> int:
     """Sampling steps diffusers runs: img2img/inpaint start part-way, as A1111 does."""
-    if mode == "txt2img":
+    if mode == JobMode.TXT2IMG:
         return steps
     return min(int(steps * strength), steps)
 

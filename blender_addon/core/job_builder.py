@@ -249,7 +249,7 @@ def build_job(
         init_image=init_image,
         mask=mask,
         # Only a job with a mask has masked content; the others keep the Job's default.
-        inpaint_fill=s.inpaint_fill if mask is not None else Job.inpaint_fill,
+        inpaint_fill=s.inpaint_fill if mode is JobMode.INPAINT else Job.inpaint_fill,
         strength=float(s.strength if strength is None else strength),
         seamless="both" if use_seamless else "none",
         controls=units,
