@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from dreamwire.backend.families import spec_for
+from dreamwire.shared.job_mode import JobMode
 
 from . import (
     composable,
@@ -62,8 +63,8 @@ def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:
     return PassPlan(pipelines.pipeline_class(ctx.model.family, mode, ctx.model.arch))
 
 
-def _takes_size(pipe) -> bool:
-    return "height" in inspect.signature(type(pipe).__call__).parameters
+def _call_params(pipe) -> frozenset[str]:
+    return frozenset(inspect.signature(type(pipe).__call__).parameters)
 
 
 def _variation_add_noise(scheduler, subseeds: list[int], strength: float) -> None:
@@ -129,11 +130,20 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         "generator": noise.generators(seeds),
         "output_type": spec.output_type,
     }
-    if spec.mode in ("txt2img", "inpaint") or _takes_size(pipe):
+    takes = _call_params(pipe)
+    if spec.mode in ("txt2img", "inpaint") or "height" in takes:
         # SD's img2img pipelines size the result from the image; Flux's take the size and
         # would otherwise sample at their 1024 px default.
         kwargs["width"], kwargs["height"] = spec.width, spec.height
-    if spec.mode != "txt2img":
+    if "max_area" in takes:
+        # Kontext scales any size to 1 MP unless told the artist's own area is the target.
+        kwargs["max_area"] = spec.width * spec.height
+    if spec.mode is JobMode.EDIT:
+        kwargs["image"] = spec.image
+        # The job's size is the artist's: Kontext's pipeline would otherwise snap the
+        # picture to one of its preferred resolutions.
+        kwargs["_auto_resize"] = False
+    elif spec.mode != "txt2img":
         kwargs["image"] = spec.image
         kwargs["strength"] = spec.strength
     if spec.mode == "inpaint":

@@ -67,6 +67,8 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
             images = _img2img(ctx, reporter, seeds, subseeds, extensions)
         elif mode is JobMode.INPAINT:
             images = _inpaint(ctx, reporter, seeds, subseeds, extensions)
+        elif mode is JobMode.EDIT:
+            images = _edit(ctx, reporter, seeds, subseeds, extensions)
         else:  # planning.plan refuses a mode no pipeline of the family serves
             raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, f"no {mode} runner", job.job_id)
     t1 = time.perf_counter()
@@ -154,6 +156,16 @@ def _img2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     reporter.total = ctx.plan.total_steps
     if reporter.total < 1:  # strength ~0: nothing to denoise, the image is the answer
         return [init.copy() for _ in seeds]
+    return _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
+
+
+def _edit(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
+    """An edit model (Flux Kontext) redraws the picture, at the job's size, following the
+    prompt's instruction; the picture is the model's reference, not a starting point."""
+    job = ctx.job
+    picture = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
+    spec = _spec(ctx.plan.passes[0], Image.fromarray(picture))
+    reporter.total = ctx.plan.total_steps
     return _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
 
 

@@ -89,5 +89,16 @@ FLUX = FamilySpec(
         "fill": Variant(
             PipelineClasses(None, None, "FluxFillPipeline"), distilled_cfg=30.0, real_cfg=False
         ),
+        # Flux.1 Kontext: the picture's latents go in as extra tokens beside the noise, and
+        # the prompt is an instruction ("make the car red"); BFL's guidance 2.5.
+        "kontext": Variant(
+            PipelineClasses(
+                "FluxKontextPipeline",
+                None,
+                "FluxKontextInpaintPipeline",
+                edit="FluxKontextPipeline",
+            ),
+            distilled_cfg=2.5,
+        ),
     },
 )

@@ -97,8 +97,8 @@ def diffusers_arch(folder: Path) -> str | None:
 
 
 def _transformer_folder_arch(folder: Path) -> str | None:
-    """A Flux diffusers folder: dev has the guidance embedding, schnell not; the tiny test
-    model is told by its width."""
+    """A Flux diffusers folder: dev has the guidance embedding, schnell not, Fill a wider
+    input, Kontext its own pipeline class; the tiny test models are told by their width."""
     try:
         config = json.loads((folder / "transformer" / "config.json").read_text())
     except (OSError, ValueError):
@@ -108,6 +108,13 @@ def _transformer_folder_arch(folder: Path) -> str | None:
     tiny = "tiny-" if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH else ""
     if int(config.get("in_channels", 64)) == FLUX_FILL_CHANNELS:
         return tiny + "flux-fill"
+    # Kontext has dev's weights' shapes: its pipeline class (or its name) tells it.
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        index = {}
+    if index.get("_class_name") == "FluxKontextPipeline" or "kontext" in folder.name.lower():
+        return tiny + "flux-kontext"
     if tiny:
         return "tiny-flux"
     return "flux-dev" if config.get("guidance_embeds") else "flux-schnell"

@@ -15,6 +15,9 @@ def flux_root(tmp_path_factory):
     write_flux_diffusers_folder(flux_components(), checkpoints / "tiny-flux")
     fill = "tiny-flux-fill"
     write_flux_diffusers_folder(flux_components(fill), checkpoints / fill, arch=fill)
+    # Kontext has dev's architecture; the tiny one shares tiny-flux's weights.
+    kontext = "tiny-flux-kontext"
+    write_flux_diffusers_folder(flux_components(), checkpoints / kontext, arch=kontext)
     return root
 
 

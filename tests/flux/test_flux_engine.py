@@ -16,6 +16,7 @@ from dreamwire.backend.canvas.masks import composite
 from dreamwire.backend.engine import noise
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import HiresFix, Job, Outpaint, Region
+from dreamwire.shared.job_mode import JobMode
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -37,9 +38,10 @@ def reference(
         scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
     )
     pipe.set_progress_bar_config(disable=True)
+    prompt = kwargs.pop("prompt_override", PROMPT)
     with torch.inference_mode():
         out = pipe(
-            prompt=PROMPT,
+            prompt=prompt,
             num_inference_steps=4,
             generator=noise.generators([seed]),
             output_type="np",
@@ -133,6 +135,40 @@ def test_fill_model_inpaints_with_its_own_pipeline_and_guidance(flux_engine, ini
         with pytest.raises(DreamwireError) as err:
             flux_engine.run(job(**bad))
         assert words in err.value.message and "Fill" in err.value.message
+
+
+def test_kontext_edit_follows_the_instruction_with_the_picture_as_reference(
+    flux_engine, init_image
+):
+    edit = job(
+        model="tiny-flux-kontext",
+        mode=JobMode.EDIT,
+        prompt="make the cat red",
+        init_image=init_image,
+    )
+    result = flux_engine.run(edit)
+    expected = reference(
+        flux_engine,
+        "FluxKontextPipeline",
+        model="tiny-flux-kontext",
+        image=Image.fromarray(init_image),
+        prompt_override="make the cat red",
+        guidance_scale=2.5,  # Kontext's default Distilled CFG
+        height=64,
+        width=64,
+        _auto_resize=False,
+        max_area=64 * 64,
+    )
+    assert diff(result.images[0].image, expected) == 0
+    assert "Distilled CFG Scale: 2.5" in result.images[0].infotext
+    assert "Denoising strength" not in result.images[0].infotext
+    # Without the picture, the same model draws from the instruction alone.
+    other = flux_engine.run(job(model="tiny-flux-kontext", prompt="make the cat red"))
+    assert diff(other.images[0].image, result.images[0].image) > 0
+    # A model with no edit pipeline refuses an edit job before loading anything.
+    with pytest.raises(DreamwireError) as err:
+        flux_engine.run(job(mode=JobMode.EDIT, prompt="make it red", init_image=init_image))
+    assert "needs an edit model" in err.value.message
 
 
 def test_batch_images_follow_their_own_seeds(flux_engine):
