@@ -99,7 +99,7 @@ def test_attention_slicing_costs_memory_where_sdpa_is_memory_efficient():
         sim.close()
     # Why lowvram.py slices only on MPS.
     assert sliced.activations > 3 * sdpa.activations
-    assert sdpa.activations <= mp.unet_activations("sd1", 1024, 1024, 1)
+    assert sdpa.activations <= mp.denoiser_activations("sd1", 1024, 1024, 1)
 
 
 def test_one_blend_row_stand_in_has_the_same_peak(monkeypatch):
