@@ -24,7 +24,7 @@ import argparse
 import contextlib
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fake_gpu as fg  # noqa: E402
+from fake_gpu import Stage  # noqa: E402
 
 from dreamwire.backend.engine import memory_plan  # noqa: E402
 from dreamwire.backend.engine.tiled_vae import tiled  # noqa: E402
@@ -47,20 +48,6 @@ REFERENCE = {
     "vae_decode_1024": 4.18 * GiB,
     "vae_decode_2048": 11.31 * GiB,
 }
-
-
-@dataclass
-class Stage:
-    name: str
-    weights: int  # bytes of weights resident during the stage
-    peak: int  # simulated peak bytes (weights included)
-
-    @property
-    def activations(self) -> int:
-        return self.peak - self.weights
-
-    def calibrated(self, factor: float) -> int:
-        return int(self.weights + self.activations * factor)
 
 
 class Sim:
@@ -158,31 +145,6 @@ class Sim:
 
 
 @contextlib.contextmanager
-def _one_blend_row(vae):
-    """diffusers blends tile seams one pixel row at a time, each row's temporaries freed
-    before the next; fake tensors hold no values, so blending the first row alone has the
-    same peak, and spares tens of thousands of dispatches per tiled decode."""
-    cls = type(vae)
-
-    def blend_v(a, b, extent):
-        extent = min(a.shape[2], b.shape[2], extent)
-        b[:, :, 0, :] = a[:, :, -extent, :] * 1.0 + b[:, :, 0, :] * 0.0
-        return b
-
-    def blend_h(a, b, extent):
-        extent = min(a.shape[3], b.shape[3], extent)
-        b[:, :, :, 0] = a[:, :, :, -extent] * 1.0 + b[:, :, :, 0] * 0.0
-        return b
-
-    vae.blend_v, vae.blend_h = blend_v, blend_h
-    try:
-        yield
-    finally:
-        del vae.blend_v, vae.blend_h
-    assert vae.blend_v.__func__ is cls.blend_v
-
-
-@contextlib.contextmanager
 def _sliced(modules, enabled: bool):
     """What pipe.enable_attention_slicing() does to the UNet and ControlNets, undone after."""
     if not enabled:
@@ -196,6 +158,9 @@ def _sliced(modules, enabled: bool):
     finally:
         for m, procs in zip(modules, saved, strict=True):
             m.set_attn_processor(procs)
+
+
+_one_blend_row = fg.one_blend_row  # a module name, so that a test can swap it
 
 
 # -- calibration against the H200 reference -------------------------------------------------
