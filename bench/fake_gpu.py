@@ -151,8 +151,19 @@ def fake_cuda() -> Iterator[FakeTensorMode]:
 
 def on_fake_cuda(module: torch.nn.Module) -> torch.nn.Module:
     """A meta-built module as uninitialised fake CUDA weights (call inside `fake_cuda()`;
-    set the dtype on the meta module before: converting fake weights cannot swap them)."""
-    return module.to_empty(device="cpu").eval().requires_grad_(False)
+    set the dtype on the meta module before: converting fake weights cannot swap them).
+    Tied parameters (T5's embedding, held by `shared` and the encoder) stay one tensor:
+    to_empty alone would give each holder its own copy."""
+    names: dict[int, list[str]] = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    module = module.to_empty(device="cpu").eval().requires_grad_(False)
+    for first, *others in (n for n in names.values() if len(n) > 1):
+        tied = module.get_parameter(first)
+        for name in others:
+            owner, _, attr = name.rpartition(".")
+            setattr(module.get_submodule(owner), attr, tied)
+    return module
 
 
 def gib(n: int | float) -> float:

@@ -44,51 +44,9 @@ PATCH = 2  # Flux packs 2x2 latent pixels into one token
 ARCH = "flux-dev"
 
 
-# Black Forest Labs' released configs, until the catalog has its flux-dev folder.
-_RELEASED = {
-    "transformer": {"guidance_embeds": True},  # FluxTransformer2DModel's defaults are dev's
-    "vae": {
-        "block_out_channels": [128, 256, 512, 512],
-        "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "up_block_types": ["UpDecoderBlock2D"] * 4,
-        "latent_channels": 16,
-        "layers_per_block": 2,
-        "sample_size": 1024,
-        "scaling_factor": 0.3611,
-        "shift_factor": 0.1159,
-        "use_quant_conv": False,
-        "use_post_quant_conv": False,
-        "force_upcast": True,
-    },
-    "text_encoder": {
-        "vocab_size": 49408,
-        "hidden_size": 768,
-        "intermediate_size": 3072,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "max_position_embeddings": 77,
-        "projection_dim": 768,
-        "hidden_act": "quick_gelu",
-    },
-    "text_encoder_2": {
-        "d_model": 4096,
-        "d_ff": 10240,
-        "d_kv": 64,
-        "num_heads": 64,
-        "num_layers": 24,
-        "vocab_size": 32128,
-        "feed_forward_proj": "gated-gelu",
-        "is_encoder_decoder": False,
-        "use_cache": False,
-    },
-}
-
-
 def flux_config(component: str) -> dict:
     from dreamwire import catalog
 
-    if ARCH not in catalog.archs():
-        return _RELEASED[component]
     return json.loads((catalog.config_dir(ARCH) / component / "config.json").read_text())
 
 

@@ -29,7 +29,7 @@ class WeightFormat:
     bits: float | None
     # While a layer runs, copies of its weights at the compute dtype (2 bytes) held besides
     # the stored ones: the upcast (fp8, NF4) or the dequantization's temporaries (GGUF),
-    # counted by bench/bench_lowvram.py --flux on the largest layer.
+    # counted on fake tensors by bench/flux_sim.upcast_copies.
     upcast_copies: float = 0.0
     # Stored by diffusers' layerwise casting, which skips the layers the model class names
     # (MemoryFigures.cast_share); quantizers store every linear layer.
@@ -49,30 +49,29 @@ def _gguf(name: str, block: int, block_bytes: int, upcast: float) -> WeightForma
     return WeightFormat(name, f"GGUF {name}", 8 * block_bytes / block, upcast)
 
 
-# GGUF dequantizes in fp16 and then casts to bf16: the integer codes, the fp16 weight and the
-# bf16 weight are alive at once (K-quants hold a little more for their sub-block scales).
-_GGUF_UPCAST = 2.75
-
 FULL = WeightFormat("fp16", "fp16/bf16 (the engine's dtype)", None)
 FP8 = WeightFormat(
     "fp8", "fp8 storage, bf16 compute (layerwise casting)", 8.0, 1.0, layerwise_cast=True
 )
 NF4 = WeightFormat("nf4", "NF4 (bitsandbytes)", 4 + 32 / 64, 1.0, cuda_only=True)
 
-# (block of weights, bytes per block) from ggml's block layout.
+# (block of weights, bytes per block) from ggml's block layout; then the upcast copies
+# bench/flux_sim.upcast_copies measured, rounded up: diffusers dequantizes in fp16 and casts
+# to bf16, so the integer codes, the fp16 and the bf16 weight are alive at once; K-quants
+# add their sub-block scales, Q5_0/Q5_1 their 32-bit high-bit masks.
 GGUF = {
     f.key: f
     for f in (
-        _gguf("Q8_0", 32, 34, _GGUF_UPCAST),
-        _gguf("Q6_K", 256, 210, _GGUF_UPCAST),
-        _gguf("Q5_K", 256, 176, _GGUF_UPCAST),
-        _gguf("Q5_1", 32, 24, _GGUF_UPCAST),
-        _gguf("Q5_0", 32, 22, _GGUF_UPCAST),
-        _gguf("Q4_K", 256, 144, _GGUF_UPCAST),
-        _gguf("Q4_1", 32, 20, _GGUF_UPCAST),
-        _gguf("Q4_0", 32, 18, _GGUF_UPCAST),
-        _gguf("Q3_K", 256, 110, _GGUF_UPCAST),
-        _gguf("Q2_K", 256, 84, _GGUF_UPCAST),
+        _gguf("Q8_0", 32, 34, 2.0),
+        _gguf("Q6_K", 256, 210, 2.6),
+        _gguf("Q5_K", 256, 176, 3.6),
+        _gguf("Q5_1", 32, 24, 5.0),
+        _gguf("Q5_0", 32, 22, 5.0),
+        _gguf("Q4_K", 256, 144, 2.6),
+        _gguf("Q4_1", 32, 20, 2.5),
+        _gguf("Q4_0", 32, 18, 2.0),
+        _gguf("Q3_K", 256, 110, 2.7),
+        _gguf("Q2_K", 256, 84, 2.7),
     )
 }
 
