@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import sys
 from dataclasses import asdict
@@ -349,7 +350,11 @@ def _flux_row(key: str, mode: str, stages: list[Stage], factor: float) -> dict:
 
 
 def flux_report(factor: float) -> tuple[dict, bool]:
-    peaks, plans = flux_rows(factor)
+    formats = FLUX_FORMATS
+    if importlib.util.find_spec("gguf") is None:  # diffusers' GGUF support needs it
+        print("  (no gguf package: the GGUF rows are left out; pip install gguf)")
+        formats = tuple(k for k in formats if not k.startswith("Q"))
+    peaks, plans = flux_rows(factor, formats)
     ok = True
     print(
         f"Flux.1 dev {FLUX_SIDE}x{FLUX_SIDE}, calibrated peak by transformer weights and offload:"
@@ -362,9 +367,9 @@ def flux_report(factor: float) -> tuple[dict, bool]:
             print(
                 f"      {s['name']:<30} weights {s['weights'] / GiB:5.2f}  calibrated peak {s['calibrated'] / GiB:5.2f} GiB"
             )
-    for formats, mode, limit in FLUX_TARGETS:
+    for target_formats, mode, limit in FLUX_TARGETS:
         for r in peaks:
-            if r["weights"] in formats and r["mode"] == mode:
+            if r["weights"] in target_formats and r["mode"] == mode:
                 fits = r["peak_GiB"] <= limit
                 ok &= fits
                 print(
