@@ -5,9 +5,12 @@ naming the family and the reason, never a shape error deep inside diffusers.
 
 from __future__ import annotations
 
+from dreamwire import catalog
 from dreamwire.backend import prompts
 from dreamwire.backend.families import spec_for
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 
 from . import scheduling
 
@@ -34,16 +37,23 @@ def requested(job: Job) -> list[str]:
         used.append("variation_seed")
     if job.controls:
         used.append("controlnet")
-    if job.upscale is not None and job.upscale.refine:
+    if job.mode is JobMode.UPSCALE and job.upscale.refine:
         used.append("refine_upscale")
     return used
 
 
-def check(job: Job, family: str) -> None:
+def check(job: Job, family: str, arch: str = "") -> None:
     spec = spec_for(family)
     scheduling.check(family, job.sampler)
     for feature in requested(job):
         if not getattr(spec.support, feature):
             raise spec.refusal(feature)
-    if job.upscale is None:
-        spec.pipelines.for_mode(job.mode, spec.label)
+    name = catalog.variant_of(arch)
+    variant = spec.variant(name)
+    if job.cfg > 1.0 and not variant.real_cfg:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"a {spec.label} {name.title()} model takes no negative prompt: set CFG scale to 1 "
+            "(its guidance is the Distilled CFG Scale)",
+            job.job_id,
+        )

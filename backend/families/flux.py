@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, MemoryFigures, PipelineClasses, Sampling, Support, TextEncoding
+from .spec import (
+    FamilySpec,
+    LoraLineage,
+    MemoryFigures,
+    PipelineClasses,
+    Sampling,
+    Support,
+    TextEncoding,
+    Variant,
+)
 
 FLUX = FamilySpec(
     family=families.FLUX,
@@ -74,6 +83,7 @@ FLUX = FamilySpec(
         largest_layer_params_m=56.6,
         largest_module_params_m=131.6,
     ),
+    lora=LoraLineage("flux", "Flux.1"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_T5,
     # Forge's Flux preset: Euler over the model's shifted flow-matching schedule ("Simple").
@@ -89,4 +99,11 @@ FLUX = FamilySpec(
         refine_upscale=False,
     ),
     distilled_guidance=True,
+    variants={
+        # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
+        # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.
+        "fill": Variant(
+            PipelineClasses(None, None, "FluxFillPipeline"), distilled_cfg=30.0, real_cfg=False
+        ),
+    },
 )
