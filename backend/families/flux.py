@@ -63,10 +63,26 @@ FLUX = FamilySpec(
     latent_rgb_bias=(-0.0329, -0.0718, -0.0851),
     packed_latents=True,
     taesd_stems=("taef1_decoder", "taef1"),
-    # Flux.1 dev: transformer 11.9 B, CLIP-L 123 M + T5-XXL encoder 4.76 B, 16-channel VAE
-    # 83.7 M. Activations: a first figure (transformer blocks at 1024 px, 4096 image + 512
-    # text tokens), to be calibrated by bench/bench_lowvram.py like the UNet families'.
-    memory=MemoryFigures(11901.4, 83.7, 123.1 + 4762.3, 0.0, 24 * 1024, vae_upcast=1.0),
+    # Flux.1 dev, counted on the real architecture by bench/flux_sim.py: transformer 11.9 B,
+    # CLIP-L 123 M + T5-XXL encoder 4.76 B, 16-channel VAE 83.8 M. Transformer activations
+    # (bf16, 4096 image + 512 text tokens at 1024 px) 29 KiB per latent pixel simulated,
+    # 45 KiB calibrated (bench/bench_lowvram.py); 56 KiB also covers 768 px, whose 512 text
+    # tokens weigh more per pixel. Guidance-distilled: one transformer call per step.
+    # diffusers' layerwise casting keeps Flux's norm layers (AdaLN linears included) in
+    # bf16: 72.7 % of the transformer is stored in fp8. Largest layer: a double block's
+    # AdaLN linear (56.6 M); largest module: T5's embedding (131.6 M).
+    memory=MemoryFigures(
+        11901.4,
+        83.8,
+        123.1 + 4762.3,
+        0.0,
+        56 * 1024,
+        vae_upcast=1.0,
+        cfg_batch=False,
+        cast_share=0.727,
+        largest_layer_params_m=56.6,
+        largest_module_params_m=131.6,
+    ),
     lora=LoraLineage("flux", "Flux.1"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_T5,

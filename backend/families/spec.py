@@ -99,19 +99,36 @@ SUPPORT_REASONS = {
 class MemoryFigures:
     """The real architecture's sizes for the memory plan (engine/memory_plan.py): weights
     from the released checkpoints, activations calibrated by bench/bench_lowvram.py against
-    measured peaks (fp16, PyTorch SDPA attention)."""
+    measured peaks (16-bit weights, PyTorch SDPA attention). The denoiser is the UNet or
+    the transformer; how its weights are stored (fp16, fp8, GGUF, NF4) is the model file's
+    business (library/weight_formats.py), not the family's."""
 
-    unet_params_m: float  # millions of parameters
+    denoiser_params_m: float  # millions of parameters
     vae_params_m: float
     text_params_m: float  # every text encoder together
-    controlnet_share: float  # a full ControlNet's weights as a share of its UNet's
-    unet_act_per_latent_px: int  # UNet activation bytes per latent pixel per UNet sample
+    controlnet_share: float  # a full ControlNet's weights as a share of its denoiser's
+    denoiser_act_per_latent_px: int  # activation bytes per latent pixel per denoiser sample
     vae_upcast: float = 1.0  # 2.0 where diffusers decodes in fp32 (force_upcast)
+    # Classifier-free guidance runs the denoiser on a doubled batch; False where the family
+    # is guidance-distilled (Flux dev/schnell: one call per step).
+    cfg_batch: bool = True
+    # Share of the denoiser's parameters diffusers' layerwise casting stores in fp8: it
+    # skips the layers its model class names (Flux: every "norm", whose AdaLN linears are
+    # a quarter of the transformer).
+    cast_share: float = 1.0
+    # The denoiser's largest linear layer: a quantized model upcasts one layer at a time.
+    largest_layer_params_m: float = 0.0
+    # The largest single module of the whole pipeline (T5's embedding for Flux): what
+    # sequential CPU offload holds on the GPU at once. 0: the plan does not offer
+    # sequential offload for the family (SD1/SD2/SDXL fit their targets without it).
+    largest_module_params_m: float = 0.0
 
     def params_m(self, part: str) -> float:
-        return {"unet": self.unet_params_m, "vae": self.vae_params_m, "text": self.text_params_m}[
-            part
-        ]
+        return {
+            "denoiser": self.denoiser_params_m,
+            "vae": self.vae_params_m,
+            "text": self.text_params_m,
+        }[part]
 
 
 @dataclass(frozen=True)
