@@ -220,6 +220,8 @@ class Engine:
         t_load = time.perf_counter() - t0
         reporter.family = model.family
         low_vram = self.low_vram(model.arch)
+        family = libs.family(model.arch)
+        sequential = low_vram and dev.want_sequential(self.info, family, self.low_vram_flag)
         to_device(model.components, self._placement(model.arch))  # a no-op unless it changed
         ctx = JobContext(
             job=job,
@@ -227,6 +229,7 @@ class Engine:
             device=self.info,
             library=self.library,  # extensions resolve LoRA/ControlNet names in it
             low_vram=low_vram,
+            sequential_offload=sequential,
             plan=job_plan,
         )
         if job_plan.upscale is not None:

@@ -87,6 +87,8 @@ class JobContext:
     device: DeviceInfo
     library: Any = None  # the model library the job's names resolve in
     low_vram: bool = False
+    # Low-VRAM at its deepest: one layer on the GPU at a time (memory_plan's "sequential").
+    sequential_offload: bool = False
     width: int = 0  # generation size of the current pass
     height: int = 0
     seed: int = 0  # the first image's seed, resolved (-1 became a number)

@@ -102,7 +102,7 @@ def run_pass(
     if reporter.preview_every and reporter.previewer is None:
         reporter.previewer = taesd.previewer_for_job(ctx)  # else the latent approximation
     with (
-        low_vram(pipe, ctx.device, ctx.low_vram),
+        low_vram(pipe, ctx.device, ctx.low_vram, ctx.sequential_offload),
         fastpath.applied(pipe, ctx, spec.width, spec.height, batch, reporter),
         vae_fit.decode_fits(pipe, ctx, spec.width, spec.height),
     ):

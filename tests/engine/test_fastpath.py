@@ -458,6 +458,12 @@ def test_engine_low_vram_choice_follows_the_memory_plan(monkeypatch):
     assert not dev.want_low_vram(info, "sdxl", None)
     free["bytes"] = None
     assert not dev.want_low_vram(info, "sdxl", None)
+    # Flux in bf16 on 8 GiB: one layer at a time; SDXL never needs that; the artist's own
+    # low-VRAM switch means model offload.
+    free["bytes"] = 8 * GiB
+    assert dev.want_low_vram(info, "flux", None) and dev.want_sequential(info, "flux", None)
+    assert not dev.want_sequential(info, "sdxl", None)
+    assert not dev.want_sequential(info, "flux", True)
 
 
 def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
