@@ -18,6 +18,7 @@ from dreamwire.backend.families import spec_for
 
 from . import (
     composable,
+    conditioners,
     fastpath,
     masked_content,
     noise,
@@ -28,7 +29,7 @@ from . import (
     taesd,
     vae_fit,
 )
-from .hooks import JobContext, PassPlan
+from .hooks import JobContext
 from .lowvram import low_vram
 from .progress import Reporter
 
@@ -52,14 +53,6 @@ def executed_steps(spec: PassSpec) -> int:
     return planning.executed_steps(spec.mode, spec.steps, spec.strength)
 
 
-def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:
-    for ext in extensions:
-        plan = ext.pipeline_for(ctx, mode)
-        if plan is not None:
-            return plan
-    return PassPlan(pipelines.pipeline_class(ctx.model.family, mode))
-
-
 def _variation_add_noise(scheduler, subseeds: list[int], strength: float) -> None:
     """Make this job's scheduler blend subseed noise into every noise it adds to an image
     (img2img start, inpaint re-noising), since diffusers draws that noise internally."""
@@ -79,9 +72,14 @@ def run_pass(
     reporter: Reporter,
     extensions=(),
 ):
-    job, model = ctx.job, ctx.model
     ctx.width, ctx.height = spec.width, spec.height
-    plan = plan_for(ctx, spec.mode, extensions)
+    # The job's conditioners attached for this pass, the pipeline class chosen from them.
+    with conditioners.attached_to_pass(ctx, spec.mode, extensions) as plan:
+        return _pass(ctx, spec, plan, seeds, subseeds, reporter)
+
+
+def _pass(ctx, spec, plan, seeds, subseeds, reporter):
+    job, model = ctx.job, ctx.model
     scheduler = samplers.make_scheduler(job.sampler, model.components["scheduler"].config)
     pipe = pipelines.build(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import types
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -202,47 +203,48 @@ def test_cancel_between_tiles(engine, init_image):
 
 @pytest.fixture(scope="module")
 def control_engine(library):
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
 
-    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=2)
+    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=2)
 
 
-def test_tile_controlnet_per_tile(control_engine, init_image):
-    from dreamwire.backend.conditioning.extension import JobState
+def _controlnet(engine):
+    from dreamwire.backend.conditioning.controlnet_conditioner import ControlNetConditioner
 
-    ext = control_engine.extensions[0]
-    plans = []
-    original = ext.pipeline_for
+    return next(c for c in engine.extensions if isinstance(c, ControlNetConditioner))
 
-    def recording(ctx, mode):
-        plan = original(ctx, mode)
-        plans.append((ctx.state_of(JobState).controls[0].info.name if plan else None, plan))
-        return plan
 
-    ext.pipeline_for = recording
-    try:
-        up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
-        with_tile = control_engine.run(ujob(init_image, upscale=up, steps=2)).images[0]
-        used = list(plans)
-        plans.clear()
-        up_off = Upscale(scale=1.5, tile=64, overlap=16, tile_control=False)
-        without = control_engine.run(ujob(init_image, upscale=up_off, steps=2)).images[0]
-    finally:
-        ext.pipeline_for = original
+def test_tile_controlnet_per_tile(control_engine, init_image, monkeypatch):
+    cn = _controlnet(control_engine)
+    parts = []
+    original = cn.attach
+
+    @contextmanager
+    def recording(ctx, resolved, mode):
+        with original(ctx, resolved, mode) as part:
+            parts.append((resolved[0].info.name, part))
+            yield part
+
+    monkeypatch.setattr(cn, "attach", recording)
+    up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
+    with_tile = control_engine.run(ujob(init_image, upscale=up, steps=2)).images[0]
+    used = list(parts)
+    parts.clear()
+    up_off = Upscale(scale=1.5, tile=64, overlap=16, tile_control=False)
+    without = control_engine.run(ujob(init_image, upscale=up_off, steps=2)).images[0]
     assert [name for name, _ in used] == ["control_v11f1e_sd15_tile"] * 4
-    assert all(plan is None for _, plan in plans)
+    assert parts == []  # no tile unit: the ControlNet conditioner is never attached
     big = upscale(init_image, "Lanczos", 1.5)
     grid = sd_upscale.split(96, 96, 64, 64, 16)
-    for (_, plan), tile in zip(used, sd_upscale.crop(big, grid), strict=True):
-        control = plan.call_kwargs["control_image"][0].float().cpu().numpy()[0]
+    for (_, part), tile in zip(used, sd_upscale.crop(big, grid), strict=True):
+        control = part.call_kwargs["control_image"][0].float().cpu().numpy()[0]
         assert np.allclose(control.transpose(1, 2, 0), tile / 255.0, atol=1e-6)
     assert not np.array_equal(with_tile.image, without.image)
 
 
 def test_tile_control_off_without_a_tile_controlnet(control_engine, init_image, monkeypatch):
-    ext = control_engine.extensions[0]
-    monkeypatch.setattr(ext, "offers_control", lambda ctx, kind: False)
+    monkeypatch.setattr(_controlnet(control_engine), "offers_control", lambda ctx, kind: False)
     up = Upscale(scale=1.0, tile=64, overlap=16, tile_control=True)
     result = control_engine.run(ujob(init_image, upscale=up, steps=2))
     assert "ControlNet" not in result.images[0].infotext
