@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
+from . import pipelines
 from .hooks import Conditioner, JobContext, PassPlan
 
 
@@ -55,7 +55,7 @@ def attached_to_pass(
                 ctx.step_hooks.register(conditioner.name, part.step_hook)
                 stack.callback(ctx.step_hooks.remove, conditioner.name)
         controlnet = "controlnet" in components
-        pipe_cls = spec_for(ctx.model.family).pipeline_class(mode, controlnet=controlnet)
+        pipe_cls = pipelines.pipeline_class(ctx.model.family, mode, controlnet=controlnet)
         yield PassPlan(pipe_cls, components, call_kwargs)
 
 
