@@ -65,7 +65,7 @@ _CACHE: dict[str, object] = {}
 def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, str]]]:
     """{"control_types": {family: {type: file(s) serving it}},
     "control_missing": {family: {type: why not, naming the file to add}}}
-    for the families of the library's checkpoints. `pick` is the extension's picker."""
+    for the families of the library's checkpoints. `pick` is unit_resolution.pick."""
     available = library_entries(library, "controlnet")
     roots = list(getattr(library, "roots", []) or [])
     encoders = ip_adapter_files.encoder_files(roots)

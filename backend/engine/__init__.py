@@ -1,7 +1,7 @@
 """The generation engine: diffusers pipelines driven by Dreamwire jobs.
 
 Modules, one job each, in the order a job meets them:
-  engine            the public object: models, device, extensions, `run`
+  engine            the public object: models, device, conditioners, `run`
   library_adapter   the model library as the engine uses it (find, load, name, family)
   loader            loaded models and their LRU cache
   device            where and in which dtype; the low-VRAM decision
