@@ -23,10 +23,10 @@ from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.result import JobResult, Progress
 
-from . import admission, host_memory, planning, runner, sd_upscale
+from . import admission, conditioners, host_memory, planning, runner, sd_upscale
 from . import device as dev
 from . import library_adapter as libs
-from .hooks import EngineExtension, JobContext
+from .hooks import Conditioner, JobContext
 from .loader import LoadedModel, model_cache, to_device
 from .progress import Reporter
 from .tiled_vae import should_tile
@@ -41,7 +41,7 @@ class Engine:
         device: str | None = None,
         low_vram: bool | None = None,
         cache_size: int | None = None,
-        extensions: list[EngineExtension] | None = None,
+        extensions: list[Conditioner] | None = None,
         vae_tile_px: int | None = None,
     ):
         self.library = library
@@ -51,8 +51,8 @@ class Engine:
             cache_size = 1 if low_vram else 2
         self.models = model_cache(cache_size, self.info)
         self.vaes = model_cache(cache_size, self.info)
-        # Injected by whoever builds the engine (cli.engine_options.build_engine): the engine
-        # knows the extension interface, never the packages that implement it.
+        # The conditioners, injected by whoever builds the engine (cli.engine_options
+        # .build_engine): the engine knows their interface, never the packages behind it.
         self.extensions = list(extensions or ())
         self.vae_tile_px = vae_tile_px  # tile side in pixels; None: the VAE's native size
         # The estimate of the job running now (admission): what it holds is free to a job
@@ -79,13 +79,11 @@ class Engine:
         }
 
     def _extension_capabilities(self) -> dict:
-        """Keys extensions add to the welcome (conditioning: the control types it can serve
-        per model family)."""
+        """Keys the conditioners add to the welcome (ControlNet: the control types the
+        ControlNet folders can serve per model family)."""
         out: dict = {}
-        for ext in self.extensions:
-            describe = getattr(ext, "capabilities", None)
-            if callable(describe):
-                out.update(describe(self.library))
+        for conditioner in self.extensions:
+            out.update(conditioner.capabilities(self.library))
         return out
 
     def _default_model_or_none(self) -> str | None:
@@ -235,16 +233,9 @@ class Engine:
         if job_plan.upscale is not None:
             sd_upscale.prepare(ctx, self.extensions)  # the tile ControlNet, infotext keys
         reporter.state("generating")
-        done: list[EngineExtension] = []
-        try:
-            for ext in self.extensions:
-                ext.before_job(ctx)
-                done.append(ext)
+        with conditioners.attached_to_job(ctx, self.extensions):
             _check_handled(ctx)
             result = runner.run(ctx, reporter, self.extensions, low_vram, self.vae_tile_px)
-        finally:
-            for ext in reversed(done):
-                ext.after_job(ctx)
         result.timings["load"] = t_load
         result.timings["total"] = time.perf_counter() - t0
         return result
@@ -264,7 +255,7 @@ def _upscaler_names(library) -> list[str]:
 
 
 def _check_handled(ctx: JobContext) -> None:
-    """A job asking for ControlNet or LoRA that no extension applied must not silently run
+    """A job asking for ControlNet or LoRA that no conditioner took on must not silently run
     without them."""
     job = ctx.job
     if ctx.controls and "controls" not in ctx.handled:

@@ -1,21 +1,25 @@
-"""Extension points for code that changes how a job runs (ControlNet, LoRA, embeddings).
+"""The extension point for what changes how a job runs: one `Conditioner` per kind of
+conditioning (LoRA, embeddings, ControlNet, T2I-Adapter, IP-Adapter), and the typed
+`JobContext` they read.
 
-The conditioning package plugs in here without editing the runner:
+    class MyConditioner(Conditioner):
+        name = "my.kind"                          # its step hook's name (JobContext.step_hooks)
+        def resolve(self, ctx): ...               # look up and check; None: nothing to do
+        def attach_job(self, ctx, resolved): ...  # optional: around the job (LoRA weights)
+        def attach(self, ctx, resolved, mode): ...  # around one pass; yields a PassPart
 
-    class MyExtension(EngineExtension):
-        def before_job(self, ctx): ...            # e.g. patch LoRA weights into ctx.model
-        def pipeline_for(self, ctx, mode): ...    # e.g. a ControlNet pipeline for ctx.controls
-        def after_job(self, ctx): ...             # undo what before_job did (always called)
-
-Whoever builds an Engine passes its extensions in (the CLI and the server pass
+Whoever builds an Engine passes its conditioners in (the CLI and the server pass
 `dreamwire.backend.conditioning.engine_extensions()`); the engine never imports the packages
-that implement them. `after_job` runs even when the job fails or is cancelled, so cached
-models never keep a job's patches.
+that implement them. `conditioners.py` drives them: every one resolves before anything is
+attached, and every context exits (restoring exactly) even when the job fails or is
+cancelled, so cached models never keep a job's patches.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -65,9 +69,20 @@ class EmbeddingLookup(Protocol):
 
 
 @dataclass
+class PassPart:
+    """What one conditioner adds to a pass: pipeline constructor components (a `controlnet`
+    component makes the pass run the family's ControlNet pipeline), call arguments (e.g.
+    image=..., scales) and a step hook, registered under the conditioner's name."""
+
+    components: dict[str, Any] = field(default_factory=dict)
+    call_kwargs: dict[str, Any] = field(default_factory=dict)
+    step_hook: StepHook | None = None
+
+
+@dataclass
 class PassPlan:
-    """What an extension wants for one pass: the pipeline class, extra constructor
-    components (e.g. controlnet=...) and extra call arguments (e.g. image=..., scales)."""
+    """One pass as the attached conditioners shape it: the pipeline class (chosen in
+    conditioners.attached_to_pass), extra constructor components and call arguments."""
 
     pipe_cls: type
     components: dict[str, Any] = field(default_factory=dict)
@@ -108,7 +123,11 @@ class JobContext:
     handled: set[str] = field(default_factory=set)  # "controls", "loras" once applied
     step_hooks: StepHooks = field(default_factory=StepHooks)
     infotext_extra: dict[str, str] = field(default_factory=dict)  # e.g. "Lora hashes"
-    # Each extension's own typed state for this job, by its class (state_of).
+    # What each conditioner resolved for this job (only those with something to do), in the
+    # order they were handed to the engine.
+    resolved: dict[Conditioner, Any] = field(default_factory=dict)
+    # State that several conditioners share for this job, by its class (state_of): e.g. the
+    # control units resolved to files, which three kinds split between them.
     extension_state: dict[type, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -122,12 +141,37 @@ class JobContext:
         return self.extension_state[cls]
 
 
-class EngineExtension:
-    def before_job(self, ctx: JobContext) -> None:
-        return None
+class Conditioner(ABC):
+    """One kind of conditioning. The engine calls `resolve` for every conditioner before
+    anything is attached (so bad input fails before a weight changes), then enters
+    `attach_job` around the job and `attach` around each of its passes; a PassPart's step
+    hook is registered under `name` for that pass and removed after it."""
 
-    def pipeline_for(self, ctx: JobContext, mode: str) -> PassPlan | None:
-        return None
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Its name in JobContext.step_hooks (a class attribute in subclasses)."""
 
-    def after_job(self, ctx: JobContext) -> None:
-        return None
+    @abstractmethod
+    def resolve(self, ctx: JobContext) -> Any:
+        """What the job asks of this kind, looked up and checked (DreamwireError with a stable
+        code otherwise); None when it asks nothing, and then nothing else is called."""
+
+    def attach_job(self, ctx: JobContext, resolved: Any) -> AbstractContextManager[None]:
+        """Around the whole job (e.g. LoRA weights patched in); restores exactly on exit."""
+        return nullcontext()
+
+    @abstractmethod
+    def attach(
+        self, ctx: JobContext, resolved: Any, mode: str
+    ) -> AbstractContextManager[PassPart | None]:
+        """Around one pass (`mode`, at ctx.width x ctx.height, ctx.canvas as the runner laid
+        it out); yields what the pass needs, or None; restores exactly on exit."""
+
+    def capabilities(self, library) -> dict:
+        """Keys this kind adds to the welcome (e.g. the control types it can serve)."""
+        return {}
+
+    def offers_control(self, ctx: JobContext, kind: str) -> bool:
+        """Whether a `kind` control unit naming no model would find one for ctx's model."""
+        return False

@@ -19,6 +19,7 @@ from dreamwire.shared.job_mode import JobMode
 
 from . import (
     composable,
+    conditioners,
     fastpath,
     masked_content,
     noise,
@@ -31,7 +32,7 @@ from . import (
     taesd,
     vae_fit,
 )
-from .hooks import JobContext, PassPlan
+from .hooks import JobContext
 from .lowvram import low_vram
 from .progress import Reporter
 
@@ -53,14 +54,6 @@ class PassSpec:
 
 def executed_steps(spec: PassSpec) -> int:
     return planning.executed_steps(spec.mode, spec.steps, spec.strength)
-
-
-def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:
-    for ext in extensions:
-        plan = ext.pipeline_for(ctx, mode)
-        if plan is not None:
-            return plan
-    return PassPlan(pipelines.pipeline_class(ctx.model.family, mode, ctx.model.arch))
 
 
 def _call_params(pipe) -> frozenset[str]:
@@ -86,9 +79,14 @@ def run_pass(
     reporter: Reporter,
     extensions=(),
 ):
-    job, model = ctx.job, ctx.model
     ctx.width, ctx.height = spec.width, spec.height
-    plan = plan_for(ctx, spec.mode, extensions)
+    # The job's conditioners attached for this pass, the pipeline class chosen from them.
+    with conditioners.attached_to_pass(ctx, spec.mode, extensions) as plan:
+        return _pass(ctx, spec, plan, seeds, subseeds, reporter)
+
+
+def _pass(ctx, spec, plan, seeds, subseeds, reporter):
+    job, model = ctx.job, ctx.model
     scheduler = scheduling.make(model.family, job.sampler, model.components["scheduler"])
     pipe = pipelines.build(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components

@@ -249,11 +249,7 @@ def plain(job: Job, library, device, reporter: Reporter) -> JobResult:
 
 # -- refine ----------------------------------------------------------------------------------
 def offers_tile_control(ctx: JobContext, extensions) -> bool:
-    for ext in extensions:
-        offers = getattr(ext, "offers_control", None)
-        if offers is not None and offers(ctx, "tile"):
-            return True
-    return False
+    return any(ext.offers_control(ctx, "tile") for ext in extensions)
 
 
 def prepare(ctx: JobContext, extensions) -> None:

@@ -4,15 +4,17 @@ with Krita AI Diffusion's tile ControlNet per tile."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import types
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from dreamwire.backend.engine import sd_upscale
-from dreamwire.backend.engine.hooks import EngineExtension
+from dreamwire.backend.engine.hooks import Conditioner
 from dreamwire.backend.upscalers import upscale
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
@@ -203,47 +205,48 @@ def test_cancel_between_tiles(engine, init_image):
 
 @pytest.fixture(scope="module")
 def control_engine(library):
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
 
-    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=2)
+    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=2)
 
 
-def test_tile_controlnet_per_tile(control_engine, init_image):
-    from dreamwire.backend.conditioning.extension import JobState
+def _controlnet(engine):
+    from dreamwire.backend.conditioning.controlnet_conditioner import ControlNetConditioner
 
-    ext = control_engine.extensions[0]
-    plans = []
-    original = ext.pipeline_for
+    return next(c for c in engine.extensions if isinstance(c, ControlNetConditioner))
 
-    def recording(ctx, mode):
-        plan = original(ctx, mode)
-        plans.append((ctx.state_of(JobState).controls[0].info.name if plan else None, plan))
-        return plan
 
-    ext.pipeline_for = recording
-    try:
-        up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
-        with_tile = control_engine.run(ujob(init_image, upscale=up, steps=2)).images[0]
-        used = list(plans)
-        plans.clear()
-        up_off = Upscale(scale=1.5, tile=64, overlap=16, tile_control=False)
-        without = control_engine.run(ujob(init_image, upscale=up_off, steps=2)).images[0]
-    finally:
-        ext.pipeline_for = original
+def test_tile_controlnet_per_tile(control_engine, init_image, monkeypatch):
+    cn = _controlnet(control_engine)
+    parts = []
+    original = cn.attach
+
+    @contextmanager
+    def recording(ctx, resolved, mode):
+        with original(ctx, resolved, mode) as part:
+            parts.append((resolved[0].info.name, part))
+            yield part
+
+    monkeypatch.setattr(cn, "attach", recording)
+    up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
+    with_tile = control_engine.run(ujob(init_image, upscale=up, steps=2)).images[0]
+    used = list(parts)
+    parts.clear()
+    up_off = Upscale(scale=1.5, tile=64, overlap=16, tile_control=False)
+    without = control_engine.run(ujob(init_image, upscale=up_off, steps=2)).images[0]
     assert [name for name, _ in used] == ["control_v11f1e_sd15_tile"] * 4
-    assert all(plan is None for _, plan in plans)
+    assert parts == []  # no tile unit: the ControlNet conditioner is never attached
     big = upscale(init_image, "Lanczos", 1.5)
     grid = sd_upscale.split(96, 96, 64, 64, 16)
-    for (_, plan), tile in zip(used, sd_upscale.crop(big, grid), strict=True):
-        control = plan.call_kwargs["control_image"][0].float().cpu().numpy()[0]
+    for (_, part), tile in zip(used, sd_upscale.crop(big, grid), strict=True):
+        control = part.call_kwargs["control_image"][0].float().cpu().numpy()[0]
         assert np.allclose(control.transpose(1, 2, 0), tile / 255.0, atol=1e-6)
     assert not np.array_equal(with_tile.image, without.image)
 
 
 def test_tile_control_off_without_a_tile_controlnet(control_engine, init_image, monkeypatch):
-    ext = control_engine.extensions[0]
-    monkeypatch.setattr(ext, "offers_control", lambda ctx, kind: False)
+    monkeypatch.setattr(_controlnet(control_engine), "offers_control", lambda ctx, kind: False)
     up = Upscale(scale=1.0, tile=64, overlap=16, tile_control=True)
     result = control_engine.run(ujob(init_image, upscale=up, steps=2))
     assert "ControlNet" not in result.images[0].infotext
@@ -355,8 +358,10 @@ def test_model_upscaler_feeds_the_tiles(engine, library, init_image):
     assert f"SD upscale upscaler: {name}" in refined.infotext
 
 
-class _Shown(EngineExtension):
-    """What an extension is shown at each hook: the job, and the units the pass runs."""
+class _Shown(Conditioner):
+    """What a conditioner is shown at each step: the job, and the units the pass runs."""
+
+    name = "test.shown"
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, Job, list[str]]] = []
@@ -364,31 +369,35 @@ class _Shown(EngineExtension):
     def _note(self, hook: str, ctx) -> None:
         self.seen.append((hook, ctx.job, [c.type for c in ctx.controls]))
 
-    def before_job(self, ctx) -> None:
-        self._note("before_job", ctx)
+    def resolve(self, ctx):
+        self._note("resolve", ctx)
+        return True
 
-    def pipeline_for(self, ctx, mode):
+    @contextlib.contextmanager
+    def attach_job(self, ctx, resolved):
+        yield
+        self._note("job_done", ctx)
+
+    @contextlib.contextmanager
+    def attach(self, ctx, resolved, mode):
         self._note("pass", ctx)
-        return None  # the conditioning after it plans the pass
-
-    def after_job(self, ctx) -> None:
-        self._note("after_job", ctx)
+        yield None  # nothing of its own for the pass
 
 
 def test_the_tiles_run_the_submitted_job_never_a_replacement(library, init_image):
     """The tile passes get their size, axes and tile ControlNet from the plan; every hook
     is shown the job as it was submitted (the engine used to swap in a tile-sized copy)."""
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
 
     shown = _Shown()
-    engine = Engine(library, device="cpu", extensions=[shown, ConditioningExtension()])
+    engine = Engine(library, device="cpu", extensions=[shown, *engine_extensions()])
     up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
     # seamless x over three columns: the tiles themselves wrap along no axis.
     job = ujob(init_image, upscale=up, steps=2, seamless="x")
     submitted = (job.width, job.height, job.seamless, list(job.controls))
     out = engine.run(job).images[0]
-    assert [hook for hook, _, _ in shown.seen] == ["before_job", *["pass"] * 4, "after_job"]
+    assert [hook for hook, _, _ in shown.seen] == ["resolve", *["pass"] * 4, "job_done"]
     assert all(seen is job for _, seen, _ in shown.seen)
     assert (job.width, job.height, job.seamless, job.controls) == submitted == (512, 512, "x", [])
     # ... while every tile ran with the tile unit the engine added, at the tile's size.
