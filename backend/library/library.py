@@ -157,11 +157,14 @@ class ModelLibrary:
 
     # ---- loading
     def load_pipeline(self, entry: ModelEntry | str, torch_dtype=None):
+        from dreamwire.backend.library.flux_parts import gather, is_flux_file
         from dreamwire.backend.library.loading import load_pipeline
 
         if isinstance(entry, str):
             entry = self.find(Kind.CHECKPOINT, entry)
-        return load_pipeline(entry, torch_dtype=torch_dtype)
+        # A Flux transformer file takes its text encoders and VAE from the other folders.
+        flux = gather(entry, self._entries, self.roots) if is_flux_file(entry) else None
+        return load_pipeline(entry, torch_dtype=torch_dtype, flux=flux)
 
     def load_vae(self, entry: ModelEntry | str, for_arch: str | None = None, torch_dtype=None):
         from dreamwire.backend.library.loading import load_vae
@@ -178,8 +181,8 @@ def _rel(entry: ModelEntry) -> str:
 
 
 def _prefer_safe(matches: list[ModelEntry]) -> ModelEntry:
-    """Same name in several formats: prefer safetensors, then diffusers, then pickles."""
-    order = {Format.SAFETENSORS: 0, Format.DIFFUSERS: 1, Format.PICKLE: 2}
+    """Same name in several formats: prefer safetensors, then diffusers, GGUF, pickles."""
+    order = {Format.SAFETENSORS: 0, Format.DIFFUSERS: 1, Format.GGUF: 2, Format.PICKLE: 3}
     return sorted(matches, key=lambda e: order[e.format])[0]
 
 

@@ -1,0 +1,179 @@
+"""Every Flux file format loads offline into one FluxPipeline with the original weights.
+
+Tolerances: BFL safetensors and the all-in-one are exact (fp32 files); fp8 e4m3fn keeps 3
+mantissa bits (relative error at most 2^-4, plus 2^-9 near zero); GGUF Q8_0 errs by at most
+half a step of 1/127 of each 32-weight block's largest magnitude, Q4_0 by up to 1/8 of it
+(the largest weight of the other sign is clamped at 7 steps of 8)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from dreamwire.backend.library import ModelLibrary
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+
+def _weights(module) -> dict[str, torch.Tensor]:
+    from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
+
+    out = {}
+    for name, tensor in module.state_dict().items():
+        if isinstance(tensor, GGUFParameter):
+            tensor = dequantize_gguf_tensor(tensor)
+        out[name] = tensor.detach().float()
+    return out
+
+
+def _max_relative_error(loaded, original) -> float:
+    """The largest error of any weight, relative to its tensor's largest magnitude."""
+    a, b = _weights(loaded), _weights(original)
+    assert set(a) == set(b)
+    return max(((a[k] - b[k]).abs().max() / b[k].abs().max().clamp_min(1e-12)).item() for k in b)
+
+
+def _assert_fp8_close(loaded, original) -> None:
+    a, b = _weights(loaded), _weights(original)
+    assert set(a) == set(b)
+    for key in b:
+        assert torch.all((a[key] - b[key]).abs() <= b[key].abs() * 2**-4 + 2**-9), key
+
+
+def _assert_equal(loaded, original) -> None:
+    a, b = _weights(loaded), _weights(original)
+    assert set(a) == set(b)
+    assert all(torch.equal(a[k], b[k]) for k in b)
+
+
+@pytest.fixture(scope="module")
+def comfy_library(flux_trees):
+    return ModelLibrary([flux_trees.comfy])
+
+
+def test_transformer_file_is_assembled_with_the_library_parts(flux_trees, comfy_library):
+    pipe = comfy_library.load_pipeline("flux1-dev")
+    parts = flux_trees.parts
+    assert type(pipe).__name__ == "FluxPipeline"
+    _assert_equal(pipe.transformer, parts["transformer"])
+    _assert_equal(pipe.text_encoder, parts["text_encoder"])
+    # t5xxl_fp16.safetensors: half precision, upcast on load.
+    assert _max_relative_error(pipe.text_encoder_2, parts["text_encoder_2"]) < 1e-3
+    _assert_equal(pipe.vae, parts["vae"])
+    # The tokenizers: CLIP's from open_clip's BPE, T5's from ComfyUI's own folder.
+    assert pipe.tokenizer("a cat").input_ids[0] == 49406
+    assert pipe.tokenizer_2("a photo of a cat").input_ids[-1] == 1  # </s>
+    assert pipe.transformer.config.guidance_embeds
+
+
+def test_all_in_one_checkpoint_loads_from_its_own_sections(flux_trees, tmp_path):
+    # Only the checkpoint: no separate text encoders or VAE anywhere.
+    models = tmp_path / "ComfyUI" / "models" / "checkpoints"
+    models.mkdir(parents=True)
+    shutil.copy(flux_trees.comfy / "models/checkpoints/flux1-dev-aio.safetensors", models)
+    shutil.copytree(flux_trees.comfy / "comfy", tmp_path / "ComfyUI" / "comfy", dirs_exist_ok=True)
+    pipe = ModelLibrary([tmp_path / "ComfyUI"]).load_pipeline("flux1-dev-aio")
+    for name in ("transformer", "text_encoder", "text_encoder_2", "vae"):
+        _assert_equal(getattr(pipe, name), flux_trees.parts[name])
+    image = pipe(
+        "a photo of a cat",
+        height=32,
+        width=32,
+        num_inference_steps=2,
+        max_sequence_length=16,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).images
+    assert image.shape == (1, 32, 32, 3) and float(image.std()) > 0
+
+
+def test_fp8_transformer_loads_within_fp8_precision(flux_trees, comfy_library):
+    pipe = comfy_library.load_pipeline("flux1-dev-fp8")
+    _assert_fp8_close(pipe.transformer, flux_trees.parts["transformer"])
+    assert pipe.transformer.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("name", "bound"), [("flux1-dev-Q8_0", 1 / 127), ("flux1-dev-Q4_0", 1 / 8)]
+)
+def test_gguf_transformer_stays_quantized_and_close(flux_trees, comfy_library, name, bound):
+    from diffusers.quantizers.gguf.utils import GGUFParameter
+
+    pipe = comfy_library.load_pipeline(name)
+    quant = name.rsplit("-", 1)[-1]
+    kinds = {
+        p.quant_type.name for p in pipe.transformer.parameters() if isinstance(p, GGUFParameter)
+    }
+    assert kinds == {quant}  # the block matrices stay packed in memory
+    error = _max_relative_error(pipe.transformer, flux_trees.parts["transformer"])
+    assert 0 < error <= bound * 1.01
+
+
+def test_forge_install_schnell_with_fp8_t5(flux_trees):
+    pipe = ModelLibrary([flux_trees.forge]).load_pipeline("flux1-schnell")
+    _assert_equal(pipe.transformer, flux_trees.schnell)
+    assert not pipe.transformer.config.guidance_embeds
+    _assert_fp8_close(pipe.text_encoder_2, flux_trees.parts["text_encoder_2"])
+    # Forge's copy of the tokenizer (backend/huggingface/.../tokenizer_2) was found.
+    assert pipe.tokenizer_2("a cat").input_ids[-1] == 1
+
+
+def _install_without(src: Path, dst: Path, *names: str) -> Path:
+    shutil.copytree(src, dst, ignore=lambda _dir, found: [n for n in found if n in names])
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("removed", "named"),
+    [
+        (("t5xxl_fp16.safetensors",), ["t5xxl_fp16.safetensors", "models/text_encoders"]),
+        (("ae.safetensors",), ["ae.safetensors", "models/vae"]),
+        (("clip_l.safetensors",), ["clip_l.safetensors"]),
+        (("t5_tokenizer",), ["DREAMWIRE_T5_TOKENIZER", "tokenizer.json"]),
+        (
+            ("t5xxl_fp16.safetensors", "ae.safetensors"),
+            ["t5xxl_fp16.safetensors", "ae.safetensors"],
+        ),
+    ],
+    ids=["t5", "vae", "clip", "tokenizer", "t5-and-vae"],
+)
+def test_a_missing_part_is_one_clear_error(flux_trees, tmp_path, removed, named):
+    # The all-in-one would supply the parts; take it away too.
+    root = _install_without(
+        flux_trees.comfy, tmp_path / "ComfyUI", "flux1-dev-aio.safetensors", *removed
+    )
+    library = ModelLibrary([root])
+    with pytest.raises(DreamwireError) as err:
+        library.load_pipeline("flux1-dev")
+    assert err.value.code == ErrorCode.MODEL_PART_MISSING
+    assert "Flux needs" in err.value.message
+    for text in named:
+        assert text in err.value.message
+    # The parts that are there are not reported missing.
+    present = {"t5xxl_fp16.safetensors", "ae.safetensors", "clip_l.safetensors"} - set(removed)
+    for name in present:
+        assert name not in err.value.message
+
+
+def test_tokenizer_from_the_environment(flux_trees, tmp_path, monkeypatch):
+    root = _install_without(flux_trees.comfy, tmp_path / "ComfyUI", "t5_tokenizer")
+    monkeypatch.setenv(
+        "DREAMWIRE_T5_TOKENIZER",
+        str(flux_trees.forge / "backend/huggingface/black-forest-labs/FLUX.1-dev/tokenizer_2"),
+    )
+    pipe = ModelLibrary([root]).load_pipeline("flux1-dev")
+    assert pipe.tokenizer_2("a cat").input_ids[-1] == 1
+
+
+def test_kontext_is_told_by_its_name(flux_trees, tmp_path):
+    root = _install_without(flux_trees.comfy, tmp_path / "ComfyUI", "flux1-dev-aio.safetensors")
+    unet = root / "models" / "unet"
+    (unet / "flux1-dev.safetensors").rename(unet / "flux1-kontext-dev.safetensors")
+    library = ModelLibrary([root])
+    entry = library.find("checkpoint", "flux1-kontext-dev")
+    assert entry.detail["variant"] == "kontext"
+    pipe = library.load_pipeline(entry)
+    assert type(pipe).__name__ == "FluxKontextPipeline"
+    _assert_equal(pipe.transformer, flux_trees.parts["transformer"])
