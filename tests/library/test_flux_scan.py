@@ -155,3 +155,20 @@ def test_real_size_text_encoders_and_vae_are_named():
     assert [text_encoder_arch(h) for h in (clip, t5, t5_gguf)] == ["clip-l", "t5-xxl", "t5-xxl"]
     assert (vae_arch(vae16), vae_arch(vae4)) == ("flux-vae", "sd-vae")
     assert flux_file(vae16, Path("ae.safetensors")) is None
+
+
+def test_parameter_counts_come_from_headers(flux_trees):
+    from dreamwire.backend.library.sizes import checkpoint_params
+
+    library = ModelLibrary([flux_trees.comfy])
+    transformer = sum(p.numel() for p in flux_trees.parts["transformer"].parameters())
+    everything = transformer + sum(
+        sum(p.numel() for p in flux_trees.parts[n].parameters())
+        for n in ("text_encoder", "text_encoder_2", "vae")
+    )
+    counts = {e.name: checkpoint_params(e) for e in library.entries("checkpoint")}
+    for name in ("flux1-dev", "flux1-dev-fp8", "flux1-dev-Q8_0", "flux1-dev-Q4_0"):
+        assert counts[name] == transformer, name
+    # The all-in-one also holds CLIP-L (plus ComfyUI's unused text projection), T5 and the VAE.
+    width = flux_trees.parts["text_encoder"].config.hidden_size
+    assert counts["flux1-dev-aio"] == everything + width * width
