@@ -25,6 +25,19 @@ class NativeResolution:
 
 
 @dataclass(frozen=True)
+class GenerationDefaults:
+    """The settings a host switches to when the artist picks a model of this family, so
+    that a Flux model does not inherit SD's 7.0 CFG and DPM++ sampler."""
+
+    steps: int = 20
+    cfg: float = 7.0
+    sampler: str = "DPM++ 2M Karras"
+    # Forge's "Distilled CFG Scale" (the guidance a guidance-distilled model was trained
+    # with); None where the family has no such input.
+    distilled_cfg: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelFamily:
     key: str  # the wire name
     label: str  # what an artist reads: "SD1.x"
@@ -32,6 +45,7 @@ class ModelFamily:
     # Lower-case fragments of checkpoint names that mark the family, for a backend that does
     # not report families (a guess; the backend's word wins).
     name_hints: tuple[str, ...] = ()
+    defaults: GenerationDefaults = GenerationDefaults()
 
 
 SD1 = ModelFamily(
@@ -55,11 +69,23 @@ SDXL = ModelFamily(
     NativeResolution(1024, 1280, 1024 * 1024),
     name_hints=("xl", "pony"),
 )
+FLUX = ModelFamily(
+    "flux",
+    "Flux.1",
+    # Krita AI Diffusion's figures for Flux (max side and pixels 2048, 2048**2).
+    NativeResolution(1024, 2048, 2048 * 2048),
+    name_hints=("flux",),
+    # Forge's Flux preset: Euler (flow matching, the "Simple" schedule), real CFG 1 (no
+    # negative prompt pass), Distilled CFG 3.5; schnell is distilled to 4 steps (its
+    # model's own default, see the backend's family spec).
+    defaults=GenerationDefaults(steps=20, cfg=1.0, sampler="Euler", distilled_cfg=3.5),
+)
 
-FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL)}
+FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX)}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)
-# Name hints are tried in this order: "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
-_GUESS_ORDER = (SDXL, SD2)
+# Name hints are tried in this order: "flux" first (a "flux-xl-style" LoRA merge is Flux),
+# "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
+_GUESS_ORDER = (FLUX, SDXL, SD2)
 
 
 def family(key: str | None) -> ModelFamily:

@@ -248,6 +248,9 @@ class Job:
     sampler: str = "DPM++ 2M Karras"
     steps: int = 20
     cfg: float = 7.0
+    # Forge's "Distilled CFG Scale": the guidance input of a guidance-distilled model (Flux
+    # dev); None: the family's default (shared/families.py). Ignored by other families.
+    distilled_cfg: float | None = None
     seed: int = -1  # -1: random, resolved by the backend and reported in the result
     subseed: int = -1
     subseed_strength: float = 0.0
@@ -448,6 +451,8 @@ class Job:
         for name in ("seed", "subseed"):
             f.whole(name, getattr(self, name), -MAX_SEED, MAX_SEED)
         f.number("cfg", self.cfg)
+        if self.distilled_cfg is not None:
+            f.number("distilled_cfg", self.distilled_cfg, 0.0, 100.0)
         f.number("subseed_strength", self.subseed_strength)
         f.number("strength", self.strength)
         f.whole("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.threads import TORCH_THREADS, pin_environment
@@ -44,3 +45,20 @@ def library(tiny_models):
     from dreamwire.backend.library import ModelLibrary
 
     return ModelLibrary([tiny_models])
+
+
+@pytest.fixture
+def init_image() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    base = np.linspace(0, 255, 64, dtype=np.float32)
+    img = np.stack(
+        [np.add.outer(base, base) / 2, np.tile(base, (64, 1)), np.tile(base[:, None], (1, 64))], -1
+    )
+    return np.clip(img + rng.normal(0, 10, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def mask() -> np.ndarray:
+    m = np.zeros((64, 64), np.uint8)
+    m[16:48, 20:44] = 255
+    return m

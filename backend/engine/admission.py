@@ -39,6 +39,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
+from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 
@@ -125,7 +126,7 @@ def model_size(arch: str | None, params: int | None) -> ModelSize:
     """A ModelSize from the catalog config of `arch` (its base architecture for variants
     the catalog has no folder for; SD1 when unknown) and the header's parameter count."""
     unet, vae = _configs(arch)
-    unet_ch = int(unet["block_out_channels"][0])
+    unet_ch = _denoiser_width(unet)
     vae_ch = vae["block_out_channels"]
     # The decoder upsamples to full resolution at the width of its second-to-last block.
     full_res = int(vae_ch[1] if len(vae_ch) > 1 else vae_ch[0])
@@ -144,9 +145,19 @@ def _configs(arch: str | None) -> tuple[dict, dict]:
     if name is None and arch:
         base = arch.split("-")[0] if not arch.startswith("tiny-") else "-".join(arch.split("-")[:2])
         name = next((a for a in (base, base + "-base") if a in known), None)
-    folder = catalog.config_dir(name or "sd1")
+    name = name or "sd1"
+    folder = catalog.config_dir(name)
     read = lambda part: json.loads((folder / part / "config.json").read_text())  # noqa: E731
-    return read("unet"), read("vae")
+    return read(spec_for(catalog.family_of(name)).denoiser), read("vae")
+
+
+def _denoiser_width(config: dict) -> int:
+    """The width the activation estimate scales with: a UNet's first block; for a
+    transformer its inner width / 8, a first figure (Flux: 384, beside SD's 320) until
+    bench/bench_lowvram.py calibrates transformer activations."""
+    if "block_out_channels" in config:
+        return int(config["block_out_channels"][0])
+    return int(config["num_attention_heads"]) * int(config["attention_head_dim"]) // 8
 
 
 def _params_from_widths(unet_channels: int) -> int:

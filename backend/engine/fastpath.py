@@ -45,6 +45,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dreamwire.backend.families import spec_for
+
 log = logging.getLogger("dreamwire.fastpath")
 
 ENV = "DREAMWIRE_FAST_PATH"
@@ -447,7 +449,7 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
     changed once and stay changed; compile is switched per pass)."""
     info = ctx.device
     dtype_ok = info.dtype in (torch.float16, torch.bfloat16)
-    unet = pipe.unet
+    unet = pipe.components[spec_for(ctx.model.family).denoiser]  # UNet or transformer
     wrapper = compiled(unet)
     key = shape_key(pipe, width, height, batch)
     capability = None

@@ -8,26 +8,33 @@ read them back. Extensions add their own fields (Lora hashes, ControlNet units) 
 
 from __future__ import annotations
 
-from dreamwire.backend import samplers
+from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import hashing
 from dreamwire.shared.infotext import Infotext, format_infotext, parse_hashes
 from dreamwire.shared.infotext_controlnet import parse_entry, unit_index
 
-from . import regions
+from . import regions, scheduling
 from .hooks import JobContext
 from .prompting import hires_prompts
+from .prompting_clip_t5 import distilled_cfg
+
+
+def _has_guidance_input(model) -> bool:
+    """Flux dev takes the distilled guidance; schnell's transformer has no such input."""
+    denoiser = model.components.get(spec_for(model.family).denoiser)
+    return bool(getattr(getattr(denoiser, "config", None), "guidance_embeds", False))
 
 
 def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     job, model = ctx.job, ctx.model
-    sampler = samplers.sampler_info(job.sampler)
+    sampler = scheduling.infotext(model.family, job.sampler)
     info = Infotext(
         prompt=job.prompt,
         negative_prompt=job.negative,
         steps=job.steps,
-        sampler=sampler.sampler,
+        sampler=sampler["Sampler"],
         # A1111 1.9+ writes the schedule type always, "Automatic" included.
-        schedule_type=sampler.schedule_type,
+        schedule_type=sampler.get("Schedule type"),
         cfg_scale=float(job.cfg),
         seed=seed,
         width=job.width,
@@ -36,6 +43,9 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         model=model.name,
         clip_skip=job.clip_skip if job.clip_skip > 1 else None,
     )
+    if spec_for(model.family).distilled_guidance and _has_guidance_input(model):
+        # Forge's name for the guidance a distilled model (Flux dev) takes as an input.
+        info.extras["Distilled CFG Scale"] = f"{distilled_cfg(job, model.family):g}"
     if model.vae_name:
         info.vae = model.vae_name
         info.vae_hash = model.vae_hash or None

@@ -7,13 +7,13 @@ its step callback for progress, previews, cancellation and prompt-editing schedu
 
 from __future__ import annotations
 
+import inspect
 import types
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from dreamwire.backend import samplers
 from dreamwire.backend.families import spec_for
 
 from . import (
@@ -23,8 +23,10 @@ from . import (
     noise,
     pipelines,
     planning,
+    preview,
     prompting,
     regions,
+    scheduling,
     taesd,
     vae_fit,
 )
@@ -60,6 +62,10 @@ def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:
     return PassPlan(pipelines.pipeline_class(ctx.model.family, mode))
 
 
+def _takes_size(pipe) -> bool:
+    return "height" in inspect.signature(type(pipe).__call__).parameters
+
+
 def _variation_add_noise(scheduler, subseeds: list[int], strength: float) -> None:
     """Make this job's scheduler blend subseed noise into every noise it adds to an image
     (img2img start, inpaint re-noising), since diffusers draws that noise internally."""
@@ -82,7 +88,7 @@ def run_pass(
     job, model = ctx.job, ctx.model
     ctx.width, ctx.height = spec.width, spec.height
     plan = plan_for(ctx, spec.mode, extensions)
-    scheduler = samplers.make_scheduler(job.sampler, model.components["scheduler"].config)
+    scheduler = scheduling.make(model.family, job.sampler, model.components["scheduler"])
     pipe = pipelines.build(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components
     )
@@ -110,27 +116,22 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         with torch.inference_mode():
             prompts = prompting.encode(pipe, ctx, n_exec, spec.steps, spec.hires)
         ctx.prompt_cache[key] = prompts
-    sdxl = spec_for(model.family).pooled_text
     batch = len(seeds)
-    first = prompts.at(0)
     composer = None
     if prompts.composable:
         filters = regions.pass_filters(ctx)  # regional prompts: one filter per subprompt
-        composer = composable.Composer(pipe, batch, job.cfg, first, filters)
+        composer = composable.Composer(pipe, batch, job.cfg, prompts.at(0), filters)
 
     kwargs: dict[str, Any] = {
-        "prompt_embeds": first.cond,
-        "negative_prompt_embeds": first.uncond,
-        "guidance_scale": job.cfg,
+        **prompts.call_kwargs(job),
         "num_inference_steps": spec.steps,
         "num_images_per_prompt": batch,
         "generator": noise.generators(seeds),
         "output_type": spec.output_type,
     }
-    if sdxl:
-        kwargs["pooled_prompt_embeds"] = first.pooled
-        kwargs["negative_pooled_prompt_embeds"] = first.uncond_pooled
-    if spec.mode in ("txt2img", "inpaint"):
+    if spec.mode in ("txt2img", "inpaint") or _takes_size(pipe):
+        # SD's img2img pipelines size the result from the image; Flux's take the size and
+        # would otherwise sample at their 1024 px default.
         kwargs["width"], kwargs["height"] = spec.width, spec.height
     if spec.mode != "txt2img":
         kwargs["image"] = spec.image
@@ -153,9 +154,8 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         else:
             _variation_add_noise(scheduler, subseeds, job.subseed_strength)
 
-    tensor_inputs = ["latents"]
-    if prompts.changes:
-        tensor_inputs += ["prompt_embeds"] + (["add_text_embeds"] if sdxl else [])
+    tensor_inputs = ["latents", *prompts.tensor_inputs()]
+    family = spec_for(model.family)
 
     def on_step(pipe_, i: int, t, tensors: dict) -> dict:
         reporter.check_cancel()
@@ -165,14 +165,20 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         out: dict = {}
         if prompts.changes and i + 1 < total:
             nxt = ((i + 1) * n_exec) // total
-            out.update(prompts.loop_tensors(nxt, batch, pipe_.do_classifier_free_guidance, sdxl))
+            out.update(prompts.loop_tensors(nxt, batch, pipe_.do_classifier_free_guidance))
             if composer is not None:
                 composer.current = prompts.at(nxt)
         for hook in ctx.step_hooks:
             extra = hook(ctx, pipe_, step, n_exec, tensors)
             if extra:
                 out.update(extra)
-        reporter.step(step, tensors.get("latents"))
+        latents = tensors.get("latents")
+        if family.packed_latents and latents is not None:
+            # 2x2 patches per token: back to B x C x h x w for the preview.
+            latents = preview.unpack_patches(
+                latents, spec.height, spec.width, pipe_.vae_scale_factor
+            )
+        reporter.step(step, latents)
         if i + 1 == total and spec.output_type != "latent":
             reporter.state("decoding")
         return out

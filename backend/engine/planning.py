@@ -19,7 +19,7 @@ from dreamwire.backend import prompts, samplers
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job, LoraRef
 
-from . import hires
+from . import family_support, hires
 from . import library_adapter as libs
 
 
@@ -79,6 +79,7 @@ def plan(job: Job, library) -> JobPlan:
     family = libs.family(
         libs.checkpoint(library, job.model or libs.default_checkpoint(library)).arch
     )
+    family_support.check(job, family)  # features and samplers the family cannot run
     if job.upscale is not None:
         return JobPlan("upscale", family, (), loras)
     return JobPlan(job.mode, family, _passes(job), loras)

@@ -31,9 +31,20 @@ def latents_to_rgb_tensor(
     lat = latents[0].detach()
     step = max(1, -(-max(lat.shape[-2:]) // max_side))
     lat = lat[:, ::step, ::step].float()
-    factors = torch.tensor(spec_for(family).latent_rgb, device=lat.device)
-    rgb = torch.einsum("chw,ck->hwk", lat[: factors.shape[0]], factors)
+    spec = spec_for(family)
+    factors = torch.tensor(spec.latent_rgb, device=lat.device)
+    bias = torch.tensor(spec.latent_rgb_bias, device=lat.device)
+    rgb = torch.einsum("chw,ck->hwk", lat[: factors.shape[0]], factors) + bias
     return ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+
+
+def unpack_patches(latents: torch.Tensor, height: int, width: int, vae_scale: int) -> torch.Tensor:
+    """B x tokens x (C*4) latents packed as 2x2 patches (Flux's sampler loop) back to
+    B x C x h x w, for an image of height x width pixels (diffusers' packing order)."""
+    b, _, packed = latents.shape
+    h, w = 2 * (height // (vae_scale * 2)), 2 * (width // (vae_scale * 2))
+    lat = latents.view(b, h // 2, w // 2, packed // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    return lat.reshape(b, packed // 4, h, w)
 
 
 def latents_to_rgb(latents: torch.Tensor, family: str = "sd1", max_side: int = 256) -> np.ndarray:

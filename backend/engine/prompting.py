@@ -8,10 +8,14 @@ shaped the way diffusers' pipelines carry them inside their loop.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from dreamwire.backend.families import TextEncoding, spec_for
 from dreamwire.backend.text_encoding import PromptEncoder, StepConditioning, encode_conditioning
 
+from .prompting_clip_t5 import encode_clip_t5
 from .regions import pass_prompt
 
 # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P); for a composable (AND)
@@ -20,8 +24,11 @@ StepEmbeds = StepConditioning
 
 
 class PromptPlan:
-    def __init__(self, per_step: list[StepEmbeds]):
+    """A CLIP family's (SD1.x/SD2.x/SDXL) embeddings for each step of a pass."""
+
+    def __init__(self, per_step: list[StepEmbeds], pooled: bool = False):
         self.per_step = per_step
+        self.pooled = pooled  # SDXL: the second encoder's pooled output goes in too
         self.changes = any(e is not per_step[0] for e in per_step)
         # AND / a weighted prompt: the pass runs through composable.Composer.
         self.composable = bool(per_step[0].weights)
@@ -29,21 +36,53 @@ class PromptPlan:
     def at(self, step: int) -> StepEmbeds:
         return self.per_step[min(max(step, 0), len(self.per_step) - 1)]
 
-    def loop_tensors(self, step: int, batch: int, cfg: bool, sdxl: bool) -> dict[str, torch.Tensor]:
+    def call_kwargs(self, job) -> dict[str, Any]:
+        """The pipeline call's conditioning arguments (the first step's embeddings)."""
+        first = self.at(0)
+        out = {
+            "prompt_embeds": first.cond,
+            "negative_prompt_embeds": first.uncond,
+            "guidance_scale": job.cfg,
+        }
+        if self.pooled:
+            out["pooled_prompt_embeds"] = first.pooled
+            out["negative_pooled_prompt_embeds"] = first.uncond_pooled
+        return out
+
+    def tensor_inputs(self) -> list[str]:
+        """The callback tensors a schedule swaps (besides the latents)."""
+        if not self.changes:
+            return []
+        return ["prompt_embeds"] + (["add_text_embeds"] if self.pooled else [])
+
+    def loop_tensors(self, step: int, batch: int, cfg: bool) -> dict[str, torch.Tensor]:
         """The callback tensors a pipeline's loop uses, for `step`: with CFG the negative
         half comes first, as diffusers concatenates them."""
         e = self.at(step)
         cond = e.cond.repeat(batch, 1, 1)
         uncond = e.uncond.repeat(batch, 1, 1)
         out = {"prompt_embeds": torch.cat([uncond, cond]) if cfg else cond}
-        if sdxl:
+        if self.pooled:
             pooled = e.pooled.repeat(batch, 1)
             upooled = e.uncond_pooled.repeat(batch, 1)
             out["add_text_embeds"] = torch.cat([upooled, pooled]) if cfg else pooled
         return out
 
 
-def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) -> PromptPlan:
+def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
+    """The pass's conditioning, by the family's text encoding: a PromptPlan (CLIP families)
+    or a ClipT5Plan (Flux)."""
+    spec = spec_for(ctx.model.family)
+    if spec.text_encoding is TextEncoding.CLIP_T5:
+        job = ctx.job
+        prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
+        return encode_clip_t5(pipe, prompt, negative, job, ctx.model.family)
+    return encode_clip(pipe, ctx, executed, pass_steps, hires_pass, spec.pooled_text)
+
+
+def encode_clip(
+    pipe, ctx, executed: int, pass_steps: int, hires_pass: bool, pooled: bool
+) -> PromptPlan:
     """Embeddings for each of the `executed` sampling steps of a pass.
 
     As in A1111, schedules are laid out over the job's steps and indexed by the steps
@@ -63,7 +102,7 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False) 
         encoder, prompt, negative, job.steps, max(executed, 1) if hires_pass else None
     )
     ctx.embeddings_used.update(schedule.embeddings_used)
-    return PromptPlan(schedule.per_step(max(executed, 1)))
+    return PromptPlan(schedule.per_step(max(executed, 1)), pooled)
 
 
 def hires_prompts(job) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from dreamwire.backend.canvas import masks, outpaint
+from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import GeneratedImage, JobResult
@@ -43,7 +44,8 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
 
     comps = model.components
     with ExitStack() as stack:
-        stack.enter_context(seamless([comps["unet"], comps["vae"]], job.seamless))
+        denoiser = comps[spec_for(model.family).denoiser]
+        stack.enter_context(seamless([denoiser, comps["vae"]], job.seamless))
         stack.enter_context(cancellable(comps["vae"], reporter.check_cancel))
         out_w, out_h = final_size(job)
         stack.enter_context(

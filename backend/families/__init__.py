@@ -8,10 +8,11 @@ tiny model builder (backend/tiny) and tests. Nothing else branches on a family n
 
 from __future__ import annotations
 
-from .spec import FamilySpec, PipelineClasses
+from .flux import FLUX
+from .spec import FamilySpec, PipelineClasses, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
-SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL)}
+SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
 
 
 def spec_for(key: str | None) -> FamilySpec:
@@ -20,4 +21,4 @@ def spec_for(key: str | None) -> FamilySpec:
     return SPECS.get(key or "", SD1)
 
 
-__all__ = ["SPECS", "FamilySpec", "PipelineClasses", "spec_for"]
+__all__ = ["SPECS", "FamilySpec", "PipelineClasses", "TextEncoding", "spec_for"]

@@ -10,29 +10,89 @@ new family is a new entry (backend/families/<name>.py) plus its tiny models and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from enum import Enum
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import ModelFamily
 
-MODES = ("txt2img", "img2img", "inpaint")
+MODES = ("txt2img", "img2img", "inpaint", "edit")
 
 
 @dataclass(frozen=True)
 class PipelineClasses:
     """diffusers pipeline class names per mode (names, so that reading a spec does not
-    import diffusers)."""
+    import diffusers); None where the family has no pipeline for a mode."""
 
-    txt2img: str
-    img2img: str
-    inpaint: str
+    txt2img: str | None
+    img2img: str | None
+    inpaint: str | None
+    edit: str | None = None  # an image plus an instruction (Flux Kontext-style edit models)
+
+    def has(self, mode: str) -> bool:
+        return mode in MODES and getattr(self, mode) is not None
 
     def for_mode(self, mode: str, family: str) -> str:
-        if mode not in MODES:
+        if not self.has(mode):
             raise DreamwireError(
                 ErrorCode.MODEL_UNSUPPORTED, f"no {mode} pipeline for a {family} model"
             )
         return getattr(self, mode)
+
+
+class TextEncoding(str, Enum):
+    """How a family turns prompt text into the pipeline's conditioning inputs (the engine
+    has one prompt encoder per value)."""
+
+    # A1111's prompt language over CLIP hidden states (SD1.x/SD2.x; SDXL adds the second
+    # encoder's pooled output): weights, BREAK, clip skip, embeddings, schedules, AND.
+    CLIP = "clip"
+    # Flux: CLIP-L's pooled output plus T5's token sequence; weights act on both as in
+    # Forge, BREAK on CLIP only.
+    CLIP_T5 = "clip_t5"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampler names a family takes. `names` None: every A1111 sampler of
+    backend/samplers.py (discrete-time schedulers over the checkpoint's betas). A
+    flow-matching family lists its own, run by the model's own scheduler class with its
+    shift settings; `schedule` is the infotext "Schedule type" that scheduler is."""
+
+    names: tuple[str, ...] | None = None
+    schedule: str = ""
+
+
+@dataclass(frozen=True)
+class Support:
+    """What a job may ask of a family beyond plain txt2img/img2img/inpaint; the plan refuses
+    the rest before anything loads, naming the reason (`refusals` below)."""
+
+    hires_latent: bool = True  # Hires.fix with a "Latent" upscaler (latents upscaled as is)
+    seamless: bool = True  # circular padding in the denoiser's convolutions
+    regions: bool = True  # regional prompts (attention masks per region)
+    composable: bool = True  # AND prompts (one denoiser batch entry per subprompt)
+    prompt_schedules: bool = True  # [from:to:when] and [a|b] change the prompt mid-run
+    variation_seed: bool = True  # A1111's subseed blend of the initial noise
+    controlnet: bool = True  # ControlNet/T2I-Adapter/IP-Adapter units
+    refine_upscale: bool = True  # SD upscale: tiles refined with img2img
+
+
+# Why a family may refuse a feature: shown to the artist with the family's label.
+SUPPORT_REASONS = {
+    "hires_latent": "Hires.fix with a Latent upscaler needs unpacked 4-channel latents; "
+    "pick a pixel upscaler",
+    "seamless": "seamless tiling pads the denoiser's convolutions, and this model's "
+    "transformer has none",
+    "regions": "regional prompts need per-region attention masks, not built for its joint "
+    "attention yet",
+    "composable": "AND prompts need one denoiser pass per subprompt, not built for it yet",
+    "prompt_schedules": "prompt editing and alternation ([a:b:n], [a|b]) are not built for "
+    "its text encoders yet",
+    "variation_seed": "variation seeds blend unpacked noise, not built for its packed latents yet",
+    "controlnet": "control units for it are not built yet",
+    "refine_upscale": "tiled upscale-and-refine is not built for it yet",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +135,18 @@ class FamilySpec:
     # TAESD decoder file stems, best first (models/VAE-approx).
     taesd_stems: tuple[str, ...]
     memory: MemoryFigures
+    # The components' key of the network that denoises ("unet" or "transformer").
+    denoiser: str = "unet"
+    text_encoding: TextEncoding = TextEncoding.CLIP
+    sampling: Sampling = Sampling()
+    support: Support = Support()
+    # Latent -> RGB preview bias (added after `latent_rgb`), and whether the sampler loop
+    # carries latents packed as 2x2 patches per token (Flux), to unpack for previews.
+    latent_rgb_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    packed_latents: bool = False
+    # The model's own guidance input (Flux dev's distilled guidance) is fed from the job's
+    # distilled_cfg; families without one ignore that field.
+    distilled_guidance: bool = False
 
     @property
     def key(self) -> str:
@@ -83,6 +155,16 @@ class FamilySpec:
     @property
     def label(self) -> str:
         return self.family.label
+
+    def supported(self) -> tuple[str, ...]:
+        """The Support flags this family has, by name (what the welcome lists)."""
+        return tuple(f.name for f in fields(Support) if getattr(self.support, f.name))
+
+    def refusal(self, feature: str) -> DreamwireError:
+        return DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{self.label} models: {SUPPORT_REASONS[feature]}",
+        )
 
     def pipeline_class(self, mode: str, controlnet: bool = False) -> type:
         import diffusers

@@ -71,6 +71,11 @@ def _sd2_is_v(header: Header, path: Path) -> bool:
 def diffusers_arch(folder: Path) -> str | None:
     try:
         index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if "transformer" in index:
+        return _transformer_folder_arch(folder)
+    try:
         unet = json.loads((folder / "unet" / "config.json").read_text())
     except (OSError, ValueError):
         return None
@@ -90,6 +95,20 @@ def diffusers_arch(folder: Path) -> str | None:
     return arch + _INPUT_VARIANTS.get(channels, f"-in{channels}")
 
 
+def _transformer_folder_arch(folder: Path) -> str | None:
+    """A Flux diffusers folder: dev has the guidance embedding, schnell not; the tiny test
+    model is told by its width."""
+    try:
+        config = json.loads((folder / "transformer" / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if config.get("_class_name") != "FluxTransformer2DModel":
+        return None
+    if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH:
+        return "tiny-flux"
+    return "flux-dev" if config.get("guidance_embeds") else "flux-schnell"
+
+
 def vae_arch(header: Header) -> str | None:
     """VAE files: `encoder.conv_in.weight` (A1111, Flux's ae.safetensors) or with a
     `first_stage_model.` prefix. Flux's VAE has 16 latent channels (SD's 4); SD3's VAE has
@@ -106,10 +125,14 @@ def vae_arch(header: Header) -> str | None:
 
 @lru_cache(maxsize=1)
 def _width_families() -> dict[int, str]:
-    """Cross-attention width -> family, from the catalog ("sd1": 768, "tiny-sdxl": 96, ...)."""
+    """UNet cross-attention width -> family, from the catalog ("sd1": 768, "tiny-sdxl": 96,
+    ...); transformer families are told apart by their own keys, not by this width."""
     widths: dict[int, str] = {}
     for arch in catalog.archs():
-        config = json.loads((catalog.config_dir(arch) / "unet" / "config.json").read_text())
+        unet = catalog.config_dir(arch) / "unet" / "config.json"
+        if not unet.is_file():
+            continue
+        config = json.loads(unet.read_text())
         family = arch if arch.startswith("tiny") else catalog.arch_info(arch)["family"]
         widths.setdefault(int(config["cross_attention_dim"]), family)
     return widths

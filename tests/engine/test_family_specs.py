@@ -25,7 +25,8 @@ def test_every_shared_family_has_a_spec():
 @pytest.mark.parametrize("controlnet", [False, True])
 def test_pipelines_take_the_spec_components(key, controlnet):
     spec = SPECS[key]
-    for mode in MODES:
+    table = spec.controlnet_pipelines if controlnet else spec.pipelines
+    for mode in (m for m in MODES if table.has(m)):
         cls = spec.pipeline_class(mode, controlnet=controlnet)
         params = inspect.signature(cls.__init__).parameters
         assert set(spec.components) <= set(params), (cls.__name__, spec.components)
@@ -39,7 +40,7 @@ def test_catalog_pipelines_agree_with_the_specs():
     for arch in catalog.archs():
         info = catalog.arch_info(arch)
         spec = spec_for(catalog.family_of(arch))
-        names = {getattr(spec.pipelines, m) for m in MODES}
+        names = {getattr(spec.pipelines, m) for m in MODES if spec.pipelines.has(m)}
         assert info["pipeline"] in names, (arch, info["pipeline"])
         assert hasattr(diffusers, info["pipeline"])
 
@@ -56,3 +57,22 @@ def test_unknown_mode_is_a_stable_error():
     with pytest.raises(DreamwireError) as err:
         SPECS["sdxl"].pipeline_class("outpaint")
     assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
+    with pytest.raises(DreamwireError) as err:  # no edit model for SDXL
+        SPECS["sdxl"].pipeline_class("edit")
+    assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
+
+
+@pytest.mark.parametrize("key", sorted(SPECS))
+def test_denoiser_and_previews_fit_the_catalog_configs(key):
+    # The denoiser component is a folder of every catalog config of the family, and the
+    # preview factors have one row per latent channel of its VAE.
+    import json
+
+    spec = SPECS[key]
+    archs = [a for a in catalog.archs() if catalog.family_of(a) == key]
+    assert archs
+    for arch in archs:
+        folder = catalog.config_dir(arch)
+        assert (folder / spec.denoiser / "config.json").is_file(), arch
+        vae = json.loads((folder / "vae" / "config.json").read_text())
+        assert len(spec.latent_rgb) == vae["latent_channels"], arch

@@ -16,15 +16,17 @@ def test_every_catalog_family_has_an_entry():
     assert keys <= set(families.FAMILIES), keys - set(families.FAMILIES)
 
 
-@pytest.mark.parametrize(("key", "label"), [("sd1", "SD1.x"), ("sd2", "SD2.x"), ("sdxl", "SDXL")])
+@pytest.mark.parametrize(
+    ("key", "label"), [("sd1", "SD1.x"), ("sd2", "SD2.x"), ("sdxl", "SDXL"), ("flux", "Flux.1")]
+)
 def test_labels(key, label):
     assert families.label(key) == label
     assert families.family(key).key == key
 
 
 def test_unknown_keys():
-    assert families.label("flux") == "flux"  # shown as the backend wrote it
-    assert families.family("flux") is families.DEFAULT
+    assert families.label("qwen-image") == "qwen-image"  # shown as the backend wrote it
+    assert families.family("qwen-image") is families.DEFAULT
     assert families.family(None) is families.DEFAULT
 
 
@@ -32,6 +34,7 @@ def test_unknown_keys():
     ("name", "key"),
     [
         ("sd_xl_base_1.0", "sdxl"),
+        ("flux1-dev-Q4_K_S", "flux"),
         ("ponyDiffusionV6XL", "sdxl"),
         ("sdxl-v2-test", "sdxl"),  # "xl" wins over SD2's "v2-"
         ("v2-1_768-ema-pruned", "sd2"),
@@ -48,3 +51,10 @@ def test_native_sizes_grow_with_the_family():
     assert [r.native for r in sizes] == [512, 768, 1024]
     for r in sizes:
         assert r.native <= r.max_side and r.native**2 <= r.max_pixels * 1.5
+
+
+def test_flux_defaults_follow_forge():
+    # A host switching to a Flux model takes these instead of SD's 7.0 CFG and DPM++.
+    flux, sd = families.family("flux").defaults, families.family("sd1").defaults
+    assert (flux.sampler, flux.cfg, flux.distilled_cfg) == ("Euler", 1.0, 3.5)
+    assert sd.distilled_cfg is None and sd.cfg == 7.0

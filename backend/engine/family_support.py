@@ -1,0 +1,49 @@
+"""What a job asks of its model's family, checked against the family spec's `Support`
+before anything loads: a feature the family cannot run is one clear MODEL_UNSUPPORTED
+naming the family and the reason, never a shape error deep inside diffusers.
+"""
+
+from __future__ import annotations
+
+from dreamwire.backend import prompts
+from dreamwire.backend.families import spec_for
+from dreamwire.shared.job import Job
+
+from . import scheduling
+
+
+def _has_schedule(text: str, steps: int) -> bool:
+    return len(prompts.prompt_schedule(text, max(steps, 1))) > 1
+
+
+def requested(job: Job) -> list[str]:
+    """The Support features (backend/families/spec.py) this job uses."""
+    used = []
+    if job.hires is not None and job.hires.upscaler == "Latent":
+        used.append("hires_latent")
+    if job.seamless != "none":
+        used.append("seamless")
+    if job.regions:
+        used.append("regions")
+    text, _ = prompts.extract_extra_networks(job.prompt)
+    if prompts.is_composable(prompts.split_subprompts(text)):
+        used.append("composable")
+    if _has_schedule(text, job.steps) or _has_schedule(job.negative, job.steps):
+        used.append("prompt_schedules")
+    if job.subseed_strength > 0:
+        used.append("variation_seed")
+    if job.controls:
+        used.append("controlnet")
+    if job.upscale is not None and job.upscale.refine:
+        used.append("refine_upscale")
+    return used
+
+
+def check(job: Job, family: str) -> None:
+    spec = spec_for(family)
+    scheduling.check(family, job.sampler)
+    for feature in requested(job):
+        if not getattr(spec.support, feature):
+            raise spec.refusal(feature)
+    if job.upscale is None:
+        spec.pipelines.for_mode(job.mode, spec.label)

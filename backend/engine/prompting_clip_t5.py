@@ -1,0 +1,65 @@
+"""A CLIP + T5 family's (Flux) conditioning for a pass, in the shape the pass runner hands
+to diffusers' Flux pipelines.
+
+The text itself is encoded by backend/clip_t5_encoding.py. Flux dev takes its distilled
+guidance (Forge's "Distilled CFG Scale") as a model input, `guidance_scale` in diffusers;
+the job's CFG is the real classifier-free guidance (`true_cfg_scale`), which runs a second,
+negative-prompt pass only above 1, as in Forge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dreamwire.backend.clip_t5_encoding import ClipT5Conditioning, encode
+from dreamwire.shared.families import family as shared_family
+
+
+class ClipT5Plan:
+    """One pass's conditioning. Flux has no per-step prompt schedules or AND prompts here
+    (the family spec refuses them before loading), so it is the same at every step."""
+
+    changes = False
+    composable = False
+
+    def __init__(
+        self, cond: ClipT5Conditioning, uncond: ClipT5Conditioning | None, guidance: float
+    ):
+        self.cond = cond
+        self.uncond = uncond  # None: real CFG is 1, no negative pass
+        self.guidance = guidance  # the distilled guidance input
+
+    def call_kwargs(self, job) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "prompt_embeds": self.cond.sequence,
+            "pooled_prompt_embeds": self.cond.pooled,
+            "guidance_scale": self.guidance,
+            "true_cfg_scale": job.cfg,
+        }
+        if self.uncond is not None:
+            out["negative_prompt_embeds"] = self.uncond.sequence
+            out["negative_pooled_prompt_embeds"] = self.uncond.pooled
+        return out
+
+    def tensor_inputs(self) -> list[str]:
+        return []
+
+    def loop_tensors(self, step: int, batch: int, cfg: bool) -> dict[str, torch.Tensor]:
+        return {}
+
+
+def distilled_cfg(job, family: str) -> float:
+    """The job's Distilled CFG Scale, or its model family's default."""
+    if job.distilled_cfg is not None:
+        return float(job.distilled_cfg)
+    default = shared_family(family).defaults.distilled_cfg
+    return float(default if default is not None else 1.0)
+
+
+def encode_clip_t5(pipe, prompt: str, negative: str, job, family: str) -> ClipT5Plan:
+    cond = encode(pipe, prompt)
+    # Forge runs the negative prompt only with real CFG above 1 (diffusers: true_cfg_scale).
+    uncond = encode(pipe, negative) if job.cfg > 1.0 else None
+    return ClipT5Plan(cond, uncond, distilled_cfg(job, family))

@@ -1,0 +1,76 @@
+"""Flux.1 (Black Forest Labs): a rectified-flow transformer over 16-channel latents packed
+as 2x2 patches, conditioned on CLIP-L's pooled output and T5-XXL's token sequence.
+
+dev and schnell share this entry: what differs (dev's guidance embedding, schnell's
+unshifted schedule) is in the checkpoint's own config (models/configs/flux-dev, flux-schnell),
+which the pipelines and the model's scheduler read.
+"""
+
+from __future__ import annotations
+
+from dreamwire.shared import families
+
+from .spec import FamilySpec, MemoryFigures, PipelineClasses, Sampling, Support, TextEncoding
+
+FLUX = FamilySpec(
+    family=families.FLUX,
+    pipelines=PipelineClasses("FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline"),
+    controlnet_pipelines=PipelineClasses(
+        "FluxControlNetPipeline",
+        "FluxControlNetImg2ImgPipeline",
+        "FluxControlNetInpaintPipeline",
+    ),
+    components=(
+        "vae",
+        "text_encoder",
+        "tokenizer",
+        "text_encoder_2",
+        "tokenizer_2",
+        "transformer",
+        "scheduler",
+    ),
+    pooled_text=True,
+    safety_checker_slot=False,
+    unet_blocks="",  # no UNet: IP-Adapter block tables do not apply
+    # ComfyUI's Flux latent format (comfy/latent_formats.py, class Flux).
+    latent_rgb=(
+        (-0.0346, 0.0244, 0.0681),
+        (0.0034, 0.0210, 0.0687),
+        (0.0275, -0.0668, -0.0433),
+        (-0.0174, 0.0160, 0.0617),
+        (0.0859, 0.0721, 0.0329),
+        (0.0004, 0.0383, 0.0115),
+        (0.0405, 0.0861, 0.0915),
+        (-0.0236, -0.0185, -0.0259),
+        (-0.0245, 0.0250, 0.1180),
+        (0.1008, 0.0755, -0.0421),
+        (-0.0515, 0.0201, 0.0011),
+        (0.0428, -0.0012, -0.0036),
+        (0.0817, 0.0765, 0.0749),
+        (-0.1264, -0.0522, -0.1103),
+        (-0.0280, -0.0881, -0.0499),
+        (-0.1262, -0.0982, -0.0778),
+    ),
+    latent_rgb_bias=(-0.0329, -0.0718, -0.0851),
+    packed_latents=True,
+    taesd_stems=("taef1_decoder", "taef1"),
+    # Flux.1 dev: transformer 11.9 B, CLIP-L 123 M + T5-XXL encoder 4.76 B, 16-channel VAE
+    # 83.7 M. Activations: a first figure (transformer blocks at 1024 px, 4096 image + 512
+    # text tokens), to be calibrated by bench/bench_lowvram.py like the UNet families'.
+    memory=MemoryFigures(11901.4, 83.7, 123.1 + 4762.3, 0.0, 24 * 1024, vae_upcast=1.0),
+    denoiser="transformer",
+    text_encoding=TextEncoding.CLIP_T5,
+    # Forge's Flux preset: Euler over the model's shifted flow-matching schedule ("Simple").
+    sampling=Sampling(names=("Euler",), schedule="Simple"),
+    support=Support(
+        hires_latent=False,
+        seamless=False,
+        regions=False,
+        composable=False,
+        prompt_schedules=False,
+        variation_seed=False,
+        controlnet=False,
+        refine_upscale=False,
+    ),
+    distilled_guidance=True,
+)

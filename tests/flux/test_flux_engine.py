@@ -1,0 +1,158 @@
+"""Flux.1 through the engine equals diffusers' Flux pipelines (same components, seed and
+thread count, so bit for bit), with Forge's settings and infotext; what the family cannot
+run yet is refused before anything loads."""
+
+from __future__ import annotations
+
+import re
+
+import diffusers
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dreamwire.backend.canvas.masks import composite
+from dreamwire.backend.engine import noise
+from dreamwire.shared.errors import DreamwireError
+from dreamwire.shared.job import Job, Region
+
+PROMPT = "a cat sitting on a red chair"
+BASE = dict(
+    model="tiny-flux", prompt=PROMPT, sampler="Euler", steps=4, cfg=1.0, width=64, height=64, seed=5
+)
+
+
+def job(**kw) -> Job:
+    return Job(**{**BASE, **kw})
+
+
+def reference(engine, cls_name: str, seed: int = 5, **kwargs) -> np.ndarray:
+    comps = engine.load("tiny-flux", "").components
+    names = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
+    pipe = getattr(diffusers, cls_name)(
+        **{k: comps[k] for k in names},
+        scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        out = pipe(
+            prompt=PROMPT,
+            num_inference_steps=4,
+            generator=noise.generators([seed]),
+            output_type="np",
+            **kwargs,
+        )
+    return (out.images[0] * 255).round().astype(np.uint8)
+
+
+def diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
+
+
+def test_txt2img_equals_diffusers_with_forge_infotext(flux_engine):
+    result = flux_engine.run(job())
+    expected = reference(flux_engine, "FluxPipeline", guidance_scale=3.5, height=64, width=64)
+    assert diff(result.images[0].image, expected) == 0
+    info = result.images[0].infotext
+    assert "Sampler: Euler, Schedule type: Simple, CFG scale: 1," in info
+    assert "Distilled CFG Scale: 3.5" in info
+
+
+def test_distilled_cfg_and_real_cfg_reach_the_pipeline(flux_engine):
+    result = flux_engine.run(job(distilled_cfg=2.0, cfg=3.0, negative="blurry"))
+    expected = reference(
+        flux_engine,
+        "FluxPipeline",
+        guidance_scale=2.0,
+        true_cfg_scale=3.0,
+        negative_prompt="blurry",
+        height=64,
+        width=64,
+    )
+    assert diff(result.images[0].image, expected) == 0
+    plain = flux_engine.run(job()).images[0].image
+    assert diff(result.images[0].image, plain) > 0  # the settings changed the init_image
+    assert re.search(r"Distilled CFG Scale: 2(,|$)", result.images[0].infotext)
+
+
+def test_img2img_equals_diffusers(flux_engine, init_image):
+    result = flux_engine.run(job(init_image=init_image, strength=0.6))
+    expected = reference(
+        flux_engine,
+        "FluxImg2ImgPipeline",
+        image=Image.fromarray(init_image),
+        strength=0.6,
+        guidance_scale=3.5,
+        height=64,
+        width=64,
+    )
+    assert diff(result.images[0].image, expected) == 0
+    assert "Denoising strength: 0.6" in result.images[0].infotext
+
+
+def test_inpaint_equals_diffusers_then_overlay(flux_engine, init_image, mask):
+    result = flux_engine.run(job(init_image=init_image, mask=mask, mask_blur=0, strength=0.9))
+    generated = reference(
+        flux_engine,
+        "FluxInpaintPipeline",
+        image=Image.fromarray(init_image),
+        mask_image=Image.fromarray(mask),
+        strength=0.9,
+        guidance_scale=3.5,
+        height=64,
+        width=64,
+    )
+    assert diff(result.images[0].image, composite(init_image, generated, mask)) == 0
+    outside = mask == 0
+    assert np.array_equal(result.images[0].image[outside], init_image[outside])
+
+
+def test_weights_act_on_t5_and_break_keeps_clips_first_chunk(flux_engine):
+    from dreamwire.backend.clip_t5_encoding import encode
+
+    comps = flux_engine.load("tiny-flux", "").components
+    pipe = diffusers.FluxPipeline(**{k: comps[k] for k in comps})
+    with torch.inference_mode():
+        plain = encode(pipe, "a cat on a chair")
+        weighted = encode(pipe, "a (cat:1.5) on a chair")
+        broken = encode(pipe, "a cat on a chair BREAK red house")
+    # The weighted sequence differs, with its mean restored (A1111 "Original" emphasis).
+    assert not torch.equal(plain.sequence, weighted.sequence)
+    assert torch.allclose(plain.sequence.mean(), weighted.sequence.mean(), atol=1e-5)
+    # The pooled CLIP vector ignores weights and comes from the text before BREAK.
+    assert torch.equal(plain.pooled, weighted.pooled)
+    assert torch.equal(plain.pooled, broken.pooled)
+    assert not torch.equal(plain.sequence, broken.sequence)
+
+
+def test_previews_unpack_flux_latents(flux_engine):
+    shapes = []
+
+    def on_progress(p):
+        if getattr(p, "preview", None) is not None:
+            shapes.append(p.preview.shape)
+
+    flux_engine.run(job(preview_every=1, width=64, height=48), on_progress=on_progress)
+    assert shapes and all(s[:2] == (6, 8) and s[2] == 3 for s in shapes)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (dict(sampler="DPM++ 2M Karras"), "sample with Euler"),
+        (dict(seamless="both"), "seamless"),
+        (dict(prompt="a cat AND a dog"), "AND prompts"),
+        (dict(prompt="a [cat:dog:2]"), "prompt editing"),
+        (dict(subseed_strength=0.3, subseed=2), "variation seeds"),
+        (dict(regions=[Region(prompt="a dog", mask=np.full((64, 64), 255, np.uint8))]), "regional"),
+    ],
+)
+def test_what_flux_cannot_run_is_refused_before_loading(flux_library, changes, words):
+    from dreamwire.backend.engine import Engine
+
+    engine = Engine(flux_library, device="cpu", extensions=[], cache_size=1)
+    with pytest.raises(DreamwireError) as err:
+        engine.run(job(**changes))
+    assert "Flux.1" in err.value.message and words in err.value.message
+    assert len(engine.models) == 0  # refused by the plan: nothing was loaded
