@@ -119,10 +119,12 @@ def load_transformer(part: Part, arch: str, dtype):
 
 
 def load_clip_l(part: Part, arch: str, dtype):
-    import torch
+    from accelerate import init_empty_weights
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    with torch.device("meta"):
+    # Parameters on the meta device (T5-XXL would take minutes to initialise randomly);
+    # buffers real: CLIP's position_ids are not in the file.
+    with init_empty_weights(include_buffers=False):
         model = CLIPTextModel(CLIPTextConfig(**_config(arch, "text_encoder")))
     wrapped = any(k.startswith("text_model.") for k in model.state_dict())
     state = {}
@@ -134,10 +136,10 @@ def load_clip_l(part: Part, arch: str, dtype):
 
 
 def load_t5(part: Part, arch: str, dtype):
-    import torch
+    from accelerate import init_empty_weights
     from transformers import T5Config, T5EncoderModel
 
-    with torch.device("meta"):
+    with init_empty_weights(include_buffers=False):
         model = T5EncoderModel(T5Config(**_config(arch, "text_encoder_2")))
     state = _float(read_tensors(part), dtype)
     # t5xxl_fp16.safetensors stores the token embedding once (`shared`); the encoder's

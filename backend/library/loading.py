@@ -209,7 +209,10 @@ def _check_no_meta(entry: ModelEntry, obj) -> None:
     modules = obj.components.values() if hasattr(obj, "components") else [obj]
     for module in modules:
         if isinstance(module, torch.nn.Module):
-            for name, tensor in module.state_dict().items():
+            # Buffers too: a non-persistent one (CLIP's position_ids) is in no file, and a
+            # model built on the meta device keeps it there.
+            tensors = [*module.state_dict().items(), *module.named_buffers()]
+            for name, tensor in tensors:
                 if tensor.is_meta:
                     raise DreamwireError(
                         ErrorCode.MODEL_CORRUPT,

@@ -57,4 +57,3 @@ def private_cache(tmp_path_factory, monkeypatch):
     no T5 tokenizer from the environment of the machine running the tests."""
     monkeypatch.setenv("DREAMWIRE_CACHE", str(tmp_path_factory.getbasetemp() / "dreamwire-cache"))
     monkeypatch.delenv("DREAMWIRE_T5_TOKENIZER", raising=False)
-
