@@ -229,3 +229,50 @@ def clip_l_to_comfy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     norm = out["text_model.final_layer_norm.weight"]
     out["text_projection.weight"] = torch.eye(norm.shape[0], dtype=norm.dtype)
     return out
+
+
+# llama.cpp's names for a T5 encoder in GGUF (city96's t5-v1_1-xxl-encoder-gguf), per
+# block and at the top; ComfyUI-GGUF maps them back to these transformers names.
+_T5_GGUF_BLOCK = {
+    "attn_q": "layer.0.SelfAttention.q",
+    "attn_k": "layer.0.SelfAttention.k",
+    "attn_v": "layer.0.SelfAttention.v",
+    "attn_o": "layer.0.SelfAttention.o",
+    "attn_norm": "layer.0.layer_norm",
+    "attn_rel_b": "layer.0.SelfAttention.relative_attention_bias",
+    "ffn_gate": "layer.1.DenseReluDense.wi_0",
+    "ffn_up": "layer.1.DenseReluDense.wi_1",
+    "ffn_down": "layer.1.DenseReluDense.wo",
+    "ffn_norm": "layer.1.layer_norm",
+}
+_T5_GGUF_TOP = {"token_embd": "shared", "enc.output_norm": "encoder.final_layer_norm"}
+
+
+def t5_from_gguf_names(state: dict) -> dict:
+    """GGUF T5 (`enc.blk.0.attn_q.weight`, `token_embd.weight`) -> transformers' names."""
+    out = {}
+    for key, value in state.items():
+        module, _, param = key.rpartition(".")
+        if module in _T5_GGUF_TOP:
+            out[f"{_T5_GGUF_TOP[module]}.{param}"] = value
+        elif (m := re.fullmatch(r"enc\.blk\.(\d+)\.(\w+)", module)) and m[2] in _T5_GGUF_BLOCK:
+            out[f"encoder.block.{m[1]}.{_T5_GGUF_BLOCK[m[2]]}.{param}"] = value
+        else:
+            raise KeyError(f"no T5 name for GGUF tensor {key!r}")
+    return out
+
+
+def t5_to_gguf_names(state: dict) -> dict:
+    """The inverse, for the tiny GGUF T5 (the tied encoder embedding is not stored)."""
+    top = {v: k for k, v in _T5_GGUF_TOP.items()}
+    block = {v: k for k, v in _T5_GGUF_BLOCK.items()}
+    out = {}
+    for key, value in t5_to_comfy(state).items():
+        module, _, param = key.rpartition(".")
+        if module in top:
+            out[f"{top[module]}.{param}"] = value
+        elif (m := re.fullmatch(r"encoder\.block\.(\d+)\.(.+)", module)) and m[2] in block:
+            out[f"enc.blk.{m[1]}.{block[m[2]]}.{param}"] = value
+        else:
+            raise KeyError(f"no GGUF name for T5 tensor {key!r}")
+    return out

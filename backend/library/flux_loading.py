@@ -8,7 +8,8 @@ weights read from the file:
   FluxTransformer2DModel.from_single_file with the converted dict; a GGUF file keeps its
   quantized weights (diffusers' GGUFQuantizationConfig dequantizes per layer when it runs);
   fp8 weights are upcast to the compute dtype;
-- CLIP-L and T5: transformers' models on the meta device, then the file's tensors assigned;
+- CLIP-L and T5: transformers' models with their parameters on the meta device, then the
+  file's tensors assigned (a GGUF T5 is unpacked: transformers cannot run packed weights);
 - VAE: AutoencoderKL.from_single_file (LDM/BFL names).
 """
 
@@ -141,12 +142,26 @@ def load_t5(part: Part, arch: str, dtype):
 
     with init_empty_weights(include_buffers=False):
         model = T5EncoderModel(T5Config(**_config(arch, "text_encoder_2")))
-    state = _float(read_tensors(part), dtype)
+    tensors = read_tensors(part)
+    if part.entry.format == Format.GGUF:
+        # transformers' T5 cannot run on packed GGUF weights: they are unpacked once here
+        # (the transformer, the large part, stays packed).
+        tensors = flux_layout.t5_from_gguf_names(_dequantized(tensors))
+    state = _float(tensors, dtype)
     # t5xxl_fp16.safetensors stores the token embedding once (`shared`); the encoder's
     # copy is the same tensor.
     if "encoder.embed_tokens.weight" not in state and "shared.weight" in state:
         state["encoder.embed_tokens.weight"] = state["shared.weight"]
     return _assign(model, state, part)
+
+
+def _dequantized(tensors: dict) -> dict:
+    from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
+
+    return {
+        k: dequantize_gguf_tensor(v) if isinstance(v, GGUFParameter) else v
+        for k, v in tensors.items()
+    }
 
 
 def _assign(model, state: dict, part: Part):

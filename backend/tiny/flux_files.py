@@ -10,7 +10,8 @@
   1-D tensors and the embedders/final layer kept F32, the rest quantized), written with the
   `gguf` package.
 - `write_clip_l`, `write_t5xxl`, `write_flux_vae`: clip_l.safetensors, t5xxl_fp16.safetensors
-  (or the fp8 e4m3fn copy) and ae.safetensors.
+  (or the fp8 e4m3fn copy) and ae.safetensors; `write_gguf_t5`: a GGUF T5 encoder in
+  llama.cpp's names (`enc.blk.0.attn_q.weight`).
 
 The weights come from the seeded tiny components, so the same call writes the same bytes.
 """
@@ -106,16 +107,26 @@ def write_comfy_checkpoint(parts: dict, path: Path, dtype: torch.dtype | None = 
 
 def write_gguf_transformer(transformer, path: Path, qtype: str = "Q8_0") -> Path:
     """A GGUF file as city96's tools/convert.py writes one from a BFL checkpoint."""
+    return _write_gguf(transformer_tensors(transformer), path, "flux", qtype)
+
+
+def write_gguf_t5(text_encoder_2, path: Path, qtype: str = "Q8_0") -> Path:
+    """A GGUF T5 encoder in llama.cpp's names (city96's t5-v1_1-xxl-encoder-gguf)."""
+    tensors = flux_layout.t5_to_gguf_names(state_of(text_encoder_2))
+    return _write_gguf(tensors, path, "t5encoder", qtype)
+
+
+def _write_gguf(tensors: dict, path: Path, arch: str, qtype: str) -> Path:
     import gguf
     import numpy as np
 
     quant = getattr(gguf.GGMLQuantizationType, qtype)
     full = gguf.GGMLQuantizationType.F32
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(path=None, arch="flux")
+    writer = gguf.GGUFWriter(path=None, arch=arch)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_file_type(quant)
-    for key, tensor in sorted(transformer_tensors(transformer).items()):
+    for key, tensor in sorted(tensors.items()):
         data = tensor.detach().to(torch.float32).numpy()
         wanted = quant
         if data.ndim == 1 or (any(x in key for x in _GGUF_FULL_PRECISION) and ".weight" in key):
@@ -153,6 +164,9 @@ def build_comfy_tree(root: Path, parts: dict | None = None) -> dict[str, Path]:
             parts["text_encoder_2"],
             models / "text_encoders" / "t5xxl_fp16.safetensors",
             dtype=torch.float16,
+        ),
+        "t5_gguf": write_gguf_t5(
+            parts["text_encoder_2"], models / "text_encoders" / "t5-v1_1-xxl-encoder-Q8_0.gguf"
         ),
         "vae": write_flux_vae(parts["vae"], models / "vae" / "ae.safetensors"),
     }

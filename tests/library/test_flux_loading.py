@@ -134,6 +134,22 @@ def test_forge_install_schnell_with_fp8_t5(flux_trees):
     assert pipe.tokenizer_2("a cat").input_ids[-1] == 1
 
 
+def test_gguf_t5_is_unpacked_into_the_text_encoder(flux_trees, tmp_path):
+    # Without t5xxl_fp16 (preferred when both are there) the GGUF T5 is the one found.
+    root = _install_without(
+        flux_trees.comfy,
+        tmp_path / "ComfyUI",
+        "flux1-dev-aio.safetensors",
+        "t5xxl_fp16.safetensors",
+    )
+    pipe = ModelLibrary([root]).load_pipeline("flux1-dev")
+    error = _max_relative_error(pipe.text_encoder_2, flux_trees.parts["text_encoder_2"])
+    assert 0 < error <= 1.01 / 127
+
+
+T5_FILES = ("t5xxl_fp16.safetensors", "t5-v1_1-xxl-encoder-Q8_0.gguf")
+
+
 def _install_without(src: Path, dst: Path, *names: str) -> Path:
     shutil.copytree(src, dst, ignore=lambda _dir, found: [n for n in found if n in names])
     return dst
@@ -142,12 +158,12 @@ def _install_without(src: Path, dst: Path, *names: str) -> Path:
 @pytest.mark.parametrize(
     ("removed", "named"),
     [
-        (("t5xxl_fp16.safetensors",), ["t5xxl_fp16.safetensors", "models/text_encoders"]),
+        ((*T5_FILES,), ["t5xxl_fp16.safetensors", "GGUF T5", "models/text_encoders"]),
         (("ae.safetensors",), ["ae.safetensors", "models/vae"]),
         (("clip_l.safetensors",), ["clip_l.safetensors"]),
         (("t5_tokenizer",), ["DREAMWIRE_T5_TOKENIZER", "tokenizer.json"]),
         (
-            ("t5xxl_fp16.safetensors", "ae.safetensors"),
+            (*T5_FILES, "ae.safetensors"),
             ["t5xxl_fp16.safetensors", "ae.safetensors"],
         ),
     ],

@@ -63,6 +63,13 @@ def test_comfyui_install_is_scanned_and_identified(flux_trees):
             None,
             None,
         ),
+        "models/text_encoders/t5-v1_1-xxl-encoder-Q8_0.gguf": (
+            "text_encoder",
+            "gguf",
+            "tiny-t5",
+            None,
+            None,
+        ),
         "models/vae/ae.safetensors": ("vae", "safetensors", "tiny-flux-vae", None, None),
     }
 
