@@ -248,31 +248,28 @@ _T5_GGUF_BLOCK = {
 _T5_GGUF_TOP = {"token_embd": "shared", "enc.output_norm": "encoder.final_layer_norm"}
 
 
-def t5_from_gguf_names(state: dict) -> dict:
-    """GGUF T5 (`enc.blk.0.attn_q.weight`, `token_embd.weight`) -> transformers' names."""
+def _rename_t5(state: dict, top: dict, block: dict, block_re: str, block_fmt: str) -> dict:
     out = {}
     for key, value in state.items():
         module, _, param = key.rpartition(".")
-        if module in _T5_GGUF_TOP:
-            out[f"{_T5_GGUF_TOP[module]}.{param}"] = value
-        elif (m := re.fullmatch(r"enc\.blk\.(\d+)\.(\w+)", module)) and m[2] in _T5_GGUF_BLOCK:
-            out[f"encoder.block.{m[1]}.{_T5_GGUF_BLOCK[m[2]]}.{param}"] = value
+        if module in top:
+            out[f"{top[module]}.{param}"] = value
+        elif (m := re.fullmatch(block_re, module)) and m[2] in block:
+            out[f"{block_fmt.format(m[1])}.{block[m[2]]}.{param}"] = value
         else:
-            raise KeyError(f"no T5 name for GGUF tensor {key!r}")
+            raise KeyError(f"no name for T5 tensor {key!r} in the other layout")
     return out
+
+
+def t5_from_gguf_names(state: dict) -> dict:
+    """GGUF T5 (`enc.blk.0.attn_q.weight`, `token_embd.weight`) -> transformers' names."""
+    return _rename_t5(
+        state, _T5_GGUF_TOP, _T5_GGUF_BLOCK, r"enc\.blk\.(\d+)\.(\w+)", "encoder.block.{}"
+    )
 
 
 def t5_to_gguf_names(state: dict) -> dict:
     """The inverse, for the tiny GGUF T5 (the tied encoder embedding is not stored)."""
     top = {v: k for k, v in _T5_GGUF_TOP.items()}
     block = {v: k for k, v in _T5_GGUF_BLOCK.items()}
-    out = {}
-    for key, value in t5_to_comfy(state).items():
-        module, _, param = key.rpartition(".")
-        if module in top:
-            out[f"{top[module]}.{param}"] = value
-        elif (m := re.fullmatch(r"encoder\.block\.(\d+)\.(.+)", module)) and m[2] in block:
-            out[f"enc.blk.{m[1]}.{block[m[2]]}.{param}"] = value
-        else:
-            raise KeyError(f"no GGUF name for T5 tensor {key!r}")
-    return out
+    return _rename_t5(t5_to_comfy(state), top, block, r"encoder\.block\.(\d+)\.(.+)", "enc.blk.{}")
