@@ -7,7 +7,7 @@ weights read from the file:
 - transformer: BFL layout -> diffusers names (flux_layout), then
   FluxTransformer2DModel.from_single_file with the converted dict; a GGUF file keeps its
   quantized weights (diffusers' GGUFQuantizationConfig dequantizes per layer when it runs);
-  fp8 weights are upcast to the compute dtype;
+  fp8 weights are upcast to the compute dtype (ComfyUI's "scaled" fp8 multiplied out);
 - CLIP-L and T5: transformers' models with their parameters on the meta device, then the
   file's tensors assigned (a GGUF T5 is unpacked: transformers cannot run packed weights);
 - VAE: AutoencoderKL.from_single_file (LDM/BFL names).
@@ -61,11 +61,40 @@ def read_tensors(part: Part) -> dict:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        return {
+        tensors = {
             key[len(part.prefix) :]: f.get_tensor(key)
             for key in f.keys()  # noqa: SIM118 (safe_open is not a dict)
             if key.startswith(part.prefix)
         }
+    return unscaled_fp8(tensors)
+
+
+# ComfyUI's "scaled" fp8 files (t5xxl_fp8_e4m3fn_scaled.safetensors, ...) store each
+# matrix as fp8 times a float32 scale: `X.scale_weight` (older, with a `scaled_fp8` marker)
+# or `X.weight_scale` (newer). Loading them as plain fp8 would run with wrong weights.
+_WEIGHT_SCALES = (".scale_weight", ".weight_scale")
+_SCALE_EXTRAS = (".scale_input", ".input_scale", ".comfy_quant")
+
+
+def unscaled_fp8(tensors: dict) -> dict:
+    """Scaled fp8 weights multiplied out (float32); other files are returned as they are."""
+    import torch
+
+    scales = {k: v for k, v in tensors.items() if k.endswith(_WEIGHT_SCALES)}
+    if not scales and "scaled_fp8" not in tensors:
+        return tensors
+    out = {
+        k: v
+        for k, v in tensors.items()
+        if k not in scales and k != "scaled_fp8" and not k.endswith(_SCALE_EXTRAS)
+    }
+    for key, scale in scales.items():
+        weight = key.rsplit(".", 1)[0] + ".weight"
+        if weight in out:
+            value = out[weight].to(torch.float32)
+            # A per-tensor scalar, or one scale per output row.
+            out[weight] = value * scale.to(torch.float32).reshape(-1, *[1] * (value.ndim - 1))
+    return out
 
 
 def _config(arch: str, component: str) -> dict:

@@ -84,6 +84,21 @@ def write_t5xxl(text_encoder_2, path: Path, dtype: torch.dtype | None = None) ->
     return save_tensors(_stored(t5_tensors(text_encoder_2), dtype), path, METADATA)
 
 
+def write_scaled_fp8_t5xxl(text_encoder_2, path: Path) -> Path:
+    """t5xxl_fp8_e4m3fn_scaled.safetensors as ComfyUI writes it: each matrix in fp8 divided
+    by a float32 `scale_weight` (its largest magnitude over fp8's 448), a `scaled_fp8`
+    marker, norms kept in fp16."""
+    out = {"scaled_fp8": torch.zeros(0, dtype=FP8)}
+    for key, value in t5_tensors(text_encoder_2).items():
+        if value.ndim == 2 and key.endswith(".weight"):
+            scale = value.abs().max().float() / torch.finfo(FP8).max
+            out[key] = (value / scale).to(FP8)
+            out[key.removesuffix("weight") + "scale_weight"] = scale.reshape(())
+        else:
+            out[key] = value.to(torch.float16)
+    return save_tensors(out, path, METADATA)
+
+
 def write_flux_vae(vae, path: Path) -> Path:
     """ae.safetensors: the 16-channel VAE with LDM names and no prefix."""
     return save_tensors(vae_tensors(vae), path, METADATA)

@@ -150,6 +150,24 @@ def test_gguf_t5_is_unpacked_into_the_text_encoder(flux_trees, tmp_path):
 T5_FILES = ("t5xxl_fp16.safetensors", "t5-v1_1-xxl-encoder-Q8_0.gguf")
 
 
+def test_scaled_fp8_t5_is_multiplied_out(flux_trees, tmp_path):
+    from dreamwire.backend.tiny.flux_files import write_scaled_fp8_t5xxl
+
+    root = _install_without(
+        flux_trees.comfy, tmp_path / "ComfyUI", "flux1-dev-aio.safetensors", *T5_FILES
+    )
+    original = flux_trees.parts["text_encoder_2"]
+    write_scaled_fp8_t5xxl(
+        original, root / "models/text_encoders/t5xxl_fp8_e4m3fn_scaled.safetensors"
+    )
+    pipe = ModelLibrary([root]).load_pipeline("flux1-dev")
+    a, b = _weights(pipe.text_encoder_2), _weights(original)
+    for key in b:
+        # fp8 keeps 3 mantissa bits of value / scale; fp16 norms are closer still.
+        scale = b[key].abs().max() / 448
+        assert torch.all((a[key] - b[key]).abs() <= b[key].abs() * 2**-4 + scale * 2**-9), key
+
+
 def _install_without(src: Path, dst: Path, *names: str) -> Path:
     shutil.copytree(src, dst, ignore=lambda _dir, found: [n for n in found if n in names])
     return dst
