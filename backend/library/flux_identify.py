@@ -25,6 +25,16 @@ _QKV = "double_blocks.0.img_attn.qkv.weight"
 _INPUT_VARIANTS = {64: "", 384: "fill", 128: "control"}
 
 
+# The other components a ComfyUI/Forge checkpoint may carry beside the transformer.
+SECTIONS = {
+    "clip_l": flux_layout.COMFY_CLIP_L,
+    "t5": flux_layout.COMFY_T5,
+    "vae": flux_layout.COMFY_VAE,
+}
+# bitsandbytes' packed 4-bit weights (Forge's flux1-dev-bnb-nf4*.safetensors).
+_BNB_MARKERS = (".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4")
+
+
 @dataclass(frozen=True)
 class FluxFile:
     """What a Flux checkpoint file holds."""
@@ -32,10 +42,22 @@ class FluxFile:
     arch: str  # "flux-dev", "flux-schnell", "flux-fill", "flux-kontext", "tiny-flux" ...
     variant: str  # "dev", "schnell", "fill", "control", "kontext"
     prefix: str  # where the transformer's keys start ("" or "model.diffusion_model.")
-    all_in_one: bool  # CLIP-L, T5 and the VAE are in the same file
+    sections: tuple[str, ...]  # the SECTIONS in the same file ("clip_l", "t5", "vae")
+    nf4: bool  # bitsandbytes NF4/FP4 weights
+
+    @property
+    def all_in_one(self) -> bool:
+        return len(self.sections) == len(SECTIONS)
 
     def detail(self) -> dict:
-        return {"family": "flux", "variant": self.variant, "all_in_one": self.all_in_one}
+        return {
+            "family": "flux",
+            "variant": self.variant,
+            "all_in_one": self.all_in_one,
+            "sections": list(self.sections),
+            "transformer_prefix": self.prefix,
+            "nf4": self.nf4,
+        }
 
 
 def transformer_prefix(header: Header) -> str | None:
@@ -64,10 +86,9 @@ def flux_file(header: Header, path: Path) -> FluxFile | None:
         else:
             variant = "dev" if shape.guidance else "schnell"
     arch = "tiny-flux" if shape.hidden <= TINY_MAX_WIDTH else f"flux-{variant}"
-    all_in_one = header.has_prefix(flux_layout.COMFY_T5) and header.has_prefix(
-        flux_layout.COMFY_VAE
-    )
-    return FluxFile(arch=arch, variant=variant, prefix=prefix, all_in_one=all_in_one)
+    sections = tuple(name for name, where in SECTIONS.items() if header.has_prefix(where))
+    nf4 = any(k.endswith(_BNB_MARKERS) for k in header.tensors)
+    return FluxFile(arch=arch, variant=variant, prefix=prefix, sections=sections, nf4=nf4)
 
 
 # Text encoders: (marker key, tensor whose last dimension is the width, name by width).

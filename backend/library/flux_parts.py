@@ -12,9 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreamwire.backend.library import flux_layout
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
-from dreamwire.backend.library.flux_identify import is_clip_l, is_t5
+from dreamwire.backend.library.flux_identify import SECTIONS, is_clip_l, is_t5
 from dreamwire.backend.library.t5_tokenizer import find_t5_tokenizer
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
@@ -78,6 +77,12 @@ def gather(
 ) -> FluxSources:
     """The files for `entry`'s pipeline: its own parts first (an all-in-one checkpoint), the
     library's text encoders and VAE for the rest, matched in size (tiny with tiny)."""
+    if entry.detail.get("nf4"):
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{entry.name} holds bitsandbytes NF4 weights, which Dreamwire does not load yet; "
+            "use a GGUF Q4 file of the same model (e.g. flux1-dev-Q4_0.gguf) for a small one",
+        )
     library = list(library)
     tiny = _tiny(entry.arch)
     own = _own_parts(entry)
@@ -107,7 +112,7 @@ def gather(
             + "; and ".join(missing),
         )
     return FluxSources(
-        transformer=Part(entry, own["transformer"].prefix),
+        transformer=own["transformer"],
         clip_l=parts["clip_l"],
         t5=parts["t5"],
         vae=parts["vae"],
@@ -116,11 +121,9 @@ def gather(
 
 
 def _own_parts(entry: ModelEntry) -> dict[str, Part]:
-    """The components inside the entry's own file (ComfyUI's all-in-one layout)."""
-    prefix = flux_layout.COMFY_TRANSFORMER if entry.detail.get("all_in_one") else ""
-    own = {"transformer": Part(entry, prefix)}
-    if entry.detail.get("all_in_one"):
-        own["clip_l"] = Part(entry, flux_layout.COMFY_CLIP_L)
-        own["t5"] = Part(entry, flux_layout.COMFY_T5)
-        own["vae"] = Part(entry, flux_layout.COMFY_VAE)
+    """The components inside the entry's own file (ComfyUI's and Forge's checkpoints: all
+    of them, or some, e.g. a transformer saved with its VAE)."""
+    own = {"transformer": Part(entry, entry.detail.get("transformer_prefix", ""))}
+    for name in entry.detail.get("sections", ()):
+        own[name] = Part(entry, SECTIONS[name])
     return own

@@ -225,3 +225,46 @@ def test_kontext_is_told_by_its_name(flux_trees, tmp_path):
     pipe = library.load_pipeline(entry)
     assert type(pipe).__name__ == "FluxKontextPipeline"
     _assert_equal(pipe.transformer, flux_trees.parts["transformer"])
+
+
+def test_nf4_checkpoint_is_listed_and_refused_by_name(flux_trees, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    # Forge's flux1-dev-bnb-nf4: ComfyUI's sections, matrices packed by bitsandbytes.
+    tensors = load_file(flux_trees.comfy / "models/checkpoints/flux1-dev-aio.safetensors")
+    marker = (
+        "model.diffusion_model.double_blocks.0.img_attn.qkv.weight.quant_state.bitsandbytes__nf4"
+    )
+    tensors[marker] = torch.zeros(8, dtype=torch.uint8)
+    folder = tmp_path / "Forge" / "models" / "Stable-diffusion"
+    folder.mkdir(parents=True)
+    save_file(tensors, str(folder / "flux1-dev-bnb-nf4-v2.safetensors"))
+    library = ModelLibrary([tmp_path / "Forge"])
+    entry = library.find("checkpoint", "flux1-dev-bnb-nf4-v2")
+    assert (entry.arch, entry.detail["nf4"], entry.detail["all_in_one"]) == (
+        "tiny-flux",
+        True,
+        True,
+    )
+    with pytest.raises(DreamwireError) as err:
+        library.load_pipeline(entry)
+    assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
+    assert "NF4" in err.value.message and "GGUF" in err.value.message
+
+
+def test_a_checkpoint_with_some_sections_uses_them(flux_trees, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    # A transformer saved with its VAE only: that VAE, not the one in models/vae, is used.
+    tensors = load_file(flux_trees.comfy / "models/checkpoints/flux1-dev-aio.safetensors")
+    kept = {k: v for k, v in tensors.items() if not k.startswith("text_encoders.")}
+    kept = {k: (v * 2 if k == "vae.decoder.conv_out.bias" else v) for k, v in kept.items()}
+    root = _install_without(flux_trees.comfy, tmp_path / "ComfyUI", "flux1-dev-aio.safetensors")
+    save_file(kept, str(root / "models/checkpoints/flux1-dev-with-vae.safetensors"))
+    library = ModelLibrary([root])
+    entry = library.find("checkpoint", "flux1-dev-with-vae")
+    assert entry.detail["sections"] == ["vae"] and not entry.detail["all_in_one"]
+    pipe = library.load_pipeline(entry)
+    expected = flux_trees.parts["vae"].decoder.conv_out.bias * 2
+    assert torch.equal(pipe.vae.decoder.conv_out.bias, expected)
+    _assert_equal(pipe.transformer, flux_trees.parts["transformer"])
