@@ -268,3 +268,23 @@ def test_a_checkpoint_with_some_sections_uses_them(flux_trees, tmp_path):
     expected = flux_trees.parts["vae"].decoder.conv_out.bias * 2
     assert torch.equal(pipe.vae.decoder.conv_out.bias, expected)
     _assert_equal(pipe.transformer, flux_trees.parts["transformer"])
+
+
+def test_fill_transformer_loads_with_its_input_width(flux_trees, tmp_path):
+    from diffusers import FluxTransformer2DModel
+
+    from dreamwire.backend.tiny.flux_files import write_bfl_transformer
+
+    # Fill takes the packed latents plus the masked image and mask: 384 inputs, 64 outputs.
+    config = dict(flux_trees.parts["transformer"].config) | {"in_channels": 384, "out_channels": 64}
+    torch.manual_seed(11)
+    fill = FluxTransformer2DModel.from_config(config).eval()
+    root = _install_without(flux_trees.comfy, tmp_path / "ComfyUI", "flux1-dev-aio.safetensors")
+    write_bfl_transformer(fill, root / "models/unet/flux1-fill-dev.safetensors")
+    library = ModelLibrary([root])
+    entry = library.find("checkpoint", "flux1-fill-dev")
+    assert entry.detail["variant"] == "fill"
+    pipe = library.load_pipeline(entry)
+    assert type(pipe).__name__ == "FluxFillPipeline"
+    assert (pipe.transformer.config.in_channels, pipe.transformer.config.out_channels) == (384, 64)
+    _assert_equal(pipe.transformer, fill)
