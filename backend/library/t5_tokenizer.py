@@ -8,7 +8,10 @@ where they keep it:
 - $DREAMWIRE_T5_TOKENIZER: a folder with tokenizer.json (or spiece.model), or that file;
 - a diffusers Flux folder's `tokenizer_2/` (also in a Hugging Face hub cache);
 - ComfyUI: `<ComfyUI>/comfy/text_encoders/t5_tokenizer/`;
-- Forge: `<Forge>/backend/huggingface/black-forest-labs/FLUX.1-dev/tokenizer_2/` (or schnell).
+- Forge: `<Forge>/backend/huggingface/black-forest-labs/FLUX.1-dev/tokenizer_2/` (or schnell);
+- the Hugging Face hub cache ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub) of
+  anyone who ran FLUX.1 with diffusers: `models--black-forest-labs--FLUX.1-*/snapshots/*/
+  tokenizer_2/`.
 
 The install folders are found by walking up from the model roots and files (a models root
 is usually `<ComfyUI>/models` or `<Forge>/models`).
@@ -48,11 +51,25 @@ def candidates(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -
     for place in places:
         for base in [Path(place), *list(Path(place).parents)[:_UP]]:
             out += [base / rel for rel in INSTALL_FOLDERS]
+    out += _hub_cache_folders()
     seen: list[Path] = []
     for path in out:
         if path not in seen:
             seen.append(path)
     return seen
+
+
+def _hub_cache_folders() -> list[Path]:
+    roots = []
+    if env := os.environ.get("HF_HUB_CACHE"):
+        roots.append(Path(env))
+    if env := os.environ.get("HF_HOME"):
+        roots.append(Path(env) / "hub")
+    roots.append(Path.home() / ".cache" / "huggingface" / "hub")
+    found = []
+    for root in roots:
+        found += sorted(root.glob("models--black-forest-labs--FLUX.1-*/snapshots/*/tokenizer_2"))
+    return found
 
 
 def find_t5_tokenizer(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -> Path:
@@ -72,6 +89,15 @@ def load_t5_tokenizer(folder: Path):
     """T5's fast tokenizer from tokenizer.json (spiece.model needs sentencepiece)."""
     from transformers import T5TokenizerFast
 
+    if not (folder / "tokenizer.json").is_file():
+        try:  # spiece.model alone: transformers converts it with sentencepiece
+            import sentencepiece  # noqa: F401
+        except ImportError:
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"{folder} holds T5's spiece.model but no tokenizer.json; reading it needs "
+                "the sentencepiece package (pip install sentencepiece protobuf)",
+            ) from None
     try:
         return T5TokenizerFast.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, ImportError) as exc:

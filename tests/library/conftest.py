@@ -57,3 +57,8 @@ def private_cache(tmp_path_factory, monkeypatch):
     no T5 tokenizer from the environment of the machine running the tests."""
     monkeypatch.setenv("DREAMWIRE_CACHE", str(tmp_path_factory.getbasetemp() / "dreamwire-cache"))
     monkeypatch.delenv("DREAMWIRE_T5_TOKENIZER", raising=False)
+    # Nor from this machine's Hugging Face cache (a FLUX.1 download would have one).
+    empty = tmp_path_factory.getbasetemp() / "empty-hf-home"
+    monkeypatch.setenv("HF_HOME", str(empty))
+    monkeypatch.setenv("HF_HUB_CACHE", str(empty / "hub"))
+    monkeypatch.setenv("HOME", str(empty))

@@ -215,6 +215,16 @@ def test_tokenizer_from_the_environment(flux_trees, tmp_path, monkeypatch):
     assert pipe.tokenizer_2("a cat").input_ids[-1] == 1
 
 
+def test_tokenizer_from_a_hugging_face_cache(flux_trees, tmp_path, monkeypatch):
+    root = _install_without(flux_trees.comfy, tmp_path / "ComfyUI", "t5_tokenizer")
+    snapshot = tmp_path / "hub/models--black-forest-labs--FLUX.1-dev/snapshots/0123abc"
+    forge = flux_trees.forge / "backend/huggingface/black-forest-labs/FLUX.1-dev/tokenizer_2"
+    shutil.copytree(forge, snapshot / "tokenizer_2")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    pipe = ModelLibrary([root]).load_pipeline("flux1-dev")
+    assert pipe.tokenizer_2("a cat").input_ids[-1] == 1
+
+
 def test_kontext_is_told_by_its_name(flux_trees, tmp_path):
     root = _install_without(flux_trees.comfy, tmp_path / "ComfyUI", "flux1-dev-aio.safetensors")
     unet = root / "models" / "unet"
