@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DreamwireError
+from .families import FamilyInfo
 from .result import JobResult, Progress
 
 # Connection states, as Client.state and ConnectionChanged.state report them.
@@ -51,6 +52,8 @@ class Welcome:
     control_types: dict[str, dict[str, str]] = field(default_factory=dict)
     # {family: {control type: why it cannot be served, naming the file to add}}
     control_missing: dict[str, dict[str, str]] = field(default_factory=dict)
+    # {family key: what the backend runs with it}: label, sizes, defaults, modes, features.
+    families: dict[str, FamilyInfo] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # capability keys this client does not know
 
     @classmethod
@@ -70,7 +73,17 @@ class Welcome:
             value = kw.get(name)
             value = value if isinstance(value, dict) else {}
             kw[name] = {str(k): _string_map(v) for k, v in value.items() if isinstance(v, dict)}
+        raw = kw.get("families")
+        infos = {
+            str(k): FamilyInfo.from_wire(k, v)
+            for k, v in (raw if isinstance(raw, dict) else {}).items()
+        }
+        kw["families"] = {k: v for k, v in infos.items() if v is not None}
         return cls(**kw, extra={k: v for k, v in body.items() if k not in known})
+
+    def family(self, model: str) -> FamilyInfo | None:
+        """What this backend says about `model`'s family (None: it did not say)."""
+        return self.families.get(self.model_families.get(model, ""))
 
 
 def _strings(value: Any) -> list[str]:

@@ -11,7 +11,8 @@ Stdlib only: this module ships inside the Blender and Krita plugins.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,55 @@ FLUX = ModelFamily(
     # model's own default, see the backend's family spec).
     defaults=GenerationDefaults(steps=20, cfg=1.0, sampler="Euler", distilled_cfg=3.5),
 )
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """A family as a backend describes it in its welcome (`families`): the shared entry
+    plus what that backend can run with it, so that a host older than the backend still
+    gets a new family's label, sizes and defaults, and greys out what it cannot do."""
+
+    family: ModelFamily
+    modes: tuple[str, ...] = ()  # job kinds: "txt2img", "img2img", "inpaint", "edit"
+    # Features beyond plain generation (the backend's Support flags: "hires_latent",
+    # "seamless", "regions", "composable", "prompt_schedules", "variation_seed",
+    # "controlnet", "refine_upscale").
+    supports: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_wire(self) -> dict[str, Any]:
+        f = self.family
+        return {
+            "label": f.label,
+            "resolution": asdict(f.resolution),
+            "defaults": asdict(f.defaults),
+            "modes": list(self.modes),
+            "supports": list(self.supports),
+        }
+
+    @classmethod
+    def from_wire(cls, key: str, body: Any) -> FamilyInfo | None:
+        """None for a body of the wrong shape (an older or a hostile backend)."""
+        try:
+            res, dfl = body["resolution"], body.get("defaults") or {}
+            family = ModelFamily(
+                str(key),
+                str(body["label"]),
+                NativeResolution(int(res["native"]), int(res["max_side"]), int(res["max_pixels"])),
+                defaults=GenerationDefaults(
+                    steps=int(dfl.get("steps", 20)),
+                    cfg=float(dfl.get("cfg", 7.0)),
+                    sampler=str(dfl.get("sampler", "DPM++ 2M Karras")),
+                    distilled_cfg=(
+                        None if dfl.get("distilled_cfg") is None else float(dfl["distilled_cfg"])
+                    ),
+                ),
+            )
+            modes = tuple(str(m) for m in body.get("modes") or ())
+            supports = tuple(str(m) for m in body.get("supports") or ())
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return cls(family, modes, supports)
+
 
 FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX)}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)

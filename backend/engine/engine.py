@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from dreamwire.backend import samplers
+from dreamwire.backend.families import family_infos
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import Job
@@ -71,6 +72,7 @@ class Engine:
             "samplers": samplers.available_samplers(),
             "upscalers": _upscaler_names(self.library),
             "model_families": libs.families(self.library),
+            "families": family_infos(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
         }

@@ -45,7 +45,7 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     )
     if spec_for(model.family).distilled_guidance and _has_guidance_input(model):
         # Forge's name for the guidance a distilled model (Flux dev) takes as an input.
-        info.extras["Distilled CFG Scale"] = f"{distilled_cfg(job, model.family):g}"
+        info.extras["Distilled CFG Scale"] = f"{distilled_cfg(job, model.family, model.arch):g}"
     if model.vae_name:
         info.vae = model.vae_name
         info.vae_hash = model.vae_hash or None

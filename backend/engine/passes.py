@@ -59,7 +59,7 @@ def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:
         plan = ext.pipeline_for(ctx, mode)
         if plan is not None:
             return plan
-    return PassPlan(pipelines.pipeline_class(ctx.model.family, mode))
+    return PassPlan(pipelines.pipeline_class(ctx.model.family, mode, ctx.model.arch))
 
 
 def _takes_size(pipe) -> bool:

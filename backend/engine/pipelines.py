@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from dreamwire import catalog
 from dreamwire.backend.families import spec_for
 
 
-def pipeline_class(family: str, mode: str) -> type:
-    return spec_for(family).pipeline_class(mode)
+def pipeline_class(family: str, mode: str, arch: str = "") -> type:
+    """The pipeline for `mode`; a special-purpose checkpoint (`arch`'s catalog variant, e.g.
+    Flux Fill) has its own."""
+    return spec_for(family).pipeline_class(mode, variant=catalog.variant_of(arch))
 
 
 def build(

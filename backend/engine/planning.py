@@ -76,10 +76,9 @@ def plan(job: Job, library) -> JobPlan:
         if not job.upscale.refine:
             return JobPlan("upscale", "", (), ())
     loras = lora_requests(job)
-    family = libs.family(
-        libs.checkpoint(library, job.model or libs.default_checkpoint(library)).arch
-    )
-    family_support.check(job, family)  # features and samplers the family cannot run
+    arch = libs.checkpoint(library, job.model or libs.default_checkpoint(library)).arch
+    family = libs.family(arch)
+    family_support.check(job, family, arch)  # features, modes and samplers it cannot run
     if job.upscale is not None:
         return JobPlan("upscale", family, (), loras)
     return JobPlan(job.mode, family, _passes(job), loras)

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, MemoryFigures, PipelineClasses, Sampling, Support, TextEncoding
+from .spec import (
+    FamilySpec,
+    LoraLineage,
+    MemoryFigures,
+    PipelineClasses,
+    Sampling,
+    Support,
+    TextEncoding,
+    Variant,
+)
 
 FLUX = FamilySpec(
     family=families.FLUX,
@@ -58,6 +67,7 @@ FLUX = FamilySpec(
     # 83.7 M. Activations: a first figure (transformer blocks at 1024 px, 4096 image + 512
     # text tokens), to be calibrated by bench/bench_lowvram.py like the UNet families'.
     memory=MemoryFigures(11901.4, 83.7, 123.1 + 4762.3, 0.0, 24 * 1024, vae_upcast=1.0),
+    lora=LoraLineage("flux", "Flux.1"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_T5,
     # Forge's Flux preset: Euler over the model's shifted flow-matching schedule ("Simple").
@@ -73,4 +83,11 @@ FLUX = FamilySpec(
         refine_upscale=False,
     ),
     distilled_guidance=True,
+    variants={
+        # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
+        # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.
+        "fill": Variant(
+            PipelineClasses(None, None, "FluxFillPipeline"), distilled_cfg=30.0, real_cfg=False
+        ),
+    },
 )

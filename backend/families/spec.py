@@ -10,7 +10,7 @@ new family is a new entry (backend/families/<name>.py) plus its tiny models and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -115,6 +115,26 @@ class MemoryFigures:
 
 
 @dataclass(frozen=True)
+class LoraLineage:
+    """Which LoRA files a family's models take: a file made for one lineage fits every
+    family of it and no other. SD1.x and SD2.x share one (kohya names both `lora_te_`; the
+    layers' shapes tell them apart)."""
+
+    key: str  # what a LoRA file's key names tell (conditioning/lora.py LoraFile.family)
+    label: str  # "LoRA x was made for <label> models"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A special-purpose checkpoint of a family (the catalog's "variant" of its
+    architecture, e.g. Flux Fill): its own pipelines and defaults."""
+
+    pipelines: PipelineClasses
+    distilled_cfg: float | None = None  # the guidance input's default, where it differs
+    real_cfg: bool = True  # its pipeline takes a negative prompt for CFG above 1
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     family: ModelFamily  # what the hosts see: key, label, native resolution
     pipelines: PipelineClasses
@@ -135,6 +155,7 @@ class FamilySpec:
     # TAESD decoder file stems, best first (models/VAE-approx).
     taesd_stems: tuple[str, ...]
     memory: MemoryFigures
+    lora: LoraLineage
     # The components' key of the network that denoises ("unet" or "transformer").
     denoiser: str = "unet"
     text_encoding: TextEncoding = TextEncoding.CLIP
@@ -147,6 +168,14 @@ class FamilySpec:
     # The model's own guidance input (Flux dev's distilled guidance) is fed from the job's
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
+    variants: dict[str, Variant] = field(default_factory=dict)
+
+    @property
+    def model_parts(self) -> tuple[str, ...]:
+        """The components that hold weights (not tokenizers or the scheduler)."""
+        return tuple(
+            c for c in self.components if not c.startswith("tokenizer") and c != "scheduler"
+        )
 
     @property
     def key(self) -> str:
@@ -166,8 +195,14 @@ class FamilySpec:
             f"{self.label} models: {SUPPORT_REASONS[feature]}",
         )
 
-    def pipeline_class(self, mode: str, controlnet: bool = False) -> type:
+    def variant(self, name: str) -> Variant:
+        """The variant's entry; the family's own pipelines for a plain checkpoint."""
+        return self.variants.get(name) or Variant(
+            self.pipelines, self.family.defaults.distilled_cfg
+        )
+
+    def pipeline_class(self, mode: str, controlnet: bool = False, variant: str = "") -> type:
         import diffusers
 
-        table = self.controlnet_pipelines if controlnet else self.pipelines
+        table = self.controlnet_pipelines if controlnet else self.variant(variant).pipelines
         return getattr(diffusers, table.for_mode(mode, self.label))

@@ -25,6 +25,8 @@ from dreamwire.backend.library.upscaler_layout import describe as describe_upsca
 UNET = "model.diffusion_model."
 CONV_IN = UNET + "input_blocks.0.0.weight"
 TINY_WIDTH = 32
+# Flux Fill's transformer input: packed latents (64) + masked picture (64) + mask (256).
+FLUX_FILL_CHANNELS = 384
 
 
 # UNet input channels other than 4 mark special-purpose models; the suffix names them so
@@ -104,7 +106,10 @@ def _transformer_folder_arch(folder: Path) -> str | None:
         return None
     if config.get("_class_name") != "FluxTransformer2DModel":
         return None
-    if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH:
+    tiny = "tiny-" if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH else ""
+    if int(config.get("in_channels", 64)) == FLUX_FILL_CHANNELS:
+        return tiny + "flux-fill"
+    if tiny:
         return "tiny-flux"
     return "flux-dev" if config.get("guidance_embeds") else "flux-schnell"
 

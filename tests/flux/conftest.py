@@ -11,9 +11,10 @@ def flux_root(tmp_path_factory):
     from dreamwire.backend.tiny.flux import flux_components, write_flux_diffusers_folder
 
     root = tmp_path_factory.mktemp("flux-models")
-    write_flux_diffusers_folder(
-        flux_components(), root / "models" / "Stable-diffusion" / "tiny-flux"
-    )
+    checkpoints = root / "models" / "Stable-diffusion"
+    write_flux_diffusers_folder(flux_components(), checkpoints / "tiny-flux")
+    fill = "tiny-flux-fill"
+    write_flux_diffusers_folder(flux_components(fill), checkpoints / fill, arch=fill)
     return root
 
 

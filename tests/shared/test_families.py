@@ -3,6 +3,8 @@ backend and its catalog use, labels and name guesses the hosts rely on."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dreamwire import catalog
@@ -58,3 +60,23 @@ def test_flux_defaults_follow_forge():
     flux, sd = families.family("flux").defaults, families.family("sd1").defaults
     assert (flux.sampler, flux.cfg, flux.distilled_cfg) == ("Euler", 1.0, 3.5)
     assert sd.distilled_cfg is None and sd.cfg == 7.0
+
+
+def test_welcome_carries_family_descriptions_a_host_can_use():
+    # A backend's welcome describes each family it runs; a host reads a family it has no
+    # entry for (label, sizes, defaults) and what it can do, and ignores a damaged entry.
+    from dreamwire.backend.families import family_infos
+    from dreamwire.shared.events import Welcome
+
+    body = {
+        "protocol": 1,
+        "model_families": {"flux1-dev": "flux", "dream": "sd1"},
+        "families": {**family_infos(), "broken": {"label": 3}},
+    }
+    welcome = Welcome.from_body(body)
+    flux = welcome.family("flux1-dev")
+    # Name hints are a host-side guess for backends that say nothing; they do not travel.
+    assert flux is not None and flux.family == replace(families.family("flux"), name_hints=())
+    assert flux.modes == ("txt2img", "img2img", "inpaint") and "seamless" not in flux.supports
+    assert "seamless" in welcome.family("dream").supports
+    assert "broken" not in welcome.families and welcome.family("unknown") is None

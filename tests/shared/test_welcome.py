@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dreamwire.shared import families
 from dreamwire.shared.events import Welcome
 
 GOOD = {
@@ -37,7 +38,7 @@ def test_every_key_protocol_md_lists_is_a_field():
     page = (Path(__file__).parents[2] / "shared" / "PROTOCOL.md").read_text()
     row = next(line for line in page.splitlines() if line.startswith("| `welcome` |"))
     documented = set(re.findall(r"`([a-z_]+)`", row.split("|")[4])) - {"live", "interactive"}
-    documented -= {"Lanczos", "Nearest", "sd1", "sd2", "sdxl"}
+    documented -= {"Lanczos", "Nearest", *families.FAMILIES}
     fields = set(Welcome.__dataclass_fields__) - {"extra"}
     assert documented <= fields, documented - fields
 
