@@ -293,7 +293,7 @@ def test_fill_transformer_loads_with_its_input_width(flux_trees, tmp_path):
     write_bfl_transformer(fill, root / "models/unet/flux1-fill-dev.safetensors")
     library = ModelLibrary([root])
     entry = library.find("checkpoint", "flux1-fill-dev")
-    assert entry.detail["variant"] == "fill"
+    assert (entry.arch, entry.detail["variant"]) == ("tiny-flux-fill", "fill")
     pipe = library.load_pipeline(entry)
     assert type(pipe).__name__ == "FluxFillPipeline"
     assert (pipe.transformer.config.in_channels, pipe.transformer.config.out_channels) == (384, 64)
