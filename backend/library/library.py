@@ -155,6 +155,22 @@ class ModelLibrary:
         """A1111's "Model hash" (first 10 hex digits of the sha256)."""
         return self.sha256(entry)[:10]
 
+    def missing_parts(self) -> dict[str, str]:
+        """{checkpoint name: why it cannot load, naming the file to add} for the models
+        made of several files that lack one (Flux transformer files); read from headers and
+        folders only, so a welcome can say it without loading anything."""
+        from dreamwire.backend.library.flux_parts import gather, is_flux_file
+
+        missing: dict[str, str] = {}
+        for entry in self.entries(Kind.CHECKPOINT):
+            if not is_flux_file(entry) or entry.name in missing:
+                continue
+            try:
+                gather(entry, self._entries, self.roots)
+            except DreamwireError as exc:
+                missing[entry.name] = exc.message
+        return missing
+
     # ---- loading
     def load_pipeline(self, entry: ModelEntry | str, torch_dtype=None):
         from dreamwire.backend.library.flux_parts import gather, is_flux_file

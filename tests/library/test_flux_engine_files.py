@@ -45,3 +45,24 @@ def test_single_files_generate_what_the_diffusers_folder_does(engine):
     # the tiny model, 0..255 pixels: Q8_0 mean 0.02, Q4_0 mean 0.27, fp8 mean 0.86).
     for model, mean in (("flux1-dev-Q8_0", 0.2), ("flux1-dev-Q4_0", 1.5), ("flux1-dev-fp8", 3)):
         assert np.abs(_image(engine, model) - reference).mean() <= mean, model
+
+
+def test_welcome_names_what_a_flux_file_lacks(flux_trees, tmp_path):
+    from dreamwire.backend.engine import Engine
+    from dreamwire.backend.library import ModelLibrary
+
+    root = tmp_path / "ComfyUI"
+    drop = ("flux1-dev-aio.safetensors", "t5xxl_fp16.safetensors", "t5-v1_1-xxl-encoder-Q8_0.gguf")
+    shutil.copytree(
+        flux_trees.comfy, root, ignore=lambda _d, names: [n for n in names if n in drop]
+    )
+    welcome = Engine(ModelLibrary([root]), device="cpu", extensions=[]).capabilities()
+    missing = welcome["model_missing"]
+    # Every transformer file lacks the T5, and says where to put one; nothing else is listed.
+    assert set(missing) == {"flux1-dev", "flux1-dev-fp8", "flux1-dev-Q8_0", "flux1-dev-Q4_0"}
+    assert all(
+        "t5xxl_fp16.safetensors" in text and "models/text_encoders" in text
+        for text in missing.values()
+    )
+    assert "ae.safetensors" not in missing["flux1-dev"]
+    assert welcome["model_families"]["flux1-dev"] == "flux"
