@@ -177,10 +177,14 @@ def load_t5(part: Part, arch: str, dtype):
         # (the transformer, the large part, stays packed).
         tensors = flux_layout.t5_from_gguf_names(_dequantized(tensors))
     state = _float(tensors, dtype)
-    # t5xxl_fp16.safetensors stores the token embedding once (`shared`); the encoder's
-    # copy is the same tensor.
-    if "encoder.embed_tokens.weight" not in state and "shared.weight" in state:
-        state["encoder.embed_tokens.weight"] = state["shared.weight"]
+    # The token embedding is one tensor under two names; files store either or both
+    # (t5xxl_fp16.safetensors: `shared` only).
+    for name, twin in (
+        ("encoder.embed_tokens.weight", "shared.weight"),
+        ("shared.weight", "encoder.embed_tokens.weight"),
+    ):
+        if name not in state and twin in state:
+            state[name] = state[twin]
     return _assign(model, state, part)
 
 
