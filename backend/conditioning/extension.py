@@ -109,7 +109,7 @@ class ConditioningExtension:
         unet_config = dict(model.components["unet"].config)
         available = library_entries(ctx.library, "controlnet")
         resolved = []
-        for i, unit in enumerate(ctx.job.controls):
+        for i, unit in enumerate(ctx.controls):
             where = f"control unit {i} ({unit.type})"
             units.check_image(unit, where)
             if unit.model:
@@ -253,7 +253,7 @@ class ConditioningExtension:
         # Textual-inversion names are looked up by backend/text_encoding.py through this set
         # (loaded lazily: only embeddings a prompt names are read).
         ctx.embeddings = EmbeddingSet(library_entries(ctx.library, "embedding"))
-        if ctx.job.controls:
+        if ctx.controls:
             state = ctx.state_of(JobState)
             state.controls = self._resolve_controls(ctx)
             ctx.handled.add("controls")

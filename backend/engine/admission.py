@@ -42,6 +42,7 @@ from functools import lru_cache
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 
 GiB = 2**30
 LATENT_SCALE = 8  # every SD VAE here downsamples by 8
@@ -167,13 +168,13 @@ def _params_from_widths(unet_channels: int) -> int:
 
 # -- the job ---------------------------------------------------------------------------
 def shape(job: Job, native: int, tiled: bool) -> Shape:
-    """The passes and output of `job`; `native` is the model family's native side (an SD
+    """The passes and output of `job` (validated: its mode is known); `native` is the model family's native side (an SD
     upscale's default tile), `tiled` whether the runner decodes in tiles."""
     b = job.batch
     o = job.outpaint
     w, h = job.width, job.height
     cn = len(job.controls)
-    if job.upscale is not None and job.init_image is not None:
+    if job.mode is JobMode.UPSCALE:
         ih, iw = job.init_image.shape[:2]
         out = job.upscale.size(iw, ih)
         if not job.upscale.refine:
@@ -182,7 +183,7 @@ def shape(job: Job, native: int, tiled: bool) -> Shape:
         tile = (min(side, out[0] // 8 * 8), min(side, out[1] // 8 * 8))
         # One tile at a time, plus the tile ControlNet when the job asks for one.
         return Shape((tile,), out, b, tiled, cn + int(job.upscale.tile_control))
-    if job.mode == "inpaint" and not job.inpaint_full_res:
+    if job.mode is JobMode.INPAINT and not job.inpaint_full_res:
         w, h = w + o.left + o.right, h + o.top + o.bottom
     passes = [(w, h)]
     out = (w, h)
@@ -191,7 +192,7 @@ def shape(job: Job, native: int, tiled: bool) -> Shape:
         # The upscaled image before its crop is what the second pass starts from.
         passes.append((plan.upscale_width, plan.upscale_height))
         out = plan.size
-    if job.mode == "inpaint" and job.init_image is not None:
+    if job.mode is JobMode.INPAINT:
         ih, iw = job.init_image.shape[:2]
         # The result is composited onto the (grown) init image.
         out = max(out, (iw + o.left + o.right, ih + o.top + o.bottom), key=lambda s: s[0] * s[1])

@@ -20,6 +20,7 @@ from dreamwire.backend.families import family_infos
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.result import JobResult, Progress
 
 from . import admission, host_memory, planning, runner, sd_upscale
@@ -173,7 +174,7 @@ class Engine:
         try:
             entry = libs.checkpoint(self.library, job.model or self.default_model())
         except DreamwireError:
-            if job.upscale is not None and not job.upscale.refine:
+            if job.mode is JobMode.UPSCALE and not job.upscale.refine:
                 # A plain upscale loads no checkpoint: only its images count.
                 return _Sized(admission.model_size(None, None), None, True)
             return None
@@ -213,8 +214,8 @@ class Engine:
         self._running_needs = self.check_memory(job)  # run() forgets it at the end
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
-        if job.upscale is not None and not job.upscale.refine:
-            return sd_upscale.plain(job, self.library, self.info, reporter)
+        if job_plan.mode is JobMode.UPSCALE and job_plan.upscale is None:
+            return sd_upscale.plain(job, self.library, self.info, reporter)  # refine off
         t0 = time.perf_counter()
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
@@ -225,13 +226,12 @@ class Engine:
             job=job,
             model=model,
             device=self.info,
-            mode=job.mode,
             library=self.library,  # extensions resolve LoRA/ControlNet names in it
             low_vram=low_vram,
             plan=job_plan,
         )
-        if job.upscale is not None:
-            sd_upscale.prepare(ctx, self.extensions)  # the tile pass's job, tile ControlNet
+        if job_plan.upscale is not None:
+            sd_upscale.prepare(ctx, self.extensions)  # the tile ControlNet, infotext keys
         reporter.state("generating")
         done: list[EngineExtension] = []
         try:
@@ -265,7 +265,7 @@ def _check_handled(ctx: JobContext) -> None:
     """A job asking for ControlNet or LoRA that no extension applied must not silently run
     without them."""
     job = ctx.job
-    if job.controls and "controls" not in ctx.handled:
+    if ctx.controls and "controls" not in ctx.handled:
         raise DreamwireError(
             ErrorCode.CONTROLNET_NOT_FOUND,
             "this backend has no ControlNet support loaded",

@@ -10,6 +10,7 @@ from dreamwire.backend import prompts
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 
 from . import scheduling
 
@@ -36,7 +37,7 @@ def requested(job: Job) -> list[str]:
         used.append("variation_seed")
     if job.controls:
         used.append("controlnet")
-    if job.upscale is not None and job.upscale.refine:
+    if job.mode is JobMode.UPSCALE and job.upscale.refine:
         used.append("refine_upscale")
     return used
 
@@ -49,11 +50,6 @@ def check(job: Job, family: str, arch: str = "") -> None:
             raise spec.refusal(feature)
     name = catalog.variant_of(arch)
     variant = spec.variant(name)
-    if job.upscale is None and not variant.pipelines.has(job.mode):
-        what = f"a {spec.label} {name.title()} model" if name else f"a {spec.label} model"
-        raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED, f"{what} cannot run {job.mode} jobs", job.job_id
-        )
     if job.cfg > 1.0 and not variant.real_cfg:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,

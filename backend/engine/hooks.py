@@ -4,7 +4,7 @@ The conditioning package plugs in here without editing the runner:
 
     class MyExtension(EngineExtension):
         def before_job(self, ctx): ...            # e.g. patch LoRA weights into ctx.model
-        def pipeline_for(self, ctx, mode): ...    # e.g. a ControlNet pipeline for ctx.job.controls
+        def pipeline_for(self, ctx, mode): ...    # e.g. a ControlNet pipeline for ctx.controls
         def after_job(self, ctx): ...             # undo what before_job did (always called)
 
 Whoever builds an Engine passes its extensions in (the CLI and the server pass
@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from dreamwire.backend.canvas.outpaint import Canvas
-from dreamwire.shared.job import Job
+from dreamwire.shared.job import ControlUnit, Job
 
 from .device import DeviceInfo
 from .loader import LoadedModel
 
 if TYPE_CHECKING:
     from .planning import JobPlan
-    from .sd_upscale import Plan
 
 # Called after every denoising step as hook(ctx, pipe, step, total, tensors); a returned dict
 # updates the pipeline's callback tensors (e.g. swap prompt_embeds).
@@ -77,12 +76,15 @@ class PassPlan:
 
 @dataclass
 class JobContext:
-    """One job as it runs: what the engine resolved, typed, for its passes and extensions."""
+    """One job as it runs: what the engine resolved, typed, for its passes and extensions.
+
+    `job` is the job as submitted, never replaced: what a pass runs that the job does not
+    say (an SD upscale's tile size and axes) is the plan's, and the control units the
+    passes run are `controls`."""
 
     job: Job
     model: LoadedModel
     device: DeviceInfo
-    mode: str  # txt2img | img2img | inpaint (of the first pass)
     library: Any = None  # the model library the job's names resolve in
     low_vram: bool = False
     width: int = 0  # generation size of the current pass
@@ -98,12 +100,18 @@ class JobContext:
     # Encoded prompt schedules per (images, steps, hires pass): passes of one shape reuse them.
     prompt_cache: dict[tuple, Any] = field(default_factory=dict)
     plan: JobPlan | None = None  # what planning.plan laid out before anything loaded
-    upscale_plan: Plan | None = None  # an upscale job's tile grid (sd_upscale.py)
+    # The units the passes run: the job's, plus those the engine adds (an SD upscale's tile
+    # ControlNet, sd_upscale.prepare). None when made: the job's own.
+    controls: list[ControlUnit] | None = None
     handled: set[str] = field(default_factory=set)  # "controls", "loras" once applied
     step_hooks: StepHooks = field(default_factory=StepHooks)
     infotext_extra: dict[str, str] = field(default_factory=dict)  # e.g. "Lora hashes"
     # Each extension's own typed state for this job, by its class (state_of).
     extension_state: dict[type, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.controls is None:
+            self.controls = list(self.job.controls)
 
     def state_of(self, cls: type[T]) -> T:
         """The job's instance of an extension's state class, made on first use."""

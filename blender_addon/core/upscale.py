@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dreamwire.shared.job import SEAMLESS_AXES, Job, Upscale
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
 from dreamwire.shared.refine_upscaler import upscaler_choices
 
@@ -66,6 +67,7 @@ def build_upscale_job(
     uses the panel's prompt, model, sampler, steps, CFG and seed at `u.strength`."""
     return panel_job(
         s,
+        mode=JobMode.UPSCALE,
         init_image=np.ascontiguousarray(pixels[..., :3]),
         strength=float(u.strength),
         upscale=Upscale(scale=float(u.factor), upscaler=u.upscaler, refine=bool(u.refine)),

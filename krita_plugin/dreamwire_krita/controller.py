@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from krita import Krita
 
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
@@ -154,7 +155,7 @@ class Controller:
             self._set(message=getattr(exc, "message", None) or str(exc), level="error")
             return None
         note = host.doc_info(pending.doc_key).plan.note
-        if job.upscale is not None:
+        if job.mode is JobMode.UPSCALE:
             region = pending.plan.region
             note = f"To {region.w}x{region.h} with {job.upscale.upscaler}. {note}"
         if job.hires is not None:

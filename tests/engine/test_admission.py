@@ -21,7 +21,8 @@ CPU = ad.Device("cpu", 4, ram_free=None)
 def total(job: Job, size: ad.ModelSize = SD1, device: ad.Device = CPU, resident=True, tiled=None):
     if tiled is None:
         tiled = job.width * job.height > 1536 * 1536
-    needs = ad.need(size, ad.shape(job, 512, tiled), device, resident)
+    # Validated, as the server and the engine estimate them (the mode is resolved then).
+    needs = ad.need(size, ad.shape(job.validate(), 512, tiled), device, resident)
     return {n.where: n.total for n in needs}
 
 

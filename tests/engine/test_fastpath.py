@@ -475,7 +475,8 @@ def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
 
     c = SimpleNamespace(
         device=dev.DeviceInfo(torch.device("cpu"), torch.float16),
-        job=SimpleNamespace(seamless="none", tiled_vae=None),
+        job=SimpleNamespace(tiled_vae=None),
+        plan=SimpleNamespace(seamless="none"),  # the pass's axes
         model=SimpleNamespace(family="sd1"),
     )
     with decode_fits(pipe, c, 4096, 4096):
@@ -485,10 +486,10 @@ def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
     assert (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size) == saved
     with decode_fits(pipe, c, 512, 512):  # fits whole
         assert vae.use_tiling == saved[0]
-    c.job = SimpleNamespace(seamless="none", tiled_vae=False)  # the job said no tiling
+    c.job = SimpleNamespace(tiled_vae=False)  # the job said no tiling
     with decode_fits(pipe, c, 4096, 4096):
         assert vae.use_tiling == saved[0]
-    c.job = SimpleNamespace(seamless="both", tiled_vae=None)
+    c.job, c.plan = SimpleNamespace(tiled_vae=None), SimpleNamespace(seamless="both")
     with decode_fits(pipe, c, 4096, 4096):
         assert vae.use_tiling == saved[0]
 

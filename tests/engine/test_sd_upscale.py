@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from dreamwire.backend.engine import sd_upscale
+from dreamwire.backend.engine.hooks import EngineExtension
 from dreamwire.backend.upscalers import upscale
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
@@ -314,9 +315,10 @@ def test_server_limits_the_upscaled_size(init_image):
     from dreamwire.shared.protocol import Limits
 
     fake = types.SimpleNamespace(limits=Limits(max_pixels=100 * 100))
-    Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=1.5)))  # 96 x 96
+    # Validated, as parse_submit hands them over.
+    Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=1.5)).validate())  # 96²
     with pytest.raises(DreamwireError) as err:
-        Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=2)))
+        Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=2)).validate())
     assert err.value.code == ErrorCode.LIMIT_EXCEEDED
 
 
@@ -351,3 +353,47 @@ def test_model_upscaler_feeds_the_tiles(engine, library, init_image):
     refined = engine.run(ujob(init_image, upscale=up, strength=0.0)).images[0]
     assert np.array_equal(refined.image, big)  # no step to run: the model's upscale
     assert f"SD upscale upscaler: {name}" in refined.infotext
+
+
+class _Shown(EngineExtension):
+    """What an extension is shown at each hook: the job, and the units the pass runs."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Job, list[str]]] = []
+
+    def _note(self, hook: str, ctx) -> None:
+        self.seen.append((hook, ctx.job, [c.type for c in ctx.controls]))
+
+    def before_job(self, ctx) -> None:
+        self._note("before_job", ctx)
+
+    def pipeline_for(self, ctx, mode):
+        self._note("pass", ctx)
+        return None  # the conditioning after it plans the pass
+
+    def after_job(self, ctx) -> None:
+        self._note("after_job", ctx)
+
+
+def test_the_tiles_run_the_submitted_job_never_a_replacement(library, init_image):
+    """The tile passes get their size, axes and tile ControlNet from the plan; every hook
+    is shown the job as it was submitted (the engine used to swap in a tile-sized copy)."""
+    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.engine import Engine
+
+    shown = _Shown()
+    engine = Engine(library, device="cpu", extensions=[shown, ConditioningExtension()])
+    up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
+    # seamless x over three columns: the tiles themselves wrap along no axis.
+    job = ujob(init_image, upscale=up, steps=2, seamless="x")
+    submitted = (job.width, job.height, job.seamless, list(job.controls))
+    out = engine.run(job).images[0]
+    assert [hook for hook, _, _ in shown.seen] == ["before_job", *["pass"] * 4, "after_job"]
+    assert all(seen is job for _, seen, _ in shown.seen)
+    assert (job.width, job.height, job.seamless, job.controls) == submitted == (512, 512, "x", [])
+    # ... while every tile ran with the tile unit the engine added, at the tile's size.
+    assert all(units == ["tile"] for _, _, units in shown.seen)
+    info = parse_infotext(out.infotext)
+    assert (info.width, info.height) == (64, 64) and not info.tiling
+    assert info.controlnets[0].model_name.startswith("control_v11f1e_sd15_tile")
+    assert info.extras["SD upscale seamless"] == "x"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dreamwire.shared.job import ControlUnit, Job, Outpaint
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import two_pass
 from dreamwire.shared.panel_job import panel_job
 
@@ -15,9 +16,10 @@ from .regions import InpaintInputs, Plan, PlanError
 PREVIEW_EVERY = 2
 
 
-def _base(p: Params, plan: Plan, controls: list[ControlUnit]) -> Job:
+def _base(p: Params, plan: Plan, controls: list[ControlUnit], mode: JobMode) -> Job:
     return panel_job(
         p,
+        mode=mode,
         width=plan.region.w,
         height=plan.region.h,
         batch=int(p.batch),
@@ -39,7 +41,7 @@ def generate_job(
     result still covers the region pixel for pixel. `upscalers` (the welcome's list):
     the second pass enlarges with an upscale model among them, as Krita AI Diffusion's
     does, else Lanczos (shared.refine_upscaler)."""
-    job = _base(p, plan, list(controls))
+    job = _base(p, plan, list(controls), JobMode.TXT2IMG)
     if p.two_pass:
         job.width, job.height, job.hires = two_pass(
             plan.region.w, plan.region.h, family, upscalers=list(upscalers)
@@ -50,7 +52,7 @@ def generate_job(
 def refine_job(
     p: Params, plan: Plan, region_rgba: np.ndarray, controls: list[ControlUnit] = ()
 ) -> Job:
-    job = _base(p, plan, list(controls))
+    job = _base(p, plan, list(controls), JobMode.IMG2IMG)
     job.init_image = flatten_rgb(region_rgba)
     job.strength = float(p.strength)
     return job.validate()
@@ -61,7 +63,7 @@ def inpaint_job(
 ) -> Job:
     if inputs.mask is None and not inputs.outpaint:
         raise PlanError("The selection is empty: select some pixels, or deselect all.")
-    job = _base(p, plan, list(controls))
+    job = _base(p, plan, list(controls), JobMode.INPAINT)
     job.init_image = inputs.init_image
     # The engine takes width/height as the init image's size and grows it by the outpaint
     # margins, so the result covers the whole plan region.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dreamwire.shared.job import Job, Upscale
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
 
 from .geometry import Rect
@@ -52,6 +53,7 @@ def upscale_job(p: Params, canvas_rgba: np.ndarray, choice: UpscaleChoice) -> Jo
     sampler, steps, CFG and seed at the choice's strength."""
     job = panel_job(
         p,
+        mode=JobMode.UPSCALE,
         init_image=flatten_rgb(canvas_rgba),
         strength=float(choice.strength),
         upscale=Upscale(
