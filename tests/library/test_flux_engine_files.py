@@ -22,17 +22,12 @@ def engine(flux_trees, tmp_path_factory):
     return Engine(ModelLibrary([root]), device="cpu", extensions=[], cache_size=1)
 
 
+# Flux's own settings (Euler, CFG 1); two steps are enough to carry every weight's effect.
+SETTINGS = {"sampler": "Euler", "cfg": 1.0, "steps": 2, "width": 64, "height": 64, "seed": 5}
+
+
 def _image(engine, model: str) -> np.ndarray:
-    job = Job(
-        model=model,
-        prompt="a cat on a red chair",
-        sampler="Euler",
-        cfg=1.0,
-        steps=2,
-        width=64,
-        height=64,
-        seed=5,
-    )
+    job = Job(model=model, prompt="a cat on a red chair", **SETTINGS)
     return engine.run(job).images[0].image.astype(int)
 
 
