@@ -73,6 +73,7 @@ class Engine:
             "samplers": samplers.available_samplers(),
             "upscalers": _upscaler_names(self.library),
             "model_families": libs.families(self.library),
+            "model_missing": libs.missing_parts(self.library),
             "families": family_infos(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
+from dreamwire.backend.library.flux_identify import vae_latent_channels
 from dreamwire.backend.library.safetensors_header import Header
 from dreamwire.backend.library.upscaler_layout import describe as describe_upscaler
 
@@ -121,11 +122,16 @@ def _transformer_folder_arch(folder: Path) -> str | None:
 
 
 def vae_arch(header: Header) -> str | None:
-    """VAE files: `encoder.conv_in.weight` (A1111) or with a `first_stage_model.` prefix."""
+    """VAE files: `encoder.conv_in.weight` (A1111, Flux's ae.safetensors) or with a
+    `first_stage_model.` prefix. Flux's VAE has 16 latent channels (SD's 4); SD3's VAE has
+    the same shapes and can only be told by its scaling factor, which no file stores."""
     for prefix in ("", "first_stage_model.", "vae."):
         shape = header.shape(prefix + "encoder.conv_in.weight")
         if shape is not None:
-            return "tiny-vae" if shape[0] < 128 else "sd-vae"
+            tiny = shape[0] < 128
+            if vae_latent_channels(header, prefix) == 16:
+                return "tiny-flux-vae" if tiny else "flux-vae"
+            return "tiny-vae" if tiny else "sd-vae"
     return None
 
 
