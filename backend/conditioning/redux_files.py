@@ -230,3 +230,25 @@ def resolve_unit(ctx, unit, where: str) -> tuple[ReduxInfo, SiglipFile]:
     t5_width = int(ctx.model.components["transformer"].config.joint_attention_dim)
     info = pick_redux(ctx.library, unit.model, t5_width, where)
     return info, pick_siglip(ctx.library, info, where)
+
+
+def served(library) -> tuple[str | None, str]:
+    """For the welcome: ("<redux> + <siglip>", "") when a Flux reference unit naming no
+    model would find both files (whatever the transformer's width), else (None, why)."""
+    why = f"no Flux Redux ({REDUX_FILE}) in models/style_models"
+    for entry in _entries(library, Kind.STYLE_MODEL):
+        if not entry.arch or "redux" not in entry.arch:
+            continue
+        try:
+            info = inspect_redux(entry.path, entry.name)
+            enc = pick_siglip(library, info, "reference unit")
+        except DreamwireError as exc:
+            why = exc.message
+            continue
+        return f"{info.name} + {enc.name}", ""
+    return None, why
+
+
+def style_model_files(library) -> list[Path]:
+    """The style models' paths (the welcome's cache key)."""
+    return [Path(e.path) for e in _entries(library, Kind.STYLE_MODEL)]

@@ -187,3 +187,18 @@ def test_library_lists_redux_and_siglip_apart_from_clip_vision(tmp_path):
     redux = header({"redux_up.weight": (12288, 1152), "redux_down.weight": (4096, 12288)})
     assert style_model_arch(redux) == "flux-redux"
     assert style_model_arch(header({"style_embedding": (1, 8, 768)})) is None
+
+
+def test_welcome_offers_the_reference_type_for_flux_with_redux_and_siglip(
+    tmp_path_factory, flux_root
+):
+    from dreamwire.backend.conditioning.capabilities import control_capabilities
+    from dreamwire.backend.conditioning.unit_resolution import pick
+    from dreamwire.backend.library import ModelLibrary
+
+    both = control_capabilities(ModelLibrary([_root(tmp_path_factory, flux_root, True)]), pick)
+    served = both["control_types"]["flux"]["ip-adapter"]
+    assert served == "tiny-flux1-redux + tiny-sigclip_vision"
+    lacking = ModelLibrary([_root(tmp_path_factory, flux_root, False)])
+    why = control_capabilities(lacking, pick)["control_missing"]["flux"]["ip-adapter"]
+    assert "sigclip_vision_patch14_384.safetensors" in why
