@@ -202,3 +202,16 @@ def test_welcome_offers_the_reference_type_for_flux_with_redux_and_siglip(
     lacking = ModelLibrary([_root(tmp_path_factory, flux_root, False)])
     why = control_capabilities(lacking, pick)["control_missing"]["flux"]["ip-adapter"]
     assert "sigclip_vision_patch14_384.safetensors" in why
+
+
+def test_fill_and_kontext_take_reference_units_too(redux_engine):
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    for model, kw in (
+        ("tiny-flux-fill", dict(init_image=image, mask=mask)),
+        ("tiny-flux-kontext", dict(init_image=image, mode="edit")),
+    ):
+        base = {**BASE, "model": model, "steps": 2, **kw}
+        with_unit = redux_engine.run(Job(**base, controls=[unit()])).images[0].image
+        assert diff(with_unit, redux_engine.run(Job(**base)).images[0].image) > 0, model
