@@ -141,15 +141,11 @@ def test_missing_siglip_is_one_clear_error_naming_the_file(tmp_path_factory, flu
     assert "models/clip_vision" in err.value.message
 
 
-def test_style_units_and_other_controls_on_flux_are_refused_clearly(redux_engine):
+def test_style_units_on_flux_are_refused_clearly(redux_engine):
     style = ControlUnit(type="ip-adapter-style", image=picture(1))
     with pytest.raises(DreamwireError) as err:
         redux_engine.run(reference_job(style))
     assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and "Redux" in err.value.message
-    depth = ControlUnit(type="depth", image=picture(1))
-    with pytest.raises(DreamwireError) as err:
-        redux_engine.run(reference_job(depth))
-    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED
 
 
 def test_library_lists_redux_and_siglip_apart_from_clip_vision(tmp_path):
