@@ -10,7 +10,7 @@ import bpy
 import numpy as np
 
 from dreamwire.shared.codec import decode_png, encode_png
-from dreamwire.shared.native_size import model_family
+from dreamwire.shared.family_support import model_info
 
 from . import bpy_data, connection
 from .core import animation as anim
@@ -53,7 +53,7 @@ def _settings(scene, reference: bool = True) -> GenerationSettings:
     """The panel's settings; with `reference`, the reference image's pixels read now (the
     artist may paint on it while the action runs; every job keeps the same picture)."""
     s = scene.dreamwire.to_settings()
-    s.family = model_family(s.model, connection.welcome())
+    s.info = model_info(s.model, connection.welcome())
     img = scene.dreamwire.reference_image
     if reference and s.reference.enabled and img is not None:
         try:
