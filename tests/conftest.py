@@ -40,6 +40,19 @@ def tiny_models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def flux_root(tmp_path_factory) -> Path:
+    """A models root holding only the tiny Flux.1 dev, as a diffusers folder (apart from
+    tiny_models, so the tests over that root see the models they always did)."""
+    from dreamwire.backend.tiny.flux import flux_components, write_flux_diffusers_folder
+
+    root = tmp_path_factory.mktemp("flux-models")
+    write_flux_diffusers_folder(
+        flux_components(), root / "models" / "Stable-diffusion" / "tiny-flux"
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
 def library(tiny_models):
     """A model library over the tiny models root."""
     from dreamwire.backend.library import ModelLibrary
