@@ -472,7 +472,9 @@ class DreamwireDocker(DockWidget):
             self.model.setCurrentText(p.model)
         finally:
             self._follow_family = True
-        self.presets.family = family or model_info(p.model, self.controller.welcome).family.key
+        info = model_info(p.model, self.controller.welcome)
+        self.presets.family = family or info.family.key
+        self._show_family(info)  # an unchanged model text did not say so
         self.sampler.setCurrentText(p.sampler)
         self.steps.setValue(p.steps)
         self.cfg.setValue(p.cfg)
