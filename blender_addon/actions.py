@@ -11,6 +11,7 @@ import numpy as np
 
 from dreamwire.shared.codec import decode_png, encode_png
 from dreamwire.shared.family_support import model_info
+from dreamwire.shared.panel_job import distilled_cfg
 
 from . import bpy_data, connection
 from .core import animation as anim
@@ -423,6 +424,9 @@ def render_animation(context):
         "strength": props.previous_strength,
         "controls": [(c.name, c.weight, c.start, c.end) for c in s.enabled_controls()],
     }
+    distilled = distilled_cfg(s, s.info.family)
+    if distilled is not None:  # only where it travels: older renders keep their fingerprint
+        fingerprint["distilled_cfg"] = distilled
     ref = s.reference
     if ref.enabled and ref.pixels is not None:
         # Frames made with another reference picture are not this render's.

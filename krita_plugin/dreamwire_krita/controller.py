@@ -458,7 +458,8 @@ class Controller:
         sel = host.selection_rect(doc)
         marks = host.annotation(doc, ctl.ANNOTATION_TYPE) or b""
         return {
-            "params": [params.prompt, params.negative, params.model, params.sampler, params.cfg],
+            "params": [params.prompt, params.negative, params.model, params.sampler, params.cfg]
+            + [params.distilled_cfg],
             "strength": lm.strength,
             "seed": lm.seed,
             "size": [doc.width(), doc.height()],

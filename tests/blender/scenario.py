@@ -834,7 +834,7 @@ def sc_flux():
     clear_scene()
     s = settings()  # SD-like values: Euler a, CFG 5, 2 steps
     obj = mesh_object(
-        "Wall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
+        "FluxWall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
     )
     select(obj)
     s.model = "tiny-flux"
@@ -848,9 +848,9 @@ def sc_flux():
     res, err = run_op(lambda: bpy.ops.dreamwire.generate_texture())
     record("result", [res, err])
     record("status", bpy.context.window_manager.dreamwire_status.text)
-    record("job_distilled", job_field("texture Wall", "distilled_cfg"))
-    record("job_controls", job_field("texture Wall", "controls"))
-    record("infotext", job_infotext("texture Wall"))
+    record("job_distilled", job_field("texture FluxWall", "distilled_cfg"))
+    record("job_controls", job_field("texture FluxWall", "controls"))
+    record("infotext", job_infotext("texture FluxWall"))
     img = tex_image(obj)
     gen = backend_images()
     record("texture", list(img.size) if img is not None else None)

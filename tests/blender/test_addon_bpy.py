@@ -298,11 +298,9 @@ def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_pa
 
 
 def test_flux_model_takes_flux_settings_and_textures_with_distilled_cfg(
-    addon_zip, tmp_path, flux_root
+    addon_zip, tmp_path, backend
 ):
-    # A backend over the tiny Flux.1 dev only: the other scenarios keep their models.
-    with BackendProcess([flux_root], tmp_path / "flux-backend") as proc:
-        c = run_scenario("flux", addon_zip, tmp_path, proc)
+    c = run_scenario("flux", addon_zip, tmp_path, backend)
     # Picking the model switched to Forge's Flux preset; the artist's values then stay.
     assert c["switched"] == [20, 1.0, "Euler", 3.5] and c["kept"] == [2, 2.5]
     assert c["seamless_refused"].startswith("Error: Flux.1 models: seamless tiling")
