@@ -29,8 +29,7 @@ def main() -> None:
     from cn_helpers import BASE, SIZE, load_net, noise_image, reference_pipe, run_job_settings
     from PIL import Image
 
-    from dreamwire.backend.conditioning import lora
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions, lora
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
     from dreamwire.backend.tiny import build_all
@@ -38,7 +37,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="dw-bench-cond-"))
     build_all(root)
-    engine = Engine(ModelLibrary([root]), device="cpu", extensions=[ConditioningExtension()])
+    engine = Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions())
     ctl = noise_image(1)
     steps = 8
     job = dict(BASE, sampler="Euler", steps=steps)

@@ -1,6 +1,6 @@
 """Does low-VRAM mode fit? Peak GPU memory of each plan, measured on fake CUDA tensors.
 
-    python bench/bench_lowvram.py [--json out.json]
+    python bench/bench_lowvram.py [--json out.json] [--only sd|flux]
 
 No GPU is needed (bench/fake_gpu.py runs the real SD1.5 / SDXL architectures on fake
 tensors and counts every allocation). The simulation is first checked against the H200
@@ -16,15 +16,23 @@ that plan's stages with only the weights the plan keeps on the GPU (model CPU of
 model at a time), and prints the calibrated peak next to the limit and the plan's own
 estimate. The plan must fit, and its estimate must not be below the calibrated peak
 (it decides from the estimate). Exit status 1 when either fails.
+
+Flux.1 dev at 1024x1024 (issue 12; bench/flux_sim.py builds the real 11.9 B transformer,
+T5-XXL, CLIP-L and the 16-channel VAE on fake tensors in seconds): the peak of each stage
+with the transformer stored as bf16, fp8 (layerwise casting), GGUF Q4_K and NF4, with every
+model resident, with model CPU offload and with sequential CPU offload, against the issue's
+targets (Q4/NF4 with offload within 12 GiB, sequential offload within 8 GiB); then what the
+memory plan chooses for each format with 24, 12 and 8 GiB free, checked as above.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -33,9 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fake_gpu as fg  # noqa: E402
+from fake_gpu import Stage  # noqa: E402
 
 from dreamwire.backend.engine import memory_plan  # noqa: E402
 from dreamwire.backend.engine.tiled_vae import tiled  # noqa: E402
+from dreamwire.backend.library.weight_formats import weight_format  # noqa: E402
 
 GiB = 2**30
 ARCH = {"sd1": "sd1", "sdxl": "sdxl-base"}  # family -> catalog config
@@ -47,20 +57,6 @@ REFERENCE = {
     "vae_decode_1024": 4.18 * GiB,
     "vae_decode_2048": 11.31 * GiB,
 }
-
-
-@dataclass
-class Stage:
-    name: str
-    weights: int  # bytes of weights resident during the stage
-    peak: int  # simulated peak bytes (weights included)
-
-    @property
-    def activations(self) -> int:
-        return self.peak - self.weights
-
-    def calibrated(self, factor: float) -> int:
-        return int(self.weights + self.activations * factor)
 
 
 class Sim:
@@ -158,31 +154,6 @@ class Sim:
 
 
 @contextlib.contextmanager
-def _one_blend_row(vae):
-    """diffusers blends tile seams one pixel row at a time, each row's temporaries freed
-    before the next; fake tensors hold no values, so blending the first row alone has the
-    same peak, and spares tens of thousands of dispatches per tiled decode."""
-    cls = type(vae)
-
-    def blend_v(a, b, extent):
-        extent = min(a.shape[2], b.shape[2], extent)
-        b[:, :, 0, :] = a[:, :, -extent, :] * 1.0 + b[:, :, 0, :] * 0.0
-        return b
-
-    def blend_h(a, b, extent):
-        extent = min(a.shape[3], b.shape[3], extent)
-        b[:, :, :, 0] = a[:, :, :, -extent] * 1.0 + b[:, :, :, 0] * 0.0
-        return b
-
-    vae.blend_v, vae.blend_h = blend_v, blend_h
-    try:
-        yield
-    finally:
-        del vae.blend_v, vae.blend_h
-    assert vae.blend_v.__func__ is cls.blend_v
-
-
-@contextlib.contextmanager
 def _sliced(modules, enabled: bool):
     """What pipe.enable_attention_slicing() does to the UNet and ControlNets, undone after."""
     if not enabled:
@@ -196,6 +167,9 @@ def _sliced(modules, enabled: bool):
     finally:
         for m, procs in zip(modules, saved, strict=True):
             m.set_attn_processor(procs)
+
+
+_one_blend_row = fg.one_blend_row  # a module name, so that a test can swap it
 
 
 # -- calibration against the H200 reference -------------------------------------------------
@@ -309,11 +283,117 @@ TARGETS = [  # (family, side, limit GiB, mode, ControlNets): issue 7's, then the
 ]
 
 
+# -- Flux.1 dev ------------------------------------------------------------------------------
+
+FLUX_SIDE = 1024
+FLUX_FORMATS = ("fp16", "fp8", "Q4_K", "nf4")
+FLUX_MODES = {
+    "none": "every model resident",
+    "model": "model offload",
+    "sequential": "sequential offload",
+}
+# (formats, offload mode, limit GiB): issue 12's targets.
+FLUX_TARGETS = [(("Q4_K", "nf4"), "model", 12), (FLUX_FORMATS, "sequential", 8)]
+FLUX_FREE_GIB = (24, 12, 8)
+PLAN_MODE = {"full": "none", "tiled": "none", "offload": "model", "sequential": "sequential"}
+
+
+def flux_rows(factor: float, formats=FLUX_FORMATS) -> tuple[list[dict], list[dict]]:
+    """Per format: each offload mode's calibrated peak (stages run once per mode and tile),
+    and the plan's choice at each free size with its peak and estimate."""
+    import flux_sim
+
+    peaks, plans = [], []
+    for key in formats:
+        sim = flux_sim.FluxSim(key)
+        runs: dict[tuple[str, int | None], list[Stage]] = {}
+
+        def stages(mode: str, tile: int | None, sim=sim, runs=runs) -> list[Stage]:
+            if (mode, tile) not in runs:
+                runs[mode, tile] = sim.stages(FLUX_SIDE, mode, tile)
+            return runs[mode, tile]
+
+        try:
+            for mode in FLUX_MODES:
+                peaks.append(_flux_row(key, mode, stages(mode, None), factor))
+            for free in FLUX_FREE_GIB:
+                plan = memory_plan.choose(
+                    "flux", FLUX_SIDE, FLUX_SIDE, free * GiB, weights=weight_format(key)
+                )
+                tile = plan.vae_tile_px if plan.tiled_vae else None
+                row = _flux_row(
+                    key, PLAN_MODE[plan.level], stages(PLAN_MODE[plan.level], tile), factor
+                )
+                peak = row["peak_GiB"] * GiB
+                row.update(
+                    limit_GiB=free,
+                    plan=plan.level + (f", tiles {tile}" if tile else ""),
+                    estimate_GiB=plan.estimate / GiB,
+                    fits=peak <= free * GiB,
+                    estimate_covers=plan.estimate >= peak,
+                )
+                plans.append(row)
+        finally:
+            sim.close()
+    return peaks, plans
+
+
+def _flux_row(key: str, mode: str, stages: list[Stage], factor: float) -> dict:
+    worst = max(stages, key=lambda s: s.calibrated(factor))
+    return {
+        "weights": key,
+        "mode": mode,
+        "stages": [{**asdict(s), "calibrated": s.calibrated(factor)} for s in stages],
+        "peak_stage": worst.name,
+        "peak_GiB": worst.calibrated(factor) / GiB,
+    }
+
+
+def flux_report(factor: float) -> tuple[dict, bool]:
+    formats = FLUX_FORMATS
+    if importlib.util.find_spec("gguf") is None:  # diffusers' GGUF support needs it
+        print("  (no gguf package: the GGUF rows are left out; pip install gguf)")
+        formats = tuple(k for k in formats if not k.startswith("Q"))
+    peaks, plans = flux_rows(factor, formats)
+    ok = True
+    print(
+        f"Flux.1 dev {FLUX_SIDE}x{FLUX_SIDE}, calibrated peak by transformer weights and offload:"
+    )
+    for r in peaks:
+        print(
+            f"  {r['weights']:<5} {FLUX_MODES[r['mode']]:<22} {r['peak_GiB']:6.2f} GiB ({r['peak_stage']})"
+        )
+        for s in r["stages"]:
+            print(
+                f"      {s['name']:<30} weights {s['weights'] / GiB:5.2f}  calibrated peak {s['calibrated'] / GiB:5.2f} GiB"
+            )
+    for target_formats, mode, limit in FLUX_TARGETS:
+        for r in peaks:
+            if r["weights"] in target_formats and r["mode"] == mode:
+                fits = r["peak_GiB"] <= limit
+                ok &= fits
+                print(
+                    f"  target: {r['weights']} with {FLUX_MODES[mode]} within {limit} GiB:"
+                    f" {r['peak_GiB']:.2f} GiB -> {'fits' if fits else 'DOES NOT FIT'}"
+                )
+    print("Flux.1 dev: the memory plan's choice by free memory")
+    for r in plans:
+        ok &= r["fits"] and r["estimate_covers"]
+        print(
+            f"  {r['weights']:<5} {r['limit_GiB']:>3} GiB free: plan {r['plan']}; peak {r['peak_GiB']:.2f}"
+            f" GiB ({r['peak_stage']}), plan estimate {r['estimate_GiB']:.2f} GiB ->"
+            f" {'fits' if r['fits'] else 'DOES NOT FIT'}"
+            + ("" if r["estimate_covers"] else ", ESTIMATE TOO LOW")
+        )
+    return {"side": FLUX_SIDE, "peaks": peaks, "plans": plans}, ok
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--only", choices=("sd", "flux"), help="only these families' targets")
     args = ap.parse_args(argv)
 
     factor, cal = calibrate()
@@ -326,7 +406,8 @@ def main(argv=None) -> int:
     print(f"  calibration factor for activations: {factor:.2f}\n")
 
     results, ok = [], True
-    for family, side, limit_gib, mode, nets in TARGETS:
+    targets = [] if args.only == "flux" else TARGETS
+    for family, side, limit_gib, mode, nets in targets:
         r = plan_peak(family, side, limit_gib * GiB, factor, mode, nets)
         results.append(r)
         ok &= r["fits"] and r["estimate_covers"]
@@ -342,13 +423,24 @@ def main(argv=None) -> int:
             print(
                 f"    {s['name']:<28} weights {s['weights'] / GiB:5.2f}  calibrated peak {s['calibrated'] / GiB:5.2f} GiB"
             )
+    flux = None
+    if args.only != "sd":
+        print()
+        flux, flux_ok = flux_report(factor)
+        ok &= flux_ok
     if args.json:
         env = {"torch": torch.__version__}
         with contextlib.suppress(ImportError):
             import diffusers
 
             env["diffusers"] = diffusers.__version__
-        payload = {"calibration_factor": factor, "calibration": cal, "targets": results, "env": env}
+        payload = {
+            "calibration_factor": factor,
+            "calibration": cal,
+            "targets": results,
+            "flux": flux,
+            "env": env,
+        }
         args.json.write_text(json.dumps(payload, indent=1))
     return 0 if ok else 1
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -28,6 +29,16 @@ BLOCK = 512  # the caching allocator's rounding for every block
 
 def _round(n: int) -> int:
     return -(-n // BLOCK) * BLOCK
+
+
+def _tensors(items, recurse: bool = False) -> list[torch.Tensor]:
+    out = []
+    for item in items:
+        if isinstance(item, torch.nn.Module):
+            out += [*item.parameters(recurse=recurse), *item.buffers(recurse=recurse)]
+        else:
+            out.append(item)
+    return out
 
 
 class LiveBytes(TorchDispatchMode):
@@ -45,17 +56,25 @@ class LiveBytes(TorchDispatchMode):
         """Count these tensors (or modules' parameters and buffers) as live from now on:
         the weights a plan keeps on the GPU. Returns the bytes added."""
         before = self.current
-        for item in tensors_or_modules:
-            if isinstance(item, torch.nn.Module):
-                tensors = [*item.parameters(), *item.buffers()]
-            else:
-                tensors = [item]
-            for t in tensors:
-                self._add(t)
+        for t in _tensors(tensors_or_modules, recurse=True):
+            self._add(t)
         return self.current - before
 
     def reset_peak(self) -> None:
         self.peak = self.current
+
+    def drop(self, *tensors_or_modules) -> int:
+        """Stop counting these tensors (or modules' own parameters and buffers): weights
+        that leave the GPU while Python still holds them (sequential offload). Returns the
+        bytes removed."""
+        before = self.current
+        for t in _tensors(tensors_or_modules):
+            st = t.untyped_storage()
+            ref = self._refs.get(id(st))
+            if ref is not None and ref() is st:
+                del self._refs[id(st)]
+                self.current -= _round(st.nbytes())
+        return before - self.current
 
     def _add(self, t) -> None:
         if not isinstance(t, torch.Tensor) or t.device.type != self.device_type:
@@ -66,13 +85,14 @@ class LiveBytes(TorchDispatchMode):
         if ref is not None and ref() is st:
             return
         n = _round(st.nbytes())
-        self._refs[key] = weakref.ref(st, lambda _r, k=key, n=n: self._free(k, n))
+        self._refs[key] = weakref.ref(st, lambda r, k=key, n=n: self._free(k, n, r))
         self.current += n
         self.peak = max(self.peak, self.current)
 
-    def _free(self, key: int, n: int) -> None:
-        self._refs.pop(key, None)
-        self.current -= n
+    def _free(self, key: int, n: int, ref: weakref.ref) -> None:
+        if self._refs.get(key) is ref:  # not dropped before, nor a new storage at that id
+            del self._refs[key]
+            self.current -= n
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -81,6 +101,45 @@ class LiveBytes(TorchDispatchMode):
         for t in tree_leaves(out):
             self._add(t)
         return out
+
+
+@dataclass
+class Stage:
+    name: str
+    weights: int  # bytes of weights resident during the stage
+    peak: int  # simulated peak bytes (weights included)
+
+    @property
+    def activations(self) -> int:
+        return self.peak - self.weights
+
+    def calibrated(self, factor: float) -> int:
+        return int(self.weights + self.activations * factor)
+
+
+@contextlib.contextmanager
+def one_blend_row(vae):
+    """diffusers blends tile seams one pixel row at a time, each row's temporaries freed
+    before the next; fake tensors hold no values, so blending the first row alone has the
+    same peak, and spares tens of thousands of dispatches per tiled decode."""
+    cls = type(vae)
+
+    def blend_v(a, b, extent):
+        extent = min(a.shape[2], b.shape[2], extent)
+        b[:, :, 0, :] = a[:, :, -extent, :] * 1.0 + b[:, :, 0, :] * 0.0
+        return b
+
+    def blend_h(a, b, extent):
+        extent = min(a.shape[3], b.shape[3], extent)
+        b[:, :, :, 0] = a[:, :, :, -extent] * 1.0 + b[:, :, :, 0] * 0.0
+        return b
+
+    vae.blend_v, vae.blend_h = blend_v, blend_h
+    try:
+        yield
+    finally:
+        del vae.blend_v, vae.blend_h
+    assert vae.blend_v.__func__ is cls.blend_v
 
 
 @contextlib.contextmanager
@@ -92,8 +151,19 @@ def fake_cuda() -> Iterator[FakeTensorMode]:
 
 def on_fake_cuda(module: torch.nn.Module) -> torch.nn.Module:
     """A meta-built module as uninitialised fake CUDA weights (call inside `fake_cuda()`;
-    set the dtype on the meta module before: converting fake weights cannot swap them)."""
-    return module.to_empty(device="cpu").eval().requires_grad_(False)
+    set the dtype on the meta module before: converting fake weights cannot swap them).
+    Tied parameters (T5's embedding, held by `shared` and the encoder) stay one tensor:
+    to_empty alone would give each holder its own copy."""
+    names: dict[int, list[str]] = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    module = module.to_empty(device="cpu").eval().requires_grad_(False)
+    for first, *others in (n for n in names.values() if len(n) > 1):
+        tied = module.get_parameter(first)
+        for name in others:
+            owner, _, attr = name.rpartition(".")
+            setattr(module.get_submodule(owner), attr, tied)
+    return module
 
 
 def gib(n: int | float) -> float:

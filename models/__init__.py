@@ -46,6 +46,12 @@ def family_of(arch: str | None) -> str:
     return next((k for k in keys if name.startswith(k)), "sd1")
 
 
+def variant_of(arch: str | None) -> str:
+    """A special-purpose checkpoint's variant within its family ("fill", "kontext"), or ""."""
+    entry = index()["archs"].get(arch or "")
+    return entry.get("variant", "") if entry else ""
+
+
 def config_dir(arch: str) -> Path:
     """The weightless diffusers config folder for an architecture (no tokenizer files)."""
     arch_info(arch)

@@ -25,6 +25,9 @@ class ErrorCode(str, Enum):
     MODEL_UNSUPPORTED = "model_unsupported"
     MODEL_CORRUPT = "model_corrupt"
     MODEL_MISMATCH = "model_mismatch"
+    # A model made of several files lacks one (a Flux transformer without a T5, CLIP-L or
+    # VAE, or without T5's tokenizer); the message names the file to add and where.
+    MODEL_PART_MISSING = "model_part_missing"
     LORA_NOT_FOUND = "lora_not_found"
     CONTROLNET_NOT_FOUND = "controlnet_not_found"
     PREPROCESSOR_UNAVAILABLE = "preprocessor_unavailable"

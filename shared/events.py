@@ -52,6 +52,9 @@ class Welcome:
     control_types: dict[str, dict[str, str]] = field(default_factory=dict)
     # {family: {control type: why it cannot be served, naming the file to add}}
     control_missing: dict[str, dict[str, str]] = field(default_factory=dict)
+    # {checkpoint: what it lacks to load, naming the file to add} (a Flux transformer file
+    # without its T5, CLIP-L, VAE or T5 tokenizer); models absent here are complete.
+    model_missing: dict[str, str] = field(default_factory=dict)
     # {family key: what the backend runs with it}: label, sizes, defaults, modes, features.
     families: dict[str, FamilyInfo] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # capability keys this client does not know
@@ -66,6 +69,7 @@ class Welcome:
         for name in ("priorities", "upscalers"):
             kw[name] = _strings(kw.get(name))
         kw["model_families"] = _string_map(kw.get("model_families"))
+        kw["model_missing"] = _string_map(kw.get("model_missing"))
         kw["default_model"] = (
             kw.get("default_model") if isinstance(kw.get("default_model"), str) else ""
         )

@@ -19,8 +19,8 @@ import numpy as np
 
 from .errors import DreamwireError, ErrorCode
 from .job_fields import FieldCheck
+from .job_mode import JobMode, implied_mode
 
-MODES = ("txt2img", "img2img", "inpaint")
 SEAMLESS_AXES = ("none", "both", "x", "y")
 # Queue classes, best first. "live" (Krita's live preview) jumps every other class, and a new
 # live job replaces the same client's previous one (backend/server/server.py, PROTOCOL.md).
@@ -241,6 +241,10 @@ class Upscale:
 
 @dataclass
 class Job:
+    # What the job asks for. None: the mode its fields imply (job_mode.implied_mode), as a
+    # job from before modes were typed means; validate() resolves it once, so the backend
+    # and a host that validated read a JobMode. Fields of another mode are refused.
+    mode: JobMode | None = None
     prompt: str = ""
     negative: str = ""
     model: str = ""  # "" = the backend's default model
@@ -278,14 +282,6 @@ class Job:
     job_id: str = field(default_factory=new_job_id)
     tag: str = ""  # free text for the client's own bookkeeping (e.g. "frame 12")
 
-    @property
-    def mode(self) -> str:
-        if self.mask is not None or self.outpaint.any():
-            return "inpaint"
-        if self.init_image is not None:
-            return "img2img"
-        return "txt2img"
-
     def validate(self) -> Job:
         """Raise DreamwireError for anything wrong that needs no models to see."""
         try:
@@ -302,6 +298,7 @@ class Job:
             return DreamwireError(code, msg, self.job_id)
 
         self._check_types()
+        self._resolve_mode()
 
         if not isinstance(self.prompt, str) or not isinstance(self.negative, str):
             raise bad(ErrorCode.INVALID_PROMPT, "prompt and negative prompt must be text")
@@ -358,7 +355,7 @@ class Job:
                 raise bad(ErrorCode.INVALID_JOB, "outpaint growth must not be negative")
         if self.hires is not None:
             h = self.hires
-            if self.mode != "txt2img":
+            if self.mode is not JobMode.TXT2IMG:
                 # A1111's Hires.fix is a txt2img script: with a picture there is no first
                 # pass to enlarge. Here, so that a host refuses it as the backend would.
                 raise bad(
@@ -402,6 +399,7 @@ class Job:
                 )
         if self.upscale is not None:
             self._validate_upscale()
+        self._check_mode()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
             if c.type not in CONTROL_TYPES:
@@ -434,6 +432,54 @@ class Job:
         if self.regions:
             self._validate_regions()
         return self
+
+    def implied_mode(self) -> JobMode:
+        """The mode this job's fields imply (what a job naming none means)."""
+        return implied_mode(
+            picture=self.init_image is not None,
+            mask=self.mask is not None,
+            outpaint=self.outpaint.any(),
+            upscale=self.upscale is not None,
+        )
+
+    def _resolve_mode(self) -> None:
+        """A JobMode from now on: the one named (the wire sends its value), else the one the
+        fields imply, decided here once."""
+        if self.mode is None:
+            self.mode = self.implied_mode()
+            return
+        try:
+            self.mode = JobMode(self.mode)
+        except (ValueError, TypeError):
+            known = ", ".join(m.value for m in JobMode)
+            raise FieldCheck(self.job_id).fail(
+                "mode", f"one of {known} (or absent)", self.mode, ErrorCode.INVALID_JOB
+            ) from None
+
+    def _check_mode(self) -> None:
+        """The fields the mode needs are there, and none that belong to another mode (a
+        host that sets a mode and then, say, a mask has built the wrong job)."""
+        mode = self.mode
+
+        def bad(code: ErrorCode, msg: str) -> DreamwireError:
+            return DreamwireError(code, f"a job of mode {mode} {msg}", self.job_id)
+
+        picture = self.init_image is not None
+        inpaints = self.mask is not None or self.outpaint.any()
+        if mode is JobMode.TXT2IMG and picture:
+            raise bad(ErrorCode.INVALID_JOB, "takes no init image (send mode img2img)")
+        if mode is not JobMode.TXT2IMG and not picture:
+            raise bad(ErrorCode.INVALID_IMAGE, "needs an init image")
+        if mode is JobMode.INPAINT and not inpaints:
+            raise bad(ErrorCode.INVALID_MASK, "needs a mask or outpaint margins")
+        if mode is not JobMode.INPAINT and inpaints:
+            raise bad(ErrorCode.INVALID_JOB, "takes no mask or outpaint (send mode inpaint)")
+        if mode is JobMode.UPSCALE and self.upscale is None:
+            raise bad(ErrorCode.INVALID_JOB, "needs its upscale settings")
+        if mode is not JobMode.UPSCALE and self.upscale is not None:
+            raise bad(ErrorCode.INVALID_JOB, "takes no upscale settings (send mode upscale)")
+        if mode is JobMode.EDIT and not self.prompt.strip():
+            raise bad(ErrorCode.INVALID_PROMPT, "needs an instruction in its prompt")
 
     def _check_types(self) -> None:
         """Every field's JSON type and range, naming the field (job_fields.py); what the
@@ -494,7 +540,7 @@ class Job:
         Hires.fix (which keeps the shape); an inpaint job's init image grown by the
         outpaint margins."""
         w, h = self.width, self.height
-        if self.mode == "inpaint" and self.inpaint_full_res and self.init_image is not None:
+        if self.mode is JobMode.INPAINT and self.inpaint_full_res and self.init_image is not None:
             h, w = self.init_image.shape[:2]
         o = self.outpaint
         return w + o.left + o.right, h + o.top + o.bottom
@@ -618,11 +664,20 @@ class Job:
                 return [conv(x) for x in v]
             return v
 
-        return conv(self), arrays
+        body = conv(self)
+        # A mode the fields imply goes unsaid, so the body is what it was before modes were
+        # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
+        # jobs only an edit job, which no such backend could run, carries the key.
+        if self.mode is None or self.mode == self.implied_mode():
+            del body["mode"]
+        elif isinstance(self.mode, JobMode):
+            body["mode"] = self.mode.value
+        return body, arrays
 
     @classmethod
     def from_wire(cls, body: dict[str, Any], arrays: list[np.ndarray]) -> Job:
-        """Inverse of to_wire; unknown fields are an error, not silently dropped."""
+        """Inverse of to_wire; unknown fields are an error, not silently dropped. A body
+        without `mode` leaves it None: validate() gives it the mode the fields imply."""
 
         def arr(v: Any) -> Any:
             if isinstance(v, dict) and set(v) == {"$array"}:

@@ -41,14 +41,19 @@ def tiny_models(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def flux_root(tmp_path_factory) -> Path:
-    """A models root holding only the tiny Flux.1 dev, as a diffusers folder (apart from
-    tiny_models, so the tests over that root see the models they always did)."""
+    """A models root holding the tiny Flux.1 dev, Fill and Kontext as diffusers folders
+    (apart from tiny_models, so the tests over that root see the models they always did;
+    the hosts' test backends take both roots)."""
     from dreamwire.backend.tiny.flux import flux_components, write_flux_diffusers_folder
 
     root = tmp_path_factory.mktemp("flux-models")
-    write_flux_diffusers_folder(
-        flux_components(), root / "models" / "Stable-diffusion" / "tiny-flux"
-    )
+    checkpoints = root / "models" / "Stable-diffusion"
+    write_flux_diffusers_folder(flux_components(), checkpoints / "tiny-flux")
+    fill = "tiny-flux-fill"
+    write_flux_diffusers_folder(flux_components(fill), checkpoints / fill, arch=fill)
+    # Kontext has dev's architecture; the tiny one shares tiny-flux's weights.
+    kontext = "tiny-flux-kontext"
+    write_flux_diffusers_folder(flux_components(), checkpoints / kontext, arch=kontext)
     return root
 
 

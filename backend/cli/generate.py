@@ -21,12 +21,21 @@ from dreamwire.backend.cli.engine_options import (
 )
 from dreamwire.backend.cli.image_files import open_image
 from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
+from dreamwire.shared.job_mode import JobMode
+from dreamwire.shared.panel_job import panel_job
 
 DEFAULT_MODEL = "tiny-sd1"
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate images (txt2img, img2img, inpaint)")
+    p.add_argument(
+        "--mode",
+        choices=[m.value for m in JobMode],
+        default=None,
+        help="the job's mode (default: from the flags: --upscale, --mask/--outpaint, "
+        "--init-image, else txt2img); edit needs an edit model",
+    )
     p.add_argument(
         "--model", default="", help=f"checkpoint name (default: {DEFAULT_MODEL} or the first found)"
     )
@@ -152,15 +161,13 @@ def read_image(path: Path, what: str, mode: str = "RGB") -> np.ndarray:
 
 
 def build_job(args: argparse.Namespace) -> Job:
-    job = Job(
-        prompt=args.prompt,
-        negative=args.negative,
-        model=args.model,
+    # The flags name the prompt and sampling settings as a host panel does (PanelSampling),
+    # so they map onto the Job through the hosts' one mapping; the rest are the CLI's own.
+    job = panel_job(
+        args,
+        mode=None if args.mode is None else JobMode(args.mode),
+        priority=Job.priority,  # not an artist waiting at a panel
         vae=args.vae,
-        sampler=args.sampler,
-        steps=args.steps,
-        cfg=args.cfg,
-        seed=args.seed,
         subseed=args.subseed,
         subseed_strength=args.subseed_strength,
         width=args.width,

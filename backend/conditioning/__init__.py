@@ -1,9 +1,29 @@
 """Conditioning: what changes how a job runs beyond prompt and sampler.
 
-LoRA and LyCORIS weights (patched in before a job, restored exactly after it), textual
-inversion embeddings, ControlNet 1.1 units and Union/ProMax, T2I-Adapters, IP-Adapter
-(Style/Composition), control-image preprocessors, and the capabilities the backend reports
-for them. `engine_extensions()` is what the CLI and the server hand the Engine
+One conditioner per kind, each implementing the engine's `Conditioner` protocol
+(backend/engine/hooks.py: resolve, attach around the job and around each pass, a step hook
+by name):
+
+  embedding_conditioner     textual-inversion embeddings (embeddings.py)
+  lora_conditioner          LoRA and LyCORIS weights, patched for the job and restored
+                            exactly (lora.py)
+  controlnet_conditioner    ControlNet 1.0/1.1, diffusers and Union/ProMax units: a stack
+                            per pass as the pipeline's `controlnet` component (controlnet.py,
+                            union.py, controlnet_files.py)
+  t2i_conditioner           T2I-Adapter units: a UNet hook per pass (adapter_stack.py,
+                            t2i_adapter.py)
+  ip_adapter_conditioner    IP-Adapter units, plain, plus, Style/Composition: loaded into the
+                            UNet for the job (ip_adapter.py, ip_adapter_files.py,
+                            ip_adapter_blocks.py)
+
+The three unit kinds share the resolution of a job's control units to files
+(unit_resolution.py; the file's info class, unit_file.py, says which kind runs it), the
+control images (units.py, control_image.py, on_canvas.py, preprocess.py), the start/end
+window clock (window.py), the loaded-model cache of ControlNets and T2I-Adapters
+(net_cache.py), and the infotext entries (unit_infotext.py). capabilities.py says which
+control types the backend can serve, observer.py lets a builder watch the stacks.
+
+`engine_extensions()` is what the CLI and the server hand the Engine
 (backend/cli/engine_options.py `build_engine`); the engine never imports this package.
 """
 
@@ -11,8 +31,24 @@ from __future__ import annotations
 
 
 def engine_extensions(observer=None) -> list:
-    """The extensions an Engine runs with; `observer` (observer.StackObserver) is told what
-    the conditioning attaches and runs."""
-    from .extension import ConditioningExtension
+    """The conditioners an Engine runs with, in the order the engine resolves and attaches
+    them; `observer` (observer.StackObserver) is told what the unit kinds attach and run."""
+    from .controlnet_conditioner import ControlNetConditioner
+    from .embedding_conditioner import EmbeddingConditioner
+    from .ip_adapter_conditioner import IPAdapterConditioner
+    from .lora_conditioner import LoraConditioner
+    from .net_cache import NetCache
+    from .t2i_conditioner import T2IAdapterConditioner
 
-    return [ConditioningExtension(observer=observer)]
+    nets = NetCache(2)  # ControlNets and T2I-Adapters together, as one cache
+    return [
+        EmbeddingConditioner(),
+        # Unit kinds in the order a pass attaches them (the IP-Adapter loads into the UNet
+        # before the T2I-Adapter hooks it); units resolve in the job's order whatever this is.
+        IPAdapterConditioner(observer=observer),
+        T2IAdapterConditioner(nets, observer),
+        ControlNetConditioner(nets, observer),
+        # Last: its "Lora hashes" follow the units' "ControlNet N" in the infotext, as A1111
+        # writes them.
+        LoraConditioner(),
+    ]

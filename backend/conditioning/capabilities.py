@@ -22,6 +22,8 @@ from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
 
 from . import controlnet_files, ip_adapter_blocks, ip_adapter_files
+from .files import library_entries, mtime
+from .ip_adapter_files import IPAdapterInfo
 
 # Files an artist would add, as A1111's ControlNet extension / Krita AI Diffusion name them.
 _SD15 = {
@@ -55,7 +57,7 @@ EXAMPLES = {
     },
 }
 
-Pick = Callable[..., controlnet_files.ControlNetInfo]
+Pick = Callable[..., controlnet_files.AnyUnitFile]
 
 _CACHE: dict[str, object] = {}
 
@@ -63,18 +65,16 @@ _CACHE: dict[str, object] = {}
 def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, str]]]:
     """{"control_types": {family: {type: file(s) serving it}},
     "control_missing": {family: {type: why not, naming the file to add}}}
-    for the families of the library's checkpoints. `pick` is the extension's picker."""
-    from .extension import library_entries
-
+    for the families of the library's checkpoints. `pick` is unit_resolution.pick."""
     available = library_entries(library, "controlnet")
     roots = list(getattr(library, "roots", []) or [])
     encoders = ip_adapter_files.encoder_files(roots)
     configs = _family_configs(library)
     key = json.dumps(
         [
-            sorted((str(p), _mtime(p)) for p in available.values()),
+            sorted((str(p), mtime(p)) for p in available.values()),
             sorted(available),
-            [(str(p), _mtime(p)) for p in encoders],
+            [(str(p), mtime(p)) for p in encoders],
             {f: [json.dumps(c, sort_keys=True) for c in cs] for f, cs in sorted(configs.items())},
         ]
     )
@@ -137,7 +137,7 @@ def _serve_ip_adapter(label, unet_config, available, roots, model, hint):
             controlnet_files.check_compatible(info, unet_config, model.name, model.family)
         except DreamwireError:
             continue
-        if info.ip_adapter is not None:
+        if isinstance(info, IPAdapterInfo) and info.ip_adapter is not None:
             adapters.append(info)
     if not adapters:
         return None, f"no IP-Adapter for {label} in the ControlNet or ipadapter folders{hint}"
@@ -191,17 +191,10 @@ def _unet_config(entry, catalog) -> dict | None:
 
 
 def _inspect(path: Path, name: str):
-    from .extension import inspect_cached
+    from .unit_resolution import inspect_cached
 
     return inspect_cached(path, name)
 
 
 def _pickled(path: Path) -> bool:
     return not path.is_dir() and path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin")
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0

@@ -30,6 +30,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import label as family_label
 
 from . import files, ip_adapter_files, t2i_adapter
+from .unit_file import UnitFile
 
 FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
 
@@ -45,42 +46,31 @@ def family_from_name(name: str) -> str | None:
     return None
 
 
-@dataclass
-class ControlNetInfo:
-    name: str
-    path: Path
-    type: str | None
-    layout: str  # "original" | "diffusers" | "diffusers_folder" | unsupported kinds below
+@dataclass(kw_only=True)
+class ControlNetInfo(UnitFile):
+    """A ControlNet (1.0/1.1 original layout, diffusers, Union/ProMax) or a file in the
+    ControlNet folders that Dreamwire refuses (UNSUPPORTED layouts)."""
+
+    layout: str  # "original" | "diffusers" | "diffusers_folder" | union's | UNSUPPORTED's
     context_dim: int | None = None
     sdxl: bool = False
     base_channels: int | None = None
     hint_channels: tuple[int, ...] = ()
     conditioning_channels: int = 3
-    pickled: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
-    adapter: t2i_adapter.AdapterFile | None = None  # set for T2I-Adapters
-    ip_adapter: ip_adapter_files.IPAdapterFile | None = None  # set for IP-Adapters
-
-    @property
-    def is_ip_adapter(self) -> bool:
-        return self.layout == "ip_adapter"
-
-    @property
-    def is_adapter(self) -> bool:
-        return self.layout == "t2iadapter"
 
     @property
     def family(self) -> str:
-        if self.ip_adapter is not None:
-            return self.ip_adapter.family
         if self.context_dim in FAMILY_BY_WIDTH:
             return FAMILY_BY_WIDTH[self.context_dim]
-        if self.adapter is not None:
-            return "SDXL" if self.adapter.config.sdxl else "SD1.x/SD2.x"
         by_name = family_from_name(self.name)
         if by_name:
             return by_name
         return f"a model with {self.context_dim}-wide text conditioning"
+
+
+# What inspect() finds in the ControlNet folders: the info's class says which kind runs it.
+AnyUnitFile = ControlNetInfo | t2i_adapter.AdapterInfo | ip_adapter_files.IPAdapterInfo
 
 
 UNSUPPORTED = {
@@ -143,9 +133,10 @@ def _fill_from_shapes(info: ControlNetInfo, shapes: dict[str, tuple[int, ...]]) 
         info.hint_channels = tuple(hint)
 
 
-def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
-    """Identify a ControlNet file or diffusers folder without loading its weights
-    (pickled files have no header and are read through the restricted unpickler)."""
+def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
+    """Identify a ControlNet, T2I-Adapter or IP-Adapter file or diffusers folder without
+    loading its weights (pickled files have no header and are read through the restricted
+    unpickler)."""
     path = Path(path)
     name = name or (path.name if path.is_dir() else path.stem)
     kind = type_from_name(name)
@@ -162,13 +153,8 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
                 ErrorCode.MODEL_CORRUPT, f"ControlNet {path.name}: unreadable config.json ({exc})"
             ) from None
         if t2i_adapter.is_adapter_folder(cfg):
-            return ControlNetInfo(
-                name=name,
-                path=path,
-                type=kind,
-                layout="t2iadapter",
-                detail={"config": cfg},
-                adapter=t2i_adapter.inspect_folder(cfg),
+            return t2i_adapter.AdapterInfo(
+                name=name, path=path, type=kind, adapter=t2i_adapter.inspect_folder(cfg)
             )
         boc = cfg.get("block_out_channels") or [None]
         info = ControlNetInfo(
@@ -198,15 +184,22 @@ def inspect(path: Path, name: str | None = None) -> ControlNetInfo:
         state = pickled_state_dict(path)
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         pickled = True
-    info = ControlNetInfo(name, path, kind, _layout(set(shapes)), pickled=pickled)
-    if info.is_adapter:
-        info.adapter = t2i_adapter.inspect_shapes(shapes)
-        return info
-    if info.is_ip_adapter:
-        info.type = "ip-adapter"
-        if not pickled:  # pickles are refused by check_supported, unread
-            info.ip_adapter = ip_adapter_files.inspect_shapes(shapes, name)
-        return info
+    layout = _layout(set(shapes))
+    if layout == "t2iadapter":
+        adapter = t2i_adapter.inspect_shapes(shapes)
+        return t2i_adapter.AdapterInfo(
+            name=name, path=path, type=kind, pickled=pickled, adapter=adapter
+        )
+    if layout == "ip_adapter":
+        return ip_adapter_files.IPAdapterInfo(
+            name=name,
+            path=path,
+            type="ip-adapter",
+            pickled=pickled,
+            # pickles are refused by check_supported, unread
+            ip_adapter=None if pickled else ip_adapter_files.inspect_shapes(shapes, name),
+        )
+    info = ControlNetInfo(name=name, path=path, type=kind, layout=layout, pickled=pickled)
     _fill_from_shapes(info, shapes)
     if info.layout == "union":
         _union().describe(info, shapes)
@@ -232,15 +225,15 @@ def _union():
     return union
 
 
-def check_supported(info: ControlNetInfo) -> None:
-    if info.layout in UNSUPPORTED:
+def check_supported(info: AnyUnitFile) -> None:
+    if isinstance(info, ControlNetInfo) and info.layout in UNSUPPORTED:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
             "files (original layout), diffusers ControlNets, T2I-Adapters (full, light and "
             "SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
         )
-    if (info.is_adapter or info.is_ip_adapter) and info.pickled:
+    if not isinstance(info, ControlNetInfo) and info.pickled:
         # Unlike ControlNet 1.1's .pth files, adapters come as .safetensors (A1111's
         # t2iadapter_*.safetensors, TencentARC's diffusers folders): pickles stay refused.
         from dreamwire.backend.library.pickles import refuse_pickle
@@ -249,10 +242,13 @@ def check_supported(info: ControlNetInfo) -> None:
 
 
 def check_compatible(
-    info: ControlNetInfo, unet_config: dict, model_name: str, model_family: str
+    info: AnyUnitFile, unet_config: dict, model_name: str, model_family: str
 ) -> None:
-    """MODEL_MISMATCH unless the ControlNet was made for the base model's architecture."""
-    if info.ip_adapter is not None:
+    """MODEL_MISMATCH unless the file was made for the base model's architecture."""
+    if isinstance(info, ip_adapter_files.IPAdapterInfo):
+        if info.ip_adapter is None:
+            return  # a pickle: check_supported refuses it
+
         base_dim = unet_config.get("cross_attention_dim")
         base_dim = base_dim[0] if isinstance(base_dim, list | tuple) else base_dim
         if info.ip_adapter.cross_dim != base_dim:
@@ -264,7 +260,7 @@ def check_compatible(
                 f"{family_label(model_family)}",
             )
         return
-    if info.adapter is not None:
+    if isinstance(info, t2i_adapter.AdapterInfo):
         problems = t2i_adapter.mismatch(info.adapter.config, unet_config)
         if problems:
             raise DreamwireError(
@@ -337,13 +333,15 @@ def _config_dir(config: dict) -> Path:
     return folder
 
 
-def load(info: ControlNetInfo, unet_config: dict, dtype: torch.dtype, device) -> Any:
+def load(
+    info: ControlNetInfo | t2i_adapter.AdapterInfo, unet_config: dict, dtype: torch.dtype, device
+) -> Any:
     """A diffusers ControlNetModel (T2IAdapter for adapters) on `device`, loaded without any
     network access."""
     from diffusers import ControlNetModel
 
     check_supported(info)
-    if info.adapter is not None:
+    if isinstance(info, t2i_adapter.AdapterInfo):
         return t2i_adapter.load(info.path, info.adapter, info.name, dtype, device)
     if info.layout in _union().LAYOUTS:
         return _union().load(info, unet_config, dtype, device)

@@ -98,3 +98,20 @@ def load_pickled(path: Path, what: str) -> Any:
         raise DreamwireError(
             ErrorCode.MODEL_CORRUPT, f"{what} {path.name} is corrupt or not a torch file ({exc})"
         ) from None
+
+
+def library_entries(library, kind: str) -> dict[str, Path]:
+    """name -> path for one kind of the model library (LoRA, ControlNet, embedding)."""
+    if library is None:
+        return {}
+    from dreamwire.backend.library import Kind
+
+    return {e.name: Path(e.path) for e in library.entries(Kind(kind))}
+
+
+def mtime(path: Path) -> float:
+    """A file's modification time for cache keys (0 when it is gone)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

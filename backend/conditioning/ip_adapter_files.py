@@ -32,6 +32,7 @@ from pathlib import Path
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files
+from .unit_file import UnitFile
 
 FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
 # (hidden width, projection width) -> the encoder's usual name, and the attention heads a
@@ -91,6 +92,18 @@ class IPAdapterFile:
                 return name
         what = "projection" if self.reads == "image_embeds" else "hidden width"
         return f"a CLIP vision encoder with {what} {self.input_dim}"
+
+
+@dataclass(kw_only=True)
+class IPAdapterInfo(UnitFile):
+    """An IP-Adapter in the ControlNet (or ipadapter) folders; `ip_adapter` is None for a
+    pickle, which is refused unread."""
+
+    ip_adapter: IPAdapterFile | None
+
+    @property
+    def family(self) -> str:
+        return self.ip_adapter.family if self.ip_adapter is not None else "an unread model"
 
 
 def inspect_shapes(shapes: dict[str, tuple[int, ...]], name: str) -> IPAdapterFile:

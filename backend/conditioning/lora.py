@@ -18,12 +18,14 @@ Keys understood:
   LoHa       .hada_w1_a/.hada_w1_b/.hada_w2_a/.hada_w2_b (+ .alpha)
   diffusers  unet.<module>.lora_A.weight / lora_B.weight (PEFT), text_encoder[_2].<module>...,
              and the older .lora.down.weight / .lora.up.weight and processor.to_q_lora.* forms
+  Flux.1     kohya, ComfyUI, ai-toolkit/diffusers and BFL/XLabs names (lora_flux_keys.py)
 Refused with a clear message: LoKr, (IA)^3, OFT, GLoRA, Tucker (lora_mid/hada_t), full-diff
 LyCORIS files, and legacy hypernetworks (use a LoRA instead).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,21 +33,28 @@ from typing import Any
 
 import torch
 
+from dreamwire.backend.families import LoraLineage, lora_lineage, spec_of_components
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files
+from . import files, lora_flux_keys
 from .ldm_names import ldm_aliases
+from .lora_flux_keys import Fit, KeyRef
 
-# part name -> pipeline component
+log = logging.getLogger("dreamwire.conditioning")
+
 # part name -> pipeline component ("pte": diffusers/PEFT files, which name the component)
 PARTS = {
     "unet": "unet",
+    "transformer": "transformer",  # Flux
     "te": "text_encoder",
     "te1": "text_encoder",
     "te2": "text_encoder_2",
+    "te3": "text_encoder_2",  # Flux's T5 (kohya lora_te3_)
     "pte1": "text_encoder",
     "pte2": "text_encoder_2",
 }
+# Parts the UNet/transformer multiplier applies to; the text-encoder multiplier takes the rest.
+DENOISER_PARTS = ("unet", "transformer")
 _REFUSED = {
     "lokr_w1": "LyCORIS LoKr",
     "lokr_w1_a": "LyCORIS LoKr",
@@ -57,16 +66,24 @@ _REFUSED = {
     "oft_blocks": "LyCORIS OFT",
     "a1.weight": "LyCORIS GLoRA",
     "diff": "LyCORIS full-weight diff",
+    # Applied as plain LoRA a DoRA file gives other pictures: refused rather than wrong.
+    "dora_scale": "DoRA (weight-decomposed LoRA)",
+    # BFL's depth/canny Control LoRAs also replace norms and widen img_in for the control
+    # image: a control model, not a style LoRA.
+    "query_norm.scale": "Flux Control LoRA (a depth/canny control model)",
 }
 
 
 @dataclass
 class LoraModule:
-    part: str  # "unet" | "te" | "te1" | "te2" (kohya) | "pte1" | "pte2" (diffusers/PEFT)
+    part: str  # a key of PARTS
     name: str  # module name as the file spells it, "_"-joined, without the part prefix
     kind: str  # "lora" | "loha"
     tensors: dict[str, torch.Tensor]
     alpha: float | None = None
+    # Where it lands: `name` itself unless the file's layer is fused or reordered in the
+    # loaded model (Flux, lora_flux_keys.py).
+    fit: Fit = Fit()
 
     @property
     def rank(self) -> int:
@@ -95,10 +112,14 @@ class LoraFile:
     name: str
     path: Path
     modules: list[LoraModule] = field(default_factory=list)
+    flux: bool = False  # named for Flux's layers (lora_flux_keys.is_flux)
 
     @property
     def family(self) -> str | None:
-        """ "sdxl" or "sd" where the key names tell (kohya writes te1/te2 only for SDXL)."""
+        """The LoRA lineage key ("sd", "sdxl", "flux") where the key names tell: Flux's
+        layer names; kohya writes te1/te2 only for SDXL."""
+        if self.flux:
+            return "flux"
         parts = {m.part for m in self.modules}
         if parts & {"te1", "te2"}:
             return "sdxl"
@@ -146,6 +167,30 @@ _PEFT = re.compile(
 _KOHYA = re.compile(
     r"^lora_(unet|te1|te2|te)_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab])$"
 )
+_KOHYA_SLOTS = {
+    "lora_down.weight": "down",
+    "lora_up.weight": "up",
+    "alpha": "alpha",
+    "hada_w1_a": "w1a",
+    "hada_w1_b": "w1b",
+    "hada_w2_a": "w2a",
+    "hada_w2_b": "w2b",
+}
+_PEFT_PARTS = {"unet": "unet", "text_encoder": "pte1", "text_encoder_2": "pte2"}
+
+
+def _parse_key(key: str) -> KeyRef | None:
+    """The module and slot of an SD-era key (kohya, LyCORIS, diffusers/PEFT)."""
+    if m := _KOHYA.match(key):
+        return KeyRef(m[1], m[2], _KOHYA_SLOTS[m[3]])
+    if m := _PEFT.match(key):
+        # processor.to_out_lora targets the attention's to_out.0 Linear
+        module = m[2] + ({"to_out": ".to_out.0"}.get(m[3], f".{m[3]}") if m[3] else "")
+        slot = "down" if m[4] in ("lora_A", "down") else "up"
+        return KeyRef(_PEFT_PARTS[m[1]], module.replace(".", "_"), slot)
+    if key.endswith(".alpha") and (m := _PEFT.match(key[: -len(".alpha")] + ".lora_A.weight")):
+        return KeyRef(_PEFT_PARTS[m[1]], m[2].replace(".", "_"), "alpha")
+    return None
 
 
 def read(path: Path, name: str | None = None) -> LoraFile:
@@ -161,40 +206,29 @@ def read(path: Path, name: str | None = None) -> LoraFile:
         )
     keys = list(data)
     _refuse_kind(path, keys)
+    flux = lora_flux_keys.is_flux(keys)
     grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     alphas: dict[tuple[str, str], float] = {}
+    refs: dict[tuple[str, str], KeyRef] = {}
+    ignored = []
     for key, value in data.items():
-        if m := _KOHYA.match(key):
-            part, module, what = m[1], m[2], m[3]
-            slot = {
-                "lora_down.weight": "down",
-                "lora_up.weight": "up",
-                "hada_w1_a": "w1a",
-                "hada_w1_b": "w1b",
-                "hada_w2_a": "w2a",
-                "hada_w2_b": "w2b",
-            }.get(what)
-            if what == "alpha":
-                alphas[(part, module)] = float(value)
-            else:
-                grouped.setdefault((part, module), {})[slot] = value
-        elif m := _PEFT.match(key):
-            part = {"unet": "unet", "text_encoder": "pte1", "text_encoder_2": "pte2"}[m[1]]
-            # processor.to_out_lora targets the attention's to_out.0 Linear
-            module = m[2] + ({"to_out": ".to_out.0"}.get(m[3], f".{m[3]}") if m[3] else "")
-            module = module.replace(".", "_")
-            slot = "down" if m[4] in ("lora_A", "down") else "up"
-            grouped.setdefault((part, module), {})[slot] = value
-        elif key.endswith(".alpha") and (
-            m := _PEFT.match(key[: -len(".alpha")] + ".lora_A.weight")
-        ):
-            part = {"unet": "unet", "text_encoder": "pte1", "text_encoder_2": "pte2"}[m[1]]
-            alphas[(part, m[2].replace(".", "_"))] = float(value)
+        ref = (flux and lora_flux_keys.parse(key)) or _parse_key(key)
+        if ref is None:
+            ignored.append(key)
+            continue
+        refs[(ref.part, ref.module)] = ref
+        if ref.slot == "alpha":
+            alphas[(ref.part, ref.module)] = float(value)
+        else:
+            grouped.setdefault((ref.part, ref.module), {})[ref.slot] = value
     if not grouped:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{path.name} has no LoRA weights Dreamwire recognises (first keys: {keys[:3]})",
         )
+    if ignored:
+        # As Forge ("lora key not loaded"): the rest of the file still applies.
+        log.warning("LoRA %s: %d keys not applied, e.g. %s", path.name, len(ignored), ignored[:3])
     modules = []
     for (part, module), tensors in grouped.items():
         if {"down", "up"} <= set(tensors):
@@ -205,8 +239,9 @@ def read(path: Path, name: str | None = None) -> LoraFile:
             raise DreamwireError(
                 ErrorCode.MODEL_CORRUPT, f"{path.name}: {part} module {module} is incomplete"
             )
-        modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module))))
-    return LoraFile(name or path.stem, path, modules)
+        fit = refs[(part, module)].fit
+        modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module)), fit))
+    return LoraFile(name or path.stem, path, modules, flux)
 
 
 # --- targets ------------------------------------------------------------------------
@@ -225,13 +260,13 @@ def module_table(component: torch.nn.Module, part: str, unet_config: dict | None
             continue
         names.append(name)
         table[_underscored(name)] = module
-        if part != "unet":
+        if part == "te":
             # transformers 5 dropped the `text_model.` level of CLIPTextModel; files keep it.
             if name.startswith("text_model."):
                 table[_underscored(name.removeprefix("text_model."))] = module
             else:
                 table["text_model_" + _underscored(name)] = module
-    if part == "unet" and unet_config is not None:
+    if part == "unet" and unet_config is not None:  # SD UNets: original-layout names too
         by_name = dict(component.named_modules())
         for ldm, diffusers in ldm_aliases(names, unet_config).items():
             table.setdefault(_underscored(ldm), by_name[diffusers])
@@ -253,15 +288,20 @@ class LoraPatch:
         self.applied.clear()
 
 
-def _check_family(lora: LoraFile, components: dict[str, Any], model_name: str) -> None:
-    model_is_xl = "text_encoder_2" in components
+def _check_family(lora: LoraFile, model: LoraLineage, model_name: str) -> None:
     family = lora.family
-    if family is not None and (family == "sdxl") != model_is_xl:
-        made_for = "SDXL" if family == "sdxl" else "SD1.x/SD2.x"
+    if family is not None and family != model.key:
+        made_for = lora_lineage(family).label
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH,
-            f"LoRA {lora.name} was made for {made_for} models and cannot be used with {model_name}",
+            f"LoRA {lora.name} was made for {made_for} models and cannot be used with "
+            f"{model_name} ({model.label})",
         )
+
+
+def _table_kind(component_name: str) -> str:
+    """module_table's part: text encoders get CLIP's naming aliases, UNets the ldm ones."""
+    return "te" if component_name.startswith("text_encoder") else component_name
 
 
 def apply(
@@ -277,9 +317,10 @@ def apply(
     tables: dict[str, dict] = {}
     unet = components.get("unet")
     unet_config = dict(unet.config) if unet is not None and hasattr(unet, "config") else None
+    lineage = spec_of_components(components).lora
     try:
         for lora, w_unet, w_te in loras:
-            _check_family(lora, components, model_name)
+            _check_family(lora, lineage, model_name)
             matched = 0
             misses = []
             for mod in lora.modules:
@@ -289,15 +330,21 @@ def apply(
                     misses.append(f"{mod.part}:{mod.name}")
                     continue
                 if comp_name not in tables:
-                    tables[comp_name] = module_table(
-                        comp, "unet" if comp_name == "unet" else "te", unet_config
-                    )
-                target = tables[comp_name].get(mod.name)
-                if target is None:
+                    tables[comp_name] = module_table(comp, _table_kind(comp_name), unet_config)
+                targets = [tables[comp_name].get(n) for n in mod.fit.targets or (mod.name,)]
+                if None in targets:
                     misses.append(f"{mod.part}:{mod.name}")
                     continue
-                multiplier = w_unet if mod.part == "unet" else w_te
-                _add(patch, target, mod, multiplier, lora, model_name)
+                if mod.fit.model_input and _other_input_width(mod, targets[0]):
+                    log.warning(
+                        "LoRA %s: %s is for another input width than %s's; left out",
+                        lora.name,
+                        mod.name,
+                        model_name,
+                    )
+                    continue
+                multiplier = w_unet if mod.part in DENOISER_PARTS else w_te
+                _add(patch, targets, mod, multiplier, lora, model_name)
                 matched += 1
             if matched == 0:
                 raise DreamwireError(
@@ -312,23 +359,52 @@ def apply(
     return patch
 
 
-def _add(
-    patch: LoraPatch, target: torch.nn.Module, mod: LoraModule, multiplier: float, lora, model
-) -> None:
-    weight = target.weight
-    updown = mod.updown()
-    if updown.numel() != weight.numel():
+def _other_input_width(mod: LoraModule, target: torch.nn.Module) -> bool:
+    down = mod.tensors["down"] if mod.kind == "lora" else mod.tensors["w1b"]
+    return down.shape[1] != target.weight.shape[1]
+
+
+def _split_rows(
+    updown: torch.Tensor, targets: list[torch.nn.Module], mod: LoraModule, lora, model
+) -> list[torch.Tensor]:
+    """A fused layer's delta, row blocks in the targets' order (one target: unchanged)."""
+    if mod.fit.swap_halves:
+        updown = torch.cat(updown.chunk(2, dim=0)[::-1])
+    if len(targets) == 1:
+        return [updown]
+    rows = [t.weight.shape[0] for t in targets]
+    if updown.shape[0] != sum(rows):
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH,
-            f"LoRA {lora.name}: layer {mod.name} has shape {tuple(updown.shape)} but "
-            f"{model} has {tuple(weight.shape)}; the LoRA is for another model family",
+            f"LoRA {lora.name}: layer {mod.name} has {updown.shape[0]} output rows but "
+            f"{model} has {sum(rows)}; the LoRA is for another model",
         )
-    updown = updown.reshape(weight.shape)
-    with torch.no_grad():
-        if id(weight) not in patch.originals:
-            patch.originals[id(weight)] = (weight, weight.detach().to("cpu", copy=True))
-        delta = updown * multiplier * mod.scale
-        weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
+    return list(updown.split(rows, dim=0))
+
+
+def _add(
+    patch: LoraPatch,
+    targets: list[torch.nn.Module],
+    mod: LoraModule,
+    multiplier: float,
+    lora,
+    model,
+) -> None:
+    pieces = _split_rows(mod.updown(), targets, mod, lora, model)
+    for target, updown in zip(targets, pieces, strict=True):
+        weight = target.weight
+        if updown.numel() != weight.numel():
+            raise DreamwireError(
+                ErrorCode.MODEL_MISMATCH,
+                f"LoRA {lora.name}: layer {mod.name} has shape {tuple(updown.shape)} but "
+                f"{model} has {tuple(weight.shape)}; the LoRA is for another model family",
+            )
+        updown = updown.reshape(weight.shape)
+        with torch.no_grad():
+            if id(weight) not in patch.originals:
+                patch.originals[id(weight)] = (weight, weight.detach().to("cpu", copy=True))
+            delta = updown * multiplier * mod.scale
+            weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
 
 
 # --- refs from prompts and jobs -----------------------------------------------------

@@ -1,5 +1,5 @@
 """Watching the conditioning at work without reaching into it: an observer the builder of
-the extension may pass in (a log, a debugger, a test), told when a pass attaches a stack of
+the conditioners may pass in (a log, a debugger, a test), told when a pass attaches a stack of
 units and, at every model call, which units ran (their start/end windows, zero weights).
 """
 

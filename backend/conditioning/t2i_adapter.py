@@ -36,6 +36,7 @@ import torch
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files
+from .unit_file import UnitFile
 
 ADAPTER_CLASS = "T2IAdapter"
 
@@ -189,6 +190,17 @@ def config_from_state(state: dict[str, Any]) -> AdapterConfig:
 class AdapterFile:
     config: AdapterConfig
     layout: str  # "original" | "diffusers" (single file) | "diffusers_folder"
+
+
+@dataclass(kw_only=True)
+class AdapterInfo(UnitFile):
+    """A T2I-Adapter in the ControlNet folders."""
+
+    adapter: AdapterFile
+
+    @property
+    def family(self) -> str:
+        return "SDXL" if self.adapter.config.sdxl else "SD1.x/SD2.x"
 
 
 def inspect_shapes(shapes: dict[str, tuple[int, ...]]) -> AdapterFile:

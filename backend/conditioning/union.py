@@ -49,6 +49,7 @@ from torch import nn
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .controlnet import ControlNetStack, StackUnit
+from .controlnet_files import ControlNetInfo
 
 LAYOUTS = ("union", "union_folder")
 PLAIN_TYPES, PROMAX_TYPES = 6, 8
@@ -84,7 +85,7 @@ UNION_KEYS = ("task_embedding", "control_add_embedding", "transformer_layes", "s
 
 
 def is_union(info) -> bool:
-    return info.layout in LAYOUTS
+    return isinstance(info, ControlNetInfo) and info.layout in LAYOUTS
 
 
 def is_union_config(cfg: dict) -> bool:

@@ -30,7 +30,7 @@ from dreamwire.shared.infotext_controlnet import (
 )
 from dreamwire.shared.job import ControlUnit, Job
 
-from .controlnet_files import ControlNetInfo
+from .unit_file import UnitFile
 
 # Weight files of a diffusers folder, in the order diffusers prefers them.
 _FOLDER_WEIGHTS = (
@@ -62,7 +62,7 @@ def model_stem(path: Path) -> str:
     return path.name if path.is_dir() else path.stem
 
 
-def entry(unit: ControlUnit, info: ControlNetInfo, job: Job) -> ControlNetEntry:
+def entry(unit: ControlUnit, info: UnitFile, job: Job) -> ControlNetEntry:
     module = unit.preprocessor or "none"
     a, b = thresholds(module)
     return ControlNetEntry(
@@ -91,5 +91,5 @@ def _processor_res(unit: ControlUnit, job: Job, module: str) -> int:
 
 def fields(resolved, job: Job) -> dict[str, str]:
     """{"ControlNet 0": "Module: ..., ...", ...} for ctx.infotext_extra; `resolved` is the
-    extension's ResolvedUnit list (unit, the ControlNetInfo it runs)."""
+    job's resolved units (unit_resolution.ResolvedUnit: the unit, the file it runs)."""
     return {unit_key(i): entry(r.unit, r.info, job).to_text() for i, r in enumerate(resolved)}

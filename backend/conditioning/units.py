@@ -32,6 +32,7 @@ from dreamwire.shared.job import ControlUnit, Job
 from . import control_image, on_canvas, preprocess
 from .controlnet import StackUnit
 from .controlnet_files import ControlNetInfo
+from .unit_file import UnitFile
 
 HIRES_SOFT_TYPES = ("canny", "mlsd")  # the extension forces soft injection for these
 
@@ -41,7 +42,7 @@ def check_image(unit: ControlUnit, where: str) -> None:
         control_image.split_channels(unit.image, f"{where} image")
 
 
-def stack_unit(unit: ControlUnit, info: ControlNetInfo, hires_pass: bool) -> StackUnit:
+def stack_unit(unit: ControlUnit, info: UnitFile, hires_pass: bool) -> StackUnit:
     kind = info.type or unit.type
     return StackUnit(
         weight=float(unit.weight),
@@ -53,7 +54,9 @@ def stack_unit(unit: ControlUnit, info: ControlNetInfo, hires_pass: bool) -> Sta
     )
 
 
-def _pools(info: ControlNetInfo) -> bool:
+def _pools(info: UnitFile) -> bool:
+    if not isinstance(info, ControlNetInfo):
+        return False  # only ControlNet folders' configs say global_pool_conditions
     cfg = info.detail.get("config") or {}
     return bool(cfg.get("global_pool_conditions"))
 
@@ -63,7 +66,7 @@ def control_tensor(
     job: Job,
     width: int,
     height: int,
-    info: ControlNetInfo,
+    info: UnitFile,
     region: tuple[tuple[int, int, int, int], tuple[int, int]] | None = None,
     canvas: Canvas | None = None,
 ) -> torch.Tensor:

@@ -22,6 +22,11 @@ class StepClock:
     def set_step(self, step: int, total: int) -> None:
         self.step, self.total, self.external = step, total, True
 
+    def step_hook(self, ctx, pipe, step: int, total: int, tensors: dict) -> None:
+        """The engine's step hook (JobContext.step_hooks): each kind's stack registers its
+        clock's, by the kind's name."""
+        self.set_step(step, total)
+
     def fraction(self) -> float:
         step = self.step if self.external else self.calls
         return step / self.total if self.total > 0 else 0.0

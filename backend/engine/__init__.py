@@ -1,7 +1,7 @@
 """The generation engine: diffusers pipelines driven by Dreamwire jobs.
 
 Modules, one job each, in the order a job meets them:
-  engine            the public object: models, device, extensions, `run`
+  engine            the public object: models, device, conditioners, `run`
   library_adapter   the model library as the engine uses it (find, load, name, family)
   loader            loaded models and their LRU cache
   device            where and in which dtype; the low-VRAM decision
@@ -24,16 +24,18 @@ Modules, one job each, in the order a job meets them:
   preview, taesd    step previews: a linear latent map, or TAESD when installed
   progress          per-step reporting and cancellation across passes
   infotext_fields   the A1111 parameters of one image
-  hooks             the extension interface (EngineExtension, JobContext, PassPlan)
+  hooks             the conditioner interface (Conditioner, JobContext, PassPart, PassPlan)
+  conditioners      the job's conditioners resolved and attached around the job and each
+                    pass; the pass's pipeline class chosen from what they add
 
-Pixel operations shared with the conditioning extensions (masks, the outpaint canvas) live in
-backend/canvas. Extensions are passed in by whoever builds the Engine
+Pixel operations shared with the conditioners (masks, the outpaint canvas) live in
+backend/canvas. Conditioners are passed in by whoever builds the Engine
 (backend/cli/engine_options.py); this package never imports backend.conditioning.
 """
 
 from __future__ import annotations
 
 from .engine import Engine
-from .hooks import EngineExtension, JobContext, PassPlan
+from .hooks import Conditioner, JobContext, PassPart, PassPlan
 
-__all__ = ["Engine", "EngineExtension", "JobContext", "PassPlan"]
+__all__ = ["Conditioner", "Engine", "JobContext", "PassPart", "PassPlan"]

@@ -12,11 +12,12 @@ at the engine's dtype (fp32 on the CPU); on a CUDA GPU the passes are in VRAM (f
 VAE upcast to fp32) and the decoded images in RAM. Parts, per denoising pass of w x h with a
 batch of b (cfg doubles the UNet's samples):
 
-  weights   parameters x dtype, unless the model is already loaded
+  weights   parameters x dtype, unless the model is already loaded; a denoiser stored as
+            fp8, GGUF or NF4 at its own bytes per weight (library/weight_formats.py)
   loading   the file's fp16 state dict, held while the model loads (LOAD_STATE_BYTES a
-            parameter), before any pass runs
-  sampling  (w/8)(h/8) x 2b x UNET_ELEMS x the UNet's full-resolution width x dtype, more
-            with ControlNets
+            parameter; a quantized denoiser's at its own size), before any pass runs
+  sampling  (w/8)(h/8) x 2b x UNET_ELEMS x the denoiser's activation width x dtype, more
+            with ControlNets (b, not 2b, for guidance-distilled families such as Flux)
   decode    b x the pixels decoded at once (the whole image, or one VAE tile) x VAE_ELEMS x
             the decoder's full-resolution width x dtype; a tiled decode also keeps about
             TILED_RESULT_COPIES images of the result (memory_plan.py)
@@ -31,6 +32,9 @@ real job adds over the loaded tiny SD1 model (fp32, one Euler step, one thread):
 +57 MiB (estimate 179 MiB), 512x512 +154 MiB (330 MiB), 512x512 batch 2 +185 MiB
 (533 MiB), 1024x1024 +480 MiB (938 MiB). Over-estimating costs a refusal of a job near
 the edge; under-estimating costs the machine, so every constant sits above what was measured.
+A transformer's activation width is TRANSFORMER_WIDTH_SHARE of its inner width: Flux.1 dev's
+56 KiB per latent pixel per sample in bf16 (families/flux.py, calibrated by
+bench/bench_lowvram.py) is UNET_ELEMS elements of 551 channels, 0.18 of its 3072.
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from dreamwire.backend.families import spec_for
+from dreamwire.backend.library.weight_formats import FULL, WeightFormat
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 
 GiB = 2**30
 LATENT_SCALE = 8  # every SD VAE here downsamples by 8
@@ -52,9 +58,10 @@ CONTROLNET_PARAMS = 0.4  # a ControlNet's weights, as a share of its checkpoint'
 TILED_RESULT_COPIES = 4.2  # as memory_plan.TILED_RESULT_COPIES
 OUTPUT_COPIES = 3.5  # float32 images alive at once around a decode, plus the uint8 results
 LOAD_STATE_BYTES = 2  # the state dict (fp16 in most files) held while a model loads
-OFFLOAD_SHARE = 0.85  # low-VRAM offload: the largest module (the UNet) on the GPU at a time
+OFFLOAD_SHARE = 0.85  # low-VRAM offload: the largest model (the UNet) on the GPU at a time
 SMALLEST_TILE = 256  # memory_plan.TILE_CHOICES[-1]: the smallest tile the GPU path uses
 HEADROOM = 0.9  # as memory_plan.HEADROOM: fragmentation, allocator slack
+TRANSFORMER_WIDTH_SHARE = 0.18
 # What any job adds to RAM besides its tensors (text encoding, pipeline objects, allocator
 # arenas): a 256x256 tiny job measured +54 MiB in all.
 RUNTIME_RAM = 128 * 2**20
@@ -64,11 +71,26 @@ RUNTIME_RAM = 128 * 2**20
 class ModelSize:
     """What the estimate knows about a checkpoint without loading it."""
 
-    params: int  # parameters the pipeline loads (UNet, VAE, text encoders)
-    unet_channels: int  # the UNet's width at full latent resolution (block_out_channels[0])
+    params: int  # parameters the pipeline loads (denoiser, VAE, text encoders)
+    # The denoiser's activation width: a UNet's at full latent resolution
+    # (block_out_channels[0]); a transformer's from its inner width (TRANSFORMER_WIDTH_SHARE).
+    unet_channels: int
     vae_channels: int  # the decoder's widest full-resolution convolution
     vae_tile_px: int  # the VAE's own tile side (its config's sample_size)
     vae_upcast: bool = False  # the VAE runs in fp32 whatever the engine's dtype (SDXL)
+    cfg_batch: bool = True  # CFG doubles the denoiser's batch (not Flux's distilled guidance)
+    # How many of `params` are stored in `weights`' format; the rest load at the engine's
+    # dtype.
+    stored_params: int = 0
+    weights: WeightFormat = FULL
+    # The share of the weights the most frugal offload keeps on the GPU at once: the UNet
+    # under model offload; one module under sequential offload (families whose figures
+    # name their largest module: memory_plan.py).
+    offload_share: float = OFFLOAD_SHARE
+
+    def saved_bytes(self, dtype_bytes: int) -> float:
+        """What the stored format saves over loading every parameter at `dtype_bytes`."""
+        return self.stored_params * (dtype_bytes - self.weights.bytes_per_weight(dtype_bytes))
 
 
 @dataclass(frozen=True)
@@ -122,10 +144,11 @@ def _gib(n: int) -> str:
 
 # -- the model -------------------------------------------------------------------------
 @lru_cache(maxsize=32)
-def model_size(arch: str | None, params: int | None) -> ModelSize:
+def model_size(arch: str | None, params: int | None, weights: WeightFormat = FULL) -> ModelSize:
     """A ModelSize from the catalog config of `arch` (its base architecture for variants
-    the catalog has no folder for; SD1 when unknown) and the header's parameter count."""
-    unet, vae = _configs(arch)
+    the catalog has no folder for; SD1 when unknown), the header's parameter count and the
+    format the denoiser's file stores its weights in."""
+    family, unet, vae = _configs(arch)
     unet_ch = _denoiser_width(unet)
     vae_ch = vae["block_out_channels"]
     # The decoder upsamples to full resolution at the width of its second-to-last block.
@@ -134,10 +157,29 @@ def model_size(arch: str | None, params: int | None) -> ModelSize:
     tile = int(tile[0] if isinstance(tile, list) else tile)
     if params is None:
         params = _params_from_widths(unet_ch)
-    return ModelSize(params, unet_ch, full_res, tile, bool(vae.get("force_upcast", False)))
+    m = spec_for(family).memory
+    total_m = m.denoiser_params_m + m.vae_params_m + m.text_params_m
+    offload = m.largest_module_params_m / total_m if m.largest_module_params_m else OFFLOAD_SHARE
+    stored = 0
+    if weights.quantized:
+        # The denoiser's share of what the pipeline loads, as the family's real sizes split
+        # it; layerwise casting stores only part of the denoiser.
+        share = m.denoiser_params_m / total_m
+        stored = int(params * share * (m.cast_share if weights.layerwise_cast else 1.0))
+    return ModelSize(
+        params,
+        unet_ch,
+        full_res,
+        tile,
+        bool(vae.get("force_upcast", False)),
+        cfg_batch=m.cfg_batch,
+        stored_params=stored,
+        weights=weights,
+        offload_share=offload,
+    )
 
 
-def _configs(arch: str | None) -> tuple[dict, dict]:
+def _configs(arch: str | None) -> tuple[str, dict, dict]:
     from dreamwire import catalog
 
     known = set(catalog.archs())
@@ -148,16 +190,17 @@ def _configs(arch: str | None) -> tuple[dict, dict]:
     name = name or "sd1"
     folder = catalog.config_dir(name)
     read = lambda part: json.loads((folder / part / "config.json").read_text())  # noqa: E731
-    return read(spec_for(catalog.family_of(name)).denoiser), read("vae")
+    family = catalog.family_of(name)
+    return family, read(spec_for(family).denoiser), read("vae")
 
 
 def _denoiser_width(config: dict) -> int:
-    """The width the activation estimate scales with: a UNet's first block; for a
-    transformer its inner width / 8, a first figure (Flux: 384, beside SD's 320) until
-    bench/bench_lowvram.py calibrates transformer activations."""
+    """The width the activation estimate scales with: a UNet's first block; a share of a
+    transformer's inner width (Flux: 551, beside SD's 320)."""
     if "block_out_channels" in config:
         return int(config["block_out_channels"][0])
-    return int(config["num_attention_heads"]) * int(config["attention_head_dim"]) // 8
+    inner = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
+    return round(inner * TRANSFORMER_WIDTH_SHARE)
 
 
 def _params_from_widths(unet_channels: int) -> int:
@@ -167,13 +210,13 @@ def _params_from_widths(unet_channels: int) -> int:
 
 # -- the job ---------------------------------------------------------------------------
 def shape(job: Job, native: int, tiled: bool) -> Shape:
-    """The passes and output of `job`; `native` is the model family's native side (an SD
+    """The passes and output of `job` (validated: its mode is known); `native` is the model family's native side (an SD
     upscale's default tile), `tiled` whether the runner decodes in tiles."""
     b = job.batch
     o = job.outpaint
     w, h = job.width, job.height
     cn = len(job.controls)
-    if job.upscale is not None and job.init_image is not None:
+    if job.mode is JobMode.UPSCALE:
         ih, iw = job.init_image.shape[:2]
         out = job.upscale.size(iw, ih)
         if not job.upscale.refine:
@@ -182,7 +225,7 @@ def shape(job: Job, native: int, tiled: bool) -> Shape:
         tile = (min(side, out[0] // 8 * 8), min(side, out[1] // 8 * 8))
         # One tile at a time, plus the tile ControlNet when the job asks for one.
         return Shape((tile,), out, b, tiled, cn + int(job.upscale.tile_control))
-    if job.mode == "inpaint" and not job.inpaint_full_res:
+    if job.mode is JobMode.INPAINT and not job.inpaint_full_res:
         w, h = w + o.left + o.right, h + o.top + o.bottom
     passes = [(w, h)]
     out = (w, h)
@@ -191,7 +234,7 @@ def shape(job: Job, native: int, tiled: bool) -> Shape:
         # The upscaled image before its crop is what the second pass starts from.
         passes.append((plan.upscale_width, plan.upscale_height))
         out = plan.size
-    if job.mode == "inpaint" and job.init_image is not None:
+    if job.mode is JobMode.INPAINT:
         ih, iw = job.init_image.shape[:2]
         # The result is composited onto the (grown) init image.
         out = max(out, (iw + o.left + o.right, ih + o.top + o.bottom), key=lambda s: s[0] * s[1])
@@ -206,8 +249,8 @@ def need(size: ModelSize, job: Shape, device: Device, resident: bool) -> list[Ne
     params = size.params if job.loads_model else 0
     # ControlNets are counted as not loaded yet: their cache is not the checkpoint's.
     added = params * CONTROLNET_PARAMS * job.controlnets + (0 if resident else params)
-    weights = added * dtype
-    loading = added * LOAD_STATE_BYTES
+    weights = added * dtype - (0 if resident else size.saved_bytes(dtype))
+    loading = added * LOAD_STATE_BYTES - (0 if resident else size.saved_bytes(LOAD_STATE_BYTES))
     sampling = max((_sampling(size, p, job, dtype) for p in job.passes), default=0)
     tile = device.vae_tile_px or size.vae_tile_px
     if gpu:
@@ -217,8 +260,11 @@ def need(size: ModelSize, job: Shape, device: Device, resident: bool) -> list[Ne
     images = int(job.batch * job.output[0] * job.output[1] * 3 * 4 * OUTPUT_COPIES)
     if not gpu:
         return [Need("RAM", int(weights + RUNTIME_RAM), int(loading), sampling, decode + images)]
-    # Low-VRAM offload keeps one module on the GPU at a time: the best the engine can do.
-    on_gpu = int((params + params * CONTROLNET_PARAMS * job.controlnets) * dtype * OFFLOAD_SHARE)
+    # Low-VRAM offload keeps one model (or one module) on the GPU at a time: the best the
+    # engine can do.
+    on_gpu = (params + params * CONTROLNET_PARAMS * job.controlnets) * dtype
+    on_gpu = (on_gpu - (size.saved_bytes(dtype) if job.loads_model else 0)) * size.offload_share
+    on_gpu = int(on_gpu)
     return [
         Need("VRAM", on_gpu, 0, sampling, decode),
         Need("RAM", RUNTIME_RAM, int(loading), 0, images),
@@ -228,7 +274,8 @@ def need(size: ModelSize, job: Shape, device: Device, resident: bool) -> list[Ne
 def _sampling(size: ModelSize, px: tuple[int, int], job: Shape, dtype: int) -> int:
     latent = (px[0] // LATENT_SCALE) * (px[1] // LATENT_SCALE)
     per_sample = latent * UNET_ELEMS * size.unet_channels * dtype
-    return int(per_sample * 2 * job.batch * (1 + CONTROLNET_ACT * job.controlnets))
+    samples = (2 if size.cfg_batch else 1) * job.batch
+    return int(per_sample * samples * (1 + CONTROLNET_ACT * job.controlnets))
 
 
 def _decode(size: ModelSize, px: tuple[int, int], job: Shape, dtype: int, tile: int) -> int:

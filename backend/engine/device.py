@@ -92,6 +92,21 @@ def want_low_vram(info: DeviceInfo, family: str, forced: bool | None) -> bool:
     return choose(family, side, side, free).low_vram
 
 
+def want_sequential(info: DeviceInfo, family: str, forced: bool | None) -> bool:
+    """Whether the memory plan wants one layer at a time on the GPU (sequential CPU
+    offload: Flux bf16 on a 24 GiB card, any Flux on 8 GiB). An artist's own low-VRAM
+    switch means model offload, as before."""
+    if forced is not None:
+        return False
+    free = free_memory(info)
+    if free is None:
+        return False
+    from .memory_plan import choose
+
+    side = family_spec(family).resolution.native
+    return choose(family, side, side, free).sequential
+
+
 def empty_cache(info: DeviceInfo) -> None:
     if info.device.type == "cuda":
         torch.cuda.empty_cache()

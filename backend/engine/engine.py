@@ -20,12 +20,13 @@ from dreamwire.backend.families import family_infos
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.result import JobResult, Progress
 
-from . import admission, host_memory, planning, runner, sd_upscale
+from . import admission, conditioners, host_memory, planning, runner, sd_upscale
 from . import device as dev
 from . import library_adapter as libs
-from .hooks import EngineExtension, JobContext
+from .hooks import Conditioner, JobContext
 from .loader import LoadedModel, model_cache, to_device
 from .progress import Reporter
 from .tiled_vae import should_tile
@@ -40,7 +41,7 @@ class Engine:
         device: str | None = None,
         low_vram: bool | None = None,
         cache_size: int | None = None,
-        extensions: list[EngineExtension] | None = None,
+        extensions: list[Conditioner] | None = None,
         vae_tile_px: int | None = None,
     ):
         self.library = library
@@ -50,8 +51,8 @@ class Engine:
             cache_size = 1 if low_vram else 2
         self.models = model_cache(cache_size, self.info)
         self.vaes = model_cache(cache_size, self.info)
-        # Injected by whoever builds the engine (cli.engine_options.build_engine): the engine
-        # knows the extension interface, never the packages that implement it.
+        # The conditioners, injected by whoever builds the engine (cli.engine_options
+        # .build_engine): the engine knows their interface, never the packages behind it.
         self.extensions = list(extensions or ())
         self.vae_tile_px = vae_tile_px  # tile side in pixels; None: the VAE's native size
         # The estimate of the job running now (admission): what it holds is free to a job
@@ -72,19 +73,18 @@ class Engine:
             "samplers": samplers.available_samplers(),
             "upscalers": _upscaler_names(self.library),
             "model_families": libs.families(self.library),
+            "model_missing": libs.missing_parts(self.library),
             "families": family_infos(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
         }
 
     def _extension_capabilities(self) -> dict:
-        """Keys extensions add to the welcome (conditioning: the control types it can serve
-        per model family)."""
+        """Keys the conditioners add to the welcome (ControlNet: the control types the
+        ControlNet folders can serve per model family)."""
         out: dict = {}
-        for ext in self.extensions:
-            describe = getattr(ext, "capabilities", None)
-            if callable(describe):
-                out.update(describe(self.library))
+        for conditioner in self.extensions:
+            out.update(conditioner.capabilities(self.library))
         return out
 
     def _default_model_or_none(self) -> str | None:
@@ -172,7 +172,7 @@ class Engine:
         try:
             entry = libs.checkpoint(self.library, job.model or self.default_model())
         except DreamwireError:
-            if job.upscale is not None and not job.upscale.refine:
+            if job.mode is JobMode.UPSCALE and not job.upscale.refine:
                 # A plain upscale loads no checkpoint: only its images count.
                 return _Sized(admission.model_size(None, None), None, True)
             return None
@@ -212,36 +212,31 @@ class Engine:
         self._running_needs = self.check_memory(job)  # run() forgets it at the end
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
-        if job.upscale is not None and not job.upscale.refine:
-            return sd_upscale.plain(job, self.library, self.info, reporter)
+        if job_plan.mode is JobMode.UPSCALE and job_plan.upscale is None:
+            return sd_upscale.plain(job, self.library, self.info, reporter)  # refine off
         t0 = time.perf_counter()
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
         reporter.family = model.family
         low_vram = self.low_vram(model.arch)
+        family = libs.family(model.arch)
+        sequential = low_vram and dev.want_sequential(self.info, family, self.low_vram_flag)
         to_device(model.components, self._placement(model.arch))  # a no-op unless it changed
         ctx = JobContext(
             job=job,
             model=model,
             device=self.info,
-            mode=job.mode,
             library=self.library,  # extensions resolve LoRA/ControlNet names in it
             low_vram=low_vram,
+            sequential_offload=sequential,
             plan=job_plan,
         )
-        if job.upscale is not None:
-            sd_upscale.prepare(ctx, self.extensions)  # the tile pass's job, tile ControlNet
+        if job_plan.upscale is not None:
+            sd_upscale.prepare(ctx, self.extensions)  # the tile ControlNet, infotext keys
         reporter.state("generating")
-        done: list[EngineExtension] = []
-        try:
-            for ext in self.extensions:
-                ext.before_job(ctx)
-                done.append(ext)
+        with conditioners.attached_to_job(ctx, self.extensions):
             _check_handled(ctx)
             result = runner.run(ctx, reporter, self.extensions, low_vram, self.vae_tile_px)
-        finally:
-            for ext in reversed(done):
-                ext.after_job(ctx)
         result.timings["load"] = t_load
         result.timings["total"] = time.perf_counter() - t0
         return result
@@ -261,10 +256,10 @@ def _upscaler_names(library) -> list[str]:
 
 
 def _check_handled(ctx: JobContext) -> None:
-    """A job asking for ControlNet or LoRA that no extension applied must not silently run
+    """A job asking for ControlNet or LoRA that no conditioner took on must not silently run
     without them."""
     job = ctx.job
-    if job.controls and "controls" not in ctx.handled:
+    if ctx.controls and "controls" not in ctx.handled:
         raise DreamwireError(
             ErrorCode.CONTROLNET_NOT_FOUND,
             "this backend has no ControlNet support loaded",

@@ -5,8 +5,10 @@ naming the family and the reason, never a shape error deep inside diffusers.
 
 from __future__ import annotations
 
+from dreamwire import catalog
 from dreamwire.backend import prompts
 from dreamwire.backend.families import spec_for
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.family_support import job_features
 from dreamwire.shared.job import Job
 
@@ -29,11 +31,18 @@ def requested(job: Job) -> list[str]:
     return used
 
 
-def check(job: Job, family: str) -> None:
+def check(job: Job, family: str, arch: str = "") -> None:
     spec = spec_for(family)
     scheduling.check(family, job.sampler)
     for feature in requested(job):
         if not getattr(spec.support, feature):
             raise spec.refusal(feature)
-    if job.upscale is None:
-        spec.pipelines.for_mode(job.mode, spec.label)
+    name = catalog.variant_of(arch)
+    variant = spec.variant(name)
+    if job.cfg > 1.0 and not variant.real_cfg:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"a {spec.label} {name.title()} model takes no negative prompt: set CFG scale to 1 "
+            "(its guidance is the Distilled CFG Scale)",
+            job.job_id,
+        )

@@ -462,7 +462,7 @@ def applied(pipe, ctx, width: int, height: int, batch: int, reporter=None) -> It
         height=height,
         batch=batch,
         low_vram=ctx.low_vram,
-        seamless=getattr(ctx.job, "seamless", "none") != "none",
+        seamless=ctx.plan.seamless != "none",  # the pass's axes (an SD upscale tile's own)
         shapes_compiled=len(wrapper.shapes) if wrapper else 0,
         new_shape=wrapper is None or key not in wrapper.shapes,
         compile_available=info.device.type == "cuda"

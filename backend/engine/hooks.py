@@ -1,33 +1,36 @@
-"""Extension points for code that changes how a job runs (ControlNet, LoRA, embeddings).
+"""The extension point for what changes how a job runs: one `Conditioner` per kind of
+conditioning (LoRA, embeddings, ControlNet, T2I-Adapter, IP-Adapter), and the typed
+`JobContext` they read.
 
-The conditioning package plugs in here without editing the runner:
+    class MyConditioner(Conditioner):
+        name = "my.kind"                          # its step hook's name (JobContext.step_hooks)
+        def resolve(self, ctx): ...               # look up and check; None: nothing to do
+        def attach_job(self, ctx, resolved): ...  # optional: around the job (LoRA weights)
+        def attach(self, ctx, resolved, mode): ...  # around one pass; yields a PassPart
 
-    class MyExtension(EngineExtension):
-        def before_job(self, ctx): ...            # e.g. patch LoRA weights into ctx.model
-        def pipeline_for(self, ctx, mode): ...    # e.g. a ControlNet pipeline for ctx.job.controls
-        def after_job(self, ctx): ...             # undo what before_job did (always called)
-
-Whoever builds an Engine passes its extensions in (the CLI and the server pass
+Whoever builds an Engine passes its conditioners in (the CLI and the server pass
 `dreamwire.backend.conditioning.engine_extensions()`); the engine never imports the packages
-that implement them. `after_job` runs even when the job fails or is cancelled, so cached
-models never keep a job's patches.
+that implement them. `conditioners.py` drives them: every one resolves before anything is
+attached, and every context exits (restoring exactly) even when the job fails or is
+cancelled, so cached models never keep a job's patches.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from dreamwire.backend.canvas.outpaint import Canvas
-from dreamwire.shared.job import Job
+from dreamwire.shared.job import ControlUnit, Job
 
 from .device import DeviceInfo
 from .loader import LoadedModel
 
 if TYPE_CHECKING:
     from .planning import JobPlan
-    from .sd_upscale import Plan
 
 # Called after every denoising step as hook(ctx, pipe, step, total, tensors); a returned dict
 # updates the pipeline's callback tensors (e.g. swap prompt_embeds).
@@ -66,9 +69,20 @@ class EmbeddingLookup(Protocol):
 
 
 @dataclass
+class PassPart:
+    """What one conditioner adds to a pass: pipeline constructor components (a `controlnet`
+    component makes the pass run the family's ControlNet pipeline), call arguments (e.g.
+    image=..., scales) and a step hook, registered under the conditioner's name."""
+
+    components: dict[str, Any] = field(default_factory=dict)
+    call_kwargs: dict[str, Any] = field(default_factory=dict)
+    step_hook: StepHook | None = None
+
+
+@dataclass
 class PassPlan:
-    """What an extension wants for one pass: the pipeline class, extra constructor
-    components (e.g. controlnet=...) and extra call arguments (e.g. image=..., scales)."""
+    """One pass as the attached conditioners shape it: the pipeline class (chosen in
+    conditioners.attached_to_pass), extra constructor components and call arguments."""
 
     pipe_cls: type
     components: dict[str, Any] = field(default_factory=dict)
@@ -77,14 +91,19 @@ class PassPlan:
 
 @dataclass
 class JobContext:
-    """One job as it runs: what the engine resolved, typed, for its passes and extensions."""
+    """One job as it runs: what the engine resolved, typed, for its passes and extensions.
+
+    `job` is the job as submitted, never replaced: what a pass runs that the job does not
+    say (an SD upscale's tile size and axes) is the plan's, and the control units the
+    passes run are `controls`."""
 
     job: Job
     model: LoadedModel
     device: DeviceInfo
-    mode: str  # txt2img | img2img | inpaint (of the first pass)
     library: Any = None  # the model library the job's names resolve in
     low_vram: bool = False
+    # Low-VRAM at its deepest: one layer on the GPU at a time (memory_plan's "sequential").
+    sequential_offload: bool = False
     width: int = 0  # generation size of the current pass
     height: int = 0
     seed: int = 0  # the first image's seed, resolved (-1 became a number)
@@ -98,12 +117,22 @@ class JobContext:
     # Encoded prompt schedules per (images, steps, hires pass): passes of one shape reuse them.
     prompt_cache: dict[tuple, Any] = field(default_factory=dict)
     plan: JobPlan | None = None  # what planning.plan laid out before anything loaded
-    upscale_plan: Plan | None = None  # an upscale job's tile grid (sd_upscale.py)
+    # The units the passes run: the job's, plus those the engine adds (an SD upscale's tile
+    # ControlNet, sd_upscale.prepare). None when made: the job's own.
+    controls: list[ControlUnit] | None = None
     handled: set[str] = field(default_factory=set)  # "controls", "loras" once applied
     step_hooks: StepHooks = field(default_factory=StepHooks)
     infotext_extra: dict[str, str] = field(default_factory=dict)  # e.g. "Lora hashes"
-    # Each extension's own typed state for this job, by its class (state_of).
+    # What each conditioner resolved for this job (only those with something to do), in the
+    # order they were handed to the engine.
+    resolved: dict[Conditioner, Any] = field(default_factory=dict)
+    # State that several conditioners share for this job, by its class (state_of): e.g. the
+    # control units resolved to files, which three kinds split between them.
     extension_state: dict[type, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.controls is None:
+            self.controls = list(self.job.controls)
 
     def state_of(self, cls: type[T]) -> T:
         """The job's instance of an extension's state class, made on first use."""
@@ -112,12 +141,37 @@ class JobContext:
         return self.extension_state[cls]
 
 
-class EngineExtension:
-    def before_job(self, ctx: JobContext) -> None:
-        return None
+class Conditioner(ABC):
+    """One kind of conditioning. The engine calls `resolve` for every conditioner before
+    anything is attached (so bad input fails before a weight changes), then enters
+    `attach_job` around the job and `attach` around each of its passes; a PassPart's step
+    hook is registered under `name` for that pass and removed after it."""
 
-    def pipeline_for(self, ctx: JobContext, mode: str) -> PassPlan | None:
-        return None
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Its name in JobContext.step_hooks (a class attribute in subclasses)."""
 
-    def after_job(self, ctx: JobContext) -> None:
-        return None
+    @abstractmethod
+    def resolve(self, ctx: JobContext) -> Any:
+        """What the job asks of this kind, looked up and checked (DreamwireError with a stable
+        code otherwise); None when it asks nothing, and then nothing else is called."""
+
+    def attach_job(self, ctx: JobContext, resolved: Any) -> AbstractContextManager[None]:
+        """Around the whole job (e.g. LoRA weights patched in); restores exactly on exit."""
+        return nullcontext()
+
+    @abstractmethod
+    def attach(
+        self, ctx: JobContext, resolved: Any, mode: str
+    ) -> AbstractContextManager[PassPart | None]:
+        """Around one pass (`mode`, at ctx.width x ctx.height, ctx.canvas as the runner laid
+        it out); yields what the pass needs, or None; restores exactly on exit."""
+
+    def capabilities(self, library) -> dict:
+        """Keys this kind adds to the welcome (e.g. the control types it can serve)."""
+        return {}
+
+    def offers_control(self, ctx: JobContext, kind: str) -> bool:
+        """Whether a `kind` control unit naming no model would find one for ctx's model."""
+        return False

@@ -12,6 +12,7 @@ from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import hashing
 from dreamwire.shared.infotext import Infotext, format_infotext, parse_hashes
 from dreamwire.shared.infotext_controlnet import parse_entry, unit_index
+from dreamwire.shared.job_mode import JobMode
 
 from . import regions, scheduling
 from .hooks import JobContext
@@ -26,8 +27,11 @@ def _has_guidance_input(model) -> bool:
 
 
 def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
-    job, model = ctx.job, ctx.model
+    job, model, plan = ctx.job, ctx.model, ctx.plan
     sampler = scheduling.infotext(model.family, job.sampler)
+    # An SD upscale records its tile pass, as A1111's script does: the tile's size and axes.
+    width, height = plan.size
+    seamless = plan.seamless
     info = Infotext(
         prompt=job.prompt,
         negative_prompt=job.negative,
@@ -37,15 +41,15 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         schedule_type=sampler.get("Schedule type"),
         cfg_scale=float(job.cfg),
         seed=seed,
-        width=job.width,
-        height=job.height,
+        width=width,
+        height=height,
         model_hash=model.short_hash or None,
         model=model.name,
         clip_skip=job.clip_skip if job.clip_skip > 1 else None,
     )
     if spec_for(model.family).distilled_guidance and _has_guidance_input(model):
         # Forge's name for the guidance a distilled model (Flux dev) takes as an input.
-        info.extras["Distilled CFG Scale"] = f"{distilled_cfg(job, model.family):g}"
+        info.extras["Distilled CFG Scale"] = f"{distilled_cfg(job, model.family, model.arch):g}"
     if model.vae_name:
         info.vae = model.vae_name
         info.vae_hash = model.vae_hash or None
@@ -53,17 +57,17 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     if subseeds:
         info.variation_seed = subseeds[index]
         info.variation_seed_strength = float(job.subseed_strength)
-    if job.mode != "txt2img":
+    if job.mode not in (JobMode.TXT2IMG, JobMode.EDIT):  # an edit redraws every step
         info.denoising_strength = float(job.strength)
     elif job.hires is not None:
         info.denoising_strength = float(job.hires.denoise)
-    if job.seamless == "both":
+    if seamless == "both":
         info.tiling = True
-    elif job.seamless in ("x", "y"):
+    elif seamless in ("x", "y"):
         # One-axis tiling as the asymmetric-tiling extension writes it.
-        info.extras["Tile X"] = str(job.seamless == "x")
-        info.extras["Tile Y"] = str(job.seamless == "y")
-    if job.mode == "inpaint":
+        info.extras["Tile X"] = str(seamless == "x")
+        info.extras["Tile Y"] = str(seamless == "y")
+    if job.mode is JobMode.INPAINT:
         info.mask_blur = job.mask_blur
         if job.inpaint_full_res:
             info.extras["Inpaint area"] = "Only masked"

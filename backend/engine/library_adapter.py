@@ -34,6 +34,11 @@ def families(library) -> dict[str, str]:
     return out
 
 
+def missing_parts(library) -> dict[str, str]:
+    """{checkpoint: what it lacks, naming the file to add} (Flux files without a T5 ...)."""
+    return library.missing_parts()
+
+
 def params(entry: ModelEntry) -> int | None:
     """Parameters loading `entry` puts in memory, from its headers (None: unknown)."""
     from dreamwire.backend.library.sizes import checkpoint_params

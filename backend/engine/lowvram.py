@@ -1,4 +1,6 @@
-"""Low-VRAM mode for one pass: on CUDA model CPU offload, on MPS also sliced attention.
+"""Low-VRAM mode for one pass: on CUDA model CPU offload (or sequential offload, one layer
+at a time, where the memory plan says a model does not fit otherwise), on MPS also sliced
+attention.
 
 Model offload (accelerate) keeps only the module that is running on the GPU; together with
 the tiled VAE (tiled_vae.py decides that) SD1.5 fits well under 4 GiB and SDXL under 8 GiB
@@ -21,7 +23,7 @@ from .device import DeviceInfo
 
 def _attention_modules(pipe) -> list:
     found = []
-    for value in getattr(pipe, "components", {"unet": pipe.unet}).values():
+    for value in pipe.components.values():
         nets = getattr(value, "nets", None)  # MultiControlNetModel
         for m in [*nets] if nets is not None else [value]:
             if hasattr(m, "attn_processors") and hasattr(m, "set_attn_processor"):
@@ -54,7 +56,7 @@ def wants_slicing(device_type: str) -> bool:
 
 
 @contextlib.contextmanager
-def low_vram(pipe, info: DeviceInfo, enabled: bool) -> Iterator[bool]:
+def low_vram(pipe, info: DeviceInfo, enabled: bool, sequential: bool = False) -> Iterator[bool]:
     if not enabled:
         yield False
         return
@@ -63,7 +65,10 @@ def low_vram(pipe, info: DeviceInfo, enabled: bool) -> Iterator[bool]:
     if wants_slicing(info.device.type):
         _slice_plain_attention([m for m, _ in saved])
     offload = info.device.type == "cuda"
-    if offload:
+    if offload and sequential:
+        # One layer at a time: many times slower, but Flux fits 8 GiB (memory_plan.py).
+        pipe.enable_sequential_cpu_offload(device=info.device)
+    elif offload:
         pipe.enable_model_cpu_offload(device=info.device)
     try:
         yield True

@@ -10,10 +10,16 @@ sits a little above those calibrated figures: the plan only needs to be right ab
 side of the free memory a pass lands, and tests/engine/test_memory_sim.py checks that every
 estimate covers the calibrated measurement without being wasteful.
 
-Three levels, cheapest first:
-  full      every module on the GPU; tiled VAE only for large outputs;
-  tiled     as full, with the VAE decoding in tiles small enough to fit;
-  offload   low-VRAM mode: one module on the GPU at a time (model CPU offload), VAE tiled.
+Weights are counted as stored: 16-bit by default, or in the denoiser's file format
+(library/weight_formats.py: fp8 storage, GGUF, NF4), with one layer upcast at a time.
+
+Levels, cheapest first:
+  full        every module on the GPU; tiled VAE only for large outputs;
+  tiled       as full, with the VAE decoding in tiles small enough to fit;
+  offload     low-VRAM mode: one model on the GPU at a time (model CPU offload), VAE tiled;
+  sequential  one *layer* on the GPU at a time (sequential CPU offload): many times slower,
+              so only where a model alone does not fit (Flux's 9 GiB T5 on an 8 GiB card),
+              and only for families whose figures name their largest module.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dreamwire.backend.families import spec_for
+from dreamwire.backend.library.weight_formats import FULL, WeightFormat
 
 GiB = 2**30
 
-# Per family: parameters, ControlNet share, UNet activations per latent pixel, VAE upcast
-# live in its spec (backend/families, FamilySpec.memory). What holds for every family:
+# Per family: parameters, ControlNet share, denoiser activations per latent pixel, VAE
+# upcast live in its spec (backend/families, FamilySpec.memory). What holds for every family:
 # VAE decode activations per output pixel at fp16 (2.38 GiB per megapixel measured).
 VAE_ACT_PER_PX = 2.4 * GiB / 2**20
 # diffusers' tiled decode keeps every decoded (overlapping) tile, then the blended rows and
@@ -37,27 +44,58 @@ HEADROOM = 0.9  # use at most this share of free memory (fragmentation, cuDNN wo
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    level: str  # "full" | "tiled" | "offload"
+    level: str  # "full" | "tiled" | "offload" | "sequential"
     tiled_vae: bool
     vae_tile_px: int | None  # None: the VAE's own tile size (or no tiling)
     estimate: int  # peak allocated bytes expected with this plan
 
     @property
     def low_vram(self) -> bool:
-        return self.level == "offload"
+        return self.level in ("offload", "sequential")
+
+    @property
+    def sequential(self) -> bool:
+        return self.level == "sequential"
 
 
 def weight_bytes(family: str, part: str, dtype_bytes: int = 2) -> int:
     return int(spec_for(family).memory.params_m(part) * 1e6 * dtype_bytes)
 
 
+def denoiser_bytes(family: str, weights: WeightFormat = FULL, dtype_bytes: int = 2) -> int:
+    """The denoiser's weights as stored in `weights`' format (the rest of it, which no
+    format stores quantized, at `dtype_bytes`), plus the copies of its largest layer that
+    exist while that layer is upcast to the compute dtype."""
+    m = spec_for(family).memory
+    params = m.denoiser_params_m * 1e6
+    if not weights.quantized:
+        return int(params * dtype_bytes)
+    # Layerwise casting skips the layers the model class names; quantizers take every
+    # linear layer (all but a few thousand parameters of the denoiser).
+    stored = params * (m.cast_share if weights.layerwise_cast else 1.0)
+    upcast = m.largest_layer_params_m * 1e6 * dtype_bytes * weights.upcast_copies
+    rest = (params - stored) * dtype_bytes
+    return int(stored * weights.bytes_per_weight(dtype_bytes) + rest + upcast)
+
+
+def one_module_bytes(family: str, weights: WeightFormat = FULL, dtype_bytes: int = 2) -> int:
+    """What sequential offload holds on the GPU at once: the largest module, or the
+    denoiser's largest layer as stored with its upcast copies."""
+    m = spec_for(family).memory
+    layer = m.largest_layer_params_m * (
+        weights.bytes_per_weight(dtype_bytes) + dtype_bytes * weights.upcast_copies
+    )
+    return int(max(m.largest_module_params_m * dtype_bytes, layer) * 1e6)
+
+
 def vae_upcast(family: str) -> float:
     return spec_for(family).memory.vae_upcast
 
 
-def unet_activations(family: str, width: int, height: int, batch: int, cfg: bool = True) -> int:
-    samples = batch * (2 if cfg else 1)
-    per_px = spec_for(family).memory.unet_act_per_latent_px
+def denoiser_activations(family: str, width: int, height: int, batch: int, cfg: bool = True) -> int:
+    m = spec_for(family).memory
+    samples = batch * (2 if cfg and m.cfg_batch else 1)
+    per_px = m.denoiser_act_per_latent_px
     return int((width // 8) * (height // 8) * samples * per_px)
 
 
@@ -80,20 +118,30 @@ def estimate(
     batch: int = 1,
     *,
     offload: bool = False,
+    sequential: bool = False,
     tile_px: int | None = None,
     controlnets: int = 0,
+    weights: WeightFormat = FULL,
 ) -> int:
+    """Peak bytes of one pass: every model resident, one model at a time (`offload`), or
+    one module at a time (`sequential`); `weights` is how the denoiser is stored."""
     f = family
-    unet_w = weight_bytes(f, "unet") * (1 + spec_for(f).memory.controlnet_share * controlnets)
+    cn = spec_for(f).memory.controlnet_share * controlnets
+    # ControlNets at 16 bits, the denoiser as stored (what a format saves is subtracted).
+    den_16 = weight_bytes(f, "denoiser")
+    den_w = den_16 * (1 + cn) + (denoiser_bytes(f, weights) - den_16)
     vae_w = weight_bytes(f, "vae") * vae_upcast(f)
     text_w = weight_bytes(f, "text")
-    unet_stage = unet_w + unet_activations(f, width, height, batch) * (1 + 0.3 * controlnets)
+    den_act = denoiser_activations(f, width, height, batch) * (1 + 0.3 * controlnets)
     # Images decode one at a time in the tiled path; diffusers decodes the batch at once.
     dec = decode_bytes(f, width, height, tile_px) * (1 if tile_px else batch)
+    if sequential:
+        return int(one_module_bytes(f, weights) + max(den_act, dec))
+    den_stage = den_w + den_act
     vae_stage = vae_w + dec
     if offload:
-        return int(max(text_w, unet_stage, vae_stage))
-    return int(text_w + max(unet_stage + vae_w, unet_w + vae_stage))
+        return int(max(text_w, den_stage, vae_stage))
+    return int(text_w + max(den_stage + vae_w, den_w + vae_stage))
 
 
 def choose(
@@ -103,38 +151,43 @@ def choose(
     free_bytes: int | None,
     batch: int = 1,
     controlnets: int = 0,
+    weights: WeightFormat = FULL,
 ) -> MemoryPlan:
     """The cheapest plan whose estimate fits `free_bytes`; None (CPU, MPS) = no limit."""
-    if free_bytes is None:
-        return MemoryPlan("full", False, None, estimate(family, width, height, batch))
-    budget = free_bytes * HEADROOM
 
-    def fits(n: int) -> bool:
-        return n <= budget
-
-    full = estimate(family, width, height, batch, controlnets=controlnets)
-    if fits(full):
-        return MemoryPlan("full", False, None, full)
-    tiles = [t for t in TILE_CHOICES if t < max(width, height)]
-    for tile in tiles:
-        n = estimate(family, width, height, batch, tile_px=tile, controlnets=controlnets)
-        if fits(n):
-            return MemoryPlan("tiled", True, tile, n)
-    for tile in [None, *tiles]:
-        n = estimate(
-            family, width, height, batch, offload=True, tile_px=tile, controlnets=controlnets
+    def est(tile: int | None = None, offload: bool = False, sequential: bool = False) -> int:
+        return estimate(
+            family,
+            width,
+            height,
+            batch,
+            offload=offload,
+            sequential=sequential,
+            tile_px=tile,
+            controlnets=controlnets,
+            weights=weights,
         )
-        if fits(n):
-            return MemoryPlan("offload", tile is not None, tile, n)
+
+    if free_bytes is None:
+        return MemoryPlan("full", False, None, est())
+    budget = free_bytes * HEADROOM
+    tiles = [t for t in TILE_CHOICES if t < max(width, height)]
+    levels = [
+        ("full", [None], {}),
+        ("tiled", tiles, {}),
+        ("offload", [None, *tiles], {"offload": True}),
+    ]
+    if spec_for(family).memory.largest_module_params_m:
+        levels.append(("sequential", [None, *tiles], {"sequential": True}))
+    for level, level_tiles, how in levels:
+        for tile in level_tiles:
+            n = est(tile, **how)
+            if n <= budget:
+                return MemoryPlan(level, tile is not None, tile, n)
+    # Nothing fits: the most frugal plan, which may still run (the estimate is an upper bound).
+    level, _tiles, how = levels[-1]
     smallest = TILE_CHOICES[-1]
-    return MemoryPlan(
-        "offload",
-        True,
-        smallest,
-        estimate(
-            family, width, height, batch, offload=True, tile_px=smallest, controlnets=controlnets
-        ),
-    )
+    return MemoryPlan(level, True, smallest, est(smallest, **how))
 
 
 def decode_tile(family: str, width: int, height: int, free_bytes: int | None) -> int | None:

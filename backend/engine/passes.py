@@ -15,9 +15,11 @@ from typing import Any
 import torch
 
 from dreamwire.backend.families import spec_for
+from dreamwire.shared.job_mode import JobMode
 
 from . import (
     composable,
+    conditioners,
     fastpath,
     masked_content,
     noise,
@@ -30,7 +32,7 @@ from . import (
     taesd,
     vae_fit,
 )
-from .hooks import JobContext, PassPlan
+from .hooks import JobContext
 from .lowvram import low_vram
 from .progress import Reporter
 
@@ -54,16 +56,8 @@ def executed_steps(spec: PassSpec) -> int:
     return planning.executed_steps(spec.mode, spec.steps, spec.strength)
 
 
-def plan_for(ctx: JobContext, mode: str, extensions) -> PassPlan:
-    for ext in extensions:
-        plan = ext.pipeline_for(ctx, mode)
-        if plan is not None:
-            return plan
-    return PassPlan(pipelines.pipeline_class(ctx.model.family, mode))
-
-
-def _takes_size(pipe) -> bool:
-    return "height" in inspect.signature(type(pipe).__call__).parameters
+def _call_params(pipe) -> frozenset[str]:
+    return frozenset(inspect.signature(type(pipe).__call__).parameters)
 
 
 def _variation_add_noise(scheduler, subseeds: list[int], strength: float) -> None:
@@ -85,9 +79,14 @@ def run_pass(
     reporter: Reporter,
     extensions=(),
 ):
-    job, model = ctx.job, ctx.model
     ctx.width, ctx.height = spec.width, spec.height
-    plan = plan_for(ctx, spec.mode, extensions)
+    # The job's conditioners attached for this pass, the pipeline class chosen from them.
+    with conditioners.attached_to_pass(ctx, spec.mode, extensions) as plan:
+        return _pass(ctx, spec, plan, seeds, subseeds, reporter)
+
+
+def _pass(ctx, spec, plan, seeds, subseeds, reporter):
+    job, model = ctx.job, ctx.model
     scheduler = scheduling.make(model.family, job.sampler, model.components["scheduler"])
     pipe = pipelines.build(
         plan.pipe_cls, model.family, model.components, scheduler, plan.components
@@ -101,7 +100,7 @@ def run_pass(
     if reporter.preview_every and reporter.previewer is None:
         reporter.previewer = taesd.previewer_for_job(ctx)  # else the latent approximation
     with (
-        low_vram(pipe, ctx.device, ctx.low_vram),
+        low_vram(pipe, ctx.device, ctx.low_vram, ctx.sequential_offload),
         fastpath.applied(pipe, ctx, spec.width, spec.height, batch, reporter),
         vae_fit.decode_fits(pipe, ctx, spec.width, spec.height),
     ):
@@ -129,11 +128,20 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         "generator": noise.generators(seeds),
         "output_type": spec.output_type,
     }
-    if spec.mode in ("txt2img", "inpaint") or _takes_size(pipe):
+    takes = _call_params(pipe)
+    if spec.mode in ("txt2img", "inpaint") or "height" in takes:
         # SD's img2img pipelines size the result from the image; Flux's take the size and
         # would otherwise sample at their 1024 px default.
         kwargs["width"], kwargs["height"] = spec.width, spec.height
-    if spec.mode != "txt2img":
+    if "max_area" in takes:
+        # Kontext scales any size to 1 MP unless told the artist's own area is the target.
+        kwargs["max_area"] = spec.width * spec.height
+    if spec.mode is JobMode.EDIT:
+        kwargs["image"] = spec.image
+        # The job's size is the artist's: Kontext's pipeline would otherwise snap the
+        # picture to one of its preferred resolutions.
+        kwargs["_auto_resize"] = False
+    elif spec.mode != "txt2img":
         kwargs["image"] = spec.image
         kwargs["strength"] = spec.strength
     if spec.mode == "inpaint":

@@ -3,19 +3,24 @@ shared components.
 
 A pipeline object is only a thin holder of modules, so each job builds the one it needs
 around the cached model's components: the UNet, VAE and text encoders are loaded once
-and shared by txt2img, img2img and inpaint (and by the ControlNet variants that the
-conditioning package picks through an extension).
+and shared by txt2img, img2img and inpaint (and by the ControlNet variants, which a pass
+runs when a conditioner adds a `controlnet` component: conditioners.attached_to_pass).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from dreamwire import catalog
 from dreamwire.backend.families import spec_for
 
 
-def pipeline_class(family: str, mode: str) -> type:
-    return spec_for(family).pipeline_class(mode)
+def pipeline_class(family: str, mode: str, controlnet: bool = False, arch: str = "") -> type:
+    """The pipeline for `mode` (a ControlNet one when units need it); a special-purpose
+    checkpoint (`arch`'s catalog variant, e.g. Flux Fill) has its own."""
+    return spec_for(family).pipeline_class(
+        mode, controlnet=controlnet, variant=catalog.variant_of(arch)
+    )
 
 
 def build(

@@ -4,28 +4,39 @@ A pure function of the job and what the library's scan already knows (names, hea
 model is loaded and no tensor made. It raises every refusal it can see that early (the job's
 own fields, the sampler, upscaler and LoRA names, hypernetworks) and lays out what the run
 will do: the mode, the family of the model, the passes with their sizes and sampling steps,
-the LoRAs with their multipliers. The runner and the extensions take these from the plan
-instead of working them out again.
+the LoRAs with their multipliers, the size and seamless axes the passes run at. The runner
+and the extensions take these from the plan instead of working them out again.
 
-Upscale jobs keep their tile grid in sd_upscale.py (sd_upscale.plan, also pure); their plan
-here lists no passes.
+An SD upscale (refine on) is planned as its tile pass: the plan carries the tile grid
+(sd_upscale.plan, also pure), the tile's size and the axes a tile wraps, so the job itself
+stays the artist's from start to end. A plain upscale lists no passes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from dreamwire import catalog
 from dreamwire.backend import prompts, samplers
+from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job, LoraRef
+from dreamwire.shared.job_mode import JobMode
 
 from . import family_support, hires
 from . import library_adapter as libs
+from .seamless_upscale import tile_axes
+
+if TYPE_CHECKING:
+    from .sd_upscale import Plan as UpscalePlan
 
 
 @dataclass(frozen=True)
 class PlannedPass:
-    mode: str  # txt2img | img2img | inpaint
+    # The pipeline's mode: TXT2IMG, IMG2IMG, INPAINT or EDIT (Hires.fix's second pass and an
+    # SD upscale's tiles are IMG2IMG).
+    mode: JobMode
     width: int  # the size the pass samples at
     height: int
     steps: int  # the job's sampling steps for the pass (A1111's "Steps")
@@ -37,9 +48,9 @@ class PlannedPass:
         return executed_steps(self.mode, self.steps, self.strength)
 
 
-def executed_steps(mode: str, steps: int, strength: float) -> int:
+def executed_steps(mode: JobMode, steps: int, strength: float) -> int:
     """Sampling steps diffusers runs: img2img/inpaint start part-way, as A1111 does."""
-    if mode == "txt2img":
+    if mode == JobMode.TXT2IMG:
         return steps
     return min(int(steps * strength), steps)
 
@@ -53,10 +64,17 @@ class LoraRequest:
 
 @dataclass(frozen=True)
 class JobPlan:
-    mode: str  # txt2img | img2img | inpaint | upscale
+    mode: JobMode
     family: str  # the model's family key ("" for a plain upscale, which loads no model)
+    # An SD upscale lists its tile pass once; it runs for every tile of `upscale.grid`.
     passes: tuple[PlannedPass, ...]
     loras: tuple[LoraRequest, ...]
+    # A1111's p.width x p.height, the infotext's Size: the job's; an SD upscale's tile.
+    size: tuple[int, int]
+    # The axes the passes' convolutions wrap (seamless.py): the job's, except on an SD
+    # upscale's tiles, which wrap only along an axis one tile spans whole (seamless_upscale).
+    seamless: str
+    upscale: UpscalePlan | None = None  # an SD upscale's result size and tile grid
 
     @property
     def total_steps(self) -> int:
@@ -69,20 +87,66 @@ def plan(job: Job, library) -> JobPlan:
     samplers.sampler_info(job.sampler)  # unknown names fail before any loading
     if job.hires is not None:
         hires.check_upscaler(job, library)
-    if job.upscale is not None:
-        from .sd_upscale import check_upscaler
+    size = (job.width, job.height)
+    if job.mode is JobMode.UPSCALE:
+        from . import sd_upscale
 
-        check_upscaler(job, library)
+        sd_upscale.check_upscaler(job, library)
         if not job.upscale.refine:
-            return JobPlan("upscale", "", (), ())
+            return JobPlan(JobMode.UPSCALE, "", (), (), size, job.seamless)
     loras = lora_requests(job)
-    family = libs.family(
-        libs.checkpoint(library, job.model or libs.default_checkpoint(library)).arch
+    entry = libs.checkpoint(library, job.model or libs.default_checkpoint(library))
+    family = libs.family(entry.arch)
+    family_support.check(job, family, entry.arch)  # features and samplers it cannot run
+    if job.mode is JobMode.UPSCALE:
+        return _upscale_plan(job, family, loras)
+    passes = _passes(job)
+    for p in passes:
+        _check_served(p.mode, family, entry)
+    return JobPlan(job.mode, family, passes, loras, size, job.seamless)
+
+
+def serves(family: str, mode: JobMode, arch: str = "") -> bool:
+    """Whether the family's spec names a pipeline for `mode` (edit: only edit models'); a
+    special-purpose checkpoint (`arch`'s catalog variant: Flux Fill) has its own table."""
+    return spec_for(family).variant(catalog.variant_of(arch)).pipelines.has(mode.value)
+
+
+def _check_served(mode: JobMode, family: str, entry) -> None:
+    if serves(family, mode, entry.arch):
+        return
+    label = spec_for(family).label
+    variant = catalog.variant_of(entry.arch)
+    kind = f"{label} {variant.title()}" if variant else label
+    if mode is JobMode.EDIT:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"an edit job needs an edit model (a Flux Kontext-style checkpoint); {entry.name} "
+            f"is a {kind} model, which has no edit pipeline",
+        )
+    raise DreamwireError(
+        ErrorCode.MODEL_UNSUPPORTED,
+        f"{entry.name} is a {kind} model, which cannot run {mode.value} jobs",
     )
-    family_support.check(job, family)  # features and samplers the family cannot run
-    if job.upscale is not None:
-        return JobPlan("upscale", family, (), loras)
-    return JobPlan(job.mode, family, _passes(job), loras)
+
+
+def _upscale_plan(job: Job, family: str, loras: tuple[LoraRequest, ...]) -> JobPlan:
+    """A1111's SD upscale script runs each tile as an img2img job of the tile's size (its
+    p.width/p.height, which the infotext reports)."""
+    from . import sd_upscale
+
+    grid_plan = sd_upscale.plan(job, family)
+    grid = grid_plan.grid
+    tile = PlannedPass(JobMode.IMG2IMG, grid.tile_w, grid.tile_h, job.steps, job.strength)
+    return JobPlan(
+        JobMode.UPSCALE,
+        family,
+        (tile,),
+        loras,
+        (grid.tile_w, grid.tile_h),
+        tile_axes(grid),
+        grid_plan,
+    )
 
 
 def lora_requests(job: Job) -> tuple[LoraRequest, ...]:
@@ -108,13 +172,13 @@ def _prompt_loras(text: str) -> list[LoraRef]:
 
 
 def _passes(job: Job) -> tuple[PlannedPass, ...]:
-    if job.mode == "txt2img":
-        first = PlannedPass("txt2img", job.width, job.height, job.steps)
+    if job.mode is JobMode.TXT2IMG:
+        first = PlannedPass(JobMode.TXT2IMG, job.width, job.height, job.steps)
         if job.hires is None:
             return (first,)
         w, h = job.hires.plan(job.width, job.height).size
         second = PlannedPass(
-            "img2img",
+            JobMode.IMG2IMG,
             w,
             h,
             hires.second_pass_steps(job.steps, job.hires),
@@ -122,11 +186,14 @@ def _passes(job: Job) -> tuple[PlannedPass, ...]:
             hires=True,
         )
         return (first, second)
-    if job.mode == "img2img":
-        return (PlannedPass("img2img", job.width, job.height, job.steps, job.strength),)
+    if job.mode is JobMode.IMG2IMG:
+        return (PlannedPass(JobMode.IMG2IMG, job.width, job.height, job.steps, job.strength),)
+    if job.mode is JobMode.EDIT:
+        # An edit model redraws the whole picture from the instruction: every step runs.
+        return (PlannedPass(JobMode.EDIT, job.width, job.height, job.steps),)
     w, h = job.width, job.height
     if job.outpaint.any() and not job.inpaint_full_res:
         from dreamwire.backend.canvas.outpaint import generation_size
 
         w, h = generation_size(w, h, job.outpaint)
-    return (PlannedPass("inpaint", w, h, job.steps, job.strength),)
+    return (PlannedPass(JobMode.INPAINT, w, h, job.steps, job.strength),)

@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
+from dreamwire import catalog
 from dreamwire.backend.clip_t5_encoding import ClipT5Conditioning, encode
-from dreamwire.shared.families import family as shared_family
+from dreamwire.backend.families import spec_for
 
 
 class ClipT5Plan:
@@ -36,9 +37,9 @@ class ClipT5Plan:
             "prompt_embeds": self.cond.sequence,
             "pooled_prompt_embeds": self.cond.pooled,
             "guidance_scale": self.guidance,
-            "true_cfg_scale": job.cfg,
         }
-        if self.uncond is not None:
+        if self.uncond is not None:  # real CFG (Fill's pipeline has none: refused earlier)
+            out["true_cfg_scale"] = job.cfg
             out["negative_prompt_embeds"] = self.uncond.sequence
             out["negative_pooled_prompt_embeds"] = self.uncond.pooled
         return out
@@ -50,16 +51,17 @@ class ClipT5Plan:
         return {}
 
 
-def distilled_cfg(job, family: str) -> float:
-    """The job's Distilled CFG Scale, or its model family's default."""
+def distilled_cfg(job, family: str, arch: str = "") -> float:
+    """The job's Distilled CFG Scale, or its model's default (the family's, or its
+    variant's: Flux Fill was trained at 30)."""
     if job.distilled_cfg is not None:
         return float(job.distilled_cfg)
-    default = shared_family(family).defaults.distilled_cfg
+    default = spec_for(family).variant(catalog.variant_of(arch)).distilled_cfg
     return float(default if default is not None else 1.0)
 
 
-def encode_clip_t5(pipe, prompt: str, negative: str, job, family: str) -> ClipT5Plan:
+def encode_clip_t5(pipe, prompt: str, negative: str, job, family: str, arch: str) -> ClipT5Plan:
     cond = encode(pipe, prompt)
     # Forge runs the negative prompt only with real CFG above 1 (diffusers: true_cfg_scale).
     uncond = encode(pipe, negative) if job.cfg > 1.0 else None
-    return ClipT5Plan(cond, uncond, distilled_cfg(job, family))
+    return ClipT5Plan(cond, uncond, distilled_cfg(job, family, arch))

@@ -15,6 +15,7 @@ from dreamwire.backend.canvas import masks, outpaint
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.result import GeneratedImage, JobResult
 
 from . import hires, masked_content, noise, sd_upscale
@@ -43,26 +44,33 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
     ctx.seed, ctx.subseeds = seed, subseeds
 
     comps = model.components
+    the_plan = ctx.plan
     with ExitStack() as stack:
         denoiser = comps[spec_for(model.family).denoiser]
-        stack.enter_context(seamless([denoiser, comps["vae"]], job.seamless))
+        stack.enter_context(seamless([denoiser, comps["vae"]], the_plan.seamless))
         stack.enter_context(cancellable(comps["vae"], reporter.check_cancel))
-        out_w, out_h = final_size(job)
+        # The largest picture the VAE decodes: the result, or one SD-upscale tile.
+        out_w, out_h = final_size(job) if the_plan.upscale is None else the_plan.size
         stack.enter_context(
             tiled(
                 comps["vae"],
-                should_tile(job.tiled_vae, out_w, out_h, low_vram, job.seamless),
+                should_tile(job.tiled_vae, out_w, out_h, low_vram, the_plan.seamless),
                 vae_tile_px,
             )
         )
-        if job.upscale is not None:  # refined; the plain upscale never gets here
+        mode = the_plan.mode
+        if mode is JobMode.UPSCALE:  # refined; the plain upscale never gets here
             images = sd_upscale.refine(ctx, reporter, seeds, subseeds, extensions)
-        elif job.mode == "txt2img":
+        elif mode is JobMode.TXT2IMG:
             images = _txt2img(ctx, reporter, seeds, subseeds, extensions)
-        elif job.mode == "img2img":
+        elif mode is JobMode.IMG2IMG:
             images = _img2img(ctx, reporter, seeds, subseeds, extensions)
-        else:
+        elif mode is JobMode.INPAINT:
             images = _inpaint(ctx, reporter, seeds, subseeds, extensions)
+        elif mode is JobMode.EDIT:
+            images = _edit(ctx, reporter, seeds, subseeds, extensions)
+        else:  # planning.plan refuses a mode no pipeline of the family serves
+            raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, f"no {mode} runner", job.job_id)
     t1 = time.perf_counter()
 
     results = [
@@ -148,6 +156,16 @@ def _img2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     reporter.total = ctx.plan.total_steps
     if reporter.total < 1:  # strength ~0: nothing to denoise, the image is the answer
         return [init.copy() for _ in seeds]
+    return _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
+
+
+def _edit(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
+    """An edit model (Flux Kontext) redraws the picture, at the job's size, following the
+    prompt's instruction; the picture is the model's reference, not a starting point."""
+    job = ctx.job
+    picture = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
+    spec = _spec(ctx.plan.passes[0], Image.fromarray(picture))
+    reporter.total = ctx.plan.total_steps
     return _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
 
 

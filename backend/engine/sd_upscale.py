@@ -24,7 +24,6 @@ whole axis) are in seamless_upscale; A1111 has no seamless upscale to follow.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from dreamwire.shared.result import GeneratedImage, JobResult
 from . import noise
 from . import seamless_upscale as wrap
 from .hooks import JobContext
-from .passes import PassSpec, executed_steps, run_pass
+from .passes import PassSpec, run_pass
 from .progress import Reporter
 
 # A1111's extra_generation_params keys, as the script writes them.
@@ -172,7 +171,6 @@ class Plan:
     width: int  # the upscaled size
     height: int
     grid: Grid
-    seamless: str = "none"  # the job's request (the tile passes' own axes may differ)
 
 
 def plan(job: Job, family: str) -> Plan:
@@ -187,7 +185,7 @@ def plan(job: Job, family: str) -> Plan:
     overlap = max(0, min(up.overlap, tile_w - 8, tile_h - 8))
     wrap_x, wrap_y = wrap.axes(job.seamless)
     grid = split(out_w, out_h, tile_w, tile_h, overlap, wrap_x, wrap_y)
-    return Plan(out_w, out_h, grid, job.seamless)
+    return Plan(out_w, out_h, grid)
 
 
 # -- the upscaler --------------------------------------------------------------------------
@@ -203,11 +201,9 @@ def check_upscaler(job: Job, library) -> None:
         )
 
 
-def upscaled(
-    job: Job, library, device, reporter: Reporter, seamless: str | None = None
-) -> np.ndarray:
-    """The init image upscaled; along `seamless` axes (default: the job's) the upscaler
-    sees the wrap-around neighbourhood, so the result tiles as the input does."""
+def upscaled(job: Job, library, device, reporter: Reporter) -> np.ndarray:
+    """The init image upscaled; along the job's seamless axes the upscaler sees the
+    wrap-around neighbourhood, so the result tiles as the input does."""
     from dreamwire.backend.upscalers import upscale
 
     up = job.upscale
@@ -225,7 +221,7 @@ def upscaled(
         )
 
     image = masks.to_rgb(job.init_image)
-    wrap_x, wrap_y = wrap.axes(job.seamless if seamless is None else seamless)
+    wrap_x, wrap_y = wrap.axes(job.seamless)
     if not (wrap_x or wrap_y):
         return run(image)
     out_w, out_h = up.size(image.shape[1], image.shape[0])
@@ -253,38 +249,23 @@ def plain(job: Job, library, device, reporter: Reporter) -> JobResult:
 
 # -- refine ----------------------------------------------------------------------------------
 def offers_tile_control(ctx: JobContext, extensions) -> bool:
-    for ext in extensions:
-        offers = getattr(ext, "offers_control", None)
-        if offers is not None and offers(ctx, "tile"):
-            return True
-    return False
+    return any(ext.offers_control(ctx, "tile") for ext in extensions)
 
 
 def prepare(ctx: JobContext, extensions) -> None:
-    """Before the extensions see the job: the job becomes the tile pass's job (A1111's
-    p.width/p.height are the tile size, and its infotext says so), with a tile ControlNet
-    unit when wanted and available, and the script's infotext keys first among the extras
-    (the script sets them before ControlNet adds its own)."""
+    """Before the extensions see the job: a tile ControlNet unit among the units the tile
+    passes run (ctx.controls) when wanted and available, and the script's infotext keys
+    first among the extras (the script sets them before ControlNet adds its own). The job
+    stays as submitted: the tile pass's size (A1111's p.width/p.height, which the infotext
+    reports) and the axes it wraps are the plan's (planning._upscale_plan)."""
     job = ctx.job
-    the_plan = plan(job, ctx.model.family)
-    ctx.upscale_plan = the_plan
-    ctx.infotext_extra[OVERLAP_KEY] = str(the_plan.grid.overlap)
+    ctx.infotext_extra[OVERLAP_KEY] = str(ctx.plan.upscale.grid.overlap)
     ctx.infotext_extra[UPSCALER_KEY] = job.upscale.upscaler
     if job.seamless != "none":
         ctx.infotext_extra[SEAMLESS_KEY] = job.seamless
-    controls = list(job.controls)
-    has_tile = any(c.type == "tile" for c in controls)
+    has_tile = any(c.type == "tile" for c in ctx.controls)
     if job.upscale.tile_control and not has_tile and offers_tile_control(ctx, extensions):
-        controls.append(ControlUnit(type="tile", image=None, preprocessor="none"))
-    # The tile passes pad their convs circularly only along an axis a tile spans whole;
-    # elsewhere a tile is a window and the torus tiling keeps the seam (seamless_upscale).
-    ctx.job = dataclasses.replace(
-        job,
-        width=the_plan.grid.tile_w,
-        height=the_plan.grid.tile_h,
-        controls=controls,
-        seamless=wrap.tile_axes(the_plan.grid),
-    )
+        ctx.controls.append(ControlUnit(type="tile", image=None, preprocessor="none"))
 
 
 def refine(
@@ -292,19 +273,17 @@ def refine(
 ) -> list[np.ndarray]:
     """Every image of the batch: upscale, img2img each tile, combine."""
     job = ctx.job
-    the_plan = ctx.upscale_plan
-    assert the_plan is not None, "prepare() lays the grid out before refine()"
+    the_plan = ctx.plan.upscale
     grid = the_plan.grid
     library = ctx.library
-    big = upscaled(job, library, ctx.device, reporter, the_plan.seamless)
+    big = upscaled(job, library, ctx.device, reporter)
     if big.shape[:2] != (the_plan.height, the_plan.width):
         raise DreamwireError(
             ErrorCode.INTERNAL,
             f"upscaler gave {big.shape[1]}x{big.shape[0]}, not {the_plan.width}x{the_plan.height}",
         )
     tiles = crop(big, grid)
-    per_tile = PassSpec("img2img", grid.tile_w, grid.tile_h, job.steps, job.strength)
-    n_exec = executed_steps(per_tile)
+    n_exec = ctx.plan.passes[0].executed_steps  # the tile pass
     reporter.total = n_exec * grid.count * len(seeds)
     if n_exec < 1:  # strength ~0: nothing to denoise, the upscale is the answer
         return [big.copy() for _ in seeds]
@@ -323,11 +302,11 @@ def refine(
 
 
 def _tile_pass(ctx, tile: np.ndarray, seed: int, subseeds, reporter, extensions) -> np.ndarray:
-    job = ctx.job
+    planned = ctx.plan.passes[0]
     h, w = tile.shape[:2]
     tile = np.ascontiguousarray(tile)
     # A unit with no image (the tile ControlNet) takes the pass's picture: this tile.
     ctx.canvas = Canvas(tile, None, (w, h), (w, h), Outpaint())
-    spec = PassSpec("img2img", w, h, job.steps, job.strength, Image.fromarray(tile))
+    spec = PassSpec(planned.mode, w, h, planned.steps, planned.strength, Image.fromarray(tile))
     images = run_pass(ctx, spec, [seed], subseeds, reporter, extensions)
     return (images[0] * 255).round().astype(np.uint8)

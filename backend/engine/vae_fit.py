@@ -25,14 +25,13 @@ def decode_fits(pipe, ctx, width: int, height: int) -> Iterator[None]:
     the whole image would not fit, or smaller tiles than the runner chose); put it back after.
     Seamless jobs and jobs that turned tiling off explicitly are left as they are."""
     vae = getattr(pipe, "vae", None)
-    job = ctx.job
     free = dev.free_memory(ctx.device)
     if (
         free is None
         or vae is None
         or not hasattr(vae, "use_tiling")
-        or getattr(job, "seamless", "none") != "none"
-        or getattr(job, "tiled_vae", None) is False
+        or ctx.plan.seamless != "none"  # the pass's axes (an SD upscale tile's own)
+        or ctx.job.tiled_vae is False
     ):
         yield
         return

@@ -8,10 +8,12 @@ tiny model builder (backend/tiny) and tests. Nothing else branches on a family n
 
 from __future__ import annotations
 
+from typing import Any
+
 from dreamwire.shared.families import FamilyInfo
 
 from .flux import FLUX
-from .spec import MODES, FamilySpec, PipelineClasses, TextEncoding
+from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
 SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
@@ -35,4 +37,28 @@ def spec_for(key: str | None) -> FamilySpec:
     return SPECS.get(key or "", SD1)
 
 
-__all__ = ["SPECS", "FamilySpec", "PipelineClasses", "TextEncoding", "family_infos", "spec_for"]
+def spec_of_components(components: dict[str, Any]) -> FamilySpec:
+    """The family of a loaded model told from its components: of the specs whose every
+    weight-holding component is there, the one with the most (SDXL's are SD's plus a second
+    text encoder); SD1.x where none fits, as spec_for."""
+    present = {name for name, value in components.items() if value is not None}
+    fitting = [s for s in SPECS.values() if set(s.model_parts) <= present]
+    return max(fitting, key=lambda s: len(s.model_parts), default=SD1)
+
+
+def lora_lineage(key: str) -> LoraLineage:
+    """The lineage of a LoRA family key (LoraFile.family)."""
+    return next(s.lora for s in SPECS.values() if s.lora.key == key)
+
+
+__all__ = [
+    "SPECS",
+    "FamilySpec",
+    "LoraLineage",
+    "PipelineClasses",
+    "TextEncoding",
+    "family_infos",
+    "lora_lineage",
+    "spec_for",
+    "spec_of_components",
+]

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, MemoryFigures, PipelineClasses, Sampling, Support, TextEncoding
+from .spec import (
+    FamilySpec,
+    LoraLineage,
+    MemoryFigures,
+    PipelineClasses,
+    Sampling,
+    Support,
+    TextEncoding,
+    Variant,
+)
 
 FLUX = FamilySpec(
     family=families.FLUX,
@@ -54,10 +63,27 @@ FLUX = FamilySpec(
     latent_rgb_bias=(-0.0329, -0.0718, -0.0851),
     packed_latents=True,
     taesd_stems=("taef1_decoder", "taef1"),
-    # Flux.1 dev: transformer 11.9 B, CLIP-L 123 M + T5-XXL encoder 4.76 B, 16-channel VAE
-    # 83.7 M. Activations: a first figure (transformer blocks at 1024 px, 4096 image + 512
-    # text tokens), to be calibrated by bench/bench_lowvram.py like the UNet families'.
-    memory=MemoryFigures(11901.4, 83.7, 123.1 + 4762.3, 0.0, 24 * 1024, vae_upcast=1.0),
+    # Flux.1 dev, counted on the real architecture by bench/flux_sim.py: transformer 11.9 B,
+    # CLIP-L 123 M + T5-XXL encoder 4.76 B, 16-channel VAE 83.8 M. Transformer activations
+    # (bf16, 4096 image + 512 text tokens at 1024 px) 29 KiB per latent pixel simulated,
+    # 45 KiB calibrated (bench/bench_lowvram.py); 56 KiB also covers 768 px, whose 512 text
+    # tokens weigh more per pixel. Guidance-distilled: one transformer call per step.
+    # diffusers' layerwise casting keeps Flux's norm layers (AdaLN linears included) in
+    # bf16: 72.7 % of the transformer is stored in fp8. Largest layer: a double block's
+    # AdaLN linear (56.6 M); largest module: T5's embedding (131.6 M).
+    memory=MemoryFigures(
+        11901.4,
+        83.8,
+        123.1 + 4762.3,
+        0.0,
+        56 * 1024,
+        vae_upcast=1.0,
+        cfg_batch=False,
+        cast_share=0.727,
+        largest_layer_params_m=56.6,
+        largest_module_params_m=131.6,
+    ),
+    lora=LoraLineage("flux", "Flux.1"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_T5,
     # Forge's Flux preset: Euler over the model's shifted flow-matching schedule ("Simple").
@@ -73,4 +99,22 @@ FLUX = FamilySpec(
         refine_upscale=False,
     ),
     distilled_guidance=True,
+    variants={
+        # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
+        # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.
+        "fill": Variant(
+            PipelineClasses(None, None, "FluxFillPipeline"), distilled_cfg=30.0, real_cfg=False
+        ),
+        # Flux.1 Kontext: the picture's latents go in as extra tokens beside the noise, and
+        # the prompt is an instruction ("make the car red"); BFL's guidance 2.5.
+        "kontext": Variant(
+            PipelineClasses(
+                "FluxKontextPipeline",
+                None,
+                "FluxKontextInpaintPipeline",
+                edit="FluxKontextPipeline",
+            ),
+            distilled_cfg=2.5,
+        ),
+    },
 )

@@ -10,7 +10,7 @@ new family is a new entry (backend/families/<name>.py) plus its tiny models and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -84,19 +84,56 @@ class Support:
 class MemoryFigures:
     """The real architecture's sizes for the memory plan (engine/memory_plan.py): weights
     from the released checkpoints, activations calibrated by bench/bench_lowvram.py against
-    measured peaks (fp16, PyTorch SDPA attention)."""
+    measured peaks (16-bit weights, PyTorch SDPA attention). The denoiser is the UNet or
+    the transformer; how its weights are stored (fp16, fp8, GGUF, NF4) is the model file's
+    business (library/weight_formats.py), not the family's."""
 
-    unet_params_m: float  # millions of parameters
+    denoiser_params_m: float  # millions of parameters
     vae_params_m: float
     text_params_m: float  # every text encoder together
-    controlnet_share: float  # a full ControlNet's weights as a share of its UNet's
-    unet_act_per_latent_px: int  # UNet activation bytes per latent pixel per UNet sample
+    controlnet_share: float  # a full ControlNet's weights as a share of its denoiser's
+    denoiser_act_per_latent_px: int  # activation bytes per latent pixel per denoiser sample
     vae_upcast: float = 1.0  # 2.0 where diffusers decodes in fp32 (force_upcast)
+    # Classifier-free guidance runs the denoiser on a doubled batch; False where the family
+    # is guidance-distilled (Flux dev/schnell: one call per step).
+    cfg_batch: bool = True
+    # Share of the denoiser's parameters diffusers' layerwise casting stores in fp8: it
+    # skips the layers its model class names (Flux: every "norm", whose AdaLN linears are
+    # a quarter of the transformer).
+    cast_share: float = 1.0
+    # The denoiser's largest linear layer: a quantized model upcasts one layer at a time.
+    largest_layer_params_m: float = 0.0
+    # The largest single module of the whole pipeline (T5's embedding for Flux): what
+    # sequential CPU offload holds on the GPU at once. 0: the plan does not offer
+    # sequential offload for the family (SD1/SD2/SDXL fit their targets without it).
+    largest_module_params_m: float = 0.0
 
     def params_m(self, part: str) -> float:
-        return {"unet": self.unet_params_m, "vae": self.vae_params_m, "text": self.text_params_m}[
-            part
-        ]
+        return {
+            "denoiser": self.denoiser_params_m,
+            "vae": self.vae_params_m,
+            "text": self.text_params_m,
+        }[part]
+
+
+@dataclass(frozen=True)
+class LoraLineage:
+    """Which LoRA files a family's models take: a file made for one lineage fits every
+    family of it and no other. SD1.x and SD2.x share one (kohya names both `lora_te_`; the
+    layers' shapes tell them apart)."""
+
+    key: str  # what a LoRA file's key names tell (conditioning/lora.py LoraFile.family)
+    label: str  # "LoRA x was made for <label> models"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A special-purpose checkpoint of a family (the catalog's "variant" of its
+    architecture, e.g. Flux Fill): its own pipelines and defaults."""
+
+    pipelines: PipelineClasses
+    distilled_cfg: float | None = None  # the guidance input's default, where it differs
+    real_cfg: bool = True  # its pipeline takes a negative prompt for CFG above 1
 
 
 @dataclass(frozen=True)
@@ -120,6 +157,7 @@ class FamilySpec:
     # TAESD decoder file stems, best first (models/VAE-approx).
     taesd_stems: tuple[str, ...]
     memory: MemoryFigures
+    lora: LoraLineage
     # The components' key of the network that denoises ("unet" or "transformer").
     denoiser: str = "unet"
     text_encoding: TextEncoding = TextEncoding.CLIP
@@ -132,6 +170,14 @@ class FamilySpec:
     # The model's own guidance input (Flux dev's distilled guidance) is fed from the job's
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
+    variants: dict[str, Variant] = field(default_factory=dict)
+
+    @property
+    def model_parts(self) -> tuple[str, ...]:
+        """The components that hold weights (not tokenizers or the scheduler)."""
+        return tuple(
+            c for c in self.components if not c.startswith("tokenizer") and c != "scheduler"
+        )
 
     @property
     def key(self) -> str:
@@ -151,8 +197,14 @@ class FamilySpec:
             reason(self.label, feature),
         )
 
-    def pipeline_class(self, mode: str, controlnet: bool = False) -> type:
+    def variant(self, name: str) -> Variant:
+        """The variant's entry; the family's own pipelines for a plain checkpoint."""
+        return self.variants.get(name) or Variant(
+            self.pipelines, self.family.defaults.distilled_cfg
+        )
+
+    def pipeline_class(self, mode: str, controlnet: bool = False, variant: str = "") -> type:
         import diffusers
 
-        table = self.controlnet_pipelines if controlnet else self.pipelines
+        table = self.controlnet_pipelines if controlnet else self.variant(variant).pipelines
         return getattr(diffusers, table.for_mode(mode, self.label))

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, MemoryFigures, PipelineClasses
+from .spec import FamilySpec, LoraLineage, MemoryFigures, PipelineClasses
 
 _SD_PIPELINES = PipelineClasses(
     "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"
@@ -42,6 +42,7 @@ SD1 = FamilySpec(
     taesd_stems=_SD_TAESD,
     # Calibrated: SD1.5 UNet activations 25 KiB per latent pixel (512 and 1024).
     memory=MemoryFigures(859.5, 83.7, 123.1, 0.42, 32 * 1024),
+    lora=LoraLineage("sd", "SD1.x/SD2.x"),
 )
 
 # SD1.x's pipelines and layouts with its own sizes. v-prediction SD2.x checkpoints (768-v)
@@ -79,4 +80,5 @@ SDXL = FamilySpec(
     # Calibrated: SDXL UNet activations 15 KiB per latent pixel (1024); its VAE overflows in
     # fp16, so diffusers upcasts it to fp32 (force_upcast), doubling weights and activations.
     memory=MemoryFigures(2567.5, 83.7, 123.1 + 694.7, 0.49, 20 * 1024, vae_upcast=2.0),
+    lora=LoraLineage("sdxl", "SDXL"),
 )

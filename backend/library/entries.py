@@ -14,12 +14,15 @@ class Kind(str, Enum):
     EMBEDDING = "embedding"
     CONTROLNET = "controlnet"
     UPSCALER = "upscaler"
+    # Stand-alone text encoders (Flux's clip_l.safetensors, t5xxl_fp16.safetensors, GGUF T5).
+    TEXT_ENCODER = "text_encoder"
 
 
 class Format(str, Enum):
     SAFETENSORS = "safetensors"
     DIFFUSERS = "diffusers"
     PICKLE = "pickle"  # .ckpt / .pt / .pth / .bin: untrusted code, never unpickled freely
+    GGUF = "gguf"  # llama.cpp's quantized format (city96's Flux files, GGUF T5)
 
 
 @dataclass

@@ -18,12 +18,15 @@ from pathlib import Path
 
 from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
+from dreamwire.backend.library.flux_identify import vae_latent_channels
 from dreamwire.backend.library.safetensors_header import Header
 from dreamwire.backend.library.upscaler_layout import describe as describe_upscaler
 
 UNET = "model.diffusion_model."
 CONV_IN = UNET + "input_blocks.0.0.weight"
 TINY_WIDTH = 32
+# Flux Fill's transformer input: packed latents (64) + masked picture (64) + mask (256).
+FLUX_FILL_CHANNELS = 384
 
 
 # UNet input channels other than 4 mark special-purpose models; the suffix names them so
@@ -95,25 +98,40 @@ def diffusers_arch(folder: Path) -> str | None:
 
 
 def _transformer_folder_arch(folder: Path) -> str | None:
-    """A Flux diffusers folder: dev has the guidance embedding, schnell not; the tiny test
-    model is told by its width."""
+    """A Flux diffusers folder: dev has the guidance embedding, schnell not, Fill a wider
+    input, Kontext its own pipeline class; the tiny test models are told by their width."""
     try:
         config = json.loads((folder / "transformer" / "config.json").read_text())
     except (OSError, ValueError):
         return None
     if config.get("_class_name") != "FluxTransformer2DModel":
         return None
-    if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH:
+    tiny = "tiny-" if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH else ""
+    if int(config.get("in_channels", 64)) == FLUX_FILL_CHANNELS:
+        return tiny + "flux-fill"
+    # Kontext has dev's weights' shapes: its pipeline class (or its name) tells it.
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        index = {}
+    if index.get("_class_name") == "FluxKontextPipeline" or "kontext" in folder.name.lower():
+        return tiny + "flux-kontext"
+    if tiny:
         return "tiny-flux"
     return "flux-dev" if config.get("guidance_embeds") else "flux-schnell"
 
 
 def vae_arch(header: Header) -> str | None:
-    """VAE files: `encoder.conv_in.weight` (A1111) or with a `first_stage_model.` prefix."""
+    """VAE files: `encoder.conv_in.weight` (A1111, Flux's ae.safetensors) or with a
+    `first_stage_model.` prefix. Flux's VAE has 16 latent channels (SD's 4); SD3's VAE has
+    the same shapes and can only be told by its scaling factor, which no file stores."""
     for prefix in ("", "first_stage_model.", "vae."):
         shape = header.shape(prefix + "encoder.conv_in.weight")
         if shape is not None:
-            return "tiny-vae" if shape[0] < 128 else "sd-vae"
+            tiny = shape[0] < 128
+            if vae_latent_channels(header, prefix) == 16:
+                return "tiny-flux-vae" if tiny else "flux-vae"
+            return "tiny-vae" if tiny else "sd-vae"
     return None
 
 

@@ -155,13 +155,32 @@ class ModelLibrary:
         """A1111's "Model hash" (first 10 hex digits of the sha256)."""
         return self.sha256(entry)[:10]
 
+    def missing_parts(self) -> dict[str, str]:
+        """{checkpoint name: why it cannot load, naming the file to add} for the models
+        made of several files that lack one (Flux transformer files); read from headers and
+        folders only, so a welcome can say it without loading anything."""
+        from dreamwire.backend.library.flux_parts import gather, is_flux_file
+
+        missing: dict[str, str] = {}
+        for entry in self.entries(Kind.CHECKPOINT):
+            if not is_flux_file(entry) or entry.name in missing:
+                continue
+            try:
+                gather(entry, self._entries, self.roots)
+            except DreamwireError as exc:
+                missing[entry.name] = exc.message
+        return missing
+
     # ---- loading
     def load_pipeline(self, entry: ModelEntry | str, torch_dtype=None):
+        from dreamwire.backend.library.flux_parts import gather, is_flux_file
         from dreamwire.backend.library.loading import load_pipeline
 
         if isinstance(entry, str):
             entry = self.find(Kind.CHECKPOINT, entry)
-        return load_pipeline(entry, torch_dtype=torch_dtype)
+        # A Flux transformer file takes its text encoders and VAE from the other folders.
+        flux = gather(entry, self._entries, self.roots) if is_flux_file(entry) else None
+        return load_pipeline(entry, torch_dtype=torch_dtype, flux=flux)
 
     def load_vae(self, entry: ModelEntry | str, for_arch: str | None = None, torch_dtype=None):
         from dreamwire.backend.library.loading import load_vae
@@ -178,8 +197,8 @@ def _rel(entry: ModelEntry) -> str:
 
 
 def _prefer_safe(matches: list[ModelEntry]) -> ModelEntry:
-    """Same name in several formats: prefer safetensors, then diffusers, then pickles."""
-    order = {Format.SAFETENSORS: 0, Format.DIFFUSERS: 1, Format.PICKLE: 2}
+    """Same name in several formats: prefer safetensors, then diffusers, GGUF, pickles."""
+    order = {Format.SAFETENSORS: 0, Format.DIFFUSERS: 1, Format.GGUF: 2, Format.PICKLE: 3}
     return sorted(matches, key=lambda e: order[e.format])[0]
 
 

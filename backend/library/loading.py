@@ -3,7 +3,8 @@
 Single-file `.safetensors` checkpoints go through diffusers' `from_single_file` with the
 catalog's config folder for their architecture and `local_files_only=True`, so nothing is
 fetched from a hub. Diffusers folders load with `from_pretrained(local_files_only=True)`.
-Pickled files are refused (see `dreamwire.backend.library.pickles`).
+Pickled files are refused (see `dreamwire.backend.library.pickles`). Flux files (a
+transformer alone, or ComfyUI's all-in-one) are assembled by `flux_loading`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dreamwire import catalog
 from dreamwire.backend.library.catalog import pipeline_config_dir
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.expected import missing_checkpoint_keys, missing_vae_keys
+from dreamwire.backend.library.flux_loading import load_flux_pipeline
+from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -60,14 +63,22 @@ def _load_errors(entry: ModelEntry):
         ) from exc
 
 
-def load_pipeline(entry: ModelEntry, torch_dtype=None):
-    """A StableDiffusionPipeline / StableDiffusionXLPipeline for a checkpoint entry."""
+def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None = None):
+    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline for a checkpoint
+    entry. A Flux single file takes its text encoders and VAE from `flux` (the library
+    gathers them); without it, only an all-in-one checkpoint loads."""
     if entry.kind != Kind.CHECKPOINT:
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH, f"{entry.name} is a {entry.kind.value}, not a checkpoint"
         )
     if entry.format == Format.PICKLE:
         refuse_pickle(entry.path)
+    if is_flux_file(entry):
+        sources = flux or gather(entry, places=[entry.root] if entry.root else [])
+        with _load_errors(entry), _quiet():
+            pipe = load_flux_pipeline(entry, sources, torch_dtype)
+        _check_no_meta(entry, pipe)
+        return pipe
     arch = _require_arch(entry)
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
@@ -198,7 +209,10 @@ def _check_no_meta(entry: ModelEntry, obj) -> None:
     modules = obj.components.values() if hasattr(obj, "components") else [obj]
     for module in modules:
         if isinstance(module, torch.nn.Module):
-            for name, tensor in module.state_dict().items():
+            # Buffers too: a non-persistent one (CLIP's position_ids) is in no file, and a
+            # model built on the meta device keeps it there.
+            tensors = [*module.state_dict().items(), *module.named_buffers()]
+            for name, tensor in tensors:
                 if tensor.is_meta:
                     raise DreamwireError(
                         ErrorCode.MODEL_CORRUPT,

@@ -1,7 +1,9 @@
 """Finding model files in the folder layouts artists already have.
 
 A1111 keeps models under `models/<Kind>` (with `embeddings/` beside `models/` in the webui
-folder); ComfyUI under `models/<kind>`. A Hugging Face hub cache folder is also accepted. A root may be the webui/ComfyUI folder, its
+folder); ComfyUI under `models/<kind>`, with transformer-only files (Flux) in `models/unet` or
+`models/diffusion_models` and text encoders in `models/text_encoders` or `models/clip`; Forge
+adds `models/text_encoder`. A Hugging Face hub cache folder is also accepted. A root may be the webui/ComfyUI folder, its
 `models` folder, or any folder holding such subfolders; folder names match regardless of
 case. A checkpoint's name is its path relative to the kind folder, without extension, as
 A1111 shows it ("sd15/dreamshaper_8").
@@ -15,6 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.flux_identify import flux_file, text_encoder_arch
+from dreamwire.backend.library.gguf_header import SUFFIX as GGUF_SUFFIX
+from dreamwire.backend.library.gguf_header import read_gguf_header
 from dreamwire.backend.library.identify import (
     addon_family,
     checkpoint_arch,
@@ -29,21 +34,23 @@ from dreamwire.shared.errors import DreamwireError
 
 # Folder names per kind: A1111 first, then ComfyUI, then common extras.
 KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
-    Kind.CHECKPOINT: ("Stable-diffusion", "checkpoints", "diffusers"),
+    Kind.CHECKPOINT: ("Stable-diffusion", "checkpoints", "diffusers", "unet", "diffusion_models"),
     Kind.VAE: ("VAE", "vae"),
     Kind.LORA: ("Lora", "loras", "LyCORIS"),
     Kind.EMBEDDING: ("embeddings",),
     Kind.CONTROLNET: ("ControlNet", "controlnet", "ipadapter"),
     Kind.UPSCALER: ("ESRGAN", "upscale_models", "RealESRGAN"),
+    Kind.TEXT_ENCODER: ("text_encoder", "text_encoders", "clip"),
 }
 
 SUFFIXES: dict[Kind, tuple[str, ...]] = {
-    Kind.CHECKPOINT: (".safetensors", ".ckpt"),
+    Kind.CHECKPOINT: (".safetensors", ".ckpt", GGUF_SUFFIX),
     Kind.VAE: (".safetensors", ".pt", ".ckpt", ".bin"),
     Kind.LORA: (".safetensors", ".pt", ".ckpt"),
     Kind.EMBEDDING: (".safetensors", ".pt", ".bin"),
     Kind.CONTROLNET: (".safetensors", ".pth", ".ckpt", ".pt", ".bin"),
     Kind.UPSCALER: (".pth", ".pt", ".safetensors"),
+    Kind.TEXT_ENCODER: (".safetensors", GGUF_SUFFIX),
 }
 
 
@@ -118,7 +125,11 @@ def _walk(folder: Path, kind: Kind) -> Iterator[tuple[Path, Format]]:
             suffix = Path(name).suffix.lower()
             if suffix not in SUFFIXES[kind]:
                 continue
-            fmt = Format.PICKLE if suffix in PICKLE_SUFFIXES else Format.SAFETENSORS
+            fmt = Format.SAFETENSORS
+            if suffix in PICKLE_SUFFIXES:
+                fmt = Format.PICKLE
+            elif suffix == GGUF_SUFFIX:
+                fmt = Format.GGUF
             yield here / name, fmt
 
 
@@ -133,11 +144,19 @@ def identify(entry: ModelEntry) -> None:
             else:
                 entry.arch = diffusers_addon_family(entry.path)
             return
-        if entry.format != Format.SAFETENSORS:
+        if entry.format == Format.GGUF:
+            header = read_gguf_header(entry.path)
+        elif entry.format == Format.SAFETENSORS:
+            header = read_header(entry.path)
+        else:
             return
-        header = read_header(entry.path)
         if entry.kind == Kind.CHECKPOINT:
             entry.arch = checkpoint_arch(header, entry.path)
+            if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:
+                entry.arch = flux.arch
+                entry.detail.update(flux.detail())
+        elif entry.kind == Kind.TEXT_ENCODER:
+            entry.arch = text_encoder_arch(header)
         elif entry.kind == Kind.VAE:
             entry.arch = vae_arch(header)
         elif entry.kind == Kind.UPSCALER:

@@ -5,7 +5,9 @@ accepts a job, and must not load the model to learn it. A single-file checkpoint
 lists every tensor's shape; only the parts a pipeline loads count (EMA copies and training
 leftovers in the same file are never loaded). A diffusers folder's components each have
 their own header; a component stored as a pickle counts by its file size, two bytes a
-parameter (fp16), which can only over-count a fp32 file.
+parameter (fp16), which can only over-count a fp32 file. A Flux transformer file counts its
+own tensors only (its text encoders and VAE are other files); a GGUF file counts parameters,
+not its smaller packed bytes.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from dreamwire.backend.library.entries import Format, ModelEntry
+from dreamwire.backend.library.gguf_header import read_gguf_header
 from dreamwire.backend.library.safetensors_header import read_header
 
-# Key prefixes of what a pipeline loads from a single-file SD1/SD2/SDXL checkpoint.
+# Key prefixes of what a pipeline loads from a single-file SD1/SD2/SDXL checkpoint, and
+# from ComfyUI's all-in-one Flux checkpoints (text_encoders., vae.).
 LOADED_PREFIXES = (
     "model.diffusion_model.",
     "first_stage_model.",
     "cond_stage_model.",
     "conditioner.",
+    "text_encoders.",
+    "vae.",
 )
 FOLDER_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")
@@ -45,7 +51,10 @@ def _params(path: Path, fmt: Format, _mtime_ns: int, _size: int) -> int | None:
 
     try:
         if fmt == Format.SAFETENSORS:
-            return _header_params(path, LOADED_PREFIXES)
+            # A transformer-only file (Flux in BFL's layout) has no prefix: all of it loads.
+            return _header_params(path, LOADED_PREFIXES) or _header_params(path)
+        if fmt == Format.GGUF:
+            return _header_params(path, reader=read_gguf_header)
         if fmt == Format.DIFFUSERS:
             return _folder_params(path)
     except DreamwireError:
@@ -53,8 +62,8 @@ def _params(path: Path, fmt: Format, _mtime_ns: int, _size: int) -> int | None:
     return None
 
 
-def _header_params(path: Path, prefixes: tuple[str, ...] = ("",)) -> int:
-    header = read_header(path)
+def _header_params(path: Path, prefixes: tuple[str, ...] = ("",), reader=read_header) -> int:
+    header = reader(path)
     return sum(
         math.prod(int(d) for d in info["shape"])
         for key, info in header.tensors.items()

@@ -46,6 +46,7 @@ import zmq
 from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import PRIORITIES, Job
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.model_names import stem
 from dreamwire.shared.result import JobResult
 
@@ -602,7 +603,7 @@ class Server:
             # The upscale before any crop: that is what the second pass holds in memory.
             plan = job.hires.plan(w, h)
             w, h = plan.upscale_width, plan.upscale_height
-        if job.upscale is not None and job.init_image is not None:
+        if job.mode is JobMode.UPSCALE:
             w, h = job.upscale.size(job.init_image.shape[1], job.init_image.shape[0])
         if w * h > self.limits.max_pixels:
             raise DreamwireError(

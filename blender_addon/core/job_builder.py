@@ -20,6 +20,7 @@ from dreamwire.shared.families import label as family_label
 from dreamwire.shared.family_presets import DISTILLED_CFG
 from dreamwire.shared.family_support import check_job, family_info, model_info, refusal
 from dreamwire.shared.job import ControlUnit, Job
+from dreamwire.shared.job_mode import JobMode, implied_mode
 from dreamwire.shared.model_names import strip_suffix
 from dreamwire.shared.native_size import two_pass
 from dreamwire.shared.panel_job import panel_job
@@ -241,19 +242,24 @@ def build_job(
         )
     use_seamless = s.seamless if seamless is None else seamless
     hires = None
+    # The caller's pictures say what the job is: a capture to redraw, a mask to repaint.
+    mode = implied_mode(
+        picture=init_image is not None, mask=mask is not None, outpaint=False, upscale=False
+    )
     # Hires.fix is a txt2img pass pair; img2img and inpainting jobs keep their size.
-    if s.two_pass and init_image is None and mask is None:
+    if s.two_pass and mode is JobMode.TXT2IMG:
         w, h, hires = two_pass(w, h, s.info.family, upscalers=s.upscalers)
     job = panel_job(
         s,
         s.info.family,
+        mode=mode,
         seed=int(s.seed if seed is None else seed),
         width=w,
         height=h,
         init_image=init_image,
         mask=mask,
         # Only a job with a mask has masked content; the others keep the Job's default.
-        inpaint_fill=s.inpaint_fill if mask is not None else Job.inpaint_fill,
+        inpaint_fill=s.inpaint_fill if mode is JobMode.INPAINT else Job.inpaint_fill,
         strength=float(s.strength if strength is None else strength),
         seamless="both" if use_seamless else "none",
         controls=units,

@@ -16,6 +16,7 @@ import numpy as np
 
 from dreamwire.shared.family_support import check_job, model_info, refusal
 from dreamwire.shared.job import SEAMLESS_AXES, Job, Upscale
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
 from dreamwire.shared.refine_upscaler import upscaler_choices
 
@@ -69,6 +70,7 @@ def build_upscale_job(
     job = panel_job(
         s,
         s.info.family,
+        mode=JobMode.UPSCALE,
         init_image=np.ascontiguousarray(pixels[..., :3]),
         strength=float(u.strength),
         upscale=Upscale(scale=float(u.factor), upscaler=u.upscaler, refine=bool(u.refine)),

@@ -15,6 +15,7 @@ import numpy as np
 from krita import Krita
 
 from dreamwire.shared.family_support import check_job, model_info
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
@@ -155,7 +156,7 @@ class Controller:
             self._set(message=getattr(exc, "message", None) or str(exc), level="error")
             return None
         note = host.doc_info(pending.doc_key).plan.note
-        if job.upscale is not None:
+        if job.mode is JobMode.UPSCALE:
             region = pending.plan.region
             note = f"To {region.w}x{region.h} with {job.upscale.upscaler}. {note}"
         if job.hires is not None:

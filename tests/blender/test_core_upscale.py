@@ -21,6 +21,7 @@ from blender_addon.core.upscale import (
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.events import Welcome
 from dreamwire.shared.job import Job, Upscale
+from dreamwire.shared.job_mode import JobMode
 
 
 def gen(**kw) -> GenerationSettings:
@@ -33,7 +34,7 @@ def test_job_upscales_the_rgb_with_the_panels_prompt():
     rgba = np.random.default_rng(1).integers(0, 256, (40, 48, 4), dtype=np.uint8)
     u = UpscaleSettings(upscaler="R-ESRGAN 4x+", factor=1.5, refine=True, strength=0.25)
     job = build_upscale_job(rgba, u, gen(), "both", tag="upscale Wall")
-    assert isinstance(job, Job) and job.mode == "img2img"
+    assert isinstance(job, Job) and job.mode is JobMode.UPSCALE
     assert np.array_equal(job.init_image, rgba[..., :3])
     assert job.upscale == Upscale(scale=1.5, upscaler="R-ESRGAN 4x+", refine=True)
     assert job.upscale.size(48, 40) == (72, 60)

@@ -1,5 +1,5 @@
-"""Conditioning fixtures: an engine with the conditioning extension (the default
-extensions) over the shared tiny-model library."""
+"""Conditioning fixtures: an engine with the conditioners the CLI and server give it
+(conditioning.engine_extensions) over the shared tiny-model library."""
 
 from __future__ import annotations
 
@@ -22,16 +22,10 @@ def seen(recorder) -> StackRecorder:
 
 @pytest.fixture(scope="session")
 def engine(library, recorder):
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
 
-    extension = ConditioningExtension(observer=recorder)
-    return Engine(library, device="cpu", extensions=[extension], cache_size=2)
-
-
-@pytest.fixture(scope="session")
-def extension(engine):
-    return engine.extensions[0]
+    return Engine(library, device="cpu", extensions=engine_extensions(recorder), cache_size=2)
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ def test_capabilities_list_the_control_types_each_family_can_run(engine):
 def test_capabilities_say_which_file_is_missing(tmp_path, tiny_models):
     """A library without CLIP vision encoders, ControlNets for SD1 only: IP-Adapter is not
     offered (the reason names the encoder), SDXL types name an example file."""
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.library import ModelLibrary
 
     src = tiny_models / "models"
@@ -45,7 +45,10 @@ def test_capabilities_say_which_file_is_missing(tmp_path, tiny_models):
         (models / "ControlNet" / f"{name}.safetensors").symlink_to(
             src / "ControlNet" / f"{name}.safetensors"
         )
-    caps = ConditioningExtension().capabilities(ModelLibrary([tmp_path]))
+    library = ModelLibrary([tmp_path])
+    caps: dict = {}
+    for conditioner in engine_extensions():  # as the engine gathers them for the welcome
+        caps.update(conditioner.capabilities(library))
     assert caps["control_types"]["sd1"] == {"canny": "control_v11p_sd15_canny"}
     why = caps["control_missing"]["sd1"]
     assert "clip_vision" in why["ip-adapter"] and "image encoder" in why["ip-adapter"]

@@ -233,7 +233,7 @@ def test_no_controlnet_of_that_type_for_the_model(engine):
     assert err.value.code == ErrorCode.CONTROLNET_NOT_FOUND
 
 
-def test_control_image_of_another_size_is_resized_by_policy(engine, extension):
+def test_control_image_of_another_size_is_resized_by_policy(engine):
     ctl = noise_image(17, h=96, w=128)  # 4:3, the job is square
     a = engine.run(
         job(controls=[ControlUnit(type="canny", image=ctl, resize_mode="crop_and_resize")])

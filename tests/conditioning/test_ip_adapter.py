@@ -121,10 +121,10 @@ def test_missing_encoder_is_named(tiny_models, tmp_path):
     (root / "models" / "ControlNet" / f"{PLAIN}.safetensors").symlink_to(
         tiny_models / "models" / "ControlNet" / f"{PLAIN}.safetensors"
     )
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
 
-    eng = Engine(ModelLibrary([root]), device="cpu", extensions=[ConditioningExtension()])
+    eng = Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions())
     with pytest.raises(DreamwireError) as err:
         eng.run(job(model="tiny-sd1", controls=[unit()]))
     assert err.value.code == ErrorCode.MODEL_NOT_FOUND

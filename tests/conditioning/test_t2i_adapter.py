@@ -14,6 +14,7 @@ from PIL import Image
 from dreamwire.backend.conditioning import controlnet_files, preprocess
 from dreamwire.backend.conditioning.adapter_stack import SOFT_SCALES, AdapterStack
 from dreamwire.backend.conditioning.controlnet import StackUnit
+from dreamwire.backend.conditioning.t2i_adapter import AdapterInfo
 from dreamwire.backend.samplers import make_scheduler
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, HiresFix, Job
@@ -64,7 +65,7 @@ def depth_adapter(engine, cn_dir):
     return load(engine, cn_dir / DEPTH)
 
 
-def test_adapter_equals_diffusers_sd1(engine, extension, depth_adapter, base_image):
+def test_adapter_equals_diffusers_sd1(engine, depth_adapter, base_image):
     ctl = noise_image(21)
     unit = ControlUnit(type="depth", image=ctl, weight=0.8, model=DEPTH)
     out = engine.run(job(controls=[unit])).images[0].image
@@ -216,7 +217,7 @@ def test_style_adapter_refused(engine):
     assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
 
 
-def test_hires_pass_runs_the_adapter_at_its_size(engine, extension, seen):
+def test_hires_pass_runs_the_adapter_at_its_size(engine, seen):
     # The second pass reads the control image at its own size; canny units get soft
     # injection there, as the extension forces for canny and mlsd in Hires.fix.
     unit = ControlUnit(type="canny", image=noise_image(31), model="t2iadapter_canny_sd14v1")
@@ -234,7 +235,7 @@ def test_pickled_adapter_refused(tmp_path, cn_dir):
     path = tmp_path / "t2iadapter_depth_sd14v1.pth"
     torch.save(state, path)
     info = controlnet_files.inspect(path)
-    assert info.is_adapter and info.pickled
+    assert isinstance(info, AdapterInfo) and info.pickled
     with pytest.raises(DreamwireError) as err:
         controlnet_files.check_supported(info)
     assert err.value.code == ErrorCode.MODEL_UNSAFE

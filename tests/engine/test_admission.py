@@ -21,7 +21,8 @@ CPU = ad.Device("cpu", 4, ram_free=None)
 def total(job: Job, size: ad.ModelSize = SD1, device: ad.Device = CPU, resident=True, tiled=None):
     if tiled is None:
         tiled = job.width * job.height > 1536 * 1536
-    needs = ad.need(size, ad.shape(job, 512, tiled), device, resident)
+    # Validated, as the server and the engine estimate them (the mode is resolved then).
+    needs = ad.need(size, ad.shape(job.validate(), 512, tiled), device, resident)
     return {n.where: n.total for n in needs}
 
 
@@ -237,3 +238,57 @@ def test_memory_a_running_job_holds_counts_as_free_for_the_next(engine, monkeypa
     monkeypatch.setattr(engine, "check_memory", tight_after_start)
     engine.run(first, on_progress=admit_second)
     assert seen and seen[0][0].total == need.total
+
+
+FLUX_PARAMS = int((11901.4 + 83.8 + 123.1 + 4762.3) * 1e6)  # transformer, VAE, CLIP-L, T5
+
+
+def test_flux_sampling_follows_the_calibrated_transformer_figures():
+    from dreamwire.backend.engine import memory_plan as mp
+
+    flux = ad.model_size("flux-dev", FLUX_PARAMS)
+    assert not flux.cfg_batch  # one transformer call per step
+    gpu = ad.Device("cuda", 2, ram_free=None, vram_free=None)
+    for side in (768, 1024, 2048):
+        (vram, _ram) = ad.need(flux, ad.shape(Job(width=side, height=side), 1024, True), gpu, True)
+        plan = mp.denoiser_activations("flux", side, side, 1)
+        assert plan <= vram.sampling <= 1.1 * plan, side
+    # The tiny test model scales with its width, far below the real one.
+    tiny = ad.model_size("tiny-flux", 10**6)
+    assert tiny.unet_channels < flux.unet_channels / 10
+
+
+def test_quantized_flux_weights_count_at_their_stored_size():
+    from dreamwire.backend.library.weight_formats import FP8, FULL, GGUF
+
+    job = ad.shape(Job(width=1024, height=1024), 1024, True)
+    cpu = ad.Device("cpu", 4, ram_free=None)
+
+    def cold(weights):
+        size = ad.model_size("flux-dev", FLUX_PARAMS, weights)
+        (n,) = ad.need(size, job, cpu, resident=False)
+        return size, n
+
+    full, n_full = cold(FULL)
+    q4, n_q4 = cold(GGUF["Q4_K"])
+    fp8, n_fp8 = cold(FP8)
+    # The transformer is 70 % of what Flux loads; Q4_K stores all of it, fp8 (layerwise
+    # casting, norm layers left in bf16) 73 % of it.
+    assert q4.stored_params == pytest.approx(0.705 * FLUX_PARAMS, rel=0.01)
+    assert fp8.stored_params == pytest.approx(0.727 * q4.stored_params, rel=0.01)
+    saved = n_full.weights - n_q4.weights
+    assert saved == pytest.approx(q4.stored_params * (4 - 4.5 / 8), rel=1e-6)
+    assert n_full.loading - n_q4.loading == pytest.approx(q4.stored_params * (2 - 4.5 / 8))
+    assert n_q4.weights < n_fp8.weights < n_full.weights
+
+
+def test_flux_on_an_8_gib_card_is_admitted_through_sequential_offload():
+    flux = ad.model_size("flux-dev", FLUX_PARAMS)
+    gpu = ad.Device("cuda", 2, ram_free=None, vram_free=8 * GiB)
+    job = Job(width=1024, height=1024)
+    needs = ad.need(flux, ad.shape(job, 1024, True), gpu, False)
+    assert ad.refusal(job.job_id, needs, gpu) is None
+    # One module at a time (T5's embedding), not 85 % of 31 GiB of bf16 weights.
+    assert needs[0].weights < GiB
+    too_small = ad.Device("cuda", 2, ram_free=None, vram_free=GiB)
+    assert ad.refusal(job.job_id, needs, too_small) is not None

@@ -21,6 +21,19 @@ def test_every_shared_family_has_a_spec():
         assert spec.family is families.FAMILIES[key]
 
 
+def test_variant_pipelines_take_the_spec_components():
+    for spec in SPECS.values():
+        for variant in spec.variants.values():
+            for mode in (m for m in MODES if variant.pipelines.has(m)):
+                cls = getattr(diffusers, getattr(variant.pipelines, mode))
+                params = inspect.signature(cls.__init__).parameters
+                assert set(spec.components) <= set(params), (cls.__name__, spec.components)
+                takes_negative = (
+                    "negative_prompt_embeds" in inspect.signature(cls.__call__).parameters
+                )
+                assert takes_negative == variant.real_cfg, cls.__name__
+
+
 @pytest.mark.parametrize("key", sorted(SPECS))
 @pytest.mark.parametrize("controlnet", [False, True])
 def test_pipelines_take_the_spec_components(key, controlnet):
@@ -40,7 +53,8 @@ def test_catalog_pipelines_agree_with_the_specs():
     for arch in catalog.archs():
         info = catalog.arch_info(arch)
         spec = spec_for(catalog.family_of(arch))
-        names = {getattr(spec.pipelines, m) for m in MODES if spec.pipelines.has(m)}
+        table = spec.variant(catalog.variant_of(arch)).pipelines
+        names = {getattr(table, m) for m in MODES if table.has(m)}
         assert info["pipeline"] in names, (arch, info["pipeline"])
         assert hasattr(diffusers, info["pipeline"])
 

@@ -458,6 +458,12 @@ def test_engine_low_vram_choice_follows_the_memory_plan(monkeypatch):
     assert not dev.want_low_vram(info, "sdxl", None)
     free["bytes"] = None
     assert not dev.want_low_vram(info, "sdxl", None)
+    # Flux in bf16 on 8 GiB: one layer at a time; SDXL never needs that; the artist's own
+    # low-VRAM switch means model offload.
+    free["bytes"] = 8 * GiB
+    assert dev.want_low_vram(info, "flux", None) and dev.want_sequential(info, "flux", None)
+    assert not dev.want_sequential(info, "sdxl", None)
+    assert not dev.want_sequential(info, "flux", True)
 
 
 def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
@@ -475,7 +481,8 @@ def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
 
     c = SimpleNamespace(
         device=dev.DeviceInfo(torch.device("cpu"), torch.float16),
-        job=SimpleNamespace(seamless="none", tiled_vae=None),
+        job=SimpleNamespace(tiled_vae=None),
+        plan=SimpleNamespace(seamless="none"),  # the pass's axes
         model=SimpleNamespace(family="sd1"),
     )
     with decode_fits(pipe, c, 4096, 4096):
@@ -485,10 +492,10 @@ def test_decode_tiles_to_fit_free_gpu_memory(tiny_pipe, monkeypatch):
     assert (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size) == saved
     with decode_fits(pipe, c, 512, 512):  # fits whole
         assert vae.use_tiling == saved[0]
-    c.job = SimpleNamespace(seamless="none", tiled_vae=False)  # the job said no tiling
+    c.job = SimpleNamespace(tiled_vae=False)  # the job said no tiling
     with decode_fits(pipe, c, 4096, 4096):
         assert vae.use_tiling == saved[0]
-    c.job = SimpleNamespace(seamless="both", tiled_vae=None)
+    c.job, c.plan = SimpleNamespace(tiled_vae=None), SimpleNamespace(seamless="both")
     with decode_fits(pipe, c, 4096, 4096):
         assert vae.use_tiling == saved[0]
 

@@ -3,13 +3,15 @@ skip, VAE swap, outpaint, only-masked inpaint, previews and cancellation."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from reference import maxdiff, reference_pipe, run, to_uint8
 
-from dreamwire.backend.engine import EngineExtension
+from dreamwire.backend.engine import Conditioner, PassPart
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import HiresFix, Job, Outpaint
@@ -33,21 +35,34 @@ def job(**kw) -> Job:
 PIPE_ARGS = dict(prompt="weathered stone", num_inference_steps=4, guidance_scale=7.0)
 
 
-class RollLatents(EngineExtension):
+class StepSpy(Conditioner):
+    """A conditioner with only a step hook, attached to every pass."""
+
+    name = "test.step"
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def resolve(self, ctx):
+        return True
+
+    @contextmanager
+    def attach(self, ctx, resolved, mode):
+        yield PassPart(step_hook=self.hook)
+
+
+class RollLatents(StepSpy):
     """Rolls the latents sideways after the first step. Where the model is a torus
     (seamless), the rest of the run is shift-equivariant, so the final image is exactly
     the unrolled image rolled by the same amount: its edges continue each other."""
 
     def __init__(self, dx: int = 0, dy: int = 0):
-        self.dx, self.dy = dx, dy
-
-    def before_job(self, ctx):
         def hook(ctx_, pipe, step, total, tensors):
             if step == 1:
-                return {"latents": torch.roll(tensors["latents"], (self.dy, self.dx), dims=(2, 3))}
+                return {"latents": torch.roll(tensors["latents"], (dy, dx), dims=(2, 3))}
             return None
 
-        ctx.step_hooks.register("test.roll", hook)
+        super().__init__(hook)
 
 
 def _rolled_run(engine, axes: str, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
@@ -273,15 +288,11 @@ def test_low_vram_mode_keeps_sdpa_off_mps_and_slices_on_mps(library, engine):
 
     seen = []
 
-    class Spy(EngineExtension):
-        def before_job(self, ctx):
-            def hook(ctx_, pipe, step, total, tensors):
-                seen.append({type(p) for p in pipe.unet.attn_processors.values()})
-
-            ctx.step_hooks.register("test.spy", hook)
+    def hook(ctx_, pipe, step, total, tensors):
+        seen.append({type(p) for p in pipe.unet.attn_processors.values()})
 
     # SDPA's memory-efficient kernels hold less than slices do (bench/bench_lowvram.py).
-    small = Engine(library, device="cpu", low_vram=True, extensions=[Spy()])
+    small = Engine(library, device="cpu", low_vram=True, extensions=[StepSpy(hook)])
     out = small.run(job(tiled_vae=False)).images[0].image
     assert seen and all(s == {AttnProcessor2_0} for s in seen)
     # Same maths (the shared engine's model may run other kernels after earlier tests: 1 level).

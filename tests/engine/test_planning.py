@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from dreamwire.backend.engine import Engine
-from dreamwire.backend.engine.planning import LoraRequest, plan
+from dreamwire.backend.engine.planning import LoraRequest, plan, serves
+from dreamwire.backend.families import SPECS
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import HiresFix, Job, LoraRef, Outpaint, Upscale
+from dreamwire.shared.job_mode import JobMode
 
 PICTURE = np.zeros((64, 64, 3), np.uint8)
 MASK = np.full((64, 64), 255, np.uint8)
@@ -61,3 +63,43 @@ def test_refused_before_any_model_loads(library, fields, code):
         engine.run(Job(**{"prompt": "x", "width": 64, "height": 64, "steps": 2, **fields}))
     assert err.value.code == code
     assert engine.models.keys() == []  # nothing was loaded to find out
+
+
+@pytest.mark.parametrize("model", ["tiny-sd1", "tiny-sdxl"])
+def test_an_edit_job_needs_an_edit_model(library, model):
+    """No family here names an edit pipeline: the plan refuses, naming what is missing,
+    before any model loads."""
+    assert not serves(plan(Job(prompt="x", model=model), library).family, JobMode.EDIT)
+    engine = Engine(library, device="cpu", extensions=[], cache_size=1)
+    job = Job(mode=JobMode.EDIT, prompt="make the barn red", model=model, init_image=PICTURE)
+    with pytest.raises(DreamwireError) as err:
+        engine.run(job)
+    assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
+    assert "an edit job needs an edit model" in err.value.message and model in err.value.message
+    assert engine.models.keys() == []
+
+
+def test_every_family_serves_the_modes_it_served():
+    for key in SPECS:
+        for mode in (JobMode.TXT2IMG, JobMode.IMG2IMG, JobMode.INPAINT):
+            assert serves(key, mode), (key, mode)
+
+
+def test_an_sd_upscale_is_planned_as_its_tile_pass(library):
+    big = np.zeros((64, 96, 3), np.uint8)
+    up = Upscale(scale=2.0, tile=64, overlap=16)
+    p = plan(Job(prompt="x", init_image=big, upscale=up, steps=10, strength=0.5), library)
+    (tile,) = p.passes
+    assert (p.mode, tile.mode, tile.width, tile.height, tile.executed_steps) == (
+        JobMode.UPSCALE,
+        JobMode.IMG2IMG,
+        64,
+        64,
+        5,
+    )
+    assert p.size == (64, 64) and (p.upscale.width, p.upscale.height) == (192, 128)
+    # A seamless texture's tiles wrap only along an axis one tile spans whole.
+    wide = Job(
+        prompt="x", init_image=big, upscale=Upscale(scale=1.0, tile=64, overlap=16), seamless="both"
+    )
+    assert (plan(wide, library).seamless, wide.seamless) == ("y", "both")

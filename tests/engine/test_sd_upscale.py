@@ -4,14 +4,17 @@ with Krita AI Diffusion's tile ControlNet per tile."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import types
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from dreamwire.backend.engine import sd_upscale
+from dreamwire.backend.engine.hooks import Conditioner
 from dreamwire.backend.upscalers import upscale
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
@@ -202,47 +205,48 @@ def test_cancel_between_tiles(engine, init_image):
 
 @pytest.fixture(scope="module")
 def control_engine(library):
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
 
-    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=2)
+    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=2)
 
 
-def test_tile_controlnet_per_tile(control_engine, init_image):
-    from dreamwire.backend.conditioning.extension import JobState
+def _controlnet(engine):
+    from dreamwire.backend.conditioning.controlnet_conditioner import ControlNetConditioner
 
-    ext = control_engine.extensions[0]
-    plans = []
-    original = ext.pipeline_for
+    return next(c for c in engine.extensions if isinstance(c, ControlNetConditioner))
 
-    def recording(ctx, mode):
-        plan = original(ctx, mode)
-        plans.append((ctx.state_of(JobState).controls[0].info.name if plan else None, plan))
-        return plan
 
-    ext.pipeline_for = recording
-    try:
-        up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
-        with_tile = control_engine.run(ujob(init_image, upscale=up, steps=2)).images[0]
-        used = list(plans)
-        plans.clear()
-        up_off = Upscale(scale=1.5, tile=64, overlap=16, tile_control=False)
-        without = control_engine.run(ujob(init_image, upscale=up_off, steps=2)).images[0]
-    finally:
-        ext.pipeline_for = original
+def test_tile_controlnet_per_tile(control_engine, init_image, monkeypatch):
+    cn = _controlnet(control_engine)
+    parts = []
+    original = cn.attach
+
+    @contextmanager
+    def recording(ctx, resolved, mode):
+        with original(ctx, resolved, mode) as part:
+            parts.append((resolved[0].info.name, part))
+            yield part
+
+    monkeypatch.setattr(cn, "attach", recording)
+    up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
+    with_tile = control_engine.run(ujob(init_image, upscale=up, steps=2)).images[0]
+    used = list(parts)
+    parts.clear()
+    up_off = Upscale(scale=1.5, tile=64, overlap=16, tile_control=False)
+    without = control_engine.run(ujob(init_image, upscale=up_off, steps=2)).images[0]
     assert [name for name, _ in used] == ["control_v11f1e_sd15_tile"] * 4
-    assert all(plan is None for _, plan in plans)
+    assert parts == []  # no tile unit: the ControlNet conditioner is never attached
     big = upscale(init_image, "Lanczos", 1.5)
     grid = sd_upscale.split(96, 96, 64, 64, 16)
-    for (_, plan), tile in zip(used, sd_upscale.crop(big, grid), strict=True):
-        control = plan.call_kwargs["control_image"][0].float().cpu().numpy()[0]
+    for (_, part), tile in zip(used, sd_upscale.crop(big, grid), strict=True):
+        control = part.call_kwargs["control_image"][0].float().cpu().numpy()[0]
         assert np.allclose(control.transpose(1, 2, 0), tile / 255.0, atol=1e-6)
     assert not np.array_equal(with_tile.image, without.image)
 
 
 def test_tile_control_off_without_a_tile_controlnet(control_engine, init_image, monkeypatch):
-    ext = control_engine.extensions[0]
-    monkeypatch.setattr(ext, "offers_control", lambda ctx, kind: False)
+    monkeypatch.setattr(_controlnet(control_engine), "offers_control", lambda ctx, kind: False)
     up = Upscale(scale=1.0, tile=64, overlap=16, tile_control=True)
     result = control_engine.run(ujob(init_image, upscale=up, steps=2))
     assert "ControlNet" not in result.images[0].infotext
@@ -314,9 +318,10 @@ def test_server_limits_the_upscaled_size(init_image):
     from dreamwire.shared.protocol import Limits
 
     fake = types.SimpleNamespace(limits=Limits(max_pixels=100 * 100))
-    Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=1.5)))  # 96 x 96
+    # Validated, as parse_submit hands them over.
+    Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=1.5)).validate())  # 96²
     with pytest.raises(DreamwireError) as err:
-        Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=2)))
+        Server._check_limits(fake, ujob(init_image, upscale=Upscale(scale=2)).validate())
     assert err.value.code == ErrorCode.LIMIT_EXCEEDED
 
 
@@ -351,3 +356,53 @@ def test_model_upscaler_feeds_the_tiles(engine, library, init_image):
     refined = engine.run(ujob(init_image, upscale=up, strength=0.0)).images[0]
     assert np.array_equal(refined.image, big)  # no step to run: the model's upscale
     assert f"SD upscale upscaler: {name}" in refined.infotext
+
+
+class _Shown(Conditioner):
+    """What a conditioner is shown at each step: the job, and the units the pass runs."""
+
+    name = "test.shown"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Job, list[str]]] = []
+
+    def _note(self, hook: str, ctx) -> None:
+        self.seen.append((hook, ctx.job, [c.type for c in ctx.controls]))
+
+    def resolve(self, ctx):
+        self._note("resolve", ctx)
+        return True
+
+    @contextlib.contextmanager
+    def attach_job(self, ctx, resolved):
+        yield
+        self._note("job_done", ctx)
+
+    @contextlib.contextmanager
+    def attach(self, ctx, resolved, mode):
+        self._note("pass", ctx)
+        yield None  # nothing of its own for the pass
+
+
+def test_the_tiles_run_the_submitted_job_never_a_replacement(library, init_image):
+    """The tile passes get their size, axes and tile ControlNet from the plan; every hook
+    is shown the job as it was submitted (the engine used to swap in a tile-sized copy)."""
+    from dreamwire.backend.conditioning import engine_extensions
+    from dreamwire.backend.engine import Engine
+
+    shown = _Shown()
+    engine = Engine(library, device="cpu", extensions=[shown, *engine_extensions()])
+    up = Upscale(scale=1.5, tile=64, overlap=16, tile_control=True)
+    # seamless x over three columns: the tiles themselves wrap along no axis.
+    job = ujob(init_image, upscale=up, steps=2, seamless="x")
+    submitted = (job.width, job.height, job.seamless, list(job.controls))
+    out = engine.run(job).images[0]
+    assert [hook for hook, _, _ in shown.seen] == ["resolve", *["pass"] * 4, "job_done"]
+    assert all(seen is job for _, seen, _ in shown.seen)
+    assert (job.width, job.height, job.seamless, job.controls) == submitted == (512, 512, "x", [])
+    # ... while every tile ran with the tile unit the engine added, at the tile's size.
+    assert all(units == ["tile"] for _, _, units in shown.seen)
+    info = parse_infotext(out.infotext)
+    assert (info.width, info.height) == (64, 64) and not info.tiling
+    assert info.controlnets[0].model_name.startswith("control_v11f1e_sd15_tile")
+    assert info.extras["SD upscale seamless"] == "x"

@@ -1,4 +1,4 @@
-"""Flux fixtures: a library over the tiny Flux.1 dev models root (`flux_root` is in
+"""Flux fixtures: a library over the tiny Flux models root (`flux_root` is in
 tests/conftest.py: the hosts' tests use it too), and a CPU engine over it (no extensions:
 these tests pin the engine against diffusers' pipelines)."""
 

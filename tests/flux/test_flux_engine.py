@@ -15,7 +15,8 @@ from PIL import Image
 from dreamwire.backend.canvas.masks import composite
 from dreamwire.backend.engine import noise
 from dreamwire.shared.errors import DreamwireError
-from dreamwire.shared.job import Job, Region
+from dreamwire.shared.job import HiresFix, Job, Outpaint, Region
+from dreamwire.shared.job_mode import JobMode
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -27,17 +28,20 @@ def job(**kw) -> Job:
     return Job(**{**BASE, **kw})
 
 
-def reference(engine, cls_name: str, seed: int = 5, **kwargs) -> np.ndarray:
-    comps = engine.load("tiny-flux", "").components
+def reference(
+    engine, cls_name: str, seed: int = 5, model: str = "tiny-flux", **kwargs
+) -> np.ndarray:
+    comps = engine.load(model, "").components
     names = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
     pipe = getattr(diffusers, cls_name)(
         **{k: comps[k] for k in names},
         scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
     )
     pipe.set_progress_bar_config(disable=True)
+    prompt = kwargs.pop("prompt_override", PROMPT)
     with torch.inference_mode():
         out = pipe(
-            prompt=PROMPT,
+            prompt=prompt,
             num_inference_steps=4,
             generator=noise.generators([seed]),
             output_type="np",
@@ -108,6 +112,86 @@ def test_inpaint_equals_diffusers_then_overlay(flux_engine, init_image, mask):
     assert np.array_equal(result.images[0].image[outside], init_image[outside])
 
 
+def test_fill_model_inpaints_with_its_own_pipeline_and_guidance(flux_engine, init_image, mask):
+    fill = dict(model="tiny-flux-fill", init_image=init_image, mask=mask, mask_blur=0)
+    result = flux_engine.run(job(**fill, strength=1.0))
+    generated = reference(
+        flux_engine,
+        "FluxFillPipeline",
+        model="tiny-flux-fill",
+        image=Image.fromarray(init_image),
+        mask_image=Image.fromarray(mask),
+        guidance_scale=30.0,  # Fill's default Distilled CFG
+        height=64,
+        width=64,
+    )
+    assert diff(result.images[0].image, composite(init_image, generated, mask)) == 0
+    assert "Distilled CFG Scale: 30" in result.images[0].infotext
+    # What a Fill model cannot do is refused before sampling, naming why.
+    for bad, words in (
+        (dict(model="tiny-flux-fill"), "cannot run txt2img"),
+        (dict(**fill, cfg=4.0), "no negative prompt"),
+    ):
+        with pytest.raises(DreamwireError) as err:
+            flux_engine.run(job(**bad))
+        assert words in err.value.message and "Fill" in err.value.message
+
+
+def test_kontext_edit_follows_the_instruction_with_the_picture_as_reference(
+    flux_engine, init_image
+):
+    edit = job(
+        model="tiny-flux-kontext",
+        mode=JobMode.EDIT,
+        prompt="make the cat red",
+        init_image=init_image,
+    )
+    result = flux_engine.run(edit)
+    expected = reference(
+        flux_engine,
+        "FluxKontextPipeline",
+        model="tiny-flux-kontext",
+        image=Image.fromarray(init_image),
+        prompt_override="make the cat red",
+        guidance_scale=2.5,  # Kontext's default Distilled CFG
+        height=64,
+        width=64,
+        _auto_resize=False,
+        max_area=64 * 64,
+    )
+    assert diff(result.images[0].image, expected) == 0
+    assert "Distilled CFG Scale: 2.5" in result.images[0].infotext
+    assert "Denoising strength" not in result.images[0].infotext
+    # Without the picture, the same model draws from the instruction alone.
+    other = flux_engine.run(job(model="tiny-flux-kontext", prompt="make the cat red"))
+    assert diff(other.images[0].image, result.images[0].image) > 0
+    # A model with no edit pipeline refuses an edit job before loading anything.
+    with pytest.raises(DreamwireError) as err:
+        flux_engine.run(job(mode=JobMode.EDIT, prompt="make it red", init_image=init_image))
+    assert "needs an edit model" in err.value.message
+
+
+def test_batch_images_follow_their_own_seeds(flux_engine):
+    # A1111's batch rule on Flux too: image i is what seed + i gives alone.
+    batch = flux_engine.run(job(batch=2, seed=11)).images
+    alone = flux_engine.run(job(seed=12)).images[0]
+    assert [im.seed for im in batch] == [11, 12]
+    assert diff(batch[1].image, alone.image) <= 1
+
+
+def test_hires_fix_with_a_pixel_upscaler_and_outpaint_run_on_flux(flux_engine, init_image):
+    hires = flux_engine.run(job(hires=HiresFix(scale=1.5, denoise=0.5, upscaler="Lanczos")))
+    image = hires.images[0]
+    assert image.image.shape == (96, 96, 3)
+    assert "Hires upscaler: Lanczos" in image.infotext
+    grown = flux_engine.run(
+        job(init_image=init_image, outpaint=Outpaint(right=16, top=8), strength=1.0)
+    ).images[0]
+    assert grown.image.shape == (72, 80, 3)
+    # The original picture is kept where nothing was repainted (soft mask edge aside).
+    assert diff(grown.image[40:, :40], init_image[32:, :40]) == 0
+
+
 def test_weights_act_on_t5_and_break_keeps_clips_first_chunk(flux_engine):
     from dreamwire.backend.clip_t5_encoding import encode
 
@@ -141,6 +225,7 @@ def test_previews_unpack_flux_latents(flux_engine):
     "changes, words",
     [
         (dict(sampler="DPM++ 2M Karras"), "sample with Euler"),
+        (dict(hires=HiresFix(upscaler="Latent")), "Latent upscaler"),
         (dict(seamless="both"), "seamless"),
         (dict(prompt="a cat AND a dog"), "AND prompts"),
         (dict(prompt="a [cat:dog:2]"), "prompt editing"),

@@ -210,10 +210,10 @@ def test_live_priority_only_where_the_backend_lists_it():
 
 @pytest.fixture(scope="module")
 def engine(library):
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
 
-    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=1)
+    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
 
 
 def _addnet(path) -> str:

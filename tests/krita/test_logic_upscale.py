@@ -18,6 +18,7 @@ from dreamwire_krita.logic.upscale import (
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 
 P = Params(prompt="a lighthouse", negative="blur", model="tiny-sd1", steps=3, seed=5, batch=4)
 
@@ -48,7 +49,7 @@ def test_job_carries_the_choice_and_the_panel():
         5,
         3,
     )
-    assert job.strength == 0.25 and job.batch == 1 and job.mode == "img2img"
+    assert job.strength == 0.25 and job.batch == 1 and job.mode is JobMode.UPSCALE
     assert job.mask is None and job.hires is None and job.tag == "krita:upscale"
     # RGB over white, as Refine flattens the canvas.
     assert job.init_image.shape == (30, 50, 3)

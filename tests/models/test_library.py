@@ -99,6 +99,7 @@ def test_scans_comfyui_layout(comfy):
             "embedding": ["bad-hands"],
             "controlnet": ["control_canny"],
             "upscaler": ["4x-Ultra"],
+            "text_encoder": [],
         }
         assert lib.find("checkpoint", "tiny-sd1").arch == "tiny-sd1"
 

@@ -132,11 +132,11 @@ def test_sdxl_subprompts_bring_their_own_pooled_vectors(sdxl_pipe):
 
 @pytest.fixture(scope="module")
 def engine(tiny_models):
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
-    return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=[ConditioningExtension()])
+    return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=engine_extensions())
 
 
 BASE = dict(negative="blurry", steps=3, sampler="Euler", width=64, height=64, seed=11)

@@ -13,7 +13,7 @@ from dreamwire.shared.job import Job
 def engine(tiny_models, tmp_path_factory):
     from safetensors.torch import save_file
 
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
@@ -27,7 +27,7 @@ def engine(tiny_models, tmp_path_factory):
         {"emb_params": vectors}, str(extra / "models" / "embeddings" / "zzfoxemb.safetensors")
     )
     library = ModelLibrary([tiny_models, extra])
-    return Engine(library, device="cpu", extensions=[ConditioningExtension()], cache_size=1)
+    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
 
 
 def _run(engine, prompt: str) -> np.ndarray:

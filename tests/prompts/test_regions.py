@@ -142,11 +142,11 @@ def test_only_masked_crop_cuts_the_filters():
 
 @pytest.fixture(scope="module")
 def engine(tiny_models):
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
-    return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=[ConditioningExtension()])
+    return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=engine_extensions())
 
 
 BASE = dict(negative="blurry", steps=3, sampler="Euler", width=64, height=64, seed=11)

@@ -13,13 +13,6 @@ def rgb(w: int = 64, h: int = 48) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
 
 
-def test_mode_follows_inputs():
-    assert Job().mode == "txt2img"
-    assert Job(init_image=rgb()).mode == "img2img"
-    assert Job(init_image=rgb(), mask=np.zeros((48, 64), np.uint8)).mode == "inpaint"
-    assert Job(init_image=rgb(), outpaint=Outpaint(left=64)).mode == "inpaint"
-
-
 @pytest.mark.parametrize(
     ("changes", "code", "words"),
     [

@@ -21,6 +21,7 @@ GOOD = {
     "default_model": "juggernaut",
     "control_types": {"sdxl": {"depth": "union"}},
     "control_missing": {"sdxl": {"tile": "add a tile model"}},
+    "model_missing": {"flux1-dev": "Flux needs a T5 text encoder"},
     "dtype": "float16",
 }
 
@@ -31,6 +32,7 @@ def test_documented_keys_are_fields():
     assert w.model_families == {"juggernaut": "sdxl"} and w.default_model == "juggernaut"
     assert w.control_types["sdxl"]["depth"] == "union"
     assert w.control_missing["sdxl"]["tile"] == "add a tile model"
+    assert w.model_missing == {"flux1-dev": "Flux needs a T5 text encoder"}
     assert w.extra == {"dtype": "float16"}  # undocumented keys stay in extra
 
 
@@ -52,6 +54,7 @@ def test_every_key_protocol_md_lists_is_a_field():
         {"default_model": None},
         {"control_types": {"sd1": "depth"}},
         {"control_missing": 7},
+        {"model_missing": ["flux1-dev"]},
     ],
 )
 def test_bad_values_become_empty_defaults(bad):

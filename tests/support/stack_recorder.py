@@ -1,4 +1,4 @@
-"""An observer for the conditioning extension (backend/conditioning/observer.py) that keeps
+"""An observer for the conditioners (backend/conditioning/observer.py) that keeps
 what tests look at: the last stack of each kind, and per model call since it was attached,
 which units ran."""
 

@@ -11,6 +11,7 @@ a foreign or hostile peer does not.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import time
 import typing
@@ -44,6 +45,7 @@ WRONG = {
     bool: [1, 0, "true", None],
     "optional bool": [1, "yes", []],
     "optional float": ["x", True, [1]],
+    "optional enum": [5, True, "sketch", ["txt2img"], {"a": "b"}],
     list: [5, "x", {"a": 1}],
     "object": [3, "x", [1]],
     np.ndarray: ["abc", 5, [1, 2]],
@@ -120,6 +122,8 @@ def _kind(hint) -> typing.Any:
         return "optional bool"
     if args == {float, type(None)}:
         return "optional float"
+    if any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args):
+        return "optional enum"
     if np.ndarray in args:
         return np.ndarray
     if dataclasses.is_dataclass(hint) or any(dataclasses.is_dataclass(a) for a in args):

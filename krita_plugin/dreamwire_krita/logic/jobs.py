@@ -7,6 +7,7 @@ import numpy as np
 from dreamwire.shared.families import DEFAULT, ModelFamily
 from dreamwire.shared.families import family as family_of
 from dreamwire.shared.job import ControlUnit, Job, Outpaint
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import two_pass
 from dreamwire.shared.panel_job import panel_job
 
@@ -22,10 +23,11 @@ PREVIEW_EVERY = 2
 Family = str | ModelFamily
 
 
-def _base(p: Params, plan: Plan, controls: list[ControlUnit], family: Family) -> Job:
+def _base(p: Params, plan: Plan, controls: list[ControlUnit], mode: JobMode, family: Family) -> Job:
     return panel_job(
         p,
         family_of(family),
+        mode=mode,
         width=plan.region.w,
         height=plan.region.h,
         batch=int(p.batch),
@@ -47,7 +49,7 @@ def generate_job(
     result still covers the region pixel for pixel. `upscalers` (the welcome's list):
     the second pass enlarges with an upscale model among them, as Krita AI Diffusion's
     does, else Lanczos (shared.refine_upscaler)."""
-    job = _base(p, plan, list(controls), family)
+    job = _base(p, plan, list(controls), JobMode.TXT2IMG, family)
     if p.two_pass:
         job.width, job.height, job.hires = two_pass(
             plan.region.w, plan.region.h, family_of(family), upscalers=list(upscalers)
@@ -62,7 +64,7 @@ def refine_job(
     controls: list[ControlUnit] = (),
     family: Family = DEFAULT.key,
 ) -> Job:
-    job = _base(p, plan, list(controls), family)
+    job = _base(p, plan, list(controls), JobMode.IMG2IMG, family)
     job.init_image = flatten_rgb(region_rgba)
     job.strength = float(p.strength)
     return job.validate()
@@ -77,7 +79,7 @@ def inpaint_job(
 ) -> Job:
     if inputs.mask is None and not inputs.outpaint:
         raise PlanError("The selection is empty: select some pixels, or deselect all.")
-    job = _base(p, plan, list(controls), family)
+    job = _base(p, plan, list(controls), JobMode.INPAINT, family)
     job.init_image = inputs.init_image
     # The engine takes width/height as the init image's size and grows it by the outpaint
     # margins, so the result covers the whole plan region.

@@ -16,6 +16,7 @@ import numpy as np
 from dreamwire.shared.families import DEFAULT, ModelFamily
 from dreamwire.shared.families import family as family_of
 from dreamwire.shared.job import Job, Upscale
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
 
 from .geometry import Rect
@@ -60,6 +61,7 @@ def upscale_job(
     job = panel_job(
         p,
         family_of(family),
+        mode=JobMode.UPSCALE,
         init_image=flatten_rgb(canvas_rgba),
         strength=float(choice.strength),
         upscale=Upscale(

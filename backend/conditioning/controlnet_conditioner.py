@@ -1,0 +1,78 @@
+"""ControlNet (1.0/1.1, diffusers, Union/ProMax) as a conditioner: the job's ControlNet units
+(unit_resolution.py), and for each pass a ControlNet stack at that pass's size (Hires.fix's
+second pass gets the control images at the larger size), handed to the pipeline as its
+`controlnet` component, which makes the pass run the family's ControlNet pipeline.
+
+The ControlNet folders also hold the T2I-Adapters and IP-Adapters, so this conditioner
+answers for the folders as a whole: the control types they can serve (the welcome) and
+whether a unit of a type would find a file (SD upscale's tile unit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+
+from dreamwire.backend.engine.hooks import JobContext, PassPart
+
+from . import union, units
+from .controlnet_files import ControlNetInfo
+from .net_cache import NetCache
+from .observer import CONTROLNET, StackObserver
+from .unit_resolution import (
+    ResolvedUnit,
+    UnitConditioner,
+    hires_pass,
+    offers,
+    pass_image,
+    pick,
+)
+
+
+class ControlNetConditioner(UnitConditioner):
+    name = "conditioning.controlnet"
+    runs = ControlNetInfo
+
+    def __init__(self, nets: NetCache, observer: StackObserver | None = None):
+        super().__init__(observer)
+        self.nets = nets  # shared with the T2I-Adapter conditioner
+
+    @contextmanager
+    def attach(
+        self, ctx: JobContext, resolved: list[ResolvedUnit], mode: str
+    ) -> Iterator[PassPart]:
+        job, model = ctx.job, ctx.model
+        hires = hires_pass(ctx, mode)
+        nets, stack_units, images = [], [], []
+        for r in resolved:
+            nets.append(self.nets.get(r.info, model, ctx.device))
+            stack_units.append(units.stack_unit(r.unit, r.info, hires))
+            images.append(pass_image(ctx, r))
+        # Units on one ControlNet Union model run as one union call (union.py).
+        nets, stack_units, images = union.fold(
+            [r.info for r in resolved], [r.unit.type for r in resolved], nets, stack_units, images
+        )
+        stack = union.ControlStack(
+            nets, stack_units, cfg=job.cfg > 1.0, on_ran=partial(self.observer.ran, CONTROLNET)
+        )
+        self.observer.attached(CONTROLNET, stack)
+        n = len(nets)
+        key = "image" if mode == "txt2img" else "control_image"
+        call = {
+            key: images,
+            "controlnet_conditioning_scale": [1.0] * n,
+            "control_guidance_start": [0.0] * n,
+            "control_guidance_end": [1.0] * n,
+        }
+        # The stack is the pass's own pipeline component: nothing to restore after it.
+        yield PassPart({"controlnet": stack}, call, stack.clock.step_hook)
+
+    def capabilities(self, library) -> dict:
+        """The welcome's control_types / control_missing (capabilities.py)."""
+        from .capabilities import control_capabilities
+
+        return control_capabilities(library, pick)
+
+    def offers_control(self, ctx: JobContext, kind: str) -> bool:
+        return offers(ctx, kind)

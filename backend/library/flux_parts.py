@@ -1,0 +1,129 @@
+"""Which files make up one Flux pipeline: the transformer, CLIP-L, T5, the VAE, T5's tokenizer.
+
+A ComfyUI all-in-one checkpoint holds all four models; a transformer-only file (BFL single
+file, fp8 copy, GGUF) needs the others from the library's text encoder and VAE folders, as
+ComfyUI's DualCLIPLoader and Forge's "VAE / Text Encoder" selector take them. Everything
+missing is named in ONE error (`model_part_missing`) that says which file to put where.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.flux_identify import SECTIONS, is_clip_l, is_t5
+from dreamwire.backend.library.t5_tokenizer import find_t5_tokenizer
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+_ADVICE = {
+    "clip_l": "a CLIP-L text encoder: put clip_l.safetensors in models/text_encoders "
+    "(ComfyUI: models/clip; Forge: models/text_encoder)",
+    "t5": "a T5 text encoder: put t5xxl_fp16.safetensors or a GGUF T5 in models/text_encoders "
+    "(Forge: models/text_encoder)",
+    "vae": "the 16-channel Flux VAE: put ae.safetensors in models/vae (Forge: models/VAE)",
+}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One component's tensors: a file, and where in it the component's keys start."""
+
+    entry: ModelEntry
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class FluxSources:
+    transformer: Part
+    clip_l: Part
+    t5: Part
+    vae: Part
+    t5_tokenizer: Path
+
+    def files(self) -> list[Path]:
+        return sorted({p.entry.path for p in (self.transformer, self.clip_l, self.t5, self.vae)})
+
+
+def is_flux_file(entry: ModelEntry) -> bool:
+    return (
+        entry.kind == Kind.CHECKPOINT
+        and entry.format != Format.DIFFUSERS
+        and entry.detail.get("family") == "flux"
+    )
+
+
+def _tiny(arch: str | None) -> bool:
+    return bool(arch) and arch.startswith("tiny")
+
+
+def _preference(entry: ModelEntry) -> tuple:
+    # Full-precision safetensors first (what ComfyUI's templates pick), then fp8, then GGUF;
+    # the name breaks ties so that the choice is the same on every scan.
+    name = entry.path.name.lower()
+    return (entry.format == Format.GGUF, "fp8" in name, entry.name)
+
+
+def _pick(entries: Iterable[ModelEntry], wanted) -> Part | None:
+    found = sorted((e for e in entries if wanted(e)), key=_preference)
+    return Part(found[0]) if found else None
+
+
+def gather(
+    entry: ModelEntry,
+    library: Iterable[ModelEntry] = (),
+    places: Iterable[Path] = (),
+) -> FluxSources:
+    """The files for `entry`'s pipeline: its own parts first (an all-in-one checkpoint), the
+    library's text encoders and VAE for the rest, matched in size (tiny with tiny)."""
+    if entry.detail.get("nf4"):
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{entry.name} holds bitsandbytes NF4 weights, which Dreamwire does not load yet; "
+            "use a GGUF Q4 file of the same model (e.g. flux1-dev-Q4_0.gguf) for a small one",
+        )
+    library = list(library)
+    tiny = _tiny(entry.arch)
+    own = _own_parts(entry)
+    encoders = [e for e in library if e.kind == Kind.TEXT_ENCODER and _tiny(e.arch) == tiny]
+    vae_arch = "tiny-flux-vae" if tiny else "flux-vae"
+    parts = {
+        "clip_l": own.get("clip_l") or _pick(encoders, lambda e: is_clip_l(e.arch)),
+        "t5": own.get("t5") or _pick(encoders, lambda e: is_t5(e.arch)),
+        "vae": own.get("vae")
+        or _pick(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
+    }
+    missing = [_ADVICE[name] for name, part in parts.items() if part is None]
+    diffusers_folders = [
+        e.path
+        for e in library
+        if e.kind == Kind.CHECKPOINT and e.format == Format.DIFFUSERS and "flux" in (e.arch or "")
+    ]
+    tokenizer = None
+    try:
+        tokenizer = find_t5_tokenizer([*places, entry.path], diffusers_folders)
+    except DreamwireError as exc:
+        missing.append(exc.message)
+    if missing:
+        raise DreamwireError(
+            ErrorCode.MODEL_PART_MISSING,
+            f"{entry.name} is a Flux transformer without everything it needs. Flux needs "
+            + "; and ".join(missing),
+        )
+    return FluxSources(
+        transformer=own["transformer"],
+        clip_l=parts["clip_l"],
+        t5=parts["t5"],
+        vae=parts["vae"],
+        t5_tokenizer=tokenizer,
+    )
+
+
+def _own_parts(entry: ModelEntry) -> dict[str, Part]:
+    """The components inside the entry's own file (ComfyUI's and Forge's checkpoints: all
+    of them, or some, e.g. a transformer saved with its VAE)."""
+    own = {"transformer": Part(entry, entry.detail.get("transformer_prefix", ""))}
+    for name in entry.detail.get("sections", ()):
+        own[name] = Part(entry, SECTIONS[name])
+    return own
