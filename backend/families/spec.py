@@ -15,6 +15,7 @@ from enum import Enum
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import ModelFamily
+from dreamwire.shared.family_support import reason
 
 MODES = ("txt2img", "img2img", "inpaint", "edit")
 
@@ -74,7 +75,8 @@ class Sampling:
 @dataclass(frozen=True)
 class Support:
     """What a job may ask of a family beyond plain txt2img/img2img/inpaint; the plan refuses
-    the rest before anything loads, naming the reason (`refusals` below)."""
+    the rest before anything loads, naming the reason (shared/family_support.py
+    FEATURE_REASONS, one per flag: the hosts refuse with the same words before sending)."""
 
     hires_latent: bool = True  # Hires.fix with a "Latent" upscaler (latents upscaled as is)
     seamless: bool = True  # circular padding in the denoiser's convolutions
@@ -85,24 +87,6 @@ class Support:
     controlnet: bool = True  # ControlNet/T2I-Adapter units
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
-
-
-# Why a family may refuse a feature: shown to the artist with the family's label.
-SUPPORT_REASONS = {
-    "hires_latent": "Hires.fix with a Latent upscaler needs unpacked 4-channel latents; "
-    "pick a pixel upscaler",
-    "seamless": "seamless tiling pads the denoiser's convolutions, and this model's "
-    "transformer has none",
-    "regions": "regional prompts need per-region attention masks, not built for its joint "
-    "attention yet",
-    "composable": "AND prompts need one denoiser pass per subprompt, not built for it yet",
-    "prompt_schedules": "prompt editing and alternation ([a:b:n], [a|b]) are not built for "
-    "its text encoders yet",
-    "variation_seed": "variation seeds blend unpacked noise, not built for its packed latents yet",
-    "controlnet": "control units for it are not built yet",
-    "ip_adapter": "reference units for it are not built yet",
-    "refine_upscale": "tiled upscale-and-refine is not built for it yet",
-}
 
 
 @dataclass(frozen=True)
@@ -220,7 +204,7 @@ class FamilySpec:
     def refusal(self, feature: str) -> DreamwireError:
         return DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
-            f"{self.label} models: {SUPPORT_REASONS[feature]}",
+            reason(self.label, feature),
         )
 
     def variant(self, name: str) -> Variant:
