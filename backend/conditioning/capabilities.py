@@ -21,7 +21,7 @@ from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
 
-from . import controlnet_files, ip_adapter_blocks, ip_adapter_files
+from . import controlnet_files, ip_adapter_blocks, ip_adapter_files, redux_files
 from .files import library_entries, mtime
 from .ip_adapter_files import IPAdapterInfo
 
@@ -75,6 +75,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
             sorted((str(p), mtime(p)) for p in available.values()),
             sorted(available),
             [(str(p), mtime(p)) for p in encoders],
+            [(str(p), mtime(p)) for p in redux_files.style_model_files(library)],
             {f: [json.dumps(c, sort_keys=True) for c in cs] for f, cs in sorted(configs.items())},
         ]
     )
@@ -94,6 +95,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
                 served[family][kind] = found
             else:
                 missing[family][kind] = why
+    _serve_redux(library, served, missing)
     value = {"control_types": served, "control_missing": missing}
     _CACHE.update(key=key, value=value)
     return value
@@ -151,6 +153,30 @@ def _serve_ip_adapter(label, unet_config, available, roots, model, hint):
             continue
         return f"{info.name} + {enc.name}", ""
     return None, why
+
+
+def _serve_redux(library, served, missing) -> None:
+    """Families whose reference units run Flux Redux (the family spec's `reference`), for
+    the library's checkpoints of them: the reference type, served by Redux + SigLIP."""
+    from dreamwire import catalog
+    from dreamwire.backend.families import Reference, spec_for
+
+    redux = {
+        family
+        for e in library.entries("checkpoint")
+        if e.arch
+        and (family := catalog.family_of(e.arch))
+        and spec_for(family).reference is Reference.REDUX
+    }
+    if not redux:
+        return
+    found, why = redux_files.served(library)
+    for family in sorted(redux):
+        kind = ip_adapter_blocks.REFERENCE
+        if found:
+            served.setdefault(family, {})[kind] = found
+        else:
+            missing.setdefault(family, {})[kind] = why
 
 
 def _family_configs(library) -> dict[str, list[dict]]:

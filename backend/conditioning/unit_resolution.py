@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import Conditioner, JobContext
+from dreamwire.backend.families import Reference, spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 from dreamwire.shared.job_mode import JobMode
@@ -28,6 +29,7 @@ from . import (
     controlnet_files,
     ip_adapter_blocks,
     ip_adapter_files,
+    redux_files,
     union,
     unit_infotext,
     units,
@@ -54,7 +56,8 @@ def inspect_cached(path: Path, name: str) -> AnyUnitFile:
 class ResolvedUnit:
     unit: ControlUnit
     info: AnyUnitFile  # its class says the kind: ControlNetInfo, AdapterInfo, IPAdapterInfo
-    encoder: ip_adapter_files.EncoderFile | None = None  # the CLIP encoder of an IP-Adapter
+    # The image encoder: an IP-Adapter's CLIP, Flux Redux's SigLIP.
+    encoder: ip_adapter_files.EncoderFile | redux_files.SiglipFile | None = None
 
 
 @dataclass
@@ -91,12 +94,17 @@ class UnitConditioner(Conditioner):
 
 def _resolve(ctx) -> list[ResolvedUnit]:
     model = ctx.model
-    unet_config = dict(model.components["unet"].config)
+    unet = model.components.get("unet")
+    unet_config = dict(unet.config) if unet is not None else {}
     available = library_entries(ctx.library, "controlnet")
+    redux = spec_for(model.family).reference is Reference.REDUX
     resolved = []
     for i, unit in enumerate(ctx.controls):
         where = f"control unit {i} ({unit.type})"
         units.check_image(unit, where)
+        if redux and unit.type in ip_adapter_blocks.TYPES:  # the family's reference kind
+            resolved.append(ResolvedUnit(unit, *redux_files.resolve_unit(ctx, unit, where)))
+            continue
         if unit.model:
             path = available.get(unit.model) or available.get(strip_suffix(unit.model))
             if path is None:

@@ -35,7 +35,12 @@ def requested(job: Job) -> list[str]:
         used.append("prompt_schedules")
     if job.subseed_strength > 0:
         used.append("variation_seed")
-    if job.controls:
+    # Reference units (the "ip-adapter" types) run the family's reference kind (IP-Adapter
+    # on SD, Flux Redux on Flux); every other unit a ControlNet-like one.
+    reference = [u for u in job.controls if u.type.startswith("ip-adapter")]
+    if reference:
+        used.append("ip_adapter")
+    if len(reference) < len(job.controls):
         used.append("controlnet")
     if job.mode is JobMode.UPSCALE and job.upscale.refine:
         used.append("refine_upscale")

@@ -15,6 +15,7 @@ from .spec import (
     LoraLineage,
     MemoryFigures,
     PipelineClasses,
+    Reference,
     Sampling,
     Support,
     TextEncoding,
@@ -86,6 +87,8 @@ FLUX = FamilySpec(
     lora=LoraLineage("flux", "Flux.1"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_T5,
+    # Reference units run Flux Redux (ComfyUI's style_models + SigLIP clip_vision).
+    reference=Reference.REDUX,
     # Forge's Flux preset: Euler over the model's shifted flow-matching schedule ("Simple").
     sampling=Sampling(names=("Euler",), schedule="Simple"),
     support=Support(

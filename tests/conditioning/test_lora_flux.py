@@ -302,7 +302,7 @@ FLUX_JOB = dict(
 
 @pytest.fixture(scope="module")
 def flux_lora_engine(flux, tmp_path_factory):
-    """A CPU engine with the conditioning extension over the tiny Flux (a diffusers folder
+    """A CPU engine with the conditioners over the tiny Flux (a diffusers folder
     written from `flux`), its LoRA files and an SDXL one in models/Lora."""
     from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
