@@ -136,6 +136,18 @@ class LoraLineage:
 
 
 @dataclass(frozen=True)
+class SingleFileText:
+    """One text encoder as an A1111 single-file checkpoint stores it: its component, its
+    key layout ("clip": Hugging Face CLIP names; "open_clip": OpenCLIP's) and the prefix,
+    so library/expected.py can list the names a complete file must contain."""
+
+    component: str  # "text_encoder", "text_encoder_2"
+    layout: str  # "clip" | "open_clip"
+    prefix: str
+    projection: bool = False  # the encoder has a text projection (CLIPTextModelWithProjection)
+
+
+@dataclass(frozen=True)
 class Variant:
     """A special-purpose checkpoint of a family (the catalog's "variant" of its
     architecture, e.g. Flux Fill): its own pipelines and defaults."""
@@ -181,6 +193,13 @@ class FamilySpec:
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
     variants: dict[str, Variant] = field(default_factory=dict)
+    # The width of the text the denoiser cross-attends to (the UNet's cross_attention_dim),
+    # which names the family of an add-on file (ControlNet, IP-Adapter) by its shapes; None
+    # where add-ons are told apart by their own keys (Flux).
+    text_width: int | None = None
+    # The text encoders of an A1111 single-file checkpoint, in the file's order; empty where
+    # the family's single files are read by its own readers (Flux: backend/library/flux_*).
+    single_file_text: tuple[SingleFileText, ...] = ()
 
     @property
     def model_parts(self) -> tuple[str, ...]:
