@@ -22,15 +22,15 @@ class PanelSampling(Protocol):
     sampler: str
     steps: int
     cfg: float
-    distilled_cfg: float  # sent only for a family that takes one (Flux dev)
+    distilled_cfg: float | None  # sent only for a family that takes one (Flux dev)
     seed: int
 
 
 def distilled_cfg(panel: PanelSampling, family: ModelFamily | None) -> float | None:
     """Job.distilled_cfg: the panel's Distilled CFG for a family that takes one (its
     defaults have one), else None (other families ignore it; the panel hides it)."""
-    if family is None or family.defaults.distilled_cfg is None:
-        return None
+    if family is None or family.defaults.distilled_cfg is None or panel.distilled_cfg is None:
+        return None  # None: the model's own default (Flux Fill and Kontext differ from dev)
     return float(panel.distilled_cfg)
 
 
