@@ -74,7 +74,9 @@ class Support:
     composable: bool = True  # AND prompts (one denoiser batch entry per subprompt)
     prompt_schedules: bool = True  # [from:to:when] and [a|b] change the prompt mid-run
     variation_seed: bool = True  # A1111's subseed blend of the initial noise
-    controlnet: bool = True  # ControlNet/T2I-Adapter/IP-Adapter units
+    controlnet: bool = True  # ControlNet units (the family's ControlNet models)
+    t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
+    ip_adapter: bool = True  # IP-Adapter units (Reference, Style, Composition)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
 
 
@@ -91,6 +93,9 @@ SUPPORT_REASONS = {
     "its text encoders yet",
     "variation_seed": "variation seeds blend unpacked noise, not built for its packed latents yet",
     "controlnet": "control units for it are not built yet",
+    "t2i_adapter": "T2I-Adapters hook a UNet's down blocks, and this model has no UNet; use a "
+    "ControlNet of the type",
+    "ip_adapter": "IP-Adapter units (Reference, Style, Composition) are not built for it yet",
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
 }
 
@@ -152,6 +157,22 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ControlNets:
+    """How a family's ControlNets are built and driven (conditioning/controlnet_conditioner):
+    the diffusers model class, the pipeline argument that carries the control images, and
+    the control modes of its Union models per file kind (Dreamwire unit type -> the mode
+    index the model was trained with). Empty `union_modes`: the family's Union models are
+    xinsir's (conditioning/union.py)."""
+
+    model_class: str = "ControlNetModel"
+    image_argument: str = "image"  # txt2img's; the other modes take "control_image"
+    union_modes: dict[str, dict[str, int | None]] = field(default_factory=dict)
+
+    def image_key(self, mode: str) -> str:
+        return self.image_argument if mode == "txt2img" else "control_image"
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     family: ModelFamily  # what the hosts see: key, label, native resolution
     pipelines: PipelineClasses
@@ -186,6 +207,7 @@ class FamilySpec:
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
     variants: dict[str, Variant] = field(default_factory=dict)
+    controlnets: ControlNets = ControlNets()
 
     @property
     def model_parts(self) -> tuple[str, ...]:
