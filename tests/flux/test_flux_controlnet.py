@@ -6,6 +6,8 @@ and a Flux ControlNet on an SD model too."""
 
 from __future__ import annotations
 
+import shutil
+
 import diffusers
 import numpy as np
 import pytest
@@ -25,6 +27,7 @@ PARTS = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "t
 SD_CANNY = "control_v11p_sd15_canny"
 T2I_DEPTH = "t2iadapter_depth_sd15v2"
 XLABS = "flux-xlabs-canny-controlnet"
+PRO2 = "FLUX.1-dev-ControlNet-Union-Pro-2.0"  # no mode input: a Union by its name
 
 
 def _blocks(seed: int) -> np.ndarray:
@@ -50,7 +53,8 @@ def root(tmp_path_factory):
         build.sd1_components(), models / "Stable-diffusion" / "tiny-sd1.safetensors"
     )
     cn = models / "ControlNet"
-    tiny_cn.write_controlnets(cn)
+    written = tiny_cn.write_controlnets(cn)
+    shutil.copy(written[tiny_cn.SINGLE_FILE], cn / f"{PRO2}.safetensors")
     random_controlnet("tiny-sd1", 3).save_pretrained(cn / SD_CANNY, safe_serialization=True)
     adapter = t2i_adapter.random_adapter(
         3, in_channels=3, channels=t2i_adapter.CHANNELS, num_res_blocks=2, downscale_factor=8
@@ -135,6 +139,9 @@ def test_weight_and_a1111_window_reach_the_pipeline(engine):
     assert diff(result.images[0].image, expected) == 0
     full = engine.run(job(unit(tiny_cn.SINGLE_FILE, "depth"))).images[0].image
     assert diff(result.images[0].image, full) > 0
+    # Union-Pro 2.0 takes no mode: a soft-edge unit runs its (here: the same) weights as is.
+    pro2 = engine.run(job(unit(PRO2, "softedge"))).images[0].image
+    assert diff(pro2, full) == 0
 
 
 def test_union_runs_the_unit_types_mode(engine):
@@ -198,12 +205,14 @@ def test_flux_control_types_in_the_welcome(engine, root):
     cn = root / "models" / "ControlNet"
     single = controlnet_files.inspect(cn / f"{tiny_cn.SINGLE_FILE}.safetensors")
     union = controlnet_files.inspect(cn / f"{tiny_cn.UNION_FILE}.safetensors")
-    assert (single.family, single.type, union.type) == ("Flux.1", "depth", None)
+    pro2 = controlnet_files.inspect(cn / f"{PRO2}.safetensors")
+    assert (single.family, single.type, union.type, pro2.type) == ("Flux.1", "depth", None, None)
     caps = control_capabilities(engine.library, pick)
     flux = caps["control_types"]["flux"]
     assert flux["canny"] == tiny_cn.FOLDER and flux["depth"] == tiny_cn.SINGLE_FILE
     assert flux["tile"] == tiny_cn.UNION_FILE  # through its mode 1
-    assert "seg" not in flux and "Union-Pro-2.0" in caps["control_missing"]["flux"]["softedge"]
+    assert flux["softedge"] == PRO2 and "seg" not in flux
+    assert "no seg ControlNet" in caps["control_missing"]["flux"]["seg"]
     assert "IP-Adapter" in caps["control_missing"]["flux"]["ip-adapter"]
     # SD keeps its own: the SD ControlNet serves SD1.x, never a Flux file.
     assert caps["control_types"]["sd1"]["canny"] == SD_CANNY
