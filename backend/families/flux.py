@@ -76,7 +76,9 @@ FLUX = FamilySpec(
         11901.4,
         83.8,
         123.1 + 4762.3,
-        0.0,
+        # InstantX Union / Union-Pro: 5 double + 10 single blocks (3.3 B) of the
+        # transformer's 19 + 38; single-type nets and Union-Pro 2.0 are smaller.
+        0.28,
         56 * 1024,
         vae_upcast=1.0,
         cfg_batch=False,

@@ -77,7 +77,8 @@ def engine(root):
 
 
 def unit(model: str = tiny_cn.FOLDER, type: str = "canny", **kw) -> ControlUnit:
-    return ControlUnit(type=type, image=CONTROL, model=model, preprocessor="none", **kw)
+    kw.setdefault("image", CONTROL)
+    return ControlUnit(type=type, model=model, preprocessor="none", **kw)
 
 
 def job(*units: ControlUnit, **kw) -> Job:
@@ -95,7 +96,7 @@ def reference(engine, cls_name: str, net, **kwargs) -> np.ndarray:
     with torch.inference_mode():
         out = pipe(
             prompt=PROMPT,
-            control_image=Image.fromarray(CONTROL),
+            control_image=kwargs.pop("images", Image.fromarray(CONTROL)),
             num_inference_steps=4,
             generator=noise.generators([5]),
             output_type="np",
@@ -156,6 +157,25 @@ def test_union_runs_the_unit_types_mode(engine):
     with pytest.raises(DreamwireError) as err:
         engine.run(job(unit(tiny_cn.UNION_FILE, "seg")))
     assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and "no seg mode" in err.value.message
+
+
+def test_two_controlnets_sum_as_diffusers_multi_controlnet(engine):
+    second = _blocks(2)
+    units = (unit(), unit(tiny_cn.UNION_FILE, "depth", image=second, weight=0.7))
+    result = engine.run(job(*units)).images[0].image
+    nets = [
+        tiny_cn.flux_controlnet(seed=tiny_cn.SEED),
+        tiny_cn.flux_controlnet(num_mode=tiny_cn.NUM_MODE, seed=tiny_cn.SEED + 2),
+    ]
+    expected = reference(
+        engine,
+        "FluxControlNetPipeline",
+        diffusers.FluxMultiControlNetModel(nets),
+        images=[Image.fromarray(CONTROL), Image.fromarray(second)],
+        control_mode=[None, 2],
+        controlnet_conditioning_scale=[1.0, 0.7],
+    )
+    assert diff(result, expected) == 0
 
 
 def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image):
