@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dreamwire.backend.canvas.masks import composite
 from dreamwire.backend.engine import noise
 from dreamwire.backend.tiny import flux_controlnet as tiny_cn
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -189,6 +190,19 @@ def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image):
         strength=0.6,
     )
     assert diff(result.images[0].image, expected) == 0
+
+
+def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask):
+    result = engine.run(job(unit(), init_image=init_image, mask=mask, mask_blur=0, strength=0.9))
+    generated = reference(
+        engine,
+        "FluxControlNetInpaintPipeline",
+        tiny_cn.flux_controlnet(seed=tiny_cn.SEED),
+        image=Image.fromarray(init_image),
+        mask_image=Image.fromarray(mask),
+        strength=0.9,
+    )
+    assert diff(result.images[0].image, composite(init_image, generated, mask)) == 0
 
 
 @pytest.mark.parametrize(
