@@ -15,6 +15,8 @@ by name):
   ip_adapter_conditioner    IP-Adapter units, plain, plus, Style/Composition: loaded into the
                             UNet for the job (ip_adapter.py, ip_adapter_files.py,
                             ip_adapter_blocks.py)
+  redux_conditioner         Flux Redux: a Flux model's reference units as SigLIP image tokens
+                            after T5's prompt tokens (redux_files.py, redux_window.py)
 
 The three unit kinds share the resolution of a job's control units to files
 (unit_resolution.py; the file's info class, unit_file.py, says which kind runs it), the
@@ -38,6 +40,7 @@ def engine_extensions(observer=None) -> list:
     from .ip_adapter_conditioner import IPAdapterConditioner
     from .lora_conditioner import LoraConditioner
     from .net_cache import NetCache
+    from .redux_conditioner import ReduxConditioner
     from .t2i_conditioner import T2IAdapterConditioner
 
     nets = NetCache(2)  # ControlNets and T2I-Adapters together, as one cache
@@ -46,6 +49,7 @@ def engine_extensions(observer=None) -> list:
         # Unit kinds in the order a pass attaches them (the IP-Adapter loads into the UNet
         # before the T2I-Adapter hooks it); units resolve in the job's order whatever this is.
         IPAdapterConditioner(observer=observer),
+        ReduxConditioner(observer=observer),  # Flux's reference units (the family spec's)
         T2IAdapterConditioner(nets, observer),
         ControlNetConditioner(nets, observer),
         # Last: its "Lora hashes" follow the units' "ControlNet N" in the infotext, as A1111

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
-from dreamwire.backend.families import spec_for
+from dreamwire.backend.families import Reference, spec_for
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
 
-from . import controlnet_files, ip_adapter_blocks, ip_adapter_files
+from . import controlnet_files, ip_adapter_blocks, ip_adapter_files, redux_files
 from .files import library_entries, mtime
 from .ip_adapter_files import IPAdapterInfo
 
@@ -89,6 +89,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
             sorted((str(p), mtime(p)) for p in available.values()),
             sorted(available),
             [(str(p), mtime(p)) for p in encoders],
+            [(str(p), mtime(p)) for p in redux_files.style_model_files(library)],
             {f: [json.dumps(c, sort_keys=True) for c in cs] for f, cs in sorted(configs.items())},
         ]
     )
@@ -108,6 +109,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
                 served[family][kind] = found
             else:
                 missing[family][kind] = why
+    _serve_redux(library, served, missing)
     value = {"control_types": served, "control_missing": missing}
     _CACHE.update(key=key, value=value)
     return value
@@ -122,6 +124,10 @@ def _serve(kind, family, unet_config, available, roots, pick) -> tuple[str | Non
     flag = "ip_adapter" if kind in ip_adapter_blocks.TYPES else "controlnet"
     if not getattr(spec.support, flag):
         return None, spec.refusal(flag).message
+    if kind in ip_adapter_blocks.TYPES and spec.reference is not Reference.IP_ADAPTER:
+        # Another kind runs the family's reference units (_serve_redux); it has no
+        # Style/Composition maps.
+        return None, f"{label} reference units have no {kind.removeprefix('ip-adapter-')} mode"
     if kind in ip_adapter_blocks.TYPES:
         return _serve_ip_adapter(label, unet_config, available, roots, model, hint)
     # Pickled ControlNets (.pth) have no header: reading one means unpickling the whole
@@ -169,6 +175,31 @@ def _serve_ip_adapter(label, unet_config, available, roots, model, hint):
             continue
         return f"{info.name} + {enc.name}", ""
     return None, why
+
+
+def _serve_redux(library, served, missing) -> None:
+    """Families whose reference units run Flux Redux (the family spec's `reference`), for
+    the library's checkpoints of them: the reference type, served by Redux + SigLIP."""
+    from dreamwire import catalog
+    from dreamwire.backend.families import Reference, spec_for
+
+    redux = {
+        family
+        for e in library.entries("checkpoint")
+        if e.arch
+        and (family := catalog.family_of(e.arch))
+        and spec_for(family).reference is Reference.REDUX
+    }
+    if not redux:
+        return
+    found, why = redux_files.served(library)
+    for family in sorted(redux):
+        kind = ip_adapter_blocks.REFERENCE
+        if found:
+            served.setdefault(family, {})[kind] = found
+            missing.get(family, {}).pop(kind, None)
+        else:
+            missing.setdefault(family, {})[kind] = why
 
 
 def _family_configs(library) -> dict[str, list[dict]]:

@@ -329,15 +329,7 @@ def load_encoder(enc: EncoderFile, dtype, device):
 
     state = files.load_tensors(enc.path, "CLIP vision encoder")
     model = CLIPVisionModelWithProjection(enc.config())
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT,
-            f"CLIP vision encoder {enc.path.name}: {len(missing)} missing and "
-            f"{len(unexpected)} unexpected weights",
-        )
+    files.load_weights(model, state, f"CLIP vision encoder {enc.path.name}")
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 

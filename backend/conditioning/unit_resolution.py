@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import Conditioner, JobContext
-from dreamwire.backend.families import spec_for
+from dreamwire.backend.families import Reference, spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 from dreamwire.shared.job_mode import JobMode
@@ -30,6 +30,7 @@ from . import (
     flux_controlnet,
     ip_adapter_blocks,
     ip_adapter_files,
+    redux_files,
     union,
     unit_infotext,
     units,
@@ -56,7 +57,8 @@ def inspect_cached(path: Path, name: str) -> AnyUnitFile:
 class ResolvedUnit:
     unit: ControlUnit
     info: AnyUnitFile  # its class says the kind: ControlNetInfo, AdapterInfo, IPAdapterInfo
-    encoder: ip_adapter_files.EncoderFile | None = None  # the CLIP encoder of an IP-Adapter
+    # The image encoder: an IP-Adapter's CLIP, Flux Redux's SigLIP.
+    encoder: ip_adapter_files.EncoderFile | redux_files.SiglipFile | None = None
 
 
 @dataclass
@@ -96,8 +98,9 @@ def denoiser_config(model) -> dict:
     return dict(model.components[spec_for(model.family).denoiser].config)
 
 
-# Which Support flag (families/spec.py) a unit's file needs.
-_KIND_FLAGS = ((AdapterInfo, "t2i_adapter"), (IPAdapterInfo, "ip_adapter"))
+# Which Support flag (families/spec.py) a unit's file needs beyond `controlnet` (checked at
+# plan time): a unit's type does not say that a T2I-Adapter serves it.
+_KIND_FLAGS = ((AdapterInfo, "t2i_adapter"),)
 
 
 def _check_family_runs(info, family: str, where: str) -> None:
@@ -112,10 +115,14 @@ def _resolve(ctx) -> list[ResolvedUnit]:
     model = ctx.model
     unet_config = denoiser_config(model)
     available = library_entries(ctx.library, "controlnet")
+    redux = spec_for(model.family).reference is Reference.REDUX
     resolved = []
     for i, unit in enumerate(ctx.controls):
         where = f"control unit {i} ({unit.type})"
         units.check_image(unit, where)
+        if redux and unit.type in ip_adapter_blocks.TYPES:  # the family's reference kind
+            resolved.append(ResolvedUnit(unit, *redux_files.resolve_unit(ctx, unit, where)))
+            continue
         if unit.model:
             path = available.get(unit.model) or available.get(strip_suffix(unit.model))
             if path is None:

@@ -35,13 +35,13 @@ def requested(job: Job) -> list[str]:
         used.append("prompt_schedules")
     if job.subseed_strength > 0:
         used.append("variation_seed")
-    # Which kind runs a unit is known once its file is found (a depth unit may pick a
-    # T2I-Adapter): the conditioners refuse T2I-Adapter files then. IP-Adapter units say so
-    # by their type, so they are refused here, before anything loads.
-    if any(not c.type.startswith("ip-adapter") for c in job.controls):
-        used.append("controlnet")
-    if any(c.type.startswith("ip-adapter") for c in job.controls):
+    # Reference units (the "ip-adapter" types) run the family's reference kind (IP-Adapter
+    # on SD, Flux Redux on Flux); every other unit a ControlNet-like one.
+    reference = [u for u in job.controls if u.type.startswith("ip-adapter")]
+    if reference:
         used.append("ip_adapter")
+    if len(reference) < len(job.controls):
+        used.append("controlnet")
     if job.mode is JobMode.UPSCALE and job.upscale.refine:
         used.append("refine_upscale")
     return used

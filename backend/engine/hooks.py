@@ -77,6 +77,9 @@ class PassPart:
     components: dict[str, Any] = field(default_factory=dict)
     call_kwargs: dict[str, Any] = field(default_factory=dict)
     step_hook: StepHook | None = None
+    # Tokens (1 x N x width) appended after the prompt's text sequence, which the denoiser
+    # attends to as if they were text (Flux Redux's image tokens after T5's).
+    prompt_tokens: Any = None
 
 
 @dataclass
@@ -87,6 +90,8 @@ class PassPlan:
     pipe_cls: type
     components: dict[str, Any] = field(default_factory=dict)
     call_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Every conditioner's prompt tokens, in the order the conditioners attached.
+    prompt_tokens: list[Any] = field(default_factory=list)
 
 
 @dataclass

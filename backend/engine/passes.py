@@ -122,7 +122,7 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         composer = composable.Composer(pipe, batch, job.cfg, prompts.at(0), filters)
 
     kwargs: dict[str, Any] = {
-        **prompts.call_kwargs(job),
+        **prompts.call_kwargs(job, plan.prompt_tokens),
         "num_inference_steps": spec.steps,
         "num_images_per_prompt": batch,
         "generator": noise.generators(seeds),

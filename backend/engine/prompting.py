@@ -14,6 +14,7 @@ import torch
 
 from dreamwire.backend.families import TextEncoding, spec_for
 from dreamwire.backend.text_encoding import PromptEncoder, StepConditioning, encode_conditioning
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .prompting_clip_t5 import encode_clip_t5
 from .regions import pass_prompt
@@ -36,8 +37,15 @@ class PromptPlan:
     def at(self, step: int) -> StepEmbeds:
         return self.per_step[min(max(step, 0), len(self.per_step) - 1)]
 
-    def call_kwargs(self, job) -> dict[str, Any]:
+    def call_kwargs(self, job, prompt_tokens=()) -> dict[str, Any]:
         """The pipeline call's conditioning arguments (the first step's embeddings)."""
+        if prompt_tokens:
+            # CLIP's 77-token chunks and the negative prompt must keep one shape; only a
+            # T5-sequence family (ClipT5Plan) takes tokens after the text.
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                "this model's text conditioning takes no extra prompt tokens",
+            )
         first = self.at(0)
         out = {
             "prompt_embeds": first.cond,

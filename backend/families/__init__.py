@@ -13,7 +13,7 @@ from typing import Any
 from dreamwire.shared.families import FamilyInfo
 
 from .flux import FLUX
-from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, TextEncoding
+from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, Reference, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
 SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
@@ -56,6 +56,7 @@ __all__ = [
     "FamilySpec",
     "LoraLineage",
     "PipelineClasses",
+    "Reference",
     "TextEncoding",
     "family_infos",
     "lora_lineage",

@@ -16,6 +16,7 @@ from .spec import (
     LoraLineage,
     MemoryFigures,
     PipelineClasses,
+    Reference,
     Sampling,
     Support,
     TextEncoding,
@@ -89,6 +90,8 @@ FLUX = FamilySpec(
     lora=LoraLineage("flux", "Flux.1"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_T5,
+    # Reference units run Flux Redux (ComfyUI's style_models + SigLIP clip_vision).
+    reference=Reference.REDUX,
     # Forge's Flux preset: Euler over the model's shifted flow-matching schedule ("Simple").
     sampling=Sampling(names=("Euler",), schedule="Simple"),
     support=Support(
@@ -99,7 +102,6 @@ FLUX = FamilySpec(
         prompt_schedules=False,
         variation_seed=False,
         t2i_adapter=False,
-        ip_adapter=False,
         refine_upscale=False,
     ),
     distilled_guidance=True,

@@ -40,6 +40,14 @@ class PipelineClasses:
         return getattr(self, mode)
 
 
+class Reference(str, Enum):
+    """What runs a family's reference units (control type "ip-adapter")."""
+
+    IP_ADAPTER = "ip_adapter"  # IP-Adapter files in the UNet's cross-attention (SD1/SD2/SDXL)
+    # Flux Redux: SigLIP image tokens projected to T5's width and appended to the prompt.
+    REDUX = "redux"
+
+
 class TextEncoding(str, Enum):
     """How a family turns prompt text into the pipeline's conditioning inputs (the engine
     has one prompt encoder per value)."""
@@ -75,8 +83,8 @@ class Support:
     prompt_schedules: bool = True  # [from:to:when] and [a|b] change the prompt mid-run
     variation_seed: bool = True  # A1111's subseed blend of the initial noise
     controlnet: bool = True  # ControlNet units (the family's ControlNet models)
+    ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
-    ip_adapter: bool = True  # IP-Adapter units (Reference, Style, Composition)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
 
 
@@ -95,7 +103,7 @@ SUPPORT_REASONS = {
     "controlnet": "control units for it are not built yet",
     "t2i_adapter": "T2I-Adapters hook a UNet's down blocks, and this model has no UNet; use a "
     "ControlNet of the type",
-    "ip_adapter": "IP-Adapter units (Reference, Style, Composition) are not built for it yet",
+    "ip_adapter": "reference units for it are not built yet",
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
 }
 
@@ -197,6 +205,7 @@ class FamilySpec:
     # The components' key of the network that denoises ("unet" or "transformer").
     denoiser: str = "unet"
     text_encoding: TextEncoding = TextEncoding.CLIP
+    reference: Reference = Reference.IP_ADAPTER
     sampling: Sampling = Sampling()
     support: Support = Support()
     # Latent -> RGB preview bias (added after `latent_rgb`), and whether the sampler loop

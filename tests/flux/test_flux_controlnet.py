@@ -1,7 +1,7 @@
 """Flux ControlNets (InstantX/Shakker FluxControlNetModel) through the engine's ControlNet
 conditioner equal diffusers' Flux ControlNet pipelines (same components, seed and thread
 count: bit for bit), in their folder and single-file forms, Union modes included; what Flux
-cannot run (T2I-Adapters, IP-Adapters, SD ControlNets, XLabs' files) is refused by name,
+cannot run (T2I-Adapters, SD ControlNets, XLabs' files) is refused by name,
 and a Flux ControlNet on an SD model too."""
 
 from __future__ import annotations
@@ -209,12 +209,11 @@ def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask):
     ("control", "code", "words"),
     [
         (unit(T2I_DEPTH, "depth"), ErrorCode.MODEL_UNSUPPORTED, (T2I_DEPTH, "T2I-Adapter")),
-        (unit("", "ip-adapter"), ErrorCode.MODEL_UNSUPPORTED, ("Flux.1", "IP-Adapter")),
         (unit(SD_CANNY), ErrorCode.MODEL_MISMATCH, (SD_CANNY, "SD1.x", "Flux.1")),
         (unit(XLABS), ErrorCode.MODEL_UNSUPPORTED, (XLABS, "XLabs")),
         (unit(control_mode="prompt"), ErrorCode.MODEL_UNSUPPORTED, ("balanced",)),
     ],
-    ids=["t2i-adapter", "ip-adapter", "sd-controlnet", "xlabs", "soft-injection"],
+    ids=["t2i-adapter", "sd-controlnet", "xlabs", "soft-injection"],
 )
 def test_what_flux_cannot_run_is_refused_by_name(engine, control, code, words):
     with pytest.raises(DreamwireError) as err:
@@ -247,6 +246,5 @@ def test_flux_control_types_in_the_welcome(engine, root):
     assert flux["tile"] == tiny_cn.UNION_FILE  # through its mode 1
     assert flux["softedge"] == PRO2 and "seg" not in flux
     assert "no seg ControlNet" in caps["control_missing"]["flux"]["seg"]
-    assert "IP-Adapter" in caps["control_missing"]["flux"]["ip-adapter"]
     # SD keeps its own: the SD ControlNet serves SD1.x, never a Flux file.
     assert caps["control_types"]["sd1"]["canny"] == SD_CANNY
