@@ -64,9 +64,8 @@ class ControlNetConditioner(UnitConditioner):
         )
         self.observer.attached(CONTROLNET, stack)
         n = len(nets)
-        key = "image" if mode == "txt2img" else "control_image"
         call = {
-            key: images,
+            controlnets.image_key(mode): images,
             "controlnet_conditioning_scale": [1.0] * n,
             "control_guidance_start": [0.0] * n,
             "control_guidance_end": [1.0] * n,
