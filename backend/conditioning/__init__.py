@@ -6,7 +6,7 @@ by name):
 
   embedding_conditioner     textual-inversion embeddings (embeddings.py)
   lora_conditioner          LoRA and LyCORIS weights, patched for the job and restored
-                            exactly (lora.py)
+                            exactly (lora.py; Flux's key names: lora_flux_keys.py)
   controlnet_conditioner    ControlNet 1.0/1.1, diffusers and Union/ProMax units: a stack
                             per pass as the pipeline's `controlnet` component (controlnet.py,
                             union.py, controlnet_files.py)
@@ -22,11 +22,18 @@ The three unit kinds share the resolution of a job's control units to files
 (unit_resolution.py; the file's info class, unit_file.py, says which kind runs it), the
 control images (units.py, control_image.py, on_canvas.py, preprocess.py), the start/end
 window clock (window.py), the loaded-model cache of ControlNets and T2I-Adapters
-(net_cache.py), and the infotext entries (unit_infotext.py). capabilities.py says which
+(net_cache.py), the infotext entries (unit_infotext.py), and the original (LDM) UNet module
+names that several file layouts use (ldm_names.py). capabilities.py says which
 control types the backend can serve, observer.py lets a builder watch the stacks.
 
 `engine_extensions()` is what the CLI and the server hand the Engine
 (backend/cli/engine_options.py `build_engine`); the engine never imports this package.
+Regions and AND prompts are conditioners too, but the engine's own
+(backend/engine/composition.py): their maths is part of the guidance step and needs no file.
+What differs per model family (pipeline classes, LoRA lineage, IP-Adapter block numbering,
+the text width an add-on file's shapes show) comes from the family's spec
+(backend/families); the one table still keyed by family name is capabilities.py's example
+file names for the welcome's "control_missing" hints.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from dreamwire.backend.families import spec_for
+from dreamwire.backend.families import label_for_width, spec_for
 from dreamwire.backend.library import flux_controlnet as flux_controlnet_headers
 from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -33,8 +33,6 @@ from dreamwire.shared.families import label as family_label
 
 from . import files, ip_adapter_files, t2i_adapter
 from .unit_file import UnitFile
-
-FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
 
 
 def family_from_name(name: str) -> str | None:
@@ -65,8 +63,9 @@ class ControlNetInfo(UnitFile):
     def family(self) -> str:
         if self.layout in _flux().LAYOUTS:
             return family_label("flux")
-        if self.context_dim in FAMILY_BY_WIDTH:
-            return FAMILY_BY_WIDTH[self.context_dim]
+        by_width = label_for_width(self.context_dim)
+        if by_width:
+            return by_width
         by_name = family_from_name(self.name)
         if by_name:
             return by_name

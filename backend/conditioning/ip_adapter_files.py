@@ -29,12 +29,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dreamwire.backend.families import label_for_width
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files
 from .unit_file import UnitFile
 
-FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
 # (hidden width, projection width) -> the encoder's usual name, and the attention heads a
 # width implies (heads do not show in the shapes).
 ENCODER_NAMES = {
@@ -80,7 +80,7 @@ class IPAdapterFile:
 
     @property
     def family(self) -> str:
-        return FAMILY_BY_WIDTH.get(self.cross_dim, f"a {self.cross_dim}-wide model")
+        return label_for_width(self.cross_dim) or f"a {self.cross_dim}-wide model"
 
     @property
     def encoder_label(self) -> str:

@@ -15,6 +15,7 @@ from enum import Enum
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import ModelFamily
+from dreamwire.shared.family_support import reason
 
 MODES = ("txt2img", "img2img", "inpaint", "edit")
 
@@ -74,7 +75,8 @@ class Sampling:
 @dataclass(frozen=True)
 class Support:
     """What a job may ask of a family beyond plain txt2img/img2img/inpaint; the plan refuses
-    the rest before anything loads, naming the reason (`refusals` below)."""
+    the rest before anything loads, naming the reason (shared/family_support.py
+    FEATURE_REASONS, one per flag: the hosts refuse with the same words before sending)."""
 
     hires_latent: bool = True  # Hires.fix with a "Latent" upscaler (latents upscaled as is)
     seamless: bool = True  # circular padding in the denoiser's convolutions
@@ -86,26 +88,6 @@ class Support:
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
-
-
-# Why a family may refuse a feature: shown to the artist with the family's label.
-SUPPORT_REASONS = {
-    "hires_latent": "Hires.fix with a Latent upscaler needs unpacked 4-channel latents; "
-    "pick a pixel upscaler",
-    "seamless": "seamless tiling pads the denoiser's convolutions, and this model's "
-    "transformer has none",
-    "regions": "regional prompts need per-region attention masks, not built for its joint "
-    "attention yet",
-    "composable": "AND prompts need one denoiser pass per subprompt, not built for it yet",
-    "prompt_schedules": "prompt editing and alternation ([a:b:n], [a|b]) are not built for "
-    "its text encoders yet",
-    "variation_seed": "variation seeds blend unpacked noise, not built for its packed latents yet",
-    "controlnet": "control units for it are not built yet",
-    "t2i_adapter": "T2I-Adapters hook a UNet's down blocks, and this model has no UNet; use a "
-    "ControlNet of the type",
-    "ip_adapter": "reference units for it are not built yet",
-    "refine_upscale": "tiled upscale-and-refine is not built for it yet",
-}
 
 
 @dataclass(frozen=True)
@@ -152,6 +134,18 @@ class LoraLineage:
 
     key: str  # what a LoRA file's key names tell (conditioning/lora.py LoraFile.family)
     label: str  # "LoRA x was made for <label> models"
+
+
+@dataclass(frozen=True)
+class SingleFileText:
+    """One text encoder as an A1111 single-file checkpoint stores it: its component, its
+    key layout ("clip": Hugging Face CLIP names; "open_clip": OpenCLIP's) and the prefix,
+    so library/expected.py can list the names a complete file must contain."""
+
+    component: str  # "text_encoder", "text_encoder_2"
+    layout: str  # "clip" | "open_clip"
+    prefix: str
+    projection: bool = False  # the encoder has a text projection (CLIPTextModelWithProjection)
 
 
 @dataclass(frozen=True)
@@ -216,6 +210,13 @@ class FamilySpec:
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
     variants: dict[str, Variant] = field(default_factory=dict)
+    # The width of the text the denoiser cross-attends to (the UNet's cross_attention_dim),
+    # which names the family of an add-on file (ControlNet, IP-Adapter) by its shapes; None
+    # where add-ons are told apart by their own keys (Flux).
+    text_width: int | None = None
+    # The text encoders of an A1111 single-file checkpoint, in the file's order; empty where
+    # the family's single files are read by its own readers (Flux: backend/library/flux_*).
+    single_file_text: tuple[SingleFileText, ...] = ()
     controlnets: ControlNets = ControlNets()
 
     @property
@@ -240,7 +241,7 @@ class FamilySpec:
     def refusal(self, feature: str) -> DreamwireError:
         return DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
-            f"{self.label} models: {SUPPORT_REASONS[feature]}",
+            reason(self.label, feature),
         )
 
     def variant(self, name: str) -> Variant:
