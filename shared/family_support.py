@@ -32,6 +32,9 @@ FEATURE_REASONS = {
     "its text encoders yet",
     "variation_seed": "variation seeds blend unpacked noise, not built for its packed latents yet",
     "controlnet": "control units for it are not built yet",
+    # Known once a unit's file is found (a depth unit may pick a T2I-Adapter): the backend's.
+    "t2i_adapter": "T2I-Adapters hook a UNet's down blocks, and this model has no UNet; use a "
+    "ControlNet of the type",
     "ip_adapter": "reference units for it are not built yet",
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
 }

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+from dreamwire.backend.families import Reference, spec_for
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
@@ -55,7 +56,20 @@ EXAMPLES = {
         },
         "ip-adapter": "ip-adapter_sdxl_vit-h",
     },
+    # Shakker's Union-Pro 2.0 (no mode input) serves the edge, depth and pose types; tile
+    # needs the first Union-Pro (mode 1).
+    "flux": {
+        **{
+            t: "FLUX.1-dev-ControlNet-Union-Pro-2.0"
+            for t in ("canny", "lineart", "lineart_anime", "mlsd", "softedge", "scribble")
+            + ("depth", "openpose")
+        },
+        "tile": "FLUX.1-dev-ControlNet-Union-Pro",
+    },
 }
+# A denoiser config's entries that ControlNet compatibility depends on (UNet, transformer).
+_SHAPE_KEYS = ("cross_attention_dim", "addition_embed_type", "block_out_channels")
+_SHAPE_KEYS += ("num_attention_heads", "attention_head_dim", "joint_attention_dim")
 
 Pick = Callable[..., controlnet_files.AnyUnitFile]
 
@@ -106,6 +120,14 @@ def _serve(kind, family, unet_config, available, roots, pick) -> tuple[str | Non
     model = SimpleNamespace(name=f"{label} models", family=family)
     example = EXAMPLES.get(family, {}).get(ip_adapter_blocks.file_type(kind))
     hint = f" (e.g. {example}.safetensors)" if example else ""
+    spec = spec_for(family)
+    flag = "ip_adapter" if kind in ip_adapter_blocks.TYPES else "controlnet"
+    if not getattr(spec.support, flag):
+        return None, spec.refusal(flag).message
+    if kind in ip_adapter_blocks.TYPES and spec.reference is not Reference.IP_ADAPTER:
+        # Another kind runs the family's reference units (_serve_redux); it has no
+        # Style/Composition maps.
+        return None, f"{label} reference units have no {kind.removeprefix('ip-adapter-')} mode"
     if kind in ip_adapter_blocks.TYPES:
         return _serve_ip_adapter(label, unet_config, available, roots, model, hint)
     # Pickled ControlNets (.pth) have no header: reading one means unpickling the whole
@@ -175,6 +197,7 @@ def _serve_redux(library, served, missing) -> None:
         kind = ip_adapter_blocks.REFERENCE
         if found:
             served.setdefault(family, {})[kind] = found
+            missing.get(family, {}).pop(kind, None)
         else:
             missing.setdefault(family, {})[kind] = why
 
@@ -186,26 +209,24 @@ def _family_configs(library) -> dict[str, list[dict]]:
 
     out: dict[str, list[dict]] = {}
     for entry in library.entries("checkpoint"):
-        cfg = _unet_config(entry, catalog)
+        cfg = _denoiser_config(entry, catalog)
         if cfg is None:
             continue
-        slim = {
-            k: cfg.get(k)
-            for k in ("cross_attention_dim", "addition_embed_type", "block_out_channels")
-        }
+        slim = {k: cfg[k] for k in _SHAPE_KEYS if k in cfg}
         bucket = out.setdefault(catalog.family_of(entry.arch), [])
         if slim not in bucket:
             bucket.append(slim)
     return out
 
 
-def _unet_config(entry, catalog) -> dict | None:
+def _denoiser_config(entry, catalog) -> dict | None:
     path = Path(entry.path)
-    candidates = [path / "unet" / "config.json"] if path.is_dir() else []
+    denoiser = spec_for(catalog.family_of(entry.arch)).denoiser  # "unet" or "transformer"
+    candidates = [path / denoiser / "config.json"] if path.is_dir() else []
     arch = entry.arch or ""
     for name in (arch, arch.split("-in")[0], arch.removesuffix("-ip2p").removesuffix("-depth")):
         try:
-            candidates.append(catalog.config_dir(name) / "unet" / "config.json")
+            candidates.append(catalog.config_dir(name) / denoiser / "config.json")
         except KeyError:
             continue
     for cfg_path in candidates:

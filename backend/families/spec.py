@@ -84,8 +84,9 @@ class Support:
     composable: bool = True  # AND prompts (one denoiser batch entry per subprompt)
     prompt_schedules: bool = True  # [from:to:when] and [a|b] change the prompt mid-run
     variation_seed: bool = True  # A1111's subseed blend of the initial noise
-    controlnet: bool = True  # ControlNet/T2I-Adapter units
+    controlnet: bool = True  # ControlNet units (the family's ControlNet models)
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
+    t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
 
 
@@ -158,6 +159,22 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class ControlNets:
+    """How a family's ControlNets are built and driven (conditioning/controlnet_conditioner):
+    the diffusers model class, the pipeline argument that carries the control images, and
+    the control modes of its Union models per file kind (Dreamwire unit type -> the mode
+    index the model was trained with). Empty `union_modes`: the family's Union models are
+    xinsir's (conditioning/union.py)."""
+
+    model_class: str = "ControlNetModel"
+    image_argument: str = "image"  # txt2img's; the other modes take "control_image"
+    union_modes: dict[str, dict[str, int | None]] = field(default_factory=dict)
+
+    def image_key(self, mode: str) -> str:
+        return self.image_argument if mode == "txt2img" else "control_image"
+
+
+@dataclass(frozen=True)
 class FamilySpec:
     family: ModelFamily  # what the hosts see: key, label, native resolution
     pipelines: PipelineClasses
@@ -200,6 +217,7 @@ class FamilySpec:
     # The text encoders of an A1111 single-file checkpoint, in the file's order; empty where
     # the family's single files are read by its own readers (Flux: backend/library/flux_*).
     single_file_text: tuple[SingleFileText, ...] = ()
+    controlnets: ControlNets = ControlNets()
 
     @property
     def model_parts(self) -> tuple[str, ...]:

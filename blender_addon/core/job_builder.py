@@ -374,7 +374,7 @@ class ControlPlan:
     skipped: dict[str, str]  # panel name -> why not, naming the file to add
     known: bool  # False: the backend does not say (an older one); everything is tried
     reference_mode: str = "reference"  # names the reference by its mode
-    # Why the family runs no control units at all (Flux for now), else "".
+    # Why the family runs no control units at all, else "".
     refused: str = ""
 
     def label(self, name: str) -> str:

@@ -305,14 +305,15 @@ def test_flux_model_takes_flux_settings_and_textures_with_distilled_cfg(
     assert c["switched"] == [20, 1.0, "Euler", 3.5] and c["kept"] == [2, 2.5]
     assert c["seamless_refused"].startswith("Error: Flux.1 models: seamless tiling")
     assert c["result"] == [["FINISHED"], None], c["status"]
-    # Depth is on by default: left out with the backend's reason, not refused.
-    assert "Left out Depth: Flux.1 models: control units" in c["status"]
+    # Depth is on by default, and this library has no Flux ControlNet: left out with the
+    # backend's reason (naming the file to add), not refused.
+    assert "Left out Depth (the backend cannot run them for Flux.1 models" in c["status"]
     assert c["job_distilled"] == 2.5 and c["job_controls"] == []
     assert "Sampler: Euler, Schedule type: Simple, CFG scale: 1," in c["infotext"]
     assert "Distilled CFG Scale: 2.5" in c["infotext"] and "Steps: 2," in c["infotext"]
     assert c["texture"] == [64, 64] and c["texture_equals_generated"] == 0
     assert "distilled_cfg" in c["drawn"] and "seamless" in c["greyed"]
-    assert "Controls: not available for Flux.1" in c["labels"]
+    assert "Depth: not available for Flux.1 models" in c["labels"]
     assert c["back"] == [2, 5.0, "Euler a"] and "distilled_cfg" not in c["sd_drawn"]
 
 

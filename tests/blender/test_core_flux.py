@@ -1,6 +1,7 @@
 """A Flux model in the Blender panel: the job carries the Distilled CFG, is sized by the
-welcome's Flux resolution, leaves the captures out (Flux runs no control units yet) and
-the family's refusals reach the artist before anything is sent."""
+welcome's Flux resolution, sends the captures the backend's Flux ControlNets serve (the
+others left out with the backend's reason) and the family's refusals reach the artist
+before anything is sent."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.events import Welcome
 
 FLUX_REASON = "Flux.1 models: "
+NO_NORMALS = "no normalbae ControlNet, T2I-Adapter or Union model for Flux.1"
 
 
 def welcome(**flux_changes) -> Welcome:
@@ -31,7 +33,11 @@ def welcome(**flux_changes) -> Welcome:
             "models": ["tiny-flux", "tiny-sd1"],
             "samplers": ["Euler", "Euler a"],
             "model_families": {"tiny-flux": "flux", "tiny-sd1": "sd1"},
-            "control_types": {"sd1": {"depth": "depth.safetensors"}, "flux": {}},
+            "control_types": {
+                "sd1": {"depth": "depth.safetensors"},
+                "flux": {"depth": "flux-controlnet-union"},
+            },
+            "control_missing": {"flux": {"normalbae": NO_NORMALS}},
             "families": families,
         }
     )
@@ -64,12 +70,15 @@ def test_the_welcomes_flux_resolution_sizes_the_two_passes():
     assert build_job(usual).hires is None  # Flux's own 2048 side: one pass
 
 
-def test_captures_are_left_out_for_flux_with_the_backends_reason():
-    s = flux_settings(controls=[ControlSetting("depth", True, 1.0)])
+def test_captures_run_on_the_backends_flux_controlnets_the_rest_left_out_with_its_reason():
+    s = flux_settings(
+        controls=[ControlSetting("depth", True, 1.0), ControlSetting("normals", True, 1.0)]
+    )
     note = fit_to_backend(s, welcome())
-    assert note.startswith("Left out Depth: " + FLUX_REASON) and "control units" in note
-    job = build_job(s, {"depth": np.zeros((64, 64, 3), np.uint8)})
-    assert job.controls == [] and missing_on_backend(s, welcome()) == []
+    assert note.startswith("Left out Normals") and NO_NORMALS in note
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    job = build_job(s, {"depth": pixels, "normals": pixels})
+    assert [u.type for u in job.controls] == ["depth"]
 
 
 def test_seamless_and_refine_are_refused_before_sending():

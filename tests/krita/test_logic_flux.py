@@ -1,5 +1,6 @@
 """A Flux model in the Krita docker's logic: jobs carry the Distilled CFG, control types
-are greyed out with the backend's reason, and a Flux result's parameters copy back."""
+the backend's Flux ControlNets do not serve are greyed out with its reason, and a Flux
+result's parameters copy back."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ WELCOME = Welcome.from_body(
         "protocol": 1,
         "models": ["tiny-flux", "tiny-sd1"],
         "model_families": {"tiny-flux": "flux", "tiny-sd1": "sd1"},
-        "control_types": {"sd1": {"depth": "d.safetensors"}, "flux": {}},
+        "control_types": {"sd1": {"depth": "d.safetensors"}, "flux": {"canny": "union"}},
+        "control_missing": {"flux": {"normalbae": "no normalbae ControlNet for Flux.1"}},
         "families": family_infos(),
     }
 )
@@ -42,10 +44,10 @@ def test_flux_jobs_carry_the_distilled_cfg_and_sd_jobs_do_not():
     assert stored.distilled_cfg == 2.5 and Params.from_dict({}).distilled_cfg == 3.5
 
 
-def test_control_types_are_greyed_out_for_flux_with_the_backends_reason():
-    flux = controls.offers(WELCOME, "flux")
-    assert not any(o.available for o in flux)
-    assert all(o.why == "Flux.1 models: control units for it are not built yet" for o in flux)
+def test_flux_control_types_follow_the_backends_flux_controlnets():
+    flux = {o.label: o for o in controls.offers(WELCOME, "flux")}
+    assert flux["Canny"].available and not flux["Depth"].available
+    assert flux["Normals"].why.endswith("no normalbae ControlNet for Flux.1")
     sd1 = {o.label: o for o in controls.offers(WELCOME, "sd1")}
     assert sd1["Depth"].available and not sd1["Canny"].available
 

@@ -41,7 +41,6 @@ JOBS = {
     "seamless": dict(seamless="both"),
     "regions": dict(regions=[Region(prompt="a cat", mask=np.full((64, 64), 255, np.uint8))]),
     "variation_seed": dict(subseed=3, subseed_strength=0.5),
-    "controlnet": dict(controls=[ControlUnit(type="depth", image=IMG)]),
     "refine_upscale": dict(init_image=IMG, upscale=Upscale(scale=2.0, refine=True)),
 }
 
@@ -64,6 +63,13 @@ def test_the_host_refuses_what_the_backend_refuses_in_its_words(feature):
     assert host.value.message == backend.value.message == refusal(flux, feature)
     assert host.value.message.startswith("Flux.1 models: ")
     assert check_job(job, model_info("tiny-sd1", WELCOME)) is job  # SD1 runs them all
+
+
+def test_flux_runs_controlnet_units():
+    job = Job(sampler="Euler", controls=[ControlUnit(type="depth", image=IMG)])
+    assert job_features(job) == ["controlnet"]
+    assert check_job(job, model_info("tiny-flux", WELCOME)) is job
+    backend_support.check(job, "flux")  # T2I-Adapter files are refused once found
 
 
 def test_an_older_backend_leaves_every_feature_to_the_backend():

@@ -87,7 +87,7 @@ def offers(welcome, family: str) -> list[Offer]:
     file for the model's family (`control_types` / `control_missing`). A backend that does
     not say (an older one), or a family it does not list, leaves everything offered: the
     backend still refuses a job it cannot run, with a clear error. A family that runs no
-    control units (Flux for now) has every type unavailable, with the backend's reason."""
+    control units has every type unavailable, with the backend's reason."""
     refused = refusal(family_info(family, welcome), "controlnet")
     if refused:
         return [Offer(label, wire, False, refused) for label, wire in TYPES.items()]
