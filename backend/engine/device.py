@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dreamwire.backend.library.weight_formats import FULL, WeightFormat
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import family as family_spec
 
@@ -78,7 +79,9 @@ def free_memory(info: DeviceInfo) -> int | None:
     return None
 
 
-def want_low_vram(info: DeviceInfo, family: str, forced: bool | None) -> bool:
+def want_low_vram(
+    info: DeviceInfo, family: str, forced: bool | None, weights: WeightFormat = FULL
+) -> bool:
     if forced is not None:
         return forced
     free = free_memory(info)
@@ -89,10 +92,12 @@ def want_low_vram(info: DeviceInfo, family: str, forced: bool | None) -> bool:
     # Decided for the family's native size (memory_plan.choose estimates the peak there);
     # larger outputs get a tiled VAE decode per pass from the fast path's memory check.
     side = family_spec(family).resolution.native
-    return choose(family, side, side, free).low_vram
+    return choose(family, side, side, free, weights=weights).low_vram
 
 
-def want_sequential(info: DeviceInfo, family: str, forced: bool | None) -> bool:
+def want_sequential(
+    info: DeviceInfo, family: str, forced: bool | None, weights: WeightFormat = FULL
+) -> bool:
     """Whether the memory plan wants one layer at a time on the GPU (sequential CPU
     offload: Flux bf16 on a 24 GiB card, any Flux on 8 GiB). An artist's own low-VRAM
     switch means model offload, as before."""
@@ -104,7 +109,7 @@ def want_sequential(info: DeviceInfo, family: str, forced: bool | None) -> bool:
     from .memory_plan import choose
 
     side = family_spec(family).resolution.native
-    return choose(family, side, side, free).sequential
+    return choose(family, side, side, free, weights=weights).sequential
 
 
 def empty_cache(info: DeviceInfo) -> None:

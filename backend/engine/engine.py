@@ -17,6 +17,7 @@ import torch
 
 from dreamwire.backend import samplers
 from dreamwire.backend.families import family_infos
+from dreamwire.backend.library.weight_formats import FULL, WeightFormat
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import family as family_spec
 from dreamwire.shared.job import Job
@@ -107,8 +108,10 @@ class Engine:
             if reporter is not None:
                 reporter.state("loading_model", f"loading {entry.path.name}")
             pipe = libs.load_pipeline(self.library, entry, self.info.dtype)
-            comps = to_device(dict(pipe.components), self._placement(entry.arch))
+            weights = libs.weights(entry)
+            comps = to_device(dict(pipe.components), self._placement(entry.arch, weights))
             return LoadedModel(
+                weights=weights,
                 name=entry.name,
                 family=libs.family(entry.arch),
                 components=comps,
@@ -125,18 +128,20 @@ class Engine:
             if reporter is not None:
                 reporter.state("loading_model", f"loading VAE {vae_entry.path.name}")
             module = libs.load_vae(self.library, vae_entry, entry.arch, self.info.dtype)
-            return to_device({"vae": module}, self._placement(entry.arch))["vae"]
+            return to_device({"vae": module}, self._placement(entry.arch, model.weights))["vae"]
 
         module, _ = self.vaes.get(("vae", vae_entry.name, entry.arch), load_vae)
         return model.with_vae(module, vae_entry.name, libs.short_hash(self.library, vae_entry))
 
-    def low_vram(self, arch: str | None) -> bool:
-        return dev.want_low_vram(self.info, libs.family(arch), self.low_vram_flag)
+    def low_vram(self, arch: str | None, weights: WeightFormat = FULL) -> bool:
+        """Whether a model of `arch`, its denoiser stored as `weights` (a GGUF Q4 file
+        fits where its bf16 original needs offload), runs in low-VRAM mode."""
+        return dev.want_low_vram(self.info, libs.family(arch), self.low_vram_flag, weights)
 
-    def _placement(self, arch: str | None) -> dev.DeviceInfo:
+    def _placement(self, arch: str | None, weights: WeightFormat = FULL) -> dev.DeviceInfo:
         """Where a model's weights live between steps: on the GPU, or in CPU memory when
         low-VRAM mode offloads them (they move to the GPU one module at a time)."""
-        if self.info.device.type == "cuda" and self.low_vram(arch):
+        if self.info.device.type == "cuda" and self.low_vram(arch, weights):
             return dev.DeviceInfo(torch.device("cpu"), self.info.dtype)
         return self.info
 
@@ -151,7 +156,10 @@ class Engine:
         if sized is None:
             return []  # an unknown model: the run reports model_not_found
         tiled = should_tile(
-            job.tiled_vae, *runner.final_size(job), self.low_vram(sized.arch), job.seamless
+            job.tiled_vae,
+            *runner.final_size(job),
+            self.low_vram(sized.arch, sized.weights),
+            job.seamless,
         )
         native = family_spec(libs.family(sized.arch)).resolution.native
         running = self._running_needs
@@ -178,8 +186,9 @@ class Engine:
                 # A plain upscale loads no checkpoint: only its images count.
                 return _Sized(admission.model_size(None, None), None, True)
             return None
-        model = admission.model_size(entry.arch, libs.params(entry))
-        return _Sized(model, entry.arch, ("model", entry.name) in self.models)
+        weights = libs.weights(entry)
+        model = admission.model_size(entry.arch, libs.params(entry), weights)
+        return _Sized(model, entry.arch, ("model", entry.name) in self.models, weights)
 
     # -- jobs ------------------------------------------------------------------------------
     def run(
@@ -220,10 +229,13 @@ class Engine:
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
         reporter.family = model.family
-        low_vram = self.low_vram(model.arch)
+        low_vram = self.low_vram(model.arch, model.weights)
         family = libs.family(model.arch)
-        sequential = low_vram and dev.want_sequential(self.info, family, self.low_vram_flag)
-        to_device(model.components, self._placement(model.arch))  # a no-op unless it changed
+        sequential = low_vram and dev.want_sequential(
+            self.info, family, self.low_vram_flag, model.weights
+        )
+        # A no-op unless it changed.
+        to_device(model.components, self._placement(model.arch, model.weights))
         ctx = JobContext(
             job=job,
             model=model,
@@ -250,6 +262,7 @@ class _Sized:
     model: admission.ModelSize
     arch: str | None
     resident: bool  # its weights are loaded already (they cost nothing more)
+    weights: WeightFormat = FULL  # how the checkpoint's denoiser is stored
 
 
 def _upscaler_names(library) -> list[str]:

@@ -46,6 +46,13 @@ def params(entry: ModelEntry) -> int | None:
     return checkpoint_params(entry)
 
 
+def weights(entry: ModelEntry):
+    """The format its denoiser is stored in (GGUF Q4_0, fp8 ...), from its header."""
+    from dreamwire.backend.library.sizes import checkpoint_weights
+
+    return checkpoint_weights(entry)
+
+
 def short_hash(library, entry: ModelEntry) -> str:
     return library.short_hash(entry)
 

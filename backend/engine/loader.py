@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from dreamwire.backend.caching import BoundedCache
-from dreamwire.backend.library.weight_formats import is_compute_dtype
+from dreamwire.backend.library.weight_formats import FULL, WeightFormat, is_compute_dtype
 
 from .device import DeviceInfo, empty_cache
 
@@ -30,6 +30,7 @@ class LoadedModel:
     vae_name: str = ""  # "" = the checkpoint's own VAE
     vae_hash: str = ""
     arch: str = ""  # the catalog's architecture name, e.g. "sd1", "sdxl-base", "tiny-sd1"
+    weights: WeightFormat = FULL  # how its denoiser is stored (the memory plan counts it)
     # Things derived from the model that jobs can share (e.g. prompt-encoder set-up); shared
     # with VAE-swapped copies, dropped with the model.
     cache: dict[Any, Any] = dataclasses.field(default_factory=dict)

@@ -19,6 +19,7 @@ from pathlib import Path
 from dreamwire.backend.library.entries import Format, ModelEntry
 from dreamwire.backend.library.gguf_header import read_gguf_header
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.weight_formats import FP8, FULL, GGUF, WeightFormat
 
 # Key prefixes of what a pipeline loads from a single-file SD1/SD2/SDXL checkpoint, and
 # from ComfyUI's all-in-one Flux checkpoints (text_encoders., vae.).
@@ -60,6 +61,40 @@ def _params(path: Path, fmt: Format, _mtime_ns: int, _size: int) -> int | None:
     except DreamwireError:
         return None  # a damaged file fails clearly when it is loaded
     return None
+
+
+def checkpoint_weights(entry: ModelEntry) -> WeightFormat:
+    """The format the checkpoint's denoiser is stored in (what the loader keeps in memory):
+    a GGUF file's most common quantization among its matrices, fp8 where a safetensors
+    file's matrices are mostly fp8 (kept fp8 by layerwise casting), else the engine's own
+    dtype. Read from the header only; cached per file version."""
+    try:
+        stat = entry.path.stat()
+    except OSError:
+        return FULL
+    return _weights(entry.path, entry.format, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def _weights(path: Path, fmt: Format, _mtime_ns: int, _size: int) -> WeightFormat:
+    from dreamwire.shared.errors import DreamwireError
+
+    if fmt not in (Format.SAFETENSORS, Format.GGUF):
+        return FULL  # a diffusers folder or a pickle loads at the engine's dtype
+    try:
+        header = (read_gguf_header if fmt == Format.GGUF else read_header)(path)
+    except DreamwireError:
+        return FULL
+    counts: dict[str, int] = {}
+    for info in header.tensors.values():
+        if len(info["shape"]) == 2:  # the linear layers: what a quantized file packs
+            counts[info["dtype"]] = counts.get(info["dtype"], 0) + 1
+    if not counts:
+        return FULL
+    dtype = max(counts, key=counts.get)
+    if fmt == Format.GGUF:
+        return GGUF.get(dtype, FULL)
+    return FP8 if dtype.startswith("F8") else FULL
 
 
 def _header_params(path: Path, prefixes: tuple[str, ...] = ("",), reader=read_header) -> int:

@@ -83,3 +83,28 @@ def test_a_lora_on_a_quantized_transformer_is_refused_by_name(engine):
             assert "stored quantized" in err.value.message and model in err.value.message
     finally:
         engine.extensions = []
+
+
+def test_the_memory_plan_counts_the_format_a_file_stores(engine, monkeypatch):
+    # A GGUF Q4 Flux fits a 12 GiB card with model offload where its bf16 original needs
+    # one layer at a time: the engine reads the stored format from the file's header.
+    from dreamwire.backend.engine import device as dev
+    from dreamwire.backend.engine import library_adapter as libs
+
+    formats = {
+        name: libs.weights(libs.checkpoint(engine.library, name))
+        for name in ("flux1-dev-Q4_0", "flux1-dev-fp8", "flux1-dev", "tiny-flux")
+    }
+    assert {k: f.key for k, f in formats.items()} == {
+        "flux1-dev-Q4_0": "Q4_0",
+        "flux1-dev-fp8": "fp8",
+        "flux1-dev": "fp16",
+        "tiny-flux": "fp16",
+    }
+    monkeypatch.setattr(dev, "free_memory", lambda _info: 12 * 2**30)
+    info = engine.info
+    q4, full = formats["flux1-dev-Q4_0"], formats["flux1-dev"]
+    assert dev.want_low_vram(info, "flux", None, q4) and not dev.want_sequential(
+        info, "flux", None, q4
+    )
+    assert dev.want_sequential(info, "flux", None, full)
