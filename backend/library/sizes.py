@@ -38,12 +38,17 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt")
 def checkpoint_params(entry: ModelEntry) -> int | None:
     """Parameters the pipeline for `entry` loads; None when the files cannot tell (a pickle
     checkpoint, an unreadable header)."""
+    return _per_version(entry, _params, None)
+
+
+def _per_version(entry: ModelEntry, read, missing):
+    """`read(path, format, mtime, size)`, cached by it per file version: a submit must not
+    re-read a header every time. `missing` when the file is gone."""
     try:
         stat = entry.path.stat()
     except OSError:
-        return None
-    # Cached per file version: a submit must not re-read a header every time.
-    return _params(entry.path, entry.format, stat.st_mtime_ns, stat.st_size)
+        return missing
+    return read(entry.path, entry.format, stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=64)
@@ -67,12 +72,8 @@ def checkpoint_weights(entry: ModelEntry) -> WeightFormat:
     """The format the checkpoint's denoiser is stored in (what the loader keeps in memory):
     a GGUF file's most common quantization among its matrices, fp8 where a safetensors
     file's matrices are mostly fp8 (kept fp8 by layerwise casting), else the engine's own
-    dtype. Read from the header only; cached per file version."""
-    try:
-        stat = entry.path.stat()
-    except OSError:
-        return FULL
-    return _weights(entry.path, entry.format, stat.st_mtime_ns, stat.st_size)
+    dtype. Read from the header only."""
+    return _per_version(entry, _weights, FULL)
 
 
 @lru_cache(maxsize=64)
