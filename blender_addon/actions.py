@@ -10,7 +10,8 @@ import bpy
 import numpy as np
 
 from dreamwire.shared.codec import decode_png, encode_png
-from dreamwire.shared.native_size import model_family
+from dreamwire.shared.family_support import model_info
+from dreamwire.shared.panel_job import distilled_cfg
 
 from . import bpy_data, connection
 from .core import animation as anim
@@ -53,7 +54,7 @@ def _settings(scene, reference: bool = True) -> GenerationSettings:
     """The panel's settings; with `reference`, the reference image's pixels read now (the
     artist may paint on it while the action runs; every job keeps the same picture)."""
     s = scene.dreamwire.to_settings()
-    s.family = model_family(s.model, connection.welcome())
+    s.info = model_info(s.model, connection.welcome())
     img = scene.dreamwire.reference_image
     if reference and s.reference.enabled and img is not None:
         try:
@@ -423,6 +424,9 @@ def render_animation(context):
         "strength": props.previous_strength,
         "controls": [(c.name, c.weight, c.start, c.end) for c in s.enabled_controls()],
     }
+    distilled = distilled_cfg(s, s.info.family)
+    if distilled is not None:  # only where it travels: older renders keep their fingerprint
+        fingerprint["distilled_cfg"] = distilled
     ref = s.reference
     if ref.enabled and ref.pixels is not None:
         # Frames made with another reference picture are not this render's.

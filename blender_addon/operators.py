@@ -206,8 +206,9 @@ class DREAMWIRE_OT_upscale_image(_ActionOperator, bpy.types.Operator):
     def missing(self, context):
         from .core.upscale import missing_for_upscale
 
-        u = context.scene.dreamwire.to_upscale_settings()
-        return lambda welcome: missing_for_upscale(u, welcome)
+        props = context.scene.dreamwire
+        u, model = props.to_upscale_settings(), props.model
+        return lambda welcome: missing_for_upscale(u, welcome, model)
 
 
 class DREAMWIRE_OT_cancel(bpy.types.Operator):

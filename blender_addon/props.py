@@ -13,6 +13,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from dreamwire.shared.family_presets import DISTILLED_CFG
 from dreamwire.shared.imaging.openpose import KEYPOINT_NAMES
 from dreamwire.shared.job import INPAINT_FILLS
 
@@ -36,6 +37,23 @@ def _welcome_names(kind: str) -> list[str]:
 
     w = connection.welcome()
     return names(getattr(w, kind, [])) if w is not None else []
+
+
+def _model_changed(self, context) -> None:
+    # Another family's model takes that family's steps, CFG, sampler and Distilled CFG
+    # (the backend's welcome; shared.family_presets keeps the artist's per family).
+    from dreamwire.shared.family_presets import FamilyPresets, Sampling
+    from dreamwire.shared.family_support import model_info
+
+    from . import connection
+
+    presets = FamilyPresets.from_json(self.family_presets)
+    current = Sampling(self.steps, round(self.cfg, 4), self.sampler, round(self.distilled_cfg, 4))
+    new = presets.switch(model_info(self.model, connection.welcome()).family, current)
+    self.family_presets = presets.to_json()
+    if new is not None:
+        self.steps, self.cfg, self.sampler = new.steps, new.cfg, new.sampler
+        self.distilled_cfg = new.distilled_cfg
 
 
 def _search_models(self, context, edit_text):
@@ -131,11 +149,24 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         name="Model",
         default="",
         search=_search_models,
-        description="Checkpoint on the backend; empty = its default model",
+        update=_model_changed,
+        description="Checkpoint on the backend; empty = its default model; a model of "
+        "another family switches to that family's steps, CFG and sampler",
     )
+    # Which family the panel's sampling values are for, and those last used with others
+    # (shared.family_presets.FamilyPresets as JSON).
+    family_presets: StringProperty(default="", options={"HIDDEN"})
     sampler: StringProperty(name="Sampler", default="DPM++ 2M Karras", search=_search_samplers)
     steps: IntProperty(name="Steps", default=20, min=1, max=500)
     cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=30.0)
+    distilled_cfg: FloatProperty(
+        name="Distilled CFG",
+        default=DISTILLED_CFG,
+        min=0.0,
+        max=30.0,
+        description="Forge's Distilled CFG Scale: the guidance a guidance-distilled model "
+        "(Flux.1 dev) takes as an input; shown for the families that have it",
+    )
     seed: IntProperty(name="Seed", default=-1, min=-1, description="-1: random")
     width: IntProperty(name="Width", default=512, min=64, max=4096, step=8)
     height: IntProperty(name="Height", default=512, min=64, max=4096, step=8)
@@ -279,6 +310,8 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
             sampler=self.sampler,
             steps=self.steps,
             cfg=self.cfg,
+            # Rounded: Blender keeps floats in single precision (3.5 is exact, 3.3 is not).
+            distilled_cfg=round(self.distilled_cfg, 4),
             seed=self.seed,
             width=self.width,
             height=self.height,

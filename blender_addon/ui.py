@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from dreamwire.shared.families import label as family_label
+from dreamwire.shared.family_support import model_info, refusal
 
 from . import connection
 from .core.job_builder import (
@@ -92,14 +93,21 @@ def draw_panel(layout, context) -> None:
     if w is not None and not names(w.models):
         col.label(text="The backend found no models", icon="ERROR")
     col.prop(props, "sampler")
+    # The model's family as the backend describes it: which settings it takes, what it
+    # cannot run (greyed out, still settable; the actions refuse it with the reason).
+    info = model_info(props.model, w)
     row = col.row(align=True)
     row.prop(props, "steps")
     row.prop(props, "cfg")
+    if info.family.defaults.distilled_cfg is not None:
+        col.prop(props, "distilled_cfg")
     col.prop(props, "seed")
     row = col.row(align=True)
     row.prop(props, "width")
     row.prop(props, "height")
-    col.prop(props, "seamless")
+    row = col.row()
+    row.active = refusal(info, "seamless") is None
+    row.prop(props, "seamless")
     col.prop(props, "two_pass")
 
     # What the backend can run for the chosen model (its welcome's control_types): the
@@ -147,7 +155,7 @@ def draw_panel(layout, context) -> None:
     box = col.box()
     box.label(text="Actions")
     box.operator("dreamwire.generate_texture", icon="TEXTURE")
-    _draw_upscale(box.box(), props)
+    _draw_upscale(box.box(), props, refusal(info, "refine_upscale"))
     row = box.row(align=True)
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")
@@ -182,24 +190,32 @@ def _draw_plan(box, plan) -> None:
     """Which captured controls (and the reference) the generations will use."""
     used = ", ".join(plan.label(n) for n in plan.used) or "none"
     box.label(text=f"Uses: {used}")
+    if plan.refused:  # the family runs no control units: one reason for them all
+        box.label(text=f"Controls: not available for {family_label(plan.family)}", icon="INFO")
+        box.label(text=plan.refused)
+        return
     fam = family_label(plan.family)
     for name, why in plan.skipped.items():
         box.label(text=f"{plan.label(name)}: not available for {fam} models", icon="INFO")
         box.label(text=why)
 
 
-def _draw_upscale(box, props) -> None:
-    """Upscale the Image Editor's image, or the texture Generate Texture made."""
+def _draw_upscale(box, props, refine_refused: str | None) -> None:
+    """Upscale the Image Editor's image, or the texture Generate Texture made; Refine greyed
+    out where the model's family cannot refine tiles (`refine_refused`: why)."""
     box.label(text="Upscale image or texture")
     box.prop(props, "upscale_upscaler")
     row = box.row(align=True)
     row.prop(props, "upscale_factor")
     row.prop(props, "upscale_seamless", text="")
     row = box.row(align=True)
+    row.active = refine_refused is None
     row.prop(props, "upscale_refine")
     sub = row.row(align=True)
     sub.active = props.upscale_refine
     sub.prop(props, "upscale_strength")
+    if refine_refused and props.upscale_refine:
+        box.label(text=refine_refused, icon="INFO")
     box.operator("dreamwire.upscale_image", icon="FULLSCREEN_ENTER")
 
 

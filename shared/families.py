@@ -93,7 +93,7 @@ class FamilyInfo:
     modes: tuple[str, ...] = ()  # job kinds: "txt2img", "img2img", "inpaint", "edit"
     # Features beyond plain generation (the backend's Support flags: "hires_latent",
     # "seamless", "regions", "composable", "prompt_schedules", "variation_seed",
-    # "controlnet", "refine_upscale").
+    # "controlnet", "t2i_adapter", "ip_adapter", "refine_upscale").
     supports: tuple[str, ...] = field(default_factory=tuple)
 
     def to_wire(self) -> dict[str, Any]:
@@ -138,8 +138,11 @@ DEFAULT = SD1  # what an unknown key is treated as (the most common family)
 _GUESS_ORDER = (FLUX, SDXL, SD2)
 
 
-def family(key: str | None) -> ModelFamily:
-    """The family a wire key names; DEFAULT for a key this side does not know."""
+def family(key: str | ModelFamily | None) -> ModelFamily:
+    """The family a wire key names; DEFAULT for a key this side does not know. A family
+    itself (a backend's description of it, FamilyInfo.family) is taken as it is."""
+    if isinstance(key, ModelFamily):
+        return key
     return FAMILIES.get(key or "", DEFAULT)
 
 

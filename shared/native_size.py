@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable
 
 from .events import Welcome
-from .families import FAMILIES, guess_from_name
+from .families import FAMILIES, ModelFamily, guess_from_name
 from .families import family as family_spec
 from .job import HiresFix
 from .model_names import same_model
@@ -37,9 +37,10 @@ def _multiple_of(v: float, multiple: int = 8) -> int:
     return max(multiple, -(-round(v) // multiple) * multiple)
 
 
-def first_pass_size(width: int, height: int, family: str) -> tuple[int, int] | None:
+def first_pass_size(width: int, height: int, family: str | ModelFamily) -> tuple[int, int] | None:
     """The size to sample at before upscaling to width x height, or None when the size is
-    fine for one pass.
+    fine for one pass. `family`: a key of the shared table, or the family as the backend's
+    welcome describes it (its sizes win: shared.family_support.model_info).
 
     Two passes when the region has more pixels than the family samples well at *and* a
     side longer than its largest side (both, as in Krita AI Diffusion, so a long thin
@@ -60,7 +61,7 @@ def first_pass_size(width: int, height: int, family: str) -> tuple[int, int] | N
 def two_pass(
     width: int,
     height: int,
-    family: str,
+    family: str | ModelFamily,
     denoise: float = REFINE_DENOISE,
     upscalers: Iterable[str] | None = None,
 ) -> tuple[int, int, HiresFix | None]:
@@ -80,11 +81,13 @@ def model_family(model: str, welcome: Welcome | None) -> str:
     """The family of `model` ("" = the backend's default) from the backend's welcome
     (`model_families`, `default_model`), else guessed from the name."""
     families = welcome.model_families if welcome is not None else {}
+    # A family this side has no entry for counts when the backend describes it.
+    known_keys = set(FAMILIES) | set(welcome.families if welcome is not None else ())
     name = model or (welcome.default_model if welcome is not None else "")
-    if name in families and families[name] in FAMILIES:
+    if name in families and families[name] in known_keys:
         return families[name]
     # The artist may have typed a file name or a path's stem.
     for known, fam in families.items():
-        if fam in FAMILIES and same_model(name, known):
+        if fam in known_keys and same_model(name, known):
             return fam
     return guess_from_name(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from .families import ModelFamily
 from .job import Job
 
 
@@ -21,13 +22,23 @@ class PanelSampling(Protocol):
     sampler: str
     steps: int
     cfg: float
+    distilled_cfg: float | None  # sent only for a family that takes one (Flux dev)
     seed: int
 
 
-def panel_job(panel: PanelSampling, **fields: Any) -> Job:
+def distilled_cfg(panel: PanelSampling, family: ModelFamily | None) -> float | None:
+    """Job.distilled_cfg: the panel's Distilled CFG for a family that takes one (its
+    defaults have one), else None (other families ignore it; the panel hides it)."""
+    if family is None or family.defaults.distilled_cfg is None or panel.distilled_cfg is None:
+        return None  # None: the model's own default (Flux Fill and Kontext differ from dev)
+    return float(panel.distilled_cfg)
+
+
+def panel_job(panel: PanelSampling, family: ModelFamily | None = None, **fields: Any) -> Job:
     """A Job with the panel's prompt, model and sampling, an artist's (interactive)
     priority, and `fields` (size, pictures, controls, tag ...; they win over the panel's).
-    Not validated: the caller may still change it, then validates."""
+    `family`: the model's (the backend's description), for the settings only some
+    families take. Not validated: the caller may still change it, then validates."""
     base: dict[str, Any] = {
         "prompt": str(panel.prompt),
         "negative": str(panel.negative),
@@ -35,6 +46,7 @@ def panel_job(panel: PanelSampling, **fields: Any) -> Job:
         "sampler": str(panel.sampler),
         "steps": int(panel.steps),
         "cfg": float(panel.cfg),
+        "distilled_cfg": distilled_cfg(panel, family),
         "seed": int(panel.seed),
         "priority": "interactive",
     }

@@ -40,6 +40,24 @@ def tiny_models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def flux_root(tmp_path_factory) -> Path:
+    """A models root holding the tiny Flux.1 dev, Fill and Kontext as diffusers folders
+    (apart from tiny_models, so the tests over that root see the models they always did;
+    the hosts' test backends take both roots)."""
+    from dreamwire.backend.tiny.flux import flux_components, write_flux_diffusers_folder
+
+    root = tmp_path_factory.mktemp("flux-models")
+    checkpoints = root / "models" / "Stable-diffusion"
+    write_flux_diffusers_folder(flux_components(), checkpoints / "tiny-flux")
+    fill = "tiny-flux-fill"
+    write_flux_diffusers_folder(flux_components(fill), checkpoints / fill, arch=fill)
+    # Kontext has dev's architecture; the tiny one shares tiny-flux's weights.
+    kontext = "tiny-flux-kontext"
+    write_flux_diffusers_folder(flux_components(), checkpoints / kontext, arch=kontext)
+    return root
+
+
+@pytest.fixture(scope="session")
 def library(tiny_models):
     """A model library over the tiny models root."""
     from dreamwire.backend.library import ModelLibrary

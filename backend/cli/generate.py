@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamwire import catalog
 from dreamwire.backend.cli import unit_args
 from dreamwire.backend.cli.engine_options import (
     add_engine_arguments,
@@ -20,6 +21,9 @@ from dreamwire.backend.cli.engine_options import (
     build_engine,
 )
 from dreamwire.backend.cli.image_files import open_image
+from dreamwire.shared import families
+from dreamwire.shared.errors import DreamwireError
+from dreamwire.shared.families import ModelFamily
 from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
@@ -41,11 +45,17 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--prompt", default="")
     p.add_argument("--negative", default="")
+    # Sampling flags left out take the model family's defaults (SD: DPM++ 2M Karras, 20
+    # steps, CFG 7; Flux: Euler, CFG 1, Distilled CFG 3.5), as a host panel switches to them.
+    p.add_argument("--sampler", default=None, help="A1111 sampler name (default: the family's)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--cfg", type=float, default=None)
     p.add_argument(
-        "--sampler", default=Job.sampler, help=f"A1111 sampler name (default {Job.sampler!r})"
+        "--distilled-cfg",
+        type=float,
+        default=None,
+        help="Forge's Distilled CFG Scale, for models that take one (Flux dev: 3.5)",
     )
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--cfg", type=float, default=7.0)
     p.add_argument("--seed", type=int, default=-1, help="-1: random (the chosen seed is printed)")
     p.add_argument("--subseed", type=int, default=-1)
     p.add_argument("--subseed-strength", type=float, default=0.0)
@@ -160,11 +170,41 @@ def read_image(path: Path, what: str, mode: str = "RGB") -> np.ndarray:
     return arr.copy() if mode == "L" else np.ascontiguousarray(arr)
 
 
-def build_job(args: argparse.Namespace) -> Job:
+def with_family_defaults(args: argparse.Namespace, family: ModelFamily) -> argparse.Namespace:
+    """The sampling flags the artist left out, filled from the model family's defaults
+    (the Distilled CFG is the model's: Flux Fill and Kontext have their own)."""
+    d = family.defaults
+    for name in ("sampler", "steps", "cfg"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(d, name))
+    return args  # --distilled-cfg left out stays None: the model's own default
+
+
+def model_family(args: argparse.Namespace) -> ModelFamily:
+    """The family of the model the job will run on: from the library's scan (file headers,
+    nothing loaded) when it runs here; guessed from the name for a server (whose welcome
+    the wire client does not have before the job is built)."""
+    if not args.server:
+        from dreamwire.backend.library import Kind, ModelLibrary
+
+        library = ModelLibrary(model_roots(args))
+        try:
+            entry = library.find(Kind.CHECKPOINT, args.model or library.default_checkpoint().name)
+        except DreamwireError:
+            entry = None  # the engine says which model is missing, with the names it has
+        if entry is not None:
+            return families.family(catalog.family_of(entry.arch))
+    return families.family(families.guess_from_name(args.model))
+
+
+def build_job(args: argparse.Namespace, family: ModelFamily | None = None) -> Job:
     # The flags name the prompt and sampling settings as a host panel does (PanelSampling),
     # so they map onto the Job through the hosts' one mapping; the rest are the CLI's own.
+    if family is None:
+        family = families.family(families.guess_from_name(args.model))
     job = panel_job(
-        args,
+        with_family_defaults(args, family),
+        family,
         mode=None if args.mode is None else JobMode(args.mode),
         priority=Job.priority,  # not an artist waiting at a panel
         vae=args.vae,
@@ -294,7 +334,7 @@ def run_remote(args: argparse.Namespace, job: Job, on_progress):
 def main(args: argparse.Namespace) -> int:
     from dreamwire.backend.store import ResultStore
 
-    job = build_job(args)
+    job = build_job(args, model_family(args))
     bar = Bar(quiet=args.json)
     try:
         result = (run_remote if args.server else run_local)(args, job, bar)

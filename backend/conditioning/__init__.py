@@ -6,7 +6,7 @@ by name):
 
   embedding_conditioner     textual-inversion embeddings (embeddings.py)
   lora_conditioner          LoRA and LyCORIS weights, patched for the job and restored
-                            exactly (lora.py)
+                            exactly (lora.py; Flux's key names: lora_flux_keys.py)
   controlnet_conditioner    ControlNet 1.0/1.1, diffusers and Union/ProMax units: a stack
                             per pass as the pipeline's `controlnet` component (controlnet.py,
                             union.py, controlnet_files.py)
@@ -15,16 +15,25 @@ by name):
   ip_adapter_conditioner    IP-Adapter units, plain, plus, Style/Composition: loaded into the
                             UNet for the job (ip_adapter.py, ip_adapter_files.py,
                             ip_adapter_blocks.py)
+  redux_conditioner         Flux Redux: a Flux model's reference units as SigLIP image tokens
+                            after T5's prompt tokens (redux_files.py, redux_window.py)
 
 The three unit kinds share the resolution of a job's control units to files
 (unit_resolution.py; the file's info class, unit_file.py, says which kind runs it), the
 control images (units.py, control_image.py, on_canvas.py, preprocess.py), the start/end
 window clock (window.py), the loaded-model cache of ControlNets and T2I-Adapters
-(net_cache.py), and the infotext entries (unit_infotext.py). capabilities.py says which
+(net_cache.py), the infotext entries (unit_infotext.py), and the original (LDM) UNet module
+names that several file layouts use (ldm_names.py). capabilities.py says which
 control types the backend can serve, observer.py lets a builder watch the stacks.
 
 `engine_extensions()` is what the CLI and the server hand the Engine
 (backend/cli/engine_options.py `build_engine`); the engine never imports this package.
+Regions and AND prompts are conditioners too, but the engine's own
+(backend/engine/composition.py): their maths is part of the guidance step and needs no file.
+What differs per model family (pipeline classes, LoRA lineage, IP-Adapter block numbering,
+the text width an add-on file's shapes show) comes from the family's spec
+(backend/families); the one table still keyed by family name is capabilities.py's example
+file names for the welcome's "control_missing" hints.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ def engine_extensions(observer=None) -> list:
     from .ip_adapter_conditioner import IPAdapterConditioner
     from .lora_conditioner import LoraConditioner
     from .net_cache import NetCache
+    from .redux_conditioner import ReduxConditioner
     from .t2i_conditioner import T2IAdapterConditioner
 
     nets = NetCache(2)  # ControlNets and T2I-Adapters together, as one cache
@@ -46,6 +56,7 @@ def engine_extensions(observer=None) -> list:
         # Unit kinds in the order a pass attaches them (the IP-Adapter loads into the UNet
         # before the T2I-Adapter hooks it); units resolve in the job's order whatever this is.
         IPAdapterConditioner(observer=observer),
+        ReduxConditioner(observer=observer),  # Flux's reference units (the family spec's)
         T2IAdapterConditioner(nets, observer),
         ControlNetConditioner(nets, observer),
         # Last: its "Lora hashes" follow the units' "ControlNet N" in the infotext, as A1111

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+from dreamwire.backend.families import Reference, spec_for
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
 
-from . import controlnet_files, ip_adapter_blocks, ip_adapter_files
+from . import controlnet_files, ip_adapter_blocks, ip_adapter_files, redux_files
 from .files import library_entries, mtime
 from .ip_adapter_files import IPAdapterInfo
 
@@ -55,7 +56,20 @@ EXAMPLES = {
         },
         "ip-adapter": "ip-adapter_sdxl_vit-h",
     },
+    # Shakker's Union-Pro 2.0 (no mode input) serves the edge, depth and pose types; tile
+    # needs the first Union-Pro (mode 1).
+    "flux": {
+        **{
+            t: "FLUX.1-dev-ControlNet-Union-Pro-2.0"
+            for t in ("canny", "lineart", "lineart_anime", "mlsd", "softedge", "scribble")
+            + ("depth", "openpose")
+        },
+        "tile": "FLUX.1-dev-ControlNet-Union-Pro",
+    },
 }
+# A denoiser config's entries that ControlNet compatibility depends on (UNet, transformer).
+_SHAPE_KEYS = ("cross_attention_dim", "addition_embed_type", "block_out_channels")
+_SHAPE_KEYS += ("num_attention_heads", "attention_head_dim", "joint_attention_dim")
 
 Pick = Callable[..., controlnet_files.AnyUnitFile]
 
@@ -75,6 +89,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
             sorted((str(p), mtime(p)) for p in available.values()),
             sorted(available),
             [(str(p), mtime(p)) for p in encoders],
+            [(str(p), mtime(p)) for p in redux_files.style_model_files(library)],
             {f: [json.dumps(c, sort_keys=True) for c in cs] for f, cs in sorted(configs.items())},
         ]
     )
@@ -94,6 +109,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
                 served[family][kind] = found
             else:
                 missing[family][kind] = why
+    _serve_redux(library, served, missing)
     value = {"control_types": served, "control_missing": missing}
     _CACHE.update(key=key, value=value)
     return value
@@ -104,6 +120,14 @@ def _serve(kind, family, unet_config, available, roots, pick) -> tuple[str | Non
     model = SimpleNamespace(name=f"{label} models", family=family)
     example = EXAMPLES.get(family, {}).get(ip_adapter_blocks.file_type(kind))
     hint = f" (e.g. {example}.safetensors)" if example else ""
+    spec = spec_for(family)
+    flag = "ip_adapter" if kind in ip_adapter_blocks.TYPES else "controlnet"
+    if not getattr(spec.support, flag):
+        return None, spec.refusal(flag).message
+    if kind in ip_adapter_blocks.TYPES and spec.reference is not Reference.IP_ADAPTER:
+        # Another kind runs the family's reference units (_serve_redux); it has no
+        # Style/Composition maps.
+        return None, f"{label} reference units have no {kind.removeprefix('ip-adapter-')} mode"
     if kind in ip_adapter_blocks.TYPES:
         return _serve_ip_adapter(label, unet_config, available, roots, model, hint)
     # Pickled ControlNets (.pth) have no header: reading one means unpickling the whole
@@ -153,6 +177,31 @@ def _serve_ip_adapter(label, unet_config, available, roots, model, hint):
     return None, why
 
 
+def _serve_redux(library, served, missing) -> None:
+    """Families whose reference units run Flux Redux (the family spec's `reference`), for
+    the library's checkpoints of them: the reference type, served by Redux + SigLIP."""
+    from dreamwire import catalog
+    from dreamwire.backend.families import Reference, spec_for
+
+    redux = {
+        family
+        for e in library.entries("checkpoint")
+        if e.arch
+        and (family := catalog.family_of(e.arch))
+        and spec_for(family).reference is Reference.REDUX
+    }
+    if not redux:
+        return
+    found, why = redux_files.served(library)
+    for family in sorted(redux):
+        kind = ip_adapter_blocks.REFERENCE
+        if found:
+            served.setdefault(family, {})[kind] = found
+            missing.get(family, {}).pop(kind, None)
+        else:
+            missing.setdefault(family, {})[kind] = why
+
+
 def _family_configs(library) -> dict[str, list[dict]]:
     """Each family's distinct UNet shapes (what ControlNet compatibility depends on), from
     the catalog config of each checkpoint's architecture or a diffusers folder's own."""
@@ -160,26 +209,24 @@ def _family_configs(library) -> dict[str, list[dict]]:
 
     out: dict[str, list[dict]] = {}
     for entry in library.entries("checkpoint"):
-        cfg = _unet_config(entry, catalog)
+        cfg = _denoiser_config(entry, catalog)
         if cfg is None:
             continue
-        slim = {
-            k: cfg.get(k)
-            for k in ("cross_attention_dim", "addition_embed_type", "block_out_channels")
-        }
+        slim = {k: cfg[k] for k in _SHAPE_KEYS if k in cfg}
         bucket = out.setdefault(catalog.family_of(entry.arch), [])
         if slim not in bucket:
             bucket.append(slim)
     return out
 
 
-def _unet_config(entry, catalog) -> dict | None:
+def _denoiser_config(entry, catalog) -> dict | None:
     path = Path(entry.path)
-    candidates = [path / "unet" / "config.json"] if path.is_dir() else []
+    denoiser = spec_for(catalog.family_of(entry.arch)).denoiser  # "unet" or "transformer"
+    candidates = [path / denoiser / "config.json"] if path.is_dir() else []
     arch = entry.arch or ""
     for name in (arch, arch.split("-in")[0], arch.removesuffix("-ip2p").removesuffix("-depth")):
         try:
-            candidates.append(catalog.config_dir(name) / "unet" / "config.json")
+            candidates.append(catalog.config_dir(name) / denoiser / "config.json")
         except KeyError:
             continue
     for cfg_path in candidates:

@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from functools import partial
 
 from dreamwire.backend.engine.hooks import JobContext, PassPart
+from dreamwire.backend.families import spec_for
 
-from . import union, units
+from . import flux_controlnet, union, units
 from .controlnet_files import ControlNetInfo
+from .flux_control_stack import FluxControlStack
 from .net_cache import NetCache
 from .observer import CONTROLNET, StackObserver
 from .unit_resolution import (
@@ -43,6 +45,10 @@ class ControlNetConditioner(UnitConditioner):
         self, ctx: JobContext, resolved: list[ResolvedUnit], mode: str
     ) -> Iterator[PassPart]:
         job, model = ctx.job, ctx.model
+        controlnets = spec_for(model.family).controlnets
+        if controlnets.model_class == flux_controlnet.MODEL_CLASS:
+            yield self._flux_pass(ctx, resolved, mode, controlnets)
+            return
         hires = hires_pass(ctx, mode)
         nets, stack_units, images = [], [], []
         for r in resolved:
@@ -58,15 +64,45 @@ class ControlNetConditioner(UnitConditioner):
         )
         self.observer.attached(CONTROLNET, stack)
         n = len(nets)
-        key = "image" if mode == "txt2img" else "control_image"
         call = {
-            key: images,
+            controlnets.image_key(mode): images,
             "controlnet_conditioning_scale": [1.0] * n,
             "control_guidance_start": [0.0] * n,
             "control_guidance_end": [1.0] * n,
         }
         # The stack is the pass's own pipeline component: nothing to restore after it.
         yield PassPart({"controlnet": stack}, call, stack.clock.step_hook)
+
+    def _flux_pass(self, ctx: JobContext, resolved: list[ResolvedUnit], mode: str, controlnets):
+        """Flux: one FluxControlNetModel call per unit (flux_control_stack.py), the units'
+        Union modes from the family spec's table."""
+        nets, stack_units, images, modes = [], [], [], []
+        for i, r in enumerate(resolved):
+            nets.append(self.nets.get(r.info, ctx.model, ctx.device))
+            stack_units.append(units.stack_unit(r.unit, r.info, False))
+            # The Flux ControlNet pipelines VAE-encode a tensor control image as given, so it
+            # goes in as the VAE takes pixels, in [-1, 1] (their image processor's own
+            # normalisation of a picture, 2x - 1).
+            images.append(2.0 * pass_image(ctx, r) - 1.0)
+            where = f"control unit {i} ({r.unit.type})"
+            union = flux_controlnet.union_kind(r.info)
+            modes.append(
+                flux_controlnet.control_mode(r.unit.type, r.info, ctx.model.family, where)
+                if union
+                else None
+            )
+        stack = FluxControlStack(nets, stack_units, on_ran=partial(self.observer.ran, CONTROLNET))
+        self.observer.attached(CONTROLNET, stack)
+        n = len(nets)
+        call = {
+            controlnets.image_key(mode): images,
+            "control_mode": modes,
+            # Weights and windows are the stack's (A1111's rule); the pipeline's are neutral.
+            "controlnet_conditioning_scale": [1.0] * n,
+            "control_guidance_start": [0.0] * n,
+            "control_guidance_end": [1.0] * n,
+        }
+        return PassPart({"controlnet": stack}, call, stack.clock.step_hook)
 
     def capabilities(self, library) -> dict:
         """The welcome's control_types / control_missing (capabilities.py)."""

@@ -25,14 +25,14 @@ from typing import Any
 
 import torch
 
+from dreamwire.backend.families import label_for_width, spec_for
+from dreamwire.backend.library import flux_controlnet as flux_controlnet_headers
 from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import label as family_label
 
 from . import files, ip_adapter_files, t2i_adapter
 from .unit_file import UnitFile
-
-FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
 
 
 def family_from_name(name: str) -> str | None:
@@ -61,8 +61,11 @@ class ControlNetInfo(UnitFile):
 
     @property
     def family(self) -> str:
-        if self.context_dim in FAMILY_BY_WIDTH:
-            return FAMILY_BY_WIDTH[self.context_dim]
+        if self.layout in _flux().LAYOUTS:
+            return family_label("flux")
+        by_width = label_for_width(self.context_dim)
+        if by_width:
+            return by_width
         by_name = family_from_name(self.name)
         if by_name:
             return by_name
@@ -78,6 +81,10 @@ UNSUPPORTED = {
     "through t2ia_style_clipvision, not a control image)",
     "control_lora": "a Control-LoRA (Stability's ControlNet LoRA)",
     "lllite": "a kohya ControlNet-LLLite model",
+    # diffusers 0.42 loads Flux ControlNets from diffusers-keyed weights only (no single-file
+    # loader or converter for XLabs' BFL-keyed files).
+    "flux_xlabs": "an XLabs Flux ControlNet (BFL key layout, which diffusers cannot load); use "
+    "an InstantX/Shakker Flux ControlNet (diffusers weights)",
     "unknown": "not a ControlNet Dreamwire recognises",
 }
 
@@ -85,6 +92,9 @@ UNSUPPORTED = {
 def _layout(keys: set[str]) -> str:
     if ip_adapter_files.is_ip_adapter(keys):
         return "ip_adapter"
+    flux = flux_controlnet_headers.layout(keys)  # before "original": XLabs' has a hint block
+    if flux:
+        return flux
     if any(k.startswith("lllite_") for k in keys):
         return "lllite"
     if any("lora_controlnet" in k for k in keys) or any(".up" in k and "lora" in k for k in keys):
@@ -152,6 +162,10 @@ def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
             raise DreamwireError(
                 ErrorCode.MODEL_CORRUPT, f"ControlNet {path.name}: unreadable config.json ({exc})"
             ) from None
+        if flux_controlnet_headers.is_folder_config(cfg):
+            info = ControlNetInfo(name=name, path=path, type=kind, layout="flux_folder")
+            _flux().describe(info, cfg)
+            return info
         if t2i_adapter.is_adapter_folder(cfg):
             return t2i_adapter.AdapterInfo(
                 name=name, path=path, type=kind, adapter=t2i_adapter.inspect_folder(cfg)
@@ -200,6 +214,9 @@ def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
             ip_adapter=None if pickled else ip_adapter_files.inspect_shapes(shapes, name),
         )
     info = ControlNetInfo(name=name, path=path, type=kind, layout=layout, pickled=pickled)
+    if layout == "flux":
+        _flux().describe_file(info, shapes)
+        return info
     _fill_from_shapes(info, shapes)
     if info.layout == "union":
         _union().describe(info, shapes)
@@ -219,6 +236,12 @@ def pickled_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return data
 
 
+def _flux():
+    from . import flux_controlnet  # Flux ControlNets (imports the family specs)
+
+    return flux_controlnet
+
+
 def _union():
     from . import union  # ControlNet Union models (imports diffusers; only when needed)
 
@@ -230,8 +253,8 @@ def check_supported(info: AnyUnitFile) -> None:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
-            "files (original layout), diffusers ControlNets, T2I-Adapters (full, light and "
-            "SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
+            "files (original layout), diffusers ControlNets (SD and Flux), T2I-Adapters (full, "
+            "light and SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
         )
     if not isinstance(info, ControlNetInfo) and info.pickled:
         # Unlike ControlNet 1.1's .pth files, adapters come as .safetensors (A1111's
@@ -244,7 +267,32 @@ def check_supported(info: AnyUnitFile) -> None:
 def check_compatible(
     info: AnyUnitFile, unet_config: dict, model_name: str, model_family: str
 ) -> None:
-    """MODEL_MISMATCH unless the file was made for the base model's architecture."""
+    """MODEL_MISMATCH unless the file was made for the base model's architecture
+    (`unet_config`: the base model's denoiser config, its UNet or its transformer)."""
+    base_class = spec_for(model_family).controlnets.model_class
+    net_class = (
+        _flux().MODEL_CLASS
+        if isinstance(info, ControlNetInfo) and info.layout in _flux().LAYOUTS
+        else "ControlNetModel"
+    )
+    if net_class != base_class or base_class == _flux().MODEL_CLASS:
+        problems = [] if net_class != base_class else _flux().mismatch(info, unet_config)
+        if net_class == base_class and not problems:
+            return
+        what = (
+            "ControlNet"
+            if isinstance(info, ControlNetInfo)
+            else "T2I-Adapter"
+            if isinstance(info, t2i_adapter.AdapterInfo)
+            else "IP-Adapter"
+        )
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH,
+            f"{what} {info.name} is for {info.family} but {model_name} is a "
+            f"{family_label(model_family)} model{detail}; pick one made for "
+            f"{family_label(model_family)}",
+        )
     if isinstance(info, ip_adapter_files.IPAdapterInfo):
         if info.ip_adapter is None:
             return  # a pickle: check_supported refuses it
@@ -345,6 +393,8 @@ def load(
         return t2i_adapter.load(info.path, info.adapter, info.name, dtype, device)
     if info.layout in _union().LAYOUTS:
         return _union().load(info, unet_config, dtype, device)
+    if info.layout in _flux().LAYOUTS:
+        return _flux().load(info, unet_config, dtype, device)
     try:
         if info.layout == "diffusers_folder":
             net = ControlNetModel.from_pretrained(

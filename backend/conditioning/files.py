@@ -100,6 +100,19 @@ def load_pickled(path: Path, what: str) -> Any:
         ) from None
 
 
+def load_weights(model: torch.nn.Module, state: dict[str, Any], what: str) -> None:
+    """`state` into `model`, every weight accounted for (transformers' position_ids buffers
+    may be in a file or not); MODEL_CORRUPT otherwise."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT,
+            f"{what}: {len(missing)} missing and {len(unexpected)} unexpected weights",
+        )
+
+
 def library_entries(library, kind: str) -> dict[str, Path]:
     """name -> path for one kind of the model library (LoRA, ControlNet, embedding)."""
     if library is None:

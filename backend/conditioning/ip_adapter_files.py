@@ -29,12 +29,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dreamwire.backend.families import label_for_width
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files
 from .unit_file import UnitFile
 
-FAMILY_BY_WIDTH = {768: "SD1.x", 1024: "SD2.x", 2048: "SDXL"}
 # (hidden width, projection width) -> the encoder's usual name, and the attention heads a
 # width implies (heads do not show in the shapes).
 ENCODER_NAMES = {
@@ -80,7 +80,7 @@ class IPAdapterFile:
 
     @property
     def family(self) -> str:
-        return FAMILY_BY_WIDTH.get(self.cross_dim, f"a {self.cross_dim}-wide model")
+        return label_for_width(self.cross_dim) or f"a {self.cross_dim}-wide model"
 
     @property
     def encoder_label(self) -> str:
@@ -329,15 +329,7 @@ def load_encoder(enc: EncoderFile, dtype, device):
 
     state = files.load_tensors(enc.path, "CLIP vision encoder")
     model = CLIPVisionModelWithProjection(enc.config())
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("position_ids")]
-    unexpected = [k for k in unexpected if not k.endswith("position_ids")]
-    if missing or unexpected:
-        raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT,
-            f"CLIP vision encoder {enc.path.name}: {len(missing)} missing and "
-            f"{len(unexpected)} unexpected weights",
-        )
+    files.load_weights(model, state, f"CLIP vision encoder {enc.path.name}")
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 

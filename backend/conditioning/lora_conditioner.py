@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dreamwire.backend.engine.hooks import Conditioner, JobContext
+from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import hashing
+from dreamwire.backend.library.weight_formats import stored_compressed
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_hashes
 
 from . import lora
@@ -32,6 +35,14 @@ class LoraConditioner(Conditioner):
         requests = ctx.plan.loras
         if not requests:
             return None
+        denoiser = ctx.model.components.get(spec_for(ctx.model.family).denoiser)
+        if denoiser is not None and stored_compressed(denoiser):
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"LoRAs cannot be applied to {ctx.model.name}: its weights are stored "
+                "quantized (GGUF or fp8), and adding to them would round the LoRA away or "
+                "corrupt them; use an fp16/bf16 copy of the model for LoRAs",
+            )
         available = library_entries(ctx.library, "lora")
         files, hashes = [], {}
         for r in requests:

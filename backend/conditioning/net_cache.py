@@ -12,6 +12,7 @@ from . import controlnet_files
 from .controlnet_files import ControlNetInfo
 from .files import mtime
 from .t2i_adapter import AdapterInfo
+from .unit_resolution import denoiser_config
 
 
 class NetCache:
@@ -21,7 +22,7 @@ class NetCache:
     def get(self, info: ControlNetInfo | AdapterInfo, model, device) -> Any:
         """The file's model for `model`'s UNet on `device` (DeviceInfo), loaded once."""
         key = (str(info.path), mtime(info.path), str(device.device), str(device.dtype), model.arch)
-        unet_config = dict(model.components["unet"].config)
+        unet_config = denoiser_config(model)
         return self._nets.get(
             key, lambda: controlnet_files.load(info, unet_config, device.dtype, device.device)
         )[0]

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import Conditioner, JobContext
+from dreamwire.backend.families import Reference, spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 from dreamwire.shared.job_mode import JobMode
@@ -26,8 +27,10 @@ from dreamwire.shared.model_names import strip_suffix
 
 from . import (
     controlnet_files,
+    flux_controlnet,
     ip_adapter_blocks,
     ip_adapter_files,
+    redux_files,
     union,
     unit_infotext,
     units,
@@ -54,7 +57,8 @@ def inspect_cached(path: Path, name: str) -> AnyUnitFile:
 class ResolvedUnit:
     unit: ControlUnit
     info: AnyUnitFile  # its class says the kind: ControlNetInfo, AdapterInfo, IPAdapterInfo
-    encoder: ip_adapter_files.EncoderFile | None = None  # the CLIP encoder of an IP-Adapter
+    # The image encoder: an IP-Adapter's CLIP, Flux Redux's SigLIP.
+    encoder: ip_adapter_files.EncoderFile | redux_files.SiglipFile | None = None
 
 
 @dataclass
@@ -89,14 +93,36 @@ class UnitConditioner(Conditioner):
         return [r for r in resolve_units(ctx) if isinstance(r.info, self.runs)] or None
 
 
+def denoiser_config(model) -> dict:
+    """The base model's UNet or transformer config: what its ControlNets must match."""
+    return dict(model.components[spec_for(model.family).denoiser].config)
+
+
+# Which Support flag (families/spec.py) a unit's file needs beyond `controlnet` (checked at
+# plan time): a unit's type does not say that a T2I-Adapter serves it.
+_KIND_FLAGS = ((AdapterInfo, "t2i_adapter"),)
+
+
+def _check_family_runs(info, family: str, where: str) -> None:
+    spec = spec_for(family)
+    for cls, flag in _KIND_FLAGS:
+        if isinstance(info, cls) and not getattr(spec.support, flag):
+            refusal = spec.refusal(flag)
+            raise DreamwireError(refusal.code, f"{where}: {info.name}: {refusal.message}")
+
+
 def _resolve(ctx) -> list[ResolvedUnit]:
     model = ctx.model
-    unet_config = dict(model.components["unet"].config)
+    unet_config = denoiser_config(model)
     available = library_entries(ctx.library, "controlnet")
+    redux = spec_for(model.family).reference is Reference.REDUX
     resolved = []
     for i, unit in enumerate(ctx.controls):
         where = f"control unit {i} ({unit.type})"
         units.check_image(unit, where)
+        if redux and unit.type in ip_adapter_blocks.TYPES:  # the family's reference kind
+            resolved.append(ResolvedUnit(unit, *redux_files.resolve_unit(ctx, unit, where)))
+            continue
         if unit.model:
             path = available.get(unit.model) or available.get(strip_suffix(unit.model))
             if path is None:
@@ -109,9 +135,18 @@ def _resolve(ctx) -> list[ResolvedUnit]:
         else:
             info = pick(unit.type, available, unet_config, model, where)
         controlnet_files.check_supported(info)
+        _check_family_runs(info, model.family, where)
         controlnet_files.check_compatible(info, unet_config, model.name, model.family)
         if union.is_union(info):
             union.control_mode(unit.type, info, where)  # a mode the model has, or fail now
+        if flux_controlnet.union_kind(info):
+            flux_controlnet.control_mode(unit.type, info, model.family, where)
+        if flux_controlnet.is_flux(info) and unit.control_mode != "balanced":
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"{where}: control mode {unit.control_mode!r} (A1111's soft injection into a "
+                "UNet's residuals) has no Flux meaning; use balanced",
+            )
         encoder = _ip_encoder(ctx, unit, info, where)
         if info.type is not None and info.type != ip_adapter_blocks.file_type(unit.type):
             # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
@@ -205,11 +240,14 @@ def unions(kind, available, unet_config, model, where) -> list:
     for name, path in sorted(available.items()):
         try:  # headers only, cached
             info = inspect_cached(path, name)
-            if not union.is_union(info):
+            if not (union.is_union(info) or flux_controlnet.union_kind(info)):
                 continue
             controlnet_files.check_supported(info)
             controlnet_files.check_compatible(info, unet_config, model.name, model.family)
-            union.control_mode(kind, info, where)
+            if union.is_union(info):
+                union.control_mode(kind, info, where)
+            else:
+                flux_controlnet.control_mode(kind, info, model.family, where)
         except DreamwireError:
             continue
         found.append(info)
@@ -220,7 +258,7 @@ def unions(kind, available, unet_config, model, where) -> list:
 def offers(ctx, kind: str) -> bool:
     """Whether a `kind` unit naming no model would find a file for ctx's model."""
     available = library_entries(ctx.library, "controlnet")
-    unet_config = dict(ctx.model.components["unet"].config)
+    unet_config = denoiser_config(ctx.model)
     try:
         pick(kind, available, unet_config, ctx.model, f"{kind} unit")
     except DreamwireError:

@@ -38,6 +38,8 @@ import torch
 
 from dreamwire.backend.prompts import extract_extra_networks, is_composable, split_subprompts
 
+from . import regions
+from .hooks import PassCall
 from .prompting import StepEmbeds
 
 # UNet / ControlNet keyword inputs that carry one row per batch entry, laid out like the
@@ -66,23 +68,22 @@ def unet_batch(images: int, subprompts: int) -> int:
 class Composer:
     """One pass's widening hooks and the embeddings of the step being run."""
 
-    def __init__(
-        self,
-        pipe,
-        images: int,
-        cfg_scale: float,
-        current: StepEmbeds,
-        masks: torch.Tensor | None = None,
-    ):
-        self.pipe = pipe
-        self.images = images
-        self.cfg_scale = cfg_scale
-        self.current = current
+    def __init__(self, call: PassCall, masks: torch.Tensor | None = None):
+        self.pipe = call.pipe
+        self.images = call.images
+        self.cfg_scale = call.cfg
+        self._call = call  # the step being run: its embeddings are `current`
         # Regions: one filter per subprompt (k x H x W, any resolution), None = all ones.
         self.masks = masks
         self._latent_masks: tuple[tuple, torch.Tensor] | None = None
         self.calls = 0  # UNet evaluations (tests, logs)
         self._pending = True  # the layout the UNet's current call came in (CFG or not)
+
+    @property
+    def current(self) -> StepEmbeds:
+        """The embeddings of the schedule step being run (the pass's step callback moves
+        PassCall.step on)."""
+        return self._call.embeds()
 
     @property
     def k(self) -> int:
@@ -197,11 +198,9 @@ class Composer:
         """The region filters on `like`'s latent grid (k x h x w), kept while the size holds."""
         if self.masks is None:
             return None
-        from .regions import to_latent
-
         key = (like.shape[-2], like.shape[-1], like.device, like.dtype)
         if self._latent_masks is None or self._latent_masks[0] != key:
-            latent = to_latent(self.masks, like.shape[-2], like.shape[-1])
+            latent = regions.to_latent(self.masks, like.shape[-2], like.shape[-1])
             self._latent_masks = (key, latent.to(device=like.device, dtype=like.dtype))
         return self._latent_masks[1]
 

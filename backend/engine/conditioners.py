@@ -17,7 +17,7 @@ from typing import Any
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import pipelines
-from .hooks import Conditioner, JobContext, PassPlan
+from .hooks import CallHook, Conditioner, JobContext, PassPlan
 
 
 @contextmanager
@@ -42,6 +42,8 @@ def attached_to_pass(
     by name; on exit the hooks are removed and each conditioner restores what it changed."""
     components: dict[str, Any] = {}
     call_kwargs: dict[str, Any] = {}
+    prompt_tokens: list[Any] = []
+    around_call: list[CallHook] = []
     with ExitStack() as stack:
         for conditioner in conditioners:
             if conditioner not in ctx.resolved:
@@ -51,14 +53,20 @@ def attached_to_pass(
                 continue
             _merge(components, part.components, conditioner.name)
             _merge(call_kwargs, part.call_kwargs, conditioner.name)
+            if part.prompt_tokens is not None:
+                prompt_tokens.append(part.prompt_tokens)
             if part.step_hook is not None:
                 ctx.step_hooks.register(conditioner.name, part.step_hook)
                 stack.callback(ctx.step_hooks.remove, conditioner.name)
+            if part.around_call is not None:
+                around_call.append(part.around_call)
         controlnet = "controlnet" in components
         pipe_cls = pipelines.pipeline_class(
             ctx.model.family, mode, controlnet=controlnet, arch=ctx.model.arch
         )
-        yield PassPlan(pipe_cls, components, call_kwargs)
+        yield PassPlan(
+            pipe_cls, components, call_kwargs, prompt_tokens=prompt_tokens, around_call=around_call
+        )
 
 
 def _merge(into: dict[str, Any], part: dict[str, Any], name: str) -> None:

@@ -23,7 +23,7 @@ from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.result import JobResult, Progress
 
-from . import admission, conditioners, host_memory, planning, runner, sd_upscale
+from . import admission, composition, conditioners, host_memory, planning, runner, sd_upscale
 from . import device as dev
 from . import library_adapter as libs
 from .hooks import Conditioner, JobContext
@@ -54,6 +54,8 @@ class Engine:
         # The conditioners, injected by whoever builds the engine (cli.engine_options
         # .build_engine): the engine knows their interface, never the packages behind it.
         self.extensions = list(extensions or ())
+        # The engine's own conditioners (regions, AND prompts), run after the injected ones.
+        self.builtin = composition.builtin()
         self.vae_tile_px = vae_tile_px  # tile side in pixels; None: the VAE's native size
         # The estimate of the job running now (admission): what it holds is free to a job
         # being admitted while it runs. Replaced whole, so the server thread reads it safely.
@@ -231,12 +233,13 @@ class Engine:
             sequential_offload=sequential,
             plan=job_plan,
         )
+        extensions = [*self.extensions, *self.builtin]
         if job_plan.upscale is not None:
-            sd_upscale.prepare(ctx, self.extensions)  # the tile ControlNet, infotext keys
+            sd_upscale.prepare(ctx, extensions)  # the tile ControlNet, infotext keys
         reporter.state("generating")
-        with conditioners.attached_to_job(ctx, self.extensions):
+        with conditioners.attached_to_job(ctx, extensions):
             _check_handled(ctx)
-            result = runner.run(ctx, reporter, self.extensions, low_vram, self.vae_tile_px)
+            result = runner.run(ctx, reporter, extensions, low_vram, self.vae_tile_px)
         result.timings["load"] = t_load
         result.timings["total"] = time.perf_counter() - t0
         return result

@@ -9,8 +9,8 @@ from dreamwire import catalog
 from dreamwire.backend import prompts
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.family_support import job_features
 from dreamwire.shared.job import Job
-from dreamwire.shared.job_mode import JobMode
 
 from . import scheduling
 
@@ -20,25 +20,14 @@ def _has_schedule(text: str, steps: int) -> bool:
 
 
 def requested(job: Job) -> list[str]:
-    """The Support features (backend/families/spec.py) this job uses."""
-    used = []
-    if job.hires is not None and job.hires.upscaler == "Latent":
-        used.append("hires_latent")
-    if job.seamless != "none":
-        used.append("seamless")
-    if job.regions:
-        used.append("regions")
+    """The Support features (backend/families/spec.py) this job uses: what a host sees too
+    (shared.family_support.job_features), then the prompt syntax only the backend parses."""
+    used = job_features(job)
     text, _ = prompts.extract_extra_networks(job.prompt)
     if prompts.is_composable(prompts.split_subprompts(text)):
         used.append("composable")
     if _has_schedule(text, job.steps) or _has_schedule(job.negative, job.steps):
         used.append("prompt_schedules")
-    if job.subseed_strength > 0:
-        used.append("variation_seed")
-    if job.controls:
-        used.append("controlnet")
-    if job.mode is JobMode.UPSCALE and job.upscale.refine:
-        used.append("refine_upscale")
     return used
 
 

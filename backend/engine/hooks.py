@@ -69,24 +69,56 @@ class EmbeddingLookup(Protocol):
 
 
 @dataclass
+class PassCall:
+    """The pipeline call a pass is about to make, for a conditioner that hooks the call
+    itself (AND prompts widen the UNet's batch): the built pipeline, the images in its
+    batch, the job's CFG, the pass's encoded prompt schedule (prompting.PromptPlan or
+    ClipT5Plan) and the schedule step being run (the pass's step callback moves it on)."""
+
+    pipe: Any
+    images: int
+    cfg: float
+    prompts: Any
+    step: int = 0
+
+    def embeds(self) -> Any:
+        """The prompt embeddings of the step being run."""
+        return self.prompts.at(self.step)
+
+
+# Entered around the pipeline call, after every conditioner has attached for the pass.
+CallHook = Callable[[PassCall], AbstractContextManager[Any]]
+
+
+@dataclass
 class PassPart:
     """What one conditioner adds to a pass: pipeline constructor components (a `controlnet`
     component makes the pass run the family's ControlNet pipeline), call arguments (e.g.
-    image=..., scales) and a step hook, registered under the conditioner's name."""
+    image=..., scales), a step hook, registered under the conditioner's name, and a context
+    around the pipeline call itself (hooks that need the built pipeline and the encoded
+    prompts)."""
 
     components: dict[str, Any] = field(default_factory=dict)
     call_kwargs: dict[str, Any] = field(default_factory=dict)
     step_hook: StepHook | None = None
+    # Tokens (1 x N x width) appended after the prompt's text sequence, which the denoiser
+    # attends to as if they were text (Flux Redux's image tokens after T5's).
+    prompt_tokens: Any = None
+    around_call: CallHook | None = None
 
 
 @dataclass
 class PassPlan:
     """One pass as the attached conditioners shape it: the pipeline class (chosen in
-    conditioners.attached_to_pass), extra constructor components and call arguments."""
+    conditioners.attached_to_pass), extra constructor components and call arguments, and the
+    contexts entered around the pipeline call, in the conditioners' order."""
 
     pipe_cls: type
     components: dict[str, Any] = field(default_factory=dict)
     call_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Every conditioner's prompt tokens, in the order the conditioners attached.
+    prompt_tokens: list[Any] = field(default_factory=list)
+    around_call: list[CallHook] = field(default_factory=list)
 
 
 @dataclass

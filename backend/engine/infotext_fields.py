@@ -16,7 +16,7 @@ from dreamwire.shared.job_mode import JobMode
 
 from . import regions, scheduling
 from .hooks import JobContext
-from .prompting import hires_prompts
+from .planning import hires_prompts
 from .prompting_clip_t5 import distilled_cfg
 
 

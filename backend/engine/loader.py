@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from dreamwire.backend.caching import BoundedCache
+from dreamwire.backend.library.weight_formats import is_compute_dtype
 
 from .device import DeviceInfo, empty_cache
 
@@ -52,7 +53,8 @@ def to_device(components: dict[str, Any], info: DeviceInfo) -> dict[str, Any]:
         first = next(value.parameters(), None)
         if first is None:
             continue
-        if first.dtype != info.dtype:
+        # Storage layouts (fp8, GGUF) are kept as the library loaded them.
+        if first.dtype != info.dtype and is_compute_dtype(first.dtype):
             value.to(dtype=info.dtype)  # the library loads in the dtype already; rarely needed
         if not _same_device(first.device, info.device):
             value.to(device=info.device)

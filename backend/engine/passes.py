@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import types
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +28,11 @@ from . import (
     planning,
     preview,
     prompting,
-    regions,
     scheduling,
     taesd,
     vae_fit,
 )
-from .hooks import JobContext
+from .hooks import JobContext, PassCall
 from .lowvram import low_vram
 from .progress import Reporter
 
@@ -94,8 +94,7 @@ def _pass(ctx, spec, plan, seeds, subseeds, reporter):
     if spec.mode == "inpaint":
         masked_content.apply(pipe, spec.masked_content, spec.mask, seeds)
     n_exec = executed_steps(spec)
-    prompt = prompting.hires_prompts(job)[0] if spec.hires else job.prompt
-    prompt = regions.pass_prompt(prompt, job.regions)
+    prompt = planning.pass_prompt(job, spec.hires)
     batch = composable.unet_batch(len(seeds), composable.subprompt_count(prompt))
     if reporter.preview_every and reporter.previewer is None:
         reporter.previewer = taesd.previewer_for_job(ctx)  # else the latent approximation
@@ -116,13 +115,11 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
             prompts = prompting.encode(pipe, ctx, n_exec, spec.steps, spec.hires)
         ctx.prompt_cache[key] = prompts
     batch = len(seeds)
-    composer = None
-    if prompts.composable:
-        filters = regions.pass_filters(ctx)  # regional prompts: one filter per subprompt
-        composer = composable.Composer(pipe, batch, job.cfg, prompts.at(0), filters)
+    # What conditioners hooking the call itself see (AND prompts: composition.py).
+    call = PassCall(pipe, batch, job.cfg, prompts)
 
     kwargs: dict[str, Any] = {
-        **prompts.call_kwargs(job),
+        **prompts.call_kwargs(job, plan.prompt_tokens),
         "num_inference_steps": spec.steps,
         "num_images_per_prompt": batch,
         "generator": noise.generators(seeds),
@@ -174,8 +171,7 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         if prompts.changes and i + 1 < total:
             nxt = ((i + 1) * n_exec) // total
             out.update(prompts.loop_tensors(nxt, batch, pipe_.do_classifier_free_guidance))
-            if composer is not None:
-                composer.current = prompts.at(nxt)
+            call.step = nxt
         for hook in ctx.step_hooks:
             extra = hook(ctx, pipe_, step, n_exec, tensors)
             if extra:
@@ -196,7 +192,9 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     kwargs.update(plan.call_kwargs)
     kwargs.update(spec.extra)
     reporter.check_cancel()
-    with torch.inference_mode(), composable.hooked(pipe, composer):
+    with torch.inference_mode(), ExitStack() as around:
+        for hook in plan.around_call:
+            around.enter_context(hook(call))
         out = pipe(**kwargs)
     reporter.finish_pass(n_exec)
     return out.images

@@ -14,14 +14,14 @@ stays the artist's from start to end. A plain upscale lists no passes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from dreamwire import catalog
 from dreamwire.backend import prompts, samplers
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import Job, LoraRef
+from dreamwire.shared.job import Job, LoraRef, Region
 from dreamwire.shared.job_mode import JobMode
 
 from . import family_support, hires
@@ -75,6 +75,11 @@ class JobPlan:
     # upscale's tiles, which wrap only along an axis one tile spans whole (seamless_upscale).
     seamless: str
     upscale: UpscalePlan | None = None  # an SD upscale's result size and tile grid
+    # Regional prompts (Latent Couple), in the job's order: the regions conditioner's filters.
+    regions: tuple[Region, ...] = ()
+    # Whether a pass's prompt is composable (AND, a weighted prompt or regions): the passes'
+    # UNet batch widens to every subprompt (the composable-prompt conditioner).
+    composable: bool = False
 
     @property
     def total_steps(self) -> int:
@@ -99,11 +104,49 @@ def plan(job: Job, library) -> JobPlan:
     family = libs.family(entry.arch)
     family_support.check(job, family, entry.arch)  # features and samplers it cannot run
     if job.mode is JobMode.UPSCALE:
-        return _upscale_plan(job, family, loras)
+        return _with_prompts(_upscale_plan(job, family, loras), job)
     passes = _passes(job)
     for p in passes:
         _check_served(p.mode, family, entry)
-    return JobPlan(job.mode, family, passes, loras, size, job.seamless)
+    return _with_prompts(JobPlan(job.mode, family, passes, loras, size, job.seamless), job)
+
+
+# How Latent Couple's "Prompt Info Update" joins the general and region prompts.
+REGION_SEPARATOR = "\nAND "
+
+
+def hires_prompts(job: Job) -> tuple[str, str]:
+    """The Hires.fix pass's prompt and negative prompt: A1111's "Hires prompt" fields, each
+    falling back to the job's own when left empty."""
+    hires = job.hires
+    return (hires.prompt or job.prompt, hires.negative or job.negative)
+
+
+def join_regions(prompt: str, regions) -> str:
+    """The composable prompt a pass encodes: the background, then each region's prompt."""
+    if not regions:
+        return prompt
+    return REGION_SEPARATOR.join([prompt, *(r.prompt for r in regions)])
+
+
+def pass_prompt(job: Job, hires_pass: bool = False) -> str:
+    """The prompt text a pass encodes (Hires.fix's second pass: its hires prompt), with the
+    job's regions joined on."""
+    prompt = hires_prompts(job)[0] if hires_pass else job.prompt
+    return join_regions(prompt, job.regions)
+
+
+def _composable(text: str) -> bool:
+    # As text_encoding.encode_conditioning decides it: extra-network tags out, split on AND.
+    parts = prompts.split_subprompts(prompts.extract_extra_networks(text)[0])
+    return prompts.is_composable(parts)
+
+
+def _with_prompts(job_plan: JobPlan, job: Job) -> JobPlan:
+    """The plan with what its passes' prompts need: the regions, and whether a pass's batch
+    widens for a composable prompt."""
+    composable = any(_composable(pass_prompt(job, p.hires)) for p in job_plan.passes)
+    return replace(job_plan, regions=tuple(job.regions), composable=composable)
 
 
 def serves(family: str, mode: JobMode, arch: str = "") -> bool:

@@ -14,9 +14,10 @@ import torch
 
 from dreamwire.backend.families import TextEncoding, spec_for
 from dreamwire.backend.text_encoding import PromptEncoder, StepConditioning, encode_conditioning
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 
+from .planning import hires_prompts, join_regions
 from .prompting_clip_t5 import encode_clip_t5
-from .regions import pass_prompt
 
 # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P); for a composable (AND)
 # prompt also every subprompt's embeddings and weight (conds, pooleds, weights).
@@ -36,8 +37,15 @@ class PromptPlan:
     def at(self, step: int) -> StepEmbeds:
         return self.per_step[min(max(step, 0), len(self.per_step) - 1)]
 
-    def call_kwargs(self, job) -> dict[str, Any]:
+    def call_kwargs(self, job, prompt_tokens=()) -> dict[str, Any]:
         """The pipeline call's conditioning arguments (the first step's embeddings)."""
+        if prompt_tokens:
+            # CLIP's 77-token chunks and the negative prompt must keep one shape; only a
+            # T5-sequence family (ClipT5Plan) takes tokens after the text.
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                "this model's text conditioning takes no extra prompt tokens",
+            )
         first = self.at(0)
         out = {
             "prompt_embeds": first.cond,
@@ -96,20 +104,13 @@ def encode_clip(
     """
     job = ctx.job
     prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
-    prompt = pass_prompt(prompt, job.regions)  # regional prompts: background AND regions
+    prompt = join_regions(prompt, job.regions)  # regional prompts: background AND regions
     encoder = _encoder(pipe, ctx)
     schedule = encode_conditioning(
         encoder, prompt, negative, job.steps, max(executed, 1) if hires_pass else None
     )
     ctx.embeddings_used.update(schedule.embeddings_used)
     return PromptPlan(schedule.per_step(max(executed, 1)), pooled)
-
-
-def hires_prompts(job) -> tuple[str, str]:
-    """The Hires.fix pass's prompt and negative prompt: A1111's "Hires prompt" fields, each
-    falling back to the job's own when left empty."""
-    hires = job.hires
-    return (hires.prompt or job.prompt, hires.negative or job.negative)
 
 
 def _encoder(pipe, ctx) -> PromptEncoder:

@@ -32,9 +32,18 @@ class ClipT5Plan:
         self.uncond = uncond  # None: real CFG is 1, no negative pass
         self.guidance = guidance  # the distilled guidance input
 
-    def call_kwargs(self, job) -> dict[str, Any]:
+    def call_kwargs(self, job, prompt_tokens=()) -> dict[str, Any]:
+        """The pipeline's conditioning arguments. `prompt_tokens` (the conditioners', e.g.
+        Flux Redux's image tokens) follow T5's sequence in the prompt embeddings, as
+        diffusers' FluxPriorReduxPipeline concatenates them; the pooled vector and the
+        negative prompt stay the text's (ComfyUI's StyleModelApply widens only the
+        conditioning it is given)."""
+        sequence = self.cond.sequence
+        if prompt_tokens:
+            extra = [t.to(device=sequence.device, dtype=sequence.dtype) for t in prompt_tokens]
+            sequence = torch.cat([sequence, *extra], dim=1)
         out: dict[str, Any] = {
-            "prompt_embeds": self.cond.sequence,
+            "prompt_embeds": sequence,
             "pooled_prompt_embeds": self.cond.pooled,
             "guidance_scale": self.guidance,
         }

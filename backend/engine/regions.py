@@ -39,16 +39,6 @@ import torch.nn.functional as F
 
 from dreamwire.shared.job import Region
 
-# How Latent Couple's "Prompt Info Update" joins the general and region prompts.
-SEPARATOR = "\nAND "
-
-
-def pass_prompt(prompt: str, regions: list[Region]) -> str:
-    """The composable prompt a pass encodes: the background, then each region's prompt."""
-    if not regions:
-        return prompt
-    return SEPARATOR.join([prompt, *(r.prompt for r in regions)])
-
 
 def area_filters(regions: list[Region]) -> torch.Tensor:
     """(1 + k) x H x W float32 filters at the masks' resolution: the background's
@@ -80,9 +70,8 @@ def to_latent(filters: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(filters[None], size=(height, width), mode="nearest-exact")[0]
 
 
-def pass_filters(ctx) -> torch.Tensor | None:
+def pass_filters(ctx, regions) -> torch.Tensor | None:
     """The current pass's filters at mask resolution (None without regions)."""
-    regions = ctx.job.regions
     if not regions:
         return None
     filters = area_filters(regions)
@@ -106,4 +95,4 @@ def infotext(regions: list[Region]) -> dict[str, str]:
     return out
 
 
-__all__ = ["SEPARATOR", "area_filters", "crop", "infotext", "pass_filters", "pass_prompt"]
+__all__ = ["area_filters", "crop", "infotext", "pass_filters"]

@@ -13,7 +13,7 @@ from typing import Any
 from dreamwire.shared.families import FamilyInfo
 
 from .flux import FLUX
-from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, TextEncoding
+from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, Reference, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
 SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
@@ -46,6 +46,12 @@ def spec_of_components(components: dict[str, Any]) -> FamilySpec:
     return max(fitting, key=lambda s: len(s.model_parts), default=SD1)
 
 
+def label_for_width(width: int) -> str | None:
+    """The label of the family whose denoiser cross-attends to `width`-wide text (an add-on
+    file's shapes tell it), None for a width no family has."""
+    return next((s.label for s in SPECS.values() if s.text_width == width), None)
+
+
 def lora_lineage(key: str) -> LoraLineage:
     """The lineage of a LoRA family key (LoraFile.family)."""
     return next(s.lora for s in SPECS.values() if s.lora.key == key)
@@ -56,8 +62,10 @@ __all__ = [
     "FamilySpec",
     "LoraLineage",
     "PipelineClasses",
+    "Reference",
     "TextEncoding",
     "family_infos",
+    "label_for_width",
     "lora_lineage",
     "spec_for",
     "spec_of_components",

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dreamwire.shared import families
 
 from .spec import (
+    ControlNets,
     FamilySpec,
     LoraLineage,
     MemoryFigures,
     PipelineClasses,
+    Reference,
     Sampling,
     Support,
     TextEncoding,
@@ -75,7 +77,9 @@ FLUX = FamilySpec(
         11901.4,
         83.8,
         123.1 + 4762.3,
-        0.0,
+        # InstantX Union / Union-Pro: 5 double + 10 single blocks (3.3 B) of the
+        # transformer's 19 + 38; single-type nets and Union-Pro 2.0 are smaller.
+        0.28,
         56 * 1024,
         vae_upcast=1.0,
         cfg_batch=False,
@@ -86,6 +90,8 @@ FLUX = FamilySpec(
     lora=LoraLineage("flux", "Flux.1"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_T5,
+    # Reference units run Flux Redux (ComfyUI's style_models + SigLIP clip_vision).
+    reference=Reference.REDUX,
     # Forge's Flux preset: Euler over the model's shifted flow-matching schedule ("Simple").
     sampling=Sampling(names=("Euler",), schedule="Simple"),
     support=Support(
@@ -95,10 +101,35 @@ FLUX = FamilySpec(
         composable=False,
         prompt_schedules=False,
         variation_seed=False,
-        controlnet=False,
+        t2i_adapter=False,
         refine_upscale=False,
     ),
     distilled_guidance=True,
+    # InstantX/Shakker Flux ControlNets (diffusers FluxControlNetModel): every pipeline takes
+    # the control image as `control_image`. Union modes per the model cards: InstantX Union
+    # and Shakker Union-Pro number canny 0, tile 1, depth 2, blur 3, pose 4, gray 5, low
+    # quality 6 (blur, gray and low quality have no Dreamwire unit type; hard-edge types run
+    # as canny); Union-Pro 2.0 has no mode input and serves canny, soft edge, depth, pose
+    # and gray.
+    controlnets=ControlNets(
+        model_class="FluxControlNetModel",
+        image_argument="control_image",
+        union_modes={
+            "modes": {
+                "canny": 0,
+                "lineart": 0,
+                "lineart_anime": 0,
+                "mlsd": 0,
+                "tile": 1,
+                "depth": 2,
+                "openpose": 4,
+            },
+            "no_mode": dict.fromkeys(
+                ("canny", "lineart", "lineart_anime", "mlsd", "softedge", "scribble", "depth")
+                + ("openpose",)
+            ),
+        },
+    ),
     variants={
         # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
         # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.

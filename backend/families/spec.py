@@ -15,6 +15,7 @@ from enum import Enum
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import ModelFamily
+from dreamwire.shared.family_support import reason
 
 MODES = ("txt2img", "img2img", "inpaint", "edit")
 
@@ -38,6 +39,14 @@ class PipelineClasses:
                 ErrorCode.MODEL_UNSUPPORTED, f"no {mode} pipeline for a {family} model"
             )
         return getattr(self, mode)
+
+
+class Reference(str, Enum):
+    """What runs a family's reference units (control type "ip-adapter")."""
+
+    IP_ADAPTER = "ip_adapter"  # IP-Adapter files in the UNet's cross-attention (SD1/SD2/SDXL)
+    # Flux Redux: SigLIP image tokens projected to T5's width and appended to the prompt.
+    REDUX = "redux"
 
 
 class TextEncoding(str, Enum):
@@ -66,7 +75,8 @@ class Sampling:
 @dataclass(frozen=True)
 class Support:
     """What a job may ask of a family beyond plain txt2img/img2img/inpaint; the plan refuses
-    the rest before anything loads, naming the reason (`refusals` below)."""
+    the rest before anything loads, naming the reason (shared/family_support.py
+    FEATURE_REASONS, one per flag: the hosts refuse with the same words before sending)."""
 
     hires_latent: bool = True  # Hires.fix with a "Latent" upscaler (latents upscaled as is)
     seamless: bool = True  # circular padding in the denoiser's convolutions
@@ -74,25 +84,10 @@ class Support:
     composable: bool = True  # AND prompts (one denoiser batch entry per subprompt)
     prompt_schedules: bool = True  # [from:to:when] and [a|b] change the prompt mid-run
     variation_seed: bool = True  # A1111's subseed blend of the initial noise
-    controlnet: bool = True  # ControlNet/T2I-Adapter/IP-Adapter units
+    controlnet: bool = True  # ControlNet units (the family's ControlNet models)
+    ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
+    t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
-
-
-# Why a family may refuse a feature: shown to the artist with the family's label.
-SUPPORT_REASONS = {
-    "hires_latent": "Hires.fix with a Latent upscaler needs unpacked 4-channel latents; "
-    "pick a pixel upscaler",
-    "seamless": "seamless tiling pads the denoiser's convolutions, and this model's "
-    "transformer has none",
-    "regions": "regional prompts need per-region attention masks, not built for its joint "
-    "attention yet",
-    "composable": "AND prompts need one denoiser pass per subprompt, not built for it yet",
-    "prompt_schedules": "prompt editing and alternation ([a:b:n], [a|b]) are not built for "
-    "its text encoders yet",
-    "variation_seed": "variation seeds blend unpacked noise, not built for its packed latents yet",
-    "controlnet": "control units for it are not built yet",
-    "refine_upscale": "tiled upscale-and-refine is not built for it yet",
-}
 
 
 @dataclass(frozen=True)
@@ -142,6 +137,18 @@ class LoraLineage:
 
 
 @dataclass(frozen=True)
+class SingleFileText:
+    """One text encoder as an A1111 single-file checkpoint stores it: its component, its
+    key layout ("clip": Hugging Face CLIP names; "open_clip": OpenCLIP's) and the prefix,
+    so library/expected.py can list the names a complete file must contain."""
+
+    component: str  # "text_encoder", "text_encoder_2"
+    layout: str  # "clip" | "open_clip"
+    prefix: str
+    projection: bool = False  # the encoder has a text projection (CLIPTextModelWithProjection)
+
+
+@dataclass(frozen=True)
 class Variant:
     """A special-purpose checkpoint of a family (the catalog's "variant" of its
     architecture, e.g. Flux Fill): its own pipelines and defaults."""
@@ -149,6 +156,22 @@ class Variant:
     pipelines: PipelineClasses
     distilled_cfg: float | None = None  # the guidance input's default, where it differs
     real_cfg: bool = True  # its pipeline takes a negative prompt for CFG above 1
+
+
+@dataclass(frozen=True)
+class ControlNets:
+    """How a family's ControlNets are built and driven (conditioning/controlnet_conditioner):
+    the diffusers model class, the pipeline argument that carries the control images, and
+    the control modes of its Union models per file kind (Dreamwire unit type -> the mode
+    index the model was trained with). Empty `union_modes`: the family's Union models are
+    xinsir's (conditioning/union.py)."""
+
+    model_class: str = "ControlNetModel"
+    image_argument: str = "image"  # txt2img's; the other modes take "control_image"
+    union_modes: dict[str, dict[str, int | None]] = field(default_factory=dict)
+
+    def image_key(self, mode: str) -> str:
+        return self.image_argument if mode == "txt2img" else "control_image"
 
 
 @dataclass(frozen=True)
@@ -176,6 +199,7 @@ class FamilySpec:
     # The components' key of the network that denoises ("unet" or "transformer").
     denoiser: str = "unet"
     text_encoding: TextEncoding = TextEncoding.CLIP
+    reference: Reference = Reference.IP_ADAPTER
     sampling: Sampling = Sampling()
     support: Support = Support()
     # Latent -> RGB preview bias (added after `latent_rgb`), and whether the sampler loop
@@ -186,6 +210,14 @@ class FamilySpec:
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
     variants: dict[str, Variant] = field(default_factory=dict)
+    # The width of the text the denoiser cross-attends to (the UNet's cross_attention_dim),
+    # which names the family of an add-on file (ControlNet, IP-Adapter) by its shapes; None
+    # where add-ons are told apart by their own keys (Flux).
+    text_width: int | None = None
+    # The text encoders of an A1111 single-file checkpoint, in the file's order; empty where
+    # the family's single files are read by its own readers (Flux: backend/library/flux_*).
+    single_file_text: tuple[SingleFileText, ...] = ()
+    controlnets: ControlNets = ControlNets()
 
     @property
     def model_parts(self) -> tuple[str, ...]:
@@ -209,7 +241,7 @@ class FamilySpec:
     def refusal(self, feature: str) -> DreamwireError:
         return DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
-            f"{self.label} models: {SUPPORT_REASONS[feature]}",
+            reason(self.label, feature),
         )
 
     def variant(self, name: str) -> Variant:

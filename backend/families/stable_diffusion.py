@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, LoraLineage, MemoryFigures, PipelineClasses
+from .spec import FamilySpec, LoraLineage, MemoryFigures, PipelineClasses, SingleFileText
 
 _SD_PIPELINES = PipelineClasses(
     "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"
@@ -43,6 +43,8 @@ SD1 = FamilySpec(
     # Calibrated: SD1.5 UNet activations 25 KiB per latent pixel (512 and 1024).
     memory=MemoryFigures(859.5, 83.7, 123.1, 0.42, 32 * 1024),
     lora=LoraLineage("sd", "SD1.x/SD2.x"),
+    text_width=768,
+    single_file_text=(SingleFileText("text_encoder", "clip", "cond_stage_model.transformer."),),
 )
 
 # SD1.x's pipelines and layouts with its own sizes. v-prediction SD2.x checkpoints (768-v)
@@ -52,6 +54,9 @@ SD2 = replace(
     SD1,
     family=families.SD2,
     memory=MemoryFigures(865.9, 83.7, 340.4, 0.42, 34 * 1024),
+    text_width=1024,
+    # OpenCLIP ViT-H, stored in its own layout.
+    single_file_text=(SingleFileText("text_encoder", "open_clip", "cond_stage_model.model."),),
 )
 
 SDXL = FamilySpec(
@@ -81,4 +86,11 @@ SDXL = FamilySpec(
     # fp16, so diffusers upcasts it to fp32 (force_upcast), doubling weights and activations.
     memory=MemoryFigures(2567.5, 83.7, 123.1 + 694.7, 0.49, 20 * 1024, vae_upcast=2.0),
     lora=LoraLineage("sdxl", "SDXL"),
+    text_width=2048,
+    single_file_text=(
+        SingleFileText("text_encoder", "clip", "conditioner.embedders.0.transformer."),
+        SingleFileText(
+            "text_encoder_2", "open_clip", "conditioner.embedders.1.model.", projection=True
+        ),
+    ),
 )

@@ -16,6 +16,10 @@ class Kind(str, Enum):
     UPSCALER = "upscaler"
     # Stand-alone text encoders (Flux's clip_l.safetensors, t5xxl_fp16.safetensors, GGUF T5).
     TEXT_ENCODER = "text_encoder"
+    # Image encoders (ComfyUI's models/clip_vision: SigLIP for Flux Redux) and style models
+    # (models/style_models: Flux Redux).
+    CLIP_VISION = "clip_vision"
+    STYLE_MODEL = "style_model"
 
 
 class Format(str, Enum):

@@ -12,6 +12,7 @@ import json
 from functools import cache
 
 from dreamwire import catalog
+from dreamwire.backend.families import SPECS, spec_for
 from dreamwire.backend.library import ldm_layout
 
 
@@ -26,29 +27,30 @@ def expected_checkpoint_keys(arch: str) -> frozenset[str]:
     def cfg(name: str) -> dict:
         return json.loads((folder / name / "config.json").read_text())
 
-    family = catalog.arch_info(arch)["family"]
+    spec = spec_for(catalog.arch_info(arch)["family"])
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(cfg("unet"))
         vae = AutoencoderKL.from_config(cfg("vae"))
-        text = CLIPTextModel(CLIPTextConfig(**cfg("text_encoder")))
         keys = set(ldm_layout.unet_to_ldm(unet.state_dict(), cfg("unet")))
         keys |= set(ldm_layout.vae_to_ldm(vae.state_dict(), cfg("vae")))
-        if family == "sdxl":
-            text2 = CLIPTextModelWithProjection(CLIPTextConfig(**cfg("text_encoder_2")))
-            keys |= set(
-                ldm_layout.clip_to_ldm(text.state_dict(), "conditioner.embedders.0.transformer.")
+        for text in spec.single_file_text:  # the family's text encoders, in their layouts
+            model_cls = CLIPTextModelWithProjection if text.projection else CLIPTextModel
+            model = model_cls(CLIPTextConfig(**cfg(text.component)))
+            to_ldm = (
+                ldm_layout.open_clip_to_ldm
+                if text.layout == "open_clip"
+                else ldm_layout.clip_to_ldm
             )
-            keys |= set(
-                ldm_layout.open_clip_to_ldm(text2.state_dict(), "conditioner.embedders.1.model.")
-            )
-        elif family == "sd2":
-            keys |= set(ldm_layout.open_clip_to_ldm(text.state_dict(), "cond_stage_model.model."))
-        else:
-            keys |= set(ldm_layout.clip_to_ldm(text.state_dict(), "cond_stage_model.transformer."))
+            keys |= set(to_ldm(model.state_dict(), text.prefix))
     return frozenset(keys)
 
 
-_CLIP_PREFIXES = ("cond_stage_model.transformer.", "conditioner.embedders.0.transformer.")
+# Where the families' single files keep a Hugging Face-layout CLIP text encoder.
+_CLIP_PREFIXES = tuple(
+    dict.fromkeys(
+        t.prefix for spec in SPECS.values() for t in spec.single_file_text if t.layout == "clip"
+    )
+)
 
 
 def _normalise(key: str) -> str:

@@ -7,7 +7,8 @@ weights read from the file:
 - transformer: BFL layout -> diffusers names (flux_layout), then
   FluxTransformer2DModel.from_single_file with the converted dict; a GGUF file keeps its
   quantized weights (diffusers' GGUFQuantizationConfig dequantizes per layer when it runs);
-  fp8 weights are upcast to the compute dtype (ComfyUI's "scaled" fp8 multiplied out);
+  an fp8 transformer stays fp8 in memory (layerwise casting: upcast one layer at a time);
+  fp8 text encoders are upcast to the compute dtype (ComfyUI's "scaled" fp8 multiplied out);
 - CLIP-L and T5: transformers' models with their parameters on the meta device, then the
   file's tensors assigned (a GGUF T5 is unpacked: transformers cannot run packed weights);
 - VAE: AutoencoderKL.from_single_file (LDM/BFL names).
@@ -120,6 +121,7 @@ def load_transformer(part: Part, arch: str, dtype):
             f"{part.entry.name}: no Flux transformer in Black Forest Labs' layout in it",
         )
     quantized = part.entry.format == Format.GGUF
+    fp8 = _fp8_storage(tensors)
     state = flux_layout.bfl_to_diffusers(tensors)
     if not quantized:
         state = _float(state, dtype)
@@ -137,7 +139,7 @@ def load_transformer(part: Part, arch: str, dtype):
         from diffusers import GGUFQuantizationConfig
 
         kwargs["quantization_config"] = GGUFQuantizationConfig(compute_dtype=dtype)
-    return FluxTransformer2DModel.from_single_file(
+    model = FluxTransformer2DModel.from_single_file(
         state,
         config=str(catalog.config_dir(arch)),
         subfolder="transformer",
@@ -146,6 +148,27 @@ def load_transformer(part: Part, arch: str, dtype):
         **overrides,
         **kwargs,
     )
+    if fp8 is not None:
+        # Kept as the file stores it (diffusers' layerwise casting: each layer upcast to the
+        # compute dtype while it runs), so an fp8 file takes fp8's memory. The file's
+        # values are fp8 values, so storing them again as fp8 loses nothing.
+        model.enable_layerwise_casting(storage_dtype=fp8, compute_dtype=dtype)
+    return model
+
+
+def _fp8_storage(tensors: dict):
+    """The fp8 dtype most of the file's matrices are stored in, or None."""
+    import torch
+
+    kinds = {torch.float8_e4m3fn, torch.float8_e5m2}
+    counts: dict = {}
+    for v in tensors.values():
+        if getattr(v, "ndim", 0) == 2:
+            counts[v.dtype] = counts.get(v.dtype, 0) + 1
+    if not counts:
+        return None
+    dtype = max(counts, key=counts.get)
+    return dtype if dtype in kinds else None
 
 
 def load_clip_l(part: Part, arch: str, dtype):

@@ -30,6 +30,7 @@ from dreamwire.backend.library.identify import (
 )
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
 from dreamwire.shared.errors import DreamwireError
 
 # Folder names per kind: A1111 first, then ComfyUI, then common extras.
@@ -41,6 +42,8 @@ KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
     Kind.CONTROLNET: ("ControlNet", "controlnet", "ipadapter"),
     Kind.UPSCALER: ("ESRGAN", "upscale_models", "RealESRGAN"),
     Kind.TEXT_ENCODER: ("text_encoder", "text_encoders", "clip"),
+    Kind.CLIP_VISION: ("clip_vision",),
+    Kind.STYLE_MODEL: ("style_models",),
 }
 
 SUFFIXES: dict[Kind, tuple[str, ...]] = {
@@ -51,6 +54,8 @@ SUFFIXES: dict[Kind, tuple[str, ...]] = {
     Kind.CONTROLNET: (".safetensors", ".pth", ".ckpt", ".pt", ".bin"),
     Kind.UPSCALER: (".pth", ".pt", ".safetensors"),
     Kind.TEXT_ENCODER: (".safetensors", GGUF_SUFFIX),
+    Kind.CLIP_VISION: (".safetensors",),
+    Kind.STYLE_MODEL: (".safetensors",),
 }
 
 
@@ -161,6 +166,10 @@ def identify(entry: ModelEntry) -> None:
             entry.arch = vae_arch(header)
         elif entry.kind == Kind.UPSCALER:
             entry.arch = upscaler_arch(header)
+        elif entry.kind == Kind.CLIP_VISION:
+            entry.arch = clip_vision_arch(header)
+        elif entry.kind == Kind.STYLE_MODEL:
+            entry.arch = style_model_arch(header)
         else:
             entry.arch = addon_family(entry.kind, header)
         entry.detail["tensors"] = len(header.tensors)

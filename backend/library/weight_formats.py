@@ -84,3 +84,16 @@ def weight_format(key: str) -> WeightFormat:
         return FORMATS[key]
     except KeyError:
         raise ValueError(f"unknown weight format {key!r}: one of {', '.join(FORMATS)}") from None
+
+
+def is_compute_dtype(dtype) -> bool:
+    """A dtype weights compute in (fp16, bf16, fp32). Anything else is a storage layout (fp8
+    under layerwise casting, GGUF's packed bytes) that is upcast one layer at a time and must
+    be kept as it is: casting it undoes the memory it saves, and adding to it in place (a
+    LoRA's delta) would be rounded to fp8 or corrupt packed blocks."""
+    return dtype.is_floating_point and dtype.itemsize >= 2
+
+
+def stored_compressed(module) -> bool:
+    """Whether any of the module's weights are kept in a storage layout (fp8, GGUF)."""
+    return any(not is_compute_dtype(p.dtype) for p in module.parameters())

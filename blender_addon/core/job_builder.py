@@ -15,11 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from dreamwire.shared.families import DEFAULT, FamilyInfo
 from dreamwire.shared.families import label as family_label
+from dreamwire.shared.family_presets import DISTILLED_CFG
+from dreamwire.shared.family_support import check_job, family_info, model_info, refusal
 from dreamwire.shared.job import ControlUnit, Job
 from dreamwire.shared.job_mode import JobMode, implied_mode
 from dreamwire.shared.model_names import strip_suffix
-from dreamwire.shared.native_size import model_family, two_pass
+from dreamwire.shared.native_size import two_pass
 from dreamwire.shared.panel_job import panel_job
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
@@ -108,6 +111,7 @@ class GenerationSettings:
     sampler: str = "DPM++ 2M Karras"
     steps: int = 20
     cfg: float = 7.0
+    distilled_cfg: float = DISTILLED_CFG  # sent only for families that take it (Flux dev)
     seed: int = -1
     width: int = 512
     height: int = 512
@@ -118,10 +122,11 @@ class GenerationSettings:
     preview_every: int = 1
     controls: list[ControlSetting] = field(default_factory=list)
     # Textures larger than the model composes well at its native size are generated at
-    # that size and Hires.fix'ed to the full size (shared.native_size); `family` is the
-    # model's ("sd1" | "sd2" | "sdxl"), filled in from the backend's welcome.
+    # that size and Hires.fix'ed to the full size (shared.native_size); `info` is the
+    # model's family as the backend's welcome describes it (sizes, what it supports),
+    # filled in by fit_to_backend.
     two_pass: bool = True
-    family: str = "sd1"
+    info: FamilyInfo = field(default_factory=lambda: family_info(DEFAULT.key, None))
     reference: ReferenceSetting = field(default_factory=ReferenceSetting)
     # The backend's upscalers (its welcome's list, filled in by fit_to_backend): the
     # second pass enlarges with an upscale model among them, else Lanczos.
@@ -129,6 +134,10 @@ class GenerationSettings:
     # Panel control names (and REFERENCE) the backend cannot serve for the model: left out
     # of captures and jobs (fit_to_backend fills it in from the welcome).
     skip: set[str] = field(default_factory=set)
+
+    @property
+    def family(self) -> str:
+        return self.info.family.key
 
     def enabled_controls(self) -> list[ControlSetting]:
         return [c for c in self.controls if c.enabled and c.weight > 0 and c.name not in self.skip]
@@ -239,9 +248,10 @@ def build_job(
     )
     # Hires.fix is a txt2img pass pair; img2img and inpainting jobs keep their size.
     if s.two_pass and mode is JobMode.TXT2IMG:
-        w, h, hires = two_pass(w, h, s.family, upscalers=s.upscalers)
+        w, h, hires = two_pass(w, h, s.info.family, upscalers=s.upscalers)
     job = panel_job(
         s,
+        s.info.family,
         mode=mode,
         seed=int(s.seed if seed is None else seed),
         width=w,
@@ -257,7 +267,7 @@ def build_job(
         preview_every=int(s.preview_every),
         tag=tag,
     )
-    return job.validate()
+    return check_job(job.validate(), s.info)
 
 
 def two_pass_note(job: Job) -> str:
@@ -336,6 +346,10 @@ def missing_on_backend(s: GenerationSettings, welcome: Any) -> list[str]:
     samplers = _names(getattr(welcome, "samplers", []))
     if s.sampler and samplers and s.sampler not in samplers:
         problems.append(f"The backend does not know the sampler '{s.sampler}'.")
+    if s.seamless:
+        # Greyed out in the panel; the family refuses it with the backend's own words.
+        why = refusal(model_info(s.model, welcome), "seamless")
+        problems += [why + "; switch Seamless off."] if why else []
     if plan_controls(s, welcome).known:
         return problems  # unservable controls are left out with a note, not refused
     types = controlnet_types(getattr(welcome, "controlnets", []))
@@ -360,6 +374,8 @@ class ControlPlan:
     skipped: dict[str, str]  # panel name -> why not, naming the file to add
     known: bool  # False: the backend does not say (an older one); everything is tried
     reference_mode: str = "reference"  # names the reference by its mode
+    # Why the family runs no control units at all, else "".
+    refused: str = ""
 
     def label(self, name: str) -> str:
         return control_label(name, self.reference_mode)
@@ -368,9 +384,11 @@ class ControlPlan:
         """One sentence for the artist, or "" when nothing is left out."""
         if not self.skipped:
             return ""
+        left = ", ".join(self.label(n) for n in self.skipped)
+        if self.refused:
+            return f"Left out {left}: {self.refused}."
         fam = family_label(self.family)
         parts = "; ".join(f"{self.label(n)}: {why}" for n, why in self.skipped.items())
-        left = ", ".join(self.label(n) for n in self.skipped)
         return f"Left out {left} (the backend cannot run them for {fam} models; {parts})."
 
 
@@ -378,10 +396,16 @@ def plan_controls(s: GenerationSettings, welcome: Any) -> ControlPlan:
     """The wanted controls split into used and skipped. A backend that does not list
     `control_types`, or not for this family, leaves everything used: it still refuses a
     job it cannot run, with a clear error."""
-    family = model_family(s.model, welcome) if welcome is not None else s.family
+    info = model_info(s.model, welcome) if welcome is not None else s.info
+    family = info.family.key
     wanted = s.wanted()
     served = welcome.control_types.get(family) if welcome is not None else None
     mode = s.reference.mode
+    refused = refusal(info, "controlnet")
+    if refused and wanted:
+        # The family runs no control units: every capture is left out (Depth is on by
+        # default, so refusing the action would stop every Flux projection).
+        return ControlPlan(family, [], {n: refused for n in wanted}, True, mode, refused)
     if served is None:
         return ControlPlan(family, wanted, {}, False, mode)
     missing = welcome.control_missing.get(family, {})
@@ -399,7 +423,7 @@ def fit_to_backend(s: GenerationSettings, welcome: Any) -> str:
     """Set the model's family, the controls to leave out and the upscalers on offer from
     the backend's welcome; returns the note about what was left out ("" when nothing)."""
     if welcome is not None:
-        s.family = model_family(s.model, welcome)
+        s.info = model_info(s.model, welcome)
         s.upscalers = welcome_upscalers(welcome)
     plan = plan_controls(s, welcome)
     s.skip = set(plan.skipped)

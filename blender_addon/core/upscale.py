@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dreamwire.shared.family_support import check_job, model_info, refusal
 from dreamwire.shared.job import SEAMLESS_AXES, Job, Upscale
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
@@ -64,9 +65,11 @@ def build_upscale_job(
     pixels: np.ndarray, u: UpscaleSettings, s: GenerationSettings, seamless: str, tag: str = ""
 ) -> Job:
     """A validated upscale Job for an H x W x 3|4 uint8 image (top row first). A refine
-    uses the panel's prompt, model, sampler, steps, CFG and seed at `u.strength`."""
-    return panel_job(
+    uses the panel's prompt, model, sampler, steps, CFG and seed at `u.strength`. What the
+    model's family cannot run (a refine for Flux) is refused here with the backend's words."""
+    job = panel_job(
         s,
+        s.info.family,
         mode=JobMode.UPSCALE,
         init_image=np.ascontiguousarray(pixels[..., :3]),
         strength=float(u.strength),
@@ -75,6 +78,7 @@ def build_upscale_job(
         preview_every=int(s.preview_every),
         tag=tag,
     ).validate()
+    return check_job(job, s.info)
 
 
 def resize_alpha(alpha: np.ndarray, width: int, height: int, wrap: str = "none") -> np.ndarray:
@@ -109,11 +113,15 @@ def result_pixels(source: np.ndarray, result: np.ndarray, seamless: str) -> np.n
     return np.concatenate([rgb, alpha[..., None]], axis=2)
 
 
-def missing_for_upscale(u: UpscaleSettings, welcome) -> list[str]:
-    """Plain sentences about what the backend lacks for this upscale."""
+def missing_for_upscale(u: UpscaleSettings, welcome, model: str = "") -> list[str]:
+    """Plain sentences about what the backend lacks for this upscale with the panel's
+    `model` ("" = the backend's default)."""
     if welcome is None:
         return []
     problems = []
+    why = refusal(model_info(model, welcome), "refine_upscale") if u.refine else None
+    if why:
+        problems.append(why + "; switch Refine off.")
     names = upscaler_choices(welcome)
     if u.upscaler not in names:
         problems.append(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from krita import Krita
 
+from dreamwire.shared.family_support import check_job, model_info
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
@@ -172,9 +173,13 @@ class Controller:
         doc = doc or host.active_document()
         host.doc_info(doc)  # refuses colour spaces it cannot convert
         canvas, sel = host.canvas_rect(doc), host.selection_rect(doc)
+        # The model's family as the backend describes it: sizes, settings it takes, and
+        # what it cannot run, refused here with the backend's words before sending.
+        info = model_info(params.model, self.welcome)
         if action == "upscale":  # the whole canvas, whatever is selected
             plan = upscaling.plan_upscale(canvas, choice.factor)
-            job = upscaling.upscale_job(params, host.read_visible(doc, canvas), choice)
+            pixels = host.read_visible(doc, canvas)
+            job = check_job(upscaling.upscale_job(params, pixels, choice, info.family), info)
             self.last_job = job
             return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
         if action == "generate":
@@ -188,18 +193,19 @@ class Controller:
             raise PlanError("The selection is empty: select some pixels, or deselect all.")
         units = self._control_units(doc, plan)
         if action == "generate":
-            family = model_family(params.model, self.welcome)
             upscalers = welcome_upscalers(self.welcome)
-            job = jobs.generate_job(params, plan, units, family, upscalers)
+            job = jobs.generate_job(params, plan, units, info.family, upscalers)
         elif action == "refine":
-            job = jobs.refine_job(params, plan, host.read_visible(doc, plan.region), units)
+            pixels = host.read_visible(doc, plan.region)
+            job = jobs.refine_job(params, plan, pixels, units, info.family)
         else:
             region_mask = host.read_selection(doc, plan.region)
             inputs = regions.inpaint_inputs(host.read_visible(doc, plan.region), region_mask)
-            job = jobs.inpaint_job(params, plan, inputs, units)
+            job = jobs.inpaint_job(params, plan, inputs, units, info.family)
         job.regions = self._regions(doc, plan)
         if job.regions:
             job.validate()
+        check_job(job, info)
         pending = Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)
         self.last_job = job
         return job, pending
@@ -453,7 +459,8 @@ class Controller:
         sel = host.selection_rect(doc)
         marks = host.annotation(doc, ctl.ANNOTATION_TYPE) or b""
         return {
-            "params": [params.prompt, params.negative, params.model, params.sampler, params.cfg],
+            "params": [params.prompt, params.negative, params.model, params.sampler, params.cfg]
+            + [params.distilled_cfg],
             "strength": lm.strength,
             "seed": lm.seed,
             "size": [doc.width(), doc.height()],

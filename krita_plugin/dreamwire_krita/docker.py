@@ -27,6 +27,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from dreamwire.shared.family_presets import FamilyPresets, Sampling
+from dreamwire.shared.family_support import model_info, refusal
 from dreamwire.shared.refine_upscaler import PIXEL_UPSCALERS, upscaler_choices
 
 from . import krita_host as host
@@ -100,6 +102,8 @@ class DreamwireDocker(DockWidget):
         self.controller = Controller(ui=self)
         self._shown_history = 0
         self._welcome_seen = None
+        self.presets = FamilyPresets()
+        self._follow_family = True  # off while set_params fills the widgets from one record
         self._build()
         self._load_params()
         self.timer = QTimer(self)
@@ -142,6 +146,14 @@ class DreamwireDocker(DockWidget):
         self.cfg = QDoubleSpinBox()
         self.cfg.setRange(0.0, 30.0)
         self.cfg.setSingleStep(0.5)
+        self.distilled_cfg = QDoubleSpinBox()
+        self.distilled_cfg.setRange(0.0, 30.0)
+        self.distilled_cfg.setSingleStep(0.5)
+        self.distilled_cfg.setToolTip(
+            "Forge's Distilled CFG Scale: the guidance a guidance-distilled model (Flux.1 "
+            "dev) takes as an input; shown for the families that have it"
+        )
+        self.distilled_label = QLabel("Distilled CFG")
         self.seed = QSpinBox()
         self.seed.setRange(-1, SEED_MAX)
         self.seed.setSpecialValueText("random")
@@ -168,6 +180,7 @@ class DreamwireDocker(DockWidget):
             ("Sampler", self.sampler),
             ("Steps", self.steps),
             ("CFG", self.cfg),
+            (self.distilled_label, self.distilled_cfg),
             ("Seed", self.seed),
             ("Strength", self.strength),
             ("Masked content", self.inpaint_fill),
@@ -176,6 +189,7 @@ class DreamwireDocker(DockWidget):
             form.addRow(label, w)
         form.addRow("", self.two_pass)
         lay.addLayout(form)
+        self.model.currentTextChanged.connect(lambda _text: self._family_changed())
 
         row = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
@@ -283,6 +297,8 @@ class DreamwireDocker(DockWidget):
         self.upscale_factor.setValue(upscaling.UpscaleChoice.factor)
         self.upscale_refine = QCheckBox("Refine (tiles, tile ControlNet)")
         self.upscale_refine.setChecked(True)
+        self._refine_tip = "Refine the upscaled canvas tile by tile with the prompt"
+        self.upscale_refine.setToolTip(self._refine_tip)
         self.upscale_strength = QDoubleSpinBox()
         self.upscale_strength.setRange(0.0, 1.0)
         self.upscale_strength.setSingleStep(0.05)
@@ -306,7 +322,8 @@ class DreamwireDocker(DockWidget):
         return upscaling.UpscaleChoice(
             factor=self.upscale_factor.value(),
             upscaler=self.upscaler.currentText().strip() or "Lanczos",
-            refine=self.upscale_refine.isChecked(),
+            # Greyed out where the model's family cannot refine: a plain upscale.
+            refine=self.upscale_refine.isChecked() and self.upscale_refine.isEnabled(),
             strength=self.upscale_strength.value(),
         )
 
@@ -357,6 +374,7 @@ class DreamwireDocker(DockWidget):
             "its prompt guides the pixels under the paint, the main prompt the rest"
         )
         self.add_region_button.clicked.connect(self._add_region)
+        self._region_tip = self.add_region_button.toolTip()
         row.addWidget(self.region_prompt, 1)
         row.addWidget(self.add_region_button)
         return box
@@ -380,6 +398,51 @@ class DreamwireDocker(DockWidget):
             item.setEnabled(offer.available)
             item.setToolTip(offer.why)
 
+    # -- the model's family ------------------------------------------------------------
+    def _sampling(self) -> Sampling:
+        return Sampling(
+            self.steps.value(),
+            self.cfg.value(),
+            self.sampler.currentText(),
+            self.distilled_cfg.value(),
+        )
+
+    def _family_changed(self) -> None:
+        """A model of another family takes that family's steps, CFG, sampler and Distilled
+        CFG (the backend's welcome; shared.family_presets keeps the artist's per family)."""
+        info = model_info(self.model.currentText(), self.controller.welcome)
+        if self._follow_family:
+            new = self.presets.switch(info.family, self._sampling())
+            if new is not None:
+                self.steps.setValue(new.steps)
+                self.cfg.setValue(new.cfg)
+                self.sampler.setCurrentText(new.sampler)
+                self.distilled_cfg.setValue(new.distilled_cfg)
+                self._save_presets()
+        self._show_family(info)
+
+    def _show_family(self, info) -> None:
+        """Distilled CFG where the family takes it; what it cannot run greyed out, the
+        backend's reason as the tooltip (the controller refuses it with the same words)."""
+        takes = info.family.defaults.distilled_cfg is not None
+        self.distilled_label.setVisible(takes)
+        self.distilled_cfg.setVisible(takes)
+        for widget, feature, tip in (
+            (self.add_region_button, "regions", self._region_tip),
+            (self.upscale_refine, "refine_upscale", self._refine_tip),
+        ):
+            why = refusal(info, feature)
+            widget.setEnabled(why is None)
+            widget.setToolTip(why or tip)
+        refine = self.upscale_refine
+        self.upscale_strength.setEnabled(refine.isEnabled() and refine.isChecked())
+
+    def _save_presets(self) -> None:
+        text = self.presets.to_json()
+        if text != self.controller.settings.family_presets:
+            self.controller.settings.family_presets = text
+            Krita.instance().writeSetting(settings_mod.GROUP, "family_presets", text)
+
     # -- parameters -----------------------------------------------------------------
     def params(self) -> Params:
         p = Params(
@@ -389,6 +452,7 @@ class DreamwireDocker(DockWidget):
             sampler=self.sampler.currentText(),
             steps=self.steps.value(),
             cfg=self.cfg.value(),
+            distilled_cfg=self.distilled_cfg.value(),
             seed=self.seed.value(),
             strength=self.strength.value(),
             batch=self.batch.value(),
@@ -398,13 +462,23 @@ class DreamwireDocker(DockWidget):
         self._save_params(p)
         return p
 
-    def set_params(self, p: Params) -> None:
-        self.prompt.setPlainText(p.prompt)
-        self.negative.setPlainText(p.negative)
-        self.model.setCurrentText(p.model)
+    def set_params(self, p: Params, family: str | None = None) -> None:
+        """The widgets from `p`: its values are for its model's family (`family`, else
+        the welcome's or guessed), so nothing switches to another family's defaults."""
+        self._follow_family = False
+        try:
+            self.prompt.setPlainText(p.prompt)
+            self.negative.setPlainText(p.negative)
+            self.model.setCurrentText(p.model)
+        finally:
+            self._follow_family = True
+        info = model_info(p.model, self.controller.welcome)
+        self.presets.family = family or info.family.key
+        self._show_family(info)  # an unchanged model text did not say so
         self.sampler.setCurrentText(p.sampler)
         self.steps.setValue(p.steps)
         self.cfg.setValue(p.cfg)
+        self.distilled_cfg.setValue(p.distilled_cfg)
         self.seed.setValue(max(-1, min(SEED_MAX, p.seed)))
         self.strength.setValue(p.strength)
         self.batch.setValue(p.batch)
@@ -418,7 +492,12 @@ class DreamwireDocker(DockWidget):
             data = json.loads(self.controller.settings.params or "{}")
         except ValueError:
             data = {}
-        self.set_params(Params.from_dict(data if isinstance(data, dict) else {}))
+        # The stored values belong to the family recorded with them, not to a guess from
+        # the model's name before the backend has said.
+        saved = self.controller.settings.family_presets
+        self.presets = FamilyPresets.from_json(saved)
+        params = Params.from_dict(data if isinstance(data, dict) else {})
+        self.set_params(params, self.presets.family if saved else None)
 
     def _save_params(self, p: Params) -> None:
         import json
@@ -499,6 +578,7 @@ class DreamwireDocker(DockWidget):
             self._welcome_seen = controller.welcome
             self._fill_lists(controller.welcome)
             self._fill_offers()
+            self._family_changed()  # the backend's word on the model's family
         if len(controller.history) != self._shown_history:
             self._fill_history(controller)
         self._fill_controls()

@@ -15,9 +15,11 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def blender_backend(tiny_models, tmp_path_factory):
-    """One real backend process (tiny models) shared by the Blender tests."""
+def blender_backend(tiny_models, flux_root, tmp_path_factory):
+    """One real backend process (tiny models, and the tiny Flux.1 dev in a root of its own:
+    the default model stays tiny-sd1) shared by the Blender tests."""
     from tests.support.backend import BackendProcess
 
-    with BackendProcess([tiny_models], tmp_path_factory.mktemp("blender-backend")) as proc:
+    roots = [tiny_models, flux_root]
+    with BackendProcess(roots, tmp_path_factory.mktemp("blender-backend")) as proc:
         yield proc

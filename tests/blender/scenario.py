@@ -236,6 +236,8 @@ class FakeLayout:
     def prop(self, data, name, **kw):
         assert name in data.bl_rna.properties, f"no property {name!r} on {data!r}"
         self.log.append(("prop", name))
+        if not self.active:
+            self.log.append(("greyed", name))
 
     def operator(self, idname, **kw):
         mod, op = idname.split(".")
@@ -824,6 +826,46 @@ def sc_remote():
     record("result", res)
     record("error", err)
     record("has_texture", tex_image(obj) is not None)
+
+
+def sc_flux():
+    """A Flux model picked in the panel takes Flux's settings; a texture through the backend
+    with its Distilled CFG; what Flux cannot run is greyed out and refused."""
+    clear_scene()
+    s = settings()  # SD-like values: Euler a, CFG 5, 2 steps
+    obj = mesh_object(
+        "FluxWall", [(-1, 0, -1), (1, 0, -1), (1, 0, 1), (-1, 0, 1)], [(0, 1, 2, 3)], uv=True
+    )
+    select(obj)
+    s.model = "tiny-flux"
+    record("switched", [s.steps, round(s.cfg, 4), s.sampler, round(s.distilled_cfg, 4)])
+    s.steps, s.distilled_cfg = 2, 2.5
+    s.model = "tiny-flux"  # the same family again: the artist's values stay
+    record("kept", [s.steps, round(s.distilled_cfg, 4)])
+    s.seamless = True
+    record("seamless_refused", run_op(lambda: bpy.ops.dreamwire.generate_texture())[1])
+    s.seamless = False
+    res, err = run_op(lambda: bpy.ops.dreamwire.generate_texture())
+    record("result", [res, err])
+    record("status", bpy.context.window_manager.dreamwire_status.text)
+    record("job_distilled", job_field("texture FluxWall", "distilled_cfg"))
+    record("job_controls", job_field("texture FluxWall", "controls"))
+    record("infotext", job_infotext("texture FluxWall"))
+    img = tex_image(obj)
+    gen = backend_images()
+    record("texture", list(img.size) if img is not None else None)
+    record(
+        "texture_equals_generated",
+        img is not None and bool(gen) and int(np.abs(pixels(img)[..., :3] - gen[-1][1]).max()),
+    )
+    s.seamless = True
+    drawn = draw_ui()["idle"]
+    record("drawn", [name for kind, name in drawn if kind == "prop"])
+    record("greyed", [name for kind, name in drawn if kind == "greyed"])
+    record("labels", [t for kind, t in drawn if kind == "label"])
+    s.model = "dreamshaper_8"  # back to SD: the values the panel had for it
+    record("back", [s.steps, round(s.cfg, 4), s.sampler])
+    record("sd_drawn", [name for kind, name in draw_ui()["idle"] if kind == "prop"])
 
 
 def main():

@@ -297,6 +297,26 @@ def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_pa
     assert c["uv_layers_after_failures"] == 0 and c["uv_layers_after_down"] == 0
 
 
+def test_flux_model_takes_flux_settings_and_textures_with_distilled_cfg(
+    addon_zip, tmp_path, backend
+):
+    c = run_scenario("flux", addon_zip, tmp_path, backend)
+    # Picking the model switched to Forge's Flux preset; the artist's values then stay.
+    assert c["switched"] == [20, 1.0, "Euler", 3.5] and c["kept"] == [2, 2.5]
+    assert c["seamless_refused"].startswith("Error: Flux.1 models: seamless tiling")
+    assert c["result"] == [["FINISHED"], None], c["status"]
+    # Depth is on by default, and this library has no Flux ControlNet: left out with the
+    # backend's reason (naming the file to add), not refused.
+    assert "Left out Depth (the backend cannot run them for Flux.1 models" in c["status"]
+    assert c["job_distilled"] == 2.5 and c["job_controls"] == []
+    assert "Sampler: Euler, Schedule type: Simple, CFG scale: 1," in c["infotext"]
+    assert "Distilled CFG Scale: 2.5" in c["infotext"] and "Steps: 2," in c["infotext"]
+    assert c["texture"] == [64, 64] and c["texture_equals_generated"] == 0
+    assert "distilled_cfg" in c["drawn"] and "seamless" in c["greyed"]
+    assert "Depth: not available for Flux.1 models" in c["labels"]
+    assert c["back"] == [2, 5.0, "Euler a"] and "distilled_cfg" not in c["sd_drawn"]
+
+
 def test_backend_dying_mid_job_fails_cleanly(addon_zip, tmp_path, tiny_models):
     with BackendProcess([tiny_models], tmp_path / "dying") as proc:
         c = run_scenario("backend_dies", addon_zip, tmp_path, proc, backend_pid=proc.pid, steps=60)

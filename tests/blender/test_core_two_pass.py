@@ -13,6 +13,7 @@ from blender_addon.core.job_builder import (
     two_pass_note,
 )
 from dreamwire.shared.events import Welcome
+from dreamwire.shared.family_support import family_info
 from dreamwire.shared.native_size import REFINE_DENOISE, model_family
 
 
@@ -28,13 +29,15 @@ def test_large_texture_is_generated_native_then_hires_to_the_requested_size():
     assert (job.hires.width, job.hires.height) == (2048, 2048)
     assert job.hires.plan(job.width, job.height).size == (2048, 2048)
     assert job.hires.denoise == REFINE_DENOISE and job.seamless == "both"
-    xl = build_job(settings(family="sdxl"))
+    xl = build_job(settings(info=family_info("sdxl", None)))
     assert (xl.width, xl.height) == (1024, 1024) and xl.hires.width == 2048
 
 
 def test_native_sizes_and_the_panel_switch_stay_one_pass():
     assert build_job(settings(width=512, height=512)).hires is None
-    assert build_job(settings(width=1024, height=1024, family="sdxl")).hires is None
+    assert (
+        build_job(settings(width=1024, height=1024, info=family_info("sdxl", None))).hires is None
+    )
     off = build_job(settings(two_pass=False))
     assert off.hires is None and (off.width, off.height) == (2048, 2048)
 

@@ -302,9 +302,9 @@ FLUX_JOB = dict(
 
 @pytest.fixture(scope="module")
 def flux_lora_engine(flux, tmp_path_factory):
-    """A CPU engine with the conditioning extension over the tiny Flux (a diffusers folder
+    """A CPU engine with the conditioners over the tiny Flux (a diffusers folder
     written from `flux`), its LoRA files and an SDXL one in models/Lora."""
-    from dreamwire.backend.conditioning.extension import ConditioningExtension
+    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
     from dreamwire.backend.tiny.conditioning import build_kohya_sdxl
@@ -314,9 +314,7 @@ def flux_lora_engine(flux, tmp_path_factory):
     write_flux_diffusers_folder(flux, root / "models" / "Stable-diffusion" / "tiny-flux")
     flux_lora.build(root / "models" / "Lora", flux)
     build_kohya_sdxl(root / "models" / "Lora" / "tiny_xl_style.safetensors")
-    return Engine(
-        ModelLibrary([root]), device="cpu", extensions=[ConditioningExtension()], cache_size=1
-    )
+    return Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions(), cache_size=1)
 
 
 def _image(engine, **kw):

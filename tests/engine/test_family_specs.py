@@ -90,3 +90,23 @@ def test_denoiser_and_previews_fit_the_catalog_configs(key):
         assert (folder / spec.denoiser / "config.json").is_file(), arch
         vae = json.loads((folder / "vae" / "config.json").read_text())
         assert len(spec.latent_rgb) == vae["latent_channels"], arch
+
+
+@pytest.mark.parametrize("key", sorted(SPECS))
+def test_text_width_and_single_file_text_fit_the_catalog_configs(key):
+    # The width an add-on's shapes are matched against is every real architecture's UNet
+    # cross-attention width, and the single-file text encoders are the config's components.
+    import json
+
+    spec = SPECS[key]
+    real = [a for a in catalog.archs() if catalog.family_of(a) == key and "tiny" not in a]
+    for arch in real:
+        folder = catalog.config_dir(arch)
+        unet = folder / "unet" / "config.json"
+        width = json.loads(unet.read_text())["cross_attention_dim"] if unet.is_file() else None
+        assert spec.text_width == width, arch
+        for text in spec.single_file_text:
+            assert (folder / text.component / "config.json").is_file(), (arch, text)
+    assert [t.component for t in spec.single_file_text] == [
+        c for c in spec.model_parts if c.startswith("text_encoder")
+    ] or not spec.single_file_text

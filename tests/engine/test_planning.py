@@ -9,7 +9,7 @@ from dreamwire.backend.engine import Engine
 from dreamwire.backend.engine.planning import LoraRequest, plan, serves
 from dreamwire.backend.families import SPECS
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import HiresFix, Job, LoraRef, Outpaint, Upscale
+from dreamwire.shared.job import HiresFix, Job, LoraRef, Outpaint, Region, Upscale
 from dreamwire.shared.job_mode import JobMode
 
 PICTURE = np.zeros((64, 64, 3), np.uint8)
@@ -45,6 +45,24 @@ def test_loras_from_the_job_then_the_prompt(library):
         LoraRequest("detail", 0.7, 0.7),
         LoraRequest("style", 0.25, 0.5),  # A1111: <lora:name:te:unet>
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "composable"),
+    [
+        ({"prompt": "a cat"}, False),
+        ({"prompt": "a cat, (a hat:1.2) <lora:style:1>"}, False),  # weights inside one term
+        ({"prompt": "a cat AND a dog :0.5"}, True),
+        ({"prompt": "a cat :1.5"}, True),  # one weighted subprompt runs composable too
+        # Only the Hires.fix pass's own prompt is composable.
+        ({"prompt": "a cat", "hires": HiresFix(prompt="a cat AND a hat")}, True),
+        ({"prompt": "a cat", "regions": [Region("a barn", MASK)]}, True),
+    ],
+)
+def test_the_plan_says_which_passes_compose_their_prompt(library, fields, composable):
+    p = plan(Job(**{"width": 64, "height": 64, **fields}), library)
+    assert p.composable is composable
+    assert p.regions == tuple(fields.get("regions", ()))
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,10 @@
-"""Flux fixtures: a models root holding the tiny Flux.1 dev as a diffusers folder, and a CPU
-engine over it (no extensions: these tests pin the engine against diffusers' pipelines)."""
+"""Flux fixtures: a library over the tiny Flux models root (`flux_root` is in
+tests/conftest.py: the hosts' tests use it too), and a CPU engine over it (no extensions:
+these tests pin the engine against diffusers' pipelines)."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def flux_root(tmp_path_factory):
-    from dreamwire.backend.tiny.flux import flux_components, write_flux_diffusers_folder
-
-    root = tmp_path_factory.mktemp("flux-models")
-    checkpoints = root / "models" / "Stable-diffusion"
-    write_flux_diffusers_folder(flux_components(), checkpoints / "tiny-flux")
-    fill = "tiny-flux-fill"
-    write_flux_diffusers_folder(flux_components(fill), checkpoints / fill, arch=fill)
-    # Kontext has dev's architecture; the tiny one shares tiny-flux's weights.
-    kontext = "tiny-flux-kontext"
-    write_flux_diffusers_folder(flux_components(), checkpoints / kontext, arch=kontext)
-    return root
 
 
 @pytest.fixture(scope="session")

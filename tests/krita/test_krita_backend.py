@@ -43,12 +43,13 @@ class RecordingBackend(BackendProcess):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_models):
+def run(tmp_path_factory, tiny_models, flux_root):
     root = tmp_path_factory.mktemp("krita-backend")
     record, dump = root / "record", root / "dump"
     dump.mkdir()
     prof = make_profile(root / "profile", build_zip(root / "dist"))
-    backend = RecordingBackend(record, [tiny_models], root / "out")
+    # The tiny Flux.1 dev in a root of its own: the default model stays tiny-sd1.
+    backend = RecordingBackend(record, [tiny_models, flux_root], root / "out")
     with backend:
         out = run_script(
             prof,
@@ -187,6 +188,34 @@ def test_upscale_scales_the_document_and_adds_the_refined_canvas(run):
     assert fields["upscale"]["scale"] == 1.5 and fields["upscale"]["refine"] is True
     assert fields["strength"] == 0.3
     assert _arrived(record, u["job_id"], "init.npy").shape == (40, 50, 3)
+
+
+def test_flux_model_takes_flux_settings_and_lands_with_distilled_cfg(run):
+    f = run[0]["flux"]
+    # The default model (SD1.x) keeps SD's values; picking the Flux model switches to Forge's
+    # Flux preset from the welcome and shows the Distilled CFG; the artist's values then stay.
+    assert f["connected"] and f["sd"] == [20, 7.0, "DPM++ 2M Karras", 3.5, False]
+    assert f["switched"] == [20, 1.0, "Euler", 3.5, True]
+    assert f["kept"] == [2, 1.0, "Euler", 2.5, True]
+    # What Flux cannot run is greyed out, the backend's reason as the tooltip.
+    region_enabled, region_tip = f["greyed"]["region"]
+    assert not region_enabled and region_tip.startswith("Flux.1 models: regional prompts")
+    assert f["greyed"]["refine"] == [False, False]
+    # No Flux ControlNet in this library: its types are greyed out naming the file to add.
+    whys = [w for w in f["greyed"]["controls"] if w]
+    assert whys and all(w.startswith("Not available for Flux.1 models: ") for w in whys)
+    assert any("FLUX.1-dev-ControlNet-Union-Pro-2.0" in w for w in whys)
+    g = f["generated"]
+    assert g["ok"], g["message"]
+    assert [t for _, t in g["layers"]] == ["paintlayer"] and "a red fox" in g["layers"][0][0]
+    assert g["bounds"] == [[0, 0, 64, 64]] and g["job_distilled"] == 2.5
+    assert "Sampler: Euler, Schedule type: Simple, CFG scale: 1," in g["infotext"]
+    assert "Distilled CFG Scale: 2.5" in g["infotext"] and "Seed: 7," in g["infotext"]
+    r = f["region"]
+    assert r["job_id"] is None and r["level"] == "error"
+    assert r["message"].startswith("Flux.1 models: regional prompts need per-region attention")
+    # Back to an SD model: the SD values the panel had, the Distilled CFG hidden again.
+    assert f["back"] == [20, 7.0, "DPM++ 2M Karras", 3.5, False]
 
 
 def test_backend_dying_mid_job_is_reported_and_the_document_is_unharmed(run):

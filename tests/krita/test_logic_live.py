@@ -155,6 +155,9 @@ def test_live_sampling_uses_lcm_with_the_family_lora():
     assert (s.sampler, s.steps, s.cfg, s.loras) == ("LCM", 6, 1.8, ("lcm-lora-sdv1-5",))
     s = live.live_sampling("Euler a", 7.0, "tiny-sdxl", w, "sdxl")
     assert s.loras == ("lcm-lora-sdxl",)
+    # No family's LCM-LoRA fits another's: a Flux model runs without LCM.
+    s = live.live_sampling("Euler", 1.0, "flux1-dev", w, "flux")
+    assert (s.sampler, s.loras) == ("Euler", ())
     # An LCM-distilled checkpoint needs no LoRA.
     s = live.live_sampling("Euler a", 7.0, "dreamshaper-lcm", welcome(), "sd1")
     assert (s.sampler, s.loras) == ("LCM", ())

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from dreamwire.shared.job import Job
 
@@ -40,6 +41,9 @@ def test_single_files_generate_what_the_diffusers_folder_does(engine):
     # the tiny model, 0..255 pixels: Q8_0 mean 0.02, Q4_0 mean 0.27, fp8 mean 0.86).
     for model, mean in (("flux1-dev-Q8_0", 0.2), ("flux1-dev-Q4_0", 1.5), ("flux1-dev-fp8", 3)):
         assert np.abs(_image(engine, model) - reference).mean() <= mean, model
+    # The engine keeps the stored formats it was given: fp8 matrices stay fp8 in memory.
+    fp8 = engine.load("flux1-dev-fp8").components["transformer"]
+    assert fp8.transformer_blocks[0].attn.to_q.weight.dtype == torch.float8_e4m3fn
 
 
 def test_welcome_names_what_a_flux_file_lacks(flux_trees, tmp_path):
@@ -61,3 +65,21 @@ def test_welcome_names_what_a_flux_file_lacks(flux_trees, tmp_path):
     )
     assert "ae.safetensors" not in missing["flux1-dev"]
     assert welcome["model_families"]["flux1-dev"] == "flux"
+
+
+def test_a_lora_on_a_quantized_transformer_is_refused_by_name(engine):
+    # Adding a LoRA's delta in place to fp8 or GGUF weights would round it away or corrupt
+    # the packed blocks: refused before any weight changes, naming the way out.
+    from dreamwire.backend.conditioning import engine_extensions
+    from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+    engine.extensions = engine_extensions()
+    try:
+        for model in ("flux1-dev-Q8_0", "flux1-dev-fp8"):
+            job = Job(model=model, prompt="a cat <lora:any_style:0.8>", **SETTINGS)
+            with pytest.raises(DreamwireError) as err:
+                engine.run(job)
+            assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
+            assert "stored quantized" in err.value.message and model in err.value.message
+    finally:
+        engine.extensions = []

@@ -100,6 +100,8 @@ def test_scans_comfyui_layout(comfy):
             "controlnet": ["control_canny"],
             "upscaler": ["4x-Ultra"],
             "text_encoder": [],
+            "clip_vision": [],
+            "style_model": [],
         }
         assert lib.find("checkpoint", "tiny-sd1").arch == "tiny-sd1"
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dreamwire.shared.families import label as family_label
+from dreamwire.shared.family_support import family_info, refusal
 from dreamwire.shared.job import ControlUnit
 
 from .pixels import content_bounds, flatten_rgb
@@ -85,7 +86,11 @@ def offers(welcome, family: str) -> list[Offer]:
     """Every docker type, marked unavailable where the backend's welcome says it has no
     file for the model's family (`control_types` / `control_missing`). A backend that does
     not say (an older one), or a family it does not list, leaves everything offered: the
-    backend still refuses a job it cannot run, with a clear error."""
+    backend still refuses a job it cannot run, with a clear error. A family that runs no
+    control units has every type unavailable, with the backend's reason."""
+    refused = refusal(family_info(family, welcome), "controlnet")
+    if refused:
+        return [Offer(label, wire, False, refused) for label, wire in TYPES.items()]
     served = welcome.control_types.get(family) if welcome is not None else None
     if served is None:
         return [Offer(label, wire, True) for label, wire in TYPES.items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,7 +57,8 @@ def params_from_infotext(text: str, base: Params | None = None) -> Params:
         sched = info.schedule_type
         # Newer A1111 writes "Sampler: DPM++ 2M, Schedule type: Karras"; the docker's
         # list holds the combined name.
-        if sched and sched != "Automatic" and not info.sampler.endswith(sched):
+        # Flux's "Simple" (Forge's infotext) is the model's own schedule: plain "Euler".
+        if sched and sched not in ("Automatic", "Simple") and not info.sampler.endswith(sched):
             out.sampler = f"{info.sampler} {sched}"
         else:
             out.sampler = info.sampler
@@ -76,4 +78,7 @@ def params_from_infotext(text: str, base: Params | None = None) -> Params:
     fill = info.extras.get("Masked content")
     if fill in MASKED_CONTENT:
         out.inpaint_fill = fill
+    # Forge's name for it; written for models that take one (Flux dev).
+    with contextlib.suppress(ValueError):
+        out.distilled_cfg = float(info.extras.get("Distilled CFG Scale", out.distilled_cfg))
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dreamwire.shared.families import DEFAULT, ModelFamily
+from dreamwire.shared.families import family as family_of
 from dreamwire.shared.job import ControlUnit, Job, Outpaint
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import two_pass
@@ -16,9 +18,15 @@ from .regions import InpaintInputs, Plan, PlanError
 PREVIEW_EVERY = 2
 
 
-def _base(p: Params, plan: Plan, controls: list[ControlUnit], mode: JobMode) -> Job:
+# A job builder's `family`: the model's, as the backend's welcome describes it
+# (shared.family_support.model_info(...).family), or a key of the shared table.
+Family = str | ModelFamily
+
+
+def _base(p: Params, plan: Plan, controls: list[ControlUnit], mode: JobMode, family: Family) -> Job:
     return panel_job(
         p,
+        family_of(family),
         mode=mode,
         width=plan.region.w,
         height=plan.region.h,
@@ -33,7 +41,7 @@ def generate_job(
     p: Params,
     plan: Plan,
     controls: list[ControlUnit] = (),
-    family: str = "sd1",
+    family: Family = DEFAULT.key,
     upscalers: list[str] = (),
 ) -> Job:
     """txt2img over the plan's region; a region too large for the model `family` to
@@ -41,29 +49,37 @@ def generate_job(
     result still covers the region pixel for pixel. `upscalers` (the welcome's list):
     the second pass enlarges with an upscale model among them, as Krita AI Diffusion's
     does, else Lanczos (shared.refine_upscaler)."""
-    job = _base(p, plan, list(controls), JobMode.TXT2IMG)
+    job = _base(p, plan, list(controls), JobMode.TXT2IMG, family)
     if p.two_pass:
         job.width, job.height, job.hires = two_pass(
-            plan.region.w, plan.region.h, family, upscalers=list(upscalers)
+            plan.region.w, plan.region.h, family_of(family), upscalers=list(upscalers)
         )
     return job.validate()
 
 
 def refine_job(
-    p: Params, plan: Plan, region_rgba: np.ndarray, controls: list[ControlUnit] = ()
+    p: Params,
+    plan: Plan,
+    region_rgba: np.ndarray,
+    controls: list[ControlUnit] = (),
+    family: Family = DEFAULT.key,
 ) -> Job:
-    job = _base(p, plan, list(controls), JobMode.IMG2IMG)
+    job = _base(p, plan, list(controls), JobMode.IMG2IMG, family)
     job.init_image = flatten_rgb(region_rgba)
     job.strength = float(p.strength)
     return job.validate()
 
 
 def inpaint_job(
-    p: Params, plan: Plan, inputs: InpaintInputs, controls: list[ControlUnit] = ()
+    p: Params,
+    plan: Plan,
+    inputs: InpaintInputs,
+    controls: list[ControlUnit] = (),
+    family: Family = DEFAULT.key,
 ) -> Job:
     if inputs.mask is None and not inputs.outpaint:
         raise PlanError("The selection is empty: select some pixels, or deselect all.")
-    job = _base(p, plan, list(controls), JobMode.INPAINT)
+    job = _base(p, plan, list(controls), JobMode.INPAINT, family)
     job.init_image = inputs.init_image
     # The engine takes width/height as the init image's size and grows it by the outpaint
     # margins, so the result covers the whole plan region.

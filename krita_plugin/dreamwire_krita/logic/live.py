@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from dreamwire.shared import families
 from dreamwire.shared.job import Job, LoraRef
 
 # Krita AI Diffusion's defaults: LiveWorkspace.strength, and the style's live_sampler,
@@ -174,17 +175,13 @@ def _is_lcm(name: str) -> bool:
     return "lcm" in name.lower()
 
 
-def _is_xl(name: str) -> bool:
-    n = name.lower()
-    return "xl" in n or "sdxl" in n
-
-
 def lcm_lora(loras: Iterable[str], family: str) -> str | None:
     """The LCM LoRA for the model's family among the backend's LoRAs (lcm-lora-sdv1-5,
-    lcm-lora-sdxl, ...); None when there is none."""
-    want_xl = family == "sdxl"
+    lcm-lora-sdxl, ...), told by the family's name hints (shared/families.py); None when
+    there is none."""
+    want = families.family(family).key
     for name in loras:
-        if _is_lcm(name) and _is_xl(name) == want_xl:
+        if _is_lcm(name) and families.guess_from_name(name) == want:
             return name
     return None
 

@@ -6,6 +6,7 @@ import contextlib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from dreamwire.shared.family_presets import DISTILLED_CFG
 from dreamwire.shared.job import INPAINT_FILLS
 
 # A1111's "Masked content" choices, in its order; its default (and the Job's) is "original".
@@ -20,6 +21,9 @@ class Params:
     sampler: str = "DPM++ 2M Karras"
     steps: int = 20
     cfg: float = 7.0
+    # Forge's Distilled CFG Scale: sent only for a family that takes it (Flux dev), where
+    # the docker shows it.
+    distilled_cfg: float = DISTILLED_CFG
     seed: int = -1
     strength: float = 0.6
     batch: int = 1

@@ -19,6 +19,9 @@ class Settings:
     client_key: str = ""  # this client's CurveZMQ secret key (Z85 or key file) for that backend
     backend_command: str = ""  # starts a local backend when the address is not answering
     params: str = ""  # last docker parameters, JSON
+    # Which family the docker's sampling values are for, and those last used with others
+    # (shared.family_presets.FamilyPresets, JSON).
+    family_presets: str = ""
 
     def problems(self) -> list[str]:
         out = []

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dreamwire.shared.families import DEFAULT, ModelFamily
+from dreamwire.shared.families import family as family_of
 from dreamwire.shared.job import Job, Upscale
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
@@ -48,11 +50,17 @@ def plan_upscale(canvas: Rect, factor: float) -> Plan:
     return Plan("upscale", region, region, masked=False)
 
 
-def upscale_job(p: Params, canvas_rgba: np.ndarray, choice: UpscaleChoice) -> Job:
+def upscale_job(
+    p: Params,
+    canvas_rgba: np.ndarray,
+    choice: UpscaleChoice,
+    family: str | ModelFamily = DEFAULT.key,
+) -> Job:
     """One image (the canvas has one upscale), refined with the panel's prompt, model,
-    sampler, steps, CFG and seed at the choice's strength."""
+    sampler, steps, CFG and seed at the choice's strength; `family`: the model's."""
     job = panel_job(
         p,
+        family_of(family),
         mode=JobMode.UPSCALE,
         init_image=flatten_rgb(canvas_rgba),
         strength=float(choice.strength),

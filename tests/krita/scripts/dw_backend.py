@@ -264,6 +264,11 @@ def check(cfg):
         "upscalers": upscaler_choices(c.welcome),
     }
 
+    # -- a Flux model in the docker (its own connection to the same backend) ----------------
+    import dw_flux
+
+    out["flux"] = dw_flux.check(cfg)
+
     # -- the backend dies mid-job ---------------------------------------------------------------------
     doc8 = k.createDocument(64, 64, "dies", "RGBA", "U8", "", 72.0)
     paint(doc8, canvas[:64, :64].copy())

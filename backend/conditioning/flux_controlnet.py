@@ -1,0 +1,123 @@
+"""Flux ControlNets (diffusers FluxControlNetModel): what a file is, which mode a unit takes,
+and loading it offline. The headers are read by backend/library/flux_controlnet.py.
+
+Kinds, as the family spec's `controlnets.union_modes` names them:
+
+- a single-type ControlNet (InstantX canny, Shakker depth, ...): its type from the name;
+- "modes": InstantX Union and Shakker Union-Pro, with a mode input (num_mode rows); the
+  mode of each unit type is the spec's table (canny 0, tile 1, depth 2, blur 3, pose 4,
+  gray 5, low quality 6 as the model cards number them);
+- "no_mode": Shakker Union-Pro 2.0, which reads the control type from the image itself (no
+  mode input): a Union by its name, serving the types its card lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dreamwire.backend.families import spec_for
+from dreamwire.backend.library import flux_controlnet as headers
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+from . import files
+
+LAYOUTS = ("flux", "flux_folder")
+MODEL_CLASS = "FluxControlNetModel"
+
+
+def describe(info, config: dict) -> None:
+    """Fill a ControlNetInfo of a Flux layout from its (read or derived) config."""
+    inner, text = headers.widths(config)
+    info.context_dim = text
+    info.base_channels = inner
+    num_mode = config.get("num_mode")
+    union = "modes" if num_mode else ("no_mode" if "union" in info.name.lower() else "")
+    info.detail.update(config=config, union=union, num_mode=num_mode)
+    if union:
+        info.type = None  # chosen per unit
+
+
+def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:
+    # The rotary axes and patch size come from the base model at load time; the widths
+    # and the mode count, all that identification needs, are in the shapes.
+    describe(info, headers.config_from_shapes(shapes, {}))
+
+
+def is_flux(info) -> bool:
+    return getattr(info, "layout", "") in LAYOUTS
+
+
+def union_kind(info) -> str:
+    return info.detail.get("union", "") if is_flux(info) else ""
+
+
+def control_mode(unit_type: str, info, family: str, where: str) -> int | None:
+    """The mode input of a unit on a Flux Union model (None: the model takes none), or a
+    clear MODEL_UNSUPPORTED for a type the model was not trained on."""
+    kind = union_kind(info)
+    table = spec_for(family).controlnets.union_modes.get(kind, {})
+    if unit_type not in table:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{where}: {info.name} is a Flux ControlNet Union model, which has no {unit_type} "
+            f"mode (it runs {', '.join(sorted(table))}); pick a {unit_type} ControlNet",
+        )
+    mode = table[unit_type]
+    num_mode = info.detail.get("num_mode")
+    if mode is not None and num_mode is not None and mode >= num_mode:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{where}: {info.name} has {num_mode} control modes; {unit_type} is mode {mode}",
+        )
+    return mode
+
+
+def mismatch(info, transformer_config: dict) -> list[str]:
+    """Why a Flux ControlNet does not fit a Flux transformer (empty when it fits)."""
+    inner, text = headers.widths(info.detail["config"])
+    base_inner, base_text = headers.widths(transformer_config)
+    problems = []
+    if inner != base_inner:
+        problems.append(f"hidden width {inner} vs {base_inner}")
+    if text != base_text:
+        problems.append(f"text width {text} vs {base_text}")
+    return problems
+
+
+def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
+    """A diffusers FluxControlNetModel on `device`, without any network access."""
+    from diffusers import FluxControlNetModel
+
+    try:
+        if info.layout == "flux_folder":
+            net = FluxControlNetModel.from_pretrained(
+                info.path, local_files_only=True, torch_dtype=dtype
+            )
+        else:
+            state = files.load_tensors(info.path, "ControlNet")
+            shapes = {k: tuple(v.shape) for k, v in state.items()}
+            config = headers.config_from_shapes(shapes, transformer_config)
+            # Built on the meta device and given the file's tensors: no random init of a
+            # multi-GB model.
+            with torch.device("meta"):
+                net = FluxControlNetModel.from_config(config)
+            missing, unexpected = net.load_state_dict(state, strict=False, assign=True)
+            if missing or unexpected:
+                raise DreamwireError(
+                    ErrorCode.MODEL_CORRUPT,
+                    f"Flux ControlNet {info.name}: {len(missing)} missing and "
+                    f"{len(unexpected)} unexpected weights "
+                    f"(first: {(list(missing) + list(unexpected))[0]})",
+                )
+    except DreamwireError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT, f"Flux ControlNet {info.name} could not be loaded: {exc}"
+        ) from None
+    if net.dtype != dtype:
+        net = net.to(dtype=dtype)
+    net.to(device=device).eval().requires_grad_(False)
+    return net

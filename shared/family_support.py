@@ -1,0 +1,104 @@
+"""What a model's family can do, as a host checks it before submitting: the backend's
+description of the family (its welcome's `families`) and why a feature it does not list
+is refused, in the words the backend itself refuses it with.
+
+The backend's family spec has one `Support` flag per feature below and refuses a job
+using a feature it lacks with `reason(label, feature)` (MODEL_UNSUPPORTED); the hosts grey
+the feature out and refuse it with the same sentence before anything goes on the wire.
+
+Stdlib only: this module ships inside the Blender and Krita plugins.
+"""
+
+from __future__ import annotations
+
+from .errors import DreamwireError, ErrorCode
+from .events import Welcome
+from .families import FamilyInfo
+from .families import family as shared_family
+from .job import Job
+from .native_size import model_family
+
+# Feature (the welcome's `supports` names) -> why a family may refuse it, shown after the
+# family's label ("Flux.1 models: ...").
+FEATURE_REASONS = {
+    "hires_latent": "Hires.fix with a Latent upscaler needs unpacked 4-channel latents; "
+    "pick a pixel upscaler",
+    "seamless": "seamless tiling pads the denoiser's convolutions, and this model's "
+    "transformer has none",
+    "regions": "regional prompts need per-region attention masks, not built for its joint "
+    "attention yet",
+    "composable": "AND prompts need one denoiser pass per subprompt, not built for it yet",
+    "prompt_schedules": "prompt editing and alternation ([a:b:n], [a|b]) are not built for "
+    "its text encoders yet",
+    "variation_seed": "variation seeds blend unpacked noise, not built for its packed latents yet",
+    "controlnet": "control units for it are not built yet",
+    # Known once a unit's file is found (a depth unit may pick a T2I-Adapter): the backend's.
+    "t2i_adapter": "T2I-Adapters hook a UNet's down blocks, and this model has no UNet; use a "
+    "ControlNet of the type",
+    "ip_adapter": "reference units for it are not built yet",
+    "refine_upscale": "tiled upscale-and-refine is not built for it yet",
+}
+FEATURES = tuple(FEATURE_REASONS)
+
+
+def reason(label: str, feature: str) -> str:
+    """The sentence a family refuses `feature` with: "Flux.1 models: seamless tiling ..."."""
+    return f"{label} models: {FEATURE_REASONS[feature]}"
+
+
+def family_info(key: str, welcome: Welcome | None) -> FamilyInfo:
+    """Family `key` as this backend describes it (label, sizes, defaults, supports), else
+    the shared table's entry with every feature allowed: an older backend that does not
+    describe its families still refuses what it cannot run, with its own message."""
+    described = welcome.families.get(key) if welcome is not None else None
+    if described is not None:
+        return described
+    return FamilyInfo(shared_family(key), supports=FEATURES)
+
+
+def model_info(model: str, welcome: Welcome | None) -> FamilyInfo:
+    """The family of `model` ("" = the backend's default) as family_info describes it."""
+    return family_info(model_family(model, welcome), welcome)
+
+
+def refusal(info: FamilyInfo, feature: str) -> str | None:
+    """Why the family cannot run `feature`, or None when it can."""
+    if feature in info.supports:
+        return None
+    return reason(info.family.label, feature)
+
+
+def job_features(job: Job) -> list[str]:
+    """The features a host's job uses that a host can see (prompt syntax, AND and
+    schedules, is the backend's to parse and refuse). A plain upscale runs no model: none."""
+    if job.upscale is not None and not job.upscale.refine:
+        return []
+    used = []
+    if job.hires is not None and job.hires.upscaler == "Latent":
+        used.append("hires_latent")
+    if job.seamless != "none":
+        used.append("seamless")
+    if job.regions:
+        used.append("regions")
+    if job.subseed_strength > 0:
+        used.append("variation_seed")
+    # Reference units (the "ip-adapter" types) run the family's reference kind (IP-Adapter
+    # on SD, Flux Redux on Flux); every other unit a ControlNet-like one.
+    reference = [u for u in job.controls if u.type.startswith("ip-adapter")]
+    if reference:
+        used.append("ip_adapter")
+    if len(reference) < len(job.controls):
+        used.append("controlnet")
+    if job.upscale is not None and job.upscale.refine:
+        used.append("refine_upscale")
+    return used
+
+
+def check_job(job: Job, info: FamilyInfo) -> Job:
+    """`job` when its family runs everything it uses; else the backend's own refusal
+    (MODEL_UNSUPPORTED with the family's reason), raised before it is sent."""
+    for feature in job_features(job):
+        why = refusal(info, feature)
+        if why is not None:
+            raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, why)
+    return job

@@ -1,0 +1,132 @@
+"""What a family can do, as the hosts check it before sending (shared.family_support), and
+the panel settings that follow the model's family (shared.family_presets, panel_job)."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+import numpy as np
+import pytest
+
+from dreamwire.backend.engine import family_support as backend_support
+from dreamwire.backend.families import family_infos, spec_for
+from dreamwire.backend.families.spec import Support
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.events import Welcome
+from dreamwire.shared.families import FLUX, SD1, SDXL
+from dreamwire.shared.family_presets import FamilyPresets, Sampling
+from dreamwire.shared.family_support import (
+    FEATURES,
+    check_job,
+    job_features,
+    model_info,
+    refusal,
+)
+from dreamwire.shared.job import ControlUnit, HiresFix, Job, Region, Upscale
+from dreamwire.shared.panel_job import panel_job
+
+WELCOME = Welcome.from_body(
+    {
+        "protocol": 1,
+        "models": ["tiny-flux", "tiny-sd1"],
+        "model_families": {"tiny-flux": "flux", "tiny-sd1": "sd1"},
+        "default_model": "tiny-flux",
+        "families": family_infos(),
+    }
+)
+IMG = np.zeros((64, 64, 3), np.uint8)
+# One job per feature a host can ask for (with Flux's sampler: the backend checks it first).
+JOBS = {
+    "hires_latent": dict(hires=HiresFix(upscaler="Latent")),
+    "seamless": dict(seamless="both"),
+    "regions": dict(regions=[Region(prompt="a cat", mask=np.full((64, 64), 255, np.uint8))]),
+    "variation_seed": dict(subseed=3, subseed_strength=0.5),
+    "refine_upscale": dict(init_image=IMG, upscale=Upscale(scale=2.0, refine=True)),
+}
+
+
+def test_every_backend_support_flag_has_a_reason_the_hosts_share():
+    assert {f.name for f in fields(Support)} == set(FEATURES)
+
+
+@pytest.mark.parametrize("feature", sorted(JOBS))
+def test_the_host_refuses_what_the_backend_refuses_in_its_words(feature):
+    job = Job(sampler="Euler", **JOBS[feature])
+    # The hosts see the same features in a job as the backend's plan-time check does.
+    assert job_features(job) == [feature] and feature in backend_support.requested(job)
+    flux = model_info("tiny-flux", WELCOME)
+    with pytest.raises(DreamwireError) as host:
+        check_job(job, flux)
+    with pytest.raises(DreamwireError) as backend:
+        backend_support.check(job, "flux")
+    assert host.value.code == ErrorCode.MODEL_UNSUPPORTED == backend.value.code
+    assert host.value.message == backend.value.message == refusal(flux, feature)
+    assert host.value.message.startswith("Flux.1 models: ")
+    assert check_job(job, model_info("tiny-sd1", WELCOME)) is job  # SD1 runs them all
+
+
+def test_flux_runs_controlnet_units():
+    job = Job(sampler="Euler", controls=[ControlUnit(type="depth", image=IMG)])
+    assert job_features(job) == ["controlnet"]
+    assert check_job(job, model_info("tiny-flux", WELCOME)) is job
+    backend_support.check(job, "flux")  # T2I-Adapter files are refused once found
+
+
+def test_an_older_backend_leaves_every_feature_to_the_backend():
+    old = Welcome.from_body({"protocol": 1, "model_families": {"flux1-dev": "flux"}})
+    info = model_info("flux1-dev", old)
+    assert info.family.key == "flux" and all(refusal(info, f) is None for f in FEATURES)
+    assert model_info("flux1-dev-Q4", None).family is FLUX  # guessed from the name
+
+
+def test_a_plain_upscale_runs_no_model_and_is_never_refused():
+    job = Job(init_image=IMG, upscale=Upscale(scale=2.0, refine=False), seamless="both")
+    assert job_features(job) == []
+    assert check_job(job, model_info("tiny-flux", WELCOME)) is job
+
+
+def test_the_welcomes_family_description_wins_over_the_hosts_table():
+    body = {
+        "protocol": 1,
+        "model_families": {"m": "flux"},
+        "families": {"flux": {**family_infos()["flux"], "label": "Flux (remote)"}},
+    }
+    info = model_info("m", Welcome.from_body(body))
+    assert info.family.label == "Flux (remote)"
+    assert refusal(info, "seamless").startswith("Flux (remote) models: ")
+    assert spec_for("flux").refusal("seamless").message == refusal(
+        replace(info, family=FLUX), "seamless"
+    )
+
+
+def _panel(**kw):
+    base = dict(prompt="p", negative="", model="m", sampler="Euler a", steps=9, cfg=5.0)
+    base.update(distilled_cfg=2.5, seed=1)
+    base.update(kw)
+    return type("Panel", (), base)()
+
+
+def test_distilled_cfg_travels_only_for_a_family_that_takes_it():
+    assert panel_job(_panel(), FLUX).distilled_cfg == 2.5
+    assert panel_job(_panel(), SD1).distilled_cfg is None
+    assert panel_job(_panel()).distilled_cfg is None
+    assert panel_job(_panel(), FLUX).validate().distilled_cfg == 2.5
+
+
+def test_a_model_of_another_family_switches_to_its_defaults_and_keeps_the_artists():
+    presets = FamilyPresets()  # a new panel: SD's values
+    sd_mine = Sampling(30, 6.0, "DPM++ 2M Karras", 3.5)
+    flux = presets.switch(FLUX, sd_mine)
+    assert flux == Sampling(20, 1.0, "Euler", 3.5)  # Forge's Flux preset
+    # The artist tunes Flux; another Flux model keeps it.
+    flux_mine = Sampling(12, 1.5, "Euler", 2.8)
+    assert presets.switch(FLUX, flux_mine) is None
+    # Back to SD: the artist's SD values, not SD's defaults; then Flux as left.
+    assert presets.switch(SD1, flux_mine) == replace(sd_mine)
+    assert presets.switch(FLUX, sd_mine) == flux_mine
+    # SDXL, never used: its defaults; the hidden Distilled CFG stays as the panel has it.
+    assert presets.switch(SDXL, flux_mine) == Sampling(20, 7.0, "DPM++ 2M Karras", 2.8)
+    again = FamilyPresets.from_json(presets.to_json())
+    assert again == presets and again.family == "sdxl"
+    assert FamilyPresets.from_json("{broken") == FamilyPresets()
+    assert FamilyPresets.from_json('{"kept": {"flux": {"steps": 1}}}') == FamilyPresets()
