@@ -2,6 +2,7 @@
 
     python bench/bench_engine.py                 # tiny SD1 model on the CPU
     python bench/bench_engine.py --arch sd15     # full SD1.5 architecture, random weights (GPU)
+    python bench/bench_engine.py --arch tiny-flux  # tiny Flux.1 dev (CPU)
 
 Both sides run txt2img with the same components, scheduler, seed and size, alternating
 run by run so that clock and thermal drift hit both alike. Prints ms/step for each and the
@@ -31,6 +32,11 @@ def build_models(arch: str, root: Path) -> str:
 
         build_all(root, conditioning=False)
         return "tiny-sd1"
+    if arch == "tiny-flux":
+        from dreamwire.backend.tiny.flux import flux_components, write_flux_diffusers_folder
+
+        write_flux_diffusers_folder(flux_components(), root / "models" / "Stable-diffusion" / arch)
+        return arch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -52,6 +58,31 @@ def build_models(arch: str, root: Path) -> str:
     return "random-sd15"
 
 
+def diffusers_pipe(arch: str, comps: dict, sampler: str):
+    """The plain diffusers pipeline over the engine's own loaded modules, fresh scheduler."""
+    import diffusers
+
+    from dreamwire.backend.samplers import make_scheduler
+
+    if arch == "tiny-flux":
+        names = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
+        # Flux runs Euler on the model's own shifted flow-matching schedule.
+        scheduler = type(comps["scheduler"]).from_config(comps["scheduler"].config)
+        pipe = diffusers.FluxPipeline(
+            **{k: comps[k] for k in names}, transformer=comps["transformer"], scheduler=scheduler
+        )
+    else:
+        pipe = diffusers.StableDiffusionPipeline(
+            **{k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")},
+            scheduler=make_scheduler(sampler, comps["scheduler"].config),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def timed(fn, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -64,7 +95,7 @@ def timed(fn, device: torch.device) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", choices=("tiny", "sd15"), default="tiny")
+    p.add_argument("--arch", choices=("tiny", "sd15", "tiny-flux"), default="tiny")
     p.add_argument("--size", type=int, default=None, help="image side (default 64 tiny, 512 sd15)")
     p.add_argument("--steps", type=int, default=None, help="default 10 tiny, 20 sd15")
     p.add_argument("--runs", type=int, default=5)
@@ -72,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
-    size = args.size or (64 if args.arch == "tiny" else 512)
-    steps = args.steps or (10 if args.arch == "tiny" else 20)
+    tiny = args.arch in ("tiny", "tiny-flux")
+    flux = args.arch == "tiny-flux"
+    size = args.size or (64 if tiny else 512)
+    steps = args.steps or (10 if tiny else 20)
+    # Flux: real CFG 1 (one transformer call a step, no negative) and distilled guidance 3.5,
+    # the family's defaults; SD: CFG 7 with the negative prompt.
+    cfg = 1.0 if flux else 7.0
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -81,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
-    from dreamwire.backend.samplers import make_scheduler
     from dreamwire.shared.job import Job
 
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
@@ -89,33 +124,32 @@ def main(argv: list[str] | None = None) -> int:
         engine = Engine(ModelLibrary([tmp]), device=args.device, extensions=[], low_vram=False)
         comps = engine.load(name).components
         device = engine.info.device
-        pipe = diffusers.StableDiffusionPipeline(
-            **{k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet")},
-            scheduler=make_scheduler(args.sampler, comps["scheduler"].config),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        pipe.set_progress_bar_config(disable=True)
+        pipe = diffusers_pipe(args.arch, comps, args.sampler)
         job = dict(
             prompt=PROMPT,
-            negative=NEGATIVE,
+            negative="" if flux else NEGATIVE,
             sampler=args.sampler,
             steps=steps,
-            cfg=7.0,
+            cfg=cfg,
             width=size,
             height=size,
             seed=42,
             model=name,
         )
 
+        # Flux's guidance_scale is the distilled guidance (the job's default 3.5).
+        guidance = (
+            {"guidance_scale": 3.5}
+            if flux
+            else {"negative_prompt": NEGATIVE, "guidance_scale": cfg}
+        )
+
         def run_diffusers():
             with torch.inference_mode():
                 out = pipe(
                     PROMPT,
-                    negative_prompt=NEGATIVE,
                     num_inference_steps=steps,
-                    guidance_scale=7.0,
+                    **guidance,
                     width=size,
                     height=size,
                     output_type="np",
@@ -140,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             f"torch {torch.__version__}, diffusers {diffusers.__version__}, threads {torch.get_num_threads()}"
         )
         print(
-            f"model: {args.arch} ({name}), {size}x{size}, {steps} steps, {args.sampler}, CFG 7, "
+            f"model: {args.arch} ({name}), {size}x{size}, {steps} steps, {args.sampler}, "
+            f"CFG {cfg:g}{', distilled CFG 3.5' if flux else ''}, "
             f"median of {args.runs} runs each, alternating"
         )
         print(f"diffusers: {ms['diffusers']:.2f} ms/step")

@@ -3,6 +3,15 @@
     python bench/bench_fastpath.py                     # tiny SD1 on the CPU (the default here)
     python bench/bench_fastpath.py --arch gpu          # SD1.5 then SDXL on a GPU, < 8 minutes
     python bench/bench_fastpath.py --arch sd15         # one architecture
+    python bench/bench_fastpath.py --arch flux         # Flux.1 dev, real size (GPU)
+    python bench/bench_fastpath.py --arch flux-small   # real widths, 1 double + 2 single blocks
+
+Flux: random-weight FluxTransformer2DModel and 16-channel VAE from models/configs/flux-dev,
+one transformer call per step (guidance-distilled, real CFG 1), Euler on the model's shifted
+flow-matching schedule, distilled guidance 3.5. "flux-small" keeps every width of the real
+model (3072 wide, 24 heads, T5's 4096-wide text input) but only 1 double-stream and 2
+single-stream blocks, so that a CPU can run it; its text is 64 tokens (`--text-tokens`),
+Flux's real 512 on a GPU.
 
 The real SD1.5 / SDXL architectures are built from the catalog configs in models/ with
 random weights (speed does not depend on the values). Text encoders are left out: both sides
@@ -42,11 +51,32 @@ ARCHS = {  # bench name -> (catalog config, family, image side, steps)
     "tiny-xl": ("tiny-sdxl", "sdxl", 64, 20),
     "sd15": ("sd1", "sd1", 512, 20),
     "sdxl": ("sdxl-base", "sdxl", 1024, 20),
+    "flux": ("flux-dev", "flux", 1024, 20),
+    "flux-small": ("flux-dev", "flux", 128, 4),
 }
-CASES = {"tiny": (0, 1, 2), "tiny-xl": (0, 1), "sd15": (0, 1, 2), "sdxl": (0, 1)}
+# The Flux family runs no ControlNets yet (FamilySpec support): the plain case only.
+CASES = {
+    "tiny": (0, 1, 2),
+    "tiny-xl": (0, 1),
+    "sd15": (0, 1, 2),
+    "sdxl": (0, 1),
+    "flux": (0,),
+    "flux-small": (0,),
+}
+# Transformer depth overrides (double, single blocks); real widths everywhere.
+FLUX_DEPTH = {"flux-small": (1, 2)}
+FLUX_TEXT_TOKENS = {"flux": 512, "flux-small": 64}
+FLUX_GUIDANCE = 3.5
 # Seconds a cold compile of one architecture may take on an H100/H200 (reference: SD1.5
 # 50 s; SDXL about three times the graph). Phases that would overrun the budget are skipped.
-COLD_COMPILE_S = {"tiny": 60, "tiny-xl": 60, "sd15": 75, "sdxl": 180}
+COLD_COMPILE_S = {
+    "tiny": 60,
+    "tiny-xl": 60,
+    "sd15": 75,
+    "sdxl": 180,
+    "flux": 240,  # 57 blocks; a guess until a GPU has run it
+    "flux-small": 60,
+}
 TARGETS = {"sd15_it_s": 150.0, "controlnet_step_ratio": 1.35, "sdxl_speedup": 2.5}
 CPU_NOISE = 1.10  # CPU: the fast path may not be more than 10 % slower (shared machine)
 MAX_REL_DIFF = 1e-2
@@ -63,11 +93,41 @@ def _config(arch: str, component: str) -> dict:
     return json.loads((folder / name).read_text())
 
 
+def is_flux(name: str) -> bool:
+    return ARCHS[name][1] == "flux"
+
+
+def build_flux(name: str, device, dtype):
+    """Random-weight Flux transformer (depth per FLUX_DEPTH) and VAE, on `device`. Built in
+    `dtype` directly: Flux.1 dev in fp32 would take 48 GiB before the cast."""
+    import torch
+    from diffusers import AutoencoderKL, FluxTransformer2DModel
+
+    arch = ARCHS[name][0]
+    config = _config(arch, "transformer")
+    if name in FLUX_DEPTH:
+        config["num_layers"], config["num_single_layers"] = FLUX_DEPTH[name]
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            transformer = FluxTransformer2DModel.from_config(config)
+            vae = AutoencoderKL.from_config(_config(arch, "vae"))
+    finally:
+        torch.set_default_dtype(default)
+    for m in (transformer, vae):
+        m.to(dtype=dtype).eval().requires_grad_(False)
+    return transformer, vae, []
+
+
 def build(name: str, device, dtype, controlnets: int):
     """Random-weight UNet, VAE and ControlNets of the real architecture, on `device`."""
     import torch
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
 
+    if is_flux(name):
+        return build_flux(name, device, dtype)
     arch = ARCHS[name][0]
     torch.manual_seed(0)
     with torch.device(device):
@@ -85,6 +145,22 @@ def make_pipe(name: str, unet, vae, nets, sampler: str = "DPM++ 2M Karras"):
     from dreamwire.backend.samplers import make_scheduler
 
     family = ARCHS[name][1]
+    if family == "flux":
+        # The engine's Flux sampling: the model's own scheduler, as scheduling.make builds it.
+        scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_config(
+            _config(ARCHS[name][0], "scheduler")
+        )
+        pipe = diffusers.FluxPipeline(
+            transformer=unet,
+            vae=vae,
+            scheduler=scheduler,
+            text_encoder=None,
+            tokenizer=None,
+            text_encoder_2=None,
+            tokenizer_2=None,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     scheduler = make_scheduler(sampler, _config(ARCHS[name][0], "scheduler"))
     xl = family == "sdxl"
     parts = dict(unet=unet, vae=vae, scheduler=scheduler, text_encoder=None, tokenizer=None)
@@ -106,6 +182,14 @@ def prompt_inputs(name: str, unet, device, dtype, nets, side: int) -> dict:
     import torch
 
     g = torch.Generator("cpu").manual_seed(1)
+    if is_flux(name):  # T5 token embeddings and CLIP's pooled output, guidance-distilled
+        cfg = unet.config
+        text = torch.randn(1, FLUX_TEXT_TOKENS[name], cfg.joint_attention_dim, generator=g)
+        pooled = torch.randn(1, cfg.pooled_projection_dim, generator=g)
+        return {
+            "prompt_embeds": text.to(device, dtype),
+            "pooled_prompt_embeds": pooled.to(device, dtype),
+        }
     dim = unet.config.cross_attention_dim
     kw = {
         "prompt_embeds": torch.randn(1, 77, dim, generator=g).to(device, dtype),
@@ -148,7 +232,12 @@ def run_image(pipe, kwargs, steps, side, device, step_times: list | None = None,
         return {}
 
     def on_step_report(_pipe, i, t, tensors):
-        reporter.step(i + 1, tensors.get("latents"))
+        latents = tensors.get("latents")
+        if hasattr(pipe, "transformer"):  # as the engine's step callback (passes.py) does
+            from dreamwire.backend.engine.preview import unpack_patches
+
+            latents = unpack_patches(latents, side, side, pipe.vae_scale_factor)
+        reporter.step(i + 1, latents)
         return {}
 
     callback = on_step if step_times is not None else None
@@ -161,7 +250,8 @@ def run_image(pipe, kwargs, steps, side, device, step_times: list | None = None,
         out = pipe(
             **kwargs,
             num_inference_steps=steps,
-            guidance_scale=7.0,
+            # Flux: distilled guidance (an input of the one transformer call); SD: CFG.
+            guidance_scale=FLUX_GUIDANCE if hasattr(pipe, "transformer") else 7.0,
             width=side,
             height=side,
             output_type="np",
@@ -174,10 +264,52 @@ def run_image(pipe, kwargs, steps, side, device, step_times: list | None = None,
     return out.images[0]
 
 
-def unet_step_ms(unet, name, side, device, dtype, iters: int) -> float:
-    """The bare UNet call of one CFG step (batch 2), median of `iters`."""
+def flux_step_inputs(transformer, name, side, device, dtype) -> dict:
+    """One Flux step's transformer inputs: (side/16)^2 image tokens (8x VAE, 2x2 packing)."""
     import torch
 
+    g = torch.Generator("cpu").manual_seed(3)
+    cfg = transformer.config
+    n, text = side // 16, FLUX_TEXT_TOKENS[name]
+    ids = torch.zeros(n, n, 3)
+    ids[..., 1] = torch.arange(n)[:, None]
+    ids[..., 2] = torch.arange(n)[None, :]
+    return dict(
+        hidden_states=torch.randn(1, n * n, cfg.in_channels, generator=g).to(device, dtype),
+        encoder_hidden_states=torch.randn(1, text, cfg.joint_attention_dim, generator=g).to(
+            device, dtype
+        ),
+        pooled_projections=torch.randn(1, cfg.pooled_projection_dim, generator=g).to(device, dtype),
+        timestep=torch.tensor([0.5], device=device, dtype=dtype),
+        img_ids=ids.reshape(-1, 3).to(device, dtype),
+        txt_ids=torch.zeros(text, 3, device=device, dtype=dtype),
+        guidance=torch.tensor([FLUX_GUIDANCE], device=device, dtype=torch.float32),
+        return_dict=False,
+    )
+
+
+def timed_calls(fn, device, iters: int) -> float:
+    """Median ms of `iters` calls of fn after 3 warm-up calls."""
+    times = []
+    for i in range(iters + 3):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def unet_step_ms(unet, name, side, device, dtype, iters: int) -> float:
+    """The bare denoiser call of one step, median of `iters`: the UNet's CFG batch of 2,
+    Flux's single guidance-distilled call."""
+    import torch
+
+    if is_flux(name):
+        kw = flux_step_inputs(unet, name, side, device, dtype)
+        with torch.inference_mode():
+            return timed_calls(lambda: unet(**kw), device, iters)
     g = torch.Generator("cpu").manual_seed(3)
     lat = side // 8
     x = torch.randn(2, unet.config.in_channels, lat, lat, generator=g).to(device, dtype)
@@ -193,16 +325,8 @@ def unet_step_ms(unet, name, side, device, dtype, iters: int) -> float:
             "text_embeds": torch.randn(2, pooled, generator=g).to(device, dtype),
             "time_ids": torch.tensor([[side, side, 0, 0, side, side]] * 2, device=device).to(dtype),
         }
-    times = []
     with torch.inference_mode():
-        for i in range(iters + 3):
-            _sync(device)
-            t0 = time.perf_counter()
-            unet(x, t, text, **extra)
-            _sync(device)
-            if i >= 3:
-                times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        return timed_calls(lambda: unet(x, t, text, **extra), device, iters)
 
 
 def peak_reset(device) -> None:
@@ -233,10 +357,11 @@ def rel_diff(a, b) -> float:
 
 
 def fast_ctx(device_info, family: str):
+    """What `fastpath.applied` reads of the engine's JobContext."""
     return SimpleNamespace(
         device=device_info,
-        state={"low_vram": False},
-        job=SimpleNamespace(seamless="none", tiled_vae=None),
+        low_vram=False,
+        plan=SimpleNamespace(seamless="none"),
         model=SimpleNamespace(family=family),
     )
 
@@ -256,9 +381,13 @@ def phase(args) -> dict:
     device = info.device
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     dtype = fp.choose_dtype(device.type, bf16, os.environ.get("DREAMWIRE_DTYPE"))
+    if any(is_flux(a) for a in args.archs) and dtype == torch.float16 and bf16:
+        dtype = torch.bfloat16  # Flux's activations overflow fp16; it ships and runs in bf16
     info = DeviceInfo(device, dtype)
     deadline = args.deadline
     out: dict = {"archs": {}}
+    if args.text_tokens:
+        FLUX_TEXT_TOKENS.update(dict.fromkeys(FLUX_TEXT_TOKENS, args.text_tokens))
     if args.force_compile:
         # Drive the GPU policy's compiled path on this device (inductor's default mode off
         # CUDA: no CUDA graphs) to measure compile cost and the disk cache without a GPU.
@@ -457,10 +586,10 @@ def run_phase(which: str, args, cache: Path, deadline: float, archs: list[str]) 
     out_file = cache.parent / f"{which}.json"
     cmd = [sys.executable, __file__, "--phase", which, "--phase-out", str(out_file)]
     cmd += ["--deadline", str(deadline), "--archs", *archs]
-    for flag in ("size", "steps", "runs", "iters", "threads", "device"):
+    for flag in ("size", "steps", "runs", "iters", "threads", "text_tokens", "device"):
         value = getattr(args, flag)
         if value is not None:
-            cmd += [f"--{flag}", str(value)]
+            cmd += [f"--{flag.replace('_', '-')}", str(value)]
     if args.cases is not None:
         cmd += ["--cases", *map(str, args.cases)]
     if args.force_compile:
@@ -567,7 +696,8 @@ def table(result: dict) -> str:
         if "fast_unet_step_ms" in arch:
             p, f = arch["plain_unet_step_ms"], arch["fast_unet_step_ms"]
             lines.append(
-                f"\nbare UNet CFG step, {name} ({arch['unet_params_M']} M params, "
+                f"\nbare {'transformer' if is_flux(name) else 'UNet CFG'} step, {name} "
+                f"({arch['unet_params_M']} M params, "
                 f"{arch['side']}x{arch['side']}): plain {p:.2f} ms ({1000 / p:.1f} it/s), "
                 f"fast {f:.2f} ms ({1000 / f:.1f} it/s), {p / f:.2f}x"
             )
@@ -583,13 +713,18 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", default=None, help="tiny | tiny-xl | sd15 | sdxl | gpu (= sd15,sdxl)")
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="tiny | tiny-xl | sd15 | sdxl | flux | flux-small | gpu (= sd15,sdxl); comma-separated",
+    )
     p.add_argument("--archs", nargs="*", default=None, help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--runs", type=int, default=None, help="alternating runs per side")
     p.add_argument("--iters", type=int, default=None, help="bare UNet calls timed")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--text-tokens", type=int, default=None, help="Flux T5 tokens (512 / 64)")
     p.add_argument("--device", default=None)
     p.add_argument("--cases", type=int, nargs="+", default=None, help="ControlNet counts")
     p.add_argument(

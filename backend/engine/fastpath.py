@@ -3,8 +3,10 @@
 Per device the policy (`decide`, a pure function) picks:
 
   * channels_last memory format for the UNet, ControlNets and VAE (convolutions run NHWC
-    on tensor cores without layout transposes);
-  * fused QKV projections (one matmul instead of three in self-attention, two in cross);
+    on tensor cores without layout transposes; a transformer denoiser such as Flux's has
+    no 4-D weights, so for it only the VAE changes);
+  * fused QKV projections (one matmul instead of three in self-attention, two in cross;
+    Flux's joint attention fuses its text stream's q/k/v as well);
   * an SDPA backend order for `torch.nn.attention.sdpa_kernel`;
   * torch.compile(mode="reduce-overhead"): inductor kernels replayed as CUDA graphs, one
     graph per (model, resolution, batch) shape, with inductor's caches on disk in the
@@ -262,9 +264,13 @@ def save_artifacts(folder: Path | None = None) -> None:
 
 
 def _attention_modules(module: nn.Module):
+    """UNet attention (attention_processor.Attention) and the transformers' own attention
+    classes (AttentionModuleMixin: FluxAttention, ...), which share no base class."""
+    from diffusers.models.attention import AttentionModuleMixin
     from diffusers.models.attention_processor import Attention
 
-    return [m for m in module.modules() if isinstance(m, Attention)]
+    kinds = (Attention, AttentionModuleMixin)
+    return [m for m in module.modules() if isinstance(m, kinds)]
 
 
 def set_channels_last(module: nn.Module) -> bool:
@@ -294,12 +300,17 @@ def _tie(attn, fused_name: str, parts: tuple[str, ...]) -> None:
             start += n
 
 
-def _fused_parts(attn) -> tuple[str, tuple[str, ...]] | None:
+def _fused_groups(attn) -> list[tuple[str, tuple[str, ...]]]:
+    """(fused projection, its parts) for each fused projection `attn` holds: q/k/v or k/v,
+    and a joint-attention transformer's added (text-stream) q/k/v."""
+    groups = []
     if getattr(attn, "to_qkv", None) is not None:
-        return "to_qkv", ("to_q", "to_k", "to_v")
-    if getattr(attn, "to_kv", None) is not None:
-        return "to_kv", ("to_k", "to_v")
-    return None
+        groups.append(("to_qkv", ("to_q", "to_k", "to_v")))
+    elif getattr(attn, "to_kv", None) is not None:
+        groups.append(("to_kv", ("to_k", "to_v")))
+    if getattr(attn, "to_added_qkv", None) is not None:
+        groups.append(("to_added_qkv", ("add_q_proj", "add_k_proj", "add_v_proj")))
+    return groups
 
 
 def _tied(attn, fused_name: str, parts: tuple[str, ...]) -> bool:
@@ -318,20 +329,26 @@ def _tied(attn, fused_name: str, parts: tuple[str, ...]) -> bool:
 
 
 def fuse_qkv(module: nn.Module) -> int:
-    """Fuse q/k/v (k/v in cross-attention) of every plain-SDPA attention in `module`, with
-    the parts tied to the fused weight; attention with other processors (sliced, IP-adapter,
-    an extension's own) is left alone. Returns how many were fused."""
+    """Fuse q/k/v (k/v in cross-attention) of every plain-SDPA attention in `module`, and of
+    every transformer attention under its default processor, with the parts tied to the
+    fused weight; attention with other processors (sliced, IP-adapter, an extension's own)
+    is left alone. Returns how many attention modules run fused."""
+    from diffusers.models.attention import AttentionModuleMixin
     from diffusers.models.attention_processor import AttnProcessor2_0, FusedAttnProcessor2_0
 
     count = 0
     for attn in _attention_modules(module):
+        if isinstance(attn, AttentionModuleMixin):
+            count += _fuse_mixin(attn)
+            continue
         if type(attn.processor) is not AttnProcessor2_0:
             continue
         if getattr(attn, "add_q_proj", None) is not None:
             continue  # added KV projections: no fused processor for those here
-        if _fused_parts(attn) is None:
+        if not _fused_groups(attn):
             attn.fuse_projections(fuse=True)
-            _tie(attn, *_fused_parts(attn))
+            for group in _fused_groups(attn):
+                _tie(attn, *group)
         # Already fused but given the plain processor back (an extension restoring the
         # processors it saw before it ran, e.g. IP-Adapter's): use the fused weight again.
         attn.set_processor(FusedAttnProcessor2_0())
@@ -339,14 +356,29 @@ def fuse_qkv(module: nn.Module) -> int:
     return count
 
 
+def _fuse_mixin(attn) -> int:
+    """A transformer's attention (FluxAttention and its kin): diffusers' own fusion, what
+    `fuse_qkv_projections` does per module (to_qkv, plus to_added_qkv for the text stream
+    of joint attention; the default processor reads `fused_projections`), with the parts
+    tied to the fused weights. Only under the class's default processor: an IP-Adapter's
+    processor is left on the plain projections. Returns 1 if `attn` runs fused."""
+    if not attn._supports_qkv_fusion or type(attn.processor) is not attn._default_processor_cls:
+        return 0
+    if not attn.fused_projections:
+        attn.fuse_projections()
+        for group in _fused_groups(attn):
+            _tie(attn, *group)
+    return 1
+
+
 def retie(module: nn.Module) -> int:
     """Re-tie fused projections whose views a device or dtype move broke, from q/k/v."""
     count = 0
     for attn in _attention_modules(module):
-        found = _fused_parts(attn)
-        if found is not None and not _tied(attn, *found):
-            _tie(attn, *found)
-            count += 1
+        for group in _fused_groups(attn):
+            if not _tied(attn, *group):
+                _tie(attn, *group)
+                count += 1
     return count
 
 

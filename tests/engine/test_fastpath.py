@@ -608,5 +608,101 @@ def test_fused_attention_comes_back_after_an_ip_adapter_job(
     eng.run(job(controls=[ControlUnit(type="ip-adapter", image=ref, model="ip-adapter_sd15")]))
     eng.run(job())
     unet = eng.load("tiny-sd1").components["unet"]
-    fused = [a for a in fp._attention_modules(unet) if fp._fused_parts(a) is not None]
+    fused = [a for a in fp._attention_modules(unet) if fp._fused_groups(a)]
     assert fused and all(isinstance(a.processor, FusedAttnProcessor2_0) for a in fused)
+
+
+# -- the Flux transformer ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def flux_transformer():
+    from dreamwire.backend.tiny.flux import flux_components
+
+    return flux_components()["transformer"]
+
+
+def _flux_inputs(transformer, side=4, text=6):
+    g = torch.Generator().manual_seed(0)
+    cfg = transformer.config
+    ids = torch.zeros(side, side, 3)
+    ids[..., 1] = torch.arange(side)[:, None]
+    ids[..., 2] = torch.arange(side)[None, :]
+    return dict(
+        hidden_states=torch.randn(1, side * side, cfg.in_channels, generator=g),
+        encoder_hidden_states=torch.randn(1, text, cfg.joint_attention_dim, generator=g),
+        pooled_projections=torch.randn(1, cfg.pooled_projection_dim, generator=g),
+        timestep=torch.tensor([0.5]),
+        img_ids=ids.reshape(-1, 3),
+        txt_ids=torch.zeros(text, 3),
+        guidance=torch.tensor([3.5]),
+        return_dict=False,
+    )
+
+
+@torch.no_grad()
+def test_flux_transformer_fuses_with_diffusers_own_projections(flux_transformer):
+    """Flux's attention is not the UNet's Attention class: it fuses through diffusers'
+    fuse_projections (to_qkv, and to_added_qkv for the text stream), tied like the UNet's,
+    so LoRA's in-place patches reach it and a device or dtype move is mended by retie."""
+    plain, fused = copy.deepcopy(flux_transformer), copy.deepcopy(flux_transformer)
+    kw = _flux_inputs(plain)
+    want = plain(**kw)[0]
+    attns = fp._attention_modules(fused)
+    assert len(attns) == 3  # 1 double block + 2 single blocks
+    assert fp.fuse_qkv(fused) == 3 and all(a.fused_projections for a in attns)
+    assert sum(getattr(a, "to_added_qkv", None) is not None for a in attns) == 1
+    torch.testing.assert_close(fused(**kw)[0], want, rtol=1e-4, atol=1e-5)
+    # channels_last has nothing to reorder in a transformer (no 4-D weights): output unchanged.
+    assert fp.set_channels_last(fused)
+    torch.testing.assert_close(fused(**kw)[0], want, rtol=1e-4, atol=1e-5)
+
+    def patch(model):  # what LoRA does: in place, on the unfused projections
+        for name in ("to_v", "add_k_proj"):
+            lin = getattr(model.transformer_blocks[0].attn, name)
+            lin.weight.add_(torch.linspace(-0.5, 0.5, lin.weight.numel()).view_as(lin.weight))
+
+    patch(plain), patch(fused)
+    patched = plain(**kw)[0]
+    assert (patched - want).abs().max() > 1e-3
+    torch.testing.assert_close(fused(**kw)[0], patched, rtol=1e-4, atol=1e-5)
+
+    fused.to(torch.float64).to(torch.float32)  # unties the views, as offload's moves do
+    assert fp.retie(fused) == 4 and fp.retie(fused) == 0  # to_qkv x3, to_added_qkv x1
+    patch(plain), patch(fused)
+    torch.testing.assert_close(fused(**kw)[0], plain(**kw)[0], rtol=1e-4, atol=1e-5)
+
+
+@torch.no_grad()
+def test_fast_path_applies_to_the_flux_transformer(flux_transformer, forced_gpu_policy):
+    """`applied` finds the denoiser by family: for Flux it fuses and compiles the transformer."""
+    from types import SimpleNamespace
+
+    import torch._dynamo.utils as dynamo_utils
+
+    from dreamwire.backend.engine.device import DeviceInfo
+
+    transformer = copy.deepcopy(flux_transformer)
+    kw = _flux_inputs(transformer)
+    want = transformer(**kw)[0]
+    pipe = SimpleNamespace(components={"transformer": transformer})
+    ctx = SimpleNamespace(
+        device=DeviceInfo(torch.device("cpu"), torch.float32),
+        model=SimpleNamespace(family="flux"),
+        low_vram=False,
+        plan=SimpleNamespace(seamless="none"),
+    )
+    # diffusers' apply_lora_scale decorator gives the UNet's, ControlNet's and Flux's forward
+    # one shared wrapper code object, and dynamo's recompile limit (8) counts per code
+    # object: after the other tests' compiles this one would silently run eager.
+    torch._dynamo.reset()
+    graphs = dynamo_utils.counters["stats"]["unique_graphs"]
+    with fp.applied(pipe, ctx, 64, 64, 1) as decision:
+        assert decision.compile and decision.fuse_qkv
+        wrapper = fp.compiled(transformer)
+        assert wrapper is not None and wrapper.active
+        got = transformer(**kw)[0]
+    assert wrapper.shapes == {(64, 64, 1, 0)} and not wrapper.failed
+    assert dynamo_utils.counters["stats"]["unique_graphs"] > graphs  # it ran compiled
+    assert all(a.fused_projections for a in fp._attention_modules(transformer))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
