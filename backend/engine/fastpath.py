@@ -68,6 +68,8 @@ COMPILE_MAX_BATCH = 4
 # Dynamo keeps 8 graphs per function (recompile_limit); stay below so that a new shape
 # never silently falls back to eager inside a job that reported "compiling".
 MAX_SHAPES = 6
+# Dynamo's per-code-object limit, for every compiled model together (see setup_compile_cache).
+RECOMPILE_LIMIT = 64
 # inductor on GPUs; tests on CPU swap in "aot_eager" to drive the same path without codegen.
 COMPILE_BACKEND = "inductor"
 COMPILE_MODE = "reduce-overhead"
@@ -218,9 +220,15 @@ def setup_compile_cache(folder: Path | None = None) -> Path:
             os.environ["TRITON_CACHE_DIR"] = str(folder / "triton")
         os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
         os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+        import torch._dynamo.config as dynamo_config
         import torch._inductor.config as inductor_config
 
         inductor_config.fx_graph_cache = True
+        # diffusers wraps the UNet's, ControlNet's and Flux's forward in one decorator, so
+        # they share one code object, and dynamo's recompile limit (8) counts per code
+        # object: a backend holding a few models would silently fall back to eager after 8
+        # graphs in all. The engine caps each model's shapes itself (MAX_SHAPES).
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
         _load_artifacts(folder)
         _cache_ready = folder
         return folder
