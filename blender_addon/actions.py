@@ -15,6 +15,7 @@ from dreamwire.shared.panel_job import distilled_cfg
 
 from . import bpy_data, connection
 from .core import animation as anim
+from .core.edit import build_edit_job, edited_name
 from .core.job_builder import (
     GenerationSettings,
     build_job,
@@ -257,6 +258,61 @@ def upscale_image(context, image_name: str = ""):
             rb.rollback()
         w, h = new.size
         return f"Upscaled {name} to {w}x{h}: {new.name}"
+
+    return run(), 1
+
+
+def _edit_source(context):
+    """(image, (material name, node name) of the image texture node showing it, or None):
+    the active material's active image texture node, else the node Dreamwire made on it,
+    else the Image Editor's image."""
+    mat = getattr(context.active_object, "active_material", None)
+    tree = mat.node_tree if mat is not None else None
+    nodes = list(tree.nodes) if tree is not None else []
+    active = tree.nodes.active if tree is not None else None
+    ours = [n for n in nodes if n.type == "TEX_IMAGE" and n.label == bpy_data.NODE_LABEL]
+    for node in ([active] if active is not None else []) + ours:
+        if node.type == "TEX_IMAGE" and node.image is not None:
+            return node.image, (mat.name, node.name)
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
+        return space.image, None
+    raise ActionError(
+        "Make active an object whose material has an image texture (or open an image in "
+        "the Image Editor) to edit it."
+    )
+
+
+def edit_texture(context):
+    """Edit the active material's image texture as the prompt instructs (an edit model:
+    Flux Kontext) into a new image "<name> (Edited)", which the node then shows."""
+    scene = context.scene
+    img, where = _edit_source(context)
+    if img.size[0] < 1 or img.size[1] < 1:
+        raise ActionError(f"'{img.name}' has no pixels to edit (is its file missing?).")
+    name = img.name
+    s = _settings(scene, reference=False)
+    job = build_edit_job(bpy_data.image_to_array(img), s, connection.welcome(), f"edit {name}")
+    out_dir_prop = scene.dreamwire.output_dir
+
+    def run():
+        result = yield job
+        rgb = _image(result)
+        pixels = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+        rb = bpy_data.Rollback()
+        try:
+            new = _put_image(edited_name(name), pixels, rb)
+            stem = bpy.path.clean_name(name)
+            bpy_data.save_png(new, bpy_data.output_dir(out_dir_prop), f"{stem}_edited.png")
+            # Looked up again by name: the artist may have deleted it meanwhile.
+            mat = bpy.data.materials.get(where[0]) if where else None
+            node = mat.node_tree.nodes.get(where[1]) if mat and mat.node_tree else None
+            if node is not None:
+                node.image = new
+            rb.commit()
+        finally:
+            rb.rollback()
+        return f"Edited {name}: {new.name}"
 
     return run(), 1
 

@@ -211,6 +211,22 @@ class DREAMWIRE_OT_upscale_image(_ActionOperator, bpy.types.Operator):
         return lambda welcome: missing_for_upscale(u, welcome, model)
 
 
+class DREAMWIRE_OT_edit_texture(_ActionOperator, bpy.types.Operator):
+    """Change the active material's image texture as the prompt instructs, into a new image "<name> (Edited)" (needs an edit model: Flux Kontext)"""
+
+    bl_idname = "dreamwire.edit_texture"
+    bl_label = "Edit Texture"
+
+    def make_action(self, context):
+        return actions.edit_texture(context)
+
+    def missing(self, context):
+        from .core.edit import missing_for_edit
+
+        model = context.scene.dreamwire.model
+        return lambda welcome: missing_for_edit(welcome, model)
+
+
 class DREAMWIRE_OT_cancel(bpy.types.Operator):
     """Cancel the running Dreamwire action"""
 
@@ -423,6 +439,7 @@ _classes = (
     DREAMWIRE_OT_project_multiview,
     DREAMWIRE_OT_render_animation,
     DREAMWIRE_OT_upscale_image,
+    DREAMWIRE_OT_edit_texture,
     DREAMWIRE_OT_cancel,
     DREAMWIRE_OT_connect,
     DREAMWIRE_OT_start_backend,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from dreamwire.shared.families import label as family_label
-from dreamwire.shared.family_support import model_info, refusal
+from dreamwire.shared.family_support import edit_refusal, model_info, refusal
 
 from . import connection
 from .core.job_builder import (
@@ -156,6 +156,13 @@ def draw_panel(layout, context) -> None:
     box.label(text="Actions")
     box.operator("dreamwire.generate_texture", icon="TEXTURE")
     _draw_upscale(box.box(), props, refusal(info, "refine_upscale"))
+    # Greyed out (still clickable: it then refuses with the reason) off an edit model.
+    edit_refused = edit_refusal(props.model, w)
+    row = box.row()
+    row.active = edit_refused is None
+    row.operator("dreamwire.edit_texture", icon="BRUSH_DATA")
+    if edit_refused and w is not None:
+        box.label(text=f"Edit Texture {edit_refused}", icon="INFO")
     row = box.row(align=True)
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")

@@ -16,6 +16,7 @@ from .events import Welcome
 from .families import FamilyInfo
 from .families import family as shared_family
 from .job import Job
+from .model_names import same_model
 from .native_size import model_family
 
 # Feature (the welcome's `supports` names) -> why a family may refuse it, shown after the
@@ -102,3 +103,29 @@ def check_job(job: Job, info: FamilyInfo) -> Job:
         if why is not None:
             raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, why)
     return job
+
+
+# Why a host greys out its edit action: Kontext is the one edit model the backend runs.
+EDIT_REASON = "needs an edit model (Flux Kontext)"
+
+
+def edit_refusal(model: str, welcome: Welcome | None) -> str | None:
+    """Why `model` ("" = the backend's default) cannot run an edit job, or None when it
+    can: its family must list the "edit" mode and the model itself run it (the welcome's
+    `model_modes`; a backend that does not say offers no edit)."""
+    if welcome is None or "edit" not in model_info(model, welcome).modes:
+        return EDIT_REASON
+    name = model or welcome.default_model
+    # The artist may have typed a file name or a path's stem, as model_family allows.
+    modes = [m for known, m in welcome.model_modes.items() if same_model(name, known)]
+    if "edit" not in welcome.model_modes.get(name, modes[0] if modes else ()):
+        return EDIT_REASON
+    return None
+
+
+def check_edit(model: str, welcome: Welcome | None) -> None:
+    """Refuse an edit job on a model that cannot run it before it is sent, as the backend
+    would (MODEL_UNSUPPORTED)."""
+    why = edit_refusal(model, welcome)
+    if why is not None:
+        raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, f"{model or 'The model'} {why}")

@@ -77,10 +77,20 @@ class Engine:
             "upscalers": _upscaler_names(self.library),
             "model_families": libs.families(self.library),
             "model_missing": libs.missing_parts(self.library),
+            "model_modes": self._model_modes(),
             "families": family_infos(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
         }
+
+    def _model_modes(self) -> dict[str, list[str]]:
+        """{checkpoint: the modes its pipelines run}, as planning refuses the rest: the
+        hosts offer an edit only on a model that lists "edit" (an edit model's variant)."""
+        run = (JobMode.TXT2IMG, JobMode.IMG2IMG, JobMode.INPAINT, JobMode.EDIT)
+        out: dict[str, list[str]] = {}
+        for name, (family, arch) in libs.checkpoint_archs(self.library).items():
+            out[name] = [m.value for m in run if planning.serves(family, m, arch)]
+        return out
 
     def _extension_capabilities(self) -> dict:
         """Keys the conditioners add to the welcome (ControlNet: the control types the

@@ -34,6 +34,14 @@ def families(library) -> dict[str, str]:
     return out
 
 
+def checkpoint_archs(library) -> dict[str, tuple[str, str]]:
+    """{checkpoint name: (family, arch)}, the first entry of a name as `families` takes it."""
+    out: dict[str, tuple[str, str]] = {}
+    for entry in library.entries("checkpoint"):
+        out.setdefault(entry.name, (family(entry.arch), entry.arch or ""))
+    return out
+
+
 def missing_parts(library) -> dict[str, str]:
     """{checkpoint: what it lacks, naming the file to add} (Flux files without a T5 ...)."""
     return library.missing_parts()

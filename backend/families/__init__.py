@@ -24,11 +24,18 @@ def family_infos() -> dict[str, dict]:
     return {
         key: FamilyInfo(
             spec.family,
-            tuple(m for m in MODES if spec.pipelines.has(m)),
+            # What any of its models runs: a special-purpose variant's modes count (edit:
+            # Kontext's); `model_modes` says which model runs which.
+            tuple(m for m in MODES if _any_runs(spec, m)),
             spec.supported(),
         ).to_wire()
         for key, spec in SPECS.items()
     }
+
+
+def _any_runs(spec: FamilySpec, mode: str) -> bool:
+    tables = [spec.pipelines, *(v.pipelines for v in spec.variants.values())]
+    return any(t.has(mode) for t in tables)
 
 
 def spec_for(key: str | None) -> FamilySpec:

@@ -28,7 +28,7 @@ from PyQt5.QtWidgets import (
 )
 
 from dreamwire.shared.family_presets import FamilyPresets, Sampling
-from dreamwire.shared.family_support import model_info, refusal
+from dreamwire.shared.family_support import edit_refusal, model_info, refusal
 from dreamwire.shared.refine_upscaler import PIXEL_UPSCALERS, upscaler_choices
 
 from . import krita_host as host
@@ -195,15 +195,22 @@ class DreamwireDocker(DockWidget):
         self.generate_button = QPushButton("Generate")
         self.refine_button = QPushButton("Refine")
         self.inpaint_button = QPushButton("Inpaint")
+        self.edit_button = QPushButton("Edit")
+        self._edit_tip = (
+            "Change the current layer (or its selected part) as the prompt instructs; the "
+            "result comes in as a new layer"
+        )
         self.cancel_button = QPushButton("Cancel")
         self.generate_button.clicked.connect(lambda: self.controller.generate(self.params()))
         self.refine_button.clicked.connect(lambda: self.controller.refine(self.params()))
         self.inpaint_button.clicked.connect(lambda: self.controller.inpaint(self.params()))
+        self.edit_button.clicked.connect(lambda: self.controller.edit(self.params()))
         self.cancel_button.clicked.connect(self.controller.cancel)
         for b in (
             self.generate_button,
             self.refine_button,
             self.inpaint_button,
+            self.edit_button,
             self.cancel_button,
         ):
             row.addWidget(b)
@@ -436,6 +443,10 @@ class DreamwireDocker(DockWidget):
             widget.setToolTip(why or tip)
         refine = self.upscale_refine
         self.upscale_strength.setEnabled(refine.isEnabled() and refine.isChecked())
+        # Edit runs on an edit model only, which the welcome names per model.
+        why = edit_refusal(self.model.currentText(), self.controller.welcome)
+        self.edit_button.setEnabled(why is None)
+        self.edit_button.setToolTip(why or self._edit_tip)
 
     def _save_presets(self) -> None:
         text = self.presets.to_json()

@@ -119,6 +119,15 @@ def read_layers(doc, ids: list[str], rect: Rect) -> dict[str, np.ndarray]:
         return {i: v.layer(i, rect) for i in ids}
 
 
+def read_active_layer(doc, rect: Rect) -> np.ndarray:
+    """The active layer's pixels over `rect` (a group: what it shows), RGBA; what the
+    canvas shows where there is none (a document a script opened without a view)."""
+    node = doc.activeNode()
+    if node is None or node_id(node) == node_id(doc.rootNode()):
+        return read_visible(doc, rect)
+    return read_layers(doc, [node_id(node)], rect)[node_id(node)]
+
+
 def iter_nodes(node):
     for child in node.childNodes():
         yield child

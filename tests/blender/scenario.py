@@ -243,6 +243,8 @@ class FakeLayout:
         mod, op = idname.split(".")
         assert hasattr(getattr(bpy.ops, mod), op), f"no operator {idname}"
         self.log.append(("operator", idname))
+        if not self.active:
+            self.log.append(("greyed", idname))
 
     def label(self, text="", **kw):
         self.log.append(("label", text))
@@ -860,12 +862,37 @@ def sc_flux():
     )
     s.seamless = True
     drawn = draw_ui()["idle"]
+    _edit_texture(s, obj)
     record("drawn", [name for kind, name in drawn if kind == "prop"])
     record("greyed", [name for kind, name in drawn if kind == "greyed"])
     record("labels", [t for kind, t in drawn if kind == "label"])
     s.model = "dreamshaper_8"  # back to SD: the values the panel had for it
     record("back", [s.steps, round(s.cfg, 4), s.sampler])
     record("sd_drawn", [name for kind, name in draw_ui()["idle"] if kind == "prop"])
+
+
+def _edit_texture(s, obj):
+    """Edit Texture: refused on the plain Flux model; on Kontext the texture goes out as
+    an edit job and comes back as "<name> (Edited)", which the material's node then shows."""
+    s.seamless = False
+    source = tex_image(obj)
+    record("edit_refused", run_op(lambda: bpy.ops.dreamwire.edit_texture())[1])
+    s.model, s.prompt = "tiny-flux-kontext", "make it red"
+    record("edit_greyed_on_kontext", "dreamwire.edit_texture" in _greyed())
+    res, err = run_op(lambda: bpy.ops.dreamwire.edit_texture())
+    record("edit_result", [res, err, bpy.context.window_manager.dreamwire_status.text])
+    edited = tex_image(obj)
+    tag = f"edit {source.name}"
+    record("edit_job", [job_field(tag, "mode"), job_field(tag, "model")])
+    gen = backend_images()
+    record("edited", [source.name, edited.name, list(edited.size)])
+    record("edited_equals_result", int(np.abs(pixels(edited)[..., :3] - gen[-1][1]).max()))
+    record("source_kept", source.name in bpy.data.images)
+    s.model, s.seamless = "tiny-flux", True
+
+
+def _greyed():
+    return [name for kind, name in draw_ui()["idle"] if kind == "greyed"]
 
 
 def main():

@@ -313,6 +313,17 @@ def test_flux_model_takes_flux_settings_and_textures_with_distilled_cfg(
     assert "Distilled CFG Scale: 2.5" in c["infotext"] and "Steps: 2," in c["infotext"]
     assert c["texture"] == [64, 64] and c["texture_equals_generated"] == 0
     assert "distilled_cfg" in c["drawn"] and "seamless" in c["greyed"]
+    # Edit Texture: greyed out and refused off an edit model, run on Kontext into a new
+    # image the material's node now shows (the source kept).
+    assert "dreamwire.edit_texture" in c["greyed"]
+    assert "Edit Texture needs an edit model (Flux Kontext)" in " ".join(c["labels"])
+    assert "needs an edit model (Flux Kontext)" in c["edit_refused"]
+    assert not c["edit_greyed_on_kontext"]
+    assert c["edit_result"][:2] == [["FINISHED"], None], c["edit_result"]
+    assert c["edit_job"] == ["edit", "tiny-flux-kontext"]
+    source, edited, size = c["edited"]
+    assert edited == source + " (Edited)" and size == [64, 64] and c["source_kept"]
+    assert c["edited_equals_result"] == 0
     assert "Depth: not available for Flux.1 models" in c["labels"]
     assert c["back"] == [2, 5.0, "Euler a"] and "distilled_cfg" not in c["sd_drawn"]
 

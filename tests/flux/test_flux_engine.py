@@ -241,3 +241,12 @@ def test_what_flux_cannot_run_is_refused_before_loading(flux_library, changes, w
         engine.run(job(**changes))
     assert "Flux.1" in err.value.message and words in err.value.message
     assert len(engine.models) == 0  # refused by the plan: nothing was loaded
+
+
+def test_the_welcome_names_the_modes_each_model_runs(flux_engine):
+    # From each checkpoint's catalog variant, read without loading anything: the hosts
+    # offer an edit only on a model listing it.
+    modes = flux_engine.capabilities()["model_modes"]
+    assert "edit" in modes["tiny-flux-kontext"]
+    assert modes["tiny-flux"] == ["txt2img", "img2img", "inpaint"]
+    assert set(modes) == set(flux_engine.capabilities()["models"])

@@ -211,6 +211,16 @@ def test_flux_model_takes_flux_settings_and_lands_with_distilled_cfg(run):
     assert g["bounds"] == [[0, 0, 64, 64]] and g["job_distilled"] == 2.5
     assert "Sampler: Euler, Schedule type: Simple, CFG scale: 1," in g["infotext"]
     assert "Distilled CFG Scale: 2.5" in g["infotext"] and "Seed: 7," in g["infotext"]
+    edit_enabled, edit_tip = f["greyed"]["edit"]
+    assert not edit_enabled and edit_tip == "needs an edit model (Flux Kontext)"
+    assert f["edit_refused"][0] is None and "needs an edit model" in f["edit_refused"][1]
+    e = f["edited"]
+    assert f["edit_enabled"] and e["ok"], e["message"]
+    # Refine's region around the selection goes out (grown to the smallest job size: the
+    # whole 64 px canvas here); the layer lands on the selection only.
+    assert e["mode"] == "edit" and e["size"] == [64, 64] and e["group"].startswith("DW edit")
+    assert e["bounds"] == [[8, 8, 32, 32]]
+    assert _arrived(run[1], e["job_id"], "init.npy").shape == (64, 64, 3)
     r = f["region"]
     assert r["job_id"] is None and r["level"] == "error"
     assert r["message"].startswith("Flux.1 models: regional prompts need per-region attention")

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from dreamwire_krita.logic import controls, naming
 from dreamwire_krita.logic.geometry import Rect
 from dreamwire_krita.logic.history import History, params_from_infotext
-from dreamwire_krita.logic.jobs import crop_result, generate_job, inpaint_job, refine_job
+from dreamwire_krita.logic.jobs import (
+    crop_result,
+    edit_job,
+    generate_job,
+    inpaint_job,
+    refine_job,
+)
 from dreamwire_krita.logic.params import Params
 from dreamwire_krita.logic.regions import (
     PlanError,
     inpaint_inputs,
+    plan_edit,
     plan_generate,
     plan_inpaint,
     plan_refine,
 )
 from dreamwire_krita.logic.settings import Settings, load, save
 
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import format_infotext
 from dreamwire.shared.job import Job
 
@@ -54,6 +64,28 @@ def test_refine_job_flattens_the_region_over_white():
     job = refine_job(P, plan, region)
     assert job.mode == "img2img" and job.strength == 0.5
     assert job.init_image.shape == (80, 104, 3) and (job.init_image == 255).all()
+
+
+def test_edit_job_sends_the_layer_and_the_instruction_over_the_selection():
+    plan = plan_edit(CANVAS, Rect(10, 20, 30, 30))
+    # The selection's bounds, snapped to a job-legal size inside the canvas; the result
+    # lands on the selection, masked to its shape.
+    assert plan.action == "edit" and plan.target == Rect(10, 20, 30, 30) and plan.masked
+    assert plan.region.w % 8 == 0 and plan.region.h % 8 == 0
+    layer = np.zeros((plan.region.h, plan.region.w, 4), np.uint8)
+    layer[:, :8] = (200, 10, 10, 255)
+    job = edit_job(replace(P, prompt="make the fox blue"), plan, layer, "flux")
+    assert job.mode == "edit" and job.prompt == "make the fox blue"
+    assert (job.width, job.height) == (plan.region.w, plan.region.h)
+    # Painted pixels as they are, transparent ones over white (as refine flattens).
+    assert (job.init_image[:, :8] == (200, 10, 10)).all() and (job.init_image[:, 8:] == 255).all()
+    assert job.tag == "krita:edit" and not job.controls
+    whole = plan_edit(CANVAS, None)
+    assert whole.target == CANVAS and not whole.masked
+    with pytest.raises(DreamwireError) as err:  # an edit needs its instruction
+        edit_job(replace(P, prompt=" "), whole, np.zeros((80, 104, 4), np.uint8), "flux")
+    assert err.value.code is ErrorCode.INVALID_PROMPT
+    assert naming.layer_name("make it blue", 7, "edit").startswith("DW edit 7 ·")
 
 
 def test_inpaint_job_keeps_the_selection_feather_and_sizes_to_init():

@@ -77,6 +77,9 @@ def test_welcome_carries_family_descriptions_a_host_can_use():
     flux = welcome.family("flux1-dev")
     # Name hints are a host-side guess for backends that say nothing; they do not travel.
     assert flux is not None and flux.family == replace(families.family("flux"), name_hints=())
-    assert flux.modes == ("txt2img", "img2img", "inpaint") and "seamless" not in flux.supports
+    # Edit is Kontext's (a variant); the family lists it, model_modes says which model.
+    assert (
+        flux.modes == ("txt2img", "img2img", "inpaint", "edit") and "seamless" not in flux.supports
+    )
     assert "seamless" in welcome.family("dream").supports
     assert "broken" not in welcome.families and welcome.family("unknown") is None

@@ -16,8 +16,11 @@ from dreamwire.shared.events import Welcome
 from dreamwire.shared.families import FLUX, SD1, SDXL
 from dreamwire.shared.family_presets import FamilyPresets, Sampling
 from dreamwire.shared.family_support import (
+    EDIT_REASON,
     FEATURES,
+    check_edit,
     check_job,
+    edit_refusal,
     job_features,
     model_info,
     refusal,
@@ -130,3 +133,31 @@ def test_a_model_of_another_family_switches_to_its_defaults_and_keeps_the_artist
     assert again == presets and again.family == "sdxl"
     assert FamilyPresets.from_json("{broken") == FamilyPresets()
     assert FamilyPresets.from_json('{"kept": {"flux": {"steps": 1}}}') == FamilyPresets()
+
+
+EDIT_WELCOME = replace(
+    WELCOME,
+    models=["tiny-flux", "tiny-flux-kontext", "tiny-sd1"],
+    model_families={**WELCOME.model_families, "tiny-flux-kontext": "flux"},
+    model_modes={
+        "tiny-flux": ["txt2img", "img2img", "inpaint"],
+        "tiny-flux-kontext": ["txt2img", "img2img", "edit"],
+        "tiny-sd1": ["txt2img", "img2img", "inpaint", "edit"],  # a family without "edit"
+    },
+)
+
+
+def test_only_an_edit_model_of_an_edit_family_is_offered_an_edit():
+    assert edit_refusal("tiny-flux-kontext", EDIT_WELCOME) is None
+    assert edit_refusal("tiny-flux-kontext.safetensors", EDIT_WELCOME) is None  # a file name
+    assert edit_refusal("tiny-flux", EDIT_WELCOME) == EDIT_REASON
+    assert edit_refusal("", EDIT_WELCOME) == EDIT_REASON  # the default: tiny-flux
+    # SD's family lists no edit mode, whatever a (wrong) model entry says.
+    assert edit_refusal("tiny-sd1", EDIT_WELCOME) == EDIT_REASON
+    # An older backend that does not name its models' modes, or none at all: no edit.
+    assert edit_refusal("tiny-flux-kontext", WELCOME) == EDIT_REASON
+    assert edit_refusal("tiny-flux-kontext", None) == EDIT_REASON
+    with pytest.raises(DreamwireError) as err:
+        check_edit("tiny-flux", EDIT_WELCOME)
+    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and EDIT_REASON in err.value.message
+    check_edit("tiny-flux-kontext", EDIT_WELCOME)

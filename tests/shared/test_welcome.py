@@ -22,6 +22,7 @@ GOOD = {
     "control_types": {"sdxl": {"depth": "union"}},
     "control_missing": {"sdxl": {"tile": "add a tile model"}},
     "model_missing": {"flux1-dev": "Flux needs a T5 text encoder"},
+    "model_modes": {"flux1-kontext": ["txt2img", "edit"]},
     "dtype": "float16",
 }
 
@@ -33,6 +34,7 @@ def test_documented_keys_are_fields():
     assert w.control_types["sdxl"]["depth"] == "union"
     assert w.control_missing["sdxl"]["tile"] == "add a tile model"
     assert w.model_missing == {"flux1-dev": "Flux needs a T5 text encoder"}
+    assert w.model_modes == {"flux1-kontext": ["txt2img", "edit"]}
     assert w.extra == {"dtype": "float16"}  # undocumented keys stay in extra
 
 
@@ -55,6 +57,8 @@ def test_every_key_protocol_md_lists_is_a_field():
         {"control_types": {"sd1": "depth"}},
         {"control_missing": 7},
         {"model_missing": ["flux1-dev"]},
+        {"model_modes": ["edit"]},
+        {"model_modes": {"flux1-kontext": "edit"}},
     ],
 )
 def test_bad_values_become_empty_defaults(bad):

@@ -70,6 +70,20 @@ def refine_job(
     return job.validate()
 
 
+def edit_job(
+    p: Params,
+    plan: Plan,
+    layer_rgba: np.ndarray,
+    family: Family = DEFAULT.key,
+) -> Job:
+    """The layer's pixels over the plan's region changed as the prompt instructs (an edit
+    model: Flux Kontext); the result covers the region as refine's does. No control units
+    or regions: the picture itself is the edit's reference."""
+    job = _base(p, plan, [], JobMode.EDIT, family)
+    job.init_image = flatten_rgb(layer_rgba)
+    return job.validate()
+
+
 def inpaint_job(
     p: Params,
     plan: Plan,

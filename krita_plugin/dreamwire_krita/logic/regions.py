@@ -7,7 +7,7 @@ them to `inpaint_inputs` (or straight to the job builder) and places the result 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class Plan:
-    action: str  # "generate" | "refine" | "inpaint"
+    action: str  # "generate" | "refine" | "inpaint" | "edit"
     region: Rect  # the generated image covers this; job width/height = region size
     target: Rect  # the result layer's pixels, inside region
     masked: bool  # the result layer gets a transparency mask from the selection
@@ -61,6 +61,12 @@ def plan_refine(canvas: Rect, sel: Rect | None) -> Plan:
     if area.empty():
         raise PlanError("The selection lies outside the canvas.")
     return Plan("refine", snap_region(area, canvas), area, masked=True)
+
+
+def plan_edit(canvas: Rect, sel: Rect | None) -> Plan:
+    """An edit reads what refine reads (the canvas, or the selection's bounds masked to it)
+    and its result lands there as a new layer."""
+    return replace(plan_refine(canvas, sel), action="edit")
 
 
 def plan_inpaint(canvas: Rect, sel: Rect | None, padding: int = INPAINT_PADDING) -> Plan:

@@ -21,6 +21,14 @@ def _panel(d):
     ]
 
 
+def _selection(x, y, w, h):
+    from krita import Selection
+
+    sel = Selection()
+    sel.select(x, y, w, h, 255)
+    return sel
+
+
 def check(cfg):
     import dreamwire_krita  # noqa: F401
     from dreamwire_krita import krita_host as host
@@ -41,6 +49,7 @@ def check(cfg):
         "region": [d.add_region_button.isEnabled(), d.add_region_button.toolTip()],
         "refine": [d.upscale_refine.isEnabled(), d.upscale_choice().refine],
         "controls": sorted({o.why for o in c.control_offers(d.model.currentText())}),
+        "edit": [d.edit_button.isEnabled(), d.edit_button.toolTip()],
     }
     d.prompt.setPlainText("a red fox")
     d.steps.setValue(2)
@@ -75,6 +84,31 @@ def check(cfg):
         "level": c.status.level,
     }
 
+    # Edit: refused on the plain Flux model in the button's words; on Kontext the active
+    # layer's selected part goes out as an edit job and lands as a layer on the selection.
+    refused = c.edit(d.params(), doc)
+    out["edit_refused"] = [refused, c.status.message]
+    d.model.setCurrentText("tiny-flux-kontext")
+    out["edit_enabled"] = d.edit_button.isEnabled()
+    doc.setActiveNode(layers[0])
+    doc.setSelection(_selection(8, 8, 32, 32))
+    n = len(c.applied)
+    edit_id = c.edit(d.params(), doc)
+    ok = dwtest.pump(c, lambda: len(c.applied) > n or c.status.level == "error", 120)
+    groups = [x for x in doc.rootNode().childNodes() if x.type() == "grouplayer"]
+    edited = groups[-1].childNodes() if groups else []
+    out["edited"] = {
+        "ok": bool(edit_id) and ok and len(c.applied) > n,
+        "job_id": edit_id,
+        "message": c.status.message,
+        "mode": str(c.last_job.mode),
+        "size": [c.last_job.width, c.last_job.height],
+        "group": groups[-1].name() if groups else "",
+        "bounds": [[b.x(), b.y(), b.width(), b.height()] for b in (x.bounds() for x in edited)],
+    }
+    from krita import Selection
+
+    doc.setSelection(Selection())
     d.model.setCurrentText("dreamshaper_8")  # an SD1.x name: back to the SD values
     out["back"] = _panel(d)
     d.timer.stop()
