@@ -79,20 +79,27 @@ def free_memory(info: DeviceInfo) -> int | None:
     return None
 
 
+def _native_plan(info: DeviceInfo, family: str, weights: WeightFormat):
+    """The memory plan for the family's native size with the memory free now (None: no
+    limit known, as on the CPU). Decided at the native size (memory_plan.choose estimates
+    the peak there); larger outputs get a tiled VAE decode per pass from the fast path's
+    memory check."""
+    free = free_memory(info)
+    if free is None:
+        return None
+    from .memory_plan import choose
+
+    side = family_spec(family).resolution.native
+    return choose(family, side, side, free, weights=weights)
+
+
 def want_low_vram(
     info: DeviceInfo, family: str, forced: bool | None, weights: WeightFormat = FULL
 ) -> bool:
     if forced is not None:
         return forced
-    free = free_memory(info)
-    if free is None:
-        return False
-    from .memory_plan import choose
-
-    # Decided for the family's native size (memory_plan.choose estimates the peak there);
-    # larger outputs get a tiled VAE decode per pass from the fast path's memory check.
-    side = family_spec(family).resolution.native
-    return choose(family, side, side, free, weights=weights).low_vram
+    plan = _native_plan(info, family, weights)
+    return plan is not None and plan.low_vram
 
 
 def want_sequential(
@@ -103,13 +110,8 @@ def want_sequential(
     switch means model offload, as before."""
     if forced is not None:
         return False
-    free = free_memory(info)
-    if free is None:
-        return False
-    from .memory_plan import choose
-
-    side = family_spec(family).resolution.native
-    return choose(family, side, side, free, weights=weights).sequential
+    plan = _native_plan(info, family, weights)
+    return plan is not None and plan.sequential
 
 
 def empty_cache(info: DeviceInfo) -> None:
