@@ -23,15 +23,15 @@ from .core.job_builder import (
     reference_rgb,
     two_pass_note,
 )
-from .core.multiview import SurfaceMesh, TextureAccumulator, plan_view
-from .core.projection import (
+from .core.tasks import ActionError
+from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
+from .core.texturing.projection import (
     BakeSettings,
     camera_from_model,
     sample_view,
     texel_surface,
     view_depth_buffer,
 )
-from .core.tasks import ActionError
 from .core.upscale import (
     SEAMLESS_PROP,
     SUFFIX,

@@ -347,7 +347,7 @@ class DREAMWIRE_OT_add_orbit_cameras(bpy.types.Operator):
         import numpy as np
         from mathutils import Vector
 
-        from .core.multiview import orbit_positions
+        from .core.texturing.multiview import orbit_positions
 
         objs = [o for o in context.selected_objects if o.type == "MESH"]
         if not objs:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_core_projection import make_cam, quad
 
-from blender_addon.core.multiview import SurfaceMesh, TextureAccumulator, plan_view
-from blender_addon.core.projection import sample_view, texel_surface, view_depth_buffer
+from blender_addon.core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
+from blender_addon.core.texturing.projection import sample_view, texel_surface, view_depth_buffer
 
 
 def cube():
@@ -143,7 +143,7 @@ def test_unseen_texels_get_the_fill_colour_and_zero_alpha_outside_islands():
 
 
 def test_orbit_positions_circle_the_centre_at_the_elevation():
-    from blender_addon.core.multiview import orbit_positions
+    from blender_addon.core.texturing.multiview import orbit_positions
 
     c = np.array([1.0, 2.0, 0.5])
     pos = orbit_positions(c, 4.0, 4, elevation_deg=30.0)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from blender_addon.core.projection import (
+from blender_addon.core.texturing.projection import (
     BakeSettings,
     Camera,
     intrinsics,
@@ -16,7 +16,7 @@ from blender_addon.core.projection import (
     texel_surface,
     view_depth_buffer,
 )
-from blender_addon.core.rasterize import dilate, rasterize
+from blender_addon.core.texturing.rasterize import dilate, rasterize
 
 
 def look_at(eye, target, up=(0, 0, 1)) -> np.ndarray:
@@ -220,7 +220,7 @@ def test_dilate_grows_colours_into_empty_texels():
 )
 def test_camera_from_model_projects_like_the_blender_camera_model(kw):
     from blender_addon.core.camera import CameraModel
-    from blender_addon.core.projection import camera_from_model
+    from blender_addon.core.texturing.projection import camera_from_model
 
     m = np.linalg.inv(look_at((1.0, -5.0, 2.0), (0.2, 0.0, 0.3)))
     model = CameraModel(matrix_world=m, **kw)
