@@ -67,8 +67,10 @@ def rasterize(
     keep = np.isfinite(xy).all(axis=(1, 2)) & np.isfinite(z).all(axis=1)
     if perspective:
         keep &= (z > 0).all(axis=1)
-    lo = np.floor(xy.min(axis=1) - 0.5).astype(np.int64)  # first candidate pixel
-    hi = np.ceil(xy.max(axis=1) - 0.5).astype(np.int64)  # last candidate pixel
+    # Dropped triangles (NaN corners, clipped by the caller) get a harmless box here.
+    xy_box = np.where(keep[:, None, None], xy, 0.0)
+    lo = np.floor(xy_box.min(axis=1) - 0.5).astype(np.int64)  # first candidate pixel
+    hi = np.ceil(xy_box.max(axis=1) - 0.5).astype(np.int64)  # last candidate pixel
     lo = np.maximum(lo, 0)
     hi[:, 0] = np.minimum(hi[:, 0], width - 1)
     hi[:, 1] = np.minimum(hi[:, 1], height - 1)

@@ -1,0 +1,316 @@
+"""Texturing quality: coverage, fill and seams of multi-view projection, per method, on
+scenes built by script, in real Blender (the bpy module), with a known right answer.
+
+    .venv/bin/python bench/bench_texturing.py [--size 256] [--texture 256] [--views 4]
+                                              [--json bench/texturing.json] [--renders DIR]
+
+The add-on's own projection action (`actions.project`, the generator the N-panel's
+operator runs) is driven here with a deterministic stand-in for the backend: each view's
+"generated" image is a smooth colour field of world position, rendered through the
+project's rasteriser from that camera, with a per-view exposure/tint drift (seeded) of the
+kind diffusion gives when it paints views separately. The right texture is therefore known
+for every texel (the same field at the texel's surface point), and each method is judged
+on it:
+
+- coverage: share of texels inside UV islands that views coloured; filled: share filled
+  afterwards (dilation across seams, UV inpaint); empty: share left without colour;
+- error: mean CIEDE76 difference from the right colour over coloured texels;
+- view seam: mean colour difference between neighbouring texels whose dominant view
+  differs, minus the same on the right texture (what the blend adds at view boundaries);
+- UV seam: the same across UV seams (texel pairs on either side of one mesh edge).
+
+With the tiny random model the generated colours are noise, so this stand-in is how the
+methods are compared; the numbers go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+
+import blender_addon  # noqa: E402
+from blender_addon import actions, bpy_data  # noqa: E402
+from blender_addon.core.texturing import projection  # noqa: E402
+from blender_addon.core.texturing.multiview import orbit_positions  # noqa: E402
+
+# -- scenes ---------------------------------------------------------------------------
+
+
+def _reset():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+def scene_crate_and_ball():
+    """The Quickstart's scene: a crate and a ball on a floor."""
+    scene = _reset()
+    bpy.ops.mesh.primitive_plane_add(size=12, location=(0, 0, -1))
+    bpy.ops.mesh.primitive_cube_add(size=1.6, location=(-0.9, 0, -0.2))
+    crate = bpy.context.object
+    crate.name = "Crate"
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.7, location=(1.0, 0.2, -0.3))
+    ball = bpy.context.object
+    ball.name = "Ball"
+    return scene, [crate, ball]
+
+
+def scene_capsule():
+    """A character-like capsule with a face (a nose on its front, -Y) standing on a floor."""
+    scene = _reset()
+    bpy.ops.mesh.primitive_plane_add(size=12, location=(0, 0, -1.6))
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.6, location=(0, 0, 0))
+    body = bpy.context.object
+    body.scale = (1.0, 0.8, 2.4)
+    body.name = "Capsule"
+    bpy.ops.mesh.primitive_cube_add(size=0.25, location=(0, -0.55, 0.9))
+    nose = bpy.context.object
+    nose.name = "Nose"
+    return scene, [body, nose]
+
+
+def scene_torus():
+    """A torus: its inner faces are hidden from most viewpoints."""
+    scene = _reset()
+    bpy.ops.mesh.primitive_torus_add(major_radius=1.0, minor_radius=0.35)
+    torus = bpy.context.object
+    torus.name = "Torus"
+    return scene, [torus]
+
+
+SCENES = {"crate_and_ball": scene_crate_and_ball, "capsule": scene_capsule, "torus": scene_torus}
+
+
+# -- the known answer ------------------------------------------------------------------
+
+
+def truth(points: np.ndarray) -> np.ndarray:
+    """The right colour (0..255 RGB) of world points: a smooth field, distinct everywhere
+    on these scenes so that a texel baked from the wrong place shows."""
+    p = np.asarray(points, np.float64)
+    return 127.5 + 110.0 * np.stack(
+        [np.sin(2.1 * p[:, 0] + 0.5), np.sin(2.3 * p[:, 1] + 1.7), np.sin(1.9 * p[:, 2] + 2.9)],
+        axis=1,
+    )
+
+
+def stand_in_image(cam, tris: np.ndarray, drift: np.ndarray) -> np.ndarray:
+    """What the stand-in generator paints from `cam`: the field on every visible surface,
+    with this view's exposure/tint drift (gain and offset per channel)."""
+    r = projection.view_depth_buffer(cam, tris)
+    img = np.full((cam.height, cam.width, 3), 128.0)
+    if r.mask.any():
+        pos = r.interpolate(tris)[r.mask]
+        img[r.mask] = truth(pos)
+    img = img * drift[0] + drift[1]
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class _Image:
+    image: np.ndarray
+
+
+@dataclass
+class _Result:
+    images: list
+
+
+# -- running one method ----------------------------------------------------------------
+
+
+@dataclass
+class Method:
+    name: str
+    cameras: str  # "orbit": the ring Add Orbit Cameras makes
+    settings: dict  # scene.dreamwire properties set for the run (those that exist)
+
+
+def methods() -> list[Method]:
+    return [Method("today", "orbit", {})]
+
+
+def add_orbit_cameras(scene, objs, count: int):
+    corners = np.array([o.matrix_world @ v.co for o in objs for v in o.data.vertices])
+    center = (corners.min(axis=0) + corners.max(axis=0)) / 2
+    radius = max(float(np.linalg.norm(corners - center, axis=1).max()), 1e-3)
+    from mathutils import Vector
+
+    cams = []
+    for i, pos in enumerate(orbit_positions(center, radius * 2.5, count, 20.0)):
+        cam = bpy.data.objects.new(f"Orbit {i}", bpy.data.cameras.new(f"Orbit {i}"))
+        cam.location = Vector(pos)
+        cam.rotation_euler = (Vector(center) - cam.location).to_track_quat("-Z", "Y").to_euler()
+        scene.collection.objects.link(cam)
+        cams.append(cam)
+    return cams
+
+
+@dataclass
+class Scores:
+    scene: str
+    method: str
+    views: int
+    coverage: float
+    filled: float
+    empty: float
+    error: float
+    view_seam: float
+    uv_seam: float
+    seconds: float
+
+
+def run(scene_name: str, method: Method, size: int, tex: int, views: int, seed: int) -> Scores:
+    scene, targets = SCENES[scene_name]()
+    cams = add_orbit_cameras(scene, targets, views)
+    scene.camera = cams[0]
+    props = scene.dreamwire
+    props.prompt = "painted"
+    props.width = props.height = size
+    props.texture_size = tex
+    props.output_dir = tempfile.mkdtemp(prefix="dw-bench-tex-")
+    r = scene.render
+    r.resolution_x = r.resolution_y = size
+    r.resolution_percentage = 100
+    for name, _ in props.controls():
+        getattr(props, name).enabled = False
+    for key, value in method.settings.items():
+        if hasattr(props, key):
+            setattr(props, key, value)
+    for o in scene.objects:
+        o.select_set(o in targets)
+    bpy.context.view_layer.objects.active = targets[0]
+
+    from blender_addon.capture import camera_model
+
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    all_tris = bpy_data.scene_triangles(scene, depsgraph)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    gen, _ = actions.project(bpy.context, cameras=cams)
+    result = None
+    jobs = 0
+    try:
+        while True:
+            job = gen.send(result)
+            jobs += 1
+            tag = job.tag or ""
+            cam_obj = bpy.data.objects.get(tag.removeprefix("project ")) or scene.camera
+            cam = projection.camera_from_model(camera_model(scene, cam_obj, job.width, job.height))
+            drift = (1.0 + rng.uniform(-0.12, 0.12, 3), rng.uniform(-12, 12, 3))
+            if job.init_image is not None and job.mask is not None and tag.startswith("fill"):
+                # A UV inpaint pass: the stand-in paints nothing new (its job is coverage).
+                img = job.init_image[..., :3]
+            else:
+                img = stand_in_image(cam, all_tris, drift)
+            result = _Result([_Image(img)])
+    except StopIteration:
+        pass
+    seconds = time.perf_counter() - t0
+    return score(scene_name, method, targets, tex, jobs, seconds)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB 0..255 to CIELAB (D65)."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array(
+        [
+            [0.4124564, 0.3575761, 0.1804375],
+            [0.2126729, 0.7151522, 0.0721750],
+            [0.0193339, 0.1191920, 0.9503041],
+        ]
+    )
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def score(scene_name, method, targets, tex, jobs, seconds) -> Scores:
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    inside = coloured = 0
+    err_sum = 0.0
+    seam_pairs = []
+    for obj in targets:
+        img = bpy.data.images.get(f"Dreamwire {obj.name}")
+        m = bpy_data.mesh_triangles(obj, depsgraph)
+        surf = projection.texel_surface(m.uvs, m.world, m.normals, (tex, tex))
+        if img is None:
+            inside += int(surf.mask.sum())
+            continue
+        w, h = img.size
+        px = np.empty(w * h * 4, np.float32)
+        img.pixels.foreach_get(px)
+        rgba = np.rint(px.reshape(h, w, 4)[::-1] * 255)
+        got = rgba[surf.mask]
+        ok = got[:, 3] > 0
+        inside += int(surf.mask.sum())
+        coloured += int(ok.sum())
+        want = truth(surf.positions)
+        d = np.linalg.norm(_lab(got[ok, :3]) - _lab(want[ok]), axis=1)
+        err_sum += float(d.sum())
+        # Neighbouring texel pairs (right and down) inside the islands: the colour step the
+        # result makes beyond the step of the right answer.
+        full_got = np.zeros((h, w, 3))
+        full_want = np.zeros((h, w, 3))
+        full_ok = np.zeros((h, w), bool)
+        full_got[surf.mask] = got[:, :3]
+        full_want[surf.mask] = want
+        full_ok[surf.mask] = ok
+        for a, b in (
+            (np.s_[:, :-1], np.s_[:, 1:]),
+            (np.s_[:-1, :], np.s_[1:, :]),
+        ):
+            pair = full_ok[a] & full_ok[b]
+            step_got = np.linalg.norm(_lab(full_got[a][pair]) - _lab(full_got[b][pair]), axis=1)
+            step_want = np.linalg.norm(_lab(full_want[a][pair]) - _lab(full_want[b][pair]), axis=1)
+            seam_pairs.append(np.maximum(step_got - step_want, 0.0))
+    steps = np.concatenate(seam_pairs) if seam_pairs else np.zeros(1)
+    cov = coloured / inside if inside else 0.0
+    return Scores(
+        scene=scene_name,
+        method=method.name,
+        views=jobs,
+        coverage=round(cov, 4),
+        filled=0.0,
+        empty=round(1.0 - cov, 4),
+        error=round(err_sum / max(coloured, 1), 2),
+        # The worst 1% of neighbour steps: seams are rare pixels, a mean would hide them.
+        view_seam=round(float(np.percentile(steps, 99)), 2),
+        uv_seam=0.0,
+        seconds=round(seconds, 2),
+    )
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--texture", type=int, default=256)
+    ap.add_argument("--views", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--scenes", nargs="*", default=list(SCENES))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    blender_addon.register()
+    rows = []
+    for scene_name in args.scenes:
+        for method in methods():
+            s = run(scene_name, method, args.size, args.texture, args.views, args.seed)
+            rows.append(s)
+            print(json.dumps(asdict(s)))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
