@@ -1,5 +1,5 @@
 """`dreamwire models`: build the tiny test models, list what the library finds, convert
-pickled files to .safetensors."""
+pickled files to .safetensors, merge checkpoints as A1111's Checkpoint Merger does."""
 
 from __future__ import annotations
 
@@ -33,6 +33,27 @@ def add_parser(subparsers) -> None:
     conv.add_argument("--out", type=Path, default=None, help="default: beside the input")
     conv.set_defaults(func=run_convert)
 
+    mg = sub.add_parser(
+        "merge", help="merge checkpoints as A1111's Checkpoint Merger does (into A's folder)"
+    )
+    mg.add_argument("--models", type=Path, nargs="+", default=None, metavar="ROOT")
+    mg.add_argument("--primary", required=True, metavar="A")
+    mg.add_argument("--secondary", default=None, metavar="B")
+    mg.add_argument("--tertiary", default=None, metavar="C")
+    mg.add_argument(
+        "--method",
+        default="Weighted sum",
+        choices=["Weighted sum", "Add difference", "No interpolation"],
+    )
+    mg.add_argument("--multiplier", type=float, default=0.3, metavar="M", help="B's weight")
+    mg.add_argument("--fp16", action="store_true", help="save as float16")
+    mg.add_argument("--bake-vae", default=None, metavar="VAE", help="a VAE name to bake in")
+    mg.add_argument("--discard", default="", metavar="REGEX", help="drop matching keys")
+    mg.add_argument("--name", default="", help="file name without extension")
+    mg.add_argument("--no-metadata", action="store_true", help="write no merge recipe")
+    mg.add_argument("--json", action="store_true", help='print {"path": ...}')
+    mg.set_defaults(func=run_merge)
+
 
 def run_tiny(args) -> int:
     from dreamwire.backend.tiny import build_all
@@ -47,7 +68,8 @@ def run_tiny(args) -> int:
     return 0
 
 
-def run_list(args) -> int:
+def _library(args):
+    """The library over --models (or the config file's roots); refused when there are none."""
     from dreamwire.backend.config import model_roots
     from dreamwire.backend.library import ModelLibrary
 
@@ -57,7 +79,12 @@ def run_list(args) -> int:
             ErrorCode.MODEL_NOT_FOUND,
             "no model roots: pass --models ROOT or set model_roots in the config file",
         )
-    lib = ModelLibrary(roots)
+    return ModelLibrary(roots)
+
+
+def run_list(args) -> int:
+    lib = _library(args)
+    roots = lib.roots
     entries = lib.entries(args.kind)
     rows = []
     for entry in entries:
@@ -94,4 +121,51 @@ def run_convert(args) -> int:
         raise DreamwireError(ErrorCode.INVALID_JOB, f"refusing to overwrite {args.path}")
     save_file(tensors, str(out))
     print(f"wrote {out} ({len(tensors)} tensors)")
+    return 0
+
+
+def run_merge(args) -> int:
+    from dreamwire.backend.library.entries import Format, Kind
+    from dreamwire.backend.library.merge import Checkpoint, MergeMethod, MergeRequest, merge
+    from dreamwire.backend.library.merge_families import check_families
+
+    method = MergeMethod(args.method)
+    lib = _library(args)
+    names = [args.primary, args.secondary, args.tertiary][: method.models]
+    entries = []
+    for role, name in zip(("primary", "secondary", "tertiary"), names, strict=False):
+        if not name:
+            raise DreamwireError(ErrorCode.INVALID_JOB, f"{method.value} needs a {role} model")
+        entry = lib.find(Kind.CHECKPOINT, name)
+        if entry.format is Format.DIFFUSERS:
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"{entry.name} is a diffusers folder; the merger takes single-file checkpoints",
+            )
+        entries.append(entry)
+    check_families(entries)
+    vae_path, vae_name = None, "None"
+    if args.bake_vae:
+        vae = lib.find(Kind.VAE, args.bake_vae)
+        vae_path, vae_name = vae.path, vae.filename
+    cks = [Checkpoint(e.name, e.path) for e in entries] + [None, None]
+    result = merge(
+        MergeRequest(
+            primary=cks[0],
+            secondary=cks[1],
+            tertiary=cks[2],
+            method=method,
+            multiplier=args.multiplier,
+            fp16=args.fp16,
+            vae=vae_path,
+            vae_name=vae_name,
+            discard=args.discard,
+            custom_name=args.name,
+            metadata=not args.no_metadata,
+        )
+    )
+    if args.json:
+        print(json.dumps({"path": str(result.path)}))
+    else:
+        print(f"Checkpoint saved to {result.path}")
     return 0

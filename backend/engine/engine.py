@@ -63,6 +63,10 @@ class Engine:
         self._running_needs: list[admission.Need] = []
 
     # -- what this backend offers ----------------------------------------------------------
+    def rescan_models(self) -> None:
+        """Read the model folders again: a merge, a download or the artist added a file."""
+        self.library.refresh()
+
     def capabilities(self) -> dict:
         return {
             "device": self.info.describe(),

@@ -148,4 +148,7 @@ FLUX = FamilySpec(
             distilled_cfg=2.5,
         ),
     },
+    # Its single files are BFL's layout (and ComfyUI's bundles); A1111's merge rules are
+    # written for the LDM one.
+    checkpoint_merge=False,
 )

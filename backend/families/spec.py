@@ -218,6 +218,9 @@ class FamilySpec:
     # the family's single files are read by its own readers (Flux: backend/library/flux_*).
     single_file_text: tuple[SingleFileText, ...] = ()
     controlnets: ControlNets = ControlNets()
+    # A1111's Checkpoint Merger rules hold for its single files (the LDM key layout: which
+    # keys merge by "model" in their name, `first_stage_model.*` for a baked VAE).
+    checkpoint_merge: bool = True
 
     @property
     def model_parts(self) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -60,6 +61,9 @@ from .worker import Worker, cancelled_message
 log = logging.getLogger("dreamwire.server")
 
 SERVER_VERSION = "0.1.0"
+# The least time between two scans of the model folders that `list_models` (or a job
+# naming a model not seen yet) asks for.
+RESCAN_INTERVAL_S = 2.0
 LIVE = "live"  # the priority class whose jobs supersede the same client's previous one
 CAPABILITY_KEYS = (
     "device",
@@ -122,6 +126,7 @@ class Server:
         self._auth = None
         self.address = ""
         self.capabilities = self._capabilities()
+        self._last_rescan = time.monotonic()  # the library scanned its folders just now
         self.durable: DurableQueue | None = None
         if config.queue_dir is not None:
             rejected = config.rejected_dir or config.queue_dir.with_name(
@@ -400,7 +405,7 @@ class Server:
         elif t == P.FETCH_RESULT:
             self._fetch(identity, msg)
         elif t == P.LIST_MODELS:
-            self.capabilities = self._capabilities()
+            self._rescan()
             self._send(identity, P.reply(msg, P.MODELS, self.capabilities))
         else:
             raise DreamwireError(ErrorCode.UNKNOWN_MESSAGE_TYPE, f"a backend does not accept {t!r}")
@@ -632,7 +637,7 @@ class Server:
         ):
             known = _names(self.capabilities.get(kind))
             if name and known and stem(name) not in known:
-                self.capabilities = self._capabilities()  # a file may have been added since
+                self._rescan()  # a file may have been added since
                 known = _names(self.capabilities.get(kind))
                 if stem(name) not in known:
                     listed = ", ".join(sorted(known)[:20])
@@ -641,6 +646,15 @@ class Server:
                         f"{kind[:-1]} {name!r} is not in the library; known: {listed}",
                         job.job_id,
                     )
+
+    def _rescan(self) -> None:
+        """Read the model folders again, at most once per RESCAN_INTERVAL_S: a scan reads
+        every file's header, and a peer asking in a loop must not keep this thread busy."""
+        now = time.monotonic()
+        if now - self._last_rescan >= RESCAN_INTERVAL_S:
+            self._last_rescan = now
+            self.engine.rescan_models()
+        self.capabilities = self._capabilities()
 
     def _capabilities(self) -> dict[str, Any]:
         caps = self.engine.capabilities()

@@ -346,3 +346,37 @@ def test_client_killed_mid_job_server_goes_on_and_result_is_on_disk(backend):
     finally:
         c.close()
     _assert_good_client_served(backend.address)
+
+
+def test_list_models_lists_a_checkpoint_merged_after_the_start_and_forgets_a_removed_one(
+    client, tiny_models
+):
+    """`list_models` reads the folders again (at most every RESCAN_INTERVAL_S), so a merge
+    written while the backend runs is offered without a restart, and a job may name it."""
+    import time
+
+    from dreamwire.backend.cli import main
+
+    folder = tiny_models / "models" / "Stable-diffusion"
+    assert main(["models", "merge", "--models", str(tiny_models), "--primary", "tiny-sd1",
+                 "--method", "No interpolation", "--name", "merged-late"]) == 0  # fmt: skip
+    merged = folder / "merged-late.safetensors"
+
+    def listed() -> list[str]:
+        client.list_models()
+        events = collect(client, lambda es: any(isinstance(e, ev.ModelsEvent) for e in es))
+        return next(e for e in events if isinstance(e, ev.ModelsEvent)).capabilities["models"]
+
+    try:
+        deadline = time.monotonic() + 15
+        while "merged-late" not in listed():
+            assert time.monotonic() < deadline, "the merged checkpoint was never listed"
+            time.sleep(0.5)
+        result = client.run(small_job(model="merged-late", steps=1), timeout=120)
+        assert result.model == "merged-late"
+    finally:
+        merged.unlink(missing_ok=True)
+    deadline = time.monotonic() + 15
+    while "merged-late" in listed():
+        assert time.monotonic() < deadline, "a removed checkpoint stayed listed"
+        time.sleep(0.5)
