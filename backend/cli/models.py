@@ -27,10 +27,19 @@ def add_parser(subparsers) -> None:
     ls.set_defaults(func=run_list)
 
     conv = sub.add_parser(
-        "convert", help="convert a pickled .ckpt/.pt/.pth/.bin to .safetensors (weights only)"
+        "convert",
+        help="convert a checkpoint to .safetensors: fp16/bf16, prune EMA, bake a VAE, one "
+        "part alone; pickles through the weights-only loader",
     )
     conv.add_argument("path", type=Path)
     conv.add_argument("--out", type=Path, default=None, help="default: beside the input")
+    conv.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    conv.add_argument("--prune", default="disabled", choices=["disabled", "no-ema", "ema-only"])
+    conv.add_argument(
+        "--only", default=None, choices=["unet", "vae", "text-encoder"], help="one part alone"
+    )
+    conv.add_argument("--bake-vae", type=Path, default=None, metavar="VAE_FILE")
+    conv.add_argument("--json", action="store_true", help="print the result as JSON")
     conv.set_defaults(func=run_convert)
 
     mg = sub.add_parser(
@@ -109,18 +118,35 @@ def run_list(args) -> int:
 
 
 def run_convert(args) -> int:
-    from safetensors.torch import save_file
+    from dreamwire.backend.library.model_convert import ConvertRequest, Part, Pruning, convert
 
-    from dreamwire.backend.library.convert import flatten_state_dict
-    from dreamwire.backend.library.pickles import safe_torch_load
-
-    data = safe_torch_load(args.path)
-    tensors = flatten_state_dict(data)
-    out = args.out or args.path.with_suffix(".safetensors")
-    if out.exists() and out.resolve() == args.path.resolve():
-        raise DreamwireError(ErrorCode.INVALID_JOB, f"refusing to overwrite {args.path}")
-    save_file(tensors, str(out))
-    print(f"wrote {out} ({len(tensors)} tensors)")
+    r = convert(
+        ConvertRequest(
+            path=args.path,
+            precision=args.precision,
+            pruning=Pruning(args.prune),
+            only=Part(args.only) if args.only else None,
+            vae=args.bake_vae,
+            out=args.out,
+        )
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(r.path),
+                    "tensors": r.tensors,
+                    "bytes_before": r.bytes_before,
+                    "bytes_after": r.bytes_after,
+                }
+            )
+        )
+    else:
+        mib = 2**20
+        print(
+            f"wrote {r.path} ({r.tensors} tensors): {r.bytes_before / mib:.1f} MiB -> "
+            f"{r.bytes_after / mib:.1f} MiB"
+        )
     return 0
 
 

@@ -39,7 +39,7 @@ import torch
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import hashing
-from .tensor_stream import TensorSpec, open_source, write_streaming
+from .tensor_stream import TensorSource, TensorSpec, open_source, write_streaming
 
 SKIP_ON_MERGE = frozenset({"cond_stage_model.transformer.text_model.embeddings.position_ids"})
 VAE_PREFIX = "first_stage_model."
@@ -195,22 +195,11 @@ def merge(req: MergeRequest, out_dir: Path | None = None) -> MergeResult:
         plan[key] = _KeyPlan(TensorSpec(_half_dtype(sa.dtype, req.fp16), sa.shape), channels)
 
     if vae is not None:
-        baked = 0
-        for vkey in vae.names():
-            key = VAE_PREFIX + vkey
-            if key in plan and not vkey.startswith("loss") and vkey not in VAE_IGNORE:
-                sv = vae.spec(vkey)
-                plan[key] = _KeyPlan(
-                    TensorSpec(_half_dtype(sv.dtype, req.fp16), sv.shape),
-                    lambda vkey=vkey: to_half(vae.get(vkey), req.fp16),
-                )
-                baked += 1
-        if not baked:
-            # A1111 bakes nothing, silently, from a VAE in another key layout (diffusers').
-            raise DreamwireError(
-                ErrorCode.MODEL_MISMATCH,
-                f"{req.vae.name} has none of {req.primary.name}'s VAE keys "
-                f"({VAE_PREFIX}*): it is not a VAE in the original (LDM) layout",
+        for key, vkey in baked_vae_keys(vae, plan, req.vae.name, req.primary.name).items():
+            sv = vae.spec(vkey)
+            plan[key] = _KeyPlan(
+                TensorSpec(_half_dtype(sv.dtype, req.fp16), sv.shape),
+                lambda vkey=vkey: to_half(vae.get(vkey), req.fp16),
             )
     if req.fp16 and b is None:
         for key, kp in list(plan.items()):
@@ -233,6 +222,25 @@ def merge(req: MergeRequest, out_dir: Path | None = None) -> MergeResult:
     write_streaming(out, ((k, v.spec) for k, v in plan.items()), lambda k: plan[k].make(), meta)
     _copy_config(req, out)
     return MergeResult(out, flags["inpainting"], flags["instruct_pix2pix"], len(plan))
+
+
+def baked_vae_keys(vae: TensorSource, present, vae_name: str, model_name: str) -> dict[str, str]:
+    """A1111's VAE baking: which checkpoint key each of the VAE file's tensors replaces
+    (`first_stage_model.` + its name, where the checkpoint has it; a VAE's `loss*` and EMA
+    counters are not part of it)."""
+    keys = {
+        VAE_PREFIX + vkey: vkey
+        for vkey in vae.names()
+        if VAE_PREFIX + vkey in present and not vkey.startswith("loss") and vkey not in VAE_IGNORE
+    }
+    if not keys:
+        # A1111 bakes nothing, silently, from a VAE in another key layout (diffusers').
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH,
+            f"{vae_name} has none of {model_name}'s VAE keys ({VAE_PREFIX}*): it is not a "
+            "VAE in the original (LDM) layout",
+        )
+    return keys
 
 
 def _extra_channels(key: str, sa: tuple, sb: tuple) -> str:
