@@ -1084,6 +1084,31 @@ def sc_grid():
     record("right_mean_diff", float(np.mean(right)))
     record("wrong_mean_diff", float(np.mean(wrong)))
     record("face_alpha", alphas)
+    # Five cameras on a 2x2 layout: two grids; the second inpaints, in its one used cell,
+    # what the first left uncovered, and keeps its empty cells.
+    s.grid_layout = "2x2"
+    cams.append(camera("Top", (0.5, -0.5, 7.0)))
+    gen, n = a.actions.project(bpy.context, cams)
+    jobs.clear()
+    drv = a.core.tasks.Driver(conn, _recording(gen, jobs, []), n, connect_timeout=60)
+    t0 = time.monotonic()
+    while not drv.done and time.monotonic() - t0 < 300:
+        drv.tick()
+        time.sleep(0.02)
+    record("five_state", [drv.status.state, drv.status.message, n])
+    record("five_jobs", [[getattr(j.mode, "value", j.mode), j.width, j.height] for j in jobs])
+    if len(jobs) == 2 and jobs[1].mask is not None:
+        mask = np.asarray(jobs[1].mask)
+        mask = mask[..., 0] if mask.ndim == 3 else mask
+        record(
+            "second_mask",
+            [
+                int(mask[:64, :64].max()),
+                int(mask[:64, :64].min()),
+                int(mask[:, 64:].max()),
+                int(mask[64:].max()),
+            ],
+        )
 
 
 def main():

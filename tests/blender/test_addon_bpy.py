@@ -433,3 +433,8 @@ def test_grid_mode_generates_four_views_in_one_job_and_bakes_each(addon_zip, tmp
     assert c["right_mean_diff"] < 12 and c["wrong_mean_diff"] > 2 * c["right_mean_diff"], c
     fa = {int(k): v for k, v in c["face_alpha"].items()}
     assert [fa[f] for f in range(5)] == [255] * 5 and fa[5] == 0  # the bottom: no camera
+    # Five views on a 2x2 layout: a second grid inpaints in its one used cell (the top
+    # view) what the first left uncovered, keeps what it covered, and the empty cells.
+    assert c["five_state"][0] == "finished" and c["five_state"][2] == 2, c["five_state"]
+    assert c["five_jobs"] == [["txt2img", 128, 128], ["inpaint", 128, 128]]
+    assert c["second_mask"][:2] == [255, 0] and c["second_mask"][2:] == [0, 0]
