@@ -32,6 +32,7 @@ from .core.texturing.projection import (
     texel_surface,
     view_depth_buffer,
 )
+from .core.texturing.view_grid import GridLayout, plan_grid, tile, untile
 from .core.upscale import (
     SEAMLESS_PROP,
     SUFFIX,
@@ -364,6 +365,9 @@ def project(context, cameras=None):
     mv_strength = props.multiview_strength
     out_dir_prop = props.output_dir
     width, height = _job_size(s, scene)
+    # Grid mode: several views per generation (one camera has nothing to share a grid with).
+    grid = plan_grid(len(cams), (width, height), props.grid_layout)
+    grid = grid if props.grid_mode and len(cams) > 1 else None
 
     def run():
         note = _fit(s)
@@ -385,24 +389,39 @@ def project(context, cameras=None):
             # Everything else visible can hide the targets from a camera.
             occluders = bpy_data.scene_triangles(scene, depsgraph, exclude=set(targets))
             all_tris = np.concatenate([occluders] + [meshes[n].world for n in targets])
+
+            def plan_next(cam):
+                """What `cam` sees of the texture so far, and the mask of what to make."""
+                return plan_view(
+                    cam,
+                    [SurfaceMesh(meshes[n].world, meshes[n].uvs) for n in targets],
+                    [accs[n].texture() for n in targets],
+                    [accs[n].coverage_image() for n in targets],
+                    occluders=occluders,
+                    threshold=threshold,
+                )
+
+            def bake_view(cam, image):
+                """One generated view into every target's texture."""
+                zbuf = view_depth_buffer(cam, all_tris).depth
+                for n in targets:
+                    surf = surfaces[n]
+                    accs[n].add(sample_view(cam, image, surf.positions, surf.normals, zbuf, bake))
+
             used = 0
-            for cam_name in cams:
+            if grid is not None:
+                used = yield from _project_grid(
+                    scene, cams, grid, s, mv_strength, plan_next, bake_view
+                )
+            for cam_name in cams if grid is None else ():
                 cam_obj = _get_object(cam_name)
                 model = camera_model(scene, cam_obj, width, height)
                 cam = camera_from_model(model)
-                zbuf = view_depth_buffer(cam, all_tris).depth
                 controls = capture_controls(scene, cam_obj, s, width, height)
                 if used == 0:
                     job = build_job(s, controls, size=(width, height), tag=f"project {cam_name}")
                 else:
-                    plan = plan_view(
-                        cam,
-                        [SurfaceMesh(meshes[n].world, meshes[n].uvs) for n in targets],
-                        [accs[n].texture() for n in targets],
-                        [accs[n].coverage_image() for n in targets],
-                        occluders=occluders,
-                        threshold=threshold,
-                    )
+                    plan = plan_next(cam)
                     if plan.covered_fraction > 0.98:
                         continue  # this view adds nothing the others did not cover
                     bpy_data.image_from_array("Dreamwire inpaint source", plan.init_image)
@@ -420,9 +439,7 @@ def project(context, cameras=None):
                 image = _image(result)
                 bpy_data.image_from_array("Dreamwire view", image)
                 used += 1
-                for n in targets:
-                    surf = surfaces[n]
-                    accs[n].add(sample_view(cam, image, surf.positions, surf.normals, zbuf, bake))
+                bake_view(cam, image)
             folder = bpy_data.output_dir(out_dir_prop)
             seen_any = False
             for n in targets:
@@ -441,7 +458,52 @@ def project(context, cameras=None):
         views = "view" if used == 1 else "views"
         return _done(f"Projected {used} {views} onto {', '.join(targets)}", note)
 
-    return run(), len(cams)
+    return run(), len(grid.batches(len(cams))) if grid is not None else len(cams)
+
+
+def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_view):
+    """Grid mode: the cameras' captures tiled into one image per job, generated together,
+    split back and each part baked as the sequential mode bakes a view. Grids after the
+    first inpaint, cell by cell, what the earlier ones left uncovered. Yields the jobs;
+    returns how many views were baked."""
+    from .capture import camera_model, store_image
+
+    used = 0
+    cw, ch = grid.cell_width, grid.cell_height
+    for batch in grid.batches(len(cams)):
+        names = [cams[i] for i in batch]
+        views, captures = [], []
+        for name in names:
+            cam_obj = _get_object(name)
+            views.append(camera_from_model(camera_model(scene, cam_obj, cw, ch)))
+            captures.append(capture_controls(scene, cam_obj, s, cw, ch))
+        kinds = dict.fromkeys(k for c in captures for k in c)  # every view's, in order
+        controls = {k: tile([c.get(k) for c in captures], grid) for k in kinds}
+        for k, img in controls.items():  # the artist sees what was sent
+            store_image(f"Dreamwire {k}", img, non_color=k != "colour")
+        tag = f"project grid {', '.join(names)}"
+        if used == 0:
+            job = build_job(s, controls, size=grid.size, tag=tag)
+        else:
+            plans = [plan_next(cam) for cam in views]
+            init = tile([p.init_image for p in plans], grid, fill=128)
+            mask = tile([p.mask for p in plans], grid)
+            bpy_data.image_from_array("Dreamwire inpaint source", init)
+            bpy_data.image_from_array("Dreamwire inpaint mask", mask, non_color=True)
+            job = build_job(
+                s, controls, init_image=init, mask=mask, strength=strength, size=grid.size, tag=tag
+            )
+        result = yield job
+        image = _image(result)
+        bpy_data.image_from_array("Dreamwire view", image)
+        try:
+            parts = untile(image, grid, len(views))
+        except ValueError as exc:
+            raise ActionError(str(exc)) from None
+        for cam, part in zip(views, parts, strict=True):
+            bake_view(cam, part)
+            used += 1
+    return used
 
 
 def multiview_cameras(context) -> list:

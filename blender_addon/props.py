@@ -28,6 +28,8 @@ from .core.job_builder import (
     ReferenceSetting,
     reference_defaults,
 )
+from .core.texturing.view_grid import AUTO
+from .core.texturing.view_grid import LAYOUTS as GRID_LAYOUTS
 from .core.upscale import FROM_IMAGE, REFINE_STRENGTH, UpscaleSettings
 
 
@@ -106,6 +108,11 @@ _FILL_HELP = {
     "latent nothing": "Start from zeros in latent space",
 }
 _FILL_ITEMS = [(f, f.capitalize(), _FILL_HELP[f]) for f in INPAINT_FILLS]
+
+
+_GRID_ITEMS = [(AUTO, "Auto", "2x1 for two views, 2x2 for up to four, 3x2 beyond")] + [
+    (name, name, f"{c} columns, {r} rows") for name, (c, r) in GRID_LAYOUTS.items()
+]
 
 
 _REFERENCE_HELP = {
@@ -253,6 +260,20 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         items=_FILL_ITEMS,
         default="original",
         description="What later views start from where they inpaint (A1111's Masked content)",
+    )
+    # Grid mode (core.texturing.view_grid): several views in one generation.
+    grid_mode: BoolProperty(
+        name="Grid mode",
+        default=False,
+        description="Generate the views together, tiled into one image (the control images "
+        "tiled the same way), so that the model draws them alike; then split and project "
+        "each. Off: one generation per view, later views inpainting what earlier ones missed",
+    )
+    grid_layout: EnumProperty(
+        name="Layout",
+        items=_GRID_ITEMS,
+        default=AUTO,
+        description="How the views are tiled; more views than cells take several grids",
     )
     # Upscale
     upscale_upscaler: StringProperty(

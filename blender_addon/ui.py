@@ -1,6 +1,13 @@
-"""The Dreamwire N-panel, in the 3D viewport and the image editor."""
+"""The Dreamwire N-panel, in the 3D viewport and the image editor: one tab whose settings
+sit in collapsible sub-panels (SECTIONS), the advanced ones folded, as Blender's own panels
+and Dream Textures do. Each editor gets its own panel classes (Blender ties a panel to one
+space type), made by `editor_panels` from the same sections."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import bpy
 
@@ -80,15 +87,16 @@ def _draw_status(layout, context) -> bool:
     return st.state == "running"
 
 
-def draw_panel(layout, context) -> None:
+def _draw_prompt(layout, context) -> None:
     props = context.scene.dreamwire
-    _draw_connection(layout, context)
-    running = _draw_status(layout, context)
-    col = layout.column()
-    col.enabled = not running
-    col.prop(props, "prompt")
-    col.prop(props, "negative")
+    layout.prop(props, "prompt")
+    layout.prop(props, "negative")
+
+
+def _draw_model(layout, context) -> None:
+    props = context.scene.dreamwire
     w = connection.CONN.welcome
+    col = layout.column()
     col.prop(props, "model")
     if w is not None and not names(w.models):
         col.label(text="The backend found no models", icon="ERROR")
@@ -110,11 +118,13 @@ def draw_panel(layout, context) -> None:
     row.prop(props, "seamless")
     col.prop(props, "two_pass")
 
+
+def _draw_controls(layout, context) -> None:
     # What the backend can run for the chosen model (its welcome's control_types): the
     # others stay settable but greyed out, and the actions leave them out with a note.
-    plan = plan_controls(props.to_settings(), w)
-    box = col.box()
-    box.label(text="Controls")
+    props = context.scene.dreamwire
+    plan = plan_controls(props.to_settings(), connection.CONN.welcome)
+    box = layout.column()
     for name, label in CONTROL_LABELS.items():
         c = getattr(props, name)
         row = box.row(align=True)
@@ -122,20 +132,11 @@ def draw_panel(layout, context) -> None:
         sub = row.row(align=True)
         sub.active = c.enabled and name not in plan.skipped
         sub.prop(c, "weight", text="")
-    row = box.row(align=True)
-    row.prop(props, "reference_image")
-    sub = row.row(align=True)
-    # Greyed out (still settable) when the backend cannot run the chosen mode's adapter.
-    sub.active = props.reference_image is not None and REFERENCE not in plan.skipped
-    sub.prop(props, "reference_mode", text="")
-    sub = box.row(align=True)
-    sub.active = props.reference_image is not None and REFERENCE not in plan.skipped
-    sub.prop(props, "reference_weight")
-    sub.prop(props, "reference_start")
-    sub.prop(props, "reference_end")
     _draw_plan(box, plan)
     if props.colour.enabled:
         box.prop(props, "colour_as_init")
+        if props.colour_as_init:
+            box.prop(props, "strength")
     if props.pose.enabled:
         box.label(text="Pose bone overrides (for other rigs)")
         row = box.row()
@@ -152,45 +153,83 @@ def draw_panel(layout, context) -> None:
         sub.operator("dreamwire.bone_override_add", text="", icon="ADD")
         sub.operator("dreamwire.bone_override_remove", text="", icon="REMOVE")
 
-    box = col.box()
-    box.label(text="Actions")
-    box.operator("dreamwire.generate_texture", icon="TEXTURE")
-    _draw_upscale(box.box(), props, refusal(info, "refine_upscale"))
+
+def _draw_reference(layout, context) -> None:
+    props = context.scene.dreamwire
+    plan = plan_controls(props.to_settings(), connection.CONN.welcome)
+    # Greyed out (still settable) when the backend cannot run the chosen mode's adapter.
+    usable = props.reference_image is not None and REFERENCE not in plan.skipped
+    layout.prop(props, "reference_image")
+    row = layout.row()
+    row.active = usable
+    row.prop(props, "reference_mode")
+    col = layout.column(align=True)
+    col.active = usable
+    col.prop(props, "reference_weight")
+    row = col.row(align=True)
+    row.prop(props, "reference_start")
+    row.prop(props, "reference_end")
+
+
+def draw_texturing(layout, context) -> None:
+    """The Texturing sub-panel: texture a mesh from its UVs or from cameras. The texturing
+    steps' own settings go in sub-panels of it (SECTIONS, parent "texturing")."""
+    props = context.scene.dreamwire
+    w = connection.CONN.welcome
+    layout.operator("dreamwire.generate_texture", icon="TEXTURE")
     # Greyed out (still clickable: it then refuses with the reason) off an edit model.
     edit_refused = edit_refusal(props.model, w)
-    row = box.row()
+    row = layout.row()
     row.active = edit_refused is None
     row.operator("dreamwire.edit_texture", icon="BRUSH_DATA")
     if edit_refused and w is not None:
-        box.label(text=f"Edit Texture {edit_refused}", icon="INFO")
-    row = box.row(align=True)
+        layout.label(text=f"Edit Texture {edit_refused}", icon="INFO")
+    row = layout.row(align=True)
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")
-    box.prop(props, "create_uvs")
-    box.operator("dreamwire.project", icon="MOD_UVPROJECT")
-    box.label(text="Multi-view cameras (empty: all scene cameras)")
-    row = box.row()
+    layout.prop(props, "create_uvs")
+    layout.operator("dreamwire.project", icon="MOD_UVPROJECT")
+
+
+def draw_texturing_views(layout, context) -> None:
+    """Multi-view projection: the cameras, how later views inpaint, grid mode."""
+    props = context.scene.dreamwire
+    layout.label(text="Cameras (empty: all scene cameras)")
+    row = layout.row()
     row.template_list("DREAMWIRE_UL_cameras", "", props, "cameras", props, "camera_index", rows=2)
     sub = row.column(align=True)
     sub.operator("dreamwire.camera_add", text="", icon="ADD")
     sub.operator("dreamwire.camera_remove", text="", icon="REMOVE")
     sub.operator("dreamwire.add_orbit_cameras", text="", icon="CON_CAMERASOLVER")
-    row = box.row(align=True)
+    row = layout.row(align=True)
     row.prop(props, "coverage_threshold")
     row.prop(props, "multiview_strength")
-    box.prop(props, "inpaint_fill")
-    box.operator("dreamwire.project_multiview", icon="CAMERA_DATA")
-    box.separator()
-    row = box.row(align=True)
+    layout.prop(props, "inpaint_fill")
+    row = layout.row(align=True)
+    row.prop(props, "grid_mode")
+    sub = row.row(align=True)
+    sub.active = props.grid_mode
+    sub.prop(props, "grid_layout", text="")
+    layout.operator("dreamwire.project_multiview", icon="CAMERA_DATA")
+
+
+def _draw_animation(layout, context) -> None:
+    props = context.scene.dreamwire
+    row = layout.row(align=True)
     row.prop(context.scene, "frame_start")
     row.prop(context.scene, "frame_end")
     row.prop(props, "frame_step")
-    box.prop(props, "from_previous")
+    layout.prop(props, "from_previous")
     if props.from_previous:
-        box.prop(props, "previous_strength")
-    box.prop(props, "overwrite")
-    box.operator("dreamwire.render_animation", icon="RENDER_ANIMATION")
-    col.prop(props, "output_dir")
+        layout.prop(props, "previous_strength")
+    layout.prop(props, "overwrite")
+    layout.operator("dreamwire.render_animation", icon="RENDER_ANIMATION")
+
+
+def _draw_upscale_section(layout, context) -> None:
+    props = context.scene.dreamwire
+    info = model_info(props.model, connection.CONN.welcome)
+    _draw_upscale(layout, props, refusal(info, "refine_upscale"))
 
 
 def _draw_plan(box, plan) -> None:
@@ -210,7 +249,6 @@ def _draw_plan(box, plan) -> None:
 def _draw_upscale(box, props, refine_refused: str | None) -> None:
     """Upscale the Image Editor's image, or the texture Generate Texture made; Refine greyed
     out where the model's family cannot refine tiles (`refine_refused`: why)."""
-    box.label(text="Upscale image or texture")
     box.prop(props, "upscale_upscaler")
     row = box.row(align=True)
     row.prop(props, "upscale_factor")
@@ -231,36 +269,108 @@ def _image_menu(self, context) -> None:
     self.layout.operator("dreamwire.upscale_image", text="Upscale (Dreamwire)")
 
 
+_BOTH = ("VIEW_3D", "IMAGE_EDITOR")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One collapsible sub-panel of the Dreamwire tab, in each editor it applies to."""
+
+    key: str  # the panel's id is DREAMWIRE_PT_<editor>_<key>
+    label: str
+    draw: Callable[[Any, Any], None]  # (layout, context)
+    parent: str = ""  # the key of the section it sits in; "" for the tab's own panel
+    closed_in: tuple[str, ...] = ()  # editors where it starts folded (DEFAULT_CLOSED)
+    spaces: tuple[str, ...] = _BOTH  # the editors it shows in
+    locked: bool = True  # greyed out while an action runs
+
+
+# Parents before their children: Blender registers a sub-panel only under a known parent.
+SECTIONS: tuple[Section, ...] = (
+    Section("backend", "Backend", _draw_connection, locked=False),
+    Section("prompt", "Prompt", _draw_prompt),
+    Section("model", "Model and sampling", _draw_model),
+    Section("controls", "Controls", _draw_controls),
+    Section("reference", "Reference", _draw_reference, closed_in=_BOTH),
+    Section("texturing", "Texturing", draw_texturing),
+    # The texturing steps' sub-panels (fill, colour, PBR ...) go after this one.
+    Section("texturing_views", "Views", draw_texturing_views, parent="texturing"),
+    Section("animation", "Animation", _draw_animation, closed_in=_BOTH, spaces=("VIEW_3D",)),
+    # The Image Editor is where images are upscaled: open there.
+    Section("upscale", "Upscale", _draw_upscale_section, closed_in=("VIEW_3D",)),
+)
+
+# Each editor's own id, as the tab's panel names it (DREAMWIRE_PT_view3d).
+EDITORS = {"VIEW_3D": "view3d", "IMAGE_EDITOR": "image"}
+
+
+def _running(context) -> bool:
+    return context.window_manager.dreamwire_status.state == "running"
+
+
 class _SidebarTab:
     """The Dreamwire tab in an editor's sidebar (N panel)."""
 
-    bl_label = "Dreamwire"
     bl_region_type = "UI"
     bl_category = "Dreamwire"
 
 
-class DREAMWIRE_PT_view3d(_SidebarTab, bpy.types.Panel):
-    bl_idname = "DREAMWIRE_PT_view3d"
-    bl_space_type = "VIEW_3D"
+class _TabPanel(_SidebarTab):
+    """The tab's own panel: what runs now, and where results go; the sections below it."""
+
+    bl_label = "Dreamwire"
 
     def draw(self, context):
-        draw_panel(self.layout, context)
+        layout = self.layout
+        if self.bl_space_type == "IMAGE_EDITOR":
+            layout.operator("dreamwire.show_preview", icon="IMAGE")
+        running = _draw_status(layout, context)
+        row = layout.row()
+        row.enabled = not running
+        row.prop(context.scene.dreamwire, "output_dir")
 
 
-class DREAMWIRE_PT_image(_SidebarTab, bpy.types.Panel):
-    bl_idname = "DREAMWIRE_PT_image"
-    bl_space_type = "IMAGE_EDITOR"
+class _SectionPanel(_SidebarTab):
+    """A sub-panel drawing its Section (the same body in every editor)."""
+
+    section: Section
 
     def draw(self, context):
-        self.layout.operator("dreamwire.show_preview", icon="IMAGE")
-        draw_panel(self.layout, context)
+        layout = self.layout
+        if self.section.locked:
+            layout.enabled = not _running(context)
+        self.section.draw(layout, context)
+
+
+def panel_id(space: str, key: str = "") -> str:
+    return f"DREAMWIRE_PT_{EDITORS[space]}" + (f"_{key}" if key else "")
+
+
+def editor_panels(space: str) -> list[type]:
+    """The tab's panel and its sections for one editor, parents first."""
+    root = panel_id(space)
+    out = [type(root, (_TabPanel, bpy.types.Panel), {"bl_idname": root, "bl_space_type": space})]
+    for sec in SECTIONS:
+        if space not in sec.spaces:
+            continue
+        idname = panel_id(space, sec.key)
+        attrs = {
+            "bl_idname": idname,
+            "bl_label": sec.label,
+            "bl_space_type": space,
+            "bl_parent_id": panel_id(space, sec.parent),
+            "section": sec,
+        }
+        if space in sec.closed_in:
+            attrs["bl_options"] = {"DEFAULT_CLOSED"}
+        out.append(type(idname, (_SectionPanel, bpy.types.Panel), attrs))
+    return out
 
 
 _classes = (
     DREAMWIRE_UL_cameras,
     DREAMWIRE_UL_bone_overrides,
-    DREAMWIRE_PT_view3d,
-    DREAMWIRE_PT_image,
+    *(cls for space in EDITORS for cls in editor_panels(space)),
 )
 
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(_classes)

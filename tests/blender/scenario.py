@@ -236,6 +236,7 @@ class FakeLayout:
     def prop(self, data, name, **kw):
         assert name in data.bl_rna.properties, f"no property {name!r} on {data!r}"
         self.log.append(("prop", name))
+        self.log.append(("path", _path(data, name)))
         if not self.active:
             self.log.append(("greyed", name))
 
@@ -249,9 +250,10 @@ class FakeLayout:
     def label(self, text="", **kw):
         self.log.append(("label", text))
 
-    def template_list(self, listtype, *a, **kw):
+    def template_list(self, listtype, list_id, data, items, active_data, active, **kw):
         assert hasattr(bpy.types, listtype), listtype
         self.log.append(("list", listtype))
+        self.log += [("path", _path(data, items)), ("path", _path(active_data, active))]
 
     def progress(self, **kw):
         self.log.append(("progress", kw.get("factor")))
@@ -263,25 +265,60 @@ class FakeLayout:
         self.log.append(("icon", kw.get("icon_value")))
 
 
+def _path(data, name):
+    """`dreamwire.depth.enabled`: where a drawn property lives (the scene's own: `.name`)."""
+    try:
+        base = data.path_from_id()
+    except (ValueError, TypeError):
+        base = ""
+    return f"{base}.{name}"
+
+
+def our_panels(space=None):
+    """The add-on's registered panels (bpy.types.Panel subclasses with its prefix), in the
+    order they were registered; of one editor with `space`."""
+    return [
+        c
+        for c in bpy.types.Panel.__subclasses__()
+        if c.__name__.startswith("DREAMWIRE_PT")
+        and c.is_registered
+        and space in (None, c.bl_space_type)
+    ]
+
+
+def draw_panels(space, log, by_panel=None):
+    """Draw every panel of one editor, parents first, as Blender would (poll first)."""
+    for cls in our_panels(space):
+        poll = getattr(cls, "poll", None)
+        if poll is not None and not poll(bpy.context):
+            continue
+        start = len(log)
+        cls.draw(_DrawProxy(cls, log), bpy.context)
+        if by_panel is not None:
+            by_panel[cls.bl_idname] = log[start:]
+
+
 def draw_ui():
-    """Draw the N-panel and the preferences into FakeLayouts in several states."""
-    a = addon()
+    """Draw the N-panel's panels and the preferences into FakeLayouts in several states."""
     drawn = {}
     st = bpy.context.window_manager.dreamwire_status
     for state in ("idle", "running", "failed"):
         st.state, st.text, st.progress = state, f"{state} text", 0.5
         log = []
-        a.ui.draw_panel(FakeLayout(log), bpy.context)
+        draw_panels("VIEW_3D", log)
         drawn[state] = log
     st.state = "idle"
     prefs = bpy.context.preferences.addons["bl_ext.user_default.dreamwire"].preferences
     log = []
-    type(prefs).draw(_PrefsProxy(prefs, log), bpy.context)
+    type(prefs).draw(_DrawProxy(prefs, log), bpy.context)
     drawn["prefs"] = log
     return drawn
 
 
-class _PrefsProxy:
+class _DrawProxy:
+    """`self` for a draw method (a panel's, the preferences'): the drawn object's
+    attributes and a FakeLayout."""
+
     def __init__(self, prefs, log):
         self._p = prefs
         self.layout = FakeLayout(log)
@@ -329,6 +366,65 @@ def sc_install():
             s.inpaint_fill,
         ],
     )
+
+
+def record_panel_tree():
+    """The sub-panels as registered: ids, parents, folded or not; each drawn in both
+    editors, with the optional settings switched on so that every property shows."""
+    tree = []
+    for cls in our_panels():
+        parent = getattr(cls, "bl_parent_id", "")
+        options = sorted(getattr(cls, "bl_options", set()))
+        tree.append([cls.bl_idname, cls.bl_space_type, parent, options, cls.bl_label])
+        tree[-1].append(hasattr(bpy.types, cls.bl_idname) and cls.bl_category == "Dreamwire")
+    record("panel_tree", tree)
+    s = bpy.context.scene.dreamwire
+    s.colour.enabled = s.colour_as_init = s.pose.enabled = s.from_previous = True
+    by_panel, log = {}, []
+    for space in ("VIEW_3D", "IMAGE_EDITOR"):
+        draw_panels(space, log, by_panel)
+    s.colour.enabled = s.colour_as_init = s.pose.enabled = s.from_previous = False
+    record("panel_props", {k: [n for kind, n in v if kind == "prop"] for k, v in by_panel.items()})
+    record(
+        "panel_ops", {k: [n for kind, n in v if kind == "operator"] for k, v in by_panel.items()}
+    )
+    drawn = {n for kind, n in log if kind == "path"}
+    settings_props = [
+        p.identifier
+        for p in type(s).bl_rna.properties
+        if p.identifier not in ("rna_type", "name") and not p.is_hidden
+    ]
+    record(
+        "unreachable",
+        [
+            p
+            for p in settings_props
+            if f"dreamwire.{p}" not in drawn
+            and not any(d.startswith(f"dreamwire.{p}.") for d in drawn)
+        ],
+    )
+    # While an action runs, the settings are greyed out; the Backend stays usable.
+    st = bpy.context.window_manager.dreamwire_status
+    st.state = "running"
+    locked = {}
+    for cls in our_panels("VIEW_3D"):
+        proxy = _DrawProxy(cls, [])
+        cls.draw(proxy, bpy.context)
+        locked[cls.bl_idname] = not proxy.layout.enabled
+    st.state = "idle"
+    record("locked_while_running", locked)
+
+
+def sc_panels():
+    """The N-panel's sub-panels, drawn in both editors; then off and on again (Blender
+    refuses a sub-panel whose parent is not registered, in either direction)."""
+    import addon_utils
+
+    record_panel_tree()
+    addon_utils.disable("bl_ext.user_default.dreamwire")
+    record("after_disable", [c.__name__ for c in our_panels()])
+    addon_utils.enable("bl_ext.user_default.dreamwire")
+    record("after_enable", len(our_panels()))
 
 
 def sc_generate_texture():
@@ -893,6 +989,126 @@ def _edit_texture(s, obj):
 
 def _greyed():
     return [name for kind, name in draw_ui()["idle"] if kind == "greyed"]
+
+
+def _recording(gen, jobs, results):
+    """The action's generator, keeping every Job it yields and the result sent back."""
+    try:
+        job = next(gen)
+        while True:
+            jobs.append(job)
+            result = yield job
+            results.append(result)
+            job = gen.send(result)
+    except StopIteration as stop:
+        return stop.value
+
+
+def sc_grid():
+    """Grid mode: four cameras around a cube, one job whose control images are the four
+    captures tiled 2x2, its result split back and each cell baked onto the face it shows."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    clear_scene()
+    s = settings(size=128)
+    s.normals.enabled = True
+    s.grid_mode = True
+    target = cube("Target", 1.0)
+    cams = [
+        # At different distances: the four views' captures differ (a cube looks the same
+        # from every side), so a view in the wrong cell shows.
+        camera(f"View{i}", ((5 + i) * math.sin(a), -(5 + i) * math.cos(a), 3.5))
+        for i, a in enumerate(math.radians(d) for d in (0, 90, 180, 270))
+    ]
+    select(target)
+    a = addon()
+    gen, n = a.actions.project(bpy.context, cams)
+    jobs, results = [], []
+    conn = a.connection.CONN
+    conn.ensure(bpy.context)
+    drv = a.core.tasks.Driver(conn, _recording(gen, jobs, results), n, connect_timeout=60)
+    t0 = time.monotonic()
+    while not drv.done and time.monotonic() - t0 < 300:
+        drv.tick()
+        time.sleep(0.02)
+    record("expected_jobs", n)
+    record("state", [drv.status.state, drv.status.message])
+    record("jobs", [[j.width, j.height, j.tag] for j in jobs])
+    if not jobs:
+        return
+    # The captures of each camera at the cell size, made here on their own, tiled by hand.
+    capture = sys.modules["bl_ext.user_default.dreamwire.capture"]
+    caps = [
+        capture.capture_all(bpy.context.scene, c, 64, 64, kinds=["depth", "normals"]) for c in cams
+    ]
+    sent = {}
+    for kind, unit_type in (("depth", "depth"), ("normals", "normalbae")):
+        rows = [np.concatenate([caps[r * 2][kind], caps[r * 2 + 1][kind]], axis=1) for r in (0, 1)]
+        expect = np.concatenate(rows, axis=0).astype(np.int32)
+        unit = next(u for u in jobs[0].controls if u.type == unit_type)
+        got = unit.image.astype(np.int32)
+        sent[unit_type] = [
+            list(got.shape),
+            int(np.abs(got - expect).max()) if got.shape == expect.shape else -1,
+        ]
+        # A view moved to another cell would not match: the cells differ from each other.
+        record(f"{kind}_cells_differ", int(np.abs(expect[:64, :64] - expect[:64, 64:]).max()))
+    record("sent", sent)
+    record("depth_image", list(bpy.data.images["Dreamwire depth"].size))
+    gen_img = results[0].images[0].image[..., :3].astype(float)
+    img = tex_image(target)
+    record("has_texture", img is not None)
+    if img is None:
+        return
+    tex = pixels(img)
+    size = img.size[0]
+    scene = bpy.context.scene
+    rng = np.random.default_rng(1)
+    right, wrong, alphas = [], [], {}
+    for i, cam in enumerate(cams):
+        for _ in range(12):
+            b = rng.dirichlet((2, 2, 2))
+            uv, co = _texel_of(target, i, b)
+            texel = tex[int((1 - uv[1]) * size), int(uv[0] * size)]
+            ndc = world_to_camera_view(scene, cam, Vector(co))
+            x, y = ndc.x * 64, (1 - ndc.y) * 64
+            ox, oy = (i % 2) * 64, (i // 2) * 64
+            right.append(float(np.abs(texel[:3] - bilinear(gen_img, ox + x, oy + y)).mean()))
+            j = (i + 1) % 4  # the neighbouring cell: the split went wrong
+            wx, wy = (j % 2) * 64, (j // 2) * 64
+            wrong.append(float(np.abs(texel[:3] - bilinear(gen_img, wx + x, wy + y)).mean()))
+    for face in range(6):
+        uv, _ = _texel_of(target, face)
+        alphas[face] = int(tex[int((1 - uv[1]) * size), int(uv[0] * size), 3])
+    record("right_mean_diff", float(np.mean(right)))
+    record("wrong_mean_diff", float(np.mean(wrong)))
+    record("face_alpha", alphas)
+    # Five cameras on a 2x2 layout: two grids; the second inpaints, in its one used cell,
+    # what the first left uncovered, and keeps its empty cells.
+    s.grid_layout = "2x2"
+    cams.append(camera("Top", (0.5, -0.5, 7.0)))
+    gen, n = a.actions.project(bpy.context, cams)
+    jobs.clear()
+    drv = a.core.tasks.Driver(conn, _recording(gen, jobs, []), n, connect_timeout=60)
+    t0 = time.monotonic()
+    while not drv.done and time.monotonic() - t0 < 300:
+        drv.tick()
+        time.sleep(0.02)
+    record("five_state", [drv.status.state, drv.status.message, n])
+    record("five_jobs", [[getattr(j.mode, "value", j.mode), j.width, j.height] for j in jobs])
+    if len(jobs) == 2 and jobs[1].mask is not None:
+        mask = np.asarray(jobs[1].mask)
+        mask = mask[..., 0] if mask.ndim == 3 else mask
+        record(
+            "second_mask",
+            [
+                int(mask[:64, :64].max()),
+                int(mask[:64, :64].min()),
+                int(mask[:, 64:].max()),
+                int(mask[64:].max()),
+            ],
+        )
 
 
 def main():

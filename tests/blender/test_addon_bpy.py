@@ -362,3 +362,79 @@ def test_curve_keys_from_the_preferences(addon_zip, tmp_path, tiny_models):
         )
     assert "refused this client's key" in c["refused"] and not c["refused_material"], c
     assert c["error"] is None and c["result"] == ["FINISHED"] and c["has_texture"], c
+
+
+def test_n_panel_is_collapsible_sub_panels_in_both_editors(addon_zip, tmp_path):
+    c = run_scenario("panels", addon_zip, tmp_path)
+    tree = {
+        idname: (space, parent, options, label)
+        for idname, space, parent, options, label, ok in c["panel_tree"]
+    }
+    assert all(row[-1] for row in c["panel_tree"])  # in bpy.types, on the Dreamwire tab
+    order = [row[0] for row in c["panel_tree"]]
+    sections = {
+        "backend": "Backend",
+        "prompt": "Prompt",
+        "model": "Model and sampling",
+        "controls": "Controls",
+        "reference": "Reference",
+        "texturing": "Texturing",
+        "texturing_views": "Views",
+        "animation": "Animation",
+        "upscale": "Upscale",
+    }
+    for editor, space in (("view3d", "VIEW_3D"), ("image", "IMAGE_EDITOR")):
+        root = f"DREAMWIRE_PT_{editor}"
+        assert tree[root] == (space, "", [], "Dreamwire")
+        for key, label in sections.items():
+            idname = f"{root}_{key}"
+            if editor == "image" and key == "animation":
+                assert idname not in tree  # an animation renders from the 3D scene's camera
+                continue
+            got_space, parent, options, got_label = tree[idname]
+            assert (got_space, got_label) == (space, label)
+            assert parent == (f"{root}_texturing" if key == "texturing_views" else root)
+            assert order.index(parent) < order.index(idname)  # registered parents first
+    closed = {i for i, (_s, _p, options, _l) in tree.items() if "DEFAULT_CLOSED" in options}
+    assert closed == {
+        "DREAMWIRE_PT_view3d_reference",
+        "DREAMWIRE_PT_view3d_animation",
+        "DREAMWIRE_PT_view3d_upscale",
+        "DREAMWIRE_PT_image_reference",
+    }
+    # Every setting is in some panel (the optional ones once switched on), each where it
+    # goes; Distilled CFG shows for the families that take it (test_flux_model_... draws it).
+    assert c["unreachable"] == ["distilled_cfg"]
+    props, ops = c["panel_props"], c["panel_ops"]
+    assert {"prompt", "negative"} == set(props["DREAMWIRE_PT_view3d_prompt"])
+    assert {"grid_mode", "grid_layout", "inpaint_fill"} <= set(
+        props["DREAMWIRE_PT_image_texturing_views"]
+    )
+    assert "dreamwire.project_multiview" in ops["DREAMWIRE_PT_view3d_texturing_views"]
+    assert "dreamwire.upscale_image" in ops["DREAMWIRE_PT_image_upscale"]
+    assert "dreamwire.render_animation" in ops["DREAMWIRE_PT_view3d_animation"]
+    assert "dreamwire.show_preview" in ops["DREAMWIRE_PT_image"]
+    assert "dreamwire.show_preview" not in ops["DREAMWIRE_PT_view3d"]
+    locked = c["locked_while_running"]
+    assert not locked["DREAMWIRE_PT_view3d_backend"] and locked["DREAMWIRE_PT_view3d_prompt"]
+    assert c["after_disable"] == [] and c["after_enable"] == len(tree)
+
+
+def test_grid_mode_generates_four_views_in_one_job_and_bakes_each(addon_zip, tmp_path, backend):
+    c = run_scenario("grid", addon_zip, tmp_path, backend)
+    assert c["state"] == ["finished", c["state"][1]], c["state"]
+    assert c["expected_jobs"] == 1 and [j[:2] for j in c["jobs"]] == [[128, 128]]
+    # The control images sent are the four cameras' captures (64 x 64 cells) tiled 2 x 2.
+    assert c["sent"]["depth"] == [[128, 128, 3], 0] and c["sent"]["normalbae"] == [[128, 128, 3], 0]
+    assert c["depth_cells_differ"] > 20 and c["normals_cells_differ"] > 20, c
+    assert c["depth_image"] == [128, 128]
+    # Each side face is seen by one camera: its texels hold that camera's cell of the
+    # generated grid where Blender projects them, not the neighbouring cell's.
+    assert c["right_mean_diff"] < 12 and c["wrong_mean_diff"] > 2 * c["right_mean_diff"], c
+    fa = {int(k): v for k, v in c["face_alpha"].items()}
+    assert [fa[f] for f in range(5)] == [255] * 5 and fa[5] == 0  # the bottom: no camera
+    # Five views on a 2x2 layout: a second grid inpaints in its one used cell (the top
+    # view) what the first left uncovered, keeps what it covered, and the empty cells.
+    assert c["five_state"][0] == "finished" and c["five_state"][2] == 2, c["five_state"]
+    assert c["five_jobs"] == [["txt2img", 128, 128], ["inpaint", 128, 128]]
+    assert c["second_mask"][:2] == [255, 0] and c["second_mask"][2:] == [0, 0]
