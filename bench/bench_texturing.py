@@ -15,9 +15,11 @@ on it:
 - coverage: share of texels inside UV islands that views coloured; filled: share filled
   afterwards (dilation across seams, UV inpaint); empty: share left without colour;
 - error: mean CIEDE76 difference from the right colour over coloured texels;
-- view seam: mean colour difference between neighbouring texels whose dominant view
-  differs, minus the same on the right texture (what the blend adds at view boundaries);
-- UV seam: the same across UV seams (texel pairs on either side of one mesh edge).
+- seam_p99: the worst 1% of colour steps between neighbouring texels beyond the right
+  texture's own step there (what view boundaries and blending add; seams are few texels,
+  so a mean would hide them);
+- uv_seam: the same across UV seams (texel pairs on either side of one mesh edge), once the
+  seam graph of the unseen-texel fill is in.
 
 With the tiny random model the generated colours are noise, so this stand-in is how the
 methods are compared; the numbers go to bench/RESULTS.md.
@@ -40,7 +42,7 @@ import numpy as np  # noqa: E402
 
 import blender_addon  # noqa: E402
 from blender_addon import actions, bpy_data  # noqa: E402
-from blender_addon.core.texturing import projection  # noqa: E402
+from blender_addon.core.texturing import projection, view_grid  # noqa: E402
 from blender_addon.core.texturing.multiview import orbit_positions  # noqa: E402
 
 # -- scenes ---------------------------------------------------------------------------
@@ -136,7 +138,10 @@ class Method:
 
 
 def methods() -> list[Method]:
-    return [Method("today", "orbit", {})]
+    return [
+        Method("today", "orbit", {}),
+        Method("grid", "orbit", {"grid_mode": True}),
+    ]
 
 
 def add_orbit_cameras(scene, objs, count: int):
@@ -159,12 +164,12 @@ def add_orbit_cameras(scene, objs, count: int):
 class Scores:
     scene: str
     method: str
-    views: int
+    jobs: int
     coverage: float
     filled: float
     empty: float
     error: float
-    view_seam: float
+    seam_p99: float
     uv_seam: float
     seconds: float
 
@@ -204,13 +209,33 @@ def run(scene_name: str, method: Method, size: int, tex: int, views: int, seed: 
             job = gen.send(result)
             jobs += 1
             tag = job.tag or ""
-            cam_obj = bpy.data.objects.get(tag.removeprefix("project ")) or scene.camera
-            cam = projection.camera_from_model(camera_model(scene, cam_obj, job.width, job.height))
+            # One drift per generated image: views generated separately drift apart, the
+            # cells of one grid image are painted together and share it.
             drift = (1.0 + rng.uniform(-0.12, 0.12, 3), rng.uniform(-12, 12, 3))
             if job.init_image is not None and job.mask is not None and tag.startswith("fill"):
                 # A UV inpaint pass: the stand-in paints nothing new (its job is coverage).
                 img = job.init_image[..., :3]
+            elif tag.startswith("project grid "):
+                names = tag.removeprefix("project grid ").split(", ")
+                grid = view_grid.plan_grid(len(cams), (size, size), props.grid_layout)
+                cells = [
+                    stand_in_image(
+                        projection.camera_from_model(
+                            camera_model(
+                                scene, bpy.data.objects[n], grid.cell_width, grid.cell_height
+                            )
+                        ),
+                        all_tris,
+                        drift,
+                    )
+                    for n in names
+                ]
+                img = view_grid.tile(cells, grid, fill=128)
             else:
+                cam_obj = bpy.data.objects.get(tag.removeprefix("project ")) or scene.camera
+                cam = projection.camera_from_model(
+                    camera_model(scene, cam_obj, job.width, job.height)
+                )
                 img = stand_in_image(cam, all_tris, drift)
             result = _Result([_Image(img)])
     except StopIteration:
@@ -279,13 +304,13 @@ def score(scene_name, method, targets, tex, jobs, seconds) -> Scores:
     return Scores(
         scene=scene_name,
         method=method.name,
-        views=jobs,
+        jobs=jobs,
         coverage=round(cov, 4),
         filled=0.0,
         empty=round(1.0 - cov, 4),
         error=round(err_sum / max(coloured, 1), 2),
         # The worst 1% of neighbour steps: seams are rare pixels, a mean would hide them.
-        view_seam=round(float(np.percentile(steps, 99)), 2),
+        seam_p99=round(float(np.percentile(steps, 99)), 2),
         uv_seam=0.0,
         seconds=round(seconds, 2),
     )
