@@ -24,6 +24,7 @@ from .core.job_builder import (
     two_pass_note,
 )
 from .core.tasks import ActionError
+from .core.texturing.color_match import match_view
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
 from .core.texturing.projection import (
     BakeSettings,
@@ -333,8 +334,14 @@ def _put_image(name: str, pixels: np.ndarray, rb):
 
 # -- Project (one camera) and Multi-view projection --------------------------------------
 def _bake_settings(scene) -> BakeSettings:
-    g = scene.dreamwire.grazing_angle
-    return BakeSettings(grazing_deg=g, full_deg=max(0.0, g - 30.0))
+    p = scene.dreamwire
+    g = p.grazing_angle
+    return BakeSettings(
+        grazing_deg=g,
+        full_deg=max(0.0, g - 30.0),
+        facing_power=p.facing_exponent,
+        edge_feather_px=p.edge_feather,
+    )
 
 
 def project(context, cameras=None):
@@ -362,6 +369,7 @@ def project(context, cameras=None):
     bake = _bake_settings(scene)
     threshold = props.coverage_threshold
     mv_strength = props.multiview_strength
+    match_colours = props.colour_match
     out_dir_prop = props.output_dir
     width, height = _job_size(s, scene)
 
@@ -392,6 +400,7 @@ def project(context, cameras=None):
                 cam = camera_from_model(model)
                 zbuf = view_depth_buffer(cam, all_tris).depth
                 controls = capture_controls(scene, cam_obj, s, width, height)
+                view_mask = None  # what the view generates: all of it, or the inpaint mask
                 if used == 0:
                     job = build_job(s, controls, size=(width, height), tag=f"project {cam_name}")
                 else:
@@ -405,6 +414,7 @@ def project(context, cameras=None):
                     )
                     if plan.covered_fraction > 0.98:
                         continue  # this view adds nothing the others did not cover
+                    view_mask = plan.mask
                     bpy_data.image_from_array("Dreamwire inpaint source", plan.init_image)
                     bpy_data.image_from_array("Dreamwire inpaint mask", plan.mask, non_color=True)
                     job = build_job(
@@ -420,9 +430,14 @@ def project(context, cameras=None):
                 image = _image(result)
                 bpy_data.image_from_array("Dreamwire view", image)
                 used += 1
-                for n in targets:
-                    surf = surfaces[n]
-                    accs[n].add(sample_view(cam, image, surf.positions, surf.normals, zbuf, bake))
+                samples = [
+                    sample_view(cam, image, surfaces[n].positions, surfaces[n].normals, zbuf, bake)
+                    for n in targets
+                ]
+                if match_colours:  # the first view has no overlap: it stays as generated
+                    samples, _ = match_view([accs[n] for n in targets], samples, view_mask)
+                for n, smp in zip(targets, samples, strict=True):
+                    accs[n].add(smp)
             folder = bpy_data.output_dir(out_dir_prop)
             seen_any = False
             for n in targets:
