@@ -24,7 +24,7 @@ from .core.job_builder import (
     two_pass_note,
 )
 from .core.tasks import ActionError
-from .core.texturing.color_match import match_view
+from .core.texturing.color_match import MatchSettings, match_view
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
 from .core.texturing.projection import (
     BakeSettings,
@@ -370,6 +370,7 @@ def project(context, cameras=None):
     threshold = props.coverage_threshold
     mv_strength = props.multiview_strength
     match_colours = props.colour_match
+    match_settings = MatchSettings(method=props.colour_match_method)
     out_dir_prop = props.output_dir
     width, height = _job_size(s, scene)
 
@@ -435,7 +436,9 @@ def project(context, cameras=None):
                     for n in targets
                 ]
                 if match_colours:  # the first view has no overlap: it stays as generated
-                    samples, _ = match_view([accs[n] for n in targets], samples, view_mask)
+                    samples, _ = match_view(
+                        [accs[n] for n in targets], samples, view_mask, match_settings
+                    )
                 for n, smp in zip(targets, samples, strict=True):
                     accs[n].add(smp)
             folder = bpy_data.output_dir(out_dir_prop)

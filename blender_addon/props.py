@@ -256,6 +256,19 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Before blending a later view, shift its colours (CIELAB mean and spread) "
         "to agree with the texture so far where both see the surface",
     )
+    colour_match_method: EnumProperty(
+        name="Method",
+        items=[
+            ("mean_std", "Mean and spread", "Shift and scale each CIELAB channel (robust)"),
+            (
+                "histogram",
+                "Histogram",
+                "Match each CIELAB channel's quantiles: also undoes "
+                "contrast changes, needs a larger overlap",
+            ),
+        ],
+        default="mean_std",
+    )
     facing_exponent: FloatProperty(
         name="Facing exponent",
         default=3.0,  # StableGen's Weight Exponent default

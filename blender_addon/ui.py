@@ -181,6 +181,10 @@ def draw_panel(layout, context) -> None:
     box.prop(props, "inpaint_fill")
     row = box.row(align=True)
     row.prop(props, "colour_match")
+    sub = row.row(align=True)
+    sub.active = props.colour_match
+    sub.prop(props, "colour_match_method", text="")
+    row = box.row(align=True)
     row.prop(props, "facing_exponent")
     row.prop(props, "edge_feather")
     box.operator("dreamwire.project_multiview", icon="CAMERA_DATA")

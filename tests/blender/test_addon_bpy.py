@@ -137,6 +137,7 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "reference_weight",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
+    assert {"colour_match", "colour_match_method", "facing_exponent", "edge_feather"} <= props_drawn
     ops_drawn = {name for kind, name in drawn["idle"] if kind == "operator"}
     assert {
         "dreamwire.generate_texture",

@@ -98,6 +98,33 @@ def test_brightened_tinted_view_is_matched_back_in_the_overlap():
     assert np.array_equal(matched.weights, second.weights)
 
 
+def test_histogram_method_undoes_a_non_linear_lightness_curve():
+    """A contrast curve is not a shift and a scale: mean/std matching gets close, matching
+    the quantiles undoes it."""
+
+    def lightness_curve(c):
+        lab = srgb_to_lab(c)
+        lab[..., 0] = 100 * (lab[..., 0] / 100) ** 0.5
+        return lab_to_srgb(lab)
+
+    tris, _, _, surf = wall()
+    acc = TextureAccumulator(surf.mask)
+    first = view(make_cam((-1, -4, 0), (-1, 0, 0)), tris, surf)
+    acc.add(first)
+    second = view(make_cam((0.5, -4, 0), (0.5, 0, 0)), tris, surf, lightness_curve)
+    only_new = (second.weights > 0.3) & (first.weights == 0)
+    truth = paint(surf.positions[only_new])
+    err = {}
+    for method in ("mean_std", "histogram"):
+        (m,), t = match_view([acc], [second], settings=MatchSettings(method=method))
+        assert t is not None
+        err[method] = np.abs(m.colors[only_new] - truth).mean()
+    assert np.abs(second.colors[only_new] - truth).mean() > 30
+    assert err["histogram"] < 0.7 and err["histogram"] < err["mean_std"] / 2, err
+    with pytest.raises(ValueError, match="not one of"):
+        MatchSettings(method="reinhard")
+
+
 def test_no_overlap_leaves_the_view_unchanged():
     tris, _, _, surf = wall()
     acc = TextureAccumulator(surf.mask)
@@ -160,3 +187,9 @@ def test_small_overlap_is_not_trusted_and_the_gain_is_capped():
     assert np.all(np.isfinite(t.apply(flat)))
     out = t.apply(np.array([[0.0, 0.0, 0.0], [255.0, 255.0, 255.0]]))
     assert out.min() >= 0 and out.max() <= 255
+    # The histogram curve's slope is capped the same way.
+    nearly_flat = flat + rng.normal(0, 0.5, flat.shape)
+    h = fit_transfer(ref, nearly_flat, np.ones(400), MatchSettings("histogram", max_gain=1.5))
+    slopes = np.diff(h.knots_out, axis=1) / np.diff(h.knots_in, axis=1)
+    assert slopes.max() <= 1.5 + 1e-9 and slopes.min() >= 1 / 1.5 - 1e-9
+    assert np.all(np.isfinite(h.apply(np.array([[0.0, 0.0, 0.0], [255.0, 255.0, 255.0]]))))

@@ -6,6 +6,9 @@ as it is leaves a visible patch. Where the new view and the texture so far see t
 surface, their colours should agree, so the view's colours are shifted and scaled per
 channel (mean and standard deviation, Reinhard et al.'s colour transfer) in CIELAB until
 they agree there, and that one transform is applied to everything the view contributes.
+The "histogram" method matches each channel's quantiles instead (a monotone curve), which
+also undoes non-linear changes such as a different contrast curve, at the price of
+needing a larger overlap to be reliable.
 
 The statistics are weighted by how much each texel counts on both sides: the texture's
 coverage (well-established texels are a trustworthy reference) times the new view's blend
@@ -30,14 +33,22 @@ from .color_space import lab_to_srgb, srgb_to_lab
 from .multiview import TextureAccumulator
 from .projection import ViewSample, sample_bilinear
 
+METHODS = ("mean_std", "histogram")
+
 
 @dataclass(frozen=True)
 class MatchSettings:
+    method: str = "mean_std"  # one of METHODS
     min_overlap: float = 32.0  # effective number of overlapping texels needed to match
     max_gain: float = 2.0  # per-channel scale kept within [1 / max_gain, max_gain]
     # Spreads below this (Lab units, roughly a just-noticeable difference) count as flat:
     # the ratio of two near-zero spreads is noise and would make a wild gain.
     min_std: float = 1.0
+    quantiles: int = 17  # knots of the histogram curve: evenly spaced quantiles, ends included
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"colour match method {self.method!r} is not one of {METHODS}")
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,57 @@ class ColorTransfer:
         # Lightness outside 0..100 has no colour; clip before converting back.
         lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
         return np.clip(lab_to_srgb(lab), 0.0, 255.0)
+
+
+@dataclass(frozen=True)
+class CurveTransfer:
+    """Per Lab channel, a monotone piecewise-linear curve through matching quantiles of the
+    new view and the texture (histogram matching), extended linearly past its ends."""
+
+    knots_in: np.ndarray  # 3 x K, increasing: the new view's quantiles in the overlap
+    knots_out: np.ndarray  # 3 x K: where they go
+    overlap: float
+
+    def apply(self, rgb255: np.ndarray) -> np.ndarray:
+        lab = srgb_to_lab(rgb255)
+        for c in range(3):
+            lab[..., c] = _curve(lab[..., c], self.knots_in[c], self.knots_out[c])
+        lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
+        return np.clip(lab_to_srgb(lab), 0.0, 255.0)
+
+
+def _curve(v: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.interp(v, x, y)
+    lo_slope = (y[1] - y[0]) / max(x[1] - x[0], 1e-9)
+    hi_slope = (y[-1] - y[-2]) / max(x[-1] - x[-2], 1e-9)
+    out = np.where(v < x[0], y[0] + (v - x[0]) * lo_slope, out)
+    return np.where(v > x[-1], y[-1] + (v - x[-1]) * hi_slope, out)
+
+
+def _weighted_quantiles(v: np.ndarray, w: np.ndarray, p: np.ndarray) -> np.ndarray:
+    order = np.argsort(v, kind="stable")
+    vs, ws = v[order], w[order]
+    cw = np.cumsum(ws)
+    cdf = (cw - 0.5 * ws) / cw[-1]
+    return np.interp(p, cdf, vs)
+
+
+def _fit_curve(ref: np.ndarray, new: np.ndarray, w: np.ndarray, s: MatchSettings):
+    """Knots (x, y) of one channel's curve. Its slope stays within the gain cap, as the
+    mean/std method's scale does: matching a histogram exactly would stretch a narrow
+    band of the view's values without limit, and noise in a small overlap with it."""
+    p = np.linspace(0.0, 1.0, max(3, s.quantiles))
+    x = _weighted_quantiles(new, w, p)
+    y = _weighted_quantiles(ref, w, p)
+    # Equal quantiles (a flat stretch of the view) would make vertical segments.
+    x = x + np.arange(len(x)) * 1e-6
+    dx = np.diff(x)
+    slope = np.clip(np.diff(y) / dx, 1.0 / s.max_gain, s.max_gain)
+    # Rebuild from the median, so capping steep segments does not shift the middle tones.
+    y_out = np.concatenate([[0.0], np.cumsum(slope * dx)])
+    mid = len(x) // 2
+    y_out += y[mid] - y_out[mid]
+    return x, y_out
 
 
 def _weighted_mean_std(lab: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +141,7 @@ def fit_transfer(
     colors: np.ndarray,
     weights: np.ndarray,
     settings: MatchSettings | None = None,
-) -> ColorTransfer | None:
+) -> ColorTransfer | CurveTransfer | None:
     """The transform taking `colors` to `reference` (both N x 3 sRGB 0..255, the same
     surface points), weighted per point; None when the overlap is too small to trust."""
     s = settings or MatchSettings()
@@ -89,8 +151,15 @@ def fit_transfer(
         return None
     keep = w > 0
     w = w[keep]
-    ref_mean, ref_std = _weighted_mean_std(srgb_to_lab(np.asarray(reference)[keep, :3]), w)
-    new_mean, new_std = _weighted_mean_std(srgb_to_lab(np.asarray(colors)[keep, :3]), w)
+    ref_lab = srgb_to_lab(np.asarray(reference)[keep, :3])
+    new_lab = srgb_to_lab(np.asarray(colors)[keep, :3])
+    if s.method == "histogram":
+        knots = [_fit_curve(ref_lab[:, c], new_lab[:, c], w, s) for c in range(3)]
+        return CurveTransfer(
+            np.stack([k[0] for k in knots]), np.stack([k[1] for k in knots]), overlap
+        )
+    ref_mean, ref_std = _weighted_mean_std(ref_lab, w)
+    new_mean, new_std = _weighted_mean_std(new_lab, w)
     gain = np.maximum(ref_std, s.min_std) / np.maximum(new_std, s.min_std)
     gain = np.clip(gain, 1.0 / s.max_gain, s.max_gain)
     return ColorTransfer(new_mean, ref_mean, gain, overlap)
@@ -113,7 +182,7 @@ def match_view(
     samples: list[ViewSample],
     mask: np.ndarray | None = None,
     settings: MatchSettings | None = None,
-) -> tuple[list[ViewSample], ColorTransfer | None]:
+) -> tuple[list[ViewSample], ColorTransfer | CurveTransfer | None]:
     """One view's samples (one per target texture, in the order of `accs`) with colours
     matched to the textures so far, and the transform used (None: left unchanged).
 

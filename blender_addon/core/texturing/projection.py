@@ -6,8 +6,9 @@ Pixel coordinates follow images: x to the right, y downwards, the pixel (0, 0) s
 stands for, projects that point into the camera image and reads the colour there. A texel
 only takes a colour where the camera really sees it: inside the frame, in front of the
 camera, facing it, and not hidden behind other geometry (tested against a z-buffer).
-Its weight falls smoothly to zero toward grazing angles and the image border, so that
-several views blend without seams (see multiview.py).
+Its weight falls smoothly to zero toward grazing angles and the image border (and, when
+asked, toward depth edges: depth_edges.py), so that several views blend without seams
+(see multiview.py).
 """
 
 from __future__ import annotations
