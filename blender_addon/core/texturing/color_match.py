@@ -44,7 +44,7 @@ class MatchSettings:
     # Spreads below this (Lab units, roughly a just-noticeable difference) count as flat:
     # the ratio of two near-zero spreads is noise and would make a wild gain.
     min_std: float = 1.0
-    quantiles: int = 17  # knots of the histogram curve: evenly spaced quantiles, ends included
+    quantiles: int = 17  # knots of the histogram curve (evenly spaced quantiles)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -72,26 +72,24 @@ class ColorTransfer:
 @dataclass(frozen=True)
 class CurveTransfer:
     """Per Lab channel, a monotone piecewise-linear curve through matching quantiles of the
-    new view and the texture (histogram matching), extended linearly past its ends."""
+    new view and the texture (histogram matching). Past its ends the curve continues with
+    the mean/std method's gain: the overlap says nothing about colours it does not hold,
+    and the steepness of its last few texels is the least reliable guess."""
 
     knots_in: np.ndarray  # 3 x K, increasing: the new view's quantiles in the overlap
     knots_out: np.ndarray  # 3 x K: where they go
+    gain: np.ndarray  # 3, the slope past the ends
     overlap: float
 
     def apply(self, rgb255: np.ndarray) -> np.ndarray:
         lab = srgb_to_lab(rgb255)
         for c in range(3):
-            lab[..., c] = _curve(lab[..., c], self.knots_in[c], self.knots_out[c])
+            x, y, v = self.knots_in[c], self.knots_out[c], lab[..., c]
+            out = np.interp(v, x, y)
+            out = np.where(v < x[0], y[0] + (v - x[0]) * self.gain[c], out)
+            lab[..., c] = np.where(v > x[-1], y[-1] + (v - x[-1]) * self.gain[c], out)
         lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
         return np.clip(lab_to_srgb(lab), 0.0, 255.0)
-
-
-def _curve(v: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    out = np.interp(v, x, y)
-    lo_slope = (y[1] - y[0]) / max(x[1] - x[0], 1e-9)
-    hi_slope = (y[-1] - y[-2]) / max(x[-1] - x[-2], 1e-9)
-    out = np.where(v < x[0], y[0] + (v - x[0]) * lo_slope, out)
-    return np.where(v > x[-1], y[-1] + (v - x[-1]) * hi_slope, out)
 
 
 def _weighted_quantiles(v: np.ndarray, w: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -106,7 +104,8 @@ def _fit_curve(ref: np.ndarray, new: np.ndarray, w: np.ndarray, s: MatchSettings
     """Knots (x, y) of one channel's curve. Its slope stays within the gain cap, as the
     mean/std method's scale does: matching a histogram exactly would stretch a narrow
     band of the view's values without limit, and noise in a small overlap with it."""
-    p = np.linspace(0.0, 1.0, max(3, s.quantiles))
+    # The extremes are single texels (noise, highlights): the curve spans 2 % .. 98 %.
+    p = np.linspace(0.02, 0.98, max(3, s.quantiles))
     x = _weighted_quantiles(new, w, p)
     y = _weighted_quantiles(ref, w, p)
     # Equal quantiles (a flat stretch of the view) would make vertical segments.
@@ -153,15 +152,15 @@ def fit_transfer(
     w = w[keep]
     ref_lab = srgb_to_lab(np.asarray(reference)[keep, :3])
     new_lab = srgb_to_lab(np.asarray(colors)[keep, :3])
-    if s.method == "histogram":
-        knots = [_fit_curve(ref_lab[:, c], new_lab[:, c], w, s) for c in range(3)]
-        return CurveTransfer(
-            np.stack([k[0] for k in knots]), np.stack([k[1] for k in knots]), overlap
-        )
     ref_mean, ref_std = _weighted_mean_std(ref_lab, w)
     new_mean, new_std = _weighted_mean_std(new_lab, w)
     gain = np.maximum(ref_std, s.min_std) / np.maximum(new_std, s.min_std)
     gain = np.clip(gain, 1.0 / s.max_gain, s.max_gain)
+    if s.method == "histogram":
+        knots = [_fit_curve(ref_lab[:, c], new_lab[:, c], w, s) for c in range(3)]
+        return CurveTransfer(
+            np.stack([k[0] for k in knots]), np.stack([k[1] for k in knots]), gain, overlap
+        )
     return ColorTransfer(new_mean, ref_mean, gain, overlap)
 
 
