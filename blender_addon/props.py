@@ -253,8 +253,8 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     colour_match: BoolProperty(
         name="Match colours",
         default=True,
-        description="Before blending a later view, shift its colours (CIELAB mean and spread) "
-        "to agree with the texture so far where both see the surface",
+        description="Before blending a later view, shift what it generated (in CIELAB) to "
+        "agree with the texture so far where both see the surface",
     )
     colour_match_method: EnumProperty(
         name="Method",
@@ -271,7 +271,7 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     )
     facing_exponent: FloatProperty(
         name="Facing exponent",
-        default=3.0,  # StableGen's Weight Exponent default
+        default=3.0,  # StableGen's Weight Exponent default (stablegen/core/properties.py)
         min=0.5,
         max=16.0,
         description="Blend weight = facing ratio ^ exponent: higher favours head-on views and "

@@ -259,7 +259,7 @@ def sample_view(
         w_border = smoothstep(0.0, border, edge)
     else:
         w_border = np.ones(pts.shape[0])
-    w_edge = _edge_weight(cam, zbuffer, xy_safe, s)
+    w_edge = _edge_weight(zbuffer, xy_safe, s)
     weights = np.where(visible, w_angle * w_border * w_edge, 0.0).astype(np.float32)
     colors = np.zeros((pts.shape[0], image.shape[2] if image.ndim == 3 else 1), np.float32)
     if visible.any():
@@ -267,9 +267,7 @@ def sample_view(
     return ViewSample(colors, weights, facing.astype(np.float32), visible, xy)
 
 
-def _edge_weight(
-    cam: Camera, zbuffer: np.ndarray | None, xy: np.ndarray, s: BakeSettings
-) -> np.ndarray | float:
+def _edge_weight(zbuffer: np.ndarray | None, xy: np.ndarray, s: BakeSettings) -> np.ndarray | float:
     """Per point, 0..1: how far its pixel lies from a depth edge, as a smooth ramp over
     `edge_feather_px` (read bilinearly, like the border ramp, so it is smooth in texels)."""
     if s.edge_feather_px <= 0 or zbuffer is None:
