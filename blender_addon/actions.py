@@ -24,6 +24,7 @@ from .core.job_builder import (
     two_pass_note,
 )
 from .core.tasks import ActionError
+from .core.texturing.color_match import MatchSettings, match_view
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
 from .core.texturing.projection import (
     BakeSettings,
@@ -334,8 +335,14 @@ def _put_image(name: str, pixels: np.ndarray, rb):
 
 # -- Project (one camera) and Multi-view projection --------------------------------------
 def _bake_settings(scene) -> BakeSettings:
-    g = scene.dreamwire.grazing_angle
-    return BakeSettings(grazing_deg=g, full_deg=max(0.0, g - 30.0))
+    p = scene.dreamwire
+    g = p.grazing_angle
+    return BakeSettings(
+        grazing_deg=g,
+        full_deg=max(0.0, g - 30.0),
+        facing_power=p.facing_exponent,
+        edge_feather_px=p.edge_feather,
+    )
 
 
 def project(context, cameras=None):
@@ -363,6 +370,8 @@ def project(context, cameras=None):
     bake = _bake_settings(scene)
     threshold = props.coverage_threshold
     mv_strength = props.multiview_strength
+    match_colours = props.colour_match
+    match_settings = MatchSettings(method=props.colour_match_method)
     out_dir_prop = props.output_dir
     width, height = _job_size(s, scene)
     # Grid mode: several views per generation (one camera has nothing to share a grid with).
@@ -401,12 +410,22 @@ def project(context, cameras=None):
                     threshold=threshold,
                 )
 
-            def bake_view(cam, image):
-                """One generated view into every target's texture."""
+            def bake_view(cam, image, view_mask=None, match=True):
+                """One generated view into every target's texture; `view_mask` is what the
+                view generated (its inpaint mask; None: all of it), where colour matching
+                fits and applies its correction. The cells of one grid image were painted
+                together and are not matched to each other (`match` False)."""
                 zbuf = view_depth_buffer(cam, all_tris).depth
-                for n in targets:
-                    surf = surfaces[n]
-                    accs[n].add(sample_view(cam, image, surf.positions, surf.normals, zbuf, bake))
+                samples = [
+                    sample_view(cam, image, surfaces[n].positions, surfaces[n].normals, zbuf, bake)
+                    for n in targets
+                ]
+                if match_colours and match:  # the first view has no overlap: it stays as is
+                    samples, _ = match_view(
+                        [accs[n] for n in targets], samples, view_mask, match_settings
+                    )
+                for n, smp in zip(targets, samples, strict=True):
+                    accs[n].add(smp)
 
             used = 0
             if grid is not None:
@@ -418,12 +437,14 @@ def project(context, cameras=None):
                 model = camera_model(scene, cam_obj, width, height)
                 cam = camera_from_model(model)
                 controls = capture_controls(scene, cam_obj, s, width, height)
+                view_mask = None  # what the view generates: all of it, or the inpaint mask
                 if used == 0:
                     job = build_job(s, controls, size=(width, height), tag=f"project {cam_name}")
                 else:
                     plan = plan_next(cam)
                     if plan.covered_fraction > 0.98:
                         continue  # this view adds nothing the others did not cover
+                    view_mask = plan.mask
                     bpy_data.image_from_array("Dreamwire inpaint source", plan.init_image)
                     bpy_data.image_from_array("Dreamwire inpaint mask", plan.mask, non_color=True)
                     job = build_job(
@@ -439,7 +460,7 @@ def project(context, cameras=None):
                 image = _image(result)
                 bpy_data.image_from_array("Dreamwire view", image)
                 used += 1
-                bake_view(cam, image)
+                bake_view(cam, image, view_mask)
             folder = bpy_data.output_dir(out_dir_prop)
             seen_any = False
             for n in targets:
@@ -482,6 +503,7 @@ def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_vi
         for k, img in controls.items():  # the artist sees what was sent
             store_image(f"Dreamwire {k}", img, non_color=k != "colour")
         tag = f"project grid {', '.join(names)}"
+        plans = []  # the later grids' inpaint plans, one per cell
         if used == 0:
             job = build_job(s, controls, size=grid.size, tag=tag)
         else:
@@ -500,8 +522,9 @@ def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_vi
             parts = untile(image, grid, len(views))
         except ValueError as exc:
             raise ActionError(str(exc)) from None
-        for cam, part in zip(views, parts, strict=True):
-            bake_view(cam, part)
+        masks = [p.mask for p in plans] or [None] * len(views)
+        for cam, part, mask in zip(views, parts, masks, strict=True):
+            bake_view(cam, part, mask, match=bool(plans))
             used += 1
     return used
 

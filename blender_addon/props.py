@@ -255,6 +255,44 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Coverage above which later views keep the texture",
     )
     multiview_strength: FloatProperty(name="Inpaint strength", default=1.0, min=0.0, max=1.0)
+    # Colour consistency across views (core/texturing: color_match.py, depth_edges.py).
+    # The settings before these existed: Match colours off, exponent 2, feather 0.
+    colour_match: BoolProperty(
+        name="Match colours",
+        default=True,
+        description="Before blending a later view, shift what it generated (in CIELAB) to "
+        "agree with the texture so far where both see the surface",
+    )
+    colour_match_method: EnumProperty(
+        name="Method",
+        items=[
+            ("mean_std", "Mean and spread", "Shift and scale each CIELAB channel (robust)"),
+            (
+                "histogram",
+                "Histogram",
+                "Match each CIELAB channel's quantiles: also undoes "
+                "contrast changes, needs a larger overlap",
+            ),
+        ],
+        default="mean_std",
+    )
+    facing_exponent: FloatProperty(
+        name="Facing exponent",
+        default=3.0,  # StableGen's Weight Exponent default (stablegen/core/properties.py)
+        min=0.5,
+        max=16.0,
+        description="Blend weight = facing ratio ^ exponent: higher favours head-on views and "
+        "narrows the crossfade between views",
+    )
+    edge_feather: FloatProperty(
+        name="Edge feather",
+        default=3.0,
+        min=0.0,
+        max=32.0,
+        subtype="PIXEL",
+        description="Pixels over which a view's weight fades out toward depth edges "
+        "(silhouettes), so outlines do not bleed onto what lies behind; 0: off",
+    )
     inpaint_fill: EnumProperty(
         name="Masked content",
         items=_FILL_ITEMS,

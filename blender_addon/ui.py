@@ -206,6 +206,14 @@ def draw_texturing_views(layout, context) -> None:
     row.prop(props, "multiview_strength")
     layout.prop(props, "inpaint_fill")
     row = layout.row(align=True)
+    row.prop(props, "colour_match")
+    sub = row.row(align=True)
+    sub.active = props.colour_match
+    sub.prop(props, "colour_match_method", text="")
+    row = layout.row(align=True)
+    row.prop(props, "facing_exponent")
+    row.prop(props, "edge_feather")
+    row = layout.row(align=True)
     row.prop(props, "grid_mode")
     sub = row.row(align=True)
     sub.active = props.grid_mode

@@ -673,6 +673,22 @@ def sc_multiview():
     mask = pixels(bpy.data.images["Dreamwire inpaint mask"])[..., 0]
     record("mask_values", sorted({int(v) for v in np.unique(mask)}))
     record("status", bpy.context.window_manager.dreamwire_status.text)
+    _colour_match_off(target, tex)
+
+
+def _colour_match_off(target, matched):
+    """The same multi-view run with colour matching off (same seeds, so the same images):
+    only how later views are blended in differs."""
+    s = bpy.context.scene.dreamwire
+    record("colour_defaults", [s.colour_match, s.facing_exponent, s.edge_feather])
+    s.colour_match = False
+    res, err = run_op(lambda: bpy.ops.dreamwire.project_multiview())
+    record("unmatched_error", err)
+    plain = pixels(tex_image(target))
+    both = (plain[..., 3] > 0) & (matched[..., 3] > 0)
+    diff = np.abs(plain[..., :3] - matched[..., :3]).max(axis=-1)[both]
+    record("match_changed_share", float((diff > 2).mean()))
+    record("match_mean_diff", float(diff.mean()))
 
 
 def _anim_scene():
@@ -1087,6 +1103,10 @@ def sc_grid():
     # Five cameras on a 2x2 layout: two grids; the second inpaints, in its one used cell,
     # what the first left uncovered, and keeps its empty cells.
     s.grid_layout = "2x2"
+    # Earlier versions' blending (facing ratio squared, no edge feather), under which the
+    # four side views leave part of the top covered: the second grid must keep that part.
+    s.facing_exponent = 2.0
+    s.edge_feather = 0
     cams.append(camera("Top", (0.5, -0.5, 7.0)))
     gen, n = a.actions.project(bpy.context, cams)
     jobs.clear()

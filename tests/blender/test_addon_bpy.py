@@ -137,6 +137,7 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "reference_weight",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
+    assert {"colour_match", "colour_match_method", "facing_exponent", "edge_feather"} <= props_drawn
     ops_drawn = {name for kind, name in drawn["idle"] if kind == "operator"}
     assert {
         "dreamwire.generate_texture",
@@ -238,6 +239,11 @@ def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, bac
     fa = {int(k): v for k, v in c["face_alpha"].items()}
     assert fa[0] == 255 and fa[1] == 255 and fa[3] == 255
     assert fa[2] == 0  # the back face: no camera sees it
+    # Colour matching, facing^3 and edge feathering are on by default; turning matching
+    # off (same seeds, same generated views) changes how the later views blend in.
+    assert c["colour_defaults"] == [True, 3.0, 3.0]
+    assert c["unmatched_error"] is None
+    assert c["match_changed_share"] > 0.1 and c["match_mean_diff"] > 1.0, c
     assert c["mask_values"] == [0, 255]
     # The panel's Masked content reached the backend with the inpainting views only.
     assert c["masked_content"] == {

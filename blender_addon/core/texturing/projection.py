@@ -6,8 +6,9 @@ Pixel coordinates follow images: x to the right, y downwards, the pixel (0, 0) s
 stands for, projects that point into the camera image and reads the colour there. A texel
 only takes a colour where the camera really sees it: inside the frame, in front of the
 camera, facing it, and not hidden behind other geometry (tested against a z-buffer).
-Its weight falls smoothly to zero toward grazing angles and the image border, so that
-several views blend without seams (see multiview.py).
+Its weight falls smoothly to zero toward grazing angles and the image border (and, when
+asked, toward depth edges: depth_edges.py), so that several views blend without seams
+(see multiview.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .depth_edges import edge_distance
 from .rasterize import Raster, rasterize
 
 
@@ -162,6 +164,13 @@ class BakeSettings:
     border_frac: float = 0.08  # ... or this fraction of the smaller image side, if more
     depth_tolerance: float = 0.01  # relative: a texel this much behind the z-buffer is hidden
     facing_power: float = 2.0  # weight = facing ratio ** power (favours head-on views)
+    # Depth-edge feathering (depth_edges.py): the weight ramps up over this many pixels
+    # away from depth discontinuities in the view's z-buffer; 0 turns it off.
+    edge_feather_px: float = 0.0
+    edge_depth_jump: float = 0.03  # relative depth step that counts as a discontinuity
+    # The weight right at an edge: not zero, so a texel that no other view sees still
+    # takes this view's colour, but any view that sees it away from an edge outweighs it.
+    edge_floor: float = 1e-3
 
 
 @dataclass
@@ -250,11 +259,22 @@ def sample_view(
         w_border = smoothstep(0.0, border, edge)
     else:
         w_border = np.ones(pts.shape[0])
-    weights = np.where(visible, w_angle * w_border, 0.0).astype(np.float32)
+    w_edge = _edge_weight(zbuffer, xy_safe, s)
+    weights = np.where(visible, w_angle * w_border * w_edge, 0.0).astype(np.float32)
     colors = np.zeros((pts.shape[0], image.shape[2] if image.ndim == 3 else 1), np.float32)
     if visible.any():
         colors[visible] = sample_bilinear(image, xy_safe[visible])
     return ViewSample(colors, weights, facing.astype(np.float32), visible, xy)
+
+
+def _edge_weight(zbuffer: np.ndarray | None, xy: np.ndarray, s: BakeSettings) -> np.ndarray | float:
+    """Per point, 0..1: how far its pixel lies from a depth edge, as a smooth ramp over
+    `edge_feather_px` (read bilinearly, like the border ramp, so it is smooth in texels)."""
+    if s.edge_feather_px <= 0 or zbuffer is None:
+        return 1.0
+    dist = edge_distance(zbuffer, s.edge_feather_px, s.edge_depth_jump)
+    d = sample_bilinear(dist, xy)[:, 0]
+    return np.maximum(smoothstep(0.0, s.edge_feather_px, d), s.edge_floor)
 
 
 def _slope_allowance(cam: Camera, depth: np.ndarray, facing: np.ndarray) -> np.ndarray:
