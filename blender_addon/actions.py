@@ -5,6 +5,7 @@ every yield, since the artist may have changed things while the backend worked."
 from __future__ import annotations
 
 import hashlib
+import os
 
 import bpy
 import numpy as np
@@ -21,9 +22,11 @@ from .core.job_builder import (
     build_job,
     fit_to_backend,
     reference_rgb,
+    round_size,
     two_pass_note,
 )
 from .core.tasks import ActionError
+from .core.texturing.coverage_report import CoverageReport
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
 from .core.texturing.projection import (
     BakeSettings,
@@ -32,6 +35,8 @@ from .core.texturing.projection import (
     texel_surface,
     view_depth_buffer,
 )
+from .core.texturing.texel_fill import fill_unseen, texel_graph, texture_image
+from .core.texturing.uv_inpaint import apply_uv_inpaint, uv_inpaint_request
 from .core.upscale import (
     SEAMLESS_PROP,
     SUFFIX,
@@ -362,6 +367,7 @@ def project(context, cameras=None):
     bake = _bake_settings(scene)
     threshold = props.coverage_threshold
     mv_strength = props.multiview_strength
+    fill_distance, fill_inpaint = props.fill_distance, props.fill_inpaint
     out_dir_prop = props.output_dir
     width, height = _job_size(s, scene)
 
@@ -423,25 +429,58 @@ def project(context, cameras=None):
                 for n in targets:
                     surf = surfaces[n]
                     accs[n].add(sample_view(cam, image, surf.positions, surf.normals, zbuf, bake))
+            if not any(accs[n].weight_sum.max(initial=0) > 0 for n in targets):
+                raise ActionError("No camera sees the selected meshes (check the camera's view).")
+            filled = yield from _fill_unseen(
+                s, targets, meshes, accs, tex_size, fill_distance, fill_inpaint, mv_strength
+            )
             folder = bpy_data.output_dir(out_dir_prop)
-            seen_any = False
             for n in targets:
                 obj = _get_object(n)
-                if accs[n].weight_sum.max(initial=0) > 0:
-                    seen_any = True
-                tex = accs[n].texture()
+                tex, report = filled[n]
                 img = bpy_data.image_from_array(f"Dreamwire {n}", tex, rb)
-                bpy_data.save_png(img, folder, f"{bpy.path.clean_name(n)}_projected.png")
+                stem = bpy.path.clean_name(n)
+                bpy_data.save_png(img, folder, f"{stem}_projected.png")
+                with open(os.path.join(folder, f"{stem}_coverage.json"), "w") as f:
+                    f.write(report.to_json())
                 bpy_data.apply_texture(obj, img, uv_names[n], rb)
-            if not seen_any:
-                raise ActionError("No camera sees the selected meshes (check the camera's view).")
             rb.commit()
         finally:
             rb.rollback()
         views = "view" if used == 1 else "views"
-        return _done(f"Projected {used} {views} onto {', '.join(targets)}", note)
+        reports = "; ".join(f"{n}: {filled[n][1].summary()}" for n in targets)
+        return _done(f"Projected {used} {views} onto {', '.join(targets)} ({reports})", note)
 
-    return run(), len(cams)
+    return run(), len(cams) + (len(targets) if fill_inpaint else 0)
+
+
+def _fill_unseen(s, targets, meshes, accs, tex_size, distance, inpaint, strength):
+    """{target: (texture H x W x 4, CoverageReport)} after filling the texels no view saw
+    from their neighbours on the mesh, then (`inpaint`) one UV inpaint job per target
+    whose texture still has holes."""
+    size = (round_size(tex_size[0]), round_size(tex_size[1]))
+    out = {}
+    for n in targets:
+        graph = texel_graph(meshes[n].uvs, meshes[n].world, tex_size)
+        fill = fill_unseen(graph, accs[n].colors(), accs[n].weight_sum, distance)
+        tex = texture_image(graph.mask, fill)
+        if inpaint and fill.holes.any():
+            req = uv_inpaint_request(tex, graph.mask, fill, size)
+            job = build_job(
+                s,
+                {},
+                init_image=req.init_image,
+                mask=req.mask,
+                strength=strength,
+                seamless=False,
+                size=size,
+                tag=f"fill {n}",
+            )
+            result = yield job
+            fill = apply_uv_inpaint(graph.mask, fill, _image(result))
+            tex = texture_image(graph.mask, fill)
+        out[n] = (tex, CoverageReport.from_states(fill.state))
+    return out
 
 
 def multiview_cameras(context) -> list:
