@@ -432,7 +432,15 @@ def project(context, cameras=None):
             if not any(accs[n].weight_sum.max(initial=0) > 0 for n in targets):
                 raise ActionError("No camera sees the selected meshes (check the camera's view).")
             filled = yield from _fill_unseen(
-                s, targets, meshes, accs, tex_size, fill_distance, fill_inpaint, mv_strength
+                s,
+                targets,
+                meshes,
+                surfaces,
+                accs,
+                tex_size,
+                fill_distance,
+                fill_inpaint,
+                mv_strength,
             )
             folder = bpy_data.output_dir(out_dir_prop)
             for n in targets:
@@ -454,14 +462,14 @@ def project(context, cameras=None):
     return run(), len(cams) + (len(targets) if fill_inpaint else 0)
 
 
-def _fill_unseen(s, targets, meshes, accs, tex_size, distance, inpaint, strength):
+def _fill_unseen(s, targets, meshes, surfaces, accs, tex_size, distance, inpaint, strength):
     """{target: (texture H x W x 4, CoverageReport)} after filling the texels no view saw
     from their neighbours on the mesh, then (`inpaint`) one UV inpaint job per target
     whose texture still has holes."""
     size = (round_size(tex_size[0]), round_size(tex_size[1]))
     out = {}
     for n in targets:
-        graph = texel_graph(meshes[n].uvs, meshes[n].world, tex_size)
+        graph = texel_graph(meshes[n].uvs, meshes[n].world, tex_size, surfaces[n].tri)
         fill = fill_unseen(graph, accs[n].colors(), accs[n].weight_sum, distance)
         tex = texture_image(graph.mask, fill)
         if inpaint and fill.holes.any():

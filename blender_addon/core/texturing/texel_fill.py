@@ -6,8 +6,8 @@ the other side of the same mesh edge, which may lie anywhere in the texture (a U
 `texel_graph` links both kinds; `fill_unseen` spreads colour from the texels the views
 covered through those links, one ring per wave (each new texel takes the weighted mean of
 its already filled neighbours), up to a distance limit. What the waves do not reach within
-the limit is a hole for the UV inpaint pass (uv_inpaint.py); its colour from the same
-spreading, continued without a limit, is a first guess for that pass.
+the limit is a hole for the UV inpaint pass (uv_inpaint.py), holding a first guess from
+the nearest known colours.
 
 Corners are welded by quantised world position, so it works on per-corner triangle data
 (bpy_data.MeshTris) and also joins faces whose vertices were split (Edge Split).
@@ -41,22 +41,30 @@ class TexelState(IntEnum):
     EMPTY = 3  # nothing reached it
 
 
+# The 8 image neighbours (dy, dx) and their link weights (diagonals are farther).
+_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1), (0, -1), (-1, 0), (-1, -1), (-1, 1))
+_OFFSET_WEIGHTS = np.array([1.0, 1.0, 0.7071, 0.7071, 1.0, 1.0, 0.7071, 0.7071])
+
+
 @dataclass
 class TexelGraph:
-    """Directed links between the texels of a texture's UV islands (mask order)."""
+    """Links between the texels of a texture's UV islands; texels are numbered row-major
+    over `mask` (as TexelSurface's points). Every link exists both ways."""
 
     mask: np.ndarray  # H x W bool, texels some UV triangle covers (as TexelSurface.mask)
-    # Links out of texel i (row-major index over `mask`) are nbr[indptr[i]:indptr[i + 1]];
-    # every link exists both ways.
-    indptr: np.ndarray  # N + 1 int64
-    nbr: np.ndarray  # E int64
-    weight: np.ndarray  # E float32, per link
-    seam_links: int  # how many of the links cross a UV seam (each direction counted)
+    grid: np.ndarray  # N x 8 int64, the image neighbour in each of _OFFSETS, -1 if none
+    # Links across UV seams (weight 1): texel i's are seam_nbr[seam_indptr[i]:...[i + 1]].
+    seam_indptr: np.ndarray  # N + 1 int64
+    seam_nbr: np.ndarray  # S int64
+
+    @property
+    def seam_links(self) -> int:
+        return int(self.seam_nbr.size)
 
 
 @dataclass
 class TexelFill:
-    colors: np.ndarray  # N x C float32 per texel; holes hold the unlimited spreading's guess
+    colors: np.ndarray  # N x C float32 per texel; holes hold a first guess
     state: np.ndarray  # N int8, TexelState per texel
 
     @property
@@ -159,36 +167,39 @@ def _border_texels(
     return found
 
 
-def texel_graph(uv_tris: np.ndarray, world_tris: np.ndarray, size: tuple[int, int]) -> TexelGraph:
+def texel_graph(
+    uv_tris: np.ndarray,
+    world_tris: np.ndarray,
+    size: tuple[int, int],
+    tri: np.ndarray | None = None,
+) -> TexelGraph:
     """Links between the texels of a `size` (width, height) texture of the triangles
     (UVs T x 3 x 2 as Blender's, world positions T x 3 x 3): 8-neighbours inside one UV
-    island, and texel pairs facing each other across every UV seam."""
+    island, and texel pairs facing each other across every UV seam. `tri` is the UV
+    rasterisation's triangle per texel (TexelSurface.tri), drawn here if not given."""
     w, h = size
     pix = uv_to_pixels(uv_tris, size)
-    r = rasterize(pix, w, h)
-    mask = r.mask
+    if tri is None:
+        tri = rasterize(pix, w, h).tri
+    mask = tri >= 0
+    n = int(mask.sum())
     index = np.full((h, w), -1, np.int64)
-    index[mask] = np.arange(int(mask.sum()))
+    index[mask] = np.arange(n)
     vid = weld_vertices(world_tris)
     edges = _shared_edges(vid, pix)
     seam = edges.seam
     island_of_tri = _components(vid.shape[0], edges.tri_a[~seam], edges.tri_b[~seam])
-    island_img = np.where(mask, island_of_tri[np.maximum(r.tri, 0)], -1)
+    island_img = np.where(mask, island_of_tri[np.maximum(tri, 0)], -1)
 
-    src, dst, wt = [], [], []
-    # Each undirected image neighbour once (right, down, down-right, down-left), linked both
-    # ways, only inside one island: texels of two islands side by side in the texture are
-    # not neighbours on the mesh.
-    for dy, dx, weight in ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 0.7071), (1, -1, 0.7071)):
-        ya, yb = slice(0, h - dy), slice(dy, h)
-        xa = slice(max(0, -dx), w - max(0, dx))
-        xb = slice(max(0, dx), w + min(0, dx))
-        ia, ib = island_img[ya, xa], island_img[yb, xb]
-        ok = (ia >= 0) & (ia == ib)
-        a, b = index[ya, xa][ok], index[yb, xb][ok]
-        src += [a, b]
-        dst += [b, a]
-        wt += [np.full(a.size * 2, weight, np.float32)]
+    # Image neighbours only inside one island: texels of two islands side by side in the
+    # texture are not neighbours on the mesh.
+    pad_isl = np.pad(island_img, 1, constant_values=-1)
+    pad_idx = np.pad(index, 1, constant_values=-1)
+    grid = np.empty((n, len(_OFFSETS)), np.int64)
+    for k, (dy, dx) in enumerate(_OFFSETS):
+        isl = pad_isl[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w][mask]
+        idx = pad_idx[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w][mask]
+        grid[:, k] = np.where(isl == island_img[mask], idx, -1)
 
     # Across seams: sample each seam edge about twice per texel of its longer UV side.
     pairs = np.nonzero(seam)[0]
@@ -197,11 +208,11 @@ def texel_graph(uv_tris: np.ndarray, world_tris: np.ndarray, size: tuple[int, in
     if pairs.size:
         la = np.linalg.norm(edges.a1[pairs] - edges.a0[pairs], axis=1)
         lb = np.linalg.norm(edges.b1[pairs] - edges.b0[pairs], axis=1)
-        n = np.ceil(2 * np.maximum(la, lb)).astype(np.int64) + 1
-        rep = np.repeat(pairs, n)
+        count = np.ceil(2 * np.maximum(la, lb)).astype(np.int64) + 1
+        rep = np.repeat(pairs, count)
         # Position within each pair's run of samples, as t in [0, 1].
-        k = np.arange(rep.size) - np.repeat(np.cumsum(n) - n, n)
-        t = (k + 0.5) / np.repeat(n, n)
+        k = np.arange(rep.size) - np.repeat(np.cumsum(count) - count, count)
+        t = (k + 0.5) / np.repeat(count, count)
         cen = pix.mean(axis=1)
         ta, tb = edges.tri_a[rep], edges.tri_b[rep]
         on_a = _border_texels(
@@ -214,20 +225,10 @@ def texel_graph(uv_tris: np.ndarray, world_tris: np.ndarray, size: tuple[int, in
         pair_key = np.unique(np.stack([on_a[ok], on_b[ok]], axis=1), axis=0)
         seam_src = np.concatenate([pair_key[:, 0], pair_key[:, 1]])
         seam_dst = np.concatenate([pair_key[:, 1], pair_key[:, 0]])
-    src.append(seam_src)
-    dst.append(seam_dst)
-    wt.append(np.ones(seam_src.size, np.float32))
-    all_src = np.concatenate(src)
-    order = np.argsort(all_src, kind="stable")
-    indptr = np.zeros(index.max(initial=-1) + 2, np.int64)
-    np.cumsum(np.bincount(all_src, minlength=indptr.size - 1), out=indptr[1:])
-    return TexelGraph(
-        mask=mask,
-        indptr=indptr,
-        nbr=np.concatenate(dst)[order],
-        weight=np.concatenate(wt)[order],
-        seam_links=int(seam_src.size),
-    )
+    order = np.argsort(seam_src, kind="stable")
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(seam_src, minlength=n), out=indptr[1:])
+    return TexelGraph(mask=mask, grid=grid, seam_indptr=indptr, seam_nbr=seam_dst[order])
 
 
 def _gather(indptr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,41 +241,72 @@ def _gather(indptr: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def spread(
-    graph: TexelGraph, colors: np.ndarray, known: np.ndarray, max_waves: int | None = None
+    graph: TexelGraph, colors: np.ndarray, known: np.ndarray, max_waves: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Colours spread from `known` texels through the graph, one ring per wave.
 
     Returns (colours N x C float32, wave N int32: 0 for known texels, the wave that
-    reached the texel, -1 where no wave did within `max_waves` (None: until none can).
-    Each wave only touches the links around the last wave's texels, so the cost is that
-    of the links once, however many waves it takes.
+    reached the texel, -1 where no wave did within `max_waves`). Each wave only touches
+    the links around the last wave's texels.
     """
     out = np.asarray(colors, np.float32).copy()
+    n = out.shape[0]
     done = np.asarray(known, bool).copy()
     wave = np.where(done, 0, -1).astype(np.int32)
-    indptr, nbr, wt = graph.indptr, graph.nbr, graph.weight
-    # The first wave's candidates: unknown texels with a known neighbour.
+    grid, grid_w = graph.grid, _OFFSET_WEIGHTS
     front = np.nonzero(done)[0]
-    step = 0
-    while front.size and (max_waves is None or step < max_waves):
-        _, links = _gather(indptr, front)
-        cand = np.unique(nbr[links])
-        cand = cand[~done[cand]]
+    mark = np.zeros(n, bool)
+    for step in range(1, max_waves + 1):
+        if not front.size:
+            break
+        # This wave's texels: not yet done, linked to one the last wave reached.
+        near = grid[front].ravel()
+        mark[near[near >= 0]] = True
+        mark[graph.seam_nbr[_gather(graph.seam_indptr, front)[1]]] = True
+        mark &= ~done
+        cand = np.nonzero(mark)[0]
+        mark[cand] = False
         if not cand.size:
             break
-        step += 1
-        owner, links = _gather(indptr, cand)
-        src = nbr[links]
+        nb = grid[cand]
+        w = np.where((nb >= 0) & done[np.maximum(nb, 0)], grid_w, 0.0)
+        total = w.sum(axis=1)
+        acc = np.einsum("nk,nkc->nc", w, out[np.maximum(nb, 0)])
+        owner, links = _gather(graph.seam_indptr, cand)
+        src = graph.seam_nbr[links]
         live = done[src]
-        owner, src, w = owner[live], src[live], wt[links][live].astype(np.float64)
-        total = np.bincount(owner, weights=w, minlength=cand.size)
+        owner, src = owner[live], src[live]
+        total += np.bincount(owner, minlength=cand.size)
         for ch in range(out.shape[1]):
-            acc = np.bincount(owner, weights=w * out[src, ch], minlength=cand.size)
-            out[cand, ch] = acc / total
+            acc[:, ch] += np.bincount(owner, weights=out[src, ch], minlength=cand.size)
+        out[cand] = acc / total[:, None]
         done[cand] = True
         wave[cand] = step
         front = cand
     return out, wave
+
+
+def _push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """`image` (H x W x C) with its unknown pixels set from a pyramid of known-weighted
+    averages: smooth colours from the nearest known pixels, in O(pixels)."""
+    img = image.astype(np.float32) * known[..., None]
+    wt = known.astype(np.float32)
+    levels = [(img, wt)]
+    while min(img.shape[:2]) > 1:
+        h, w = img.shape[:2]
+        img = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)))
+        wt = np.pad(wt, ((0, h % 2), (0, w % 2)))
+        img = img[0::2, 0::2] + img[1::2, 0::2] + img[0::2, 1::2] + img[1::2, 1::2]
+        wt = wt[0::2, 0::2] + wt[1::2, 0::2] + wt[0::2, 1::2] + wt[1::2, 1::2]
+        levels.append((img, wt))
+    img, wt = levels[-1]
+    mean = img / np.maximum(wt, 1e-12)[..., None]
+    for img, wt in reversed(levels[:-1]):
+        h, w = wt.shape
+        up = np.repeat(np.repeat(mean, 2, axis=0), 2, axis=1)[:h, :w]
+        have = wt > 0
+        mean = np.where(have[..., None], img / np.maximum(wt, 1e-12)[..., None], up)
+    return np.where(known[..., None], image, mean).astype(image.dtype)
 
 
 def fill_unseen(
@@ -287,16 +319,23 @@ def fill_unseen(
     """Texel colours and states after the views (`colors` N x C, accumulated `weights` N):
     texels weighted below `seen_weight` take their neighbours' colours up to
     `max_distance` links from a covered texel (DILATED); farther ones are holes (EMPTY)
-    holding the spreading's guess, or, out of reach of any covered texel, the mean colour."""
+    holding a first guess: the nearest known colours in the texture (a push-pull pyramid,
+    which does not know islands; the inpaint pass repaints holes anyway)."""
     covered = np.asarray(weights) >= seen_weight
-    out, wave = spread(graph, colors, covered)
+    out, wave = spread(graph, colors, covered, max_distance)
     state = np.full(covered.shape, TexelState.EMPTY, np.int8)
     state[covered] = TexelState.COVERED
-    state[(wave > 0) & (wave <= max_distance)] = TexelState.DILATED
-    unreached = wave < 0
-    if unreached.any():
-        base = out[covered].mean(axis=0) if covered.any() else np.full(out.shape[1], 128.0)
-        out[unreached] = base
+    state[wave > 0] = TexelState.DILATED
+    holes = wave < 0
+    if holes.any():
+        if covered.any():
+            img = np.zeros(graph.mask.shape + (out.shape[1],), np.float32)
+            img[graph.mask] = out
+            known = np.zeros(graph.mask.shape, bool)
+            known[graph.mask] = ~holes
+            out[holes] = _push_pull(img, known)[graph.mask][holes]
+        else:
+            out[holes] = 128.0
     return TexelFill(out, state)
 
 
