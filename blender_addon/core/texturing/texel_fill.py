@@ -77,9 +77,13 @@ def weld_vertices(world_tris: np.ndarray) -> np.ndarray:
     pts = np.asarray(world_tris, np.float64).reshape(-1, 3)
     if pts.size == 0:
         return np.zeros((0, 3), np.int64)
-    size = float(np.linalg.norm(pts.max(axis=0) - pts.min(axis=0))) or 1.0
-    q = np.round(pts / (size * WELD_FRACTION)).astype(np.int64)
-    _, ids = np.unique(q, axis=0, return_inverse=True)
+    lo = pts.min(axis=0)
+    size = float(np.linalg.norm(pts.max(axis=0) - lo)) or 1.0
+    # Each axis quantised to at most 1 / WELD_FRACTION steps (< 2^20): one int64 key per
+    # corner, which sorts far faster than rows.
+    q = np.round((pts - lo) / (size * WELD_FRACTION)).astype(np.int64)
+    key = (q[:, 0] << 42) | (q[:, 1] << 21) | q[:, 2]
+    _, ids = np.unique(key, return_inverse=True)
     return ids.reshape(-1, 3)
 
 
@@ -101,18 +105,18 @@ class _SharedEdges:
 
 
 def _shared_edges(vid: np.ndarray, pix: np.ndarray) -> _SharedEdges:
-    t = vid.shape[0]
-    tri = np.repeat(np.arange(t), 3)
-    i0 = np.tile([0, 1, 2], t)
-    i1 = np.tile([1, 2, 0], t)
-    v0, v1 = vid[tri, i0], vid[tri, i1]
+    # Edge k of a triangle runs from corner k to corner k + 1 (mod 3).
+    tri = np.repeat(np.arange(vid.shape[0]), 3)
+    v0, v1 = vid.reshape(-1), vid[:, [1, 2, 0]].reshape(-1)
+    q0, q1 = pix.reshape(-1, 2), pix[:, [1, 2, 0]].reshape(-1, 2)
     swap = v0 > v1
     lo, hi = np.where(swap, v1, v0), np.where(swap, v0, v1)
-    p_lo = np.where(swap[:, None], pix[tri, i1], pix[tri, i0])
-    p_hi = np.where(swap[:, None], pix[tri, i0], pix[tri, i1])
+    p_lo = np.where(swap[:, None], q1, q0)
+    p_hi = np.where(swap[:, None], q0, q1)
     ok = lo != hi
     tri, lo, hi, p_lo, p_hi = tri[ok], lo[ok], hi[ok], p_lo[ok], p_hi[ok]
-    order = np.lexsort((tri, hi, lo))
+    # One int64 key per edge; the stable sort keeps triangle order within an edge.
+    order = np.argsort(lo * (int(vid.max(initial=0)) + 1) + hi, kind="stable")
     lo, hi = lo[order], hi[order]
     # Every later edge of a run of equal (lo, hi) pairs with the run's first one; a
     # manifold edge is a run of two.
@@ -222,9 +226,9 @@ def texel_graph(
             edges.b0[rep], edges.b1[rep], t, cen[tb], island_of_tri[tb], island_img, index
         )
         ok = (on_a >= 0) & (on_b >= 0) & (on_a != on_b)
-        pair_key = np.unique(np.stack([on_a[ok], on_b[ok]], axis=1), axis=0)
-        seam_src = np.concatenate([pair_key[:, 0], pair_key[:, 1]])
-        seam_dst = np.concatenate([pair_key[:, 1], pair_key[:, 0]])
+        pair = np.unique(on_a[ok] * n + on_b[ok])
+        seam_src = np.concatenate([pair // n, pair % n])
+        seam_dst = np.concatenate([pair % n, pair // n])
     order = np.argsort(seam_src, kind="stable")
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(seam_src, minlength=n), out=indptr[1:])
