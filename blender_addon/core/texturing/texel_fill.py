@@ -290,7 +290,7 @@ def spread(
     return out, wave
 
 
-def _push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     """`image` (H x W x C) with its unknown pixels set from a pyramid of known-weighted
     averages: smooth colours from the nearest known pixels, in O(pixels)."""
     img = image.astype(np.float32) * known[..., None]
@@ -337,7 +337,7 @@ def fill_unseen(
             img[graph.mask] = out
             known = np.zeros(graph.mask.shape, bool)
             known[graph.mask] = ~holes
-            out[holes] = _push_pull(img, known)[graph.mask][holes]
+            out[holes] = push_pull(img, known)[graph.mask][holes]
         else:
             out[holes] = 128.0
     return TexelFill(out, state)

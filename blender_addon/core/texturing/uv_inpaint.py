@@ -4,7 +4,8 @@ Holes are texels inside UV islands that no view covered and that spreading from 
 neighbours did not reach (texel_fill.py). The backend gets the texture as the init image
 and a mask of exactly those texels: no texel outside the islands is in it, so the model
 repaints only inside islands, and only hole texels are taken back from its result. What
-lies between the islands stays context the model sees but does not paint.
+lies between the islands is context the model sees but does not paint: the nearest
+island colours, not the empty texture's black.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .texel_fill import TexelFill, TexelState
+from .texel_fill import TexelFill, TexelState, push_pull
 
 
 @dataclass
@@ -45,7 +46,13 @@ def uv_inpaint_request(
     texel_fill.texture_image made it) at the job `size` (width, height)."""
     holes = hole_image(mask, fill)
     w, h = size
-    init = resize_nearest(np.ascontiguousarray(texture[..., :3]), w, h)
+    # Between the islands the texture is empty (black); the model sees that as context at
+    # island borders, so it gets the nearest island colours there instead.
+    rgb = np.asarray(texture[..., :3])
+    known = mask | (texture[..., 3] > 0) if texture.shape[2] > 3 else mask
+    rgb = push_pull(rgb.astype(np.float32), known)
+    rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    init = resize_nearest(rgb, w, h)
     m = resize_nearest(np.where(holes, 255, 0).astype(np.uint8), w, h)
     return UVInpaint(init_image=np.ascontiguousarray(init), mask=np.ascontiguousarray(m))
 
