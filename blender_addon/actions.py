@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Generator
 
 import bpy
 import numpy as np
 
 from dreamwire.shared.codec import decode_png, encode_png
 from dreamwire.shared.family_support import model_info
+from dreamwire.shared.job import Job
 from dreamwire.shared.panel_job import distilled_cfg
+from dreamwire.shared.result import JobResult
 
 from . import bpy_data, connection
 from .core import animation as anim
@@ -462,7 +465,9 @@ def project(context, cameras=None):
     return run(), len(cams) + (len(targets) if fill_inpaint else 0)
 
 
-def _fill_unseen(s, targets, meshes, surfaces, accs, tex_size, distance, inpaint, strength):
+def _fill_unseen(
+    s, targets, meshes, surfaces, accs, tex_size, distance, inpaint, strength
+) -> Generator[Job, JobResult, dict[str, tuple[np.ndarray, CoverageReport]]]:
     """{target: (texture H x W x 4, CoverageReport)} after filling the texels no view saw
     from their neighbours on the mesh, then (`inpaint`) one UV inpaint job per target
     whose texture still has holes."""

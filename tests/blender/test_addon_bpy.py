@@ -135,6 +135,8 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "reference_image",
         "reference_mode",
         "reference_weight",
+        "fill_distance",
+        "fill_inpaint",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
     ops_drawn = {name for kind, name in drawn["idle"] if kind == "operator"}
