@@ -5,13 +5,17 @@ every yield, since the artist may have changed things while the backend worked."
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Generator
 
 import bpy
 import numpy as np
 
 from dreamwire.shared.codec import decode_png, encode_png
 from dreamwire.shared.family_support import model_info
+from dreamwire.shared.job import Job
 from dreamwire.shared.panel_job import distilled_cfg
+from dreamwire.shared.result import JobResult
 
 from . import bpy_data, connection
 from .core import animation as anim
@@ -21,10 +25,12 @@ from .core.job_builder import (
     build_job,
     fit_to_backend,
     reference_rgb,
+    round_size,
     two_pass_note,
 )
 from .core.tasks import ActionError
 from .core.texturing.color_match import MatchSettings, match_view
+from .core.texturing.coverage_report import CoverageReport
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
 from .core.texturing.projection import (
     BakeSettings,
@@ -33,6 +39,8 @@ from .core.texturing.projection import (
     texel_surface,
     view_depth_buffer,
 )
+from .core.texturing.texel_fill import fill_unseen, texel_graph, texture_image
+from .core.texturing.uv_inpaint import apply_uv_inpaint, uv_inpaint_request
 from .core.texturing.view_grid import GridLayout, plan_grid, tile, untile
 from .core.upscale import (
     SEAMLESS_PROP,
@@ -372,6 +380,7 @@ def project(context, cameras=None):
     mv_strength = props.multiview_strength
     match_colours = props.colour_match
     match_settings = MatchSettings(method=props.colour_match_method)
+    fill_distance, fill_inpaint = props.fill_distance, props.fill_inpaint
     out_dir_prop = props.output_dir
     width, height = _job_size(s, scene)
     # Grid mode: several views per generation (one camera has nothing to share a grid with).
@@ -461,25 +470,38 @@ def project(context, cameras=None):
                 bpy_data.image_from_array("Dreamwire view", image)
                 used += 1
                 bake_view(cam, image, view_mask)
+            if not any(accs[n].weight_sum.max(initial=0) > 0 for n in targets):
+                raise ActionError("No camera sees the selected meshes (check the camera's view).")
+            filled = yield from _fill_unseen(
+                s,
+                targets,
+                meshes,
+                surfaces,
+                accs,
+                tex_size,
+                fill_distance,
+                fill_inpaint,
+                mv_strength,
+            )
             folder = bpy_data.output_dir(out_dir_prop)
-            seen_any = False
             for n in targets:
                 obj = _get_object(n)
-                if accs[n].weight_sum.max(initial=0) > 0:
-                    seen_any = True
-                tex = accs[n].texture()
+                tex, report = filled[n]
                 img = bpy_data.image_from_array(f"Dreamwire {n}", tex, rb)
-                bpy_data.save_png(img, folder, f"{bpy.path.clean_name(n)}_projected.png")
+                stem = bpy.path.clean_name(n)
+                bpy_data.save_png(img, folder, f"{stem}_projected.png")
+                with open(os.path.join(folder, f"{stem}_coverage.json"), "w") as f:
+                    f.write(report.to_json())
                 bpy_data.apply_texture(obj, img, uv_names[n], rb)
-            if not seen_any:
-                raise ActionError("No camera sees the selected meshes (check the camera's view).")
             rb.commit()
         finally:
             rb.rollback()
         views = "view" if used == 1 else "views"
-        return _done(f"Projected {used} {views} onto {', '.join(targets)}", note)
+        reports = "; ".join(f"{n}: {filled[n][1].summary()}" for n in targets)
+        return _done(f"Projected {used} {views} onto {', '.join(targets)} ({reports})", note)
 
-    return run(), len(grid.batches(len(cams))) if grid is not None else len(cams)
+    views = len(grid.batches(len(cams))) if grid is not None else len(cams)
+    return run(), views + (len(targets) if fill_inpaint else 0)
 
 
 def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_view):
@@ -527,6 +549,37 @@ def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_vi
             bake_view(cam, part, mask, match=bool(plans))
             used += 1
     return used
+
+
+def _fill_unseen(
+    s, targets, meshes, surfaces, accs, tex_size, distance, inpaint, strength
+) -> Generator[Job, JobResult, dict[str, tuple[np.ndarray, CoverageReport]]]:
+    """{target: (texture H x W x 4, CoverageReport)} after filling the texels no view saw
+    from their neighbours on the mesh, then (`inpaint`) one UV inpaint job per target
+    whose texture still has holes."""
+    size = (round_size(tex_size[0]), round_size(tex_size[1]))
+    out = {}
+    for n in targets:
+        graph = texel_graph(meshes[n].uvs, meshes[n].world, tex_size, surfaces[n].tri)
+        fill = fill_unseen(graph, accs[n].colors(), accs[n].weight_sum, distance)
+        tex = texture_image(graph.mask, fill)
+        if inpaint and fill.holes.any():
+            req = uv_inpaint_request(tex, graph.mask, fill, size)
+            job = build_job(
+                s,
+                {},
+                init_image=req.init_image,
+                mask=req.mask,
+                strength=strength,
+                seamless=False,
+                size=size,
+                tag=f"fill {n}",
+            )
+            result = yield job
+            fill = apply_uv_inpaint(graph.mask, fill, _image(result))
+            tex = texture_image(graph.mask, fill)
+        out[n] = (tex, CoverageReport.from_states(fill.state))
+    return out
 
 
 def multiview_cameras(context) -> list:

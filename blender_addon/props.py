@@ -244,6 +244,21 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Faces seen flatter than this get no colour",
     )
     output_dir: StringProperty(name="Output", default="//dreamwire/", subtype="DIR_PATH")
+    # Texels no view saw (core.texturing.texel_fill and uv_inpaint)
+    fill_distance: IntProperty(
+        name="Fill distance",
+        default=16,
+        min=0,
+        max=4096,
+        description="Texels no view saw take the colour of their neighbours on the mesh "
+        "(across UV seams) up to this many texels from a seen one; 0: none",
+    )
+    fill_inpaint: BoolProperty(
+        name="Inpaint holes",
+        default=True,
+        description="Inpaint the UV texture itself where the fill did not reach (one more "
+        "job per object; only texels inside UV islands are repainted)",
+    )
     # Multi-view
     cameras: CollectionProperty(type=DREAMWIRE_PG_camera)
     camera_index: IntProperty(default=0)

@@ -188,6 +188,9 @@ def draw_texturing(layout, context) -> None:
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")
     layout.prop(props, "create_uvs")
+    row = layout.row(align=True)
+    row.prop(props, "fill_distance")
+    row.prop(props, "fill_inpaint")
     layout.operator("dreamwire.project", icon="MOD_UVPROJECT")
 
 

@@ -568,6 +568,11 @@ def sc_project():
 
     target, blocker, cam = _project_scene()
     s = bpy.context.scene.dreamwire
+    # The bake itself, as the views left it: no filling of unseen texels, and no edge
+    # feather (it hands a face's silhouette texels to the fill, and this checks where
+    # every texel of the face reads the view).
+    s.fill_distance, s.fill_inpaint = 0, False
+    s.edge_feather = 0
     s.normals.enabled = True
     s.normals.weight = 0.5
     s.colour.enabled = True
@@ -631,15 +636,22 @@ def sc_project():
     record("grazing_alpha", int(got[3]))
     record("coverage", float((tex[..., 3] > 0).mean()))
     record("png_written", os.path.exists(os.path.join(CONFIG["out"], "Target_projected.png")))
+    record("coverage_report", _coverage_json("Target"))
     record("jobs", job_records())
     record(
         "capture_images", sorted(i.name for i in bpy.data.images if i.name.startswith("Dreamwire "))
     )
 
 
+def _coverage_json(obj_name):
+    path = os.path.join(CONFIG["out"], f"{obj_name}_coverage.json")
+    return json.loads(Path(path).read_text()) if os.path.exists(path) else None
+
+
 def sc_multiview():
     clear_scene()
-    settings().inpaint_fill = "latent noise"
+    s = settings()
+    s.inpaint_fill = "latent noise"
     target = cube("Target", 1.0)
     cams = [
         camera(f"View{i}", (6 * math.sin(a), -6 * math.cos(a), 1.5))
@@ -647,10 +659,14 @@ def sc_multiview():
     ]
     bpy.context.scene.camera = cams[0]
     select(target)
+    s.fill_distance, s.fill_inpaint = 0, False  # one view's own coverage, unfilled
     res, err = run_op(lambda: bpy.ops.dreamwire.project())
     record("single_error", err)
     single_cov = float((pixels(tex_image(target))[..., 3] > 0).mean())
+    record("single_report", _coverage_json("Target"))
     jobs_before = len(backend_images())
+    # A short fill distance: dilation fills along the seams, the UV inpaint pass the rest.
+    s.fill_distance, s.fill_inpaint = 2, True
     res, err = run_op(lambda: bpy.ops.dreamwire.project_multiview())
     record("result", res)
     record("error", err)
@@ -665,6 +681,14 @@ def sc_multiview():
         s = tex_image(target).size[0]
         alphas[face] = int(tex[int((1 - uv[1]) * s), int(uv[0] * s), 3])
     record("face_alpha", alphas)
+    record("report", _coverage_json("Target"))
+    # The back face's texel holds the UV inpaint job's result there (the job ran on the
+    # texture at its own size, 64 x 64; it is the last image the backend made).
+    uv, _ = _texel_of(target, 2)
+    ty, tx = int((1 - uv[1]) * 64), int(uv[0] * 64)
+    record(
+        "back_vs_fill_result", int(np.abs(tex[ty, tx, :3] - backend_images()[-1][1][ty, tx]).max())
+    )
     record("job_records", job_records())
     record(
         "masked_content",
@@ -1029,6 +1053,7 @@ def sc_grid():
     clear_scene()
     s = settings(size=128)
     s.normals.enabled = True
+    s.fill_distance, s.fill_inpaint = 0, False  # the views' own bake, as it left them
     s.grid_mode = True
     target = cube("Target", 1.0)
     cams = [

@@ -135,6 +135,8 @@ def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
         "reference_image",
         "reference_mode",
         "reference_weight",
+        "fill_distance",
+        "fill_inpaint",
     } <= props_drawn
     assert {"enabled", "weight"} <= props_drawn  # the controls with their weights
     assert {"colour_match", "colour_match_method", "facing_exponent", "edge_feather"} <= props_drawn
@@ -225,6 +227,10 @@ def test_project_bakes_visible_faces_and_masks_occluded_and_grazing(addon_zip, t
     assert c["grazing_alpha"] == 0
     assert 0.02 < c["coverage"] < 0.6
     assert c["png_written"]
+    # With filling off, the report beside the PNG says what the view left empty.
+    r = c["coverage_report"]
+    assert r["dilated"] == r["inpainted"] == 0 and 0.02 < r["covered"] < 0.6
+    assert abs(r["covered"] + r["empty"] - 1) < 1e-9
     assert c["jobs"]["project Cam"] == [["txt2img", 1234, ["depth", "normalbae", "tile"]]]
     for name in ("Dreamwire depth", "Dreamwire normals", "Dreamwire colour", "Dreamwire view"):
         assert name in c["capture_images"]  # what was sent is visible in Blender
@@ -234,11 +240,19 @@ def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, bac
     c = run_scenario("multiview", addon_zip, tmp_path, backend)
     assert c["single_error"] is None
     assert c["error"] is None and c["result"] == ["FINISHED"], c
-    assert c["jobs"] == 3
-    assert c["multi_coverage"] > c["single_coverage"] * 1.8
+    assert c["jobs"] == 4  # three views and the UV inpaint pass
+    single, multi = c["single_report"], c["report"]
+    assert single["empty"] > 0.4 and single["dilated"] == single["inpainted"] == 0
+    assert multi["covered"] > single["covered"] * 1.8
     fa = {int(k): v for k, v in c["face_alpha"].items()}
-    assert fa[0] == 255 and fa[1] == 255 and fa[3] == 255
-    assert fa[2] == 0  # the back face: no camera sees it
+    assert all(fa[f] == 255 for f in range(6)), fa
+    # No camera sees the back face: it is filled (by the UV inpaint pass: the fill distance
+    # is short), and the report counts it as filled, not covered; nothing is left empty.
+    assert c["back_vs_fill_result"] <= 1
+    assert multi["empty"] == 0 and multi["inpainted"] > 0 and multi["dilated"] > 0
+    assert multi["filled"] >= 1 / 6 and multi["covered"] <= 5 / 6
+    assert abs(multi["covered"] + multi["filled"] - 1) < 1e-9
+    assert "empty 0%" in c["status"], c["status"]
     # Colour matching, facing^3 and edge feathering are on by default; turning matching
     # off (same seeds, same generated views) changes how the later views blend in.
     assert c["colour_defaults"] == [True, 3.0, 3.0]
@@ -253,6 +267,7 @@ def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, bac
     }
     modes = {tag: [j[0] for j in v] for tag, v in c["job_records"].items()}
     assert modes["project View1"] == ["inpaint"] and modes["project View2"] == ["inpaint"]
+    assert modes["fill Target"] == ["inpaint"]
     assert (
         modes["project View0"].count("txt2img") == 2
     )  # single projection + first multi-view  # later views keep what is covered, inpaint the rest

@@ -292,6 +292,7 @@ class TexelSurface:
     mask: np.ndarray  # H x W bool, texels covered by some UV triangle
     positions: np.ndarray  # N x 3 world positions of the covered texels (row-major order)
     normals: np.ndarray  # N x 3 world normals
+    tri: np.ndarray | None = None  # H x W index of the UV triangle per texel, -1 outside
 
 
 def texel_surface(
@@ -308,7 +309,9 @@ def texel_surface(
     )
     vals = r.interpolate(attrs)
     m = r.mask
-    return TexelSurface(m, vals[m][:, :3].astype(np.float64), vals[m][:, 3:].astype(np.float64))
+    return TexelSurface(
+        m, vals[m][:, :3].astype(np.float64), vals[m][:, 3:].astype(np.float64), r.tri
+    )
 
 
 def uv_to_pixels(uv: np.ndarray, size: tuple[int, int]) -> np.ndarray:
