@@ -1,0 +1,147 @@
+"""Choosing camera viewpoints by facing-weighted surface coverage (no Blender)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+from test_core_multiview import cube
+from test_core_projection import quad
+
+from blender_addon.core.texturing.camera_placement import (
+    PlacementSettings,
+    choose_greedy,
+    fibonacci_directions,
+    framing_distance,
+    look_at,
+    place_cameras,
+    surface_samples,
+)
+
+# Fewer candidates and samples than the defaults keep these tests quick; the choices
+# on a cube do not depend on them.
+QUICK = PlacementSettings(candidates=96, samples=600)
+FACE_NORMALS = np.array([[0, -1, 0], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1]])
+
+
+def facing_face(pose) -> int:
+    """The cube face (index into FACE_NORMALS) the camera looks at most squarely."""
+    d = pose.position - pose.target
+    return int(np.argmax(FACE_NORMALS @ (d / np.linalg.norm(d))))
+
+
+def uv_sphere(segments=48, rings=32, radius=1.0):
+    th = np.linspace(0, np.pi, rings + 1)[:, None]
+    ph = np.linspace(0, 2 * np.pi, segments + 1)[None, :]
+    p = radius * np.stack(
+        [np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th) * np.ones_like(ph)], -1
+    )
+    a, b, c, d = p[:-1, :-1], p[1:, :-1], p[1:, 1:], p[:-1, 1:]
+    return np.concatenate(
+        [np.stack([a, b, c], -2).reshape(-1, 3, 3), np.stack([a, c, d], -2).reshape(-1, 3, 3)]
+    )
+
+
+def test_fibonacci_directions_are_unit_and_spread_over_the_sphere_or_its_top_half():
+    full = fibonacci_directions(200)
+    half = fibonacci_directions(100, hemisphere=True)
+    assert np.allclose(np.linalg.norm(full, axis=1), 1) and np.allclose(
+        np.linalg.norm(half, axis=1), 1
+    )
+    assert np.abs(full.mean(axis=0)).max() < 0.02  # balanced: no side is favoured
+    assert (half[:, 2] >= 0).all() and abs(half[:, 2].mean() - 0.5) < 0.02
+    # Evenly spread: every direction has a neighbour within a few degrees, none a twin.
+    cos = full @ full.T
+    np.fill_diagonal(cos, -1)
+    nearest = np.degrees(np.arccos(cos.max(axis=1)))
+    assert nearest.max() < 20 and nearest.min() > 5
+
+
+def test_look_at_points_the_camera_at_the_target_with_up_kept():
+    m = look_at(np.array([0.0, -5.0, 1.0]), np.zeros(3), np.array([0.0, 0.0, 1.0]))
+    forward = -m[:3, 2]
+    assert np.allclose(forward, np.array([0, 5, -1]) / np.sqrt(26))
+    assert m[:3, 1] @ [0, 0, 1] > 0.9 and np.allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3))
+    top = look_at(np.array([0.0, 0.0, 5.0]), np.zeros(3), np.array([0.0, 1.0, 0.0]))
+    assert np.allclose(-top[:3, 2], [0, 0, -1]) and np.allclose(top[:3, 1], [0, 1, 0])
+
+
+def test_surface_samples_stand_for_the_whole_area():
+    tris, normals, _ = cube()
+    pts, nrm, w = surface_samples(tris, normals, 3000)
+    assert np.isclose(w.sum(), 24.0)  # six 2 x 2 faces
+    assert 2500 <= len(pts) <= 3000
+    per_face = [w[np.argmax(nrm @ FACE_NORMALS.T, axis=1) == f].sum() for f in range(6)]
+    assert np.allclose(per_face, 4.0)
+    assert (np.abs(pts) <= 1 + 1e-9).all()
+
+
+def test_greedy_covers_every_cube_face_head_on_before_repeating_and_then_stops():
+    tris, normals, _ = cube()
+    p = place_cameras(tris, target_normals=normals, settings=replace(QUICK, count=10))
+    faces = [facing_face(pose) for pose in p.poses]
+    assert sorted(faces[:6]) == [0, 1, 2, 3, 4, 5], faces
+    # A seventh view adds (almost) nothing: choosing stops before the ten allowed.
+    assert len(p.poses) < 10
+    gains = [pose.gain for pose in p.poses]
+    assert all(a >= b - 1e-9 for a, b in zip(gains, gains[1:], strict=False))
+    assert gains[0] > 0.1 and p.coverage > 0.8
+    # Every camera frames the cube: at the distance its bounding sphere fits the lens.
+    d = framing_distance(np.sqrt(3), PlacementSettings().fov_deg, PlacementSettings().margin)
+    for pose in p.poses:
+        assert np.isclose(np.linalg.norm(pose.position - pose.target), d)
+        assert np.allclose(pose.target, 0)
+
+
+def test_hemisphere_never_places_a_camera_below_the_ground():
+    tris, normals, _ = cube()
+    # A big ground plane (two triangles crossing the near plane of many cameras) under
+    # the cube by more than the depth test's tolerance at coverage resolution.
+    ground, _, _ = quad((0, 0, -1.5), 20.0, "z", 1)
+    p = place_cameras(
+        tris,
+        occluders=ground,
+        target_normals=normals,
+        settings=replace(QUICK, count=8, hemisphere=True),
+    )
+    assert p.poses and all(pose.position[2] >= 0 for pose in p.poses)
+    faces = {facing_face(pose) for pose in p.poses}
+    assert faces == {0, 1, 2, 3, 4}  # four sides and the top; the bottom stands on the ground
+    # On the full sphere the bottom is wanted, but the ground hides it from every camera
+    # below: none is chosen there either.
+    full = place_cameras(
+        tris, occluders=ground, target_normals=normals, settings=replace(QUICK, count=8)
+    )
+    assert full.poses and all(pose.position[2] > -1.5 for pose in full.poses)
+
+
+def test_occluders_steer_cameras_to_where_the_target_can_be_seen():
+    # A single wall in front of the -y face: its head-on view sees only the wall.
+    front_tris, front_n, _ = quad((0, -1, 0), 1.0, "y", -1)
+    wall, _, _ = quad((0, -1.6, 0), 3.0, "y", -1)
+    free = place_cameras(front_tris, target_normals=front_n, settings=replace(QUICK, count=1))
+    walled = place_cameras(
+        front_tris, occluders=wall, target_normals=front_n, settings=replace(QUICK, count=1)
+    )
+    assert facing_face(free.poses[0]) == 0 and free.poses[0].gain > 0.5
+    assert not walled.poses or walled.poses[0].gain < free.poses[0].gain / 2
+
+
+def test_greedy_gain_counts_only_what_is_new():
+    w = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.1], [0.0, 0.0, 1.0]])
+    areas = np.array([1.0, 1.0, 1.0])
+    chosen = choose_greedy(w, areas, count=3, min_gain=0.05)
+    assert [i for i, _ in chosen] == [1, 2]  # candidate 0 would add nothing after 1
+    assert np.allclose([g for _, g in chosen], [2.1 / 3, 0.9 / 3])
+
+
+def test_a_few_hundred_candidates_over_thousands_of_triangles_are_quick():
+    tris = uv_sphere(40, 32)  # 2,560 triangles
+    start = time.process_time()
+    p = place_cameras(tris, settings=PlacementSettings(count=6, candidates=200))
+    spent = time.process_time() - start
+    assert len(p.poses) == 6 and p.candidates == 200
+    # About one second of CPU time on the loaded test box; one call per candidate
+    # (no tiling, the Python set in the rasteriser) took four times as long.
+    assert spent < 8.0, spent
