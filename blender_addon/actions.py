@@ -5,6 +5,7 @@ every yield, since the artist may have changed things while the backend worked."
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import bpy
 import numpy as np
@@ -32,6 +33,7 @@ from .core.texturing.projection import (
     texel_surface,
     view_depth_buffer,
 )
+from .core.texturing.view_prompts import WORLD_FRAME, object_frame, view_prompt
 from .core.upscale import (
     SEAMLESS_PROP,
     SUFFIX,
@@ -364,6 +366,14 @@ def project(context, cameras=None):
     mv_strength = props.multiview_strength
     out_dir_prop = props.output_dir
     width, height = _job_size(s, scene)
+    phrases = props.view_phrases()
+    # One object's own front (local -Y); several objects' fronts need not agree, so then
+    # the world's (Blender's Front view).
+    frame = (
+        object_frame(np.array(bpy.data.objects[targets[0]].matrix_world))
+        if len(targets) == 1
+        else WORLD_FRAME
+    )
 
     def run():
         note = _fit(s)
@@ -392,8 +402,9 @@ def project(context, cameras=None):
                 cam = camera_from_model(model)
                 zbuf = view_depth_buffer(cam, all_tris).depth
                 controls = capture_controls(scene, cam_obj, s, width, height)
+                vs = replace(s, prompt=view_prompt(s.prompt, cam.forward, frame, phrases))
                 if used == 0:
-                    job = build_job(s, controls, size=(width, height), tag=f"project {cam_name}")
+                    job = build_job(vs, controls, size=(width, height), tag=f"project {cam_name}")
                 else:
                     plan = plan_view(
                         cam,
@@ -408,7 +419,7 @@ def project(context, cameras=None):
                     bpy_data.image_from_array("Dreamwire inpaint source", plan.init_image)
                     bpy_data.image_from_array("Dreamwire inpaint mask", plan.mask, non_color=True)
                     job = build_job(
-                        s,
+                        vs,
                         controls,
                         init_image=plan.init_image,
                         mask=plan.mask,
@@ -447,6 +458,10 @@ def project(context, cameras=None):
 def multiview_cameras(context) -> list:
     props = context.scene.dreamwire
     cams = [item.camera for item in props.cameras if item.camera is not None]
+    if not cams and props.auto_cameras:
+        from .coverage_cameras import auto_cameras
+
+        return auto_cameras(context, _targets(context))
     if not cams:
         cams = sorted(
             (o for o in context.scene.objects if o.type == "CAMERA"), key=lambda o: o.name

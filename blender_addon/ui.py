@@ -175,6 +175,8 @@ def draw_panel(layout, context) -> None:
     sub.operator("dreamwire.camera_add", text="", icon="ADD")
     sub.operator("dreamwire.camera_remove", text="", icon="REMOVE")
     sub.operator("dreamwire.add_orbit_cameras", text="", icon="CON_CAMERASOLVER")
+    sub.operator("dreamwire.add_coverage_cameras", text="", icon="VIEW_CAMERA")
+    _draw_auto_cameras(box, props)
     row = box.row(align=True)
     row.prop(props, "coverage_threshold")
     row.prop(props, "multiview_strength")
@@ -191,6 +193,19 @@ def draw_panel(layout, context) -> None:
     box.prop(props, "overwrite")
     box.operator("dreamwire.render_animation", icon="RENDER_ANIMATION")
     col.prop(props, "output_dir")
+
+
+def _draw_auto_cameras(box, props) -> None:
+    """Cameras by coverage and view-aware prompts (issue 14)."""
+    row = box.row(align=True)
+    row.prop(props, "auto_cameras")
+    row.prop(props, "auto_camera_count")
+    box.prop(props, "auto_camera_hemisphere")
+    box.prop(props, "view_prompts")
+    if props.view_prompts:
+        col = box.column(align=True)
+        for side in ("front", "side", "back", "top", "bottom"):
+            col.prop(props, f"view_{side}")
 
 
 def _draw_plan(box, plan) -> None:

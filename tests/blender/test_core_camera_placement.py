@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from test_core_multiview import cube
 from test_core_projection import quad
 
@@ -15,6 +16,7 @@ from blender_addon.core.texturing.camera_placement import (
     fibonacci_directions,
     framing_distance,
     look_at,
+    narrow_fov_deg,
     place_cameras,
     surface_samples,
 )
@@ -145,3 +147,12 @@ def test_a_few_hundred_candidates_over_thousands_of_triangles_are_quick():
     # About one second of CPU time on the loaded test box; one call per candidate
     # (no tiling, the Python set in the rasteriser) took four times as long.
     assert spent < 8.0, spent
+
+
+def test_the_narrower_field_of_view_of_a_blender_camera():
+    # 50 mm on a 36 mm sensor: 39.6 degrees across the longer side (AUTO fit), less across
+    # the shorter one; a square frame has the same both ways.
+    assert np.isclose(narrow_fov_deg(512, 512, 50, 36, 24, "AUTO"), 39.5978, atol=1e-3)
+    wide = narrow_fov_deg(768, 512, 50, 36, 24, "AUTO")
+    assert np.isclose(wide, 2 * np.degrees(np.arctan(12 / 50)), atol=1e-3)
+    assert narrow_fov_deg(512, 768, 50, 36, 24, "AUTO") == pytest.approx(wide)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .projection import BakeSettings, Camera, sample_view
+from .projection import BakeSettings, Camera, intrinsics, sample_view
 from .rasterize import rasterize
 
 # Triangles per rasteriser call when candidate views share one image as tiles.
@@ -91,6 +91,14 @@ def up_for(direction: np.ndarray) -> np.ndarray:
     front of the object at the bottom of a top view, as Blender's own Top view)."""
     d = np.asarray(direction, np.float64)
     return np.array([0.0, 1.0, 0.0]) if abs(d[2]) > 0.999 else np.array([0.0, 0.0, 1.0])
+
+
+def narrow_fov_deg(
+    width: int, height: int, lens: float, sensor_width: float, sensor_height: float, fit: str
+) -> float:
+    """The narrower of a Blender camera's two fields of view for a frame of that size."""
+    fx, fy, _, _ = intrinsics(width, height, lens, sensor_width, sensor_height, fit)
+    return 2.0 * math.degrees(min(math.atan(width / 2.0 / fx), math.atan(height / 2.0 / fy)))
 
 
 def framing_distance(radius: float, fov_deg: float, margin: float = 1.1) -> float:

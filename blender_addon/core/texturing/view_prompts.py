@@ -112,3 +112,17 @@ def with_view(prompt: str, phrase: str) -> str:
         return prompt
     body = prompt.rstrip().rstrip(",").rstrip()
     return f"{body}, {phrase}" if body else phrase
+
+
+def view_prompt(
+    prompt: str,
+    view_dir: np.ndarray,
+    frame: ObjectFrame,
+    phrases: ViewPhrases | None,
+    thresholds: ViewThresholds | None = None,
+) -> str:
+    """The prompt for one view: with the phrase of the side it sees, or as it is when
+    view-aware prompts are off (`phrases` None)."""
+    if phrases is None:
+        return prompt
+    return with_view(prompt, phrases.for_side(view_side(view_dir, frame, thresholds)))
