@@ -72,8 +72,9 @@ def place(context, targets: list[str], prefix: str, auto: bool = False) -> list:
         coll.objects.link(obj)
         made.append(obj)
     print(
-        f"Dreamwire: {len(made)} cameras by coverage from {placement.candidates} candidates "
-        f"cover {placement.coverage:.0%} of {', '.join(targets)} (facing-weighted)"
+        f"Dreamwire: {len(made)} cameras by coverage ({placement.rasterised} of "
+        f"{placement.candidates} candidates rasterised) cover {placement.coverage:.0%} of "
+        f"{', '.join(targets)} (facing-weighted)"
     )
     return made
 

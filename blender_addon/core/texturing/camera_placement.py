@@ -2,25 +2,28 @@
 
 Candidates sit on a sphere around the targets' bounding sphere (Fibonacci points, so they
 are spread evenly), or on its upper half for objects standing on the ground, each far
-enough away that the bounding sphere fills the camera's narrower field of view. Every
-candidate rasterises the whole scene (targets and occluders) with the project's own
-rasteriser and weighs a fixed set of surface samples with the very weight a bake would
-give them (projection.sample_view: visibility, facing ratio ** power, grazing cut-off,
-frame border). Views are then chosen greedily: each next one is the candidate that adds
-the most sample area beyond what the chosen views already see, where a sample counts as
-well as the best view that sees it (a max, not a sum: two mediocre views of a face do not
-add up to one head-on view, which is what a texture needs). Choosing stops early when the
-best candidate would add less than `min_gain` of the total surface area.
+enough away that the bounding sphere fills the camera's narrower field of view. A
+candidate weighs a fixed set of surface samples with the very weight a bake would give
+them (projection.sample_view: visibility against the whole scene, targets and occluders,
+rasterised with the project's own rasteriser; facing ratio ** power; grazing cut-off;
+frame border). Views are chosen greedily: each next one is the candidate that adds the
+most sample area beyond what the chosen views already see, where a sample counts as well
+as the best view that sees it (a max, not a sum: two mediocre views of a face do not add
+up to one head-on view, which is what a texture needs). Choosing stops early when the
+best candidate would add less than `min_gain` of the total surface area. The facing
+weight alone bounds what a candidate can add, so only the few candidates that could win
+are rasterised (choose_greedy).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .projection import BakeSettings, Camera, intrinsics, sample_view
+from .projection import BakeSettings, Camera, intrinsics, sample_view, smoothstep
 from .rasterize import rasterize
 
 # Triangles per rasteriser call when candidate views share one image as tiles.
@@ -57,7 +60,15 @@ class CameraPose:
 class Placement:
     poses: list[CameraPose]  # in the order chosen
     coverage: float  # share of the surface area (facing-weighted) the poses cover
-    candidates: int  # how many viewpoints were tried
+    candidates: int  # how many viewpoints were considered
+    rasterised: int  # ... and how many of them had to be rasterised to choose
+
+
+@dataclass(frozen=True)
+class GreedyChoice:
+    chosen: list[tuple[int, float]]  # (candidate index, gain as a share of the area)
+    best: np.ndarray  # N: the best chosen weight per sample
+    evaluated: int  # candidates whose real weights were asked for
 
 
 def fibonacci_directions(n: int, hemisphere: bool = False) -> np.ndarray:
@@ -239,24 +250,38 @@ def depth_buffers(cams: list[Camera], tris: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def facing_bounds(
+    cams: list[Camera], points: np.ndarray, normals: np.ndarray, bake: BakeSettings
+) -> np.ndarray:
+    """C x N upper bounds of the weights sample_view gives: its facing-ratio weight alone,
+    before the frame border and the z-buffer can only lower it. Cheap for all candidates
+    at once, and 0 wherever the real weight is 0 for the angle alone."""
+    unit_n = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    pos = np.stack([cam.position for cam in cams])
+    to_cam = pos[:, None, :] - points[None, :, :]
+    facing = np.einsum("nk,cnk->cn", unit_n, to_cam) / np.maximum(
+        np.linalg.norm(to_cam, axis=2), 1e-12
+    )
+    cos_graze = math.cos(math.radians(bake.grazing_deg))
+    cos_full = math.cos(math.radians(bake.full_deg))
+    w = smoothstep(cos_graze, cos_full, facing) * np.clip(facing, 0, 1) ** bake.facing_power
+    return w + 1e-6  # sample_view rounds its weights to float32
+
+
 def candidate_weights(
     cams: list[Camera],
     points: np.ndarray,
     normals: np.ndarray,
     scene_tris: np.ndarray,
     bake: BakeSettings,
+    bounds: np.ndarray | None = None,
 ) -> np.ndarray:
-    """C x N: the bake weight each candidate camera gives each surface sample."""
+    """len(cams) x N: the bake weight each camera gives each surface sample. Samples
+    whose `bounds` row is 0 (grazing, or facing away) are not looked up."""
     out = np.zeros((len(cams), len(points)), np.float32)
     blank = np.zeros((1, 1, 1), np.float32)  # only the weights are wanted, not colours
-    unit_n = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    cos_graze = math.cos(math.radians(bake.grazing_deg))
     for i, (cam, zbuf) in enumerate(zip(cams, depth_buffers(cams, scene_tris), strict=True)):
-        # Samples seen at grazing angles or from behind weigh nothing: only the rest are
-        # looked up (about half of a closed surface's).
-        to_cam = cam.position - points
-        facing = np.einsum("ij,ij->i", unit_n, to_cam) / np.linalg.norm(to_cam, axis=1)
-        keep = np.nonzero(facing > cos_graze)[0]
+        keep = np.arange(len(points)) if bounds is None else np.nonzero(bounds[i] > 1e-5)[0]
         if keep.size:
             sv = sample_view(cam, blank, points[keep], normals[keep], zbuf, bake)
             out[i, keep] = sv.weights
@@ -264,23 +289,45 @@ def candidate_weights(
 
 
 def choose_greedy(
-    weights: np.ndarray, areas: np.ndarray, count: int, min_gain: float
-) -> list[tuple[int, float]]:
-    """(candidate index, gain) chosen in turn to maximise the area-weighted sum over
-    samples of the best chosen weight; gains are shares of the total area."""
+    bounds: np.ndarray,
+    evaluate: Callable[[list[int]], np.ndarray],
+    areas: np.ndarray,
+    count: int,
+    min_gain: float,
+    chunk: int = 8,
+) -> GreedyChoice:
+    """Candidates chosen in turn to maximise the area-weighted sum over samples of the
+    best chosen weight.
+
+    `evaluate(indices)` gives candidates' real weights (rows, the costly part);
+    `bounds` (C x N) must be at least as large. Lazy greedy: a candidate's gain under its
+    bounds caps its real gain, so candidates are evaluated, `chunk` at a time, in order of
+    that cap only until the best real gain found beats every cap left. The choice is the
+    plain greedy one; most candidates (those facing away from what is still uncovered)
+    are never rasterised."""
     total = float(areas.sum())
-    if total <= 0 or weights.size == 0:
-        return []
-    best = np.zeros(weights.shape[1], np.float64)
+    best = np.zeros(bounds.shape[1], np.float64)
+    if total <= 0 or bounds.size == 0:
+        return GreedyChoice([], best, 0)
+    real: dict[int, np.ndarray] = {}
     chosen: list[tuple[int, float]] = []
     for _ in range(max(0, count)):
-        gains = (np.maximum(weights - best, 0.0) @ areas) / total
-        i = int(np.argmax(gains))
-        if gains[i] < min_gain:
+        caps = (np.maximum(bounds - best, 0.0) @ areas) / total
+        order = np.argsort(-caps, kind="stable")
+        while True:
+            known = list(real)
+            gains = [float(np.maximum(real[i] - best, 0.0) @ areas) / total for i in known]
+            top = int(np.argmax(gains)) if known else -1
+            pending = [int(i) for i in order if int(i) not in real]
+            if known and (not pending or gains[top] >= caps[pending[0]]):
+                break
+            for i, w in zip(pending[:chunk], evaluate(pending[:chunk]), strict=True):
+                real[i] = w.astype(np.float64)
+        if gains[top] < min_gain:
             break
-        chosen.append((i, float(gains[i])))
-        best = np.maximum(best, weights[i])
-    return chosen
+        chosen.append((known[top], gains[top]))
+        best = np.maximum(best, real[known[top]])
+    return GreedyChoice(chosen, best, len(real))
 
 
 def place_cameras(
@@ -296,7 +343,7 @@ def place_cameras(
     s = settings or PlacementSettings()
     tris = np.asarray(targets, np.float64).reshape(-1, 3, 3)
     if len(tris) == 0:
-        return Placement([], 0.0, 0)
+        return Placement([], 0.0, 0, 0)
     centre, radius = bounding_sphere(tris)
     dist = framing_distance(radius, s.fov_deg, s.margin)
     dirs = fibonacci_directions(s.candidates, s.hemisphere)
@@ -309,14 +356,16 @@ def place_cameras(
     points, normals, areas = surface_samples(tris, target_normals, s.samples, s.seed)
     # The frame border ramps over a share of the image, as in a bake at full size; its
     # floor in pixels would cover far more of a coverage-sized raster.
-    weights = candidate_weights(cams, points, normals, scene, replace(s.bake, border_px=0.0))
-    chosen = choose_greedy(weights, areas, s.count, s.min_gain)
+    bake = replace(s.bake, border_px=0.0)
+    bounds = facing_bounds(cams, points, normals, bake)
+
+    def evaluate(indices: list[int]) -> np.ndarray:
+        picked = [cams[i] for i in indices]
+        return candidate_weights(picked, points, normals, scene, bake, bounds[indices])
+
+    g = choose_greedy(bounds, evaluate, areas, s.count, s.min_gain)
     poses = [
-        CameraPose(centre + dist * dirs[i], centre.copy(), up_for(dirs[i]), g) for i, g in chosen
+        CameraPose(centre + dist * dirs[i], centre.copy(), up_for(dirs[i]), gain)
+        for i, gain in g.chosen
     ]
-    if chosen:
-        best = weights[[i for i, _ in chosen]].max(axis=0)
-        covered = float(best @ areas / areas.sum())
-    else:
-        covered = 0.0
-    return Placement(poses, covered, len(dirs))
+    return Placement(poses, float(g.best @ areas / areas.sum()), len(dirs), g.evaluated)
