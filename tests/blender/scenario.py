@@ -981,6 +981,19 @@ def sc_autocams():
         "auto_after_own", sorted(o.name for o in bpy.data.objects if o.name.startswith("DW Auto"))
     )
 
+    # Bad input: one clear message each, no camera added.
+    n_cams = len([o for o in bpy.data.objects if o.type == "CAMERA"])
+    select()
+    bad = {"add_nothing": run_op(lambda: bpy.ops.dreamwire.add_coverage_cameras())[1]}
+    s.cameras.clear()
+    bad["auto_nothing"] = run_op(lambda: bpy.ops.dreamwire.project_multiview())[1]
+    # A sheet facing the ground, with only the upper half allowed: nothing can see it.
+    sheet = mesh_object("Sheet", [(-1, -1, 3), (-1, 1, 3), (1, 1, 3), (1, -1, 3)], [(0, 1, 2, 3)])
+    select(sheet)
+    bad["unseen"] = run_op(lambda: bpy.ops.dreamwire.add_coverage_cameras())[1]
+    record("bad", bad)
+    record("cameras_unchanged", len([o for o in bpy.data.objects if o.type == "CAMERA"]) == n_cams)
+
 
 def _greyed():
     return [name for kind, name in draw_ui()["idle"] if kind == "greyed"]

@@ -283,6 +283,10 @@ def test_cameras_by_coverage_and_view_aware_prompts(addon_zip, tmp_path, backend
     assert c["own_result"] == [["FINISHED"], None]
     assert c["own_jobs"] == {"project OwnCam": "weathered stone, back view"}
     assert c["auto_after_own"] == c["auto_cameras"]
+    assert "Select the mesh objects to put cameras around" in c["bad"]["add_nothing"]
+    assert "Select the mesh objects to project onto" in c["bad"]["auto_nothing"]
+    assert "No viewpoint sees the selected meshes" in c["bad"]["unseen"]
+    assert c["cameras_unchanged"]
 
 
 def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_path, backend):
