@@ -23,6 +23,7 @@ from blender_addon.core.texturing.camera_placement import (
     look_at,
     narrow_fov_deg,
     place_cameras,
+    simplify_for_depth,
     surface_samples,
     up_for,
 )
@@ -245,3 +246,36 @@ def test_facing_bounds_cap_the_real_bake_weights():
     # Leaving out the samples the bounds rule out changes nothing.
     skipped = candidate_weights(cams, pts, nrm, scene, bake, bounds)
     assert np.abs(skipped - real).max() < 1e-5  # (only weights under that are dropped)
+
+
+def rippled_sphere(segments, rings):
+    """A dense, non-convex test mesh: a sphere with radial ripples that hide each other."""
+    t = uv_sphere(segments, rings)
+    az = np.arctan2(t[..., 1], t[..., 0])[..., None]
+    pol = np.arccos(np.clip(t[..., 2:3], -1, 1))
+    return t * (1 + 0.25 * np.sin(5 * az) * np.sin(3 * pol))
+
+
+def test_dense_geometry_is_merged_for_the_z_buffers_without_changing_the_choice():
+    tris = rippled_sphere(96, 60)  # 11,520 triangles
+    s = replace(QUICK, count=3, candidates=16)
+    centre, radius = np.zeros(3), 1.25
+    dist = framing_distance(radius, s.fov_deg, s.margin)
+    pixel = 2 * dist * np.tan(np.radians(s.fov_deg) / 2) / s.raster_px
+    merged = simplify_for_depth(tris, pixel)
+    assert len(merged) < len(tris) / 2
+    assert simplify_for_depth(tris, 0.0).shape == tris.shape
+    cube_tris, _, _ = cube()
+    assert np.array_equal(simplify_for_depth(cube_tris, 0.5), cube_tris)  # coarse: as it was
+    # The coverage-sized z-buffers hardly change: the same pixels, depths within a few
+    # hundredths of the radius where they are not at a silhouette.
+    dirs = fibonacci_directions(3)
+    cams = [coverage_camera(look_at(centre + dist * d, centre, up_for(d)), 40, 32) for d in dirs]
+    for a, b in zip(depth_buffers(cams, tris), depth_buffers(cams, merged), strict=True):
+        both = np.isfinite(a) & np.isfinite(b)
+        assert (np.isfinite(a) != np.isfinite(b)).mean() < 0.02
+        assert np.median(np.abs(a[both] - b[both])) < 0.02 * radius
+    fine = place_cameras(tris, settings=replace(s, depth_cell_px=0.0))
+    coarse = place_cameras(tris, settings=s)
+    assert [p.position.tolist() for p in coarse.poses] == [p.position.tolist() for p in fine.poses]
+    assert abs(coarse.coverage - fine.coverage) < 0.01

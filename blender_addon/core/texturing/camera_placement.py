@@ -12,7 +12,8 @@ as the best view that sees it (a max, not a sum: two mediocre views of a face do
 up to one head-on view, which is what a texture needs). Choosing stops early when the
 best candidate would add less than `min_gain` of the total surface area. The facing
 weight alone bounds what a candidate can add, so only the few candidates that could win
-are rasterised (choose_greedy).
+are rasterised (choose_greedy), and geometry finer than a coverage pixel is merged before
+(simplify_for_depth): the rasteriser's cost is per triangle.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class PlacementSettings:
     raster_px: int = 32  # size of the coverage rasterisation per candidate
     samples: int = 2000  # surface points the coverage is measured on (about)
     min_gain: float = 0.01  # stop when a view adds less than this share of the area
+    # Geometry finer than this share of a coverage pixel (at the targets) is merged for
+    # the z-buffers: a dense mesh costs per triangle, and the raster cannot resolve it.
+    depth_cell_px: float = 1.0
     seed: int = 0  # for the sample points inside large triangles
     bake: BakeSettings = field(default_factory=BakeSettings)
 
@@ -129,24 +133,32 @@ def bounding_sphere(tris: np.ndarray) -> tuple[np.ndarray, float]:
 def surface_samples(
     tris: np.ndarray, normals: np.ndarray | None, count: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """About `count` points on the triangles (at least each centroid), with their normals
-    and the area each stands for (the areas sum to the surface area).
+    """About `count` points on the triangles, with their normals and the area each stands
+    for (the areas sum to the surface area).
 
-    Large triangles get several points in proportion to their area so that a triangle
-    partly hidden counts partly; small ones keep their centroid alone."""
+    With fewer triangles than `count`, each keeps its centroid and large ones get more
+    points in proportion to their area, so that a triangle partly hidden counts partly.
+    With more (a dense mesh), `count` triangles are drawn in proportion to their area,
+    each standing for an equal share: the cost stays that of `count` points."""
     t = np.asarray(tris, np.float64)
     cross = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
     area = 0.5 * np.linalg.norm(cross, axis=1)
     face_n = cross / np.maximum(2.0 * area[:, None], 1e-20)
     total = float(area.sum())
-    per = np.ones(len(t), np.int64)
-    if total > 0 and count > len(t):
-        per = np.maximum(1, np.floor(area / total * count).astype(np.int64))
-    tri_of = np.repeat(np.arange(len(t)), per)
     rng = np.random.default_rng(seed)
-    # Each triangle's first point is its centroid; the others fall uniformly inside it.
-    first = np.zeros(len(tri_of), bool)
-    first[np.cumsum(per) - per] = True
+    if total > 0 and count < len(t):
+        tri_of = np.sort(rng.choice(len(t), size=count, p=area / total))
+        first = np.zeros(len(tri_of), bool)
+        weights = np.full(len(tri_of), total / count)
+    else:
+        per = np.ones(len(t), np.int64)
+        if total > 0:
+            per = np.maximum(1, np.floor(area / total * count).astype(np.int64))
+        tri_of = np.repeat(np.arange(len(t)), per)
+        # Each triangle's first point is its centroid; the others fall inside it.
+        first = np.zeros(len(tri_of), bool)
+        first[np.cumsum(per) - per] = True
+        weights = area[tri_of] / per[tri_of]
     u, v = rng.random(len(tri_of)), rng.random(len(tri_of))
     flip = u + v > 1.0
     u, v = np.where(flip, 1.0 - u, u), np.where(flip, 1.0 - v, v)
@@ -157,7 +169,6 @@ def surface_samples(
         nrm = face_n[tri_of]
     else:
         nrm = np.einsum("nc,nck->nk", bary, np.asarray(normals, np.float64)[tri_of])
-    weights = area[tri_of] / per[tri_of]
     return points, nrm, weights
 
 
@@ -214,6 +225,30 @@ def clip_near(cam_tris: np.ndarray, near: float) -> np.ndarray:
     p, q = cut(r[:, 0], r[:, 1]), cut(r[:, 0], r[:, 2])
     quad = [np.stack([p, r[:, 1], r[:, 2]], axis=1), np.stack([p, r[:, 2], q], axis=1)]
     return np.concatenate([whole, tri_one, *quad])
+
+
+def simplify_for_depth(tris: np.ndarray, cell: float) -> np.ndarray:
+    """Triangles with their corners merged per grid cell of size `cell` (vertex
+    clustering: each cell's corners move to their mean), the collapsed and repeated ones
+    left out. Merged corners stay near the surface (a cell's mean of points on it), so a
+    z-buffer at a resolution coarser than the cells hardly changes."""
+    t = np.asarray(tris, np.float64).reshape(-1, 3, 3)
+    if len(t) == 0 or cell <= 0:
+        return t
+    pts = t.reshape(-1, 3)
+    key = np.floor((pts - pts.min(axis=0)) / cell).astype(np.int64)
+    span = key.max(axis=0) + 1
+    flat = (key[:, 0] * span[1] + key[:, 1]) * span[2] + key[:, 2]
+    cells, inv = np.unique(flat, return_inverse=True)
+    counts = np.bincount(inv, minlength=len(cells))[:, None]
+    rep = np.stack([np.bincount(inv, pts[:, k], len(cells)) for k in range(3)], 1) / counts
+    c = inv.reshape(-1, 3)
+    c = c[(c[:, 0] != c[:, 1]) & (c[:, 1] != c[:, 2]) & (c[:, 0] != c[:, 2])]
+    # One of each triangle (corner order aside): a merged patch repeats its triangles.
+    srt = np.sort(c, axis=1)
+    n = len(cells)
+    _, first = np.unique((srt[:, 0] * n + srt[:, 1]) * n + srt[:, 2], return_index=True)
+    return rep[c[np.sort(first)]]
 
 
 def depth_buffers(cams: list[Camera], tris: np.ndarray) -> list[np.ndarray]:
@@ -352,7 +387,10 @@ def place_cameras(
         for d in dirs
     ]
     occ = np.zeros((0, 3, 3)) if occluders is None else np.asarray(occluders, np.float64)
-    scene = np.concatenate([tris, occ.reshape(-1, 3, 3)])
+    pixel = 2.0 * dist * math.tan(math.radians(s.fov_deg) / 2.0) / s.raster_px  # at the centre
+    scene = simplify_for_depth(
+        np.concatenate([tris, occ.reshape(-1, 3, 3)]), s.depth_cell_px * pixel
+    )
     points, normals, areas = surface_samples(tris, target_normals, s.samples, s.seed)
     # The frame border ramps over a share of the image, as in a bake at full size; its
     # floor in pixels would cover far more of a coverage-sized raster.
