@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Generator
+from dataclasses import replace
 
 import bpy
 import numpy as np
@@ -42,6 +43,7 @@ from .core.texturing.projection import (
 from .core.texturing.texel_fill import fill_unseen, texel_graph, texture_image
 from .core.texturing.uv_inpaint import apply_uv_inpaint, uv_inpaint_request
 from .core.texturing.view_grid import GridLayout, plan_grid, tile, untile
+from .core.texturing.view_prompts import WORLD_FRAME, object_frame, view_prompt
 from .core.upscale import (
     SEAMLESS_PROP,
     SUFFIX,
@@ -386,6 +388,14 @@ def project(context, cameras=None):
     # Grid mode: several views per generation (one camera has nothing to share a grid with).
     grid = plan_grid(len(cams), (width, height), props.grid_layout)
     grid = grid if props.grid_mode and len(cams) > 1 else None
+    phrases = props.view_phrases()
+    # One object's own front (local -Y); several objects' fronts need not agree, so then
+    # the world's (Blender's Front view).
+    frame = (
+        object_frame(np.array(bpy.data.objects[targets[0]].matrix_world))
+        if len(targets) == 1
+        else WORLD_FRAME
+    )
 
     def run():
         note = _fit(s)
@@ -447,8 +457,9 @@ def project(context, cameras=None):
                 cam = camera_from_model(model)
                 controls = capture_controls(scene, cam_obj, s, width, height)
                 view_mask = None  # what the view generates: all of it, or the inpaint mask
+                vs = replace(s, prompt=view_prompt(s.prompt, cam.forward, frame, phrases))
                 if used == 0:
-                    job = build_job(s, controls, size=(width, height), tag=f"project {cam_name}")
+                    job = build_job(vs, controls, size=(width, height), tag=f"project {cam_name}")
                 else:
                     plan = plan_next(cam)
                     if plan.covered_fraction > 0.98:
@@ -457,7 +468,7 @@ def project(context, cameras=None):
                     bpy_data.image_from_array("Dreamwire inpaint source", plan.init_image)
                     bpy_data.image_from_array("Dreamwire inpaint mask", plan.mask, non_color=True)
                     job = build_job(
-                        s,
+                        vs,
                         controls,
                         init_image=plan.init_image,
                         mask=plan.mask,
@@ -585,6 +596,10 @@ def _fill_unseen(
 def multiview_cameras(context) -> list:
     props = context.scene.dreamwire
     cams = [item.camera for item in props.cameras if item.camera is not None]
+    if not cams and props.auto_cameras:
+        from .coverage_cameras import auto_cameras
+
+        return auto_cameras(context, _targets(context))
     if not cams:
         cams = sorted(
             (o for o in context.scene.objects if o.type == "CAMERA"), key=lambda o: o.name

@@ -374,6 +374,32 @@ class DREAMWIRE_OT_add_orbit_cameras(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class DREAMWIRE_OT_add_coverage_cameras(bpy.types.Operator):
+    """Add cameras where they see the most of the selected meshes head-on (the panel's count; upper half only for objects on the ground) and put them in the multi-view list"""
+
+    bl_idname = "dreamwire.add_coverage_cameras"
+    bl_label = "Add Cameras by Coverage"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from .coverage_cameras import place
+
+        targets = [o.name for o in context.selected_objects if o.type == "MESH"]
+        if not targets:
+            self.report({"ERROR"}, "Select the mesh objects to put cameras around.")
+            return {"CANCELLED"}
+        try:
+            made = place(context, targets, "DW Coverage")
+        except tasks.ActionError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        props = context.scene.dreamwire
+        for cam in made:
+            props.cameras.add().camera = cam
+        self.report({"INFO"}, f"Added {len(made)} cameras by coverage")
+        return {"FINISHED"}
+
+
 def _remove_highlighted(props, items: str, index: str) -> None:
     """Remove the highlighted row of a UI list and highlight the row above it."""
     at = getattr(props, index)
@@ -448,6 +474,7 @@ _classes = (
     DREAMWIRE_OT_camera_add,
     DREAMWIRE_OT_camera_remove,
     DREAMWIRE_OT_add_orbit_cameras,
+    DREAMWIRE_OT_add_coverage_cameras,
     DREAMWIRE_OT_bone_override_add,
     DREAMWIRE_OT_bone_override_remove,
     DREAMWIRE_OT_show_preview,

@@ -30,6 +30,7 @@ from .core.job_builder import (
 )
 from .core.texturing.view_grid import AUTO
 from .core.texturing.view_grid import LAYOUTS as GRID_LAYOUTS
+from .core.texturing.view_prompts import ViewPhrases
 from .core.upscale import FROM_IMAGE, REFINE_STRENGTH, UpscaleSettings
 
 
@@ -308,6 +309,38 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Pixels over which a view's weight fades out toward depth edges "
         "(silhouettes), so outlines do not bleed onto what lies behind; 0: off",
     )
+    # Cameras by coverage (Add Cameras by Coverage; Multi-view with no cameras listed)
+    auto_cameras: BoolProperty(
+        name="Place cameras by coverage",
+        default=False,
+        description="With no cameras listed, Multi-view projection places its own where they "
+        "cover the selected meshes best (replacing the ones it placed before); listed "
+        "cameras are always used as they are",
+    )
+    auto_camera_count: IntProperty(
+        name="Cameras",
+        default=6,
+        min=1,
+        max=16,
+        description="The most cameras to place; fewer when more would add almost nothing",
+    )
+    auto_camera_hemisphere: BoolProperty(
+        name="Upper half only",
+        default=True,
+        description="Only viewpoints at or above the meshes' centre (objects on the ground)",
+    )
+    # View-aware prompts: each view's prompt ends with the side of the object it sees
+    view_prompts: BoolProperty(
+        name="View-aware prompts",
+        default=True,
+        description="Append the side each camera sees (from the object's front, local -Y, "
+        "and up, +Z; with several objects the world's) to that view's prompt",
+    )
+    view_front: StringProperty(name="Front", default="front view")
+    view_side: StringProperty(name="Side", default="side view")
+    view_back: StringProperty(name="Back", default="back view")
+    view_top: StringProperty(name="Top", default="top view")
+    view_bottom: StringProperty(name="Bottom", default="bottom view")
     inpaint_fill: EnumProperty(
         name="Masked content",
         items=_FILL_ITEMS,
@@ -366,6 +399,14 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
 
     def controls(self):
         return [(name, getattr(self, name)) for name in CONTROL_NAMES]
+
+    def view_phrases(self) -> ViewPhrases | None:
+        """The phrases per side, or None when view-aware prompts are off."""
+        if not self.view_prompts:
+            return None
+        return ViewPhrases(
+            self.view_front, self.view_side, self.view_back, self.view_top, self.view_bottom
+        )
 
     def to_upscale_settings(self) -> UpscaleSettings:
         return UpscaleSettings(

@@ -204,6 +204,8 @@ def draw_texturing_views(layout, context) -> None:
     sub.operator("dreamwire.camera_add", text="", icon="ADD")
     sub.operator("dreamwire.camera_remove", text="", icon="REMOVE")
     sub.operator("dreamwire.add_orbit_cameras", text="", icon="CON_CAMERASOLVER")
+    sub.operator("dreamwire.add_coverage_cameras", text="", icon="VIEW_CAMERA")
+    _draw_auto_cameras(layout, props)
     row = layout.row(align=True)
     row.prop(props, "coverage_threshold")
     row.prop(props, "multiview_strength")
@@ -241,6 +243,19 @@ def _draw_upscale_section(layout, context) -> None:
     props = context.scene.dreamwire
     info = model_info(props.model, connection.CONN.welcome)
     _draw_upscale(layout, props, refusal(info, "refine_upscale"))
+
+
+def _draw_auto_cameras(box, props) -> None:
+    """Cameras by coverage and view-aware prompts (issue 14)."""
+    row = box.row(align=True)
+    row.prop(props, "auto_cameras")
+    row.prop(props, "auto_camera_count")
+    box.prop(props, "auto_camera_hemisphere")
+    box.prop(props, "view_prompts")
+    if props.view_prompts:
+        col = box.column(align=True)
+        for side in ("front", "side", "back", "top", "bottom"):
+            col.prop(props, f"view_{side}")
 
 
 def _draw_plan(box, plan) -> None:

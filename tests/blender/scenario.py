@@ -1027,6 +1027,112 @@ def _edit_texture(s, obj):
     s.model, s.seamless = "tiny-flux", True
 
 
+def _expected_side(cam, front, up):
+    """The side a camera sees, judged here on its own (60 degrees up is top, within 45 of
+    the front axis front, within 45 of the back back, else side)."""
+    d = -np.array(cam.matrix_world)[:3, 2]  # the camera looks down its -Z
+    d = -d / np.linalg.norm(d)  # from the object toward the camera
+    elevation = math.degrees(math.asin(float(np.clip(d @ up, -1, 1))))
+    if elevation >= 60:
+        return "top"
+    if elevation <= -60:
+        return "bottom"
+    h = d - (d @ up) * up
+    az = math.degrees(math.acos(float(np.clip(h @ front / np.linalg.norm(h), -1, 1))))
+    return "front" if az <= 45 else "back" if az >= 135 else "side"
+
+
+def sc_autocams():
+    """Add Cameras by Coverage, then Multi-view projection placing its own cameras (and
+    keeping the artist's when listed), each view's prompt naming the side it sees."""
+    clear_scene()
+    s = settings()
+    target = cube("Crate", 1.0)
+    target.rotation_euler = (0.0, 0.0, math.pi)  # its front (local -Y) faces world +Y
+    floor = mesh_object(
+        "Floor", [(-8, -8, -1.5), (8, -8, -1.5), (8, 8, -1.5), (-8, 8, -1.5)], [(0, 1, 2, 3)]
+    )
+    bpy.context.view_layer.update()
+    select(target)
+    s.auto_camera_count = 4
+    s.auto_camera_hemisphere = True
+    res, err = run_op(lambda: bpy.ops.dreamwire.add_coverage_cameras())
+    record("add_result", [res, err])
+    coll = bpy.data.collections.get("Dreamwire Cameras")
+    record(
+        "collection_in_scene",
+        coll is not None and coll.name in bpy.context.scene.collection.children,
+    )
+    added = [o for o in coll.objects if o.name.startswith("DW Coverage")] if coll else []
+    record("added", sorted(o.name for o in added))
+    record("listed", [i.camera.name for i in s.cameras if i.camera is not None])
+    aims, heights = [], []
+    for cam in added:
+        m = np.array(cam.matrix_world)
+        to_target = -m[:3, 3] / np.linalg.norm(m[:3, 3])  # the crate sits at the origin
+        aims.append(float(-m[:3, 2] @ to_target))
+        heights.append(float(m[2, 3]))
+    record("aims", aims)
+    record("heights", heights)
+    record("visible", [cam.visible_get() for cam in added])
+    record("floor_untouched", floor.active_material is None)
+    drawn = draw_ui()["idle"]
+    record("drawn", sorted({name for kind, name in drawn if kind in ("prop", "operator")}))
+
+    # Multi-view with an empty list and automatic cameras: it places its own.
+    s.cameras.clear()
+    s.auto_cameras = True
+    s.auto_camera_count = 3
+    s.view_front = "facing the viewer"  # the phrases are the artist's to edit
+    before = set(job_records())
+    res, err = run_op(lambda: bpy.ops.dreamwire.project_multiview())
+    record("auto_result", [res, err])
+    auto = sorted(o.name for o in bpy.data.objects if o.name.startswith("DW Auto"))
+    record("auto_cameras", auto)
+    mw = np.array(target.matrix_world)
+    front, up = mw[:3, :3] @ [0, -1, 0], mw[:3, :3] @ [0, 0, 1]
+    phrases = {
+        "front": "facing the viewer",
+        "side": "side view",
+        "back": "back view",
+        "top": "top view",
+        "bottom": "bottom view",
+    }
+    jobs = {}
+    for tag in sorted(set(job_records()) - before):
+        if not tag.startswith("project "):
+            continue  # the unseen-texel fill's UV inpaint job: no camera, no view phrase
+        cam = bpy.data.objects[tag[len("project ") :]]
+        jobs[tag] = [job_field(tag, "prompt"), phrases[_expected_side(cam, front, up)]]
+    record("auto_jobs", jobs)
+    record("auto_textured", tex_image(target) is not None)
+
+    # The artist's own camera, listed: used as it is, no camera placed; from world -Y it
+    # sees the crate's back.
+    own = camera("OwnCam", (0.0, -6.0, 0.0))
+    s.cameras.add().camera = own
+    before = set(job_records())
+    res, err = run_op(lambda: bpy.ops.dreamwire.project_multiview())
+    record("own_result", [res, err])
+    record("own_jobs", {t: job_field(t, "prompt") for t in sorted(set(job_records()) - before)})
+    record(
+        "auto_after_own", sorted(o.name for o in bpy.data.objects if o.name.startswith("DW Auto"))
+    )
+
+    # Bad input: one clear message each, no camera added.
+    n_cams = len([o for o in bpy.data.objects if o.type == "CAMERA"])
+    select()
+    bad = {"add_nothing": run_op(lambda: bpy.ops.dreamwire.add_coverage_cameras())[1]}
+    s.cameras.clear()
+    bad["auto_nothing"] = run_op(lambda: bpy.ops.dreamwire.project_multiview())[1]
+    # A sheet facing the ground, with only the upper half allowed: nothing can see it.
+    sheet = mesh_object("Sheet", [(-1, -1, 3), (-1, 1, 3), (1, 1, 3), (1, -1, 3)], [(0, 1, 2, 3)])
+    select(sheet)
+    bad["unseen"] = run_op(lambda: bpy.ops.dreamwire.add_coverage_cameras())[1]
+    record("bad", bad)
+    record("cameras_unchanged", len([o for o in bpy.data.objects if o.type == "CAMERA"]) == n_cams)
+
+
 def _greyed():
     return [name for kind, name in draw_ui()["idle"] if kind == "greyed"]
 

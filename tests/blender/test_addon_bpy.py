@@ -273,6 +273,43 @@ def test_multiview_covers_more_and_inpaints_later_views(addon_zip, tmp_path, bac
     )  # single projection + first multi-view  # later views keep what is covered, inpaint the rest
 
 
+def test_cameras_by_coverage_and_view_aware_prompts(addon_zip, tmp_path, backend):
+    c = run_scenario("autocams", addon_zip, tmp_path, backend)
+    assert c["add_result"] == [["FINISHED"], None]
+    assert c["collection_in_scene"]
+    # Four cameras asked for; a cube on the ground is covered by up to five (four sides
+    # and the top), so all four are placed, shown, listed and aimed at the crate.
+    assert c["added"] == [f"DW Coverage {i}" for i in range(1, 5)]
+    assert c["listed"] == c["added"] and all(c["visible"])
+    assert min(c["aims"]) > 0.999, c["aims"]
+    assert min(c["heights"]) >= -1e-6, c["heights"]  # upper half only: none below
+    assert c["floor_untouched"]
+    assert {"dreamwire.add_coverage_cameras", "auto_cameras", "auto_camera_count"} <= set(
+        c["drawn"]
+    )
+    assert {"auto_camera_hemisphere", "view_prompts", "view_front", "view_bottom"} <= set(
+        c["drawn"]
+    )
+    # Multi-view with nothing listed placed its own three, and each job's prompt names
+    # the side of the (turned) crate its camera sees, with the artist's phrase for front.
+    assert c["auto_result"] == [["FINISHED"], None], c
+    assert c["auto_cameras"] == ["DW Auto 1", "DW Auto 2", "DW Auto 3"]
+    assert c["auto_textured"]
+    jobs = c["auto_jobs"]
+    assert 2 <= len(jobs) <= 3 and set(jobs) <= {f"project DW Auto {i}" for i in (1, 2, 3)}
+    for prompt, phrase in jobs.values():
+        assert prompt == f"weathered stone, {phrase}", jobs
+    assert len({phrase for _, phrase in jobs.values()}) >= 2  # not one phrase for all
+    # A listed camera is used as it is, nothing placed; world -Y is the turned crate's back.
+    assert c["own_result"] == [["FINISHED"], None]
+    assert c["own_jobs"] == {"project OwnCam": "weathered stone, back view"}
+    assert c["auto_after_own"] == c["auto_cameras"]
+    assert "Select the mesh objects to put cameras around" in c["bad"]["add_nothing"]
+    assert "Select the mesh objects to project onto" in c["bad"]["auto_nothing"]
+    assert "No viewpoint sees the selected meshes" in c["bad"]["unseen"]
+    assert c["cameras_unchanged"]
+
+
 def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_path, backend):
     c = run_scenario("animation", addon_zip, tmp_path, backend)
     assert c["stopped_state"] == "cancelled"
