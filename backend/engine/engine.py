@@ -257,8 +257,6 @@ class Engine:
             plan=job_plan,
         )
         extensions = [*self.extensions, *self.builtin]
-        if job_plan.upscale is not None:
-            sd_upscale.prepare(ctx)  # the script's infotext keys
         reporter.state("generating")
         with conditioners.attached_to_job(ctx, extensions):
             _check_handled(ctx)

@@ -145,7 +145,6 @@ class JobContext:
     # The picture as the runner laid it out (img2img/inpaint; each tile of an SD upscale), so
     # extensions lay their images out the same way.
     canvas: Canvas | None = None
-    inpaint_region: InpaintRegion | None = None
     embeddings: EmbeddingLookup | None = None
     embeddings_used: set[str] = field(default_factory=set)  # for the infotext's TI hashes
     # Encoded prompt schedules per (images, steps, hires pass): passes of one shape reuse them.
@@ -170,6 +169,12 @@ class JobContext:
             self.controls = (
                 [u.unit for u in planned] if planned is not None else list(self.job.controls)
             )
+
+    @property
+    def inpaint_region(self) -> InpaintRegion | None:
+        """ "Only masked" inpainting: the plan's crop box on the canvas, and the canvas size."""
+        layout = self.plan.canvas if self.plan is not None else None
+        return layout.region if layout is not None else None
 
     def state_of(self, cls: type[T]) -> T:
         """The job's instance of an extension's state class, made on first use."""

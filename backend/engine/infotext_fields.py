@@ -88,6 +88,7 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         info.hires_upscaler = job.hires.upscaler
     info.extras.update(regions.infotext(job.regions))
     info.ti_hashes = ti_hashes(ctx)
+    info.extras.update(plan.infotext)  # known before running: the plan's
     for unit in plan.units:  # A1111's ControlNet extension's entries, with the models picked
         if unit.infotext is not None:
             info.controlnets[unit.index] = unit.infotext

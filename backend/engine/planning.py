@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING
 
 from dreamwire import catalog
 from dreamwire.backend import prompts, samplers
+from dreamwire.backend.canvas import layout
+from dreamwire.backend.canvas.layout import CanvasPlan
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job, LoraRef, Region
@@ -105,6 +107,13 @@ class JobPlan:
     units: tuple[PlannedUnit, ...] = ()
     # The checkpoint as the library knows it unloaded, when the units needed it.
     model: ModelOutline | None = None
+    # How an img2img or inpaint job lays its picture out: the size it is resized to, the
+    # outpaint growth, "only masked"'s crop box (canvas/layout.py).
+    canvas: CanvasPlan | None = None
+    # Infotext fields known before running, in the order A1111 adds them to its
+    # extra_generation_params (the SD upscale script's keys, "Masked content"); the units'
+    # "ControlNet N" entries are their own (PlannedUnit.infotext).
+    infotext: tuple[tuple[str, str], ...] = ()
 
     @property
     def total_steps(self) -> int:
@@ -144,9 +153,30 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
         passes = _passes(job)
         for p in passes:
             _check_served(p.mode, family, entry)
-        job_plan = JobPlan(job.mode, family, passes, loras, size, job.seamless)
+        job_plan = JobPlan(
+            job.mode, family, passes, loras, size, job.seamless, canvas=_canvas(job, passes)
+        )
     job_plan = _with_prompts(job_plan, job)
+    job_plan = replace(job_plan, infotext=_infotext(job, job_plan))
     return _with_units(job_plan, job, library, entry, conditioners)
+
+
+def _infotext(job: Job, job_plan: JobPlan) -> tuple[tuple[str, str], ...]:
+    fields: list[tuple[str, str]] = []
+    if job_plan.upscale is not None:
+        from . import sd_upscale
+
+        # The script's keys, as it sets them (before ControlNet adds its own).
+        fields.append((sd_upscale.OVERLAP_KEY, str(job_plan.upscale.grid.overlap)))
+        fields.append((sd_upscale.UPSCALER_KEY, job.upscale.upscaler))
+        if job.seamless != "none":
+            fields.append((sd_upscale.SEAMLESS_KEY, job.seamless))
+    if job.mode is JobMode.INPAINT:
+        from .masked_content import ORIGINAL
+
+        if job.inpaint_fill != ORIGINAL:
+            fields.append(("Masked content", job.inpaint_fill))  # A1111 omits "original"
+    return tuple(fields)
 
 
 def _wants_tile(job_plan: JobPlan, job: Job) -> bool:
@@ -295,6 +325,15 @@ def _prompt_loras(text: str) -> list[LoraRef]:
                 "not run; use a LoRA instead (<lora:name:weight>)",
             )
     return prompts.lora_refs(nets)
+
+
+def _canvas(job: Job, passes: tuple[PlannedPass, ...]) -> CanvasPlan | None:
+    if job.mode is JobMode.IMG2IMG:
+        return layout.img2img(job)
+    if job.mode is JobMode.INPAINT:
+        (only,) = passes
+        return layout.inpaint(job, (only.width, only.height))
+    return None
 
 
 def _passes(job: Job) -> tuple[PlannedPass, ...]:

@@ -248,18 +248,6 @@ def plain(job: Job, library, device, reporter: Reporter) -> JobResult:
 
 
 # -- refine ----------------------------------------------------------------------------------
-def prepare(ctx: JobContext) -> None:
-    """Before the extensions see the job: the script's infotext keys first among the extras
-    (the script sets them before ControlNet adds its own). The job stays as submitted: the
-    tile pass's size (A1111's p.width/p.height, which the infotext reports), the axes it
-    wraps and its tile ControlNet unit (the plan's units) are the plan's (planning.py)."""
-    job = ctx.job
-    ctx.infotext_extra[OVERLAP_KEY] = str(ctx.plan.upscale.grid.overlap)
-    ctx.infotext_extra[UPSCALER_KEY] = job.upscale.upscaler
-    if job.seamless != "none":
-        ctx.infotext_extra[SEAMLESS_KEY] = job.seamless
-
-
 def refine(
     ctx: JobContext, reporter: Reporter, seeds: list[int], subseeds: list[int], extensions
 ) -> list[np.ndarray]:
