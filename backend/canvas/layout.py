@@ -43,7 +43,7 @@ class CanvasPlan:
 
     @property
     def region(self) -> tuple[Box, tuple[int, int]] | None:
-        """ "Only masked": (the crop box, the canvas size), for images laid out on the crop."""
+        """For "only masked": (the crop box, the canvas size), to lay images out on the crop."""
         return None if self.crop is None else (self.crop, self.size)
 
 

@@ -172,7 +172,7 @@ class JobContext:
 
     @property
     def inpaint_region(self) -> InpaintRegion | None:
-        """ "Only masked" inpainting: the plan's crop box on the canvas, and the canvas size."""
+        """The plan's "only masked" crop box on the canvas, and the canvas size."""
         layout = self.plan.canvas if self.plan is not None else None
         return layout.region if layout is not None else None
 
