@@ -184,10 +184,13 @@ def _ip_encoder(query: UnitQuery, unit, info, where) -> ip_adapter_files.Encoder
 
 def check_loaded(planned: Sequence[PlannedUnit], model) -> None:
     """What an IP-Adapter unit needs of the loaded UNet module, checked once it has loaded
-    and before anything attaches. These two stay at load time: the cross-attention layer
-    count is read from the module's attention processors (a checkpoint's module, not its
-    config, is what the adapter's weights go into), and `encoder_hid_proj` is module state
-    (a projection already in place), which no config file records."""
+    and before anything attaches (its width is checked at plan time, check_compatible).
+    These two stay at load time: `encoder_hid_proj` is module state (a projection already
+    in place), which no config file records; and the cross-attention layer count is what
+    ip_adapter_files.mismatch counts in the module's attention processors, the exact
+    places the adapter's weights go. That count follows from the config too (attention
+    blocks x transformer_layers_per_block), but no test yet holds the two equal for every
+    layout, so it is counted where it is sure."""
     unet = model.components["unet"]
     for r in planned:
         where = f"control unit {r.index} ({r.unit.type})"
