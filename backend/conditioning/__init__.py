@@ -18,8 +18,9 @@ by name):
   redux_conditioner         Flux Redux: a Flux model's reference units as SigLIP image tokens
                             after T5's prompt tokens (redux_files.py, redux_window.py)
 
-The three unit kinds share the resolution of a job's control units to files
-(unit_resolution.py; the file's info class, unit_file.py, says which kind runs it), the
+The unit kinds share the resolution of a job's control units to files at plan time
+(unit_resolution.py, which the ControlNet conditioner offers the engine as its UnitPlanner;
+the file's info class, unit_file.py, says which kind runs it), the
 control images (units.py, control_image.py, on_canvas.py, preprocess.py), the start/end
 window clock (window.py), the loaded-model cache of ControlNets and T2I-Adapters
 (net_cache.py), the infotext entries (unit_infotext.py), and the original (LDM) UNet module

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from dreamwire.backend.families import Reference, spec_for
+from dreamwire.backend.library.denoiser_config import denoiser_config
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
@@ -209,7 +210,8 @@ def _family_configs(library) -> dict[str, list[dict]]:
 
     out: dict[str, list[dict]] = {}
     for entry in library.entries("checkpoint"):
-        cfg = _denoiser_config(entry, catalog)
+        denoiser = spec_for(catalog.family_of(entry.arch)).denoiser  # "unet" or "transformer"
+        cfg = denoiser_config(entry, denoiser)
         if cfg is None:
             continue
         slim = {k: cfg[k] for k in _SHAPE_KEYS if k in cfg}
@@ -217,24 +219,6 @@ def _family_configs(library) -> dict[str, list[dict]]:
         if slim not in bucket:
             bucket.append(slim)
     return out
-
-
-def _denoiser_config(entry, catalog) -> dict | None:
-    path = Path(entry.path)
-    denoiser = spec_for(catalog.family_of(entry.arch)).denoiser  # "unet" or "transformer"
-    candidates = [path / denoiser / "config.json"] if path.is_dir() else []
-    arch = entry.arch or ""
-    for name in (arch, arch.split("-in")[0], arch.removesuffix("-ip2p").removesuffix("-depth")):
-        try:
-            candidates.append(catalog.config_dir(name) / denoiser / "config.json")
-        except KeyError:
-            continue
-    for cfg_path in candidates:
-        try:
-            return json.loads(cfg_path.read_text())
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 def _inspect(path: Path, name: str):

@@ -4,46 +4,46 @@ second pass gets the control images at the larger size), handed to the pipeline 
 `controlnet` component, which makes the pass run the family's ControlNet pipeline.
 
 The ControlNet folders also hold the T2I-Adapters and IP-Adapters, so this conditioner
-answers for the folders as a whole: the control types they can serve (the welcome) and
-whether a unit of a type would find a file (SD upscale's tile unit).
+answers for the folders as a whole: the control types they can serve (the welcome), whether
+a unit of a type would find a file (SD upscale's tile unit), and, as the engine's
+UnitPlanner, which file runs each unit of a job when the job is planned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
 from dreamwire.backend.engine.hooks import JobContext, PassPart
+from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitPlanner, UnitQuery
 from dreamwire.backend.families import spec_for
+from dreamwire.shared.job import ControlUnit
 
 from . import flux_controlnet, union, units
-from .controlnet_files import ControlNetInfo
 from .flux_control_stack import FluxControlStack
 from .net_cache import NetCache
 from .observer import CONTROLNET, StackObserver
 from .unit_resolution import (
-    ResolvedUnit,
     UnitConditioner,
     hires_pass,
     offers,
     pass_image,
     pick,
+    plan_units,
 )
 
 
-class ControlNetConditioner(UnitConditioner):
+class ControlNetConditioner(UnitConditioner, UnitPlanner):
     name = "conditioning.controlnet"
-    runs = ControlNetInfo
+    kind = CONTROLNET
 
     def __init__(self, nets: NetCache, observer: StackObserver | None = None):
         super().__init__(observer)
         self.nets = nets  # shared with the T2I-Adapter conditioner
 
     @contextmanager
-    def attach(
-        self, ctx: JobContext, resolved: list[ResolvedUnit], mode: str
-    ) -> Iterator[PassPart]:
+    def attach(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str) -> Iterator[PassPart]:
         job, model = ctx.job, ctx.model
         controlnets = spec_for(model.family).controlnets
         if controlnets.model_class == flux_controlnet.MODEL_CLASS:
@@ -73,7 +73,7 @@ class ControlNetConditioner(UnitConditioner):
         # The stack is the pass's own pipeline component: nothing to restore after it.
         yield PassPart({"controlnet": stack}, call, stack.clock.step_hook)
 
-    def _flux_pass(self, ctx: JobContext, resolved: list[ResolvedUnit], mode: str, controlnets):
+    def _flux_pass(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str, controlnets):
         """Flux: one FluxControlNetModel call per unit (flux_control_stack.py), the units'
         Union modes from the family spec's table."""
         nets, stack_units, images, modes = [], [], [], []
@@ -110,5 +110,9 @@ class ControlNetConditioner(UnitConditioner):
 
         return control_capabilities(library, pick)
 
-    def offers_control(self, ctx: JobContext, kind: str) -> bool:
-        return offers(ctx, kind)
+    def offers_control(self, query: UnitQuery, kind: str) -> bool:
+        return offers(query, kind)
+
+    def plan_units(self, query: UnitQuery, units: Sequence[ControlUnit]) -> tuple[PlannedUnit, ...]:
+        """Every control unit of the job, whatever kind runs it (unit_resolution.py)."""
+        return plan_units(query, units)

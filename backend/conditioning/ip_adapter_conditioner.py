@@ -1,5 +1,5 @@
 """IP-Adapters (plain, plus, Style/Composition) as a conditioner: the job's IP-Adapter units
-(unit_resolution.py), loaded into the UNet at the job's first pass (it needs the picture as
+(planned by unit_resolution.py), loaded into the UNet at the job's first pass (it needs the picture as
 the runner laid it out) and kept for the job (every pass reads the same reference), the
 start/end window followed per pass by the step hook; the UNet is restored after the job
 (ip_adapter.py)."""
@@ -14,23 +14,24 @@ from typing import Any
 
 from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import JobContext, PassPart
+from dreamwire.backend.engine.unit_planning import PlannedUnit
 
 from . import control_image, ip_adapter, ip_adapter_blocks, ip_adapter_files, on_canvas, units
 from .files import mtime
 from .ip_adapter_files import IPAdapterInfo
 from .observer import IP_ADAPTER, StackObserver
-from .unit_resolution import ResolvedUnit, UnitConditioner
+from .unit_resolution import UnitConditioner, check_loaded
 
 
 @dataclass
 class IPAdapterJob:
-    units: list[ResolvedUnit]
+    units: list[PlannedUnit]
     stack: ip_adapter.IPAdapterStack | None = None  # made at the job's first pass
 
 
 class IPAdapterConditioner(UnitConditioner):
     name = "conditioning.ip_adapter"
-    runs = IPAdapterInfo
+    kind = IP_ADAPTER
 
     def __init__(self, cache_size: int = 2, observer: StackObserver | None = None):
         super().__init__(observer)
@@ -39,7 +40,10 @@ class IPAdapterConditioner(UnitConditioner):
 
     def resolve(self, ctx: JobContext) -> IPAdapterJob | None:
         mine = super().resolve(ctx)
-        return IPAdapterJob(mine) if mine else None
+        if not mine:
+            return None
+        check_loaded(mine, ctx.model)  # the loaded UNet's share of the checks
+        return IPAdapterJob(mine)
 
     @contextmanager
     def attach_job(self, ctx: JobContext, job: IPAdapterJob) -> Iterator[None]:
@@ -61,7 +65,7 @@ class IPAdapterConditioner(UnitConditioner):
     def _cached(self, key: tuple, make):
         return self._cache.get(key, make)[0]
 
-    def _stack(self, ctx: JobContext, resolved: list[ResolvedUnit]) -> ip_adapter.IPAdapterStack:
+    def _stack(self, ctx: JobContext, resolved: list[PlannedUnit]) -> ip_adapter.IPAdapterStack:
         dev = ctx.device
         ip_units = []
         for i, r in enumerate(resolved):

@@ -7,12 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from dreamwire.backend.caching import BoundedCache
+from dreamwire.backend.families import spec_for
 
 from . import controlnet_files
 from .controlnet_files import ControlNetInfo
 from .files import mtime
 from .t2i_adapter import AdapterInfo
-from .unit_resolution import denoiser_config
+
+
+def denoiser_config(model) -> dict:
+    """The loaded base model's UNet or transformer config: what a ControlNet file that
+    carries no config of its own is built to mirror."""
+    return dict(model.components[spec_for(model.family).denoiser].config)
 
 
 class NetCache:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-# Stack kinds, as an observer is told them.
+# Stack kinds, as an observer is told them; also the kinds of the planned units
+# (engine.unit_planning.PlannedUnit.kind), which say which conditioner runs a unit.
 CONTROLNET = "controlnet"
 T2I_ADAPTER = "t2i_adapter"
 IP_ADAPTER = "ip_adapter"
+REDUX = "redux"
 
 
 class StackObserver(Protocol):

@@ -1,5 +1,5 @@
 """Flux Redux as a conditioner: the reference units of a Flux.1 job (the family spec's
-`reference` is Redux; unit_resolution.py resolves them to a ReduxInfo and its SigLIP).
+`reference` is Redux; unit_resolution.py plans them as a ReduxInfo and its SigLIP).
 
 Per unit, once per job (every pass reads the same reference), diffusers'
 FluxPriorReduxPipeline computation: the SigLIP image processor, SiglipVisionModel's
@@ -25,25 +25,26 @@ from PIL import Image
 
 from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import JobContext, PassPart
+from dreamwire.backend.engine.unit_planning import PlannedUnit
 from dreamwire.backend.families import spec_for
 
 from . import control_image, on_canvas, redux_files
 from .files import mtime
-from .observer import StackObserver
+from .observer import REDUX, StackObserver
 from .redux_files import ReduxInfo, SiglipFile
 from .redux_window import TokenWindows
-from .unit_resolution import ResolvedUnit, UnitConditioner
+from .unit_resolution import UnitConditioner
 
 
 @dataclass
 class ReduxJob:
-    units: list[ResolvedUnit]
+    units: list[PlannedUnit]
     tokens: list[torch.Tensor] | None = None  # per unit, weighted; made at the first pass
 
 
 class ReduxConditioner(UnitConditioner):
     name = "conditioning.redux"
-    runs = ReduxInfo
+    kind = REDUX
 
     def __init__(self, cache_size: int = 2, observer: StackObserver | None = None):
         super().__init__(observer)
@@ -70,7 +71,7 @@ class ReduxConditioner(UnitConditioner):
     def _cached(self, key: tuple, make):
         return self._cache.get(key, make)[0]
 
-    def _tokens(self, ctx: JobContext, i: int, r: ResolvedUnit) -> torch.Tensor:
+    def _tokens(self, ctx: JobContext, i: int, r: PlannedUnit) -> torch.Tensor:
         info, enc = r.info, r.encoder
         assert isinstance(info, ReduxInfo) and isinstance(enc, SiglipFile)
         dev = ctx.device

@@ -211,8 +211,9 @@ def image_processor(enc: SiglipFile):
     )
 
 
-def resolve_unit(ctx, unit, where: str) -> tuple[ReduxInfo, SiglipFile]:
-    """A Flux reference unit's Redux file and SigLIP encoder, checked against the model."""
+def resolve_unit(query, unit, where: str) -> tuple[ReduxInfo, SiglipFile]:
+    """A Flux reference unit's Redux file and SigLIP encoder, checked against the model
+    (`query`: engine.unit_planning.UnitQuery, the transformer's config read from files)."""
     from .ip_adapter_files import PREPROCESSORS
 
     if unit.type != "ip-adapter":
@@ -227,9 +228,9 @@ def resolve_unit(ctx, unit, where: str) -> tuple[ReduxInfo, SiglipFile]:
             f"{where}: preprocessor {unit.preprocessor!r} is not a reference one; known: "
             f"{', '.join(p for p in PREPROCESSORS if p)}",
         )
-    t5_width = int(ctx.model.components["transformer"].config.joint_attention_dim)
-    info = pick_redux(ctx.library, unit.model, t5_width, where)
-    return info, pick_siglip(ctx.library, info, where)
+    t5_width = int(query.model.denoiser_config["joint_attention_dim"])
+    info = pick_redux(query.library, unit.model, t5_width, where)
+    return info, pick_siglip(query.library, info, where)
 
 
 def served(library) -> tuple[str | None, str]:

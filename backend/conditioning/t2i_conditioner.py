@@ -10,27 +10,26 @@ from contextlib import contextmanager
 from functools import partial
 
 from dreamwire.backend.engine.hooks import JobContext, PassPart
+from dreamwire.backend.engine.unit_planning import PlannedUnit
 
 from . import t2i_adapter, units
 from .adapter_stack import AdapterStack
 from .net_cache import NetCache
 from .observer import T2I_ADAPTER, StackObserver
 from .t2i_adapter import AdapterInfo
-from .unit_resolution import ResolvedUnit, UnitConditioner, hires_pass, pass_image
+from .unit_resolution import UnitConditioner, hires_pass, pass_image
 
 
 class T2IAdapterConditioner(UnitConditioner):
     name = "conditioning.t2i_adapter"
-    runs = AdapterInfo
+    kind = T2I_ADAPTER
 
     def __init__(self, nets: NetCache, observer: StackObserver | None = None):
         super().__init__(observer)
         self.nets = nets  # shared with the ControlNet conditioner
 
     @contextmanager
-    def attach(
-        self, ctx: JobContext, resolved: list[ResolvedUnit], mode: str
-    ) -> Iterator[PassPart]:
+    def attach(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str) -> Iterator[PassPart]:
         job, model = ctx.job, ctx.model
         hires = hires_pass(ctx, mode)
         infos = [r.info for r in resolved if isinstance(r.info, AdapterInfo)]

@@ -1,4 +1,5 @@
-"""The ControlNet extension's infotext entries for the units a job ran.
+"""The ControlNet extension's infotext entries for the units a job runs (each planned
+unit's `infotext`, made when the job is planned).
 
 One `ControlNet <i>` entry per unit (ControlNets, T2I-Adapters and Union models alike, as
 the A1111 extension lists them all as ControlNet models), with the model actually used,
@@ -26,7 +27,6 @@ from dreamwire.shared.infotext_controlnet import (
     ControlNetEntry,
     model_title,
     thresholds,
-    unit_key,
 )
 from dreamwire.shared.job import ControlUnit, Job
 
@@ -87,9 +87,3 @@ def _processor_res(unit: ControlUnit, job: Job, module: str) -> int:
     if image is None:
         return DEFAULT_PROCESSOR_RES
     return int(min(image.shape[:2]))
-
-
-def fields(resolved, job: Job) -> dict[str, str]:
-    """{"ControlNet 0": "Module: ..., ...", ...} for ctx.infotext_extra; `resolved` is the
-    job's resolved units (unit_resolution.ResolvedUnit: the unit, the file it runs)."""
-    return {unit_key(i): entry(r.unit, r.info, job).to_text() for i, r in enumerate(resolved)}

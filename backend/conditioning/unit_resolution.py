@@ -1,24 +1,26 @@
-"""Which file serves each control unit of a job, resolved once for all three kinds.
+"""Which file serves each control unit of a job, resolved at plan time for every kind.
 
 ControlNets, T2I-Adapters and IP-Adapters share the ControlNet folders, and a unit's type
 does not say which kind serves it (a depth unit may pick a T2I-Adapter, a type without a
 ControlNet of its own a Union model). So the units are resolved here, in the job's order,
-once per job (the first of the three conditioners to ask does it; the others read the same
-list): each unit's file is found (named, or picked for the base model), checked against the
-base model before anything loads, and written to the infotext as A1111's ControlNet
-extension writes it ("ControlNet N", every kind in one numbering). The info's class then
-says which conditioner runs the unit.
+when the engine plans the job (`plan_units`, the engine's UnitPlanner seam, before any model
+loads): each unit's file is found (named, or picked for the base model), checked against the
+base model's denoiser config as the library reads it from files, and given its infotext
+entry as A1111's ControlNet extension writes it ("ControlNet N", every kind in one
+numbering). The planned unit's `kind` says which conditioner runs it; each conditioner
+takes its kind's units from the plan (`UnitConditioner.resolve`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import Conditioner, JobContext
+from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitQuery
 from dreamwire.backend.families import Reference, spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
@@ -35,14 +37,22 @@ from . import (
     unit_infotext,
     units,
 )
-from .controlnet_files import AnyUnitFile
+from .controlnet_files import AnyUnitFile, ControlNetInfo
 from .files import library_entries, mtime
 from .ip_adapter_files import IPAdapterInfo
-from .observer import NoObserver, StackObserver
+from .observer import CONTROLNET, IP_ADAPTER, REDUX, T2I_ADAPTER, NoObserver, StackObserver
+from .redux_files import ReduxInfo
 from .t2i_adapter import AdapterInfo
 
 log = logging.getLogger("dreamwire.conditioning")
 
+# Which conditioner runs a unit, by the class of its file (PlannedUnit.kind).
+_KINDS = (
+    (ControlNetInfo, CONTROLNET),
+    (AdapterInfo, T2I_ADAPTER),
+    (IPAdapterInfo, IP_ADAPTER),
+    (ReduxInfo, REDUX),
+)
 
 # What each file in the ControlNet folders is (read from its header): small, but one per
 # file ever seen.
@@ -53,49 +63,22 @@ def inspect_cached(path: Path, name: str) -> AnyUnitFile:
     return _INFO.get((str(path), mtime(path)), lambda: controlnet_files.inspect(path, name))[0]
 
 
-@dataclass
-class ResolvedUnit:
-    unit: ControlUnit
-    info: AnyUnitFile  # its class says the kind: ControlNetInfo, AdapterInfo, IPAdapterInfo
-    # The image encoder: an IP-Adapter's CLIP, Flux Redux's SigLIP.
-    encoder: ip_adapter_files.EncoderFile | redux_files.SiglipFile | None = None
-
-
-@dataclass
-class ResolvedUnits:
-    """The job's units resolved (JobContext.state_of), shared by the three unit kinds."""
-
-    units: list[ResolvedUnit] | None = None
-
-
-def resolve_units(ctx) -> list[ResolvedUnit]:
-    """The job's control units with their files, resolved on the first call of a job."""
-    state = ctx.state_of(ResolvedUnits)
-    if state.units is None:
-        state.units = _resolve(ctx) if ctx.controls else []
-        if state.units:
-            ctx.handled.add("controls")
-            # The A1111 ControlNet extension's "ControlNet N" entries, with the models picked.
-            ctx.infotext_extra.update(unit_infotext.fields(state.units, ctx.job))
-    return state.units
+def kind_of(info) -> str:
+    return next(kind for cls, kind in _KINDS if isinstance(info, cls))
 
 
 class UnitConditioner(Conditioner):
-    """The conditioner of one kind of control unit: it runs the job's units whose file is a
-    `runs` (ControlNetInfo, AdapterInfo or IPAdapterInfo); `observer` is told its stacks."""
+    """The conditioner of one kind of control unit: it runs the plan's units of its `kind`
+    (CONTROLNET, T2I_ADAPTER, IP_ADAPTER or REDUX); `observer` is told its stacks."""
 
-    runs: ClassVar[type]
+    kind: ClassVar[str]
 
     def __init__(self, observer: StackObserver | None = None):
         self.observer: StackObserver = observer or NoObserver()
 
-    def resolve(self, ctx: JobContext) -> list[ResolvedUnit] | None:
-        return [r for r in resolve_units(ctx) if isinstance(r.info, self.runs)] or None
-
-
-def denoiser_config(model) -> dict:
-    """The base model's UNet or transformer config: what its ControlNets must match."""
-    return dict(model.components[spec_for(model.family).denoiser].config)
+    def resolve(self, ctx: JobContext) -> list[PlannedUnit] | None:
+        mine = ctx.plan.units_of(self.kind) if ctx.plan is not None else ()
+        return list(mine) or None
 
 
 # Which Support flag (families/spec.py) a unit's file needs beyond `controlnet` (checked at
@@ -111,17 +94,19 @@ def _check_family_runs(info, family: str, where: str) -> None:
             raise DreamwireError(refusal.code, f"{where}: {info.name}: {refusal.message}")
 
 
-def _resolve(ctx) -> list[ResolvedUnit]:
-    model = ctx.model
-    unet_config = denoiser_config(model)
-    available = library_entries(ctx.library, "controlnet")
+def plan_units(query: UnitQuery, controls: Sequence[ControlUnit]) -> tuple[PlannedUnit, ...]:
+    """`controls` resolved to their files for `query.model`, in order, every check made."""
+    model = query.model
+    unet_config = dict(model.denoiser_config)
+    available = library_entries(query.library, "controlnet")
     redux = spec_for(model.family).reference is Reference.REDUX
-    resolved = []
-    for i, unit in enumerate(ctx.controls):
+    planned = []
+    for i, unit in enumerate(controls):
         where = f"control unit {i} ({unit.type})"
         units.check_image(unit, where)
         if redux and unit.type in ip_adapter_blocks.TYPES:  # the family's reference kind
-            resolved.append(ResolvedUnit(unit, *redux_files.resolve_unit(ctx, unit, where)))
+            info, encoder = redux_files.resolve_unit(query, unit, where)
+            planned.append(_planned(i, unit, info, encoder, query))
             continue
         if unit.model:
             path = available.get(unit.model) or available.get(strip_suffix(unit.model))
@@ -147,16 +132,30 @@ def _resolve(ctx) -> list[ResolvedUnit]:
                 f"{where}: control mode {unit.control_mode!r} (A1111's soft injection into a "
                 "UNet's residuals) has no Flux meaning; use balanced",
             )
-        encoder = _ip_encoder(ctx, unit, info, where)
+        encoder = _ip_encoder(query, unit, info, where)
         if info.type is not None and info.type != ip_adapter_blocks.file_type(unit.type):
             # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
             log.info("%s: using %s, a %s ControlNet", where, info.name, info.type)
-        resolved.append(ResolvedUnit(unit, info, encoder))
-    return resolved
+        planned.append(_planned(i, unit, info, encoder, query))
+    return tuple(planned)
 
 
-def _ip_encoder(ctx, unit, info, where) -> ip_adapter_files.EncoderFile | None:
-    """IP-Adapter units: the adapter fits the UNet and its CLIP encoder is there."""
+def _planned(i: int, unit: ControlUnit, info, encoder, query: UnitQuery) -> PlannedUnit:
+    return PlannedUnit(
+        index=i,
+        unit=unit,
+        kind=kind_of(info),
+        name=info.name,
+        path=Path(info.path),
+        info=info,
+        encoder=encoder,
+        infotext=unit_infotext.entry(unit, info, query.job),
+    )
+
+
+def _ip_encoder(query: UnitQuery, unit, info, where) -> ip_adapter_files.EncoderFile | None:
+    """IP-Adapter units: the adapter fits the UNet's config and its CLIP encoder is there.
+    What needs the loaded UNet module is checked when it has loaded (check_loaded)."""
     is_ip = isinstance(info, IPAdapterInfo)
     if (unit.type in ip_adapter_blocks.TYPES) != is_ip:
         raise DreamwireError(
@@ -176,25 +175,38 @@ def _ip_encoder(ctx, unit, info, where) -> ip_adapter_files.EncoderFile | None:
             f"{where}: preprocessor {unit.preprocessor!r} is not an IP-Adapter one; known: "
             f"{', '.join(p for p in ip_adapter_files.PREPROCESSORS if p)}",
         )
-    unet = ctx.model.components["unet"]
     # A Style/Composition map with no block in this UNet fails here, before any step.
-    ip_adapter_blocks.block_factors(unit.type, ctx.model.family, unet.config)
-    problems = ip_adapter_files.mismatch(info.ip_adapter, unet)
-    if problems:
-        raise DreamwireError(
-            ErrorCode.MODEL_MISMATCH,
-            f"{where}: IP-Adapter {info.name} does not fit {ctx.model.name} "
-            f"({'; '.join(problems)})",
-        )
-    if unet.encoder_hid_proj is not None:
-        raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED,
-            f"{where}: {ctx.model.name}'s UNet already projects its encoder states; "
-            "IP-Adapters are not supported on it",
-        )
-    library = ctx.library
+    ip_adapter_blocks.block_factors(unit.type, query.model.family, query.model.denoiser_config)
+    library = query.library
     roots = getattr(library, "roots", []) if library is not None else []
     return ip_adapter_files.pick_encoder(info.ip_adapter, info.name, roots, unit.preprocessor)
+
+
+def check_loaded(planned: Sequence[PlannedUnit], model) -> None:
+    """What an IP-Adapter unit needs of the loaded UNet module, checked once it has loaded
+    and before anything attaches (its width is checked at plan time, check_compatible).
+    These two stay at load time: `encoder_hid_proj` is module state (a projection already
+    in place), which no config file records; and the cross-attention layer count is what
+    ip_adapter_files.mismatch counts in the module's attention processors, the exact
+    places the adapter's weights go. That count follows from the config too (attention
+    blocks x transformer_layers_per_block), but no test yet holds the two equal for every
+    layout, so it is counted where it is sure."""
+    unet = model.components["unet"]
+    for r in planned:
+        where = f"control unit {r.index} ({r.unit.type})"
+        problems = ip_adapter_files.mismatch(r.info.ip_adapter, unet)
+        if problems:
+            raise DreamwireError(
+                ErrorCode.MODEL_MISMATCH,
+                f"{where}: IP-Adapter {r.info.name} does not fit {model.name} "
+                f"({'; '.join(problems)})",
+            )
+        if unet.encoder_hid_proj is not None:
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"{where}: {model.name}'s UNet already projects its encoder states; "
+                "IP-Adapters are not supported on it",
+            )
 
 
 def pick(kind, available, unet_config, model, where) -> AnyUnitFile:
@@ -255,12 +267,12 @@ def unions(kind, available, unet_config, model, where) -> list:
     return found
 
 
-def offers(ctx, kind: str) -> bool:
-    """Whether a `kind` unit naming no model would find a file for ctx's model."""
-    available = library_entries(ctx.library, "controlnet")
-    unet_config = denoiser_config(ctx.model)
+def offers(query: UnitQuery, kind: str) -> bool:
+    """Whether a `kind` unit naming no model would find a file for the query's model."""
+    available = library_entries(query.library, "controlnet")
+    unet_config = dict(query.model.denoiser_config)
     try:
-        pick(kind, available, unet_config, ctx.model, f"{kind} unit")
+        pick(kind, available, unet_config, query.model, f"{kind} unit")
     except DreamwireError:
         return False
     return True
@@ -272,7 +284,7 @@ def hires_pass(ctx, mode: str) -> bool:
     return job.hires is not None and job.mode is JobMode.TXT2IMG and mode == JobMode.IMG2IMG
 
 
-def pass_image(ctx, r: ResolvedUnit):
+def pass_image(ctx, r: PlannedUnit):
     """The unit's control image at the pass size, on the pass's device and dtype."""
     return units.control_tensor(
         r.unit, ctx.job, ctx.width, ctx.height, r.info, ctx.inpaint_region, ctx.canvas

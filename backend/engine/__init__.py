@@ -3,7 +3,11 @@
 Modules, one job each, in the order a job meets them:
   engine            the public object: models, device, conditioners, `run`
   planning          the job planned before anything loads (pure): mode, passes, sizes, LoRAs,
-                    regions, whether a pass composes its prompt; every early refusal
+                    regions, whether a pass composes its prompt, the control units with their
+                    files and windows, the canvas, the infotext fields known before running;
+                    every early refusal
+  unit_planning     the seam through which the injected conditioning plans control units
+                    (UnitPlanner, PlannedUnit, ModelOutline)
   family_support    a job's features checked against its family's Support flags
   admission         admission by memory: a job's peak against what is free; host_memory
                     reads the RAM left to this process
@@ -37,8 +41,8 @@ Modules, one job each, in the order a job meets them:
   conditioners      the job's conditioners resolved and attached around the job and each
                     pass; the pass's pipeline class chosen from what they add
 
-Pixel operations shared with the conditioners (masks, the outpaint canvas) live in
-backend/canvas. Conditioners are passed in by whoever builds the Engine
+Pixel operations shared with the conditioners (masks, the outpaint canvas, the planned
+layout) live in backend/canvas. Conditioners are passed in by whoever builds the Engine
 (backend/cli/engine_options.py); this package never imports backend.conditioning. The engine
 appends its own (composition.builtin(): regions, AND prompts) after them.
 """

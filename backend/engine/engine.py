@@ -232,8 +232,9 @@ class Engine:
             self._running_needs = []
 
     def _run(self, job, on_progress, should_cancel) -> JobResult:
-        # Every refusal that needs no model, before anything loads (planning.py).
-        job_plan = planning.plan(job, self.library)
+        # Every refusal that needs no model, before anything loads (planning.py): the
+        # control units too, through the injected UnitPlanner.
+        job_plan = planning.plan(job, self.library, self.extensions)
         self._running_needs = self.check_memory(job)  # run() forgets it at the end
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
@@ -260,8 +261,6 @@ class Engine:
             plan=job_plan,
         )
         extensions = [*self.extensions, *self.builtin]
-        if job_plan.upscale is not None:
-            sd_upscale.prepare(ctx, extensions)  # the tile ControlNet, infotext keys
         reporter.state("generating")
         with conditioners.attached_to_job(ctx, extensions):
             _check_handled(ctx)
@@ -286,15 +285,9 @@ def _upscaler_names(library) -> list[str]:
 
 
 def _check_handled(ctx: JobContext) -> None:
-    """A job asking for ControlNet or LoRA that no conditioner took on must not silently run
-    without them."""
+    """A job asking for LoRA that no conditioner took on must not silently run without it
+    (control units: planning refuses them without a UnitPlanner)."""
     job = ctx.job
-    if ctx.controls and "controls" not in ctx.handled:
-        raise DreamwireError(
-            ErrorCode.CONTROLNET_NOT_FOUND,
-            "this backend has no ControlNet support loaded",
-            job.job_id,
-        )
     if job.loras and "loras" not in ctx.handled:
         raise DreamwireError(
             ErrorCode.LORA_NOT_FOUND, "this backend has no LoRA support loaded", job.job_id

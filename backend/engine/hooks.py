@@ -10,9 +10,10 @@ conditioning (LoRA, embeddings, ControlNet, T2I-Adapter, IP-Adapter), and the ty
 
 Whoever builds an Engine passes its conditioners in (the CLI and the server pass
 `dreamwire.backend.conditioning.engine_extensions()`); the engine never imports the packages
-that implement them. `conditioners.py` drives them: every one resolves before anything is
-attached, and every context exits (restoring exactly) even when the job fails or is
-cancelled, so cached models never keep a job's patches.
+that implement them. One of them may also be the `UnitPlanner` (unit_planning.py) that
+resolves a job's control units when the job is planned. `conditioners.py` drives them: every
+one resolves before anything is attached, and every context exits (restoring exactly) even
+when the job fails or is cancelled, so cached models never keep a job's patches.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .loader import LoadedModel
 
 if TYPE_CHECKING:
     from .planning import JobPlan
+    from .unit_planning import UnitQuery
 
 # Called after every denoising step as hook(ctx, pipe, step, total, tensors); a returned dict
 # updates the pipeline's callback tensors (e.g. swap prompt_embeds).
@@ -143,28 +145,36 @@ class JobContext:
     # The picture as the runner laid it out (img2img/inpaint; each tile of an SD upscale), so
     # extensions lay their images out the same way.
     canvas: Canvas | None = None
-    inpaint_region: InpaintRegion | None = None
     embeddings: EmbeddingLookup | None = None
     embeddings_used: set[str] = field(default_factory=set)  # for the infotext's TI hashes
     # Encoded prompt schedules per (images, steps, hires pass): passes of one shape reuse them.
     prompt_cache: dict[tuple, Any] = field(default_factory=dict)
     plan: JobPlan | None = None  # what planning.plan laid out before anything loaded
-    # The units the passes run: the job's, plus those the engine adds (an SD upscale's tile
-    # ControlNet, sd_upscale.prepare). None when made: the job's own.
+    # The units the passes run: the plan's (the job's, plus an SD upscale's tile unit).
+    # None when made: the plan's when there is one, else the job's own.
     controls: list[ControlUnit] | None = None
-    handled: set[str] = field(default_factory=set)  # "controls", "loras" once applied
+    handled: set[str] = field(default_factory=set)  # "loras" once applied
     step_hooks: StepHooks = field(default_factory=StepHooks)
     infotext_extra: dict[str, str] = field(default_factory=dict)  # e.g. "Lora hashes"
     # What each conditioner resolved for this job (only those with something to do), in the
     # order they were handed to the engine.
     resolved: dict[Conditioner, Any] = field(default_factory=dict)
     # State that several conditioners share for this job, by its class (state_of): e.g. the
-    # control units resolved to files, which three kinds split between them.
+    # pass's region filters, which regions and AND prompts both read.
     extension_state: dict[type, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.controls is None:
-            self.controls = list(self.job.controls)
+            planned = self.plan.units if self.plan is not None else None
+            self.controls = (
+                [u.unit for u in planned] if planned is not None else list(self.job.controls)
+            )
+
+    @property
+    def inpaint_region(self) -> InpaintRegion | None:
+        """The plan's "only masked" crop box on the canvas, and the canvas size."""
+        layout = self.plan.canvas if self.plan is not None else None
+        return layout.region if layout is not None else None
 
     def state_of(self, cls: type[T]) -> T:
         """The job's instance of an extension's state class, made on first use."""
@@ -204,6 +214,7 @@ class Conditioner(ABC):
         """Keys this kind adds to the welcome (e.g. the control types it can serve)."""
         return {}
 
-    def offers_control(self, ctx: JobContext, kind: str) -> bool:
-        """Whether a `kind` control unit naming no model would find one for ctx's model."""
+    def offers_control(self, query: UnitQuery, kind: str) -> bool:
+        """Whether a `kind` control unit naming no model would find a file for the query's
+        model (asked at plan time, before it loads: SD upscale's tile unit)."""
         return False

@@ -2,8 +2,8 @@
 
 shared/infotext.py formats and parses the text (and knows A1111's key order); this module
 decides which fields a job produces, with A1111's names and spellings, so other tools
-read them back. Extensions add their own fields (Lora hashes, ControlNet units) through
-`ctx.infotext_extra`.
+read them back. The control units' entries come with the plan's units; extensions add
+their own fields (Lora hashes) through `ctx.infotext_extra`.
 """
 
 from __future__ import annotations
@@ -88,6 +88,10 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         info.hires_upscaler = job.hires.upscaler
     info.extras.update(regions.infotext(job.regions))
     info.ti_hashes = ti_hashes(ctx)
+    info.extras.update(plan.infotext)  # known before running: the plan's
+    for unit in plan.units:  # A1111's ControlNet extension's entries, with the models picked
+        if unit.infotext is not None:
+            info.controlnets[unit.index] = unit.infotext
     for key, value in ctx.infotext_extra.items():
         if key == "Lora hashes":
             info.lora_hashes = parse_hashes(value)

@@ -75,3 +75,17 @@ def load_pipeline(library, entry: ModelEntry, dtype):
 
 def load_vae(library, entry: ModelEntry, for_arch: str | None, dtype):
     return library.load_vae(entry, for_arch=for_arch, torch_dtype=dtype)
+
+
+def denoiser_config(entry: ModelEntry, component: str) -> dict | None:
+    """The checkpoint's UNet or transformer config, read from files without loading."""
+    from dreamwire.backend.library.denoiser_config import denoiser_config as read
+
+    return read(entry, component)
+
+
+def require_arch(entry: ModelEntry) -> str:
+    """Its architecture, or loading's refusal (unknown, unreadable)."""
+    from dreamwire.backend.library.loading import require_arch as check
+
+    return check(entry)

@@ -1,34 +1,56 @@
-"""A job planned before anything loads: `plan(job, library) -> JobPlan`.
+"""A job planned before anything loads: `plan(job, library, conditioners) -> JobPlan`.
 
-A pure function of the job and what the library's scan already knows (names, headers): no
-model is loaded and no tensor made. It raises every refusal it can see that early (the job's
-own fields, the sampler, upscaler and LoRA names, hypernetworks) and lays out what the run
-will do: the mode, the family of the model, the passes with their sizes and sampling steps,
-the LoRAs with their multipliers, the size and seamless axes the passes run at. The runner
-and the extensions take these from the plan instead of working them out again.
+A pure function of the job and what the library already knows from files (names, headers,
+the catalog's configs): no model is loaded and no tensor made. It raises every refusal it
+can see that early (the job's own fields, the sampler, upscaler and LoRA names,
+hypernetworks, a mode the family cannot run, every control unit that cannot run, an empty
+mask) and lays out what the run will do, typed:
+
+- the mode, the family of the model, the passes with their sizes and sampling steps, the
+  size and seamless axes the passes run at;
+- the LoRAs with their multipliers; the regions and whether a pass composes its prompt;
+- the control units (`units`, engine/unit_planning.py): each resolved to its file, checked
+  against the checkpoint's denoiser config as the library reads it from files
+  (`ModelOutline`), with its kind (the conditioner that runs it), its start/end window and
+  its infotext entry; grouped by kind in `unit_kinds`. The `UnitPlanner` among the injected
+  conditioners resolves them (the engine never imports the conditioning package); without
+  one, a job with units is refused;
+- the canvas of an img2img or inpaint job (`canvas`, backend/canvas/layout.py): the size the
+  picture is resized to, the outpaint growth, the repaint mask and "only masked"'s crop box;
+- the infotext fields known before running (`infotext`; the units' entries are theirs).
+
+The runner and the conditioners take these from the plan instead of working them out again.
+What only the loaded model can tell is checked after loading, before anything attaches (an
+IP-Adapter's fit against the UNet module: unit_resolution.check_loaded).
 
 An SD upscale (refine on) is planned as its tile pass: the plan carries the tile grid
-(sd_upscale.plan, also pure), the tile's size and the axes a tile wraps, so the job itself
-stays the artist's from start to end. A plain upscale lists no passes.
+(sd_upscale.plan, also pure), the tile's size, the axes a tile wraps and the tile ControlNet
+unit when one is wanted and offered, so the job itself stays the artist's from start to end.
+A plain upscale lists no passes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from dreamwire import catalog
 from dreamwire.backend import prompts, samplers
+from dreamwire.backend.canvas import layout
+from dreamwire.backend.canvas.layout import CanvasPlan
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import Job, LoraRef, Region
+from dreamwire.shared.job import ControlUnit, Job, LoraRef, Region
 from dreamwire.shared.job_mode import JobMode
 
 from . import family_support, hires
 from . import library_adapter as libs
 from .seamless_upscale import tile_axes
+from .unit_planning import ModelOutline, PlannedUnit, UnitPlanner, UnitQuery, by_kind
 
 if TYPE_CHECKING:
+    from .hooks import Conditioner
     from .sd_upscale import Plan as UpscalePlan
 
 
@@ -80,14 +102,36 @@ class JobPlan:
     # Whether a pass's prompt is composable (AND, a weighted prompt or regions): the passes'
     # UNet batch widens to every subprompt (the composable-prompt conditioner).
     composable: bool = False
+    # The control units the passes run, in order (the job's, then an SD upscale's tile
+    # unit), each with its file, its kind and its window (unit_planning.py).
+    units: tuple[PlannedUnit, ...] = ()
+    # The checkpoint as the library knows it unloaded, when the units needed it.
+    model: ModelOutline | None = None
+    # How an img2img or inpaint job lays its picture out: the size it is resized to, the
+    # outpaint growth, "only masked"'s crop box (canvas/layout.py).
+    canvas: CanvasPlan | None = None
+    # Infotext fields known before running, in the order A1111 adds them to its
+    # extra_generation_params (the SD upscale script's keys, "Masked content"); the units'
+    # "ControlNet N" entries are their own (PlannedUnit.infotext).
+    infotext: tuple[tuple[str, str], ...] = ()
 
     @property
     def total_steps(self) -> int:
         return sum(p.executed_steps for p in self.passes)
 
+    @property
+    def unit_kinds(self) -> dict[str, tuple[PlannedUnit, ...]]:
+        """The units grouped by the kind of conditioner that runs them."""
+        return by_kind(self.units)
 
-def plan(job: Job, library) -> JobPlan:
-    """The job's plan; DreamwireError with a stable code for anything refusable now."""
+    def units_of(self, kind: str) -> tuple[PlannedUnit, ...]:
+        return tuple(u for u in self.units if u.kind == kind)
+
+
+def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan:
+    """The job's plan; DreamwireError with a stable code for anything refusable now.
+    `conditioners` are the engine's injected ones: the `UnitPlanner` among them resolves
+    the control units, and any may offer SD upscale's tile unit."""
     job.validate()
     samplers.sampler_info(job.sampler)  # unknown names fail before any loading
     if job.hires is not None:
@@ -104,11 +148,80 @@ def plan(job: Job, library) -> JobPlan:
     family = libs.family(entry.arch)
     family_support.check(job, family, entry.arch)  # features and samplers it cannot run
     if job.mode is JobMode.UPSCALE:
-        return _with_prompts(_upscale_plan(job, family, loras), job)
-    passes = _passes(job)
-    for p in passes:
-        _check_served(p.mode, family, entry)
-    return _with_prompts(JobPlan(job.mode, family, passes, loras, size, job.seamless), job)
+        job_plan = _upscale_plan(job, family, loras)
+    else:
+        passes = _passes(job)
+        for p in passes:
+            _check_served(p.mode, family, entry)
+        job_plan = JobPlan(
+            job.mode, family, passes, loras, size, job.seamless, canvas=_canvas(job, passes)
+        )
+    job_plan = _with_prompts(job_plan, job)
+    job_plan = replace(job_plan, infotext=_infotext(job, job_plan))
+    return _with_units(job_plan, job, library, entry, conditioners)
+
+
+def _infotext(job: Job, job_plan: JobPlan) -> tuple[tuple[str, str], ...]:
+    fields: list[tuple[str, str]] = []
+    if job_plan.upscale is not None:
+        from . import sd_upscale
+
+        # The script's keys, as it sets them (before ControlNet adds its own).
+        fields.append((sd_upscale.OVERLAP_KEY, str(job_plan.upscale.grid.overlap)))
+        fields.append((sd_upscale.UPSCALER_KEY, job.upscale.upscaler))
+        if job.seamless != "none":
+            fields.append((sd_upscale.SEAMLESS_KEY, job.seamless))
+    if job.mode is JobMode.INPAINT:
+        from .masked_content import ORIGINAL
+
+        if job.inpaint_fill != ORIGINAL:
+            fields.append(("Masked content", job.inpaint_fill))  # A1111 omits "original"
+    return tuple(fields)
+
+
+def _wants_tile(job_plan: JobPlan, job: Job) -> bool:
+    """An SD upscale asking for a tile ControlNet, with no tile unit of its own."""
+    return (
+        job_plan.upscale is not None
+        and job.upscale.tile_control
+        and not any(c.type == "tile" for c in job.controls)
+    )
+
+
+def outline(entry, family: str) -> ModelOutline:
+    """The checkpoint unloaded: its denoiser's config from the files loading reads it from
+    (a model that cannot load fails here as loading would)."""
+    config = libs.denoiser_config(entry, spec_for(family).denoiser)
+    if config is None:
+        libs.require_arch(entry)  # an unknown or unreadable architecture: loading's refusal
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{entry.name}: no {spec_for(family).denoiser} config is known for its "
+            f"architecture {entry.arch!r}",
+        )
+    return ModelOutline(entry.name, family, entry.arch or "", config)
+
+
+def _with_units(job_plan: JobPlan, job: Job, library, entry, conditioners) -> JobPlan:
+    """The plan with the control units its passes run, each resolved to its file and
+    checked against the checkpoint before it loads."""
+    units: list[ControlUnit] = list(job.controls)
+    tile = _wants_tile(job_plan, job)
+    if not units and not tile:
+        return job_plan
+    query = UnitQuery(job, library, outline(entry, job_plan.family))
+    if tile and any(c.offers_control(query, "tile") for c in conditioners):
+        # Krita AI Diffusion guides each tile with a tile ControlNet fed the tile itself.
+        units.append(ControlUnit(type="tile", image=None, preprocessor="none"))
+    if not units:
+        return replace(job_plan, model=query.model)
+    planner = next((c for c in conditioners if isinstance(c, UnitPlanner)), None)
+    if planner is None:
+        # A job asking for control units must not silently run without them.
+        raise DreamwireError(
+            ErrorCode.CONTROLNET_NOT_FOUND, "this backend has no ControlNet support loaded"
+        )
+    return replace(job_plan, units=planner.plan_units(query, units), model=query.model)
 
 
 # How Latent Couple's "Prompt Info Update" joins the general and region prompts.
@@ -212,6 +325,15 @@ def _prompt_loras(text: str) -> list[LoraRef]:
                 "not run; use a LoRA instead (<lora:name:weight>)",
             )
     return prompts.lora_refs(nets)
+
+
+def _canvas(job: Job, passes: tuple[PlannedPass, ...]) -> CanvasPlan | None:
+    if job.mode is JobMode.IMG2IMG:
+        return layout.img2img(job)
+    if job.mode is JobMode.INPAINT:
+        (only,) = passes
+        return layout.inpaint(job, (only.width, only.height))
+    return None
 
 
 def _passes(job: Job) -> tuple[PlannedPass, ...]:

@@ -94,9 +94,10 @@ def final_size(job: Job) -> tuple[int, int]:
     return job.width, job.height
 
 
-def _canvas(job: Job, image, mask, picture: tuple[int, int]) -> outpaint.Canvas:
-    h, w = job.init_image.shape[:2]
-    return outpaint.Canvas(image, mask, (w, h), picture, job.outpaint)
+def _canvas(ctx: JobContext, image) -> outpaint.Canvas:
+    """The picture laid out as the plan says (canvas/layout.py), for the conditioners."""
+    cp = ctx.plan.canvas
+    return outpaint.Canvas(image, cp.mask, cp.original, cp.picture, cp.border)
 
 
 def _spec(planned: PlannedPass, image=None, mask=None, **kw) -> PassSpec:
@@ -150,8 +151,8 @@ def _txt2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
 
 def _img2img(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
-    init = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
-    ctx.canvas = _canvas(job, init, None, (job.width, job.height))
+    init = masks.resize(masks.to_rgb(job.init_image), *ctx.plan.canvas.picture)
+    ctx.canvas = _canvas(ctx, init)
     spec = _spec(ctx.plan.passes[0], Image.fromarray(init))
     reporter.total = ctx.plan.total_steps
     if reporter.total < 1:  # strength ~0: nothing to denoise, the image is the answer
@@ -171,48 +172,32 @@ def _edit(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
 
 def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     job = ctx.job
-    init = masks.to_rgb(job.init_image)
-    mask = job.mask if job.mask is not None else np.zeros(init.shape[:2], np.uint8)
+    # The layout, the repaint mask and "only masked"'s crop box are the plan's
+    # (canvas/layout.py, which refused an empty mask); the pixels are made here.
+    layout = ctx.plan.canvas
     planned = ctx.plan.passes[0]
     gen_w, gen_h = planned.width, planned.height  # the job size, grown by an outpaint
-    if not job.inpaint_full_res:
-        init, mask = (
-            masks.resize(init, job.width, job.height),
-            masks.resize(mask, job.width, job.height),
-        )
-    picture = (init.shape[1], init.shape[0])
-    if job.outpaint.any():
-        init, mask = outpaint.grow(init, mask, job.outpaint)
-    # ControlNet units lay their images out on this canvas (backend/conditioning/units.py).
-    ctx.canvas = _canvas(job, init, mask, picture)
-    soft = masks.blur(mask, job.mask_blur)
-    canvas_h, canvas_w = init.shape[:2]
+    init = masks.resize(masks.to_rgb(job.init_image), *layout.picture)
+    if layout.border.any():
+        init, _ = outpaint.grow(init, None, layout.border)
+    # ControlNet units lay their images out on this canvas (backend/conditioning/units.py),
+    # cropped to the plan's box for "only masked" (ctx.inpaint_region).
+    ctx.canvas = _canvas(ctx, init)
+    soft = layout.soft
+    canvas_w, canvas_h = layout.size
 
-    box = None
-    if job.inpaint_full_res:
-        box = masks.crop_region(soft, job.inpaint_padding, gen_w, gen_h)
-        if box is None:
-            raise DreamwireError(
-                ErrorCode.INVALID_MASK, "the mask is empty: nothing to repaint", job.job_id
-            )
+    box = layout.crop
+    if box is not None:
         x1, y1, x2, y2 = box
         src, src_mask = init[y1:y2, x1:x2], soft[y1:y2, x1:x2]
-        # ControlNet crops its control images to the same region ("only masked").
-        ctx.inpaint_region = (box, (canvas_w, canvas_h))
     else:
         src, src_mask = init, soft
-    if not soft.any():
-        raise DreamwireError(
-            ErrorCode.INVALID_MASK, "the mask is empty: nothing to repaint", job.job_id
-        )
 
     gen_mask = masks.resize(src_mask, gen_w, gen_h)
     # A1111 fills at generation size, after the "only masked" crop, under the soft mask.
     gen_src = masked_content.prepare_pixels(
         job.inpaint_fill, masks.resize(src, gen_w, gen_h), gen_mask
     )
-    if job.inpaint_fill != masked_content.ORIGINAL:
-        ctx.infotext_extra["Masked content"] = job.inpaint_fill  # A1111 omits "original"
     spec = _spec(
         planned,
         Image.fromarray(gen_src),

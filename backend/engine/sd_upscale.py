@@ -35,7 +35,7 @@ from dreamwire.backend.canvas import masks
 from dreamwire.backend.canvas.outpaint import Canvas
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import family as family_spec
-from dreamwire.shared.job import ControlUnit, Job, Outpaint
+from dreamwire.shared.job import Job, Outpaint
 from dreamwire.shared.result import GeneratedImage, JobResult
 
 from . import noise
@@ -248,26 +248,6 @@ def plain(job: Job, library, device, reporter: Reporter) -> JobResult:
 
 
 # -- refine ----------------------------------------------------------------------------------
-def offers_tile_control(ctx: JobContext, extensions) -> bool:
-    return any(ext.offers_control(ctx, "tile") for ext in extensions)
-
-
-def prepare(ctx: JobContext, extensions) -> None:
-    """Before the extensions see the job: a tile ControlNet unit among the units the tile
-    passes run (ctx.controls) when wanted and available, and the script's infotext keys
-    first among the extras (the script sets them before ControlNet adds its own). The job
-    stays as submitted: the tile pass's size (A1111's p.width/p.height, which the infotext
-    reports) and the axes it wraps are the plan's (planning._upscale_plan)."""
-    job = ctx.job
-    ctx.infotext_extra[OVERLAP_KEY] = str(ctx.plan.upscale.grid.overlap)
-    ctx.infotext_extra[UPSCALER_KEY] = job.upscale.upscaler
-    if job.seamless != "none":
-        ctx.infotext_extra[SEAMLESS_KEY] = job.seamless
-    has_tile = any(c.type == "tile" for c in ctx.controls)
-    if job.upscale.tile_control and not has_tile and offers_tile_control(ctx, extensions):
-        ctx.controls.append(ControlUnit(type="tile", image=None, preprocessor="none"))
-
-
 def refine(
     ctx: JobContext, reporter: Reporter, seeds: list[int], subseeds: list[int], extensions
 ) -> list[np.ndarray]:

@@ -36,7 +36,7 @@ def pipeline_class(arch: str):
     return getattr(diffusers, name)
 
 
-def _require_arch(entry: ModelEntry) -> str:
+def require_arch(entry: ModelEntry) -> str:
     if not entry.arch and "error" in entry.detail:
         # Unidentified because the scan could not read it: say why, not "unsupported".
         code = entry.detail.get("error_code", ErrorCode.MODEL_CORRUPT.value)
@@ -79,7 +79,7 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None 
             pipe = load_flux_pipeline(entry, sources, torch_dtype)
         _check_no_meta(entry, pipe)
         return pipe
-    arch = _require_arch(entry)
+    arch = require_arch(entry)
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
     if entry.format == Format.DIFFUSERS:
