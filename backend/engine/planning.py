@@ -9,7 +9,8 @@ and the extensions take these from the plan instead of working them out again.
 
 An SD upscale (refine on) is planned as its tile pass: the plan carries the tile grid
 (sd_upscale.plan, also pure), the tile's size and the axes a tile wraps, so the job itself
-stays the artist's from start to end. A plain upscale lists no passes.
+stays the artist's from start to end. A plain upscale lists no passes, nor does a materials
+job (its Marigold calls are `JobPlan.materials`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from . import library_adapter as libs
 from .seamless_upscale import tile_axes
 
 if TYPE_CHECKING:
+    from .materials import MaterialsPlan
     from .sd_upscale import Plan as UpscalePlan
 
 
@@ -80,6 +82,8 @@ class JobPlan:
     # Whether a pass's prompt is composable (AND, a weighted prompt or regions): the passes'
     # UNet batch widens to every subprompt (the composable-prompt conditioner).
     composable: bool = False
+    # A materials job's Marigold calls (materials.py); it lists no passes.
+    materials: MaterialsPlan | None = None
 
     @property
     def total_steps(self) -> int:
@@ -93,6 +97,12 @@ def plan(job: Job, library) -> JobPlan:
     if job.hires is not None:
         hires.check_upscaler(job, library)
     size = (job.width, job.height)
+    if job.mode is JobMode.MATERIALS:
+        from . import materials
+
+        return JobPlan(
+            JobMode.MATERIALS, "", (), (), size, "none", materials=materials.plan(job, library)
+        )
     if job.mode is JobMode.UPSCALE:
         from . import sd_upscale
 
