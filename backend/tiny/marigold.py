@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -122,7 +123,9 @@ def _scheduler():
     )
 
 
+@lru_cache(maxsize=1)
 def _tokenizer():
+    """One for every pipeline built (making it reads the whole BPE vocabulary)."""
     from transformers import CLIPTokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
