@@ -25,6 +25,16 @@ from .core.job_builder import (
 )
 from .core.tasks import ActionError
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
+from .core.texturing.pbr_maps import (
+    NON_COLOR,
+    NORMAL,
+    MapBaker,
+    maps_of,
+    materials_job,
+    missing_maps,
+    normals_to_object,
+    wanted_maps,
+)
 from .core.texturing.projection import (
     BakeSettings,
     camera_from_model,
@@ -363,6 +373,9 @@ def project(context, cameras=None):
     threshold = props.coverage_threshold
     mv_strength = props.multiview_strength
     out_dir_prop = props.output_dir
+    pbr = wanted_maps(props.pbr_normal) if props.pbr_maps else []
+    if pbr and (lacking := missing_maps(pbr, connection.welcome())):
+        raise ActionError(lacking)
     width, height = _job_size(s, scene)
 
     def run():
@@ -382,6 +395,7 @@ def project(context, cameras=None):
                 meshes[n] = m
                 surfaces[n] = texel_surface(m.uvs, m.world, m.normals, tex_size)
                 accs[n] = TextureAccumulator(surfaces[n].mask)
+            baker = MapBaker({n: surfaces[n].mask for n in targets}, pbr) if pbr else None
             # Everything else visible can hide the targets from a camera.
             occluders = bpy_data.scene_triangles(scene, depsgraph, exclude=set(targets))
             all_tris = np.concatenate([occluders] + [meshes[n].world for n in targets])
@@ -420,9 +434,13 @@ def project(context, cameras=None):
                 image = _image(result)
                 bpy_data.image_from_array("Dreamwire view", image)
                 used += 1
+                samples = {}
                 for n in targets:
                     surf = surfaces[n]
-                    accs[n].add(sample_view(cam, image, surf.positions, surf.normals, zbuf, bake))
+                    samples[n] = sample_view(cam, image, surf.positions, surf.normals, zbuf, bake)
+                    accs[n].add(samples[n])
+                if baker is not None:
+                    yield from _view_maps(baker, image, result, cam, samples, cam_name)
             folder = bpy_data.output_dir(out_dir_prop)
             seen_any = False
             for n in targets:
@@ -433,6 +451,8 @@ def project(context, cameras=None):
                 img = bpy_data.image_from_array(f"Dreamwire {n}", tex, rb)
                 bpy_data.save_png(img, folder, f"{bpy.path.clean_name(n)}_projected.png")
                 bpy_data.apply_texture(obj, img, uv_names[n], rb)
+                if baker is not None:
+                    _apply_maps(obj, baker.textures(n), uv_names[n], folder, rb)
             if not seen_any:
                 raise ActionError("No camera sees the selected meshes (check the camera's view).")
             rb.commit()
@@ -441,7 +461,36 @@ def project(context, cameras=None):
         views = "view" if used == 1 else "views"
         return _done(f"Projected {used} {views} onto {', '.join(targets)}", note)
 
-    return run(), len(cams)
+    return run(), len(cams) * (2 if pbr else 1)
+
+
+# -- PBR maps after projection (core/texturing/pbr_maps.py) ------------------------------
+def _view_maps(baker: MapBaker, image, result, cam, samples: dict, cam_name: str):
+    """Ask for one view's maps (yields a materials job) and bake them with its weights."""
+    seed = result.images[0].seed if result.images else -1
+    maps_result = yield materials_job(image, baker.maps, seed, f"maps {cam_name}")
+    maps = maps_of(maps_result)
+    for n, sample in samples.items():
+        own = dict(maps)
+        if NORMAL in own:
+            matrix = np.array(_get_object(n).matrix_world, np.float64)
+            own[NORMAL] = normals_to_object(own[NORMAL], cam.cam_to_world, matrix)
+        baker.add(n, sample, own)
+
+
+def _apply_maps(obj, textures: dict, uv_name: str, folder, rb) -> None:
+    """The baked maps as images ("Dreamwire <object> <map>", PNGs beside the colour's),
+    albedo as the base colour and the others wired into the Principled BSDF."""
+    images = {}
+    for m, tex in textures.items():
+        img = bpy_data.image_from_array(f"Dreamwire {obj.name} {m}", tex, rb, m in NON_COLOR)
+        bpy_data.save_png(img, folder, f"{bpy.path.clean_name(obj.name)}_{m}.png")
+        images[m] = img
+    if "albedo" in images:
+        mat = bpy_data.apply_texture(obj, images["albedo"], uv_name, rb)
+    else:
+        mat = obj.active_material
+    bpy_data.apply_pbr_maps(mat, images, uv_name, rb)
 
 
 def multiview_cameras(context) -> list:

@@ -237,6 +237,18 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Faces seen flatter than this get no colour",
     )
     output_dir: StringProperty(name="Output", default="//dreamwire/", subtype="DIR_PATH")
+    # PBR maps (the backend's Marigold models) baked beside the projected colour
+    pbr_maps: BoolProperty(
+        name="PBR maps",
+        default=False,
+        description="After projecting, bake albedo, roughness and metallic from every view "
+        "with the backend's Marigold models and wire them into the material",
+    )
+    pbr_normal: BoolProperty(
+        name="Normal map",
+        default=False,
+        description="Also bake an object-space normal map from Marigold's normals",
+    )
     # Multi-view
     cameras: CollectionProperty(type=DREAMWIRE_PG_camera)
     camera_index: IntProperty(default=0)

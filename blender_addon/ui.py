@@ -167,6 +167,7 @@ def draw_panel(layout, context) -> None:
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")
     box.prop(props, "create_uvs")
+    _draw_pbr(box, props, w)
     box.operator("dreamwire.project", icon="MOD_UVPROJECT")
     box.label(text="Multi-view cameras (empty: all scene cameras)")
     row = box.row()
@@ -275,3 +276,14 @@ def register() -> None:
 def unregister() -> None:
     bpy.types.IMAGE_MT_image.remove(_image_menu)
     _unregister_classes()
+
+
+def _draw_pbr(box, props, w) -> None:
+    """PBR maps after projection; a note when the backend lists no Marigold model."""
+    row = box.row(align=True)
+    row.prop(props, "pbr_maps")
+    sub = row.row(align=True)
+    sub.active = props.pbr_maps
+    sub.prop(props, "pbr_normal")
+    if props.pbr_maps and w is not None and not w.materials:
+        box.label(text="PBR maps need Marigold models in the backend's folders", icon="INFO")

@@ -362,3 +362,33 @@ def test_curve_keys_from_the_preferences(addon_zip, tmp_path, tiny_models):
         )
     assert "refused this client's key" in c["refused"] and not c["refused_material"], c
     assert c["error"] is None and c["result"] == ["FINISHED"] and c["has_texture"], c
+
+
+def test_project_with_pbr_maps_bakes_and_wires_them(
+    addon_zip, tmp_path, tiny_models, marigold_models
+):
+    """Each view's Marigold maps, baked where its colour went and wired into the material."""
+    with BackendProcess([tiny_models, marigold_models], tmp_path / "pbr-backend") as proc:
+        c = run_scenario("pbr", addon_zip, tmp_path, proc)
+    assert c["error"] is None and c["result"] == ["FINISHED"], c
+    assert c["maps_sent_back"] == ["albedo", "metallic", "normal", "roughness"]
+    assert c["links"] == {
+        "Base Color": ["Dreamwire Target albedo", "sRGB"],
+        "Roughness": ["Dreamwire Target roughness", "Non-Color"],
+        "Metallic": ["Dreamwire Target metallic", "Non-Color"],
+        "Normal": ["Dreamwire Target normal", "Non-Color", "OBJECT"],
+    }
+    assert c["pngs"] == [
+        "Target_albedo.png",
+        "Target_metallic.png",
+        "Target_normal.png",
+        "Target_projected.png",
+        "Target_roughness.png",
+    ]
+    # A front texel holds the map's value at the pixel the camera sees it at (a few levels
+    # for texel quantisation: the tiny models' maps are noise, the normals' on all three
+    # channels), the normal turned from the camera's frame into the cube's.
+    diffs = c["map_diffs"]
+    assert max(diffs["albedo"], diffs["roughness"], diffs["metallic"]) < 12, c
+    assert diffs["normal"] < 25, c
+    assert c["normal_unconverted_diff"] > 2 * diffs["normal"], c

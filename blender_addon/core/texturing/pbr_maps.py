@@ -47,6 +47,20 @@ def wanted_maps(normal: bool) -> list[str]:
     return [*SURFACE_MAPS, NORMAL] if normal else list(SURFACE_MAPS)
 
 
+def missing_maps(maps: list[str], welcome) -> str | None:
+    """Why the backend cannot make `maps` (its welcome lists no Marigold model for some),
+    or None; a backend not yet heard from is asked anyway (the job then says why)."""
+    if welcome is None:
+        return None
+    lacking = [m for m in maps if m not in getattr(welcome, "materials", {})]
+    if not lacking:
+        return None
+    return (
+        f"PBR maps: the backend has no Marigold model for {', '.join(lacking)}; put prs-eth's "
+        "marigold-iid-appearance-v1-1 (and marigold-normals-v1-1) folders in its models/Marigold"
+    )
+
+
 def materials_job(view: np.ndarray, maps: list[str], seed: int, tag: str) -> Job:
     """The job asking for `view`'s maps (its RGB; the seed: the view's, to remake them)."""
     rgb = np.ascontiguousarray(np.asarray(view, np.uint8)[..., :3])
