@@ -12,6 +12,7 @@ from blender_addon.core.texturing.pbr_maps import (
     MapBaker,
     maps_of,
     materials_job,
+    missing_maps,
     normals_to_object,
     resample,
     wanted_maps,
@@ -89,3 +90,13 @@ def test_the_materials_job_and_its_maps():
     img = np.zeros((16, 24, 3), np.uint8)
     result = JobResult("j", [GeneratedImage(img, 5, "", map="albedo"), GeneratedImage(img, 5, "")])
     assert list(maps_of(result)) == ["albedo"]
+
+
+def test_maps_the_backend_cannot_make_are_named_before_any_job():
+    from dreamwire.shared.events import Welcome
+
+    welcome = Welcome.from_body({"protocol": 1, "materials": {"albedo": ["m"], "roughness": ["m"]}})
+    assert missing_maps(["albedo", "roughness"], welcome) is None
+    why = missing_maps(wanted_maps(normal=True), welcome)
+    assert "metallic, normal" in why and "models/Marigold" in why
+    assert missing_maps(["albedo"], None) is None  # not connected yet: the job will say

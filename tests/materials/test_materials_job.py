@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -107,3 +108,16 @@ def test_welcome_materials_is_typed_and_read_defensively():
     body = {"protocol": 1, "materials": {"albedo": ["m1", "m2"], "normal": "m3", "x": [1]}}
     assert Welcome.from_body(body).materials == {"albedo": ["m1", "m2"]}
     assert Welcome.from_body({"protocol": 1, "materials": ["albedo"]}).materials == {}
+
+
+def test_the_cli_builds_a_materials_job(tmp_path):
+    from dreamwire.backend.cli import build_parser
+    from dreamwire.backend.cli.generate import build_job
+
+    Image.fromarray(IMG).save(tmp_path / "in.png")
+    argv = ["generate", "--mode", "materials", "--init-image", str(tmp_path / "in.png")]
+    job = build_job(build_parser().parse_args([*argv, "--maps", "normal, albedo"]))
+    assert job.mode is JobMode.MATERIALS and job.materials.maps == ["normal", "albedo"]
+    with pytest.raises(DreamwireError) as err:
+        build_job(build_parser().parse_args([*argv, "--maps", "height"]))
+    assert err.value.code is ErrorCode.INVALID_JOB
