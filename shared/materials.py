@@ -48,7 +48,6 @@ def check_materials(m: object, job_id: str) -> None:
     """Every field's type and range, then the map names; DreamwireError naming the field."""
     f = FieldCheck(job_id)
     f.kind("materials", m, Materials)
-    assert isinstance(m, Materials)
     fm = f.nested("materials.")
     fm.listed("maps", m.maps)
     for name in ("intrinsics_model", "normals_model"):

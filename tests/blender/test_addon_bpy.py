@@ -364,12 +364,9 @@ def test_curve_keys_from_the_preferences(addon_zip, tmp_path, tiny_models):
     assert c["error"] is None and c["result"] == ["FINISHED"] and c["has_texture"], c
 
 
-def test_project_with_pbr_maps_bakes_and_wires_them(
-    addon_zip, tmp_path, tiny_models, marigold_models
-):
+def test_project_with_pbr_maps_bakes_and_wires_them(addon_zip, tmp_path, backend):
     """Each view's Marigold maps, baked where its colour went and wired into the material."""
-    with BackendProcess([tiny_models, marigold_models], tmp_path / "pbr-backend") as proc:
-        c = run_scenario("pbr", addon_zip, tmp_path, proc)
+    c = run_scenario("pbr", addon_zip, tmp_path, backend)
     assert c["error"] is None and c["result"] == ["FINISHED"], c
     assert c["maps_sent_back"] == ["albedo", "metallic", "normal", "roughness"]
     assert c["links"] == {

@@ -101,7 +101,11 @@ def _direct(folder, cls_name: str, seed: int) -> np.ndarray:
 
 def test_normals_and_a_linear_albedo_equal_diffusers_own(marigold_root, normals_root):
     engine = Engine(ModelLibrary([marigold_root, normals_root]), device="cpu", extensions=[])
-    result = engine.run(job("normal", "albedo", intrinsics_model=LIGHTING))
+    seen = []
+    result = engine.run(job("normal", "albedo", intrinsics_model=LIGHTING), seen.append)
+    # Progress counts every UNet call of both models (4 default steps each).
+    steps = [(p.step, p.total) for p in seen if p.state == "generating"]
+    assert steps[-1] == (8, 8) and [s for s, _ in steps] == sorted(s for s, _ in steps)
     normal, albedo = result.images
     assert (normal.map, albedo.map) == ("normal", "albedo")
     assert normal.image.shape == albedo.image.shape == (*IMG.shape[:2], 3)
@@ -115,3 +119,8 @@ def test_normals_and_a_linear_albedo_equal_diffusers_own(marigold_root, normals_
     srgb = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
     np.testing.assert_array_equal(albedo.image, np.round(srgb * 255).astype(np.uint8))
     assert not np.array_equal(albedo.image, np.round(linear * 255).astype(np.uint8))
+
+    # A cancel stops the job at the next UNet call, with its code.
+    with pytest.raises(DreamwireError) as err:
+        engine.run(job("normal"), should_cancel=lambda: True)
+    assert err.value.code is ErrorCode.CANCELLED
