@@ -87,7 +87,9 @@ class ResultStore:
         folder.mkdir(parents=True, exist_ok=True)
         images = []
         for i, gen in enumerate(result.images):
-            path = folder / f"{i:02d}-{gen.seed}.png"
+            # A materials job's maps say which is which in their names too.
+            suffix = f"-{gen.map}" if gen.map else ""
+            path = folder / f"{i:02d}-{gen.seed}{suffix}.png"
             write_png(path, gen.image, gen.infotext)
             images.append(dataclasses.replace(gen, path=str(path.resolve())))
         saved = dataclasses.replace(result, images=images)
@@ -105,6 +107,7 @@ class ResultStore:
                     "width": int(g.image.shape[1]),
                     "height": int(g.image.shape[0]),
                     "infotext": g.infotext,
+                    "map": g.map,
                 }
                 for g in images
             ],
@@ -152,6 +155,7 @@ class ResultStore:
                     seed=int(item["seed"]),
                     infotext=infotext or item.get("infotext", ""),
                     path=str(path.resolve()),
+                    map=str(item.get("map", "")),
                 )
             )
         return JobResult(

@@ -33,6 +33,16 @@ from .core.tasks import ActionError
 from .core.texturing.color_match import MatchSettings, match_view
 from .core.texturing.coverage_report import CoverageReport
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
+from .core.texturing.pbr_maps import (
+    NON_COLOR,
+    NORMAL,
+    MapBaker,
+    maps_of,
+    materials_job,
+    missing_maps,
+    normals_to_object,
+    wanted_maps,
+)
 from .core.texturing.projection import (
     BakeSettings,
     camera_from_model,
@@ -384,6 +394,9 @@ def project(context, cameras=None):
     match_settings = MatchSettings(method=props.colour_match_method)
     fill_distance, fill_inpaint = props.fill_distance, props.fill_inpaint
     out_dir_prop = props.output_dir
+    pbr = wanted_maps(props.pbr_normal) if props.pbr_maps else []
+    if pbr and (lacking := missing_maps(pbr, connection.welcome())):
+        raise ActionError(lacking)
     width, height = _job_size(s, scene)
     # Grid mode: several views per generation (one camera has nothing to share a grid with).
     grid = plan_grid(len(cams), (width, height), props.grid_layout)
@@ -414,6 +427,7 @@ def project(context, cameras=None):
                 meshes[n] = m
                 surfaces[n] = texel_surface(m.uvs, m.world, m.normals, tex_size)
                 accs[n] = TextureAccumulator(surfaces[n].mask)
+            baker = MapBaker({n: surfaces[n].mask for n in targets}, pbr) if pbr else None
             # Everything else visible can hide the targets from a camera.
             occluders = bpy_data.scene_triangles(scene, depsgraph, exclude=set(targets))
             all_tris = np.concatenate([occluders] + [meshes[n].world for n in targets])
@@ -445,11 +459,17 @@ def project(context, cameras=None):
                     )
                 for n, smp in zip(targets, samples, strict=True):
                     accs[n].add(smp)
+                return dict(zip(targets, samples, strict=True))
+
+            def view_maps(cam, image, result, samples, name):
+                """PBR maps of one baked view, when asked for (yields a materials job)."""
+                if baker is not None:
+                    yield from _view_maps(baker, image, result, cam, samples, name)
 
             used = 0
             if grid is not None:
                 used = yield from _project_grid(
-                    scene, cams, grid, s, mv_strength, plan_next, bake_view
+                    scene, cams, grid, s, mv_strength, plan_next, bake_view, view_maps
                 )
             for cam_name in cams if grid is None else ():
                 cam_obj = _get_object(cam_name)
@@ -480,7 +500,8 @@ def project(context, cameras=None):
                 image = _image(result)
                 bpy_data.image_from_array("Dreamwire view", image)
                 used += 1
-                bake_view(cam, image, view_mask)
+                samples = bake_view(cam, image, view_mask)
+                yield from view_maps(cam, image, result, samples, cam_name)
             if not any(accs[n].weight_sum.max(initial=0) > 0 for n in targets):
                 raise ActionError("No camera sees the selected meshes (check the camera's view).")
             filled = yield from _fill_unseen(
@@ -504,6 +525,8 @@ def project(context, cameras=None):
                 with open(os.path.join(folder, f"{stem}_coverage.json"), "w") as f:
                     f.write(report.to_json())
                 bpy_data.apply_texture(obj, img, uv_names[n], rb)
+                if baker is not None:
+                    _apply_maps(obj, baker.textures(n), uv_names[n], folder, rb)
             rb.commit()
         finally:
             rb.rollback()
@@ -512,10 +535,10 @@ def project(context, cameras=None):
         return _done(f"Projected {used} {views} onto {', '.join(targets)} ({reports})", note)
 
     views = len(grid.batches(len(cams))) if grid is not None else len(cams)
-    return run(), views + (len(targets) if fill_inpaint else 0)
+    return run(), views + (len(cams) if pbr else 0) + (len(targets) if fill_inpaint else 0)
 
 
-def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_view):
+def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_view, view_maps):
     """Grid mode: the cameras' captures tiled into one image per job, generated together,
     split back and each part baked as the sequential mode bakes a view. Grids after the
     first inpaint, cell by cell, what the earlier ones left uncovered. Yields the jobs;
@@ -556,8 +579,9 @@ def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_vi
         except ValueError as exc:
             raise ActionError(str(exc)) from None
         masks = [p.mask for p in plans] or [None] * len(views)
-        for cam, part, mask in zip(views, parts, masks, strict=True):
-            bake_view(cam, part, mask, match=bool(plans))
+        for name, cam, part, mask in zip(names, views, parts, masks, strict=True):
+            samples = bake_view(cam, part, mask, match=bool(plans))
+            yield from view_maps(cam, part, result, samples, name)
             used += 1
     return used
 
@@ -591,6 +615,35 @@ def _fill_unseen(
             tex = texture_image(graph.mask, fill)
         out[n] = (tex, CoverageReport.from_states(fill.state))
     return out
+
+
+# -- PBR maps after projection (core/texturing/pbr_maps.py) ------------------------------
+def _view_maps(baker: MapBaker, image, result, cam, samples: dict, cam_name: str):
+    """Ask for one view's maps (yields a materials job) and bake them with its weights."""
+    seed = result.images[0].seed if result.images else -1
+    maps_result = yield materials_job(image, baker.maps, seed, f"maps {cam_name}")
+    maps = maps_of(maps_result)
+    for n, sample in samples.items():
+        own = dict(maps)
+        if NORMAL in own:
+            matrix = np.array(_get_object(n).matrix_world, np.float64)
+            own[NORMAL] = normals_to_object(own[NORMAL], cam.cam_to_world, matrix)
+        baker.add(n, sample, own)
+
+
+def _apply_maps(obj, textures: dict, uv_name: str, folder, rb) -> None:
+    """The baked maps as images ("Dreamwire <object> <map>", PNGs beside the colour's),
+    albedo as the base colour and the others wired into the Principled BSDF."""
+    images = {}
+    for m, tex in textures.items():
+        img = bpy_data.image_from_array(f"Dreamwire {obj.name} {m}", tex, rb, m in NON_COLOR)
+        bpy_data.save_png(img, folder, f"{bpy.path.clean_name(obj.name)}_{m}.png")
+        images[m] = img
+    if "albedo" in images:
+        mat = bpy_data.apply_texture(obj, images["albedo"], uv_name, rb)
+    else:
+        mat = obj.active_material
+    bpy_data.apply_pbr_maps(mat, images, uv_name, rb)
 
 
 def multiview_cameras(context) -> list:

@@ -252,6 +252,55 @@ def apply_texture(obj, img, uv_name: str, rb: Rollback):
     return mat
 
 
+# PBR map -> the Principled BSDF input its image node feeds ("normal" goes through a Normal
+# Map node in object space: core/texturing/pbr_maps.py says why).
+PBR_INPUTS = {"roughness": "Roughness", "metallic": "Metallic", "normal": "Normal"}
+
+
+def apply_pbr_maps(mat, images: dict, uv_name: str, rb: Rollback) -> None:
+    """Wire baked map images into `mat`'s Principled BSDF (after apply_texture made it):
+    one Non-Color image node per map, labelled "Dreamwire <map>" so a rerun reuses it."""
+    nt = mat.node_tree
+    bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
+    uvn = next((n for n in nt.nodes if n.type == "UVMAP" and n.label == NODE_LABEL), None)
+
+    def labelled(bl_idname: str, label: str, y: float, x: float):
+        node = next((n for n in nt.nodes if n.label == label), None)
+        if node is None:
+            node = nt.nodes.new(bl_idname)
+            node.label = label
+            node.location = (bsdf.location.x - x, bsdf.location.y - y)
+            rb.add(lambda n=node: nt.nodes.remove(n))
+        return node
+
+    for i, (name, socket) in enumerate(PBR_INPUTS.items(), 1):
+        img = images.get(name)
+        if img is None or bsdf.inputs.get(socket) is None:
+            continue
+        tex = labelled("ShaderNodeTexImage", f"{NODE_LABEL} {name}", 300 * i, 400)
+        tex.image = img
+        img.colorspace_settings.name = "Non-Color"
+        if uvn is not None:
+            uvn.uv_map = uv_name
+            nt.links.new(uvn.outputs[0], tex.inputs[0])
+        out = tex.outputs["Color"]
+        if name == "normal":
+            nm = labelled("ShaderNodeNormalMap", f"{NODE_LABEL} normal map", 300 * i, 200)
+            nm.space = "OBJECT"
+            nt.links.new(out, nm.inputs["Color"])
+            out = nm.outputs["Normal"]
+        old = [(link.from_socket, link.to_socket) for link in bsdf.inputs[socket].links]
+        nt.links.new(out, bsdf.inputs[socket])
+
+        def undo(nt=nt, sock=bsdf.inputs[socket], old=old):
+            for link in list(sock.links):
+                nt.links.remove(link)
+            for a, b in old:
+                nt.links.new(a, b)
+
+        rb.add(undo)
+
+
 def _shared_with_others(mat, obj) -> bool:
     for other in bpy.data.objects:
         if other is obj or other.type != "MESH":

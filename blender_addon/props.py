@@ -260,6 +260,18 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Inpaint the UV texture itself where the fill did not reach (one more "
         "job per object; only texels inside UV islands are repainted)",
     )
+    # PBR maps (the backend's Marigold models) baked beside the projected colour
+    pbr_maps: BoolProperty(
+        name="PBR maps",
+        default=False,
+        description="After projecting, bake albedo, roughness and metallic from every view "
+        "with the backend's Marigold models and wire them into the material",
+    )
+    pbr_normal: BoolProperty(
+        name="Normal map",
+        default=False,
+        description="Also bake an object-space normal map from Marigold's normals",
+    )
     # Multi-view
     cameras: CollectionProperty(type=DREAMWIRE_PG_camera)
     camera_index: IntProperty(default=0)

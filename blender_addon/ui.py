@@ -188,6 +188,7 @@ def draw_texturing(layout, context) -> None:
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")
     layout.prop(props, "create_uvs")
+    _draw_pbr(layout, props, w)
     row = layout.row(align=True)
     row.prop(props, "fill_distance")
     row.prop(props, "fill_inpaint")
@@ -411,3 +412,14 @@ def register() -> None:
 def unregister() -> None:
     bpy.types.IMAGE_MT_image.remove(_image_menu)
     _unregister_classes()
+
+
+def _draw_pbr(box, props, w) -> None:
+    """PBR maps after projection; a note when the backend lists no Marigold model."""
+    row = box.row(align=True)
+    row.prop(props, "pbr_maps")
+    sub = row.row(align=True)
+    sub.active = props.pbr_maps
+    sub.prop(props, "pbr_normal")
+    if props.pbr_maps and w is not None and not w.materials:
+        box.label(text="PBR maps need Marigold models in the backend's folders", icon="INFO")

@@ -60,6 +60,10 @@ class Welcome:
     model_modes: dict[str, list[str]] = field(default_factory=dict)
     # {family key: what the backend runs with it}: label, sizes, defaults, modes, features.
     families: dict[str, FamilyInfo] = field(default_factory=dict)
+    # {PBR map: the Marigold models that make it, the one a job naming none uses first}
+    # (shared/materials.py); {} when none is installed or the backend does not say, so a
+    # host offers PBR maps only for the maps listed here.
+    materials: dict[str, list[str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # capability keys this client does not know
 
     @classmethod
@@ -76,6 +80,9 @@ class Welcome:
         modes = kw.get("model_modes")
         modes = modes if isinstance(modes, dict) else {}
         kw["model_modes"] = {str(k): _strings(v) for k, v in modes.items() if isinstance(v, list)}
+        maps = kw.get("materials")
+        maps = maps if isinstance(maps, dict) else {}
+        kw["materials"] = {str(k): _strings(v) for k, v in maps.items() if _strings(v)}
         kw["default_model"] = (
             kw.get("default_model") if isinstance(kw.get("default_model"), str) else ""
         )

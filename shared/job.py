@@ -20,6 +20,7 @@ import numpy as np
 from .errors import DreamwireError, ErrorCode
 from .job_fields import FieldCheck
 from .job_mode import JobMode, implied_mode
+from .materials import Materials, check_materials
 
 SEAMLESS_AXES = ("none", "both", "x", "y")
 # Queue classes, best first. "live" (Krita's live preview) jumps every other class, and a new
@@ -272,6 +273,8 @@ class Job:
     outpaint: Outpaint = field(default_factory=Outpaint)
     hires: HiresFix | None = None
     upscale: Upscale | None = None
+    # PBR maps from the init image (mode materials only; shared/materials.py).
+    materials: Materials | None = None
     seamless: str = "none"
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
@@ -399,6 +402,8 @@ class Job:
                 )
         if self.upscale is not None:
             self._validate_upscale()
+        if self.materials is not None:
+            check_materials(self.materials, self.job_id)
         self._check_mode()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
@@ -480,6 +485,20 @@ class Job:
             raise bad(ErrorCode.INVALID_JOB, "takes no upscale settings (send mode upscale)")
         if mode is JobMode.EDIT and not self.prompt.strip():
             raise bad(ErrorCode.INVALID_PROMPT, "needs an instruction in its prompt")
+        if (mode is JobMode.MATERIALS) != (self.materials is not None):
+            what = (
+                "needs its materials settings"
+                if self.materials is None
+                else ("takes no materials settings (send mode materials)")
+            )
+            raise bad(ErrorCode.INVALID_JOB, what)
+        if mode is JobMode.MATERIALS and (
+            self.hires or self.controls or self.loras or self.regions or self.batch != 1
+        ):
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                "takes no Hires.fix, control units, LoRAs, regions or batch (one image in)",
+            )
 
     def _check_types(self) -> None:
         """Every field's JSON type and range, naming the field (job_fields.py); what the
@@ -665,6 +684,10 @@ class Job:
             return v
 
         body = conv(self)
+        # Only a materials job carries the key, so every other body is what it was before
+        # the field existed and a backend from then still runs it.
+        if self.materials is None:
+            del body["materials"]
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
@@ -718,6 +741,8 @@ class Job:
                 data["hires"] = HiresFix(**build(HiresFix, data["hires"], "hires"))
             if data.get("upscale") is not None:
                 data["upscale"] = Upscale(**build(Upscale, data["upscale"], "upscale"))
+            if data.get("materials") is not None:
+                data["materials"] = Materials(**build(Materials, data["materials"], "materials"))
             data["controls"] = [
                 ControlUnit(
                     **{**build(ControlUnit, c, f"controls[{i}]"), "image": arr(c.get("image"))}

@@ -24,6 +24,9 @@ class JobMode(str, Enum):
     # The init image changed as the prompt instructs (Flux Kontext-style edit models); only
     # a family whose spec names an edit pipeline runs it.
     EDIT = "edit"
+    # PBR maps (albedo, roughness, metallic, normal) predicted from the init image by
+    # Marigold models (shared/materials.py); no checkpoint is loaded.
+    MATERIALS = "materials"
 
     def __str__(self) -> str:
         return self.value

@@ -523,13 +523,18 @@ def result_message(result: JobResult, reply_to: str = "") -> Message:
         "model": result.model,
         "tag": result.tag,
         "timings": {k: float(v) for k, v in result.timings.items()},
-        "images": [
-            {"seed": int(g.seed), "infotext": g.infotext, "path": g.path} for g in result.images
-        ],
+        "images": [_image_meta(g) for g in result.images],
     }
     return Message(
         RESULT, body, [g.image for g in result.images], job_id=result.job_id, reply_to=reply_to
     )
+
+
+def _image_meta(g: GeneratedImage) -> dict[str, Any]:
+    meta: dict[str, Any] = {"seed": int(g.seed), "infotext": g.infotext, "path": g.path}
+    if g.map:  # a materials job's map; other results are what they always were
+        meta["map"] = g.map
+    return meta
 
 
 def parse_result(msg: Message) -> JobResult:
@@ -539,7 +544,13 @@ def parse_result(msg: Message) -> JobResult:
         if not isinstance(metas, list) or len(metas) != len(msg.buffers):
             raise ValueError("image descriptions and binary frames differ in number")
         images = [
-            GeneratedImage(arr, int(m["seed"]), str(m["infotext"]), str(m.get("path", "")))
+            GeneratedImage(
+                arr,
+                int(m["seed"]),
+                str(m["infotext"]),
+                str(m.get("path", "")),
+                str(m.get("map", "")),
+            )
             for m, arr in zip(metas, msg.buffers, strict=False)
         ]
         timings = {str(k): float(v) for k, v in dict(b.get("timings", {})).items()}

@@ -16,6 +16,9 @@ class GeneratedImage:
     seed: int
     infotext: str  # A1111 "parameters" text, as stored in the PNG
     path: str = ""  # where the backend saved it; "" if not saved
+    # Which PBR map a materials job's image is ("albedo", "roughness" ...; shared/materials
+    # MATERIAL_MAPS); "" for a generated picture.
+    map: str = ""
 
 
 @dataclass

@@ -80,3 +80,14 @@ def mask() -> np.ndarray:
     m = np.zeros((64, 64), np.uint8)
     m[16:48, 20:44] = 255
     return m
+
+
+@pytest.fixture(scope="session")
+def marigold_models(tmp_path_factory) -> Path:
+    """A models root holding the tiny Marigold appearance and normals folders in
+    `models/Marigold` (apart from tiny_models, so other tests' welcomes are unchanged)."""
+    from dreamwire.backend.tiny import marigold
+
+    root = tmp_path_factory.mktemp("marigold-pbr")
+    marigold.build(root, ["tiny-marigold-iid-appearance", "tiny-marigold-normals"])
+    return root

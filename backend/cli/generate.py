@@ -26,6 +26,7 @@ from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.families import ModelFamily
 from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
 from dreamwire.shared.job_mode import JobMode
+from dreamwire.shared.materials import MATERIAL_MAPS, Materials
 from dreamwire.shared.panel_job import panel_job
 
 DEFAULT_MODEL = "tiny-sd1"
@@ -107,6 +108,12 @@ def add_parser(subparsers) -> None:
         "--upscale",
         type=float,
         help="upscale --init-image by this factor (A1111 SD upscale; Extras with --no-refine)",
+    )
+    p.add_argument(
+        "--maps",
+        default=",".join(Materials().maps),
+        help="--mode materials: the PBR maps to make from --init-image, comma-separated, of "
+        f"{', '.join(MATERIAL_MAPS)} (Marigold models in models/Marigold)",
     )
     p.add_argument("--upscaler", default="Lanczos", help="Lanczos, Nearest or an upscaler model")
     p.add_argument(
@@ -248,6 +255,8 @@ def build_job(args: argparse.Namespace, family: ModelFamily | None = None) -> Jo
             overlap=args.upscale_overlap,
             tile_control=args.tile_control,
         )
+    if job.mode is JobMode.MATERIALS:
+        job.materials = Materials(maps=[m.strip() for m in args.maps.split(",") if m.strip()])
     job.controls = [unit_args.parse_control(w, i) for i, w in enumerate(args.control)]
     job.regions = [unit_args.parse_region(w, i) for i, w in enumerate(args.region, 1)]
     return job.validate()

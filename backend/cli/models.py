@@ -17,6 +17,11 @@ def add_parser(subparsers) -> None:
 
     tiny = sub.add_parser("tiny", help="build the tiny random-weight models into DIR")
     tiny.add_argument("dir", type=Path)
+    tiny.add_argument(
+        "--marigold",
+        action="store_true",
+        help="also the tiny Marigold folders (models/Marigold) that PBR-map jobs run on",
+    )
     tiny.set_defaults(func=run_tiny)
 
     ls = sub.add_parser("list", help="list the models found under the model roots")
@@ -69,6 +74,10 @@ def run_tiny(args) -> int:
 
     start = time.perf_counter()
     written = build_all(args.dir)
+    if args.marigold:
+        from dreamwire.backend.tiny import marigold
+
+        written.update(marigold.build(args.dir))
     for name, path in written.items():
         print(f"{name}: {path}")
     print(

@@ -24,7 +24,17 @@ from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.result import JobResult, Progress
 
-from . import admission, composition, conditioners, host_memory, planning, runner, sd_upscale
+from . import (
+    admission,
+    composition,
+    conditioners,
+    host_memory,
+    materials,
+    materials_run,
+    planning,
+    runner,
+    sd_upscale,
+)
 from . import device as dev
 from . import library_adapter as libs
 from .hooks import Conditioner, JobContext
@@ -83,6 +93,7 @@ class Engine:
             "model_missing": libs.missing_parts(self.library),
             "model_modes": self._model_modes(),
             "families": family_infos(),
+            "materials": materials.offered(self.library),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
         }
@@ -166,6 +177,9 @@ class Engine:
         before accepting a job, run() again before starting one (free memory changes while
         a job waits). While another job runs, what that job's passes hold counts as free:
         a job queued behind it starts only after it has ended."""
+        if job.mode is JobMode.MATERIALS:
+            # Marigold's folders are not estimated (PROTOCOL.md): nothing refused for memory.
+            return []
         sized = self._model_size(job)
         if sized is None:
             return []  # an unknown model: the run reports model_not_found
@@ -240,6 +254,10 @@ class Engine:
         reporter.check_cancel()
         if job_plan.mode is JobMode.UPSCALE and job_plan.upscale is None:
             return sd_upscale.plain(job, self.library, self.info, reporter)  # refine off
+        if job_plan.materials is not None:  # Marigold's pipelines; no checkpoint
+            return materials_run.run(
+                job, job_plan.materials, self.library, self.info, self.models, reporter
+            )
         t0 = time.perf_counter()
         model = self.load(job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0

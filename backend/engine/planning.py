@@ -26,7 +26,8 @@ IP-Adapter's fit against the UNet module: unit_resolution.check_loaded).
 An SD upscale (refine on) is planned as its tile pass: the plan carries the tile grid
 (sd_upscale.plan, also pure), the tile's size, the axes a tile wraps and the tile ControlNet
 unit when one is wanted and offered, so the job itself stays the artist's from start to end.
-A plain upscale lists no passes.
+A plain upscale lists no passes, nor does a materials job (its Marigold calls are
+`JobPlan.materials`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from .unit_planning import ModelOutline, PlannedUnit, UnitPlanner, UnitQuery, by
 
 if TYPE_CHECKING:
     from .hooks import Conditioner
+    from .materials import MaterialsPlan
     from .sd_upscale import Plan as UpscalePlan
 
 
@@ -114,6 +116,8 @@ class JobPlan:
     # extra_generation_params (the SD upscale script's keys, "Masked content"); the units'
     # "ControlNet N" entries are their own (PlannedUnit.infotext).
     infotext: tuple[tuple[str, str], ...] = ()
+    # A materials job's Marigold calls (materials.py); it lists no passes.
+    materials: MaterialsPlan | None = None
 
     @property
     def total_steps(self) -> int:
@@ -137,6 +141,12 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
     if job.hires is not None:
         hires.check_upscaler(job, library)
     size = (job.width, job.height)
+    if job.mode is JobMode.MATERIALS:
+        from . import materials
+
+        return JobPlan(
+            JobMode.MATERIALS, "", (), (), size, "none", materials=materials.plan(job, library)
+        )
     if job.mode is JobMode.UPSCALE:
         from . import sd_upscale
 

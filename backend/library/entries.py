@@ -20,6 +20,8 @@ class Kind(str, Enum):
     # (models/style_models: Flux Redux).
     CLIP_VISION = "clip_vision"
     STYLE_MODEL = "style_model"
+    # Marigold diffusers folders (prs-eth's IID and normals models): PBR maps from an image.
+    MARIGOLD = "marigold"
 
 
 class Format(str, Enum):

@@ -28,7 +28,10 @@ def parse_kind(kind: Kind | str) -> Kind:
     text = str(kind).strip().lower()
     aliases = {k.value: k for k in Kind}
     aliases |= {k.value + "s": k for k in Kind}
-    aliases |= {name.lower(): k for k, names in KIND_FOLDERS.items() for name in names}
+    for k, names in KIND_FOLDERS.items():
+        for name in names:
+            # A folder name two kinds share (ComfyUI's `diffusers`) stays the first's.
+            aliases.setdefault(name.lower(), k)
     aliases |= {"model": Kind.CHECKPOINT, "models": Kind.CHECKPOINT, "upscale": Kind.UPSCALER}
     try:
         return aliases[text]

@@ -28,6 +28,7 @@ from dreamwire.backend.library.identify import (
     upscaler_arch,
     vae_arch,
 )
+from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
@@ -44,6 +45,10 @@ KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
     Kind.TEXT_ENCODER: ("text_encoder", "text_encoders", "clip"),
     Kind.CLIP_VISION: ("clip_vision",),
     Kind.STYLE_MODEL: ("style_models",),
+    # prs-eth's diffusers folders as downloaded: `Marigold` (A1111/Forge-style, the name the
+    # Marigold extensions use) or ComfyUI's `diffusers` (ComfyUI-Marigold's folder), told
+    # apart from the checkpoints there by their pipeline class (library/marigold.py).
+    Kind.MARIGOLD: ("Marigold", "diffusers"),
 }
 
 SUFFIXES: dict[Kind, tuple[str, ...]] = {
@@ -56,6 +61,7 @@ SUFFIXES: dict[Kind, tuple[str, ...]] = {
     Kind.TEXT_ENCODER: (".safetensors", GGUF_SUFFIX),
     Kind.CLIP_VISION: (".safetensors",),
     Kind.STYLE_MODEL: (".safetensors",),
+    Kind.MARIGOLD: (),  # folders only
 }
 
 
@@ -96,9 +102,16 @@ def strip_suffix(name: str, kind: Kind) -> str:
     return name
 
 
+# Kinds stored as whole diffusers pipeline folders (model_index.json).
+_PIPELINE_KINDS = (Kind.CHECKPOINT, Kind.MARIGOLD)
+
+
 def _is_diffusers_folder(path: Path, kind: Kind) -> bool:
-    if kind == Kind.CHECKPOINT:
-        return (path / "model_index.json").is_file()
+    if kind in _PIPELINE_KINDS:
+        # One `diffusers` folder may hold both; each folder is one kind, by its pipeline.
+        return (path / "model_index.json").is_file() and (
+            is_marigold_folder(path) == (kind == Kind.MARIGOLD)
+        )
     if kind in (Kind.VAE, Kind.CONTROLNET):
         return (path / "config.json").is_file() and any(path.glob("*.safetensors"))
     return False
@@ -121,7 +134,9 @@ def _walk(folder: Path, kind: Kind) -> Iterator[tuple[Path, Format]]:
                 continue
             if _is_diffusers_folder(here / name, kind):
                 yield here / name, Format.DIFFUSERS
-            else:
+            elif kind not in _PIPELINE_KINDS or not (here / name / "model_index.json").is_file():
+                # A pipeline folder of the other kind (a Marigold folder among ComfyUI's
+                # diffusers checkpoints) is neither listed nor searched for files.
                 keep.append(name)
         dirnames[:] = keep
         for name in sorted(filenames):
@@ -144,6 +159,9 @@ def identify(entry: ModelEntry) -> None:
         if entry.format == Format.DIFFUSERS:
             if entry.kind == Kind.CHECKPOINT:
                 entry.arch = diffusers_arch(entry.path)
+            elif entry.kind == Kind.MARIGOLD:
+                entry.arch = "marigold"
+                entry.detail["maps"] = [s.map for s in entry_sources(entry)]
             elif entry.kind == Kind.VAE:
                 entry.arch = "diffusers-vae"
             else:
@@ -217,7 +235,7 @@ def scan_hub_cache(root: Path) -> list[ModelEntry]:
             continue
         name = f"{parts[1]}/{'--'.join(parts[2:])}"
         if (snapshot / "model_index.json").is_file():
-            kind = Kind.CHECKPOINT
+            kind = Kind.MARIGOLD if is_marigold_folder(snapshot) else Kind.CHECKPOINT
         else:
             try:
                 cls = json.loads((snapshot / "config.json").read_text()).get("_class_name")

@@ -15,11 +15,11 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def blender_backend(tiny_models, flux_root, tmp_path_factory):
-    """One real backend process (tiny models, and the tiny Flux.1 dev in a root of its own:
-    the default model stays tiny-sd1) shared by the Blender tests."""
+def blender_backend(tiny_models, flux_root, marigold_models, tmp_path_factory):
+    """One real backend process (tiny models, and the tiny Flux.1 dev and Marigold models in
+    roots of their own: the default model stays tiny-sd1) shared by the Blender tests."""
     from tests.support.backend import BackendProcess
 
-    roots = [tiny_models, flux_root]
+    roots = [tiny_models, flux_root, marigold_models]
     with BackendProcess(roots, tmp_path_factory.mktemp("blender-backend")) as proc:
         yield proc

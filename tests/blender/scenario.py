@@ -1133,6 +1133,85 @@ def sc_autocams():
     record("cameras_unchanged", len([o for o in bpy.data.objects if o.type == "CAMERA"]) == n_cams)
 
 
+def _map_records(tag):
+    """{map: (file, pixels)} of the maps the backend saved for the materials job `tag`."""
+    from dreamwire.shared.codec import decode_png
+
+    for dirpath, _, files in os.walk(CONFIG["backend_out"]):
+        if "result.json" in files:
+            rec = json.loads(Path(dirpath, "result.json").read_text())
+            if rec["tag"] == tag:
+                return {
+                    i["map"]: decode_png(Path(dirpath, i["file"]).read_bytes())[..., :3]
+                    for i in rec["images"]
+                }
+    return {}
+
+
+def _linked_image(bsdf, socket):
+    """(image name, colour space) of the image node feeding a BSDF input (through a
+    Normal Map node: also its space)."""
+    links = bsdf.inputs[socket].links
+    if not links:
+        return None
+    node = links[0].from_node
+    extra = []
+    if node.type == "NORMAL_MAP":
+        extra = [node.space]
+        node = node.inputs["Color"].links[0].from_node
+    return [node.image.name, node.image.colorspace_settings.name, *extra]
+
+
+def sc_pbr():
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    target, _, cam = _project_scene()
+    s = bpy.context.scene.dreamwire
+    s.pbr_maps = True
+    s.pbr_normal = True
+    select(target)
+    res, err = run_op(lambda: bpy.ops.dreamwire.project())
+    record("result", res)
+    record("error", err)
+    mat = target.active_material
+    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    record(
+        "links",
+        {k: _linked_image(bsdf, k) for k in ("Base Color", "Roughness", "Metallic", "Normal")},
+    )
+    maps = _map_records("maps Cam")
+    record("maps_sent_back", sorted(maps))
+    record(
+        "pngs",
+        sorted(f for f in os.listdir(CONFIG["out"]) if f.startswith("Target_")),
+    )
+    scene = bpy.context.scene
+    rot = np.array(cam.matrix_world.to_3x3())
+    diffs = {m: [] for m in ("albedo", "roughness", "metallic", "normal")}
+    wrong = []
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        b = rng.dirichlet((1, 1, 1))
+        uv, co = _texel_of(target, 0, b)
+        if co[0] < 0.1 and co[2] < 0.1:
+            continue  # behind the blocker
+        ndc = world_to_camera_view(scene, cam, Vector(co))
+        px, py = ndc.x * 64, (1 - ndc.y) * 64
+        for m in diffs:
+            tex = pixels(bpy.data.images[f"Dreamwire Target {m}"])
+            size = tex.shape[0]
+            got = tex[int((1 - uv[1]) * size), int(uv[0] * size), :3].astype(float)
+            want = bilinear(maps[m].astype(float), px, py)
+            if m == "normal":  # camera space -> the cube's (world: identity matrix)
+                n = rot @ (want / 255 * 2 - 1)
+                want = (n / np.linalg.norm(n) + 1) / 2 * 255
+                wrong.append(float(np.abs(got - bilinear(maps[m].astype(float), px, py)).mean()))
+            diffs[m].append(float(np.abs(got - want).mean()))
+    record("map_diffs", {m: float(np.mean(v)) for m, v in diffs.items()})
+    record("normal_unconverted_diff", float(np.mean(wrong)))
+
+
 def _greyed():
     return [name for kind, name in draw_ui()["idle"] if kind == "greyed"]
 

@@ -496,3 +496,31 @@ def test_grid_mode_generates_four_views_in_one_job_and_bakes_each(addon_zip, tmp
     assert c["five_state"][0] == "finished" and c["five_state"][2] == 2, c["five_state"]
     assert c["five_jobs"] == [["txt2img", 128, 128], ["inpaint", 128, 128]]
     assert c["second_mask"][:2] == [255, 0] and c["second_mask"][2:] == [0, 0]
+
+
+def test_project_with_pbr_maps_bakes_and_wires_them(addon_zip, tmp_path, backend):
+    """Each view's Marigold maps, baked where its colour went and wired into the material."""
+    c = run_scenario("pbr", addon_zip, tmp_path, backend)
+    assert c["error"] is None and c["result"] == ["FINISHED"], c
+    assert c["maps_sent_back"] == ["albedo", "metallic", "normal", "roughness"]
+    assert c["links"] == {
+        "Base Color": ["Dreamwire Target albedo", "sRGB"],
+        "Roughness": ["Dreamwire Target roughness", "Non-Color"],
+        "Metallic": ["Dreamwire Target metallic", "Non-Color"],
+        "Normal": ["Dreamwire Target normal", "Non-Color", "OBJECT"],
+    }
+    assert c["pngs"] == [
+        "Target_albedo.png",
+        "Target_coverage.json",  # the unseen-texel fill's report
+        "Target_metallic.png",
+        "Target_normal.png",
+        "Target_projected.png",
+        "Target_roughness.png",
+    ]
+    # A front texel holds the map's value at the pixel the camera sees it at (a few levels
+    # for texel quantisation: the tiny models' maps are noise, the normals' on all three
+    # channels), the normal turned from the camera's frame into the cube's.
+    diffs = c["map_diffs"]
+    assert max(diffs["albedo"], diffs["roughness"], diffs["metallic"]) < 12, c
+    assert diffs["normal"] < 25, c
+    assert c["normal_unconverted_diff"] > 2 * diffs["normal"], c

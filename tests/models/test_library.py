@@ -102,6 +102,7 @@ def test_scans_comfyui_layout(comfy):
             "text_encoder": [],
             "clip_vision": [],
             "style_model": [],
+            "marigold": [],
         }
         assert lib.find("checkpoint", "tiny-sd1").arch == "tiny-sd1"
 
