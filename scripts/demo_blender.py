@@ -1,6 +1,7 @@
 """The Blender main job, headless: a small scene is captured, generated on the default
-(tiny) model through a real backend process, projected onto the meshes from two cameras,
-and saved as a .blend plus PNGs.
+(tiny) model through a real backend process, projected onto the meshes from cameras placed
+by coverage, unseen texels filled, PBR maps baked (Marigold), and saved as a .blend plus
+PNGs.
 
     .venv/bin/python scripts/demo_blender.py [--out out/blender-demo] [--models ROOT]
 
@@ -116,6 +117,11 @@ def main() -> int:
             from dreamwire.backend.tiny import build_all
 
             build_all(models)
+        if not (models / "models" / "Marigold").exists():
+            print("== building the tiny Marigold models (PBR maps) into", models)
+            from dreamwire.backend.tiny import marigold
+
+            marigold.build(models)
     print("== starting the backend")
     backend, address = start_backend(models, out)
     print("   listening on", address)
@@ -190,9 +196,12 @@ def main() -> int:
         for obj in scene.objects:
             obj.select_set(obj.type == "MESH")
         bpy.context.view_layer.objects.active = scene.objects["Crate"]
-        for cam in cams:
-            s.cameras.add().camera = cam
-        print("== multi-view projection from", ", ".join(c.name for c in cams))
+        # No cameras listed: Multi-view places its own by coverage; unseen texels are filled
+        # (the default) and each view's PBR maps are baked and wired into the materials.
+        s.auto_cameras = True
+        s.auto_camera_count = 4
+        s.pbr_maps = True
+        print("== multi-view projection from cameras placed by coverage, with PBR maps")
         t0 = time.monotonic()
         result = bpy.ops.dreamwire.project_multiview()
         status = bpy.context.window_manager.dreamwire_status

@@ -4,8 +4,8 @@
 #
 # 1. txt2img then img2img through the `dreamwire generate` command (in-process engine);
 # 2. the Blender main job, headless: a small scene is captured (depth, normals), generated
-#    through a real backend process over ZeroMQ, projected from two cameras onto the meshes'
-#    UVs and saved as a .blend plus PNGs.
+#    through a real backend process over ZeroMQ, projected onto the meshes' UVs from cameras
+#    placed by coverage (unseen texels filled, PBR maps baked) and saved as a .blend plus PNGs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -26,7 +26,7 @@ $dw generate --prompt "a stone wall at dusk" --init-image "$first" --strength 0.
   >"$out/img2img.json"
 .venv/bin/python -c 'import json,sys; print("  ", json.load(open(sys.argv[1]))["images"][0]["path"])' "$out/img2img.json"
 
-echo "== Blender: capture, generate through a backend process, project from two cameras"
+echo "== Blender: capture, generate through a backend process, project from cameras placed by coverage"
 .venv/bin/python scripts/demo_blender.py --out "$out/blender"
 
 echo
