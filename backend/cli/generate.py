@@ -4,6 +4,7 @@ the PNGs (with A1111 infotext) and a JSON record to the output folder."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -171,8 +172,9 @@ def read_image(path: Path, what: str, mode: str = "RGB") -> np.ndarray:
 
 
 def with_family_defaults(args: argparse.Namespace, family: ModelFamily) -> argparse.Namespace:
-    """The sampling flags the artist left out, filled from the model family's defaults
-    (the Distilled CFG is the model's: Flux Fill and Kontext have their own)."""
+    """The sampling flags the artist left out, filled from the model's defaults (its
+    family's, or its own: schnell's 4 steps); the Distilled CFG is left to the backend,
+    which knows each model's (Flux Fill and Kontext have their own)."""
     d = family.defaults
     for name in ("sampler", "steps", "cfg"):
         if getattr(args, name) is None:
@@ -193,7 +195,12 @@ def model_family(args: argparse.Namespace) -> ModelFamily:
         except DreamwireError:
             entry = None  # the engine says which model is missing, with the names it has
         if entry is not None:
-            return families.family(catalog.family_of(entry.arch))
+            from dreamwire.backend.engine.planning import model_defaults
+
+            key = catalog.family_of(entry.arch)
+            # With the model's own defaults (Flux schnell: 4 steps).
+            own = model_defaults(key, entry.arch or "")
+            return dataclasses.replace(families.family(key), defaults=own)
     return families.family(families.guess_from_name(args.model))
 
 

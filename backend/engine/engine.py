@@ -79,6 +79,7 @@ class Engine:
             "model_missing": libs.missing_parts(self.library),
             "model_modes": self._model_modes(),
             "families": family_infos(),
+            "model_defaults": self._model_defaults(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
         }
@@ -90,6 +91,16 @@ class Engine:
         out: dict[str, list[str]] = {}
         for name, (family, arch) in libs.checkpoint_archs(self.library).items():
             out[name] = [m.value for m in run if planning.serves(family, m, arch)]
+        return out
+
+    def _model_defaults(self) -> dict[str, dict]:
+        """{checkpoint: its defaults} where they differ from its family's, so a host
+        switching to Flux schnell or Kontext takes that model's steps and Distilled CFG."""
+        out: dict[str, dict] = {}
+        for name, (family, arch) in libs.checkpoint_archs(self.library).items():
+            own = planning.model_defaults(family, arch)
+            if own != family_spec(family).defaults:
+                out[name] = own.to_wire()
         return out
 
     def _extension_capabilities(self) -> dict:

@@ -21,6 +21,7 @@ from dreamwire import catalog
 from dreamwire.backend import prompts, samplers
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.families import GenerationDefaults
 from dreamwire.shared.job import Job, LoraRef, Region
 from dreamwire.shared.job_mode import JobMode
 
@@ -153,6 +154,12 @@ def serves(family: str, mode: JobMode, arch: str = "") -> bool:
     """Whether the family's spec names a pipeline for `mode` (edit: only edit models'); a
     special-purpose checkpoint (`arch`'s catalog variant: Flux Fill) has its own table."""
     return spec_for(family).variant(catalog.variant_of(arch)).pipelines.has(mode.value)
+
+
+def model_defaults(family: str, arch: str = "") -> GenerationDefaults:
+    """The generation defaults of a checkpoint: its family's, or its catalog variant's
+    where they differ (Flux schnell's 4 steps, Kontext's Distilled CFG 2.5)."""
+    return spec_for(family).defaults(catalog.variant_of(arch))
 
 
 def _check_served(mode: JobMode, family: str, entry) -> None:

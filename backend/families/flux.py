@@ -131,6 +131,9 @@ FLUX = FamilySpec(
         },
     ),
     variants={
+        # Flux.1 schnell: timestep-distilled to 1-4 steps, without the guidance input
+        # (BFL's and Forge's 4 steps); the family's pipelines.
+        "schnell": Variant(steps=4, guidance=False),
         # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
         # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.
         "fill": Variant(

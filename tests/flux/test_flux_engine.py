@@ -5,6 +5,7 @@ run yet is refused before anything loads."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import diffusers
 import numpy as np
@@ -13,10 +14,14 @@ import torch
 from PIL import Image
 
 from dreamwire.backend.canvas.masks import composite
-from dreamwire.backend.engine import noise
+from dreamwire.backend.engine import noise, planning
+from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
+from dreamwire.shared.events import Welcome
 from dreamwire.shared.job import HiresFix, Job, Outpaint, Region
 from dreamwire.shared.job_mode import JobMode
+
+FLUX_DEFAULTS = families.FLUX.defaults
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -250,3 +255,15 @@ def test_the_welcome_names_the_modes_each_model_runs(flux_engine):
     assert "edit" in modes["tiny-flux-kontext"]
     assert modes["tiny-flux"] == ["txt2img", "img2img", "inpaint"]
     assert set(modes) == set(flux_engine.capabilities()["models"])
+
+
+def test_the_welcome_names_the_models_with_defaults_of_their_own(flux_engine):
+    # Fill and Kontext have their own Distilled CFG; tiny-flux (dev) has the family's.
+    defaults = Welcome.from_body(flux_engine.capabilities()).model_defaults
+    assert set(defaults) == {"tiny-flux-fill", "tiny-flux-kontext"}
+    assert defaults["tiny-flux-kontext"] == replace(FLUX_DEFAULTS, distilled_cfg=2.5)
+    assert defaults["tiny-flux-fill"].distilled_cfg == 30.0
+    # schnell (no tiny one is built): 4 steps, no guidance input, from its catalog variant.
+    schnell = planning.model_defaults("flux", "flux-schnell")
+    assert (schnell.steps, schnell.distilled_cfg) == (4, None)
+    assert planning.model_defaults("flux", "flux-dev") == FLUX_DEFAULTS
