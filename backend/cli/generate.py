@@ -25,7 +25,7 @@ from dreamwire.backend.cli.image_files import open_image
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.families import ModelFamily
-from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
+from dreamwire.shared.job import INPAINT_FILLS, INPAINT_MODELS, HiresFix, Job, Outpaint, Upscale
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
 
@@ -74,6 +74,13 @@ def add_parser(subparsers) -> None:
         choices=INPAINT_FILLS,
         default="original",
         help='A1111 "Masked content": what the masked area starts from',
+    )
+    p.add_argument(
+        "--inpaint-model",
+        choices=INPAINT_MODELS,
+        default="auto",
+        help="auto: inpaint on Flux dev runs on a Flux Fill model from the library when there "
+        "is one; off: on the model named",
     )
     p.add_argument(
         "--outpaint",
@@ -226,6 +233,7 @@ def build_job(args: argparse.Namespace, family: ModelFamily | None = None) -> Jo
         inpaint_full_res=args.only_masked,
         inpaint_padding=args.padding,
         inpaint_fill=args.inpaint_fill,
+        inpaint_model=args.inpaint_model,
         seamless=args.seamless,
         tiled_vae=args.tiled_vae,
     )

@@ -247,7 +247,8 @@ class Engine:
         if job_plan.mode is JobMode.UPSCALE and job_plan.upscale is None:
             return sd_upscale.plain(job, self.library, self.info, reporter)  # refine off
         t0 = time.perf_counter()
-        model = self.load(job.model, job.vae, reporter)
+        # The plan's checkpoint: the job's, or the Fill model an inpaint job runs on.
+        model = self.load(job_plan.checkpoint or job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
         reporter.family = model.family
         low_vram = self.low_vram(model.arch, model.weights)

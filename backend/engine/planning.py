@@ -25,7 +25,7 @@ from dreamwire.shared.families import GenerationDefaults
 from dreamwire.shared.job import Job, LoraRef, Region
 from dreamwire.shared.job_mode import JobMode
 
-from . import family_support, hires
+from . import family_support, hires, inpaint_model
 from . import library_adapter as libs
 from .seamless_upscale import tile_axes
 
@@ -81,6 +81,10 @@ class JobPlan:
     # Whether a pass's prompt is composable (AND, a weighted prompt or regions): the passes'
     # UNet batch widens to every subprompt (the composable-prompt conditioner).
     composable: bool = False
+    # The checkpoint the job runs on ("": the job's), and the job's own when the plan picked
+    # another in its place (an inpaint job on Flux dev runs on a Flux Fill: inpaint_model.py).
+    checkpoint: str = ""
+    stands_in_for: str = ""
 
     @property
     def total_steps(self) -> int:
@@ -107,9 +111,14 @@ def plan(job: Job, library) -> JobPlan:
     if job.mode is JobMode.UPSCALE:
         return _with_prompts(_upscale_plan(job, family, loras), job)
     passes = _passes(job)
+    fill = inpaint_model.stand_in(job, entry, family, library)
+    asked, entry = entry.name, fill or entry
     for p in passes:
         _check_served(p.mode, family, entry)
-    return _with_prompts(JobPlan(job.mode, family, passes, loras, size, job.seamless), job)
+    job_plan = JobPlan(job.mode, family, passes, loras, size, job.seamless)
+    if fill is not None:
+        job_plan = replace(job_plan, checkpoint=fill.name, stands_in_for=asked)
+    return _with_prompts(job_plan, job)
 
 
 # How Latent Couple's "Prompt Info Update" joins the general and region prompts.

@@ -130,6 +130,8 @@ FLUX = FamilySpec(
             ),
         },
     ),
+    # Krita AI Diffusion's Flux inpaint uses flux1-fill when it is installed.
+    inpaint_variant="fill",
     variants={
         # Flux.1 schnell: timestep-distilled to 1-4 steps, without the guidance input
         # (BFL's and Forge's 4 steps); the family's pipelines.

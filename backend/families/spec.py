@@ -213,6 +213,9 @@ class FamilySpec:
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
     variants: dict[str, Variant] = field(default_factory=dict)
+    # The variant whose checkpoints run inpaint jobs asked of the family's plain ones when
+    # the library has one (Flux: "fill"; engine/inpaint_model.py); "" where none does.
+    inpaint_variant: str = ""
     # The width of the text the denoiser cross-attends to (the UNet's cross_attention_dim),
     # which names the family of an add-on file (ControlNet, IP-Adapter) by its shapes; None
     # where add-ons are told apart by their own keys (Flux).
