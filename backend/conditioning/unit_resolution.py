@@ -27,6 +27,7 @@ from dreamwire.shared.model_names import strip_suffix
 
 from . import (
     controlnet_files,
+    flux_control_files,
     flux_controlnet,
     ip_adapter_blocks,
     ip_adapter_files,
@@ -125,6 +126,10 @@ def _resolve(ctx) -> list[ResolvedUnit]:
             continue
         if unit.model:
             path = available.get(unit.model) or available.get(strip_suffix(unit.model))
+            control = None if path else _control_model(ctx, unit, unit.model)
+            if control is not None:  # a Flux Control LoRA named by the unit
+                resolved.append(ResolvedUnit(unit, control))
+                continue
             if path is None:
                 raise DreamwireError(
                     ErrorCode.CONTROLNET_NOT_FOUND,
@@ -133,7 +138,15 @@ def _resolve(ctx) -> list[ResolvedUnit]:
                 )
             info = inspect_cached(path, unit.model)
         else:
-            info = pick(unit.type, available, unet_config, model, where)
+            try:
+                info = pick(unit.type, available, unet_config, model, where)
+            except DreamwireError as exc:
+                # No ControlNet of the type: a Flux Control LoRA of it serves the unit.
+                control = _control_model(ctx, unit)
+                if control is None:
+                    raise _with_control_hint(exc, model.family, unit.type) from None
+                resolved.append(ResolvedUnit(unit, control))
+                continue
         controlnet_files.check_supported(info)
         _check_family_runs(info, model.family, where)
         controlnet_files.check_compatible(info, unet_config, model.name, model.family)
@@ -153,6 +166,24 @@ def _resolve(ctx) -> list[ResolvedUnit]:
             log.info("%s: using %s, a %s ControlNet", where, info.name, info.type)
         resolved.append(ResolvedUnit(unit, info, encoder))
     return resolved
+
+
+def _control_model(ctx, unit, name: str = "") -> flux_control_files.FluxControlInfo | None:
+    """The Flux Control LoRA serving a canny/depth unit on a family with control-model
+    pipelines: the one `name`s, or one of the unit's type; None elsewhere."""
+    if spec_for(ctx.model.family).control_model_pipelines is None:
+        return None
+    if not name and unit.type not in flux_control_files.TYPES:
+        return None
+    return flux_control_files.find(ctx.library, unit.type, name)
+
+
+def _with_control_hint(exc: DreamwireError, family: str, kind: str) -> DreamwireError:
+    """A missing canny/depth model on Flux: say that BFL's Control LoRA serves it too."""
+    if spec_for(family).control_model_pipelines is None or kind not in flux_control_files.TYPES:
+        return exc
+    hint = f"; or a Flux Control LoRA (flux1-{kind}-dev-lora.safetensors) in models/Lora"
+    return DreamwireError(exc.code, exc.message + hint, exc.job_id)
 
 
 def _ip_encoder(ctx, unit, info, where) -> ip_adapter_files.EncoderFile | None:

@@ -130,6 +130,11 @@ FLUX = FamilySpec(
             ),
         },
     ),
+    # BFL's Canny/Depth Control LoRAs (conditioning/flux_control_conditioner.py): the
+    # control image's latents go in beside the noise, per token.
+    control_model_pipelines=PipelineClasses(
+        "FluxControlPipeline", "FluxControlImg2ImgPipeline", "FluxControlInpaintPipeline"
+    ),
     # Krita AI Diffusion's Flux inpaint uses flux1-fill when it is installed.
     inpaint_variant="fill",
     variants={

@@ -216,6 +216,9 @@ class FamilySpec:
     # The variant whose checkpoints run inpaint jobs asked of the family's plain ones when
     # the library has one (Flux: "fill"; engine/inpaint_model.py); "" where none does.
     inpaint_variant: str = ""
+    # Pipelines for a denoiser that takes the control image in its input (BFL's Flux
+    # Control models, made from the plain model by a Control LoRA); None where none exist.
+    control_model_pipelines: PipelineClasses | None = None
     # The width of the text the denoiser cross-attends to (the UNet's cross_attention_dim),
     # which names the family of an add-on file (ControlNet, IP-Adapter) by its shapes; None
     # where add-ons are told apart by their own keys (Flux).
@@ -271,8 +274,15 @@ class FamilySpec:
             distilled_cfg=own.distilled_cfg if own.guidance else None,
         )
 
-    def pipeline_class(self, mode: str, controlnet: bool = False, variant: str = "") -> type:
+    def pipeline_class(
+        self, mode: str, controlnet: bool = False, variant: str = "", control_model: bool = False
+    ) -> type:
         import diffusers
 
-        table = self.controlnet_pipelines if controlnet else self.variant(variant).pipelines
+        if control_model and self.control_model_pipelines is not None:
+            table = self.control_model_pipelines
+        elif controlnet:
+            table = self.controlnet_pipelines
+        else:
+            table = self.variant(variant).pipelines
         return getattr(diffusers, table.for_mode(mode, self.label))
