@@ -96,7 +96,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
             sorted(available),
             [(str(p), mtime(p)) for p in encoders],
             [(str(p), mtime(p)) for p in redux_files.style_model_files(library)],
-            sorted((str(p), mtime(p)) for p in library_entries(library, "lora").values()),
+            flux_control_files.state(library),
             {f: [json.dumps(c, sort_keys=True) for c in cs] for f, cs in sorted(configs.items())},
         ]
     )

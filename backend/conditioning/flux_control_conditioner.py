@@ -1,10 +1,13 @@
-"""BFL Flux Control LoRAs as a conditioner: a canny or depth unit on Flux.1 dev served by
-flux1-canny-dev-lora / flux1-depth-dev-lora (unit_resolution.py resolves it to a
-FluxControlInfo when no Flux ControlNet of the type is installed, or when the unit names it).
+"""BFL's Flux Control models as a conditioner: a canny or depth unit on Flux.1 dev served by
+flux1-canny-dev-lora / flux1-depth-dev-lora or the full flux1-canny-dev / flux1-depth-dev
+(unit_resolution.py resolves it to a FluxControlInfo when no Flux ControlNet of the type is
+installed, or when the unit names it).
 
-For the whole job the transformer becomes the Control model (flux_control_patch.py: the
-input layer widened, the LoRA's deltas times the unit's weight, its norms), restored exactly
-after it; every pass runs the family's control-model pipelines (diffusers'
+For the whole job the transformer becomes the Control model: a LoRA patches it
+(flux_control_patch.py: the input layer widened, the LoRA's deltas times the unit's weight,
+its norms), restored exactly after it; a full model's transformer takes its place in the
+model's components (loaded once, kept for the next job), the model's own put back after
+it. Every pass runs the family's control-model pipelines (diffusers'
 FluxControlPipeline, FluxControlImg2ImgPipeline, FluxControlInpaintPipeline) with the
 unit's image as `control_image`. The control image is a model input at every step, so the
 model takes one unit, the whole sampling window, and no negative prompt (those pipelines
@@ -17,12 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
+from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import JobContext, PassPart
 from dreamwire.backend.families import spec_for
 from dreamwire.backend.library.weight_formats import stored_compressed
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import flux_control_files, flux_control_patch
+from .files import mtime
 from .flux_control_files import FluxControlInfo
 from .unit_resolution import ResolvedUnit, UnitConditioner, pass_image, resolve_units
 
@@ -36,6 +41,10 @@ class ControlModelJob:
 class FluxControlConditioner(UnitConditioner):
     name = "conditioning.flux_control"
     runs = FluxControlInfo
+
+    def __init__(self, observer=None, cache_size: int = 1):
+        super().__init__(observer)
+        self._models: BoundedCache = BoundedCache(cache_size)  # full models' transformers
 
     def resolve(self, ctx: JobContext) -> ControlModelJob | None:
         mine = super().resolve(ctx)
@@ -61,7 +70,14 @@ class FluxControlConditioner(UnitConditioner):
             )
         transformer = ctx.model.components.get(spec_for(ctx.model.family).denoiser)
         if transformer is None or not spec_for(ctx.model.family).control_model_pipelines:
-            raise _refused(f"{where}: {ctx.model.name} cannot run a Flux Control LoRA")
+            raise _refused(f"{where}: {ctx.model.name} cannot run a Flux Control model")
+        if first.info.entry is not None:
+            if unit.weight != 1.0:
+                raise _refused(
+                    f"{where}: a full Flux Control model has no strength; set the unit's "
+                    "weight to 1, or use its Control LoRA, whose strength the weight sets"
+                )
+            return ControlModelJob(first)
         if stored_compressed(transformer):
             raise _refused(
                 f"{where}: {ctx.model.name}'s weights are stored quantized (GGUF or fp8), and "
@@ -71,11 +87,33 @@ class FluxControlConditioner(UnitConditioner):
 
     @contextmanager
     def attach_job(self, ctx: JobContext, job: ControlModelJob) -> Iterator[None]:
-        job.control = flux_control_files.read(job.unit.info)
+        info = job.unit.info
+        if info.entry is not None:
+            with self._swapped(ctx, info):
+                yield
+            return
+        job.control = flux_control_files.read(info)
         model = ctx.model
         weight = float(job.unit.unit.weight)
         with flux_control_patch.applied(model.components, job.control, weight, model.name):
             yield
+
+    @contextmanager
+    def _swapped(self, ctx: JobContext, info: FluxControlInfo) -> Iterator[None]:
+        """The full model's transformer in the model's components for the job, on the
+        device and in the dtype of the one it stands in for."""
+        components = ctx.model.components
+        own = components["transformer"]
+        like = next(own.parameters())
+        key = (str(info.path), mtime(info.path), str(like.device), str(ctx.device.dtype))
+        control, _ = self._models.get(
+            key, lambda: flux_control_files.load_model(info, ctx.device.dtype, like.device)
+        )
+        components["transformer"] = control
+        try:
+            yield
+        finally:
+            components["transformer"] = own
 
     def attach(self, ctx: JobContext, job: ControlModelJob, mode: str):
         # The pipelines VAE-encode a tensor control image as given: in [-1, 1], as their

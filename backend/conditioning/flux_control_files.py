@@ -1,19 +1,24 @@
-"""Black Forest Labs' Flux Control LoRAs (flux1-canny-dev-lora, flux1-depth-dev-lora): what a
-file is, which serves a unit, and what it holds.
+"""Black Forest Labs' Flux Control models: the Control LoRAs (flux1-canny-dev-lora,
+flux1-depth-dev-lora) and the full models (flux1-canny-dev, flux1-depth-dev): what a file
+is, which serves a unit, and what it holds.
 
 A Control LoRA turns Flux.1 dev into BFL's Canny/Depth Control model: LoRA pairs for the
 transformer's layers, `img_in` among them with 128 input columns (the packed latents, then
 the control image's packed latents, concatenated per token), and replacement RMSNorm scales
 (`...query_norm.scale`, `...key_norm.scale`). diffusers runs the result with its
 FluxControlPipeline family. The files live in the LoRA folders, where ComfyUI and Forge
-users put them; a canny or depth unit on a Flux model picks one when no Flux ControlNet of
-the type is installed, or names it as its `model`.
+users put them. The full models are transformer files like Flux dev's with `img_in` 128
+wide, in the checkpoint folders (ComfyUI's models/unet or diffusion_models), where the
+library identifies them as the "control" variant. A canny or depth unit on a Flux model
+picks one (a LoRA first: it costs no second transformer) when no Flux ControlNet of the type
+is installed, or names it as its `model`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,9 +41,11 @@ _INPUT = "img_in.lora_A.weight"
 
 @dataclass
 class FluxControlInfo(UnitFile):
-    """A Flux Control LoRA in the LoRA folders; `in_channels` its img_in's input width."""
+    """A Flux Control LoRA in the LoRA folders (`in_channels`: its img_in's input width), or
+    a full Control model, `entry` its library checkpoint entry."""
 
     in_channels: int = 128
+    entry: Any = None  # library ModelEntry of a full model; None for a LoRA
 
     @property
     def family(self) -> str:
@@ -80,13 +87,33 @@ def inspect_cached(path: Path, name: str) -> FluxControlInfo | None:
 
 
 def find(library, kind: str, name: str = "") -> FluxControlInfo | None:
-    """The Control LoRA named `name` (a LoRA's name, A1111's way), or for "" the first by
-    name whose file name says `kind`; None when the LoRA folders have none."""
+    """The Control LoRA or full model named `name` (a LoRA's or checkpoint's name), or for
+    "" the first whose name says `kind`, LoRAs first; None when the library has none."""
+    return _lora(library, kind, name) or _full_model(library, kind, name)
+
+
+def state(library) -> list:
+    """What `find` depends on, for a cache key: the LoRA files and the full models."""
+    loras = files.library_entries(library, "lora").values()
+    return [
+        sorted((str(p), files.mtime(p)) for p in loras),
+        sorted(e.name for e in _control_models(library)),
+    ]
+
+
+def _control_models(library) -> list:
+    if library is None:
+        return []
+    found = (e for e in library.entries("checkpoint") if e.detail.get("variant") == "control")
+    return sorted(found, key=lambda e: e.name)
+
+
+def _lora(library, kind: str, name: str) -> FluxControlInfo | None:
     available = files.library_entries(library, "lora")
     if name:
         try:
             path = lora.resolve(name, available)
-        except DreamwireError:  # not a LoRA's name: the caller says what is missing
+        except DreamwireError:  # not a LoRA's name: perhaps a full model's
             return None
         return inspect_cached(path, name)
     for stem, path in sorted(available.items()):
@@ -94,6 +121,18 @@ def find(library, kind: str, name: str = "") -> FluxControlInfo | None:
             info = inspect_cached(path, stem)
             if info is not None:
                 return info
+    return None
+
+
+def _full_model(library, kind: str, name: str) -> FluxControlInfo | None:
+    """A checkpoint the library identified as a Flux Control model (flux_identify.py)."""
+    for entry in _control_models(library):
+        if (name and name in (entry.name, entry.path.name)) or (
+            not name and type_from_name(entry.name) == kind
+        ):
+            return FluxControlInfo(
+                entry.name, Path(entry.path), type_from_name(entry.name), entry=entry
+            )
     return None
 
 
@@ -111,3 +150,15 @@ def read(info: FluxControlInfo) -> ControlLora:
         else:
             pairs[key] = value
     return ControlLora(lora.from_tensors(pairs, info.path, info.name), norms, info.in_channels)
+
+
+def load_model(info: FluxControlInfo, dtype: torch.dtype, device: torch.device):
+    """A full Control model's transformer (BFL layout, GGUF or fp8 kept as stored), with
+    the configs of the catalog architecture its file loads as."""
+    from dreamwire.backend.library import flux_loading
+    from dreamwire.backend.library.flux_parts import Part
+
+    entry = info.entry
+    part = Part(entry, entry.detail.get("transformer_prefix", ""))
+    model = flux_loading.load_transformer(part, flux_loading.config_arch(entry.arch), dtype)
+    return model.to(device).eval().requires_grad_(False)

@@ -107,6 +107,7 @@ def plan(job: Job, library) -> JobPlan:
     loras = lora_requests(job)
     entry = libs.checkpoint(library, job.model or libs.default_checkpoint(library))
     family = libs.family(entry.arch)
+    _check_not_control_model(entry)
     family_support.check(job, family, entry.arch)  # features and samplers it cannot run
     if job.mode is JobMode.UPSCALE:
         return _with_prompts(_upscale_plan(job, family, loras), job)
@@ -169,6 +170,17 @@ def model_defaults(family: str, arch: str = "") -> GenerationDefaults:
     """The generation defaults of a checkpoint: its family's, or its catalog variant's
     where they differ (Flux schnell's 4 steps, Kontext's Distilled CFG 2.5)."""
     return spec_for(family).defaults(catalog.variant_of(arch))
+
+
+def _check_not_control_model(entry) -> None:
+    """A Flux Canny/Depth Control model (the library's "control" variant) needs a control
+    image in its input at every step: it runs through a control unit, not as the model."""
+    if entry.detail.get("variant") == "control":
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{entry.name} is a Flux Control model (canny/depth): add it to a canny or depth "
+            "control unit of a job on Flux dev, with the picture to follow as the unit's image",
+        )
 
 
 def _check_served(mode: JobMode, family: str, entry) -> None:

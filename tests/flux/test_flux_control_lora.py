@@ -147,3 +147,55 @@ def test_inpaint_with_the_control_lora_keeps_the_unmasked_picture(setup, init_im
     outside = mask == 0
     assert np.array_equal(image[outside], init_image[outside])
     assert diff(image, init_image) > 0 and "Inpaint model" not in result.images[0].infotext
+
+
+# --- the full Control models (flux1-depth-dev.safetensors in models/unet) ----------------
+DEPTH = "flux1-depth-dev"
+
+
+@pytest.fixture(scope="module")
+def full(setup):
+    """The setup's library with a tiny full Depth Control model (BFL layout, img_in 128
+    wide) in models/unet, and that transformer."""
+    from diffusers import FluxTransformer2DModel
+
+    from dreamwire.backend.tiny.files import save_tensors
+    from dreamwire.backend.tiny.flux_files import transformer_tensors
+
+    engine, _ = setup
+    base = engine.load("tiny-flux").components["transformer"]
+    torch.manual_seed(7)
+    config = {**dict(base.config), "in_channels": 128, "out_channels": 64}
+    control = FluxTransformer2DModel.from_config(config).eval()
+    root = engine.library.roots[0]
+    unet = root / "models" / "unet"
+    unet.mkdir(parents=True, exist_ok=True)
+    save_tensors(transformer_tensors(control), unet / f"{DEPTH}.safetensors")
+    engine.library.refresh()
+    yield engine, control
+    (unet / f"{DEPTH}.safetensors").unlink()
+    engine.library.refresh()
+
+
+def test_a_depth_unit_runs_the_full_control_model_as_diffusers_does(full):
+    engine, control = full
+    own = engine.load("tiny-flux").components["transformer"]
+    depth = unit(type="depth")
+    result = engine.run(job(controls=[depth])).images[0]
+    comps = engine.load("tiny-flux").components
+    assert comps["transformer"] is own  # the model's own transformer is back
+    control_image = Image.fromarray(CONTROL)
+    expected = flux_lora_reference.run(
+        comps, "FluxControlPipeline", None, 1.0, PROMPT, 3, 5, control, control_image=control_image
+    )
+    assert diff(result.image, expected) <= 1
+    assert f"Model: {DEPTH} [" in result.infotext
+    assert engine.capabilities()["control_types"]["flux"]["depth"] == DEPTH
+    # It has no strength, and is no model to run a job on by itself.
+    for bad, words in (
+        (job(controls=[unit(type="depth", weight=0.5)]), "no strength"),
+        (job(model=DEPTH), "add it to a canny or depth control unit"),
+    ):
+        with pytest.raises(DreamwireError) as err:
+            engine.run(bad)
+        assert err.value.code == ErrorCode.MODEL_UNSUPPORTED and words in err.value.message

@@ -22,22 +22,25 @@ def run(
     prompt: str,
     steps: int,
     seed: int,
+    transformer=None,
     **call: Any,
 ) -> np.ndarray:
     """The first image (uint8) of `cls_name` at 64x64, guidance 3.5; `lora` a path or a
-    state dict in diffusers' names; `call` the pipeline's other arguments."""
+    state dict in diffusers' names (None: none, and `transformer` runs as given); `call`
+    the pipeline's other arguments."""
     import diffusers
 
     from dreamwire.backend.engine import noise
 
     pipe = getattr(diffusers, cls_name)(
         **{k: components[k] for k in TEXT_PARTS},
-        transformer=copy.deepcopy(components["transformer"]),
+        transformer=transformer or copy.deepcopy(components["transformer"]),
         scheduler=type(components["scheduler"]).from_config(components["scheduler"].config),
     )
     pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(dict(lora) if isinstance(lora, dict) else str(lora))
-    pipe.fuse_lora(components=["transformer"], lora_scale=multiplier)
+    if lora is not None:
+        pipe.load_lora_weights(dict(lora) if isinstance(lora, dict) else str(lora))
+        pipe.fuse_lora(components=["transformer"], lora_scale=multiplier)
     with torch.inference_mode():
         out = pipe(
             prompt=prompt,
