@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
+from dreamwire import catalog
 from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import JobContext, PassPart
 from dreamwire.backend.families import spec_for
@@ -54,8 +55,9 @@ class FluxControlConditioner(UnitConditioner):
         where = f"control unit ({first.unit.type}, {first.info.name})"
         if more or len(resolve_units(ctx)) > 1:
             raise _refused(
-                f"{where}: a Flux Control LoRA runs alone (it turns the model into a {first.unit.type} "
-                "model); give the job one control unit, or use Flux ControlNets to combine several"
+                f"{where}: a Flux Control model runs alone (the model becomes a "
+                f"{first.unit.type} model); give the job one control unit, or use Flux "
+                "ControlNets to combine several"
             )
         unit = first.unit
         if unit.start > 0.0 or unit.end < 1.0:
@@ -69,8 +71,16 @@ class FluxControlConditioner(UnitConditioner):
                 "scale to 1 (the guidance is the Distilled CFG Scale)"
             )
         transformer = ctx.model.components.get(spec_for(ctx.model.family).denoiser)
+        variant = catalog.variant_of(ctx.model.arch)
         if transformer is None or not spec_for(ctx.model.family).control_model_pipelines:
             raise _refused(f"{where}: {ctx.model.name} cannot run a Flux Control model")
+        if variant:
+            # BFL made them from dev: Fill and Kontext take other inputs, schnell has no
+            # guidance input for the Control model's.
+            raise _refused(
+                f"{where}: Flux Control models are made from Flux.1 dev; {ctx.model.name} is a "
+                f"Flux {variant.title()} model: run the unit on a Flux dev checkpoint"
+            )
         if first.info.entry is not None:
             if unit.weight != 1.0:
                 raise _refused(

@@ -42,7 +42,8 @@ def setup(flux_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("flux-control-lora")
     checkpoints = root / "models" / "Stable-diffusion"
     checkpoints.mkdir(parents=True)
-    (checkpoints / "tiny-flux").symlink_to(flux_root / "models" / "Stable-diffusion" / "tiny-flux")
+    for name in ("tiny-flux", "tiny-flux-kontext"):
+        (checkpoints / name).symlink_to(flux_root / "models" / "Stable-diffusion" / name)
     engine = Engine(
         ModelLibrary([root]),
         device="cpu",
@@ -128,6 +129,7 @@ def test_the_welcome_offers_canny_through_the_control_lora(setup):
         (dict(controls=[ControlUnit(type="canny", image=CONTROL, start=0.3)]), "every step"),
         (dict(controls=[unit(), unit()]), "runs alone"),
         (dict(controls=[unit(type="depth")]), "flux1-depth-dev-lora.safetensors"),
+        (dict(model="tiny-flux-kontext"), "made from Flux.1 dev"),
     ],
 )
 def test_what_a_control_model_cannot_do_is_refused_by_name(setup, changes, words):
