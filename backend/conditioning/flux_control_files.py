@@ -104,7 +104,7 @@ def state(library) -> list:
 def _control_models(library) -> list:
     if library is None:
         return []
-    found = (e for e in library.entries("checkpoint") if e.detail.get("variant") == "control")
+    found = (e for e in library.entries("checkpoint") if e.control_model)
     return sorted(found, key=lambda e: e.name)
 
 

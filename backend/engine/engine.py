@@ -88,9 +88,12 @@ class Engine:
         """{checkpoint: the modes its pipelines run}, as planning refuses the rest: the
         hosts offer an edit only on a model that lists "edit" (an edit model's variant)."""
         run = (JobMode.TXT2IMG, JobMode.IMG2IMG, JobMode.INPAINT, JobMode.EDIT)
+        # A Flux Control model runs no job by itself (only through a control unit).
+        units_only = {e.name for e in self.library.entries("checkpoint") if e.control_model}
         out: dict[str, list[str]] = {}
         for name, (family, arch) in libs.checkpoint_archs(self.library).items():
-            out[name] = [m.value for m in run if planning.serves(family, m, arch)]
+            served = [m.value for m in run if planning.serves(family, m, arch)]
+            out[name] = [] if name in units_only else served
         return out
 
     def _model_defaults(self) -> dict[str, dict]:

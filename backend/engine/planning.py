@@ -175,7 +175,7 @@ def model_defaults(family: str, arch: str = "") -> GenerationDefaults:
 def _check_not_control_model(entry) -> None:
     """A Flux Canny/Depth Control model (the library's "control" variant) needs a control
     image in its input at every step: it runs through a control unit, not as the model."""
-    if entry.detail.get("variant") == "control":
+    if entry.control_model:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{entry.name} is a Flux Control model (canny/depth): add it to a canny or depth "

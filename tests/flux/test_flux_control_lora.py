@@ -151,14 +151,14 @@ def test_inpaint_with_the_control_lora_keeps_the_unmasked_picture(setup, init_im
     assert diff(image, init_image) > 0 and "Inpaint model" not in result.images[0].infotext
 
 
-# --- the full Control models (flux1-depth-dev.safetensors in models/unet) ----------------
+# --- the full Control models (flux1-depth-dev.safetensors in a checkpoint folder) --------
 DEPTH = "flux1-depth-dev"
 
 
 @pytest.fixture(scope="module")
 def full(setup):
     """The setup's library with a tiny full Depth Control model (BFL layout, img_in 128
-    wide) in models/unet, and that transformer."""
+    wide) among its checkpoints, and that transformer."""
     from diffusers import FluxTransformer2DModel
 
     from dreamwire.backend.tiny.files import save_tensors
@@ -169,13 +169,13 @@ def full(setup):
     torch.manual_seed(7)
     config = {**dict(base.config), "in_channels": 128, "out_channels": 64}
     control = FluxTransformer2DModel.from_config(config).eval()
-    root = engine.library.roots[0]
-    unet = root / "models" / "unet"
-    unet.mkdir(parents=True, exist_ok=True)
-    save_tensors(transformer_tensors(control), unet / f"{DEPTH}.safetensors")
+    # Forge's checkpoint folder, where it sorts before tiny-flux (ComfyUI's models/unet
+    # holds flux1-canny-dev beside flux1-dev the same way).
+    path = engine.library.roots[0] / "models" / "Stable-diffusion" / f"{DEPTH}.safetensors"
+    save_tensors(transformer_tensors(control), path)
     engine.library.refresh()
     yield engine, control
-    (unet / f"{DEPTH}.safetensors").unlink()
+    path.unlink()
     engine.library.refresh()
 
 
@@ -192,7 +192,10 @@ def test_a_depth_unit_runs_the_full_control_model_as_diffusers_does(full):
     )
     assert diff(result.image, expected) <= 1
     assert f"Model: {DEPTH} [" in result.infotext
-    assert engine.capabilities()["control_types"]["flux"]["depth"] == DEPTH
+    caps = engine.capabilities()
+    assert caps["control_types"]["flux"]["depth"] == DEPTH
+    # It sorts before tiny-flux, yet is not the default model, and runs no mode alone.
+    assert caps["default_model"] == "tiny-flux" and caps["model_modes"][DEPTH] == []
     # It has no strength, and is no model to run a job on by itself.
     for bad, words in (
         (job(controls=[unit(type="depth", weight=0.5)]), "no strength"),
@@ -201,3 +204,21 @@ def test_a_depth_unit_runs_the_full_control_model_as_diffusers_does(full):
         with pytest.raises(DreamwireError) as err:
             engine.run(bad)
         assert err.value.code == ErrorCode.MODEL_UNSUPPORTED and words in err.value.message
+
+
+def test_a_control_model_is_never_the_default_model(full, tmp_path):
+    # flux1-depth-dev sorts before flux1-dev; a job naming no model runs the latter.
+    from dreamwire.backend.library import ModelLibrary
+    from dreamwire.backend.tiny.files import save_tensors
+    from dreamwire.backend.tiny.flux_files import transformer_tensors
+
+    engine, _ = full
+    checkpoints = tmp_path / "models" / "unet"
+    checkpoints.mkdir(parents=True)
+    depth = engine.library.roots[0] / "models" / "Stable-diffusion" / f"{DEPTH}.safetensors"
+    (checkpoints / depth.name).symlink_to(depth)
+    dev = engine.load("tiny-flux").components["transformer"]
+    save_tensors(transformer_tensors(dev), checkpoints / "flux1-dev.safetensors")
+    library = ModelLibrary([tmp_path])
+    assert library.names("checkpoint") == [DEPTH, "flux1-dev"]
+    assert library.default_checkpoint().name == "flux1-dev"
