@@ -14,12 +14,14 @@ on it:
 
 - coverage: share of texels inside UV islands that views coloured; filled: share filled
   afterwards (dilation across seams, UV inpaint); empty: share left without colour;
-- error: mean CIEDE76 difference from the right colour over coloured texels;
-- seam_p99: the worst 1% of colour steps between neighbouring texels beyond the right
-  texture's own step there (what view boundaries and blending add; seams are few texels,
-  so a mean would hide them);
-- uv_seam: the same across UV seams (texel pairs on either side of one mesh edge), once the
-  seam graph of the unseen-texel fill is in.
+- error: mean CIE76 difference from the right colour over the texels the views covered;
+  fill_error: the same over filled texels (dilated from neighbours across seams; the UV
+  inpaint pass's stand-in paints nothing new, so inpainted texels keep the fill's guess);
+- seam_p99: the worst 1% of colour steps between neighbouring covered texels beyond the
+  right texture's own step there (what view boundaries and blending add; seams are few
+  texels, so a mean would hide them);
+- uv_seam: the mean such excess step across UV seams (texel pairs facing each other across
+  one mesh edge, the fill's seam links), over pairs the views covered.
 
 With the tiny random model the generated colours are noise, so this stand-in is how the
 methods are compared; the numbers go to bench/RESULTS.md.
@@ -42,7 +44,7 @@ import numpy as np  # noqa: E402
 
 import blender_addon  # noqa: E402
 from blender_addon import actions, bpy_data  # noqa: E402
-from blender_addon.core.texturing import projection, view_grid  # noqa: E402
+from blender_addon.core.texturing import projection, texel_fill, view_grid  # noqa: E402
 from blender_addon.core.texturing.multiview import orbit_positions  # noqa: E402
 
 # -- scenes ---------------------------------------------------------------------------
@@ -137,10 +139,27 @@ class Method:
     settings: dict  # scene.dreamwire properties set for the run (those that exist)
 
 
+# The blending and filling of earlier versions (before issue 14's work): facing ratio
+# squared, no colour matching, no edge feather, unseen texels left empty.
+BEFORE = {
+    "colour_match": False,
+    "facing_exponent": 2.0,
+    "edge_feather": 0.0,
+    "fill_distance": 0,
+    "fill_inpaint": False,
+    "view_prompts": False,
+}
+
+
 def methods() -> list[Method]:
     return [
-        Method("today", "orbit", {}),
-        Method("grid", "orbit", {"grid_mode": True}),
+        Method("before", "orbit", BEFORE),
+        Method("before+grid", "orbit", {**BEFORE, "grid_mode": True}),
+        # Today's defaults: colour matching, facing^3, 3 px edge feather, unseen texels
+        # filled across seams then inpainted in UV space, cameras placed by coverage.
+        Method("new", "auto", {}),
+        Method("new+orbit", "orbit", {}),
+        Method("new+grid", "auto", {"grid_mode": True}),
     ]
 
 
@@ -164,11 +183,13 @@ def add_orbit_cameras(scene, objs, count: int):
 class Scores:
     scene: str
     method: str
+    views: int
     jobs: int
-    coverage: float
+    covered: float
     filled: float
     empty: float
     error: float
+    fill_error: float
     seam_p99: float
     uv_seam: float
     seconds: float
@@ -176,8 +197,6 @@ class Scores:
 
 def run(scene_name: str, method: Method, size: int, tex: int, views: int, seed: int) -> Scores:
     scene, targets = SCENES[scene_name]()
-    cams = add_orbit_cameras(scene, targets, views)
-    scene.camera = cams[0]
     props = scene.dreamwire
     props.prompt = "painted"
     props.width = props.height = size
@@ -194,12 +213,20 @@ def run(scene_name: str, method: Method, size: int, tex: int, views: int, seed: 
     for o in scene.objects:
         o.select_set(o in targets)
     bpy.context.view_layer.objects.active = targets[0]
+    if method.cameras == "orbit":
+        cams = add_orbit_cameras(scene, targets, views)
+    else:  # Multi-view's own placement by coverage (the list is empty)
+        props.auto_cameras = True
+        props.auto_camera_count = views + 2
+        cams = actions.multiview_cameras(bpy.context)
+    scene.camera = cams[0]
 
     from blender_addon.capture import camera_model
 
     depsgraph = bpy.context.evaluated_depsgraph_get()
     all_tris = bpy_data.scene_triangles(scene, depsgraph)
     rng = np.random.default_rng(seed)
+    states.clear()
     t0 = time.perf_counter()
     gen, _ = actions.project(bpy.context, cameras=cams)
     result = None
@@ -237,11 +264,16 @@ def run(scene_name: str, method: Method, size: int, tex: int, views: int, seed: 
                     camera_model(scene, cam_obj, job.width, job.height)
                 )
                 img = stand_in_image(cam, all_tris, drift)
+            if job.mask is not None and job.init_image is not None and not tag.startswith("fill"):
+                # The backend composites an inpaint: outside the mask the picture is the
+                # init image (the texture so far seen from the camera) unchanged.
+                keep = np.asarray(job.mask)[..., None] < 128
+                img = np.where(keep, np.asarray(job.init_image)[..., :3], img).astype(np.uint8)
             result = _Result([_Image(img)])
     except StopIteration:
         pass
     seconds = time.perf_counter() - t0
-    return score(scene_name, method, targets, tex, jobs, seconds)
+    return score(scene_name, method, targets, tex, jobs, len(cams), seconds, props.output_dir)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -260,58 +292,91 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
 
 
-def score(scene_name, method, targets, tex, jobs, seconds) -> Scores:
+# Which texels the views covered, per target in projection order: the fill's own verdict,
+# taken as actions.project computes it (the coverage JSON holds only the shares).
+states: list[np.ndarray] = []
+_fill_unseen = actions.fill_unseen
+
+
+def _recording_fill(*args, **kwargs):
+    fill = _fill_unseen(*args, **kwargs)
+    states.append(fill.state.copy())
+    return fill
+
+
+actions.fill_unseen = _recording_fill
+
+
+def _steps(got: np.ndarray, want: np.ndarray, a, b) -> np.ndarray:
+    """How much more colour changes from texel a to texel b in the result than in the
+    right answer (0 where the result changes less)."""
+    step_got = np.linalg.norm(_lab(got[a]) - _lab(got[b]), axis=1)
+    step_want = np.linalg.norm(_lab(want[a]) - _lab(want[b]), axis=1)
+    return np.maximum(step_got - step_want, 0.0)
+
+
+def score(scene_name, method, targets, tex, jobs, views, seconds, out_dir) -> Scores:
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    inside = coloured = 0
-    err_sum = 0.0
-    seam_pairs = []
-    for obj in targets:
+    inside = 0
+    err = {"covered": [0.0, 0], "filled": [0.0, 0]}
+    shares = {"covered": 0.0, "filled": 0.0, "empty": 0.0}
+    steps, seam_steps = [], []
+    for i, obj in enumerate(targets):
         img = bpy.data.images.get(f"Dreamwire {obj.name}")
         m = bpy_data.mesh_triangles(obj, depsgraph)
         surf = projection.texel_surface(m.uvs, m.world, m.normals, (tex, tex))
+        n = int(surf.mask.sum())
+        inside += n
+        report = Path(out_dir) / f"{bpy.path.clean_name(obj.name)}_coverage.json"
+        if report.exists():
+            r = json.loads(report.read_text())
+            for k in shares:
+                shares[k] += r[k] * n
+        else:
+            shares["empty"] += n
         if img is None:
-            inside += int(surf.mask.sum())
             continue
         w, h = img.size
         px = np.empty(w * h * 4, np.float32)
         img.pixels.foreach_get(px)
-        rgba = np.rint(px.reshape(h, w, 4)[::-1] * 255)
-        got = rgba[surf.mask]
+        got = np.rint(px.reshape(h, w, 4)[::-1] * 255)[surf.mask]
         ok = got[:, 3] > 0
-        inside += int(surf.mask.sum())
-        coloured += int(ok.sum())
+        covered = states[i] == texel_fill.TexelState.COVERED
         want = truth(surf.positions)
-        d = np.linalg.norm(_lab(got[ok, :3]) - _lab(want[ok]), axis=1)
-        err_sum += float(d.sum())
-        # Neighbouring texel pairs (right and down) inside the islands: the colour step the
-        # result makes beyond the step of the right answer.
-        full_got = np.zeros((h, w, 3))
-        full_want = np.zeros((h, w, 3))
-        full_ok = np.zeros((h, w), bool)
-        full_got[surf.mask] = got[:, :3]
-        full_want[surf.mask] = want
-        full_ok[surf.mask] = ok
-        for a, b in (
-            (np.s_[:, :-1], np.s_[:, 1:]),
-            (np.s_[:-1, :], np.s_[1:, :]),
-        ):
-            pair = full_ok[a] & full_ok[b]
-            step_got = np.linalg.norm(_lab(full_got[a][pair]) - _lab(full_got[b][pair]), axis=1)
-            step_want = np.linalg.norm(_lab(full_want[a][pair]) - _lab(full_want[b][pair]), axis=1)
-            seam_pairs.append(np.maximum(step_got - step_want, 0.0))
-    steps = np.concatenate(seam_pairs) if seam_pairs else np.zeros(1)
-    cov = coloured / inside if inside else 0.0
+        d = np.linalg.norm(_lab(got[:, :3]) - _lab(want), axis=1)
+        for key, sel in (("covered", covered & ok), ("filled", ~covered & ok)):
+            err[key][0] += float(d[sel].sum())
+            err[key][1] += int(sel.sum())
+        # Neighbouring texels (right and below) inside the islands, numbered as the mask's.
+        index = np.full(surf.mask.shape, -1)
+        index[surf.mask] = np.arange(n)
+        for a_sl, b_sl in ((np.s_[:, :-1], np.s_[:, 1:]), (np.s_[:-1, :], np.s_[1:, :])):
+            a, b = index[a_sl].ravel(), index[b_sl].ravel()
+            keep = (a >= 0) & (b >= 0)
+            a, b = a[keep], b[keep]
+            keep = covered[a] & covered[b] & ok[a] & ok[b]
+            steps.append(_steps(got[:, :3], want, a[keep], b[keep]))
+        # Texel pairs facing each other across the UV seams (the fill's seam links).
+        graph = texel_fill.texel_graph(m.uvs, m.world, (tex, tex))
+        a = np.repeat(np.arange(n), np.diff(graph.seam_indptr))
+        b = graph.seam_nbr
+        keep = covered[a] & covered[b] & ok[a] & ok[b]
+        seam_steps.append(_steps(got[:, :3], want, a[keep], b[keep]))
+    allsteps = np.concatenate(steps) if steps else np.zeros(1)
+    seams = np.concatenate(seam_steps) if seam_steps else np.zeros(0)
     return Scores(
         scene=scene_name,
         method=method.name,
+        views=views,
         jobs=jobs,
-        coverage=round(cov, 4),
-        filled=0.0,
-        empty=round(1.0 - cov, 4),
-        error=round(err_sum / max(coloured, 1), 2),
+        covered=round(shares["covered"] / max(inside, 1), 4),
+        filled=round(shares["filled"] / max(inside, 1), 4),
+        empty=round(shares["empty"] / max(inside, 1), 4),
+        error=round(err["covered"][0] / max(err["covered"][1], 1), 2),
+        fill_error=round(err["filled"][0] / max(err["filled"][1], 1), 2),
         # The worst 1% of neighbour steps: seams are rare pixels, a mean would hide them.
-        seam_p99=round(float(np.percentile(steps, 99)), 2),
-        uv_seam=0.0,
+        seam_p99=round(float(np.percentile(allsteps, 99)), 2),
+        uv_seam=round(float(seams.mean()), 2) if seams.size else 0.0,
         seconds=round(seconds, 2),
     )
 

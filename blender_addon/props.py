@@ -43,16 +43,16 @@ def _welcome_names(kind: str) -> list[str]:
 
 
 def _model_changed(self, context) -> None:
-    # Another family's model takes that family's steps, CFG, sampler and Distilled CFG
-    # (the backend's welcome; shared.family_presets keeps the artist's per family).
+    # Another family's model takes that family's steps, CFG, sampler and Distilled CFG, a
+    # model with defaults of its own (schnell, Kontext) those where the artist left the
+    # last model's (the backend's welcome; the rule is shared.family_presets').
     from dreamwire.shared.family_presets import FamilyPresets, Sampling
-    from dreamwire.shared.family_support import model_info
 
     from . import connection
 
     presets = FamilyPresets.from_json(self.family_presets)
     current = Sampling(self.steps, round(self.cfg, 4), self.sampler, round(self.distilled_cfg, 4))
-    new = presets.switch(model_info(self.model, connection.welcome()).family, current)
+    new = presets.pick(self.model, connection.welcome(), current)
     self.family_presets = presets.to_json()
     if new is not None:
         self.steps, self.cfg, self.sampler = new.steps, new.cfg, new.sampler

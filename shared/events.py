@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DreamwireError
-from .families import FamilyInfo
+from .families import FamilyInfo, GenerationDefaults
 from .result import JobResult, Progress
 
 # Connection states, as Client.state and ConnectionChanged.state report them.
@@ -64,6 +64,9 @@ class Welcome:
     # (shared/materials.py); {} when none is installed or the backend does not say, so a
     # host offers PBR maps only for the maps listed here.
     materials: dict[str, list[str]] = field(default_factory=dict)
+    # {checkpoint: its own defaults} where they differ from its family's (Flux schnell's
+    # 4 steps, Kontext's Distilled CFG 2.5); {} from a backend that does not say.
+    model_defaults: dict[str, GenerationDefaults] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # capability keys this client does not know
 
     @classmethod
@@ -96,6 +99,7 @@ class Welcome:
             for k, v in (raw if isinstance(raw, dict) else {}).items()
         }
         kw["families"] = {k: v for k, v in infos.items() if v is not None}
+        kw["model_defaults"] = _defaults_map(kw.get("model_defaults"))
         return cls(**kw, extra={k: v for k, v in body.items() if k not in known})
 
     def family(self, model: str) -> FamilyInfo | None:
@@ -107,6 +111,19 @@ def _strings(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
     return [v for v in value if isinstance(v, str) and v.strip()]
+
+
+def _defaults_map(value: Any) -> dict[str, GenerationDefaults]:
+    """{checkpoint: defaults}, a damaged entry dropped (its model keeps its family's)."""
+    out: dict[str, GenerationDefaults] = {}
+    for name, body in (value if isinstance(value, dict) else {}).items():
+        if not isinstance(body, dict):
+            continue
+        try:
+            out[str(name)] = GenerationDefaults.from_wire(body)
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return out
 
 
 def _string_map(value: Any) -> dict[str, str]:

@@ -37,6 +37,22 @@ class GenerationDefaults:
     # with); None where the family has no such input.
     distilled_cfg: float | None = None
 
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, body: Any) -> GenerationDefaults:
+        """Missing keys take this class's defaults; raises KeyError/TypeError/ValueError/
+        AttributeError for a body of the wrong shape (the caller drops the entry)."""
+        body = body or {}
+        distilled = body.get("distilled_cfg")
+        return cls(
+            steps=int(body.get("steps", 20)),
+            cfg=float(body.get("cfg", 7.0)),
+            sampler=str(body.get("sampler", "DPM++ 2M Karras")),
+            distilled_cfg=None if distilled is None else float(distilled),
+        )
+
 
 @dataclass(frozen=True)
 class ModelFamily:
@@ -101,7 +117,7 @@ class FamilyInfo:
         return {
             "label": f.label,
             "resolution": asdict(f.resolution),
-            "defaults": asdict(f.defaults),
+            "defaults": f.defaults.to_wire(),
             "modes": list(self.modes),
             "supports": list(self.supports),
         }
@@ -110,19 +126,12 @@ class FamilyInfo:
     def from_wire(cls, key: str, body: Any) -> FamilyInfo | None:
         """None for a body of the wrong shape (an older or a hostile backend)."""
         try:
-            res, dfl = body["resolution"], body.get("defaults") or {}
+            res = body["resolution"]
             family = ModelFamily(
                 str(key),
                 str(body["label"]),
                 NativeResolution(int(res["native"]), int(res["max_side"]), int(res["max_pixels"])),
-                defaults=GenerationDefaults(
-                    steps=int(dfl.get("steps", 20)),
-                    cfg=float(dfl.get("cfg", 7.0)),
-                    sampler=str(dfl.get("sampler", "DPM++ 2M Karras")),
-                    distilled_cfg=(
-                        None if dfl.get("distilled_cfg") is None else float(dfl["distilled_cfg"])
-                    ),
-                ),
+                defaults=GenerationDefaults.from_wire(body.get("defaults")),
             )
             modes = tuple(str(m) for m in body.get("modes") or ())
             supports = tuple(str(m) for m in body.get("supports") or ())

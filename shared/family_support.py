@@ -11,6 +11,9 @@ Stdlib only: this module ships inside the Blender and Krita plugins.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TypeVar
+
 from .errors import DreamwireError, ErrorCode
 from .events import Welcome
 from .families import FamilyInfo
@@ -40,6 +43,7 @@ FEATURE_REASONS = {
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
 }
 FEATURES = tuple(FEATURE_REASONS)
+T = TypeVar("T")
 
 
 def reason(label: str, feature: str) -> str:
@@ -58,8 +62,24 @@ def family_info(key: str, welcome: Welcome | None) -> FamilyInfo:
 
 
 def model_info(model: str, welcome: Welcome | None) -> FamilyInfo:
-    """The family of `model` ("" = the backend's default) as family_info describes it."""
-    return family_info(model_family(model, welcome), welcome)
+    """The family of `model` ("" = the backend's default) as family_info describes it,
+    with the model's own defaults where the welcome names some (`model_defaults`: Flux
+    schnell's 4 steps, Kontext's Distilled CFG): what a host switches to and sends."""
+    info = family_info(model_family(model, welcome), welcome)
+    own = per_model(welcome.model_defaults, model, welcome) if welcome is not None else None
+    if own is None:
+        return info
+    return replace(info, family=replace(info.family, defaults=own))
+
+
+def per_model(table: dict[str, T], model: str, welcome: Welcome) -> T | None:
+    """`model`'s entry in one of the welcome's per-checkpoint tables ("" = the backend's
+    default); the artist may have typed a file name or a path's stem, as model_family
+    allows."""
+    name = model or welcome.default_model
+    if name in table:
+        return table[name]
+    return next((v for known, v in table.items() if same_model(name, known)), None)
 
 
 def refusal(info: FamilyInfo, feature: str) -> str | None:
@@ -115,10 +135,7 @@ def edit_refusal(model: str, welcome: Welcome | None) -> str | None:
     `model_modes`; a backend that does not say offers no edit)."""
     if welcome is None or "edit" not in model_info(model, welcome).modes:
         return EDIT_REASON
-    name = model or welcome.default_model
-    # The artist may have typed a file name or a path's stem, as model_family allows.
-    modes = [m for known, m in welcome.model_modes.items() if same_model(name, known)]
-    if "edit" not in welcome.model_modes.get(name, modes[0] if modes else ()):
+    if "edit" not in (per_model(welcome.model_modes, model, welcome) or ()):
         return EDIT_REASON
     return None
 

@@ -53,6 +53,9 @@ RESIZE_MODES = ("just_resize", "crop_and_resize", "resize_and_fill")
 HIRES_UPSCALERS = ("Latent", "Lanczos", "Nearest")
 # A1111's inpaint "Masked content" choices, by their UI names (0..3 in its API).
 INPAINT_FILLS = ("fill", "original", "latent noise", "latent nothing")
+# Job.inpaint_model: "auto" runs an inpaint job on a plain checkpoint on its family's
+# inpainting model when the backend has one (Flux dev -> Flux Fill); "off" keeps the job's.
+INPAINT_MODELS = ("auto", "off")
 
 MAX_SIDE = 8192
 MAX_BATCH = 16
@@ -270,6 +273,7 @@ class Job:
     inpaint_full_res: bool = False  # A1111 "Only masked"
     inpaint_padding: int = 32
     inpaint_fill: str = "original"  # A1111 "Masked content": one of INPAINT_FILLS
+    inpaint_model: str = "auto"  # one of INPAINT_MODELS
     outpaint: Outpaint = field(default_factory=Outpaint)
     hires: HiresFix | None = None
     upscale: Upscale | None = None
@@ -345,6 +349,11 @@ class Job:
                     f"mask is {m.shape[1]}x{m.shape[0]} but the init image is "
                     f"{self.init_image.shape[1]}x{self.init_image.shape[0]}",
                 )
+        if self.inpaint_model not in INPAINT_MODELS:
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                f"unknown inpaint_model {self.inpaint_model!r}; known: {', '.join(INPAINT_MODELS)}",
+            )
         if self.inpaint_fill not in INPAINT_FILLS:
             raise bad(
                 ErrorCode.INVALID_JOB,
@@ -508,7 +517,16 @@ class Job:
         f.text("job_id", self.job_id)
         for name in ("prompt", "negative"):
             f.text(name, getattr(self, name), ErrorCode.INVALID_PROMPT)
-        for name in ("model", "vae", "sampler", "inpaint_fill", "seamless", "priority", "tag"):
+        for name in (
+            "model",
+            "vae",
+            "sampler",
+            "inpaint_fill",
+            "inpaint_model",
+            "seamless",
+            "priority",
+            "tag",
+        ):
             f.text(name, getattr(self, name))
         f.whole("steps", self.steps)
         f.whole("batch", self.batch)
@@ -691,6 +709,8 @@ class Job:
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
+        if body["inpaint_model"] == "auto":
+            del body["inpaint_model"]  # the default; a backend from before it runs the job
         if self.mode is None or self.mode == self.implied_mode():
             del body["mode"]
         elif isinstance(self.mode, JobMode):

@@ -4,6 +4,7 @@ the PNGs (with A1111 infotext) and a JSON record to the output folder."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from dreamwire.backend.cli.image_files import open_image
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.families import ModelFamily
-from dreamwire.shared.job import INPAINT_FILLS, HiresFix, Job, Outpaint, Upscale
+from dreamwire.shared.job import INPAINT_FILLS, INPAINT_MODELS, HiresFix, Job, Outpaint, Upscale
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.materials import MATERIAL_MAPS, Materials
 from dreamwire.shared.panel_job import panel_job
@@ -74,6 +75,13 @@ def add_parser(subparsers) -> None:
         choices=INPAINT_FILLS,
         default="original",
         help='A1111 "Masked content": what the masked area starts from',
+    )
+    p.add_argument(
+        "--inpaint-model",
+        choices=INPAINT_MODELS,
+        default="auto",
+        help="auto: inpaint on Flux dev runs on a Flux Fill model from the library when there "
+        "is one; off: on the model named",
     )
     p.add_argument(
         "--outpaint",
@@ -178,8 +186,9 @@ def read_image(path: Path, what: str, mode: str = "RGB") -> np.ndarray:
 
 
 def with_family_defaults(args: argparse.Namespace, family: ModelFamily) -> argparse.Namespace:
-    """The sampling flags the artist left out, filled from the model family's defaults
-    (the Distilled CFG is the model's: Flux Fill and Kontext have their own)."""
+    """The sampling flags the artist left out, filled from the model's defaults (its
+    family's, or its own: schnell's 4 steps); the Distilled CFG is left to the backend,
+    which knows each model's (Flux Fill and Kontext have their own)."""
     d = family.defaults
     for name in ("sampler", "steps", "cfg"):
         if getattr(args, name) is None:
@@ -200,7 +209,12 @@ def model_family(args: argparse.Namespace) -> ModelFamily:
         except DreamwireError:
             entry = None  # the engine says which model is missing, with the names it has
         if entry is not None:
-            return families.family(catalog.family_of(entry.arch))
+            from dreamwire.backend.engine.planning import model_defaults
+
+            key = catalog.family_of(entry.arch)
+            # With the model's own defaults (Flux schnell: 4 steps).
+            own = model_defaults(key, entry.arch or "")
+            return dataclasses.replace(families.family(key), defaults=own)
     return families.family(families.guess_from_name(args.model))
 
 
@@ -226,6 +240,7 @@ def build_job(args: argparse.Namespace, family: ModelFamily | None = None) -> Jo
         inpaint_full_res=args.only_masked,
         inpaint_padding=args.padding,
         inpaint_fill=args.inpaint_fill,
+        inpaint_model=args.inpaint_model,
         seamless=args.seamless,
         tiled_vae=args.tiled_vae,
     )

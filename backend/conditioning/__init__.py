@@ -17,6 +17,9 @@ by name):
                             ip_adapter_blocks.py)
   redux_conditioner         Flux Redux: a Flux model's reference units as SigLIP image tokens
                             after T5's prompt tokens (redux_files.py, redux_window.py)
+  flux_control_conditioner  BFL's Flux Control LoRAs for canny/depth units on Flux: the
+                            transformer made the Control model for the job
+                            (flux_control_files.py, flux_control_patch.py)
 
 The unit kinds share the resolution of a job's control units to files at plan time
 (unit_resolution.py, which the ControlNet conditioner offers the engine as its UnitPlanner;
@@ -45,6 +48,7 @@ def engine_extensions(observer=None) -> list:
     them; `observer` (observer.StackObserver) is told what the unit kinds attach and run."""
     from .controlnet_conditioner import ControlNetConditioner
     from .embedding_conditioner import EmbeddingConditioner
+    from .flux_control_conditioner import FluxControlConditioner
     from .ip_adapter_conditioner import IPAdapterConditioner
     from .lora_conditioner import LoraConditioner
     from .net_cache import NetCache
@@ -60,6 +64,8 @@ def engine_extensions(observer=None) -> list:
         ReduxConditioner(observer=observer),  # Flux's reference units (the family spec's)
         T2IAdapterConditioner(nets, observer),
         ControlNetConditioner(nets, observer),
+        # Before LoRA: a style LoRA then patches the Control model, as ComfyUI chains them.
+        FluxControlConditioner(observer),
         # Last: its "Lora hashes" follow the units' "ControlNet N" in the infotext, as A1111
         # writes them.
         LoraConditioner(),

@@ -23,7 +23,13 @@ from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import CONTROL_TYPES
 
-from . import controlnet_files, ip_adapter_blocks, ip_adapter_files, redux_files
+from . import (
+    controlnet_files,
+    flux_control_files,
+    ip_adapter_blocks,
+    ip_adapter_files,
+    redux_files,
+)
 from .files import library_entries, mtime
 from .ip_adapter_files import IPAdapterInfo
 
@@ -91,6 +97,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
             sorted(available),
             [(str(p), mtime(p)) for p in encoders],
             [(str(p), mtime(p)) for p in redux_files.style_model_files(library)],
+            flux_control_files.state(library),
             {f: [json.dumps(c, sort_keys=True) for c in cs] for f, cs in sorted(configs.items())},
         ]
     )
@@ -111,6 +118,7 @@ def control_capabilities(library, pick: Pick) -> dict[str, dict[str, dict[str, s
             else:
                 missing[family][kind] = why
     _serve_redux(library, served, missing)
+    _serve_control_models(library, served, missing)
     value = {"control_types": served, "control_missing": missing}
     _CACHE.update(key=key, value=value)
     return value
@@ -201,6 +209,25 @@ def _serve_redux(library, served, missing) -> None:
             missing.get(family, {}).pop(kind, None)
         else:
             missing.setdefault(family, {})[kind] = why
+
+
+def _serve_control_models(library, served, missing) -> None:
+    """Canny/depth on a family with control-model pipelines (Flux): a Control LoRA in the
+    LoRA folders serves the type when no ControlNet does (flux_control_files.py)."""
+    for family in served:
+        if spec_for(family).control_model_pipelines is None:
+            continue
+        for kind in flux_control_files.TYPES:
+            if kind in served[family]:
+                continue
+            found = flux_control_files.find(library, kind)
+            if found is not None:
+                served[family][kind] = found.name
+                missing[family].pop(kind, None)
+            elif kind in missing[family] and spec_for(family).support.controlnet:
+                missing[family][kind] += (
+                    f"; or a Flux Control LoRA (flux1-{kind}-dev-lora.safetensors) in models/Lora"
+                )
 
 
 def _family_configs(library) -> dict[str, list[dict]]:

@@ -70,7 +70,8 @@ _REFUSED = {
     "dora_scale": "DoRA (weight-decomposed LoRA)",
     # BFL's depth/canny Control LoRAs also replace norms and widen img_in for the control
     # image: a control model, not a style LoRA.
-    "query_norm.scale": "Flux Control LoRA (a depth/canny control model)",
+    "query_norm.scale": "Flux Control LoRA (a depth/canny control model: use it through a "
+    "canny or depth control unit)",
 }
 
 
@@ -204,6 +205,12 @@ def read(path: Path, name: str | None = None) -> LoraFile:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED, f"{path.name} does not hold a LoRA's tensors"
         )
+    return from_tensors(data, path, name)
+
+
+def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = None) -> LoraFile:
+    """A LoRA file's tensors parsed into modules (read() after loading; a Flux Control
+    LoRA's pairs once its norms are taken out: flux_control_files.py)."""
     keys = list(data)
     _refuse_kind(path, keys)
     flux = lora_flux_keys.is_flux(keys)

@@ -13,6 +13,7 @@ CONTROLNET = "controlnet"
 T2I_ADAPTER = "t2i_adapter"
 IP_ADAPTER = "ip_adapter"
 REDUX = "redux"
+FLUX_CONTROL = "flux_control"  # a Flux Control LoRA or full Control model (BFL)
 
 
 class StackObserver(Protocol):

@@ -29,6 +29,7 @@ from dreamwire.shared.model_names import strip_suffix
 
 from . import (
     controlnet_files,
+    flux_control_files,
     flux_controlnet,
     ip_adapter_blocks,
     ip_adapter_files,
@@ -39,8 +40,17 @@ from . import (
 )
 from .controlnet_files import AnyUnitFile, ControlNetInfo
 from .files import library_entries, mtime
+from .flux_control_files import FluxControlInfo
 from .ip_adapter_files import IPAdapterInfo
-from .observer import CONTROLNET, IP_ADAPTER, REDUX, T2I_ADAPTER, NoObserver, StackObserver
+from .observer import (
+    CONTROLNET,
+    FLUX_CONTROL,
+    IP_ADAPTER,
+    REDUX,
+    T2I_ADAPTER,
+    NoObserver,
+    StackObserver,
+)
 from .redux_files import ReduxInfo
 from .t2i_adapter import AdapterInfo
 
@@ -52,6 +62,7 @@ _KINDS = (
     (AdapterInfo, T2I_ADAPTER),
     (IPAdapterInfo, IP_ADAPTER),
     (ReduxInfo, REDUX),
+    (FluxControlInfo, FLUX_CONTROL),
 )
 
 # What each file in the ControlNet folders is (read from its header): small, but one per
@@ -110,6 +121,10 @@ def plan_units(query: UnitQuery, controls: Sequence[ControlUnit]) -> tuple[Plann
             continue
         if unit.model:
             path = available.get(unit.model) or available.get(strip_suffix(unit.model))
+            control = None if path else _control_model(query, unit, unit.model)
+            if control is not None:  # a Flux Control LoRA named by the unit
+                planned.append(_planned(i, unit, control, None, query))
+                continue
             if path is None:
                 raise DreamwireError(
                     ErrorCode.CONTROLNET_NOT_FOUND,
@@ -118,7 +133,15 @@ def plan_units(query: UnitQuery, controls: Sequence[ControlUnit]) -> tuple[Plann
                 )
             info = inspect_cached(path, unit.model)
         else:
-            info = pick(unit.type, available, unet_config, model, where)
+            try:
+                info = pick(unit.type, available, unet_config, model, where)
+            except DreamwireError as exc:
+                # No ControlNet of the type: a Flux Control LoRA of it serves the unit.
+                control = _control_model(query, unit)
+                if control is None:
+                    raise _with_control_hint(exc, model.family, unit.type) from None
+                planned.append(_planned(i, unit, control, None, query))
+                continue
         controlnet_files.check_supported(info)
         _check_family_runs(info, model.family, where)
         controlnet_files.check_compatible(info, unet_config, model.name, model.family)
@@ -151,6 +174,26 @@ def _planned(i: int, unit: ControlUnit, info, encoder, query: UnitQuery) -> Plan
         encoder=encoder,
         infotext=unit_infotext.entry(unit, info, query.job),
     )
+
+
+def _control_model(
+    query: UnitQuery, unit, name: str = ""
+) -> flux_control_files.FluxControlInfo | None:
+    """The Flux Control LoRA serving a canny/depth unit on a family with control-model
+    pipelines: the one `name`s, or one of the unit's type; None elsewhere."""
+    if spec_for(query.model.family).control_model_pipelines is None:
+        return None
+    if not name and unit.type not in flux_control_files.TYPES:
+        return None
+    return flux_control_files.find(query.library, unit.type, name)
+
+
+def _with_control_hint(exc: DreamwireError, family: str, kind: str) -> DreamwireError:
+    """A missing canny/depth model on Flux: say that BFL's Control LoRA serves it too."""
+    if spec_for(family).control_model_pipelines is None or kind not in flux_control_files.TYPES:
+        return exc
+    hint = f"; or a Flux Control LoRA (flux1-{kind}-dev-lora.safetensors) in models/Lora"
+    return DreamwireError(exc.code, exc.message + hint, exc.job_id)
 
 
 def _ip_encoder(query: UnitQuery, unit, info, where) -> ip_adapter_files.EncoderFile | None:

@@ -3,7 +3,8 @@ and around each pass, restored exactly in reverse order.
 
 The pipeline of a pass is chosen here, once, from what the attached conditioners add: a
 `controlnet` component (diffusers' ControlNet pipelines take one) runs the family's
-ControlNet pipeline for the mode, anything else the plain one. Several kinds combine in one
+ControlNet pipeline for the mode, a part asking for a control model (a Flux Control LoRA)
+the family's control-model pipeline, anything else the plain one. Several kinds combine in one
 pass (ControlNet + T2I-Adapter + IP-Adapter + LoRA): the adapters hook the UNet, LoRA has
 patched its weights, the ControlNet stack is a pipeline component.
 """
@@ -44,6 +45,7 @@ def attached_to_pass(
     call_kwargs: dict[str, Any] = {}
     prompt_tokens: list[Any] = []
     around_call: list[CallHook] = []
+    control_model = False
     with ExitStack() as stack:
         for conditioner in conditioners:
             if conditioner not in ctx.resolved:
@@ -60,9 +62,14 @@ def attached_to_pass(
                 stack.callback(ctx.step_hooks.remove, conditioner.name)
             if part.around_call is not None:
                 around_call.append(part.around_call)
+            control_model = control_model or part.control_model
         controlnet = "controlnet" in components
         pipe_cls = pipelines.pipeline_class(
-            ctx.model.family, mode, controlnet=controlnet, arch=ctx.model.arch
+            ctx.model.family,
+            mode,
+            controlnet=controlnet,
+            arch=ctx.model.arch,
+            control_model=control_model,
         )
         yield PassPlan(
             pipe_cls, components, call_kwargs, prompt_tokens=prompt_tokens, around_call=around_call

@@ -94,6 +94,7 @@ class Engine:
             "model_modes": self._model_modes(),
             "families": family_infos(),
             "materials": materials.offered(self.library),
+            "model_defaults": self._model_defaults(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
         }
@@ -102,9 +103,22 @@ class Engine:
         """{checkpoint: the modes its pipelines run}, as planning refuses the rest: the
         hosts offer an edit only on a model that lists "edit" (an edit model's variant)."""
         run = (JobMode.TXT2IMG, JobMode.IMG2IMG, JobMode.INPAINT, JobMode.EDIT)
+        # A Flux Control model runs no job by itself (only through a control unit).
+        units_only = {e.name for e in self.library.entries("checkpoint") if e.control_model}
         out: dict[str, list[str]] = {}
         for name, (family, arch) in libs.checkpoint_archs(self.library).items():
-            out[name] = [m.value for m in run if planning.serves(family, m, arch)]
+            served = [m.value for m in run if planning.serves(family, m, arch)]
+            out[name] = [] if name in units_only else served
+        return out
+
+    def _model_defaults(self) -> dict[str, dict]:
+        """{checkpoint: its defaults} where they differ from its family's, so a host
+        switching to Flux schnell or Kontext takes that model's steps and Distilled CFG."""
+        out: dict[str, dict] = {}
+        for name, (family, arch) in libs.checkpoint_archs(self.library).items():
+            own = planning.model_defaults(family, arch)
+            if own != family_spec(family).defaults:
+                out[name] = own.to_wire()
         return out
 
     def _extension_capabilities(self) -> dict:
@@ -259,7 +273,8 @@ class Engine:
                 job, job_plan.materials, self.library, self.info, self.models, reporter
             )
         t0 = time.perf_counter()
-        model = self.load(job.model, job.vae, reporter)
+        # The plan's checkpoint: the job's, or the Fill model an inpaint job runs on.
+        model = self.load(job_plan.checkpoint or job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
         reporter.family = model.family
         low_vram = self.low_vram(model.arch, model.weights)

@@ -107,6 +107,9 @@ class PassPart:
     # attends to as if they were text (Flux Redux's image tokens after T5's).
     prompt_tokens: Any = None
     around_call: CallHook | None = None
+    # The denoiser takes the control image in its own input (a Flux Control model): the
+    # pass runs the family's control-model pipelines (FamilySpec.control_model_pipelines).
+    control_model: bool = False
 
 
 @dataclass

@@ -49,7 +49,8 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     )
     if spec_for(model.family).distilled_guidance and _has_guidance_input(model):
         # Forge's name for the guidance a distilled model (Flux dev) takes as an input.
-        info.extras["Distilled CFG Scale"] = f"{distilled_cfg(job, model.family, model.arch):g}"
+        own = distilled_cfg(job, model.family, model.arch, bool(plan.stands_in_for))
+        info.extras["Distilled CFG Scale"] = f"{own:g}"
     if model.vae_name:
         info.vae = model.vae_name
         info.vae_hash = model.vae_hash or None
@@ -69,6 +70,8 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         info.extras["Tile Y"] = str(seamless == "y")
     if job.mode is JobMode.INPAINT:
         info.mask_blur = job.mask_blur
+        if plan.stands_in_for:  # Model is the Fill model that ran, picked for this one
+            info.extras["Inpaint model"] = f"auto for {plan.stands_in_for}"
         if job.inpaint_full_res:
             info.extras["Inpaint area"] = "Only masked"
             info.extras["Masked area padding"] = str(job.inpaint_padding)

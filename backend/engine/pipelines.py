@@ -15,11 +15,14 @@ from dreamwire import catalog
 from dreamwire.backend.families import spec_for
 
 
-def pipeline_class(family: str, mode: str, controlnet: bool = False, arch: str = "") -> type:
-    """The pipeline for `mode` (a ControlNet one when units need it); a special-purpose
-    checkpoint (`arch`'s catalog variant, e.g. Flux Fill) has its own."""
+def pipeline_class(
+    family: str, mode: str, controlnet: bool = False, arch: str = "", control_model: bool = False
+) -> type:
+    """The pipeline for `mode` (a ControlNet one when units need it, a control-model one for
+    a Flux Control LoRA); a special-purpose checkpoint (`arch`'s catalog variant, e.g. Flux
+    Fill) has its own."""
     return spec_for(family).pipeline_class(
-        mode, controlnet=controlnet, variant=catalog.variant_of(arch)
+        mode, controlnet=controlnet, variant=catalog.variant_of(arch), control_model=control_model
     )
 
 

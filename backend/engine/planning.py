@@ -42,10 +42,11 @@ from dreamwire.backend.canvas import layout
 from dreamwire.backend.canvas.layout import CanvasPlan
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.families import GenerationDefaults
 from dreamwire.shared.job import ControlUnit, Job, LoraRef, Region
 from dreamwire.shared.job_mode import JobMode
 
-from . import family_support, hires
+from . import family_support, hires, inpaint_model
 from . import library_adapter as libs
 from .seamless_upscale import tile_axes
 from .unit_planning import ModelOutline, PlannedUnit, UnitPlanner, UnitQuery, by_kind
@@ -118,6 +119,10 @@ class JobPlan:
     infotext: tuple[tuple[str, str], ...] = ()
     # A materials job's Marigold calls (materials.py); it lists no passes.
     materials: MaterialsPlan | None = None
+    # The checkpoint the job runs on ("": the job's), and the job's own when the plan picked
+    # another in its place (an inpaint job on Flux dev runs on a Flux Fill: inpaint_model.py).
+    checkpoint: str = ""
+    stands_in_for: str = ""
 
     @property
     def total_steps(self) -> int:
@@ -156,16 +161,21 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
     loras = lora_requests(job)
     entry = libs.checkpoint(library, job.model or libs.default_checkpoint(library))
     family = libs.family(entry.arch)
+    _check_not_control_model(entry)
     family_support.check(job, family, entry.arch)  # features and samplers it cannot run
     if job.mode is JobMode.UPSCALE:
         job_plan = _upscale_plan(job, family, loras)
     else:
         passes = _passes(job)
+        fill = inpaint_model.stand_in(job, entry, family, library)
+        asked, entry = entry.name, fill or entry
         for p in passes:
             _check_served(p.mode, family, entry)
         job_plan = JobPlan(
             job.mode, family, passes, loras, size, job.seamless, canvas=_canvas(job, passes)
         )
+        if fill is not None:
+            job_plan = replace(job_plan, checkpoint=fill.name, stands_in_for=asked)
     job_plan = _with_prompts(job_plan, job)
     job_plan = replace(job_plan, infotext=_infotext(job, job_plan))
     return _with_units(job_plan, job, library, entry, conditioners)
@@ -276,6 +286,23 @@ def serves(family: str, mode: JobMode, arch: str = "") -> bool:
     """Whether the family's spec names a pipeline for `mode` (edit: only edit models'); a
     special-purpose checkpoint (`arch`'s catalog variant: Flux Fill) has its own table."""
     return spec_for(family).variant(catalog.variant_of(arch)).pipelines.has(mode.value)
+
+
+def model_defaults(family: str, arch: str = "") -> GenerationDefaults:
+    """The generation defaults of a checkpoint: its family's, or its catalog variant's
+    where they differ (Flux schnell's 4 steps, Kontext's Distilled CFG 2.5)."""
+    return spec_for(family).defaults(catalog.variant_of(arch))
+
+
+def _check_not_control_model(entry) -> None:
+    """A Flux Canny/Depth Control model (the library's "control" variant) needs a control
+    image in its input at every step: it runs through a control unit, not as the model."""
+    if entry.control_model:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{entry.name} is a Flux Control model (canny/depth): add it to a canny or depth "
+            "control unit of a job on Flux dev, with the picture to follow as the unit's image",
+        )
 
 
 def _check_served(mode: JobMode, family: str, entry) -> None:

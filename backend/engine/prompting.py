@@ -84,7 +84,8 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     if spec.text_encoding is TextEncoding.CLIP_T5:
         job = ctx.job
         prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
-        return encode_clip_t5(pipe, prompt, negative, job, ctx.model.family, ctx.model.arch)
+        model, stand_in = ctx.model, bool(ctx.plan and ctx.plan.stands_in_for)
+        return encode_clip_t5(pipe, prompt, negative, job, model.family, model.arch, stand_in)
     return encode_clip(pipe, ctx, executed, pass_steps, hires_pass, spec.pooled_text)
 
 

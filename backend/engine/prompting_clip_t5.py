@@ -60,17 +60,20 @@ class ClipT5Plan:
         return {}
 
 
-def distilled_cfg(job, family: str, arch: str = "") -> float:
+def distilled_cfg(job, family: str, arch: str = "", stand_in: bool = False) -> float:
     """The job's Distilled CFG Scale, or its model's default (the family's, or its
-    variant's: Flux Fill was trained at 30)."""
-    if job.distilled_cfg is not None:
+    variant's: Flux Fill was trained at 30). A model the plan runs in place of the job's
+    (a Fill model for Flux dev's inpaint) takes its own: the job's is the other model's."""
+    if job.distilled_cfg is not None and not stand_in:
         return float(job.distilled_cfg)
     default = spec_for(family).variant(catalog.variant_of(arch)).distilled_cfg
     return float(default if default is not None else 1.0)
 
 
-def encode_clip_t5(pipe, prompt: str, negative: str, job, family: str, arch: str) -> ClipT5Plan:
+def encode_clip_t5(
+    pipe, prompt: str, negative: str, job, family: str, arch: str, stand_in: bool = False
+) -> ClipT5Plan:
     cond = encode(pipe, prompt)
     # Forge runs the negative prompt only with real CFG above 1 (diffusers: true_cfg_scale).
     uncond = encode(pipe, negative) if job.cfg > 1.0 else None
-    return ClipT5Plan(cond, uncond, distilled_cfg(job, family, arch))
+    return ClipT5Plan(cond, uncond, distilled_cfg(job, family, arch, stand_in))

@@ -34,7 +34,7 @@ def family_infos() -> dict[str, dict]:
 
 
 def _any_runs(spec: FamilySpec, mode: str) -> bool:
-    tables = [spec.pipelines, *(v.pipelines for v in spec.variants.values())]
+    tables = [spec.pipelines, *(spec.variant(name).pipelines for name in spec.variants)]
     return any(t.has(mode) for t in tables)
 
 

@@ -130,7 +130,17 @@ FLUX = FamilySpec(
             ),
         },
     ),
+    # BFL's Canny/Depth Control LoRAs (conditioning/flux_control_conditioner.py): the
+    # control image's latents go in beside the noise, per token.
+    control_model_pipelines=PipelineClasses(
+        "FluxControlPipeline", "FluxControlImg2ImgPipeline", "FluxControlInpaintPipeline"
+    ),
+    # Krita AI Diffusion's Flux inpaint uses flux1-fill when it is installed.
+    inpaint_variant="fill",
     variants={
+        # Flux.1 schnell: timestep-distilled to 1-4 steps, without the guidance input
+        # (BFL's and Forge's 4 steps); the family's pipelines.
+        "schnell": Variant(steps=4, guidance=False),
         # Flux.1 Fill: the masked picture and the mask go in beside the latents (384 input
         # channels); it only inpaints, at BFL's guidance 30, without a negative prompt.
         "fill": Variant(

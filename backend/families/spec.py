@@ -10,11 +10,11 @@ new family is a new entry (backend/families/<name>.py) plus its tiny models and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.families import ModelFamily
+from dreamwire.shared.families import GenerationDefaults, ModelFamily
 from dreamwire.shared.family_support import reason
 
 MODES = ("txt2img", "img2img", "inpaint", "edit")
@@ -153,9 +153,12 @@ class Variant:
     """A special-purpose checkpoint of a family (the catalog's "variant" of its
     architecture, e.g. Flux Fill): its own pipelines and defaults."""
 
-    pipelines: PipelineClasses
+    pipelines: PipelineClasses | None = None  # None: the family's own
     distilled_cfg: float | None = None  # the guidance input's default, where it differs
     real_cfg: bool = True  # its pipeline takes a negative prompt for CFG above 1
+    steps: int | None = None  # its default steps, where they differ (schnell: 4)
+    # Whether it takes the family's distilled guidance input (schnell has none).
+    guidance: bool = True
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,12 @@ class FamilySpec:
     # distilled_cfg; families without one ignore that field.
     distilled_guidance: bool = False
     variants: dict[str, Variant] = field(default_factory=dict)
+    # The variant whose checkpoints run inpaint jobs asked of the family's plain ones when
+    # the library has one (Flux: "fill"; engine/inpaint_model.py); "" where none does.
+    inpaint_variant: str = ""
+    # Pipelines for a denoiser that takes the control image in its input (BFL's Flux
+    # Control models, made from the plain model by a Control LoRA); None where none exist.
+    control_model_pipelines: PipelineClasses | None = None
     # The width of the text the denoiser cross-attends to (the UNet's cross_attention_dim),
     # which names the family of an add-on file (ControlNet, IP-Adapter) by its shapes; None
     # where add-ons are told apart by their own keys (Flux).
@@ -248,13 +257,35 @@ class FamilySpec:
         )
 
     def variant(self, name: str) -> Variant:
-        """The variant's entry; the family's own pipelines for a plain checkpoint."""
-        return self.variants.get(name) or Variant(
-            self.pipelines, self.family.defaults.distilled_cfg
+        """The variant's entry, what it leaves out filled from the family (its pipelines,
+        the Distilled CFG); the family's own for a plain checkpoint."""
+        own = self.variants.get(name) or Variant()
+        distilled = own.distilled_cfg
+        return replace(
+            own,
+            pipelines=own.pipelines or self.pipelines,
+            distilled_cfg=self.family.defaults.distilled_cfg if distilled is None else distilled,
         )
 
-    def pipeline_class(self, mode: str, controlnet: bool = False, variant: str = "") -> type:
+    def defaults(self, variant: str) -> GenerationDefaults:
+        """The generation defaults of a checkpoint of `variant` ("" = a plain one): the
+        family's, with the variant's steps and Distilled CFG (none where it takes none)."""
+        own, family = self.variant(variant), self.family.defaults
+        return replace(
+            family,
+            steps=own.steps or family.steps,
+            distilled_cfg=own.distilled_cfg if own.guidance else None,
+        )
+
+    def pipeline_class(
+        self, mode: str, controlnet: bool = False, variant: str = "", control_model: bool = False
+    ) -> type:
         import diffusers
 
-        table = self.controlnet_pipelines if controlnet else self.variant(variant).pipelines
+        if control_model and self.control_model_pipelines is not None:
+            table = self.control_model_pipelines
+        elif controlnet:
+            table = self.controlnet_pipelines
+        else:
+            table = self.variant(variant).pipelines
         return getattr(diffusers, table.for_mode(mode, self.label))

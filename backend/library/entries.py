@@ -48,6 +48,12 @@ class ModelEntry:
     def filename(self) -> str:
         return self.path.name
 
+    @property
+    def control_model(self) -> bool:
+        """A Flux Canny/Depth Control model (flux_identify's "control" variant): it runs only
+        through a control unit, with the control image in its input."""
+        return self.detail.get("variant") == "control"
+
     def to_dict(self) -> dict:
         return {
             "kind": self.kind.value,

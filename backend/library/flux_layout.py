@@ -69,6 +69,23 @@ _SINGLE_FUSED = ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")
 _FINAL_MOD = ("norm_out.linear", "final_layer.adaLN_modulation.1")
 
 
+def bfl_norm_target(key: str) -> str | None:
+    """The FluxTransformer2DModel parameter a BFL-layout RMSNorm scale sets
+    (`double_blocks.3.img_attn.norm.query_norm.scale` -> `transformer_blocks.3.attn.norm_q.weight`),
+    None for any other key. BFL's Control LoRAs carry these beside their LoRA pairs."""
+    for block, dst, table in (
+        ("double_blocks", "transformer_blocks", _DOUBLE_NORMS),
+        ("single_blocks", "single_transformer_blocks", _SINGLE_NORMS),
+    ):
+        m = re.match(rf"{block}\.(\d+)\.(.+)$", key)
+        if m is None:
+            continue
+        for d, b in table.items():
+            if m[2] == b:
+                return f"{dst}.{m[1]}.{d}"
+    return None
+
+
 @dataclass(frozen=True)
 class FluxShape:
     """What a BFL-layout transformer's keys and shapes say about it."""

@@ -96,6 +96,11 @@ class ModelLibrary:
         names = self.names(Kind.CHECKPOINT)
         if DEFAULT_CHECKPOINT in names:
             return self.find(Kind.CHECKPOINT, DEFAULT_CHECKPOINT)
+        # A Flux Control model (flux1-canny-dev sorts before flux1-dev) runs only through a
+        # control unit: never the model a job naming none runs on, while another is there.
+        alone = [e.name for e in self.entries(Kind.CHECKPOINT) if not e.control_model]
+        if alone:
+            return self.find(Kind.CHECKPOINT, alone[0])
         if not names:
             raise DreamwireError(
                 ErrorCode.MODEL_NOT_FOUND,

@@ -416,10 +416,12 @@ class DreamwireDocker(DockWidget):
 
     def _family_changed(self) -> None:
         """A model of another family takes that family's steps, CFG, sampler and Distilled
-        CFG (the backend's welcome; shared.family_presets keeps the artist's per family)."""
-        info = model_info(self.model.currentText(), self.controller.welcome)
+        CFG, a model with defaults of its own (schnell, Kontext) those where the artist left
+        the last model's (the backend's welcome; the rule is shared.family_presets')."""
+        model, welcome = self.model.currentText(), self.controller.welcome
+        info = model_info(model, welcome)
         if self._follow_family:
-            new = self.presets.switch(info.family, self._sampling())
+            new = self.presets.pick(model, welcome, self._sampling())
             if new is not None:
                 self.steps.setValue(new.steps)
                 self.cfg.setValue(new.cfg)

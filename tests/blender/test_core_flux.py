@@ -5,6 +5,8 @@ before anything is sent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -57,6 +59,23 @@ def test_flux_job_carries_the_distilled_cfg_and_sd_jobs_do_not():
     sd = flux_settings(model="tiny-sd1")
     fit_to_backend(sd, welcome())
     assert build_job(sd).distilled_cfg is None
+
+
+def test_a_schnell_job_carries_no_distilled_cfg_and_kontext_its_own_default():
+    # The welcome's per-model defaults (Engine.capabilities' model_defaults) reach the job.
+    w = welcome()
+    w.models += ["flux1-schnell"]
+    w.model_families["flux1-schnell"] = "flux"
+    w.model_defaults["flux1-schnell"] = replace(
+        w.families["flux"].family.defaults, steps=4, distilled_cfg=None
+    )
+    s = flux_settings(model="flux1-schnell", distilled_cfg=3.5)
+    fit_to_backend(s, w)
+    assert s.info.family.defaults.steps == 4
+    assert build_job(s).distilled_cfg is None
+    dev = flux_settings(distilled_cfg=3.5)
+    fit_to_backend(dev, w)
+    assert build_job(dev).distilled_cfg == 3.5
 
 
 def test_the_welcomes_flux_resolution_sizes_the_two_passes():

@@ -326,33 +326,10 @@ def _image(engine, **kw):
 def _reference_with_lora(engine, path, multiplier: float):
     """diffusers' FluxPipeline on the engine's components, its own loader fusing the LoRA
     into a copy of the transformer."""
-    import diffusers
-    import numpy as np
-
-    from dreamwire.backend.engine import noise
+    from tests.support import flux_lora_reference
 
     comps = engine.load("tiny-flux", "").components
-    transformer = copy.deepcopy(comps["transformer"])
-    names = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2")
-    pipe = diffusers.FluxPipeline(
-        **{k: comps[k] for k in names},
-        transformer=transformer,
-        scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    pipe.load_lora_weights(str(path))
-    pipe.fuse_lora(components=["transformer"], lora_scale=multiplier)
-    with torch.inference_mode():
-        out = pipe(
-            prompt=PROMPT,
-            num_inference_steps=4,
-            guidance_scale=3.5,
-            height=64,
-            width=64,
-            generator=noise.generators([5]),
-            output_type="np",
-        )
-    return (out.images[0] * 255).round().astype(np.uint8)
+    return flux_lora_reference.run(comps, "FluxPipeline", path, multiplier, PROMPT, 4, 5)
 
 
 def test_flux_lora_tag_in_a_job_equals_diffusers_and_the_next_job_is_the_base(

@@ -58,3 +58,19 @@ def test_edit_mode_on_a_kontext_model(flux_root, tmp_path, capsys, init_image):
     image = np.asarray(Image.open(record["images"][0]["path"]))
     assert image.shape == (64, 64, 3)
     assert "Distilled CFG Scale: 2.5" in record["images"][0]["infotext"]
+
+
+def test_flags_left_out_take_the_models_own_defaults(flux_root):
+    # A model with defaults of its own (Kontext's Distilled CFG; schnell's steps) is read
+    # from the library's scan, before anything loads.
+    import argparse
+
+    from dreamwire.backend.cli.generate import model_family
+
+    def defaults(model):
+        args = argparse.Namespace(server=None, models=[flux_root], model=model)
+        return model_family(args).defaults
+
+    assert defaults("tiny-flux-kontext").distilled_cfg == 2.5
+    assert defaults("tiny-flux-fill").distilled_cfg == 30.0
+    assert defaults("tiny-flux").distilled_cfg == 3.5

@@ -5,6 +5,7 @@ run yet is refused before anything loads."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import diffusers
 import numpy as np
@@ -13,10 +14,14 @@ import torch
 from PIL import Image
 
 from dreamwire.backend.canvas.masks import composite
-from dreamwire.backend.engine import noise
+from dreamwire.backend.engine import noise, planning
+from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError
-from dreamwire.shared.job import HiresFix, Job, Outpaint, Region
+from dreamwire.shared.events import Welcome
+from dreamwire.shared.job import ControlUnit, HiresFix, Job, Outpaint, Region
 from dreamwire.shared.job_mode import JobMode
+
+FLUX_DEFAULTS = families.FLUX.defaults
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -96,7 +101,9 @@ def test_img2img_equals_diffusers(flux_engine, init_image):
 
 
 def test_inpaint_equals_diffusers_then_overlay(flux_engine, init_image, mask):
-    result = flux_engine.run(job(init_image=init_image, mask=mask, mask_blur=0, strength=0.9))
+    # "off": on the job's own model, though the library has a Fill model.
+    inpaint = dict(init_image=init_image, mask=mask, mask_blur=0, strength=0.9)
+    result = flux_engine.run(job(**inpaint, inpaint_model="off"))
     generated = reference(
         flux_engine,
         "FluxInpaintPipeline",
@@ -135,6 +142,55 @@ def test_fill_model_inpaints_with_its_own_pipeline_and_guidance(flux_engine, ini
         with pytest.raises(DreamwireError) as err:
             flux_engine.run(job(**bad))
         assert words in err.value.message and "Fill" in err.value.message
+
+
+def test_inpaint_on_dev_runs_on_the_librarys_fill_model(flux_engine, init_image, mask):
+    # The artist's dev settings, Distilled CFG included: Fill runs at its own 30.
+    inpaint = dict(init_image=init_image, mask=mask, mask_blur=0, strength=1.0)
+    auto = flux_engine.run(job(**inpaint, distilled_cfg=3.5))
+    on_fill = flux_engine.run(job(**inpaint, model="tiny-flux-fill"))
+    assert diff(auto.images[0].image, on_fill.images[0].image) == 0
+    info = auto.images[0].infotext
+    assert "Model: tiny-flux-fill," in info and "Inpaint model: auto for tiny-flux" in info
+    assert "Distilled CFG Scale: 30" in info
+    off = flux_engine.run(job(**inpaint, inpaint_model="off", distilled_cfg=3.5))
+    assert diff(off.images[0].image, auto.images[0].image) > 0
+    assert "Model: tiny-flux," in off.images[0].infotext
+    assert "Inpaint model" not in off.images[0].infotext
+
+
+def test_the_fill_model_is_chosen_at_plan_time_only_where_it_can_run(
+    flux_root, flux_library, mask, tmp_path
+):
+    from dreamwire.backend.engine import inpaint_model
+    from dreamwire.backend.library import ModelLibrary
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    inpaint = dict(init_image=image, mask=mask)
+    plan = planning.plan(job(**inpaint).validate(), flux_library)
+    assert (plan.checkpoint, plan.stands_in_for) == ("tiny-flux-fill", "tiny-flux")
+    # Kept on the job's model: turned off, another mode, real CFG (Fill takes no negative
+    # prompt), a ControlNet unit (Fill has no ControlNet pipeline), an edit model.
+    for kept in (
+        job(**inpaint, inpaint_model="off"),
+        job(init_image=image),
+        job(**inpaint, cfg=3.0),
+        job(**inpaint, controls=[ControlUnit(type="canny", image=image)]),
+        job(**inpaint, model="tiny-flux-kontext"),
+    ):
+        # The decision itself (a plan of the unit job would also resolve its unit's file).
+        kept.validate()
+        entry = flux_library.find("checkpoint", kept.model or "tiny-flux")
+        assert inpaint_model.stand_in(kept, entry, "flux", flux_library) is None
+    assert planning.plan(job(**inpaint, cfg=3.0).validate(), flux_library).checkpoint == ""
+    # A library without a Fill model: today's FluxInpaintPipeline path.
+    checkpoints = tmp_path / "models" / "Stable-diffusion"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "tiny-flux").symlink_to(flux_root / "models" / "Stable-diffusion" / "tiny-flux")
+    without = ModelLibrary([tmp_path])
+    assert planning.plan(job(**inpaint).validate(), without).checkpoint == ""
+    with pytest.raises(DreamwireError, match="inpaint_model"):
+        job(**inpaint, inpaint_model="always").validate()
 
 
 def test_kontext_edit_follows_the_instruction_with_the_picture_as_reference(
@@ -250,3 +306,15 @@ def test_the_welcome_names_the_modes_each_model_runs(flux_engine):
     assert "edit" in modes["tiny-flux-kontext"]
     assert modes["tiny-flux"] == ["txt2img", "img2img", "inpaint"]
     assert set(modes) == set(flux_engine.capabilities()["models"])
+
+
+def test_the_welcome_names_the_models_with_defaults_of_their_own(flux_engine):
+    # Fill and Kontext have their own Distilled CFG; tiny-flux (dev) has the family's.
+    defaults = Welcome.from_body(flux_engine.capabilities()).model_defaults
+    assert set(defaults) == {"tiny-flux-fill", "tiny-flux-kontext"}
+    assert defaults["tiny-flux-kontext"] == replace(FLUX_DEFAULTS, distilled_cfg=2.5)
+    assert defaults["tiny-flux-fill"].distilled_cfg == 30.0
+    # schnell (no tiny one is built): 4 steps, no guidance input, from its catalog variant.
+    schnell = planning.model_defaults("flux", "flux-schnell")
+    assert (schnell.steps, schnell.distilled_cfg) == (4, None)
+    assert planning.model_defaults("flux", "flux-dev") == FLUX_DEFAULTS

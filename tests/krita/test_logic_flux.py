@@ -4,6 +4,8 @@ result's parameters copy back."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from dreamwire_krita.logic import controls
@@ -17,6 +19,7 @@ from dreamwire_krita.logic.upscale import UpscaleChoice, upscale_job
 from dreamwire.backend.families import family_infos
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.events import Welcome
+from dreamwire.shared.family_presets import FamilyPresets, Sampling
 from dreamwire.shared.family_support import check_job, model_info
 
 WELCOME = Welcome.from_body(
@@ -30,6 +33,18 @@ WELCOME = Welcome.from_body(
     }
 )
 FLUX = model_info("tiny-flux", WELCOME)
+# The welcome of a backend with a schnell checkpoint: its own defaults (Engine.capabilities).
+SCHNELL_WELCOME = Welcome.from_body(
+    {
+        "protocol": 1,
+        "models": ["tiny-flux", "flux1-schnell"],
+        "model_families": {"tiny-flux": "flux", "flux1-schnell": "flux"},
+        "model_defaults": {
+            "flux1-schnell": {"steps": 4, "cfg": 1.0, "sampler": "Euler", "distilled_cfg": None}
+        },
+        "families": family_infos(),
+    }
+)
 P = Params(prompt="a fox", model="tiny-flux", sampler="Euler", cfg=1.0, distilled_cfg=2.5)
 
 
@@ -42,6 +57,24 @@ def test_flux_jobs_carry_the_distilled_cfg_and_sd_jobs_do_not():
     assert refine.distilled_cfg == 2.5 and refine.mode == "img2img"
     stored = Params.from_dict(P.to_dict())
     assert stored.distilled_cfg == 2.5 and Params.from_dict({}).distilled_cfg == 3.5
+
+
+def test_picking_schnell_takes_its_steps_and_sends_no_distilled_cfg():
+    # The docker's model change (docker._family_changed): the panel's values, the rule.
+    presets = FamilyPresets(family="flux")
+    p = Params(model="flux1-schnell", sampler="Euler", steps=20, cfg=1.0, distilled_cfg=3.5)
+    info = model_info(p.model, SCHNELL_WELCOME)
+    new = presets.pick(p.model, SCHNELL_WELCOME, Sampling(p.steps, p.cfg, p.sampler, 3.5))
+    assert new == Sampling(4, 1.0, "Euler", 3.5)
+    p = replace(p, steps=new.steps)
+    job = generate_job(p, plan_generate(Rect(0, 0, 64, 64), None), family=info.family)
+    assert job.steps == 4 and job.distilled_cfg is None
+    # Tuned to 6 steps, back on dev: the artist's 6 stay; the Distilled CFG travels again.
+    dev = model_info("tiny-flux", SCHNELL_WELCOME)
+    assert presets.pick("tiny-flux", SCHNELL_WELCOME, Sampling(6, 1.0, "Euler", 3.5)) is None
+    p = replace(p, model="tiny-flux", steps=6)
+    job = generate_job(p, plan_generate(Rect(0, 0, 64, 64), None), family=dev.family)
+    assert job.steps == 6 and job.distilled_cfg == 3.5
 
 
 def test_flux_control_types_follow_the_backends_flux_controlnets():

@@ -135,6 +135,73 @@ def test_a_model_of_another_family_switches_to_its_defaults_and_keeps_the_artist
     assert FamilyPresets.from_json('{"kept": {"flux": {"steps": 1}}}') == FamilyPresets()
 
 
+# A backend's welcome with Flux models of their own defaults (as Engine.capabilities
+# writes them from the family spec's variants).
+MODELS_WELCOME = Welcome.from_body(
+    {
+        "protocol": 1,
+        "models": ["flux1-dev", "flux1-schnell", "flux1-kontext", "tiny-sd1"],
+        "model_families": {
+            "flux1-dev": "flux",
+            "flux1-schnell": "flux",
+            "flux1-kontext": "flux",
+            "tiny-sd1": "sd1",
+        },
+        "model_defaults": {
+            name: spec_for("flux").defaults(variant).to_wire()
+            for name, variant in (("flux1-schnell", "schnell"), ("flux1-kontext", "kontext"))
+        },
+        "families": family_infos(),
+    }
+)
+
+
+def test_a_model_with_defaults_of_its_own_is_described_with_them():
+    schnell = model_info("flux1-schnell", MODELS_WELCOME).family.defaults
+    assert (schnell.steps, schnell.cfg, schnell.sampler) == (4, 1.0, "Euler")
+    assert schnell.distilled_cfg is None  # schnell has no guidance input
+    assert model_info("flux1-kontext.safetensors", MODELS_WELCOME).family.defaults == replace(
+        FLUX.defaults, distilled_cfg=2.5
+    )
+    assert model_info("flux1-dev", MODELS_WELCOME).family.defaults == FLUX.defaults
+    # The job leaves out a Distilled CFG the model does not take.
+    info = model_info("flux1-schnell", MODELS_WELCOME)
+    assert panel_job(_panel(model="flux1-schnell"), info.family).distilled_cfg is None
+    kontext = model_info("flux1-kontext", MODELS_WELCOME).family
+    assert panel_job(_panel(model="flux1-kontext"), kontext).distilled_cfg == 2.5
+
+
+def test_picking_a_model_moves_the_values_left_at_defaults_and_keeps_the_artists():
+    def pick(model, current):
+        return presets.pick(model, MODELS_WELCOME, current)
+
+    presets = FamilyPresets()
+    dev = pick("flux1-dev", Sampling(30, 6.0, "DPM++ 2M Karras", 3.5))
+    assert dev == Sampling(20, 1.0, "Euler", 3.5)
+    # schnell: its 4 steps; its hidden Distilled CFG stays as the panel has it.
+    schnell = pick("flux1-schnell", dev)
+    assert schnell == Sampling(4, 1.0, "Euler", 3.5)
+    # Kontext: dev's steps again and its own 2.5, all values having been left alone.
+    assert pick("flux1-kontext", schnell) == Sampling(20, 1.0, "Euler", 2.5)
+    # The artist sets steps 28 and Distilled CFG 4 on Kontext: schnell keeps both (the
+    # Distilled CFG hidden), dev too; the CFG left at 1 stays 1.
+    mine = Sampling(28, 1.0, "Euler", 4.0)
+    assert pick("flux1-schnell", mine) is None
+    assert pick("flux1-dev", mine) is None
+    # Steps back at dev's default: they follow the next model's again.
+    assert pick("flux1-schnell", replace(mine, steps=20)) == replace(mine, steps=4)
+    # Through another family and back: the Flux values as left, moved to the model picked.
+    left = replace(mine, steps=4)
+    sd = pick("tiny-sd1", left)
+    assert sd == Sampling(30, 6.0, "DPM++ 2M Karras", 3.5)  # SD's as the panel left them
+    assert pick("flux1-kontext", sd) == replace(mine, steps=20)
+    again = FamilyPresets.from_json(presets.to_json())
+    assert again == presets and again.origin["flux"].distilled_cfg == 2.5
+    # A record from before origins were kept follows from the family's shared defaults.
+    old = FamilyPresets.from_json('{"family": "flux", "kept": {}}')
+    assert old.pick("flux1-schnell", MODELS_WELCOME, dev).steps == 4
+
+
 EDIT_WELCOME = replace(
     WELCOME,
     models=["tiny-flux", "tiny-flux-kontext", "tiny-sd1"],

@@ -105,3 +105,18 @@ def test_hires_fix_is_txt2img_only_on_both_sides():
         job.validate()
     assert err.value.code == ErrorCode.INVALID_JOB and "txt2img" in err.value.message
     Job(prompt="x", width=64, height=64, hires=HiresFix(scale=2.0)).validate()
+
+
+def test_inpaint_model_travels_only_when_turned_off():
+    # "auto" (the default) stays off the wire, so a backend from before the field runs the
+    # job; "off" goes out and comes back.
+    body, _ = Job(prompt="a fox").to_wire()
+    assert "inpaint_model" not in body
+    assert Job.from_wire(body, []).inpaint_model == "auto"
+    off = Job(prompt="a fox", inpaint_model="off")
+    body, arrays = off.to_wire()
+    assert body["inpaint_model"] == "off"
+    assert Job.from_wire(body, arrays).validate().inpaint_model == "off"
+    with pytest.raises(DreamwireError) as err:
+        Job(prompt="a fox", inpaint_model=3).validate()
+    assert err.value.code == ErrorCode.INVALID_JOB and "inpaint_model" in err.value.message

@@ -23,6 +23,11 @@ GOOD = {
     "control_missing": {"sdxl": {"tile": "add a tile model"}},
     "model_missing": {"flux1-dev": "Flux needs a T5 text encoder"},
     "model_modes": {"flux1-kontext": ["txt2img", "edit"]},
+    "model_defaults": {
+        "flux1-schnell": {"steps": 4, "cfg": 1.0, "sampler": "Euler", "distilled_cfg": None},
+        "broken": {"steps": "many"},
+        "worse": 4,
+    },
     "dtype": "float16",
 }
 
@@ -35,6 +40,8 @@ def test_documented_keys_are_fields():
     assert w.control_missing["sdxl"]["tile"] == "add a tile model"
     assert w.model_missing == {"flux1-dev": "Flux needs a T5 text encoder"}
     assert w.model_modes == {"flux1-kontext": ["txt2img", "edit"]}
+    # A damaged entry is dropped: its model keeps its family's defaults.
+    assert w.model_defaults == {"flux1-schnell": families.GenerationDefaults(4, 1.0, "Euler")}
     assert w.extra == {"dtype": "float16"}  # undocumented keys stay in extra
 
 
@@ -59,6 +66,8 @@ def test_every_key_protocol_md_lists_is_a_field():
         {"model_missing": ["flux1-dev"]},
         {"model_modes": ["edit"]},
         {"model_modes": {"flux1-kontext": "edit"}},
+        {"model_defaults": ["flux1-schnell"]},
+        {"model_defaults": {"flux1-schnell": {"cfg": [1]}}},
     ],
 )
 def test_bad_values_become_empty_defaults(bad):
