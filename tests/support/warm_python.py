@@ -57,14 +57,15 @@ PRELOAD = [
 ]
 
 # Read while importing (by the interpreter, OpenMP/MKL, torch, huggingface_hub, ...): a
-# command whose environment differs here from the fork server's must start cold.
+# command whose environment differs here from the fork server's must start cold. Not
+# TORCHINDUCTOR_* / TRITON_*: the backend's fast path sets those itself when it compiles
+# (engine/fastpath.py), in this process too, so they differ once a test compiled in-process.
 _IMPORT_TIME_PREFIXES = (
     "PYTHON",
     "OMP_",
     "MKL_",
     "LD_",
-    "TORCH",
-    "TRITON",
+    "TORCH_",
     "CUDA",
     "HF_",
     "TRANSFORMERS",
