@@ -1,10 +1,10 @@
-"""`dreamwire generate` end to end, as a real subprocess."""
+"""`dreamwire generate` end to end, as a real subprocess (forked from the warm interpreter:
+tests/support/warm_python.py)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,19 +12,13 @@ from PIL import Image
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
+from tests.support import warm_python
 from tests.support.threads import thread_env
 
 
 def dreamwire(*args: str, env_extra: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     env = thread_env(env_extra)
-    return subprocess.run(
-        [sys.executable, "-m", "dreamwire.backend", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=cwd,
-    )
+    return warm_python.run(["-m", "dreamwire.backend", *args], env=env, timeout=300, cwd=cwd)
 
 
 def test_generate_default_tiny_model_writes_pngs(tmp_path):

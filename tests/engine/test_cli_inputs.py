@@ -1,5 +1,5 @@
 """The CLI's own input files, hostile ones included, through the real `dreamwire generate`
-subprocess: a decompression-bomb PNG (a few hundred bytes declaring 100000 x 100000 pixels)
+subprocess (forked from the warm interpreter, tests/support/warm_python.py): a decompression-bomb PNG (a few hundred bytes declaring 100000 x 100000 pixels)
 given as --init-image, --mask or a --control image, and a checkpoint whose safetensors
 header length field is absurd, each end with a clear error and exit status 2, no traceback
 and no gigabytes decoded."""
@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
-import sys
 import zlib
 
 import numpy as np
 from PIL import Image
+
+from tests.support import warm_python
 
 
 def _png(width: int, height: int) -> bytes:
@@ -31,10 +32,10 @@ def _png(width: int, height: int) -> bytes:
 
 def _generate(tmp_path, models, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "dreamwire.backend", "generate", "--models", str(models)]
+    cmd = ["-m", "dreamwire.backend", "generate", "--models", str(models)]
     cmd += ["--prompt", "x", "--width", "64", "--height", "64", "--steps", "1"]
     cmd += ["--out", str(tmp_path / "out"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    return warm_python.run(cmd, env=env, timeout=300)
 
 
 def test_decompression_bomb_images_are_refused_clearly(tmp_path, tiny_models):

@@ -1,64 +1,26 @@
-"""Real Krita (kritarunner, offscreen) against a real backend process with the tiny models."""
+"""Real Krita (kritarunner, offscreen) against a real backend process with the tiny models,
+in the Krita run shared with test_krita_offline (krita_session.py)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from krita_harness import KRITARUNNER, build_zip, make_profile, run_script
-
-from tests.support.backend import BackendProcess
+from krita_harness import KRITARUNNER
 
 pytestmark = [
     pytest.mark.krita,
     pytest.mark.skipif(KRITARUNNER is None, reason="Krita (kritarunner) is not installed"),
 ]
 
-HERE = Path(__file__).resolve().parent
-
-
-class RecordingBackend(BackendProcess):
-    """The real server and engine, saving the arrays each job arrived with."""
-
-    def __init__(self, record: Path, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.record = record
-
-    def command(self) -> list[str]:
-        bind = self.address or self.bind
-        return [
-            sys.executable,
-            str(HERE / "recording_backend.py"),
-            str(self.record),
-            "--models",
-            *map(str, self.models),
-            "--bind",
-            bind,
-            "--out",
-            str(self.out_dir),
-        ]
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_models, flux_root):
-    root = tmp_path_factory.mktemp("krita-backend")
-    record, dump = root / "record", root / "dump"
-    dump.mkdir()
-    prof = make_profile(root / "profile", build_zip(root / "dist"))
-    # The tiny Flux.1 dev in a root of its own: the default model stays tiny-sd1.
-    backend = RecordingBackend(record, [tiny_models, flux_root], root / "out")
-    with backend:
-        out = run_script(
-            prof,
-            "dw_backend",
-            {"address": backend.address, "backend_pid": backend.pid, "dump": str(dump)},
-            timeout=400,
-        )
+def run(krita_session):
+    out = krita_session.part("dw_backend")
     print({k: v for k, v in out.items() if k in ("outpaint", "cancel", "dies")})
-    return out, record, dump
+    return out, krita_session.record, krita_session.dump
 
 
 def _arrived(record: Path, job_id: str, name: str) -> np.ndarray:
@@ -236,34 +198,13 @@ def test_backend_dying_mid_job_is_reported_and_the_document_is_unharmed(run):
     assert r["after_cancel"] == [False, "Cancelled; the document was not changed."]
 
 
-def test_local_backend_command_is_started_used_and_stopped(tmp_path, tiny_models):
-    import shlex
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    s.close()
-    command = shlex.join(
-        [
-            sys.executable,
-            "-m",
-            "dreamwire.backend",
-            "serve",
-            "--models",
-            str(tiny_models),
-            "--bind",
-            address,
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
-    prof = make_profile(tmp_path / "profile", build_zip(tmp_path / "dist"))
-    out = run_script(prof, "dw_local", {"address": address, "command": command}, timeout=400)
-    assert out["stored"] == command
+def test_local_backend_command_is_started_used_and_stopped(krita_session):
+    out = krita_session.part("dw_local")
+    assert out["stored"] == krita_session.local_command
     assert out["started"] and out["connected"] and out["generated"], out["message"]
     assert isinstance(out["exit"], int)  # stopped with the plugin, not left running
-    assert list((tmp_path / "out").rglob("*.png"))  # the backend it started saved the result
+    # The backend it started saved the result.
+    assert list(krita_session.local_out.rglob("*.png"))
     # A result for a document closed meanwhile is reported, not placed, and Krita lives on.
     assert out["closed"]["applied"] == 0 and out["closed"]["level"] == "warning", out["closed"]
     assert "document was closed" in out["closed"]["message"]

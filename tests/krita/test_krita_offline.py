@@ -1,41 +1,21 @@
-"""Real Krita (kritarunner, offscreen) without a backend: refusals, layers, masks, colours."""
+"""Real Krita (kritarunner, offscreen) without a backend: refusals, layers, masks, colours.
+The first part of the Krita run shared with test_krita_backend (krita_session.py)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from krita_harness import KRITARUNNER, build_zip, make_profile, run_script
+from krita_harness import KRITARUNNER
+from krita_session import SPACES
 
 pytestmark = [
     pytest.mark.krita,
     pytest.mark.skipif(KRITARUNNER is None, reason="Krita (kritarunner) is not installed"),
 ]
 
-SPACES = [
-    ("RGBA", "U8"),
-    ("RGBA", "U16"),
-    ("RGBA", "F16"),
-    ("RGBA", "F32"),
-    ("GRAYA", "U8"),
-    ("GRAYA", "U16"),
-    ("CMYKA", "U8"),
-]
-
-
-def _dead_address() -> str:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"tcp://127.0.0.1:{port}"
-
 
 @pytest.fixture(scope="module")
-def offline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("krita-offline")
-    prof = make_profile(root / "profile", build_zip(root / "dist"))
-    return run_script(prof, "dw_offline", {"dead_address": _dead_address(), "spaces": SPACES})
+def offline(krita_session):
+    return krita_session.part("dw_offline")
 
 
 def test_the_vendored_shared_package_is_used(offline):

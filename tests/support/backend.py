@@ -1,7 +1,10 @@
 """Start a real dreamwire backend process for a test, and stop it afterwards.
 
-The backend runs exactly as an artist would run it, `python -m dreamwire.backend serve`, in
-its own process, on a free port (port 0), so tests talk to it over real ZeroMQ sockets::
+The backend runs as an artist would run it, `python -m dreamwire.backend serve`, in its own
+process, on a free port (port 0), so tests talk to it over real ZeroMQ sockets. The process is
+forked from an interpreter that has already imported the backend (tests/support/warm_python.py:
+the same `serve`, without ~14 s of imports per start); DW_TEST_COLD_PYTHON=1 starts fresh
+interpreters instead::
 
     from tests.support.backend import BackendProcess
 
@@ -39,6 +42,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.support import warm_python
 from tests.support.threads import thread_env
 
 READY_PREFIX = "dreamwire: listening on "
@@ -66,7 +70,7 @@ class BackendProcess:
         self.env = env
         self.ready_timeout = ready_timeout
         self.address = ""
-        self.proc: subprocess.Popen | None = None
+        self.proc: warm_python.WarmPopen | subprocess.Popen | None = None
         self._stderr_path = self.out_dir / "backend-console.log"
         self._lines: list[str] = []
 
@@ -100,11 +104,13 @@ class BackendProcess:
         env.setdefault("HF_HUB_OFFLINE", "1")
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.env or {})
-        stderr = open(self._stderr_path, "ab")  # noqa: SIM115 - the child holds it
-        self.proc = subprocess.Popen(
-            self.command(), stdout=subprocess.PIPE, stderr=stderr, env=env, text=True
+        python, *args = self.command()
+        assert python == sys.executable, python
+        # Forked from the warm interpreter where allowed: the same `serve` without paying
+        # ~14 s of CPU for its imports on every start and restart (tests/support/warm_python.py).
+        self.proc = warm_python.popen(
+            args, env=env, stdout=warm_python.PIPE, stderr=self._stderr_path
         )
-        stderr.close()
         ready = threading.Event()
         threading.Thread(target=self._read_stdout, args=(self.proc, ready), daemon=True).start()
         deadline = time.monotonic() + self.ready_timeout
@@ -116,7 +122,9 @@ class BackendProcess:
                 )
         return self
 
-    def _read_stdout(self, proc: subprocess.Popen, ready: threading.Event) -> None:
+    def _read_stdout(
+        self, proc: warm_python.WarmPopen | subprocess.Popen, ready: threading.Event
+    ) -> None:
         # Drained to the end so the child never blocks on a full pipe.
         assert proc.stdout is not None
         for line in proc.stdout:

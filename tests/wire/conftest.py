@@ -19,7 +19,9 @@ from tests.support.backend import BackendProcess  # noqa: E402
 @pytest.fixture(scope="session")
 def backend(tiny_models, tmp_path_factory):
     """One backend shared by the wire tests that leave it healthy (tiny models; a 16 MB
-    message limit and an 8-job queue so the limit tests stay cheap). Starting one costs ~15 s on 2 cores."""
+    message limit and an 8-job queue so the limit tests stay cheap). A cold start costs
+    ~14 s of CPU in imports; tests/support/warm_python.py forks it from a warm interpreter
+    in well under a second."""
     out = tmp_path_factory.mktemp("backend-out")
     proc = BackendProcess(
         [tiny_models], out, extra_args=["--max-message-mb", "16", "--max-queue", "8"]

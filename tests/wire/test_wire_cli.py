@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
+from tests.support import warm_python
+
 
 def generate(*args: str) -> dict:
-    done = subprocess.run(
+    done = warm_python.run(
         [
-            sys.executable,
             "-m",
             "dreamwire.backend",
             "generate",
@@ -32,8 +31,6 @@ def generate(*args: str) -> dict:
             "--json",
             *args,
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]

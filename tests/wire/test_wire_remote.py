@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from dreamwire.shared import events as ev
 from dreamwire.shared.client import Client
 from dreamwire.shared.errors import ErrorCode
+from tests.support import warm_python
 from tests.support.wire import LONG_STEPS, collect, ended, first_step, small_job
 
 
@@ -20,12 +20,7 @@ def _error(events) -> bool:
 
 
 def dreamwire(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dreamwire.backend", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return warm_python.run(["-m", "dreamwire.backend", *args], timeout=120)
 
 
 @pytest.fixture(scope="module")
