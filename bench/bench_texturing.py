@@ -3,6 +3,7 @@ scenes built by script, in real Blender (the bpy module), with a known right ans
 
     .venv/bin/python bench/bench_texturing.py [--size 256] [--texture 256] [--views 4]
                                               [--json bench/texturing.json] [--renders DIR]
+                                              [--scenes crate_and_ball capsule torus]
 
 The add-on's own projection action (`actions.project`, the generator the N-panel's
 operator runs) is driven here with a deterministic stand-in for the backend: each view's
@@ -195,7 +196,45 @@ class Scores:
     seconds: float
 
 
-def run(scene_name: str, method: Method, size: int, tex: int, views: int, seed: int) -> Scores:
+def render(scene, targets, path: Path, size: int = 320) -> None:
+    """The textured result from one fixed viewpoint (front-left, above), Cycles on the CPU,
+    a sun and a grey world, so the reader sees coverage, fills and seams."""
+    corners = np.array([o.matrix_world @ v.co for o in targets for v in o.data.vertices])
+    center = (corners.min(axis=0) + corners.max(axis=0)) / 2
+    radius = float(np.linalg.norm(corners - center, axis=1).max())
+    from mathutils import Vector
+
+    cam = bpy.data.objects.new("Render", bpy.data.cameras.new("Render"))
+    cam.location = Vector(center) + Vector((-1.6, -2.4, 1.4)) * radius * 1.25
+    cam.rotation_euler = (Vector(center) - cam.location).to_track_quat("-Z", "Y").to_euler()
+    scene.collection.objects.link(cam)
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    sun.rotation_euler = (0.7, 0.2, -0.6)
+    sun.data.energy = 3.0
+    scene.collection.objects.link(sun)
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("World")
+    scene.world.color = (0.35, 0.35, 0.35)
+    scene.camera = cam
+    r = scene.render
+    r.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 16
+    scene.cycles.use_denoising = False
+    r.resolution_x = r.resolution_y = size
+    r.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+
+
+def run(
+    scene_name: str,
+    method: Method,
+    size: int,
+    tex: int,
+    views: int,
+    seed: int,
+    renders: Path | None = None,
+) -> Scores:
     scene, targets = SCENES[scene_name]()
     props = scene.dreamwire
     props.prompt = "painted"
@@ -273,7 +312,10 @@ def run(scene_name: str, method: Method, size: int, tex: int, views: int, seed: 
     except StopIteration:
         pass
     seconds = time.perf_counter() - t0
-    return score(scene_name, method, targets, tex, jobs, len(cams), seconds, props.output_dir)
+    scores = score(scene_name, method, targets, tex, jobs, len(cams), seconds, props.output_dir)
+    if renders is not None:
+        render(scene, targets, renders / f"{scene_name}-{method.name.replace('+', '-')}.png")
+    return scores
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -389,12 +431,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scenes", nargs="*", default=list(SCENES))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--renders", type=Path, help="write a Cycles render of each result here")
     args = ap.parse_args(argv)
+    if args.renders:
+        args.renders.mkdir(parents=True, exist_ok=True)
     blender_addon.register()
     rows = []
     for scene_name in args.scenes:
         for method in methods():
-            s = run(scene_name, method, args.size, args.texture, args.views, args.seed)
+            s = run(
+                scene_name, method, args.size, args.texture, args.views, args.seed, args.renders
+            )
             rows.append(s)
             print(json.dumps(asdict(s)))
     if args.json:

@@ -33,6 +33,7 @@ from .core.tasks import ActionError
 from .core.texturing.color_match import MatchSettings, match_view
 from .core.texturing.coverage_report import CoverageReport
 from .core.texturing.multiview import SurfaceMesh, TextureAccumulator, plan_view
+from .core.texturing.object_prompts import pixel_owners, view_regions
 from .core.texturing.pbr_maps import (
     NON_COLOR,
     NORMAL,
@@ -402,6 +403,7 @@ def project(context, cameras=None):
     grid = plan_grid(len(cams), (width, height), props.grid_layout)
     grid = grid if props.grid_mode and len(cams) > 1 else None
     phrases = props.view_phrases()
+    object_prompts = [bpy.data.objects[n].dreamwire_prompt for n in targets]
     # One object's own front (local -Y); several objects' fronts need not agree, so then
     # the world's (Blender's Front view).
     frame = (
@@ -431,6 +433,14 @@ def project(context, cameras=None):
             # Everything else visible can hide the targets from a camera.
             occluders = bpy_data.scene_triangles(scene, depsgraph, exclude=set(targets))
             all_tris = np.concatenate([occluders] + [meshes[n].world for n in targets])
+
+            def owners(cam):
+                """Which target each of `cam`'s pixels shows (-1: none), for the targets'
+                own prompts; None when no target has one."""
+                if not any(p.strip() for p in object_prompts):
+                    return None
+                counts = [len(meshes[n].world) for n in targets]
+                return pixel_owners(view_depth_buffer(cam, all_tris).tri, len(occluders), counts)
 
             def plan_next(cam):
                 """What `cam` sees of the texture so far, and the mask of what to make."""
@@ -469,8 +479,9 @@ def project(context, cameras=None):
             used = 0
             if grid is not None:
                 used = yield from _project_grid(
-                    scene, cams, grid, s, mv_strength, plan_next, bake_view, view_maps
-                )
+                    scene, cams, grid, s, mv_strength, plan_next, bake_view, view_maps,
+                    lambda views: _grid_regions(views, owners, object_prompts, grid),
+                )  # fmt: skip
             for cam_name in cams if grid is None else ():
                 cam_obj = _get_object(cam_name)
                 model = camera_model(scene, cam_obj, width, height)
@@ -478,8 +489,16 @@ def project(context, cameras=None):
                 controls = capture_controls(scene, cam_obj, s, width, height)
                 view_mask = None  # what the view generates: all of it, or the inpaint mask
                 vs = replace(s, prompt=view_prompt(s.prompt, cam.forward, frame, phrases))
+                own = owners(cam)
+                regions = view_regions(own, object_prompts) if own is not None else []
                 if used == 0:
-                    job = build_job(vs, controls, size=(width, height), tag=f"project {cam_name}")
+                    job = build_job(
+                        vs,
+                        controls,
+                        size=(width, height),
+                        tag=f"project {cam_name}",
+                        regions=regions,
+                    )
                 else:
                     plan = plan_next(cam)
                     if plan.covered_fraction > 0.98:
@@ -495,6 +514,7 @@ def project(context, cameras=None):
                         strength=mv_strength,
                         size=(width, height),
                         tag=f"project {cam_name}",
+                        regions=regions,
                     )
                 result = yield job
                 image = _image(result)
@@ -538,7 +558,17 @@ def project(context, cameras=None):
     return run(), views + (len(cams) if pbr else 0) + (len(targets) if fill_inpaint else 0)
 
 
-def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_view, view_maps):
+def _grid_regions(views, owners, prompts, grid: GridLayout) -> list:
+    """The targets' own prompts over a grid image: each cell's pixel owners, tiled."""
+    cells = [owners(cam) for cam in views]
+    if any(c is None for c in cells):
+        return []
+    return view_regions(tile(cells, grid, fill=-1), prompts)
+
+
+def _project_grid(
+    scene, cams, grid: GridLayout, s, strength, plan_next, bake_view, view_maps, regions_of
+):
     """Grid mode: the cameras' captures tiled into one image per job, generated together,
     split back and each part baked as the sequential mode bakes a view. Grids after the
     first inpaint, cell by cell, what the earlier ones left uncovered. Yields the jobs;
@@ -560,8 +590,9 @@ def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_vi
             store_image(f"Dreamwire {k}", img, non_color=k != "colour")
         tag = f"project grid {', '.join(names)}"
         plans = []  # the later grids' inpaint plans, one per cell
+        regions = regions_of(views)
         if used == 0:
-            job = build_job(s, controls, size=grid.size, tag=tag)
+            job = build_job(s, controls, size=grid.size, tag=tag, regions=regions)
         else:
             plans = [plan_next(cam) for cam in views]
             init = tile([p.init_image for p in plans], grid, fill=128)
@@ -569,7 +600,14 @@ def _project_grid(scene, cams, grid: GridLayout, s, strength, plan_next, bake_vi
             bpy_data.image_from_array("Dreamwire inpaint source", init)
             bpy_data.image_from_array("Dreamwire inpaint mask", mask, non_color=True)
             job = build_job(
-                s, controls, init_image=init, mask=mask, strength=strength, size=grid.size, tag=tag
+                s,
+                controls,
+                init_image=init,
+                mask=mask,
+                strength=strength,
+                size=grid.size,
+                tag=tag,
+                regions=regions,
             )
         result = yield job
         image = _image(result)

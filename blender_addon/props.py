@@ -491,9 +491,19 @@ def register() -> None:
     _register_classes()
     bpy.types.Scene.dreamwire = PointerProperty(type=DREAMWIRE_PG_settings)
     bpy.types.WindowManager.dreamwire_status = PointerProperty(type=DREAMWIRE_PG_status)
+    # Saved with the object, so a scene's objects keep their prompts (core/texturing/
+    # object_prompts.py: a regional prompt over the object's pixels in each view).
+    bpy.types.Object.dreamwire_prompt = StringProperty(
+        name="Object prompt",
+        default="",
+        description="This object's own prompt when a projection textures several objects: "
+        "it guides the pixels where each view shows the object (the scene prompt guides "
+        "the rest)",
+    )
 
 
 def unregister() -> None:
+    del bpy.types.Object.dreamwire_prompt
     del bpy.types.WindowManager.dreamwire_status
     del bpy.types.Scene.dreamwire
     _unregister_classes()

@@ -188,6 +188,9 @@ def draw_texturing(layout, context) -> None:
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")
     layout.prop(props, "create_uvs")
+    obj = getattr(context, "object", None)
+    if obj is not None and obj.type == "MESH":  # its own prompt, for scenes of several
+        layout.prop(obj, "dreamwire_prompt", text=f"{obj.name} prompt")
     _draw_pbr(layout, props, w)
     row = layout.row(align=True)
     row.prop(props, "fill_distance")

@@ -19,7 +19,7 @@ from dreamwire.shared.families import DEFAULT, FamilyInfo
 from dreamwire.shared.families import label as family_label
 from dreamwire.shared.family_presets import DISTILLED_CFG
 from dreamwire.shared.family_support import check_job, family_info, model_info, refusal
-from dreamwire.shared.job import ControlUnit, Job
+from dreamwire.shared.job import ControlUnit, Job, Region
 from dreamwire.shared.job_mode import JobMode, implied_mode
 from dreamwire.shared.model_names import strip_suffix
 from dreamwire.shared.native_size import two_pass
@@ -204,10 +204,12 @@ def build_job(
     seed: int | None = None,
     size: tuple[int, int] | None = None,
     tag: str = "",
+    regions: list[Region] | None = None,
 ) -> Job:
     """A validated Job. `control_images` maps panel control names to captured images;
     an enabled control without an image is skipped (the caller decides which it needs).
-    The reference image, when set and servable, rides along as an IP-Adapter unit."""
+    The reference image, when set and servable, rides along as an IP-Adapter unit.
+    `regions`: regional prompts over the result (texturing's per-object prompts)."""
     images = control_images or {}
     w, h = size if size else (round_size(s.width), round_size(s.height))
     units = []
@@ -266,6 +268,7 @@ def build_job(
         hires=hires,
         preview_every=int(s.preview_every),
         tag=tag,
+        regions=list(regions or []),
     )
     return check_job(job.validate(), s.info)
 

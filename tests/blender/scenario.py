@@ -648,6 +648,40 @@ def _coverage_json(obj_name):
     return json.loads(Path(path).read_text()) if os.path.exists(path) else None
 
 
+def sc_object_prompts():
+    """Two objects, each with its own prompt, seen by one camera: the view's job carries a
+    regional prompt per object, its mask where the camera sees that object."""
+    clear_scene()
+    s = settings()
+    s.fill_distance, s.fill_inpaint = 0, False
+    left = cube("Left", 0.6, location=(-1.0, 0, 0))
+    right = cube("Right", 0.6, location=(1.0, 0, 0))
+    left.dreamwire_prompt = "rusty metal crate"
+    right.dreamwire_prompt = ""  # no prompt of its own: the scene prompt alone
+    cam = camera("Cam", (0, -6, 0.5))
+    bpy.context.scene.camera = cam
+    select(left, right)
+    res, err = run_op(lambda: bpy.ops.dreamwire.project())
+    record("result", [res, err])
+    regions = job_field("project Cam", "regions") or []
+    record("region_prompts", [r["prompt"] for r in regions])
+    right.dreamwire_prompt = "a wooden crate"
+    res, err = run_op(lambda: bpy.ops.dreamwire.project())
+    record("second_result", [res, err])
+    found = [
+        rec
+        for rec in (
+            json.loads(Path(d, "result.json").read_text())
+            for d, _, files in os.walk(CONFIG["backend_out"])
+            if "result.json" in files
+        )
+        if rec["tag"] == "project Cam" and len(rec["job"].get("regions") or []) == 2
+    ]
+    record("two_regions", [r["prompt"] for r in found[0]["job"]["regions"]] if found else [])
+    # The object's prompt is saved with it (the .blend keeps it).
+    record("stored", left.dreamwire_prompt)
+
+
 def sc_multiview():
     clear_scene()
     s = settings()

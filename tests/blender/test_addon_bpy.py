@@ -534,3 +534,12 @@ def test_project_with_pbr_maps_bakes_and_wires_them(addon_zip, tmp_path, backend
     assert max(diffs["albedo"], diffs["roughness"], diffs["metallic"]) < 12, c
     assert diffs["normal"] < 25, c
     assert c["normal_unconverted_diff"] > 2 * diffs["normal"], c
+
+
+def test_each_object_prompt_guides_its_own_pixels_as_a_region(addon_zip, tmp_path, backend):
+    c = run_scenario("object_prompts", addon_zip, tmp_path, backend)
+    assert c["result"] == [["FINISHED"], None], c["result"]
+    assert c["region_prompts"] == ["rusty metal crate"]  # the other object has none
+    assert c["second_result"] == [["FINISHED"], None]
+    assert c["two_regions"] == ["rusty metal crate", "a wooden crate"]
+    assert c["stored"] == "rusty metal crate"
