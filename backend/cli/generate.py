@@ -35,6 +35,13 @@ DEFAULT_MODEL = "tiny-sd1"
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate images (txt2img, img2img, inpaint)")
+    add_job_arguments(p)
+    p.set_defaults(func=main)
+
+
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that describe a job and where it runs (`generate`'s; `xyz` takes them for
+    its base job)."""
     p.add_argument(
         "--mode",
         choices=[m.value for m in JobMode],
@@ -175,7 +182,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--server", default=None, help="run on a backend, e.g. tcp://127.0.0.1:5555")
     p.add_argument("--server-key", default=None, help="the backend's public CurveZMQ key")
     p.add_argument("--client-key", default=None, help="this client's secret CurveZMQ key")
-    p.set_defaults(func=main)
 
 
 # -- inputs --------------------------------------------------------------------------------
