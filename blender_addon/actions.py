@@ -38,10 +38,12 @@ from .core.texturing.pbr_maps import (
     NON_COLOR,
     NORMAL,
     MapBaker,
+    crop_maps,
     maps_of,
     materials_job,
     missing_maps,
     normals_to_object,
+    seamless_padding,
     wanted_maps,
 )
 from .core.texturing.projection import (
@@ -180,26 +182,43 @@ def generate_texture(context):
     if not s.prompt.strip():
         raise ActionError("Write a prompt first.")
     out_dir_prop = scene.dreamwire.output_dir
+    props = scene.dreamwire
+    pbr = wanted_maps(props.pbr_normal) if props.pbr_maps else []
+    if pbr and (lacking := missing_maps(pbr, connection.welcome())):
+        raise ActionError(lacking)
 
     def run():
         note = _fit(s)
         job = build_job(s, {}, tag=f"texture {name}")
         result = yield job
+        texture = _image(result)
+        maps = {}
+        if pbr:
+            # A tiling texture's maps tile too: Marigold sees it wrapped around its edges.
+            padded, offset = seamless_padding(texture, job.seamless)
+            seed = result.images[0].seed
+            maps_result = yield materials_job(padded, pbr, seed, f"maps {name}")
+            h, w = texture.shape[:2]
+            maps = crop_maps(maps_of(maps_result), offset, (w, h))
         target = _get_object(name)
         rb = bpy_data.Rollback()
         try:
-            img = bpy_data.image_from_array(f"Dreamwire {name}", _image(result), rb)
+            img = bpy_data.image_from_array(f"Dreamwire {name}", texture, rb)
             _record_seamless(img, job.seamless)  # Upscale keeps a tiling texture tiling
             folder = bpy_data.output_dir(out_dir_prop)
             bpy_data.save_png(img, folder, f"{bpy.path.clean_name(name)}_texture.png")
             uv = bpy_data.active_render_uv(target.data).name
             bpy_data.apply_texture(target, img, uv, rb)
+            if maps:
+                # A UV texture seen head-on: Marigold's camera frame is the texture's tangent
+                # frame (x along u, y along v, z out of the surface).
+                _apply_maps(target, maps, uv, folder, rb, normal_space="TANGENT")
             rb.commit()
         finally:
             rb.rollback()
         return _done(f"Texture applied to {name}", note + two_pass_note(job))
 
-    return run(), 1
+    return run(), 2 if pbr else 1
 
 
 def _record_seamless(img, axes: str) -> None:
@@ -669,7 +688,7 @@ def _view_maps(baker: MapBaker, image, result, cam, samples: dict, cam_name: str
         baker.add(n, sample, own)
 
 
-def _apply_maps(obj, textures: dict, uv_name: str, folder, rb) -> None:
+def _apply_maps(obj, textures: dict, uv_name: str, folder, rb, normal_space="OBJECT") -> None:
     """The baked maps as images ("Dreamwire <object> <map>", PNGs beside the colour's),
     albedo as the base colour and the others wired into the Principled BSDF."""
     images = {}
@@ -681,7 +700,7 @@ def _apply_maps(obj, textures: dict, uv_name: str, folder, rb) -> None:
         mat = bpy_data.apply_texture(obj, images["albedo"], uv_name, rb)
     else:
         mat = obj.active_material
-    bpy_data.apply_pbr_maps(mat, images, uv_name, rb)
+    bpy_data.apply_pbr_maps(mat, images, uv_name, rb, normal_space)
 
 
 def multiview_cameras(context) -> list:

@@ -257,9 +257,13 @@ def apply_texture(obj, img, uv_name: str, rb: Rollback):
 PBR_INPUTS = {"roughness": "Roughness", "metallic": "Metallic", "normal": "Normal"}
 
 
-def apply_pbr_maps(mat, images: dict, uv_name: str, rb: Rollback) -> None:
+def apply_pbr_maps(
+    mat, images: dict, uv_name: str, rb: Rollback, normal_space: str = "OBJECT"
+) -> None:
     """Wire baked map images into `mat`'s Principled BSDF (after apply_texture made it):
-    one Non-Color image node per map, labelled "Dreamwire <map>" so a rerun reuses it."""
+    one Non-Color image node per map, labelled "Dreamwire <map>" so a rerun reuses it.
+    `normal_space`: the Normal Map node's space (OBJECT for a projection's baked normals,
+    TANGENT for a UV texture's own, which Marigold sees head-on)."""
     nt = mat.node_tree
     bsdf = next(n for n in nt.nodes if n.type == "BSDF_PRINCIPLED")
     uvn = next((n for n in nt.nodes if n.type == "UVMAP" and n.label == NODE_LABEL), None)
@@ -286,7 +290,9 @@ def apply_pbr_maps(mat, images: dict, uv_name: str, rb: Rollback) -> None:
         out = tex.outputs["Color"]
         if name == "normal":
             nm = labelled("ShaderNodeNormalMap", f"{NODE_LABEL} normal map", 300 * i, 200)
-            nm.space = "OBJECT"
+            nm.space = normal_space
+            if normal_space == "TANGENT":
+                nm.uv_map = uv_name
             nt.links.new(out, nm.inputs["Color"])
             out = nm.outputs["Normal"]
         old = [(link.from_socket, link.to_socket) for link in bsdf.inputs[socket].links]

@@ -1196,6 +1196,39 @@ def _linked_image(bsdf, socket):
     return [node.image.name, node.image.colorspace_settings.name, *extra]
 
 
+def sc_pbr_texture():
+    """Generate Texture with PBR maps on a tiling texture: the maps come from the texture
+    wrapped around its edges, cut back to its size, the normal map in tangent space."""
+    clear_scene()
+    s = settings()
+    s.seamless = True
+    s.pbr_maps = True
+    s.pbr_normal = True
+    obj = cube("Tile", 1.0)
+    obj.data.uv_layers.new(name="UVMap")
+    select(obj)
+    res, err = run_op(lambda: bpy.ops.dreamwire.generate_texture())
+    record("result", [res, err])
+    mat = obj.active_material
+    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    record(
+        "links",
+        {k: _linked_image(bsdf, k) for k in ("Base Color", "Roughness", "Metallic", "Normal")},
+    )
+    maps = _map_records("maps Tile")
+    record("maps_size", {m: list(a.shape[:2]) for m, a in maps.items()})
+    # The albedo in Blender is the middle of the padded map the backend made.
+    albedo = pixels(bpy.data.images["Dreamwire Tile albedo"])[..., :3]
+    h, w = albedo.shape[:2]
+    ph, pw = maps["albedo"].shape[:2]
+    top, left = (ph - h) // 2, (pw - w) // 2
+    record(
+        "albedo_is_middle",
+        int(np.abs(albedo - maps["albedo"][top : top + h, left : left + w]).max()),
+    )
+    record("texture_size", [h, w])
+
+
 def sc_pbr():
     from bpy_extras.object_utils import world_to_camera_view
     from mathutils import Vector

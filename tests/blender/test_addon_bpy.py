@@ -543,3 +543,15 @@ def test_each_object_prompt_guides_its_own_pixels_as_a_region(addon_zip, tmp_pat
     assert c["second_result"] == [["FINISHED"], None]
     assert c["two_regions"] == ["rusty metal crate", "a wooden crate"]
     assert c["stored"] == "rusty metal crate"
+
+
+def test_generate_texture_with_pbr_maps_makes_tiling_maps(addon_zip, tmp_path, backend):
+    c = run_scenario("pbr_texture", addon_zip, tmp_path, backend)
+    assert c["result"] == [["FINISHED"], None], c["result"]
+    h, w = c["texture_size"]
+    # The maps were made from the texture wrapped by a quarter on each side (seamless on).
+    assert all(size == [h + 2 * (h // 4), w + 2 * (w // 4)] for size in c["maps_size"].values())
+    assert c["albedo_is_middle"] <= 1
+    assert c["links"]["Base Color"] == ["Dreamwire Tile albedo", "sRGB"]
+    assert c["links"]["Roughness"] == ["Dreamwire Tile roughness", "Non-Color"]
+    assert c["links"]["Normal"] == ["Dreamwire Tile normal", "Non-Color", "TANGENT"]

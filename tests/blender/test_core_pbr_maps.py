@@ -100,3 +100,19 @@ def test_maps_the_backend_cannot_make_are_named_before_any_job():
     why = missing_maps(wanted_maps(normal=True), welcome)
     assert "metallic, normal" in why and "models/Marigold" in why
     assert missing_maps(["albedo"], None) is None  # not connected yet: the job will say
+
+
+def test_a_tiling_texture_is_wrapped_for_its_maps_and_cut_back():
+    from blender_addon.core.texturing.pbr_maps import crop_maps, seamless_padding
+
+    img = np.arange(64 * 48 * 3, dtype=np.uint32).reshape(48, 64, 3).astype(np.uint8)
+    padded, offset = seamless_padding(img, "both")
+    assert offset == (8, 16) and padded.shape == (64, 96, 3)
+    # Left of the texture is its own right edge, above it its own bottom rows.
+    assert np.array_equal(padded[8:56, :16], img[:, -16:])
+    assert np.array_equal(padded[:8, 16:80], img[-8:])
+    assert np.array_equal(crop_maps({"a": padded}, offset, (64, 48))["a"], img)
+    xs, off_x = seamless_padding(img, "x")
+    assert off_x == (0, 16) and xs.shape == (48, 96, 3)
+    same, none = seamless_padding(img, "none")
+    assert none == (0, 0) and np.array_equal(same, img)

@@ -74,6 +74,27 @@ def materials_job(view: np.ndarray, maps: list[str], seed: int, tag: str) -> Job
     )
 
 
+def seamless_padding(image: np.ndarray, axes: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """A tiling texture widened by a quarter of its size on each side along its seamless
+    `axes` ("x", "y", "both", "none"), wrapping around, and the (top, left) offset of the
+    texture in it: Marigold then sees across the texture's edges as it tiles, so maps cut
+    back out of the middle tile too (a map of the bare texture has its own edges)."""
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    py = (h // 4) // 8 * 8 if axes in ("y", "both") else 0
+    px = (w // 4) // 8 * 8 if axes in ("x", "both") else 0
+    pad = ((py, py), (px, px)) + ((0, 0),) * (img.ndim - 2)
+    return np.pad(img, pad, mode="wrap"), (py, px)
+
+
+def crop_maps(
+    maps: dict[str, np.ndarray], offset: tuple[int, int], size: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """The texture's own part (`size` = (width, height) at `offset`) of each padded map."""
+    (top, left), (w, h) = offset, size
+    return {m: a[top : top + h, left : left + w] for m, a in maps.items()}
+
+
 def maps_of(result) -> dict[str, np.ndarray]:
     """{map name: H x W x 3 uint8} from a materials job's result."""
     return {g.map: np.asarray(g.image)[..., :3] for g in result.images if g.map}
