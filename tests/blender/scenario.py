@@ -1196,6 +1196,13 @@ def _linked_image(bsdf, socket):
     return [node.image.name, node.image.colorspace_settings.name, *extra]
 
 
+def _pbr_links(obj) -> dict:
+    """What feeds the Principled BSDF's colour, roughness, metallic and normal inputs."""
+    mat = obj.active_material
+    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+    return {k: _linked_image(bsdf, k) for k in ("Base Color", "Roughness", "Metallic", "Normal")}
+
+
 def sc_pbr_texture():
     """Generate Texture with PBR maps on a tiling texture: the maps come from the texture
     wrapped around its edges, cut back to its size, the normal map in tangent space."""
@@ -1209,12 +1216,7 @@ def sc_pbr_texture():
     select(obj)
     res, err = run_op(lambda: bpy.ops.dreamwire.generate_texture())
     record("result", [res, err])
-    mat = obj.active_material
-    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-    record(
-        "links",
-        {k: _linked_image(bsdf, k) for k in ("Base Color", "Roughness", "Metallic", "Normal")},
-    )
+    record("links", _pbr_links(obj))
     maps = _map_records("maps Tile")
     record("maps_size", {m: list(a.shape[:2]) for m, a in maps.items()})
     # The albedo in Blender is the middle of the padded map the backend made.
@@ -1241,12 +1243,7 @@ def sc_pbr():
     res, err = run_op(lambda: bpy.ops.dreamwire.project())
     record("result", res)
     record("error", err)
-    mat = target.active_material
-    bsdf = next(n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
-    record(
-        "links",
-        {k: _linked_image(bsdf, k) for k in ("Base Color", "Roughness", "Metallic", "Normal")},
-    )
+    record("links", _pbr_links(target))
     maps = _map_records("maps Cam")
     record("maps_sent_back", sorted(maps))
     record(
