@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .notices import silence_torchvision_notice
+
+    silence_torchvision_notice()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -313,6 +313,32 @@ def model_roots(args: argparse.Namespace) -> list[Path]:
     return config.model_roots(args.models) or [tiny_root()]
 
 
+def model_from_path(args: argparse.Namespace) -> argparse.Namespace:
+    """A local run's --model naming a file (or a diffusers folder) on disk: the file is
+    offered as a checkpoint of its own root (a link to it in a Stable-diffusion folder under
+    the cache, so the library scans it as it scans any), and --model becomes its name. The
+    wire keeps refusing paths: a backend serves only its own folders."""
+    if args.server or not args.model or not ("/" in args.model or "\\" in args.model):
+        return args
+    path = Path(args.model).expanduser()
+    if not path.exists():
+        return args  # the library's refusal names what it has
+    import hashlib
+
+    from dreamwire.backend import config
+    from dreamwire.backend.library.catalog import cache_root
+
+    path = path.resolve()
+    root = cache_root() / "model-paths" / hashlib.sha1(str(path).encode()).hexdigest()[:16]
+    link = root / "models" / "Stable-diffusion" / path.name
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(path, target_is_directory=path.is_dir())
+    roots = list(config.model_roots(args.models)) + [root]
+    name = path.name if path.is_dir() else path.stem
+    return argparse.Namespace(**{**vars(args), "models": roots, "model": name})
+
+
 # -- running -------------------------------------------------------------------------------
 class Bar:
     """A tqdm bar fed by Progress events."""
@@ -364,6 +390,7 @@ def run_remote(args: argparse.Namespace, job: Job, on_progress):
 def main(args: argparse.Namespace) -> int:
     from dreamwire.backend.store import ResultStore
 
+    args = model_from_path(args)
     job = build_job(args, model_family(args))
     bar = Bar(quiet=args.json)
     try:

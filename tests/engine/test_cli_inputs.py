@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import sys
 import zlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.support import warm_python
@@ -73,3 +75,46 @@ def test_a_checkpoint_with_an_absurd_header_length_says_so(tmp_path, tiny_models
     assert "[model_corrupt]" in proc.stderr, proc.stderr
     assert "huge-header.safetensors" in proc.stderr and "header length" in proc.stderr
     assert str(2**63 + 5) in proc.stderr
+
+
+def test_a_local_run_takes_a_checkpoint_by_its_path(tmp_path, tiny_models, monkeypatch):
+    """`--model /path/file.safetensors` works on the local CLI (its file offered as a model
+    of its own root), named by its stem in the result and the infotext."""
+    import contextlib
+    import io
+    import json
+    import shutil
+
+    from dreamwire.backend.cli import main
+
+    monkeypatch.setenv("DREAMWIRE_CACHE", str(tmp_path / "cache"))
+    elsewhere = tmp_path / "downloads" / "my model.safetensors"
+    elsewhere.parent.mkdir()
+    shutil.copy(tiny_models / "models" / "Stable-diffusion" / "tiny-sd1.safetensors", elsewhere)
+    buf = io.StringIO()
+    argv = ["generate", "--model", str(elsewhere), "--prompt", "a fox", "--steps", "1",
+            "--width", "64", "--height", "64", "--out", str(tmp_path / "out"), "--json"]  # fmt: skip
+    with contextlib.redirect_stdout(buf):
+        assert main(argv) == 0
+    record = json.loads(buf.getvalue())
+    assert record["model"] == "my model"
+    assert "Model: my model" in record["images"][0]["infotext"]
+
+
+def test_transformers_torchvision_notice_is_silenced():
+    code = (
+        "import sys\n"
+        "if sys.argv[1] == 'quiet':\n"
+        "    from dreamwire.backend.cli.notices import silence_torchvision_notice\n"
+        "    silence_torchvision_notice()\n"
+        "from transformers import CLIPImageProcessor\n"
+    )
+    runs = {
+        mode: subprocess.run(
+            [sys.executable, "-c", code, mode], capture_output=True, text=True, check=True
+        ).stderr
+        for mode in ("loud", "quiet")
+    }
+    if "requires torchvision" not in runs["loud"]:
+        pytest.skip("this transformers prints no torchvision notice")
+    assert "requires torchvision" not in runs["quiet"]
