@@ -658,12 +658,12 @@ def sc_object_prompts():
     right = cube("Right", 0.6, location=(1.0, 0, 0))
     left.dreamwire_prompt = "rusty metal crate"
     right.dreamwire_prompt = ""  # no prompt of its own: the scene prompt alone
-    cam = camera("Cam", (0, -6, 0.5))
+    cam = camera("ObjectsCam", (0, -6, 0.5))
     bpy.context.scene.camera = cam
     select(left, right)
     res, err = run_op(lambda: bpy.ops.dreamwire.project())
     record("result", [res, err])
-    regions = job_field("project Cam", "regions") or []
+    regions = job_field("project ObjectsCam", "regions") or []
     record("region_prompts", [r["prompt"] for r in regions])
     right.dreamwire_prompt = "a wooden crate"
     res, err = run_op(lambda: bpy.ops.dreamwire.project())
@@ -675,7 +675,7 @@ def sc_object_prompts():
             for d, _, files in os.walk(CONFIG["backend_out"])
             if "result.json" in files
         )
-        if rec["tag"] == "project Cam" and len(rec["job"].get("regions") or []) == 2
+        if rec["tag"] == "project ObjectsCam" and len(rec["job"].get("regions") or []) == 2
     ]
     record("two_regions", [r["prompt"] for r in found[0]["job"]["regions"]] if found else [])
     # The object's prompt is saved with it (the .blend keeps it).
