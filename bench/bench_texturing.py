@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 import blender_addon  # noqa: E402
 from blender_addon import actions, bpy_data  # noqa: E402
 from blender_addon.core.texturing import projection, texel_fill, view_grid  # noqa: E402
+from blender_addon.core.texturing.color_space import srgb_to_lab  # noqa: E402
 from blender_addon.core.texturing.multiview import orbit_positions  # noqa: E402
 
 # -- scenes ---------------------------------------------------------------------------
@@ -318,22 +319,6 @@ def run(
     return scores
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB 0..255 to CIELAB (D65)."""
-    c = np.asarray(rgb, np.float64) / 255.0
-    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array(
-        [
-            [0.4124564, 0.3575761, 0.1804375],
-            [0.2126729, 0.7151522, 0.0721750],
-            [0.0193339, 0.1191920, 0.9503041],
-        ]
-    )
-    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
-
-
 # Which texels the views covered, per target in projection order: the fill's own verdict,
 # taken as actions.project computes it (the coverage JSON holds only the shares).
 states: list[np.ndarray] = []
@@ -352,8 +337,8 @@ actions.fill_unseen = _recording_fill
 def _steps(got: np.ndarray, want: np.ndarray, a, b) -> np.ndarray:
     """How much more colour changes from texel a to texel b in the result than in the
     right answer (0 where the result changes less)."""
-    step_got = np.linalg.norm(_lab(got[a]) - _lab(got[b]), axis=1)
-    step_want = np.linalg.norm(_lab(want[a]) - _lab(want[b]), axis=1)
+    step_got = np.linalg.norm(srgb_to_lab(got[a]) - srgb_to_lab(got[b]), axis=1)
+    step_want = np.linalg.norm(srgb_to_lab(want[a]) - srgb_to_lab(want[b]), axis=1)
     return np.maximum(step_got - step_want, 0.0)
 
 
@@ -385,7 +370,7 @@ def score(scene_name, method, targets, tex, jobs, views, seconds, out_dir) -> Sc
         ok = got[:, 3] > 0
         covered = states[i] == texel_fill.TexelState.COVERED
         want = truth(surf.positions)
-        d = np.linalg.norm(_lab(got[:, :3]) - _lab(want), axis=1)
+        d = np.linalg.norm(srgb_to_lab(got[:, :3]) - srgb_to_lab(want), axis=1)
         for key, sel in (("covered", covered & ok), ("filled", ~covered & ok)):
             err[key][0] += float(d[sel].sum())
             err[key][1] += int(sel.sum())

@@ -183,9 +183,7 @@ def generate_texture(context):
         raise ActionError("Write a prompt first.")
     out_dir_prop = scene.dreamwire.output_dir
     props = scene.dreamwire
-    pbr = wanted_maps(props.pbr_normal) if props.pbr_maps else []
-    if pbr and (lacking := missing_maps(pbr, connection.welcome())):
-        raise ActionError(lacking)
+    pbr = _pbr_maps(props)
 
     def run():
         note = _fit(s)
@@ -219,6 +217,14 @@ def generate_texture(context):
         return _done(f"Texture applied to {name}", note + two_pass_note(job))
 
     return run(), 2 if pbr else 1
+
+
+def _pbr_maps(props) -> list[str]:
+    """The PBR maps the panel asks for, refused at once when the backend makes none of them."""
+    pbr = wanted_maps(props.pbr_normal) if props.pbr_maps else []
+    if pbr and (lacking := missing_maps(pbr, connection.welcome())):
+        raise ActionError(lacking)
+    return pbr
 
 
 def _record_seamless(img, axes: str) -> None:
@@ -414,9 +420,7 @@ def project(context, cameras=None):
     match_settings = MatchSettings(method=props.colour_match_method)
     fill_distance, fill_inpaint = props.fill_distance, props.fill_inpaint
     out_dir_prop = props.output_dir
-    pbr = wanted_maps(props.pbr_normal) if props.pbr_maps else []
-    if pbr and (lacking := missing_maps(pbr, connection.welcome())):
-        raise ActionError(lacking)
+    pbr = _pbr_maps(props)
     width, height = _job_size(s, scene)
     # Grid mode: several views per generation (one camera has nothing to share a grid with).
     grid = plan_grid(len(cams), (width, height), props.grid_layout)

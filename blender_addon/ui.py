@@ -214,20 +214,21 @@ def draw_texturing_views(layout, context) -> None:
     row.prop(props, "coverage_threshold")
     row.prop(props, "multiview_strength")
     layout.prop(props, "inpaint_fill")
-    row = layout.row(align=True)
-    row.prop(props, "colour_match")
-    sub = row.row(align=True)
-    sub.active = props.colour_match
-    sub.prop(props, "colour_match_method", text="")
+    _switch_with_choice(layout, props, "colour_match", "colour_match_method")
     row = layout.row(align=True)
     row.prop(props, "facing_exponent")
     row.prop(props, "edge_feather")
-    row = layout.row(align=True)
-    row.prop(props, "grid_mode")
-    sub = row.row(align=True)
-    sub.active = props.grid_mode
-    sub.prop(props, "grid_layout", text="")
+    _switch_with_choice(layout, props, "grid_mode", "grid_layout")
     layout.operator("dreamwire.project_multiview", icon="CAMERA_DATA")
+
+
+def _switch_with_choice(layout, props, switch: str, choice: str) -> None:
+    """A switch and, beside it, its setting, greyed while the switch is off."""
+    row = layout.row(align=True)
+    row.prop(props, switch)
+    sub = row.row(align=True)
+    sub.active = getattr(props, switch)
+    sub.prop(props, choice, text="")
 
 
 def _draw_animation(layout, context) -> None:

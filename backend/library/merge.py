@@ -214,9 +214,8 @@ def merge(req: MergeRequest, out_dir: Path | None = None) -> MergeResult:
     name = result_name(req, flags["inpainting"], flags["instruct_pix2pix"])
     folder = out_dir or req.primary.path.parent
     out = folder / name
-    if out.resolve() in {req.primary.path.resolve()} | (
-        {req.secondary.path.resolve()} if req.secondary else set()
-    ) | ({req.tertiary.path.resolve()} if req.tertiary else set()):
+    inputs = {ck.path.resolve() for ck in (req.primary, req.secondary, req.tertiary) if ck}
+    if out.resolve() in inputs:
         raise DreamwireError(ErrorCode.INVALID_JOB, f"refusing to overwrite an input: {out}")
     meta = _metadata(req, (a, b, c), flags) if req.metadata else None
     write_streaming(out, ((k, v.spec) for k, v in plan.items()), lambda k: plan[k].make(), meta)
@@ -310,7 +309,7 @@ def _metadata(req: MergeRequest, sources, flags) -> dict[str, str]:
     meta: dict[str, str] = {}
     for src in (a, b, c):
         if src is not None:
-            meta.update(getattr(src, "metadata", {}) or {})
+            meta.update(src.metadata)
     meta["format"] = "pt"
     infos = [(req.primary, a), (req.secondary, b), (req.tertiary, c)]
     sha = {
@@ -335,7 +334,7 @@ def _metadata(req: MergeRequest, sources, flags) -> dict[str, str]:
     for ck, src in infos:
         if ck is None or src is None:
             continue
-        src_meta = getattr(src, "metadata", {}) or {}
+        src_meta = src.metadata
         models[sha[ck.path]] = {
             "name": ck.title_name,
             "legacy_hash": hashing.legacy_hash(ck.path),
