@@ -46,4 +46,8 @@ extras="backend"
 # open_clip_torch carries the CLIP BPE vocabulary that real checkpoints lack. It is used
 # as a data file only; its own dependencies (torchvision) are not needed.
 "${pip[@]}" --no-deps open_clip_torch
+# spandrel runs the upscaler models. Its declared torchvision is left out: only two
+# architectures Dreamwire does not run use it, and PyPI's Linux torchvision is a CUDA build
+# that fails to load against the CPU torch pinned above (pyproject.toml, extra `upscalers`).
+"${pip[@]}" "${constraints[@]}" --no-deps "spandrel>=0.4.2,<0.5"
 echo "setup: environment ready in .venv"

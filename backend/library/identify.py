@@ -180,7 +180,7 @@ def addon_family(kind: Kind, header: Header) -> str | None:
 
 
 def upscaler_arch(header: Header) -> str:
-    """ "ESRGAN 4x", "Compact 4x" ... or the unsupported architecture's name (SwinIR ...)."""
+    """spandrel's reading of the header: "ESRGAN 4x", "SPAN 2x", "DAT" ... or "unknown"."""
     return describe_upscaler({k: v["shape"] for k, v in header.tensors.items()})
 
 

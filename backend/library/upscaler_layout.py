@@ -1,65 +1,36 @@
-"""What an upscaler file holds: its key layout, renamed to arch.py's parameter names, and
-the network's shape read from the tensors.
+"""What an upscaler file holds, told by spandrel's architecture detection (the same that
+ComfyUI, Forge, A1111 1.9+ and Krita AI Diffusion use): ESRGAN in all its key layouts
+(original "model.N", BSRGAN, Real-ESRGAN / BasicSR, x4/x2/x1), Real-ESRGAN Compact, SwinIR,
+Swin2SR, HAT, DAT, OmniSR, SPAN, RealPLKSR, ATD and the rest of spandrel's registry.
 
-Layouts seen in the wild (ESRGAN family):
-  old ESRGAN   model.0 / model.1.sub.N.RDB1.conv1.0 / model.1.sub.NB / model.3, 6 (up) /
-               model.8 (hr) / model.10 (last); a 2**n x model has n upsample convs at
-               model.3, 6, .., 3n, then hr at 3n+2 and last at 3n+4
-  BSRGAN       conv_first / RRDB_trunk.N.RDB1.conv1 / trunk_conv / upconv1,2 / HRconv / conv_last
-  Real-ESRGAN  conv_first / body.N.rdb1.conv1 / conv_body / conv_up1,2 / conv_hr / conv_last
-               (BasicSR, often wrapped in {"params_ema": ...})
-  Compact      body.0 (conv) / body.1 (PReLU) / ... / body.K (last conv): SRVGGNetCompact
-"""
+Dreamwire reads the file itself (safetensors, or a .pth through the library's weights-only
+unpickler) and hands spandrel only the resulting tensor dict: spandrel never opens a file."""
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-if TYPE_CHECKING:  # the library reads headers with this module without loading torch
+if TYPE_CHECKING:
     import torch
-
-_OLD_RDB = re.compile(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)$")
-_BSRGAN_RDB = re.compile(r"RRDB_trunk\.(\d+)\.RDB(\d)\.conv(\d)\.(weight|bias)$")
-_NEW_RDB = re.compile(r"body\.(\d+)\.rdb(\d)\.conv(\d)\.(weight|bias)$")
-_OLD_TOP = re.compile(r"model\.(\d+)\.(weight|bias)$")
-_OLD_TRUNK = re.compile(r"model\.1\.sub\.(\d+)\.(weight|bias)$")
-_UPCONV = re.compile(r"(?:upconv|conv_up)(\d)\.(weight|bias)$")
-_COMPACT = re.compile(r"body\.(\d+)\.weight$")
-
-# Markers of other upscaler architectures, as spandrel tells them apart; checked in order.
-_OTHER_ARCHES = (
-    ("HAT", (".conv_block.cab.", "overlap_attn")),
-    ("DAT", ("before_RG", ".attn.attns.")),
-    ("SwinIR", ("residual_group.blocks.", "patch_embed", "conv_after_body.weight")),
-    ("ESRGAN+", (".conv1x1.",)),
-    ("SPAN", ("block_1.c1_r",)),
-    ("OmniSR", ("residual_layer.",)),
-    ("SCUNet", ("m_head.", "m_down1.")),
-    ("RealCUGAN", ("unet1.",)),
-    ("GFPGAN", ("stylegan_decoder.",)),
-    ("CodeFormer", ("ft_layers.",)),
-    ("Compact (SRVGGNet) without PReLU", ("body.0.weight",)),
-)
 
 
 @dataclass(frozen=True)
-class NetSpec:
-    """Enough to build the module: which net and its sizes."""
+class UpscalerKind:
+    """spandrel's reading of a file: the architecture, and when the shapes tell it, the
+    native factor and whether Dreamwire can run it as an image upscaler."""
 
-    arch: str  # "ESRGAN" (RRDBNet) or "Compact" (SRVGGNetCompact)
-    in_ch: int
-    out_ch: int
-    feat: int
-    blocks: int = 0  # RRDBs (ESRGAN) or middle convs (Compact)
-    grow: int = 0
-    upsamples: int = 0
-    unshuffle: int = 1
-    scale: int = 4  # native factor
+    arch: str  # spandrel's architecture name ("ESRGAN", "RealESRGAN Compact", "SPAN", ...)
+    scale: int | None = None
+    runnable: bool = True
+
+    @property
+    def label(self) -> str:
+        if self.scale is None:
+            return self.arch
+        return f"{self.arch} {self.scale}x"
 
 
 def unwrap(data, name: str = "upscaler") -> dict[str, torch.Tensor]:
@@ -87,150 +58,50 @@ def unwrap(data, name: str = "upscaler") -> dict[str, torch.Tensor]:
     return state
 
 
-def guess_arch(state: dict) -> str:
-    """A name for the architecture of a state dict, for messages ("ESRGAN", "SwinIR"...)."""
-    keys = list(state)
-    if "model.0.weight" in state and any(_OLD_RDB.match(k) for k in keys):
-        return "ESRGAN"
-    if "conv_first.weight" in state and any(
-        _NEW_RDB.match(k) or _BSRGAN_RDB.match(k) for k in keys
-    ):
-        return "ESRGAN"
-    if _is_compact(state):
-        return "Compact"
-    for name, markers in _OTHER_ARCHES:
-        if any(m in k for k in keys for m in markers):
-            return name
-    return "unknown"
+def detect(state: dict) -> str | None:
+    """spandrel's name for the architecture of a state dict, None when it knows none."""
+    from dreamwire.backend.library.spandrel_support import spandrel
+
+    for support in spandrel().MAIN_REGISTRY.architectures("detection"):
+        if support.detect(state):
+            return support.architecture.name
+    return None
 
 
-def _is_compact(state: dict) -> bool:
-    idx = [int(m.group(1)) for k in state if (m := _COMPACT.match(k))]
+def runnable(descriptor) -> bool:
+    """Whether Dreamwire runs a loaded spandrel model as an upscaler: an RGB image-to-image
+    model (SR or restoration); face-crop models (GFPGAN...) and inpainting models are not."""
+    from dreamwire.backend.library.spandrel_support import spandrel
+
     return (
-        bool(idx)
-        and all(k.startswith("body.") for k in state)
-        and "body.1.weight" in state
-        and state["body.1.weight"].ndim == 1
+        isinstance(descriptor, spandrel().ImageModelDescriptor)
+        and descriptor.purpose in ("SR", "Restoration")
+        and descriptor.input_channels == 3
+        and descriptor.output_channels == 3
     )
-
-
-def to_new_layout(state: dict) -> dict[str, torch.Tensor]:
-    """Old ESRGAN and BSRGAN keys renamed to BasicSR's (arch.RRDBNet's) names."""
-    if "model.0.weight" not in state and "RRDB_trunk.0.RDB1.conv1.weight" not in state:
-        return dict(state)
-    out: dict = {}
-    if "model.0.weight" in state:
-        trunk = max(int(m.group(1)) for k in state if (m := _OLD_TRUNK.match(k)))
-        tops = sorted({int(m.group(1)) for k in state if (m := _OLD_TOP.match(k))})
-        # After model.0 and the trunk (model.1): [upsample, conv, lrelu] per 2x, then
-        # hr conv, lrelu, last conv. So the last index is 3n + 4 for n upsamples.
-        last = tops[-1]
-        ups = (last - 4) // 3
-        names = {0: "conv_first", 3 * ups + 2: "conv_hr", last: "conv_last"}
-        names.update({3 * i: f"conv_up{i}" for i in range(1, ups + 1)})
-        if set(tops) != set(names):
-            raise DreamwireError(
-                ErrorCode.MODEL_UNSUPPORTED,
-                f"ESRGAN file with layers model.{tops} does not have the old ESRGAN layout",
-            )
-        for key, value in state.items():
-            if m := _OLD_RDB.match(key):
-                block, rdb, conv, kind = m.groups()
-                out[f"body.{block}.rdb{rdb}.conv{conv}.{kind}"] = value
-            elif m := _OLD_TRUNK.match(key):
-                if int(m.group(1)) == trunk:
-                    out[f"conv_body.{m.group(2)}"] = value
-            elif m := _OLD_TOP.match(key):
-                out[f"{names[int(m.group(1))]}.{m.group(2)}"] = value
-            else:
-                out[key] = value  # left for load_state_dict to report
-        return out
-    for key, value in state.items():
-        if m := _BSRGAN_RDB.match(key):
-            block, rdb, conv, kind = m.groups()
-            key = f"body.{block}.rdb{rdb}.conv{conv}.{kind}"
-        elif m := _UPCONV.match(key):
-            key = f"conv_up{m.group(1)}.{m.group(2)}"
-        else:
-            key = {
-                "trunk_conv.weight": "conv_body.weight",
-                "trunk_conv.bias": "conv_body.bias",
-            }.get(key, key)
-            key = key.replace("HRconv.", "conv_hr.")
-        out[key] = value
-    return out
-
-
-def spec_of(state: dict, name: str = "upscaler") -> tuple[NetSpec, dict[str, torch.Tensor]]:
-    """The net a state dict describes and its weights under arch.py's names; anything but
-    ESRGAN (RRDBNet) and Compact is refused with the architecture it looks like."""
-    kind = guess_arch(state)
-    if kind == "Compact":
-        return _compact_spec(state), dict(state)
-    if kind != "ESRGAN":
-        raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED,
-            f"{name} looks like a {kind} upscaler; Dreamwire runs ESRGAN / Real-ESRGAN "
-            "(RRDBNet) and Real-ESRGAN Compact (SRVGGNet) models",
-        )
-    new = to_new_layout(state)
-    try:
-        first, last = new["conv_first.weight"], new["conv_last.weight"]
-        grow = new["body.0.rdb1.conv1.weight"].shape[0]
-    except KeyError as exc:
-        raise DreamwireError(ErrorCode.MODEL_CORRUPT, f"{name} lacks {exc.args[0]}") from exc
-    blocks = 1 + max(int(m.group(1)) for k in new if (m := _NEW_RDB.match(k)))
-    upsamples = sum(1 for k in new if _UPCONV.match(k) and k.endswith(".weight"))
-    out_ch, in_all = last.shape[0], first.shape[1]
-    # Real-ESRGAN x2 / x1: the input is pixel-unshuffled by 2 / 4 (4 / 16 times the channels).
-    unshuffle = 1
-    for f in (2, 4):
-        if in_all == out_ch * f * f:
-            unshuffle = f
-    in_ch = in_all // unshuffle**2
-    if 2**upsamples % unshuffle:
-        raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED, f"{name}: {upsamples} upsamples with unshuffle {unshuffle}"
-        )
-    spec = NetSpec(
-        "ESRGAN",
-        in_ch,
-        out_ch,
-        first.shape[0],
-        blocks,
-        grow,
-        upsamples,
-        unshuffle,
-        2**upsamples // unshuffle,
-    )
-    return spec, new
-
-
-def _compact_spec(state: dict) -> NetSpec:
-    convs = sorted(
-        int(m.group(1)) for k in state if (m := _COMPACT.match(k)) and state[k].ndim == 4
-    )
-    first, last = state[f"body.{convs[0]}.weight"], state[f"body.{convs[-1]}.weight"]
-    in_ch, feat = first.shape[1], first.shape[0]
-    out_ch = in_ch
-    scale = math.isqrt(last.shape[0] // out_ch)
-    return NetSpec("Compact", in_ch, out_ch, feat, len(convs) - 2, scale=scale)
-
-
-class _Shape:
-    """A tensor's shape without its data, for telling an architecture from a header."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-        self.ndim = len(self.shape)
 
 
 def describe(shapes: dict[str, list[int]]) -> str:
     """A short label for a file from its tensors' shapes (a safetensors header): "ESRGAN
-    4x", "Compact 4x", or the name of an architecture Dreamwire does not run."""
-    state = {k: _Shape(v) for k, v in shapes.items()}
+    4x", "RealESRGAN Compact 4x", "SPAN 2x"; "unknown" when spandrel knows no such layout."""
+    return kind_of(shapes).label
+
+
+def kind_of(shapes: dict[str, list[int]]) -> UpscalerKind:
+    """spandrel's detection over a header's shapes, then its loader on the meta device
+    (hyperparameters come from shapes, no weights are read); the architecture name alone
+    when the loader needs tensor values."""
+    import torch
+
+    state = {k: torch.empty(tuple(v), device="meta") for k, v in shapes.items()}
+    arch = detect(state)
+    if arch is None:
+        return UpscalerKind("unknown", runnable=False)
+    from dreamwire.backend.library.spandrel_support import spandrel
+
     try:
-        spec, _ = spec_of(state)
-    except (DreamwireError, KeyError, ValueError, IndexError):
-        return guess_arch(state)
-    return f"{spec.arch} {spec.scale}x"
+        with torch.device("meta"):
+            descriptor = spandrel().MAIN_REGISTRY.load(state)
+    except Exception:  # any loader failure (values needed, odd shapes) leaves the name
+        return UpscalerKind(arch)
+    return UpscalerKind(arch, descriptor.scale, runnable(descriptor))

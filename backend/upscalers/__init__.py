@@ -1,7 +1,8 @@
 """Image upscalers as A1111 and Krita AI Diffusion use them: plain resizes ("Lanczos",
-"Nearest") and ESRGAN-family models from the library's upscaler folders (models/ESRGAN,
-upscale_models, RealESRGAN): ESRGAN and Real-ESRGAN RRDBNet (both key layouts, x4/x2/x1)
-and Real-ESRGAN Compact (SRVGGNet)."""
+"Nearest") and upscaler models from the library's upscaler folders (models/ESRGAN,
+upscale_models, RealESRGAN), run through spandrel: ESRGAN / Real-ESRGAN in every key
+layout, Compact, SwinIR, Swin2SR, HAT, DAT, OmniSR, SPAN, RealPLKSR, ATD and the rest of
+its registry, with A1111's tiling, blending, pass loop and BGR input."""
 
 from __future__ import annotations
 

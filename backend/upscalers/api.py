@@ -112,7 +112,7 @@ def upscale(
     `library`, run at its native factor (repeated while the image is still smaller than
     the target, at most 3 times, as A1111's Upscaler.upscale loop does) in tiles of `tile`
     px overlapping by `overlap` (A1111's ESRGAN defaults), then resized to the exact size
-    with Lanczos. `bgr`: A1111 hands ESRGAN models BGR pixels (upscaler_utils flips RGB
+    with Lanczos. `bgr`: A1111 hands every model upscaler BGR pixels (upscaler_utils flips RGB
     to BGR and back); ComfyUI, chaiNNer and so Krita AI Diffusion hand them RGB: pass
     bgr=False there. `should_cancel` is asked between tiles (CANCELLED when it says so)."""
     image = check_image(image)

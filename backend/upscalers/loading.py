@@ -1,6 +1,7 @@
-"""Upscaler files to ready modules: safetensors read directly, pickles (.pth/.pt) only
-through the library's weights-only unpickler (a pickle that asks to run code is refused,
-never run), and a small cache so a batch or a second Hires.fix reuses the module."""
+"""Upscaler files to ready spandrel models: safetensors read directly, pickles (.pth/.pt)
+only through the library's weights-only unpickler (a pickle that asks to run code is
+refused, never run); spandrel gets the tensor dict and never opens the file itself. A small
+cache lets a batch or a second Hires.fix reuse the model."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 import torch
 
 from dreamwire.backend.caching import BoundedCache
-from dreamwire.backend.library.upscaler_layout import NetSpec, spec_of, unwrap
-from dreamwire.backend.upscalers import arch
+from dreamwire.backend.library.spandrel_support import spandrel
+from dreamwire.backend.library.upscaler_layout import runnable, unwrap
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 CACHE_SIZE = 2  # upscalers are small (~65 MB for RRDBNet 23 blocks); keep the last two
@@ -19,13 +20,25 @@ CACHE_SIZE = 2  # upscalers are small (~65 MB for RRDBNet 23 blocks); keep the l
 
 @dataclass
 class LoadedUpscaler:
+    """A spandrel ImageModelDescriptor: called on 1 x 3 x H x W in [0, 1] (RGB by
+    spandrel's convention; Dreamwire may hand it BGR, see run.py), it pads to the model's
+    size requirements, runs, clamps to [0, 1] and crops back."""
+
     name: str
-    spec: NetSpec
-    module: torch.nn.Module
+    arch: str
+    model: object  # spandrel.ImageModelDescriptor
 
     @property
     def scale(self) -> int:
-        return self.spec.scale
+        return self.model.scale
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -47,46 +60,62 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     return unwrap(data, path.name)
 
 
-def build(state: dict, name: str = "upscaler") -> tuple[NetSpec, torch.nn.Module]:
-    """The module for a state dict (either ESRGAN key layout), weights loaded strictly."""
-    spec, weights = spec_of(state, name)
-    module = build_net(spec)
+def build(state: dict, name: str = "upscaler"):
+    """The spandrel model for a tensor dict, weights loaded strictly; MODEL_UNSUPPORTED
+    naming the architecture when spandrel knows none or it is not an RGB upscaler."""
+    sp = spandrel()
     try:
-        module.load_state_dict(weights, strict=True)
-    except RuntimeError as exc:
+        descriptor = sp.MAIN_REGISTRY.load(state)
+    except sp.UnsupportedModelError as exc:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
-            f"{name}: the {spec.arch} weights do not fit the network they describe: "
-            + str(exc).splitlines()[0],
+            f"{name} is not an upscaler architecture Dreamwire knows (spandrel's list: "
+            "ESRGAN, Real-ESRGAN, Compact, SwinIR, Swin2SR, HAT, DAT, OmniSR, SPAN, "
+            "RealPLKSR, ATD ...)",
         ) from exc
-    return spec, module.eval().requires_grad_(False)
+    except (RuntimeError, KeyError, ValueError, IndexError, AssertionError) as exc:
+        # Detected, but the tensors do not fit the network they describe.
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{name}: the weights do not fit the upscaler network they look like: "
+            + (str(exc).splitlines() or [type(exc).__name__])[0],
+        ) from exc
+    arch = descriptor.architecture.name
+    if not runnable(descriptor):
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{name} is a {arch} model ({descriptor.purpose}, {descriptor.input_channels} "
+            f"-> {descriptor.output_channels} channels); Dreamwire runs RGB image upscalers",
+        )
+    return descriptor.eval()
 
 
 _cache: BoundedCache[LoadedUpscaler] = BoundedCache(CACHE_SIZE)
 
 
+def model_dtype(descriptor, dtype: torch.dtype) -> torch.dtype:
+    """`dtype` where the architecture supports it (spandrel says which), else float32."""
+    if dtype == torch.float16 and not descriptor.supports_half:
+        return torch.float32
+    if dtype == torch.bfloat16 and not descriptor.supports_bfloat16:
+        return torch.float32
+    return dtype
+
+
 def load(entry, device: torch.device, dtype: torch.dtype) -> LoadedUpscaler:
-    """The library entry's module on device in dtype, from the cache when the file has not
+    """The library entry's model on device in dtype, from the cache when the file has not
     changed since."""
     path = Path(entry.path)
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size, str(device), dtype)
 
     def make() -> LoadedUpscaler:
-        spec, module = build(read_state(path), path.name)
-        return LoadedUpscaler(entry.name, spec, module.to(device=device, dtype=dtype))
+        descriptor = build(read_state(path), path.name)
+        descriptor = descriptor.to(device=device, dtype=model_dtype(descriptor, dtype))
+        return LoadedUpscaler(entry.name, descriptor.architecture.name, descriptor)
 
     return _cache.get(key, make)[0]
 
 
 def clear_cache() -> None:
     _cache.clear()
-
-
-def build_net(spec: NetSpec) -> torch.nn.Module:
-    """The untrained network a file's layout describes."""
-    if spec.arch == "Compact":
-        return arch.SRVGGNetCompact(spec.in_ch, spec.out_ch, spec.feat, spec.blocks, spec.scale)
-    return arch.RRDBNet(
-        spec.in_ch, spec.out_ch, spec.feat, spec.blocks, spec.grow, spec.upsamples, spec.unshuffle
-    )

@@ -33,13 +33,17 @@ def model_pass(
     bgr: bool,
     should_cancel=None,
 ) -> np.ndarray:
-    """One run of the model at its native factor: uint8 RGB in, uint8 RGB out."""
-    param = next(loaded.module.parameters())
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(param.device)
-    x = x.permute(2, 0, 1).unsqueeze(0).to(param.dtype) / 255.0
+    """One run of the model at its native factor: uint8 RGB in, uint8 RGB out.
+
+    Colour order: spandrel's models (and ComfyUI, chaiNNer, Krita AI Diffusion) take RGB;
+    A1111 flips every model upscaler's input to BGR and the output back (upscaler_utils'
+    pil_image_to_torch_bgr for ESRGAN / Real-ESRGAN / DAT / HAT, the same flip in its
+    SwinIR script). bgr=True reproduces A1111, bgr=False feeds RGB."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(loaded.device)
+    x = x.permute(2, 0, 1).unsqueeze(0).to(loaded.dtype) / 255.0
     if bgr:
         x = x.flip(1)
-    out = tiling.run_tiled(loaded.module, x, loaded.scale, tile, overlap, should_cancel)
+    out = tiling.run_tiled(loaded.model, x, loaded.scale, tile, overlap, should_cancel)
     if bgr:
         out = out.flip(1)
     out = out.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
