@@ -18,8 +18,10 @@ controlnet-aux and the A1111 extension's annotators:
                 and blown back up (INTER_NEAREST) into a grid of flat colour cells
   t2ia_style_clipvision  refused: it makes CLIP-vision embeddings for the style adapter,
                 which Dreamwire does not run
+  depth / depth_anything_v2  Depth Anything v2 through transformers (depth_anything.py),
+                weights from the A1111 / ComfyUI installs or Dreamwire's annotator folder
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
-depth, OpenPose, NormalBAE, segmentation) load them from the annotator folder
+depth (depth_midas), OpenPose, NormalBAE, segmentation) load them from the annotator folder
 ($DREAMWIRE_ANNOTATORS, else <cache>/dreamwire/annotators) through controlnet-aux, imported
 only when one of them is asked for; a missing file or package is PREPROCESSOR_UNAVAILABLE
 naming the file and where to put it. controlnet-aux itself imports torchvision, so on
@@ -28,25 +30,22 @@ machines without a matching torchvision these preprocessors report that clearly 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dreamwire.backend.conditioning.annotator_files import annotator_dir
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 ANNOTATORS_URL = "https://huggingface.co/lllyasviel/Annotators"
 
 
-def annotator_dir() -> Path:
-    if env := os.environ.get("DREAMWIRE_ANNOTATORS"):
-        return Path(env)
-    from dreamwire.backend.library.catalog import cache_root
+def depth_anything_v2(image: np.ndarray, roots=(), **_) -> np.ndarray:
+    from dreamwire.backend.conditioning import depth_anything
 
-    return cache_root() / "annotators"
+    return depth_anything.depth_map(_rgb(image), roots)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -224,7 +223,8 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "softedge_pidinet": Annotator("PidiNetDetector", ("table5_pidinet.pth",)),
     "lineart": Annotator("LineartDetector", ("sk_model.pth", "sk_model2.pth")),
     "lineart_anime": Annotator("LineartAnimeDetector", ("netG.pth",)),
-    "depth": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",)),
+    "depth": depth_anything_v2,
+    "depth_anything_v2": depth_anything_v2,
     "depth_midas": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",)),
     "openpose": Annotator(
         "OpenposeDetector", ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth")
@@ -239,12 +239,13 @@ def names() -> list[str]:
     return sorted(PREPROCESSORS)
 
 
-def run(name: str, image: np.ndarray, **params) -> np.ndarray:
-    """Run preprocessor `name` on an RGB(A) uint8 image; returns H x W x 3 uint8."""
+def run(name: str, image: np.ndarray, roots=(), **params) -> np.ndarray:
+    """Run preprocessor `name` on an RGB(A) uint8 image; returns H x W x 3 uint8. `roots`:
+    the library's model roots, whose A1111 / ComfyUI annotator folders are searched."""
     fn = PREPROCESSORS.get(name)
     if fn is None:
         raise DreamwireError(
             ErrorCode.PREPROCESSOR_UNAVAILABLE,
             f"unknown preprocessor {name!r}; known: {', '.join(names())}",
         )
-    return fn(image, **params)
+    return fn(image, roots=roots, **params)

@@ -329,6 +329,7 @@ def hires_pass(ctx, mode: str) -> bool:
 
 def pass_image(ctx, r: PlannedUnit):
     """The unit's control image at the pass size, on the pass's device and dtype."""
+    roots = tuple(getattr(ctx.library, "roots", ()) or ())
     return units.control_tensor(
-        r.unit, ctx.job, ctx.width, ctx.height, r.info, ctx.inpaint_region, ctx.canvas
+        r.unit, ctx.job, ctx.width, ctx.height, r.info, ctx.inpaint_region, ctx.canvas, roots
     ).to(device=ctx.device.device, dtype=ctx.device.dtype)

@@ -69,19 +69,21 @@ def control_tensor(
     info: UnitFile,
     region: tuple[tuple[int, int, int, int], tuple[int, int]] | None = None,
     canvas: Canvas | None = None,
+    roots: tuple = (),
 ) -> torch.Tensor:
     """The unit's control image as the pass sees it. `region` ((x1, y1, x2, y2), (canvas
     width, canvas height)) is set for "only masked" inpainting: like the A1111 extension, the
     control image is fitted to the whole canvas, then cut to the region being generated.
     `canvas` is how the runner laid out the job's picture (img2img and inpaint): a unit with
     no image uses that picture, and outpainting keeps unit images of the init image's or
-    the grown canvas's size aligned with it (on_canvas.py)."""
+    the grown canvas's size aligned with it (on_canvas.py). `roots`: the library's model
+    roots, where preprocessors look for annotator weights (A1111 / ComfyUI installs)."""
     kind = info.type or unit.type
     where = f"control unit ({unit.type})"
     mode = unit.resize_mode
     if unit.image is None:
         rgb, mask = on_canvas.picture(canvas, kind, where)
-        rgb = _preprocess(unit, job, rgb)
+        rgb = _preprocess(unit, job, rgb, roots)
         mode = "just_resize"  # canvas-sized, resized exactly as the picture is
     else:
         rgb, alpha = control_image.split_channels(unit.image, f"{where} image")
@@ -91,7 +93,7 @@ def control_tensor(
         on_grown = on_canvas.canvas_sized(canvas, rgb)
         if aligned and kind in on_canvas.PICTURE_TYPES:
             rgb = canvas.grow_like_picture(rgb)
-        rgb = _preprocess(unit, job, rgb)
+        rgb = _preprocess(unit, job, rgb, roots)
         if on_grown and kind == "inpaint":
             mask = on_canvas.canvas_mask(canvas, job.mask is not None, alpha)
         else:
@@ -119,10 +121,11 @@ def control_tensor(
     return control_image.to_tensor(np.require(rgb, requirements=("C", "W")), mask)
 
 
-def _preprocess(unit: ControlUnit, job: Job, rgb: np.ndarray) -> np.ndarray:
+def _preprocess(unit: ControlUnit, job: Job, rgb: np.ndarray, roots: tuple) -> np.ndarray:
     if unit.preprocessor in ("none", ""):
         return rgb
-    return preprocess.run(unit.preprocessor, rgb, seed=job.seed if job.seed >= 0 else 0)
+    seed = job.seed if job.seed >= 0 else 0
+    return preprocess.run(unit.preprocessor, rgb, roots=roots, seed=seed)
 
 
 def _inpaint_mask(

@@ -67,7 +67,8 @@ def test_annotator_weights_missing_names_file_and_folder(picture, tmp_path, monk
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path))
     for name, file in [
         ("softedge", "ControlNetHED.pth"),
-        ("depth", "dpt_hybrid-midas-501f0c75.pt"),
+        ("depth_midas", "dpt_hybrid-midas-501f0c75.pt"),
+        ("depth", "depth_anything_v2/depth_anything_v2_vitl.safetensors"),
         ("openpose", "body_pose_model.pth"),
         ("normalbae", "scannet.pt"),
         ("lineart", "sk_model.pth"),
@@ -93,4 +94,4 @@ def test_command_line(picture, tmp_path, capsys, monkeypatch):
     assert np.array_equal(np.asarray(Image.open(out)), preprocess.run("canny", picture))
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path / "none"))
     assert main(["preprocess", "depth", str(src), "--out", str(tmp_path / "d.png")]) == 2
-    assert "dpt_hybrid-midas-501f0c75.pt" in capsys.readouterr().err
+    assert "depth_anything_v2_vitl.safetensors" in capsys.readouterr().err
