@@ -20,6 +20,8 @@ controlnet-aux and the A1111 extension's annotators:
                 which Dreamwire does not run
   depth / depth_anything_v2  Depth Anything v2 through transformers (depth_anything.py),
                 weights from the A1111 / ComfyUI installs or Dreamwire's annotator folder
+  depth_marigold / normal_marigold  Marigold depth / normals (diffusers) from a models/Marigold
+                or annotator folder (marigold_annotators.py)
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
 depth (depth_midas), OpenPose, NormalBAE, segmentation) load them from the annotator folder
 ($DREAMWIRE_ANNOTATORS, else <cache>/dreamwire/annotators) through controlnet-aux, imported
@@ -46,6 +48,18 @@ def depth_anything_v2(image: np.ndarray, roots=(), **_) -> np.ndarray:
     from dreamwire.backend.conditioning import depth_anything
 
     return depth_anything.depth_map(_rgb(image), roots)
+
+
+def depth_marigold(image: np.ndarray, roots=(), seed: int = 0, **_) -> np.ndarray:
+    from dreamwire.backend.conditioning import marigold_annotators
+
+    return marigold_annotators.depth_marigold(_rgb(image), roots, seed)
+
+
+def normal_marigold(image: np.ndarray, roots=(), seed: int = 0, **_) -> np.ndarray:
+    from dreamwire.backend.conditioning import marigold_annotators
+
+    return marigold_annotators.normal_marigold(_rgb(image), roots, seed)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -225,6 +239,8 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "lineart_anime": Annotator("LineartAnimeDetector", ("netG.pth",)),
     "depth": depth_anything_v2,
     "depth_anything_v2": depth_anything_v2,
+    "depth_marigold": depth_marigold,
+    "normal_marigold": normal_marigold,
     "depth_midas": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",)),
     "openpose": Annotator(
         "OpenposeDetector", ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth")

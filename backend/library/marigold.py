@@ -20,7 +20,8 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 INTRINSICS = "MarigoldIntrinsicsPipeline"
 NORMALS = "MarigoldNormalsPipeline"
-PIPELINES = (INTRINSICS, NORMALS)
+DEPTH = "MarigoldDepthPipeline"  # a depth preprocessor option; it makes no PBR map
+PIPELINES = (INTRINSICS, NORMALS, DEPTH)
 # Marigold's target names -> Dreamwire's map names (shared/materials.MATERIAL_MAPS).
 TARGET_MAPS = {"albedo": "albedo", "roughness": "roughness", "metallicity": "metallic"}
 
@@ -78,28 +79,29 @@ def entry_sources(entry: ModelEntry) -> tuple[MapSource, ...]:
     return () if index is None else map_sources(index)
 
 
-def pipeline_class_name(entry: ModelEntry) -> str:
-    index = read_index(entry.path) or {}
-    return str(index.get("_class_name", ""))
-
-
 def load(entry: ModelEntry, torch_dtype=None):
+    """The entry's folder as its diffusers pipeline (see load_folder)."""
+    return load_folder(Path(entry.path), entry.name, torch_dtype)
+
+
+def load_folder(folder: Path, name: str, torch_dtype=None):
     """The folder as its diffusers pipeline, offline and from safetensors only (a folder
     holding only pickled weights is refused rather than unpickled). A folder with only
     fp16 variant files (`*.fp16.safetensors`, as the hub's fp16 downloads) loads those."""
     import diffusers
 
-    cls = pipeline_class_name(entry)
+    cls = str((read_index(folder) or {}).get("_class_name", ""))
     if cls not in PIPELINES:
         raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED, f"{entry.name} is not a Marigold IID or normals folder"
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{name} is not a Marigold IID, normals or depth folder",
         )
-    unet = entry.path / "unet"
+    unet = folder / "unet"
     full = any(p for p in unet.glob("*.safetensors") if ".fp16." not in p.name)
     variant = None if full or not any(unet.glob("*.fp16.safetensors")) else "fp16"
     try:
         return getattr(diffusers, cls).from_pretrained(
-            str(entry.path),
+            str(folder),
             torch_dtype=torch_dtype,
             local_files_only=True,
             use_safetensors=True,
@@ -107,5 +109,5 @@ def load(entry: ModelEntry, torch_dtype=None):
         )
     except (OSError, ValueError) as exc:
         raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT, f"Marigold model {entry.name} cannot be loaded: {exc}"
+            ErrorCode.MODEL_CORRUPT, f"Marigold model {name} cannot be loaded: {exc}"
         ) from None

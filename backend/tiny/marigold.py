@@ -52,6 +52,8 @@ TINY = {
     "tiny-marigold-iid-lighting": ("MarigoldIntrinsicsPipeline", LIGHTING, 10),
     "tiny-marigold-normals": ("MarigoldNormalsPipeline", None, 20),
 }
+# Built only on request (the depth preprocessor's tests), not by build()'s default.
+DEPTH = {"tiny-marigold-depth": ("MarigoldDepthPipeline", None, 30)}
 
 
 def _unet(targets: int):
@@ -133,10 +135,10 @@ def _tokenizer():
 
 
 def pipeline(name: str):
-    """The tiny model `name` (a key of TINY) as its diffusers pipeline, in memory."""
+    """The tiny model `name` (a key of TINY or DEPTH) as its diffusers pipeline, in memory."""
     import diffusers
 
-    cls, props, offset = TINY[name]
+    cls, props, offset = {**TINY, **DEPTH}[name]
     targets = len(props["target_names"]) if props else 1
     parts = {}
     for i, (key, make) in enumerate(
@@ -147,6 +149,8 @@ def pipeline(name: str):
     kw = {"prediction_type": "intrinsics", "target_properties": props}
     if props is None:
         kw = {"prediction_type": "normals", "use_full_z_range": True}
+    if name in DEPTH:
+        kw = {"prediction_type": "depth", "scale_invariant": True, "shift_invariant": True}
     return getattr(diffusers, cls)(
         **parts,
         scheduler=_scheduler(),
