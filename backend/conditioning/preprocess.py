@@ -23,7 +23,9 @@ controlnet-aux and the A1111 extension's annotators:
   depth_marigold / normal_marigold  Marigold depth / normals (diffusers) from a models/Marigold
                 or annotator folder (marigold_annotators.py)
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
-depth (depth_midas), OpenPose, NormalBAE, segmentation) load them from the annotator folder
+depth (depth_midas), OpenPose, NormalBAE, segmentation) load them, per model root, from the
+A1111 ControlNet extension's annotator/downloads/<annotator> or ComfyUI's
+comfyui_controlnet_aux/ckpts/lllyasviel/Annotators, else from the annotator folder
 ($DREAMWIRE_ANNOTATORS, else <cache>/dreamwire/annotators) through controlnet-aux, imported
 only when one of them is asked for; a missing file or package is PREPROCESSOR_UNAVAILABLE
 naming the file and where to put it. controlnet-aux itself imports torchvision, so on
@@ -34,10 +36,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dreamwire.backend.conditioning import annotator_files
 from dreamwire.backend.conditioning.annotator_files import annotator_dir
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
@@ -177,18 +181,37 @@ class Annotator:
 
     cls: str  # controlnet_aux class name
     files: tuple[str, ...]  # files from lllyasviel/Annotators it needs
+    a1111: str  # the A1111 ControlNet extension's subfolder of annotator/downloads for them
     call: dict = None  # extra keyword arguments for the detector call
 
-    def __call__(self, image: np.ndarray, **_) -> np.ndarray:
-        folder = annotator_dir()
-        missing = [f for f in self.files if not (folder / f).is_file()]
-        if missing:
+    def folders(self, roots=()) -> list[Path]:
+        """Where the files may be, in order: per model root A1111's subfolder and ComfyUI's
+        copy of lllyasviel/Annotators, then Dreamwire's annotator folder."""
+        out = []
+        for root in roots:
+            root = Path(root)
+            out += [
+                root / annotator_files.A1111_DOWNLOADS / self.a1111,
+                root / annotator_files.COMFY_CKPTS / "lllyasviel" / "Annotators",
+            ]
+        return [*out, annotator_dir()]
+
+    def weights_folder(self, roots=()) -> Path | None:
+        """The first of `folders` that holds all the files."""
+        return next(
+            (f for f in self.folders(roots) if all((f / n).is_file() for n in self.files)), None
+        )
+
+    def __call__(self, image: np.ndarray, roots=(), **_) -> np.ndarray:
+        folders = self.folders(roots)
+        folder = self.weights_folder(roots)
+        if folder is None:
             raise DreamwireError(
                 ErrorCode.PREPROCESSOR_UNAVAILABLE,
-                f"this preprocessor needs the annotator weights {', '.join(missing)} (from "
-                f"{ANNOTATORS_URL}); put them in {folder} or set DREAMWIRE_ANNOTATORS to the "
-                "folder that holds them. Or send a ready-made control image with preprocessor "
-                "'none'",
+                f"this preprocessor needs the annotator weights {', '.join(self.files)} (from "
+                f"{ANNOTATORS_URL}) together in one of: {'; '.join(str(f) for f in folders)} "
+                "(or set DREAMWIRE_ANNOTATORS to the folder that holds them). Or send a "
+                "ready-made control image with preprocessor 'none'",
             )
         try:
             import controlnet_aux
@@ -230,24 +253,28 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "t2ia_style_clipvision": style_clipvision,
     # PiDiNet with its thin-line filter, as A1111's t2ia_sketch_pidi (pidinet_ts) runs it.
     "t2ia_sketch_pidi": Annotator(
-        "PidiNetDetector", ("table5_pidinet.pth",), call={"apply_filter": True}
+        "PidiNetDetector", ("table5_pidinet.pth",), "pidinet", call={"apply_filter": True}
     ),
-    "softedge": Annotator("HEDdetector", ("ControlNetHED.pth",)),
-    "softedge_hed": Annotator("HEDdetector", ("ControlNetHED.pth",)),
-    "softedge_pidinet": Annotator("PidiNetDetector", ("table5_pidinet.pth",)),
-    "lineart": Annotator("LineartDetector", ("sk_model.pth", "sk_model2.pth")),
-    "lineart_anime": Annotator("LineartAnimeDetector", ("netG.pth",)),
+    "softedge": Annotator("HEDdetector", ("ControlNetHED.pth",), "hed"),
+    "softedge_hed": Annotator("HEDdetector", ("ControlNetHED.pth",), "hed"),
+    "softedge_pidinet": Annotator("PidiNetDetector", ("table5_pidinet.pth",), "pidinet"),
+    "lineart": Annotator("LineartDetector", ("sk_model.pth", "sk_model2.pth"), "lineart"),
+    "lineart_anime": Annotator("LineartAnimeDetector", ("netG.pth",), "lineart_anime"),
     "depth": depth_anything_v2,
     "depth_anything_v2": depth_anything_v2,
     "depth_marigold": depth_marigold,
     "normal_marigold": normal_marigold,
-    "depth_midas": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",)),
+    "depth_midas": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",), "midas"),
     "openpose": Annotator(
-        "OpenposeDetector", ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth")
+        "OpenposeDetector",
+        ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"),
+        "openpose",
     ),
-    "normalbae": Annotator("NormalBaeDetector", ("scannet.pt",)),
-    "seg": Annotator("OneformerSegmentor", ("250_16_swin_l_oneformer_ade20k_160k.pth",)),
-    "mlsd": Annotator("MLSDdetector", ("mlsd_large_512_fp32.pth",)),
+    "normalbae": Annotator("NormalBaeDetector", ("scannet.pt",), "normal_bae"),
+    "seg": Annotator(
+        "OneformerSegmentor", ("250_16_swin_l_oneformer_ade20k_160k.pth",), "oneformer"
+    ),
+    "mlsd": Annotator("MLSDdetector", ("mlsd_large_512_fp32.pth",), "mlsd"),
 }
 
 

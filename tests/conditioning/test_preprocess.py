@@ -80,6 +80,31 @@ def test_annotator_weights_missing_names_file_and_folder(picture, tmp_path, monk
         assert file in err.value.message and str(tmp_path) in err.value.message
 
 
+def test_annotator_weights_are_found_in_a1111_and_comfyui_installs(tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path / "own"))
+    openpose = preprocess.PREPROCESSORS["openpose"]
+    a1111, comfy = tmp_path / "webui", tmp_path / "ComfyUI"
+    assert openpose.weights_folder((a1111, comfy)) is None
+    with pytest.raises(DreamwireError) as err:
+        openpose(np.zeros((8, 8, 3), np.uint8), roots=(a1111,))
+    assert str(a1111 / "extensions/sd-webui-controlnet/annotator/downloads/openpose") in str(
+        err.value
+    )
+    # ComfyUI keeps lllyasviel/Annotators as downloaded; all three files must be together.
+    held = comfy / "custom_nodes/comfyui_controlnet_aux/ckpts/lllyasviel/Annotators"
+    held.mkdir(parents=True)
+    for name in ("body_pose_model.pth", "hand_pose_model.pth"):
+        (held / name).write_bytes(b"")
+    assert openpose.weights_folder((a1111, comfy)) is None
+    (held / "facenet.pth").write_bytes(b"")
+    assert openpose.weights_folder((a1111, comfy)) == held
+    # A1111 keeps each annotator's files in its own downloads subfolder, and comes first.
+    midas = a1111 / "extensions/sd-webui-controlnet/annotator/downloads/midas"
+    midas.mkdir(parents=True)
+    (midas / "dpt_hybrid-midas-501f0c75.pt").write_bytes(b"")
+    assert preprocess.PREPROCESSORS["depth_midas"].weights_folder((a1111, comfy)) == midas
+
+
 def test_unknown_preprocessor(picture):
     with pytest.raises(DreamwireError) as err:
         preprocess.run("magic", picture)
