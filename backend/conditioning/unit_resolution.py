@@ -191,6 +191,7 @@ def _planned(i: int, unit: ControlUnit, info, encoder, query: UnitQuery) -> Plan
         info=info,
         encoder=encoder,
         infotext=unit_infotext.entry(unit, info, query.job),
+        denoiser_entry=info.entry if isinstance(info, FluxControlInfo) else None,
     )
 
 
