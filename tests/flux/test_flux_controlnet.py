@@ -195,9 +195,17 @@ def test_two_controlnets_sum_as_diffusers_multi_controlnet(engine):
     assert diff(result, expected) == 0
 
 
-def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image):
-    result = engine.run(job(unit(), init_image=init_image, strength=0.6))
-    net = tiny_cn.flux_controlnet(seed=tiny_cn.SEED)
+def _net(kind: str):
+    """(file name, the net it was written from): InstantX's folder or XLabs' file."""
+    if kind == "xlabs":
+        return XLABS, tiny_cn.flux_controlnet(seed=tiny_cn.SEED + 3, xlabs=True)
+    return tiny_cn.FOLDER, tiny_cn.flux_controlnet(seed=tiny_cn.SEED)
+
+
+@pytest.mark.parametrize("kind", ["instantx", "xlabs"])
+def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image, kind):
+    name, net = _net(kind)
+    result = engine.run(job(unit(name), init_image=init_image, strength=0.6))
     expected = reference(
         engine,
         "FluxControlNetImg2ImgPipeline",
@@ -208,12 +216,15 @@ def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image):
     assert diff(result.images[0].image, expected) == 0
 
 
-def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask):
-    result = engine.run(job(unit(), init_image=init_image, mask=mask, mask_blur=0, strength=0.9))
+@pytest.mark.parametrize("kind", ["instantx", "xlabs"])
+def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask, kind):
+    name, net = _net(kind)
+    inpaint = dict(init_image=init_image, mask=mask, mask_blur=0, strength=0.9)
+    result = engine.run(job(unit(name), **inpaint))
     generated = reference(
         engine,
         "FluxControlNetInpaintPipeline",
-        tiny_cn.flux_controlnet(seed=tiny_cn.SEED),
+        net,
         image=Image.fromarray(init_image),
         mask_image=Image.fromarray(mask),
         strength=0.9,
