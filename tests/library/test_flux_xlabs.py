@@ -218,3 +218,38 @@ def test_malformed_files_name_what_is_wrong(xlabs, change, words):
         flux_xlabs.check_shapes({k: tuple(v.shape) for k, v in state.items()})
         flux_xlabs.to_diffusers(state)
     assert words in str(err.value)
+
+
+def test_the_real_widths_convert_and_load_on_the_meta_device():
+    # flux-canny-controlnet-v3 at Flux.1 dev's widths, as x-flux's modules shape it
+    # (hidden 3072, 24 heads, MLP ratio 4, T5 4096, CLIP pooled 768): no memory is used.
+    from diffusers import FluxControlNetModel
+
+    base = tiny_cn.transformer_config("flux-dev")
+    with torch.device("meta"):
+        cfg = {k: base[k] for k in ("in_channels", "joint_attention_dim", "axes_dims_rope")}
+        cfg |= dict(num_layers=DEPTH, num_single_layers=0, patch_size=2)
+        cfg |= dict(conditioning_embedding_channels=16, guidance_embeds=True)
+        real = flux_xlabs.from_diffusers(dict(FluxControlNetModel(**cfg).state_dict()))
+    assert set(real) == xflux_keys(DEPTH)
+    shapes = {k: tuple(v.shape) for k, v in real.items()}
+    expected = {
+        "img_in.weight": (3072, 64),
+        "txt_in.weight": (3072, 4096),
+        "vector_in.in_layer.weight": (3072, 768),
+        "time_in.in_layer.weight": (3072, 256),
+        "pos_embed_input.weight": (3072, 64),
+        "input_hint_block.0.weight": (16, 3, 3, 3),
+        "input_hint_block.14.weight": (16, 16, 3, 3),
+        "double_blocks.1.img_attn.qkv.weight": (3 * 3072, 3072),
+        "double_blocks.1.img_mod.lin.weight": (6 * 3072, 3072),
+        "double_blocks.1.txt_mlp.0.weight": (4 * 3072, 3072),
+        "double_blocks.1.txt_attn.norm.key_norm.scale": (128,),
+        "controlnet_blocks.1.weight": (3072, 3072),
+    }
+    assert {k: shapes[k] for k in expected} == expected
+    flux_xlabs.check_shapes(shapes)
+    with torch.device("meta"):
+        model = FluxControlNetModel.from_config(flux_xlabs.config(shapes, base))
+    model.load_state_dict(flux_xlabs.to_diffusers(real), strict=True, assign=True)
+    assert model.input_hint_block is not None and model.config.num_attention_heads == 24
