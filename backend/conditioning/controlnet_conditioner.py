@@ -80,9 +80,9 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
         for i, r in enumerate(resolved):
             nets.append(self.nets.get(r.info, ctx.model, ctx.device))
             stack_units.append(units.stack_unit(r.unit, r.info, False))
-            # The Flux ControlNet pipelines VAE-encode a tensor control image as given, so it
-            # goes in as the VAE takes pixels, in [-1, 1] (their image processor's own
-            # normalisation of a picture, 2x - 1).
+            # The Flux ControlNet pipelines VAE-encode a tensor control image as given (or,
+            # for XLabs' nets, hand it to their pixel hint encoder), so it goes in as the
+            # VAE and x-flux take pixels, in [-1, 1] (the image processor's 2x - 1).
             images.append(2.0 * pass_image(ctx, r) - 1.0)
             where = f"control unit {i} ({r.unit.type})"
             union = flux_controlnet.union_kind(r.info)

@@ -81,10 +81,6 @@ UNSUPPORTED = {
     "through t2ia_style_clipvision, not a control image)",
     "control_lora": "a Control-LoRA (Stability's ControlNet LoRA)",
     "lllite": "a kohya ControlNet-LLLite model",
-    # diffusers 0.42 loads Flux ControlNets from diffusers-keyed weights only (no single-file
-    # loader or converter for XLabs' BFL-keyed files).
-    "flux_xlabs": "an XLabs Flux ControlNet (BFL key layout, which diffusers cannot load); use "
-    "an InstantX/Shakker Flux ControlNet (diffusers weights)",
     "unknown": "not a ControlNet Dreamwire recognises",
 }
 
@@ -214,7 +210,7 @@ def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
             ip_adapter=None if pickled else ip_adapter_files.inspect_shapes(shapes, name),
         )
     info = ControlNetInfo(name=name, path=path, type=kind, layout=layout, pickled=pickled)
-    if layout == "flux":
+    if layout in ("flux", "flux_xlabs"):
         _flux().describe_file(info, shapes)
         return info
     _fill_from_shapes(info, shapes)
@@ -253,7 +249,8 @@ def check_supported(info: AnyUnitFile) -> None:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
-            "files (original layout), diffusers ControlNets (SD and Flux), T2I-Adapters (full, "
+            "files (original layout), diffusers ControlNets (SD and Flux), XLabs' Flux ControlNets, "
+            "T2I-Adapters (full, "
             "light and SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
         )
     if not isinstance(info, ControlNetInfo) and info.pickled:

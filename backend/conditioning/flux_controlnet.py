@@ -9,6 +9,18 @@ Kinds, as the family spec's `controlnets.union_modes` names them:
   gray 5, low quality 6 as the model cards number them);
 - "no_mode": Shakker Union-Pro 2.0, which reads the control type from the image itself (no
   mode input): a Union by its name, serving the types its card lists.
+
+XLabs' files (BFL-keyed, library/flux_xlabs.py) are converted to the same class with a
+pixel hint encoder (`input_hint_block`). The pipelines treat such a net as XLabs' runs it
+(pipeline_flux_controlnet.py "xlab controlnet has a input_hint_block"): the control image
+goes in as pixels in [-1, 1] (x-flux's `img / 127.5 - 1`, ComfyUI's `hint * 2 - 1`), not
+VAE latents, and the transformer adds the nets' block samples cyclically
+(`controlnet_blocks_repeat`: double block i takes sample i % n, as ComfyUI tiles XLabs'
+outputs and x-flux's `index_block % 2` does for its depth-2 nets), where InstantX's are
+spread evenly (i // ceil(blocks / n)). The pipelines decide both by the first net only, so
+XLabs and other Flux ControlNets are never mixed in one job (unit_resolution.py).
+The unit's weight scales the samples as x-flux's `controlnet_gs`/ComfyUI's strength do
+(XLabs suggest 0.7-0.9 on their cards; Dreamwire keeps the artist's weight as is).
 """
 
 from __future__ import annotations
@@ -19,11 +31,13 @@ import torch
 
 from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import flux_controlnet as headers
+from dreamwire.backend.library import flux_xlabs
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files
 
-LAYOUTS = ("flux", "flux_folder")
+XLABS = "flux_xlabs"
+LAYOUTS = ("flux", "flux_folder", XLABS)
 MODEL_CLASS = "FluxControlNetModel"
 
 
@@ -42,7 +56,27 @@ def describe(info, config: dict) -> None:
 def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:
     # The rotary axes and patch size come from the base model at load time; the widths
     # and the mode count, all that identification needs, are in the shapes.
+    if info.layout == XLABS:
+        try:
+            flux_xlabs.check_shapes(shapes)
+            config = flux_xlabs.config(shapes, {})
+        except (KeyError, ValueError) as exc:
+            raise DreamwireError(
+                ErrorCode.MODEL_CORRUPT,
+                f"{info.path.name} looks like an XLabs Flux ControlNet but does not hold "
+                f"x-flux's network: {_reason(exc)}",
+            ) from None
+        describe(info, config)
+        return
     describe(info, headers.config_from_shapes(shapes, {}))
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def is_xlabs(info) -> bool:
+    return getattr(info, "layout", "") == XLABS
 
 
 def is_flux(info) -> bool:
@@ -98,7 +132,12 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
         else:
             state = files.load_tensors(info.path, "ControlNet")
             shapes = {k: tuple(v.shape) for k, v in state.items()}
-            config = headers.config_from_shapes(shapes, transformer_config)
+            if info.layout == XLABS:
+                flux_xlabs.check_shapes(shapes)
+                config = flux_xlabs.config(shapes, transformer_config)
+                state = flux_xlabs.to_diffusers(state)
+            else:
+                config = headers.config_from_shapes(shapes, transformer_config)
             # Built on the meta device and given the file's tensors: no random init of a
             # multi-GB model.
             with torch.device("meta"):
@@ -115,7 +154,8 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT, f"Flux ControlNet {info.name} could not be loaded: {exc}"
+            ErrorCode.MODEL_CORRUPT,
+            f"Flux ControlNet {info.name} could not be loaded: {_reason(exc)}",
         ) from None
     if net.dtype != dtype:
         net = net.to(dtype=dtype)

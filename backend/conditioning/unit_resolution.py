@@ -160,7 +160,25 @@ def plan_units(query: UnitQuery, controls: Sequence[ControlUnit]) -> tuple[Plann
             # Legitimate (e.g. a lineart model fed a scribble), so not an error; record it.
             log.info("%s: using %s, a %s ControlNet", where, info.name, info.type)
         planned.append(_planned(i, unit, info, encoder, query))
+    _check_flux_kinds_apart(planned)
     return tuple(planned)
+
+
+def _check_flux_kinds_apart(planned: list[PlannedUnit]) -> None:
+    """diffusers' Flux ControlNet pipelines read the first net only to decide whether the
+    control images go in as pixels (XLabs) or VAE latents (InstantX/Shakker), and how the
+    transformer spreads the samples over its blocks: the two kinds cannot share a job."""
+    nets = [p for p in planned if flux_controlnet.is_flux(p.info)]
+    xlabs = [p for p in nets if flux_controlnet.is_xlabs(p.info)]
+    if xlabs and len(xlabs) != len(nets):
+        other = next(p for p in nets if not flux_controlnet.is_xlabs(p.info))
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"control units {xlabs[0].index} ({xlabs[0].name}, XLabs) and {other.index} "
+            f"({other.name}): XLabs' Flux ControlNets take the control picture as pixels and "
+            "InstantX/Shakker's as latents, which one job cannot mix; use ControlNets of one "
+            "kind",
+        )
 
 
 def _planned(i: int, unit: ControlUnit, info, encoder, query: UnitQuery) -> PlannedUnit:
@@ -173,6 +191,7 @@ def _planned(i: int, unit: ControlUnit, info, encoder, query: UnitQuery) -> Plan
         info=info,
         encoder=encoder,
         infotext=unit_infotext.entry(unit, info, query.job),
+        denoiser_entry=info.entry if isinstance(info, FluxControlInfo) else None,
     )
 
 

@@ -13,7 +13,9 @@ VAE upcast to fp32) and the decoded images in RAM. Parts, per denoising pass of 
 batch of b (cfg doubles the UNet's samples):
 
   weights   parameters x dtype, unless the model is already loaded; a denoiser stored as
-            fp8, GGUF or NF4 at its own bytes per weight (library/weight_formats.py)
+            fp8, GGUF or NF4 at its own bytes per weight (library/weight_formats.py). The
+            model is the plan's (an inpaint job's Fill stand-in); a full Flux Control
+            model's transformer is a whole second denoiser, not a ControlNet share
   loading   the file's fp16 state dict, held while the model loads (LOAD_STATE_BYTES a
             parameter; a quantized denoiser's at its own size), before any pass runs
   sampling  (w/8)(h/8) x 2b x UNET_ELEMS x the denoiser's activation width x dtype, more
@@ -79,6 +81,9 @@ class ModelSize:
     vae_tile_px: int  # the VAE's own tile side (its config's sample_size)
     vae_upcast: bool = False  # the VAE runs in fp32 whatever the engine's dtype (SDXL)
     cfg_batch: bool = True  # CFG doubles the denoiser's batch (not Flux's distilled guidance)
+    # The denoiser's share of `params`, as the family's real sizes split the pipeline
+    # (Flux.1: 11.9 B of 16.9 B): a second denoiser's size when its header cannot tell.
+    denoiser_share: float = 1.0
     # How many of `params` are stored in `weights`' format; the rest load at the engine's
     # dtype.
     stored_params: int = 0
@@ -114,6 +119,9 @@ class Shape:
     tiled: bool  # the VAE decodes in tiles
     controlnets: int = 0
     loads_model: bool = True  # False: a plain upscale, no checkpoint involved
+    # Parameters of the whole denoisers the job loads beside the model's (a full Flux
+    # Control model's transformer): loaded and held like the model, not a ControlNet share.
+    second_denoiser_params: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,7 @@ def model_size(arch: str | None, params: int | None, weights: WeightFormat = FUL
         tile,
         bool(vae.get("force_upcast", False)),
         cfg_batch=m.cfg_batch,
+        denoiser_share=m.denoiser_params_m / total_m,
         stored_params=stored,
         weights=weights,
         offload_share=offload,
@@ -209,13 +218,20 @@ def _params_from_widths(unet_channels: int) -> int:
 
 
 # -- the job ---------------------------------------------------------------------------
-def shape(job: Job, native: int, tiled: bool) -> Shape:
-    """The passes and output of `job` (validated: its mode is known); `native` is the model family's native side (an SD
-    upscale's default tile), `tiled` whether the runner decodes in tiles."""
+def denoiser_params(size: ModelSize, params: int | None) -> int:
+    """A second denoiser's parameters: its header's count, else the model's denoiser's."""
+    return int(params) if params else int(size.params * size.denoiser_share)
+
+
+def shape(job: Job, native: int, tiled: bool, second_denoisers: tuple[int, ...] = ()) -> Shape:
+    """The passes and output of `job` (validated: its mode is known); `native` is the model
+    family's native side (an SD upscale's default tile), `tiled` whether the runner decodes
+    in tiles, `second_denoisers` the parameters of each unit's own whole denoiser (a full
+    Flux Control model), which is no ControlNet."""
     b = job.batch
     o = job.outpaint
     w, h = job.width, job.height
-    cn = len(job.controls)
+    cn = len(job.controls) - len(second_denoisers)
     if job.mode is JobMode.UPSCALE:
         ih, iw = job.init_image.shape[:2]
         out = job.upscale.size(iw, ih)
@@ -238,7 +254,7 @@ def shape(job: Job, native: int, tiled: bool) -> Shape:
         ih, iw = job.init_image.shape[:2]
         # The result is composited onto the (grown) init image.
         out = max(out, (iw + o.left + o.right, ih + o.top + o.bottom), key=lambda s: s[0] * s[1])
-    return Shape(tuple(passes), out, b, tiled, cn)
+    return Shape(tuple(passes), out, b, tiled, cn, second_denoiser_params=sum(second_denoisers))
 
 
 # -- the estimate ----------------------------------------------------------------------
@@ -249,6 +265,10 @@ def need(size: ModelSize, job: Shape, device: Device, resident: bool) -> list[Ne
     params = size.params if job.loads_model else 0
     # ControlNets are counted as not loaded yet: their cache is not the checkpoint's.
     added = params * CONTROLNET_PARAMS * job.controlnets + (0 if resident else params)
+    # A full Control model's transformer is loaded and held beside the model's own (at the
+    # engine's dtype: an fp8/GGUF copy is over-counted, never under). Offloaded, it stands
+    # in for the own one on the GPU, so the VRAM figure below keeps one transformer.
+    added += job.second_denoiser_params if job.loads_model else 0
     weights = added * dtype - (0 if resident else size.saved_bytes(dtype))
     loading = added * LOAD_STATE_BYTES - (0 if resident else size.saved_bytes(LOAD_STATE_BYTES))
     sampling = max((_sampling(size, p, job, dtype) for p in job.passes), default=0)

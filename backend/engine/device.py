@@ -79,7 +79,7 @@ def free_memory(info: DeviceInfo) -> int | None:
     return None
 
 
-def _native_plan(info: DeviceInfo, family: str, weights: WeightFormat):
+def _native_plan(info: DeviceInfo, family: str, weights: WeightFormat, control_models: int = 0):
     """The memory plan for the family's native size with the memory free now (None: no
     limit known, as on the CPU). Decided at the native size (memory_plan.choose estimates
     the peak there); larger outputs get a tiled VAE decode per pass from the fast path's
@@ -90,27 +90,36 @@ def _native_plan(info: DeviceInfo, family: str, weights: WeightFormat):
     from .memory_plan import choose
 
     side = family_spec(family).resolution.native
-    return choose(family, side, side, free, weights=weights)
+    return choose(family, side, side, free, weights=weights, control_models=control_models)
 
 
 def want_low_vram(
-    info: DeviceInfo, family: str, forced: bool | None, weights: WeightFormat = FULL
+    info: DeviceInfo,
+    family: str,
+    forced: bool | None,
+    weights: WeightFormat = FULL,
+    control_models: int = 0,
 ) -> bool:
+    """`control_models`: whole denoisers a job loads beside the model's (memory_plan.py)."""
     if forced is not None:
         return forced
-    plan = _native_plan(info, family, weights)
+    plan = _native_plan(info, family, weights, control_models)
     return plan is not None and plan.low_vram
 
 
 def want_sequential(
-    info: DeviceInfo, family: str, forced: bool | None, weights: WeightFormat = FULL
+    info: DeviceInfo,
+    family: str,
+    forced: bool | None,
+    weights: WeightFormat = FULL,
+    control_models: int = 0,
 ) -> bool:
     """Whether the memory plan wants one layer at a time on the GPU (sequential CPU
     offload: Flux bf16 on a 24 GiB card, any Flux on 8 GiB). An artist's own low-VRAM
     switch means model offload, as before."""
     if forced is not None:
         return False
-    plan = _native_plan(info, family, weights)
+    plan = _native_plan(info, family, weights, control_models)
     return plan is not None and plan.sequential
 
 

@@ -172,35 +172,48 @@ class Engine:
         module, _ = self.vaes.get(("vae", vae_entry.name, entry.arch), load_vae)
         return model.with_vae(module, vae_entry.name, libs.short_hash(self.library, vae_entry))
 
-    def low_vram(self, arch: str | None, weights: WeightFormat = FULL) -> bool:
+    def low_vram(
+        self, arch: str | None, weights: WeightFormat = FULL, control_models: int = 0
+    ) -> bool:
         """Whether a model of `arch`, its denoiser stored as `weights` (a GGUF Q4 file
-        fits where its bf16 original needs offload), runs in low-VRAM mode."""
-        return dev.want_low_vram(self.info, libs.family(arch), self.low_vram_flag, weights)
+        fits where its bf16 original needs offload), runs in low-VRAM mode; a job's full
+        Flux Control models (`control_models`) are second transformers beside it."""
+        family = libs.family(arch)
+        return dev.want_low_vram(self.info, family, self.low_vram_flag, weights, control_models)
 
-    def _placement(self, arch: str | None, weights: WeightFormat = FULL) -> dev.DeviceInfo:
+    def _placement(
+        self, arch: str | None, weights: WeightFormat = FULL, control_models: int = 0
+    ) -> dev.DeviceInfo:
         """Where a model's weights live between steps: on the GPU, or in CPU memory when
         low-VRAM mode offloads them (they move to the GPU one module at a time)."""
-        if self.info.device.type == "cuda" and self.low_vram(arch, weights):
+        if self.info.device.type == "cuda" and self.low_vram(arch, weights, control_models):
             return dev.DeviceInfo(torch.device("cpu"), self.info.dtype)
         return self.info
 
     # -- admission -------------------------------------------------------------------------
-    def check_memory(self, job: Job) -> list[admission.Need]:
+    def check_memory(
+        self, job: Job, job_plan: planning.JobPlan | None = None
+    ) -> list[admission.Need]:
         """Raise `limit_exceeded` when the job's estimated peak (admission.py) does not fit
         the memory free now; else return the estimate. Loads no model; the server calls it
         before accepting a job, run() again before starting one (free memory changes while
         a job waits). While another job runs, what that job's passes hold counts as free:
-        a job queued behind it starts only after it has ended."""
+        a job queued behind it starts only after it has ended. What counts is what the
+        job's plan loads: the Fill model an inpaint job runs on instead of the one it names,
+        and the second transformer of a full Flux Control model."""
         if job.mode is JobMode.MATERIALS:
             # Marigold's folders are not estimated (PROTOCOL.md): nothing refused for memory.
             return []
-        sized = self._model_size(job)
+        if job_plan is None:
+            job_plan = self._quiet_plan(job)
+        sized = self._model_size(job, job_plan)
         if sized is None:
             return []  # an unknown model: the run reports model_not_found
+        seconds = job_plan.second_denoisers if job_plan is not None else ()
         tiled = should_tile(
             job.tiled_vae,
             *runner.final_size(job),
-            self.low_vram(sized.arch, sized.weights),
+            self.low_vram(sized.arch, sized.weights, len(seconds)),
             job.seamless,
         )
         native = family_spec(libs.family(sized.arch)).resolution.native
@@ -213,16 +226,26 @@ class Engine:
             vram_free=None if vram is None else vram + admission.released(running, "VRAM"),
             vae_tile_px=self.vae_tile_px,
         )
-        shape = admission.shape(job, native, tiled)
+        second = tuple(admission.denoiser_params(sized.model, libs.params(e)) for e in seconds)
+        shape = admission.shape(job, native, tiled, second)
         needs = admission.need(sized.model, shape, device, sized.resident)
         refused = admission.refusal(job.job_id, needs, device)
         if refused is not None:
             raise refused
         return needs
 
-    def _model_size(self, job: Job) -> _Sized | None:
+    def _quiet_plan(self, job: Job) -> planning.JobPlan | None:
+        """The job's plan, or None where planning refuses it (the run reports why)."""
         try:
-            entry = libs.checkpoint(self.library, job.model or self.default_model())
+            return planning.plan(job, self.library, self.extensions)
+        except DreamwireError:
+            return None
+
+    def _model_size(self, job: Job, job_plan: planning.JobPlan | None = None) -> _Sized | None:
+        # The plan's checkpoint where it has one (an inpaint job's Fill model).
+        name = job_plan.checkpoint if job_plan is not None and job_plan.checkpoint else None
+        try:
+            entry = libs.checkpoint(self.library, name or job.model or self.default_model())
         except DreamwireError:
             if job.mode is JobMode.UPSCALE and not job.upscale.refine:
                 # A plain upscale loads no checkpoint: only its images count.
@@ -263,7 +286,7 @@ class Engine:
         # Every refusal that needs no model, before anything loads (planning.py): the
         # control units too, through the injected UnitPlanner.
         job_plan = planning.plan(job, self.library, self.extensions)
-        self._running_needs = self.check_memory(job)  # run() forgets it at the end
+        self._running_needs = self.check_memory(job, job_plan)  # run() forgets it at the end
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
         if job_plan.mode is JobMode.UPSCALE and job_plan.upscale is None:
@@ -277,13 +300,14 @@ class Engine:
         model = self.load(job_plan.checkpoint or job.model, job.vae, reporter)
         t_load = time.perf_counter() - t0
         reporter.family = model.family
-        low_vram = self.low_vram(model.arch, model.weights)
+        seconds = len(job_plan.second_denoisers)
+        low_vram = self.low_vram(model.arch, model.weights, seconds)
         family = libs.family(model.arch)
         sequential = low_vram and dev.want_sequential(
-            self.info, family, self.low_vram_flag, model.weights
+            self.info, family, self.low_vram_flag, model.weights, seconds
         )
         # A no-op unless it changed.
-        to_device(model.components, self._placement(model.arch, model.weights))
+        to_device(model.components, self._placement(model.arch, model.weights, seconds))
         ctx = JobContext(
             job=job,
             model=model,

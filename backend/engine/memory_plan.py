@@ -122,14 +122,21 @@ def estimate(
     tile_px: int | None = None,
     controlnets: int = 0,
     weights: WeightFormat = FULL,
+    control_models: int = 0,
 ) -> int:
     """Peak bytes of one pass: every model resident, one model at a time (`offload`), or
-    one module at a time (`sequential`); `weights` is how the denoiser is stored."""
+    one module at a time (`sequential`); `weights` is how the denoiser is stored;
+    `control_models` whole denoisers of the family's architecture loaded beside it (a full
+    Flux Control model: FluxControl*Pipeline runs its own 128-input transformer)."""
     f = family
     cn = spec_for(f).memory.controlnet_share * controlnets
     # ControlNets at 16 bits, the denoiser as stored (what a format saves is subtracted).
     den_16 = weight_bytes(f, "denoiser")
     den_w = den_16 * (1 + cn) + (denoiser_bytes(f, weights) - den_16)
+    # Resident, the second transformer sits on the GPU beside the model's own (the job
+    # swaps it into the pipeline; the own one stays where it is). Offloaded, the pipeline
+    # holds only the swapped-in one, so one transformer at a time is all that counts.
+    resident_w = den_w + den_16 * control_models
     vae_w = weight_bytes(f, "vae") * vae_upcast(f)
     text_w = weight_bytes(f, "text")
     den_act = denoiser_activations(f, width, height, batch) * (1 + 0.3 * controlnets)
@@ -141,7 +148,7 @@ def estimate(
     vae_stage = vae_w + dec
     if offload:
         return int(max(text_w, den_stage, vae_stage))
-    return int(text_w + max(den_stage + vae_w, den_w + vae_stage))
+    return int(text_w + max(resident_w + den_act + vae_w, resident_w + vae_stage))
 
 
 def choose(
@@ -152,6 +159,7 @@ def choose(
     batch: int = 1,
     controlnets: int = 0,
     weights: WeightFormat = FULL,
+    control_models: int = 0,
 ) -> MemoryPlan:
     """The cheapest plan whose estimate fits `free_bytes`; None (CPU, MPS) = no limit."""
 
@@ -166,6 +174,7 @@ def choose(
             tile_px=tile,
             controlnets=controlnets,
             weights=weights,
+            control_models=control_models,
         )
 
     if free_bytes is None:

@@ -119,6 +119,13 @@ class JobPlan:
     infotext: tuple[tuple[str, str], ...] = ()
     # A materials job's Marigold calls (materials.py); it lists no passes.
     materials: MaterialsPlan | None = None
+
+    @property
+    def second_denoisers(self) -> tuple:
+        """Library entries of the whole denoisers the units load beside the checkpoint's
+        (full Flux Control models): the memory plan and admission count them."""
+        return tuple(u.denoiser_entry for u in self.units if u.denoiser_entry is not None)
+
     # The checkpoint the job runs on ("": the job's), and the job's own when the plan picked
     # another in its place (an inpaint job on Flux dev runs on a Flux Fill: inpaint_model.py).
     checkpoint: str = ""

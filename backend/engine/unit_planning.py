@@ -64,6 +64,9 @@ class PlannedUnit:
     encoder: Any = None  # the image encoder file it reads (IP-Adapter's CLIP, Redux's SigLIP)
     # A1111's ControlNet extension's "ControlNet <index>" entry for it, with the model picked.
     infotext: ControlNetEntry | None = None
+    # A unit whose file is a whole denoiser loaded beside the checkpoint's (a full Flux
+    # Control model): its library entry, which the memory plan and admission count.
+    denoiser_entry: Any = None
 
     @property
     def window(self) -> tuple[float, float]:

@@ -9,7 +9,7 @@
   (num_mode rows); Union-Pro 2.0 has no mode input and is a Union only by its name.
 - XLabs' files are BFL-keyed (`double_blocks.N.img_attn...`, `input_hint_block`,
   `pos_embed_input`): diffusers 0.42 has no single-file loader for FluxControlNetModel
-  and no converter for that layout, so they are refused by name.
+  and no converter for that layout; flux_xlabs.py converts them.
 
 A single file has no config: its sizes come from the shapes; what the shapes cannot tell
 (the rotary axes, the patch size) is the base transformer's, as the ControlNet is a copy of
@@ -42,7 +42,8 @@ def is_folder_config(cfg: dict) -> bool:
     return cfg.get("_class_name") == "FluxControlNetModel"
 
 
-def _count(shapes: dict, prefix: str) -> int:
+def count_blocks(shapes: dict, prefix: str) -> int:
+    """How many `prefix.N.` blocks the keys hold (their highest N + 1)."""
     found = {int(m[1]) for k in shapes if (m := re.match(rf"{prefix}\.(\d+)\.", k))}
     return max(found) + 1 if found else 0
 
@@ -57,8 +58,8 @@ def config_from_shapes(shapes: dict[str, tuple[int, ...]], base: dict) -> dict:
     return {
         "patch_size": base.get("patch_size", 1),
         "in_channels": int(in_channels),
-        "num_layers": _count(shapes, "transformer_blocks"),
-        "num_single_layers": _count(shapes, "single_transformer_blocks"),
+        "num_layers": count_blocks(shapes, "transformer_blocks"),
+        "num_single_layers": count_blocks(shapes, "single_transformer_blocks"),
         "attention_head_dim": head_dim,
         "num_attention_heads": int(inner) // head_dim,
         "joint_attention_dim": int(shapes["context_embedder.weight"][1]),

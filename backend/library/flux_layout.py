@@ -175,8 +175,9 @@ def diffusers_to_bfl(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def bfl_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """BFL single-file tensors (prefix already stripped) -> FluxTransformer2DModel names.
+def bfl_to_diffusers(state: dict[str, torch.Tensor], head: bool = True) -> dict[str, torch.Tensor]:
+    """BFL single-file tensors (prefix already stripped) -> FluxTransformer2DModel names;
+    `head=False` for a trunk without the final layer (XLabs' ControlNets: flux_xlabs.py).
 
     Unknown keys raise, so a file of another architecture is not half-loaded."""
     shape = bfl_shape({k: tuple(v.shape) for k, v in state.items()})
@@ -193,7 +194,7 @@ def bfl_to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         for param in ("weight", "bias"):
             if f"{b}.{param}" in state:
                 out[f"{d}.{param}"] = take(f"{b}.{param}")
-    for param in ("weight", "bias"):
+    for param in ("weight", "bias") if head else ():
         out[f"{_FINAL_MOD[0]}.{param}"] = _swap_halves(take(f"{_FINAL_MOD[1]}.{param}"))
     for i in range(shape.double_blocks):
         src, dst = f"double_blocks.{i}.", f"transformer_blocks.{i}."

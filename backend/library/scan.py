@@ -40,7 +40,8 @@ KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
     Kind.VAE: ("VAE", "vae"),
     Kind.LORA: ("Lora", "loras", "LyCORIS"),
     Kind.EMBEDDING: ("embeddings",),
-    Kind.CONTROLNET: ("ControlNet", "controlnet", "ipadapter"),
+    # ComfyUI's x-flux nodes read XLabs' Flux ControlNets from models/xlabs/controlnets.
+    Kind.CONTROLNET: ("ControlNet", "controlnet", "ipadapter", "xlabs/controlnets"),
     Kind.UPSCALER: ("ESRGAN", "upscale_models", "RealESRGAN"),
     Kind.TEXT_ENCODER: ("text_encoder", "text_encoders", "clip"),
     Kind.CLIP_VISION: ("clip_vision",),

@@ -8,6 +8,8 @@ layout) matching tiny-flux's transformer widths.
                                                             artists download it
     models/ControlNet/flux-tiny-controlnet-union.safetensors a Union with a mode input
                                                             (InstantX Union / Union-Pro)
+    `write_xlabs(net, path)`: XLabs' flux-canny-controlnet-v3 layout (x-flux's
+    ControlNetFlux state dict: BFL names, pixel hint block), from `xlabs_controlnet()`
 
 As in tiny/conditioning.py, the zero-initialised layers (controlnet blocks, the control
 image's input projection) get small random values, so that every control image, mode and
@@ -22,7 +24,8 @@ from pathlib import Path
 import torch
 
 from dreamwire import catalog
-from dreamwire.backend.tiny.files import save_tensors
+from dreamwire.backend.library import flux_xlabs
+from dreamwire.backend.tiny.files import save_tensors, state_of
 
 SEED = 4321
 FOLDER = "flux-tiny-controlnet-canny"
@@ -36,9 +39,15 @@ def transformer_config(arch: str = "tiny-flux") -> dict:
     return json.loads(path.read_text())
 
 
-def flux_controlnet(arch: str = "tiny-flux", num_mode: int | None = None, seed: int = SEED):
+def flux_controlnet(
+    arch: str = "tiny-flux",
+    num_mode: int | None = None,
+    seed: int = SEED,
+    xlabs: bool = False,
+):
     """A seeded FluxControlNetModel with tiny-flux's widths (one double and one single
-    block, as InstantX's nets are shallower than their transformer)."""
+    block, as InstantX's nets are shallower than their transformer); `xlabs`: built as
+    XLabs' (two double blocks, no single ones, the pixel hint encoder: flux_xlabs.py)."""
     from diffusers import FluxControlNetModel
 
     base = transformer_config(arch)
@@ -53,13 +62,20 @@ def flux_controlnet(arch: str = "tiny-flux", num_mode: int | None = None, seed: 
         "axes_dims_rope",
     )
     config = {k: base[k] for k in keep} | dict(num_layers=1, num_single_layers=1, num_mode=num_mode)
+    if xlabs:
+        config |= dict(
+            num_layers=2,
+            num_single_layers=0,
+            patch_size=flux_xlabs.PATCH,
+            conditioning_embedding_channels=flux_xlabs.HINT_WIDTH,
+        )
     torch.manual_seed(seed)
     net = FluxControlNetModel.from_config(config).eval()
     with torch.no_grad():
         for name, p in net.named_parameters():
-            if name.startswith(("controlnet_blocks", "controlnet_single_blocks")) or (
-                name.startswith("controlnet_x_embedder")
-            ):
+            if name.startswith(
+                ("controlnet_blocks", "controlnet_single_blocks", "controlnet_x_embedder")
+            ) or name.startswith("input_hint_block.conv_out"):
                 p.copy_(torch.randn_like(p) * 0.2)
     return net
 
@@ -71,6 +87,10 @@ def write_folder(net, folder: Path) -> Path:
 
 def write_single_file(net, path: Path) -> Path:
     return save_tensors(dict(net.state_dict()), path)
+
+
+def write_xlabs(net, path: Path) -> Path:
+    return save_tensors(flux_xlabs.from_diffusers(state_of(net)), path)
 
 
 def write_controlnets(controlnet_dir: Path) -> dict[str, Path]:

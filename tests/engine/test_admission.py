@@ -230,8 +230,8 @@ def test_memory_a_running_job_holds_counts_as_free_for_the_next(engine, monkeypa
     monkeypatch.setattr(engine_module.host_memory, "available", lambda: 1 << 50)
     original = engine.check_memory
 
-    def tight_after_start(j):
-        needs = original(j)
+    def tight_after_start(j, *plan):  # run() hands over the job's plan
+        needs = original(j, *plan)
         monkeypatch.setattr(engine_module.host_memory, "available", lambda: ram)
         return needs
 
@@ -292,3 +292,27 @@ def test_flux_on_an_8_gib_card_is_admitted_through_sequential_offload():
     assert needs[0].weights < GiB
     too_small = ad.Device("cuda", 2, ram_free=None, vram_free=GiB)
     assert ad.refusal(job.job_id, needs, too_small) is not None
+
+
+def test_a_full_control_model_counts_as_a_second_denoiser_not_a_controlnet():
+    # Flux.1 dev (16.9 B parameters, 11.9 B of them the transformer) with a full Control
+    # model's transformer: counted whole, where a ControlNet share (0.4 of the checkpoint)
+    # would under-count it.
+    size = ad.model_size("flux-dev", 16_900_000_000)
+    second = ad.denoiser_params(size, None)
+    assert second == pytest.approx(11.9e9, rel=0.01)
+    unit = ControlUnit(type="depth", model="flux1-depth-dev", image=np.zeros((8, 8, 3), np.uint8))
+    job = Job(prompt="p", width=1024, height=1024, controls=[unit])
+    as_controlnet = ad.shape(job, 1024, False)
+    as_denoiser = ad.shape(job, 1024, False, (second,))
+    assert (as_controlnet.controlnets, as_denoiser.controlnets) == (1, 0)
+    cn = ad.need(size, as_controlnet, CPU, resident=True)[0]
+    den = ad.need(size, as_denoiser, CPU, resident=True)[0]
+    assert den.weights - ad.RUNTIME_RAM == second * 4
+    assert den.weights > cn.weights
+    # A machine with room for the ControlNet-share estimate refuses the real one.
+    free = int(cn.total / ad.HEADROOM) + GiB
+    device = ad.Device("cpu", 4, ram_free=free)
+    assert ad.refusal("j", ad.need(size, as_controlnet, device, True), device) is None
+    refused = ad.refusal("j", ad.need(size, as_denoiser, device, True), device)
+    assert refused is not None and refused.code is ErrorCode.LIMIT_EXCEEDED

@@ -84,3 +84,19 @@ def test_flux_figures_and_formats():
     # SD families never reach sequential offload: their figures name no largest module.
     assert mp.choose("sdxl", SIDE, SIDE, GiB).level == "offload"
     assert mp.choose("flux", SIDE, SIDE, GiB).level == "sequential"
+
+
+def test_a_full_control_models_second_transformer_moves_the_plan_to_offload():
+    # A full Flux Control model (flux1-depth-dev) is a second 11.9 B transformer: resident,
+    # it sits on the GPU beside the model's own; offloaded, it stands in for it.
+    alone = mp.choose("flux", SIDE, SIDE, None, weights=GGUF["Q4_K"])
+    free = int(alone.estimate / mp.HEADROOM) + GiB  # room for the model alone, resident
+    assert mp.choose("flux", SIDE, SIDE, free, weights=GGUF["Q4_K"]).level == "full"
+    with_control = mp.choose("flux", SIDE, SIDE, free, weights=GGUF["Q4_K"], control_models=1)
+    assert with_control.level == "offload"
+    second = mp.estimate("flux", SIDE, SIDE, weights=GGUF["Q4_K"], control_models=1)
+    assert second - alone.estimate == mp.weight_bytes("flux", "denoiser")
+    offload = dict(offload=True, weights=GGUF["Q4_K"])
+    assert mp.estimate("flux", SIDE, SIDE, control_models=1, **offload) == mp.estimate(
+        "flux", SIDE, SIDE, **offload
+    )

@@ -222,3 +222,13 @@ def test_a_control_model_is_never_the_default_model(full, tmp_path):
     library = ModelLibrary([tmp_path])
     assert library.names("checkpoint") == [DEPTH, "flux1-dev"]
     assert library.default_checkpoint().name == "flux1-dev"
+
+
+def test_admission_counts_the_full_control_models_transformer(full):
+    # Its own transformer, loaded beside the model's: counted whole, not as a ControlNet.
+    engine, control = full
+    engine.load("tiny-flux")
+    (plain,) = engine.check_memory(job())
+    (with_depth,) = engine.check_memory(job(controls=[unit(type="depth")]))
+    params = sum(p.numel() for p in control.parameters())
+    assert with_depth.weights - plain.weights == params * 4  # fp32 on the CPU

@@ -1,8 +1,10 @@
 """Flux ControlNets (InstantX/Shakker FluxControlNetModel) through the engine's ControlNet
 conditioner equal diffusers' Flux ControlNet pipelines (same components, seed and thread
-count: bit for bit), in their folder and single-file forms, Union modes included; what Flux
-cannot run (T2I-Adapters, SD ControlNets, XLabs' files) is refused by name,
-and a Flux ControlNet on an SD model too."""
+count: bit for bit), in their folder and single-file forms, Union modes included; XLabs'
+BFL-keyed files (found in ComfyUI's models/xlabs/controlnets) converted and equal to
+FluxControlNetPipeline with the net they were written from; what Flux cannot run
+(T2I-Adapters, SD ControlNets, a malformed XLabs file, XLabs mixed with InstantX) is refused
+by name, and a Flux ControlNet on an SD model too."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ BASE = dict(
 PARTS = ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
 SD_CANNY = "control_v11p_sd15_canny"
 T2I_DEPTH = "t2iadapter_depth_sd15v2"
-XLABS = "flux-xlabs-canny-controlnet"
+XLABS = "flux-canny-controlnet-v3"  # XLabs' name, in ComfyUI's models/xlabs/controlnets
+XLABS_BAD = "flux-depth-controlnet-v3"  # XLabs' keys, a hint block x-flux never had
 PRO2 = "FLUX.1-dev-ControlNet-Union-Pro-2.0"  # no mode input: a Union by its name
 
 
@@ -61,10 +64,12 @@ def root(tmp_path_factory):
         3, in_channels=3, channels=t2i_adapter.CHANNELS, num_res_blocks=2, downscale_factor=8
     )
     adapter.save_pretrained(cn / T2I_DEPTH, safe_serialization=True)
-    # XLabs' BFL-keyed layout (the keys tell it; the sizes do not matter).
-    xlabs = ("double_blocks.0.img_attn.qkv.weight", "controlnet_blocks.0.weight")
-    xlabs += ("pos_embed_input.weight", "input_hint_block.0.weight")
-    save_tensors({k: torch.zeros(2, 2) for k in xlabs}, cn / f"{XLABS}.safetensors")
+    xlabs = tiny_cn.flux_controlnet(seed=tiny_cn.SEED + 3, xlabs=True)
+    tiny_cn.write_xlabs(xlabs, models / "xlabs" / "controlnets" / f"{XLABS}.safetensors")
+    # XLabs' marks with wrong sizes: identified by its keys, refused by its shapes.
+    marks = ("double_blocks.0.img_attn.qkv.weight", "controlnet_blocks.0.weight")
+    marks += ("pos_embed_input.weight", "input_hint_block.0.weight")
+    save_tensors({k: torch.zeros(2, 2) for k in marks}, cn / f"{XLABS_BAD}.safetensors")
     return root
 
 
@@ -160,6 +165,17 @@ def test_union_runs_the_unit_types_mode(engine):
     assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and "no seg mode" in err.value.message
 
 
+def test_xlabs_file_runs_as_diffusers_runs_the_net_it_was_written_from(engine):
+    # Found in ComfyUI's folder, identified and converted; diffusers' pipeline then feeds
+    # it pixels and repeats its samples over the transformer's blocks (XLabs' rule).
+    result = engine.run(job(unit(XLABS, weight=0.8))).images[0]
+    net = tiny_cn.flux_controlnet(seed=tiny_cn.SEED + 3, xlabs=True)
+    expected = reference(engine, "FluxControlNetPipeline", net, controlnet_conditioning_scale=0.8)
+    assert diff(result.image, expected) == 0
+    assert diff(result.image, plain(engine)) > 0
+    assert f"Model: {XLABS}" in result.infotext
+
+
 def test_two_controlnets_sum_as_diffusers_multi_controlnet(engine):
     second = _blocks(2)
     units = (unit(), unit(tiny_cn.UNION_FILE, "depth", image=second, weight=0.7))
@@ -179,9 +195,17 @@ def test_two_controlnets_sum_as_diffusers_multi_controlnet(engine):
     assert diff(result, expected) == 0
 
 
-def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image):
-    result = engine.run(job(unit(), init_image=init_image, strength=0.6))
-    net = tiny_cn.flux_controlnet(seed=tiny_cn.SEED)
+def _net(kind: str):
+    """(file name, the net it was written from): InstantX's folder or XLabs' file."""
+    if kind == "xlabs":
+        return XLABS, tiny_cn.flux_controlnet(seed=tiny_cn.SEED + 3, xlabs=True)
+    return tiny_cn.FOLDER, tiny_cn.flux_controlnet(seed=tiny_cn.SEED)
+
+
+@pytest.mark.parametrize("kind", ["instantx", "xlabs"])
+def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image, kind):
+    name, net = _net(kind)
+    result = engine.run(job(unit(name), init_image=init_image, strength=0.6))
     expected = reference(
         engine,
         "FluxControlNetImg2ImgPipeline",
@@ -192,12 +216,15 @@ def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image):
     assert diff(result.images[0].image, expected) == 0
 
 
-def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask):
-    result = engine.run(job(unit(), init_image=init_image, mask=mask, mask_blur=0, strength=0.9))
+@pytest.mark.parametrize("kind", ["instantx", "xlabs"])
+def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask, kind):
+    name, net = _net(kind)
+    inpaint = dict(init_image=init_image, mask=mask, mask_blur=0, strength=0.9)
+    result = engine.run(job(unit(name), **inpaint))
     generated = reference(
         engine,
         "FluxControlNetInpaintPipeline",
-        tiny_cn.flux_controlnet(seed=tiny_cn.SEED),
+        net,
         image=Image.fromarray(init_image),
         mask_image=Image.fromarray(mask),
         strength=0.9,
@@ -210,14 +237,17 @@ def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask):
     [
         (unit(T2I_DEPTH, "depth"), ErrorCode.MODEL_UNSUPPORTED, (T2I_DEPTH, "T2I-Adapter")),
         (unit(SD_CANNY), ErrorCode.MODEL_MISMATCH, (SD_CANNY, "SD1.x", "Flux.1")),
-        (unit(XLABS), ErrorCode.MODEL_UNSUPPORTED, (XLABS, "XLabs")),
+        (unit(XLABS_BAD), ErrorCode.MODEL_CORRUPT, (XLABS_BAD, "XLabs", "x-flux")),
+        (unit(), ErrorCode.MODEL_UNSUPPORTED, (XLABS, tiny_cn.FOLDER, "mix")),
         (unit(control_mode="prompt"), ErrorCode.MODEL_UNSUPPORTED, ("balanced",)),
     ],
-    ids=["t2i-adapter", "sd-controlnet", "xlabs", "soft-injection"],
+    ids=["t2i-adapter", "sd-controlnet", "xlabs-malformed", "xlabs-with-instantx", "soft-inj"],
 )
 def test_what_flux_cannot_run_is_refused_by_name(engine, control, code, words):
+    # The mix case pairs the InstantX unit with an XLabs one.
+    units = (unit(XLABS), control) if XLABS in words else (control,)
     with pytest.raises(DreamwireError) as err:
-        engine.run(job(control))
+        engine.run(job(*units))
     assert err.value.code is code
     for word in words:
         assert word in err.value.message
@@ -242,7 +272,8 @@ def test_flux_control_types_in_the_welcome(engine, root):
     assert (single.family, single.type, union.type, pro2.type) == ("Flux.1", "depth", None, None)
     caps = control_capabilities(engine.library, pick)
     flux = caps["control_types"]["flux"]
-    assert flux["canny"] == tiny_cn.FOLDER and flux["depth"] == tiny_cn.SINGLE_FILE
+    # Of two canny nets the first by name; the malformed XLabs depth file is passed over.
+    assert flux["canny"] == XLABS and flux["depth"] == tiny_cn.SINGLE_FILE
     assert flux["tile"] == tiny_cn.UNION_FILE  # through its mode 1
     assert flux["softedge"] == PRO2 and "seg" not in flux
     assert "no seg ControlNet" in caps["control_missing"]["flux"]["seg"]

@@ -318,3 +318,14 @@ def test_the_welcome_names_the_models_with_defaults_of_their_own(flux_engine):
     schnell = planning.model_defaults("flux", "flux-schnell")
     assert (schnell.steps, schnell.distilled_cfg) == (4, None)
     assert planning.model_defaults("flux", "flux-dev") == FLUX_DEFAULTS
+
+
+def test_admission_counts_the_fill_model_an_inpaint_job_runs_on(flux_engine, init_image, mask):
+    from dreamwire.backend.engine import library_adapter as libs
+
+    flux_engine.load("tiny-flux")  # resident: a job kept on it adds no weights
+    inpaint = dict(init_image=init_image, mask=mask, mask_blur=0, strength=1.0)
+    (kept,) = flux_engine.check_memory(job(**inpaint, inpaint_model="off"))
+    (on_fill,) = flux_engine.check_memory(job(**inpaint))
+    fill = libs.params(libs.checkpoint(flux_engine.library, "tiny-flux-fill"))
+    assert on_fill.weights - kept.weights == fill * 4  # fp32 on the CPU
