@@ -49,7 +49,13 @@ def emission_checker(obj, scale):
 def linear(obj):
     anim = obj.animation_data.action
     curves = (
-        [fc for layer in anim.layers for s in layer.strips for b in s.channelbags for fc in b.fcurves]
+        [
+            fc
+            for layer in anim.layers
+            for s in layer.strips
+            for b in s.channelbags
+            for fc in b.fcurves
+        ]
         if hasattr(anim, "layers")
         else list(anim.fcurves)
     )
@@ -94,7 +100,9 @@ def main():
     arrays.update(to_prev=m.to_prev, to_next=m.to_next, depth=m.depth, ids=m.object_index)
     scene.frame_set(1)
     m1 = capture.capture_motion(scene)
-    arrays.update(to_next_1=m1.to_next, to_prev_1=m1.to_prev, depth_1=m1.depth, ids_1=m1.object_index)
+    arrays.update(
+        to_next_1=m1.to_next, to_prev_1=m1.to_prev, depth_1=m1.depth, ids_1=m1.object_index
+    )
     results["frame_after"] = scene.frame_current
     results["vector_pass_left_on"] = scene.view_layers[0].use_pass_vector
     results["ok"] = True

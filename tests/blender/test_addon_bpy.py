@@ -322,12 +322,19 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
     assert c["frames_match_generated"] == [True, True, True]
     assert c["depth_images"] and c["depth_moved"] > 50
     assert c["pose_pixels"] > 30 and c["pose_moved"] > 30  # the skeleton was drawn, and it moved
-    # One job per frame (the resumed run did not redo frame 1), all with the same seed;
-    # frame 1 from scratch, the others img2img from the frame before.
+    # Warp and inpaint (the resumed run did not redo frame 1), all with the same seed and
+    # the frame's own controls: frame 1 from scratch; the others are the frame before moved
+    # along Blender's vectors, the area the moving cube and rig uncovered inpainted, then
+    # the light img2img refresh.
+    assert c["mode_default"] == "fixed_seed"
     jobs = c["jobs"]
-    assert jobs["frame 1"] == [["txt2img", c["seed"], ["depth", "openpose"]]]
-    assert jobs["frame 2"] == [["img2img", c["seed"], ["depth", "openpose"]]]
-    assert jobs["frame 3"] == [["img2img", c["seed"], ["depth", "openpose"]]]
+    controls = ["depth", "openpose"]
+    assert jobs["frame 1"] == [["txt2img", c["seed"], controls]]
+    for f in ("frame 2", "frame 3"):
+        assert sorted(jobs[f]) == [
+            ["img2img", c["seed"], controls],
+            ["inpaint", c["seed"], controls],
+        ]
 
 
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):
