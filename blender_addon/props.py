@@ -422,7 +422,7 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     previous_strength: FloatProperty(name="Frame strength", default=0.6, min=0.0, max=1.0)
     warp_denoise: FloatProperty(
         name="Refresh",
-        default=0.3,
+        default=0.15,
         min=0.0,
         max=1.0,
         subtype="FACTOR",

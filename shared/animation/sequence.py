@@ -52,7 +52,7 @@ MOTION_MODES = (Mode.WARP, Mode.KEYFRAMES)
 class SequenceSettings:
     mode: Mode = Mode.FIXED_SEED
     previous_strength: float = 0.6
-    denoise: float = 0.3
+    denoise: float = 0.15
     occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
     key_every: int = 8
     key_marked: tuple[int, ...] = ()
