@@ -104,4 +104,5 @@ def main():
         print(f"{name}: {a.frames} frames -> {folder}", flush=True)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,10 @@ Scores (shared/animation/consistency.py): `error`, the mean absolute difference 
 between frame t and frame t-1 carried to it along Blender's true vectors, over the pixels
 the vectors carry (mean over all consecutive pairs); `regenerated`, the mean share of
 pixels generated from scratch per frame after the first; `cost`, denoising steps run per
-frame as a share of one txt2img (img2img at s costs s). The table goes to RESULTS.md.
+frame as a share of one txt2img (img2img at s costs s); `detail`, the last frame's fine
+detail (mean absolute Laplacian) over a fresh txt2img's of the same frame: warping
+resamples, so a warp never refreshed softens frame after frame, which the error alone
+would reward. The table goes to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class Row:
     error: float
     regenerated: float
     cost: float
+    detail: float
     seconds: float
 
 
@@ -106,9 +110,17 @@ def run_mode(flows: Path, out: Path, frames: list[int], s: SequenceSettings) -> 
     motions = {f: io.motion(f) for f in frames}
     pairs = score(frames, images, motions)
     err = float(np.mean([p.error for p in pairs]))
+    last = frames[-1]
+    detail = laplacian(images[last]) / laplacian(gen(Request(last)))
     regen = float(np.mean([r.regenerated for r in reports[1:]]))
     cost = float(np.mean([r.cost for r in reports]))
-    return err, regen, cost, seconds
+    return err, regen, cost, detail, seconds
+
+
+def laplacian(img: np.ndarray) -> float:
+    f = img.astype(np.float32)
+    lap = 4 * f[1:-1, 1:-1] - f[:-2, 1:-1] - f[2:, 1:-1] - f[1:-1, :-2] - f[1:-1, 2:]
+    return float(np.abs(lap).mean())
 
 
 MODES = [
@@ -160,11 +172,12 @@ def main() -> None:
             frames = flow_frames(flows / scene)
             for i, (mode, setting, s) in enumerate(MODES):
                 out = Path(tmp) / "out" / scene / str(i)
-                err, regen, cost, secs = run_mode(flows / scene, out, frames, s)
-                rows.append(Row(scene, mode, setting, err, regen, cost, secs))
+                err, regen, cost, detail, secs = run_mode(flows / scene, out, frames, s)
+                rows.append(Row(scene, mode, setting, err, regen, cost, detail, secs))
                 print(
                     f"{scene:8s} {mode:10s} {setting:22s} error {err:6.2f}  "
-                    f"regenerated {regen:5.3f}  cost {cost:5.2f}  {secs:5.2f} s",
+                    f"regenerated {regen:5.3f}  cost {cost:5.2f}  detail {detail:4.2f}  "
+                    f"{secs:5.2f} s",
                     flush=True,
                 )
     fixed = {r.scene: r.error for r in rows if r.mode == "fixed_seed"}

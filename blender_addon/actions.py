@@ -13,7 +13,6 @@ import bpy
 import numpy as np
 
 from dreamwire.shared.animation import sequence
-from dreamwire.shared.animation.occlusion import OcclusionSettings
 from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
 from dreamwire.shared.family_support import model_info
 from dreamwire.shared.job import Job
@@ -732,13 +731,13 @@ def multiview_cameras(context) -> list:
 def _sequence_settings(scene) -> SequenceSettings:
     props = scene.dreamwire
     marked = tuple(m.frame for m in scene.timeline_markers) if props.key_markers else ()
-    return SequenceSettings(
-        mode=Mode(props.animation_mode),
-        previous_strength=props.previous_strength,
-        denoise=props.warp_denoise,
-        occlusion=OcclusionSettings(grow=props.mask_grow),
-        key_every=props.key_every,
-        key_marked=marked,
+    return sequence.settings(
+        props.animation_mode,
+        props.previous_strength,
+        props.warp_denoise,
+        props.mask_grow,
+        props.key_every,
+        marked,
     )
 
 

@@ -20,8 +20,7 @@ from pathlib import Path
 from dreamwire.backend.cli import generate
 from dreamwire.shared.animation.folder import FolderFrames, flow_frames
 from dreamwire.shared.animation.motion import MotionError
-from dreamwire.shared.animation.occlusion import OcclusionSettings
-from dreamwire.shared.animation.sequence import Mode, Request, SequenceSettings, run
+from dreamwire.shared.animation.sequence import Mode, Request, SequenceSettings, run, settings
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.imaging.depth import depth_image
 from dreamwire.shared.job import ControlUnit, Job, new_job_id
@@ -62,13 +61,13 @@ def _settings(args: argparse.Namespace) -> SequenceSettings:
     except ValueError:
         msg = f"--keys: {args.keys!r} is not frame numbers"
         raise DreamwireError(ErrorCode.INVALID_JOB, msg) from None
-    return SequenceSettings(
-        mode=Mode(args.animation),
-        previous_strength=args.previous_strength,
-        denoise=args.refresh,
-        occlusion=OcclusionSettings(grow=args.mask_grow),
-        key_every=args.key_every,
-        key_marked=keys,
+    return settings(
+        args.animation,
+        args.previous_strength,
+        args.refresh,
+        args.mask_grow,
+        args.key_every,
+        keys,
     )
 
 

@@ -58,6 +58,25 @@ class SequenceSettings:
     key_marked: tuple[int, ...] = ()
 
 
+def settings(
+    mode: str,
+    previous_strength: float,
+    denoise: float,
+    grow: int,
+    key_every: int,
+    key_marked: tuple[int, ...] = (),
+) -> SequenceSettings:
+    """The settings from a host's flat fields (the N-panel's properties, the CLI's flags)."""
+    return SequenceSettings(
+        mode=Mode(mode),
+        previous_strength=previous_strength,
+        denoise=denoise,
+        occlusion=OcclusionSettings(grow=grow),
+        key_every=key_every,
+        key_marked=tuple(key_marked),
+    )
+
+
 @dataclass
 class Request:
     frame: int

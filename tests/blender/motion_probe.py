@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from bpy_extras.object_utils import world_to_camera_view  # noqa: E402
 from mathutils import Vector  # noqa: E402
 
+from bench.animation_scenes import linear  # noqa: E402
 from blender_addon import capture  # noqa: E402
 
 W, H = 64, 48
@@ -44,24 +45,6 @@ def emission_checker(obj, scale):
     links.new(checker.outputs["Color"], emit.inputs["Color"])
     links.new(emit.outputs["Emission"], out.inputs["Surface"])
     obj.data.materials.append(mat)
-
-
-def linear(obj):
-    anim = obj.animation_data.action
-    curves = (
-        [
-            fc
-            for layer in anim.layers
-            for s in layer.strips
-            for b in s.channelbags
-            for fc in b.fcurves
-        ]
-        if hasattr(anim, "layers")
-        else list(anim.fcurves)
-    )
-    for fc in curves:
-        for k in fc.keyframe_points:
-            k.interpolation = "LINEAR"
 
 
 def main():

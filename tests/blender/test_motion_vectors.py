@@ -4,9 +4,6 @@ against a scripted motion whose projections Blender itself computes (motion_prob
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ import pytest
 from dreamwire.shared.animation.motion import FrameMotion
 from dreamwire.shared.animation.occlusion import OcclusionSettings, reliable
 from dreamwire.shared.animation.warp import warp
+from tests.support.bpy_probe import run_probe
 
 pytestmark = [
     pytest.mark.blender,
@@ -26,15 +24,7 @@ PROBE = Path(__file__).with_name("motion_probe.py")
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    out = tmp_path_factory.mktemp("motion")
-    proc = subprocess.run(
-        [sys.executable, str(PROBE), str(out)], capture_output=True, text=True, timeout=300
-    )
-    report = out / "motion.json"
-    assert report.exists(), f"probe wrote nothing:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    results = json.loads(report.read_text())
-    assert results.get("ok"), results.get("traceback")
-    return results, dict(np.load(out / "motion.npz"))
+    return run_probe(PROBE, tmp_path_factory.mktemp("motion"), "motion")
 
 
 def _at(a, point):
