@@ -836,6 +836,17 @@ def sc_animation():
     record("pose_pixels", int((pose_frame1[..., :3].max(axis=2) > 0).sum()))
     record("pose_moved", int((np.abs(pose_last - pose_frame1).max(axis=2) > 0).sum()))
     record("jobs", job_records())
+    # Keyframes every 2nd frame into another folder: keys 1 and 3 generated, frame 2
+    # blended from both (inpainted only where neither sees it).
+    s.animation_mode = "keyframes"
+    s.key_every = 2
+    s.output_dir = os.path.join(CONFIG["out"], "keys")
+    res, err = run_op(lambda: bpy.ops.dreamwire.render_animation())
+    record("keys_result", [res, err])
+    record("keys_files", sorted(f for f in os.listdir(s.output_dir) if f.endswith(".png")))
+    record("jobs_after_keys", job_records())
+    s.frame_step = 2
+    record("keys_step_error", run_op(lambda: bpy.ops.dreamwire.render_animation())[1])
 
 
 def job_field(tag, name):

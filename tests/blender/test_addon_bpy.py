@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -335,6 +336,19 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
             ["img2img", c["seed"], controls],
             ["inpaint", c["seed"], controls],
         ]
+    # Keyframes: key 1 from scratch, key 3 warped from key 1 (inpaint, refresh); frame 2
+    # blended from both keys, so at most an inpaint of what neither sees.
+    assert c["keys_result"] == [["FINISHED"], None]
+    assert c["keys_files"] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
+
+    def modes(tag, records):
+        return Counter(m for m, *_ in records.get(tag, []))
+
+    added = {t: modes(t, c["jobs_after_keys"]) - modes(t, jobs) for t in c["jobs_after_keys"]}
+    assert added["frame 1"] == Counter(["txt2img"])
+    assert added["frame 3"] == Counter(["img2img", "inpaint"])
+    assert added["frame 2"] in (Counter(), Counter(["inpaint"]))
+    assert "frame step to 1" in c["keys_step_error"]
 
 
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):
