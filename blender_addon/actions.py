@@ -12,13 +12,15 @@ from dataclasses import replace
 import bpy
 import numpy as np
 
-from dreamwire.shared.codec import decode_png, encode_png
+from dreamwire.shared.animation import sequence
+from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
 from dreamwire.shared.family_support import model_info
 from dreamwire.shared.job import Job
 from dreamwire.shared.panel_job import distilled_cfg
 from dreamwire.shared.result import JobResult
 
 from . import bpy_data, connection
+from .animation_frames import BlenderFrames
 from .core import animation as anim
 from .core.edit import build_edit_job, edited_name
 from .core.job_builder import (
@@ -726,6 +728,19 @@ def multiview_cameras(context) -> list:
 
 
 # -- Render animation ----------------------------------------------------------------
+def _sequence_settings(scene) -> SequenceSettings:
+    props = scene.dreamwire
+    marked = tuple(m.frame for m in scene.timeline_markers) if props.key_markers else ()
+    return sequence.settings(
+        props.animation_mode,
+        props.previous_strength,
+        props.warp_denoise,
+        props.mask_grow,
+        props.key_every,
+        marked,
+    )
+
+
 def render_animation(context):
     scene = context.scene
     props = scene.dreamwire
@@ -735,6 +750,11 @@ def render_animation(context):
         raise ActionError("Write a prompt first.")
     width, height = _job_size(s, scene)
     folder = bpy_data.output_dir(props.output_dir)
+    seq = _sequence_settings(scene)
+    if seq.mode in MOTION_MODES and props.frame_step != 1:
+        raise ActionError(
+            "Warp and keyframe modes follow the motion frame by frame: set the frame step to 1."
+        )
     fingerprint = {
         "prompt": s.prompt,
         "negative": s.negative,
@@ -743,10 +763,14 @@ def render_animation(context):
         "steps": s.steps,
         "cfg": s.cfg,
         "size": [width, height],
-        "from_previous": props.from_previous,
+        "from_previous": seq.mode is Mode.PREVIOUS,
         "strength": props.previous_strength,
         "controls": [(c.name, c.weight, c.start, c.end) for c in s.enabled_controls()],
     }
+    if seq.mode in MOTION_MODES:  # only where it matters: older renders keep their fingerprint
+        fingerprint["motion"] = [seq.mode.value, seq.denoise, seq.occlusion.grow]
+        if seq.mode is Mode.KEYFRAMES:
+            fingerprint["keys"] = [seq.key_every, list(seq.key_marked)]
     distilled = distilled_cfg(s, s.info.family)
     if distilled is not None:  # only where it travels: older renders keep their fingerprint
         fingerprint["distilled_cfg"] = distilled
@@ -769,42 +793,43 @@ def render_animation(context):
         )
     except anim.AnimationError as exc:
         raise ActionError(str(exc)) from None
-    from_previous = props.from_previous
-    strength = props.previous_strength
+
+    def job_for(request, controls) -> Job:
+        job = build_job(
+            s,
+            controls,
+            init_image=request.init,
+            mask=request.mask,
+            strength=request.strength,
+            seed=plan.seed,
+            size=(width, height),
+            tag=f"frame {request.frame}",
+        )
+        return replace(job, mask_blur=0) if request.mask is not None else job
 
     def run():
         note = _fit(s)
         original = scene.frame_current
-        written = 0
+        frames = BlenderFrames(scene, folder, width, height)
+        steps = sequence.run(plan.frames, seq, frames)
+        controls_of = (None, {})
         try:
-            for f in plan.todo:
-                scene.frame_set(f)
-                cam = _camera(scene)
-                controls = capture_controls(scene, cam, s, width, height)
-                init = None
-                prev = plan.previous(f)
-                if from_previous and prev is not None:
-                    path = anim.frame_path(folder, prev)
-                    if anim.is_complete_png(path):
-                        init = decode_png(path.read_bytes())[..., :3]
-                        if init.shape[:2] != (height, width):
-                            init = None
-                job = build_job(
-                    s,
-                    controls,
-                    init_image=init,
-                    strength=strength if init is not None else None,
-                    seed=plan.seed,
-                    size=(width, height),
-                    tag=f"frame {f}",
-                )
-                result = yield job
-                anim.write_atomic(anim.frame_path(folder, f), encode_png(_image(result)))
-                written += 1
+            request = next(steps)
+            while True:
+                if controls_of[0] != request.frame:
+                    scene.frame_set(request.frame)
+                    cam = _camera(scene)
+                    controls_of = (request.frame, capture_controls(scene, cam, s, width, height))
+                result = yield job_for(request, controls_of[1])
+                request = steps.send(_image(result))
+        except StopIteration:
+            pass
         finally:
+            frames.close()
             scene.frame_set(original)
         skipped = len(plan.done)
         extra = f", {skipped} already on disk" if skipped else ""
-        return _done(f"Rendered {written} frames to {folder}{extra}", note)
+        return _done(f"Rendered {frames.written} frames to {folder}{extra}", note)
 
-    return run(), max(1, len(plan.todo))
+    jobs = len(plan.todo) * (2 if seq.mode in MOTION_MODES else 1)
+    return run(), max(1, jobs)

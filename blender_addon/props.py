@@ -76,6 +76,22 @@ def _search_upscalers(self, context, edit_text):
     return [n for n in names if edit_text.lower() in n.lower()]
 
 
+_ANIMATION_MODES = [
+    ("fixed_seed", "Fixed seed", "Every frame generated alone with the same seed"),
+    ("previous", "Previous frame", "img2img of the previous frame at the frame strength"),
+    (
+        "warp",
+        "Warp and inpaint",
+        "The previous frame moved along Blender's motion vectors; only what it cannot show "
+        "is generated, then a light refresh",
+    ),
+    (
+        "keyframes",
+        "Keyframes",
+        "Generate keyframes; frames between are warped from both and only what neither sees "
+        "is generated",
+    ),
+]
 _SEAMLESS_ITEMS = [
     (FROM_IMAGE, "From image", "Tile as the image was generated (Seamless), else not"),
     ("none", "Off", "The image does not tile"),
@@ -397,8 +413,41 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     )
     # Animation
     frame_step: IntProperty(name="Step", default=1, min=1)
-    from_previous: BoolProperty(name="img2img from previous frame", default=False)
+    animation_mode: EnumProperty(
+        name="Mode",
+        items=_ANIMATION_MODES,
+        default="fixed_seed",
+        description="How frames hold together",
+    )
     previous_strength: FloatProperty(name="Frame strength", default=0.6, min=0.0, max=1.0)
+    warp_denoise: FloatProperty(
+        name="Refresh",
+        default=0.15,
+        min=0.0,
+        max=1.0,
+        subtype="FACTOR",
+        description="Denoise of the light img2img over each warped frame (restores the detail "
+        "that warping softens; 0: none)",
+    )
+    mask_grow: IntProperty(
+        name="Mask growth",
+        default=2,
+        min=0,
+        max=64,
+        subtype="PIXEL",
+        description="Pixels the regenerated (disoccluded) area grows by, for context to blend in",
+    )
+    key_every: IntProperty(
+        name="Keyframe every",
+        default=8,
+        min=1,
+        description="Generate every Nth frame; propagate the frames between",
+    )
+    key_markers: BoolProperty(
+        name="Keyframes at markers",
+        default=False,
+        description="Also make the frames with timeline markers keyframes",
+    )
     overwrite: BoolProperty(
         name="Overwrite", default=False, description="Render every frame again instead of resuming"
     )

@@ -237,9 +237,19 @@ def _draw_animation(layout, context) -> None:
     row.prop(context.scene, "frame_start")
     row.prop(context.scene, "frame_end")
     row.prop(props, "frame_step")
-    layout.prop(props, "from_previous")
-    if props.from_previous:
-        layout.prop(props, "previous_strength")
+    layout.prop(props, "animation_mode")
+    # Every mode's settings stay in view, greyed where the chosen mode does not use them.
+    mode = props.animation_mode
+    for name, used in (
+        ("previous_strength", mode == "previous"),
+        ("warp_denoise", mode in ("warp", "keyframes")),
+        ("mask_grow", mode in ("warp", "keyframes")),
+        ("key_every", mode == "keyframes"),
+        ("key_markers", mode == "keyframes"),
+    ):
+        row = layout.row()
+        row.active = used
+        row.prop(props, name)
     layout.prop(props, "overwrite")
     layout.operator("dreamwire.render_animation", icon="RENDER_ANIMATION")
 

@@ -387,6 +387,21 @@ def run_remote(args: argparse.Namespace, job: Job, on_progress):
         client.close()
 
 
+def job_runner(args: argparse.Namespace):
+    """(run one job, close) for commands that run many jobs: an engine built once here, or
+    the backend's queue (--server), one job at a time."""
+    if args.server:
+        from dreamwire.shared.client import Client
+
+        client = Client(
+            args.server, server_public_key=args.server_key, client_secret_key=args.client_key
+        )
+        return (lambda job, bar: client.run(job, timeout=3600.0, on_progress=bar)), client.close
+    apply_fast_path_choice(args)
+    engine = build_engine(model_roots(args), args.device, args.low_vram)
+    return (lambda job, bar: engine.run(job, on_progress=bar)), lambda: None
+
+
 def main(args: argparse.Namespace) -> int:
     from dreamwire.backend.store import ResultStore
 

@@ -107,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
             f"the grid would be {round(mp)} megapixels (at most {MAX_GRID_MP})",
         )
     bar = generate.Bar(quiet=args.json)
-    run_cell, close = _runner(args)
+    run_cell, close = generate.job_runner(args)
     store = ResultStore(config.output_dir(args.out))
     saved = []
     try:
@@ -140,18 +140,3 @@ def main(args: argparse.Namespace) -> int:
     }
     print(json.dumps(record, indent=2) if args.json else f"grid: {path}")
     return 0
-
-
-def _runner(args: argparse.Namespace):
-    """(run one job, close): an engine built once here, or the backend's queue (--server),
-    one job at a time."""
-    if args.server:
-        from dreamwire.shared.client import Client
-
-        client = Client(
-            args.server, server_public_key=args.server_key, client_secret_key=args.client_key
-        )
-        return (lambda job, bar: client.run(job, timeout=3600.0, on_progress=bar)), client.close
-    generate.apply_fast_path_choice(args)
-    engine = generate.build_engine(generate.model_roots(args), args.device, args.low_vram)
-    return (lambda job, bar: engine.run(job, on_progress=bar)), lambda: None

@@ -9,6 +9,8 @@ API (all images H x W x 3 uint8 RGB, top row first, ready for a ControlUnit):
                   # passes the kinds ("depth", "normals", "segmentation") need; None: all
     capture_depth(scene, camera=None, width=None, height=None, *, mode="linear",
                   gamma=1.0, passes=None) -> np.ndarray        # near bright, bg black
+    capture_motion(scene, camera=None, width=None, height=None, *,
+                   passes=None) -> FrameMotion  # vectors, depth, ids (shared.animation)
     capture_normals(scene, camera=None, width=None, height=None, *,
                     background=(127, 127, 255), passes=None) -> np.ndarray  # normalbae
     capture_segmentation(scene, camera=None, width=None, height=None, *, default=None,
@@ -36,6 +38,7 @@ from .api import (
     capture_all,
     capture_color,
     capture_depth,
+    capture_motion,
     capture_normals,
     capture_pose,
     capture_segmentation,
@@ -50,6 +53,7 @@ __all__ = [
     "capture_all",
     "capture_color",
     "capture_depth",
+    "capture_motion",
     "capture_normals",
     "capture_pose",
     "capture_segmentation",

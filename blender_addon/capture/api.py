@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
+from dreamwire.shared.animation.motion import FrameMotion, from_blender_vector
 from dreamwire.shared.imaging import ade20k
 from dreamwire.shared.imaging import depth as depth_conv
 from dreamwire.shared.imaging import normals as normal_conv
@@ -37,10 +38,12 @@ _PASS_NAMES = {
     "object_index": ("Object Index", "IndexOB"),
     "material_index": ("Material Index", "IndexMA"),
     "combined": ("Combined", "Image"),
+    "vector": ("Vector",),
 }
 _BACKGROUND_Z = 1e9
 CAPTURE_SLOT = "Dreamwire capture"
 DATA_KINDS = ("depth", "normals", "segmentation")
+PASS_KINDS = (*DATA_KINDS, "motion")  # motion only when asked for: it costs a pass
 
 
 class CaptureError(Exception):
@@ -60,6 +63,9 @@ class RenderPasses:
     objects: dict[int, str]  # object pass index -> object name
     materials: dict[int, str]  # material pass index -> material name
     color: np.ndarray | None = None  # H x W x 3 uint8, with the scene's view transform
+    # Blender's Vector pass (H x W x 4: X, Y, Z, W), with kinds "motion" only; see
+    # dreamwire.shared.animation.motion for its conventions.
+    vector: np.ndarray | None = None
     # The objects and materials themselves, by pass index: looking thousands of them up
     # by name again would take seconds (name lookups in bpy are linear).
     object_ids: dict[int, object] = field(default_factory=dict, repr=False)
@@ -284,16 +290,18 @@ def render_passes(
     """One Cycles CPU render of the camera's view: depth, normal and index passes (and the
     shaded colour when `color`). Every setting it touches is restored afterwards.
 
-    `kinds` (of "depth", "normals", "segmentation"; None: all) limits the render to the
-    passes those captures need: depth is always there, normals need the normal pass,
-    segmentation the object and material index passes.
+    `kinds` (of "depth", "normals", "segmentation", "motion"; None: all but motion) limits the
+    render to the passes those captures need: depth is always there, normals need the
+    normal pass, segmentation the object and material index passes, motion the Vector
+    pass and the object index (Cycles writes vectors only with motion blur off, as here).
     """
     kinds = set(DATA_KINDS if kinds is None else kinds)
-    unknown = kinds - set(DATA_KINDS)
+    unknown = kinds - set(PASS_KINDS)
     if unknown:
         raise CaptureError(f"Unknown capture kinds: {sorted(unknown)}")
     want_normal = "normals" in kinds
-    want_index = "segmentation" in kinds
+    want_vector = "motion" in kinds
+    want_index = "segmentation" in kinds or want_vector
     cam = _camera(scene, camera)
     w, h = _size(scene, width, height)
     model = camera_model(scene, cam, w, h)
@@ -351,6 +359,7 @@ def render_passes(
             "use_pass_object_index": want_index,
             "use_pass_material_index": want_index,
             "use_pass_combined": color,
+            "use_pass_vector": want_vector,
         }
         for owner in (vl, getattr(vl, "cycles", None)):
             for switch in _pass_switches(owner):
@@ -388,8 +397,10 @@ def render_passes(
             existing.render_slots.active = slot
         keys = ["depth"] + ["normal"] * want_normal
         keys += ["object_index", "material_index"] * want_index
+        keys += ["vector"] * want_vector
         # Combined (RGBA) is always in the file, float32, plus the passes asked for.
-        nbytes = w * h * 4 * (4 + 1 + 3 * want_normal + 2 * want_index) + (w * h * 3) * color
+        nbytes = w * h * 4 * (4 + 1 + 3 * want_normal + 2 * want_index + 4 * want_vector)
+        nbytes += (w * h * 3) * color
         parent = _temp_parent(nbytes)
         with tempfile.TemporaryDirectory(prefix="dreamwire-capture-", dir=parent) as tmp:
             bpy.ops.render.render(write_still=False, scene=scene.name, layer=vl.name)
@@ -421,8 +432,15 @@ def render_passes(
     n = _find_pass(channels, "normal", vl.name) if want_normal else None
     oi = _find_pass(channels, "object_index", vl.name) if want_index else None
     mi = _find_pass(channels, "material_index", vl.name) if want_index else None
-    if z is None or (want_normal and n is None) or (want_index and oi is None):
-        missing = [k for k, a in (("depth", z), ("normal", n), ("index", oi)) if a is None]
+    vec = _find_pass(channels, "vector", vl.name) if want_vector else None
+    if (
+        z is None
+        or (want_normal and n is None)
+        or (want_index and oi is None)
+        or (want_vector and vec is None)
+    ):
+        found = (("depth", z), ("normal", n), ("index", oi), ("vector", vec))
+        missing = [k for k, a in found if a is None and (k != "vector" or want_vector)]
         raise CaptureError(f"The render did not contain the {', '.join(missing)} passes.")
     z = z[..., 0].astype(np.float32)
     z[~(np.isfinite(z) & (z > 0) & (z < _BACKGROUND_Z))] = np.inf
@@ -440,6 +458,7 @@ def render_passes(
         object_ids=object_ids,
         material_ids=material_ids,
         color=color_img,
+        vector=vec.astype(np.float32) if vec is not None else None,
     )
 
 
@@ -451,6 +470,16 @@ def capture_depth(
 ) -> np.ndarray:
     p = passes or render_passes(scene, camera, width, height, kinds=("depth",))
     return depth_conv.depth_image(p.z, mode=mode, gamma=gamma)
+
+
+def capture_motion(scene, camera=None, width=None, height=None, *, passes=None) -> FrameMotion:
+    """The frame's true motion (to the frames before and after), view depth and object
+    ids, from one render with the Vector pass (kinds "motion")."""
+    p = passes or render_passes(scene, camera, width, height, kinds=("motion",))
+    if p.vector is None or p.object_index is None:
+        raise CaptureError("These passes were rendered without the Vector pass (kinds).")
+    to_prev, to_next = from_blender_vector(p.vector)
+    return FrameMotion(to_prev, to_next, p.z.copy(), p.object_index.copy())
 
 
 def capture_normals(

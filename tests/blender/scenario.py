@@ -379,11 +379,11 @@ def record_panel_tree():
         tree[-1].append(hasattr(bpy.types, cls.bl_idname) and cls.bl_category == "Dreamwire")
     record("panel_tree", tree)
     s = bpy.context.scene.dreamwire
-    s.colour.enabled = s.colour_as_init = s.pose.enabled = s.from_previous = True
+    s.colour.enabled = s.colour_as_init = s.pose.enabled = True
     by_panel, log = {}, []
     for space in ("VIEW_3D", "IMAGE_EDITOR"):
         draw_panels(space, log, by_panel)
-    s.colour.enabled = s.colour_as_init = s.pose.enabled = s.from_previous = False
+    s.colour.enabled = s.colour_as_init = s.pose.enabled = False
     record("panel_props", {k: [n for kind, n in v if kind == "prop"] for k, v in by_panel.items()})
     record(
         "panel_ops", {k: [n for kind, n in v if kind == "operator"] for k, v in by_panel.items()}
@@ -782,7 +782,8 @@ def _anim_scene():
 
 def sc_animation():
     s = _anim_scene()
-    s.from_previous = True
+    record("mode_default", s.animation_mode)
+    s.animation_mode = "warp"
     folder = s.output_dir
     # First run: stop after the first frame is on disk (as an artist pressing Esc).
     a = addon()
@@ -835,6 +836,17 @@ def sc_animation():
     record("pose_pixels", int((pose_frame1[..., :3].max(axis=2) > 0).sum()))
     record("pose_moved", int((np.abs(pose_last - pose_frame1).max(axis=2) > 0).sum()))
     record("jobs", job_records())
+    # Keyframes every 2nd frame into another folder: keys 1 and 3 generated, frame 2
+    # blended from both (inpainted only where neither sees it).
+    s.animation_mode = "keyframes"
+    s.key_every = 2
+    s.output_dir = os.path.join(CONFIG["out"], "keys")
+    res, err = run_op(lambda: bpy.ops.dreamwire.render_animation())
+    record("keys_result", [res, err])
+    record("keys_files", sorted(f for f in os.listdir(s.output_dir) if f.endswith(".png")))
+    record("jobs_after_keys", job_records())
+    s.frame_step = 2
+    record("keys_step_error", run_op(lambda: bpy.ops.dreamwire.render_animation())[1])
 
 
 def job_field(tag, name):

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -322,12 +323,32 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
     assert c["frames_match_generated"] == [True, True, True]
     assert c["depth_images"] and c["depth_moved"] > 50
     assert c["pose_pixels"] > 30 and c["pose_moved"] > 30  # the skeleton was drawn, and it moved
-    # One job per frame (the resumed run did not redo frame 1), all with the same seed;
-    # frame 1 from scratch, the others img2img from the frame before.
+    # Warp and inpaint (the resumed run did not redo frame 1), all with the same seed and
+    # the frame's own controls: frame 1 from scratch; the others are the frame before moved
+    # along Blender's vectors, the area the moving cube and rig uncovered inpainted, then
+    # the light img2img refresh.
+    assert c["mode_default"] == "fixed_seed"
     jobs = c["jobs"]
-    assert jobs["frame 1"] == [["txt2img", c["seed"], ["depth", "openpose"]]]
-    assert jobs["frame 2"] == [["img2img", c["seed"], ["depth", "openpose"]]]
-    assert jobs["frame 3"] == [["img2img", c["seed"], ["depth", "openpose"]]]
+    controls = ["depth", "openpose"]
+    assert jobs["frame 1"] == [["txt2img", c["seed"], controls]]
+    for f in ("frame 2", "frame 3"):
+        assert sorted(jobs[f]) == [
+            ["img2img", c["seed"], controls],
+            ["inpaint", c["seed"], controls],
+        ]
+    # Keyframes: key 1 from scratch, key 3 warped from key 1 (inpaint, refresh); frame 2
+    # blended from both keys, so at most an inpaint of what neither sees.
+    assert c["keys_result"] == [["FINISHED"], None]
+    assert c["keys_files"] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
+
+    def modes(tag, records):
+        return Counter(m for m, *_ in records.get(tag, []))
+
+    added = {t: modes(t, c["jobs_after_keys"]) - modes(t, jobs) for t in c["jobs_after_keys"]}
+    assert added["frame 1"] == Counter(["txt2img"])
+    assert added["frame 3"] == Counter(["img2img", "inpaint"])
+    assert added["frame 2"] in (Counter(), Counter(["inpaint"]))
+    assert "frame step to 1" in c["keys_step_error"]
 
 
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):

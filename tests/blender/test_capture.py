@@ -9,9 +9,6 @@ checks are here.
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ import pytest
 
 from dreamwire.shared.imaging import ade20k, normals
 from dreamwire.shared.imaging.openpose import KEYPOINT_INDEX
+from tests.support.bpy_probe import run_probe
 
 pytestmark = [
     pytest.mark.blender,
@@ -30,16 +28,7 @@ PROBE = Path(__file__).with_name("capture_probe.py")
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    out = tmp_path_factory.mktemp("capture")
-    proc = subprocess.run(
-        [sys.executable, str(PROBE), str(out)], capture_output=True, text=True, timeout=300
-    )
-    report = out / "probe.json"
-    assert report.exists(), f"probe wrote nothing:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    results = json.loads(report.read_text())
-    assert results.get("ok"), results.get("traceback")
-    arrays = dict(np.load(out / "probe.npz"))
-    return results, arrays
+    return run_probe(PROBE, tmp_path_factory.mktemp("capture"), "probe")
 
 
 def _px(results, key):

@@ -1,0 +1,144 @@
+"""`dreamwire animate FLOWS --out FOLDER`: an animation from a folder of flow files (one
+`frame_NNNN.npz` per frame: true motion to the previous and next frames, optionally depth
+and object ids; shared/animation/motion.py describes the format, and Blender's add-on
+writes the same through its capture), generated frame by frame with `generate`'s job flags
+in one of the render modes (shared/animation/sequence.py): fixed_seed, previous, warp,
+keyframes. Frames go to the output folder as `frame_NNNN.png`; a run stopped part way
+resumes from the frames already there (delete them to start over). Every frame uses one
+seed (--seed, else one chosen and printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+from pathlib import Path
+
+from dreamwire.backend.cli import generate
+from dreamwire.shared.animation.folder import FolderFrames, flow_frames
+from dreamwire.shared.animation.motion import MotionError
+from dreamwire.shared.animation.sequence import Mode, Request, SequenceSettings, run, settings
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.imaging.depth import depth_image
+from dreamwire.shared.job import ControlUnit, Job, new_job_id
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "animate", help="an animation from flow files (warp and inpaint, keyframes, ...)"
+    )
+    p.add_argument("flows", type=Path, help="folder of frame_NNNN.npz flow files")
+    generate.add_job_arguments(p)
+    p.add_argument(
+        "--animation", choices=[m.value for m in Mode], default=Mode.WARP.value, help="render mode"
+    )
+    d = SequenceSettings()
+    p.add_argument("--previous-strength", type=float, default=d.previous_strength)
+    p.add_argument(
+        "--refresh", type=float, default=d.denoise, help="denoise of the light pass over warps"
+    )
+    p.add_argument("--mask-grow", type=int, default=d.occlusion.grow, help="pixels")
+    p.add_argument("--key-every", type=int, default=d.key_every)
+    p.add_argument("--keys", default="", help="extra keyframes, e.g. 1,17,30")
+    p.add_argument(
+        "--depth-control",
+        type=float,
+        nargs="?",
+        const=1.0,
+        default=None,
+        metavar="WEIGHT",
+        help="a depth ControlNet per frame from the flow files' depth",
+    )
+    p.set_defaults(func=main)
+
+
+def _settings(args: argparse.Namespace) -> SequenceSettings:
+    try:
+        keys = tuple(int(k) for k in args.keys.replace(" ", "").split(",") if k)
+    except ValueError:
+        msg = f"--keys: {args.keys!r} is not frame numbers"
+        raise DreamwireError(ErrorCode.INVALID_JOB, msg) from None
+    return settings(
+        args.animation,
+        args.previous_strength,
+        args.refresh,
+        args.mask_grow,
+        args.key_every,
+        keys,
+    )
+
+
+def frame_job(base: Job, req: Request, io: FolderFrames, depth_weight: float | None) -> Job:
+    """The base job made into one request's job (a new id: each is a job of its own)."""
+    controls = list(base.controls)
+    if depth_weight is not None:
+        z = io.motion(req.frame).depth
+        if z is None:
+            raise MotionError(f"--depth-control: frame {req.frame}'s flow file has no depth")
+        controls.append(ControlUnit(type="depth", image=depth_image(z), weight=depth_weight))
+    job = dataclasses.replace(
+        base,
+        job_id=new_job_id(),
+        mode=None,  # validate() reads it from the request: txt2img, img2img or inpaint
+        tag=f"frame {req.frame}",
+        init_image=req.init,
+        strength=base.strength if req.strength is None else req.strength,
+        mask=req.mask,
+        mask_blur=0 if req.mask is not None else base.mask_blur,
+        controls=controls,
+    )
+    return job.validate()
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.flows.is_dir():
+        raise DreamwireError(ErrorCode.INVALID_JOB, f"{args.flows} is not a folder")
+    frames = flow_frames(args.flows)
+    if not frames:
+        raise DreamwireError(ErrorCode.INVALID_JOB, f"{args.flows} holds no frame_NNNN.npz files")
+    s = _settings(args)
+    args = generate.model_from_path(args)
+    out = args.out or Path("out") / "animation"
+    io = FolderFrames(args.flows, out)
+    try:
+        h, w = io.motion(frames[0]).shape
+        seed = args.seed if args.seed >= 0 else random.SystemRandom().randrange(2**32 - 1)
+        base = generate.build_job(
+            argparse.Namespace(**{**vars(args), "width": w, "height": h, "seed": seed}),
+            generate.model_family(args),
+        )
+        steps = run(frames, s, io)
+    except (MotionError, ValueError) as exc:
+        raise DreamwireError(ErrorCode.INVALID_JOB, str(exc)) from None
+    if not args.json:
+        print(f"{len(frames)} frames, seed {seed}, mode {s.mode.value}", file=sys.stderr)
+    bar = generate.Bar(quiet=args.json)
+    run_job, close = generate.job_runner(args)
+    try:
+        request = next(steps)
+        while True:
+            job = frame_job(base, request, io, args.depth_control)
+            result = run_job(job, bar)
+            request = steps.send(result.images[0].image[..., :3])
+    except StopIteration as stop:
+        reports = stop.value
+    except (MotionError, ValueError) as exc:
+        raise DreamwireError(ErrorCode.INVALID_JOB, str(exc)) from None
+    finally:
+        bar.close()
+        close()
+    record = {
+        "folder": str(Path(out).resolve()),
+        "seed": seed,
+        "mode": s.mode.value,
+        "frames": [dataclasses.asdict(r) for r in reports],
+    }
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        made = sum(r.source != "on disk" for r in reports)
+        print(f"{made} frame(s) written to {record['folder']}")
+    return 0
