@@ -100,8 +100,16 @@ def _blockwise(values: torch.Tensor, scales: torch.Tensor, blocksize: int) -> to
     """values[i] * scales[i // blocksize] (the last block may be short), in float32."""
     import torch
 
-    block = torch.arange(values.numel()) // blocksize
-    return values.float() * scales.float()[block]
+    values = values.float().reshape(-1)
+    scales = scales.float()
+    # Whole blocks as rows (no index tensor as large as the weight: Flux's largest matrix
+    # has 38 M weights); then the short last block, if any.
+    whole = values.numel() - values.numel() % blocksize
+    out = torch.empty_like(values)
+    out[:whole] = (values[:whole].view(-1, blocksize) * scales[: whole // blocksize, None]).view(-1)
+    if whole < values.numel():
+        out[whole:] = values[whole:] * scales[whole // blocksize]
+    return out
 
 
 def _scales(weight: NF4Weight) -> torch.Tensor:
