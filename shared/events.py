@@ -55,6 +55,9 @@ class Welcome:
     # {checkpoint: what it lacks to load, naming the file to add} (a Flux transformer file
     # without its T5, CLIP-L, VAE or T5 tokenizer); models absent here are complete.
     model_missing: dict[str, str] = field(default_factory=dict)
+    # {checkpoint: how its weights are stored ("GGUF Q4_K", NF4 expanded ...)}, text for the
+    # artist; models absent here are stored at full precision (or the backend does not say).
+    model_weights: dict[str, str] = field(default_factory=dict)
     # {checkpoint: the job modes it runs} ("edit" only on edit models: Flux Kontext), from
     # its catalog variant; {} from a backend that does not say.
     model_modes: dict[str, list[str]] = field(default_factory=dict)
@@ -79,7 +82,8 @@ class Welcome:
         for name in ("priorities", "upscalers"):
             kw[name] = _strings(kw.get(name))
         kw["model_families"] = _string_map(kw.get("model_families"))
-        kw["model_missing"] = _string_map(kw.get("model_missing"))
+        for name in ("model_missing", "model_weights"):
+            kw[name] = _string_map(kw.get(name))
         modes = kw.get("model_modes")
         modes = modes if isinstance(modes, dict) else {}
         kw["model_modes"] = {str(k): _strings(v) for k, v in modes.items() if isinstance(v, list)}

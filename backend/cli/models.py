@@ -101,6 +101,8 @@ def _library(args):
 
 
 def run_list(args) -> int:
+    from dreamwire.backend.library.sizes import stored_label
+
     lib = _library(args)
     roots = lib.roots
     entries = lib.entries(args.kind)
@@ -109,6 +111,8 @@ def run_list(args) -> int:
         row = entry.to_dict()
         if "error" in entry.detail:
             row["error"] = entry.detail["error"]
+        if entry.kind.value == "checkpoint" and (label := stored_label(entry)):
+            row["weights"] = label
         if args.hash and entry.format.value != "pickle" and "error" not in entry.detail:
             row["hash"] = lib.short_hash(entry)
         rows.append(row)
@@ -117,7 +121,8 @@ def run_list(args) -> int:
         return 0
     for row in rows:
         extra = f" [{row['hash']}]" if "hash" in row else ""
-        note = f"  ! {row['error']}" if "error" in row else ""
+        note = f"  stored as {row['weights']}" if "weights" in row else ""
+        note += f"  ! {row['error']}" if "error" in row else ""
         print(
             f"{row['kind']:<11} {row['name']}{extra}  ({row['format']}, {row['arch'] or '?'}){note}"
         )

@@ -47,6 +47,19 @@ def missing_parts(library) -> dict[str, str]:
     return library.missing_parts()
 
 
+def stored_formats(library) -> dict[str, str]:
+    """{checkpoint: how its weights are stored ("GGUF Q4_K" ...)} for those not stored at
+    full precision, from the headers."""
+    from dreamwire.backend.library.sizes import stored_label
+
+    out: dict[str, str] = {}
+    for entry in library.entries("checkpoint"):
+        label = stored_label(entry)
+        if label and entry.name not in out:
+            out[entry.name] = label
+    return out
+
+
 def params(entry: ModelEntry) -> int | None:
     """Parameters loading `entry` puts in memory, from its headers (None: unknown)."""
     from dreamwire.backend.library.sizes import checkpoint_params

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dreamwire import catalog
 from dreamwire.backend.library import flux_layout
+from dreamwire.backend.library.nf4 import FP4_MARKER, NF4_MARKER, unpacked_shapes
 from dreamwire.backend.library.safetensors_header import Header
 
 REAL_HIDDEN = 3072
@@ -32,8 +33,6 @@ SECTIONS = {
     "t5": flux_layout.COMFY_T5,
     "vae": flux_layout.COMFY_VAE,
 }
-# bitsandbytes' packed 4-bit weights (Forge's flux1-dev-bnb-nf4*.safetensors).
-_BNB_MARKERS = (".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4")
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,8 @@ class FluxFile:
     variant: str  # "dev", "schnell", "fill", "control", "kontext"
     prefix: str  # where the transformer's keys start ("" or "model.diffusion_model.")
     sections: tuple[str, ...]  # the SECTIONS in the same file ("clip_l", "t5", "vae")
-    nf4: bool  # bitsandbytes NF4/FP4 weights
+    nf4: bool  # bitsandbytes NF4 weights (expanded on load)
+    fp4: bool  # bitsandbytes FP4 weights (refused)
 
     @property
     def all_in_one(self) -> bool:
@@ -58,6 +58,7 @@ class FluxFile:
             "sections": list(self.sections),
             "transformer_prefix": self.prefix,
             "nf4": self.nf4,
+            "fp4": self.fp4,
         }
 
 
@@ -77,6 +78,9 @@ def flux_file(header: Header, path: Path) -> FluxFile | None:
         for k, v in header.tensors.items()
         if k.startswith(prefix)
     }
+    nf4 = any(k.endswith(NF4_MARKER) for k in header.tensors)
+    if nf4:
+        shapes = unpacked_shapes(shapes)
     shape = flux_layout.bfl_shape(shapes)
     if shape is None:
         return None
@@ -91,8 +95,8 @@ def flux_file(header: Header, path: Path) -> FluxFile | None:
         # The tiny test models: "tiny-flux-fill" where the catalog has it, else tiny-flux.
         arch = "tiny-" + arch if "tiny-" + arch in catalog.archs() else "tiny-flux"
     sections = tuple(name for name, where in SECTIONS.items() if header.has_prefix(where))
-    nf4 = any(k.endswith(_BNB_MARKERS) for k in header.tensors)
-    return FluxFile(arch=arch, variant=variant, prefix=prefix, sections=sections, nf4=nf4)
+    fp4 = any(k.endswith(FP4_MARKER) for k in header.tensors)
+    return FluxFile(arch=arch, variant=variant, prefix=prefix, sections=sections, nf4=nf4, fp4=fp4)
 
 
 # Text encoders: (marker key, tensor whose last dimension is the width, name by width).

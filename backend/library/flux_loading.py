@@ -9,6 +9,7 @@ weights read from the file:
   quantized weights (diffusers' GGUFQuantizationConfig dequantizes per layer when it runs);
   an fp8 transformer stays fp8 in memory (layerwise casting: upcast one layer at a time);
   fp8 text encoders are upcast to the compute dtype (ComfyUI's "scaled" fp8 multiplied out);
+  bitsandbytes NF4 weights (Forge's bnb-nf4 files) are expanded to float (library/nf4.py);
 - CLIP-L and T5: transformers' models with their parameters on the meta device, then the
   file's tensors assigned (a GGUF T5 is unpacked: transformers cannot run packed weights);
 - VAE: AutoencoderKL.from_single_file (LDM/BFL names).
@@ -17,15 +18,18 @@ weights read from the file:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from dreamwire import catalog
-from dreamwire.backend.library import flux_layout
+from dreamwire.backend.library import flux_layout, nf4
 from dreamwire.backend.library.catalog import pipeline_config_dir
 from dreamwire.backend.library.entries import Format, ModelEntry
 from dreamwire.backend.library.flux_parts import FluxSources, Part
 from dreamwire.backend.library.t5_tokenizer import load_t5_tokenizer
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+log = logging.getLogger(__name__)
 
 # Pipelines for the variants the catalog has no arch of its own for (same components).
 _VARIANT_PIPELINES = {
@@ -67,6 +71,14 @@ def read_tensors(part: Part) -> dict:
             for key in f.keys()  # noqa: SIM118 (safe_open is not a dict)
             if key.startswith(part.prefix)
         }
+    if nf4.has_nf4(tensors):
+        # Forge's bnb-nf4 files: expanded here on every device (bitsandbytes' 4-bit layers
+        # are not used), so the artist is told it saves no memory.
+        log.warning(
+            "%s: NF4 weights expanded to full precision on load (no memory saving on this machine)",
+            path.name,
+        )
+        tensors = nf4.expand_nf4(tensors, path.name)
     return unscaled_fp8(tensors)
 
 
@@ -126,8 +138,11 @@ def load_transformer(part: Part, arch: str, dtype):
     if not quantized:
         state = _float(state, dtype)
     # The file decides the shapes the config may not know: a schnell or Fill file loaded
-    # with dev's config, a pruned model with fewer blocks.
+    # with dev's config, a pruned model with fewer blocks, a width of more heads (of the
+    # config's head size, which the rotary embedding's axes are cut for).
+    head_dim = int(_config(arch, "transformer")["attention_head_dim"])
     overrides = {
+        "num_attention_heads": shape.hidden // head_dim,
         "guidance_embeds": shape.guidance,
         "in_channels": shape.in_channels,
         "out_channels": int(state["proj_out.weight"].shape[0]),

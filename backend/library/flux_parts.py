@@ -77,11 +77,11 @@ def gather(
 ) -> FluxSources:
     """The files for `entry`'s pipeline: its own parts first (an all-in-one checkpoint), the
     library's text encoders and VAE for the rest, matched in size (tiny with tiny)."""
-    if entry.detail.get("nf4"):
+    if entry.detail.get("fp4"):
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
-            f"{entry.name} holds bitsandbytes NF4 weights, which Dreamwire does not load yet; "
-            "use a GGUF Q4 file of the same model (e.g. flux1-dev-Q4_0.gguf) for a small one",
+            f"{entry.name} holds bitsandbytes FP4 weights, which Dreamwire does not load; "
+            "use its NF4 or a GGUF Q4 file of the same model (e.g. flux1-dev-Q4_0.gguf)",
         )
     library = list(library)
     tiny = _tiny(entry.arch)

@@ -7,7 +7,7 @@ leftovers in the same file are never loaded). A diffusers folder's components ea
 their own header; a component stored as a pickle counts by its file size, two bytes a
 parameter (fp16), which can only over-count a fp32 file. A Flux transformer file counts its
 own tensors only (its text encoders and VAE are other files); a GGUF file counts parameters,
-not its smaller packed bytes.
+not its smaller packed bytes; an NF4 file counts its packed weights twice (two a byte).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dreamwire.backend.library.entries import Format, ModelEntry
 from dreamwire.backend.library.gguf_header import read_gguf_header
+from dreamwire.backend.library.nf4 import NF4_MARKER
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.weight_formats import FP8, FULL, GGUF, WeightFormat
 
@@ -100,11 +101,35 @@ def _weights(path: Path, fmt: Format, _mtime_ns: int, _size: int) -> WeightForma
 
 def _header_params(path: Path, prefixes: tuple[str, ...] = ("",), reader=read_header) -> int:
     header = reader(path)
-    return sum(
-        math.prod(int(d) for d in info["shape"])
-        for key, info in header.tensors.items()
-        if key.startswith(prefixes)
-    )
+    total = 0
+    for key, info in header.tensors.items():
+        if not key.startswith(prefixes) or _nf4_statistic(key, header.tensors):
+            continue
+        count = math.prod(int(d) for d in info["shape"])
+        # bitsandbytes packs two 4-bit weights a byte; loading expands them.
+        total += 2 * count if key + NF4_MARKER in header.tensors else count
+    return total
+
+
+def _nf4_statistic(key: str, tensors: dict) -> bool:
+    """An NF4 weight's scales, code tables or packed state (`X.weight.absmax` ...)."""
+    weight, found, _ = key.rpartition(".weight.")
+    return bool(found) and weight + ".weight" + NF4_MARKER in tensors
+
+
+# NF4 files are expanded when loaded (library/nf4.py), so they cost full precision.
+NF4_EXPANDED = (
+    "NF4 (bitsandbytes), expanded to full precision on load: no memory saving on this machine"
+)
+
+
+def stored_label(entry: ModelEntry) -> str | None:
+    """How a checkpoint's weights are stored, as the artist is told it (`models list`,
+    welcome.model_weights): "GGUF Q4_K", fp8, NF4 expanded; None for full precision."""
+    if entry.detail.get("nf4"):
+        return NF4_EXPANDED
+    weights = checkpoint_weights(entry)
+    return weights.label if weights.quantized else None
 
 
 def _folder_params(folder: Path) -> int | None:

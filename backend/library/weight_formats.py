@@ -53,6 +53,8 @@ FULL = WeightFormat("fp16", "fp16/bf16 (the engine's dtype)", None)
 FP8 = WeightFormat(
     "fp8", "fp8 storage, bf16 compute (layerwise casting)", 8.0, 1.0, layerwise_cast=True
 )
+# What NF4 would cost kept 4-bit (the memory bench's figure). Dreamwire's loader expands NF4
+# files (library/nf4.py), so they count at full precision (sizes.checkpoint_weights).
 NF4 = WeightFormat("nf4", "NF4 (bitsandbytes)", 4 + 32 / 64, 1.0, cuda_only=True)
 
 # (block of weights, bytes per block) from ggml's block layout; then the upcast copies

@@ -59,6 +59,20 @@ def flux_components(arch: str = ARCH, guidance: bool = True) -> dict:
     return {"transformer": transformer, "vae": vae, "text_encoder": clip, "text_encoder_2": t5}
 
 
+# GGUF's K-quants pack super-blocks of 256 weights along each row, which the tiny model's
+# 32-wide rows cannot hold: this one is 256 wide (16 heads of tiny-flux's 16 dimensions).
+WIDE_HEADS = 16
+
+
+def flux_wide_transformer(arch: str = ARCH):
+    """tiny-flux's transformer with 256-wide rows (the K-quant tests' model), seeded."""
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(SEED + 5)
+    config = _config("transformer", arch) | {"num_attention_heads": WIDE_HEADS}
+    return FluxTransformer2DModel.from_config(config).eval()
+
+
 def write_t5_tokenizer(folder: Path, vocab_size: int = 600) -> Path:
     """A small T5-format tokenizer (tokenizer.json + configs) under folder."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers

@@ -8,7 +8,9 @@
   `text_encoders.t5xxl.transformer.` and the VAE under `vae.` in BFL's (LDM) VAE names.
 - `write_gguf_transformer`: city96's GGUF layout (BFL names, `general.architecture` "flux",
   1-D tensors and the embedders/final layer kept F32, the rest quantized), written with the
-  `gguf` package.
+  `gguf` package; K-quants (Q4_K_S ...) with backend/tiny/gguf_kquants.py.
+- `write_bnb_nf4_checkpoint`: Forge's flux1-dev-bnb-nf4 (-v2) all-in-one, the transformer's
+  matrices packed by bitsandbytes.
 - `write_clip_l`, `write_t5xxl`, `write_flux_vae`: clip_l.safetensors, t5xxl_fp16.safetensors
   (or the fp8 e4m3fn copy) and ae.safetensors; `write_gguf_t5`: a GGUF T5 encoder in
   llama.cpp's names (`enc.blk.0.attn_q.weight`).
@@ -24,6 +26,7 @@ import torch
 
 from dreamwire.backend.library import flux_layout
 from dreamwire.backend.library.ldm_layout import vae_to_ldm
+from dreamwire.backend.tiny import gguf_kquants
 from dreamwire.backend.tiny.files import save_tensors, state_of
 
 METADATA = {"dreamwire.tiny": "1"}
@@ -121,7 +124,9 @@ def write_comfy_checkpoint(parts: dict, path: Path, dtype: torch.dtype | None = 
 
 
 def write_gguf_transformer(transformer, path: Path, qtype: str = "Q8_0") -> Path:
-    """A GGUF file as city96's tools/convert.py writes one from a BFL checkpoint."""
+    """A GGUF file as city96's tools/convert.py writes one from a BFL checkpoint. `qtype` is
+    a ggml type (Q8_0, Q4_0) or one of llama-quantize's K mixes (Q4_K_S, Q5_K_S, Q6_K,
+    Q3_K_S, Q2_K): see `_gguf_type` for which tensors get which type."""
     return _write_gguf(transformer_tensors(transformer), path, "flux", qtype)
 
 
@@ -131,32 +136,87 @@ def write_gguf_t5(text_encoder_2, path: Path, qtype: str = "Q8_0") -> Path:
     return _write_gguf(tensors, path, "t5encoder", qtype)
 
 
-def _write_gguf(tensors: dict, path: Path, arch: str, qtype: str) -> Path:
+# A K mix keeps some matrices at a higher type, as llama-quantize's mixes do (which ones
+# differs per mix); here the modulation layers, whose outputs scale every block's
+# activations. K-quants' 256-weight super-blocks must fit the rows; narrower ones fall back.
+_GGUF_K_HIGHER = ("_mod.lin.", "modulation.lin.")
+_GGUF_K_FALLBACK = "Q8_0"
+
+
+def _base_type(mix: str) -> str:
+    """The ggml type a mix is named after: "Q4_K_S" -> "Q4_K", "Q8_0" -> "Q8_0"."""
+    return mix if mix.count("_") == 1 else mix.rsplit("_", 1)[0]
+
+
+def _gguf_type(key: str, shape: tuple[int, ...], mix: str) -> str:
+    if len(shape) == 1 or (any(x in key for x in _GGUF_FULL_PRECISION) and ".weight" in key):
+        return "F32"
+    base = _base_type(mix)
+    if base.endswith("_K") and (
+        any(x in key for x in _GGUF_K_HIGHER) or shape[-1] % gguf_kquants.QK_K
+    ):
+        return _GGUF_K_FALLBACK
+    return base
+
+
+def _quantize(data, qtype: str):
+    import gguf
+
+    if qtype in gguf_kquants.BLOCK_BYTES:  # the gguf package reads these but cannot write them
+        return gguf_kquants.quantize_k(data, qtype)
+    return gguf.quants.quantize(data, getattr(gguf.GGMLQuantizationType, qtype))
+
+
+def _write_gguf(tensors: dict, path: Path, arch: str, mix: str) -> Path:
     import gguf
     import numpy as np
 
-    quant = getattr(gguf.GGMLQuantizationType, qtype)
-    full = gguf.GGMLQuantizationType.F32
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(path=None, arch=arch)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    writer.add_file_type(quant)
+    writer.add_file_type(gguf.LlamaFileType["MOSTLY_" + mix])
     for key, tensor in sorted(tensors.items()):
         data = tensor.detach().to(torch.float32).numpy()
-        wanted = quant
-        if data.ndim == 1 or (any(x in key for x in _GGUF_FULL_PRECISION) and ".weight" in key):
-            wanted = full
+        wanted = _gguf_type(key, data.shape, mix)
         try:
-            packed = gguf.quants.quantize(data, wanted)
+            packed = _quantize(data, wanted)
         except gguf.QuantError:  # a row width the block size does not divide
-            wanted = full
-            packed = gguf.quants.quantize(data, wanted)
-        writer.add_tensor(key, np.ascontiguousarray(packed), raw_dtype=wanted)
+            wanted = "F32"
+            packed = _quantize(data, wanted)
+        raw = getattr(gguf.GGMLQuantizationType, wanted)
+        writer.add_tensor(key, np.ascontiguousarray(packed), raw_dtype=raw)
     writer.write_header_to_file(path=str(path))
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_bnb_nf4_checkpoint(parts: dict, path: Path, nested: bool = True) -> Path:
+    """Forge's flux1-dev-bnb-nf4.safetensors (nested=True: the scales double-quantized) or
+    -v2 (nested=False): ComfyUI's sections, every matrix of the transformer quantized by
+    bitsandbytes' own quantize_4bit from bf16 (blocks of 64) and saved with its packed
+    quant state under `<name>.weight.*`, as Forge's 4-bit layers save themselves; T5 in fp8
+    e4m3fn, CLIP-L and the VAE as they are."""
+    import bitsandbytes.functional as bnb
+
+    tensors = {}
+    for key, value in transformer_tensors(parts["transformer"]).items():
+        name = flux_layout.COMFY_TRANSFORMER + key
+        if value.ndim != 2:
+            tensors[name] = value
+            continue
+        packed, state = bnb.quantize_4bit(
+            value.to(torch.bfloat16), blocksize=64, quant_type="nf4", compress_statistics=nested
+        )
+        tensors[name] = packed
+        tensors |= {f"{name}.{k}": v for k, v in state.as_dict(packed=True).items()}
+    t5 = _stored(t5_tensors(parts["text_encoder_2"]), FP8)
+    tensors |= {flux_layout.COMFY_T5 + k: v for k, v in t5.items()}
+    clip = clip_l_tensors(parts["text_encoder"])
+    tensors |= {flux_layout.COMFY_CLIP_L + k: v for k, v in clip.items()}
+    tensors |= {flux_layout.COMFY_VAE + k: v for k, v in vae_tensors(parts["vae"]).items()}
+    return save_tensors(tensors, path, METADATA)
 
 
 def build_comfy_tree(root: Path, parts: dict | None = None) -> dict[str, Path]:

@@ -16,6 +16,7 @@ import torch
 
 from dreamwire.backend.library import ModelLibrary
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from tests.support.flux_pictures import flux_picture
 
 
 def _weights(module) -> dict[str, torch.Tensor]:
@@ -70,15 +71,7 @@ def test_transformer_file_is_assembled_with_the_library_parts(flux_trees, comfy_
 
 
 def _image(pipe):
-    return pipe(
-        "a photo of a cat",
-        height=64,
-        width=64,
-        num_inference_steps=2,
-        max_sequence_length=16,
-        generator=torch.Generator().manual_seed(0),
-        output_type="np",
-    ).images
+    return flux_picture(pipe, "a photo of a cat", seed=0)[None]
 
 
 def test_all_in_one_checkpoint_loads_from_its_own_sections(flux_trees, tmp_path):
@@ -245,29 +238,25 @@ def test_kontext_is_told_by_its_name(flux_trees, tmp_path):
     _assert_equal(pipe.transformer, flux_trees.parts["transformer"])
 
 
-def test_nf4_checkpoint_is_listed_and_refused_by_name(flux_trees, tmp_path):
+def test_fp4_checkpoint_is_listed_and_refused_by_name(flux_trees, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    # Forge's flux1-dev-bnb-nf4: ComfyUI's sections, matrices packed by bitsandbytes.
+    # bitsandbytes' other 4-bit type (NF4 loads: tests/library/test_flux_nf4.py).
     tensors = load_file(flux_trees.comfy / "models/checkpoints/flux1-dev-aio.safetensors")
     marker = (
-        "model.diffusion_model.double_blocks.0.img_attn.qkv.weight.quant_state.bitsandbytes__nf4"
+        "model.diffusion_model.double_blocks.0.img_attn.qkv.weight.quant_state.bitsandbytes__fp4"
     )
     tensors[marker] = torch.zeros(8, dtype=torch.uint8)
     folder = tmp_path / "Forge" / "models" / "Stable-diffusion"
     folder.mkdir(parents=True)
-    save_file(tensors, str(folder / "flux1-dev-bnb-nf4-v2.safetensors"))
+    save_file(tensors, str(folder / "flux1-dev-bnb-fp4.safetensors"))
     library = ModelLibrary([tmp_path / "Forge"])
-    entry = library.find("checkpoint", "flux1-dev-bnb-nf4-v2")
-    assert (entry.arch, entry.detail["nf4"], entry.detail["all_in_one"]) == (
-        "tiny-flux",
-        True,
-        True,
-    )
+    entry = library.find("checkpoint", "flux1-dev-bnb-fp4")
+    assert (entry.arch, entry.detail["fp4"], entry.detail["nf4"]) == ("tiny-flux", True, False)
     with pytest.raises(DreamwireError) as err:
         library.load_pipeline(entry)
     assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
-    assert "NF4" in err.value.message and "GGUF" in err.value.message
+    assert "FP4" in err.value.message and "GGUF" in err.value.message
 
 
 def test_a_checkpoint_with_some_sections_uses_them(flux_trees, tmp_path):

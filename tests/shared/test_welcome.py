@@ -22,6 +22,7 @@ GOOD = {
     "control_types": {"sdxl": {"depth": "union"}},
     "control_missing": {"sdxl": {"tile": "add a tile model"}},
     "model_missing": {"flux1-dev": "Flux needs a T5 text encoder"},
+    "model_weights": {"flux1-dev-Q4_K_S": "GGUF Q4_K", "bad": 4},
     "model_modes": {"flux1-kontext": ["txt2img", "edit"]},
     "model_defaults": {
         "flux1-schnell": {"steps": 4, "cfg": 1.0, "sampler": "Euler", "distilled_cfg": None},
@@ -40,6 +41,7 @@ def test_documented_keys_are_fields():
     assert w.control_missing["sdxl"]["tile"] == "add a tile model"
     assert w.model_missing == {"flux1-dev": "Flux needs a T5 text encoder"}
     assert w.model_modes == {"flux1-kontext": ["txt2img", "edit"]}
+    assert w.model_weights == {"flux1-dev-Q4_K_S": "GGUF Q4_K"}  # a non-text value dropped
     # A damaged entry is dropped: its model keeps its family's defaults.
     assert w.model_defaults == {"flux1-schnell": families.GenerationDefaults(4, 1.0, "Euler")}
     assert w.extra == {"dtype": "float16"}  # undocumented keys stay in extra
