@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dreamwire.backend import sigma_schedules
+from dreamwire.backend import noise_schedule, sigma_schedules
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 # Schedule flags that must be reset whenever a scheduler class supports them.
@@ -420,7 +420,9 @@ def make_scheduler(name: str, base_scheduler_config: Any, schedule_type: str | N
     # Only the keys this class takes: the rest describe the checkpoint's original scheduler
     # class (e.g. PNDM's skip_prk_steps) and would only make diffusers log warnings.
     params = _class_params(info.scheduler_class)
-    config = {k: v for k, v in dict(config).items() if k in params}
+    # A zero-terminal-SNR model samples A1111's rescaled schedule (noise_schedule.py).
+    config = noise_schedule.with_a1111_ztsnr(dict(config))
+    config = {k: v for k, v in config.items() if k in params}
     scheduler = cls.from_config(config, **info.options)
     if info.custom_sigmas:
         sigma_schedules.use_sigma_schedule(scheduler, info.custom_sigmas)

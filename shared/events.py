@@ -55,6 +55,9 @@ class Welcome:
     # {checkpoint: what it lacks to load, naming the file to add} (a Flux transformer file
     # without its T5, CLIP-L, VAE or T5 tokenizer); models absent here are complete.
     model_missing: dict[str, str] = field(default_factory=dict)
+    # {checkpoint: what it predicts} for models that are not epsilon models ("v_prediction",
+    # "v_prediction, zero terminal SNR": NoobAI-XL v-pred), so a host can suggest CFG rescale.
+    model_prediction: dict[str, str] = field(default_factory=dict)
     # {checkpoint: the job modes it runs} ("edit" only on edit models: Flux Kontext), from
     # its catalog variant; {} from a backend that does not say.
     model_modes: dict[str, list[str]] = field(default_factory=dict)
@@ -80,6 +83,7 @@ class Welcome:
             kw[name] = _strings(kw.get(name))
         kw["model_families"] = _string_map(kw.get("model_families"))
         kw["model_missing"] = _string_map(kw.get("model_missing"))
+        kw["model_prediction"] = _string_map(kw.get("model_prediction"))
         modes = kw.get("model_modes")
         modes = modes if isinstance(modes, dict) else {}
         kw["model_modes"] = {str(k): _strings(v) for k, v in modes.items() if isinstance(v, list)}

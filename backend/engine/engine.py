@@ -91,6 +91,7 @@ class Engine:
             "upscalers": _upscaler_names(self.library),
             "model_families": libs.families(self.library),
             "model_missing": libs.missing_parts(self.library),
+            "model_prediction": libs.predictions(self.library),
             "model_modes": self._model_modes(),
             "families": family_infos(),
             "materials": materials.offered(self.library),
