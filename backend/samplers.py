@@ -14,9 +14,16 @@ with a few A1111-faithful choices the table does not spell out:
   that A1111 runs (the table's DPMSolverSinglestepScheduler is a deterministic stand-in).
   It needs the ``torchsde`` package.
 * UniPC takes A1111's default settings (variant bh1, order 3).
+* Schedule type "Automatic" (or none) is A1111 1.9+'s: the sampler's own default from A1111's
+  sampler table (its ``scheduler`` option): Karras for DPM++ 2M, DPM++ SDE, DPM++ 2S a, DPM2
+  and DPM2 a, exponential for the DPM++ 2M SDE family, the model's uniform sigmas for the
+  rest. The infotext names the schedule that ran, as A1111 writes it ("Schedule type: Karras").
+* A schedule type the diffusers class has no flag for is given as A1111's own sigmas
+  (sigma_schedules.py) where its set_timesteps takes custom sigmas (Euler: Polyexponential,
+  KL Optimal); elsewhere it is refused by name.
 
 Every flag a sampler is defined by is set explicitly, because the base config comes from the
-checkpoint and may carry e.g. ``use_karras_sigmas=True`` that a plain "DPM++ 2M" must undo.
+checkpoint and may carry e.g. ``use_karras_sigmas=True`` that "DPM++ 2M Uniform" must undo.
 
 A1111 1.9+ writes "Sampler: DPM++ 2M, Schedule type: Karras"; older versions wrote
 "Sampler: DPM++ 2M Karras". Both spellings resolve to the same scheduler here.
@@ -27,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dreamwire.backend import noise_schedule, sigma_schedules
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 # Schedule flags that must be reset whenever a scheduler class supports them.
@@ -41,6 +49,9 @@ class _Base:
     cls: str
     options: dict[str, Any] = field(default_factory=dict)
     kdiffusion: bool = True  # sigma-schedule sampler: takes A1111's schedule types
+    # A1111 1.9+'s `scheduler` option in its sampler table: what "Automatic" (or no schedule
+    # type) samples; "" = the model's own sigmas, uniform in t.
+    default_schedule: str = ""
     approximate: bool = False
     note: str = ""
     aliases: tuple[str, ...] = ()
@@ -66,6 +77,7 @@ _BASES: tuple[_Base, ...] = (
         dict(_LINSPACE),
         aliases=("k_dpm_2",),
         note="A1111 also discards the next-to-last sigma; diffusers does not",
+        default_schedule="Karras",
     ),
     _Base(
         "DPM2 a",
@@ -73,6 +85,7 @@ _BASES: tuple[_Base, ...] = (
         dict(_LINSPACE),
         aliases=("k_dpm_2_a",),
         note="A1111 also discards the next-to-last sigma; diffusers does not",
+        default_schedule="Karras",
     ),
     _Base(
         "DPM++ 2S a",
@@ -87,6 +100,7 @@ _BASES: tuple[_Base, ...] = (
         aliases=("k_dpmpp_2s_a",),
         note="diffusers has no ancestral DPM++ 2S; the documented near equivalent is the "
         "deterministic second-order singlestep DPM-Solver++",
+        default_schedule="Karras",
     ),
     _Base(
         "DPM++ 2M",
@@ -98,6 +112,7 @@ _BASES: tuple[_Base, ...] = (
             "solver_type": "midpoint",
         },
         aliases=("k_dpmpp_2m",),
+        default_schedule="Karras",
     ),
     _Base(
         "DPM++ 2M SDE",
@@ -109,6 +124,7 @@ _BASES: tuple[_Base, ...] = (
             "solver_type": "midpoint",
         },
         aliases=("k_dpmpp_2m_sde",),
+        default_schedule="Exponential",
     ),
     _Base(
         "DPM++ 2M SDE Heun",
@@ -120,6 +136,7 @@ _BASES: tuple[_Base, ...] = (
             "solver_type": "heun",
         },
         aliases=("k_dpmpp_2m_sde_heun",),
+        default_schedule="Exponential",
     ),
     _Base(
         "DPM++ SDE",
@@ -127,6 +144,7 @@ _BASES: tuple[_Base, ...] = (
         dict(_LINSPACE),
         aliases=("k_dpmpp_sde",),
         note="needs the torchsde package",
+        default_schedule="Karras",
     ),
     _Base(
         "DDIM",
@@ -172,8 +190,10 @@ _BASES: tuple[_Base, ...] = (
     ),
 )
 
-# A1111's "Schedule type" values that diffusers can express, and how.
-_SCHEDULES: dict[str, dict[str, Any]] = {
+# A1111's "Schedule type" values and the diffusers flags that express them. Those listed in
+# sigma_schedules.BY_LABEL can also be given as custom sigmas to a scheduler that takes them
+# (diffusers' Euler), which is the only way for the ones without a flag (None).
+_SCHEDULES: dict[str, dict[str, Any] | None] = {
     "Automatic": {},
     "Uniform": {"timestep_spacing": "linspace"},
     "Normal": {"timestep_spacing": "linspace"},
@@ -182,6 +202,8 @@ _SCHEDULES: dict[str, dict[str, Any]] = {
     "Beta": {"use_beta_sigmas": True},
     "SGM Uniform": {"timestep_spacing": "trailing"},
     "Simple": {"timestep_spacing": "trailing"},
+    "Polyexponential": None,
+    "KL Optimal": None,
 }
 SCHEDULE_TYPES: list[str] = list(_SCHEDULES)
 
@@ -197,7 +219,7 @@ _NOT_AVAILABLE = {
     "DPM++ 2M SDE GPU": "GPU-seeded DPM++ 2M SDE",
     "DPM++ 2M SDE Heun GPU": "GPU-seeded DPM++ 2M SDE Heun",
 }
-_SCHEDULES_NOT_AVAILABLE = ("Polyexponential", "KL Optimal", "Align Your Steps", "DDIM")
+_SCHEDULES_NOT_AVAILABLE = ("Align Your Steps", "DDIM")
 
 
 @dataclass(frozen=True)
@@ -206,11 +228,16 @@ class SamplerInfo:
 
     name: str  # A1111's pre-1.9 display name, e.g. "DPM++ 2M Karras"
     sampler: str  # A1111 1.9+ sampler field, e.g. "DPM++ 2M"
-    schedule_type: str  # A1111 1.9+ "Schedule type", "Automatic" when not written
+    # A1111 1.9+ "Schedule type" that runs: "Automatic" resolved to the sampler's own default
+    # ("DPM++ 2M" -> "Karras"), as A1111 writes it; "Automatic" for a sampler without one.
+    schedule_type: str
     scheduler_class: str  # diffusers class name
     options: dict[str, Any]  # keyword overrides applied on top of the checkpoint's config
     approximate: bool = False  # diffusers has only a near equivalent
     note: str = ""
+    # A schedule type given to the scheduler as A1111's own sigmas (sigma_schedules.py)
+    # because the diffusers class has no flag for it; "" when its flags express it.
+    custom_sigmas: str = ""
 
     def infotext_fields(self) -> dict[str, str]:
         """The fields A1111 1.9+ writes (it writes "Schedule type: Automatic" too)."""
@@ -327,40 +354,55 @@ def _split(name: str, schedule_type: str | None) -> tuple[_Base, str]:
 def sampler_info(name: str, schedule_type: str | None = None) -> SamplerInfo:
     """Resolve a sampler name (either A1111 spelling) to its diffusers scheduler and options.
 
+    "Automatic" (or no schedule type) is A1111 1.9+'s: the sampler's own default schedule
+    from A1111's sampler table, e.g. Karras for DPM++ 2M, exponential for DPM++ 2M SDE.
+
     Raises DreamwireError(UNKNOWN_SAMPLER), listing the known names, for anything that cannot
     be reproduced faithfully: there is no silent fallback to another sampler.
     """
-    base, sched = _split(name, schedule_type)
+    base, asked = _split(name, schedule_type)
+    sched = base.default_schedule if asked == "Automatic" and base.default_schedule else asked
     options = dict(base.options)
     extra = _SCHEDULES[sched]
+    custom = ""
     if not base.kdiffusion and sched in ("Uniform", "Normal"):
         extra = {}  # DDIM/PLMS/LCM/DDPM steps are uniform in t already
-    if extra:
+    params = _class_params(base.cls)
+    if extra is None or extra:
         if not base.kdiffusion:
             raise _unknown(name, f"{base.name} takes no schedule type (got {sched!r})")
-        params = _class_params(base.cls)
-        missing = [k for k in extra if k not in params]
-        if missing:
-            raise _unknown(
-                name,
-                f"{base.name} with schedule type {sched!r} is not available in diffusers "
-                f"({base.cls} has no {missing[0]} option)",
-            )
-        options.update(extra)
-    params = _class_params(base.cls)
+        missing = [k for k in extra or () if k not in params]
+        if extra is None or missing:
+            if sched not in sigma_schedules.BY_LABEL or not _takes_sigmas(base.cls):
+                what = f"has no {missing[0]} option" if missing else "takes no custom sigmas"
+                raise _unknown(
+                    name,
+                    f"{base.name} with schedule type {sched!r} is not available in diffusers "
+                    f"({base.cls} {what})",
+                )
+            custom = sched
+        else:
+            options.update(extra)
     for flag in _SIGMA_FLAGS:
         if flag in params:
             options.setdefault(flag, False)
     options = {k: v for k, v in options.items() if k in params}
     return SamplerInfo(
-        name=_display(base.name, sched),
+        name=_display(base.name, asked),
         sampler=base.name,
         schedule_type=sched,
         scheduler_class=base.cls,
         options=options,
         approximate=base.approximate,
         note=base.note,
+        custom_sigmas=custom,
     )
+
+
+def _takes_sigmas(cls_name: str) -> bool:
+    import inspect
+
+    return "sigmas" in inspect.signature(_scheduler_class(cls_name).set_timesteps).parameters
 
 
 def make_scheduler(name: str, base_scheduler_config: Any, schedule_type: str | None = None):
@@ -378,8 +420,13 @@ def make_scheduler(name: str, base_scheduler_config: Any, schedule_type: str | N
     # Only the keys this class takes: the rest describe the checkpoint's original scheduler
     # class (e.g. PNDM's skip_prk_steps) and would only make diffusers log warnings.
     params = _class_params(info.scheduler_class)
-    config = {k: v for k, v in dict(config).items() if k in params}
-    return cls.from_config(config, **info.options)
+    # A zero-terminal-SNR model samples A1111's rescaled schedule (noise_schedule.py).
+    config = noise_schedule.with_a1111_ztsnr(dict(config))
+    config = {k: v for k, v in config.items() if k in params}
+    scheduler = cls.from_config(config, **info.options)
+    if info.custom_sigmas:
+        sigma_schedules.use_sigma_schedule(scheduler, info.custom_sigmas)
+    return scheduler
 
 
 def infotext_sampler(name: str, schedule_type: str | None = None) -> dict[str, str]:

@@ -58,6 +58,9 @@ class Welcome:
     # {checkpoint: how its weights are stored ("GGUF Q4_K", NF4 expanded ...)}, text for the
     # artist; models absent here are stored at full precision (or the backend does not say).
     model_weights: dict[str, str] = field(default_factory=dict)
+    # {checkpoint: what it predicts} for models that are not epsilon models ("v_prediction",
+    # "v_prediction, zero terminal SNR": NoobAI-XL v-pred), so a host can suggest CFG rescale.
+    model_prediction: dict[str, str] = field(default_factory=dict)
     # {checkpoint: the job modes it runs} ("edit" only on edit models: Flux Kontext), from
     # its catalog variant; {} from a backend that does not say.
     model_modes: dict[str, list[str]] = field(default_factory=dict)
@@ -82,7 +85,7 @@ class Welcome:
         for name in ("priorities", "upscalers"):
             kw[name] = _strings(kw.get(name))
         kw["model_families"] = _string_map(kw.get("model_families"))
-        for name in ("model_missing", "model_weights"):
+        for name in ("model_missing", "model_weights", "model_prediction"):
             kw[name] = _string_map(kw.get(name))
         modes = kw.get("model_modes")
         modes = modes if isinstance(modes, dict) else {}

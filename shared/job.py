@@ -256,6 +256,9 @@ class Job:
     sampler: str = "DPM++ 2M Karras"
     steps: int = 20
     cfg: float = 7.0
+    # CFG rescale (Lin et al. 2023; diffusers' guidance_rescale, the A1111 extension's "CFG
+    # Rescale"): 0 = off; ~0.7 for v-prediction zero-terminal-SNR models. Only SD pipelines.
+    cfg_rescale: float = 0.0
     # Forge's "Distilled CFG Scale": the guidance input of a guidance-distilled model (Flux
     # dev); None: the family's default (shared/families.py). Ignored by other families.
     distilled_cfg: float | None = None
@@ -331,6 +334,10 @@ class Job:
             )
         if not 0.0 <= self.subseed_strength <= 1.0:
             raise bad(ErrorCode.INVALID_JOB, "subseed strength must be within 0..1")
+        if not 0.0 <= self.cfg_rescale <= 1.0:
+            raise bad(
+                ErrorCode.INVALID_JOB, f"CFG rescale must be within 0..1, got {self.cfg_rescale!r}"
+            )
         if self.seamless not in SEAMLESS_AXES:
             raise bad(ErrorCode.INVALID_JOB, f"seamless must be one of {SEAMLESS_AXES}")
         if self.priority not in PRIORITIES:
@@ -537,6 +544,7 @@ class Job:
         if self.distilled_cfg is not None:
             f.number("distilled_cfg", self.distilled_cfg, 0.0, 100.0)
         f.number("subseed_strength", self.subseed_strength)
+        f.number("cfg_rescale", self.cfg_rescale)
         f.number("strength", self.strength)
         f.whole("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR)
         f.whole("inpaint_padding", self.inpaint_padding, 0, MAX_SIDE)
@@ -711,6 +719,8 @@ class Job:
         # jobs only an edit job, which no such backend could run, carries the key.
         if body["inpaint_model"] == "auto":
             del body["inpaint_model"]  # the default; a backend from before it runs the job
+        if not self.cfg_rescale:
+            del body["cfg_rescale"]  # off: a backend from before it runs the job
         if self.mode is None or self.mode == self.implied_mode():
             del body["mode"]
         elif isinstance(self.mode, JobMode):

@@ -154,6 +154,7 @@ AXES: dict[str, Axis] = {
         Axis("Hires steps", int, _hires_steps),
         Axis("CFG Scale", float, _field("cfg")),
         Axis("Distilled CFG Scale", float, _field("distilled_cfg")),
+        Axis("Rescale CFG", float, _field("cfg_rescale")),  # the CFG rescale extension's axis
         Axis("Prompt S/R", str, _prompt_sr, label_values=False),
         Axis("Sampler", str, _field("sampler"), label_values=False),
         Axis("Checkpoint name", str, _field("model"), label_values=False, cost=1.0),

@@ -65,6 +65,12 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="Forge's Distilled CFG Scale, for models that take one (Flux dev: 3.5)",
     )
+    p.add_argument(
+        "--cfg-rescale",
+        type=float,
+        default=0.0,
+        help="CFG rescale 0..1 (A1111's CFG Rescale extension; ~0.7 for v-prediction models)",
+    )
     p.add_argument("--seed", type=int, default=-1, help="-1: random (the chosen seed is printed)")
     p.add_argument("--subseed", type=int, default=-1)
     p.add_argument("--subseed-strength", type=float, default=0.0)
@@ -237,6 +243,7 @@ def build_job(args: argparse.Namespace, family: ModelFamily | None = None) -> Jo
         vae=args.vae,
         subseed=args.subseed,
         subseed_strength=args.subseed_strength,
+        cfg_rescale=args.cfg_rescale,
         width=args.width,
         height=args.height,
         batch=args.batch,

@@ -92,6 +92,7 @@ class Engine:
             "model_families": libs.families(self.library),
             "model_missing": libs.missing_parts(self.library),
             "model_weights": libs.stored_formats(self.library),
+            "model_prediction": libs.predictions(self.library),
             "model_modes": self._model_modes(),
             "families": family_infos(),
             "materials": materials.offered(self.library),

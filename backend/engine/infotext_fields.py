@@ -26,6 +26,11 @@ def _has_guidance_input(model) -> bool:
     return bool(getattr(getattr(denoiser, "config", None), "guidance_embeds", False))
 
 
+def _zero_terminal_snr(model) -> bool:
+    scheduler = model.components.get("scheduler")
+    return bool(getattr(getattr(scheduler, "config", None), "rescale_betas_zero_snr", False))
+
+
 def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     job, model, plan = ctx.job, ctx.model, ctx.plan
     sampler = scheduling.infotext(model.family, job.sampler)
@@ -51,6 +56,10 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         # Forge's name for the guidance a distilled model (Flux dev) takes as an input.
         own = distilled_cfg(job, model.family, model.arch, bool(plan.stands_in_for))
         info.extras["Distilled CFG Scale"] = f"{own:g}"
+    if job.cfg_rescale > 0:
+        info.extras["CFG Rescale"] = f"{job.cfg_rescale:g}"  # the A1111 extension's key
+    if _zero_terminal_snr(model):
+        info.extras["Noise Schedule"] = "Zero Terminal SNR"  # A1111's sd_noise_schedule
     if model.vae_name:
         info.vae = model.vae_name
         info.vae_hash = model.vae_hash or None

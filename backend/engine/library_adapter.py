@@ -34,6 +34,24 @@ def families(library) -> dict[str, str]:
     return out
 
 
+def predictions(library) -> dict[str, str]:
+    """{checkpoint: what it predicts} for those that are not epsilon models: an SD2 768-v
+    "v_prediction", an SDXL v-pred file or folder "v_prediction" or "v_prediction, zero
+    terminal SNR" (library/prediction.py)."""
+    from dreamwire.backend.library.prediction import Prediction
+
+    out: dict[str, str] = {}
+    for entry in library.entries("checkpoint"):
+        if entry.name in out:
+            continue
+        label = Prediction.from_detail(entry.detail).label
+        if not label and (entry.arch or "").startswith("sd2-v"):
+            label = "v_prediction"
+        if label:
+            out[entry.name] = label
+    return out
+
+
 def checkpoint_archs(library) -> dict[str, tuple[str, str]]:
     """{checkpoint name: (family, arch)}, the first entry of a name as `families` takes it."""
     out: dict[str, tuple[str, str]] = {}

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from dreamwire.backend.families import spec_for
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job_mode import JobMode
 
 from . import (
@@ -48,12 +49,33 @@ class PassSpec:
     mask: Any = None  # PIL "L" image, white = repaint
     output_type: str = "np"  # "np" (B x H x W x 3 floats in 0..1) or "latent"
     hires: bool = False  # the second pass of Hires.fix (prompt schedules follow A1111's rule)
+    fixed_steps: bool = False  # A1111's fixed img2img steps (PlannedPass.fixed_steps)
     masked_content: str = "original"  # inpaint: A1111 "Masked content" (masked_content.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def step_schedule(spec: PassSpec) -> planning.StepSchedule:
+    return planning.step_schedule(spec.mode, spec.steps, spec.strength, spec.fixed_steps)
+
+
 def executed_steps(spec: PassSpec) -> int:
-    return planning.executed_steps(spec.mode, spec.steps, spec.strength)
+    return step_schedule(spec).executed
+
+
+def _start_at(pipe, start: int) -> None:
+    """Make this pass's img2img/inpaint pipeline start at index `start` of its schedule, as
+    A1111 does (planning.step_schedule), where diffusers' own get_timesteps would start at
+    steps - int(steps * strength). The noise it adds to the picture is at that first step's
+    timestep, as A1111 adds sigma_sched[0]; the strength keeps its other uses (an inpaint
+    pass at strength 1 starts from pure noise)."""
+
+    def get_timesteps(self, num_inference_steps, strength, device, denoising_start=None):
+        order = self.scheduler.order
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(start * order)
+        return self.scheduler.timesteps[start * order :], num_inference_steps - start
+
+    pipe.get_timesteps = types.MethodType(get_timesteps, pipe)
 
 
 def _call_params(pipe) -> frozenset[str]:
@@ -118,14 +140,24 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     # What conditioners hooking the call itself see (AND prompts: composition.py).
     call = PassCall(pipe, batch, job.cfg, prompts)
 
+    schedule = step_schedule(spec)
     kwargs: dict[str, Any] = {
         **prompts.call_kwargs(job, plan.prompt_tokens),
-        "num_inference_steps": spec.steps,
+        "num_inference_steps": schedule.length,
         "num_images_per_prompt": batch,
         "generator": noise.generators(seeds),
         "output_type": spec.output_type,
     }
     takes = _call_params(pipe)
+    if job.cfg_rescale > 0:
+        if "guidance_rescale" not in takes:
+            raise DreamwireError(
+                ErrorCode.INVALID_JOB,
+                f"CFG rescale: {type(pipe).__name__} has no guidance_rescale; set it to 0",
+                job.job_id,
+            )
+        # diffusers' rescale_noise_cfg on the guided prediction (eps or v), per image.
+        kwargs["guidance_rescale"] = job.cfg_rescale
     if spec.mode in ("txt2img", "inpaint") or "height" in takes:
         # SD's img2img pipelines size the result from the image; Flux's take the size and
         # would otherwise sample at their 1024 px default.
@@ -141,6 +173,7 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     elif spec.mode != "txt2img":
         kwargs["image"] = spec.image
         kwargs["strength"] = spec.strength
+        _start_at(pipe, schedule.start)
     if spec.mode == "inpaint":
         kwargs["mask_image"] = spec.mask
 

@@ -67,17 +67,56 @@ class PlannedPass:
     steps: int  # the job's sampling steps for the pass (A1111's "Steps")
     strength: float = 1.0  # denoising: img2img and inpaint start part-way
     hires: bool = False  # the second pass of Hires.fix
+    # A1111's "fixed" img2img steps: the pass runs `steps` model steps (Hires.fix's second
+    # pass always does, A1111 passes it its steps) instead of the tail of a `steps` schedule.
+    fixed_steps: bool = False
+
+    @property
+    def schedule(self) -> StepSchedule:
+        return step_schedule(self.mode, self.steps, self.strength, self.fixed_steps)
 
     @property
     def executed_steps(self) -> int:
-        return executed_steps(self.mode, self.steps, self.strength)
+        return self.schedule.executed
 
 
-def executed_steps(mode: JobMode, steps: int, strength: float) -> int:
-    """Sampling steps diffusers runs: img2img/inpaint start part-way, as A1111 does."""
-    if mode == JobMode.TXT2IMG:
-        return steps
-    return min(int(steps * strength), steps)
+@dataclass(frozen=True)
+class StepSchedule:
+    """The sigma schedule a pass is laid out on and how much of it runs: the pass builds the
+    sampler's schedule for `length` steps and runs its last `executed` ones."""
+
+    length: int
+    executed: int
+
+    @property
+    def start(self) -> int:
+        """The index in the schedule of the first step that runs."""
+        return self.length - self.executed
+
+
+def step_schedule(mode: JobMode, steps: int, strength: float, fixed: bool = False) -> StepSchedule:
+    """A1111's setup_img2img_steps: an img2img or inpaint pass (Hires.fix's second pass, an SD
+    upscale's tiles) with t_enc = int(min(strength, 0.999) * steps) samples
+    sigmas[steps - t_enc - 1:], t_enc + 1 steps; `fixed` (A1111's Hires steps, which every
+    Hires.fix pass gives, or its img2img_fix_steps option) builds the schedule for
+    int(steps / min(strength, 0.999)) steps and runs exactly `steps` of them.
+
+    diffusers' own img2img would run int(steps * strength) of `steps`: a 20-step pass at 0.5
+    runs 10 there, 11 in A1111 (20 with fixed steps). At strength 0 nothing runs, the
+    picture is the answer (A1111 would still take one step at its lowest sigma)."""
+    if mode in (JobMode.TXT2IMG, JobMode.EDIT):
+        return StepSchedule(steps, steps)
+    if strength <= 0 or steps < 1:
+        return StepSchedule(steps, 0)
+    denoise = min(strength, 0.999)
+    if fixed:
+        return StepSchedule(int(steps / denoise), steps)
+    return StepSchedule(steps, int(denoise * steps) + 1)
+
+
+def executed_steps(mode: JobMode, steps: int, strength: float, fixed: bool = False) -> int:
+    """Sampling steps a pass runs (step_schedule)."""
+    return step_schedule(mode, steps, strength, fixed).executed
 
 
 @dataclass(frozen=True)
@@ -393,6 +432,7 @@ def _passes(job: Job) -> tuple[PlannedPass, ...]:
             hires.second_pass_steps(job.steps, job.hires),
             strength=job.hires.denoise,
             hires=True,
+            fixed_steps=True,
         )
         return (first, second)
     if job.mode is JobMode.IMG2IMG:

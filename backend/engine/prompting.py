@@ -99,9 +99,9 @@ def encode_clip(
     the schedule. A Hires.fix second pass uses A1111's hires rule (prompt_parser's
     `hires_steps`): its schedule spans the steps the pass runs, a fraction above 1 is a
     point in that pass (`1.5`: half-way) and a whole number counts on from the first pass's
-    steps (`12` after 10 steps: its step 2). A1111 runs every hires step it schedules
-    (its img2img stretches the sigmas), diffusers runs `executed` of `pass_steps`, so the
-    hires schedule is laid out over `executed`, the steps this pass really takes.
+    steps (`12` after 10 steps: its step 2). The hires schedule is laid out over
+    `executed`, the steps this pass really takes: all its hires steps, as in A1111, whose
+    Hires.fix stretches the sigmas (planning.step_schedule).
     """
     job = ctx.job
     prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)

@@ -110,6 +110,7 @@ def _spec(planned: PlannedPass, image=None, mask=None, **kw) -> PassSpec:
         image,
         mask,
         hires=planned.hires,
+        fixed_steps=planned.fixed_steps,
         **kw,
     )
 

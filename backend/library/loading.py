@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 
 from dreamwire import catalog
+from dreamwire.backend.library import prediction
 from dreamwire.backend.library.catalog import pipeline_config_dir
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.expected import missing_checkpoint_keys, missing_vae_keys
@@ -97,6 +98,11 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None 
             str(entry.path), config=str(config), local_files_only=True, **kwargs
         )
     _check_no_meta(entry, pipe)
+    # A v-prediction SDXL file says so only by its marker keys (prediction.py): the arch's
+    # config is epsilon's.
+    overrides = prediction.Prediction.from_detail(entry.detail).scheduler_overrides()
+    if overrides:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **overrides)
     return pipe
 
 

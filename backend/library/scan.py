@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from dreamwire.backend.library import prediction
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.flux_identify import flux_file, text_encoder_arch
 from dreamwire.backend.library.gguf_header import SUFFIX as GGUF_SUFFIX
@@ -160,6 +161,8 @@ def identify(entry: ModelEntry) -> None:
         if entry.format == Format.DIFFUSERS:
             if entry.kind == Kind.CHECKPOINT:
                 entry.arch = diffusers_arch(entry.path)
+                if prediction.applies_to(entry.arch):
+                    entry.detail.update(prediction.of_folder(entry.path).to_detail())
             elif entry.kind == Kind.MARIGOLD:
                 entry.arch = "marigold"
                 entry.detail["maps"] = [s.map for s in entry_sources(entry)]
@@ -176,6 +179,8 @@ def identify(entry: ModelEntry) -> None:
             return
         if entry.kind == Kind.CHECKPOINT:
             entry.arch = checkpoint_arch(header, entry.path)
+            if prediction.applies_to(entry.arch):  # v_pred / ztsnr marker keys
+                entry.detail.update(prediction.from_keys(header.tensors).to_detail())
             if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:
                 entry.arch = flux.arch
                 entry.detail.update(flux.detail())

@@ -87,11 +87,25 @@ def write_sd1_checkpoint(parts: dict, path: Path, arch: str = "tiny-sd1") -> Pat
     return save_tensors(tensors, path, METADATA)
 
 
-def write_sdxl_checkpoint(parts: dict, path: Path, arch: str = "tiny-sdxl") -> Path:
+def _sdxl_tensors(parts: dict, arch: str) -> dict[str, torch.Tensor]:
     tensors = unet_to_ldm(state_of(parts["unet"]), _config(arch, "unet"))
     tensors |= vae_to_ldm(state_of(parts["vae"]), _config(arch, "vae"))
     tensors |= clip_to_ldm(state_of(parts["text_encoder"]), "conditioner.embedders.0.transformer.")
     tensors |= open_clip_to_ldm(state_of(parts["text_encoder_2"]), "conditioner.embedders.1.model.")
+    return tensors
+
+
+def write_sdxl_checkpoint(parts: dict, path: Path, arch: str = "tiny-sdxl") -> Path:
+    return save_tensors(_sdxl_tensors(parts, arch), path, METADATA)
+
+
+def write_sdxl_vpred_checkpoint(parts: dict, path: Path, ztsnr: bool = True) -> Path:
+    """A tiny SDXL single file marked as NoobAI-XL v-pred files are: empty `v_pred` (and
+    `ztsnr`) tensors beside the weights (backend/library/prediction.py)."""
+    tensors = _sdxl_tensors(parts, "tiny-sdxl")
+    tensors["v_pred"] = torch.empty(0)
+    if ztsnr:
+        tensors["ztsnr"] = torch.empty(0)
     return save_tensors(tensors, path, METADATA)
 
 

@@ -11,6 +11,7 @@ from PIL import Image
 from dreamwire.backend.conditioning import control_image
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, HiresFix, Job
+from tests.engine.reference import a1111_steps
 
 CANNY = "control_v11p_sd15_canny"
 DEPTH = "control_v11f1p_sd15_depth"
@@ -159,7 +160,7 @@ def test_img2img_with_controlnet_equals_diffusers(engine, cn_dir):
         cn_dir,
         cls_name="StableDiffusionControlNetImg2ImgPipeline",
         image=Image.fromarray(init),
-        strength=0.75,
+        **a1111_steps(4, 0.75),  # A1111's img2img: all 4 steps, from the top
         control_image=[Image.fromarray(ctl)],
         controlnet_conditioning_scale=[1.0],
     )  # default 0.8
@@ -260,7 +261,7 @@ def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
     ctl = noise_image(21)
     mask = box_mask(16, 48, 20, 44)
     result = engine.run(
-        inpaint_job(init, mask, 0.8, ControlUnit(type="canny", image=ctl, weight=0.9))
+        inpaint_job(init, mask, 0.7, ControlUnit(type="canny", image=ctl, weight=0.9))
     )
     ref = canny_reference(
         engine,
@@ -269,7 +270,7 @@ def test_inpaint_with_controlnet_equals_diffusers_then_overlay(engine, cn_dir):
         image=Image.fromarray(init),
         mask_image=Image.fromarray(mask),
         control_image=[Image.fromarray(ctl)],
-        strength=0.8,
+        **a1111_steps(4, 0.7),  # A1111's inpaint: int(0.7 * 4) + 1 = 3 steps of 4
         controlnet_conditioning_scale=[0.9],
         **SIZE,
     )

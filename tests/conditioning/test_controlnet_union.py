@@ -17,6 +17,7 @@ from dreamwire.backend.samplers import make_scheduler
 from dreamwire.backend.tiny import union as tiny_union
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
+from tests.engine.reference import a1111_steps
 
 UNION = tiny_union.FOLDER  # diffusers folder, 6 control types
 PROMAX = tiny_union.PROMAX_FILE  # single .safetensors, 8 control types
@@ -235,7 +236,7 @@ def test_img2img_with_union_equals_diffusers(engine, cn_dir):
     ref = run_job_settings(
         pipe,
         image=Image.fromarray(init),
-        strength=0.75,
+        **a1111_steps(4, 0.75),  # A1111's img2img: all 4 steps, from the top
         control_image=[Image.fromarray(ctl)],
         control_mode=[3],
         controlnet_conditioning_scale=[0.9],

@@ -65,3 +65,22 @@ def pil(a: np.ndarray) -> Image.Image:
 
 def maxdiff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def a1111_steps(steps: int, strength: float, *, fixed: bool = False, flow: bool = False) -> dict:
+    """num_inference_steps and strength that make diffusers' own img2img/inpaint pipeline
+    sample what A1111 samples (its setup_img2img_steps, restated here): t_enc =
+    int(min(strength, 0.999) * steps), t_enc + 1 steps over a `steps` schedule; with fixed
+    steps (every Hires.fix pass) exactly `steps` steps over an int(steps / min(strength,
+    0.999)) schedule. diffusers runs int(n * s) of n (SD) or starts at int(n - n * s) (Flux),
+    so s is put half a step inside the interval that gives A1111's count.
+
+    Not for a pass that runs its whole schedule at a strength below 1: s would have to be 1,
+    which an inpaint pipeline takes for "start from pure noise", where A1111 adds the noise
+    to the picture."""
+    denoise = min(strength, 0.999)
+    length, run = (int(steps / denoise), steps) if fixed else (steps, int(denoise * steps) + 1)
+    if run >= length:
+        return {"num_inference_steps": length, "strength": 1.0}
+    half = -0.5 if flow else 0.5
+    return {"num_inference_steps": length, "strength": (run + half) / length}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from reference import maxdiff, reference_pipe, run, to_uint8
+from reference import a1111_steps, maxdiff, reference_pipe, run, to_uint8
 
 from dreamwire.backend.engine import Conditioner, PassPart
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -137,9 +137,10 @@ def test_hires_fix_latent_equals_two_diffusers_passes(engine):
     result = engine.run(job(hires=hires), on_progress=events.append)
     out = result.images[0].image
     assert out.shape == (128, 128, 3)
-    # First pass 4 steps, second pass int(4 * 0.5) = 2 steps, reported as one job of 6.
+    # First pass 4 steps; A1111's hires pass runs all its 4 steps (over an 8-step schedule,
+    # 4 / 0.5), where diffusers' own img2img would run 2: reported as one job of 8.
     steps = [e.step for e in events if e.state == "generating" and e.step]
-    assert steps == [1, 2, 3, 4, 5, 6] and events[-1].total == 6
+    assert steps == [1, 2, 3, 4, 5, 6, 7, 8] and events[-1].total == 8
 
     t2i = reference_pipe(engine, "StableDiffusionPipeline", "Euler")
     i2i = reference_pipe(engine, "StableDiffusionImg2ImgPipeline", "Euler")
@@ -153,9 +154,8 @@ def test_hires_fix_latent_equals_two_diffusers_passes(engine):
         ).images
         up = F.interpolate(lat, size=(16, 16), mode="bilinear", antialias=False)
         ref = i2i(
-            **PIPE_ARGS,
+            **{**PIPE_ARGS, **a1111_steps(4, 0.5, fixed=True)},
             image=up,
-            strength=0.5,
             generator=torch.Generator().manual_seed(99),
             output_type="np",
         ).images

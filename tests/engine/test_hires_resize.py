@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from reference import maxdiff, reference_pipe, to_uint8
+from reference import a1111_steps, maxdiff, reference_pipe, to_uint8
 
 from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import HiresFix, Job
@@ -40,9 +40,9 @@ def test_resize_both_sides_crops_latents_like_a1111(engine):
         ).images
         up = F.interpolate(lat, size=(16, 21), mode="bilinear", antialias=False)
         ref = i2i(
-            **PIPE_ARGS,
+            # A1111's Hires.fix: all 4 steps, over a 4 / 0.5 = 8-step schedule.
+            **{**PIPE_ARGS, **a1111_steps(4, 0.5, fixed=True)},
             image=up[:, :, :, 2:18],
-            strength=0.5,
             generator=torch.Generator().manual_seed(99),
             output_type="np",
         ).images
@@ -89,9 +89,8 @@ def test_pixel_upscale_resizes_exactly_then_keeps_whole_latent_cells(engine):
         ).images
         pil = Image.fromarray(to_uint8(first)[0]).resize((104, 78), Image.LANCZOS)
         ref = i2i(
-            **PIPE_ARGS,
+            **{**PIPE_ARGS, **a1111_steps(4, 0.5, fixed=True)},  # A1111's Hires.fix steps
             image=pil.crop((0, 0, 104, 72)),
-            strength=0.5,
             generator=torch.Generator().manual_seed(99),
             output_type="np",
         ).images

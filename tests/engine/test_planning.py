@@ -23,14 +23,17 @@ def test_txt2img_with_hires_fix(library):
     first, second = p.passes
     assert (first.mode, first.width, first.height, first.executed_steps) == ("txt2img", 64, 64, 10)
     assert (second.mode, second.width, second.height, second.hires) == ("img2img", 96, 96, True)
-    assert second.executed_steps == 5 and p.total_steps == 15
+    # A1111's Hires.fix runs all its steps over a schedule stretched to 10 / 0.5 = 20.
+    assert second.schedule.length == 20 and second.schedule.start == 10
+    assert second.executed_steps == 10 and p.total_steps == 20
 
 
 def test_inpaint_outpaint_samples_the_grown_canvas(library):
     job = Job(prompt="x", width=64, height=64, init_image=PICTURE, mask=MASK, strength=0.5)
     job.outpaint = Outpaint(left=16)
     (only,) = plan(job, library).passes
-    assert (only.mode, only.width, only.height, only.executed_steps) == ("inpaint", 80, 64, 10)
+    # A1111: int(0.5 * 20) + 1 steps of the job's (default) 20-step schedule.
+    assert (only.mode, only.width, only.height, only.executed_steps) == ("inpaint", 80, 64, 11)
 
 
 def test_family_comes_from_the_library_without_loading(library):
@@ -113,7 +116,7 @@ def test_an_sd_upscale_is_planned_as_its_tile_pass(library):
         JobMode.IMG2IMG,
         64,
         64,
-        5,
+        6,  # A1111's SD upscale tiles are img2img: int(0.5 * 10) + 1 steps
     )
     assert p.size == (64, 64) and (p.upscale.width, p.upscale.height) == (192, 128)
     # A seamless texture's tiles wrap only along an axis one tile spans whole.

@@ -139,7 +139,8 @@ def test_hires_pass_schedules_with_a1111_hires_rule(engine):
     """A1111 (prompt_parser, hires_steps) lays the hires pass's schedule over that pass's
     own steps: a fraction above 1 is a point in the hires pass, a whole number counts on
     from the first pass's steps, and a fraction below 1 is over by the hires pass. First
-    pass 4 steps; the hires pass runs int(8 * 0.5) = 4 steps."""
+    pass 4 steps; the hires pass runs all its 8 steps, as A1111's Hires.fix does (over a
+    16-step schedule, 8 / 0.5)."""
     from dreamwire.shared.job import HiresFix
 
     texts = {"cat": "a cat", "dog": "an old dog"}
@@ -156,12 +157,12 @@ def test_hires_pass_schedules_with_a1111_hires_rule(engine):
         )
         return _seen_texts(engine, job, texts)
 
-    # 1.5: first pass int(1.5 * 4) -> clamped to 4, all "cat"; hires int(0.5 * 4) = 2.
-    assert seen("[a cat:an old dog:1.5]") == ["cat"] * 4 + ["cat"] * 3 + ["dog"]
+    # 1.5: first pass int(1.5 * 4) -> clamped to 4, all "cat"; hires int(0.5 * 8) = 4.
+    assert seen("[a cat:an old dog:1.5]") == ["cat"] * 4 + ["cat"] * 5 + ["dog"] * 3
     # 6: first pass min(4, 6) = 4, all "cat"; hires 6 - 4 = 2.
-    assert seen("[a cat:an old dog:6]") == ["cat"] * 4 + ["cat"] * 3 + ["dog"]
+    assert seen("[a cat:an old dog:6]") == ["cat"] * 4 + ["cat"] * 3 + ["dog"] * 5
     # 0.5: halfway through the first pass; in the hires pass it switched before it began.
-    assert seen("[a cat:an old dog:0.5]") == ["cat"] * 3 + ["dog"] + ["dog"] * 4
+    assert seen("[a cat:an old dog:0.5]") == ["cat"] * 3 + ["dog"] + ["dog"] * 8
 
 
 def test_hires_prompt_drives_the_second_pass_and_its_infotext(engine):
@@ -173,7 +174,8 @@ def test_hires_prompt_drives_the_second_pass_and_its_infotext(engine):
     base = dict(prompt="a cat", negative="blur", steps=3, sampler="Euler", width=64, height=64)
     job = Job(**base, seed=8, hires=hires)
     assert Job.from_wire(*job.to_wire()).hires == hires  # the fields travel
-    assert _seen_texts(engine, job, texts) == ["cat"] * 3 + ["dog"] * 2
+    # The hires pass runs its 4 steps (A1111's Hires.fix), all with the hires prompt.
+    assert _seen_texts(engine, job, texts) == ["cat"] * 3 + ["dog"] * 4
 
     text = engine.run(Job(**base, seed=8, hires=hires)).images[0].infotext
     info = parse_infotext(text)

@@ -1,11 +1,13 @@
 """The engine's output equals diffusers' own pipelines for the same components, seed and
-sampler: the engine adds plumbing, never different maths."""
+sampler: the engine adds plumbing, never different maths. img2img and inpaint run A1111's
+step counts (reference.a1111_steps), which diffusers' pipelines are given as their own
+num_inference_steps and strength."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference import JOB_BASE, SIZE, maxdiff, pil, reference_pipe, run_job_settings
+from reference import JOB_BASE, SIZE, a1111_steps, maxdiff, pil, reference_pipe, run_job_settings
 
 from dreamwire.backend.canvas.masks import composite
 from dreamwire.shared.job import Job
@@ -29,17 +31,19 @@ def test_txt2img_equals_diffusers(engine, sampler):
 def test_img2img_equals_diffusers(engine, init_image):
     result = engine.run(job(sampler="Euler a", init_image=init_image, strength=0.6, steps=5))
     pipe = reference_pipe(engine, "StableDiffusionImg2ImgPipeline", "Euler a")
-    ref = run_job_settings(pipe, num_inference_steps=5, image=pil(init_image), strength=0.6)
+    # A1111: int(0.6 * 5) + 1 = 4 steps of 5 (diffusers' own rule would run 3).
+    ref = run_job_settings(pipe, image=pil(init_image), **a1111_steps(5, 0.6))
     assert maxdiff(result.images[0].image, ref[0]) <= 1
     assert maxdiff(ref[0], init_image) > 10  # it did change the image
 
 
 def test_inpaint_equals_diffusers_then_overlay(engine, init_image, mask):
     result = engine.run(
-        job(sampler="Euler", init_image=init_image, mask=mask, mask_blur=0, strength=0.8)
+        job(sampler="Euler", init_image=init_image, mask=mask, mask_blur=0, strength=0.7)
     )
     pipe = reference_pipe(engine, "StableDiffusionInpaintPipeline", "Euler")
-    ref = run_job_settings(pipe, image=pil(init_image), mask_image=pil(mask), strength=0.8, **SIZE)
+    inpaint = dict(image=pil(init_image), mask_image=pil(mask), **SIZE)
+    ref = run_job_settings(pipe, **inpaint, **a1111_steps(4, 0.7))  # A1111: 3 steps of 4
     # A1111 pastes the generated pixels over the original through the mask.
     expected = composite(init_image, ref[0], mask)
     out = result.images[0].image
@@ -71,12 +75,20 @@ def test_sdxl_txt2img_equals_diffusers(engine):
 def test_sdxl_img2img_and_inpaint_equal_diffusers(engine, init_image, mask):
     got = engine.run(job(model="tiny-sdxl", sampler="Euler", init_image=init_image, strength=0.7))
     pipe = reference_pipe(engine, "StableDiffusionXLImg2ImgPipeline", "Euler", model="tiny-sdxl")
-    ref = run_job_settings(pipe, image=pil(init_image), strength=0.7)
+    ref = run_job_settings(pipe, image=pil(init_image), **a1111_steps(4, 0.7))
     assert maxdiff(got.images[0].image, ref[0]) <= 1
 
     got = engine.run(
-        job(model="tiny-sdxl", sampler="Euler", init_image=init_image, mask=mask, mask_blur=0)
+        job(
+            model="tiny-sdxl",
+            sampler="Euler",
+            init_image=init_image,
+            mask=mask,
+            mask_blur=0,
+            strength=0.6,
+        )
     )
     pipe = reference_pipe(engine, "StableDiffusionXLInpaintPipeline", "Euler", model="tiny-sdxl")
-    ref = run_job_settings(pipe, image=pil(init_image), mask_image=pil(mask), strength=0.75, **SIZE)
+    inpaint = dict(image=pil(init_image), mask_image=pil(mask), **SIZE)
+    ref = run_job_settings(pipe, **inpaint, **a1111_steps(4, 0.6))
     assert maxdiff(got.images[0].image, composite(init_image, ref[0], mask)) <= 1

@@ -166,9 +166,9 @@ def test_refine_is_img2img_of_each_tile(engine, init_image):
         tiles.append(engine.run(direct).images[0].image)
     assert np.array_equal(out.image, sd_upscale.combine(grid, tiles))
     assert not np.array_equal(out.image, big)
-    # Progress runs across all tiles: 2 steps (4 x 0.5) each.
+    # Progress runs across all tiles: A1111's img2img steps, int(4 x 0.5) + 1 = 3 each.
     steps = [e.step for e in events if e.state == "generating" and not e.message]
-    assert steps[-1] == 8 and {e.total for e in events if e.total} == {8}
+    assert steps[-1] == 12 and {e.total for e in events if e.total} == {12}
     assert [e.message for e in events if e.message.startswith("tile")] == [
         f"tile {i}/4" for i in range(1, 5)
     ]

@@ -109,7 +109,9 @@ def test_img2img_with_the_control_lora_equals_diffusers(setup, init_image):
         peft,
         "FluxControlImg2ImgPipeline",
         image=Image.fromarray(init_image),
-        strength=0.7,
+        # A1111/Forge run int(0.7 * 3) + 1 = 3 of the job's 3 steps: the whole schedule,
+        # which diffusers' own pipeline runs at strength 1.
+        strength=1.0,
     )
     assert diff(result.images[0].image, expected) <= 1
 

@@ -21,6 +21,7 @@ from dreamwire.backend.engine import noise
 from dreamwire.backend.tiny import flux_controlnet as tiny_cn
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
+from tests.engine.reference import a1111_steps
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -103,7 +104,7 @@ def reference(engine, cls_name: str, net, **kwargs) -> np.ndarray:
         out = pipe(
             prompt=PROMPT,
             control_image=kwargs.pop("images", Image.fromarray(CONTROL)),
-            num_inference_steps=4,
+            num_inference_steps=kwargs.pop("num_inference_steps", 4),
             generator=noise.generators([5]),
             output_type="np",
             guidance_scale=3.5,
@@ -211,7 +212,7 @@ def test_img2img_with_a_controlnet_equals_diffusers(engine, init_image, kind):
         "FluxControlNetImg2ImgPipeline",
         net,
         image=Image.fromarray(init_image),
-        strength=0.6,
+        **a1111_steps(4, 0.6, flow=True),  # A1111/Forge: int(0.6 * 4) + 1 = 3 steps of 4
     )
     assert diff(result.images[0].image, expected) == 0
 
@@ -227,7 +228,7 @@ def test_inpaint_with_a_controlnet_equals_diffusers(engine, init_image, mask, ki
         net,
         image=Image.fromarray(init_image),
         mask_image=Image.fromarray(mask),
-        strength=0.9,
+        **a1111_steps(4, 0.9, flow=True),  # A1111/Forge: all 4 steps
     )
     assert diff(result.images[0].image, composite(init_image, generated, mask)) == 0
 

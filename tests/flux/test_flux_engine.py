@@ -20,6 +20,7 @@ from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.events import Welcome
 from dreamwire.shared.job import ControlUnit, HiresFix, Job, Outpaint, Region
 from dreamwire.shared.job_mode import JobMode
+from tests.engine.reference import a1111_steps
 
 FLUX_DEFAULTS = families.FLUX.defaults
 
@@ -47,7 +48,7 @@ def reference(
     with torch.inference_mode():
         out = pipe(
             prompt=prompt,
-            num_inference_steps=4,
+            num_inference_steps=kwargs.pop("num_inference_steps", 4),
             generator=noise.generators([seed]),
             output_type="np",
             **kwargs,
@@ -91,7 +92,7 @@ def test_img2img_equals_diffusers(flux_engine, init_image):
         flux_engine,
         "FluxImg2ImgPipeline",
         image=Image.fromarray(init_image),
-        strength=0.6,
+        **a1111_steps(4, 0.6, flow=True),  # A1111/Forge: int(0.6 * 4) + 1 = 3 steps of 4
         guidance_scale=3.5,
         height=64,
         width=64,
@@ -109,7 +110,7 @@ def test_inpaint_equals_diffusers_then_overlay(flux_engine, init_image, mask):
         "FluxInpaintPipeline",
         image=Image.fromarray(init_image),
         mask_image=Image.fromarray(mask),
-        strength=0.9,
+        **a1111_steps(4, 0.9, flow=True),  # A1111/Forge: all 4 steps
         guidance_scale=3.5,
         height=64,
         width=64,

@@ -31,22 +31,23 @@ SD15 = {
 }
 
 # name -> (diffusers class, flags that must hold). From the diffusers schedulers overview
-# table "A1111/k-diffusion -> Diffusers" plus the A1111 specifics documented in samplers.py.
+# table "A1111/k-diffusion -> Diffusers" plus the A1111 specifics documented in samplers.py;
+# a name without a schedule type runs A1111 1.9+'s default for the sampler ("Automatic").
 EXPECTED = {
     "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
     "Heun": ("HeunDiscreteScheduler", {"use_karras_sigmas": False}),
     "LMS": ("LMSDiscreteScheduler", {"use_karras_sigmas": False}),
     "LMS Karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
-    "DPM2": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": False}),
+    "DPM2": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
     "DPM2 Karras": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
-    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": False}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
     "DPM2 a Karras": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
-    "DPM++ 2S a": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": False}),
+    "DPM++ 2S a": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
     "DPM++ 2S a Karras": ("DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}),
     "DPM++ 2M": (
         "DPMSolverMultistepScheduler",
-        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
     ),
     "DPM++ 2M Karras": (
         "DPMSolverMultistepScheduler",
@@ -58,6 +59,7 @@ EXPECTED = {
             "algorithm_type": "sde-dpmsolver++",
             "solver_type": "midpoint",
             "use_karras_sigmas": False,
+            "use_exponential_sigmas": True,
         },
     ),
     "DPM++ 2M SDE Karras": (
@@ -74,13 +76,17 @@ EXPECTED = {
     ),
     "DPM++ 2M SDE Heun": (
         "DPMSolverMultistepScheduler",
-        {"algorithm_type": "sde-dpmsolver++", "solver_type": "heun"},
+        {
+            "algorithm_type": "sde-dpmsolver++",
+            "solver_type": "heun",
+            "use_exponential_sigmas": True,
+        },
     ),
     "DPM++ 2M SDE Heun Karras": (
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "sde-dpmsolver++", "solver_type": "heun", "use_karras_sigmas": True},
     ),
-    "DPM++ SDE": ("DPMSolverSDEScheduler", {"use_karras_sigmas": False}),
+    "DPM++ SDE": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
     "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
     "DDIM": (
         "DDIMScheduler",
@@ -180,7 +186,7 @@ def test_checkpoint_flags_are_reset():
         "algorithm_type": "sde-dpmsolver++",
         "solver_order": 3,
     }
-    sched = make_scheduler("DPM++ 2M", cfg)
+    sched = make_scheduler("DPM++ 2M Uniform", cfg)
     assert sched.config.use_karras_sigmas is False
     assert sched.config.algorithm_type == "dpmsolver++"
     assert sched.config.solver_order == 2
