@@ -98,6 +98,18 @@ FLUX = ModelFamily(
     defaults=GenerationDefaults(steps=20, cfg=1.0, sampler="Euler", distilled_cfg=3.5),
 )
 
+ZIMAGE = ModelFamily(
+    "zimage",
+    "Z-Image",
+    # Tongyi-MAI's model card samples at 1024 px and up to 2048 px sides (as Flux).
+    NativeResolution(1024, 2048, 2048 * 2048),
+    name_hints=("z-image", "z_image", "zimage"),
+    # Z-Image Turbo's model card and ComfyUI's template: 8 function evaluations, no CFG
+    # (diffusers' guidance_scale 0, ComfyUI's CFG 1), flow-matching Euler over the model's
+    # shifted schedule (shift 3, ComfyUI's ModelSamplingAuraFlow / "simple").
+    defaults=GenerationDefaults(steps=8, cfg=1.0, sampler="Euler"),
+)
+
 
 @dataclass(frozen=True)
 class FamilyInfo:
@@ -140,11 +152,11 @@ class FamilyInfo:
         return cls(family, modes, supports)
 
 
-FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX)}
+FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX, ZIMAGE)}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)
 # Name hints are tried in this order: "flux" first (a "flux-xl-style" LoRA merge is Flux),
 # "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
-_GUESS_ORDER = (FLUX, SDXL, SD2)
+_GUESS_ORDER = (FLUX, ZIMAGE, SDXL, SD2)
 
 
 def family(key: str | ModelFamily | None) -> ModelFamily:

@@ -59,6 +59,10 @@ class TextEncoding(str, Enum):
     # Flux: CLIP-L's pooled output plus T5's token sequence; weights act on both as in
     # Forge, BREAK on CLIP only.
     CLIP_T5 = "clip_t5"
+    # Z-Image: one Qwen3 LLM's second-to-last hidden states over the prompt in its chat
+    # template, variable length (no padding tokens); the text goes in as it is written, as
+    # ComfyUI's Z-Image tokenizer takes it (no A1111 weights).
+    QWEN3 = "qwen3"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.zimage_loading import load_zimage_pipeline
+from dreamwire.backend.library.zimage_parts import ZImageSources, is_zimage_file
+from dreamwire.backend.library.zimage_parts import gather as gather_zimage
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 
@@ -63,22 +66,30 @@ def _load_errors(entry: ModelEntry):
         ) from exc
 
 
-def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None = None):
-    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline for a checkpoint
-    entry. A Flux single file takes its text encoders and VAE from `flux` (the library
-    gathers them); without it, only an all-in-one checkpoint loads."""
+def load_pipeline(
+    entry: ModelEntry,
+    torch_dtype=None,
+    flux: FluxSources | None = None,
+    zimage: ZImageSources | None = None,
+):
+    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline / ZImagePipeline
+    for a checkpoint entry. A Flux or Z-Image single file takes its text encoders and VAE
+    from `flux` / `zimage` (the library gathers them); without them, only a Flux all-in-one
+    checkpoint loads."""
     if entry.kind != Kind.CHECKPOINT:
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH, f"{entry.name} is a {entry.kind.value}, not a checkpoint"
         )
     if entry.format == Format.PICKLE:
         refuse_pickle(entry.path)
+    places = [entry.root] if entry.root else []
     if is_flux_file(entry):
-        sources = flux or gather(entry, places=[entry.root] if entry.root else [])
-        with _load_errors(entry), _quiet():
-            pipe = load_flux_pipeline(entry, sources, torch_dtype)
-        _check_no_meta(entry, pipe)
-        return pipe
+        return _assembled(
+            entry, load_flux_pipeline, flux or gather(entry, places=places), torch_dtype
+        )
+    if is_zimage_file(entry):
+        sources = zimage or gather_zimage(entry, places=places)
+        return _assembled(entry, load_zimage_pipeline, sources, torch_dtype)
     arch = require_arch(entry)
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
@@ -96,6 +107,14 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None 
         pipe = cls.from_single_file(
             str(entry.path), config=str(config), local_files_only=True, **kwargs
         )
+    _check_no_meta(entry, pipe)
+    return pipe
+
+
+def _assembled(entry: ModelEntry, load, sources, torch_dtype):
+    """A pipeline built from a transformer file and the other files `sources` names."""
+    with _load_errors(entry), _quiet():
+        pipe = load(entry, sources, torch_dtype)
     _check_no_meta(entry, pipe)
     return pipe
 

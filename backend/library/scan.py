@@ -32,6 +32,7 @@ from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
+from dreamwire.backend.library.zimage_identify import qwen3_arch, zimage_file
 from dreamwire.shared.errors import DreamwireError
 
 # Folder names per kind: A1111 first, then ComfyUI, then common extras.
@@ -178,8 +179,11 @@ def identify(entry: ModelEntry) -> None:
             if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:
                 entry.arch = flux.arch
                 entry.detail.update(flux.detail())
+            if entry.arch is None and (zimage := zimage_file(header)) is not None:
+                entry.arch = zimage.arch
+                entry.detail.update(zimage.detail())
         elif entry.kind == Kind.TEXT_ENCODER:
-            entry.arch = text_encoder_arch(header)
+            entry.arch = qwen3_arch(header) or text_encoder_arch(header)
         elif entry.kind == Kind.VAE:
             entry.arch = vae_arch(header)
         elif entry.kind == Kind.UPSCALER:
