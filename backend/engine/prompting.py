@@ -85,7 +85,7 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     job = ctx.job
     prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
     if spec.text_encoding is TextEncoding.QWEN3:
-        return encode_qwen3(pipe, prompt, negative, job)
+        return encode_qwen3(pipe, spec.chat_text, prompt, negative, job)
     if spec.text_encoding is TextEncoding.CLIP_T5:
         model, stand_in = ctx.model, bool(ctx.plan and ctx.plan.stands_in_for)
         return encode_clip_t5(pipe, prompt, negative, job, model.family, model.arch, stand_in)

@@ -13,6 +13,7 @@ from dreamwire.shared import families
 
 from .flux import FLUX
 from .spec import (
+    ChatText,
     FamilySpec,
     LoraLineage,
     MemoryFigures,
@@ -61,6 +62,11 @@ ZIMAGE = FamilySpec(
     lora=LoraLineage("zimage", "Z-Image"),
     denoiser="transformer",
     text_encoding=TextEncoding.QWEN3,
+    # ComfyUI's Z-Image template (Qwen3's with thinking on), the second-to-last layer, the
+    # real tokens only; diffusers' Z-Image guidance is CFG - 1.
+    chat_text=ChatText(
+        "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", guidance_offset=1.0
+    ),
     # diffusers' Z-Image pipelines: Euler over the model's shifted flow-matching sigmas.
     sampling=Sampling(names=("Euler",), schedule="Simple"),
     support=Support(

@@ -44,6 +44,8 @@ def require_arch(entry: ModelEntry) -> str:
         # Unidentified because the scan could not read it: say why, not "unsupported".
         code = entry.detail.get("error_code", ErrorCode.MODEL_CORRUPT.value)
         raise DreamwireError(code, entry.detail["error"])
+    if title := catalog.recognised(entry.arch):
+        raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, unsupported_message(entry, title))
     if not entry.arch or entry.arch not in catalog.archs():
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
@@ -51,6 +53,14 @@ def require_arch(entry: ModelEntry) -> str:
             f"supported: {', '.join(a for a in catalog.archs() if not a.startswith('tiny'))}",
         )
     return entry.arch
+
+
+def unsupported_message(entry: ModelEntry, title: str) -> str:
+    return (
+        f"{entry.name} is a {title} model, which Dreamwire recognises but does not run yet "
+        "(its Qwen3 text conditioning, Flux.2 VAE and pipelines are not wired in); use a "
+        "Flux.1 or Z-Image model"
+    )
 
 
 @contextlib.contextmanager

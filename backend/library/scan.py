@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.flux2_identify import flux2_arch
 from dreamwire.backend.library.flux_identify import flux_file, text_encoder_arch
 from dreamwire.backend.library.gguf_header import SUFFIX as GGUF_SUFFIX
 from dreamwire.backend.library.gguf_header import read_gguf_header
@@ -175,7 +176,7 @@ def identify(entry: ModelEntry) -> None:
         else:
             return
         if entry.kind == Kind.CHECKPOINT:
-            entry.arch = checkpoint_arch(header, entry.path)
+            entry.arch = checkpoint_arch(header, entry.path) or flux2_arch(header)
             if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:
                 entry.arch = flux.arch
                 entry.detail.update(flux.detail())
