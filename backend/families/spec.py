@@ -110,6 +110,12 @@ class Support:
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
 
 
+# Plain generation only (txt2img/img2img/inpaint/edit as the pipelines allow): what a
+# family whose conditioning is not A1111's CLIP language offers until each feature is
+# wired for it (Z-Image, Flux.2 Klein).
+GENERATION_ONLY = Support(**{f: False for f in Support.__dataclass_fields__})
+
+
 @dataclass(frozen=True)
 class MemoryFigures:
     """The real architecture's sizes for the memory plan (engine/memory_plan.py): weights

@@ -13,13 +13,13 @@ from dreamwire.shared import families
 
 from .flux import FLUX
 from .spec import (
+    GENERATION_ONLY,
     ChatText,
     FamilySpec,
     LoraLineage,
     MemoryFigures,
     PipelineClasses,
     Sampling,
-    Support,
     TextEncoding,
 )
 
@@ -69,18 +69,7 @@ ZIMAGE = FamilySpec(
     ),
     # diffusers' Z-Image pipelines: Euler over the model's shifted flow-matching sigmas.
     sampling=Sampling(names=("Euler",), schedule="Simple"),
-    support=Support(
-        hires_latent=False,
-        seamless=False,
-        regions=False,
-        composable=False,
-        prompt_schedules=False,
-        variation_seed=False,
-        controlnet=False,
-        ip_adapter=False,
-        t2i_adapter=False,
-        refine_upscale=False,
-    ),
+    support=GENERATION_ONLY,
     # Its single files are ComfyUI's layout; A1111's merge rules are written for the LDM one.
     checkpoint_merge=False,
 )

@@ -167,15 +167,14 @@ class ModelLibrary:
         """{checkpoint name: why it cannot load, naming the file to add} for the models
         made of several files that lack one (Flux, Z-Image transformer files); read from headers and
         folders only, so a welcome can say it without loading anything."""
-        from dreamwire import catalog
-        from dreamwire.backend.library.loading import unsupported_message
+        from dreamwire.backend.library.loading import unsupported
 
         missing: dict[str, str] = {}
         for entry in self.entries(Kind.CHECKPOINT):
             if entry.name in missing:
                 continue
-            if title := catalog.recognised(entry.arch):
-                missing[entry.name] = unsupported_message(entry, title)
+            if why := unsupported(entry):
+                missing[entry.name] = why
                 continue
             try:
                 self._sources(entry)

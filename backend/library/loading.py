@@ -44,8 +44,8 @@ def require_arch(entry: ModelEntry) -> str:
         # Unidentified because the scan could not read it: say why, not "unsupported".
         code = entry.detail.get("error_code", ErrorCode.MODEL_CORRUPT.value)
         raise DreamwireError(code, entry.detail["error"])
-    if title := catalog.recognised(entry.arch):
-        raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, unsupported_message(entry, title))
+    if why := unsupported(entry):
+        raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, why)
     if not entry.arch or entry.arch not in catalog.archs():
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
@@ -55,12 +55,23 @@ def require_arch(entry: ModelEntry) -> str:
     return entry.arch
 
 
-def unsupported_message(entry: ModelEntry, title: str) -> str:
-    return (
-        f"{entry.name} is a {title} model, which Dreamwire recognises but does not run yet "
-        "(its Qwen3 text conditioning, Flux.2 VAE and pipelines are not wired in); use a "
-        "Flux.1 or Z-Image model"
-    )
+def unsupported(entry: ModelEntry) -> str | None:
+    """Why a checkpoint the library identified cannot run, or None: an architecture it
+    only recognises (Flux.2 dev/9B), or a single file of one that loads from its diffusers
+    folder only (the catalog's `folders_only`: Flux.2 Klein)."""
+    if title := catalog.recognised(entry.arch):
+        return (
+            f"{entry.name} is a {title} model, which Dreamwire recognises but does not run "
+            "yet; use a Flux.2 Klein 4B diffusers folder, a Flux.1 or a Z-Image model"
+        )
+    info = catalog.index()["archs"].get(entry.arch or "", {})
+    if info.get("folders_only") and entry.format != Format.DIFFUSERS:
+        return (
+            f"{entry.name} is a {info['title']} single file, which Dreamwire does not load "
+            "yet (diffusers has no single-file loader for its VAE): put its diffusers folder "
+            "(e.g. black-forest-labs/FLUX.2-klein-4B) in models/diffusers instead"
+        )
+    return None
 
 
 @contextlib.contextmanager

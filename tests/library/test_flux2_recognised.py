@@ -1,6 +1,7 @@
-"""Flux.2 (Klein, dev) files are found and identified in ComfyUI's and diffusers' layouts,
-listed with why they cannot run, and refused by name with a stable code, never loaded as
-the Flux.1 their `double_blocks` names resemble."""
+"""Flux.2 files are found and identified in ComfyUI's and diffusers' layouts, never taken for
+the Flux.1 their `double_blocks` names resemble: Klein single files (which load from their
+diffusers folders only) and the models Dreamwire only recognises (Klein 9B, Flux.2 dev) are
+listed with why they cannot run and refused by name with a stable code."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def comfy(tmp_path_factory) -> Path:
         96,
         "model.diffusion_model.",
     )
-    folder = models / "diffusers" / "FLUX.2-klein-tiny"
+    # Klein 9B's widths (its config only: it is refused before any weight is read).
+    folder = models / "diffusers" / "FLUX.2-klein-9B"
     (folder / "transformer").mkdir(parents=True)
     index = {
         "_class_name": "Flux2KleinPipeline",
@@ -48,9 +50,9 @@ def comfy(tmp_path_factory) -> Path:
     (folder / "model_index.json").write_text(json.dumps(index))
     config = {
         "_class_name": "Flux2Transformer2DModel",
-        "num_attention_heads": 2,
-        "attention_head_dim": 16,
-        "joint_attention_dim": 96,
+        "num_attention_heads": 32,
+        "attention_head_dim": 128,
+        "joint_attention_dim": 12288,
     }
     (folder / "transformer" / "config.json").write_text(json.dumps(config))
     vae = {
@@ -64,17 +66,19 @@ def comfy(tmp_path_factory) -> Path:
 
 def test_flux2_files_are_identified_and_listed_as_unsupported(comfy):
     library = ModelLibrary([comfy])
-    names = ("flux-2-klein-tiny", "flux-2-klein-tiny-comfy", "FLUX.2-klein-tiny")
+    singles = ("flux-2-klein-tiny", "flux-2-klein-tiny-comfy")
     archs = {e.name: e.arch for e in library.entries(Kind.CHECKPOINT)}
-    assert {archs[n] for n in names} == {"tiny-flux2"}
+    assert {archs[n] for n in singles} == {"tiny-flux2"}
+    assert archs["FLUX.2-klein-9B"] == "flux2-klein-9b"
     assert library.find(Kind.VAE, "flux2-vae").arch == "flux2-vae"
-    assert catalog.family_of("tiny-flux2") == "flux2"
+    assert catalog.family_of("flux2-klein-9b") == "flux2"
     missing = library.missing_parts()
-    assert all("Flux.2" in missing[n] and "does not run" in missing[n] for n in names)
+    assert all("diffusers folder" in missing[n] for n in singles)
+    assert "Flux.2 Klein 9B" in missing["FLUX.2-klein-9B"]
 
 
-@pytest.mark.parametrize("name", ["flux-2-klein-tiny", "FLUX.2-klein-tiny"])
-def test_loading_a_flux2_model_is_refused_by_name(comfy, name):
+@pytest.mark.parametrize("name", ["flux-2-klein-tiny", "FLUX.2-klein-9B"])
+def test_loading_is_refused_by_name(comfy, name):
     with pytest.raises(DreamwireError) as err:
         ModelLibrary([comfy]).load_pipeline(name)
     assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
@@ -87,5 +91,5 @@ def test_real_widths_name_the_model():
     assert arch_for(7680, 3072) == "flux2-klein-4b"
     assert arch_for(12288, 4096) == "flux2-klein-9b"
     assert arch_for(15360, 6144) == "flux2-dev"
-    assert catalog.recognised("flux2-klein-4b") == "Flux.2 Klein 4B"
+    assert catalog.recognised("flux2-klein-9b") == "Flux.2 Klein 9B"
     assert catalog.recognised("flux-dev") is None

@@ -4,17 +4,15 @@ run is refused before anything loads."""
 
 from __future__ import annotations
 
-import diffusers
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from dreamwire.backend.canvas.masks import composite
-from dreamwire.backend.engine import noise
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import HiresFix, Job
+from tests.support.pipeline_reference import reference_image
 
 MODEL = "z_image_turbo_bf16"  # ComfyUI's transformer file: its parts come from the library
 PROMPT = "a cat sitting on a red chair"
@@ -28,26 +26,7 @@ def job(**kw) -> Job:
 def reference(engine, cls_name: str, chat_tokenizer, **kwargs) -> np.ndarray:
     """diffusers' own pipeline over the engine's loaded components, with the diffusers
     folder's tokenizer (Qwen3's chat template applied by diffusers itself)."""
-    comps = engine.load(MODEL, "").components
-    pipe = getattr(diffusers, cls_name)(
-        vae=comps["vae"],
-        text_encoder=comps["text_encoder"],
-        tokenizer=chat_tokenizer,
-        transformer=comps["transformer"],
-        scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    with torch.inference_mode():
-        out = pipe(
-            prompt=PROMPT,
-            num_inference_steps=2,
-            generator=noise.generators([5]),
-            output_type="np",
-            height=64,
-            width=64,
-            **kwargs,
-        )
-    return (out.images[0] * 255).round().astype(np.uint8)
+    return reference_image(engine, MODEL, cls_name, PROMPT, tokenizer=chat_tokenizer, **kwargs)
 
 
 @pytest.fixture(scope="module")
