@@ -11,11 +11,12 @@ from PIL import Image
 from dreamwire.backend.canvas.masks import composite
 from dreamwire.shared import families
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import HiresFix, Job
+from dreamwire.shared.job import ControlUnit, HiresFix, Job
 from tests.support.pipeline_reference import reference_image
 
 MODEL = "z_image_turbo_bf16"  # ComfyUI's transformer file: its parts come from the library
 PROMPT = "a cat sitting on a red chair"
+CANNY = np.zeros((64, 64, 3), np.uint8)
 BASE = dict(model=MODEL, prompt=PROMPT, sampler="Euler", steps=2, cfg=1.0, width=64, height=64)
 
 
@@ -102,6 +103,7 @@ def test_inpaint_equals_diffusers_then_overlay(zimage_engine, chat_tokenizer, in
         (dict(hires=HiresFix(scale=2.0, upscaler="Latent")), ErrorCode.MODEL_UNSUPPORTED),
         (dict(seamless="both"), ErrorCode.MODEL_UNSUPPORTED),
         (dict(sampler="DPM++ 2M Karras"), ErrorCode.UNKNOWN_SAMPLER),
+        (dict(controls=[ControlUnit(type="canny", image=CANNY)]), ErrorCode.MODEL_UNSUPPORTED),
     ],
 )
 def test_what_z_image_cannot_run_is_refused_by_name(zimage_engine, kw, code):
