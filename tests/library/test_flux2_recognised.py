@@ -93,3 +93,13 @@ def test_real_widths_name_the_model():
     assert arch_for(15360, 6144) == "flux2-dev"
     assert catalog.recognised("flux2-klein-9b") == "Flux.2 Klein 9B"
     assert catalog.recognised("flux-dev") is None
+
+
+def test_the_welcome_offers_no_mode_on_them(comfy):
+    from dreamwire.backend.engine import Engine
+
+    engine = Engine(ModelLibrary([comfy]), device="cpu", extensions=[], cache_size=1)
+    welcome = engine.capabilities()
+    assert welcome["model_modes"]["FLUX.2-klein-9B"] == []
+    assert welcome["model_modes"]["flux-2-klein-tiny"] == []
+    assert welcome["model_families"]["FLUX.2-klein-9B"] == "flux2"
