@@ -9,7 +9,7 @@ template, whose default system message the engine must not pick up).
 
 Files as ComfyUI's Z-Image template has them: models/diffusion_models/
 z_image_turbo_bf16.safetensors (ComfyUI's transformer names: fused qkv, `x_embedder`,
-`final_layer`, q/k_norm), a GGUF copy (city96's layout), models/text_encoders/
+`final_layer`, q/k_norm), an fp8 (e4m3fn) and a GGUF copy (city96's layout), models/text_encoders/
 qwen_3_4b.safetensors (Qwen3ForCausalLM names) and models/vae/ae.safetensors.
 """
 
@@ -24,7 +24,7 @@ import torch
 from dreamwire import catalog
 from dreamwire.backend.tiny.files import save_tensors, state_of
 from dreamwire.backend.tiny.flux import WORDS
-from dreamwire.backend.tiny.flux_files import vae_tensors, write_gguf
+from dreamwire.backend.tiny.flux_files import FP8, vae_tensors, write_gguf
 
 ARCH = "tiny-zimage"
 SEED = 20251126
@@ -174,6 +174,10 @@ def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
     return {
         "transformer": save_tensors(
             transformer, models / "diffusion_models" / "z_image_turbo_bf16.safetensors"
+        ),
+        "fp8": save_tensors(
+            {k: v.to(FP8) if v.ndim == 2 else v for k, v in transformer.items()},
+            models / "diffusion_models" / "z_image_turbo_fp8_e4m3fn.safetensors",
         ),
         "gguf": write_gguf(
             transformer,
