@@ -38,7 +38,7 @@ def family_of(arch: str | None) -> str:
     """The family key ("sd1", "sd2", "sdxl": dreamwire.shared.families) of an architecture
     the library identified. One the catalog has no entry for (an SDXL refiner, a LoRA's
     "sdxl") takes the family its name starts with; anything else is "sd1", the most common."""
-    entries = index()["archs"]
+    entries = index()["archs"] | index().get("recognised", {})
     if arch in entries:
         return entries[arch]["family"]
     name = (arch or "").lower().removeprefix("tiny-")
@@ -56,3 +56,10 @@ def config_dir(arch: str) -> Path:
     """The weightless diffusers config folder for an architecture (no tokenizer files)."""
     arch_info(arch)
     return CONFIGS / arch
+
+
+def recognised(arch: str | None) -> str | None:
+    """The title of an architecture the library identifies but cannot run ("Flux.2 Klein
+    4B"), so that loading it is refused by name; None for any other."""
+    entry = index().get("recognised", {}).get(arch or "")
+    return entry["title"] if entry else None

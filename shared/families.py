@@ -98,6 +98,27 @@ FLUX = ModelFamily(
     defaults=GenerationDefaults(steps=20, cfg=1.0, sampler="Euler", distilled_cfg=3.5),
 )
 
+ZIMAGE = ModelFamily(
+    "zimage",
+    "Z-Image",
+    # Tongyi-MAI's model card samples at 1024 px and up to 2048 px sides (as Flux).
+    NativeResolution(1024, 2048, 2048 * 2048),
+    name_hints=("z-image", "z_image", "zimage"),
+    # Z-Image Turbo's model card and ComfyUI's template: 8 function evaluations, no CFG
+    # (diffusers' guidance_scale 0, ComfyUI's CFG 1), flow-matching Euler over the model's
+    # shifted schedule (shift 3, ComfyUI's ModelSamplingAuraFlow / "simple").
+    defaults=GenerationDefaults(steps=8, cfg=1.0, sampler="Euler"),
+)
+
+FLUX2 = ModelFamily(
+    "flux2",
+    "Flux.2 Klein",
+    NativeResolution(1024, 2048, 2048 * 2048),
+    name_hints=("flux-2", "flux2", "flux.2", "klein"),
+    # BFL's Klein 4B/9B model cards: distilled to 4 steps, guidance 1 (no CFG).
+    defaults=GenerationDefaults(steps=4, cfg=1.0, sampler="Euler"),
+)
+
 
 @dataclass(frozen=True)
 class FamilyInfo:
@@ -140,11 +161,12 @@ class FamilyInfo:
         return cls(family, modes, supports)
 
 
-FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX)}
+FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX, ZIMAGE, FLUX2)}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)
-# Name hints are tried in this order: "flux" first (a "flux-xl-style" LoRA merge is Flux),
+# Name hints are tried in this order: Flux.2's before "flux" (a "flux-2-klein" is not
+# Flux.1), then "flux" (a "flux-xl-style" LoRA merge is Flux),
 # "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
-_GUESS_ORDER = (FLUX, SDXL, SD2)
+_GUESS_ORDER = (FLUX2, FLUX, ZIMAGE, SDXL, SD2)
 
 
 def family(key: str | ModelFamily | None) -> ModelFamily:

@@ -81,6 +81,9 @@ UNSUPPORTED = {
     "through t2ia_style_clipvision, not a control image)",
     "control_lora": "a Control-LoRA (Stability's ControlNet LoRA)",
     "lllite": "a kohya ControlNet-LLLite model",
+    # Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union (diffusers ZImageControlNetModel):
+    # the Z-Image family spec does not run ControlNet units yet.
+    "zimage_fun": "a Z-Image Fun ControlNet (Union), which Dreamwire does not run yet",
     "unknown": "not a ControlNet Dreamwire recognises",
 }
 
@@ -91,6 +94,8 @@ def _layout(keys: set[str]) -> str:
     flux = flux_controlnet_headers.layout(keys)  # before "original": XLabs' has a hint block
     if flux:
         return flux
+    if any(k.startswith("control_all_x_embedder.") for k in keys):
+        return "zimage_fun"
     if any(k.startswith("lllite_") for k in keys):
         return "lllite"
     if any("lora_controlnet" in k for k in keys) or any(".up" in k and "lora" in k for k in keys):

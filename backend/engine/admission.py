@@ -208,7 +208,10 @@ def _denoiser_width(config: dict) -> int:
     transformer's inner width (Flux: 551, beside SD's 320)."""
     if "block_out_channels" in config:
         return int(config["block_out_channels"][0])
-    inner = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
+    if "dim" in config:  # Z-Image's (Lumina 2's) config names its width directly
+        inner = int(config["dim"])
+    else:
+        inner = int(config["num_attention_heads"]) * int(config["attention_head_dim"])
     return round(inner * TRANSFORMER_WIDTH_SHARE)
 
 

@@ -105,8 +105,10 @@ class Engine:
         """{checkpoint: the modes its pipelines run}, as planning refuses the rest: the
         hosts offer an edit only on a model that lists "edit" (an edit model's variant)."""
         run = (JobMode.TXT2IMG, JobMode.IMG2IMG, JobMode.INPAINT, JobMode.EDIT)
-        # A Flux Control model runs no job by itself (only through a control unit).
+        # A Flux Control model runs no job by itself (only through a control unit); a
+        # model the library only recognises (model_missing says why) runs none.
         units_only = {e.name for e in self.library.entries("checkpoint") if e.control_model}
+        units_only |= libs.unsupported(self.library)
         out: dict[str, list[str]] = {}
         for name, (family, arch) in libs.checkpoint_archs(self.library).items():
             served = [m.value for m in run if planning.serves(family, m, arch)]

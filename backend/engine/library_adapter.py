@@ -78,6 +78,13 @@ def stored_formats(library) -> dict[str, str]:
     return out
 
 
+def unsupported(library) -> set[str]:
+    """The checkpoints identified but not run (Flux.2 Klein single files, Klein 9B ...)."""
+    from dreamwire.backend.library.loading import unsupported as why
+
+    return {e.name for e in library.entries("checkpoint") if why(e)}
+
+
 def params(entry: ModelEntry) -> int | None:
     """Parameters loading `entry` puts in memory, from its headers (None: unknown)."""
     from dreamwire.backend.library.sizes import checkpoint_params

@@ -13,10 +13,12 @@ from typing import Any
 from dreamwire.shared.families import FamilyInfo
 
 from .flux import FLUX
+from .flux2 import FLUX2
 from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, Reference, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
+from .zimage import ZIMAGE
 
-SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
+SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX, ZIMAGE, FLUX2)}
 
 
 def family_infos() -> dict[str, dict]:

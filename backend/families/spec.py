@@ -59,6 +59,26 @@ class TextEncoding(str, Enum):
     # Flux: CLIP-L's pooled output plus T5's token sequence; weights act on both as in
     # Forge, BREAK on CLIP only.
     CLIP_T5 = "clip_t5"
+    # Z-Image, Flux.2 Klein: a Qwen3 LLM's hidden states over the prompt in its chat
+    # template (the spec's `chat_text` says which); the text goes in as it is written, as
+    # ComfyUI's tokenizers for them take it (no A1111 weights).
+    QWEN3 = "qwen3"
+
+
+@dataclass(frozen=True)
+class ChatText:
+    """How a family reads a chat LLM's hidden states as its text conditioning
+    (TextEncoding.QWEN3)."""
+
+    template: str  # the prompt's turn, `{}` the prompt
+    # The hidden states taken (several: concatenated per token, Flux.2's 9/18/27).
+    layers: tuple[int, ...] = (-2,)
+    # Padded rows kept as one B x 512 x D tensor (Flux.2), or dropped, one tokens x D
+    # tensor per prompt in a list (Z-Image).
+    keep_padding: bool = False
+    # The pipeline's guidance_scale for the job's CFG c: c - offset (Z-Image's pipelines
+    # write CFG as cond + g * (cond - uncond), g = c - 1; Flux.2 Klein's as A1111, g = c).
+    guidance_offset: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,12 @@ class Support:
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
+
+
+# Plain generation only (txt2img/img2img/inpaint/edit as the pipelines allow): what a
+# family whose conditioning is not A1111's CLIP language offers until each feature is
+# wired for it (Z-Image, Flux.2 Klein).
+GENERATION_ONLY = Support(**{f: False for f in Support.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -202,6 +228,7 @@ class FamilySpec:
     # The components' key of the network that denoises ("unet" or "transformer").
     denoiser: str = "unet"
     text_encoding: TextEncoding = TextEncoding.CLIP
+    chat_text: ChatText | None = None  # TextEncoding.QWEN3's template and layers
     reference: Reference = Reference.IP_ADAPTER
     sampling: Sampling = Sampling()
     support: Support = Support()

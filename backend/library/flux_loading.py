@@ -110,11 +110,11 @@ def unscaled_fp8(tensors: dict) -> dict:
     return out
 
 
-def _config(arch: str, component: str) -> dict:
+def component_config(arch: str, component: str) -> dict:
     return json.loads((catalog.config_dir(arch) / component / "config.json").read_text())
 
 
-def _float(tensors: dict, dtype) -> dict:
+def as_float(tensors: dict, dtype) -> dict:
     """fp8 (and any other storage dtype) to the compute dtype; the layouts' models cannot
     compute in fp8 on every device, and the tests compare against the fp32 original."""
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
@@ -133,14 +133,14 @@ def load_transformer(part: Part, arch: str, dtype):
             f"{part.entry.name}: no Flux transformer in Black Forest Labs' layout in it",
         )
     quantized = part.entry.format == Format.GGUF
-    fp8 = _fp8_storage(tensors)
+    fp8 = fp8_storage(tensors)
     state = flux_layout.bfl_to_diffusers(tensors)
     if not quantized:
-        state = _float(state, dtype)
+        state = as_float(state, dtype)
     # The file decides the shapes the config may not know: a schnell or Fill file loaded
     # with dev's config, a pruned model with fewer blocks, a width of more heads (of the
     # config's head size, which the rotary embedding's axes are cut for).
-    head_dim = int(_config(arch, "transformer")["attention_head_dim"])
+    head_dim = int(component_config(arch, "transformer")["attention_head_dim"])
     overrides = {
         "num_attention_heads": shape.hidden // head_dim,
         "guidance_embeds": shape.guidance,
@@ -149,18 +149,26 @@ def load_transformer(part: Part, arch: str, dtype):
         "num_layers": shape.double_blocks,
         "num_single_layers": shape.single_blocks,
     }
+    return single_file_transformer(
+        FluxTransformer2DModel, state, arch, dtype, quantized, fp8, **overrides
+    )
+
+
+def single_file_transformer(cls, state: dict, arch: str, dtype, quantized: bool, fp8, **config):
+    """cls.from_single_file over `state` with the catalog's `arch` config (`config`: what
+    the file's shapes override), offline; GGUF weights stay quantized, fp8 ones fp8."""
     kwargs = {}
     if quantized:
         from diffusers import GGUFQuantizationConfig
 
         kwargs["quantization_config"] = GGUFQuantizationConfig(compute_dtype=dtype)
-    model = FluxTransformer2DModel.from_single_file(
+    model = cls.from_single_file(
         state,
         config=str(catalog.config_dir(arch)),
         subfolder="transformer",
         local_files_only=True,
         torch_dtype=dtype,
-        **overrides,
+        **config,
         **kwargs,
     )
     if fp8 is not None:
@@ -171,7 +179,7 @@ def load_transformer(part: Part, arch: str, dtype):
     return model
 
 
-def _fp8_storage(tensors: dict):
+def fp8_storage(tensors: dict):
     """The fp8 dtype most of the file's matrices are stored in, or None."""
     import torch
 
@@ -193,14 +201,14 @@ def load_clip_l(part: Part, arch: str, dtype):
     # Parameters on the meta device (T5-XXL would take minutes to initialise randomly);
     # buffers real: CLIP's position_ids are not in the file.
     with init_empty_weights(include_buffers=False):
-        model = CLIPTextModel(CLIPTextConfig(**_config(arch, "text_encoder")))
+        model = CLIPTextModel(CLIPTextConfig(**component_config(arch, "text_encoder")))
     wrapped = any(k.startswith("text_model.") for k in model.state_dict())
     state = {}
     for key, value in read_tensors(part).items():
         # ComfyUI's file also has text_projection / logit_scale, which Flux does not use.
         if key.startswith("text_model.") and not key.endswith("position_ids"):
             state[key if wrapped else key.removeprefix("text_model.")] = value
-    return _assign(model, _float(state, dtype), part)
+    return assign_state(model, as_float(state, dtype), part)
 
 
 def load_t5(part: Part, arch: str, dtype):
@@ -208,13 +216,13 @@ def load_t5(part: Part, arch: str, dtype):
     from transformers import T5Config, T5EncoderModel
 
     with init_empty_weights(include_buffers=False):
-        model = T5EncoderModel(T5Config(**_config(arch, "text_encoder_2")))
+        model = T5EncoderModel(T5Config(**component_config(arch, "text_encoder_2")))
     tensors = read_tensors(part)
     if part.entry.format == Format.GGUF:
         # transformers' T5 cannot run on packed GGUF weights: they are unpacked once here
         # (the transformer, the large part, stays packed).
         tensors = flux_layout.t5_from_gguf_names(_dequantized(tensors))
-    state = _float(tensors, dtype)
+    state = as_float(tensors, dtype)
     # The token embedding is one tensor under two names; files store either or both
     # (t5xxl_fp16.safetensors: `shared` only).
     for name, twin in (
@@ -223,7 +231,7 @@ def load_t5(part: Part, arch: str, dtype):
     ):
         if name not in state and twin in state:
             state[name] = state[twin]
-    return _assign(model, state, part)
+    return assign_state(model, state, part)
 
 
 def _dequantized(tensors: dict) -> dict:
@@ -235,7 +243,7 @@ def _dequantized(tensors: dict) -> dict:
     }
 
 
-def _assign(model, state: dict, part: Part):
+def assign_state(model, state: dict, part: Part):
     expected = set(model.state_dict())
     missing = sorted(expected - set(state))
     if missing:
@@ -252,7 +260,7 @@ def load_vae(part: Part, arch: str, dtype):
     from diffusers import AutoencoderKL
 
     return AutoencoderKL.from_single_file(
-        _float(read_tensors(part), dtype),
+        as_float(read_tensors(part), dtype),
         config=str(catalog.config_dir(arch)),
         subfolder="vae",
         local_files_only=True,

@@ -54,7 +54,7 @@ def is_flux_file(entry: ModelEntry) -> bool:
     )
 
 
-def _tiny(arch: str | None) -> bool:
+def is_tiny(arch: str | None) -> bool:
     return bool(arch) and arch.startswith("tiny")
 
 
@@ -65,7 +65,7 @@ def _preference(entry: ModelEntry) -> tuple:
     return (entry.format == Format.GGUF, "fp8" in name, entry.name)
 
 
-def _pick(entries: Iterable[ModelEntry], wanted) -> Part | None:
+def pick_part(entries: Iterable[ModelEntry], wanted) -> Part | None:
     found = sorted((e for e in entries if wanted(e)), key=_preference)
     return Part(found[0]) if found else None
 
@@ -84,33 +84,21 @@ def gather(
             "use its NF4 or a GGUF Q4 file of the same model (e.g. flux1-dev-Q4_0.gguf)",
         )
     library = list(library)
-    tiny = _tiny(entry.arch)
+    tiny = is_tiny(entry.arch)
     own = _own_parts(entry)
-    encoders = [e for e in library if e.kind == Kind.TEXT_ENCODER and _tiny(e.arch) == tiny]
+    encoders = [e for e in library if e.kind == Kind.TEXT_ENCODER and is_tiny(e.arch) == tiny]
     vae_arch = "tiny-flux-vae" if tiny else "flux-vae"
     parts = {
-        "clip_l": own.get("clip_l") or _pick(encoders, lambda e: is_clip_l(e.arch)),
-        "t5": own.get("t5") or _pick(encoders, lambda e: is_t5(e.arch)),
+        "clip_l": own.get("clip_l") or pick_part(encoders, lambda e: is_clip_l(e.arch)),
+        "t5": own.get("t5") or pick_part(encoders, lambda e: is_t5(e.arch)),
         "vae": own.get("vae")
-        or _pick(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
+        or pick_part(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
     }
     missing = [_ADVICE[name] for name, part in parts.items() if part is None]
-    diffusers_folders = [
-        e.path
-        for e in library
-        if e.kind == Kind.CHECKPOINT and e.format == Format.DIFFUSERS and "flux" in (e.arch or "")
-    ]
-    tokenizer = None
-    try:
-        tokenizer = find_t5_tokenizer([*places, entry.path], diffusers_folders)
-    except DreamwireError as exc:
-        missing.append(exc.message)
-    if missing:
-        raise DreamwireError(
-            ErrorCode.MODEL_PART_MISSING,
-            f"{entry.name} is a Flux transformer without everything it needs. Flux needs "
-            + "; and ".join(missing),
-        )
+    tokenizer = find_part(
+        find_t5_tokenizer, [*places, entry.path], folders_of(library, "flux"), missing
+    )
+    require_all(entry, "Flux", missing)
     return FluxSources(
         transformer=own["transformer"],
         clip_l=parts["clip_l"],
@@ -118,6 +106,34 @@ def gather(
         vae=parts["vae"],
         t5_tokenizer=tokenizer,
     )
+
+
+def folders_of(library: Iterable[ModelEntry], fragment: str) -> list[Path]:
+    """The library's diffusers pipeline folders whose arch has `fragment` ("flux")."""
+    return [
+        e.path
+        for e in library
+        if e.kind == Kind.CHECKPOINT and e.format == Format.DIFFUSERS and fragment in (e.arch or "")
+    ]
+
+
+def find_part(find, places: list[Path], folders: list[Path], missing: list[str]):
+    """find(places, folders), or None with its MODEL_PART_MISSING message added to missing."""
+    try:
+        return find(places, folders)
+    except DreamwireError as exc:
+        missing.append(exc.message)
+        return None
+
+
+def require_all(entry: ModelEntry, label: str, missing: list[str]) -> None:
+    """One MODEL_PART_MISSING naming everything `entry`'s pipeline lacks (nothing: returns)."""
+    if missing:
+        raise DreamwireError(
+            ErrorCode.MODEL_PART_MISSING,
+            f"{entry.name} is a {label} transformer without everything it needs. {label} "
+            "needs " + "; and ".join(missing),
+        )
 
 
 def _own_parts(entry: ModelEntry) -> dict[str, Part]:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
+from dreamwire.backend.library.flux2_identify import arch_for as flux2_arch_for
 from dreamwire.backend.library.flux_identify import vae_latent_channels
 from dreamwire.backend.library.safetensors_header import Header
 from dreamwire.backend.library.upscaler_layout import describe as describe_upscaler
+from dreamwire.backend.library.zimage_identify import TINY_MAX_WIDTH as ZIMAGE_TINY_WIDTH
 
 UNET = "model.diffusion_model."
 CONV_IN = UNET + "input_blocks.0.0.weight"
@@ -99,11 +101,22 @@ def diffusers_arch(folder: Path) -> str | None:
 
 def _transformer_folder_arch(folder: Path) -> str | None:
     """A Flux diffusers folder: dev has the guidance embedding, schnell not, Fill a wider
-    input, Kontext its own pipeline class; the tiny test models are told by their width."""
+    input, Kontext its own pipeline class; a Z-Image folder by its transformer class; the
+    tiny test models are told by their width."""
     try:
         config = json.loads((folder / "transformer" / "config.json").read_text())
     except (OSError, ValueError):
         return None
+    if config.get("_class_name") == "Flux2Transformer2DModel":
+        heads, head = (
+            int(config.get("num_attention_heads", 0)),
+            int(config.get("attention_head_dim", 0)),
+        )
+        return flux2_arch_for(int(config.get("joint_attention_dim", 0)), heads * head)
+    if config.get("_class_name") == "ZImageTransformer2DModel":
+        return (
+            "tiny-zimage" if int(config.get("dim", 3840)) <= ZIMAGE_TINY_WIDTH else "zimage-turbo"
+        )
     if config.get("_class_name") != "FluxTransformer2DModel":
         return None
     tiny = "tiny-" if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH else ""
@@ -129,8 +142,11 @@ def vae_arch(header: Header) -> str | None:
         shape = header.shape(prefix + "encoder.conv_in.weight")
         if shape is not None:
             tiny = shape[0] < 128
-            if vae_latent_channels(header, prefix) == 16:
+            channels = vae_latent_channels(header, prefix)
+            if channels == 16:
                 return "tiny-flux-vae" if tiny else "flux-vae"
+            if channels == 32:  # Flux.2's VAE (flux2-vae.safetensors)
+                return "tiny-flux2-vae" if tiny else "flux2-vae"
             return "tiny-vae" if tiny else "sd-vae"
     return None
 

@@ -165,30 +165,42 @@ class ModelLibrary:
 
     def missing_parts(self) -> dict[str, str]:
         """{checkpoint name: why it cannot load, naming the file to add} for the models
-        made of several files that lack one (Flux transformer files); read from headers and
+        made of several files that lack one (Flux, Z-Image transformer files); read from headers and
         folders only, so a welcome can say it without loading anything."""
-        from dreamwire.backend.library.flux_parts import gather, is_flux_file
+        from dreamwire.backend.library.loading import unsupported
 
         missing: dict[str, str] = {}
         for entry in self.entries(Kind.CHECKPOINT):
-            if not is_flux_file(entry) or entry.name in missing:
+            if entry.name in missing:
+                continue
+            if why := unsupported(entry):
+                missing[entry.name] = why
                 continue
             try:
-                gather(entry, self._entries, self.roots)
+                self._sources(entry)
             except DreamwireError as exc:
                 missing[entry.name] = exc.message
         return missing
 
+    def _sources(self, entry: ModelEntry) -> dict:
+        """The other files a transformer-only checkpoint (Flux, Z-Image) loads with, as
+        load_pipeline's keyword; empty for a checkpoint that holds all it needs."""
+        from dreamwire.backend.library import flux_parts, zimage_parts
+
+        if flux_parts.is_flux_file(entry):
+            return {"flux": flux_parts.gather(entry, self._entries, self.roots)}
+        if zimage_parts.is_zimage_file(entry):
+            return {"zimage": zimage_parts.gather(entry, self._entries, self.roots)}
+        return {}
+
     # ---- loading
     def load_pipeline(self, entry: ModelEntry | str, torch_dtype=None):
-        from dreamwire.backend.library.flux_parts import gather, is_flux_file
         from dreamwire.backend.library.loading import load_pipeline
 
         if isinstance(entry, str):
             entry = self.find(Kind.CHECKPOINT, entry)
-        # A Flux transformer file takes its text encoders and VAE from the other folders.
-        flux = gather(entry, self._entries, self.roots) if is_flux_file(entry) else None
-        return load_pipeline(entry, torch_dtype=torch_dtype, flux=flux)
+        # A transformer file takes its text encoders and VAE from the other folders.
+        return load_pipeline(entry, torch_dtype=torch_dtype, **self._sources(entry))
 
     def load_vae(self, entry: ModelEntry | str, for_arch: str | None = None, torch_dtype=None):
         from dreamwire.backend.library.loading import load_vae

@@ -21,6 +21,9 @@ from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.zimage_loading import load_zimage_pipeline
+from dreamwire.backend.library.zimage_parts import ZImageSources, is_zimage_file
+from dreamwire.backend.library.zimage_parts import gather as gather_zimage
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 
@@ -42,6 +45,8 @@ def require_arch(entry: ModelEntry) -> str:
         # Unidentified because the scan could not read it: say why, not "unsupported".
         code = entry.detail.get("error_code", ErrorCode.MODEL_CORRUPT.value)
         raise DreamwireError(code, entry.detail["error"])
+    if why := unsupported(entry):
+        raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, why)
     if not entry.arch or entry.arch not in catalog.archs():
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
@@ -49,6 +54,25 @@ def require_arch(entry: ModelEntry) -> str:
             f"supported: {', '.join(a for a in catalog.archs() if not a.startswith('tiny'))}",
         )
     return entry.arch
+
+
+def unsupported(entry: ModelEntry) -> str | None:
+    """Why a checkpoint the library identified cannot run, or None: an architecture it
+    only recognises (Flux.2 dev/9B), or a single file of one that loads from its diffusers
+    folder only (the catalog's `folders_only`: Flux.2 Klein)."""
+    if title := catalog.recognised(entry.arch):
+        return (
+            f"{entry.name} is a {title} model, which Dreamwire recognises but does not run "
+            "yet; use a Flux.2 Klein 4B diffusers folder, a Flux.1 or a Z-Image model"
+        )
+    info = catalog.index()["archs"].get(entry.arch or "", {})
+    if info.get("folders_only") and entry.format != Format.DIFFUSERS:
+        return (
+            f"{entry.name} is a {info['title']} single file, which Dreamwire does not load "
+            "yet (diffusers has no single-file loader for its VAE): put its diffusers folder "
+            "(e.g. black-forest-labs/FLUX.2-klein-4B) in models/diffusers instead"
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -64,22 +88,30 @@ def _load_errors(entry: ModelEntry):
         ) from exc
 
 
-def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None = None):
-    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline for a checkpoint
-    entry. A Flux single file takes its text encoders and VAE from `flux` (the library
-    gathers them); without it, only an all-in-one checkpoint loads."""
+def load_pipeline(
+    entry: ModelEntry,
+    torch_dtype=None,
+    flux: FluxSources | None = None,
+    zimage: ZImageSources | None = None,
+):
+    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline / ZImagePipeline
+    for a checkpoint entry. A Flux or Z-Image single file takes its text encoders and VAE
+    from `flux` / `zimage` (the library gathers them); without them, only a Flux all-in-one
+    checkpoint loads."""
     if entry.kind != Kind.CHECKPOINT:
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH, f"{entry.name} is a {entry.kind.value}, not a checkpoint"
         )
     if entry.format == Format.PICKLE:
         refuse_pickle(entry.path)
+    places = [entry.root] if entry.root else []
     if is_flux_file(entry):
-        sources = flux or gather(entry, places=[entry.root] if entry.root else [])
-        with _load_errors(entry), _quiet():
-            pipe = load_flux_pipeline(entry, sources, torch_dtype)
-        _check_no_meta(entry, pipe)
-        return pipe
+        return _assembled(
+            entry, load_flux_pipeline, flux or gather(entry, places=places), torch_dtype
+        )
+    if is_zimage_file(entry):
+        sources = zimage or gather_zimage(entry, places=places)
+        return _assembled(entry, load_zimage_pipeline, sources, torch_dtype)
     arch = require_arch(entry)
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
@@ -103,6 +135,14 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None 
     overrides = prediction.Prediction.from_detail(entry.detail).scheduler_overrides()
     if overrides:
         pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **overrides)
+    return pipe
+
+
+def _assembled(entry: ModelEntry, load, sources, torch_dtype):
+    """A pipeline built from a transformer file and the other files `sources` names."""
+    with _load_errors(entry), _quiet():
+        pipe = load(entry, sources, torch_dtype)
+    _check_no_meta(entry, pipe)
     return pipe
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dreamwire.backend.library import prediction
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.flux2_identify import flux2_arch
 from dreamwire.backend.library.flux_identify import flux_file, text_encoder_arch
 from dreamwire.backend.library.gguf_header import SUFFIX as GGUF_SUFFIX
 from dreamwire.backend.library.gguf_header import read_gguf_header
@@ -33,6 +34,7 @@ from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
+from dreamwire.backend.library.zimage_identify import qwen3_arch, zimage_file
 from dreamwire.shared.errors import DreamwireError
 
 # Folder names per kind: A1111 first, then ComfyUI, then common extras.
@@ -178,14 +180,17 @@ def identify(entry: ModelEntry) -> None:
         else:
             return
         if entry.kind == Kind.CHECKPOINT:
-            entry.arch = checkpoint_arch(header, entry.path)
+            entry.arch = checkpoint_arch(header, entry.path) or flux2_arch(header)
             if prediction.applies_to(entry.arch):  # v_pred / ztsnr marker keys
                 entry.detail.update(prediction.from_keys(header.tensors).to_detail())
             if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:
                 entry.arch = flux.arch
                 entry.detail.update(flux.detail())
+            if entry.arch is None and (zimage := zimage_file(header)) is not None:
+                entry.arch = zimage.arch
+                entry.detail.update(zimage.detail())
         elif entry.kind == Kind.TEXT_ENCODER:
-            entry.arch = text_encoder_arch(header)
+            entry.arch = qwen3_arch(header) or text_encoder_arch(header)
         elif entry.kind == Kind.VAE:
             entry.arch = vae_arch(header)
         elif entry.kind == Kind.UPSCALER:

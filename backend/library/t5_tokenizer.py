@@ -19,65 +19,37 @@ is usually `<ComfyUI>/models` or `<Forge>/models`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from dreamwire.backend.library import tokenizer_search
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 ENV = "DREAMWIRE_T5_TOKENIZER"
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
-INSTALL_FOLDERS = (
-    Path("comfy/text_encoders/t5_tokenizer"),
-    Path("backend/huggingface/black-forest-labs/FLUX.1-dev/tokenizer_2"),
-    Path("backend/huggingface/black-forest-labs/FLUX.1-schnell/tokenizer_2"),
+PLACES = tokenizer_search.TokenizerPlaces(
+    env=ENV,
+    subfolder="tokenizer_2",
+    installs=(
+        Path("comfy/text_encoders/t5_tokenizer"),
+        Path("backend/huggingface/black-forest-labs/FLUX.1-dev/tokenizer_2"),
+        Path("backend/huggingface/black-forest-labs/FLUX.1-schnell/tokenizer_2"),
+    ),
+    hub_globs=("models--black-forest-labs--FLUX.1-*/snapshots/*/tokenizer_2",),
+    files=tuple((name,) for name in TOKENIZER_FILES),
 )
-# How far above a model root or file an install's own folder may be
-# (ComfyUI/models/unet/sub/x.safetensors is four levels below ComfyUI/).
-_UP = 5
-
-
-def _usable(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
 def candidates(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -> list[Path]:
     """Folders that may hold T5's tokenizer, best first (nothing is checked yet)."""
-    out: list[Path] = []
-    if env := os.environ.get(ENV):
-        path = Path(env).expanduser()
-        out.append(path.parent if path.is_file() else path)
-    out += [Path(f) / "tokenizer_2" for f in diffusers_folders]
-    for place in places:
-        for base in [Path(place), *list(Path(place).parents)[:_UP]]:
-            out += [base / rel for rel in INSTALL_FOLDERS]
-    out += _hub_cache_folders()
-    seen: list[Path] = []
-    for path in out:
-        if path not in seen:
-            seen.append(path)
-    return seen
-
-
-def _hub_cache_folders() -> list[Path]:
-    roots = []
-    if env := os.environ.get("HF_HUB_CACHE"):
-        roots.append(Path(env))
-    if env := os.environ.get("HF_HOME"):
-        roots.append(Path(env) / "hub")
-    roots.append(Path.home() / ".cache" / "huggingface" / "hub")
-    found = []
-    for root in roots:
-        found += sorted(root.glob("models--black-forest-labs--FLUX.1-*/snapshots/*/tokenizer_2"))
-    return found
+    return tokenizer_search.candidates(PLACES, places, diffusers_folders)
 
 
 def find_t5_tokenizer(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -> Path:
-    for folder in candidates(places, diffusers_folders):
-        if _usable(folder):
-            return folder
-    raise DreamwireError(
-        ErrorCode.MODEL_PART_MISSING,
+    return tokenizer_search.require(
+        PLACES,
+        places,
+        diffusers_folders,
         "Flux needs T5's tokenizer and none was found: set DREAMWIRE_T5_TOKENIZER to a folder "
         "holding tokenizer.json (for example a FLUX.1 diffusers folder's tokenizer_2/, or "
         "ComfyUI's comfy/text_encoders/t5_tokenizer/), or keep the model folders inside their "

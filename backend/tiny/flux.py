@@ -24,7 +24,7 @@ ARCH = "tiny-flux"
 SEED = 20241201
 
 # Words the tiny T5 tokenizer is trained on: the test prompts' vocabulary and more.
-_WORDS = (
+WORDS = (
     "a cat sitting on a red chair in the garden, photo of a dog with a blue hat, castle on "
     "a hill at sunset, portrait of a woman wearing glasses, forest lake mountain river sky "
     "cloud tree flower house street city night day light dark green yellow white black "
@@ -87,7 +87,7 @@ def write_t5_tokenizer(folder: Path, vocab_size: int = 600) -> Path:
         unk_token="<unk>",
         show_progress=False,
     )
-    words = _WORDS.replace(",", " ,").split()
+    words = WORDS.replace(",", " ,").split()
     tok.train_from_iterator([" ".join(words[i:] + words[:i]) for i in range(len(words))], trainer)
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]

@@ -127,13 +127,13 @@ def write_gguf_transformer(transformer, path: Path, qtype: str = "Q8_0") -> Path
     """A GGUF file as city96's tools/convert.py writes one from a BFL checkpoint. `qtype` is
     a ggml type (Q8_0, Q4_0) or one of llama-quantize's K mixes (Q4_K_S, Q5_K_S, Q6_K,
     Q3_K_S, Q2_K): see `_gguf_type` for which tensors get which type."""
-    return _write_gguf(transformer_tensors(transformer), path, "flux", qtype)
+    return write_gguf(transformer_tensors(transformer), path, "flux", qtype)
 
 
 def write_gguf_t5(text_encoder_2, path: Path, qtype: str = "Q8_0") -> Path:
     """A GGUF T5 encoder in llama.cpp's names (city96's t5-v1_1-xxl-encoder-gguf)."""
     tensors = flux_layout.t5_to_gguf_names(state_of(text_encoder_2))
-    return _write_gguf(tensors, path, "t5encoder", qtype)
+    return write_gguf(tensors, path, "t5encoder", qtype)
 
 
 # A K mix keeps some matrices at a higher type, as llama-quantize's mixes do (which ones
@@ -167,7 +167,12 @@ def _quantize(data, qtype: str):
     return gguf.quants.quantize(data, getattr(gguf.GGMLQuantizationType, qtype))
 
 
-def _write_gguf(tensors: dict, path: Path, arch: str, mix: str) -> Path:
+def write_gguf(
+    tensors: dict, path: Path, arch: str, mix: str, full_precision: tuple[str, ...] = ()
+) -> Path:
+    """`tensors` in llama.cpp's GGUF container, matrices quantized to `mix` (a ggml type or a
+    K mix, `_gguf_type`); vectors, the embedders city96's converter keeps and the
+    `full_precision` names stay F32."""
     import gguf
     import numpy as np
 
@@ -177,7 +182,7 @@ def _write_gguf(tensors: dict, path: Path, arch: str, mix: str) -> Path:
     writer.add_file_type(gguf.LlamaFileType["MOSTLY_" + mix])
     for key, tensor in sorted(tensors.items()):
         data = tensor.detach().to(torch.float32).numpy()
-        wanted = _gguf_type(key, data.shape, mix)
+        wanted = "F32" if key in full_precision else _gguf_type(key, data.shape, mix)
         try:
             packed = _quantize(data, wanted)
         except gguf.QuantError:  # a row width the block size does not divide

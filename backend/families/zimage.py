@@ -1,0 +1,75 @@
+"""Z-Image Turbo (Tongyi-MAI): a single-stream transformer over Flux's 16-channel latents
+(2x2 patches inside the model, so the sampler loop carries plain B x C x h x w latents),
+conditioned on one Qwen3-4B text encoder's second-to-last hidden states.
+
+Turbo is distilled to 8 function evaluations without classifier-free guidance (the model
+card's guidance_scale 0, ComfyUI's CFG 1); its scheduler is flow-matching Euler with a fixed
+shift of 3 (models/configs/zimage-turbo/scheduler), which the pipelines read.
+"""
+
+from __future__ import annotations
+
+from dreamwire.shared import families
+
+from .flux import FLUX
+from .spec import (
+    GENERATION_ONLY,
+    ChatText,
+    FamilySpec,
+    LoraLineage,
+    MemoryFigures,
+    PipelineClasses,
+    Sampling,
+    TextEncoding,
+)
+
+ZIMAGE = FamilySpec(
+    family=families.ZIMAGE,
+    pipelines=PipelineClasses("ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline"),
+    # Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union (diffusers ZImageControlNetModel); no
+    # img2img ControlNet pipeline exists. Not run yet: `support.controlnet` below.
+    controlnet_pipelines=PipelineClasses(
+        "ZImageControlNetPipeline", None, "ZImageControlNetInpaintPipeline"
+    ),
+    components=("vae", "text_encoder", "tokenizer", "transformer", "scheduler"),
+    pooled_text=False,
+    safety_checker_slot=False,
+    unet_blocks="",  # no UNet: IP-Adapter block tables do not apply
+    # Flux.1's VAE (ae.safetensors), so Flux's latent factors and TAEF1 preview it.
+    latent_rgb=FLUX.latent_rgb,
+    latent_rgb_bias=FLUX.latent_rgb_bias,
+    taesd_stems=FLUX.taesd_stems,
+    # Counted on the real architecture (catalog config zimage-turbo, meta device):
+    # ZImageTransformer2DModel 6,155 M (30 layers + 2 + 2 refiner layers, 3840 wide),
+    # Qwen3-4B text model 4,022 M (its 151,936 x 2560 embedding, 389 M, the largest module),
+    # Flux's VAE 83.8 M. Activations not calibrated on this family: Flux's calibrated 56 KiB
+    # per latent pixel scaled by the width (3840 / 3072). CFG-free: one call per step.
+    # Layerwise casting skips only t_embedder/cap_embedder (and norms): 99.8 % in fp8.
+    # Largest linear layer: a refiner's feed-forward w3 (39.3 M).
+    memory=MemoryFigures(
+        6154.9,
+        83.8,
+        4022.5,
+        # The Fun ControlNet Union: 15 control layers of the transformer's 30 + 2 refiners.
+        0.5,
+        70 * 1024,
+        vae_upcast=1.0,
+        cfg_batch=False,
+        cast_share=0.998,
+        largest_layer_params_m=39.3,
+        largest_module_params_m=389.0,
+    ),
+    lora=LoraLineage("zimage", "Z-Image"),
+    denoiser="transformer",
+    text_encoding=TextEncoding.QWEN3,
+    # ComfyUI's Z-Image template (Qwen3's with thinking on), the second-to-last layer, the
+    # real tokens only; diffusers' Z-Image guidance is CFG - 1.
+    chat_text=ChatText(
+        "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", guidance_offset=1.0
+    ),
+    # diffusers' Z-Image pipelines: Euler over the model's shifted flow-matching sigmas.
+    sampling=Sampling(names=("Euler",), schedule="Simple"),
+    support=GENERATION_ONLY,
+    # Its single files are ComfyUI's layout; A1111's merge rules are written for the LDM one.
+    checkpoint_merge=False,
+)

@@ -1,0 +1,73 @@
+"""Which files make up one Z-Image pipeline: the transformer (ComfyUI's
+models/diffusion_models), the Qwen3-4B text encoder (models/text_encoders), Flux's 16-channel
+VAE (models/vae/ae.safetensors) and Qwen's tokenizer, as ComfyUI's Z-Image template loads
+them. Everything missing is named in ONE error (`model_part_missing`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.flux_parts import (
+    Part,
+    find_part,
+    folders_of,
+    is_tiny,
+    pick_part,
+    require_all,
+)
+from dreamwire.backend.library.qwen_tokenizer import find_qwen_tokenizer
+
+_ADVICE = {
+    "text_encoder": "the Qwen3-4B text encoder: put qwen_3_4b.safetensors in "
+    "models/text_encoders (ComfyUI: models/text_encoders or models/clip)",
+    "vae": "the 16-channel Flux VAE: put ae.safetensors in models/vae",
+}
+
+
+@dataclass(frozen=True)
+class ZImageSources:
+    transformer: Part
+    text_encoder: Part
+    vae: Part
+    tokenizer: Path
+
+    def files(self) -> list[Path]:
+        return sorted({p.entry.path for p in (self.transformer, self.text_encoder, self.vae)})
+
+
+def is_zimage_file(entry: ModelEntry) -> bool:
+    return (
+        entry.kind == Kind.CHECKPOINT
+        and entry.format != Format.DIFFUSERS
+        and entry.detail.get("family") == "zimage"
+    )
+
+
+def gather(
+    entry: ModelEntry, library: Iterable[ModelEntry] = (), places: Iterable[Path] = ()
+) -> ZImageSources:
+    """The files for `entry`'s pipeline from the library, matched in size (tiny with tiny)."""
+    library = list(library)
+    tiny = is_tiny(entry.arch)
+    encoder_arch, vae_arch = ("tiny-qwen3", "tiny-flux-vae") if tiny else ("qwen3-4b", "flux-vae")
+    parts = {
+        "text_encoder": pick_part(
+            library, lambda e: e.kind == Kind.TEXT_ENCODER and e.arch == encoder_arch
+        ),
+        "vae": pick_part(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
+    }
+    missing = [_ADVICE[name] for name, part in parts.items() if part is None]
+    tokenizer = find_part(
+        find_qwen_tokenizer, [*places, entry.path], folders_of(library, "zimage"), missing
+    )
+    require_all(entry, "Z-Image", missing)
+    return ZImageSources(
+        transformer=Part(entry, entry.detail.get("transformer_prefix", "")),
+        text_encoder=parts["text_encoder"],
+        vae=parts["vae"],
+        tokenizer=tokenizer,
+    )
