@@ -97,6 +97,17 @@ FLUX = ModelFamily(
     # model's own default, see the backend's family spec).
     defaults=GenerationDefaults(steps=20, cfg=1.0, sampler="Euler", distilled_cfg=3.5),
 )
+SD3 = ModelFamily(
+    "sd3",
+    "SD3.5",
+    # Stability's SD3.5 cards: 1 MP at 1024 px for Large, Medium trained up to 1440 px.
+    NativeResolution(1024, 1440, 1440 * 1440),
+    name_hints=("sd3", "sd_3", "stable-diffusion-3", "stable_diffusion_3"),
+    # Stability's SD3.5 Large card (diffusers example): 28 steps, guidance 3.5, Euler over
+    # the shifted flow-matching schedule; Large Turbo and Medium have their own (the
+    # backend's family spec variants: 4 steps CFG 1, 40 steps CFG 4.5).
+    defaults=GenerationDefaults(steps=28, cfg=3.5, sampler="Euler"),
+)
 
 
 @dataclass(frozen=True)
@@ -140,11 +151,11 @@ class FamilyInfo:
         return cls(family, modes, supports)
 
 
-FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX)}
+FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX, SD3)}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)
 # Name hints are tried in this order: "flux" first (a "flux-xl-style" LoRA merge is Flux),
-# "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
-_GUESS_ORDER = (FLUX, SDXL, SD2)
+# "sd3" before SDXL's "xl", "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
+_GUESS_ORDER = (FLUX, SD3, SDXL, SD2)
 
 
 def family(key: str | ModelFamily | None) -> ModelFamily:

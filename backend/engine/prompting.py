@@ -18,6 +18,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .planning import hires_prompts, join_regions
 from .prompting_clip_t5 import encode_clip_t5
+from .prompting_sd3 import encode_sd3
 
 # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P); for a composable (AND)
 # prompt also every subprompt's embeddings and weight (conds, pooleds, weights).
@@ -78,9 +79,13 @@ class PromptPlan:
 
 
 def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
-    """The pass's conditioning, by the family's text encoding: a PromptPlan (CLIP families)
-    or a ClipT5Plan (Flux)."""
+    """The pass's conditioning, by the family's text encoding: a PromptPlan (CLIP families),
+    a ClipT5Plan (Flux) or an Sd3Plan (SD3.5)."""
     spec = spec_for(ctx.model.family)
+    if spec.text_encoding is TextEncoding.CLIP_PAIR_T5:
+        job = ctx.job
+        prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
+        return encode_sd3(pipe, prompt, negative, job)
     if spec.text_encoding is TextEncoding.CLIP_T5:
         job = ctx.job
         prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)

@@ -59,6 +59,9 @@ class TextEncoding(str, Enum):
     # Flux: CLIP-L's pooled output plus T5's token sequence; weights act on both as in
     # Forge, BREAK on CLIP only.
     CLIP_T5 = "clip_t5"
+    # SD3: CLIP-L's and CLIP-G's penultimate hidden states side by side, then T5's token
+    # sequence after them; the two pooled outputs side by side (backend/sd3_encoding.py).
+    CLIP_PAIR_T5 = "clip_pair_t5"
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class Variant:
     distilled_cfg: float | None = None  # the guidance input's default, where it differs
     real_cfg: bool = True  # its pipeline takes a negative prompt for CFG above 1
     steps: int | None = None  # its default steps, where they differ (schnell: 4)
+    cfg: float | None = None  # its default CFG scale, where it differs (SD3.5 Turbo: 1)
     # Whether it takes the family's distilled guidance input (schnell has none).
     guidance: bool = True
 
@@ -269,11 +273,12 @@ class FamilySpec:
 
     def defaults(self, variant: str) -> GenerationDefaults:
         """The generation defaults of a checkpoint of `variant` ("" = a plain one): the
-        family's, with the variant's steps and Distilled CFG (none where it takes none)."""
+        family's, with the variant's steps, CFG and Distilled CFG (none where it takes none)."""
         own, family = self.variant(variant), self.family.defaults
         return replace(
             family,
             steps=own.steps or family.steps,
+            cfg=family.cfg if own.cfg is None else own.cfg,
             distilled_cfg=own.distilled_cfg if own.guidance else None,
         )
 

@@ -98,11 +98,11 @@ def unscaled_fp8(tensors: dict) -> dict:
     return out
 
 
-def _config(arch: str, component: str) -> dict:
+def component_config(arch: str, component: str) -> dict:
     return json.loads((catalog.config_dir(arch) / component / "config.json").read_text())
 
 
-def _float(tensors: dict, dtype) -> dict:
+def compute_dtype(tensors: dict, dtype) -> dict:
     """fp8 (and any other storage dtype) to the compute dtype; the layouts' models cannot
     compute in fp8 on every device, and the tests compare against the fp32 original."""
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
@@ -124,7 +124,7 @@ def load_transformer(part: Part, arch: str, dtype):
     fp8 = _fp8_storage(tensors)
     state = flux_layout.bfl_to_diffusers(tensors)
     if not quantized:
-        state = _float(state, dtype)
+        state = compute_dtype(state, dtype)
     # The file decides the shapes the config may not know: a schnell or Fill file loaded
     # with dev's config, a pruned model with fewer blocks.
     overrides = {
@@ -178,28 +178,29 @@ def load_clip_l(part: Part, arch: str, dtype):
     # Parameters on the meta device (T5-XXL would take minutes to initialise randomly);
     # buffers real: CLIP's position_ids are not in the file.
     with init_empty_weights(include_buffers=False):
-        model = CLIPTextModel(CLIPTextConfig(**_config(arch, "text_encoder")))
+        model = CLIPTextModel(CLIPTextConfig(**component_config(arch, "text_encoder")))
     wrapped = any(k.startswith("text_model.") for k in model.state_dict())
     state = {}
     for key, value in read_tensors(part).items():
         # ComfyUI's file also has text_projection / logit_scale, which Flux does not use.
         if key.startswith("text_model.") and not key.endswith("position_ids"):
             state[key if wrapped else key.removeprefix("text_model.")] = value
-    return _assign(model, _float(state, dtype), part)
+    return assign_state(model, compute_dtype(state, dtype), part)
 
 
-def load_t5(part: Part, arch: str, dtype):
+def load_t5(part: Part, arch: str, dtype, component: str = "text_encoder_2"):
+    """T5's encoder with the config of `arch`'s `component` (SD3's is text_encoder_3)."""
     from accelerate import init_empty_weights
     from transformers import T5Config, T5EncoderModel
 
     with init_empty_weights(include_buffers=False):
-        model = T5EncoderModel(T5Config(**_config(arch, "text_encoder_2")))
+        model = T5EncoderModel(T5Config(**component_config(arch, component)))
     tensors = read_tensors(part)
     if part.entry.format == Format.GGUF:
         # transformers' T5 cannot run on packed GGUF weights: they are unpacked once here
         # (the transformer, the large part, stays packed).
         tensors = flux_layout.t5_from_gguf_names(_dequantized(tensors))
-    state = _float(tensors, dtype)
+    state = compute_dtype(tensors, dtype)
     # The token embedding is one tensor under two names; files store either or both
     # (t5xxl_fp16.safetensors: `shared` only).
     for name, twin in (
@@ -208,7 +209,7 @@ def load_t5(part: Part, arch: str, dtype):
     ):
         if name not in state and twin in state:
             state[name] = state[twin]
-    return _assign(model, state, part)
+    return assign_state(model, state, part)
 
 
 def _dequantized(tensors: dict) -> dict:
@@ -220,7 +221,7 @@ def _dequantized(tensors: dict) -> dict:
     }
 
 
-def _assign(model, state: dict, part: Part):
+def assign_state(model, state: dict, part: Part):
     expected = set(model.state_dict())
     missing = sorted(expected - set(state))
     if missing:
@@ -237,7 +238,7 @@ def load_vae(part: Part, arch: str, dtype):
     from diffusers import AutoencoderKL
 
     return AutoencoderKL.from_single_file(
-        _float(read_tensors(part), dtype),
+        compute_dtype(read_tensors(part), dtype),
         config=str(catalog.config_dir(arch)),
         subfolder="vae",
         local_files_only=True,

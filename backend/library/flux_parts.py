@@ -54,7 +54,7 @@ def is_flux_file(entry: ModelEntry) -> bool:
     )
 
 
-def _tiny(arch: str | None) -> bool:
+def is_tiny(arch: str | None) -> bool:
     return bool(arch) and arch.startswith("tiny")
 
 
@@ -65,7 +65,7 @@ def _preference(entry: ModelEntry) -> tuple:
     return (entry.format == Format.GGUF, "fp8" in name, entry.name)
 
 
-def _pick(entries: Iterable[ModelEntry], wanted) -> Part | None:
+def pick(entries: Iterable[ModelEntry], wanted) -> Part | None:
     found = sorted((e for e in entries if wanted(e)), key=_preference)
     return Part(found[0]) if found else None
 
@@ -84,33 +84,18 @@ def gather(
             "use a GGUF Q4 file of the same model (e.g. flux1-dev-Q4_0.gguf) for a small one",
         )
     library = list(library)
-    tiny = _tiny(entry.arch)
-    own = _own_parts(entry)
-    encoders = [e for e in library if e.kind == Kind.TEXT_ENCODER and _tiny(e.arch) == tiny]
+    tiny = is_tiny(entry.arch)
+    own = own_parts(entry, SECTIONS)
+    encoders = [e for e in library if e.kind == Kind.TEXT_ENCODER and is_tiny(e.arch) == tiny]
     vae_arch = "tiny-flux-vae" if tiny else "flux-vae"
     parts = {
-        "clip_l": own.get("clip_l") or _pick(encoders, lambda e: is_clip_l(e.arch)),
-        "t5": own.get("t5") or _pick(encoders, lambda e: is_t5(e.arch)),
-        "vae": own.get("vae")
-        or _pick(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
+        "clip_l": own.get("clip_l") or pick(encoders, lambda e: is_clip_l(e.arch)),
+        "t5": own.get("t5") or pick(encoders, lambda e: is_t5(e.arch)),
+        "vae": own.get("vae") or pick(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
     }
     missing = [_ADVICE[name] for name, part in parts.items() if part is None]
-    diffusers_folders = [
-        e.path
-        for e in library
-        if e.kind == Kind.CHECKPOINT and e.format == Format.DIFFUSERS and "flux" in (e.arch or "")
-    ]
-    tokenizer = None
-    try:
-        tokenizer = find_t5_tokenizer([*places, entry.path], diffusers_folders)
-    except DreamwireError as exc:
-        missing.append(exc.message)
-    if missing:
-        raise DreamwireError(
-            ErrorCode.MODEL_PART_MISSING,
-            f"{entry.name} is a Flux transformer without everything it needs. Flux needs "
-            + "; and ".join(missing),
-        )
+    tokenizer = t5_tokenizer_for(entry, library, places, "flux", "tokenizer_2", "Flux", missing)
+    refuse_missing(f"{entry.name} is a Flux transformer without everything it needs. Flux", missing)
     return FluxSources(
         transformer=own["transformer"],
         clip_l=parts["clip_l"],
@@ -120,10 +105,43 @@ def gather(
     )
 
 
-def _own_parts(entry: ModelEntry) -> dict[str, Part]:
+def own_parts(entry: ModelEntry, sections: dict[str, str]) -> dict[str, Part]:
     """The components inside the entry's own file (ComfyUI's and Forge's checkpoints: all
-    of them, or some, e.g. a transformer saved with its VAE)."""
+    of them, or some, e.g. a transformer saved with its VAE), by the reader's `sections`
+    (name -> key prefix)."""
     own = {"transformer": Part(entry, entry.detail.get("transformer_prefix", ""))}
     for name in entry.detail.get("sections", ()):
-        own[name] = Part(entry, SECTIONS[name])
+        own[name] = Part(entry, sections[name])
     return own
+
+
+def t5_tokenizer_for(
+    entry: ModelEntry,
+    library: list[ModelEntry],
+    places: Iterable[Path],
+    family: str,
+    subfolder: str,
+    label: str,
+    missing: list[str],
+) -> Path | None:
+    """T5's tokenizer for `entry` (the installs around it, the library's diffusers folders
+    of `family`, which keep it in `subfolder`); None, with the reason added to `missing`,
+    where there is none."""
+    folders = [
+        e.path
+        for e in library
+        if e.kind == Kind.CHECKPOINT and e.format == Format.DIFFUSERS and family in (e.arch or "")
+    ]
+    try:
+        return find_t5_tokenizer([*places, entry.path], folders, subfolder, label)
+    except DreamwireError as exc:
+        missing.append(exc.message)
+        return None
+
+
+def refuse_missing(what: str, missing: list[str]) -> None:
+    """One MODEL_PART_MISSING naming every part to add ("<what> needs a; and b")."""
+    if missing:
+        raise DreamwireError(
+            ErrorCode.MODEL_PART_MISSING, f"{what} needs " + "; and ".join(missing)
+        )

@@ -165,30 +165,40 @@ class ModelLibrary:
 
     def missing_parts(self) -> dict[str, str]:
         """{checkpoint name: why it cannot load, naming the file to add} for the models
-        made of several files that lack one (Flux transformer files); read from headers and
+        made of several files that lack one (Flux and SD3 transformer files); read from headers and
         folders only, so a welcome can say it without loading anything."""
-        from dreamwire.backend.library.flux_parts import gather, is_flux_file
+        from dreamwire.backend.library import flux_parts, sd3_parts
 
+        readers = (
+            (flux_parts.is_flux_file, flux_parts.gather),
+            (sd3_parts.is_sd3_file, sd3_parts.gather),
+        )
         missing: dict[str, str] = {}
         for entry in self.entries(Kind.CHECKPOINT):
-            if not is_flux_file(entry) or entry.name in missing:
-                continue
-            try:
-                gather(entry, self._entries, self.roots)
-            except DreamwireError as exc:
-                missing[entry.name] = exc.message
+            for owns, gather in readers:
+                if entry.name in missing or not owns(entry):
+                    continue
+                try:
+                    gather(entry, self._entries, self.roots)
+                except DreamwireError as exc:
+                    missing[entry.name] = exc.message
         return missing
 
     # ---- loading
     def load_pipeline(self, entry: ModelEntry | str, torch_dtype=None):
-        from dreamwire.backend.library.flux_parts import gather, is_flux_file
+        from dreamwire.backend.library import flux_parts, sd3_parts
         from dreamwire.backend.library.loading import load_pipeline
 
         if isinstance(entry, str):
             entry = self.find(Kind.CHECKPOINT, entry)
-        # A Flux transformer file takes its text encoders and VAE from the other folders.
-        flux = gather(entry, self._entries, self.roots) if is_flux_file(entry) else None
-        return load_pipeline(entry, torch_dtype=torch_dtype, flux=flux)
+        # A Flux or SD3 transformer file takes its text encoders and VAE from the other
+        # folders.
+        flux = sd3 = None
+        if flux_parts.is_flux_file(entry):
+            flux = flux_parts.gather(entry, self._entries, self.roots)
+        elif sd3_parts.is_sd3_file(entry):
+            sd3 = sd3_parts.gather(entry, self._entries, self.roots)
+        return load_pipeline(entry, torch_dtype=torch_dtype, flux=flux, sd3=sd3)
 
     def load_vae(self, entry: ModelEntry | str, for_arch: str | None = None, torch_dtype=None):
         from dreamwire.backend.library.loading import load_vae

@@ -4,7 +4,8 @@ Single-file `.safetensors` checkpoints go through diffusers' `from_single_file` 
 catalog's config folder for their architecture and `local_files_only=True`, so nothing is
 fetched from a hub. Diffusers folders load with `from_pretrained(local_files_only=True)`.
 Pickled files are refused (see `dreamwire.backend.library.pickles`). Flux files (a
-transformer alone, or ComfyUI's all-in-one) are assembled by `flux_loading`.
+transformer alone, or ComfyUI's all-in-one) are assembled by `flux_loading`, SD3 files by
+`sd3_loading`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.sd3_loading import load_sd3_pipeline
+from dreamwire.backend.library.sd3_parts import Sd3Sources, is_sd3_file
+from dreamwire.backend.library.sd3_parts import gather as gather_sd3
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 
@@ -63,10 +67,16 @@ def _load_errors(entry: ModelEntry):
         ) from exc
 
 
-def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None = None):
-    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline for a checkpoint
-    entry. A Flux single file takes its text encoders and VAE from `flux` (the library
-    gathers them); without it, only an all-in-one checkpoint loads."""
+def load_pipeline(
+    entry: ModelEntry,
+    torch_dtype=None,
+    flux: FluxSources | None = None,
+    sd3: Sd3Sources | None = None,
+):
+    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline /
+    StableDiffusion3Pipeline for a checkpoint entry. A Flux or SD3 single file takes its
+    text encoders and VAE from `flux` / `sd3` (the library gathers them); without them,
+    only a file holding every part loads."""
     if entry.kind != Kind.CHECKPOINT:
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH, f"{entry.name} is a {entry.kind.value}, not a checkpoint"
@@ -77,6 +87,12 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None 
         sources = flux or gather(entry, places=[entry.root] if entry.root else [])
         with _load_errors(entry), _quiet():
             pipe = load_flux_pipeline(entry, sources, torch_dtype)
+        _check_no_meta(entry, pipe)
+        return pipe
+    if is_sd3_file(entry):
+        sources = sd3 or gather_sd3(entry, places=[entry.root] if entry.root else [])
+        with _load_errors(entry), _quiet():
+            pipe = load_sd3_pipeline(entry, sources, torch_dtype)
         _check_no_meta(entry, pipe)
         return pipe
     arch = require_arch(entry)

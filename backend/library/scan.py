@@ -31,6 +31,7 @@ from dreamwire.backend.library.identify import (
 from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.sd3_identify import sd3_file
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
 from dreamwire.shared.errors import DreamwireError
 
@@ -178,6 +179,9 @@ def identify(entry: ModelEntry) -> None:
             if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:
                 entry.arch = flux.arch
                 entry.detail.update(flux.detail())
+            if entry.arch is None and (sd3 := sd3_file(header, entry.path)) is not None:
+                entry.arch = sd3.arch
+                entry.detail.update(sd3.detail())
         elif entry.kind == Kind.TEXT_ENCODER:
             entry.arch = text_encoder_arch(header)
         elif entry.kind == Kind.VAE:

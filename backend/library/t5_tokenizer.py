@@ -41,13 +41,16 @@ def _usable(folder: Path) -> bool:
     return any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
-def candidates(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -> list[Path]:
-    """Folders that may hold T5's tokenizer, best first (nothing is checked yet)."""
+def candidates(
+    places: Iterable[Path], diffusers_folders: Iterable[Path] = (), subfolder: str = "tokenizer_2"
+) -> list[Path]:
+    """Folders that may hold T5's tokenizer, best first (nothing is checked yet). A diffusers
+    folder keeps it in `subfolder` (Flux: tokenizer_2, SD3: tokenizer_3)."""
     out: list[Path] = []
     if env := os.environ.get(ENV):
         path = Path(env).expanduser()
         out.append(path.parent if path.is_file() else path)
-    out += [Path(f) / "tokenizer_2" for f in diffusers_folders]
+    out += [Path(f) / subfolder for f in diffusers_folders]
     for place in places:
         for base in [Path(place), *list(Path(place).parents)[:_UP]]:
             out += [base / rel for rel in INSTALL_FOLDERS]
@@ -72,13 +75,18 @@ def _hub_cache_folders() -> list[Path]:
     return found
 
 
-def find_t5_tokenizer(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -> Path:
-    for folder in candidates(places, diffusers_folders):
+def find_t5_tokenizer(
+    places: Iterable[Path],
+    diffusers_folders: Iterable[Path] = (),
+    subfolder: str = "tokenizer_2",
+    family: str = "Flux",
+) -> Path:
+    for folder in candidates(places, diffusers_folders, subfolder):
         if _usable(folder):
             return folder
     raise DreamwireError(
         ErrorCode.MODEL_PART_MISSING,
-        "Flux needs T5's tokenizer and none was found: set DREAMWIRE_T5_TOKENIZER to a folder "
+        f"{family} needs T5's tokenizer and none was found: set DREAMWIRE_T5_TOKENIZER to a folder "
         "holding tokenizer.json (for example a FLUX.1 diffusers folder's tokenizer_2/, or "
         "ComfyUI's comfy/text_encoders/t5_tokenizer/), or keep the model folders inside their "
         "ComfyUI or Forge install so that its copy is found.",
