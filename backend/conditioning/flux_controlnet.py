@@ -25,6 +25,9 @@ from . import files
 
 LAYOUTS = ("flux", "flux_folder")
 MODEL_CLASS = "FluxControlNetModel"
+FAMILY = "flux"
+file_layout = headers.layout
+is_folder_config = headers.is_folder_config
 
 
 def describe(info, config: dict) -> None:
@@ -90,24 +93,34 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
     """A diffusers FluxControlNetModel on `device`, without any network access."""
     from diffusers import FluxControlNetModel
 
+    return load_net(
+        FluxControlNetModel,
+        info,
+        lambda shapes: headers.config_from_shapes(shapes, transformer_config),
+        "Flux",
+        dtype,
+        device,
+    )
+
+
+def load_net(cls, info, make_config, label: str, dtype: torch.dtype, device) -> Any:
+    """A transformer ControlNet of diffusers class `cls`: from its folder, or a single file
+    with diffusers' keys whose config `make_config(shapes)` derives."""
     try:
-        if info.layout == "flux_folder":
-            net = FluxControlNetModel.from_pretrained(
-                info.path, local_files_only=True, torch_dtype=dtype
-            )
+        if info.layout.endswith("_folder"):
+            net = cls.from_pretrained(info.path, local_files_only=True, torch_dtype=dtype)
         else:
             state = files.load_tensors(info.path, "ControlNet")
-            shapes = {k: tuple(v.shape) for k, v in state.items()}
-            config = headers.config_from_shapes(shapes, transformer_config)
+            config = make_config({k: tuple(v.shape) for k, v in state.items()})
             # Built on the meta device and given the file's tensors: no random init of a
             # multi-GB model.
             with torch.device("meta"):
-                net = FluxControlNetModel.from_config(config)
+                net = cls.from_config(config)
             missing, unexpected = net.load_state_dict(state, strict=False, assign=True)
             if missing or unexpected:
                 raise DreamwireError(
                     ErrorCode.MODEL_CORRUPT,
-                    f"Flux ControlNet {info.name}: {len(missing)} missing and "
+                    f"{label} ControlNet {info.name}: {len(missing)} missing and "
                     f"{len(unexpected)} unexpected weights "
                     f"(first: {(list(missing) + list(unexpected))[0]})",
                 )
@@ -115,7 +128,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT, f"Flux ControlNet {info.name} could not be loaded: {exc}"
+            ErrorCode.MODEL_CORRUPT, f"{label} ControlNet {info.name} could not be loaded: {exc}"
         ) from None
     if net.dtype != dtype:
         net = net.to(dtype=dtype)

@@ -77,8 +77,10 @@ SD3 = FamilySpec(
     # Stability's Large ControlNets (19 joint blocks, diffusers SD3ControlNetModel) are
     # 4187.0 M, 0.52 of the transformer. Activations not calibrated yet: Flux's 56 KiB per
     # latent pixel scaled by the width (2432 / 3072), as the blocks are alike. Real CFG: the
-    # transformer runs on a doubled batch (Turbo at CFG 1 runs one). Largest layer: a
-    # block's MLP (35.5 M); largest module: T5's embedding (131.6 M).
+    # transformer runs on a doubled batch (Turbo at CFG 1 runs one). diffusers' layerwise
+    # casting skips SD3's "pos_embed" and "norm" layers (the AdaLN linears): 65.9 % of the
+    # transformer is stored in fp8. Largest layer: a block's MLP (35.5 M); largest module:
+    # T5's embedding (131.6 M).
     memory=MemoryFigures(
         8056.6 + 89.6,
         83.8,
@@ -86,6 +88,7 @@ SD3 = FamilySpec(
         0.52,
         44 * 1024,
         cfg_batch=True,
+        cast_share=0.659,
         largest_layer_params_m=35.5,
         largest_module_params_m=131.6,
     ),

@@ -127,3 +127,40 @@ def write_text_encoder(parts: dict, name: str, path: Path) -> Path:
 
 def write_vae(vae, path: Path) -> Path:
     return save_tensors(vae_to_ldm(state_of(vae), dict(vae.config), prefix=""), path, METADATA)
+
+
+CONTROLNET_SEED = 20241126
+
+
+def sd3_controlnet(arch: str = ARCH, joint: bool = False):
+    """A seeded SD3ControlNetModel with tiny-sd3's widths, one block, in the form of
+    Stability's SD3.5 Large nets (no text stream, no position embedding of its own: the
+    pipeline lends it the transformer's), or InstantX's (`joint`: both). As in
+    tiny/conditioning.py, the zero-initialised layers get small random values, so that the
+    control image and weight really change the result."""
+    from diffusers import SD3ControlNetModel
+
+    base = _config("transformer", arch)
+    keep = ("sample_size", "patch_size", "in_channels", "attention_head_dim")
+    keep += ("num_attention_heads", "caption_projection_dim", "pooled_projection_dim")
+    keep += ("out_channels", "pos_embed_max_size")
+    config = {k: base[k] for k in keep} | {
+        "num_layers": 1,
+        "joint_attention_dim": base["joint_attention_dim"] if joint else None,
+        "qk_norm": "rms_norm" if joint else None,
+        "pos_embed_type": "sincos" if joint else None,
+        "use_pos_embed": joint,
+        "force_zeros_for_pooled_projection": joint,
+    }
+    torch.manual_seed(CONTROLNET_SEED)
+    net = SD3ControlNetModel.from_config(config).eval()
+    with torch.no_grad():
+        for module in (net.controlnet_blocks, net.pos_embed_input):
+            for param in module.parameters():
+                param.normal_(0.0, 0.3)
+    return net
+
+
+def write_sd3_controlnet(net, path: Path) -> Path:
+    """The diffusers weights as one file (what artists drop into models/controlnet)."""
+    return save_tensors(state_of(net), path, METADATA)
