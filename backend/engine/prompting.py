@@ -85,7 +85,7 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     if spec.text_encoding is TextEncoding.CLIP_PAIR_T5:
         job = ctx.job
         prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
-        return encode_sd3(pipe, prompt, negative, job)
+        return encode_sd3(pipe, prompt, negative, job, ctx.model.arch)
     if spec.text_encoding is TextEncoding.CLIP_T5:
         job = ctx.job
         prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)

@@ -109,6 +109,7 @@ SD3 = FamilySpec(
         ip_adapter=False,
         t2i_adapter=False,
         refine_upscale=False,
+        skip_layer_guidance=True,
     ),
     # Stability's SD3.5 Large ControlNets (blur, canny, depth) as diffusers loads them:
     # SD3ControlNetModel, the image as `control_image`.

@@ -91,6 +91,9 @@ class Support:
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
+    # Skip-layer guidance (Job.slg_scale): a second guidance term from the denoiser run with
+    # some transformer layers skipped (SD3.5 only: diffusers' SD3 txt2img pipeline).
+    skip_layer_guidance: bool = False
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,10 @@ def reference(engine, cls_name: str, model: str = "tiny-sd3", **kwargs) -> np.nd
     pipe.set_progress_bar_config(disable=True)
     kwargs.setdefault("negative_prompt", "blurry")
     kwargs.setdefault("guidance_scale", 3.5)
+    kwargs.setdefault("num_inference_steps", 2)
     with torch.inference_mode():
         out = pipe(
             prompt=PROMPT,
-            num_inference_steps=2,
             generator=noise.generators([5]),
             output_type="np",
             height=64,
@@ -93,6 +93,33 @@ def test_inpaint_equals_diffusers_then_overlay(sd3_engine, init_image, mask):
     assert diff(result.images[0].image, composite(init_image, generated, mask)) == 0
     outside = mask == 0
     assert np.array_equal(result.images[0].image[outside], init_image[outside])
+
+
+def test_skip_layer_guidance_equals_diffusers_and_is_refused_where_it_cannot_run(
+    sd3_engine, init_image
+):
+    # diffusers skips layers from 1 % to 20 % of the steps: 6 steps reach step 1.
+    result = sd3_engine.run(job(slg_scale=3.0, steps=6))
+    expected = reference(
+        sd3_engine,
+        "StableDiffusion3Pipeline",
+        num_inference_steps=6,
+        skip_guidance_layers=[1],  # tiny-sd3's, from the catalog
+        skip_layer_guidance_scale=3.0,
+    )
+    assert diff(result.images[0].image, expected) == 0
+    plain = reference(sd3_engine, "StableDiffusion3Pipeline", num_inference_steps=6)
+    assert diff(result.images[0].image, plain) > 0
+    assert "SLG Scale: 3, SLG Layers: 1" in result.images[0].infotext
+    for bad, words in ((dict(init_image=init_image), "txt2img"), (dict(cfg=1.0), "CFG")):
+        with pytest.raises(DreamwireError) as err:
+            sd3_engine.run(job(slg_scale=3.0, **bad))
+        assert words in err.value.message
+    from dreamwire.backend.engine import family_support
+
+    with pytest.raises(DreamwireError) as err:  # another family: refused by its spec
+        family_support.check(job(slg_scale=3.0), "flux")
+    assert "Flux.1" in err.value.message and "skip-layer" in err.value.message
 
 
 def test_cfg_1_skips_the_negative_prompt_as_turbo_runs(sd3_engine):
