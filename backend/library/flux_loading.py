@@ -121,7 +121,7 @@ def load_transformer(part: Part, arch: str, dtype):
             f"{part.entry.name}: no Flux transformer in Black Forest Labs' layout in it",
         )
     quantized = part.entry.format == Format.GGUF
-    fp8 = _fp8_storage(tensors)
+    fp8 = fp8_storage(tensors)
     state = flux_layout.bfl_to_diffusers(tensors)
     if not quantized:
         state = compute_dtype(state, dtype)
@@ -156,7 +156,7 @@ def load_transformer(part: Part, arch: str, dtype):
     return model
 
 
-def _fp8_storage(tensors: dict):
+def fp8_storage(tensors: dict):
     """The fp8 dtype most of the file's matrices are stored in, or None."""
     import torch
 

@@ -6,7 +6,9 @@ fp8 multiplied out, upcast to the compute dtype):
 
 - transformer: SD3Transformer2DModel.from_single_file with the MMDiT's tensors; diffusers'
   converter (convert_sd3_transformer_checkpoint_to_diffusers) renames them, and the depth,
-  dual-attention layers and q/k norms the file shows override the config's;
+  dual-attention layers and q/k norms the file shows override the config's; a GGUF file
+  (city96's sd3.5_large-Q4_0.gguf ...) stays quantized, an fp8 one stays fp8 (layerwise
+  casting), as for Flux;
 - CLIP-L and CLIP-G: transformers' CLIPTextModelWithProjection, parameters on the meta
   device, then the file's tensors assigned;
 - T5: as for Flux (text_encoder_3's config);
@@ -20,11 +22,12 @@ from pathlib import Path
 from dreamwire import catalog
 from dreamwire.backend.library import sd3_layout
 from dreamwire.backend.library.catalog import pipeline_config_dir
-from dreamwire.backend.library.entries import ModelEntry
+from dreamwire.backend.library.entries import Format, ModelEntry
 from dreamwire.backend.library.flux_loading import (
     assign_state,
     component_config,
     compute_dtype,
+    fp8_storage,
     load_t5,
     load_vae,
     read_tensors,
@@ -46,9 +49,13 @@ def config_arch(arch: str | None) -> str:
 
 
 def load_transformer(part: Part, arch: str, dtype):
-    from diffusers import SD3Transformer2DModel
+    from diffusers import GGUFQuantizationConfig, SD3Transformer2DModel
 
-    tensors = compute_dtype(read_tensors(part), dtype)
+    tensors = read_tensors(part)
+    quantized = part.entry.format == Format.GGUF
+    fp8 = None if quantized else fp8_storage(tensors)
+    if not quantized:
+        tensors = compute_dtype(tensors, dtype)
     keys = list(tensors)
     dual = sorted({int(k.split(".")[1]) for k in keys if ".x_block.attn2." in k})
     overrides = {
@@ -56,7 +63,10 @@ def load_transformer(part: Part, arch: str, dtype):
         "dual_attention_layers": tuple(dual),
         "qk_norm": "rms_norm" if any(".attn.ln_q." in k for k in keys) else None,
     }
-    return SD3Transformer2DModel.from_single_file(
+    if quantized:
+        # city96's GGUF files stay quantized in memory; diffusers dequantizes per layer.
+        overrides["quantization_config"] = GGUFQuantizationConfig(compute_dtype=dtype)
+    model = SD3Transformer2DModel.from_single_file(
         tensors,
         config=str(catalog.config_dir(arch)),
         subfolder="transformer",
@@ -64,6 +74,11 @@ def load_transformer(part: Part, arch: str, dtype):
         torch_dtype=dtype,
         **overrides,
     )
+    if fp8 is not None:
+        # An fp8 file keeps fp8's memory (diffusers' layerwise casting, as for Flux): its
+        # values are fp8 values, so storing them again as fp8 loses nothing.
+        model.enable_layerwise_casting(storage_dtype=fp8, compute_dtype=dtype)
+    return model
 
 
 def load_clip(part: Part, arch: str, dtype, component: str):

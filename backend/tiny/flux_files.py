@@ -122,16 +122,19 @@ def write_comfy_checkpoint(parts: dict, path: Path, dtype: torch.dtype | None = 
 
 def write_gguf_transformer(transformer, path: Path, qtype: str = "Q8_0") -> Path:
     """A GGUF file as city96's tools/convert.py writes one from a BFL checkpoint."""
-    return _write_gguf(transformer_tensors(transformer), path, "flux", qtype)
+    return write_gguf(transformer_tensors(transformer), path, "flux", qtype)
 
 
 def write_gguf_t5(text_encoder_2, path: Path, qtype: str = "Q8_0") -> Path:
     """A GGUF T5 encoder in llama.cpp's names (city96's t5-v1_1-xxl-encoder-gguf)."""
     tensors = flux_layout.t5_to_gguf_names(state_of(text_encoder_2))
-    return _write_gguf(tensors, path, "t5encoder", qtype)
+    return write_gguf(tensors, path, "t5encoder", qtype)
 
 
-def _write_gguf(tensors: dict, path: Path, arch: str, qtype: str) -> Path:
+def write_gguf(
+    tensors: dict, path: Path, arch: str, qtype: str, keep: tuple[str, ...] = ()
+) -> Path:
+    """A GGUF file of `tensors`: 1-D ones, Flux's small layers and the `keep` keys F32."""
     import gguf
     import numpy as np
 
@@ -144,7 +147,11 @@ def _write_gguf(tensors: dict, path: Path, arch: str, qtype: str) -> Path:
     for key, tensor in sorted(tensors.items()):
         data = tensor.detach().to(torch.float32).numpy()
         wanted = quant
-        if data.ndim == 1 or (any(x in key for x in _GGUF_FULL_PRECISION) and ".weight" in key):
+        if (
+            data.ndim == 1
+            or key in keep
+            or (any(x in key for x in _GGUF_FULL_PRECISION) and ".weight" in key)
+        ):
             wanted = full
         try:
             packed = gguf.quants.quantize(data, wanted)

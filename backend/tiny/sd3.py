@@ -115,9 +115,22 @@ def write_stability_checkpoint(
     return save_tensors(tensors, path, METADATA | (metadata or {}))
 
 
-def write_mmdit(transformer, path: Path) -> Path:
-    """The MMDiT alone in Stability's names, no prefix."""
-    return save_tensors(sd3_layout.diffusers_to_mmdit(state_of(transformer)), path, METADATA)
+def write_mmdit(transformer, path: Path, dtype: torch.dtype | None = None) -> Path:
+    """The MMDiT alone in Stability's names, no prefix (dtype: stored as, e.g. fp8)."""
+    tensors = sd3_layout.diffusers_to_mmdit(state_of(transformer))
+    if dtype is not None:
+        tensors = {k: v.to(dtype) for k, v in tensors.items()}
+    return save_tensors(tensors, path, METADATA)
+
+
+def write_gguf_mmdit(transformer, path: Path, qtype: str = "Q8_0") -> Path:
+    """city96's SD3.5 GGUF layout: the MMDiT's names, no prefix, `general.architecture`
+    "sd3", 1-D tensors (and rows ggml's blocks do not divide) kept F32."""
+    from dreamwire.backend.tiny.flux_files import write_gguf
+
+    tensors = sd3_layout.diffusers_to_mmdit(state_of(transformer))
+    # The position embedding is a table added to the latents, not a layer's weight.
+    return write_gguf(tensors, path, "sd3", qtype, keep=("pos_embed",))
 
 
 def write_text_encoder(parts: dict, name: str, path: Path) -> Path:

@@ -20,6 +20,8 @@ def sd3_parts():
 
 @pytest.fixture(scope="session")
 def sd3_root(tmp_path_factory, sd3_parts) -> Path:
+    import torch
+
     from dreamwire.backend.tiny import sd3
     from dreamwire.backend.tiny.flux import write_t5_tokenizer
 
@@ -34,9 +36,14 @@ def sd3_root(tmp_path_factory, sd3_parts) -> Path:
         checkpoints / "sd3.5_medium_incl_clips_t5xxl.safetensors",
         text_encoders=sd3.TEXT_PARTS,
     )
+    diffusion_models = models / "diffusion_models"
+    sd3.write_mmdit(sd3_parts["transformer"], diffusion_models / "sd3.5_mmdit.safetensors")
     sd3.write_mmdit(
-        sd3_parts["transformer"], models / "diffusion_models" / "sd3.5_mmdit.safetensors"
+        sd3_parts["transformer"],
+        diffusion_models / "sd3.5_large_fp8_e4m3fn.safetensors",
+        dtype=torch.float8_e4m3fn,
     )
+    sd3.write_gguf_mmdit(sd3_parts["transformer"], diffusion_models / "sd3.5_large-Q8_0.gguf")
     sd3.write_vae(sd3_parts["vae"], models / "vae" / "sd3.5_vae.safetensors")
     for name, folder, file in (
         ("clip_l", "clip", "clip_l.safetensors"),

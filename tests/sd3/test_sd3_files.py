@@ -43,3 +43,33 @@ def test_missing_clip_g_and_t5_are_named_in_one_error(sd3_root, tmp_path):
     with pytest.raises(DreamwireError) as err:
         library.load_pipeline("sd3.5_large")
     assert err.value.code == ErrorCode.MODEL_PART_MISSING
+
+
+def test_fp8_and_gguf_transformers_stay_small_and_hold_the_weights(sd3_library, sd3_parts):
+    import torch
+    from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
+
+    want = sd3_parts["transformer"].state_dict()
+    assert sd3_library.find(Kind.CHECKPOINT, "sd3.5_large-Q8_0").arch == "tiny-sd3"
+    fp8 = sd3_library.load_pipeline("sd3.5_large_fp8_e4m3fn").transformer
+    q = fp8.transformer_blocks[0].attn.to_q.weight
+    assert q.dtype == torch.float8_e4m3fn  # kept fp8 in memory (layerwise casting)
+    exact = want["transformer_blocks.0.attn.to_q.weight"].to(torch.float8_e4m3fn)
+    assert torch.equal(q.float(), exact.float())
+    gguf = sd3_library.load_pipeline("sd3.5_large-Q8_0").transformer
+    weight = gguf.transformer_blocks[0].ff.net[0].proj.weight
+    assert isinstance(weight, GGUFParameter)  # kept quantized
+    original = want["transformer_blocks.0.ff.net.0.proj.weight"]
+    restored = dequantize_gguf_tensor(weight).float()
+    assert torch.allclose(restored, original, atol=original.abs().max().item() / 60)
+
+
+def test_a_gguf_transformer_draws_close_to_the_full_one(sd3_engine):
+    import numpy as np
+
+    from dreamwire.shared.job import Job
+
+    base = dict(prompt="a cat", sampler="Euler", steps=1, cfg=1.0, width=64, height=64, seed=3)
+    full = sd3_engine.run(Job(model="tiny-sd3", **base)).images[0].image.astype(int)
+    q8 = sd3_engine.run(Job(model="sd3.5_large-Q8_0", **base)).images[0].image.astype(int)
+    assert 0 < np.abs(full - q8).max() <= 12
