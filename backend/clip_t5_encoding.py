@@ -32,23 +32,30 @@ class ClipT5Conditioning:
     pooled: torch.Tensor  # 1 x P: CLIP-L's pooled output
 
 
-def _fragments(text: str) -> list[tuple[str, float]]:
+def fragments(text: str) -> list[tuple[str, float]]:
     """(text, weight) runs; ("BREAK", -1) between chunks."""
     clean, _ = prompts.extract_extra_networks(text)
     return [(t, float(w)) for t, w in prompts.parse_prompt_attention(clean)]
 
 
-def _clip_ids(tokenizer, parts: list[tuple[str, float]]) -> list[int]:
+def clip_ids(tokenizer, parts: list[tuple[str, float]]) -> tuple[list[int], list[float]]:
+    """CLIP's 77 ids of the first chunk (before the first BREAK, as diffusers truncates)
+    and each id's weight (1 for the start, end and padding tokens)."""
     ids: list[int] = []
+    weights: list[float] = []
     for text, weight in parts:
         if weight == -1 and text == "BREAK":
             break  # the pooled vector is the first chunk's
-        ids += tokenizer(text, add_special_tokens=False).input_ids
+        tokens = tokenizer(text, add_special_tokens=False).input_ids
+        ids += tokens
+        weights += [weight] * len(tokens)
     ids = [tokenizer.bos_token_id, *ids[: CLIP_LENGTH - 2], tokenizer.eos_token_id]
-    return ids + [tokenizer.pad_token_id] * (CLIP_LENGTH - len(ids))
+    weights = [1.0, *weights[: CLIP_LENGTH - 2], 1.0]
+    pad = CLIP_LENGTH - len(ids)
+    return ids + [tokenizer.pad_token_id] * pad, weights + [1.0] * pad
 
 
-def _t5_ids(tokenizer, parts: list[tuple[str, float]], length: int):
+def t5_ids(tokenizer, parts: list[tuple[str, float]], length: int):
     ids: list[int] = []
     weights: list[float] = []
     for text, weight in parts:
@@ -68,17 +75,27 @@ def _t5_ids(tokenizer, parts: list[tuple[str, float]], length: int):
 
 def encode(pipe, text: str, max_sequence_length: int = T5_LENGTH) -> ClipT5Conditioning:
     """One prompt's conditioning with `pipe`'s CLIP (text_encoder) and T5 (text_encoder_2)."""
-    parts = _fragments(text)
-    clip, t5 = pipe.text_encoder, pipe.text_encoder_2
-    clip_ids = torch.tensor([_clip_ids(pipe.tokenizer, parts)], device=clip.device)
-    pooled = clip(clip_ids, output_hidden_states=False).pooler_output.to(clip.dtype)
-    ids, weights = _t5_ids(pipe.tokenizer_2, parts, max_sequence_length)
-    sequence = t5(torch.tensor([ids], device=t5.device), output_hidden_states=False)[0]
-    sequence = sequence.to(t5.dtype)
-    if any(w != 1.0 for w in weights):
-        # A1111's "Original" emphasis: weight each token, then restore the mean.
-        multipliers = torch.tensor(weights, device=sequence.device, dtype=sequence.dtype)
-        original_mean = sequence.mean()
-        sequence = sequence * multipliers.reshape(1, -1, 1)
-        sequence = sequence * (original_mean / sequence.mean())
+    parts = fragments(text)
+    clip = pipe.text_encoder
+    ids = torch.tensor([clip_ids(pipe.tokenizer, parts)[0]], device=clip.device)
+    pooled = clip(ids, output_hidden_states=False).pooler_output.to(clip.dtype)
+    sequence = t5_sequence(pipe.text_encoder_2, pipe.tokenizer_2, parts, max_sequence_length)
     return ClipT5Conditioning(sequence, pooled)
+
+
+def t5_sequence(t5, tokenizer, parts: list[tuple[str, float]], length: int) -> torch.Tensor:
+    """T5's hidden states for the fragments, padded to `length`, weights applied."""
+    ids, weights = t5_ids(tokenizer, parts, length)
+    sequence = t5(torch.tensor([ids], device=t5.device), output_hidden_states=False)[0]
+    return emphasis(sequence.to(t5.dtype), weights)
+
+
+def emphasis(sequence: torch.Tensor, weights: list[float]) -> torch.Tensor:
+    """A1111's "Original" emphasis: each token's states times its weight, then the
+    sequence's mean restored; the sequence as it is when no weight differs from 1."""
+    if all(w == 1.0 for w in weights):
+        return sequence
+    multipliers = torch.tensor(weights, device=sequence.device, dtype=sequence.dtype)
+    original_mean = sequence.mean()
+    sequence = sequence * multipliers.reshape(1, -1, 1)
+    return sequence * (original_mean / sequence.mean())

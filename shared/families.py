@@ -97,6 +97,17 @@ FLUX = ModelFamily(
     # model's own default, see the backend's family spec).
     defaults=GenerationDefaults(steps=20, cfg=1.0, sampler="Euler", distilled_cfg=3.5),
 )
+SD3 = ModelFamily(
+    "sd3",
+    "SD3.5",
+    # Stability's SD3.5 cards: 1 MP at 1024 px for Large, Medium trained up to 1440 px.
+    NativeResolution(1024, 1440, 1440 * 1440),
+    name_hints=("sd3", "sd_3", "stable-diffusion-3", "stable_diffusion_3"),
+    # Stability's SD3.5 Large card (diffusers example): 28 steps, guidance 3.5, Euler over
+    # the shifted flow-matching schedule; Large Turbo and Medium have their own (the
+    # backend's family spec variants: 4 steps CFG 1, 40 steps CFG 4.5).
+    defaults=GenerationDefaults(steps=28, cfg=3.5, sampler="Euler"),
+)
 
 ZIMAGE = ModelFamily(
     "zimage",
@@ -161,12 +172,12 @@ class FamilyInfo:
         return cls(family, modes, supports)
 
 
-FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX, ZIMAGE, FLUX2)}
+FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX, SD3, ZIMAGE, FLUX2)}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)
 # Name hints are tried in this order: Flux.2's before "flux" (a "flux-2-klein" is not
-# Flux.1), then "flux" (a "flux-xl-style" LoRA merge is Flux),
+# Flux.1), then "flux" (a "flux-xl-style" LoRA merge is Flux), "sd3" before SDXL's "xl",
 # "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
-_GUESS_ORDER = (FLUX2, FLUX, ZIMAGE, SDXL, SD2)
+_GUESS_ORDER = (FLUX2, FLUX, SD3, ZIMAGE, SDXL, SD2)
 
 
 def family(key: str | ModelFamily | None) -> ModelFamily:

@@ -41,6 +41,8 @@ FEATURE_REASONS = {
     "ControlNet of the type",
     "ip_adapter": "reference units for it are not built yet",
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
+    "skip_layer_guidance": "skip-layer guidance skips layers of an SD3 MMDiT, which this model "
+    "does not have",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")
@@ -112,6 +114,8 @@ def job_features(job: Job) -> list[str]:
         used.append("controlnet")
     if job.upscale is not None and job.upscale.refine:
         used.append("refine_upscale")
+    if job.slg_scale > 0:
+        used.append("skip_layer_guidance")
     return used
 
 

@@ -262,6 +262,9 @@ class Job:
     # Forge's "Distilled CFG Scale": the guidance input of a guidance-distilled model (Flux
     # dev); None: the family's default (shared/families.py). Ignored by other families.
     distilled_cfg: float | None = None
+    # Skip-layer guidance (SD3.5; diffusers' skip_layer_guidance_scale, ComfyUI's
+    # SkipLayerGuidanceSD3): 0 = off. The layers it skips are the model's (the catalog's).
+    slg_scale: float = 0.0
     seed: int = -1  # -1: random, resolved by the backend and reported in the result
     subseed: int = -1
     subseed_strength: float = 0.0
@@ -545,6 +548,7 @@ class Job:
             f.number("distilled_cfg", self.distilled_cfg, 0.0, 100.0)
         f.number("subseed_strength", self.subseed_strength)
         f.number("cfg_rescale", self.cfg_rescale)
+        f.number("slg_scale", self.slg_scale, 0.0, 100.0)
         f.number("strength", self.strength)
         f.whole("mask_blur", self.mask_blur, 0, MAX_MASK_BLUR)
         f.whole("inpaint_padding", self.inpaint_padding, 0, MAX_SIDE)

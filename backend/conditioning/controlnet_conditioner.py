@@ -15,15 +15,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
+import torch
+
 from dreamwire.backend.engine.hooks import JobContext, PassPart
 from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitPlanner, UnitQuery
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.job import ControlUnit
 
-from . import flux_controlnet, union, units
+from . import flux_controlnet, sd3_controlnet, union, units
 from .flux_control_stack import FluxControlStack
 from .net_cache import NetCache
 from .observer import CONTROLNET, StackObserver
+from .sd3_control_stack import Sd3ControlStack
 from .unit_resolution import (
     UnitConditioner,
     hires_pass,
@@ -49,6 +52,9 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
         if controlnets.model_class == flux_controlnet.MODEL_CLASS:
             yield self._flux_pass(ctx, resolved, mode, controlnets)
             return
+        if controlnets.model_class == sd3_controlnet.MODEL_CLASS:
+            yield self._sd3_pass(ctx, resolved, mode, controlnets)
+            return
         hires = hires_pass(ctx, mode)
         nets, stack_units, images = [], [], []
         for r in resolved:
@@ -63,13 +69,7 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             nets, stack_units, cfg=job.cfg > 1.0, on_ran=partial(self.observer.ran, CONTROLNET)
         )
         self.observer.attached(CONTROLNET, stack)
-        n = len(nets)
-        call = {
-            controlnets.image_key(mode): images,
-            "controlnet_conditioning_scale": [1.0] * n,
-            "control_guidance_start": [0.0] * n,
-            "control_guidance_end": [1.0] * n,
-        }
+        call = _neutral_call(controlnets.image_key(mode), images)
         # The stack is the pass's own pipeline component: nothing to restore after it.
         yield PassPart({"controlnet": stack}, call, stack.clock.step_hook)
 
@@ -104,6 +104,20 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
         }
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook)
 
+    def _sd3_pass(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str, controlnets):
+        """SD3: one SD3ControlNetModel call per unit (sd3_control_stack.py)."""
+        nets, stack_units, images = [], [], []
+        for r in resolved:
+            nets.append(self.nets.get(r.info, ctx.model, ctx.device))
+            stack_units.append(units.stack_unit(r.unit, r.info, False))
+            # A tensor control image is VAE-encoded as given: in [-1, 1], as the VAE takes
+            # pixels (the pipeline's image processor's own 2x - 1 for a picture).
+            images.append(2.0 * pass_image(ctx, r) - 1.0)
+        stack = Sd3ControlStack(nets, stack_units, on_ran=partial(self.observer.ran, CONTROLNET))
+        self.observer.attached(CONTROLNET, stack)
+        call = _neutral_call(controlnets.image_key(mode), images)
+        return PassPart({"controlnet": stack}, call, stack.clock.step_hook, around_call=_seeded)
+
     def capabilities(self, library) -> dict:
         """The welcome's control_types / control_missing (capabilities.py)."""
         from .capabilities import control_capabilities
@@ -116,3 +130,28 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
     def plan_units(self, query: UnitQuery, units: Sequence[ControlUnit]) -> tuple[PlannedUnit, ...]:
         """Every control unit of the job, whatever kind runs it (unit_resolution.py)."""
         return plan_units(query, units)
+
+
+def _neutral_call(image_key: str, images: list) -> dict:
+    """The pipeline's control arguments: the images, and a neutral scale and full window
+    per unit (weights and windows are the stack's, by A1111's rule)."""
+    n = len(images)
+    return {
+        image_key: images,
+        "controlnet_conditioning_scale": [1.0] * n,
+        "control_guidance_start": [0.0] * n,
+        "control_guidance_end": [1.0] * n,
+    }
+
+
+# The SD3 ControlNet pipeline samples each control picture's VAE latents from torch's global
+# generator (no `generator` argument reaches it): drawn from this fixed seed, the same job
+# gives the same picture every time.
+CONTROL_LATENT_SEED = 0
+
+
+@contextmanager
+def _seeded(call) -> Iterator[None]:
+    with torch.random.fork_rng():
+        torch.manual_seed(CONTROL_LATENT_SEED)
+        yield

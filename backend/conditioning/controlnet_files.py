@@ -27,6 +27,7 @@ import torch
 
 from dreamwire.backend.families import label_for_width, spec_for
 from dreamwire.backend.library import flux_controlnet as flux_controlnet_headers
+from dreamwire.backend.library import sd3_controlnet as sd3_controlnet_headers
 from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import label as family_label
@@ -61,8 +62,9 @@ class ControlNetInfo(UnitFile):
 
     @property
     def family(self) -> str:
-        if self.layout in _flux().LAYOUTS:
-            return family_label("flux")
+        kind = transformer_kind(self)
+        if kind is not None:
+            return family_label(kind.FAMILY)
         by_width = label_for_width(self.context_dim)
         if by_width:
             return by_width
@@ -84,6 +86,11 @@ UNSUPPORTED = {
     # Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union (diffusers ZImageControlNetModel):
     # the Z-Image family spec does not run ControlNet units yet.
     "zimage_fun": "a Z-Image Fun ControlNet (Union), which Dreamwire does not run yet",
+    # diffusers 0.42 has no single-file loader or converter for Stability's own SD3.5
+    # ControlNet files; its diffusers repositories load.
+    "sd3_stability": "Stability's SD3.5 ControlNet in its original layout, which diffusers "
+    "cannot load; use the diffusers weights (stabilityai/stable-diffusion-3.5-large-"
+    "controlnet-canny/-depth/-blur)",
     "unknown": "not a ControlNet Dreamwire recognises",
 }
 
@@ -91,9 +98,10 @@ UNSUPPORTED = {
 def _layout(keys: set[str]) -> str:
     if ip_adapter_files.is_ip_adapter(keys):
         return "ip_adapter"
-    flux = flux_controlnet_headers.layout(keys)  # before "original": XLabs' has a hint block
-    if flux:
-        return flux
+    for headers in (flux_controlnet_headers, sd3_controlnet_headers):
+        found = headers.layout(keys)  # before "original": XLabs' has a hint block
+        if found:
+            return found
     if any(k.startswith("control_all_x_embedder.") for k in keys):
         return "zimage_fun"
     if any(k.startswith("lllite_") for k in keys):
@@ -163,10 +171,12 @@ def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
             raise DreamwireError(
                 ErrorCode.MODEL_CORRUPT, f"ControlNet {path.name}: unreadable config.json ({exc})"
             ) from None
-        if flux_controlnet_headers.is_folder_config(cfg):
-            info = ControlNetInfo(name=name, path=path, type=kind, layout="flux_folder")
-            _flux().describe(info, cfg)
-            return info
+        for net_kind in _transformer_kinds():
+            if net_kind.is_folder_config(cfg):
+                layout = f"{net_kind.FAMILY}_folder"
+                info = ControlNetInfo(name=name, path=path, type=kind, layout=layout)
+                net_kind.describe(info, cfg)
+                return info
         if t2i_adapter.is_adapter_folder(cfg):
             return t2i_adapter.AdapterInfo(
                 name=name, path=path, type=kind, adapter=t2i_adapter.inspect_folder(cfg)
@@ -215,8 +225,9 @@ def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
             ip_adapter=None if pickled else ip_adapter_files.inspect_shapes(shapes, name),
         )
     info = ControlNetInfo(name=name, path=path, type=kind, layout=layout, pickled=pickled)
-    if layout in ("flux", "flux_xlabs"):
-        _flux().describe_file(info, shapes)
+    net_kind = transformer_kind(info)
+    if net_kind is not None:
+        net_kind.describe_file(info, shapes)
         return info
     _fill_from_shapes(info, shapes)
     if info.layout == "union":
@@ -237,10 +248,19 @@ def pickled_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return data
 
 
-def _flux():
-    from . import flux_controlnet  # Flux ControlNets (imports the family specs)
+def _transformer_kinds():
+    # Flux's and SD3's ControlNets (their modules import the family specs).
+    from . import flux_controlnet, sd3_controlnet
 
-    return flux_controlnet
+    return (flux_controlnet, sd3_controlnet)
+
+
+def transformer_kind(info):
+    """The module running a transformer family's ControlNet (flux_controlnet,
+    sd3_controlnet) for `info`; None for a UNet ControlNet or an adapter."""
+    if isinstance(info, ControlNetInfo):
+        return next((k for k in _transformer_kinds() if info.layout in k.LAYOUTS), None)
+    return None
 
 
 def _union():
@@ -254,8 +274,8 @@ def check_supported(info: AnyUnitFile) -> None:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
-            "files (original layout), diffusers ControlNets (SD and Flux), XLabs' Flux ControlNets, "
-            "T2I-Adapters (full, "
+            "files (original layout), diffusers ControlNets (SD, Flux and SD3), XLabs' Flux "
+            "ControlNets, T2I-Adapters (full, "
             "light and SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
         )
     if not isinstance(info, ControlNetInfo) and info.pickled:
@@ -272,13 +292,10 @@ def check_compatible(
     """MODEL_MISMATCH unless the file was made for the base model's architecture
     (`unet_config`: the base model's denoiser config, its UNet or its transformer)."""
     base_class = spec_for(model_family).controlnets.model_class
-    net_class = (
-        _flux().MODEL_CLASS
-        if isinstance(info, ControlNetInfo) and info.layout in _flux().LAYOUTS
-        else "ControlNetModel"
-    )
-    if net_class != base_class or base_class == _flux().MODEL_CLASS:
-        problems = [] if net_class != base_class else _flux().mismatch(info, unet_config)
+    net_kind = transformer_kind(info)
+    net_class = net_kind.MODEL_CLASS if net_kind is not None else "ControlNetModel"
+    if net_class != base_class or net_kind is not None:
+        problems = [] if net_class != base_class else net_kind.mismatch(info, unet_config)
         if net_class == base_class and not problems:
             return
         what = (
@@ -395,8 +412,9 @@ def load(
         return t2i_adapter.load(info.path, info.adapter, info.name, dtype, device)
     if info.layout in _union().LAYOUTS:
         return _union().load(info, unet_config, dtype, device)
-    if info.layout in _flux().LAYOUTS:
-        return _flux().load(info, unet_config, dtype, device)
+    net_kind = transformer_kind(info)
+    if net_kind is not None:
+        return net_kind.load(info, unet_config, dtype, device)
     try:
         if info.layout == "diffusers_folder":
             net = ControlNetModel.from_pretrained(

@@ -33,7 +33,21 @@ def _add(total: list | None, more: list | None) -> list | None:
     return [a + b for a, b in zip(total, more, strict=True)]
 
 
-class FluxControlStack(FluxMultiControlNetModel):
+class UnitWindows:
+    """What a transformer family's ControlNet stack keeps beside its diffusers Multi model:
+    one StackUnit (weight, window) per net, the step clock, and who is told which ran."""
+
+    def hold_units(
+        self, nets: list, units: list[StackUnit], on_ran: Callable[[list[bool]], None] | None
+    ) -> None:
+        if len(nets) != len(units):
+            raise ValueError("one StackUnit per ControlNet")
+        self.units = list(units)
+        self.on_ran = on_ran  # told per call which units ran (an observer)
+        self.clock = StepClock()
+
+
+class FluxControlStack(FluxMultiControlNetModel, UnitWindows):
     def __init__(
         self,
         nets: list,
@@ -41,11 +55,7 @@ class FluxControlStack(FluxMultiControlNetModel):
         on_ran: Callable[[list[bool]], None] | None = None,
     ):
         super().__init__(nets)
-        if len(nets) != len(units):
-            raise ValueError("one StackUnit per ControlNet")
-        self.units = list(units)
-        self.on_ran = on_ran  # told per call which units ran (an observer)
-        self.clock = StepClock()
+        self.hold_units(nets, units, on_ran)
 
     def forward(
         self,

@@ -39,6 +39,9 @@ from . import files
 XLABS = "flux_xlabs"
 LAYOUTS = ("flux", "flux_folder", XLABS)
 MODEL_CLASS = "FluxControlNetModel"
+FAMILY = "flux"
+file_layout = headers.layout
+is_folder_config = headers.is_folder_config
 
 
 def describe(info, config: dict) -> None:
@@ -124,29 +127,52 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
     """A diffusers FluxControlNetModel on `device`, without any network access."""
     from diffusers import FluxControlNetModel
 
+    if info.layout == XLABS:
+
+        def xlabs_config(shapes: dict) -> dict:
+            flux_xlabs.check_shapes(shapes)
+            return flux_xlabs.config(shapes, transformer_config)
+
+        return load_net(
+            FluxControlNetModel,
+            info,
+            xlabs_config,
+            "Flux",
+            dtype,
+            device,
+            convert=flux_xlabs.to_diffusers,
+        )
+    return load_net(
+        FluxControlNetModel,
+        info,
+        lambda shapes: headers.config_from_shapes(shapes, transformer_config),
+        "Flux",
+        dtype,
+        device,
+    )
+
+
+def load_net(cls, info, make_config, label: str, dtype: torch.dtype, device, convert=None) -> Any:
+    """A transformer ControlNet of diffusers class `cls`: from its folder, or a single file
+    whose config `make_config(shapes)` derives, its keys put in diffusers' layout by
+    `convert(state)` where they are not (XLabs' files)."""
     try:
-        if info.layout == "flux_folder":
-            net = FluxControlNetModel.from_pretrained(
-                info.path, local_files_only=True, torch_dtype=dtype
-            )
+        if info.layout.endswith("_folder"):
+            net = cls.from_pretrained(info.path, local_files_only=True, torch_dtype=dtype)
         else:
             state = files.load_tensors(info.path, "ControlNet")
-            shapes = {k: tuple(v.shape) for k, v in state.items()}
-            if info.layout == XLABS:
-                flux_xlabs.check_shapes(shapes)
-                config = flux_xlabs.config(shapes, transformer_config)
-                state = flux_xlabs.to_diffusers(state)
-            else:
-                config = headers.config_from_shapes(shapes, transformer_config)
+            config = make_config({k: tuple(v.shape) for k, v in state.items()})
+            if convert is not None:
+                state = convert(state)
             # Built on the meta device and given the file's tensors: no random init of a
             # multi-GB model.
             with torch.device("meta"):
-                net = FluxControlNetModel.from_config(config)
+                net = cls.from_config(config)
             missing, unexpected = net.load_state_dict(state, strict=False, assign=True)
             if missing or unexpected:
                 raise DreamwireError(
                     ErrorCode.MODEL_CORRUPT,
-                    f"Flux ControlNet {info.name}: {len(missing)} missing and "
+                    f"{label} ControlNet {info.name}: {len(missing)} missing and "
                     f"{len(unexpected)} unexpected weights "
                     f"(first: {(list(missing) + list(unexpected))[0]})",
                 )
@@ -155,7 +181,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise DreamwireError(
             ErrorCode.MODEL_CORRUPT,
-            f"Flux ControlNet {info.name} could not be loaded: {_reason(exc)}",
+            f"{label} ControlNet {info.name} could not be loaded: {_reason(exc)}",
         ) from None
     if net.dtype != dtype:
         net = net.to(dtype=dtype)

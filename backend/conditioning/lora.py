@@ -19,6 +19,7 @@ Keys understood:
   diffusers  unet.<module>.lora_A.weight / lora_B.weight (PEFT), text_encoder[_2].<module>...,
              and the older .lora.down.weight / .lora.up.weight and processor.to_q_lora.* forms
   Flux.1     kohya, ComfyUI, ai-toolkit/diffusers and BFL/XLabs names (lora_flux_keys.py)
+  SD3.5      kohya, ComfyUI and diffusers names (lora_sd3_keys.py)
 Refused with a clear message: LoKr, (IA)^3, OFT, GLoRA, Tucker (lora_mid/hada_t), full-diff
 LyCORIS files, and legacy hypernetworks (use a LoRA instead).
 """
@@ -36,7 +37,7 @@ import torch
 from dreamwire.backend.families import LoraLineage, lora_lineage, spec_of_components
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files, lora_flux_keys
+from . import files, lora_flux_keys, lora_sd3_keys
 from .ldm_names import ldm_aliases
 from .lora_flux_keys import Fit, KeyRef
 
@@ -52,6 +53,7 @@ PARTS = {
     "te3": "text_encoder_2",  # Flux's T5 (kohya lora_te3_)
     "pte1": "text_encoder",
     "pte2": "text_encoder_2",
+    "sd3_t5": "text_encoder_3",  # SD3's T5 (kohya lora_te3_, diffusers text_encoder_3.)
 }
 # Parts the UNet/transformer multiplier applies to; the text-encoder multiplier takes the rest.
 DENOISER_PARTS = ("unet", "transformer")
@@ -114,13 +116,16 @@ class LoraFile:
     path: Path
     modules: list[LoraModule] = field(default_factory=list)
     flux: bool = False  # named for Flux's layers (lora_flux_keys.is_flux)
+    sd3: bool = False  # named for SD3's layers (lora_sd3_keys.is_sd3)
 
     @property
     def family(self) -> str | None:
-        """The LoRA lineage key ("sd", "sdxl", "flux") where the key names tell: Flux's
-        layer names; kohya writes te1/te2 only for SDXL."""
+        """The LoRA lineage key ("sd", "sdxl", "flux", "sd3") where the key names tell:
+        Flux's and SD3's layer names; kohya writes te1/te2 without them only for SDXL."""
         if self.flux:
             return "flux"
+        if self.sd3:
+            return "sd3"
         parts = {m.part for m in self.modules}
         if parts & {"te1", "te2"}:
             return "sdxl"
@@ -213,13 +218,18 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
     LoRA's pairs once its norms are taken out: flux_control_files.py)."""
     keys = list(data)
     _refuse_kind(path, keys)
-    flux = lora_flux_keys.is_flux(keys)
+    sd3 = lora_sd3_keys.is_sd3(keys)
+    flux = not sd3 and lora_flux_keys.is_flux(keys)
     grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     alphas: dict[tuple[str, str], float] = {}
     refs: dict[tuple[str, str], KeyRef] = {}
     ignored = []
     for key, value in data.items():
-        ref = (flux and lora_flux_keys.parse(key)) or _parse_key(key)
+        ref = (
+            (sd3 and lora_sd3_keys.parse(key))
+            or (flux and lora_flux_keys.parse(key))
+            or _parse_key(key)
+        )
         if ref is None:
             ignored.append(key)
             continue
@@ -248,7 +258,7 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
             )
         fit = refs[(part, module)].fit
         modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module)), fit))
-    return LoraFile(name or path.stem, path, modules, flux)
+    return LoraFile(name or path.stem, path, modules, flux, sd3)
 
 
 # --- targets ------------------------------------------------------------------------

@@ -178,12 +178,19 @@ def _transformer_ref(stem: str, slot: str) -> KeyRef | None:
     return None
 
 
+def split_slot(key: str) -> tuple[str, str] | None:
+    """A LoRA key's layer stem and the slot it fills ("down", "up", "alpha", LoHa's), or
+    None for a key that fills none."""
+    m = _SLOT.match(key)
+    return None if m is None else (m[1], _SLOTS[m[2]])
+
+
 def parse(key: str) -> KeyRef | None:
     """The Flux layer a key belongs to, or None for a key that names no Flux layer."""
-    m = _SLOT.match(key)
-    if m is None:
+    split = split_slot(key)
+    if split is None:
         return None
-    stem, slot = m[1], _SLOTS[m[2]]
+    stem, slot = split
     for prefix, part in _TEXT_PREFIXES.items():
         if stem.startswith(prefix):
             return KeyRef(part, _underscored(stem.removeprefix(prefix)), slot)

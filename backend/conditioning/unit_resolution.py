@@ -149,11 +149,11 @@ def plan_units(query: UnitQuery, controls: Sequence[ControlUnit]) -> tuple[Plann
             union.control_mode(unit.type, info, where)  # a mode the model has, or fail now
         if flux_controlnet.union_kind(info):
             flux_controlnet.control_mode(unit.type, info, model.family, where)
-        if flux_controlnet.is_flux(info) and unit.control_mode != "balanced":
+        if controlnet_files.transformer_kind(info) and unit.control_mode != "balanced":
             raise DreamwireError(
                 ErrorCode.MODEL_UNSUPPORTED,
                 f"{where}: control mode {unit.control_mode!r} (A1111's soft injection into a "
-                "UNet's residuals) has no Flux meaning; use balanced",
+                f"UNet's residuals) has no {info.family} meaning; use balanced",
             )
         encoder = _ip_encoder(query, unit, info, where)
         if info.type is not None and info.type != ip_adapter_blocks.file_type(unit.type):

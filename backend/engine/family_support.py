@@ -37,6 +37,8 @@ def check(job: Job, family: str, arch: str = "") -> None:
     for feature in requested(job):
         if not getattr(spec.support, feature):
             raise spec.refusal(feature)
+    if job.slg_scale > 0:
+        _check_skip_layer_guidance(job, spec.label)
     name = catalog.variant_of(arch)
     variant = spec.variant(name)
     if job.cfg > 1.0 and not variant.real_cfg:
@@ -45,4 +47,20 @@ def check(job: Job, family: str, arch: str = "") -> None:
             f"a {spec.label} {name.title()} model takes no negative prompt: set CFG scale to 1 "
             "(its guidance is the Distilled CFG Scale)",
             job.job_id,
+        )
+
+
+def _check_skip_layer_guidance(job: Job, label: str) -> None:
+    """diffusers has skip-layer guidance in SD3's txt2img pipeline only, and it acts on
+    the guided (CFG above 1) prediction."""
+    why = ""
+    if job.init_image is not None or job.hires is not None:
+        why = (
+            "only txt2img without Hires.fix runs it (diffusers' SD3 img2img and inpaint have none)"
+        )
+    elif job.cfg <= 1.0:
+        why = "it acts on classifier-free guidance: set CFG scale above 1"
+    if why:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED, f"skip-layer guidance on {label}: {why}", job.job_id
         )

@@ -18,6 +18,7 @@ from . import regions, scheduling
 from .hooks import JobContext
 from .planning import hires_prompts
 from .prompting_clip_t5 import distilled_cfg
+from .prompting_sd3 import skip_layers
 
 
 def _has_guidance_input(model) -> bool:
@@ -60,6 +61,11 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
         info.extras["CFG Rescale"] = f"{job.cfg_rescale:g}"  # the A1111 extension's key
     if _zero_terminal_snr(model):
         info.extras["Noise Schedule"] = "Zero Terminal SNR"  # A1111's sd_noise_schedule
+    if job.slg_scale > 0:
+        # Neither Forge nor ComfyUI writes skip-layer guidance into its parameters; these
+        # names follow diffusers' (skip_layer_guidance_scale, skip_guidance_layers).
+        info.extras["SLG Scale"] = f"{job.slg_scale:g}"
+        info.extras["SLG Layers"] = " ".join(str(i) for i in skip_layers(model.arch))
     if model.vae_name:
         info.vae = model.vae_name
         info.vae_hash = model.vae_hash or None

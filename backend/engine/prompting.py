@@ -19,6 +19,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from .planning import hires_prompts, join_regions
 from .prompting_clip_t5 import encode_clip_t5
 from .prompting_qwen3 import encode_qwen3
+from .prompting_sd3 import encode_sd3
 
 # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P); for a composable (AND)
 # prompt also every subprompt's embeddings and weight (conds, pooleds, weights).
@@ -80,12 +81,14 @@ class PromptPlan:
 
 def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     """The pass's conditioning, by the family's text encoding: a PromptPlan (CLIP families),
-    a ClipT5Plan (Flux) or a Qwen3Plan (Z-Image)."""
+    a ClipT5Plan (Flux), a Qwen3Plan (Z-Image) or an Sd3Plan (SD3.5)."""
     spec = spec_for(ctx.model.family)
     job = ctx.job
     prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
     if spec.text_encoding is TextEncoding.QWEN3:
         return encode_qwen3(pipe, spec.chat_text, prompt, negative, job)
+    if spec.text_encoding is TextEncoding.CLIP_PAIR_T5:
+        return encode_sd3(pipe, prompt, negative, job, ctx.model.arch)
     if spec.text_encoding is TextEncoding.CLIP_T5:
         model, stand_in = ctx.model, bool(ctx.plan and ctx.plan.stands_in_for)
         return encode_clip_t5(pipe, prompt, negative, job, model.family, model.arch, stand_in)

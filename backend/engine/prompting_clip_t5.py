@@ -18,12 +18,23 @@ from dreamwire.backend.clip_t5_encoding import ClipT5Conditioning, encode
 from dreamwire.backend.families import spec_for
 
 
-class ClipT5Plan:
-    """One pass's conditioning. Flux has no per-step prompt schedules or AND prompts here
-    (the family spec refuses them before loading), so it is the same at every step."""
+class FixedPlan:
+    """A pass's conditioning that is the same at every step: the transformer families have
+    no per-step prompt schedules or AND prompts here (their specs refuse them before
+    loading), so nothing is swapped inside the pipeline's loop."""
 
     changes = False
     composable = False
+
+    def tensor_inputs(self) -> list[str]:
+        return []
+
+    def loop_tensors(self, step: int, batch: int, cfg: bool) -> dict[str, torch.Tensor]:
+        return {}
+
+
+class ClipT5Plan(FixedPlan):
+    """One Flux pass's conditioning."""
 
     def __init__(
         self, cond: ClipT5Conditioning, uncond: ClipT5Conditioning | None, guidance: float
@@ -52,12 +63,6 @@ class ClipT5Plan:
             out["negative_prompt_embeds"] = self.uncond.sequence
             out["negative_pooled_prompt_embeds"] = self.uncond.pooled
         return out
-
-    def tensor_inputs(self) -> list[str]:
-        return []
-
-    def loop_tensors(self, step: int, batch: int, cfg: bool) -> dict[str, torch.Tensor]:
-        return {}
 
 
 def distilled_cfg(job, family: str, arch: str = "", stand_in: bool = False) -> float:

@@ -14,11 +14,12 @@ from dreamwire.shared.families import FamilyInfo
 
 from .flux import FLUX
 from .flux2 import FLUX2
+from .sd3 import SD3
 from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, Reference, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 from .zimage import ZIMAGE
 
-SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX, ZIMAGE, FLUX2)}
+SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX, SD3, ZIMAGE, FLUX2)}
 
 
 def family_infos() -> dict[str, dict]:

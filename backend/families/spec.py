@@ -63,6 +63,9 @@ class TextEncoding(str, Enum):
     # template (the spec's `chat_text` says which); the text goes in as it is written, as
     # ComfyUI's tokenizers for them take it (no A1111 weights).
     QWEN3 = "qwen3"
+    # SD3: CLIP-L's and CLIP-G's penultimate hidden states side by side, then T5's token
+    # sequence after them; the two pooled outputs side by side (backend/sd3_encoding.py).
+    CLIP_PAIR_T5 = "clip_pair_t5"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ class Support:
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
+    # Skip-layer guidance (Job.slg_scale): a second guidance term from the denoiser run with
+    # some transformer layers skipped (SD3.5 only: diffusers' SD3 txt2img pipeline).
+    skip_layer_guidance: bool = False
 
 
 # Plain generation only (txt2img/img2img/inpaint/edit as the pipelines allow): what a
@@ -183,6 +189,7 @@ class Variant:
     distilled_cfg: float | None = None  # the guidance input's default, where it differs
     real_cfg: bool = True  # its pipeline takes a negative prompt for CFG above 1
     steps: int | None = None  # its default steps, where they differ (schnell: 4)
+    cfg: float | None = None  # its default CFG scale, where it differs (SD3.5 Turbo: 1)
     # Whether it takes the family's distilled guidance input (schnell has none).
     guidance: bool = True
 
@@ -296,11 +303,12 @@ class FamilySpec:
 
     def defaults(self, variant: str) -> GenerationDefaults:
         """The generation defaults of a checkpoint of `variant` ("" = a plain one): the
-        family's, with the variant's steps and Distilled CFG (none where it takes none)."""
+        family's, with the variant's steps, CFG and Distilled CFG (none where it takes none)."""
         own, family = self.variant(variant), self.family.defaults
         return replace(
             family,
             steps=own.steps or family.steps,
+            cfg=family.cfg if own.cfg is None else own.cfg,
             distilled_cfg=own.distilled_cfg if own.guidance else None,
         )
 

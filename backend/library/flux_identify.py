@@ -23,6 +23,7 @@ from dreamwire.backend.library.safetensors_header import Header
 
 REAL_HIDDEN = 3072
 TINY_MAX_WIDTH = 256
+TINY_CLIP_G_WIDTH = 48
 _QKV = "double_blocks.0.img_attn.qkv.weight"
 _INPUT_VARIANTS = {64: "", 384: "fill", 128: "control"}
 
@@ -114,7 +115,8 @@ def text_encoder_arch(header: Header) -> str | None:
         if shape is not None:
             width = shape[-1]
             if width <= TINY_MAX_WIDTH:
-                return "tiny-clip"
+                # The tiny SD3's CLIP-G is 48 wide, beside the tiny CLIP-L's 32.
+                return "tiny-clip-g" if width == TINY_CLIP_G_WIDTH else "tiny-clip"
             return {768: "clip-l", 1280: "clip-g"}.get(width, f"clip-{width}")
     for marker, embedding in _T5_MARKERS:
         shape = header.shape(marker) or header.shape(embedding)
@@ -132,6 +134,10 @@ def is_t5(arch: str | None) -> bool:
 
 def is_clip_l(arch: str | None) -> bool:
     return arch in ("clip-l", "tiny-clip")
+
+
+def is_clip_g(arch: str | None) -> bool:
+    return arch in ("clip-g", "tiny-clip-g")
 
 
 def vae_latent_channels(header: Header, prefix: str = "") -> int | None:

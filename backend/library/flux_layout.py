@@ -121,9 +121,9 @@ def bfl_shape(shapes: dict[str, tuple[int, ...]]) -> FluxShape | None:
     )
 
 
-def _swap_halves(tensor: torch.Tensor) -> torch.Tensor:
-    # BFL's final modulation is (shift, scale); diffusers' AdaLayerNormContinuous is
-    # (scale, shift). The swap is its own inverse.
+def swap_halves(tensor: torch.Tensor) -> torch.Tensor:
+    """BFL's and SD3's final modulation is (shift, scale); diffusers'
+    AdaLayerNormContinuous is (scale, shift). The swap is its own inverse."""
     import torch
 
     first, second = tensor.chunk(2, dim=0)
@@ -146,7 +146,7 @@ def diffusers_to_bfl(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if module in _TOP:
             put(f"{_TOP[module]}.{param}", key)
         elif module == _FINAL_MOD[0]:
-            out[f"{_FINAL_MOD[1]}.{param}"] = _swap_halves(state[key])
+            out[f"{_FINAL_MOD[1]}.{param}"] = swap_halves(state[key])
             done.add(key)
     for i in _indices(state, "transformer_blocks"):
         src, dst = f"transformer_blocks.{i}.", f"double_blocks.{i}."
@@ -195,7 +195,7 @@ def bfl_to_diffusers(state: dict[str, torch.Tensor], head: bool = True) -> dict[
             if f"{b}.{param}" in state:
                 out[f"{d}.{param}"] = take(f"{b}.{param}")
     for param in ("weight", "bias") if head else ():
-        out[f"{_FINAL_MOD[0]}.{param}"] = _swap_halves(take(f"{_FINAL_MOD[1]}.{param}"))
+        out[f"{_FINAL_MOD[0]}.{param}"] = swap_halves(take(f"{_FINAL_MOD[1]}.{param}"))
     for i in range(shape.double_blocks):
         src, dst = f"double_blocks.{i}.", f"transformer_blocks.{i}."
         for param in ("weight", "bias"):

@@ -211,12 +211,13 @@ def load_clip_l(part: Part, arch: str, dtype):
     return assign_state(model, as_float(state, dtype), part)
 
 
-def load_t5(part: Part, arch: str, dtype):
+def load_t5(part: Part, arch: str, dtype, component: str = "text_encoder_2"):
+    """T5's encoder with the config of `arch`'s `component` (SD3's is text_encoder_3)."""
     from accelerate import init_empty_weights
     from transformers import T5Config, T5EncoderModel
 
     with init_empty_weights(include_buffers=False):
-        model = T5EncoderModel(T5Config(**component_config(arch, "text_encoder_2")))
+        model = T5EncoderModel(T5Config(**component_config(arch, component)))
     tensors = read_tensors(part)
     if part.entry.format == Format.GGUF:
         # transformers' T5 cannot run on packed GGUF weights: they are unpacked once here

@@ -85,7 +85,7 @@ def gather(
         )
     library = list(library)
     tiny = is_tiny(entry.arch)
-    own = _own_parts(entry)
+    own = own_parts(entry, SECTIONS)
     encoders = [e for e in library if e.kind == Kind.TEXT_ENCODER and is_tiny(e.arch) == tiny]
     vae_arch = "tiny-flux-vae" if tiny else "flux-vae"
     parts = {
@@ -95,9 +95,7 @@ def gather(
         or pick_part(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
     }
     missing = [_ADVICE[name] for name, part in parts.items() if part is None]
-    tokenizer = find_part(
-        find_t5_tokenizer, [*places, entry.path], folders_of(library, "flux"), missing
-    )
+    tokenizer = t5_tokenizer_for(entry, library, places, "flux", "tokenizer_2", "Flux", missing)
     require_all(entry, "Flux", missing)
     return FluxSources(
         transformer=own["transformer"],
@@ -128,18 +126,44 @@ def find_part(find, places: list[Path], folders: list[Path], missing: list[str])
 
 def require_all(entry: ModelEntry, label: str, missing: list[str]) -> None:
     """One MODEL_PART_MISSING naming everything `entry`'s pipeline lacks (nothing: returns)."""
-    if missing:
-        raise DreamwireError(
-            ErrorCode.MODEL_PART_MISSING,
-            f"{entry.name} is a {label} transformer without everything it needs. {label} "
-            "needs " + "; and ".join(missing),
-        )
+    refuse_missing(
+        f"{entry.name} is a {label} transformer without everything it needs. {label}", missing
+    )
 
 
-def _own_parts(entry: ModelEntry) -> dict[str, Part]:
+def own_parts(entry: ModelEntry, sections: dict[str, str]) -> dict[str, Part]:
     """The components inside the entry's own file (ComfyUI's and Forge's checkpoints: all
-    of them, or some, e.g. a transformer saved with its VAE)."""
+    of them, or some, e.g. a transformer saved with its VAE), by the reader's `sections`
+    (name -> key prefix)."""
     own = {"transformer": Part(entry, entry.detail.get("transformer_prefix", ""))}
     for name in entry.detail.get("sections", ()):
-        own[name] = Part(entry, SECTIONS[name])
+        own[name] = Part(entry, sections[name])
     return own
+
+
+def t5_tokenizer_for(
+    entry: ModelEntry,
+    library: list[ModelEntry],
+    places: Iterable[Path],
+    family: str,
+    subfolder: str,
+    label: str,
+    missing: list[str],
+) -> Path | None:
+    """T5's tokenizer for `entry` (the installs around it, the library's diffusers folders
+    of `family`, which keep it in `subfolder`); None, with the reason added to `missing`,
+    where there is none."""
+    return find_part(
+        lambda where, folders: find_t5_tokenizer(where, folders, subfolder, label),
+        [*places, entry.path],
+        folders_of(library, family),
+        missing,
+    )
+
+
+def refuse_missing(what: str, missing: list[str]) -> None:
+    """One MODEL_PART_MISSING naming every part to add ("<what> needs a; and b")."""
+    if missing:
+        raise DreamwireError(
+            ErrorCode.MODEL_PART_MISSING, f"{what} needs " + "; and ".join(missing)
+        )

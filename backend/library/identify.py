@@ -21,6 +21,8 @@ from dreamwire.backend.library.entries import Kind
 from dreamwire.backend.library.flux2_identify import arch_for as flux2_arch_for
 from dreamwire.backend.library.flux_identify import vae_latent_channels
 from dreamwire.backend.library.safetensors_header import Header
+from dreamwire.backend.library.sd3_identify import folder_arch as sd3_folder_arch
+from dreamwire.backend.library.sd3_identify import is_sd3_transformer_config
 from dreamwire.backend.library.upscaler_layout import describe as describe_upscaler
 from dreamwire.backend.library.zimage_identify import TINY_MAX_WIDTH as ZIMAGE_TINY_WIDTH
 
@@ -100,9 +102,9 @@ def diffusers_arch(folder: Path) -> str | None:
 
 
 def _transformer_folder_arch(folder: Path) -> str | None:
-    """A Flux diffusers folder: dev has the guidance embedding, schnell not, Fill a wider
-    input, Kontext its own pipeline class; a Z-Image folder by its transformer class; the
-    tiny test models are told by their width."""
+    """A transformer folder: SD3 (library/sd3_identify.py); Flux: dev has the guidance
+    embedding, schnell not, Fill a wider input, Kontext its own pipeline class; a Z-Image
+    folder by its transformer class; the tiny test models are told by their width."""
     try:
         config = json.loads((folder / "transformer" / "config.json").read_text())
     except (OSError, ValueError):
@@ -117,6 +119,8 @@ def _transformer_folder_arch(folder: Path) -> str | None:
         return (
             "tiny-zimage" if int(config.get("dim", 3840)) <= ZIMAGE_TINY_WIDTH else "zimage-turbo"
         )
+    if is_sd3_transformer_config(config):
+        return sd3_folder_arch(config, folder.name)
     if config.get("_class_name") != "FluxTransformer2DModel":
         return None
     tiny = "tiny-" if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH else ""

@@ -165,8 +165,8 @@ class ModelLibrary:
 
     def missing_parts(self) -> dict[str, str]:
         """{checkpoint name: why it cannot load, naming the file to add} for the models
-        made of several files that lack one (Flux, Z-Image transformer files); read from headers and
-        folders only, so a welcome can say it without loading anything."""
+        made of several files that lack one (Flux, SD3, Z-Image transformer files); read from
+        headers and folders only, so a welcome can say it without loading anything."""
         from dreamwire.backend.library.loading import unsupported
 
         missing: dict[str, str] = {}
@@ -183,12 +183,14 @@ class ModelLibrary:
         return missing
 
     def _sources(self, entry: ModelEntry) -> dict:
-        """The other files a transformer-only checkpoint (Flux, Z-Image) loads with, as
+        """The other files a transformer-only checkpoint (Flux, SD3, Z-Image) loads with, as
         load_pipeline's keyword; empty for a checkpoint that holds all it needs."""
-        from dreamwire.backend.library import flux_parts, zimage_parts
+        from dreamwire.backend.library import flux_parts, sd3_parts, zimage_parts
 
         if flux_parts.is_flux_file(entry):
             return {"flux": flux_parts.gather(entry, self._entries, self.roots)}
+        if sd3_parts.is_sd3_file(entry):
+            return {"sd3": sd3_parts.gather(entry, self._entries, self.roots)}
         if zimage_parts.is_zimage_file(entry):
             return {"zimage": zimage_parts.gather(entry, self._entries, self.roots)}
         return {}

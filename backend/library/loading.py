@@ -4,7 +4,8 @@ Single-file `.safetensors` checkpoints go through diffusers' `from_single_file` 
 catalog's config folder for their architecture and `local_files_only=True`, so nothing is
 fetched from a hub. Diffusers folders load with `from_pretrained(local_files_only=True)`.
 Pickled files are refused (see `dreamwire.backend.library.pickles`). Flux files (a
-transformer alone, or ComfyUI's all-in-one) are assembled by `flux_loading`.
+transformer alone, or ComfyUI's all-in-one) are assembled by `flux_loading`, SD3 files by
+`sd3_loading`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.sd3_loading import load_sd3_pipeline
+from dreamwire.backend.library.sd3_parts import Sd3Sources, is_sd3_file
+from dreamwire.backend.library.sd3_parts import gather as gather_sd3
 from dreamwire.backend.library.zimage_loading import load_zimage_pipeline
 from dreamwire.backend.library.zimage_parts import ZImageSources, is_zimage_file
 from dreamwire.backend.library.zimage_parts import gather as gather_zimage
@@ -92,12 +96,13 @@ def load_pipeline(
     entry: ModelEntry,
     torch_dtype=None,
     flux: FluxSources | None = None,
+    sd3: Sd3Sources | None = None,
     zimage: ZImageSources | None = None,
 ):
-    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline / ZImagePipeline
-    for a checkpoint entry. A Flux or Z-Image single file takes its text encoders and VAE
-    from `flux` / `zimage` (the library gathers them); without them, only a Flux all-in-one
-    checkpoint loads."""
+    """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline /
+    StableDiffusion3Pipeline / ZImagePipeline for a checkpoint entry. A Flux, SD3 or Z-Image
+    single file takes its text encoders and VAE from `flux` / `sd3` / `zimage` (the library
+    gathers them); without them, only a file holding every part loads."""
     if entry.kind != Kind.CHECKPOINT:
         raise DreamwireError(
             ErrorCode.MODEL_MISMATCH, f"{entry.name} is a {entry.kind.value}, not a checkpoint"
@@ -109,6 +114,9 @@ def load_pipeline(
         return _assembled(
             entry, load_flux_pipeline, flux or gather(entry, places=places), torch_dtype
         )
+    if is_sd3_file(entry):
+        sources = sd3 or gather_sd3(entry, places=places)
+        return _assembled(entry, load_sd3_pipeline, sources, torch_dtype)
     if is_zimage_file(entry):
         sources = zimage or gather_zimage(entry, places=places)
         return _assembled(entry, load_zimage_pipeline, sources, torch_dtype)

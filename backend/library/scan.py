@@ -33,6 +33,7 @@ from dreamwire.backend.library.identify import (
 from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
 from dreamwire.backend.library.safetensors_header import read_header
+from dreamwire.backend.library.sd3_identify import sd3_file
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
 from dreamwire.backend.library.zimage_identify import qwen3_arch, zimage_file
 from dreamwire.shared.errors import DreamwireError
@@ -189,6 +190,9 @@ def identify(entry: ModelEntry) -> None:
             if entry.arch is None and (zimage := zimage_file(header)) is not None:
                 entry.arch = zimage.arch
                 entry.detail.update(zimage.detail())
+            if entry.arch is None and (sd3 := sd3_file(header, entry.path)) is not None:
+                entry.arch = sd3.arch
+                entry.detail.update(sd3.detail())
         elif entry.kind == Kind.TEXT_ENCODER:
             entry.arch = qwen3_arch(header) or text_encoder_arch(header)
         elif entry.kind == Kind.VAE:

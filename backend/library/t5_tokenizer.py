@@ -20,6 +20,7 @@ is usually `<ComfyUI>/models` or `<Forge>/models`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from dreamwire.backend.library import tokenizer_search
@@ -40,17 +41,29 @@ PLACES = tokenizer_search.TokenizerPlaces(
 )
 
 
-def candidates(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -> list[Path]:
-    """Folders that may hold T5's tokenizer, best first (nothing is checked yet)."""
-    return tokenizer_search.candidates(PLACES, places, diffusers_folders)
+def candidates(
+    places: Iterable[Path], diffusers_folders: Iterable[Path] = (), subfolder: str = "tokenizer_2"
+) -> list[Path]:
+    """Folders that may hold T5's tokenizer, best first (nothing is checked yet). A diffusers
+    folder keeps it in `subfolder` (Flux: tokenizer_2, SD3: tokenizer_3)."""
+    return tokenizer_search.candidates(_places(subfolder), places, diffusers_folders)
 
 
-def find_t5_tokenizer(places: Iterable[Path], diffusers_folders: Iterable[Path] = ()) -> Path:
+def _places(subfolder: str) -> tokenizer_search.TokenizerPlaces:
+    return replace(PLACES, subfolder=subfolder)
+
+
+def find_t5_tokenizer(
+    places: Iterable[Path],
+    diffusers_folders: Iterable[Path] = (),
+    subfolder: str = "tokenizer_2",
+    family: str = "Flux",
+) -> Path:
     return tokenizer_search.require(
-        PLACES,
+        _places(subfolder),
         places,
         diffusers_folders,
-        "Flux needs T5's tokenizer and none was found: set DREAMWIRE_T5_TOKENIZER to a folder "
+        f"{family} needs T5's tokenizer and none was found: set DREAMWIRE_T5_TOKENIZER to a folder "
         "holding tokenizer.json (for example a FLUX.1 diffusers folder's tokenizer_2/, or "
         "ComfyUI's comfy/text_encoders/t5_tokenizer/), or keep the model folders inside their "
         "ComfyUI or Forge install so that its copy is found.",
