@@ -98,6 +98,19 @@ FLUX = ModelFamily(
     defaults=GenerationDefaults(steps=20, cfg=1.0, sampler="Euler", distilled_cfg=3.5),
 )
 
+QWEN_IMAGE = ModelFamily(
+    "qwen-image",
+    "Qwen-Image",
+    # The Qwen-Image model card's sizes: 1328x1328 for 1:1, up to 1664x928 for 16:9 (the
+    # pipeline's 1024x1024-pixel default is below its training size).
+    NativeResolution(1328, 1664, 1328 * 1328),
+    name_hints=("qwen",),
+    # ComfyUI's Qwen-Image template: 20 steps, CFG 2.5 (real CFG over an empty negative
+    # prompt; diffusers' model card runs 50 steps at true_cfg_scale 4), Euler over the
+    # model's shifted flow-matching schedule.
+    defaults=GenerationDefaults(steps=20, cfg=2.5, sampler="Euler"),
+)
+
 
 @dataclass(frozen=True)
 class FamilyInfo:
@@ -140,11 +153,12 @@ class FamilyInfo:
         return cls(family, modes, supports)
 
 
-FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX)}
+FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX, QWEN_IMAGE)}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)
 # Name hints are tried in this order: "flux" first (a "flux-xl-style" LoRA merge is Flux),
+# "qwen" before "xl" (no Qwen name has "xl", "qwen-image-2512-xl-lora" is Qwen),
 # "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
-_GUESS_ORDER = (FLUX, SDXL, SD2)
+_GUESS_ORDER = (FLUX, QWEN_IMAGE, SDXL, SD2)
 
 
 def family(key: str | ModelFamily | None) -> ModelFamily:

@@ -18,6 +18,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .planning import hires_prompts, join_regions
 from .prompting_clip_t5 import encode_clip_t5
+from .prompting_qwen import encode_qwen
 
 # cond, uncond (1 x T x D), SDXL pooled, uncond_pooled (1 x P); for a composable (AND)
 # prompt also every subprompt's embeddings and weight (conds, pooleds, weights).
@@ -79,13 +80,17 @@ class PromptPlan:
 
 def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     """The pass's conditioning, by the family's text encoding: a PromptPlan (CLIP families)
-    or a ClipT5Plan (Flux)."""
+    or a ClipT5Plan (Flux) or a QwenPlan (Qwen-Image)."""
     spec = spec_for(ctx.model.family)
     if spec.text_encoding is TextEncoding.CLIP_T5:
         job = ctx.job
         prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
         model, stand_in = ctx.model, bool(ctx.plan and ctx.plan.stands_in_for)
         return encode_clip_t5(pipe, prompt, negative, job, model.family, model.arch, stand_in)
+    if spec.text_encoding is TextEncoding.QWEN_VL:
+        job = ctx.job
+        prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
+        return encode_qwen(pipe, prompt, negative, job)
     return encode_clip(pipe, ctx, executed, pass_steps, hires_pass, spec.pooled_text)
 
 

@@ -13,10 +13,11 @@ from typing import Any
 from dreamwire.shared.families import FamilyInfo
 
 from .flux import FLUX
+from .qwen_image import QWEN_IMAGE
 from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, Reference, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 
-SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX)}
+SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX, QWEN_IMAGE)}
 
 
 def family_infos() -> dict[str, dict]:

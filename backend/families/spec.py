@@ -59,6 +59,9 @@ class TextEncoding(str, Enum):
     # Flux: CLIP-L's pooled output plus T5's token sequence; weights act on both as in
     # Forge, BREAK on CLIP only.
     CLIP_T5 = "clip_t5"
+    # Qwen-Image: Qwen2.5-VL's last hidden states over Qwen's chat template (its system
+    # prefix dropped) with their mask; plain text, no prompt weights.
+    QWEN_VL = "qwen_vl"
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,9 @@ class FamilySpec:
     lora: LoraLineage
     # The components' key of the network that denoises ("unet" or "transformer").
     denoiser: str = "unet"
+    # Components that only some of its pipelines take, passed where the pipeline class has
+    # them and the model has them (Qwen-Image-Edit's image processor).
+    optional_components: tuple[str, ...] = ()
     text_encoding: TextEncoding = TextEncoding.CLIP
     reference: Reference = Reference.IP_ADAPTER
     sampling: Sampling = Sampling()

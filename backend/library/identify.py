@@ -19,6 +19,7 @@ from pathlib import Path
 from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
 from dreamwire.backend.library.flux_identify import vae_latent_channels
+from dreamwire.backend.library.qwen_identify import qwen_folder_arch
 from dreamwire.backend.library.safetensors_header import Header
 from dreamwire.backend.library.upscaler_layout import describe as describe_upscaler
 
@@ -104,6 +105,8 @@ def _transformer_folder_arch(folder: Path) -> str | None:
         config = json.loads((folder / "transformer" / "config.json").read_text())
     except (OSError, ValueError):
         return None
+    if config.get("_class_name") == "QwenImageTransformer2DModel":
+        return qwen_folder_arch(folder, config)
     if config.get("_class_name") != "FluxTransformer2DModel":
         return None
     tiny = "tiny-" if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH else ""
