@@ -64,9 +64,9 @@ QWEN_IMAGE = FamilySpec(
     memory=MemoryFigures(
         # Counted on the meta device from the real configs (bench/qwen_sim.py): transformer
         # 20.43 B, Qwen2.5-VL-7B 8.29 B (its vision tower included: the Edit models use
-        # it), VAE 126.9 M. Activations: Flux's calibrated 56 KiB per latent pixel scaled
-        # by the hidden width (3072 -> 3072: 24 heads x 128, the same), doubled text
-        # tokens not counted. Real CFG: a second transformer call per step.
+        # it), VAE 126.9 M. Activations: not calibrated yet; Flux's 56 KiB per latent
+        # pixel, whose transformer has the same 3072-wide stream (24 heads x 128). Real
+        # CFG: a second transformer call per step.
         20430.4,
         126.9,
         8292.2,
@@ -74,8 +74,8 @@ QWEN_IMAGE = FamilySpec(
         56 * 1024,
         cfg_batch=True,
         # diffusers' layerwise casting skips norms; Qwen's AdaLN linears ("img_mod",
-        # "txt_mod") are not named "norm", so nearly every weight is stored in fp8.
-        cast_share=0.99,
+        # "txt_mod") are not named "norm", so 99.9 % of the weights are stored in fp8.
+        cast_share=0.999,
         largest_layer_params_m=56.6,
         # Qwen2.5-VL's embedding (and its untied lm_head): 152064 x 3584.
         largest_module_params_m=545.0,
