@@ -135,9 +135,10 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         kwargs["max_area"] = spec.width * spec.height
     if spec.mode is JobMode.EDIT:
         kwargs["image"] = spec.image
-        # The job's size is the artist's: Kontext's pipeline would otherwise snap the
-        # picture to one of its preferred resolutions.
-        kwargs["_auto_resize"] = False
+        if "_auto_resize" in takes:
+            # The job's size is the artist's: Kontext's pipeline would otherwise snap the
+            # picture to one of its preferred resolutions.
+            kwargs["_auto_resize"] = False
     elif spec.mode != "txt2img":
         kwargs["image"] = spec.image
         kwargs["strength"] = spec.strength

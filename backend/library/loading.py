@@ -145,6 +145,14 @@ def _folder_kwargs(cls, folder) -> dict:
             "feature_extractor": None,
             "requires_safety_checker": False,
         }
+    if (
+        "processor" in inspect.signature(cls.__init__).parameters
+        and (folder / "processor").is_dir()
+    ):
+        # Qwen-Image-Edit: built here, as transformers cannot build it without torchvision.
+        from dreamwire.backend.library.qwen_processor import load_processor
+
+        kwargs["processor"] = load_processor(folder / "processor")
     unet = folder / "unet"
     names = {p.name for p in unet.iterdir()} if unet.is_dir() else set()
     plain = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"}

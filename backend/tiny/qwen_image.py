@@ -121,13 +121,14 @@ def write_qwen_diffusers_folder(parts: dict, folder: Path, arch: str = ARCH) -> 
 
 
 def write_qwen_processor(folder: Path, tokenizer: Path) -> Path:
-    """Qwen2.5-VL's processor (image preprocessing + the tokenizer), as the Edit
-    checkpoints' processor/ folder holds it."""
-    from transformers import AutoTokenizer, Qwen2_5_VLProcessor, Qwen2VLImageProcessor
+    """Qwen2.5-VL's processor files (image preprocessing + the tokenizer), as the Edit
+    checkpoints' processor/ folder holds them."""
+    from transformers import AutoTokenizer
 
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(),
-        tokenizer=AutoTokenizer.from_pretrained(str(tokenizer)),
+    from dreamwire.backend.library.qwen_processor import ImageOnlyQwenProcessor, image_processor
+
+    processor = ImageOnlyQwenProcessor(
+        image_processor(), AutoTokenizer.from_pretrained(str(tokenizer))
     )
     processor.save_pretrained(str(folder))
     return folder

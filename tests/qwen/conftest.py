@@ -1,5 +1,5 @@
-"""Qwen-Image fixtures: one models root with the tiny Qwen-Image as a diffusers
-folder (built once per session), a library and a CPU engine over it."""
+"""Qwen-Image fixtures: one models root with the tiny Qwen-Image and Qwen-Image-Edit
+as diffusers folders (built once per session), a library and a CPU engine over it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ def qwen_root(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("qwen-models")
     checkpoints = root / "models" / "Stable-diffusion"
-    write_qwen_diffusers_folder(qwen_components(), checkpoints / "tiny-qwen-image")
+    parts = qwen_components()
+    write_qwen_diffusers_folder(parts, checkpoints / "tiny-qwen-image")
+    # Edit has Qwen-Image's architecture; the tiny one shares its weights.
+    edit = "tiny-qwen-image-edit"
+    write_qwen_diffusers_folder(parts, checkpoints / edit, arch=edit)
     return root
 
 
