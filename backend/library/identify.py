@@ -19,7 +19,7 @@ from pathlib import Path
 from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
 from dreamwire.backend.library.flux_identify import vae_latent_channels
-from dreamwire.backend.library.qwen_identify import qwen_folder_arch
+from dreamwire.backend.library.qwen_identify import qwen_folder_arch, qwen_vae_arch
 from dreamwire.backend.library.safetensors_header import Header
 from dreamwire.backend.library.upscaler_layout import describe as describe_upscaler
 
@@ -128,6 +128,9 @@ def vae_arch(header: Header) -> str | None:
     """VAE files: `encoder.conv_in.weight` (A1111, Flux's ae.safetensors) or with a
     `first_stage_model.` prefix. Flux's VAE has 16 latent channels (SD's 4); SD3's VAE has
     the same shapes and can only be told by its scaling factor, which no file stores."""
+    qwen = qwen_vae_arch(header)  # 3D convolutions: not an SD/Flux VAE's 2D ones
+    if qwen is not None:
+        return qwen
     for prefix in ("", "first_stage_model.", "vae."):
         shape = header.shape(prefix + "encoder.conv_in.weight")
         if shape is not None:

@@ -19,6 +19,7 @@ from dreamwire.backend.library.expected import missing_checkpoint_keys, missing_
 from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
+from dreamwire.backend.library.qwen_identify import is_qwen_file, refuse_single_file
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
@@ -79,6 +80,8 @@ def load_pipeline(entry: ModelEntry, torch_dtype=None, flux: FluxSources | None 
             pipe = load_flux_pipeline(entry, sources, torch_dtype)
         _check_no_meta(entry, pipe)
         return pipe
+    if is_qwen_file(entry):
+        raise refuse_single_file(entry)
     arch = require_arch(entry)
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}

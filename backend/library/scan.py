@@ -30,6 +30,7 @@ from dreamwire.backend.library.identify import (
 )
 from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
+from dreamwire.backend.library.qwen_identify import qwen_file, qwen_text_encoder_arch
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
 from dreamwire.shared.errors import DreamwireError
@@ -178,8 +179,11 @@ def identify(entry: ModelEntry) -> None:
             if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:
                 entry.arch = flux.arch
                 entry.detail.update(flux.detail())
+            if entry.arch is None and (qwen := qwen_file(header, entry.path)) is not None:
+                entry.arch = qwen.arch
+                entry.detail.update(qwen.detail())
         elif entry.kind == Kind.TEXT_ENCODER:
-            entry.arch = text_encoder_arch(header)
+            entry.arch = text_encoder_arch(header) or qwen_text_encoder_arch(header)
         elif entry.kind == Kind.VAE:
             entry.arch = vae_arch(header)
         elif entry.kind == Kind.UPSCALER:

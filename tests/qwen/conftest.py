@@ -9,12 +9,20 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def qwen_root(tmp_path_factory) -> Path:
-    from dreamwire.backend.tiny.qwen_image import qwen_components, write_qwen_diffusers_folder
+def qwen_parts() -> dict:
+    """The tiny model's seeded modules (transformer, vae, text_encoder)."""
+    from dreamwire.backend.tiny.qwen_image import qwen_components
+
+    return qwen_components()
+
+
+@pytest.fixture(scope="session")
+def qwen_root(tmp_path_factory, qwen_parts) -> Path:
+    from dreamwire.backend.tiny.qwen_image import write_qwen_diffusers_folder
 
     root = tmp_path_factory.mktemp("qwen-models")
     checkpoints = root / "models" / "Stable-diffusion"
-    parts = qwen_components()
+    parts = qwen_parts
     write_qwen_diffusers_folder(parts, checkpoints / "tiny-qwen-image")
     # Edit has Qwen-Image's architecture; the tiny one shares its weights.
     edit = "tiny-qwen-image-edit"
