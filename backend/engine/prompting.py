@@ -90,7 +90,7 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     if spec.text_encoding is TextEncoding.QWEN_VL:
         job = ctx.job
         prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
-        return encode_qwen(pipe, prompt, negative, job)
+        return encode_qwen(pipe, prompt, negative, job, ctx.plan.mode)
     return encode_clip(pipe, ctx, executed, pass_steps, hires_pass, spec.pooled_text)
 
 

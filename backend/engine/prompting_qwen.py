@@ -6,7 +6,8 @@ is real classifier-free guidance with the negative prompt (`true_cfg_scale`): ab
 negative prompt is encoded too, an empty one included, as ComfyUI runs an empty negative.
 
 The Edit pipelines' text encoder also sees the picture, resized by the pipeline inside its
-call; their pass hands the prompt text on and the pipeline encodes it there.
+call, and the Layered pipeline captions the picture when the prompt is empty; their passes
+hand the prompt text on and the pipeline encodes it there.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ def _encode(pipe, text: str) -> QwenText:
     return QwenText(embeds, mask)
 
 
-def encode_qwen(pipe, prompt: str, negative: str, job) -> QwenPlan:
+def encode_qwen(pipe, prompt: str, negative: str, job, mode: str = "") -> QwenPlan:
     cfg = job.cfg > 1.0
-    if "image" in inspect.signature(pipe.encode_prompt).parameters:
+    if "image" in inspect.signature(pipe.encode_prompt).parameters or mode == "layers":
+        # Edit: the text encoder sees the pipeline's resized picture. Layered: an empty
+        # prompt is the pipeline's cue to caption the picture with Qwen2.5-VL first.
         return QwenPlan(prompt, negative, None, None)
     cond = _encode(pipe, prompt)
     return QwenPlan(prompt, negative, cond, _encode(pipe, negative) if cfg else None)

@@ -104,6 +104,8 @@ QWEN_IMAGE = FamilySpec(
         "edit": Variant(PipelineClasses(None, None, None, edit="QwenImageEditPipeline")),
         # Qwen-Image-Edit-2509/2511 ("EditPlus"): several reference pictures; one here.
         "edit-plus": Variant(PipelineClasses(None, None, None, edit="QwenImageEditPlusPipeline")),
+        # Qwen-Image-Layered: the picture decomposed into RGBA layers (its VAE is RGBA).
+        "layered": Variant(PipelineClasses(None, None, None, layers="QwenImageLayeredPipeline")),
     },
     checkpoint_merge=False,
 )

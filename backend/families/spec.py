@@ -17,7 +17,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import GenerationDefaults, ModelFamily
 from dreamwire.shared.family_support import reason
 
-MODES = ("txt2img", "img2img", "inpaint", "edit")
+MODES = ("txt2img", "img2img", "inpaint", "edit", "layers")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class PipelineClasses:
     img2img: str | None
     inpaint: str | None
     edit: str | None = None  # an image plus an instruction (Flux Kontext-style edit models)
+    layers: str | None = None  # an image decomposed into RGBA layers (Qwen-Image-Layered)
 
     def has(self, mode: str) -> bool:
         return mode in MODES and getattr(self, mode) is not None

@@ -38,6 +38,13 @@ def qwen_kind_from_name(name: str) -> str:
     return ""
 
 
+def tiny_twin(kind: str) -> str:
+    """The catalog's tiny model of a kind (one tiny Edit serves Edit and Edit-2509)."""
+    if kind == "layered":
+        return "tiny-qwen-image-layered"
+    return "tiny-qwen-image-edit" if kind.startswith("edit") else "tiny-qwen-image"
+
+
 def qwen_folder_arch(folder: Path, transformer_config: dict) -> str:
     """The catalog arch of a diffusers Qwen-Image folder."""
     try:
@@ -51,10 +58,7 @@ def qwen_folder_arch(folder: Path, transformer_config: dict) -> str:
         kind = _EDIT_PIPELINES.get(index.get("_class_name", ""), "")
         kind = kind or qwen_kind_from_name(folder.name)
     arch = "qwen-image" + (f"-{kind}" if kind else "")
-    if tiny:
-        # The catalog has the tiny twins of Qwen-Image and Qwen-Image-Edit.
-        return "tiny-qwen-image-edit" if kind.startswith("edit") else "tiny-qwen-image"
-    return arch
+    return tiny_twin(kind) if tiny else arch
 
 
 # -- single files (ComfyUI's layout: diffusers' own key names, diffusers' single-file
@@ -98,7 +102,7 @@ def qwen_file(header: Header, path: Path) -> QwenFile | None:
         kind, told_by = qwen_kind_from_name(path.name), "name"
     txt_in = header.shape(prefix + "txt_in.weight")
     if txt_in is not None and txt_in[-1] <= TINY_MAX_WIDTH:
-        arch = "tiny-qwen-image-edit" if kind.startswith("edit") else "tiny-qwen-image"
+        arch = tiny_twin(kind)
     else:
         arch = "qwen-image" + (f"-{kind}" if kind else "")
     return QwenFile(arch=arch, kind=kind, prefix=prefix, told_by=told_by)

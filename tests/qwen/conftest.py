@@ -1,5 +1,5 @@
-"""Qwen-Image fixtures: one models root with the tiny Qwen-Image and Qwen-Image-Edit
-as diffusers folders (built once per session), a library and a CPU engine over it."""
+"""Qwen-Image fixtures: one models root with the tiny Qwen-Image, Qwen-Image-Edit and
+Qwen-Image-Layered as diffusers folders (built once per session), a library and a CPU engine over it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def qwen_parts() -> dict:
 
 @pytest.fixture(scope="session")
 def qwen_root(tmp_path_factory, qwen_parts) -> Path:
-    from dreamwire.backend.tiny.qwen_image import write_qwen_diffusers_folder
+    from dreamwire.backend.tiny.qwen_image import qwen_components, write_qwen_diffusers_folder
 
     root = tmp_path_factory.mktemp("qwen-models")
     checkpoints = root / "models" / "Stable-diffusion"
@@ -27,6 +27,9 @@ def qwen_root(tmp_path_factory, qwen_parts) -> Path:
     # Edit has Qwen-Image's architecture; the tiny one shares its weights.
     edit = "tiny-qwen-image-edit"
     write_qwen_diffusers_folder(parts, checkpoints / edit, arch=edit)
+    # Layered has two inputs more (its layer timestep embedding, an RGBA VAE): its own.
+    layered = "tiny-qwen-image-layered"
+    write_qwen_diffusers_folder(qwen_components(layered), checkpoints / layered, arch=layered)
     return root
 
 
