@@ -19,6 +19,7 @@ Keys understood:
   diffusers  unet.<module>.lora_A.weight / lora_B.weight (PEFT), text_encoder[_2].<module>...,
              and the older .lora.down.weight / .lora.up.weight and processor.to_q_lora.* forms
   Flux.1     kohya, ComfyUI, ai-toolkit/diffusers and BFL/XLabs names (lora_flux_keys.py)
+  Qwen-Image diffusers/PEFT (ai-toolkit), kohya and ComfyUI names (lora_qwen_keys.py)
 Refused with a clear message: LoKr, (IA)^3, OFT, GLoRA, Tucker (lora_mid/hada_t), full-diff
 LyCORIS files, and legacy hypernetworks (use a LoRA instead).
 """
@@ -36,7 +37,7 @@ import torch
 from dreamwire.backend.families import LoraLineage, lora_lineage, spec_of_components
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files, lora_flux_keys
+from . import files, lora_flux_keys, lora_qwen_keys
 from .ldm_names import ldm_aliases
 from .lora_flux_keys import Fit, KeyRef
 
@@ -114,11 +115,14 @@ class LoraFile:
     path: Path
     modules: list[LoraModule] = field(default_factory=list)
     flux: bool = False  # named for Flux's layers (lora_flux_keys.is_flux)
+    qwen: bool = False  # named for Qwen-Image's layers (lora_qwen_keys.is_qwen)
 
     @property
     def family(self) -> str | None:
         """The LoRA lineage key ("sd", "sdxl", "flux") where the key names tell: Flux's
         layer names; kohya writes te1/te2 only for SDXL."""
+        if self.qwen:
+            return "qwen-image"
         if self.flux:
             return "flux"
         parts = {m.part for m in self.modules}
@@ -213,13 +217,17 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
     LoRA's pairs once its norms are taken out: flux_control_files.py)."""
     keys = list(data)
     _refuse_kind(path, keys)
-    flux = lora_flux_keys.is_flux(keys)
+    qwen = lora_qwen_keys.is_qwen(keys)
+    flux = not qwen and lora_flux_keys.is_flux(keys)
     grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     alphas: dict[tuple[str, str], float] = {}
     refs: dict[tuple[str, str], KeyRef] = {}
     ignored = []
     for key, value in data.items():
-        ref = (flux and lora_flux_keys.parse(key)) or _parse_key(key)
+        if qwen:
+            ref = lora_qwen_keys.parse(key)
+        else:
+            ref = (flux and lora_flux_keys.parse(key)) or _parse_key(key)
         if ref is None:
             ignored.append(key)
             continue
@@ -248,7 +256,7 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
             )
         fit = refs[(part, module)].fit
         modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module)), fit))
-    return LoraFile(name or path.stem, path, modules, flux)
+    return LoraFile(name or path.stem, path, modules, flux, qwen)
 
 
 # --- targets ------------------------------------------------------------------------

@@ -70,3 +70,15 @@ def test_defaults_and_refusals_name_the_family(qwen_engine):
     with pytest.raises(DreamwireError) as err:
         qwen_engine.run(job(sampler="DPM++ 2M Karras"))
     assert err.value.code is ErrorCode.UNKNOWN_SAMPLER
+
+
+def test_previews_unpack_qwen_latents_with_its_factors(qwen_engine):
+    previews = []
+
+    def on_progress(p):
+        if getattr(p, "preview", None) is not None:
+            previews.append(p.preview)
+
+    qwen_engine.run(job(preview_every=1, width=64, height=48), on_progress=on_progress)
+    # 2x2-packed 16-channel latents back to 6 x 8 (ComfyUI's Wan21 factors to RGB).
+    assert previews and all(p.shape == (6, 8, 3) for p in previews)
