@@ -122,7 +122,7 @@ class FamilyInfo:
     modes: tuple[str, ...] = ()  # job kinds: "txt2img", "img2img", "inpaint", "edit"
     # Features beyond plain generation (the backend's Support flags: "hires_latent",
     # "seamless", "regions", "composable", "prompt_schedules", "variation_seed",
-    # "controlnet", "t2i_adapter", "ip_adapter", "refine_upscale").
+    # "controlnet", "t2i_adapter", "ip_adapter", "refine_upscale", "latent_fill").
     supports: tuple[str, ...] = field(default_factory=tuple)
 
     def to_wire(self) -> dict[str, Any]:

@@ -41,6 +41,8 @@ FEATURE_REASONS = {
     "ControlNet of the type",
     "ip_adapter": "reference units for it are not built yet",
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
+    "latent_fill": "the latent noise / latent nothing masked contents are built for SD's "
+    "inpaint pipelines only; pick fill or original",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")
@@ -112,6 +114,8 @@ def job_features(job: Job) -> list[str]:
         used.append("controlnet")
     if job.upscale is not None and job.upscale.refine:
         used.append("refine_upscale")
+    if job.mask is not None and job.inpaint_fill in ("latent noise", "latent nothing"):
+        used.append("latent_fill")
     return used
 
 

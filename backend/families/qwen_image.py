@@ -96,6 +96,7 @@ QWEN_IMAGE = FamilySpec(
         ip_adapter=False,
         t2i_adapter=False,
         refine_upscale=False,
+        latent_fill=False,
     ),
     variants={
         # Qwen-Image-Edit: a picture plus an instruction ("make the car red"); diffusers'

@@ -92,6 +92,9 @@ class Support:
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
+    # A1111's latent noise / latent nothing masked content (engine/masked_content.py wraps
+    # the SD inpaint pipelines' prepare_latents).
+    latent_fill: bool = True
 
 
 @dataclass(frozen=True)

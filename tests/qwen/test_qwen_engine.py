@@ -70,6 +70,10 @@ def test_defaults_and_refusals_name_the_family(qwen_engine):
     with pytest.raises(DreamwireError) as err:
         qwen_engine.run(job(sampler="DPM++ 2M Karras"))
     assert err.value.code is ErrorCode.UNKNOWN_SAMPLER
+    img, square = np.zeros((64, 64, 3), np.uint8), np.full((64, 64), 255, np.uint8)
+    with pytest.raises(DreamwireError) as err:  # SD's latent fills: refused, not a crash
+        qwen_engine.run(job(init_image=img, mask=square, inpaint_fill="latent noise"))
+    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and "latent noise" in err.value.message
 
 
 def test_previews_unpack_qwen_latents_with_its_factors(qwen_engine):

@@ -48,6 +48,9 @@ JOBS = {
     "regions": dict(regions=[Region(prompt="a cat", mask=np.full((64, 64), 255, np.uint8))]),
     "variation_seed": dict(subseed=3, subseed_strength=0.5),
     "refine_upscale": dict(init_image=IMG, upscale=Upscale(scale=2.0, refine=True)),
+    "latent_fill": dict(
+        init_image=IMG, mask=np.full((64, 64), 255, np.uint8), inpaint_fill="latent noise"
+    ),
 }
 
 
