@@ -165,12 +165,16 @@ class ModelLibrary:
 
     def missing_parts(self) -> dict[str, str]:
         """{checkpoint name: why it cannot load, naming the file to add} for the models
-        made of several files that lack one (Flux transformer files); read from headers and
-        folders only, so a welcome can say it without loading anything."""
+        made of several files that lack one (Flux transformer files), and Qwen-Image single
+        files (not run yet); read from headers and folders only, so a welcome can say it
+        without loading anything."""
         from dreamwire.backend.library.flux_parts import gather, is_flux_file
+        from dreamwire.backend.library.qwen_identify import is_qwen_file, refuse_single_file
 
         missing: dict[str, str] = {}
         for entry in self.entries(Kind.CHECKPOINT):
+            if is_qwen_file(entry) and entry.name not in missing:
+                missing[entry.name] = refuse_single_file(entry).message  # not loaded yet
             if not is_flux_file(entry) or entry.name in missing:
                 continue
             try:

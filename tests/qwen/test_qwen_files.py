@@ -65,3 +65,5 @@ def test_comfy_files_are_identified_and_refused_clearly(comfy_root):
         library.load_pipeline("qwen_image_fp8_e4m3fn")
     assert err.value.code is ErrorCode.MODEL_UNSUPPORTED
     assert "diffusers folder" in err.value.message
+    # The welcome says so per file before any job is sent (model_missing).
+    assert library.missing_parts()["qwen_image_fp8_e4m3fn"] == err.value.message
