@@ -86,3 +86,13 @@ def test_previews_unpack_qwen_latents_with_its_factors(qwen_engine):
     qwen_engine.run(job(preview_every=1, width=64, height=48), on_progress=on_progress)
     # 2x2-packed 16-channel latents back to 6 x 8 (ComfyUI's Wan21 factors to RGB).
     assert previews and all(p.shape == (6, 8, 3) for p in previews)
+
+
+def test_large_jobs_tile_the_qwen_vae_at_its_own_tile_sizes(qwen_parts):
+    from dreamwire.backend.engine.tiled_vae import tiled
+
+    vae = qwen_parts["vae"]  # AutoencoderKLQwenImage: no square tile size
+    assert not vae.use_tiling
+    with tiled(vae, True, 512) as on:
+        assert on and vae.use_tiling
+    assert not vae.use_tiling  # put back after the job
