@@ -31,6 +31,7 @@ from .core.job_builder import (
     round_size,
     two_pass_note,
 )
+from .core.layers import build_layers_job, layer_name, stack
 from .core.tasks import ActionError
 from .core.texturing.color_match import MatchSettings, match_view
 from .core.texturing.coverage_report import CoverageReport
@@ -333,17 +334,23 @@ def _edit_source(context):
     )
 
 
+def _texture_input(context, verb: str):
+    """(image, where its node is, its pixels, the panel's settings) for an edit or a
+    split of the active texture."""
+    img, where = _edit_source(context)
+    if img.size[0] < 1 or img.size[1] < 1:
+        raise ActionError(f"'{img.name}' has no pixels to {verb} (is its file missing?).")
+    s = _settings(context.scene, reference=False)
+    return img, where, bpy_data.image_to_array(img), s
+
+
 def edit_texture(context):
     """Edit the active material's image texture as the prompt instructs (an edit model:
     Flux Kontext) into a new image "<name> (Edited)", which the node then shows."""
-    scene = context.scene
-    img, where = _edit_source(context)
-    if img.size[0] < 1 or img.size[1] < 1:
-        raise ActionError(f"'{img.name}' has no pixels to edit (is its file missing?).")
+    img, where, pixels, s = _texture_input(context, "edit")
     name = img.name
-    s = _settings(scene, reference=False)
-    job = build_edit_job(bpy_data.image_to_array(img), s, connection.welcome(), f"edit {name}")
-    out_dir_prop = scene.dreamwire.output_dir
+    job = build_edit_job(pixels, s, connection.welcome(), f"edit {name}")
+    out_dir_prop = context.scene.dreamwire.output_dir
 
     def run():
         result = yield job
@@ -363,6 +370,35 @@ def edit_texture(context):
         finally:
             rb.rollback()
         return f"Edited {name}: {new.name}"
+
+    return run(), 1
+
+
+def split_layers(context, count: int = 4):
+    """Split the active material's image texture into RGBA layers (a layered model:
+    Qwen-Image-Layered): images "<name> layer i/N" with alpha, 1 the bottom."""
+    img, _, pixels, s = _texture_input(context, "split")
+    name = img.name
+    job = build_layers_job(pixels, s, connection.welcome(), count, f"layers {name}")
+    out_dir_prop = context.scene.dreamwire.output_dir
+
+    def run():
+        result = yield job
+        layers = stack(result)
+        rb = bpy_data.Rollback()
+        try:
+            stem = bpy.path.clean_name(name)
+            made = []
+            for index, rgba in layers:
+                new = _put_image(layer_name(name, index, len(layers)), rgba, rb)
+                new.alpha_mode = "STRAIGHT"  # the layers' alpha is their own
+                out = bpy_data.output_dir(out_dir_prop)
+                bpy_data.save_png(new, out, f"{stem}_layer{index + 1}.png")
+                made.append(new.name)
+            rb.commit()
+        finally:
+            rb.rollback()
+        return f"Split {name} into {len(made)} layers: {', '.join(made)}"
 
     return run(), 1
 

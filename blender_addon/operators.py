@@ -227,6 +227,24 @@ class DREAMWIRE_OT_edit_texture(_ActionOperator, bpy.types.Operator):
         return lambda welcome: missing_for_edit(welcome, model)
 
 
+class DREAMWIRE_OT_split_layers(_ActionOperator, bpy.types.Operator):
+    """Split the active material's image texture into RGBA layers, images "<name> layer i/N" with alpha, 1 the bottom (needs a layered model: Qwen-Image-Layered)"""
+
+    bl_idname = "dreamwire.split_layers"
+    bl_label = "Split into Layers"
+
+    count: IntProperty(name="Layers", default=4, min=1, max=10)
+
+    def make_action(self, context):
+        return actions.split_layers(context, self.count)
+
+    def missing(self, context):
+        from .core.layers import missing_for_layers
+
+        model = context.scene.dreamwire.model
+        return lambda welcome: missing_for_layers(welcome, model)
+
+
 class DREAMWIRE_OT_cancel(bpy.types.Operator):
     """Cancel the running Dreamwire action"""
 
@@ -466,6 +484,7 @@ _classes = (
     DREAMWIRE_OT_render_animation,
     DREAMWIRE_OT_upscale_image,
     DREAMWIRE_OT_edit_texture,
+    DREAMWIRE_OT_split_layers,
     DREAMWIRE_OT_cancel,
     DREAMWIRE_OT_connect,
     DREAMWIRE_OT_start_backend,

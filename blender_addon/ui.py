@@ -12,7 +12,7 @@ from typing import Any
 import bpy
 
 from dreamwire.shared.families import label as family_label
-from dreamwire.shared.family_support import edit_refusal, model_info, refusal
+from dreamwire.shared.family_support import edit_refusal, mode_refusal, model_info, refusal
 
 from . import connection
 from .core.job_builder import (
@@ -184,6 +184,10 @@ def draw_texturing(layout, context) -> None:
     row.operator("dreamwire.edit_texture", icon="BRUSH_DATA")
     if edit_refused and w is not None:
         layout.label(text=f"Edit Texture {edit_refused}", icon="INFO")
+    # Split into Layers: greyed out likewise off a layered model (Qwen-Image-Layered).
+    row = layout.row()
+    row.active = mode_refusal("layers", props.model, w) is None
+    row.operator("dreamwire.split_layers", icon="RENDERLAYERS")
     row = layout.row(align=True)
     row.prop(props, "texture_size")
     row.prop(props, "grazing_angle")

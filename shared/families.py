@@ -130,6 +130,19 @@ FLUX2 = ModelFamily(
     defaults=GenerationDefaults(steps=4, cfg=1.0, sampler="Euler"),
 )
 
+QWEN_IMAGE = ModelFamily(
+    "qwen-image",
+    "Qwen-Image",
+    # The Qwen-Image model card's sizes: 1328x1328 for 1:1, up to 1664x928 for 16:9 (the
+    # pipeline's 1024x1024-pixel default is below its training size).
+    NativeResolution(1328, 1664, 1328 * 1328),
+    name_hints=("qwen",),
+    # ComfyUI's Qwen-Image template: 20 steps, CFG 2.5 (real CFG over an empty negative
+    # prompt; diffusers' model card runs 50 steps at true_cfg_scale 4), Euler over the
+    # model's shifted flow-matching schedule.
+    defaults=GenerationDefaults(steps=20, cfg=2.5, sampler="Euler"),
+)
+
 
 @dataclass(frozen=True)
 class FamilyInfo:
@@ -141,7 +154,7 @@ class FamilyInfo:
     modes: tuple[str, ...] = ()  # job kinds: "txt2img", "img2img", "inpaint", "edit"
     # Features beyond plain generation (the backend's Support flags: "hires_latent",
     # "seamless", "regions", "composable", "prompt_schedules", "variation_seed",
-    # "controlnet", "t2i_adapter", "ip_adapter", "refine_upscale").
+    # "controlnet", "t2i_adapter", "ip_adapter", "refine_upscale", "latent_fill").
     supports: tuple[str, ...] = field(default_factory=tuple)
 
     def to_wire(self) -> dict[str, Any]:
@@ -172,12 +185,15 @@ class FamilyInfo:
         return cls(family, modes, supports)
 
 
-FAMILIES: dict[str, ModelFamily] = {f.key: f for f in (SD1, SD2, SDXL, FLUX, SD3, ZIMAGE, FLUX2)}
+FAMILIES: dict[str, ModelFamily] = {
+    f.key: f for f in (SD1, SD2, SDXL, FLUX, SD3, QWEN_IMAGE, ZIMAGE, FLUX2)
+}
 DEFAULT = SD1  # what an unknown key is treated as (the most common family)
 # Name hints are tried in this order: Flux.2's before "flux" (a "flux-2-klein" is not
-# Flux.1), then "flux" (a "flux-xl-style" LoRA merge is Flux), "sd3" before SDXL's "xl",
-# "xl" before SD2's "v2-" (an "sdxl-v2-..." is SDXL).
-_GUESS_ORDER = (FLUX2, FLUX, SD3, ZIMAGE, SDXL, SD2)
+# Flux.1), then "flux" (a "flux-xl-style" LoRA merge is Flux), "qwen" before "xl" (no Qwen
+# name has "xl", "qwen-image-2512-xl-lora" is Qwen), "sd3" before SDXL's "xl", "xl" before
+# SD2's "v2-" (an "sdxl-v2-..." is SDXL).
+_GUESS_ORDER = (FLUX2, FLUX, QWEN_IMAGE, SD3, ZIMAGE, SDXL, SD2)
 
 
 def family(key: str | ModelFamily | None) -> ModelFamily:

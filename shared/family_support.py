@@ -43,6 +43,8 @@ FEATURE_REASONS = {
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
     "skip_layer_guidance": "skip-layer guidance skips layers of an SD3 MMDiT, which this model "
     "does not have",
+    "latent_fill": "the latent noise / latent nothing masked contents are built for SD's "
+    "inpaint pipelines only; pick fill or original",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")
@@ -116,6 +118,8 @@ def job_features(job: Job) -> list[str]:
         used.append("refine_upscale")
     if job.slg_scale > 0:
         used.append("skip_layer_guidance")
+    if job.mask is not None and job.inpaint_fill in ("latent noise", "latent nothing"):
+        used.append("latent_fill")
     return used
 
 
@@ -133,20 +137,35 @@ def check_job(job: Job, info: FamilyInfo) -> Job:
 EDIT_REASON = "needs an edit model (Flux Kontext)"
 
 
-def edit_refusal(model: str, welcome: Welcome | None) -> str | None:
-    """Why `model` ("" = the backend's default) cannot run an edit job, or None when it
-    can: its family must list the "edit" mode and the model itself run it (the welcome's
-    `model_modes`; a backend that does not say offers no edit)."""
-    if welcome is None or "edit" not in model_info(model, welcome).modes:
-        return EDIT_REASON
-    if "edit" not in (per_model(welcome.model_modes, model, welcome) or ()):
-        return EDIT_REASON
+# Why a host greys out its layers action (a picture split into RGBA layers).
+LAYERS_REASON = "needs a layered model (Qwen-Image-Layered)"
+_MODE_REASONS = {"edit": EDIT_REASON, "layers": LAYERS_REASON}
+
+
+def mode_refusal(mode: str, model: str, welcome: Welcome | None) -> str | None:
+    """Why `model` ("" = the backend's default) cannot run a job of `mode` ("edit",
+    "layers": modes only special models run), or None when it can: its family must list
+    the mode and the model itself run it (the welcome's `model_modes`; a backend that does
+    not say offers neither)."""
+    why = _MODE_REASONS[mode]
+    if welcome is None or mode not in model_info(model, welcome).modes:
+        return why
+    if mode not in (per_model(welcome.model_modes, model, welcome) or ()):
+        return why
     return None
 
 
-def check_edit(model: str, welcome: Welcome | None) -> None:
-    """Refuse an edit job on a model that cannot run it before it is sent, as the backend
-    would (MODEL_UNSUPPORTED)."""
-    why = edit_refusal(model, welcome)
+def edit_refusal(model: str, welcome: Welcome | None) -> str | None:
+    return mode_refusal("edit", model, welcome)
+
+
+def check_mode(mode: str, model: str, welcome: Welcome | None) -> None:
+    """Refuse an edit or layers job on a model that cannot run it before it is sent, as
+    the backend would (MODEL_UNSUPPORTED)."""
+    why = mode_refusal(mode, model, welcome)
     if why is not None:
         raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, f"{model or 'The model'} {why}")
+
+
+def check_edit(model: str, welcome: Welcome | None) -> None:
+    check_mode("edit", model, welcome)

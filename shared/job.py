@@ -243,6 +243,11 @@ class Upscale:
         return round(width * self.scale), round(height * self.scale)
 
 
+# The most layers a layers job asks for (Qwen-Image-Layered is trained for 3-8; ComfyUI's
+# node allows up to 10).
+MAX_LAYERS = 10
+
+
 @dataclass
 class Job:
     # What the job asks for. None: the mode its fields imply (job_mode.implied_mode), as a
@@ -285,6 +290,8 @@ class Job:
     upscale: Upscale | None = None
     # PBR maps from the init image (mode materials only; shared/materials.py).
     materials: Materials | None = None
+    # How many RGBA layers a layers job returns (mode layers only; on the wire only there).
+    layer_count: int = 4
     seamless: str = "none"
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
@@ -511,6 +518,15 @@ class Job:
                 else ("takes no materials settings (send mode materials)")
             )
             raise bad(ErrorCode.INVALID_JOB, what)
+        if mode is JobMode.LAYERS and (
+            self.hires or self.controls or self.regions or self.batch != 1
+        ):
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                "takes no Hires.fix, control units, regions or batch (one stack per picture)",
+            )
+        if not isinstance(self.layer_count, int) or not 1 <= self.layer_count <= MAX_LAYERS:
+            raise bad(ErrorCode.INVALID_JOB, f"needs 1 to {MAX_LAYERS} layers")
         if mode is JobMode.MATERIALS and (
             self.hires or self.controls or self.loras or self.regions or self.batch != 1
         ):
@@ -718,6 +734,9 @@ class Job:
         # the field existed and a backend from then still runs it.
         if self.materials is None:
             del body["materials"]
+        # Likewise the layer count: only a layers job sends it.
+        if self.mode is not JobMode.LAYERS:
+            del body["layer_count"]
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.

@@ -27,6 +27,9 @@ class JobMode(str, Enum):
     # PBR maps (albedo, roughness, metallic, normal) predicted from the init image by
     # Marigold models (shared/materials.py); no checkpoint is loaded.
     MATERIALS = "materials"
+    # The init image decomposed into `Job.layer_count` RGBA layers (Qwen-Image-Layered); the
+    # result's images are the layers, bottom first (GeneratedImage.layer).
+    LAYERS = "layers"
 
     def __str__(self) -> str:
         return self.value

@@ -534,6 +534,8 @@ def _image_meta(g: GeneratedImage) -> dict[str, Any]:
     meta: dict[str, Any] = {"seed": int(g.seed), "infotext": g.infotext, "path": g.path}
     if g.map:  # a materials job's map; other results are what they always were
         meta["map"] = g.map
+    if g.layer >= 0:  # a layers job's RGBA layer, bottom first
+        meta["layer"] = g.layer
     return meta
 
 
@@ -550,6 +552,7 @@ def parse_result(msg: Message) -> JobResult:
                 str(m["infotext"]),
                 str(m.get("path", "")),
                 str(m.get("map", "")),
+                int(m.get("layer", -1)),
             )
             for m, arr in zip(metas, msg.buffers, strict=False)
         ]

@@ -19,6 +19,8 @@ class GeneratedImage:
     # Which PBR map a materials job's image is ("albedo", "roughness" ...; shared/materials
     # MATERIAL_MAPS); "" for a generated picture.
     map: str = ""
+    # A layers job's image: its place in the stack, 0 the bottom; -1 for any other picture.
+    layer: int = -1
 
 
 @dataclass

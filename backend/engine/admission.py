@@ -158,7 +158,8 @@ def model_size(arch: str | None, params: int | None, weights: WeightFormat = FUL
     format the denoiser's file stores its weights in."""
     family, unet, vae = _configs(arch)
     unet_ch = _denoiser_width(unet)
-    vae_ch = vae["block_out_channels"]
+    # The Qwen-Image (Wan) VAE names its widths as a base and multipliers.
+    vae_ch = vae.get("block_out_channels") or [vae["base_dim"] * m for m in vae["dim_mult"]]
     # The decoder upsamples to full resolution at the width of its second-to-last block.
     full_res = int(vae_ch[1] if len(vae_ch) > 1 else vae_ch[0])
     tile = vae.get("sample_size", 512)

@@ -104,7 +104,7 @@ class Engine:
     def _model_modes(self) -> dict[str, list[str]]:
         """{checkpoint: the modes its pipelines run}, as planning refuses the rest: the
         hosts offer an edit only on a model that lists "edit" (an edit model's variant)."""
-        run = (JobMode.TXT2IMG, JobMode.IMG2IMG, JobMode.INPAINT, JobMode.EDIT)
+        run = (JobMode.TXT2IMG, JobMode.IMG2IMG, JobMode.INPAINT, JobMode.EDIT, JobMode.LAYERS)
         # A Flux Control model runs no job by itself (only through a control unit); a
         # model the library only recognises (model_missing says why) runs none.
         units_only = {e.name for e in self.library.entries("checkpoint") if e.control_model}

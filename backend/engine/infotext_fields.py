@@ -73,7 +73,7 @@ def infotext_object(ctx: JobContext, seed: int, index: int) -> Infotext:
     if subseeds:
         info.variation_seed = subseeds[index]
         info.variation_seed_strength = float(job.subseed_strength)
-    if job.mode not in (JobMode.TXT2IMG, JobMode.EDIT):  # an edit redraws every step
+    if job.mode not in (JobMode.TXT2IMG, JobMode.EDIT, JobMode.LAYERS):  # every step runs
         info.denoising_strength = float(job.strength)
     elif job.hires is not None:
         info.denoising_strength = float(job.hires.denoise)

@@ -165,7 +165,7 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
     if "max_area" in takes:
         # Kontext scales any size to 1 MP unless told the artist's own area is the target.
         kwargs["max_area"] = spec.width * spec.height
-    if spec.mode is JobMode.EDIT:
+    if spec.mode in (JobMode.EDIT, JobMode.LAYERS):
         kwargs["image"] = spec.image
         if "_auto_resize" in takes:
             # The job's size is the artist's: Kontext's pipeline would otherwise snap the

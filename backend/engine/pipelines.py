@@ -9,6 +9,7 @@ runs when a conditioner adds a `controlnet` component: conditioners.attached_to_
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from dreamwire import catalog
@@ -36,6 +37,12 @@ def build(
     """Instantiate `cls` around the shared components with this job's scheduler."""
     spec = spec_for(family)
     parts = {n: components[n] for n in spec.components if n != "scheduler"}
+    takes = inspect.signature(cls.__init__).parameters
+    parts |= {
+        n: components[n]
+        for n in spec.optional_components
+        if n in takes and components.get(n) is not None
+    }
     parts["scheduler"] = scheduler
     parts.update(extra or {})
     if spec.safety_checker_slot:

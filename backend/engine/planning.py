@@ -363,6 +363,12 @@ def _check_served(mode: JobMode, family: str, entry) -> None:
             f"an edit job needs an edit model (a Flux Kontext-style checkpoint); {entry.name} "
             f"is a {kind} model, which has no edit pipeline",
         )
+    if mode is JobMode.LAYERS:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"a layers job needs a layered model (Qwen-Image-Layered); {entry.name} is a "
+            f"{kind} model, which cannot split a picture into layers",
+        )
     raise DreamwireError(
         ErrorCode.MODEL_UNSUPPORTED,
         f"{entry.name} is a {kind} model, which cannot run {mode.value} jobs",
@@ -437,9 +443,10 @@ def _passes(job: Job) -> tuple[PlannedPass, ...]:
         return (first, second)
     if job.mode is JobMode.IMG2IMG:
         return (PlannedPass(JobMode.IMG2IMG, job.width, job.height, job.steps, job.strength),)
-    if job.mode is JobMode.EDIT:
-        # An edit model redraws the whole picture from the instruction: every step runs.
-        return (PlannedPass(JobMode.EDIT, job.width, job.height, job.steps),)
+    if job.mode in (JobMode.EDIT, JobMode.LAYERS):
+        # An edit model redraws the whole picture from the instruction, a layered one
+        # draws every layer from noise: every step runs.
+        return (PlannedPass(job.mode, job.width, job.height, job.steps),)
     w, h = job.width, job.height
     if job.outpaint.any() and not job.inpaint_full_res:
         from dreamwire.backend.canvas.outpaint import generation_size

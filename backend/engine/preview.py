@@ -38,12 +38,20 @@ def latents_to_rgb_tensor(
     return ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
 
 
-def unpack_patches(latents: torch.Tensor, height: int, width: int, vae_scale: int) -> torch.Tensor:
+def unpack_patches(
+    latents: torch.Tensor, height: int, width: int, vae_scale: int
+) -> torch.Tensor | None:
     """B x tokens x (C*4) latents packed as 2x2 patches (Flux's sampler loop) back to
-    B x C x h x w, for an image of height x width pixels (diffusers' packing order)."""
-    b, _, packed = latents.shape
+    B x C x h x w, for an image of height x width pixels (diffusers' packing order). A
+    stack of frames (Qwen-Image-Layered: the picture, then its layers) previews its first;
+    None where the tokens are not of that size (the pipeline chose its own)."""
+    b, tokens, packed = latents.shape
     h, w = 2 * (height // (vae_scale * 2)), 2 * (width // (vae_scale * 2))
-    lat = latents.view(b, h // 2, w // 2, packed // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    frame = (h // 2) * (w // 2)
+    if frame == 0 or tokens % frame:
+        return None
+    lat = latents[:, :frame].reshape(b, h // 2, w // 2, packed // 4, 2, 2)
+    lat = lat.permute(0, 3, 1, 4, 2, 5)
     return lat.reshape(b, packed // 4, h, w)
 
 

@@ -18,6 +18,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .planning import hires_prompts, join_regions
 from .prompting_clip_t5 import encode_clip_t5
+from .prompting_qwen import encode_qwen
 from .prompting_qwen3 import encode_qwen3
 from .prompting_sd3 import encode_sd3
 
@@ -81,7 +82,8 @@ class PromptPlan:
 
 def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     """The pass's conditioning, by the family's text encoding: a PromptPlan (CLIP families),
-    a ClipT5Plan (Flux), a Qwen3Plan (Z-Image) or an Sd3Plan (SD3.5)."""
+    a ClipT5Plan (Flux), a Qwen3Plan (Z-Image), an Sd3Plan (SD3.5) or a QwenPlan
+    (Qwen-Image)."""
     spec = spec_for(ctx.model.family)
     job = ctx.job
     prompt, negative = hires_prompts(job) if hires_pass else (job.prompt, job.negative)
@@ -92,6 +94,8 @@ def encode(pipe, ctx, executed: int, pass_steps: int, hires_pass: bool = False):
     if spec.text_encoding is TextEncoding.CLIP_T5:
         model, stand_in = ctx.model, bool(ctx.plan and ctx.plan.stands_in_for)
         return encode_clip_t5(pipe, prompt, negative, job, model.family, model.arch, stand_in)
+    if spec.text_encoding is TextEncoding.QWEN_VL:
+        return encode_qwen(pipe, prompt, negative, job, ctx.plan.mode)
     return encode_clip(pipe, ctx, executed, pass_steps, hires_pass, spec.pooled_text)
 
 

@@ -69,14 +69,22 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
             images = _inpaint(ctx, reporter, seeds, subseeds, extensions)
         elif mode is JobMode.EDIT:
             images = _edit(ctx, reporter, seeds, subseeds, extensions)
+        elif mode is JobMode.LAYERS:
+            images = _layers(ctx, reporter, seeds, subseeds, extensions)
         else:  # planning.plan refuses a mode no pipeline of the family serves
             raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, f"no {mode} runner", job.job_id)
     t1 = time.perf_counter()
 
-    results = [
-        GeneratedImage(image=img, seed=s, infotext=infotext_for(ctx, s, i))
-        for i, (img, s) in enumerate(zip(images, seeds, strict=True))
-    ]
+    if mode is JobMode.LAYERS:  # one picture in, its layers out: bottom first
+        results = [
+            GeneratedImage(image=img, seed=seed, infotext=infotext_for(ctx, seed, 0), layer=i)
+            for i, img in enumerate(images)
+        ]
+    else:
+        results = [
+            GeneratedImage(image=img, seed=s, infotext=infotext_for(ctx, s, i))
+            for i, (img, s) in enumerate(zip(images, seeds, strict=True))
+        ]
     return JobResult(
         job_id=job.job_id,
         images=results,
@@ -169,6 +177,19 @@ def _edit(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
     spec = _spec(ctx.plan.passes[0], Image.fromarray(picture))
     reporter.total = ctx.plan.total_steps
     return _to_uint8(run_pass(ctx, spec, seeds, subseeds, reporter, extensions))
+
+
+def _layers(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
+    """A layered model (Qwen-Image-Layered) splits the picture into `layer_count` RGBA
+    layers at its own resolution bucket (640 px), in the pipeline's order (bottom first)."""
+    job = ctx.job
+    picture = masks.resize(masks.to_rgb(job.init_image), job.width, job.height)
+    spec = _spec(ctx.plan.passes[0], Image.fromarray(picture).convert("RGBA"))
+    spec.extra["layers"] = job.layer_count
+    reporter.total = ctx.plan.total_steps
+    (stack,) = run_pass(ctx, spec, seeds, subseeds, reporter, extensions)
+    # The model draws at its own bucket (640 px); the host stacks them on the job's canvas.
+    return [masks.resize(layer, job.width, job.height) for layer in _to_uint8(np.asarray(stack))]
 
 
 def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:

@@ -36,6 +36,15 @@ def tiled(vae, enabled: bool, tile_px: int | None = None) -> Iterator[bool]:
     if not enabled or vae is None:
         yield False
         return
+    if not hasattr(vae, "tile_sample_min_size"):
+        # The Qwen-Image (Wan) VAE tiles by height and width at its own tile sizes.
+        saved_flag = vae.use_tiling
+        vae.use_tiling = True
+        try:
+            yield True
+        finally:
+            vae.use_tiling = saved_flag
+        return
     saved = (vae.use_tiling, vae.tile_sample_min_size, vae.tile_latent_min_size)
     if tile_px:
         scale = 2 ** (len(vae.config.block_out_channels) - 1)

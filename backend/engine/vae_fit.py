@@ -30,6 +30,8 @@ def decode_fits(pipe, ctx, width: int, height: int) -> Iterator[None]:
         free is None
         or vae is None
         or not hasattr(vae, "use_tiling")
+        # AutoencoderKL's square tiles; the Qwen-Image (Wan) VAE tiles by height and width.
+        or not hasattr(vae, "tile_sample_min_size")
         or ctx.plan.seamless != "none"  # the pass's axes (an SD upscale tile's own)
         or ctx.job.tiled_vae is False
     ):

@@ -14,12 +14,15 @@ from dreamwire.shared.families import FamilyInfo
 
 from .flux import FLUX
 from .flux2 import FLUX2
+from .qwen_image import QWEN_IMAGE
 from .sd3 import SD3
 from .spec import MODES, FamilySpec, LoraLineage, PipelineClasses, Reference, TextEncoding
 from .stable_diffusion import SD1, SD2, SDXL
 from .zimage import ZIMAGE
 
-SPECS: dict[str, FamilySpec] = {s.key: s for s in (SD1, SD2, SDXL, FLUX, SD3, ZIMAGE, FLUX2)}
+SPECS: dict[str, FamilySpec] = {
+    s.key: s for s in (SD1, SD2, SDXL, FLUX, SD3, QWEN_IMAGE, ZIMAGE, FLUX2)
+}
 
 
 def family_infos() -> dict[str, dict]:

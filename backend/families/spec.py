@@ -17,7 +17,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import GenerationDefaults, ModelFamily
 from dreamwire.shared.family_support import reason
 
-MODES = ("txt2img", "img2img", "inpaint", "edit")
+MODES = ("txt2img", "img2img", "inpaint", "edit", "layers")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class PipelineClasses:
     img2img: str | None
     inpaint: str | None
     edit: str | None = None  # an image plus an instruction (Flux Kontext-style edit models)
+    layers: str | None = None  # an image decomposed into RGBA layers (Qwen-Image-Layered)
 
     def has(self, mode: str) -> bool:
         return mode in MODES and getattr(self, mode) is not None
@@ -66,6 +67,10 @@ class TextEncoding(str, Enum):
     # SD3: CLIP-L's and CLIP-G's penultimate hidden states side by side, then T5's token
     # sequence after them; the two pooled outputs side by side (backend/sd3_encoding.py).
     CLIP_PAIR_T5 = "clip_pair_t5"
+
+    # Qwen-Image: Qwen2.5-VL's last hidden states over Qwen's chat template (its system
+    # prefix dropped) with their mask; plain text, no prompt weights.
+    QWEN_VL = "qwen_vl"
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,10 @@ class Support:
     # Skip-layer guidance (Job.slg_scale): a second guidance term from the denoiser run with
     # some transformer layers skipped (SD3.5 only: diffusers' SD3 txt2img pipeline).
     skip_layer_guidance: bool = False
+
+    # A1111's latent noise / latent nothing masked content (engine/masked_content.py wraps
+    # the SD inpaint pipelines' prepare_latents).
+    latent_fill: bool = True
 
 
 # Plain generation only (txt2img/img2img/inpaint/edit as the pipelines allow): what a
@@ -234,6 +243,9 @@ class FamilySpec:
     lora: LoraLineage
     # The components' key of the network that denoises ("unet" or "transformer").
     denoiser: str = "unet"
+    # Components that only some of its pipelines take, passed where the pipeline class has
+    # them and the model has them (Qwen-Image-Edit's image processor).
+    optional_components: tuple[str, ...] = ()
     text_encoding: TextEncoding = TextEncoding.CLIP
     chat_text: ChatText | None = None  # TextEncoding.QWEN3's template and layers
     reference: Reference = Reference.IP_ADAPTER

@@ -20,6 +20,7 @@ from dreamwire import catalog
 from dreamwire.backend.library.entries import Kind
 from dreamwire.backend.library.flux2_identify import arch_for as flux2_arch_for
 from dreamwire.backend.library.flux_identify import vae_latent_channels
+from dreamwire.backend.library.qwen_identify import qwen_folder_arch, qwen_vae_arch
 from dreamwire.backend.library.safetensors_header import Header
 from dreamwire.backend.library.sd3_identify import folder_arch as sd3_folder_arch
 from dreamwire.backend.library.sd3_identify import is_sd3_transformer_config
@@ -121,6 +122,8 @@ def _transformer_folder_arch(folder: Path) -> str | None:
         )
     if is_sd3_transformer_config(config):
         return sd3_folder_arch(config, folder.name)
+    if config.get("_class_name") == "QwenImageTransformer2DModel":
+        return qwen_folder_arch(folder, config)
     if config.get("_class_name") != "FluxTransformer2DModel":
         return None
     tiny = "tiny-" if int(config.get("joint_attention_dim", 4096)) <= TINY_WIDTH else ""
@@ -142,6 +145,9 @@ def vae_arch(header: Header) -> str | None:
     """VAE files: `encoder.conv_in.weight` (A1111, Flux's ae.safetensors) or with a
     `first_stage_model.` prefix. Flux's VAE has 16 latent channels (SD's 4); SD3's VAE has
     the same shapes and can only be told by its scaling factor, which no file stores."""
+    qwen = qwen_vae_arch(header)  # 3D convolutions: not an SD/Flux VAE's 2D ones
+    if qwen is not None:
+        return qwen
     for prefix in ("", "first_stage_model.", "vae."):
         shape = header.shape(prefix + "encoder.conv_in.weight")
         if shape is not None:

@@ -21,6 +21,7 @@ from dreamwire.backend.library.expected import missing_checkpoint_keys, missing_
 from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
+from dreamwire.backend.library.qwen_identify import is_qwen_file, refuse_single_file
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.sd3_loading import load_sd3_pipeline
 from dreamwire.backend.library.sd3_parts import Sd3Sources, is_sd3_file
@@ -63,7 +64,10 @@ def require_arch(entry: ModelEntry) -> str:
 def unsupported(entry: ModelEntry) -> str | None:
     """Why a checkpoint the library identified cannot run, or None: an architecture it
     only recognises (Flux.2 dev/9B), or a single file of one that loads from its diffusers
-    folder only (the catalog's `folders_only`: Flux.2 Klein)."""
+    folder only (the catalog's `folders_only`: Flux.2 Klein), or a Qwen-Image single file
+    (ComfyUI's layout, not assembled yet)."""
+    if is_qwen_file(entry):
+        return refuse_single_file(entry).message
     if title := catalog.recognised(entry.arch):
         return (
             f"{entry.name} is a {title} model, which Dreamwire recognises but does not run "
@@ -199,6 +203,14 @@ def _folder_kwargs(cls, folder) -> dict:
             "feature_extractor": None,
             "requires_safety_checker": False,
         }
+    if (
+        "processor" in inspect.signature(cls.__init__).parameters
+        and (folder / "processor").is_dir()
+    ):
+        # Qwen-Image-Edit: built here, as transformers cannot build it without torchvision.
+        from dreamwire.backend.library.qwen_processor import load_processor
+
+        kwargs["processor"] = load_processor(folder / "processor")
     unet = folder / "unet"
     names = {p.name for p in unet.iterdir()} if unet.is_dir() else set()
     plain = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"}

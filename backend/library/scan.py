@@ -32,6 +32,7 @@ from dreamwire.backend.library.identify import (
 )
 from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
+from dreamwire.backend.library.qwen_identify import qwen_file, qwen_text_encoder_arch
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.sd3_identify import sd3_file
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
@@ -193,8 +194,13 @@ def identify(entry: ModelEntry) -> None:
             if entry.arch is None and (sd3 := sd3_file(header, entry.path)) is not None:
                 entry.arch = sd3.arch
                 entry.detail.update(sd3.detail())
+            if entry.arch is None and (qwen := qwen_file(header, entry.path)) is not None:
+                entry.arch = qwen.arch
+                entry.detail.update(qwen.detail())
         elif entry.kind == Kind.TEXT_ENCODER:
-            entry.arch = qwen3_arch(header) or text_encoder_arch(header)
+            entry.arch = (
+                qwen3_arch(header) or text_encoder_arch(header) or qwen_text_encoder_arch(header)
+            )
         elif entry.kind == Kind.VAE:
             entry.arch = vae_arch(header)
         elif entry.kind == Kind.UPSCALER:

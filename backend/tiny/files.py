@@ -31,3 +31,10 @@ def save_tensors(
 def unet_config(arch: str) -> dict:
     """The diffusers UNet config of a catalog architecture ("tiny-sd1", "tiny-sdxl" ...)."""
     return json.loads((catalog.config_dir(arch) / "unet" / "config.json").read_text())
+
+
+def component_config(arch: str, component: str) -> dict:
+    """A component's diffusers/transformers config from the catalog's folder of `arch`."""
+    folder = catalog.config_dir(arch) / component
+    name = "scheduler_config.json" if component == "scheduler" else "config.json"
+    return json.loads((folder / name).read_text())

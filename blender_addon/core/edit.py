@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from dreamwire.shared.families import ModelFamily
-from dreamwire.shared.family_support import check_edit, check_job, edit_refusal
+from dreamwire.shared.family_support import check_job, check_mode, edit_refusal
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
@@ -67,19 +67,28 @@ def build_edit_job(pixels: np.ndarray, s: GenerationSettings, welcome, tag: str 
     prompt is the instruction. Refused before sending on a model that is not an edit
     model, in the words the panel shows (shared.family_support.edit_refusal). `welcome`
     None: not connected yet; the operator's precheck (missing_for_edit) refuses it then."""
+    return picture_job(JobMode.EDIT, pixels, s, welcome, tag)
+
+
+def picture_job(
+    mode: JobMode, pixels: np.ndarray, s: GenerationSettings, welcome, tag: str = "", **fields
+) -> Job:
+    """An edit or layers Job for a texture: the picture flattened and sized for the
+    model; refused before sending on a model that does not run `mode`."""
     if welcome is not None:
-        check_edit(s.model, welcome)
+        check_mode(mode.value, s.model, welcome)
     h, w = pixels.shape[:2]
     width, height = edit_size(w, h, s.info.family)
     job = panel_job(
         s,
         s.info.family,
-        mode=JobMode.EDIT,
+        mode=mode,
         init_image=resized(flatten(pixels), width, height),
         width=width,
         height=height,
         preview_every=int(s.preview_every),
         tag=tag,
+        **fields,
     ).validate()
     return check_job(job, s.info)
 

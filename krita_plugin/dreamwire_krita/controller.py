@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from krita import Krita
 
-from dreamwire.shared.family_support import check_edit, check_job, model_info
+from dreamwire.shared.family_support import check_job, check_mode, model_info
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
@@ -56,6 +56,7 @@ class Controller:
         self.backend_process: subprocess.Popen | None = None
         self.applied: list[dict] = []  # what landed on the canvas, newest last
         self.last_job = None  # the last job built, for scripts and tests to inspect
+        self.layer_count = 4  # how many layers the Layers action asks for
         self.live = LiveMode()
 
     # -- connection ---------------------------------------------------------------
@@ -136,6 +137,12 @@ class Controller:
         comes in as a new layer over the same area. Only on an edit model (Flux Kontext)."""
         return self._act("edit", params, doc)
 
+    def layers(self, params: Params, doc=None, count: int = 4) -> str | None:
+        """Split the active layer (or its selected part) into `count` RGBA layers; they come
+        in as a group, bottom layer first. Only on a layered model (Qwen-Image-Layered)."""
+        self.layer_count = count
+        return self._act("layers", params, doc)
+
     def upscale(self, params: Params, choice: upscaling.UpscaleChoice, doc=None) -> str | None:
         """Upscale the whole canvas; the document is scaled when the result arrives."""
         return self._act("upscale", params, doc, choice)
@@ -187,8 +194,8 @@ class Controller:
             job = check_job(upscaling.upscale_job(params, pixels, choice, info.family), info)
             self.last_job = job
             return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
-        if action == "edit":
-            return self._build_edit(params, doc, canvas, sel, info)
+        if action in ("edit", "layers"):
+            return self._build_edit(params, doc, canvas, sel, info, action)
         if action == "generate":
             plan = regions.plan_generate(canvas, sel)
         elif action == "refine":
@@ -217,17 +224,22 @@ class Controller:
         self.last_job = job
         return job, pending
 
-    def _build_edit(self, params: Params, doc, canvas, sel, info):
+    def _build_edit(self, params: Params, doc, canvas, sel, info, action: str = "edit"):
+        """An edit or a layers job: both read the active layer (or its selected part)."""
         # Refused here in the words the docker greys the button out with.
-        check_edit(params.model, self.welcome)
-        plan = regions.plan_edit(canvas, sel)
+        check_mode(action, params.model, self.welcome)
+        plan = (regions.plan_edit if action == "edit" else regions.plan_layers)(canvas, sel)
         mask = host.read_selection(doc, plan.target) if plan.masked else None
         if mask is not None and not mask.any():
             raise PlanError("The selection is empty: select some pixels, or deselect all.")
         pixels = host.read_active_layer(doc, plan.region)
-        job = check_job(jobs.edit_job(params, plan, pixels, info.family), info)
+        if action == "edit":
+            job = jobs.edit_job(params, plan, pixels, info.family)
+        else:
+            job = jobs.layers_job(params, plan, pixels, info.family, self.layer_count)
+        job = check_job(job, info)
         self.last_job = job
-        return job, Pending(action="edit", plan=plan, params=params, doc_key=doc, mask=mask)
+        return job, Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)
 
     def _regions(self, doc, plan: regions.Plan):
         """Regional prompts from the layers named "region: ..." (logic/prompt_regions.py)."""
@@ -379,7 +391,8 @@ class Controller:
             doc, naming.group_name(params.prompt, len(result.images), plan.action)
         )
         names = []
-        for gen in result.images:
+        below = None  # a layers job's stack: each layer over the one before (bottom first)
+        for gen in sorted(result.images, key=lambda g: g.layer):
             rgba = jobs.crop_result(np.asarray(gen.image), plan)
             name = naming.layer_name(params.prompt, gen.seed, plan.action)
             record = {"name": name, "seed": gen.seed, "masked": "", "job_id": result.job_id}
@@ -387,9 +400,12 @@ class Controller:
             def masked(kind: str, record: dict = record) -> None:
                 record["masked"] = kind  # a mask made over later turns of the event loop
 
-            _, kind = host.add_result_layer(
-                doc, group, name, rgba, plan.target, pending.mask, masked
+            if gen.layer >= 0:
+                name = naming.stack_layer_name(gen.layer, len(result.images))
+            layer, kind = host.add_result_layer(
+                doc, group, name, rgba, plan.target, pending.mask, masked, above=below
             )
+            below = layer if gen.layer >= 0 else None
             # "pending": the mask is still being made; masked() fills in the outcome.
             record["masked"] = record["masked"] or kind
             names.append(name)

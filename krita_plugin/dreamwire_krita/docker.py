@@ -28,7 +28,7 @@ from PyQt5.QtWidgets import (
 )
 
 from dreamwire.shared.family_presets import FamilyPresets, Sampling
-from dreamwire.shared.family_support import edit_refusal, model_info, refusal
+from dreamwire.shared.family_support import mode_refusal, model_info, refusal
 from dreamwire.shared.refine_upscaler import PIXEL_UPSCALERS, upscaler_choices
 
 from . import krita_host as host
@@ -200,17 +200,24 @@ class DreamwireDocker(DockWidget):
             "Change the current layer (or its selected part) as the prompt instructs; the "
             "result comes in as a new layer"
         )
+        self.layers_button = QPushButton("Layers")
+        self._layers_tip = (
+            "Split the current layer (or its selected part) into RGBA layers; they come in "
+            "as a group, bottom layer first (the prompt describes the picture)"
+        )
         self.cancel_button = QPushButton("Cancel")
         self.generate_button.clicked.connect(lambda: self.controller.generate(self.params()))
         self.refine_button.clicked.connect(lambda: self.controller.refine(self.params()))
         self.inpaint_button.clicked.connect(lambda: self.controller.inpaint(self.params()))
         self.edit_button.clicked.connect(lambda: self.controller.edit(self.params()))
+        self.layers_button.clicked.connect(lambda: self.controller.layers(self.params()))
         self.cancel_button.clicked.connect(self.controller.cancel)
         for b in (
             self.generate_button,
             self.refine_button,
             self.inpaint_button,
             self.edit_button,
+            self.layers_button,
             self.cancel_button,
         ):
             row.addWidget(b)
@@ -446,9 +453,13 @@ class DreamwireDocker(DockWidget):
         refine = self.upscale_refine
         self.upscale_strength.setEnabled(refine.isEnabled() and refine.isChecked())
         # Edit runs on an edit model only, which the welcome names per model.
-        why = edit_refusal(self.model.currentText(), self.controller.welcome)
-        self.edit_button.setEnabled(why is None)
-        self.edit_button.setToolTip(why or self._edit_tip)
+        for mode, button, tip in (
+            ("edit", self.edit_button, self._edit_tip),
+            ("layers", self.layers_button, self._layers_tip),  # layered models only
+        ):
+            why = mode_refusal(mode, self.model.currentText(), self.controller.welcome)
+            button.setEnabled(why is None)
+            button.setToolTip(why or tip)
 
     def _save_presets(self) -> None:
         text = self.presets.to_json()

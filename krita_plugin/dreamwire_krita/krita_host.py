@@ -201,7 +201,14 @@ def add_paint_layer(doc, name: str):
 
 
 def add_result_layer(
-    doc, parent, name: str, rgba: np.ndarray, target: Rect, mask: np.ndarray | None, on_masked=None
+    doc,
+    parent,
+    name: str,
+    rgba: np.ndarray,
+    target: Rect,
+    mask: np.ndarray | None,
+    on_masked=None,
+    above=None,
 ):
     """A new paint layer holding rgba at target, limited to `mask` when one is given.
 
@@ -217,7 +224,7 @@ def add_result_layer(
     Returns (layer, kind) with kind "transparency mask", "alpha", "pending" or "".
     """
     layer = doc.createNode(name, "paintlayer")
-    parent.addChildNode(layer, None)
+    parent.addChildNode(layer, above)  # `above`: the sibling it goes over (a layer stack)
     if mask is None:
         _write(doc, layer, rgba, target)
         return layer, ""

@@ -14,6 +14,7 @@ from dreamwire_krita.logic.jobs import (
     edit_job,
     generate_job,
     inpaint_job,
+    layers_job,
     refine_job,
 )
 from dreamwire_krita.logic.params import Params
@@ -23,6 +24,7 @@ from dreamwire_krita.logic.regions import (
     plan_edit,
     plan_generate,
     plan_inpaint,
+    plan_layers,
     plan_refine,
 )
 from dreamwire_krita.logic.settings import Settings, load, save
@@ -86,6 +88,22 @@ def test_edit_job_sends_the_layer_and_the_instruction_over_the_selection():
         edit_job(replace(P, prompt=" "), whole, np.zeros((80, 104, 4), np.uint8), "flux")
     assert err.value.code is ErrorCode.INVALID_PROMPT
     assert naming.layer_name("make it blue", 7, "edit").startswith("DW edit 7 ·")
+
+
+def test_layers_job_sends_the_layer_its_caption_and_the_count():
+    plan = plan_layers(CANVAS, None)
+    assert plan.action == "layers" and plan.target == CANVAS and not plan.masked
+    layer = np.zeros((plan.region.h, plan.region.w, 4), np.uint8)
+    layer[:, :8] = (10, 200, 10, 255)
+    job = layers_job(replace(P, prompt="a fox on a hill", batch=3), plan, layer, "qwen-image", 5)
+    assert job.mode == "layers" and job.layer_count == 5 and job.batch == 1
+    assert (job.init_image[:, :8] == (10, 200, 10)).all() and (job.init_image[:, 8:] == 255).all()
+    assert job.tag == "krita:layers" and not job.controls
+    with pytest.raises(DreamwireError) as err:
+        layers_job(P, plan, layer, "qwen-image", 0)
+    assert err.value.code is ErrorCode.INVALID_JOB
+    # Named by their place in the stack, 1 the bottom.
+    assert naming.stack_layer_name(0, 3) == "DW layer 1/3"
 
 
 def test_inpaint_job_keeps_the_selection_feather_and_sizes_to_init():

@@ -19,7 +19,14 @@ def test_every_catalog_family_has_an_entry():
 
 
 @pytest.mark.parametrize(
-    ("key", "label"), [("sd1", "SD1.x"), ("sd2", "SD2.x"), ("sdxl", "SDXL"), ("flux", "Flux.1")]
+    ("key", "label"),
+    [
+        ("sd1", "SD1.x"),
+        ("sd2", "SD2.x"),
+        ("sdxl", "SDXL"),
+        ("flux", "Flux.1"),
+        ("qwen-image", "Qwen-Image"),
+    ],
 )
 def test_labels(key, label):
     assert families.label(key) == label
@@ -27,8 +34,8 @@ def test_labels(key, label):
 
 
 def test_unknown_keys():
-    assert families.label("qwen-image") == "qwen-image"  # shown as the backend wrote it
-    assert families.family("qwen-image") is families.DEFAULT
+    assert families.label("auraflow") == "auraflow"  # shown as the backend wrote it
+    assert families.family("auraflow") is families.DEFAULT
     assert families.family(None) is families.DEFAULT
 
 
@@ -37,6 +44,7 @@ def test_unknown_keys():
     [
         ("sd_xl_base_1.0", "sdxl"),
         ("flux1-dev-Q4_K_S", "flux"),
+        ("qwen_image_edit_2509_fp8_e4m3fn", "qwen-image"),
         ("ponyDiffusionV6XL", "sdxl"),
         ("sdxl-v2-test", "sdxl"),  # "xl" wins over SD2's "v2-"
         ("v2-1_768-ema-pruned", "sd2"),

@@ -18,10 +18,13 @@ from dreamwire.shared.family_presets import FamilyPresets, Sampling
 from dreamwire.shared.family_support import (
     EDIT_REASON,
     FEATURES,
+    LAYERS_REASON,
     check_edit,
     check_job,
+    check_mode,
     edit_refusal,
     job_features,
+    mode_refusal,
     model_info,
     refusal,
 )
@@ -45,6 +48,9 @@ JOBS = {
     "regions": dict(regions=[Region(prompt="a cat", mask=np.full((64, 64), 255, np.uint8))]),
     "variation_seed": dict(subseed=3, subseed_strength=0.5),
     "refine_upscale": dict(init_image=IMG, upscale=Upscale(scale=2.0, refine=True)),
+    "latent_fill": dict(
+        init_image=IMG, mask=np.full((64, 64), 255, np.uint8), inpaint_fill="latent noise"
+    ),
 }
 
 
@@ -228,3 +234,25 @@ def test_only_an_edit_model_of_an_edit_family_is_offered_an_edit():
         check_edit("tiny-flux", EDIT_WELCOME)
     assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and EDIT_REASON in err.value.message
     check_edit("tiny-flux-kontext", EDIT_WELCOME)
+
+
+def test_only_a_layered_model_is_offered_layers():
+    qwen = {"tiny-qwen-image": "qwen-image", "tiny-qwen-image-layered": "qwen-image"}
+    welcome = replace(
+        WELCOME,
+        models=[*WELCOME.models, *qwen],
+        model_families={**WELCOME.model_families, **qwen},
+        model_modes={
+            "tiny-flux": ["txt2img", "img2img", "inpaint"],
+            "tiny-qwen-image": ["txt2img", "img2img", "inpaint"],
+            "tiny-qwen-image-layered": ["layers"],
+        },
+    )
+    assert mode_refusal("layers", "tiny-qwen-image-layered", welcome) is None
+    assert mode_refusal("layers", "tiny-qwen-image", welcome) == LAYERS_REASON
+    assert mode_refusal("layers", "tiny-flux", welcome) == LAYERS_REASON  # no such family mode
+    assert mode_refusal("layers", "tiny-qwen-image-layered", WELCOME) == LAYERS_REASON
+    with pytest.raises(DreamwireError) as err:
+        check_mode("layers", "tiny-qwen-image", welcome)
+    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and LAYERS_REASON in err.value.message
+    check_mode("layers", "tiny-qwen-image-layered", welcome)

@@ -71,6 +71,17 @@ def test_an_edit_job_names_its_mode_on_the_wire():
     assert back.implied_mode() is JobMode.IMG2IMG
 
 
+def test_a_layers_job_names_its_mode_and_count_on_the_wire_and_only_it():
+    job = Job(mode=JobMode.LAYERS, init_image=rgb(), layer_count=6).validate()
+    body, arrays = job.to_wire()
+    wire = json.loads(json.dumps(body))
+    assert (wire["mode"], wire["layer_count"]) == ("layers", 6)
+    back = Job.from_wire(wire, arrays).validate()
+    assert (back.mode, back.layer_count) == (JobMode.LAYERS, 6)
+    # Every other job's body is what it was before the field existed.
+    assert "layer_count" not in Job(prompt="a fox").validate().to_wire()[0]
+
+
 @pytest.mark.parametrize(
     ("fields", "code", "words"),
     [
@@ -95,6 +106,13 @@ def test_an_edit_job_names_its_mode_on_the_wire():
             "instruction",
         ),
         ({"mode": JobMode.EDIT, "init_image": rgb(), "mask": MASK}, ErrorCode.INVALID_JOB, "mask"),
+        ({"mode": JobMode.LAYERS}, ErrorCode.INVALID_IMAGE, "init image"),
+        (
+            {"mode": JobMode.LAYERS, "init_image": rgb(), "layer_count": 0},
+            ErrorCode.INVALID_JOB,
+            "layers",
+        ),
+        ({"mode": JobMode.LAYERS, "init_image": rgb(), "batch": 2}, ErrorCode.INVALID_JOB, "batch"),
     ],
 )
 def test_a_named_mode_needs_its_fields_and_no_others(fields, code, words):

@@ -84,6 +84,22 @@ def edit_job(
     return job.validate()
 
 
+def layers_job(
+    p: Params,
+    plan: Plan,
+    layer_rgba: np.ndarray,
+    family: Family = DEFAULT.key,
+    count: int = 4,
+) -> Job:
+    """The layer's pixels over the plan's region split into `count` RGBA layers (a
+    layered model: Qwen-Image-Layered); the prompt describes the picture. One stack."""
+    job = _base(p, plan, [], JobMode.LAYERS, family)
+    job.init_image = flatten_rgb(layer_rgba)
+    job.layer_count = int(count)
+    job.batch = 1
+    return job.validate()
+
+
 def inpaint_job(
     p: Params,
     plan: Plan,

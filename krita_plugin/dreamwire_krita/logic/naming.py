@@ -30,6 +30,11 @@ def group_name(prompt: str, count: int, action: str = "generate") -> str:
     return f"{PREFIX} {action} ×{count} · {short_prompt(prompt)}"
 
 
+def stack_layer_name(index: int, count: int) -> str:
+    """A layers job's layer, by its place in the stack (1 the bottom)."""
+    return f"{PREFIX} layer {index + 1}/{count}"
+
+
 def seed_from_layer_name(name: str) -> int | None:
     m = re.match(rf"{PREFIX}(?: \w+)? (\d+) · ", name)
     return int(m.group(1)) if m else None

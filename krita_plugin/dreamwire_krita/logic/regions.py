@@ -69,6 +69,11 @@ def plan_edit(canvas: Rect, sel: Rect | None) -> Plan:
     return replace(plan_refine(canvas, sel), action="edit")
 
 
+def plan_layers(canvas: Rect, sel: Rect | None) -> Plan:
+    """Layers read what an edit reads; the stack lands there as a group of layers."""
+    return replace(plan_refine(canvas, sel), action="layers")
+
+
 def plan_inpaint(canvas: Rect, sel: Rect | None, padding: int = INPAINT_PADDING) -> Plan:
     """Inpaint the selection with some context around it.
 

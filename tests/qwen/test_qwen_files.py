@@ -1,0 +1,69 @@
+"""Qwen-Image files in ComfyUI's layout are found and told apart from their headers: the
+transformer (Qwen-Image / Edit / Edit-2509 by name where the keys are the same; Layered and
+Edit-2511 by their own keys), Qwen2.5-VL in text_encoders, the Wan-layout VAE (RGBA for
+Layered); a transformer file is refused by name with what does load, not a shape error."""
+
+from __future__ import annotations
+
+import pytest
+
+from dreamwire.backend.library import ModelLibrary
+from dreamwire.backend.library.entries import Kind
+from dreamwire.backend.tiny.files import save_tensors, state_of
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+
+@pytest.fixture(scope="module")
+def comfy_root(tmp_path_factory, qwen_parts):
+    import torch
+
+    root = tmp_path_factory.mktemp("qwen-comfy")
+    models = root / "models"
+    transformer = state_of(qwen_parts["transformer"])
+    dm = models / "diffusion_models"
+    save_tensors(transformer, dm / "qwen_image_fp8_e4m3fn.safetensors")
+    prefixed = {"model.diffusion_model." + k: v for k, v in transformer.items()}
+    save_tensors(prefixed, dm / "qwen_image_edit_fp8_e4m3fn.safetensors")
+    save_tensors(transformer, dm / "Qwen-Image-Edit-2509-Q4_K_M-like.safetensors")
+    marker = {"__index_timestep_zero__": torch.zeros(1)}
+    save_tensors(transformer | marker, dm / "qwen_image_edit_2511_bf16.safetensors")
+    layered = {"time_text_embed.addition_t_embedding.weight": torch.zeros(2, 4)}
+    save_tensors(transformer | layered, dm / "some_qwen_model.safetensors")
+    # Qwen2.5-VL in Hugging Face's original names, as ComfyUI ships it.
+    text = {
+        k.replace("model.language_model.", "model.").replace("model.visual.", "visual."): v
+        for k, v in state_of(qwen_parts["text_encoder"]).items()
+        if not k.startswith("lm_head.")
+    }
+    save_tensors(text, models / "text_encoders" / "qwen_2.5_vl_7b.safetensors")
+    save_tensors(state_of(qwen_parts["vae"]), models / "vae" / "qwen_image_vae.safetensors")
+    conv = {"encoder.conv1.weight": torch.zeros(8, 4, 3, 3, 3)}
+    save_tensors(conv, models / "vae" / "qwen_image_layered_vae.safetensors")
+    return root
+
+
+def test_comfy_files_are_identified_and_refused_clearly(comfy_root):
+    library = ModelLibrary([comfy_root])
+    arch = {e.name: e.arch for e in library.entries(Kind.CHECKPOINT)}
+    assert arch["qwen_image_fp8_e4m3fn"] == "tiny-qwen-image"
+    assert arch["qwen_image_edit_fp8_e4m3fn"] == "tiny-qwen-image-edit"
+    entries = {e.name: e for e in library.entries(Kind.CHECKPOINT)}
+    assert entries["qwen_image_edit_fp8_e4m3fn"].detail["transformer_prefix"] == (
+        "model.diffusion_model."
+    )
+    variants = {name: e.detail["variant"] for name, e in entries.items()}
+    assert variants["qwen_image_fp8_e4m3fn"] == ""
+    assert variants["Qwen-Image-Edit-2509-Q4_K_M-like"] == "edit-2509"
+    assert entries["qwen_image_edit_2511_bf16"].detail["told_by"] == "keys"
+    assert variants["some_qwen_model"] == "layered"  # by its keys, whatever its name
+    assert {e.arch for e in library.entries(Kind.TEXT_ENCODER)} == {"tiny-qwen2.5-vl"}
+    assert {e.name: e.arch for e in library.entries(Kind.VAE)} == {
+        "qwen_image_vae": "tiny-qwen-image-vae",
+        "qwen_image_layered_vae": "tiny-qwen-image-vae-rgba",
+    }
+    with pytest.raises(DreamwireError) as err:
+        library.load_pipeline("qwen_image_fp8_e4m3fn")
+    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED
+    assert "diffusers folder" in err.value.message
+    # The welcome says so per file before any job is sent (model_missing).
+    assert library.missing_parts()["qwen_image_fp8_e4m3fn"] == err.value.message
