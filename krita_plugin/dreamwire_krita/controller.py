@@ -24,6 +24,7 @@ from .logic import controls as ctl
 from .logic import jobs, live, naming, prompt_regions, regions
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
+from .logic.connection import connection_view
 from .logic.history import Entry, History, params_from_infotext
 from .logic.params import Params
 from .logic.regions import PlanError
@@ -32,7 +33,8 @@ from .logic.session import Pending, Session, SessionError
 
 @dataclass
 class Status:
-    state: str = "disconnected"
+    state: str = "disconnected"  # the client's connection state
+    label: str = "Disconnected"  # what the docker shows for it (logic/connection.py)
     message: str = ""
     level: str = "info"  # "info" | "warning" | "error"
     step: int = 0
@@ -58,6 +60,7 @@ class Controller:
         self.last_job = None  # the last job built, for scripts and tests to inspect
         self.layer_count = 4  # how many layers the Layers action asks for
         self.live = LiveMode()
+        self.ever_connected = False  # this connection reached the backend once
 
     # -- connection ---------------------------------------------------------------
     def save_settings(self, s: settings_mod.Settings) -> None:
@@ -71,6 +74,7 @@ class Controller:
         from dreamwire.shared.client import Client
 
         self.disconnect()
+        self.ever_connected = False
         s = self.settings
         if s.backend_command and s.is_local():
             self.start_local_backend()
@@ -82,13 +86,18 @@ class Controller:
             ),
             self,
         )
-        self._set(state=self.session.state, message=f"Connecting to {s.address}…")
+        self._set(
+            state=self.session.state,
+            label=connection_view(self.session.state, False, s.address).label,
+            message=f"Connecting to {s.address}…",
+            level="info",
+        )
 
     def disconnect(self) -> None:
         if self.session is not None:
             self.session.close()
             self.session = None
-        self.status.state = "disconnected"
+        self.status.state, self.status.label = "disconnected", "Disconnected"
 
     def start_local_backend(self) -> None:
         if self.backend_process is not None and self.backend_process.poll() is None:
@@ -318,17 +327,10 @@ class Controller:
 
     # -- session listener ---------------------------------------------------------
     def on_state(self, state: str) -> None:
-        text = {
-            "connected": "Connected.",
-            "connecting": "Connecting…",
-            "lost": "The backend stopped answering.",
-            "incompatible": "The backend speaks another protocol version.",
-        }.get(state, state)
-        self._set(
-            state=state,
-            message=text,
-            level="error" if state in ("lost", "incompatible") else "info",
-        )
+        if state == "connected":
+            self.ever_connected = True
+        view = connection_view(state, self.ever_connected, self.settings.address)
+        self._set(state=state, label=view.label, message=view.message, level=view.level)
 
     def on_welcome(self, welcome) -> None:
         self.welcome = welcome
@@ -387,9 +389,11 @@ class Controller:
         if plan.action == "upscale":
             # Krita AI Diffusion's upscale: the document takes the result's size.
             host.scale_document(doc, plan.region.w, plan.region.h)
+        keep = host.KeepActive(doc)  # the artist's layer stays the one they paint on
         group = host.add_group(
             doc, naming.group_name(params.prompt, len(result.images), plan.action)
         )
+        keep.add(group)
         names = []
         below = None  # a layers job's stack: each layer over the one before (bottom first)
         for gen in sorted(result.images, key=lambda g: g.layer):
@@ -412,6 +416,7 @@ class Controller:
             self._remember(pending, gen, rgba)
             self.applied.append(record)
         host.refresh(doc)
+        keep.finish()
         return names
 
     def _remember(self, pending: Pending, gen, rgba: np.ndarray) -> None:
@@ -424,10 +429,13 @@ class Controller:
         try:
             entry = self.history[index]
             doc = doc or host.active_document()
-            host.add_result_layer(
+            keep = host.KeepActive(doc)
+            layer, _ = host.add_result_layer(
                 doc, doc.rootNode(), entry.layer_name, entry.image, entry.plan.target, entry.mask
             )
+            keep.add(layer)
             host.refresh(doc)
+            keep.finish()
         except (IndexError, PlanError) as exc:
             self._set(message=str(exc), level="error")
 
@@ -542,6 +550,7 @@ class Controller:
         if not host.is_open(doc):
             return
         rgba = jobs.crop_result(np.asarray(result.images[0].image), pending.plan)
+        keep = host.KeepActive(doc)
         try:
             lm.preview_id = host.write_preview_layer(
                 doc,
@@ -555,6 +564,8 @@ class Controller:
         except Exception as exc:
             self._set(message=f"Live: could not show the result: {exc}", level="error")
             return
+        keep.add(lm.preview_id)
+        keep.finish()
         lm.result = (rgba, pending.plan.target, pending.mask, result.images[0].seed)
         lm.target = pending.plan.target
         lm.prompt = pending.params.prompt
@@ -572,7 +583,9 @@ class Controller:
             return None
         rgba, target, mask, seed = lm.result
         name = naming.layer_name(lm.prompt, seed, "live")
-        host.add_layer_below(lm.doc, lm.preview_id, name, rgba, target, mask)
+        keep = host.KeepActive(lm.doc)
+        keep.add(host.add_layer_below(lm.doc, lm.preview_id, name, rgba, target, mask))
+        keep.finish()
         self.applied.append(
             {
                 "name": name,

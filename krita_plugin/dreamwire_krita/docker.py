@@ -7,13 +7,14 @@ from krita import DockWidget, Krita
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QIcon, QImage, QPixmap
 from PyQt5.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -22,7 +23,11 @@ from PyQt5.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
+    QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -33,8 +38,8 @@ from dreamwire.shared.refine_upscaler import PIXEL_UPSCALERS, upscaler_choices
 
 from . import krita_host as host
 from .controller import Controller
+from .logic import actions, live, workspaces
 from .logic import controls as ctl
-from .logic import live
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.params import MASKED_CONTENT, Params
@@ -63,6 +68,31 @@ def _names(items) -> list[str]:
     return out
 
 
+class Fold(QWidget):
+    """A titled section that folds away: rarely used settings stay out of the way."""
+
+    def __init__(self, title: str, content: QWidget, folded: bool = True):
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        self.toggle = QToolButton()
+        self.toggle.setText(title)
+        self.toggle.setCheckable(True)
+        self.toggle.setAutoRaise(True)
+        self.toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.toggle.toggled.connect(self._show)
+        self.content = content
+        lay.addWidget(self.toggle)
+        lay.addWidget(content)
+        self.toggle.setChecked(not folded)
+        self._show(not folded)
+
+    def _show(self, on: bool) -> None:
+        self.toggle.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
+        self.content.setVisible(on)
+
+
 class SettingsDialog(QDialog):
     def __init__(self, settings: settings_mod.Settings, parent=None):
         super().__init__(parent)
@@ -74,7 +104,7 @@ class SettingsDialog(QDialog):
         self.client_key.setEchoMode(QLineEdit.Password)
         self.command = QLineEdit(settings.backend_command)
         self.command.setPlaceholderText(
-            "e.g. dreamwire serve --models ~/sd --bind tcp://127.0.0.1:5555"
+            "e.g. dreamwire serve --models ~/sd --bind tcp://127.0.0.1:5790"
         )
         form.addRow("Backend address", self.address)
         form.addRow("Backend public key", self.server_key)
@@ -104,6 +134,7 @@ class DreamwireDocker(DockWidget):
         self._welcome_seen = None
         self.presets = FamilyPresets()
         self._follow_family = True  # off while set_params fills the widgets from one record
+        self.workspace = workspaces.from_setting(self.controller.settings.workspace)
         self._build()
         self._load_params()
         self.timer = QTimer(self)
@@ -113,32 +144,156 @@ class DreamwireDocker(DockWidget):
 
     # -- layout ---------------------------------------------------------------------
     def _build(self) -> None:
+        """Workspaces as Krita AI Diffusion lays them out: a selector on top, the prompt and
+        model shared, one page per task (rare settings folded), and status, progress and
+        Cancel always in sight below a scroll area that takes up whatever the screen lacks."""
         root = QWidget(self)
         lay = QVBoxLayout(root)
+        lay.setContentsMargins(2, 2, 2, 2)
 
         row = QHBoxLayout()
+        self.workspace_buttons = QButtonGroup(self)
+        for ws in workspaces.Workspace:
+            b = QToolButton()
+            b.setText(ws.label)
+            b.setToolTip(ws.tip)
+            b.setCheckable(True)
+            b.setAutoRaise(True)
+            self.workspace_buttons.addButton(b)
+            b.clicked.connect(lambda _on, ws=ws: self.set_workspace(ws))
+            row.addWidget(b)
+        row.addStretch(1)
         self.state_label = QLabel("Disconnected")
-        self.connect_button = QPushButton("Connect")
+        self.connect_button = QToolButton()
+        self.connect_button.setText("Connect")
         self.connect_button.clicked.connect(self.controller.connect)
-        self.settings_button = QPushButton("Settings…")
+        self.settings_button = QToolButton()
+        self.settings_button.setText("Settings…")
         self.settings_button.clicked.connect(self.edit_settings)
-        row.addWidget(self.state_label, 1)
+        row.addWidget(self.state_label)
         row.addWidget(self.connect_button)
         row.addWidget(self.settings_button)
         lay.addLayout(row)
 
+        body = QWidget()
+        self.body = body
+        blay = QVBoxLayout(body)
+        blay.setContentsMargins(0, 0, 0, 0)
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Prompt")
-        self.prompt.setMaximumHeight(70)
+        self.prompt.setMaximumHeight(64)
         self.negative = QPlainTextEdit()
         self.negative.setPlaceholderText("Negative prompt")
-        self.negative.setMaximumHeight(50)
-        lay.addWidget(self.prompt)
-        lay.addWidget(self.negative)
-
-        form = QFormLayout()
+        self.negative.setMaximumHeight(40)
+        blay.addWidget(self.prompt)
+        blay.addWidget(self.negative)
         self.model = QComboBox()
         self.model.setEditable(True)
+        mrow = QHBoxLayout()
+        mrow.addWidget(QLabel("Model"))
+        mrow.addWidget(self.model, 1)
+        blay.addLayout(mrow)
+        self.model.currentTextChanged.connect(lambda _text: self._family_changed())
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self._build_generate())
+        self.pages.addWidget(self._build_upscale())
+        self.pages.addWidget(self._build_live())
+        blay.addWidget(self.pages)
+        blay.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.scroll.setWidget(body)
+        lay.addWidget(self.scroll, 1)
+
+        # Always visible, whatever the workspace or the scroll position.
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setVisible(False)
+        row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.controller.cancel)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        lay.addWidget(self.preview)
+        lay.addLayout(row)
+        lay.addWidget(self.message)
+        self.setWidget(root)
+        self.set_workspace(self.workspace)
+
+    def _build_generate(self) -> QWidget:
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.0, 1.0)
+        self.strength.setSingleStep(0.05)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Strength"))
+        row.addWidget(self.strength, 1)
+        lay.addLayout(row)
+
+        row = QHBoxLayout()
+        self.generate_button = QPushButton("Generate")
+        self.refine_button = QPushButton("Refine")
+        self.inpaint_button = QPushButton("Inpaint")
+        self.edit_button = QPushButton("Edit")
+        self._edit_tip = (
+            "Change the current layer (or its selected part) as the prompt instructs; the "
+            "result comes in as a new layer"
+        )
+        self.generate_button.clicked.connect(lambda: self.controller.generate(self.params()))
+        self.refine_button.clicked.connect(lambda: self.controller.refine(self.params()))
+        self.inpaint_button.clicked.connect(lambda: self.controller.inpaint(self.params()))
+        self.edit_button.clicked.connect(lambda: self.controller.edit(self.params()))
+        self.layers_button = QPushButton("Layers")
+        self._layers_tip = (
+            "Split the current layer (or its selected part) into RGBA layers; they come in "
+            "as a group, bottom layer first (the prompt describes the picture)"
+        )
+        self.layers_button.clicked.connect(lambda: self.controller.layers(self.params()))
+        for b in (
+            self.generate_button,
+            self.refine_button,
+            self.inpaint_button,
+            self.edit_button,
+            self.layers_button,
+        ):
+            row.addWidget(b)
+        lay.addLayout(row)
+
+        lay.addWidget(Fold("Sampling", self._build_sampling()))
+        lay.addWidget(Fold("Control layers", self._build_controls()))
+        lay.addWidget(Fold("Regions", self._build_regions()))
+
+        hist = QWidget()
+        hl = QVBoxLayout(hist)
+        hl.setContentsMargins(0, 0, 0, 0)
+        self.history = QListWidget()
+        self.history.setIconSize(self.history.iconSize() * 3)
+        self.history.setMinimumHeight(60)
+        hl.addWidget(self.history)
+        row = QHBoxLayout()
+        self.insert_button = QPushButton("Insert again")
+        self.insert_button.clicked.connect(self._reinsert)
+        self.copy_button = QPushButton("Copy parameters")
+        self.copy_button.clicked.connect(self._copy_params)
+        row.addWidget(self.insert_button)
+        row.addWidget(self.copy_button)
+        hl.addLayout(row)
+        lay.addWidget(Fold("History", hist, folded=False))
+        return page
+
+    def _build_sampling(self) -> QWidget:
+        box = QWidget()
+        form = QFormLayout(box)
+        form.setContentsMargins(0, 0, 0, 0)
         self.sampler = QComboBox()
         self.sampler.setEditable(True)
         self.steps = QSpinBox()
@@ -157,9 +312,6 @@ class DreamwireDocker(DockWidget):
         self.seed = QSpinBox()
         self.seed.setRange(-1, SEED_MAX)
         self.seed.setSpecialValueText("random")
-        self.strength = QDoubleSpinBox()
-        self.strength.setRange(0.0, 1.0)
-        self.strength.setSingleStep(0.05)
         self.inpaint_fill = QComboBox()
         self.inpaint_fill.addItems(list(MASKED_CONTENT))
         self.inpaint_fill.setToolTip(
@@ -176,89 +328,41 @@ class DreamwireDocker(DockWidget):
             "instead of sampling the full size at once and getting repeated compositions"
         )
         for label, w in (
-            ("Model", self.model),
             ("Sampler", self.sampler),
             ("Steps", self.steps),
             ("CFG", self.cfg),
             (self.distilled_label, self.distilled_cfg),
             ("Seed", self.seed),
-            ("Strength", self.strength),
             ("Masked content", self.inpaint_fill),
             ("Batch", self.batch),
         ):
             form.addRow(label, w)
         form.addRow("", self.two_pass)
-        lay.addLayout(form)
-        self.model.currentTextChanged.connect(lambda _text: self._family_changed())
+        return box
 
-        row = QHBoxLayout()
-        self.generate_button = QPushButton("Generate")
-        self.refine_button = QPushButton("Refine")
-        self.inpaint_button = QPushButton("Inpaint")
-        self.edit_button = QPushButton("Edit")
-        self._edit_tip = (
-            "Change the current layer (or its selected part) as the prompt instructs; the "
-            "result comes in as a new layer"
-        )
-        self.layers_button = QPushButton("Layers")
-        self._layers_tip = (
-            "Split the current layer (or its selected part) into RGBA layers; they come in "
-            "as a group, bottom layer first (the prompt describes the picture)"
-        )
-        self.cancel_button = QPushButton("Cancel")
-        self.generate_button.clicked.connect(lambda: self.controller.generate(self.params()))
-        self.refine_button.clicked.connect(lambda: self.controller.refine(self.params()))
-        self.inpaint_button.clicked.connect(lambda: self.controller.inpaint(self.params()))
-        self.edit_button.clicked.connect(lambda: self.controller.edit(self.params()))
-        self.layers_button.clicked.connect(lambda: self.controller.layers(self.params()))
-        self.cancel_button.clicked.connect(self.controller.cancel)
-        for b in (
-            self.generate_button,
-            self.refine_button,
-            self.inpaint_button,
-            self.edit_button,
-            self.layers_button,
-            self.cancel_button,
-        ):
-            row.addWidget(b)
-        lay.addLayout(row)
+    # -- workspaces --------------------------------------------------------------------
+    def set_workspace(self, ws: workspaces.Workspace) -> None:
+        """Show `ws`'s page (and check its button); leaving Live switches Live off."""
+        old, self.workspace = self.workspace, ws
+        if not workspaces.live_stays_on(old, ws) and self.live_toggle.isChecked():
+            self.live_toggle.click()
+        index = list(workspaces.Workspace).index(ws)
+        # A stack is as tall as its tallest page; only the shown page may claim space.
+        for i in range(self.pages.count()):
+            page = self.pages.widget(i)
+            policy = QSizePolicy.Preferred if i == index else QSizePolicy.Ignored
+            page.setSizePolicy(policy, policy)
+        self.pages.setCurrentIndex(index)
+        self.pages.adjustSize()
+        self.workspace_buttons.buttons()[index].setChecked(True)
+        if ws.value != self.controller.settings.workspace:
+            self.controller.settings.workspace = ws.value
+            Krita.instance().writeSetting(settings_mod.GROUP, "workspace", ws.value)
 
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.preview = QLabel()
-        self.preview.setAlignment(Qt.AlignCenter)
-        self.preview.setMinimumHeight(64)
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.preview)
-        lay.addWidget(self.message)
-
-        lay.addWidget(self._build_live())
-        lay.addWidget(self._build_upscale())
-        lay.addWidget(self._build_controls())
-        lay.addWidget(self._build_regions())
-
-        hist = QGroupBox("History")
-        hl = QVBoxLayout(hist)
-        self.history = QListWidget()
-        self.history.setIconSize(self.history.iconSize() * 3)
-        hl.addWidget(self.history)
-        row = QHBoxLayout()
-        self.insert_button = QPushButton("Insert again")
-        self.insert_button.clicked.connect(self._reinsert)
-        self.copy_button = QPushButton("Copy parameters")
-        self.copy_button.clicked.connect(self._copy_params)
-        row.addWidget(self.insert_button)
-        row.addWidget(self.copy_button)
-        hl.addLayout(row)
-        lay.addWidget(hist)
-        lay.addStretch(1)
-        self.setWidget(root)
-
-    def _build_live(self) -> QGroupBox:
-        box = QGroupBox("Live")
+    def _build_live(self) -> QWidget:
+        box = QWidget()
         lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         self.live_toggle = QPushButton("Live")
         self.live_toggle.setCheckable(True)
@@ -287,6 +391,7 @@ class DreamwireDocker(DockWidget):
         row.addWidget(self.live_seed_button)
         row.addWidget(self.live_apply_button)
         lay.addLayout(row)
+        lay.addStretch(1)
         return box
 
     def _toggle_live(self, on: bool) -> None:
@@ -299,12 +404,15 @@ class DreamwireDocker(DockWidget):
     def _live_strength(self, value: float) -> None:
         self.controller.live.strength = value
 
-    def _build_upscale(self) -> QGroupBox:
-        box = QGroupBox("Upscale")
+    def _build_upscale(self) -> QWidget:
+        box = QWidget()
         form = QFormLayout(box)
+        form.setContentsMargins(0, 0, 0, 0)
         self.upscaler = QComboBox()
         self.upscaler.setEditable(True)
         self.upscaler.addItems(list(PIXEL_UPSCALERS))
+        self._upscaler_chosen = False  # picked by the artist (activated: never by code)
+        self.upscaler.activated.connect(lambda _i: setattr(self, "_upscaler_chosen", True))
         self.upscale_factor = QDoubleSpinBox()
         self.upscale_factor.setRange(1.0, 8.0)
         self.upscale_factor.setSingleStep(0.5)
@@ -341,9 +449,10 @@ class DreamwireDocker(DockWidget):
             strength=self.upscale_strength.value(),
         )
 
-    def _build_controls(self) -> QGroupBox:
-        box = QGroupBox("Control layers")
+    def _build_controls(self) -> QWidget:
+        box = QWidget()
         lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
         form = QFormLayout()
         self.control_type = QComboBox()
         self.control_type.addItems(list(ctl.TYPES))
@@ -377,9 +486,10 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(self.control_list)
         return box
 
-    def _build_regions(self) -> QGroupBox:
-        box = QGroupBox("Regions")
+    def _build_regions(self) -> QWidget:
+        box = QWidget()
         row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
         self.region_prompt = QLineEdit()
         self.region_prompt.setPlaceholderText("Region prompt (or name the layer later)")
         self.add_region_button = QPushButton("Add region")
@@ -532,6 +642,20 @@ class DreamwireDocker(DockWidget):
             Krita.instance().writeSetting(settings_mod.GROUP, "params", text)
 
     # -- actions ----------------------------------------------------------------------
+    def run_command(self, command: actions.Command) -> None:
+        """A Krita action (a shortcut): the same as the docker's buttons."""
+        self.set_workspace(actions.live_workspace_for(command, self.workspace))
+        if command is actions.Command.GENERATE:
+            what = actions.generate_action(self.workspace)
+            button = self.upscale_button if what == "upscale" else self.generate_button
+            button.click()
+        elif command is actions.Command.CANCEL:
+            self.controller.cancel()
+        elif command is actions.Command.APPLY:
+            self.controller.live_apply()
+        elif command is actions.Command.TOGGLE_LIVE:
+            self.live_toggle.click()
+
     def edit_settings(self) -> None:
         dlg = SettingsDialog(self.controller.settings, self)
         if dlg.exec_() != QDialog.Accepted:
@@ -586,7 +710,7 @@ class DreamwireDocker(DockWidget):
 
     def refresh(self, controller: Controller) -> None:
         st = controller.status
-        self.state_label.setText(st.state.capitalize())
+        self.state_label.setText(st.label)
         self.show_message(st.message, st.level)
         busy = controller.busy
         self.cancel_button.setEnabled(busy)
@@ -596,8 +720,10 @@ class DreamwireDocker(DockWidget):
         if st.preview is not None:
             pm = QPixmap.fromImage(to_qimage(st.preview))
             self.preview.setPixmap(pm.scaled(192, 192, Qt.KeepAspectRatio))
+            self.preview.setVisible(True)
         elif not busy:
             self.preview.clear()
+            self.preview.setVisible(False)
         if controller.welcome is not None and controller.welcome is not self._welcome_seen:
             self._welcome_seen = controller.welcome
             self._fill_lists(controller.welcome)
@@ -616,9 +742,12 @@ class DreamwireDocker(DockWidget):
             combo.setCurrentText(current)
             combo.blockSignals(False)
         current = self.upscaler.currentText()
+        choices = upscaler_choices(welcome)
         self.upscaler.clear()
-        self.upscaler.addItems(upscaler_choices(welcome))
-        self.upscaler.setCurrentText(current)
+        self.upscaler.addItems(choices)
+        # The best model the backend lists, until the artist picks one themselves.
+        best = upscaling.default_upscaler(choices, self.upscale_factor.value())
+        self.upscaler.setCurrentText(current if self._upscaler_chosen else best)
 
     def _fill_history(self, controller: Controller) -> None:
         self.history.clear()

@@ -360,6 +360,65 @@ def masks_pending() -> int:
     return _MaskByAction.pending
 
 
+_keepers: set = set()
+
+
+class KeepActive:
+    """Leaves the artist's active layer active across insertions (results, the Live
+    preview, applied layers), so the next stroke lands where they expect.
+
+    Krita's view may activate a new layer through queued signals, and a transparency mask
+    made through Krita's action needs its layer active for a while: so the artist's layer
+    is put back at once and again over the next turns of the event loop, but only while
+    the active layer is one this insertion added (or inside one): a layer the artist
+    picks meanwhile is left alone."""
+
+    ROUNDS = 8
+    EVERY_MS = 150
+
+    def __init__(self, doc):
+        self.doc = doc
+        node = doc.activeNode()
+        self.keep = node_id(node) if node is not None else None
+        self.added: set[str] = set()
+        self.rounds = 0
+
+    def add(self, node_or_id) -> None:
+        self.added.add(node_or_id if isinstance(node_or_id, str) else node_id(node_or_id))
+
+    def finish(self) -> None:
+        if self.keep is None or not self.added:
+            return
+        self._restore()
+        _keepers.add(self)  # PyQt holds timer callbacks weakly
+        QTimer.singleShot(self.EVERY_MS, self._tick)
+
+    def _tick(self) -> None:
+        try:
+            if not masks_pending():  # the mask maker needs its layer active until done
+                self._restore()
+                self.rounds += 1
+        except Exception:  # the document was closed meanwhile
+            self.rounds = self.ROUNDS
+        if self.rounds < self.ROUNDS:
+            QTimer.singleShot(self.EVERY_MS, self._tick)
+        else:
+            _keepers.discard(self)
+
+    def _restore(self) -> None:
+        active = self.doc.activeNode()
+        if active is None or node_id(active) == self.keep:
+            return
+        node = active
+        while node is not None:
+            if node_id(node) in self.added:
+                keep = find_node(self.doc, self.keep)
+                if keep is not None:
+                    self.doc.setActiveNode(keep)
+                return
+            node = node.parentNode()
+
+
 def _shows(doc) -> bool:
     """Whether the document is open in the active view (Krita's actions act on it)."""
     win = Krita.instance().activeWindow()

@@ -154,8 +154,10 @@ def run_script(prof: Profile, script: str, config: dict, timeout: float = 180) -
     return _result(out, text)
 
 
-def run_gui(prof: Profile, config: dict, timeout: float = 240) -> dict:
-    """Full Krita under Xvfb; the dwtest_startup plugin drives it and quits."""
+def run_gui(
+    prof: Profile, config: dict, timeout: float = 240, screen: tuple[int, int] = (1600, 1000)
+) -> dict:
+    """Full Krita under Xvfb on a `screen` (w, h); the dwtest_startup plugin drives it."""
     startup = SCRIPTS / "dwtest_startup"
     shutil.copytree(startup, prof.pykrita / "dwtest_startup", dirs_exist_ok=True)
     shutil.copy(SCRIPTS / "dwtest_startup.desktop", prof.pykrita)
@@ -166,7 +168,7 @@ def run_gui(prof: Profile, config: dict, timeout: float = 240) -> dict:
     cfg.write_text(json.dumps(config))
     env = prof.env(DW_TEST_CONFIG=str(cfg), DW_TEST_RESULT=str(out))
     for _attempt in range(3):
-        with _xvfb() as display:
+        with _xvfb(screen) as display:
             env["DISPLAY"] = display
             text = _run([KRITA, "--nosplash"], env, prof.root, timeout)
         # Another X server can take the display between Xvfb and Krita: try a fresh one.
@@ -179,10 +181,13 @@ class _xvfb:
     """A private X server on a display number the server picks itself (-displayfd), so
     parallel test runs never race for the same display as `xvfb-run -a` can."""
 
+    def __init__(self, screen: tuple[int, int]):
+        self.screen = f"{screen[0]}x{screen[1]}x24"
+
     def __enter__(self) -> str:
         r, w = os.pipe()
         self.proc = subprocess.Popen(
-            [XVFB, "-displayfd", str(w), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            [XVFB, "-displayfd", str(w), "-screen", "0", self.screen, "-nolisten", "tcp"],
             pass_fds=(w,),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from dreamwire_krita.logic import workspaces
+from dreamwire_krita.logic.upscale import default_upscaler
 from krita_harness import KRITA, XVFB, build_zip, make_profile, run_gui
 
+from dreamwire.shared.refine_upscaler import upscale_models
 from tests.support.backend import BackendProcess
 
 pytestmark = [
@@ -22,7 +25,15 @@ def gui(tmp_path_factory, tiny_models):
         prof = make_profile(
             root / "profile", build_zip(root / "dist"), settings={"address": backend.address}
         )
-        out = run_gui(prof, {"timeout": 100}, timeout=200)
+        # The smallest screen the docker must work on: everything below runs on it.
+        shots = root / "shots"
+        shots.mkdir()
+        out = run_gui(
+            prof,
+            {"timeout": 110, "shots": str(shots)},
+            timeout=220,
+            screen=workspaces.SMALL_SCREEN,
+        )
     return out, prof
 
 
@@ -32,9 +43,46 @@ def test_docker_connects_and_fills_lists_from_welcome(gui):
     assert out["docker_title"] == "Dreamwire"
     assert out["state_label"] == "Connected"
     assert "tiny-sd1" in out["models"] and out["samplers"] > 3
-    # The Upscale group lists the backend's upscalers; its defaults are Krita AI Diffusion's.
+    # The Upscale workspace lists the backend's upscalers; its defaults are Krita AI
+    # Diffusion's.
     assert out["upscalers"][:2] == ["Lanczos", "Nearest"]
-    assert out["upscale_choice"] == [2.0, "Lanczos", True, 0.3]
+    # Upscale starts with the best model upscaler listed (the tiny library has one), not
+    # with a Lanczos resize.
+    models = upscale_models(out["upscalers"])
+    assert models and out["upscale_choice"] == [2.0, default_upscaler(models), True, 0.3]
+    assert out["upscale_choice"][1] in models
+
+
+def test_docker_fits_a_1080p_screen_and_works_at_1366x768(gui):
+    out = gui[0]
+    assert "error" not in out, out.get("error")
+    lay = out["layout"]
+    assert lay["screen"] == list(workspaces.SMALL_SCREEN)
+    for ws, size in lay["sizes"].items():
+        # Every workspace, unscrolled, fits a 1080p screen's work area beside Layers ...
+        assert 0 < size["needed"] <= workspaces.SCREEN_1080_BUDGET, (ws, size)
+        # ... and scrolls on a 768-line screen instead of pushing Krita's window past it.
+        assert 0 < size["minimum"] <= workspaces.SMALL_SCREEN[1] // 2, (ws, size)
+    assert lay["window"][1] <= workspaces.SMALL_SCREEN[1], lay
+    assert lay["window_minimum"] <= workspaces.SMALL_SCREEN[1], lay
+    assert lay["docker_visible"] and lay["status_visible"] and lay["pages"] == [0, 3]
+
+
+def test_insertions_leave_the_artists_active_layer_active(gui):
+    active = gui[0]["active_after"]
+    assert set(active) == {"generate", "inpaint", "live preview", "live apply"}
+    assert active["generate"] == ["paint", "paint"]
+    for what, (before, after) in active.items():
+        assert before is not None and after == before, (what, active)
+
+
+def test_krita_actions_generate_cancel_and_toggle_live(gui):
+    a = gui[0]["actions"]
+    assert a["found"] == sorted(
+        ["dreamwire_generate", "dreamwire_cancel", "dreamwire_apply", "dreamwire_toggle_live"]
+    )
+    assert a["live_on"] == [True, "live", True] and a["live_off"] == [False, False]
+    assert a["generated"] and a["cancelled"].startswith("Cancelled")
 
 
 def test_docker_without_a_document_says_so(gui):

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 GROUP = "dreamwire"
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+# `dreamwire serve`'s default --bind (backend/cli/serve.py), so the two meet untouched.
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5790"
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Settings:
     # Which family the docker's sampling values are for, and those last used with others
     # (shared.family_presets.FamilyPresets, JSON).
     family_presets: str = ""
+    workspace: str = "generate"  # the docker's workspace (logic/workspaces.py)
 
     def problems(self) -> list[str]:
         out = []

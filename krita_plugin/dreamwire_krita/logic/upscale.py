@@ -18,6 +18,7 @@ from dreamwire.shared.families import family as family_of
 from dreamwire.shared.job import Job, Upscale
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
+from dreamwire.shared.refine_upscaler import refine_upscaler
 
 from .geometry import Rect
 from .params import Params
@@ -39,6 +40,13 @@ class UpscaleChoice:
     upscaler: str = "Lanczos"
     refine: bool = True
     strength: float = REFINE_STRENGTH
+
+
+def default_upscaler(upscalers: list[str], factor: float = UpscaleChoice.factor) -> str:
+    """The upscaler the docker starts with: the best upscale model the backend lists for
+    a `factor` enlargement (Krita AI Diffusion's choice rule, shared.refine_upscaler), a
+    Lanczos resize only when it lists no model."""
+    return refine_upscaler(upscalers, (100, 100), (round(100 * factor), round(100 * factor)))
 
 
 def plan_upscale(canvas: Rect, factor: float) -> Plan:

@@ -28,19 +28,26 @@ class Driver:
         self.steps = [
             self.find_docker,
             self.wait_connected,
+            self.layout,
             self.no_document,
             self.open_document,
             self.generate,
             self.wait_generated,
+            self.settle("generate"),
             self.inpaint,
             self.wait_inpainted,
+            self.settle("inpaint"),
             self.vector_pose,
             self.controls_and_regions,
             self.reference_and_region,
             self.live_on,
             self.live_first,
+            self.settle("live preview"),
             self.live_second,
             self.live_apply_off,
+            self.settle("live apply"),
+            self.actions,
+            self.actions_cancelled,
             self.finish,
         ]
         self.deadline = time.monotonic() + self.cfg.get("timeout", 150)
@@ -75,6 +82,33 @@ class Driver:
         if self.steps:
             QTimer.singleShot(100, self.next)
 
+    def settle(self, name):
+        """A step that records the active layer's name once insertions have settled
+        (Krita's view activates layers through queued signals; masks take a while)."""
+        SETTLE_S = 1.8
+
+        def step():
+            from dreamwire_krita import krita_host as host
+
+            if not hasattr(self, "_settle_until"):
+                self._settle_until = time.monotonic() + SETTLE_S
+            if time.monotonic() < self._settle_until or host.masks_pending():
+                return False
+            del self._settle_until
+            node = self.doc.activeNode()
+            self.out.setdefault("active_after", {})[name] = [
+                self.active_before,
+                node.name() if node is not None else None,
+            ]
+            return True
+
+        step.__name__ = f"settle_{name.replace(' ', '_')}"
+        return step
+
+    def remember_active(self):
+        node = self.doc.activeNode()
+        self.active_before = node.name() if node is not None else None
+
     def last_group(self):
         # The global selection is a node too, so the newest group is not always last.
         return [n for n in self.doc.rootNode().childNodes() if n.type() == "grouplayer"][-1]
@@ -103,6 +137,46 @@ class Driver:
         self.out["upscale_choice"] = [c.factor, c.upscaler, c.refine, c.strength]
         return True
 
+    def layout(self):
+        """How tall the docker is in each workspace; screenshots for the manual."""
+        from dreamwire_krita.logic import workspaces
+
+        d = self.docker
+        app = QApplication.instance()
+        shots = self.cfg.get("shots")
+        sizes = {}
+        for ws in workspaces.Workspace:
+            d.set_workspace(ws)
+            app.processEvents()
+            scroll = d.scroll
+            # Without scrolling: the fixed parts plus the scroll area's whole content.
+            needed = (
+                d.minimumSizeHint().height()
+                - scroll.minimumSizeHint().height()
+                + d.body.sizeHint().height()
+            )
+            sizes[ws.value] = {"minimum": d.minimumSizeHint().height(), "needed": needed}
+            if shots:
+                d.grab().save(os.path.join(shots, f"docker-{ws.value}.png"))
+        d.set_workspace(workspaces.Workspace.GENERATE)
+        app.processEvents()
+        win = Krita.instance().activeWindow().qwindow()
+        screen = app.primaryScreen().geometry()
+        self.out["layout"] = {
+            "sizes": sizes,
+            "screen": [screen.width(), screen.height()],
+            "window": [win.frameGeometry().width(), win.frameGeometry().height()],
+            "window_minimum": win.minimumSizeHint().height(),
+            "docker_visible": d.isVisible() and d.height() > 0,
+            "status_visible": d.progress.isVisible()
+            and d.message.isVisible()
+            and d.cancel_button.isVisible(),
+            "pages": [d.pages.currentIndex(), d.pages.count()],
+        }
+        if shots:
+            app.primaryScreen().grabWindow(0).save(os.path.join(shots, "krita.png"))
+        return True
+
     def no_document(self):
         for doc in Krita.instance().documents():
             doc.close()
@@ -121,14 +195,20 @@ class Driver:
         rng = np.random.default_rng(3)
         img = rng.integers(0, 256, (64, 96, 4), dtype=np.uint8)
         img[..., 3] = 255
-        host.add_result_layer(doc, doc.rootNode(), "paint", img, Rect(0, 0, 96, 64), None)
+        paint, _ = host.add_result_layer(
+            doc, doc.rootNode(), "paint", img, Rect(0, 0, 96, 64), None
+        )
         host.refresh(doc)
+        doc.setActiveNode(paint)  # the artist paints here; no insertion may take it away
         self.doc = doc
         self.out["active_is_doc"] = k.activeDocument() is not None
         return True
 
     def generate(self):
         d = self.docker
+        if self.doc.activeNode() is None or self.doc.activeNode().name() != "paint":
+            return False
+        self.remember_active()
         d.prompt.setPlainText("a lighthouse at dusk")
         d.model.setCurrentText("tiny-sd1")
         d.steps.setValue(2)
@@ -194,6 +274,7 @@ class Driver:
         d.inpaint_fill.setCurrentText("latent nothing")
         d.two_pass.setChecked(False)  # saved with the panel on the next click
         self.applied = len(d.controller.applied)
+        self.remember_active()
         d.inpaint_button.click()
         self.out["inpaint_job_fill"] = d.controller.last_job.inpaint_fill
         self.out["inpaint_click"] = d.message.text()
@@ -352,6 +433,7 @@ class Driver:
         d.steps.setValue(2)
         self.live = {"strength_default": d.live_strength.value()}
         self.out["live_sampler_panel"] = d.sampler.currentText()
+        self.remember_active()
         d.live_toggle.click()
         self.live["checked"] = d.live_toggle.isChecked()
         return True
@@ -431,6 +513,7 @@ class Driver:
 
     def live_apply_off(self):
         d = self.docker
+        self.remember_active()
         preview = self._preview_layers()[0]
         d.live_apply_button.click()
         names = [n.name() for n in self.doc.rootNode().childNodes()]
@@ -448,6 +531,32 @@ class Driver:
         self.live["off_layers"] = len(self._preview_layers())
         self.live["off_checked"] = d.live_toggle.isChecked()
         self.out["live"] = self.live
+        return True
+
+    def actions(self):
+        """The plugin's Krita actions (what a shortcut triggers) drive the docker."""
+        from dreamwire_krita.logic.actions import ACTIONS
+
+        d, k = self.docker, Krita.instance()
+        acts = {a.id: k.action(a.id) for a in ACTIONS}
+        r = {"found": sorted(i for i, a in acts.items() if a is not None)}
+        acts["dreamwire_toggle_live"].trigger()
+        r["live_on"] = [d.live_toggle.isChecked(), d.workspace.value, d.controller.live.on]
+        acts["dreamwire_toggle_live"].trigger()
+        r["live_off"] = [d.live_toggle.isChecked(), d.controller.live.on]
+        d.set_workspace(type(d.workspace).GENERATE)
+        d.steps.setValue(40)  # long enough to still be running when cancelled
+        before = d.controller.last_job
+        acts["dreamwire_generate"].trigger()
+        r["generated"] = d.controller.last_job is not before and d.controller.busy
+        acts["dreamwire_cancel"].trigger()
+        self.out["actions"] = r
+        return True
+
+    def actions_cancelled(self):
+        if self.docker.controller.busy:
+            return False
+        self.out["actions"]["cancelled"] = self.docker.message.text()
         return True
 
     def finish(self):
