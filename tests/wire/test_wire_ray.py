@@ -39,11 +39,11 @@ def client(ray_backend):
     c.close()
 
 
-def _workers(backend) -> list[dict]:
+def _workers(backend) -> list[ev.WorkerStatus]:
     """The welcome's workers now (a fresh hello)."""
     c = Client(backend.address)
     try:
-        return c.connect_wait(60).extra["workers"]
+        return c.connect_wait(60).workers
     finally:
         c.close()
 
@@ -58,12 +58,12 @@ def _results(events, job_id):
 
 def test_two_jobs_run_at_once_on_the_two_actors(ray_backend, client):
     workers = _workers(ray_backend)
-    assert len(workers) == 2 and len({w["pid"] for w in workers}) == 2
-    assert all(w["device"] == "cpu" for w in workers)
+    assert len(workers) == 2 and len({w.pid for w in workers}) == 2
+    assert all(w.device == "cpu" for w in workers)
     a = client.submit(_job(steps=RUNNING_STEPS, seed=1, model="tiny-sd1"))
     b = client.submit(_job(steps=RUNNING_STEPS, seed=2, model="tiny-sd1"))
     collect(client, lambda es: first_step(a)(es) and first_step(b)(es))
-    running = {w["job"]: w["name"] for w in _workers(ray_backend)}
+    running = {w.job: w.name for w in _workers(ray_backend)}
     assert {a, b} <= running.keys() and running[a] != running[b], running
     events = collect(client, lambda es: ended(a)(es) and ended(b)(es))
     assert len(_results(events, a)) == 1 and len(_results(events, b)) == 1, events
@@ -75,7 +75,7 @@ def test_a_job_goes_to_the_actor_that_holds_its_model(ray_backend, client):
         events = collect(client, ended(job_id))
         assert _results(events, job_id), events
     holders = {
-        m: [w["name"] for w in _workers(ray_backend) if m in w["models"]]
+        m: [w.name for w in _workers(ray_backend) if m in w.models]
         for m in ("tiny-sd1-diffusers", "tiny-sdxl")
     }
     # The second model went to the other (less loaded) actor, and the first model's second
@@ -91,19 +91,19 @@ def test_a_cancel_reaches_the_actor_running_the_job(ray_backend, client):
     events = collect(client, ended(job_id), timeout=30)
     assert any(isinstance(e, ev.Cancelled) and e.job_id == job_id for e in events), events
     # Stopped on the actor, not only forgotten here: it is idle again well before 500 steps.
-    assert all(w["job"] == "" for w in _workers(ray_backend))
+    assert all(w.job == "" for w in _workers(ray_backend))
 
 
 def test_an_actor_killed_mid_job_has_it_run_once_more_on_the_other(ray_backend, client):
     job_id = client.submit(_job(steps=RUNNING_STEPS, seed=4))
     collect(client, first_step(job_id))
-    victim = next(w for w in _workers(ray_backend) if w["job"] == job_id)
-    os.kill(victim["pid"], signal.SIGKILL)  # a real death: the process is gone
+    victim = next(w for w in _workers(ray_backend) if w.job == job_id)
+    os.kill(victim.pid, signal.SIGKILL)  # a real death: the process is gone
     events = collect(client, ended(job_id), timeout=120)
     assert len(_results(events, job_id)) == 1, events
     assert not any(isinstance(e, ev.ErrorEvent) for e in events), events
     log = ray_backend.log_text()
-    assert f"job {job_id}: {victim['name']} died running it" in log
+    assert f"job {job_id}: {victim.name} died running it" in log
     # Stored once, and off the durable queue.
     assert (ray_backend.out_dir / "jobs" / job_id).is_dir()
     assert not (ray_backend.out_dir / "queue" / job_id).exists()
