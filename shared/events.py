@@ -23,6 +23,31 @@ CLOSED = "closed"
 
 
 @dataclass
+class WorkerStatus:
+    """One worker of `welcome.workers`: its name, device, the checkpoints it holds loaded,
+    its process id and the job it is running ("" when idle)."""
+
+    name: str
+    device: str = ""
+    models: list[str] = field(default_factory=list)
+    pid: int = 0
+    job: str = ""
+
+    @classmethod
+    def from_wire(cls, body: Any) -> WorkerStatus | None:
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            return None
+        pid = body.get("pid")
+        text = {k: body.get(k) if isinstance(body.get(k), str) else "" for k in ("device", "job")}
+        return cls(
+            body["name"],
+            models=_strings(body.get("models")),
+            pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else 0,
+            **text,
+        )
+
+
+@dataclass
 class Welcome:
     """The backend's self-description, sent in answer to hello (and after a reconnect).
 
@@ -73,6 +98,8 @@ class Welcome:
     # {checkpoint: its own defaults} where they differ from its family's (Flux schnell's
     # 4 steps, Kontext's Distilled CFG 2.5); {} from a backend that does not say.
     model_defaults: dict[str, GenerationDefaults] = field(default_factory=dict)
+    # What runs the jobs (PROTOCOL.md, "Workers"): one in-process worker, or Ray actors.
+    workers: list[WorkerStatus] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # capability keys this client does not know
 
     @classmethod
@@ -107,6 +134,10 @@ class Welcome:
         }
         kw["families"] = {k: v for k, v in infos.items() if v is not None}
         kw["model_defaults"] = _defaults_map(kw.get("model_defaults"))
+        raw = kw.get("workers")
+        kw["workers"] = [
+            w for w in map(WorkerStatus.from_wire, raw if isinstance(raw, list) else []) if w
+        ]
         return cls(**kw, extra={k: v for k, v in body.items() if k not in known})
 
     def family(self, model: str) -> FamilyInfo | None:

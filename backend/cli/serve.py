@@ -7,11 +7,15 @@ the console (stderr) and to a log file in the output folder.
 Accepted jobs are kept in OUT/queue/<job_id>/ until their end is final; on start, jobs found
 there (left by a backend that was killed or stopped) are validated and queued again before
 the listening line is printed, and unreadable entries are moved to OUT/queue-rejected/.
+
+With `--ray [ADDRESS]` the jobs run on Ray actors (the `cluster` extra; server/ray_pool.py)
+of the cluster at ADDRESS, or of a local one; this process keeps the ZeroMQ front.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -59,6 +63,22 @@ def add_parser(sub) -> None:
         help="a client's public key file (or a folder of *.key files); repeatable",
     )
     add_engine_arguments(p)
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run jobs on Ray actors, one per GPU, of the cluster at ADDRESS (`ray start "
+        "--head` prints it), or of a local cluster without ADDRESS; needs dreamwire[cluster]",
+    )
+    p.add_argument(
+        "--ray-actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="actors to start (default: one per GPU of the cluster; 2 on a CPU-only one)",
+    )
     p.add_argument("--log", type=Path, help="log file (default OUT/dreamwire-server.log)")
     d = Limits()
     p.add_argument("--max-message-mb", type=float, default=d.max_message_bytes / 2**20)
@@ -93,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.keys is not None and not args.allow_client_key:
         raise DreamwireError(ErrorCode.UNAUTHORIZED, "--keys needs at least one --allow-client-key")
+    if args.ray is not None:  # before anything slow: a missing extra is said at once
+        from dreamwire.backend.server.ray_pool import import_ray
+
+        import_ray()
     setup_logging(args.log or args.out / "dreamwire-server.log")
     log = logging.getLogger("dreamwire.server")
 
@@ -112,7 +136,14 @@ def run(args: argparse.Namespace) -> int:
         queue_dir=args.out / "queue",
         rejected_dir=args.out / "queue-rejected",
     )
-    server = Server(engine, store.save, store.load, config, save_failure=store.save_failure)
+    server = Server(
+        engine,
+        store.save,
+        store.load,
+        config,
+        save_failure=store.save_failure,
+        executor=ray_executor(args, engine) if args.ray is not None else None,
+    )
     address = server.bind()
     restored = server.restore_queue()
     if restored:
@@ -129,6 +160,36 @@ def run(args: argparse.Namespace) -> int:
     server.serve_forever()
     log.info("stopped")
     return 0
+
+
+def actor_engine(models: list[Path], device: str | None, low_vram: bool | None, fast: bool):
+    """The engine of one Ray actor, built in the actor's process."""
+    if not fast:
+        from dreamwire.backend.engine import fastpath
+
+        fastpath.set_enabled(False)
+    return build_engine(models, device, low_vram)
+
+
+def ray_executor(args: argparse.Namespace, engine):
+    """The Ray actor pool's factory; `engine` here only answers for the library."""
+    from dreamwire.backend.server.ray_pool import PoolOptions, RayPool
+
+    options = PoolOptions(
+        make_engine=functools.partial(
+            actor_engine, list(args.models), args.device, args.low_vram, not args.no_fast_path
+        ),
+        address=args.ray,
+        actors=args.ray_actors,
+    )
+
+    def default_model() -> str:  # what a job naming no model runs on, for model affinity
+        try:
+            return engine.default_model()
+        except DreamwireError:
+            return ""
+
+    return lambda feed: RayPool(feed, options, default_model)
 
 
 def build_backend(models: list[Path], out: Path, device: str | None, low_vram: bool | None):

@@ -77,6 +77,11 @@ class Engine:
         """Read the model folders again: a merge, a download or the artist added a file."""
         self.library.refresh()
 
+    def loaded_models(self) -> list[str]:
+        """The checkpoints cached now, least recently used first (the welcome's workers)."""
+        keys = self.models.keys()
+        return [k[1] for k in keys if isinstance(k, tuple) and k[0] == "model"]
+
     def capabilities(self) -> dict:
         return {
             "device": self.info.describe(),

@@ -1,4 +1,7 @@
-"""The job queue: priority first (live, interactive, normal, batch), then arrival order."""
+"""The job queue: priority first (live, interactive, normal, batch), then arrival order.
+
+Several jobs may be running at once (a Ray actor pool runs one per actor); the in-process
+worker runs one."""
 
 from __future__ import annotations
 
@@ -18,6 +21,10 @@ class Entry:
     cancel: threading.Event = field(default_factory=threading.Event)
     # Why it was cancelled, when the backend did it (a superseded live job); sent along.
     reason: str = ""
+    # Runs begun: a job whose worker died is re-run once (ray_pool.py), then it fails.
+    attempts: int = 0
+    # The worker that died running it: its re-run goes elsewhere.
+    avoid: str = ""
 
     @property
     def job_id(self) -> str:
@@ -25,13 +32,23 @@ class Entry:
 
 
 class JobQueue:
-    """Thread-safe: the server thread puts and cancels, the worker thread takes."""
+    """Thread-safe: the server thread puts and cancels, the worker thread(s) take."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, int, Entry]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
-        self.running: Entry | None = None
+        self._running: dict[str, Entry] = {}
+
+    @property
+    def running(self) -> Entry | None:
+        """The earliest-queued running job (the only one with a single worker)."""
+        with self._cond:
+            return min(self._running.values(), key=lambda e: (e.rank, e.seq), default=None)
+
+    def running_entries(self) -> list[Entry]:
+        with self._cond:
+            return list(self._running.values())
 
     def __len__(self) -> int:
         with self._cond:
@@ -52,13 +69,20 @@ class JobQueue:
             if not self._heap:
                 return None
             entry = heapq.heappop(self._heap)[2]
-            self.running = entry
+            self._running[entry.job_id] = entry
             return entry
 
     def done(self, entry: Entry) -> None:
         with self._cond:
-            if self.running is entry:
-                self.running = None
+            if self._running.get(entry.job_id) is entry:
+                del self._running[entry.job_id]
+
+    def requeue(self, entry: Entry) -> None:
+        """A running job back in the queue, ahead of its class (its worker died)."""
+        with self._cond:
+            self._running.pop(entry.job_id, None)
+            heapq.heappush(self._heap, (entry.rank, entry.seq, entry))
+            self._cond.notify()
 
     def remove(self, job_id: str) -> Entry | None:
         """Take a queued (not running) job out; None if it is not waiting."""
@@ -72,17 +96,17 @@ class JobQueue:
 
     def find(self, job_id: str) -> Entry | None:
         with self._cond:
-            if self.running is not None and self.running.job_id == job_id:
-                return self.running
+            if job_id in self._running:
+                return self._running[job_id]
             return next((e for _, _, e in self._heap if e.job_id == job_id), None)
 
     def position(self, job_id: str) -> int:
         """Jobs ahead of `job_id`, the running one included (0: it is running)."""
         with self._cond:
-            if self.running is not None and self.running.job_id == job_id:
+            if job_id in self._running:
                 return 0
             mine = next(((r, s) for r, s, e in self._heap if e.job_id == job_id), None)
             if mine is None:
                 return -1
             ahead = sum(1 for r, s, _ in self._heap if (r, s) < mine)
-            return ahead + (1 if self.running is not None else 0)
+            return ahead + len(self._running)

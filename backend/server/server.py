@@ -53,6 +53,7 @@ from dreamwire.shared.result import JobResult
 
 from .decoding import MAX_WAITING_PER_CLIENT, DecodePool, Inbound
 from .durable import DurableQueue
+from .executor import Executor, Feed
 from .jobqueue import JobQueue
 from .owners import Owners
 from .queue_writer import ASYNC_WRITE_BYTES, PendingSubmit, QueueWriter
@@ -108,7 +109,11 @@ class Server:
         config: ServerConfig,
         context: zmq.Context | None = None,
         save_failure: Callable[[Job, DreamwireError], None] | None = None,
+        executor: Callable[[Feed], Executor] | None = None,
     ):
+        """`executor` builds what runs the jobs (a Ray actor pool: ray_pool.py); None: the
+        in-process worker on `engine`. `engine` itself always answers for the library
+        (capabilities, model checks, memory admission)."""
         self.engine = engine
         self.load = load
         # Keeps a final error where `load` finds it (store.py); None: nowhere to keep one.
@@ -133,7 +138,8 @@ class Server:
                 config.queue_dir.name + "-rejected"
             )
             self.durable = DurableQueue(config.queue_dir, rejected)
-        self.worker = Worker(engine, save, self.jobs, self.ctx, self._wake_address, self.durable)
+        feed = Feed(self.jobs, save, self.ctx, self._wake_address, self.durable)
+        self.worker: Executor = executor(feed) if executor is not None else Worker(engine, feed)
         self.decoder = DecodePool(self.ctx, self._wake_address)
         # Large accepted jobs go to disk on the writer's thread; until then they wait here.
         self.writer = (
@@ -239,11 +245,7 @@ class Server:
             self.decoder.close()
             if self.writer is not None:
                 self.writer.close()
-            self.worker.stopping.set()
-            running = self.jobs.running
-            if running is not None:  # stop at the next step instead of finishing the job
-                running.cancel.set()
-            self.worker.join(timeout=5)
+            self.worker.stop(timeout=5)
             self.router.close(0)
             self.wake.close(0)
             if self._auth is not None:
@@ -432,6 +434,8 @@ class Server:
             "priorities": list(PRIORITIES),
             **self.capabilities,
             "limits": self.limits.to_dict(),
+            # What runs the jobs: one in-process worker, or the actors of a Ray pool.
+            "workers": [w.to_dict() for w in self.worker.workers()],
         }
         self._send(identity, P.reply(msg, P.WELCOME, body))
 
@@ -514,7 +518,7 @@ class Server:
     def _waiting_live(self, identity: bytes) -> bool:
         previous = self.live.get(identity)
         entry = self.jobs.find(previous) if previous is not None else None
-        return entry is not None and entry is not self.jobs.running
+        return entry is not None and all(entry is not r for r in self.jobs.running_entries())
 
     def _supersede_live(self, identity: bytes, job_id: str) -> None:
         """`job_id` is this client's newest live job: its previous one, if still queued or

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dreamwire.shared import families
-from dreamwire.shared.events import Welcome
+from dreamwire.shared.events import Welcome, WorkerStatus
 
 GOOD = {
     "protocol": 1,
@@ -70,9 +70,33 @@ def test_every_key_protocol_md_lists_is_a_field():
         {"model_modes": {"flux1-kontext": "edit"}},
         {"model_defaults": ["flux1-schnell"]},
         {"model_defaults": {"flux1-schnell": {"cfg": [1]}}},
+        {"workers": {"name": "local"}},
+        {"workers": [{"device": "cpu"}, "actor-0"]},
     ],
 )
 def test_bad_values_become_empty_defaults(bad):
     w = Welcome.from_body({"protocol": 1, **bad})
     key = next(iter(bad))
     assert not getattr(w, key)
+
+
+def test_workers_are_typed_and_a_damaged_entry_is_dropped():
+    body = {
+        "protocol": 1,
+        "workers": [
+            {
+                "name": "actor-0",
+                "device": "cuda:0",
+                "models": ["tiny-sd1", 3],
+                "pid": 41,
+                "job": "j",
+            },
+            {"name": "actor-1", "device": None, "pid": True},
+            {"device": "cpu"},
+        ],
+    }
+    w = Welcome.from_body(body)
+    assert w.workers == [
+        WorkerStatus("actor-0", "cuda:0", ["tiny-sd1"], 41, "j"),
+        WorkerStatus("actor-1"),
+    ]
