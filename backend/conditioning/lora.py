@@ -20,6 +20,8 @@ Keys understood:
              and the older .lora.down.weight / .lora.up.weight and processor.to_q_lora.* forms
   Flux.1     kohya, ComfyUI, ai-toolkit/diffusers and BFL/XLabs names (lora_flux_keys.py)
   SD3.5      kohya, ComfyUI and diffusers names (lora_sd3_keys.py)
+  Z-Image    ai-toolkit/diffusers, kohya/musubi, ComfyUI and dot-joined names
+             (lora_zimage_keys.py)
 Refused with a clear message: LoKr, (IA)^3, OFT, GLoRA, Tucker (lora_mid/hada_t), full-diff
 LyCORIS files, and legacy hypernetworks (use a LoRA instead).
 """
@@ -37,7 +39,7 @@ import torch
 from dreamwire.backend.families import LoraLineage, lora_lineage, spec_of_components
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files, lora_flux_keys, lora_sd3_keys
+from . import files, lora_flux_keys, lora_sd3_keys, lora_zimage_keys
 from .ldm_names import ldm_aliases
 from .lora_flux_keys import Fit, KeyRef
 
@@ -117,11 +119,15 @@ class LoraFile:
     modules: list[LoraModule] = field(default_factory=list)
     flux: bool = False  # named for Flux's layers (lora_flux_keys.is_flux)
     sd3: bool = False  # named for SD3's layers (lora_sd3_keys.is_sd3)
+    zimage: bool = False  # named for Z-Image's layers (lora_zimage_keys.is_zimage)
 
     @property
     def family(self) -> str | None:
-        """The LoRA lineage key ("sd", "sdxl", "flux", "sd3") where the key names tell:
-        Flux's and SD3's layer names; kohya writes te1/te2 without them only for SDXL."""
+        """The LoRA lineage key ("sd", "sdxl", "flux", "sd3", "zimage") where the key names
+        tell: Flux's, SD3's and Z-Image's layer names; kohya writes te1/te2 without them only
+        for SDXL."""
+        if self.zimage:
+            return "zimage"
         if self.flux:
             return "flux"
         if self.sd3:
@@ -218,15 +224,18 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
     LoRA's pairs once its norms are taken out: flux_control_files.py)."""
     keys = list(data)
     _refuse_kind(path, keys)
-    sd3 = lora_sd3_keys.is_sd3(keys)
-    flux = not sd3 and lora_flux_keys.is_flux(keys)
+    # Z-Image first: its diffusers names (`transformer.layers...`) would pass for SD3's.
+    zimage = lora_zimage_keys.is_zimage(keys)
+    sd3 = not zimage and lora_sd3_keys.is_sd3(keys)
+    flux = not zimage and not sd3 and lora_flux_keys.is_flux(keys)
     grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     alphas: dict[tuple[str, str], float] = {}
     refs: dict[tuple[str, str], KeyRef] = {}
     ignored = []
     for key, value in data.items():
         ref = (
-            (sd3 and lora_sd3_keys.parse(key))
+            (zimage and lora_zimage_keys.parse(key))
+            or (sd3 and lora_sd3_keys.parse(key))
             or (flux and lora_flux_keys.parse(key))
             or _parse_key(key)
         )
@@ -258,7 +267,7 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
             )
         fit = refs[(part, module)].fit
         modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module)), fit))
-    return LoraFile(name or path.stem, path, modules, flux, sd3)
+    return LoraFile(name or path.stem, path, modules, flux, sd3, zimage)
 
 
 # --- targets ------------------------------------------------------------------------
