@@ -208,3 +208,19 @@ def test_bad_fun_controlnet_files_get_clear_codes(engine, root, tmp_path):
     assert (
         err.value.code == ErrorCode.MODEL_MISMATCH and "hidden width 96 vs 64" in err.value.message
     )
+
+
+def test_a_diffusers_folder_is_identified_and_loaded(engine, tmp_path):
+    from dreamwire.backend.conditioning import controlnet_files
+    from dreamwire.backend.tiny import zimage
+
+    net = zimage.zimage_controlnet()
+    folder = tmp_path / "Z-Image-Turbo-Fun-Controlnet-Union-diffusers"
+    net.save_pretrained(folder)
+    info = controlnet_files.inspect(folder)
+    assert (info.layout, info.family, info.type) == ("zimage_folder", "Z-Image", None)
+    transformer = dict(engine.load(MODEL, "").components["transformer"].config)
+    controlnet_files.check_compatible(info, transformer, MODEL, "zimage")
+    loaded = controlnet_files.load(info, transformer, torch.float32, "cpu")
+    want = net.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in loaded.state_dict().items())
