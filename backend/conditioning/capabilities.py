@@ -73,10 +73,15 @@ EXAMPLES = {
         },
         "tile": "FLUX.1-dev-ControlNet-Union-Pro",
     },
+    # Alibaba PAI's Fun ControlNet Union (in ComfyUI's models/model_patches).
+    "zimage": dict.fromkeys(
+        ("canny", "softedge", "depth", "openpose", "mlsd"), "Z-Image-Turbo-Fun-Controlnet-Union-2.1"
+    ),
 }
 # A denoiser config's entries that ControlNet compatibility depends on (UNet, transformer).
 _SHAPE_KEYS = ("cross_attention_dim", "addition_embed_type", "block_out_channels")
 _SHAPE_KEYS += ("num_attention_heads", "attention_head_dim", "joint_attention_dim")
+_SHAPE_KEYS += ("dim", "n_heads", "n_layers")  # Z-Image's transformer
 
 Pick = Callable[..., controlnet_files.AnyUnitFile]
 

@@ -22,7 +22,7 @@ from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitPlanner, Uni
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.job import ControlUnit
 
-from . import flux_controlnet, sd3_controlnet, union, units
+from . import flux_controlnet, sd3_controlnet, union, units, zimage_controlnet
 from .flux_control_stack import FluxControlStack
 from .net_cache import NetCache
 from .observer import CONTROLNET, StackObserver
@@ -35,6 +35,7 @@ from .unit_resolution import (
     pick,
     plan_units,
 )
+from .zimage_control_stack import ZImageControlStack
 
 
 class ControlNetConditioner(UnitConditioner, UnitPlanner):
@@ -54,6 +55,9 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             return
         if controlnets.model_class == sd3_controlnet.MODEL_CLASS:
             yield self._sd3_pass(ctx, resolved, mode, controlnets)
+            return
+        if controlnets.model_class == zimage_controlnet.MODEL_CLASS:
+            yield self._zimage_pass(ctx, resolved, mode, controlnets)
             return
         hires = hires_pass(ctx, mode)
         nets, stack_units, images = [], [], []
@@ -117,6 +121,23 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
         self.observer.attached(CONTROLNET, stack)
         call = _neutral_call(controlnets.image_key(mode), images)
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook, around_call=_seeded)
+
+    def _zimage_pass(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str, controlnets):
+        """Z-Image: the one Fun ControlNet unit (zimage_control_stack.py; the plan refuses
+        more), its picture VAE-encoded by the pipeline as given, in [-1, 1]."""
+        (r,) = resolved
+        net = self.nets.get(r.info, ctx.model, ctx.device)
+        stack = ZImageControlStack(
+            net,
+            units.stack_unit(r.unit, r.info, False),
+            on_ran=partial(self.observer.ran, CONTROLNET),
+        )
+        self.observer.attached(CONTROLNET, stack)
+        call = {
+            controlnets.image_key(mode): 2.0 * pass_image(ctx, r) - 1.0,
+            "controlnet_conditioning_scale": 1.0,  # the unit's weight is the stack's
+        }
+        return PassPart({"controlnet": stack}, call, stack.clock.step_hook)
 
     def capabilities(self, library) -> dict:
         """The welcome's control_types / control_missing (capabilities.py)."""

@@ -28,6 +28,7 @@ import torch
 from dreamwire.backend.families import label_for_width, spec_for
 from dreamwire.backend.library import flux_controlnet as flux_controlnet_headers
 from dreamwire.backend.library import sd3_controlnet as sd3_controlnet_headers
+from dreamwire.backend.library import zimage_controlnet as zimage_controlnet_headers
 from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import label as family_label
@@ -83,9 +84,6 @@ UNSUPPORTED = {
     "through t2ia_style_clipvision, not a control image)",
     "control_lora": "a Control-LoRA (Stability's ControlNet LoRA)",
     "lllite": "a kohya ControlNet-LLLite model",
-    # Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union (diffusers ZImageControlNetModel):
-    # the Z-Image family spec does not run ControlNet units yet.
-    "zimage_fun": "a Z-Image Fun ControlNet (Union), which Dreamwire does not run yet",
     # diffusers 0.42 has no single-file loader or converter for Stability's own SD3.5
     # ControlNet files; its diffusers repositories load.
     "sd3_stability": "Stability's SD3.5 ControlNet in its original layout, which diffusers "
@@ -98,12 +96,10 @@ UNSUPPORTED = {
 def _layout(keys: set[str]) -> str:
     if ip_adapter_files.is_ip_adapter(keys):
         return "ip_adapter"
-    for headers in (flux_controlnet_headers, sd3_controlnet_headers):
+    for headers in (flux_controlnet_headers, sd3_controlnet_headers, zimage_controlnet_headers):
         found = headers.layout(keys)  # before "original": XLabs' has a hint block
         if found:
             return found
-    if any(k.startswith("control_all_x_embedder.") for k in keys):
-        return "zimage_fun"
     if any(k.startswith("lllite_") for k in keys):
         return "lllite"
     if any("lora_controlnet" in k for k in keys) or any(".up" in k and "lora" in k for k in keys):
@@ -249,15 +245,15 @@ def pickled_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _transformer_kinds():
-    # Flux's and SD3's ControlNets (their modules import the family specs).
-    from . import flux_controlnet, sd3_controlnet
+    # Flux's, SD3's and Z-Image's ControlNets (their modules import the family specs).
+    from . import flux_controlnet, sd3_controlnet, zimage_controlnet
 
-    return (flux_controlnet, sd3_controlnet)
+    return (flux_controlnet, sd3_controlnet, zimage_controlnet)
 
 
 def transformer_kind(info):
     """The module running a transformer family's ControlNet (flux_controlnet,
-    sd3_controlnet) for `info`; None for a UNet ControlNet or an adapter."""
+    sd3_controlnet, zimage_controlnet) for `info`; None for a UNet ControlNet or an adapter."""
     if isinstance(info, ControlNetInfo):
         return next((k for k in _transformer_kinds() if info.layout in k.LAYOUTS), None)
     return None
@@ -275,7 +271,7 @@ def check_supported(info: AnyUnitFile) -> None:
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
             "files (original layout), diffusers ControlNets (SD, Flux and SD3), XLabs' Flux "
-            "ControlNets, T2I-Adapters (full, "
+            "ControlNets, Z-Image Fun ControlNets, T2I-Adapters (full, "
             "light and SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
         )
     if not isinstance(info, ControlNetInfo) and info.pickled:

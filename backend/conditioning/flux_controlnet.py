@@ -87,7 +87,11 @@ def is_flux(info) -> bool:
 
 
 def union_kind(info) -> str:
-    return info.detail.get("union", "") if is_flux(info) else ""
+    """A transformer family's Union kind as its describe() recorded it ("modes", "no_mode":
+    Flux's, Z-Image's Fun); "" for any other file."""
+    from .controlnet_files import transformer_kind
+
+    return info.detail.get("union", "") if transformer_kind(info) is not None else ""
 
 
 def control_mode(unit_type: str, info, family: str, where: str) -> int | None:
@@ -98,7 +102,7 @@ def control_mode(unit_type: str, info, family: str, where: str) -> int | None:
     if unit_type not in table:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
-            f"{where}: {info.name} is a Flux ControlNet Union model, which has no {unit_type} "
+            f"{where}: {info.name} is a {info.family} ControlNet Union model, which has no {unit_type} "
             f"mode (it runs {', '.join(sorted(table))}); pick a {unit_type} ControlNet",
         )
     mode = table[unit_type]
@@ -152,15 +156,19 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
     )
 
 
-def load_net(cls, info, make_config, label: str, dtype: torch.dtype, device, convert=None) -> Any:
+def load_net(
+    cls, info, make_config, label: str, dtype: torch.dtype, device, convert=None, state=None
+) -> Any:
     """A transformer ControlNet of diffusers class `cls`: from its folder, or a single file
     whose config `make_config(shapes)` derives, its keys put in diffusers' layout by
-    `convert(state)` where they are not (XLabs' files)."""
+    `convert(state)` where they are not (XLabs' files); `state`: the file's tensors where
+    the caller has read them already."""
     try:
         if info.layout.endswith("_folder"):
             net = cls.from_pretrained(info.path, local_files_only=True, torch_dtype=dtype)
         else:
-            state = files.load_tensors(info.path, "ControlNet")
+            if state is None:
+                state = files.load_tensors(info.path, "ControlNet")
             config = make_config({k: tuple(v.shape) for k, v in state.items()})
             if convert is not None:
                 state = convert(state)

@@ -21,6 +21,8 @@ Keys understood:
   Flux.1     kohya, ComfyUI, ai-toolkit/diffusers and BFL/XLabs names (lora_flux_keys.py)
   SD3.5      kohya, ComfyUI and diffusers names (lora_sd3_keys.py)
   Qwen-Image diffusers/PEFT (ai-toolkit), kohya and ComfyUI names (lora_qwen_keys.py)
+  Z-Image    ai-toolkit/diffusers, kohya/musubi, ComfyUI and dot-joined names
+             (lora_zimage_keys.py)
 Refused with a clear message: LoKr, (IA)^3, OFT, GLoRA, Tucker (lora_mid/hada_t), full-diff
 LyCORIS files, and legacy hypernetworks (use a LoRA instead).
 """
@@ -38,7 +40,7 @@ import torch
 from dreamwire.backend.families import LoraLineage, lora_lineage, spec_of_components
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files, lora_flux_keys, lora_qwen_keys, lora_sd3_keys
+from . import files, lora_flux_keys, lora_qwen_keys, lora_sd3_keys, lora_zimage_keys
 from .ldm_names import ldm_aliases
 from .lora_flux_keys import Fit, KeyRef
 
@@ -119,14 +121,17 @@ class LoraFile:
     flux: bool = False  # named for Flux's layers (lora_flux_keys.is_flux)
     sd3: bool = False  # named for SD3's layers (lora_sd3_keys.is_sd3)
     qwen: bool = False  # named for Qwen-Image's layers (lora_qwen_keys.is_qwen)
+    zimage: bool = False  # named for Z-Image's layers (lora_zimage_keys.is_zimage)
 
     @property
     def family(self) -> str | None:
-        """The LoRA lineage key ("sd", "sdxl", "flux", "sd3", "qwen-image") where the key
-        names tell: Flux's, SD3's and Qwen-Image's layer names; kohya writes te1/te2 without
-        them only for SDXL."""
+        """The LoRA lineage key ("sd", "sdxl", "flux", "sd3", "qwen-image", "zimage") where
+        the key names tell: Flux's, SD3's, Qwen-Image's and Z-Image's layer names; kohya
+        writes te1/te2 without them only for SDXL."""
         if self.qwen:
             return "qwen-image"
+        if self.zimage:
+            return "zimage"
         if self.flux:
             return "flux"
         if self.sd3:
@@ -224,8 +229,10 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
     keys = list(data)
     _refuse_kind(path, keys)
     qwen = lora_qwen_keys.is_qwen(keys)
-    sd3 = not qwen and lora_sd3_keys.is_sd3(keys)
-    flux = not qwen and not sd3 and lora_flux_keys.is_flux(keys)
+    # Z-Image before SD3: its diffusers names (`transformer.layers...`) would pass for SD3's.
+    zimage = not qwen and lora_zimage_keys.is_zimage(keys)
+    sd3 = not qwen and not zimage and lora_sd3_keys.is_sd3(keys)
+    flux = not qwen and not zimage and not sd3 and lora_flux_keys.is_flux(keys)
     grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     alphas: dict[tuple[str, str], float] = {}
     refs: dict[tuple[str, str], KeyRef] = {}
@@ -235,7 +242,8 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
             ref = lora_qwen_keys.parse(key)
         else:
             ref = (
-                (sd3 and lora_sd3_keys.parse(key))
+                (zimage and lora_zimage_keys.parse(key))
+                or (sd3 and lora_sd3_keys.parse(key))
                 or (flux and lora_flux_keys.parse(key))
                 or _parse_key(key)
             )
@@ -267,7 +275,7 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
             )
         fit = refs[(part, module)].fit
         modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module)), fit))
-    return LoraFile(name or path.stem, path, modules, flux, sd3, qwen)
+    return LoraFile(name or path.stem, path, modules, flux, sd3, qwen, zimage)
 
 
 # --- targets ------------------------------------------------------------------------

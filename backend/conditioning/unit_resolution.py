@@ -37,6 +37,7 @@ from . import (
     union,
     unit_infotext,
     units,
+    zimage_controlnet,
 )
 from .controlnet_files import AnyUnitFile, ControlNetInfo
 from .files import library_entries, mtime
@@ -161,7 +162,20 @@ def plan_units(query: UnitQuery, controls: Sequence[ControlUnit]) -> tuple[Plann
             log.info("%s: using %s, a %s ControlNet", where, info.name, info.type)
         planned.append(_planned(i, unit, info, encoder, query))
     _check_flux_kinds_apart(planned)
+    _check_zimage_units(planned)
     return tuple(planned)
+
+
+def _check_zimage_units(planned: list[PlannedUnit]) -> None:
+    """diffusers' Z-Image ControlNet pipeline takes one control picture."""
+    nets = [p for p in planned if getattr(p.info, "layout", "") in zimage_controlnet.LAYOUTS]
+    if len(nets) > 1:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"control units {nets[0].index} and {nets[1].index}: Z-Image runs one ControlNet "
+            "unit per job (its Fun ControlNet Union serves every control type from one "
+            "picture); keep one",
+        )
 
 
 def _check_flux_kinds_apart(planned: list[PlannedUnit]) -> None:

@@ -9,12 +9,15 @@ shift of 3 (models/configs/zimage-turbo/scheduler), which the pipelines read.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dreamwire.shared import families
 
 from .flux import FLUX
 from .spec import (
     GENERATION_ONLY,
     ChatText,
+    ControlNets,
     FamilySpec,
     LoraLineage,
     MemoryFigures,
@@ -27,10 +30,11 @@ ZIMAGE = FamilySpec(
     family=families.ZIMAGE,
     pipelines=PipelineClasses("ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline"),
     # Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union (diffusers ZImageControlNetModel); no
-    # img2img ControlNet pipeline exists. Not run yet: `support.controlnet` below.
-    controlnet_pipelines=PipelineClasses(
-        "ZImageControlNetPipeline", None, "ZImageControlNetInpaintPipeline"
-    ),
+    # img2img ControlNet pipeline exists. diffusers' ZImageControlNetInpaintPipeline (Fun 2.0
+    # and 2.1 only) has no strength: it always starts from noise and keeps nothing of the
+    # picture outside the mask, so it is not an inpaint pass as Dreamwire runs them (not
+    # wired yet: such jobs are refused by name).
+    controlnet_pipelines=PipelineClasses("ZImageControlNetPipeline", None, None),
     components=("vae", "text_encoder", "tokenizer", "transformer", "scheduler"),
     pooled_text=False,
     safety_checker_slot=False,
@@ -69,7 +73,15 @@ ZIMAGE = FamilySpec(
     ),
     # diffusers' Z-Image pipelines: Euler over the model's shifted flow-matching sigmas.
     sampling=Sampling(names=("Euler",), schedule="Simple"),
-    support=GENERATION_ONLY,
+    # ControlNet units run on the Fun ControlNet (conditioning/zimage_controlnet.py).
+    support=replace(GENERATION_ONLY, controlnet=True),
+    # The Fun ControlNet Union (1.0, 2.0, 2.1) has no mode input: it reads the control type
+    # from the picture; its model cards name Canny, HED, Depth, Pose and MLSD.
+    controlnets=ControlNets(
+        model_class="ZImageControlNetModel",
+        image_argument="control_image",
+        union_modes={"no_mode": dict.fromkeys(("canny", "softedge", "depth", "openpose", "mlsd"))},
+    ),
     # Its single files are ComfyUI's layout; A1111's merge rules are written for the LDM one.
     checkpoint_merge=False,
 )

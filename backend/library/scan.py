@@ -45,8 +45,15 @@ KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
     Kind.VAE: ("VAE", "vae"),
     Kind.LORA: ("Lora", "loras", "LyCORIS"),
     Kind.EMBEDDING: ("embeddings",),
-    # ComfyUI's x-flux nodes read XLabs' Flux ControlNets from models/xlabs/controlnets.
-    Kind.CONTROLNET: ("ControlNet", "controlnet", "ipadapter", "xlabs/controlnets"),
+    # ComfyUI's x-flux nodes read XLabs' Flux ControlNets from models/xlabs/controlnets, and
+    # its ModelPatchLoader Alibaba's Z-Image Fun ControlNets from models/model_patches.
+    Kind.CONTROLNET: (
+        "ControlNet",
+        "controlnet",
+        "ipadapter",
+        "xlabs/controlnets",
+        "model_patches",
+    ),
     Kind.UPSCALER: ("ESRGAN", "upscale_models", "RealESRGAN"),
     Kind.TEXT_ENCODER: ("text_encoder", "text_encoders", "clip"),
     Kind.CLIP_VISION: ("clip_vision",),

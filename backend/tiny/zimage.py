@@ -196,3 +196,37 @@ def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
             Path(root) / "comfy" / "text_encoders" / "qwen25_tokenizer", QWEN25_TEMPLATE
         ),
     }
+
+
+CONTROLNET_SEED = SEED + 10
+
+
+def zimage_controlnet():
+    """A seeded ZImageControlNetModel with tiny-zimage's widths in the Fun ControlNet 1.0
+    layout (a control layer per transformer layer here: the release spreads 6 over 30;
+    plain refiner copies).
+    The zero-initialised projections get small random values, so that the control picture
+    and the weight really change the result."""
+    from diffusers import ZImageControlNetModel
+
+    base = _config("transformer")
+    keep = ("all_patch_size", "all_f_patch_size", "dim", "n_refiner_layers", "n_heads")
+    keep += ("n_kv_heads", "norm_eps", "qk_norm")
+    config = {k: base[k] for k in keep} | {
+        "control_layers_places": list(range(base["n_layers"])),
+        "control_refiner_layers_places": list(range(base["n_refiner_layers"])),
+        "control_in_dim": base["in_channels"],
+        "add_control_noise_refiner": None,
+    }
+    torch.manual_seed(CONTROLNET_SEED)
+    net = ZImageControlNetModel.from_config(config).eval()
+    with torch.no_grad():
+        for name, param in net.named_parameters():
+            if "_proj." in name:
+                param.normal_(0.0, 0.3)
+    return net
+
+
+def write_zimage_controlnet(net, path: Path) -> Path:
+    """The weights as Alibaba ships them (one .safetensors, diffusers' module names)."""
+    return save_tensors(state_of(net), path)

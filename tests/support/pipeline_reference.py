@@ -11,17 +11,27 @@ from dreamwire.backend.engine import noise
 
 
 def reference_image(
-    engine, model: str, cls_name: str, prompt: str, seed: int = 5, steps: int = 2, **kwargs
+    engine,
+    model: str,
+    cls_name: str,
+    prompt: str,
+    seed: int = 5,
+    steps: int = 2,
+    extra_components: dict | None = None,
+    **kwargs,
 ) -> np.ndarray:
     """One 8-bit picture from diffusers' `cls_name` built over `model`'s loaded
     vae/text_encoder/tokenizer/transformer and a fresh copy of its scheduler; `kwargs`
-    (a component among them, e.g. another tokenizer) go to the constructor or the call."""
+    (a component among them, e.g. another tokenizer) go to the constructor or the call,
+    `extra_components` (a ControlNet) to the constructor."""
     comps = engine.load(model, "").components
     parts = {
         k: kwargs.pop(k, comps[k]) for k in ("vae", "text_encoder", "tokenizer", "transformer")
     }
     pipe = getattr(diffusers, cls_name)(
-        **parts, scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config)
+        **parts,
+        **(extra_components or {}),
+        scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
     )
     pipe.set_progress_bar_config(disable=True)
     with torch.inference_mode():

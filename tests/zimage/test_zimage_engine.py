@@ -103,7 +103,7 @@ def test_inpaint_equals_diffusers_then_overlay(zimage_engine, chat_tokenizer, in
         (dict(hires=HiresFix(scale=2.0, upscaler="Latent")), ErrorCode.MODEL_UNSUPPORTED),
         (dict(seamless="both"), ErrorCode.MODEL_UNSUPPORTED),
         (dict(sampler="DPM++ 2M Karras"), ErrorCode.UNKNOWN_SAMPLER),
-        (dict(controls=[ControlUnit(type="canny", image=CANNY)]), ErrorCode.MODEL_UNSUPPORTED),
+        (dict(controls=[ControlUnit(type="ip-adapter", image=CANNY)]), ErrorCode.MODEL_UNSUPPORTED),
     ],
 )
 def test_what_z_image_cannot_run_is_refused_by_name(zimage_engine, kw, code):
@@ -120,4 +120,4 @@ def test_welcome_defaults_are_turbo_s():
     assert info["defaults"] == families.ZIMAGE.defaults.to_wire()
     assert (info["defaults"]["steps"], info["defaults"]["cfg"]) == (8, 1.0)
     assert info["modes"] == ["txt2img", "img2img", "inpaint"]
-    assert "controlnet" not in info["supports"] and "regions" not in info["supports"]
+    assert "controlnet" in info["supports"] and "regions" not in info["supports"]

@@ -108,22 +108,3 @@ def test_a_missing_part_is_named(zimage_tree, tmp_path, removed, named):
         library.load_pipeline("z_image_turbo_bf16")
     assert err.value.code == ErrorCode.MODEL_PART_MISSING
     assert "Z-Image" in err.value.message
-
-
-def test_a_z_image_fun_controlnet_is_refused_by_name(tmp_path):
-    from diffusers import ZImageControlNetModel
-
-    from dreamwire.backend.conditioning import controlnet_files
-    from dreamwire.backend.tiny.files import save_tensors, state_of
-
-    # Alibaba PAI's Union layout at a tiny width (diffusers' own model, so its real keys).
-    net = ZImageControlNetModel(
-        control_layers_places=[0], control_in_dim=16, dim=64, n_heads=2, n_kv_heads=2
-    )
-    path = save_tensors(state_of(net), tmp_path / "Z-Image-Turbo-Fun-Controlnet-Union.safetensors")
-    info = controlnet_files.inspect(path)
-    assert info.layout == "zimage_fun"
-    with pytest.raises(DreamwireError) as err:
-        controlnet_files.check_supported(info)
-    assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
-    assert "Z-Image Fun ControlNet" in err.value.message
