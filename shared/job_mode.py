@@ -27,6 +27,8 @@ class JobMode(str, Enum):
     # PBR maps (albedo, roughness, metallic, normal) predicted from the init image by
     # Marigold models (shared/materials.py); no checkpoint is loaded.
     MATERIALS = "materials"
+    # A batch of frames from a motion module (shared/animatediff.py); frames come back.
+    ANIMATEDIFF = "animatediff"
 
     def __str__(self) -> str:
         return self.value

@@ -18,9 +18,11 @@ from functools import partial
 from dreamwire.backend.engine.hooks import JobContext, PassPart
 from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitPlanner, UnitQuery
 from dreamwire.backend.families import spec_for
+from dreamwire.backend.library import Kind
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 
-from . import flux_controlnet, union, units
+from . import controlnet_files, flux_controlnet, union, units
 from .flux_control_stack import FluxControlStack
 from .net_cache import NetCache
 from .observer import CONTROLNET, StackObserver
@@ -103,6 +105,20 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             "control_guidance_end": [1.0] * n,
         }
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook)
+
+    def frame_controlnet(self, library, name: str, model, device):
+        """The ControlNet `name` for an AnimateDiff job's per-frame control (engine/
+        animatediff.py FrameControlNets), checked against the model and loaded once."""
+        entry = library.find(Kind.CONTROLNET, name)
+        info = controlnet_files.inspect(entry.path, entry.name)
+        if not isinstance(info, controlnet_files.ControlNetInfo):  # an adapter file
+            raise DreamwireError(
+                ErrorCode.INVALID_JOB, f"{name} is not a ControlNet (per-frame controls)"
+            )
+        controlnet_files.check_supported(info)
+        unet = dict(model.components["unet"].config)
+        controlnet_files.check_compatible(info, unet, model.name, model.family)
+        return self.nets.get(info, model, device)
 
     def capabilities(self, library) -> dict:
         """The welcome's control_types / control_missing (capabilities.py)."""

@@ -26,6 +26,7 @@ from dreamwire.shared.result import JobResult, Progress
 
 from . import (
     admission,
+    animatediff,
     composition,
     conditioners,
     host_memory,
@@ -320,6 +321,12 @@ class Engine:
         )
         extensions = [*self.extensions, *self.builtin]
         reporter.state("generating")
+        if job_plan.animatediff is not None:  # diffusers' AnimateDiff pipelines; no passes
+            result = animatediff.run(
+                job, job_plan.animatediff, model, self.library, self.info, reporter, extensions
+            )
+            result.timings["load"] = t_load
+            return result
         with conditioners.attached_to_job(ctx, extensions):
             _check_handled(ctx)
             result = runner.run(ctx, reporter, extensions, low_vram, self.vae_tile_px)
