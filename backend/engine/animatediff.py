@@ -35,6 +35,11 @@ from .progress import Reporter
 FAMILIES = ("sd1",)  # diffusers' AnimateDiffSDXLPipeline is not wired in yet
 
 
+def offered(library) -> list[str]:
+    """welcome.motion_modules: the motion modules in the artist's folders, by name."""
+    return mm.names(library.roots)
+
+
 @dataclass(frozen=True)
 class AnimateDiffPlan:
     module: mm.MotionModuleInfo

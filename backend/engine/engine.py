@@ -96,6 +96,7 @@ class Engine:
             "model_modes": self._model_modes(),
             "families": family_infos(),
             "materials": materials.offered(self.library),
+            "motion_modules": animatediff.offered(self.library),
             "model_defaults": self._model_defaults(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
