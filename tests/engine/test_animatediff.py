@@ -66,9 +66,15 @@ def reference_frames(engine, motion_root, job: Job, cls_name: str, controlnet=No
         return to_uint8(pipe(**args).frames[0])
 
 
-def test_engine_equals_animatediff_pipeline_with_context_windows(ad_engine, motion_root):
+@pytest.fixture(scope="module")
+def plain(ad_engine):
+    """The job without controls, and the engine's result."""
     job = ad_job()
-    result = ad_engine.run(job)
+    return job, ad_engine.run(job)
+
+
+def test_engine_equals_animatediff_pipeline_with_context_windows(ad_engine, motion_root, plain):
+    job, result = plain
     frames = [g.image for g in result.images]
     assert len(frames) == FRAMES and frames[0].shape == (SIZE, SIZE, 3)
     ref = reference_frames(ad_engine, motion_root, job, "AnimateDiffPipeline")
@@ -80,7 +86,7 @@ def test_engine_equals_animatediff_pipeline_with_context_windows(ad_engine, moti
     assert "AnimateDiff: tiny_mm_sd1" in result.images[0].infotext
 
 
-def test_controlnet_per_frame_equals_animatediff_controlnet_pipeline(ad_engine, motion_root):
+def test_controlnet_per_frame_equals_animatediff_controlnet_pipeline(ad_engine, motion_root, plain):
     from dreamwire.backend.conditioning import controlnet_files
 
     rng = np.random.default_rng(3)
@@ -95,8 +101,7 @@ def test_controlnet_per_frame_equals_animatediff_controlnet_pipeline(ad_engine, 
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_array_equal(a, b)
     # The control images steer the frames.
-    plain = ad_engine.run(ad_job()).images
-    assert not np.array_equal(plain[0].image, ours[0])
+    assert not np.array_equal(plain[1].images[0].image, ours[0])
 
 
 @pytest.mark.parametrize(
