@@ -21,21 +21,17 @@ CONTROLNET = "control_v11f1p_sd15_depth"
 
 
 @pytest.fixture(scope="module")
-def motion_root(tmp_path_factory):
-    from dreamwire.backend.tiny import motion_modules
-
-    root = tmp_path_factory.mktemp("motion")
-    motion_modules.build(root)
-    return root
+def motion_root(tiny_models):
+    return tiny_models  # build_all writes the tiny motion modules too
 
 
 @pytest.fixture(scope="module")
-def ad_engine(tiny_models, motion_root):
+def ad_engine(tiny_models):
     from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
-    library = ModelLibrary([tiny_models, motion_root])
+    library = ModelLibrary([tiny_models])
     return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
 
 

@@ -72,14 +72,10 @@ def test_animate_refuses_a_folder_without_flows(tiny_models, tmp_path, capsys):
 
 
 def test_animate_animatediff_batch_resumes(tiny_models, tmp_path):
-    from dreamwire.backend.tiny import motion_modules
-
-    motion_modules.build(tmp_path / "root")
     flows, out = tmp_path / "flows", tmp_path / "out"
     write_flows(flows, frames=3)
     extra = ["--animation", "animatediff", "--motion-module", "tiny_mm_sd1",
-             "--context-length", "2", "--context-stride", "1", "--steps", "1",
-             "--models", str(tiny_models), str(tmp_path / "root")]  # fmt: skip
+             "--context-length", "2", "--context-stride", "1", "--steps", "1"]  # fmt: skip
     code, rec = animate(tiny_models, flows, out, *extra)
     assert code == 0 and rec["mode"] == "animatediff"
     assert [f["source"] for f in rec["frames"]] == ["generated"] * 3
