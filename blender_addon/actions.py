@@ -27,6 +27,7 @@ from .animation_frames import BlenderFrames
 from .core import animation as anim
 from .core.edit import build_edit_job, edited_name
 from .core.job_builder import (
+    CONTROL_TYPES,
     GenerationSettings,
     build_job,
     fit_to_backend,
@@ -751,12 +752,9 @@ def _animatediff_run(scene, s, seq: SequenceSettings, plan, folder, size):
     """Every frame of the range in one animatediff job: each control captured on every
     frame (Blender's per-frame depth, pose ...), the frames stored where none is yet."""
     width, height = size
-    for c in s.enabled_controls():
-        if not c.model:
-            raise ActionError(
-                f"AnimateDiff's per-frame {c.name} control needs its ControlNet model chosen."
-            )
     note = _fit(s)
+    if not plan.todo:  # a finished render: nothing to send
+        return _done(f"All {len(plan.frames)} frames are already in {folder}", note)
     original = scene.frame_current
     frames = BlenderFrames(scene, folder, width, height)
     try:
@@ -766,7 +764,7 @@ def _animatediff_run(scene, s, seq: SequenceSettings, plan, folder, size):
             for name, img in capture_controls(scene, _camera(scene), s, width, height).items():
                 per_frame.setdefault(name, []).append(img)
         controls = [
-            FrameControl(c.model, per_frame[c.name], float(c.weight))
+            FrameControl(c.model, per_frame[c.name], float(c.weight), CONTROL_TYPES[c.name])
             for c in s.enabled_controls()
             if len(per_frame.get(c.name, ())) == len(plan.frames)
         ]

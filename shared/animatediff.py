@@ -31,9 +31,10 @@ class FrameControl:
     """One ControlNet over every frame: `images[i]` conditions frame i (ready-made control
     images, H x W x 3 uint8; no preprocessor runs)."""
 
-    model: str  # a ControlNet by library name
+    model: str  # a ControlNet by library name; "": the first one of `type` for the model
     images: list[np.ndarray] = field(default_factory=list)
     weight: float = 1.0
+    type: str = ""  # the control type (Job's CONTROL_TYPES), for a control naming no model
 
 
 @dataclass
@@ -65,6 +66,11 @@ def check_animatediff(a: object, job_id: str, size: tuple[int, int]) -> None:
         fc = f.nested(f"animatediff.controls[{i}].")
         f.kind(f"animatediff.controls[{i}]", c, FrameControl)
         fc.text("model", c.model)
+        fc.text("type", c.type)
+        if not (c.model or c.type):
+            raise fc.fail(
+                "model", "a ControlNet's name (or give a type)", c.model, ErrorCode.INVALID_JOB
+            )
         fc.number("weight", c.weight, 0.0, 2.0)
         fc.listed("images", c.images)
         if len(c.images) != a.frames:

@@ -19,6 +19,7 @@ from dreamwire.backend.engine.hooks import JobContext, PassPart
 from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitPlanner, UnitQuery
 from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import Kind
+from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 
@@ -106,19 +107,37 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
         }
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook)
 
-    def frame_controlnet(self, library, name: str, model, device):
-        """The ControlNet `name` for an AnimateDiff job's per-frame control (engine/
-        animatediff.py FrameControlNets), checked against the model and loaded once."""
-        entry = library.find(Kind.CONTROLNET, name)
-        info = controlnet_files.inspect(entry.path, entry.name)
-        if not isinstance(info, controlnet_files.ControlNetInfo):  # an adapter file
-            raise DreamwireError(
-                ErrorCode.INVALID_JOB, f"{name} is not a ControlNet (per-frame controls)"
-            )
-        controlnet_files.check_supported(info)
+    def frame_controlnet(self, library, name: str, kind: str, model, device):
+        """The ControlNet `name` ("": the first of type `kind` made for the model) for an
+        AnimateDiff job's per-frame control (engine/animatediff.py FrameControlNets),
+        checked against the model and loaded once."""
         unet = dict(model.components["unet"].config)
-        controlnet_files.check_compatible(info, unet, model.name, model.family)
-        return self.nets.get(info, model, device)
+        if name:
+            entry = library.find(Kind.CONTROLNET, name)
+            info = controlnet_files.inspect(entry.path, entry.name)
+            if not isinstance(info, controlnet_files.ControlNetInfo):  # an adapter file
+                raise DreamwireError(
+                    ErrorCode.INVALID_JOB, f"{name} is not a ControlNet (per-frame controls)"
+                )
+            controlnet_files.check_supported(info)
+            controlnet_files.check_compatible(info, unet, model.name, model.family)
+            return self.nets.get(info, model, device)
+        for entry in library.entries(Kind.CONTROLNET):
+            if type_from_name(entry.name) != kind:
+                continue
+            info = controlnet_files.inspect(entry.path, entry.name)
+            try:
+                if not isinstance(info, controlnet_files.ControlNetInfo):
+                    continue
+                controlnet_files.check_supported(info)
+                controlnet_files.check_compatible(info, unet, model.name, model.family)
+            except DreamwireError:
+                continue
+            return self.nets.get(info, model, device)
+        raise DreamwireError(
+            ErrorCode.CONTROLNET_NOT_FOUND,
+            f"no {kind} ControlNet for {model.name} in the ControlNet folders",
+        )
 
     def capabilities(self, library) -> dict:
         """The welcome's control_types / control_missing (capabilities.py)."""

@@ -74,19 +74,19 @@ class FrameControlNets(Protocol):
     """What loads a job's per-frame ControlNets: the ControlNet conditioner the engine is
     given (the engine knows no ControlNet files of its own)."""
 
-    def frame_controlnet(self, library, name: str, model, device) -> Any: ...
+    def frame_controlnet(self, library, name: str, kind: str, model, device) -> Any: ...
 
 
 def _controlnets(job: Job, library, model, device, extensions):
-    names = [c.model for c in job.animatediff.controls]
-    if not names:
+    controls = job.animatediff.controls
+    if not controls:
         return None
     loader = next((e for e in extensions if isinstance(e, FrameControlNets)), None)
     if loader is None:
         raise DreamwireError(
             ErrorCode.CONTROLNET_NOT_FOUND, "this backend has no ControlNet support loaded"
         )
-    nets = [loader.frame_controlnet(library, name, model, device) for name in names]
+    nets = [loader.frame_controlnet(library, c.model, c.type, model, device) for c in controls]
     if len(nets) == 1:
         return nets[0]
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel

@@ -45,6 +45,7 @@ def test_round_trip_keeps_every_frame():
             "32 x 32",
         ),
         (lambda j: setattr(j, "loras", [LoraRef("x")]), ErrorCode.INVALID_JOB, "LoRAs"),
+        (lambda j: setattr(j.animatediff.controls[0], "model", ""), ErrorCode.INVALID_JOB, "type"),
         (lambda j: setattr(j, "animatediff", None), ErrorCode.INVALID_JOB, "needs its"),
         (
             lambda j: setattr(j, "init_image", np.zeros((32, 32, 3), np.uint8)),
