@@ -66,7 +66,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--context-length", type=int, default=d.context_length, help="animatediff")
     p.add_argument("--context-stride", type=int, default=d.context_stride, help="animatediff")
     p.add_argument(
-        "--depth-model", default="", help="animatediff: the depth ControlNet for --depth-control"
+        "--depth-model",
+        default="",
+        help="animatediff: the depth ControlNet for --depth-control (default: the model's)",
     )
     p.set_defaults(func=main)
 
@@ -130,8 +132,6 @@ def _batch(base: Job, frames: list[int], s: SequenceSettings, io: FolderFrames, 
         return dataclasses.replace(base, animatediff=None)
     depth = None
     if args.depth_control is not None:
-        if not args.depth_model:
-            raise ValueError("--depth-control with animatediff needs --depth-model NAME")
         depth = batch.DepthControl(args.depth_model, args.depth_control)
     return batch.batch_job(base, frames, s, io, depth)
 

@@ -21,7 +21,7 @@ from .sequence import FrameIO, FrameReport, SequenceSettings
 
 @dataclasses.dataclass(frozen=True)
 class DepthControl:
-    model: str  # the depth ControlNet by library name
+    model: str = ""  # the depth ControlNet by library name; "": the model's depth ControlNet
     weight: float = 1.0
 
 
@@ -43,7 +43,7 @@ def batch_job(
             if z is None:
                 raise MotionError(f"frame {f} has no depth for the depth control")
             images.append(depth_image(z))
-        controls.append(FrameControl(depth.model, images, depth.weight))
+        controls.append(FrameControl(depth.model, images, depth.weight, "depth"))
     settings = AnimateDiff(
         s.motion_module, len(frames), s.context_length, s.context_stride, controls
     )
