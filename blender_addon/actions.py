@@ -12,10 +12,13 @@ from dataclasses import replace
 import bpy
 import numpy as np
 
+from dreamwire.shared.animatediff import AnimateDiff, FrameControl
+from dreamwire.shared.animation import batch as frame_batch
 from dreamwire.shared.animation import sequence
 from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
 from dreamwire.shared.family_support import model_info
 from dreamwire.shared.job import Job
+from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import distilled_cfg
 from dreamwire.shared.result import JobResult
 
@@ -24,6 +27,7 @@ from .animation_frames import BlenderFrames
 from .core import animation as anim
 from .core.edit import build_edit_job, edited_name
 from .core.job_builder import (
+    CONTROL_TYPES,
     GenerationSettings,
     build_job,
     fit_to_backend,
@@ -774,7 +778,44 @@ def _sequence_settings(scene) -> SequenceSettings:
         props.mask_grow,
         props.key_every,
         marked,
+        props.motion_module,
+        props.context_length,
+        props.context_stride,
     )
+
+
+def _animatediff_run(scene, s, seq: SequenceSettings, plan, folder, size):
+    """Every frame of the range in one animatediff job: each control captured on every
+    frame (Blender's per-frame depth, pose ...), the frames stored where none is yet."""
+    width, height = size
+    note = _fit(s)
+    if not plan.todo:  # a finished render: nothing to send
+        return _done(f"All {len(plan.frames)} frames are already in {folder}", note)
+    original = scene.frame_current
+    frames = BlenderFrames(scene, folder, width, height)
+    try:
+        per_frame: dict[str, list] = {}
+        for f in plan.frames:
+            scene.frame_set(f)
+            for name, img in capture_controls(scene, _camera(scene), s, width, height).items():
+                per_frame.setdefault(name, []).append(img)
+        controls = [
+            FrameControl(c.model, per_frame[c.name], float(c.weight), CONTROL_TYPES[c.name])
+            for c in s.enabled_controls()
+            if len(per_frame.get(c.name, ())) == len(plan.frames)
+        ]
+        base = build_job(s, {}, seed=plan.seed, size=size, tag="animatediff")
+        settings = AnimateDiff(
+            seq.motion_module, len(plan.frames), seq.context_length, seq.context_stride, controls
+        )
+        job = replace(base, mode=JobMode.ANIMATEDIFF, controls=[], hires=None, animatediff=settings)
+        result = yield job.validate()
+        made = frame_batch.store(plan.frames, [g.image for g in result.images], frames)
+    finally:
+        frames.close()
+        scene.frame_set(original)
+    written = sum(r.source == "generated" for r in made)
+    return _done(f"Rendered {written} frames to {folder} with AnimateDiff", note)
 
 
 def render_animation(context):
@@ -807,6 +848,20 @@ def render_animation(context):
         fingerprint["motion"] = [seq.mode.value, seq.denoise, seq.occlusion.grow]
         if seq.mode is Mode.KEYFRAMES:
             fingerprint["keys"] = [seq.key_every, list(seq.key_marked)]
+    if seq.mode is Mode.ANIMATEDIFF:  # frames of another module or window are not this batch's
+        if not seq.motion_module.strip():
+            raise ActionError("AnimateDiff needs a motion module: name one in the panel.")
+        if props.frame_step != 1:
+            raise ActionError(
+                "AnimateDiff makes every frame of the range: set the frame step to 1."
+            )
+        fingerprint["animatediff"] = [
+            seq.motion_module,
+            seq.context_length,
+            seq.context_stride,
+            scene.frame_start,
+            scene.frame_end,
+        ]
     distilled = distilled_cfg(s, s.info.family)
     if distilled is not None:  # only where it travels: older renders keep their fingerprint
         fingerprint["distilled_cfg"] = distilled
@@ -842,6 +897,9 @@ def render_animation(context):
             tag=f"frame {request.frame}",
         )
         return replace(job, mask_blur=0) if request.mask is not None else job
+
+    if seq.mode is Mode.ANIMATEDIFF:
+        return _animatediff_run(scene, s, seq, plan, folder, (width, height)), 1
 
     def run():
         note = _fit(s)

@@ -91,6 +91,12 @@ _ANIMATION_MODES = [
         "Generate keyframes; frames between are warped from both and only what neither sees "
         "is generated",
     ),
+    (
+        "animatediff",
+        "AnimateDiff",
+        "Every frame in one batch through an AnimateDiff motion module (SD1.5), with the "
+        "controls captured per frame",
+    ),
 ]
 _SEAMLESS_ITEMS = [
     (FROM_IMAGE, "From image", "Tile as the image was generated (Seamless), else not"),
@@ -442,6 +448,22 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         default=8,
         min=1,
         description="Generate every Nth frame; propagate the frames between",
+    )
+    motion_module: StringProperty(
+        name="Motion module",
+        default="",
+        description="AnimateDiff motion module by name (e.g. mm_sd_v15_v2), from the "
+        "backend's AnimateDiff folders",
+    )
+    context_length: IntProperty(
+        name="Context",
+        default=16,
+        min=2,
+        max=256,
+        description="Frames the motion module sees together (overlapping windows)",
+    )
+    context_stride: IntProperty(
+        name="Context stride", default=4, min=1, max=256, description="Frames between windows"
     )
     key_markers: BoolProperty(
         name="Keyframes at markers",

@@ -250,6 +250,9 @@ def _draw_animation(layout, context) -> None:
         ("mask_grow", mode in ("warp", "keyframes")),
         ("key_every", mode == "keyframes"),
         ("key_markers", mode == "keyframes"),
+        ("motion_module", mode == "animatediff"),
+        ("context_length", mode == "animatediff"),
+        ("context_stride", mode == "animatediff"),
     ):
         row = layout.row()
         row.active = used

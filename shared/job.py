@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .animatediff import AnimateDiff, FrameControl, check_animatediff
 from .errors import DreamwireError, ErrorCode
 from .job_fields import FieldCheck
 from .job_mode import JobMode, implied_mode
@@ -292,6 +293,8 @@ class Job:
     materials: Materials | None = None
     # How many RGBA layers a layers job returns (mode layers only; on the wire only there).
     layer_count: int = 4
+    # A batch of frames through a motion module (mode animatediff only; shared/animatediff.py).
+    animatediff: AnimateDiff | None = None
     seamless: str = "none"
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
@@ -430,6 +433,8 @@ class Job:
             self._validate_upscale()
         if self.materials is not None:
             check_materials(self.materials, self.job_id)
+        if self.animatediff is not None:
+            check_animatediff(self.animatediff, self.job_id, (self.width, self.height))
         self._check_mode()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
@@ -499,7 +504,9 @@ class Job:
         inpaints = self.mask is not None or self.outpaint.any()
         if mode is JobMode.TXT2IMG and picture:
             raise bad(ErrorCode.INVALID_JOB, "takes no init image (send mode img2img)")
-        if mode is not JobMode.TXT2IMG and not picture:
+        if mode is JobMode.ANIMATEDIFF and picture:
+            raise bad(ErrorCode.INVALID_JOB, "takes no init image (frames come from noise)")
+        if mode not in (JobMode.TXT2IMG, JobMode.ANIMATEDIFF) and not picture:
             raise bad(ErrorCode.INVALID_IMAGE, "needs an init image")
         if mode is JobMode.INPAINT and not inpaints:
             raise bad(ErrorCode.INVALID_MASK, "needs a mask or outpaint margins")
@@ -533,6 +540,22 @@ class Job:
             raise bad(
                 ErrorCode.INVALID_JOB,
                 "takes no Hires.fix, control units, LoRAs, regions or batch (one image in)",
+            )
+
+        if (mode is JobMode.ANIMATEDIFF) != (self.animatediff is not None):
+            what = (
+                "needs its animatediff settings"
+                if self.animatediff is None
+                else "takes no animatediff settings (send mode animatediff)"
+            )
+            raise bad(ErrorCode.INVALID_JOB, what)
+        if mode is JobMode.ANIMATEDIFF and (
+            self.hires or self.controls or self.loras or self.regions or self.batch != 1
+        ):
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                "takes no Hires.fix, control units (animatediff.controls has one image per "
+                "frame), LoRAs, regions or batch (animatediff.frames counts the frames)",
             )
 
     def _check_types(self) -> None:
@@ -737,6 +760,8 @@ class Job:
         # Likewise the layer count: only a layers job sends it.
         if self.mode is not JobMode.LAYERS:
             del body["layer_count"]
+        if self.animatediff is None:
+            del body["animatediff"]
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
@@ -796,6 +821,23 @@ class Job:
                 data["upscale"] = Upscale(**build(Upscale, data["upscale"], "upscale"))
             if data.get("materials") is not None:
                 data["materials"] = Materials(**build(Materials, data["materials"], "materials"))
+            if data.get("animatediff") is not None:
+                ad = dict(build(AnimateDiff, data["animatediff"], "animatediff"))
+                controls = ad.get("controls", [])
+                if not isinstance(controls, list):
+                    raise DreamwireError(
+                        ErrorCode.INVALID_JOB, "animatediff.controls must be a list"
+                    )
+                ad["controls"] = [
+                    FrameControl(
+                        **{
+                            **build(FrameControl, c, f"animatediff.controls[{i}]"),
+                            "images": [arr(x) for x in c.get("images", [])],
+                        }
+                    )
+                    for i, c in enumerate(controls)
+                ]
+                data["animatediff"] = AnimateDiff(**ad)
             data["controls"] = [
                 ControlUnit(
                     **{**build(ControlUnit, c, f"controls[{i}]"), "image": arr(c.get("image"))}

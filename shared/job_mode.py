@@ -30,6 +30,8 @@ class JobMode(str, Enum):
     # The init image decomposed into `Job.layer_count` RGBA layers (Qwen-Image-Layered); the
     # result's images are the layers, bottom first (GeneratedImage.layer).
     LAYERS = "layers"
+    # A batch of frames from a motion module (shared/animatediff.py); frames come back.
+    ANIMATEDIFF = "animatediff"
 
     def __str__(self) -> str:
         return self.value

@@ -3,7 +3,9 @@
 and object ids; shared/animation/motion.py describes the format, and Blender's add-on
 writes the same through its capture), generated frame by frame with `generate`'s job flags
 in one of the render modes (shared/animation/sequence.py): fixed_seed, previous, warp,
-keyframes. Frames go to the output folder as `frame_NNNN.png`; a run stopped part way
+keyframes, or animatediff: every frame in one batch job through a motion module
+(--motion-module; --context-length/--context-stride are FreeNoise's windows), with
+--depth-control taken by the ControlNet --depth-model on every frame. Frames go to the output folder as `frame_NNNN.png`; a run stopped part way
 resumes from the frames already there (delete them to start over). Every frame uses one
 seed (--seed, else one chosen and printed).
 """
@@ -18,9 +20,17 @@ import sys
 from pathlib import Path
 
 from dreamwire.backend.cli import generate
+from dreamwire.shared.animation import batch
 from dreamwire.shared.animation.folder import FolderFrames, flow_frames
 from dreamwire.shared.animation.motion import MotionError
-from dreamwire.shared.animation.sequence import Mode, Request, SequenceSettings, run, settings
+from dreamwire.shared.animation.sequence import (
+    FrameReport,
+    Mode,
+    Request,
+    SequenceSettings,
+    run,
+    settings,
+)
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.imaging.depth import depth_image
 from dreamwire.shared.job import ControlUnit, Job, new_job_id
@@ -52,6 +62,14 @@ def add_parser(subparsers) -> None:
         metavar="WEIGHT",
         help="a depth ControlNet per frame from the flow files' depth",
     )
+    p.add_argument("--motion-module", default="", help="animatediff: the motion module's name")
+    p.add_argument("--context-length", type=int, default=d.context_length, help="animatediff")
+    p.add_argument("--context-stride", type=int, default=d.context_stride, help="animatediff")
+    p.add_argument(
+        "--depth-model",
+        default="",
+        help="animatediff: the depth ControlNet for --depth-control (default: the model's)",
+    )
     p.set_defaults(func=main)
 
 
@@ -68,6 +86,9 @@ def _settings(args: argparse.Namespace) -> SequenceSettings:
         args.mask_grow,
         args.key_every,
         keys,
+        args.motion_module,
+        args.context_length,
+        args.context_stride,
     )
 
 
@@ -93,6 +114,28 @@ def frame_job(base: Job, req: Request, io: FolderFrames, depth_weight: float | N
     return job.validate()
 
 
+def _requests(steps, base: Job, io: FolderFrames, depth_weight, run_job, bar):
+    """The frame-by-frame modes: each request as a job, its picture sent back."""
+    try:
+        request = next(steps)
+        while True:
+            job = frame_job(base, request, io, depth_weight)
+            result = run_job(job, bar)
+            request = steps.send(result.images[0].image[..., :3])
+    except StopIteration as stop:
+        return stop.value
+
+
+def _batch(base: Job, frames: list[int], s: SequenceSettings, io: FolderFrames, args) -> Job:
+    """The animatediff job over every frame; a job without settings when all are on disk."""
+    if not batch.missing(frames, io):
+        return dataclasses.replace(base, animatediff=None)
+    depth = None
+    if args.depth_control is not None:
+        depth = batch.DepthControl(args.depth_model, args.depth_control)
+    return batch.batch_job(base, frames, s, io, depth)
+
+
 def main(args: argparse.Namespace) -> int:
     if not args.flows.is_dir():
         raise DreamwireError(ErrorCode.INVALID_JOB, f"{args.flows} is not a folder")
@@ -110,7 +153,10 @@ def main(args: argparse.Namespace) -> int:
             argparse.Namespace(**{**vars(args), "width": w, "height": h, "seed": seed}),
             generate.model_family(args),
         )
-        steps = run(frames, s, io)
+        if s.mode is Mode.ANIMATEDIFF:
+            steps = _batch(base, frames, s, io, args)
+        else:
+            steps = run(frames, s, io)
     except (MotionError, ValueError) as exc:
         raise DreamwireError(ErrorCode.INVALID_JOB, str(exc)) from None
     if not args.json:
@@ -118,13 +164,13 @@ def main(args: argparse.Namespace) -> int:
     bar = generate.Bar(quiet=args.json)
     run_job, close = generate.job_runner(args)
     try:
-        request = next(steps)
-        while True:
-            job = frame_job(base, request, io, args.depth_control)
-            result = run_job(job, bar)
-            request = steps.send(result.images[0].image[..., :3])
-    except StopIteration as stop:
-        reports = stop.value
+        if isinstance(steps, Job):  # animatediff: one job, every frame
+            reports = [FrameReport(f, "on disk") for f in frames]
+            if steps.animatediff is not None:
+                images = [i.image for i in run_job(steps, bar).images]
+                reports = batch.store(frames, images, io)
+        else:
+            reports = _requests(steps, base, io, args.depth_control, run_job, bar)
     except (MotionError, ValueError) as exc:
         raise DreamwireError(ErrorCode.INVALID_JOB, str(exc)) from None
     finally:

@@ -20,9 +20,12 @@ import torch
 from dreamwire.backend.engine.hooks import JobContext, PassPart
 from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitPlanner, UnitQuery
 from dreamwire.backend.families import spec_for
+from dreamwire.backend.library import Kind
+from dreamwire.shared.control_names import type_from_name
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 
-from . import flux_controlnet, sd3_controlnet, union, units, zimage_controlnet
+from . import controlnet_files, flux_controlnet, sd3_controlnet, union, units, zimage_controlnet
 from .flux_control_stack import FluxControlStack
 from .net_cache import NetCache
 from .observer import CONTROLNET, StackObserver
@@ -138,6 +141,38 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             "controlnet_conditioning_scale": 1.0,  # the unit's weight is the stack's
         }
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook)
+
+    def frame_controlnet(self, library, name: str, kind: str, model, device):
+        """The ControlNet `name` ("": the first of type `kind` made for the model) for an
+        AnimateDiff job's per-frame control (engine/animatediff.py FrameControlNets),
+        checked against the model and loaded once."""
+        unet = dict(model.components["unet"].config)
+        if name:
+            entry = library.find(Kind.CONTROLNET, name)
+            info = controlnet_files.inspect(entry.path, entry.name)
+            if not isinstance(info, controlnet_files.ControlNetInfo):  # an adapter file
+                raise DreamwireError(
+                    ErrorCode.INVALID_JOB, f"{name} is not a ControlNet (per-frame controls)"
+                )
+            controlnet_files.check_supported(info)
+            controlnet_files.check_compatible(info, unet, model.name, model.family)
+            return self.nets.get(info, model, device)
+        for entry in library.entries(Kind.CONTROLNET):
+            if type_from_name(entry.name) != kind:
+                continue
+            info = controlnet_files.inspect(entry.path, entry.name)
+            try:
+                if not isinstance(info, controlnet_files.ControlNetInfo):
+                    continue
+                controlnet_files.check_supported(info)
+                controlnet_files.check_compatible(info, unet, model.name, model.family)
+            except DreamwireError:
+                continue
+            return self.nets.get(info, model, device)
+        raise DreamwireError(
+            ErrorCode.CONTROLNET_NOT_FOUND,
+            f"no {kind} ControlNet for {model.name} in the ControlNet folders",
+        )
 
     def capabilities(self, library) -> dict:
         """The welcome's control_types / control_missing (capabilities.py)."""

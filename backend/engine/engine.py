@@ -26,6 +26,7 @@ from dreamwire.shared.result import JobResult, Progress
 
 from . import (
     admission,
+    animatediff,
     composition,
     conditioners,
     host_memory,
@@ -101,6 +102,7 @@ class Engine:
             "model_modes": self._model_modes(),
             "families": family_infos(),
             "materials": materials.offered(self.library),
+            "motion_modules": animatediff.offered(self.library),
             "model_defaults": self._model_defaults(),
             "default_model": self._default_model_or_none(),
             **self._extension_capabilities(),
@@ -328,6 +330,12 @@ class Engine:
         )
         extensions = [*self.extensions, *self.builtin]
         reporter.state("generating")
+        if job_plan.animatediff is not None:  # diffusers' AnimateDiff pipelines; no passes
+            result = animatediff.run(
+                job, job_plan.animatediff, model, self.library, self.info, reporter, extensions
+            )
+            result.timings["load"] = t_load
+            return result
         with conditioners.attached_to_job(ctx, extensions):
             _check_handled(ctx)
             result = runner.run(ctx, reporter, extensions, low_vram, self.vae_tile_px)

@@ -52,6 +52,7 @@ from .seamless_upscale import tile_axes
 from .unit_planning import ModelOutline, PlannedUnit, UnitPlanner, UnitQuery, by_kind
 
 if TYPE_CHECKING:
+    from .animatediff import AnimateDiffPlan
     from .hooks import Conditioner
     from .materials import MaterialsPlan
     from .sd_upscale import Plan as UpscalePlan
@@ -158,6 +159,8 @@ class JobPlan:
     infotext: tuple[tuple[str, str], ...] = ()
     # A materials job's Marigold calls (materials.py); it lists no passes.
     materials: MaterialsPlan | None = None
+    # An animatediff job's motion module (animatediff.py); it lists no passes.
+    animatediff: AnimateDiffPlan | None = None
 
     @property
     def second_denoisers(self) -> tuple:
@@ -208,6 +211,13 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
     entry = libs.checkpoint(library, job.model or libs.default_checkpoint(library))
     family = libs.family(entry.arch)
     _check_not_control_model(entry)
+    if job.mode is JobMode.ANIMATEDIFF:
+        from . import animatediff
+
+        ad = animatediff.plan(job, library, family, entry.arch)
+        return JobPlan(
+            JobMode.ANIMATEDIFF, family, (), (), size, "none", animatediff=ad, checkpoint=entry.name
+        )
     family_support.check(job, family, entry.arch)  # features and samplers it cannot run
     if job.mode is JobMode.UPSCALE:
         job_plan = _upscale_plan(job, family, loras)

@@ -622,10 +622,12 @@ class Server:
                 f"output of {int(w)}x{int(h)} exceeds this backend's limit of {self.limits.max_pixels} pixels",
                 job.job_id,
             )
-        if job.batch > self.limits.max_images:
+        # An animatediff job's frames are its images (PROTOCOL.md, AnimateDiff jobs).
+        images = job.animatediff.frames if job.animatediff is not None else job.batch
+        if images > self.limits.max_images:
             raise DreamwireError(
                 ErrorCode.LIMIT_EXCEEDED,
-                f"batch of {job.batch} exceeds {self.limits.max_images}",
+                f"{images} images (batch or frames) exceed {self.limits.max_images}",
                 job.job_id,
             )
 

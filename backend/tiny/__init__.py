@@ -8,6 +8,8 @@
     ROOT/models/VAE/tiny-vae.safetensors                A1111 VAE file
     ROOT/models/ControlNet, Lora, embeddings            (dreamwire.backend.tiny.conditioning)
     ROOT/models/ESRGAN/tiny-*                           upscalers (dreamwire.backend.tiny.upscalers)
+    ROOT/extensions/sd-webui-animatediff/model, ...     AnimateDiff motion modules in both
+                                                        layouts (dreamwire.backend.tiny.motion_modules)
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def build_all(root: Path | str, *, conditioning: bool = True) -> dict[str, Path]
     from dreamwire.backend.tiny import upscalers
 
     written.update(upscalers.build(root))
+    from dreamwire.backend.tiny import motion_modules
+
+    written.update(motion_modules.build(root))
     for sub in ("ControlNet", "Lora", "embeddings"):
         (models / sub).mkdir(parents=True, exist_ok=True)
     if not conditioning:

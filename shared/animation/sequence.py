@@ -20,6 +20,8 @@ Modes:
   keyframes    keyframes (propagate.keyframes) are made like warp frames from the keyframe
                before them (carried over the frames between); the frames between are
                blended from both keyframes and only what neither shows is inpainted.
+  animatediff  every frame in one batch job through a motion module (batch.py); it is no
+               request-by-request mode, so `run` refuses it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Mode(str, Enum):
     PREVIOUS = "previous"
     WARP = "warp"
     KEYFRAMES = "keyframes"
+    ANIMATEDIFF = "animatediff"
 
 
 MOTION_MODES = (Mode.WARP, Mode.KEYFRAMES)
@@ -56,6 +59,10 @@ class SequenceSettings:
     occlusion: OcclusionSettings = field(default_factory=OcclusionSettings)
     key_every: int = 8
     key_marked: tuple[int, ...] = ()
+    # animatediff: the motion module and its context windows (shared/animatediff.py).
+    motion_module: str = ""
+    context_length: int = 16
+    context_stride: int = 4
 
 
 def settings(
@@ -65,6 +72,9 @@ def settings(
     grow: int,
     key_every: int,
     key_marked: tuple[int, ...] = (),
+    motion_module: str = "",
+    context_length: int = 16,
+    context_stride: int = 4,
 ) -> SequenceSettings:
     """The settings from a host's flat fields (the N-panel's properties, the CLI's flags)."""
     return SequenceSettings(
@@ -74,6 +84,9 @@ def settings(
         occlusion=OcclusionSettings(grow=grow),
         key_every=key_every,
         key_marked=tuple(key_marked),
+        motion_module=motion_module,
+        context_length=context_length,
+        context_stride=context_stride,
     )
 
 
@@ -111,6 +124,8 @@ Run = Generator[Request, np.ndarray, list[FrameReport]]
 
 
 def run(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
+    if s.mode is Mode.ANIMATEDIFF:
+        raise ValueError("animatediff renders the frames as one batch job (animation.batch)")
     if s.mode in MOTION_MODES and any(b - a != 1 for a, b in pairwise(frames)):
         raise ValueError("the motion modes need every frame of the range (frame step 1)")
     if s.mode is Mode.KEYFRAMES:

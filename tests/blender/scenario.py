@@ -847,6 +847,17 @@ def sc_animation():
     record("jobs_after_keys", job_records())
     s.frame_step = 2
     record("keys_step_error", run_op(lambda: bpy.ops.dreamwire.render_animation())[1])
+    # AnimateDiff: the range as one job, depth and pose captured on every frame.
+    s.frame_step = 1
+    s.animation_mode = "animatediff"
+    s.output_dir = os.path.join(CONFIG["out"], "animatediff")
+    record("ad_no_module", run_op(lambda: bpy.ops.dreamwire.render_animation())[1])
+    s.motion_module, s.context_length, s.context_stride = "tiny_mm_sd1", 2, 1
+    res, err = run_op(lambda: bpy.ops.dreamwire.render_animation())
+    record("ad_result", [res, err])
+    record("ad_files", sorted(f for f in os.listdir(s.output_dir) if f.endswith(".png")))
+    ad = job_field("animatediff", "animatediff")
+    record("ad_job", ad and [ad["frames"], [len(c["images"]) for c in ad["controls"]]])
 
 
 def job_field(tag, name):

@@ -349,6 +349,11 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
     assert added["frame 3"] == Counter(["img2img", "inpaint"])
     assert added["frame 2"] in (Counter(), Counter(["inpaint"]))
     assert "frame step to 1" in c["keys_step_error"]
+    # AnimateDiff: one job of 3 frames, depth and pose each captured on all 3.
+    assert "motion module" in c["ad_no_module"]
+    assert c["ad_result"] == [["FINISHED"], None]
+    assert c["ad_files"] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
+    assert c["ad_job"] == [3, [3, 3]]
 
 
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):

@@ -69,3 +69,21 @@ def test_animate_refuses_a_folder_without_flows(tiny_models, tmp_path, capsys):
     code, _ = animate(tiny_models, tmp_path / "flows", tmp_path / "o2", "--keys", "x")
     err = capsys.readouterr().err
     assert code == 2 and "--keys" in err
+
+
+def test_animate_animatediff_batch_resumes(tiny_models, tmp_path):
+    flows, out = tmp_path / "flows", tmp_path / "out"
+    write_flows(flows, frames=3)
+    extra = ["--animation", "animatediff", "--motion-module", "tiny_mm_sd1",
+             "--context-length", "2", "--context-stride", "1", "--steps", "1"]  # fmt: skip
+    code, rec = animate(tiny_models, flows, out, *extra)
+    assert code == 0 and rec["mode"] == "animatediff"
+    assert [f["source"] for f in rec["frames"]] == ["generated"] * 3
+    made = [decode_png((out / f"frame_000{i}.png").read_bytes()) for i in (1, 2, 3)]
+    assert made[0].shape == (SIZE, SIZE, 3) and not np.array_equal(made[0], made[2])
+    # A stopped render resumes: the batch runs again and only the missing frame is stored,
+    # the same picture as before (same seed, same batch).
+    (out / "frame_0002.png").unlink()
+    code, rec = animate(tiny_models, flows, out, *extra)
+    assert [f["source"] for f in rec["frames"]] == ["on disk", "generated", "on disk"]
+    np.testing.assert_array_equal(decode_png((out / "frame_0002.png").read_bytes()), made[1])
