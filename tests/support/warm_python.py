@@ -28,6 +28,8 @@ API:
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import multiprocessing
 import os
 import runpy
@@ -87,12 +89,29 @@ def _import_time(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+# Imported by the backend (PRELOAD), and they amend os.environ when first imported: opencv
+# prepends its library folder to LD_LIBRARY_PATH. Were one first imported in this process
+# after the fork server took its snapshot of the environment (a test that imports the
+# backend's ControlNet code in-process), every later backend start and CLI run would differ
+# from the snapshot and start cold (~14 s of imports each, measured: every private backend
+# of a `pytest tests/wire` run after the first in-process ControlNet test). Imported before
+# the snapshot, the environment this process hands its children stays the server's.
+_ENV_AMENDING = ("cv2",)
+
+
+def _settle_environment() -> None:
+    for name in _ENV_AMENDING:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
 def _context():
     """The forkserver context; the server starts (and imports PRELOAD) on first use."""
     global _server_env
     ctx = multiprocessing.get_context("forkserver")
     with _lock:
         if _server_env is None:
+            _settle_environment()
             ctx.set_forkserver_preload(PRELOAD)
             # The server is spawned with this process's environment (and sys.path).
             _server_env = dict(os.environ)
