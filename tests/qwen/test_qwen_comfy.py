@@ -35,10 +35,17 @@ def no_outside_tokenizer(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory, qwen_parts) -> ComfyTree:
+    from dreamwire.backend.tiny.files import save_tensors, state_of
     from dreamwire.backend.tiny.qwen_image import build_comfy_tree, write_qwen_diffusers_folder
 
     root = tmp_path_factory.mktemp("qwen-comfy-tree") / "ComfyUI"
-    build_comfy_tree(root, qwen_parts)
+    files = build_comfy_tree(root, qwen_parts)
+    # The fp8 file ComfyUI's template names (qwen_image_fp8_e4m3fn.safetensors).
+    fp8 = {
+        k: v.to(torch.float8_e4m3fn) if v.ndim == 2 else v
+        for k, v in state_of(qwen_parts["transformer"]).items()
+    }
+    save_tensors(fp8, files["transformer"].with_name("qwen_image_fp8_e4m3fn.safetensors"))
     write_qwen_diffusers_folder(qwen_parts, root / "models" / "diffusers" / "tiny-qwen-image")
     return ComfyTree(qwen_parts, root)
 
@@ -54,7 +61,7 @@ def _state(module) -> dict:
 
 def test_comfy_files_load_the_original_weights(tree, library):
     found = {(e.kind, e.name): e for e in library.entries()}
-    for name in ("qwen_image_bf16", "qwen_image_comfy"):
+    for name in ("qwen_image_bf16", "qwen_image_comfy", "qwen_image_fp8_e4m3fn"):
         entry = found[(Kind.CHECKPOINT, name)]
         assert (entry.format, entry.arch) == (Format.SAFETENSORS, "tiny-qwen-image"), name
     assert library.missing_parts() == {}
@@ -66,6 +73,9 @@ def test_comfy_files_load_the_original_weights(tree, library):
         # The file has no LM head (ComfyUI's): it stands in with the embedding, unused.
         same = [k for k in want if k != "lm_head.weight" and not torch.equal(got[k], want[k])]
         assert same == [], name
+    # The fp8 copy stays fp8 in memory (diffusers' layerwise casting upcasts per layer).
+    fp8 = library.load_pipeline("qwen_image_fp8_e4m3fn").transformer
+    assert fp8.transformer_blocks[0].attn.to_q.weight.dtype == torch.float8_e4m3fn
 
 
 def test_the_comfy_files_picture_is_the_diffusers_folders(library):
