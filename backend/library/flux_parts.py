@@ -46,6 +46,20 @@ class FluxSources:
         return sorted({p.entry.path for p in (self.transformer, self.clip_l, self.t5, self.vae)})
 
 
+@dataclass(frozen=True)
+class OneEncoderSources:
+    """A transformer file's pipeline with one text encoder, a VAE and a tokenizer folder
+    (Z-Image: Qwen3; Qwen-Image: Qwen2.5-VL)."""
+
+    transformer: Part
+    text_encoder: Part
+    vae: Part
+    tokenizer: Path
+
+    def files(self) -> list[Path]:
+        return sorted({p.entry.path for p in (self.transformer, self.text_encoder, self.vae)})
+
+
 def is_flux_file(entry: ModelEntry) -> bool:
     return (
         entry.kind == Kind.CHECKPOINT

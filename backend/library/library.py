@@ -183,9 +183,10 @@ class ModelLibrary:
         return missing
 
     def _sources(self, entry: ModelEntry) -> dict:
-        """The other files a transformer-only checkpoint (Flux, SD3, Z-Image) loads with, as
-        load_pipeline's keyword; empty for a checkpoint that holds all it needs."""
-        from dreamwire.backend.library import flux_parts, sd3_parts, zimage_parts
+        """The other files a transformer-only checkpoint (Flux, SD3, Z-Image, Qwen-Image) loads
+        with, as load_pipeline's keyword; empty for a checkpoint that holds all it needs."""
+        from dreamwire.backend.library import flux_parts, qwen_parts, sd3_parts, zimage_parts
+        from dreamwire.backend.library.qwen_identify import is_qwen_file
 
         if flux_parts.is_flux_file(entry):
             return {"flux": flux_parts.gather(entry, self._entries, self.roots)}
@@ -193,6 +194,8 @@ class ModelLibrary:
             return {"sd3": sd3_parts.gather(entry, self._entries, self.roots)}
         if zimage_parts.is_zimage_file(entry):
             return {"zimage": zimage_parts.gather(entry, self._entries, self.roots)}
+        if is_qwen_file(entry):
+            return {"qwen": qwen_parts.gather(entry, self._entries, self.roots)}
         return {}
 
     # ---- loading

@@ -21,7 +21,10 @@ from dreamwire.backend.library.expected import missing_checkpoint_keys, missing_
 from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
-from dreamwire.backend.library.qwen_identify import is_qwen_file, refuse_single_file
+from dreamwire.backend.library.qwen_identify import is_qwen_file
+from dreamwire.backend.library.qwen_loading import load_qwen_pipeline
+from dreamwire.backend.library.qwen_parts import QwenSources
+from dreamwire.backend.library.qwen_parts import gather as gather_qwen
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.sd3_loading import load_sd3_pipeline
 from dreamwire.backend.library.sd3_parts import Sd3Sources, is_sd3_file
@@ -64,10 +67,7 @@ def require_arch(entry: ModelEntry) -> str:
 def unsupported(entry: ModelEntry) -> str | None:
     """Why a checkpoint the library identified cannot run, or None: an architecture it
     only recognises (Flux.2 dev/9B), or a single file of one that loads from its diffusers
-    folder only (the catalog's `folders_only`: Flux.2 Klein), or a Qwen-Image single file
-    (ComfyUI's layout, not assembled yet)."""
-    if is_qwen_file(entry):
-        return refuse_single_file(entry).message
+    folder only (the catalog's `folders_only`: Flux.2 Klein)."""
     if title := catalog.recognised(entry.arch):
         return (
             f"{entry.name} is a {title} model, which Dreamwire recognises but does not run "
@@ -102,10 +102,12 @@ def load_pipeline(
     flux: FluxSources | None = None,
     sd3: Sd3Sources | None = None,
     zimage: ZImageSources | None = None,
+    qwen: QwenSources | None = None,
 ):
     """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline /
-    StableDiffusion3Pipeline / ZImagePipeline for a checkpoint entry. A Flux, SD3 or Z-Image
-    single file takes its text encoders and VAE from `flux` / `sd3` / `zimage` (the library
+    StableDiffusion3Pipeline / ZImagePipeline / Qwen-Image pipeline for a checkpoint entry. A
+    Flux, SD3, Z-Image or Qwen-Image single file takes its text encoders and VAE from `flux` /
+    `sd3` / `zimage` / `qwen` (the library
     gathers them); without them, only a file holding every part loads."""
     if entry.kind != Kind.CHECKPOINT:
         raise DreamwireError(
@@ -124,6 +126,9 @@ def load_pipeline(
     if is_zimage_file(entry):
         sources = zimage or gather_zimage(entry, places=places)
         return _assembled(entry, load_zimage_pipeline, sources, torch_dtype)
+    if is_qwen_file(entry):
+        sources = qwen or gather_qwen(entry, places=places)
+        return _assembled(entry, load_qwen_pipeline, sources, torch_dtype)
     arch = require_arch(entry)
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}

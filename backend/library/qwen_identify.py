@@ -17,7 +17,6 @@ from pathlib import Path
 
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.safetensors_header import Header
-from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 TINY_MAX_WIDTH = 64
 _EDIT_PIPELINES = {
@@ -149,16 +148,4 @@ def is_qwen_file(entry: ModelEntry) -> bool:
         entry.kind == Kind.CHECKPOINT
         and entry.format != Format.DIFFUSERS
         and entry.detail.get("family") == "qwen-image"
-    )
-
-
-def refuse_single_file(entry: ModelEntry) -> DreamwireError:
-    """Qwen-Image's single files are found and identified, not loaded yet: say so and what
-    does load (assembling the transformer with ComfyUI's Qwen2.5-VL and Wan-layout VAE
-    files is the next step)."""
-    return DreamwireError(
-        ErrorCode.MODEL_UNSUPPORTED,
-        f"{entry.name} is a {entry.arch} transformer file (ComfyUI's layout); Dreamwire "
-        "runs Qwen-Image from a diffusers folder so far (e.g. Qwen/Qwen-Image in "
-        "models/Stable-diffusion or models/diffusers)",
     )

@@ -7,11 +7,11 @@ them. Everything missing is named in ONE error (`model_part_missing`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.flux_parts import (
+    OneEncoderSources,
     Part,
     find_part,
     folders_of,
@@ -28,15 +28,7 @@ _ADVICE = {
 }
 
 
-@dataclass(frozen=True)
-class ZImageSources:
-    transformer: Part
-    text_encoder: Part
-    vae: Part
-    tokenizer: Path
-
-    def files(self) -> list[Path]:
-        return sorted({p.entry.path for p in (self.transformer, self.text_encoder, self.vae)})
+ZImageSources = OneEncoderSources
 
 
 def is_zimage_file(entry: ModelEntry) -> bool:

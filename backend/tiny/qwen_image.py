@@ -132,3 +132,85 @@ def write_qwen_processor(folder: Path, tokenizer: Path) -> Path:
     )
     processor.save_pretrained(str(folder))
     return folder
+
+
+# -- ComfyUI's files ------------------------------------------------------------------------
+def wan_vae_names(state: dict, num_res_blocks: int) -> dict:
+    """A diffusers AutoencoderKLQwenImage state in the Wan 2.1 VAE's own names, as
+    ComfyUI's qwen_image_vae.safetensors stores them (the inverse of the loader's mapping,
+    written out independently so that the test checks one against the other)."""
+    per_block = num_res_blocks + 1  # resnets per decoder up block, then its upsampler
+    residual = {
+        "norm1.gamma": "residual.0.gamma",
+        "conv1.weight": "residual.2.weight",
+        "conv1.bias": "residual.2.bias",
+        "norm2.gamma": "residual.3.gamma",
+        "conv2.weight": "residual.6.weight",
+        "conv2.bias": "residual.6.bias",
+        "conv_shortcut.weight": "shortcut.weight",
+        "conv_shortcut.bias": "shortcut.bias",
+    }
+    fixed = {"quant_conv": "conv1", "post_quant_conv": "conv2"}
+    side = {"conv_in": "conv1", "norm_out": "head.0", "conv_out": "head.2"}
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] in fixed:
+            name = f"{fixed[parts[0]]}.{parts[1]}"
+        elif parts[1] in side:
+            name = f"{parts[0]}.{side[parts[1]]}.{'.'.join(parts[2:])}"
+        elif parts[1] == "mid_block":
+            tail = ".".join(parts[4:])
+            if parts[2] == "attentions":
+                name = f"{parts[0]}.middle.1.{tail}"
+            else:
+                name = f"{parts[0]}.middle.{2 * int(parts[3])}.{residual.get(tail, tail)}"
+        elif parts[1] == "down_blocks":
+            tail = ".".join(parts[3:])
+            name = f"encoder.downsamples.{parts[2]}.{residual.get(tail, tail)}"
+        else:  # decoder.up_blocks.B.(resnets.R | upsamplers.0).rest
+            block, what, index = int(parts[2]), parts[3], int(parts[4])
+            tail = ".".join(parts[5:])
+            flat = block * (per_block + 1) + (index if what == "resnets" else per_block)
+            name = f"decoder.upsamples.{flat}.{residual.get(tail, tail)}"
+        out[name] = value
+    return out
+
+
+def original_qwen25_names(state: dict) -> dict:
+    """transformers 5's Qwen2_5_VLForConditionalGeneration names as Hugging Face's
+    original checkpoint (and ComfyUI's qwen_2.5_vl_7b.safetensors) spells them."""
+    return {
+        k.replace("model.language_model.", "model.").replace("model.visual.", "visual."): v
+        for k, v in state.items()
+    }
+
+
+def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
+    """A ComfyUI install holding the tiny model as ComfyUI's Qwen-Image template loads it:
+    the transformer (plain and with `model.diffusion_model.`), Qwen2.5-VL without its LM
+    head, the Wan-layout VAE and the tokenizer in comfy/text_encoders/qwen25_tokenizer/."""
+    models = root / "models"
+    transformer = state_of(parts["transformer"])
+    prefixed = {"model.diffusion_model." + k: v for k, v in transformer.items()}
+    text = {
+        k: v
+        for k, v in original_qwen25_names(state_of(parts["text_encoder"])).items()
+        if not k.startswith("lm_head.")
+    }
+    vae = parts["vae"]
+    files = {
+        "transformer": save_tensors(
+            transformer, models / "diffusion_models" / "qwen_image_bf16.safetensors"
+        ),
+        "prefixed": save_tensors(
+            prefixed, models / "diffusion_models" / "qwen_image_comfy.safetensors"
+        ),
+        "text_encoder": save_tensors(text, models / "text_encoders" / "qwen_2.5_vl_7b.safetensors"),
+        "vae": save_tensors(
+            wan_vae_names(state_of(vae), vae.config.num_res_blocks),
+            models / "vae" / "qwen_image_vae.safetensors",
+        ),
+    }
+    files["tokenizer"] = write_qwen_tokenizer(root / "comfy" / "text_encoders" / "qwen25_tokenizer")
+    return files

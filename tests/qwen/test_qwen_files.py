@@ -1,7 +1,7 @@
 """Qwen-Image files in ComfyUI's layout are found and told apart from their headers: the
 transformer (Qwen-Image / Edit / Edit-2509 by name where the keys are the same; Layered and
 Edit-2511 by their own keys), Qwen2.5-VL in text_encoders, the Wan-layout VAE (RGBA for
-Layered); a transformer file is refused by name with what does load, not a shape error."""
+Layered). test_qwen_comfy.py loads them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from dreamwire.backend.library import ModelLibrary
 from dreamwire.backend.library.entries import Kind
 from dreamwire.backend.tiny.files import save_tensors, state_of
-from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def comfy_root(tmp_path_factory, qwen_parts):
     return root
 
 
-def test_comfy_files_are_identified_and_refused_clearly(comfy_root):
+def test_comfy_files_are_identified(comfy_root):
     library = ModelLibrary([comfy_root])
     arch = {e.name: e.arch for e in library.entries(Kind.CHECKPOINT)}
     assert arch["qwen_image_fp8_e4m3fn"] == "tiny-qwen-image"
@@ -61,9 +60,24 @@ def test_comfy_files_are_identified_and_refused_clearly(comfy_root):
         "qwen_image_vae": "tiny-qwen-image-vae",
         "qwen_image_layered_vae": "tiny-qwen-image-vae-rgba",
     }
-    with pytest.raises(DreamwireError) as err:
-        library.load_pipeline("qwen_image_fp8_e4m3fn")
-    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED
-    assert "diffusers folder" in err.value.message
-    # The welcome says so per file before any job is sent (model_missing).
-    assert library.missing_parts()["qwen_image_fp8_e4m3fn"] == err.value.message
+
+
+@pytest.mark.parametrize("arch", ["qwen-image", "tiny-qwen-image"])
+def test_wan_vae_names_map_at_any_depth_as_diffusers_does(arch):
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLQwenImage
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    from dreamwire.backend.library.flux_loading import component_config
+    from dreamwire.backend.library.wan_vae_layout import wan_to_diffusers
+    from dreamwire.backend.tiny.qwen_image import wan_vae_names
+
+    with init_empty_weights():
+        vae = AutoencoderKLQwenImage.from_config(component_config(arch, "vae"))
+    names = {k: k for k in vae.state_dict()}  # each key's value: its diffusers name
+    wan = wan_vae_names(names, vae.config.num_res_blocks)
+    assert "encoder.conv1.weight" in wan and "decoder.head.2.weight" in wan
+    assert wan_to_diffusers(wan) == {k: k for k in names.values()}
+    if arch == "qwen-image":
+        # diffusers' converter hard-codes the real depth: the two agree there.
+        assert convert_wan_vae_to_diffusers(dict(wan)) == wan_to_diffusers(wan)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.tokenizers import only_tree_tokenizers
+
 
 @dataclass(frozen=True)
 class ZImageTree:
@@ -32,9 +34,7 @@ def zimage_tree(tmp_path_factory) -> ZImageTree:
 @pytest.fixture(autouse=True)
 def no_outside_tokenizer(monkeypatch, tmp_path_factory):
     """Only the tree's tokenizer: none from the environment or this machine's hub cache."""
-    monkeypatch.delenv("DREAMWIRE_QWEN_TOKENIZER", raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "no-hub"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "no-hf"))
+    only_tree_tokenizers(monkeypatch, tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
