@@ -41,6 +41,8 @@ FEATURE_REASONS = {
     "ControlNet of the type",
     "ip_adapter": "reference units for it are not built yet",
     "refine_upscale": "tiled upscale-and-refine is not built for it yet",
+    "attention_maps": "attention heat maps (DAAM) read a UNet's cross-attention to the "
+    "prompt's tokens, and this model's joint attention has none",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")
@@ -112,6 +114,8 @@ def job_features(job: Job) -> list[str]:
         used.append("controlnet")
     if job.upscale is not None and job.upscale.refine:
         used.append("refine_upscale")
+    if job.attention_maps:
+        used.append("attention_maps")
     return used
 
 

@@ -11,6 +11,14 @@ STATES = ("queued", "loading_model", "compiling", "generating", "decoding", "sav
 
 
 @dataclass
+class HeatMap:
+    """A DAAM attention map: where the denoiser looked at one word of the prompt."""
+
+    word: str
+    image: np.ndarray  # H x W uint8 greyscale, the image's size; min-max normalised
+
+
+@dataclass
 class GeneratedImage:
     image: np.ndarray  # H x W x 3 uint8 (RGB) or H x W x 4 (RGBA, inpaint layers)
     seed: int
@@ -19,6 +27,8 @@ class GeneratedImage:
     # Which PBR map a materials job's image is ("albedo", "roughness" ...; shared/materials
     # MATERIAL_MAPS); "" for a generated picture.
     map: str = ""
+    # The job's attention_maps: one per word of the prompt, in the prompt's order.
+    heat_maps: list[HeatMap] = field(default_factory=list)
 
 
 @dataclass

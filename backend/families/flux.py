@@ -103,6 +103,7 @@ FLUX = FamilySpec(
         variation_seed=False,
         t2i_adapter=False,
         refine_upscale=False,
+        attention_maps=False,
     ),
     distilled_guidance=True,
     # InstantX/Shakker Flux ControlNets (diffusers FluxControlNetModel): every pipeline takes

@@ -88,6 +88,7 @@ class Support:
     ip_adapter: bool = True  # reference units (the family's `reference` kind runs them)
     t2i_adapter: bool = True  # T2I-Adapter units (they hook a UNet's down blocks)
     refine_upscale: bool = True  # SD upscale: tiles refined with img2img
+    attention_maps: bool = True  # DAAM heat maps (a UNet's cross-attention to the tokens)
 
 
 @dataclass(frozen=True)
