@@ -264,6 +264,13 @@ def check(cfg):
         "upscalers": upscaler_choices(c.welcome),
     }
 
+    # -- the X/Y/Z plot, and the model list after a merge ----------------------------------
+    import dw_xyz
+
+    out["xyz"] = dw_xyz.check_xyz(c, base)
+    out["models_refresh"] = dw_xyz.check_models_refresh(c, cfg)
+    out["attention_maps"] = dw_xyz.check_attention_maps(c, base)
+
     # -- a Flux model in the docker (its own connection to the same backend) ----------------
     import dw_flux
 
