@@ -241,6 +241,7 @@ def test_model_list_refreshes_after_a_merge_on_the_running_backend(run):
 
 
 def test_attention_maps_land_as_a_group_of_overlays_named_by_word(run):
+    print("X/Y/Z, merge refresh, DAAM seconds:", run[0]["a1111_tools_seconds"])
     a = run[0]["attention_maps"]
     assert a["ok"] and a["sent"], a["message"]
     assert len(a["groups"]) == 1 and a["groups"][0].startswith("Attention maps: ")
