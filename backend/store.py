@@ -34,7 +34,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import Job
-from dreamwire.shared.result import GeneratedImage, JobResult
+from dreamwire.shared.result import GeneratedImage, HeatMap, JobResult
 
 RECORD = "result.json"
 FAILED = "failed.json"
@@ -48,6 +48,11 @@ def write_png(path: Path, image: np.ndarray, infotext: str) -> None:
     img = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
     Image.fromarray(img).save(tmp, format="PNG", pnginfo=meta)
     os.replace(tmp, path)
+
+
+def heat_map_path(image: Path, word: str) -> Path:
+    """Where a DAAM map of `word` is written beside its image: `<image>-daam-<word>.png`."""
+    return image.with_name(f"{image.stem}-daam-{word}.png")
 
 
 def read_png(path: Path) -> tuple[np.ndarray, str]:
@@ -91,6 +96,8 @@ class ResultStore:
             suffix = f"-{gen.map}" if gen.map else ""
             path = folder / f"{i:02d}-{gen.seed}{suffix}.png"
             write_png(path, gen.image, gen.infotext)
+            for heat in gen.heat_maps:  # DAAM maps beside their image, named by word
+                write_png(heat_map_path(path, heat.word), heat.image, gen.infotext)
             images.append(dataclasses.replace(gen, path=str(path.resolve())))
         saved = dataclasses.replace(result, images=images)
         record = {
@@ -108,6 +115,7 @@ class ResultStore:
                     "height": int(g.image.shape[0]),
                     "infotext": g.infotext,
                     "map": g.map,
+                    "heat_maps": [h.word for h in g.heat_maps],
                 }
                 for g in images
             ],
@@ -156,6 +164,10 @@ class ResultStore:
                     infotext=infotext or item.get("infotext", ""),
                     path=str(path.resolve()),
                     map=str(item.get("map", "")),
+                    heat_maps=[
+                        HeatMap(word, read_png(heat_map_path(path, word))[0])
+                        for word in item.get("heat_maps", [])
+                    ],
                 )
             )
         return JobResult(

@@ -19,6 +19,7 @@ drops it rather than running it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections import OrderedDict
@@ -404,9 +405,12 @@ class Client:
             return [ev.Cancelled(msg.job_id, str(msg.body.get("message", "")))]
         if t == P.MODELS:
             if self.welcome is not None:
-                for k in ("models", "vaes", "loras", "embeddings", "controlnets", "samplers"):
-                    if k in msg.body:
-                        setattr(self.welcome, k, msg.body[k])
+                # Every capability key the answer carries, read as a welcome reads it (a
+                # merged checkpoint comes with its family, modes and defaults too).
+                fresh = ev.Welcome.from_body({**msg.body, "protocol": self.welcome.protocol})
+                for f in dataclasses.fields(ev.Welcome):
+                    if f.name in msg.body and f.name not in ("protocol", "server_id"):
+                        setattr(self.welcome, f.name, getattr(fresh, f.name))
             return [ev.ModelsEvent(msg.body)]
         if t == P.ERROR:
             err = DreamwireError.from_dict(msg.body)

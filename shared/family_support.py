@@ -45,6 +45,8 @@ FEATURE_REASONS = {
     "does not have",
     "latent_fill": "the latent noise / latent nothing masked contents are built for SD's "
     "inpaint pipelines only; pick fill or original",
+    "attention_maps": "attention heat maps (DAAM) read a UNet's cross-attention to the "
+    "prompt's tokens, and this model's joint attention has none",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")
@@ -120,6 +122,8 @@ def job_features(job: Job) -> list[str]:
         used.append("skip_layer_guidance")
     if job.mask is not None and job.inpaint_fill in ("latent noise", "latent nothing"):
         used.append("latent_fill")
+    if job.attention_maps:
+        used.append("attention_maps")
     return used
 
 

@@ -302,6 +302,9 @@ class Job:
     regions: list[Region] = field(default_factory=list)  # regional prompts (Region)
     priority: str = "normal"
     preview_every: int = 0  # 0: no previews; n: a preview every n steps
+    # DAAM heat maps: one greyscale map per word of the prompt with each image
+    # (GeneratedImage.heat_maps); CLIP families (SD1.x/SD2.x/SDXL) only.
+    attention_maps: bool = False
     job_id: str = field(default_factory=new_job_id)
     tag: str = ""  # free text for the client's own bookkeeping (e.g. "frame 12")
 
@@ -435,6 +438,14 @@ class Job:
             check_materials(self.materials, self.job_id)
         if self.animatediff is not None:
             check_animatediff(self.animatediff, self.job_id, (self.width, self.height))
+        if self.attention_maps and (self.upscale or self.materials or self.regions):
+            # DAAM reads one prompt over one generation's steps: an SD upscale's tiles,
+            # Marigold's pipelines and per-region prompts have no such single reading.
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                "attention maps need one prompt generating one picture: not with an upscale, "
+                "materials or regional prompts",
+            )
         self._check_mode()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
@@ -593,6 +604,7 @@ class Job:
         f.whole("inpaint_padding", self.inpaint_padding, 0, MAX_SIDE)
         f.whole("preview_every", self.preview_every, 0, MAX_STEPS)
         f.flag("inpaint_full_res", self.inpaint_full_res)
+        f.flag("attention_maps", self.attention_maps)
         f.flag("tiled_vae", self.tiled_vae, optional=True)
         f.kind("outpaint", self.outpaint, Outpaint)
         for name in ("left", "right", "top", "bottom"):
@@ -769,6 +781,8 @@ class Job:
             del body["inpaint_model"]  # the default; a backend from before it runs the job
         if not self.cfg_rescale:
             del body["cfg_rescale"]  # off: a backend from before it runs the job
+        if not self.attention_maps:
+            del body["attention_maps"]  # likewise: only a job asking for maps carries it
         if self.mode is None or self.mode == self.implied_mode():
             del body["mode"]
         elif isinstance(self.mode, JobMode):

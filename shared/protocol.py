@@ -29,7 +29,7 @@ import numpy as np
 from . import codec
 from .errors import DreamwireError, ErrorCode
 from .job import Job
-from .result import GeneratedImage, JobResult, Progress
+from .result import GeneratedImage, HeatMap, JobResult, Progress
 
 PROTOCOL_VERSION = 1
 TAG_PREFIX = b"dreamwire/"
@@ -525,9 +525,10 @@ def result_message(result: JobResult, reply_to: str = "") -> Message:
         "timings": {k: float(v) for k, v in result.timings.items()},
         "images": [_image_meta(g) for g in result.images],
     }
-    return Message(
-        RESULT, body, [g.image for g in result.images], job_id=result.job_id, reply_to=reply_to
-    )
+    # The images' frames first, then each image's heat maps in order (named in its meta).
+    frames = [g.image for g in result.images]
+    frames += [h.image for g in result.images for h in g.heat_maps]
+    return Message(RESULT, body, frames, job_id=result.job_id, reply_to=reply_to)
 
 
 def _image_meta(g: GeneratedImage) -> dict[str, Any]:
@@ -536,6 +537,8 @@ def _image_meta(g: GeneratedImage) -> dict[str, Any]:
         meta["map"] = g.map
     if g.layer >= 0:  # a layers job's RGBA layer, bottom first
         meta["layer"] = g.layer
+    if g.heat_maps:  # the job's attention_maps: the words, their frames after the images
+        meta["heat_maps"] = [h.word for h in g.heat_maps]
     return meta
 
 
@@ -543,8 +546,12 @@ def parse_result(msg: Message) -> JobResult:
     b = msg.body
     try:
         metas = b["images"]
-        if not isinstance(metas, list) or len(metas) != len(msg.buffers):
+        if not isinstance(metas, list):
+            raise ValueError("images must be a list")
+        words = [[str(w) for w in m.get("heat_maps", [])] for m in metas]
+        if len(metas) + sum(map(len, words)) != len(msg.buffers):
             raise ValueError("image descriptions and binary frames differ in number")
+        maps = iter(msg.buffers[len(metas) :])
         images = [
             GeneratedImage(
                 arr,
@@ -553,8 +560,9 @@ def parse_result(msg: Message) -> JobResult:
                 str(m.get("path", "")),
                 str(m.get("map", "")),
                 int(m.get("layer", -1)),
+                [HeatMap(w, next(maps)) for w in ws],
             )
-            for m, arr in zip(metas, msg.buffers, strict=False)
+            for m, arr, ws in zip(metas, msg.buffers, words, strict=False)
         ]
         timings = {str(k): float(v) for k, v in dict(b.get("timings", {})).items()}
         return JobResult(

@@ -11,6 +11,14 @@ STATES = ("queued", "loading_model", "compiling", "generating", "decoding", "sav
 
 
 @dataclass
+class HeatMap:
+    """A DAAM attention map: where the denoiser looked at one word of the prompt."""
+
+    word: str
+    image: np.ndarray  # H x W uint8 greyscale, the image's size; min-max normalised
+
+
+@dataclass
 class GeneratedImage:
     image: np.ndarray  # H x W x 3 uint8 (RGB) or H x W x 4 (RGBA, inpaint layers)
     seed: int
@@ -21,6 +29,8 @@ class GeneratedImage:
     map: str = ""
     # A layers job's image: its place in the stack, 0 the bottom; -1 for any other picture.
     layer: int = -1
+    # The job's attention_maps: one per word of the prompt, in the prompt's order.
+    heat_maps: list[HeatMap] = field(default_factory=list)
 
 
 @dataclass

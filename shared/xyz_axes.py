@@ -213,3 +213,17 @@ def cells(base: Job, axes: list[tuple[Axis, list]], rng: random.Random | None = 
                         job = ax.apply(job, v, vals)
                 out.append(Cell(ix, iy, iz, job))
     return out
+
+
+SCRIPT = "X/Y/Z plot"
+
+
+def grid_infotext(first_cell_infotext: str, named: list[tuple[str, str, str]]) -> str:
+    """The first cell's infotext with the axes added, as A1111 writes a grid's; `named`:
+    ("X"/"Y"/"Z", axis type, values as typed) of each axis used."""
+    from .infotext import quote
+
+    extra = [f"Script: {SCRIPT}"]
+    for name, label, values in named:
+        extra += [f"{name} Type: {quote(label)}", f"{name} Values: {quote(values)}"]
+    return ", ".join([first_cell_infotext, *extra]) if first_cell_infotext else ", ".join(extra)

@@ -176,6 +176,11 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tiled-vae", action="store_true", default=None)
     p.add_argument(
+        "--attention-maps",
+        action="store_true",
+        help="DAAM heat maps per prompt word, written beside each image as <image>-daam-<word>.png",
+    )
+    p.add_argument(
         "--out", type=Path, default=None, help="output folder (default: the config's, else ./out)"
     )
     p.add_argument(
@@ -256,6 +261,7 @@ def build_job(args: argparse.Namespace, family: ModelFamily | None = None) -> Jo
         inpaint_model=args.inpaint_model,
         seamless=args.seamless,
         tiled_vae=args.tiled_vae,
+        attention_maps=args.attention_maps,
     )
     if args.init_image is not None:
         job.init_image = read_image(args.init_image, "init image")
@@ -409,6 +415,14 @@ def job_runner(args: argparse.Namespace):
     return (lambda job, bar: engine.run(job, on_progress=bar)), lambda: None
 
 
+def _heat_paths(g) -> dict:
+    from dreamwire.backend.store import heat_map_path
+
+    if not g.heat_maps:
+        return {}
+    return {"heat_maps": {h.word: str(heat_map_path(Path(g.path), h.word)) for h in g.heat_maps}}
+
+
 def main(args: argparse.Namespace) -> int:
     from dreamwire.backend.store import ResultStore
 
@@ -427,7 +441,8 @@ def main(args: argparse.Namespace) -> int:
             "job_id": saved.job_id,
             "model": saved.model,
             "images": [
-                {"path": g.path, "seed": g.seed, "infotext": g.infotext} for g in saved.images
+                {"path": g.path, "seed": g.seed, "infotext": g.infotext, **_heat_paths(g)}
+                for g in saved.images
             ],
             "timings": saved.timings,
         }

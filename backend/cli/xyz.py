@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from dreamwire.backend.cli import generate
+from dreamwire.shared import xyz_axes
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.infotext import quote
 from dreamwire.shared.xyz_axes import AXES, axis, cells
 
 # A1111's img_max_size_mp default: a grid larger than this many megapixels is refused.
 MAX_GRID_MP = 200
-SCRIPT = "X/Y/Z plot"
 
 
 def add_parser(subparsers) -> None:
@@ -48,10 +47,8 @@ def axes_of(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def grid_infotext(first_cell_infotext: str, chosen: list[tuple[str, str]]) -> str:
     """The first cell's infotext with the axes added, as A1111 writes a grid's."""
-    extra = [f"Script: {SCRIPT}"]
-    for name, (label, values) in zip("XYZ", chosen, strict=False):
-        extra += [f"{name} Type: {quote(label)}", f"{name} Values: {quote(values)}"]
-    return first_cell_infotext + ", " + ", ".join(extra)
+    named = [(n, label, values) for n, (label, values) in zip("XYZ", chosen, strict=False)]
+    return xyz_axes.grid_infotext(first_cell_infotext, named)
 
 
 def _font(size: int):

@@ -77,4 +77,6 @@ class ComposableConditioner(Conditioner):
 
 def builtin() -> list[Conditioner]:
     """The engine's own conditioners, in the order they attach (after the injected ones)."""
-    return [RegionsConditioner(), ComposableConditioner()]
+    from .daam_conditioner import AttentionMapsConditioner
+
+    return [RegionsConditioner(), ComposableConditioner(), AttentionMapsConditioner()]

@@ -34,11 +34,19 @@ def requested(job: Job) -> list[str]:
 def check(job: Job, family: str, arch: str = "") -> None:
     spec = spec_for(family)
     scheduling.check(family, job.sampler)
-    for feature in requested(job):
+    used = requested(job)
+    for feature in used:
         if not getattr(spec.support, feature):
             raise spec.refusal(feature)
     if job.slg_scale > 0:
         _check_skip_layer_guidance(job, spec.label)
+    if job.attention_maps and "composable" in used:
+        # AND prompts widen the UNet's batch to every subprompt: not one prompt to map.
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB,
+            "attention maps read one prompt: not with AND prompts",
+            job.job_id,
+        )
     name = catalog.variant_of(arch)
     variant = spec.variant(name)
     if job.cfg > 1.0 and not variant.real_cfg:

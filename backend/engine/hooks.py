@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -221,3 +221,57 @@ class Conditioner(ABC):
         """Whether a `kind` control unit naming no model would find a file for the query's
         model (asked at plan time, before it loads: SD upscale's tile unit)."""
         return False
+
+
+# Called by a tap as tap(layer, attn, hidden_states, encoder_hidden_states) before the
+# layer's own processor runs; what it returns is ignored (it observes, never changes).
+AttentionTap = Callable[[str, Any, Any, Any], None]
+
+
+class TapProcessor:
+    """An attention processor that lets a named tap see a layer's inputs, then runs the
+    layer's own processor unchanged (so its output is bit for bit what it was)."""
+
+    def __init__(self, hook: str, layer: str, inner: Any, tap: AttentionTap) -> None:
+        self.hook, self.layer, self.inner, self.tap = hook, layer, inner, tap
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, *args, **kwargs):
+        if encoder_hidden_states is not None:
+            self.tap(self.layer, attn, hidden_states, encoder_hidden_states)
+        return self.inner(attn, hidden_states, encoder_hidden_states, *args, **kwargs)
+
+
+def cross_attentions(unet) -> list[tuple[str, Any]]:
+    """The UNet's cross-attention layers of its down and up blocks, by module name: the
+    layers DAAM reads (its UNetCrossAttentionLocator; the mid block is left out)."""
+    return [
+        (name, module)
+        for name, module in unet.named_modules()
+        if name.endswith(".attn2") and name.startswith(("down_blocks.", "up_blocks."))
+    ]
+
+
+def tap_names(unet) -> list[str]:
+    """The names of the taps attached to the UNet's cross-attention layers now."""
+    return sorted(
+        {
+            m.processor.hook
+            for _, m in cross_attentions(unet)
+            if isinstance(m.processor, TapProcessor)
+        }
+    )
+
+
+@contextmanager
+def tapped_cross_attention(unet, hook: str, tap: AttentionTap) -> Iterator[list[str]]:
+    """Attach `tap` under the name `hook` to every cross-attention layer for the block and
+    put each layer's own processor back after it, whatever happens inside."""
+    layers = cross_attentions(unet)
+    originals = [m.processor for _, m in layers]
+    try:
+        for (name, module), inner in zip(layers, originals, strict=True):
+            module.set_processor(TapProcessor(hook, name, inner, tap))
+        yield [name for name, _ in layers]
+    finally:
+        for (_, module), inner in zip(layers, originals, strict=True):
+            module.set_processor(inner)

@@ -19,6 +19,7 @@ from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.result import GeneratedImage, JobResult
 
 from . import hires, masked_content, noise, sd_upscale
+from .daam_conditioner import heat_maps
 from .hooks import JobContext
 from .infotext_fields import infotext_for
 from .passes import PassSpec, executed_steps, run_pass
@@ -82,7 +83,12 @@ def run(ctx: JobContext, reporter: Reporter, extensions, low_vram: bool, vae_til
         ]
     else:
         results = [
-            GeneratedImage(image=img, seed=s, infotext=infotext_for(ctx, s, i))
+            GeneratedImage(
+                image=img,
+                seed=s,
+                infotext=infotext_for(ctx, s, i),
+                heat_maps=heat_maps(ctx, i, img.shape[:2]),
+            )
             for i, (img, s) in enumerate(zip(images, seeds, strict=True))
         ]
     return JobResult(

@@ -104,6 +104,7 @@ FLUX = FamilySpec(
         t2i_adapter=False,
         refine_upscale=False,
         latent_fill=False,
+        attention_maps=False,
     ),
     distilled_guidance=True,
     # InstantX/Shakker Flux ControlNets (diffusers FluxControlNetModel): every pipeline takes

@@ -97,6 +97,7 @@ QWEN_IMAGE = FamilySpec(
         t2i_adapter=False,
         refine_upscale=False,
         latent_fill=False,
+        attention_maps=False,
     ),
     variants={
         # Qwen-Image-Edit: a picture plus an instruction ("make the car red"); diffusers'

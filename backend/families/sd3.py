@@ -110,6 +110,8 @@ SD3 = FamilySpec(
         t2i_adapter=False,
         refine_upscale=False,
         skip_layer_guidance=True,
+        latent_fill=False,
+        attention_maps=False,
     ),
     # Stability's SD3.5 Large ControlNets (blur, canny, depth) as diffusers loads them:
     # SD3ControlNetModel, the image as `control_image`.

@@ -119,10 +119,10 @@ class Support:
     # Skip-layer guidance (Job.slg_scale): a second guidance term from the denoiser run with
     # some transformer layers skipped (SD3.5 only: diffusers' SD3 txt2img pipeline).
     skip_layer_guidance: bool = False
-
     # A1111's latent noise / latent nothing masked content (engine/masked_content.py wraps
     # the SD inpaint pipelines' prepare_latents).
     latent_fill: bool = True
+    attention_maps: bool = True  # DAAM heat maps (a UNet's cross-attention to the tokens)
 
 
 # Plain generation only (txt2img/img2img/inpaint/edit as the pipelines allow): what a

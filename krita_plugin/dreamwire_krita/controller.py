@@ -7,6 +7,7 @@ Nothing here blocks: submitting returns at once and results are applied when the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -21,10 +22,11 @@ from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 from . import krita_host as host
 from .logic import controls as ctl
-from .logic import jobs, live, naming, prompt_regions, regions
+from .logic import heatmaps, jobs, live, naming, prompt_regions, regions, xyz
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.connection import connection_view
+from .logic.geometry import Rect
 from .logic.history import Entry, History, params_from_infotext
 from .logic.params import Params
 from .logic.regions import PlanError
@@ -55,12 +57,14 @@ class Controller:
         self.history = History()
         self.session: Session | None = None
         self.welcome = None
+        self.welcome_version = 0
         self.backend_process: subprocess.Popen | None = None
         self.applied: list[dict] = []  # what landed on the canvas, newest last
         self.last_job = None  # the last job built, for scripts and tests to inspect
         self.layer_count = 4  # how many layers the Layers action asks for
         self.live = LiveMode()
         self.ever_connected = False  # this connection reached the backend once
+        self.xyz: xyz.XyzRun | None = None  # the X/Y/Z plot in flight
 
     # -- connection ---------------------------------------------------------------
     def save_settings(self, s: settings_mod.Settings) -> None:
@@ -92,6 +96,12 @@ class Controller:
             message=f"Connecting to {s.address}…",
             level="info",
         )
+
+    def refresh_models(self) -> None:
+        """The backend's model lists again, e.g. after `dreamwire models merge` wrote a new
+        checkpoint into its folders; the docker's lists follow when the answer arrives."""
+        if self.session is not None:
+            self.session.refresh_models()
 
     def disconnect(self) -> None:
         if self.session is not None:
@@ -155,6 +165,70 @@ class Controller:
     def upscale(self, params: Params, choice: upscaling.UpscaleChoice, doc=None) -> str | None:
         """Upscale the whole canvas; the document is scaled when the result arrives."""
         return self._act("upscale", params, doc, choice)
+
+    def xyz_plot(
+        self, params: Params, rows: list[tuple[str, str]], cells_group: bool = False, doc=None
+    ) -> int:
+        """A1111's X/Y/Z plot: `rows` are up to three (axis type, values) pairs, X first, in
+        A1111's words and value syntax (shared/xyz_axes.py). Each cell is a generate job of
+        its own through the backend's queue; when all are back, the grid comes in as a new
+        layer (and, with `cells_group`, every cell as a layer of a group). Returns the number
+        of cells queued (0 when refused: the message says why)."""
+        if self.xyz is not None:
+            self._set(message="An X/Y/Z plot is running: wait for it, or cancel.", level="error")
+            return 0
+        try:
+            base, pending = self._build("generate", params, doc)
+            t = pending.plan.target
+            run = xyz.plan_run(base, rows, t.w, t.h)
+            run.group = cells_group
+            if self.session is None:
+                raise SessionError("Not connected: set the backend address and connect.")
+            self.xyz = run
+            for i, cell in enumerate(run.cells):
+                cell_pending = dataclasses.replace(pending, action="xyz")
+                run.job_ids[self.session.submit(cell.job, cell_pending)] = i
+        except Exception as exc:  # PlanError, SessionError, a DreamwireError naming the axis
+            self._xyz_abort(getattr(exc, "message", None) or str(exc))
+            return 0
+        self._set(message=f"X/Y/Z plot: {run.total} cells queued.", level="info", step=0, total=0)
+        return run.total
+
+    def _xyz_abort(self, message: str) -> None:
+        run, self.xyz = self.xyz, None
+        if run is not None and self.session is not None:
+            for jid in run.job_ids:
+                self.session.cancel(jid)
+        self.status.preview = None
+        self._set(message=message, level="error")
+
+    def _xyz_result(self, pending: Pending, result) -> None:
+        run = self.xyz
+        if run is None or result.job_id not in run.job_ids:
+            return  # a cell of a grid given up on
+        gen = result.images[0]
+        run.add(result.job_id, jobs.crop_result(np.asarray(gen.image), pending.plan), gen.infotext)
+        if not run.done:
+            self._set(message=f"X/Y/Z plot: {len(run.images)} of {run.total} cells.", level="info")
+            return
+        self.xyz = None
+        doc = pending.doc_key
+        if not host.is_open(doc):
+            self._set(message="The document was closed before the grid was done.", level="warning")
+            return
+        grid = host.draw_labels(run.compose(), run.grid.labels(), run.grid.band)
+        w, h = run.grid.size
+        name = "X/Y/Z plot: " + " x ".join(label for _, label, _ in run.axes_text)
+        host.add_result_layer(doc, doc.rootNode(), name, grid, Rect(0, 0, w, h), None)
+        if run.group:
+            group = host.add_group(doc, f"{name} (cells)")
+            for i in range(run.total):
+                host.add_result_layer(
+                    doc, group, run.cell_name(i), run.images[i], pending.plan.target, None
+                )
+        self.applied.append({"name": name, "seed": gen.seed, "masked": "", "job_id": ""})
+        host.refresh(doc)
+        self._set(message=f"X/Y/Z plot: added the {run.total}-cell grid.", level="info")
 
     def cancel(self) -> None:
         if self.session is not None:
@@ -334,11 +408,19 @@ class Controller:
 
     def on_welcome(self, welcome) -> None:
         self.welcome = welcome
+        self.welcome_version += 1  # the docker refills its lists when this moves
         self.ui.refresh(self)
 
     def on_progress(self, pending, progress) -> None:
         if pending is not None and pending.action == "live":
             return  # live jobs come and go quietly; the preview layer is their progress
+        if pending is not None and pending.action == "xyz" and self.xyz is not None:
+            # One progress for the whole grid: cells done, then the running cell's steps.
+            run = self.xyz
+            self.status.step, self.status.total = len(run.images), run.total
+            self.status.message = f"X/Y/Z plot: {len(run.images)} of {run.total} cells"
+            self.ui.refresh(self)
+            return
         self.status.step, self.status.total = progress.step, progress.total
         if progress.preview is not None:
             self.status.preview = progress.preview
@@ -346,6 +428,9 @@ class Controller:
         self.ui.refresh(self)
 
     def on_result(self, pending: Pending, result) -> None:
+        if pending.action == "xyz":
+            self._xyz_result(pending, result)
+            return
         if pending.action == "live":
             self._live_result(pending, result)
             return
@@ -373,12 +458,21 @@ class Controller:
             if self.live.state.finished(pending.job_id):
                 self._set(message=f"Live: {message}", level="error")
             return
+        if pending is not None and pending.action == "xyz":
+            if self.xyz is not None:
+                self._xyz_abort(f"X/Y/Z plot stopped: a cell failed: {message}")
+            return
         self.status.preview = None
         self._set(message=message, level="error")
 
     def on_cancelled(self, pending) -> None:
         if pending.action == "live":
             self.live.state.finished(pending.job_id)  # superseded, or Live switched off
+            return
+        if pending.action == "xyz":
+            if self.xyz is not None:  # one cell cancelled: the grid cannot be whole
+                self._xyz_abort("X/Y/Z plot cancelled; the document was not changed.")
+                self.status.level = "info"
             return
         self.status.preview = None
         self._set(message="Cancelled; the document was not changed.", level="info")
@@ -412,12 +506,25 @@ class Controller:
             below = layer if gen.layer >= 0 else None
             # "pending": the mask is still being made; masked() fills in the outcome.
             record["masked"] = record["masked"] or kind
+            if gen.heat_maps:
+                self._add_heat_maps(doc, group, name, gen, plan)
             names.append(name)
             self._remember(pending, gen, rgba)
             self.applied.append(record)
         host.refresh(doc)
         keep.finish()
         return names
+
+    def _add_heat_maps(self, doc, parent, name: str, gen, plan) -> None:
+        """The image's DAAM maps as a group of overlays over it, one layer per word (the
+        first shown, the rest hidden: they are read one at a time)."""
+        group = doc.createGroupLayer(f"Attention maps: {name}")
+        parent.addChildNode(group, None)
+        for i, heat in enumerate(gen.heat_maps):
+            grey = np.repeat(np.asarray(heat.image)[..., None], 3, axis=2)
+            rgba = heatmaps.overlay(jobs.crop_result(grey, plan)[..., 0])
+            layer, _ = host.add_result_layer(doc, group, heat.word, rgba, plan.target, None)
+            layer.setVisible(i == 0)
 
     def _remember(self, pending: Pending, gen, rgba: np.ndarray) -> None:
         name = naming.layer_name(pending.params.prompt, gen.seed, pending.plan.action)

@@ -35,6 +35,7 @@ from PyQt5.QtWidgets import (
 from dreamwire.shared.family_presets import FamilyPresets, Sampling
 from dreamwire.shared.family_support import mode_refusal, model_info, refusal
 from dreamwire.shared.refine_upscaler import PIXEL_UPSCALERS, upscaler_choices
+from dreamwire.shared.xyz_axes import AXES
 
 from . import krita_host as host
 from .controller import Controller
@@ -170,9 +171,14 @@ class DreamwireDocker(DockWidget):
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings…")
         self.settings_button.clicked.connect(self.edit_settings)
+        self.refresh_button = QToolButton()
+        self.refresh_button.setText("Refresh")
+        self.refresh_button.setToolTip("List the backend's models again (new or merged files)")
+        self.refresh_button.clicked.connect(self.controller.refresh_models)
         row.addWidget(self.state_label)
         row.addWidget(self.connect_button)
         row.addWidget(self.settings_button)
+        row.addWidget(self.refresh_button)
         lay.addLayout(row)
 
         body = QWidget()
@@ -268,7 +274,14 @@ class DreamwireDocker(DockWidget):
             row.addWidget(b)
         lay.addLayout(row)
 
-        lay.addWidget(Fold("Sampling", self._build_sampling()))
+        # The X/Y/Z plot varies sampling settings: it folds away with them, so the page's
+        # unfolded height stays within a 1080p screen beside Layers.
+        sampling = QWidget()
+        slay = QVBoxLayout(sampling)
+        slay.setContentsMargins(0, 0, 0, 0)
+        slay.addWidget(self._build_sampling())
+        slay.addWidget(self._build_xyz())
+        lay.addWidget(Fold("Sampling", sampling))
         lay.addWidget(Fold("Control layers", self._build_controls()))
         lay.addWidget(Fold("Regions", self._build_regions()))
 
@@ -338,6 +351,12 @@ class DreamwireDocker(DockWidget):
         ):
             form.addRow(label, w)
         form.addRow("", self.two_pass)
+        self.attention_maps = QCheckBox("Attention maps (DAAM)")
+        self.attention_maps.setToolTip(
+            "With each image, a group of heat-map overlays showing where each word of the "
+            "prompt acted (SD models)"
+        )
+        form.addRow("", self.attention_maps)
         return box
 
     # -- workspaces --------------------------------------------------------------------
@@ -438,6 +457,38 @@ class DreamwireDocker(DockWidget):
             lambda: self.controller.upscale(self.params(), self.upscale_choice())
         )
         form.addRow(self.upscale_button)
+        return box
+
+    def _build_xyz(self) -> QWidget:
+        """A1111's X/Y/Z plot: an axis type and its values per row ("" type: unused)."""
+        box = QGroupBox("X/Y/Z plot")
+        form = QFormLayout(box)
+        self.xyz_rows = []
+        for name in "XYZ":
+            kind = QComboBox()
+            kind.addItems(["", *AXES])
+            values = QLineEdit()
+            values.setPlaceholderText('e.g. 1-5, 1-10 (+2), 1-10 [5], a,b,"c, d"')
+            row = QHBoxLayout()
+            row.addWidget(kind)
+            row.addWidget(values, 1)
+            form.addRow(f"{name} type / values", row)
+            self.xyz_rows.append((kind, values))
+        self.xyz_group = QCheckBox("Each cell as a layer in a group")
+        form.addRow("", self.xyz_group)
+        self.xyz_button = QPushButton("Plot grid")
+        self.xyz_button.setToolTip(
+            "Generate one cell per combination of the axes' values through the backend's "
+            "queue; the labelled grid comes in as a new layer"
+        )
+        self.xyz_button.clicked.connect(
+            lambda: self.controller.xyz_plot(
+                self.params(),
+                [(k.currentText(), v.text()) for k, v in self.xyz_rows],
+                self.xyz_group.isChecked(),
+            )
+        )
+        form.addRow(self.xyz_button)
         return box
 
     def upscale_choice(self) -> upscaling.UpscaleChoice:
@@ -592,6 +643,7 @@ class DreamwireDocker(DockWidget):
             batch=self.batch.value(),
             inpaint_fill=self.inpaint_fill.currentText(),
             two_pass=self.two_pass.isChecked(),
+            attention_maps=self.attention_maps.isChecked(),
         )
         self._save_params(p)
         return p
@@ -618,6 +670,7 @@ class DreamwireDocker(DockWidget):
         self.batch.setValue(p.batch)
         self.inpaint_fill.setCurrentText(p.inpaint_fill)
         self.two_pass.setChecked(p.two_pass)
+        self.attention_maps.setChecked(p.attention_maps)
 
     def _load_params(self) -> None:
         import json
@@ -724,8 +777,9 @@ class DreamwireDocker(DockWidget):
         elif not busy:
             self.preview.clear()
             self.preview.setVisible(False)
-        if controller.welcome is not None and controller.welcome is not self._welcome_seen:
-            self._welcome_seen = controller.welcome
+        # A new welcome, or the same one with refreshed model lists (refresh_models).
+        if controller.welcome is not None and controller.welcome_version != self._welcome_seen:
+            self._welcome_seen = controller.welcome_version
             self._fill_lists(controller.welcome)
             self._fill_offers()
             self._family_changed()  # the backend's word on the model's family

@@ -521,3 +521,26 @@ def add_layer_below(doc, unique_id: str, name: str, rgba, target: Rect, mask) ->
     _write(doc, layer, rgba if mask is None else _cut_alpha(rgba, mask), target)
     refresh(doc)
     return node_id(layer)
+
+
+def draw_labels(rgba: np.ndarray, labels: list[tuple[Rect, str]], line: int) -> np.ndarray:
+    """`rgba` with each label's text drawn black, centred in its box (Qt's text: the
+    plugin ships no font renderer of its own); `line` is one text line's height."""
+    from PyQt5.QtCore import QRect, Qt
+    from PyQt5.QtGui import QColor, QFont, QImage, QPainter
+
+    h, w = rgba.shape[:2]
+    buf = np.ascontiguousarray(rgba).copy()
+    image = QImage(buf.data, w, h, w * 4, QImage.Format_RGBA8888)
+    painter = QPainter(image)
+    try:
+        font = QFont()
+        font.setPixelSize(max(8, line // 2))
+        painter.setFont(font)
+        painter.setPen(QColor(0, 0, 0))
+        flags = int(Qt.AlignCenter) | int(Qt.TextWordWrap)
+        for box, text in labels:
+            painter.drawText(QRect(box.x, box.y, box.w, box.h), flags, text)
+    finally:
+        painter.end()
+    return np.frombuffer(image.constBits().asstring(h * w * 4), np.uint8).reshape(h, w, 4).copy()

@@ -103,7 +103,14 @@ def run_session(root: Path, tiny_models: Path, flux_root: Path) -> KritaSession:
             ["dw_offline", {"dead_address": free_address(), "spaces": SPACES}],
             [
                 "dw_backend",
-                {"address": backend.address, "backend_pid": backend.pid, "dump": str(dump)},
+                {
+                    "address": backend.address,
+                    "backend_pid": backend.pid,
+                    "dump": str(dump),
+                    # For `dreamwire models merge` into the running backend's folder.
+                    "python": sys.executable,
+                    "models": str(tiny_models),
+                },
             ],
             ["dw_local", {"address": local_address, "command": local_command}],
         ]

@@ -209,3 +209,42 @@ def test_local_backend_command_is_started_used_and_stopped(krita_session):
     assert out["closed"]["applied"] == 0 and out["closed"]["level"] == "warning", out["closed"]
     assert "document was closed" in out["closed"]["message"]
     assert out["closed"]["history"] == 2  # the first result and the orphaned one
+
+
+def test_xyz_plot_grid_lands_as_a_layer_with_its_cells_in_a_group(run):
+    out, record, _ = run
+    x = out["xyz"]
+    assert x["ok"] and x["queued"] == 4, x["message"]
+    (grid_name, grid_type, grid_bounds), (group_name, group_type, _) = x["layers"]
+    assert grid_type == "paintlayer" and "Steps x CFG Scale" in grid_name
+    assert group_type == "grouplayer" and grid_bounds[2:] == x["grid_size"]
+    assert x["cells"] == [
+        "Steps: 1, CFG Scale: 3.0",
+        "Steps: 2, CFG Scale: 3.0",
+        "Steps: 1, CFG Scale: 5.0",
+        "Steps: 2, CFG Scale: 5.0",
+    ]
+    assert all(x["cells_match_grid"]) and x["cells_differ"]
+    assert min(x["label_ink"]) > 0  # the X labels above and the Y labels left were drawn
+    assert x["progress_totals"] == [4]  # one progress for the whole grid
+    # Each cell went through the backend's queue as a job of its own.
+    sent = sorted((_fields(record, j)["steps"], _fields(record, j)["cfg"]) for j in x["job_ids"])
+    assert sent == [(1, 3.0), (1, 5.0), (2, 3.0), (2, 5.0)]
+    assert x["refused"][0] == 0 and "Steps" in x["refused"][1]
+
+
+def test_model_list_refreshes_after_a_merge_on_the_running_backend(run):
+    m = run[0]["models_refresh"]
+    assert m["merge_rc"] == 0, m["merge_err"]
+    assert not m["had"] and m["listed"] and m["family"] == "sd1"
+    assert m["forgotten"]  # removed again: the next refresh no longer lists it
+
+
+def test_attention_maps_land_as_a_group_of_overlays_named_by_word(run):
+    print("X/Y/Z, merge refresh, DAAM seconds:", run[0]["a1111_tools_seconds"])
+    a = run[0]["attention_maps"]
+    assert a["ok"] and a["sent"], a["message"]
+    assert len(a["groups"]) == 1 and a["groups"][0].startswith("Attention maps: ")
+    assert a["words"] == ["a", "red", "fox", "snow"]  # base prompt "a red fox, (snow:1.2)"
+    assert a["visible"] == [True, False, False, False]
+    assert all(b == [0, 0, 64, 64] for b in a["bounds"])

@@ -34,6 +34,7 @@ def _base(p: Params, plan: Plan, controls: list[ControlUnit], mode: JobMode, fam
         controls=list(controls),
         preview_every=PREVIEW_EVERY,
         tag=f"krita:{plan.action}",
+        attention_maps=bool(p.attention_maps),
     )
 
 

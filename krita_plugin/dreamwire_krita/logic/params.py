@@ -31,6 +31,8 @@ class Params:
     # Generate regions larger than the model samples well at its native size, then Hires.fix
     # them to the full size (shared.native_size, Krita AI Diffusion's rule).
     two_pass: bool = True
+    # DAAM heat maps per prompt word, added as a layer group of overlays (SD models only).
+    attention_maps: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -126,6 +126,12 @@ class Session:
                 self.listener.on_error(None, f"Could not apply {type(ev).__name__}: {exc}")
         return len(events)
 
+    def refresh_models(self) -> None:
+        """Ask the backend for its model lists again (it rescans its folders: a checkpoint
+        merged or copied in since the welcome is listed); the answer refreshes the docker."""
+        if self.state == "connected":
+            self.client.list_models()
+
     def close(self) -> None:
         self.pending.clear()
         self.client.close()
@@ -146,6 +152,10 @@ class Session:
                 )
         elif kind == "Welcome":
             self.listener.on_welcome(ev)
+        elif kind == "ModelsEvent":
+            # The client has updated its welcome's lists from the answer: show them.
+            if getattr(self.client, "welcome", None) is not None:
+                self.listener.on_welcome(self.client.welcome)
         elif kind == "Accepted":
             self.listener.on_progress(
                 self.pending.get(ev.job_id),

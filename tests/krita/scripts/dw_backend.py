@@ -264,6 +264,17 @@ def check(cfg):
         "upscalers": upscaler_choices(c.welcome),
     }
 
+    # -- the X/Y/Z plot, and the model list after a merge ----------------------------------
+    import dw_xyz
+
+    t0 = time.monotonic()
+    out["xyz"] = dw_xyz.check_xyz(c, base)
+    t1 = time.monotonic()
+    out["models_refresh"] = dw_xyz.check_models_refresh(c, cfg)
+    t2 = time.monotonic()
+    out["attention_maps"] = dw_xyz.check_attention_maps(c, base)
+    out["a1111_tools_seconds"] = [t1 - t0, t2 - t1, time.monotonic() - t2]
+
     # -- a Flux model in the docker (its own connection to the same backend) ----------------
     import dw_flux
 
