@@ -21,6 +21,7 @@ from .errors import DreamwireError, ErrorCode
 from .job_fields import FieldCheck
 from .job_mode import JobMode, implied_mode
 from .materials import Materials, check_materials
+from .segment import Segment, check_segment, segment_from_wire
 
 SEAMLESS_AXES = ("none", "both", "x", "y")
 # Queue classes, best first. "live" (Krita's live preview) jumps every other class, and a new
@@ -282,6 +283,8 @@ class Job:
     upscale: Upscale | None = None
     # PBR maps from the init image (mode materials only; shared/materials.py).
     materials: Materials | None = None
+    # Click-to-mask settings (mode segment only; shared/segment.py).
+    segment: Segment | None = None
     seamless: str = "none"
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
@@ -420,6 +423,9 @@ class Job:
             self._validate_upscale()
         if self.materials is not None:
             check_materials(self.materials, self.job_id)
+        if self.segment is not None:
+            size = None if self.init_image is None else self.init_image.shape[1::-1]
+            check_segment(self.segment, self.job_id, size)
         self._check_mode()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
@@ -501,20 +507,23 @@ class Job:
             raise bad(ErrorCode.INVALID_JOB, "takes no upscale settings (send mode upscale)")
         if mode is JobMode.EDIT and not self.prompt.strip():
             raise bad(ErrorCode.INVALID_PROMPT, "needs an instruction in its prompt")
-        if (mode is JobMode.MATERIALS) != (self.materials is not None):
-            what = (
-                "needs its materials settings"
-                if self.materials is None
-                else ("takes no materials settings (send mode materials)")
-            )
-            raise bad(ErrorCode.INVALID_JOB, what)
-        if mode is JobMode.MATERIALS and (
-            self.hires or self.controls or self.loras or self.regions or self.batch != 1
-        ):
-            raise bad(
-                ErrorCode.INVALID_JOB,
-                "takes no Hires.fix, control units, LoRAs, regions or batch (one image in)",
-            )
+        # Modes that read one image and make no picture: each needs its own settings and
+        # takes none of a generation's extras.
+        for own, settings in ((JobMode.MATERIALS, self.materials), (JobMode.SEGMENT, self.segment)):
+            if (mode is own) != (settings is not None):
+                what = (
+                    f"needs its {own} settings"
+                    if settings is None
+                    else f"takes no {own} settings (send mode {own})"
+                )
+                raise bad(ErrorCode.INVALID_JOB, what)
+            if mode is own and (
+                self.hires or self.controls or self.loras or self.regions or self.batch != 1
+            ):
+                raise bad(
+                    ErrorCode.INVALID_JOB,
+                    "takes no Hires.fix, control units, LoRAs, regions or batch (one image in)",
+                )
 
     def _check_types(self) -> None:
         """Every field's JSON type and range, naming the field (job_fields.py); what the
@@ -714,6 +723,8 @@ class Job:
         # the field existed and a backend from then still runs it.
         if self.materials is None:
             del body["materials"]
+        if self.segment is None:
+            del body["segment"]  # likewise: only a segment job carries it
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
@@ -773,6 +784,8 @@ class Job:
                 data["upscale"] = Upscale(**build(Upscale, data["upscale"], "upscale"))
             if data.get("materials") is not None:
                 data["materials"] = Materials(**build(Materials, data["materials"], "materials"))
+            if data.get("segment") is not None:
+                data["segment"] = segment_from_wire(data["segment"])
             data["controls"] = [
                 ControlUnit(
                     **{**build(ControlUnit, c, f"controls[{i}]"), "image": arr(c.get("image"))}

@@ -27,6 +27,9 @@ class JobMode(str, Enum):
     # PBR maps (albedo, roughness, metallic, normal) predicted from the init image by
     # Marigold models (shared/materials.py); no checkpoint is loaded.
     MATERIALS = "materials"
+    # A mask of the object the artist clicked in the init image, by SAM 2
+    # (shared/segment.py); no checkpoint is loaded.
+    SEGMENT = "segment"
 
     def __str__(self) -> str:
         return self.value
