@@ -20,8 +20,8 @@ from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 from . import krita_host as host
+from .logic import click_mask, jobs, live, naming, prompt_regions, regions
 from .logic import controls as ctl
-from .logic import jobs, live, naming, prompt_regions, regions
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.history import Entry, History, params_from_infotext
@@ -140,6 +140,11 @@ class Controller:
         """Upscale the whole canvas; the document is scaled when the result arrives."""
         return self._act("upscale", params, doc, choice)
 
+    def select_by_clicking(self, params: Params, doc=None) -> str | None:
+        """Ask SAM 2 for the object under the active vector layer's shapes (and inside the
+        selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
+        return self._act("select", params, doc)
+
     def cancel(self) -> None:
         if self.session is not None:
             self.session.cancel()
@@ -189,6 +194,8 @@ class Controller:
             return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
         if action == "edit":
             return self._build_edit(params, doc, canvas, sel, info)
+        if action == "select":
+            return self._build_select(params, doc, canvas, sel)
         if action == "generate":
             plan = regions.plan_generate(canvas, sel)
         elif action == "refine":
@@ -228,6 +235,31 @@ class Controller:
         job = check_job(jobs.edit_job(params, plan, pixels, info.family), info)
         self.last_job = job
         return job, Pending(action="edit", plan=plan, params=params, doc_key=doc, mask=mask)
+
+    def _build_select(self, params: Params, doc, canvas, sel):
+        markers = host.vector_markers(doc)
+        if markers is None:
+            raise PlanError("Select by clicking: make the vector layer with your clicks active.")
+        clicks = click_mask.clicks_from_markers(markers, host.resolution(doc), canvas)
+        box = click_mask.box_from_selection(sel, canvas)
+        job = click_mask.segment_job(host.read_visible(doc, canvas), clicks, box)
+        self.last_job = job
+        plan = regions.Plan("select", canvas, canvas, masked=False)
+        return job, Pending(action="select", plan=plan, params=params, doc_key=doc)
+
+    def _select_result(self, pending: Pending, result) -> None:
+        doc, region = pending.doc_key, pending.plan.region
+        if not host.is_open(doc):
+            self._set(message="The document was closed before the mask arrived.", level="warning")
+            return
+        try:
+            data = click_mask.selection_bytes(result.images[0].image, (region.w, region.h))
+            host.replace_selection(doc, data, region)
+        except Exception as exc:  # a Krita surprise: say so, keep the docker alive
+            self._set(message=f"Could not select: {exc}", level="error")
+            return
+        host.refresh(doc)
+        self._set(message="Selected the clicked object.", level="info")
 
     def _regions(self, doc, plan: regions.Plan):
         """Regional prompts from the layers named "region: ..." (logic/prompt_regions.py)."""
@@ -334,6 +366,9 @@ class Controller:
     def on_result(self, pending: Pending, result) -> None:
         if pending.action == "live":
             self._live_result(pending, result)
+            return
+        if pending.action == "select":
+            self._select_result(pending, result)
             return
         doc = pending.doc_key
         self.status.preview = None

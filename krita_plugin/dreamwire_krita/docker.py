@@ -227,6 +227,17 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(self.preview)
         lay.addWidget(self.message)
 
+        self.select_button = QPushButton("Select by clicking")
+        self.select_button.setToolTip(
+            "Draw small shapes on a vector layer on the object (red ones where it is not), "
+            "keep that layer active and press: SAM 2 selects the object. A selection, if "
+            "any, is the box it looks in."
+        )
+        self.select_button.clicked.connect(
+            lambda: self.controller.select_by_clicking(self.params())
+        )
+        lay.addWidget(self.select_button)
+
         lay.addWidget(self._build_live())
         lay.addWidget(self._build_upscale())
         lay.addWidget(self._build_controls())

@@ -13,7 +13,7 @@ import numpy as np
 from krita import Krita, Selection
 from PyQt5.QtCore import QTimer
 
-from .logic import pixels
+from .logic import click_mask, pixels
 from .logic.geometry import Rect
 from .logic.prompt_regions import LayerInfo
 from .logic.regions import PlanError
@@ -455,3 +455,28 @@ def add_layer_below(doc, unique_id: str, name: str, rgba, target: Rect, mask) ->
     _write(doc, layer, rgba if mask is None else _cut_alpha(rgba, mask), target)
     refresh(doc)
     return node_id(layer)
+
+
+def vector_markers(doc) -> list[click_mask.Marker] | None:
+    """The active layer's vector shapes (click markers, logic/click_mask.py); None when the
+    active layer is not a vector layer."""
+    node = doc.activeNode()
+    if node is None or node.type() != "vectorlayer":
+        return None
+    out = []
+    for shape in node.shapes():
+        bb = shape.boundingBox()
+        out.append(click_mask.Marker(bb.x(), bb.y(), bb.width(), bb.height(), shape.toSvg()))
+    return out
+
+
+def resolution(doc) -> float:
+    return float(doc.resolution()) or click_mask.POINTS_PER_INCH
+
+
+def replace_selection(doc, data: bytes, rect: Rect) -> None:
+    """The selection becomes `data` (8-bit, rect's size) over `rect`."""
+    sel = Selection()
+    sel.select(rect.x, rect.y, rect.w, rect.h, 255)
+    sel.setPixelData(data, rect.x, rect.y, rect.w, rect.h)
+    doc.setSelection(sel)
