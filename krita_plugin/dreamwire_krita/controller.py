@@ -141,7 +141,7 @@ class Controller:
         return self._act("upscale", params, doc, choice)
 
     def select_by_clicking(self, params: Params, doc=None) -> str | None:
-        """Ask SAM 2 for the object under the active vector layer's shapes (and inside the
+        """Ask SAM 2 for the object under the dots on the active layer (and inside the
         selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
         return self._act("select", params, doc)
 
@@ -237,12 +237,10 @@ class Controller:
         return job, Pending(action="edit", plan=plan, params=params, doc_key=doc, mask=mask)
 
     def _build_select(self, params: Params, doc, canvas, sel):
-        markers = host.vector_markers(doc)
-        if markers is None:
-            raise PlanError("Select by clicking: make the vector layer with your clicks active.")
-        clicks = click_mask.clicks_from_markers(markers, host.resolution(doc), canvas)
+        clicks = click_mask.clicks_from_dots(host.read_active_layer(doc, canvas))
         box = click_mask.box_from_selection(sel, canvas)
-        job = click_mask.segment_job(host.read_visible(doc, canvas), clicks, box)
+        pixels = host.read_visible_without_active(doc, canvas)
+        job = click_mask.segment_job(pixels, clicks, box)
         self.last_job = job
         plan = regions.Plan("select", canvas, canvas, masked=False)
         return job, Pending(action="select", plan=plan, params=params, doc_key=doc)

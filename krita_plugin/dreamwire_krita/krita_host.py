@@ -13,7 +13,7 @@ import numpy as np
 from krita import Krita, Selection
 from PyQt5.QtCore import QTimer
 
-from .logic import click_mask, pixels
+from .logic import pixels
 from .logic.geometry import Rect
 from .logic.prompt_regions import LayerInfo
 from .logic.regions import PlanError
@@ -457,26 +457,25 @@ def add_layer_below(doc, unique_id: str, name: str, rgba, target: Rect, mask) ->
     return node_id(layer)
 
 
-def vector_markers(doc) -> list[click_mask.Marker] | None:
-    """The active layer's vector shapes (click markers, logic/click_mask.py); None when the
-    active layer is not a vector layer."""
-    node = doc.activeNode()
-    if node is None or node.type() != "vectorlayer":
-        return None
-    out = []
-    for shape in node.shapes():
-        bb = shape.boundingBox()
-        out.append(click_mask.Marker(bb.x(), bb.y(), bb.width(), bb.height(), shape.toSvg()))
-    return out
-
-
-def resolution(doc) -> float:
-    return float(doc.resolution()) or click_mask.POINTS_PER_INCH
-
-
 def replace_selection(doc, data: bytes, rect: Rect) -> None:
     """The selection becomes `data` (8-bit, rect's size) over `rect`."""
     sel = Selection()
     sel.select(rect.x, rect.y, rect.w, rect.h, 255)
     sel.setPixelData(data, rect.x, rect.y, rect.w, rect.h)
     doc.setSelection(sel)
+
+
+def read_visible_without_active(doc, rect: Rect) -> np.ndarray:
+    """The canvas as shown with the active layer hidden (the click dots stay out of the
+    picture SAM 2 sees)."""
+    node = doc.activeNode()
+    if node is None or node_id(node) == node_id(doc.rootNode()) or not node.visible():
+        return read_visible(doc, rect)
+    node.setVisible(False)
+    try:
+        doc.refreshProjection()
+        doc.waitForDone()
+        return read_visible(doc, rect)
+    finally:
+        node.setVisible(True)
+        doc.refreshProjection()

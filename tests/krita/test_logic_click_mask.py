@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from dreamwire_krita.logic.click_mask import (
-    Marker,
     box_from_selection,
-    clicks_from_markers,
+    clicks_from_dots,
     is_negative,
     segment_job,
     selection_bytes,
@@ -22,25 +21,28 @@ from dreamwire.shared.segment import Click
 CANVAS = Rect(0, 0, 100, 80)
 
 
-def _svg(fill: str) -> str:
-    return f'<ellipse id="s" fill="{fill}" stroke="#000000" rx="2" ry="2"/>'
+def test_red_dots_are_negative_clicks():
+    assert is_negative((255, 0, 0)) and is_negative((192, 16, 16))
+    assert not is_negative((0, 255, 0)) and not is_negative((255, 128, 128))  # pink
+    assert not is_negative((100, 0, 0))  # too dark to tell from a shadow
 
 
-def test_red_fills_are_negative_clicks():
-    assert is_negative(_svg("#ff0000")) and is_negative(_svg("#c01010"))
-    assert not is_negative(_svg("#00ff00"))
-    assert not is_negative(_svg("#ff8080"))  # pink: not clearly red
-    assert not is_negative(_svg("#800000").replace("#800000", "none"))
+def test_each_dot_is_a_click_at_its_centre():
+    layer = np.zeros((80, 100, 4), np.uint8)
+    layer[39:42, 29:32] = (0, 255, 0, 255)  # centre (30.5, 40.5)
+    layer[10:12, 60:62] = (255, 0, 0, 200)  # 2 x 2 red: centre (61, 11)
+    layer[50, 5] = (0, 0, 255, 255)  # a single pixel: (5.5, 50.5)
+    layer[51, 6] = (0, 0, 255, 255)  # touching it diagonally: the same dot
+    layer[70, 90] = (0, 255, 0, 60)  # mostly transparent: no dot
+    clicks = sorted(clicks_from_dots(layer), key=lambda c: c.x)
+    assert clicks == [Click(6.0, 51.0, True), Click(30.5, 40.5, True), Click(61.0, 11.0, False)]
+    assert clicks_from_dots(np.zeros((8, 8, 4), np.uint8)) == []
 
 
-def test_marker_centres_in_points_become_pixel_clicks():
-    # At 144 ppi a point is two pixels; a 4 pt marker at (10, 20) pt is centred on (24, 44).
-    markers = [Marker(10, 20, 4, 4, _svg("#00ff00")), Marker(30, 5, 2, 2, _svg("#ff0000"))]
-    clicks = clicks_from_markers(markers, 144.0, CANVAS)
-    assert clicks == [Click(24.0, 44.0, True), Click(62.0, 12.0, False)]
-    assert clicks_from_markers(markers, 72.0, CANVAS)[0] == Click(12.0, 22.0, True)
-    off = [Marker(200, 10, 2, 2, _svg("#00ff00"))]
-    assert clicks_from_markers(off, 72.0, CANVAS) == []
+def test_a_painted_layer_is_not_taken_for_dots():
+    artwork = np.full((80, 100, 4), 255, np.uint8)
+    with pytest.raises(PlanError, match="empty layer"):
+        clicks_from_dots(artwork)
 
 
 def test_selection_bounds_are_the_box():
@@ -54,7 +56,7 @@ def test_segment_job_needs_a_click_or_box_and_validates():
     px = np.zeros((80, 100, 3), np.uint8)
     job = segment_job(px, [Click(3, 4)], None)
     assert job.mode is JobMode.SEGMENT and job.segment.clicks == [Click(3, 4)]
-    with pytest.raises(PlanError, match="vector layer"):
+    with pytest.raises(PlanError, match="dots"):
         segment_job(px, [], None)
     assert segment_job(px, [], [1.0, 1.0, 9.0, 9.0]).segment.box == [1.0, 1.0, 9.0, 9.0]
 

@@ -33,14 +33,23 @@ def comfy(tmp_path_factory):
     return base / "comfy", base / "empty"
 
 
-def reference(folder, seg: Segment, multimask: bool) -> np.ndarray:
+@pytest.fixture(scope="module")
+def models(comfy):
+    """The backend's model (found and loaded its way) and transformers' own, loaded once."""
+    from transformers import Sam2Model
+
+    root, empty = comfy
+    folder = root / sam2_masks.COMFY_SAM2 / tiny.FOLDER
+    return sam2_masks.load_model(folder).eval(), Sam2Model.from_pretrained(str(folder)).eval()
+
+
+def reference(model, seg: Segment, multimask: bool) -> np.ndarray:
     """transformers' own path: Sam2Processor scales the prompts, Sam2Model predicts, and the
     masks are resized and thresholded as Sam2ImageProcessor.post_process_masks does (that
     module imports torchvision, which the CPU torch here lacks, so its two lines are
     repeated); the pixels are the one step taken from the backend (see sam2_masks)."""
-    from transformers import Sam2Model, Sam2Processor
+    from transformers import Sam2Processor
 
-    model = Sam2Model.from_pretrained(str(folder)).eval()
     proc = Sam2Processor.__new__(Sam2Processor)  # its image processor needs torchvision
     proc.target_size, proc.point_pad_value = tiny.SIDE, -10
     kw = {}
@@ -77,13 +86,10 @@ def test_pixels_are_sam2_preprocessing():
         Segment(box=[10, 5, 40, 40]),
     ],
 )
-def test_mask_equals_transformers_sam2(comfy, monkeypatch, seg):
-    root, empty = comfy
-    monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(empty))
-    folder = sam2_masks.find([root])
-    model = sam2_masks.load_model(folder).eval()
-    got = sam2_masks.predict(model, IMG, seg)
-    want = reference(folder, seg, multimask=len(seg.clicks) == 1 and seg.box is None)
+def test_mask_equals_transformers_sam2(models, seg):
+    ours, theirs = models
+    got = sam2_masks.predict(ours, IMG, seg)
+    want = reference(theirs, seg, multimask=len(seg.clicks) == 1 and seg.box is None)
     assert got.shape == IMG.shape[:2] and got.dtype == bool
     np.testing.assert_array_equal(got, want)
     assert 0 < got.sum() < got.size  # a region, not an empty or full mask
@@ -107,6 +113,7 @@ def test_found_in_a1111_and_own_folders_and_missing_names_the_model(comfy, tmp_p
     assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and "sam2.1-hiera-large" in str(err.value)
     (sam / tiny.FOLDER).symlink_to(root / sam2_masks.COMFY_SAM2 / tiny.FOLDER)
     assert sam2_masks.find([tmp_path / "a1111"]) == sam / tiny.FOLDER
+    assert sam2_masks.find([root]) == root / sam2_masks.COMFY_SAM2 / tiny.FOLDER
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(root / sam2_masks.COMFY_SAM2))
     assert sam2_masks.find([]).name == tiny.FOLDER
     with pytest.raises(DreamwireError) as err:
@@ -151,7 +158,7 @@ def test_segment_job_round_trips_the_wire_form():
     assert "segment" not in Job(prompt="x").to_wire()[0]
 
 
-def test_segment_over_the_wire(comfy, tmp_path):
+def test_segment_over_the_wire(comfy, models, tmp_path):
     root, empty = comfy
     seg = Segment([Click(20, 30), Click(50, 10, positive=False)])
     env = {"DREAMWIRE_ANNOTATORS": str(empty)}
@@ -172,6 +179,6 @@ def test_segment_over_the_wire(comfy, tmp_path):
     result = ends[good.job_id]
     assert isinstance(result, ResultEvent), result
     got = result.result.images[0].image
-    want = reference(root / sam2_masks.COMFY_SAM2 / tiny.FOLDER, seg, multimask=False)
+    want = reference(models[1], seg, multimask=False)
     np.testing.assert_array_equal(got[..., 0] == 255, want)
     assert "SAM 2 model: sam2.1-hiera-tiny" in result.result.images[0].infotext

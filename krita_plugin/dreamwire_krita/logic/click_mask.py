@@ -1,65 +1,79 @@
 """Select by clicking: SAM 2 click-to-mask from the canvas (the backend's segment job).
 
-The clicks are the shapes of the active vector layer: each shape's centre is one click, a
-red shape (red clearly above green and blue, as a "no" marker is drawn) says "not this",
-any other colour "this". A vector layer is what Krita already has for marks that stay
-editable, can be moved or deleted one by one, and a script can make (addShapesFromSvg), so
-the same path runs in a headless Krita test. An existing selection's bounds, if any, are
-the box SAM 2 is also given. The whole visible canvas is sent, so clicks and box are
-canvas pixels as they are; the mask comes back at the canvas's size and replaces the
-selection.
+The clicks are dots painted on the active layer, an otherwise empty paint layer: each
+blob of opaque pixels is one click at its centre; a red dot (red clearly above green and
+blue) says "not this", any other colour "this". A paint layer rather than a vector layer:
+dots are what a brush makes in one tap, they stay editable (erase one, add one), and a
+headless Krita can make one (kritarunner crashes adding a vector layer to a document that
+has no view, which rules vector shapes out of a real-Krita test). An existing
+selection's bounds, if any, are the box SAM 2 is also given. The whole visible canvas is
+sent, so clicks and box are canvas pixels as they are; the mask comes back at the
+canvas's size and replaces the selection.
 
-Plain logic: no Krita imports; krita_host reads the shapes, the controller wires it up.
+Plain logic: no Krita imports; krita_host reads the pixels, the controller wires it up.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
-from dreamwire.shared.segment import Click, Segment
+from dreamwire.shared.segment import MAX_CLICKS, Click, Segment
 
 from .geometry import Rect
 from .regions import PlanError
 
-# Krita keeps vector shapes in points (1/72 inch); the canvas is in pixels at the
-# document's resolution (pixels per inch).
-POINTS_PER_INCH = 72.0
-_FILL = re.compile(r'fill="(#[0-9a-fA-F]{6})"')
+ALPHA = 128  # a pixel at least half opaque belongs to a dot
+# A blob larger than this share of the canvas is not a dot: the active layer is artwork.
+MAX_DOT_SHARE = 0.02
 
 
-@dataclass(frozen=True)
-class Marker:
-    """One vector shape as Krita reports it: its bounding box in points and its SVG."""
+def blobs(opaque: np.ndarray) -> list[np.ndarray]:
+    """The 8-connected blobs of a bool image, each as an N x 2 array of (row, col)."""
+    seen = np.zeros_like(opaque, dtype=bool)
+    h, w = opaque.shape
+    out = []
+    for start in zip(*np.nonzero(opaque), strict=True):
+        if seen[start]:
+            continue
+        seen[start] = True
+        stack, cells = [start], []
+        while stack:
+            y, x = stack.pop()
+            cells.append((y, x))
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    ny, nx = y + dy, x + dx
+                    if 0 <= ny < h and 0 <= nx < w and opaque[ny, nx] and not seen[ny, nx]:
+                        seen[ny, nx] = True
+                        stack.append((ny, nx))
+        out.append(np.array(cells))
+    return out
 
-    x: float
-    y: float
-    w: float
-    h: float
-    svg: str
 
-
-def is_negative(svg: str) -> bool:
-    """A red fill marks a "not this" click."""
-    m = _FILL.search(svg)
-    if not m:
-        return False
-    r, g, b = (int(m.group(1)[i : i + 2], 16) for i in (1, 3, 5))
+def is_negative(rgb) -> bool:
+    """A red dot marks a "not this" click."""
+    r, g, b = (float(v) for v in rgb)
     return r >= 128 and r > 2 * g and r > 2 * b
 
 
-def clicks_from_markers(markers: list[Marker], ppi: float, canvas: Rect) -> list[Click]:
-    """The markers' centres in canvas pixels; those off the canvas are dropped."""
-    scale = ppi / POINTS_PER_INCH
+def clicks_from_dots(rgba: np.ndarray) -> list[Click]:
+    """One click per dot of the layer's pixels (H x W x 4 over the canvas), at the centre
+    of its pixels (pixel (c, r) covers c..c+1, r..r+1), positive unless red."""
+    opaque = rgba[..., 3] >= ALPHA
     clicks = []
-    for m in markers:
-        x, y = (m.x + m.w / 2) * scale, (m.y + m.h / 2) * scale
-        if canvas.x <= x <= canvas.x + canvas.w and canvas.y <= y <= canvas.y + canvas.h:
-            clicks.append(Click(x - canvas.x, y - canvas.y, positive=not is_negative(m.svg)))
+    for cells in blobs(opaque):
+        if len(cells) > MAX_DOT_SHARE * opaque.size:
+            raise PlanError(
+                "Select by clicking reads dots from the active layer: paint a few small "
+                "dots on an empty layer, make it active, then press the button."
+            )
+        y, x = cells.mean(axis=0) + 0.5
+        colour = rgba[cells[:, 0], cells[:, 1], :3].mean(axis=0)
+        clicks.append(Click(float(x), float(y), positive=not is_negative(colour)))
+    if len(clicks) > MAX_CLICKS:
+        raise PlanError(f"Select by clicking takes at most {MAX_CLICKS} dots.")
     return clicks
 
 
@@ -75,8 +89,8 @@ def box_from_selection(sel: Rect | None, canvas: Rect) -> list[float] | None:
 def segment_job(pixels: np.ndarray, clicks: list[Click], box: list[float] | None) -> Job:
     if not clicks and box is None:
         raise PlanError(
-            "Select by clicking: draw small shapes on a vector layer where the object is "
-            "(red ones where it is not), make that layer active, then click the button."
+            "Select by clicking: paint small dots on an empty layer where the object is "
+            "(red ones where it is not), keep that layer active, then press the button."
         )
     job = Job(
         mode=JobMode.SEGMENT,
