@@ -141,7 +141,7 @@ class Controller:
         return self._act("upscale", params, doc, choice)
 
     def select_by_clicking(self, params: Params, doc=None) -> str | None:
-        """Ask SAM 2 for the object under the dots on the active layer (and inside the
+        """Ask SAM 2 for the object under the dots on the "clicks" layer (and inside the
         selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
         return self._act("select", params, doc)
 
@@ -237,9 +237,12 @@ class Controller:
         return job, Pending(action="edit", plan=plan, params=params, doc_key=doc, mask=mask)
 
     def _build_select(self, params: Params, doc, canvas, sel):
-        clicks = click_mask.clicks_from_dots(host.read_active_layer(doc, canvas))
+        layer = click_mask.clicks_layer(host.layer_infos(doc))
+        dots, pixels = host.read_layer_and_canvas_without_it(
+            doc, layer.node_id if layer else None, canvas
+        )
+        clicks = click_mask.clicks_from_dots(dots)
         box = click_mask.box_from_selection(sel, canvas)
-        pixels = host.read_visible_without_active(doc, canvas)
         job = click_mask.segment_job(pixels, clicks, box)
         self.last_job = job
         plan = regions.Plan("select", canvas, canvas, masked=False)

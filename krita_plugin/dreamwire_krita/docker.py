@@ -229,9 +229,9 @@ class DreamwireDocker(DockWidget):
 
         self.select_button = QPushButton("Select by clicking")
         self.select_button.setToolTip(
-            "Paint small dots on an empty layer over the object (red ones where it is "
-            "not), keep that layer active and press: SAM 2 selects the object. A "
-            "selection, if any, is the box it looks in."
+            "Paint small dots on a layer named 'clicks' over the object (red ones where "
+            "it is not) and press: SAM 2 selects the object. A selection, if any, is the "
+            "box it looks in."
         )
         self.select_button.clicked.connect(
             lambda: self.controller.select_by_clicking(self.params())

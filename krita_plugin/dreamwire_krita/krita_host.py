@@ -465,17 +465,19 @@ def replace_selection(doc, data: bytes, rect: Rect) -> None:
     doc.setSelection(sel)
 
 
-def read_visible_without_active(doc, rect: Rect) -> np.ndarray:
-    """The canvas as shown with the active layer hidden (the click dots stay out of the
-    picture SAM 2 sees)."""
-    node = doc.activeNode()
-    if node is None or node_id(node) == node_id(doc.rootNode()) or not node.visible():
-        return read_visible(doc, rect)
+def read_layer_and_canvas_without_it(doc, unique_id: str | None, rect: Rect):
+    """A layer's pixels (`None`: the active layer's) and the canvas as shown without it,
+    both over `rect`: the click dots stay out of the picture SAM 2 sees."""
+    node = find_node(doc, unique_id) if unique_id else doc.activeNode()
+    if node is None or node_id(node) == node_id(doc.rootNode()):
+        raise PlanError("Select by clicking: paint dots on a layer named 'clicks'.")
+    dots = read_layers(doc, [node_id(node)], rect)[node_id(node)]
+    if not node.visible():
+        return dots, read_visible(doc, rect)
     node.setVisible(False)
     try:
-        doc.refreshProjection()
-        doc.waitForDone()
-        return read_visible(doc, rect)
+        refresh(doc)
+        return dots, read_visible(doc, rect)
     finally:
         node.setVisible(True)
-        doc.refreshProjection()
+        refresh(doc)

@@ -8,11 +8,13 @@ import pytest
 from dreamwire_krita.logic.click_mask import (
     box_from_selection,
     clicks_from_dots,
+    clicks_layer,
     is_negative,
     segment_job,
     selection_bytes,
 )
 from dreamwire_krita.logic.geometry import Rect
+from dreamwire_krita.logic.prompt_regions import LayerInfo
 from dreamwire_krita.logic.regions import PlanError
 
 from dreamwire.shared.job_mode import JobMode
@@ -69,3 +71,10 @@ def test_mask_becomes_selection_bytes_of_the_canvas_size():
     assert back.sum() == 255 * 100 and back[15, 35] == 255 and back[0, 0] == 0
     with pytest.raises(PlanError):
         selection_bytes(mask, (80, 100))
+
+
+def test_the_clicks_layer_is_found_by_name():
+    layers = [LayerInfo("a", "paint", True), LayerInfo("b", " Clicks ", False)]
+    assert clicks_layer(layers).node_id == "b"
+    assert clicks_layer(layers + [LayerInfo("c", "clicks", True)]).node_id == "c"
+    assert clicks_layer(layers[:1]) is None

@@ -1,11 +1,14 @@
 """Select by clicking: SAM 2 click-to-mask from the canvas (the backend's segment job).
 
-The clicks are dots painted on the active layer, an otherwise empty paint layer: each
+The clicks are dots painted on a layer named "clicks" (the plugin's naming convention, as
+for "region: ..." layers; without one, the active layer), an empty paint layer: each
 blob of opaque pixels is one click at its centre; a red dot (red clearly above green and
 blue) says "not this", any other colour "this". A paint layer rather than a vector layer:
 dots are what a brush makes in one tap, they stay editable (erase one, add one), and a
 headless Krita can make one (kritarunner crashes adding a vector layer to a document that
-has no view, which rules vector shapes out of a real-Krita test). An existing
+has no view, which rules vector shapes out of a real-Krita test; and without a view it has
+no active layer either, hence the name). The dots layer is hidden while the canvas is read,
+so SAM 2 never sees the dots. An existing
 selection's bounds, if any, are the box SAM 2 is also given. The whole visible canvas is
 sent, so clicks and box are canvas pixels as they are; the mask comes back at the
 canvas's size and replaces the selection.
@@ -22,7 +25,10 @@ from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.segment import MAX_CLICKS, Click, Segment
 
 from .geometry import Rect
+from .prompt_regions import LayerInfo
 from .regions import PlanError
+
+CLICKS_LAYER = "clicks"
 
 ALPHA = 128  # a pixel at least half opaque belongs to a dot
 # A blob larger than this share of the canvas is not a dot: the active layer is artwork.
@@ -66,8 +72,8 @@ def clicks_from_dots(rgba: np.ndarray) -> list[Click]:
     for cells in blobs(opaque):
         if len(cells) > MAX_DOT_SHARE * opaque.size:
             raise PlanError(
-                "Select by clicking reads dots from the active layer: paint a few small "
-                "dots on an empty layer, make it active, then press the button."
+                "Select by clicking reads dots from the layer named 'clicks' (else the "
+                "active one): paint a few small dots on an empty layer of that name."
             )
         y, x = cells.mean(axis=0) + 0.5
         colour = rgba[cells[:, 0], cells[:, 1], :3].mean(axis=0)
@@ -75,6 +81,12 @@ def clicks_from_dots(rgba: np.ndarray) -> list[Click]:
     if len(clicks) > MAX_CLICKS:
         raise PlanError(f"Select by clicking takes at most {MAX_CLICKS} dots.")
     return clicks
+
+
+def clicks_layer(layers: list[LayerInfo]) -> LayerInfo | None:
+    """The topmost layer named "clicks" (any case, spaces trimmed); None: use the active."""
+    named = [x for x in layers if x.name.strip().lower() == CLICKS_LAYER]
+    return named[-1] if named else None
 
 
 def box_from_selection(sel: Rect | None, canvas: Rect) -> list[float] | None:
@@ -89,8 +101,8 @@ def box_from_selection(sel: Rect | None, canvas: Rect) -> list[float] | None:
 def segment_job(pixels: np.ndarray, clicks: list[Click], box: list[float] | None) -> Job:
     if not clicks and box is None:
         raise PlanError(
-            "Select by clicking: paint small dots on an empty layer where the object is "
-            "(red ones where it is not), keep that layer active, then press the button."
+            "Select by clicking: paint small dots where the object is (red ones where it "
+            "is not) on an empty layer named 'clicks', then press the button."
         )
     job = Job(
         mode=JobMode.SEGMENT,
