@@ -80,7 +80,7 @@ def test_select_by_clicking_turns_sam2_mask_into_the_selection(run):
     clicks = sorted((c["x"], c["y"], c["positive"]) for c in body["segment"]["clicks"])
     assert clicks == [(30.5, 40.5, True), (70.5, 20.5, False)]
     init = _arrived(record, r["job_id"], "init.npy")
-    np.testing.assert_array_equal(init, np.load(dump / "select-canvas.npy")[..., :3])
+    np.testing.assert_array_equal(init, np.load(dump / "select-canvas.npy")[..., :3])  # opaque
     job = Job.from_wire(body, [init])
     model = sam2_masks.load_model(tiny.save(dump / "sam2")).eval()
     want = sam2_masks.predict(model, init, job.segment)

@@ -56,7 +56,8 @@ def test_selection_bounds_are_the_box():
 
 def test_segment_job_needs_a_click_or_box_and_validates():
     px = np.zeros((80, 100, 3), np.uint8)
-    job = segment_job(px, [Click(3, 4)], None)
+    job = segment_job(np.dstack([px, np.full((80, 100), 255, np.uint8)]), [Click(3, 4)], None)
+    assert job.init_image.shape == (80, 100, 3)  # RGBA flattened, as refine sends it
     assert job.mode is JobMode.SEGMENT and job.segment.clicks == [Click(3, 4)]
     with pytest.raises(PlanError, match="dots"):
         segment_job(px, [], None)

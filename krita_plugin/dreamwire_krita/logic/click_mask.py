@@ -25,6 +25,7 @@ from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.segment import MAX_CLICKS, Click, Segment
 
 from .geometry import Rect
+from .pixels import flatten_rgb
 from .prompt_regions import LayerInfo
 from .regions import PlanError
 
@@ -106,7 +107,7 @@ def segment_job(pixels: np.ndarray, clicks: list[Click], box: list[float] | None
         )
     job = Job(
         mode=JobMode.SEGMENT,
-        init_image=pixels,
+        init_image=flatten_rgb(pixels),  # over white, as refine sends the canvas
         segment=Segment(clicks=clicks, box=box),
         tag="krita:select",
     )
