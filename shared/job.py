@@ -22,6 +22,7 @@ from .errors import DreamwireError, ErrorCode
 from .job_fields import FieldCheck
 from .job_mode import JobMode, implied_mode
 from .materials import Materials, check_materials
+from .segment import Segment, check_segment, segment_from_wire
 
 SEAMLESS_AXES = ("none", "both", "x", "y")
 # Queue classes, best first. "live" (Krita's live preview) jumps every other class, and a new
@@ -295,6 +296,8 @@ class Job:
     layer_count: int = 4
     # A batch of frames through a motion module (mode animatediff only; shared/animatediff.py).
     animatediff: AnimateDiff | None = None
+    # Click-to-mask settings (mode segment only; shared/segment.py).
+    segment: Segment | None = None
     seamless: str = "none"
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
@@ -446,6 +449,9 @@ class Job:
                 "attention maps need one prompt generating one picture: not with an upscale, "
                 "materials or regional prompts",
             )
+        if self.segment is not None:
+            size = None if self.init_image is None else self.init_image.shape[1::-1]
+            check_segment(self.segment, self.job_id, size)
         self._check_mode()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
@@ -529,13 +535,23 @@ class Job:
             raise bad(ErrorCode.INVALID_JOB, "takes no upscale settings (send mode upscale)")
         if mode is JobMode.EDIT and not self.prompt.strip():
             raise bad(ErrorCode.INVALID_PROMPT, "needs an instruction in its prompt")
-        if (mode is JobMode.MATERIALS) != (self.materials is not None):
-            what = (
-                "needs its materials settings"
-                if self.materials is None
-                else ("takes no materials settings (send mode materials)")
-            )
-            raise bad(ErrorCode.INVALID_JOB, what)
+        # Modes that read one image and make no picture: each needs its own settings and
+        # takes none of a generation's extras.
+        for own, settings in ((JobMode.MATERIALS, self.materials), (JobMode.SEGMENT, self.segment)):
+            if (mode is own) != (settings is not None):
+                what = (
+                    f"needs its {own} settings"
+                    if settings is None
+                    else f"takes no {own} settings (send mode {own})"
+                )
+                raise bad(ErrorCode.INVALID_JOB, what)
+            if mode is own and (
+                self.hires or self.controls or self.loras or self.regions or self.batch != 1
+            ):
+                raise bad(
+                    ErrorCode.INVALID_JOB,
+                    "takes no Hires.fix, control units, LoRAs, regions or batch (one image in)",
+                )
         if mode is JobMode.LAYERS and (
             self.hires or self.controls or self.regions or self.batch != 1
         ):
@@ -545,13 +561,6 @@ class Job:
             )
         if not isinstance(self.layer_count, int) or not 1 <= self.layer_count <= MAX_LAYERS:
             raise bad(ErrorCode.INVALID_JOB, f"needs 1 to {MAX_LAYERS} layers")
-        if mode is JobMode.MATERIALS and (
-            self.hires or self.controls or self.loras or self.regions or self.batch != 1
-        ):
-            raise bad(
-                ErrorCode.INVALID_JOB,
-                "takes no Hires.fix, control units, LoRAs, regions or batch (one image in)",
-            )
 
         if (mode is JobMode.ANIMATEDIFF) != (self.animatediff is not None):
             what = (
@@ -774,6 +783,8 @@ class Job:
             del body["layer_count"]
         if self.animatediff is None:
             del body["animatediff"]
+        if self.segment is None:
+            del body["segment"]  # likewise: only a segment job carries it
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
@@ -852,6 +863,8 @@ class Job:
                     for i, c in enumerate(controls)
                 ]
                 data["animatediff"] = AnimateDiff(**ad)
+            if data.get("segment") is not None:
+                data["segment"] = segment_from_wire(data["segment"])
             data["controls"] = [
                 ControlUnit(
                     **{**build(ControlUnit, c, f"controls[{i}]"), "image": arr(c.get("image"))}

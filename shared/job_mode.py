@@ -32,6 +32,9 @@ class JobMode(str, Enum):
     LAYERS = "layers"
     # A batch of frames from a motion module (shared/animatediff.py); frames come back.
     ANIMATEDIFF = "animatediff"
+    # A mask of the object the artist clicked in the init image, by SAM 2
+    # (shared/segment.py); no checkpoint is loaded.
+    SEGMENT = "segment"
 
     def __str__(self) -> str:
         return self.value

@@ -35,6 +35,7 @@ from . import (
     planning,
     runner,
     sd_upscale,
+    segment_run,
 )
 from . import device as dev
 from . import library_adapter as libs
@@ -212,8 +213,9 @@ class Engine:
         a job queued behind it starts only after it has ended. What counts is what the
         job's plan loads: the Fill model an inpaint job runs on instead of the one it names,
         and the second transformer of a full Flux Control model."""
-        if job.mode is JobMode.MATERIALS:
-            # Marigold's folders are not estimated (PROTOCOL.md): nothing refused for memory.
+        if job.mode in (JobMode.MATERIALS, JobMode.SEGMENT):
+            # Marigold's and SAM 2's folders are not estimated (PROTOCOL.md): nothing is
+            # refused for memory.
             return []
         if job_plan is None:
             job_plan = self._quiet_plan(job)
@@ -306,6 +308,8 @@ class Engine:
             return materials_run.run(
                 job, job_plan.materials, self.library, self.info, self.models, reporter
             )
+        if job_plan.segment_weights is not None:  # SAM 2; no checkpoint
+            return segment_run.run(job, job_plan.segment_weights, self.info, self.models, reporter)
         t0 = time.perf_counter()
         # The plan's checkpoint: the job's, or the Fill model an inpaint job runs on.
         model = self.load(job_plan.checkpoint or job.model, job.vae, reporter)

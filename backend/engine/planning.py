@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dreamwire import catalog
@@ -161,6 +162,8 @@ class JobPlan:
     materials: MaterialsPlan | None = None
     # An animatediff job's motion module (animatediff.py); it lists no passes.
     animatediff: AnimateDiffPlan | None = None
+    # A segment job's SAM 2 weights (conditioning/sam2_masks.py); it lists no passes.
+    segment_weights: Path | None = None
 
     @property
     def second_denoisers(self) -> tuple:
@@ -201,6 +204,11 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
         return JobPlan(
             JobMode.MATERIALS, "", (), (), size, "none", materials=materials.plan(job, library)
         )
+    if job.mode is JobMode.SEGMENT:
+        from dreamwire.backend.conditioning import sam2_masks
+
+        weights = sam2_masks.find(library.roots, job.segment.model)
+        return JobPlan(JobMode.SEGMENT, "", (), (), size, "none", segment_weights=weights)
     if job.mode is JobMode.UPSCALE:
         from . import sd_upscale
 

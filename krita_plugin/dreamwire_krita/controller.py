@@ -21,8 +21,8 @@ from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 from . import krita_host as host
+from .logic import click_mask, heatmaps, jobs, live, naming, prompt_regions, regions, xyz
 from .logic import controls as ctl
-from .logic import heatmaps, jobs, live, naming, prompt_regions, regions, xyz
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.connection import connection_view
@@ -230,6 +230,11 @@ class Controller:
         host.refresh(doc)
         self._set(message=f"X/Y/Z plot: added the {run.total}-cell grid.", level="info")
 
+    def select_by_clicking(self, params: Params, doc=None) -> str | None:
+        """Ask SAM 2 for the object under the dots on the "clicks" layer (and inside the
+        selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
+        return self._act("select", params, doc)
+
     def cancel(self) -> None:
         if self.session is not None:
             self.session.cancel()
@@ -279,6 +284,8 @@ class Controller:
             return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
         if action in ("edit", "layers"):
             return self._build_edit(params, doc, canvas, sel, info, action)
+        if action == "select":
+            return self._build_select(params, doc, canvas, sel)
         if action == "generate":
             plan = regions.plan_generate(canvas, sel)
         elif action == "refine":
@@ -323,6 +330,32 @@ class Controller:
         job = check_job(job, info)
         self.last_job = job
         return job, Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)
+
+    def _build_select(self, params: Params, doc, canvas, sel):
+        layer = click_mask.clicks_layer(host.layer_infos(doc))
+        dots, pixels = host.read_layer_and_canvas_without_it(
+            doc, layer.node_id if layer else None, canvas
+        )
+        clicks = click_mask.clicks_from_dots(dots)
+        box = click_mask.box_from_selection(sel, canvas)
+        job = click_mask.segment_job(pixels, clicks, box)
+        self.last_job = job
+        plan = regions.Plan("select", canvas, canvas, masked=False)
+        return job, Pending(action="select", plan=plan, params=params, doc_key=doc)
+
+    def _select_result(self, pending: Pending, result) -> None:
+        doc, region = pending.doc_key, pending.plan.region
+        if not host.is_open(doc):
+            self._set(message="The document was closed before the mask arrived.", level="warning")
+            return
+        try:
+            data = click_mask.selection_bytes(result.images[0].image, (region.w, region.h))
+            host.replace_selection(doc, data, region)
+        except Exception as exc:  # a Krita surprise: say so, keep the docker alive
+            self._set(message=f"Could not select: {exc}", level="error")
+            return
+        host.refresh(doc)
+        self._set(message="Selected the clicked object.", level="info")
 
     def _regions(self, doc, plan: regions.Plan):
         """Regional prompts from the layers named "region: ..." (logic/prompt_regions.py)."""
@@ -433,6 +466,9 @@ class Controller:
             return
         if pending.action == "live":
             self._live_result(pending, result)
+            return
+        if pending.action == "select":
+            self._select_result(pending, result)
             return
         doc = pending.doc_key
         self.status.preview = None

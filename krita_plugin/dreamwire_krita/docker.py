@@ -15,6 +15,7 @@ from PyQt5.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -243,6 +244,16 @@ class DreamwireDocker(DockWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Strength"))
         row.addWidget(self.strength, 1)
+        self.select_button = QPushButton("Select by clicking")
+        self.select_button.setToolTip(
+            "Paint small dots on a layer named 'clicks' over the object (red ones where "
+            "it is not) and press: SAM 2 selects the object. A selection, if any, is the "
+            "box it looks in."
+        )
+        self.select_button.clicked.connect(
+            lambda: self.controller.select_by_clicking(self.params())
+        )
+        row.addWidget(self.select_button)
         lay.addLayout(row)
 
         row = QHBoxLayout()

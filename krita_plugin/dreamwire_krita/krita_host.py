@@ -544,3 +544,29 @@ def draw_labels(rgba: np.ndarray, labels: list[tuple[Rect, str]], line: int) -> 
     finally:
         painter.end()
     return np.frombuffer(image.constBits().asstring(h * w * 4), np.uint8).reshape(h, w, 4).copy()
+
+
+def replace_selection(doc, data: bytes, rect: Rect) -> None:
+    """The selection becomes `data` (8-bit, rect's size) over `rect`."""
+    sel = Selection()
+    sel.select(rect.x, rect.y, rect.w, rect.h, 255)
+    sel.setPixelData(data, rect.x, rect.y, rect.w, rect.h)
+    doc.setSelection(sel)
+
+
+def read_layer_and_canvas_without_it(doc, unique_id: str | None, rect: Rect):
+    """A layer's pixels (`None`: the active layer's) and the canvas as shown without it,
+    both over `rect`: the click dots stay out of the picture SAM 2 sees."""
+    node = find_node(doc, unique_id) if unique_id else doc.activeNode()
+    if node is None or node_id(node) == node_id(doc.rootNode()):
+        raise PlanError("Select by clicking: paint dots on a layer named 'clicks'.")
+    dots = read_layers(doc, [node_id(node)], rect)[node_id(node)]
+    if not node.visible():
+        return dots, read_visible(doc, rect)
+    node.setVisible(False)
+    try:
+        refresh(doc)
+        return dots, read_visible(doc, rect)
+    finally:
+        node.setVisible(True)
+        refresh(doc)

@@ -98,7 +98,12 @@ def run_session(root: Path, tiny_models: Path, flux_root: Path) -> KritaSession:
         ]
     )
     # The tiny Flux.1 dev in a root of its own: the default model stays tiny-sd1.
-    with RecordingBackend(record, [tiny_models, flux_root], root / "out") as backend:
+    # SAM 2 for "select by clicking", in the backend's annotator folder.
+    from dreamwire.backend.tiny import sam2
+
+    sam2.save(root / "annotators")
+    env = {"DREAMWIRE_ANNOTATORS": str(root / "annotators")}
+    with RecordingBackend(record, [tiny_models, flux_root], root / "out", env=env) as backend:
         parts = [
             ["dw_offline", {"dead_address": free_address(), "spaces": SPACES}],
             [

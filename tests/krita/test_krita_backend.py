@@ -64,6 +64,31 @@ def test_refine_sends_the_visible_canvas_and_adds_a_layer(run):
     assert init.shape == (80, 104, 3)
 
 
+def test_select_by_clicking_turns_sam2_mask_into_the_selection(run):
+    """The active layer's dots arrive as clicks in canvas pixels (red: "not this"), the
+    canvas without them as the picture, and the selection becomes SAM 2's mask."""
+    from dreamwire.backend.conditioning import sam2_masks
+    from dreamwire.backend.tiny import sam2 as tiny
+    from dreamwire.shared.job import Job
+
+    out, record, dump = run
+    r = out["select"]
+    assert r["ok"], (r["message"], r)
+    assert r["dots_visible"]  # hidden only while the picture was read
+    body = _fields(record, r["job_id"])
+    assert body["mode"] == "segment" and body["segment"]["box"] is None
+    clicks = sorted((c["x"], c["y"], c["positive"]) for c in body["segment"]["clicks"])
+    assert clicks == [(30.5, 40.5, True), (70.5, 20.5, False)]
+    init = _arrived(record, r["job_id"], "init.npy")
+    np.testing.assert_array_equal(init, np.load(dump / "select-canvas.npy")[..., :3])  # opaque
+    job = Job.from_wire(body, [init])
+    model = sam2_masks.load_model(tiny.save(dump / "sam2")).eval()
+    want = sam2_masks.predict(model, init, job.segment)
+    got = np.load(dump / "select-selection.npy")
+    np.testing.assert_array_equal(got == 255, want)
+    assert 0 < want.sum() < want.size
+
+
 def test_inpaint_changes_only_the_selection(run):
     out, record, dump = run
     r = out["inpaint"]

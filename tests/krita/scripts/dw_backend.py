@@ -100,6 +100,32 @@ def check(cfg):
         "job_size": [c.last_job.width, c.last_job.height],
     }
 
+    # -- select by clicking: dots on the 'clicks' layer -> SAM 2 -> the selection ---------------
+    # A green 3 x 3 dot on pixels 29..31 x 39..41 (centre 30.5, 40.5) and a red one centred
+    # on (70.5, 20.5), on a layer of their own over the picture.
+    docs = k.createDocument(100, 80, "select", "RGBA", "U8", "", 72.0)
+    paint(docs, canvas)
+    dots = np.zeros((80, 100, 4), np.uint8)
+    dots[39:42, 29:32] = (0, 255, 0, 255)
+    dots[19:22, 69:72] = (255, 0, 0, 255)
+    marks = paint(docs, dots, "clicks")
+    jid = c.select_by_clicking(Params(**base), docs)
+    ok = dwtest.pump(
+        c, lambda: c.status.message.startswith("Selected") or c.status.level == "error", 120
+    )
+    ok = ok and c.status.message.startswith("Selected")
+    if docs.selection() is not None:
+        np.save(
+            cfg["dump"] + "/select-selection.npy", host.read_selection(docs, Rect(0, 0, 100, 80))
+        )
+    np.save(cfg["dump"] + "/select-canvas.npy", canvas)
+    out["select"] = {
+        "job_id": jid,
+        "ok": ok,
+        "message": c.status.message,
+        "dots_visible": bool(marks.visible()),
+    }
+
     # -- refine the visible canvas -----------------------------------------------------------------
     doc3 = k.createDocument(100, 80, "refine", "RGBA", "U8", "", 72.0)
     paint(doc3, canvas)
