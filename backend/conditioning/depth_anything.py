@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamwire.backend.caching import BoundedCache
-from dreamwire.backend.conditioning import annotator_files
+from dreamwire.backend.library import annotator_files
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 SIZES = (("l", "Large"), ("b", "Base"), ("s", "Small"))

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamwire.backend.caching import BoundedCache
-from dreamwire.backend.conditioning import annotator_files
-from dreamwire.backend.library import marigold
+from dreamwire.backend.library import annotator_files, marigold
 from dreamwire.shared.imaging.normals import normals_to_image
 
 EXAMPLES = {marigold.DEPTH: "marigold-depth-v1-1", marigold.NORMALS: "marigold-normals-v1-1"}

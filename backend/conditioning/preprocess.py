@@ -41,8 +41,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreamwire.backend.conditioning import annotator_files
-from dreamwire.backend.conditioning.annotator_files import annotator_dir
+from dreamwire.backend.library import annotator_files
+from dreamwire.backend.library.annotator_files import annotator_dir
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 ANNOTATORS_URL = "https://huggingface.co/lllyasviel/Annotators"

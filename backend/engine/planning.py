@@ -205,7 +205,7 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
             JobMode.MATERIALS, "", (), (), size, "none", materials=materials.plan(job, library)
         )
     if job.mode is JobMode.SEGMENT:
-        from dreamwire.backend.conditioning import sam2_masks
+        from dreamwire.backend.segmentation import sam2_masks
 
         weights = sam2_masks.find(library.roots, job.segment.model)
         return JobPlan(JobMode.SEGMENT, "", (), (), size, "none", segment_weights=weights)

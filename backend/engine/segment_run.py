@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dreamwire.backend.conditioning import sam2_masks
+from dreamwire.backend.segmentation import sam2_masks
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import GeneratedImage, JobResult
 

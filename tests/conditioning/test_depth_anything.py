@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from dreamwire.backend.conditioning import annotator_files, depth_anything, preprocess
+from dreamwire.backend.conditioning import depth_anything, preprocess
+from dreamwire.backend.library import annotator_files
 from dreamwire.backend.tiny import depth_anything as tiny
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 

@@ -67,7 +67,7 @@ def test_refine_sends_the_visible_canvas_and_adds_a_layer(run):
 def test_select_by_clicking_turns_sam2_mask_into_the_selection(run):
     """The active layer's dots arrive as clicks in canvas pixels (red: "not this"), the
     canvas without them as the picture, and the selection becomes SAM 2's mask."""
-    from dreamwire.backend.conditioning import sam2_masks
+    from dreamwire.backend.segmentation import sam2_masks
     from dreamwire.backend.tiny import sam2 as tiny
     from dreamwire.shared.job import Job
 

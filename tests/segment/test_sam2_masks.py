@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dreamwire.backend.conditioning import sam2_masks
+from dreamwire.backend.segmentation import sam2_masks
 from dreamwire.backend.tiny import sam2 as tiny
 from dreamwire.shared.client import Client
 from dreamwire.shared.errors import DreamwireError, ErrorCode

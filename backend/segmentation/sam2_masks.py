@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamwire.backend.conditioning import annotator_files
+from dreamwire.backend.library import annotator_files
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.segment import Segment
 
