@@ -559,8 +559,6 @@ class Job:
                 ErrorCode.INVALID_JOB,
                 "takes no Hires.fix, control units, regions or batch (one stack per picture)",
             )
-        if not isinstance(self.layer_count, int) or not 1 <= self.layer_count <= MAX_LAYERS:
-            raise bad(ErrorCode.INVALID_JOB, f"needs 1 to {MAX_LAYERS} layers")
 
         if (mode is JobMode.ANIMATEDIFF) != (self.animatediff is not None):
             what = (
@@ -600,6 +598,7 @@ class Job:
         f.whole("steps", self.steps)
         f.whole("batch", self.batch)
         f.whole("clip_skip", self.clip_skip)
+        f.whole("layer_count", self.layer_count, 1, MAX_LAYERS)
         for name in ("seed", "subseed"):
             f.whole(name, getattr(self, name), -MAX_SEED, MAX_SEED)
         f.number("cfg", self.cfg)

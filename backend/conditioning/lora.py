@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from dreamwire.backend.families import LoraLineage, lora_lineage, spec_of_components
+from dreamwire.backend.families import LoraLineage, lora_lineage, spec_for, spec_of_components
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files, lora_flux_keys, lora_qwen_keys, lora_sd3_keys, lora_zimage_keys
@@ -342,16 +342,19 @@ def apply(
     loras: list[tuple[LoraFile, float, float]],
     components: dict[str, Any],
     model_name: str = "the model",
+    family: str | None = None,
 ) -> LoraPatch:
     """Add each (file, unet multiplier, te multiplier) to the components' weights.
 
+    `family` is the model's family key where the caller knows it: components alone do not
+    tell families with the same parts apart (Qwen-Image, Z-Image, Flux.2 Klein).
     On any error nothing stays patched.
     """
     patch = LoraPatch()
     tables: dict[str, dict] = {}
     unet = components.get("unet")
     unet_config = dict(unet.config) if unet is not None and hasattr(unet, "config") else None
-    lineage = spec_of_components(components).lora
+    lineage = (spec_for(family) if family else spec_of_components(components)).lora
     try:
         for lora, w_unet, w_te in loras:
             _check_family(lora, lineage, model_name)

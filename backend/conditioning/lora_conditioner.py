@@ -55,7 +55,7 @@ class LoraConditioner(Conditioner):
     def attach_job(self, ctx: JobContext, resolved: ResolvedLoras) -> Iterator[None]:
         # For the whole job, not per pass: Hires.fix and every SD-upscale tile run with the
         # same weights, patched once (as A1111 activates networks once per job).
-        patch = lora.apply(resolved.files, ctx.model.components, ctx.model.name)
+        patch = lora.apply(resolved.files, ctx.model.components, ctx.model.name, ctx.model.family)
         try:
             ctx.handled.add("loras")
             # A1111's Lora extension writes each network by the name the prompt gave it.

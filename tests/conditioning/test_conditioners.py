@@ -87,15 +87,18 @@ def test_every_kind_in_one_job_then_the_model_as_it_was(engine, seen, spy):
     image = out.images[0]
     assert image.image.shape == (128, 128, 3) and maxdiff(image.image[::2, ::2], base) > 5
     # The recorder keeps each kind's last stack: ControlNet and T2I-Adapter stacks are the
-    # Hires.fix pass's (int(4 * 0.5) steps), the IP-Adapter's the job's (4 + 2 steps).
-    assert seen.calls["controlnet"] == seen.calls["t2i_adapter"] == [[True]] * 2
-    assert seen.calls["ip_adapter"] == [[True]] * 6
+    # Hires.fix pass's (A1111 runs all 4 of its steps), the IP-Adapter's the job's (4 + 4
+    # steps). The depth adapter ends at 0.5: the ControlNet extension skips a pass's steps
+    # past half of it (step 3 of 4 is at 0.75).
+    assert seen.calls["controlnet"] == [[True]] * 4
+    assert seen.calls["t2i_adapter"] == [[True]] * 3 + [[False]]
+    assert seen.calls["ip_adapter"] == [[True]] * 8
     # One ControlNet pipeline per pass; every kind's hook by its name, for every step.
     modes = [(mode, pipe) for mode, pipe, _ in spy.steps]
     assert (
         modes
         == [("txt2img", "StableDiffusionControlNetPipeline")] * 4
-        + [("img2img", "StableDiffusionControlNetImg2ImgPipeline")] * 2
+        + [("img2img", "StableDiffusionControlNetImg2ImgPipeline")] * 4
     )
     assert {names for _, _, names in spy.steps} == {(*UNIT_HOOKS, "test.spy")}
     # The units in the job's order (A1111 numbers every kind as a ControlNet), then LoRA.

@@ -258,9 +258,10 @@ def test_hires_pass_is_composable_and_the_model_is_left_alone(engine):
         )
     finally:
         handle.remove()
-    # 2 first-pass steps, 1 hires step: negative + three subprompts; then 2 + 1 with the
-    # plain first pass and the "x AND y" hires prompt.
-    assert rows == [4, 4, 4, 2, 2, 3]
+    # 2 first-pass steps, 2 hires steps (A1111 runs all of a Hires.fix pass's steps):
+    # negative + three subprompts; then 2 + 2 with the plain first pass and the "x AND y"
+    # hires prompt.
+    assert rows == [4, 4, 4, 4, 2, 2, 3, 3]
     assert not unet._forward_hooks and not unet._forward_pre_hooks
 
 

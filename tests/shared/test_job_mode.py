@@ -110,7 +110,7 @@ def test_a_layers_job_names_its_mode_and_count_on_the_wire_and_only_it():
         (
             {"mode": JobMode.LAYERS, "init_image": rgb(), "layer_count": 0},
             ErrorCode.INVALID_JOB,
-            "layers",
+            "layer_count",
         ),
         ({"mode": JobMode.LAYERS, "init_image": rgb(), "batch": 2}, ErrorCode.INVALID_JOB, "batch"),
     ],

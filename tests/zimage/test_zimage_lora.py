@@ -26,7 +26,7 @@ def loras(zimage_tree, tmp_path_factory):
 def _patched(parts: dict, path, multiplier: float) -> dict[str, torch.Tensor]:
     from dreamwire.backend.conditioning import lora
 
-    patch = lora.apply([(lora.read(path), multiplier, multiplier)], parts, "tiny-zimage")
+    patch = lora.apply([(lora.read(path), multiplier, multiplier)], parts, "tiny-zimage", "zimage")
     try:
         return {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
     finally:
@@ -83,6 +83,6 @@ def test_z_image_lora_lineage_both_ways(zimage_tree, loras, tmp_path):
         tmp_path / "sd15_style.safetensors",
     )
     with pytest.raises(DreamwireError) as err:
-        lora.apply([(lora.read(sd_file), 1.0, 1.0)], zimage_tree.parts, "tiny-zimage")
+        lora.apply([(lora.read(sd_file), 1.0, 1.0)], zimage_tree.parts, "tiny-zimage", "zimage")
     assert err.value.code == ErrorCode.MODEL_MISMATCH
     assert "SD1" in err.value.message and "Z-Image" in err.value.message
