@@ -107,11 +107,6 @@ def test_a_layers_job_names_its_mode_and_count_on_the_wire_and_only_it():
         ),
         ({"mode": JobMode.EDIT, "init_image": rgb(), "mask": MASK}, ErrorCode.INVALID_JOB, "mask"),
         ({"mode": JobMode.LAYERS}, ErrorCode.INVALID_IMAGE, "init image"),
-        (
-            {"mode": JobMode.LAYERS, "init_image": rgb(), "layer_count": 0},
-            ErrorCode.INVALID_JOB,
-            "layer_count",
-        ),
         ({"mode": JobMode.LAYERS, "init_image": rgb(), "batch": 2}, ErrorCode.INVALID_JOB, "batch"),
     ],
 )
@@ -144,3 +139,10 @@ def test_a_mode_reads_as_its_value_in_text():
     # Logs and refusals print it; the wire sends the value.
     assert f"{JobMode.EDIT}" == str(JobMode.EDIT) == "edit" == JobMode.EDIT
     assert json.dumps(JobMode.INPAINT) == '"inpaint"'
+
+
+def test_a_layer_count_out_of_range_is_refused_naming_the_field():
+    for count in (0, 11, True):
+        with pytest.raises(DreamwireError) as err:
+            Job(mode=JobMode.LAYERS, init_image=rgb(), layer_count=count).validate()
+        assert err.value.code == ErrorCode.INVALID_JOB and "layer_count" in err.value.message
