@@ -31,6 +31,7 @@ from dreamwire.backend.library.flux_loading import (
     load_t5,
     load_vae,
     read_tensors,
+    single_file_transformer,
 )
 from dreamwire.backend.library.flux_parts import Part
 from dreamwire.backend.library.sd3_parts import Sd3Sources
@@ -49,7 +50,7 @@ def config_arch(arch: str | None) -> str:
 
 
 def load_transformer(part: Part, arch: str, dtype):
-    from diffusers import GGUFQuantizationConfig, SD3Transformer2DModel
+    from diffusers import SD3Transformer2DModel
 
     tensors = read_tensors(part)
     quantized = part.entry.format == Format.GGUF
@@ -58,27 +59,18 @@ def load_transformer(part: Part, arch: str, dtype):
         tensors = as_float(tensors, dtype)
     keys = list(tensors)
     dual = sorted({int(k.split(".")[1]) for k in keys if ".x_block.attn2." in k})
-    overrides = {
-        "num_layers": sd3_layout.depth(keys),
-        "dual_attention_layers": tuple(dual),
-        "qk_norm": "rms_norm" if any(".attn.ln_q." in k for k in keys) else None,
-    }
-    if quantized:
-        # city96's GGUF files stay quantized in memory; diffusers dequantizes per layer.
-        overrides["quantization_config"] = GGUFQuantizationConfig(compute_dtype=dtype)
-    model = SD3Transformer2DModel.from_single_file(
+    # city96's GGUF files stay quantized in memory and fp8 ones fp8, as for Flux.
+    return single_file_transformer(
+        SD3Transformer2DModel,
         tensors,
-        config=str(catalog.config_dir(arch)),
-        subfolder="transformer",
-        local_files_only=True,
-        torch_dtype=dtype,
-        **overrides,
+        arch,
+        dtype,
+        quantized,
+        fp8,
+        num_layers=sd3_layout.depth(keys),
+        dual_attention_layers=tuple(dual),
+        qk_norm="rms_norm" if any(".attn.ln_q." in k for k in keys) else None,
     )
-    if fp8 is not None:
-        # An fp8 file keeps fp8's memory (diffusers' layerwise casting, as for Flux): its
-        # values are fp8 values, so storing them again as fp8 loses nothing.
-        model.enable_layerwise_casting(storage_dtype=fp8, compute_dtype=dtype)
-    return model
 
 
 def load_clip(part: Part, arch: str, dtype, component: str):
