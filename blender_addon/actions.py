@@ -19,7 +19,7 @@ from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSett
 from dreamwire.shared.family_support import model_info
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
-from dreamwire.shared.panel_job import distilled_cfg
+from dreamwire.shared.panel_job import distilled_cfg, guidance_options
 from dreamwire.shared.result import JobResult
 
 from . import bpy_data, connection
@@ -865,6 +865,8 @@ def render_animation(context):
     distilled = distilled_cfg(s, s.info.family)
     if distilled is not None:  # only where it travels: older renders keep their fingerprint
         fingerprint["distilled_cfg"] = distilled
+    # CFG rescale and SLG where they travel (on): older renders keep their fingerprint.
+    fingerprint.update({k: v for k, v in guidance_options(s, s.info.supports).items() if v})
     ref = s.reference
     if ref.enabled and ref.pixels is not None:
         # Frames made with another reference picture are not this render's.

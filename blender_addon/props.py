@@ -197,6 +197,22 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
         description="Forge's Distilled CFG Scale: the guidance a guidance-distilled model "
         "(Flux.1 dev) takes as an input; shown for the families that have it",
     )
+    cfg_rescale: FloatProperty(
+        name="CFG Rescale",
+        default=0.0,
+        min=0.0,
+        max=1.0,
+        description="A1111's CFG Rescale φ: pulls the guided prediction back to the "
+        "prompt's own contrast; 0.7 for v-prediction models (NoobAI-XL v-pred); SD models only",
+    )
+    slg_scale: FloatProperty(
+        name="Skip-layer guidance",
+        default=0.0,
+        min=0.0,
+        max=10.0,
+        description="SD3.5's skip-layer guidance scale (about 3 for Medium; 0: off): sharper "
+        "anatomy; plain txt2img only, left out of two-pass, img2img and inpaint jobs",
+    )
     seed: IntProperty(name="Seed", default=-1, min=-1, description="-1: random")
     width: IntProperty(name="Width", default=512, min=64, max=4096, step=8)
     height: IntProperty(name="Height", default=512, min=64, max=4096, step=8)
@@ -510,6 +526,8 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
             cfg=self.cfg,
             # Rounded: Blender keeps floats in single precision (3.5 is exact, 3.3 is not).
             distilled_cfg=round(self.distilled_cfg, 4),
+            cfg_rescale=round(self.cfg_rescale, 4),
+            slg_scale=round(self.slg_scale, 4),
             seed=self.seed,
             width=self.width,
             height=self.height,

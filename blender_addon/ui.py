@@ -109,6 +109,9 @@ def _draw_model(layout, context) -> None:
     row.prop(props, "cfg")
     if info.family.defaults.distilled_cfg is not None:
         col.prop(props, "distilled_cfg")
+    for feature, name in (("cfg_rescale", "cfg_rescale"), ("skip_layer_guidance", "slg_scale")):
+        if feature in info.supports:
+            col.prop(props, name)
     col.prop(props, "seed")
     row = col.row(align=True)
     row.prop(props, "width")

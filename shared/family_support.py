@@ -47,6 +47,8 @@ FEATURE_REASONS = {
     "inpaint pipelines only; pick fill or original",
     "attention_maps": "attention heat maps (DAAM) read a UNet's cross-attention to the "
     "prompt's tokens, and this model's joint attention has none",
+    "cfg_rescale": "CFG rescale acts on an eps or v-prediction UNet's guided output, and this "
+    "model predicts a flow",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")
@@ -124,7 +126,24 @@ def job_features(job: Job) -> list[str]:
         used.append("latent_fill")
     if job.attention_maps:
         used.append("attention_maps")
+    if job.cfg_rescale > 0:
+        used.append("cfg_rescale")
     return used
+
+
+def skip_layer_guidance_refusal(job: Job) -> str:
+    """Why a family that has skip-layer guidance cannot run it in `job` ("" when it can):
+    diffusers has it in SD3's txt2img pipeline only, acting on the guided (CFG above 1)
+    prediction. Hosts send it only where it runs; the backend refuses the rest."""
+    if job.slg_scale <= 0:
+        return ""
+    if job.init_image is not None or job.hires is not None:
+        return (
+            "only txt2img without Hires.fix runs it (diffusers' SD3 img2img and inpaint have none)"
+        )
+    if job.cfg <= 1.0:
+        return "it acts on classifier-free guidance: set CFG scale above 1"
+    return ""
 
 
 def check_job(job: Job, info: FamilyInfo) -> Job:

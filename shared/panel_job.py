@@ -7,9 +7,11 @@ Stdlib only: this module ships inside the Blender and Krita plugins.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from .families import ModelFamily
+from .family_support import skip_layer_guidance_refusal
 from .job import Job
 
 
@@ -24,6 +26,10 @@ class PanelSampling(Protocol):
     cfg: float
     distilled_cfg: float | None  # sent only for a family that takes one (Flux dev)
     seed: int
+    # A1111's CFG Rescale φ and SD3.5's skip-layer guidance scale: sent only where the
+    # family supports them (the panel shows them there) and, SLG, where the job can run it.
+    cfg_rescale: float
+    slg_scale: float
 
 
 def distilled_cfg(panel: PanelSampling, family: ModelFamily | None) -> float | None:
@@ -34,11 +40,26 @@ def distilled_cfg(panel: PanelSampling, family: ModelFamily | None) -> float | N
     return float(panel.distilled_cfg)
 
 
-def panel_job(panel: PanelSampling, family: ModelFamily | None = None, **fields: Any) -> Job:
+def guidance_options(panel: PanelSampling, supports: Collection[str]) -> dict[str, float]:
+    """Job.cfg_rescale and Job.slg_scale as the panel sets them, each only where the family
+    supports it (0.0 elsewhere: off, and not sent)."""
+    return {
+        "cfg_rescale": float(panel.cfg_rescale) if "cfg_rescale" in supports else 0.0,
+        "slg_scale": float(panel.slg_scale) if "skip_layer_guidance" in supports else 0.0,
+    }
+
+
+def panel_job(
+    panel: PanelSampling,
+    family: ModelFamily | None = None,
+    supports: Collection[str] = (),
+    **fields: Any,
+) -> Job:
     """A Job with the panel's prompt, model and sampling, an artist's (interactive)
     priority, and `fields` (size, pictures, controls, tag ...; they win over the panel's).
     `family`: the model's (the backend's description), for the settings only some
-    families take. Not validated: the caller may still change it, then validates."""
+    families take; `supports`: its features (FamilyInfo.supports), for CFG rescale and
+    skip-layer guidance. Not validated: the caller may still change it, then validates."""
     base: dict[str, Any] = {
         "prompt": str(panel.prompt),
         "negative": str(panel.negative),
@@ -49,6 +70,10 @@ def panel_job(panel: PanelSampling, family: ModelFamily | None = None, **fields:
         "distilled_cfg": distilled_cfg(panel, family),
         "seed": int(panel.seed),
         "priority": "interactive",
+        **guidance_options(panel, supports),
     }
     base.update(fields)
-    return Job(**base)
+    job = Job(**base)
+    if skip_layer_guidance_refusal(job):  # an img2img, inpaint or two-pass job: not there
+        job.slg_scale = 0.0
+    return job

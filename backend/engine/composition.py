@@ -77,6 +77,13 @@ class ComposableConditioner(Conditioner):
 
 def builtin() -> list[Conditioner]:
     """The engine's own conditioners, in the order they attach (after the injected ones)."""
+    from .cfg_rescale import CfgRescaleConditioner
     from .daam_conditioner import AttentionMapsConditioner
 
-    return [RegionsConditioner(), ComposableConditioner(), AttentionMapsConditioner()]
+    # CFG rescale after AND prompts: it rescales the combined prediction (cfg_rescale.py).
+    return [
+        RegionsConditioner(),
+        ComposableConditioner(),
+        CfgRescaleConditioner(),
+        AttentionMapsConditioner(),
+    ]

@@ -9,7 +9,7 @@ from dreamwire import catalog
 from dreamwire.backend import prompts
 from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.family_support import job_features
+from dreamwire.shared.family_support import job_features, skip_layer_guidance_refusal
 from dreamwire.shared.job import Job
 
 from . import scheduling
@@ -38,8 +38,11 @@ def check(job: Job, family: str, arch: str = "") -> None:
     for feature in used:
         if not getattr(spec.support, feature):
             raise spec.refusal(feature)
-    if job.slg_scale > 0:
-        _check_skip_layer_guidance(job, spec.label)
+    slg = skip_layer_guidance_refusal(job)
+    if slg:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED, f"skip-layer guidance on {spec.label}: {slg}", job.job_id
+        )
     if job.attention_maps and "composable" in used:
         # AND prompts widen the UNet's batch to every subprompt: not one prompt to map.
         raise DreamwireError(
@@ -55,20 +58,4 @@ def check(job: Job, family: str, arch: str = "") -> None:
             f"a {spec.label} {name.title()} model takes no negative prompt: set CFG scale to 1 "
             "(its guidance is the Distilled CFG Scale)",
             job.job_id,
-        )
-
-
-def _check_skip_layer_guidance(job: Job, label: str) -> None:
-    """diffusers has skip-layer guidance in SD3's txt2img pipeline only, and it acts on
-    the guided (CFG above 1) prediction."""
-    why = ""
-    if job.init_image is not None or job.hires is not None:
-        why = (
-            "only txt2img without Hires.fix runs it (diffusers' SD3 img2img and inpaint have none)"
-        )
-    elif job.cfg <= 1.0:
-        why = "it acts on classifier-free guidance: set CFG scale above 1"
-    if why:
-        raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED, f"skip-layer guidance on {label}: {why}", job.job_id
         )

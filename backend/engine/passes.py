@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from dreamwire.backend.families import spec_for
-from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job_mode import JobMode
 
 from . import (
+    cfg_rescale,
     composable,
     conditioners,
     fastpath,
@@ -149,14 +149,9 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         "output_type": spec.output_type,
     }
     takes = _call_params(pipe)
-    if job.cfg_rescale > 0:
-        if "guidance_rescale" not in takes:
-            raise DreamwireError(
-                ErrorCode.INVALID_JOB,
-                f"CFG rescale: {type(pipe).__name__} has no guidance_rescale; set it to 0",
-                job.job_id,
-            )
-        # diffusers' rescale_noise_cfg on the guided prediction (eps or v), per image.
+    if job.cfg_rescale > 0 and cfg_rescale.native(pipe):
+        # diffusers' rescale_noise_cfg on the guided prediction (eps or v), per image; the
+        # pipelines without the argument are rescaled by a hook (cfg_rescale.py).
         kwargs["guidance_rescale"] = job.cfg_rescale
     if spec.mode in ("txt2img", "inpaint") or "height" in takes:
         # SD's img2img pipelines size the result from the image; Flux's take the size and

@@ -105,6 +105,7 @@ FLUX = FamilySpec(
         refine_upscale=False,
         latent_fill=False,
         attention_maps=False,
+        cfg_rescale=False,
     ),
     distilled_guidance=True,
     # InstantX/Shakker Flux ControlNets (diffusers FluxControlNetModel): every pipeline takes

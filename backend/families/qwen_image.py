@@ -98,6 +98,7 @@ QWEN_IMAGE = FamilySpec(
         refine_upscale=False,
         latent_fill=False,
         attention_maps=False,
+        cfg_rescale=False,
     ),
     variants={
         # Qwen-Image-Edit: a picture plus an instruction ("make the car red"); diffusers'

@@ -112,6 +112,7 @@ SD3 = FamilySpec(
         skip_layer_guidance=True,
         latent_fill=False,
         attention_maps=False,
+        cfg_rescale=False,
     ),
     # Stability's SD3.5 Large ControlNets (blur, canny, depth) as diffusers loads them:
     # SD3ControlNetModel, the image as `control_image`.

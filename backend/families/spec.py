@@ -123,6 +123,9 @@ class Support:
     # the SD inpaint pipelines' prepare_latents).
     latent_fill: bool = True
     attention_maps: bool = True  # DAAM heat maps (a UNet's cross-attention to the tokens)
+    # CFG rescale (Job.cfg_rescale): diffusers' rescale_noise_cfg of an eps/v-prediction
+    # UNet's guided output (engine/cfg_rescale.py); not defined for flow-matching transformers.
+    cfg_rescale: bool = True
 
 
 # Plain generation only (txt2img/img2img/inpaint/edit as the pipelines allow): what a

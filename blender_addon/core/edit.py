@@ -82,6 +82,7 @@ def picture_job(
     job = panel_job(
         s,
         s.info.family,
+        s.info.supports,
         mode=mode,
         init_image=resized(flatten(pixels), width, height),
         width=width,

@@ -112,6 +112,10 @@ class GenerationSettings:
     steps: int = 20
     cfg: float = 7.0
     distilled_cfg: float = DISTILLED_CFG  # sent only for families that take it (Flux dev)
+    # A1111's CFG Rescale φ (SD families) and SD3.5's skip-layer guidance scale: sent only
+    # where the family supports them (shared.panel_job.guidance_options).
+    cfg_rescale: float = 0.0
+    slg_scale: float = 0.0
     seed: int = -1
     width: int = 512
     height: int = 512
@@ -254,6 +258,7 @@ def build_job(
     job = panel_job(
         s,
         s.info.family,
+        s.info.supports,
         mode=mode,
         seed=int(s.seed if seed is None else seed),
         width=w,

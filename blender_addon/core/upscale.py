@@ -70,6 +70,7 @@ def build_upscale_job(
     job = panel_job(
         s,
         s.info.family,
+        s.info.supports,
         mode=JobMode.UPSCALE,
         init_image=np.ascontiguousarray(pixels[..., :3]),
         strength=float(u.strength),

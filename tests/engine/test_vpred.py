@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from reference import maxdiff, reference_pipe, run
@@ -118,3 +119,44 @@ def test_cfg_rescale_travels_only_when_on_and_is_range_checked():
     assert err.value.code == ErrorCode.INVALID_JOB and "CFG rescale" in err.value.message
     welcome = Welcome.from_body({"model_prediction": {VPRED: "v_prediction", "bad": 3}})
     assert welcome.model_prediction == {VPRED: "v_prediction"}
+
+
+def test_rescaled_cond_gives_diffusers_rescale_through_the_pipelines_own_guidance_step():
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+    from dreamwire.backend.engine.cfg_rescale import rescaled_cond
+
+    torch.manual_seed(0)
+    out = (
+        torch.randn(4, 4, 8, 8, dtype=torch.float64)
+        * torch.tensor([1.0, 2.0, 0.5, 3.0]).view(4, 1, 1, 1).double()
+    )
+    uncond, cond = out[:2], out[2:]
+    new = rescaled_cond(out, images=2, cfg_scale=6.0, phi=0.7)
+    assert torch.equal(new[:2], uncond)  # the unconditional half is left alone
+    guided = uncond + 6.0 * (new[2:] - uncond)  # what the pipeline then computes
+    want = rescale_noise_cfg(uncond + 6.0 * (cond - uncond), cond, guidance_rescale=0.7)
+    assert torch.allclose(guided, want, atol=1e-12)
+    assert not torch.allclose(want, uncond + 6.0 * (cond - uncond), atol=1e-3)
+
+
+def test_img2img_rescale_by_the_hook_equals_the_pipelines_own_and_leaves_the_unet_bare(
+    engine, monkeypatch
+):
+    """SDXL img2img has diffusers' guidance_rescale: the hook the engine uses where a
+    pipeline has none (SD img2img/inpaint, every ControlNet pipeline) gives the same
+    picture within rounding (the two compute the same formula in another order)."""
+    from dreamwire.backend.engine import cfg_rescale
+
+    picture = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    # A strong CFG, where rescale shows on the tiny model.
+    settings = dict(JOB, steps=3, cfg=12.0)
+    job = dict(**settings, model=VPRED, sampler="Euler", init_image=picture, strength=0.9)
+    native = engine.run(Job(**job, cfg_rescale=0.7)).images[0].image
+    plain = engine.run(Job(**job)).images[0].image
+    monkeypatch.setattr(cfg_rescale, "native", lambda pipe: False)
+    hooked = engine.run(Job(**job, cfg_rescale=0.7)).images[0]
+    assert maxdiff(hooked.image, native) <= 1
+    assert maxdiff(hooked.image, plain) > 6
+    assert parse_infotext(hooked.infotext).extras["CFG Rescale"] == "0.7"
+    assert not engine.load(VPRED).components["unet"]._forward_hooks

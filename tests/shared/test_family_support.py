@@ -23,10 +23,12 @@ from dreamwire.shared.family_support import (
     check_job,
     check_mode,
     edit_refusal,
+    family_info,
     job_features,
     mode_refusal,
     model_info,
     refusal,
+    skip_layer_guidance_refusal,
 )
 from dreamwire.shared.job import ControlUnit, HiresFix, Job, Region, Upscale
 from dreamwire.shared.panel_job import panel_job
@@ -51,6 +53,7 @@ JOBS = {
     "latent_fill": dict(
         init_image=IMG, mask=np.full((64, 64), 255, np.uint8), inpaint_fill="latent noise"
     ),
+    "cfg_rescale": dict(cfg_rescale=0.7, cfg=1.0),
 }
 
 
@@ -110,7 +113,7 @@ def test_the_welcomes_family_description_wins_over_the_hosts_table():
 
 def _panel(**kw):
     base = dict(prompt="p", negative="", model="m", sampler="Euler a", steps=9, cfg=5.0)
-    base.update(distilled_cfg=2.5, seed=1)
+    base.update(distilled_cfg=2.5, seed=1, cfg_rescale=0.7, slg_scale=3.0)
     base.update(kw)
     return type("Panel", (), base)()
 
@@ -120,6 +123,27 @@ def test_distilled_cfg_travels_only_for_a_family_that_takes_it():
     assert panel_job(_panel(), SD1).distilled_cfg is None
     assert panel_job(_panel()).distilled_cfg is None
     assert panel_job(_panel(), FLUX).validate().distilled_cfg == 2.5
+
+
+def test_cfg_rescale_and_slg_travel_only_where_the_family_and_the_job_run_them():
+    def sent(family, **fields):
+        info = family_info(family, WELCOME)
+        job = panel_job(_panel(sampler="Euler"), info.family, info.supports, **fields)
+        assert check_job(job, info) is job  # never a refusal of a setting the panel hides
+        backend_support.check(job, family)
+        return job.cfg_rescale, job.slg_scale
+
+    assert sent("sdxl") == (0.7, 0.0)
+    assert sent("sd3") == (0.0, 3.0)
+    assert sent("flux") == (0.0, 0.0)
+    # SD3.5 runs SLG in plain txt2img only: a two-pass or img2img job leaves it out.
+    assert sent("sd3", hires=HiresFix(upscaler="Lanczos")) == (0.0, 0.0)
+    assert sent("sd3", init_image=IMG, strength=0.5) == (0.0, 0.0)
+    # What a job does run is refused by the backend in the shared words.
+    job = Job(sampler="Euler", slg_scale=3.0, init_image=IMG, strength=0.5)
+    with pytest.raises(DreamwireError) as err:
+        backend_support.check(job, "sd3")
+    assert skip_layer_guidance_refusal(job) in err.value.message
 
 
 def test_a_model_of_another_family_switches_to_its_defaults_and_keeps_the_artists():

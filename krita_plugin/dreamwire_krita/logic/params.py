@@ -24,6 +24,10 @@ class Params:
     # Forge's Distilled CFG Scale: sent only for a family that takes it (Flux dev), where
     # the docker shows it.
     distilled_cfg: float = DISTILLED_CFG
+    # A1111's CFG Rescale φ and SD3.5's skip-layer guidance (shared.panel_job sends them
+    # only where the family supports them).
+    cfg_rescale: float = 0.0
+    slg_scale: float = 0.0
     seed: int = -1
     strength: float = 0.6
     batch: int = 1
