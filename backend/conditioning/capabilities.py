@@ -77,6 +77,10 @@ EXAMPLES = {
     "zimage": dict.fromkeys(
         ("canny", "softedge", "depth", "openpose", "mlsd"), "Z-Image-Turbo-Fun-Controlnet-Union-2.1"
     ),
+    # InstantX's Union as Comfy-Org repackaged it (models/controlnet).
+    "qwen-image": dict.fromkeys(
+        ("canny", "softedge", "depth", "openpose"), "Qwen-Image-InstantX-ControlNet-Union"
+    ),
 }
 # A denoiser config's entries that ControlNet compatibility depends on (UNet, transformer).
 _SHAPE_KEYS = ("cross_attention_dim", "addition_embed_type", "block_out_channels")

@@ -25,10 +25,19 @@ from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 
-from . import controlnet_files, flux_controlnet, sd3_controlnet, union, units, zimage_controlnet
+from . import (
+    controlnet_files,
+    flux_controlnet,
+    qwen_controlnet,
+    sd3_controlnet,
+    union,
+    units,
+    zimage_controlnet,
+)
 from .flux_control_stack import FluxControlStack
 from .net_cache import NetCache
 from .observer import CONTROLNET, StackObserver
+from .qwen_control_stack import QwenControlStack
 from .sd3_control_stack import Sd3ControlStack
 from .unit_resolution import (
     UnitConditioner,
@@ -57,7 +66,12 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             yield self._flux_pass(ctx, resolved, mode, controlnets)
             return
         if controlnets.model_class == sd3_controlnet.MODEL_CLASS:
-            yield self._sd3_pass(ctx, resolved, mode, controlnets)
+            # The SD3 pipeline samples the control latents from torch's global generator.
+            yield self._latent_pass(ctx, resolved, mode, controlnets, Sd3ControlStack, _seeded)
+            return
+        if controlnets.model_class == qwen_controlnet.MODEL_CLASS:
+            # Qwen's samples them from the job's generator, as diffusers does.
+            yield self._latent_pass(ctx, resolved, mode, controlnets, QwenControlStack)
             return
         if controlnets.model_class == zimage_controlnet.MODEL_CLASS:
             yield self._zimage_pass(ctx, resolved, mode, controlnets)
@@ -111,8 +125,18 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
         }
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook)
 
-    def _sd3_pass(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str, controlnets):
-        """SD3: one SD3ControlNetModel call per unit (sd3_control_stack.py)."""
+    def _latent_pass(
+        self,
+        ctx: JobContext,
+        resolved: list[PlannedUnit],
+        mode: str,
+        controlnets,
+        stack_class,
+        around_call=None,
+    ):
+        """SD3, Qwen-Image: one ControlNet call per unit through the family's stack
+        (sd3_control_stack.py, qwen_control_stack.py), each control picture VAE-encoded by
+        the pipeline."""
         nets, stack_units, images = [], [], []
         for r in resolved:
             nets.append(self.nets.get(r.info, ctx.model, ctx.device))
@@ -120,10 +144,10 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             # A tensor control image is VAE-encoded as given: in [-1, 1], as the VAE takes
             # pixels (the pipeline's image processor's own 2x - 1 for a picture).
             images.append(2.0 * pass_image(ctx, r) - 1.0)
-        stack = Sd3ControlStack(nets, stack_units, on_ran=partial(self.observer.ran, CONTROLNET))
+        stack = stack_class(nets, stack_units, on_ran=partial(self.observer.ran, CONTROLNET))
         self.observer.attached(CONTROLNET, stack)
         call = _neutral_call(controlnets.image_key(mode), images)
-        return PassPart({"controlnet": stack}, call, stack.clock.step_hook, around_call=_seeded)
+        return PassPart({"controlnet": stack}, call, stack.clock.step_hook, around_call=around_call)
 
     def _zimage_pass(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str, controlnets):
         """Z-Image: the one Fun ControlNet unit (zimage_control_stack.py; the plan refuses

@@ -27,6 +27,7 @@ import torch
 
 from dreamwire.backend.families import label_for_width, spec_for
 from dreamwire.backend.library import flux_controlnet as flux_controlnet_headers
+from dreamwire.backend.library import qwen_controlnet as qwen_controlnet_headers
 from dreamwire.backend.library import sd3_controlnet as sd3_controlnet_headers
 from dreamwire.backend.library import zimage_controlnet as zimage_controlnet_headers
 from dreamwire.shared.control_names import type_from_name
@@ -89,6 +90,11 @@ UNSUPPORTED = {
     "sd3_stability": "Stability's SD3.5 ControlNet in its original layout, which diffusers "
     "cannot load; use the diffusers weights (stabilityai/stable-diffusion-3.5-large-"
     "controlnet-canny/-depth/-blur)",
+    # diffusers runs it only in QwenImageControlNetInpaintPipeline, which starts from pure
+    # noise (no denoising strength): not an inpaint pass as Dreamwire runs them yet.
+    "qwen_inpainting": "InstantX's Qwen-Image ControlNet Inpainting, which Dreamwire does not "
+    "run yet; for Qwen-Image inpainting use an inpaint job without it, for control "
+    "InstantX's Qwen-Image-ControlNet-Union",
     "unknown": "not a ControlNet Dreamwire recognises",
 }
 
@@ -96,8 +102,15 @@ UNSUPPORTED = {
 def _layout(keys: set[str]) -> str:
     if ip_adapter_files.is_ip_adapter(keys):
         return "ip_adapter"
-    for headers in (flux_controlnet_headers, sd3_controlnet_headers, zimage_controlnet_headers):
-        found = headers.layout(keys)  # before "original": XLabs' has a hint block
+    # Qwen's before Flux's: Qwen-Image ControlNets have Flux's marks too (their own modules
+    # beside them); every transformer kind before "original": XLabs' has a hint block.
+    for headers in (
+        qwen_controlnet_headers,
+        flux_controlnet_headers,
+        sd3_controlnet_headers,
+        zimage_controlnet_headers,
+    ):
+        found = headers.layout(keys)
         if found:
             return found
     if any(k.startswith("lllite_") for k in keys):
@@ -245,15 +258,16 @@ def pickled_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _transformer_kinds():
-    # Flux's, SD3's and Z-Image's ControlNets (their modules import the family specs).
-    from . import flux_controlnet, sd3_controlnet, zimage_controlnet
+    # Flux's, SD3's, Z-Image's and Qwen-Image's ControlNets (their modules import the
+    # family specs).
+    from . import flux_controlnet, qwen_controlnet, sd3_controlnet, zimage_controlnet
 
-    return (flux_controlnet, sd3_controlnet, zimage_controlnet)
+    return (flux_controlnet, sd3_controlnet, zimage_controlnet, qwen_controlnet)
 
 
 def transformer_kind(info):
     """The module running a transformer family's ControlNet (flux_controlnet,
-    sd3_controlnet, zimage_controlnet) for `info`; None for a UNet ControlNet or an adapter."""
+    sd3_controlnet, zimage_controlnet, qwen_controlnet) for `info`; None for a UNet ControlNet or an adapter."""
     if isinstance(info, ControlNetInfo):
         return next((k for k in _transformer_kinds() if info.layout in k.LAYOUTS), None)
     return None
@@ -270,8 +284,8 @@ def check_supported(info: AnyUnitFile) -> None:
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
             f"{info.path.name} is {UNSUPPORTED[info.layout]}; Dreamwire runs ControlNet 1.0/1.1 "
-            "files (original layout), diffusers ControlNets (SD, Flux and SD3), XLabs' Flux "
-            "ControlNets, Z-Image Fun ControlNets, T2I-Adapters (full, "
+            "files (original layout), diffusers ControlNets (SD, Flux, SD3 and Qwen-Image), "
+            "XLabs' Flux ControlNets, Z-Image Fun ControlNets, T2I-Adapters (full, "
             "light and SDXL; .safetensors or diffusers folders) and IP-Adapters (.safetensors)",
         )
     if not isinstance(info, ControlNetInfo) and info.pickled:

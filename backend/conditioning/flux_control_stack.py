@@ -25,7 +25,7 @@ from .controlnet import StackUnit
 from .window import StepClock
 
 
-def _add(total: list | None, more: list | None) -> list | None:
+def add_samples(total: list | None, more: list | None) -> list | None:
     if more is None:
         return total
     if total is None:
@@ -46,8 +46,24 @@ class UnitWindows:
         self.on_ran = on_ran  # told per call which units ran (an observer)
         self.clock = StepClock()
 
+    def running(self, scales: list[float]) -> list[tuple[int, float]]:
+        """This call's step ticked: (unit index, the unit's weight x the pipeline's scale)
+        of each unit inside its window with a weight, in unit order; the observer told
+        which run."""
+        fraction = self.clock.tick()
+        ran = [
+            unit.active(fraction) and unit.weight != 0 and scale != 0
+            for unit, scale in zip(self.units, scales, strict=True)
+        ]
+        if self.on_ran is not None:
+            self.on_ran(ran)
+        return [(i, self.units[i].weight * scales[i]) for i, on in enumerate(ran) if on]
 
-class FluxControlStack(FluxMultiControlNetModel, UnitWindows):
+
+class WindowedStack(UnitWindows):
+    """A transformer family's ControlNet stack: put before its diffusers Multi model among
+    the bases, whose constructor takes the nets."""
+
     def __init__(
         self,
         nets: list,
@@ -57,6 +73,8 @@ class FluxControlStack(FluxMultiControlNetModel, UnitWindows):
         super().__init__(nets)
         self.hold_units(nets, units, on_ran)
 
+
+class FluxControlStack(WindowedStack, FluxMultiControlNetModel):
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -82,7 +100,7 @@ class FluxControlStack(FluxMultiControlNetModel, UnitWindows):
                 conditioning_scale=unit.weight * scale,
                 **{**kwargs, "return_dict": False},
             )
-            blocks, singles = _add(blocks, b), _add(singles, s)
+            blocks, singles = add_samples(blocks, b), add_samples(singles, s)
         if self.on_ran is not None:
             self.on_ran(ran)
         return blocks, singles

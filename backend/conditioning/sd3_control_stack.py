@@ -12,25 +12,13 @@ computes with that ControlNet alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from diffusers.models.controlnets.controlnet_sd3 import SD3MultiControlNetModel
 
-from .controlnet import StackUnit
-from .flux_control_stack import UnitWindows
+from .flux_control_stack import WindowedStack, add_samples
 
 
-class Sd3ControlStack(SD3MultiControlNetModel, UnitWindows):
-    def __init__(
-        self,
-        nets: list,
-        units: list[StackUnit],
-        on_ran: Callable[[list[bool]], None] | None = None,
-    ):
-        super().__init__(nets)
-        self.hold_units(nets, units, on_ran)
-
+class Sd3ControlStack(WindowedStack, SD3MultiControlNetModel):
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -42,33 +30,19 @@ class Sd3ControlStack(SD3MultiControlNetModel, UnitWindows):
         joint_attention_kwargs=None,
         return_dict: bool = True,
     ):
-        fraction = self.clock.tick()
         if not isinstance(conditioning_scale, list):
             conditioning_scale = [conditioning_scale] * len(self.nets)
         total = None
-        ran = []
-        for image, scale, net, unit in zip(
-            controlnet_cond, conditioning_scale, self.nets, self.units, strict=True
-        ):
-            on = unit.active(fraction) and unit.weight != 0 and scale != 0
-            ran.append(on)
-            if not on:
-                continue
-            (samples,) = net(
+        for i, scale in self.running(conditioning_scale):
+            (samples,) = self.nets[i](
                 hidden_states=hidden_states,
                 timestep=timestep,
                 encoder_hidden_states=encoder_hidden_states,
                 pooled_projections=pooled_projections,
-                controlnet_cond=image,
-                conditioning_scale=unit.weight * scale,
+                controlnet_cond=controlnet_cond[i],
+                conditioning_scale=scale,
                 joint_attention_kwargs=joint_attention_kwargs,
                 return_dict=False,
             )
-            total = (
-                list(samples)
-                if total is None
-                else [a + b for a, b in zip(total, samples, strict=True)]
-            )
-        if self.on_ran is not None:
-            self.on_ran(ran)
+            total = add_samples(total, samples)
         return (None if total is None else tuple(total),)

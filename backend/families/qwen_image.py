@@ -12,6 +12,7 @@ from __future__ import annotations
 from dreamwire.shared import families
 
 from .spec import (
+    ControlNets,
     FamilySpec,
     LoraLineage,
     MemoryFigures,
@@ -27,11 +28,11 @@ QWEN_IMAGE = FamilySpec(
     pipelines=PipelineClasses(
         "QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"
     ),
-    # diffusers' Qwen ControlNets (InstantX Union); no unit kind drives them yet
-    # (support.controlnet is off), and there is no img2img ControlNet pipeline.
-    controlnet_pipelines=PipelineClasses(
-        "QwenImageControlNetPipeline", None, "QwenImageControlNetInpaintPipeline"
-    ),
+    # InstantX's Qwen-Image-ControlNet-Union (diffusers QwenImageControlNetModel) in txt2img
+    # jobs. diffusers has no img2img ControlNet pipeline, and its
+    # QwenImageControlNetInpaintPipeline runs only InstantX's Inpainting net, from pure noise
+    # (no strength): not wired, so img2img/inpaint jobs with a unit are refused by name.
+    controlnet_pipelines=PipelineClasses("QwenImageControlNetPipeline", None, None),
     components=("vae", "text_encoder", "tokenizer", "transformer", "scheduler"),
     # The Edit pipelines' Qwen2.5-VL processor (the picture into the text encoder).
     optional_components=("processor",),
@@ -70,7 +71,8 @@ QWEN_IMAGE = FamilySpec(
         20430.4,
         126.9,
         8292.2,
-        0.0,
+        # InstantX's Union ControlNet: 5 of the 60 blocks, 1,768.0 M on the meta device.
+        0.087,
         56 * 1024,
         cfg_batch=True,
         # diffusers' layerwise casting skips norms; Qwen's AdaLN linears ("img_mod",
@@ -92,13 +94,19 @@ QWEN_IMAGE = FamilySpec(
         composable=False,
         prompt_schedules=False,
         variation_seed=False,
-        controlnet=False,
         ip_adapter=False,
         t2i_adapter=False,
         refine_upscale=False,
         latent_fill=False,
         attention_maps=False,
         cfg_rescale=False,
+    ),
+    # The Union net has no mode input: it reads the control type from the picture; its model
+    # card names canny, soft edge, depth and pose (conditioning/qwen_controlnet.py).
+    controlnets=ControlNets(
+        model_class="QwenImageControlNetModel",
+        image_argument="control_image",
+        union_modes={"no_mode": dict.fromkeys(("canny", "softedge", "depth", "openpose"))},
     ),
     variants={
         # Qwen-Image-Edit: a picture plus an instruction ("make the car red"); diffusers'

@@ -130,6 +130,25 @@ def qwen_text_encoder_arch(header: Header) -> str | None:
     return "qwen2.5-vl-7b" if vision else "qwen2.5-7b"
 
 
+# Qwen2.5-VL converted by llama.cpp (unsloth's / ggml-org's Qwen2.5-VL-7B-Instruct-*.gguf,
+# what ComfyUI-GGUF's CLIP loader reads for Qwen-Image): `general.architecture` "qwen2vl",
+# llama.cpp's names (`blk.N.attn_k.bias`), the vision tower in a separate mmproj file.
+# transformers' GGUF loader has no qwen2vl architecture (5.25 maps qwen2/qwen3, not their
+# VL models' multimodal rotary sections), so such a file is listed and refused by name.
+QWEN_VL_GGUF = "qwen2.5-vl-gguf"
+
+
+def qwen_vl_gguf_refusal(header: Header, name: str) -> str | None:
+    """Why a GGUF Qwen2.5-VL text encoder does not load (None for any other file)."""
+    if header.metadata.get("general.architecture") != "qwen2vl":
+        return None
+    return (
+        f"{name} is Qwen2.5-VL in llama.cpp's GGUF form, which transformers cannot load (no "
+        "qwen2vl GGUF architecture); for Qwen-Image put qwen_2.5_vl_7b.safetensors or "
+        "qwen_2.5_vl_7b_fp8_scaled.safetensors in models/text_encoders"
+    )
+
+
 def qwen_vae_arch(header: Header) -> str | None:
     """The Qwen-Image (Wan 2.1) VAE: 3D convolutions, as Wan's own names (ComfyUI's
     qwen_image_vae.safetensors: `encoder.conv1`) or diffusers' (`encoder.conv_in`).

@@ -2,8 +2,9 @@
 
 - transformer: diffusers' own key names (with or without `model.diffusion_model.`, which
   the Part's prefix drops) through QwenImageTransformer2DModel.from_single_file with the
-  catalog's config; an fp8 file stays fp8 in memory (layerwise casting); ComfyUI's Edit-2511
-  marker (`__index_timestep_zero__`) becomes diffusers' `zero_cond_t`;
+  catalog's config; an fp8 file stays fp8 in memory (layerwise casting), city96's GGUF
+  (qwen-image-Q4_0.gguf ..., the same names) stays quantized (diffusers' GGUF layers);
+  ComfyUI's Edit-2511 marker (`__index_timestep_zero__`) becomes diffusers' `zero_cond_t`;
 - text encoder: Qwen2.5-VL in Hugging Face's original names (`model.layers.*`, `visual.*`)
   renamed to transformers 5's Qwen2_5_VLForConditionalGeneration (`model.language_model.*`,
   `model.visual.*`), built on the meta device; scaled fp8 multiplied out (read_tensors);
@@ -17,6 +18,7 @@ from __future__ import annotations
 import inspect
 
 from dreamwire import catalog
+from dreamwire.backend.library.entries import Format
 from dreamwire.backend.library.flux_loading import (
     as_float,
     assign_state,
@@ -40,9 +42,12 @@ def load_transformer(part: Part, arch: str, dtype):
 
     tensors = read_tensors(part)
     overrides = {"zero_cond_t": True} if tensors.pop(_ZERO_COND, None) is not None else {}
+    # city96's qwen-image-*.gguf: ComfyUI's (diffusers') names, kept quantized in memory.
+    quantized = part.entry.format == Format.GGUF
     fp8 = fp8_storage(tensors)
+    state = tensors if quantized else as_float(tensors, dtype)
     return single_file_transformer(
-        QwenImageTransformer2DModel, as_float(tensors, dtype), arch, dtype, False, fp8, **overrides
+        QwenImageTransformer2DModel, state, arch, dtype, quantized, fp8, **overrides
     )
 
 

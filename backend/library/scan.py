@@ -32,12 +32,17 @@ from dreamwire.backend.library.identify import (
 )
 from dreamwire.backend.library.marigold import entry_sources, is_marigold_folder
 from dreamwire.backend.library.pickles import PICKLE_SUFFIXES
-from dreamwire.backend.library.qwen_identify import qwen_file, qwen_text_encoder_arch
+from dreamwire.backend.library.qwen_identify import (
+    QWEN_VL_GGUF,
+    qwen_file,
+    qwen_text_encoder_arch,
+    qwen_vl_gguf_refusal,
+)
 from dreamwire.backend.library.safetensors_header import read_header
 from dreamwire.backend.library.sd3_identify import sd3_file
 from dreamwire.backend.library.vision_identify import clip_vision_arch, style_model_arch
 from dreamwire.backend.library.zimage_identify import qwen3_arch, zimage_file
-from dreamwire.shared.errors import DreamwireError
+from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 # Folder names per kind: A1111 first, then ComfyUI, then common extras.
 KIND_FOLDERS: dict[Kind, tuple[str, ...]] = {
@@ -205,6 +210,11 @@ def identify(entry: ModelEntry) -> None:
                 entry.arch = qwen.arch
                 entry.detail.update(qwen.detail())
         elif entry.kind == Kind.TEXT_ENCODER:
+            # Before the others: llama.cpp names its embedding token_embd as GGUF T5s do.
+            refusal = qwen_vl_gguf_refusal(header, entry.path.name)
+            if refusal is not None:
+                entry.arch = QWEN_VL_GGUF
+                raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, refusal)
             entry.arch = (
                 qwen3_arch(header) or text_encoder_arch(header) or qwen_text_encoder_arch(header)
             )

@@ -214,3 +214,12 @@ def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
     }
     files["tokenizer"] = write_qwen_tokenizer(root / "comfy" / "text_encoders" / "qwen25_tokenizer")
     return files
+
+
+def write_gguf_transformer(transformer, path: Path, qtype: str = "Q8_0") -> Path:
+    """city96's qwen-image-*.gguf (what ComfyUI-GGUF's Unet Loader reads): ComfyUI's
+    (diffusers') names, no prefix, `general.architecture` "qwen_image"; vectors and rows the
+    block size does not divide stay F32 (flux_files.write_gguf)."""
+    from dreamwire.backend.tiny.flux_files import write_gguf
+
+    return write_gguf(state_of(transformer), path, "qwen_image", qtype)

@@ -18,14 +18,17 @@ PROMPT = "a cat sitting on a red chair"
 BASE = dict(negative="blurry", sampler="Euler", steps=2, cfg=2.5, width=64, height=64, seed=5)
 
 
-def reference(engine, model: str, cls_name: str, **call) -> list[np.ndarray]:
-    """diffusers' `cls_name` over the engine's components of `model`, at BASE's settings;
-    its images as uint8 (the batch's, or a layer stack's)."""
+def reference(
+    engine, model: str, cls_name: str, extra: dict | None = None, **call
+) -> list[np.ndarray]:
+    """diffusers' `cls_name` over the engine's components of `model` (and `extra` ones: a
+    ControlNet), at BASE's settings; its images as uint8 (the batch's, or a layer stack's)."""
     comps = engine.load(model, "").components
     cls = getattr(diffusers, cls_name)
     names = ("vae", "text_encoder", "tokenizer", "processor", "transformer")
     pipe = cls(
         **{k: comps[k] for k in names if comps.get(k) is not None},
+        **(extra or {}),
         scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
     )
     pipe.set_progress_bar_config(disable=True)

@@ -36,7 +36,11 @@ def no_outside_tokenizer(monkeypatch, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory, qwen_parts) -> ComfyTree:
     from dreamwire.backend.tiny.files import save_tensors, state_of
-    from dreamwire.backend.tiny.qwen_image import build_comfy_tree, write_qwen_diffusers_folder
+    from dreamwire.backend.tiny.qwen_image import (
+        build_comfy_tree,
+        write_gguf_transformer,
+        write_qwen_diffusers_folder,
+    )
 
     root = tmp_path_factory.mktemp("qwen-comfy-tree") / "ComfyUI"
     files = build_comfy_tree(root, qwen_parts)
@@ -46,8 +50,18 @@ def tree(tmp_path_factory, qwen_parts) -> ComfyTree:
         for k, v in state_of(qwen_parts["transformer"]).items()
     }
     save_tensors(fp8, files["transformer"].with_name("qwen_image_fp8_e4m3fn.safetensors"))
+    # city96's GGUF files, where ComfyUI-GGUF's Unet Loader reads them.
+    for qtype in GGUF_TYPES:
+        write_gguf_transformer(
+            qwen_parts["transformer"], root / "models" / "unet" / f"qwen-image-{qtype}.gguf", qtype
+        )
     write_qwen_diffusers_folder(qwen_parts, root / "models" / "diffusers" / "tiny-qwen-image")
     return ComfyTree(qwen_parts, root)
+
+
+# A GGUF picture's largest step from the unquantized one's (8-bit levels): the tiny model
+# measured 1 (Q8_0) and 4 (Q4_0) on this machine; twice that is the bound (Q4_0's tested).
+GGUF_TYPES = {"Q8_0": 2, "Q4_0": 8}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +103,31 @@ def test_the_comfy_files_picture_is_the_diffusers_folders(library):
 
     single = picture("qwen_image_bf16")
     assert np.array_equal(single, picture("tiny-qwen-image"))
+
+
+def test_gguf_transformers_stay_quantized_and_draw_the_same_picture(tree, library):
+    from diffusers.quantizers.gguf.utils import GGUFParameter
+
+    from dreamwire.backend.engine import Engine
+    from dreamwire.backend.library.flux_parts import Part
+    from dreamwire.backend.library.qwen_loading import load_transformer
+
+    found = {e.name: e for e in library.entries(Kind.CHECKPOINT)}
+    for qtype in GGUF_TYPES:
+        entry = found[f"qwen-image-{qtype}"]
+        assert (entry.format, entry.arch) == (Format.GGUF, "tiny-qwen-image")
+        transformer = load_transformer(Part(entry), entry.arch, torch.float32)
+        weight = transformer.transformer_blocks[0].attn.to_q.weight
+        assert isinstance(weight, GGUFParameter) and weight.quant_type.name == qtype
+    # The coarsest one through the engine: a picture close to the unquantized file's.
+    engine = Engine(library, device="cpu", extensions=[], cache_size=1)
+
+    def picture(model: str) -> np.ndarray:
+        job = Job(**{"model": model, "prompt": PROMPT, **BASE})
+        return engine.run(job).images[0].image.astype(int)
+
+    step = int(np.abs(picture("qwen-image-Q4_0") - picture("qwen_image_bf16")).max())
+    assert 0 < step <= GGUF_TYPES["Q4_0"], step  # 4-bit weights change it a little
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,23 @@ def test_wan_vae_names_map_at_any_depth_as_diffusers_does(arch):
     if arch == "qwen-image":
         # diffusers' converter hard-codes the real depth: the two agree there.
         assert convert_wan_vae_to_diffusers(dict(wan)) == wan_to_diffusers(wan)
+
+
+def test_a_gguf_qwen25_vl_is_listed_and_refused_by_name(tmp_path):
+    """llama.cpp's Qwen2.5-VL GGUF (architecture qwen2vl): transformers cannot load it, so
+    it is named with the file to use instead, not left unidentified."""
+    import torch
+
+    from dreamwire.backend.library.qwen_identify import QWEN_VL_GGUF
+    from dreamwire.backend.tiny.flux_files import write_gguf
+
+    folder = tmp_path / "models" / "text_encoders"
+    llama_names = {"token_embd.weight": torch.zeros(64, 32), "blk.0.attn_k.bias": torch.zeros(32)}
+    write_gguf(llama_names, folder / "Qwen2.5-VL-7B-Instruct-Q4_K_M.gguf", "qwen2vl", "Q8_0")
+    write_gguf(llama_names, folder / "some-llama-Q8_0.gguf", "llama", "Q8_0")
+    found = {e.name: e for e in ModelLibrary([tmp_path]).entries(Kind.TEXT_ENCODER)}
+    qwen = found["Qwen2.5-VL-7B-Instruct-Q4_K_M"]
+    assert qwen.arch == QWEN_VL_GGUF and qwen.detail["error_code"] == "model_unsupported"
+    assert "Qwen2.5-VL-7B-Instruct-Q4_K_M.gguf" in qwen.detail["error"]
+    assert "qwen_2.5_vl_7b.safetensors" in qwen.detail["error"]
+    assert "error" not in found["some-llama-Q8_0"].detail  # another GGUF LLM: not refused

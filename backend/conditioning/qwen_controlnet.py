@@ -1,0 +1,91 @@
+"""Qwen-Image ControlNets (diffusers QwenImageControlNetModel: InstantX's
+Qwen-Image-ControlNet-Union): what a file is, whether it fits a transformer, and loading it
+offline. The headers are read by backend/library/qwen_controlnet.py.
+
+The Union net has no mode input: it reads the control type from the picture (the family
+spec's `union_modes["no_mode"]` lists the types its model card names). InstantX's
+Inpainting net (a wider control input: the masked picture's latents and the mask) runs
+only in diffusers' QwenImageControlNetInpaintPipeline, which starts from pure noise with no
+denoising strength, so it is refused by name (controlnet_files.UNSUPPORTED) until an
+inpaint pass of that kind is wired.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from dreamwire.backend.library import qwen_controlnet as headers
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+
+from .flux_controlnet import load_net
+
+MODEL_CLASS = "QwenImageControlNetModel"
+FAMILY = "qwen-image"
+INPAINTING = "qwen_inpainting"  # refused by controlnet_files.check_supported, by name
+LAYOUTS = ("qwen", f"{FAMILY}_folder", INPAINTING)
+file_layout = headers.layout
+is_folder_config = headers.is_folder_config
+
+
+def describe(info, config: dict) -> None:
+    """Fill a ControlNetInfo of a Qwen layout from its (read or derived) config."""
+    inner, text = headers.widths(config)
+    info.context_dim = text
+    info.base_channels = inner
+    info.detail.update(config=config, union="no_mode")
+    info.type = None  # a Union: chosen per unit
+    if int(config.get("extra_condition_channels") or 0):
+        info.layout = INPAINTING  # refused by name (controlnet_files.UNSUPPORTED)
+        info.type = "inpaint"
+
+
+def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:
+    try:
+        config = headers.config_from_shapes(shapes, {})
+    except (KeyError, ValueError, IndexError) as exc:
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT,
+            f"{info.path.name} looks like a Qwen-Image ControlNet but its blocks are "
+            f"unreadable (no {exc})",
+        ) from None
+    describe(info, config)
+
+
+def mismatch(info, transformer_config: dict) -> list[str]:
+    """Why a Qwen-Image ControlNet does not fit a Qwen-Image transformer (empty when it
+    fits)."""
+    config = info.detail["config"]
+    inner, text = headers.widths(config)
+    base_inner, base_text = headers.widths(transformer_config)
+    problems = []
+    if inner != base_inner:
+        problems.append(f"hidden width {inner} vs {base_inner}")
+    if text != base_text:
+        problems.append(f"text width {text} vs {base_text}")
+    base_in = transformer_config.get("in_channels")
+    if base_in is not None and config.get("in_channels") != base_in:
+        problems.append(f"{config.get('in_channels')} vs {base_in} latent channels")
+    return problems
+
+
+def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
+    """A diffusers QwenImageControlNetModel on `device`, without any network access."""
+    from diffusers import QwenImageControlNetModel
+    from diffusers.models.transformers.transformer_qwenimage import QwenEmbedRope
+
+    net = load_net(
+        QwenImageControlNetModel,
+        info,
+        lambda shapes: headers.config_from_shapes(shapes, transformer_config),
+        "Qwen-Image",
+        dtype,
+        device,
+    )
+    # Its rotary tables are plain attributes (complex numbers, no buffer), so a net built on
+    # the meta device has none: made again from the config, as the constructor makes them.
+    net.pos_embed = QwenEmbedRope(
+        theta=10000, axes_dim=list(net.config.axes_dims_rope), scale_rope=True
+    ).to(device)
+    return net
