@@ -78,8 +78,10 @@ def person_boxes(out: np.ndarray, ratio: float) -> np.ndarray:
     valid = scores > NMS_SCORE
     boxes, scores = boxes[valid], scores[valid]
     keep = [i for i in nms(boxes, scores) if scores[i] > KEEP_SCORE]
-    # float32 throughout, as the reference keeps the network's dtype.
-    return boxes[keep].astype(np.float32).reshape(-1, 4)
+    # Computed in the network's float32, handed on as float64: the reference's NMS joins the
+    # boxes to float64 class indices, and the keypoints' float noise (which decides int()
+    # pixel positions in the drawing) follows from that.
+    return boxes[keep].astype(np.float64).reshape(-1, 4)
 
 
 def detect(session, rgb: np.ndarray) -> np.ndarray:
