@@ -82,14 +82,14 @@ def _providers(ort) -> list[str]:
 _cache: BoundedCache = BoundedCache(2, size_of=lambda _: 0)
 
 
-def _cached_session(path: Path):
+def cached_session(path: Path):
     stat = path.stat()
     return _cache.get((str(path), stat.st_mtime_ns), lambda: _session(path))[0]
 
 
 def estimate(rgb: np.ndarray, files: tuple[Path, Path]) -> list[dwpose_draw.WholeBodyPose]:
     """Everybody's pose in an RGB uint8 picture."""
-    det, pose = (_cached_session(p) for p in files)
+    det, pose = (cached_session(p) for p in files)
     try:
         boxes = dwpose_yolox.detect(det, rgb)
         if len(boxes) == 0:

@@ -219,7 +219,7 @@ def test_tiny_files_have_the_released_signatures(installs):
 def test_dwpose_finds_the_planted_person(installs, no_own_folder):
     files = dwpose.find_files([installs[0]])
     rgb = _picture()
-    det = dwpose._cached_session(files[0])
+    det = dwpose.cached_session(files[0])
     boxes = dwpose_yolox.detect(det, rgb)
     np.testing.assert_allclose(boxes, [[16, 6, 48, 42]], atol=1e-3)
     # float32 values in float64, as the reference's NMS hands them on (the crop's centre and
