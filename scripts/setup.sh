@@ -40,6 +40,8 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 constraints=()
 command -v nvidia-smi >/dev/null 2>&1 || constraints=(-c constraints-cpu.txt)
 
+# The backend extra brings onnxruntime (DWPose); the test extra onnx, which writes the tiny
+# DWPose files the tests run.
 extras="backend"
 [ "$light" = 0 ] && extras="backend,test,blender-test"
 "${pip[@]}" "${constraints[@]}" -e ".[${extras}]"

@@ -22,6 +22,10 @@ controlnet-aux and the A1111 extension's annotators:
                 weights from the A1111 / ComfyUI installs or Dreamwire's annotator folder
   depth_marigold / normal_marigold  Marigold depth / normals (diffusers) from a models/Marigold
                 or annotator folder (marigold_annotators.py)
+  dw_openpose_full / dw_openpose / dw_openpose_hand / dw_openpose_face  DWPose (body, hands,
+                face) through onnxruntime from yolox_l.onnx + dw-ll_ucoco_384.onnx (dwpose.py);
+                openpose, openpose_hand, openpose_face, openpose_faceonly and openpose_full run
+                DWPose when those files are there and the original OpenPose below otherwise
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
 depth (depth_midas), OpenPose, NormalBAE, segmentation) load them, per model root, from the
 A1111 ControlNet extension's annotator/downloads/<annotator> or ComfyUI's
@@ -41,6 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dreamwire.backend.conditioning import dwpose
 from dreamwire.backend.library import annotator_files
 from dreamwire.backend.library.annotator_files import annotator_dir
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -239,6 +244,33 @@ class Annotator:
         return out.astype(np.uint8)
 
 
+def pose(fallback: Annotator | None = None, **parts: bool) -> Callable[..., np.ndarray]:
+    """A DWPose preprocessor drawing `parts` (body, hands, face), falling back to the
+    original OpenPose `fallback` without DWPose's files (dwpose.py)."""
+    detector = dwpose.DWPose(fallback=fallback, **parts)
+
+    def run(image: np.ndarray, roots=(), **params) -> np.ndarray:
+        return detector(_rgb(image), roots=roots, **params)
+
+    return run
+
+
+def openpose(**include: bool) -> Annotator:
+    """controlnet-aux's OpenposeDetector drawing the parts `include` names."""
+    return Annotator(
+        "OpenposeDetector",
+        ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"),
+        "openpose",
+        call=include,
+    )
+
+
+def openpose_or_dw(body: bool, hands: bool, face: bool) -> Callable[..., np.ndarray]:
+    """A1111's openpose* preprocessor: DWPose when its files are there, else OpenPose."""
+    include = {"include_body": body, "include_hand": hands, "include_face": face}
+    return pose(openpose(**include), body=body, hands=hands, face=face)
+
+
 PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "canny": canny,
     "shuffle": shuffle,
@@ -265,11 +297,16 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "depth_marigold": depth_marigold,
     "normal_marigold": normal_marigold,
     "depth_midas": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",), "midas"),
-    "openpose": Annotator(
-        "OpenposeDetector",
-        ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"),
-        "openpose",
-    ),
+    # A1111's names; dw_* need DWPose, openpose* run it when it is there (dwpose.py).
+    "openpose": openpose_or_dw(body=True, hands=False, face=False),
+    "openpose_hand": openpose_or_dw(body=True, hands=True, face=False),
+    "openpose_face": openpose_or_dw(body=True, hands=False, face=True),
+    "openpose_faceonly": openpose_or_dw(body=False, hands=False, face=True),
+    "openpose_full": openpose_or_dw(body=True, hands=True, face=True),
+    "dw_openpose_full": pose(body=True, hands=True, face=True),
+    "dw_openpose": pose(body=True, hands=False, face=False),
+    "dw_openpose_hand": pose(body=True, hands=True, face=False),
+    "dw_openpose_face": pose(body=True, hands=False, face=True),
     "normalbae": Annotator("NormalBaeDetector", ("scannet.pt",), "normal_bae"),
     "seg": Annotator(
         "OneformerSegmentor", ("250_16_swin_l_oneformer_ade20k_160k.pth",), "oneformer"

@@ -6,9 +6,9 @@ model root, in:
   <root>/models/sam2/                                        ComfyUI
   <root>/extensions/sd-webui-segment-anything/models/sam/     A1111's segment-anything
   <root>/annotators/, then Dreamwire's annotator folder       (annotator_files.py)
-The original repository's sam2.1_hiera_*.pt / .safetensors are recognised but not loaded:
-transformers ships no converter for them in the installed version (its
-convert_sam2_to_hf.py is a repository script), so the refusal names the folder to add.
+or Meta's original checkpoints (sam2_hiera_*.pt / sam2.1_hiera_*.pt, or the same keys as
+.safetensors) in those folders, converted to Sam2Model on load (sam2_original.py); a
+transformers folder in any of the folders is preferred to an original file.
 
 The run is SAM 2's image predictor as transformers' Sam2Processor and Sam2Model do it:
 the picture resized to the model's square input (bilinear, antialiased, on uint8 as
@@ -39,7 +39,10 @@ A1111_SAM = Path("extensions/sd-webui-segment-anything/models/sam")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # What the refusal tells the artist to add (the smallest released model).
-WANTED = "sam2.1-hiera-tiny (the transformers folder of facebook/sam2.1-hiera-tiny)"
+WANTED = (
+    "sam2.1-hiera-tiny (the transformers folder of facebook/sam2.1-hiera-tiny) or Meta's "
+    "sam2.1_hiera_tiny.pt"
+)
 
 
 def search_folders(roots: Iterable[Path | str] = ()) -> list[Path]:
@@ -64,27 +67,28 @@ def _originals(folder: Path) -> list[Path]:
     )
 
 
+def _named(path: Path, name: str) -> bool:
+    """Whether a job's model name means `path`: its file or folder name, or (for an
+    original file) its stem with "-" for "_" (sam2.1-hiera-large for sam2.1_hiera_large.pt)."""
+    return not name or name in (path.name, path.stem, path.stem.replace("_", "-"))
+
+
 def find(roots: Iterable[Path | str] = (), name: str = "") -> Path:
-    """The first SAM 2 transformers folder (named `name`, if given) in the search folders;
-    DreamwireError `model_not_found` naming what to add and where when there is none,
-    `model_unsupported` when only original-format files are there."""
+    """The first SAM 2 model (named `name`, if given) in the search folders: a transformers
+    folder, else an original checkpoint; DreamwireError `model_not_found` naming what to
+    add and where when there is none."""
     folders = search_folders(roots)
     originals: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
             continue
         for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-            if (not name or sub.name == name) and _is_sam2_folder(sub):
+            if _named(sub, name) and _is_sam2_folder(sub):
                 return sub
-        originals += [p for p in _originals(folder) if not name or p.name == name]
+        originals += [p for p in _originals(folder) if _named(p, name)]
     if originals:
-        raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED,
-            f"{originals[0]} is SAM 2's original checkpoint, which Dreamwire cannot load; "
-            f"put the transformers folder of the same model (facebook/"
-            f"{originals[0].stem.replace('_', '-')}) beside it",
-        )
-    what = f"a SAM 2 folder named {name!r}" if name else WANTED
+        return originals[0]
+    what = f"a SAM 2 model named {name!r}" if name else WANTED
     raise DreamwireError(
         ErrorCode.MODEL_NOT_FOUND,
         f"click-to-mask needs SAM 2's weights: {what} in one of: "
@@ -93,6 +97,11 @@ def find(roots: Iterable[Path | str] = (), name: str = "") -> Path:
 
 
 def load_model(path: Path):
+    """Sam2Model from a transformers folder or an original checkpoint file."""
+    if path.is_file():
+        from dreamwire.backend.segmentation import sam2_original
+
+        return sam2_original.load(path)
     from transformers import Sam2Model
 
     try:

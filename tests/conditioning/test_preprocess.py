@@ -82,7 +82,7 @@ def test_annotator_weights_missing_names_file_and_folder(picture, tmp_path, monk
 
 def test_annotator_weights_are_found_in_a1111_and_comfyui_installs(tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path / "own"))
-    openpose = preprocess.PREPROCESSORS["openpose"]
+    openpose = preprocess.openpose()  # the original networks ("openpose" prefers DWPose)
     a1111, comfy = tmp_path / "webui", tmp_path / "ComfyUI"
     assert openpose.weights_folder((a1111, comfy)) is None
     with pytest.raises(DreamwireError) as err:

@@ -104,13 +104,12 @@ def test_found_in_a1111_and_own_folders_and_missing_names_the_model(comfy, tmp_p
         sam2_masks.find([tmp_path / "a1111"])
     assert err.value.code is ErrorCode.MODEL_NOT_FOUND
     assert "sam2.1-hiera-tiny" in str(err.value) and "models/sam" in str(err.value)
-    # Only SAM 2's original checkpoint: recognised, refused, naming what to add instead.
+    # Only SAM 2's original checkpoint: found (test_sam2_original.py loads one); a
+    # transformers folder, once there, comes first.
     sam = tmp_path / "a1111" / sam2_masks.A1111_SAM
     sam.mkdir(parents=True)
     (sam / "sam2.1_hiera_large.pt").write_bytes(b"x")
-    with pytest.raises(DreamwireError) as err:
-        sam2_masks.find([tmp_path / "a1111"])
-    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and "sam2.1-hiera-large" in str(err.value)
+    assert sam2_masks.find([tmp_path / "a1111"]) == sam / "sam2.1_hiera_large.pt"
     (sam / tiny.FOLDER).symlink_to(root / sam2_masks.COMFY_SAM2 / tiny.FOLDER)
     assert sam2_masks.find([tmp_path / "a1111"]) == sam / tiny.FOLDER
     assert sam2_masks.find([root]) == root / sam2_masks.COMFY_SAM2 / tiny.FOLDER
