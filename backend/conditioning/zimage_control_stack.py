@@ -11,12 +11,18 @@ A1111's rule and scales the hints by the unit's weight; with weight 1 and a full
 computes exactly what the pipeline computes with the net itself.
 
 The pipelines take one control picture, so a pass runs one unit (unit_resolution.py
-refuses more on Z-Image).
+refuses more on Z-Image: diffusers has no multi-ControlNet for it).
+
+img2img and inpaint have no ControlNet pipeline that keeps the picture (the family spec's
+`controlnets.through_denoiser`): `hints_into` runs the stack before each of the family's
+own pipeline's transformer calls, on the control latents ZImageControlNetPipeline would
+make, and hands the transformer its hints, as that pipeline's loop does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from diffusers import ZImageControlNetModel
@@ -72,3 +78,59 @@ class ZImageControlStack(torch.nn.Module, UnitWindows):
         finally:
             for name in SHARED:
                 setattr(self.net, name, None)
+
+
+def control_context(vae, image: torch.Tensor, batch: int, in_dim: int) -> torch.Tensor:
+    """The control picture (1 x 3 x H x W in [-1, 1]) as ZImageControlNetPipeline hands it
+    to its controlnet: the VAE latents' mode, shifted and scaled, with a frame axis, and
+    zeros in the channels a 2.x net reads an inpaint mask and masked picture from (as that
+    txt2img pipeline gives them)."""
+    from diffusers.pipelines.z_image.pipeline_z_image_controlnet import retrieve_latents
+
+    image = image.repeat_interleave(batch, dim=0).to(device=vae.device, dtype=vae.dtype)
+    latents = retrieve_latents(vae.encode(image), sample_mode="argmax")
+    latents = ((latents - vae.config.shift_factor) * vae.config.scaling_factor).unsqueeze(2)
+    extra = in_dim - latents.shape[1]
+    if extra > 0:
+        zeros = torch.zeros(latents.shape[0], extra, *latents.shape[2:])
+        latents = torch.cat([latents, zeros.to(latents.device, latents.dtype)], dim=1)
+    return latents
+
+
+class _Hints:
+    """The forward pre-hook: the control latents are made at the first call (inside the
+    pipeline's no-grad call, after it has encoded its own picture), then the stack runs
+    with the transformer's inputs and its hints join the call's arguments."""
+
+    def __init__(self, stack: ZImageControlStack, image: torch.Tensor, vae, batch: int):
+        self.stack, self.image, self.vae, self.batch = stack, image, vae, batch
+        self.context: torch.Tensor | None = None
+
+    def __call__(self, module, args, kwargs):
+        x, t, cap_feats = args[:3]
+        if self.context is None:
+            in_dim = int(self.stack.config.control_in_dim or self.image.shape[1])
+            self.context = control_context(self.vae, self.image, self.batch, in_dim)
+        # CFG doubles the batch: the pictures repeat as the ControlNet pipeline repeats them.
+        context = self.context.repeat(len(x) // self.context.shape[0], 1, 1, 1, 1)
+        hints = self.stack(x, t, cap_feats, context, 1.0)
+        if hints is not None:
+            kwargs = {**kwargs, "controlnet_block_samples": hints}
+        return args, kwargs
+
+
+@contextmanager
+def hints_into(stack: ZImageControlStack, image: torch.Tensor, call) -> Iterator[None]:
+    """Around one pipeline call (a PassCall): the stack's hints reach every transformer
+    call of `call.pipe`, the control picture `image` encoded by its VAE."""
+    pipe = call.pipe
+    # What the ControlNet pipeline's constructor does with its controlnet (the stack is
+    # made per pass, so it keeps them no longer than the pass).
+    ZImageControlNetModel.from_transformer(stack, pipe.transformer)
+    hook = pipe.transformer.register_forward_pre_hook(
+        _Hints(stack, image, pipe.vae, call.images), with_kwargs=True
+    )
+    try:
+        yield
+    finally:
+        hook.remove()
