@@ -109,7 +109,7 @@ class _Hints:
     def __call__(self, module, args, kwargs):
         x, t, cap_feats = args[:3]
         if self.context is None:
-            in_dim = int(self.stack.config.control_in_dim or self.image.shape[1])
+            in_dim = int(self.stack.config.control_in_dim or 0)  # 0: the latents as they are
             self.context = control_context(self.vae, self.image, self.batch, in_dim)
         # CFG doubles the batch: the pictures repeat as the ControlNet pipeline repeats them.
         context = self.context.repeat(len(x) // self.context.shape[0], 1, 1, 1, 1)

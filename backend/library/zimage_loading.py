@@ -48,16 +48,18 @@ def load_text_encoder(part: Part, arch: str, dtype):
     from accelerate import init_empty_weights
     from transformers import Qwen3Config, Qwen3Model
 
+    packed = part.entry.format == Format.GGUF
+    tensors = _gguf_tensors(part) if packed else read_tensors(part)  # refused before building
     with init_empty_weights(include_buffers=False):
         model = Qwen3Model(Qwen3Config(**component_config(arch, "text_encoder")))
-    if part.entry.format == Format.GGUF:
+    if packed:
         state = qwen3_gguf.from_gguf_names(
-            dequantized(_gguf_tensors(part)), list(model.state_dict()), len(model.layers)
+            dequantized(tensors), list(model.state_dict()), len(model.layers)
         )
     else:
         state = {
             key.removeprefix("model."): value
-            for key, value in read_tensors(part).items()
+            for key, value in tensors.items()
             if not key.startswith("lm_head.")
         }
     return assign_state(model, as_float(state, dtype), part)

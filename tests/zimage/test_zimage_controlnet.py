@@ -1,8 +1,10 @@
 """Z-Image Fun ControlNets (Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union, diffusers
 ZImageControlNetModel) through the engine's ControlNet conditioner: found in ComfyUI's
 models/model_patches, identified, loaded offline and run as diffusers' ZImageControlNetPipeline
-runs them (same components, seed and thread count: bit for bit); what Z-Image's
-ControlNet pipelines cannot do is refused by name, bad files get clear codes."""
+runs them (same components, seed and thread count: bit for bit), in img2img too (the
+family's img2img pipeline with the net's hints, equal to that pipeline started from
+img2img's noised latents); what Z-Image's ControlNets cannot do is refused by name, bad
+files get clear codes."""
 
 from __future__ import annotations
 
