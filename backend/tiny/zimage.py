@@ -231,10 +231,10 @@ def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
 CONTROLNET_SEED = SEED + 10
 
 
-def zimage_controlnet():
+def zimage_controlnet(control_in_dim: int | None = None):
     """A seeded ZImageControlNetModel with tiny-zimage's widths in the Fun ControlNet 1.0
     layout (a control layer per transformer layer here: the release spreads 6 over 30;
-    plain refiner copies).
+    plain refiner copies); `control_in_dim` 33 gives it 2.x's inpaint input channels.
     The zero-initialised projections get small random values, so that the control picture
     and the weight really change the result."""
     from diffusers import ZImageControlNetModel
@@ -245,7 +245,7 @@ def zimage_controlnet():
     config = {k: base[k] for k in keep} | {
         "control_layers_places": list(range(base["n_layers"])),
         "control_refiner_layers_places": list(range(base["n_refiner_layers"])),
-        "control_in_dim": base["in_channels"],
+        "control_in_dim": control_in_dim or base["in_channels"],
         "add_control_noise_refiner": None,
     }
     torch.manual_seed(CONTROLNET_SEED)

@@ -196,6 +196,54 @@ def test_fun_controlnet_inpaint_repaints_the_mask_only(engine, init_image, mask)
     assert f"Model: {NET}" in got.infotext
 
 
+def test_a_2x_net_reads_the_mask_and_masked_picture_as_diffusers_inpaint_pipeline(
+    engine, root, init_image, mask, monkeypatch
+):
+    """Fun 2.x's 17 inpaint channels (kept area, masked picture's latents) hold what
+    diffusers' ZImageControlNetInpaintPipeline puts there, bit for bit."""
+    from PIL import Image
+
+    from dreamwire.backend.tiny import zimage
+
+    seen: list[torch.Tensor] = []
+    forward = diffusers.ZImageControlNetModel.forward
+
+    def recording(self, x, t, cap_feats, control_context, *args, **kw):
+        seen.append(control_context.clone())
+        return forward(self, x, t, cap_feats, control_context, *args, **kw)
+
+    monkeypatch.setattr(diffusers.ZImageControlNetModel, "forward", recording)
+    net = zimage.zimage_controlnet(control_in_dim=33)
+    path = zimage.write_zimage_controlnet(
+        net, root / "models" / "model_patches" / "fun-2.safetensors"
+    )
+    engine.library.refresh()
+    try:
+        kw = dict(init_image=init_image, mask=mask, mask_blur=0, strength=0.9)
+        got = engine.run(job(unit(model="fun-2"), **kw)).images[0]
+    finally:
+        path.unlink()
+        engine.library.refresh()
+    reference_image(
+        engine,
+        MODEL,
+        "ZImageControlNetInpaintPipeline",
+        PROMPT,
+        steps=1,
+        extra_components={"controlnet": net},
+        image=Image.fromarray(init_image),
+        mask_image=Image.fromarray(mask),
+        control_image=diffusers.utils.numpy_to_pil(CONTROL / 255.0)[0],
+        guidance_scale=0.0,
+    )
+    ours, theirs = seen[0], seen[-1]
+    assert ours.shape == theirs.shape == (1, 33, 1, 8, 8)
+    assert torch.equal(ours, theirs)
+    assert ours[:, 16].min() == 0 and ours[:, 16].max() == 1  # the kept area is not all
+    outside = mask == 0
+    assert np.array_equal(got.image[outside], init_image[outside])
+
+
 def test_a_lora_through_the_engine_is_undone_after_the_job(engine):
     plain = engine.run(job()).images[0].image
     styled = engine.run(job(prompt=PROMPT + " <lora:zimage_style:0.8>")).images[0]
