@@ -47,7 +47,7 @@ from .unit_resolution import (
     pick,
     plan_units,
 )
-from .zimage_control_stack import ZImageControlStack
+from .zimage_control_stack import ZImageControlStack, hints_into
 
 
 class ControlNetConditioner(UnitConditioner, UnitPlanner):
@@ -151,7 +151,8 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
 
     def _zimage_pass(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str, controlnets):
         """Z-Image: the one Fun ControlNet unit (zimage_control_stack.py; the plan refuses
-        more), its picture VAE-encoded by the pipeline as given, in [-1, 1]."""
+        more), its picture VAE-encoded as given, in [-1, 1]: by the ControlNet pipeline,
+        or, in a mode the spec runs through the denoiser, around the family's own."""
         (r,) = resolved
         net = self.nets.get(r.info, ctx.model, ctx.device)
         stack = ZImageControlStack(
@@ -160,8 +161,13 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             on_ran=partial(self.observer.ran, CONTROLNET),
         )
         self.observer.attached(CONTROLNET, stack)
+        image = 2.0 * pass_image(ctx, r) - 1.0
+        if mode in controlnets.through_denoiser:
+            return PassPart(
+                step_hook=stack.clock.step_hook, around_call=partial(hints_into, stack, image)
+            )
         call = {
-            controlnets.image_key(mode): 2.0 * pass_image(ctx, r) - 1.0,
+            controlnets.image_key(mode): image,
             "controlnet_conditioning_scale": 1.0,  # the unit's weight is the stack's
         }
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook)

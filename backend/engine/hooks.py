@@ -82,6 +82,10 @@ class PassCall:
     cfg: float
     prompts: Any
     step: int = 0
+    # The pass's picture and repaint mask as the pipeline gets them (img2img / inpaint;
+    # None otherwise), for hooks that condition on them (a Z-Image Fun 2.x ControlNet).
+    picture: Any = None
+    mask: Any = None
 
     def embeds(self) -> Any:
         """The prompt embeddings of the step being run."""

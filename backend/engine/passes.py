@@ -138,7 +138,9 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         ctx.prompt_cache[key] = prompts
     batch = len(seeds)
     # What conditioners hooking the call itself see (AND prompts: composition.py).
-    call = PassCall(pipe, batch, job.cfg, prompts)
+    picture = spec.image if spec.mode in ("img2img", "inpaint") else None
+    mask = spec.mask if spec.mode == "inpaint" else None
+    call = PassCall(pipe, batch, job.cfg, prompts, picture=picture, mask=mask)
 
     schedule = step_schedule(spec)
     kwargs: dict[str, Any] = {

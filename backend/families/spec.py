@@ -217,6 +217,10 @@ class ControlNets:
     model_class: str = "ControlNetModel"
     image_argument: str = "image"  # txt2img's; the other modes take "control_image"
     union_modes: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    # Modes with no ControlNet pipeline in which the units still run: the family's own
+    # pipeline for the mode, its denoiser handed the nets' hints on every call (Z-Image's
+    # img2img and inpaint: conditioning/zimage_control_stack.py `hints_into`).
+    through_denoiser: tuple[str, ...] = ()
 
     def image_key(self, mode: str) -> str:
         return self.image_argument if mode == "txt2img" else "control_image"

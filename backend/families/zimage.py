@@ -32,8 +32,9 @@ ZIMAGE = FamilySpec(
     # Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union (diffusers ZImageControlNetModel); no
     # img2img ControlNet pipeline exists. diffusers' ZImageControlNetInpaintPipeline (Fun 2.0
     # and 2.1 only) has no strength: it always starts from noise and keeps nothing of the
-    # picture outside the mask, so it is not an inpaint pass as Dreamwire runs them (not
-    # wired yet: such jobs are refused by name).
+    # picture outside the mask, so it is not an inpaint pass as Dreamwire runs them. Both
+    # modes run the family's own img2img/inpaint pipelines with the net's hints handed to
+    # the transformer (`controlnets.through_denoiser`).
     controlnet_pipelines=PipelineClasses("ZImageControlNetPipeline", None, None),
     components=("vae", "text_encoder", "tokenizer", "transformer", "scheduler"),
     pooled_text=False,
@@ -81,6 +82,7 @@ ZIMAGE = FamilySpec(
         model_class="ZImageControlNetModel",
         image_argument="control_image",
         union_modes={"no_mode": dict.fromkeys(("canny", "softedge", "depth", "openpose", "mlsd"))},
+        through_denoiser=("img2img", "inpaint"),
     ),
     # Its single files are ComfyUI's layout; A1111's merge rules are written for the LDM one.
     checkpoint_merge=False,

@@ -222,7 +222,7 @@ def load_t5(part: Part, arch: str, dtype, component: str = "text_encoder_2"):
     if part.entry.format == Format.GGUF:
         # transformers' T5 cannot run on packed GGUF weights: they are unpacked once here
         # (the transformer, the large part, stays packed).
-        tensors = flux_layout.t5_from_gguf_names(_dequantized(tensors))
+        tensors = flux_layout.t5_from_gguf_names(dequantized(tensors))
     state = as_float(tensors, dtype)
     # The token embedding is one tensor under two names; files store either or both
     # (t5xxl_fp16.safetensors: `shared` only).
@@ -235,7 +235,7 @@ def load_t5(part: Part, arch: str, dtype, component: str = "text_encoder_2"):
     return assign_state(model, state, part)
 
 
-def _dequantized(tensors: dict) -> dict:
+def dequantized(tensors: dict) -> dict:
     from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
 
     return {

@@ -10,16 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from dreamwire.backend.library.entries import Kind, ModelEntry
-from dreamwire.backend.library.flux_parts import (
-    OneEncoderSources,
-    Part,
-    find_part,
-    folders_of,
-    is_tiny,
-    pick_part,
-    require_all,
-)
+from dreamwire.backend.library.entries import ModelEntry
+from dreamwire.backend.library.flux_parts import OneEncoderSources, is_tiny
+from dreamwire.backend.library.one_encoder_parts import OneEncoderWants, gather_one_encoder
 from dreamwire.backend.library.qwen_tokenizer import find_qwen_tokenizer
 
 _ADVICE = {
@@ -40,27 +33,15 @@ def gather(
     """The files for `entry`'s pipeline from the library, matched in size (tiny with tiny).
     The text encoder must hold the vision tower (the Edit pipelines feed it the picture;
     transformers' Qwen2_5_VLForConditionalGeneration is built whole)."""
-    library = list(library)
     tiny = "tiny-" if is_tiny(entry.arch) else ""
     encoder_arch = "tiny-qwen2.5-vl" if tiny else "qwen2.5-vl-7b"
     rgba = entry.detail.get("variant") == "layered"
     vae_arch = f"{tiny}qwen-image-vae" + ("-rgba" if rgba else "")
-    parts = {
-        "text_encoder": pick_part(
-            library, lambda e: e.kind == Kind.TEXT_ENCODER and e.arch == encoder_arch
-        ),
-        "vae-rgba" if rgba else "vae": pick_part(
-            library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch
-        ),
+    advice = {
+        "text_encoder": _ADVICE["text_encoder"],
+        "vae": _ADVICE["vae-rgba" if rgba else "vae"],
     }
-    missing = [_ADVICE[name] for name, part in parts.items() if part is None]
-    tokenizer = find_part(
-        find_qwen_tokenizer, [*places, entry.path], folders_of(library, "qwen-image"), missing
+    wants = OneEncoderWants(
+        "Qwen-Image", encoder_arch, vae_arch, advice, "qwen-image", find_qwen_tokenizer
     )
-    require_all(entry, "Qwen-Image", missing)
-    return QwenSources(
-        transformer=Part(entry, entry.detail.get("transformer_prefix", "")),
-        text_encoder=parts["text_encoder"],
-        vae=parts["vae-rgba" if rgba else "vae"],
-        tokenizer=tokenizer,
-    )
+    return gather_one_encoder(entry, library, places, wants)

@@ -10,15 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
-from dreamwire.backend.library.flux_parts import (
-    OneEncoderSources,
-    Part,
-    find_part,
-    folders_of,
-    is_tiny,
-    pick_part,
-    require_all,
-)
+from dreamwire.backend.library.flux_parts import OneEncoderSources, is_tiny
+from dreamwire.backend.library.one_encoder_parts import OneEncoderWants, gather_one_encoder
 from dreamwire.backend.library.qwen_tokenizer import find_qwen_tokenizer
 
 _ADVICE = {
@@ -43,23 +36,9 @@ def gather(
     entry: ModelEntry, library: Iterable[ModelEntry] = (), places: Iterable[Path] = ()
 ) -> ZImageSources:
     """The files for `entry`'s pipeline from the library, matched in size (tiny with tiny)."""
-    library = list(library)
     tiny = is_tiny(entry.arch)
     encoder_arch, vae_arch = ("tiny-qwen3", "tiny-flux-vae") if tiny else ("qwen3-4b", "flux-vae")
-    parts = {
-        "text_encoder": pick_part(
-            library, lambda e: e.kind == Kind.TEXT_ENCODER and e.arch == encoder_arch
-        ),
-        "vae": pick_part(library, lambda e: e.kind == Kind.VAE and e.arch == vae_arch),
-    }
-    missing = [_ADVICE[name] for name, part in parts.items() if part is None]
-    tokenizer = find_part(
-        find_qwen_tokenizer, [*places, entry.path], folders_of(library, "zimage"), missing
+    wants = OneEncoderWants(
+        "Z-Image", encoder_arch, vae_arch, _ADVICE, "zimage", find_qwen_tokenizer
     )
-    require_all(entry, "Z-Image", missing)
-    return ZImageSources(
-        transformer=Part(entry, entry.detail.get("transformer_prefix", "")),
-        text_encoder=parts["text_encoder"],
-        vae=parts["vae"],
-        tokenizer=tokenizer,
-    )
+    return gather_one_encoder(entry, library, places, wants)

@@ -168,16 +168,24 @@ def _quantize(data, qtype: str):
 
 
 def write_gguf(
-    tensors: dict, path: Path, arch: str, mix: str, full_precision: tuple[str, ...] = ()
+    tensors: dict,
+    path: Path,
+    arch: str,
+    mix: str,
+    full_precision: tuple[str, ...] = (),
+    describe=None,
 ) -> Path:
     """`tensors` in llama.cpp's GGUF container, matrices quantized to `mix` (a ggml type or a
     K mix, `_gguf_type`); vectors, the embedders city96's converter keeps and the
-    `full_precision` names stay F32."""
+    `full_precision` names stay F32. `describe(writer)` adds the architecture's metadata
+    (an LLM's hyperparameters, as llama.cpp's converter writes them)."""
     import gguf
     import numpy as np
 
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(path=None, arch=arch)
+    if describe is not None:
+        describe(writer)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_file_type(gguf.LlamaFileType["MOSTLY_" + mix])
     for key, tensor in sorted(tensors.items()):

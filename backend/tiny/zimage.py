@@ -167,6 +167,36 @@ def text_encoder_tensors(text_encoder) -> dict[str, torch.Tensor]:
     return {"model." + k: v for k, v in state_of(text_encoder).items()}
 
 
+def write_qwen3_gguf(text_encoder, path: Path, qtype: str = "Q8_0") -> Path:
+    """A Qwen3 text encoder as llama.cpp's convert_hf_to_gguf.py writes one (ComfyUI's
+    text_encoders/qwen_3_4b-Q8_0.gguf and the like, which city96's ComfyUI-GGUF loads):
+    llama.cpp's tensor names (`blk.N.attn_q`, `token_embd`), matrices in `qtype`, and the
+    `qwen3.*` hyperparameters transformers reads a config from."""
+    import gguf
+
+    config = text_encoder.config
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN3, config.num_hidden_layers)
+    tensors = {}
+    for key, value in text_encoder_tensors(text_encoder).items():
+        module, _, param = key.rpartition(".")
+        tensors[f"{names.get_name(module)}.{param}"] = value
+
+    def describe(writer) -> None:
+        writer.add_context_length(config.max_position_embeddings)
+        writer.add_block_count(config.num_hidden_layers)
+        writer.add_embedding_length(config.hidden_size)
+        writer.add_feed_forward_length(config.intermediate_size)
+        writer.add_head_count(config.num_attention_heads)
+        writer.add_head_count_kv(config.num_key_value_heads)
+        writer.add_key_length(config.head_dim)
+        writer.add_value_length(config.head_dim)
+        writer.add_rope_freq_base(float(config.rope_parameters["rope_theta"]))
+        writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+        writer.add_vocab_size(config.vocab_size)
+
+    return write_gguf(tensors, path, "qwen3", qtype, describe=describe)
+
+
 def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
     """A ComfyUI install with Z-Image Turbo's files where its template puts them."""
     models = Path(root) / "models"
@@ -201,10 +231,10 @@ def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
 CONTROLNET_SEED = SEED + 10
 
 
-def zimage_controlnet():
+def zimage_controlnet(control_in_dim: int | None = None):
     """A seeded ZImageControlNetModel with tiny-zimage's widths in the Fun ControlNet 1.0
     layout (a control layer per transformer layer here: the release spreads 6 over 30;
-    plain refiner copies).
+    plain refiner copies); `control_in_dim` 33 gives it 2.x's inpaint input channels.
     The zero-initialised projections get small random values, so that the control picture
     and the weight really change the result."""
     from diffusers import ZImageControlNetModel
@@ -215,7 +245,7 @@ def zimage_controlnet():
     config = {k: base[k] for k in keep} | {
         "control_layers_places": list(range(base["n_layers"])),
         "control_refiner_layers_places": list(range(base["n_refiner_layers"])),
-        "control_in_dim": base["in_channels"],
+        "control_in_dim": control_in_dim or base["in_channels"],
         "add_control_noise_refiner": None,
     }
     torch.manual_seed(CONTROLNET_SEED)

@@ -1,8 +1,10 @@
 """Z-Image Fun ControlNets (Alibaba PAI's Z-Image-Turbo-Fun-Controlnet-Union, diffusers
 ZImageControlNetModel) through the engine's ControlNet conditioner: found in ComfyUI's
 models/model_patches, identified, loaded offline and run as diffusers' ZImageControlNetPipeline
-runs them (same components, seed and thread count: bit for bit); what Z-Image's
-ControlNet pipelines cannot do is refused by name, bad files get clear codes."""
+runs them (same components, seed and thread count: bit for bit), in img2img too (the
+family's img2img pipeline with the net's hints, equal to that pipeline started from
+img2img's noised latents); what Z-Image's ControlNets cannot do is refused by name, bad
+files get clear codes."""
 
 from __future__ import annotations
 
@@ -101,6 +103,147 @@ def test_fun_controlnet_txt2img_equals_diffusers(engine, zimage_tree):
     assert diff(off, plain) == 0
 
 
+class _Started(Exception):
+    """Stops diffusers' img2img pipeline at its first transformer call."""
+
+
+def _img2img_start(engine, init_image, strength: float, steps: int) -> torch.Tensor:
+    """The noised latents diffusers' own ZImageImg2ImgPipeline starts its loop from (its
+    first transformer call's input), for the same picture, strength and seed."""
+    from PIL import Image
+
+    from dreamwire.backend.engine import noise
+
+    comps = engine.load(MODEL, "").components
+    pipe = diffusers.ZImageImg2ImgPipeline(
+        **{k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "transformer")},
+        scheduler=type(comps["scheduler"]).from_config(comps["scheduler"].config),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    seen = []
+
+    def first(module, args):
+        seen.append(torch.stack(args[0]).squeeze(2).float().clone())
+        raise _Started
+
+    hook = comps["transformer"].register_forward_pre_hook(first)
+    try:
+        with torch.inference_mode(), pytest.raises(_Started):
+            pipe(
+                prompt_embeds=[torch.zeros(1, comps["transformer"].config.cap_feat_dim)],
+                image=Image.fromarray(init_image),
+                strength=strength,
+                num_inference_steps=steps,
+                generator=noise.generators([5]),
+                height=64,
+                width=64,
+                guidance_scale=0.0,
+            )
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+def test_fun_controlnet_img2img_equals_diffusers_controlnet_pipeline(
+    engine, zimage_tree, init_image
+):
+    """No diffusers pipeline does ControlNet img2img on Z-Image; expressed through its own
+    ZImageControlNetPipeline (started from img2img's noised latents on img2img's part of the
+    schedule), the engine's pass gives the same picture bit for bit."""
+    from diffusers.pipelines.z_image.pipeline_z_image import get_default_z_image_sigmas
+    from transformers import AutoTokenizer
+
+    from dreamwire.backend.tiny import zimage
+
+    steps, strength = 4, 0.5
+    result = engine.run(job(unit(), init_image=init_image, strength=strength, steps=steps))
+    got = result.images[0].image
+    # A1111's schedule (planning.step_schedule): int(0.5 * 4) + 1 = 3 of the 4 steps, which
+    # diffusers' img2img runs at strength 3 / 4.
+    ran = int(strength * steps) + 1
+    start = steps - ran
+    expected = reference_image(
+        engine,
+        MODEL,
+        "ZImageControlNetPipeline",
+        PROMPT,
+        steps=steps - start,
+        tokenizer=AutoTokenizer.from_pretrained(
+            str(zimage_tree.root / "models" / "diffusers" / "tiny-zimage" / "tokenizer")
+        ),
+        extra_components={"controlnet": zimage.zimage_controlnet()},
+        control_image=diffusers.utils.numpy_to_pil(CONTROL / 255.0)[0],
+        controlnet_conditioning_scale=1.0,
+        guidance_scale=0.0,
+        latents=_img2img_start(engine, init_image, ran / steps, steps),
+        sigmas=get_default_z_image_sigmas(steps)[start:],
+    )
+    assert diff(got, expected) == 0
+    plain = engine.run(job(init_image=init_image, strength=strength, steps=steps)).images[0]
+    assert diff(got, plain.image) > 0
+    assert f"Model: {NET}" in result.images[0].infotext
+
+
+def test_fun_controlnet_inpaint_repaints_the_mask_only(engine, init_image, mask):
+    """Inpaint runs the family's inpaint pipeline with the net's hints: the unit changes what
+    is painted in the mask; outside it the picture stays the artist's."""
+    kw = dict(init_image=init_image, mask=mask, mask_blur=0, strength=0.9)
+    got = engine.run(job(unit(), **kw)).images[0]
+    plain = engine.run(job(**kw)).images[0].image
+    outside = mask == 0
+    assert np.array_equal(got.image[outside], init_image[outside])
+    assert diff(got.image[~outside], plain[~outside]) > 0
+    assert f"Model: {NET}" in got.infotext
+
+
+def test_a_2x_net_reads_the_mask_and_masked_picture_as_diffusers_inpaint_pipeline(
+    engine, root, init_image, mask, monkeypatch
+):
+    """Fun 2.x's 17 inpaint channels (kept area, masked picture's latents) hold what
+    diffusers' ZImageControlNetInpaintPipeline puts there, bit for bit."""
+    from PIL import Image
+
+    from dreamwire.backend.tiny import zimage
+
+    seen: list[torch.Tensor] = []
+    forward = diffusers.ZImageControlNetModel.forward
+
+    def recording(self, x, t, cap_feats, control_context, *args, **kw):
+        seen.append(control_context.clone())
+        return forward(self, x, t, cap_feats, control_context, *args, **kw)
+
+    monkeypatch.setattr(diffusers.ZImageControlNetModel, "forward", recording)
+    net = zimage.zimage_controlnet(control_in_dim=33)
+    path = zimage.write_zimage_controlnet(
+        net, root / "models" / "model_patches" / "fun-2.safetensors"
+    )
+    engine.library.refresh()
+    try:
+        kw = dict(init_image=init_image, mask=mask, mask_blur=0, strength=0.9)
+        got = engine.run(job(unit(model="fun-2"), **kw)).images[0]
+    finally:
+        path.unlink()
+        engine.library.refresh()
+    reference_image(
+        engine,
+        MODEL,
+        "ZImageControlNetInpaintPipeline",
+        PROMPT,
+        steps=1,
+        extra_components={"controlnet": net},
+        image=Image.fromarray(init_image),
+        mask_image=Image.fromarray(mask),
+        control_image=diffusers.utils.numpy_to_pil(CONTROL / 255.0)[0],
+        guidance_scale=0.0,
+    )
+    ours, theirs = seen[0], seen[-1]
+    assert ours.shape == theirs.shape == (1, 33, 1, 8, 8)
+    assert torch.equal(ours, theirs)
+    assert ours[:, 16].min() == 0 and ours[:, 16].max() == 1  # the kept area is not all
+    outside = mask == 0
+    assert np.array_equal(got.image[outside], init_image[outside])
+
+
 def test_a_lora_through_the_engine_is_undone_after_the_job(engine):
     plain = engine.run(job()).images[0].image
     styled = engine.run(job(prompt=PROMPT + " <lora:zimage_style:0.8>")).images[0]
@@ -114,9 +257,8 @@ def test_what_z_image_controlnets_cannot_do_is_refused(engine, init_image):
     mask[16:48, 16:48] = 255
     unsupported, not_found = ErrorCode.MODEL_UNSUPPORTED, ErrorCode.CONTROLNET_NOT_FOUND
     for bad, code, words in (
-        (job(unit(), init_image=init_image), unsupported, "img2img"),
         (job(unit(), unit(type="depth")), unsupported, "one ControlNet unit"),
-        (job(unit(), init_image=init_image, mask=mask), unsupported, "inpaint"),
+        (job(unit(), unit(), init_image=init_image, mask=mask), unsupported, "units 0 and 1"),
         (job(unit(type="tile", model=NET)), unsupported, "no tile mode"),
         (job(unit(type="tile")), not_found, "no tile ControlNet"),
         (job(unit(control_mode="controlnet")), unsupported, "balanced"),
