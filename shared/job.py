@@ -568,11 +568,7 @@ class Job:
             )
             raise bad(ErrorCode.INVALID_JOB, what)
         if mode is JobMode.ANIMATEDIFF and (
-            self.hires
-            or self.controls
-            or self.regions
-            or self.batch != 1
-            or self.attention_maps
+            self.hires or self.controls or self.regions or self.batch != 1 or self.attention_maps
         ):
             raise bad(
                 ErrorCode.INVALID_JOB,
