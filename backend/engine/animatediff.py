@@ -115,10 +115,21 @@ def pipeline(components: dict, adapter, controlnet=None):
     parts = {k: components[k] for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")}
     if components.get("text_encoder_2") is not None:
         second = {k: components[k] for k in ("text_encoder_2", "tokenizer_2")}
-        return sdxl_pipeline_class()(**parts, **second, motion_adapter=adapter)
+        pipe = sdxl_pipeline_class()(**parts, **second, motion_adapter=adapter)
+        copy_add_embedding(components["unet"], pipe.unet)
+        return pipe
     if controlnet is None:
         return AnimateDiffPipeline(**parts, motion_adapter=adapter)
     return AnimateDiffControlNetPipeline(**parts, motion_adapter=adapter, controlnet=controlnet)
+
+
+def copy_add_embedding(unet, motion_unet) -> None:
+    """SDXL's added conditioning (pooled text and size embedding) into the motion UNet.
+    diffusers 0.42's UNetMotionModel.from_unet2d copies every other part of the UNet but
+    leaves add_embedding at its random initialisation (left for later in the review of
+    diffusers PR #6721), so AnimateDiffSDXLPipeline as built from a loaded SDXL UNet would
+    sample with random weights there, a different result on every build."""
+    motion_unet.add_embedding.load_state_dict(unet.add_embedding.state_dict())
 
 
 @functools.cache
