@@ -26,6 +26,12 @@ frame as a share of one txt2img (img2img at s costs s); `detail`, the last frame
 detail (mean absolute Laplacian) over a fresh txt2img's of the same frame: warping
 resamples, so a warp never refreshed softens frame after frame, which the error alone
 would reward. The table goes to RESULTS.md.
+
+The AnimateDiff column (bench/animatediff_column.py; `--no-animatediff` skips it) runs the
+tiny SD1 model for real on each scene: fixed-seed per-frame txt2img and one AnimateDiff
+batch, both with the capture's depth as a per-frame ControlNet, scored the same way; it
+records fixed seed's error over AnimateDiff's, and AnimateDiff's seconds per frame over
+fixed seed's.
 """
 
 from __future__ import annotations
@@ -149,6 +155,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "animation.json")
     ap.add_argument("--flows", type=Path, help="reuse captured scenes from this folder")
+    ap.add_argument("--no-animatediff", dest="animatediff", action="store_false")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dreamwire-bench-anim-") as tmp:
         flows = a.flows
@@ -180,6 +187,7 @@ def main() -> None:
                     f"{secs:5.2f} s",
                     flush=True,
                 )
+        columns = animatediff_columns(flows, Path(tmp)) if a.animatediff else {}
     fixed = {r.scene: r.error for r in rows if r.mode == "fixed_seed"}
     result = {
         "size": a.size,
@@ -188,9 +196,31 @@ def main() -> None:
         "rows": [
             {**r.__dict__, "fixed_over_this": fixed[r.scene] / max(r.error, 1e-9)} for r in rows
         ],
+        "animatediff": {
+            scene: {**c.__dict__, "error_ratio": c.error_ratio, "cost_ratio": c.cost_ratio}
+            for scene, c in columns.items()
+        },
     }
     a.json.write_text(json.dumps(result, indent=1))
     print(f"wrote {a.json}")
+
+
+def animatediff_columns(flows: Path, tmp: Path) -> dict:
+    """Each scene's AnimateDiff column on the tiny model (animatediff_column.py)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import animatediff_column as adc
+
+    engine = adc.tiny_engine(tmp / "tiny-models")
+    out = {}
+    for scene in sorted(p.name for p in flows.iterdir() if p.is_dir()):
+        c = out[scene] = adc.run(engine, flows / scene, flow_frames(flows / scene))
+        print(
+            f"{scene:8s} animatediff (tiny sd1)  error fixed {c.fixed_error:6.2f} / "
+            f"animatediff {c.animatediff_error:6.2f} = {c.error_ratio:4.2f}x  seconds per "
+            f"frame {c.animatediff_seconds:5.2f} / {c.fixed_seconds:5.2f} = {c.cost_ratio:4.2f}x",
+            flush=True,
+        )
+    return out
 
 
 if __name__ == "__main__":

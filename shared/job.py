@@ -568,12 +568,13 @@ class Job:
             )
             raise bad(ErrorCode.INVALID_JOB, what)
         if mode is JobMode.ANIMATEDIFF and (
-            self.hires or self.controls or self.loras or self.regions or self.batch != 1
+            self.hires or self.controls or self.regions or self.batch != 1 or self.attention_maps
         ):
             raise bad(
                 ErrorCode.INVALID_JOB,
                 "takes no Hires.fix, control units (animatediff.controls has one image per "
-                "frame), LoRAs, regions or batch (animatediff.frames counts the frames)",
+                "frame), regions, attention maps or batch (animatediff.frames counts the "
+                "frames)",
             )
 
     def _check_types(self) -> None:

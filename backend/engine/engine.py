@@ -334,15 +334,12 @@ class Engine:
         )
         extensions = [*self.extensions, *self.builtin]
         reporter.state("generating")
-        if job_plan.animatediff is not None:  # diffusers' AnimateDiff pipelines; no passes
-            result = animatediff.run(
-                job, job_plan.animatediff, model, self.library, self.info, reporter, extensions
-            )
-            result.timings["load"] = t_load
-            return result
         with conditioners.attached_to_job(ctx, extensions):
             _check_handled(ctx)
-            result = runner.run(ctx, reporter, extensions, low_vram, self.vae_tile_px)
+            if job_plan.animatediff is not None:  # diffusers' AnimateDiff pipelines; no passes
+                result = animatediff.run(ctx, reporter, extensions)
+            else:
+                result = runner.run(ctx, reporter, extensions, low_vram, self.vae_tile_px)
         result.timings["load"] = t_load
         result.timings["total"] = time.perf_counter() - t0
         return result

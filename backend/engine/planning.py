@@ -224,7 +224,14 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
 
         ad = animatediff.plan(job, library, family, entry.arch)
         return JobPlan(
-            JobMode.ANIMATEDIFF, family, (), (), size, "none", animatediff=ad, checkpoint=entry.name
+            JobMode.ANIMATEDIFF,
+            family,
+            (),
+            loras,
+            size,
+            "none",
+            animatediff=ad,
+            checkpoint=entry.name,
         )
     family_support.check(job, family, entry.arch)  # features and samplers it cannot run
     if job.mode is JobMode.UPSCALE:

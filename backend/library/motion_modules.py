@@ -19,6 +19,12 @@ stored buffer too), so every tensor of the file lands in the adapter. The adapte
 (block widths, modules per block, mid block, frames the table covers) is read from the
 tensors; the attention head count (8) and group-norm groups (32) are AnimateDiff's fixed
 choices and are not stored in any file.
+
+SD1.5 and SDXL modules (mm_sd_v15*, v3_sd15_mm; mm_sdxl_v10_beta) have the same layout and
+are told apart by their down blocks, as the UNets they were trained in: SD1.x/SD2.x UNets
+have four ([320, 640, 1280, 1280]), SDXL's three ([320, 640, 1280]). A module of another
+shape (a tiny test module, a custom one) has no family and fits a UNet of its widths.
+Hotshot-XL's temporal layers (`temporal_attentions` keys) load in no diffusers pipeline.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ FOLDERS = (
 )
 SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 HEADS = 8  # AnimateDiff's temporal attention heads, in every released module
+# The families' UNets by their down-block count (see above); the label names the modules.
+FAMILY_BLOCKS = {4: "sd1", 3: "sdxl"}
+FAMILY_LABELS = {"sd1": "SD1.5 (mm_sd_v15*, v3_sd15_mm)", "sdxl": "SDXL (mm_sdxl_v10_beta)"}
 ORIGINAL_RENAMES = (
     (".temporal_transformer", ""),
     (".attention_blocks.0.pos_encoder.pe", ".pos_embed.pe"),
@@ -77,6 +86,7 @@ class MotionModuleInfo:
     transformer_layers: int  # temporal transformer blocks per motion module
     mid_block: bool
     max_seq_length: int  # frames the positional table covers
+    family: str = ""  # "sd1" | "sdxl" by the block count; "": neither shape (fits by widths)
 
     def adapter_config(self) -> dict[str, Any]:
         return {
@@ -176,15 +186,17 @@ def identify(path: Path) -> MotionModuleInfo:
     keys = [k.removeprefix("module.") for k in shapes]
     shapes = dict(zip(keys, shapes.values(), strict=True))
     mm = [k for k in keys if _MODULE.match(k)]
-    if not mm:
-        hint = (
-            " (HotShot-XL's temporal_layers are not supported)"
-            if any("temporal_layers" in k for k in keys)
-            else ""
-        )
+    if any(".temporal_attentions." in k for k in keys):
         raise DreamwireError(
             ErrorCode.MODEL_UNSUPPORTED,
-            f"{path.name} is not an AnimateDiff motion module: no motion_modules keys{hint}",
+            f"{path.name} is a Hotshot-XL temporal layers file: diffusers has no Hotshot-XL "
+            "pipeline, so it does not run here; use an AnimateDiff SDXL motion module "
+            "(mm_sdxl_v10_beta)",
+        )
+    if not mm:
+        raise DreamwireError(
+            ErrorCode.MODEL_UNSUPPORTED,
+            f"{path.name} is not an AnimateDiff motion module: no motion_modules keys",
         )
     original = any(".temporal_transformer." in k for k in mm)
     layout = "original" if original else ("diffusers_folder" if path.is_dir() else "diffusers")
@@ -216,6 +228,7 @@ def identify(path: Path) -> MotionModuleInfo:
         transformer_layers=max(blocks) + 1 if blocks else 1,
         mid_block=any(k.startswith("mid_block.") for k in mm),
         max_seq_length=int(table[1]) if table else 32,
+        family=FAMILY_BLOCKS.get(len(widths), ""),
     )
 
 
@@ -265,6 +278,19 @@ def load_adapter(info: MotionModuleInfo):
             f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}",
         )
     return adapter.eval()
+
+
+def check_family(info: MotionModuleInfo, family: str, model_label: str) -> None:
+    """MODEL_MISMATCH naming both when the module was made for the other family (an SD1.5
+    module on an SDXL checkpoint, or the reverse)."""
+    if info.family and info.family != family:
+        want = FAMILY_LABELS.get(family, family)
+        raise DreamwireError(
+            ErrorCode.MODEL_MISMATCH,
+            f"motion module {info.name} is an {FAMILY_LABELS[info.family]} module "
+            f"({len(info.block_out_channels)} down blocks), but {model_label} is a {family} "
+            f"checkpoint: pick an {want} motion module",
+        )
 
 
 def check_fits(info: MotionModuleInfo, unet_config: dict, model_label: str) -> None:

@@ -7,8 +7,13 @@
                                                                        too wide for tiny-sd1
     ROOT/models/animatediff_models/tiny-motion-adapter/                diffusers folder
 
+and for the tiny SDXL UNet, shaped as AnimateDiff's SDXL module is (no mid block):
+
+    ROOT/extensions/sd-webui-animatediff/model/tiny_mm_sdxl.ckpt       original keys, pickled
+    ROOT/models/animatediff_models/tiny-motion-adapter-xl/             diffusers folder
+
 The three tiny-sd1 files hold the same weights, so loading any of them must give the same
-adapter. The original files are written from a diffusers MotionAdapter by undoing diffusers'
+adapter (and the two tiny SDXL ones theirs). The original files are written from a diffusers MotionAdapter by undoing diffusers'
 renames (and storing the positional table once per attention, as AnimateDiff does).
 """
 
@@ -32,7 +37,7 @@ _TO_ORIGINAL = (
 )
 
 
-def adapter(widths: tuple[int, ...], seed: int = SEED):
+def adapter(widths: tuple[int, ...], seed: int = SEED, mid_block: bool = True):
     from diffusers import MotionAdapter
 
     torch.manual_seed(seed)
@@ -42,7 +47,7 @@ def adapter(widths: tuple[int, ...], seed: int = SEED):
         motion_num_attention_heads=HEADS,
         motion_norm_num_groups=32,
         motion_max_seq_length=32,
-        use_motion_mid_block=True,
+        use_motion_mid_block=mid_block,
     ).eval()
     # diffusers zero-initialises proj_out (a fresh module is the identity); random weights
     # make the motion module change the result, so a test can see that it ran.
@@ -78,7 +83,14 @@ def build(root: Path) -> dict[str, Path]:
     folder = shared / "tiny-motion-adapter"
     mm.save_pretrained(folder)
     wide = to_original(state_of(adapter((64, 128), SEED + 1)))
+    xl = adapter(tuple(unet_config("tiny-sdxl")["block_out_channels"]), SEED + 2, mid_block=False)
+    xl_ckpt = a1111 / "tiny_mm_sdxl.ckpt"
+    torch.save(to_original(state_of(xl)), xl_ckpt)  # no Lightning wrapper, as mm_sdxl's
+    xl_folder = shared / "tiny-motion-adapter-xl"
+    xl.save_pretrained(xl_folder)
     return {
+        "tiny_mm_sdxl": xl_ckpt,
+        "tiny-motion-adapter-xl": xl_folder,
         "tiny_mm_sd1": ckpt,
         "tiny_mm_sd1_v2": save_tensors(original, comfy / "tiny_mm_sd1_v2.safetensors"),
         "tiny-motion-adapter": folder,

@@ -84,3 +84,30 @@ def a1111_steps(steps: int, strength: float, *, fixed: bool = False, flow: bool 
         return {"num_inference_steps": length, "strength": 1.0}
     half = -0.5 if flow else 0.5
     return {"num_inference_steps": length, "strength": (run + half) / length}
+
+
+def a1111_embeds(pipe, prompt: str, negative: str, steps: int, sdxl: bool) -> dict:
+    """The engine's A1111 prompt encoding of `prompt` on the pipeline's text encoders, as
+    diffusers' prompt_embeds arguments (the weights, BREAK and clip skip parsed; tags dropped)."""
+    from dreamwire.backend.text_encoding import PromptEncoder, encode_conditioning
+
+    encoder = PromptEncoder.for_pipeline(pipe)
+    with torch.inference_mode():
+        step = encode_conditioning(encoder, prompt, negative, steps).at_step(0)
+    out = {"prompt_embeds": step.cond, "negative_prompt_embeds": step.uncond}
+    if sdxl:
+        out.update(
+            pooled_prompt_embeds=step.pooled, negative_pooled_prompt_embeds=step.uncond_pooled
+        )
+    return out
+
+
+def fused_lora(engine, model: str, name: str, weight: float):
+    """The LoRA added to the loaded model's weights as the engine's LoRA stage adds it (the
+    caller restores the returned patch)."""
+    from dreamwire.backend.conditioning import lora
+    from dreamwire.backend.conditioning.files import library_entries
+
+    loaded = engine.load(model)
+    path = lora.resolve(name, library_entries(engine.library, "lora"))
+    return lora.apply([(lora.read_cached(path, name), weight, weight)], loaded.components)

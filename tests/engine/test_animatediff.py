@@ -2,14 +2,16 @@
 motion module (a weights-only .ckpt, renamed on load), equals diffusers' AnimateDiffPipeline
 given the same weights as a MotionAdapter folder, bit for bit, with FreeNoise context windows
 and with a ControlNet per frame; a module for other block widths, or a missing one, is
-refused by name before anything loads."""
+refused by name before anything loads. Prompts are the A1111 language as in still images:
+a weighted prompt with a <lora:...> tag equals diffusers given the engine's prompt_embeds
+on the LoRA-patched model, and what one batch cannot follow is refused at plan time."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from reference import reference_pipe, to_uint8
+from reference import a1111_embeds, fused_lora, reference_pipe, to_uint8
 
 from dreamwire.shared.animatediff import AnimateDiff, FrameControl
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -112,3 +114,62 @@ def test_wrong_or_missing_module_is_refused(ad_engine, module, code, words):
     with pytest.raises(DreamwireError) as err:
         ad_engine.run(ad_job(module))
     assert err.value.code is code and words in str(err.value)
+
+
+WEIGHTED = "a (fox:1.4) running, [grass] <lora:tiny_style:0.8>"
+
+
+def test_weighted_prompt_and_lora_tag_equal_pipeline_given_embeds_and_fused_lora(
+    ad_engine, motion_root
+):
+    import diffusers
+
+    job = ad_job(prompt=WEIGHTED)
+    job.animatediff.context_length = FRAMES  # one window: diffusers takes prompt_embeds
+    unet = ad_engine.load("tiny-sd1").components["unet"]
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    result = ad_engine.run(job)
+    ours = [g.image for g in result.images]
+    # The job's LoRA is taken off again, exactly.
+    assert all(torch.equal(before[k], v) for k, v in unet.state_dict().items())
+    assert 'Lora hashes: "tiny_style: ' in result.images[0].infotext
+    folder = motion_root / "models" / "animatediff_models" / "tiny-motion-adapter"
+    patch = fused_lora(ad_engine, "tiny-sd1", "tiny_style", 0.8)
+    try:
+        comps = reference_pipe(ad_engine, "StableDiffusionPipeline", job.sampler).components
+        parts = {k: comps[k] for k in ("vae", "text_encoder", "tokenizer", "unet", "scheduler")}
+        adapter = diffusers.MotionAdapter.from_pretrained(folder)
+        pipe = diffusers.AnimateDiffPipeline(**parts, motion_adapter=adapter)
+        pipe.set_progress_bar_config(disable=True)
+        embeds = a1111_embeds(pipe, WEIGHTED, job.negative, job.steps, sdxl=False)
+        # Read as plain text the weights and the tag would give other embeddings.
+        with torch.inference_mode():
+            plain, _ = pipe.encode_prompt(WEIGHTED, "cpu", 1, False)
+        assert not torch.equal(plain, embeds["prompt_embeds"])
+        args = dict(num_frames=FRAMES, width=SIZE, height=SIZE, num_inference_steps=2)
+        args.update(guidance_scale=job.cfg, output_type="np", **embeds)
+        with torch.inference_mode():
+            ref = pipe(generator=torch.Generator("cpu").manual_seed(job.seed), **args).frames[0]
+    finally:
+        patch.restore()
+    for a, b in zip(ours, to_uint8(ref), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "negative", "words"),
+    [
+        ("a fox AND a hare", "", "AND"),
+        ("a fox:0.5", "", "subprompt weight"),
+        ("a [fox:hare:0.5]", "", "prompt editing"),
+        ("a fox", "[blurry|dark]", "negative"),
+    ],
+)
+def test_prompt_syntax_one_batch_cannot_follow_is_refused_at_plan_time(
+    ad_engine, prompt, negative, words
+):
+    from dreamwire.backend.engine import planning
+
+    with pytest.raises(DreamwireError) as err:
+        planning.plan(ad_job(prompt=prompt, negative=negative), ad_engine.library)
+    assert err.value.code is ErrorCode.INVALID_PROMPT and words in str(err.value)

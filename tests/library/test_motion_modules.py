@@ -28,8 +28,10 @@ def test_every_layout_is_found_identified_and_loads_the_same_adapter(root, monke
     monkeypatch.setenv("DREAMWIRE_MOTION_MODULES", str(root / "own"))
     assert sorted(mm.names([root])) == [
         "tiny-motion-adapter",
+        "tiny-motion-adapter-xl",
         "tiny_mm_sd1",
         "tiny_mm_sd1_v2",
+        "tiny_mm_sdxl",
         "tiny_mm_wide",
     ]
     layouts = {}
@@ -49,6 +51,13 @@ def test_every_layout_is_found_identified_and_loads_the_same_adapter(root, monke
     for name in ("tiny_mm_sd1", "tiny_mm_sd1_v2"):
         assert states[name].keys() == ref.keys()
         assert all(torch.equal(states[name][k], ref[k]) for k in ref), name
+    # The SDXL module (no mid block) as AnimateDiff's .ckpt and as a MotionAdapter folder.
+    xl = [
+        mm.load_adapter(mm.identify(mm.find(n, [root]))).state_dict()
+        for n in ("tiny_mm_sdxl", "tiny-motion-adapter-xl")
+    ]
+    assert xl[0].keys() == xl[1].keys() and not any(k.startswith("mid_block") for k in xl[0])
+    assert all(torch.equal(xl[0][k], xl[1][k]) for k in xl[1])
 
 
 def test_original_keys_convert_one_to_one(root):
@@ -81,10 +90,13 @@ def test_refusals(root, tmp_path):
     # A LoRA (no motion_modules keys) and a HotShot-XL file are not motion modules here.
     from safetensors.torch import save_file
 
-    save_file({"temporal_layers.0.weight": torch.zeros(2)}, tmp_path / "hsxl.safetensors")
-    with pytest.raises(DreamwireError) as err:
-        mm.identify(tmp_path / "hsxl.safetensors")
-    assert err.value.code is ErrorCode.MODEL_UNSUPPORTED and "HotShot" in str(err.value)
+    hsxl = "down_blocks.0.temporal_attentions.0.proj_in.weight"  # Hotshot-XL's keys
+    for name, key in (("hsxl", hsxl), ("lora", "lora_unet_down.lora_up.weight")):
+        save_file({key: torch.zeros(2)}, tmp_path / f"{name}.safetensors")
+        with pytest.raises(DreamwireError) as err:
+            mm.identify(tmp_path / f"{name}.safetensors")
+        assert err.value.code is ErrorCode.MODEL_UNSUPPORTED
+    assert "Hotshot-XL" in str(mm_error(tmp_path / "hsxl.safetensors"))
     # A .ckpt whose pickle wants to build an object is never unpickled.
 
     class Payload:
@@ -96,3 +108,32 @@ def test_refusals(root, tmp_path):
     with pytest.raises(DreamwireError) as err:
         mm.identify(evil)
     assert err.value.code is ErrorCode.MODEL_UNSAFE
+
+
+def mm_error(path) -> DreamwireError:
+    with pytest.raises(DreamwireError) as err:
+        mm.identify(path)
+    return err.value
+
+
+def test_family_is_told_by_the_down_blocks(root, tmp_path):
+    """SD1.5 modules have the four down blocks of SD1.x UNets, SDXL's the three of SDXL's
+    (at tiny widths here); the tiny modules, two blocks, have no family and fit by widths."""
+    from dreamwire.backend.tiny import motion_modules as tiny_mm
+    from dreamwire.backend.tiny.files import save_tensors, state_of
+
+    for name, widths, mid in (("sd15", (32, 32, 32, 32), True), ("sdxl", (32, 32, 32), False)):
+        state = tiny_mm.to_original(state_of(tiny_mm.adapter(widths, mid_block=mid)))
+        save_tensors(state, tmp_path / f"mm_{name}.safetensors")
+    sd15 = mm.identify(tmp_path / "mm_sd15.safetensors")
+    sdxl = mm.identify(tmp_path / "mm_sdxl.safetensors")
+    assert (sd15.family, sdxl.family) == ("sd1", "sdxl")
+    mm.check_family(sd15, "sd1", "m")
+    mm.check_family(sdxl, "sdxl", "m")
+    for info, family, words in ((sd15, "sdxl", "SD1.5"), (sdxl, "sd1", "SDXL")):
+        with pytest.raises(DreamwireError) as err:
+            mm.check_family(info, family, "the checkpoint")
+        assert err.value.code is ErrorCode.MODEL_MISMATCH and words in str(err.value)
+    xl = mm.identify(mm.find("tiny_mm_sdxl", [root]))
+    assert (xl.family, xl.layout, xl.mid_block) == ("", "original", False)
+    mm.check_family(xl, "sd1", "m")  # no family: the UNet's widths decide

@@ -44,7 +44,7 @@ def test_round_trip_keeps_every_frame():
             ErrorCode.INVALID_IMAGE,
             "32 x 32",
         ),
-        (lambda j: setattr(j, "loras", [LoraRef("x")]), ErrorCode.INVALID_JOB, "LoRAs"),
+        (lambda j: setattr(j, "attention_maps", True), ErrorCode.INVALID_JOB, "attention maps"),
         (lambda j: setattr(j.animatediff.controls[0], "model", ""), ErrorCode.INVALID_JOB, "type"),
         (lambda j: setattr(j, "animatediff", None), ErrorCode.INVALID_JOB, "needs its"),
         (
@@ -98,3 +98,10 @@ def test_batch_job_takes_each_frames_depth(tmp_path):
     reports = batch.store([1, 2, 3], [np.full((16, 16, 3), 9, np.uint8)] * 3, io)
     assert [r.source for r in reports] == ["generated", "on disk", "generated"]
     assert int(io.load(2).max()) == 0  # the frame on disk is kept
+
+
+def test_loras_are_taken():
+    # The job's LoRAs run in animatediff jobs as in still images (the engine patches them in).
+    j = job()
+    j.loras = [LoraRef("x", 0.5)]
+    assert j.validate().loras[0].weight == 0.5
