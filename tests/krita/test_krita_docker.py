@@ -100,6 +100,12 @@ def test_docker_history_copies_parameters_back_into_the_panel(gui):
     assert gui[0]["copied_back"] == ["a lighthouse at dusk", 21, 2]
 
 
+def test_one_generate_button_generates_then_inpaints_the_selection(gui):
+    out = gui[0]
+    assert out["after_click"].startswith("Generate: queued"), out["after_click"]
+    assert out["button_label"] == "Inpaint" and out["inpaint_click"].startswith("Inpaint: queued")
+
+
 def test_docker_inpaint_uses_a_real_transparency_mask(gui):
     r = gui[0]["inpainted"]
     assert r["masked"] == "transparency mask", gui[0]["mask_notes"]

@@ -214,6 +214,7 @@ class Driver:
         d.steps.setValue(2)
         d.seed.setValue(21)
         d.batch.setValue(1)
+        d.strength.setValue(1.0)  # 100% and no selection: the one button generates
         self.applied = len(d.controller.applied)
         self.previews = 0
         self.out["two_pass_default"] = d.two_pass.isChecked()
@@ -275,7 +276,9 @@ class Driver:
         d.two_pass.setChecked(False)  # saved with the panel on the next click
         self.applied = len(d.controller.applied)
         self.remember_active()
-        d.inpaint_button.click()
+        d._show_kind()  # what the button's timer does
+        self.out["button_label"] = d.generate_button.text()
+        d.generate_button.click()  # 100% and a selection over paint: an inpaint
         self.out["inpaint_job_fill"] = d.controller.last_job.inpaint_fill
         self.out["inpaint_click"] = d.message.text()
         return True
