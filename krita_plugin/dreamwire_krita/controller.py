@@ -217,6 +217,9 @@ class Controller:
         if self.xyz is not None:
             self._set(message="An X/Y/Z plot is running: wait for it, or cancel.", level="error")
             return 0
+        # One seed for every cell (A1111 picks one random seed for the grid), so the cells
+        # differ only in what the axes vary.
+        params = self._with_job_seed(params)
         try:
             base, pending = self._build("generate", params, doc)
             t = pending.plan.target
@@ -295,10 +298,7 @@ class Controller:
 
     def _act(self, action: str, params: Params, doc=None, choice=None) -> str | None:
         """Submit one action; any problem becomes a message, never an exception."""
-        # Each queued job its own seed: the panel's when fixed, else a new random one.
-        params = dataclasses.replace(
-            params, seed=jobqueue.job_seed(params.seed, params.fixed_seed), fixed_seed=True
-        )
+        params = self._with_job_seed(params)
         try:
             # The document is checked first: its problems are the ones the artist can fix now.
             job, pending = self._build(action, params, doc, choice)
@@ -324,6 +324,13 @@ class Controller:
             message=f"{action.capitalize()}: queued. {note}".strip(), level="info", step=0, total=0
         )
         return job_id
+
+    @staticmethod
+    def _with_job_seed(params: Params) -> Params:
+        """Each queued job its own seed: the panel's when fixed, else a new random one
+        (logic/queue.py), known here so the queue and the history can show it."""
+        seed = jobqueue.job_seed(params.seed, params.fixed_seed)
+        return dataclasses.replace(params, seed=seed, fixed_seed=True)
 
     def _build(self, action: str, params: Params, doc=None, choice=None):
         doc = doc or host.active_document()
