@@ -143,11 +143,12 @@ class Controller:
     def tick(self) -> None:
         if self.session is not None and self.session.tick():
             self.ui.refresh(self)
-        if self.local_backend is not None and not self.local_failure:
-            failure = self.local_backend.check()
-            if failure is not None and not self.ever_connected:
+        if self.local_backend is not None and self.local_backend.failure is None:
+            failure = self.local_backend.check()  # not None once, when it has exited
+            if failure is not None:
                 self.local_failure = failure.message
-                self.on_state(self.status.state)
+                if self.status.state != "connected":  # else when the client notices
+                    self.on_state(self.status.state)
         if self.live.on:
             self.live_tick()
 
