@@ -83,6 +83,8 @@ def test_krita_actions_generate_cancel_and_toggle_live(gui):
     )
     assert a["live_on"] == [True, "live", True] and a["live_off"] == [False, False]
     assert a["generated"] and a["cancelled"].startswith("Cancelled")
+    # Two presses: two jobs in the queue menu, each with its own random seed.
+    assert a["queue"] == ["Queue 2 (2 waiting)", 2, True], a["queue"]
 
 
 def test_docker_without_a_document_says_so(gui):

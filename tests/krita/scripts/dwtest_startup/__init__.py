@@ -550,8 +550,16 @@ class Driver:
         d.set_workspace(type(d.workspace).GENERATE)
         d.steps.setValue(40)  # long enough to still be running when cancelled
         before = d.controller.last_job
+        d.fixed_seed.setChecked(False)  # a new random seed per queued job
         acts["dreamwire_generate"].trigger()
         r["generated"] = d.controller.last_job is not before and d.controller.busy
+        first = d.controller.last_job
+        acts["dreamwire_generate"].trigger()  # a second press queues a second job
+        r["queue"] = [
+            d.queue_button.text(),
+            len(d.controller.queue()),
+            first.seed != d.controller.last_job.seed,
+        ]
         acts["dreamwire_cancel"].trigger()
         self.out["actions"] = r
         return True
