@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shlex
-import subprocess
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +21,15 @@ from dreamwire.shared.refine_upscaler import welcome_upscalers
 from . import krita_host as host
 from .logic import click_mask, heatmaps, jobs, live, naming, prompt_regions, regions, xyz
 from .logic import controls as ctl
+from .logic import generate_kind as gk
+from .logic import progress as prog
+from .logic import queue as jobqueue
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.connection import connection_view
 from .logic.geometry import Rect
 from .logic.history import Entry, History, params_from_infotext
+from .logic.local_backend import LocalBackend
 from .logic.params import Params
 from .logic.regions import PlanError
 from .logic.session import Pending, Session, SessionError
@@ -42,6 +44,8 @@ class Status:
     step: int = 0
     total: int = 0
     preview: np.ndarray | None = None
+    # The bar and its text ("Step 12/20 · ~8 s left", "Decoding…"): logic/progress.py.
+    progress: prog.ProgressView | None = None
 
 
 class NullUi:
@@ -58,7 +62,9 @@ class Controller:
         self.session: Session | None = None
         self.welcome = None
         self.welcome_version = 0
-        self.backend_process: subprocess.Popen | None = None
+        self.local_backend: LocalBackend | None = None  # the backend this plugin started
+        self.local_failure = ""  # why it is not running; shown until a backend answers
+        self.step_clock = prog.StepClock()
         self.applied: list[dict] = []  # what landed on the canvas, newest last
         self.last_job = None  # the last job built, for scripts and tests to inspect
         self.layer_count = 4  # how many layers the Layers action asks for
@@ -79,6 +85,7 @@ class Controller:
 
         self.disconnect()
         self.ever_connected = False
+        self.local_failure = ""
         s = self.settings
         if s.backend_command and s.is_local():
             self.start_local_backend()
@@ -90,6 +97,9 @@ class Controller:
             ),
             self,
         )
+        if self.local_failure:
+            self.on_state(self.session.state)  # the failure, not "Connecting…"
+            return
         self._set(
             state=self.session.state,
             label=connection_view(self.session.state, False, s.address).label,
@@ -109,30 +119,36 @@ class Controller:
             self.session = None
         self.status.state, self.status.label = "disconnected", "Disconnected"
 
+    @property
+    def backend_process(self):
+        """The local backend's process (None when none was started)."""
+        return self.local_backend.process if self.local_backend is not None else None
+
     def start_local_backend(self) -> None:
-        if self.backend_process is not None and self.backend_process.poll() is None:
+        if self.local_backend is not None and self.local_backend.running:
             return
-        try:
-            self.backend_process = subprocess.Popen(
-                shlex.split(self.settings.backend_command),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            self._set(message=f"Could not start the local backend: {exc}", level="error")
+        self.local_backend = LocalBackend(self.settings.backend_command)
+        failure = self.local_backend.start()
+        if failure is not None:
+            self.local_failure = failure.message
 
     def shutdown(self) -> None:
         # Live takes its preview layer away with it; Krita may be tearing documents down.
         with contextlib.suppress(Exception):
             self.set_live(False)
         self.disconnect()
-        if self.backend_process is not None and self.backend_process.poll() is None:
-            self.backend_process.terminate()
+        if self.local_backend is not None:
+            self.local_backend.stop()
 
     def tick(self) -> None:
         if self.session is not None and self.session.tick():
             self.ui.refresh(self)
+        if self.local_backend is not None and self.local_backend.failure is None:
+            failure = self.local_backend.check()  # not None once, when it has exited
+            if failure is not None:
+                self.local_failure = failure.message
+                if self.status.state != "connected":  # else when the client notices
+                    self.on_state(self.status.state)
         if self.live.on:
             self.live_tick()
 
@@ -144,6 +160,31 @@ class Controller:
     # `doc` defaults to the active document; scripts without a view pass one.
     def generate(self, params: Params, doc=None) -> str | None:
         return self._act("generate", params, doc)
+
+    def generate_by_selection(self, params: Params, doc=None) -> str | None:
+        """The docker's one Generate button: generate, refine or inpaint as the selection
+        and the strength say (logic/generate_kind.py, Krita AI Diffusion's rule)."""
+        try:
+            decision = self.decide(params, doc)
+        except Exception as exc:  # PlanError, or a colour space it cannot read
+            self._set(message=getattr(exc, "message", None) or str(exc), level="error")
+            return None
+        return self._act(decision.kind.value, params, doc)
+
+    def decide(self, params: Params, doc=None) -> gk.Decision:
+        """What the Generate button would send for `doc` (the active document) now."""
+        doc = doc or Krita.instance().activeDocument()
+        if doc is None:
+            return gk.decide(False, None, params.strength, lambda: False)
+        canvas, sel = host.canvas_rect(doc), host.selection_rect(doc)
+
+        def painted() -> bool:
+            # Where the job would read: around the selection (inpaint's context), or the
+            # whole canvas.
+            area = canvas if sel is None else sel.grow(regions.INPAINT_PADDING).intersect(canvas)
+            return not area.empty() and bool(host.read_visible(doc, area)[..., 3].any())
+
+        return gk.decide(True, sel, params.strength, painted)
 
     def refine(self, params: Params, doc=None) -> str | None:
         return self._act("refine", params, doc)
@@ -177,6 +218,9 @@ class Controller:
         if self.xyz is not None:
             self._set(message="An X/Y/Z plot is running: wait for it, or cancel.", level="error")
             return 0
+        # One seed for every cell (A1111 picks one random seed for the grid), so the cells
+        # differ only in what the axes vary.
+        params = self._with_job_seed(params)
         try:
             base, pending = self._build("generate", params, doc)
             t = pending.plan.target
@@ -199,7 +243,7 @@ class Controller:
         if run is not None and self.session is not None:
             for jid in run.job_ids:
                 self.session.cancel(jid)
-        self.status.preview = None
+        self.status.preview = self.status.progress = None
         self._set(message=message, level="error")
 
     def _xyz_result(self, pending: Pending, result) -> None:
@@ -235,14 +279,27 @@ class Controller:
         selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
         return self._act("select", params, doc)
 
-    def cancel(self) -> None:
+    def cancel(self, job_id: str | None = None) -> None:
+        """Cancel `job_id` (one job of the queue), or every job in flight."""
         if self.session is not None:
-            self.session.cancel()
-            if self.session.busy:  # otherwise on_cancelled has already said so
+            self.session.cancel(job_id)
+            if job_id is None and self.session.busy:  # else on_cancelled has said so
                 self._set(message="Cancelling…", level="info")
+
+    def queue(self) -> list[jobqueue.QueueEntry]:
+        """The jobs in flight, for the docker's queue menu (submission order)."""
+        if self.session is None:
+            return []
+        return jobqueue.entries(
+            jobqueue.QueuedJob(
+                p.job_id, p.action, p.params.prompt, int(p.params.seed), p.stage, p.ahead
+            )
+            for p in self.session.pending.values()
+        )
 
     def _act(self, action: str, params: Params, doc=None, choice=None) -> str | None:
         """Submit one action; any problem becomes a message, never an exception."""
+        params = self._with_job_seed(params)
         try:
             # The document is checked first: its problems are the ones the artist can fix now.
             job, pending = self._build(action, params, doc, choice)
@@ -268,6 +325,13 @@ class Controller:
             message=f"{action.capitalize()}: queued. {note}".strip(), level="info", step=0, total=0
         )
         return job_id
+
+    @staticmethod
+    def _with_job_seed(params: Params) -> Params:
+        """Each queued job its own seed: the panel's when fixed, else a new random one
+        (logic/queue.py), known here so the queue and the history can show it."""
+        seed = jobqueue.job_seed(params.seed, params.fixed_seed)
+        return dataclasses.replace(params, seed=seed, fixed_seed=True)
 
     def _build(self, action: str, params: Params, doc=None, choice=None):
         doc = doc or host.active_document()
@@ -436,7 +500,10 @@ class Controller:
     def on_state(self, state: str) -> None:
         if state == "connected":
             self.ever_connected = True
-        view = connection_view(state, self.ever_connected, self.settings.address)
+            self.local_failure = ""  # a backend answers after all
+        view = connection_view(
+            state, self.ever_connected, self.settings.address, self.local_failure
+        )
         self._set(state=state, label=view.label, message=view.message, level=view.level)
 
     def on_welcome(self, welcome) -> None:
@@ -452,13 +519,33 @@ class Controller:
             run = self.xyz
             self.status.step, self.status.total = len(run.images), run.total
             self.status.message = f"X/Y/Z plot: {len(run.images)} of {run.total} cells"
+            self.status.progress = prog.ProgressView(
+                self.status.message, len(run.images), run.total
+            )
             self.ui.refresh(self)
             return
+        running = progress.state != "queued"
+        if not running and self.status.progress is not None and self._running_elsewhere(pending):
+            return  # a job waiting behind the running one: the bar stays on the running one
         self.status.step, self.status.total = progress.step, progress.total
         if progress.preview is not None:
             self.status.preview = progress.preview
-        self.status.message = progress.message or progress.state
+        eta = self.step_clock.observe(
+            progress.job_id, progress.state, progress.step, progress.total
+        )
+        view = prog.view(progress.state, progress.step, progress.total, eta, progress.message)
+        self.status.progress = view
+        self.status.message = view.text
         self.ui.refresh(self)
+
+    def _running_elsewhere(self, pending) -> bool:
+        """Whether another job of this session is past the queue (it owns the bar)."""
+        if self.session is None:
+            return False
+        return any(
+            p is not pending and p.stage not in ("sent", "queued") and p.action not in ("live",)
+            for p in self.session.pending.values()
+        )
 
     def on_result(self, pending: Pending, result) -> None:
         if pending.action == "xyz":
@@ -471,7 +558,7 @@ class Controller:
             self._select_result(pending, result)
             return
         doc = pending.doc_key
-        self.status.preview = None
+        self.status.preview = self.status.progress = None
         if not host.is_open(doc):
             # Kept for the artist: the history can insert it into another document.
             for gen in result.images:
@@ -498,7 +585,7 @@ class Controller:
             if self.xyz is not None:
                 self._xyz_abort(f"X/Y/Z plot stopped: a cell failed: {message}")
             return
-        self.status.preview = None
+        self.status.preview = self.status.progress = None
         self._set(message=message, level="error")
 
     def on_cancelled(self, pending) -> None:
@@ -510,7 +597,7 @@ class Controller:
                 self._xyz_abort("X/Y/Z plot cancelled; the document was not changed.")
                 self.status.level = "info"
             return
-        self.status.preview = None
+        self.status.preview = self.status.progress = None
         self._set(message="Cancelled; the document was not changed.", level="info")
 
     # -- results ------------------------------------------------------------------

@@ -21,6 +21,7 @@ from PyQt5.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -42,9 +43,12 @@ from . import krita_host as host
 from .controller import Controller
 from .logic import actions, live, workspaces
 from .logic import controls as ctl
+from .logic import generate_kind as gk
+from .logic import queue as jobqueue
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.params import MASKED_CONTENT, Params
+from .logic.probe import ConnectionProbe
 from .logic.regions import PlanError
 from .logic.session import SessionError
 
@@ -112,11 +116,67 @@ class SettingsDialog(QDialog):
         form.addRow("Backend public key", self.server_key)
         form.addRow("Your secret key", self.client_key)
         form.addRow("Start local backend", self.command)
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setToolTip("Ask the backend at this address (and keys) to answer")
+        self.test_button.clicked.connect(self.test_connection)
+        form.addRow(self.test_button)
+        self.feedback = QLabel("")
+        self.feedback.setWordWrap(True)
+        form.addRow(self.feedback)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.base = settings
+        self.probe: ConnectionProbe | None = None
+        self.probe_timer = QTimer(self)
+        self.probe_timer.timeout.connect(self._probe_tick)
+
+    def _say(self, text: str, ok: bool) -> None:
+        self.feedback.setStyleSheet("" if ok else "color: #d04040")
+        self.feedback.setText(text)
+
+    def accept(self) -> None:
+        """Closes only with settings that can be used: the reason shows otherwise."""
+        problems = self.value().problems()
+        if problems:
+            self._say("; ".join(problems), ok=False)
+            return
+        self._stop_probe()
+        super().accept()
+
+    def reject(self) -> None:
+        self._stop_probe()
+        super().reject()
+
+    def test_connection(self) -> None:
+        from dreamwire.shared.client import Client
+
+        self._stop_probe()
+        v = self.value()
+        self.probe = ConnectionProbe(
+            v.address,
+            v.server_key,
+            v.client_key,
+            lambda a, s, c: Client(a, server_public_key=s, client_secret_key=c),
+        )
+        self._say(f"Asking {v.address}…", ok=True)
+        self.test_button.setEnabled(False)
+        self.probe_timer.start(POLL_MS)
+        self._probe_tick()
+
+    def _probe_tick(self) -> None:
+        result = self.probe.tick() if self.probe is not None else None
+        if result is not None:
+            self._say(result.message, result.ok)
+            self._stop_probe()
+
+    def _stop_probe(self) -> None:
+        self.probe_timer.stop()
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
+        self.test_button.setEnabled(True)
 
     def value(self) -> settings_mod.Settings:
         s = settings_mod.Settings(**vars(self.base))
@@ -222,9 +282,20 @@ class DreamwireDocker(DockWidget):
         row = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("")
+        self.queue_button = QToolButton()
+        self.queue_button.setText(jobqueue.label([]))
+        self.queue_button.setToolTip("The jobs sent and waiting: pick one to cancel it")
+        self.queue_button.setPopupMode(QToolButton.InstantPopup)
+        self.queue_menu = QMenu(self.queue_button)
+        self.queue_menu.aboutToShow.connect(self._fill_queue_menu)
+        self.queue_button.setMenu(self.queue_menu)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.controller.cancel)
+        self.cancel_button.setToolTip("Cancel every job in the queue")
+        self.cancel_button.clicked.connect(lambda: self.controller.cancel())
         row.addWidget(self.progress, 1)
+        row.addWidget(self.queue_button)
         row.addWidget(self.cancel_button)
         self.message = QLabel("")
         self.message.setWordWrap(True)
@@ -257,17 +328,21 @@ class DreamwireDocker(DockWidget):
         lay.addLayout(row)
 
         row = QHBoxLayout()
+        # One button: the selection and the strength say whether it generates, refines or
+        # inpaints (logic/generate_kind.py); its text follows them.
         self.generate_button = QPushButton("Generate")
-        self.refine_button = QPushButton("Refine")
-        self.inpaint_button = QPushButton("Inpaint")
         self.edit_button = QPushButton("Edit")
         self._edit_tip = (
             "Change the current layer (or its selected part) as the prompt instructs; the "
             "result comes in as a new layer"
         )
-        self.generate_button.clicked.connect(lambda: self.controller.generate(self.params()))
-        self.refine_button.clicked.connect(lambda: self.controller.refine(self.params()))
-        self.inpaint_button.clicked.connect(lambda: self.controller.inpaint(self.params()))
+        self.generate_button.clicked.connect(
+            lambda: self.controller.generate_by_selection(self.params())
+        )
+        self.strength.valueChanged.connect(lambda _v: self._show_kind())
+        self.kind_timer = QTimer(self)  # the selection changes without telling the docker
+        self.kind_timer.timeout.connect(self._show_kind)
+        self.kind_timer.start(400)
         self.edit_button.clicked.connect(lambda: self.controller.edit(self.params()))
         self.layers_button = QPushButton("Layers")
         self._layers_tip = (
@@ -275,14 +350,9 @@ class DreamwireDocker(DockWidget):
             "as a group, bottom layer first (the prompt describes the picture)"
         )
         self.layers_button.clicked.connect(lambda: self.controller.layers(self.params()))
-        for b in (
-            self.generate_button,
-            self.refine_button,
-            self.inpaint_button,
-            self.edit_button,
-            self.layers_button,
-        ):
-            row.addWidget(b)
+        row.addWidget(self.generate_button, 2)
+        for b in (self.edit_button, self.layers_button):
+            row.addWidget(b, 1)
         lay.addLayout(row)
 
         # The X/Y/Z plot varies sampling settings: it folds away with them, so the page's
@@ -336,6 +406,21 @@ class DreamwireDocker(DockWidget):
         self.seed = QSpinBox()
         self.seed.setRange(-1, SEED_MAX)
         self.seed.setSpecialValueText("random")
+        self.fixed_seed = QCheckBox("Fixed")
+        self.fixed_seed.setToolTip(
+            "On: every job uses this seed. Off: every queued job gets a new random seed"
+        )
+        self.dice = QToolButton()
+        self.dice.setText("🎲")
+        self.dice.setToolTip("A new random seed, kept fixed")
+        self.dice.clicked.connect(lambda: self.seed.setValue(live.new_seed()))
+        # A seed typed in is a seed meant to be used; "random" is not fixed.
+        self.seed.valueChanged.connect(lambda v: self.fixed_seed.setChecked(v >= 0))
+        self.fixed_seed.toggled.connect(self._fixed_toggled)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.fixed_seed)
+        seed_row.addWidget(self.dice)
         self.inpaint_fill = QComboBox()
         self.inpaint_fill.addItems(list(MASKED_CONTENT))
         self.inpaint_fill.setToolTip(
@@ -356,7 +441,7 @@ class DreamwireDocker(DockWidget):
             ("Steps", self.steps),
             ("CFG", self.cfg),
             (self.distilled_label, self.distilled_cfg),
-            ("Seed", self.seed),
+            ("Seed", seed_row),
             ("Masked content", self.inpaint_fill),
             ("Batch", self.batch),
         ):
@@ -650,6 +735,7 @@ class DreamwireDocker(DockWidget):
             cfg=self.cfg.value(),
             distilled_cfg=self.distilled_cfg.value(),
             seed=self.seed.value(),
+            fixed_seed=self.fixed_seed.isChecked(),
             strength=self.strength.value(),
             batch=self.batch.value(),
             inpaint_fill=self.inpaint_fill.currentText(),
@@ -677,6 +763,7 @@ class DreamwireDocker(DockWidget):
         self.cfg.setValue(p.cfg)
         self.distilled_cfg.setValue(p.distilled_cfg)
         self.seed.setValue(max(-1, min(SEED_MAX, p.seed)))
+        self.fixed_seed.setChecked(p.fixed_seed and p.seed >= 0)
         self.strength.setValue(p.strength)
         self.batch.setValue(p.batch)
         self.inpaint_fill.setCurrentText(p.inpaint_fill)
@@ -766,6 +853,38 @@ class DreamwireDocker(DockWidget):
         if row >= 0:
             self.set_params(self.controller.copy_params(row, self.params()))
 
+    def _fixed_toggled(self, on: bool) -> None:
+        if on and self.seed.value() < 0:
+            self.seed.setValue(live.new_seed())  # fixed to a seed the artist can see
+
+    def _show_kind(self) -> None:
+        """The Generate button says what a press will do: Generate, Refine or Inpaint;
+        masked content only matters for an inpaint."""
+        doc = Krita.instance().activeDocument()
+        sel = host.selection_rect(doc) if doc is not None else None
+        kind = gk.preview_kind(sel, self.strength.value())
+        if self.generate_button.text() != kind.label:
+            self.generate_button.setText(kind.label)
+            self.generate_button.setToolTip(
+                "Strength 100% generates (into the selection: inpaints); below 100% refines "
+                "the canvas or the selection"
+            )
+        self.inpaint_fill.setEnabled(kind is gk.Kind.INPAINT)
+
+    def _fill_queue_menu(self) -> None:
+        self.queue_menu.clear()
+        shown = self.controller.queue()
+        if not shown:
+            self.queue_menu.addAction("No jobs in the queue").setEnabled(False)
+            return
+        for entry in shown:
+            act = self.queue_menu.addAction(f"Cancel: {entry.text}")
+            act.triggered.connect(lambda _c=False, j=entry.job_id: self.controller.cancel(j))
+        self.queue_menu.addSeparator()
+        self.queue_menu.addAction("Cancel all").triggered.connect(
+            lambda _c=False: self.controller.cancel()
+        )
+
     # -- view updates -------------------------------------------------------------------
     def show_message(self, text: str, level: str = "info") -> None:
         colour = {"error": "#d04040", "warning": "#c08020"}.get(level, "")
@@ -779,8 +898,11 @@ class DreamwireDocker(DockWidget):
         busy = controller.busy
         self.cancel_button.setEnabled(busy)
         self.live_apply_button.setEnabled(controller.live.result is not None)
-        self.progress.setRange(0, max(1, st.total))
-        self.progress.setValue(min(st.step, max(1, st.total)) if busy else 0)
+        view = st.progress if busy else None
+        self.progress.setRange(0, view.maximum if view else 1)
+        self.progress.setValue(view.value if view else 0)
+        self.progress.setFormat(view.text if view else "")
+        self.queue_button.setText(jobqueue.label(controller.queue()))
         if st.preview is not None:
             pm = QPixmap.fromImage(to_qimage(st.preview))
             self.preview.setPixmap(pm.scaled(192, 192, Qt.KeepAspectRatio))
@@ -843,5 +965,6 @@ class DreamwireDocker(DockWidget):
 
     def closeEvent(self, event) -> None:
         self.timer.stop()
+        self.kind_timer.stop()
         self.controller.shutdown()
         super().closeEvent(event)

@@ -46,4 +46,9 @@ def register() -> None:
         DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, DreamwireDocker)
     )
     app.addExtension(DreamwireActions(app))
+    # The local backend the docker started goes with Krita (atexit is the fallback: Krita
+    # does not always finalise Python on the way out).
+    from .logic.local_backend import stop_all
+
+    app.notifier().applicationClosing.connect(stop_all)
     _registered = True

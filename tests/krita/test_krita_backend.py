@@ -236,6 +236,12 @@ def test_local_backend_command_is_started_used_and_stopped(krita_session):
     assert out["closed"]["history"] == 2  # the first result and the orphaned one
 
 
+def test_a_local_backend_that_cannot_start_says_why_and_keeps_saying_it(krita_session):
+    label, message, level = krita_session.part("dw_local")["failed"]
+    assert (label, level) == ("Backend failed", "error")
+    assert message.endswith("command not found: dreamwire-not-installed"), message
+
+
 def test_xyz_plot_grid_lands_as_a_layer_with_its_cells_in_a_group(run):
     out, record, _ = run
     x = out["xyz"]

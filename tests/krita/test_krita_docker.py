@@ -83,6 +83,8 @@ def test_krita_actions_generate_cancel_and_toggle_live(gui):
     )
     assert a["live_on"] == [True, "live", True] and a["live_off"] == [False, False]
     assert a["generated"] and a["cancelled"].startswith("Cancelled")
+    # Two presses: two jobs in the queue menu, each with its own random seed.
+    assert a["queue"] == ["Queue 2 (2 waiting)", 2, True], a["queue"]
 
 
 def test_docker_without_a_document_says_so(gui):
@@ -98,6 +100,12 @@ def test_docker_generate_adds_a_layer_with_history(gui):
 
 def test_docker_history_copies_parameters_back_into_the_panel(gui):
     assert gui[0]["copied_back"] == ["a lighthouse at dusk", 21, 2]
+
+
+def test_one_generate_button_generates_then_inpaints_the_selection(gui):
+    out = gui[0]
+    assert out["after_click"].startswith("Generate: queued"), out["after_click"]
+    assert out["button_label"] == "Inpaint" and out["inpaint_click"].startswith("Inpaint: queued")
 
 
 def test_docker_inpaint_uses_a_real_transparency_mask(gui):

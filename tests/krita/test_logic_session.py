@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
+from dreamwire_krita.logic import queue
 from dreamwire_krita.logic.geometry import Rect
 from dreamwire_krita.logic.params import Params
+from dreamwire_krita.logic.probe import ConnectionProbe
 from dreamwire_krita.logic.regions import plan_generate
 from dreamwire_krita.logic.session import LOST_MESSAGE, Pending, Session, SessionError
 
@@ -42,6 +45,13 @@ def _pending():
     return Pending("generate", plan_generate(Rect(0, 0, 64, 64), None), Params(), doc_key="doc")
 
 
+def _pump_probe(probe, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and probe.tick() is None:
+        time.sleep(0.02)
+    return probe.result
+
+
 @pytest.fixture
 def backend(tmp_path, tiny_models):
     with BackendProcess([tiny_models], tmp_path / "out") as b:
@@ -70,6 +80,11 @@ def test_result_reaches_the_listener_with_its_pending(backend):
     assert got is pending and result.job_id == job_id and result.images[0].seed == 8
     assert "on_progress" in rec.kinds() and not session.busy
     session.close()
+    # The settings dialog's Test connection, against the same backend.
+    probe = ConnectionProbe(backend.address, "", "", lambda a, s, c: Client(a))
+    assert _pump_probe(probe).ok and probe.client is None  # its socket closed again
+    found = re.match(r"Connected: the backend answers, with (\d+) model", probe.result.message)
+    assert found and int(found[1]) > 0, probe.result.message
 
 
 def test_cancel_and_backend_loss(backend):
@@ -77,10 +92,24 @@ def test_cancel_and_backend_loss(backend):
     session = Session(Client(backend.address), rec)
     assert _pump(session, lambda: session.state == "connected")
     slow = dict(prompt="x", width=64, height=64, steps=400)
-    session.submit(Job(**slow), _pending())
+    running = _pending()
+    session.submit(Job(**slow), running)
     assert _pump(session, lambda: any(c[0] == "on_progress" and c[2].step > 0 for c in rec.calls))
+    # A second press queues behind it; the queue says so, and cancelling it leaves the first.
+    waiting = _pending()
+    session.submit(Job(**slow, seed=5), waiting)
+    assert _pump(session, lambda: waiting.stage == "queued")
+    assert running.stage == "generating" and waiting.ahead >= 1
+    shown = queue.entries(
+        queue.QueuedJob(p.job_id, p.action, "x", 5, p.stage, p.ahead)
+        for p in session.pending.values()
+    )
+    assert [e.running for e in shown] == [True, False] and "ahead" in shown[1].text
+    session.cancel(waiting.job_id)
+    assert _pump(session, lambda: ("on_cancelled", waiting) in rec.calls)
+    assert list(session.pending) == [running.job_id]
     session.cancel()
-    assert _pump(session, lambda: "on_cancelled" in rec.kinds()) and not session.busy
+    assert _pump(session, lambda: ("on_cancelled", running) in rec.calls) and not session.busy
 
     pending = _pending()
     session.submit(Job(**slow), pending)

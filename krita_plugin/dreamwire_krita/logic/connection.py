@@ -18,9 +18,15 @@ class ConnectionView:
     level: str  # "info" | "warning" | "error"
 
 
-def connection_view(state: str, ever_connected: bool, address: str) -> ConnectionView:
+def connection_view(
+    state: str, ever_connected: bool, address: str, local_failure: str = ""
+) -> ConnectionView:
     """The label, message and level for the client's `state`; `ever_connected`: whether
-    this connection has reached the backend at least once."""
+    this connection has reached the backend at least once; `local_failure`: why the local
+    backend the plugin started is not running. That reason stays on screen until a backend
+    answers: "Not connected" would hide the one thing the artist needs to read."""
+    if local_failure and state != "connected":
+        return ConnectionView("Backend failed", local_failure, "error")
     if state == "lost" and not ever_connected:
         return ConnectionView(
             "Not connected",

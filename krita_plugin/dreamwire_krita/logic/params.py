@@ -9,6 +9,8 @@ from typing import Any
 from dreamwire.shared.family_presets import DISTILLED_CFG
 from dreamwire.shared.job import INPAINT_FILLS
 
+from .queue import fixed_from_stored
+
 # A1111's "Masked content" choices, in its order; its default (and the Job's) is "original".
 MASKED_CONTENT = INPAINT_FILLS
 
@@ -29,7 +31,12 @@ class Params:
     cfg_rescale: float = 0.0
     slg_scale: float = 0.0
     seed: int = -1
-    strength: float = 0.6
+    # Krita AI Diffusion's seed rule (logic/queue.py): on, every job gets `seed` (unless it
+    # is -1, "random"); off, every queued job a new random one.
+    fixed_seed: bool = True
+    # 100% generates new content, less refines what is there (logic/generate_kind.py):
+    # Krita AI Diffusion's default, so a first press generates.
+    strength: float = 1.0
     batch: int = 1
     inpaint_fill: str = "original"  # A1111 "Masked content", for Inpaint (and its outpainting)
     # Generate regions larger than the model samples well at its native size, then Hires.fix
@@ -49,6 +56,7 @@ class Params:
             if f.name in data:
                 with contextlib.suppress(TypeError, ValueError):
                     setattr(out, f.name, type(getattr(out, f.name))(data[f.name]))
+        out.fixed_seed = fixed_from_stored(data)
         if out.inpaint_fill not in MASKED_CONTENT:
             out.inpaint_fill = cls.inpaint_fill  # a name this version does not know
         return out

@@ -43,6 +43,10 @@ class Pending:
     mask: np.ndarray | None = None  # selection over plan.target, as it was at submit
     job_id: str = ""
     submitted: float = field(default_factory=time.monotonic)
+    # Where the job stands, for the queue menu: "sent", "queued" (with `ahead` jobs before
+    # it in the backend's queue), then the states its Progress events name.
+    stage: str = "sent"
+    ahead: int | None = None
 
 
 class Listener(Protocol):
@@ -157,12 +161,18 @@ class Session:
             if getattr(self.client, "welcome", None) is not None:
                 self.listener.on_welcome(self.client.welcome)
         elif kind == "Accepted":
+            pending = self.pending.get(ev.job_id)
+            if pending is not None:
+                pending.stage, pending.ahead = "queued", ev.position
             self.listener.on_progress(
                 self.pending.get(ev.job_id),
                 Progress(ev.job_id, "queued", message=f"queued ({ev.position} ahead)"),
             )
         elif kind == "ProgressEvent":
             p = ev.progress
+            pending = self.pending.get(p.job_id)
+            if pending is not None:
+                pending.stage = p.state
             self.listener.on_progress(self.pending.get(p.job_id), p)
         elif kind == "ResultEvent":
             pending = self.pending.pop(ev.result.job_id, None)

@@ -27,8 +27,9 @@ class Settings:
 
     def problems(self) -> list[str]:
         out = []
-        if not self.address.startswith(("tcp://", "ipc://")):
-            out.append("The backend address must start with tcp:// or ipc://")
+        bad = address_problem(self.address)
+        if bad:
+            out.append(bad)
         if bool(self.server_key) != bool(self.client_key):
             out.append("A remote backend needs both its public key and your secret key")
         for name in ("server_key", "client_key"):
@@ -40,6 +41,28 @@ class Settings:
     def is_local(self) -> bool:
         host = self.address.split("://", 1)[-1].rsplit(":", 1)[0]
         return self.address.startswith("ipc://") or host in ("127.0.0.1", "localhost", "[::1]")
+
+
+def address_problem(address: str) -> str | None:
+    """Why `address` is not one a ZeroMQ client can connect to, or None: checked before
+    the settings dialog closes, so a typo is caught there rather than as "Not connected"."""
+    a = address.strip()
+    if a != address or not a:
+        return "The backend address is empty or has spaces around it"
+    if a.startswith("ipc://"):
+        return None if len(a) > len("ipc://") else "An ipc:// address needs a path after it"
+    if not a.startswith("tcp://"):
+        return "The backend address must start with tcp:// or ipc://, e.g. " + DEFAULT_ADDRESS
+    host, sep, port = a[len("tcp://") :].rpartition(":")
+    if not sep or not host:
+        return f"The backend address needs a host and a port, e.g. {DEFAULT_ADDRESS}"
+    if host == "*":
+        return "tcp://*:… is where a backend listens; connect to its host, e.g. 127.0.0.1"
+    if " " in host or "/" in host:
+        return f"{host!r} is not a host name or IP address"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return f"The port must be a number from 1 to 65535, not {port!r}"
+    return None
 
 
 def load(read: Callable[[str, str, str], str]) -> Settings:

@@ -14,6 +14,14 @@ def check(cfg):
     from dreamwire_krita.logic.settings import Settings
     from krita import Krita
 
+    # A command that is not there: its error shows, and later status does not replace it.
+    c = Controller(
+        settings=Settings(address=cfg["address"], backend_command="dreamwire-not-installed")
+    )
+    c.connect()
+    c.on_state("lost")  # what the client says once nothing answers
+    failed = [c.status.label, c.status.message, c.status.level]
+    c.shutdown()
     settings = Settings(address=cfg["address"], backend_command=cfg["command"])
     c = Controller(settings=settings)
     c.save_settings(settings)  # through Krita's own settings, as the dialog does
@@ -50,4 +58,5 @@ def check(cfg):
         "message": c.status.message,
         "exit": code,
         "closed": closed,
+        "failed": failed,
     }

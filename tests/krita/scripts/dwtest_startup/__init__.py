@@ -214,6 +214,7 @@ class Driver:
         d.steps.setValue(2)
         d.seed.setValue(21)
         d.batch.setValue(1)
+        d.strength.setValue(1.0)  # 100% and no selection: the one button generates
         self.applied = len(d.controller.applied)
         self.previews = 0
         self.out["two_pass_default"] = d.two_pass.isChecked()
@@ -275,7 +276,9 @@ class Driver:
         d.two_pass.setChecked(False)  # saved with the panel on the next click
         self.applied = len(d.controller.applied)
         self.remember_active()
-        d.inpaint_button.click()
+        d._show_kind()  # what the button's timer does
+        self.out["button_label"] = d.generate_button.text()
+        d.generate_button.click()  # 100% and a selection over paint: an inpaint
         self.out["inpaint_job_fill"] = d.controller.last_job.inpaint_fill
         self.out["inpaint_click"] = d.message.text()
         return True
@@ -547,8 +550,16 @@ class Driver:
         d.set_workspace(type(d.workspace).GENERATE)
         d.steps.setValue(40)  # long enough to still be running when cancelled
         before = d.controller.last_job
+        d.fixed_seed.setChecked(False)  # a new random seed per queued job
         acts["dreamwire_generate"].trigger()
         r["generated"] = d.controller.last_job is not before and d.controller.busy
+        first = d.controller.last_job
+        acts["dreamwire_generate"].trigger()  # a second press queues a second job
+        r["queue"] = [
+            d.queue_button.text(),
+            len(d.controller.queue()),
+            first.seed != d.controller.last_job.seed,
+        ]
         acts["dreamwire_cancel"].trigger()
         self.out["actions"] = r
         return True
