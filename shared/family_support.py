@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from .errors import DreamwireError, ErrorCode
 from .events import Welcome
-from .families import FamilyInfo
+from .families import FamilyInfo, ModelFamily
 from .families import family as shared_family
 from .job import Job
 from .model_names import same_model
@@ -88,6 +88,15 @@ def per_model(table: dict[str, T], model: str, welcome: Welcome) -> T | None:
     if name in table:
         return table[name]
     return next((v for known, v in table.items() if same_model(name, known)), None)
+
+
+def described(family: str | ModelFamily | FamilyInfo) -> FamilyInfo:
+    """A job builder's `family` as a FamilyInfo: the backend's description as given, or a
+    bare family (a key of the shared table) with every feature allowed (the backend
+    refuses what it cannot run, in its own words)."""
+    if isinstance(family, FamilyInfo):
+        return family
+    return FamilyInfo(shared_family(family) if isinstance(family, str) else family, FEATURES)
 
 
 def refusal(info: FamilyInfo, feature: str) -> str | None:

@@ -343,7 +343,7 @@ class Controller:
         if action == "upscale":  # the whole canvas, whatever is selected
             plan = upscaling.plan_upscale(canvas, choice.factor)
             pixels = host.read_visible(doc, canvas)
-            job = check_job(upscaling.upscale_job(params, pixels, choice, info.family), info)
+            job = check_job(upscaling.upscale_job(params, pixels, choice, info), info)
             self.last_job = job
             return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
         if action in ("edit", "layers"):
@@ -362,14 +362,14 @@ class Controller:
         units = self._control_units(doc, plan)
         if action == "generate":
             upscalers = welcome_upscalers(self.welcome)
-            job = jobs.generate_job(params, plan, units, info.family, upscalers)
+            job = jobs.generate_job(params, plan, units, info, upscalers)
         elif action == "refine":
             pixels = host.read_visible(doc, plan.region)
-            job = jobs.refine_job(params, plan, pixels, units, info.family)
+            job = jobs.refine_job(params, plan, pixels, units, info)
         else:
             region_mask = host.read_selection(doc, plan.region)
             inputs = regions.inpaint_inputs(host.read_visible(doc, plan.region), region_mask)
-            job = jobs.inpaint_job(params, plan, inputs, units, info.family)
+            job = jobs.inpaint_job(params, plan, inputs, units, info)
         job.regions = self._regions(doc, plan)
         if job.regions:
             job.validate()
@@ -388,9 +388,9 @@ class Controller:
             raise PlanError("The selection is empty: select some pixels, or deselect all.")
         pixels = host.read_active_layer(doc, plan.region)
         if action == "edit":
-            job = jobs.edit_job(params, plan, pixels, info.family)
+            job = jobs.edit_job(params, plan, pixels, info)
         else:
-            job = jobs.layers_job(params, plan, pixels, info.family, self.layer_count)
+            job = jobs.layers_job(params, plan, pixels, info, self.layer_count)
         job = check_job(job, info)
         self.last_job = job
         return job, Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)

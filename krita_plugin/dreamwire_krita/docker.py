@@ -403,6 +403,22 @@ class DreamwireDocker(DockWidget):
             "dev) takes as an input; shown for the families that have it"
         )
         self.distilled_label = QLabel("Distilled CFG")
+        self.cfg_rescale = QDoubleSpinBox()
+        self.cfg_rescale.setRange(0.0, 1.0)
+        self.cfg_rescale.setSingleStep(0.05)
+        self.cfg_rescale.setToolTip(
+            "A1111's CFG Rescale φ: pulls the guided prediction back to the prompt's own "
+            "contrast; 0.7 for v-prediction models (NoobAI-XL v-pred); 0: off"
+        )
+        self.cfg_rescale_label = QLabel("CFG Rescale")
+        self.slg_scale = QDoubleSpinBox()
+        self.slg_scale.setRange(0.0, 10.0)
+        self.slg_scale.setSingleStep(0.5)
+        self.slg_scale.setToolTip(
+            "SD3.5's skip-layer guidance scale (about 3 for Medium; 0: off); plain Generate "
+            "only, left out of two-pass, Refine and Inpaint jobs"
+        )
+        self.slg_label = QLabel("Skip-layer guidance")
         self.seed = QSpinBox()
         self.seed.setRange(-1, SEED_MAX)
         self.seed.setSpecialValueText("random")
@@ -441,6 +457,8 @@ class DreamwireDocker(DockWidget):
             ("Steps", self.steps),
             ("CFG", self.cfg),
             (self.distilled_label, self.distilled_cfg),
+            (self.cfg_rescale_label, self.cfg_rescale),
+            (self.slg_label, self.slg_scale),
             ("Seed", seed_row),
             ("Masked content", self.inpaint_fill),
             ("Batch", self.batch),
@@ -700,6 +718,13 @@ class DreamwireDocker(DockWidget):
         takes = info.family.defaults.distilled_cfg is not None
         self.distilled_label.setVisible(takes)
         self.distilled_cfg.setVisible(takes)
+        # Shown where the family runs them (the job builders send them only there).
+        for label, box, feature in (
+            (self.cfg_rescale_label, self.cfg_rescale, "cfg_rescale"),
+            (self.slg_label, self.slg_scale, "skip_layer_guidance"),
+        ):
+            label.setVisible(feature in info.supports)
+            box.setVisible(feature in info.supports)
         for widget, feature, tip in (
             (self.add_region_button, "regions", self._region_tip),
             (self.upscale_refine, "refine_upscale", self._refine_tip),
@@ -734,6 +759,8 @@ class DreamwireDocker(DockWidget):
             steps=self.steps.value(),
             cfg=self.cfg.value(),
             distilled_cfg=self.distilled_cfg.value(),
+            cfg_rescale=self.cfg_rescale.value(),
+            slg_scale=self.slg_scale.value(),
             seed=self.seed.value(),
             fixed_seed=self.fixed_seed.isChecked(),
             strength=self.strength.value(),
@@ -762,6 +789,8 @@ class DreamwireDocker(DockWidget):
         self.steps.setValue(p.steps)
         self.cfg.setValue(p.cfg)
         self.distilled_cfg.setValue(p.distilled_cfg)
+        self.cfg_rescale.setValue(p.cfg_rescale)
+        self.slg_scale.setValue(p.slg_scale)
         self.seed.setValue(max(-1, min(SEED_MAX, p.seed)))
         self.fixed_seed.setChecked(p.fixed_seed and p.seed >= 0)
         self.strength.setValue(p.strength)

@@ -103,3 +103,33 @@ def test_a_flux_results_parameters_copy_back():
     assert (back.sampler, back.cfg, back.distilled_cfg, back.steps) == ("Euler", 1.0, 2.8, 4)
     sd = params_from_infotext("x\nSteps: 4, Sampler: DPM++ 2M, Schedule type: Karras, Seed: 1")
     assert sd.sampler == "DPM++ 2M Karras" and sd.distilled_cfg == 3.5
+
+
+def test_cfg_rescale_and_slg_travel_where_the_family_runs_them_and_copy_back():
+    welcome = Welcome.from_body(
+        {
+            "protocol": 1,
+            "models": ["tiny-flux", "tiny-sd1", "tiny-sd3"],
+            "model_families": {"tiny-flux": "flux", "tiny-sd1": "sd1", "tiny-sd3": "sd3"},
+            "families": family_infos(),
+        }
+    )
+    p = Params(sampler="Euler", cfg=5.0, cfg_rescale=0.7, slg_scale=3.0, two_pass=False)
+    canvas = Rect(0, 0, 64, 64)
+
+    def sent(model, **kw):
+        info = model_info(model, welcome)
+        job = generate_job(replace(p, model=model, **kw), plan_generate(canvas, None), [], info)
+        return check_job(job, info).cfg_rescale, job.slg_scale
+
+    assert sent("tiny-sd1") == (0.7, 0.0)
+    assert sent("tiny-sd3") == (0.0, 3.0)
+    assert sent("tiny-flux", cfg=1.0) == (0.0, 0.0)
+    # A two-pass job (Hires.fix) runs no SLG: left out, not refused.
+    big = plan_generate(Rect(0, 0, 1536, 1536), None)
+    info = model_info("tiny-sd3", welcome)
+    job = generate_job(replace(p, model="tiny-sd3", two_pass=True), big, [], info)
+    assert job.hires is not None and job.slg_scale == 0.0
+    back = params_from_infotext("x\nSteps: 4, Sampler: Euler, CFG Rescale: 0.6, SLG Scale: 2.5")
+    assert (back.cfg_rescale, back.slg_scale) == (0.6, 2.5)
+    assert params_from_infotext("x\nSteps: 4, Seed: 1", p).cfg_rescale == 0.7  # left alone

@@ -81,4 +81,9 @@ def params_from_infotext(text: str, base: Params | None = None) -> Params:
     # Forge's name for it; written for models that take one (Flux dev).
     with contextlib.suppress(ValueError):
         out.distilled_cfg = float(info.extras.get("Distilled CFG Scale", out.distilled_cfg))
+    # The CFG rescale extension's key and the SLG scale; absent, left alone as above.
+    with contextlib.suppress(ValueError):
+        out.cfg_rescale = float(info.extras.get("CFG Rescale", out.cfg_rescale))
+    with contextlib.suppress(ValueError):
+        out.slg_scale = float(info.extras.get("SLG Scale", out.slg_scale))
     return out

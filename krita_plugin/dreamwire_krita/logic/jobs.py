@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dreamwire.shared.families import DEFAULT, ModelFamily
-from dreamwire.shared.families import family as family_of
+from dreamwire.shared.families import DEFAULT, FamilyInfo, ModelFamily
+from dreamwire.shared.family_support import described
 from dreamwire.shared.job import ControlUnit, Job, Outpaint
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import two_pass
@@ -19,17 +19,22 @@ PREVIEW_EVERY = 2
 
 
 # A job builder's `family`: the model's, as the backend's welcome describes it
-# (shared.family_support.model_info(...).family), or a key of the shared table.
-Family = str | ModelFamily
+# (shared.family_support.model_info(...): its features decide which panel settings travel),
+# or a bare family / key of the shared table.
+Family = str | ModelFamily | FamilyInfo
 
 
-def _base(p: Params, plan: Plan, controls: list[ControlUnit], mode: JobMode, family: Family) -> Job:
+def _base(
+    p: Params, plan: Plan, controls: list[ControlUnit], mode: JobMode, family: Family, **fields
+) -> Job:
+    info = described(family)
+    size = {"width": plan.region.w, "height": plan.region.h}
     return panel_job(
         p,
-        family_of(family),
+        info.family,
+        info.supports,
         mode=mode,
-        width=plan.region.w,
-        height=plan.region.h,
+        **{**size, **fields},
         batch=int(p.batch),
         controls=list(controls),
         preview_every=PREVIEW_EVERY,
@@ -50,12 +55,13 @@ def generate_job(
     result still covers the region pixel for pixel. `upscalers` (the welcome's list):
     the second pass enlarges with an upscale model among them, as Krita AI Diffusion's
     does, else Lanczos (shared.refine_upscaler)."""
-    job = _base(p, plan, list(controls), JobMode.TXT2IMG, family)
+    sizing = {}
     if p.two_pass:
-        job.width, job.height, job.hires = two_pass(
-            plan.region.w, plan.region.h, family_of(family), upscalers=list(upscalers)
+        w, h, hires = two_pass(
+            plan.region.w, plan.region.h, described(family).family, upscalers=list(upscalers)
         )
-    return job.validate()
+        sizing = {"width": w, "height": h, "hires": hires}
+    return _base(p, plan, list(controls), JobMode.TXT2IMG, family, **sizing).validate()
 
 
 def refine_job(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dreamwire.shared.families import DEFAULT, ModelFamily
-from dreamwire.shared.families import family as family_of
+from dreamwire.shared.families import DEFAULT, FamilyInfo, ModelFamily
+from dreamwire.shared.family_support import described
 from dreamwire.shared.job import Job, Upscale
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import panel_job
@@ -62,13 +62,15 @@ def upscale_job(
     p: Params,
     canvas_rgba: np.ndarray,
     choice: UpscaleChoice,
-    family: str | ModelFamily = DEFAULT.key,
+    family: str | ModelFamily | FamilyInfo = DEFAULT.key,
 ) -> Job:
     """One image (the canvas has one upscale), refined with the panel's prompt, model,
     sampler, steps, CFG and seed at the choice's strength; `family`: the model's."""
+    info = described(family)
     job = panel_job(
         p,
-        family_of(family),
+        info.family,
+        info.supports,
         mode=JobMode.UPSCALE,
         init_image=flatten_rgb(canvas_rgba),
         strength=float(choice.strength),
