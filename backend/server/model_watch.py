@@ -1,12 +1,11 @@
-"""Notices when the files under the model roots change, without reading any of them.
+"""Notices when the files under the model roots change, and has the library read them again.
 
-A thread stats the roots' files (path, size, modification time) every `interval` seconds
-and sets `changed` once a difference has held still for one more interval, so a
-checkpoint still being written (a `dreamwire models merge` into a root, a copy, a
-download) is reported once, when it is whole. What changed, and whether it matters, is
-the server's to find out (it rescans the library and compares the lists).
-
-Only stat calls: the header reads of a library scan stay on the server's own schedule.
+A thread stats the roots' files (path, size, modification time) every `interval` seconds;
+once a difference has held still for one more interval (a checkpoint still being written
+by a `dreamwire models merge` into a root, a copy or a download is reported once, when it
+is whole) it calls `rescan` (the library reads its folders again: header reads, here and
+not on the server's thread, which must keep answering heartbeats) and sets `changed`.
+Whether the lists changed is the server's to find out.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 log = logging.getLogger("dreamwire.server")
@@ -48,12 +47,13 @@ def fingerprint(roots: Iterable[Path]) -> frozenset[tuple[str, int, int]]:
 
 
 class ModelWatch:
-    """`changed` is set when the roots' files changed and then held still; the server
-    clears it (`take`) and rescans."""
+    """`changed` is set when the roots' files changed, held still and were scanned again;
+    the server clears it (`take`) and compares its lists."""
 
-    def __init__(self, roots: Iterable[Path], interval: float):
+    def __init__(self, roots: Iterable[Path], interval: float, rescan: Callable[[], None]):
         self.roots = [Path(r) for r in roots]
         self.interval = interval
+        self.rescan = rescan
         self.changed = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dreamwire-model-watch", daemon=True)
@@ -78,11 +78,11 @@ class ModelWatch:
         while not self._stop.wait(self.interval):
             try:
                 now = fingerprint(self.roots)
-            except Exception:  # an unreadable root must not end the watch
-                log.exception("could not list the model folders")
-                continue
-            if now != last:
-                last, moving = now, True  # wait for it to hold still
-            elif moving:
-                moving = False
-                self.changed.set()
+                if now != last:
+                    last, moving = now, True  # wait for it to hold still
+                elif moving:
+                    moving = False
+                    self.rescan()
+                    self.changed.set()
+            except Exception:  # an unreadable root or file must not end the watch
+                log.exception("could not read the model folders")

@@ -145,7 +145,7 @@ class Server:
         self.capabilities = self._capabilities()
         self._last_rescan = time.monotonic()  # the library scanned its folders just now
         self.watch = (
-            ModelWatch(config.watch_roots, config.watch_interval_s)
+            ModelWatch(config.watch_roots, config.watch_interval_s, engine.rescan_models)
             if config.watch_roots and config.watch_interval_s > 0
             else None
         )
@@ -255,7 +255,7 @@ class Server:
                 self._collect_decoded()
                 self._collect_written()
                 if self.watch is not None and self.watch.take():
-                    self._rescan(force=True)
+                    self._refresh_capabilities()  # the watch has read the folders again
                 if self.router in ready:
                     # Bounded so a flood from one peer cannot starve the outbox.
                     for _ in range(64):
@@ -683,16 +683,19 @@ class Server:
                         job.job_id,
                     )
 
-    def _rescan(self, force: bool = False) -> None:
-        """Read the model folders again, at most once per RESCAN_INTERVAL_S unless `force`
-        (the watch saw files change): a scan reads every file's header, and a peer asking
-        in a loop must not keep this thread busy. A changed library is pushed to every
-        client that asked (`models_changed`)."""
-        before = _library_view(self.capabilities)
+    def _rescan(self) -> None:
+        """Read the model folders again, at most once per RESCAN_INTERVAL_S: a scan reads
+        every file's header, and a peer asking in a loop must not keep this thread busy."""
         now = time.monotonic()
-        if force or now - self._last_rescan >= RESCAN_INTERVAL_S:
+        if now - self._last_rescan >= RESCAN_INTERVAL_S:
             self._last_rescan = now
             self.engine.rescan_models()
+        self._refresh_capabilities()
+
+    def _refresh_capabilities(self) -> None:
+        """The lists as the library has them now; a change is pushed to every client that
+        asked (`models_changed`)."""
+        before = _library_view(self.capabilities)
         self.capabilities = self._capabilities()
         if _library_view(self.capabilities) != before:
             log.info("the model library changed; telling %d client(s)", len(self.model_listeners))
