@@ -300,6 +300,8 @@ class Client:
                 "client_version": CLIENT_VERSION,
                 "client_id": self.client_id,
                 "image_format": self.image_format,
+                # Pushed events this client reads (a backend sends none that are not here).
+                "events": [P.MODELS_CHANGED],
             },
         )
 
@@ -403,7 +405,7 @@ class Client:
             self._cancel_msgs.pop(msg.reply_to, None)
             self._forget(msg.job_id)
             return [ev.Cancelled(msg.job_id, str(msg.body.get("message", "")))]
-        if t == P.MODELS:
+        if t in (P.MODELS, P.MODELS_CHANGED):
             if self.welcome is not None:
                 # Every capability key the answer carries, read as a welcome reads it (a
                 # merged checkpoint comes with its family, modes and defaults too).
@@ -411,6 +413,8 @@ class Client:
                 for f in dataclasses.fields(ev.Welcome):
                     if f.name in msg.body and f.name not in ("protocol", "server_id"):
                         setattr(self.welcome, f.name, getattr(fresh, f.name))
+            if t == P.MODELS_CHANGED:
+                return [ev.ModelsChanged(msg.body)]
             return [ev.ModelsEvent(msg.body)]
         if t == P.ERROR:
             err = DreamwireError.from_dict(msg.body)

@@ -221,6 +221,15 @@ class ModelsEvent:
 
 
 @dataclass
+class ModelsChanged:
+    """Pushed by the backend, unasked: its model library changed (a merge or convert wrote
+    into a model folder, a file was added or removed). The client's `welcome` already holds
+    the new lists when a host sees this."""
+
+    capabilities: dict[str, Any]
+
+
+@dataclass
 class ConnectionChanged:
     state: str  # one of the states above
     detail: str = ""

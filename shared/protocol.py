@@ -47,11 +47,15 @@ CANCEL = "cancel"
 CANCELLED = "cancelled"
 LIST_MODELS = "list_models"
 MODELS = "models"
+# Pushed, unasked, to a client whose hello listed it in `events`: the library changed.
+MODELS_CHANGED = "models_changed"
 FETCH_RESULT = "fetch_result"
 HEARTBEAT = "heartbeat"
 
 CLIENT_TYPES = frozenset({HELLO, SUBMIT, CANCEL, LIST_MODELS, FETCH_RESULT, HEARTBEAT})
-SERVER_TYPES = frozenset({WELCOME, ACCEPTED, PROGRESS, RESULT, ERROR, CANCELLED, MODELS, HEARTBEAT})
+SERVER_TYPES = frozenset(
+    {WELCOME, ACCEPTED, PROGRESS, RESULT, ERROR, CANCELLED, MODELS, MODELS_CHANGED, HEARTBEAT}
+)
 ALL_TYPES = CLIENT_TYPES | SERVER_TYPES
 
 # Element types an array frame may carry. Kept small on purpose: each one is a type the

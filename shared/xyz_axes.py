@@ -1,8 +1,9 @@
 """The X/Y/Z plot's axes, as A1111's `scripts/xyz_grid.py` defines them: which job field an
 axis sets, how its values are written (the value syntax), and the cell jobs of a grid.
 
-Value syntax (A1111's, exactly): the values are one CSV line (so a value holding a comma is
-quoted: `"a, b",c`); for a whole-number axis `1-5` is 1, 2, 3, 4, 5, `1-10 (+3)` steps by 3
+Value syntax (A1111 1.10's, exactly): the values are one CSV line (so a value holding a comma
+is quoted: `"a, b",c`), every field stripped and kept, an empty one too (so `1,,2` is refused
+on a number axis, as A1111 refuses it); for a whole-number axis `1-5` is 1, 2, 3, 4, 5, `1-10 (+3)` steps by 3
 (1, 4, 7, 10), `1-10 [4]` is 4 values spread evenly (numpy's linspace, truncated: 1, 4, 7,
 10); for a decimal axis `0.5-1 (+0.25)` and `1-2 [3]` likewise (the step's end included as
 A1111's arange(start, end + step, step) includes it). Other values are taken as they are.
@@ -10,6 +11,22 @@ A1111's arange(start, end + step, step) includes it). Other values are taken as 
 Prompt S/R: the first value is what to search for; each value replaces it in the prompt and
 the negative prompt (a first value found in neither is refused, as A1111 refuses it).
 Seeds: -1 (or an empty value) becomes a fixed random seed, so every cell of a row keeps it.
+
+Axes beyond A1111's own list, and the choices they make:
+- "Schedule type" (A1111 1.9+) replaces the schedule part of the job's sampler name
+  ("DPM++ 2M Karras" with "Exponential": "DPM++ 2M Exponential"; "Automatic": the sampler
+  alone), as `Job.sampler` carries both (shared/schedule_types.py).
+- "Hires upscaler", "Hires steps", and "Hires upscale" (the scale factor, named by its
+  infotext key; A1111 has no such axis) turn Hires.fix on with A1111's defaults when the
+  base job has none, where A1111 would change a field nothing reads: a plot of Hires
+  settings is asked for to see Hires.fix. "Denoising" sets the Hires pass's denoise too, as
+  A1111's denoising_strength is that pass's on txt2img.
+- "LoRA weight" (the issue's; A1111 artists write Prompt S/R on `<lora:name:0.5>`, which
+  works here as well): a decimal axis setting the weight of the job's one LoRA, a
+  `<lora:...>` tag of the prompt or an entry of `Job.loras`, text encoder and UNet alike.
+  A job with none or several is refused, naming Prompt S/R for the several case: which
+  one to vary is the artist's to say.
+- "Nothing" (A1111's): an unused axis; an unused Y before a used Z keeps Z the Z axis.
 
 Stdlib and numpy only: the hosts ship this module.
 """
@@ -30,6 +47,7 @@ import numpy as np
 
 from .errors import DreamwireError, ErrorCode
 from .job import HiresFix, Job
+from .schedule_types import schedule_type, with_schedule
 
 _INT = r"([+-]?\s*\d+)"
 _FLOAT = r"([+-]?\s*\d+(?:.\d*)?)"
@@ -44,8 +62,9 @@ def _num(text: str) -> str:
 
 
 def split_values(text: str) -> list[str]:
-    """The axis's values: one CSV line, each stripped, empty ones dropped (A1111's)."""
-    return [x.strip() for x in chain.from_iterable(csv.reader(StringIO(text))) if x]
+    """The axis's values: one CSV line, each field stripped (A1111 1.10's
+    csv_string_to_list_strip: an empty field stays, as "")."""
+    return [x.strip() for x in chain.from_iterable(csv.reader(StringIO(text)))]
 
 
 def expand_int(values: list[str]) -> list[Any]:
@@ -95,6 +114,9 @@ class Axis:
     label_values: bool = True
     # Slow to change (a checkpoint load): kept in the outer loop, as A1111 orders cells.
     cost: float = 0.0
+    # A1111's `confirm`: checks the parsed values before any cell runs (and may spell
+    # them as the backend does); raises DreamwireError.
+    confirm: Callable[[list], list] | None = None
 
     def parse(self, text: str) -> list[Any]:
         values = split_values(text)
@@ -110,6 +132,13 @@ class Axis:
             ) from None
         if not parsed:
             raise DreamwireError(ErrorCode.INVALID_JOB, f"X/Y/Z axis {self.label!r}: no values")
+        if self.confirm is not None:
+            try:
+                parsed = self.confirm(parsed)
+            except DreamwireError as exc:
+                raise DreamwireError(
+                    exc.code, f"X/Y/Z axis {self.label!r}: {exc.message}"
+                ) from None
         return parsed
 
     def cell_label(self, value: Any) -> str:
@@ -133,9 +162,64 @@ def _prompt_sr(job: Job, x: str, xs: list) -> Job:
     )
 
 
-def _hires_steps(job: Job, x: int, xs: list) -> Job:
-    hires = job.hires or HiresFix()
-    return dataclasses.replace(job, hires=dataclasses.replace(hires, steps=x))
+def _hires(name: str) -> Callable[[Job, Any, list], Job]:
+    def apply(job: Job, x: Any, xs: list) -> Job:
+        hires = job.hires or HiresFix()  # the module's note: a Hires axis turns it on
+        return dataclasses.replace(job, hires=dataclasses.replace(hires, **{name: x}))
+
+    return apply
+
+
+def _denoising(job: Job, x: float, xs: list) -> Job:
+    # A1111's one denoising_strength: img2img's, and on txt2img the Hires pass's.
+    job = dataclasses.replace(job, strength=x)
+    if job.hires is not None:
+        job = dataclasses.replace(job, hires=dataclasses.replace(job.hires, denoise=x))
+    return job
+
+
+def _schedule(job: Job, x: str, xs: list) -> Job:
+    return dataclasses.replace(job, sampler=with_schedule(job.sampler, x))
+
+
+def _schedule_types(values: list) -> list:
+    return [schedule_type(v) for v in values]
+
+
+# A prompt's LoRA tags, as A1111's extra networks read them: <lora:name:te:unet:dyn>.
+_LORA_TAG = re.compile(r"<(lora|lyco):([^>]+)>")
+
+
+def _lora_tag(kind: str, args: str, weight: float) -> str:
+    """The tag with `weight` for the text encoder and the UNet alike (positions 1 and 2,
+    te=/unet= dropped); its name, dyn and other named arguments kept."""
+    w = str(round(weight, 8))
+    positional = [a for a in args.split(":") if len(a.split("=", 2)) != 2]
+    named = [a for a in args.split(":") if len(a.split("=", 2)) == 2]
+    named = [a for a in named if a.split("=")[0] not in ("te", "unet")]
+    positional = [positional[0], w] + ([w, *positional[3:]] if len(positional) > 2 else [])
+    return f"<{kind}:{':'.join(positional + named)}>"
+
+
+def _lora_weight(job: Job, x: float, xs: list) -> Job:
+    tags = list(_LORA_TAG.finditer(job.prompt))
+    count = len(tags) + len(job.loras)
+    if count != 1:
+        names = [m.group(2).split(":")[0] for m in tags] + [r.name for r in job.loras]
+        why = (
+            "the job uses no LoRA (add one, e.g. <lora:name:1> in the prompt)"
+            if not count
+            else f"the job uses {count} LoRAs ({', '.join(names)}); to vary one of them, use "
+            f"Prompt S/R on its tag, as in A1111 (values <lora:{names[0]}:1>, "
+            f"<lora:{names[0]}:0.5>)"
+        )
+        raise DreamwireError(ErrorCode.INVALID_JOB, f"LoRA weight varies a job's one LoRA; {why}")
+    if job.loras:
+        (ref,) = job.loras
+        return dataclasses.replace(job, loras=[dataclasses.replace(ref, weight=x, weight_te=None)])
+    (m,) = tags
+    tag = _lora_tag(m.group(1), m.group(2), x)
+    return dataclasses.replace(job, prompt=job.prompt[: m.start()] + tag + job.prompt[m.end() :])
 
 
 def _control_weight(job: Job, x: float, xs: list) -> Job:
@@ -144,23 +228,31 @@ def _control_weight(job: Job, x: float, xs: list) -> Job:
     return dataclasses.replace(job, controls=units)
 
 
+# A1111's "Nothing": one value that changes nothing and labels nothing.
+NOTHING = Axis("Nothing", str, lambda job, x, xs: job, label_values=False)
+
 AXES: dict[str, Axis] = {
     a.label: a
     for a in (
+        NOTHING,
         Axis("Seed", int, _field("seed")),
         Axis("Var. seed", int, _field("subseed")),
         Axis("Var. strength", float, _field("subseed_strength")),
         Axis("Steps", int, _field("steps")),
-        Axis("Hires steps", int, _hires_steps),
+        Axis("Hires steps", int, _hires("steps")),
+        Axis("Hires upscaler", str, _hires("upscaler")),
+        Axis("Hires upscale", float, _hires("scale")),
         Axis("CFG Scale", float, _field("cfg")),
         Axis("Distilled CFG Scale", float, _field("distilled_cfg")),
         Axis("Rescale CFG", float, _field("cfg_rescale")),  # the CFG rescale extension's axis
         Axis("Prompt S/R", str, _prompt_sr, label_values=False),
         Axis("Sampler", str, _field("sampler"), label_values=False),
+        Axis("Schedule type", str, _schedule, confirm=_schedule_types),
         Axis("Checkpoint name", str, _field("model"), label_values=False, cost=1.0),
         Axis("VAE", str, _field("vae"), cost=0.7),
         Axis("Clip skip", int, _field("clip_skip")),
-        Axis("Denoising", float, _field("strength")),
+        Axis("Denoising", float, _denoising),
+        Axis("LoRA weight", float, _lora_weight),
         Axis("[ControlNet] Weight", float, _control_weight),
     )
 }
@@ -174,6 +266,28 @@ def axis(label: str) -> Axis:
             f"no X/Y/Z axis {label!r}; known: {', '.join(AXES)}",
         )
     return found
+
+
+def parse_rows(rows: list[tuple[str, str]]) -> list[tuple[Axis, list]]:
+    """The axes by place, X first; an unused row ("" or "Nothing" type) before a used one
+    is A1111's Nothing, so a Z with no Y is still the Z axis. DreamwireError naming the axis
+    for an unknown type or values its syntax cannot read."""
+    used = [bool(label) and label != NOTHING.label for label, _ in rows]
+    last = max((i for i, u in enumerate(used) if u), default=-1)
+    return [
+        (axis(label), axis(label).parse(values)) if u else (NOTHING, [""])
+        for (label, values), u in zip(rows[: last + 1], used, strict=False)
+    ]
+
+
+def named_axes(rows: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """("X"/"Y"/"Z", type, values as typed) of each used row, by its place: what the grid's
+    infotext names (A1111 writes none for a Nothing axis)."""
+    return [
+        (name, label, values)
+        for name, (label, values) in zip("XYZ", rows, strict=False)
+        if label and label != NOTHING.label
+    ]
 
 
 def fix_seeds(ax: Axis, values: list, rng: random.Random | None = None) -> list:
@@ -213,6 +327,14 @@ def cells(base: Job, axes: list[tuple[Axis, list]], rng: random.Random | None = 
                         job = ax.apply(job, v, vals)
                 out.append(Cell(ix, iy, iz, job))
     return out
+
+
+def check_cells(grid: list[Cell]) -> None:
+    """Every cell's job validated (copies: validation settles a job's mode) before any
+    runs, as A1111's `confirm` checks an axis first: a Hires upscaler or a strength out of
+    range is refused by name, not after half the grid has run."""
+    for c in grid:
+        dataclasses.replace(c.job).validate()
 
 
 SCRIPT = "X/Y/Z plot"

@@ -79,6 +79,14 @@ def add_parser(sub) -> None:
         metavar="N",
         help="actors to start (default: one per GPU of the cluster; 2 on a CPU-only one)",
     )
+    p.add_argument(
+        "--watch-models",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="look for added, removed or rewritten model files this often and tell the "
+        "connected clients (models_changed); 0: only when a client asks (default %(default)s)",
+    )
     p.add_argument("--log", type=Path, help="log file (default OUT/dreamwire-server.log)")
     d = Limits()
     p.add_argument("--max-message-mb", type=float, default=d.max_message_bytes / 2**20)
@@ -135,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         client_keys=list(args.allow_client_key),
         queue_dir=args.out / "queue",
         rejected_dir=args.out / "queue-rejected",
+        watch_roots=list(args.models),
+        watch_interval_s=args.watch_models,
     )
     server = Server(
         engine,

@@ -18,7 +18,7 @@ import numpy as np
 from dreamwire.backend.cli import generate
 from dreamwire.shared import xyz_axes
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.xyz_axes import AXES, axis, cells
+from dreamwire.shared.xyz_axes import AXES, cells, check_cells, named_axes, parse_rows
 
 # A1111's img_max_size_mp default: a grid larger than this many megapixels is refused.
 MAX_GRID_MP = 200
@@ -34,21 +34,15 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=main)
 
 
-def axes_of(args: argparse.Namespace) -> list[tuple[str, str]]:
-    chosen = [
-        (getattr(args, f"{a}_type"), getattr(args, f"{a}_values"))
-        for a in "xyz"
-        if getattr(args, f"{a}_type")
-    ]
-    if not chosen:
-        raise DreamwireError(ErrorCode.INVALID_JOB, "give at least --x-type and --x-values")
-    return chosen
-
-
-def grid_infotext(first_cell_infotext: str, chosen: list[tuple[str, str]]) -> str:
-    """The first cell's infotext with the axes added, as A1111 writes a grid's."""
-    named = [(n, label, values) for n, (label, values) in zip("XYZ", chosen, strict=False)]
-    return xyz_axes.grid_infotext(first_cell_infotext, named)
+def rows_of(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(type, values) of X, Y and Z by place: an axis not given is A1111's Nothing, so
+    `--x-type ... --z-type ...` plots Z as Z (one row of sub-grids), never as Y."""
+    rows = [(getattr(args, f"{a}_type") or "", getattr(args, f"{a}_values")) for a in "xyz"]
+    if not named_axes(rows):
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB, "give at least one axis (--x-type and --x-values)"
+        )
+    return rows
 
 
 def _font(size: int):
@@ -92,10 +86,11 @@ def main(args: argparse.Namespace) -> int:
     from dreamwire.backend import config
     from dreamwire.backend.store import ResultStore, write_png
 
-    chosen = axes_of(args)
-    axes = [(axis(label), axis(label).parse(values)) for label, values in chosen]
+    rows = rows_of(args)
+    axes = parse_rows(rows)
     base = generate.build_job(args, generate.model_family(args))
     grid_cells = cells(base, axes)
+    check_cells(grid_cells)  # a bad value is refused before the first cell runs
     counts = [len(v) for _, v in axes] + [1] * (3 - len(axes))
     mp = len(grid_cells) * base.width * base.height / 1e6
     if mp >= MAX_GRID_MP:
@@ -117,12 +112,13 @@ def main(args: argparse.Namespace) -> int:
         close()
     labels = [[ax.cell_label(v) for v in vals] for ax, vals in axes] + [[""]] * (3 - len(axes))
     nx, ny, nz = counts
+    legend = not args.no_legend
     subgrids = []
     for iz in range(nz):
         imgs = [saved[iz * nx * ny + i].images[0].image for i in range(nx * ny)]
-        subgrids.append(draw_grid(imgs, nx, ny, labels[0], labels[1], not args.no_legend))
-    grid = subgrids[0] if nz == 1 else draw_grid(subgrids, nz, 1, labels[2], [""], True)
-    info = grid_infotext(saved[0].images[0].infotext, chosen)
+        subgrids.append(draw_grid(imgs, nx, ny, labels[0], labels[1], legend))
+    grid = subgrids[0] if nz == 1 else draw_grid(subgrids, nz, 1, labels[2], [""], legend)
+    info = xyz_axes.grid_infotext(saved[0].images[0].infotext, named_axes(rows))
     folder = Path(config.output_dir(args.out)) / "grids"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"xyz_grid-{base.job_id}.png"

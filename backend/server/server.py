@@ -26,6 +26,9 @@ Rules it keeps (PROTOCOL.md, "Backend"):
   is asked to stop at its next step; either way the client told gets `cancelled` with a
   message.
   A stale live frame is worthless, so live jobs are never written to the queue folder.
+- whenever a rescan of the model folders finds the library changed (a `list_models`, a job
+  naming a model not seen yet, or the watch on the roots: model_watch.py), every client
+  whose hello asked for it gets `models_changed` with the fresh lists, unasked.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from .decoding import MAX_WAITING_PER_CLIENT, DecodePool, Inbound
 from .durable import DurableQueue
 from .executor import Executor, Feed
 from .jobqueue import JobQueue
+from .model_watch import ModelWatch
 from .owners import Owners
 from .queue_writer import ASYNC_WRITE_BYTES, PendingSubmit, QueueWriter
 from .worker import Worker, cancelled_message
@@ -76,6 +80,8 @@ CAPABILITY_KEYS = (
     "controlnets",
     "samplers",
 )
+# Capability keys that change with no change to the library: not a reason to tell anyone.
+VOLATILE_KEYS = ("vram_free",)
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # job ids name files in the output folder
 # A job is started at most this often: the backend dying every time it runs it means the
 # job kills it (a poison job), so the next restart stores it as failed instead.
@@ -98,6 +104,10 @@ class ServerConfig:
     # Accepted jobs are kept here until final (None: in memory only).
     queue_dir: Path | None = None
     rejected_dir: Path | None = None
+    # Model roots to watch for added, removed or rewritten files (model_watch.py), and how
+    # often to look, in seconds; no roots or 0: only requests rescan.
+    watch_roots: list[Path] = field(default_factory=list)
+    watch_interval_s: float = 0.0
 
 
 class Server:
@@ -125,6 +135,8 @@ class Server:
         self.jobs = JobQueue()  # its limit counts jobs being written too: _submit
         self.owners = Owners()
         self.formats: dict[bytes, str] = {}  # routing id -> image format it asked for
+        # Clients whose hello asked for `models_changed` (an older client could not read it).
+        self.model_listeners: set[bytes] = set()
         self.live: dict[bytes, str] = {}  # routing id -> the newest live job it submitted
         self._wake_address = f"inproc://dreamwire-wake-{self.server_id}"
         self._stop = threading.Event()
@@ -132,6 +144,11 @@ class Server:
         self.address = ""
         self.capabilities = self._capabilities()
         self._last_rescan = time.monotonic()  # the library scanned its folders just now
+        self.watch = (
+            ModelWatch(config.watch_roots, config.watch_interval_s, engine.rescan_models)
+            if config.watch_roots and config.watch_interval_s > 0
+            else None
+        )
         self.durable: DurableQueue | None = None
         if config.queue_dir is not None:
             rejected = config.rejected_dir or config.queue_dir.with_name(
@@ -222,6 +239,8 @@ class Server:
         self.decoder.start()
         if self.writer is not None:
             self.writer.start()
+        if self.watch is not None:
+            self.watch.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake, zmq.POLLIN)
@@ -235,6 +254,8 @@ class Server:
                 # Every turn, not only on a wake-up: a wake frame may have been dropped.
                 self._collect_decoded()
                 self._collect_written()
+                if self.watch is not None and self.watch.take():
+                    self._refresh_capabilities()  # the watch has read the folders again
                 if self.router in ready:
                     # Bounded so a flood from one peer cannot starve the outbox.
                     for _ in range(64):
@@ -242,6 +263,8 @@ class Server:
                             break
                         self._receive(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
         finally:
+            if self.watch is not None:
+                self.watch.stop()
             self.decoder.close()
             if self.writer is not None:
                 self.writer.close()
@@ -421,6 +444,11 @@ class Server:
             )
         fmt = msg.body.get("image_format", "raw")
         self.formats[identity] = fmt if fmt in P.FORMATS else "raw"
+        events = msg.body.get("events")
+        if isinstance(events, list) and P.MODELS_CHANGED in events:
+            self.model_listeners.add(identity)
+        else:  # a client that reconnected as an older one
+            self.model_listeners.discard(identity)
         log.info(
             "hello from %s %s",
             str(msg.body.get("client", "?"))[:64],
@@ -662,7 +690,17 @@ class Server:
         if now - self._last_rescan >= RESCAN_INTERVAL_S:
             self._last_rescan = now
             self.engine.rescan_models()
+        self._refresh_capabilities()
+
+    def _refresh_capabilities(self) -> None:
+        """The lists as the library has them now; a change is pushed to every client that
+        asked (`models_changed`)."""
+        before = _library_view(self.capabilities)
         self.capabilities = self._capabilities()
+        if _library_view(self.capabilities) != before:
+            log.info("the model library changed; telling %d client(s)", len(self.model_listeners))
+            for identity in list(self.model_listeners):
+                self._send(identity, P.Message(P.MODELS_CHANGED, self.capabilities))
 
     def _capabilities(self) -> dict[str, Any]:
         caps = self.engine.capabilities()
@@ -670,6 +708,10 @@ class Server:
         clean.update({k: v for k, v in caps.items() if k not in clean})
         # Paths or other objects the engine may list become text; the wire is JSON only.
         return json.loads(json.dumps(clean, default=str))
+
+
+def _library_view(capabilities: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in capabilities.items() if k not in VOLATILE_KEYS}
 
 
 def _names(items: Any) -> set[str]:

@@ -580,7 +580,7 @@ class DreamwireDocker(DockWidget):
         self.xyz_rows = []
         for name in "XYZ":
             kind = QComboBox()
-            kind.addItems(["", *AXES])
+            kind.addItems(list(AXES))  # "Nothing" first, A1111's default for Y and Z
             values = QLineEdit()
             values.setPlaceholderText('e.g. 1-5, 1-10 (+2), 1-10 [5], a,b,"c, d"')
             row = QHBoxLayout()

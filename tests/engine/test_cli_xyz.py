@@ -57,3 +57,24 @@ def test_xyz_refuses_bad_axes_clearly(tiny_models, tmp_path, capsys):
     assert "Steps" in capsys.readouterr().err
     assert main([*base, "--x-type", "Prompt S/R", "--x-values", "purple, blue"]) != 0
     assert "did not find purple" in capsys.readouterr().err
+
+
+def test_a_z_axis_without_y_stays_z_and_schedule_types_run(tiny_models, tmp_path):
+    """A1111's rule for an empty Y: Z is still Z (side-by-side sub-grids, "Z Type" in the
+    infotext), never promoted to Y; and the Schedule type axis runs what it names."""
+    buf = io.StringIO()
+    argv = ["xyz", "--models", str(tiny_models), "--prompt", "a fox", "--sampler", "Euler",
+            "--steps", "1", "--width", "64", "--height", "64", "--seed", "5",
+            "--x-type", "Seed", "--x-values", "5", "--z-type", "Schedule type",
+            "--z-values", "Automatic, karras", "--out", str(tmp_path), "--json"]  # fmt: skip
+    with contextlib.redirect_stdout(buf):
+        assert main(argv) == 0
+    record = json.loads(buf.getvalue())
+    assert [(c["x"], c["y"], c["z"]) for c in record["cells"]] == [(0, 0, 0), (0, 0, 1)]
+    infos = [read_png(c["path"])[1] for c in record["cells"]]
+    assert "Sampler: Euler, Schedule type: Automatic" in infos[0]
+    assert "Sampler: Euler, Schedule type: Karras" in infos[1]
+    grid, info = read_png(record["grid"])
+    assert "X Type: Seed" in info and "Z Type: Schedule type" in info and "Y Type" not in info
+    # Two 64 px sub-grids side by side under their titles: wide, one cell (plus bands) high.
+    assert grid.shape[1] >= 128 and 64 < grid.shape[0] < 128

@@ -55,7 +55,11 @@ def main() -> int:
     args = ap.parse_args()
     engine, store = build_backend(args.models, args.out, "cpu", None)
     server = Server(
-        RecordingEngine(engine, args.record), store.save, store.load, ServerConfig(bind=args.bind)
+        RecordingEngine(engine, args.record),
+        store.save,
+        store.load,
+        # The roots watched as `dreamwire serve` watches them: a merge is pushed (models_changed).
+        ServerConfig(bind=args.bind, watch_roots=list(args.models), watch_interval_s=2.0),
     )
     address = server.bind()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -54,7 +55,8 @@ def _pump_probe(probe, timeout=30.0):
 
 @pytest.fixture
 def backend(tmp_path, tiny_models):
-    with BackendProcess([tiny_models], tmp_path / "out") as b:
+    # A quick watch of the model roots, so a changed library is pushed within a second.
+    with BackendProcess([tiny_models], tmp_path / "out", extra_args=["--watch-models", "0.5"]) as b:
         yield b
 
 
@@ -65,7 +67,7 @@ def test_submit_is_refused_until_connected(tmp_path):
     session.close()
 
 
-def test_result_reaches_the_listener_with_its_pending(backend):
+def test_result_and_a_changed_library_reach_the_listener(backend, tiny_models):
     rec = Recorder()
     session = Session(Client(backend.address), rec)
     assert _pump(session, lambda: session.state == "connected")
@@ -79,6 +81,21 @@ def test_result_reaches_the_listener_with_its_pending(backend):
     name, got, result = next(c for c in rec.calls if c[0] == "on_result")
     assert got is pending and result.job_id == job_id and result.images[0].seed == 8
     assert "on_progress" in rec.kinds() and not session.busy
+    # A checkpoint written into a model folder (as `dreamwire models merge` does): the
+    # backend pushes models_changed and the docker's lists are refreshed, nothing asked.
+    folder = tiny_models / "models" / "Stable-diffusion"
+    added = folder / "session-late.safetensors"
+    os.link(folder / "tiny-sd1.safetensors", added)
+    before = len(rec.calls)
+
+    def shown() -> bool:  # a call made since (the client updates one Welcome in place)
+        later = rec.calls[before:]
+        return any(c[0] == "on_welcome" and "session-late" in c[1].models for c in later)
+
+    try:
+        assert _pump(session, shown, 30)
+    finally:
+        added.unlink(missing_ok=True)
     session.close()
     # The settings dialog's Test connection, against the same backend.
     probe = ConnectionProbe(backend.address, "", "", lambda a, s, c: Client(a))

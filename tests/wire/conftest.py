@@ -19,12 +19,16 @@ from tests.support.backend import BackendProcess  # noqa: E402
 @pytest.fixture(scope="session")
 def backend(tiny_models, tmp_path_factory):
     """One backend shared by the wire tests that leave it healthy (tiny models; a 16 MB
-    message limit and an 8-job queue so the limit tests stay cheap). A cold start costs
+    message limit and an 8-job queue so the limit tests stay cheap, a quick model watch). A cold start costs
     ~14 s of CPU in imports; tests/support/warm_python.py forks it from a warm interpreter
     in well under a second."""
     out = tmp_path_factory.mktemp("backend-out")
     proc = BackendProcess(
-        [tiny_models], out, extra_args=["--max-message-mb", "16", "--max-queue", "8"]
+        [tiny_models],
+        out,
+        # The model roots watched every 0.5 s (2 s by default), so a pushed models_changed
+        # arrives within a second or two.
+        extra_args=["--max-message-mb", "16", "--max-queue", "8", "--watch-models", "0.5"],
     )
     with proc:
         yield proc

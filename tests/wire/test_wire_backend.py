@@ -380,3 +380,44 @@ def test_list_models_lists_a_checkpoint_merged_after_the_start_and_forgets_a_rem
     while "merged-late" in listed():
         assert time.monotonic() < deadline, "a removed checkpoint stayed listed"
         time.sleep(0.5)
+
+
+def test_a_changed_library_is_pushed_unasked_to_the_clients_that_asked(
+    client, backend, tiny_models
+):
+    """The backend watches its model roots: a checkpoint added while it runs (here a hard
+    link, as a merge or a copy would write it) and then removed reaches the connected
+    client as `models_changed` with the new lists, no `list_models` sent; a client whose
+    hello did not ask (an older one) is sent nothing it could not read."""
+    import os
+
+    ctx = zmq.Context.instance()
+    older = ctx.socket(zmq.DEALER)
+    older.linger = 0
+    older.connect(backend.address)
+    older.send_multipart(_raw(P.Message(P.HELLO, {"protocol": P.PROTOCOL_VERSION})))
+    assert older.poll(30_000)
+    assert P.decode(older.recv_multipart(), P.Limits()).type == P.WELCOME
+    folder = tiny_models / "models" / "Stable-diffusion"
+    added = folder / "pushed-late.safetensors"
+
+    def pushed(present: bool):
+        return lambda es: any(
+            isinstance(e, ev.ModelsChanged)
+            and ("pushed-late" in e.capabilities["models"]) == present
+            for e in es
+        )
+
+    os.link(folder / "tiny-sd1.safetensors", added)
+    try:
+        collect(client, pushed(True), timeout=30)
+        # The client's welcome holds the new lists, family included, for the host to show.
+        assert client.welcome.model_families.get("pushed-late") == "sd1"
+    finally:
+        added.unlink(missing_ok=True)
+    collect(client, pushed(False), timeout=30)
+    assert "pushed-late" not in client.welcome.models
+    try:
+        assert not older.poll(0), "a client that did not ask was sent something"
+    finally:
+        older.close(0)

@@ -156,8 +156,9 @@ class Session:
                 )
         elif kind == "Welcome":
             self.listener.on_welcome(ev)
-        elif kind == "ModelsEvent":
-            # The client has updated its welcome's lists from the answer: show them.
+        elif kind in ("ModelsEvent", "ModelsChanged"):
+            # The client has updated its welcome's lists from the answer (or from the
+            # backend's own news of a changed library): show them.
             if getattr(self.client, "welcome", None) is not None:
                 self.listener.on_welcome(self.client.welcome)
         elif kind == "Accepted":

@@ -14,23 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dreamwire.shared.job import Job
-from dreamwire.shared.xyz_axes import Axis, Cell, axis, cells, grid_infotext
+from dreamwire.shared.xyz_axes import (
+    Axis,
+    Cell,
+    cells,
+    check_cells,
+    grid_infotext,
+    named_axes,
+    parse_rows,
+)
 
 from .geometry import Rect
-
-# A1111's "Nothing" axis: an unused row before a used one keeps the later axes in place
-# (a Z with no Y is still Z), with one value that changes nothing and labels nothing.
-NOTHING = Axis("", str, lambda job, x, xs: job, label_values=False)
-
-
-def parse_axes(rows: list[tuple[str, str]]) -> list[tuple[Axis, list]]:
-    """The axes the artist filled in, X first ("" type: unused); DreamwireError (naming the
-    axis) for an unknown type or values its syntax cannot read."""
-    last = max((i for i, (label, _) in enumerate(rows) if label), default=-1)
-    return [
-        (axis(label), axis(label).parse(values)) if label else (NOTHING, [""])
-        for label, values in rows[: last + 1]
-    ]
 
 
 @dataclass(frozen=True)
@@ -139,8 +133,7 @@ class XyzRun:
 
 
 def plan_run(base: Job, rows: list[tuple[str, str]], cell_w: int, cell_h: int) -> XyzRun:
-    axes = parse_axes(rows)
-    used = [
-        (name, label, values) for name, (label, values) in zip("XYZ", rows, strict=False) if label
-    ]
-    return XyzRun(layout(axes, cell_w, cell_h), cells(base, axes), used)
+    axes = parse_rows(rows)
+    grid = cells(base, axes)
+    check_cells(grid)  # before any cell is queued
+    return XyzRun(layout(axes, cell_w, cell_h), grid, named_axes(rows))

@@ -72,8 +72,8 @@ def check_xyz(c, base):
 
 def check_models_refresh(c, cfg):
     """`dreamwire models merge` writes a checkpoint into the running backend's folder; the
-    docker's Refresh lists it (the backend rescans at most every 2 s), and forgets it once
-    it is gone."""
+    docker lists it, and forgets it once it is gone, with no Refresh pressed: the backend's
+    watch of its folders pushes models_changed."""
     name = "dw-krita-merged"
     had = name in c.welcome.models
     t0 = time.monotonic()
@@ -89,11 +89,7 @@ def check_models_refresh(c, cfg):
 
     def listed(want):
         def check():
-            if c.welcome_version != seen_version and (name in c.welcome.models) == want:
-                return True
-            c.refresh_models()  # again: an answer inside the 2 s rescan window may be stale
-            time.sleep(0.2)
-            return False
+            return c.welcome_version != seen_version and (name in c.welcome.models) == want
 
         return check
 
