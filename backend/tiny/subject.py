@@ -1,8 +1,9 @@
 """Tiny random background-removal ONNX files with rembg's file names, input shapes and
 output layout, built with the `onnx` package's helper API (no torch export): the model's
 square input (1 x 3 x side x side, side 320 for U2-Net, 1024 for IS-Net and BiRefNet) ->
-a random 1 x 1 convolution to one channel -> the first output, 1 x 1 x side x side; U2-Net
-and IS-Net also give their side outputs after it (rembg reads only the first). The answer is
+a random 1 x 1 convolution to one channel -> the first output, 1 x 1 x side x side; the U2-Net
+and IS-Net files also give side outputs after it, as those networks' deep supervision does
+(rembg reads only the first). The answer is
 then a fixed linear function of the normalised input, which a test can work out by hand."""
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class Layout:
     outputs: int  # the first is the mask; the rest are side outputs rembg ignores
 
 
-# Input names as torch.onnx.export wrote them for the released files (rembg reads whatever
-# the first input is called, and so does Dreamwire).
+# Input names as torch.onnx.export names them; whatever the released files call theirs,
+# rembg feeds the first input by its own name and reads the first output, as Dreamwire does.
 U2NET = Layout("u2net.onnx", 320, "input.1", 7)
 U2NETP = Layout("u2netp.onnx", 320, "input.1", 7)
 ISNET = Layout("isnet-general-use.onnx", 1024, "input_image", 6)
