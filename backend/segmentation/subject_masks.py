@@ -85,7 +85,10 @@ KNOWN = (
     Known("birefnet-cod", "BiRefNet-COD-epoch_125", BIREFNET),
 )
 # What the refusal tells the artist to add.
-WANTED = "birefnet-general.onnx, isnet-general-use.onnx, u2net.onnx or u2netp.onnx (rembg's)"
+WANTED = (
+    "birefnet-general.onnx, isnet-general-use.onnx, u2net.onnx or u2netp.onnx (rembg's, "
+    "from github.com/danielgatis/rembg/releases)"
+)
 
 
 @dataclass(frozen=True)
