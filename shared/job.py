@@ -785,6 +785,8 @@ class Job:
             del body["animatediff"]
         if self.segment is None:
             del body["segment"]  # likewise: only a segment job carries it
+        elif not self.segment.subject:
+            del body["segment"]["subject"]  # a click job's body is what it was before it
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.

@@ -1,9 +1,11 @@
-"""Click-to-mask: the settings of a `segment` job (JobMode.SEGMENT).
+"""Click-to-mask and select subject: the settings of a `segment` job (JobMode.SEGMENT).
 
 The backend runs SAM 2 (transformers' Sam2Model) on the job's init image with the artist's
 clicks and optional box, and returns one mask: H x W x 3 uint8 at the init image's size,
 255 inside the object, 0 outside (all three channels equal, so it stores and travels like
-any result image).
+any result image). With `subject` set it takes no clicks or box and runs a background-
+removal model instead (rembg's ONNX files: U2-Net, IS-Net, BiRefNet), whose mask is soft:
+0..255, as rembg makes it.
 
 Coordinates are pixels of the init image: x to the right, y down, (0, 0) the top-left
 corner of the top-left pixel, as Krita's canvas and SAM 2's own predictor count them.
@@ -34,7 +36,10 @@ class Segment:
     clicks: list[Click] = field(default_factory=list)
     # [x0, y0, x1, y1], x0 < x1 and y0 < y1, or None; at least a click or a box.
     box: list[float] | None = None
-    model: str = ""  # a SAM 2 folder or file name to prefer; "": the first one found
+    # A SAM 2 folder or file name to prefer (with `subject`: a background-removal model's
+    # file name or rembg's name for it); "": the first one found.
+    model: str = ""
+    subject: bool = False  # the picture's subject, by a background-removal model
 
 
 def check_segment(s: object, job_id: str, size: tuple[int, int] | None) -> None:
@@ -45,6 +50,7 @@ def check_segment(s: object, job_id: str, size: tuple[int, int] | None) -> None:
     fs = f.nested("segment.")
     fs.listed("clicks", s.clicks)
     fs.text("model", s.model)
+    fs.flag("subject", s.subject)
     if len(s.clicks) > MAX_CLICKS:
         raise fs.fail(
             "clicks", f"at most {MAX_CLICKS} clicks", len(s.clicks), ErrorCode.INVALID_JOB
@@ -63,8 +69,15 @@ def check_segment(s: object, job_id: str, size: tuple[int, int] | None) -> None:
             fs.number(f"box[{i}]", v, 0, w if i % 2 == 0 else h)
         if not (s.box[0] < s.box[2] and s.box[1] < s.box[3]):
             raise fs.fail("box", "x0 < x1 and y0 < y1", s.box, ErrorCode.INVALID_JOB)
-    if not s.clicks and s.box is None:
-        raise DreamwireError(ErrorCode.INVALID_JOB, "segment needs a click or a box", job_id)
+    if s.subject and (s.clicks or s.box is not None):
+        # A background-removal model takes the whole picture and no prompt.
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB, "segment.subject takes no clicks and no box", job_id
+        )
+    if not s.subject and not s.clicks and s.box is None:
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB, "segment needs a click or a box (or subject)", job_id
+        )
 
 
 def segment_from_wire(data: Any) -> Segment:

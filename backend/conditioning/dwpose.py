@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamwire.backend.caching import BoundedCache
+from dreamwire.backend import onnx_sessions
 from dreamwire.backend.conditioning import dwpose_draw, dwpose_rtmpose, dwpose_yolox
 from dreamwire.backend.library import annotator_files
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -57,34 +57,8 @@ def missing(roots=(), also: str = "") -> DreamwireError:
     )
 
 
-def _session(path: Path):
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise DreamwireError(
-            ErrorCode.PREPROCESSOR_UNAVAILABLE,
-            "DWPose runs through onnxruntime, which is not installed (pip install onnxruntime)",
-        ) from None
-    try:
-        return ort.InferenceSession(str(path), providers=_providers(ort))
-    except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
-        raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT, f"{path.name}: not a loadable ONNX model: {exc}"
-        ) from exc
-
-
-def _providers(ort) -> list[str]:
-    # The GPU where onnxruntime has one; the CPU always, last.
-    have = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider",) if p in have] + ["CPUExecutionProvider"]
-
-
-_cache: BoundedCache = BoundedCache(2, size_of=lambda _: 0)
-
-
 def cached_session(path: Path):
-    stat = path.stat()
-    return _cache.get((str(path), stat.st_mtime_ns), lambda: _session(path))[0]
+    return onnx_sessions.cached(path, "DWPose")
 
 
 def estimate(rgb: np.ndarray, files: tuple[Path, Path]) -> list[dwpose_draw.WholeBodyPose]:

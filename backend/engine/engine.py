@@ -310,6 +310,8 @@ class Engine:
             )
         if job_plan.segment_weights is not None:  # SAM 2; no checkpoint
             return segment_run.run(job, job_plan.segment_weights, self.info, self.models, reporter)
+        if job_plan.subject is not None:  # a background-removal ONNX file; no checkpoint
+            return segment_run.run_subject(job, job_plan.subject, reporter)
         t0 = time.perf_counter()
         # The plan's checkpoint: the job's, or the Fill model an inpaint job runs on.
         model = self.load(job_plan.checkpoint or job.model, job.vae, reporter)

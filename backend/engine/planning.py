@@ -53,6 +53,8 @@ from .seamless_upscale import tile_axes
 from .unit_planning import ModelOutline, PlannedUnit, UnitPlanner, UnitQuery, by_kind
 
 if TYPE_CHECKING:
+    from dreamwire.backend.segmentation.subject_masks import SubjectModel
+
     from .animatediff import AnimateDiffPlan
     from .hooks import Conditioner
     from .materials import MaterialsPlan
@@ -162,8 +164,10 @@ class JobPlan:
     materials: MaterialsPlan | None = None
     # An animatediff job's motion module (animatediff.py); it lists no passes.
     animatediff: AnimateDiffPlan | None = None
-    # A segment job's SAM 2 weights (conditioning/sam2_masks.py); it lists no passes.
+    # A segment job's SAM 2 weights (segmentation/sam2_masks.py); it lists no passes.
     segment_weights: Path | None = None
+    # A select-subject segment job's background-removal model (segmentation/subject_masks.py).
+    subject: SubjectModel | None = None
 
     @property
     def second_denoisers(self) -> tuple:
@@ -204,6 +208,11 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
         return JobPlan(
             JobMode.MATERIALS, "", (), (), size, "none", materials=materials.plan(job, library)
         )
+    if job.mode is JobMode.SEGMENT and job.segment.subject:
+        from dreamwire.backend.segmentation import subject_masks
+
+        subject = subject_masks.find(library.roots, job.segment.model)
+        return JobPlan(JobMode.SEGMENT, "", (), (), size, "none", subject=subject)
     if job.mode is JobMode.SEGMENT:
         from dreamwire.backend.segmentation import sam2_masks
 

@@ -279,6 +279,11 @@ class Controller:
         selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
         return self._act("select", params, doc)
 
+    def select_subject(self, params: Params, doc=None) -> str | None:
+        """Ask a background-removal model (rembg's files) for the canvas's subject; its soft
+        mask replaces the selection (logic/click_mask.py)."""
+        return self._act("subject", params, doc)
+
     def cancel(self, job_id: str | None = None) -> None:
         """Cancel `job_id` (one job of the queue), or every job in flight."""
         if self.session is not None:
@@ -350,6 +355,11 @@ class Controller:
             return self._build_edit(params, doc, canvas, sel, info, action)
         if action == "select":
             return self._build_select(params, doc, canvas, sel)
+        if action == "subject":  # the whole visible canvas, whatever is selected
+            job = click_mask.subject_job(host.read_visible(doc, canvas))
+            self.last_job = job
+            plan = regions.Plan("select", canvas, canvas, masked=False)
+            return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
         if action == "generate":
             plan = regions.plan_generate(canvas, sel)
         elif action == "refine":
@@ -419,7 +429,8 @@ class Controller:
             self._set(message=f"Could not select: {exc}", level="error")
             return
         host.refresh(doc)
-        self._set(message="Selected the clicked object.", level="info")
+        what = "the subject" if pending.action == "subject" else "the clicked object"
+        self._set(message=f"Selected {what}.", level="info")
 
     def _regions(self, doc, plan: regions.Plan):
         """Regional prompts from the layers named "region: ..." (logic/prompt_regions.py)."""
@@ -554,7 +565,7 @@ class Controller:
         if pending.action == "live":
             self._live_result(pending, result)
             return
-        if pending.action == "select":
+        if pending.action in ("select", "subject"):
             self._select_result(pending, result)
             return
         doc = pending.doc_key

@@ -325,6 +325,13 @@ class DreamwireDocker(DockWidget):
             lambda: self.controller.select_by_clicking(self.params())
         )
         row.addWidget(self.select_button)
+        self.subject_button = QPushButton("Select subject")
+        self.subject_button.setToolTip(
+            "Select the canvas's subject with a background-removal model (rembg's "
+            "u2net.onnx, isnet-general-use.onnx or birefnet-general.onnx on the backend)."
+        )
+        self.subject_button.clicked.connect(lambda: self.controller.select_subject(self.params()))
+        row.addWidget(self.subject_button)
         lay.addLayout(row)
 
         row = QHBoxLayout()

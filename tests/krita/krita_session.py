@@ -102,7 +102,12 @@ def run_session(root: Path, tiny_models: Path, flux_root: Path) -> KritaSession:
     from dreamwire.backend.tiny import sam2
 
     sam2.save(root / "annotators")
-    env = {"DREAMWIRE_ANNOTATORS": str(root / "annotators")}
+    # And rembg's u2netp for "select subject" there; rembg's home points there too, so an
+    # installed ~/.u2net stays out.
+    from dreamwire.backend.tiny import subject
+
+    subject.save(root / "annotators", subject.U2NETP)
+    env = {"DREAMWIRE_ANNOTATORS": str(root / "annotators"), "U2NET_HOME": str(root / "annotators")}
     with RecordingBackend(record, [tiny_models, flux_root], root / "out", env=env) as backend:
         parts = [
             ["dw_offline", {"dead_address": free_address(), "spaces": SPACES}],

@@ -69,6 +69,7 @@ def test_select_by_clicking_turns_sam2_mask_into_the_selection(run):
     canvas without them as the picture, and the selection becomes SAM 2's mask."""
     from dreamwire.backend.segmentation import sam2_masks
     from dreamwire.backend.tiny import sam2 as tiny
+    from dreamwire.backend.tiny import subject as tiny_subject
     from dreamwire.shared.job import Job
 
     out, record, dump = run
@@ -87,6 +88,18 @@ def test_select_by_clicking_turns_sam2_mask_into_the_selection(run):
     got = np.load(dump / "select-selection.npy")
     np.testing.assert_array_equal(got == 255, want)
     assert 0 < want.sum() < want.size
+    # Select subject on the same canvas: rembg's u2netp's soft mask becomes the selection.
+    from dreamwire.backend.segmentation import subject_masks
+
+    r = out["subject"]
+    assert r["ok"], r["message"]
+    assert _fields(record, r["job_id"])["segment"]["subject"] is True
+    init = _arrived(record, r["job_id"], "init.npy")
+    path = tiny_subject.save(dump / "rembg", tiny_subject.U2NETP)
+    model = subject_masks.SubjectModel(path, subject_masks.identify(path))
+    np.testing.assert_array_equal(
+        np.load(dump / "subject-selection.npy"), subject_masks.predict(model, init)
+    )
 
 
 def test_inpaint_changes_only_the_selection(run):

@@ -12,6 +12,7 @@ from dreamwire_krita.logic.click_mask import (
     is_negative,
     segment_job,
     selection_bytes,
+    subject_job,
 )
 from dreamwire_krita.logic.geometry import Rect
 from dreamwire_krita.logic.prompt_regions import LayerInfo
@@ -62,6 +63,23 @@ def test_segment_job_needs_a_click_or_box_and_validates():
     with pytest.raises(PlanError, match="dots"):
         segment_job(px, [], None)
     assert segment_job(px, [], [1.0, 1.0, 9.0, 9.0]).segment.box == [1.0, 1.0, 9.0, 9.0]
+
+
+def test_subject_job_sends_the_flattened_canvas_and_no_clicks():
+    px = np.zeros((80, 100, 4), np.uint8)
+    px[..., 0] = 200  # transparent red: white once flattened
+    px[5:10, 5:10] = (0, 0, 255, 255)
+    job = subject_job(px)
+    assert job.mode is JobMode.SEGMENT and job.segment.subject
+    assert job.segment.clicks == [] and job.segment.box is None
+    assert (job.init_image[0, 0] == 255).all() and tuple(job.init_image[7, 7]) == (0, 0, 255)
+    assert job.to_wire()[0]["segment"]["subject"] is True
+
+
+def test_a_soft_mask_keeps_its_grey_levels_in_the_selection():
+    mask = np.repeat(np.arange(0, 256, 32, dtype=np.uint8)[None, :, None], 3, axis=2)
+    back = np.frombuffer(selection_bytes(mask, (8, 1)), np.uint8)
+    np.testing.assert_array_equal(back, mask[0, :, 0])
 
 
 def test_mask_becomes_selection_bytes_of_the_canvas_size():

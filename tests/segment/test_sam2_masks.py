@@ -158,10 +158,17 @@ def test_segment_job_round_trips_the_wire_form():
 
 
 def test_segment_over_the_wire(comfy, models, tmp_path):
+    """SAM 2's clicks and, in the same backend process, select subject (rembg's u2netp in a
+    second root's models/rembg: test_subject_masks.py checks its mask step by step)."""
+    from dreamwire.backend.segmentation import subject_masks
+    from dreamwire.backend.tiny import subject as tiny_subject
+
     root, empty = comfy
+    rembg_root = tmp_path / "rembg_root"
+    tiny_subject.save(rembg_root / subject_masks.COMFY_REMBG, tiny_subject.U2NETP)
     seg = Segment([Click(20, 30), Click(50, 10, positive=False)])
-    env = {"DREAMWIRE_ANNOTATORS": str(empty)}
-    with BackendProcess([root], tmp_path / "out", env=env) as backend:
+    env = {"DREAMWIRE_ANNOTATORS": str(empty), "U2NET_HOME": str(empty)}
+    with BackendProcess([root, rembg_root], tmp_path / "out", env=env) as backend:
         client = Client(backend.address)
         try:
             client.connect_wait(60)
@@ -171,6 +178,9 @@ def test_segment_over_the_wire(comfy, models, tmp_path):
             good = _job(seg)
             client.submit(good)
             events += collect(client, ended(good.job_id), timeout=120)
+            subject = _job(Segment(subject=True))
+            client.submit(subject)
+            events += collect(client, ended(subject.job_id), timeout=60)
         finally:
             client.close()
     ends = {e.job_id: e for e in events if isinstance(e, ResultEvent | ErrorEvent)}
@@ -181,3 +191,7 @@ def test_segment_over_the_wire(comfy, models, tmp_path):
     want = reference(models[1], seg, multimask=False)
     np.testing.assert_array_equal(got[..., 0] == 255, want)
     assert "SAM 2 model: sam2.1-hiera-tiny" in result.result.images[0].infotext
+    image = ends[subject.job_id].result.images[0]
+    want = subject_masks.predict(subject_masks.find([rembg_root]), IMG)
+    np.testing.assert_array_equal(image.image, subject_masks.mask_image(want))
+    assert "Subject model: u2netp.onnx (U2-Net" in image.infotext

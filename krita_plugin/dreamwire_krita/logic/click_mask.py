@@ -1,4 +1,6 @@
-"""Select by clicking: SAM 2 click-to-mask from the canvas (the backend's segment job).
+"""Select by clicking: SAM 2 click-to-mask from the canvas (the backend's segment job);
+and Select subject: the same job with `subject` set, no clicks, a background-removal model
+(rembg's U2-Net / IS-Net / BiRefNet files) finding the canvas's subject (subject_job).
 
 The clicks are dots painted on a layer named "clicks" (the plugin's naming convention, as
 for "region: ..." layers; without one, the active layer), an empty paint layer: each
@@ -109,6 +111,17 @@ def segment_job(pixels: np.ndarray, clicks: list[Click], box: list[float] | None
         mode=JobMode.SEGMENT,
         init_image=flatten_rgb(pixels),  # over white, as refine sends the canvas
         segment=Segment(clicks=clicks, box=box),
+        tag="krita:select",
+    )
+    return job.validate()
+
+
+def subject_job(pixels: np.ndarray) -> Job:
+    """The whole visible canvas; the soft mask that comes back becomes the selection."""
+    job = Job(
+        mode=JobMode.SEGMENT,
+        init_image=flatten_rgb(pixels),  # over white, as for clicks
+        segment=Segment(subject=True),
         tag="krita:select",
     )
     return job.validate()

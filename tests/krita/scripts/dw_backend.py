@@ -125,6 +125,18 @@ def check(cfg):
         "message": c.status.message,
         "dots_visible": bool(marks.visible()),
     }
+    # Select subject on the same canvas: the backend's rembg model's soft mask, as it is.
+    c.status.message = ""
+    sjid = c.select_subject(Params(**base), docs)
+    ok = dwtest.pump(
+        c, lambda: c.status.message.startswith("Selected") or c.status.level == "error", 120
+    )
+    out["subject"] = {"job_id": sjid, "ok": ok and c.status.message == "Selected the subject."}
+    out["subject"]["message"] = c.status.message
+    if docs.selection() is not None:
+        np.save(
+            cfg["dump"] + "/subject-selection.npy", host.read_selection(docs, Rect(0, 0, 100, 80))
+        )
 
     # -- refine the visible canvas -----------------------------------------------------------------
     doc3 = k.createDocument(100, 80, "refine", "RGBA", "U8", "", 72.0)
