@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ DISPATCH_HEAD = 64
 # How often idle actors are asked what is free (the welcome, admission); a job's end also
 # reports it.
 REFRESH_S = 5.0
+REATTACH_POLL_S = 1.0  # how often a restarting actor is asked whether it is back
 
 
 def import_ray() -> Any:
@@ -196,7 +198,10 @@ class RayPool:
     # -- scheduling ----------------------------------------------------------------------
     def _dispatch(self) -> None:
         while not self.stopping.is_set():
-            self._dispatch_once()
+            try:
+                self._dispatch_once()
+            except Exception:  # the thread must outlive a bug: the jobs wait, not vanish
+                log.exception("ray: dispatch failed")
             self.jobs.wait_for_jobs(0.2)  # a put, a re-queue, or an actor freed (nudge)
 
     def _dispatch_once(self) -> None:
@@ -249,9 +254,14 @@ class RayPool:
             key = (job.job_id, actor.name)
             if key not in seen:
                 place = places.get(actor.name)
-                seen[key] = (
-                    place is None or refusal_on(head[job.job_id].job, place, estimate) is None
-                )
+                try:
+                    refused = place is not None and refusal_on(
+                        head[job.job_id].job, place, estimate
+                    )
+                except Exception:  # a bug in the estimate: the actor checks again anyway
+                    log.exception("job %s: no memory estimate for %s", job.job_id, actor.name)
+                    refused = False
+                seen[key] = not refused
             return seen[key]
 
         return fits
@@ -284,7 +294,7 @@ class RayPool:
 
     def _run(self, slot: _Slot, entry: Entry, poster: Poster) -> None:
         end: P.Message | None = None
-        lost = requeued = False
+        lost = requeued = made_room = False
         attempts = entry.attempts
         try:
             end = run_entry(
@@ -294,8 +304,8 @@ class RayPool:
                 poster,
                 self.stopping,
             )
-            if self._made_room(slot, entry, end, attempts):
-                end, requeued = None, True
+            if self._made_room(entry, end, attempts):
+                end, requeued, made_room = None, True, True
         except WorkerLost as exc:
             lost = True
             end = self._after_loss(slot, entry, exc)
@@ -308,6 +318,14 @@ class RayPool:
                 slot.jobs_run += 1
                 if not lost:
                     slot.entry = None
+                if made_room:
+                    # Back in the queue with its actor free and its flag down in one step:
+                    # the dispatcher never sees it running and not yet making room.
+                    entry.preempt.clear()
+                    self.jobs.requeue(entry)
+                    log.info(
+                        "job %s: queued again after making room on %s", entry.job_id, slot.name
+                    )
                 self._cond.notify_all()
             self.jobs.nudge()  # the dispatcher: an actor may be free
             if end is not None:
@@ -315,20 +333,18 @@ class RayPool:
         if lost and not self.stopping.is_set():
             self._reattach(slot)
 
-    def _made_room(self, slot: _Slot, entry: Entry, end: P.Message, attempts: int) -> bool:
-        """A job stopped to make room for an urgent one goes back to the queue at its place,
-        its start not counted; True when it did. One that ended otherwise meanwhile (a
-        result, an error, a client's cancel, the server stopping) ends as it ended."""
+    def _made_room(self, entry: Entry, end: P.Message, attempts: int) -> bool:
+        """Whether the job stopped to make room for an urgent one: then it goes back to
+        the queue at its place (the caller puts it there), its start not counted. One that
+        ended otherwise meanwhile (a result, an error, a client's cancel, the server
+        stopping) ends as it ended."""
         if not entry.preempt.is_set():
             return False
-        entry.preempt.clear()
         if end.type != P.CANCELLED or entry.cancel.is_set() or self.stopping.is_set():
             return False
         entry.attempts = attempts
         if attempts == 0 and self.feed.durable is not None:
             self.feed.durable.undo_start(entry.job_id)
-        log.info("job %s: queued again after making room on %s", entry.job_id, slot.name)
-        self.jobs.requeue(entry)
         return True
 
     def _after_loss(self, slot: _Slot, entry: Entry, exc: WorkerLost) -> P.Message | None:
@@ -339,6 +355,7 @@ class RayPool:
         if entry.attempts < MAX_ATTEMPTS:
             log.warning("job %s: %s died running it (%s); running it again", job_id, slot.name, exc)
             entry.avoid = slot.name
+            entry.preempt.clear()  # it is not running now: no room left to make
             self.jobs.requeue(entry)
             return None
         log.error("job %s: a worker died running it %d times; giving up", job_id, entry.attempts)
@@ -352,18 +369,31 @@ class RayPool:
 
     def _reattach(self, slot: _Slot) -> None:
         """Wait for Ray to restart the actor (its model cache is empty then), then free it."""
-        try:
-            info = self.ray.get(slot.handle.info.remote(), timeout=ACTOR_START_TIMEOUT_S)
-        except Exception as exc:
-            log.error("ray: %s did not come back: %s", slot.name, exc)
-            with self._cond:
-                slot.alive = False
-                slot.entry = None
-                self._cond.notify_all()
-            return
+        deadline = time.monotonic() + ACTOR_START_TIMEOUT_S
+        info: ActorInfo | None = None
+        while info is None:
+            try:
+                info = self.ray.get(slot.handle.info.remote(), timeout=ACTOR_START_TIMEOUT_S)
+            except self.ray.exceptions.ActorUnavailableError as exc:
+                # Ray answers at once while the actor restarts (its imports take a while):
+                # ask again, until the deadline.
+                if time.monotonic() < deadline and not self.stopping.wait(REATTACH_POLL_S):
+                    continue
+                self._lose(slot, exc)
+                return
+            except Exception as exc:
+                self._lose(slot, exc)
+                return
         log.info("ray: %s is back (pid %d)", slot.name, info.pid)
         with self._cond:
             slot.info = info
+            slot.entry = None
+            self._cond.notify_all()
+
+    def _lose(self, slot: _Slot, exc: Exception) -> None:
+        log.error("ray: %s did not come back: %s", slot.name, exc)
+        with self._cond:
+            slot.alive = False
             slot.entry = None
             self._cond.notify_all()
 
