@@ -7,7 +7,8 @@ unit-tested without Ray (tests/wire/test_wire_ray_units.py). The rules:
 - Priority: jobs are taken best class first, then in arrival order (a re-run keeps its
   place). A job no idle actor may take waits; later jobs are still placed, so an actor is
   never left idle while a job it may take waits.
-- Memory: a job goes only to an actor it fits (`fits`: the per-actor admission).
+- Memory: a job goes only to an actor it fits (`fits`: the per-actor admission), unless
+  every actor is idle: then no memory will come free, and the actor's own check refuses it.
 - A job whose actor died under it is not given back to that actor while another is alive.
 - Affinity breaks the tie between the idle actors a job may take: one holding its model;
   else the one whose cache loses least by loading it: no model another waiting job wants,
@@ -95,7 +96,12 @@ def decide(
     start: list[Assignment] = []
     stuck: list[Waiting] = []  # urgent jobs no idle actor may take
     for i, job in enumerate(order):
-        choices = [a for a in idle.values() if _may_take(a, job, len(alive)) and fits(job, a)]
+        allowed = [a for a in idle.values() if _may_take(a, job, len(alive))]
+        choices = [a for a in allowed if fits(job, a)]
+        if not choices and len(idle) == len(alive) and not start:
+            # It fits no actor and none is busy, so no memory will come free: an actor's
+            # own check refuses it with limit_exceeded instead of it waiting for ever.
+            choices = allowed
         if not choices:
             if job.urgent:
                 stuck.append(job)

@@ -92,6 +92,9 @@ def test_a_job_goes_only_to_an_actor_it_fits_and_others_do_not_wait_for_it():
     # Only `a` is idle: the big job waits and the small one behind it starts.
     busy_b = actor("b", running=job("x"))
     assert started(decide([big, small], [a, busy_b], fits)) == {"small": "a"}
+    # Every actor idle and it fits none: no memory will come free, so it goes to one, whose
+    # own check refuses it (limit_exceeded) rather than it waiting for ever.
+    assert started(decide([big], [a], fits)) == {"big": "a"}
 
 
 def test_an_urgent_job_makes_room_by_stopping_the_latest_batch_job():
