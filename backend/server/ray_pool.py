@@ -106,7 +106,9 @@ class RayPool:
         self._own_cluster = not options.address
         # An address re-attaches to a running cluster: a front restarted after a crash
         # makes new actors there (the old ones died with it) and runs its queue folder.
-        self.ray.init(address=options.address or None, include_dashboard=False)
+        # "local": a new cluster of our own, never one `ray start` left on this machine
+        # (Ray's default would join whatever /tmp/ray/ray_current_cluster names).
+        self.ray.init(address=options.address or "local", include_dashboard=False)
         if options.address:
             log.info("ray: attached to the cluster at %s", options.address)
         else:

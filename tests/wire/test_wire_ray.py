@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,6 +69,10 @@ def cluster(tmp_path_factory):
                 head.wait(30)
             except subprocess.TimeoutExpired:
                 continue
+        # What `ray stop` would remove: a later plain ray.init() must not look for this head.
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip().endswith(address.split(":")[1]):
+            current.unlink()
 
 
 @pytest.fixture(scope="module")
