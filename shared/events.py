@@ -25,26 +25,37 @@ CLOSED = "closed"
 @dataclass
 class WorkerStatus:
     """One worker of `welcome.workers`: its name, device, the checkpoints it holds loaded,
-    its process id and the job it is running ("" when idle)."""
+    its process id, the job it is running ("" when idle) and the bytes of RAM and VRAM free
+    for its next job (None: not known, as VRAM on a CPU worker)."""
 
     name: str
     device: str = ""
     models: list[str] = field(default_factory=list)
     pid: int = 0
     job: str = ""
+    ram_free: int | None = None
+    vram_free: int | None = None
 
     @classmethod
     def from_wire(cls, body: Any) -> WorkerStatus | None:
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             return None
-        pid = body.get("pid")
         text = {k: body.get(k) if isinstance(body.get(k), str) else "" for k in ("device", "job")}
+        pid = _count(body.get("pid"))
         return cls(
             body["name"],
             models=_strings(body.get("models")),
-            pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else 0,
+            pid=pid or 0,
+            ram_free=_count(body.get("ram_free")),
+            vram_free=_count(body.get("vram_free")),
             **text,
         )
+
+
+def _count(value: Any) -> int | None:
+    """A whole number of the wire (not a bool, not negative); None otherwise."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if ok else None
 
 
 @dataclass

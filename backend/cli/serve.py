@@ -191,6 +191,7 @@ def ray_executor(args: argparse.Namespace, engine):
         ),
         address=args.ray,
         actors=args.ray_actors,
+        estimate=engine.memory_needs,  # per actor, from this library's model sizes
     )
 
     def default_model() -> str:  # what a job naming no model runs on, for model affinity

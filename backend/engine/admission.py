@@ -110,6 +110,17 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Workplace:
+    """A worker as admission sees it: its device with what is free there for the next job,
+    its low-VRAM switch (None: decided by the memory free) and the checkpoints it holds.
+    Each Ray actor reports one, so the front admits a job per actor (server/ray_pool.py)."""
+
+    device: Device
+    low_vram: bool | None = None
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Shape:
     """The sizes a job works at: its denoising passes and the images it ends with."""
 

@@ -84,7 +84,10 @@ def _native_plan(info: DeviceInfo, family: str, weights: WeightFormat, control_m
     limit known, as on the CPU). Decided at the native size (memory_plan.choose estimates
     the peak there); larger outputs get a tiled VAE decode per pass from the fast path's
     memory check."""
-    free = free_memory(info)
+    return _plan_at(free_memory(info), family, weights, control_models)
+
+
+def _plan_at(free: int | None, family: str, weights: WeightFormat, control_models: int = 0):
     if free is None:
         return None
     from .memory_plan import choose
@@ -101,9 +104,21 @@ def want_low_vram(
     control_models: int = 0,
 ) -> bool:
     """`control_models`: whole denoisers a job loads beside the model's (memory_plan.py)."""
+    return low_vram_at(free_memory(info), family, forced, weights, control_models)
+
+
+def low_vram_at(
+    free: int | None,
+    family: str,
+    forced: bool | None,
+    weights: WeightFormat = FULL,
+    control_models: int = 0,
+) -> bool:
+    """want_low_vram for a GPU with `free` bytes free (None: not a CUDA GPU): another
+    worker's, as it reported them (the Ray pool's per-actor admission)."""
     if forced is not None:
         return forced
-    plan = _native_plan(info, family, weights, control_models)
+    plan = _plan_at(free, family, weights, control_models)
     return plan is not None and plan.low_vram
 
 

@@ -209,27 +209,18 @@ class Engine:
         """Raise `limit_exceeded` when the job's estimated peak (admission.py) does not fit
         the memory free now; else return the estimate. Loads no model; the server calls it
         before accepting a job, run() again before starting one (free memory changes while
-        a job waits). While another job runs, what that job's passes hold counts as free:
-        a job queued behind it starts only after it has ended. What counts is what the
-        job's plan loads: the Fill model an inpaint job runs on instead of the one it names,
-        and the second transformer of a full Flux Control model."""
-        if job.mode in (JobMode.MATERIALS, JobMode.SEGMENT):
-            # Marigold's and SAM 2's folders are not estimated (PROTOCOL.md): nothing is
-            # refused for memory.
-            return []
-        if job_plan is None:
-            job_plan = self._quiet_plan(job)
-        sized = self._model_size(job, job_plan)
-        if sized is None:
-            return []  # an unknown model: the run reports model_not_found
-        seconds = job_plan.second_denoisers if job_plan is not None else ()
-        tiled = should_tile(
-            job.tiled_vae,
-            *runner.final_size(job),
-            self.low_vram(sized.arch, sized.weights, len(seconds)),
-            job.seamless,
-        )
-        native = family_spec(libs.family(sized.arch)).resolution.native
+        a job waits)."""
+        here = self.workplace()
+        needs = self.memory_needs(job, here, job_plan)
+        refused = admission.refusal(job.job_id, needs, here.device)
+        if refused is not None:
+            raise refused
+        return needs
+
+    def workplace(self) -> admission.Workplace:
+        """This engine's device and what is free there for the next job: while a job runs,
+        what its passes hold counts as free (a job queued behind it starts only after it
+        has ended)."""
         running = self._running_needs
         ram, vram = host_memory.available(), dev.free_memory(self.info)
         device = admission.Device(
@@ -239,13 +230,38 @@ class Engine:
             vram_free=None if vram is None else vram + admission.released(running, "VRAM"),
             vae_tile_px=self.vae_tile_px,
         )
+        return admission.Workplace(device, self.low_vram_flag, tuple(self.loaded_models()))
+
+    def memory_needs(
+        self, job: Job, where: admission.Workplace, job_plan: planning.JobPlan | None = None
+    ) -> list[admission.Need]:
+        """The job's estimated peak on `where`: this engine's workplace, or another
+        worker's as it reported it (the model sizes come from this engine's library). What
+        counts is what the job's plan loads: the Fill model an inpaint job runs on instead
+        of the one it names, and the second transformer of a full Flux Control model."""
+        if job.mode in (JobMode.MATERIALS, JobMode.SEGMENT):
+            # Marigold's and SAM 2's folders are not estimated (PROTOCOL.md): nothing is
+            # refused for memory.
+            return []
+        if job_plan is None:
+            job_plan = self._quiet_plan(job)
+        sized = self._model_size(job, job_plan, where.models)
+        if sized is None:
+            return []  # an unknown model: the run reports model_not_found
+        seconds = job_plan.second_denoisers if job_plan is not None else ()
+        device = where.device
+        low_vram = dev.low_vram_at(
+            device.vram_free if device.kind == "cuda" else None,
+            libs.family(sized.arch),
+            where.low_vram,
+            sized.weights,
+            len(seconds),
+        )
+        tiled = should_tile(job.tiled_vae, *runner.final_size(job), low_vram, job.seamless)
+        native = family_spec(libs.family(sized.arch)).resolution.native
         second = tuple(admission.denoiser_params(sized.model, libs.params(e)) for e in seconds)
         shape = admission.shape(job, native, tiled, second)
-        needs = admission.need(sized.model, shape, device, sized.resident)
-        refused = admission.refusal(job.job_id, needs, device)
-        if refused is not None:
-            raise refused
-        return needs
+        return admission.need(sized.model, shape, device, sized.resident)
 
     def _quiet_plan(self, job: Job) -> planning.JobPlan | None:
         """The job's plan, or None where planning refuses it (the run reports why)."""
@@ -254,7 +270,9 @@ class Engine:
         except DreamwireError:
             return None
 
-    def _model_size(self, job: Job, job_plan: planning.JobPlan | None = None) -> _Sized | None:
+    def _model_size(
+        self, job: Job, job_plan: planning.JobPlan | None, loaded: tuple[str, ...]
+    ) -> _Sized | None:
         # The plan's checkpoint where it has one (an inpaint job's Fill model).
         name = job_plan.checkpoint if job_plan is not None and job_plan.checkpoint else None
         try:
@@ -266,7 +284,7 @@ class Engine:
             return None
         weights = libs.weights(entry)
         model = admission.model_size(entry.arch, libs.params(entry), weights)
-        return _Sized(model, entry.arch, ("model", entry.name) in self.models, weights)
+        return _Sized(model, entry.arch, entry.name in loaded, weights)
 
     # -- jobs ------------------------------------------------------------------------------
     def run(

@@ -43,6 +43,9 @@ class WorkerInfo:
     models: list[str] = field(default_factory=list)  # checkpoints loaded now
     pid: int = 0
     job: str = ""  # the job it is running, "" when idle
+    # Bytes free for its next job (None: unknown, as VRAM on a CPU worker).
+    ram_free: int | None = None
+    vram_free: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +72,10 @@ class Executor(Protocol):
         """Stop taking jobs; running ones stop at their next step and stay queued on disk."""
 
     def workers(self) -> list[WorkerInfo]: ...
+
+    def check_memory(self, job: Job) -> None:
+        """Raise DreamwireError(limit_exceeded) when the job fits no worker's memory free
+        now (engine/admission.py)."""
 
 
 class Poster:

@@ -25,6 +25,12 @@ class Entry:
     attempts: int = 0
     # The worker that died running it: its re-run goes elsewhere.
     avoid: str = ""
+    # Set by the Ray pool to make room for an urgent job (dispatch.py): the job stops at its
+    # next step like a cancel, then goes back to the queue instead of ending.
+    preempt: threading.Event = field(default_factory=threading.Event)
+
+    def stop_asked(self) -> bool:
+        return self.cancel.is_set() or self.preempt.is_set()
 
     @property
     def job_id(self) -> str:
@@ -58,7 +64,7 @@ class JobQueue:
         entry = Entry(job, PRIORITIES[job.priority], next(self._seq))
         with self._cond:
             heapq.heappush(self._heap, (entry.rank, entry.seq, entry))
-            self._cond.notify()
+            self._cond.notify_all()  # a worker's take and a dispatcher's wait_for_jobs
         return entry
 
     def take(self, timeout: float) -> Entry | None:
@@ -72,17 +78,45 @@ class JobQueue:
             self._running[entry.job_id] = entry
             return entry
 
+    def head(self, limit: int) -> list[Entry]:
+        """The first `limit` waiting jobs, in the order `take` would give them."""
+        with self._cond:
+            return [e for _, _, e in heapq.nsmallest(limit, self._heap)]
+
+    def claim(self, entry: Entry) -> bool:
+        """Take this waiting job, now marked running; False when it is no longer waiting
+        (cancelled, or taken meanwhile)."""
+        with self._cond:
+            for i, (_, _, e) in enumerate(self._heap):
+                if e is entry:
+                    self._heap.pop(i)
+                    heapq.heapify(self._heap)
+                    self._running[entry.job_id] = entry
+                    return True
+        return False
+
+    def wait_for_jobs(self, timeout: float) -> None:
+        """Return when a job is put or re-queued, on a nudge, or after `timeout`."""
+        with self._cond:
+            self._cond.wait(timeout)
+
+    def nudge(self) -> None:
+        """Wake whoever waits in wait_for_jobs (a worker came free)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def done(self, entry: Entry) -> None:
         with self._cond:
             if self._running.get(entry.job_id) is entry:
                 del self._running[entry.job_id]
 
     def requeue(self, entry: Entry) -> None:
-        """A running job back in the queue, ahead of its class (its worker died)."""
+        """A running job back in the queue, ahead of its class (its worker died, or it made
+        room for an urgent job)."""
         with self._cond:
             self._running.pop(entry.job_id, None)
             heapq.heappush(self._heap, (entry.rank, entry.seq, entry))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def remove(self, job_id: str) -> Entry | None:
         """Take a queued (not running) job out; None if it is not waiting."""

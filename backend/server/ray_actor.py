@@ -14,9 +14,10 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from dreamwire.backend.engine.admission import Workplace
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult, Progress
@@ -31,7 +32,7 @@ class ActorEvent:
     result: JobResult | None = None
     error: dict | None = None
     failure: str = ""
-    models: list[str] = field(default_factory=list)  # checkpoints cached after the job
+    place: Workplace | None = None  # the actor after the job (an end only)
 
     @property
     def is_end(self) -> bool:
@@ -40,9 +41,16 @@ class ActorEvent:
 
 @dataclass(frozen=True)
 class ActorInfo:
+    """An actor's process, device and memory free now, as the front schedules and admits
+    jobs by (dispatch.py) and the welcome lists it."""
+
     pid: int
     device: str
-    models: list[str]
+    place: Workplace
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.place.models)
 
 
 class EngineActor:
@@ -53,7 +61,7 @@ class EngineActor:
         self._cancels: dict[str, threading.Event] = {}
 
     def info(self) -> ActorInfo:
-        return ActorInfo(os.getpid(), self.engine.info.describe(), self.engine.loaded_models())
+        return ActorInfo(os.getpid(), self.engine.info.describe(), self.engine.workplace())
 
     def cancel(self, job_id: str) -> bool:
         flag = self._cancels.get(job_id)
@@ -92,5 +100,5 @@ class EngineActor:
             )
         except Exception as exc:  # the front maps it as the in-process worker would
             end = ActorEvent(failure=f"{type(exc).__name__}: {exc}")
-        end.models = self.engine.loaded_models()
+        end.place = self.engine.workplace()
         events.put(end)

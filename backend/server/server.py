@@ -123,7 +123,7 @@ class Server:
     ):
         """`executor` builds what runs the jobs (a Ray actor pool: ray_pool.py); None: the
         in-process worker on `engine`. `engine` itself always answers for the library
-        (capabilities, model checks, memory admission)."""
+        (capabilities, model checks); the executor for memory admission, per worker."""
         self.engine = engine
         self.load = load
         # Keeps a final error where `load` finds it (store.py); None: nowhere to keep one.
@@ -660,9 +660,10 @@ class Server:
             )
 
     def _check_memory(self, job: Job) -> None:
-        """The job's estimated peak against the memory free now (the worker's engine checks
-        again before it starts the job); refused with `limit_exceeded` naming both."""
-        admission: MemoryAdmission = self.engine
+        """The job's estimated peak against the memory free now on the worker(s) (the
+        worker's engine checks again before it starts the job); refused with
+        `limit_exceeded` naming both."""
+        admission: MemoryAdmission = self.worker
         admission.check_memory(job)
 
     def _check_model(self, job: Job) -> None:

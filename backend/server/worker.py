@@ -22,6 +22,7 @@ from typing import Any
 
 from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.job import Job
 from dreamwire.shared.result import Progress
 
 from .executor import Feed, Poster, RunFn, WorkerInfo, WorkerLost, stop_running
@@ -67,14 +68,20 @@ class Worker(threading.Thread):
 
     def workers(self) -> list[WorkerInfo]:
         running = self.jobs.running
+        place = self.engine.workplace()
         return [
             WorkerInfo(
                 name="local",
                 device=self.engine.info.describe(),
-                models=self.engine.loaded_models(),
+                models=list(place.models),
                 job=running.job_id if running is not None else "",
+                ram_free=place.device.ram_free,
+                vram_free=place.device.vram_free,
             )
         ]
+
+    def check_memory(self, job: Job) -> None:
+        self.engine.check_memory(job)
 
 
 def run_entry(
@@ -85,7 +92,7 @@ def run_entry(
     engine's process died) is raised for the caller to decide on a re-run."""
     job = entry.job
     job_id = job.job_id
-    if entry.cancel.is_set():
+    if entry.stop_asked():
         return _cancelled(entry)
     log.info(
         "job %s: start (%s, %dx%d, %d steps, %s)",
@@ -105,7 +112,7 @@ def run_entry(
         poster.post(job_id, P.progress_message(p))
 
     try:
-        result = run(job, on_progress=on_progress, should_cancel=entry.cancel.is_set)
+        result = run(job, on_progress=on_progress, should_cancel=entry.stop_asked)
         result.tag = result.tag or job.tag
         poster.post(job_id, P.progress_message(Progress(job_id, "saving", job.steps, job.steps)))
         # Saved before it is sent: a client that vanishes now loses nothing.

@@ -316,3 +316,23 @@ def test_a_full_control_model_counts_as_a_second_denoiser_not_a_controlnet():
     assert ad.refusal("j", ad.need(size, as_controlnet, device, True), device) is None
     refused = ad.refusal("j", ad.need(size, as_denoiser, device, True), device)
     assert refused is not None and refused.code is ErrorCode.LIMIT_EXCEEDED
+
+
+def test_a_job_is_estimated_for_another_workers_reported_workplace(engine):
+    # The Ray front admits jobs per actor from what each reports (server/worker_memory.py).
+    job = Job(prompt="x", width=256, height=256, steps=1, model="tiny-sd1").validate()
+    cpu = ad.Device("cpu", 4, ram_free=None)
+    (cold,) = engine.memory_needs(job, ad.Workplace(cpu))
+    (warm,) = engine.memory_needs(job, ad.Workplace(cpu, models=("tiny-sd1",)))
+    assert cold.total > warm.total  # the weights count only where they are not loaded yet
+    # That worker's free memory decides, not this process's.
+    tight = ad.Device("cpu", 4, ram_free=int(warm.total / ad.HEADROOM) - 2**20)
+    roomy = ad.Device("cpu", 4, ram_free=int(warm.total / ad.HEADROOM) + 2**20)
+    assert ad.refusal(job.job_id, [warm], tight) is not None
+    assert ad.refusal(job.job_id, [warm], roomy) is None
+    # A CUDA worker: the passes in VRAM at fp16, the images in RAM, whatever runs here.
+    gpu = ad.Device("cuda", 2, ram_free=None, vram_free=8 * GiB)
+    assert [n.where for n in engine.memory_needs(job, ad.Workplace(gpu))] == ["VRAM", "RAM"]
+    # This engine's own workplace is what its check uses.
+    here = engine.workplace()
+    assert here.device.kind == "cpu" and here.models == tuple(engine.loaded_models())

@@ -90,13 +90,15 @@ def test_workers_are_typed_and_a_damaged_entry_is_dropped():
                 "models": ["tiny-sd1", 3],
                 "pid": 41,
                 "job": "j",
+                "ram_free": 2**34,
+                "vram_free": 2**33,
             },
-            {"name": "actor-1", "device": None, "pid": True},
+            {"name": "actor-1", "device": None, "pid": True, "ram_free": -1, "vram_free": "8G"},
             {"device": "cpu"},
         ],
     }
     w = Welcome.from_body(body)
     assert w.workers == [
-        WorkerStatus("actor-0", "cuda:0", ["tiny-sd1"], 41, "j"),
+        WorkerStatus("actor-0", "cuda:0", ["tiny-sd1"], 41, "j", 2**34, 2**33),
         WorkerStatus("actor-1"),
     ]

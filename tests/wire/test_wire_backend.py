@@ -37,6 +37,9 @@ def test_welcome_describes_the_backend(client):
     assert "Euler" in w.samplers and "DPM++ 2M Karras" in w.samplers
     assert w.limits["max_message_bytes"] == 16 * 2**20 and w.limits["max_queue"] == 8
     assert w.device
+    (worker,) = w.workers  # the in-process one, with what is free for its next job
+    assert worker.name == "local" and worker.device == "cpu" and worker.vram_free is None
+    assert worker.ram_free is not None and worker.ram_free > 2**20
 
 
 def test_submit_progress_result_saved_before_sent(client, backend):

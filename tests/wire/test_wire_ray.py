@@ -1,11 +1,18 @@
-"""`dreamwire serve --ray`: the ZeroMQ front with jobs on a local Ray cluster of two CPU
-actors (PROTOCOL.md, "Workers"). One backend for the module: Ray and the actors' imports
-take a while to start. Skipped where Ray (the `cluster` extra) is not installed."""
+"""`dreamwire serve --ray ADDRESS`: the ZeroMQ front attached to a Ray cluster of two CPU
+actors on this machine (PROTOCOL.md, "Workers"). One cluster (`ray start --head`) and one
+front for the module: Ray and the actors' imports take minutes to start here. Skipped where
+Ray (the `cluster` extra) is not installed."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -18,15 +25,65 @@ from tests.support.wire import collect, ended, first_step, small_job  # noqa: E4
 
 # Long enough to still be running when a test acts on it (~20 ms a step at 32 px here).
 RUNNING_STEPS = 150
+RAY_START_TIMEOUT_S = 400
+# A private loopback cluster: Ray's token auth (on once ~/.ray/auth_token exists) is off for
+# both the head and the front, whatever an earlier local cluster left in the home folder.
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def ray_backend(tiny_models, tmp_path_factory):
+def cluster(tmp_path_factory):
+    """A Ray head of 2 CPUs, in a process group of its own: the teardown ends exactly the
+    processes it started."""
+    address = f"127.0.0.1:{_free_port()}"
+    ray = Path(sys.executable).with_name("ray")
+    log = tmp_path_factory.mktemp("ray-head") / "head.log"
+    env = {**os.environ, **RAY_ENV}
+    env.pop("RAY_ADDRESS", None)
+    args = [str(ray), "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0"]
+    args += ["--port", address.split(":")[1], "--include-dashboard", "false"]
+    with log.open("w") as out:
+        head = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + RAY_START_TIMEOUT_S
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            assert head.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(1)
+        yield address
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                head.wait(30)
+            except subprocess.TimeoutExpired:
+                continue
+        # What `ray stop` would remove: a later plain ray.init() must not look for this head.
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip().endswith(address.split(":")[1]):
+            current.unlink()
+
+
+@pytest.fixture(scope="module")
+def ray_backend(tiny_models, tmp_path_factory, cluster):
     out = tmp_path_factory.mktemp("ray-backend-out")
-    # A private Ray session for this backend (no other cluster on the machine is joined).
-    env = {"RAY_ADDRESS": "", "RAY_USAGE_STATS_ENABLED": "0"}
     with BackendProcess(
-        [tiny_models], out, extra_args=["--ray", "--ray-actors", "2"], env=env, ready_timeout=400
+        [tiny_models],
+        out,
+        extra_args=["--ray", cluster, "--ray-actors", "2"],
+        env=RAY_ENV,
+        ready_timeout=RAY_START_TIMEOUT_S,
     ) as proc:
         yield proc
 
@@ -107,3 +164,91 @@ def test_an_actor_killed_mid_job_has_it_run_once_more_on_the_other(ray_backend, 
     # Stored once, and off the durable queue.
     assert (ray_backend.out_dir / "jobs" / job_id).is_dir()
     assert not (ray_backend.out_dir / "queue" / job_id).exists()
+    # Ray restarts the actor; the front takes it back (a new process, no model loaded).
+    back = _wait_for(lambda: _back(ray_backend, victim), 300)
+    assert back.pid != victim.pid and back.device == "cpu", back
+
+
+def _back(backend, victim: ev.WorkerStatus) -> ev.WorkerStatus | None:
+    w = next(w for w in _workers(backend) if w.name == victim.name)
+    return w if w.device != "lost" and w.pid != victim.pid else None
+
+
+def _wait_for(probe, timeout: float):
+    deadline = time.monotonic() + timeout
+    while (got := probe()) is None:
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(1)
+    return got
+
+
+def _all_ended(job_ids):
+    return lambda es: all(ended(j)(es) for j in job_ids)
+
+
+def test_an_interactive_job_stops_a_batch_job_instead_of_waiting_behind_it(ray_backend, client):
+    frames = [
+        client.submit(_job(steps=500, seed=30 + i, priority="batch", model="tiny-sd1"))
+        for i in range(2)
+    ]
+    events = collect(client, lambda es: all(first_step(f)(es) for f in frames))
+    # Both actors busy with batch frames when the interactive job comes.
+    assert set(frames) <= {w.job for w in _workers(ray_backend)}
+    urgent = client.submit(_job(seed=40, priority="interactive", model="tiny-sd1"))
+    events += collect(client, ended(urgent), timeout=60)
+    # It ran at once on a stopped frame's actor: neither 500-step frame had ended by then.
+    assert _results(events, urgent), events
+    assert not any(_results(events, f) for f in frames), events
+    events += collect(client, _all_ended(frames), timeout=300)
+    # The stopped frame went back to the queue and ran again from the start: one result
+    # each, no cancel, nothing lost.
+    assert all(len(_results(events, f)) == 1 for f in frames), events
+    assert not any(isinstance(e, (ev.Cancelled, ev.ErrorEvent)) for e in events), events
+    log = ray_backend.log_text()
+    stopped = [f for f in frames if f"job {f}: stopped to make room" in log]
+    assert len(stopped) == 1, log[-3000:]
+    assert f"job {stopped[0]}: queued again after making room" in log
+
+
+def test_the_front_killed_and_restarted_reattaches_and_runs_what_it_accepted(ray_backend, cluster):
+    # Last in the module: it replaces the module's front process.
+    c = Client(ray_backend.address, heartbeat_timeout=1.0)
+    try:
+        c.connect_wait(60)
+        running = c.submit(_job(steps=RUNNING_STEPS, seed=50))
+        queued = [c.submit(_job(seed=51 + i, priority="batch")) for i in range(3)]
+        events = collect(c, first_step(running))
+        old = {w.pid for w in _workers(ray_backend)}
+        ray_backend.kill()  # SIGKILL: no clean stop, the queue folder is all that is left
+        accepted = {running, *queued}
+        stored = {p.name for p in (ray_backend.out_dir / "jobs").iterdir()}
+        assert accepted - stored <= {p.name for p in (ray_backend.out_dir / "queue").iterdir()}
+        before = len(ray_backend.log_text())
+        ray_backend.start()  # same output folder, same cluster address
+        left = {j for j in accepted if not ended(j)(events)}
+        events += collect(c, _all_ended(left), timeout=RAY_START_TIMEOUT_S)
+        for job_id in accepted:
+            assert len(_results(events, job_id)) <= 1, events
+            assert (ray_backend.out_dir / "jobs" / job_id / "result.json").is_file()
+        assert not any(isinstance(e, ev.ErrorEvent) for e in events), events
+        assert list((ray_backend.out_dir / "queue").iterdir()) == []
+        log = ray_backend.log_text()[before:]
+        assert f"ray: attached to the cluster at {cluster}" in log, log[-3000:]
+        # New actors on the same cluster; the dead front's died with it.
+        new = {w.pid for w in _workers(ray_backend)}
+        assert len(new) == 2 and not new & old
+        for pid in old:
+            assert _gone(pid), pid
+    finally:
+        c.close()
+
+
+def _gone(pid: int, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
