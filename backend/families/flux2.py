@@ -4,9 +4,9 @@ loop) conditioned on three hidden layers of its own Qwen3 text encoder (4B: Qwen
 file Z-Image uses too). Klein is distilled to 4 steps without CFG; an image reference
 (diffusers' `image` input: the picture's latents as extra tokens) is its edit mode.
 
-Run from diffusers folders (black-forest-labs/FLUX.2-klein-4B); BFL's single files are
-recognised and refused (the catalog's `folders_only`): Flux.2's VAE has no single-file
-loader in diffusers yet.
+Run from diffusers folders (black-forest-labs/FLUX.2-klein-4B) or from the single files
+ComfyUI's template uses (library/flux2_loading.py); Klein 9B and Flux.2 dev are recognised
+and refused by name.
 """
 
 from __future__ import annotations
