@@ -16,7 +16,7 @@ import torch
 from dreamwire import catalog
 from dreamwire.backend.library.ldm_layout import vae_to_ldm
 from dreamwire.backend.tiny.files import save_tensors, state_of
-from dreamwire.backend.tiny.flux_files import FP8, METADATA
+from dreamwire.backend.tiny.flux_files import FP8, METADATA, write_gguf
 from dreamwire.backend.tiny.zimage import (
     QWEN25_TEMPLATE,
     text_encoder_tensors,
@@ -140,7 +140,8 @@ def bfl_vae_tensors(vae) -> dict[str, torch.Tensor]:
 def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
     """A ComfyUI install with Klein 4B's files where its template puts them: the transformer
     in bf16's place (the tiny one at full precision, so that it can equal the folder) and
-    as fp8, Qwen3-4B, Flux.2's VAE and Qwen's tokenizer."""
+    as fp8 and Q8_0 GGUF (BFL's names, as city96's converter keeps them), Qwen3-4B, Flux.2's
+    VAE and Qwen's tokenizer."""
     models = Path(root) / "models"
     transformer = bfl_transformer_tensors(parts["transformer"])
     fp8 = {k: v.to(FP8) if v.ndim == 2 else v for k, v in transformer.items()}
@@ -148,6 +149,7 @@ def build_comfy_tree(root: Path, parts: dict) -> dict[str, Path]:
     return {
         "transformer": save_tensors(transformer, folder / "flux-2-klein-4b.safetensors", METADATA),
         "fp8": save_tensors(fp8, folder / "flux-2-klein-4b-fp8.safetensors", METADATA),
+        "gguf": write_gguf(transformer, folder / "flux-2-klein-4b-Q8_0.gguf", "flux", "Q8_0"),
         "text_encoder": save_tensors(
             # The causal LM's model: its LM head is tied to the embedding, as in Qwen's file.
             text_encoder_tensors(parts["text_encoder"].model),

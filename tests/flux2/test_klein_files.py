@@ -1,5 +1,5 @@
 """Flux.2 Klein's single files as ComfyUI ships them (BFL's transformer in bf16's and fp8's
-place, Qwen3-4B, Flux.2's VAE): found, identified from their headers, loaded through
+place and as a GGUF, Qwen3-4B, Flux.2's VAE): found, identified from their headers, loaded through
 diffusers' own Flux.2 converter into the folder's weights, the same picture as the diffusers
 folder, and a missing part named in one error."""
 
@@ -19,13 +19,14 @@ from dreamwire.shared.job import Job
 
 SINGLE = "flux-2-klein-4b"
 FP8 = "flux-2-klein-4b-fp8"
+GGUF = "flux-2-klein-4b-Q8_0"
 
 
 def test_every_file_is_identified(klein_library):
     found = {(e.kind, e.name): e for e in klein_library.entries()}
-    for name in (SINGLE, FP8):
+    for name, fmt in ((SINGLE, Format.SAFETENSORS), (FP8, Format.SAFETENSORS), (GGUF, Format.GGUF)):
         entry = found[(Kind.CHECKPOINT, name)]
-        assert (entry.format, entry.arch) == (Format.SAFETENSORS, "tiny-flux2"), name
+        assert (entry.format, entry.arch) == (fmt, "tiny-flux2"), name
     assert found[(Kind.TEXT_ENCODER, "qwen_3_4b")].arch == "tiny-qwen3"
     assert found[(Kind.VAE, "flux2-vae")].arch == "tiny-flux2-vae"
     assert klein_library.missing_parts() == {}
@@ -47,6 +48,9 @@ def test_single_files_load_the_original_weights(klein_parts, klein_library):
     # The fp8 copy stays fp8 in memory (diffusers' layerwise casting upcasts per layer).
     fp8 = klein_library.load_pipeline(FP8).transformer
     assert fp8.single_transformer_blocks[0].attn.to_out.weight.dtype == torch.float8_e4m3fn
+    # The GGUF stays quantized (diffusers' GGUF layers dequantize per call).
+    gguf = klein_library.load_pipeline(GGUF).transformer
+    assert type(gguf.transformer_blocks[0].attn.to_q.weight).__name__ == "GGUFParameter"
 
 
 def test_single_files_give_the_diffusers_folder_picture(klein_engine):
