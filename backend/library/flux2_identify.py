@@ -1,5 +1,5 @@
-"""Telling Flux.2 files apart (Black Forest Labs' Flux.2 dev and Klein), which Dreamwire
-recognises but does not run yet.
+"""Telling Flux.2 files apart (Black Forest Labs' Flux.2 dev and Klein): Klein 4B's run,
+Klein 9B's and dev's are recognised and refused by name.
 
 A Flux.2 transformer in BFL's layout (flux-2-klein-4b.safetensors, ComfyUI's
 diffusion_models copies, bare or under `model.diffusion_model.`) shares its modulation
@@ -10,6 +10,8 @@ three hidden layers (3 x 2560), Klein 9B Qwen3-8B's (3 x 4096), Flux.2 dev Mistr
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from dreamwire.backend.library.safetensors_header import Header
 
@@ -25,9 +27,18 @@ def arch_for(text_width: int, hidden: int) -> str:
     return ARCHS_BY_TEXT_WIDTH.get(text_width, "flux2")
 
 
-def flux2_arch(header: Header) -> str | None:
+@dataclass(frozen=True)
+class Flux2File:
+    arch: str  # "flux2-klein-4b", "tiny-flux2", or a recognised-only arch
+    prefix: str  # where the transformer's keys start
+
+    def detail(self) -> dict:
+        return {"family": "flux2", "transformer_prefix": self.prefix}
+
+
+def flux2_file(header: Header) -> Flux2File | None:
     for prefix in ("", "model.diffusion_model."):
         if prefix + _MARKER in header.tensors:
             shape = header.shape(prefix + _TEXT_IN) or (0, 0)
-            return arch_for(shape[-1], shape[0])
+            return Flux2File(arch_for(shape[-1], shape[0]), prefix)
     return None

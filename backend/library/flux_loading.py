@@ -154,6 +154,16 @@ def load_transformer(part: Part, arch: str, dtype):
     )
 
 
+def converted_transformer(cls, part: Part, arch: str, dtype):
+    """cls from a transformer file in its vendor's layout, which diffusers' own single-file
+    converter for cls renames (Z-Image, Flux.2): GGUF stays quantized, fp8 stays fp8."""
+    tensors = read_tensors(part)
+    quantized = part.entry.format == Format.GGUF
+    fp8 = fp8_storage(tensors)
+    state = tensors if quantized else as_float(tensors, dtype)
+    return single_file_transformer(cls, state, arch, dtype, quantized, fp8)
+
+
 def single_file_transformer(cls, state: dict, arch: str, dtype, quantized: bool, fp8, **config):
     """cls.from_single_file over `state` with the catalog's `arch` config (`config`: what
     the file's shapes override), offline; GGUF weights stay quantized, fp8 ones fp8."""

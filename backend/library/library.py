@@ -185,7 +185,13 @@ class ModelLibrary:
     def _sources(self, entry: ModelEntry) -> dict:
         """The other files a transformer-only checkpoint (Flux, SD3, Z-Image, Qwen-Image) loads
         with, as load_pipeline's keyword; empty for a checkpoint that holds all it needs."""
-        from dreamwire.backend.library import flux_parts, qwen_parts, sd3_parts, zimage_parts
+        from dreamwire.backend.library import (
+            flux2_parts,
+            flux_parts,
+            qwen_parts,
+            sd3_parts,
+            zimage_parts,
+        )
         from dreamwire.backend.library.qwen_identify import is_qwen_file
 
         if flux_parts.is_flux_file(entry):
@@ -196,14 +202,18 @@ class ModelLibrary:
             return {"zimage": zimage_parts.gather(entry, self._entries, self.roots)}
         if is_qwen_file(entry):
             return {"qwen": qwen_parts.gather(entry, self._entries, self.roots)}
+        if flux2_parts.is_flux2_file(entry):
+            return {"flux2": flux2_parts.gather(entry, self._entries, self.roots)}
         return {}
 
     # ---- loading
     def load_pipeline(self, entry: ModelEntry | str, torch_dtype=None):
-        from dreamwire.backend.library.loading import load_pipeline
+        from dreamwire.backend.library.loading import load_pipeline, unsupported
 
         if isinstance(entry, str):
             entry = self.find(Kind.CHECKPOINT, entry)
+        if why := unsupported(entry):  # before its parts are looked for (Klein 9B's files)
+            raise DreamwireError(ErrorCode.MODEL_UNSUPPORTED, why)
         # A transformer file takes its text encoders and VAE from the other folders.
         return load_pipeline(entry, torch_dtype=torch_dtype, **self._sources(entry))
 

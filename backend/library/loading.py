@@ -18,6 +18,9 @@ from dreamwire.backend.library import prediction
 from dreamwire.backend.library.catalog import pipeline_config_dir
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.expected import missing_checkpoint_keys, missing_vae_keys
+from dreamwire.backend.library.flux2_loading import load_flux2_pipeline
+from dreamwire.backend.library.flux2_parts import Flux2Sources, is_flux2_file
+from dreamwire.backend.library.flux2_parts import gather as gather_flux2
 from dreamwire.backend.library.flux_loading import load_flux_pipeline
 from dreamwire.backend.library.flux_parts import FluxSources, gather, is_flux_file
 from dreamwire.backend.library.pickles import refuse_pickle
@@ -66,19 +69,11 @@ def require_arch(entry: ModelEntry) -> str:
 
 def unsupported(entry: ModelEntry) -> str | None:
     """Why a checkpoint the library identified cannot run, or None: an architecture it
-    only recognises (Flux.2 dev/9B), or a single file of one that loads from its diffusers
-    folder only (the catalog's `folders_only`: Flux.2 Klein)."""
+    only recognises (Flux.2 dev/9B)."""
     if title := catalog.recognised(entry.arch):
         return (
             f"{entry.name} is a {title} model, which Dreamwire recognises but does not run "
-            "yet; use a Flux.2 Klein 4B diffusers folder, a Flux.1 or a Z-Image model"
-        )
-    info = catalog.index()["archs"].get(entry.arch or "", {})
-    if info.get("folders_only") and entry.format != Format.DIFFUSERS:
-        return (
-            f"{entry.name} is a {info['title']} single file, which Dreamwire does not load "
-            "yet (diffusers has no single-file loader for its VAE): put its diffusers folder "
-            "(e.g. black-forest-labs/FLUX.2-klein-4B) in models/diffusers instead"
+            "yet; use Flux.2 Klein 4B, a Flux.1 or a Z-Image model"
         )
     return None
 
@@ -103,6 +98,7 @@ def load_pipeline(
     sd3: Sd3Sources | None = None,
     zimage: ZImageSources | None = None,
     qwen: QwenSources | None = None,
+    flux2: Flux2Sources | None = None,
 ):
     """A StableDiffusionPipeline / StableDiffusionXLPipeline / FluxPipeline /
     StableDiffusion3Pipeline / ZImagePipeline / Qwen-Image pipeline for a checkpoint entry. A
@@ -129,6 +125,10 @@ def load_pipeline(
     if is_qwen_file(entry):
         sources = qwen or gather_qwen(entry, places=places)
         return _assembled(entry, load_qwen_pipeline, sources, torch_dtype)
+    if is_flux2_file(entry):
+        require_arch(entry)  # Klein 9B's and Flux.2 dev's files are refused by name
+        sources = flux2 or gather_flux2(entry, places=places)
+        return _assembled(entry, load_flux2_pipeline, sources, torch_dtype)
     arch = require_arch(entry)
     cls = pipeline_class(arch)
     kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}

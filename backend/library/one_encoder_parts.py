@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dreamwire.backend.library.entries import Kind, ModelEntry
+from dreamwire.backend.library.entries import Format, Kind, ModelEntry
 from dreamwire.backend.library.flux_parts import (
     OneEncoderSources,
     Part,
@@ -34,6 +34,16 @@ class OneEncoderWants:
     advice: Mapping[str, str]
     folders: str
     find_tokenizer: Callable[[list[Path], list[Path]], Path]
+
+
+def is_transformer_file(entry: ModelEntry, family: str) -> bool:
+    """A single transformer file of `family` (scan's detail), which takes its other parts
+    from the other folders; a diffusers folder holds them all."""
+    return (
+        entry.kind == Kind.CHECKPOINT
+        and entry.format != Format.DIFFUSERS
+        and entry.detail.get("family") == family
+    )
 
 
 def gather_one_encoder(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dreamwire.backend.library import prediction
 from dreamwire.backend.library.entries import Format, Kind, ModelEntry
-from dreamwire.backend.library.flux2_identify import flux2_arch
+from dreamwire.backend.library.flux2_identify import flux2_file
 from dreamwire.backend.library.flux_identify import flux_file, text_encoder_arch
 from dreamwire.backend.library.gguf_header import SUFFIX as GGUF_SUFFIX
 from dreamwire.backend.library.gguf_header import read_gguf_header
@@ -194,7 +194,10 @@ def identify(entry: ModelEntry) -> None:
         else:
             return
         if entry.kind == Kind.CHECKPOINT:
-            entry.arch = checkpoint_arch(header, entry.path) or flux2_arch(header)
+            entry.arch = checkpoint_arch(header, entry.path)
+            if entry.arch is None and (flux2 := flux2_file(header)) is not None:
+                entry.arch = flux2.arch
+                entry.detail.update(flux2.detail())
             if prediction.applies_to(entry.arch):  # v_pred / ztsnr marker keys
                 entry.detail.update(prediction.from_keys(header.tensors).to_detail())
             if entry.arch is None and (flux := flux_file(header, entry.path)) is not None:

@@ -20,11 +20,10 @@ from dreamwire.backend.library.flux_loading import (
     as_float,
     assign_state,
     component_config,
+    converted_transformer,
     dequantized,
-    fp8_storage,
     load_vae,
     read_tensors,
-    single_file_transformer,
 )
 from dreamwire.backend.library.flux_parts import Part
 from dreamwire.backend.library.qwen_tokenizer import load_qwen_tokenizer
@@ -35,13 +34,9 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 def load_transformer(part: Part, arch: str, dtype):
     from diffusers import ZImageTransformer2DModel
 
-    tensors = read_tensors(part)
-    quantized = part.entry.format == Format.GGUF
-    fp8 = fp8_storage(tensors)
-    state = tensors if quantized else as_float(tensors, dtype)
     # diffusers' converter (convert_z_image_transformer_checkpoint_to_diffusers) renames
     # ComfyUI's keys and splits the fused qkv.
-    return single_file_transformer(ZImageTransformer2DModel, state, arch, dtype, quantized, fp8)
+    return converted_transformer(ZImageTransformer2DModel, part, arch, dtype)
 
 
 def load_text_encoder(part: Part, arch: str, dtype):

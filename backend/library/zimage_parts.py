@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from dreamwire.backend.library.entries import Format, Kind, ModelEntry
+from dreamwire.backend.library.entries import ModelEntry
 from dreamwire.backend.library.flux_parts import OneEncoderSources, is_tiny
-from dreamwire.backend.library.one_encoder_parts import OneEncoderWants, gather_one_encoder
+from dreamwire.backend.library.one_encoder_parts import (
+    OneEncoderWants,
+    gather_one_encoder,
+    is_transformer_file,
+)
 from dreamwire.backend.library.qwen_tokenizer import find_qwen_tokenizer
 
 _ADVICE = {
@@ -25,11 +29,7 @@ ZImageSources = OneEncoderSources
 
 
 def is_zimage_file(entry: ModelEntry) -> bool:
-    return (
-        entry.kind == Kind.CHECKPOINT
-        and entry.format != Format.DIFFUSERS
-        and entry.detail.get("family") == "zimage"
-    )
+    return is_transformer_file(entry, "zimage")
 
 
 def gather(

@@ -81,11 +81,36 @@ def test_welcome_describes_klein():
     assert info["modes"] == ["txt2img", "inpaint", "edit"]
 
 
-def test_previews_unpack_klein_latents():
+def test_previews_unpack_klein_latents_in_comfyuis_order_with_its_factors():
+    from diffusers import Flux2KleinPipeline
+
     from dreamwire.backend.engine import preview
 
-    # The sampler loop's 64 px latents: 4 x 4 tokens of 32 channels x 2 x 2.
-    packed = torch.randn(1, 16, 128)
-    latents = preview.unpack_patches(packed, 64, 64, 8)
-    assert latents.shape == (1, 32, 8, 8)
-    assert preview.latents_to_rgb(latents, "flux2").shape == (8, 8, 3)
+    # The sampler loop's 64 px latents: 4 x 4 tokens of 32 channels x 2 x 2 (diffusers'
+    # packing), back to ComfyUI's 32 x 8 x 8 (its Flux2 latent_rgb_factors_reshape).
+    patched = torch.randn(1, 128, 4, 4)
+    latents = preview.unpack_patches(Flux2KleinPipeline._pack_latents(patched), 64, 64, 8)
+    comfy = patched.reshape(1, 32, 2, 2, 4, 4).permute(0, 1, 4, 2, 5, 3).reshape(1, 32, 8, 8)
+    assert torch.equal(latents, comfy)
+    # Channel 3 is ComfyUI's brightest (0.21, 0.30, 0.37), channel 8 its darkest: set in the
+    # top-left pixel of each 2x2 patch, they light and darken just those pixels.
+    for channel, lighter in ((3, True), (8, False)):
+        lit = torch.zeros(1, 128, 4, 4)
+        lit[:, channel * 4] = 3.0
+        rgb = preview.latents_to_rgb(
+            preview.unpack_patches(Flux2KleinPipeline._pack_latents(lit), 64, 64, 8), "flux2"
+        ).astype(int)
+        corner, rest = rgb[0::2, 0::2].mean(), rgb[1::2, 1::2].mean()
+        assert (corner - rest > 40) if lighter else (rest - corner > 40), channel
+
+
+def test_a_klein_job_previews_in_colour(klein_engine):
+    previews = []
+
+    def on_progress(p):
+        if getattr(p, "preview", None) is not None:
+            previews.append(p.preview)
+
+    klein_engine.run(job(preview_every=1, steps=1), on_progress=on_progress)
+    assert previews and all(p.shape == (8, 8, 3) for p in previews)
+    assert np.ptp(previews[-1].astype(int)) > 0  # not the flat grey of all-zero factors
