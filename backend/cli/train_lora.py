@@ -25,6 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", "--max_train_steps", dest="steps", type=int, default=1600)
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max_grad_norm", type=float, default=1.0, help="0: no clipping")
     p.add_argument("--overwrite", action="store_true", help="replace a LoRA of the same name")
     add_engine_arguments(p)
     p.set_defaults(func=run)
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         max_train_steps=args.steps,
         resolution=args.resolution,
         seed=args.seed,
+        max_grad_norm=args.max_grad_norm,
     )
     request = TrainRequest(
         data=args.data,

@@ -93,6 +93,7 @@ def kohya_metadata(
         "ss_resolution": f"({options.resolution}, {options.resolution})",
         "ss_enable_bucket": "False",
         "ss_seed": str(options.seed),
+        "ss_max_grad_norm": str(options.max_grad_norm),
         "ss_mixed_precision": "no",
         "ss_full_fp16": "False",
         "ss_noise_offset": "None",

@@ -106,7 +106,9 @@ def train_lora(
         for p in params:
             p.data = p.data.float()  # trained in float32 whatever the model's dtype
         optimizer = torch.optim.AdamW(params, lr=options.learning_rate)
-        losses = _run(unet, sched, examples, dataset, options, gen, scaling, optimizer, on_step)
+        losses = _run(
+            unet, sched, examples, dataset, options, gen, scaling, optimizer, params, on_step
+        )
         state = get_peft_model_state_dict(unet, adapter_name=ADAPTER)
         state = {k: v.detach().float().cpu().clone() for k, v in state.items()}
     finally:
@@ -116,7 +118,9 @@ def train_lora(
     return TrainResult(state, losses)
 
 
-def _run(unet, sched, examples, dataset, options, gen, scaling, optimizer, on_step) -> list[float]:
+def _run(
+    unet, sched, examples, dataset, options, gen, scaling, optimizer, params, on_step
+) -> list[float]:
     unet.train()
     losses: list[float] = []
     order: list[TrainingImage] = []
@@ -136,6 +140,8 @@ def _run(unet, sched, examples, dataset, options, gen, scaling, optimizer, on_st
             pred = unet(noisy.to(device, dtype), t, ex.text.to(device, dtype)).sample
             loss = F.mse_loss(pred.float(), _target(sched, latents, noise, t).float())
             loss.backward()
+            if options.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))

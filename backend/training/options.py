@@ -10,13 +10,15 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 @dataclass(frozen=True)
 class LoraTrainOptions:
     # kohya_ss GUI defaults: network_dim 8, network_alpha 1, learning_rate 1e-4,
-    # max_train_steps 1600, resolution 512,512, train_batch_size 1, AdamW, constant LR.
+    # max_train_steps 1600, resolution 512,512, train_batch_size 1, AdamW, constant LR,
+    # max_grad_norm 1.0 (sd-scripts' and diffusers' scripts' default).
     network_dim: int = 8  # rank
     network_alpha: float = 1.0  # the LoRA delta is scaled by alpha / rank
     learning_rate: float = 1e-4
     max_train_steps: int = 1600
     resolution: int = 512
     seed: int = 0
+    max_grad_norm: float = 1.0  # 0 = no clipping, as in sd-scripts
 
     def __post_init__(self) -> None:
         problems = []

@@ -3,18 +3,21 @@ LoRAs trained here never show up in the shared tiny-model library's listings."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 
 @pytest.fixture(scope="module")
-def train_root(tmp_path_factory):
-    from dreamwire.backend.tiny import build
-
+def train_root(tmp_path_factory, tiny_models):
+    # The suite's tiny SD1 file (built once per session), copied: a few hundred kB.
+    name = Path("models") / "Stable-diffusion" / "tiny-sd1.safetensors"
     root = tmp_path_factory.mktemp("train-models")
-    checkpoint = root / "models" / "Stable-diffusion" / "tiny-sd1.safetensors"
-    build.write_sd1_checkpoint(build.sd1_components(), checkpoint)
+    (root / name).parent.mkdir(parents=True)
+    shutil.copyfile(tiny_models / name, root / name)
     return root
 
 
