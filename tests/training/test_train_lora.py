@@ -166,3 +166,26 @@ def test_cli_prints_step_and_loss(train_root, two_images, capsys):
     assert [line.split()[:2] for line in lines] == [["step", "1/2"], ["step", "2/2"]]
     assert all(float(line.split()[-1]) > 0 for line in lines)
     assert (train_root / "models" / "Lora" / "cli.safetensors").is_file()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_run_stopped_midway_leaves_no_file_and_the_unet_as_it_was(
+    train_engine, train_root, two_images
+):
+    before = _unet_state(train_engine)
+
+    def stop(report):
+        raise _Stop  # what a cancel (or any failure inside the loop) does
+
+    lora_dir = train_root / "models" / "Lora"
+    request = TrainRequest(data=two_images, name="stopped", lora_dir=lora_dir, options=OPTIONS)
+    with pytest.raises(_Stop):
+        run_training(train_engine, request, stop)
+    assert not list(lora_dir.glob("stopped*"))
+    unet = train_engine.load("tiny-sd1").components["unet"]
+    assert not any("lora" in name for name, _ in unet.named_modules())
+    after = _unet_state(train_engine)
+    assert all(torch.equal(after[k], before[k]) for k in before)
