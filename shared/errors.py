@@ -31,6 +31,8 @@ class ErrorCode(str, Enum):
     LORA_NOT_FOUND = "lora_not_found"
     CONTROLNET_NOT_FOUND = "controlnet_not_found"
     PREPROCESSOR_UNAVAILABLE = "preprocessor_unavailable"
+    DATASET_EMPTY = "dataset_empty"  # a LoRA training folder with no images
+    DATASET_UNREADABLE = "dataset_unreadable"  # a training image or caption that won't open
     # Wire and server.
     PROTOCOL_VERSION = "protocol_version"
     MALFORMED_MESSAGE = "malformed_message"
