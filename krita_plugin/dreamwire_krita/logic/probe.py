@@ -7,7 +7,9 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from dreamwire.shared.client import Client
+from dreamwire.shared.events import ConnectionChanged, Welcome
 
 from .settings import address_problem
 
@@ -20,9 +22,9 @@ class ProbeResult:
     message: str
 
 
-def welcome_text(welcome: Any) -> str:
-    models = len(getattr(welcome, "models", []) or [])
-    workers = getattr(welcome, "workers", []) or []
+def welcome_text(welcome: Welcome) -> str:
+    models = len(welcome.models)
+    workers = welcome.workers
     devices = ", ".join(dict.fromkeys(str(w.device) for w in workers if w.device))
     where = f" on {devices}" if devices else ""
     return f"Connected: the backend answers, with {models} model(s){where}."
@@ -39,7 +41,7 @@ class ConnectionProbe:
         address: str,
         server_key: str,
         client_key: str,
-        make_client: Callable[[str, str | None, str | None], Any],
+        make_client: Callable[[str, str | None, str | None], Client],
         timeout_s: float = PROBE_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -47,7 +49,7 @@ class ConnectionProbe:
         self.clock = clock
         self.deadline = clock() + timeout_s
         self.timeout_s = timeout_s
-        self.client = None
+        self.client: Client | None = None
         self.result: ProbeResult | None = None
         bad = address_problem(address)
         if bad:
@@ -62,11 +64,13 @@ class ConnectionProbe:
         if self.result is not None:
             return self.result
         for event in self.client.poll():
-            kind = type(event).__name__
-            if kind == "Welcome":
+            if isinstance(event, Welcome):
                 return self._finish(ProbeResult(True, welcome_text(event)))
-            if kind == "ConnectionChanged" and event.state in ("incompatible", "unauthorized"):
-                detail = getattr(event, "detail", "") or event.state
+            if isinstance(event, ConnectionChanged) and event.state in (
+                "incompatible",
+                "unauthorized",
+            ):
+                detail = event.detail or event.state
                 return self._finish(ProbeResult(False, f"The backend refused: {detail}"))
         if self.clock() >= self.deadline:
             return self._finish(
