@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib.util
 import json
 import sys
@@ -60,7 +61,9 @@ REFERENCE = {
 
 
 class Sim:
-    """The architectures of one family as fake CUDA modules, built once."""
+    """The architectures of one family as fake CUDA modules, built once and reusable: the
+    fake mode is on only while a stage runs, so one Sim serves any number of stages (and
+    tests) in turn, with fewer ControlNets through `using`."""
 
     def __init__(self, family: str, controlnets: int = 0):
         arch = ARCH[family]
@@ -71,22 +74,27 @@ class Sim:
         nets = [fg.meta_controlnet(unet, FP16) for _ in range(controlnets)]
         vae = fg.meta_vae(arch, vae_dtype)
         text = fg.meta_text_encoders(arch, FP16)
-        self._fake = fg.fake_cuda()
-        self._fake.__enter__()
-        self.controlnets = [fg.on_fake_cuda(m) for m in nets]
-        self.unet = fg.on_fake_cuda(unet)
-        self.vae = fg.on_fake_cuda(vae)
-        self.text = [fg.on_fake_cuda(m) for m in text]
+        self._fake = fg.fake_mode()
+        with self._fake:
+            self.controlnets = [fg.on_fake_cuda(m) for m in nets]
+            self.unet = fg.on_fake_cuda(unet)
+            self.vae = fg.on_fake_cuda(vae)
+            self.text = [fg.on_fake_cuda(m) for m in text]
 
-    def close(self) -> None:
-        self._fake.__exit__(None, None, None)
+    def using(self, controlnets: int) -> Sim:
+        """The same fake modules with only the first `controlnets` ControlNets attached."""
+        if controlnets > len(self.controlnets):
+            raise ValueError(f"built with {len(self.controlnets)} ControlNets, not {controlnets}")
+        view = copy.copy(self)
+        view.controlnets = self.controlnets[:controlnets]
+        return view
 
     def all_weights(self) -> list[torch.nn.Module]:
         return [*self.text, self.unet, *self.controlnets, self.vae]
 
     def _run(self, name: str, resident, work) -> Stage:
         live = fg.LiveBytes()
-        with live, torch.no_grad():
+        with self._fake, live, torch.no_grad():
             weights = live.hold(*resident)
             work()
         return Stage(name, weights, live.peak)
@@ -175,21 +183,19 @@ _one_blend_row = fg.one_blend_row  # a module name, so that a test can swap it
 # -- calibration against the H200 reference -------------------------------------------------
 
 
-def calibrate() -> tuple[float, list[dict]]:
-    sim = Sim("sd1")
-    try:
-        everything = sim.all_weights()
-        rows = [
-            (
-                "sd15_pipe_512",
-                [sim.unet_stage(512, resident=everything), sim.decode_stage(512, None, everything)],
-            ),
-            ("vae_decode_512", [sim.decode_stage(512, None, everything)]),
-            ("vae_decode_1024", [sim.decode_stage(1024, None, everything)]),
-            ("vae_decode_2048", [sim.decode_stage(2048, None, everything)]),
-        ]
-    finally:
-        sim.close()
+def calibrate(sim: Sim | None = None) -> tuple[float, list[dict]]:
+    """The calibration factor and its table, on `sim` (an SD1 Sim) or a new one."""
+    sim = Sim("sd1") if sim is None else _check_family(sim, "sd1").using(0)
+    everything = sim.all_weights()
+    rows = [
+        (
+            "sd15_pipe_512",
+            [sim.unet_stage(512, resident=everything), sim.decode_stage(512, None, everything)],
+        ),
+        ("vae_decode_512", [sim.decode_stage(512, None, everything)]),
+        ("vae_decode_1024", [sim.decode_stage(1024, None, everything)]),
+        ("vae_decode_2048", [sim.decode_stage(2048, None, everything)]),
+    ]
     table, factor = [], 1.0
     for key, stages in rows:
         worst = max(stages, key=lambda s: s.peak)
@@ -210,49 +216,59 @@ def calibrate() -> tuple[float, list[dict]]:
 # -- the low-VRAM targets -------------------------------------------------------------------
 
 
+def _check_family(sim: Sim, family: str) -> Sim:
+    if sim.family != family:
+        raise ValueError(f"a {sim.family} Sim cannot simulate {family}")
+    return sim
+
+
 def plan_peak(
-    family: str, side: int, limit: int, factor: float, mode: str = "auto", controlnets: int = 0
+    family: str,
+    side: int,
+    limit: int,
+    factor: float,
+    mode: str = "auto",
+    controlnets: int = 0,
+    sim: Sim | None = None,
 ) -> dict:
     """What the engine's memory plan does with `limit` bytes free (mode "auto"), or low-VRAM
-    mode forced ("offload"), or a lone VAE decode ("decode"); and its calibrated peak."""
-    sim = Sim(family, controlnets)
-    try:
-        if mode == "decode":
-            tile = memory_plan.decode_tile(family, side, side, limit)
-            stages = [sim.decode_stage(side, tile)]
-            vae = memory_plan.weight_bytes(family, "vae") * memory_plan.vae_upcast(family)
-            estimate = memory_plan.decode_bytes(family, side, side, tile) + vae
-            plan_text = f"decode tiles {tile}" if tile else "decode whole"
+    mode forced ("offload"), or a lone VAE decode ("decode"); and its calibrated peak.
+    On `sim` (this family's, built with at least `controlnets`) or a new one."""
+    sim = Sim(family, controlnets) if sim is None else _check_family(sim, family).using(controlnets)
+    if mode == "decode":
+        tile = memory_plan.decode_tile(family, side, side, limit)
+        stages = [sim.decode_stage(side, tile)]
+        vae = memory_plan.weight_bytes(family, "vae") * memory_plan.vae_upcast(family)
+        estimate = memory_plan.decode_bytes(family, side, side, tile) + vae
+        plan_text = f"decode tiles {tile}" if tile else "decode whole"
+    else:
+        plan = memory_plan.choose(family, side, side, limit, controlnets=controlnets)
+        if mode == "offload":
+            plan = memory_plan.MemoryPlan(
+                "offload",
+                plan.tiled_vae,
+                plan.vae_tile_px,
+                memory_plan.estimate(
+                    family,
+                    side,
+                    side,
+                    offload=True,
+                    tile_px=plan.vae_tile_px,
+                    controlnets=controlnets,
+                ),
+            )
+        tile = plan.vae_tile_px if plan.tiled_vae else None
+        if plan.low_vram:  # model CPU offload: one model (with its ControlNets) at a time
+            stages = [sim.text_stage(), sim.unet_stage(side), sim.decode_stage(side, tile)]
         else:
-            plan = memory_plan.choose(family, side, side, limit, controlnets=controlnets)
-            if mode == "offload":
-                plan = memory_plan.MemoryPlan(
-                    "offload",
-                    plan.tiled_vae,
-                    plan.vae_tile_px,
-                    memory_plan.estimate(
-                        family,
-                        side,
-                        side,
-                        offload=True,
-                        tile_px=plan.vae_tile_px,
-                        controlnets=controlnets,
-                    ),
-                )
-            tile = plan.vae_tile_px if plan.tiled_vae else None
-            if plan.low_vram:  # model CPU offload: one model (with its ControlNets) at a time
-                stages = [sim.text_stage(), sim.unet_stage(side), sim.decode_stage(side, tile)]
-            else:
-                everything = sim.all_weights()
-                stages = [
-                    sim.text_stage(everything),
-                    sim.unet_stage(side, resident=everything),
-                    sim.decode_stage(side, tile, everything),
-                ]
-            estimate = plan.estimate
-            plan_text = plan.level + (f", tiles {tile}" if tile else "")
-    finally:
-        sim.close()
+            everything = sim.all_weights()
+            stages = [
+                sim.text_stage(everything),
+                sim.unet_stage(side, resident=everything),
+                sim.decode_stage(side, tile, everything),
+            ]
+        estimate = plan.estimate
+        plan_text = plan.level + (f", tiles {tile}" if tile else "")
     worst = max(stages, key=lambda s: s.calibrated(factor))
     peak = worst.calibrated(factor)
     return {

@@ -142,10 +142,16 @@ def one_blend_row(vae):
     assert vae.blend_v.__func__ is cls.blend_v
 
 
+def fake_mode() -> FakeTensorMode:
+    """A fake CUDA mode to enter (`with mode:`) as often as needed: fake tensors made in
+    one mode work only with that mode, so a long-lived set of fake modules keeps its own."""
+    return FakeTensorMode(allow_non_fake_inputs=True)
+
+
 @contextlib.contextmanager
 def fake_cuda() -> Iterator[FakeTensorMode]:
     """Fake CUDA tensors on a machine without a GPU (modules come from `on_fake_cuda`)."""
-    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+    with fake_mode() as mode:
         yield mode
 
 

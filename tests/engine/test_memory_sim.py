@@ -62,9 +62,21 @@ def test_live_bytes_holds_and_drops_module_weights():
             assert live.current == 0  # a dropped storage is not subtracted again
 
 
+# One Sim per family for the module (building SDXL's fake modules takes seconds), with the
+# most ControlNets any test asks for; each test takes the ControlNets it wants via `using`.
 @pytest.fixture(scope="module")
-def calibration():
-    return bl.calibrate()
+def sd1_sim():
+    return bl.Sim("sd1", controlnets=1)
+
+
+@pytest.fixture(scope="module")
+def sdxl_sim():
+    return bl.Sim("sdxl", controlnets=1)
+
+
+@pytest.fixture(scope="module")
+def calibration(sd1_sim):
+    return bl.calibrate(sd1_sim)
 
 
 def test_simulation_tracks_the_h200_reference(calibration):
@@ -89,40 +101,34 @@ def test_simulation_tracks_the_h200_reference(calibration):
     ],
 )
 def test_plan_fits_and_its_estimate_covers_the_calibrated_peak(
-    calibration, family, side, limit, mode, nets
+    request, calibration, family, side, limit, mode, nets
 ):
     factor, _rows = calibration
-    r = bl.plan_peak(family, side, limit * GiB, factor, mode, nets)
+    sim = request.getfixturevalue(f"{family}_sim")  # SDXL is built only if a case needs it
+    r = bl.plan_peak(family, side, limit * GiB, factor, mode, nets, sim)
     assert r["fits"], r
     assert r["estimate_covers"], r
     # ...without being so far above it that the plan gives up speed for nothing.
     assert r["estimate_GiB"] <= r["peak_GiB"] * 1.25 + 0.25, r
 
 
-def test_attention_slicing_costs_memory_where_sdpa_is_memory_efficient():
-    sim = bl.Sim("sd1")
-    try:
-        sdpa = sim.unet_stage(1024, resident=[sim.unet])
-        sliced = sim.unet_stage(1024, sliced=True, resident=[sim.unet])
-    finally:
-        sim.close()
+def test_attention_slicing_costs_memory_where_sdpa_is_memory_efficient(sd1_sim):
+    sim = sd1_sim.using(0)
+    sdpa = sim.unet_stage(1024, resident=[sim.unet])
+    sliced = sim.unet_stage(1024, sliced=True, resident=[sim.unet])
     # Why lowvram.py slices only on MPS.
     assert sliced.activations > 3 * sdpa.activations
     assert sdpa.activations <= mp.denoiser_activations("sd1", 1024, 1024, 1)
 
 
-def test_one_blend_row_stand_in_has_the_same_peak(monkeypatch):
+def test_one_blend_row_stand_in_has_the_same_peak(monkeypatch, sd1_sim):
     import contextlib
 
-    sim = bl.Sim("sd1")
-    try:
-        # 3x3 tiles with seams both ways, as at 1024/512, with half the rows the row
-        # by row blend walks (fake tensors cost per operator: 512/256 is ~7 s cheaper).
-        fast = sim.decode_stage(512, 256)
-        monkeypatch.setattr(bl, "_one_blend_row", lambda vae: contextlib.nullcontext())
-        slow = sim.decode_stage(512, 256)
-    finally:
-        sim.close()
+    # 3x3 tiles with seams both ways, as at 1024/512, with half the rows the row
+    # by row blend walks (fake tensors cost per operator: 512/256 is ~7 s cheaper).
+    fast = sd1_sim.decode_stage(512, 256)
+    monkeypatch.setattr(bl, "_one_blend_row", lambda vae: contextlib.nullcontext())
+    slow = sd1_sim.decode_stage(512, 256)
     assert fast.peak == slow.peak and fast.weights == slow.weights
 
 
