@@ -4,7 +4,8 @@ The adapters go into the cached UNet through diffusers' own loader
 (UNet2DConditionLoadersMixin._load_ip_adapter_weights: IPAdapterAttnProcessor2_0 on every
 cross-attention, the image projections as `encoder_hid_proj`) for the job, and everything
 it changed (attention processors, `encoder_hid_proj`, the config's encoder_hid_dim_type) is
-put back after it. The image embeddings reach the UNet through a forward pre-hook, as
+put back after it exactly, each attribute in the slot it lived in (ip_adapter_unet.py), so a
+compiled UNet's guards still hold. The image embeddings reach the UNet through a forward pre-hook, as
 diffusers' pipelines pass them (`added_cond_kwargs["image_embeds"]`, one tensor per adapter
 with one row per UNet batch row), so every pipeline the engine runs (plain, ControlNet,
 img2img, inpaint, Hires.fix, composable prompts, which widen them like the text) takes them.
@@ -39,6 +40,7 @@ import torch
 
 from . import ip_adapter_blocks
 from .controlnet import StackUnit
+from .ip_adapter_unet import SavedUNet
 from .window import StepClock
 
 IP_PROCESSORS = (
@@ -102,7 +104,7 @@ class IPAdapterStack:
         self.clock = StepClock()  # the engine reports every step (set_step)
         self.on_ran = on_ran  # told per UNet call which units ran (an observer)
         self._unet = None
-        self._saved: tuple | None = None
+        self._saved: SavedUNet | None = None
         self._handle = None
 
     def set_step(self, step: int, total: int) -> None:
@@ -112,12 +114,7 @@ class IPAdapterStack:
     def attach(self, unet) -> None:
         if self._unet is not None:
             return
-        # Exactly what the loader replaces, to be put back as it was.
-        self._saved = (
-            dict(unet.attn_processors),
-            unet.encoder_hid_proj,
-            unet.config.encoder_hid_dim_type,
-        )
+        self._saved = SavedUNet.of(unet)  # what the loader replaces, put back as it was
         self._unet = unet
         try:
             unet._load_ip_adapter_weights([u.state for u in self.units], low_cpu_mem_usage=False)
@@ -138,12 +135,7 @@ class IPAdapterStack:
         unet, saved = self._unet, self._saved
         if unet is None or saved is None:
             return
-        processors, proj, hid_type = saved
-        # The projection first: a plus adapter's resampler has attention layers of its own,
-        # which set_attn_processor would otherwise count among the UNet's.
-        unet.encoder_hid_proj = proj
-        unet.set_attn_processor(processors)
-        unet.config.encoder_hid_dim_type = hid_type  # the loader set the FrozenDict attribute
+        saved.restore(unet)
         self._unet = self._saved = None
 
     def _rows(self, pair: tuple[torch.Tensor, torch.Tensor], rows: int, like) -> torch.Tensor:

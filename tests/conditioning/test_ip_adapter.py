@@ -35,11 +35,17 @@ def unit(model=PLAIN, **kw) -> ControlUnit:
 
 
 def snapshot(unet):
+    """What the IP-Adapter loader changes, to compare by identity: the processor objects,
+    where every module keeps each attribute (a registered `_modules` entry or a plain one:
+    torch.compile's guards look it up where it was), the projection, the config's
+    attributes and items, the weights' names and the hooks."""
     return (
-        {k: type(v) for k, v in unet.attn_processors.items()},
+        dict(unet.attn_processors),
+        {name: (sorted(vars(m)), list(m._modules)) for name, m in unet.named_modules()},
         set(unet.state_dict()),
         unet.encoder_hid_proj,
-        unet.config.encoder_hid_dim_type,
+        dict(vars(unet.config)),
+        dict(unet.config),
         dict(unet._forward_pre_hooks),
     )
 
@@ -229,3 +235,37 @@ def test_a_unit_naming_no_model_takes_the_plain_adapter(engine):
     out = engine.run(job(controls=[unit(model="")]))
     text = out.images[0].infotext
     assert "Model: ip-adapter_sd15 [" in text and "ip-adapter-plus" not in text
+
+
+def test_a_compiled_unet_keeps_its_graph_after_a_job(library):
+    """The GPU fast path compiles the UNet; an IP-Adapter job must leave every guard it took
+    holding, or the next plain job recompiles the whole UNet. The probe reads what the
+    loader changes: the encoder-state projection and the config through the UNet's own
+    process_encoder_hidden_states, and a cross-attention block with its processors. One
+    block, not the whole UNet: the same guards in about a second instead of ~10 s. An
+    engine of its own: the UNet must not have seen an IP-Adapter job before this one."""
+    from dreamwire.backend.conditioning import engine_extensions
+    from dreamwire.backend.engine import Engine
+
+    eng = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions())
+    unet = eng.load("tiny-sd1").components["unet"]
+    before = snapshot(unet)
+    block = unet.down_blocks[0].attentions[0]
+
+    @torch.compile(backend="eager", dynamic=False)
+    def probe(hidden, text):
+        text = unet.process_encoder_hidden_states(text, None)
+        return block(hidden, encoder_hidden_states=text).sample
+
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, block.config.in_channels, 8, 8, generator=g)
+    text = torch.randn(2, 7, unet.config.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        first = probe(hidden, text)
+        eng.run(job(controls=[unit(PLUS)]))  # a resampler: the widest change
+        assert eng.load("tiny-sd1").components["unet"] is unet
+        # Any failed guard recompiles, which this turns into an error naming the guard.
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            again = probe(hidden, text)
+    assert torch.equal(again, first)
+    assert snapshot(unet) == before
