@@ -30,10 +30,11 @@ def gui(tmp_path_factory, tiny_models):
         shots.mkdir()
         out = run_gui(
             prof,
-            {"timeout": 110, "shots": str(shots)},
+            {"timeout": 110, "manual": str(shots)},
             timeout=220,
             screen=workspaces.SMALL_SCREEN,
         )
+    out["manual_files"] = {p.name: p.stat().st_size for p in shots.glob("*.png")}
     return out, prof
 
 
@@ -66,6 +67,14 @@ def test_docker_fits_a_1080p_screen_and_works_at_1366x768(gui):
     assert lay["window"][1] <= workspaces.SMALL_SCREEN[1], lay
     assert lay["window_minimum"] <= workspaces.SMALL_SCREEN[1], lay
     assert lay["docker_visible"] and lay["status_visible"] and lay["pages"] == [0, 3]
+
+
+def test_the_manual_screenshots_are_taken_in_every_workspace(gui):
+    # scripts/krita_screenshots.py retakes the manual's pictures through this same step.
+    out = gui[0]
+    names = [f"docker-{ws.value}.png" for ws in workspaces.Workspace] + ["krita.png"]
+    assert out["manual_shots"] == names
+    assert all(out["manual_files"].get(n, 0) > 2000 for n in names), out["manual_files"]
 
 
 def test_insertions_leave_the_artists_active_layer_active(gui):

@@ -48,6 +48,7 @@ class Driver:
             self.settle("live apply"),
             self.actions,
             self.actions_cancelled,
+            self.manual_shots,
             self.finish,
         ]
         self.deadline = time.monotonic() + self.cfg.get("timeout", 150)
@@ -138,12 +139,11 @@ class Driver:
         return True
 
     def layout(self):
-        """How tall the docker is in each workspace; screenshots for the manual."""
+        """How tall the docker is in each workspace."""
         from dreamwire_krita.logic import workspaces
 
         d = self.docker
         app = QApplication.instance()
-        shots = self.cfg.get("shots")
         sizes = {}
         for ws in workspaces.Workspace:
             d.set_workspace(ws)
@@ -156,8 +156,6 @@ class Driver:
                 + d.body.sizeHint().height()
             )
             sizes[ws.value] = {"minimum": d.minimumSizeHint().height(), "needed": needed}
-            if shots:
-                d.grab().save(os.path.join(shots, f"docker-{ws.value}.png"))
         d.set_workspace(workspaces.Workspace.GENERATE)
         app.processEvents()
         win = Krita.instance().activeWindow().qwindow()
@@ -173,8 +171,6 @@ class Driver:
             and d.cancel_button.isVisible(),
             "pages": [d.pages.currentIndex(), d.pages.count()],
         }
-        if shots:
-            app.primaryScreen().grabWindow(0).save(os.path.join(shots, "krita.png"))
         return True
 
     def no_document(self):
@@ -568,6 +564,36 @@ class Driver:
         if self.docker.controller.busy:
             return False
         self.out["actions"]["cancelled"] = self.docker.message.text()
+        return True
+
+    def manual_shots(self):
+        """The manual's pictures (scripts/krita_screenshots.py): the docker floated to a
+        readable size in each workspace, then docked again in the maximised window, with the
+        document and the results this run made."""
+        from dreamwire_krita.logic import workspaces
+
+        shots = self.cfg.get("manual")
+        if not shots:
+            return True
+        app = QApplication.instance()
+        d = self.docker
+        win = Krita.instance().activeWindow().qwindow()
+        win.showMaximized()
+        screen = app.primaryScreen().availableGeometry()
+        d.setFloating(True)
+        d.resize(460, min(980, screen.height() - 40))
+        taken = []
+        for ws in workspaces.Workspace:
+            d.set_workspace(ws)
+            app.processEvents()
+            name = f"docker-{ws.value}.png"
+            d.grab().save(os.path.join(shots, name))
+            taken.append(name)
+        d.setFloating(False)
+        d.set_workspace(workspaces.Workspace.GENERATE)
+        app.processEvents()
+        win.grab().save(os.path.join(shots, "krita.png"))
+        self.out["manual_shots"] = taken + ["krita.png"]
         return True
 
     def finish(self):
