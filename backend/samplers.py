@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dreamwire.backend import noise_schedule, sigma_schedules
+from dreamwire.shared import schedule_types
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 # Schedule flags that must be reset whenever a scheduler class supports them.
@@ -190,10 +191,12 @@ _BASES: tuple[_Base, ...] = (
     ),
 )
 
-# A1111's "Schedule type" values and the diffusers flags that express them. Those listed in
-# sigma_schedules.BY_LABEL can also be given as custom sigmas to a scheduler that takes them
-# (diffusers' Euler), which is the only way for the ones without a flag (None).
-_SCHEDULES: dict[str, dict[str, Any] | None] = {
+# The diffusers flags that express each of A1111's "Schedule type" values. The names and
+# their order are shared.schedule_types' (the hosts' list), keyed from there: a name added
+# there without its flags here fails at import. Those listed in sigma_schedules.BY_LABEL can
+# also be given as custom sigmas to a scheduler that takes them (diffusers' Euler), which is
+# the only way for the ones without a flag (None).
+_SCHEDULE_FLAGS: dict[str, dict[str, Any] | None] = {
     "Automatic": {},
     "Uniform": {"timestep_spacing": "linspace"},
     "Normal": {"timestep_spacing": "linspace"},
@@ -205,7 +208,8 @@ _SCHEDULES: dict[str, dict[str, Any] | None] = {
     "Polyexponential": None,
     "KL Optimal": None,
 }
-SCHEDULE_TYPES: list[str] = list(_SCHEDULES)
+SCHEDULE_TYPES: list[str] = list(schedule_types.SCHEDULE_TYPES)
+_SCHEDULES = {name: _SCHEDULE_FLAGS[name] for name in SCHEDULE_TYPES}
 
 # A1111 samplers and schedule types that exist there but have no diffusers counterpart:
 # named in the error so the artist learns why, rather than being told the name is a typo.
@@ -283,7 +287,6 @@ for _b in _BASES:
     _BY_KEY[_b.name.lower()] = _b
     for _a in _b.aliases:
         _BY_KEY[_a.lower()] = _b
-_SCHEDULE_KEY = {s.lower(): s for s in _SCHEDULES}
 
 
 def _scheduler_class(cls_name: str) -> type:
@@ -323,26 +326,26 @@ def _split(name: str, schedule_type: str | None) -> tuple[_Base, str]:
     key = " ".join(name.split()).lower()
     sched = "Automatic"
     if schedule_type is not None and schedule_type.strip():
-        s = _SCHEDULE_KEY.get(" ".join(schedule_type.split()).lower())
-        if s is None:
-            if schedule_type.strip() in _SCHEDULES_NOT_AVAILABLE:
-                raise _unknown(
-                    name, f"A1111's schedule type {schedule_type!r} has no diffusers equivalent"
-                )
-            raise _unknown(name, f"unknown schedule type {schedule_type!r}")
-        sched = s
+        if schedule_type.strip() in _SCHEDULES_NOT_AVAILABLE:
+            raise _unknown(
+                name, f"A1111's schedule type {schedule_type!r} has no diffusers equivalent"
+            )
+        try:
+            sched = schedule_types.schedule_type(schedule_type)
+        except DreamwireError:
+            raise _unknown(name, f"unknown schedule type {schedule_type!r}") from None
     base = _BY_KEY.get(key)
     if base is None:
-        # Legacy form: the schedule type appended to the sampler ("DPM++ 2M Karras").
-        for skey, sname in sorted(_SCHEDULE_KEY.items(), key=lambda kv: -len(kv[0])):
-            if key.endswith(" " + skey) and key[: -len(skey) - 1] in _BY_KEY:
-                legacy = sname
-                if sched not in ("Automatic", legacy):
-                    raise _unknown(
-                        name, f"sampler {name!r} conflicts with schedule type {schedule_type!r}"
-                    )
-                base, sched = _BY_KEY[key[: -len(skey) - 1]], legacy
-                break
+        # Legacy form: the schedule type appended to the sampler ("DPM++ 2M Karras"); the
+        # split is the hosts' (shared.schedule_types), the base names and aliases are ours.
+        prefix, legacy = schedule_types.split_sampler(name)
+        base = _BY_KEY.get(prefix.lower())
+        if base is not None:
+            if sched not in ("Automatic", legacy):
+                raise _unknown(
+                    name, f"sampler {name!r} conflicts with schedule type {schedule_type!r}"
+                )
+            sched = legacy
     if base is None:
         for na, what in _NOT_AVAILABLE.items():
             if key == na.lower():

@@ -7,17 +7,15 @@ the connection state and the backend's Welcome (model lists) fresh for the panel
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import bpy
 
 from dreamwire.shared import events as ev
+from dreamwire.shared.local_process import default_log_path
 
 from . import prefs
-from .core.local_backend import LocalBackend, LocalBackendConfig
+from .core.local_backend import LocalBackend, LocalBackendConfig, connection_error
 
 IDLE_POLL_S = 0.5
 
@@ -100,7 +98,7 @@ class Connection:
 
 
 CONN = Connection()
-LOCAL = LocalBackend(Path(tempfile.gettempdir()) / f"dreamwire-backend-{os.getpid()}.log")
+LOCAL = LocalBackend(default_log_path())
 ACTIVE: dict[str, Any] = {"driver": None}
 
 
@@ -112,7 +110,14 @@ def local_backend_alive() -> bool:
     return LOCAL.alive
 
 
+def local_backend_error() -> str:
+    """The connection box's error: why the local backend failed, while no backend answers."""
+    return connection_error(CONN.state, CONN.error, LOCAL.failure_text)
+
+
 def start_local_backend(context=None) -> str | None:
+    """Start the backend from the preferences; None, or why it cannot start (that reason
+    stays in the panels). Settings that make no command raise ValueError."""
     p = prefs.get(context)
     if p is None:
         raise ValueError("The add-on preferences are not available")
@@ -124,11 +129,11 @@ def start_local_backend(context=None) -> str | None:
         out_dir=bpy.path.abspath(p.backend_out) if p.backend_out else "",
         extra_args=p.backend_args,
     )
-    LOCAL.start(cfg)
-    return address
+    return LOCAL.start(cfg)
 
 
 def _idle_poll() -> float | None:
+    changed = LOCAL.check()  # the local backend exited: say why at once
     # An action's driver polls the client itself; reading events here would steal them.
     if ACTIVE["driver"] is None and CONN.client is not None:
         before = CONN.state
@@ -136,8 +141,9 @@ def _idle_poll() -> float | None:
             CONN.poll()
         except Exception as exc:  # noqa: BLE001 - never let a timer die
             CONN.error = str(exc)
-        if CONN.state != before:
-            _redraw()
+        changed = changed or CONN.state != before
+    if changed:
+        _redraw()
     return IDLE_POLL_S
 
 
@@ -162,4 +168,7 @@ def unregister() -> None:
         driver.cancel()
         ACTIVE["driver"] = None
     CONN.close()
+    # Blender disables every add-on when it quits (bpy.utils._on_exit), so this is also
+    # where the backend it started goes; the bpy module, which does not, has the shared
+    # module's atexit.
     LOCAL.stop()

@@ -283,7 +283,10 @@ class DREAMWIRE_OT_start_backend(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            connection.start_local_backend(context)
+            failure = connection.start_local_backend(context)
+            if failure is not None:  # it stays in the panels too
+                self.report({"ERROR"}, failure)
+                return {"CANCELLED"}
             connection.CONN.ensure(context)
         except (ValueError, DreamwireError) as exc:
             self.report({"ERROR"}, exc.message if isinstance(exc, DreamwireError) else str(exc))

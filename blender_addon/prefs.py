@@ -44,6 +44,7 @@ class DREAMWIRE_AP_preferences(bpy.types.AddonPreferences):
 
     def draw(self, context):
         from . import connection
+        from .ui import draw_error_lines
 
         layout = self.layout
         col = layout.column()
@@ -63,6 +64,7 @@ class DREAMWIRE_AP_preferences(bpy.types.AddonPreferences):
         else:
             row.operator("dreamwire.start_backend", icon="PLAY")
         row.operator("dreamwire.show_backend_log", icon="TEXT")
+        draw_error_lines(box, connection.LOCAL.failure_text)
 
 
 def get(context=None) -> DREAMWIRE_AP_preferences | None:

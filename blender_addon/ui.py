@@ -37,6 +37,12 @@ class DREAMWIRE_UL_bone_overrides(bpy.types.UIList):
         row.prop(item, "end", text="")
 
 
+def draw_error_lines(layout, text: str) -> None:
+    """A several-line error (a log's tail) as labels: a label shows one line."""
+    for i, line in enumerate(text.splitlines()):
+        layout.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+
+
 def _draw_connection(layout, context) -> None:
     box = layout.box()
     conn = connection.CONN
@@ -49,8 +55,7 @@ def _draw_connection(layout, context) -> None:
     row.operator("dreamwire.connect", text="", icon="FILE_REFRESH")
     if conn.address:
         box.label(text=conn.address)
-    if conn.error:
-        box.label(text=conn.error, icon="ERROR")
+    draw_error_lines(box, connection.local_backend_error())
     w = conn.welcome
     if w is not None:
         if w.device:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .errors import DreamwireError, ErrorCode
 
-# In A1111's menu order; backend/samplers.py keeps the same keys (a test holds them equal).
+# In A1111's menu order; backend/samplers.py keys its diffusers flags from these names.
 SCHEDULE_TYPES: tuple[str, ...] = (
     "Automatic",
     "Uniform",

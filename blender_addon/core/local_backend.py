@@ -1,19 +1,23 @@
 """Starting a backend process on this machine from the add-on's preferences.
 
 The backend lives in its own Python environment (with torch); the add-on only knows the
-path of its `dreamwire` command. Its console output goes to a log file the UI can show,
-and the address it prints on start-up tells the add-on where to connect.
+path of its `dreamwire` command. The process, its log file and how it ended are
+`dreamwire.shared.local_process`'s; here are the command line built from the preferences,
+the address the backend prints once it listens, and what the panels say when it fails.
+A failure stays on screen until the next start or until a backend answers: the client's
+"connecting"/"lost" would otherwise hide the one thing the user needs to read.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from dreamwire.shared.local_process import FailureKind, LocalProcess, ProcessFailure
 
 READY_PREFIX = "dreamwire: listening on "
 
@@ -33,51 +37,82 @@ def build_command(cfg: LocalBackendConfig) -> list[str]:
     models = [m for m in cfg.models if m.strip()]
     if not models:
         raise ValueError("Set the model folders for the local backend in the preferences")
-    cmd = shlex.split(cfg.command)
+    try:
+        cmd = shlex.split(cfg.command)
+    except ValueError as exc:  # an unmatched quote
+        raise ValueError(f"The backend command cannot be read ({exc})") from None
     out = cfg.out_dir or os.path.join(tempfile.gettempdir(), "dreamwire-backend-out")
     cmd += ["serve", "--bind", cfg.bind, "--models", *models, "--out", out]
     if cfg.extra_args.strip():
-        cmd += shlex.split(cfg.extra_args)
+        try:
+            cmd += shlex.split(cfg.extra_args)
+        except ValueError as exc:
+            raise ValueError(f"The backend's extra arguments cannot be read ({exc})") from None
     return cmd
 
 
+def failure_message(f: ProcessFailure) -> str:
+    """What the add-on says about a failed local backend (several lines for an exit: the
+    panels draw one label per line)."""
+    if f.kind is FailureKind.EXITED:
+        head = f"The local backend exited with code {f.exit_code}"
+        return f"{head}:\n{f.log_tail}" if f.log_tail else f"{head} (it wrote nothing)."
+    start = "Cannot start the local backend"
+    if f.kind is FailureKind.NOT_FOUND:
+        return (
+            f"{start}: command not found: {f.program} (set the path of the backend's "
+            "'dreamwire' command in the preferences)"
+        )
+    if f.kind is FailureKind.NOT_ALLOWED:
+        return f"{start}: not allowed to run {f.program}"
+    if f.kind is FailureKind.UNREADABLE:
+        return f"{start}: the command cannot be read ({f.detail})"
+    return f"{start} ({f.program}): {f.detail}"
+
+
+def connection_error(state: str, client_error: str, local_failure: str) -> str:
+    """The connection box's error text: while no backend answers, why the local backend
+    failed outranks the client's detail, which each poll rewrites."""
+    if local_failure and state != "connected":
+        return local_failure
+    return client_error
+
+
 class LocalBackend:
-    """One backend child process and its log file."""
+    """The backend the add-on started (one at a time), its log and its failure."""
 
     def __init__(self, log_path: str | os.PathLike):
-        self.log_path = Path(log_path)
-        self.proc: subprocess.Popen | None = None
-        self.command: list[str] = []
+        self.proc = LocalProcess(log_path)
+
+    @property
+    def log_path(self) -> Path:
+        return self.proc.log_path
+
+    @property
+    def command(self) -> list[str]:
+        return self.proc.argv
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc.running
 
-    def start(self, cfg: LocalBackendConfig) -> None:
+    @property
+    def failure_text(self) -> str:
+        """Why the last start failed ("" while none did): kept until the next start."""
+        return failure_message(self.proc.failure) if self.proc.failure else ""
+
+    def start(self, cfg: LocalBackendConfig) -> str | None:
+        """Start the backend; None, or why it cannot start. Settings that do not make a
+        command (no command, no model folders) raise ValueError and start nothing."""
         if self.alive:
-            return
-        self.command = build_command(cfg)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        # Blender's own Python settings must not leak into the backend's interpreter.
-        for key in ("PYTHONHOME", "PYTHONPATH"):
-            env.pop(key, None)
-        try:
-            self.proc = subprocess.Popen(
-                self.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        except OSError as exc:
-            log.close()
-            raise ValueError(
-                f"Cannot start the backend ({self.command[0]}): {exc.strerror}"
-            ) from None
-        log.close()
+            return None
+        failure = self.proc.start(build_command(cfg))
+        return failure_message(failure) if failure is not None else None
+
+    def check(self) -> bool:
+        """Whether it has just now exited on its own (a timer polls this; True once)."""
+        before = self.proc.failure
+        return before is None and self.proc.check() is not None
 
     def address(self) -> str | None:
         """The address the backend printed once it listens, or None (not yet / failed)."""
@@ -95,20 +130,8 @@ class LocalBackend:
             time.sleep(0.1)
         return None
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if not self.alive:
-            return
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout)
+    def stop(self) -> None:
+        self.proc.stop()
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.proc.log().splitlines()[-lines:])

@@ -327,11 +327,41 @@ class _DrawProxy:
         return getattr(self._p, name)
 
 
+def local_backend_start():
+    """Start Local Backend with a command that is not there: the operator says why and the
+    panels keep saying it after the client's error changes; then one that runs. Returns its
+    process, for `local_backend_quit`."""
+    a = addon()
+    prefs = bpy.context.preferences.addons["bl_ext.user_default.dreamwire"].preferences
+    prefs.backend_models = CONFIG["out"]
+    prefs.backend_command = CONFIG["missing_command"]
+    record("local_missing", list(run_op(lambda: bpy.ops.dreamwire.start_backend())))
+    a.connection.CONN.error = "a later status from the client"
+    drawn = draw_ui()
+    record("local_labels_idle", [t for kind, t in drawn["idle"] if kind == "label"])
+    record("local_labels_prefs", [t for kind, t in drawn["prefs"] if kind == "label"])
+    prefs.backend_command = CONFIG["sleeper_command"]
+    record("local_started", list(run_op(lambda: bpy.ops.dreamwire.start_backend())))
+    record("local_cleared", a.connection.LOCAL.failure_text)
+    a.connection.CONN.close()
+    return a.connection.LOCAL.proc.process
+
+
+def local_backend_quit(popen):
+    """Blender's quit (bpy.utils._on_exit) disables every add-on: the backend goes too."""
+    import addon_utils
+
+    record("local_running_before_quit", popen.poll() is None)
+    addon_utils.disable_all()
+    record("local_exit_after_quit", popen.poll())
+
+
 def sc_install():
     s = bpy.context.scene.dreamwire
     record("operators", sorted(n for n in dir(bpy.ops.dreamwire) if not n.startswith("_")))
     record("panels", [hasattr(bpy.types, n) for n in ("DREAMWIRE_PT_view3d", "DREAMWIRE_PT_image")])
     record("drawn", draw_ui())
+    local = local_backend_start()
     # Orbit cameras around a selected cube: all in the multi-view list, all aimed at it.
     clear_scene()
     cube("Box", 1.0, location=(2, 1, 0.5))
@@ -366,6 +396,7 @@ def sc_install():
             s.inpaint_fill,
         ],
     )
+    local_backend_quit(local)
 
 
 def record_panel_tree():

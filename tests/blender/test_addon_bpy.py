@@ -104,8 +104,22 @@ def free_address() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def test_install_enable_and_settings_saved_with_the_blend(addon_zip, tmp_path):
-    c = run_scenario("install", addon_zip, tmp_path)
+@pytest.fixture(scope="module")
+def installed(addon_zip, tmp_path_factory) -> dict:
+    """The install scenario, which also starts a local backend (one that is not there, one
+    that sleeps) and quits as Blender does."""
+    tmp_path = tmp_path_factory.mktemp("install")
+    return run_scenario(
+        "install",
+        addon_zip,
+        tmp_path,
+        missing_command=str(tmp_path / "no-such-dreamwire"),
+        sleeper_command=f'{sys.executable} -c "import time; time.sleep(60)"',
+    )
+
+
+def test_install_enable_and_settings_saved_with_the_blend(installed):
+    c = installed
     for op in (
         "generate_texture",
         "project",
@@ -581,3 +595,17 @@ def test_generate_texture_with_pbr_maps_makes_tiling_maps(addon_zip, tmp_path, b
     assert c["links"]["Base Color"] == ["Dreamwire Tile albedo", "sRGB"]
     assert c["links"]["Roughness"] == ["Dreamwire Tile roughness", "Non-Color"]
     assert c["links"]["Normal"] == ["Dreamwire Tile normal", "Non-Color", "TANGENT"]
+
+
+def test_local_backend_failure_stays_on_screen_and_quitting_stops_the_backend(installed):
+    c = installed
+    said = "Cannot start the local backend: command not found: "
+    result, error = c["local_missing"]
+    assert result is None and said in error and "no-such-dreamwire" in error
+    # Drawn in the N-panel and the preferences, over the client's later error.
+    assert any(label.startswith(said) for label in c["local_labels_idle"]), c
+    assert "a later status from the client" not in c["local_labels_idle"]
+    assert any(label.startswith(said) for label in c["local_labels_prefs"]), c
+    assert c["local_started"] == [["FINISHED"], None] and c["local_cleared"] == ""
+    assert c["local_running_before_quit"]
+    assert c["local_exit_after_quit"] is not None  # stopped, not left running

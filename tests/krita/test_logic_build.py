@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import sys
 import zipfile
@@ -28,6 +29,30 @@ def test_zip_holds_desktop_file_package_and_vendored_shared(plugin_zip):
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     # Host code never ships the backend.
     assert not [n for n in names if "/backend/" in n or "torch" in n]
+
+
+def _shared_modules_imported_by(folder: Path) -> set[str]:
+    found = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            found |= {n for n in names if n.startswith("dreamwire.shared.")}
+    return found
+
+
+def test_every_shared_module_the_plugin_imports_is_vendored(plugin_zip):
+    names = set(zipfile.ZipFile(plugin_zip).namelist())
+    imported = _shared_modules_imported_by(Path(vendor_path.HERE))
+    assert "dreamwire.shared.local_process" in imported
+    for mod in imported:
+        path = "dreamwire_krita/vendor/" + mod.replace(".", "/")
+        assert f"{path}.py" in names or f"{path}/__init__.py" in names, mod
 
 
 @pytest.mark.skipif(not IMPORTER.exists(), reason="Krita's plugin importer is not installed")

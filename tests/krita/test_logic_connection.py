@@ -1,11 +1,10 @@
 """Connection settings without Krita: the address checked before the dialog closes, Test
 connection against an address nobody listens on, and the local backend the plugin starts
-(real processes: one that is not there, one that fails, one that is stopped)."""
+(a command that is not there; the process itself is tests/shared/test_local_process.py's)."""
 
 from __future__ import annotations
 
 import socket
-import sys
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from dreamwire_krita.logic.probe import ConnectionProbe
 from dreamwire_krita.logic.settings import DEFAULT_ADDRESS, Settings, address_problem
 
 from dreamwire.shared.client import Client
+from dreamwire.shared.local_process import FailureKind, ProcessFailure
 
 
 @pytest.mark.parametrize(
@@ -110,24 +110,11 @@ def test_a_command_that_is_not_there_is_said_at_once(tmp_path):
     assert "cannot be read" in LocalBackend('dreamwire serve "unclosed', tmp_path).start().message
 
 
-def test_a_backend_that_exits_shows_its_code_and_log_tail(tmp_path):
-    script = "import sys; print('loading'); sys.exit('error: no models under /nowhere')"
-    lb = LocalBackend(f'{sys.executable} -c "{script}"', tmp_path)
-    assert lb.start() is None
-    end = time.monotonic() + 20
-    while lb.check() is None and time.monotonic() < end:
-        time.sleep(0.02)
-    msg = lb.check().message
-    assert msg.startswith("The local backend exited with code 1:")
-    assert msg.endswith("loading\nerror: no models under /nowhere")
-    assert local_backend.log_tail("\n".join(map(str, range(20))) + "\n\n", 3) == "17\n18\n19"
-
-
-def test_the_backend_the_plugin_started_is_stopped_when_krita_quits(tmp_path):
-    lb = LocalBackend(f'{sys.executable} -c "import time; time.sleep(60)"', tmp_path)
-    assert lb.start() is None and lb.running
-    proc = lb.process
-    local_backend.stop_all()  # what Krita's applicationClosing calls
-    assert proc.poll() is not None and not lb.running
-    assert lb.check() is None  # stopped on purpose: no failure to show
-    local_backend.stop_all()  # nothing left to stop: no error
+def test_an_exit_is_worded_with_its_code_and_log_tail():
+    """The process side (a real exit, its log) is tests/shared/test_local_process.py's."""
+    exited = ProcessFailure(FailureKind.EXITED, "dreamwire", exit_code=1, log_tail="a\nb")
+    assert local_backend.failure_text(exited) == "The local backend exited with code 1:\na\nb"
+    silent = ProcessFailure(FailureKind.EXITED, "dreamwire", exit_code=2)
+    assert local_backend.failure_text(silent).endswith("code 2 (it wrote nothing).")
+    denied = ProcessFailure(FailureKind.NOT_ALLOWED, "/opt/dw")
+    assert local_backend.failure_text(denied).endswith("not allowed to run /opt/dw")

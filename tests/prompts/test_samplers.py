@@ -232,11 +232,13 @@ def test_schedule_type_fields():
     assert sampler_info("k_dpmpp_2m").name == "DPM++ 2M"
     assert sampler_info("dpm++  2m  KARRAS").name == "DPM++ 2M Karras"
     assert "Karras" in SCHEDULE_TYPES
-    # The hosts' list (the X/Y/Z plot's Schedule type axis) names exactly these, and the
-    # sampler name it builds for each resolves to it.
+    # Every name on the hosts' list (the X/Y/Z plot's Schedule type axis) runs here, given
+    # in either spelling, and the sampler name it builds for each resolves to it.
     from dreamwire.shared import schedule_types
 
-    assert list(schedule_types.SCHEDULE_TYPES) == SCHEDULE_TYPES
+    for sched in schedule_types.SCHEDULE_TYPES:
+        assert sampler_info("Euler", sched.upper()).schedule_type == sched
+        assert sampler_info(schedule_types.with_schedule("Euler", sched)).schedule_type == sched
     for sched in ("Karras", "SGM Uniform", "Exponential"):
         built = schedule_types.with_schedule("DPM++ 2M SDE Karras", sched)
         assert sampler_info(built).schedule_type == sched
