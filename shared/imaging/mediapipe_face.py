@@ -4,7 +4,8 @@ trained on: MediaPipe Face Mesh landmarks drawn as the ControlNet annotator
 controlnet_aux alike) draws them.
 
 Its drawing rules, which this module keeps:
-- on black, in BGR, flipped to RGB at the end (the annotator draws with OpenCV);
+- on black, in BGR, flipped to RGB at the end (the annotator draws with OpenCV's
+  cv2.line through MediaPipe's drawing_utils.draw_landmarks);
 - only the contours, not the tessellation: face oval, each eye, each eyebrow and the lips,
   each a 2-pixel OpenCV line (8-connected) in its feature's colour, features drawn in the
   order oval, left eye, left eyebrow, right eye, right eyebrow, lips; a landmark outside
@@ -15,10 +16,11 @@ Its drawing rules, which this module keeps:
 - faces whose landmark box is under 64 pixels on its shorter side are left out.
 "Left" and "right" are the person's, as MediaPipe names them.
 
-The landmarks come from the caller (normalised x, y per point, MediaPipe's 478-point
-order): Blender can give them from a face mesh's landmark vertices. Detecting them in a
-picture needs MediaPipe's FaceLandmarker and its face_landmarker.task file, which
-Dreamwire does not run yet.
+The lines are OpenCV's pixels without OpenCV (raster.line ports cv2.line's ThickLine), so
+Blender, which has no cv2, draws the same image. The landmarks come from the caller
+(normalised x, y per point, MediaPipe's 478-point order): the backend's mediapipe_face
+preprocessor detects them in a picture (backend/conditioning/mediapipe_face.py), Blender
+projects a face mesh's landmark vertices (blender_addon/core/face.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import raster
 
 MIN_FACE_PIXELS = 64
 THICKNESS = 2
@@ -105,14 +109,12 @@ def big_enough(points: np.ndarray, w: int, h: int) -> bool:
 
 def draw_face(bgr: np.ndarray, points: np.ndarray) -> None:
     """One face's contours and pupils onto a BGR uint8 image, in place."""
-    import cv2
-
     h, w = bgr.shape[:2]
     at = [_pixel(float(x), float(y), w, h) for x, y in points]
     for feature in FEATURES:
         for a, b in edges(feature):
             if a < len(at) and b < len(at) and at[a] is not None and at[b] is not None:
-                cv2.line(bgr, at[a], at[b], feature.bgr, THICKNESS)
+                raster.line(bgr, at[a], at[b], feature.bgr, THICKNESS)
     for idx, colour in PUPILS.items():
         if idx >= len(points):
             continue
