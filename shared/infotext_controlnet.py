@@ -81,6 +81,7 @@ _THRESHOLDS = {
     "binary": (0.0, 0.5),
     "tile_resample": (1.0, 0.5),
     "mlsd": (0.1, 0.1),
+    "mediapipe_face": (1.0, 0.5),  # Max Faces, Min Face Confidence
 }
 _HIDDEN = 0.5
 

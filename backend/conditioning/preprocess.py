@@ -27,6 +27,8 @@ controlnet-aux and the A1111 extension's annotators:
                 (and dw_openpose_faceonly); openpose, openpose_hand, openpose_face,
                 openpose_faceonly and openpose_full run DWPose when those files are there (the
                 infotext then names the dw_* one, ran_as) and the original OpenPose otherwise
+  mediapipe_face  MediaPipe Face Mesh landmarks drawn as ControlNetMediaPipeFace's annotator
+                draws them (mediapipe_face.py; needs the mediapipe package)
 Each runs at the unit's detect resolution ("Preprocessor resolution", default 512) as the
 A1111 extension runs it (detect_resolution.py); the map comes back at that size.
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
@@ -72,6 +74,12 @@ def normal_marigold(image: np.ndarray, roots=(), seed: int = 0, **_) -> np.ndarr
     from dreamwire.backend.conditioning import marigold_annotators
 
     return marigold_annotators.normal_marigold(_rgb(image), roots, seed)
+
+
+def mediapipe_face(image: np.ndarray, roots=(), **params) -> np.ndarray:
+    from dreamwire.backend.conditioning import mediapipe_face as face
+
+    return face.mediapipe_face(_rgb(image), roots, **params)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -337,6 +345,7 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
         "OneformerSegmentor", ("250_16_swin_l_oneformer_ade20k_160k.pth",), "oneformer"
     ),
     "mlsd": Annotator("MLSDdetector", ("mlsd_large_512_fp32.pth",), "mlsd"),
+    "mediapipe_face": mediapipe_face,
 }
 
 

@@ -92,6 +92,32 @@ def edges(feature: Feature) -> list[tuple[int, int]]:
     return [(a, b) for chain in feature.chains for a, b in zip(chain, chain[1:], strict=False)]
 
 
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class FaceLines:
+    """One face as the annotator draws it, in normalised image positions (x right, y down,
+    0..1): each feature's segments (by feature name), each pupil's position (by landmark
+    index, RIGHT_PUPIL / LEFT_PUPIL; absent: not drawn), and every point of the face (its
+    extent decides whether it is big enough to draw)."""
+
+    segments: dict[str, list[tuple[Point, Point]]]
+    pupils: dict[int, Point]
+    extent: np.ndarray  # N x 2
+
+
+def lines_from_landmarks(points: np.ndarray) -> FaceLines:
+    """A Face Mesh result (N x 2 normalised landmarks, MediaPipe's order) as FaceLines."""
+    pts = [(float(x), float(y)) for x, y in points]
+    segments = {
+        f.name: [(pts[a], pts[b]) for a, b in edges(f) if a < len(pts) and b < len(pts)]
+        for f in FEATURES
+    }
+    pupils = {i: pts[i] for i in PUPILS if i < len(pts)}
+    return FaceLines(segments, pupils, np.asarray(points, dtype=np.float64).reshape(-1, 2))
+
+
 def _valid(v: float) -> bool:
     return (v > 0 or math.isclose(0, v)) and (v < 1 or math.isclose(1, v))
 
@@ -103,35 +129,41 @@ def _pixel(x: float, y: float, w: int, h: int) -> tuple[int, int] | None:
 
 
 def big_enough(points: np.ndarray, w: int, h: int) -> bool:
+    if not len(points):
+        return False
     span = points.max(axis=0) - points.min(axis=0)
     return min(span[0] * w, span[1] * h) >= MIN_FACE_PIXELS
 
 
-def draw_face(bgr: np.ndarray, points: np.ndarray) -> None:
+def draw_face(bgr: np.ndarray, face: FaceLines) -> None:
     """One face's contours and pupils onto a BGR uint8 image, in place."""
     h, w = bgr.shape[:2]
-    at = [_pixel(float(x), float(y), w, h) for x, y in points]
     for feature in FEATURES:
-        for a, b in edges(feature):
-            if a < len(at) and b < len(at) and at[a] is not None and at[b] is not None:
-                raster.line(bgr, at[a], at[b], feature.bgr, THICKNESS)
+        for a, b in face.segments.get(feature.name, ()):
+            pa, pb = _pixel(*a, w, h), _pixel(*b, w, h)
+            if pa is not None and pb is not None:
+                raster.line(bgr, pa, pb, feature.bgr, THICKNESS)
     for idx, colour in PUPILS.items():
-        if idx >= len(points):
+        if idx not in face.pupils:
             continue
-        x, y = (float(v) for v in points[idx])
+        x, y = face.pupils[idx]
         if not (0 <= x < 1 and 0 <= y < 1):
             continue
         px, py = int(w * x), int(h * y)
         bgr[py - PUPIL_HALF : py + PUPIL_HALF, px - PUPIL_HALF : px + PUPIL_HALF] = colour
 
 
+def draw(size: tuple[int, int], faces: Sequence[FaceLines]) -> np.ndarray:
+    """The control image (H x W x 3 uint8 RGB, `size` H x W) of the faces."""
+    h, w = size
+    bgr = np.zeros((h, w, 3), np.uint8)
+    for face in faces:
+        if big_enough(face.extent, w, h):
+            draw_face(bgr, face)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
 def face_map(size: tuple[int, int], faces: Sequence[np.ndarray]) -> np.ndarray:
     """The control image (H x W x 3 uint8 RGB) for faces given as N x 2 arrays of
     normalised landmark positions (x right, y down, 0..1 over the image; `size` H x W)."""
-    h, w = size
-    bgr = np.zeros((h, w, 3), np.uint8)
-    for points in faces:
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        if len(points) and big_enough(points, w, h):
-            draw_face(bgr, points)
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return draw(size, [lines_from_landmarks(np.asarray(p, np.float64)) for p in faces])

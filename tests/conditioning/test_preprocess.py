@@ -122,3 +122,15 @@ def test_command_line(picture, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path / "none"))
     assert main(["preprocess", "depth", str(src), "--out", str(tmp_path / "d.png")]) == 2
     assert "depth_anything_v2_vitl.safetensors" in capsys.readouterr().err
+
+
+def test_mediapipe_face_without_the_package_is_refused_by_name(picture):
+    import importlib.util
+
+    if importlib.util.find_spec("mediapipe") is not None:
+        pytest.skip("mediapipe is installed here")
+    with pytest.raises(DreamwireError) as err:
+        preprocess.run("mediapipe_face", picture)
+    assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
+    assert "mediapipe" in err.value.message and "face_landmarker.task" in err.value.message
+    assert "mediapipe_face" in preprocess.names()
