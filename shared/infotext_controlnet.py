@@ -81,6 +81,7 @@ _THRESHOLDS = {
     "binary": (0.0, 0.5),
     "tile_resample": (1.0, 0.5),
     "mlsd": (0.1, 0.1),
+    "mediapipe_face": (1.0, 0.5),  # Max Faces, Min Face Confidence
 }
 _HIDDEN = 0.5
 
@@ -215,7 +216,18 @@ class ControlNetEntry:
             control_mode=_key_for(CONTROL_MODES, self.control_mode, "balanced"),
             preprocessor=self.preprocessor,
             resize_mode=_key_for(RESIZE_MODES, resize, "crop_and_resize"),
+            processor_res=self._unit_processor_res(),
         )
+
+    def _unit_processor_res(self) -> int:
+        """The unit's processor_res: -1 (the default) for 512 and for what the extension
+        would reset to its default (outside 64..2048)."""
+        from .job import MAX_PROCESSOR_RES, MIN_PROCESSOR_RES
+
+        res = self.processor_res
+        if res == DEFAULT_PROCESSOR_RES or not MIN_PROCESSOR_RES <= res <= MAX_PROCESSOR_RES:
+            return -1
+        return int(res)
 
 
 def _key_for(table: dict[str, str], display: str, default: str) -> str:

@@ -67,6 +67,8 @@ MIN_UPSCALE_TILE = 64
 MAX_SEED = 2**64 - 1  # the backend uses seed & (2**32 - 1), as A1111; -1 (any negative): random
 MAX_MASK_BLUR = 256  # A1111's slider stops at 64
 MAX_LORA_WEIGHT = 100.0
+# The extension's "Preprocessor resolution" slider range (ControlNetUnit.processor_res).
+MIN_PROCESSOR_RES, MAX_PROCESSOR_RES = 64, 2048
 # Regional prompts per job: the Latent Couple extension's sketch tab offers at most
 # MAX_COLORS - 1 = 11 region prompts besides its general prompt.
 MAX_REGIONS = 11
@@ -98,6 +100,9 @@ class ControlUnit:
     control_mode: str = "balanced"
     preprocessor: str = "none"  # "none": the host already made the control image
     resize_mode: str = "crop_and_resize"
+    # The extension's "Preprocessor resolution": the preprocessor runs on the image resized
+    # to this shorter side (64..2048); -1: the extension's default for the preprocessor.
+    processor_res: int = -1
 
 
 @dataclass
@@ -635,6 +640,8 @@ class Job:
             fc.number("weight", c.weight)
             fc.number("start", c.start)
             fc.number("end", c.end)
+            if type(c.processor_res) is not int or c.processor_res != -1:  # -1: the default
+                fc.whole("processor_res", c.processor_res, MIN_PROCESSOR_RES, MAX_PROCESSOR_RES)
         f.listed("loras", self.loras)
         for i, lora in enumerate(self.loras):
             f.kind(f"loras[{i}]", lora, LoraRef)
@@ -794,6 +801,9 @@ class Job:
             del body["inpaint_model"]  # the default; a backend from before it runs the job
         if not self.cfg_rescale:
             del body["cfg_rescale"]  # off: a backend from before it runs the job
+        for unit in body["controls"]:
+            if unit["processor_res"] == -1:
+                del unit["processor_res"]  # the default: a backend from before it runs the job
         if not self.attention_maps:
             del body["attention_maps"]  # likewise: only a job asking for maps carries it
         if self.mode is None or self.mode == self.implied_mode():

@@ -30,6 +30,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="shuffle seed")
     p.add_argument("--factor", type=float, default=1.0, help="tile_resample down-sampling factor")
     p.add_argument(
+        "--res",
+        type=int,
+        default=-1,
+        help="detect resolution (A1111's Preprocessor resolution, 64..2048; default 512): the "
+        "image is resized to it on its shorter side and the map written at that size",
+    )
+    p.add_argument(
         "--annotators",
         type=Path,
         default=None,
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     params = {"low": args.low, "high": args.high, "seed": args.seed, "factor": args.factor}
     if args.threshold is not None:
         params["threshold"] = args.threshold
-    out = preprocess.run(args.type, image, **params)
+    out = preprocess.run(args.type, image, processor_res=args.res, **params)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(out).save(args.out)
     print(f"{args.type}: wrote {args.out} ({out.shape[1]}x{out.shape[0]})")

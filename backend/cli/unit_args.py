@@ -4,7 +4,7 @@ ControlUnit and Region, with the A1111 ControlNet extension's names accepted for
 A control unit is one flag with space-separated words, as an A1111 API script lists a unit's
 fields::
 
-    --control TYPE[:MODEL] [IMAGE] [weight=W] [start=S] [end=E] [mode=M] [resize=R] [pre=P]
+    --control TYPE[:MODEL] [IMAGE] [weight=W] [start=S] [end=E] [mode=M] [resize=R] [pre=P] [res=N]
 
 A word with "=" whose key is one of KEYS is a setting; the one other word is the image (no
 image: the unit takes the init image, as A1111 does in img2img). A region is
@@ -42,6 +42,8 @@ KEYS = {
     "pre": "preprocessor",
     "preprocessor": "preprocessor",
     "module": "preprocessor",
+    "res": "processor_res",
+    "processor_res": "processor_res",
 }
 
 # Control modes: Dreamwire's names, the A1111 ControlNet extension's display names and its
@@ -75,7 +77,9 @@ RESIZE_MODE_NAMES = {
 CONTROL_HELP = (
     "a ControlNet unit (repeatable): TYPE[:MODEL] [IMAGE] [weight=1] [start=0] [end=1] "
     "[mode=balanced|prompt|control] [resize=just_resize|crop_and_resize|resize_and_fill] "
-    "[pre=PREPROCESSOR]. TYPE: " + ", ".join(CONTROL_TYPES) + ". MODEL: a file in "
+    "[pre=PREPROCESSOR] [res=512 (the preprocessor's detect resolution, 64..2048)]. TYPE: "
+    + ", ".join(CONTROL_TYPES)
+    + ". MODEL: a file in "
     "models/ControlNet (default: picked by type and base model). No IMAGE: the unit takes "
     "--init-image. A1111's mode names work too ('My prompt is more important', "
     "'ControlNet is more important', 0/1/2). A 16-bit greyscale PNG is read at full depth."
@@ -130,7 +134,7 @@ def parse_control(words: list[str], index: int) -> ControlUnit:
             if image is not None:
                 raise _bad(
                     f"{where}: {word!r} is a second image; settings are written "
-                    "weight=, start=, end=, mode=, resize=, pre= or model="
+                    "weight=, start=, end=, mode=, resize=, pre=, res= or model="
                 )
             image = Path(word)
             continue
@@ -146,6 +150,11 @@ def parse_control(words: list[str], index: int) -> ControlUnit:
             unit.resize_mode = _mode(
                 value, RESIZE_MODE_NAMES, "resize mode", where, ", ".join(RESIZE_MODES)
             )
+        elif field == "processor_res":
+            try:
+                unit.processor_res = int(value)
+            except ValueError:
+                raise _bad(f"{where}: res must be a whole number, got {value!r}") from None
         elif field == "preprocessor":
             # The extension's UI labels ("normal_bae", "seg_ofade20k", ...) name ours too.
             unit.preprocessor = ControlNetEntry(module=value.strip() or "none").preprocessor

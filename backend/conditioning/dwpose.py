@@ -7,12 +7,14 @@ comfyui_controlnet_aux/ckpts/yzd-v/DWPose/, <root>/annotators/ and Dreamwire's a
 folder (directly or in DWPose/).
 
 Preprocessors: dw_openpose_full (body, hands and face: A1111's), dw_openpose (body),
-dw_openpose_hand (body and hands), dw_openpose_face (body and face); they need DWPose.
-openpose, openpose_hand, openpose_face, openpose_faceonly and openpose_full run DWPose
-when its two files are there, else the original OpenPose networks (controlnet-aux).
-The run is the annotator's on the picture at its own size: detect people, estimate each
-one's 133 points, map them to OpenPose's 18 + hands + face (dwpose_draw.py), draw. A
-picture with nobody found gives a black control image.
+dw_openpose_hand (body and hands), dw_openpose_face (body and face), dw_openpose_faceonly
+(face); they need DWPose. openpose, openpose_hand, openpose_face, openpose_faceonly and
+openpose_full run DWPose when its two files are there (and the infotext then names the
+dw_* preprocessor that ran, preprocess.ran_as), else the original OpenPose networks
+(controlnet-aux). The run is the annotator's on the picture at the unit's detect
+resolution (detect_resolution.py): detect people, estimate each one's 133 points, map them
+to OpenPose's 18 + hands + face (dwpose_draw.py), draw. A picture with nobody found gives
+a black control image.
 """
 
 from __future__ import annotations

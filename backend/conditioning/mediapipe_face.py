@@ -1,135 +1,97 @@
-"""The control image ControlNetMediaPipeFace (CrucibleAI's SD 1.5 / 2.1 face model) was
-trained on: MediaPipe Face Mesh landmarks drawn as the ControlNet annotator
-(annotator/mediapipe_face/mediapipe_face_common.py, in A1111's extension and ComfyUI's
-controlnet_aux alike) draws them.
+"""The mediapipe_face preprocessor (A1111's, for ControlNetMediaPipeFace): MediaPipe Face
+Mesh landmarks found in the picture, drawn by the annotator's rules
+(shared/imaging/mediapipe_face.py).
 
-Its drawing rules, which this module keeps:
-- on black, in BGR, flipped to RGB at the end (the annotator draws with OpenCV);
-- only the contours, not the tessellation: face oval, each eye, each eyebrow and the lips,
-  each a 2-pixel OpenCV line (8-connected) in its feature's colour, features drawn in the
-  order oval, left eye, left eyebrow, right eye, right eyebrow, lips; a landmark outside
-  0..1 (after the isclose tolerance of MediaPipe's drawing_utils) drops its lines, and
-  pixel positions are floor(x * width) clamped to the last column (row likewise);
-- the pupils, landmarks 468 (right) and 473 (left) of the refined 478-point mesh, as
-  4 x 4 squares [y-2:y+2, x-2:x+2] at int(x * width), in the iris colours, over the lines;
-- faces whose landmark box is under 64 pixels on its shorter side are left out.
-"Left" and "right" are the person's, as MediaPipe names them.
-
-The landmarks come from the caller (normalised x, y per point, MediaPipe's 478-point
-order): Blender can give them from a face mesh's landmark vertices. Detecting them in a
-picture needs MediaPipe's FaceLandmarker and its face_landmarker.task file, which
-Dreamwire does not run yet.
+Detection needs the `mediapipe` package, which Dreamwire does not install (it is large and
+pins its own OpenCV); without it the preprocessor is PREPROCESSOR_UNAVAILABLE naming it
+(Blender's face capture, or any ready-made control image with preprocessor 'none', needs
+no detection). With it:
+  * the legacy `solutions.face_mesh.FaceMesh` where the package still has it, called as
+    the annotator calls it (static images, refined 478-point landmarks, max_num_faces,
+    min_detection_confidence); its model ships inside the package;
+  * else the Tasks API FaceLandmarker (newer packages dropped `solutions`), which reads
+    MediaPipe's face_landmarker.task from the annotator folders (annotator_files.py,
+    directly or in mediapipe/); a missing file is PREPROCESSOR_UNAVAILABLE naming it and
+    the folders searched.
+The extension's sliders: Max Faces (default 1) and Min Face Confidence (0.5).
+Only the refusals run in the tests here: the package is not installed.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
 
-MIN_FACE_PIXELS = 64
-THICKNESS = 2
-PUPIL_HALF = 2
-RIGHT_PUPIL, LEFT_PUPIL = 468, 473
-MESH_POINTS = 478  # Face Mesh with refined (iris) landmarks
+from dreamwire.backend.library import annotator_files
+from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.imaging.mediapipe_face import face_map
+
+TASK_FILE = "face_landmarker.task"
+CANDIDATES = (f"mediapipe/{TASK_FILE}", TASK_FILE)
+MAX_FACES, MIN_CONFIDENCE = 1, 0.5  # the extension's slider defaults
 
 
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    bgr: tuple[int, int, int]
-    # Polylines through landmark indices: each consecutive pair is one of MediaPipe's
-    # FACEMESH_* connections (the mesh's topology, fixed by the model).
-    chains: tuple[tuple[int, ...], ...]
+def _package():
+    try:
+        import mediapipe
+    except Exception as exc:  # ImportError, or a broken install failing inside it
+        raise DreamwireError(
+            ErrorCode.PREPROCESSOR_UNAVAILABLE,
+            "mediapipe_face detects faces with the mediapipe package, which could not be "
+            f"imported here ({type(exc).__name__}: {exc}); install it (pip install mediapipe) "
+            f"and, for its Tasks API, put {TASK_FILE} in an annotator folder. Or send a "
+            "ready-made control image with preprocessor 'none' (Blender's face capture "
+            "draws one from a face mesh)",
+        ) from None
+    return mediapipe
 
 
-FEATURES = (
-    Feature(
-        "face_oval",
-        (10, 200, 10),
-        (
-            (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378)
-            + (400, 377, 152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21)
-            + (54, 103, 67, 109, 10),
-        ),
-    ),
-    Feature(
-        "left_eye",
-        (180, 200, 10),
-        (
-            (263, 249, 390, 373, 374, 380, 381, 382, 362),
-            (263, 466, 388, 387, 386, 385, 384, 398, 362),
-        ),
-    ),
-    Feature("left_eyebrow", (180, 220, 10), ((276, 283, 282, 295, 285), (300, 293, 334, 296, 336))),
-    Feature(
-        "right_eye",
-        (10, 200, 180),
-        ((33, 7, 163, 144, 145, 153, 154, 155, 133), (33, 246, 161, 160, 159, 158, 157, 173, 133)),
-    ),
-    Feature("right_eyebrow", (10, 220, 180), ((46, 53, 52, 65, 55), (70, 63, 105, 66, 107))),
-    Feature(
-        "lips",
-        (10, 180, 10),
-        (
-            (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291),
-            (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291),
-            (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308),
-            (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308),
-        ),
-    ),
-)
-PUPILS = {RIGHT_PUPIL: (10, 200, 250), LEFT_PUPIL: (250, 200, 10)}  # BGR
+def _legacy(mp, rgb: np.ndarray, max_faces: int, min_confidence: float) -> list[np.ndarray]:
+    with mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=True,
+        max_num_faces=max_faces,
+        refine_landmarks=True,
+        min_detection_confidence=min_confidence,
+    ) as mesh:
+        found = mesh.process(rgb).multi_face_landmarks or []
+    return [np.array([(p.x, p.y) for p in face.landmark]) for face in found]
 
 
-def edges(feature: Feature) -> list[tuple[int, int]]:
-    return [(a, b) for chain in feature.chains for a, b in zip(chain, chain[1:], strict=False)]
+def _tasks(mp, rgb: np.ndarray, roots, max_faces: int, min_confidence: float):
+    path = annotator_files.find(CANDIDATES, roots)
+    if path is None:
+        raise annotator_files.missing(
+            "mediapipe_face (MediaPipe's FaceLandmarker)", CANDIDATES, roots
+        )
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(path)),
+        num_faces=max_faces,
+        min_face_detection_confidence=min_confidence,
+    )
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+    with vision.FaceLandmarker.create_from_options(options) as landmarker:
+        found = landmarker.detect(image).face_landmarks
+    return [np.array([(p.x, p.y) for p in face]) for face in found]
 
 
-def _valid(v: float) -> bool:
-    return (v > 0 or math.isclose(0, v)) and (v < 1 or math.isclose(1, v))
+def landmarks(
+    rgb: np.ndarray, roots=(), max_faces: int = MAX_FACES, min_confidence: float = MIN_CONFIDENCE
+) -> list[np.ndarray]:
+    """Each face's normalised landmarks (N x 2, x right, y down) in an RGB uint8 picture."""
+    mp = _package()
+    if getattr(getattr(mp, "solutions", None), "face_mesh", None) is not None:
+        return _legacy(mp, rgb, max_faces, min_confidence)
+    return _tasks(mp, rgb, roots, max_faces, min_confidence)
 
 
-def _pixel(x: float, y: float, w: int, h: int) -> tuple[int, int] | None:
-    if not (_valid(x) and _valid(y)):
-        return None
-    return min(math.floor(x * w), w - 1), min(math.floor(y * h), h - 1)
-
-
-def big_enough(points: np.ndarray, w: int, h: int) -> bool:
-    span = points.max(axis=0) - points.min(axis=0)
-    return min(span[0] * w, span[1] * h) >= MIN_FACE_PIXELS
-
-
-def draw_face(bgr: np.ndarray, points: np.ndarray) -> None:
-    """One face's contours and pupils onto a BGR uint8 image, in place."""
-    import cv2
-
-    h, w = bgr.shape[:2]
-    at = [_pixel(float(x), float(y), w, h) for x, y in points]
-    for feature in FEATURES:
-        for a, b in edges(feature):
-            if a < len(at) and b < len(at) and at[a] is not None and at[b] is not None:
-                cv2.line(bgr, at[a], at[b], feature.bgr, THICKNESS)
-    for idx, colour in PUPILS.items():
-        if idx >= len(points):
-            continue
-        x, y = (float(v) for v in points[idx])
-        if not (0 <= x < 1 and 0 <= y < 1):
-            continue
-        px, py = int(w * x), int(h * y)
-        bgr[py - PUPIL_HALF : py + PUPIL_HALF, px - PUPIL_HALF : px + PUPIL_HALF] = colour
-
-
-def face_map(size: tuple[int, int], faces: Sequence[np.ndarray]) -> np.ndarray:
-    """The control image (H x W x 3 uint8 RGB) for faces given as N x 2 arrays of
-    normalised landmark positions (x right, y down, 0..1 over the image; `size` H x W)."""
-    h, w = size
-    bgr = np.zeros((h, w, 3), np.uint8)
-    for points in faces:
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        if len(points) and big_enough(points, w, h):
-            draw_face(bgr, points)
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+def mediapipe_face(
+    rgb: np.ndarray,
+    roots=(),
+    max_faces: int = MAX_FACES,
+    min_confidence: float = MIN_CONFIDENCE,
+    **_,
+) -> np.ndarray:
+    """The control image for an RGB uint8 picture (H x W x 3): black where no face is."""
+    faces = landmarks(rgb, roots, int(max_faces), float(min_confidence))
+    return face_map(rgb.shape[:2], faces)

@@ -24,8 +24,13 @@ controlnet-aux and the A1111 extension's annotators:
                 or annotator folder (marigold_annotators.py)
   dw_openpose_full / dw_openpose / dw_openpose_hand / dw_openpose_face  DWPose (body, hands,
                 face) through onnxruntime from yolox_l.onnx + dw-ll_ucoco_384.onnx (dwpose.py);
-                openpose, openpose_hand, openpose_face, openpose_faceonly and openpose_full run
-                DWPose when those files are there and the original OpenPose below otherwise
+                (and dw_openpose_faceonly); openpose, openpose_hand, openpose_face,
+                openpose_faceonly and openpose_full run DWPose when those files are there (the
+                infotext then names the dw_* one, ran_as) and the original OpenPose otherwise
+  mediapipe_face  MediaPipe Face Mesh landmarks drawn as ControlNetMediaPipeFace's annotator
+                draws them (mediapipe_face.py; needs the mediapipe package)
+Each runs at the unit's detect resolution ("Preprocessor resolution", default 512) as the
+A1111 extension runs it (detect_resolution.py); the map comes back at that size.
 Those that need annotator network weights (softedge/HED, lineart, lineart_anime, MiDaS
 depth (depth_midas), OpenPose, NormalBAE, segmentation) load them, per model root, from the
 A1111 ControlNet extension's annotator/downloads/<annotator> or ComfyUI's
@@ -45,7 +50,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dreamwire.backend.conditioning import dwpose
+from dreamwire.backend.conditioning import detect_resolution, dwpose
 from dreamwire.backend.library import annotator_files
 from dreamwire.backend.library.annotator_files import annotator_dir
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -69,6 +74,12 @@ def normal_marigold(image: np.ndarray, roots=(), seed: int = 0, **_) -> np.ndarr
     from dreamwire.backend.conditioning import marigold_annotators
 
     return marigold_annotators.normal_marigold(_rgb(image), roots, seed)
+
+
+def mediapipe_face(image: np.ndarray, roots=(), **params) -> np.ndarray:
+    from dreamwire.backend.conditioning import mediapipe_face as face
+
+    return face.mediapipe_face(_rgb(image), roots, **params)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -235,7 +246,16 @@ class Annotator:
             )
         detector = detector_cls.from_pretrained(str(folder))
         h, w = image.shape[:2]
-        out = detector(_rgb(image), output_type="np", **(self.call or {}))
+        # The picture comes resized and padded (detect_resolution.py); at its shorter side,
+        # a multiple of 64, controlnet-aux's own resizes leave it as it is.
+        side = min(h, w)
+        out = detector(
+            _rgb(image),
+            output_type="np",
+            detect_resolution=side,
+            image_resolution=side,
+            **(self.call or {}),
+        )
         out = np.asarray(out)
         if out.ndim == 2:
             out = np.repeat(out[:, :, None], 3, axis=2)
@@ -263,6 +283,18 @@ def openpose(**include: bool) -> Annotator:
         "openpose",
         call=include,
     )
+
+
+# A1111's openpose* -> the DWPose preprocessor that runs in its place when DWPose's files
+# are there (and that the infotext then names): dw_openpose_full is the extension's own
+# name; it has no DWPose module for the other part sets, so those are Dreamwire's dw_* names.
+DW_FOR_OPENPOSE = {
+    "openpose": "dw_openpose",
+    "openpose_hand": "dw_openpose_hand",
+    "openpose_face": "dw_openpose_face",
+    "openpose_faceonly": "dw_openpose_faceonly",
+    "openpose_full": "dw_openpose_full",
+}
 
 
 def openpose_or_dw(body: bool, hands: bool, face: bool) -> Callable[..., np.ndarray]:
@@ -307,11 +339,13 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "dw_openpose": pose(body=True, hands=False, face=False),
     "dw_openpose_hand": pose(body=True, hands=True, face=False),
     "dw_openpose_face": pose(body=True, hands=False, face=True),
+    "dw_openpose_faceonly": pose(body=False, hands=False, face=True),
     "normalbae": Annotator("NormalBaeDetector", ("scannet.pt",), "normal_bae"),
     "seg": Annotator(
         "OneformerSegmentor", ("250_16_swin_l_oneformer_ade20k_160k.pth",), "oneformer"
     ),
     "mlsd": Annotator("MLSDdetector", ("mlsd_large_512_fp32.pth",), "mlsd"),
+    "mediapipe_face": mediapipe_face,
 }
 
 
@@ -319,13 +353,23 @@ def names() -> list[str]:
     return sorted(PREPROCESSORS)
 
 
-def run(name: str, image: np.ndarray, roots=(), **params) -> np.ndarray:
-    """Run preprocessor `name` on an RGB(A) uint8 image; returns H x W x 3 uint8. `roots`:
-    the library's model roots, whose A1111 / ComfyUI annotator folders are searched."""
+def ran_as(name: str, roots=()) -> str:
+    """The preprocessor that runs for `name`: an openpose* one runs DWPose when its files
+    are in `roots`' annotator folders, and is then recorded as that DWPose preprocessor."""
+    dw = DW_FOR_OPENPOSE.get(name)
+    return dw if dw is not None and dwpose.find_files(roots) is not None else name
+
+
+def run(name: str, image: np.ndarray, roots=(), processor_res: int = -1, **params) -> np.ndarray:
+    """Run preprocessor `name` on an RGB(A) uint8 image at the unit's `processor_res` as
+    the A1111 extension does (detect_resolution.py): the map comes back at the detect size
+    (H x W x 3 uint8, the image's aspect), or the image's own size for preprocessors that
+    take no resolution. `roots`: the library's model roots, whose A1111 / ComfyUI annotator
+    folders are searched."""
     fn = PREPROCESSORS.get(name)
     if fn is None:
         raise DreamwireError(
             ErrorCode.PREPROCESSOR_UNAVAILABLE,
             f"unknown preprocessor {name!r}; known: {', '.join(names())}",
         )
-    return fn(image, roots=roots, **params)
+    return detect_resolution.run_at(name, fn, _rgb(image), processor_res, roots=roots, **params)

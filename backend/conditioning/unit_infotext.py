@@ -8,28 +8,32 @@ A1111's legacy model hash of the file (sd_models.model_hash: sha256 of the 64 Ki
 offset 1 MiB, 8 hex digits). The extension only lists files, so a diffusers folder is
 written by its folder name with the hash of the weights file inside it.
 
-What Dreamwire does not have as a setting is written as the extension would record it for
-the same behaviour: Pixel Perfect False; Processor Res the shorter side of the image the
-preprocessor ran on (Dreamwire preprocesses at the image's own size; the extension's
-default 512 for "none"); Threshold A/B the values Dreamwire's preprocessor uses (its
-slider defaults, 0.5 for hidden sliders). Formatting is shared/infotext_controlnet.py.
+The module is the preprocessor that ran: an openpose* unit that ran DWPose (its files in
+the library's annotator folders) is recorded as the dw_* one (preprocess.ran_as), so the
+text says which annotator made the map. Processor Res is the detect resolution the
+preprocessor ran at, as the extension records it (detect_resolution.py: the unit's
+processor_res, else 512). What Dreamwire does not have as a setting is written as the
+extension would record it for the same behaviour: Pixel Perfect False; Threshold A/B the
+values Dreamwire's preprocessor uses (its slider defaults, 0.5 for hidden sliders).
+Formatting is shared/infotext_controlnet.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from dreamwire.backend.library import hashing
 from dreamwire.shared.infotext_controlnet import (
     CONTROL_MODES,
-    DEFAULT_PROCESSOR_RES,
     RESIZE_MODES,
     ControlNetEntry,
     model_title,
     thresholds,
 )
-from dreamwire.shared.job import ControlUnit, Job
+from dreamwire.shared.job import ControlUnit
 
+from . import detect_resolution, preprocess
 from .unit_file import UnitFile
 
 # Weight files of a diffusers folder, in the order diffusers prefers them.
@@ -62,15 +66,17 @@ def model_stem(path: Path) -> str:
     return path.name if path.is_dir() else path.stem
 
 
-def entry(unit: ControlUnit, info: UnitFile, job: Job) -> ControlNetEntry:
-    module = unit.preprocessor or "none"
+def entry(unit: ControlUnit, info: UnitFile, roots: Sequence[Path] = ()) -> ControlNetEntry:
+    """The unit's entry; `roots`: the library's model roots, whose annotator folders decide
+    whether an openpose* unit runs DWPose."""
+    module = preprocess.ran_as(unit.preprocessor or "none", roots)
     a, b = thresholds(module)
     return ControlNetEntry(
         module=module,
         model=model_title(model_stem(info.path), model_hash(info.path)),
         weight=float(unit.weight),
         resize_mode=RESIZE_MODES.get(unit.resize_mode, unit.resize_mode),
-        processor_res=_processor_res(unit, job, module),
+        processor_res=detect_resolution.resolution(module, unit.processor_res),
         threshold_a=a,
         threshold_b=b,
         guidance_start=float(unit.start),
@@ -78,12 +84,3 @@ def entry(unit: ControlUnit, info: UnitFile, job: Job) -> ControlNetEntry:
         pixel_perfect=False,
         control_mode=CONTROL_MODES.get(unit.control_mode, unit.control_mode),
     )
-
-
-def _processor_res(unit: ControlUnit, job: Job, module: str) -> int:
-    if module == "none":
-        return DEFAULT_PROCESSOR_RES
-    image = unit.image if unit.image is not None else job.init_image
-    if image is None:
-        return DEFAULT_PROCESSOR_RES
-    return int(min(image.shape[:2]))

@@ -204,7 +204,7 @@ def _planned(i: int, unit: ControlUnit, info, encoder, query: UnitQuery) -> Plan
         path=Path(info.path),
         info=info,
         encoder=encoder,
-        infotext=unit_infotext.entry(unit, info, query.job),
+        infotext=unit_infotext.entry(unit, info, library_roots(query.library)),
         denoiser_entry=info.entry if isinstance(info, FluxControlInfo) else None,
     )
 
@@ -360,9 +360,14 @@ def hires_pass(ctx, mode: str) -> bool:
     return job.hires is not None and job.mode is JobMode.TXT2IMG and mode == JobMode.IMG2IMG
 
 
+def library_roots(library) -> tuple:
+    """The library's model roots, where preprocessors look for annotator weights."""
+    return tuple(getattr(library, "roots", ()) or ())
+
+
 def pass_image(ctx, r: PlannedUnit):
     """The unit's control image at the pass size, on the pass's device and dtype."""
-    roots = tuple(getattr(ctx.library, "roots", ()) or ())
+    roots = library_roots(ctx.library)
     return units.control_tensor(
         r.unit, ctx.job, ctx.width, ctx.height, r.info, ctx.inpaint_region, ctx.canvas, roots
     ).to(device=ctx.device.device, dtype=ctx.device.dtype)

@@ -125,7 +125,9 @@ def _preprocess(unit: ControlUnit, job: Job, rgb: np.ndarray, roots: tuple) -> n
     if unit.preprocessor in ("none", ""):
         return rgb
     seed = job.seed if job.seed >= 0 else 0
-    return preprocess.run(unit.preprocessor, rgb, roots=roots, seed=seed)
+    return preprocess.run(
+        unit.preprocessor, rgb, roots=roots, processor_res=unit.processor_res, seed=seed
+    )
 
 
 def _inpaint_mask(

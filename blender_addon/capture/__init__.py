@@ -19,6 +19,8 @@ API (all images H x W x 3 uint8 RGB, top row first, ready for a ControlUnit):
                   samples=None) -> np.ndarray    # the scene's own look (view transform)
     capture_pose(scene, camera=None, width=None, height=None, *, armatures=None,
                  overrides=None, skeleton=None) -> (PoseFrame, np.ndarray)
+    capture_face(scene, camera=None, width=None, height=None, *,
+                 objects=None) -> np.ndarray  # MediaPipe face (face_* vertex groups)
     capture_all(scene, camera=None, width=None, height=None, *, kinds=(...)) -> dict
     store_image(name, array, *, non_color=True) -> bpy.types.Image  # show it in Blender
 
@@ -38,6 +40,7 @@ from .api import (
     capture_all,
     capture_color,
     capture_depth,
+    capture_face,
     capture_motion,
     capture_normals,
     capture_pose,
@@ -53,6 +56,7 @@ __all__ = [
     "capture_all",
     "capture_color",
     "capture_depth",
+    "capture_face",
     "capture_motion",
     "capture_normals",
     "capture_pose",

@@ -25,6 +25,7 @@ from dreamwire.shared.imaging import depth as depth_conv
 from dreamwire.shared.imaging import normals as normal_conv
 from dreamwire.shared.imaging.openpose import PoseFrame, draw_bodypose, to_openpose_json
 
+from ..core import face as face_core
 from ..core import normals as normals_core
 from ..core import pose as pose_core
 from ..core import segmentation as seg_core
@@ -606,6 +607,67 @@ def capture_pose(
         people.append(pose_core.project_keypoints(joints, model))
     frame = PoseFrame(model.width, model.height, people)
     return frame, draw_bodypose(frame)
+
+
+def _face_mesh(obj, depsgraph) -> face_core.FaceMesh:
+    """The evaluated mesh (shape keys, armature and other deforming modifiers applied) in
+    world space, with the vertices of its face_* groups (read from the original mesh: a
+    deform keeps the vertex order)."""
+    groups_by_index = {g.index: g.name for g in obj.vertex_groups if g.name in face_core.GROUPS}
+    groups: dict[str, list[int]] = {name: [] for name in groups_by_index.values()}
+    for v in obj.data.vertices:
+        for g in v.groups:
+            name = groups_by_index.get(g.group)
+            if name is not None and g.weight > 0:
+                groups[name].append(v.index)
+    ev = obj.evaluated_get(depsgraph)
+    mesh = ev.to_mesh()
+    try:
+        n = len(mesh.vertices)
+        if n != len(obj.data.vertices):
+            raise CaptureError(
+                f"'{obj.name}': its modifiers change the mesh's vertices, so the face_* "
+                "groups no longer name them; keep only deforming modifiers (armature, shape "
+                "keys) before the face capture"
+            )
+        co = np.empty(n * 3, np.float64)
+        mesh.vertices.foreach_get("co", co)
+        edges = np.empty(len(mesh.edges) * 2, np.int32)
+        mesh.edges.foreach_get("vertices", edges)
+        mw = np.array(ev.matrix_world, dtype=np.float64)
+    finally:
+        ev.to_mesh_clear()
+    world = np.c_[co.reshape(-1, 3), np.ones(n)] @ mw.T
+    return face_core.FaceMesh(world[:, :3], edges.reshape(-1, 2), groups)
+
+
+def capture_face(
+    scene, camera=None, width=None, height=None, *, objects: Iterable | None = None
+) -> np.ndarray:
+    """The MediaPipe face control image (ControlNetMediaPipeFace) of every visible mesh
+    with face_* vertex groups (or the given meshes), as the camera sees them posed."""
+    model = camera_model(scene, camera, width, height)
+    bpy.context.view_layer.update()
+    if objects is None:
+        objects = [
+            o
+            for o in scene.objects
+            if o.type == "MESH"
+            and o.visible_get()
+            and any(g.name in face_core.GROUPS for g in o.vertex_groups)
+        ]
+    objects = list(objects)
+    if not objects:
+        raise CaptureError(face_core.no_face_message())
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    meshes = []
+    for obj in objects:
+        if obj.type != "MESH":
+            raise CaptureError(f"'{obj.name}' is not a mesh.")
+        meshes.append(_face_mesh(obj, depsgraph))
+    if not any(m.has_features() for m in meshes):
+        raise CaptureError(face_core.no_face_message())
+    return face_core.face_image(meshes, model)
 
 
 def capture_all(

@@ -9,8 +9,10 @@ this module redoes OpenCV's integer arithmetic in plain Python on numpy arrays:
 - `fill_convex_poly`: the outline drawn with Bresenham lines (as OpenCV does for
   LINE_8), then scanlines with 16.16 fixed-point edges.
 - `fill_circle`: OpenCV's midpoint circle with horizontal spans.
+- `line`: `cv2.line`, thick ones as OpenCV's ThickLine (a 16.16 fixed-point rectangle and
+  round caps), which MediaPipe's face drawing uses (mediapipe_face.py).
 
-Only the code paths the annotator uses are ported (shift=0, LINE_8, 8-bit images).
+Only the code paths the annotators use are ported (LINE_8, 8-bit images).
 """
 
 from __future__ import annotations
@@ -167,14 +169,21 @@ def _hline(img: np.ndarray, y: int, x1: int, x2: int, color) -> None:
     img[y, max(x1, 0) : min(x2, w - 1) + 1] = color
 
 
-def fill_convex_poly(img: np.ndarray, points: Sequence[tuple[int, int]], color) -> np.ndarray:
-    """`cv2.fillConvexPoly(img, points, color)` (LINE_8, shift 0), in place; returns img."""
+def fill_convex_poly(
+    img: np.ndarray, points: Sequence[tuple[int, int]], color, shift: int = 0
+) -> np.ndarray:
+    """`cv2.fillConvexPoly(img, points, color, shift=shift)` (LINE_8), in place; returns
+    img. `shift` 0 (integer points) or XY_SHIFT (16.16 fixed point, as cv2.line's thick
+    lines fill their rectangle)."""
+    if shift not in (0, XY_SHIFT):
+        raise ValueError("shift must be 0 or 16")
     v = [(int(x), int(y)) for x, y in points]
     npts = len(v)
     if npts == 0:
         return img
     h, w = img.shape[:2]
     color = np.asarray(color, dtype=img.dtype)
+    delta = 1 << shift >> 1
 
     p0 = v[-1]
     imin = 0
@@ -187,9 +196,14 @@ def fill_convex_poly(img: np.ndarray, points: Sequence[tuple[int, int]], color) 
         ymax = max(ymax, p[1])
         xmax = max(xmax, p[0])
         xmin = min(xmin, p[0])
-        _line8(img, p0, p, color)
+        if shift == 0:
+            _line8(img, p0, p, color)
+        else:
+            _line_fixed(img, p0, p, color)
         p0 = p
 
+    xmin, xmax = (xmin + delta) >> shift, (xmax + delta) >> shift
+    ymin, ymax = (ymin + delta) >> shift, (ymax + delta) >> shift
     if npts < 3 or xmax < 0 or ymax < 0 or xmin >= w or ymin >= h:
         return img
     ymax = min(ymax, h - 1)
@@ -215,10 +229,10 @@ def fill_convex_poly(img: np.ndarray, points: Sequence[tuple[int, int]], color) 
                     edges -= 1
                     if not more:
                         break
-                    ty = v[idx][1]
+                    ty = (v[idx][1] + delta) >> shift
                     if ty > y:
-                        xs = v[idx0][0] << XY_SHIFT
-                        xe = v[idx][0] << XY_SHIFT
+                        xs = v[idx0][0] << (XY_SHIFT - shift)
+                        xe = v[idx][0] << (XY_SHIFT - shift)
                         edge_ye[i] = ty
                         edge_dx[i] = _cdiv((xe - xs) * 2 + (ty - y), 2 * (ty - y))
                         edge_x[i] = xs
@@ -241,6 +255,74 @@ def fill_convex_poly(img: np.ndarray, points: Sequence[tuple[int, int]], color) 
         y += 1
         if y > ymax:
             break
+    return img
+
+
+def _line_fixed(img: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color) -> None:
+    """OpenCV's Line2: a 1-pixel line between 16.16 fixed-point ends (a polygon's outline
+    when it is filled with shift 16)."""
+    h, w = img.shape[:2]
+    inside, x1, y1, x2, y2 = _clip_line(w << XY_SHIFT, h << XY_SHIFT, *p1, *p2)
+    if not inside:
+        return
+    dx, dy = x2 - x1, y2 - y1
+    ax, ay = abs(dx), abs(dy)
+    if ax > ay:
+        if dx < 0:
+            x1, y1, x2, y2 = x2, y2, x1, y1
+            dy = -dy
+        y_step = _cdiv(dy << XY_SHIFT, ax | 1)
+        count = (x2 - x1) >> XY_SHIFT
+    else:
+        if dy < 0:
+            x1, y1, x2, y2 = x2, y2, x1, y1
+            dx = -dx
+        x_step = _cdiv(dx << XY_SHIFT, ay | 1)
+        count = (y2 - y1) >> XY_SHIFT
+    x1 += XY_ONE >> 1
+    y1 += XY_ONE >> 1
+
+    def put(x: int, y: int) -> None:
+        if 0 <= x < w and 0 <= y < h:
+            img[y, x] = color
+
+    put((x2 + (XY_ONE >> 1)) >> XY_SHIFT, (y2 + (XY_ONE >> 1)) >> XY_SHIFT)
+    if ax > ay:
+        x = x1 >> XY_SHIFT
+        for _ in range(count + 1):
+            put(x, y1 >> XY_SHIFT)
+            x += 1
+            y1 += y_step
+    else:
+        y = y1 >> XY_SHIFT
+        for _ in range(count + 1):
+            put(x1 >> XY_SHIFT, y)
+            x1 += x_step
+            y += 1
+
+
+def line(img: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color, thickness: int = 1):
+    """`cv2.line(img, p1, p2, color, thickness)` (LINE_8, integer ends), in place. A thick
+    line is OpenCV's ThickLine: the rectangle around the segment filled in 16.16 fixed
+    point, and a filled circle of radius round(thickness / 2) on each end."""
+    if thickness <= 1:
+        _line8(img, (int(p1[0]), int(p1[1])), (int(p2[0]), int(p2[1])), color)
+        return img
+    x0, y0 = int(p1[0]) << XY_SHIFT, int(p1[1]) << XY_SHIFT
+    x1, y1 = int(p2[0]) << XY_SHIFT, int(p2[1]) << XY_SHIFT
+    dx, dy = (x0 - x1) / XY_ONE, (y1 - y0) / XY_ONE
+    r = dx * dx + dy * dy
+    odd = thickness & 1
+    half = thickness << (XY_SHIFT - 1)
+    if abs(r) > 2.220446049250313e-16:
+        r = (half + odd * XY_ONE * 0.5) / math.sqrt(r)
+        ddx, ddy = _cround(dy * r), _cround(dx * r)
+        rect = [(x0 + ddx, y0 + ddy), (x0 - ddx, y0 - ddy), (x1 - ddx, y1 - ddy)]
+        fill_convex_poly(img, [*rect, (x1 + ddx, y1 + ddy)], color, shift=XY_SHIFT)
+    radius = (half + (XY_ONE >> 1)) >> XY_SHIFT
+    for x, y in ((x0, y0), (x1, y1)):
+        centre = ((x + (XY_ONE >> 1)) >> XY_SHIFT, (y + (XY_ONE >> 1)) >> XY_SHIFT)
+        fill_circle(img, centre, radius, np.asarray(color, dtype=img.dtype))
     return img
 
 

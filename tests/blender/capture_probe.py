@@ -354,6 +354,28 @@ def main():
         pose_core.detect_skeleton(capture.api._armature_bones(a)) for a in (rig, mix)
     ]
 
+    # A face mesh: a ring facing the camera in the face_oval group, widened by a shape key
+    # (the capture reads the evaluated mesh). Reference positions from Blender's own
+    # world_to_camera_view on the shape key's coordinates.
+    bpy.ops.mesh.primitive_circle_add(vertices=24, radius=1.2, location=(0.5, -3, 1))
+    ring = bpy.context.object
+    ring.name = "Face"
+    ring.rotation_euler = Euler((math.pi / 2, 0, 0))
+    ring.vertex_groups.new(name="face_oval").add(list(range(24)), 1.0, "REPLACE")
+    ring.shape_key_add(name="Basis")
+    wide = ring.shape_key_add(name="Wide")
+    for point in wide.data:
+        point.co.x *= 1.5
+    wide.value = 1.0
+    bpy.context.view_layer.update()
+    arrays["face"] = capture.capture_face(scene, cam, W, H, objects=[ring])
+    mw = ring.matrix_world
+    ref = [world_to_camera_view(scene, cam, mw @ p.co) for p in wide.data]
+    arrays["face_ref"] = np.array([(v.x, 1.0 - v.y) for v in ref])
+    arrays["face_edges"] = np.array([tuple(e.vertices) for e in ring.data.edges])
+    ring.hide_set(True)
+    ring.hide_render = True
+
     # Everything from one call, as the add-on uses it.
     allcap = capture.capture_all(scene, cam, 96, 64, kinds=("depth", "segmentation", "pose"))
     results["capture_all"] = {

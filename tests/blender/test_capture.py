@@ -216,3 +216,20 @@ def test_normals_follow_a_camera_moved_without_a_depsgraph_update(probe):
     expected = normals.normals_to_image(n.reshape(1, 1, 3))[0, 0].astype(int)
     centre = a["tilted_normals"][16, 16].astype(int)
     assert np.abs(centre - expected).max() <= 2, (centre, expected)
+
+
+def test_face_mesh_groups_draw_the_mediapipe_face_of_the_posed_mesh(probe):
+    """The face_oval ring, widened by a shape key, drawn where Blender projects it."""
+    from dreamwire.shared.imaging import mediapipe_face as mp_face
+
+    _, arrays = probe
+    got, ref, edges = arrays["face"], arrays["face_ref"], arrays["face_edges"]
+    segments = {"face_oval": [(tuple(ref[a]), tuple(ref[b])) for a, b in edges]}
+    want = mp_face.draw(got.shape[:2], [mp_face.FaceLines(segments, {}, ref)])
+    oval = np.all(got == (10, 200, 10), axis=2)  # head_draw's BGR (10, 200, 10) as RGB
+    assert oval.sum() > 100 and oval.sum() == got.any(axis=2).sum()
+    # Blender's projection and the add-on's may round a line end to the next pixel.
+    assert np.count_nonzero(np.any(got != want, axis=2)) <= 0.05 * oval.sum()
+    cols, rows = np.nonzero(oval.any(axis=0))[0], np.nonzero(oval.any(axis=1))[0]
+    width, height = cols.max() - cols.min(), rows.max() - rows.min()
+    assert 1.35 < width / height < 1.65  # the shape key's 1.5 x width, not the basis ring

@@ -77,7 +77,7 @@ def test_a_controlnet_and_a_t2i_adapter(engine, cn_dir):
     adapter = extension_hash(cn_dir / "t2iadapter_depth_sd14v1.safetensors")
     assert info.raw["ControlNet 0"] == (
         f"Module: canny, Model: control_v11p_sd15_canny [{canny}], Weight: 1.25, "
-        "Resize Mode: Just Resize, Processor Res: 48, Threshold A: 100.0, Threshold B: 200.0, "
+        "Resize Mode: Just Resize, Processor Res: 512, Threshold A: 100.0, Threshold B: 200.0, "
         "Guidance Start: 0.2, Guidance End: 0.8, Pixel Perfect: False, "
         "Control Mode: My prompt is more important"
     )
@@ -99,7 +99,7 @@ def test_a_union_model_picked_for_a_type_without_its_own_controlnet(engine, cn_d
     promax = cn_dir / f"{tiny_union.PROMAX_FILE}.safetensors"
     entry = info.controlnets[0]
     assert entry.model == f"{tiny_union.PROMAX_FILE} [{extension_hash(promax)}]"
-    assert (entry.module, entry.processor_res) == ("invert", 64)
+    assert (entry.module, entry.processor_res) == ("invert", 512)
     # A Union model's name tells no type: the preprocessor's does not either, so the
     # pasted unit is left out rather than guessed.
     assert info.control_units() == []
@@ -109,11 +109,10 @@ def test_a_diffusers_folder_is_named_by_its_folder_and_hashed_by_its_weights(cn_
     folder = cn_dir / tiny_union.FOLDER
     info = controlnet_files.inspect(folder)
     unit = ControlUnit(type="depth", image=None, preprocessor="depth")
-    job = Job(**BASE, init_image=noise_image(5, 40, 56), strength=0.5)
-    entry = unit_infotext.entry(unit, info, job)
+    entry = unit_infotext.entry(unit, info)
     weights = extension_hash(folder / "diffusion_pytorch_model.safetensors")
     assert entry.model == f"{tiny_union.FOLDER} [{weights}]"
-    assert entry.processor_res == 40  # the job's picture, which the unit uses
+    assert entry.processor_res == 512  # the extension's default detect resolution
 
 
 def test_hash_rule_on_a_file_past_one_mebibyte(tmp_path):

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from dreamwire.backend.conditioning import depth_anything, preprocess
+from dreamwire.backend.conditioning import depth_anything, detect_resolution, preprocess
 from dreamwire.backend.library import annotator_files
 from dreamwire.backend.tiny import depth_anything as tiny
 from dreamwire.shared.errors import DreamwireError, ErrorCode
@@ -50,7 +50,7 @@ def test_depth_anything_v2_is_transformers_pipeline(installs, monkeypatch):
     net, own, *_ = installs
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(own))
     img = _picture()
-    got = preprocess.run("depth", img)
+    got = preprocess.PREPROCESSORS["depth"](img)  # at the picture's size
     pipe = pipeline("depth-estimation", model=net, image_processor=depth_anything.processor())
     ref = pipe(Image.fromarray(img))["predicted_depth"]
     ref = ref.squeeze().float().numpy()
@@ -59,19 +59,24 @@ def test_depth_anything_v2_is_transformers_pipeline(installs, monkeypatch):
     assert got.shape == (36, 50, 3) and got.dtype == np.uint8
     assert np.abs(got.astype(int) - want).max() <= 1
     assert got.std() > 10  # a map, not a flat image
-    assert np.array_equal(preprocess.run("depth_anything_v2", img), got)
+    assert np.array_equal(preprocess.PREPROCESSORS["depth_anything_v2"](img), got)
+    # As a unit runs it: on the picture resized to the detect resolution and padded.
+    padded, (h, w) = detect_resolution.resize_with_pad(img, 64)
+    at_64 = preprocess.run("depth", img, processor_res=64)
+    assert at_64.shape == (64, 89, 3)
+    np.testing.assert_array_equal(at_64, preprocess.PREPROCESSORS["depth"](padded)[:h, :w])
 
 
 def test_original_files_in_a1111_and_comfyui_installs_give_the_same_map(installs, monkeypatch):
     _, own, a1111, comfy, empty = installs
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(own))
     img = _picture()
-    want = preprocess.run("depth", img)
+    want = preprocess.run("depth", img, processor_res=64)
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(empty))
     assert depth_anything.find([a1111]).name == "depth_anything_v2_vitl.safetensors"
     assert depth_anything.find([comfy]).suffix == ".pth"
     for root in (a1111, comfy):
-        got = preprocess.run("depth", img, roots=(root,))
+        got = preprocess.run("depth", img, roots=(root,), processor_res=64)
         assert np.abs(got.astype(int) - want).max() <= 1, root
 
 

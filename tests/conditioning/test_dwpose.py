@@ -12,15 +12,20 @@ import numpy as np
 import pytest
 
 from dreamwire.backend.conditioning import (
+    detect_resolution,
     dwpose,
     dwpose_draw,
     dwpose_rtmpose,
     dwpose_yolox,
     preprocess,
+    unit_infotext,
 )
+from dreamwire.backend.conditioning.controlnet_files import ControlNetInfo
 from dreamwire.backend.library import annotator_files
 from dreamwire.backend.tiny import dwpose as tiny
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.infotext_controlnet import parse_entry
+from dreamwire.shared.job import ControlUnit
 
 pytest.importorskip("onnxruntime")
 
@@ -242,18 +247,55 @@ def test_dwpose_finds_the_planted_person(installs, no_own_folder):
     assert [i for i, p in enumerate(person.face[:68]) if p] == [0, 16]
     assert person.face[69] == person.body[15]
 
-    full = preprocess.run("dw_openpose_full", rgb, roots=[installs[0]])
+    # The preprocessor on the picture as given (preprocess.run first resizes it to the
+    # detect resolution: test_detect_resolution.py).
+    full = preprocess.PREPROCESSORS["dw_openpose_full"](rgb, roots=[installs[0]])
     assert full.shape == (H, W, 3) and full.dtype == np.uint8
     np.testing.assert_array_equal(full, dwpose_draw.draw(people, H, W))
     x, y = (int(v) for v in person.face[0])
     assert tuple(full[y, x]) == (255, 255, 255)
     x, y = (int(v) for v in person.left_hand[8])
     assert tuple(full[y, x]) == (0, 0, 255)
-    body_only = preprocess.run("openpose", rgb, roots=[installs[1]])  # DWPose when present
+    body_only = preprocess.PREPROCESSORS["openpose"](rgb, roots=[installs[1]])  # DWPose
     np.testing.assert_array_equal(
         body_only, dwpose_draw.draw(people, H, W, hands=False, face=False)
     )
     assert not (body_only == (255, 255, 255)).all(axis=2).any()
+    # Run as the extension runs it: on the picture resized to the detect resolution and
+    # edge-padded to 64s, the pad cut off the map.
+    padded, (h, w) = detect_resolution.resize_with_pad(rgb, 64)
+    assert (h, w, padded.shape[:2]) == (64, 85, (64, 128))
+    at_64 = preprocess.run("dw_openpose_full", rgb, roots=[installs[0]], processor_res=64)
+    want = preprocess.PREPROCESSORS["dw_openpose_full"](padded, roots=[installs[0]])[:h, :w]
+    np.testing.assert_array_equal(at_64, want)
+    assert at_64.any()
+
+
+def test_openpose_records_the_dwpose_preprocessor_that_ran(installs, no_own_folder, tmp_path):
+    """The infotext's Module is what ran: openpose* becomes the dw_* preprocessor (the
+    extension's dw_openpose_full) when DWPose's files are in the library's folders."""
+    weights = tmp_path / "control_v11p_sd15_openpose.safetensors"
+    weights.write_bytes(b"\0" * 64)
+    info = ControlNetInfo("control_v11p_sd15_openpose", weights, "openpose", layout="original")
+    for module, with_dw in [
+        ("openpose_full", "dw_openpose_full"),
+        ("openpose", "dw_openpose"),
+        ("openpose_hand", "dw_openpose_hand"),
+        ("openpose_face", "dw_openpose_face"),
+        ("openpose_faceonly", "dw_openpose_faceonly"),
+        ("dw_openpose_full", "dw_openpose_full"),
+        ("canny", "canny"),
+    ]:
+        unit = ControlUnit(type="openpose", image=None, preprocessor=module)
+        assert unit_infotext.entry(unit, info, [installs[0]]).module == with_dw
+        assert unit_infotext.entry(unit, info, [installs[2]]).module == module
+        assert with_dw in preprocess.names()
+    # Read back, the recorded module runs the same preprocessor.
+    text = unit_infotext.entry(
+        ControlUnit(type="openpose", image=None, preprocessor="openpose_full"), info, [installs[1]]
+    ).to_text()
+    assert text.startswith("Module: dw_openpose_full, Model: control_v11p_sd15_openpose")
+    assert parse_entry(text).control_unit().preprocessor == "dw_openpose_full"
 
 
 def test_missing_files_are_named_with_where_they_go(installs, no_own_folder, tmp_path):

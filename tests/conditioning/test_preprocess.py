@@ -22,17 +22,17 @@ def picture() -> np.ndarray:
 
 
 def test_canny_is_opencv_canny_100_200(picture):
-    out = preprocess.run("canny", picture)
+    out = preprocess.canny(picture)  # at the picture's size (the resolution: below)
     expected = cv2.Canny(picture, 100, 200)
     assert out.shape == (64, 96, 3) and (out[..., 0] == expected).all()
     assert set(np.unique(out)) == {0, 255}
-    assert (preprocess.run("canny", picture, low=1, high=2) > 0).sum() >= (out > 0).sum()
+    assert (preprocess.canny(picture, low=1, high=2) > 0).sum() >= (out > 0).sum()
 
 
 def test_shuffle_moves_content_and_is_seeded(picture):
-    a = preprocess.run("shuffle", picture, seed=1)
-    b = preprocess.run("shuffle", picture, seed=1)
-    c = preprocess.run("shuffle", picture, seed=2)
+    a = preprocess.shuffle(picture, seed=1)
+    b = preprocess.shuffle(picture, seed=1)
+    c = preprocess.shuffle(picture, seed=2)
     assert a.shape == picture.shape and np.array_equal(a, b) and not np.array_equal(a, c)
     assert not np.array_equal(a, picture)
     # a remap only moves (and blends) existing colours: nothing brighter than the source
@@ -40,25 +40,25 @@ def test_shuffle_moves_content_and_is_seeded(picture):
 
 
 def test_scribble_invert_binary(picture):
-    lines = preprocess.run("scribble", picture)
+    lines = preprocess.scribble(picture)
     assert set(np.unique(lines)) <= {0, 255} and lines.any() and not lines.all()
     assert np.array_equal(preprocess.run("invert", picture), 255 - picture)
-    binary = preprocess.run("binary", picture, threshold=100)
+    binary = preprocess.binary(picture, threshold=100)
     grey = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY)
     assert ((binary[..., 0] == 255) == (grey <= 100)).all()
-    otsu = preprocess.run("binary", picture)  # threshold 0: Otsu
+    otsu = preprocess.binary(picture)  # threshold 0: Otsu
     assert set(np.unique(otsu)) == {0, 255}
     rgba = np.dstack([picture, np.full(picture.shape[:2], 255, np.uint8)])
     assert np.array_equal(preprocess.run("invert", rgba), 255 - picture)
 
 
 def test_lineart_standard_marks_dark_strokes(picture):
-    out = preprocess.run("lineart_standard", picture)
+    out = preprocess.lineart_standard(picture)
     assert out.shape == picture.shape
     ring = out[40, 55:85, 0]  # across the thin dark circle
     assert ring.max() > 100 and out[0:5, 0:5].max() == 0  # flat background: no line
     assert np.array_equal(
-        preprocess.run("lineart_standard", np.full((16, 16, 3), 9, np.uint8)),
+        preprocess.lineart_standard(np.full((16, 16, 3), 9, np.uint8)),
         np.zeros((16, 16, 3), np.uint8),
     )
 
@@ -117,6 +117,20 @@ def test_command_line(picture, tmp_path, capsys, monkeypatch):
     out = tmp_path / "edges.png"
     assert main(["preprocess", "canny", str(src), "--out", str(out)]) == 0
     assert np.array_equal(np.asarray(Image.open(out)), preprocess.run("canny", picture))
+    assert main(["preprocess", "canny", str(src), "--out", str(out), "--res", "128"]) == 0
+    assert np.asarray(Image.open(out)).shape == (128, 192, 3)
     monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(tmp_path / "none"))
     assert main(["preprocess", "depth", str(src), "--out", str(tmp_path / "d.png")]) == 2
     assert "depth_anything_v2_vitl.safetensors" in capsys.readouterr().err
+
+
+def test_mediapipe_face_without_the_package_is_refused_by_name(picture):
+    import importlib.util
+
+    if importlib.util.find_spec("mediapipe") is not None:
+        pytest.skip("mediapipe is installed here")
+    with pytest.raises(DreamwireError) as err:
+        preprocess.run("mediapipe_face", picture)
+    assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
+    assert "mediapipe" in err.value.message and "face_landmarker.task" in err.value.message
+    assert "mediapipe_face" in preprocess.names()

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from cn_helpers import BASE, noise_image
 
-from dreamwire.backend.conditioning import preprocess, units
+from dreamwire.backend.conditioning import control_image, preprocess, units
 from dreamwire.backend.conditioning.controlnet_files import ControlNetInfo
 from dreamwire.shared.job import ControlUnit, Job
 
@@ -63,10 +63,11 @@ def test_shuffle_preprocessor_is_seeded_by_the_job():
     b = units.control_tensor(unit, Job(**{**BASE, "seed": 5}), 64, 64, i)
     c = units.control_tensor(unit, Job(**{**BASE, "seed": 6}), 64, 64, i)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    expected = (
-        torch.from_numpy(preprocess.run("shuffle", ref, seed=5)).permute(2, 0, 1)[None].float()
-        / 255
-    )
+    # Shuffled at the extension's fixed 512, then fitted to the pass.
+    shuffled = preprocess.run("shuffle", ref, seed=5)
+    assert min(shuffled.shape[:2]) == 512
+    fitted = control_image.resize(shuffled, 64, 64, "crop_and_resize")
+    expected = torch.from_numpy(fitted).permute(2, 0, 1)[None].float() / 255
     assert torch.equal(a, expected)
     assert units.stack_unit(unit, i, hires_pass=False).pool  # v11e shuffle pools globally
 

@@ -228,6 +228,7 @@ def test_control_and_region_flags_reach_the_job(tmp_path):
         "normalbae",
         str(tmp_path / "depth.png"),
         "pre=normal_bae",  # the A1111 extension's label for our normalbae
+        "res=768",
         "model=control_v11p_sd15_normalbae",
         "--region",
         "a red barn",
@@ -258,6 +259,7 @@ def test_control_and_region_flags_reach_the_job(tmp_path):
     assert ip.image.dtype == np.float32 and ip.image.shape == (64, 64)
     assert ip.image[63, 63] == np.float32(126 * 500 / 65535)
     assert (normal.preprocessor, normal.model) == ("normalbae", "control_v11p_sd15_normalbae")
+    assert (normal.processor_res, depth.processor_res) == (768, -1)
     barn, pond = job.regions
     assert (barn.prompt, barn.weight, pond.prompt, pond.weight) == (
         "a red barn",
@@ -284,6 +286,8 @@ def test_control_and_region_flag_errors(tmp_path):
         (["--control", "depth", depth, "resize=zoom"], ErrorCode.INVALID_JOB, "resize mode"),
         (["--control", "depth", depth, "weight=heavy"], ErrorCode.INVALID_JOB, "number"),
         (["--control", "depth", depth, "weight=3"], ErrorCode.INVALID_JOB, "0..2"),
+        (["--control", "depth", depth, "res=big"], ErrorCode.INVALID_JOB, "whole number"),
+        (["--control", "depth", depth, "res=32"], ErrorCode.INVALID_JOB, "64..2048"),
         (["--control", "depth", depth, "start=0.8", "end=0.2"], ErrorCode.INVALID_JOB, "start"),
         (["--control", "depth", depth, depth], ErrorCode.INVALID_JOB, "second image"),
         (["--control", "depth", str(tmp_path / "no.png")], ErrorCode.INVALID_IMAGE, "no.png"),

@@ -70,6 +70,7 @@ OUT_OF_RANGE = [
     ("hires.scale", 1e300),
     ("controls.0.weight", -0.5),
     ("controls.0.start", 2),
+    ("controls.0.processor_res", 32),
     ("loras.0.weight", 1e9),
     ("loras.0.weight_te", -1e9),
     ("upscale.overlap", -1),

@@ -1,14 +1,19 @@
 """The MediaPipe face control image, drawn from given landmarks by the ControlNet
 annotator's rules (mediapipe_face_common.py): contours as 2-pixel OpenCV lines in BGR
 flipped to RGB, 4 x 4 pupils over them, out-of-range landmarks dropped, small faces left
-out. The landmark detection itself is not run (see the module)."""
+out; without OpenCV (raster.line), pixel for pixel what cv2 draws."""
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
+import math
 
-from dreamwire.backend.conditioning import mediapipe_face as mf
+import numpy as np
+import pytest
+
+from dreamwire.shared.imaging import mediapipe_face as mf
+from dreamwire.shared.imaging import raster
+
+cv2 = pytest.importorskip("cv2")
 
 H = W = 128
 
@@ -82,3 +87,55 @@ def test_small_faces_are_left_out_and_the_map_is_black_without_faces():
     colours = {tuple(c) for c in drawn.reshape(-1, 3)} - {(0, 0, 0)}
     allowed = {_rgb(f.bgr) for f in mf.FEATURES} | {_rgb(c) for c in mf.PUPILS.values()}
     assert colours <= allowed and len(colours) == len(allowed)
+
+
+def test_thick_lines_are_opencvs_pixels():
+    """raster.line against cv2.line: thickness 1-4, ends inside, outside and equal."""
+    rng = np.random.default_rng(0)
+    for t in range(400):
+        h, w = (int(v) for v in rng.integers(5, 48, 2))
+        thickness = int(rng.integers(1, 5))
+        p1 = tuple(int(v) for v in rng.integers(-8, 56, 2))
+        p2 = p1 if t % 9 == 0 else tuple(int(v) for v in rng.integers(-8, 56, 2))
+        want = np.zeros((h, w, 3), np.uint8)
+        cv2.line(want, p1, p2, (10, 200, 30), thickness)
+        got = raster.line(np.zeros((h, w, 3), np.uint8), p1, p2, (10, 200, 30), thickness)
+        np.testing.assert_array_equal(got, want, err_msg=f"{p1} {p2} {thickness}")
+
+
+def _annotator(size, faces) -> np.ndarray:
+    """mediapipe_face_common.generate_annotation's drawing with OpenCV, as MediaPipe's
+    draw_landmarks and the annotator's draw_pupils do it (the reference)."""
+    h, w = size
+    image = np.zeros((h, w, 3), np.uint8)
+
+    def valid(v):
+        return (v > 0 or math.isclose(0, v)) and (v < 1 or math.isclose(1, v))
+
+    for pts in faces:
+        span = pts.max(0) - pts.min(0)
+        if min(span[0] * w, span[1] * h) < 64:
+            continue
+        at = {}
+        for i, (x, y) in enumerate(pts):
+            if valid(x) and valid(y):
+                at[i] = (min(math.floor(x * w), w - 1), min(math.floor(y * h), h - 1))
+        for feature in mf.FEATURES:
+            for a, b in mf.edges(feature):
+                if a in at and b in at:
+                    cv2.line(image, at[a], at[b], feature.bgr, 2)
+        for idx, colour in mf.PUPILS.items():
+            x, y = pts[idx]
+            if x >= 1.0 or x < 0 or y >= 1.0 or y < 0:
+                continue
+            px, py = int(w * x), int(h * y)
+            image[py - 2 : py + 2, px - 2 : px + 2, :] = colour
+    return image[:, :, ::-1]
+
+
+def test_whole_faces_match_the_annotator_drawn_with_opencv():
+    rng = np.random.default_rng(4)
+    for size in ((96, 128), (160, 112)):
+        faces = [rng.uniform(-0.05, 1.05, (mf.MESH_POINTS, 2)) for _ in range(2)]
+        faces.append(rng.uniform(0.3, 0.35, (mf.MESH_POINTS, 2)))  # too small: left out
+        np.testing.assert_array_equal(mf.face_map(size, faces), _annotator(size, faces))
