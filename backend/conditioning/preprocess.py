@@ -9,7 +9,8 @@ controlnet-aux and the A1111 extension's annotators:
                 2 * (255 - dog) > threshold (default 32), white on black
   invert        255 - image (A1111 "invert (from white bg & black line)")
   binary        grey < threshold -> white (A1111 "binary"; threshold 0 or 255 = Otsu)
-  threshold     alias of binary with threshold 127
+  threshold     white where every channel is above the threshold (default 127), black
+                elsewhere: the extension's `threshold`, not an inverted `binary`
   tile_resample the image shrunk by a factor (default 1: unchanged), A1111's tile preprocessor
   lineart_standard  A1111's model-free line art: how much darker each pixel is than its
                 Gaussian (sigma 6) surround, normalised by the median of the clear lines
@@ -148,6 +149,14 @@ def binary(image: np.ndarray, threshold: int = 0, **_) -> np.ndarray:
     else:
         _, out = cv2.threshold(grey, int(threshold), 255, cv2.THRESH_BINARY_INV)
     return cv2.cvtColor(out, cv2.COLOR_GRAY2RGB)
+
+
+def threshold(image: np.ndarray, threshold: int = 127, **_) -> np.ndarray:
+    # The extension tests the darkest channel, so a saturated colour stays black.
+    rgb = _rgb(image)
+    out = np.zeros_like(rgb)
+    out[rgb.min(axis=2) > int(threshold)] = 255
+    return out
 
 
 def tile_resample(image: np.ndarray, factor: float = 1.0, **_) -> np.ndarray:
@@ -310,7 +319,7 @@ PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
     "scribble_xdog": scribble,
     "invert": invert,
     "binary": binary,
-    "threshold": lambda image, threshold=127, **kw: binary(image, threshold=threshold),
+    "threshold": threshold,
     "tile_resample": tile_resample,
     "lineart_standard": lineart_standard,
     "t2ia_color_grid": color_grid,

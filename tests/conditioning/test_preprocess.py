@@ -52,6 +52,17 @@ def test_scribble_invert_binary(picture):
     assert np.array_equal(preprocess.run("invert", rgba), 255 - picture)
 
 
+def test_threshold_keeps_what_is_bright_in_every_channel():
+    # sd-webui-controlnet's `threshold`: white where the darkest channel is above thr_a
+    # (127), so bright paper stays white and a saturated red or dark ink turns black; it
+    # is not `binary`, which inverts (dark strokes white).
+    pixels = np.array([[[255, 255, 255], [200, 200, 200], [255, 0, 0], [20, 20, 20]]], np.uint8)
+    out = preprocess.threshold(pixels)
+    assert out[0, :, 0].tolist() == [255, 255, 0, 0] and (out == out[..., :1]).all()
+    assert preprocess.threshold(pixels, threshold=210)[0, :, 0].tolist() == [255, 0, 0, 0]
+    assert preprocess.binary(pixels, threshold=127)[0, :, 0].tolist()[3] == 255
+
+
 def test_lineart_standard_marks_dark_strokes(picture):
     out = preprocess.lineart_standard(picture)
     assert out.shape == picture.shape
