@@ -14,9 +14,10 @@ import numpy as np
 
 from dreamwire.shared.animatediff import AnimateDiff, FrameControl
 from dreamwire.shared.animation import batch as frame_batch
-from dreamwire.shared.animation import sequence
+from dreamwire.shared.animation import independent, sequence
 from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
 from dreamwire.shared.family_support import model_info
+from dreamwire.shared.fanout import worker_limit
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import distilled_cfg, guidance_options
@@ -818,6 +819,32 @@ def _animatediff_run(scene, s, seq: SequenceSettings, plan, folder, size):
     return _done(f"Rendered {written} frames to {folder} with AnimateDiff", note)
 
 
+def _independent_run(scene, s, plan, folder, size, job_for, controls_at):
+    """Fixed seed: every frame a job of its own, as many at once as the backend has
+    workers (shared.animation.independent); each saved as it comes, in order."""
+    width, height = size
+
+    def run():
+        note = _fit(s)
+        # Read once the driver has started the action: the backend has welcomed us by then.
+        limit = worker_limit(connection.welcome())
+        original = scene.frame_current
+        frames = BlenderFrames(scene, folder, width, height)
+        try:
+            fan = independent.frames_fanout(
+                plan.frames, frames, lambda req: job_for(req, controls_at(req.frame)), limit
+            )
+            yield fan
+        finally:
+            frames.close()
+            scene.frame_set(original)
+        skipped = len(fan.skipped)
+        extra = f", {skipped} already on disk" if skipped else ""
+        return _done(f"Rendered {frames.written} frames to {folder}{extra}", note)
+
+    return run(), max(1, len(plan.todo))
+
+
 def render_animation(context):
     scene = context.scene
     props = scene.dreamwire
@@ -903,6 +930,13 @@ def render_animation(context):
     if seq.mode is Mode.ANIMATEDIFF:
         return _animatediff_run(scene, s, seq, plan, folder, (width, height)), 1
 
+    def controls_at(frame: int) -> dict:
+        scene.frame_set(frame)
+        return capture_controls(scene, _camera(scene), s, width, height)
+
+    if seq.mode is Mode.FIXED_SEED:
+        return _independent_run(scene, s, plan, folder, (width, height), job_for, controls_at)
+
     def run():
         note = _fit(s)
         original = scene.frame_current
@@ -913,9 +947,7 @@ def render_animation(context):
             request = next(steps)
             while True:
                 if controls_of[0] != request.frame:
-                    scene.frame_set(request.frame)
-                    cam = _camera(scene)
-                    controls_of = (request.frame, capture_controls(scene, cam, s, width, height))
+                    controls_of = (request.frame, controls_at(request.frame))
                 result = yield job_for(request, controls_of[1])
                 request = steps.send(_image(result))
         except StopIteration:

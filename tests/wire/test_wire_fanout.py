@@ -84,3 +84,32 @@ def test_a_failed_piece_stops_the_rest_and_raises(client):
         run_blocking(client, fan, 120)
     assert info.value.code == ErrorCode.MODEL_NOT_FOUND
     assert fan.delivered == [1] and len(fan.sent) == 2
+
+
+def test_fixed_seed_frames_resume_from_the_frames_on_disk(client, tmp_path):
+    import numpy as np
+
+    from dreamwire.shared.animation import independent
+    from dreamwire.shared.animation.folder import FolderFrames
+
+    io = FolderFrames(tmp_path / "flows", tmp_path / "frames")
+    kept = np.full((64, 64, 3), 9, np.uint8)
+    io.save(2, kept)  # made by a run that was stopped
+    before = io.png(2).read_bytes()
+    tags = []
+
+    def make(req):
+        tags.append(req.kind)
+        return small_job(seed=5, tag=f"frame {req.frame}")
+
+    fan = independent.frames_fanout([1, 2, 3], io, make, worker_limit(client.welcome))
+    run_blocking(client, fan, 120)
+    assert tags == ["txt2img", "txt2img"] and fan.skipped == [2]
+    assert [(r.frame, r.source) for r in independent.reports(fan)] == [
+        (1, "generated"),
+        (2, "on disk"),
+        (3, "generated"),
+    ]
+    assert io.png(2).read_bytes() == before
+    one, three = io.load(1), io.load(3)
+    assert one.shape == (64, 64, 3) and np.array_equal(one, three)  # one seed for every frame
