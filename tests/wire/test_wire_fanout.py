@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from dreamwire.shared import events as ev
@@ -87,8 +88,6 @@ def test_a_failed_piece_stops_the_rest_and_raises(client):
 
 
 def test_fixed_seed_frames_resume_from_the_frames_on_disk(client, tmp_path):
-    import numpy as np
-
     from dreamwire.shared.animation import independent
     from dreamwire.shared.animation.folder import FolderFrames
 
@@ -113,3 +112,18 @@ def test_fixed_seed_frames_resume_from_the_frames_on_disk(client, tmp_path):
     assert io.png(2).read_bytes() == before
     one, three = io.load(1), io.load(3)
     assert one.shape == (64, 64, 3) and np.array_equal(one, three)  # one seed for every frame
+
+
+def test_a_batch_split_in_parts_makes_the_one_batch_jobs_pictures(client):
+    from dreamwire.shared.batch_split import merge, split_batch
+
+    whole = client.run(small_job(batch=3, seed=40), timeout=120)
+    parts = split_batch(small_job(batch=3, seed=40), 2)
+    back = []
+    fan = FanOut(range(len(parts)), parts.__getitem__, 2, on_result=lambda _, r: back.append(r))
+    run_blocking(client, fan, 120)
+    merged = merge(back)
+    assert [g.seed for g in merged.images] == [g.seed for g in whole.images] == [40, 41, 42]
+    for mine, theirs in zip(merged.images, whole.images, strict=True):
+        diff = np.abs(mine.image.astype(int) - theirs.image.astype(int))
+        assert diff.max() <= 2  # the same picture; batched arithmetic may round differently
