@@ -17,7 +17,7 @@ from dreamwire.shared.animation import batch as frame_batch
 from dreamwire.shared.animation import independent, sequence
 from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
 from dreamwire.shared.family_support import model_info
-from dreamwire.shared.fanout import worker_limit
+from dreamwire.shared.fanout import FanOut, worker_limit
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import distilled_cfg, guidance_options
@@ -692,33 +692,43 @@ def _project_grid(
 
 def _fill_unseen(
     s, targets, meshes, surfaces, accs, tex_size, distance, inpaint, strength
-) -> Generator[Job, JobResult, dict[str, tuple[np.ndarray, CoverageReport]]]:
+) -> Generator[FanOut[str], FanOut[str], dict[str, tuple[np.ndarray, CoverageReport]]]:
     """{target: (texture H x W x 4, CoverageReport)} after filling the texels no view saw
     from their neighbours on the mesh, then (`inpaint`) one UV inpaint job per target
-    whose texture still has holes."""
+    whose texture still has holes: the targets' jobs are independent, so they go out
+    together, as many at once as the backend has workers (shared.fanout)."""
     size = (round_size(tex_size[0]), round_size(tex_size[1]))
-    out = {}
+    fills = {}
     for n in targets:
         graph = texel_graph(meshes[n].uvs, meshes[n].world, tex_size, surfaces[n].tri)
-        fill = fill_unseen(graph, accs[n].colors(), accs[n].weight_sum, distance)
+        fills[n] = (graph, fill_unseen(graph, accs[n].colors(), accs[n].weight_sum, distance))
+
+    def job_for(n: str) -> Job:
+        graph, fill = fills[n]
         tex = texture_image(graph.mask, fill)
-        if inpaint and fill.holes.any():
-            req = uv_inpaint_request(tex, graph.mask, fill, size)
-            job = build_job(
-                s,
-                {},
-                init_image=req.init_image,
-                mask=req.mask,
-                strength=strength,
-                seamless=False,
-                size=size,
-                tag=f"fill {n}",
-            )
-            result = yield job
-            fill = apply_uv_inpaint(graph.mask, fill, _image(result))
-            tex = texture_image(graph.mask, fill)
-        out[n] = (tex, CoverageReport.from_states(fill.state))
-    return out
+        req = uv_inpaint_request(tex, graph.mask, fill, size)
+        return build_job(
+            s,
+            {},
+            init_image=req.init_image,
+            mask=req.mask,
+            strength=strength,
+            seamless=False,
+            size=size,
+            tag=f"fill {n}",
+        )
+
+    def inpainted(n: str, result: JobResult) -> None:
+        graph, fill = fills[n]
+        fills[n] = (graph, apply_uv_inpaint(graph.mask, fill, _image(result)))
+
+    holes = [n for n in targets if inpaint and fills[n][1].holes.any()]
+    if holes:
+        yield FanOut(holes, job_for, worker_limit(connection.welcome()), on_result=inpainted)
+    return {
+        n: (texture_image(graph.mask, fill), CoverageReport.from_states(fill.state))
+        for n, (graph, fill) in fills.items()
+    }
 
 
 # -- PBR maps after projection (core/texturing/pbr_maps.py) ------------------------------
@@ -819,6 +829,11 @@ def _animatediff_run(scene, s, seq: SequenceSettings, plan, folder, size):
     return _done(f"Rendered {written} frames to {folder} with AnimateDiff", note)
 
 
+def _rendered(written: int, folder, skipped: int, note: str) -> str:
+    extra = f", {skipped} already on disk" if skipped else ""
+    return _done(f"Rendered {written} frames to {folder}{extra}", note)
+
+
 def _independent_run(scene, s, plan, folder, size, job_for, controls_at):
     """Fixed seed: every frame a job of its own, as many at once as the backend has
     workers (shared.animation.independent); each saved as it comes, in order."""
@@ -838,9 +853,7 @@ def _independent_run(scene, s, plan, folder, size, job_for, controls_at):
         finally:
             frames.close()
             scene.frame_set(original)
-        skipped = len(fan.skipped)
-        extra = f", {skipped} already on disk" if skipped else ""
-        return _done(f"Rendered {frames.written} frames to {folder}{extra}", note)
+        return _rendered(frames.written, folder, len(fan.skipped), note)
 
     return run(), max(1, len(plan.todo))
 
@@ -955,9 +968,7 @@ def render_animation(context):
         finally:
             frames.close()
             scene.frame_set(original)
-        skipped = len(plan.done)
-        extra = f", {skipped} already on disk" if skipped else ""
-        return _done(f"Rendered {frames.written} frames to {folder}{extra}", note)
+        return _rendered(frames.written, folder, len(plan.done), note)
 
     jobs = len(plan.todo) * (2 if seq.mode in MOTION_MODES else 1)
     return run(), max(1, jobs)

@@ -190,7 +190,8 @@ class Driver:
         fan = self.fan
         assert fan is not None
         if state == ev.CONNECTED:
-            self._lost_since = None
+            # Pieces left to send wait for the backend from here, not from the yield.
+            self._lost_since, self._waiting_since = None, now
             try:
                 fan.pump(self.client)
             except Exception as exc:  # noqa: BLE001 - the action's make(): to its yield

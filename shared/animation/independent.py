@@ -7,7 +7,7 @@ warps each keyframe from the keyframe before it and blends the frames between fr
 so those stay request by request (sequence.run) and their frames keep their order.
 
 The resume rule is sequence.run's: a frame `io.load` finds is on disk and is not sent.
-Each frame is saved as it comes back, in the range's order.
+Each frame is saved as it comes back, in the range's order. Frames are `batch` jobs.
 """
 
 from __future__ import annotations
@@ -29,9 +29,18 @@ def frames_fanout(
     """Every frame of `frames` not on disk as a txt2img piece; `make` turns a frame's
     Request into its job (the host's controls, seed and size), `limit` is
     fanout.worker_limit of the backend's welcome."""
+
+    def frame_job(f: int) -> Job:
+        job = make(Request(f))
+        # Many frames of one render: on a Ray cluster a live or interactive job stops one
+        # (it runs again later) rather than wait for a worker behind them (PROTOCOL.md,
+        # "Workers"); on one backend they queue behind the artist's single pictures.
+        job.priority = "batch"
+        return job
+
     return FanOut(
         frames,
-        lambda f: make(Request(f)),
+        frame_job,
         limit,
         on_result=lambda f, result: io.save(f, _rgb(f, result)),
         skip=lambda f: io.load(f) is not None,

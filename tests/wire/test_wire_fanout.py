@@ -16,14 +16,6 @@ from dreamwire.shared.fanout import FanOut, run_blocking, worker_limit
 from tests.support.wire import collect, first_step, small_job
 
 
-@pytest.fixture
-def client(backend):
-    c = Client(backend.address)
-    c.connect_wait(60)
-    yield c
-    c.close()
-
-
 def _positions(events: list, sent: list[str]) -> list[int]:
     """The queue position the backend gave each piece when it accepted it, in send order."""
     at = {e.job_id: e.position for e in events if isinstance(e, ev.Accepted)}
@@ -97,12 +89,17 @@ def test_fixed_seed_frames_resume_from_the_frames_on_disk(client, tmp_path):
     before = io.png(2).read_bytes()
     tags = []
 
+    made = []
+
     def make(req):
         tags.append(req.kind)
-        return small_job(seed=5, tag=f"frame {req.frame}")
+        made.append(small_job(seed=5, tag=f"frame {req.frame}"))
+        return made[-1]
 
     fan = independent.frames_fanout([1, 2, 3], io, make, worker_limit(client.welcome))
     run_blocking(client, fan, 120)
+    # Frames never hold up the artist's single pictures.
+    assert [j.priority for j in made] == ["batch", "batch"]
     assert tags == ["txt2img", "txt2img"] and fan.skipped == [2]
     assert [(r.frame, r.source) for r in independent.reports(fan)] == [
         (1, "generated"),
