@@ -14,9 +14,10 @@ import numpy as np
 
 from dreamwire.shared.animatediff import AnimateDiff, FrameControl
 from dreamwire.shared.animation import batch as frame_batch
-from dreamwire.shared.animation import sequence
+from dreamwire.shared.animation import independent, sequence
 from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
 from dreamwire.shared.family_support import model_info
+from dreamwire.shared.fanout import FanOut, worker_limit
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.panel_job import distilled_cfg, guidance_options
@@ -691,33 +692,43 @@ def _project_grid(
 
 def _fill_unseen(
     s, targets, meshes, surfaces, accs, tex_size, distance, inpaint, strength
-) -> Generator[Job, JobResult, dict[str, tuple[np.ndarray, CoverageReport]]]:
+) -> Generator[FanOut[str], FanOut[str], dict[str, tuple[np.ndarray, CoverageReport]]]:
     """{target: (texture H x W x 4, CoverageReport)} after filling the texels no view saw
     from their neighbours on the mesh, then (`inpaint`) one UV inpaint job per target
-    whose texture still has holes."""
+    whose texture still has holes: the targets' jobs are independent, so they go out
+    together, as many at once as the backend has workers (shared.fanout)."""
     size = (round_size(tex_size[0]), round_size(tex_size[1]))
-    out = {}
+    fills = {}
     for n in targets:
         graph = texel_graph(meshes[n].uvs, meshes[n].world, tex_size, surfaces[n].tri)
-        fill = fill_unseen(graph, accs[n].colors(), accs[n].weight_sum, distance)
+        fills[n] = (graph, fill_unseen(graph, accs[n].colors(), accs[n].weight_sum, distance))
+
+    def job_for(n: str) -> Job:
+        graph, fill = fills[n]
         tex = texture_image(graph.mask, fill)
-        if inpaint and fill.holes.any():
-            req = uv_inpaint_request(tex, graph.mask, fill, size)
-            job = build_job(
-                s,
-                {},
-                init_image=req.init_image,
-                mask=req.mask,
-                strength=strength,
-                seamless=False,
-                size=size,
-                tag=f"fill {n}",
-            )
-            result = yield job
-            fill = apply_uv_inpaint(graph.mask, fill, _image(result))
-            tex = texture_image(graph.mask, fill)
-        out[n] = (tex, CoverageReport.from_states(fill.state))
-    return out
+        req = uv_inpaint_request(tex, graph.mask, fill, size)
+        return build_job(
+            s,
+            {},
+            init_image=req.init_image,
+            mask=req.mask,
+            strength=strength,
+            seamless=False,
+            size=size,
+            tag=f"fill {n}",
+        )
+
+    def inpainted(n: str, result: JobResult) -> None:
+        graph, fill = fills[n]
+        fills[n] = (graph, apply_uv_inpaint(graph.mask, fill, _image(result)))
+
+    holes = [n for n in targets if inpaint and fills[n][1].holes.any()]
+    if holes:
+        yield FanOut(holes, job_for, worker_limit(connection.welcome()), on_result=inpainted)
+    return {
+        n: (texture_image(graph.mask, fill), CoverageReport.from_states(fill.state))
+        for n, (graph, fill) in fills.items()
+    }
 
 
 # -- PBR maps after projection (core/texturing/pbr_maps.py) ------------------------------
@@ -818,6 +829,35 @@ def _animatediff_run(scene, s, seq: SequenceSettings, plan, folder, size):
     return _done(f"Rendered {written} frames to {folder} with AnimateDiff", note)
 
 
+def _rendered(written: int, folder, skipped: int, note: str) -> str:
+    extra = f", {skipped} already on disk" if skipped else ""
+    return _done(f"Rendered {written} frames to {folder}{extra}", note)
+
+
+def _independent_run(scene, s, plan, folder, size, job_for, controls_at):
+    """Fixed seed: every frame a job of its own, as many at once as the backend has
+    workers (shared.animation.independent); each saved as it comes, in order."""
+    width, height = size
+
+    def run():
+        note = _fit(s)
+        # Read once the driver has started the action: the backend has welcomed us by then.
+        limit = worker_limit(connection.welcome())
+        original = scene.frame_current
+        frames = BlenderFrames(scene, folder, width, height)
+        try:
+            fan = independent.frames_fanout(
+                plan.frames, frames, lambda req: job_for(req, controls_at(req.frame)), limit
+            )
+            yield fan
+        finally:
+            frames.close()
+            scene.frame_set(original)
+        return _rendered(frames.written, folder, len(fan.skipped), note)
+
+    return run(), max(1, len(plan.todo))
+
+
 def render_animation(context):
     scene = context.scene
     props = scene.dreamwire
@@ -903,6 +943,13 @@ def render_animation(context):
     if seq.mode is Mode.ANIMATEDIFF:
         return _animatediff_run(scene, s, seq, plan, folder, (width, height)), 1
 
+    def controls_at(frame: int) -> dict:
+        scene.frame_set(frame)
+        return capture_controls(scene, _camera(scene), s, width, height)
+
+    if seq.mode is Mode.FIXED_SEED:
+        return _independent_run(scene, s, plan, folder, (width, height), job_for, controls_at)
+
     def run():
         note = _fit(s)
         original = scene.frame_current
@@ -913,9 +960,7 @@ def render_animation(context):
             request = next(steps)
             while True:
                 if controls_of[0] != request.frame:
-                    scene.frame_set(request.frame)
-                    cam = _camera(scene)
-                    controls_of = (request.frame, capture_controls(scene, cam, s, width, height))
+                    controls_of = (request.frame, controls_at(request.frame))
                 result = yield job_for(request, controls_of[1])
                 request = steps.send(_image(result))
         except StopIteration:
@@ -923,9 +968,7 @@ def render_animation(context):
         finally:
             frames.close()
             scene.frame_set(original)
-        skipped = len(plan.done)
-        extra = f", {skipped} already on disk" if skipped else ""
-        return _done(f"Rendered {frames.written} frames to {folder}{extra}", note)
+        return _rendered(frames.written, folder, len(plan.done), note)
 
     jobs = len(plan.todo) * (2 if seq.mode in MOTION_MODES else 1)
     return run(), max(1, jobs)

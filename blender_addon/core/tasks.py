@@ -9,6 +9,14 @@ while the driver, called from a timer (or a loop when Blender runs in the backgr
 never blocks: each `tick()` polls the client once and moves the action on when its job
 is done. Errors reach the action as exceptions at its `yield`, so its `try/finally`
 blocks undo half-made work; cancelling closes the generator the same way.
+
+Independent pieces (an animation's frames) are yielded together as a shared FanOut:
+
+    yield FanOut(frames, make_job, worker_limit(welcome), on_result=save)
+
+the driver keeps as many of its jobs in flight as the backend has workers, hands each
+result to `on_result` in order, and resumes the action with the FanOut when all are back.
+A failed piece cancels the others and reaches the action at its `yield`, as above.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import numpy as np
 
 from dreamwire.shared import events as ev
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.fanout import FanOut
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult
 
@@ -32,7 +41,8 @@ FINISHED = "finished"
 FAILED = "failed"
 CANCELLED = "cancelled"
 
-Action = Generator[Job, JobResult, Any]
+# `yield job` resumes with its JobResult, `yield fan_out` with the FanOut once it is done.
+Action = Generator[Job | FanOut[Any], JobResult | FanOut[Any], Any]
 
 
 class ActionError(Exception):
@@ -72,6 +82,7 @@ class Driver:
         self.status = Status()
         self.job: Job | None = None
         self.job_id: str | None = None
+        self.fan: FanOut[Any] | None = None  # the pieces the action waits on, if it yielded some
         self.jobs_done = 0
         self.result_value: Any = None
         self._waiting_since = clock()
@@ -92,6 +103,9 @@ class Driver:
         if self.job_id is not None:
             with contextlib.suppress(DreamwireError):
                 self.client.cancel(self.job_id)
+        if self.fan is not None:
+            # Pieces already back are handed over (saved) before the action closes.
+            self.fan.cancel(self.client)
         self._close(CANCELLED, "Cancelled")
 
     def tick(self) -> str:
@@ -138,6 +152,9 @@ class Driver:
             return
         now = self.clock()
         state = getattr(self.client, "state", ev.CONNECTED)
+        if self.fan is not None:
+            self._tick_fan(state, now)
+            return
         if self.job is not None and self.job_id is None:
             # Waiting to submit: the backend must have welcomed us first.
             if state == ev.CONNECTED:
@@ -167,6 +184,80 @@ class Driver:
             else:
                 self._lost_since = None
 
+    def _tick_fan(self, state: str, now: float) -> None:
+        """The yielded pieces: top up while connected; give up as on a single job when the
+        backend stays away."""
+        fan = self.fan
+        assert fan is not None
+        if state == ev.CONNECTED:
+            # Pieces left to send wait for the backend from here, not from the yield.
+            self._lost_since, self._waiting_since = None, now
+            try:
+                fan.pump(self.client)
+            except Exception as exc:  # noqa: BLE001 - the action's make(): to its yield
+                self._stop_fan(exc)
+                return
+            if fan.done:
+                self._fan_done()
+            return
+        if state in (ev.INCOMPATIBLE, ev.UNAUTHORIZED):
+            self._stop_fan(DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, _state_text(self.client)))
+        elif not fan.in_flight:
+            if now - self._waiting_since > self.connect_timeout:
+                self._stop_fan(DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, self._unreachable()))
+        elif state == ev.LOST:
+            self._lost_since = self._lost_since or now
+            self.status.text = "Backend not answering, waiting for it"
+            if now - self._lost_since > self.lost_timeout:
+                self._stop_fan(
+                    DreamwireError(
+                        ErrorCode.BACKEND_LOST,
+                        f"The backend at {self.client.address} stopped answering before the "
+                        "jobs finished. Restart it and run the action again.",
+                    )
+                )
+
+    def _on_fan_event(self, e: Any) -> None:
+        fan = self.fan
+        assert fan is not None
+        before = len(fan.delivered)
+        try:
+            if not fan.on_event(e, self.client):
+                return
+        except Exception as exc:  # noqa: BLE001 - the action's on_result: to its yield
+            self._stop_fan(exc)
+            return
+        self.jobs_done += len(fan.delivered) - before
+        p = fan.progress()
+        # Back but waiting for an earlier piece, and the running share of those in flight.
+        ahead = p.finished - len(fan.skipped) - len(fan.delivered) + p.running
+        self.status.fraction = min(1.0, (self.jobs_done + ahead) / self.jobs_expected)
+        if isinstance(e, ev.Accepted):
+            self.status.text = "Queued" if e.position > 0 else "Starting"
+        elif isinstance(e, ev.ProgressEvent):
+            label = e.progress.message or e.progress.state.replace("_", " ")
+            self.status.text = f"{label}, {p.finished} of {p.total} done"
+            if e.progress.preview is not None and self.on_preview is not None:
+                self.on_preview(e.progress.preview)
+        if fan.done:
+            self._fan_done()
+
+    def _fan_done(self) -> None:
+        fan, self.fan = self.fan, None
+        assert fan is not None
+        if fan.error is not None:
+            self._throw(fan.error)
+        else:
+            self._advance(fan)
+
+    def _stop_fan(self, exc: BaseException) -> None:
+        """Cancel the pieces in flight, then raise `exc` at the action's yield."""
+        fan, self.fan = self.fan, None
+        if fan is not None:
+            with contextlib.suppress(Exception):  # a failing on_result while handing over
+                fan.cancel(self.client)
+        self._throw(exc)
+
     def _unreachable(self) -> str:
         return (
             f"No Dreamwire backend answers at {self.client.address}. Start it (Preferences > "
@@ -189,6 +280,9 @@ class Driver:
             )
         ):
             self._throw(DreamwireError(ErrorCode.BACKEND_UNAVAILABLE, e.error.message))
+            return
+        if self.fan is not None:
+            self._on_fan_event(e)
             return
         if self.job_id is None or jid != self.job_id:
             return
@@ -224,6 +318,9 @@ class Driver:
 
     def _throw(self, err: BaseException) -> None:
         self.job = self.job_id = None
+        if self.fan is not None:
+            self._stop_fan(err)
+            return
         self._step(lambda: self.action.throw(err))
 
     def _step(self, fn: Callable[[], Any]) -> None:
@@ -239,6 +336,15 @@ class Driver:
             return
         except DreamwireError as exc:
             self._set(FAILED, _error_text(exc))
+            return
+        if isinstance(job, FanOut):
+            self.fan = job
+            self._waiting_since = self.clock()
+            self.status.text = "Submitted"
+            if getattr(self.client, "state", ev.CONNECTED) == ev.CONNECTED:
+                self._tick_fan(ev.CONNECTED, self._waiting_since)
+            else:
+                self.status.text = "Connecting to the backend"
             return
         if not isinstance(job, Job):
             self._throw(TypeError(f"an action yielded {type(job).__name__}, not a Job"))

@@ -14,12 +14,23 @@ import numpy as np
 from krita import Krita
 
 from dreamwire.shared.family_support import check_job, check_mode, model_info
+from dreamwire.shared.fanout import worker_limit
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 from . import krita_host as host
-from .logic import click_mask, heatmaps, jobs, live, naming, prompt_regions, regions, xyz
+from .logic import (
+    batch_split,
+    click_mask,
+    heatmaps,
+    jobs,
+    live,
+    naming,
+    prompt_regions,
+    regions,
+    xyz,
+)
 from .logic import controls as ctl
 from .logic import generate_kind as gk
 from .logic import progress as prog
@@ -71,6 +82,7 @@ class Controller:
         self.live = LiveMode()
         self.ever_connected = False  # this connection reached the backend once
         self.xyz: xyz.XyzRun | None = None  # the X/Y/Z plot in flight
+        self.splits: list[batch_split.SplitBatch] = []  # batches split across workers
 
     # -- connection ---------------------------------------------------------------
     def save_settings(self, s: settings_mod.Settings) -> None:
@@ -310,7 +322,15 @@ class Controller:
             job, pending = self._build(action, params, doc, choice)
             if self.session is None:
                 raise SessionError("Not connected: set the backend address and connect.")
-            job_id = self.session.submit(job, pending)
+            parts = batch_split.split_batch(job, worker_limit(self.welcome))
+            if len(parts) > 1:  # several workers: each makes a part of the batch
+                split = batch_split.SplitBatch(
+                    parts, batch_split.SessionSender(self.session, pending)
+                )
+                job_id = split.start()
+                self.splits.append(split)
+            else:
+                job_id = self.session.submit(job, pending)
         except (PlanError, SessionError) as exc:
             self._set(message=str(exc), level="error")
             return None
@@ -558,7 +578,34 @@ class Controller:
             for p in self.session.pending.values()
         )
 
+    def _split_of(self, job_id: str) -> batch_split.SplitBatch | None:
+        return next((s for s in self.splits if s.owns(job_id)), None)
+
+    def _end_split(self, pending) -> bool:
+        """A part of a split batch failed or was cancelled: cancel the others, and land the
+        parts already back (True when some did)."""
+        split = self._split_of(pending.job_id) if pending is not None else None
+        if split is None:
+            return False
+        self.splits.remove(split)
+        made = split.stop(pending.job_id)
+        if made is None or not host.is_open(pending.doc_key):
+            return False
+        try:
+            self._apply(pending.doc_key, pending, made)
+        except Exception:  # noqa: BLE001 - the message the artist sees is the part's
+            return False
+        return True
+
     def on_result(self, pending: Pending, result) -> None:
+        split = self._split_of(result.job_id)
+        if split is not None:
+            merged = split.result(result)
+            if merged is None:
+                self._set(message=f"Batch: {len(split.results)} part(s) back.", level="info")
+                return
+            self.splits.remove(split)
+            result = merged  # every part back: they land as the one batch they are
         if pending.action == "xyz":
             self._xyz_result(pending, result)
             return
@@ -596,6 +643,7 @@ class Controller:
             if self.xyz is not None:
                 self._xyz_abort(f"X/Y/Z plot stopped: a cell failed: {message}")
             return
+        self._end_split(pending)
         self.status.preview = self.status.progress = None
         self._set(message=message, level="error")
 
@@ -608,8 +656,12 @@ class Controller:
                 self._xyz_abort("X/Y/Z plot cancelled; the document was not changed.")
                 self.status.level = "info"
             return
+        landed = self._end_split(pending)
         self.status.preview = self.status.progress = None
-        self._set(message="Cancelled; the document was not changed.", level="info")
+        unchanged = (
+            "the parts already made were added" if landed else "the document was not changed"
+        )
+        self._set(message=f"Cancelled; {unchanged}.", level="info")
 
     # -- results ------------------------------------------------------------------
     def _apply(self, doc, pending: Pending, result) -> list[str]:

@@ -889,6 +889,27 @@ def sc_animation():
     record("ad_files", sorted(f for f in os.listdir(s.output_dir) if f.endswith(".png")))
     ad = job_field("animatediff", "animatediff")
     record("ad_job", ad and [ad["frames"], [len(c["images"]) for c in ad["controls"]]])
+    # Fixed seed: every frame a job of its own (a fan-out, one in flight on this one-worker
+    # backend); a frame deleted after the render is the only one made again.
+    s.animation_mode = "fixed_seed"
+    s.output_dir = os.path.join(CONFIG["out"], "fixed")
+    before = job_records()
+    record("fixed_result", run_op(lambda: bpy.ops.dreamwire.render_animation()))
+    os.remove(os.path.join(s.output_dir, "frame_0002.png"))
+    record("fixed_rerun", run_op(lambda: bpy.ops.dreamwire.render_animation()))
+    record("fixed_status", bpy.context.window_manager.dreamwire_status.text)
+    record("fixed_files", sorted(f for f in os.listdir(s.output_dir) if f.endswith(".png")))
+    after = job_records()
+    # The jobs the two runs added, by tag: [mode, seed, controls] and how many of each.
+    record(
+        "fixed_jobs",
+        {
+            t: [[*json.loads(k), n] for k, n in added.items()]
+            for t in after
+            if (added := _new_jobs(before.get(t, []), after[t]))
+        },
+    )
+    record("frame_after_fixed", bpy.context.scene.frame_current)
 
 
 def job_field(tag, name):
@@ -907,6 +928,14 @@ def job_infotext(tag):
             if rec["tag"] == tag:
                 return rec["images"][0]["infotext"]
     return None
+
+
+def _new_jobs(before: list, after: list) -> dict:
+    """{job record as JSON: how many more there are in `after` than in `before`}."""
+    from collections import Counter
+
+    added = Counter(json.dumps(r) for r in after) - Counter(json.dumps(r) for r in before)
+    return dict(added)
 
 
 def job_records():

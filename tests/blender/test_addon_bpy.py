@@ -368,6 +368,22 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
     assert c["ad_result"] == [["FINISHED"], None]
     assert c["ad_files"] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
     assert c["ad_job"] == [3, [3, 3]]
+    # Fixed seed: three frames as three jobs, each txt2img with the render's seed and its
+    # own frame's controls; the rerun made only the frame deleted since.
+    assert c["fixed_result"] == [["FINISHED"], None]
+    assert c["fixed_rerun"] == [["FINISHED"], None]
+    assert "Rendered 1 frames" in c["fixed_status"] and "2 already on disk" in c["fixed_status"]
+    assert c["fixed_files"] == ["frame_0001.png", "frame_0002.png", "frame_0003.png"]
+    seed = int(
+        json.loads(Path(tmp_path, "out", "fixed", "dreamwire_animation.json").read_text())["seed"]
+    )
+    controls = ["depth", "openpose"]
+    assert c["fixed_jobs"] == {
+        "frame 1": [["txt2img", seed, controls, 1]],
+        "frame 2": [["txt2img", seed, controls, 2]],
+        "frame 3": [["txt2img", seed, controls, 1]],
+    }
+    assert c["frame_after_fixed"] == c["frame_after_stop"]  # the scene's frame put back
 
 
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):

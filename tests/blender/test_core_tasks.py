@@ -171,3 +171,64 @@ def test_precheck_stops_an_action_the_backend_cannot_serve(client):
     drive(d)
     assert d.status.state == FAILED and "no model named 'sd-nope'" in d.status.message
     assert started == []
+
+
+def test_an_action_yields_independent_pieces_and_gets_them_back_in_order(client):
+    from dreamwire.shared.fanout import FanOut
+
+    saved, cleaned = [], []
+
+    def action():
+        fan = yield FanOut(
+            ["a", "b", "c"],
+            lambda k: small_job(seed=ord(k), tag=k),
+            2,
+            on_result=lambda k, r: saved.append((k, r.tag, r.images[0].seed)),
+        )
+        return f"{len(fan.delivered)} pieces"
+
+    d = Driver(client, action(), connect_timeout=60, jobs_expected=3)
+    drive(d)
+    assert d.status.state == FINISHED and d.status.message == "3 pieces"
+    assert saved == [("a", "a", 97), ("b", "b", 98), ("c", "c", 99)]
+    assert d.jobs_done == 3 and d.status.fraction == 1.0
+
+    # Cancelled while two are in flight: both are cancelled on the backend, the third
+    # never sent, and the action's cleanup runs.
+    def long():
+        try:
+            yield FanOut(
+                [1, 2, 3], lambda k: small_job(seed=k, steps=300, width=128, height=128), 2
+            )
+        finally:
+            cleaned.append(True)
+
+    d = Driver(client, long(), connect_timeout=60, jobs_expected=3)
+    while (d.fan is None or len(d.fan.in_flight) < 2) and not d.done:
+        d.tick()
+        time.sleep(0.01)
+    fan = d.fan
+    d.cancel()
+    assert d.status.state == CANCELLED and cleaned == [True]
+    assert len(fan.sent) == 2 and fan.in_flight == []
+    gone = set()
+    deadline = time.monotonic() + 60
+    while gone != set(fan.sent) and time.monotonic() < deadline:
+        gone |= {e.job_id for e in client.wait(1.0) if type(e).__name__ == "Cancelled"}
+    assert gone == set(fan.sent)
+
+
+def test_a_piece_that_cannot_be_made_fails_the_action_with_its_message(client):
+    from dreamwire.shared.fanout import FanOut
+
+    def make(k):
+        if k == 2:
+            raise ActionError("The camera was deleted.")
+        return small_job(seed=k)
+
+    def action():
+        yield FanOut([1, 2], make, 1)
+
+    d = Driver(client, action(), connect_timeout=60)
+    drive(d)
+    assert d.status.state == FAILED and d.status.message == "The camera was deleted."

@@ -35,6 +35,17 @@ def backend(tiny_models, tmp_path_factory):
 
 
 @pytest.fixture
+def client(backend):
+    """A client the shared backend has welcomed (a module may define its own)."""
+    from dreamwire.shared.client import Client
+
+    c = Client(backend.address)
+    c.connect_wait(60)
+    yield c
+    c.close()
+
+
+@pytest.fixture
 def backend_factory(tiny_models, tmp_path):
     """Call with keyword arguments of BackendProcess (out_dir defaults to a fresh folder) to
     get a private backend, started; all are stopped at the end of the test."""

@@ -22,14 +22,6 @@ from dreamwire.shared.job import HiresFix
 from tests.support.wire import LONG_STEPS, collect, ended, first_step, small_job
 
 
-@pytest.fixture
-def client(backend):
-    c = Client(backend.address)
-    c.connect_wait(60)
-    yield c
-    c.close()
-
-
 def test_welcome_describes_the_backend(client):
     w = client.welcome
     assert w.protocol == P.PROTOCOL_VERSION and w.server_id
