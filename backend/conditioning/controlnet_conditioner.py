@@ -69,6 +69,9 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             # The SD3 pipeline samples the control latents from torch's global generator.
             yield self._latent_pass(ctx, resolved, mode, controlnets, Sd3ControlStack, _seeded)
             return
+        if controlnets.model_class == qwen_controlnet.MODEL_CLASS and mode == "inpaint":
+            yield self._qwen_inpaint_pass(ctx, resolved)
+            return
         if controlnets.model_class == qwen_controlnet.MODEL_CLASS:
             # Qwen's samples them from the job's generator, as diffusers does.
             yield self._latent_pass(ctx, resolved, mode, controlnets, QwenControlStack)
@@ -148,6 +151,22 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
         self.observer.attached(CONTROLNET, stack)
         call = _neutral_call(controlnets.image_key(mode), images)
         return PassPart({"controlnet": stack}, call, stack.clock.step_hook, around_call=around_call)
+
+    def _qwen_inpaint_pass(self, ctx: JobContext, resolved: list[PlannedUnit]) -> PassPart:
+        """InstantX's Qwen-Image Inpainting net, the one unit of an inpaint job (the plan
+        refuses others): diffusers' QwenImageControlNetInpaintPipeline takes the net itself
+        (the pass's picture and mask are its control_image and control_mask: passes.py),
+        the unit's weight as its conditioning scale and its window as diffusers' (skip step
+        i of n when i/n < start or (i+1)/n > end). The pipeline samples the masked
+        picture's VAE latents from torch's global generator: drawn from a fixed seed."""
+        (r,) = resolved
+        net = self.nets.get(r.info, ctx.model, ctx.device)
+        call = {
+            "controlnet_conditioning_scale": float(r.unit.weight),
+            "control_guidance_start": float(r.unit.start),
+            "control_guidance_end": float(r.unit.end),
+        }
+        return PassPart({"controlnet": net}, call, around_call=_seeded)
 
     def _zimage_pass(self, ctx: JobContext, resolved: list[PlannedUnit], mode: str, controlnets):
         """Z-Image: the one Fun ControlNet unit (zimage_control_stack.py; the plan refuses

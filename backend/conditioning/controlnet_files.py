@@ -90,11 +90,6 @@ UNSUPPORTED = {
     "sd3_stability": "Stability's SD3.5 ControlNet in its original layout, which diffusers "
     "cannot load; use the diffusers weights (stabilityai/stable-diffusion-3.5-large-"
     "controlnet-canny/-depth/-blur)",
-    # diffusers runs it only in QwenImageControlNetInpaintPipeline, which starts from pure
-    # noise (no denoising strength): not an inpaint pass as Dreamwire runs them yet.
-    "qwen_inpainting": "InstantX's Qwen-Image ControlNet Inpainting, which Dreamwire does not "
-    "run yet; for Qwen-Image inpainting use an inpaint job without it, for control "
-    "InstantX's Qwen-Image-ControlNet-Union",
     "unknown": "not a ControlNet Dreamwire recognises",
 }
 

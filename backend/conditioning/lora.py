@@ -19,6 +19,8 @@ Keys understood:
   diffusers  unet.<module>.lora_A.weight / lora_B.weight (PEFT), text_encoder[_2].<module>...,
              and the older .lora.down.weight / .lora.up.weight and processor.to_q_lora.* forms
   Flux.1     kohya, ComfyUI, ai-toolkit/diffusers and BFL/XLabs names (lora_flux_keys.py)
+  Flux.2     ai-toolkit/ComfyUI, kohya/musubi and diffusers names for Klein
+             (lora_flux2_keys.py)
   SD3.5      kohya, ComfyUI and diffusers names (lora_sd3_keys.py)
   Qwen-Image diffusers/PEFT (ai-toolkit), kohya and ComfyUI names (lora_qwen_keys.py)
   Z-Image    ai-toolkit/diffusers, kohya/musubi, ComfyUI and dot-joined names
@@ -40,7 +42,14 @@ import torch
 from dreamwire.backend.families import LoraLineage, lora_lineage, spec_for, spec_of_components
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from . import files, lora_flux_keys, lora_qwen_keys, lora_sd3_keys, lora_zimage_keys
+from . import (
+    files,
+    lora_flux2_keys,
+    lora_flux_keys,
+    lora_qwen_keys,
+    lora_sd3_keys,
+    lora_zimage_keys,
+)
 from .ldm_names import ldm_aliases
 from .lora_flux_keys import Fit, KeyRef
 
@@ -122,16 +131,20 @@ class LoraFile:
     sd3: bool = False  # named for SD3's layers (lora_sd3_keys.is_sd3)
     qwen: bool = False  # named for Qwen-Image's layers (lora_qwen_keys.is_qwen)
     zimage: bool = False  # named for Z-Image's layers (lora_zimage_keys.is_zimage)
+    flux2: bool = False  # named and sized for Flux.2's layers (lora_flux2_keys.is_flux2)
 
     @property
     def family(self) -> str | None:
-        """The LoRA lineage key ("sd", "sdxl", "flux", "sd3", "qwen-image", "zimage") where
-        the key names tell: Flux's, SD3's, Qwen-Image's and Z-Image's layer names; kohya
-        writes te1/te2 without them only for SDXL."""
+        """The LoRA lineage key ("sd", "sdxl", "flux", "flux2", "sd3", "qwen-image",
+        "zimage") where the key names tell: Flux's, Flux.2's, SD3's, Qwen-Image's and
+        Z-Image's layer names (Flux.2's also by its MLP widths); kohya writes te1/te2 without
+        them only for SDXL."""
         if self.qwen:
             return "qwen-image"
         if self.zimage:
             return "zimage"
+        if self.flux2:
+            return "flux2"
         if self.flux:
             return "flux"
         if self.sd3:
@@ -231,8 +244,12 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
     qwen = lora_qwen_keys.is_qwen(keys)
     # Z-Image before SD3: its diffusers names (`transformer.layers...`) would pass for SD3's.
     zimage = not qwen and lora_zimage_keys.is_zimage(keys)
-    sd3 = not qwen and not zimage and lora_sd3_keys.is_sd3(keys)
-    flux = not qwen and not zimage and not sd3 and lora_flux_keys.is_flux(keys)
+    # Flux.2 before SD3 (diffusers' Flux.2 names without single blocks would pass for SD3's)
+    # and Flux.1 (whose BFL names Flux.2 shares).
+    flux2 = not qwen and not zimage and lora_flux2_keys.is_flux2(data)
+    earlier = qwen or zimage or flux2
+    sd3 = not earlier and lora_sd3_keys.is_sd3(keys)
+    flux = not earlier and not sd3 and lora_flux_keys.is_flux(keys)
     grouped: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
     alphas: dict[tuple[str, str], float] = {}
     refs: dict[tuple[str, str], KeyRef] = {}
@@ -243,6 +260,7 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
         else:
             ref = (
                 (zimage and lora_zimage_keys.parse(key))
+                or (flux2 and lora_flux2_keys.parse(key))
                 or (sd3 and lora_sd3_keys.parse(key))
                 or (flux and lora_flux_keys.parse(key))
                 or _parse_key(key)
@@ -275,7 +293,7 @@ def from_tensors(data: dict[str, torch.Tensor], path: Path, name: str | None = N
             )
         fit = refs[(part, module)].fit
         modules.append(LoraModule(part, module, kind, tensors, alphas.get((part, module)), fit))
-    return LoraFile(name or path.stem, path, modules, flux, sd3, qwen, zimage)
+    return LoraFile(name or path.stem, path, modules, flux, sd3, qwen, zimage, flux2)
 
 
 # --- targets ------------------------------------------------------------------------

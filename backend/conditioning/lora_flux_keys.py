@@ -185,6 +185,17 @@ def split_slot(key: str) -> tuple[str, str] | None:
     return None if m is None else (m[1], _SLOTS[m[2]])
 
 
+def prefixed_ref(stem: str, slot: str, prefixes, fit_of) -> KeyRef | None:
+    """A transformer KeyRef for a stem under one of `prefixes` whose '_'-joined rest
+    `fit_of` places (BFL/MMDiT names: their tables hold whole names), else None."""
+    for prefix in prefixes:
+        if stem.startswith(prefix):
+            name = _underscored(stem.removeprefix(prefix))
+            if (fit := fit_of(name)) is not None:
+                return KeyRef("transformer", name, slot, fit)
+    return None
+
+
 def parse(key: str) -> KeyRef | None:
     """The Flux layer a key belongs to, or None for a key that names no Flux layer."""
     split = split_slot(key)

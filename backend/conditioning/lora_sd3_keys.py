@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from .lora_flux_keys import Fit, KeyRef, split_slot
+from .lora_flux_keys import Fit, KeyRef, prefixed_ref, split_slot
 
 _QKV = ("attn.to_q", "attn.to_k", "attn.to_v")
 _BLOCK_LAYERS = {
@@ -100,12 +100,7 @@ def parse(key: str) -> KeyRef | None:
         if stem.startswith(prefix):  # diffusers' own module names
             name = _underscored(stem.removeprefix(prefix))
             return KeyRef("transformer", name, slot, Fit((name,)))
-    for prefix in _MMDIT_PREFIXES:
-        if stem.startswith(prefix):
-            name = _underscored(stem.removeprefix(prefix))
-            if (fit := _mmdit_fit(name)) is not None:
-                return KeyRef("transformer", name, slot, fit)
-    return None
+    return prefixed_ref(stem, slot, _MMDIT_PREFIXES, _mmdit_fit)
 
 
 def is_sd3(keys: list[str]) -> bool:

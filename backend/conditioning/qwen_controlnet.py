@@ -1,13 +1,13 @@
 """Qwen-Image ControlNets (diffusers QwenImageControlNetModel: InstantX's
-Qwen-Image-ControlNet-Union): what a file is, whether it fits a transformer, and loading it
-offline. The headers are read by backend/library/qwen_controlnet.py.
+Qwen-Image-ControlNet-Union and -Inpainting): what a file is, whether it fits a transformer,
+and loading it offline. The headers are read by backend/library/qwen_controlnet.py.
 
 The Union net has no mode input: it reads the control type from the picture (the family
 spec's `union_modes["no_mode"]` lists the types its model card names). InstantX's
 Inpainting net (a wider control input: the masked picture's latents and the mask) runs
-only in diffusers' QwenImageControlNetInpaintPipeline, which starts from pure noise with no
-denoising strength, so it is refused by name (controlnet_files.UNSUPPORTED) until an
-inpaint pass of that kind is wired.
+only in diffusers' QwenImageControlNetInpaintPipeline, alone, which starts from pure noise
+with no denoising strength: it serves the unit of an inpaint job (type "inpaint") that names
+it or finds it by type, at strength 1 (unit_resolution.py checks both).
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from .flux_controlnet import load_net
 
 MODEL_CLASS = "QwenImageControlNetModel"
 FAMILY = "qwen-image"
-INPAINTING = "qwen_inpainting"  # refused by controlnet_files.check_supported, by name
-LAYOUTS = ("qwen", f"{FAMILY}_folder", INPAINTING)
+LAYOUTS = ("qwen", f"{FAMILY}_folder")
 file_layout = headers.layout
 is_folder_config = headers.is_folder_config
 
@@ -34,11 +33,17 @@ def describe(info, config: dict) -> None:
     inner, text = headers.widths(config)
     info.context_dim = text
     info.base_channels = inner
-    info.detail.update(config=config, union="no_mode")
-    info.type = None  # a Union: chosen per unit
+    info.detail.update(config=config)
     if int(config.get("extra_condition_channels") or 0):
-        info.layout = INPAINTING  # refused by name (controlnet_files.UNSUPPORTED)
-        info.type = "inpaint"
+        info.type = "inpaint"  # the Inpainting net: the masked picture and mask are its control
+        return
+    info.detail["union"] = "no_mode"
+    info.type = None  # a Union: chosen per unit
+
+
+def is_inpainting(info) -> bool:
+    """InstantX's Inpainting net (its control input wider than its latents by the mask)."""
+    return getattr(info, "layout", "") in LAYOUTS and info.type == "inpaint"
 
 
 def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:

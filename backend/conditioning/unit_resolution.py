@@ -33,6 +33,7 @@ from . import (
     flux_controlnet,
     ip_adapter_blocks,
     ip_adapter_files,
+    qwen_controlnet,
     redux_files,
     union,
     unit_infotext,
@@ -163,7 +164,47 @@ def plan_units(query: UnitQuery, controls: Sequence[ControlUnit]) -> tuple[Plann
         planned.append(_planned(i, unit, info, encoder, query))
     _check_flux_kinds_apart(planned)
     _check_zimage_units(planned)
+    _check_qwen_inpainting(planned, query.job)
     return tuple(planned)
+
+
+def _check_qwen_inpainting(planned: list[PlannedUnit], job) -> None:
+    """diffusers' QwenImageControlNetInpaintPipeline runs InstantX's Inpainting net alone,
+    the job's picture and mask its control, from pure noise (it has no strength); the Union
+    has no inpaint pipeline and the Inpainting net no other."""
+    nets = [p for p in planned if getattr(p.info, "layout", "") in qwen_controlnet.LAYOUTS]
+    inpaint = (job.mode or job.implied_mode()) == JobMode.INPAINT
+    label = "InstantX's Qwen-Image ControlNet Inpainting"
+    for p in nets:
+        where = f"control unit {p.index} ({p.name})"
+        if not qwen_controlnet.is_inpainting(p.info):
+            if inpaint:
+                raise DreamwireError(
+                    ErrorCode.MODEL_UNSUPPORTED,
+                    f"{where}: Qwen-Image inpaint jobs run only {label} (a unit of type "
+                    "inpaint); its Union ControlNet runs in txt2img jobs",
+                )
+            continue
+        if not inpaint:
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"{where}: {label} takes the job's picture and mask as its control; use it "
+                "in an inpaint job",
+            )
+        if len(planned) > 1:
+            other = next(o for o in planned if o is not p)
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"control units {p.index} and {other.index}: {label} runs alone (diffusers' "
+                "QwenImageControlNetInpaintPipeline takes one net); keep one",
+            )
+        if job.strength < 1.0:
+            raise DreamwireError(
+                ErrorCode.MODEL_UNSUPPORTED,
+                f"{where}: {label} repaints the masked area from pure noise (diffusers' "
+                "QwenImageControlNetInpaintPipeline has no denoising strength); set "
+                "denoising strength 1",
+            )
 
 
 def _check_zimage_units(planned: list[PlannedUnit]) -> None:

@@ -174,6 +174,13 @@ def _run(ctx, spec, pipe, scheduler, plan, n_exec, seeds, subseeds, reporter):
         _start_at(pipe, schedule.start)
     if spec.mode == "inpaint":
         kwargs["mask_image"] = spec.mask
+    if spec.mode == "inpaint" and "image" not in takes and "control_mask" in takes:
+        # A pipeline that inpaints only through its ControlNet (Qwen-Image's, running
+        # InstantX's Inpainting net) takes the picture and mask as the net's control and,
+        # repainting from noise, no strength (the plan asked for 1).
+        kwargs["control_image"] = kwargs.pop("image")
+        kwargs["control_mask"] = kwargs.pop("mask_image")
+        del kwargs["strength"]
 
     if subseeds and job.subseed_strength > 0:
         full_noise = spec.mode == "txt2img" or (spec.mode == "inpaint" and spec.strength >= 1.0)

@@ -29,10 +29,13 @@ QWEN_IMAGE = FamilySpec(
         "QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline"
     ),
     # InstantX's Qwen-Image-ControlNet-Union (diffusers QwenImageControlNetModel) in txt2img
-    # jobs. diffusers has no img2img ControlNet pipeline, and its
-    # QwenImageControlNetInpaintPipeline runs only InstantX's Inpainting net, from pure noise
-    # (no strength): not wired, so img2img/inpaint jobs with a unit are refused by name.
-    controlnet_pipelines=PipelineClasses("QwenImageControlNetPipeline", None, None),
+    # jobs; diffusers has no img2img ControlNet pipeline (refused by name). Its
+    # QwenImageControlNetInpaintPipeline runs InstantX's Inpainting net alone, from pure
+    # noise with the masked picture and the mask as the net's control (the plan keeps the
+    # Union out of inpaint jobs and asks for strength 1: unit_resolution.py).
+    controlnet_pipelines=PipelineClasses(
+        "QwenImageControlNetPipeline", None, "QwenImageControlNetInpaintPipeline"
+    ),
     components=("vae", "text_encoder", "tokenizer", "transformer", "scheduler"),
     # The Edit pipelines' Qwen2.5-VL processor (the picture into the text encoder).
     optional_components=("processor",),

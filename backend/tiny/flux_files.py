@@ -187,7 +187,8 @@ def write_gguf(
     if describe is not None:
         describe(writer)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    writer.add_file_type(gguf.LlamaFileType["MOSTLY_" + mix])
+    # llama.cpp names an unquantized file ALL_F32, the others MOSTLY_<type>.
+    writer.add_file_type(gguf.LlamaFileType["ALL_F32" if mix == "F32" else "MOSTLY_" + mix])
     for key, tensor in sorted(tensors.items()):
         data = tensor.detach().to(torch.float32).numpy()
         wanted = "F32" if key in full_precision else _gguf_type(key, data.shape, mix)

@@ -1,9 +1,10 @@
 """Qwen-Image ControlNets (InstantX's Qwen-Image-ControlNet-Union, diffusers
 QwenImageControlNetModel) through the engine's ControlNet conditioner: found in ComfyUI's
 models/controlnet, identified, loaded offline and run as diffusers' QwenImageControlNetPipeline
-runs them, one unit and several (same components, seed and thread count: bit for bit); what
-Qwen's ControlNet pipelines cannot do is refused by name, and a Qwen ControlNet is refused
-for every other family before anything loads."""
+runs them, one unit and several (same components, seed and thread count: bit for bit);
+InstantX's Inpainting net serves an inpaint job as diffusers' QwenImageControlNetInpaintPipeline
+does; what Qwen's ControlNet pipelines cannot do is refused by name, and a Qwen ControlNet is
+refused for every other family before anything loads."""
 
 from __future__ import annotations
 
@@ -108,15 +109,51 @@ def test_union_txt2img_equals_diffusers_one_unit_and_several(engine):
     assert maxdiff(two, both) == 0 and maxdiff(two, got) > 0
 
 
+def test_the_inpainting_net_serves_an_inpaint_job_as_diffusers_pipeline(engine, init_image, mask):
+    from PIL import Image
+
+    from dreamwire.backend.canvas.masks import composite
+    from dreamwire.backend.conditioning.controlnet_conditioner import CONTROL_LATENT_SEED
+    from dreamwire.backend.tiny.qwen_controlnet import qwen_controlnet
+
+    # The unit needs no picture of its own: the net's control is the job's picture and mask.
+    inpainting = unit(type="inpaint", model=INPAINTING, image=None, weight=0.8)
+    kw = dict(init_image=init_image, mask=mask, mask_blur=0, strength=1.0)
+    got = engine.run(job(inpainting, **kw)).images[0]
+    net = qwen_controlnet(4)  # the file's weights (built from a seed: before the next one)
+    # The pipeline VAE-encodes the masked picture with torch's global generator.
+    torch.manual_seed(CONTROL_LATENT_SEED)
+    (generated,) = reference(
+        engine,
+        MODEL,
+        "QwenImageControlNetInpaintPipeline",
+        extra={"controlnet": net},
+        control_image=pil(init_image),
+        control_mask=Image.fromarray(mask),
+        controlnet_conditioning_scale=0.8,
+        height=64,
+        width=64,
+    )
+    assert maxdiff(got.image, composite(init_image, generated, mask)) == 0
+    assert f"Model: {INPAINTING}" in got.infotext
+
+
 def test_what_qwen_controlnets_cannot_do_is_refused(engine, init_image, mask):
     unsupported, not_found = ErrorCode.MODEL_UNSUPPORTED, ErrorCode.CONTROLNET_NOT_FOUND
+    inpainting = unit(type="inpaint", model=INPAINTING, image=None)
     for bad, code, words in (
         (job(unit(), init_image=init_image, strength=0.6), unsupported, "img2img"),
         (job(unit(), init_image=init_image, mask=mask), unsupported, "inpaint"),
         (job(unit(type="tile", model=NET)), unsupported, "no tile mode"),
         (job(unit(type="tile")), not_found, "no tile ControlNet"),
         (job(unit(control_mode="controlnet")), unsupported, "balanced"),
-        (job(unit(type="inpaint", model=INPAINTING)), unsupported, "Inpainting"),
+        (job(unit(type="inpaint", model=INPAINTING)), unsupported, "inpaint job"),
+        (
+            job(inpainting, init_image=init_image, mask=mask, strength=0.7),
+            unsupported,
+            "strength 1",
+        ),
+        (job(inpainting, unit(), init_image=init_image, mask=mask), unsupported, "units 0 and 1"),
     ):
         with pytest.raises(DreamwireError) as err:
             engine.run(bad)
@@ -192,4 +229,5 @@ def test_the_welcome_offers_the_union_s_types(engine):
     caps = control_capabilities(engine.library, pick)
     served = caps["control_types"]["qwen-image"]
     assert all(served.get(t) == NET for t in ("canny", "softedge", "depth", "openpose"))
+    assert served.get("inpaint") == INPAINTING  # for inpaint jobs (the plan checks the mode)
     assert "tile" not in served and "tile" in caps["control_missing"]["qwen-image"]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import copy
 
-import diffusers
 import pytest
 import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from tests.support.lora_reference import fused_transformer, patched_state
 
 
 @pytest.fixture(scope="module")
@@ -24,27 +24,11 @@ def loras(zimage_tree, tmp_path_factory):
 
 
 def _patched(parts: dict, path, multiplier: float) -> dict[str, torch.Tensor]:
-    from dreamwire.backend.conditioning import lora
-
-    patch = lora.apply([(lora.read(path), multiplier, multiplier)], parts, "tiny-zimage", "zimage")
-    try:
-        return {k: v.clone() for k, v in parts["transformer"].state_dict().items()}
-    finally:
-        patch.restore()
+    return patched_state(parts, path, multiplier, "tiny-zimage", "zimage")
 
 
 def _fused(parts: dict, path, scale: float) -> dict[str, torch.Tensor]:
-    pipe = diffusers.ZImagePipeline(
-        transformer=copy.deepcopy(parts["transformer"]),
-        vae=parts["vae"],
-        text_encoder=parts["text_encoder"],
-        tokenizer=None,
-        scheduler=None,
-    )
-    pipe.load_lora_weights(str(path))
-    pipe.fuse_lora(components=["transformer"], lora_scale=scale)
-    pipe.unload_lora_weights()
-    return pipe.transformer.state_dict()
+    return fused_transformer("ZImagePipeline", parts, path, scale).state_dict()
 
 
 def test_z_image_lora_formats_patch_what_diffusers_fuse_lora_gives(zimage_tree, loras):
