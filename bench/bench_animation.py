@@ -2,10 +2,11 @@
 real Blender, with a deterministic stand-in for the generator.
 
     .venv/bin/python bench/bench_animation.py [--size 128] [--frames 12]
-                                              [--json bench/animation.json]
+                                              [--json bench/animation.json] [--scenes walk]
 
 The scenes (bench/animation_scenes.py: a turning box and cylinder, a camera dolly past
-boxes) are captured by the add-on's capture_motion as flow files, in a fresh bpy process.
+boxes, an armature walk; --scenes runs some and merges their rows into the JSON) are
+captured by the add-on's capture_motion as flow files, in a fresh bpy process.
 Each mode then runs through shared/animation/sequence.run, the same generator of requests
 the N-panel's Render Animation and the CLI drive, against a stand-in generator that is
 deterministic so that diffusion noise does not hide the result:
@@ -156,6 +157,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "animation.json")
     ap.add_argument("--flows", type=Path, help="reuse captured scenes from this folder")
     ap.add_argument("--no-animatediff", dest="animatediff", action="store_false")
+    ap.add_argument(
+        "--scenes",
+        nargs="+",
+        help="only these scenes; their rows replace those scenes' rows in --json, if it exists",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="dreamwire-bench-anim-") as tmp:
         flows = a.flows
@@ -170,12 +176,14 @@ def main() -> None:
                     str(a.size),
                     "--frames",
                     str(a.frames),
+                    *(["--scenes", *a.scenes] if a.scenes else []),
                 ],
                 check=True,
                 capture_output=True,
             )
+        scenes = a.scenes or sorted(p.name for p in flows.iterdir() if p.is_dir())
         rows = []
-        for scene in sorted(p.name for p in flows.iterdir() if p.is_dir()):
+        for scene in scenes:
             frames = flow_frames(flows / scene)
             for i, (mode, setting, s) in enumerate(MODES):
                 out = Path(tmp) / "out" / scene / str(i)
@@ -187,7 +195,7 @@ def main() -> None:
                     f"{secs:5.2f} s",
                     flush=True,
                 )
-        columns = animatediff_columns(flows, Path(tmp)) if a.animatediff else {}
+        columns = animatediff_columns(flows, scenes, Path(tmp)) if a.animatediff else {}
     fixed = {r.scene: r.error for r in rows if r.mode == "fixed_seed"}
     result = {
         "size": a.size,
@@ -201,18 +209,31 @@ def main() -> None:
             for scene, c in columns.items()
         },
     }
+    if a.scenes and a.json.exists():
+        result = merged(json.loads(a.json.read_text()), result, set(a.scenes))
     a.json.write_text(json.dumps(result, indent=1))
     print(f"wrote {a.json}")
 
 
-def animatediff_columns(flows: Path, tmp: Path) -> dict:
+def merged(old: dict, new: dict, scenes: set[str]) -> dict:
+    """An earlier run's results with `scenes`' rows and columns replaced by `new`'s (a run of
+    those scenes alone, at the same size and frame count)."""
+    for key in ("size", "frames", "amplitude"):
+        if old[key] != new[key]:
+            raise SystemExit(f"cannot merge: {key} {new[key]} here, {old[key]} in the file")
+    rows = [r for r in old["rows"] if r["scene"] not in scenes] + new["rows"]
+    columns = {k: v for k, v in old["animatediff"].items() if k not in scenes}
+    return {**new, "rows": rows, "animatediff": {**columns, **new["animatediff"]}}
+
+
+def animatediff_columns(flows: Path, scenes: list[str], tmp: Path) -> dict:
     """Each scene's AnimateDiff column on the tiny model (animatediff_column.py)."""
     sys.path.insert(0, str(ROOT / "bench"))
     import animatediff_column as adc
 
     engine = adc.tiny_engine(tmp / "tiny-models")
     out = {}
-    for scene in sorted(p.name for p in flows.iterdir() if p.is_dir()):
+    for scene in scenes:
         c = out[scene] = adc.run(engine, flows / scene, flow_frames(flows / scene))
         print(
             f"{scene:8s} animatediff (tiny sd1)  error fixed {c.fixed_error:6.2f} / "

@@ -17,7 +17,7 @@ model at a time), and prints the calibrated peak next to the limit and the plan'
 estimate. The plan must fit, and its estimate must not be below the calibrated peak
 (it decides from the estimate). Exit status 1 when either fails.
 
-Flux.1 dev at 1024x1024 (issue 12; bench/flux_sim.py builds the real 11.9 B transformer,
+Flux.1 dev at 1024x1024 (issue 12; bench/pipeline_sim.py builds the real 11.9 B transformer,
 T5-XXL, CLIP-L and the 16-channel VAE on fake tensors in seconds): the peak of each stage
 with the transformer stored as bf16, fp8 (layerwise casting), GGUF Q4_K and NF4, with every
 model resident, with model CPU offload and with sequential CPU offload, against the issue's
@@ -317,11 +317,12 @@ PLAN_MODE = {"full": "none", "tiled": "none", "offload": "model", "sequential": 
 def flux_rows(factor: float, formats=FLUX_FORMATS) -> tuple[list[dict], list[dict]]:
     """Per format: each offload mode's calibrated peak (stages run once per mode and tile),
     and the plan's choice at each free size with its peak and estimate."""
-    import flux_sim
+    from pipeline_sim import PipelineSim
+    from sim_families import FLUX
 
     peaks, plans = [], []
     for key in formats:
-        sim = flux_sim.FluxSim(key)
+        sim = PipelineSim(FLUX, key)
         runs: dict[tuple[str, int | None], list[Stage]] = {}
 
         def stages(mode: str, tile: int | None, sim=sim, runs=runs) -> list[Stage]:
@@ -329,28 +330,23 @@ def flux_rows(factor: float, formats=FLUX_FORMATS) -> tuple[list[dict], list[dic
                 runs[mode, tile] = sim.stages(FLUX_SIDE, mode, tile)
             return runs[mode, tile]
 
-        try:
-            for mode in FLUX_MODES:
-                peaks.append(_flux_row(key, mode, stages(mode, None), factor))
-            for free in FLUX_FREE_GIB:
-                plan = memory_plan.choose(
-                    "flux", FLUX_SIDE, FLUX_SIDE, free * GiB, weights=weight_format(key)
-                )
-                tile = plan.vae_tile_px if plan.tiled_vae else None
-                row = _flux_row(
-                    key, PLAN_MODE[plan.level], stages(PLAN_MODE[plan.level], tile), factor
-                )
-                peak = row["peak_GiB"] * GiB
-                row.update(
-                    limit_GiB=free,
-                    plan=plan.level + (f", tiles {tile}" if tile else ""),
-                    estimate_GiB=plan.estimate / GiB,
-                    fits=peak <= free * GiB,
-                    estimate_covers=plan.estimate >= peak,
-                )
-                plans.append(row)
-        finally:
-            sim.close()
+        for mode in FLUX_MODES:
+            peaks.append(_flux_row(key, mode, stages(mode, None), factor))
+        for free in FLUX_FREE_GIB:
+            plan = memory_plan.choose(
+                "flux", FLUX_SIDE, FLUX_SIDE, free * GiB, weights=weight_format(key)
+            )
+            tile = plan.vae_tile_px if plan.tiled_vae else None
+            row = _flux_row(key, PLAN_MODE[plan.level], stages(PLAN_MODE[plan.level], tile), factor)
+            peak = row["peak_GiB"] * GiB
+            row.update(
+                limit_GiB=free,
+                plan=plan.level + (f", tiles {tile}" if tile else ""),
+                estimate_GiB=plan.estimate / GiB,
+                fits=peak <= free * GiB,
+                estimate_covers=plan.estimate >= peak,
+            )
+            plans.append(row)
     return peaks, plans
 
 

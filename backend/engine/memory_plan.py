@@ -105,7 +105,7 @@ def decode_bytes(family: str, width: int, height: int, tile_px: int | None) -> i
     upcast = vae_upcast(family)
     side_w = min(width, tile_px) if tile_px else width
     side_h = min(height, tile_px) if tile_px else height
-    act = side_w * side_h * VAE_ACT_PER_PX * upcast
+    act = side_w * side_h * VAE_ACT_PER_PX * upcast * spec_for(family).memory.vae_act_scale
     image = width * height * 3 * 2 * upcast
     result = image * (TILED_RESULT_COPIES if tile_px else 1)
     return int(act + result)

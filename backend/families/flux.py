@@ -65,7 +65,7 @@ FLUX = FamilySpec(
     latent_rgb_bias=(-0.0329, -0.0718, -0.0851),
     packed_latents=True,
     taesd_stems=("taef1_decoder", "taef1"),
-    # Flux.1 dev, counted on the real architecture by bench/flux_sim.py: transformer 11.9 B,
+    # Flux.1 dev, counted on the real architecture by bench/pipeline_sim.py: transformer 11.9 B,
     # CLIP-L 123 M + T5-XXL encoder 4.76 B, 16-channel VAE 83.8 M. Transformer activations
     # (bf16, 4096 image + 512 text tokens at 1024 px) 29 KiB per latent pixel simulated,
     # 45 KiB calibrated (bench/bench_lowvram.py); 56 KiB also covers 768 px, whose 512 text

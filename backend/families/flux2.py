@@ -79,15 +79,17 @@ FLUX2 = FamilySpec(
     # Klein 4B, counted on the meta device from the catalog's flux2-klein-4b configs:
     # Flux2Transformer2DModel 3,875.5 M (5 double + 20 single blocks, 3072 wide), Qwen3-4B
     # 4,022.5 M (its embedding, 389 M, the largest module), Flux.2's VAE 84.0 M. Activations
-    # not calibrated: Flux.1's 56 KiB per latent pixel (the same width). Distilled: one
-    # call per step. 99.5 % of the transformer is stored in fp8 by layerwise casting; the
+    # simulated on fake tensors (bench/bench_family_memory.py, 512 text tokens): 62.6 KiB per
+    # latent pixel calibrated at 768 px, 56.9 at 1024, 51.5 at 2048; 69 KiB covers them with
+    # 10 % to spare. (It was Flux.1's 56 KiB, 11 % below the simulation at 768.) Distilled:
+    # one call per step. 99.5 % of the transformer is stored in fp8 by layerwise casting; the
     # largest linear layer is a single block's fused qkv+mlp projection (84.9 M).
     memory=MemoryFigures(
         3875.5,
         84.0,
         4022.5,
         0.0,
-        56 * 1024,
+        69 * 1024,
         cfg_batch=False,
         cast_share=0.995,
         largest_layer_params_m=84.9,

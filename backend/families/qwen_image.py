@@ -66,24 +66,30 @@ QWEN_IMAGE = FamilySpec(
     packed_latents=True,
     taesd_stems=(),  # ComfyUI has no TAESD for it either (Wan21's taesd_decoder_name: None)
     memory=MemoryFigures(
-        # Counted on the meta device from the real configs (bench/qwen_sim.py): transformer
+        # Counted on the meta device from the real configs (bench/pipeline_sim.py): transformer
         # 20.43 B, Qwen2.5-VL-7B 8.29 B (its vision tower included: the Edit models use
-        # it), VAE 126.9 M. Activations: not calibrated yet; Flux's 56 KiB per latent
-        # pixel, whose transformer has the same 3072-wide stream (24 heads x 128). Real
-        # CFG: a second transformer call per step.
+        # it), VAE 126.9 M. Activations simulated on fake tensors
+        # (bench/bench_family_memory.py, 512 prompt tokens): 39.2 KiB per latent pixel
+        # calibrated at 768 px, 37.5 at 1024, 35.9 at 2048; 43 KiB covers them with 10 % to
+        # spare. Real CFG runs the transformer a second time after the first
+        # (QwenImagePipeline's "uncond" call), not on a doubled batch: one call's
+        # activations at a time. (It was Flux's 56 KiB on a doubled batch: 3x the simulation.)
         20430.4,
         126.9,
         8292.2,
         # InstantX's Union ControlNet: 5 of the 60 blocks, 1,768.0 M on the meta device.
         0.087,
-        56 * 1024,
-        cfg_batch=True,
+        43 * 1024,
+        cfg_batch=False,
         # diffusers' layerwise casting skips norms; Qwen's AdaLN linears ("img_mod",
         # "txt_mod") are not named "norm", so 99.9 % of the weights are stored in fp8.
         cast_share=0.999,
         largest_layer_params_m=56.6,
         # Qwen2.5-VL's embedding (and its untied lm_head): 152064 x 3584.
         largest_module_params_m=545.0,
+        # Its video VAE (Wan's, causal 3D convolutions) decodes one 1024 px frame with 5.24
+        # GiB of calibrated activations, 2.2x SD's VAE_ACT_PER_PX; 2.4 with 10 % to spare.
+        vae_act_scale=2.4,
     ),
     lora=LoraLineage("qwen-image", "Qwen-Image"),
     denoiser="transformer",

@@ -75,9 +75,11 @@ SD3 = FamilySpec(
     # 8056.6 M parameters + its 89.6 M position-embedding buffer (Medium: 2243.2 M + 226.5 M);
     # CLIP-L 123.7 M + CLIP-G 694.7 M + T5-XXL encoder 4762.3 M; the 16-channel VAE 83.8 M.
     # Stability's Large ControlNets (19 joint blocks, diffusers SD3ControlNetModel) are
-    # 4187.0 M, 0.52 of the transformer. Activations not calibrated yet: Flux's 56 KiB per
-    # latent pixel scaled by the width (2432 / 3072), as the blocks are alike. Real CFG: the
-    # transformer runs on a doubled batch (Turbo at CFG 1 runs one). diffusers' layerwise
+    # 4187.0 M, 0.52 of the transformer. Activations simulated on fake tensors
+    # (bench/bench_family_memory.py, 333 text tokens): 25.2 KiB per latent pixel calibrated at
+    # 768 px, 24.7 at 1024, 24.2 at 2048 (Medium 17.3 at 768); 28 KiB covers them with 10 %
+    # to spare. (It was Flux's 56 KiB scaled by the width, 44: 78 % above the simulation.)
+    # Real CFG: the transformer runs on a doubled batch (Turbo at CFG 1 runs one). diffusers' layerwise
     # casting skips SD3's "pos_embed" and "norm" layers (the AdaLN linears): 65.9 % of the
     # transformer is stored in fp8. Largest layer: a block's MLP (35.5 M); largest module:
     # T5's embedding (131.6 M).
@@ -86,7 +88,7 @@ SD3 = FamilySpec(
         83.8,
         123.7 + 694.7 + 4762.3,
         0.52,
-        44 * 1024,
+        28 * 1024,
         cfg_batch=True,
         cast_share=0.659,
         largest_layer_params_m=35.5,

@@ -161,6 +161,9 @@ class MemoryFigures:
     # sequential CPU offload holds on the GPU at once. 0: the plan does not offer
     # sequential offload for the family (SD1/SD2/SDXL fit their targets without it).
     largest_module_params_m: float = 0.0
+    # The VAE decode's activations per output pixel against SD's VAE (memory_plan's
+    # VAE_ACT_PER_PX): Qwen-Image's video VAE (Wan's) holds about twice as much.
+    vae_act_scale: float = 1.0
 
     def params_m(self, part: str) -> float:
         return {

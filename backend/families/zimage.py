@@ -47,8 +47,10 @@ ZIMAGE = FamilySpec(
     # Counted on the real architecture (catalog config zimage-turbo, meta device):
     # ZImageTransformer2DModel 6,155 M (30 layers + 2 + 2 refiner layers, 3840 wide),
     # Qwen3-4B text model 4,022 M (its 151,936 x 2560 embedding, 389 M, the largest module),
-    # Flux's VAE 83.8 M. Activations not calibrated on this family: Flux's calibrated 56 KiB
-    # per latent pixel scaled by the width (3840 / 3072). CFG-free: one call per step.
+    # Flux's VAE 83.8 M. Activations simulated on fake tensors (bench/bench_family_memory.py,
+    # 512 caption tokens): 56.7 KiB per latent pixel calibrated at 768 px, 52.0 at 1024, 47.5
+    # at 2048; 63 KiB covers them with 10 % to spare. (It was Flux's 56 KiB scaled by the
+    # width, 70: 35 % above the simulation at 1024.) CFG-free: one call per step.
     # Layerwise casting skips only t_embedder/cap_embedder (and norms): 99.8 % in fp8.
     # Largest linear layer: a refiner's feed-forward w3 (39.3 M).
     memory=MemoryFigures(
@@ -57,7 +59,7 @@ ZIMAGE = FamilySpec(
         4022.5,
         # The Fun ControlNet Union: 15 control layers of the transformer's 30 + 2 refiners.
         0.5,
-        70 * 1024,
+        63 * 1024,
         vae_upcast=1.0,
         cfg_batch=False,
         cast_share=0.998,

@@ -29,7 +29,7 @@ class WeightFormat:
     bits: float | None
     # While a layer runs, copies of its weights at the compute dtype (2 bytes) held besides
     # the stored ones: the upcast (fp8, NF4) or the dequantization's temporaries (GGUF),
-    # counted on fake tensors by bench/flux_sim.upcast_copies.
+    # counted on fake tensors by bench/weight_sim.upcast_copies.
     upcast_copies: float = 0.0
     # Stored by diffusers' layerwise casting, which skips the layers the model class names
     # (MemoryFigures.cast_share); quantizers store every linear layer.
@@ -58,7 +58,7 @@ FP8 = WeightFormat(
 NF4 = WeightFormat("nf4", "NF4 (bitsandbytes)", 4 + 32 / 64, 1.0, cuda_only=True)
 
 # (block of weights, bytes per block) from ggml's block layout; then the upcast copies
-# bench/flux_sim.upcast_copies measured, rounded up: diffusers dequantizes in fp16 and casts
+# bench/weight_sim.upcast_copies measured, rounded up: diffusers dequantizes in fp16 and casts
 # to bf16, so the integer codes, the fp16 and the bf16 weight are alive at once; K-quants
 # add their sub-block scales, Q5_0/Q5_1 their 32-bit high-bit masks.
 GGUF = {

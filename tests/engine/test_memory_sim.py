@@ -149,7 +149,7 @@ def test_weight_format_upcast_copies_cover_diffusers_dequantization(key):
 
     if key.startswith("Q"):
         pytest.importorskip("gguf")
-    import flux_sim  # bench/, on the path once bench_lowvram is imported
+    import weight_sim  # bench/, on the path once bench_lowvram is imported
 
-    measured = flux_sim.upcast_copies(key)
+    measured = weight_sim.upcast_copies(key)
     assert 0.9 <= measured <= weight_format(key).upcast_copies, (key, measured)

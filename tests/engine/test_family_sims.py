@@ -1,0 +1,57 @@
+"""The transformer families' memory figures against their real architectures.
+
+bench/pipeline_sim.py builds each family's pipeline from the catalog configs a
+bench/sim_families.py entry names, on the meta device, and runs it on fake tensors;
+bench/bench_family_memory.py records the 1024x1024 peaks in bench/RESULTS.md. These tests
+check what the memory plan reads from each family spec (backend/families, MemoryFigures)
+against the architecture it describes, and run one small stage on fake tensors.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensor
+
+from bench import bench_lowvram  # noqa: F401  (puts bench/ on the path)
+from dreamwire.backend.engine import memory_plan as mp
+from dreamwire.backend.families import spec_for
+
+import pipeline_sim as ps  # noqa: E402  isort: skip
+import sim_families as sf  # noqa: E402  isort: skip
+
+# Every family whose spec describes one architecture (SD3.5 Medium shares Large's entry).
+SPECCED = [sf.FLUX, sf.SD35_LARGE, sf.QWEN_IMAGE, sf.ZIMAGE_TURBO, sf.FLUX2_KLEIN]
+
+
+@pytest.mark.parametrize("fam", SPECCED, ids=lambda f: f.arch)
+def test_spec_figures_are_the_architectures(fam):
+    fig = ps.figures(fam)
+    m = spec_for(fam.key).memory
+    assert m.denoiser_params_m == pytest.approx(fig.transformer_m, rel=0.01)
+    assert m.text_params_m == pytest.approx(fig.text_total_m, rel=0.01)
+    assert m.vae_params_m == pytest.approx(fig.vae_m, rel=0.01)
+    assert m.cast_share == pytest.approx(fig.cast_share, abs=0.01)
+    assert m.largest_layer_params_m == pytest.approx(fig.largest_layer_m, rel=0.01)
+    assert m.largest_module_params_m == pytest.approx(fig.largest_module_m, rel=0.01)
+    # Whether CFG doubles the batch is how diffusers' pipeline runs it (sim_families).
+    assert m.cfg_batch == fam.cfg_batch
+
+
+@pytest.fixture(scope="module")
+def klein():
+    return ps.PipelineSim(sf.FLUX2_KLEIN)  # the smallest transformer of the families
+
+
+def test_a_stage_on_fake_tensors_holds_the_spec_weights(klein):
+    assert not isinstance(torch.zeros(1), FakeTensor)  # the fake mode is off between stages
+    stage = klein.transformer_stage(128, "model")
+    assert not isinstance(torch.zeros(1), FakeTensor)
+    assert stage.weights == pytest.approx(mp.weight_bytes("flux2", "denoiser"), rel=0.01)
+    # 64 tokens of image beside 512 of text (fake tensors cost per operator, not per
+    # pixel: the smallest picture is as good a check of the stage as any): activations
+    # there, and below the 1024 px figure the spec holds (4096 image tokens).
+    assert 0 < stage.activations < mp.denoiser_activations("flux2", 1024, 1024, 1)
+    # The same modules serve a second stage (nothing was closed or consumed).
+    again = klein.transformer_stage(128, "model")
+    assert (again.weights, again.peak) == (stage.weights, stage.peak)
