@@ -158,7 +158,9 @@ def test_checkpoint_resolution_prefers_the_style_s_then_its_family_s():
     qwen = next(s for s in styles.SHIPPED if s.family == "qwen-image")
     assert styles.resolve(qwen, LIB).note == "no Qwen-Image model on the backend"
     # Before the backend has answered nothing is called missing.
-    assert styles.label(missing, Library()) == "Old"
+    assert (
+        styles.label(missing, Library()) == "Old" and styles.label(qwen, Library()) == "Qwen-Image"
+    )
 
 
 def test_family_fallback_picks_a_complete_model_first():

@@ -17,7 +17,7 @@ class Library:
     known: bool = False  # a welcome has arrived (before it, nothing is "missing")
 
 
-def _names(items) -> tuple[str, ...]:
+def names(items) -> tuple[str, ...]:
     """Welcome lists hold names, or dicts with a name (older backends)."""
     return tuple(str(x.get("name", x)) if isinstance(x, dict) else str(x) for x in items or [])
 
@@ -26,12 +26,12 @@ def library(welcome) -> Library:
     """The welcome's lists (None before the first: an empty, unknown library)."""
     if welcome is None:
         return Library()
-    models = _names(welcome.models)
+    models = names(welcome.models)
     return Library(
         models=models,
         # The backend's word on each family; a guess from the name where it does not say.
         families={m: welcome.model_families.get(m) or fams.guess_from_name(m) for m in models},
         missing=dict(welcome.model_missing),
-        loras=_names(welcome.loras),
+        loras=names(welcome.loras),
         known=True,
     )

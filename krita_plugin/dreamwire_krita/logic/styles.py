@@ -251,7 +251,8 @@ def from_panel(
 # -- which checkpoint ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class Resolved:
-    """The model a style runs on here, or None; `note` says what is missing, if anything."""
+    """The model a style runs on here, or None; `note` says what is missing, if anything.
+    Before the backend has answered: its first checkpoint, or "" (not known yet)."""
 
     model: str | None
     note: str = ""
@@ -265,8 +266,8 @@ def resolve(style: Style, lib: Library) -> Resolved:
     """The first of the style's checkpoints the backend lists (case and slashes aside, as
     Krita AI Diffusion compares them); for a shipped style without one, the first complete
     model of its family; else None, and why."""
-    if not lib.known:
-        return Resolved(style.checkpoints[0] if style.checkpoints else None)
+    if not lib.known:  # nothing to compare with yet: "" = the family's, once known
+        return Resolved(style.checkpoints[0] if style.checkpoints else "")
     by_key = {m.replace("\\", "/").lower(): m for m in lib.models}
     for want in style.checkpoints:
         found = by_key.get(want.replace("\\", "/").lower())
