@@ -85,7 +85,8 @@ class ModelPicker(QWidget):
     def fill(self, welcome, keep: str | None = None) -> None:
         """The welcome's models; `keep` (default: the current one) stays picked, shown as
         not on the backend when it is not listed."""
-        keep = self.current() if keep is None else keep
+        before = self.current()
+        keep = before if keep is None else keep
         self.welcome = welcome
         self.rows = mp.rows(library(welcome), keep, welcome)
         combo = self.combo
@@ -104,23 +105,28 @@ class ModelPicker(QWidget):
             item.setToolTip(row.tip)
             if not row.usable:
                 item.setForeground(QBrush(QColor(WARN)))
+        combo.setCurrentIndex(self._index(keep))
         combo.blockSignals(False)
-        self.select(keep)
+        self._note()
+        if self.current() != before:  # the panel follows a model that changed here
+            combo.currentTextChanged.emit(self.current())
 
     def select(self, name: str) -> None:
         """Pick `name`; one the list lacks is added as not on the backend (a saved
         panel's or a style's), so the panel never silently runs another model."""
-        index = self.combo.findText(name, Qt.MatchExactly) if name else -1
-        if name and index < 0:
+        if name and self.combo.findText(name, Qt.MatchExactly) < 0:
             self.fill(self.welcome, name)
             return
-        if index < 0:  # nothing to keep: the backend's default, else its first model
-            default = getattr(self.welcome, "default_model", "")
-            index = self.combo.findText(default, Qt.MatchExactly) if default else -1
-        if index < 0:
-            index = next((i for i, r in enumerate(self.rows) if not r.header), -1)
-        self.combo.setCurrentIndex(index)
+        self.combo.setCurrentIndex(self._index(name))
         self._note()
+
+    def _index(self, name: str) -> int:
+        """`name`'s row; for none, the backend's default model, else its first."""
+        for want in (name, getattr(self.welcome, "default_model", "")):
+            index = self.combo.findText(want, Qt.MatchExactly) if want else -1
+            if index >= 0:
+                return index
+        return next((i for i, r in enumerate(self.rows) if not r.header), -1)
 
     def current(self) -> str:
         return self.combo.currentText()
