@@ -135,7 +135,7 @@ class SettingsDialog(QDialog):
         """Closes only with settings that can be used: the reason shows otherwise."""
         problems = self.value().problems()
         if problems:
-            self.show_message("; ".join(problems), ok=False)
+            self._say("; ".join(problems), ok=False)
             return
         self._stop_probe()
         super().accept()
@@ -155,7 +155,7 @@ class SettingsDialog(QDialog):
             v.client_key,
             lambda a, s, c: Client(a, server_public_key=s, client_secret_key=c),
         )
-        self.show_message(f"Asking {v.address}…", ok=True)
+        self._say(f"Asking {v.address}…", ok=True)
         self.test_button.setEnabled(False)
         self.probe_timer.start(POLL_MS)
         self._probe_tick()
@@ -163,7 +163,7 @@ class SettingsDialog(QDialog):
     def _probe_tick(self) -> None:
         result = self.probe.tick() if self.probe is not None else None
         if result is not None:
-            self.show_message(result.message, result.ok)
+            self._say(result.message, result.ok)
             self._stop_probe()
 
     def _stop_probe(self) -> None:
