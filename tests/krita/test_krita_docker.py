@@ -234,3 +234,7 @@ def test_styles_switch_in_one_click_and_pickers_group_and_search_models(gui):
     # The LoRA picker wrote one tag, then gave it the new weight.
     assert r["lora_prompt"] == f"a cat <lora:{lora}:0.4>"
     assert r["after"] == ["", False]
+    assert r["settings_refused"] == [
+        "The backend address must start with tcp:// or ipc://, e.g. tcp://127.0.0.1:5790",
+        0,
+    ]

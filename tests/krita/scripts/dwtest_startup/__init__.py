@@ -259,6 +259,14 @@ class Driver:
         r["lora_prompt"] = d.prompt.toPlainText()
         if self.cfg.get("shots"):  # the style, model and LoRA line, for the manual
             d.body.grab().save(os.path.join(self.cfg["shots"], "docker-styles.png"))
+        # The settings dialog keeps its own feedback line beside the docker's.
+        from dreamwire_krita.docker import SettingsDialog
+
+        dlg = SettingsDialog(c.settings, d)
+        dlg.address.setText("localhost:5790")
+        dlg.accept()  # refused: the reason shows in the dialog, which stays open
+        r["settings_refused"] = [dlg.feedback.text(), dlg.result()]
+        dlg.reject()
         pick("")  # back to no style for the steps after this one
         for name in files:
             (bar.store.folder / name).unlink()
