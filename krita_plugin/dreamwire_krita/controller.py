@@ -794,6 +794,7 @@ class Controller:
         lm = self.live
         sel = host.selection_rect(doc)
         marks = host.annotation(doc, ctl.ANNOTATION_TYPE) or b""
+        params = params.for_job()  # another style's template is a change too
         return {
             "params": [params.prompt, params.negative, params.model, params.sampler, params.cfg]
             + [params.distilled_cfg],

@@ -41,16 +41,19 @@ from dreamwire.shared.xyz_axes import AXES
 
 from . import krita_host as host
 from .controller import Controller
-from .logic import actions, live, workspaces
+from .logic import actions, live, lora_tags, styles, workspaces
 from .logic import controls as ctl
 from .logic import generate_kind as gk
 from .logic import queue as jobqueue
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
+from .logic.library import library, names
 from .logic.params import MASKED_CONTENT, Params
 from .logic.probe import ConnectionProbe
 from .logic.regions import PlanError
 from .logic.session import SessionError
+from .logic.style_store import StyleStore, styles_folder
+from .pickers import LoraPicker, ModelPicker, StyleBar
 
 POLL_MS = 50
 SEED_MAX = 2**31 - 1
@@ -64,14 +67,6 @@ def to_qimage(img: np.ndarray) -> QImage:
     else:
         q = QImage(img.data, w, h, 3 * w, QImage.Format_RGB888)
     return q.copy()  # own the pixels: the array may go away
-
-
-def _names(items) -> list[str]:
-    """Welcome lists hold names or dicts with a name."""
-    out = []
-    for it in items or []:
-        out.append(str(it.get("name", it)) if isinstance(it, dict) else str(it))
-    return out
 
 
 class Fold(QWidget):
@@ -254,12 +249,7 @@ class DreamwireDocker(DockWidget):
         self.negative.setMaximumHeight(40)
         blay.addWidget(self.prompt)
         blay.addWidget(self.negative)
-        self.model = QComboBox()
-        self.model.setEditable(True)
-        mrow = QHBoxLayout()
-        mrow.addWidget(QLabel("Model"))
-        mrow.addWidget(self.model, 1)
-        blay.addLayout(mrow)
+        self._build_pickers(blay)
         self.model.currentTextChanged.connect(lambda _text: self._family_changed())
 
         self.pages = QStackedWidget()
@@ -694,6 +684,88 @@ class DreamwireDocker(DockWidget):
             item.setEnabled(offer.available)
             item.setToolTip(offer.why)
 
+    # -- styles, model and LoRA pickers (pickers.py; logic/styles.py) ---------------------
+    def _build_pickers(self, lay: QVBoxLayout) -> None:
+        """The style bar (its files in Krita's resource folder), the model picker and the
+        LoRA picker's button on one line under the prompt, in every workspace (Upscale's
+        refine and Live use the style's prompts too)."""
+        self.model_picker = ModelPicker()
+        self.model = self.model_picker.combo  # the panel reads its name as before
+        self.lora_picker = LoraPicker(self._insert_lora)
+        self.model_picker.extra.addWidget(self.lora_picker.button)
+        store = StyleStore(styles_folder(host.resource_dir()))
+        self.style_bar = StyleBar(
+            store, self._style_picked, self._panel_sampling, self.show_message
+        )
+        # Style and model share one line (a style is mostly its checkpoint); what is
+        # missing shows below only when there is something to say.
+        row = QHBoxLayout()
+        row.addWidget(self.style_bar, 2)
+        row.addWidget(self.model_picker, 3)
+        lay.addLayout(row)
+        lay.addWidget(self.model_picker.note)
+        lay.addWidget(self.style_bar.problem_label)
+
+    def _fill_pickers(self, welcome) -> None:
+        lib = library(welcome)
+        self.model_picker.fill(welcome)
+        self.lora_picker.fill(lib)
+        self.style_bar.show_library(lib)
+
+    def _style_fields(self) -> dict:
+        """Params' style fields: the picked style's template (with its LoRAs' tags) and
+        negative prompt, merged into each job's prompts (Params.for_job)."""
+        style = self.style_bar.current()
+        if style is None:
+            return {}
+        return {
+            "style": style.name,
+            "style_prompt": style.job_template(),
+            "style_negative": style.negative,
+        }
+
+    def _style_picked(self, style) -> None:
+        """One click: the style's checkpoint (the panel's family follows), sampler, steps
+        and CFG; its template, negative prompt and LoRAs go into each job."""
+        if style is None:
+            self.show_message("No style: the prompts go out as written.", "info")
+            return
+        lib = library(self.controller.welcome)
+        found = styles.resolve(style, lib)
+        if found.model:
+            self.model_picker.select(found.model)
+        self.sampler.setCurrentText(style.sampler_name)
+        self.steps.setValue(style.steps)
+        self.cfg.setValue(style.cfg)
+        if style.distilled_cfg is not None:
+            self.distilled_cfg.setValue(style.distilled_cfg)
+        gone = styles.missing_loras(style, lib)
+        problems = [found.note] if found.note else []
+        problems += [f"LoRA {name!r} is not on the backend" for name in gone]
+        if found.missing:
+            problems.append("the model is unchanged")
+        if problems:
+            self.show_message(f"Style {style.name!r}: " + "; ".join(problems) + ".", "warning")
+        else:
+            self.show_message(f"Style {style.name!r}: {found.model}, {style.sampler_name}.", "info")
+
+    def _panel_sampling(self) -> dict:
+        info = model_info(self.model.currentText(), self.controller.welcome)
+        takes = info.family.defaults.distilled_cfg is not None
+        return {
+            "model": self.model.currentText(),
+            "sampler": self.sampler.currentText(),
+            "steps": self.steps.value(),
+            "cfg": self.cfg.value(),
+            # Kept only for a family that takes one (Flux dev), where the panel shows it.
+            "distilled_cfg": self.distilled_cfg.value() if takes else None,
+        }
+
+    def _insert_lora(self, name: str, weight: float) -> None:
+        if name:
+            text = lora_tags.insert_lora(self.prompt.toPlainText(), name, weight)
+            self.prompt.setPlainText(text)
+
     # -- the model's family ------------------------------------------------------------
     def _sampling(self) -> Sampling:
         return Sampling(
@@ -762,6 +834,7 @@ class DreamwireDocker(DockWidget):
             prompt=self.prompt.toPlainText(),
             negative=self.negative.toPlainText(),
             model=self.model.currentText(),
+            **self._style_fields(),
             sampler=self.sampler.currentText(),
             steps=self.steps.value(),
             cfg=self.cfg.value(),
@@ -786,7 +859,8 @@ class DreamwireDocker(DockWidget):
         try:
             self.prompt.setPlainText(p.prompt)
             self.negative.setPlainText(p.negative)
-            self.model.setCurrentText(p.model)
+            self.model_picker.select(p.model)
+            self.style_bar.select(p.style)
         finally:
             self._follow_family = True
         info = model_info(p.model, self.controller.welcome)
@@ -957,13 +1031,13 @@ class DreamwireDocker(DockWidget):
         self._fill_controls()
 
     def _fill_lists(self, welcome) -> None:
-        for combo, items in ((self.model, welcome.models), (self.sampler, welcome.samplers)):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(_names(items))
-            combo.setCurrentText(current)
-            combo.blockSignals(False)
+        self._fill_pickers(welcome)
+        current = self.sampler.currentText()
+        self.sampler.blockSignals(True)
+        self.sampler.clear()
+        self.sampler.addItems(list(names(welcome.samplers)))
+        self.sampler.setCurrentText(current)
+        self.sampler.blockSignals(False)
         current = self.upscaler.currentText()
         choices = upscaler_choices(welcome)
         self.upscaler.clear()

@@ -570,3 +570,12 @@ def read_layer_and_canvas_without_it(doc, unique_id: str | None, rect: Rect):
     finally:
         node.setVisible(True)
         refresh(doc)
+
+
+def resource_dir() -> str:
+    """Krita's resource folder (Settings > Configure Krita > Resources: "Resource Folder",
+    the kritarc key Krita itself reads), else its default: the writable AppDataLocation."""
+    from PyQt5.QtCore import QStandardPaths
+
+    chosen = Krita.instance().readSetting("", "ResourceDirectory", "")
+    return chosen or QStandardPaths.writableLocation(QStandardPaths.AppDataLocation)

@@ -199,3 +199,51 @@ def test_live_mode_previews_strokes_in_one_layer_and_applies_below_it(gui):
     assert lv["read_bare"] and lv["preview_differs"]  # the preview never feeds back
     assert len(lv["applied"]) == 1 and lv["applied_below"] and lv["applied_exact"]
     assert lv["off_layers"] == 0 and not lv["off_checked"]
+
+
+def test_styles_switch_in_one_click_and_pickers_group_and_search_models(gui):
+    out, prof = gui
+    assert "error" not in out, out.get("error")
+    r = out["styles"]
+    # Style files live in Krita's resource folder (the profile's data folder here).
+    assert r["folder"] == str(prof.data / "krita" / "dreamwire" / "styles")
+    assert r["styles"][:3] == ["No style", "SD1.5", "SDXL"]  # the tiny SD1 and SDXL models
+    # No Flux model in this library: the shipped Flux style says so.
+    assert "Flux (checkpoint missing)" in r["styles"]
+    assert "Ink" in r["styles"] and "Gone (checkpoint missing)" in r["styles"]
+    # A broken file is named under the combo and skipped; the docker works on.
+    text, shown = r["problems"]
+    assert shown and text.startswith("1 style file skipped: broken.json: 'steps' must be")
+    assert not any(s.startswith("Broken") for s in r["styles"])
+    # One click: the style's checkpoint, sampler, steps and CFG.
+    assert r["ink"] == ["tiny-sdxl", "Euler a", 3, 4.5]
+    lora = r["loras"][0]
+    # Its template takes the prompt, its LoRA follows as a tag, its negative is appended;
+    # the panel's prompt stays the artist's.
+    assert r["ink_job"] == [f"ink drawing of a cat <lora:{lora}:0.5>", "dogs, colour", "a cat"]
+    model, message, style = r["gone"]
+    assert model == "tiny-sdxl" and style == "Gone"
+    assert "'deleted-model' is not on the backend; the model is unchanged" in message
+    assert r["saved"] == [True, "Mine", ["tiny-sd1"], 5] and r["deleted"] == [False, ""]
+    # The model list: family headers (not pickable), each model under its family, what a
+    # model lacks as its tooltip; nothing can be typed into it.
+    header = None
+    for text, enabled, tip in r["models"]:
+        if not enabled:
+            header = text
+            continue
+        assert header is not None and tip.startswith("Missing:") == (text in r["missing"])
+        if text in ("tiny-sd1", "tiny-sdxl"):
+            assert header.startswith({"tiny-sd1": "SD1.x (", "tiny-sdxl": "SDXL ("}[text])
+    assert not r["editable"]
+    # Typing "xl" from tiny-sd1 offers the SDXL model; Enter picks it; an unknown name
+    # changes nothing.
+    assert "tiny-sdxl" in r["search"] and "tiny-sd1" not in r["search"]
+    assert r["searched"] == [r["search"][0], "tiny-sd1"] and r["unknown"] == r["searched"][0]
+    # The LoRA picker wrote one tag, then gave it the new weight.
+    assert r["lora_prompt"] == f"a cat <lora:{lora}:0.4>"
+    assert r["after"] == ["", False]
+    assert r["settings_refused"] == [
+        "The backend address must start with tcp:// or ipc://, e.g. tcp://127.0.0.1:5790",
+        0,
+    ]

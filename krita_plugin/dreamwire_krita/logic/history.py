@@ -9,6 +9,7 @@ import numpy as np
 
 from .params import MASKED_CONTENT, Params
 from .regions import Plan
+from .styles import unmerge_prompt
 
 MAX_ENTRIES = 64
 
@@ -49,8 +50,10 @@ def params_from_infotext(text: str, base: Params | None = None) -> Params:
 
     info = parse_infotext(text)
     out = Params.from_dict((base or Params()).to_dict())
-    out.prompt = info.prompt
-    out.negative = info.negative_prompt
+    # The artist's prompts back out of the merged ones, so the active style's template is
+    # not applied twice (logic/styles.py).
+    out.prompt = unmerge_prompt(info.prompt, out.style_prompt)
+    out.negative = unmerge_prompt(info.negative_prompt, out.style_negative)
     if info.steps is not None:
         out.steps = int(info.steps)
     if info.sampler:

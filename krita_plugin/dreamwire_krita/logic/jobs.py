@@ -30,7 +30,7 @@ def _base(
     info = described(family)
     size = {"width": plan.region.w, "height": plan.region.h}
     return panel_job(
-        p,
+        p.for_job(),
         info.family,
         info.supports,
         mode=mode,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dreamwire.shared.family_presets import DISTILLED_CFG
 from dreamwire.shared.job import INPAINT_FILLS
 
 from .queue import fixed_from_stored
+from .styles import merge_prompt
 
 # A1111's "Masked content" choices, in its order; its default (and the Job's) is "original".
 MASKED_CONTENT = INPAINT_FILLS
@@ -44,6 +45,22 @@ class Params:
     two_pass: bool = True
     # DAAM heat maps per prompt word, added as a layer group of overlays (SD models only).
     attention_maps: bool = False
+    # The style picked (logic/styles.py; "" = none), with its prompt template (`{prompt}`
+    # and its LoRAs' tags) and negative prompt as of this job: merged into the job's prompts
+    # (for_job), while `prompt` stays the artist's own for layer names and the history.
+    style: str = ""
+    style_prompt: str = ""
+    style_negative: str = ""
+
+    def for_job(self) -> Params:
+        """The prompts a job sends: the style's template and negative merged in."""
+        return replace(
+            self,
+            prompt=merge_prompt(self.prompt, self.style_prompt),
+            negative=merge_prompt(self.negative, self.style_negative),
+            style_prompt="",
+            style_negative="",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -68,7 +68,7 @@ def upscale_job(
     sampler, steps, CFG and seed at the choice's strength; `family`: the model's."""
     info = described(family)
     job = panel_job(
-        p,
+        p.for_job(),
         info.family,
         info.supports,
         mode=JobMode.UPSCALE,

@@ -109,7 +109,9 @@ def check(cfg):
     from krita import Selection
 
     doc.setSelection(Selection())
-    d.model.setCurrentText("dreamshaper_8")  # an SD1.x name: back to the SD values
+    # An SD1.x name the backend does not list (a saved panel's or a style's; none can be
+    # typed in): shown as not on the backend, and back to the SD values.
+    d.model_picker.select("dreamshaper_8")
     out["back"] = _panel(d)
     d.timer.stop()
     c.shutdown()

@@ -29,6 +29,7 @@ class Driver:
             self.find_docker,
             self.wait_connected,
             self.layout,
+            self.styles_and_pickers,
             self.no_document,
             self.open_document,
             self.generate,
@@ -171,6 +172,105 @@ class Driver:
             and d.cancel_button.isVisible(),
             "pages": [d.pages.currentIndex(), d.pages.count()],
         }
+        return True
+
+    def styles_and_pickers(self):
+        """Style files in Krita's resource folder, one click to switch, the grouped model
+        picker's search and the LoRA picker, as an artist uses them."""
+        import json
+
+        from dreamwire_krita.logic import styles
+        from dreamwire_krita.logic.geometry import Rect
+        from dreamwire_krita.logic.jobs import generate_job
+        from dreamwire_krita.logic.regions import plan_generate
+        from PyQt5.QtCore import Qt
+        from PyQt5.QtTest import QTest
+
+        d, c = self.docker, self.docker.controller
+        bar, mp, combo = d.style_bar, d.model_picker, d.model
+        loras = [d.lora_picker.combo.itemText(i) for i in range(d.lora_picker.combo.count())]
+        ink = {"name": "Ink", "checkpoints": ["tiny-sdxl"], "prompt": "ink drawing of {prompt}"}
+        ink.update(negative="colour", sampler="Euler a", steps=3, cfg=4.5)
+        ink["loras"] = [{"name": loras[0], "weight": 0.5}] if loras else []
+        files = {
+            "ink.json": json.dumps(ink),
+            "gone.json": json.dumps({"name": "Gone", "checkpoints": ["deleted-model"]}),
+            "broken.json": '{"name": "Broken", "steps": 0}',
+        }
+        bar.store.folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (bar.store.folder / name).write_text(text)
+        bar.combo.showPopup()  # opening the list reads the folder again
+        bar.combo.hidePopup()
+        r = {
+            "folder": str(bar.store.folder),
+            "styles": [bar.combo.itemText(i) for i in range(bar.combo.count())],
+            "problems": [bar.problem_label.text(), bar.problem_label.isVisibleTo(d)],
+        }
+
+        def pick(name):  # one click on the combo's entry
+            i = bar.combo.findData(name)
+            bar.combo.setCurrentIndex(i)
+            bar.combo.activated.emit(i)
+
+        d.model.setCurrentText("tiny-sd1")
+        pick("Ink")
+        r["ink"] = [combo.currentText(), d.sampler.currentText(), d.steps.value(), d.cfg.value()]
+        d.prompt.setPlainText("a cat")
+        d.negative.setPlainText("dogs")
+        job = generate_job(d.params(), plan_generate(Rect(0, 0, 64, 64), None))
+        r["ink_job"] = [job.prompt, job.negative, d.params().prompt]
+        pick("Gone")
+        r["gone"] = [combo.currentText(), d.message.text(), d.params().style]
+        # Save current as style (the dialog's values), then delete its file.
+        path = bar.save(styles.from_panel("Mine", "tiny-sd1", "Euler", 5, 6.0, None, "", "", ""))
+        saved = json.loads((bar.store.folder / "mine.json").read_text())
+        r["saved"] = [path is not None, bar.name(), saved["checkpoints"], saved["steps"]]
+        bar.delete_current(confirm=False)
+        r["deleted"] = [(bar.store.folder / "mine.json").exists(), bar.name()]
+        # The model picker: family headers that cannot be picked, what each model lacks.
+        items = combo.model()
+        r["models"] = [
+            [combo.itemText(i), bool(items.item(i).flags() & Qt.ItemIsEnabled)]
+            + [items.item(i).toolTip()]
+            for i in range(combo.count())
+        ]
+        r["missing"] = sorted(c.welcome.model_missing)
+        r["editable"] = combo.isEditable()
+        combo.setCurrentText("tiny-sd1")
+        QTest.keyClicks(mp.search, "xl")
+        r["search"] = mp.found.stringList()
+        before = combo.currentText()
+        mp.search.returnPressed.emit()
+        r["searched"] = [combo.currentText(), before]
+        mp.search.setText("no-such-model")
+        mp.search.returnPressed.emit()
+        r["unknown"] = combo.currentText()
+        # The LoRA picker writes a tag, then changes its weight.
+        r["loras"] = loras
+        d.lora_picker.slider.setValue(75)
+        d.lora_picker.add_button.click()
+        d.lora_picker.slider.setValue(40)
+        d.lora_picker.add_button.click()
+        r["lora_prompt"] = d.prompt.toPlainText()
+        if self.cfg.get("shots"):  # the style, model and LoRA line, for the manual
+            d.body.grab().save(os.path.join(self.cfg["shots"], "docker-styles.png"))
+        # The settings dialog keeps its own feedback line beside the docker's.
+        from dreamwire_krita.docker import SettingsDialog
+
+        dlg = SettingsDialog(c.settings, d)
+        dlg.address.setText("localhost:5790")
+        dlg.accept()  # refused: the reason shows in the dialog, which stays open
+        r["settings_refused"] = [dlg.feedback.text(), dlg.result()]
+        dlg.reject()
+        pick("")  # back to no style for the steps after this one
+        for name in files:
+            (bar.store.folder / name).unlink()
+        bar.reload()
+        r["after"] = [d.params().style, bar.problem_label.isVisibleTo(d)]
+        d.prompt.setPlainText("")
+        d.negative.setPlainText("")
+        self.out["styles"] = r
         return True
 
     def no_document(self):
