@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from krita import Krita
 
+from dreamwire.shared.batch_split import split_batch
 from dreamwire.shared.family_support import check_job, check_mode, model_info
 from dreamwire.shared.fanout import worker_limit
 from dreamwire.shared.job_mode import JobMode
@@ -322,7 +323,7 @@ class Controller:
             job, pending = self._build(action, params, doc, choice)
             if self.session is None:
                 raise SessionError("Not connected: set the backend address and connect.")
-            parts = batch_split.split_batch(job, worker_limit(self.welcome))
+            parts = split_batch(job, worker_limit(self.welcome))
             if len(parts) > 1:  # several workers: each makes a part of the batch
                 split = batch_split.SplitBatch(
                     parts, batch_split.SessionSender(self.session, pending)
