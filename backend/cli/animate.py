@@ -8,6 +8,10 @@ keyframes, or animatediff: every frame in one batch job through a motion module
 --depth-control taken by the ControlNet --depth-model on every frame. Frames go to the output folder as `frame_NNNN.png`; a run stopped part way
 resumes from the frames already there (delete them to start over). Every frame uses one
 seed (--seed, else one chosen and printed).
+
+With --server, fixed_seed's frames are independent jobs (shared/animation/independent.py):
+one in flight per worker the backend's welcome lists, each saved as it comes back, in
+order. The other modes make a frame from the one before it, so they go one job at a time.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import dataclasses
 import json
 import random
 import sys
+import time
 from pathlib import Path
 
 from dreamwire.backend.cli import generate
-from dreamwire.shared.animation import batch
+from dreamwire.shared import events as ev
+from dreamwire.shared.animation import batch, independent
 from dreamwire.shared.animation.folder import FolderFrames, flow_frames
 from dreamwire.shared.animation.motion import MotionError
 from dreamwire.shared.animation.sequence import (
@@ -32,6 +38,7 @@ from dreamwire.shared.animation.sequence import (
     settings,
 )
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from dreamwire.shared.fanout import FanOut, run_blocking, worker_limit
 from dreamwire.shared.imaging.depth import depth_image
 from dreamwire.shared.job import ControlUnit, Job, new_job_id
 
@@ -126,6 +133,59 @@ def _requests(steps, base: Job, io: FolderFrames, depth_weight, run_job, bar):
         return stop.value
 
 
+def _fan_out(frames: list[int], base: Job, io: FolderFrames, args, bar) -> list[FrameReport]:
+    """fixed_seed through --server: every frame not on disk a `batch` job of its own, as
+    many in flight as the backend has workers. A failed frame, a bad flow file or Ctrl-C
+    cancels the jobs in flight; the frames already back are saved (in order) first."""
+    client = generate.server_client(args)
+    try:
+        limit = worker_limit(client.connect_wait(30.0))
+        fan = independent.frames_fanout(
+            frames, io, lambda req: frame_job(base, req, io, args.depth_control), limit
+        )
+
+        def show(e) -> None:
+            if isinstance(e, ev.ProgressEvent):
+                bar(e.progress)
+
+        try:
+            # Each frame gets the hour a one-job-at-a-time run would give it.
+            run_blocking(client, fan, 3600.0 * max(1, len(frames)), watch=show)
+        except BaseException:
+            _cancel(client, fan)
+            raise
+    finally:
+        client.close()
+    return independent.reports(fan)
+
+
+def _cancel(client, fan: FanOut[int], within: float = 5.0) -> None:
+    """Cancel the jobs in flight and wait (briefly) for the backend to answer: the client's
+    socket drops unsent messages when it closes, and a job whose cancel never arrived would
+    run on for nobody."""
+    asked = set(fan.in_flight)
+    fan.cancel(client)
+    deadline = time.monotonic() + within
+    while asked and time.monotonic() < deadline:
+        for e in client.wait(0.2):
+            if isinstance(e, ev.Cancelled | ev.ResultEvent | ev.ErrorEvent):
+                asked.discard(getattr(e, "job_id", None))
+
+
+def _one_by_one(steps, frames: list[int], base: Job, io: FolderFrames, args, bar):
+    """The animatediff job, or the requests one after another (in this process, or
+    through --server's queue): the FrameReports."""
+    run_job, close = generate.job_runner(args)
+    try:
+        if not isinstance(steps, Job):
+            return _requests(steps, base, io, args.depth_control, run_job, bar)
+        if steps.animatediff is None:  # every frame on disk
+            return [FrameReport(f, "on disk") for f in frames]
+        return batch.store(frames, [i.image for i in run_job(steps, bar).images], io)
+    finally:
+        close()
+
+
 def _batch(base: Job, frames: list[int], s: SequenceSettings, io: FolderFrames, args) -> Job:
     """The animatediff job over every frame; a job without settings when all are on disk."""
     if not batch.missing(frames, io):
@@ -162,27 +222,26 @@ def main(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{len(frames)} frames, seed {seed}, mode {s.mode.value}", file=sys.stderr)
     bar = generate.Bar(quiet=args.json)
-    run_job, close = generate.job_runner(args)
     try:
-        if isinstance(steps, Job):  # animatediff: one job, every frame
-            reports = [FrameReport(f, "on disk") for f in frames]
-            if steps.animatediff is not None:
-                images = [i.image for i in run_job(steps, bar).images]
-                reports = batch.store(frames, images, io)
+        if s.mode is Mode.FIXED_SEED and args.server:
+            reports = _fan_out(frames, base, io, args, bar)
         else:
-            reports = _requests(steps, base, io, args.depth_control, run_job, bar)
+            reports = _one_by_one(steps, frames, base, io, args, bar)
     except (MotionError, ValueError) as exc:
         raise DreamwireError(ErrorCode.INVALID_JOB, str(exc)) from None
     finally:
         bar.close()
-        close()
+    return _report(out, seed, s, reports, args.json)
+
+
+def _report(out, seed: int, s: SequenceSettings, reports: list[FrameReport], as_json: bool) -> int:
     record = {
         "folder": str(Path(out).resolve()),
         "seed": seed,
         "mode": s.mode.value,
         "frames": [dataclasses.asdict(r) for r in reports],
     }
-    if args.json:
+    if as_json:
         print(json.dumps(record, indent=2))
     else:
         made = sum(r.source != "on disk" for r in reports)

@@ -387,13 +387,16 @@ def run_local(args: argparse.Namespace, job: Job, on_progress):
     return engine.run(job, on_progress=on_progress)
 
 
-def run_remote(args: argparse.Namespace, job: Job, on_progress):
-    """Run `job` on the backend at args.server through the wire client."""
+def server_client(args: argparse.Namespace):
+    """The wire client to the backend at args.server, with the CurveZMQ keys given."""
     from dreamwire.shared.client import Client
 
-    client = Client(
-        args.server, server_public_key=args.server_key, client_secret_key=args.client_key
-    )
+    return Client(args.server, server_public_key=args.server_key, client_secret_key=args.client_key)
+
+
+def run_remote(args: argparse.Namespace, job: Job, on_progress):
+    """Run `job` on the backend at args.server through the wire client."""
+    client = server_client(args)
     try:
         return client.run(job, timeout=3600.0, on_progress=on_progress)
     finally:
@@ -404,11 +407,7 @@ def job_runner(args: argparse.Namespace):
     """(run one job, close) for commands that run many jobs: an engine built once here, or
     the backend's queue (--server), one job at a time."""
     if args.server:
-        from dreamwire.shared.client import Client
-
-        client = Client(
-            args.server, server_public_key=args.server_key, client_secret_key=args.client_key
-        )
+        client = server_client(args)
         return (lambda job, bar: client.run(job, timeout=3600.0, on_progress=bar)), client.close
     apply_fast_path_choice(args)
     engine = build_engine(model_roots(args), args.device, args.low_vram)

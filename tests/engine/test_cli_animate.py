@@ -4,40 +4,14 @@ a stopped run resumes; a folder without flow files is refused clearly."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-
 import numpy as np
 
-from dreamwire.backend.cli import main
-from dreamwire.shared.animation.motion import FrameMotion, flow_path, save_motion
 from dreamwire.shared.codec import decode_png
-
-SIZE = 64
-
-
-def write_flows(folder, frames=3, speed=4):
-    folder.mkdir()
-    for t in range(1, frames + 1):
-        to_prev = np.zeros((SIZE, SIZE, 2), np.float32)
-        to_next = np.zeros_like(to_prev)
-        depth = np.full((SIZE, SIZE), 10.0, np.float32)
-        ids = np.ones((SIZE, SIZE), np.int32)
-        x = 8 + speed * t
-        sq = (slice(20, 44), slice(x, x + 24))
-        to_prev[sq], to_next[sq], depth[sq], ids[sq] = (-speed, 0), (speed, 0), 4.0, 2
-        save_motion(flow_path(folder, t), FrameMotion(to_prev, to_next, depth, ids))
+from tests.support.flows import SIZE, run_animate, write_flows
 
 
 def animate(tiny_models, flows, out, *extra):
-    buf = io.StringIO()
-    argv = ["animate", str(flows), "--models", str(tiny_models), "--prompt", "a red fox",
-            "--sampler", "Euler", "--steps", "2", "--cfg", "5", "--seed", "7",
-            "--out", str(out), "--json", *extra]  # fmt: skip
-    with contextlib.redirect_stdout(buf):
-        code = main(argv)
-    return code, (json.loads(buf.getvalue()) if code == 0 else None)
+    return run_animate(["--models", str(tiny_models)], flows, out, *extra)
 
 
 def test_animate_warps_inpaints_and_resumes(tiny_models, tmp_path):

@@ -87,3 +87,41 @@ def test_control_units_and_regions_travel_to_the_server(backend, tiny_models, tm
     local = build_engine([tiny_models], "cpu", None).run(job)
     assert local.images[0].infotext == r["infotext"]
     np.testing.assert_array_equal(np.asarray(Image.open(r["path"])), local.images[0].image)
+
+
+def test_animate_fixed_seed_frames_fan_out_through_the_server(backend, tmp_path):
+    """`dreamwire animate --server` in the fixed-seed mode: every frame a `batch` job of its
+    own, one in flight at a time on this one-worker backend (each queued at position 0, as
+    the backend's log says), all written; a rerun sends only the frames not on disk."""
+    import re
+
+    from dreamwire.shared.codec import decode_png
+    from tests.support.flows import run_animate, write_flows
+
+    def queued_since(mark: int) -> list[str]:
+        return re.findall(r"queued \((\w+) priority, position (\d+)\)", backend.log_text()[mark:])
+
+    flows, out = tmp_path / "flows", tmp_path / "out"
+    write_flows(flows, frames=3)
+    server = ["--server", backend.address]
+    mark = len(backend.log_text())
+    code, rec = run_animate(server, flows, out, "--animation", "fixed_seed")
+    assert code == 0 and rec["mode"] == "fixed_seed"
+    assert [(f["frame"], f["source"]) for f in rec["frames"]] == [
+        (1, "generated"),
+        (2, "generated"),
+        (3, "generated"),
+    ]
+    assert queued_since(mark) == [("batch", "0")] * 3
+    pngs = [decode_png((out / f"frame_000{i}.png").read_bytes()) for i in (1, 2, 3)]
+    assert pngs[0].shape == (64, 64, 3) and np.array_equal(pngs[0], pngs[2])  # one seed
+    # Stopped after frame 2: frames 1 and 3 are made again, frame 2 is kept as it was.
+    kept = (out / "frame_0002.png").read_bytes()
+    (out / "frame_0001.png").unlink()
+    (out / "frame_0003.png").unlink()
+    mark = len(backend.log_text())
+    code, rec = run_animate(server, flows, out, "--animation", "fixed_seed")
+    assert code == 0
+    assert [f["source"] for f in rec["frames"]] == ["generated", "on disk", "generated"]
+    assert queued_since(mark) == [("batch", "0")] * 2
+    assert (out / "frame_0002.png").read_bytes() == kept
