@@ -26,7 +26,23 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max_grad_norm", type=float, default=1.0, help="0: no clipping")
-    p.add_argument("--overwrite", action="store_true", help="replace a LoRA of the same name")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a LoRA of the same name (or a stopped run's saved state)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the state a stopped run of NAME saved (Lora/NAME.train-state)",
+    )
+    p.add_argument(
+        "--save_every_n_steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="save the run's state every N steps too (it is always saved when stopped)",
+    )
     add_engine_arguments(p)
     p.set_defaults(func=run)
 
@@ -53,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         options=options,
         overwrite=args.overwrite,
+        resume=args.resume,
+        save_every=args.save_every_n_steps,
     )
     engine = build_engine([args.models], args.device, args.low_vram)
 
