@@ -19,6 +19,7 @@ from peft.utils import get_peft_model_state_dict
 
 from .dataset import Dataset, TrainingImage, load_pixels
 from .options import LoraTrainOptions
+from .plain_unet import unfused_eager
 from .state import RunIdentity, TrainState, save_state
 
 ADAPTER = "dreamwire_training"
@@ -114,27 +115,28 @@ def train_lora(
         init_lora_weights="gaussian",
         target_modules=TARGET_MODULES,
     )
-    # peft initialises lora_A from torch's global generator: seed it, without disturbing
-    # anyone else's draws.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(options.seed)
-        unet.add_adapter(config, adapter_name=ADAPTER)
-    try:
-        named = [(n, p) for n, p in unet.named_parameters() if p.requires_grad]
-        params = [p for _, p in named]
-        for p in params:
-            p.data = p.data.float()  # trained in float32 whatever the model's dtype
-        optimizer = torch.optim.AdamW(params, lr=options.learning_rate)
-        position = _Position(0, gen.get_state(), [])
-        if resume is not None:
-            position = _restore(resume, named, optimizer, gen)
-        run = _Run(unet, sched, examples, dataset.epoch(), options, scaling, on_step)
-        losses = run.steps(position, gen, optimizer, params, checkpointing)
-        state = _lora_state(unet)
-    finally:
-        unet.unload_lora()
-        for name, p in unet.named_parameters():
-            p.requires_grad_(grad_flags.get(name, False))
+    with unfused_eager(unet):
+        # peft initialises lora_A from torch's global generator: seed it, without
+        # disturbing anyone else's draws.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(options.seed)
+            unet.add_adapter(config, adapter_name=ADAPTER)
+        try:
+            named = [(n, p) for n, p in unet.named_parameters() if p.requires_grad]
+            params = [p for _, p in named]
+            for p in params:
+                p.data = p.data.float()  # trained in float32 whatever the model's dtype
+            optimizer = torch.optim.AdamW(params, lr=options.learning_rate)
+            position = _Position(0, gen.get_state(), [])
+            if resume is not None:
+                position = _restore(resume, named, optimizer, gen)
+            run = _Run(unet, sched, examples, dataset.epoch(), options, scaling, on_step)
+            losses = run.steps(position, gen, optimizer, params, checkpointing)
+            state = _lora_state(unet)
+        finally:
+            unet.unload_lora()
+            for name, p in unet.named_parameters():
+                p.requires_grad_(grad_flags.get(name, False))
     return TrainResult(state, losses)
 
 
