@@ -49,7 +49,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dreamwire.backend.training.options import LoraTrainOptions
-    from dreamwire.backend.training.run import TrainRequest, run_training
+    from dreamwire.backend.training.run import TrainRequest, output_path, run_training
+    from dreamwire.backend.training.state import state_path
 
     from .engine_options import build_engine
 
@@ -77,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     def report(step) -> None:
         print(f"step {step.step}/{step.total} loss {step.loss:.5f}", flush=True)
 
-    trained = run_training(engine, request, report)
+    state = state_path(output_path(request))
+    try:
+        trained = run_training(engine, request, report)
+    except KeyboardInterrupt:
+        # The loop saved the finished steps' state on its way out.
+        if state.is_file():
+            print(f"stopped; state saved in {state}: run again with --resume", file=sys.stderr)
+        return 130
     print(f"saved {trained.path}", file=sys.stderr)
     return 0

@@ -75,9 +75,12 @@ class _Sampler:
     def picture(self) -> np.ndarray:
         import diffusers
 
-        parts = ("vae", "text_encoder", "tokenizer", "unet", "scheduler")
+        parts = ("vae", "text_encoder", "tokenizer", "unet")
+        # A scheduler of its own: the cached model's is left as the engine keeps it.
+        sched = self.components["scheduler"]
         pipe = diffusers.StableDiffusionPipeline(
             **{k: self.components[k] for k in parts},
+            scheduler=type(sched).from_config(sched.config),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
