@@ -1,13 +1,21 @@
 """Resume: a run stopped after 2 steps and resumed for 2 more writes the very LoRA a run of
 4 straight steps writes (same process, same thread count: bit for bit); the state is saved
-on a schedule and on every stop, and a stopped run's state is never overwritten unasked."""
+on a schedule and on every stop, and a stopped run's state is never overwritten unasked.
+Last, training on a UNet the GPU fast path has fused (q/k/v in one projection; the fusion is
+device-agnostic module surgery, so the CPU shows it): every projection's LoRA still learns
+and the fused attention is given back. It runs last in this module, on the module's one
+engine, as it leaves that UNet fused."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from diffusers.models.attention_processor import FusedAttnProcessor2_0
 from safetensors.torch import load_file
 
+from dreamwire.backend.engine.fastpath import fuse_qkv
+from dreamwire.backend.training.dataset import read_dataset
+from dreamwire.backend.training.loop import train_lora
 from dreamwire.backend.training.options import LoraTrainOptions
 from dreamwire.backend.training.run import TrainRequest, run_training
 from dreamwire.backend.training.state import load_state
@@ -91,3 +99,29 @@ def test_resume_refuses_changed_options(train_engine, train_root, two_images):
     with pytest.raises(DreamwireError) as err:
         run_training(train_engine, request)
     assert err.value.code is ErrorCode.INVALID_JOB and "network_dim" in err.value.message
+
+
+def _fused(unet) -> int:
+    return sum(
+        isinstance(getattr(m, "processor", None), FusedAttnProcessor2_0) for m in unet.modules()
+    )
+
+
+def test_last_a_fused_unet_trains_every_projection_and_stays_fused(train_engine, two_images):
+    components = train_engine.load("tiny-sd1").components
+    unet = components["unet"]
+    fused = fuse_qkv(unet)
+    assert fused > 0 and _fused(unet) == fused
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    options = LoraTrainOptions(
+        network_dim=2, learning_rate=1e-2, max_train_steps=2, resolution=32, seed=1
+    )
+    result = train_lora(components, read_dataset(two_images), options)
+    ups = {k: v for k, v in result.lora_state.items() if ".lora_B." in k}
+    for proj in ("to_q", "to_k", "to_v", "to_out.0"):
+        mine = [v for k, v in ups.items() if f".{proj}.lora_B." in k]
+        assert mine and all(v.abs().max() > 0 for v in mine), proj  # each one learned
+    assert _fused(unet) == fused
+    after = unet.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)
