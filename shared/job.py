@@ -21,6 +21,7 @@ from .animatediff import AnimateDiff, FrameControl, check_animatediff
 from .errors import DreamwireError, ErrorCode
 from .job_fields import FieldCheck
 from .job_mode import JobMode, implied_mode
+from .lora_training import LoraTraining, check_lora_training, lora_training_from_wire
 from .materials import Materials, check_materials
 from .segment import Segment, check_segment, segment_from_wire
 
@@ -303,6 +304,8 @@ class Job:
     animatediff: AnimateDiff | None = None
     # Click-to-mask settings (mode segment only; shared/segment.py).
     segment: Segment | None = None
+    # LoRA training settings (mode train_lora only; shared/lora_training.py).
+    train_lora: LoraTraining | None = None
     seamless: str = "none"
     tiled_vae: bool | None = None  # None: decided from the size and free memory
     controls: list[ControlUnit] = field(default_factory=list)
@@ -446,17 +449,21 @@ class Job:
             check_materials(self.materials, self.job_id)
         if self.animatediff is not None:
             check_animatediff(self.animatediff, self.job_id, (self.width, self.height))
-        if self.attention_maps and (self.upscale or self.materials or self.regions):
+        if self.attention_maps and (
+            self.upscale or self.materials or self.regions or self.train_lora
+        ):
             # DAAM reads one prompt over one generation's steps: an SD upscale's tiles,
             # Marigold's pipelines and per-region prompts have no such single reading.
             raise bad(
                 ErrorCode.INVALID_JOB,
                 "attention maps need one prompt generating one picture: not with an upscale, "
-                "materials or regional prompts",
+                "materials, regional prompts or LoRA training",
             )
         if self.segment is not None:
             size = None if self.init_image is None else self.init_image.shape[1::-1]
             check_segment(self.segment, self.job_id, size)
+        if self.train_lora is not None:
+            check_lora_training(self.train_lora, self.job_id)
         self._check_mode()
         for i, c in enumerate(self.controls):
             where = f"control unit {i} ({c.type})"
@@ -528,7 +535,9 @@ class Job:
             raise bad(ErrorCode.INVALID_JOB, "takes no init image (send mode img2img)")
         if mode is JobMode.ANIMATEDIFF and picture:
             raise bad(ErrorCode.INVALID_JOB, "takes no init image (frames come from noise)")
-        if mode not in (JobMode.TXT2IMG, JobMode.ANIMATEDIFF) and not picture:
+        if mode is JobMode.TRAIN_LORA and picture:
+            raise bad(ErrorCode.INVALID_JOB, "takes no init image (it reads train_lora.data)")
+        if mode not in (JobMode.TXT2IMG, JobMode.ANIMATEDIFF, JobMode.TRAIN_LORA) and not picture:
             raise bad(ErrorCode.INVALID_IMAGE, "needs an init image")
         if mode is JobMode.INPAINT and not inpaints:
             raise bad(ErrorCode.INVALID_MASK, "needs a mask or outpaint margins")
@@ -540,9 +549,15 @@ class Job:
             raise bad(ErrorCode.INVALID_JOB, "takes no upscale settings (send mode upscale)")
         if mode is JobMode.EDIT and not self.prompt.strip():
             raise bad(ErrorCode.INVALID_PROMPT, "needs an instruction in its prompt")
-        # Modes that read one image and make no picture: each needs its own settings and
-        # takes none of a generation's extras.
-        for own, settings in ((JobMode.MATERIALS, self.materials), (JobMode.SEGMENT, self.segment)):
+        # Modes that make no generated picture (they read one image, or train a LoRA whose
+        # samples show it alone): each needs its own settings and takes none of a
+        # generation's extras.
+        own_settings = (
+            (JobMode.MATERIALS, self.materials),
+            (JobMode.SEGMENT, self.segment),
+            (JobMode.TRAIN_LORA, self.train_lora),
+        )
+        for own, settings in own_settings:
             if (mode is own) != (settings is not None):
                 what = (
                     f"needs its {own} settings"
@@ -555,7 +570,7 @@ class Job:
             ):
                 raise bad(
                     ErrorCode.INVALID_JOB,
-                    "takes no Hires.fix, control units, LoRAs, regions or batch (one image in)",
+                    "takes no Hires.fix, control units, LoRAs, regions or batch",
                 )
         if mode is JobMode.LAYERS and (
             self.hires or self.controls or self.regions or self.batch != 1
@@ -794,6 +809,8 @@ class Job:
             del body["segment"]  # likewise: only a segment job carries it
         elif not self.segment.subject:
             del body["segment"]["subject"]  # a click job's body is what it was before it
+        if self.train_lora is None:
+            del body["train_lora"]  # likewise: only a training job carries it
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
@@ -877,6 +894,8 @@ class Job:
                 data["animatediff"] = AnimateDiff(**ad)
             if data.get("segment") is not None:
                 data["segment"] = segment_from_wire(data["segment"])
+            if data.get("train_lora") is not None:
+                data["train_lora"] = lora_training_from_wire(data["train_lora"])
             data["controls"] = [
                 ControlUnit(
                     **{**build(ControlUnit, c, f"controls[{i}]"), "image": arr(c.get("image"))}

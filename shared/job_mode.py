@@ -35,6 +35,9 @@ class JobMode(str, Enum):
     # A mask of the object the artist clicked in the init image, by SAM 2
     # (shared/segment.py); no checkpoint is loaded.
     SEGMENT = "segment"
+    # A LoRA trained on a folder of pictures (shared/lora_training.py) into the LoRA folder;
+    # the job's prompt and seed make its sample pictures.
+    TRAIN_LORA = "train_lora"
 
     def __str__(self) -> str:
         return self.value

@@ -584,6 +584,12 @@ def parse_result(msg: Message) -> JobResult:
 
 def progress_message(p: Progress) -> Message:
     body = {"state": p.state, "step": int(p.step), "total": int(p.total), "message": p.message}
+    # Only a training job's progress carries them, so every other body is as it was; a
+    # diverged loss (NaN, inf) is left out, as strict JSON has no word for it.
+    for name in ("loss", "eta"):
+        value = getattr(p, name)
+        if value is not None and math.isfinite(value):
+            body[name] = float(value)
     buffers = [p.preview] if p.preview is not None else []
     return Message(PROGRESS, body, buffers, job_id=p.job_id)
 
@@ -598,6 +604,8 @@ def parse_progress(msg: Message) -> Progress:
             int(b.get("total", 0)),
             msg.buffers[0] if msg.buffers else None,
             str(b.get("message", "")),
+            None if b.get("loss") is None else float(b["loss"]),
+            None if b.get("eta") is None else float(b["eta"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # Progress states, in the order a job usually passes through them.
-STATES = ("queued", "loading_model", "compiling", "generating", "decoding", "saving")
+STATES = (
+    "queued",
+    "loading_model",
+    "compiling",
+    "generating",
+    "decoding",
+    "saving",
+    "training",  # a train_lora job's steps
+)
 
 
 @dataclass
@@ -50,3 +58,6 @@ class Progress:
     total: int = 0
     preview: np.ndarray | None = None  # small H x W x 3 uint8
     message: str = ""  # human text, e.g. "loading sd15.safetensors"
+    # A training step's loss and the seconds the run has left (train_lora jobs only).
+    loss: float | None = None
+    eta: float | None = None

@@ -27,15 +27,18 @@ def apply_fast_path_choice(args: argparse.Namespace) -> None:
 
 def build_engine(models: Sequence[Path | str], device: str | None, low_vram: bool | None):
     """The engine as an artist runs it: the library over `models` with every conditioning
-    extension (LoRA, embeddings, ControlNet, adapters). The engine itself never imports the
-    conditioning package; this is where the two are put together."""
+    extension (LoRA, embeddings, ControlNet, adapters) and LoRA training. The engine itself
+    never imports the conditioning or training packages; this is where they are put
+    together."""
     from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
+    from dreamwire.backend.training.job_run import run_job
 
     return Engine(
         ModelLibrary([Path(m) for m in models]),
         device=device,
         low_vram=low_vram,
         extensions=engine_extensions(),
+        trainer=run_job,
     )

@@ -26,14 +26,31 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resolution", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max_grad_norm", type=float, default=1.0, help="0: no clipping")
-    p.add_argument("--overwrite", action="store_true", help="replace a LoRA of the same name")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a LoRA of the same name (or a stopped run's saved state)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the state a stopped run of NAME saved (Lora/NAME.train-state)",
+    )
+    p.add_argument(
+        "--save_every_n_steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="save the run's state every N steps too (it is always saved when stopped)",
+    )
     add_engine_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dreamwire.backend.training.options import LoraTrainOptions
-    from dreamwire.backend.training.run import TrainRequest, run_training
+    from dreamwire.backend.training.run import TrainRequest, output_path, run_training
+    from dreamwire.backend.training.state import state_path
 
     from .engine_options import build_engine
 
@@ -53,12 +70,21 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         options=options,
         overwrite=args.overwrite,
+        resume=args.resume,
+        save_every=args.save_every_n_steps,
     )
     engine = build_engine([args.models], args.device, args.low_vram)
 
     def report(step) -> None:
         print(f"step {step.step}/{step.total} loss {step.loss:.5f}", flush=True)
 
-    trained = run_training(engine, request, report)
+    state = state_path(output_path(request))
+    try:
+        trained = run_training(engine, request, report)
+    except KeyboardInterrupt:
+        # The loop saved the finished steps' state on its way out.
+        if state.is_file():
+            print(f"stopped; state saved in {state}: run again with --resume", file=sys.stderr)
+        return 130
     print(f"saved {trained.path}", file=sys.stderr)
     return 0

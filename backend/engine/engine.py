@@ -45,6 +45,9 @@ from .progress import Reporter
 from .tiled_vae import should_tile
 
 ProgressFn = Callable[[Progress], None]
+# A train_lora job's runner (backend.training.job_run.run_job), injected like the
+# conditioners: the engine never imports the training package below it.
+TrainerFn = Callable[["Engine", Job, Reporter], JobResult]
 
 
 class Engine:
@@ -56,8 +59,10 @@ class Engine:
         cache_size: int | None = None,
         extensions: list[Conditioner] | None = None,
         vae_tile_px: int | None = None,
+        trainer: TrainerFn | None = None,
     ):
         self.library = library
+        self.trainer = trainer
         self.info = dev.pick_device(device)
         self.low_vram_flag = low_vram
         if cache_size is None:
@@ -239,9 +244,9 @@ class Engine:
         worker's as it reported it (the model sizes come from this engine's library). What
         counts is what the job's plan loads: the Fill model an inpaint job runs on instead
         of the one it names, and the second transformer of a full Flux Control model."""
-        if job.mode in (JobMode.MATERIALS, JobMode.SEGMENT):
-            # Marigold's and SAM 2's folders are not estimated (PROTOCOL.md): nothing is
-            # refused for memory.
+        if job.mode in (JobMode.MATERIALS, JobMode.SEGMENT, JobMode.TRAIN_LORA):
+            # Marigold's and SAM 2's folders and training are not estimated (PROTOCOL.md):
+            # nothing is refused for memory.
             return []
         if job_plan is None:
             job_plan = self._quiet_plan(job)
@@ -320,6 +325,12 @@ class Engine:
         self._running_needs = self.check_memory(job, job_plan)  # run() forgets it at the end
         reporter = Reporter(job.job_id, on_progress, should_cancel, job.preview_every)
         reporter.check_cancel()
+        if job_plan.mode is JobMode.TRAIN_LORA:
+            if self.trainer is None:
+                raise DreamwireError(
+                    ErrorCode.MODEL_UNSUPPORTED, "this backend was built without LoRA training"
+                )
+            return self.trainer(self, job, reporter)
         if job_plan.mode is JobMode.UPSCALE and job_plan.upscale is None:
             return sd_upscale.plain(job, self.library, self.info, reporter)  # refine off
         if job_plan.materials is not None:  # Marigold's pipelines; no checkpoint

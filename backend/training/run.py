@@ -10,10 +10,11 @@ from pathlib import Path
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from .dataset import read_dataset
+from .dataset import Dataset, read_dataset
 from .kohya_file import TrainingRecord, kohya_metadata, kohya_tensors, save_lora
-from .loop import StepReport, train_lora
+from .loop import Checkpointing, StepReport, train_lora
 from .options import LoraTrainOptions
+from .state import RunIdentity, TrainState, load_state, state_path
 
 # SD1.x only in this slice; SDXL and Flux need their own text-encoder set-up and key names.
 TRAINABLE_FAMILIES = ("sd1",)
@@ -26,13 +27,19 @@ class TrainRequest:
     lora_dir: Path  # models/Lora of a model root
     model: str = ""  # checkpoint name; "" = the library's default
     options: LoraTrainOptions = LoraTrainOptions()
-    overwrite: bool = False
+    overwrite: bool = False  # replace a LoRA of that name, or a stopped run's state
+    # Go on from the saved state of a stopped run of this name (state.py); its own job's
+    # restart (same job_id) goes on without asking.
+    resume: bool = False
+    save_every: int = 0  # save the state every N steps too (kohya's save_every_n_steps)
+    job_id: str = ""
 
 
 @dataclass(frozen=True)
 class TrainedLora:
     path: Path
-    losses: list[float]
+    losses: list[float]  # this run's steps (a resumed run's only)
+    first_step: int = 1  # the step `losses[0]` belongs to
 
 
 def output_path(request: TrainRequest) -> Path:
@@ -49,9 +56,60 @@ def output_path(request: TrainRequest) -> Path:
     return path
 
 
+def _identity(options: LoraTrainOptions, dataset: Dataset, model_hash: str) -> RunIdentity:
+    return RunIdentity(
+        seed=options.seed,
+        network_dim=options.network_dim,
+        network_alpha=float(options.network_alpha),
+        learning_rate=options.learning_rate,
+        resolution=options.resolution,
+        max_grad_norm=options.max_grad_norm,
+        images=tuple(
+            f"{img.repeats}|{img.path.relative_to(dataset.root).as_posix()}|{img.caption}"
+            for img in dataset.images
+        ),
+        base_model_hash=model_hash,
+    )
+
+
+def _saved_state(request: TrainRequest, path: Path, identity: RunIdentity) -> TrainState | None:
+    """The state to go on from, or None for a fresh run; a stopped run's state is never
+    overwritten unasked."""
+    name = path.stem
+    file = state_path(path)
+    if not file.is_file():
+        if request.resume:
+            raise DreamwireError(
+                ErrorCode.INVALID_JOB,
+                f"there is no saved state of a LoRA training named {name!r} to resume ({file})",
+            )
+        return None
+    state = load_state(file)
+    if not (request.resume or (request.job_id and state.job_id == request.job_id)):
+        if request.overwrite:
+            return None
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB,
+            f"a stopped training of {name!r} saved its state at step {state.step}: resume it, "
+            "or overwrite to start over",
+        )
+    changed = identity.differences(state.identity)
+    if changed:
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB,
+            f"cannot resume {name!r}: {', '.join(changed)} differ from the stopped run's "
+            "(the dataset, the base model and the options but steps must stay as they were)",
+        )
+    return state
+
+
 def run_training(
     engine, request: TrainRequest, on_step: Callable[[StepReport], None] | None = None
 ) -> TrainedLora:
+    if request.save_every < 0:
+        raise DreamwireError(
+            ErrorCode.INVALID_JOB, f"save_every must be 0 or more (got {request.save_every})"
+        )
     path = output_path(request)
     dataset = read_dataset(request.data)
     model = engine.load(request.model)
@@ -60,16 +118,22 @@ def run_training(
             ErrorCode.MODEL_UNSUPPORTED,
             f"LoRA training runs on SD1.x models so far; {model.name} is {model.family}",
         )
+    identity = _identity(request.options, dataset, model.short_hash)
+    resume = _saved_state(request, path, identity)
+    checkpointing = Checkpointing(state_path(path), identity, request.save_every, request.job_id)
     started = time.time()
-    result = train_lora(model.components, dataset, request.options, on_step)
+    result = train_lora(model.components, dataset, request.options, on_step, resume, checkpointing)
+    first = 1 if resume is None else resume.step + 1
     record = TrainingRecord(
         output_name=path.stem,
         base_model=model.name,
         base_model_hash=model.short_hash,
         started_at=started,
         finished_at=time.time(),
-        steps_done=len(result.losses),
+        steps_done=first - 1 + len(result.losses),
     )
     tensors = kohya_tensors(result.lora_state, request.options.network_alpha)
     save_lora(path, tensors, kohya_metadata(request.options, dataset, record))
-    return TrainedLora(path, result.losses)
+    # The LoRA is whole: the state of the run that made it has done its work.
+    state_path(path).unlink(missing_ok=True)
+    return TrainedLora(path, result.losses, first)

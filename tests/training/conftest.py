@@ -26,8 +26,11 @@ def train_engine(train_root):
     from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
+    from dreamwire.backend.training.job_run import run_job
 
-    return Engine(ModelLibrary([train_root]), device="cpu", extensions=engine_extensions())
+    return Engine(
+        ModelLibrary([train_root]), device="cpu", extensions=engine_extensions(), trainer=run_job
+    )
 
 
 @pytest.fixture(scope="module")

@@ -172,7 +172,7 @@ class _Stop(Exception):
     pass
 
 
-def test_a_run_stopped_midway_leaves_no_file_and_the_unet_as_it_was(
+def test_a_run_stopped_midway_leaves_no_lora_and_the_unet_as_it_was(
     train_engine, train_root, two_images
 ):
     before = _unet_state(train_engine)
@@ -184,7 +184,10 @@ def test_a_run_stopped_midway_leaves_no_file_and_the_unet_as_it_was(
     request = TrainRequest(data=two_images, name="stopped", lora_dir=lora_dir, options=OPTIONS)
     with pytest.raises(_Stop):
         run_training(train_engine, request, stop)
-    assert not list(lora_dir.glob("stopped*"))
+    # No LoRA where <lora:stopped> would find it; only the state a resume goes on from.
+    assert [p.name for p in lora_dir.glob("stopped*")] == ["stopped.train-state"]
+    train_engine.library.refresh()
+    assert "stopped" not in train_engine.capabilities()["loras"]
     unet = train_engine.load("tiny-sd1").components["unet"]
     assert not any("lora" in name for name, _ in unet.named_modules())
     after = _unet_state(train_engine)

@@ -1,0 +1,119 @@
+"""A train_lora job through a real backend process: the queue runs a generation sent behind
+it only after it ends, on the UNet as it was (bit for bit); progress carries step, loss, ETA
+and sample previews; a backend killed mid-training goes on from the saved state when it
+restarts, and a cancel ends the job with its state kept for a resume."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dreamwire.backend.training.state import load_state
+from dreamwire.shared import events as ev
+from dreamwire.shared.client import Client
+from dreamwire.shared.job import Job
+from dreamwire.shared.lora_training import LoraTraining
+from tests.support.wire import collect, ended, small_job
+
+SD1 = Path("models") / "Stable-diffusion" / "tiny-sd1.safetensors"
+
+
+@pytest.fixture
+def train_models(tiny_models, tmp_path):
+    """A model root of its own: the tiny SD1 file and training/thing/5_thing with two
+    pictures, so the LoRAs made here stay out of the shared library."""
+    root = tmp_path / "root"
+    (root / SD1).parent.mkdir(parents=True)
+    shutil.copyfile(tiny_models / SD1, root / SD1)
+    folder = root / "training" / "thing" / "5_thing"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def _train(name: str, steps: int, **kw) -> Job:
+    settings = dict(network_dim=2, resolution=32, max_train_steps=steps, **kw)
+    return Job(
+        mode="train_lora",
+        prompt="a red thing",
+        steps=1,
+        width=32,
+        height=32,
+        seed=3,
+        sampler="Euler",
+        train_lora=LoraTraining(data="thing", name=name, **settings),
+    )
+
+
+def _mine(job_id):
+    return lambda e: getattr(e, "job_id", None) == job_id
+
+
+def _training_steps(events, job_id):
+    return [
+        e.progress
+        for e in events
+        if isinstance(e, ev.ProgressEvent) and e.job_id == job_id and e.progress.state == "training"
+    ]
+
+
+def test_training_holds_the_queue_and_gives_the_unet_back(backend_factory, train_models):
+    backend = backend_factory(models=[train_models])
+    c = Client(backend.address)
+    try:
+        c.connect_wait(60)
+        picture = small_job(width=32, height=32, steps=1, seed=9)
+        before = c.run(picture, timeout=120).images[0].image
+
+        train = c.submit(_train("queued", 3, sample_every_n_steps=1))
+        after = c.submit(small_job(width=32, height=32, steps=1, seed=9))
+        events = collect(c, lambda es: ended(train)(es) and ended(after)(es))
+
+        waiting = next(e for e in events if isinstance(e, ev.Accepted) and e.job_id == after)
+        assert waiting.position >= 1  # queued behind the training
+        order = [e.job_id for e in events if isinstance(e, ev.ProgressEvent | ev.ResultEvent)]
+        assert after not in order[: max(i for i, j in enumerate(order) if j == train)]
+        steps = _training_steps(events, train)
+        assert [p.step for p in steps] == [1, 2, 3] and {p.total for p in steps} == {3}
+        assert all(p.loss > 0 and p.eta >= 0 and p.preview is not None for p in steps)
+        (result,) = [
+            e.result for e in events if isinstance(e, ev.ResultEvent) and e.job_id == train
+        ]
+        assert result.images[0].image.shape == (32, 32, 3)
+        assert (train_models / "models" / "Lora" / "queued.safetensors").is_file()
+        (gen,) = [e.result for e in events if isinstance(e, ev.ResultEvent) and e.job_id == after]
+        assert np.array_equal(gen.images[0].image, before)  # the UNet came back bit for bit
+    finally:
+        c.close()
+
+
+def test_a_killed_backend_resumes_training_and_a_cancel_keeps_the_state(
+    backend_factory, train_models
+):
+    backend = backend_factory(models=[train_models])
+    state_file = train_models / "models" / "Lora" / "long.train-state"
+    c = Client(backend.address, heartbeat_timeout=1.0)
+    try:
+        c.connect_wait(60)
+        job_id = c.submit(_train("long", 100_000, save_every_n_steps=1))
+        collect(c, lambda es: any(p.step >= 3 for p in _training_steps(es, job_id)))
+        backend.kill()  # no stop handler runs: only the scheduled saves are on disk
+        saved = load_state(state_file).step
+        assert saved >= 2
+        backend.start()  # the job comes back from the queue folder, as the same job
+
+        events = collect(c, lambda es: bool(_training_steps(es, job_id)))
+        assert _training_steps(events, job_id)[0].step == saved + 1  # it went on
+        c.cancel(job_id)
+        events = collect(c, ended(job_id))
+        assert any(isinstance(e, ev.Cancelled) for e in filter(_mine(job_id), events))
+        assert load_state(state_file).step > saved  # stopped, and its state kept
+        assert not (train_models / "models" / "Lora" / "long.safetensors").exists()
+    finally:
+        c.close()
