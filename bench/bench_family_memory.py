@@ -53,6 +53,19 @@ class Row:
     estimate_GiB: float  # memory_plan.estimate for the family spec, same mode and format
 
 
+def plan_estimate(fam: sf.SimFamily, side: int, mode: str, weights: str) -> int:
+    """memory_plan.estimate for a txt2img of `fam` in a Row's mode and format."""
+    return memory_plan.estimate(
+        fam.key,
+        side,
+        side,
+        offload=mode == "model",
+        sequential=mode == "sequential",
+        weights=weight_format(weights),
+        variant=fam.variant,
+    )
+
+
 def peaks(fam: sf.SimFamily, factor: float, formats=FORMATS) -> tuple[list[Row], dict]:
     """Each format's calibrated peak per mode, and the transformer's activations."""
     base = ps.PipelineSim(fam, "fp16")
@@ -79,14 +92,7 @@ def peaks(fam: sf.SimFamily, factor: float, formats=FORMATS) -> tuple[list[Row],
         ]
         for mode in ps.MODES:
             worst = max(by_mode[mode], key=lambda s: s.calibrated(factor))
-            est = memory_plan.estimate(
-                fam.key,
-                SIDE,
-                SIDE,
-                offload=mode == "model",
-                sequential=mode == "sequential",
-                weights=weight_format(key),
-            )
+            est = plan_estimate(fam, SIDE, mode, key)
             rows.append(
                 Row(fam.arch, key, mode, worst.calibrated(factor) / GiB, worst.name, est / GiB)
             )
@@ -101,7 +107,7 @@ def peaks(fam: sf.SimFamily, factor: float, formats=FORMATS) -> tuple[list[Row],
 
 def compare(fam: sf.SimFamily, fig: ps.Figures, act_bytes: int, factor: float) -> dict:
     """The spec's MemoryFigures beside the sim's, with each one's ratio (spec / sim)."""
-    m = spec_for(fam.key).memory
+    m = spec_for(fam.key).memory_for(fam.variant)
     samples = 2 if fam.cfg_batch else 1
     per_px = act_bytes / (SIDE // 8) ** 2 / samples
     pairs = {
@@ -120,6 +126,22 @@ def compare(fam: sf.SimFamily, fig: ps.Figures, act_bytes: int, factor: float) -
     return {k: {"spec": a, "sim": b} for k, (a, b) in pairs.items()}
 
 
+def reestimate(path: Path) -> None:
+    """The estimates of a recorded run's rows from the specs as they are now: the peaks are
+    the simulation's and do not move when the plan's figures do."""
+    out = json.loads(path.read_text())
+    for arch, rec in out["families"].items():
+        fam = sf.FAMILIES[arch]
+        for row in rec["rows"]:
+            est = plan_estimate(fam, out["side"], row["mode"], row["weights"])
+            row["estimate_now_GiB"] = est / GiB
+            print(
+                f"{fam.label} {row['weights']} {row['mode']}: peak {row['peak_GiB']:.2f}"
+                f" estimate {row['estimate_GiB']:.2f} -> {row['estimate_now_GiB']:.2f}"
+            )
+    path.write_text(json.dumps(out, indent=1, default=str))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -127,7 +149,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--factor", type=float, help="calibration factor (default: calibrate)")
     ap.add_argument("--only", nargs="+", choices=sorted(sf.FAMILIES), default=list(NEW))
+    ap.add_argument(
+        "--reestimate",
+        action="store_true",
+        help="only recompute --json's estimates from the specs (no simulation)",
+    )
     a = ap.parse_args(argv)
+    if a.reestimate:
+        reestimate(a.json)
+        return 0
     factor = a.factor
     if factor is None:
         from bench_lowvram import calibrate

@@ -46,6 +46,9 @@ class SimFamily:
     # Z-Image base), False when it is distilled away or runs as a second call in turn
     # (Flux.1 dev, Z-Image Turbo, Flux.2 Klein, Qwen-Image's true CFG).
     cfg_batch: bool
+    # The catalog's variant of `arch` ("" = a plain one): the spec's figures for it
+    # (FamilySpec.memory_for; SD3.5 Medium has its own).
+    variant: str = ""
 
 
 def _flux(model, lat: int, n: int):
@@ -138,7 +141,15 @@ SD35_LARGE = SimFamily(
     "sd3", "SD3.5 Large", "sd3.5-large", SD3_TEXTS, 333, _sd3, _decode_2d, cfg_batch=True
 )
 SD35_MEDIUM = SimFamily(
-    "sd3", "SD3.5 Medium", "sd3.5-medium", SD3_TEXTS, 333, _sd3, _decode_2d, cfg_batch=True
+    "sd3",
+    "SD3.5 Medium",
+    "sd3.5-medium",
+    SD3_TEXTS,
+    333,
+    _sd3,
+    _decode_2d,
+    cfg_batch=True,
+    variant="medium",
 )
 QWEN_IMAGE = SimFamily(
     "qwen-image",

@@ -79,21 +79,41 @@ def free_memory(info: DeviceInfo) -> int | None:
     return None
 
 
-def _native_plan(info: DeviceInfo, family: str, weights: WeightFormat, control_models: int = 0):
+def _native_plan(
+    info: DeviceInfo,
+    family: str,
+    weights: WeightFormat,
+    control_models: int = 0,
+    variant: str = "",
+):
     """The memory plan for the family's native size with the memory free now (None: no
     limit known, as on the CPU). Decided at the native size (memory_plan.choose estimates
     the peak there); larger outputs get a tiled VAE decode per pass from the fast path's
     memory check."""
-    return _plan_at(free_memory(info), family, weights, control_models)
+    return _plan_at(free_memory(info), family, weights, control_models, variant)
 
 
-def _plan_at(free: int | None, family: str, weights: WeightFormat, control_models: int = 0):
+def _plan_at(
+    free: int | None,
+    family: str,
+    weights: WeightFormat,
+    control_models: int = 0,
+    variant: str = "",
+):
     if free is None:
         return None
     from .memory_plan import choose
 
     side = family_spec(family).resolution.native
-    return choose(family, side, side, free, weights=weights, control_models=control_models)
+    return choose(
+        family,
+        side,
+        side,
+        free,
+        weights=weights,
+        control_models=control_models,
+        variant=variant,
+    )
 
 
 def want_low_vram(
@@ -102,9 +122,11 @@ def want_low_vram(
     forced: bool | None,
     weights: WeightFormat = FULL,
     control_models: int = 0,
+    variant: str = "",
 ) -> bool:
-    """`control_models`: whole denoisers a job loads beside the model's (memory_plan.py)."""
-    return low_vram_at(free_memory(info), family, forced, weights, control_models)
+    """`control_models`: whole denoisers a job loads beside the model's; `variant`: the
+    checkpoint's, for its own memory figures (memory_plan.py)."""
+    return low_vram_at(free_memory(info), family, forced, weights, control_models, variant)
 
 
 def low_vram_at(
@@ -113,12 +135,13 @@ def low_vram_at(
     forced: bool | None,
     weights: WeightFormat = FULL,
     control_models: int = 0,
+    variant: str = "",
 ) -> bool:
     """want_low_vram for a GPU with `free` bytes free (None: not a CUDA GPU): another
     worker's, as it reported them (the Ray pool's per-actor admission)."""
     if forced is not None:
         return forced
-    plan = _plan_at(free, family, weights, control_models)
+    plan = _plan_at(free, family, weights, control_models, variant)
     return plan is not None and plan.low_vram
 
 
@@ -128,13 +151,14 @@ def want_sequential(
     forced: bool | None,
     weights: WeightFormat = FULL,
     control_models: int = 0,
+    variant: str = "",
 ) -> bool:
     """Whether the memory plan wants one layer at a time on the GPU (sequential CPU
     offload: Flux bf16 on a 24 GiB card, any Flux on 8 GiB). An artist's own low-VRAM
     switch means model offload, as before."""
     if forced is not None:
         return False
-    plan = _native_plan(info, family, weights, control_models)
+    plan = _native_plan(info, family, weights, control_models, variant)
     return plan is not None and plan.sequential
 
 

@@ -196,7 +196,9 @@ class Engine:
         fits where its bf16 original needs offload), runs in low-VRAM mode; a job's full
         Flux Control models (`control_models`) are second transformers beside it."""
         family = libs.family(arch)
-        return dev.want_low_vram(self.info, family, self.low_vram_flag, weights, control_models)
+        return dev.want_low_vram(
+            self.info, family, self.low_vram_flag, weights, control_models, libs.variant(arch)
+        )
 
     def _placement(
         self, arch: str | None, weights: WeightFormat = FULL, control_models: int = 0
@@ -261,6 +263,7 @@ class Engine:
             where.low_vram,
             sized.weights,
             len(seconds),
+            libs.variant(sized.arch),
         )
         tiled = should_tile(job.tiled_vae, *runner.final_size(job), low_vram, job.seamless)
         native = family_spec(libs.family(sized.arch)).resolution.native
@@ -350,7 +353,7 @@ class Engine:
         low_vram = self.low_vram(model.arch, model.weights, seconds)
         family = libs.family(model.arch)
         sequential = low_vram and dev.want_sequential(
-            self.info, family, self.low_vram_flag, model.weights, seconds
+            self.info, family, self.low_vram_flag, model.weights, seconds, libs.variant(model.arch)
         )
         # A no-op unless it changed.
         to_device(model.components, self._placement(model.arch, model.weights, seconds))

@@ -13,6 +13,12 @@ def family(arch: str | None) -> str:
     return catalog.family_of(arch)
 
 
+def variant(arch: str | None) -> str:
+    """The catalog's variant of the architecture ("" = a plain one): the memory plan counts
+    a variant with its own figures (SD3.5 Medium) by them."""
+    return catalog.variant_of(arch)
+
+
 def checkpoint(library, name: str) -> ModelEntry:
     return library.find(Kind.CHECKPOINT, name)
 

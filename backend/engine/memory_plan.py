@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dreamwire.backend.families import spec_for
+from dreamwire.backend.families.spec import MemoryFigures
 from dreamwire.backend.library.weight_formats import FULL, WeightFormat
 
 GiB = 2**30
@@ -58,30 +59,44 @@ class MemoryPlan:
         return self.level == "sequential"
 
 
-def weight_bytes(family: str, part: str, dtype_bytes: int = 2) -> int:
-    return int(spec_for(family).memory.params_m(part) * 1e6 * dtype_bytes)
+def figures(family: str, variant: str = "") -> MemoryFigures:
+    """The family's figures, or its variant's own (the catalog's variant of the checkpoint's
+    arch: SD3.5 Medium's MMDiT-X is a third of Large's)."""
+    return spec_for(family).memory_for(variant)
 
 
-def denoiser_bytes(family: str, weights: WeightFormat = FULL, dtype_bytes: int = 2) -> int:
+def weight_bytes(family: str, part: str, dtype_bytes: int = 2, variant: str = "") -> int:
+    return int(figures(family, variant).params_m(part) * 1e6 * dtype_bytes)
+
+
+def denoiser_bytes(
+    family: str, weights: WeightFormat = FULL, dtype_bytes: int = 2, variant: str = ""
+) -> int:
     """The denoiser's weights as stored in `weights`' format (the rest of it, which no
     format stores quantized, at `dtype_bytes`), plus the copies of its largest layer that
     exist while that layer is upcast to the compute dtype."""
-    m = spec_for(family).memory
+    m = figures(family, variant)
     params = m.denoiser_params_m * 1e6
     if not weights.quantized:
         return int(params * dtype_bytes)
-    # Layerwise casting skips the layers the model class names; quantizers take every
-    # linear layer (all but a few thousand parameters of the denoiser).
-    stored = params * (m.cast_share if weights.layerwise_cast else 1.0)
+    # Layerwise casting skips the layers the model class names (cast_share counts them);
+    # quantizers take every linear layer (all but a few thousand parameters of the
+    # denoiser, and the buffers the figures name).
+    if weights.layerwise_cast:
+        stored = params * m.cast_share
+    else:
+        stored = params - m.unquantized_params_m * 1e6
     upcast = m.largest_layer_params_m * 1e6 * dtype_bytes * weights.upcast_copies
     rest = (params - stored) * dtype_bytes
     return int(stored * weights.bytes_per_weight(dtype_bytes) + rest + upcast)
 
 
-def one_module_bytes(family: str, weights: WeightFormat = FULL, dtype_bytes: int = 2) -> int:
+def one_module_bytes(
+    family: str, weights: WeightFormat = FULL, dtype_bytes: int = 2, variant: str = ""
+) -> int:
     """What sequential offload holds on the GPU at once: the largest module, or the
     denoiser's largest layer as stored with its upcast copies."""
-    m = spec_for(family).memory
+    m = figures(family, variant)
     layer = m.largest_layer_params_m * (
         weights.bytes_per_weight(dtype_bytes) + dtype_bytes * weights.upcast_copies
     )
@@ -92,8 +107,10 @@ def vae_upcast(family: str) -> float:
     return spec_for(family).memory.vae_upcast
 
 
-def denoiser_activations(family: str, width: int, height: int, batch: int, cfg: bool = True) -> int:
-    m = spec_for(family).memory
+def denoiser_activations(
+    family: str, width: int, height: int, batch: int, cfg: bool = True, variant: str = ""
+) -> int:
+    m = figures(family, variant)
     samples = batch * (2 if cfg and m.cfg_batch else 1)
     per_px = m.denoiser_act_per_latent_px
     return int((width // 8) * (height // 8) * samples * per_px)
@@ -123,32 +140,37 @@ def estimate(
     controlnets: int = 0,
     weights: WeightFormat = FULL,
     control_models: int = 0,
+    variant: str = "",
 ) -> int:
     """Peak bytes of one pass: every model resident, one model at a time (`offload`), or
     one module at a time (`sequential`); `weights` is how the denoiser is stored;
     `control_models` whole denoisers of the family's architecture loaded beside it (a full
-    Flux Control model: FluxControl*Pipeline runs its own 128-input transformer)."""
-    f = family
-    cn = spec_for(f).memory.controlnet_share * controlnets
+    Flux Control model: FluxControl*Pipeline runs its own 128-input transformer); `variant`
+    the checkpoint's, whose own figures count where it has them."""
+    f, v = family, variant
+    m = figures(f, v)
+    cn = m.controlnet_share * controlnets
     # ControlNets at 16 bits, the denoiser as stored (what a format saves is subtracted).
-    den_16 = weight_bytes(f, "denoiser")
-    den_w = den_16 * (1 + cn) + (denoiser_bytes(f, weights) - den_16)
+    den_16 = weight_bytes(f, "denoiser", variant=v)
+    den_w = den_16 * (1 + cn) + (denoiser_bytes(f, weights, variant=v) - den_16)
     # Resident, the second transformer sits on the GPU beside the model's own (the job
     # swaps it into the pipeline; the own one stays where it is). Offloaded, the pipeline
     # holds only the swapped-in one, so one transformer at a time is all that counts.
     resident_w = den_w + den_16 * control_models
     vae_w = weight_bytes(f, "vae") * vae_upcast(f)
     text_w = weight_bytes(f, "text")
-    den_act = denoiser_activations(f, width, height, batch) * (1 + 0.3 * controlnets)
+    # The prompt is encoded once per prompt (the batch repeats it), one encoder call at a time.
+    text_act = m.text_act_bytes
+    den_act = denoiser_activations(f, width, height, batch, variant=v) * (1 + 0.3 * controlnets)
     # Images decode one at a time in the tiled path; diffusers decodes the batch at once.
     dec = decode_bytes(f, width, height, tile_px) * (1 if tile_px else batch)
     if sequential:
-        return int(one_module_bytes(f, weights) + max(den_act, dec))
+        return int(one_module_bytes(f, weights, variant=v) + max(den_act, dec, text_act))
     den_stage = den_w + den_act
     vae_stage = vae_w + dec
     if offload:
-        return int(max(text_w, den_stage, vae_stage))
-    return int(text_w + max(resident_w + den_act + vae_w, resident_w + vae_stage))
+        return int(max(text_w + text_act, den_stage, vae_stage))
+    return int(text_w + resident_w + vae_w + max(den_act, dec, text_act))
 
 
 def choose(
@@ -160,6 +182,7 @@ def choose(
     controlnets: int = 0,
     weights: WeightFormat = FULL,
     control_models: int = 0,
+    variant: str = "",
 ) -> MemoryPlan:
     """The cheapest plan whose estimate fits `free_bytes`; None (CPU, MPS) = no limit."""
 
@@ -175,6 +198,7 @@ def choose(
             controlnets=controlnets,
             weights=weights,
             control_models=control_models,
+            variant=variant,
         )
 
     if free_bytes is None:
@@ -186,7 +210,7 @@ def choose(
         ("tiled", tiles, {}),
         ("offload", [None, *tiles], {"offload": True}),
     ]
-    if spec_for(family).memory.largest_module_params_m:
+    if figures(family, variant).largest_module_params_m:
         levels.append(("sequential", [None, *tiles], {"sequential": True}))
     for level, level_tiles, how in levels:
         for tile in level_tiles:

@@ -94,6 +94,10 @@ FLUX2 = FamilySpec(
         cast_share=0.995,
         largest_layer_params_m=84.9,
         largest_module_params_m=389.0,
+        # Qwen3-4B at 512 tokens, its 151,936-wide logits included: 486.1 MiB
+        # calibrated, 972 KiB a token (+10 %: 1070).
+        text_tokens=512,
+        text_act_per_token=1070 * 1024,
     ),
     lora=LoraLineage("flux2", "Flux.2"),
     denoiser="transformer",

@@ -90,6 +90,10 @@ QWEN_IMAGE = FamilySpec(
         # Its video VAE (Wan's, causal 3D convolutions) decodes one 1024 px frame with 5.24
         # GiB of calibrated activations, 2.2x SD's VAE_ACT_PER_PX; 2.4 with 10 % to spare.
         vae_act_scale=2.4,
+        # Qwen2.5-VL-7B at 34 template + 512 prompt tokens: 460.6 MiB calibrated, 864 KiB
+        # a token (+10 %: 950).
+        text_tokens=34 + 512,
+        text_act_per_token=950 * 1024,
     ),
     lora=LoraLineage("qwen-image", "Qwen-Image"),
     denoiser="transformer",

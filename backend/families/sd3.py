@@ -4,11 +4,13 @@ conditioned on CLIP-L and CLIP-G (pooled, and their hidden states) and T5-XXL's 
 Large, Large Turbo and Medium share this entry. Large and Turbo have the same shapes (38
 joint blocks, 2432 wide); Medium is MMDiT-X (24 blocks, 1536 wide, a second self-attention
 in its first 13 blocks). What differs in running them is the checkpoint's own config
-(models/configs/sd3.5-*) and its variant's defaults below; backend/library/sd3_identify.py
-tells them apart.
+(models/configs/sd3.5-*), its variant's defaults below and Medium's own memory figures
+(the memory plan reads them by variant); backend/library/sd3_identify.py tells them apart.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from dreamwire.shared import families
 
@@ -23,6 +25,43 @@ from .spec import (
     Support,
     TextEncoding,
     Variant,
+)
+
+# SD3.5 Large, counted on the meta device from models/configs/sd3.5-large: transformer
+# 8056.6 M parameters + its 89.6 M position-embedding buffer (Medium: 2243.2 M + 226.5 M);
+# CLIP-L 123.7 M + CLIP-G 694.7 M + T5-XXL encoder 4762.3 M; the 16-channel VAE 83.8 M.
+# Stability's Large ControlNets (19 joint blocks, diffusers SD3ControlNetModel) are
+# 4187.0 M, 0.52 of the transformer. Activations simulated on fake tensors
+# (bench/bench_family_memory.py, 333 text tokens): 25.2 KiB per latent pixel calibrated at
+# 768 px, 24.7 at 1024, 24.2 at 2048 (Medium 17.3 at 768); 28 KiB covers them with 10 %
+# to spare. (It was Flux's 56 KiB scaled by the width, 44: 78 % above the simulation.)
+# Real CFG: the transformer runs on a doubled batch (Turbo at CFG 1 runs one). diffusers' layerwise
+# casting skips SD3's "pos_embed" and "norm" layers (the AdaLN linears): 65.9 % of the
+# transformer is stored in fp8. Largest layer: a block's MLP (35.5 M); largest module:
+# T5's embedding (131.6 M).
+_LARGE_MEMORY = MemoryFigures(
+    8056.6 + 89.6,
+    83.8,
+    123.7 + 694.7 + 4762.3,
+    0.52,
+    28 * 1024,
+    cfg_batch=True,
+    cast_share=0.659,
+    largest_layer_params_m=35.5,
+    largest_module_params_m=131.6,
+    unquantized_params_m=89.6,
+    # T5-XXL at 256 tokens: 55.9 MiB calibrated, 224 KiB a token (+10 %: 250).
+    text_tokens=256,
+    text_act_per_token=250 * 1024,
+)
+_MEDIUM_MEMORY = replace(
+    _LARGE_MEMORY,
+    denoiser_params_m=2243.2 + 226.5,
+    denoiser_act_per_latent_px=19 * 1024,
+    cast_share=0.598,
+    largest_layer_params_m=21.2,
+    largest_module_params_m=226.5,
+    unquantized_params_m=226.5,
 )
 
 SD3 = FamilySpec(
@@ -71,29 +110,7 @@ SD3 = FamilySpec(
     latent_rgb_bias=(0.2394, 0.2135, 0.1925),
     # madebyollin's TAESD3 (ComfyUI: taesd3_decoder in models/vae_approx).
     taesd_stems=("taesd3_decoder", "taesd3"),
-    # SD3.5 Large, counted on the meta device from models/configs/sd3.5-large: transformer
-    # 8056.6 M parameters + its 89.6 M position-embedding buffer (Medium: 2243.2 M + 226.5 M);
-    # CLIP-L 123.7 M + CLIP-G 694.7 M + T5-XXL encoder 4762.3 M; the 16-channel VAE 83.8 M.
-    # Stability's Large ControlNets (19 joint blocks, diffusers SD3ControlNetModel) are
-    # 4187.0 M, 0.52 of the transformer. Activations simulated on fake tensors
-    # (bench/bench_family_memory.py, 333 text tokens): 25.2 KiB per latent pixel calibrated at
-    # 768 px, 24.7 at 1024, 24.2 at 2048 (Medium 17.3 at 768); 28 KiB covers them with 10 %
-    # to spare. (It was Flux's 56 KiB scaled by the width, 44: 78 % above the simulation.)
-    # Real CFG: the transformer runs on a doubled batch (Turbo at CFG 1 runs one). diffusers' layerwise
-    # casting skips SD3's "pos_embed" and "norm" layers (the AdaLN linears): 65.9 % of the
-    # transformer is stored in fp8. Largest layer: a block's MLP (35.5 M); largest module:
-    # T5's embedding (131.6 M).
-    memory=MemoryFigures(
-        8056.6 + 89.6,
-        83.8,
-        123.7 + 694.7 + 4762.3,
-        0.52,
-        28 * 1024,
-        cfg_batch=True,
-        cast_share=0.659,
-        largest_layer_params_m=35.5,
-        largest_module_params_m=131.6,
-    ),
+    memory=_LARGE_MEMORY,
     lora=LoraLineage("sd3", "SD3.5"),
     denoiser="transformer",
     text_encoding=TextEncoding.CLIP_PAIR_T5,
@@ -123,8 +140,12 @@ SD3 = FamilySpec(
         # Large Turbo (ADD-distilled): Stability's card runs 4 steps without guidance
         # (guidance_scale 0 in diffusers, CFG 1 in ComfyUI/Forge terms: no negative pass).
         "turbo": Variant(steps=4, cfg=1.0),
-        # Medium: Stability's card, 40 steps at guidance 4.5.
-        "medium": Variant(steps=40, cfg=4.5),
+        # Medium: Stability's card, 40 steps at guidance 4.5. Its MMDiT-X is its own size:
+        # 2243.2 M parameters + a 226.5 M position-embedding buffer (192 x 192 patches, the
+        # largest module); layerwise casting stores 59.8 % in fp8; largest layer a block's
+        # MLP (21.2 M); 17.3 KiB per latent pixel calibrated at 768 px (16.9 at 1024), 19
+        # with 10 % to spare (bench/bench_family_memory.py). Text encoders and VAE: Large's.
+        "medium": Variant(steps=40, cfg=4.5, memory=_MEDIUM_MEMORY),
     },
     # Stability's single files are the MMDiT layout; A1111's merge rules are the LDM UNet's.
     checkpoint_merge=False,

@@ -155,6 +155,9 @@ class MemoryFigures:
     # skips the layers its model class names (Flux: every "norm", whose AdaLN linears are
     # a quarter of the transformer).
     cast_share: float = 1.0
+    # Of the denoiser's parameters, a buffer no quantizer (GGUF, NF4) stores quantized:
+    # SD3's fixed position embedding, 16-bit in a GGUF file (Medium's is 9 % of it).
+    unquantized_params_m: float = 0.0
     # The denoiser's largest linear layer: a quantized model upcasts one layer at a time.
     largest_layer_params_m: float = 0.0
     # The largest single module of the whole pipeline (T5's embedding for Flux): what
@@ -164,6 +167,18 @@ class MemoryFigures:
     # The VAE decode's activations per output pixel against SD's VAE (memory_plan's
     # VAE_ACT_PER_PX): Qwen-Image's video VAE (Wan's) holds about twice as much.
     vae_act_scale: float = 1.0
+    # The text stage's activations: the most tokens the pipeline feeds its largest text
+    # encoder (sim_families' TextPart.tokens) and that encoder's calibrated activation bytes
+    # per token there (bench/bench_family_memory.py's text stage: its peak less its weights,
+    # times the calibration factor, over the tokens, plus 10 %). Under model offload with a
+    # small (fp8, Q4) transformer the text encoder is the largest stage, and its weights
+    # alone fall 3-6 % short of the peak. 0: too small to matter (CLIP, SD1/SD2/SDXL).
+    text_tokens: int = 0
+    text_act_per_token: int = 0
+
+    @property
+    def text_act_bytes(self) -> int:
+        return self.text_tokens * self.text_act_per_token
 
     def params_m(self, part: str) -> float:
         return {
@@ -207,6 +222,9 @@ class Variant:
     cfg: float | None = None  # its default CFG scale, where it differs (SD3.5 Turbo: 1)
     # Whether it takes the family's distilled guidance input (schnell has none).
     guidance: bool = True
+    # Its own memory figures where its architecture's sizes differ from the family's
+    # (SD3.5 Medium's MMDiT-X beside Large's); None: the family's.
+    memory: MemoryFigures | None = None
 
 
 @dataclass(frozen=True)
@@ -322,6 +340,11 @@ class FamilySpec:
             pipelines=own.pipelines or self.pipelines,
             distilled_cfg=self.family.defaults.distilled_cfg if distilled is None else distilled,
         )
+
+    def memory_for(self, variant: str = "") -> MemoryFigures:
+        """The memory figures of a checkpoint of `variant` ("" = a plain one)."""
+        own = self.variants.get(variant)
+        return own.memory if own is not None and own.memory is not None else self.memory
 
     def defaults(self, variant: str) -> GenerationDefaults:
         """The generation defaults of a checkpoint of `variant` ("" = a plain one): the

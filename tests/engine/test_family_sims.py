@@ -9,6 +9,9 @@ against the architecture it describes, and run one small stage on fake tensors.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
@@ -17,17 +20,27 @@ from bench import bench_lowvram  # noqa: F401  (puts bench/ on the path)
 from dreamwire.backend.engine import memory_plan as mp
 from dreamwire.backend.families import spec_for
 
+import bench_family_memory  # noqa: E402  isort: skip
 import pipeline_sim as ps  # noqa: E402  isort: skip
 import sim_families as sf  # noqa: E402  isort: skip
 
-# Every family whose spec describes one architecture (SD3.5 Medium shares Large's entry).
-SPECCED = [sf.FLUX, sf.SD35_LARGE, sf.QWEN_IMAGE, sf.ZIMAGE_TURBO, sf.FLUX2_KLEIN]
+# Every simulated architecture: a family, or a variant with its own figures (SD3.5 Medium).
+SPECCED = [
+    sf.FLUX,
+    sf.SD35_LARGE,
+    sf.SD35_MEDIUM,
+    sf.QWEN_IMAGE,
+    sf.ZIMAGE_TURBO,
+    sf.FLUX2_KLEIN,
+]
+RECORDED = Path(__file__).resolve().parents[2] / "bench" / "family_memory.json"
+GiB = 2**30
 
 
 @pytest.mark.parametrize("fam", SPECCED, ids=lambda f: f.arch)
 def test_spec_figures_are_the_architectures(fam):
     fig = ps.figures(fam)
-    m = spec_for(fam.key).memory
+    m = spec_for(fam.key).memory_for(fam.variant)
     assert m.denoiser_params_m == pytest.approx(fig.transformer_m, rel=0.01)
     assert m.text_params_m == pytest.approx(fig.text_total_m, rel=0.01)
     assert m.vae_params_m == pytest.approx(fig.vae_m, rel=0.01)
@@ -55,3 +68,25 @@ def test_a_stage_on_fake_tensors_holds_the_spec_weights(klein):
     # The same modules serve a second stage (nothing was closed or consumed).
     again = klein.transformer_stage(128, "model")
     assert (again.weights, again.peak) == (stage.weights, stage.peak)
+
+
+def _recorded_rows():
+    run = json.loads(RECORDED.read_text())
+    for arch, rec in run["families"].items():
+        for row in rec["rows"]:
+            yield pytest.param(
+                run["side"], sf.FAMILIES[arch], row, id=f"{arch}-{row['weights']}-{row['mode']}"
+            )
+
+
+@pytest.mark.parametrize("side,fam,row", list(_recorded_rows()))
+def test_the_plan_covers_every_simulated_peak(side, fam, row):
+    """bench/bench_family_memory.py's calibrated peaks (whole txt2img, every model resident,
+    model offload, sequential offload) against the plan's estimate for the same mode and
+    format: never below, and for a model resident and alone (the stages the figures are
+    calibrated on) within 10 % where the transformer or its decode peaks."""
+    est = bench_family_memory.plan_estimate(fam, side, row["mode"], row["weights"])
+    peak = row["peak_GiB"] * GiB
+    assert est >= peak
+    if row["mode"] == "none":
+        assert est <= peak * 1.1
