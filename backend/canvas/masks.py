@@ -73,7 +73,9 @@ def fill(image: np.ndarray, mask: np.ndarray, wrap: Wrap = NO_WRAP) -> np.ndarra
     """
     if wrap != NO_WRAP:
         both = np.dstack([to_rgb(image), mask])
-        pad = 3 * _FILL_LAYERS[0][0]
+        # One tile's worth each side: the widest blur only spreads the tile's average colour
+        # that far out, and a larger pad would cost seconds on a large tile.
+        pad = min(3 * _FILL_LAYERS[0][0], max(mask.shape))
         out = _wrapped(lambda a: fill(a[..., :3], a[..., 3]), both, wrap, pad)
         return out
     h, w = mask.shape

@@ -186,7 +186,14 @@ def test_results_wait_as_previews_and_the_history_is_saved_with_the_document(run
     assert r["loaded_batch"] == [[40, False, True], [41, True, False]]
     assert r["loaded_image_exact"] and r["loaded_prompt"] == "a red fox, (snow:1.2)"
     assert r["applied_after_reopen"] == "a red fox, snow · DW 40" and r["added_after_reopen"] == 1
-    print("history annotation", r["annotation_bytes"], "bytes; .kra", r["kra_bytes"])
+    print(
+        "history annotation",
+        r["annotation_bytes"],
+        "bytes; .kra",
+        r["kra_bytes"],
+        r["seconds"],
+        "s",
+    )
 
 
 def test_cancel_stops_the_job_and_changes_nothing(run):

@@ -41,6 +41,7 @@ def _previews(c, cfg, base, canvas):
     from krita import Krita
 
     k = Krita.instance()
+    start = time.monotonic()
     doc = k.createDocument(64, 64, "previews", "RGBA", "U8", "", 72.0)
     paint = host.add_result_layer(
         doc, doc.rootNode(), "paint", canvas[:64, :64].copy(), host.canvas_rect(doc), None
@@ -97,6 +98,7 @@ def _previews(c, cfg, base, canvas):
     r["annotation_bytes"] = len(host.annotation(again, hist.ANNOTATION_TYPE) or b"")
     again.close()
     c.preview_results = False
+    r["seconds"] = round(time.monotonic() - start, 1)
     return r
 
 
