@@ -367,6 +367,12 @@ class Job:
             )
         if self.seamless not in SEAMLESS_AXES:
             raise bad(ErrorCode.INVALID_JOB, f"seamless must be one of {SEAMLESS_AXES}")
+        if self.seamless != "none" and self.inpaint_full_res and self.mask is not None:
+            # "Only masked" samples a crop around the mask: no tile for the padding to wrap.
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                "a seamless inpaint samples the whole tile: send it without inpaint_full_res",
+            )
         if self.priority not in PRIORITIES:
             raise bad(ErrorCode.INVALID_JOB, f"priority must be one of {tuple(PRIORITIES)}")
         if self.init_image is not None:

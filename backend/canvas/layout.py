@@ -69,7 +69,8 @@ def inpaint(job: Job, generation: tuple[int, int]) -> CanvasPlan:
     if job.outpaint.any():
         o = job.outpaint
         mask = np.pad(mask, ((o.top, o.bottom), (o.left, o.right)), constant_values=255)
-    soft = masks.blur(mask, job.mask_blur)
+    # A seamless tile's mask softens round its edges as the model's padding wraps.
+    soft = masks.blur(mask, job.mask_blur, masks.wrap_axes(job.seamless))
     crop = None
     if job.inpaint_full_res:
         crop = masks.crop_region(soft, job.inpaint_padding, *generation)

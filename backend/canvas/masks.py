@@ -24,10 +24,37 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.LANCZOS))
 
 
-def blur(mask: np.ndarray, radius: int) -> np.ndarray:
+Wrap = tuple[bool, bool]  # (x, y): the axes a seamless picture continues round
+NO_WRAP: Wrap = (False, False)
+
+
+def wrap_axes(seamless: str) -> Wrap:
+    """(wrap_x, wrap_y) of a Job.seamless value."""
+    return seamless in ("both", "x"), seamless in ("both", "y")
+
+
+def _wrapped(fn, image: np.ndarray, wrap: Wrap, pad: int) -> np.ndarray:
+    """fn over `image` as a tile: padded with its own opposite side along the wrapped
+    axes (by `pad` pixels, repeating as often as that takes), so a filter reaching past
+    one edge reads what continues it, then cropped back."""
+    px, py = (pad if wrap[0] else 0), (pad if wrap[1] else 0)
+    if not (px or py):
+        return fn(image)
+    h, w = image.shape[:2]
+    spec = ((py, py), (px, px)) + ((0, 0),) * (image.ndim - 2)
+    return np.ascontiguousarray(fn(np.pad(image, spec, mode="wrap"))[py : py + h, px : px + w])
+
+
+def blur(mask: np.ndarray, radius: int, wrap: Wrap = NO_WRAP) -> np.ndarray:
+    """A Gaussian blur; along `wrap`'s axes the blur runs round the edges (a seamless
+    inpaint's mask over one edge softens into the opposite one as the tile continues)."""
     if radius <= 0:
         return mask
-    return np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(radius)))
+
+    def run(m: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(m).filter(ImageFilter.GaussianBlur(radius)))
+
+    return _wrapped(run, mask, wrap, 3 * radius)
 
 
 # A1111's fill: Gaussian blurs from wide to narrow, each composited over the last, so a
@@ -36,13 +63,21 @@ def blur(mask: np.ndarray, radius: int) -> np.ndarray:
 _FILL_LAYERS = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))
 
 
-def fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def fill(image: np.ndarray, mask: np.ndarray, wrap: Wrap = NO_WRAP) -> np.ndarray:
     """A1111's "fill" masked content: the masked area (255) painted with blurred colours
     of its surroundings, the unmasked area (0) unchanged; a soft mask mixes the two.
+    Along `wrap`'s axes the surroundings continue round the edges (a seamless tile).
 
     Premultiplied alpha keeps masked pixels out of the blur: they carry no colour, only
     their unmasked neighbours spread into them.
     """
+    if wrap != NO_WRAP:
+        both = np.dstack([to_rgb(image), mask])
+        # One tile's worth each side: the widest blur only spreads the tile's average colour
+        # that far out, and a larger pad would cost seconds on a large tile.
+        pad = min(3 * _FILL_LAYERS[0][0], max(mask.shape))
+        out = _wrapped(lambda a: fill(a[..., :3], a[..., 3]), both, wrap, pad)
+        return out
     h, w = mask.shape
     keep = ImageOps.invert(Image.fromarray(mask, "L"))
     visible = Image.new("RGBa", (w, h))

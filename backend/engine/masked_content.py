@@ -36,9 +36,12 @@ ORIGINAL = "original"
 LATENT_MODES = ("latent noise", "latent nothing")
 
 
-def prepare_pixels(mode: str, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The init image the VAE encodes: filled under the mask unless mode is original."""
-    return image if mode == ORIGINAL else masks.fill(image, mask)
+def prepare_pixels(
+    mode: str, image: np.ndarray, mask: np.ndarray, wrap: masks.Wrap = masks.NO_WRAP
+) -> np.ndarray:
+    """The init image the VAE encodes: filled under the mask unless mode is original
+    (round the edges along `wrap`'s axes: a seamless tile's)."""
+    return image if mode == ORIGINAL else masks.fill(image, mask, wrap)
 
 
 def latent_mask(pipe, mask_image, height: int, width: int) -> torch.Tensor:

@@ -223,8 +223,12 @@ def _inpaint(ctx, reporter, seeds, subseeds, extensions) -> list[np.ndarray]:
 
     gen_mask = masks.resize(src_mask, gen_w, gen_h)
     # A1111 fills at generation size, after the "only masked" crop, under the soft mask.
+    # "Only masked" samples a crop: it wraps no tile (planning refuses it with seamless).
     gen_src = masked_content.prepare_pixels(
-        job.inpaint_fill, masks.resize(src, gen_w, gen_h), gen_mask
+        job.inpaint_fill,
+        masks.resize(src, gen_w, gen_h),
+        gen_mask,
+        masks.wrap_axes(job.seamless) if box is None else masks.NO_WRAP,
     )
     spec = _spec(
         planned,

@@ -25,12 +25,13 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from dreamwire.backend.canvas.masks import wrap_axes
+
 MARGIN = 16  # source pixels of wrap-around the upscaler sees beyond each seamless edge
 
 
-def axes(seamless: str) -> tuple[bool, bool]:
-    """(wrap_x, wrap_y) of a Job.seamless value."""
-    return seamless in ("both", "x"), seamless in ("both", "y")
+# (wrap_x, wrap_y) of a Job.seamless value; the inpaint mask's blur wraps by it too.
+axes = wrap_axes
 
 
 def axes_name(wrap_x: bool, wrap_y: bool) -> str:

@@ -30,10 +30,12 @@ from .logic import (
     naming,
     prompt_regions,
     regions,
+    tiling,
     xyz,
 )
 from .logic import controls as ctl
 from .logic import generate_kind as gk
+from .logic import history as hist
 from .logic import progress as prog
 from .logic import queue as jobqueue
 from .logic import settings as settings_mod
@@ -84,6 +86,11 @@ class Controller:
         self.ever_connected = False  # this connection reached the backend once
         self.xyz: xyz.XyzRun | None = None  # the X/Y/Z plot in flight
         self.splits: list[batch_split.SplitBatch] = []  # batches split across workers
+        # On (the docker's setting), generate/refine/inpaint results wait in the history as
+        # previews to apply or discard; off (scripts), they land as layers at once.
+        self.preview_results = False
+        self.shown: ShownPreview | None = None  # the result in the preview layer
+        self._loaded_docs: set[str] = set()  # documents whose saved history is merged in
 
     # -- connection ---------------------------------------------------------------
     def save_settings(self, s: settings_mod.Settings) -> None:
@@ -195,7 +202,8 @@ class Controller:
             # Where the job would read: around the selection (inpaint's context), or the
             # whole canvas.
             area = canvas if sel is None else sel.grow(regions.INPAINT_PADDING).intersect(canvas)
-            return not area.empty() and bool(host.read_visible(doc, area)[..., 3].any())
+            with self._preview_hidden(doc):
+                return not area.empty() and bool(host.read_visible(doc, area)[..., 3].any())
 
         return gk.decide(True, sel, params.strength, painted)
 
@@ -361,15 +369,38 @@ class Controller:
 
     def _build(self, action: str, params: Params, doc=None, choice=None):
         doc = doc or host.active_document()
+        with self._preview_hidden(doc):
+            return self._build_shown(action, params, doc, choice)
+
+    @contextlib.contextmanager
+    def _preview_hidden(self, doc):
+        """The result preview layer is out of the picture while a job reads the canvas:
+        it is a choice not made yet, not the artist's painting."""
+        shown = self.shown
+        hidden = (
+            shown is not None
+            and host.doc_key(doc) == shown.doc_key
+            and host.set_visible(doc, shown.node_id, False)
+        )
+        try:
+            yield
+        finally:
+            if hidden:
+                host.set_visible(doc, shown.node_id, True)
+
+    def _build_shown(self, action: str, params: Params, doc, choice=None):
         host.doc_info(doc)  # refuses colour spaces it cannot convert
         canvas, sel = host.canvas_rect(doc), host.selection_rect(doc)
         # The model's family as the backend describes it: sizes, settings it takes, and
         # what it cannot run, refused here with the backend's words before sending.
         info = model_info(params.model, self.welcome)
+        seamless = tiling.seamless_axes(params.seamless, host.wrap_around())
         if action == "upscale":  # the whole canvas, whatever is selected
             plan = upscaling.plan_upscale(canvas, choice.factor)
             pixels = host.read_visible(doc, canvas)
-            job = check_job(upscaling.upscale_job(params, pixels, choice, info), info)
+            job = upscaling.upscale_job(params, pixels, choice, info)
+            job.seamless = seamless  # the backend's seamless upscale keeps a tile tiling
+            job = check_job(job.validate(), info)
             self.last_job = job
             return job, Pending(action=action, plan=plan, params=params, doc_key=doc)
         if action in ("edit", "layers"):
@@ -387,6 +418,8 @@ class Controller:
             plan = regions.plan_refine(canvas, sel)
         else:
             plan = regions.plan_inpaint(canvas, sel)
+        if seamless != "none":
+            plan = tiling.tile_plan(plan, canvas)
         mask = host.read_selection(doc, plan.target) if plan.masked else None
         if mask is not None and not mask.any():
             raise PlanError("The selection is empty: select some pixels, or deselect all.")
@@ -400,10 +433,12 @@ class Controller:
         else:
             region_mask = host.read_selection(doc, plan.region)
             inputs = regions.inpaint_inputs(host.read_visible(doc, plan.region), region_mask)
+            if seamless != "none":
+                tiling.check_inputs(inputs)
             job = jobs.inpaint_job(params, plan, inputs, units, info)
+        job.seamless = seamless
         job.regions = self._regions(doc, plan)
-        if job.regions:
-            job.validate()
+        job.validate()
         check_job(job, info)
         pending = Pending(action=action, plan=plan, params=params, doc_key=doc, mask=mask)
         self.last_job = job
@@ -628,7 +663,12 @@ class Controller:
                 level="warning",
             )
             return
+        previews = pending.action in hist.PREVIEW_ACTIONS and self.preview_results
         try:
+            # DAAM's overlays belong beside their image: those results land at once.
+            if previews and not any(g.heat_maps for g in result.images):
+                self._preview_result(doc, pending, result)
+                return
             placed = self._apply(doc, pending, result)
         except Exception as exc:  # a Krita surprise: say so, keep the docker alive
             self._set(message=f"Could not place the result: {exc}", level="error")
@@ -696,7 +736,7 @@ class Controller:
             if gen.heat_maps:
                 self._add_heat_maps(doc, group, name, gen, plan)
             names.append(name)
-            self._remember(pending, gen, rgba)
+            self._remember(pending, gen, rgba, doc, applied=True)
             self.applied.append(record)
         host.refresh(doc)
         keep.finish()
@@ -713,28 +753,162 @@ class Controller:
             layer, _ = host.add_result_layer(doc, group, heat.word, rgba, plan.target, None)
             layer.setVisible(i == 0)
 
-    def _remember(self, pending: Pending, gen, rgba: np.ndarray) -> None:
+    def _entry(self, pending: Pending, gen, rgba: np.ndarray, doc, applied: bool) -> Entry:
         name = naming.layer_name(pending.params.prompt, gen.seed, pending.plan.action)
-        self.history.add(
-            Entry(rgba, gen.seed, gen.infotext, pending.params, pending.plan, pending.mask, name)
+        return Entry(
+            rgba,
+            gen.seed,
+            gen.infotext,
+            pending.params,
+            pending.plan,
+            pending.mask,
+            name,
+            job_id=pending.job_id,
+            applied=applied,
+            doc_key=host.doc_key(doc) if host.is_open(doc) else "",
         )
 
-    def reinsert(self, index: int, doc=None) -> None:
+    def _remember(self, pending: Pending, gen, rgba: np.ndarray, doc=None, applied=False) -> None:
+        self.history.add(self._entry(pending, gen, rgba, doc or pending.doc_key, applied))
+        if applied:
+            self._save_history(doc)
+
+    # -- history: previews to apply or discard (Krita AI Diffusion's) -----------------
+    def _preview_result(self, doc, pending: Pending, result) -> None:
+        batch = [
+            self._entry(pending, g, jobs.crop_result(np.asarray(g.image), pending.plan), doc, False)
+            for g in result.images
+        ]
+        self.history.add_batch(batch)
+        self._save_history(doc)
+        self.show_preview(0, doc)
+        n = len(batch)
+        self._set(
+            message=f"{n} result{'s' if n > 1 else ''} to choose from: pick one in the "
+            "history, then Apply it or Discard it.",
+            level="info",
+        )
+
+    def show_preview(self, index: int, doc=None) -> bool:
+        """Show history entry `index` in the one preview layer on top (made if missing)."""
         try:
             entry = self.history[index]
+            if entry.image is None:
+                raise PlanError(hist.NO_FULL_IMAGE)
             doc = doc or host.active_document()
-            keep = host.KeepActive(doc)
-            layer, _ = host.add_result_layer(
-                doc, doc.rootNode(), entry.layer_name, entry.image, entry.plan.target, entry.mask
+            old = (
+                self.shown
+                if self.shown is not None and self.shown.doc_key == host.doc_key(doc)
+                else None
             )
-            keep.add(layer)
+            if old is None:
+                self.hide_preview()  # one preview layer at a time, in one document
+            keep = host.KeepActive(doc)
+            artist = old.artist_layer if old else keep.keep
+            node = host.write_preview_layer(
+                doc,
+                old.node_id if old else None,
+                hist.PREVIEW_LAYER,
+                entry.image,
+                entry.plan.target,
+                entry.mask,
+                old.target if old else None,
+            )
+            keep.add(node)
+            keep.finish()
+        except (IndexError, PlanError) as exc:
+            self._set(message=str(exc), level="error")
+            return False
+        self.shown = ShownPreview(host.doc_key(doc), node, entry.key, entry.plan.target, artist)
+        return True
+
+    def hide_preview(self) -> None:
+        """Remove the preview layer; the layer the artist painted on before it came is the
+        active one again (Krita may have made the preview active, and removing an active
+        layer leaves Krita's choice)."""
+        shown, self.shown = self.shown, None
+        doc = host.document_by_key(shown.doc_key) if shown is not None else None
+        if doc is not None:
+            host.remove_node(doc, shown.node_id)
+            artist = host.find_node(doc, shown.artist_layer) if shown.artist_layer else None
+            if artist is not None:
+                doc.setActiveNode(artist)
+
+    def apply(self, index: int, doc=None, new_layer: bool = False) -> str | None:
+        """Place history entry `index` in `doc` (the active document): by default as a
+        layer on top with the selection as its transparency mask; `new_layer`: as one plain
+        layer right above the artist's active layer, the mask cut into its alpha. The
+        preview layer goes away; the artist's active layer stays active."""
+        try:
+            entry = self.history[index]
+            if entry.image is None:
+                raise PlanError(hist.NO_FULL_IMAGE)
+            doc = doc or host.active_document()
+            self.hide_preview()
+            keep = host.KeepActive(doc)
+            name, image, target, mask = entry.layer_name, entry.image, entry.plan.target, entry.mask
+            record = {"name": name, "seed": entry.seed, "masked": "", "job_id": entry.job_id}
+            if new_layer:
+                keep.add(host.add_layer_above(doc, keep.keep, name, image, target, mask))
+                record["masked"] = "alpha" if mask is not None else ""
+            else:
+
+                def masked(kind: str) -> None:
+                    record["masked"] = kind
+
+                layer, kind = host.add_result_layer(
+                    doc, doc.rootNode(), name, image, target, mask, masked
+                )
+                record["masked"] = record["masked"] or kind
+                keep.add(layer)
             host.refresh(doc)
             keep.finish()
         except (IndexError, PlanError) as exc:
             self._set(message=str(exc), level="error")
+            return None
+        entry.applied = True
+        self.history.changed()
+        self.applied.append(record)
+        self._save_history(host.document_by_key(entry.doc_key))
+        self._set(message=f"Applied {name!r}.", level="info")
+        return name
+
+    def reinsert(self, index: int, doc=None) -> None:
+        self.apply(index, doc)
+
+    def discard(self, index: int) -> None:
+        """Take entry `index` out of the history (and its preview off the canvas)."""
+        try:
+            entry = self.history.remove(index)
+        except IndexError:
+            return
+        if self.shown is not None and self.shown.key == entry.key:
+            self.hide_preview()
+        self._save_history(host.document_by_key(entry.doc_key))
+        self._set(message="Discarded the result.", level="info")
 
     def copy_params(self, index: int, base: Params) -> Params:
+        """Reuse settings: the entry's parameters, as its infotext records them."""
         return params_from_infotext(self.history[index].infotext, base)
+
+    def load_history(self, doc) -> int:
+        """Merge the history saved in `doc` (once per document and session); returns how
+        many entries were new."""
+        key = host.doc_key(doc)
+        if key in self._loaded_docs:
+            return 0
+        self._loaded_docs.add(key)
+        saved = hist.load(host.annotation(doc, hist.ANNOTATION_TYPE))
+        return self.history.add_saved(saved, key)
+
+    def _save_history(self, doc) -> None:
+        """The document's entries into its annotation, saved in the .kra with it."""
+        if doc is None or not host.is_open(doc):
+            return
+        key = host.doc_key(doc)
+        self.load_history(doc)  # what it held before, unless merged already: kept
+        data = hist.dump(self.history.of_document(key))
+        host.set_annotation(doc, hist.ANNOTATION_TYPE, hist.ANNOTATION_TEXT, data)
 
     # -- live -----------------------------------------------------------------------
     def set_live(self, on: bool, params_fn=None, doc=None) -> None:
@@ -896,6 +1070,17 @@ class Controller:
         for k, v in kw.items():
             setattr(self.status, k, v)
         self.ui.refresh(self)
+
+
+@dataclass
+class ShownPreview:
+    """The history entry the preview layer shows, and where."""
+
+    doc_key: str
+    node_id: str
+    key: str  # the entry's
+    target: Rect
+    artist_layer: str | None  # the layer active before the preview came: active again after
 
 
 @dataclass

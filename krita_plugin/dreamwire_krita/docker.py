@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from krita import DockWidget, Krita
-from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtCore import QSize, Qt, QTimer
 from PyQt5.QtGui import QIcon, QImage, QPixmap
 from PyQt5.QtWidgets import (
     QButtonGroup,
@@ -44,10 +44,12 @@ from .controller import Controller
 from .logic import actions, live, lora_tags, styles, workspaces
 from .logic import controls as ctl
 from .logic import generate_kind as gk
+from .logic import history as hist
 from .logic import queue as jobqueue
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.library import library, names
+from .logic.masked_content import MaskedContent
 from .logic.params import MASKED_CONTENT, Params
 from .logic.probe import ConnectionProbe
 from .logic.regions import PlanError
@@ -187,7 +189,8 @@ class DreamwireDocker(DockWidget):
         super().__init__()
         self.setWindowTitle("Dreamwire")
         self.controller = Controller(ui=self)
-        self._shown_history = 0
+        self.controller.preview_results = True  # results wait in the history as previews
+        self._shown_history = -1  # the history version the list shows
         self._welcome_seen = None
         self.presets = FamilyPresets()
         self._follow_family = True  # off while set_params fills the widgets from one record
@@ -350,6 +353,7 @@ class DreamwireDocker(DockWidget):
         row.addWidget(self.generate_button, 2)
         for b in (self.edit_button, self.layers_button):
             row.addWidget(b, 1)
+        row.addWidget(self._build_tiling())
         lay.addLayout(row)
 
         # The X/Y/Z plot varies sampling settings: it folds away with them, so the page's
@@ -363,23 +367,111 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(Fold("Control layers", self._build_controls()))
         lay.addWidget(Fold("Regions", self._build_regions()))
 
-        hist = QWidget()
-        hl = QVBoxLayout(hist)
-        hl.setContentsMargins(0, 0, 0, 0)
-        self.history = QListWidget()
-        self.history.setIconSize(self.history.iconSize() * 3)
-        self.history.setMinimumHeight(60)
-        hl.addWidget(self.history)
-        row = QHBoxLayout()
-        self.insert_button = QPushButton("Insert again")
-        self.insert_button.clicked.connect(self._reinsert)
-        self.copy_button = QPushButton("Copy parameters")
-        self.copy_button.clicked.connect(self._copy_params)
-        row.addWidget(self.insert_button)
-        row.addWidget(self.copy_button)
-        hl.addLayout(row)
-        lay.addWidget(Fold("History", hist, folded=False))
+        lay.addWidget(Fold("History", self._build_history(), folded=False))
         return page
+
+    def _build_tiling(self) -> QWidget:
+        """Seamless tiling: the artist's toggle, on by itself while Krita's wrap-around mode
+        is (logic/tiling.py); the button's timer follows the mode."""
+        self.tiling = QCheckBox("Tile")
+        self._tiling_tip = (
+            "Tile seamlessly: the canvas repeats without seams; every job reads and "
+            "generates the whole canvas. On by itself while View > Wrap Around Mode is on"
+        )
+        self.tiling.setToolTip(self._tiling_tip)
+        self._tiling_own = False  # the artist's choice, whatever wrap-around forces
+        self.tiling.toggled.connect(
+            lambda on: self.tiling.isEnabled() and setattr(self, "_tiling_own", on)
+        )
+        self.kind_timer.timeout.connect(self._show_tiling)
+        return self.tiling
+
+    def _show_tiling(self) -> None:
+        wrap = host.wrap_around()
+        if wrap == self.tiling.isEnabled():  # the mode changed since the last look
+            self.tiling.setEnabled(not wrap)
+            self.tiling.setChecked(True if wrap else self._tiling_own)
+            self.tiling.setToolTip(
+                "On: Krita's wrap-around mode is on (View > Wrap Around Mode)"
+                if wrap
+                else self._tiling_tip
+            )
+
+    def _masked_changed(self, fill: str) -> None:
+        """The masked content choice belongs to the workspace it was made in."""
+        mc = getattr(self, "masked", None)
+        if mc is not None and mc.set(self.workspace, fill):
+            text = mc.to_json()
+            if text != self.controller.settings.masked_content:
+                self.controller.settings.masked_content = text
+                Krita.instance().writeSetting(settings_mod.GROUP, "masked_content", text)
+
+    def _show_masked(self) -> None:
+        mc = getattr(self, "masked", None)  # None while the docker is being built
+        if mc is not None:
+            self.inpaint_fill.setCurrentText(mc.get(self.workspace))
+
+    def _build_history(self) -> QWidget:
+        """Results wait here as previews (Krita AI Diffusion's history): pick one to see it
+        in the preview layer, then apply it; searchable by prompt; saved with the .kra."""
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.history_search = QLineEdit()
+        self.history_search.setPlaceholderText("Search prompts")
+        self.history_search.setClearButtonEnabled(True)
+        self.history_search.textChanged.connect(lambda _t: self._fill_history(self.controller))
+        lay.addWidget(self.history_search)
+        self.history = QListWidget()
+        self.history.setIconSize(QSize(hist.THUMB_SIDE, hist.THUMB_SIDE))
+        self.history.setMinimumHeight(60)
+        self.history.setMaximumHeight(2 * hist.THUMB_SIDE)  # fits 1080p beside Layers
+        self.history.currentRowChanged.connect(self._history_picked)
+        lay.addWidget(self.history)
+        self._history_rows: list[int] = []  # the shown rows' history indices
+        row = QHBoxLayout()
+        for attr, text, tip, act in (
+            (
+                "apply_button",
+                "Apply",
+                "Place the result on top, masked to its selection",
+                lambda i: self.controller.apply(i),
+            ),
+            (
+                "apply_layer_button",
+                "As layer",
+                "Place the result as one plain layer right above the layer you paint on",
+                lambda i: self.controller.apply(i, new_layer=True),
+            ),
+            (
+                "copy_button",
+                "Reuse",
+                "Copy the result's prompt, seed and settings back",
+                lambda i: self.set_params(self.controller.copy_params(i, self.params())),
+            ),
+            (
+                "discard_button",
+                "Discard",
+                "Take the result out of the history",
+                self.controller.discard,
+            ),
+        ):
+            b = QPushButton(text)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _c=False, act=act: self._on_history_row(act))
+            setattr(self, attr, b)
+            row.addWidget(b)
+        lay.addLayout(row)
+        return box
+
+    def _on_history_row(self, act) -> None:
+        row = self.history.currentRow()
+        if 0 <= row < len(self._history_rows):
+            act(self._history_rows[row])
+
+    def _history_picked(self, row: int) -> None:
+        if 0 <= row < len(self._history_rows):
+            self.controller.show_preview(self._history_rows[row])
 
     def _build_sampling(self) -> QWidget:
         box = QWidget()
@@ -436,6 +528,7 @@ class DreamwireDocker(DockWidget):
         seed_row.addWidget(self.dice)
         self.inpaint_fill = QComboBox()
         self.inpaint_fill.addItems(list(MASKED_CONTENT))
+        self.inpaint_fill.currentTextChanged.connect(self._masked_changed)
         self.inpaint_fill.setToolTip(
             "What Inpaint starts from under the selection (A1111's Masked content): "
             "fill = blurred surrounding colours, original = the canvas, "
@@ -485,6 +578,7 @@ class DreamwireDocker(DockWidget):
         self.pages.setCurrentIndex(index)
         self.pages.adjustSize()
         self.workspace_buttons.buttons()[index].setChecked(True)
+        self._show_masked()
         if ws.value != self.controller.settings.workspace:
             self.controller.settings.workspace = ws.value
             Krita.instance().writeSetting(settings_mod.GROUP, "workspace", ws.value)
@@ -848,6 +942,7 @@ class DreamwireDocker(DockWidget):
             inpaint_fill=self.inpaint_fill.currentText(),
             two_pass=self.two_pass.isChecked(),
             attention_maps=self.attention_maps.isChecked(),
+            seamless=self._tiling_own,
         )
         self._save_params(p)
         return p
@@ -879,6 +974,9 @@ class DreamwireDocker(DockWidget):
         self.inpaint_fill.setCurrentText(p.inpaint_fill)
         self.two_pass.setChecked(p.two_pass)
         self.attention_maps.setChecked(p.attention_maps)
+        self._tiling_own = p.seamless
+        if self.tiling.isEnabled():
+            self.tiling.setChecked(p.seamless)
 
     def _load_params(self) -> None:
         import json
@@ -893,6 +991,10 @@ class DreamwireDocker(DockWidget):
         self.presets = FamilyPresets.from_json(saved)
         params = Params.from_dict(data if isinstance(data, dict) else {})
         self.set_params(params, self.presets.family if saved else None)
+        self.masked = MaskedContent.from_json(
+            self.controller.settings.masked_content, params.inpaint_fill
+        )
+        self._show_masked()
 
     def _save_params(self, p: Params) -> None:
         import json
@@ -952,16 +1054,6 @@ class DreamwireDocker(DockWidget):
             self.show_message(str(exc), "error")
             return  # a refresh would put the last status message back over it
         self.refresh(self.controller)
-
-    def _reinsert(self) -> None:
-        row = self.history.currentRow()
-        if row >= 0:
-            self.controller.reinsert(row)
-
-    def _copy_params(self) -> None:
-        row = self.history.currentRow()
-        if row >= 0:
-            self.set_params(self.controller.copy_params(row, self.params()))
 
     def _fixed_toggled(self, on: bool) -> None:
         if on and self.seed.value() < 0:
@@ -1026,7 +1118,7 @@ class DreamwireDocker(DockWidget):
             self._fill_lists(controller.welcome)
             self._fill_offers()
             self._family_changed()  # the backend's word on the model's family
-        if len(controller.history) != self._shown_history:
+        if controller.history.version != self._shown_history:
             self._fill_history(controller)
         self._fill_controls()
 
@@ -1047,14 +1139,25 @@ class DreamwireDocker(DockWidget):
         self.upscaler.setCurrentText(current if self._upscaler_chosen else best)
 
     def _fill_history(self, controller: Controller) -> None:
+        """The entries whose prompt matches the search, newest first; the selected one
+        stays selected (without showing its preview again)."""
+        h = controller.history
+        rows = hist.search(h, self.history_search.text())
+        keep = controller.shown.key if controller.shown is not None else None
+        self.history.blockSignals(True)
         self.history.clear()
-        for entry in controller.history.entries:
+        for i in rows:
+            entry = h[i]
             item = QListWidgetItem(
-                QIcon(QPixmap.fromImage(to_qimage(entry.image))), entry.layer_name
+                QIcon(QPixmap.fromImage(to_qimage(entry.thumb))), entry.summary()
             )
             item.setToolTip(entry.infotext)
             self.history.addItem(item)
-        self._shown_history = len(controller.history)
+            if entry.key == keep:
+                self.history.setCurrentRow(self.history.count() - 1)
+        self.history.blockSignals(False)
+        self._history_rows = rows
+        self._shown_history = h.version
 
     def _fill_controls(self) -> None:
         doc = Krita.instance().activeDocument()
@@ -1072,6 +1175,9 @@ class DreamwireDocker(DockWidget):
     # -- Krita hooks -------------------------------------------------------------------
     def canvasChanged(self, canvas) -> None:
         self._fill_controls()
+        doc = Krita.instance().activeDocument()
+        if doc is not None and self.controller.load_history(doc):
+            self._fill_history(self.controller)
 
     def closeEvent(self, event) -> None:
         self.timer.stop()

@@ -36,6 +36,28 @@ def active_document():
     return doc
 
 
+def wrap_around() -> bool:
+    """Whether Krita's wrap-around mode (View > Wrap Around Mode, W) is on."""
+    from .logic.tiling import WRAP_AROUND_ACTION
+
+    action = Krita.instance().action(WRAP_AROUND_ACTION)
+    return action is not None and action.isChecked()
+
+
+def doc_key(doc) -> str:
+    """The document's id for this session (its root node's)."""
+    return doc.rootNode().uniqueId().toString()
+
+
+def document_by_key(key: str):
+    """The open document `doc_key` names, or None once it was closed."""
+    for d in Krita.instance().documents():
+        root = d.rootNode()
+        if root is not None and root.uniqueId().toString() == key:
+            return d
+    return None
+
+
 def is_open(doc) -> bool:
     """False once the artist closed the document (its wrapper then holds nothing)."""
     try:
@@ -502,6 +524,21 @@ def remove_node(doc, unique_id: str | None) -> None:
     if node is not None:
         node.remove()
         refresh(doc)
+
+
+def add_layer_above(doc, unique_id: str | None, name: str, rgba, target: Rect, mask) -> str:
+    """A new paint layer right above the layer `unique_id` (on top when it is gone), the
+    mask cut into its alpha: one plain layer beside the one the artist paints on."""
+    layer = doc.createNode(name, "paintlayer")
+    node = find_node(doc, unique_id) if unique_id else None
+    parent = node.parentNode() if node is not None else None
+    if parent is None:
+        doc.rootNode().addChildNode(layer, None)
+    else:
+        parent.addChildNode(layer, node)
+    _write(doc, layer, rgba if mask is None else _cut_alpha(rgba, mask), target)
+    refresh(doc)
+    return node_id(layer)
 
 
 def add_layer_below(doc, unique_id: str, name: str, rgba, target: Rect, mask) -> str:

@@ -36,9 +36,9 @@ def seen(monkeypatch):
             seen["controls"] = [c[0].detach().float().clone() for c in cond]
         return forward(self, *args, **kwargs)
 
-    def spy_prepare(fill, image, mask):
+    def spy_prepare(fill, image, mask, *wrap):
         seen["picture"] = image.copy()
-        return prepare(fill, image, mask)
+        return prepare(fill, image, mask, *wrap)
 
     monkeypatch.setattr(ControlNetStack, "forward", spy_forward)
     monkeypatch.setattr(masked_content, "prepare_pixels", spy_prepare)

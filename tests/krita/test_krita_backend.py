@@ -169,6 +169,33 @@ def test_history_reinserts_and_copies_parameters(run):
     assert h["copied"]["prompt"] == "a red fox, (snow:1.2)"
 
 
+def test_results_wait_as_previews_and_the_history_is_saved_with_the_document(run):
+    r = run[0]["previews"]
+    assert "error" not in r, r.get("error")
+    assert r["ok"], r["message"]
+    # A batch of 2 is one choice: both in the history, neither a layer, one preview layer.
+    assert r["batch"] == [[40, False], [41, False]] and r["shows_first"] and r["shows_second"]
+    assert r["names_preview"][-1] == "Dreamwire result preview" and r["preview_layers"] == 1
+    assert r["message"].startswith("2 results to choose from")
+    # Applying the second adds one layer, named by the prompt first; the preview goes.
+    assert r["applied"] == "a red fox, snow · DW 41" and r["applied_exact"]
+    assert r["added"] == 1 and "Dreamwire result preview" not in r["names_after"]
+    # Reopened from the .kra: settings and thumbnails for both, the full image only for
+    # the one not applied, which can still be applied.
+    assert r["saved"] and r["loaded"] == 2 and r["loaded_again"] == 0
+    assert r["loaded_batch"] == [[40, False, True], [41, True, False]]
+    assert r["loaded_image_exact"] and r["loaded_prompt"] == "a red fox, (snow:1.2)"
+    assert r["applied_after_reopen"] == "a red fox, snow · DW 40" and r["added_after_reopen"] == 1
+    print(
+        "history annotation",
+        r["annotation_bytes"],
+        "bytes; .kra",
+        r["kra_bytes"],
+        r["seconds"],
+        "s",
+    )
+
+
 def test_cancel_stops_the_job_and_changes_nothing(run):
     r = run[0]["cancel"]
     assert r["progressed"] and r["cancelled"] and r["unchanged"]
@@ -218,7 +245,7 @@ def test_flux_model_takes_flux_settings_and_lands_with_distilled_cfg(run):
     assert f["edit_enabled"] and e["ok"], e["message"]
     # Refine's region around the selection goes out (grown to the smallest job size: the
     # whole 64 px canvas here); the layer lands on the selection only.
-    assert e["mode"] == "edit" and e["size"] == [64, 64] and e["group"].startswith("DW edit")
+    assert e["mode"] == "edit" and e["size"] == [64, 64] and " · DW edit ×" in e["group"]
     assert e["bounds"] == [[8, 8, 32, 32]]
     assert _arrived(run[1], e["job_id"], "init.npy").shape == (64, 64, 3)
     r = f["region"]

@@ -100,11 +100,15 @@ def test_docker_without_a_document_says_so(gui):
     assert gui[0]["no_document"] == "Open or create a document first."
 
 
-def test_docker_generate_adds_a_layer_with_history(gui):
+def test_docker_generate_shows_a_preview_then_applies_it_as_a_layer(gui):
     g = gui[0]["generated"]
+    seen = g["before_apply"]
+    # The result waited in the history, selected, shown in the preview layer on top.
+    assert seen["preview_on_top"] and seen["rows"] == 1 and seen["row_selected"] == 0
+    assert seen["applied_before"] == 0 and seen["message"].startswith("1 result to choose")
     assert g["bounds"] == [0, 0, 96, 64]
-    assert "21" in g["layer"] and "lighthouse" in g["layer"] and "lighthouse" in g["group"]
-    assert g["history_items"] == 1 and g["message"].startswith("Added 1 layer")
+    assert g["layer"] == "a lighthouse at dusk · DW 21"  # the prompt leads
+    assert g["history_items"] == 1 and g["message"].startswith("Applied")
 
 
 def test_docker_history_copies_parameters_back_into_the_panel(gui):
@@ -119,7 +123,8 @@ def test_one_generate_button_generates_then_inpaints_the_selection(gui):
 
 def test_docker_inpaint_uses_a_real_transparency_mask(gui):
     r = gui[0]["inpainted"]
-    assert r["masked"] == "transparency mask", gui[0]["mask_notes"]
+    assert r["before_apply"]["preview_on_top"] and r["before_apply"]["applied_before"] == 0, r
+    assert r["masked"] == "transparency mask", (gui[0]["mask_notes"], r)
     assert r["masked"] == "transparency mask" and r["children"] == ["transparencymask"]
     assert r["outside_unchanged"] and r["inside_changed"]
     assert r["selection_kept"]  # the artist's selection is restored after making the mask
@@ -196,7 +201,7 @@ def test_live_mode_previews_strokes_in_one_layer_and_applies_below_it(gui):
     # A stroke: a new job with the same seed, its result in the same layer.
     assert lv["second_job"] and lv["same_seed"] and lv["same_layer"]
     assert lv["preview_layers_after"] == 1 and lv["exact_after"]
-    assert lv["read_bare"] and lv["preview_differs"]  # the preview never feeds back
+    assert lv["read_bare"] and lv["preview_differs"], lv  # the preview never feeds back
     assert len(lv["applied"]) == 1 and lv["applied_below"] and lv["applied_exact"]
     assert lv["off_layers"] == 0 and not lv["off_checked"]
 
@@ -247,3 +252,16 @@ def test_styles_switch_in_one_click_and_pickers_group_and_search_models(gui):
         "The backend address must start with tcp:// or ipc://, e.g. tcp://127.0.0.1:5790",
         0,
     ]
+
+
+def test_wrap_around_makes_jobs_seamless_and_masked_content_is_per_workspace(gui):
+    t = gui[0]["tiling"]
+    assert t["checkable"]  # Krita's View > Wrap Around Mode
+    # Off: the artist's toggle; on: ticked and locked, and the inpaint of a selection on
+    # the tile's edge reads and generates the whole 96x64 tile, seamless both ways.
+    assert t["off"] == [False, True] and t["on"] == [True, False] and t["after"] == [False, True]
+    assert t["job"][:4] == ["inpaint", "both", 96, 64]
+    assert t["params_seamless"] is False
+    # Generate keeps its "latent nothing" (set before its inpaint), Live its own "fill".
+    assert t["masked"] == ["latent nothing", "fill"] and t["job"][4] == "latent nothing"
+    assert json.loads(t["masked_setting"])["live"] == "fill"

@@ -87,7 +87,7 @@ def test_edit_job_sends_the_layer_and_the_instruction_over_the_selection():
     with pytest.raises(DreamwireError) as err:  # an edit needs its instruction
         edit_job(replace(P, prompt=" "), whole, np.zeros((80, 104, 4), np.uint8), "flux")
     assert err.value.code is ErrorCode.INVALID_PROMPT
-    assert naming.layer_name("make it blue", 7, "edit").startswith("DW edit 7 ·")
+    assert naming.layer_name("make it blue", 7, "edit") == "make it blue · DW edit 7"
 
 
 def test_layers_job_sends_the_layer_its_caption_and_the_count():
@@ -204,10 +204,12 @@ def test_pose_and_depth_controls_are_used_as_painted_over_black():
 def test_layer_names_carry_prompt_and_seed():
     name = naming.layer_name("(masterpiece:1.2), a fox <lora:x:1> in snow", 1234)
     assert "1234" in name and "masterpiece" in name and "lora" not in name and "1.2" not in name
+    # The prompt leads (a narrow Layers docker cuts the end off), the seed follows.
+    assert name.startswith("masterpiece , a fox in snow · DW") and name.endswith(" 1234")
     assert naming.seed_from_layer_name(name) == 1234
     assert naming.seed_from_layer_name(naming.layer_name("x", 7, "inpaint")) == 7
     assert len(naming.short_prompt("word " * 50)) <= naming.MAX_PROMPT_CHARS + 1
-    assert "×3" in naming.group_name("fox", 3)
+    assert naming.group_name("fox", 3) == "fox · DW generate ×3"
 
 
 def test_parameters_copy_back_from_infotext():

@@ -68,3 +68,23 @@ def test_actions_have_stable_ids_and_generate_follows_the_workspace():
     for ws in Workspace:
         assert actions.live_workspace_for(Command.TOGGLE_LIVE, ws) is Workspace.LIVE
         assert actions.live_workspace_for(Command.CANCEL, ws) is ws
+
+
+def test_masked_content_is_kept_per_workspace_and_survives_settings():
+    from dreamwire_krita.logic.masked_content import MaskedContent
+
+    mc = MaskedContent.from_json("")
+    assert {mc.get(ws) for ws in workspaces.Workspace} == {"original"}
+    assert mc.set(workspaces.Workspace.GENERATE, "latent noise")
+    assert mc.set(workspaces.Workspace.LIVE, "fill")
+    assert not mc.set(workspaces.Workspace.LIVE, "blurry")  # not an A1111 choice
+    back = MaskedContent.from_json(mc.to_json())
+    assert back.get(workspaces.Workspace.GENERATE) == "latent noise"
+    assert back.get(workspaces.Workspace.LIVE) == "fill"
+    assert back.get(workspaces.Workspace.UPSCALE) == "original"
+    # Settings from before: the panel's one choice was Generate's.
+    old = MaskedContent.from_json("", legacy="latent nothing")
+    assert old.get(workspaces.Workspace.GENERATE) == "latent nothing"
+    assert old.get(workspaces.Workspace.LIVE) == "original"
+    for bad in ("{", "[1]", '{"generate": "nonsense"}'):
+        assert MaskedContent.from_json(bad).get(workspaces.Workspace.GENERATE) == "original"

@@ -1,4 +1,8 @@
-"""Names of the layers and groups results land in."""
+"""Names of the layers and groups results land in.
+
+The prompt leads, so a Layers docker too narrow for the whole name still tells the artist
+what each layer holds; the seed and the action follow after a "DW" mark.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +27,11 @@ def short_prompt(prompt: str, limit: int = MAX_PROMPT_CHARS) -> str:
 
 def layer_name(prompt: str, seed: int, action: str = "generate") -> str:
     tag = {"generate": "", "refine": " refine", "inpaint": " inpaint"}.get(action, f" {action}")
-    return f"{PREFIX}{tag} {seed} · {short_prompt(prompt)}"
+    return f"{short_prompt(prompt)} · {PREFIX}{tag} {seed}"
 
 
 def group_name(prompt: str, count: int, action: str = "generate") -> str:
-    return f"{PREFIX} {action} ×{count} · {short_prompt(prompt)}"
+    return f"{short_prompt(prompt)} · {PREFIX} {action} ×{count}"
 
 
 def stack_layer_name(index: int, count: int) -> str:
@@ -36,5 +40,5 @@ def stack_layer_name(index: int, count: int) -> str:
 
 
 def seed_from_layer_name(name: str) -> int | None:
-    m = re.match(rf"{PREFIX}(?: \w+)? (\d+) · ", name)
+    m = re.search(rf" · {PREFIX}(?: \w+)? (\d+)$", name)
     return int(m.group(1)) if m else None

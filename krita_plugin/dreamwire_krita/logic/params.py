@@ -43,6 +43,9 @@ class Params:
     # Generate regions larger than the model samples well at its native size, then Hires.fix
     # them to the full size (shared.native_size, Krita AI Diffusion's rule).
     two_pass: bool = True
+    # Seamless tiling (logic/tiling.py): the docker's toggle; wrap-around mode turns it on
+    # for the job whatever this says.
+    seamless: bool = False
     # DAAM heat maps per prompt word, added as a layer group of overlays (SD models only).
     attention_maps: bool = False
     # The style picked (logic/styles.py; "" = none), with its prompt template (`{prompt}`

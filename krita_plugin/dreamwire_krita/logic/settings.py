@@ -24,6 +24,7 @@ class Settings:
     # (shared.family_presets.FamilyPresets, JSON).
     family_presets: str = ""
     workspace: str = "generate"  # the docker's workspace (logic/workspaces.py)
+    masked_content: str = ""  # each workspace's masked content (logic/masked_content.py)
 
     def problems(self) -> list[str]:
         out = []

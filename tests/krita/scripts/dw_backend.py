@@ -30,6 +30,78 @@ def _wait_applied(c, n_before, timeout=120):
     return ok and len(c.applied) > n_before
 
 
+def _previews(c, cfg, base, canvas):
+    """The docker's way: a batch waits in the history as previews, one is applied, and the
+    history comes back with the saved .kra (into a Controller that never saw it)."""
+    from dreamwire_krita import krita_host as host
+    from dreamwire_krita.controller import Controller
+    from dreamwire_krita.logic import history as hist
+    from dreamwire_krita.logic.params import Params
+    from dreamwire_krita.logic.settings import Settings
+    from krita import Krita
+
+    k = Krita.instance()
+    start = time.monotonic()
+    doc = k.createDocument(64, 64, "previews", "RGBA", "U8", "", 72.0)
+    paint = host.add_result_layer(
+        doc, doc.rootNode(), "paint", canvas[:64, :64].copy(), host.canvas_rect(doc), None
+    )[0]
+    host.refresh(doc)
+    doc.setActiveNode(paint)
+    c.preview_results = True
+    before = _names(doc)
+    jid = c.generate(Params(**base | {"batch": 2}, seed=40), doc)
+    ok = dwtest.pump(c, lambda: c.shown is not None or c.status.level == "error", 120)
+    r = {"ok": ok, "message": c.status.message, "names_preview": [n for n, _ in _names(doc)]}
+    batch = [e for e in c.history.entries if e.job_id == jid]
+    t = batch[0].plan.target
+
+    def preview_shows(i):
+        layer = host.find_node(doc, c.shown.node_id)
+        got = host.pixels.bgra_to_rgba(layer.pixelData(t.x, t.y, t.w, t.h), t.w, t.h)
+        return bool(np.array_equal(got, batch[i].image))
+
+    r["batch"] = [(e.seed, e.applied) for e in batch]
+    r["shows_first"] = preview_shows(0)
+    c.show_preview(c.history.index(batch[1].key), doc)
+    r["shows_second"] = preview_shows(1)
+    r["preview_layers"] = [n for n, _ in _names(doc)].count(hist.PREVIEW_LAYER)
+    name = c.apply(c.history.index(batch[1].key), doc)
+    layer = [n for n in doc.rootNode().childNodes() if n.name() == name]
+    r["applied"] = name
+    r["names_after"] = [n for n, _ in _names(doc)]
+    r["added"] = len(_names(doc)) - len(before)
+    r["applied_exact"] = bool(
+        layer
+        and np.array_equal(
+            host.pixels.bgra_to_rgba(layer[0].pixelData(t.x, t.y, t.w, t.h), t.w, t.h),
+            batch[1].image,
+        )
+    )
+    # Saved with the document, opened again by a docker that never saw these results.
+    path = os.path.join(cfg["dump"], "previews.kra")
+    doc.setBatchmode(True)
+    r["saved"] = bool(doc.saveAs(path))
+    doc.close()
+    again = k.openDocument(path)
+    fresh = Controller(settings=Settings(address=cfg["address"]))
+    r["loaded"] = fresh.load_history(again)
+    r["loaded_again"] = fresh.load_history(again)  # once per document
+    got = fresh.history.entries
+    r["loaded_batch"] = [(e.seed, e.applied, e.image is not None) for e in got]
+    r["loaded_image_exact"] = bool(got and np.array_equal(got[0].image, batch[0].image))
+    r["loaded_prompt"] = got[0].params.prompt if got else ""
+    n = len(_names(again))
+    r["applied_after_reopen"] = fresh.apply(0, again)
+    r["added_after_reopen"] = len(_names(again)) - n
+    r["kra_bytes"] = os.path.getsize(path)
+    r["annotation_bytes"] = len(host.annotation(again, hist.ANNOTATION_TYPE) or b"")
+    again.close()
+    c.preview_results = False
+    r["seconds"] = round(time.monotonic() - start, 1)
+    return r
+
+
 def check(cfg):
     import dreamwire_krita  # noqa: F401
     from dreamwire_krita import krita_host as host
@@ -239,6 +311,14 @@ def check(cfg):
         "reinserted": len(doc6.rootNode().childNodes()) == count + 1,
         "copied": copied.to_dict(),
     }
+
+    try:  # its own failure, not the whole part's
+        out["previews"] = _previews(c, cfg, base, canvas)
+    except Exception:
+        import traceback
+
+        out["previews"] = {"error": traceback.format_exc()}
+        c.preview_results = False
 
     # -- region layers: "region: ..." named, hidden ones left out --------------------------------
     doc_r = k.createDocument(64, 64, "regions", "RGBA", "U8", "", 72.0)

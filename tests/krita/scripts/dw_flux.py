@@ -39,6 +39,9 @@ def check(cfg):
     out = {}
     d = DreamwireDocker()
     c = d.controller
+    # Results land at once, as they did before previews: this part checks what Flux makes
+    # and where it lands (the previews are dw_backend's and the docker test's).
+    c.preview_results = False
     c.settings.address = cfg["address"]  # kritarunner does not read the profile's kritarc
     c.connect()
     out["connected"] = dwtest.pump(c, lambda: d._welcome_seen is not None, 60)

@@ -49,6 +49,8 @@ class Driver:
             self.settle("live apply"),
             self.actions,
             self.actions_cancelled,
+            self.tiling,
+            self.tiling_cancelled,
             self.manual_shots,
             self.finish,
         ]
@@ -111,9 +113,34 @@ class Driver:
         node = self.doc.activeNode()
         self.active_before = node.name() if node is not None else None
 
-    def last_group(self):
-        # The global selection is a node too, so the newest group is not always last.
-        return [n for n in self.doc.rootNode().childNodes() if n.type() == "grouplayer"][-1]
+    def applied_layer(self):
+        """The layer the last Apply added (results wait as previews until then)."""
+        name = self.docker.controller.applied[-1]["name"]
+        return [n for n in self.doc.rootNode().childNodes() if n.name() == name][-1]
+
+    def apply_preview(self):
+        """Apply the result the preview layer shows, as an artist would; False until one
+        arrived. Records what the docker showed before the press."""
+        from dreamwire_krita.logic import history as hist
+
+        d = self.docker
+        shown = d.controller.shown
+        # Picking a row (Reuse) previews that result too: wait for this job's own.
+        if shown is None or not shown.key.startswith(self.job_id + ":"):
+            if d.controller.status.level == "error":
+                raise RuntimeError(d.controller.status.message)
+            return None
+        # The global selection is a node too: the top layer is the last other one.
+        names = [n.name() for n in self.doc.rootNode().childNodes() if n.type() != "selectionmask"]
+        seen = {
+            "preview_on_top": names[-1] == hist.PREVIEW_LAYER,
+            "rows": d.history.count(),
+            "row_selected": d.history.currentRow(),
+            "applied_before": len(d.controller.applied) - self.applied,
+            "message": d.message.text(),
+        }
+        d.apply_button.click()
+        return seen
 
     # -- steps ---------------------------------------------------------------------------------
     def find_docker(self):
@@ -315,6 +342,7 @@ class Driver:
         self.previews = 0
         self.out["two_pass_default"] = d.two_pass.isChecked()
         d.generate_button.click()
+        self.job_id = d.controller.last_job.job_id
         self.out["after_click"] = d.message.text()
         # 96x64 is far below SD1's native size: one pass, no Hires.fix.
         self.out["generate_hires"] = repr(d.controller.last_job.hires)
@@ -324,15 +352,13 @@ class Driver:
         d = self.docker
         if d.preview.pixmap() is not None and not d.preview.pixmap().isNull():
             self.previews += 1
-        if len(d.controller.applied) == self.applied:
-            if d.controller.status.level == "error":
-                raise RuntimeError(d.controller.status.message)
+        seen = self.apply_preview()
+        if seen is None:
             return False
-        top = self.last_group()
-        layer = top.childNodes()[0]
+        layer = self.applied_layer()
         b = layer.bounds()
         self.out["generated"] = {
-            "group": top.name(),
+            "before_apply": seen,
             "layer": layer.name(),
             "bounds": [b.x(), b.y(), b.width(), b.height()],
             "history_items": d.history.count(),
@@ -355,7 +381,9 @@ class Driver:
 
         d = self.docker
         # Hide the generated group so the inpaint works on the painted layer.
-        self.last_group().setVisible(False)
+        self.applied_layer().setVisible(False)
+        # Picking the row for Reuse previewed that result again: take it off the canvas.
+        d.controller.hide_preview()
         host.refresh(self.doc)
         self.before = host.read_visible(self.doc, Rect(0, 0, 96, 64))
         sel = Selection()
@@ -375,6 +403,7 @@ class Driver:
         d._show_kind()  # what the button's timer does
         self.out["button_label"] = d.generate_button.text()
         d.generate_button.click()  # 100% and a selection over paint: an inpaint
+        self.job_id = d.controller.last_job.job_id
         self.out["inpaint_job_fill"] = d.controller.last_job.inpaint_fill
         self.out["inpaint_click"] = d.message.text()
         return True
@@ -384,15 +413,17 @@ class Driver:
         from dreamwire_krita.logic.geometry import Rect
 
         d = self.docker
-        if len(d.controller.applied) == self.applied or host.masks_pending():
-            if d.controller.status.level == "error":
-                raise RuntimeError(d.controller.status.message)
+        if len(d.controller.applied) == self.applied:
+            self.inpaint_seen = self.apply_preview()
+            return False
+        if host.masks_pending():
             return False
         host.refresh(self.doc)
         after = host.read_visible(self.doc, Rect(0, 0, 96, 64))
-        layer = self.last_group().childNodes()[0]
+        layer = self.applied_layer()
         self.out["mask_notes"] = list(host.mask_notes)
         self.out["inpainted"] = {
+            "before_apply": self.inpaint_seen,
             "masked": d.controller.applied[-1]["masked"],
             "children": [c.type() for c in layer.childNodes()],
             "outside_unchanged": bool(
@@ -616,7 +647,7 @@ class Driver:
         preview = self._preview_layers()[0]
         d.live_apply_button.click()
         names = [n.name() for n in self.doc.rootNode().childNodes()]
-        applied = [n for n in self.doc.rootNode().childNodes() if n.name().startswith("DW live")]
+        applied = [n for n in self.doc.rootNode().childNodes() if " · DW live " in n.name()]
         rgba, t = d.controller.live.result[0], d.controller.live.result[1]
         from dreamwire_krita.logic import pixels
 
@@ -695,6 +726,47 @@ class Driver:
         win.grab().save(os.path.join(shots, "krita.png"))
         self.out["manual_shots"] = taken + ["krita.png"]
         return True
+
+    def tiling(self):
+        """Wrap-around mode makes jobs seamless over the whole tile; masked content is
+        kept per workspace."""
+        from dreamwire_krita.logic.workspaces import Workspace
+        from krita import Selection
+
+        d, k = self.docker, Krita.instance()
+        wrap = k.action("wrap_around_mode")
+        r = {"checkable": wrap is not None and wrap.isCheckable()}
+        d._show_tiling()  # what the button's timer does
+        r["off"] = [d.tiling.isChecked(), d.tiling.isEnabled()]
+        wrap.setChecked(True)
+        d._show_tiling()
+        r["on"] = [d.tiling.isChecked(), d.tiling.isEnabled()]
+        d.set_workspace(Workspace.LIVE)
+        d.inpaint_fill.setCurrentText("fill")
+        d.set_workspace(Workspace.GENERATE)
+        r["masked"] = [d.inpaint_fill.currentText()]
+        d.set_workspace(Workspace.LIVE)
+        r["masked"].append(d.inpaint_fill.currentText())
+        d.set_workspace(Workspace.GENERATE)
+        r["masked_setting"] = k.readSetting("dreamwire", "masked_content", "")
+        sel = Selection()
+        sel.select(0, 10, 20, 20, 255)  # on the tile's left edge
+        self.doc.setSelection(sel)
+        d.strength.setValue(1.0)
+        d.generate_button.click()
+        job = d.controller.last_job
+        r["job"] = [str(job.mode.value), job.seamless, job.width, job.height, job.inpaint_fill]
+        r["params_seamless"] = d.params().seamless  # the artist's own toggle: still off
+        d.controller.cancel()
+        wrap.setChecked(False)
+        d._show_tiling()
+        r["after"] = [d.tiling.isChecked(), d.tiling.isEnabled()]
+        self.doc.setSelection(Selection())
+        self.out["tiling"] = r
+        return True
+
+    def tiling_cancelled(self):
+        return not self.docker.controller.busy
 
     def finish(self):
         self.out["settings_params"] = Krita.instance().readSetting("dreamwire", "params", "")
