@@ -231,7 +231,7 @@ def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
     info = ControlNetInfo(name=name, path=path, type=kind, layout=layout, pickled=pickled)
     net_kind = transformer_kind(info)
     if net_kind is not None:
-        net_kind.describe_file(info, shapes)
+        _describe_file(net_kind, info, shapes)
         return info
     _fill_from_shapes(info, shapes)
     if info.layout == "union":
@@ -239,6 +239,23 @@ def inspect(path: Path, name: str | None = None) -> AnyUnitFile:
     if kind is None and info.layout in ("original", "diffusers"):
         info.detail["note"] = "type not recognised from the file name"
     return info
+
+
+def _describe_file(net_kind, info: ControlNetInfo, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The kind reads its config from the file's shapes; shapes that do not hold the network
+    its keys promise (a tensor missing, cut short or of another shape) make a damaged file,
+    whichever kind it is."""
+    from .flux_controlnet import is_xlabs, reason
+
+    try:
+        net_kind.describe_file(info, shapes)
+    except (KeyError, ValueError, IndexError, ZeroDivisionError) as exc:
+        # XLabs' files are Flux ControlNets in x-flux's own layout: named as artists know them.
+        what = "an XLabs Flux ControlNet" if is_xlabs(info) else f"a {net_kind.LABEL} ControlNet"
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT,
+            f"{info.path.name} looks like {what} but its weights are unreadable: {reason(exc)}",
+        ) from None
 
 
 def pickled_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -38,6 +38,7 @@ from . import files
 
 XLABS = "flux_xlabs"
 LAYOUTS = ("flux", "flux_folder", XLABS)
+LABEL = "Flux"
 MODEL_CLASS = "FluxControlNetModel"
 FAMILY = "flux"
 file_layout = headers.layout
@@ -58,24 +59,20 @@ def describe(info, config: dict) -> None:
 
 def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:
     # The rotary axes and patch size come from the base model at load time; the widths
-    # and the mode count, all that identification needs, are in the shapes.
+    # and the mode count, all that identification needs, are in the shapes. Unreadable
+    # shapes raise; controlnet_files.inspect names the file.
     if info.layout == XLABS:
-        try:
-            flux_xlabs.check_shapes(shapes)
-            config = flux_xlabs.config(shapes, {})
-        except (KeyError, ValueError) as exc:
-            raise DreamwireError(
-                ErrorCode.MODEL_CORRUPT,
-                f"{info.path.name} looks like an XLabs Flux ControlNet but does not hold "
-                f"x-flux's network: {_reason(exc)}",
-            ) from None
-        describe(info, config)
+        flux_xlabs.check_shapes(shapes)
+        describe(info, flux_xlabs.config(shapes, {}))
         return
     describe(info, headers.config_from_shapes(shapes, {}))
 
 
-def _reason(exc: Exception) -> str:
-    return str(exc.args[0]) if exc.args else type(exc).__name__
+def reason(exc: Exception) -> str:
+    """What a read error says (a KeyError: the tensor that is missing)."""
+    if not exc.args:
+        return type(exc).__name__
+    return f"no {exc.args[0]}" if isinstance(exc, KeyError) else str(exc.args[0])
 
 
 def is_xlabs(info) -> bool:
@@ -117,12 +114,18 @@ def control_mode(unit_type: str, info, family: str, where: str) -> int | None:
 
 def mismatch(info, transformer_config: dict) -> list[str]:
     """Why a Flux ControlNet does not fit a Flux transformer (empty when it fits)."""
-    inner, text = headers.widths(info.detail["config"])
-    base_inner, base_text = headers.widths(transformer_config)
+    return width_problems(headers.widths(info.detail["config"]), headers.widths(transformer_config))
+
+
+def width_problems(net: tuple[int, int | None], base: tuple[int | None, int | None]) -> list[str]:
+    """The (hidden width, text width) differences between a transformer ControlNet and its
+    base transformer, as every kind's mismatch() words them; a net without a text stream
+    (text width None) fits any."""
+    (inner, text), (base_inner, base_text) = net, base
     problems = []
     if inner != base_inner:
         problems.append(f"hidden width {inner} vs {base_inner}")
-    if text != base_text:
+    if text is not None and text != base_text:
         problems.append(f"text width {text} vs {base_text}")
     return problems
 
@@ -141,7 +144,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
             FluxControlNetModel,
             info,
             xlabs_config,
-            "Flux",
+            LABEL,
             dtype,
             device,
             convert=flux_xlabs.to_diffusers,
@@ -150,7 +153,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
         FluxControlNetModel,
         info,
         lambda shapes: headers.config_from_shapes(shapes, transformer_config),
-        "Flux",
+        LABEL,
         dtype,
         device,
     )
@@ -189,7 +192,7 @@ def load_net(
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise DreamwireError(
             ErrorCode.MODEL_CORRUPT,
-            f"{label} ControlNet {info.name} could not be loaded: {_reason(exc)}",
+            f"{label} ControlNet {info.name} could not be loaded: {reason(exc)}",
         ) from None
     if net.dtype != dtype:
         net = net.to(dtype=dtype)

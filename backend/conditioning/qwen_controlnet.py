@@ -17,13 +17,13 @@ from typing import Any
 import torch
 
 from dreamwire.backend.library import qwen_controlnet as headers
-from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-from .flux_controlnet import load_net
+from .flux_controlnet import load_net, width_problems
 
 MODEL_CLASS = "QwenImageControlNetModel"
 FAMILY = "qwen-image"
 LAYOUTS = ("qwen", f"{FAMILY}_folder")
+LABEL = "Qwen-Image"
 file_layout = headers.layout
 is_folder_config = headers.is_folder_config
 
@@ -47,28 +47,14 @@ def is_inpainting(info) -> bool:
 
 
 def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:
-    try:
-        config = headers.config_from_shapes(shapes, {})
-    except (KeyError, ValueError, IndexError) as exc:
-        raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT,
-            f"{info.path.name} looks like a Qwen-Image ControlNet but its blocks are "
-            f"unreadable (no {exc})",
-        ) from None
-    describe(info, config)
+    describe(info, headers.config_from_shapes(shapes, {}))
 
 
 def mismatch(info, transformer_config: dict) -> list[str]:
     """Why a Qwen-Image ControlNet does not fit a Qwen-Image transformer (empty when it
     fits)."""
     config = info.detail["config"]
-    inner, text = headers.widths(config)
-    base_inner, base_text = headers.widths(transformer_config)
-    problems = []
-    if inner != base_inner:
-        problems.append(f"hidden width {inner} vs {base_inner}")
-    if text != base_text:
-        problems.append(f"text width {text} vs {base_text}")
+    problems = width_problems(headers.widths(config), headers.widths(transformer_config))
     base_in = transformer_config.get("in_channels")
     if base_in is not None and config.get("in_channels") != base_in:
         problems.append(f"{config.get('in_channels')} vs {base_in} latent channels")
@@ -84,7 +70,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
         QwenImageControlNetModel,
         info,
         lambda shapes: headers.config_from_shapes(shapes, transformer_config),
-        "Qwen-Image",
+        LABEL,
         dtype,
         device,
     )

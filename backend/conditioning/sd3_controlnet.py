@@ -14,9 +14,10 @@ import torch
 
 from dreamwire.backend.library import sd3_controlnet as headers
 
-from .flux_controlnet import load_net
+from .flux_controlnet import load_net, width_problems
 
 LAYOUTS = ("sd3", "sd3_folder")
+LABEL = "SD3"
 MODEL_CLASS = "SD3ControlNetModel"
 FAMILY = "sd3"
 file_layout = headers.layout
@@ -40,17 +41,13 @@ def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:
 
 def mismatch(info, transformer_config: dict) -> list[str]:
     """Why an SD3 ControlNet does not fit an SD3 transformer (empty when it fits)."""
-    inner, text = info.base_channels, headers.widths(info.detail["config"])[1]
     base_inner = int(transformer_config.get("num_attention_heads", 0)) * int(
         transformer_config.get("attention_head_dim", 0)
     )
-    base_text = transformer_config.get("joint_attention_dim")
-    problems = []
-    if inner != base_inner:
-        problems.append(f"hidden width {inner} vs {base_inner}")
-    if text is not None and text != base_text:
-        problems.append(f"text width {text} vs {base_text}")
-    return problems
+    return width_problems(
+        (info.base_channels, headers.widths(info.detail["config"])[1]),
+        (base_inner, transformer_config.get("joint_attention_dim")),
+    )
 
 
 def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
@@ -60,7 +57,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
         SD3ControlNetModel,
         info,
         lambda shapes: headers.config_from_shapes(shapes, transformer_config),
-        "SD3",
+        LABEL,
         dtype,
         device,
     )

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from dreamwire.backend.library import zimage_controlnet as headers
-from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from . import files
-from .flux_controlnet import load_net
+from .flux_controlnet import load_net, width_problems
 
 LAYOUTS = ("zimage_fun", "zimage_folder")
+LABEL = "Z-Image"
 MODEL_CLASS = "ZImageControlNetModel"
 FAMILY = "zimage"
 file_layout = headers.layout
@@ -40,25 +40,15 @@ def describe(info, config: dict) -> None:
 
 
 def describe_file(info, shapes: dict[str, tuple[int, ...]]) -> None:
-    try:
-        config = headers.config_from_shapes(shapes, {})
-    except (KeyError, ValueError, ZeroDivisionError) as exc:
-        raise DreamwireError(
-            ErrorCode.MODEL_CORRUPT,
-            f"{info.path.name} looks like a Z-Image Fun ControlNet but its control embedding "
-            f"is unreadable ({exc})",
-        ) from None
-    describe(info, config)
+    describe(info, headers.config_from_shapes(shapes, {}))
 
 
 def mismatch(info, transformer_config: dict) -> list[str]:
     """Why a Z-Image ControlNet does not fit a Z-Image transformer (empty when it fits)."""
     config = info.detail["config"]
-    problems = []
-    base_dim = transformer_config.get("dim")
-    if info.base_channels != base_dim:
-        problems.append(f"hidden width {info.base_channels} vs {base_dim}")
-    elif config.get("n_heads") != transformer_config.get("n_heads"):
+    # No text stream of its own: the transformer lends it its caption embedding.
+    problems = width_problems((info.base_channels, None), (transformer_config.get("dim"), None))
+    if not problems and config.get("n_heads") != transformer_config.get("n_heads"):
         problems.append(f"{config.get('n_heads')} vs {transformer_config.get('n_heads')} heads")
     count = len(config.get("control_layers_places") or ())
     layers = int(transformer_config.get("n_layers", 0))
@@ -72,7 +62,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
     from diffusers import ZImageControlNetModel
 
     if info.layout.endswith("_folder"):
-        return load_net(ZImageControlNetModel, info, None, "Z-Image", dtype, device)
+        return load_net(ZImageControlNetModel, info, None, LABEL, dtype, device)
     state = files.load_tensors(info.path, "ControlNet")
     before = state.get(headers.REFINER_BEFORE)
     mode = headers.refiner_mode(state, None if before is None else bool((before == 0).all()))
@@ -83,7 +73,7 @@ def load(info, transformer_config: dict, dtype: torch.dtype, device) -> Any:
         ZImageControlNetModel,
         info,
         lambda shapes: headers.config_from_shapes(shapes, transformer_config, mode),
-        "Z-Image",
+        LABEL,
         dtype,
         device,
         state=state,

@@ -128,6 +128,27 @@ def test_what_sd3_controlnets_cannot_do_is_refused(engine, init_image):
         assert err.value.code == ErrorCode.MODEL_UNSUPPORTED
 
 
+def test_a_truncated_sd3_controlnet_file_is_named_as_damaged(root, tmp_path):
+    # A tensor the config is read from is gone, its keys still SD3's: a clear
+    # MODEL_CORRUPT naming the file and the kind, never a KeyError out of inspect().
+    from safetensors.torch import load_file
+
+    from dreamwire.backend.conditioning import controlnet_files
+    from dreamwire.backend.tiny.files import save_tensors
+
+    gone = "time_text_embed.text_embedder.linear_1.weight"
+    state = load_file(root / "models" / "controlnet" / f"{CANNY}.safetensors")
+    assert gone in state
+    torn = save_tensors(
+        {k: v for k, v in state.items() if k != gone}, tmp_path / "torn_canny.safetensors"
+    )
+    with pytest.raises(DreamwireError) as err:
+        controlnet_files.inspect(torn)
+    assert err.value.code == ErrorCode.MODEL_CORRUPT
+    for word in ("torn_canny.safetensors", "SD3", gone):
+        assert word in err.value.message, err.value.message
+
+
 def _patched(components: dict, path, multiplier: float) -> dict[str, dict[str, torch.Tensor]]:
     from dreamwire.backend.conditioning import lora
 
