@@ -17,10 +17,10 @@ from PIL import Image
 from transformers import CLIPImageProcessor
 
 from dreamwire.backend.conditioning import controlnet_files, ip_adapter_files
-from dreamwire.backend.library import ModelLibrary
 from dreamwire.backend.samplers import make_scheduler
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, HiresFix, Job
+from tests.support.engines import cpu_engine
 
 PLAIN, PLUS, XL = "ip-adapter_sd15", "ip-adapter-plus_sd15", "ip-adapter_sdxl"
 REF = noise_image(31, 32, 32)  # the tiny encoders read 32 x 32: no resize on either side
@@ -127,10 +127,8 @@ def test_missing_encoder_is_named(tiny_models, tmp_path):
     (root / "models" / "ControlNet" / f"{PLAIN}.safetensors").symlink_to(
         tiny_models / "models" / "ControlNet" / f"{PLAIN}.safetensors"
     )
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
 
-    eng = Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions())
+    eng = cpu_engine(root, cache_size=None)
     with pytest.raises(DreamwireError) as err:
         eng.run(job(model="tiny-sd1", controls=[unit()]))
     assert err.value.code == ErrorCode.MODEL_NOT_FOUND
@@ -244,10 +242,8 @@ def test_a_compiled_unet_keeps_its_graph_after_a_job(library):
     process_encoder_hidden_states, and a cross-attention block with its processors. One
     block, not the whole UNet: the same guards in about a second instead of ~10 s. An
     engine of its own: the UNet must not have seen an IP-Adapter job before this one."""
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
 
-    eng = Engine(library, device="cpu", cache_size=1, extensions=engine_extensions())
+    eng = cpu_engine(library)
     unet = eng.load("tiny-sd1").components["unet"]
     before = snapshot(unet)
     block = unet.down_blocks[0].attentions[0]

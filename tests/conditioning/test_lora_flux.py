@@ -19,6 +19,7 @@ from dreamwire.backend.conditioning import lora, lora_flux_keys
 from dreamwire.backend.tiny import flux_lora
 from dreamwire.backend.tiny.files import save_tensors
 from dreamwire.shared.errors import DreamwireError, ErrorCode
+from tests.support.engines import cpu_engine
 
 # peft warns where a file's target name (the final layer's proj_out) also fits modules the
 # file leaves alone (the single blocks' proj_out): those get no delta (checked below).
@@ -304,9 +305,6 @@ FLUX_JOB = dict(
 def flux_lora_engine(flux, tmp_path_factory):
     """A CPU engine with the conditioners over the tiny Flux (a diffusers folder
     written from `flux`), its LoRA files and an SDXL one in models/Lora."""
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
     from dreamwire.backend.tiny.conditioning import build_kohya_sdxl
     from dreamwire.backend.tiny.flux import write_flux_diffusers_folder
 
@@ -314,7 +312,7 @@ def flux_lora_engine(flux, tmp_path_factory):
     write_flux_diffusers_folder(flux, root / "models" / "Stable-diffusion" / "tiny-flux")
     flux_lora.build(root / "models" / "Lora", flux)
     build_kohya_sdxl(root / "models" / "Lora" / "tiny_xl_style.safetensors")
-    return Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(root)
 
 
 def _image(engine, **kw):

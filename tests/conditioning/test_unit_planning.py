@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from dreamwire.backend.conditioning import engine_extensions
-from dreamwire.backend.engine import Engine
 from dreamwire.backend.engine.planning import plan
 from dreamwire.backend.tiny import union as tiny_union
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job, Upscale
 from tests.conditioning.cn_helpers import noise_image
+from tests.support.engines import cpu_engine
 
 PICTURE = noise_image(3)
 
@@ -58,7 +58,7 @@ def test_an_impossible_unit_is_refused_by_the_plan_before_any_model_loads(
     with pytest.raises(DreamwireError) as err:
         plan(job, library, engine_extensions())  # the plan alone: no engine, no model
     assert err.value.code == code and named in err.value.message
-    engine = Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
+    engine = cpu_engine(library)
     with pytest.raises(DreamwireError) as run_err:
         engine.run(job)
     assert (run_err.value.code, run_err.value.message) == (code, err.value.message)

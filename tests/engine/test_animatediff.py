@@ -17,6 +17,7 @@ from dreamwire.shared.animatediff import AnimateDiff, FrameControl
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
+from tests.support.engines import cpu_engine
 
 FRAMES, SIZE = 5, 32
 CONTROLNET = "control_v11f1p_sd15_depth"
@@ -29,12 +30,7 @@ def motion_root(tiny_models):
 
 @pytest.fixture(scope="module")
 def ad_engine(tiny_models):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    library = ModelLibrary([tiny_models])
-    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(tiny_models)
 
 
 def ad_job(module="tiny_mm_sd1", controls=(), **kw) -> Job:

@@ -17,6 +17,7 @@ from dreamwire.shared.animatediff import AnimateDiff, FrameControl
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
+from tests.support.engines import cpu_engine
 
 FRAMES, SIZE = 4, 32
 PROMPT = "a (fox:1.3) running <lora:tiny_xl_style:0.7>"
@@ -24,11 +25,7 @@ PROMPT = "a (fox:1.3) running <lora:tiny_xl_style:0.7>"
 
 @pytest.fixture(scope="module")
 def xl_engine(tiny_models):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=engine_extensions())
+    return cpu_engine(tiny_models, cache_size=None)
 
 
 def xl_job(module="tiny_mm_sdxl", **kw) -> Job:

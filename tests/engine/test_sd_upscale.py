@@ -19,6 +19,7 @@ from dreamwire.backend.upscalers import upscale
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import ControlUnit, Job, Upscale
+from tests.support.engines import cpu_engine
 
 
 # -- A1111's rule, written out independently with PIL as the script runs it ---------------
@@ -205,10 +206,7 @@ def test_cancel_between_tiles(engine, init_image):
 
 @pytest.fixture(scope="module")
 def control_engine(library):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-
-    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=2)
+    return cpu_engine(library, cache_size=2)
 
 
 def _controlnet(engine):

@@ -22,6 +22,7 @@ from dreamwire.backend.tiny import flux_controlnet as tiny_cn
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
 from tests.engine.reference import a1111_steps
+from tests.support.engines import cpu_engine
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -76,11 +77,7 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(root):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(root)
 
 
 def unit(model: str = tiny_cn.FOLDER, type: str = "canny", **kw) -> ControlUnit:

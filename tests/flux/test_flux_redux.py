@@ -15,6 +15,7 @@ from PIL import Image
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
 from tests.flux.test_flux_engine import diff, reference
+from tests.support.engines import cpu_engine
 
 PROMPT = "a cat sitting on a red chair"
 BASE = dict(
@@ -49,11 +50,7 @@ def _root(tmp_path_factory, flux_root, siglip: bool):
 
 
 def _engine(root):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(root)
 
 
 @pytest.fixture(scope="module")

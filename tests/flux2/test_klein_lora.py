@@ -13,6 +13,7 @@ import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from tests.support.engines import cpu_engine
 from tests.support.lora_reference import fused_transformer, patched_state
 from tests.support.pipeline_reference import reference_image
 
@@ -102,12 +103,7 @@ def test_klein_lora_lineage_both_ways(klein_parts, loras, tmp_path):
 
 @pytest.fixture(scope="module")
 def engine(klein_root, loras):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    library = ModelLibrary([klein_root, loras["aitk"].parents[2]])
-    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(klein_root, loras["aitk"].parents[2])
 
 
 def test_a_lora_tag_in_a_klein_job_equals_diffusers_fused_pipeline(engine, loras):

@@ -18,6 +18,7 @@ from dreamwire_krita.logic.regions import plan_refine
 from dreamwire.shared.events import Welcome
 from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import PRIORITIES, ControlUnit, LoraRef
+from tests.support.engines import cpu_engine
 
 
 class Clock:
@@ -213,10 +214,7 @@ def test_live_priority_only_where_the_backend_lists_it():
 
 @pytest.fixture(scope="module")
 def engine(library):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-
-    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(library)
 
 
 def _addnet(path) -> str:

@@ -10,6 +10,7 @@ import torch
 from dreamwire.backend.prompts import split_subprompts
 from dreamwire.backend.text_encoding import PromptEncoder, encode_conditioning
 from dreamwire.shared.job import ControlUnit, HiresFix, Job
+from tests.support.engines import cpu_engine
 
 # -- splitting -----------------------------------------------------------------------------
 
@@ -132,11 +133,7 @@ def test_sdxl_subprompts_bring_their_own_pooled_vectors(sdxl_pipe):
 
 @pytest.fixture(scope="module")
 def engine(tiny_models):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=engine_extensions())
+    return cpu_engine(tiny_models, cache_size=None)
 
 
 BASE = dict(negative="blurry", steps=3, sampler="Euler", width=64, height=64, seed=11)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from dreamwire.shared.job import Job
+from tests.support.engines import cpu_engine
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_models, tmp_path_factory):
     from safetensors.torch import save_file
 
-    from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
 
@@ -26,8 +26,7 @@ def engine(tiny_models, tmp_path_factory):
     save_file(
         {"emb_params": vectors}, str(extra / "models" / "embeddings" / "zzfoxemb.safetensors")
     )
-    library = ModelLibrary([tiny_models, extra])
-    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(tiny_models, extra)
 
 
 def _run(engine, prompt: str) -> np.ndarray:

@@ -14,6 +14,7 @@ from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.infotext import parse_infotext
 from dreamwire.shared.job import MAX_REGIONS, ControlUnit, HiresFix, Job, Region, Upscale
+from tests.support.engines import cpu_engine
 
 FULL = np.full((64, 64), 255, np.uint8)
 EMPTY = np.zeros((64, 64), np.uint8)
@@ -142,11 +143,7 @@ def test_only_masked_crop_cuts_the_filters():
 
 @pytest.fixture(scope="module")
 def engine(tiny_models):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([tiny_models]), device="cpu", extensions=engine_extensions())
+    return cpu_engine(tiny_models, cache_size=None)
 
 
 BASE = dict(negative="blurry", steps=3, sampler="Euler", width=64, height=64, seed=11)

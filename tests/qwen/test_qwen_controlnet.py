@@ -19,6 +19,7 @@ from dreamwire import catalog
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
 from tests.qwen.reference import BASE, PROMPT, maxdiff, reference
+from tests.support.engines import cpu_engine
 
 MODEL = "tiny-qwen-image"
 NET = "Qwen-Image-InstantX-ControlNet-Union"
@@ -50,11 +51,7 @@ def root(qwen_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(root):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(root)
 
 
 def unit(**kw) -> ControlUnit:

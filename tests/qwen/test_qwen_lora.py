@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamwire.backend.library import ModelLibrary
 from dreamwire.backend.tiny.files import save_tensors
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job, LoraRef
 from tests.qwen.reference import BASE, PROMPT, maxdiff
+from tests.support.engines import cpu_engine
 
 # Two of the tiny transformer's layers, one of them Qwen's own (img_mlp), rank 2.
 LAYERS = {
@@ -31,8 +31,6 @@ def _pairs(prefix: str) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def lora_engine(qwen_root, tmp_path_factory):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
 
     root = tmp_path_factory.mktemp("qwen-loras")
     save_tensors(_pairs("transformer."), root / "models" / "Lora" / "qwen_peft.safetensors")
@@ -43,8 +41,7 @@ def lora_engine(qwen_root, tmp_path_factory):
         "diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight": torch.zeros(96, 2),
     }
     save_tensors(flux, root / "models" / "Lora" / "flux_style.safetensors")
-    library = ModelLibrary([qwen_root, root])
-    return Engine(library, device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(qwen_root, root)
 
 
 def test_qwen_loras_patch_the_job_and_flux_ones_are_refused(lora_engine):

@@ -16,6 +16,7 @@ from dreamwire.backend.engine import noise
 from dreamwire.backend.families import SPECS
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
+from tests.support.engines import cpu_engine
 
 CANNY = "sd3.5_large_controlnet_canny"
 STABILITY_LAYOUT = "sd3.5_large_controlnet_depth"
@@ -65,11 +66,7 @@ def root(sd3_root, sd3_parts, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(root):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(root)
 
 
 def unit(model: str = CANNY, **kw) -> ControlUnit:

@@ -15,6 +15,7 @@ import torch
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit, Job
+from tests.support.engines import cpu_engine
 from tests.support.pipeline_reference import reference_image
 
 MODEL = "z_image_turbo_bf16"
@@ -52,11 +53,7 @@ def root(zimage_tree, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(root):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-
-    return Engine(ModelLibrary([root]), device="cpu", extensions=engine_extensions(), cache_size=1)
+    return cpu_engine(root)
 
 
 def unit(**kw) -> ControlUnit:
