@@ -19,6 +19,7 @@ from .events import Welcome
 from .families import FamilyInfo, ModelFamily
 from .families import family as shared_family
 from .job import Job
+from .job_mode import JobMode
 from .model_names import same_model
 from .native_size import model_family
 
@@ -49,6 +50,8 @@ FEATURE_REASONS = {
     "prompt's tokens, and this model's joint attention has none",
     "cfg_rescale": "CFG rescale acts on an eps or v-prediction UNet's guided output, and this "
     "model predicts a flow",
+    "train_lora": "LoRA training is built for SD1.x models only so far; pick an SD1.x "
+    "checkpoint to train on",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")
@@ -111,6 +114,9 @@ def job_features(job: Job) -> list[str]:
     schedules, is the backend's to parse and refuse). A plain upscale runs no model: none."""
     if job.upscale is not None and not job.upscale.refine:
         return []
+    if job.mode == JobMode.TRAIN_LORA:  # a str enum: a host's unvalidated "train_lora" too
+        # The sample pictures are plain txt2img (the job's other fields are refused).
+        return ["train_lora"]
     used = []
     if job.hires is not None and job.hires.upscaler == "Latent":
         used.append("hires_latent")

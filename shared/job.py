@@ -29,6 +29,10 @@ SEAMLESS_AXES = ("none", "both", "x", "y")
 # Queue classes, best first. "live" (Krita's live preview) jumps every other class, and a new
 # live job replaces the same client's previous one (backend/server/server.py, PROTOCOL.md).
 PRIORITIES = {"live": -1, "interactive": 0, "normal": 1, "batch": 2}
+# A job's class when it names none (Job.priority ""): a LoRA training holds its worker for
+# minutes to hours, so it queues behind everything an artist waits for; the rest "normal".
+MODE_PRIORITIES = {"train_lora": "batch"}
+DEFAULT_PRIORITY = "normal"
 CONTROL_MODES = ("balanced", "prompt", "controlnet")
 CONTROL_TYPES = (
     "depth",
@@ -311,13 +315,21 @@ class Job:
     controls: list[ControlUnit] = field(default_factory=list)
     loras: list[LoraRef] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)  # regional prompts (Region)
-    priority: str = "normal"
+    # A PRIORITIES class; "" (or left out on the wire): the mode's (MODE_PRIORITIES), set
+    # when the job is built.
+    priority: str = ""
     preview_every: int = 0  # 0: no previews; n: a preview every n steps
     # DAAM heat maps: one greyscale map per word of the prompt with each image
     # (GeneratedImage.heat_maps); CLIP families (SD1.x/SD2.x/SDXL) only.
     attention_maps: bool = False
     job_id: str = field(default_factory=new_job_id)
     tag: str = ""  # free text for the client's own bookkeeping (e.g. "frame 12")
+
+    def __post_init__(self) -> None:
+        if self.priority == "":  # anything else is validate()'s to refuse
+            mode = self.mode.value if isinstance(self.mode, JobMode) else self.mode
+            own = MODE_PRIORITIES.get(mode) if isinstance(mode, str) else None
+            self.priority = own or DEFAULT_PRIORITY
 
     def validate(self) -> Job:
         """Raise DreamwireError for anything wrong that needs no models to see."""

@@ -31,6 +31,14 @@ def requested(job: Job) -> list[str]:
     return used
 
 
+def check_training(family: str) -> None:
+    """Refuse a train_lora job on a family whose spec does not opt in (Support.train_lora),
+    in the words the hosts use (its sampler is not used: no sampler check)."""
+    spec = spec_for(family)
+    if not spec.support.train_lora:
+        raise spec.refusal("train_lora")
+
+
 def check(job: Job, family: str, arch: str = "") -> None:
     spec = spec_for(family)
     scheduling.check(family, job.sampler)

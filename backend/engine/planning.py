@@ -208,8 +208,13 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
         return JobPlan(
             JobMode.MATERIALS, "", (), (), size, "none", materials=materials.plan(job, library)
         )
-    if job.mode is JobMode.TRAIN_LORA:  # the trainer reads its folder and loads its model
-        return JobPlan(JobMode.TRAIN_LORA, "", (), (), size, "none")
+    if job.mode is JobMode.TRAIN_LORA:
+        # The family from the library's entry, refused before the trainer reads its folder
+        # and loads the model (it loads it itself).
+        entry = libs.checkpoint(library, job.model or libs.default_checkpoint(library))
+        family = libs.family(entry.arch)
+        family_support.check_training(family)
+        return JobPlan(JobMode.TRAIN_LORA, family, (), (), size, "none")
     if job.mode is JobMode.SEGMENT and job.segment.subject:
         from dreamwire.backend.segmentation import subject_masks
 

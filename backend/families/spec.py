@@ -126,6 +126,9 @@ class Support:
     # CFG rescale (Job.cfg_rescale): diffusers' rescale_noise_cfg of an eps/v-prediction
     # UNet's guided output (engine/cfg_rescale.py); not defined for flow-matching transformers.
     cfg_rescale: bool = True
+    # LoRA training (JobMode.TRAIN_LORA, backend/training): its loop, LoRA layers and kohya
+    # key names are built for SD1.x's UNet and one CLIP text encoder only, so a family opts in.
+    train_lora: bool = False
 
 
 # Plain generation only (txt2img/img2img/inpaint/edit as the pipelines allow): what a

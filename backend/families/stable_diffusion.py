@@ -11,7 +11,14 @@ from dataclasses import replace
 
 from dreamwire.shared import families
 
-from .spec import FamilySpec, LoraLineage, MemoryFigures, PipelineClasses, SingleFileText
+from .spec import (
+    FamilySpec,
+    LoraLineage,
+    MemoryFigures,
+    PipelineClasses,
+    SingleFileText,
+    Support,
+)
 
 _SD_PIPELINES = PipelineClasses(
     "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"
@@ -45,6 +52,7 @@ SD1 = FamilySpec(
     lora=LoraLineage("sd", "SD1.x/SD2.x"),
     text_width=768,
     single_file_text=(SingleFileText("text_encoder", "clip", "cond_stage_model.transformer."),),
+    support=Support(train_lora=True),  # the one family backend/training is built for
 )
 
 # SD1.x's pipelines and layouts with its own sizes. v-prediction SD2.x checkpoints (768-v)
@@ -54,6 +62,7 @@ SD2 = replace(
     SD1,
     family=families.SD2,
     memory=MemoryFigures(865.9, 83.7, 340.4, 0.42, 34 * 1024),
+    support=Support(),  # not SD1's LoRA training: backend/training is built for SD1.x only
     text_width=1024,
     # OpenCLIP ViT-H, stored in its own layout.
     single_file_text=(SingleFileText("text_encoder", "open_clip", "cond_stage_model.model."),),

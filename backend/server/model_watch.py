@@ -6,6 +6,11 @@ by a `dreamwire models merge` into a root, a copy or a download is reported once
 is whole) it calls `rescan` (the library reads its folders again: header reads, here and
 not on the server's thread, which must keep answering heartbeats) and sets `changed`.
 Whether the lists changed is the server's to find out.
+
+Training's own files are not watched: a root's `training/` folder (datasets, where an artist
+drops pictures) and a run's `.train-state` beside its LoRA, saved every few steps, are no
+models, and a rescan for each would re-read every header while the training holds the
+worker. The trained LoRA itself is a model file and is noticed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from dreamwire.backend.training.layout import DATA_FOLDER, is_state_file
+
 log = logging.getLogger("dreamwire.server")
 
 # A root with more files than this is watched by its first ones only: the walk stays
@@ -24,17 +31,22 @@ MAX_FILES = 50_000
 
 
 def fingerprint(roots: Iterable[Path]) -> frozenset[tuple[str, int, int]]:
-    """(path, size, mtime in ns) of every file under the roots, links followed once."""
+    """(path, size, mtime in ns) of every file under the roots, links followed once; not
+    training's datasets and saved states."""
     out: set[tuple[str, int, int]] = set()
     seen: set[str] = set()
     for root in roots:
-        for folder, dirs, files in os.walk(root, followlinks=True):
+        for walked, (folder, dirs, files) in enumerate(os.walk(root, followlinks=True)):
             real = os.path.realpath(folder)
             if real in seen:  # a link back up the tree
                 dirs[:] = []
                 continue
             seen.add(real)
+            if walked == 0:  # the root's own training/ (the walk is top-down: root first)
+                dirs[:] = [d for d in dirs if d != DATA_FOLDER]
             for name in files:
+                if is_state_file(name):
+                    continue
                 path = os.path.join(folder, name)
                 try:
                     st = os.stat(path)

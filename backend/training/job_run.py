@@ -26,12 +26,11 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import GeneratedImage, JobResult, Progress
 
+from .layout import DATA_FOLDER
 from .loop import StepReport
 from .options import LoraTrainOptions
 from .run import TrainRequest, output_path, run_training
 from .state import load_state, state_path
-
-DATA_FOLDER = "training"  # in each model root, beside models/
 
 
 def find_dataset(roots: list[Path], name: str) -> Path:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .dataset import Dataset, read_dataset
@@ -15,9 +16,6 @@ from .kohya_file import TrainingRecord, kohya_metadata, kohya_tensors, save_lora
 from .loop import Checkpointing, StepReport, train_lora
 from .options import LoraTrainOptions
 from .state import RunIdentity, TrainState, load_state, state_path
-
-# SD1.x only in this slice; SDXL and Flux need their own text-encoder set-up and key names.
-TRAINABLE_FAMILIES = ("sd1",)
 
 
 @dataclass(frozen=True)
@@ -113,11 +111,9 @@ def run_training(
     path = output_path(request)
     dataset = read_dataset(request.data)
     model = engine.load(request.model)
-    if model.family not in TRAINABLE_FAMILIES:
-        raise DreamwireError(
-            ErrorCode.MODEL_UNSUPPORTED,
-            f"LoRA training runs on SD1.x models so far; {model.name} is {model.family}",
-        )
+    spec = spec_for(model.family)
+    if not spec.support.train_lora:  # `dreamwire train-lora` has no plan: refused here
+        raise spec.refusal("train_lora")
     identity = _identity(request.options, dataset, model.short_hash)
     resume = _saved_state(request, path, identity)
     checkpointing = Checkpointing(state_path(path), identity, request.save_every, request.job_id)

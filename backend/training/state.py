@@ -18,7 +18,8 @@ from safetensors.torch import save_file
 
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
-SUFFIX = ".train-state"
+from .layout import PARTIAL_SUFFIX, STATE_SUFFIX
+
 _FORMAT = "dreamwire-lora-train-state/1"
 
 
@@ -63,7 +64,7 @@ class TrainState:
 
 
 def state_path(lora_path: Path) -> Path:
-    return lora_path.with_name(lora_path.stem + SUFFIX)
+    return lora_path.with_name(lora_path.stem + STATE_SUFFIX)
 
 
 def save_state(path: Path, state: TrainState) -> Path:
@@ -82,7 +83,7 @@ def save_state(path: Path, state: TrainState) -> Path:
         "job_id": state.job_id,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
+    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
     return path

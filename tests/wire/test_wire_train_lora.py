@@ -68,13 +68,19 @@ def test_training_holds_the_queue_and_gives_the_unet_back(backend_factory, train
     c = Client(backend.address)
     try:
         c.connect_wait(60)
+        # The welcome says which families train (SD1.x only).
+        assert "train_lora" in c.welcome.families["sd1"].supports
+        assert "train_lora" not in c.welcome.families["sdxl"].supports
         picture = small_job(width=32, height=32, steps=1, seed=9)
         before = c.run(picture, timeout=120).images[0].image
 
         train = c.submit(_train("queued", 3, sample_every_n_steps=1))
-        after = c.submit(small_job(width=32, height=32, steps=1, seed=9))
+        # An interactive job does not stop a running training (the single worker's queue
+        # orders waiting jobs only): it waits, and the training ends whole.
+        after = c.submit(small_job(width=32, height=32, steps=1, seed=9, priority="interactive"))
         events = collect(c, lambda es: ended(train)(es) and ended(after)(es))
 
+        assert f"job {train}: queued (batch priority" in backend.log_text()
         waiting = next(e for e in events if isinstance(e, ev.Accepted) and e.job_id == after)
         assert waiting.position >= 1  # queued behind the training
         order = [e.job_id for e in events if isinstance(e, ev.ProgressEvent | ev.ResultEvent)]
