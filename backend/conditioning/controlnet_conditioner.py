@@ -235,10 +235,12 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner, ControlImageMaker):
         return units.annotated(job, library_roots(library))
 
     def capabilities(self, library) -> dict:
-        """The welcome's control_types / control_missing (capabilities.py)."""
+        """The welcome's control_types / control_missing (capabilities.py) and the
+        preprocessors a unit or a preprocess job may name."""
         from .capabilities import control_capabilities
+        from .preprocess import names
 
-        return control_capabilities(library, pick)
+        return {**control_capabilities(library, pick), "preprocessors": names()}
 
     def offers_control(self, query: UnitQuery, kind: str) -> bool:
         return offers(query, kind)

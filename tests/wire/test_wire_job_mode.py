@@ -48,11 +48,14 @@ def test_a_preprocess_job_returns_the_annotator_map(backend):
         return Job(mode=JobMode.PREPROCESS, init_image=_IMG, controls=[unit])
 
     with Client(backend.address) as client:
-        client.connect_wait(30)
+        welcome = client.connect_wait(30)
         with pytest.raises(DreamwireError) as err:
             client.run(job("no_such_annotator"), timeout=60)
         result = client.run(job("threshold"), timeout=60)
     assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
+    # The welcome names what a host may ask for (the Krita docker offers by it).
+    assert {"threshold", "canny", "depth_anything_v2"} <= set(welcome.preprocessors)
+    assert "no_such_annotator" not in welcome.preprocessors
     (image,) = result.images
     assert image.image.shape == (48, 64, 3)
     # A threshold map is black and white only, unlike the random picture it came from.
