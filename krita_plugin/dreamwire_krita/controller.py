@@ -301,10 +301,13 @@ class Controller:
         selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
         return self._act("select", params, doc)
 
-    def make_control_layer(self, wire_type: str, params: Params, doc=None) -> str | None:
-        """Ask the backend's annotator for `wire_type`'s map of the active layer; it lands
-        as a new control layer above it (logic/control_from_layer.py)."""
-        return self._act("control", params, doc, wire_type)
+    def make_control_layer(
+        self, wire_type: str, params: Params, doc=None, layer_id: str | None = None
+    ) -> str | None:
+        """Ask the backend's annotator for `wire_type`'s map of the layer `layer_id` (None:
+        the active layer); it lands as a new control layer above that layer
+        (logic/control_from_layer.py)."""
+        return self._act("control", params, doc, (wire_type, layer_id))
 
     def control_types_to_make(self) -> list[str]:
         """The docker labels of the control types this backend can make from a layer."""
@@ -485,13 +488,14 @@ class Controller:
         plan = regions.Plan("select", canvas, canvas, masked=False)
         return job, Pending(action="select", plan=plan, params=params, doc_key=doc)
 
-    def _build_control(self, params: Params, doc, canvas, wire_type: str):
-        """The active layer's pixels over the canvas, whatever is selected: the map lines
-        up with the layer it was made from."""
-        node = doc.activeNode()
+    def _build_control(self, params: Params, doc, canvas, choice: tuple[str, str | None]):
+        """The layer's pixels over the canvas, whatever is selected: the map lines up with
+        the layer it was made from."""
+        wire_type, layer_id = choice
+        node = host.find_node(doc, layer_id) if layer_id else doc.activeNode()
         if node is None or host.node_id(node) == host.node_id(doc.rootNode()):
             raise PlanError("Select the layer to make a control layer from.")
-        pixels = host.read_active_layer(doc, canvas)
+        pixels = host.read_layers(doc, [host.node_id(node)], canvas)[host.node_id(node)]
         job = control_from_layer.preprocess_job(wire_type, self.welcome, pixels)
         self.last_job = job
         made = control_from_layer.MadeControl(host.node_id(node), node.name(), wire_type)

@@ -110,7 +110,7 @@ def test_control_layer_made_from_the_active_layer_lands_above_it_marked(run):
     out, record, dump = run
     r = out["control_from_layer"]
     assert r["ok"], (r["message"], r)
-    assert r["names"] == ["sketch", "Canny of sketch", "top"]  # bottom first
+    assert r["names"] == ["Background", "sketch", "Canny of sketch", "top"]  # bottom first
     assert r["mark"] == {r["made_id"]: "canny"}
     assert r["active"] in (None, "sketch")  # never the new layer (no view: maybe none)
     body = _fields(record, r["job_id"])

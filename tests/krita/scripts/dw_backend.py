@@ -216,9 +216,9 @@ def check(cfg):
     shape[20:60, 30:70] = (30, 40, 50, 255)
     source = paint(docc, shape, "sketch")
     paint(docc, np.zeros((80, 100, 4), np.uint8), "top")  # "above the source", not on top
-    docc.setActiveNode(source)
+    docc.setActiveNode(source)  # a document without a view may keep none: named as well
     c.status.message = ""
-    cjid = c.make_control_layer("canny", Params(**base), docc)
+    cjid = c.make_control_layer("canny", Params(**base), docc, host.node_id(source))
     ok = dwtest.pump(
         c, lambda: c.status.message.startswith("Added the control") or c.status.level == "error", 60
     )
