@@ -109,6 +109,9 @@ class Welcome:
     # AnimateDiff motion modules by name (shared/animatediff.py); [] when none is installed
     # or the backend does not say, so a host offers the AnimateDiff mode only with one.
     motion_modules: list[str] = field(default_factory=list)
+    # The control-unit preprocessors the backend knows by name (a preprocess job's and a
+    # unit's); [] from a backend that does not say, which runs no preprocess job either.
+    preprocessors: list[str] = field(default_factory=list)
     # {checkpoint: its own defaults} where they differ from its family's (Flux schnell's
     # 4 steps, Kontext's Distilled CFG 2.5); {} from a backend that does not say.
     model_defaults: dict[str, GenerationDefaults] = field(default_factory=dict)
@@ -123,7 +126,7 @@ class Welcome:
         kw.setdefault("protocol", 0)
         kw.setdefault("server_version", "")
         kw.setdefault("server_id", "")
-        for name in ("priorities", "upscalers", "motion_modules"):
+        for name in ("priorities", "upscalers", "motion_modules", "preprocessors"):
             kw[name] = _strings(kw.get(name))
         kw["model_families"] = _string_map(kw.get("model_families"))
         for name in ("model_missing", "model_weights", "model_prediction"):

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -590,6 +591,8 @@ class Job:
                     ErrorCode.INVALID_JOB,
                     "takes no Hires.fix, control units, LoRAs, regions or batch",
                 )
+        if mode is JobMode.PREPROCESS:
+            self._check_preprocess(bad)
         if mode is JobMode.LAYERS and (
             self.hires or self.controls or self.regions or self.batch != 1
         ):
@@ -613,6 +616,22 @@ class Job:
                 "takes no Hires.fix, control units (animatediff.controls has one image per "
                 "frame), regions, attention maps or batch (animatediff.frames counts the "
                 "frames)",
+            )
+
+    def _check_preprocess(self, bad: Callable[[ErrorCode, str], DreamwireError]) -> None:
+        """A preprocess job runs one annotator on the init image: one unit that names its
+        preprocessor and carries no image of its own, and none of a generation's extras."""
+        if len(self.controls) != 1:
+            raise bad(ErrorCode.INVALID_JOB, "needs exactly one control unit (its preprocessor)")
+        unit = self.controls[0]
+        if unit.preprocessor in ("", "none"):
+            raise bad(ErrorCode.INVALID_JOB, "needs the unit's preprocessor (not 'none')")
+        if unit.image is not None:
+            raise bad(ErrorCode.INVALID_JOB, "reads the init image, not the unit's image")
+        if self.hires or self.loras or self.regions or self.batch != 1 or self.attention_maps:
+            raise bad(
+                ErrorCode.INVALID_JOB,
+                "takes no Hires.fix, LoRAs, regions, attention maps or batch",
             )
 
     def _check_types(self) -> None:

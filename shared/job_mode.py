@@ -38,6 +38,9 @@ class JobMode(str, Enum):
     # A LoRA trained on a folder of pictures (shared/lora_training.py) into the LoRA folder;
     # the job's prompt and seed make its sample pictures.
     TRAIN_LORA = "train_lora"
+    # The init image through `controls[0]`'s preprocessor: the annotator's map (what the
+    # ControlNet would see) at the init image's size; no checkpoint is loaded.
+    PREPROCESS = "preprocess"
 
     def __str__(self) -> str:
         return self.value

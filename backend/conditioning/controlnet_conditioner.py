@@ -18,7 +18,12 @@ from functools import partial
 import torch
 
 from dreamwire.backend.engine.hooks import JobContext, PassPart
-from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitPlanner, UnitQuery
+from dreamwire.backend.engine.unit_planning import (
+    ControlImageMaker,
+    PlannedUnit,
+    UnitPlanner,
+    UnitQuery,
+)
 from dreamwire.backend.families import spec_for
 from dreamwire.backend.library import Kind
 from dreamwire.shared.control_names import type_from_name
@@ -42,6 +47,7 @@ from .sd3_control_stack import Sd3ControlStack
 from .unit_resolution import (
     UnitConditioner,
     hires_pass,
+    library_roots,
     offers,
     pass_image,
     pick,
@@ -50,7 +56,7 @@ from .unit_resolution import (
 from .zimage_control_stack import ZImageControlStack, hints_into
 
 
-class ControlNetConditioner(UnitConditioner, UnitPlanner):
+class ControlNetConditioner(UnitConditioner, UnitPlanner, ControlImageMaker):
     name = "conditioning.controlnet"
     kind = CONTROLNET
 
@@ -223,11 +229,18 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner):
             f"no {kind} ControlNet for {model.name} in the ControlNet folders",
         )
 
-    def capabilities(self, library) -> dict:
-        """The welcome's control_types / control_missing (capabilities.py)."""
-        from .capabilities import control_capabilities
+    def control_image(self, job, library):
+        """A preprocess job's map (units.annotated), the annotator weights looked for in the
+        library's roots as a generation's unit looks for them."""
+        return units.annotated(job, library_roots(library))
 
-        return control_capabilities(library, pick)
+    def capabilities(self, library) -> dict:
+        """The welcome's control_types / control_missing (capabilities.py) and the
+        preprocessors a unit or a preprocess job may name."""
+        from .capabilities import control_capabilities
+        from .preprocess import names
+
+        return {**control_capabilities(library, pick), "preprocessors": names()}
 
     def offers_control(self, query: UnitQuery, kind: str) -> bool:
         return offers(query, kind)

@@ -121,6 +121,16 @@ def control_tensor(
     return control_image.to_tensor(np.require(rgb, requirements=("C", "W")), mask)
 
 
+def annotated(job: Job, roots: tuple = ()) -> np.ndarray:
+    """A preprocess job's result: the init image through `controls[0]`'s preprocessor, then
+    brought back to the init image's size as a unit taking the job's picture is resized
+    ("just_resize": the map keeps the picture's aspect)."""
+    unit = job.controls[0]
+    rgb = _preprocess(unit, job, job.init_image, roots)
+    height, width = job.init_image.shape[:2]
+    return np.require(control_image.resize(rgb, width, height, "just_resize"), np.uint8, "C")
+
+
 def _preprocess(unit: ControlUnit, job: Job, rgb: np.ndarray, roots: tuple) -> np.ndarray:
     if unit.preprocessor in ("none", ""):
         return rgb

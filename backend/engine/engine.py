@@ -33,6 +33,7 @@ from . import (
     materials,
     materials_run,
     planning,
+    preprocess_run,
     runner,
     sd_upscale,
     segment_run,
@@ -246,9 +247,14 @@ class Engine:
         worker's as it reported it (the model sizes come from this engine's library). What
         counts is what the job's plan loads: the Fill model an inpaint job runs on instead
         of the one it names, and the second transformer of a full Flux Control model."""
-        if job.mode in (JobMode.MATERIALS, JobMode.SEGMENT, JobMode.TRAIN_LORA):
-            # Marigold's and SAM 2's folders and training are not estimated (PROTOCOL.md):
-            # nothing is refused for memory.
+        if job.mode in (
+            JobMode.MATERIALS,
+            JobMode.SEGMENT,
+            JobMode.TRAIN_LORA,
+            JobMode.PREPROCESS,
+        ):
+            # Marigold's and SAM 2's folders, training and annotators are not estimated
+            # (PROTOCOL.md): nothing is refused for memory.
             return []
         if job_plan is None:
             job_plan = self._quiet_plan(job)
@@ -334,6 +340,8 @@ class Engine:
                     ErrorCode.MODEL_UNSUPPORTED, "this backend was built without LoRA training"
                 )
             return self.trainer(self, job, reporter)
+        if job_plan.mode is JobMode.PREPROCESS:  # an annotator's map; no checkpoint
+            return preprocess_run.run(job, self.library, self.extensions, reporter)
         if job_plan.mode is JobMode.UPSCALE and job_plan.upscale is None:
             return sd_upscale.plain(job, self.library, self.info, reporter)  # refine off
         if job_plan.materials is not None:  # Marigold's pipelines; no checkpoint

@@ -208,6 +208,8 @@ def plan(job: Job, library, conditioners: Sequence[Conditioner] = ()) -> JobPlan
         return JobPlan(
             JobMode.MATERIALS, "", (), (), size, "none", materials=materials.plan(job, library)
         )
+    if job.mode is JobMode.PREPROCESS:  # one annotator on the init image; no checkpoint
+        return JobPlan(JobMode.PREPROCESS, "", (), (), size, "none")
     if job.mode is JobMode.TRAIN_LORA:
         # The family from the library's entry, refused before the trainer reads its folder
         # and loads the model (it loads it itself).

@@ -90,3 +90,15 @@ class UnitPlanner(ABC):
         """`units` (the job's, and any the engine adds) resolved in order and checked
         against `query.model`; DreamwireError with a stable code for any unit that cannot
         run (file not found, made for another family, a Union mode it lacks ...)."""
+
+
+class ControlImageMaker(ABC):
+    """Runs a preprocess job's annotator (the conditioning package's preprocessors), so the
+    engine can answer one without importing that package."""
+
+    @abstractmethod
+    def control_image(self, job: Job, library: Any) -> Any:
+        """The map `job.controls[0]`'s preprocessor makes of the init image, at the init
+        image's size (H x W x 3 uint8): what the unit's ControlNet would see.
+        DreamwireError PREPROCESSOR_UNAVAILABLE for an unknown preprocessor or missing
+        annotator weights, as a generation's unit reports them."""

@@ -642,7 +642,11 @@ class Server:
             w, h = plan.upscale_width, plan.upscale_height
         if job.mode is JobMode.UPSCALE:
             w, h = job.upscale.size(job.init_image.shape[1], job.init_image.shape[0])
-        if job.mode in (JobMode.MATERIALS, JobMode.SEGMENT):  # at the init image's size
+        if job.mode in (
+            JobMode.MATERIALS,
+            JobMode.SEGMENT,
+            JobMode.PREPROCESS,
+        ):  # at the init image's size
             h, w = job.init_image.shape[:2]
         if w * h > self.limits.max_pixels:
             raise DreamwireError(

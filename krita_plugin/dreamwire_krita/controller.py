@@ -24,6 +24,7 @@ from . import krita_host as host
 from .logic import (
     batch_split,
     click_mask,
+    control_from_layer,
     heatmaps,
     jobs,
     live,
@@ -300,6 +301,18 @@ class Controller:
         selection's bounds, if any); the mask replaces the selection (logic/click_mask.py)."""
         return self._act("select", params, doc)
 
+    def make_control_layer(
+        self, wire_type: str, params: Params, doc=None, layer_id: str | None = None
+    ) -> str | None:
+        """Ask the backend's annotator for `wire_type`'s map of the layer `layer_id` (None:
+        the active layer); it lands as a new control layer above that layer
+        (logic/control_from_layer.py)."""
+        return self._act("control", params, doc, (wire_type, layer_id))
+
+    def control_types_to_make(self) -> list[str]:
+        """The docker labels of the control types this backend can make from a layer."""
+        return control_from_layer.makeable(self.welcome)
+
     def select_subject(self, params: Params, doc=None) -> str | None:
         """Ask a background-removal model (rembg's files) for the canvas's subject; its soft
         mask replaces the selection (logic/click_mask.py)."""
@@ -407,6 +420,8 @@ class Controller:
             return self._build_edit(params, doc, canvas, sel, info, action)
         if action == "select":
             return self._build_select(params, doc, canvas, sel)
+        if action == "control":
+            return self._build_control(params, doc, canvas, choice)
         if action == "subject":  # the whole visible canvas, whatever is selected
             job = click_mask.subject_job(host.read_visible(doc, canvas))
             self.last_job = job
@@ -472,6 +487,40 @@ class Controller:
         self.last_job = job
         plan = regions.Plan("select", canvas, canvas, masked=False)
         return job, Pending(action="select", plan=plan, params=params, doc_key=doc)
+
+    def _build_control(self, params: Params, doc, canvas, choice: tuple[str, str | None]):
+        """The layer's pixels over the canvas, whatever is selected: the map lines up with
+        the layer it was made from."""
+        wire_type, layer_id = choice
+        node = host.find_node(doc, layer_id) if layer_id else doc.activeNode()
+        if node is None or host.node_id(node) == host.node_id(doc.rootNode()):
+            raise PlanError("Select the layer to make a control layer from.")
+        pixels = host.read_layers(doc, [host.node_id(node)], canvas)[host.node_id(node)]
+        job = control_from_layer.preprocess_job(wire_type, self.welcome, pixels)
+        self.last_job = job
+        made = control_from_layer.MadeControl(host.node_id(node), node.name(), wire_type)
+        plan = regions.Plan("control", canvas, canvas, masked=False)
+        return job, Pending(action="control", plan=plan, params=params, doc_key=doc, control=made)
+
+    def _control_result(self, pending: Pending, result) -> None:
+        doc, made = pending.doc_key, pending.control
+        if not host.is_open(doc):
+            self._set(message="The document was closed before the map arrived.", level="warning")
+            return
+        name = control_from_layer.layer_name(made.type, made.source_name)
+        try:
+            keep = host.KeepActive(doc)  # the artist's layer stays the one they paint on
+            rgba = control_from_layer.layer_pixels(result.images[0].image)
+            new_id = host.add_layer_above(
+                doc, made.source_id, name, rgba, pending.plan.region, None
+            )
+            keep.add(new_id)
+            self.set_mark(new_id, control_from_layer.mark(made.type), doc)
+            keep.finish()
+        except Exception as exc:  # a Krita surprise: say so, keep the docker alive
+            self._set(message=f"Could not add the control layer: {exc}", level="error")
+            return
+        self._set(message=f"Added the control layer {name!r}.", level="info")
 
     def _select_result(self, pending: Pending, result) -> None:
         doc, region = pending.doc_key, pending.plan.region
@@ -650,6 +699,9 @@ class Controller:
             return
         if pending.action in ("select", "subject"):
             self._select_result(pending, result)
+            return
+        if pending.action == "control":
+            self._control_result(pending, result)
             return
         doc = pending.doc_key
         self.status.preview = self.status.progress = None

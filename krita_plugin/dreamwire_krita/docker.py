@@ -737,6 +737,17 @@ class DreamwireDocker(DockWidget):
         row.addWidget(mark)
         row.addWidget(unmark)
         lay.addLayout(row)
+        # The backend's annotator makes the chosen type's map of the active layer: a new
+        # control layer above it (A1111's "preview annotator result").
+        self.make_control_button = QPushButton("Make from active layer")
+        self._make_tip = (
+            "A new control layer of the chosen type (depth, line art, soft edge, canny, "
+            "pose) made from the active layer's pixels by the backend's preprocessor"
+        )
+        self.make_control_button.clicked.connect(self._make_control)
+        self.control_type.currentIndexChanged.connect(lambda _i: self._fill_makeable())
+        lay.addWidget(self.make_control_button)
+        self._fill_makeable()
         self.control_list = QListWidget()
         self.control_list.setMaximumHeight(80)
         lay.addWidget(self.control_list)
@@ -768,6 +779,20 @@ class DreamwireDocker(DockWidget):
         self.control_weight.setValue(d.weight)
         self.control_start.setValue(d.start)
         self.control_end.setValue(d.end)
+
+    def _make_control(self) -> None:
+        wire = ctl.TYPES[self.control_type.currentText()]
+        self.controller.make_control_layer(wire, self.params())
+        self.refresh(self.controller)
+
+    def _fill_makeable(self) -> None:
+        """The make button works for the types the backend has an annotator for."""
+        label = self.control_type.currentText()
+        can = label in self.controller.control_types_to_make()
+        self.make_control_button.setEnabled(can)
+        self.make_control_button.setToolTip(
+            self._make_tip if can else f"The backend lists no preprocessor that makes a {label} map"
+        )
 
     def _fill_offers(self) -> None:
         """Grey out the control types the backend cannot run for the chosen model; the
@@ -1117,6 +1142,7 @@ class DreamwireDocker(DockWidget):
             self._welcome_seen = controller.welcome_version
             self._fill_lists(controller.welcome)
             self._fill_offers()
+            self._fill_makeable()
             self._family_changed()  # the backend's word on the model's family
         if controller.history.version != self._shown_history:
             self._fill_history(controller)

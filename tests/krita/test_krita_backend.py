@@ -102,6 +102,29 @@ def test_select_by_clicking_turns_sam2_mask_into_the_selection(run):
     )
 
 
+def test_control_layer_made_from_the_active_layer_lands_above_it_marked(run):
+    """The active layer's pixels go out as a preprocess job; the backend's canny map lands
+    as a new layer right above that layer, marked as a canny control layer."""
+    from dreamwire.backend.conditioning import control_image, preprocess
+
+    out, record, dump = run
+    r = out["control_from_layer"]
+    assert r["ok"], (r["message"], r)
+    assert r["names"] == ["Background", "sketch", "Canny of sketch", "top"]  # bottom first
+    assert r["mark"] == {r["made_id"]: "canny"}
+    assert r["active"] in (None, "sketch")  # never the new layer (no view: maybe none)
+    body = _fields(record, r["job_id"])
+    assert body["mode"] == "preprocess"
+    assert [(u["type"], u["preprocessor"]) for u in body["controls"]] == [("canny", "canny")]
+    init = _arrived(record, r["job_id"], "init.npy")
+    assert init.shape == (80, 100, 3) and tuple(init[0, 0]) == (255, 255, 255)  # over white
+    want = control_image.resize(preprocess.run("canny", init), 100, 80, "just_resize")
+    layer = np.load(dump / "control-layer.npy")
+    assert (layer[..., 3] == 255).all()
+    np.testing.assert_array_equal(layer[..., :3], want)
+    assert want.any()  # the square's edges, not an empty map
+
+
 def test_inpaint_changes_only_the_selection(run):
     out, record, dump = run
     r = out["inpaint"]

@@ -35,3 +35,30 @@ def test_an_old_body_runs_and_an_edit_job_is_refused(backend):
     assert image.image.shape == (96, 128, 3)
     assert image.infotext.startswith("Postprocess upscale by: 2")
     assert backend.alive
+
+
+def test_a_preprocess_job_returns_the_annotator_map(backend):
+    """The annotator preview over the wire (the engine's own checks:
+    tests/conditioning/test_preprocess_job.py): the map at the init image's size, and an
+    unknown preprocessor refused with generation's code while the backend goes on."""
+    from dreamwire.shared.job import ControlUnit, Job
+
+    def job(name: str) -> Job:
+        unit = ControlUnit("canny", None, preprocessor=name, processor_res=64)
+        return Job(mode=JobMode.PREPROCESS, init_image=_IMG, controls=[unit])
+
+    with Client(backend.address) as client:
+        welcome = client.connect_wait(30)
+        with pytest.raises(DreamwireError) as err:
+            client.run(job("no_such_annotator"), timeout=60)
+        result = client.run(job("threshold"), timeout=60)
+    assert err.value.code == ErrorCode.PREPROCESSOR_UNAVAILABLE
+    # The welcome names what a host may ask for (the Krita docker offers by it).
+    assert {"threshold", "canny", "depth_anything_v2"} <= set(welcome.preprocessors)
+    assert "no_such_annotator" not in welcome.preprocessors
+    (image,) = result.images
+    assert image.image.shape == (48, 64, 3)
+    # A threshold map is black and white only, unlike the random picture it came from.
+    assert set(np.unique(image.image)) <= {0, 255} and len(np.unique(image.image)) == 2
+    assert image.infotext.startswith("Preprocessor: threshold")
+    assert backend.alive

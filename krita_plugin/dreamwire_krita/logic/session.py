@@ -20,6 +20,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult, Progress
 
+from .control_from_layer import MadeControl
 from .params import Params
 from .regions import Plan
 
@@ -41,6 +42,8 @@ class Pending:
     params: Params
     doc_key: Any  # the host's handle on the document the job belongs to
     mask: np.ndarray | None = None  # selection over plan.target, as it was at submit
+    # A preprocess job's source layer and the control type its map becomes.
+    control: MadeControl | None = None
     job_id: str = ""
     submitted: float = field(default_factory=time.monotonic)
     # Where the job stands, for the queue menu: "sent", "queued" (with `ahead` jobs before

@@ -210,6 +210,33 @@ def check(cfg):
             cfg["dump"] + "/subject-selection.npy", host.read_selection(docs, Rect(0, 0, 100, 80))
         )
 
+    # -- make a control layer from the active layer: the backend's canny map above it ------------
+    docc = k.createDocument(100, 80, "annotate", "RGBA", "U8", "", 72.0)
+    shape = np.zeros((80, 100, 4), np.uint8)
+    shape[20:60, 30:70] = (30, 40, 50, 255)
+    source = paint(docc, shape, "sketch")
+    paint(docc, np.zeros((80, 100, 4), np.uint8), "top")  # "above the source", not on top
+    docc.setActiveNode(source)  # a document without a view may keep none: named as well
+    c.status.message = ""
+    cjid = c.make_control_layer("canny", Params(**base), docc, host.node_id(source))
+    ok = dwtest.pump(
+        c, lambda: c.status.message.startswith("Added the control") or c.status.level == "error", 60
+    )
+    made = [n for n in host.iter_nodes(docc.rootNode()) if n.name() == "Canny of sketch"]
+    active = docc.activeNode()
+    out["control_from_layer"] = {
+        "job_id": cjid,
+        "ok": ok and len(made) == 1,
+        "message": c.status.message,
+        "names": [n for n, _ in _names(docc)],
+        "mark": {i: m.type for i, m in c.marks(docc).items()},
+        "made_id": host.node_id(made[0]) if made else None,
+        "active": active.name() if active is not None else None,
+    }
+    if made:
+        layer = host.read_layers(docc, [host.node_id(made[0])], Rect(0, 0, 100, 80))
+        np.save(cfg["dump"] + "/control-layer.npy", layer[host.node_id(made[0])])
+
     # -- refine the visible canvas -----------------------------------------------------------------
     doc3 = k.createDocument(100, 80, "refine", "RGBA", "U8", "", 72.0)
     paint(doc3, canvas)
