@@ -3,6 +3,7 @@ dataset (before any model loads), train on the loaded model, write kohya's forma
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from .kohya_file import TrainingRecord, kohya_metadata, kohya_tensors, save_lora
 from .loop import Checkpointing, StepReport, train_lora
 from .options import LoraTrainOptions
 from .state import RunIdentity, TrainState, load_state, state_path
+
+# The server log says where a stopped or restarted run went on from (operators, tests).
+log = logging.getLogger("dreamwire.training")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def run_training(
         raise spec.refusal("train_lora")
     identity = _identity(request.options, dataset, model.short_hash)
     resume = _saved_state(request, path, identity)
+    if resume is not None:
+        log.info("training %s resumes after step %d", path.stem, resume.step)
     checkpointing = Checkpointing(state_path(path), identity, request.save_every, request.job_id)
     started = time.time()
     result = train_lora(model.components, dataset, request.options, on_step, resume, checkpointing)

@@ -115,7 +115,10 @@ def test_a_killed_backend_resumes_training_and_a_cancel_keeps_the_state(
         backend.start()  # the job comes back from the queue folder, as the same job
 
         events = collect(c, lambda es: bool(_training_steps(es, job_id)))
-        assert _training_steps(events, job_id)[0].step == saved + 1  # it went on
+        # It went on from the saved step. The client may miss a few steps' progress while it
+        # reconnects (a loaded machine), so the backend's log says where the run resumed.
+        assert f"training long resumes after step {saved}" in backend.log_text()
+        assert _training_steps(events, job_id)[0].step > saved
         c.cancel(job_id)
         events = collect(c, ended(job_id))
         assert any(isinstance(e, ev.Cancelled) for e in filter(_mine(job_id), events))
