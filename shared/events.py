@@ -227,6 +227,12 @@ class Cancelled:
     message: str = ""  # why, when the backend cancelled it itself (a superseded live job)
 
 
+# The events about one job, each with its `job_id`: what a follower of several jobs (the
+# fan-out) reads.
+JOB_EVENTS = (Accepted, ProgressEvent, ResultEvent, ErrorEvent, Cancelled)
+JobEvent = Accepted | ProgressEvent | ResultEvent | ErrorEvent | Cancelled
+
+
 @dataclass
 class ModelsEvent:
     """Answer to Client.list_models(): the same capability lists as in Welcome."""

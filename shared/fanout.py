@@ -43,6 +43,13 @@ class Sender(Protocol):
     def cancel(self, job_id: str) -> None: ...
 
 
+class WaitingSender(Sender, Protocol):
+    """What `run_blocking` drives a fan-out through: a sender that can also wait for its
+    events (shared.client.Client)."""
+
+    def wait(self, timeout: float) -> list[object]: ...
+
+
 def worker_limit(welcome: ev.Welcome | None) -> int:
     """Jobs to keep in flight: one per worker the backend's welcome lists, 1 when it lists
     none (an older backend) or has not welcomed us yet: that backend runs one job at a time,
@@ -135,13 +142,13 @@ class FanOut(Generic[K]):
             new.append(job_id)
         return new
 
-    def on_event(self, e: Any, client: Sender) -> bool:
+    def on_event(self, e: object, client: Sender) -> bool:
         """Take one of the client's events; True when it was about a job of this fan-out
         (Accepted and progress are only counted; the caller shows them as it likes). A
         failed or cancelled piece cancels the others in flight through `client`."""
-        job_id = getattr(e, "job_id", None)
-        if not isinstance(job_id, str) or job_id not in self._in_flight:
+        if not isinstance(e, ev.JOB_EVENTS) or e.job_id not in self._in_flight:
             return False
+        job_id = e.job_id
         if isinstance(e, ev.ProgressEvent):
             self._steps[job_id] = _share(e.progress)
         elif isinstance(e, ev.ResultEvent):
@@ -197,10 +204,10 @@ def _share(p: Progress) -> float:
 
 
 def run_blocking(
-    client: Any,
+    client: WaitingSender,
     fan: FanOut[Any],
     timeout: float = 600.0,
-    watch: Callable[[Any], None] | None = None,
+    watch: Callable[[object], None] | None = None,
 ) -> FanOut[Any]:
     """Drive `fan` through `client` (shared.client.Client) until it is done; raises the
     piece's DreamwireError when one failed, after cancelling the others (CLI, tests).

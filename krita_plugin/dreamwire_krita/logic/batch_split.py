@@ -7,20 +7,21 @@ they land together, as one batch's would, once all are back. A backend with one 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from dreamwire.shared import events as ev
 from dreamwire.shared.batch_split import merge
-from dreamwire.shared.fanout import FanOut
+from dreamwire.shared.fanout import FanOut, Sender
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult
+
+from .session import Pending, Session
 
 
 class SplitBatch:
     """The parts of one split batch in flight: a FanOut over them, sent through `sender`
     (the session with the batch's Pending), their results kept until all are back."""
 
-    def __init__(self, parts: list[Job], sender: Any) -> None:
+    def __init__(self, parts: list[Job], sender: Sender) -> None:
         self.sender = sender
         self.results: list[JobResult] = []
         # Every part at once: there are no more parts than workers.
@@ -60,7 +61,7 @@ class SessionSender:
     """A FanOut's sender over the docker's Session: each part submitted with its own copy
     of the batch's Pending (the queue menu lists each part)."""
 
-    def __init__(self, session: Any, pending: Any) -> None:
+    def __init__(self, session: Session, pending: Pending) -> None:
         self.session = session
         self.pending = pending
 
