@@ -26,6 +26,8 @@ from PyQt5.QtWidgets import (
     QWidgetAction,
 )
 
+from dreamwire.shared.events import Welcome
+
 from .logic import lora_tags, styles
 from .logic import model_picker as mp
 from .logic.library import Library, library
@@ -80,9 +82,9 @@ class ModelPicker(QWidget):
         row.addLayout(self.extra)
         self.setLayout(row)
         self.rows: list[mp.Row] = []
-        self.welcome = None
+        self.welcome: Welcome | None = None
 
-    def fill(self, welcome, keep: str | None = None) -> None:
+    def fill(self, welcome: Welcome | None, keep: str | None = None) -> None:
         """The welcome's models; `keep` (default: the current one) stays picked, shown as
         not on the backend when it is not listed."""
         before = self.current()
@@ -122,7 +124,7 @@ class ModelPicker(QWidget):
 
     def _index(self, name: str) -> int:
         """`name`'s row; for none, the backend's default model, else its first."""
-        for want in (name, getattr(self.welcome, "default_model", "")):
+        for want in (name, self.welcome.default_model if self.welcome is not None else ""):
             index = self.combo.findText(want, Qt.MatchExactly) if want else -1
             if index >= 0:
                 return index

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dreamwire.shared.events import Welcome
 from dreamwire.shared.job import ControlUnit, Job
 from dreamwire.shared.job_mode import JobMode
 
@@ -45,13 +46,13 @@ class MadeControl:
     type: str  # wire control type, a key of ANNOTATORS
 
 
-def annotator(wire_type: str, welcome) -> str | None:
+def annotator(wire_type: str, welcome: Welcome | None) -> str | None:
     """The preprocessor that makes `wire_type`'s map on this backend, or None."""
-    listed = set(getattr(welcome, "preprocessors", None) or ())
+    listed = set(welcome.preprocessors) if welcome is not None else set()
     return next((p for p in ANNOTATORS.get(wire_type, ()) if p in listed), None)
 
 
-def makeable(welcome) -> list[str]:
+def makeable(welcome: Welcome | None) -> list[str]:
     """The docker labels (controls.TYPES) of the types this backend can make, in its order."""
     return [label for label, wire in TYPES.items() if annotator(wire, welcome)]
 
