@@ -113,6 +113,7 @@ def compare(fam: sf.SimFamily, fig: ps.Figures, act_bytes: int, factor: float) -
     pairs = {
         "denoiser_params_m": (m.denoiser_params_m, fig.transformer_m),
         "text_params_m": (m.text_params_m, fig.text_total_m),
+        "text_encoders_params_m": (m.text_encoders_params_m, tuple(fig.text_m.values())),
         "vae_params_m": (m.vae_params_m, fig.vae_m),
         "cast_share": (m.cast_share, fig.cast_share),
         "largest_layer_params_m": (m.largest_layer_params_m, fig.largest_layer_m),

@@ -16,7 +16,8 @@ Weights are counted as stored: 16-bit by default, or in the denoiser's file form
 Levels, cheapest first:
   full        every module on the GPU; tiled VAE only for large outputs;
   tiled       as full, with the VAE decoding in tiles small enough to fit;
-  offload     low-VRAM mode: one model on the GPU at a time (model CPU offload), VAE tiled;
+  offload     low-VRAM mode: one model on the GPU at a time (model CPU offload; each text
+              encoder is a model of its own), VAE tiled;
   sequential  one *layer* on the GPU at a time (sequential CPU offload): many times slower,
               so only where a model alone does not fit (Flux's 9 GiB T5 on an 8 GiB card),
               and only for families whose figures name their largest module.
@@ -67,6 +68,12 @@ def figures(family: str, variant: str = "") -> MemoryFigures:
 
 def weight_bytes(family: str, part: str, dtype_bytes: int = 2, variant: str = "") -> int:
     return int(figures(family, variant).params_m(part) * 1e6 * dtype_bytes)
+
+
+def largest_text_bytes(family: str, dtype_bytes: int = 2, variant: str = "") -> int:
+    """The largest single text encoder's weights: model offload moves one encoder at a time
+    to the GPU (SD3's T5-XXL, not CLIP-L + CLIP-G + T5 together)."""
+    return int(figures(family, variant).largest_text_params_m * 1e6 * dtype_bytes)
 
 
 def denoiser_bytes(
@@ -169,7 +176,8 @@ def estimate(
     den_stage = den_w + den_act
     vae_stage = vae_w + dec
     if offload:
-        return int(max(text_w + text_act, den_stage, vae_stage))
+        text_stage = largest_text_bytes(f, variant=v) + text_act
+        return int(max(text_stage, den_stage, vae_stage))
     return int(text_w + resident_w + vae_w + max(den_act, dec, text_act))
 
 

@@ -76,7 +76,7 @@ FLUX = FamilySpec(
     memory=MemoryFigures(
         11901.4,
         83.8,
-        123.1 + 4762.3,
+        (123.1, 4762.3),  # CLIP-L, T5-XXL's encoder
         # InstantX Union / Union-Pro: 5 double + 10 single blocks (3.3 B) of the
         # transformer's 19 + 38; single-type nets and Union-Pro 2.0 are smaller.
         0.28,

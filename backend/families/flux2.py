@@ -87,7 +87,7 @@ FLUX2 = FamilySpec(
     memory=MemoryFigures(
         3875.5,
         84.0,
-        4022.5,
+        (4022.5,),  # Qwen3-4B
         0.0,
         69 * 1024,
         cfg_batch=False,

@@ -76,7 +76,7 @@ QWEN_IMAGE = FamilySpec(
         # activations at a time. (It was Flux's 56 KiB on a doubled batch: 3x the simulation.)
         20430.4,
         126.9,
-        8292.2,
+        (8292.2,),  # Qwen2.5-VL-7B
         # InstantX's Union ControlNet: 5 of the 60 blocks, 1,768.0 M on the meta device.
         0.087,
         43 * 1024,

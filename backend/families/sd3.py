@@ -42,7 +42,7 @@ from .spec import (
 _LARGE_MEMORY = MemoryFigures(
     8056.6 + 89.6,
     83.8,
-    123.7 + 694.7 + 4762.3,
+    (123.7, 694.7, 4762.3),  # CLIP-L, CLIP-G, T5-XXL's encoder
     0.52,
     28 * 1024,
     cfg_batch=True,

@@ -147,7 +147,10 @@ class MemoryFigures:
 
     denoiser_params_m: float  # millions of parameters
     vae_params_m: float
-    text_params_m: float  # every text encoder together
+    # Each text encoder in the pipeline's order (SD3: CLIP-L, CLIP-G, T5-XXL): model CPU
+    # offload moves one encoder at a time to the GPU, so its text stage holds the largest
+    # alone, while every model resident holds them all.
+    text_encoders_params_m: tuple[float, ...]
     controlnet_share: float  # a full ControlNet's weights as a share of its denoiser's
     denoiser_act_per_latent_px: int  # activation bytes per latent pixel per denoiser sample
     vae_upcast: float = 1.0  # 2.0 where diffusers decodes in fp32 (force_upcast)
@@ -178,6 +181,16 @@ class MemoryFigures:
     # alone fall 3-6 % short of the peak. 0: too small to matter (CLIP, SD1/SD2/SDXL).
     text_tokens: int = 0
     text_act_per_token: int = 0
+
+    @property
+    def text_params_m(self) -> float:
+        """Every text encoder together."""
+        return sum(self.text_encoders_params_m)
+
+    @property
+    def largest_text_params_m(self) -> float:
+        """The largest single text encoder: what model offload's text stage holds."""
+        return max(self.text_encoders_params_m)
 
     @property
     def text_act_bytes(self) -> int:

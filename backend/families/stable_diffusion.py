@@ -48,7 +48,7 @@ SD1 = FamilySpec(
     latent_rgb=_SD_LATENT_RGB,
     taesd_stems=_SD_TAESD,
     # Calibrated: SD1.5 UNet activations 25 KiB per latent pixel (512 and 1024).
-    memory=MemoryFigures(859.5, 83.7, 123.1, 0.42, 32 * 1024),
+    memory=MemoryFigures(859.5, 83.7, (123.1,), 0.42, 32 * 1024),
     lora=LoraLineage("sd", "SD1.x/SD2.x"),
     text_width=768,
     single_file_text=(SingleFileText("text_encoder", "clip", "cond_stage_model.transformer."),),
@@ -61,7 +61,7 @@ SD1 = FamilySpec(
 SD2 = replace(
     SD1,
     family=families.SD2,
-    memory=MemoryFigures(865.9, 83.7, 340.4, 0.42, 34 * 1024),
+    memory=MemoryFigures(865.9, 83.7, (340.4,), 0.42, 34 * 1024),
     support=Support(),  # not SD1's LoRA training: backend/training is built for SD1.x only
     text_width=1024,
     # OpenCLIP ViT-H, stored in its own layout.
@@ -93,7 +93,7 @@ SDXL = FamilySpec(
     taesd_stems=("taesdxl_decoder", "taesdxl"),
     # Calibrated: SDXL UNet activations 15 KiB per latent pixel (1024); its VAE overflows in
     # fp16, so diffusers upcasts it to fp32 (force_upcast), doubling weights and activations.
-    memory=MemoryFigures(2567.5, 83.7, 123.1 + 694.7, 0.49, 20 * 1024, vae_upcast=2.0),
+    memory=MemoryFigures(2567.5, 83.7, (123.1, 694.7), 0.49, 20 * 1024, vae_upcast=2.0),
     lora=LoraLineage("sdxl", "SDXL"),
     text_width=2048,
     single_file_text=(

@@ -56,7 +56,7 @@ ZIMAGE = FamilySpec(
     memory=MemoryFigures(
         6154.9,
         83.8,
-        4022.5,
+        (4022.5,),  # Qwen3-4B
         # The Fun ControlNet Union: 15 control layers of the transformer's 30 + 2 refiners.
         0.5,
         63 * 1024,

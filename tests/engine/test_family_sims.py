@@ -42,6 +42,9 @@ def test_spec_figures_are_the_architectures(fam):
     fig = ps.figures(fam)
     m = spec_for(fam.key).memory_for(fam.variant)
     assert m.denoiser_params_m == pytest.approx(fig.transformer_m, rel=0.01)
+    # Each text encoder's own count, in the pipeline's order (model offload's text stage
+    # holds the largest alone); their sum is what every model resident holds.
+    assert m.text_encoders_params_m == pytest.approx(tuple(fig.text_m.values()), rel=0.01)
     assert m.text_params_m == pytest.approx(fig.text_total_m, rel=0.01)
     assert m.vae_params_m == pytest.approx(fig.vae_m, rel=0.01)
     assert m.cast_share == pytest.approx(fig.cast_share, abs=0.01)
@@ -90,3 +93,29 @@ def test_the_plan_covers_every_simulated_peak(side, fam, row):
     assert est >= peak
     if row["mode"] == "none":
         assert est <= peak * 1.1
+
+
+def _text_stage_rows():
+    """Recorded model-offload rows whose peak is a text encoder's stage, of the families
+    with several encoders (SD3.5 Large/Medium, Flux.1)."""
+    for param in _recorded_rows():
+        _side, fam, row = param.values
+        several = len(spec_for(fam.key).memory_for(fam.variant).text_encoders_params_m) > 1
+        text_peak = row["peak_stage"] in {t.label for t in fam.texts}
+        if row["mode"] == "model" and several and text_peak:
+            yield param
+
+
+@pytest.mark.parametrize("side,fam,row", list(_text_stage_rows()))
+def test_model_offload_counts_one_text_encoder_at_a_time(side, fam, row):
+    """diffusers' model CPU offload moves one text encoder at a time to the GPU: where the
+    text stage peaks, the estimate is the largest encoder's stage, not every encoder's."""
+    est = bench_family_memory.plan_estimate(fam, side, row["mode"], row["weights"])
+    peak = row["peak_GiB"] * GiB
+    assert peak <= est <= peak * 1.1
+
+
+def test_every_multi_encoder_family_has_a_text_peak_row():
+    # The check above runs on what was recorded: it must find SD3.5 and Flux rows to check.
+    arches = {param.values[1].arch for param in _text_stage_rows()}
+    assert {sf.SD35_LARGE.arch, sf.SD35_MEDIUM.arch, sf.FLUX.arch} <= arches

@@ -19,9 +19,9 @@ ORDER = ("full", "tiled", "offload", "sequential")
 
 
 def _largest_model(weights: WeightFormat) -> int:
-    """What model CPU offload must hold at once: the text encoders or the denoiser."""
+    """What model CPU offload must hold at once: one text encoder (T5) or the denoiser."""
     act = mp.denoiser_activations("flux", SIDE, SIDE, 1)
-    return max(mp.weight_bytes("flux", "text"), mp.denoiser_bytes("flux", weights) + act)
+    return max(mp.largest_text_bytes("flux"), mp.denoiser_bytes("flux", weights) + act)
 
 
 def _all_weights(weights: WeightFormat) -> int:
