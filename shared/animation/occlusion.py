@@ -31,6 +31,9 @@ class OcclusionSettings:
     depth_share: float = 0.1
     # Pixels the mask grows by: a generated patch needs some context to blend in.
     grow: int = 2
+    # Depth step between neighbouring pixels, as a share of the nearer depth, above which
+    # they are on different surfaces and the mask does not grow across (grow's `surface`).
+    edge_share: float = 0.05
 
 
 def reliable(
@@ -61,22 +64,59 @@ def reliable(
     return ok
 
 
-def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """The mask grown by `pixels` in every direction (a square neighbourhood)."""
+_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def _shifted(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
+    """`a` moved by (dy, dx): out[y, x] = a[y - dy, x - dx], `fill` where that is outside."""
+    h, w = a.shape
+    out = np.full_like(a, fill)
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = a[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
+def _same_surface(surface: FrameMotion, dy: int, dx: int, edge_share: float) -> np.ndarray:
+    """H x W bool: pixel (y, x) lies on the same surface as its neighbour (y - dy, x - dx):
+    the same object and no depth step above `edge_share` of the nearer depth."""
+    h, w = surface.shape
+    same = np.ones((h, w), bool)
+    if surface.object_index is not None:
+        same &= _shifted(surface.object_index, dy, dx, -1) == surface.object_index
+    if surface.depth is not None:
+        z0 = surface.depth
+        z1 = _shifted(z0, dy, dx, np.nan)
+        f0, f1 = np.isfinite(z0), np.isfinite(z1)
+        with np.errstate(invalid="ignore"):
+            near = np.abs(z1 - z0) <= edge_share * np.minimum(z0, z1)
+        same &= (f0 & f1 & near) | (~f0 & ~f1 & ~np.isnan(z1))
+    return same
+
+
+def grow(
+    mask: np.ndarray,
+    pixels: int,
+    surface: FrameMotion | None = None,
+    edge_share: float = 0.05,
+) -> np.ndarray:
+    """The mask grown by `pixels` in every direction (a square neighbourhood). With a
+    `surface` (the frame's depth and object ids), growth stays on the surface it starts
+    from: a generated patch needs context to blend into the surface it continues, not
+    into a nearer limb or object whose outline is an edge anyway; growing across such an
+    edge would regenerate thin, correctly carried occluders (a limb in front of its own
+    torso) whole."""
     out = mask.astype(bool, copy=True)
+    steps = [
+        (dy, dx, None if surface is None else _same_surface(surface, dy, dx, edge_share))
+        for dy, dx in _NEIGHBOURS
+    ]
     for _ in range(max(0, int(pixels))):
-        p = np.pad(out, 1)
-        out = (
-            p[1:-1, 1:-1]
-            | p[:-2, 1:-1]
-            | p[2:, 1:-1]
-            | p[1:-1, :-2]
-            | p[1:-1, 2:]
-            | p[:-2, :-2]
-            | p[:-2, 2:]
-            | p[2:, :-2]
-            | p[2:, 2:]
-        )
+        grown = out.copy()
+        for dy, dx, same in steps:
+            moved = _shifted(out, dy, dx, False)
+            grown |= moved if same is None else moved & same
+        out = grown
     return out
 
 

@@ -149,7 +149,7 @@ def _frame_by_frame(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
             carry = Carry.identity(*here.shape).step(
                 here.to_prev, reliable(here, there, True, s.occlusion)
             )
-            image, report = yield from _from_carry(f, previous, carry, s)
+            image, report = yield from _from_carry(f, previous, carry, here, s)
             io.save(f, image)
             reports.append(report)
         else:
@@ -160,11 +160,14 @@ def _frame_by_frame(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
     return reports
 
 
-def _from_carry(f: int, source: np.ndarray, carry: Carry, s: SequenceSettings):
+def _from_carry(
+    f: int, source: np.ndarray, carry: Carry, surface: FrameMotion, s: SequenceSettings
+):
     """Frame f from a source picture carried to it: inpaint what the carry cannot trust,
     then the light refresh over the whole frame."""
     image = np.clip(np.rint(carry.apply(source)), 0, 255).astype(np.uint8)
-    regenerate = grow(~carry.valid, s.occlusion.grow)
+    o = s.occlusion
+    regenerate = grow(~carry.valid, o.grow, surface, o.edge_share)
     cost = 0.0
     if regenerate.any():
         image = yield Request(f, image, 1.0, to_mask(regenerate))
@@ -208,7 +211,7 @@ def _keyframes(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
         if b_image is None or todo:
             forward = _carries(segment, io, s, True)
         if b_image is None:
-            b_image, report = yield from _from_carry(b, key_image, forward[-1], s)
+            b_image, report = yield from _from_carry(b, key_image, forward[-1], io.motion(b), s)
             io.save(b, b_image)
             reports[b] = report
         else:
@@ -219,7 +222,10 @@ def _keyframes(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
                 reports[f] = FrameReport(f, "on disk")
                 continue
             image, unseen = blend(key_image, forward[i], b_image, backward[i], f, a, b)
-            regenerate = grow(unseen, s.occlusion.grow) if unseen.any() else unseen
+            o = s.occlusion
+            regenerate = (
+                grow(unseen, o.grow, io.motion(f), o.edge_share) if unseen.any() else unseen
+            )
             cost = 0.0
             if regenerate.any():
                 image = yield Request(f, image, 1.0, to_mask(regenerate))

@@ -162,6 +162,43 @@ def test_grow_widens_a_mask_by_whole_pixels():
     assert grow(m, 0).sum() == 1 and grow(m, 1).sum() == 9 and grow(m, 2).sum() == 25
 
 
+def limb_over_body(limb_depth: float) -> tuple[FrameMotion, np.ndarray]:
+    """One object (id 1): a body at depth 5 with a limb 3 px wide in front of it, and the
+    unreliable strip of body the limb has just uncovered, right beside the limb."""
+    depth = np.full((H, W), np.inf, np.float32)
+    ids = np.zeros((H, W), np.int32)
+    depth[4:20, 4:28], ids[4:20, 4:28] = 5.0, 1
+    depth[4:20, 14:17] = limb_depth
+    still = np.zeros((H, W, 2), np.float32)
+    unreliable = np.zeros((H, W), bool)
+    unreliable[8:16, 17:20] = True
+    return FrameMotion(still, still, depth, ids), unreliable
+
+
+def test_growth_stays_on_its_surface_and_spares_a_thin_limb_in_front():
+    surface, unreliable = limb_over_body(limb_depth=4.6)  # 8 % nearer: another surface
+    plain = grow(unreliable, 2)
+    assert plain[8:16, 15:17].all()  # growing blindly eats two of the limb's three columns
+    grown = grow(unreliable, 2, surface, edge_share=0.05)
+    assert not grown[:, 14:17].any()  # the limb stays carried whole
+    # On the body the mask grows as before: right, up and down, and no further.
+    np.testing.assert_array_equal(grown[:, 17:], plain[:, 17:])
+    # Nor does it leave the body for the empty background (no depth) beyond it.
+    surface2, _ = limb_over_body(limb_depth=5.0)
+    edge = np.zeros((H, W), bool)
+    edge[10, 25:28] = True
+    out = grow(edge, 2, surface2, edge_share=0.05)
+    assert out[8:13, 23:28].all() and not out[:, 28:].any()
+
+
+def test_growth_crosses_a_depth_step_within_the_edge_share():
+    # A limb only 2 % nearer than the body is the same surface to the mask: grown into.
+    surface, unreliable = limb_over_body(limb_depth=4.9)
+    np.testing.assert_array_equal(
+        grow(unreliable, 2, surface, edge_share=0.05), grow(unreliable, 2)
+    )
+
+
 def test_carries_chain_frame_by_frame_and_lose_trust_once_lost():
     s = OcclusionSettings()
     c = Carry.identity(H, W)
