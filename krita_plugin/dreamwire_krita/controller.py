@@ -561,8 +561,19 @@ class Controller:
             doc, ctl.ANNOTATION_TYPE, "Dreamwire control layers", ctl.dump_marks(marks)
         )
 
+    def switch_control(self, node_id: str, on: bool, doc=None) -> bool:
+        """Switch a control layer on or off (kept marked and shown; off, jobs leave it
+        out). Stored with its mark in the document. False when the layer is not marked."""
+        doc = doc or host.active_document()
+        mark = self.marks(doc).get(node_id)
+        if mark is None:
+            return False
+        if mark.enabled != on:
+            self.set_mark(node_id, ctl.switched(mark, on), doc)
+        return True
+
     def _control_units(self, doc, plan: regions.Plan):
-        marks = self.marks(doc)
+        marks = ctl.in_use(self.marks(doc))
         live = {i: m for i, m in marks.items() if host.find_node(doc, i) is not None}
         refs = [i for i, m in live.items() if m.type in ctl.REFERENCE_TYPES]
         # Maps line up with the generated area; a reference picture counts whole, wherever

@@ -741,15 +741,20 @@ class DreamwireDocker(DockWidget):
         # control layer above it (A1111's "preview annotator result").
         self.make_control_button = QPushButton("Make from active layer")
         self._make_tip = (
-            "A new control layer of the chosen type (depth, line art, soft edge, canny, "
-            "pose) made from the active layer's pixels by the backend's preprocessor"
+            "A new control layer of the chosen type (depth, normals, line art, soft edge, "
+            "canny, pose) made from the active layer's pixels by the backend's preprocessor"
         )
         self.make_control_button.clicked.connect(self._make_control)
         self.control_type.currentIndexChanged.connect(lambda _i: self._fill_makeable())
         lay.addWidget(self.make_control_button)
         self._fill_makeable()
+        # Each control layer's tick switches it on or off for jobs without unmarking or
+        # hiding it (Krita AI Diffusion's per-layer toggle); in the list, not a new row,
+        # as the Generate workspace has little height to spare.
         self.control_list = QListWidget()
         self.control_list.setMaximumHeight(80)
+        self.control_list.setToolTip("Untick a control layer to leave it out of jobs")
+        self.control_list.itemChanged.connect(self._control_switched)
         lay.addWidget(self.control_list)
         return box
 
@@ -1187,16 +1192,29 @@ class DreamwireDocker(DockWidget):
 
     def _fill_controls(self) -> None:
         doc = Krita.instance().activeDocument()
+        # Filling sets each tick: not the artist switching a layer.
+        self.control_list.blockSignals(True)
         self.control_list.clear()
-        if doc is None:
-            return
-        labels = {v: k for k, v in ctl.TYPES.items()}
-        for node_id, mark in self.controller.marks(doc).items():
-            node = host.find_node(doc, node_id)
-            if node is not None:
-                self.control_list.addItem(
+        if doc is not None:
+            labels = {v: k for k, v in ctl.TYPES.items()}
+            for node_id, mark in self.controller.marks(doc).items():
+                node = host.find_node(doc, node_id)
+                if node is None:
+                    continue
+                item = QListWidgetItem(
                     f"{node.name()}: {labels[mark.type]} {mark.weight:g} ({mark.start:g}–{mark.end:g})"
                 )
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setCheckState(Qt.Checked if mark.enabled else Qt.Unchecked)
+                item.setData(Qt.UserRole, node_id)
+                self.control_list.addItem(item)
+        self.control_list.blockSignals(False)
+
+    def _control_switched(self, item: QListWidgetItem) -> None:
+        doc = Krita.instance().activeDocument()
+        if doc is not None:
+            on = item.checkState() == Qt.Checked
+            self.controller.switch_control(item.data(Qt.UserRole), on, doc)
 
     # -- Krita hooks -------------------------------------------------------------------
     def canvasChanged(self, canvas) -> None:

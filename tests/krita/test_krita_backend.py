@@ -173,6 +173,17 @@ def test_control_layer_arrives_as_the_right_image(run):
     assert image.shape == (64, 64, 3) and np.array_equal(image, want)
 
 
+def test_a_switched_off_control_layer_is_left_out_and_back_in_when_on(run):
+    out, record, _ = run
+    off = out["control"]["off"]
+    assert off["ok"], off["message"]
+    assert off["switched"] and off["visible"] and off["still_marked"] == [["scribble", False]]
+    assert _fields(record, off["job_id"])["controls"] == []
+    assert not list((record / off["job_id"]).glob("control-*.npy"))
+    on = _fields(record, out["control"]["job_id"])["controls"]
+    assert [u["type"] for u in on] == ["scribble"]
+
+
 def test_region_layers_arrive_as_regional_prompts(run):
     """A "region: ..." layer at 0 % opacity arrives with its alpha as the mask; a hidden
     one does not arrive."""

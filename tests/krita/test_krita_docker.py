@@ -176,6 +176,13 @@ def test_docker_offers_control_types_the_backend_serves_and_adds_regions(gui):
     assert r["reference_defaults"] == [0.8, 0.2, 0.8]
     assert r["reference_mark"] == [["ip-adapter", 0.8, 0.2, 0.8]]
     assert r["reference_unit"] == [["ip-adapter", [16, 20, 3], [210, 0, 0]]]
+    # Unticked in the list: still marked, left out of jobs, shown unticked; ticked: back.
+    assert r["switch"] == {
+        "ticked": [True, False],
+        "off_marks": [False],
+        "off_units": 0,
+        "on_units": ["ip-adapter"],
+    }
     reg = r["region"]
     assert reg["name"] == "region: a red barn" and reg["type"] == "paintlayer"
     assert reg["transparent"] and reg["above_reference"] and reg["prompt_cleared"]

@@ -72,3 +72,18 @@ def test_the_new_layer_is_named_opaque_and_marked():
     mark = cfl.mark("softedge")
     assert (mark.type, mark.weight, mark.start, mark.end) == ("softedge", 1.0, 0.0, 1.0)
     assert load_marks(dump_marks({"id": mark})) == {"id": mark}  # stored as any mark is
+
+
+def test_normals_are_made_by_normalbae_or_else_marigold():
+    assert cfl.annotator("normalbae", welcome("normal_marigold", "normalbae")) == "normalbae"
+    assert cfl.annotator("normalbae", welcome("normal_marigold")) == "normal_marigold"
+    assert cfl.makeable(welcome("canny", "normal_marigold")) == ["Canny", "Normals"]
+    job = cfl.preprocess_job("normalbae", welcome("normalbae"), layer())
+    assert [(u.type, u.preprocessor) for u in job.controls] == [("normalbae", "normalbae")]
+
+
+def test_every_annotator_is_a_backend_preprocessor():
+    from dreamwire.backend.conditioning import preprocess
+
+    known = set(preprocess.names())
+    assert {p for names in cfl.ANNOTATORS.values() for p in names} <= known

@@ -121,3 +121,25 @@ def test_style_and_composition_follow_the_welcome():
     xl = {o.label: o for o in controls.offers(welcome, "sdxl")}
     assert xl["Style"].available and not xl["Composition"].available
     assert xl["Composition"].why == "Not available for SDXL models: no IP-Adapter for SDXL"
+
+
+def test_a_switched_off_mark_is_kept_stored_and_left_out_of_jobs():
+    on = controls.ControlMark("depth", 0.6, 0.1, 0.9)
+    off = controls.switched(on, False)
+    assert not off.enabled and (off.type, off.weight, off.start, off.end) == (
+        "depth",
+        0.6,
+        0.1,
+        0.9,
+    )
+    marks = {"a": off, "b": controls.ControlMark("canny")}
+    assert list(controls.in_use(marks)) == ["b"]
+    # The switch is stored with the mark, so it survives saving the document.
+    loaded = controls.load_marks(controls.dump_marks(marks))
+    assert loaded == marks and not loaded["a"].enabled
+    assert controls.in_use({"a": controls.switched(off, True)}) == {"a": on}
+    # Marks saved before the switch existed load as on; a damaged switch drops the mark.
+    old = b'{"a": {"type": "depth", "weight": 1.0, "start": 0.0, "end": 1.0}}'
+    assert controls.load_marks(old)["a"].enabled
+    bad = b'{"a": {"type": "depth", "enabled": "no"}, "b": {"type": "canny", "enabled": false}}'
+    assert list(controls.load_marks(bad)) == ["b"]

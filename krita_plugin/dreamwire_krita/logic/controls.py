@@ -7,7 +7,7 @@ id), so it survives saving a .kra and renaming or moving the layer.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -112,8 +112,14 @@ class ControlMark:
     weight: float = 1.0
     start: float = 0.0
     end: float = 1.0
+    # Switched off: still a control layer (its type and settings kept, the layer shown),
+    # but left out of jobs (Krita AI Diffusion's per-layer toggle). Marks stored before
+    # the switch existed load as on.
+    enabled: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ValueError("control enabled must be true or false")
         if self.type not in TYPES.values():
             raise ValueError(f"unknown control type {self.type!r}")
         if not 0.0 <= self.start <= self.end <= 1.0:
@@ -142,6 +148,16 @@ def load_marks(data: bytes | None) -> dict[str, ControlMark]:
             except (TypeError, ValueError):
                 continue
     return out
+
+
+def switched(mark: ControlMark, on: bool) -> ControlMark:
+    """The same mark switched on or off, everything else kept."""
+    return replace(mark, enabled=on)
+
+
+def in_use(marks: dict[str, ControlMark]) -> dict[str, ControlMark]:
+    """The marks that go with a job: those switched on."""
+    return {node_id: m for node_id, m in marks.items() if m.enabled}
 
 
 def control_image(rgba: np.ndarray, wire_type: str) -> np.ndarray:

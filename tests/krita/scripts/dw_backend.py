@@ -323,10 +323,24 @@ def check(cfg):
     sketch[8:56, 40:43, 3] = 255
     node = paint(doc6, sketch, "sketch")
     c.set_mark(host.node_id(node), ctl.ControlMark("scribble", 0.7, 0.0, 0.9), doc6)
+    # Switched off: still marked and shown, but the job goes without it; on again, with it.
+    switched = c.switch_control(host.node_id(node), False, doc6)
+    n = len(c.applied)
+    off_jid = c.generate(Params(**base, seed=5), doc6)
+    off_ok = _wait_applied(c, n)
+    off = {
+        "job_id": off_jid,
+        "ok": off_ok,
+        "message": c.status.message,
+        "switched": switched,
+        "still_marked": [(m.type, m.enabled) for m in c.marks(doc6).values()],
+        "visible": node.visible(),
+    }
+    c.switch_control(host.node_id(node), True, doc6)
     n = len(c.applied)
     jid = c.generate(Params(**base, seed=5), doc6)
     ok = _wait_applied(c, n)
-    out["control"] = {"job_id": jid, "ok": ok, "message": c.status.message}
+    out["control"] = {"job_id": jid, "ok": ok, "message": c.status.message, "off": off}
     np.save(cfg["dump"] + "/control-sketch.npy", sketch)
 
     # -- history: insert again, copy parameters back -----------------------------------------------

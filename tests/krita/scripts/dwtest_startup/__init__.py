@@ -534,6 +534,24 @@ class Driver:
         r["reference_unit"] = [
             [u.type, list(u.image.shape), [int(v) for v in u.image[0, 0]]] for u in units
         ]
+        # The list's tick switches the layer off for jobs (kept marked) and on again.
+        from PyQt5.QtCore import Qt
+
+        plan = plan_generate(host.canvas_rect(self.doc), None)
+        d._fill_controls()
+        item = d.control_list.item(0)
+        ticked = [item.checkState() == Qt.Checked]
+        item.setCheckState(Qt.Unchecked)
+        off = ([m.enabled for m in c.marks(self.doc).values()], c._control_units(self.doc, plan))
+        d._fill_controls()  # the refresh shows the stored switch
+        ticked.append(d.control_list.item(0).checkState() == Qt.Checked)
+        d.control_list.item(0).setCheckState(Qt.Checked)  # live mode below uses it
+        r["switch"] = {
+            "ticked": ticked,
+            "off_marks": off[0],
+            "off_units": len(off[1]),
+            "on_units": [u.type for u in c._control_units(self.doc, plan)],
+        }
         # Add region: a transparent layer above the active one, named from the prompt field.
         d.region_prompt.setText("a red barn")
         d.add_region_button.click()
