@@ -67,6 +67,8 @@ def test_colour_spaces_convert_for_sending_and_back(offline, space):
 
 def test_control_marks_are_stored_in_the_document_and_read_as_images(offline):
     c = offline["controls"]
-    assert c["marks"] == {c["node"]: {"type": "scribble", "weight": 0.6, "start": 0.0, "end": 0.8}}
+    # A mark is stored switched on (the docker's per-layer tick can leave it out of jobs).
+    mark = {"type": "scribble", "weight": 0.6, "start": 0.0, "end": 0.8, "enabled": True}
+    assert c["marks"] == {c["node"]: mark}
     assert c["units"] == [["scribble", 0.6, 0.8, [64, 64, 3]]]
     assert c["stroke_white"] and c["background_black"]
