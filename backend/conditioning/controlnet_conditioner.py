@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 
+import numpy as np
 import torch
 
 from dreamwire.backend.engine.hooks import JobContext, PassPart
@@ -25,10 +26,10 @@ from dreamwire.backend.engine.unit_planning import (
     UnitQuery,
 )
 from dreamwire.backend.families import spec_for
-from dreamwire.backend.library import Kind
+from dreamwire.backend.library import Kind, ModelLibrary
 from dreamwire.shared.control_names import type_from_name
 from dreamwire.shared.errors import DreamwireError, ErrorCode
-from dreamwire.shared.job import ControlUnit
+from dreamwire.shared.job import ControlUnit, Job
 
 from . import (
     controlnet_files,
@@ -229,7 +230,7 @@ class ControlNetConditioner(UnitConditioner, UnitPlanner, ControlImageMaker):
             f"no {kind} ControlNet for {model.name} in the ControlNet folders",
         )
 
-    def control_image(self, job, library):
+    def control_image(self, job: Job, library: ModelLibrary) -> np.ndarray:
         """A preprocess job's map (units.annotated), the annotator weights looked for in the
         library's roots as a generation's unit looks for them."""
         return units.annotated(job, library_roots(library))

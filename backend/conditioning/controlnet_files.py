@@ -35,6 +35,7 @@ from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.families import label as family_label
 
 from . import files, ip_adapter_files, t2i_adapter
+from .transformer_controlnet import reason
 from .unit_file import UnitFile
 
 
@@ -245,7 +246,7 @@ def _describe_file(net_kind, info: ControlNetInfo, shapes: dict[str, tuple[int, 
     """The kind reads its config from the file's shapes; shapes that do not hold the network
     its keys promise (a tensor missing, cut short or of another shape) make a damaged file,
     whichever kind it is."""
-    from .flux_controlnet import is_xlabs, reason
+    from .flux_controlnet import is_xlabs
 
     try:
         net_kind.describe_file(info, shapes)

@@ -18,7 +18,7 @@ import torch
 
 from dreamwire.backend.library import qwen_controlnet as headers
 
-from .flux_controlnet import load_net, width_problems
+from .transformer_controlnet import load_net, width_problems
 
 MODEL_CLASS = "QwenImageControlNetModel"
 FAMILY = "qwen-image"

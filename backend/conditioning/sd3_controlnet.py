@@ -14,7 +14,7 @@ import torch
 
 from dreamwire.backend.library import sd3_controlnet as headers
 
-from .flux_controlnet import load_net, width_problems
+from .transformer_controlnet import load_net, width_problems
 
 LAYOUTS = ("sd3", "sd3_folder")
 LABEL = "SD3"

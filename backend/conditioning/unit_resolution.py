@@ -22,6 +22,7 @@ from dreamwire.backend.caching import BoundedCache
 from dreamwire.backend.engine.hooks import Conditioner, JobContext
 from dreamwire.backend.engine.unit_planning import PlannedUnit, UnitQuery
 from dreamwire.backend.families import Reference, spec_for
+from dreamwire.backend.library import ModelLibrary
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import ControlUnit
 from dreamwire.shared.job_mode import JobMode
@@ -401,9 +402,10 @@ def hires_pass(ctx, mode: str) -> bool:
     return job.hires is not None and job.mode is JobMode.TXT2IMG and mode == JobMode.IMG2IMG
 
 
-def library_roots(library) -> tuple:
-    """The library's model roots, where preprocessors look for annotator weights."""
-    return tuple(getattr(library, "roots", ()) or ())
+def library_roots(library: ModelLibrary | None) -> tuple[Path, ...]:
+    """The library's model roots, where preprocessors look for annotator weights (none for
+    a context built without a library)."""
+    return tuple(library.roots) if library is not None else ()
 
 
 def pass_image(ctx, r: PlannedUnit):

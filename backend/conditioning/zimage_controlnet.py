@@ -21,7 +21,7 @@ import torch
 from dreamwire.backend.library import zimage_controlnet as headers
 
 from . import files
-from .flux_controlnet import load_net, width_problems
+from .transformer_controlnet import load_net, width_problems
 
 LAYOUTS = ("zimage_fun", "zimage_folder")
 LABEL = "Z-Image"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from dreamwire.backend.canvas.outpaint import Canvas
+from dreamwire.backend.library import ModelLibrary
 from dreamwire.shared.job import ControlUnit, Job
 
 from .device import DeviceInfo
@@ -141,7 +142,7 @@ class JobContext:
     job: Job
     model: LoadedModel
     device: DeviceInfo
-    library: Any = None  # the model library the job's names resolve in
+    library: ModelLibrary | None = None  # the model library the job's names resolve in
     low_vram: bool = False
     # Low-VRAM at its deepest: one layer on the GPU at a time (memory_plan's "sequential").
     sequential_offload: bool = False

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from dreamwire.backend.library import ModelEntry, ModelLibrary
 from dreamwire.shared.infotext_controlnet import ControlNetEntry
 from dreamwire.shared.job import ControlUnit, Job
 
@@ -42,7 +45,7 @@ class UnitQuery:
     library its names resolve in, and the checkpoint unloaded."""
 
     job: Job
-    library: Any
+    library: ModelLibrary
     model: ModelOutline
 
 
@@ -66,7 +69,7 @@ class PlannedUnit:
     infotext: ControlNetEntry | None = None
     # A unit whose file is a whole denoiser loaded beside the checkpoint's (a full Flux
     # Control model): its library entry, which the memory plan and admission count.
-    denoiser_entry: Any = None
+    denoiser_entry: ModelEntry | None = None
 
     @property
     def window(self) -> tuple[float, float]:
@@ -97,7 +100,7 @@ class ControlImageMaker(ABC):
     engine can answer one without importing that package."""
 
     @abstractmethod
-    def control_image(self, job: Job, library: Any) -> Any:
+    def control_image(self, job: Job, library: ModelLibrary) -> np.ndarray:
         """The map `job.controls[0]`'s preprocessor makes of the init image, at the init
         image's size (H x W x 3 uint8): what the unit's ControlNet would see.
         DreamwireError PREPROCESSOR_UNAVAILABLE for an unknown preprocessor or missing
