@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from krita import Krita
@@ -21,18 +21,17 @@ from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 from . import krita_host as host
+from .live_actions import LiveActions
 from .logic import (
     batch_split,
     click_mask,
     control_from_layer,
     heatmaps,
     jobs,
-    live,
     naming,
     prompt_regions,
     regions,
     tiling,
-    xyz,
 )
 from .logic import controls as ctl
 from .logic import generate_kind as gk
@@ -42,12 +41,12 @@ from .logic import queue as jobqueue
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.connection import connection_view
-from .logic.geometry import Rect
-from .logic.history import Entry, History, params_from_infotext
 from .logic.local_backend import LocalBackend
 from .logic.params import Params
 from .logic.regions import PlanError
 from .logic.session import Pending, Session, SessionError
+from .result_history import ResultHistory
+from .xyz_actions import XyzActions
 
 
 @dataclass
@@ -73,7 +72,7 @@ class Controller:
         self.ui = ui or NullUi()
         self.settings = settings or settings_mod.load(Krita.instance().readSetting)
         self.status = Status()
-        self.history = History()
+        self.results = ResultHistory(self)  # the history, and results waiting as previews
         self.session: Session | None = None
         self.welcome = None
         self.welcome_version = 0
@@ -83,15 +82,10 @@ class Controller:
         self.applied: list[dict] = []  # what landed on the canvas, newest last
         self.last_job = None  # the last job built, for scripts and tests to inspect
         self.layer_count = 4  # how many layers the Layers action asks for
-        self.live = LiveMode()
+        self.live = LiveActions(self)
         self.ever_connected = False  # this connection reached the backend once
-        self.xyz: xyz.XyzRun | None = None  # the X/Y/Z plot in flight
+        self.xyz = XyzActions(self)
         self.splits: list[batch_split.SplitBatch] = []  # batches split across workers
-        # On (the docker's setting), generate/refine/inpaint results wait in the history as
-        # previews to apply or discard; off (scripts), they land as layers at once.
-        self.preview_results = False
-        self.shown: ShownPreview | None = None  # the result in the preview layer
-        self._loaded_docs: set[str] = set()  # documents whose saved history is merged in
 
     # -- connection ---------------------------------------------------------------
     def save_settings(self, s: settings_mod.Settings) -> None:
@@ -121,7 +115,7 @@ class Controller:
         if self.local_failure:
             self.on_state(self.session.state)  # the failure, not "Connecting…"
             return
-        self._set(
+        self.show_status(
             state=self.session.state,
             label=connection_view(self.session.state, False, s.address).label,
             message=f"Connecting to {s.address}…",
@@ -156,7 +150,7 @@ class Controller:
     def shutdown(self) -> None:
         # Live takes its preview layer away with it; Krita may be tearing documents down.
         with contextlib.suppress(Exception):
-            self.set_live(False)
+            self.live.switch(False)
         self.disconnect()
         if self.local_backend is not None:
             self.local_backend.stop()
@@ -171,7 +165,7 @@ class Controller:
                 if self.status.state != "connected":  # else when the client notices
                     self.on_state(self.status.state)
         if self.live.on:
-            self.live_tick()
+            self.live.tick()
 
     @property
     def busy(self) -> bool:
@@ -188,7 +182,7 @@ class Controller:
         try:
             decision = self.decide(params, doc)
         except Exception as exc:  # PlanError, or a colour space it cannot read
-            self._set(message=getattr(exc, "message", None) or str(exc), level="error")
+            self.show_status(message=getattr(exc, "message", None) or str(exc), level="error")
             return None
         return self._act(decision.kind.value, params, doc)
 
@@ -203,7 +197,7 @@ class Controller:
             # Where the job would read: around the selection (inpaint's context), or the
             # whole canvas.
             area = canvas if sel is None else sel.grow(regions.INPAINT_PADDING).intersect(canvas)
-            with self._preview_hidden(doc):
+            with self.results.hidden(doc):
                 return not area.empty() and bool(host.read_visible(doc, area)[..., 3].any())
 
         return gk.decide(True, sel, params.strength, painted)
@@ -228,73 +222,6 @@ class Controller:
     def upscale(self, params: Params, choice: upscaling.UpscaleChoice, doc=None) -> str | None:
         """Upscale the whole canvas; the document is scaled when the result arrives."""
         return self._act("upscale", params, doc, choice)
-
-    def xyz_plot(
-        self, params: Params, rows: list[tuple[str, str]], cells_group: bool = False, doc=None
-    ) -> int:
-        """A1111's X/Y/Z plot: `rows` are up to three (axis type, values) pairs, X first, in
-        A1111's words and value syntax (shared/xyz_axes.py). Each cell is a generate job of
-        its own through the backend's queue; when all are back, the grid comes in as a new
-        layer (and, with `cells_group`, every cell as a layer of a group). Returns the number
-        of cells queued (0 when refused: the message says why)."""
-        if self.xyz is not None:
-            self._set(message="An X/Y/Z plot is running: wait for it, or cancel.", level="error")
-            return 0
-        # One seed for every cell (A1111 picks one random seed for the grid), so the cells
-        # differ only in what the axes vary.
-        params = self._with_job_seed(params)
-        try:
-            base, pending = self._build("generate", params, doc)
-            t = pending.plan.target
-            run = xyz.plan_run(base, rows, t.w, t.h)
-            run.group = cells_group
-            if self.session is None:
-                raise SessionError("Not connected: set the backend address and connect.")
-            self.xyz = run
-            for i, cell in enumerate(run.cells):
-                cell_pending = dataclasses.replace(pending, action="xyz")
-                run.job_ids[self.session.submit(cell.job, cell_pending)] = i
-        except Exception as exc:  # PlanError, SessionError, a DreamwireError naming the axis
-            self._xyz_abort(getattr(exc, "message", None) or str(exc))
-            return 0
-        self._set(message=f"X/Y/Z plot: {run.total} cells queued.", level="info", step=0, total=0)
-        return run.total
-
-    def _xyz_abort(self, message: str) -> None:
-        run, self.xyz = self.xyz, None
-        if run is not None and self.session is not None:
-            for jid in run.job_ids:
-                self.session.cancel(jid)
-        self.status.preview = self.status.progress = None
-        self._set(message=message, level="error")
-
-    def _xyz_result(self, pending: Pending, result) -> None:
-        run = self.xyz
-        if run is None or result.job_id not in run.job_ids:
-            return  # a cell of a grid given up on
-        gen = result.images[0]
-        run.add(result.job_id, jobs.crop_result(np.asarray(gen.image), pending.plan), gen.infotext)
-        if not run.done:
-            self._set(message=f"X/Y/Z plot: {len(run.images)} of {run.total} cells.", level="info")
-            return
-        self.xyz = None
-        doc = pending.doc_key
-        if not host.is_open(doc):
-            self._set(message="The document was closed before the grid was done.", level="warning")
-            return
-        grid = host.draw_labels(run.compose(), run.grid.labels(), run.grid.band)
-        w, h = run.grid.size
-        name = "X/Y/Z plot: " + " x ".join(label for _, label, _ in run.axes_text)
-        host.add_result_layer(doc, doc.rootNode(), name, grid, Rect(0, 0, w, h), None)
-        if run.group:
-            group = host.add_group(doc, f"{name} (cells)")
-            for i in range(run.total):
-                host.add_result_layer(
-                    doc, group, run.cell_name(i), run.images[i], pending.plan.target, None
-                )
-        self.applied.append({"name": name, "seed": gen.seed, "masked": "", "job_id": ""})
-        host.refresh(doc)
-        self._set(message=f"X/Y/Z plot: added the {run.total}-cell grid.", level="info")
 
     def select_by_clicking(self, params: Params, doc=None) -> str | None:
         """Ask SAM 2 for the object under the dots on the "clicks" layer (and inside the
@@ -323,7 +250,7 @@ class Controller:
         if self.session is not None:
             self.session.cancel(job_id)
             if job_id is None and self.session.busy:  # else on_cancelled has said so
-                self._set(message="Cancelling…", level="info")
+                self.show_status(message="Cancelling…", level="info")
 
     def queue(self) -> list[jobqueue.QueueEntry]:
         """The jobs in flight, for the docker's queue menu (submission order)."""
@@ -338,10 +265,10 @@ class Controller:
 
     def _act(self, action: str, params: Params, doc=None, choice=None) -> str | None:
         """Submit one action; any problem becomes a message, never an exception."""
-        params = self._with_job_seed(params)
+        params = self.with_job_seed(params)
         try:
             # The document is checked first: its problems are the ones the artist can fix now.
-            job, pending = self._build(action, params, doc, choice)
+            job, pending = self.build(action, params, doc, choice)
             if self.session is None:
                 raise SessionError("Not connected: set the backend address and connect.")
             parts = split_batch(job, worker_limit(self.welcome))
@@ -354,10 +281,10 @@ class Controller:
             else:
                 job_id = self.session.submit(job, pending)
         except (PlanError, SessionError) as exc:
-            self._set(message=str(exc), level="error")
+            self.show_status(message=str(exc), level="error")
             return None
         except Exception as exc:  # a DreamwireError from validate(), or a Krita surprise
-            self._set(message=getattr(exc, "message", None) or str(exc), level="error")
+            self.show_status(message=getattr(exc, "message", None) or str(exc), level="error")
             return None
         note = host.doc_info(pending.doc_key).plan.note
         if job.mode is JobMode.UPSCALE:
@@ -368,38 +295,22 @@ class Controller:
                 f"In two passes: {job.width}x{job.height}, then Hires.fix to "
                 f"{job.hires.width}x{job.hires.height} with {job.hires.upscaler}. {note}"
             )
-        self._set(
+        self.show_status(
             message=f"{action.capitalize()}: queued. {note}".strip(), level="info", step=0, total=0
         )
         return job_id
 
     @staticmethod
-    def _with_job_seed(params: Params) -> Params:
+    def with_job_seed(params: Params) -> Params:
         """Each queued job its own seed: the panel's when fixed, else a new random one
         (logic/queue.py), known here so the queue and the history can show it."""
         seed = jobqueue.job_seed(params.seed, params.fixed_seed)
         return dataclasses.replace(params, seed=seed, fixed_seed=True)
 
-    def _build(self, action: str, params: Params, doc=None, choice=None):
+    def build(self, action: str, params: Params, doc=None, choice=None):
         doc = doc or host.active_document()
-        with self._preview_hidden(doc):
+        with self.results.hidden(doc):
             return self._build_shown(action, params, doc, choice)
-
-    @contextlib.contextmanager
-    def _preview_hidden(self, doc):
-        """The result preview layer is out of the picture while a job reads the canvas:
-        it is a choice not made yet, not the artist's painting."""
-        shown = self.shown
-        hidden = (
-            shown is not None
-            and host.doc_key(doc) == shown.doc_key
-            and host.set_visible(doc, shown.node_id, False)
-        )
-        try:
-            yield
-        finally:
-            if hidden:
-                host.set_visible(doc, shown.node_id, True)
 
     def _build_shown(self, action: str, params: Params, doc, choice=None):
         host.doc_info(doc)  # refuses colour spaces it cannot convert
@@ -505,7 +416,9 @@ class Controller:
     def _control_result(self, pending: Pending, result) -> None:
         doc, made = pending.doc_key, pending.control
         if not host.is_open(doc):
-            self._set(message="The document was closed before the map arrived.", level="warning")
+            self.show_status(
+                message="The document was closed before the map arrived.", level="warning"
+            )
             return
         name = control_from_layer.layer_name(made.type, made.source_name)
         try:
@@ -518,24 +431,26 @@ class Controller:
             self.set_mark(new_id, control_from_layer.mark(made.type), doc)
             keep.finish()
         except Exception as exc:  # a Krita surprise: say so, keep the docker alive
-            self._set(message=f"Could not add the control layer: {exc}", level="error")
+            self.show_status(message=f"Could not add the control layer: {exc}", level="error")
             return
-        self._set(message=f"Added the control layer {name!r}.", level="info")
+        self.show_status(message=f"Added the control layer {name!r}.", level="info")
 
     def _select_result(self, pending: Pending, result) -> None:
         doc, region = pending.doc_key, pending.plan.region
         if not host.is_open(doc):
-            self._set(message="The document was closed before the mask arrived.", level="warning")
+            self.show_status(
+                message="The document was closed before the mask arrived.", level="warning"
+            )
             return
         try:
             data = click_mask.selection_bytes(result.images[0].image, (region.w, region.h))
             host.replace_selection(doc, data, region)
         except Exception as exc:  # a Krita surprise: say so, keep the docker alive
-            self._set(message=f"Could not select: {exc}", level="error")
+            self.show_status(message=f"Could not select: {exc}", level="error")
             return
         host.refresh(doc)
         what = "the subject" if pending.action == "subject" else "the clicked object"
-        self._set(message=f"Selected {what}.", level="info")
+        self.show_status(message=f"Selected {what}.", level="info")
 
     def _regions(self, doc, plan: regions.Plan):
         """Regional prompts from the layers named "region: ..." (logic/prompt_regions.py)."""
@@ -614,9 +529,9 @@ class Controller:
             name = prompt_regions.region_layer_name(prompt)
             host.add_paint_layer(doc, name)
         except PlanError as exc:
-            self._set(message=str(exc), level="error")
+            self.show_status(message=str(exc), level="error")
             return None
-        self._set(
+        self.show_status(
             message=f"Added the layer {name!r}: paint where it goes"
             + ("." if prompt_regions.region_prompt(name) else ", then name what goes there."),
             level="info",
@@ -631,7 +546,7 @@ class Controller:
         view = connection_view(
             state, self.ever_connected, self.settings.address, self.local_failure
         )
-        self._set(state=state, label=view.label, message=view.message, level=view.level)
+        self.show_status(state=state, label=view.label, message=view.message, level=view.level)
 
     def on_welcome(self, welcome) -> None:
         self.welcome = welcome
@@ -641,15 +556,8 @@ class Controller:
     def on_progress(self, pending, progress) -> None:
         if pending is not None and pending.action == "live":
             return  # live jobs come and go quietly; the preview layer is their progress
-        if pending is not None and pending.action == "xyz" and self.xyz is not None:
-            # One progress for the whole grid: cells done, then the running cell's steps.
-            run = self.xyz
-            self.status.step, self.status.total = len(run.images), run.total
-            self.status.message = f"X/Y/Z plot: {len(run.images)} of {run.total} cells"
-            self.status.progress = prog.ProgressView(
-                self.status.message, len(run.images), run.total
-            )
-            self.ui.refresh(self)
+        if pending is not None and pending.action == "xyz" and self.xyz.run is not None:
+            self.xyz.on_progress()
             return
         running = progress.state != "queued"
         if not running and self.status.progress is not None and self._running_elsewhere(pending):
@@ -698,15 +606,15 @@ class Controller:
         if split is not None:
             merged = split.result(result)
             if merged is None:
-                self._set(message=f"Batch: {len(split.results)} part(s) back.", level="info")
+                self.show_status(message=f"Batch: {len(split.results)} part(s) back.", level="info")
                 return
             self.splits.remove(split)
             result = merged  # every part back: they land as the one batch they are
         if pending.action == "xyz":
-            self._xyz_result(pending, result)
+            self.xyz.on_result(pending, result)
             return
         if pending.action == "live":
-            self._live_result(pending, result)
+            self.live.on_result(pending, result)
             return
         if pending.action in ("select", "subject"):
             self._select_result(pending, result)
@@ -719,53 +627,51 @@ class Controller:
         if not host.is_open(doc):
             # Kept for the artist: the history can insert it into another document.
             for gen in result.images:
-                self._remember(pending, gen, jobs.crop_result(np.asarray(gen.image), pending.plan))
-            self._set(
+                self.results.remember(
+                    pending, gen, jobs.crop_result(np.asarray(gen.image), pending.plan)
+                )
+            self.show_status(
                 message="The document was closed before the result arrived; "
                 "it is in the history (Insert again) and the backend's output folder.",
                 level="warning",
             )
             return
-        previews = pending.action in hist.PREVIEW_ACTIONS and self.preview_results
+        previews = pending.action in hist.PREVIEW_ACTIONS and self.results.previews_on
         try:
             # DAAM's overlays belong beside their image: those results land at once.
             if previews and not any(g.heat_maps for g in result.images):
-                self._preview_result(doc, pending, result)
+                self.results.add_previews(doc, pending, result)
                 return
             placed = self._apply(doc, pending, result)
         except Exception as exc:  # a Krita surprise: say so, keep the docker alive
-            self._set(message=f"Could not place the result: {exc}", level="error")
+            self.show_status(message=f"Could not place the result: {exc}", level="error")
             return
-        self._set(message=f"Added {len(placed)} layer(s).", level="info")
+        self.show_status(message=f"Added {len(placed)} layer(s).", level="info")
 
     def on_error(self, pending, message: str) -> None:
         if pending is not None and pending.action == "live":
-            if self.live.state.finished(pending.job_id):
-                self._set(message=f"Live: {message}", level="error")
+            self.live.on_error(pending, message)
             return
         if pending is not None and pending.action == "xyz":
-            if self.xyz is not None:
-                self._xyz_abort(f"X/Y/Z plot stopped: a cell failed: {message}")
+            self.xyz.on_error(message)
             return
         self._end_split(pending)
         self.status.preview = self.status.progress = None
-        self._set(message=message, level="error")
+        self.show_status(message=message, level="error")
 
     def on_cancelled(self, pending) -> None:
         if pending.action == "live":
-            self.live.state.finished(pending.job_id)  # superseded, or Live switched off
+            self.live.on_cancelled(pending)
             return
         if pending.action == "xyz":
-            if self.xyz is not None:  # one cell cancelled: the grid cannot be whole
-                self._xyz_abort("X/Y/Z plot cancelled; the document was not changed.")
-                self.status.level = "info"
+            self.xyz.on_cancelled()
             return
         landed = self._end_split(pending)
         self.status.preview = self.status.progress = None
         unchanged = (
             "the parts already made were added" if landed else "the document was not changed"
         )
-        self._set(message=f"Cancelled; {unchanged}.", level="info")
+        self.show_status(message=f"Cancelled; {unchanged}.", level="info")
 
     # -- results ------------------------------------------------------------------
     def _apply(self, doc, pending: Pending, result) -> list[str]:
@@ -799,7 +705,7 @@ class Controller:
             if gen.heat_maps:
                 self._add_heat_maps(doc, group, name, gen, plan)
             names.append(name)
-            self._remember(pending, gen, rgba, doc, applied=True)
+            self.results.remember(pending, gen, rgba, doc, applied=True)
             self.applied.append(record)
         host.refresh(doc)
         keep.finish()
@@ -816,358 +722,8 @@ class Controller:
             layer, _ = host.add_result_layer(doc, group, heat.word, rgba, plan.target, None)
             layer.setVisible(i == 0)
 
-    def _entry(self, pending: Pending, gen, rgba: np.ndarray, doc, applied: bool) -> Entry:
-        name = naming.layer_name(pending.params.prompt, gen.seed, pending.plan.action)
-        return Entry(
-            rgba,
-            gen.seed,
-            gen.infotext,
-            pending.params,
-            pending.plan,
-            pending.mask,
-            name,
-            job_id=pending.job_id,
-            applied=applied,
-            doc_key=host.doc_key(doc) if host.is_open(doc) else "",
-        )
-
-    def _remember(self, pending: Pending, gen, rgba: np.ndarray, doc=None, applied=False) -> None:
-        self.history.add(self._entry(pending, gen, rgba, doc or pending.doc_key, applied))
-        if applied:
-            self._save_history(doc)
-
-    # -- history: previews to apply or discard (Krita AI Diffusion's) -----------------
-    def _preview_result(self, doc, pending: Pending, result) -> None:
-        batch = [
-            self._entry(pending, g, jobs.crop_result(np.asarray(g.image), pending.plan), doc, False)
-            for g in result.images
-        ]
-        self.history.add_batch(batch)
-        self._save_history(doc)
-        self.show_preview(0, doc)
-        n = len(batch)
-        self._set(
-            message=f"{n} result{'s' if n > 1 else ''} to choose from: pick one in the "
-            "history, then Apply it or Discard it.",
-            level="info",
-        )
-
-    def show_preview(self, index: int, doc=None) -> bool:
-        """Show history entry `index` in the one preview layer on top (made if missing)."""
-        try:
-            entry = self.history[index]
-            if entry.image is None:
-                raise PlanError(hist.NO_FULL_IMAGE)
-            doc = doc or host.active_document()
-            old = (
-                self.shown
-                if self.shown is not None and self.shown.doc_key == host.doc_key(doc)
-                else None
-            )
-            if old is None:
-                self.hide_preview()  # one preview layer at a time, in one document
-            keep = host.KeepActive(doc)
-            artist = old.artist_layer if old else keep.keep
-            node = host.write_preview_layer(
-                doc,
-                old.node_id if old else None,
-                hist.PREVIEW_LAYER,
-                entry.image,
-                entry.plan.target,
-                entry.mask,
-                old.target if old else None,
-            )
-            keep.add(node)
-            keep.finish()
-        except (IndexError, PlanError) as exc:
-            self._set(message=str(exc), level="error")
-            return False
-        self.shown = ShownPreview(host.doc_key(doc), node, entry.key, entry.plan.target, artist)
-        return True
-
-    def hide_preview(self) -> None:
-        """Remove the preview layer; the layer the artist painted on before it came is the
-        active one again (Krita may have made the preview active, and removing an active
-        layer leaves Krita's choice)."""
-        shown, self.shown = self.shown, None
-        doc = host.document_by_key(shown.doc_key) if shown is not None else None
-        if doc is not None:
-            host.remove_node(doc, shown.node_id)
-            artist = host.find_node(doc, shown.artist_layer) if shown.artist_layer else None
-            if artist is not None:
-                doc.setActiveNode(artist)
-
-    def apply(self, index: int, doc=None, new_layer: bool = False) -> str | None:
-        """Place history entry `index` in `doc` (the active document): by default as a
-        layer on top with the selection as its transparency mask; `new_layer`: as one plain
-        layer right above the artist's active layer, the mask cut into its alpha. The
-        preview layer goes away; the artist's active layer stays active."""
-        try:
-            entry = self.history[index]
-            if entry.image is None:
-                raise PlanError(hist.NO_FULL_IMAGE)
-            doc = doc or host.active_document()
-            self.hide_preview()
-            keep = host.KeepActive(doc)
-            name, image, target, mask = entry.layer_name, entry.image, entry.plan.target, entry.mask
-            record = {"name": name, "seed": entry.seed, "masked": "", "job_id": entry.job_id}
-            if new_layer:
-                keep.add(host.add_layer_above(doc, keep.keep, name, image, target, mask))
-                record["masked"] = "alpha" if mask is not None else ""
-            else:
-
-                def masked(kind: str) -> None:
-                    record["masked"] = kind
-
-                layer, kind = host.add_result_layer(
-                    doc, doc.rootNode(), name, image, target, mask, masked
-                )
-                record["masked"] = record["masked"] or kind
-                keep.add(layer)
-            host.refresh(doc)
-            keep.finish()
-        except (IndexError, PlanError) as exc:
-            self._set(message=str(exc), level="error")
-            return None
-        entry.applied = True
-        self.history.changed()
-        self.applied.append(record)
-        self._save_history(host.document_by_key(entry.doc_key))
-        self._set(message=f"Applied {name!r}.", level="info")
-        return name
-
-    def reinsert(self, index: int, doc=None) -> None:
-        self.apply(index, doc)
-
-    def discard(self, index: int) -> None:
-        """Take entry `index` out of the history (and its preview off the canvas)."""
-        try:
-            entry = self.history.remove(index)
-        except IndexError:
-            return
-        if self.shown is not None and self.shown.key == entry.key:
-            self.hide_preview()
-        self._save_history(host.document_by_key(entry.doc_key))
-        self._set(message="Discarded the result.", level="info")
-
-    def copy_params(self, index: int, base: Params) -> Params:
-        """Reuse settings: the entry's parameters, as its infotext records them."""
-        return params_from_infotext(self.history[index].infotext, base)
-
-    def load_history(self, doc) -> int:
-        """Merge the history saved in `doc` (once per document and session); returns how
-        many entries were new."""
-        key = host.doc_key(doc)
-        if key in self._loaded_docs:
-            return 0
-        self._loaded_docs.add(key)
-        saved = hist.load(host.annotation(doc, hist.ANNOTATION_TYPE))
-        return self.history.add_saved(saved, key)
-
-    def _save_history(self, doc) -> None:
-        """The document's entries into its annotation, saved in the .kra with it."""
-        if doc is None or not host.is_open(doc):
-            return
-        key = host.doc_key(doc)
-        self.load_history(doc)  # what it held before, unless merged already: kept
-        data = hist.dump(self.history.of_document(key))
-        host.set_annotation(doc, hist.ANNOTATION_TYPE, hist.ANNOTATION_TEXT, data)
-
-    # -- live -----------------------------------------------------------------------
-    def set_live(self, on: bool, params_fn=None, doc=None) -> None:
-        """Switch Live on for `doc` (the active document), reading the panel through
-        `params_fn` on every tick; off cancels its job and removes the preview layer."""
-        lm = self.live
-        if on:
-            try:
-                doc = doc or host.active_document()
-                host.doc_info(doc)
-            except PlanError as exc:
-                self._set(message=str(exc), level="error")
-                return
-            lm.on, lm.doc, lm.params_fn = True, doc, params_fn or (lambda: Params())
-            lm.state.reset()
-            if lm.seed is None:
-                seed = int(lm.params_fn().seed)
-                lm.seed = seed if seed >= 0 else live.new_seed()
-            self._set(message="Live: paint, and the preview follows.", level="info")
-            return
-        if not lm.on:
-            return
-        lm.on = False
-        if lm.state.job_id and self.session is not None:
-            self.session.cancel(lm.state.job_id)
-        lm.state.reset()
-        if lm.doc is not None and host.is_open(lm.doc):
-            host.remove_node(lm.doc, lm.preview_id)
-        lm.preview_id = lm.result = lm.target = None
-        self._set(message="Live off.", level="info")
-
-    def live_new_seed(self) -> int:
-        self.live.seed = live.new_seed()
-        self.live.state.invalidate()
-        return self.live.seed
-
-    def live_tick(self) -> None:
-        lm = self.live
-        if lm.doc is None or not host.is_open(lm.doc):
-            lm.on = False
-            lm.state.reset()
-            self._set(message="Live off: its document was closed.", level="info")
-            return
-        if self.session is None or self.session.state != "connected":
-            return
-        if not lm.due():
-            return
-        try:
-            fp = self._live_fingerprint(lm.doc, lm.params_fn())
-        except Exception as exc:  # a Krita surprise mid-edit: try again next tick
-            self.status.message = f"Live: could not read the canvas: {exc}"
-            return
-        decision = lm.state.observe(fp)
-        if decision.submit:
-            self._live_submit(lm.doc, lm.params_fn(), fp, decision.cancel)
-
-    def _live_extra(self, doc, params: Params) -> dict:
-        lm = self.live
-        sel = host.selection_rect(doc)
-        marks = host.annotation(doc, ctl.ANNOTATION_TYPE) or b""
-        params = params.for_job()  # another style's template is a change too
-        return {
-            "params": [params.prompt, params.negative, params.model, params.sampler, params.cfg]
-            + [params.distilled_cfg],
-            "strength": lm.strength,
-            "seed": lm.seed,
-            "size": [doc.width(), doc.height()],
-            "selection": None if sel is None else [sel.x, sel.y, sel.w, sel.h],
-            "marks": marks.hex(),
-        }
-
-    def _live_fingerprint(self, doc, params: Params) -> str:
-        return live.fingerprint(
-            host.layer_samples(doc), self.live.preview_id, self._live_extra(doc, params)
-        )
-
-    def _live_submit(self, doc, params: Params, fp: str, cancel: str | None) -> None:
-        lm = self.live
-        if cancel and self.session is not None:
-            self.session.cancel(cancel)
-        # The preview layer is hidden while the canvas is read, so it never feeds back.
-        shown = host.set_visible(doc, lm.preview_id, False)
-        try:
-            job, pending = self._build("refine", params, doc)
-            family = model_family(params.model, self.welcome)
-            sampling = live.live_sampling(
-                params.sampler, params.cfg, params.model, self.welcome, family
-            )
-            job = live.live_job(job, sampling, lm.strength, lm.seed)
-            self.last_job = job
-            pending.action = "live"
-            job_id = self.session.submit(job, pending)
-        except Exception as exc:  # PlanError, SessionError, a DreamwireError, Krita
-            lm.state.failed(fp)
-            self._set(message=f"Live: {getattr(exc, 'message', None) or exc}", level="error")
-            return
-        finally:
-            if shown:
-                host.set_visible(doc, lm.preview_id, True)
-        lm.state.submitted(job_id, fp)
-        lm.sampling_note = sampling.note
-
-    def _live_result(self, pending: Pending, result) -> None:
-        lm = self.live
-        if not lm.state.finished(pending.job_id) or not lm.on or not result.images:
-            return  # superseded, or Live was switched off meanwhile
-        doc = pending.doc_key
-        if not host.is_open(doc):
-            return
-        rgba = jobs.crop_result(np.asarray(result.images[0].image), pending.plan)
-        keep = host.KeepActive(doc)
-        try:
-            lm.preview_id = host.write_preview_layer(
-                doc,
-                lm.preview_id,
-                live.PREVIEW_LAYER,
-                rgba,
-                pending.plan.target,
-                pending.mask,
-                lm.target,
-            )
-        except Exception as exc:
-            self._set(message=f"Live: could not show the result: {exc}", level="error")
-            return
-        keep.add(lm.preview_id)
-        keep.finish()
-        lm.result = (rgba, pending.plan.target, pending.mask, result.images[0].seed)
-        lm.target = pending.plan.target
-        lm.prompt = pending.params.prompt
-        lm.shown += 1
-        self._set(
-            message=f"Live: seed {lm.seed}, strength {lm.strength:g}; {lm.sampling_note}.",
-            level="info",
-        )
-
-    def live_apply(self) -> str | None:
-        """Copy the preview into a new paint layer right below it; Live stays on."""
-        lm = self.live
-        if lm.result is None or lm.doc is None or not host.is_open(lm.doc):
-            self._set(message="Live: no preview to apply yet.", level="warning")
-            return None
-        rgba, target, mask, seed = lm.result
-        name = naming.layer_name(lm.prompt, seed, "live")
-        keep = host.KeepActive(lm.doc)
-        keep.add(host.add_layer_below(lm.doc, lm.preview_id, name, rgba, target, mask))
-        keep.finish()
-        self.applied.append(
-            {
-                "name": name,
-                "seed": seed,
-                "masked": "alpha" if mask is not None else "",
-                "job_id": "",
-            }
-        )
-        self._set(message=f"Applied the preview as {name!r}.", level="info")
-        return name
-
-    def _set(self, **kw) -> None:
+    def show_status(self, **kw) -> None:
+        """Set the status the docker shows (message, level, progress ...) and refresh it."""
         for k, v in kw.items():
             setattr(self.status, k, v)
         self.ui.refresh(self)
-
-
-@dataclass
-class ShownPreview:
-    """The history entry the preview layer shows, and where."""
-
-    doc_key: str
-    node_id: str
-    key: str  # the entry's
-    target: Rect
-    artist_layer: str | None  # the layer active before the preview came: active again after
-
-
-@dataclass
-class LiveMode:
-    """What Live mode holds between ticks (decisions are logic/live.py's)."""
-
-    on: bool = False
-    doc: object = None
-    params_fn: object = None
-    strength: float = live.LIVE_STRENGTH
-    seed: int | None = None
-    state: live.LiveState = field(default_factory=live.LiveState)
-    preview_id: str | None = None
-    target: object = None  # where the last preview was written
-    result: tuple | None = None  # (rgba, target, mask, seed) of the preview shown
-    prompt: str = ""
-    sampling_note: str = ""
-    shown: int = 0  # previews shown so far, for tests
-    poll_s: float = 0.1  # Krita AI Diffusion polls at 0.1 s
-    _last_poll: float = -1.0
-
-    def due(self) -> bool:
-        now = self.state.clock()
-        if now - self._last_poll < self.poll_s:
-            return False
-        self._last_poll = now
-        return True

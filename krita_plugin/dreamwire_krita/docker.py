@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 from krita import DockWidget, Krita
-from PyQt5.QtCore import QSize, Qt, QTimer
-from PyQt5.QtGui import QIcon, QImage, QPixmap
+from PyQt5.QtCore import Qt, QTimer
+from PyQt5.QtGui import QPixmap
 from PyQt5.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -41,147 +39,26 @@ from dreamwire.shared.xyz_axes import AXES
 
 from . import krita_host as host
 from .controller import Controller
+from .history_panel import HistoryPanel
+from .live_panel import LivePanel
 from .logic import actions, live, lora_tags, styles, workspaces
 from .logic import controls as ctl
 from .logic import generate_kind as gk
-from .logic import history as hist
 from .logic import queue as jobqueue
 from .logic import settings as settings_mod
 from .logic import upscale as upscaling
 from .logic.library import library, names
 from .logic.masked_content import MaskedContent
 from .logic.params import MASKED_CONTENT, Params
-from .logic.probe import ConnectionProbe
 from .logic.regions import PlanError
 from .logic.session import SessionError
 from .logic.style_store import StyleStore, styles_folder
 from .pickers import LoraPicker, ModelPicker, StyleBar
+from .settings_dialog import SettingsDialog
+from .widgets import Fold, to_qimage
 
 POLL_MS = 50
 SEED_MAX = 2**31 - 1
-
-
-def to_qimage(img: np.ndarray) -> QImage:
-    img = np.ascontiguousarray(img)
-    h, w = img.shape[:2]
-    if img.shape[2] == 4:
-        q = QImage(img.data, w, h, 4 * w, QImage.Format_RGBA8888)
-    else:
-        q = QImage(img.data, w, h, 3 * w, QImage.Format_RGB888)
-    return q.copy()  # own the pixels: the array may go away
-
-
-class Fold(QWidget):
-    """A titled section that folds away: rarely used settings stay out of the way."""
-
-    def __init__(self, title: str, content: QWidget, folded: bool = True):
-        super().__init__()
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
-        self.toggle = QToolButton()
-        self.toggle.setText(title)
-        self.toggle.setCheckable(True)
-        self.toggle.setAutoRaise(True)
-        self.toggle.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-        self.toggle.toggled.connect(self._show)
-        self.content = content
-        lay.addWidget(self.toggle)
-        lay.addWidget(content)
-        self.toggle.setChecked(not folded)
-        self._show(not folded)
-
-    def _show(self, on: bool) -> None:
-        self.toggle.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
-        self.content.setVisible(on)
-
-
-class SettingsDialog(QDialog):
-    def __init__(self, settings: settings_mod.Settings, parent=None):
-        super().__init__(parent)
-        self.setWindowTitle("Dreamwire settings")
-        form = QFormLayout(self)
-        self.address = QLineEdit(settings.address)
-        self.server_key = QLineEdit(settings.server_key)
-        self.client_key = QLineEdit(settings.client_key)
-        self.client_key.setEchoMode(QLineEdit.Password)
-        self.command = QLineEdit(settings.backend_command)
-        self.command.setPlaceholderText(
-            "e.g. dreamwire serve --models ~/sd --bind tcp://127.0.0.1:5790"
-        )
-        form.addRow("Backend address", self.address)
-        form.addRow("Backend public key", self.server_key)
-        form.addRow("Your secret key", self.client_key)
-        form.addRow("Start local backend", self.command)
-        self.test_button = QPushButton("Test connection")
-        self.test_button.setToolTip("Ask the backend at this address (and keys) to answer")
-        self.test_button.clicked.connect(self.test_connection)
-        form.addRow(self.test_button)
-        self.feedback = QLabel("")
-        self.feedback.setWordWrap(True)
-        form.addRow(self.feedback)
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-        self.base = settings
-        self.probe: ConnectionProbe | None = None
-        self.probe_timer = QTimer(self)
-        self.probe_timer.timeout.connect(self._probe_tick)
-
-    def _say(self, text: str, ok: bool) -> None:
-        self.feedback.setStyleSheet("" if ok else "color: #d04040")
-        self.feedback.setText(text)
-
-    def accept(self) -> None:
-        """Closes only with settings that can be used: the reason shows otherwise."""
-        problems = self.value().problems()
-        if problems:
-            self._say("; ".join(problems), ok=False)
-            return
-        self._stop_probe()
-        super().accept()
-
-    def reject(self) -> None:
-        self._stop_probe()
-        super().reject()
-
-    def test_connection(self) -> None:
-        from dreamwire.shared.client import Client
-
-        self._stop_probe()
-        v = self.value()
-        self.probe = ConnectionProbe(
-            v.address,
-            v.server_key,
-            v.client_key,
-            lambda a, s, c: Client(a, server_public_key=s, client_secret_key=c),
-        )
-        self._say(f"Asking {v.address}…", ok=True)
-        self.test_button.setEnabled(False)
-        self.probe_timer.start(POLL_MS)
-        self._probe_tick()
-
-    def _probe_tick(self) -> None:
-        result = self.probe.tick() if self.probe is not None else None
-        if result is not None:
-            self._say(result.message, result.ok)
-            self._stop_probe()
-
-    def _stop_probe(self) -> None:
-        self.probe_timer.stop()
-        if self.probe is not None:
-            self.probe.close()
-            self.probe = None
-        self.test_button.setEnabled(True)
-
-    def value(self) -> settings_mod.Settings:
-        s = settings_mod.Settings(**vars(self.base))
-        s.address = self.address.text().strip()
-        s.server_key = self.server_key.text().strip()
-        s.client_key = self.client_key.text().strip()
-        s.backend_command = self.command.text().strip()
-        return s
 
 
 class DreamwireDocker(DockWidget):
@@ -189,8 +66,7 @@ class DreamwireDocker(DockWidget):
         super().__init__()
         self.setWindowTitle("Dreamwire")
         self.controller = Controller(ui=self)
-        self.controller.preview_results = True  # results wait in the history as previews
-        self._shown_history = -1  # the history version the list shows
+        self.controller.results.previews_on = True  # results wait in the history as previews
         self._welcome_seen = None
         self.presets = FamilyPresets()
         self._follow_family = True  # off while set_params fills the widgets from one record
@@ -258,7 +134,8 @@ class DreamwireDocker(DockWidget):
         self.pages = QStackedWidget()
         self.pages.addWidget(self._build_generate())
         self.pages.addWidget(self._build_upscale())
-        self.pages.addWidget(self._build_live())
+        self.live_panel = LivePanel(self.controller.live, self.params)
+        self.pages.addWidget(self.live_panel)
         blay.addWidget(self.pages)
         blay.addStretch(1)
         self.scroll = QScrollArea()
@@ -367,7 +244,11 @@ class DreamwireDocker(DockWidget):
         lay.addWidget(Fold("Control layers", self._build_controls()))
         lay.addWidget(Fold("Regions", self._build_regions()))
 
-        lay.addWidget(Fold("History", self._build_history(), folded=False))
+        self.history_panel = HistoryPanel(
+            self.controller.results,
+            lambda i: self.set_params(self.controller.results.copy_params(i, self.params())),
+        )
+        lay.addWidget(Fold("History", self.history_panel, folded=False))
         return page
 
     def _build_tiling(self) -> QWidget:
@@ -410,68 +291,6 @@ class DreamwireDocker(DockWidget):
         mc = getattr(self, "masked", None)  # None while the docker is being built
         if mc is not None:
             self.inpaint_fill.setCurrentText(mc.get(self.workspace))
-
-    def _build_history(self) -> QWidget:
-        """Results wait here as previews (Krita AI Diffusion's history): pick one to see it
-        in the preview layer, then apply it; searchable by prompt; saved with the .kra."""
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.history_search = QLineEdit()
-        self.history_search.setPlaceholderText("Search prompts")
-        self.history_search.setClearButtonEnabled(True)
-        self.history_search.textChanged.connect(lambda _t: self._fill_history(self.controller))
-        lay.addWidget(self.history_search)
-        self.history = QListWidget()
-        self.history.setIconSize(QSize(hist.THUMB_SIDE, hist.THUMB_SIDE))
-        self.history.setMinimumHeight(60)
-        self.history.setMaximumHeight(2 * hist.THUMB_SIDE)  # fits 1080p beside Layers
-        self.history.currentRowChanged.connect(self._history_picked)
-        lay.addWidget(self.history)
-        self._history_rows: list[int] = []  # the shown rows' history indices
-        row = QHBoxLayout()
-        for attr, text, tip, act in (
-            (
-                "apply_button",
-                "Apply",
-                "Place the result on top, masked to its selection",
-                lambda i: self.controller.apply(i),
-            ),
-            (
-                "apply_layer_button",
-                "As layer",
-                "Place the result as one plain layer right above the layer you paint on",
-                lambda i: self.controller.apply(i, new_layer=True),
-            ),
-            (
-                "copy_button",
-                "Reuse",
-                "Copy the result's prompt, seed and settings back",
-                lambda i: self.set_params(self.controller.copy_params(i, self.params())),
-            ),
-            (
-                "discard_button",
-                "Discard",
-                "Take the result out of the history",
-                self.controller.discard,
-            ),
-        ):
-            b = QPushButton(text)
-            b.setToolTip(tip)
-            b.clicked.connect(lambda _c=False, act=act: self._on_history_row(act))
-            setattr(self, attr, b)
-            row.addWidget(b)
-        lay.addLayout(row)
-        return box
-
-    def _on_history_row(self, act) -> None:
-        row = self.history.currentRow()
-        if 0 <= row < len(self._history_rows):
-            act(self._history_rows[row])
-
-    def _history_picked(self, row: int) -> None:
-        if 0 <= row < len(self._history_rows):
-            self.controller.show_preview(self._history_rows[row])
 
     def _build_sampling(self) -> QWidget:
         box = QWidget()
@@ -567,8 +386,8 @@ class DreamwireDocker(DockWidget):
     def set_workspace(self, ws: workspaces.Workspace) -> None:
         """Show `ws`'s page (and check its button); leaving Live switches Live off."""
         old, self.workspace = self.workspace, ws
-        if not workspaces.live_stays_on(old, ws) and self.live_toggle.isChecked():
-            self.live_toggle.click()
+        if not workspaces.live_stays_on(old, ws) and self.live_panel.toggle.isChecked():
+            self.live_panel.toggle.click()
         index = list(workspaces.Workspace).index(ws)
         # A stack is as tall as its tallest page; only the shown page may claim space.
         for i in range(self.pages.count()):
@@ -582,51 +401,6 @@ class DreamwireDocker(DockWidget):
         if ws.value != self.controller.settings.workspace:
             self.controller.settings.workspace = ws.value
             Krita.instance().writeSetting(settings_mod.GROUP, "workspace", ws.value)
-
-    def _build_live(self) -> QWidget:
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        self.live_toggle = QPushButton("Live")
-        self.live_toggle.setCheckable(True)
-        self.live_toggle.setToolTip(
-            "While on, every pause in your painting sends a quick refine of the canvas (or "
-            "the selection) and shows it in the 'Live preview' layer on top"
-        )
-        self.live_toggle.toggled.connect(self._toggle_live)
-        self.live_strength = QDoubleSpinBox()
-        self.live_strength.setRange(0.05, 1.0)
-        self.live_strength.setSingleStep(0.05)
-        self.live_strength.setValue(live.LIVE_STRENGTH)
-        self.live_strength.setToolTip("How much live previews may change the canvas")
-        self.live_strength.valueChanged.connect(self._live_strength)
-        row.addWidget(self.live_toggle)
-        row.addWidget(QLabel("Strength"))
-        row.addWidget(self.live_strength)
-        lay.addLayout(row)
-        row = QHBoxLayout()
-        self.live_seed_button = QPushButton("New seed")
-        self.live_seed_button.setToolTip("Live keeps one seed, so only your painting changes it")
-        self.live_seed_button.clicked.connect(self.controller.live_new_seed)
-        self.live_apply_button = QPushButton("Apply")
-        self.live_apply_button.setToolTip("Copy the preview into a new layer below it")
-        self.live_apply_button.clicked.connect(self.controller.live_apply)
-        row.addWidget(self.live_seed_button)
-        row.addWidget(self.live_apply_button)
-        lay.addLayout(row)
-        lay.addStretch(1)
-        return box
-
-    def _toggle_live(self, on: bool) -> None:
-        self.controller.set_live(on, self.params)
-        if on and not self.controller.live.on:  # refused (no document): say so, untick
-            self.live_toggle.blockSignals(True)
-            self.live_toggle.setChecked(False)
-            self.live_toggle.blockSignals(False)
-
-    def _live_strength(self, value: float) -> None:
-        self.controller.live.strength = value
 
     def _build_upscale(self) -> QWidget:
         box = QWidget()
@@ -687,7 +461,7 @@ class DreamwireDocker(DockWidget):
             "queue; the labelled grid comes in as a new layer"
         )
         self.xyz_button.clicked.connect(
-            lambda: self.controller.xyz_plot(
+            lambda: self.controller.xyz.plot(
                 self.params(),
                 [(k.currentText(), v.text()) for k, v in self.xyz_rows],
                 self.xyz_group.isChecked(),
@@ -1045,9 +819,9 @@ class DreamwireDocker(DockWidget):
         elif command is actions.Command.CANCEL:
             self.controller.cancel()
         elif command is actions.Command.APPLY:
-            self.controller.live_apply()
+            self.controller.live.apply()
         elif command is actions.Command.TOGGLE_LIVE:
-            self.live_toggle.click()
+            self.live_panel.toggle.click()
 
     def edit_settings(self) -> None:
         dlg = SettingsDialog(self.controller.settings, self)
@@ -1129,7 +903,7 @@ class DreamwireDocker(DockWidget):
         self.show_message(st.message, st.level)
         busy = controller.busy
         self.cancel_button.setEnabled(busy)
-        self.live_apply_button.setEnabled(controller.live.result is not None)
+        self.live_panel.refresh()
         view = st.progress if busy else None
         self.progress.setRange(0, view.maximum if view else 1)
         self.progress.setValue(view.value if view else 0)
@@ -1149,8 +923,7 @@ class DreamwireDocker(DockWidget):
             self._fill_offers()
             self._fill_makeable()
             self._family_changed()  # the backend's word on the model's family
-        if controller.history.version != self._shown_history:
-            self._fill_history(controller)
+        self.history_panel.refresh()
         self._fill_controls()
 
     def _fill_lists(self, welcome) -> None:
@@ -1168,27 +941,6 @@ class DreamwireDocker(DockWidget):
         # The best model the backend lists, until the artist picks one themselves.
         best = upscaling.default_upscaler(choices, self.upscale_factor.value())
         self.upscaler.setCurrentText(current if self._upscaler_chosen else best)
-
-    def _fill_history(self, controller: Controller) -> None:
-        """The entries whose prompt matches the search, newest first; the selected one
-        stays selected (without showing its preview again)."""
-        h = controller.history
-        rows = hist.search(h, self.history_search.text())
-        keep = controller.shown.key if controller.shown is not None else None
-        self.history.blockSignals(True)
-        self.history.clear()
-        for i in rows:
-            entry = h[i]
-            item = QListWidgetItem(
-                QIcon(QPixmap.fromImage(to_qimage(entry.thumb))), entry.summary()
-            )
-            item.setToolTip(entry.infotext)
-            self.history.addItem(item)
-            if entry.key == keep:
-                self.history.setCurrentRow(self.history.count() - 1)
-        self.history.blockSignals(False)
-        self._history_rows = rows
-        self._shown_history = h.version
 
     def _fill_controls(self) -> None:
         doc = Krita.instance().activeDocument()
@@ -1220,8 +972,8 @@ class DreamwireDocker(DockWidget):
     def canvasChanged(self, canvas) -> None:
         self._fill_controls()
         doc = Krita.instance().activeDocument()
-        if doc is not None and self.controller.load_history(doc):
-            self._fill_history(self.controller)
+        if doc is not None and self.controller.results.load(doc):
+            self.history_panel.fill()
 
     def closeEvent(self, event) -> None:
         self.timer.stop()

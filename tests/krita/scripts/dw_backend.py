@@ -48,25 +48,25 @@ def _previews(c, cfg, base, canvas):
     )[0]
     host.refresh(doc)
     doc.setActiveNode(paint)
-    c.preview_results = True
+    c.results.previews_on = True
     before = _names(doc)
     jid = c.generate(Params(**base | {"batch": 2}, seed=40), doc)
-    ok = dwtest.pump(c, lambda: c.shown is not None or c.status.level == "error", 120)
+    ok = dwtest.pump(c, lambda: c.results.shown is not None or c.status.level == "error", 120)
     r = {"ok": ok, "message": c.status.message, "names_preview": [n for n, _ in _names(doc)]}
-    batch = [e for e in c.history.entries if e.job_id == jid]
+    batch = [e for e in c.results.history.entries if e.job_id == jid]
     t = batch[0].plan.target
 
     def preview_shows(i):
-        layer = host.find_node(doc, c.shown.node_id)
+        layer = host.find_node(doc, c.results.shown.node_id)
         got = host.pixels.bgra_to_rgba(layer.pixelData(t.x, t.y, t.w, t.h), t.w, t.h)
         return bool(np.array_equal(got, batch[i].image))
 
     r["batch"] = [(e.seed, e.applied) for e in batch]
     r["shows_first"] = preview_shows(0)
-    c.show_preview(c.history.index(batch[1].key), doc)
+    c.results.show(c.results.history.index(batch[1].key), doc)
     r["shows_second"] = preview_shows(1)
     r["preview_layers"] = [n for n, _ in _names(doc)].count(hist.PREVIEW_LAYER)
-    name = c.apply(c.history.index(batch[1].key), doc)
+    name = c.results.apply(c.results.history.index(batch[1].key), doc)
     layer = [n for n in doc.rootNode().childNodes() if n.name() == name]
     r["applied"] = name
     r["names_after"] = [n for n, _ in _names(doc)]
@@ -85,19 +85,19 @@ def _previews(c, cfg, base, canvas):
     doc.close()
     again = k.openDocument(path)
     fresh = Controller(settings=Settings(address=cfg["address"]))
-    r["loaded"] = fresh.load_history(again)
-    r["loaded_again"] = fresh.load_history(again)  # once per document
-    got = fresh.history.entries
+    r["loaded"] = fresh.results.load(again)
+    r["loaded_again"] = fresh.results.load(again)  # once per document
+    got = fresh.results.history.entries
     r["loaded_batch"] = [(e.seed, e.applied, e.image is not None) for e in got]
     r["loaded_image_exact"] = bool(got and np.array_equal(got[0].image, batch[0].image))
     r["loaded_prompt"] = got[0].params.prompt if got else ""
     n = len(_names(again))
-    r["applied_after_reopen"] = fresh.apply(0, again)
+    r["applied_after_reopen"] = fresh.results.apply(0, again)
     r["added_after_reopen"] = len(_names(again)) - n
     r["kra_bytes"] = os.path.getsize(path)
     r["annotation_bytes"] = len(host.annotation(again, hist.ANNOTATION_TYPE) or b"")
     again.close()
-    c.preview_results = False
+    c.results.previews_on = False
     r["seconds"] = round(time.monotonic() - start, 1)
     return r
 
@@ -154,7 +154,7 @@ def check(cfg):
                     e.image,
                 )
             )
-            for ch, e in zip(top.childNodes(), reversed(c.history.entries[:2]), strict=True)
+            for ch, e in zip(top.childNodes(), reversed(c.results.history.entries[:2]), strict=True)
         ],
         "job_size": [c.last_job.width, c.last_job.height],
     }
@@ -345,10 +345,10 @@ def check(cfg):
 
     # -- history: insert again, copy parameters back -----------------------------------------------
     count = len(doc6.rootNode().childNodes())
-    c.reinsert(0, doc6)
-    copied = c.copy_params(0, Params(batch=4))
+    c.results.apply(0, doc6)
+    copied = c.results.copy_params(0, Params(batch=4))
     out["history"] = {
-        "entries": len(c.history),
+        "entries": len(c.results.history),
         "reinserted": len(doc6.rootNode().childNodes()) == count + 1,
         "copied": copied.to_dict(),
     }
@@ -359,7 +359,7 @@ def check(cfg):
         import traceback
 
         out["previews"] = {"error": traceback.format_exc()}
-        c.preview_results = False
+        c.results.previews_on = False
 
     # -- region layers: "region: ..." named, hidden ones left out --------------------------------
     doc_r = k.createDocument(64, 64, "regions", "RGBA", "U8", "", 72.0)
@@ -417,7 +417,7 @@ def check(cfg):
             layer is not None
             and np.array_equal(
                 host.pixels.bgra_to_rgba(layer.pixelData(0, 0, 75, 60), 75, 60),
-                c.history.entries[0].image,
+                c.results.history.entries[0].image,
             )
         ),
         "upscalers": upscaler_choices(c.welcome),

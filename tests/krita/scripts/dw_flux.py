@@ -41,7 +41,7 @@ def check(cfg):
     c = d.controller
     # Results land at once, as they did before previews: this part checks what Flux makes
     # and where it lands (the previews are dw_backend's and the docker test's).
-    c.preview_results = False
+    c.results.previews_on = False
     c.settings.address = cfg["address"]  # kritarunner does not read the profile's kritarc
     c.connect()
     out["connected"] = dwtest.pump(c, lambda: d._welcome_seen is not None, 60)
@@ -73,7 +73,7 @@ def check(cfg):
         "layers": [(x.name(), x.type()) for x in layers],
         "bounds": [[b.x(), b.y(), b.width(), b.height()] for b in (x.bounds() for x in layers)],
         "job_distilled": c.last_job.distilled_cfg,
-        "infotext": c.history.entries[-1].infotext if len(c.history) else "",
+        "infotext": c.results.history.entries[-1].infotext if len(c.results.history) else "",
     }
 
     # A region layer: Flux has no regional prompts; refused here, nothing goes out.

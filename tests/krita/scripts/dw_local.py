@@ -42,7 +42,7 @@ def check(cfg):
         "applied": len(c.applied) - n,
         "message": c.status.message,
         "level": c.status.level,
-        "history": len(c.history),
+        "history": len(c.results.history),
     }
     proc = c.backend_process
     c.shutdown()

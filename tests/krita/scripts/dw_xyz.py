@@ -26,8 +26,8 @@ def check_xyz(c, base):
     before = len(doc.rootNode().childNodes())
     n = len(c.applied)
     rows = [("Steps", "1-2"), ("CFG Scale", "3, 5"), ("", "")]
-    queued = c.xyz_plot(Params(**base, seed=31), rows, True, doc)
-    run = c.xyz
+    queued = c.xyz.plot(Params(**base, seed=31), rows, True, doc)
+    run = c.xyz.run
     progress = []
 
     def done():
@@ -66,7 +66,7 @@ def check_xyz(c, base):
     out["grid_size"] = [w, h]
     out["cells_differ"] = len({m.tobytes() for m in run.images.values()}) == 4
     # A bad axis value is refused by name before anything is queued.
-    out["refused"] = [c.xyz_plot(Params(**base), [("Steps", "x-y")], False, doc), c.status.message]
+    out["refused"] = [c.xyz.plot(Params(**base), [("Steps", "x-y")], False, doc), c.status.message]
     return out
 
 

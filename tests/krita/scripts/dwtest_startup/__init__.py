@@ -124,7 +124,7 @@ class Driver:
         from dreamwire_krita.logic import history as hist
 
         d = self.docker
-        shown = d.controller.shown
+        shown = d.controller.results.shown
         # Picking a row (Reuse) previews that result too: wait for this job's own.
         if shown is None or not shown.key.startswith(self.job_id + ":"):
             if d.controller.status.level == "error":
@@ -134,12 +134,12 @@ class Driver:
         names = [n.name() for n in self.doc.rootNode().childNodes() if n.type() != "selectionmask"]
         seen = {
             "preview_on_top": names[-1] == hist.PREVIEW_LAYER,
-            "rows": d.history.count(),
-            "row_selected": d.history.currentRow(),
+            "rows": d.history_panel.list.count(),
+            "row_selected": d.history_panel.list.currentRow(),
             "applied_before": len(d.controller.applied) - self.applied,
             "message": d.message.text(),
         }
-        d.apply_button.click()
+        d.history_panel.apply_button.click()
         return seen
 
     # -- steps ---------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ class Driver:
             "before_apply": seen,
             "layer": layer.name(),
             "bounds": [b.x(), b.y(), b.width(), b.height()],
-            "history_items": d.history.count(),
+            "history_items": d.history_panel.list.count(),
             "message": d.message.text(),
             "saw_preview": self.previews > 0,
         }
@@ -369,8 +369,8 @@ class Driver:
         d.prompt.setPlainText("something else")
         d.seed.setValue(-1)
         d.steps.setValue(9)
-        d.history.setCurrentRow(0)
-        d.copy_button.click()
+        d.history_panel.list.setCurrentRow(0)
+        d.history_panel.copy_button.click()
         self.out["copied_back"] = [d.prompt.toPlainText(), d.seed.value(), d.steps.value()]
         return True
 
@@ -383,7 +383,7 @@ class Driver:
         # Hide the generated group so the inpaint works on the painted layer.
         self.applied_layer().setVisible(False)
         # Picking the row for Reuse previewed that result again: take it off the canvas.
-        d.controller.hide_preview()
+        d.controller.results.hide()
         host.refresh(self.doc)
         self.before = host.read_visible(self.doc, Rect(0, 0, 96, 64))
         sel = Selection()
@@ -579,11 +579,11 @@ class Driver:
         if self.doc.selection() is not None and self.doc.selection().width() > 0:
             return False
         d.steps.setValue(2)
-        self.live = {"strength_default": d.live_strength.value()}
+        self.live = {"strength_default": d.live_panel.strength.value()}
         self.out["live_sampler_panel"] = d.sampler.currentText()
         self.remember_active()
-        d.live_toggle.click()
-        self.live["checked"] = d.live_toggle.isChecked()
+        d.live_panel.toggle.click()
+        self.live["checked"] = d.live_panel.toggle.isChecked()
         return True
 
     def _preview_layers(self):
@@ -663,7 +663,7 @@ class Driver:
         d = self.docker
         self.remember_active()
         preview = self._preview_layers()[0]
-        d.live_apply_button.click()
+        d.live_panel.apply_button.click()
         names = [n.name() for n in self.doc.rootNode().childNodes()]
         applied = [n for n in self.doc.rootNode().childNodes() if " · DW live " in n.name()]
         rgba, t = d.controller.live.result[0], d.controller.live.result[1]
@@ -675,9 +675,9 @@ class Driver:
             applied_below=names.index(applied[0].name()) == names.index(preview.name()) - 1,
             applied_exact=bool(np.array_equal(got, rgba)),
         )
-        d.live_toggle.click()
+        d.live_panel.toggle.click()
         self.live["off_layers"] = len(self._preview_layers())
-        self.live["off_checked"] = d.live_toggle.isChecked()
+        self.live["off_checked"] = d.live_panel.toggle.isChecked()
         self.out["live"] = self.live
         return True
 
@@ -689,9 +689,9 @@ class Driver:
         acts = {a.id: k.action(a.id) for a in ACTIONS}
         r = {"found": sorted(i for i, a in acts.items() if a is not None)}
         acts["dreamwire_toggle_live"].trigger()
-        r["live_on"] = [d.live_toggle.isChecked(), d.workspace.value, d.controller.live.on]
+        r["live_on"] = [d.live_panel.toggle.isChecked(), d.workspace.value, d.controller.live.on]
         acts["dreamwire_toggle_live"].trigger()
-        r["live_off"] = [d.live_toggle.isChecked(), d.controller.live.on]
+        r["live_off"] = [d.live_panel.toggle.isChecked(), d.controller.live.on]
         d.set_workspace(type(d.workspace).GENERATE)
         d.steps.setValue(40)  # long enough to still be running when cancelled
         before = d.controller.last_job
