@@ -36,12 +36,12 @@ NEVER = -10.0
 
 @dataclass(frozen=True)
 class Planted:
-    """One face: its detector box (centre x, y and side, normalised to the picture, which
-    should be square so the box is too) and its 478 landmarks normalised to the crop the
-    landmark network sees (x right, y down)."""
+    """The faces: each detector box (centre x, y and side, normalised to the picture, which
+    should be square so the boxes are too), the first the most certain, and the 478
+    landmarks normalised to the crop the landmark network sees (x right, y down), the same
+    in every crop."""
 
-    center: tuple[float, float]
-    side: float
+    boxes: tuple[tuple[float, float, float], ...]
     landmarks: np.ndarray  # 478 x 2
 
 
@@ -144,22 +144,23 @@ def constant_model(side: int, outputs: list[tuple[str, np.ndarray]]) -> bytes:
 
 
 def detector_tables(planted: Planted) -> tuple[np.ndarray, np.ndarray]:
-    """The raw boxes and score logits that decode to the planted box alone, on anchor 0
-    (the first cell of the stride-8 grid: centre 0.5 / 16 of the side, fixed size 1)."""
-    anchor = 0.5 / (DET_SIDE // 8)
+    """The raw boxes and score logits that decode to the planted boxes alone: box i on
+    anchor 2 i, the first anchor of cell i of the stride-8 grid's top row (centre
+    ((i + 0.5) / 16, 0.5 / 16), fixed size 1); scores SURE, SURE - 1, ..."""
+    cells = DET_SIDE // 8
     boxes = np.zeros((1, ANCHORS, DET_COORDS), np.float32)
     scores = np.full((1, ANCHORS, 1), NEVER, np.float32)
-    cx, cy = planted.center
-    s = planted.side
-    # The keypoints: both eyes level (keypoints 0 and 1 set the face's rotation, here 0),
-    # then nose, mouth and the ears.
-    keypoints = [(cx - s / 4, cy - s / 6), (cx + s / 4, cy - s / 6), (cx, cy), (cx, cy + s / 4)]
-    keypoints += [(cx - s / 2, cy), (cx + s / 2, cy)]
-    row = [cx - anchor, cy - anchor, s, s]
-    for x, y in keypoints:
-        row += [x - anchor, y - anchor]
-    boxes[0, 0] = np.array(row) * DET_SIDE
-    scores[0, 0] = SURE
+    for i, (cx, cy, s) in enumerate(planted.boxes):
+        ax, ay = (i + 0.5) / cells, 0.5 / cells
+        # The keypoints: both eyes level (keypoints 0 and 1 set the face's rotation, here
+        # 0), then nose, mouth and the ears.
+        keypoints = [(cx - s / 4, cy - s / 6), (cx + s / 4, cy - s / 6), (cx, cy)]
+        keypoints += [(cx, cy + s / 4), (cx - s / 2, cy), (cx + s / 2, cy)]
+        row = [cx - ax, cy - ay, s, s]
+        for x, y in keypoints:
+            row += [x - ax, y - ay]
+        boxes[0, 2 * i] = np.array(row) * DET_SIDE
+        scores[0, 2 * i] = SURE - i
     return boxes, scores
 
 

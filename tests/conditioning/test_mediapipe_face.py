@@ -20,7 +20,8 @@ pytest.importorskip("mediapipe.tasks.python.vision")
 from dreamwire.backend.tiny import mediapipe_face as tiny  # noqa: E402 (needs mediapipe)
 
 SIDE = 128  # the detector's own input size: MediaPipe letterboxes nothing
-CENTER, BOX = (0.45, 0.55), 0.6
+FACE = (0.45, 0.55, 0.6)  # centre x, y and side of the detector's box
+SMALL = (0.75, 0.3, 0.3)  # a second, less certain face, too small to draw (IoU 0.07)
 
 
 def _landmarks() -> np.ndarray:
@@ -30,10 +31,11 @@ def _landmarks() -> np.ndarray:
     return pts
 
 
-def _in_picture(crop: np.ndarray) -> np.ndarray:
+def _in_picture(crop: np.ndarray, box=FACE) -> np.ndarray:
     """Where MediaPipe's graph puts crop points: the detector's box, its eyes level (no
     rotation), scaled 1.5 about its centre (face_detector_graph.cc) is the crop."""
-    return np.asarray(CENTER) + (crop - 0.5) * BOX * 1.5
+    cx, cy, side = box
+    return np.array([cx, cy]) + (crop - 0.5) * side * 1.5
 
 
 def _picture() -> np.ndarray:
@@ -45,7 +47,7 @@ def _picture() -> np.ndarray:
 def root(tmp_path_factory):
     base = tmp_path_factory.mktemp("mediapipe")
     folder = base / annotator_files.A1111_DOWNLOADS / "mediapipe"
-    tiny.save(folder / face.TASK_FILE, tiny.Planted(CENTER, BOX, _landmarks()))
+    tiny.save(folder / face.TASK_FILE, tiny.Planted((FACE, SMALL), _landmarks()))
     (base / "empty").mkdir()
     return base
 
@@ -75,7 +77,12 @@ def test_mediapipe_finds_the_planted_face_and_it_is_drawn(root, no_own_folder):
     np.testing.assert_array_equal(
         preprocess.run("mediapipe_face", rgb, roots=[root], processor_res=SIDE), out
     )
-    # Min Face Confidence over the detection's score (sigmoid(10) = 0.99995): no face.
+    # Max Faces 2: the second face too, which the drawing leaves out (under 64 pixels).
+    two = face.landmarks(rgb, [root], max_faces=2)
+    assert len(two) == 2
+    np.testing.assert_allclose(two[1], _in_picture(_landmarks(), SMALL), atol=1e-5)
+    assert np.array_equal(face.mediapipe_face(rgb, [root], max_faces=2), out)
+    # Min Face Confidence over both detections' scores (sigmoid(10) = 0.99995): no face.
     assert face.landmarks(rgb, [root], min_confidence=0.99999) == []
     assert not face.mediapipe_face(rgb, [root], min_confidence=0.99999).any()
 
