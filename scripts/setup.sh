@@ -52,4 +52,17 @@ extras="backend"
 # architectures Dreamwire does not run use it, and PyPI's Linux torchvision is a CUDA build
 # that fails to load against the CPU torch pinned above (pyproject.toml, extra `upscalers`).
 "${pip[@]}" "${constraints[@]}" --no-deps "spandrel>=0.4.2,<0.5"
+# mediapipe runs the mediapipe_face preprocessor (its tests build a tiny face_landmarker.task).
+# Installed without its declared dependencies: its opencv-contrib-python would write its own
+# cv2 over opencv-python-headless's (both own cv2/; mediapipe 1.2.3 brings OpenCV 5.1 and
+# numpy 2 with it), sounddevice serves its audio tasks only and the vision tasks never import
+# absl-py; matplotlib they import at `import mediapipe` (its drawing_utils). Where no wheel
+# installs, the tests that need it skip.
+if [ "$light" = 0 ]; then
+  if "${pip[@]}" --no-deps "mediapipe>=1.2,<2"; then
+    "${pip[@]}" "matplotlib>=3.7"
+  else
+    echo "setup: mediapipe did not install here; the mediapipe_face tests will skip"
+  fi
+fi
 echo "setup: environment ready in .venv"

@@ -2,19 +2,23 @@
 Mesh landmarks found in the picture, drawn by the annotator's rules
 (shared/imaging/mediapipe_face.py).
 
-Detection needs the `mediapipe` package, which Dreamwire does not install (it is large and
-pins its own OpenCV); without it the preprocessor is PREPROCESSOR_UNAVAILABLE naming it
-(Blender's face capture, or any ready-made control image with preprocessor 'none', needs
-no detection). With it:
+Detection needs the `mediapipe` package, which the backend extra does not install (PyPI's
+wheel is 132 MB and declares opencv-contrib-python, whose cv2 would overwrite the
+opencv-python-headless the backend uses: scripts/setup.sh installs it for the tests without
+its declared dependencies); without it the preprocessor is PREPROCESSOR_UNAVAILABLE naming
+it (Blender's face capture, or any ready-made control image with preprocessor 'none',
+needs no detection). With it:
   * the legacy `solutions.face_mesh.FaceMesh` where the package still has it, called as
     the annotator calls it (static images, refined 478-point landmarks, max_num_faces,
     min_detection_confidence); its model ships inside the package;
   * else the Tasks API FaceLandmarker (newer packages dropped `solutions`), which reads
     MediaPipe's face_landmarker.task from the annotator folders (annotator_files.py,
     directly or in mediapipe/); a missing file is PREPROCESSOR_UNAVAILABLE naming it and
-    the folders searched.
+    the folders searched, one MediaPipe cannot load MODEL_CORRUPT naming it.
 The extension's sliders: Max Faces (default 1) and Min Face Confidence (0.5).
-Only the refusals run in the tests here: the package is not installed.
+The tests run the Tasks path on a tiny face_landmarker.task (backend/tiny/mediapipe_face.py);
+packages with `solutions` (mediapipe < 0.10.30 or so) are not installed here, so the legacy
+path has not run.
 """
 
 from __future__ import annotations
@@ -69,8 +73,15 @@ def _tasks(mp, rgb: np.ndarray, roots, max_faces: int, min_confidence: float):
         num_faces=max_faces,
         min_face_detection_confidence=min_confidence,
     )
+    try:
+        landmarker = vision.FaceLandmarker.create_from_options(options)
+    except Exception as exc:  # not a zip, a bundle without both models, models MediaPipe refuses
+        raise DreamwireError(
+            ErrorCode.MODEL_CORRUPT,
+            f"{path} does not load as MediaPipe's face landmarker bundle: {exc}",
+        ) from exc
     image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-    with vision.FaceLandmarker.create_from_options(options) as landmarker:
+    with landmarker:
         found = landmarker.detect(image).face_landmarks
     return [np.array([(p.x, p.y) for p in face]) for face in found]
 
