@@ -884,10 +884,9 @@ def render_animation(context):
         "strength": props.previous_strength,
         "controls": [(c.name, c.weight, c.start, c.end) for c in s.enabled_controls()],
     }
-    if seq.mode in MOTION_MODES:  # only where it matters: older renders keep their fingerprint
-        fingerprint["motion"] = [seq.mode.value, seq.denoise, seq.occlusion.grow]
-        if seq.mode is Mode.KEYFRAMES:
-            fingerprint["keys"] = [seq.key_every, list(seq.key_marked)]
+    # Motion modes only (other modes' renders keep their fingerprint): denoise, growth,
+    # every occlusion setting (edge_share, the surface tests) and the keys.
+    fingerprint.update(sequence.resume_fingerprint(seq))
     if seq.mode is Mode.ANIMATEDIFF:  # frames of another module or window are not this batch's
         if not seq.motion_module.strip():
             raise ActionError("AnimateDiff needs a motion module: name one in the panel.")

@@ -27,7 +27,7 @@ Modes:
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from itertools import pairwise
 from typing import Protocol
@@ -88,6 +88,20 @@ def settings(
         context_length=context_length,
         context_stride=context_stride,
     )
+
+
+def resume_fingerprint(s: SequenceSettings) -> dict:
+    """What of a motion mode's settings decides its frames, for a host's resume
+    fingerprint (blender_addon/core/animation.plan): frames made with other occlusion
+    tests or keys are not this render's, so a stopped render with other values does not
+    resume (every OcclusionSettings field counts, the ones the artist cannot set too: a
+    later default changes what the masks regenerate)."""
+    if s.mode not in MOTION_MODES:
+        return {}
+    out = {"motion": [s.mode.value, s.denoise, s.occlusion.grow], "occlusion": asdict(s.occlusion)}
+    if s.mode is Mode.KEYFRAMES:
+        out["keys"] = [s.key_every, list(s.key_marked)]
+    return out
 
 
 @dataclass
