@@ -15,7 +15,12 @@ import numpy as np
 from dreamwire.shared.animatediff import AnimateDiff, FrameControl
 from dreamwire.shared.animation import batch as frame_batch
 from dreamwire.shared.animation import independent, sequence
-from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
+from dreamwire.shared.animation.sequence import (
+    MOTION_MODES,
+    Mode,
+    RequestGroup,
+    SequenceSettings,
+)
 from dreamwire.shared.family_support import model_info
 from dreamwire.shared.fanout import FanOut, worker_limit
 from dreamwire.shared.job import Job
@@ -953,11 +958,20 @@ def render_animation(context):
         note = _fit(s)
         original = scene.frame_current
         frames = BlenderFrames(scene, folder, width, height)
-        steps = sequence.run(plan.frames, seq, frames)
+        # Keyframes: the in-betweens of two finished keys come as one group, sent side by
+        # side (as many at once as the backend has workers) and saved in frame order.
+        steps = sequence.run(plan.frames, seq, frames, groups=True)
         controls_of = (None, {})
         try:
             request = next(steps)
             while True:
+                if isinstance(request, RequestGroup):
+                    limit = worker_limit(connection.welcome())
+                    yield independent.group_fanout(
+                        request, lambda req: job_for(req, controls_at(req.frame)), limit
+                    )
+                    request = steps.send(None)
+                    continue
                 if controls_of[0] != request.frame:
                     controls_of = (request.frame, controls_at(request.frame))
                 result = yield job_for(request, controls_of[1])

@@ -19,7 +19,8 @@ Modes:
                resampling softens (denoise 0: no such pass).
   keyframes    keyframes (propagate.keyframes) are made like warp frames from the keyframe
                before them (carried over the frames between); the frames between are
-               blended from both keyframes and only what neither shows is inpainted.
+               blended from both keyframes and only what neither shows is inpainted
+               (with run's `groups`, those inpaints come together as one RequestGroup).
   animatediff  every frame in one batch job through a motion module (batch.py); it is no
                request-by-request mode, so `run` refuses it.
 """
