@@ -129,18 +129,12 @@ def test_a_batch_split_in_parts_makes_the_one_batch_jobs_pictures(client):
 def test_keyframe_in_betweens_go_out_together_and_are_saved_in_order(client, tmp_path):
     from dreamwire.shared.animation import independent
     from dreamwire.shared.animation.folder import FolderFrames
-    from dreamwire.shared.animation.motion import FrameMotion, flow_path, save_motion
     from dreamwire.shared.animation.sequence import Mode, RequestGroup, SequenceSettings, run
+    from tests.support.flows import write_patch_flows
 
-    # A still wall; frames 2-4 each show a patch of their own that neither key (1, 5) has,
-    # so each in-between needs an inpaint, and none needs another's.
-    (tmp_path / "flows").mkdir()
-    for t in range(1, 6):
-        depth, ids = np.full((64, 64), 10.0, np.float32), np.ones((64, 64), np.int32)
-        if 2 <= t <= 4:
-            depth[8 * t : 8 * t + 8, 20:28], ids[8 * t : 8 * t + 8, 20:28] = 5.0, t
-        still = np.zeros((64, 64, 2), np.float32)
-        save_motion(flow_path(tmp_path / "flows", t), FrameMotion(still, still, depth, ids))
+    # Frames 2-4 each show a patch of their own that neither key (1, 5) has, so each
+    # in-between needs an inpaint, and none needs another's.
+    write_patch_flows(tmp_path / "flows")
 
     class Recording(FolderFrames):
         def save(self, frame, image):
