@@ -15,7 +15,12 @@ import numpy as np
 from dreamwire.shared.animatediff import AnimateDiff, FrameControl
 from dreamwire.shared.animation import batch as frame_batch
 from dreamwire.shared.animation import independent, sequence
-from dreamwire.shared.animation.sequence import MOTION_MODES, Mode, SequenceSettings
+from dreamwire.shared.animation.sequence import (
+    MOTION_MODES,
+    Mode,
+    RequestGroup,
+    SequenceSettings,
+)
 from dreamwire.shared.family_support import model_info
 from dreamwire.shared.fanout import FanOut, worker_limit
 from dreamwire.shared.job import Job
@@ -884,10 +889,9 @@ def render_animation(context):
         "strength": props.previous_strength,
         "controls": [(c.name, c.weight, c.start, c.end) for c in s.enabled_controls()],
     }
-    if seq.mode in MOTION_MODES:  # only where it matters: older renders keep their fingerprint
-        fingerprint["motion"] = [seq.mode.value, seq.denoise, seq.occlusion.grow]
-        if seq.mode is Mode.KEYFRAMES:
-            fingerprint["keys"] = [seq.key_every, list(seq.key_marked)]
+    # Motion modes only (other modes' renders keep their fingerprint): denoise, growth,
+    # every occlusion setting (edge_share, the surface tests) and the keys.
+    fingerprint.update(sequence.resume_fingerprint(seq))
     if seq.mode is Mode.ANIMATEDIFF:  # frames of another module or window are not this batch's
         if not seq.motion_module.strip():
             raise ActionError("AnimateDiff needs a motion module: name one in the panel.")
@@ -954,11 +958,20 @@ def render_animation(context):
         note = _fit(s)
         original = scene.frame_current
         frames = BlenderFrames(scene, folder, width, height)
-        steps = sequence.run(plan.frames, seq, frames)
+        # Keyframes: the in-betweens of two finished keys come as one group, sent side by
+        # side (as many at once as the backend has workers) and saved in frame order.
+        steps = sequence.run(plan.frames, seq, frames, groups=True)
         controls_of = (None, {})
         try:
             request = next(steps)
             while True:
+                if isinstance(request, RequestGroup):
+                    limit = worker_limit(connection.welcome())
+                    yield independent.group_fanout(
+                        request, lambda req: job_for(req, controls_at(req.frame)), limit
+                    )
+                    request = steps.send(None)
+                    continue
                 if controls_of[0] != request.frame:
                     controls_of = (request.frame, controls_at(request.frame))
                 result = yield job_for(request, controls_of[1])

@@ -11,7 +11,9 @@ seed (--seed, else one chosen and printed).
 
 With --server, fixed_seed's frames are independent jobs (shared/animation/independent.py):
 one in flight per worker the backend's welcome lists, each saved as it comes back, in
-order. The other modes make a frame from the one before it, so they go one job at a time.
+order; so are keyframes' in-betweens of two finished keys (the keys themselves one after
+another). The other modes make a frame from the one before it, so they go one job at a
+time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dreamwire.shared.animation.sequence import (
     FrameReport,
     Mode,
     Request,
+    RequestGroup,
     SequenceSettings,
     run,
     settings,
@@ -121,11 +124,16 @@ def frame_job(base: Job, req: Request, io: FolderFrames, depth_weight: float | N
     return job.validate()
 
 
-def _requests(steps, base: Job, io: FolderFrames, depth_weight, run_job, bar):
-    """The frame-by-frame modes: each request as a job, its picture sent back."""
+def _requests(steps, base: Job, io: FolderFrames, depth_weight, run_job, bar, run_group=None):
+    """The frame-by-frame modes: each request as a job, its picture sent back; a
+    RequestGroup (keyframes' in-betweens, asked for with --server) through `run_group`."""
     try:
         request = next(steps)
         while True:
+            if isinstance(request, RequestGroup):
+                run_group(request)
+                request = steps.send(None)
+                continue
             job = frame_job(base, request, io, depth_weight)
             result = run_job(job, bar)
             request = steps.send(result.images[0].image[..., :3])
@@ -143,20 +151,49 @@ def _fan_out(frames: list[int], base: Job, io: FolderFrames, args, bar) -> list[
         fan = independent.frames_fanout(
             frames, io, lambda req: frame_job(base, req, io, args.depth_control), limit
         )
-
-        def show(e) -> None:
-            if isinstance(e, ev.ProgressEvent):
-                bar(e.progress)
-
-        try:
-            # Each frame gets the hour a one-job-at-a-time run would give it.
-            run_blocking(client, fan, 3600.0 * max(1, len(frames)), watch=show)
-        except BaseException:
-            _cancel(client, fan)
-            raise
+        # Each frame gets the hour a one-job-at-a-time run would give it.
+        _drive(client, fan, 3600.0 * max(1, len(frames)), bar)
     finally:
         client.close()
     return independent.reports(fan)
+
+
+def _grouped(steps, base: Job, io: FolderFrames, args, bar) -> list[FrameReport]:
+    """keyframes through --server: the keys one job at a time, the in-betweens of two
+    finished keys as one fan-out (as many in flight as the backend has workers, saved in
+    frame order as they come back; a failure or Ctrl-C cancels the rest, as in _fan_out)."""
+    client = generate.server_client(args)
+    try:
+        limit = worker_limit(client.connect_wait(30.0))
+
+        def make(req: Request) -> Job:
+            return frame_job(base, req, io, args.depth_control)
+
+        def run_group(group) -> None:
+            fan = independent.group_fanout(group, make, limit)
+            _drive(client, fan, 3600.0 * len(group.requests), bar)
+
+        def run_job(job: Job, on_progress):
+            return client.run(job, timeout=3600.0, on_progress=on_progress)
+
+        return _requests(steps, base, io, args.depth_control, run_job, bar, run_group)
+    finally:
+        client.close()
+
+
+def _drive(client, fan: FanOut, timeout: float, bar) -> None:
+    """run_blocking with the bar fed from the pieces' progress; the jobs in flight are
+    cancelled when it fails or is interrupted."""
+
+    def show(e) -> None:
+        if isinstance(e, ev.ProgressEvent):
+            bar(e.progress)
+
+    try:
+        run_blocking(client, fan, timeout, watch=show)
+    except BaseException:
+        _cancel(client, fan)
+        raise
 
 
 def _cancel(client, fan: FanOut[int], within: float = 5.0) -> None:
@@ -216,7 +253,7 @@ def main(args: argparse.Namespace) -> int:
         if s.mode is Mode.ANIMATEDIFF:
             steps = _batch(base, frames, s, io, args)
         else:
-            steps = run(frames, s, io)
+            steps = run(frames, s, io, groups=bool(args.server))
     except (MotionError, ValueError) as exc:
         raise DreamwireError(ErrorCode.INVALID_JOB, str(exc)) from None
     if not args.json:
@@ -225,6 +262,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         if s.mode is Mode.FIXED_SEED and args.server:
             reports = _fan_out(frames, base, io, args, bar)
+        elif s.mode is Mode.KEYFRAMES and args.server:
+            reports = _grouped(steps, base, io, args, bar)
         else:
             reports = _one_by_one(steps, frames, base, io, args, bar)
     except (MotionError, ValueError) as exc:

@@ -38,10 +38,14 @@ def pair_error(
     return float(diff[ok].mean()), float(ok.mean())
 
 
-def score(frames: list[int], images: dict, motions: dict) -> list[PairScore]:
-    """One PairScore per consecutive pair (frame t against t-1 carried to it)."""
+def score(
+    frames: list[int], images: dict, motions: dict, s: OcclusionSettings | None = None
+) -> list[PairScore]:
+    """One PairScore per consecutive pair (frame t against t-1 carried to it); `s` picks
+    the tests that decide which pixels count (OcclusionSettings(surface_tests=False): the
+    pixel set the bench's earlier numbers were scored on)."""
     out = []
     for a, b in pairwise(frames):
-        err, carried = pair_error(images[a], images[b], motions[b], motions[a])
+        err, carried = pair_error(images[a], images[b], motions[b], motions[a], s)
         out.append(PairScore(b, err, carried))
     return out

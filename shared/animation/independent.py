@@ -1,10 +1,12 @@
-"""The fixed_seed mode's frames as the pieces of one fan-out (shared/fanout.py): each frame
-is made alone from the render's seed, so a backend with several workers makes several at
-once, and a single-process one makes them one after another as before.
+"""Frames that need nothing from each other as the pieces of one fan-out
+(shared/fanout.py), so a backend with several workers makes several at once, and a
+single-process one makes them one after another as before: the fixed_seed mode's frames
+(each made alone from the render's seed), and the keyframes mode's in-betweens of two
+finished keyframes (sequence.RequestGroup: each blended from both keys, needing only its
+own inpaint; group_fanout).
 
-Only this mode: `previous` and `warp` make a frame from the one before it, and `keyframes`
-warps each keyframe from the keyframe before it and blends the frames between from both,
-so those stay request by request (sequence.run) and their frames keep their order.
+`previous` and `warp` make a frame from the one before it, and `keyframes` warps each
+keyframe from the keyframe before it, so those go request by request (sequence.run).
 
 The resume rule is sequence.run's: a frame `io.load` finds is on disk and is not sent.
 Each frame is saved as it comes back, in the range's order. Frames are `batch` jobs.
@@ -20,7 +22,7 @@ from ..errors import DreamwireError, ErrorCode
 from ..fanout import FanOut
 from ..job import Job
 from ..result import JobResult
-from .sequence import FrameIO, FrameReport, Request
+from .sequence import FrameIO, FrameReport, Request, RequestGroup
 
 
 def frames_fanout(
@@ -30,21 +32,34 @@ def frames_fanout(
     Request into its job (the host's controls, seed and size), `limit` is
     fanout.worker_limit of the backend's welcome."""
 
-    def frame_job(f: int) -> Job:
-        job = make(Request(f))
-        # Many frames of one render: on a Ray cluster a live or interactive job stops one
-        # (it runs again later) rather than wait for a worker behind them (PROTOCOL.md,
-        # "Workers"); on one backend they queue behind the artist's single pictures.
-        job.priority = "batch"
-        return job
-
     return FanOut(
         frames,
-        frame_job,
+        lambda f: _batch(make(Request(f))),
         limit,
         on_result=lambda f, result: io.save(f, _rgb(f, result)),
         skip=lambda f: io.load(f) is not None,
     )
+
+
+def group_fanout(group: RequestGroup, make: Callable[[Request], Job], limit: int) -> FanOut[int]:
+    """A RequestGroup's requests as the pieces of one fan-out, keyed by frame; each picture
+    goes to the group's `deliver` as the FanOut hands it over (in frame order). When the
+    FanOut is done, resume the render's generator with None."""
+    by_frame = {r.frame: r for r in group.requests}
+    return FanOut(
+        list(by_frame),
+        lambda f: _batch(make(by_frame[f])),
+        limit,
+        on_result=lambda f, result: group.deliver(f, _rgb(f, result)),
+    )
+
+
+def _batch(job: Job) -> Job:
+    # Many frames of one render: on a Ray cluster a live or interactive job stops one
+    # (it runs again later) rather than wait for a worker behind them (PROTOCOL.md,
+    # "Workers"); on one backend they queue behind the artist's single pictures.
+    job.priority = "batch"
+    return job
 
 
 def reports(fan: FanOut[int]) -> list[FrameReport]:

@@ -19,15 +19,16 @@ Modes:
                resampling softens (denoise 0: no such pass).
   keyframes    keyframes (propagate.keyframes) are made like warp frames from the keyframe
                before them (carried over the frames between); the frames between are
-               blended from both keyframes and only what neither shows is inpainted.
+               blended from both keyframes and only what neither shows is inpainted
+               (with run's `groups`, those inpaints come together as one RequestGroup).
   animatediff  every frame in one batch job through a motion module (batch.py); it is no
                request-by-request mode, so `run` refuses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from itertools import pairwise
 from typing import Protocol
@@ -90,6 +91,20 @@ def settings(
     )
 
 
+def resume_fingerprint(s: SequenceSettings) -> dict:
+    """What of a motion mode's settings decides its frames, for a host's resume
+    fingerprint (blender_addon/core/animation.plan): frames made with other occlusion
+    tests or keys are not this render's, so a stopped render with other values does not
+    resume (every OcclusionSettings field counts, the ones the artist cannot set too: a
+    later default changes what the masks regenerate)."""
+    if s.mode not in MOTION_MODES:
+        return {}
+    out = {"motion": [s.mode.value, s.denoise, s.occlusion.grow], "occlusion": asdict(s.occlusion)}
+    if s.mode is Mode.KEYFRAMES:
+        out["keys"] = [s.key_every, list(s.key_marked)]
+    return out
+
+
 @dataclass
 class Request:
     frame: int
@@ -112,6 +127,21 @@ class FrameReport:
     cost: float = 0.0  # denoising steps run, as a share of one txt2img of the frame
 
 
+@dataclass
+class RequestGroup:
+    """Requests that need nothing from each other: the in-betweens of two finished
+    keyframes, each blended from both keys and needing only its own inpaint (run's
+    `groups=True`). A driver may make them in any order or side by side (one FanOut over
+    them: independent.group_fanout), hands each picture to `deliver` as it comes, then
+    resumes the generator with None. Frames are saved in frame order whatever order the
+    pictures come in (a frame waits for those before it), so the propagated frames still
+    reach the disk one after another, and a stop keeps every frame up to the first one
+    still missing (FanOut hands back in order what finished before it stopped)."""
+
+    requests: list[Request]
+    deliver: Callable[[int, np.ndarray], None]
+
+
 class FrameIO(Protocol):
     def motion(self, frame: int) -> FrameMotion: ...
 
@@ -120,16 +150,19 @@ class FrameIO(Protocol):
     def save(self, frame: int, image: np.ndarray) -> None: ...
 
 
-Run = Generator[Request, np.ndarray, list[FrameReport]]
+Run = Generator[Request | RequestGroup, np.ndarray | None, list[FrameReport]]
 
 
-def run(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
+def run(frames: list[int], s: SequenceSettings, io: FrameIO, groups: bool = False) -> Run:
+    """The requests of a render, one at a time; with `groups`, the keyframes mode hands out
+    the in-betweens of two finished keyframes together as a RequestGroup (a driver that
+    can spread them over several workers asks for this; the others see only Requests)."""
     if s.mode is Mode.ANIMATEDIFF:
         raise ValueError("animatediff renders the frames as one batch job (animation.batch)")
     if s.mode in MOTION_MODES and any(b - a != 1 for a, b in pairwise(frames)):
         raise ValueError("the motion modes need every frame of the range (frame step 1)")
     if s.mode is Mode.KEYFRAMES:
-        return (yield from _keyframes(frames, s, io))
+        return (yield from _keyframes(frames, s, io, groups))
     return (yield from _frame_by_frame(frames, s, io))
 
 
@@ -192,7 +225,7 @@ def _carries(frames: list[int], io: FrameIO, s: SequenceSettings, forward: bool)
     return carries if forward else carries[::-1]
 
 
-def _keyframes(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
+def _keyframes(frames: list[int], s: SequenceSettings, io: FrameIO, groups: bool) -> Run:
     keys = keyframes(frames, s.key_every, s.key_marked)
     reports = {}
     first = keys[0]
@@ -217,6 +250,8 @@ def _keyframes(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
         else:
             reports[b] = FrameReport(b, "on disk")
         backward = _carries(segment, io, s, False) if todo else []
+        saver = _InOrder(io, todo)
+        requests = []
         for i, f in enumerate(between, start=1):
             if f not in todo:
                 reports[f] = FrameReport(f, "on disk")
@@ -226,11 +261,42 @@ def _keyframes(frames: list[int], s: SequenceSettings, io: FrameIO) -> Run:
             regenerate = (
                 grow(unseen, o.grow, io.motion(f), o.edge_share) if unseen.any() else unseen
             )
-            cost = 0.0
             if regenerate.any():
-                image = yield Request(f, image, 1.0, to_mask(regenerate))
-                cost = 1.0
-            io.save(f, image)
+                requests.append(Request(f, image, 1.0, to_mask(regenerate)))
+            else:
+                saver.put(f, image)
+            cost = 1.0 if regenerate.any() else 0.0
             reports[f] = FrameReport(f, "propagated", float(regenerate.mean()), cost)
+        if groups and requests:
+            yield RequestGroup(requests, saver.put)
+            if saver.waiting:
+                missing = sorted(saver.waiting)
+                raise ValueError(f"the driver resumed before delivering frames {missing}")
+        else:
+            for request in requests:
+                saver.put(request.frame, (yield request))
         key_image = b_image
     return [reports[f] for f in frames]
+
+
+class _InOrder:
+    """Saves frames in `order`, holding one back until every frame before it is here."""
+
+    def __init__(self, io: FrameIO, order: list[int]) -> None:
+        self.io = io
+        self.order = list(order)
+        self.held: dict[int, np.ndarray] = {}
+        self.saved = 0
+
+    @property
+    def waiting(self) -> list[int]:
+        return self.order[self.saved :]
+
+    def put(self, frame: int, image: np.ndarray) -> None:
+        if frame not in self.waiting:
+            raise ValueError(f"frame {frame} is not one this group waits for")
+        self.held[frame] = image
+        while self.saved < len(self.order) and self.order[self.saved] in self.held:
+            f = self.order[self.saved]
+            self.io.save(f, self.held.pop(f))
+            self.saved += 1

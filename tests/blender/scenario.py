@@ -869,13 +869,21 @@ def sc_animation():
     record("jobs", job_records())
     # Keyframes every 2nd frame into another folder: keys 1 and 3 generated, frame 2
     # blended from both (inpainted only where neither sees it).
+    # A cube shown on frame 2 alone: neither key sees it, so frame 2 needs an inpaint, which
+    # goes out as the in-betweens' group.
+    flash = cube("Flash", 0.4, (0, -2, 0.5))
+    for frame, hidden in ((1, True), (2, False), (3, True)):
+        flash.hide_render = hidden
+        flash.keyframe_insert("hide_render", frame=frame)
     s.animation_mode = "keyframes"
     s.key_every = 2
     s.output_dir = os.path.join(CONFIG["out"], "keys")
     res, err = run_op(lambda: bpy.ops.dreamwire.render_animation())
+    bpy.data.objects.remove(flash)
     record("keys_result", [res, err])
     record("keys_files", sorted(f for f in os.listdir(s.output_dir) if f.endswith(".png")))
     record("jobs_after_keys", job_records())
+    record("keys_in_between_jobs", job_priorities("frame 2"))
     s.frame_step = 2
     record("keys_step_error", run_op(lambda: bpy.ops.dreamwire.render_animation())[1])
     # AnimateDiff: the range as one job, depth and pose captured on every frame.
@@ -910,6 +918,21 @@ def sc_animation():
         },
     )
     record("frame_after_fixed", bpy.context.scene.frame_current)
+
+
+def job_priorities(tag):
+    """[mode, priority] of every job the backend recorded with `tag`."""
+    out = []
+    for dirpath, _, files in os.walk(CONFIG["backend_out"]):
+        if "result.json" in files:
+            rec = json.loads(Path(dirpath, "result.json").read_text())
+            if rec["tag"] == tag:
+                j = rec["job"]
+                mode = (
+                    "inpaint" if j.get("mask") else "img2img" if j.get("init_image") else "txt2img"
+                )
+                out.append([mode, j["priority"]])
+    return sorted(out)
 
 
 def job_field(tag, name):

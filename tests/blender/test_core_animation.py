@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from blender_addon.core.animation import (
     plan,
     write_atomic,
 )
+from dreamwire.shared.animation.sequence import Mode, SequenceSettings, resume_fingerprint
 from dreamwire.shared.codec import encode_png
 
 
@@ -64,3 +66,22 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     write_atomic(target, png(9))
     assert target.name == "shot_0007.png"
     assert [p.name for p in tmp_path.iterdir()] == ["shot_0007.png"]
+
+
+def test_a_changed_occlusion_setting_refuses_the_resume_unless_overwriting(tmp_path):
+    warp = SequenceSettings(Mode.WARP)
+
+    def settings(s: SequenceSettings) -> dict:  # as render_animation builds it
+        return {"prompt": "a", **resume_fingerprint(s)}
+
+    plan(tmp_path, 1, 3, seed=5, settings=settings(warp))
+    write_atomic(frame_path(tmp_path, 1), png())
+    assert plan(tmp_path, 1, 3, seed=5, settings=settings(warp)).done == [1]
+    for change in ({"edge_share": 0.03}, {"surface_tests": False}, {"grow": 3}):
+        other = replace(warp, occlusion=replace(warp.occlusion, **change))
+        with pytest.raises(AnimationError, match="other settings"):
+            plan(tmp_path, 1, 3, seed=5, settings=settings(other))
+    p = plan(tmp_path, 1, 3, seed=6, settings=settings(other), overwrite=True)
+    assert p.todo == [1, 2, 3] and p.seed == 6
+    # Modes without motion keep the fingerprint their earlier renders were made with.
+    assert resume_fingerprint(replace(warp, mode=Mode.FIXED_SEED)) == {}

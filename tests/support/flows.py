@@ -27,6 +27,19 @@ def write_flows(folder, frames=3, speed=4):
         save_motion(flow_path(folder, t), FrameMotion(to_prev, to_next, depth, ids))
 
 
+def write_patch_flows(folder, frames=5):
+    """A still wall; every frame but the first and last shows a patch of its own (rows
+    8t..8t+8), which no other frame has: each keyframe in-between needs its own inpaint."""
+    folder.mkdir()
+    still = np.zeros((SIZE, SIZE, 2), np.float32)
+    for t in range(1, frames + 1):
+        depth = np.full((SIZE, SIZE), 10.0, np.float32)
+        ids = np.ones((SIZE, SIZE), np.int32)
+        if 1 < t < frames:
+            depth[8 * t : 8 * t + 8, 20:28], ids[8 * t : 8 * t + 8, 20:28] = 5.0, t
+        save_motion(flow_path(folder, t), FrameMotion(still, still, depth, ids))
+
+
 def run_animate(source: list[str], flows, out, *extra) -> tuple[int, dict | None]:
     """`dreamwire animate` in this process on the tiny model (`source`: --models ROOT or
     --server ADDRESS), 2 Euler steps, seed 7; (exit code, its --json record)."""

@@ -125,3 +125,33 @@ def test_animate_fixed_seed_frames_fan_out_through_the_server(backend, tmp_path)
     assert [f["source"] for f in rec["frames"]] == ["generated", "on disk", "generated"]
     assert queued_since(mark) == [("batch", "0")] * 2
     assert (out / "frame_0002.png").read_bytes() == kept
+
+
+def test_animate_keyframe_in_betweens_fan_out_through_the_server(backend, tmp_path):
+    """`dreamwire animate --server --animation keyframes`: the keys one job at a time, the
+    three in-betweens (each with a patch only it shows) as one fan-out of `batch` jobs, one
+    in flight per worker (one here: each queued at position 0)."""
+    import re
+
+    from tests.support.flows import run_animate, write_patch_flows
+
+    flows, out = tmp_path / "flows", tmp_path / "out"
+    write_patch_flows(flows)
+    mark = len(backend.log_text())
+    code, rec = run_animate(
+        ["--server", backend.address], flows, out, "--animation", "keyframes",
+        "--key-every", "4", "--refresh", "0",
+    )  # fmt: skip
+    assert code == 0
+    assert [(f["frame"], f["source"]) for f in rec["frames"]] == [
+        (1, "generated"),
+        (2, "propagated"),
+        (3, "propagated"),
+        (4, "propagated"),
+        (5, "warped"),
+    ]
+    queued = re.findall(r"queued \((\w+) priority, position (\d+)\)", backend.log_text()[mark:])
+    # Key 1, key 5 (carried from 1, the patches on the way inpainted), then the group.
+    assert queued[2:] == [("batch", "0")] * 3
+    assert len(queued) == 5 and "batch" not in {p for p, _ in queued[:2]}
+    assert sorted(p.name for p in out.glob("*.png")) == [f"frame_000{i}.png" for i in range(1, 6)]

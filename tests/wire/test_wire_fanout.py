@@ -124,3 +124,68 @@ def test_a_batch_split_in_parts_makes_the_one_batch_jobs_pictures(client):
     for mine, theirs in zip(merged.images, whole.images, strict=True):
         diff = np.abs(mine.image.astype(int) - theirs.image.astype(int))
         assert diff.max() <= 2  # the same picture; batched arithmetic may round differently
+
+
+def test_keyframe_in_betweens_go_out_together_and_are_saved_in_order(client, tmp_path):
+    from dreamwire.shared.animation import independent
+    from dreamwire.shared.animation.folder import FolderFrames
+    from dreamwire.shared.animation.sequence import Mode, RequestGroup, SequenceSettings, run
+    from tests.support.flows import write_patch_flows
+
+    # Frames 2-4 each show a patch of their own that neither key (1, 5) has, so each
+    # in-between needs an inpaint, and none needs another's.
+    write_patch_flows(tmp_path / "flows")
+
+    class Recording(FolderFrames):
+        def save(self, frame, image):
+            saved.append(frame)
+            super().save(frame, image)
+
+    saved, seen = [], []
+    io = Recording(tmp_path / "flows", tmp_path / "frames")
+
+    def make(req):
+        return small_job(
+            seed=5,
+            tag=f"frame {req.frame}",
+            init_image=req.init,
+            strength=req.strength or 0.75,
+            mask=req.mask,
+        )
+
+    steps = run([1, 2, 3, 4, 5], SequenceSettings(Mode.KEYFRAMES, key_every=4, denoise=0), io, True)
+    kinds = []
+    try:
+        message = next(steps)
+        while True:
+            if isinstance(message, RequestGroup):
+                kinds.append([r.kind for r in message.requests])
+                fan = run_blocking(
+                    client, independent.group_fanout(message, make, 3), 120, seen.append
+                )
+                message = steps.send(None)
+            else:
+                kinds.append(message.kind)
+                got = {}  # one request alone: a group of one, through the same code
+                alone = independent.group_fanout(RequestGroup([message], got.__setitem__), make, 1)
+                run_blocking(client, alone, 120)
+                message = steps.send(got[message.frame])
+    except StopIteration as stop:
+        reports = stop.value
+    # Key 1 alone, key 5 carried from it (the patches on the way inpainted), then the
+    # three in-betweens as one group: all three in flight at once (queued 0, 1, 2 behind
+    # each other on this one-worker backend), saved in frame order.
+    assert kinds == ["txt2img", "inpaint", ["inpaint"] * 3]
+    assert _positions(seen, fan.sent) == [0, 1, 2]
+    assert saved == [1, 5, 2, 3, 4]
+    assert [(r.frame, r.source, r.cost) for r in reports] == [
+        (1, "generated", 1.0),
+        (2, "propagated", 1.0),
+        (3, "propagated", 1.0),
+        (4, "propagated", 1.0),
+        (5, "warped", 1.0),
+    ]
+    # Each in-between was inpainted where its own patch is, the wall kept from the keys.
+    wall = io.load(1)[40:, 40:]
+    for t in (2, 3, 4):
+        assert np.array_equal(io.load(t)[40:, 40:], wall)
