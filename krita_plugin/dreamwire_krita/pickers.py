@@ -367,14 +367,19 @@ class StyleBar(QWidget):
         """The style editor on the style picked here; each save or delete shows in the
         combo at once, and the picked style's new settings reach the panel on close."""
         dlg = StyleEditor(self.store, self.welcome(), self.name(), self.panel()["model"], self)
-        dlg.saved.connect(lambda _name: self.reload())
-        dlg.finished.connect(lambda _r: self._after_editing())
+        dlg.saved.connect(lambda _name: self.reload(keep=self._kept(dlg)))
+        dlg.finished.connect(lambda _r: self._after_editing(dlg))
         self._editing = self.current()
         return dlg
 
-    def _after_editing(self) -> None:
+    def _kept(self, dlg: StyleEditor) -> str:
+        """The docker's style, under its new name when the editor renamed it."""
+        name = self._editing.name if self._editing is not None else ""
+        return dlg.renamed.get(name, name)
+
+    def _after_editing(self, dlg: StyleEditor) -> None:
         before = self._editing
-        self.reload()
+        self.reload(keep=self._kept(dlg))
         now = self.current()
         if before is not None and now is not None and now != before:
             self.picked(now)  # the style in use was edited: the panel takes its sampling

@@ -76,6 +76,7 @@ class StyleEditor(QDialog):
         self.lib = library(welcome)
         self.styles: dict[str, Style] = {}
         self.base: Style | None = None  # the style the fields show, as last saved
+        self.renamed: dict[str, str] = {}  # old name -> new, for the docker's combo
 
         # -- the list and what to do with it ---------------------------------------------
         self.list = QComboBox()
@@ -241,9 +242,7 @@ class StyleEditor(QDialog):
             checkpoints=tuple(
                 self.checkpoints.item(i).text() for i in range(self.checkpoints.count())
             ),
-            loras=tuple(
-                (self.loras.item(r, 0).text(), self.loras.cellWidget(r, 1).value()) for r in rows
-            ),
+            loras=tuple((self.loras.item(r, 0).text(), self._weight(r)) for r in rows),
             prompt=self.prompt.text(),
             negative=self.negative.text(),
             sampler=self.sampler.currentText(),
@@ -251,6 +250,13 @@ class StyleEditor(QDialog):
             steps=self.steps.value(),
             cfg=self.cfg.value(),
         )
+
+    def _weight(self, row: int) -> float:
+        """The row's weight; a file's 0.333 shown as 0.33 and left alone stays 0.333, so
+        opening a style never counts as a change."""
+        spin = self.loras.cellWidget(row, 1)
+        exact = spin.property("exact")
+        return exact if exact is not None and round(exact, 2) == spin.value() else spin.value()
 
     def dirty(self) -> bool:
         return self.base is not None and self.draft() != style_edit.draft_of(self.base)
@@ -352,6 +358,7 @@ class StyleEditor(QDialog):
         spin.setSingleStep(0.05)
         spin.setDecimals(2)
         spin.setValue(weight)
+        spin.setProperty("exact", float(weight))
         spin.valueChanged.connect(lambda _v: self._changed())
         self.loras.setCellWidget(r, 1, spin)
 
@@ -390,6 +397,9 @@ class StyleEditor(QDialog):
         except StyleError as exc:
             self._say(str(exc), error=True)
             return False
+        if self.base is not None and self.base.name != style.name:
+            old = next((k for k, v in self.renamed.items() if v == self.base.name), self.base.name)
+            self.renamed[old] = style.name
         self.base = None  # nothing unsaved while the list is read again
         self._reload(style.name)
         self._say(f"Saved {style.name!r} in {path}.")
