@@ -30,6 +30,9 @@ def test_key_names_tell_the_family_and_sd_files_fit_both_sd_families(tmp_path):
     assert lora_family.entry_families(sd) == ["sd2"]
     assert lora_family.entry_families(_lora(tmp_path / "xl.safetensors", SDXL)) == ["sdxl"]
     assert lora_family.entry_families(_lora(tmp_path / "f.safetensors", FLUX)) == ["flux"]
+    # Flux trained with its CLIP-L (kohya's lora_te1_, as SDXL's): its blocks decide.
+    both = _lora(tmp_path / "fte.safetensors", {**FLUX, **SDXL})
+    assert lora_family.entry_families(both) == ["flux"]
     # Nothing tells: unknown (hosts offer it with every model).
     assert lora_family.entry_families(_lora(tmp_path / "u.safetensors", UNET_ONLY)) == []
 
