@@ -83,6 +83,9 @@ class Welcome:
     # "Lanczos", "Nearest", then upscaler models; [] from a backend that does not say.
     upscalers: list[str] = field(default_factory=list)
     model_families: dict[str, str] = field(default_factory=dict)  # checkpoint -> family key
+    # {LoRA: the family keys it fits} for the LoRAs whose header tells; a LoRA absent here
+    # (or any LoRA, from a backend that does not say) is of unknown family: fit for all.
+    lora_families: dict[str, list[str]] = field(default_factory=dict)
     default_model: str = ""  # what a job naming no model runs on ("" = none installed)
     # {family: {control type: the file(s) a unit naming no model would use}}
     control_types: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -131,9 +134,10 @@ class Welcome:
         kw["model_families"] = _string_map(kw.get("model_families"))
         for name in ("model_missing", "model_weights", "model_prediction"):
             kw[name] = _string_map(kw.get(name))
-        modes = kw.get("model_modes")
-        modes = modes if isinstance(modes, dict) else {}
-        kw["model_modes"] = {str(k): _strings(v) for k, v in modes.items() if isinstance(v, list)}
+        for name in ("model_modes", "lora_families"):
+            value = kw.get(name)
+            value = value if isinstance(value, dict) else {}
+            kw[name] = {str(k): _strings(v) for k, v in value.items() if isinstance(v, list)}
         maps = kw.get("materials")
         maps = maps if isinstance(maps, dict) else {}
         kw["materials"] = {str(k): _strings(v) for k, v in maps.items() if _strings(v)}

@@ -67,6 +67,15 @@ class LoraConditioner(Conditioner):
     def attach(self, ctx: JobContext, resolved: ResolvedLoras, mode: str):
         return nullcontext()
 
+    def capabilities(self, library) -> dict:
+        """The welcome's `lora_families`: the model families each LoRA fits, from headers
+        only (lora_family.py), so a host lists a checkpoint's own LoRAs first."""
+        from dreamwire.backend.library import Kind
+
+        from .lora_family import lora_families
+
+        return {"lora_families": lora_families(library.entries(Kind.LORA))}
+
 
 def lora_hash(path: Path) -> str:
     """A1111's LoRA short hash: the addnet hash (tensor data only) of a .safetensors

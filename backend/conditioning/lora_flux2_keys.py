@@ -128,19 +128,23 @@ def parse(key: str) -> KeyRef | None:
 def is_flux2(data: dict[str, torch.Tensor]) -> bool:
     """A file is a Flux.2 LoRA when it names a module only Flux.2 has, or its MLP layers
     have Flux.2's widths (the module docstring)."""
+    return is_flux2_shapes({key: tuple(tensor.shape) for key, tensor in data.items()})
+
+
+def is_flux2_shapes(shapes: dict[str, tuple[int, ...]]) -> bool:
+    """is_flux2 from the tensors' shapes alone (a safetensors header: the welcome's LoRA
+    families, lora_family.py)."""
     widths: dict[str, dict[str, int]] = {}
-    for key, tensor in data.items():
+    for key, shape in shapes.items():
         ref = parse(key)
         if ref is None:
             continue
         if _FLUX2_ONLY.search(ref.module):
             return True
         m = _BLOCK.match(ref.module)
-        if m and m[3] in _RATIOS and tensor.ndim == 2 and ref.slot in ("down", "up", "w1a", "w1b"):
+        if m and m[3] in _RATIOS and len(shape) == 2 and ref.slot in ("down", "up", "w1a", "w1b"):
             side = "in" if ref.slot in ("down", "w1b") else "out"
-            widths.setdefault(ref.module, {})[side] = int(
-                tensor.shape[1] if side == "in" else tensor.shape[0]
-            )
+            widths.setdefault(ref.module, {})[side] = int(shape[1] if side == "in" else shape[0])
     for module, sides in widths.items():
         if {"in", "out"} <= set(sides):
             flux2, wide = _RATIOS[_BLOCK.match(module)[3]]

@@ -200,7 +200,9 @@ def addon_family(kind: Kind, header: Header) -> str | None:
         shape = info["shape"]
         if kind == Kind.CONTROLNET and key.endswith("to_k.weight") and len(shape) == 2:
             return family_for_width(shape[-1])
-        if kind == Kind.LORA and ("lora_down" in key or "lora_A" in key) and len(shape) == 2:
+        # LoHa's w1_b is its down matrix (rank x input width).
+        down = ("lora_down", "lora_A", "hada_w1_b")
+        if kind == Kind.LORA and any(d in key for d in down) and len(shape) == 2:
             return family_for_width(shape[-1])
     return None
 

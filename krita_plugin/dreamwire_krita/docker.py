@@ -591,9 +591,14 @@ class DreamwireDocker(DockWidget):
         self.model = self.model_picker.combo  # the panel reads its name as before
         self.lora_picker = LoraPicker(self._insert_lora)
         self.model_picker.extra.addWidget(self.lora_picker.button)
+        self.model.currentTextChanged.connect(self.lora_picker.set_model)  # its family's LoRAs
         store = StyleStore(styles_folder(host.resource_dir()))
         self.style_bar = StyleBar(
-            store, self._style_picked, self._panel_sampling, self.show_message
+            store,
+            self._style_picked,
+            self._panel_sampling,
+            self.show_message,
+            welcome=lambda: self.controller.welcome,
         )
         # Style and model share one line (a style is mostly its checkpoint); what is
         # missing shows below only when there is something to say.

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from PyQt5.QtCore import QStringListModel, Qt
 from PyQt5.QtGui import QBrush, QColor, QFont
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QCompleter,
     QDialog,
@@ -30,20 +31,14 @@ from dreamwire.shared.events import Welcome
 
 from .logic import lora_tags, styles
 from .logic import model_picker as mp
-from .logic.library import Library, library
+from .logic.library import Library, library, lora_choices
 from .logic.style_store import StyleStore
 from .logic.styles import Style, StyleError
+from .style_editor import StyleEditor
+from .widgets import row as _row
 
 WARN = "#c08020"
 NAME_ROLE = Qt.UserRole  # a style entry's name ("" = no style)
-
-
-def _row(*widgets, stretch: int = 0) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.setContentsMargins(0, 0, 0, 0)
-    for i, w in enumerate(widgets):
-        row.addWidget(w, 1 if i == stretch else 0)
-    return row
 
 
 class ModelPicker(QWidget):
@@ -160,7 +155,9 @@ class ModelPicker(QWidget):
 
 class LoraPicker(QWidget):
     """Pick a LoRA the backend lists and a weight: Add writes <lora:name:weight> into the
-    prompt (or gives the tag already there the new weight)."""
+    prompt (or gives the tag already there the new weight). Only the LoRAs that fit the
+    panel's model's family are listed (and those of unknown family), unless "All" is
+    ticked: then the others follow them."""
 
     SCALE = 100  # slider steps per 1.0
 
@@ -185,10 +182,15 @@ class LoraPicker(QWidget):
         self.add_button.setText("Add")
         self.add_button.setToolTip("Insert <lora:name:weight> into the prompt")
         self.add_button.clicked.connect(lambda: insert(self.combo.currentText(), self.weight()))
-        row = _row(self.combo, self.slider, self.weight_label, self.add_button)
+        self.show_all = QCheckBox("All")
+        self.show_all.setToolTip("List the LoRAs made for other model families too")
+        self.show_all.toggled.connect(lambda _on: self.fill(self.lib))
+        row = _row(self.combo, self.show_all, self.slider, self.weight_label, self.add_button)
         row.setStretch(0, 2)
-        row.setStretch(1, 1)
+        row.setStretch(2, 1)
         self.setLayout(row)
+        self.lib = Library()
+        self.model = ""  # the panel's model, whose family the list follows
         self.setMinimumWidth(320)
         # Shown from a button's menu beside the model: no line of its own in the docker.
         self.button = QToolButton()
@@ -208,17 +210,33 @@ class LoraPicker(QWidget):
     def weight_text(self) -> str:
         return lora_tags.weight_text(self.weight())
 
+    def set_model(self, model: str) -> None:
+        """The panel's model changed: list its family's LoRAs."""
+        if model != self.model:
+            self.model = model
+            self.fill(self.lib)
+
     def fill(self, lib: Library) -> None:
+        self.lib = lib
+        family = lib.families.get(self.model, "")
+        found = lora_choices(lib, family, self.show_all.isChecked())
         current = self.combo.currentText()
         self.combo.clear()
-        self.combo.addItems(sorted(lib.loras, key=str.casefold))
+        self.combo.addItems(list(found.names))
+        for i in range(found.fitting, len(found.names)):  # another family's: marked
+            self.combo.setItemData(i, QBrush(QColor(WARN)), Qt.ForegroundRole)
+            self.combo.setItemData(i, "Made for another model family", Qt.ToolTipRole)
         self.combo.setCurrentText(current)
+        label = mp.family_label(family) if family else ""
+        hidden = f" ({found.hidden} for other families hidden)" if found.hidden else ""
+        self.combo.setToolTip(f"The backend's {label} LoRAs{hidden}".replace("  ", " "))
         has = bool(lib.loras)
-        self.add_button.setEnabled(has)
-        self.combo.setEnabled(has)
+        self.add_button.setEnabled(bool(found.names))
+        self.combo.setEnabled(bool(found.names))
         self.button.setEnabled(has)
-        if not has:
-            self.button.setToolTip("The backend lists no LoRAs")
+        self.button.setToolTip(
+            "Insert a LoRA with a weight into the prompt" if has else "The backend lists no LoRAs"
+        )
 
 
 class StyleDialog(QDialog):
@@ -295,9 +313,9 @@ class _StyleCombo(QComboBox):
 
 
 class StyleBar(QWidget):
-    """The style combo ("No style" first), a menu with Save… and Delete, and a line naming
-    the style files skipped as broken. Picking a style calls `picked` with it (None: no
-    style)."""
+    """The style combo ("No style" first), a menu with Save… and Delete, the style editor's
+    button, and a line naming the style files skipped as broken. Picking a style calls
+    `picked` with it (None: no style)."""
 
     def __init__(
         self,
@@ -306,10 +324,11 @@ class StyleBar(QWidget):
         panel: Callable[[], dict],
         say: Callable[[str, str], None],
         parent=None,
+        welcome: Callable[[], Welcome | None] = lambda: None,
     ):
         super().__init__(parent)
         self.store = store
-        self.picked, self.panel, self.say = picked, panel, say
+        self.picked, self.panel, self.say, self.welcome = picked, panel, say, welcome
         self.styles: dict[str, Style] = {}
         self.problems: list[str] = []
         self.lib = Library()
@@ -335,9 +354,35 @@ class StyleBar(QWidget):
         self.problem_label.setWordWrap(True)
         self.problem_label.setStyleSheet(f"color: {WARN}")
         self.problem_label.setVisible(False)
+        # The editor opens from a button beside the combo: no height added to the docker.
+        self.edit_button = QToolButton()
+        self.edit_button.setText("✎")
+        self.edit_button.setToolTip("Edit styles: new, duplicate, change, delete")
+        self.edit_button.clicked.connect(lambda _c=False: self.open_editor().exec_())
         # One line; the docker puts `problem_label` under it.
-        self.setLayout(_row(self.combo, self.menu_button))
+        self.setLayout(_row(self.combo, self.edit_button, self.menu_button))
         self.reload()
+
+    def open_editor(self) -> StyleEditor:
+        """The style editor on the style picked here; each save or delete shows in the
+        combo at once, and the picked style's new settings reach the panel on close."""
+        dlg = StyleEditor(self.store, self.welcome(), self.name(), self.panel()["model"], self)
+        dlg.saved.connect(lambda _name: self.reload(keep=self._kept(dlg)))
+        dlg.finished.connect(lambda _r: self._after_editing(dlg))
+        self._editing = self.current()
+        return dlg
+
+    def _kept(self, dlg: StyleEditor) -> str:
+        """The docker's style, under its new name when the editor renamed it."""
+        name = self._editing.name if self._editing is not None else ""
+        return dlg.renamed.get(name, name)
+
+    def _after_editing(self, dlg: StyleEditor) -> None:
+        before = self._editing
+        self.reload(keep=self._kept(dlg))
+        now = self.current()
+        if before is not None and now is not None and now != before:
+            self.picked(now)  # the style in use was edited: the panel takes its sampling
 
     def reload(self, keep: str | None = None) -> list[str]:
         """Read the folder again; a broken file is skipped and named under the combo."""

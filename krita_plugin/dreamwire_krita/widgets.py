@@ -1,11 +1,11 @@
-"""Small Qt pieces the docker's sections share."""
+"""Small Qt pieces the docker's sections, its pickers and the style editor share."""
 
 from __future__ import annotations
 
 import numpy as np
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QImage
-from PyQt5.QtWidgets import QToolButton, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QHBoxLayout, QToolButton, QVBoxLayout, QWidget
 
 
 def to_qimage(img: np.ndarray) -> QImage:
@@ -41,3 +41,12 @@ class Fold(QWidget):
     def _show(self, on: bool) -> None:
         self.toggle.setArrowType(Qt.DownArrow if on else Qt.RightArrow)
         self.content.setVisible(on)
+
+
+def row(*widgets, stretch: int = 0) -> QHBoxLayout:
+    """One line of widgets without margins; the `stretch`-th takes the spare width."""
+    line = QHBoxLayout()
+    line.setContentsMargins(0, 0, 0, 0)
+    for i, w in enumerate(widgets):
+        line.addWidget(w, 1 if i == stretch else 0)
+    return line

@@ -94,6 +94,13 @@ def test_klein_lora_lineage_both_ways(klein_parts, loras, tmp_path):
     )
     flux1 = lora.read(_flux1_shaped(tmp_path, 32))
     assert flux1.family == "flux"  # BFL's names alike: Flux.1's MLP width tells
+    # The welcome tells the same from the headers' shapes alone (lora_family.py).
+    from dreamwire.backend.conditioning.lora_family import lineage_of
+    from dreamwire.backend.library.safetensors_header import read_header
+
+    for path, want in ((loras["kohya"], "flux2"), (flux1.path, "flux"), (sd_file, "sd")):
+        shapes = {k: tuple(v["shape"]) for k, v in read_header(path).tensors.items()}
+        assert lineage_of(shapes) == want, path
     for other, label in ((lora.read(sd_file), "SD1"), (flux1, "Flux.1")):
         with pytest.raises(DreamwireError) as err:
             lora.apply([(other, 1.0, 1.0)], klein_parts, "klein", "flux2")

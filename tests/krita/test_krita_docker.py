@@ -252,13 +252,39 @@ def test_styles_switch_in_one_click_and_pickers_group_and_search_models(gui):
     # changes nothing.
     assert "tiny-sdxl" in r["search"] and "tiny-sd1" not in r["search"]
     assert r["searched"] == [r["search"][0], "tiny-sd1"] and r["unknown"] == r["searched"][0]
-    # The LoRA picker wrote one tag, then gave it the new weight.
-    assert r["lora_prompt"] == f"a cat <lora:{lora}:0.4>"
+    # The LoRA picker lists the model's family's LoRAs (the welcome's lora_families) and
+    # those of unknown family; All puts the others after them. It wrote one tag, then
+    # gave it the new weight.
+    assert "tiny_style" in r["loras"] and "tiny_xl_style" not in r["loras"]
+    lists = r["lora_lists"]
+    assert lists["model"] == "tiny-sdxl" and "tiny_xl_style" in lists["own"]
+    assert not {"tiny_style", "tiny_peft", "lcm-lora-sdv1-5"} & set(lists["own"])
+    assert lists["all"][: len(lists["own"])] == lists["own"]
+    assert sorted(lists["all"]) == sorted(set(r["loras"]) | set(lists["own"]))
+    assert r["lora_prompt"] == "a cat <lora:tiny_xl_style:0.4>"
     assert r["after"] == ["", False]
     assert r["settings_refused"] == [
         "The backend address must start with tcp:// or ipc://, e.g. tcp://127.0.0.1:5790",
         0,
     ]
+
+
+def test_style_editor_duplicates_a_style_and_saves_it_to_the_combo_and_disk(gui):
+    out, prof = gui
+    assert "error" not in out, out.get("error")
+    r = out["style_editor"]
+    assert r["button"] == [True, True]  # beside the combo, in the style bar's line
+    assert r["shown"] == ["SDXL", True, False]  # shipped: not deletable
+    assert "tiny_xl_style" in r["lora_add"] and "tiny_style" not in r["lora_add"]
+    assert r["copy"] == ["SDXL copy", "SDXL copy"]
+    assert r["clash"][0] == "A style named 'SD1.5' exists already: pick another name."
+    folder = prof.data / "krita" / "dreamwire" / "styles"
+    assert r["saved"] == f"Saved 'SDXL copy' in {folder / 'sdxl-copy.json'}."
+    assert r["file"]["name"] == "SDXL copy" and r["file"]["steps"] == 7
+    assert r["file"]["family"] == "sdxl" and r["file"]["sampler"] == "DPM++ 2M"
+    assert "SDXL copy" in r["combo"] and "SDXL" in r["combo"]  # the shipped one stays
+    assert r["closed"] is False
+    assert r["picked"] == [7, "tiny-sdxl"]  # one click: the copy's steps, its family's model
 
 
 def test_wrap_around_makes_jobs_seamless_and_masked_content_is_per_workspace(gui):

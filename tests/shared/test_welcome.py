@@ -24,6 +24,7 @@ GOOD = {
     "model_missing": {"flux1-dev": "Flux needs a T5 text encoder"},
     "model_weights": {"flux1-dev-Q4_K_S": "GGUF Q4_K", "bad": 4},
     "model_modes": {"flux1-kontext": ["txt2img", "edit"]},
+    "lora_families": {"detail": ["sd1", "sd2"], "ink": ["sdxl", 3], "odd": "sdxl"},
     "model_defaults": {
         "flux1-schnell": {"steps": 4, "cfg": 1.0, "sampler": "Euler", "distilled_cfg": None},
         "broken": {"steps": "many"},
@@ -41,6 +42,8 @@ def test_documented_keys_are_fields():
     assert w.control_missing["sdxl"]["tile"] == "add a tile model"
     assert w.model_missing == {"flux1-dev": "Flux needs a T5 text encoder"}
     assert w.model_modes == {"flux1-kontext": ["txt2img", "edit"]}
+    # A non-list entry is dropped (that LoRA: unknown family), a non-text family too.
+    assert w.lora_families == {"detail": ["sd1", "sd2"], "ink": ["sdxl"]}
     assert w.model_weights == {"flux1-dev-Q4_K_S": "GGUF Q4_K"}  # a non-text value dropped
     # A damaged entry is dropped: its model keeps its family's defaults.
     assert w.model_defaults == {"flux1-schnell": families.GenerationDefaults(4, 1.0, "Euler")}
@@ -68,6 +71,7 @@ def test_every_key_protocol_md_lists_is_a_field():
         {"model_missing": ["flux1-dev"]},
         {"model_modes": ["edit"]},
         {"model_modes": {"flux1-kontext": "edit"}},
+        {"lora_families": ["sdxl"]},
         {"model_defaults": ["flux1-schnell"]},
         {"model_defaults": {"flux1-schnell": {"cfg": [1]}}},
         {"workers": {"name": "local"}},

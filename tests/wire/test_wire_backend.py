@@ -34,6 +34,18 @@ def test_welcome_describes_the_backend(client):
     assert worker.ram_free is not None and worker.ram_free > 2**20
 
 
+def test_welcome_says_which_family_each_lora_fits(client):
+    # Read from the tiny LoRA files' headers: kohya SD1 (lora_te_), diffusers/PEFT SD1, a
+    # LoHa (its w1_b's cross-attention width) and kohya SDXL (lora_te1_/te2_).
+    fams = client.welcome.lora_families
+    assert set(fams) <= set(client.welcome.loras)
+    for name in ("tiny_style", "tiny_peft", "tiny_loha", "lcm-lora-sdv1-5"):
+        assert fams[name] == ["sd1"], (name, fams)
+    assert fams["tiny_xl_style"] == ["sdxl"]
+    # Refused kinds say nothing (LoKr's keys tell no width; a hypernetwork is a pickle).
+    assert "tiny_lokr" not in fams and "tiny_hypernet" not in fams
+
+
 def test_submit_progress_result_saved_before_sent(client, backend):
     steps: list[int] = []
     states: list[str] = []

@@ -30,6 +30,7 @@ class Driver:
             self.wait_connected,
             self.layout,
             self.styles_and_pickers,
+            self.style_editor,
             self.no_document,
             self.open_document,
             self.generate,
@@ -215,7 +216,13 @@ class Driver:
 
         d, c = self.docker, self.docker.controller
         bar, mp, combo = d.style_bar, d.model_picker, d.model
-        loras = [d.lora_picker.combo.itemText(i) for i in range(d.lora_picker.combo.count())]
+        lp = d.lora_picker
+
+        def listed():
+            return [lp.combo.itemText(i) for i in range(lp.combo.count())]
+
+        d.model.setCurrentText("tiny-sd1")
+        loras = listed()  # tiny-sd1's: SD1 LoRAs and those of unknown family
         ink = {"name": "Ink", "checkpoints": ["tiny-sdxl"], "prompt": "ink drawing of {prompt}"}
         ink.update(negative="colour", sampler="Euler a", steps=3, cfg=4.5)
         ink["loras"] = [{"name": loras[0], "weight": 0.5}] if loras else []
@@ -273,8 +280,14 @@ class Driver:
         mp.search.setText("no-such-model")
         mp.search.returnPressed.emit()
         r["unknown"] = combo.currentText()
-        # The LoRA picker writes a tag, then changes its weight.
+        # The LoRA picker writes a tag, then changes its weight; on tiny-sdxl it lists
+        # that family's LoRAs, All the others after them.
         r["loras"] = loras
+        r["lora_lists"] = {"model": combo.currentText(), "own": listed()}
+        lp.show_all.setChecked(True)
+        r["lora_lists"]["all"] = listed()
+        lp.show_all.setChecked(False)
+        lp.combo.setCurrentText("tiny_xl_style")
         d.lora_picker.slider.setValue(75)
         d.lora_picker.add_button.click()
         d.lora_picker.slider.setValue(40)
@@ -298,6 +311,52 @@ class Driver:
         d.prompt.setPlainText("")
         d.negative.setPlainText("")
         self.out["styles"] = r
+        return True
+
+    def style_editor(self):
+        """The editor from the button beside the style combo: duplicate a shipped style,
+        change its steps, save; the copy is in the combo and on disk."""
+        import json
+
+        d, bar = self.docker, self.docker.style_bar
+        r = {"button": [bar.edit_button.isVisibleTo(d), bar.edit_button.parent() is bar]}
+        panel = [d.model.currentText(), d.sampler.currentText(), d.steps.value(), d.cfg.value()]
+        dlg = bar.open_editor()
+        dlg.show()
+        i = dlg.list.findData("SDXL")
+        dlg.list.setCurrentIndex(i)
+        dlg.list.activated.emit(i)
+        r["shown"] = [dlg.base.name, dlg.base.builtin, dlg.delete_button.isEnabled()]
+        # SDXL runs on tiny-sdxl here (its family's model): that family's LoRAs to add.
+        r["lora_add"] = [dlg.lora_add.itemText(i) for i in range(dlg.lora_add.count())]
+        dlg.duplicate_button.click()
+        r["copy"] = [dlg.base.name, dlg.name.text()]
+        dlg.steps.setValue(7)
+        dlg.name.setText("SD1.5")  # a shipped style's name: refused, nothing written
+        dlg.save_button.click()
+        r["clash"] = [dlg.feedback.text(), dlg.isVisible()]
+        dlg.name.setText(r["copy"][0])
+        dlg.save_button.click()
+        r["saved"] = dlg.feedback.text()
+        path = bar.store.folder / "sdxl-copy.json"
+        r["file"] = json.loads(path.read_text()) if path.exists() else None
+        r["combo"] = [bar.combo.itemText(i) for i in range(bar.combo.count())]
+        dlg.reject()  # nothing unsaved: closes without asking
+        r["closed"] = dlg.isVisible()
+        i = bar.combo.findData("SDXL copy")
+        bar.combo.setCurrentIndex(i)
+        bar.combo.activated.emit(i)
+        r["picked"] = [d.steps.value(), d.model.currentText()]
+        bar.combo.setCurrentIndex(0)
+        bar.combo.activated.emit(0)
+        path.unlink(missing_ok=True)
+        bar.reload()
+        # The steps after this one start from the panel as it was.
+        d.model.setCurrentText(panel[0])
+        d.sampler.setCurrentText(panel[1])
+        d.steps.setValue(panel[2])
+        d.cfg.setValue(panel[3])
+        self.out["style_editor"] = r
         return True
 
     def no_document(self):
