@@ -91,9 +91,7 @@ def test_the_artists_folder_adds_and_replaces_maps_and_names_broken_files(tmp_pa
     assert listing.assets[2].builtin
     assert len(listing.problems) == 3
     assert listing.problems[0].startswith("props/broken.png: ")
-    assert listing.problems[1].startswith("props/huge.png: 1x4097") or "huge.png" in (
-        listing.problems[1]
-    )
+    assert listing.problems[1] == "props/huge.png: 4097x1 is larger than 4096 px a side"
     assert listing.problems[2].startswith("props/notes.txt: not a PNG")
     # A file that breaks after listing is reported when loaded, by name.
     (user / "props" / "sword.png").write_bytes(encode_png(grey)[:40])
@@ -171,3 +169,8 @@ def test_target_is_the_nearest_depth_control_else_a_new_group():
     assert dl.target([paint, group], {"g": depth}) == dl.Target("group", "g")
     vector = dl.NodeInfo("v", "vectorlayer")
     assert dl.target([vector], {"v": depth}) == dl.Target("new")
+    # The artist's own layer stayed active after the last placement: the same group again,
+    # while it is still a depth control.
+    assert dl.target([paint], {"g": depth}, recent="g") == dl.Target("group", "g")
+    assert dl.target([paint], {"g": pose}, recent="g") == dl.Target("new")
+    assert dl.target([paint], {}, recent="g") == dl.Target("new")

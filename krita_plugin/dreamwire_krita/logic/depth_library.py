@@ -246,7 +246,7 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class Target:
-    """"group": a new Lighten layer in the depth group `node_id` (one undo step, and the
+    """ "group": a new Lighten layer in the depth group `node_id` (one undo step, and the
     map stays movable with Krita's Transform tool); "merge": the depth paint layer
     `node_id` takes the map through a Lighten layer merged down (Krita 5.1's scripting
     writes pixels without undo, but adding and merging a layer are undoable: two steps);
@@ -257,9 +257,13 @@ class Target:
     node_id: str | None = None
 
 
-def target(chain: list[NodeInfo], marks: dict[str, ControlMark]) -> Target:
+def target(
+    chain: list[NodeInfo], marks: dict[str, ControlMark], recent: str | None = None
+) -> Target:
     """Where to place, from the active node and its parents (`chain`, active first): the
-    nearest depth control among them, else a new group."""
+    nearest depth control among them; else the depth group the library placed into last
+    (`recent`, still in the document: the artist's own layer stays active after a
+    placement, and the next map joins the same group); else a new group."""
     for i, node in enumerate(chain):
         mark = marks.get(node.node_id)
         if mark is None or mark.type != "depth":
@@ -268,6 +272,9 @@ def target(chain: list[NodeInfo], marks: dict[str, ControlMark]) -> Target:
             return Target("group", node.node_id)
         if node.type == "paintlayer" and i == 0:
             return Target("merge", node.node_id)
+    mark = marks.get(recent or "")
+    if mark is not None and mark.type == "depth":
+        return Target("group", recent)
     return Target("new")
 
 
