@@ -290,3 +290,11 @@ def test_depth_library_places_hands_into_one_depth_group_by_max(gui):
     # The second placement is one undoable step; the artist's layer stayed active.
     assert r["after_undo"] == ["Depth: open right"]
     assert r["active"][0] == r["active"][1]
+    # Onto an active depth paint layer: merged by max, the layer keeps its name and mark.
+    m = r["merge"]
+    assert m["merged"] == ["depth paint", True, "depth"], m["message"]
+    assert m["exact"] and m["changed"] and m["left_over"] == []
+    # Two undo steps (Krita 5.1 scripting writes pixels without undo): the merge, then the
+    # Lighten layer; the original layer comes back unchanged.
+    assert m["undo"][0] == ["depth paint", "Depth: pointing right"], m["undo"]
+    assert "Depth: pointing right" not in m["undo"][1] and m["restored"], m["undo"]

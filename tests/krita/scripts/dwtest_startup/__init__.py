@@ -52,6 +52,7 @@ class Driver:
             self.tiling,
             self.tiling_cancelled,
             self.depth_library,
+            self.depth_merge,
             self.manual_shots,
             self.finish,
         ]
@@ -792,6 +793,7 @@ class Driver:
         wins where they overlap, the second undone in one step; a broken file is named."""
         from dreamwire_krita import krita_host as host
         from dreamwire_krita.logic import depth_library as dl
+        from dreamwire_krita.logic.controls import ControlMark
         from dreamwire_krita.logic.regions import plan_generate
 
         d, c, doc = self.docker, self.docker.controller, self.doc
@@ -837,12 +839,77 @@ class Driver:
         QApplication.instance().processEvents()
         r["after_undo"] = [n.name() for n in group.childNodes()]
         r["active"] = [active, doc.activeNode().name()]
+        if self.cfg.get("manual"):  # the manual's picture of the window
+            dlg.grab().save(os.path.join(self.cfg["manual"], "depth-library.png"))
         dlg.close()
         c.set_mark(holders[0], None, doc)
         group.remove()
-        host.refresh(doc)
         broken.unlink()
+        # Next: an opaque depth paint layer (as "Make from active layer" makes), active.
+        flat = np.zeros((canvas.h, canvas.w, 4), np.uint8)
+        flat[...] = (90, 90, 90, 255)
+        layer, _ = host.add_result_layer(doc, doc.rootNode(), "depth paint", flat, canvas, None)
+        c.set_mark(host.node_id(layer), ControlMark("depth"), doc)
+        host.refresh(doc)
+        doc.setActiveNode(layer)  # takes effect once the event loop has run
         self.out["depth_library"] = r
+        return True
+
+    def depth_merge(self):
+        """Placing on a depth paint layer merges a Lighten layer down: the layer keeps its
+        name and its mark (on its new id), two undo steps take it back."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic import depth_library as dl
+
+        d, c, doc = self.docker, self.docker.controller, self.doc
+        node = doc.activeNode()
+        if node is None or node.name() != "depth paint":
+            return False
+        old, canvas = host.node_id(node), host.canvas_rect(doc)
+        before = host.read_layers(doc, [old], canvas)[old]
+        d.depth_library_button.click()
+        dlg = d.depth_library
+        dlg.select("hands/pointing_right")
+        dlg.x.setValue(48)
+        dlg.y.setValue(32)
+        dlg.scale.setValue(0.2)
+        dlg.flip.setChecked(False)
+        p = dl.place(dlg.maps["hands/pointing_right"], dlg.placement(), canvas)
+        over = np.zeros_like(before)
+        over[p.rect.y : p.rect.bottom, p.rect.x : p.rect.right] = p.rgba
+        want = dl.composite_max(before, over)
+        dlg.place_button.click()
+        merged = [n for n in doc.rootNode().childNodes() if n.name() == "depth paint"][-1]
+        new = host.node_id(merged)
+        got = host.read_layers(doc, [new], canvas)[new]
+        names = [n.name() for n in doc.rootNode().childNodes()]
+        r = {
+            "message": dlg.status.text(),
+            "merged": [merged.name(), new != old, getattr(c.marks(doc).get(new), "type", None)],
+            "exact": bool(np.array_equal(got, want)),
+            "changed": bool((want != before).any()),
+            "left_over": [n for n in names if n.startswith("Depth:")],
+        }
+        undo = Krita.instance().action("edit_undo")
+        seen = []
+        for _ in range(2):
+            undo.trigger()
+            doc.waitForDone()
+            QApplication.instance().processEvents()
+            seen.append([n.name() for n in doc.rootNode().childNodes()][-2:])
+        back = host.find_node(doc, old)
+        r["undo"] = seen
+        r["restored"] = back is not None and bool(
+            np.array_equal(host.read_layers(doc, [old], canvas)[old], before)
+        )
+        dlg.close()
+        for node_id in (old, new):
+            c.set_mark(node_id, None, doc)
+        for n in doc.rootNode().childNodes():
+            if n.name() in ("depth paint", "Depth: pointing right"):
+                n.remove()
+        host.refresh(doc)
+        self.out["depth_library"]["merge"] = r
         return True
 
     def finish(self):
