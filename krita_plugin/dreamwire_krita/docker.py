@@ -520,7 +520,14 @@ class DreamwireDocker(DockWidget):
         )
         self.make_control_button.clicked.connect(self._make_control)
         self.control_type.currentIndexChanged.connect(lambda _i: self._fill_makeable())
-        lay.addWidget(self.make_control_button)
+        # The depth library opens in a window of its own: this page has no height to spare.
+        self.depth_library_button = QPushButton("Depth library…")
+        self.depth_library_button.setToolTip("Hand and pose depth maps to place on a depth layer")
+        self.depth_library_button.clicked.connect(self._open_depth_library)
+        row = QHBoxLayout()
+        row.addWidget(self.make_control_button, 1)
+        row.addWidget(self.depth_library_button)
+        lay.addLayout(row)
         self._fill_makeable()
         # Each control layer's tick switches it on or off for jobs without unmarking or
         # hiding it (Krita AI Diffusion's per-layer toggle); in the list, not a new row,
@@ -563,6 +570,15 @@ class DreamwireDocker(DockWidget):
         wire = ctl.TYPES[self.control_type.currentText()]
         self.controller.make_control_layer(wire, self.params())
         self.refresh(self.controller)
+
+    def _open_depth_library(self) -> None:
+        from .depth_library_dialog import DepthLibraryDialog
+
+        if getattr(self, "depth_library", None) is None:
+            self.depth_library = DepthLibraryDialog(self.controller, self.show_message, self)
+        self.depth_library.reload()
+        self.depth_library.show()
+        self.depth_library.raise_()
 
     def _fill_makeable(self) -> None:
         """The make button works for the types the backend has an annotator for."""

@@ -211,15 +211,20 @@ def add_paint_layer(doc, name: str):
     """A new, fully transparent paint layer above the active layer (at the top when none
     is active), made the active layer so the artist can paint on it at once."""
     layer = doc.createNode(name, "paintlayer")
-    active = doc.activeNode()
-    parent = active.parentNode() if active is not None else None
-    if parent is None:
-        doc.rootNode().addChildNode(layer, None)
-    else:
-        parent.addChildNode(layer, active)
+    add_above_active(doc, layer)
     doc.setActiveNode(layer)
     refresh(doc)
     return layer
+
+
+def add_above_active(doc, node) -> None:
+    """Add `node` right above the active layer (at the top when none is active)."""
+    active = doc.activeNode()
+    parent = active.parentNode() if active is not None else None
+    if parent is None:
+        doc.rootNode().addChildNode(node, None)
+    else:
+        parent.addChildNode(node, active)
 
 
 def add_result_layer(
@@ -616,3 +621,50 @@ def resource_dir() -> str:
 
     chosen = Krita.instance().readSetting("", "ResourceDirectory", "")
     return chosen or QStandardPaths.writableLocation(QStandardPaths.AppDataLocation)
+
+
+# -- depth library (logic/depth_library.py) -----------------------------------------------
+
+
+def active_chain(doc) -> list:
+    """The active node and its parents up to (not including) the root, as NodeInfo."""
+    from .logic.depth_library import NodeInfo
+
+    root = node_id(doc.rootNode())
+    out = []
+    node = doc.activeNode()
+    while node is not None and node_id(node) != root:
+        out.append(NodeInfo(node_id(node), node.type()))
+        node = node.parentNode()
+    return out
+
+
+def place_depth(doc, target, name: str, group_name: str, blending: str, rgba, rect: Rect) -> str:
+    """Put a placed depth map (rgba over rect) where `target` says; returns the id of the
+    layer that now holds the depth control. The map's layer is filled before it joins the
+    document, so adding it is Krita's one undoable step (scripted pixel writes are not
+    undoable in Krita 5.1); `blending` composites it by max with what lies under it."""
+    layer = doc.createNode(name, "paintlayer")
+    _write(doc, layer, rgba, rect)
+    layer.setBlendingMode(blending)
+    node = find_node(doc, target.node_id) if target.node_id else None
+    if target.kind == "group" and node is not None:
+        node.addChildNode(layer, None)  # None: on top of the group
+        refresh(doc)
+        return node_id(node)
+    if target.kind == "merge" and node is not None:
+        parent = node.parentNode()
+        at = [node_id(n) for n in parent.childNodes()].index(node_id(node))
+        parent.addChildNode(layer, node)
+        doc.waitForDone()
+        layer.mergeDown()  # the merged layer is a new node in the old one's place
+        doc.waitForDone()
+        merged = parent.childNodes()[at]
+        doc.setActiveNode(merged)
+        refresh(doc)
+        return node_id(merged)
+    group = doc.createGroupLayer(group_name)
+    group.addChildNode(layer, None)
+    add_above_active(doc, group)
+    refresh(doc)
+    return node_id(group)

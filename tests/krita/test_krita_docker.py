@@ -298,3 +298,29 @@ def test_wrap_around_makes_jobs_seamless_and_masked_content_is_per_workspace(gui
     # Generate keeps its "latent nothing" (set before its inpaint), Live its own "fill".
     assert t["masked"] == ["latent nothing", "fill"] and t["job"][4] == "latent nothing"
     assert json.loads(t["masked_setting"])["live"] == "fill"
+
+
+def test_depth_library_places_hands_into_one_depth_group_by_max(gui):
+    r = gui[0]["depth_library"]
+    assert r["shown"] and r["categories"][:2] == ["hands", "poses"], r
+    assert r["problems"].startswith("1 file skipped: props/broken.png: "), r["problems"]
+    assert r["selected"] == [True, True]
+    # A new group marked as depth, each hand a Lighten layer in it (Krita's max).
+    assert r["group"] == ["Depth library", "grouplayer", True], r["message"]
+    assert r["children"] == [["Depth: open right", "lighten"], ["Depth: fist right", "lighten"]]
+    assert r["mark"] == "depth" and "depth" in r["units"]
+    # The group shows exactly the logic's max composite: changed where a hand went, nearer
+    # winning where the two overlap, transparent elsewhere.
+    assert r["overlap"] > 0 and r["changed_where_placed"]
+    assert r["exact"], r["max_diff"]
+    # The second placement is one undoable step; the artist's layer stayed active.
+    assert r["after_undo"] == ["Depth: open right"]
+    assert r["active"][0] == r["active"][1]
+    # Onto an active depth paint layer: merged by max, the layer keeps its name and mark.
+    m = r["merge"]
+    assert m["merged"] == ["depth paint", True, "depth"], m["message"]
+    assert m["exact"] and m["changed"] and m["left_over"] == []
+    # Two undo steps (Krita 5.1 scripting writes pixels without undo): the merge, then the
+    # Lighten layer; the original layer comes back unchanged.
+    assert m["undo"][0] == ["depth paint", "Depth: pointing right"], m["undo"]
+    assert "Depth: pointing right" not in m["undo"][1] and m["restored"], m["undo"]

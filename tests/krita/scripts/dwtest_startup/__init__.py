@@ -52,6 +52,8 @@ class Driver:
             self.actions_cancelled,
             self.tiling,
             self.tiling_cancelled,
+            self.depth_library,
+            self.depth_merge,
             self.manual_shots,
             self.finish,
         ]
@@ -844,6 +846,130 @@ class Driver:
 
     def tiling_cancelled(self):
         return not self.docker.controller.busy
+
+    def depth_library(self):
+        """The depth library's window: two hands placed into a new depth group, nearer
+        wins where they overlap, the second undone in one step; a broken file is named."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic import depth_library as dl
+        from dreamwire_krita.logic.controls import ControlMark
+        from dreamwire_krita.logic.regions import plan_generate
+
+        d, c, doc = self.docker, self.docker.controller, self.doc
+        broken = dl.user_folder(host.resource_dir()) / "props" / "broken.png"
+        broken.parent.mkdir(parents=True, exist_ok=True)
+        broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+        active = doc.activeNode().name()
+        canvas = host.canvas_rect(doc)
+        d.depth_library_button.click()
+        dlg = d.depth_library
+        r = {"shown": dlg.isVisible(), "problems": dlg.problems.text()}
+        r["categories"] = [dlg.category.itemText(i) for i in range(dlg.category.count())]
+        want = np.zeros((canvas.h, canvas.w, 4), np.uint8)
+        holders, placed = [], []
+        for key, x, flip in (("hands/open_right", 36, False), ("hands/fist_right", 52, True)):
+            r.setdefault("selected", []).append(dlg.select(key))
+            dlg.x.setValue(x)
+            dlg.y.setValue(32)
+            dlg.scale.setValue(0.2)
+            dlg.flip.setChecked(flip)
+            p = dl.place(dlg.maps[key], dlg.placement(), canvas)
+            over = np.zeros_like(want)
+            over[p.rect.y : p.rect.bottom, p.rect.x : p.rect.right] = p.rgba
+            want = dl.composite_max(want, over)
+            placed.append(over[..., 3] > 0)
+            holders.append(dlg.place_button.click() or dlg.recent)
+        group = host.find_node(doc, holders[0])
+        got = host.read_layers(doc, [holders[0]], canvas)[holders[0]]
+        r["group"] = [group.name(), group.type(), holders[0] == holders[1]]
+        r["children"] = [[n.name(), n.blendingMode()] for n in group.childNodes()]
+        r["mark"] = c.marks(doc)[holders[0]].type
+        r["exact"] = bool(np.array_equal(got, want))
+        r["max_diff"] = int(np.abs(got.astype(int) - want).max())
+        both = placed[0] & placed[1]
+        r["overlap"] = int(both.sum())
+        # Where they overlap, the nearer of the two (the fist's knuckles beat the palm).
+        r["changed_where_placed"] = bool(((got[..., 3] > 0) == (placed[0] | placed[1])).all())
+        units = c._control_units(doc, plan_generate(canvas, None))
+        r["units"] = sorted(u.type for u in units)
+        r["message"] = dlg.status.text()
+        Krita.instance().action("edit_undo").trigger()
+        doc.waitForDone()
+        QApplication.instance().processEvents()
+        r["after_undo"] = [n.name() for n in group.childNodes()]
+        r["active"] = [active, doc.activeNode().name()]
+        if self.cfg.get("manual"):  # the manual's picture of the window
+            dlg.grab().save(os.path.join(self.cfg["manual"], "depth-library.png"))
+        dlg.close()
+        c.set_mark(holders[0], None, doc)
+        group.remove()
+        broken.unlink()
+        # Next: an opaque depth paint layer (as "Make from active layer" makes), active.
+        flat = np.zeros((canvas.h, canvas.w, 4), np.uint8)
+        flat[...] = (90, 90, 90, 255)
+        layer, _ = host.add_result_layer(doc, doc.rootNode(), "depth paint", flat, canvas, None)
+        c.set_mark(host.node_id(layer), ControlMark("depth"), doc)
+        host.refresh(doc)
+        doc.setActiveNode(layer)  # takes effect once the event loop has run
+        self.out["depth_library"] = r
+        return True
+
+    def depth_merge(self):
+        """Placing on a depth paint layer merges a Lighten layer down: the layer keeps its
+        name and its mark (on its new id), two undo steps take it back."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic import depth_library as dl
+
+        d, c, doc = self.docker, self.docker.controller, self.doc
+        node = doc.activeNode()
+        if node is None or node.name() != "depth paint":
+            return False
+        old, canvas = host.node_id(node), host.canvas_rect(doc)
+        before = host.read_layers(doc, [old], canvas)[old]
+        d.depth_library_button.click()
+        dlg = d.depth_library
+        dlg.select("hands/pointing_right")
+        dlg.x.setValue(48)
+        dlg.y.setValue(32)
+        dlg.scale.setValue(0.2)
+        dlg.flip.setChecked(False)
+        p = dl.place(dlg.maps["hands/pointing_right"], dlg.placement(), canvas)
+        over = np.zeros_like(before)
+        over[p.rect.y : p.rect.bottom, p.rect.x : p.rect.right] = p.rgba
+        want = dl.composite_max(before, over)
+        dlg.place_button.click()
+        merged = [n for n in doc.rootNode().childNodes() if n.name() == "depth paint"][-1]
+        new = host.node_id(merged)
+        got = host.read_layers(doc, [new], canvas)[new]
+        names = [n.name() for n in doc.rootNode().childNodes()]
+        r = {
+            "message": dlg.status.text(),
+            "merged": [merged.name(), new != old, getattr(c.marks(doc).get(new), "type", None)],
+            "exact": bool(np.array_equal(got, want)),
+            "changed": bool((want != before).any()),
+            "left_over": [n for n in names if n.startswith("Depth:")],
+        }
+        undo = Krita.instance().action("edit_undo")
+        seen = []
+        for _ in range(2):
+            undo.trigger()
+            doc.waitForDone()
+            QApplication.instance().processEvents()
+            seen.append([n.name() for n in doc.rootNode().childNodes()][-2:])
+        back = host.find_node(doc, old)
+        r["undo"] = seen
+        r["restored"] = back is not None and bool(
+            np.array_equal(host.read_layers(doc, [old], canvas)[old], before)
+        )
+        dlg.close()
+        for node_id in (old, new):
+            c.set_mark(node_id, None, doc)
+        for n in doc.rootNode().childNodes():
+            if n.name() in ("depth paint", "Depth: pointing right"):
+                n.remove()
+        host.refresh(doc)
+        self.out["depth_library"]["merge"] = r
+        return True
 
     def finish(self):
         self.out["settings_params"] = Krita.instance().readSetting("dreamwire", "params", "")
