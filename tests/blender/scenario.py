@@ -1057,6 +1057,9 @@ def sc_face():
     bpy.context.scene.camera = cam
     head = _face_mesh("Head")
     select(head)
+    drawn = draw_ui()["idle"]
+    record("panel", [p for kind, p in drawn if kind == "path" and "face" in p])
+    record("face_hint", [t for kind, t in drawn if kind == "label" and "face_oval" in t])
     a = addon()
     gen, _ = a.actions.project(bpy.context, [cam])
     job = next(gen)

@@ -392,6 +392,9 @@ def test_face_control_sends_the_face_meshs_groups_as_a_mediapipe_face_unit(addon
     from dreamwire.shared.imaging import mediapipe_face as mp_face
 
     c = run_scenario("face", addon_zip, tmp_path)
+    # The panel's Controls draw it beside Pose, with what it reads said under it.
+    assert {"dreamwire.face.enabled", "dreamwire.face.weight"} <= set(c["panel"])
+    assert len(c["face_hint"]) == 1
     assert c["units"] == [["mediapipe_face", "none", 0.6]]
     assert c["face_shape"] == [128, 128, 3] and c["face_image_stored"]
     bgr = {f.name: f.bgr for f in mp_face.FEATURES}
