@@ -84,6 +84,7 @@ CAPTURE_KINDS = {
     "depth": "depth",
     "normals": "normals",
     "pose": "pose",
+    "face": "face",
     "segmentation": "segmentation",
     "colour": "color",
 }

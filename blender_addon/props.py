@@ -239,6 +239,7 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
     depth: PointerProperty(type=DREAMWIRE_PG_control_on)
     normals: PointerProperty(type=DREAMWIRE_PG_control)
     pose: PointerProperty(type=DREAMWIRE_PG_control)
+    face: PointerProperty(type=DREAMWIRE_PG_control)
     segmentation: PointerProperty(type=DREAMWIRE_PG_control)
     colour: PointerProperty(type=DREAMWIRE_PG_control)
     pose_overrides: CollectionProperty(type=DREAMWIRE_PG_bone_override)

@@ -145,6 +145,9 @@ def _draw_controls(layout, context) -> None:
         box.prop(props, "colour_as_init")
         if props.colour_as_init:
             box.prop(props, "strength")
+    if props.face.enabled:
+        # What the capture reads (core/face.py): said here, as the rig is for Pose.
+        box.label(text="Face: meshes' face_oval, face_lips, face_left_eye ... vertex groups")
     if props.pose.enabled:
         box.label(text="Pose bone overrides (for other rigs)")
         row = box.row()

@@ -9,6 +9,9 @@ import re
 # Most specific first: "lineart_anime" before "lineart", "softedge" aliases before "seg"...
 TYPE_PATTERNS = (
     ("ip-adapter", r"ip_?adapter"),  # before "ip2p"; the file's layout confirms it
+    # CrucibleAI's ControlNetMediaPipeFace (control_v2p_sd15/sd21_mediapipe_face): named by
+    # "mediapipe", never by "face" alone, which IP-Adapter FaceID files (above) also hold.
+    ("mediapipe_face", r"mediapipe"),
     ("lineart_anime", r"lineart_?anime|anime_?lineart"),
     ("lineart", r"lineart|line_?art"),
     ("softedge", r"softedge|soft_edge|\bhed\b|_hed|hed_|pidi|pidinet|teed"),

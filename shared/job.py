@@ -51,6 +51,9 @@ CONTROL_TYPES = (
     "inpaint",
     "ip2p",
     "color",  # T2I-Adapter color (A1111 preprocessor t2ia_color_grid)
+    # ControlNetMediaPipeFace (A1111 preprocessor mediapipe_face; the extension files it
+    # under no control type filter but "All", so its type is named after the preprocessor).
+    "mediapipe_face",
     "ip-adapter",  # reference image (A1111 preprocessors ip-adapter_clip_*)
     # Dreamwire's own (A1111 has none): the same IP-Adapter files with IPAdapter_plus's
     # "style transfer" / "composition" block maps (Krita AI Diffusion's Style/Composition).

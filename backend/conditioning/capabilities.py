@@ -51,10 +51,12 @@ _SD15 = {
     "ip2p": "control_v11e_sd15_ip2p",
     "color": "t2iadapter_color_sd14v1",
     "ip-adapter": "ip-adapter_sd15",
+    "mediapipe_face": "control_v2p_sd15_mediapipe_face",  # CrucibleAI's
 }
 _SDXL_UNION = "controlnet-union-sdxl-1.0_promax"
 EXAMPLES = {
     "sd1": _SD15,
+    "sd2": {"mediapipe_face": "control_v2p_sd21_mediapipe_face"},
     "sdxl": {
         **{
             t: _SDXL_UNION

@@ -4,6 +4,8 @@
 
     models/ControlNet/control_v11*_sd15_<type>.safetensors  ControlNet 1.1 single files in the
                                                             original `control_model.` layout
+                                                            (and control_v2p_sd15_mediapipe_face,
+                                                            ControlNetMediaPipeFace's)
     models/ControlNet/control_v11p_sd15_lineart/            a diffusers ControlNet folder
     models/ControlNet/diffusers_xl_depth_full.safetensors   SDXL ControlNet (diffusers keys, as
                                                             lllyasviel/sd_control_collection)
@@ -58,6 +60,9 @@ SD15_CONTROLNETS = {
     "tile": "control_v11f1e_sd15_tile",
     "inpaint": "control_v11p_sd15_inpaint",
     "ip2p": "control_v11e_sd15_ip2p",
+    # CrucibleAI's ControlNetMediaPipeFace, trained with the ControlNet 1.0 code: the same
+    # single-file layout under its own name.
+    "mediapipe_face": "control_v2p_sd15_mediapipe_face",
 }
 SD15_DIFFUSERS_FOLDER = ("lineart", "control_v11p_sd15_lineart")
 SDXL_CONTROLNET = ("depth", "diffusers_xl_depth_full")

@@ -679,9 +679,10 @@ def capture_all(
     kinds: Iterable[str] = ("depth", "normals", "segmentation", "pose", "color"),
     color_samples: int | None = None,
 ) -> dict:
-    """Several captures from one render: {kind: image}, plus 'labels' and 'pose_json'."""
+    """Several captures from one render: {kind: image}, plus 'labels' and 'pose_json'.
+    "face" (not among the defaults: it needs face_* vertex groups) is capture_face's."""
     kinds = set(kinds)
-    unknown = kinds - {"depth", "normals", "segmentation", "pose", "color"}
+    unknown = kinds - {"depth", "normals", "segmentation", "pose", "face", "color"}
     if unknown:
         raise CaptureError(f"Unknown capture kinds: {sorted(unknown)}")
     out: dict = {}
@@ -711,6 +712,8 @@ def capture_all(
         frame, img = capture_pose(scene, camera, width, height)
         out["pose"] = img
         out["pose_json"] = to_openpose_json(frame)
+    if "face" in kinds:
+        out["face"] = capture_face(scene, camera, width, height)
     return out
 
 

@@ -26,11 +26,14 @@ from dreamwire.shared.native_size import two_pass
 from dreamwire.shared.panel_job import panel_job
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
-# The panel's control names and the ControlNet types they feed.
+# The panel's control names and the ControlNet types they feed. The face is drawn from a
+# mesh's face_* vertex groups (core/face.py) as the pose is from an armature: a map ready
+# for ControlNetMediaPipeFace, sent with no preprocessor.
 CONTROL_TYPES = {
     "depth": "depth",
     "normals": "normalbae",
     "pose": "openpose",
+    "face": "mediapipe_face",
     "segmentation": "seg",
     "colour": "tile",
 }
@@ -38,6 +41,7 @@ CONTROL_LABELS = {
     "depth": "Depth",
     "normals": "Normals",
     "pose": "Pose",
+    "face": "Face",
     "segmentation": "Segmentation",
     "colour": "Colour",
 }

@@ -1047,6 +1047,65 @@ def sc_bad_inputs():
     s.pose_overrides.clear()
 
 
+def _face_mesh(name):
+    """A flat face seen from the front: rings (n-gons, their rims the edges) for the oval,
+    the person's left eye and the lips, each in its face_* vertex group."""
+    rings = {
+        "face_oval": (0.0, 0.0, 2.0, 2.4, 24),
+        "face_left_eye": (0.7, 0.5, 0.35, 0.18, 8),
+        "face_lips": (0.0, -1.1, 0.7, 0.25, 10),
+    }
+    verts, faces, groups = [], [], {}
+    for group, (cx, cz, rx, rz, n) in rings.items():
+        start = len(verts)
+        angles = [2 * math.pi * i / n for i in range(n)]
+        verts += [(cx + rx * math.cos(a), 0.0, cz + rz * math.sin(a)) for a in angles]
+        faces.append(tuple(range(start, start + n)))
+        groups[group] = list(range(start, start + n))
+    obj = mesh_object(name, verts, faces)
+    for group, members in groups.items():
+        obj.vertex_groups.new(name=group).add(members, 1.0, "REPLACE")
+    return obj
+
+
+def sc_face():
+    """The panel's Face control: Project captures the face mesh's face_* groups and its job
+    carries them as a mediapipe_face unit; with no such mesh the action says what to add.
+    (The job is taken from the action before it is sent: no backend.)"""
+    clear_scene()
+    s = settings(size=128)  # the annotator leaves out faces under 64 pixels
+    s.depth.enabled = False
+    s.face.enabled, s.face.weight = True, 0.6
+    cam = camera("Cam", (0, -6, 0))
+    bpy.context.scene.camera = cam
+    head = _face_mesh("Head")
+    select(head)
+    drawn = draw_ui()["idle"]
+    record("panel", [p for kind, p in drawn if kind == "path" and "face" in p])
+    record("face_hint", [t for kind, t in drawn if kind == "label" and "face_oval" in t])
+    a = addon()
+    gen, _ = a.actions.project(bpy.context, [cam])
+    job = next(gen)
+    gen.close()
+    record("units", [[u.type, u.preprocessor, round(u.weight, 3)] for u in job.controls])
+    face = next((u.image for u in job.controls if u.type == "mediapipe_face"), None)
+    if face is not None:
+        colours, counts = np.unique(face.reshape(-1, 3), axis=0, return_counts=True)
+        record(
+            "face_colours", [[*map(int, c), int(n)] for c, n in zip(colours, counts, strict=True)]
+        )
+        record("face_shape", list(face.shape))
+    record("face_image_stored", "Dreamwire face" in bpy.data.images)
+    for group in list(head.vertex_groups):
+        head.vertex_groups.remove(group)
+    try:
+        gen, _ = a.actions.project(bpy.context, [cam])
+        next(gen)
+        record("no_face", None)
+    except a.core.tasks.ActionError as exc:
+        record("no_face", str(exc))
+
+
 def sc_backend_dies():
     clear_scene()
     s = settings(steps=int(CONFIG.get("steps", 40)), size=64)

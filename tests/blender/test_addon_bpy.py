@@ -389,6 +389,25 @@ def test_render_animation_writes_frames_and_resumes_after_a_stop(addon_zip, tmp_
     assert c["frame_after_fixed"] == c["frame_after_stop"]  # the scene's frame put back
 
 
+def test_face_control_sends_the_face_meshs_groups_as_a_mediapipe_face_unit(addon_zip, tmp_path):
+    """Face on in the panel: Project's job carries the mesh's face_* groups drawn in the
+    annotator's feature colours, as a map (no preprocessor); no such mesh: a clear message."""
+    from dreamwire.shared.imaging import mediapipe_face as mp_face
+
+    c = run_scenario("face", addon_zip, tmp_path)
+    # The panel's Controls draw it beside Pose, with what it reads said under it.
+    assert {"dreamwire.face.enabled", "dreamwire.face.weight"} <= set(c["panel"])
+    assert len(c["face_hint"]) == 1
+    assert c["units"] == [["mediapipe_face", "none", 0.6]]
+    assert c["face_shape"] == [128, 128, 3] and c["face_image_stored"]
+    bgr = {f.name: f.bgr for f in mp_face.FEATURES}
+    drawn = {(r, g, b): n for r, g, b, n in c["face_colours"]}  # colour: pixels
+    wanted = {bgr[name][::-1] for name in ("face_oval", "left_eye", "lips")}  # RGB out
+    assert set(drawn) == wanted | {(0, 0, 0)}, drawn  # those three features, nothing else
+    assert all(drawn[colour] > 10 for colour in wanted)
+    assert "No face mesh to draw" in c["no_face"] and "face_oval" in c["no_face"]
+
+
 def test_bad_input_gives_one_clear_message_and_changes_nothing(addon_zip, tmp_path, backend):
     c = run_scenario("bad_inputs", addon_zip, tmp_path, backend, dead_address=free_address())
     for key in (

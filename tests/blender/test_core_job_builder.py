@@ -329,3 +329,25 @@ def test_a_backend_that_does_not_say_gets_every_control_and_the_old_precheck():
     other = welcome_with({"sdxl": {}}, families={"tiny-sd1": "sd1"})
     assert plan_controls(with_reference(ref, controls=controls), other).skipped == {}
     assert fit_to_backend(with_reference(ref), None) == ""
+
+
+def test_face_control_goes_as_a_mediapipe_face_unit_and_is_left_out_where_not_served():
+    """The panel's Face capture is a drawn map: a `mediapipe_face` unit with no
+    preprocessor; a family without ControlNetMediaPipeFace leaves it out naming the file."""
+    face = np.zeros((64, 64, 3), np.uint8)
+    face[20, 10:50] = (10, 200, 10)  # a line of the face oval
+    controls = [ControlSetting("face", True, 0.7, 0.0, 0.8), ControlSetting("depth", True)]
+    s = settings(controls=controls)
+    job = build_job(s, {"face": face, "depth": face})
+    assert [(c.type, c.weight, c.end, c.preprocessor) for c in job.controls] == [
+        ("mediapipe_face", 0.7, 0.8, "none"),
+        ("depth", 1.0, 1.0, "none"),
+    ]
+    assert job.controls[0].image is face
+    missing = {"mediapipe_face": "no mediapipe_face ControlNet for SDXL in the ControlNet folders"}
+    served = {"sd1": {"mediapipe_face": "control_v2p_sd15_mediapipe_face", "depth": "d"}}
+    w = welcome_with({**served, "sdxl": {"depth": "d"}}, {"sdxl": missing})
+    assert plan_controls(settings(controls=controls), w).skipped == {}
+    xl = settings(model="tiny-sdxl", controls=controls)
+    assert fit_to_backend(xl, w).startswith("Left out Face (") and xl.skip == {"face"}
+    assert [c.type for c in build_job(xl, {"face": face, "depth": face}).controls] == ["depth"]

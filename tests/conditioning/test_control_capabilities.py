@@ -26,7 +26,9 @@ def test_capabilities_list_the_control_types_each_family_can_run(engine):
     for family in ("sd1", "sdxl"):
         for kind in ("ip-adapter-style", "ip-adapter-composition"):
             assert served[family][kind] == served[family]["ip-adapter"]
-    assert set(missing["sdxl"]) == {"shuffle", "ip2p", "color"}
+    assert served["sd1"]["mediapipe_face"] == "control_v2p_sd15_mediapipe_face"
+    assert set(missing["sdxl"]) == {"shuffle", "ip2p", "color", "mediapipe_face"}
+    assert "no mediapipe_face ControlNet" in missing["sdxl"]["mediapipe_face"]
     assert "ControlNet folders" in missing["sdxl"]["color"]
     assert set(served["sdxl"]) | set(missing["sdxl"]) == set(CONTROL_TYPES)
 

@@ -128,6 +128,13 @@ def test_tiny_controlnet_files_are_in_the_original_layout(cn_dir, canny):
         ("thibaud_xl_openpose", "openpose", "SDXL"),
         ("controlnet-depth-sdxl-1.0", "depth", "SDXL"),
         ("control_v11p_sd21_normalbae", "normalbae", "SD2.x"),
+        # CrucibleAI's ControlNetMediaPipeFace: "mediapipe", not "face", names it; the
+        # IP-Adapter FaceID files hold "face" too and stay IP-Adapters.
+        ("control_v2p_sd15_mediapipe_face", "mediapipe_face", "SD1.x"),
+        ("control_v2p_sd21_mediapipe_face", "mediapipe_face", "SD2.x"),
+        ("ControlNetMediaPipeFace", "mediapipe_face", None),
+        ("ip-adapter-faceid-plusv2_sd15", "ip-adapter", "SD1.x"),
+        ("ip-adapter-plus-face_sdxl_vit-h", "ip-adapter", "SDXL"),
     ],
 )
 def test_type_and_family_from_name(name, kind, family):

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cn_helpers import SIZE, load_net, maxdiff, reference_pipe, run_job_settings
+from PIL import Image
 
+from dreamwire.backend.conditioning import control_image, preprocess
 from dreamwire.backend.conditioning import mediapipe_face as face
-from dreamwire.backend.conditioning import preprocess
 from dreamwire.backend.library import annotator_files
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.imaging import mediapipe_face as drawing
+from dreamwire.shared.infotext import parse_infotext
+from dreamwire.shared.job import ControlUnit, Job
+from tests.engine.reference import JOB_BASE
 
 pytest.importorskip("mediapipe.tasks.python.vision")
 from dreamwire.backend.tiny import mediapipe_face as tiny  # noqa: E402 (needs mediapipe)
@@ -99,3 +104,42 @@ def test_a_missing_or_broken_task_file_is_named(root, no_own_folder, tmp_path):
     with pytest.raises(DreamwireError) as err:
         preprocess.run("mediapipe_face", _picture(), roots=[tmp_path])
     assert err.value.code is ErrorCode.MODEL_CORRUPT and str(bad) in err.value.message
+
+
+FACE_NET = "control_v2p_sd15_mediapipe_face"  # the tiny library's, named as CrucibleAI's
+
+
+def test_a_face_unit_runs_the_face_controlnet_on_a_drawn_or_a_detected_face(
+    engine, cn_dir, root, monkeypatch
+):
+    """A `mediapipe_face` unit naming no model finds ControlNetMediaPipeFace by its file
+    name; a host-drawn face map (preprocessor none) and the same picture's face detected by
+    the backend (preprocessor mediapipe_face) make the same image, which the map steers."""
+    monkeypatch.setenv("DREAMWIRE_ANNOTATORS", str(root / annotator_files.A1111_DOWNLOADS))
+    picture = _picture()
+    drawn = preprocess.run("mediapipe_face", picture, roots=[root], processor_res=SIDE)
+    assert drawn.any()
+
+    def run(*units: ControlUnit):
+        job = Job(**{**JOB_BASE, "steps": 2, "sampler": "Euler", "controls": list(units)})
+        result = engine.run(job).images[0]
+        return result.image, parse_infotext(result.infotext).controlnets
+
+    host, entries = run(ControlUnit("mediapipe_face", drawn))
+    assert entries[0].model_name == FACE_NET and entries[0].module == "none"
+    unit = ControlUnit("mediapipe_face", picture, preprocessor="mediapipe_face", processor_res=SIDE)
+    detected, entries = run(unit)
+    assert entries[0].model_name == FACE_NET and entries[0].module == "mediapipe_face"
+    assert (entries[0].threshold_a, entries[0].threshold_b) == (1.0, 0.5)  # the sliders'
+    np.testing.assert_array_equal(detected, host)
+    # What ran is diffusers' ControlNet pipeline with the face file and the map (cropped
+    # and resized to the job, the unit's default resize mode).
+    net = load_net(engine, cn_dir / f"{FACE_NET}.safetensors")
+    pipe = reference_pipe(engine, "StableDiffusionControlNetPipeline", [net])
+    fitted = control_image.resize(drawn, 64, 64, "crop_and_resize")
+    ref = run_job_settings(pipe, image=[Image.fromarray(fitted)], num_inference_steps=2, **SIZE)
+    assert maxdiff(host, ref) <= 1
+    bare = run_job_settings(
+        pipe, image=[Image.fromarray(fitted * 0)], num_inference_steps=2, **SIZE
+    )
+    assert maxdiff(ref, bare) > 1  # the face's lines, not the net alone, made the difference

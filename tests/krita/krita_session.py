@@ -78,6 +78,20 @@ class KritaSession:
         return out
 
 
+def _save_face_landmarker(folder: Path) -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("mediapipe") is None:
+        return False
+    import numpy as np
+
+    from dreamwire.backend.tiny import mediapipe_face as tiny
+
+    points = np.random.default_rng(19).uniform(0.05, 0.95, (tiny.MESH_POINTS, 2))
+    tiny.save(folder / "face_landmarker.task", tiny.Planted(((0.5, 0.5, 0.6),), points))
+    return True
+
+
 def run_session(root: Path, tiny_models: Path, flux_root: Path) -> KritaSession:
     record, dump, local_out = root / "record", root / "dump", root / "local-out"
     dump.mkdir(parents=True)
@@ -107,6 +121,9 @@ def run_session(root: Path, tiny_models: Path, flux_root: Path) -> KritaSession:
     from dreamwire.backend.tiny import subject
 
     subject.save(root / "annotators", subject.U2NETP)
+    # And a tiny MediaPipe face landmarker for a Face layer (mediapipe_face), where the
+    # mediapipe package that builds and runs it is installed.
+    face = _save_face_landmarker(root / "annotators")
     env = {"DREAMWIRE_ANNOTATORS": str(root / "annotators"), "U2NET_HOME": str(root / "annotators")}
     with RecordingBackend(record, [tiny_models, flux_root], root / "out", env=env) as backend:
         parts = [
@@ -120,6 +137,7 @@ def run_session(root: Path, tiny_models: Path, flux_root: Path) -> KritaSession:
                     # For `dreamwire models merge` into the running backend's folder.
                     "python": sys.executable,
                     "models": str(tiny_models),
+                    "face": face,
                 },
             ],
             ["dw_local", {"address": local_address, "command": local_command}],

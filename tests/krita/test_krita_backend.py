@@ -125,6 +125,28 @@ def test_control_layer_made_from_the_active_layer_lands_above_it_marked(run):
     assert want.any()  # the square's edges, not an empty map
 
 
+def test_face_layer_made_from_a_portrait_is_the_backends_mediapipe_face_map(run):
+    """Face: the portrait goes out as a mediapipe_face preprocess job; MediaPipe's (tiny)
+    landmarker finds its face and the drawn map lands marked as a face control layer."""
+    pytest.importorskip("mediapipe.tasks.python.vision")
+    from dreamwire.backend.conditioning import control_image, preprocess
+
+    out, record, dump = run
+    r = out["face_layer"]
+    assert r["ok"], (r["message"], r)
+    assert r["mark"] == ["mediapipe_face"]
+    body = _fields(record, r["job_id"])
+    assert [(u["type"], u["preprocessor"]) for u in body["controls"]] == [
+        ("mediapipe_face", "mediapipe_face")
+    ]
+    init = _arrived(record, r["job_id"], "init.npy")
+    # The session's annotator folder (beside dump/) holds the backend's face_landmarker.task.
+    found = preprocess.run("mediapipe_face", init, roots=[dump.parent])
+    want = control_image.resize(found, 96, 96, "just_resize")
+    np.testing.assert_array_equal(np.load(dump / "face-layer.npy")[..., :3], want)
+    assert (want == (10, 200, 10)).all(axis=2).any()  # the face oval's colour (RGB)
+
+
 def test_inpaint_changes_only_the_selection(run):
     out, record, dump = run
     r = out["inpaint"]

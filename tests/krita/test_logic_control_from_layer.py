@@ -87,3 +87,14 @@ def test_every_annotator_is_a_backend_preprocessor():
 
     known = set(preprocess.names())
     assert {p for names in cfl.ANNOTATORS.values() for p in names} <= known
+
+
+def test_a_face_layer_is_made_by_mediapipe_face_where_the_backend_lists_it():
+    assert cfl.makeable(welcome("canny", "openpose")) == ["Canny", "Pose"]  # no Face
+    w = welcome("openpose", "mediapipe_face")
+    assert cfl.makeable(w) == ["Pose", "Face"]
+    job = cfl.preprocess_job("mediapipe_face", w, layer())
+    (unit,) = job.controls
+    assert (unit.type, unit.preprocessor) == ("mediapipe_face", "mediapipe_face")
+    assert cfl.layer_name("mediapipe_face", "Portrait") == "Face of Portrait"
+    assert cfl.mark("mediapipe_face").type == "mediapipe_face"

@@ -82,6 +82,18 @@ def test_types_the_backend_cannot_serve_for_the_model_are_marked_with_the_reason
         "Not available for SDXL models: no color ControlNet for SDXL (e.g. t2i_color)"
     )
     assert "no canny model" in xl["Canny"].why  # no reason given: still says what is missing
+    assert not xl["Face"].available and "mediapipe_face" in xl["Face"].why
+
+
+def test_a_face_layer_goes_as_painted_a_mediapipe_face_map():
+    """A Face layer holds the face map (made from a photo, or drawn): its colours as they
+    are, over black, with no preprocessor."""
+    assert controls.TYPES["Face"] == "mediapipe_face"
+    face = np.zeros((8, 8, 4), np.uint8)
+    face[3, 1:7] = (10, 200, 10, 255)  # a line of the face oval, on a transparent layer
+    unit = controls.control_unit(controls.ControlMark("mediapipe_face", weight=0.8), face)
+    assert (unit.type, unit.preprocessor, unit.weight) == ("mediapipe_face", "none", 0.8)
+    assert tuple(unit.image[3, 2]) == (10, 200, 10) and tuple(unit.image[0, 0]) == (0, 0, 0)
 
 
 def test_a_backend_that_does_not_list_control_types_leaves_every_type_offered():

@@ -167,3 +167,27 @@ def test_odd_values_are_kept_not_raised():
     entry = parse_entry("Module: canny, Weight: heavy, Pixel Perfect: maybe, junk")
     assert entry.module == "canny" and entry.weight == 1.0
     assert entry.extras == {"Weight": "heavy", "Pixel Perfect": "maybe"}
+
+
+def test_a_mediapipe_face_entry_reads_back_as_a_face_unit():
+    """The extension's entry for ControlNetMediaPipeFace (its sliders at their defaults):
+    the model's name, or without a model the module's, says the face type; an IP-Adapter
+    FaceID model (its name holds "face" too) stays a reference unit."""
+    text = (
+        "Module: mediapipe_face, Model: control_v2p_sd15_mediapipe_face [9c7ef6e9], "
+        "Weight: 1.0, Resize Mode: Crop and Resize, Processor Res: 512, Threshold A: 1.0, "
+        "Threshold B: 0.5, Guidance Start: 0.0, Guidance End: 1.0, Pixel Perfect: False, "
+        "Control Mode: Balanced"
+    )
+    unit = parse_entry(text).control_unit()
+    assert unit == ControlUnit(
+        type="mediapipe_face",
+        image=None,
+        model="control_v2p_sd15_mediapipe_face",
+        preprocessor="mediapipe_face",
+    )
+    assert parse_entry("Module: mediapipe_face, Model: None").control_type == "mediapipe_face"
+    drawn = parse_entry("Module: none, Model: control_v2p_sd21_mediapipe_face [0123abcd]")
+    assert drawn.control_type == "mediapipe_face"
+    faceid = parse_entry("Module: ip-adapter_face_id, Model: ip-adapter-faceid_sd15 [0a1b2c3d]")
+    assert faceid.control_type == "ip-adapter"

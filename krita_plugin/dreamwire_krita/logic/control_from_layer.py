@@ -1,6 +1,6 @@
 """Make a control layer from the active layer: the backend's preprocess job (A1111's
 "preview annotator result", JobMode.PREPROCESS) runs an annotator (depth, normals, line
-art, soft edge, canny, pose) on the layer's pixels, and its map lands as a new layer above it,
+art, soft edge, canny, pose, face) on the layer's pixels, and its map lands as a new layer above it,
 marked as a control layer of that type (controls.py), ready for the next generation.
 
 Which annotator runs a type: the first of its `ANNOTATORS` the backend's welcome lists
@@ -37,6 +37,8 @@ ANNOTATORS: dict[str, tuple[str, ...]] = {
     # come in its convention (marigold_annotators.py).
     "normalbae": ("normalbae", "normal_marigold"),
     "openpose": ("openpose_full", "dw_openpose_full", "openpose"),
+    # MediaPipe's face landmarks drawn as ControlNetMediaPipeFace reads them.
+    "mediapipe_face": ("mediapipe_face",),
 }
 
 

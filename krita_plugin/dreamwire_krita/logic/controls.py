@@ -36,6 +36,7 @@ TYPES = {
     "Depth": "depth",
     "Normals": "normalbae",
     "Pose": "openpose",
+    "Face": "mediapipe_face",  # ControlNetMediaPipeFace's map (A1111's mediapipe_face)
     "Segmentation": "seg",
     "Tile / blur": "tile",
     "Colour": "color",
@@ -165,8 +166,8 @@ def control_image(rgba: np.ndarray, wire_type: str) -> np.ndarray:
 
     Line types: a sketch on a transparent layer is its opacity (white strokes on black);
     an opaque light sketch (dark lines on paper) is inverted. Reference: the layer's
-    picture (reference_image). Everything else (depth, normals, pose, segmentation, tile,
-    colour) is used as painted, over black.
+    picture (reference_image). Everything else (depth, normals, pose, face, segmentation,
+    tile, colour) is used as painted, over black.
     """
     if wire_type in REFERENCE_TYPES:
         return reference_image(rgba, _label(wire_type))

@@ -237,6 +237,30 @@ def check(cfg):
         layer = host.read_layers(docc, [host.node_id(made[0])], Rect(0, 0, 100, 80))
         np.save(cfg["dump"] + "/control-layer.npy", layer[host.node_id(made[0])])
 
+    # -- a Face layer from a portrait: the backend's MediaPipe face landmarker (tiny) -----------
+    if cfg.get("face"):
+        docf = k.createDocument(96, 96, "face", "RGBA", "U8", "", 72.0)
+        portrait = np.zeros((96, 96, 4), np.uint8)
+        portrait[...] = (180, 140, 120, 255)
+        source = paint(docf, portrait, "portrait")
+        c.status.message = ""
+        fjid = c.make_control_layer("mediapipe_face", Params(**base), docf, host.node_id(source))
+        ok = dwtest.pump(
+            c,
+            lambda: c.status.message.startswith("Added the control") or c.status.level == "error",
+            60,
+        )
+        made = [n for n in host.iter_nodes(docf.rootNode()) if n.name() == "Face of portrait"]
+        out["face_layer"] = {
+            "job_id": fjid,
+            "ok": ok and len(made) == 1,
+            "message": c.status.message,
+            "mark": sorted(m.type for m in c.marks(docf).values()),
+        }
+        if made:
+            layer = host.read_layers(docf, [host.node_id(made[0])], Rect(0, 0, 96, 96))
+            np.save(cfg["dump"] + "/face-layer.npy", layer[host.node_id(made[0])])
+
     # -- refine the visible canvas -----------------------------------------------------------------
     doc3 = k.createDocument(100, 80, "refine", "RGBA", "U8", "", 72.0)
     paint(doc3, canvas)
