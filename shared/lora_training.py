@@ -34,6 +34,8 @@ class LoraTraining:
     max_train_steps: int = 1600
     resolution: int = 512
     max_grad_norm: float = 1.0  # 0: no clipping
+    # Train the UNet's LoRA only; off (kohya's default) trains the text encoders' too.
+    network_train_unet_only: bool = False
     # Save the run's state every N steps (0: only when it stops before its end).
     save_every_n_steps: int = 0
     # A sample picture with the job's prompt and seed every N steps (0: none), sent as the
@@ -62,6 +64,7 @@ def check_lora_training(t: object, job_id: str) -> None:
     ft.number("max_grad_norm", t.max_grad_norm, 0.0, 1e6)
     ft.whole("save_every_n_steps", t.save_every_n_steps, 0, MAX_TRAIN_STEPS)
     ft.whole("sample_every_n_steps", t.sample_every_n_steps, 0, MAX_TRAIN_STEPS)
+    ft.flag("network_train_unet_only", t.network_train_unet_only)
     ft.flag("resume", t.resume)
     ft.flag("overwrite", t.overwrite)
 

@@ -28,8 +28,9 @@ from dreamwire.shared.result import GeneratedImage, JobResult, Progress
 
 from .layout import DATA_FOLDER
 from .loop import StepReport
-from .options import LoraTrainOptions
-from .run import TrainRequest, output_path, run_training
+from .options import LoraTrainOptions, kohya_values
+from .request import TrainRequest
+from .run import output_path, run_training
 from .state import load_state, state_path
 
 
@@ -117,30 +118,27 @@ def _seed(job: Job, request: TrainRequest) -> int:
     return resolve_seed(job.seed)
 
 
-def run_job(engine, job: Job, reporter: Reporter) -> JobResult:
+def job_request(job: Job, roots: list[Path]) -> TrainRequest:
+    """The run a train_lora job asks for. Its settings carry kohya's names, read through
+    the table the command line's arguments come from; its seed is the training's."""
     t = job.train_lora
-    roots = list(engine.library.roots)
-    request = TrainRequest(
+    request = TrainRequest.from_kohya(
+        kohya_values(t, LoraTrainOptions, TrainRequest),
         data=find_dataset(roots, t.data),
         name=t.name,
         lora_dir=lora_folder(roots),
         model=job.model,
-        overwrite=t.overwrite,
-        resume=t.resume,
-        save_every=t.save_every_n_steps,
         job_id=job.job_id,
     )
     seed = _seed(job, request)
-    options = LoraTrainOptions(
-        network_dim=t.network_dim,
-        network_alpha=t.network_alpha,
-        learning_rate=t.learning_rate,
-        max_train_steps=t.max_train_steps,
-        resolution=t.resolution,
-        seed=seed,
-        max_grad_norm=t.max_grad_norm,
-    )
-    request = replace(request, options=options)
+    return replace(request, options=replace(request.options, seed=seed))
+
+
+def run_job(engine, job: Job, reporter: Reporter) -> JobResult:
+    t = job.train_lora
+    roots = list(engine.library.roots)
+    request = job_request(job, roots)
+    seed = request.options.seed
     reporter.state("loading_model", "reading the training folder and loading the model")
     model = engine.load(job.model, "", reporter)
     sampler = _Sampler(model.components, job, seed)

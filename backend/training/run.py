@@ -16,25 +16,11 @@ from .dataset import Dataset, read_dataset
 from .kohya_file import TrainingRecord, kohya_metadata, kohya_tensors, save_lora
 from .loop import Checkpointing, StepReport, train_lora
 from .options import LoraTrainOptions
+from .request import TrainRequest
 from .state import RunIdentity, TrainState, load_state, state_path
 
 # The server log says where a stopped or restarted run went on from (operators, tests).
 log = logging.getLogger("dreamwire.training")
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    data: Path
-    name: str  # the LoRA's name: <lora:name:w>
-    lora_dir: Path  # models/Lora of a model root
-    model: str = ""  # checkpoint name; "" = the library's default
-    options: LoraTrainOptions = LoraTrainOptions()
-    overwrite: bool = False  # replace a LoRA of that name, or a stopped run's state
-    # Go on from the saved state of a stopped run of this name (state.py); its own job's
-    # restart (same job_id) goes on without asking.
-    resume: bool = False
-    save_every: int = 0  # save the state every N steps too (kohya's save_every_n_steps)
-    job_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,10 +94,6 @@ def _saved_state(request: TrainRequest, path: Path, identity: RunIdentity) -> Tr
 def run_training(
     engine, request: TrainRequest, on_step: Callable[[StepReport], None] | None = None
 ) -> TrainedLora:
-    if request.save_every < 0:
-        raise DreamwireError(
-            ErrorCode.INVALID_JOB, f"save_every must be 0 or more (got {request.save_every})"
-        )
     path = output_path(request)
     dataset = read_dataset(request.data)
     model = engine.load(request.model)
@@ -122,7 +104,9 @@ def run_training(
     resume = _saved_state(request, path, identity)
     if resume is not None:
         log.info("training %s resumes after step %d", path.stem, resume.step)
-    checkpointing = Checkpointing(state_path(path), identity, request.save_every, request.job_id)
+    checkpointing = Checkpointing(
+        state_path(path), identity, request.save_every_n_steps, request.job_id
+    )
     started = time.time()
     result = train_lora(model.components, dataset, request.options, on_step, resume, checkpointing)
     first = 1 if resume is None else resume.step + 1
