@@ -1,5 +1,5 @@
-"""`dreamwire train-lora --models ROOT --data DIR --name NAME`: train a LoRA on an SD1.x
-checkpoint from a kohya-layout folder into ROOT/models/Lora/NAME.safetensors."""
+"""`dreamwire train-lora --models ROOT --data DIR --name NAME`: train a LoRA on an SD1.x or
+SDXL checkpoint from a kohya-layout folder into ROOT/models/Lora/NAME.safetensors."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .engine_options import add_engine_arguments
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "train-lora", help="train a LoRA (SD1.x) from a folder of images into the LoRA folder"
+        "train-lora", help="train a LoRA (SD1.x, SDXL) from a folder of images into the LoRA folder"
     )
     p.add_argument("--models", type=Path, required=True, metavar="ROOT", help="model root")
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="images (+ .txt)")

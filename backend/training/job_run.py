@@ -68,24 +68,22 @@ class _Sampler:
     """The job's sample picture on the model as it is now (LoRA layers included): its
     prompt, negative prompt, steps, CFG, size and seed, with the model's own scheduler."""
 
+    family: str
     components: dict
     job: Job
     seed: int
 
     def picture(self) -> np.ndarray:
-        import diffusers
+        from dreamwire.backend.engine import pipelines
 
-        parts = ("vae", "text_encoder", "tokenizer", "unet")
         # A scheduler of its own: the cached model's is left as the engine keeps it.
         sched = self.components["scheduler"]
-        pipe = diffusers.StableDiffusionPipeline(
-            **{k: self.components[k] for k in parts},
-            scheduler=type(sched).from_config(sched.config),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
+        pipe = pipelines.build(
+            pipelines.pipeline_class(self.family, "txt2img"),
+            self.family,
+            self.components,
+            type(sched).from_config(sched.config),
         )
-        pipe.set_progress_bar_config(disable=True)
         unet = self.components["unet"]
         was_training = unet.training
         unet.eval()
@@ -141,7 +139,7 @@ def run_job(engine, job: Job, reporter: Reporter) -> JobResult:
     seed = request.options.seed
     reporter.state("loading_model", "reading the training folder and loading the model")
     model = engine.load(job.model, "", reporter)
-    sampler = _Sampler(model.components, job, seed)
+    sampler = _Sampler(model.family, model.components, job, seed)
     clock = _Clock(time.perf_counter())
     last_sample: list[np.ndarray] = []
 

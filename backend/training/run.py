@@ -13,7 +13,7 @@ from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .dataset import Dataset, read_dataset
-from .kohya_file import TrainingRecord, kohya_metadata, kohya_tensors, save_lora
+from .kohya_file import TrainingRecord, flavour, kohya_metadata, kohya_tensors, save_lora
 from .loop import Checkpointing, StepReport, train_lora
 from .options import LoraTrainOptions
 from .request import TrainRequest
@@ -52,6 +52,7 @@ def _identity(options: LoraTrainOptions, dataset: Dataset, model_hash: str) -> R
         learning_rate=options.learning_rate,
         resolution=options.resolution,
         max_grad_norm=options.max_grad_norm,
+        network_train_unet_only=options.network_train_unet_only,
         images=tuple(
             f"{img.repeats}|{img.path.relative_to(dataset.root).as_posix()}|{img.caption}"
             for img in dataset.images
@@ -118,8 +119,9 @@ def run_training(
         finished_at=time.time(),
         steps_done=first - 1 + len(result.losses),
     )
-    tensors = kohya_tensors(result.lora_state, request.options.network_alpha)
-    save_lora(path, tensors, kohya_metadata(request.options, dataset, record))
+    names = flavour(model.family, model.components["unet"].config)
+    tensors = kohya_tensors(result.lora_state, request.options.network_alpha, names)
+    save_lora(path, tensors, kohya_metadata(request.options, dataset, record, names))
     # The LoRA is whole: the state of the run that made it has done its work.
     state_path(path).unlink(missing_ok=True)
     return TrainedLora(path, result.losses, first)

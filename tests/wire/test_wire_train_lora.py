@@ -68,9 +68,10 @@ def test_training_holds_the_queue_and_gives_the_unet_back(backend_factory, train
     c = Client(backend.address)
     try:
         c.connect_wait(60)
-        # The welcome says which families train (SD1.x only).
+        # The welcome says which families train (SD1.x and SDXL).
         assert "train_lora" in c.welcome.families["sd1"].supports
-        assert "train_lora" not in c.welcome.families["sdxl"].supports
+        assert "train_lora" in c.welcome.families["sdxl"].supports
+        assert "train_lora" not in c.welcome.families["flux"].supports
         picture = small_job(width=32, height=32, steps=1, seed=9)
         before = c.run(picture, timeout=120).images[0].image
 
