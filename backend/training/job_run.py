@@ -32,6 +32,8 @@ from .options import LoraTrainOptions, kohya_values
 from .request import TrainRequest
 from .run import output_path, run_training
 from .state import load_state, state_path
+from .uploads import remove as remove_pictures
+from .uploads import write_pictures
 
 
 def find_dataset(roots: list[Path], name: str) -> Path:
@@ -116,13 +118,15 @@ def _seed(job: Job, request: TrainRequest) -> int:
     return resolve_seed(job.seed)
 
 
-def job_request(job: Job, roots: list[Path]) -> TrainRequest:
+def job_request(job: Job, roots: list[Path], uploads: Path | None = None) -> TrainRequest:
     """The run a train_lora job asks for. Its settings carry kohya's names, read through
-    the table the command line's arguments come from; its seed is the training's."""
+    the table the command line's arguments come from; its seed is the training's. Its own
+    pictures are written into `uploads` (the backend's data folder) first."""
     t = job.train_lora
+    data = write_pictures(uploads, job.job_id, t) if t.pictures else find_dataset(roots, t.data)
     request = TrainRequest.from_kohya(
         kohya_values(t, LoraTrainOptions, TrainRequest),
-        data=find_dataset(roots, t.data),
+        data=data,
         name=t.name,
         lora_dir=lora_folder(roots),
         model=job.model,
@@ -132,10 +136,12 @@ def job_request(job: Job, roots: list[Path]) -> TrainRequest:
     return replace(request, options=replace(request.options, seed=seed))
 
 
-def run_job(engine, job: Job, reporter: Reporter) -> JobResult:
+def run_job(engine, job: Job, reporter: Reporter, uploads: Path | None = None) -> JobResult:
+    """`uploads`: where a job's own pictures go (serve: OUT/training); None: such a job is
+    refused."""
     t = job.train_lora
     roots = list(engine.library.roots)
-    request = job_request(job, roots)
+    request = job_request(job, roots, uploads)
     seed = request.options.seed
     reporter.state("loading_model", "reading the training folder and loading the model")
     model = engine.load(job.model, "", reporter)
@@ -158,6 +164,7 @@ def run_job(engine, job: Job, reporter: Reporter) -> JobResult:
 
     reporter.check_cancel()
     trained = run_training(engine, request, on_step)
+    remove_pictures(request.data, uploads)
     engine.rescan_models()  # `<lora:name>` finds it at once
     info = (
         f"{job.prompt}\nTrained LoRA: {trained.path.stem}, Steps: {job.steps}, "

@@ -19,8 +19,9 @@ from dreamwire.shared.job import Job
 from dreamwire.shared.lora_training import LoraTraining
 
 TABLE = [*kohya_options(LoraTrainOptions), *kohya_options(TrainRequest)]
-# Not training options: where the pictures are, the LoRA's name, the job's sample pictures.
-WIRE_ONLY = {"data", "name", "sample_every_n_steps"}
+# Not training options: where the pictures are (or the pictures and their repeats), the
+# LoRA's name, the job's sample pictures.
+WIRE_ONLY = {"data", "pictures", "repeats", "name", "sample_every_n_steps"}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
