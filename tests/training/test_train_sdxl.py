@@ -8,6 +8,7 @@ uninterrupted one does. One tiny SDXL for the module, one engine."""
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from dreamwire.backend.training.options import LoraTrainOptions
 from dreamwire.backend.training.run import TrainRequest, run_training
 from dreamwire.backend.training.size_conditioning import crop_ltrb, time_ids
 from dreamwire.shared.job import Job
+from dreamwire.shared.lora_training import LoraTraining
 from tests.support.training import through_diffusers, write_pictures
 
 STEPS = 12
@@ -184,3 +186,28 @@ def test_stop_and_resume_gives_the_uninterrupted_runs_weights(
     a, b = load_file(str(straight.path)), load_file(str(resumed.path))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_train_lora_job_on_sdxl_ends_with_its_sample(xl_engine, xl_root, pictures):
+    """Through the queue's runner: the sample picture comes from the SDXL pipeline with the
+    LoRA layers on (both text encoders' too), and the LoRA lands where `<lora:>` finds it."""
+    shutil.copytree(pictures, xl_root / "training" / "xl-job")
+    job = Job(
+        mode="train_lora",
+        model="tiny-sdxl",
+        prompt="a thing",
+        steps=1,
+        width=32,
+        height=32,
+        seed=2,
+        train_lora=LoraTraining(
+            data="xl-job", name="xl-job", network_dim=2, max_train_steps=1, resolution=32
+        ),
+    )
+    progress = []
+    result = xl_engine.run(job, progress.append)
+    (image,) = result.images
+    assert image.image.shape == (32, 32, 3) and image.image.dtype == np.uint8
+    steps = [p for p in progress if p.state == "training"]
+    assert [p.step for p in steps] == [1] and np.array_equal(steps[0].preview, image.image)
+    assert "xl-job" in xl_engine.capabilities()["loras"]
