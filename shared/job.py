@@ -848,6 +848,15 @@ class Job:
             del body["segment"]["subject"]  # a click job's body is what it was before it
         if self.train_lora is None:
             del body["train_lora"]  # likewise: only a training job carries it
+        else:
+            # Fields added since training came, at their defaults, go unsaid: a backend from
+            # before them runs the job (a folder named in data, its UNet-only training).
+            t = body["train_lora"]
+            for key, default in (("pictures", []), ("repeats", 1)):
+                if t[key] == default:
+                    del t[key]
+            if not t["network_train_unet_only"]:
+                del t["network_train_unet_only"]
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
