@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             network_alpha=float(args.rank),
             max_train_steps=steps,
             resolution=resolution,
+            network_train_unet_only=True,  # as the baseline: the UNet's LoRA only
         )
 
         def dreamwire(clock: Clock) -> None:

@@ -50,8 +50,8 @@ FEATURE_REASONS = {
     "prompt's tokens, and this model's joint attention has none",
     "cfg_rescale": "CFG rescale acts on an eps or v-prediction UNet's guided output, and this "
     "model predicts a flow",
-    "train_lora": "LoRA training is built for SD1.x models only so far; pick an SD1.x "
-    "checkpoint to train on",
+    "train_lora": "LoRA training is built for SD1.x and SDXL models only so far; pick an "
+    "SD1.x or SDXL checkpoint to train on",
 }
 FEATURES = tuple(FEATURE_REASONS)
 T = TypeVar("T")

@@ -20,6 +20,7 @@ import numpy as np
 
 from .animatediff import AnimateDiff, FrameControl, check_animatediff
 from .errors import DreamwireError, ErrorCode
+from .image_check import MAX_SIDE, check_image
 from .job_fields import FieldCheck
 from .job_mode import JobMode, implied_mode
 from .lora_training import LoraTraining, check_lora_training, lora_training_from_wire
@@ -68,7 +69,6 @@ INPAINT_FILLS = ("fill", "original", "latent noise", "latent nothing")
 # inpainting model when the backend has one (Flux dev -> Flux Fill); "off" keeps the job's.
 INPAINT_MODELS = ("auto", "off")
 
-MAX_SIDE = 8192
 MAX_BATCH = 16
 MAX_STEPS = 500
 MAX_UPSCALE = 8.0  # A1111 Extras' "Resize" slider goes to 8
@@ -392,7 +392,7 @@ class Job:
         if self.priority not in PRIORITIES:
             raise bad(ErrorCode.INVALID_JOB, f"priority must be one of {tuple(PRIORITIES)}")
         if self.init_image is not None:
-            _check_image(self.init_image, "init image", self.job_id)
+            check_image(self.init_image, "init image", self.job_id)
         if self.mask is not None:
             if self.init_image is None:
                 raise bad(ErrorCode.INVALID_MASK, "a mask needs an init image to inpaint")
@@ -495,7 +495,7 @@ class Job:
                     f"{where}: unknown type; known: {', '.join(CONTROL_TYPES)}",
                 )
             if c.image is not None:
-                _check_image(c.image, f"{where} image", self.job_id, allow_float=True)
+                check_image(c.image, f"{where} image", self.job_id, allow_float=True)
             elif self.init_image is None:
                 raise bad(
                     ErrorCode.INVALID_IMAGE,
@@ -851,6 +851,15 @@ class Job:
             del body["segment"]["subject"]  # a click job's body is what it was before it
         if self.train_lora is None:
             del body["train_lora"]  # likewise: only a training job carries it
+        else:
+            # Fields added since training came, at their defaults, go unsaid: a backend from
+            # before them runs the job (a folder named in data, its UNet-only training).
+            t = body["train_lora"]
+            for key, default in (("pictures", []), ("repeats", 1)):
+                if t[key] == default:
+                    del t[key]
+            if not t["network_train_unet_only"]:
+                del t["network_train_unet_only"]
         # A mode the fields imply goes unsaid, so the body is what it was before modes were
         # typed and a backend from then still runs it (PROTOCOL.md, Changes); of the valid
         # jobs only an edit job, which no such backend could run, carries the key.
@@ -935,7 +944,7 @@ class Job:
             if data.get("segment") is not None:
                 data["segment"] = segment_from_wire(data["segment"])
             if data.get("train_lora") is not None:
-                data["train_lora"] = lora_training_from_wire(data["train_lora"])
+                data["train_lora"] = lora_training_from_wire(data["train_lora"], arr)
             data["controls"] = [
                 ControlUnit(
                     **{**build(ControlUnit, c, f"controls[{i}]"), "image": arr(c.get("image"))}
@@ -952,22 +961,3 @@ class Job:
             return cls(**data)
         except TypeError as exc:
             raise DreamwireError(ErrorCode.INVALID_JOB, f"malformed job: {exc}") from None
-
-
-def _check_image(img: Any, what: str, job_id: str, allow_float: bool = False) -> None:
-    if not isinstance(img, np.ndarray):
-        raise DreamwireError(ErrorCode.INVALID_IMAGE, f"{what} must be an array", job_id)
-    if allow_float and img.dtype == np.float32 and img.ndim == 2:
-        return
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (1, 3, 4):
-        raise DreamwireError(
-            ErrorCode.INVALID_IMAGE,
-            f"{what} must be H x W x 1|3|4 uint8, got {img.dtype} with shape {img.shape}",
-            job_id,
-        )
-    if img.shape[0] < 8 or img.shape[1] < 8 or max(img.shape[:2]) > MAX_SIDE:
-        raise DreamwireError(
-            ErrorCode.INVALID_SIZE,
-            f"{what} size {img.shape[1]}x{img.shape[0]} out of range",
-            job_id,
-        )

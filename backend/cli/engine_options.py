@@ -25,11 +25,18 @@ def apply_fast_path_choice(args: argparse.Namespace) -> None:
         fastpath.set_enabled(False)
 
 
-def build_engine(models: Sequence[Path | str], device: str | None, low_vram: bool | None):
+def build_engine(
+    models: Sequence[Path | str],
+    device: str | None,
+    low_vram: bool | None,
+    uploads: Path | None = None,
+):
     """The engine as an artist runs it: the library over `models` with every conditioning
-    extension (LoRA, embeddings, ControlNet, adapters) and LoRA training. The engine itself
-    never imports the conditioning or training packages; this is where they are put
-    together."""
+    extension (LoRA, embeddings, ControlNet, adapters) and LoRA training, whose jobs' own
+    pictures go into `uploads` (None: such jobs are refused). The engine itself never
+    imports the conditioning or training packages; this is where they are put together."""
+    import functools
+
     from dreamwire.backend.conditioning import engine_extensions
     from dreamwire.backend.engine import Engine
     from dreamwire.backend.library import ModelLibrary
@@ -40,5 +47,5 @@ def build_engine(models: Sequence[Path | str], device: str | None, low_vram: boo
         device=device,
         low_vram=low_vram,
         extensions=engine_extensions(),
-        trainer=run_job,
+        trainer=functools.partial(run_job, uploads=uploads),
     )

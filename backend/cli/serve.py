@@ -172,13 +172,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def actor_engine(models: list[Path], device: str | None, low_vram: bool | None, fast: bool):
+def actor_engine(
+    models: list[Path], device: str | None, low_vram: bool | None, fast: bool, out: Path
+):
     """The engine of one Ray actor, built in the actor's process."""
     if not fast:
         from dreamwire.backend.engine import fastpath
 
         fastpath.set_enabled(False)
-    return build_engine(models, device, low_vram)
+    return build_engine(models, device, low_vram, training_uploads(out))
 
 
 def ray_executor(args: argparse.Namespace, engine):
@@ -187,7 +189,12 @@ def ray_executor(args: argparse.Namespace, engine):
 
     options = PoolOptions(
         make_engine=functools.partial(
-            actor_engine, list(args.models), args.device, args.low_vram, not args.no_fast_path
+            actor_engine,
+            list(args.models),
+            args.device,
+            args.low_vram,
+            not args.no_fast_path,
+            args.out,
         ),
         address=args.ray,
         actors=args.ray_actors,
@@ -207,4 +214,9 @@ def build_backend(models: list[Path], out: Path, device: str | None, low_vram: b
     """The engine and the result store the server saves to and loads from."""
     from dreamwire.backend.store import ResultStore
 
-    return build_engine(models, device, low_vram), ResultStore(out)
+    return build_engine(models, device, low_vram, training_uploads(out)), ResultStore(out)
+
+
+def training_uploads(out: Path) -> Path:
+    """Where a train_lora job's own pictures are written (a kohya folder per job)."""
+    return out / "training"

@@ -127,7 +127,8 @@ class Support:
     # UNet's guided output (engine/cfg_rescale.py); not defined for flow-matching transformers.
     cfg_rescale: bool = True
     # LoRA training (JobMode.TRAIN_LORA, backend/training): its loop, LoRA layers and kohya
-    # key names are built for SD1.x's UNet and one CLIP text encoder only, so a family opts in.
+    # key names are built for SD1.x's and SDXL's UNets and CLIP text encoders only, so a
+    # family opts in.
     train_lora: bool = False
 
 

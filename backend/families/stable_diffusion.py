@@ -52,7 +52,7 @@ SD1 = FamilySpec(
     lora=LoraLineage("sd", "SD1.x/SD2.x"),
     text_width=768,
     single_file_text=(SingleFileText("text_encoder", "clip", "cond_stage_model.transformer."),),
-    support=Support(train_lora=True),  # the one family backend/training is built for
+    support=Support(train_lora=True),  # backend/training is built for SD1.x and SDXL
 )
 
 # SD1.x's pipelines and layouts with its own sizes. v-prediction SD2.x checkpoints (768-v)
@@ -62,7 +62,9 @@ SD2 = replace(
     SD1,
     family=families.SD2,
     memory=MemoryFigures(865.9, 83.7, (340.4,), 0.42, 34 * 1024),
-    support=Support(),  # not SD1's LoRA training: backend/training is built for SD1.x only
+    # Not SD1's LoRA training: backend/training is built for SD1.x and SDXL only (kohya
+    # names SD2's text encoder apart, and its v-prediction files need ss_v2).
+    support=Support(),
     text_width=1024,
     # OpenCLIP ViT-H, stored in its own layout.
     single_file_text=(SingleFileText("text_encoder", "open_clip", "cond_stage_model.model."),),
@@ -95,6 +97,7 @@ SDXL = FamilySpec(
     # fp16, so diffusers upcasts it to fp32 (force_upcast), doubling weights and activations.
     memory=MemoryFigures(2567.5, 83.7, (123.1, 694.7), 0.49, 20 * 1024, vae_upcast=2.0),
     lora=LoraLineage("sdxl", "SDXL"),
+    support=Support(train_lora=True),  # backend/training: two text encoders, size ids
     text_width=2048,
     single_file_text=(
         SingleFileText("text_encoder", "clip", "conditioner.embedders.0.transformer."),

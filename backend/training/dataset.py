@@ -103,6 +103,12 @@ def read_dataset(root: Path | str) -> Dataset:
     return Dataset(root, images, folders)
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) as stored: kohya's `original_size` of SDXL's size conditioning."""
+    with Image.open(path) as im:
+        return im.size
+
+
 def load_pixels(path: Path, resolution: int) -> torch.Tensor:
     """The image as a (1, 3, res, res) tensor in [-1, 1]: the short side scaled to
     `resolution` and the middle cropped, as diffusers' training scripts do (kohya's

@@ -28,9 +28,12 @@ from dreamwire.shared.result import GeneratedImage, JobResult, Progress
 
 from .layout import DATA_FOLDER
 from .loop import StepReport
-from .options import LoraTrainOptions
-from .run import TrainRequest, output_path, run_training
+from .options import LoraTrainOptions, kohya_values
+from .request import TrainRequest
+from .run import output_path, run_training
 from .state import load_state, state_path
+from .uploads import remove as remove_pictures
+from .uploads import write_pictures
 
 
 def find_dataset(roots: list[Path], name: str) -> Path:
@@ -67,24 +70,22 @@ class _Sampler:
     """The job's sample picture on the model as it is now (LoRA layers included): its
     prompt, negative prompt, steps, CFG, size and seed, with the model's own scheduler."""
 
+    family: str
     components: dict
     job: Job
     seed: int
 
     def picture(self) -> np.ndarray:
-        import diffusers
+        from dreamwire.backend.engine import pipelines
 
-        parts = ("vae", "text_encoder", "tokenizer", "unet")
         # A scheduler of its own: the cached model's is left as the engine keeps it.
         sched = self.components["scheduler"]
-        pipe = diffusers.StableDiffusionPipeline(
-            **{k: self.components[k] for k in parts},
-            scheduler=type(sched).from_config(sched.config),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
+        pipe = pipelines.build(
+            pipelines.pipeline_class(self.family, "txt2img"),
+            self.family,
+            self.components,
+            type(sched).from_config(sched.config),
         )
-        pipe.set_progress_bar_config(disable=True)
         unet = self.components["unet"]
         was_training = unet.training
         unet.eval()
@@ -117,33 +118,34 @@ def _seed(job: Job, request: TrainRequest) -> int:
     return resolve_seed(job.seed)
 
 
-def run_job(engine, job: Job, reporter: Reporter) -> JobResult:
+def job_request(job: Job, roots: list[Path], uploads: Path | None = None) -> TrainRequest:
+    """The run a train_lora job asks for. Its settings carry kohya's names, read through
+    the table the command line's arguments come from; its seed is the training's. Its own
+    pictures are written into `uploads` (the backend's data folder) first."""
     t = job.train_lora
-    roots = list(engine.library.roots)
-    request = TrainRequest(
-        data=find_dataset(roots, t.data),
+    data = write_pictures(uploads, job.job_id, t) if t.pictures else find_dataset(roots, t.data)
+    request = TrainRequest.from_kohya(
+        kohya_values(t, LoraTrainOptions, TrainRequest),
+        data=data,
         name=t.name,
         lora_dir=lora_folder(roots),
         model=job.model,
-        overwrite=t.overwrite,
-        resume=t.resume,
-        save_every=t.save_every_n_steps,
         job_id=job.job_id,
     )
     seed = _seed(job, request)
-    options = LoraTrainOptions(
-        network_dim=t.network_dim,
-        network_alpha=t.network_alpha,
-        learning_rate=t.learning_rate,
-        max_train_steps=t.max_train_steps,
-        resolution=t.resolution,
-        seed=seed,
-        max_grad_norm=t.max_grad_norm,
-    )
-    request = replace(request, options=options)
+    return replace(request, options=replace(request.options, seed=seed))
+
+
+def run_job(engine, job: Job, reporter: Reporter, uploads: Path | None = None) -> JobResult:
+    """`uploads`: where a job's own pictures go (serve: OUT/training); None: such a job is
+    refused."""
+    t = job.train_lora
+    roots = list(engine.library.roots)
+    request = job_request(job, roots, uploads)
+    seed = request.options.seed
     reporter.state("loading_model", "reading the training folder and loading the model")
     model = engine.load(job.model, "", reporter)
-    sampler = _Sampler(model.components, job, seed)
+    sampler = _Sampler(model.family, model.components, job, seed)
     clock = _Clock(time.perf_counter())
     last_sample: list[np.ndarray] = []
 
@@ -162,6 +164,7 @@ def run_job(engine, job: Job, reporter: Reporter) -> JobResult:
 
     reporter.check_cancel()
     trained = run_training(engine, request, on_step)
+    remove_pictures(request.data, uploads)
     engine.rescan_models()  # `<lora:name>` finds it at once
     info = (
         f"{job.prompt}\nTrained LoRA: {trained.path.stem}, Steps: {job.steps}, "

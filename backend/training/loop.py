@@ -1,8 +1,10 @@
-"""The LoRA training loop for SD1.x, as diffusers' examples/text_to_image/
-train_text_to_image_lora.py runs it: peft LoRA layers on the UNet's attention projections
-(to_q, to_k, to_v, to_out.0), everything else frozen, AdamW at a constant learning rate, and
-the MSE between the UNet's prediction and the noise (or velocity for v-prediction models) at
-a random timestep of the model's own training schedule."""
+"""The LoRA training loop for SD1.x and SDXL, as diffusers' examples/text_to_image/
+train_text_to_image_lora[_sdxl].py run it: peft LoRA layers (adapters.py) on the UNet's
+attention projections and, unless `network_train_unet_only`, the text encoders' (kohya's
+default), everything else frozen, AdamW at a constant learning rate, and the MSE between the
+UNet's prediction and the noise (or velocity for v-prediction models) at a random timestep
+of the model's own training schedule. SDXL's UNet also takes the pooled text embedding and
+the picture's size conditioning (size_conditioning.py)."""
 
 from __future__ import annotations
 
@@ -14,16 +16,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from peft import LoraConfig
-from peft.utils import get_peft_model_state_dict
 
-from .dataset import Dataset, TrainingImage, load_pixels
+from .adapters import attached, lora_state
+from .dataset import Dataset, TrainingImage, image_size, load_pixels
 from .options import LoraTrainOptions
-from .plain_unet import unfused_eager
+from .size_conditioning import time_ids
 from .state import RunIdentity, TrainState, save_state
-
-ADAPTER = "dreamwire_training"
-TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+from .text import Encoded, TextStage
 
 
 @dataclass(frozen=True)
@@ -35,38 +34,40 @@ class StepReport:
 
 @dataclass
 class TrainResult:
-    lora_state: dict[str, torch.Tensor]  # peft names (…to_q.lora_A.weight), on the CPU
+    # `<component>.<peft name>` (unet.…to_q.lora_A.weight), on the CPU
+    lora_state: dict[str, torch.Tensor]
     losses: list[float]
 
 
 @dataclass
 class _Example:
-    """One image's VAE posterior (mean, std) and its caption's embedding, computed once:
-    the frozen VAE and text encoder give the same every step, and sampling the posterior
-    each step is what diffusers' `latent_dist.sample()` does."""
+    """One image's VAE posterior (mean, std), its caption's tokens and SDXL's size
+    conditioning, computed once: the frozen VAE gives the same every step, and sampling the
+    posterior each step is what diffusers' `latent_dist.sample()` does. The caption's
+    embedding is kept too while the text encoders are frozen."""
 
     mean: torch.Tensor
     std: torch.Tensor
-    text: torch.Tensor
+    tokens: list[torch.Tensor]
+    text: Encoded | None  # None: encoded each step (the text encoders train)
+    time_ids: torch.Tensor | None  # SDXL only
 
 
 def _prepare(
-    images: list[TrainingImage], components: dict[str, Any], resolution: int
+    images: list[TrainingImage], components: dict[str, Any], options: LoraTrainOptions
 ) -> dict[TrainingImage, _Example]:
-    vae, te, tok = components["vae"], components["text_encoder"], components["tokenizer"]
+    vae, text = components["vae"], TextStage.of(components)
+    sdxl = components["unet"].config.addition_embed_type == "text_time"
+    resolution = options.resolution
     out = {}
     with torch.no_grad():
         for img in images:
             pixels = load_pixels(img.path, resolution).to(vae.device, vae.dtype)
             dist = vae.encode(pixels).latent_dist
-            ids = tok(
-                img.caption,
-                padding="max_length",
-                max_length=tok.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids.to(te.device)
-            out[img] = _Example(dist.mean, dist.std, te(ids)[0])
+            tokens = text.tokens(img.caption)
+            cached = text.encode(tokens) if options.network_train_unet_only else None
+            sizes = time_ids(image_size(img.path), (resolution, resolution)) if sdxl else None
+            out[img] = _Example(dist.mean, dist.std, tokens, cached, sizes)
     return out
 
 
@@ -105,38 +106,18 @@ def train_lora(
     unet, vae = components["unet"], components["vae"]
     sched = DDPMScheduler.from_config(components["scheduler"].config)
     gen = torch.Generator("cpu").manual_seed(options.seed)
-    examples = _prepare(dataset.images, components, options.resolution)
+    examples = _prepare(dataset.images, components, options)
     scaling = vae.config.scaling_factor
-    grad_flags = {name: p.requires_grad for name, p in unet.named_parameters()}
-    unet.requires_grad_(False)
-    config = LoraConfig(
-        r=options.network_dim,
-        lora_alpha=options.network_alpha,
-        init_lora_weights="gaussian",
-        target_modules=TARGET_MODULES,
-    )
-    with unfused_eager(unet):
-        # peft initialises lora_A from torch's global generator: seed it, without
-        # disturbing anyone else's draws.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(options.seed)
-            unet.add_adapter(config, adapter_name=ADAPTER)
-        try:
-            named = [(n, p) for n, p in unet.named_parameters() if p.requires_grad]
-            params = [p for _, p in named]
-            for p in params:
-                p.data = p.data.float()  # trained in float32 whatever the model's dtype
-            optimizer = torch.optim.AdamW(params, lr=options.learning_rate)
-            position = _Position(0, gen.get_state(), [])
-            if resume is not None:
-                position = _restore(resume, named, optimizer, gen)
-            run = _Run(unet, sched, examples, dataset.epoch(), options, scaling, on_step)
-            losses = run.steps(position, gen, optimizer, params, checkpointing)
-            state = _lora_state(unet)
-        finally:
-            unet.unload_lora()
-            for name, p in unet.named_parameters():
-                p.requires_grad_(grad_flags.get(name, False))
+    with attached(components, options) as named:
+        params = list(named.values())
+        optimizer = torch.optim.AdamW(params, lr=options.learning_rate)
+        position = _Position(0, gen.get_state(), [])
+        if resume is not None:
+            position = _restore(resume, named, optimizer, gen)
+        text = TextStage.of(components)
+        run = _Run(unet, text, sched, examples, dataset.epoch(), options, scaling, on_step)
+        losses = run.steps(position, gen, optimizer, named, checkpointing)
+        state = lora_state(named)
     return TrainResult(state, losses)
 
 
@@ -150,17 +131,12 @@ class _Position:
     order: list[int]
 
 
-def _lora_state(unet) -> dict[str, torch.Tensor]:
-    state = get_peft_model_state_dict(unet, adapter_name=ADAPTER)
-    return {k: v.detach().float().cpu().clone() for k, v in state.items()}
-
-
 def _restore(resume: TrainState, named, optimizer, gen) -> _Position:
     with torch.no_grad():
-        for name, p in named:
-            p.copy_(resume.lora[name.replace(f".{ADAPTER}.", ".")])
+        for name, p in named.items():
+            p.copy_(resume.lora[name])
     saved = optimizer.state_dict()
-    saved["state"] = {i: dict(slots) for i, slots in enumerate(resume.optimizer)}
+    saved["state"] = {i: dict(slots) for i, slots in enumerate(resume.optimizer) if slots}
     optimizer.load_state_dict(saved)
     gen.set_state(resume.rng)
     return _Position(resume.step, resume.rng, list(resume.order))
@@ -176,6 +152,7 @@ def _scheduled(checkpointing: Checkpointing | None, step: int, last: int) -> boo
 @dataclass
 class _Run:
     unet: Any
+    text: TextStage
     sched: DDPMScheduler
     examples: dict[TrainingImage, _Example]
     epoch: list[TrainingImage]
@@ -183,12 +160,26 @@ class _Run:
     scaling: float
     on_step: Callable[[StepReport], None] | None
 
-    def steps(self, position, gen, optimizer, params, checkpointing) -> list[float]:
+    def _predict(self, ex: _Example, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        unet = self.unet
+        device, dtype = unet.device, unet.dtype
+        # The text encoders' LoRA learns through this when they train.
+        text = ex.text if ex.text is not None else self.text.encode(ex.tokens)
+        added = None
+        if ex.time_ids is not None:
+            added = {
+                "text_embeds": text.pooled.to(device, dtype),
+                "time_ids": ex.time_ids.to(device, dtype),
+            }
+        hidden = text.hidden.to(device, dtype)
+        return unet(noisy.to(device, dtype), t, hidden, added_cond_kwargs=added).sample
+
+    def steps(self, position, gen, optimizer, named, checkpointing) -> list[float]:
         unet, sched, options = self.unet, self.sched, self.options
+        params = list(named.values())
         self.unet.train()
         losses: list[float] = []
         order = list(position.order)
-        device, dtype = unet.device, unet.dtype
         first = position.done
         try:
             for step in range(first + 1, options.max_train_steps + 1):
@@ -202,7 +193,7 @@ class _Run:
                 t = torch.randint(0, sched.config.num_train_timesteps, (1,), generator=gen)
                 t = t.to(latents.device)
                 noisy = sched.add_noise(latents, noise, t)
-                pred = unet(noisy.to(device, dtype), t, ex.text.to(device, dtype)).sample
+                pred = self._predict(ex, noisy, t)
                 loss = F.mse_loss(pred.float(), _target(sched, latents, noise, t).float())
                 loss.backward()
                 if options.max_grad_norm > 0:
@@ -212,26 +203,28 @@ class _Run:
                 position = _Position(step, gen.get_state(), list(order))
                 losses.append(float(loss.detach()))
                 if _scheduled(checkpointing, step, options.max_train_steps):
-                    self._save(checkpointing, position, optimizer)
+                    self._save(checkpointing, position, optimizer, named)
                 if self.on_step is not None:
                     self.on_step(StepReport(step, options.max_train_steps, losses[-1]))
         except BaseException:
             # Stopped (a cancel raised from on_step, an error, Ctrl-C): keep what is done.
             if checkpointing is not None and position.done > first:
-                self._save(checkpointing, position, optimizer)
+                self._save(checkpointing, position, optimizer, named)
             raise
         finally:
             unet.eval()
         return losses
 
-    def _save(self, checkpointing: Checkpointing, position: _Position, optimizer) -> None:
+    def _save(self, checkpointing: Checkpointing, position: _Position, optimizer, named) -> None:
         moments = optimizer.state_dict()["state"]
         save_state(
             checkpointing.path,
             TrainState(
                 step=position.done,
-                lora=_lora_state(self.unet),
-                optimizer=[dict(moments[i]) for i in range(len(moments))],
+                lora=lora_state(named),
+                # A parameter that never had a gradient has no moments (SDXL's first text
+                # encoder's last layer: its penultimate states are what the UNet reads).
+                optimizer=[dict(moments.get(i, {})) for i in range(len(named))],
                 rng=position.rng,
                 order=position.order,
                 identity=checkpointing.identity,

@@ -13,28 +13,14 @@ from dreamwire.backend.families import spec_for
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 
 from .dataset import Dataset, read_dataset
-from .kohya_file import TrainingRecord, kohya_metadata, kohya_tensors, save_lora
+from .kohya_file import TrainingRecord, flavour, kohya_metadata, kohya_tensors, save_lora
 from .loop import Checkpointing, StepReport, train_lora
 from .options import LoraTrainOptions
+from .request import TrainRequest
 from .state import RunIdentity, TrainState, load_state, state_path
 
 # The server log says where a stopped or restarted run went on from (operators, tests).
 log = logging.getLogger("dreamwire.training")
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    data: Path
-    name: str  # the LoRA's name: <lora:name:w>
-    lora_dir: Path  # models/Lora of a model root
-    model: str = ""  # checkpoint name; "" = the library's default
-    options: LoraTrainOptions = LoraTrainOptions()
-    overwrite: bool = False  # replace a LoRA of that name, or a stopped run's state
-    # Go on from the saved state of a stopped run of this name (state.py); its own job's
-    # restart (same job_id) goes on without asking.
-    resume: bool = False
-    save_every: int = 0  # save the state every N steps too (kohya's save_every_n_steps)
-    job_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +52,7 @@ def _identity(options: LoraTrainOptions, dataset: Dataset, model_hash: str) -> R
         learning_rate=options.learning_rate,
         resolution=options.resolution,
         max_grad_norm=options.max_grad_norm,
+        network_train_unet_only=options.network_train_unet_only,
         images=tuple(
             f"{img.repeats}|{img.path.relative_to(dataset.root).as_posix()}|{img.caption}"
             for img in dataset.images
@@ -108,10 +95,6 @@ def _saved_state(request: TrainRequest, path: Path, identity: RunIdentity) -> Tr
 def run_training(
     engine, request: TrainRequest, on_step: Callable[[StepReport], None] | None = None
 ) -> TrainedLora:
-    if request.save_every < 0:
-        raise DreamwireError(
-            ErrorCode.INVALID_JOB, f"save_every must be 0 or more (got {request.save_every})"
-        )
     path = output_path(request)
     dataset = read_dataset(request.data)
     model = engine.load(request.model)
@@ -122,7 +105,9 @@ def run_training(
     resume = _saved_state(request, path, identity)
     if resume is not None:
         log.info("training %s resumes after step %d", path.stem, resume.step)
-    checkpointing = Checkpointing(state_path(path), identity, request.save_every, request.job_id)
+    checkpointing = Checkpointing(
+        state_path(path), identity, request.save_every_n_steps, request.job_id
+    )
     started = time.time()
     result = train_lora(model.components, dataset, request.options, on_step, resume, checkpointing)
     first = 1 if resume is None else resume.step + 1
@@ -134,8 +119,9 @@ def run_training(
         finished_at=time.time(),
         steps_done=first - 1 + len(result.losses),
     )
-    tensors = kohya_tensors(result.lora_state, request.options.network_alpha)
-    save_lora(path, tensors, kohya_metadata(request.options, dataset, record))
+    names = flavour(model.family, model.components["unet"].config)
+    tensors = kohya_tensors(result.lora_state, request.options.network_alpha, names)
+    save_lora(path, tensors, kohya_metadata(request.options, dataset, record, names))
     # The LoRA is whole: the state of the run that made it has done its work.
     state_path(path).unlink(missing_ok=True)
     return TrainedLora(path, result.losses, first)

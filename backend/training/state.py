@@ -37,6 +37,8 @@ class RunIdentity:
     max_grad_norm: float
     images: tuple[str, ...]  # "<repeats>|<path relative to the dataset>|<caption>"
     base_model_hash: str
+    # The states saved before text encoders trained are of UNet-only runs.
+    network_train_unet_only: bool = True
 
     def to_json(self) -> str:
         return json.dumps({**vars(self), "images": list(self.images)}, sort_keys=True)

@@ -1,47 +1,37 @@
-"""Training fixtures: a models root of its own holding only the tiny SD1 checkpoint, so the
-LoRAs trained here never show up in the shared tiny-model library's listings."""
+"""Training fixtures: models roots of their own, each holding one tiny checkpoint (SD1 or
+SDXL), so the LoRAs trained here never show up in the shared tiny-model library's listings."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
+
+from tests.support.training import own_root, training_engine, write_pictures
 
 
 @pytest.fixture(scope="module")
 def train_root(tmp_path_factory, tiny_models):
     # The suite's tiny SD1 file (built once per session), copied: a few hundred kB.
-    name = Path("models") / "Stable-diffusion" / "tiny-sd1.safetensors"
-    root = tmp_path_factory.mktemp("train-models")
-    (root / name).parent.mkdir(parents=True)
-    shutil.copyfile(tiny_models / name, root / name)
-    return root
+    return own_root(tmp_path_factory, tiny_models, "tiny-sd1")
 
 
 @pytest.fixture(scope="module")
 def train_engine(train_root):
-    from dreamwire.backend.conditioning import engine_extensions
-    from dreamwire.backend.engine import Engine
-    from dreamwire.backend.library import ModelLibrary
-    from dreamwire.backend.training.job_run import run_job
+    return training_engine(train_root)
 
-    return Engine(
-        ModelLibrary([train_root]), device="cpu", extensions=engine_extensions(), trainer=run_job
-    )
+
+@pytest.fixture(scope="module")
+def xl_root(tmp_path_factory, tiny_models):
+    return own_root(tmp_path_factory, tiny_models, "tiny-sdxl")
+
+
+@pytest.fixture(scope="module")
+def xl_engine(xl_root):
+    return training_engine(xl_root)
 
 
 @pytest.fixture(scope="module")
 def two_images(tmp_path_factory):
     """kohya's layout: `5_thing/` with two pictures, one captioned."""
     root = tmp_path_factory.mktemp("dataset")
-    folder = root / "5_thing"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        pixels = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i}.png")
-    (folder / "0.txt").write_text("a red thing, moss\n", encoding="utf-8")
+    write_pictures(root / "5_thing", [(48, 40)] * 2, ["a red thing, moss\n", None], seed=0)
     return root

@@ -79,7 +79,7 @@ def test_state_is_saved_every_n_steps_and_resume_needs_one(train_engine, train_r
         path = lora_dir / "every.train-state"
         seen.append(load_state(path).step if path.exists() else None)
 
-    request = _request(two_images, lora_dir, "every", save_every=2)
+    request = _request(two_images, lora_dir, "every", save_every_n_steps=2)
     run_training(train_engine, request, on_step)
     assert seen == [None, 2, 2, 2]
 

@@ -14,6 +14,7 @@ from dreamwire.backend.training.options import LoraTrainOptions
 from dreamwire.backend.training.run import TrainRequest, run_training
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
+from tests.support.training import through_diffusers
 
 STEPS = 40
 OPTIONS = LoraTrainOptions(
@@ -25,8 +26,11 @@ OPTIONS = LoraTrainOptions(
     seed=3,
 )
 KOHYA_KEY = re.compile(
-    r"^lora_unet_(down|mid|up)_blocks?_[\w]*?attentions_\d+_transformer_blocks_\d+_attn[12]_"
-    r"(to_q|to_k|to_v|to_out_0)\.(lora_down\.weight|lora_up\.weight|alpha)$"
+    r"^(lora_unet_(down|mid|up)_blocks?_[\w]*?attentions_\d+_transformer_blocks_\d+_attn[12]_"
+    r"(to_q|to_k|to_v|to_out_0)"
+    # The text encoder trains too (kohya's default), CLIP's text_model_ level kept.
+    r"|lora_te_text_model_encoder_layers_\d+_(self_attn_(q|k|v|out)_proj|mlp_fc[12]))"
+    r"\.(lora_down\.weight|lora_up\.weight|alpha)$"
 )
 
 
@@ -99,6 +103,8 @@ def test_the_file_has_kohya_keys_and_ss_metadata(trained):
     assert float(meta["ss_learning_rate"]) == 3e-2
     assert meta["ss_max_train_steps"] == str(STEPS) and meta["ss_steps"] == str(STEPS)
     assert meta["ss_base_model_version"] == "sd_v1"
+    assert meta["ss_network_train_unet_only"] == "False"
+    assert any(k.startswith("lora_te_") for k in keys) and any("lora_unet_" in k for k in keys)
     assert meta["ss_sd_model_name"] == "tiny-sd1"
     assert meta["ss_seed"] == "3" and meta["ss_resolution"] == "(32, 32)"
     assert meta["ss_num_train_images"] == "10"  # 2 pictures x 5 repeats
@@ -125,24 +131,10 @@ def test_diffusers_load_lora_weights_reads_it_and_changes_the_picture(train_engi
     pipe = diffusers.StableDiffusionPipeline(
         **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
-    pipe.set_progress_bar_config(disable=True)
-
-    def picture():
-        gen = torch.Generator("cpu").manual_seed(5)
-        args = dict(num_inference_steps=2, height=32, width=32, output_type="np")
-        with torch.inference_mode():
-            return pipe("a red thing", generator=gen, **args).images[0]
-
-    plain = picture()
-    pipe.load_lora_weights(str(result.path), adapter_name="thing")
-    try:
-        lora_layers = sum(1 for n, _ in pipe.unet.named_modules() if n.endswith("lora_A.thing"))
-        with_lora = picture()
-    finally:
-        pipe.unload_lora_weights()
-    with safe_open(str(result.path), "pt") as f:
-        names = f.keys()
-    assert lora_layers == sum(1 for k in names if k.endswith(".lora_down.weight"))
+    plain, with_lora, layers, downs = through_diffusers(
+        pipe, result.path, ["unet", "text_encoder"], "a red thing", 2
+    )
+    assert sum(layers) == len(downs)
     assert np.abs(plain - with_lora).max() > 1e-3
 
 

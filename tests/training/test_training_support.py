@@ -24,7 +24,7 @@ from dreamwire.shared.job import Job
 from dreamwire.shared.lora_training import LoraTraining
 
 # What this backend's welcome says of its families, for two of the suite's tiny models.
-FAMILIES = {"tiny-sd1": "sd1", "tiny-sdxl": "sdxl"}
+FAMILIES = {"tiny-sd1": "sd1", "tiny-sdxl": "sdxl", "tiny-flux": "flux"}
 WELCOME = Welcome.from_body({"protocol": 1, "model_families": FAMILIES, "families": family_infos()})
 
 
@@ -43,25 +43,28 @@ def _train(model: str = "", **kw) -> Job:
 
 def test_the_welcome_says_which_families_train():
     trains = {key for key, info in WELCOME.families.items() if "train_lora" in info.supports}
-    assert trains == {"sd1"}
+    assert trains == {"sd1", "sdxl"}
 
 
 def test_a_training_job_on_another_family_is_refused_at_plan_time_in_the_hosts_words(
-    tiny_models,
+    tiny_models, flux_root
 ):
-    library = ModelLibrary([tiny_models])
-    job = _train("tiny-sdxl")
+    library = ModelLibrary([tiny_models, flux_root])
+    job = _train("tiny-flux")
     with pytest.raises(DreamwireError) as host:
-        check_job(job, model_info("tiny-sdxl", WELCOME))
+        check_job(job, model_info("tiny-flux", WELCOME))
     # At plan time: the folder named (there is none) is never looked for, nothing loads.
     with pytest.raises(DreamwireError) as backend:
         planning.plan(job, library)
     assert host.value.code is ErrorCode.MODEL_UNSUPPORTED is backend.value.code
     assert host.value.message == backend.value.message
-    assert backend.value.message.startswith("SDXL models: LoRA training is built for SD1.x")
-    sd1 = _train("tiny-sd1")
-    assert check_job(sd1, model_info("tiny-sd1", WELCOME)) is sd1
-    assert planning.plan(sd1, library).family == "sd1"
+    assert backend.value.message.startswith(
+        "Flux.1 models: LoRA training is built for SD1.x and SDXL"
+    )
+    for name, family in (("tiny-sd1", "sd1"), ("tiny-sdxl", "sdxl")):
+        ok = _train(name)
+        assert check_job(ok, model_info(name, WELCOME)) is ok
+        assert planning.plan(ok, library).family == family
 
 
 def test_a_training_job_queues_as_batch_unless_it_says_otherwise():

@@ -1,22 +1,27 @@
 """A train_lora job through a real backend process: the queue runs a generation sent behind
 it only after it ends, on the UNet as it was (bit for bit); progress carries step, loss, ETA
 and sample previews; a backend killed mid-training goes on from the saved state when it
-restarts, and a cancel ends the job with its state kept for a resume."""
+restarts, and a cancel ends the job with its state kept for a resume. The queued training
+carries its own pictures (as a host sends layers or renders); the killed one names a
+training folder."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors import safe_open
 
 from dreamwire.backend.training.state import load_state
 from dreamwire.shared import events as ev
 from dreamwire.shared.client import Client
+from dreamwire.shared.errors import DreamwireError
 from dreamwire.shared.job import Job
-from dreamwire.shared.lora_training import LoraTraining
+from dreamwire.shared.lora_training import LoraTraining, TrainingPicture
 from tests.support.wire import collect, ended, small_job
 
 SD1 = Path("models") / "Stable-diffusion" / "tiny-sd1.safetensors"
@@ -39,6 +44,8 @@ def train_models(tiny_models, tmp_path):
 
 def _train(name: str, steps: int, **kw) -> Job:
     settings = dict(network_dim=2, resolution=32, max_train_steps=steps, **kw)
+    if "pictures" not in settings:
+        settings["data"] = "thing"
     return Job(
         mode="train_lora",
         prompt="a red thing",
@@ -47,7 +54,7 @@ def _train(name: str, steps: int, **kw) -> Job:
         height=32,
         seed=3,
         sampler="Euler",
-        train_lora=LoraTraining(data="thing", name=name, **settings),
+        train_lora=LoraTraining(name=name, **settings),
     )
 
 
@@ -68,13 +75,29 @@ def test_training_holds_the_queue_and_gives_the_unet_back(backend_factory, train
     c = Client(backend.address)
     try:
         c.connect_wait(60)
-        # The welcome says which families train (SD1.x only).
+        # The welcome says which families train (SD1.x and SDXL).
         assert "train_lora" in c.welcome.families["sd1"].supports
-        assert "train_lora" not in c.welcome.families["sdxl"].supports
+        assert "train_lora" in c.welcome.families["sdxl"].supports
+        assert "train_lora" not in c.welcome.families["flux"].supports
         picture = small_job(width=32, height=32, steps=1, seed=9)
         before = c.run(picture, timeout=120).images[0].image
 
-        train = c.submit(_train("queued", 3, sample_every_n_steps=1))
+        # The training carries its own pictures (a host's layers: RGBA, alpha dropped), one
+        # captioned; bad ones are refused by name before anything runs.
+        rng = np.random.default_rng(4)
+        rgba = (rng.random((40, 48, 4)) * 255).astype(np.uint8)
+        rgb = (rng.random((48, 40, 3)) * 255).astype(np.uint8)
+        pictures = [TrainingPicture(rgba, "mychar, red coat"), TrainingPicture(rgb)]
+        for bad, code, words in [
+            (rgb[:4, :4], "invalid_size", "train_lora.pictures[1].image"),
+            (rgb[..., :1], "invalid_image", "one channel"),
+            (rgb.astype(np.float32), "invalid_image", "train_lora.pictures[1].image"),
+        ]:
+            with pytest.raises(DreamwireError) as err:
+                c.run(_train("never", 1, pictures=[pictures[0], TrainingPicture(bad)]), 60)
+            assert err.value.code.value == code and words in err.value.message
+
+        train = c.submit(_train("queued", 3, sample_every_n_steps=1, pictures=pictures, repeats=2))
         # An interactive job does not stop a running training (the single worker's queue
         # orders waiting jobs only): it waits, and the training ends whole.
         after = c.submit(small_job(width=32, height=32, steps=1, seed=9, priority="interactive"))
@@ -92,7 +115,16 @@ def test_training_holds_the_queue_and_gives_the_unet_back(backend_factory, train
             e.result for e in events if isinstance(e, ev.ResultEvent) and e.job_id == train
         ]
         assert result.images[0].image.shape == (32, 32, 3)
-        assert (train_models / "models" / "Lora" / "queued.safetensors").is_file()
+        lora = train_models / "models" / "Lora" / "queued.safetensors"
+        with safe_open(str(lora), "pt") as f:
+            meta = f.metadata()
+        # Both pictures, 2 repeats, in a folder named for the LoRA, the caption kept; the
+        # backend's copy (OUT/training) is gone once the LoRA is whole.
+        dirs = {"2_queued": {"n_repeats": 2, "img_count": 2}}
+        assert json.loads(meta["ss_dataset_dirs"]) == dirs
+        tags = json.loads(meta["ss_tag_frequency"])["2_queued"]
+        assert tags == {"mychar": 1, "red coat": 1, "queued": 1}
+        assert not list((backend.out_dir / "training").iterdir())
         (gen,) = [e.result for e in events if isinstance(e, ev.ResultEvent) and e.job_id == after]
         assert np.array_equal(gen.images[0].image, before)  # the UNet came back bit for bit
     finally:
