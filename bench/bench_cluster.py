@@ -8,16 +8,21 @@ Each configuration is a real `dreamwire serve` process on the tiny models (`--ra
 local cluster of `--ray-actors N`, or none); every actor is warmed up with a job first (its
 model loaded), then `--jobs` jobs are submitted at once and timed from the first submit to
 the last result. Latency: one job at a time, submit to result, median of `--latency-jobs`,
-on the 1-actor pool and on the single backend. Needs the `cluster` extra (ray).
+on the 1-actor pool and on the single backend. Also the CPU seconds per job of the timed run
+in the front process and in the actors (/proc): on a 2-core machine the front shares the
+cores with two actors, so the ratio cannot pass 2 * actor / (actor + front + Ray's own
+processes). Needs the `cluster` extra (ray).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +35,14 @@ from tests.support.backend import BackendProcess  # noqa: E402
 from tests.support.wire import collect, ended, small_job  # noqa: E402
 
 START_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Row:
+    rate: float  # jobs per second
+    latency: float  # seconds, submit to result, one job at a time (median)
+    front_cpu: float  # CPU seconds per job in the front process
+    worker_cpu: float  # CPU seconds per job in the actors (0 for the single backend)
 
 
 def _job(args: argparse.Namespace, seed: int):
@@ -45,6 +58,13 @@ def _run_all(client: Client, jobs: list) -> float:
     done = {e.job_id for e in events if isinstance(e, ev.ResultEvent)}
     assert done >= set(ids), [e for e in events if isinstance(e, ev.ErrorEvent)]
     return elapsed
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _latency(client: Client, args: argparse.Namespace) -> float:
@@ -64,10 +84,16 @@ def measure(models: Path, out: Path, args: argparse.Namespace, actors: int | Non
             client.connect_wait(60)
             _run_all(client, [_job(args, i) for i in range(actors or 1)])  # warm every actor
             latency = _latency(client, args)
+            # Where the CPU of the timed run goes: the front (ZeroMQ, dispatch, saving) and
+            # the actors (none in the single backend: its front runs the jobs).
+            pids = {w.pid for w in client.connect_wait(60).workers} - {0, backend.pid}
+            before = _cpu_s(backend.pid), sum(map(_cpu_s, pids))
             seconds = _run_all(client, [_job(args, 100 + i) for i in range(args.jobs)])
+            after = _cpu_s(backend.pid), sum(map(_cpu_s, pids))
         finally:
             client.close()
-    return args.jobs / seconds, latency
+    front, workers = ((a - b) / args.jobs for a, b in zip(after, before, strict=True))
+    return Row(args.jobs / seconds, latency, front, workers)
 
 
 def main() -> int:
@@ -87,11 +113,16 @@ def main() -> int:
             for name, actors in (("single", None), ("ray-1", 1), ("ray-2", 2))
         }
     print(f"{args.jobs} jobs, {args.size}x{args.size}, {args.steps} steps, tiny SD1")
-    print(f"{'backend':<10} {'jobs/s':>8} {'latency ms':>11}")
-    for name, (rate, latency) in rows.items():
-        print(f"{name:<10} {rate:8.3f} {latency * 1000:11.0f}")
-    print(f"ratio 2 actors / 1 actor: {rows['ray-2'][0] / rows['ray-1'][0]:.2f}x")
-    added = rows["ray-1"][1] - rows["single"][1]
+    print(
+        f"{'backend':<10} {'jobs/s':>8} {'latency ms':>11} {'front cpu ms/job':>17} {'actor cpu ms/job':>17}"
+    )
+    for name, r in rows.items():
+        print(
+            f"{name:<10} {r.rate:8.3f} {r.latency * 1000:11.0f} "
+            f"{r.front_cpu * 1000:17.0f} {r.worker_cpu * 1000:17.0f}"
+        )
+    print(f"ratio 2 actors / 1 actor: {rows['ray-2'].rate / rows['ray-1'].rate:.2f}x")
+    added = rows["ray-1"].latency - rows["single"].latency
     print(f"front's added latency per job (1 actor vs single backend): {added * 1000:.0f} ms")
     return 0
 

@@ -3,11 +3,12 @@ while the ZeroMQ front, the durable queue and the result store stay in this proc
 
 - One actor per GPU of the cluster (num_gpus=1); on a CPU-only cluster `--ray-actors` actors
   (default 2) share its CPUs. Each holds its own engine and model cache.
-- A dispatcher thread decides, whenever the queue or an actor changes, which waiting jobs
-  start on which idle actors and which batch job makes room for an urgent one (dispatch.py:
-  priority, memory, model affinity). Each actor has a thread here that streams the job's
-  events back (worker.run_entry: the same saving, durable bookkeeping and error mapping as
-  the in-process worker) and forwards a cancel to the actor.
+- A dispatcher thread asks the pool's policy (pool_policy.py, over dispatch.py: priority,
+  memory, model affinity, preemption, re-runs; Ray-free and unit-tested) which waiting jobs
+  start on which idle actors, whenever the queue or an actor changes. Each actor has a
+  thread here that streams the job's events back (worker.run_entry: the same saving, durable
+  bookkeeping and error mapping as the in-process worker), forwards a cancel to the actor,
+  and tells the policy how the run ended.
 - Memory: each actor reports its device and what is free there (engine.workplace); a job
   is accepted when it fits some actor and dispatched only to one it fits
   (worker_memory.py), as a single backend admits it.
@@ -30,27 +31,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dreamwire.shared import protocol as P
 from dreamwire.shared.errors import DreamwireError, ErrorCode
 from dreamwire.shared.job import Job
 from dreamwire.shared.result import JobResult
 
-from . import dispatch
 from .executor import Feed, Poster, ProgressFn, WorkerInfo, WorkerLost, stop_running, when_set
 from .jobqueue import Entry
+from .pool_policy import PoolPolicy, Slot
 from .ray_actor import ActorEvent, ActorInfo, EngineActor
-from .worker import forget, run_entry
-from .worker_memory import Estimate, Placed, refusal_everywhere, refusal_on
+from .worker_memory import Estimate, refusal_everywhere
 
 log = logging.getLogger("dreamwire.server")
 
-# A job is run at most this often when the actors running it die.
-MAX_ATTEMPTS = 2
 CPU_ACTORS = 2  # on a cluster without GPUs, unless --ray-actors says otherwise
 ACTOR_START_TIMEOUT_S = 600.0
-# How many waiting jobs each dispatch looks at: enough to find one an idle actor may take
-# behind jobs that fit only busy ones, few enough that a 500-frame queue costs little.
-DISPATCH_HEAD = 64
 # How often idle actors are asked what is free (the welcome, admission); a job's end also
 # reports it.
 REFRESH_S = 5.0
@@ -79,16 +73,16 @@ class PoolOptions:
 
 
 @dataclass
-class _Slot:
-    """One actor as the front sees it. `entry` and `models` change under the pool's lock."""
+class _Actor:
+    """One Ray actor: its handle, the jobs handed to it, and the policy's view of it."""
 
-    name: str
+    slot: Slot
     handle: Any
-    info: ActorInfo
     inbox: queue.Queue[Entry] = field(default_factory=queue.Queue)
-    entry: Entry | None = None
-    jobs_run: int = 0
-    alive: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.slot.name
 
 
 class RayPool:
@@ -99,11 +93,8 @@ class RayPool:
         self.feed = feed
         self.jobs = feed.jobs
         self.outbox = feed.outbox
-        self.default_model = default_model
         self.estimate = options.estimate
         self.stopping = threading.Event()
-        self._cond = threading.Condition()
-        self._own_cluster = not options.address
         # An address re-attaches to a running cluster: a front restarted after a crash
         # makes new actors there (the old ones died with it) and runs its queue folder.
         # "local": a new cluster of our own, never one `ray start` left on this machine
@@ -113,19 +104,26 @@ class RayPool:
             log.info("ray: attached to the cluster at %s", options.address)
         else:
             log.info("ray: started a local cluster")
-        self.slots = self._start_actors(options)
+        self.actors = self._start_actors(options)
+        self.policy = PoolPolicy(
+            self.jobs,
+            [a.slot for a in self.actors],
+            feed.durable,
+            default_model,
+            options.estimate,
+        )
         self._threads = [
             threading.Thread(target=self._dispatch, name="dreamwire-ray-dispatch", daemon=True),
             threading.Thread(target=self._refresh, name="dreamwire-ray-refresh", daemon=True),
             *(
                 threading.Thread(
-                    target=self._serve, args=(s,), name=f"dreamwire-{s.name}", daemon=True
+                    target=self._serve, args=(a,), name=f"dreamwire-{a.name}", daemon=True
                 )
-                for s in self.slots
+                for a in self.actors
             ),
         ]
 
-    def _start_actors(self, options: PoolOptions) -> list[_Slot]:
+    def _start_actors(self, options: PoolOptions) -> list[_Actor]:
         resources = self.ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         count = options.actors or gpus or CPU_ACTORS
@@ -147,13 +145,13 @@ class RayPool:
             for i in range(count)
         ]
         infos = self.ray.get([h.info.remote() for h in handles], timeout=ACTOR_START_TIMEOUT_S)
-        slots = [
-            _Slot(f"actor-{i}", h, info)
+        actors = [
+            _Actor(Slot(f"actor-{i}", info), h)
             for i, (h, info) in enumerate(zip(handles, infos, strict=True))
         ]
-        for s in slots:
-            log.info("ray: %s on %s (pid %d)", s.name, s.info.device, s.info.pid)
-        return slots
+        for a in actors:
+            log.info("ray: %s on %s (pid %d)", a.name, a.slot.info.device, a.slot.info.pid)
+        return actors
 
     # -- Executor ------------------------------------------------------------------------
     def start(self) -> None:
@@ -165,249 +163,104 @@ class RayPool:
         stop_running(self.jobs)  # stop at the next step; they stay queued on disk
         for t in self._threads:
             t.join(timeout)
-        for s in self.slots:
-            self.ray.kill(s.handle)
-        if self._own_cluster:
-            self.ray.shutdown()
+        for a in self.actors:
+            self.ray.kill(a.handle)
+        # Disconnects from a cluster given by address (its processes are not ours) and stops
+        # a local one. Also what lets the process end: Ray's driver threads are not daemons,
+        # and a process that ends without running atexit (os._exit, as a forked child does)
+        # would wait on them for ever.
+        self.ray.shutdown()
 
     def workers(self) -> list[WorkerInfo]:
-        with self._cond:
-            return [
-                WorkerInfo(
-                    name=s.name,
-                    device=s.info.device if s.alive else "lost",
-                    models=s.info.models,
-                    pid=s.info.pid,
-                    job=s.entry.job_id if s.entry is not None else "",
-                    ram_free=s.info.place.device.ram_free,
-                    vram_free=s.info.place.device.vram_free,
-                )
-                for s in self.slots
-            ]
+        return self.policy.workers()
 
     def check_memory(self, job: Job) -> None:
         """Refuse (limit_exceeded) a job that fits no live actor's memory free now."""
         if self.estimate is None:
             return
-        refused = refusal_everywhere(job, self._placed(), self.estimate)
+        refused = refusal_everywhere(job, self.policy.placed(), self.estimate)
         if refused is not None:
             raise refused
 
-    def _placed(self) -> list[Placed]:
-        with self._cond:
-            return [Placed(s.name, s.info.place) for s in self.slots if s.alive]
-
     # -- scheduling ----------------------------------------------------------------------
     def _dispatch(self) -> None:
+        inboxes = {a.name: a.inbox for a in self.actors}
         while not self.stopping.is_set():
             try:
-                self._dispatch_once()
+                for start in self.policy.dispatch():
+                    inboxes[start.slot.name].put(start.entry)
             except Exception:  # the thread must outlive a bug: the jobs wait, not vanish
                 log.exception("ray: dispatch failed")
             self.jobs.wait_for_jobs(0.2)  # a put, a re-queue, or an actor freed (nudge)
 
-    def _dispatch_once(self) -> None:
-        head = {e.job_id: e for e in self.jobs.head(DISPATCH_HEAD)}
-        if not head:
-            return
-        default = self.default_model()
-        with self._cond:
-            actors = [self._state(s, default) for s in self.slots]
-        decision = dispatch.decide(
-            [_waiting(e, default) for e in head.values()], actors, self._fits(head)
-        )
-        by_name = {s.name: s for s in self.slots}
-        with self._cond:
-            for a in decision.start:
-                slot, entry = by_name[a.actor], head[a.job_id]
-                # Only this thread gives an actor work, so an idle one is still idle; the
-                # job may have been cancelled since the snapshot.
-                if slot.alive and slot.entry is None and self.jobs.claim(entry):
-                    slot.entry = entry
-                    slot.inbox.put(entry)
-            for job_id in decision.preempt:
-                entry = next(
-                    (s.entry for s in self.slots if s.entry and s.entry.job_id == job_id), None
-                )
-                if entry is not None:
-                    log.info("job %s: stopped to make room for an urgent job", job_id)
-                    entry.preempt.set()
-
-    def _state(self, slot: _Slot, default: str) -> dispatch.ActorState:
-        entry = slot.entry
-        return dispatch.ActorState(
-            slot.name,
-            tuple(slot.info.models),
-            slot.jobs_run,
-            _waiting(entry, default) if entry is not None else None,
-            slot.alive,
-            entry is not None and entry.preempt.is_set(),
-        )
-
-    def _fits(self, head: dict[str, Entry]) -> dispatch.Fits:
-        """Whether a waiting job fits an actor's memory free now (once per pair a round)."""
-        estimate = self.estimate
-        if estimate is None:
-            return dispatch.fits_anywhere
-        places = {p.name: p for p in self._placed()}
-        seen: dict[tuple[str, str], bool] = {}
-
-        def fits(job: dispatch.Waiting, actor: dispatch.ActorState) -> bool:
-            key = (job.job_id, actor.name)
-            if key not in seen:
-                place = places.get(actor.name)
-                try:
-                    refused = place is not None and refusal_on(
-                        head[job.job_id].job, place, estimate
-                    )
-                except Exception:  # a bug in the estimate: the actor checks again anyway
-                    log.exception("job %s: no memory estimate for %s", job.job_id, actor.name)
-                    refused = False
-                seen[key] = not refused
-            return seen[key]
-
-        return fits
-
     def _refresh(self) -> None:
         """Ask the idle actors what they hold and what is free, now and then."""
+        handles = {a.name: a.handle for a in self.actors}
         while not self.stopping.wait(REFRESH_S):
-            with self._cond:
-                idle = [s for s in self.slots if s.alive and s.entry is None]
-            for slot in idle:
+            for slot in self.policy.idle():
                 try:
-                    info = self.ray.get(slot.handle.info.remote(), timeout=REFRESH_S)
+                    info = self.ray.get(handles[slot.name].info.remote(), timeout=REFRESH_S)
                 except Exception:  # dying or restarting: the job's thread deals with it
                     continue
-                with self._cond:
-                    slot.info = info
+                self.policy.update_info(slot, info)
 
     # -- one actor -----------------------------------------------------------------------
-    def _serve(self, slot: _Slot) -> None:
+    def _serve(self, actor: _Actor) -> None:
         poster = Poster(self.feed)
         try:
             while not self.stopping.is_set():
                 try:
-                    entry = slot.inbox.get(timeout=0.2)
+                    entry = actor.inbox.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                self._run(slot, entry, poster)
+                self._run(actor, entry, poster)
         finally:
             poster.close()
 
-    def _run(self, slot: _Slot, entry: Entry, poster: Poster) -> None:
-        end: P.Message | None = None
-        lost = requeued = made_room = False
-        attempts = entry.attempts
-        try:
-            end = run_entry(
-                entry,
-                lambda job, **kw: self._remote(slot, job, **kw),
-                self.feed,
-                poster,
-                self.stopping,
-            )
-            if self._made_room(entry, end, attempts):
-                end, requeued, made_room = None, True, True
-        except WorkerLost as exc:
-            lost = True
-            end = self._after_loss(slot, entry, exc)
-            requeued = end is None and not self.stopping.is_set()
-        finally:
-            # A re-queued entry may be running on another actor already: not ours to end.
-            if not requeued:
-                self.jobs.done(entry)
-            with self._cond:
-                slot.jobs_run += 1
-                if not lost:
-                    slot.entry = None
-                if made_room:
-                    # Back in the queue with its actor free and its flag down in one step:
-                    # the dispatcher never sees it running and not yet making room.
-                    entry.preempt.clear()
-                    self.jobs.requeue(entry)
-                    log.info(
-                        "job %s: queued again after making room on %s", entry.job_id, slot.name
-                    )
-                self._cond.notify_all()
-            self.jobs.nudge()  # the dispatcher: an actor may be free
-            if end is not None:
-                poster.post(entry.job_id, end)
-        if lost and not self.stopping.is_set():
-            self._reattach(slot)
-
-    def _made_room(self, entry: Entry, end: P.Message, attempts: int) -> bool:
-        """Whether the job stopped to make room for an urgent one: then it goes back to
-        the queue at its place (the caller puts it there), its start not counted. One that
-        ended otherwise meanwhile (a result, an error, a client's cancel, the server
-        stopping) ends as it ended."""
-        if not entry.preempt.is_set():
-            return False
-        if end.type != P.CANCELLED or entry.cancel.is_set() or self.stopping.is_set():
-            return False
-        entry.attempts = attempts
-        if attempts == 0 and self.feed.durable is not None:
-            self.feed.durable.undo_start(entry.job_id)
-        return True
-
-    def _after_loss(self, slot: _Slot, entry: Entry, exc: WorkerLost) -> P.Message | None:
-        """Queue the job again for another actor, or end it: None when it was queued."""
-        job_id = entry.job_id
-        if self.stopping.is_set():
-            return None  # stays on disk for the next start, like a shutdown's cancel
-        if entry.attempts < MAX_ATTEMPTS:
-            log.warning("job %s: %s died running it (%s); running it again", job_id, slot.name, exc)
-            entry.avoid = slot.name
-            entry.preempt.clear()  # it is not running now: no room left to make
-            self.jobs.requeue(entry)
-            return None
-        log.error("job %s: a worker died running it %d times; giving up", job_id, entry.attempts)
-        forget(self.feed, job_id)
-        return P.error_message(
-            ErrorCode.POISON_JOB,
-            f"the worker running this job died {entry.attempts} times; it is not started again "
-            "(try a smaller size or batch)",
-            job_id,
+    def _run(self, actor: _Actor, entry: Entry, poster: Poster) -> None:
+        ending = self.policy.run(
+            actor.slot,
+            entry,
+            lambda job, **kw: self._remote(actor, job, **kw),
+            self.feed,
+            poster,
+            self.stopping,
         )
+        self.jobs.nudge()  # the dispatcher: an actor may be free
+        if ending.message is not None:
+            poster.post(entry.job_id, ending.message)
+        if ending.actor_died and not self.stopping.is_set():
+            self._reattach(actor)
 
-    def _reattach(self, slot: _Slot) -> None:
+    def _reattach(self, actor: _Actor) -> None:
         """Wait for Ray to restart the actor (its model cache is empty then), then free it."""
         deadline = time.monotonic() + ACTOR_START_TIMEOUT_S
         info: ActorInfo | None = None
         while info is None:
             try:
-                info = self.ray.get(slot.handle.info.remote(), timeout=ACTOR_START_TIMEOUT_S)
+                info = self.ray.get(actor.handle.info.remote(), timeout=ACTOR_START_TIMEOUT_S)
             except self.ray.exceptions.ActorUnavailableError as exc:
                 # Ray answers at once while the actor restarts (its imports take a while):
                 # ask again, until the deadline.
                 if time.monotonic() < deadline and not self.stopping.wait(REATTACH_POLL_S):
                     continue
-                self._lose(slot, exc)
+                self.policy.actor_lost(actor.slot, str(exc))
                 return
             except Exception as exc:
-                self._lose(slot, exc)
+                self.policy.actor_lost(actor.slot, str(exc))
                 return
-        log.info("ray: %s is back (pid %d)", slot.name, info.pid)
-        with self._cond:
-            slot.info = info
-            slot.entry = None
-            self._cond.notify_all()
-
-    def _lose(self, slot: _Slot, exc: Exception) -> None:
-        log.error("ray: %s did not come back: %s", slot.name, exc)
-        with self._cond:
-            slot.alive = False
-            slot.entry = None
-            self._cond.notify_all()
+        self.policy.actor_back(actor.slot, info)
+        self.jobs.nudge()
 
     def _remote(
-        self, slot: _Slot, job: Job, *, on_progress: ProgressFn, should_cancel: Callable[[], bool]
+        self, actor: _Actor, job: Job, *, on_progress: ProgressFn, should_cancel: Callable[[], bool]
     ) -> JobResult:
-        """engine.run, on the slot's actor: events streamed back, a cancel forwarded."""
-        stream = slot.handle.run.options(num_returns="streaming").remote(job)
+        """engine.run, on the actor: events streamed back, a cancel forwarded."""
+        stream = actor.handle.run.options(num_returns="streaming").remote(job)
         done = threading.Event()
         threading.Thread(
             target=when_set,
-            args=(should_cancel, done, lambda: slot.handle.cancel.remote(job.job_id)),
+            args=(should_cancel, done, lambda: actor.handle.cancel.remote(job.job_id)),
             name="dreamwire-ray-cancel",
             daemon=True,
         ).start()
@@ -426,17 +279,10 @@ class RayPool:
         if end is None:
             raise WorkerLost("its event stream ended without an end")
         if end.place is not None:
-            with self._cond:
-                slot.info = ActorInfo(slot.info.pid, slot.info.device, end.place)
+            self.policy.update_place(actor.slot, end.place)
         if end.error is not None:
             raise DreamwireError.from_dict(end.error)
         if end.failure:
             raise RuntimeError(end.failure)
         assert end.result is not None
         return end.result
-
-
-def _waiting(entry: Entry, default_model: str) -> dispatch.Waiting:
-    return dispatch.Waiting(
-        entry.job_id, entry.rank, entry.seq, entry.job.model or default_model, entry.avoid
-    )

@@ -28,7 +28,13 @@ RUNNING_STEPS = 150
 RAY_START_TIMEOUT_S = 400
 # A private loopback cluster: Ray's token auth (on once ~/.ray/auth_token exists) is off for
 # both the head and the front, whatever an earlier local cluster left in the home folder.
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+# No drain on SIGTERM: the head's default waits up to 30 s for a node that nothing uses,
+# and the teardown's SIGTERM to the group has already taken its GCS (measured: 34 s -> 4 s).
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+}
 
 
 def _free_port() -> int:
