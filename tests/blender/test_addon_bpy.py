@@ -647,3 +647,40 @@ def test_local_backend_failure_stays_on_screen_and_quitting_stops_the_backend(in
     assert c["local_started"] == [["FINISHED"], None] and c["local_cleared"] == ""
     assert c["local_running_before_quit"]
     assert c["local_exit_after_quit"] is not None  # stopped, not left running
+
+
+def test_train_lora_from_collection_renders_a_turntable_and_trains(
+    addon_zip, tmp_path, tiny_models
+):
+    """Four 64 px views of the collection alone (a red cube outside it never shows),
+    captioned trigger word, names, side; two steps on the tiny SD1 in a private model root,
+    so the LoRA stays out of the shared library."""
+    import shutil
+
+    sd1 = Path("models") / "Stable-diffusion" / "tiny-sd1.safetensors"
+    root = tmp_path / "root"
+    (root / sd1).parent.mkdir(parents=True)
+    shutil.copyfile(tiny_models / sd1, root / sd1)
+    with BackendProcess([root], tmp_path / "backend") as proc:
+        c = run_scenario("train_collection", addon_zip, tmp_path, proc, lora_name="zxbot_turn")
+    # The views alternate between two heights (15 and 35 degrees): the higher ones are
+    # captioned "from above" as well.
+    captions = [
+        f"zxbot, robot, body, robot head, {side}"
+        for side in ("front view", "side view, from above", "back view", "side view, from above")
+    ]
+    assert c["render_shapes"] == [[64, 64, 4]] * 4
+    assert c["red_pixels"] == [0, 0, 0, 0], c["red_pixels"]
+    assert all(n > 200 for n in c["object_pixels"]), c["object_pixels"]  # framed, not a dot
+    assert c["crate_render_restored"]
+    assert c["cameras_left"] == []  # the turntable camera is removed
+    assert c["error"] is None and c["result"] == ["FINISHED"], c
+    assert c["status"][0] == "finished" and "<lora:zxbot_turn:1>" in c["status"][1]
+    job = c["job"]
+    assert [p["caption"] for p in job["pictures"]] == captions
+    assert job["max_train_steps"] == 2 and job["resolution"] == 64
+    lora = next(root.glob("models/*/zxbot_turn.safetensors"))
+    assert lora.stat().st_size > 0
+    assert c["sample"] == [64, 64]
+    assert "no mesh objects" in c["empty"]
+    assert "more pictures than one job may carry (32" in c["too_many"]
