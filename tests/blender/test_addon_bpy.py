@@ -559,6 +559,8 @@ def test_n_panel_is_collapsible_sub_panels_in_both_editors(addon_zip, tmp_path):
     assert "dreamwire.project_multiview" in ops["DREAMWIRE_PT_view3d_texturing_views"]
     assert "dreamwire.upscale_image" in ops["DREAMWIRE_PT_image_upscale"]
     assert "dreamwire.render_animation" in ops["DREAMWIRE_PT_view3d_animation"]
+    assert "dreamwire.train_lora_collection" in ops["DREAMWIRE_PT_view3d_model"]
+    assert {"train_collection", "train_trigger"} <= set(props["DREAMWIRE_PT_view3d_model"])
     assert "dreamwire.show_preview" in ops["DREAMWIRE_PT_image"]
     assert "dreamwire.show_preview" not in ops["DREAMWIRE_PT_view3d"]
     locked = c["locked_while_running"]
@@ -650,19 +652,18 @@ def test_local_backend_failure_stays_on_screen_and_quitting_stops_the_backend(in
 
 
 def test_train_lora_from_collection_renders_a_turntable_and_trains(
-    addon_zip, tmp_path, tiny_models
+    addon_zip, tmp_path, backend, tiny_models
 ):
     """Four 64 px views of the collection alone (a red cube outside it never shows),
-    captioned trigger word, names, side; two steps on the tiny SD1 in a private model root,
-    so the LoRA stays out of the shared library."""
-    import shutil
-
-    sd1 = Path("models") / "Stable-diffusion" / "tiny-sd1.safetensors"
-    root = tmp_path / "root"
-    (root / sd1).parent.mkdir(parents=True)
-    shutil.copyfile(tiny_models / sd1, root / sd1)
-    with BackendProcess([root], tmp_path / "backend") as proc:
-        c = run_scenario("train_collection", addon_zip, tmp_path, proc, lora_name="zxbot_turn")
+    captioned trigger word, names, side; two steps on the tiny SD1. The shared backend
+    writes the LoRA into the tiny library's first root: removed again, so the library the
+    other tests see stays as it was."""
+    try:
+        c = run_scenario("train_collection", addon_zip, tmp_path, backend, lora_name="zxbot_turn")
+        loras = [p.stat().st_size for p in tiny_models.glob("models/*/zxbot_turn.safetensors")]
+    finally:
+        for f in tiny_models.glob("models/*/zxbot_turn.*"):
+            f.unlink(missing_ok=True)
     # The views alternate between two heights (15 and 35 degrees): the higher ones are
     # captioned "from above" as well.
     captions = [
@@ -679,8 +680,7 @@ def test_train_lora_from_collection_renders_a_turntable_and_trains(
     job = c["job"]
     assert [p["caption"] for p in job["pictures"]] == captions
     assert job["max_train_steps"] == 2 and job["resolution"] == 64
-    lora = next(root.glob("models/*/zxbot_turn.safetensors"))
-    assert lora.stat().st_size > 0
+    assert len(loras) == 1 and loras[0] > 0, loras
     assert c["sample"] == [64, 64]
     assert "no mesh objects" in c["empty"]
     assert "more pictures than one job may carry (32" in c["too_many"]
