@@ -8,6 +8,8 @@ import bpy
 import numpy as np
 from mathutils import Vector
 
+from dreamwire.shared.lora_training import MAX_TRAINING_PICTURES
+
 from . import bpy_data, connection
 from .core.job_builder import round_size
 from .core.tasks import ActionError
@@ -101,8 +103,11 @@ def train_from_collection(context):
         raise ActionError("Choose the collection to train on.")
     req = request(scene)
     coll_name = coll.name
-    # The wire's default limit now; the backend's own once it has welcomed us.
-    check_request(req, [o.name for o in _meshes(coll)], None)
+    # The backend's own limit once it has welcomed us; before that only what needs none
+    # (run() checks again against the welcome, before anything renders).
+    welcome = connection.welcome()
+    limits = welcome.limits if welcome is not None else {"max_images": MAX_TRAINING_PICTURES}
+    check_request(req, [o.name for o in _meshes(coll)], limits)
 
     def run():
         welcome = connection.welcome()
