@@ -245,6 +245,29 @@ class DREAMWIRE_OT_split_layers(_ActionOperator, bpy.types.Operator):
         return lambda welcome: missing_for_layers(welcome, model)
 
 
+class DREAMWIRE_OT_train_lora_collection(_ActionOperator, bpy.types.Operator):
+    """Render the chosen collection all the way round and train a LoRA on the renders (captions: trigger word, names, side seen); the LoRA goes into the backend's LoRA folder"""
+
+    bl_idname = "dreamwire.train_lora_collection"
+    bl_label = "Train LoRA from Collection"
+
+    def make_action(self, context):
+        from . import train_collection
+
+        return train_collection.train_from_collection(context)
+
+    def missing(self, context):
+        from dreamwire.shared.family_support import model_info, refusal
+
+        model = context.scene.dreamwire.model
+
+        def refused(welcome):  # before anything renders: SD1.x and SDXL train
+            why = refusal(model_info(model, welcome), "train_lora")
+            return [why] if why else []
+
+        return refused
+
+
 class DREAMWIRE_OT_cancel(bpy.types.Operator):
     """Cancel the running Dreamwire action"""
 
@@ -488,6 +511,7 @@ _classes = (
     DREAMWIRE_OT_upscale_image,
     DREAMWIRE_OT_edit_texture,
     DREAMWIRE_OT_split_layers,
+    DREAMWIRE_OT_train_lora_collection,
     DREAMWIRE_OT_cancel,
     DREAMWIRE_OT_connect,
     DREAMWIRE_OT_start_backend,

@@ -497,6 +497,32 @@ class DREAMWIRE_PG_settings(bpy.types.PropertyGroup):
             o.keypoint: ((o.bone, o.end) if o.bone.strip() else None) for o in self.pose_overrides
         }
 
+    # Train LoRA from collection: renders of the collection round a turntable
+    train_collection: PointerProperty(
+        name="Collection",
+        type=bpy.types.Collection,
+        description="The collection whose meshes are rendered all the way round to train on",
+    )
+    train_name: StringProperty(
+        name="LoRA name", default="", description="The LoRA's file name: <lora:name:1>"
+    )
+    train_trigger: StringProperty(
+        name="Trigger word",
+        default="",
+        description="The word every caption starts with; write it in prompts to call the LoRA",
+    )
+    train_steps: IntProperty(
+        name="Training steps", default=200, min=1, max=100000, description="kohya's max_train_steps"
+    )
+    train_views: IntProperty(
+        name="Views",
+        default=8,
+        min=2,
+        max=64,
+        description="Renders round the collection, alternating two heights (at most the "
+        "backend's pictures per job, 32 by default)",
+    )
+
     def controls(self):
         return [(name, getattr(self, name)) for name in CONTROL_NAMES]
 

@@ -125,6 +125,23 @@ def _draw_model(layout, context) -> None:
     row.active = refusal(info, "seamless") is None
     row.prop(props, "seamless")
     col.prop(props, "two_pass")
+    _draw_training(layout, props, info)
+
+
+def _draw_training(layout, props, info) -> None:
+    """Train LoRA from collection: its renders and captions train the panel's model."""
+    box = layout.box()
+    box.label(text="Train LoRA", icon="OUTLINER_COLLECTION")
+    box.prop(props, "train_collection")
+    row = box.row(align=True)
+    row.prop(props, "train_name")
+    row.prop(props, "train_trigger")
+    row = box.row(align=True)
+    row.prop(props, "train_steps")
+    row.prop(props, "train_views")
+    row = box.row()
+    row.active = refusal(info, "train_lora") is None  # greyed out; it refuses with the reason
+    row.operator("dreamwire.train_lora_collection", icon="RENDER_STILL")
 
 
 def _draw_controls(layout, context) -> None:

@@ -1570,6 +1570,67 @@ def sc_grid():
         )
 
 
+def sc_train_collection():
+    """Train LoRA from collection: a grey two-part collection beside a red cube outside it;
+    the operator renders four turntable views and trains the tiny SD1 for two steps."""
+    clear_scene()
+    s = settings(steps=1, size=64)
+    coll = bpy.data.collections.new("Robot")
+    bpy.context.scene.collection.children.link(coll)
+    grey = bpy.data.materials.new("grey")
+    grey.diffuse_color = (0.5, 0.5, 0.5, 1.0)
+    red = bpy.data.materials.new("red")
+    red.use_nodes = True
+    bsdf = red.node_tree.nodes["Principled BSDF"]
+    bsdf.inputs["Base Color"].default_value = (1.0, 0.0, 0.0, 1.0)
+    bsdf.inputs["Emission Color"].default_value = (1.0, 0.0, 0.0, 1.0)
+    bsdf.inputs["Emission Strength"].default_value = 5.0
+    parts = [cube("Body", 0.6), cube("Robot_Head.001", 0.3, (0, 0, 0.9))]
+    for o in parts:
+        bpy.context.scene.collection.objects.unlink(o)
+        coll.objects.link(o)
+    # Outside the collection, right where the side views look past the robot: hidden.
+    outside = cube("Crate", 0.5, (3.0, 0.0, 0.3))
+    outside.data.materials.append(red)
+    light = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    bpy.context.scene.collection.objects.link(light)
+    s.train_collection = coll
+    s.train_name = CONFIG["lora_name"]
+    s.train_trigger = "zxbot"
+    s.train_steps = 2
+    s.train_views = 4
+    import importlib
+
+    tc = importlib.import_module("bl_ext.user_default.dreamwire.train_collection")
+    res, err = run_op(lambda: bpy.ops.dreamwire.train_lora_collection())
+    record("result", res)
+    record("error", err)
+    # The renders the operator sent, as it shows them.
+    renders = [pixels(bpy.data.images[tc.VIEW_IMAGE.format(i + 1)]) for i in range(4)]
+    record("render_shapes", [list(r.shape) for r in renders])
+    record(
+        "red_pixels",
+        [int(((r[..., 0] > 150) & (r[..., 1] < 80) & (r[..., 2] < 80)).sum()) for r in renders],
+    )
+    record(
+        "object_pixels",
+        [int((np.abs(r[..., :3] - r[0, 0, :3]).max(-1) > 20).sum()) for r in renders],
+    )
+    record("crate_render_restored", not outside.hide_render)
+    record("cameras_left", sorted(o.name for o in bpy.data.objects if o.type == "CAMERA"))
+    st = bpy.context.window_manager.dreamwire_status
+    record("status", [st.state, st.text])
+    record("job", job_field(f"train {CONFIG['lora_name']}", "train_lora"))
+    sample = bpy.data.images.get(tc.SAMPLE_IMAGE)
+    record("sample", list(sample.size) if sample is not None else None)
+    # Refused before anything renders: an empty collection, and too many views.
+    s.train_collection = bpy.data.collections.new("Empty")
+    record("empty", run_op(lambda: bpy.ops.dreamwire.train_lora_collection())[1])
+    s.train_collection = coll
+    s.train_views = 40
+    record("too_many", run_op(lambda: bpy.ops.dreamwire.train_lora_collection())[1])
+
+
 def main():
     try:
         install()

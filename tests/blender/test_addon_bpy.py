@@ -559,6 +559,8 @@ def test_n_panel_is_collapsible_sub_panels_in_both_editors(addon_zip, tmp_path):
     assert "dreamwire.project_multiview" in ops["DREAMWIRE_PT_view3d_texturing_views"]
     assert "dreamwire.upscale_image" in ops["DREAMWIRE_PT_image_upscale"]
     assert "dreamwire.render_animation" in ops["DREAMWIRE_PT_view3d_animation"]
+    assert "dreamwire.train_lora_collection" in ops["DREAMWIRE_PT_view3d_model"]
+    assert {"train_collection", "train_trigger"} <= set(props["DREAMWIRE_PT_view3d_model"])
     assert "dreamwire.show_preview" in ops["DREAMWIRE_PT_image"]
     assert "dreamwire.show_preview" not in ops["DREAMWIRE_PT_view3d"]
     locked = c["locked_while_running"]
@@ -647,3 +649,38 @@ def test_local_backend_failure_stays_on_screen_and_quitting_stops_the_backend(in
     assert c["local_started"] == [["FINISHED"], None] and c["local_cleared"] == ""
     assert c["local_running_before_quit"]
     assert c["local_exit_after_quit"] is not None  # stopped, not left running
+
+
+def test_train_lora_from_collection_renders_a_turntable_and_trains(
+    addon_zip, tmp_path, backend, tiny_models
+):
+    """Four 64 px views of the collection alone (a red cube outside it never shows),
+    captioned trigger word, names, side; two steps on the tiny SD1. The shared backend
+    writes the LoRA into the tiny library's first root: removed again, so the library the
+    other tests see stays as it was."""
+    try:
+        c = run_scenario("train_collection", addon_zip, tmp_path, backend, lora_name="zxbot_turn")
+        loras = [p.stat().st_size for p in tiny_models.glob("models/*/zxbot_turn.safetensors")]
+    finally:
+        for f in tiny_models.glob("models/*/zxbot_turn.*"):
+            f.unlink(missing_ok=True)
+    # The views alternate between two heights (15 and 35 degrees): the higher ones are
+    # captioned "from above" as well.
+    captions = [
+        f"zxbot, robot, body, robot head, {side}"
+        for side in ("front view", "side view, from above", "back view", "side view, from above")
+    ]
+    assert c["render_shapes"] == [[64, 64, 4]] * 4
+    assert c["red_pixels"] == [0, 0, 0, 0], c["red_pixels"]
+    assert all(n > 200 for n in c["object_pixels"]), c["object_pixels"]  # framed, not a dot
+    assert c["crate_render_restored"]
+    assert c["cameras_left"] == []  # the turntable camera is removed
+    assert c["error"] is None and c["result"] == ["FINISHED"], c
+    assert c["status"][0] == "finished" and "<lora:zxbot_turn:1>" in c["status"][1]
+    job = c["job"]
+    assert [p["caption"] for p in job["pictures"]] == captions
+    assert job["max_train_steps"] == 2 and job["resolution"] == 64
+    assert len(loras) == 1 and loras[0] > 0, loras
+    assert c["sample"] == [64, 64]
+    assert "no mesh objects" in c["empty"]
+    assert "more pictures than one job may carry (32" in c["too_many"]
