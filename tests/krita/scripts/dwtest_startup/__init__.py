@@ -766,6 +766,8 @@ class Driver:
             len(d.controller.queue()),
             first.seed != d.controller.last_job.seed,
         ]
+        d.queue_menu.aboutToShow.emit()  # what the menu lists when opened
+        r["menu"] = [a.text() for a in d.queue_menu.actions() if a.text()]
         acts["dreamwire_cancel"].trigger()
         self.out["actions"] = r
         return True
