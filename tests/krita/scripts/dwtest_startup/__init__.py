@@ -392,6 +392,10 @@ class Driver:
         d = self.docker
         if self.doc.activeNode() is None or self.doc.activeNode().name() != "paint":
             return False
+        from dreamwire_krita import krita_host as host
+
+        # What "Train LoRA from these layers" takes: the Layers docker's selection.
+        self.out["selected_layers"] = [x.name for x in host.selected_layer_infos(self.doc)]
         self.remember_active()
         d.prompt.setPlainText("a lighthouse at dusk")
         d.model.setCurrentText("tiny-sd1")
