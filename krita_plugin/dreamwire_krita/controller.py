@@ -46,6 +46,8 @@ from .logic.params import Params
 from .logic.regions import PlanError
 from .logic.session import Pending, Session, SessionError
 from .result_history import ResultHistory
+from .train_actions import ACTION as TRAIN
+from .train_actions import TrainActions
 from .xyz_actions import XyzActions
 
 
@@ -85,6 +87,7 @@ class Controller:
         self.live = LiveActions(self)
         self.ever_connected = False  # this connection reached the backend once
         self.xyz = XyzActions(self)
+        self.train = TrainActions(self)
         self.splits: list[batch_split.SplitBatch] = []  # batches split across workers
 
     # -- connection ---------------------------------------------------------------
@@ -559,6 +562,9 @@ class Controller:
         if pending is not None and pending.action == "xyz" and self.xyz.run is not None:
             self.xyz.on_progress()
             return
+        if pending is not None and pending.action == TRAIN:
+            self.train.on_progress(progress)
+            return
         running = progress.state != "queued"
         if not running and self.status.progress is not None and self._running_elsewhere(pending):
             return  # a job waiting behind the running one: the bar stays on the running one
@@ -613,6 +619,9 @@ class Controller:
         if pending.action == "xyz":
             self.xyz.on_result(pending, result)
             return
+        if pending.action == TRAIN:
+            self.train.on_result(pending, result)
+            return
         if pending.action == "live":
             self.live.on_result(pending, result)
             return
@@ -655,6 +664,9 @@ class Controller:
         if pending is not None and pending.action == "xyz":
             self.xyz.on_error(message)
             return
+        if pending is not None and pending.action == TRAIN:
+            self.train.on_error(pending, message)
+            return
         self._end_split(pending)
         self.status.preview = self.status.progress = None
         self.show_status(message=message, level="error")
@@ -665,6 +677,9 @@ class Controller:
             return
         if pending.action == "xyz":
             self.xyz.on_cancelled()
+            return
+        if pending.action == TRAIN:
+            self.train.on_cancelled(pending)
             return
         landed = self._end_split(pending)
         self.status.preview = self.status.progress = None

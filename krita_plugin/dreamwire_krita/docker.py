@@ -38,6 +38,7 @@ from dreamwire.shared.refine_upscaler import PIXEL_UPSCALERS, upscaler_choices
 from dreamwire.shared.xyz_axes import AXES
 
 from . import krita_host as host
+from . import train_lora_dialog
 from .controller import Controller
 from .history_panel import HistoryPanel
 from .live_panel import LivePanel
@@ -903,14 +904,24 @@ class DreamwireDocker(DockWidget):
         shown = self.controller.queue()
         if not shown:
             self.queue_menu.addAction("No jobs in the queue").setEnabled(False)
-            return
         for entry in shown:
             act = self.queue_menu.addAction(f"Cancel: {entry.text}")
             act.triggered.connect(lambda _c=False, j=entry.job_id: self.controller.cancel(j))
+        if shown:
+            self.queue_menu.addSeparator()
+            self.queue_menu.addAction("Cancel all").triggered.connect(
+                lambda _c=False: self.controller.cancel()
+            )
+        # Training is a queue job too; here it costs the docker no height (workspaces.py).
         self.queue_menu.addSeparator()
-        self.queue_menu.addAction("Cancel all").triggered.connect(
-            lambda _c=False: self.controller.cancel()
+        self.queue_menu.addAction("Train LoRA from these layers…").triggered.connect(
+            lambda _c=False: self._train_lora()
         )
+
+    def _train_lora(self) -> None:
+        req = train_lora_dialog.ask(self.controller.train.last, self)
+        if req is not None:
+            self.controller.train.train(req, self.params())
 
     # -- view updates -------------------------------------------------------------------
     def show_message(self, text: str, level: str = "info") -> None:

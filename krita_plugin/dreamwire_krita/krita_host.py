@@ -181,6 +181,25 @@ def layer_infos(doc) -> list[LayerInfo]:
     return out
 
 
+def selected_layer_infos(doc) -> list[LayerInfo]:
+    """The layers selected in the Layers docker of `doc`'s view (none without a view:
+    a document a script opened)."""
+    win = Krita.instance().activeWindow()
+    view = win.activeView() if win is not None else None
+    shown = view.document() if view is not None else None
+    if shown is None or doc_key(shown) != doc_key(doc):
+        return []
+    return [LayerInfo(node_id(n), n.name(), bool(n.visible())) for n in view.selectedNodes()]
+
+
+def top_level_paint_infos(doc) -> list[LayerInfo]:
+    return [
+        LayerInfo(node_id(n), n.name(), bool(n.visible()))
+        for n in doc.rootNode().childNodes()
+        if n.type() == "paintlayer"
+    ]
+
+
 def layer_svg(doc, unique_id: str) -> str | None:
     node = find_node(doc, unique_id)
     if node is not None and node.type() == "vectorlayer":

@@ -376,3 +376,20 @@ def test_attention_maps_land_as_a_group_of_overlays_named_by_word(run):
     assert a["words"] == ["a", "red", "fox", "snow"]  # base prompt "a red fox, (snow:1.2)"
     assert a["visible"] == [True, False, False, False]
     assert all(b == [0, 0, 64, 64] for b in a["bounds"])
+
+
+def test_train_lora_from_two_layers_names_a_lora_the_backend_then_lists(run):
+    out, record, _ = run
+    t = out["train_lora"]
+    print("train from layers seconds:", t.get("seconds"))
+    # One visible paint layer is refused before anything is sent.
+    assert t["refused"][0] is None and "at least 2 pictures" in t["refused"][1], t
+    assert t["ok"], t["message"]
+    assert not t["listed_before"] and t["listed"]  # the docker's lists, asked again, hold it
+    assert "dw-krita-trained.safetensors" in t["message"] and t["files"] == [
+        "dw-krita-trained.safetensors"
+    ]
+    assert t["sent"]["mode"] == "train_lora" and t["sent"]["steps"] == 2
+    assert t["sent"]["captions"] == ["dwchar, red coat", "dwchar, blue hat"]
+    assert t["sent"]["shapes"] == [[64, 64, 3], [64, 64, 3]]
+    assert any(p.startswith("Training: step 2/2") for p in t["progress"]), t["progress"]

@@ -94,6 +94,11 @@ def test_krita_actions_generate_cancel_and_toggle_live(gui):
     assert a["generated"] and a["cancelled"].startswith("Cancelled")
     # Two presses: two jobs in the queue menu, each with its own random seed.
     assert a["queue"] == ["Queue 2 (2 waiting)", 2, True], a["queue"]
+    # The menu: each job, Cancel all, and the training entry (no docker height for it).
+    assert len([t for t in a["menu"] if t.startswith("Cancel: ")]) == 2, a["menu"]
+    assert a["menu"][-2:] == ["Cancel all", "Train LoRA from these layers…"], a["menu"]
+    # The view's selected layers (the active one) are what a training would take.
+    assert gui[0]["selected_layers"] == ["paint"], gui[0].get("selected_layers")
 
 
 def test_docker_without_a_document_says_so(gui):

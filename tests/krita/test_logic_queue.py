@@ -46,6 +46,8 @@ def test_queue_lists_what_waits_and_what_runs_and_counts_them():
     assert shown[0].text == "Generate “a lighthouse”, seed 101: generating"
     assert shown[1].text.endswith("seed 102: waiting, 1 ahead")
     assert shown[2].text.endswith("seed 103: waiting")
+    trains = jq.entries([_job(6, "training", action="train_lora", prompt="mychar")])
+    assert trains[0].text == "Train lora “mychar”, seed 106: training"
     prompt = shown[3].text.split("“")[1].split("”")[0]
     assert prompt.startswith("a very long prompt a") and len(prompt) == jq.PROMPT_CHARS
     assert shown[3].text.startswith("Inpaint") and "2 ahead" in shown[3].text

@@ -79,7 +79,8 @@ def entries(jobs: Iterable[QueuedJob]) -> list[QueueEntry]:
         if job.action in HIDDEN:
             continue
         prompt = _short(job.prompt)
-        what = f"{job.action.capitalize()} “{prompt}”" if prompt else job.action.capitalize()
+        action = job.action.replace("_", " ").capitalize()  # "train_lora": "Train lora"
+        what = f"{action} “{prompt}”" if prompt else action
         out.append(
             QueueEntry(
                 job.job_id,

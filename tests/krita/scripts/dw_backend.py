@@ -458,6 +458,11 @@ def check(cfg):
     out["attention_maps"] = dw_xyz.check_attention_maps(c, base)
     out["a1111_tools_seconds"] = [t1 - t0, t2 - t1, time.monotonic() - t2]
 
+    # -- a LoRA trained from two layers --------------------------------------------------------
+    import dw_train
+
+    out["train_lora"] = dw_train.check(c, base, cfg["models"])
+
     # -- a Flux model in the docker (its own connection to the same backend) ----------------
     import dw_flux
 

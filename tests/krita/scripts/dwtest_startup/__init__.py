@@ -392,6 +392,10 @@ class Driver:
         d = self.docker
         if self.doc.activeNode() is None or self.doc.activeNode().name() != "paint":
             return False
+        from dreamwire_krita import krita_host as host
+
+        # What "Train LoRA from these layers" takes: the Layers docker's selection.
+        self.out["selected_layers"] = [x.name for x in host.selected_layer_infos(self.doc)]
         self.remember_active()
         d.prompt.setPlainText("a lighthouse at dusk")
         d.model.setCurrentText("tiny-sd1")
@@ -766,6 +770,8 @@ class Driver:
             len(d.controller.queue()),
             first.seed != d.controller.last_job.seed,
         ]
+        d.queue_menu.aboutToShow.emit()  # what the menu lists when opened
+        r["menu"] = [a.text() for a in d.queue_menu.actions() if a.text()]
         acts["dreamwire_cancel"].trigger()
         self.out["actions"] = r
         return True
