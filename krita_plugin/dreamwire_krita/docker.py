@@ -746,7 +746,18 @@ class DreamwireDocker(DockWidget):
         )
         self.make_control_button.clicked.connect(self._make_control)
         self.control_type.currentIndexChanged.connect(lambda _i: self._fill_makeable())
-        lay.addWidget(self.make_control_button)
+        # A draggable pose template, in the make button's row (no height to spare).
+        self.add_pose_button = QPushButton("Add pose")
+        self.add_pose_button.setToolTip(
+            "A standing OpenPose body in the selection (else the canvas) on a new pose "
+            "control layer, or one more person on the active pose layer: drag its joints "
+            "with the shape tool, the limbs follow"
+        )
+        self.add_pose_button.clicked.connect(lambda: self.controller.add_pose())
+        make_row = QHBoxLayout()
+        make_row.addWidget(self.make_control_button, 1)
+        make_row.addWidget(self.add_pose_button)
+        lay.addLayout(make_row)
         self._fill_makeable()
         # Each control layer's tick switches it on or off for jobs without unmarking or
         # hiding it (Krita AI Diffusion's per-layer toggle); in the list, not a new row,

@@ -161,6 +161,27 @@ def test_vector_layer_drawn_as_a_skeleton_is_read_as_a_pose(gui):
     assert v["exact"], v["max_diff"]
 
 
+def test_add_pose_is_a_draggable_body_whose_limbs_follow_and_one_undo_takes(gui):
+    p = gui[0]["pose"]
+    assert p["type"] == "vectorlayer" and p["mark"] == ["openpose"], p
+    assert p["shapes"] == [18, 17] and p["in_selection"], p  # the selection holds it
+    assert p["message"].startswith("Added a pose layer")
+    (_, n0), (step, n1) = p["steps"]
+    assert n1 == n0 + 1 and step == "Add Layer", p["steps"]  # one undo step, whole
+    f = p["follow"]
+    # The docker's timer moved the limb elbow-wrist onto the dragged wrist.
+    assert f["wrist"] == pytest.approx([9.0, -7.0], abs=1e-3)
+    assert f["limb_ends"] == pytest.approx(f["elbow_wrist"], abs=0.5)
+    assert f["seconds"] < 5, f
+    # The job's control image is the annotator's drawing of the joints as dragged.
+    assert f["units"] == ["openpose"] and f["exact"]
+    u = p["undo"]
+    assert u["undone"] and u["redone"], u
+    applied, (_, n0), (step, n1) = u["applied"]
+    assert applied and n1 == n0 + 1 and step == "Add Layer", u  # an applied result: one step
+    assert u["apply_undone"], u
+
+
 def test_docker_offers_control_types_the_backend_serves_and_adds_regions(gui):
     out = gui[0]
     assert "error" not in out, out.get("error")

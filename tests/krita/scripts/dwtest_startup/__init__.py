@@ -39,6 +39,9 @@ class Driver:
             self.wait_inpainted,
             self.settle("inpaint"),
             self.vector_pose,
+            self.pose_template,
+            self.pose_follows,
+            self.pose_undo,
             self.controls_and_regions,
             self.reference_and_region,
             self.live_on,
@@ -477,6 +480,113 @@ class Driver:
         }
         return True
 
+    def _layers(self):
+        from dreamwire_krita import krita_host as host
+
+        return [n.name() for n in host.iter_nodes(self.doc.rootNode())]
+
+    def pose_template(self):
+        """ "Add pose": a standing body in the selection, on a new pose control layer, in
+        one undo step; then a joint dragged as the shape tool would move it."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.pose import pose_joints
+        from PyQt5.QtCore import QPointF
+
+        d, c = self.docker, self.docker.controller
+        self.pose_before = {"layers": self._layers(), "steps": undo_steps()}
+        d.add_pose_button.click()
+        made = [n for n in host.iter_nodes(self.doc.rootNode()) if n.name() == "Pose"]
+        layer = made[0]
+        self.pose_id = host.node_id(layer)
+        for node_id in list(c.marks(self.doc)):  # this layer's pose only, in the job
+            if node_id != self.pose_id:
+                c.set_mark(node_id, None, self.doc)
+        names = sorted(s.name() for s in layer.shapes())
+        joints = pose_joints(layer.toSvg(), self.doc.width(), self.doc.height())
+        box = host.selection_rect(self.doc)
+        wrist = [s for s in layer.shapes() if s.name() == "P00_J04"][0]
+        self.wrist_from = next((j.x, j.y) for j in joints if j.index == 4)
+        self.wrist_move = (9.0, -7.0)  # a 72 dpi document: points are pixels
+        p = wrist.position()
+        wrist.setPosition(QPointF(p.x() + self.wrist_move[0], p.y() + self.wrist_move[1]))
+        self.pose_t0 = time.monotonic()
+        self.out["pose"] = {
+            "message": d.message.text(),
+            "type": layer.type(),
+            "mark": [m.type for i, m in c.marks(self.doc).items() if i == self.pose_id],
+            "shapes": [len([n for n in names if "_J" in n]), len([n for n in names if "_B" in n])],
+            "in_selection": all(
+                box.x <= j.x <= box.right and box.y <= j.y <= box.bottom for j in joints
+            ),
+            "steps": [self.pose_before["steps"], undo_steps()],
+        }
+        return True
+
+    def pose_follows(self):
+        """The docker's timer moves the dragged wrist's limbs; a job's control image is
+        drawn from the joints, the moved wrist where it was dragged to."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.pose import pose_joints, svg_shapes
+        from dreamwire_krita.logic.pose_template import stale_bones
+        from dreamwire_krita.logic.regions import plan_generate
+
+        from dreamwire.shared.imaging.openpose import PoseFrame, PosePerson, draw_bodypose
+
+        w, h = self.doc.width(), self.doc.height()
+        svg = host.find_node(self.doc, self.pose_id).toSvg()
+        if stale_bones(svg, w, h):
+            return False
+        joints = {j.index: (j.x, j.y) for j in pose_joints(svg, w, h)}
+        limb = [s for s in svg_shapes(svg, w, h) if s.id and s.id.text() == "P00_B03"][0]
+        plan = plan_generate(host.canvas_rect(self.doc), None)
+        units = self.docker.controller._control_units(self.doc, plan)
+        kp = np.zeros((18, 3))
+        for i, (x, y) in joints.items():
+            kp[i] = (x, y, 1)
+        want = draw_bodypose(PoseFrame(plan.region.w, plan.region.h, [PosePerson(kp)]))
+        self.out["pose"]["follow"] = {
+            "seconds": time.monotonic() - self.pose_t0,
+            "wrist": [joints[4][0] - self.wrist_from[0], joints[4][1] - self.wrist_from[1]],
+            "limb_ends": [
+                limb.point(limb.cx - limb.rx, limb.cy),
+                limb.point(limb.cx + limb.rx, limb.cy),
+            ],
+            "elbow_wrist": [joints[3], joints[4]],
+            "units": [u.type for u in units],
+            "exact": bool(units and np.array_equal(units[0].image, want)),
+        }
+        return True
+
+    def pose_undo(self):
+        """One Ctrl+Z takes an applied result away whole; the next the pose layer, which
+        Ctrl+Shift+Z brings back with its shapes."""
+        from dreamwire_krita import krita_host as host
+
+        k, c = Krita.instance(), self.docker.controller
+
+        def undo(name="edit_undo"):
+            k.action(name).trigger()
+            self.doc.waitForDone()
+
+        # Apply a result from the history (the Generate one, without a mask).
+        index = next(i for i in range(len(c.history)) if c.history[i].mask is None)
+        before = {"layers": self._layers(), "steps": undo_steps()}
+        name = c.apply(index, self.doc)
+        r = {"applied": [name in self._layers(), before["steps"], undo_steps()]}
+        undo()
+        r["apply_undone"] = self._layers() == before["layers"]
+        undo()
+        r["undone"] = self._layers() == self.pose_before["layers"]
+        undo("edit_redo")
+        back = host.find_node(self.doc, self.pose_id)
+        r["redone"] = back is not None and len(back.shapes()) == 35
+        undo()
+        c.set_mark(self.pose_id, None, self.doc)
+        paint = [n for n in self.doc.rootNode().childNodes() if n.name() == "paint"]
+        self.doc.setActiveNode(paint[0])
+        self.out["pose"]["undo"] = r
+        return True
+
     def controls_and_regions(self):
         """Control types offered per model, a Reference layer's unit, Add region."""
         from dreamwire_krita import krita_host as host
@@ -796,6 +906,21 @@ class Driver:
         QApplication.instance().closeAllWindows()
         Krita.instance().action("file_quit").trigger()
         return True
+
+
+def undo_steps():
+    """The active document's undo history as Krita's History docker lists it: the step
+    names and how many (the first row is the document's unchanged state)."""
+    from PyQt5.QtWidgets import QListView
+
+    for dock in Krita.instance().dockers():
+        if dock.objectName() == "History":
+            views = dock.findChildren(QListView)
+            model = views[0].model() if views else None
+            if model is not None:
+                rows = [model.data(model.index(i, 0)) for i in range(model.rowCount())]
+                return [rows[-1], len(rows)]
+    return None
 
 
 def ctl_regions(doc):
