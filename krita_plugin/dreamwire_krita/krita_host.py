@@ -495,6 +495,17 @@ class KeepActive:
             node = node.parentNode()
 
 
+def in_a_view(doc) -> bool:
+    """Whether some window shows the document (Krita 5.1 crashes on vector shapes added
+    to a document no view shows, as a script's may be)."""
+    key = doc_key(doc)
+    return any(
+        v.document() is not None and doc_key(v.document()) == key
+        for w in Krita.instance().windows()
+        for v in w.views()
+    )
+
+
 def _shows(doc) -> bool:
     """Whether the document is open in the active view (Krita's actions act on it)."""
     win = Krita.instance().activeWindow()

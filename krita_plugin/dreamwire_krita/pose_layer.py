@@ -20,6 +20,7 @@ from . import krita_host as host
 from .logic import pose_template as tpl
 from .logic.geometry import Rect
 from .logic.pose import parse_id
+from .logic.regions import PlanError
 
 LAYER_NAME = "Pose"
 FOLLOW_EVERY_S = 0.5  # Krita AI Diffusion's pose timer
@@ -36,6 +37,8 @@ def add_pose(doc, box: Rect | None):
     """A standing body in `box` (None: the canvas). Onto the active layer when it is a
     pose layer already (one more person), else on a new pose layer above the active one,
     made active so the shape tool drags its joints. Returns (layer, made a new layer)."""
+    if not host.in_a_view(doc):
+        raise PlanError("Open the document in a window first: poses are vector shapes.")
     canvas = host.canvas_rect(doc)
     w, h, xres = doc.width(), doc.height(), doc.xRes()
     active = doc.activeNode()
@@ -69,6 +72,8 @@ def _built_elsewhere(doc, svg: str):
 
 def follow(doc, layer) -> int:
     """Move the limbs whose joints moved back onto them; how many moved."""
+    if layer is None or not host.in_a_view(doc):
+        return 0
     stale = tpl.stale_bones(layer.toSvg(), doc.width(), doc.height())
     if not stale:
         return 0

@@ -173,29 +173,6 @@ def test_control_layer_arrives_as_the_right_image(run):
     assert image.shape == (64, 64, 3) and np.array_equal(image, want)
 
 
-def test_a_dragged_pose_joint_moves_in_the_jobs_pose_image_and_its_limbs_follow(run):
-    from dreamwire.shared.imaging.openpose import PoseFrame, PosePerson, draw_bodypose
-
-    out, record, _ = run
-    r = out["pose"]
-    assert r["ok"], r["message"]
-    joints = {i: (x, y) for i, x, y in r["joints"]}
-    moved = {int(i): tuple(p) for i, p in r["before"].items()}
-    assert joints[4] == pytest.approx((moved[4][0] + 10, moved[4][1] - 6))  # the wrist
-    assert all(joints[i] == pytest.approx(moved[i]) for i in joints if i != 4)
-    # The one limb ending at the wrist (elbow-wrist) was off it before the job (no timer
-    # without a view) and back on its joints after it.
-    assert r["stale"] == [1, 0]
-    assert r["limb_ends"] == pytest.approx([joints[3], joints[4]], abs=0.5)
-    kp = np.zeros((18, 3))
-    for i, (x, y) in joints.items():
-        kp[i] = (x, y, 1)
-    image = _arrived(record, r["job_id"], "control-0-openpose.npy")
-    assert np.array_equal(image, draw_bodypose(PoseFrame(96, 96, [PosePerson(kp)])))
-    wx, wy = round(joints[4][0]), round(joints[4][1])
-    assert image[wy, wx].tolist() == [170, 255, 0]  # the wrist's colour where it was dragged
-
-
 def test_a_switched_off_control_layer_is_left_out_and_back_in_when_on(run):
     out, record, _ = run
     off = out["control"]["off"]

@@ -171,10 +171,13 @@ def test_add_pose_is_a_draggable_body_whose_limbs_follow_and_one_undo_takes(gui)
     f = p["follow"]
     # The docker's timer moved the limb elbow-wrist onto the dragged wrist.
     assert f["wrist"] == pytest.approx([9.0, -7.0], abs=1e-3)
-    assert f["limb_ends"] == pytest.approx(f["elbow_wrist"], abs=0.5)
+    ends, joints = (sum(f[k], []) for k in ("limb_ends", "elbow_wrist"))
+    assert ends == pytest.approx(joints, abs=0.5), f
     assert f["seconds"] < 5, f
-    # The job's control image is the annotator's drawing of the joints as dragged.
-    assert f["units"] == ["openpose"] and f["exact"]
+    # The job Generate sent the backend has the annotator's drawing of the joints as
+    # dragged, the wrist's colour where the wrist now is; the backend ran it.
+    assert f["units"] == ["openpose"] and f["exact"] and f["wrist_colour"] == [170, 255, 0]
+    assert p["job_done"].startswith("1 result to choose"), p["job_done"]
     u = p["undo"]
     assert u["undone"] and u["redone"], u
     applied, (_, n0), (step, n1) = u["applied"]

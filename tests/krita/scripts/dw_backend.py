@@ -102,43 +102,6 @@ def _previews(c, cfg, base, canvas):
     return r
 
 
-def _pose(c, base):
-    """Add pose on a document without a view, drag the right wrist, generate: the job's
-    control image comes from the joints, and the limbs have followed on the way."""
-    from dreamwire_krita import krita_host as host
-    from dreamwire_krita.logic.params import Params
-    from dreamwire_krita.logic.pose import pose_joints, svg_shapes
-    from dreamwire_krita.logic.pose_template import stale_bones
-    from krita import Krita
-    from PyQt5.QtCore import QPointF
-
-    doc = Krita.instance().createDocument(96, 96, "pose", "RGBA", "U8", "", 72.0)
-    pose_id = c.add_pose(doc)
-    layer = host.find_node(doc, pose_id)
-    before = {j.index: (j.x, j.y) for j in pose_joints(layer.toSvg(), 96, 96)}
-    wrist = [s for s in layer.shapes() if s.name() == "P00_J04"][0]
-    p = wrist.position()
-    wrist.setPosition(QPointF(p.x() + 10, p.y() - 6))  # 72 dpi: points are pixels
-    stale = len(stale_bones(layer.toSvg(), 96, 96))
-    n = len(c.applied)
-    jid = c.generate(Params(**base, seed=8), doc)
-    ok = _wait_applied(c, n)
-    svg = layer.toSvg()
-    limb = [s for s in svg_shapes(svg, 96, 96) if s.id and s.id.text() == "P00_B03"][0]
-    return {
-        "job_id": jid,
-        "ok": ok,
-        "message": c.status.message,
-        "before": before,
-        "joints": [(j.index, j.x, j.y) for j in pose_joints(svg, 96, 96)],
-        "stale": [stale, len(stale_bones(svg, 96, 96))],
-        "limb_ends": [
-            limb.point(limb.cx - limb.rx, limb.cy),
-            limb.point(limb.cx + limb.rx, limb.cy),
-        ],
-    }
-
-
 def check(cfg):
     import dreamwire_krita  # noqa: F401
     from dreamwire_krita import krita_host as host
@@ -379,9 +342,6 @@ def check(cfg):
     ok = _wait_applied(c, n)
     out["control"] = {"job_id": jid, "ok": ok, "message": c.status.message, "off": off}
     np.save(cfg["dump"] + "/control-sketch.npy", sketch)
-
-    # -- a pose template with a dragged joint: the job's pose image has it moved -------------
-    out["pose"] = _pose(c, base)
 
     # -- history: insert again, copy parameters back -----------------------------------------------
     count = len(doc6.rootNode().childNodes())

@@ -39,9 +39,6 @@ class Driver:
             self.wait_inpainted,
             self.settle("inpaint"),
             self.vector_pose,
-            self.pose_template,
-            self.pose_follows,
-            self.pose_undo,
             self.controls_and_regions,
             self.reference_and_region,
             self.live_on,
@@ -54,6 +51,10 @@ class Driver:
             self.actions_cancelled,
             self.tiling,
             self.tiling_cancelled,
+            self.pose_template,
+            self.pose_undo,
+            self.pose_follows,
+            self.pose_job,
             self.manual_shots,
             self.finish,
         ]
@@ -490,9 +491,13 @@ class Driver:
         one undo step; then a joint dragged as the shape tool would move it."""
         from dreamwire_krita import krita_host as host
         from dreamwire_krita.logic.pose import pose_joints
-        from PyQt5.QtCore import QPointF
+        from krita import Selection
 
         d, c = self.docker, self.docker.controller
+        c.hide_preview()  # a result the last steps left to choose: out of the undo checks
+        sel = Selection()
+        sel.select(20, 8, 40, 48, 255)
+        self.doc.setSelection(sel)
         self.pose_before = {"layers": self._layers(), "steps": undo_steps()}
         d.add_pose_button.click()
         made = [n for n in host.iter_nodes(self.doc.rootNode()) if n.name() == "Pose"]
@@ -504,12 +509,7 @@ class Driver:
         names = sorted(s.name() for s in layer.shapes())
         joints = pose_joints(layer.toSvg(), self.doc.width(), self.doc.height())
         box = host.selection_rect(self.doc)
-        wrist = [s for s in layer.shapes() if s.name() == "P00_J04"][0]
         self.wrist_from = next((j.x, j.y) for j in joints if j.index == 4)
-        self.wrist_move = (9.0, -7.0)  # a 72 dpi document: points are pixels
-        p = wrist.position()
-        wrist.setPosition(QPointF(p.x() + self.wrist_move[0], p.y() + self.wrist_move[1]))
-        self.pose_t0 = time.monotonic()
         self.out["pose"] = {
             "message": d.message.text(),
             "type": layer.type(),
@@ -528,7 +528,6 @@ class Driver:
         from dreamwire_krita import krita_host as host
         from dreamwire_krita.logic.pose import pose_joints, svg_shapes
         from dreamwire_krita.logic.pose_template import stale_bones
-        from dreamwire_krita.logic.regions import plan_generate
 
         from dreamwire.shared.imaging.openpose import PoseFrame, PosePerson, draw_bodypose
 
@@ -538,12 +537,27 @@ class Driver:
             return False
         joints = {j.index: (j.x, j.y) for j in pose_joints(svg, w, h)}
         limb = [s for s in svg_shapes(svg, w, h) if s.id and s.id.text() == "P00_B03"][0]
-        plan = plan_generate(host.canvas_rect(self.doc), None)
-        units = self.docker.controller._control_units(self.doc, plan)
+        # The job that Generate sends with no selection: its pose unit, drawn from the
+        # joints as dragged, goes to the backend.
+        from dataclasses import replace
+
+        c = self.docker.controller
+        Krita.instance().action("deselect").trigger()
+        self.doc.waitForDone()
         kp = np.zeros((18, 3))
         for i, (x, y) in joints.items():
             kp[i] = (x, y, 1)
-        want = draw_bodypose(PoseFrame(plan.region.w, plan.region.h, [PosePerson(kp)]))
+        c.status.level = "info"
+        marks = {i: m.type for i, m in c.marks(self.doc).items()}
+        for node_id in marks:  # this layer's pose only, in the job
+            if node_id != self.pose_id:
+                c.set_mark(node_id, None, self.doc)
+        self.pose_job_id = c.generate(replace(self.docker.params(), steps=2, batch=1), self.doc)
+        if self.pose_job_id is None:
+            raise RuntimeError(c.status.message)
+        job = c.last_job
+        want = draw_bodypose(PoseFrame(job.width, job.height, [PosePerson(kp)]))
+        pose = [u.image for u in job.controls if u.type == "openpose"]
         self.out["pose"]["follow"] = {
             "seconds": time.monotonic() - self.pose_t0,
             "wrist": [joints[4][0] - self.wrist_from[0], joints[4][1] - self.wrist_from[1]],
@@ -552,15 +566,38 @@ class Driver:
                 limb.point(limb.cx + limb.rx, limb.cy),
             ],
             "elbow_wrist": [joints[3], joints[4]],
-            "units": [u.type for u in units],
-            "exact": bool(units and np.array_equal(units[0].image, want)),
+            "units": [u.type for u in job.controls],
+            "marks": sorted(marks.values()),
+            "exact": bool(pose and np.array_equal(pose[0], want)),
+            "wrist_colour": pose[0][round(joints[4][1]), round(joints[4][0])].tolist()
+            if pose
+            else None,
         }
+        return True
+
+    def pose_job(self):
+        """The backend ran it: its result waits in the history; discarded again."""
+        c = self.docker.controller
+        if c.status.level == "error":
+            raise RuntimeError(c.status.message)
+        mine = [i for i in range(len(c.history)) if c.history[i].job_id == self.pose_job_id]
+        if not mine:
+            return False
+        self.out["pose"]["job_done"] = c.status.message
+        c.discard(mine[0])
+        c.set_mark(self.pose_id, None, self.doc)  # and the pose layer out of the manual
+        from dreamwire_krita import krita_host as host
+
+        host.find_node(self.doc, self.pose_id).remove()
+        paint = [n for n in self.doc.rootNode().childNodes() if n.name() == "paint"]
+        self.doc.setActiveNode(paint[0])
         return True
 
     def pose_undo(self):
         """One Ctrl+Z takes an applied result away whole; the next the pose layer, which
-        Ctrl+Shift+Z brings back with its shapes."""
+        Ctrl+Shift+Z brings back with its shapes; then a joint is dragged."""
         from dreamwire_krita import krita_host as host
+        from PyQt5.QtCore import QPointF
 
         k, c = Krita.instance(), self.docker.controller
 
@@ -580,11 +617,13 @@ class Driver:
         undo("edit_redo")
         back = host.find_node(self.doc, self.pose_id)
         r["redone"] = back is not None and len(back.shapes()) == 35
-        undo()
-        c.set_mark(self.pose_id, None, self.doc)
-        paint = [n for n in self.doc.rootNode().childNodes() if n.name() == "paint"]
-        self.doc.setActiveNode(paint[0])
         self.out["pose"]["undo"] = r
+        # Drag the right wrist as the shape tool would move it; the pose layer is active.
+        self.doc.setActiveNode(back)
+        wrist = [s for s in back.shapes() if s.name() == "P00_J04"][0]
+        p = wrist.position()
+        wrist.setPosition(QPointF(p.x() + 9.0, p.y() - 7.0))  # 72 dpi: points are pixels
+        self.pose_t0 = time.monotonic()
         return True
 
     def controls_and_regions(self):
