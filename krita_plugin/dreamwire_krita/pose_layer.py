@@ -1,9 +1,9 @@
 """The pose template on a Krita vector layer: add a body, keep its limbs on its joints.
 
-Undo: a new pose layer is built in a scratch document and its copy added to the
-artist's, so adding it is one undo step ("Add Layer"; shapes added to a layer already in
-the document would be a second, "Create shapes"). A person added to an existing pose
-layer is one step ("Create shapes"). Limbs follow dragged joints through
+Undo: a new pose layer is two undo steps, "Add Layer" and "Create shapes" (Krita
+AI Diffusion's way; a layer built in a scratch document and copied in would be one step, but
+Krita 5.1's node manager then misses its shapes and crashed in our tests), a person added
+to an existing pose layer one ("Create shapes"). Limbs follow dragged joints through
 Shape.setTransformation, which Krita records no undo step for: the artist's Ctrl+Z undoes
 their own drags, and the limbs follow the joints back. Decisions live in
 logic/pose_template.py.
@@ -51,23 +51,10 @@ def add_pose(doc, box: Rect | None):
         host.refresh(doc)
         return active, False
     svg = tpl.person_svg(0, tpl.standing_body(box or canvas), canvas, xres)
-    return host.insert_above_active(doc, _built_elsewhere(doc, svg)), True
-
-
-def _built_elsewhere(doc, svg: str):
-    """A vector layer holding `svg`, made in a scratch document and copied: the copy
-    enters the artist's document with its shapes in one undo step."""
-    k = Krita.instance()
-    scratch = k.createDocument(
-        doc.width(), doc.height(), "dreamwire scratch", "RGBA", "U8", "", doc.xRes()
-    )
-    try:
-        layer = scratch.createVectorLayer(LAYER_NAME)
-        scratch.rootNode().addChildNode(layer, None)
-        layer.addShapesFromSvg(svg)
-        return layer.duplicate()
-    finally:
-        scratch.close()
+    layer = host.insert_above_active(doc, doc.createVectorLayer(LAYER_NAME))
+    layer.addShapesFromSvg(svg)
+    host.refresh(doc)
+    return layer, True
 
 
 def follow(doc, layer) -> int:

@@ -487,8 +487,7 @@ class Driver:
         return [n.name() for n in host.iter_nodes(self.doc.rootNode())]
 
     def pose_template(self):
-        """ "Add pose": a standing body in the selection, on a new pose control layer, in
-        one undo step; then a joint dragged as the shape tool would move it."""
+        """ "Add pose": a standing body in the selection, on a new pose control layer."""
         from dreamwire_krita import krita_host as host
         from dreamwire_krita.logic.pose import pose_joints
         from krita import Selection
@@ -569,9 +568,6 @@ class Driver:
             "units": [u.type for u in job.controls],
             "marks": sorted(marks.values()),
             "exact": bool(pose and np.array_equal(pose[0], want)),
-            "wrist_colour": pose[0][round(joints[4][1]), round(joints[4][0])].tolist()
-            if pose
-            else None,
         }
         return True
 
@@ -594,7 +590,7 @@ class Driver:
         return True
 
     def pose_undo(self):
-        """One Ctrl+Z takes an applied result away whole; the next the pose layer, which
+        """One Ctrl+Z takes an applied result away whole; two more the pose layer, which
         Ctrl+Shift+Z brings back with its shapes; then a joint is dragged."""
         from dreamwire_krita import krita_host as host
         from PyQt5.QtCore import QPointF
@@ -613,7 +609,9 @@ class Driver:
         undo()
         r["apply_undone"] = self._layers() == before["layers"]
         undo()
+        undo()  # the pose layer's shapes, then the layer
         r["undone"] = self._layers() == self.pose_before["layers"]
+        undo("edit_redo")
         undo("edit_redo")
         back = host.find_node(self.doc, self.pose_id)
         r["redone"] = back is not None and len(back.shapes()) == 35
