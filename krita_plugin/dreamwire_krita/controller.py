@@ -21,6 +21,7 @@ from dreamwire.shared.native_size import model_family
 from dreamwire.shared.refine_upscaler import welcome_upscalers
 
 from . import krita_host as host
+from . import pose_layer
 from .live_actions import LiveActions
 from .logic import (
     batch_split,
@@ -85,6 +86,7 @@ class Controller:
         self.last_job = None  # the last job built, for scripts and tests to inspect
         self.layer_count = 4  # how many layers the Layers action asks for
         self.live = LiveActions(self)
+        self.poses = pose_layer.Follower()  # the active pose layer's limbs follow its joints
         self.ever_connected = False  # this connection reached the backend once
         self.xyz = XyzActions(self)
         self.train = TrainActions(self)
@@ -169,6 +171,8 @@ class Controller:
                     self.on_state(self.status.state)
         if self.live.on:
             self.live.tick()
+        with contextlib.suppress(Exception):  # a document closing under the timer
+            self.poses.tick()
 
     @property
     def busy(self) -> bool:
@@ -502,6 +506,8 @@ class Controller:
         for node_id, mark in live.items():
             svg = host.layer_svg(doc, node_id) if mark.type == "openpose" else None
             if svg is not None:
+                # The layer's limbs catch up with its joints; the image is drawn from joints.
+                pose_layer.follow(doc, host.find_node(doc, node_id))
                 from .logic.pose import pose_image_from_svg
 
                 image = pose_image_from_svg(svg, plan.region, doc.width(), doc.height())
@@ -518,6 +524,23 @@ class Controller:
                     continue
             units.append(ctl.control_unit(mark, layers[node_id]))
         return units
+
+    def add_pose(self, doc=None) -> str | None:
+        """A draggable standing body (pose_layer.py) in the selection, else the canvas: a
+        new pose control layer, or one more person on the active pose layer."""
+        try:
+            doc = doc or host.active_document()
+            sel = host.selection_rect(doc)
+            box = sel.intersect(host.canvas_rect(doc)) if sel is not None else None
+            layer, new = pose_layer.add_pose(doc, None if box is None or box.empty() else box)
+            if new:
+                self.set_mark(host.node_id(layer), ctl.ControlMark("openpose"), doc)
+        except Exception as exc:  # PlanError, or a Krita surprise: say so, keep the docker
+            self.show_status(message=getattr(exc, "message", None) or str(exc), level="error")
+            return None
+        what = "Added a pose layer" if new else "Added a person"
+        self.show_status(message=f"{what}: drag its joints with the shape tool.", level="info")
+        return host.node_id(layer)
 
     def control_offers(self, model: str) -> list[ctl.Offer]:
         """The docker's control types, marked by what the backend serves for `model`."""
@@ -695,12 +718,12 @@ class Controller:
             # Krita AI Diffusion's upscale: the document takes the result's size.
             host.scale_document(doc, plan.region.w, plan.region.h)
         keep = host.KeepActive(doc)  # the artist's layer stays the one they paint on
-        group = host.add_group(
+        # Every layer of the job enters inside its group, in one undo step.
+        group = host.ResultGroup(
             doc, naming.group_name(params.prompt, len(result.images), plan.action)
         )
-        keep.add(group)
-        names = []
-        below = None  # a layers job's stack: each layer over the one before (bottom first)
+        names, records = [], []
+        # Each layer goes over the one before (bottom first): a layers job's stack too.
         for gen in sorted(result.images, key=lambda g: g.layer):
             rgba = jobs.crop_result(np.asarray(gen.image), plan)
             name = naming.layer_name(params.prompt, gen.seed, plan.action)
@@ -711,31 +734,32 @@ class Controller:
 
             if gen.layer >= 0:
                 name = naming.stack_layer_name(gen.layer, len(result.images))
-            layer, kind = host.add_result_layer(
-                doc, group, name, rgba, plan.target, pending.mask, masked, above=below
-            )
-            below = layer if gen.layer >= 0 else None
+            _layer, kind = group.add(name, rgba, plan.target, pending.mask, masked)
             # "pending": the mask is still being made; masked() fills in the outcome.
             record["masked"] = record["masked"] or kind
             if gen.heat_maps:
-                self._add_heat_maps(doc, group, name, gen, plan)
+                group.add_node(self._heat_maps(doc, name, gen, plan))
             names.append(name)
+            records.append((gen, rgba, record))
+        keep.add(group.insert())
+        for gen, rgba, record in records:
             self.results.remember(pending, gen, rgba, doc, applied=True)
             self.applied.append(record)
         host.refresh(doc)
         keep.finish()
         return names
 
-    def _add_heat_maps(self, doc, parent, name: str, gen, plan) -> None:
+    def _heat_maps(self, doc, name: str, gen, plan):
         """The image's DAAM maps as a group of overlays over it, one layer per word (the
-        first shown, the rest hidden: they are read one at a time)."""
-        group = doc.createGroupLayer(f"Attention maps: {name}")
-        parent.addChildNode(group, None)
+        first shown, the rest hidden: they are read one at a time); not yet in `doc`."""
+        maps = host.ResultGroup(doc, f"Attention maps: {name}")
         for i, heat in enumerate(gen.heat_maps):
             grey = np.repeat(np.asarray(heat.image)[..., None], 3, axis=2)
             rgba = heatmaps.overlay(jobs.crop_result(grey, plan)[..., 0])
-            layer, _ = host.add_result_layer(doc, group, heat.word, rgba, plan.target, None)
+            layer, _ = maps.add(heat.word, rgba, plan.target)
             layer.setVisible(i == 0)
+        maps.group.setChildNodes(maps.children)
+        return maps.group
 
     def show_status(self, **kw) -> None:
         """Set the status the docker shows (message, level, progress ...) and refresh it."""

@@ -521,13 +521,22 @@ class DreamwireDocker(DockWidget):
         )
         self.make_control_button.clicked.connect(self._make_control)
         self.control_type.currentIndexChanged.connect(lambda _i: self._fill_makeable())
-        # The depth library opens in a window of its own: this page has no height to spare.
+        # The depth library opens in a window of its own, and a draggable pose template
+        # goes in at a click: both in the make button's row (this page has no height to spare).
         self.depth_library_button = QPushButton("Depth library…")
         self.depth_library_button.setToolTip("Hand and pose depth maps to place on a depth layer")
         self.depth_library_button.clicked.connect(self._open_depth_library)
+        self.add_pose_button = QPushButton("Add pose")
+        self.add_pose_button.setToolTip(
+            "A standing OpenPose body in the selection (else the canvas) on a new pose "
+            "control layer, or one more person on the active pose layer: drag its joints "
+            "with the shape tool, the limbs follow"
+        )
+        self.add_pose_button.clicked.connect(lambda: self.controller.add_pose())
         row = QHBoxLayout()
         row.addWidget(self.make_control_button, 1)
         row.addWidget(self.depth_library_button)
+        row.addWidget(self.add_pose_button)
         lay.addLayout(row)
         self._fill_makeable()
         # Each control layer's tick switches it on or off for jobs without unmarking or

@@ -229,7 +229,12 @@ def add_group(doc, name: str):
 def add_paint_layer(doc, name: str):
     """A new, fully transparent paint layer above the active layer (at the top when none
     is active), made the active layer so the artist can paint on it at once."""
-    layer = doc.createNode(name, "paintlayer")
+    return insert_above_active(doc, doc.createNode(name, "paintlayer"))
+
+
+def insert_above_active(doc, layer):
+    """`layer` into the document above the active layer (on top when none is active), made
+    the active layer: one undo step."""
     add_above_active(doc, layer)
     doc.setActiveNode(layer)
     refresh(doc)
@@ -268,9 +273,20 @@ def add_result_layer(
     layer stays hidden until then). Otherwise (5.1 without a view) the mask is cut into
     the layer's alpha. Either way the pixels under the layer are never touched.
     Returns (layer, kind) with kind "transparency mask", "alpha", "pending" or "".
+
+    Undo: the layer is filled (and masked, on 5.2+) before it enters the document, so it
+    arrives in one undo step ("Add Layer") that takes it away whole. On 5.1 the mask made
+    through Krita's action is a second step (the manual's Undo paragraph).
     """
-    layer = doc.createNode(name, "paintlayer")
+    layer, kind = result_layer(doc, name, rgba, target, mask)
     parent.addChildNode(layer, above)  # `above`: the sibling it goes over (a layer stack)
+    return layer, start_mask(doc, layer, kind, rgba, mask, target, on_masked)
+
+
+def result_layer(doc, name: str, rgba: np.ndarray, target: Rect, mask: np.ndarray | None):
+    """The result layer, filled but not yet in the document: (layer, kind), kind as
+    add_result_layer's, or "action" when start_mask must make the mask once it is in."""
+    layer = doc.createNode(name, "paintlayer")
     if mask is None:
         _write(doc, layer, rgba, target)
         return layer, ""
@@ -279,15 +295,53 @@ def add_result_layer(
         _write(doc, layer, rgba, target)
         tmask = make("Selection")
         tmask.setSelection(_mask_selection(mask, target))
-        layer.addChildNode(tmask, None)
+        layer.setChildNodes([tmask])  # before the layer enters: no undo step of its own
         return layer, "transparency mask"
     if Krita.instance().action("add_new_transparency_mask") is not None and _shows(doc):
         # Fully transparent until the mask is there, so nothing unmasked ever shows.
         _write(doc, layer, _cut_alpha(rgba, np.zeros_like(mask)), target)
-        _MaskByAction(doc, layer, rgba, mask, target, on_masked).start()
-        return layer, "pending"
+        return layer, "action"
     _write(doc, layer, _cut_alpha(rgba, mask), target)
     return layer, "alpha"
+
+
+def start_mask(doc, layer, kind: str, rgba, mask, target: Rect, on_masked) -> str:
+    """Once a result layer is in the document: start Krita's mask action where
+    result_layer left it to (returns "pending"); otherwise the kind as it was."""
+    if kind != "action":
+        return kind
+    _MaskByAction(doc, layer, rgba, mask, target, on_masked).start()
+    return "pending"
+
+
+class ResultGroup:
+    """Result layers gathered in a group that enters the document when they are all made:
+    one undo step ("Add Layer") takes the whole job's results away again. Children are
+    given to the detached group with setChildNodes, which records no steps of its own."""
+
+    def __init__(self, doc, name: str):
+        self.doc = doc
+        self.group = doc.createGroupLayer(name)
+        self.children: list = []  # bottom first
+        self._masks: list = []
+
+    def add(self, name: str, rgba, target: Rect, mask=None, on_masked=None):
+        layer, kind = result_layer(self.doc, name, rgba, target, mask)
+        self.children.append(layer)
+        if kind == "action":
+            self._masks.append((layer, rgba, mask, target, on_masked))
+            kind = "pending"
+        return layer, kind
+
+    def add_node(self, node) -> None:
+        self.children.append(node)
+
+    def insert(self, parent=None):
+        self.group.setChildNodes(self.children)
+        (parent or self.doc.rootNode()).addChildNode(self.group, None)
+        for layer, rgba, mask, target, on_masked in self._masks:
+            start_mask(self.doc, layer, "action", rgba, mask, target, on_masked)
+        return self.group
 
 
 def _write(doc, layer, rgba: np.ndarray, target: Rect) -> None:
@@ -463,6 +517,17 @@ class KeepActive:
                     self.doc.setActiveNode(keep)
                 return
             node = node.parentNode()
+
+
+def in_a_view(doc) -> bool:
+    """Whether some window shows the document (Krita 5.1 crashes on vector shapes added
+    to a document no view shows, as a script's may be)."""
+    key = doc_key(doc)
+    return any(
+        v.document() is not None and doc_key(v.document()) == key
+        for w in Krita.instance().windows()
+        for v in w.views()
+    )
 
 
 def _shows(doc) -> bool:

@@ -96,12 +96,11 @@ class XyzActions:
         w, h = run.grid.size
         name = "X/Y/Z plot: " + " x ".join(label for _, label, _ in run.axes_text)
         host.add_result_layer(doc, doc.rootNode(), name, grid, Rect(0, 0, w, h), None)
-        if run.group:
-            group = host.add_group(doc, f"{name} (cells)")
+        if run.group:  # a second undo step: the cells enter in their group at once
+            cells = host.ResultGroup(doc, f"{name} (cells)")
             for i in range(run.total):
-                host.add_result_layer(
-                    doc, group, run.cell_name(i), run.images[i], pending.plan.target, None
-                )
+                cells.add(run.cell_name(i), run.images[i], pending.plan.target)
+            cells.insert()
         self.owner.applied.append({"name": name, "seed": gen.seed, "masked": "", "job_id": ""})
         host.refresh(doc)
         say(message=f"X/Y/Z plot: added the {run.total}-cell grid.", level="info")

@@ -166,6 +166,31 @@ def test_vector_layer_drawn_as_a_skeleton_is_read_as_a_pose(gui):
     assert v["exact"], v["max_diff"]
 
 
+def test_add_pose_is_a_draggable_body_whose_limbs_follow_and_undo_takes_it(gui):
+    p = gui[0]["pose"]
+    assert p["type"] == "vectorlayer" and p["mark"] == ["openpose"], p
+    assert p["shapes"] == [18, 17] and p["in_selection"], p  # the selection holds it
+    assert p["message"].startswith("Added a pose layer")
+    (_, n0), (step, n1) = p["steps"]
+    # Two undo steps: the layer, then its shapes (one step crashed Krita 5.1, pose_layer.py).
+    assert n1 == n0 + 2 and step.startswith("Create"), p["steps"]
+    f = p["follow"]
+    # The docker's timer moved the limb elbow-wrist onto the dragged wrist.
+    assert f["wrist"] == pytest.approx([9.0, -7.0], abs=1e-3)
+    ends, joints = (sum(f[k], []) for k in ("limb_ends", "elbow_wrist"))
+    assert ends == pytest.approx(joints, abs=0.5), f
+    assert f["seconds"] < 5, f
+    # The job Generate sent the backend has the annotator's drawing of the joints as
+    # dragged (the wrist where it was dragged to); the backend ran it.
+    assert f["units"] == ["openpose"] and f["exact"], f
+    assert p["job_done"].startswith("1 result to choose"), p["job_done"]
+    u = p["undo"]
+    assert u["undone"] and u["redone"], u
+    applied, (_, n0), (step, n1) = u["applied"]
+    assert applied and n1 == n0 + 1 and step == "Add Layer", u  # an applied result: one step
+    assert u["apply_undone"], u
+
+
 def test_docker_offers_control_types_the_backend_serves_and_adds_regions(gui):
     out = gui[0]
     assert "error" not in out, out.get("error")

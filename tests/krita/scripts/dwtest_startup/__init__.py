@@ -54,6 +54,10 @@ class Driver:
             self.tiling_cancelled,
             self.depth_library,
             self.depth_merge,
+            self.pose_template,
+            self.pose_undo,
+            self.pose_follows,
+            self.pose_job,
             self.manual_shots,
             self.finish,
         ]
@@ -542,6 +546,150 @@ class Driver:
         }
         return True
 
+    def _layers(self):
+        from dreamwire_krita import krita_host as host
+
+        return [n.name() for n in host.iter_nodes(self.doc.rootNode())]
+
+    def pose_template(self):
+        """ "Add pose": a standing body in the selection, on a new pose control layer."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.pose import pose_joints
+        from krita import Selection
+
+        d, c = self.docker, self.docker.controller
+        c.hide_preview()  # a result the last steps left to choose: out of the undo checks
+        sel = Selection()
+        sel.select(20, 8, 40, 48, 255)
+        self.doc.setSelection(sel)
+        self.pose_before = {"layers": self._layers(), "steps": undo_steps()}
+        d.add_pose_button.click()
+        made = [n for n in host.iter_nodes(self.doc.rootNode()) if n.name() == "Pose"]
+        layer = made[0]
+        self.pose_id = host.node_id(layer)
+        for node_id in list(c.marks(self.doc)):  # this layer's pose only, in the job
+            if node_id != self.pose_id:
+                c.set_mark(node_id, None, self.doc)
+        names = sorted(s.name() for s in layer.shapes())
+        joints = pose_joints(layer.toSvg(), self.doc.width(), self.doc.height())
+        box = host.selection_rect(self.doc)
+        self.wrist_from = next((j.x, j.y) for j in joints if j.index == 4)
+        self.out["pose"] = {
+            "message": d.message.text(),
+            "type": layer.type(),
+            "mark": [m.type for i, m in c.marks(self.doc).items() if i == self.pose_id],
+            "shapes": [len([n for n in names if "_J" in n]), len([n for n in names if "_B" in n])],
+            "in_selection": all(
+                box.x <= j.x <= box.right and box.y <= j.y <= box.bottom for j in joints
+            ),
+            "steps": [self.pose_before["steps"], undo_steps()],
+        }
+        return True
+
+    def pose_follows(self):
+        """The docker's timer moves the dragged wrist's limbs; a job's control image is
+        drawn from the joints, the moved wrist where it was dragged to."""
+        from dreamwire_krita import krita_host as host
+        from dreamwire_krita.logic.pose import pose_joints, svg_shapes
+        from dreamwire_krita.logic.pose_template import stale_bones
+
+        from dreamwire.shared.imaging.openpose import PoseFrame, PosePerson, draw_bodypose
+
+        w, h = self.doc.width(), self.doc.height()
+        svg = host.find_node(self.doc, self.pose_id).toSvg()
+        if stale_bones(svg, w, h):
+            return False
+        joints = {j.index: (j.x, j.y) for j in pose_joints(svg, w, h)}
+        limb = [s for s in svg_shapes(svg, w, h) if s.id and s.id.text() == "P00_B03"][0]
+        # The job that Generate sends with no selection: its pose unit, drawn from the
+        # joints as dragged, goes to the backend.
+        from dataclasses import replace
+
+        c = self.docker.controller
+        Krita.instance().action("deselect").trigger()
+        self.doc.waitForDone()
+        kp = np.zeros((18, 3))
+        for i, (x, y) in joints.items():
+            kp[i] = (x, y, 1)
+        c.status.level = "info"
+        marks = {i: m.type for i, m in c.marks(self.doc).items()}
+        for node_id in marks:  # this layer's pose only, in the job
+            if node_id != self.pose_id:
+                c.set_mark(node_id, None, self.doc)
+        self.pose_job_id = c.generate(replace(self.docker.params(), steps=2, batch=1), self.doc)
+        if self.pose_job_id is None:
+            raise RuntimeError(c.status.message)
+        job = c.last_job
+        want = draw_bodypose(PoseFrame(job.width, job.height, [PosePerson(kp)]))
+        pose = [u.image for u in job.controls if u.type == "openpose"]
+        self.out["pose"]["follow"] = {
+            "seconds": time.monotonic() - self.pose_t0,
+            "wrist": [joints[4][0] - self.wrist_from[0], joints[4][1] - self.wrist_from[1]],
+            "limb_ends": [
+                limb.point(limb.cx - limb.rx, limb.cy),
+                limb.point(limb.cx + limb.rx, limb.cy),
+            ],
+            "elbow_wrist": [joints[3], joints[4]],
+            "units": [u.type for u in job.controls],
+            "marks": sorted(marks.values()),
+            "exact": bool(pose and np.array_equal(pose[0], want)),
+        }
+        return True
+
+    def pose_job(self):
+        """The backend ran it: its result waits in the history; discarded again."""
+        c = self.docker.controller
+        if c.status.level == "error":
+            raise RuntimeError(c.status.message)
+        mine = [i for i in range(len(c.history)) if c.history[i].job_id == self.pose_job_id]
+        if not mine:
+            return False
+        self.out["pose"]["job_done"] = c.status.message
+        c.discard(mine[0])
+        c.set_mark(self.pose_id, None, self.doc)  # and the pose layer out of the manual
+        from dreamwire_krita import krita_host as host
+
+        host.find_node(self.doc, self.pose_id).remove()
+        paint = [n for n in self.doc.rootNode().childNodes() if n.name() == "paint"]
+        self.doc.setActiveNode(paint[0])
+        return True
+
+    def pose_undo(self):
+        """One Ctrl+Z takes an applied result away whole; two more the pose layer, which
+        Ctrl+Shift+Z brings back with its shapes; then a joint is dragged."""
+        from dreamwire_krita import krita_host as host
+        from PyQt5.QtCore import QPointF
+
+        k, c = Krita.instance(), self.docker.controller
+
+        def undo(name="edit_undo"):
+            k.action(name).trigger()
+            self.doc.waitForDone()
+
+        # Apply a result from the history (the Generate one, without a mask).
+        h = c.results.history
+        index = next(i for i in range(len(h)) if h[i].mask is None)
+        before = {"layers": self._layers(), "steps": undo_steps()}
+        name = c.results.apply(index, self.doc)
+        r = {"applied": [name in self._layers(), before["steps"], undo_steps()]}
+        undo()
+        r["apply_undone"] = self._layers() == before["layers"]
+        undo()
+        undo()  # the pose layer's shapes, then the layer
+        r["undone"] = self._layers() == self.pose_before["layers"]
+        undo("edit_redo")
+        undo("edit_redo")
+        back = host.find_node(self.doc, self.pose_id)
+        r["redone"] = back is not None and len(back.shapes()) == 35
+        self.out["pose"]["undo"] = r
+        # Drag the right wrist as the shape tool would move it; the pose layer is active.
+        self.doc.setActiveNode(back)
+        wrist = [s for s in back.shapes() if s.name() == "P00_J04"][0]
+        p = wrist.position()
+        wrist.setPosition(QPointF(p.x() + 9.0, p.y() - 7.0))  # 72 dpi: points are pixels
+        self.pose_t0 = time.monotonic()
+        return True
+
     def controls_and_regions(self):
         """Control types offered per model, a Reference layer's unit, Add region."""
         from dreamwire_krita import krita_host as host
@@ -987,6 +1135,21 @@ class Driver:
         QApplication.instance().closeAllWindows()
         Krita.instance().action("file_quit").trigger()
         return True
+
+
+def undo_steps():
+    """The active document's undo history as Krita's History docker lists it: the step
+    names and how many (the first row is the document's unchanged state)."""
+    from PyQt5.QtWidgets import QListView
+
+    for dock in Krita.instance().dockers():
+        if dock.objectName() == "History":
+            views = dock.findChildren(QListView)
+            model = views[0].model() if views else None
+            if model is not None:
+                rows = [model.data(model.index(i, 0)) for i in range(model.rowCount())]
+                return [rows[-1], len(rows)]
+    return None
 
 
 def ctl_regions(doc):
