@@ -558,7 +558,7 @@ class Driver:
         from krita import Selection
 
         d, c = self.docker, self.docker.controller
-        c.hide_preview()  # a result the last steps left to choose: out of the undo checks
+        c.results.hide()  # a result the last steps left to choose: out of the undo checks
         sel = Selection()
         sel.select(20, 8, 40, 48, 255)
         self.doc.setSelection(sel)
@@ -641,11 +641,12 @@ class Driver:
         c = self.docker.controller
         if c.status.level == "error":
             raise RuntimeError(c.status.message)
-        mine = [i for i in range(len(c.history)) if c.history[i].job_id == self.pose_job_id]
+        h = c.results.history
+        mine = [i for i in range(len(h)) if h[i].job_id == self.pose_job_id]
         if not mine:
             return False
         self.out["pose"]["job_done"] = c.status.message
-        c.discard(mine[0])
+        c.results.discard(mine[0])
         c.set_mark(self.pose_id, None, self.doc)  # and the pose layer out of the manual
         from dreamwire_krita import krita_host as host
 
