@@ -183,7 +183,7 @@ def test_add_pose_is_a_draggable_body_whose_limbs_follow_and_undo_takes_it(gui):
     # The job Generate sent the backend has the annotator's drawing of the joints as
     # dragged (the wrist where it was dragged to); the backend ran it.
     assert f["units"] == ["openpose"] and f["exact"], f
-    assert p["job_done"].startswith("1 result to choose"), p["job_done"]
+    assert p["job_done"] == [True, "info"], p["job_done"]
     u = p["undo"]
     assert u["undone"] and u["redone"], u
     applied, (_, n0), (step, n1) = u["applied"]

@@ -645,7 +645,10 @@ class Driver:
         mine = [i for i in range(len(h)) if h[i].job_id == self.pose_job_id]
         if not mine:
             return False
-        self.out["pose"]["job_done"] = c.status.message
+        # The result waits in the history with its picture (the status line may already
+        # show a later progress message, so it is not what is checked).
+        entry = h[mine[0]]
+        self.out["pose"]["job_done"] = [entry.image is not None, c.status.level]
         c.results.discard(mine[0])
         c.set_mark(self.pose_id, None, self.doc)  # and the pose layer out of the manual
         from dreamwire_krita import krita_host as host
