@@ -29,6 +29,7 @@ import numpy as np
 from . import codec
 from .errors import DreamwireError, ErrorCode
 from .job import Job
+from .lora_training import MAX_TRAINING_PICTURES
 from .result import GeneratedImage, HeatMap, JobResult, Progress
 
 PROTOCOL_VERSION = 1
@@ -101,6 +102,15 @@ class Limits:
     def from_dict(cls, data: dict[str, Any]) -> Limits:
         known = {k: int(v) for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def training_picture_limit(welcome_limits: dict | None) -> int:
+    """How many pictures one train_lora job may carry to a backend whose welcome lists
+    `welcome_limits`: one binary frame each (its `max_images`, else the wire's default),
+    and never more than a job takes (lora_training.MAX_TRAINING_PICTURES)."""
+    value = (welcome_limits or {}).get("max_images")
+    limit = value if isinstance(value, int) and value > 0 else Limits().max_images
+    return min(limit, MAX_TRAINING_PICTURES)
 
 
 @dataclass

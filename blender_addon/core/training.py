@@ -21,10 +21,10 @@ from dreamwire.shared.job import Job
 from dreamwire.shared.job_mode import JobMode
 from dreamwire.shared.lora_training import (
     MAX_CAPTION,
-    MAX_TRAINING_PICTURES,
     LoraTraining,
     TrainingPicture,
 )
+from dreamwire.shared.protocol import training_picture_limit
 
 from .tasks import ActionError
 from .texturing.camera_placement import framing_distance
@@ -32,8 +32,6 @@ from .texturing.multiview import orbit_positions
 from .texturing.view_prompts import TOP, WORLD_FRAME, ViewPhrases, view_side
 
 MIN_VIEWS = 2  # one picture teaches a pose, not an object
-# The wire's own default (shared.protocol.Limits.max_images): one binary frame per picture.
-DEFAULT_MAX_IMAGES = 32
 # A view looking down this steeply (but not yet a top view) is captioned "from above" too:
 # the high-angle shots of a turntable, which artists tag apart from the level ones.
 ABOVE_DEG = 30.0
@@ -132,12 +130,6 @@ def caption(trigger: str, what: str, hint: str) -> str:
     return text[:MAX_CAPTION]
 
 
-def max_pictures(welcome_limits: dict | None) -> int:
-    """How many pictures one job may carry on this backend: one binary frame each."""
-    limit = (welcome_limits or {}).get("max_images", DEFAULT_MAX_IMAGES)
-    return min(int(limit), MAX_TRAINING_PICTURES)
-
-
 def check_request(req: TrainingRequest, objects: list[str], welcome_limits: dict | None) -> None:
     """Refuse what cannot train before anything renders."""
     if not objects:
@@ -148,7 +140,7 @@ def check_request(req: TrainingRequest, objects: list[str], welcome_limits: dict
         raise ActionError("Give the LoRA a trigger word (every caption starts with it).")
     if req.views < MIN_VIEWS:
         raise ActionError(f"A turntable needs at least {MIN_VIEWS} views, got {req.views}.")
-    cap = max_pictures(welcome_limits)
+    cap = training_picture_limit(welcome_limits)
     if req.views > cap:
         raise ActionError(
             f"{req.views} views are more pictures than one job may carry ({cap} on this "

@@ -12,7 +12,6 @@ from blender_addon.core.training import (
     TrainingRequest,
     caption,
     check_request,
-    max_pictures,
     readable_name,
     subject,
     training_job,
@@ -21,7 +20,7 @@ from blender_addon.core.training import (
 )
 from dreamwire.shared import protocol as P
 from dreamwire.shared.job import Job
-from dreamwire.shared.protocol import Limits
+from dreamwire.shared.protocol import Limits, training_picture_limit
 
 # A box off the origin, longer in x: framing must follow its own centre and size.
 BOX = np.array([[x, y, z] for x in (1.0, 5.0) for y in (-1.0, 1.0) for z in (0.0, 2.0)])
@@ -123,4 +122,4 @@ def test_refusals_before_anything_renders():
         check_request(TrainingRequest(name="a", trigger=" ", views=4), ["Cube"], None)
     with pytest.raises(ActionError, match="name"):
         check_request(TrainingRequest(name="", trigger="t", views=4), ["Cube"], None)
-    assert max_pictures(None) == Limits().max_images
+    assert training_picture_limit(None) == Limits().max_images

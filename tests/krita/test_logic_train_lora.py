@@ -10,6 +10,7 @@ import pytest
 from dreamwire_krita.logic import train_lora as tl
 from dreamwire_krita.logic.prompt_regions import LayerInfo
 
+from dreamwire.shared import protocol as P
 from dreamwire.shared.families import SD1, SDXL, FamilyInfo
 from dreamwire.shared.family_support import family_info
 
@@ -100,7 +101,7 @@ def test_picture_count_is_bounded_by_two_and_the_wire_limit():
     with pytest.raises(tl.TrainError, match="at most 3 pictures.*got 4"):
         tl.build_job(REQ, _pictures(4), "", SD1_TRAINS, {"max_images": 3})
     # No limit in the welcome: the wire's default (32 frames a message).
-    assert tl.max_pictures({}) == 32
+    assert P.training_picture_limit({}) == 32
     with pytest.raises(tl.TrainError, match="at most 32 pictures"):
         tl.build_job(REQ, _pictures(33, 8, 8), "", SD1_TRAINS, {})
 

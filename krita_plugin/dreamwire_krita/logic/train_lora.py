@@ -107,12 +107,6 @@ def flatten(rgba: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def max_pictures(limits: dict[str, int]) -> int:
-    """Each picture is one binary frame: the backend's `limits.max_images` bounds a job."""
-    value = limits.get("max_images") if limits else None
-    return value if isinstance(value, int) and value > 0 else P.Limits().max_images
-
-
 def resolution(pictures: list[LayerPicture], native: int) -> int:
     """The training side: the family's native side, or the pictures' shorter side when
     they are smaller (kohya does not upscale into a bucket), a multiple of 8."""
@@ -136,7 +130,7 @@ def build_job(
         check_job(Job(mode="train_lora", model=model), info)
     except DreamwireError as err:
         raise TrainError(err.message) from None
-    most = max_pictures(limits)
+    most = P.training_picture_limit(limits)
     if len(pictures) < MIN_PICTURES:
         raise TrainError(
             f"Training needs at least {MIN_PICTURES} pictures: select two or more layers "
